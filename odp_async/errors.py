@@ -1,0 +1,60 @@
+"""The exceptions odp_async raises.
+
+Contract
+    Every exception odp_async raises on purpose derives from `OdpError`, and also from the
+    builtin that best says what kind of mistake it is, so ``except ValueError`` keeps
+    working for callers who do not know this package.  Messages say what happened, what
+    was expected and what was found; the offending values are also kept in ``args``.
+
+See also
+    `odp_async.sync` (misuse of primitives), `odp_async._runtime.sim` (deadlocks).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InternalError",
+    "InvalidArgument",
+    "InvariantViolation",
+    "NondeterminismError",
+    "OdpError",
+    "ProtocolViolation",
+    "ReplayMismatch",
+    "WouldBlock",
+]
+
+
+class OdpError(Exception):
+    """Base class of every exception odp_async raises on purpose."""
+
+
+class InvalidArgument(OdpError, ValueError):
+    """A value passed to odp_async is out of range or of the wrong shape."""
+
+
+class ProtocolViolation(OdpError, RuntimeError):
+    """An operation was used against its contract.
+
+    Examples: releasing a lock the current task does not hold, re-acquiring a mutex the
+    current task already owns, using a primitive outside any async runtime.
+    """
+
+
+class WouldBlock(OdpError, RuntimeError):
+    """A ``*_nowait`` operation could not complete without blocking."""
+
+
+class InvariantViolation(OdpError, AssertionError):
+    """The invariant checker found the model in a state its protocol forbids."""
+
+
+class ReplayMismatch(OdpError, RuntimeError):
+    """A recorded schedule does not fit the run it was replayed against."""
+
+
+class NondeterminismError(OdpError, RuntimeError):
+    """The same choices led to different runs: the code under test is not deterministic."""
+
+
+class InternalError(OdpError, RuntimeError):
+    """A bug in odp_async itself.  Please report it with the replay token, if any."""

@@ -1,0 +1,144 @@
+"""The runtime seam: the only way model code starts, yields, sleeps or cancels tasks.
+
+Contract
+    Model code (mm, device, odp, protocols, scenarios, and any user code the explorer
+    runs) never imports anyio or trio.  It calls these functions, and the primitives of
+    `odp_async.sync`, and runs unchanged on trio, on asyncio, and under the deterministic
+    sim runtime:
+
+    ==========================  =========================================================
+    ``await checkpoint(label)``  yield; raise if cancelled.  A choice point in the sim.
+    ``current_task()``           the running task's identity.  Sync.
+    ``task_name(task)``          its name.  Sync.
+    ``task_group()``             ``async with task_group() as tg: tg.start_soon(f, *a)``
+    ``cancel_scope(...)``        a cancel scope (deadline on the runtime's clock, shield)
+    ``move_on_after(s)``         a scope that cancels its body after `s` seconds
+    ``fail_after(s)``            the same, then raises `TimeoutError`
+    ``await sleep(s)``           sleep (virtual seconds in the sim)
+    ``now()``                    the runtime's clock.  Sync.
+    ``draw(n, label)``           an int in ``range(n)``; the chooser's in the sim.  Sync.
+    ``cancelled_exc_class()``    what a cancelled checkpoint raises here
+    ==========================  =========================================================
+
+    The runtime in effect is found the way anyio finds its backend: the sim runner sets a
+    context variable in its root task's context; otherwise sniffio names the running
+    event loop.  There is no module-level switch.
+
+Concurrency
+    Every function acts on the calling task's runtime only; none keeps state here.
+
+See also
+    `odp_async._runtime.sim.run` (the deterministic runner), `odp_async.sync`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable
+from contextlib import AbstractContextManager
+
+from ._base import RUNTIME_VAR, CancelScopeLike, Runtime, TaskGroupLike, Waiter, WaitTarget
+from ._live import live_runtime
+from .sim import CHECKPOINT, trap
+
+__all__ = [
+    "CancelScopeLike",
+    "Runtime",
+    "TaskGroupLike",
+    "WaitTarget",
+    "Waiter",
+    "cancel_scope",
+    "cancelled_exc_class",
+    "checkpoint",
+    "current_runtime",
+    "current_task",
+    "draw",
+    "fail_after",
+    "move_on_after",
+    "now",
+    "sleep",
+    "task_group",
+    "task_name",
+]
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the calling task.  Raises `ProtocolViolation` outside any."""
+    rt = RUNTIME_VAR.get(None)
+    if rt is not None:
+        return rt
+    return live_runtime()
+
+
+def checkpoint(label: object = None) -> Awaitable[None]:
+    """Yield to the scheduler; raise the runtime's cancellation if cancelled.
+
+    Blocks: only to let other tasks run.  Checkpoint: always.  In the sim, a choice point
+    recorded with `label` (what the task is about to do: a string, a primitive).
+    """
+    if RUNTIME_VAR.get(None) is not None:
+        # Only the sim sets the variable; skip the method call on its hot path.
+        return trap(CHECKPOINT, label)
+    return live_runtime().checkpoint(label)
+
+
+def current_task() -> object:
+    """The calling task's identity (hashable).  Sync; never a checkpoint."""
+    return current_runtime().current_task()
+
+
+def task_name(task: object) -> str:
+    """The name of a task returned by `current_task`."""
+    return current_runtime().task_name(task)
+
+
+def task_group() -> TaskGroupLike:
+    """A new task group: ``async with task_group() as tg: tg.start_soon(fn, *args)``.
+
+    The ``async with`` block does not exit before every child has finished.  An exception
+    in a child cancels the group (siblings and body) and is re-raised from the block in an
+    `ExceptionGroup`.
+    """
+    return current_runtime().task_group()
+
+
+def cancel_scope(*, deadline: float = math.inf, shield: bool = False) -> CancelScopeLike:
+    """A cancel scope with an absolute `deadline` on `now()`'s clock."""
+    return current_runtime().cancel_scope(deadline=deadline, shield=shield)
+
+
+def move_on_after(seconds: float, *, shield: bool = False) -> CancelScopeLike:
+    """A cancel scope whose body is cancelled `seconds` from now (then silently left)."""
+    rt = current_runtime()
+    return rt.cancel_scope(deadline=rt.now() + seconds, shield=shield)
+
+
+def fail_after(seconds: float) -> AbstractContextManager[CancelScopeLike]:
+    """Like `move_on_after`, but leaving by the deadline raises `TimeoutError`."""
+    return current_runtime().fail_after_scope(seconds)
+
+
+def sleep(seconds: float) -> Awaitable[None]:
+    """Sleep `seconds` (virtual in the sim, where time jumps when every task is idle).
+
+    Blocks: for `seconds`.  Checkpoint: always.  Cancellation: raises, nothing to undo.
+    """
+    return current_runtime().sleep(seconds)
+
+
+def now() -> float:
+    """The runtime's clock: anyio's `current_time()` live, virtual seconds in the sim."""
+    return current_runtime().now()
+
+
+def draw(n: int, label: object = None) -> int:
+    """An int in ``range(n)``.  In the sim the chooser picks it (and replays it); live, random.
+
+    Sync; never a checkpoint.
+    """
+    return current_runtime().draw(n, label)
+
+
+def cancelled_exc_class() -> type[BaseException]:
+    """The exception class a cancelled checkpoint raises on the current runtime."""
+    return current_runtime().cancelled_exc_class()

@@ -1,0 +1,240 @@
+"""The trap protocol: what a runtime must provide so that one model runs on every runtime.
+
+Contract
+    A `Runtime` answers a handful of calls: who is the current task, yield at a checkpoint,
+    park the current task on a `Waiter` until someone wakes it, wake a parked waiter, sleep,
+    read the clock, open a task group or a cancel scope, draw a value.  `odp_async.sync`
+    writes each primitive's policy (who holds, who waits, who is woken) once, on top of
+    these calls; only parking and waking differ per runtime.
+
+    Two families implement it: the live runtimes (`_live`: real tasks on trio or asyncio,
+    through anyio) and the sim runtime (`sim`: a deterministic driver that steps the
+    coroutines itself and lets a chooser pick the next task at every checkpoint).
+
+Concurrency
+    A `Waiter` belongs to exactly one parked task and, while it waits, to exactly one
+    queue.  Only the queue's owner wakes it, and only once: `woken` goes False -> True and
+    never back.  A parked task that is cancelled after its waiter was woken must pass the
+    wake on (see `odp_async.sync.WaitQueue.park`); the runtime never drops a wake silently.
+
+See also
+    `odp_async._runtime` (the functions model code calls), `odp_async.sync`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextvars
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+__all__ = [
+    "RUNTIME_VAR",
+    "CancelScopeLike",
+    "Runtime",
+    "TaskGroupLike",
+    "WaitTarget",
+    "Waiter",
+]
+
+
+# Set only by the sim runner, in the root task's context (tasks inherit it).  Unset means
+# "live": the runtime is found from the running event loop, as anyio finds its backend.
+RUNTIME_VAR: contextvars.ContextVar[Runtime] = contextvars.ContextVar("odp_async.runtime")
+
+
+class WaitTarget(Protocol):
+    """What a waiter waits on: a queue that can remove it and describe itself.
+
+    `describe_wait()` feeds deadlock reports: a short text such as ``"Mutex 'm'"`` or
+    ``"SlotPool 'p' (0 free)"``, and the tasks that hold the thing waited for.
+    """
+
+    def _discard(self, waiter: Waiter) -> None: ...
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]: ...
+
+
+class Waiter:
+    """One parked task's place in one queue.
+
+    Invariants:
+      - `woken` is set (with `value`) by the queue's owner, before the runtime is asked to
+        resume the task, and is never cleared;
+      - `handle` is the runtime's own resumption token (an asyncio future, a trio task, a
+        sim task), set by `Runtime.park` before the task blocks;
+      - `runtime` is the runtime that parked the task, so a wake never has to look the
+        runtime up (it may come from another task, or from a ``finally`` during teardown).
+    """
+
+    __slots__ = ("cancellable", "handle", "kind", "queue", "runtime", "task", "value", "woken")
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        task: object,
+        queue: WaitTarget,
+        kind: int = 0,
+        *,
+        cancellable: bool = True,
+    ) -> None:
+        self.runtime = runtime
+        self.task = task
+        self.queue = queue
+        self.kind = kind
+        self.cancellable = cancellable
+        self.woken = False
+        self.value: object = None
+        self.handle: object = None
+
+    def __repr__(self) -> str:
+        state = "woken" if self.woken else "waiting"
+        return f"<Waiter {self.runtime.task_name(self.task)!r} kind={self.kind} {state}>"
+
+
+class CancelScopeLike(Protocol):
+    """The part of a cancel scope model code may use (anyio's and the sim's agree on it)."""
+
+    @property
+    def cancel_called(self) -> bool: ...
+
+    @property
+    def cancelled_caught(self) -> bool: ...
+
+    @property
+    def deadline(self) -> float: ...
+
+    @deadline.setter
+    def deadline(self, value: float) -> None: ...
+
+    @property
+    def shield(self) -> bool: ...
+
+    @shield.setter
+    def shield(self, value: bool) -> None: ...
+
+    def cancel(self, reason: str | None = None) -> None: ...
+
+    def __enter__(self) -> CancelScopeLike: ...
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool: ...
+
+
+class TaskGroupLike(Protocol):
+    """The part of a task group model code may use: anyio's ``start_soon`` and scope."""
+
+    @property
+    def cancel_scope(self) -> CancelScopeLike: ...
+
+    def start_soon(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        *args: Any,
+        name: object = None,
+    ) -> None: ...
+
+    async def __aenter__(self) -> TaskGroupLike: ...
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool: ...
+
+
+class Runtime(abc.ABC):
+    """One way of running tasks.  See the module docstring for the contract.
+
+    `is_sim` tells the primitives where the choice point of an acquire goes: the sim
+    yields *before* every attempt (so the chooser can let another task in first), a live
+    runtime attempts first and yields after a success (trio's shape), so an uncontended
+    acquire costs one scheduling pass and a contended one costs only the park.
+    """
+
+    __slots__ = ()
+
+    is_sim: bool = False
+
+    @abc.abstractmethod
+    def current_task(self) -> object:
+        """The running task's identity (hashable).  Never a checkpoint."""
+
+    @abc.abstractmethod
+    def task_name(self, task: object) -> str:
+        """A human-readable name for a task returned by `current_task`."""
+
+    @abc.abstractmethod
+    def checkpoint(self, label: object = None) -> Awaitable[None]:
+        """Yield to the scheduler and raise if the current task is cancelled.
+
+        `label` names the operation about to happen (a primitive, a string); the sim
+        records it, a live runtime ignores it.
+        """
+
+    @abc.abstractmethod
+    def park(self, waiter: Waiter) -> Awaitable[object]:
+        """Block the current task until `wake(waiter, value)`; return `value`.
+
+        Cancellable when ``waiter.cancellable``: then it raises the runtime's cancellation
+        exception.  The caller (a queue) must already hold `waiter`; on a cancellation that
+        arrives before any wake, the runtime or the caller removes it with
+        ``waiter.queue._discard(waiter)``.
+        """
+
+    @abc.abstractmethod
+    def wake(self, waiter: Waiter, value: object) -> None:
+        """Resume the task parked on `waiter` with `value`.  Sync; never a checkpoint.
+
+        The caller has already taken `waiter` out of its queue and set ``waiter.woken``.
+        If the parked task is being cancelled at the same moment, the wake is not lost:
+        the task sees ``waiter.woken`` in its cancellation handler and passes it on.
+        """
+
+    @abc.abstractmethod
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Sleep (virtual seconds in the sim).  Always a checkpoint."""
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """The runtime's clock (virtual in the sim)."""
+
+    @abc.abstractmethod
+    def task_group(self) -> TaskGroupLike:
+        """A new task group (structured concurrency: the ``async with`` waits for children)."""
+
+    @abc.abstractmethod
+    def cancel_scope(self, *, deadline: float = math.inf, shield: bool = False) -> CancelScopeLike:
+        """A new cancel scope with an absolute `deadline` on this runtime's clock."""
+
+    @abc.abstractmethod
+    def cancelled_exc_class(self) -> type[BaseException]:
+        """The exception a cancelled checkpoint raises on this runtime."""
+
+    @abc.abstractmethod
+    def draw(self, n: int, label: object = None) -> int:
+        """An integer in ``range(n)``: chosen by the chooser in the sim, random when live."""
+
+    def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
+        """A scope that cancels its body after `seconds` and then raises `TimeoutError`."""
+        return _FailAfter(self, self.cancel_scope(deadline=self.now() + seconds))
+
+
+class _FailAfter:
+    """Turns a scope's own timeout into `TimeoutError` (anyio's `fail_after` contract)."""
+
+    __slots__ = ("_runtime", "_scope")
+
+    def __init__(self, runtime: Runtime, scope: CancelScopeLike) -> None:
+        self._runtime = runtime
+        self._scope = scope
+
+    def __enter__(self) -> CancelScopeLike:
+        self._scope.__enter__()
+        return self._scope
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        swallowed = self._scope.__exit__(exc_type, exc, tb)
+        if self._scope.cancelled_caught and self._runtime.now() >= self._scope.deadline:
+            raise TimeoutError
+        return swallowed
+
+
+CoroutineFunction = Callable[..., Coroutine[Any, Any, Any]]

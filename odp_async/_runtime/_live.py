@@ -1,0 +1,162 @@
+"""The live runtimes: real tasks on trio or asyncio, inside the user's own program.
+
+Contract
+    `live_runtime()` returns the runtime of the event loop running the current task,
+    found with sniffio exactly as anyio finds its backend; outside any loop it raises
+    `ProtocolViolation`.  Task groups, cancel scopes, sleeping and the clock are anyio's,
+    so odp_async code composes with the user's anyio/trio/asyncio code (their cancel
+    scopes cancel our waits, our task groups are theirs).  Parking and waking are written
+    per backend on its cheapest primitive: trio's `wait_task_rescheduled`/`reschedule`,
+    an asyncio future.
+
+Concurrency
+    A trio park is aborted only before its wake (trio calls the abort function only while
+    the task is still blocked), so trio never needs the pass-on path.  On asyncio a task
+    can be cancelled after its future got a result; the waiter then carries ``woken`` and
+    the queue passes the wake on (see `odp_async.sync.WaitQueue.park`).
+
+See also
+    `odp_async._runtime._base` (the trap protocol), `odp_async._runtime.sim`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+from collections.abc import Awaitable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import anyio
+import outcome
+import sniffio
+import trio
+import trio.lowlevel
+
+from ..errors import InvalidArgument, ProtocolViolation
+from ._base import CancelScopeLike, Runtime, TaskGroupLike, Waiter
+
+__all__ = ["AsyncioRuntime", "TrioRuntime", "live_runtime"]
+
+
+class _AnyioRuntime(Runtime):
+    """What both live runtimes take from anyio unchanged."""
+
+    __slots__ = ()
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        if seconds != seconds or seconds < 0:
+            raise InvalidArgument(f"sleep() needs a non-negative number of seconds, got {seconds!r}")
+        return anyio.sleep(seconds)
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    def task_group(self) -> TaskGroupLike:
+        return anyio.create_task_group()
+
+    def cancel_scope(self, *, deadline: float = math.inf, shield: bool = False) -> CancelScopeLike:
+        return anyio.CancelScope(deadline=deadline, shield=shield)
+
+    def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
+        return anyio.fail_after(seconds)
+
+    def cancelled_exc_class(self) -> type[BaseException]:
+        return anyio.get_cancelled_exc_class()
+
+    def draw(self, n: int, label: object = None) -> int:
+        if not isinstance(n, int) or n < 1:
+            raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
+        # Live interleavings are not controlled, so neither are live draws.
+        return secrets.randbelow(n)
+
+
+class TrioRuntime(_AnyioRuntime):
+    """Parks on `trio.lowlevel.wait_task_rescheduled`, wakes with `reschedule`."""
+
+    __slots__ = ()
+
+    def current_task(self) -> object:
+        return trio.lowlevel.current_task()
+
+    def task_name(self, task: object) -> str:
+        return str(getattr(task, "name", task))
+
+    def checkpoint(self, label: object = None) -> Awaitable[None]:
+        return trio.lowlevel.checkpoint()
+
+    async def park(self, waiter: Waiter) -> object:
+        waiter.handle = trio.lowlevel.current_task()
+        if not waiter.cancellable:
+            with trio.CancelScope(shield=True):
+                return await trio.lowlevel.wait_task_rescheduled(_no_abort)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            # Called only while the task is still blocked, i.e. before any wake.
+            waiter.queue._discard(waiter)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def wake(self, waiter: Waiter, value: object) -> None:
+        trio.lowlevel.reschedule(waiter.handle, outcome.Value(value))  # type: ignore[arg-type]
+
+
+def _no_abort(_: Any) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
+
+
+class AsyncioRuntime(_AnyioRuntime):
+    """Parks on an asyncio future, wakes with ``set_result``."""
+
+    __slots__ = ()
+
+    def current_task(self) -> object:
+        return asyncio.current_task()
+
+    def task_name(self, task: object) -> str:
+        if isinstance(task, asyncio.Task):
+            return task.get_name()
+        return repr(task)
+
+    def checkpoint(self, label: object = None) -> Awaitable[None]:
+        return asyncio.sleep(0)
+
+    async def park(self, waiter: Waiter) -> object:
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        waiter.handle = fut
+        if waiter.cancellable:
+            return await fut
+        with anyio.CancelScope(shield=True):
+            return await asyncio.shield(fut)
+
+    def wake(self, waiter: Waiter, value: object) -> None:
+        fut = waiter.handle
+        assert isinstance(fut, asyncio.Future)
+        # A cancelled future means the task is unwinding; it sees `waiter.woken` and
+        # passes the wake on, so nothing is lost by not setting a result here.
+        if not fut.done():
+            fut.set_result(value)
+
+
+# Stateless, one per backend: nothing here changes after import.
+_LIVE: dict[str, Runtime] = {"trio": TrioRuntime(), "asyncio": AsyncioRuntime()}
+
+
+def live_runtime() -> Runtime:
+    """The live runtime of the running event loop (trio or asyncio)."""
+    try:
+        name = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise ProtocolViolation(
+            "no async runtime is running: call odp_async from inside trio.run(), "
+            "asyncio.run(), anyio.run(), or the sim runtime's run()"
+        ) from None
+    try:
+        return _LIVE[name]
+    except KeyError:
+        raise ProtocolViolation(
+            f"odp_async runs on trio or asyncio, but the running async library is {name!r}"
+        ) from None
+

@@ -1,0 +1,804 @@
+"""The sim runtime: a deterministic driver that steps coroutines itself, one task at a time.
+
+Contract
+    `run(main, *args, seed=...)` runs ``main(*args)`` as the root task of a fresh
+    `SimRuntime` and returns a `SimResult`; it never raises for what happened inside the
+    run (an error, a deadlock, a step limit are outcomes).  Every resumption of a task is
+    one *step*.  Before each step, if more than one task is runnable, the chooser picks one;
+    its answers, in order, are the run's *schedule*.  The same chooser answers give the
+    same run, bit for bit, in any process: the driver never reads the wall clock, never
+    iterates a set or a dict keyed by ``id()``, and time is virtual.
+
+    Choice points are exactly the traps a task yields to the driver: ``checkpoint``,
+    ``park`` (block on a `Waiter`) and ``sleep``.  Code under the sim must await only
+    odp_async's runtime calls and `odp_async.sync` primitives; awaiting anything else
+    (an asyncio future, a trio trap) raises `ProtocolViolation` at the await.
+
+    Structured concurrency: tasks are spawned into task groups; an exception in a child
+    cancels the group (its siblings and the body), and the group re-raises the errors as
+    a `BaseExceptionGroup` once every child has finished.  Cancel scopes and deadlines
+    follow trio: a `Cancelled` is raised at the next checkpoint or cancellable park of
+    every task inside a cancelled scope (shields stop it), and is caught by the outermost
+    cancelled scope.  Time advances only when no task is runnable, straight to the next
+    deadline (trio's autojump clock).
+
+    Deadlock: when no task is runnable, no timer is pending and the root has not
+    finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming
+    every blocked task, what it waits on and who holds that, with the wait-for cycle
+    when there is one.
+
+Concurrency
+    One OS thread.  The driver is not reentrant per runtime, but separate `run` calls
+    (even nested ones) are independent: the runtime in effect is carried by a context
+    variable set in the root task's context, never by module state.
+
+See also
+    `odp_async._runtime.choosers` (who decides), `odp_async._runtime._base` (the trap
+    protocol), `odp_async.sync` (the primitives that park).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import heapq
+import inspect
+import math
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from typing import Any, Final, Literal
+
+import attrs
+
+from ..errors import InternalError, InvalidArgument, OdpError, ProtocolViolation
+from ._base import RUNTIME_VAR, Runtime, Waiter
+from .choosers import Chooser, RandomChooser
+
+__all__ = [
+    "BlockedTask",
+    "Cancelled",
+    "Deadlock",
+    "DeadlockError",
+    "SimCancelScope",
+    "SimResult",
+    "SimRuntime",
+    "SimTask",
+    "SimTaskGroup",
+    "run",
+]
+
+# Trap opcodes: what a task yields to the driver, as ``(op, arg)``.
+CHECKPOINT: Final = 0
+PARK: Final = 1
+SLEEP: Final = 2
+
+_RUNNABLE: Final = 0
+_BLOCKED: Final = 1
+_SLEEPING: Final = 2
+_DONE: Final = 3
+
+DEFAULT_MAX_STEPS: Final = 1_000_000
+
+
+@types.coroutine
+def trap(op: int, arg: object) -> Generator[tuple[int, object], Any, Any]:
+    """The one awaitable the driver understands: yield ``(op, arg)``, return what is sent."""
+    return (yield (op, arg))
+
+
+class Cancelled(BaseException):
+    """Raised in a sim task at a checkpoint or park inside a cancelled scope.
+
+    Like trio's `Cancelled`: a `BaseException`, so ``except Exception`` does not swallow
+    it; let it propagate (clean up in ``finally``).
+    """
+
+
+class SimTask:
+    """One task of a sim run.  Identity is ``id`` (unique within the run, in spawn order)."""
+
+    __slots__ = (
+        "cancel_cached",
+        "context",
+        "coro",
+        "epoch_seen",
+        "group",
+        "id",
+        "name",
+        "resume_cancellable",
+        "scopes",
+        "send_value",
+        "sleep_token",
+        "state",
+        "throw_exc",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        task_id: int,
+        name: str,
+        coro: Coroutine[Any, Any, Any],
+        context: contextvars.Context,
+        group: SimTaskGroup | None,
+        scopes: list[SimCancelScope],
+    ) -> None:
+        self.id = task_id
+        self.name = name
+        self.coro = coro
+        self.context = context
+        self.group = group
+        # Invariant: scopes[i] encloses scopes[i + 1]; the innermost scope is last.
+        self.scopes = scopes
+        self.state = _RUNNABLE
+        self.send_value: object = None
+        self.throw_exc: BaseException | None = None
+        # True when the task's current trap may be interrupted by a cancellation.
+        self.resume_cancellable = True
+        # Cached "is any visible scope cancelled", valid while epoch_seen == runtime epoch.
+        self.epoch_seen = -1
+        self.cancel_cached = False
+        self.waiter: Waiter | None = None
+        self.sleep_token = 0
+
+    def __repr__(self) -> str:
+        return f"<SimTask {self.id} {self.name!r}>"
+
+
+@attrs.frozen
+class BlockedTask:
+    """A task that was blocked when the run stopped, and what it waited on."""
+
+    task: str
+    task_id: int
+    waits_for: str
+    holders: tuple[str, ...]
+    #: How `holders` relate to `waits_for`: "held by" for a lock, "to finish:" for a group.
+    relation: str = "held by"
+
+    def describe(self) -> str:
+        held = f" {self.relation} {', '.join(self.holders)}" if self.holders else ""
+        return f"{self.task} waits for {self.waits_for}{held}"
+
+
+@attrs.frozen
+class Deadlock:
+    """Every blocked task of a stopped run; `cycle` is a wait-for cycle among them, if any.
+
+    `cycle` lists the tasks in wait order: ``cycle[i]`` waits for something held by
+    ``cycle[i + 1]``, and the last waits for something held by the first.
+    """
+
+    blocked: tuple[BlockedTask, ...]
+    cycle: tuple[BlockedTask, ...]
+
+    def describe(self) -> str:
+        """``A waits for Mutex 'm' held by B; B waits for SlotPool 'p' (0 free) held by A``."""
+        shown = self.cycle or self.blocked
+        text = "; ".join(b.describe() for b in shown)
+        rest = [b for b in self.blocked if b not in shown]
+        if rest:
+            text += "; also blocked: " + "; ".join(b.describe() for b in rest)
+        return text
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+class DeadlockError(OdpError, RuntimeError):
+    """`SimResult.unwrap()` of a deadlocked run.  ``.deadlock`` holds the record."""
+
+    def __init__(self, deadlock: Deadlock) -> None:
+        super().__init__(f"deadlock: {deadlock.describe()}")
+        self.deadlock = deadlock
+
+
+class StepLimitExceeded(OdpError, RuntimeError):
+    """`SimResult.unwrap()` of a run stopped by its step bound (a livelock or a long run)."""
+
+
+Outcome = Literal["ok", "error", "deadlock", "step-limit"]
+
+
+@attrs.frozen
+class SimResult:
+    """What a sim run did.  `schedule` replays it with `ReplayChooser`."""
+
+    outcome: Outcome
+    value: object
+    error: BaseException | None
+    deadlock: Deadlock | None
+    steps: int
+    schedule: tuple[int, ...]
+    time: float
+    trace: tuple[tuple[int, int, int, object], ...] | None = None
+
+    @property
+    def is_ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def unwrap(self) -> object:
+        """The root's return value; or raise its error / `DeadlockError` / step limit."""
+        if self.outcome == "ok":
+            return self.value
+        if self.error is not None:
+            raise self.error
+        if self.deadlock is not None:
+            raise DeadlockError(self.deadlock)
+        raise StepLimitExceeded(f"the run stopped after its step bound of {self.steps} steps")
+
+
+class SimCancelScope:
+    """A cancel scope on the sim's virtual clock.  Same attributes as anyio's.
+
+    Invariant: entered at most once, by one task, and exited by the same task in LIFO order.
+    """
+
+    __slots__ = ("_cancel_called", "_cancelled_caught", "_deadline", "_rt", "_shield", "_task")
+
+    def __init__(self, rt: SimRuntime, *, deadline: float = math.inf, shield: bool = False) -> None:
+        self._rt = rt
+        self._deadline = float(deadline)
+        self._shield = shield
+        self._cancel_called = False
+        self._cancelled_caught = False
+        self._task: SimTask | None = None
+
+    @property
+    def cancel_called(self) -> bool:
+        return self._cancel_called
+
+    @property
+    def cancelled_caught(self) -> bool:
+        return self._cancelled_caught
+
+    @property
+    def deadline(self) -> float:
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self._deadline = float(value)
+        if self._task is not None and not self._cancel_called:
+            self._rt._arm_deadline(self)
+
+    @property
+    def shield(self) -> bool:
+        return self._shield
+
+    @shield.setter
+    def shield(self, value: bool) -> None:
+        self._shield = value
+        self._rt._cancel_state_changed()
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel every task inside this scope.  Sync, never a checkpoint, idempotent."""
+        if not self._cancel_called:
+            self._cancel_called = True
+            self._rt._cancel_state_changed()
+
+    def __enter__(self) -> SimCancelScope:
+        task = self._rt._require_task("entering a cancel scope")
+        if self._task is not None:
+            raise ProtocolViolation("this cancel scope was already entered; a scope is single-use")
+        self._task = task
+        task.scopes.append(self)
+        task.epoch_seen = -1
+        self._rt._arm_deadline(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        task = self._task
+        if task is None or not task.scopes or task.scopes[-1] is not self:
+            raise ProtocolViolation("cancel scopes must be exited in the reverse order of entry")
+        task.scopes.pop()
+        task.epoch_seen = -1
+        if isinstance(exc, Cancelled) and self._cancel_called and not self._outer_cancelled(task):
+            self._cancelled_caught = True
+            return True
+        return False
+
+    def _outer_cancelled(self, task: SimTask) -> bool:
+        # The Cancelled belongs to the outermost visible cancelled scope (trio's rule).
+        if self._shield:
+            return False
+        for s in reversed(task.scopes):
+            if s._cancel_called:
+                return True
+            if s._shield:
+                return False
+        return False
+
+
+class SimTaskGroup:
+    """A task group of the sim.  Same surface as anyio's: ``start_soon``, ``cancel_scope``."""
+
+    __slots__ = ("_children", "_errors", "_parent", "_rt", "_scope", "_stack", "_state", "_waiter")
+
+    def __init__(self, rt: SimRuntime) -> None:
+        self._rt = rt
+        self._scope = SimCancelScope(rt)
+        self._parent: SimTask | None = None
+        self._stack: tuple[SimCancelScope, ...] = ()
+        self._children = 0
+        self._errors: list[BaseException] = []
+        self._waiter: Waiter | None = None
+        self._state = 0  # 0 new, 1 open, 2 closed
+
+    @property
+    def cancel_scope(self) -> SimCancelScope:
+        return self._scope
+
+    def start_soon(
+        self, func: Callable[..., Awaitable[Any]], *args: Any, name: object = None
+    ) -> None:
+        """Spawn ``func(*args)`` as a child task.  Sync; the child runs at a later step."""
+        if self._state != 1:
+            raise ProtocolViolation(
+                "start_soon() on a task group that is not open (enter it with `async with` first)"
+                if self._state == 0
+                else "start_soon() on a task group that has already exited"
+            )
+        self._rt._spawn(func, args, name, self, list(self._stack))
+        self._children += 1
+
+    async def __aenter__(self) -> SimTaskGroup:
+        if self._state != 0:
+            raise ProtocolViolation("this task group was already entered; a task group is single-use")
+        task = self._rt._require_task("entering a task group")
+        self._parent = task
+        self._scope.__enter__()
+        self._stack = tuple(task.scopes)
+        self._state = 1
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        rt = self._rt
+        if exc is not None and not isinstance(exc, Cancelled):
+            self._scope.cancel()
+        while self._children:
+            # Not cancellable: the parent waits for its children whatever happens; the
+            # children themselves see any cancellation, since they sit inside our scope.
+            w = Waiter(rt, self._parent, self, cancellable=False)
+            self._waiter = w
+            await trap(PARK, w)
+        self._waiter = None
+        self._state = 2
+        swallowed = self._scope.__exit__(exc_type, exc, tb)
+        if self._errors:
+            errors = list(self._errors)
+            if exc is not None and not isinstance(exc, Cancelled):
+                errors.insert(0, exc)
+            raise BaseExceptionGroup("unhandled errors in a task group", errors)
+        return swallowed
+
+    def _child_done(self, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, Cancelled):
+            self._errors.append(exc)
+            self._scope.cancel()
+        self._children -= 1
+        if self._children == 0 and self._waiter is not None and not self._waiter.woken:
+            w = self._waiter
+            w.woken = True
+            self._rt.wake(w, None)
+
+    # WaitTarget, for deadlock reports of a parent waiting on its children.
+    def _discard(self, waiter: Waiter) -> None:
+        pass
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        rt = self._rt
+        kids = tuple(t for t in rt._tasks if t.group is self and t.state != _DONE)
+        return "its task group's children", kids
+
+
+class SimRuntime(Runtime):
+    """The driver.  Build it through `run`; one instance runs one execution."""
+
+    __slots__ = (
+        "_blocked",
+        "_chooser",
+        "_current",
+        "_epoch",
+        "_max_steps",
+        "_next_id",
+        "_now",
+        "_root",
+        "_runnable",
+        "_schedule",
+        "_seq",
+        "_steps",
+        "_tasks",
+        "_timers",
+        "_trace",
+    )
+
+    is_sim = True
+
+    def __init__(self, chooser: Chooser, *, max_steps: int, trace: bool) -> None:
+        self._chooser = chooser
+        self._max_steps = max_steps
+        self._runnable: list[SimTask] = []
+        # Blocked or sleeping tasks, in the order they blocked (deterministic).
+        self._blocked: dict[SimTask, None] = {}
+        self._tasks: list[SimTask] = []
+        self._schedule: list[int] = []
+        self._trace: list[tuple[int, int, int, object]] | None = [] if trace else None
+        self._timers: list[tuple[float, int, object, int]] = []
+        self._seq = 0
+        self._now = 0.0
+        self._epoch = 0
+        self._steps = 0
+        self._next_id = 0
+        self._current: SimTask | None = None
+        self._root: SimTask | None = None
+
+    # --- the Runtime interface -------------------------------------------------------
+
+    def current_task(self) -> SimTask:
+        return self._require_task("current_task()")
+
+    def task_name(self, task: object) -> str:
+        return task.name if isinstance(task, SimTask) else repr(task)
+
+    def checkpoint(self, label: object = None) -> Awaitable[None]:
+        return trap(CHECKPOINT, label)
+
+    def park(self, waiter: Waiter) -> Awaitable[object]:
+        return trap(PARK, waiter)
+
+    def wake(self, waiter: Waiter, value: object) -> None:
+        task = waiter.handle
+        if not isinstance(task, SimTask):
+            raise InternalError(f"wake() of a waiter that was never parked: {waiter!r}")
+        if task.state == _BLOCKED and task.waiter is waiter:
+            task.state = _RUNNABLE
+            task.waiter = None
+            task.send_value = value
+            del self._blocked[task]
+            self._runnable.append(task)
+        # Otherwise the task is already runnable because a cancellation reached it; it
+        # will see `waiter.woken` in its handler and pass the wake on.
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        if seconds != seconds or seconds < 0:
+            raise InvalidArgument(f"sleep() needs a non-negative number of seconds, got {seconds!r}")
+        if seconds == 0:
+            return trap(CHECKPOINT, "sleep(0)")
+        return trap(SLEEP, self._now + seconds)
+
+    def now(self) -> float:
+        return self._now
+
+    def task_group(self) -> SimTaskGroup:
+        return SimTaskGroup(self)
+
+    def cancel_scope(self, *, deadline: float = math.inf, shield: bool = False) -> SimCancelScope:
+        return SimCancelScope(self, deadline=deadline, shield=shield)
+
+    def cancelled_exc_class(self) -> type[BaseException]:
+        return Cancelled
+
+    def draw(self, n: int, label: object = None) -> int:
+        if not isinstance(n, int) or n < 1:
+            raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
+        if n == 1:
+            return 0
+        c = self._chooser.draw(n, label)
+        if not 0 <= c < n:
+            raise InternalError(f"chooser {self._chooser!r} drew {c!r} for {n} options")
+        self._schedule.append(c)
+        return c
+
+    # --- the driver ------------------------------------------------------------------
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    def _require_task(self, what: str) -> SimTask:
+        task = self._current
+        if task is None:
+            raise ProtocolViolation(f"{what} outside any task of the sim runtime")
+        return task
+
+    def _spawn(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: Sequence[Any],
+        name: object,
+        group: SimTaskGroup | None,
+        scopes: list[SimCancelScope],
+    ) -> SimTask:
+        coro: Any = func(*args)
+        if not isinstance(coro, types.CoroutineType):
+            if not inspect.isawaitable(coro):
+                raise InvalidArgument(
+                    f"start_soon() needs an async function, got {func!r} which returned "
+                    f"{type(coro).__name__}"
+                )
+            coro = _await(coro)
+        if name is None:
+            name = getattr(func, "__qualname__", None) or repr(func)
+        task = SimTask(self._next_id, str(name), coro, contextvars.copy_context(), group, scopes)
+        self._next_id += 1
+        self._tasks.append(task)
+        self._runnable.append(task)
+        return task
+
+    def _cancel_state_changed(self) -> None:
+        self._epoch += 1
+        for task in list(self._blocked):
+            resumable = task.state == _SLEEPING or (
+                task.waiter is not None and task.waiter.cancellable
+            )
+            if resumable and self._is_cancelled(task):
+                self._unblock_for_cancel(task)
+
+    def _is_cancelled(self, task: SimTask) -> bool:
+        if task.epoch_seen != self._epoch:
+            hit = False
+            for s in reversed(task.scopes):
+                if s._cancel_called:
+                    hit = True
+                    break
+                if s._shield:
+                    break
+            task.cancel_cached = hit
+            task.epoch_seen = self._epoch
+        return task.cancel_cached
+
+    def _unblock_for_cancel(self, task: SimTask) -> None:
+        del self._blocked[task]
+        task.state = _RUNNABLE
+        task.waiter = None
+        task.sleep_token += 1
+        task.resume_cancellable = True
+        self._runnable.append(task)
+
+    def _arm_deadline(self, scope: SimCancelScope) -> None:
+        if scope._deadline <= self._now:
+            scope.cancel()
+        elif scope._deadline != math.inf:
+            self._seq += 1
+            heapq.heappush(self._timers, (scope._deadline, self._seq, scope, 0))
+
+    def _advance_clock(self) -> bool:
+        """Jump to the next timer and fire everything due.  False if nothing can fire."""
+        timers = self._timers
+        fired = False
+        while timers and not fired:
+            deadline = timers[0][0]
+            while timers and timers[0][0] <= deadline:
+                _, _, obj, token = heapq.heappop(timers)
+                if isinstance(obj, SimTask):
+                    if obj.state == _SLEEPING and obj.sleep_token == token:
+                        self._now = max(self._now, deadline)
+                        del self._blocked[obj]
+                        obj.state = _RUNNABLE
+                        obj.resume_cancellable = True
+                        self._runnable.append(obj)
+                        fired = True
+                elif isinstance(obj, SimCancelScope):
+                    if (
+                        obj._task is not None
+                        and not obj._cancel_called
+                        and obj._deadline <= deadline
+                    ):
+                        self._now = max(self._now, deadline)
+                        obj.cancel()
+                        fired = True
+        return fired
+
+    def _finish(self, task: SimTask, exc: BaseException | None) -> None:
+        task.state = _DONE
+        task.coro = None  # type: ignore[assignment]
+        if task.group is not None:
+            task.group._child_done(exc)
+
+    def _foreign_await(self, task: SimTask, trap_value: object) -> BaseException:
+        return ProtocolViolation(
+            f"task {task.name!r} awaited {trap_value!r}, which is not an odp_async runtime "
+            "call; under the sim runtime, await only odp_async._runtime and odp_async.sync"
+        )
+
+    def drive(self, main: Callable[..., Awaitable[Any]], args: Sequence[Any]) -> SimResult:
+        """Run ``main(*args)`` to its end, a deadlock or the step bound."""
+        root = self._spawn(main, args, "main", None, [])
+        self._root = root
+        root_value: object = None
+        root_error: BaseException | None = None
+        runnable = self._runnable
+        chooser = self._chooser
+        schedule = self._schedule
+        trace = self._trace
+        max_steps = self._max_steps
+        steps = 0
+        last: SimTask | None = None
+        chooser.new_execution()
+        while True:
+            n = len(runnable)
+            if n == 0:
+                if root.state == _DONE or not self._advance_clock():
+                    break
+                continue
+            if steps >= max_steps:
+                break
+            if n == 1:
+                i = 0
+            else:
+                i = chooser.choose(runnable, last)
+                if not 0 <= i < n:
+                    raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
+                schedule.append(i)
+            steps += 1
+            task = runnable[i]
+            self._current = task
+            exc = task.throw_exc
+            if exc is not None:
+                task.throw_exc = None
+            elif task.resume_cancellable and (
+                task.cancel_cached if task.epoch_seen == self._epoch else self._is_cancelled(task)
+            ):
+                exc = Cancelled()
+            try:
+                if exc is None:
+                    value = task.send_value
+                    task.send_value = None
+                    trapped = task.context.run(task.coro.send, value)
+                else:
+                    trapped = task.context.run(task.coro.throw, exc)
+            except StopIteration as stop:
+                runnable.pop(i)
+                last = None
+                if task is root:
+                    root_value = stop.value
+                self._finish(task, None)
+                continue
+            except BaseException as err:  # the task's own error: an outcome, not ours
+                runnable.pop(i)
+                last = None
+                if task is root:
+                    root_error = err
+                self._finish(task, err)
+                continue
+            finally:
+                self._current = None
+            try:
+                op, arg = trapped
+            except (TypeError, ValueError):
+                op, arg = -1, trapped
+            if trace is not None:
+                trace.append((steps, task.id, op, arg))
+            if op == CHECKPOINT:
+                task.resume_cancellable = True
+                last = task
+            elif op == PARK:
+                assert isinstance(arg, Waiter)
+                arg.handle = task
+                task.resume_cancellable = arg.cancellable
+                if arg.woken:
+                    task.send_value = arg.value  # woken within its own step
+                    last = task
+                elif arg.cancellable and self._is_cancelled(task):
+                    last = task  # a park is a checkpoint: deliver the cancellation now
+                else:
+                    task.waiter = arg
+                    task.state = _BLOCKED
+                    self._blocked[task] = None
+                    runnable.pop(i)
+                    last = None
+            elif op == SLEEP:
+                assert isinstance(arg, float)
+                task.resume_cancellable = True
+                if self._is_cancelled(task):
+                    last = task
+                else:
+                    task.sleep_token += 1
+                    task.state = _SLEEPING
+                    self._blocked[task] = None
+                    self._seq += 1
+                    heapq.heappush(self._timers, (arg, self._seq, task, task.sleep_token))
+                    runnable.pop(i)
+                    last = None
+            else:
+                task.throw_exc = self._foreign_await(task, arg)
+                last = task
+        self._steps = steps
+        return self._result(root, root_value, root_error)
+
+    def _result(self, root: SimTask, value: object, error: BaseException | None) -> SimResult:
+        trace = tuple(self._trace) if self._trace is not None else None
+        schedule = tuple(self._schedule)
+        if root.state == _DONE:
+            outcome: Outcome = "ok" if error is None else "error"
+            return SimResult(outcome, value, error, None, self._steps, schedule, self._now, trace)
+        if self._runnable:
+            self._close_all()
+            return SimResult(
+                "step-limit", None, None, None, self._steps, schedule, self._now, trace
+            )
+        deadlock = self._deadlock()
+        self._close_all()
+        return SimResult("deadlock", None, None, deadlock, self._steps, schedule, self._now, trace)
+
+    def _deadlock(self) -> Deadlock:
+        blocked: list[BlockedTask] = []
+        holders_of: dict[int, tuple[SimTask, ...]] = {}
+        for task in sorted(self._blocked, key=lambda t: t.id):
+            w = task.waiter
+            if w is None:
+                continue
+            what, holders = w.queue.describe_wait()
+            hs = tuple(h for h in holders if isinstance(h, SimTask))
+            holders_of[task.id] = hs
+            relation = "to finish:" if isinstance(w.queue, SimTaskGroup) else "held by"
+            names = tuple(h.name for h in hs)
+            blocked.append(BlockedTask(task.name, task.id, what, names, relation))
+        return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of))
+
+    def _close_all(self) -> None:
+        # Unwind what is left (children first) so their `finally` blocks run; a task that
+        # awaits while unwinding is abandoned.  State changes made here are not reported.
+        for task in reversed(self._tasks):
+            if task.state == _DONE:
+                continue
+            task.state = _DONE
+            self._current = task
+            try:
+                task.context.run(task.coro.close)
+            except BaseException:  # noqa: S110 - unwinding a stopped run; nothing to report to
+                pass
+            finally:
+                self._current = None
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _find_cycle(
+    blocked: list[BlockedTask], holders_of: dict[int, tuple[SimTask, ...]]
+) -> tuple[BlockedTask, ...]:
+    by_id = {b.task_id: b for b in blocked}
+    for start in blocked:
+        path: list[int] = []
+        on_path: dict[int, int] = {}
+        tid: int | None = start.task_id
+        while tid is not None and tid in by_id and tid not in on_path:
+            on_path[tid] = len(path)
+            path.append(tid)
+            nxt = [h.id for h in holders_of.get(tid, ()) if h.id in by_id]
+            tid = nxt[0] if nxt else None
+        if tid is not None and tid in on_path:
+            return tuple(by_id[t] for t in path[on_path[tid] :])
+    return ()
+
+
+def run(
+    main: Callable[..., Awaitable[Any]],
+    *args: Any,
+    seed: int = 0,
+    chooser: Chooser | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    trace: bool = False,
+) -> SimResult:
+    """Run ``main(*args)`` under the sim runtime and return what happened.
+
+    `chooser` decides every choice point; without one, a `RandomChooser(seed)` does.
+    `max_steps` bounds the run (outcome ``"step-limit"`` past it).  With `trace`, the
+    result carries every step as ``(step, task_id, op, label)``.
+
+    Blocks: no (it drives the run to its end on the calling thread).  Raises
+    `InvalidArgument` for a bad argument, `InternalError` for a bug of the driver or a
+    chooser that answers out of range; never for what the code under test does.
+    """
+    if not callable(main):
+        raise InvalidArgument(f"run() needs an async function, got {main!r}")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise InvalidArgument(f"max_steps must be a positive int, got {max_steps!r}")
+    if chooser is None:
+        chooser = RandomChooser(seed)
+    rt = SimRuntime(chooser, max_steps=max_steps, trace=trace)
+    ctx = contextvars.copy_context()
+    ctx.run(RUNTIME_VAR.set, rt)
+    return ctx.run(rt.drive, main, args)

@@ -1,0 +1,803 @@
+"""Synchronization primitives written once, parked by whichever runtime runs the task.
+
+Contract
+    `WaitQueue`, `Mutex`, `RWLock` (with `downgrade`), `Completion` and `SlotPool` keep
+    their policy here: who holds, who waits, who is woken, in what order.  Parking and
+    waking go through the runtime seam, so each primitive works on trio, on asyncio and
+    under the sim runtime, where every acquire is a choice point.
+
+    Every blocking method has the same shape and the same promises (trio's contract):
+
+    - *Checkpoint*: always, unless the primitive was built with ``fast_acquire=True`` and
+      was free (then no yield on a live runtime, like anyio's ``fast_acquire``; the sim
+      still makes every acquire a choice point).
+    - *Blocks*: while the policy says no, in FIFO order (hand-off: a release gives the
+      primitive straight to the first waiter, so a newcomer cannot barge in).
+    - *Cancellation*: the call raises and leaves no trace: the task is out of the queue,
+      holds nothing it did not hold before, and a wake that was already handed to it is
+      passed on to the next waiter (never lost).
+
+    Each blocking method has a ``*_nowait`` twin that raises `WouldBlock`, and each
+    primitive a `statistics()` method returning a frozen record.  Sync methods (release,
+    `downgrade`, `complete`, the ``*_nowait`` twins) never checkpoint.  Misuse (releasing
+    what the task does not hold, re-acquiring a held mutex) raises `ProtocolViolation`
+    naming the primitive and the task.
+
+Concurrency
+    Single-threaded per event loop, as anyio primitives: state is changed only by sync
+    code between two checkpoints, so no lock protects the state itself.  Invariants are
+    written beside each class's fields and checked by its ``_check_invariants()``.
+
+See also
+    `odp_async._runtime` (the seam), `odp_async._runtime.sim` (deadlock reports use each
+    primitive's `describe_wait`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+
+from ._runtime import Runtime, Waiter, current_runtime
+from .errors import InvalidArgument, ProtocolViolation, WouldBlock
+
+__all__ = [
+    "Completion",
+    "CompletionStatistics",
+    "Mutex",
+    "MutexStatistics",
+    "RWLock",
+    "RWLockStatistics",
+    "SlotPool",
+    "SlotPoolStatistics",
+    "WaitQueue",
+    "WaitQueueStatistics",
+]
+
+# What a `_try` returns when the operation would block (any other value is the grant).
+_BLOCK: Final = object()
+
+_READ: Final = 1
+_WRITE: Final = 2
+_ONE: Final = "one"  # a Completion wake that consumed one complete()
+_ALL: Final = "all"  # a Completion wake from complete_all(): nothing to give back
+
+GiveBack = Callable[[object, int, object], None]
+
+
+def _check_name(name: object) -> str | None:
+    if name is not None and not isinstance(name, str):
+        raise InvalidArgument(f"name must be a str or None, got {name!r} ({type(name).__name__})")
+    return name
+
+
+def _label(kind: str, name: str | None) -> str:
+    return f"{kind} {name!r}" if name else kind
+
+
+class _Blocking:
+    """The shape every blocking operation shares.  Subclasses supply the policy:
+
+    - ``_try(task, kind)``: the grant if the operation can complete now, else `_BLOCK`;
+    - ``_give_back(task, kind, grant)``: undo a grant the task will not keep (it was
+      cancelled after the grant was made);
+    - ``_queue``: the `WaitQueue` where the task parks otherwise.
+    """
+
+    __slots__ = ()
+    _queue: WaitQueue
+    fast_acquire: bool
+
+    def _try(self, task: object, kind: int) -> object:
+        raise NotImplementedError
+
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        raise NotImplementedError
+
+    async def _blocking(self, rt: Runtime, task: object, kind: int) -> Any:
+        if rt.is_sim:
+            # The choice point goes before the attempt, so the chooser may let another
+            # task take the primitive first.
+            await rt.checkpoint(self)
+            got = self._try(task, kind)
+            if got is not _BLOCK:
+                return got
+        else:
+            got = self._try(task, kind)
+            if got is not _BLOCK:
+                if not self.fast_acquire:
+                    try:
+                        await rt.checkpoint(self)
+                    except BaseException:
+                        self._give_back(task, kind, got)
+                        raise
+                return got
+        return await self._queue._park(rt, task, kind, self._give_back)
+
+
+@attrs.frozen
+class WaitQueueStatistics:
+    tasks_waiting: int
+
+
+@attrs.define(eq=False, repr=False)
+class WaitQueue:
+    """A FIFO of parked tasks: the building block of every primitive here.
+
+    `park()` blocks until a `wake_one()`/`wake_all()` reaches this task; wakes go in
+    arrival order.  A bare queue has no memory: a wake with nobody parked is dropped
+    (use `Completion` to remember it).
+
+    Invariant: every waiter in the queue is not yet woken; a woken waiter is out of it.
+    """
+
+    name: str | None = attrs.field(default=None, converter=_check_name)
+    _owner: Any = attrs.field(default=None, kw_only=True, alias="owner")
+    # Insertion-ordered: the first key is the longest waiter.  Values unused.
+    _waiters: dict[Waiter, None] = attrs.field(init=False, factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._waiters)
+
+    def __repr__(self) -> str:
+        return f"<{_label('WaitQueue', self.name)} waiting={len(self._waiters)}>"
+
+    async def park(self) -> object:
+        """Block until woken; return the value given to the wake.
+
+        Blocks: until `wake_one` or `wake_all` picks this task.  Checkpoint: always.
+        Cancellation: the task leaves the queue; if a `wake_one` had already picked it,
+        the wake is passed on to the next parked task.
+        """
+        rt = current_runtime()
+        return await self._park(rt, rt.current_task(), 0, self._pass_on)
+
+    def wake_one(self, value: object = None) -> bool:
+        """Wake the longest-parked task with `value`.  Sync.  False if nobody was parked."""
+        w = self._pop()
+        if w is None:
+            return False
+        self._hand(w, value)
+        return True
+
+    def wake_all(self, value: object = None) -> int:
+        """Wake every parked task with `value`.  Sync.  Returns how many were woken."""
+        waiters = list(self._waiters)
+        self._waiters.clear()
+        for w in waiters:
+            self._hand(w, value)
+        return len(waiters)
+
+    def statistics(self) -> WaitQueueStatistics:
+        return WaitQueueStatistics(len(self._waiters))
+
+    # --- for the primitives built on it ------------------------------------------------
+
+    async def _park(self, rt: Runtime, task: object, kind: int, give_back: GiveBack) -> object:
+        w = Waiter(rt, task, self, kind)
+        self._waiters[w] = None
+        try:
+            return await rt.park(w)
+        except BaseException:
+            if w.woken:
+                give_back(task, kind, w.value)
+            else:
+                self._waiters.pop(w, None)
+            raise
+
+    def _pass_on(self, task: object, kind: int, value: object) -> None:
+        self.wake_one(value)
+
+    def _first(self) -> Waiter | None:
+        for w in self._waiters:
+            return w
+        return None
+
+    def _pop(self) -> Waiter | None:
+        for w in self._waiters:
+            del self._waiters[w]
+            return w
+        return None
+
+    @staticmethod
+    def _hand(w: Waiter, value: object) -> None:
+        w.woken = True
+        w.value = value
+        w.runtime.wake(w, value)
+
+    def _discard(self, waiter: Waiter) -> None:
+        self._waiters.pop(waiter, None)
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        if self._owner is not None:
+            d: tuple[str, tuple[object, ...]] = self._owner.describe_wait()
+            return d
+        return _label("WaitQueue", self.name), ()
+
+
+def _task_name(task: object) -> str:
+    try:
+        return current_runtime().task_name(task)
+    except ProtocolViolation:
+        return repr(task)
+
+
+@attrs.frozen
+class MutexStatistics:
+    locked: bool
+    owner: object | None
+    tasks_waiting: int
+
+
+@attrs.define(eq=False, repr=False)
+class Mutex(_Blocking):
+    """A mutual-exclusion lock that knows its owner (kernel ``struct mutex``).
+
+    Not reentrant: acquiring it again from the owner raises `ProtocolViolation` instead
+    of deadlocking; releasing it from another task raises too.  FIFO hand-off.
+
+    Invariant: ``_owner is None`` implies the queue is empty.
+    """
+
+    name: str | None = attrs.field(default=None, converter=_check_name)
+    fast_acquire: bool = attrs.field(default=False, kw_only=True)
+    _owner: object | None = attrs.field(init=False, default=None)
+    _queue: WaitQueue = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._queue = WaitQueue(self.name, owner=self)
+
+    def __repr__(self) -> str:
+        state = "locked" if self._owner is not None else "unlocked"
+        return f"<{_label('Mutex', self.name)} {state} waiting={len(self._queue)}>"
+
+    async def acquire(self) -> None:
+        """Take the lock.
+
+        Blocks: while another task holds it.  Checkpoint: always (see module docstring
+        for ``fast_acquire``).  Cancellation: not acquired, out of the queue.
+        Raises: `ProtocolViolation` if the current task already holds it.
+        """
+        rt = current_runtime()
+        await self._blocking(rt, rt.current_task(), 0)
+
+    def acquire_nowait(self) -> None:
+        """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
+        if self._try(current_runtime().current_task(), 0) is _BLOCK:
+            raise WouldBlock(f"{self!r} is held by {_task_name(self._owner)}")
+
+    def release(self) -> None:
+        """Release the lock, handing it to the longest waiter.  Sync.
+
+        Raises: `ProtocolViolation` if the current task does not hold it.
+        """
+        task = current_runtime().current_task()
+        if self._owner is not task:
+            holder = "nobody" if self._owner is None else _task_name(self._owner)
+            raise ProtocolViolation(
+                f"release() of {_label('Mutex', self.name)} by task {_task_name(task)}, "
+                f"which does not hold it (held by {holder})"
+            )
+        self._release()
+
+    def locked(self) -> bool:
+        return self._owner is not None
+
+    @property
+    def owner(self) -> object | None:
+        return self._owner
+
+    def statistics(self) -> MutexStatistics:
+        return MutexStatistics(self._owner is not None, self._owner, len(self._queue))
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def _try(self, task: object, kind: int) -> object:
+        owner = self._owner
+        if owner is None:
+            self._owner = task
+            return None
+        if owner is task:
+            raise ProtocolViolation(
+                f"{_label('Mutex', self.name)} is already held by the current task "
+                f"{_task_name(task)}; a Mutex is not reentrant"
+            )
+        return _BLOCK
+
+    def _release(self) -> None:
+        w = self._queue._pop()
+        if w is None:
+            self._owner = None
+        else:
+            self._owner = w.task
+            WaitQueue._hand(w, None)
+
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        self._release()
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        holders = () if self._owner is None else (self._owner,)
+        return _label("Mutex", self.name), holders
+
+    def _check_invariants(self) -> None:
+        assert self._owner is not None or not len(self._queue), "free mutex with waiters"
+
+
+@attrs.frozen
+class RWLockStatistics:
+    writer: object | None
+    readers: tuple[object, ...]
+    readers_waiting: int
+    writers_waiting: int
+
+
+@attrs.define(eq=False, repr=False)
+class RWLock(_Blocking):
+    """A reader-writer lock with `downgrade` (kernel ``rw_semaphore``).
+
+    Fairness: task-fair FIFO.  A newcomer, reader or writer, joins the queue whenever
+    anybody is queued, so a stream of readers cannot starve a waiting writer.  A release
+    grants the queue's head: a writer alone, or the whole run of consecutive readers at
+    the head together, so a reader queued behind a writer gets in right after that writer,
+    before any writer that queued later: writers cannot starve readers either.
+
+    `downgrade()` turns the current task's write hold into a read hold in one sync step
+    (``downgrade_write``): no other writer can get in between, and the readers at the
+    head of the queue are let in with it.
+
+    Not reentrant, and no upgrade: a task that holds the lock in any mode and asks for it
+    again gets `ProtocolViolation` (with a writer queued, a recursive read would deadlock,
+    which lockdep reports for rwsems too).
+
+    Invariants: ``_writer`` and ``_readers`` are never both set; if nobody holds the
+    lock, the queue is empty; the queue's head is a writer while readers hold (a reader
+    at the head would have been let in).
+    """
+
+    name: str | None = attrs.field(default=None, converter=_check_name)
+    fast_acquire: bool = attrs.field(default=False, kw_only=True)
+    _writer: object | None = attrs.field(init=False, default=None)
+    _readers: dict[object, None] = attrs.field(init=False, factory=dict)
+    _queue: WaitQueue = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._queue = WaitQueue(self.name, owner=self)
+
+    def __repr__(self) -> str:
+        if self._writer is not None:
+            state = "write-locked"
+        elif self._readers:
+            state = f"read-locked by {len(self._readers)}"
+        else:
+            state = "unlocked"
+        return f"<{_label('RWLock', self.name)} {state} waiting={len(self._queue)}>"
+
+    async def acquire_read(self) -> None:
+        """Take the lock shared (``down_read``).
+
+        Blocks: while a writer holds it or anybody is queued.  Checkpoint: always.
+        Cancellation: not acquired, out of the queue, a hand-off passed on.
+        Raises: `ProtocolViolation` if the current task already holds it.
+        """
+        rt = current_runtime()
+        await self._blocking(rt, rt.current_task(), _READ)
+
+    async def acquire_write(self) -> None:
+        """Take the lock exclusive (``down_write``).
+
+        Blocks: while anybody holds it or is queued.  Checkpoint: always.
+        Cancellation: not acquired, out of the queue, a hand-off passed on.
+        Raises: `ProtocolViolation` if the current task already holds it.
+        """
+        rt = current_runtime()
+        await self._blocking(rt, rt.current_task(), _WRITE)
+
+    def acquire_read_nowait(self) -> None:
+        """Take the lock shared now, or raise `WouldBlock`.  Sync."""
+        if self._try(current_runtime().current_task(), _READ) is _BLOCK:
+            raise WouldBlock(f"{self!r} cannot be read-locked now")
+
+    def acquire_write_nowait(self) -> None:
+        """Take the lock exclusive now, or raise `WouldBlock`.  Sync."""
+        if self._try(current_runtime().current_task(), _WRITE) is _BLOCK:
+            raise WouldBlock(f"{self!r} cannot be write-locked now")
+
+    def try_acquire_read(self) -> bool:
+        """``down_read_trylock``: True if the lock was taken shared.  Sync."""
+        return self._try(current_runtime().current_task(), _READ) is not _BLOCK
+
+    def try_acquire_write(self) -> bool:
+        """``down_write_trylock``: True if the lock was taken exclusive.  Sync."""
+        return self._try(current_runtime().current_task(), _WRITE) is not _BLOCK
+
+    def release_read(self) -> None:
+        """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
+        task = current_runtime().current_task()
+        if task not in self._readers:
+            raise ProtocolViolation(
+                f"release_read() of {_label('RWLock', self.name)} by task {_task_name(task)}, "
+                f"which does not hold it for reading ({self._holder_text()})"
+            )
+        self._release_read(task)
+
+    def release_write(self) -> None:
+        """``up_write``.  Sync.  Raises `ProtocolViolation` if the task is not the writer."""
+        task = current_runtime().current_task()
+        if self._writer is not task:
+            raise ProtocolViolation(
+                f"release_write() of {_label('RWLock', self.name)} by task "
+                f"{_task_name(task)}, which does not hold it for writing ({self._holder_text()})"
+            )
+        self._writer = None
+        self._grant()
+
+    def downgrade(self) -> None:
+        """``downgrade_write``: write hold -> read hold, atomically.  Sync.
+
+        No other writer can take the lock in between; readers at the head of the queue
+        are admitted at once.  Raises `ProtocolViolation` if the task is not the writer.
+        """
+        task = current_runtime().current_task()
+        if self._writer is not task:
+            raise ProtocolViolation(
+                f"downgrade() of {_label('RWLock', self.name)} by task {_task_name(task)}, "
+                f"which does not hold it for writing ({self._holder_text()})"
+            )
+        self._writer = None
+        self._readers[task] = None
+        self._grant()
+
+    def read_locked(self) -> _ReadLocked:
+        """``async with lock.read_locked():`` holds the lock shared for the block."""
+        return _ReadLocked(self)
+
+    def write_locked(self) -> _WriteLocked:
+        """``async with lock.write_locked():`` holds it exclusive (or shared, if the block
+        called `downgrade`) and releases whichever it holds at the end."""
+        return _WriteLocked(self)
+
+    @property
+    def writer(self) -> object | None:
+        return self._writer
+
+    @property
+    def readers(self) -> tuple[object, ...]:
+        return tuple(self._readers)
+
+    def statistics(self) -> RWLockStatistics:
+        waiting = [w.kind for w in self._queue._waiters]
+        return RWLockStatistics(
+            self._writer, tuple(self._readers), waiting.count(_READ), waiting.count(_WRITE)
+        )
+
+    def _holder_text(self) -> str:
+        if self._writer is not None:
+            return f"write-held by {_task_name(self._writer)}"
+        if self._readers:
+            return "read-held by " + ", ".join(_task_name(t) for t in self._readers)
+        return "not held"
+
+    def _try(self, task: object, kind: int) -> object:
+        if task is self._writer or task in self._readers:
+            mode = "writing" if task is self._writer else "reading"
+            raise ProtocolViolation(
+                f"{_label('RWLock', self.name)} is already held for {mode} by the current task "
+                f"{_task_name(task)}; an RWLock is neither reentrant nor upgradable"
+            )
+        if self._writer is not None or self._queue._waiters:
+            return _BLOCK
+        if kind == _READ:
+            self._readers[task] = None
+            return None
+        if self._readers:
+            return _BLOCK
+        self._writer = task
+        return None
+
+    def _release_read(self, task: object) -> None:
+        del self._readers[task]
+        if not self._readers:
+            self._grant()
+
+    def _grant(self) -> None:
+        # Called whenever the holders shrank: admit the queue's head if it fits.
+        queue = self._queue
+        head = queue._first()
+        if head is None or self._writer is not None:
+            return
+        if head.kind == _WRITE:
+            if not self._readers:
+                queue._pop()
+                self._writer = head.task
+                WaitQueue._hand(head, None)
+            return
+        while head is not None and head.kind == _READ:
+            queue._pop()
+            self._readers[head.task] = None
+            WaitQueue._hand(head, None)
+            head = queue._first()
+
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        if kind == _READ:
+            self._release_read(task)
+        else:
+            self._writer = None
+            self._grant()
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        holders = (self._writer,) if self._writer is not None else tuple(self._readers)
+        return _label("RWLock", self.name), holders
+
+    def _check_invariants(self) -> None:
+        assert not (self._writer is not None and self._readers), "writer and readers at once"
+        if self._writer is None and not self._readers:
+            assert not len(self._queue), "free RWLock with waiters"
+        head = self._queue._first()
+        if self._readers and head is not None:
+            assert head.kind == _WRITE, "reader at the head of the queue while readers hold"
+
+
+class _ReadLocked:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> RWLock:
+        await self._lock.acquire_read()
+        return self._lock
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release_read()
+
+
+class _WriteLocked:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> RWLock:
+        await self._lock.acquire_write()
+        return self._lock
+
+    async def __aexit__(self, *exc: object) -> None:
+        lock = self._lock
+        if lock._writer is not None and lock._writer is current_runtime().current_task():
+            lock.release_write()
+        else:
+            lock.release_read()
+
+
+@attrs.frozen
+class CompletionStatistics:
+    done: int
+    completed_all: bool
+    tasks_waiting: int
+
+
+@attrs.define(eq=False, repr=False)
+class Completion(_Blocking):
+    """The kernel's ``struct completion``.
+
+    - `complete()` lets exactly one wait pass: it wakes the longest waiter, or, with
+      nobody waiting, is remembered (``done += 1``) for the next `wait()`.
+    - `complete_all()` lets every current and future wait pass until `reinit()`.
+    - `wait()` (``wait_for_completion``) consumes one `complete()`, or passes freely
+      after `complete_all()`.
+    - `reinit()` (``reinit_completion``) forgets every completion.
+
+    Invariants: ``_done > 0`` or ``_all`` implies nobody waits.
+    """
+
+    name: str | None = attrs.field(default=None, converter=_check_name)
+    fast_acquire: bool = attrs.field(default=False, kw_only=True)
+    _done: int = attrs.field(init=False, default=0)
+    _all: bool = attrs.field(init=False, default=False)
+    _queue: WaitQueue = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._queue = WaitQueue(self.name, owner=self)
+
+    def __repr__(self) -> str:
+        state = "all" if self._all else f"done={self._done}"
+        return f"<{_label('Completion', self.name)} {state} waiting={len(self._queue)}>"
+
+    async def wait(self) -> None:
+        """``wait_for_completion``.
+
+        Blocks: until a `complete()` is available to consume, or `complete_all()` ran.
+        Checkpoint: always.  Cancellation: consumes nothing; a `complete()` that had
+        already picked this task is passed on to the next waiter (or remembered).
+        """
+        rt = current_runtime()
+        await self._blocking(rt, rt.current_task(), 0)
+
+    def wait_nowait(self) -> None:
+        """Consume a completion now, or raise `WouldBlock`.  Sync."""
+        if self._try(None, 0) is _BLOCK:
+            raise WouldBlock(f"{self!r} is not completed")
+
+    def try_wait(self) -> bool:
+        """``try_wait_for_completion``: True if a completion was consumed.  Sync."""
+        return self._try(None, 0) is not _BLOCK
+
+    def is_done(self) -> bool:
+        """``completion_done``: would a `wait()` pass now?  Sync, consumes nothing."""
+        return self._all or self._done > 0
+
+    def complete(self) -> None:
+        """Let one wait pass (now, or the next one).  Sync."""
+        if self._all:
+            return
+        w = self._queue._pop()
+        if w is None:
+            self._done += 1
+        else:
+            WaitQueue._hand(w, _ONE)
+
+    def complete_all(self) -> None:
+        """Let every wait pass until `reinit()`.  Sync."""
+        self._all = True
+        self._queue.wake_all(_ALL)
+
+    def reinit(self) -> None:
+        """Forget every completion.  Sync.
+
+        Raises: `ProtocolViolation` while tasks wait (the kernel forbids it too: those
+        waiters could then never be told apart from new ones).
+        """
+        if len(self._queue):
+            raise ProtocolViolation(
+                f"reinit() of {_label('Completion', self.name)} while {len(self._queue)} "
+                "tasks wait on it"
+            )
+        self._done = 0
+        self._all = False
+
+    def statistics(self) -> CompletionStatistics:
+        return CompletionStatistics(self._done, self._all, len(self._queue))
+
+    def _try(self, task: object, kind: int) -> object:
+        if self._all:
+            return _ALL
+        if self._done > 0:
+            self._done -= 1
+            return _ONE
+        return _BLOCK
+
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        if grant == _ONE:
+            self.complete()
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        return f"{_label('Completion', self.name)} (not completed)", ()
+
+    def _check_invariants(self) -> None:
+        if self._done > 0 or self._all:
+            assert not len(self._queue), "completed Completion with waiters"
+
+
+@attrs.frozen
+class SlotPoolStatistics:
+    size: int
+    free: int
+    holders: tuple[object, ...]
+    tasks_waiting: int
+
+
+def _check_size(size: object) -> int:
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise InvalidArgument(f"SlotPool size must be an int, got {size!r} ({type(size).__name__})")
+    if size < 1:
+        raise InvalidArgument(f"SlotPool size must be at least 1, got {size}")
+    return size
+
+
+@attrs.define(eq=False, repr=False)
+class SlotPool(_Blocking):
+    """A fixed pool of `size` slots, numbered ``0 .. size-1`` (a preallocated array of
+    tracking structs, as in the 2014 HMM pool).
+
+    `acquire()` returns a free slot number and blocks while none is free; `release(slot)`
+    gives it back (any task may release a slot; the pool remembers who took it, for
+    deadlock reports).  FIFO hand-off.  The lowest free slot is handed out first.
+
+    Invariants: every slot is either free or held, never both; a non-empty queue implies
+    no free slot.
+    """
+
+    size: int = attrs.field(converter=_check_size)
+    name: str | None = attrs.field(default=None, converter=_check_name)
+    fast_acquire: bool = attrs.field(default=False, kw_only=True)
+    _free: list[int] = attrs.field(init=False)
+    _holders: dict[int, object] = attrs.field(init=False, factory=dict)
+    _queue: WaitQueue = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._free = list(range(self.size - 1, -1, -1))
+        self._queue = WaitQueue(self.name, owner=self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{_label('SlotPool', self.name)} {len(self._free)}/{self.size} free "
+            f"waiting={len(self._queue)}>"
+        )
+
+    async def acquire(self) -> int:
+        """Take a slot and return its number.
+
+        Blocks: while no slot is free.  Checkpoint: always.  Cancellation: takes no slot;
+        a slot already handed to this task is handed on.
+        """
+        rt = current_runtime()
+        slot: int = await self._blocking(rt, rt.current_task(), 0)
+        return slot
+
+    def acquire_nowait(self) -> int:
+        """Take a free slot now, or raise `WouldBlock`.  Sync."""
+        slot = self._try(current_runtime().current_task(), 0)
+        if slot is _BLOCK:
+            raise WouldBlock(f"{self!r} has no free slot")
+        assert isinstance(slot, int)
+        return slot
+
+    def release(self, slot: int) -> None:
+        """Give `slot` back, handing it to the longest waiter.  Sync.
+
+        Raises: `ProtocolViolation` if `slot` is not currently taken.
+        """
+        if slot not in self._holders:
+            raise ProtocolViolation(
+                f"release({slot!r}) of {_label('SlotPool', self.name)}: that slot is not taken "
+                f"(taken: {sorted(self._holders)})"
+            )
+        self._release(slot)
+
+    @property
+    def free(self) -> int:
+        return len(self._free)
+
+    def statistics(self) -> SlotPoolStatistics:
+        return SlotPoolStatistics(
+            self.size, len(self._free), tuple(self._holders.values()), len(self._queue)
+        )
+
+    def _try(self, task: object, kind: int) -> object:
+        if not self._free:
+            return _BLOCK
+        slot = self._free.pop()
+        self._holders[slot] = task
+        return slot
+
+    def _release(self, slot: int) -> None:
+        w = self._queue._pop()
+        if w is None:
+            del self._holders[slot]
+            self._free.append(slot)
+            self._free.sort(reverse=True)
+        else:
+            self._holders[slot] = w.task
+            WaitQueue._hand(w, slot)
+
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        assert isinstance(grant, int)
+        self._release(grant)
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        return (
+            f"{_label('SlotPool', self.name)} ({len(self._free)} free)",
+            tuple(self._holders.values()),
+        )
+
+    def _check_invariants(self) -> None:
+        assert not set(self._free) & set(self._holders), "a slot both free and held"
+        assert len(self._free) + len(self._holders) == self.size, "a slot went missing"
+        if len(self._queue):
+            assert not self._free, "free slot with waiters"

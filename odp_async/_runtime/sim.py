@@ -132,8 +132,10 @@ class SimTask:
         self.state = _RUNNABLE
         self.send_value: object = None
         self.throw_exc: BaseException | None = None
-        # True when the task's current trap may be interrupted by a cancellation.
-        self.resume_cancellable = True
+        # True when the task's current trap may be interrupted by a cancellation.  False
+        # for the first step: a task always starts, and meets cancellation at its first
+        # checkpoint (as on trio and asyncio).
+        self.resume_cancellable = False
         # Cached "is any visible scope cancelled", valid while epoch_seen == runtime epoch.
         self.epoch_seen = -1
         self.cancel_cached = False
@@ -602,8 +604,19 @@ class SimRuntime(Runtime):
         )
 
     def drive(self, main: Callable[..., Awaitable[Any]], args: Sequence[Any]) -> SimResult:
-        """Run ``main(*args)`` to its end, a deadlock or the step bound."""
+        """Run ``main(*args)`` to its end, a deadlock or the step bound.
+
+        A chooser's exception (e.g. `ReplayMismatch`) propagates, after every task has
+        been unwound.
+        """
         root = self._spawn(main, args, "main", None, [])
+        try:
+            return self._drive(root)
+        except BaseException:
+            self._close_all()
+            raise
+
+    def _drive(self, root: SimTask) -> SimResult:
         self._root = root
         root_value: object = None
         root_error: BaseException | None = None
@@ -668,7 +681,7 @@ class SimRuntime(Runtime):
             except (TypeError, ValueError):
                 op, arg = -1, trapped
             if trace is not None:
-                trace.append((steps, task.id, op, arg))
+                trace.append((steps, task.id, op, _stable_label(arg)))
             if op == CHECKPOINT:
                 task.resume_cancellable = True
                 last = task
@@ -750,6 +763,19 @@ class SimRuntime(Runtime):
                 pass
             finally:
                 self._current = None
+
+
+def _stable_label(label: object) -> object:
+    # Trace entries must compare equal across runs and processes: no object identities.
+    if isinstance(label, Waiter):
+        label = label.queue
+    if label is None or isinstance(label, str | int | float | tuple):
+        return label
+    describe = getattr(label, "describe_wait", None)
+    if describe is not None:
+        text: str = describe()[0]
+        return text
+    return type(label).__name__
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:

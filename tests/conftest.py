@@ -1,0 +1,50 @@
+"""Shared fixtures: one `runtime` fixture runs a test on the sim, on asyncio and on trio."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+from hypothesis import settings
+
+from odp_async._runtime import sim
+
+# Deterministic by default (CI and local runs alike); HYPOTHESIS_PROFILE=explore for a
+# randomized hunt on a developer's machine.
+settings.register_profile("default", derandomize=True, deadline=None, database=None)
+settings.register_profile("explore", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@attrs.frozen
+class Runner:
+    """Runs ``fn(*args)`` to completion on one runtime and returns its value.
+
+    On the sim, a deadlock or a step limit raises (`SimResult.unwrap`); `seed` picks the
+    schedule.  On asyncio/trio the schedule is whatever the event loop does.
+    """
+
+    name: str
+
+    @property
+    def is_sim(self) -> bool:
+        return self.name == "sim"
+
+    def run(self, fn: Callable[..., Awaitable[Any]], *args: Any, seed: int = 0) -> Any:
+        if self.name == "sim":
+            return sim.run(fn, *args, seed=seed).unwrap()
+        return anyio.run(fn, *args, backend=self.name)
+
+
+@pytest.fixture(params=["sim", "asyncio", "trio"])
+def runtime(request: pytest.FixtureRequest) -> Runner:
+    return Runner(request.param)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def live(request: pytest.FixtureRequest) -> Runner:
+    return Runner(request.param)

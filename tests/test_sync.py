@@ -1,0 +1,468 @@
+"""The primitives of `odp_async.sync`, on the sim, asyncio and trio (one `runtime` fixture)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from odp_async import _runtime as rt
+from odp_async._runtime import sim
+from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
+from odp_async.sync import (
+    Completion,
+    CompletionStatistics,
+    Mutex,
+    MutexStatistics,
+    RWLock,
+    RWLockStatistics,
+    SlotPool,
+    SlotPoolStatistics,
+    WaitQueue,
+)
+from tests.conftest import Runner
+
+# --- one generic test of "a lock", over every way of holding something exclusively ----
+
+
+class _LockFactory:
+    """Adapts each primitive to acquire()/release() (trio's generic_lock_test idea)."""
+
+    def __init__(self, name: str, make: Callable[[], Any]) -> None:
+        self.name = name
+        self.make = make
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _mutex() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+    m = Mutex("m")
+    return m.acquire, lambda _: m.release()
+
+
+def _write_lock() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+    lock = RWLock("rw")
+    return lock.acquire_write, lambda _: lock.release_write()
+
+
+def _pool_of_one() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+    pool = SlotPool(1, "p")
+    return pool.acquire, pool.release
+
+
+def _fast_mutex() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+    m = Mutex("m", fast_acquire=True)
+    return m.acquire, lambda _: m.release()
+
+
+LOCKS = [
+    _LockFactory("Mutex", _mutex),
+    _LockFactory("Mutex(fast)", _fast_mutex),
+    _LockFactory("RWLock.write", _write_lock),
+    _LockFactory("SlotPool(1)", _pool_of_one),
+]
+
+
+@pytest.mark.parametrize("factory", LOCKS, ids=repr)
+def test_lock_excludes_and_hands_off_in_fifo_order(runtime: Runner, factory: _LockFactory) -> None:
+    async def main() -> list[int]:
+        acquire, release = factory.make()
+        inside: list[int] = []
+        order: list[int] = []
+
+        async def worker(i: int) -> None:
+            await rt.sleep(i * 0.001)  # arrive in order 0, 1, 2, ...
+            grant = await acquire()
+            inside.append(i)
+            assert len(inside) == 1
+            order.append(i)
+            await rt.sleep(0.01)
+            inside.remove(i)
+            release(grant)
+
+        async with rt.task_group() as tg:
+            for i in range(5):
+                tg.start_soon(worker, i)
+        return order
+
+    assert runtime.run(main) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("factory", LOCKS, ids=repr)
+def test_cancelled_waiter_leaves_no_trace(runtime: Runner, factory: _LockFactory) -> None:
+    async def main() -> list[str]:
+        acquire, release = factory.make()
+        log: list[str] = []
+        grant = await acquire()
+
+        async def gives_up() -> None:
+            with rt.move_on_after(0.01):
+                await acquire()
+                log.append("gives_up acquired")
+            log.append("gives_up left")
+
+        async def patient() -> None:
+            await rt.sleep(0.005)
+            g = await acquire()
+            log.append("patient acquired")
+            release(g)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(gives_up)
+            tg.start_soon(patient)
+            await rt.sleep(0.05)
+            release(grant)
+        g = await acquire()  # free again: nothing stuck, nothing leaked
+        release(g)
+        return log
+
+    assert runtime.run(main) == ["gives_up left", "patient acquired"]
+
+
+@pytest.mark.parametrize("factory", LOCKS, ids=repr)
+def test_acquire_in_cancelled_scope(runtime: Runner, factory: _LockFactory) -> None:
+    """A blocking method is a checkpoint: cancelled -> raises and holds nothing.
+
+    With ``fast_acquire`` on a live runtime, a free lock is taken without a checkpoint.
+    """
+
+    async def main() -> str:
+        acquire, release = factory.make()
+        with rt.cancel_scope() as scope:
+            scope.cancel()
+            grant = await acquire()
+            release(grant)
+            return "acquired without a checkpoint"
+        grant = await acquire()  # the lock must be free
+        release(grant)
+        return "cancelled"
+
+    expected = "cancelled"
+    if factory.name == "Mutex(fast)" and not runtime.is_sim:
+        expected = "acquired without a checkpoint"
+    assert runtime.run(main) == expected
+
+
+def test_mutex_misuse(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        m = Mutex("m")
+        errors: list[str] = []
+        try:
+            m.release()
+        except ProtocolViolation as e:
+            errors.append(str(e))
+        await m.acquire()
+        try:
+            await m.acquire()
+        except ProtocolViolation as e:
+            errors.append(str(e))
+
+        async def other() -> None:
+            try:
+                m.release()
+            except ProtocolViolation as e:
+                errors.append(str(e))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(other, name="intruder")
+        m.release()
+        return errors
+
+    not_held, reentered, intruder = runtime.run(main)
+    assert "release() of Mutex 'm'" in not_held
+    assert "held by nobody" in not_held
+    assert "not reentrant" in reentered
+    assert "intruder" in intruder
+
+
+def test_mutex_nowait_and_statistics(runtime: Runner) -> None:
+    async def main() -> tuple[MutexStatistics, MutexStatistics, str]:
+        m = Mutex("m")
+        m.acquire_nowait()
+        held = m.statistics()
+        message = ""
+
+        async def other() -> None:
+            nonlocal message
+            try:
+                m.acquire_nowait()
+            except WouldBlock as e:
+                message = str(e)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(other)
+        m.release()
+        return held, m.statistics(), message
+
+    held, free, message = runtime.run(main)
+    assert (held.locked, held.tasks_waiting) == (True, 0)
+    assert held.owner is not None
+    assert free == MutexStatistics(False, None, 0)
+    assert "Mutex 'm'" in message
+
+
+def test_rwlock_readers_share_writer_excludes(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        log: list[str] = []
+
+        async def reader(i: int) -> None:
+            async with lock.read_locked():
+                log.append(f"r{i} in")
+                await rt.sleep(0.01)
+                log.append(f"r{i} out")
+
+        async def writer() -> None:
+            await rt.sleep(0.001)
+            async with lock.write_locked():
+                log.append("w in")
+                await rt.sleep(0.01)
+                log.append("w out")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reader, 0)
+            tg.start_soon(reader, 1)
+            tg.start_soon(writer)
+        return log
+
+    log = runtime.run(main)
+    assert sorted(log[:2]) == ["r0 in", "r1 in"]
+    assert log[-2:] == ["w in", "w out"]
+
+
+def test_rwlock_downgrade_admits_readers_not_writers(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        log: list[str] = []
+        await lock.acquire_write()
+
+        async def reader() -> None:
+            async with lock.read_locked():
+                log.append("reader in")
+
+        async def writer() -> None:
+            await rt.sleep(0.001)
+            async with lock.write_locked():
+                log.append("writer in")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reader)
+            tg.start_soon(writer)
+            await rt.sleep(0.01)
+            lock.downgrade()
+            log.append("downgraded")
+            await rt.sleep(0.01)
+            log.append("still reading")
+            lock.release_read()
+        return log
+
+    assert runtime.run(main) == ["downgraded", "reader in", "still reading", "writer in"]
+
+
+def test_rwlock_misuse(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        errors: list[str] = []
+        for call in (lock.release_read, lock.release_write, lock.downgrade):
+            try:
+                call()
+            except ProtocolViolation as e:
+                errors.append(str(e))
+        await lock.acquire_read()
+        for acquire in (lock.acquire_read, lock.acquire_write):
+            try:
+                await acquire()
+            except ProtocolViolation as e:
+                errors.append(str(e))
+        lock.release_read()
+        return errors
+
+    errors = runtime.run(main)
+    assert len(errors) == 5
+    assert "release_read() of RWLock 'rw'" in errors[0]
+    assert "not held" in errors[0]
+    assert all("neither reentrant nor upgradable" in e for e in errors[3:])
+
+
+def test_rwlock_try_variants_and_statistics(runtime: Runner) -> None:
+    async def main() -> tuple[bool, bool, RWLockStatistics, bool]:
+        lock = RWLock("rw")
+        got_read = lock.try_acquire_read()
+        seen: list[bool] = []
+
+        async def other() -> None:
+            seen.append(lock.try_acquire_write())
+            try:
+                lock.acquire_write_nowait()
+            except WouldBlock:
+                seen.append(False)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(other)
+        stats = lock.statistics()
+        lock.release_read()
+        return got_read, any(seen), stats, lock.try_acquire_write()
+
+    got_read, other_got_write, stats, later_write = runtime.run(main)
+    assert got_read
+    assert not other_got_write
+    assert (stats.writer, len(stats.readers), stats.writers_waiting) == (None, 1, 0)
+    assert later_write
+
+
+def test_completion_semantics(runtime: Runner) -> None:
+    async def main() -> list[object]:
+        c = Completion("c")
+        out: list[object] = [c.is_done(), c.try_wait()]
+        c.complete()
+        c.complete()
+        out += [c.statistics(), c.try_wait()]
+        await c.wait()  # the second remembered complete()
+        out.append(c.try_wait())
+        c.complete_all()
+        for _ in range(3):
+            await c.wait()  # every wait passes after complete_all
+        out.append(c.is_done())
+        c.reinit()
+        out.append(c.is_done())
+        return out
+
+    assert runtime.run(main) == [
+        False,
+        False,
+        CompletionStatistics(2, False, 0),
+        True,
+        False,
+        True,
+        False,
+    ]
+
+
+def test_completion_complete_wakes_exactly_one(runtime: Runner) -> None:
+    async def main() -> list[int]:
+        c = Completion("c")
+        passed: list[int] = []
+
+        async def waiter(i: int) -> None:
+            await c.wait()
+            passed.append(i)
+
+        async with rt.task_group() as tg:
+            for i in range(3):
+                tg.start_soon(waiter, i)
+            await rt.sleep(0.01)
+            c.complete()
+            await rt.sleep(0.01)
+            first = list(passed)
+            c.complete_all()
+        return [*first, -1, *sorted(passed)]
+
+    result = runtime.run(main)
+    assert len(result[: result.index(-1)]) == 1
+    assert sorted(result[result.index(-1) + 1 :]) == [0, 1, 2]
+
+
+def test_completion_reinit_with_waiters_is_refused(runtime: Runner) -> None:
+    async def main() -> str:
+        c = Completion("c")
+        message = ""
+
+        async def waiter() -> None:
+            await c.wait()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await rt.sleep(0.01)
+            try:
+                c.reinit()
+            except ProtocolViolation as e:
+                message = str(e)
+            c.complete()
+        return message
+
+    assert "while 1 tasks wait" in runtime.run(main)
+
+
+def test_slot_pool_hands_out_distinct_slots(runtime: Runner) -> None:
+    async def main() -> tuple[list[int], SlotPoolStatistics, str]:
+        pool = SlotPool(3, "p")
+        slots = [await pool.acquire() for _ in range(3)]
+        stats = pool.statistics()
+        message = ""
+        try:
+            pool.acquire_nowait()
+        except WouldBlock as e:
+            message = str(e)
+        for s in slots:
+            pool.release(s)
+        return slots, stats, message
+
+    slots, stats, message = runtime.run(main)
+    assert sorted(slots) == [0, 1, 2]
+    assert (stats.size, stats.free, stats.tasks_waiting, len(stats.holders)) == (3, 0, 0, 3)
+    assert "SlotPool 'p'" in message
+
+
+def test_slot_pool_release_unknown_slot(runtime: Runner) -> None:
+    async def main() -> str:
+        pool = SlotPool(2, "p")
+        try:
+            pool.release(1)
+        except ProtocolViolation as e:
+            return str(e)
+        return ""
+
+    assert "release(1) of SlotPool 'p': that slot is not taken" in runtime.run(main)
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda: SlotPool(-1), "at least 1, got -1"),
+        (lambda: SlotPool(0), "at least 1, got 0"),
+        (lambda: SlotPool("3"), "'3' (str)"),  # type: ignore[arg-type]
+        (lambda: Mutex(name=5), "5 (int)"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_construction_names_the_value(make: Callable[[], object], needle: str) -> None:
+    with pytest.raises(InvalidArgument, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        make()
+
+
+def test_wait_queue_park_and_wake(runtime: Runner) -> None:
+    async def main() -> list[object]:
+        q = WaitQueue("q")
+        got: list[object] = []
+
+        async def parker(i: int) -> None:
+            await rt.sleep(i * 0.001)
+            got.append((i, await q.park()))
+
+        async with rt.task_group() as tg:
+            for i in range(3):
+                tg.start_soon(parker, i)
+            await rt.sleep(0.01)
+            assert q.wake_one("first")
+            await rt.sleep(0.01)
+            assert q.wake_all("rest") == 2
+        assert not q.wake_one()
+        return got
+
+    got = runtime.run(main)
+    assert got[0] == (0, "first")
+    assert sorted(got[1:]) == [(1, "rest"), (2, "rest")]
+
+
+def test_every_acquire_is_a_choice_point_in_the_sim() -> None:
+    async def main() -> None:
+        m = Mutex("m", fast_acquire=True)
+        await m.acquire()
+        m.release()
+        await m.acquire()
+        m.release()
+
+    r = sim.run(main, trace=True)
+    assert r.trace is not None
+    assert [label for (_, _, _, label) in r.trace] == ["Mutex 'm'", "Mutex 'm'"]

@@ -1,4 +1,4 @@
-"""odp_async: a model of Linux RDMA On-Demand Paging, and a deterministic explorer for async code."""
+"""odp_async: a model of RDMA On-Demand Paging, and a deterministic explorer for async code."""
 
 from __future__ import annotations
 

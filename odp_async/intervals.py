@@ -312,7 +312,7 @@ class IntervalTree(Generic[V]):
             raise self._changed()
         stack = [self._root]
         pop = stack.pop
-        push = stack.append
+        extend = stack.extend
         while stack:
             node = pop()
             starts = node.starts
@@ -322,32 +322,30 @@ class IntervalTree(Generic[V]):
             j = bisect_left(node.pm, a, 0, i)
             if j >= i:
                 continue
-            # Slots [j, s0) start before `a` and overlap iff they reach it; slots
-            # [s0, i) start inside [a, b] and all overlap.
+            # Slot j is the first to reach `a`, so it overlaps.  Slots (j, s0) start
+            # before `a` and overlap iff they reach it; slots [s0, i) start inside
+            # [a, b] and all overlap.
             s0 = bisect_left(starts, a, j, i)
-            lasts = node.lasts
             kids = node.kids
             if node.is_leaf:
-                while j < s0:
-                    if lasts[j] >= a:
-                        yield kids[j]
-                        if self._version != version:
-                            raise self._changed()
-                    j += 1
-                for handle in kids[s0:i]:
+                if s0 - j > 1:
+                    lasts = node.lasts
+                    found = [kids[k] for k in range(j, s0) if lasts[k] >= a]
+                    found += kids[s0:i]
+                else:
+                    found = kids[j:i]
+                for handle in found:
                     yield handle
                     if self._version != version:
                         raise self._changed()
             else:
                 # Pushed right to left so that children pop in key order.
-                k = i - 1
-                while k >= s0:
-                    push(kids[k])
-                    k -= 1
-                while k >= j:
-                    if lasts[k] >= a:
-                        push(kids[k])
-                    k -= 1
+                extend(reversed(kids[s0:i]))
+                if s0 - j > 1:
+                    lasts = node.lasts
+                    extend([kids[k] for k in range(s0 - 1, j - 1, -1) if lasts[k] >= a])
+                elif j < s0:
+                    extend((kids[j],))
 
     def __iter__(self) -> Iterator[IntervalHandle[V]]:
         """Iterate over all entries in (start, last, insertion) order; O(n), fail-fast."""

@@ -694,7 +694,9 @@ class SlotPoolStatistics:
 
 def _check_size(size: object) -> int:
     if not isinstance(size, int) or isinstance(size, bool):
-        raise InvalidArgument(f"SlotPool size must be an int, got {size!r} ({type(size).__name__})")
+        raise InvalidArgument(
+            f"SlotPool size must be an int, got {size!r} ({type(size).__name__})"
+        )
     if size < 1:
         raise InvalidArgument(f"SlotPool size must be at least 1, got {size}")
     return size

@@ -130,10 +130,10 @@ class TaskGroupLike(Protocol):
 
     def start_soon(
         self,
-        func: Callable[..., Awaitable[Any]],
+        func: Callable[..., Coroutine[Any, Any, Any]],
         *args: Any,
         name: object = None,
-    ) -> None: ...
+    ) -> object: ...
 
     async def __aenter__(self) -> TaskGroupLike: ...
 
@@ -235,6 +235,3 @@ class _FailAfter:
         if self._scope.cancelled_caught and self._runtime.now() >= self._scope.deadline:
             raise TimeoutError
         return swallowed
-
-
-CoroutineFunction = Callable[..., Coroutine[Any, Any, Any]]

@@ -47,7 +47,9 @@ class _AnyioRuntime(Runtime):
 
     def sleep(self, seconds: float) -> Awaitable[None]:
         if seconds != seconds or seconds < 0:
-            raise InvalidArgument(f"sleep() needs a non-negative number of seconds, got {seconds!r}")
+            raise InvalidArgument(
+                f"sleep() needs a non-negative number of seconds, got {seconds!r}"
+            )
         return anyio.sleep(seconds)
 
     def now(self) -> float:
@@ -84,7 +86,7 @@ class TrioRuntime(_AnyioRuntime):
         return str(getattr(task, "name", task))
 
     def checkpoint(self, label: object = None) -> Awaitable[None]:
-        return trio.lowlevel.checkpoint()
+        return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - the caller awaits it
 
     async def park(self, waiter: Waiter) -> object:
         waiter.handle = trio.lowlevel.current_task()
@@ -126,10 +128,10 @@ class AsyncioRuntime(_AnyioRuntime):
     async def park(self, waiter: Waiter) -> object:
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         waiter.handle = fut
-        if waiter.cancellable:
-            return await fut
-        with anyio.CancelScope(shield=True):
-            return await asyncio.shield(fut)
+        if not waiter.cancellable:
+            with anyio.CancelScope(shield=True):
+                await asyncio.shield(fut)
+        return await fut
 
     def wake(self, waiter: Waiter, value: object) -> None:
         fut = waiter.handle
@@ -159,4 +161,3 @@ def live_runtime() -> Runtime:
         raise ProtocolViolation(
             f"odp_async runs on trio or asyncio, but the running async library is {name!r}"
         ) from None
-

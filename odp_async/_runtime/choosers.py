@@ -83,7 +83,8 @@ class ReplayChooser:
         for i, c in enumerate(choices):
             if not isinstance(c, int) or isinstance(c, bool) or c < 0:
                 raise InvalidArgument(
-                    f"schedule entry {i} must be a non-negative int, got {c!r} ({type(c).__name__})"
+                    f"schedule entry {i} must be a non-negative int, "
+                    f"got {c!r} ({type(c).__name__})"
                 )
         self._choices = tuple(choices)
         self._pos = 0

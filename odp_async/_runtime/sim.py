@@ -237,7 +237,9 @@ class SimCancelScope:
 
     __slots__ = ("_cancel_called", "_cancelled_caught", "_deadline", "_rt", "_shield", "_task")
 
-    def __init__(self, rt: SimRuntime, *, deadline: float = math.inf, shield: bool = False) -> None:
+    def __init__(
+        self, rt: SimRuntime, *, deadline: float = math.inf, shield: bool = False
+    ) -> None:
         self._rt = rt
         self._deadline = float(deadline)
         self._shield = shield
@@ -331,7 +333,7 @@ class SimTaskGroup:
         return self._scope
 
     def start_soon(
-        self, func: Callable[..., Awaitable[Any]], *args: Any, name: object = None
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
     ) -> None:
         """Spawn ``func(*args)`` as a child task.  Sync; the child runs at a later step."""
         if self._state != 1:
@@ -345,7 +347,9 @@ class SimTaskGroup:
 
     async def __aenter__(self) -> SimTaskGroup:
         if self._state != 0:
-            raise ProtocolViolation("this task group was already entered; a task group is single-use")
+            raise ProtocolViolation(
+                "this task group was already entered; a task group is single-use"
+            )
         task = self._rt._require_task("entering a task group")
         self._parent = task
         self._scope.__enter__()
@@ -463,7 +467,9 @@ class SimRuntime(Runtime):
 
     def sleep(self, seconds: float) -> Awaitable[None]:
         if seconds != seconds or seconds < 0:
-            raise InvalidArgument(f"sleep() needs a non-negative number of seconds, got {seconds!r}")
+            raise InvalidArgument(
+                f"sleep() needs a non-negative number of seconds, got {seconds!r}"
+            )
         if seconds == 0:
             return trap(CHECKPOINT, "sleep(0)")
         return trap(SLEEP, self._now + seconds)
@@ -580,15 +586,15 @@ class SimRuntime(Runtime):
                         obj.resume_cancellable = True
                         self._runnable.append(obj)
                         fired = True
-                elif isinstance(obj, SimCancelScope):
-                    if (
-                        obj._task is not None
-                        and not obj._cancel_called
-                        and obj._deadline <= deadline
-                    ):
-                        self._now = max(self._now, deadline)
-                        obj.cancel()
-                        fired = True
+                elif (
+                    isinstance(obj, SimCancelScope)
+                    and obj._task is not None
+                    and not obj._cancel_called
+                    and obj._deadline <= deadline
+                ):
+                    self._now = max(self._now, deadline)
+                    obj.cancel()
+                    fired = True
         return fired
 
     def _finish(self, task: SimTask, exc: BaseException | None) -> None:
@@ -759,8 +765,8 @@ class SimRuntime(Runtime):
             self._current = task
             try:
                 task.context.run(task.coro.close)
-            except BaseException:  # noqa: S110 - unwinding a stopped run; nothing to report to
-                pass
+            except BaseException:
+                pass  # unwinding a stopped run: nothing left to report to
             finally:
                 self._current = None
 

@@ -110,11 +110,10 @@ def test_virtual_time_jumps_to_the_next_deadline() -> None:
 
 def test_cancelled_is_caught_by_the_outermost_cancelled_scope() -> None:
     async def main() -> tuple[bool, bool]:
-        with rt.cancel_scope() as outer:
-            with rt.cancel_scope() as inner:
-                outer.cancel()
-                inner.cancel()
-                await rt.checkpoint()
+        with rt.cancel_scope() as outer, rt.cancel_scope() as inner:
+            outer.cancel()
+            inner.cancel()
+            await rt.checkpoint()
         return inner.cancelled_caught, outer.cancelled_caught
 
     assert sim.run(main).value == (False, True)

@@ -1,0 +1,130 @@
+"""Deadlock reports of the sim: who waits on what, who holds it, and the wait-for cycle."""
+
+from __future__ import annotations
+
+from odp_async import _runtime as rt
+from odp_async._runtime import sim
+from odp_async.sync import Mutex, RWLock, SlotPool
+
+
+async def abba(pause: bool) -> None:
+    a, b = Mutex("a"), Mutex("b")
+
+    async def first() -> None:
+        async with a:
+            if pause:
+                await rt.sleep(1)
+            async with b:
+                pass
+
+    async def second() -> None:
+        async with b:
+            if pause:
+                await rt.sleep(1)
+            async with a:
+                pass
+
+    async with rt.task_group() as tg:
+        tg.start_soon(first, name="A")
+        tg.start_soon(second, name="B")
+
+
+def test_abba_on_two_mutexes() -> None:
+    r = sim.run(abba, True)
+    assert r.outcome == "deadlock"
+    assert r.deadlock is not None
+    assert " ; ".join(b.describe() for b in r.deadlock.cycle) == (
+        "A waits for Mutex 'b' held by B ; B waits for Mutex 'a' held by A"
+    )
+
+
+def test_random_schedules_find_abba_and_only_it() -> None:
+    outcomes = [sim.run(abba, False, seed=s) for s in range(40)]
+    deadlocks = [r for r in outcomes if r.outcome == "deadlock"]
+    assert deadlocks, "40 random schedules never interleaved the two lock orders"
+    assert all(r.outcome in ("ok", "deadlock") for r in outcomes)
+    assert {tuple(b.task for b in r.deadlock.cycle) for r in deadlocks if r.deadlock} == {
+        ("A", "B")
+    }
+
+
+async def notifier_pool_deadlock(pause: bool) -> None:
+    """The 2014 thread's argument against a fixed pool of notifier slots.
+
+    Code 1: notify_start(); lock(); unlock(); notify_end()
+    Code 2: lock(); notify_start(); ...; notify_end(); unlock()
+
+    With one slot:  code1 takes the slot, code2 takes the lock, code1 blocks on the lock,
+    code2 blocks in notify_start waiting for a slot.
+    """
+    pool = SlotPool(1, "notifier slots")
+    lock = Mutex("lock")
+
+    async def code1() -> None:
+        slot = await pool.acquire()  # notify_start
+        if pause:
+            await rt.sleep(1)
+        async with lock:
+            pass
+        pool.release(slot)  # notify_end
+
+    async def code2() -> None:
+        if pause:
+            await rt.sleep(0.5)
+        async with lock:
+            slot = await pool.acquire()  # notify_start
+            pool.release(slot)  # notify_end
+
+    async with rt.task_group() as tg:
+        tg.start_soon(code1, name="code1")
+        tg.start_soon(code2, name="code2")
+
+
+def test_slot_pool_of_one_with_the_lock_order_cycle_from_the_thread() -> None:
+    r = sim.run(notifier_pool_deadlock, True)
+    assert r.outcome == "deadlock"
+    assert r.deadlock is not None
+    assert r.deadlock.describe() == (
+        "code1 waits for Mutex 'lock' held by code2; "
+        "code2 waits for SlotPool 'notifier slots' (0 free) held by code1; "
+        "also blocked: main waits for its task group's children to finish: code1, code2"
+    )
+    blocked = {b.task: b for b in r.deadlock.blocked}
+    assert blocked["code2"].holders == ("code1",)
+    assert blocked["code1"].waits_for == "Mutex 'lock'"
+
+
+def test_random_schedules_find_the_pool_deadlock() -> None:
+    found = [s for s in range(40) if sim.run(notifier_pool_deadlock, False, seed=s).deadlock]
+    assert found
+
+
+def test_a_reader_waiting_behind_a_writer_behind_itself() -> None:
+    """Recursive read against a queued writer, through two tasks: a real rwsem deadlock."""
+
+    async def main() -> None:
+        lock = RWLock("umem_rwsem")
+        gate = Mutex("gate")
+
+        async def reader() -> None:
+            async with lock.read_locked():
+                await rt.sleep(1)
+                async with gate:
+                    pass
+
+        async def writer() -> None:
+            async with gate:
+                await rt.sleep(0.5)
+                async with lock.write_locked():
+                    pass
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reader, name="reader")
+            tg.start_soon(writer, name="writer")
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    assert [b.describe() for b in r.deadlock.cycle] == [
+        "reader waits for Mutex 'gate' held by writer",
+        "writer waits for RWLock 'umem_rwsem' held by reader",
+    ]

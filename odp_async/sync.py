@@ -9,8 +9,10 @@ Contract
     Every blocking method has the same shape and the same promises (trio's contract):
 
     - *Checkpoint*: always, unless the primitive was built with ``fast_acquire=True`` and
-      was free (then no yield on a live runtime, like anyio's ``fast_acquire``; the sim
-      still makes every acquire a choice point).
+      was free.  Then a live runtime does not yield (like anyio's ``fast_acquire``): on
+      trio a cancelled task is still refused (trio's check is cheap), on asyncio it is
+      granted the primitive (as with ``asyncio.Lock``).  The sim ignores the flag: every
+      acquire stays a choice point.
     - *Blocks*: while the policy says no, in FIFO order (hand-off: a release gives the
       primitive straight to the first waiter, so a newcomer cannot barge in).
     - *Cancellation*: the call raises and leaves no trace: the task is out of the queue,
@@ -35,7 +37,7 @@ See also
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import attrs
@@ -96,7 +98,9 @@ class _Blocking:
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         raise NotImplementedError
 
-    async def _blocking(self, rt: Runtime, task: object, kind: int) -> Any:
+    async def _blocking(self, kind: int) -> Any:
+        rt = current_runtime()
+        task = rt.current_task()
         if rt.is_sim:
             # The choice point goes before the attempt, so the chooser may let another
             # task take the primitive first.
@@ -105,11 +109,16 @@ class _Blocking:
             if got is not _BLOCK:
                 return got
         else:
+            # trio's shape: no grant to a cancelled task, then a yield that cannot be
+            # cancelled.  Where the runtime cannot check cancellation cheaply (asyncio),
+            # a cancelled yield undoes the grant instead.
+            if rt.checkpoint_if_cancelled is not None:
+                await rt.checkpoint_if_cancelled()
             got = self._try(task, kind)
             if got is not _BLOCK:
                 if not self.fast_acquire:
                     try:
-                        await rt.checkpoint(self)
+                        await rt.yield_after_grant()
                     except BaseException:
                         self._give_back(task, kind, got)
                         raise
@@ -122,7 +131,7 @@ class WaitQueueStatistics:
     tasks_waiting: int
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class WaitQueue:
     """A FIFO of parked tasks: the building block of every primitive here.
 
@@ -231,7 +240,7 @@ class MutexStatistics:
     tasks_waiting: int
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class Mutex(_Blocking):
     """A mutual-exclusion lock that knows its owner (kernel ``struct mutex``).
 
@@ -253,15 +262,14 @@ class Mutex(_Blocking):
         state = "locked" if self._owner is not None else "unlocked"
         return f"<{_label('Mutex', self.name)} {state} waiting={len(self._queue)}>"
 
-    async def acquire(self) -> None:
+    def acquire(self) -> Awaitable[None]:
         """Take the lock.
 
         Blocks: while another task holds it.  Checkpoint: always (see module docstring
         for ``fast_acquire``).  Cancellation: not acquired, out of the queue.
         Raises: `ProtocolViolation` if the current task already holds it.
         """
-        rt = current_runtime()
-        await self._blocking(rt, rt.current_task(), 0)
+        return self._blocking(0)
 
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
@@ -311,7 +319,7 @@ class Mutex(_Blocking):
         return _BLOCK
 
     def _release(self) -> None:
-        w = self._queue._pop()
+        w = self._queue._pop() if self._queue._waiters else None
         if w is None:
             self._owner = None
         else:
@@ -337,7 +345,7 @@ class RWLockStatistics:
     writers_waiting: int
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class RWLock(_Blocking):
     """A reader-writer lock with `downgrade` (kernel ``rw_semaphore``).
 
@@ -378,25 +386,23 @@ class RWLock(_Blocking):
             state = "unlocked"
         return f"<{_label('RWLock', self.name)} {state} waiting={len(self._queue)}>"
 
-    async def acquire_read(self) -> None:
+    def acquire_read(self) -> Awaitable[None]:
         """Take the lock shared (``down_read``).
 
         Blocks: while a writer holds it or anybody is queued.  Checkpoint: always.
         Cancellation: not acquired, out of the queue, a hand-off passed on.
         Raises: `ProtocolViolation` if the current task already holds it.
         """
-        rt = current_runtime()
-        await self._blocking(rt, rt.current_task(), _READ)
+        return self._blocking(_READ)
 
-    async def acquire_write(self) -> None:
+    def acquire_write(self) -> Awaitable[None]:
         """Take the lock exclusive (``down_write``).
 
         Blocks: while anybody holds it or is queued.  Checkpoint: always.
         Cancellation: not acquired, out of the queue, a hand-off passed on.
         Raises: `ProtocolViolation` if the current task already holds it.
         """
-        rt = current_runtime()
-        await self._blocking(rt, rt.current_task(), _WRITE)
+        return self._blocking(_WRITE)
 
     def acquire_read_nowait(self) -> None:
         """Take the lock shared now, or raise `WouldBlock`.  Sync."""
@@ -484,21 +490,24 @@ class RWLock(_Blocking):
         return "not held"
 
     def _try(self, task: object, kind: int) -> object:
-        if task is self._writer or task in self._readers:
-            mode = "writing" if task is self._writer else "reading"
+        writer = self._writer
+        readers = self._readers
+        if writer is None and not readers and not self._queue._waiters:
+            if kind == _READ:
+                readers[task] = None
+            else:
+                self._writer = task
+            return None
+        if task is writer or task in readers:
+            mode = "writing" if task is writer else "reading"
             raise ProtocolViolation(
                 f"{_label('RWLock', self.name)} is already held for {mode} by the current task "
                 f"{_task_name(task)}; an RWLock is neither reentrant nor upgradable"
             )
-        if self._writer is not None or self._queue._waiters:
-            return _BLOCK
-        if kind == _READ:
-            self._readers[task] = None
+        if kind == _READ and writer is None and not self._queue._waiters:
+            readers[task] = None
             return None
-        if self._readers:
-            return _BLOCK
-        self._writer = task
-        return None
+        return _BLOCK
 
     def _release_read(self, task: object) -> None:
         del self._readers[task]
@@ -508,9 +517,10 @@ class RWLock(_Blocking):
     def _grant(self) -> None:
         # Called whenever the holders shrank: admit the queue's head if it fits.
         queue = self._queue
-        head = queue._first()
-        if head is None or self._writer is not None:
+        if not queue._waiters or self._writer is not None:
             return
+        head = queue._first()
+        assert head is not None
         if head.kind == _WRITE:
             if not self._readers:
                 queue._pop()
@@ -582,7 +592,7 @@ class CompletionStatistics:
     tasks_waiting: int
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class Completion(_Blocking):
     """The kernel's ``struct completion``.
 
@@ -609,15 +619,14 @@ class Completion(_Blocking):
         state = "all" if self._all else f"done={self._done}"
         return f"<{_label('Completion', self.name)} {state} waiting={len(self._queue)}>"
 
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[None]:
         """``wait_for_completion``.
 
         Blocks: until a `complete()` is available to consume, or `complete_all()` ran.
         Checkpoint: always.  Cancellation: consumes nothing; a `complete()` that had
         already picked this task is passed on to the next waiter (or remembered).
         """
-        rt = current_runtime()
-        await self._blocking(rt, rt.current_task(), 0)
+        return self._blocking(0)
 
     def wait_nowait(self) -> None:
         """Consume a completion now, or raise `WouldBlock`.  Sync."""
@@ -702,7 +711,7 @@ def _check_size(size: object) -> int:
     return size
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class SlotPool(_Blocking):
     """A fixed pool of `size` slots, numbered ``0 .. size-1`` (a preallocated array of
     tracking structs, as in the 2014 HMM pool).
@@ -732,15 +741,13 @@ class SlotPool(_Blocking):
             f"waiting={len(self._queue)}>"
         )
 
-    async def acquire(self) -> int:
+    def acquire(self) -> Awaitable[int]:
         """Take a slot and return its number.
 
         Blocks: while no slot is free.  Checkpoint: always.  Cancellation: takes no slot;
         a slot already handed to this task is handed on.
         """
-        rt = current_runtime()
-        slot: int = await self._blocking(rt, rt.current_task(), 0)
-        return slot
+        return self._blocking(0)
 
     def acquire_nowait(self) -> int:
         """Take a free slot now, or raise `WouldBlock`.  Sync."""

@@ -37,8 +37,10 @@ import math
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 
+import sniffio
+
 from ._base import RUNTIME_VAR, CancelScopeLike, Runtime, TaskGroupLike, Waiter, WaitTarget
-from ._live import live_runtime
+from ._live import LIVE_RUNTIMES, live_runtime
 from .sim import CHECKPOINT, trap
 
 __all__ = [
@@ -67,6 +69,12 @@ def current_runtime() -> Runtime:
     rt = RUNTIME_VAR.get(None)
     if rt is not None:
         return rt
+    # Hot path of every live acquire: sniffio's thread-local first, as `live_runtime` does.
+    name = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
+    if name is not None:
+        live = LIVE_RUNTIMES.get(name)
+        if live is not None:
+            return live
     return live_runtime()
 
 

@@ -153,6 +153,17 @@ class Runtime(abc.ABC):
 
     is_sim: bool = False
 
+    #: Live only: raise if the current task is cancelled, without yielding otherwise
+    #: (trio's ``checkpoint_if_cancelled``); None where that check is not cheap.
+    checkpoint_if_cancelled: Callable[[], Awaitable[None]] | None = None
+
+    def yield_after_grant(self) -> Awaitable[None]:
+        """Live only: the yield of a blocking call that was granted at once.
+
+        May raise the runtime's cancellation (asyncio); the caller then undoes the grant.
+        """
+        return self.checkpoint()
+
     @abc.abstractmethod
     def current_task(self) -> object:
         """The running task's identity (hashable).  Never a checkpoint."""

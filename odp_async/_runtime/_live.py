@@ -37,7 +37,7 @@ import trio.lowlevel
 from ..errors import InvalidArgument, ProtocolViolation
 from ._base import CancelScopeLike, Runtime, TaskGroupLike, Waiter
 
-__all__ = ["AsyncioRuntime", "TrioRuntime", "live_runtime"]
+__all__ = ["LIVE_RUNTIMES", "AsyncioRuntime", "TrioRuntime", "live_runtime"]
 
 
 class _AnyioRuntime(Runtime):
@@ -79,8 +79,12 @@ class TrioRuntime(_AnyioRuntime):
 
     __slots__ = ()
 
-    def current_task(self) -> object:
-        return trio.lowlevel.current_task()
+    checkpoint_if_cancelled = staticmethod(trio.lowlevel.checkpoint_if_cancelled)
+
+    def yield_after_grant(self) -> Awaitable[None]:
+        return trio.lowlevel.cancel_shielded_checkpoint()  # noqa: ASYNC105 - awaited by caller
+
+    current_task = staticmethod(trio.lowlevel.current_task)  # type: ignore[assignment]
 
     def task_name(self, task: object) -> str:
         return str(getattr(task, "name", task))
@@ -115,7 +119,7 @@ class AsyncioRuntime(_AnyioRuntime):
     __slots__ = ()
 
     def current_task(self) -> object:
-        return asyncio.current_task()
+        return asyncio.current_task(asyncio.get_running_loop())
 
     def task_name(self, task: object) -> str:
         if isinstance(task, asyncio.Task):
@@ -143,20 +147,22 @@ class AsyncioRuntime(_AnyioRuntime):
 
 
 # Stateless, one per backend: nothing here changes after import.
-_LIVE: dict[str, Runtime] = {"trio": TrioRuntime(), "asyncio": AsyncioRuntime()}
+LIVE_RUNTIMES: dict[str, Runtime] = {"trio": TrioRuntime(), "asyncio": AsyncioRuntime()}
 
 
 def live_runtime() -> Runtime:
     """The live runtime of the running event loop (trio or asyncio)."""
+    # sniffio's own lookup order, minus its slow generic asyncio probe.
+    name = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
+    if name is None:
+        if asyncio._get_running_loop() is None:
+            raise ProtocolViolation(
+                "no async runtime is running: call odp_async from inside trio.run(), "
+                "asyncio.run(), anyio.run(), or the sim runtime's run()"
+            )
+        name = "asyncio"
     try:
-        name = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        raise ProtocolViolation(
-            "no async runtime is running: call odp_async from inside trio.run(), "
-            "asyncio.run(), anyio.run(), or the sim runtime's run()"
-        ) from None
-    try:
-        return _LIVE[name]
+        return LIVE_RUNTIMES[name]
     except KeyError:
         raise ProtocolViolation(
             f"odp_async runs on trio or asyncio, but the running async library is {name!r}"

@@ -84,7 +84,7 @@ class TrioRuntime(_AnyioRuntime):
     def yield_after_grant(self) -> Awaitable[None]:
         return trio.lowlevel.cancel_shielded_checkpoint()  # noqa: ASYNC105 - awaited by caller
 
-    current_task = staticmethod(trio.lowlevel.current_task)  # type: ignore[assignment]
+    current_task = staticmethod(trio.lowlevel.current_task)
 
     def task_name(self, task: object) -> str:
         return str(getattr(task, "name", task))

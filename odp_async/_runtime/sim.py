@@ -63,6 +63,7 @@ __all__ = [
     "SimRuntime",
     "SimTask",
     "SimTaskGroup",
+    "StepLimitExceeded",
     "run",
 ]
 

@@ -1,0 +1,86 @@
+"""The public API is what `__init__` re-exports; this pins it so changes are deliberate."""
+
+from __future__ import annotations
+
+import importlib
+
+import odp_async
+
+PUBLIC = {
+    "odp_async": [
+        "Completion",
+        "IntervalHandle",
+        "IntervalTree",
+        "InternalError",
+        "InvalidArgument",
+        "InvariantViolation",
+        "Mutex",
+        "NondeterminismError",
+        "OdpError",
+        "ProtocolViolation",
+        "RWLock",
+        "ReplayMismatch",
+        "SlotPool",
+        "WaitQueue",
+        "WouldBlock",
+        "__version__",
+        "cancel_scope",
+        "cancelled_exc_class",
+        "checkpoint",
+        "current_task",
+        "draw",
+        "fail_after",
+        "move_on_after",
+        "now",
+        "sim",
+        "sleep",
+        "task_group",
+        "task_name",
+    ],
+    "odp_async.sim": [
+        "BlockedTask",
+        "Cancelled",
+        "Chooser",
+        "Deadlock",
+        "DeadlockError",
+        "RandomChooser",
+        "ReplayChooser",
+        "SimResult",
+        "StepLimitExceeded",
+        "run",
+    ],
+}
+
+
+def test_public_names_are_pinned() -> None:
+    for module_name, names in PUBLIC.items():
+        module = importlib.import_module(module_name)
+        assert sorted(module.__all__) == sorted(names), module_name
+        for name in names:
+            assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_errors_derive_from_builtins() -> None:
+    assert issubclass(odp_async.InvalidArgument, ValueError)
+    assert issubclass(odp_async.ProtocolViolation, RuntimeError)
+    assert issubclass(odp_async.InvariantViolation, AssertionError)
+    for name in ("InvalidArgument", "ProtocolViolation", "ReplayMismatch", "InternalError"):
+        assert issubclass(getattr(odp_async, name), odp_async.OdpError)
+
+
+def test_model_layers_do_not_import_anyio_or_trio() -> None:
+    """Only the live runtime may import anyio/trio (DESIGN section 3)."""
+    import pathlib
+
+    root = pathlib.Path(odp_async.__file__).parent
+    allowed = {root / "_runtime" / "_live.py"}
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path in allowed:
+            continue
+        text = path.read_text()
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("import anyio", "import trio", "from anyio", "from trio")):
+                offenders.append(f"{path.relative_to(root)}: {stripped}")
+    assert offenders == []

@@ -9,8 +9,9 @@ Contract
       task that ran the previous step, or None if it blocked or finished;
     - ``draw(n, label) -> int``: a value in ``range(n)`` the code under test asked for.
 
-    The sim only asks when there is more than one option, and records every answer, in
-    order, as the run's *schedule*.  All randomness comes from the chooser's own seeded
+    The sim only asks when there is more than one option (unless the chooser sets
+    ``ask_always``), and records every answer given among several options, in order, as
+    the run's *schedule*.  All randomness comes from the chooser's own seeded
     generator: the same chooser state gives the same answers in any process.
 
 See also
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from ..errors import InvalidArgument, ReplayMismatch
 
-__all__ = ["Chooser", "RandomChooser", "ReplayChooser"]
+__all__ = ["Chooser", "FifoChooser", "RandomChooser", "ReplayChooser", "ScriptChooser"]
 
 
 class Chooser(Protocol):
@@ -129,3 +130,95 @@ class ReplayChooser:
         if self.then is not None and self._pos >= len(self._choices):
             return self.then.draw(n, label)
         return self._next(n, f"values for {label!r}")
+
+
+class FifoChooser:
+    """Always the longest-runnable task (index 0): a fixed, fair, boring schedule."""
+
+    __slots__ = ()
+
+    def new_execution(self) -> None:
+        pass
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        return 0
+
+    def draw(self, n: int, label: object) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "FifoChooser()"
+
+
+class ScriptChooser:
+    """Follows a readable script of ``(task name, until)`` steps, then hands over.
+
+    Each step runs the task called `name` until the label of the checkpoint it is paused
+    at contains the text `until` (the task then stays paused there), or, with
+    ``until=None``, until it blocks or finishes.  While the scripted task is blocked, the
+    other runnable tasks run, oldest first, so it can get unblocked.  When the script is
+    done, `then` decides (default: oldest first).
+
+    A script that no longer fits the code (a task that never appears, an `until` never
+    reached) does not raise here; `is_done` stays False, which callers should check.
+    """
+
+    __slots__ = ("_pos", "_seen", "steps", "then")
+
+    #: Asked at every step, even with one runnable task, so a step can end exactly.
+    ask_always = True
+
+    def __init__(
+        self, steps: Sequence[tuple[str, str | None]], *, then: Chooser | None = None
+    ) -> None:
+        for i, step in enumerate(steps):
+            if (
+                not isinstance(step, tuple)
+                or len(step) != 2
+                or not isinstance(step[0], str)
+                or not (step[1] is None or isinstance(step[1], str))
+            ):
+                raise InvalidArgument(
+                    f"script step {i} must be (task name, until text or None), got {step!r}"
+                )
+        self.steps = tuple(steps)
+        self.then = then
+        self._pos = 0
+        self._seen: set[str] = set()
+
+    @property
+    def is_done(self) -> bool:
+        return self._pos >= len(self.steps)
+
+    def new_execution(self) -> None:
+        self._pos = 0
+        self._seen = set()
+        if self.then is not None:
+            self.then.new_execution()
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        for task in runnable:
+            self._seen.add(task.name)
+        while self._pos < len(self.steps):
+            name, until = self.steps[self._pos]
+            index = next((i for i, t in enumerate(runnable) if t.name == name), None)
+            if index is None:
+                if until is None and name in self._seen:
+                    self._pos += 1  # it blocked or finished: step done
+                    continue
+                return 0  # not started yet, or blocked: let the others run
+            if until is not None and until in str(runnable[index].pending):
+                self._pos += 1
+                continue
+            return index
+        if self.then is not None:
+            return self.then.choose(runnable, last)
+        return 0
+
+    def draw(self, n: int, label: object) -> int:
+        if self.then is not None:
+            return self.then.draw(n, label)
+        return 0
+
+    def __repr__(self) -> str:
+        return f"ScriptChooser({list(self.steps)!r})"

@@ -105,6 +105,7 @@ class SimTask:
         "group",
         "id",
         "name",
+        "pending",
         "resume_cancellable",
         "scopes",
         "send_value",
@@ -142,6 +143,9 @@ class SimTask:
         self.cancel_cached = False
         self.waiter: Waiter | None = None
         self.sleep_token = 0
+        # What the task will do when resumed: the label of its last checkpoint, the waiter
+        # it parked on, or None before its first step.  Choosers may look (not touch).
+        self.pending: object = None
 
     def __repr__(self) -> str:
         return f"<SimTask {self.id} {self.name!r}>"
@@ -634,6 +638,7 @@ class SimRuntime(Runtime):
         max_steps = self._max_steps
         steps = 0
         last: SimTask | None = None
+        ask_always = getattr(chooser, "ask_always", False)
         chooser.new_execution()
         while True:
             n = len(runnable)
@@ -643,7 +648,10 @@ class SimRuntime(Runtime):
                 continue
             if steps >= max_steps:
                 break
-            if n == 1:
+            if n == 1 and not ask_always:
+                i = 0
+            elif n == 1:
+                chooser.choose(runnable, last)  # a script follows every step; one option
                 i = 0
             else:
                 i = chooser.choose(runnable, last)
@@ -651,6 +659,7 @@ class SimRuntime(Runtime):
                     raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
                 schedule.append(i)
             steps += 1
+            self._steps = steps
             task = runnable[i]
             self._current = task
             exc = task.throw_exc
@@ -687,6 +696,7 @@ class SimRuntime(Runtime):
                 op, arg = trapped
             except (TypeError, ValueError):
                 op, arg = -1, trapped
+            task.pending = arg
             if trace is not None:
                 trace.append((steps, task.id, op, _stable_label(arg)))
             if op == CHECKPOINT:
@@ -723,7 +733,6 @@ class SimRuntime(Runtime):
             else:
                 task.throw_exc = self._foreign_await(task, arg)
                 last = task
-        self._steps = steps
         return self._result(root, root_value, root_error)
 
     def _result(self, root: SimTask, value: object, error: BaseException | None) -> SimResult:

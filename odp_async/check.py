@@ -1,0 +1,317 @@
+"""The invariant checker: shadow state fed by the mm, the device and the ODP core.
+
+Contract
+    A `Checker` is told about every change that matters (a frame freed, a translation
+    installed or zapped, a DMA, a notifier count, a deregistration, a fault outcome) at the
+    moment it happens, and records a `Violation` right then, with the step, the task and the
+    addresses.  Violations are data (frozen attrs records), never log lines; nothing here
+    raises unless the checker was built with ``raise_on_violation=True``.
+
+    Kinds (DESIGN section 5):
+
+    ``stale-translation``
+        a frame is freed or replaced while a device translation still points to it; or a
+        translation is installed to a frame the page table does not map at that address,
+        or with more permission than the pte grants (the install-time check).
+    ``stale-dma``
+        the device reads or writes through a translation whose frame or permission no
+        longer matches the page table.
+    ``unbalanced-notifier``
+        an invalidation end without its start: a per-region count that would go below 0.
+    ``use-after-release``
+        a callback or fault touches a region after its deregistration returned, or a fault
+        succeeds after the mm was released.
+    ``deadlock``
+        blocked tasks and none runnable (recorded from the runtime's report).
+    ``starvation``
+        a fault retried, or kept waiting, past its bound.
+
+    Besides violations the checker keeps `events`: the semantic history (invalidation
+    windows, fault attempts, installs, zaps, frees, warnings) that timelines draw.
+
+Concurrency
+    Sync only: every hook runs between two checkpoints of the calling task.
+
+See also
+    `odp_async.mm`, `odp_async.device`, `odp_async.odp` (the feeders); DESIGN section 5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, Literal
+
+import attrs
+
+__all__ = [
+    "VIOLATION_KINDS",
+    "Checker",
+    "Event",
+    "FrameId",
+    "Violation",
+    "ViolationKind",
+]
+
+ViolationKind = Literal[
+    "stale-translation",
+    "stale-dma",
+    "unbalanced-notifier",
+    "use-after-release",
+    "deadlock",
+    "starvation",
+]
+VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
+    "stale-translation",
+    "stale-dma",
+    "unbalanced-notifier",
+    "use-after-release",
+    "deadlock",
+    "starvation",
+)
+
+FrameId = tuple[int, int]
+"""``(pfn, generation)``: a physical frame, and which use of it (bumped at every reuse)."""
+
+PteView = tuple[int, int, bool]
+"""What the page table maps at a page: ``(pfn, generation, writable)``."""
+
+
+@attrs.frozen
+class Violation:
+    """One broken invariant: what, when (sim step), who (tasks), where (addresses)."""
+
+    kind: ViolationKind
+    step: int
+    tasks: tuple[str, ...]
+    addresses: tuple[int, ...]
+    detail: str
+
+    def describe(self) -> str:
+        where = ", ".join(f"{a:#x}" for a in self.addresses)
+        at = f" at {where}" if where else ""
+        return f"{self.kind}{at} (step {self.step}, {', '.join(self.tasks)}): {self.detail}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+@attrs.frozen
+class Event:
+    """One entry of the semantic history.  `kind` is a short tag; `key` groups spans.
+
+    Spans are pairs of events with the same `key` and kinds ``X-begin``/``X-end``
+    (for instance ``invalidate-begin``/``invalidate-end``); other events are instants.
+    """
+
+    step: int
+    task: str
+    kind: str
+    key: str
+    detail: str
+    address: int | None = None
+
+
+def _nowhere() -> tuple[int, str]:
+    return 0, "?"
+
+
+def _no_pte(vpn: int) -> PteView | None:
+    return None
+
+
+def _always_live(frame: FrameId) -> bool:
+    return True
+
+
+@attrs.define(eq=False)
+class Checker:
+    """Shadow state and violation log.  Build one per run; the world wires the callables.
+
+    `where` returns ``(step, task name)`` for the current moment; `page_lookup` returns
+    what the page table maps at a virtual page; `frame_live` tells whether a frame id is
+    still allocated (not freed, not reused).
+    """
+
+    where: Callable[[], tuple[int, str]] = _nowhere
+    page_lookup: Callable[[int], PteView | None] = _no_pte
+    frame_live: Callable[[FrameId], bool] = _always_live
+    raise_on_violation: bool = False
+    record_events: bool = True
+    violations: list[Violation] = attrs.field(factory=list)
+    events: list[Event] = attrs.field(factory=list)
+    # (table, vpn) -> (frame, writable): every device translation that exists right now.
+    _translations: dict[tuple[str, int], tuple[FrameId, bool]] = attrs.field(factory=dict)
+    # frame -> the translations pointing at it (insertion-ordered for determinism).
+    _by_frame: dict[FrameId, dict[tuple[str, int], None]] = attrs.field(factory=dict)
+    _released_tables: dict[str, None] = attrs.field(factory=dict)
+    _mm_released: bool = False
+    _seen: set[tuple[str, tuple[str, ...], tuple[int, ...]]] = attrs.field(factory=set)
+
+    # --- recording ------------------------------------------------------------------
+
+    def violation(
+        self,
+        kind: ViolationKind,
+        detail: str,
+        addresses: tuple[int, ...] = (),
+        tasks: tuple[str, ...] | None = None,
+    ) -> Violation | None:
+        """Record a violation now (once per kind, tasks and addresses).  Sync."""
+        step, task = self.where()
+        who = tasks if tasks is not None else (task,)
+        key = (kind, who, addresses)
+        if key in self._seen:
+            return None
+        self._seen.add(key)
+        v = Violation(kind, step, who, addresses, detail)
+        self.violations.append(v)
+        self.event("violation", kind, v.describe(), addresses[0] if addresses else None)
+        if self.raise_on_violation:
+            from .errors import InvariantViolation
+
+            raise InvariantViolation(v.describe())
+        return v
+
+    def event(self, kind: str, key: str, detail: str, address: int | None = None) -> None:
+        """Append to the semantic history (no-op unless ``record_events``).  Sync."""
+        if self.record_events:
+            step, task = self.where()
+            self.events.append(Event(step, task, kind, key, detail, address))
+
+    def kinds(self) -> list[ViolationKind]:
+        """The kinds recorded so far, in order, without repeats."""
+        return list(dict.fromkeys(v.kind for v in self.violations))
+
+    @property
+    def first(self) -> Violation | None:
+        return self.violations[0] if self.violations else None
+
+    # --- fed by the mm ----------------------------------------------------------------
+
+    def frame_freed(self, frame: FrameId, why: str) -> None:
+        """The mm freed (or replaced and dropped) `frame`.  Stale if translated."""
+        users = self._by_frame.get(frame)
+        if users:
+            table, vpn = next(iter(users))
+            self.violation(
+                "stale-translation",
+                f"frame {_fr(frame)} was {why} while {table} still translates "
+                f"{vpn << 12:#x} to it",
+                (vpn << 12,),
+            )
+
+    def mm_released(self) -> None:
+        self._mm_released = True
+        self.event("mm-release", "mm", "the address space was released")
+
+    @property
+    def is_mm_released(self) -> bool:
+        return self._mm_released
+
+    # --- fed by the device ------------------------------------------------------------
+
+    def translation_installed(self, table: str, vpn: int, frame: FrameId, writable: bool) -> None:
+        """A translation ``table[vpn] -> frame`` appeared.  Checked against the page table."""
+        key = (table, vpn)
+        old = self._translations.get(key)
+        if old is not None:
+            self._drop(key, old[0])
+        self._translations[key] = (frame, writable)
+        self._by_frame.setdefault(frame, {})[key] = None
+        mode = "rw" if writable else "ro"
+        self.event("install", table, f"{table}[{vpn << 12:#x}] -> {_fr(frame)} {mode}", vpn << 12)
+        problem = self._mismatch(vpn, frame, writable)
+        if problem is not None:
+            self.violation(
+                "stale-translation", f"{table} installed {vpn << 12:#x} -> {problem}", (vpn << 12,)
+            )
+
+    def translation_removed(self, table: str, vpn: int) -> None:
+        key = (table, vpn)
+        old = self._translations.pop(key, None)
+        if old is not None:
+            self._drop(key, old[0])
+            self.event("zap", table, f"{table}[{vpn << 12:#x}] zapped", vpn << 12)
+
+    def dma(self, table: str, vpn: int, write: bool) -> None:
+        """The device accessed ``table[vpn]`` through its translation."""
+        entry = self._translations.get((table, vpn))
+        op = "write" if write else "read"
+        self.event("dma", table, f"DMA {op} {table}[{vpn << 12:#x}]", vpn << 12)
+        if entry is None:
+            return
+        frame, writable = entry
+        if write and not writable:
+            self.violation(
+                "stale-dma",
+                f"DMA write through the read-only translation {table}[{vpn << 12:#x}]",
+                (vpn << 12,),
+            )
+            return
+        problem = self._mismatch(vpn, frame, write)
+        if problem is not None:
+            self.violation(
+                "stale-dma", f"DMA {op} of {table}[{vpn << 12:#x}] -> {problem}", (vpn << 12,)
+            )
+
+    # --- fed by the ODP core ------------------------------------------------------------
+
+    def count_changed(self, table: str, name: str, value: int, rng: str) -> None:
+        """A per-region count of running invalidations changed to `value`."""
+        if value < 0:
+            self.violation(
+                "unbalanced-notifier",
+                f"invalidate_range_end() for {rng} without a matching start: {table}.{name} "
+                f"went to {value}",
+            )
+
+    def warning(self, key: str, detail: str) -> None:
+        """Something the kernel would ``pr_warn`` about, that is not itself a violation."""
+        self.event("warning", key, detail)
+
+    def table_released(self, table: str) -> None:
+        """`table`'s region finished deregistering: touching it from now on is a bug."""
+        self._released_tables[table] = None
+
+    def touched(self, table: str, what: str) -> None:
+        """`what` touched `table`'s region; a use-after-release if it was deregistered."""
+        if table in self._released_tables:
+            self.violation("use-after-release", f"{what} touched {table} after its deregistration")
+
+    def fault_succeeded(self, table: str, rng: str) -> None:
+        if self._mm_released:
+            self.violation(
+                "use-after-release",
+                f"a fault on {table} {rng} succeeded after the mm was released",
+            )
+
+    def starved(self, table: str, detail: str) -> None:
+        self.violation("starvation", f"a fault on {table} {detail}")
+
+    def deadlock(self, detail: str, tasks: tuple[str, ...]) -> None:
+        self.violation("deadlock", detail, tasks=tasks)
+
+    # --- internals --------------------------------------------------------------------
+
+    def _drop(self, key: tuple[str, int], frame: FrameId) -> None:
+        users = self._by_frame.get(frame)
+        if users is not None:
+            users.pop(key, None)
+            if not users:
+                del self._by_frame[frame]
+
+    def _mismatch(self, vpn: int, frame: FrameId, writable: bool) -> str | None:
+        if not self.frame_live(frame):
+            return f"{_fr(frame)}, which has been freed"
+        pte = self.page_lookup(vpn)
+        if pte is None:
+            return f"{_fr(frame)}, but the page table maps nothing there"
+        if (pte[0], pte[1]) != frame:
+            return f"{_fr(frame)}, but the page table maps {_fr((pte[0], pte[1]))}"
+        if writable and not pte[2]:
+            return f"{_fr(frame)} writable, but the pte is read-only"
+        return None
+
+
+def _fr(frame: FrameId) -> str:
+    return f"frame {frame[0]}.{frame[1]}"

@@ -1,0 +1,717 @@
+"""The address space of one process: VMAs, a page table, frames, mmap_sem, the notifier chain.
+
+Contract
+    `AddressSpace` models the part of Linux's ``mm_struct`` that ODP races against, with
+    the kernel's locking:
+
+    ========================  ===============  ==========================================
+    operation                 mm lock          invalidation (event)
+    ========================  ===============  ==========================================
+    `mmap`                    mmap_sem write   none
+    `munmap`                  mmap_sem write   UNMAP; a hugetlb file's i_mmap lock inside
+    `mremap`                  mmap_sem write   UNMAP of the old range
+    `madvise_dontneed`        mmap_sem read    DONTNEED
+    `mprotect` (downgrade)    mmap_sem write   PROTECTION
+    `migrate`                 anon_vma lock    MIGRATE (fails while the page has users)
+    `File.truncate`           file i_mmap      TRUNCATE (no mmap_sem)
+    `cpu_fault`               mmap_sem read    none (populates)
+    `get_user_pages`          mmap_sem read    none (populates; takes page references)
+    `exit`                    none             ``release`` to every subscriber, then teardown
+    ========================  ===============  ==========================================
+
+    Every change that removes or downgrades a mapping is bracketed by
+    ``invalidate_range_start(inv)`` ... ``invalidate_range_end(inv)`` sent to every
+    subscriber, in the invalidating task.  A frame is freed (its last reference dropped) or
+    replaced only after every start callback returned.  Between start and the page-table
+    change, and between that change and end, the invalidating task passes a checkpoint:
+    those are the windows the races of the 2014 thread live in.
+
+    Subscribers may register or unregister at any time.  `register_notifier` takes
+    mmap_sem for write and every i_mmap and anon_vma lock (``mm_take_all_locks``), so it
+    never straddles an invalidation; `unregister_notifier` runs the subscriber's
+    ``release`` if the mm is alive, unhashes it, then waits until none of its callbacks is
+    running (``synchronize_srcu``): an invalidation already started may then never deliver
+    its end to it.
+
+    The mm also keeps the list of active invalidation ranges of the 2014 patch "keep track
+    of active invalidation ranges" (`range_is_valid`, `range_wait_valid`).  By default a
+    range is listed *before* the start callbacks run; ``range_list_after_callbacks=True``
+    lists it after them, as the patch was posted.
+
+Concurrency
+    ``mmap_sem`` guards the VMAs and the page table against other mmap_sem users;
+    invalidations that take no mmap_sem (truncate, migration) hold their own lock.
+    Frame reference counts change only in sync code.
+
+See also
+    DESIGN section 1; ``mm/mmu_notifier.c``; `odp_async.check` (what the frees feed).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import attrs
+
+from . import _runtime as rt
+from .addr import PAGE_SHIFT, AddrRange
+from .check import Checker, FrameId, PteView
+from .errors import InvalidArgument, OdpError
+from .intervals import IntervalTree
+from .sync import Mutex, RWLock, WaitQueue
+
+__all__ = [
+    "AddressSpace",
+    "FaultError",
+    "File",
+    "Frame",
+    "InvalidateEvent",
+    "Invalidation",
+    "PhysicalMemory",
+    "PinnedPage",
+    "Pte",
+    "Subscription",
+    "Vma",
+]
+
+
+class FaultError(OdpError):
+    """A page could not be provided (EFAULT/SIGBUS): no VMA, no permission, beyond EOF,
+    or the mm is gone."""
+
+
+class InvalidateEvent(enum.Enum):
+    """Why an invalidation runs (``enum mmu_notifier_event``)."""
+
+    UNMAP = "unmap"
+    DONTNEED = "madvise-dontneed"
+    PROTECTION = "protection"
+    MIGRATE = "migrate"
+    TRUNCATE = "truncate"
+    RELEASE = "release"
+
+
+@attrs.frozen
+class Invalidation:
+    """One ``struct mmu_notifier_range``: an id (unique per mm), the range, the event."""
+
+    id: int
+    range: AddrRange
+    event: InvalidateEvent
+
+    def __str__(self) -> str:
+        return f"inv{self.id} {self.event.value} {self.range}"
+
+
+class Frame:
+    """A physical frame.  ``(pfn, gen)`` names one use of it: `gen` grows at every reuse.
+
+    Invariant: ``refcount > 0`` while allocated; a free frame has refcount 0.
+    """
+
+    __slots__ = ("gen", "pfn", "refcount")
+
+    def __init__(self, pfn: int) -> None:
+        self.pfn = pfn
+        self.gen = 0
+        self.refcount = 0
+
+    @property
+    def id(self) -> FrameId:
+        return (self.pfn, self.gen)
+
+    def __repr__(self) -> str:
+        return f"<Frame {self.pfn}.{self.gen} refs={self.refcount}>"
+
+
+class PhysicalMemory:
+    """Frames, reference counted.  Freed frames are reused last-freed first, so a stale
+    translation soon points into someone else's data, as it would on a real machine."""
+
+    __slots__ = ("_checker", "_frames", "_free")
+
+    def __init__(self, checker: Checker) -> None:
+        self._checker = checker
+        self._frames: list[Frame] = []
+        self._free: list[Frame] = []
+
+    def alloc(self) -> Frame:
+        frame = self._free.pop() if self._free else self._new()
+        frame.gen += 1
+        frame.refcount = 1
+        return frame
+
+    def _new(self) -> Frame:
+        frame = Frame(len(self._frames))
+        self._frames.append(frame)
+        return frame
+
+    def get(self, frame: Frame) -> None:
+        assert frame.refcount > 0, f"get() of free {frame!r}"
+        frame.refcount += 1
+
+    def put(self, frame: Frame, why: str) -> None:
+        """Drop a reference; the last one frees the frame (and tells the checker)."""
+        assert frame.refcount > 0, f"put() of free {frame!r}"
+        frame.refcount -= 1
+        if frame.refcount == 0:
+            self._free.append(frame)
+            self._checker.frame_freed(frame.id, why)
+
+    def is_live(self, frame: FrameId) -> bool:
+        pfn, gen = frame
+        if pfn >= len(self._frames):
+            return False
+        f = self._frames[pfn]
+        return f.gen == gen and f.refcount > 0
+
+    @property
+    def frames_in_use(self) -> int:
+        return len(self._frames) - len(self._free)
+
+
+@attrs.define
+class Pte:
+    """A page-table entry: a present mapping, or a migration entry (``frame is None``)."""
+
+    frame: Frame | None
+    writable: bool
+    migrating_from: Frame | None = None
+
+
+@attrs.frozen
+class PinnedPage:
+    """A page returned by `AddressSpace.get_user_pages`, holding one frame reference."""
+
+    vpn: int
+    frame: Frame
+    writable: bool
+
+    @property
+    def frame_id(self) -> FrameId:
+        return self.frame.id
+
+
+@attrs.define(eq=False)
+class File:
+    """A file with a page cache, mappable shared.  ``hugetlb`` files are unmapped with
+    their i_mmap lock held inside the invalidation (as ``unmap_single_vma`` does)."""
+
+    name: str
+    npages: int
+    memory: PhysicalMemory
+    hugetlb: bool = False
+    i_mmap: Mutex = attrs.field(init=False)
+    page_cache: dict[int, Frame] = attrs.field(init=False, factory=dict)
+    mappings: list[tuple[AddressSpace, Vma]] = attrs.field(init=False, factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.npages, int) or self.npages < 0:
+            raise InvalidArgument(
+                f"file size must be a non-negative page count, got {self.npages!r}"
+            )
+        self.i_mmap = Mutex(f"{self.name}.i_mmap")
+
+    def page(self, pgoff: int) -> Frame:
+        """The page cache page at `pgoff`, read in if missing.  Sync."""
+        if pgoff >= self.npages:
+            raise FaultError(f"{self.name}: page {pgoff} is beyond EOF ({self.npages} pages)")
+        frame = self.page_cache.get(pgoff)
+        if frame is None:
+            frame = self.memory.alloc()
+            self.page_cache[pgoff] = frame
+        return frame
+
+    async def truncate(self, npages: int) -> None:
+        """Shrink the file to `npages` pages (``truncate_pagecache``).
+
+        Pass 1 (i_mmap held): unmap every mapping of the pages beyond the new size, each in
+        its own TRUNCATE invalidation.  Pass 2: drop those pages from the page cache.  No
+        mmap_sem is taken.  Blocks on the i_mmap lock.  Checkpoint: always.
+        """
+        if not isinstance(npages, int) or npages < 0:
+            raise InvalidArgument(f"truncate() needs a non-negative page count, got {npages!r}")
+        if npages >= self.npages:
+            self.npages = npages
+            await rt.checkpoint(("truncate", self.name))
+            return
+        self.npages = npages
+        async with self.i_mmap:
+            for mm, vma in list(self.mappings):
+                doomed = vma.pages_from_pgoff(npages)
+                if doomed is not None and not mm.is_dead:
+                    await mm._invalidate(doomed, InvalidateEvent.TRUNCATE, mm._zap_body(doomed))
+        await rt.checkpoint(("truncate", self.name, "page cache"))
+        for pgoff in sorted(p for p in self.page_cache if p >= npages):
+            self.memory.put(self.page_cache.pop(pgoff), f"truncated from {self.name}")
+
+
+@attrs.define(eq=False)
+class Vma:
+    """A mapping ``range`` of anonymous memory, or of `file` from page `pgoff` (shared)."""
+
+    range: AddrRange
+    writable: bool
+    file: File | None = None
+    pgoff: int = 0
+
+    def pgoff_of(self, vpn: int) -> int:
+        return self.pgoff + vpn - self.range.first_vpn
+
+    def pages_from_pgoff(self, pgoff: int) -> AddrRange | None:
+        """The part of this mapping that maps file pages ``>= pgoff``, if any."""
+        first = max(self.range.first_vpn, self.range.first_vpn + pgoff - self.pgoff)
+        last = self.range.first_vpn + self.range.npages
+        return AddrRange.pages(first, last - first) if first < last else None
+
+    def __str__(self) -> str:
+        kind = f"{self.file.name}+{self.pgoff}" if self.file else "anon"
+        return f"{self.range} {'rw' if self.writable else 'ro'} {kind}"
+
+
+class Subscription(Protocol):
+    """A subscriber of the notifier chain (``struct mmu_notifier``); callbacks run in the
+    invalidating task and may block."""
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None: ...
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None: ...
+
+    async def release(self) -> None: ...
+
+
+class AddressSpace:
+    """One process's mm.  See the module docstring for the operations and their locking."""
+
+    def __init__(
+        self,
+        memory: PhysicalMemory,
+        checker: Checker,
+        *,
+        range_list_after_callbacks: bool = False,
+    ) -> None:
+        self.memory = memory
+        self.checker = checker
+        self.mmap_sem = RWLock("mmap_sem")
+        self.anon_vma = Mutex("anon_vma")
+        self.page_table: dict[int, Pte] = {}
+        self._vmas: IntervalTree[Vma] = IntervalTree()
+        # Invariant: users > 0 until the last mmput, which runs the teardown.
+        self.users = 1
+        self.is_dead = False
+        self._subs: dict[Subscription, None] = {}
+        self._in_flight: dict[Subscription, int] = {}
+        self._callbacks_done = WaitQueue("notifier callbacks (srcu)")
+        self._next_inv = 0
+        # The 2014 "active invalidation ranges" list, and its wait queue.
+        self.active_ranges: list[Invalidation] = []
+        self._ranges_changed = WaitQueue("active ranges")
+        self.range_list_after_callbacks = range_list_after_callbacks
+        self._migration_done = WaitQueue("migration entries")
+
+    # --- queries (sync) ---------------------------------------------------------------
+
+    def lookup(self, vpn: int) -> PteView | None:
+        """What the page table maps at `vpn`: ``(pfn, gen, writable)``, or None."""
+        pte = self.page_table.get(vpn)
+        if pte is None or pte.frame is None:
+            return None
+        return (pte.frame.pfn, pte.frame.gen, pte.writable)
+
+    def find_vma(self, address: int) -> Vma | None:
+        hit = self._vmas.first_overlap(address, address)
+        return hit.value if hit is not None else None
+
+    @property
+    def vmas(self) -> list[Vma]:
+        return [h.value for h in self._vmas]
+
+    def is_registered(self, sub: Subscription) -> bool:
+        return sub in self._subs
+
+    # --- mapping operations -----------------------------------------------------------
+
+    async def mmap(
+        self,
+        start: int,
+        length: int,
+        *,
+        writable: bool = True,
+        file: File | None = None,
+        pgoff: int = 0,
+    ) -> Vma:
+        """Map ``[start, start+length)`` (MAP_FIXED, refusing overlaps).  mmap_sem write.
+
+        Raises `InvalidArgument` for a misaligned or overlapping range, or a file range
+        past EOF.
+        """
+        rng = AddrRange.of(start, length)
+        self._require_alive("mmap")
+        if file is not None and (pgoff < 0 or pgoff + rng.npages > file.npages):
+            raise InvalidArgument(
+                f"mmap of {file.name} pages [{pgoff}, {pgoff + rng.npages}) is past its "
+                f"{file.npages} pages"
+            )
+        async with self.mmap_sem.write_locked():
+            clash = self._vmas.first_overlap(*rng.closed())
+            if clash is not None:
+                raise InvalidArgument(f"mmap of {rng} overlaps the existing mapping {clash.value}")
+            vma = Vma(rng, writable, file, pgoff)
+            self._vmas.insert(*rng.closed(), vma)
+            if file is not None:
+                file.mappings.append((self, vma))
+            return vma
+
+    async def munmap(self, start: int, length: int) -> None:
+        """Unmap ``[start, start+length)``: UNMAP invalidation, frames dropped, VMAs cut.
+
+        Blocks: on mmap_sem (write), and for a hugetlb file on its i_mmap lock, which is
+        taken *inside* the invalidation.
+        """
+        rng = AddrRange.of(start, length)
+        self._require_alive("munmap")
+        async with self.mmap_sem.write_locked():
+            if not self._vmas_overlapping(rng):
+                return
+            zap = self._zap_body(rng)
+
+            async def body() -> None:
+                locks = [
+                    v.file.i_mmap for v in self._vmas_overlapping(rng) if v.file and v.file.hugetlb
+                ]
+                for lock in locks:
+                    await lock.acquire()
+                try:
+                    await zap()
+                finally:
+                    for lock in reversed(locks):
+                        lock.release()
+
+            await self._invalidate(rng, InvalidateEvent.UNMAP, body)
+            self._remove_vmas(rng)
+
+    async def mremap(self, old_start: int, length: int, new_start: int) -> None:
+        """Move the mapping at ``[old_start, +length)`` to `new_start` (which must be free).
+
+        One UNMAP invalidation of the old range; the frames move with their ptes.
+        """
+        old = AddrRange.of(old_start, length)
+        new = AddrRange.of(new_start, length)
+        self._require_alive("mremap")
+        async with self.mmap_sem.write_locked():
+            vma = self.find_vma(old.start)
+            if vma is None or not vma.range.contains(old):
+                raise InvalidArgument(f"mremap source {old} is not inside one mapping")
+            if self._vmas.first_overlap(*new.closed()) is not None and not old.contains(new):
+                raise InvalidArgument(f"mremap destination {new} overlaps a mapping")
+
+            async def body() -> None:
+                moved = {
+                    vpn: self.page_table.pop(vpn) for vpn in old.vpns() if vpn in self.page_table
+                }
+                delta = new.first_vpn - old.first_vpn
+                for vpn, pte in moved.items():
+                    self.page_table[vpn + delta] = pte
+
+            await self._invalidate(old, InvalidateEvent.UNMAP, body)
+            pgoff = vma.pgoff_of(old.first_vpn)
+            self._remove_vmas(old, keep_ptes=True)
+            moved_vma = Vma(new, vma.writable, vma.file, pgoff)
+            self._vmas.insert(*new.closed(), moved_vma)
+            if vma.file is not None:
+                vma.file.mappings.append((self, moved_vma))
+
+    async def madvise_dontneed(self, start: int, length: int) -> None:
+        """``madvise(MADV_DONTNEED)``: zap the range's pages, keep the VMAs.
+
+        Takes mmap_sem for *read*: this is what lets it run beside MR registration.
+        """
+        rng = AddrRange.of(start, length)
+        self._require_alive("madvise")
+        async with self.mmap_sem.read_locked():
+            if self._vmas_overlapping(rng):
+                await self._invalidate(rng, InvalidateEvent.DONTNEED, self._zap_body(rng))
+
+    async def mprotect(self, start: int, length: int, *, writable: bool) -> None:
+        """Change the VMAs' write permission.  Removing it is a PROTECTION invalidation
+        that makes the ptes read-only; granting it changes no pte.  mmap_sem write."""
+        rng = AddrRange.of(start, length)
+        self._require_alive("mprotect")
+        async with self.mmap_sem.write_locked():
+            vmas = self._vmas_overlapping(rng)
+            if not vmas:
+                raise InvalidArgument(f"mprotect of {rng}: nothing is mapped there")
+            if not writable:
+
+                async def body() -> None:
+                    for vpn in rng.vpns():
+                        pte = self.page_table.get(vpn)
+                        if pte is not None:
+                            pte.writable = False
+
+                await self._invalidate(rng, InvalidateEvent.PROTECTION, body)
+            for vma in vmas:
+                vma.writable = writable
+
+    async def migrate(self, address: int) -> bool:
+        """Move the anonymous page at `address` to a new frame (NUMA/compaction).
+
+        Takes no mmap_sem, only the anon_vma lock.  MIGRATE invalidation: the pte becomes
+        a migration entry (gup and CPU faults wait on it).  If the page has users beyond
+        its mapping (a get_user_pages reference), migration fails and the pte is restored,
+        as the kernel's refcount freeze does.  Returns True if the page moved.
+        """
+        vpn = AddrRange.of(address, 1 << PAGE_SHIFT).first_vpn
+        self._require_alive("migrate")
+        async with self.anon_vma:
+            pte = self.page_table.get(vpn)
+            vma = self.find_vma(address)
+            if pte is None or pte.frame is None or vma is None or vma.file is not None:
+                return False
+            old = pte.frame
+            rng = AddrRange.pages(vpn, 1)
+
+            async def body() -> None:
+                pte.frame = None
+                pte.migrating_from = old
+
+            await self._invalidate(rng, InvalidateEvent.MIGRATE, body)
+            await rt.checkpoint(("migrate", "copy", vpn))
+            if old.refcount > 1:  # pinned by someone: restore the pte, try again later
+                pte.frame, pte.migrating_from = old, None
+                self._migration_done.wake_all()
+                return False
+            new = self.memory.alloc()
+            pte.frame, pte.migrating_from = new, None
+            self.memory.put(old, "migrated away")
+            self._migration_done.wake_all()
+            return True
+
+    async def cpu_fault(self, address: int, *, write: bool = False) -> None:
+        """A CPU access fault: populate the page (mmap_sem read).  Raises `FaultError`."""
+        vpn = address >> PAGE_SHIFT
+        self._require_alive("cpu fault")
+        async with self.mmap_sem.read_locked():
+            await self._populate(vpn, write)
+
+    # --- the gup side -----------------------------------------------------------------
+
+    def mmget_not_zero(self) -> bool:
+        """Take an mm_users reference unless the mm is already being torn down.  Sync."""
+        if self.users <= 0 or self.is_dead:
+            return False
+        self.users += 1
+        return True
+
+    async def mmput(self) -> None:
+        """Drop an mm_users reference; the last one tears the mm down in this task."""
+        assert self.users > 0, "mmput() without a reference"
+        self.users -= 1
+        if self.users == 0:
+            with rt.cancel_scope(shield=True):  # a teardown, like the kernel's, runs to the end
+                await self._exit_mmap()
+
+    async def exit(self) -> None:
+        """The process exits: drop its own mm reference (the teardown may run here, or in
+        whichever task drops the last reference later)."""
+        if self.users <= 0:
+            raise InvalidArgument("exit() of a process that already exited")
+        await self.mmput()
+
+    async def get_user_pages(self, rng: AddrRange, *, write: bool) -> list[PinnedPage]:
+        """Look up (populating as needed) and take a reference on each page of `rng`.
+
+        Holds an mm reference and mmap_sem for read while it walks.  A present pte is
+        returned as it is, whatever is happening to it (gup does not look at i_size or at
+        running invalidations).  A migration entry makes it wait for the migration.
+        Raises `FaultError` (nothing held) if the mm is gone or a page cannot be provided.
+        """
+        if not self.mmget_not_zero():
+            raise FaultError("get_user_pages: the mm has exited")
+        pages: list[PinnedPage] = []
+        try:
+            async with self.mmap_sem.read_locked():
+                for vpn in rng.vpns():
+                    frame, writable = await self._populate(vpn, write)
+                    self.memory.get(frame)
+                    pages.append(PinnedPage(vpn, frame, writable))
+        except BaseException:
+            self.put_pages(pages)
+            raise
+        finally:
+            await self.mmput()
+        return pages
+
+    def put_pages(self, pages: list[PinnedPage]) -> None:
+        """Drop the references `get_user_pages` took.  Sync."""
+        for page in pages:
+            self.memory.put(page.frame, "released by its last user")
+
+    # --- the notifier chain -----------------------------------------------------------
+
+    async def register_notifier(self, sub: Subscription) -> None:
+        """``mmu_notifier_register``: mmap_sem write + ``mm_take_all_locks``, then hash.
+
+        Blocks: on mmap_sem and on every file's i_mmap lock and the anon_vma lock, so no
+        invalidation is between start and end of this mm while it runs.
+        """
+        self._require_alive("register a notifier")
+        async with self.mmap_sem.write_locked():
+            locks = [self.anon_vma, *self._file_locks()]
+            for lock in locks:
+                await lock.acquire()
+            try:
+                self._subs[sub] = None
+                self._in_flight.setdefault(sub, 0)
+            finally:
+                for lock in reversed(locks):
+                    lock.release()
+
+    async def unregister_notifier(self, sub: Subscription) -> None:
+        """``mmu_notifier_unregister``: run ``release`` if still hashed and the mm is alive,
+        unhash, then wait until none of `sub`'s callbacks is running."""
+        if sub in self._subs:
+            if not self.is_dead:
+                await self._call(sub, sub.release())
+            self._subs.pop(sub, None)
+        while self._in_flight.get(sub, 0):
+            await self._callbacks_done.park()
+        self._in_flight.pop(sub, None)
+
+    def range_is_valid(self, rng: AddrRange) -> bool:
+        """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
+        return not any(inv.range.overlaps(rng) for inv in self.active_ranges)
+
+    async def range_wait_valid(self, rng: AddrRange) -> None:
+        """``mmu_notifier_range_wait_valid``: sleep until no listed invalidation overlaps.
+
+        Wakes on every change of the list.  Checkpoint: always.
+        """
+        await rt.checkpoint(("range_wait_valid", rng.start))
+        while not self.range_is_valid(rng):
+            await self._ranges_changed.park()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _require_alive(self, what: str) -> None:
+        if self.is_dead:
+            raise InvalidArgument(f"{what}: the process has exited")
+
+    def _file_locks(self) -> list[Mutex]:
+        files = {id(v.file): v.file for v in self.vmas if v.file is not None}
+        return [f.i_mmap for f in sorted(files.values(), key=lambda f: f.name)]
+
+    def _vmas_overlapping(self, rng: AddrRange) -> list[Vma]:
+        return [h.value for h in self._vmas.overlapping(*rng.closed())]
+
+    async def _populate(self, vpn: int, write: bool) -> tuple[Frame, bool]:
+        # Caller holds mmap_sem (read or write).
+        while True:
+            vma = self.find_vma(vpn << PAGE_SHIFT)
+            if vma is None:
+                raise FaultError(f"no mapping at {vpn << PAGE_SHIFT:#x}")
+            if write and not vma.writable:
+                raise FaultError(f"write to the read-only mapping {vma}")
+            pte = self.page_table.get(vpn)
+            if pte is not None and pte.frame is None:
+                await self._migration_done.park()
+                continue
+            if pte is None:
+                if vma.file is not None:
+                    frame = vma.file.page(vma.pgoff_of(vpn))
+                    self.memory.get(frame)
+                else:
+                    frame = self.memory.alloc()
+                pte = Pte(frame, vma.writable)
+                self.page_table[vpn] = pte
+            elif write and not pte.writable:
+                pte.writable = True  # a write fault on a write-protected (not COW) page
+            assert pte.frame is not None
+            return pte.frame, write
+
+    def _zap_body(self, rng: AddrRange) -> Callable[[], Awaitable[None]]:
+        async def zap() -> None:
+            for vpn in rng.vpns():
+                pte = self.page_table.pop(vpn, None)
+                if pte is not None and pte.frame is not None:
+                    self.memory.put(pte.frame, "unmapped")
+
+        return zap
+
+    def _remove_vmas(self, rng: AddrRange, *, keep_ptes: bool = False) -> None:
+        for handle in list(self._vmas.overlapping(*rng.closed())):
+            vma = handle.value
+            self._vmas.remove(handle)
+            if vma.file is not None:
+                vma.file.mappings[:] = [(m, v) for m, v in vma.file.mappings if v is not vma]
+            for piece_start, piece_end in ((vma.range.start, rng.start), (rng.end, vma.range.end)):
+                if piece_start < piece_end:
+                    piece = AddrRange(piece_start, piece_end)
+                    rest = Vma(piece, vma.writable, vma.file, vma.pgoff_of(piece.first_vpn))
+                    self._vmas.insert(*piece.closed(), rest)
+                    if vma.file is not None:
+                        vma.file.mappings.append((self, rest))
+
+    async def _invalidate(
+        self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
+    ) -> None:
+        #   start callbacks   ‖   change the ptes, drop frames   ‖   end callbacks
+        #   (subscribers zap)     (frees happen only here, after      (subscribers
+        #                          every start returned)               account)
+        inv = Invalidation(self._next_inv, rng, event)
+        self._next_inv += 1
+        key = f"inv{inv.id}"
+        self.checker.event("invalidate-begin", key, str(inv), rng.start)
+        if not self.range_list_after_callbacks:
+            self._list_range(inv)
+        for sub in list(self._subs):
+            if sub in self._subs:
+                await self._call(sub, sub.invalidate_range_start(inv))
+        if self.range_list_after_callbacks:
+            self._list_range(inv)
+        await rt.checkpoint(("invalidate", inv.id, "after start"))
+        await body()
+        await rt.checkpoint(("invalidate", inv.id, "before end"))
+        self.active_ranges.remove(inv)
+        for sub in list(self._subs):
+            if sub in self._subs:
+                await self._call(sub, sub.invalidate_range_end(inv))
+        self._ranges_changed.wake_all()
+        self.checker.event("invalidate-end", key, str(inv), rng.start)
+
+    def _list_range(self, inv: Invalidation) -> None:
+        self.active_ranges.append(inv)
+        self._ranges_changed.wake_all()
+
+    async def _call(self, sub: Subscription, callback: Awaitable[None]) -> None:
+        self._in_flight[sub] = self._in_flight.get(sub, 0) + 1
+        try:
+            await callback
+        finally:
+            self._in_flight[sub] -= 1
+            if not self._in_flight[sub]:
+                self._callbacks_done.wake_all()
+
+    async def _exit_mmap(self) -> None:
+        # __mmu_notifier_release: every subscriber gets release and is unhashed, so the
+        # teardown below is not notified (in 2014 as today).
+        self.checker.event("exit-begin", "exit", "exit_mmap")
+        for sub in list(self._subs):
+            if sub in self._subs:
+                await self._call(sub, sub.release())
+                self._subs.pop(sub, None)
+        self.is_dead = True
+        self.checker.mm_released()
+        for vpn in sorted(self.page_table):
+            pte = self.page_table.pop(vpn)
+            if pte.frame is not None:
+                self.memory.put(pte.frame, "unmapped at exit")
+        for handle in list(self._vmas):
+            vma = handle.value
+            if vma.file is not None:
+                vma.file.mappings[:] = [(m, v) for m, v in vma.file.mappings if v is not vma]
+        self._vmas.clear()
+        self._migration_done.wake_all()
+        self.checker.event("exit-end", "exit", "exit_mmap done")

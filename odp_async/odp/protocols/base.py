@@ -1,0 +1,267 @@
+"""The interface every fault/invalidation protocol implements, and the 2014 ucontext skeleton.
+
+Contract
+    An `OdpProtocol` decides how device page faults and invalidations exclude each other.
+    The ODP core calls it at fixed points; everything else (the mm, the device, the tree,
+    the fault loop) is shared:
+
+    ========================================  =============================================
+    ``insert(umem)`` / ``remove(umem)``       registration / deregistration of a region
+    ``invalidate_range_start(inv)``           the mm is about to change ``inv.range``
+    ``invalidate_range_end(inv)``             it has changed it
+    ``release()``                             the mm is going away
+    ``fault_begin(umem, rng) -> token``       before get_user_pages (read a seq, wait)
+    ``fault_commit(umem, rng, token, pages)``  install the translations, or say "retry"
+    ``fault_wait(umem, rng, token)``           before a retry
+    ========================================  =============================================
+
+    Callbacks run in the invalidating task; fault hooks run in the faulting task.  A hook
+    that finds the region or the mm going away raises `FaultAborted`.  Options are keyword
+    arguments declared in ``OPTIONS`` (name -> default); an unknown one is refused with
+    `InvalidArgument` naming it.
+
+    `TreeProtocol` is the 2014 ucontext every protocol of the thread shares: a tree of
+    regions under ``umem_rwsem``, one subscription registered with the first region and
+    unregistered with the last, callbacks that walk the tree under the read lock and zap
+    each overlapping region.  A protocol of that family overrides a few small hooks
+    (``start_account``, ``end_account``, ``must_retry``...).  Writing your own: subclass
+    `TreeProtocol` (or `OdpProtocol` for a different registry), set ``name`` and
+    ``summary``, override the hooks, and pass the class as ``protocol=`` to `World`.
+
+Concurrency
+    Hooks may block (they are async); each documents the locks it takes.
+
+See also
+    `odp_async.odp.ucontext` (the core that calls these), DESIGN section 2.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ... import _runtime as rt
+from ...addr import AddrRange
+from ...errors import InvalidArgument, OdpError
+from ...mm import Invalidation, PinnedPage
+
+if TYPE_CHECKING:
+    from ..ucontext import UContext
+    from ..umem import Umem
+
+__all__ = ["FaultAborted", "OdpProtocol", "TreeProtocol"]
+
+
+class FaultAborted(OdpError):
+    """The fault must give up: its region is dying or being deregistered, or the mm died."""
+
+
+class OdpProtocol(abc.ABC):
+    """A fault/invalidation protocol.  See the module docstring."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, ctx: UContext, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            known = ", ".join(sorted(self.OPTIONS)) or "none"
+            raise InvalidArgument(
+                f"protocol {self.name!r} has no option {unknown[0]!r} (its options: {known})"
+            )
+        for key, default in self.OPTIONS.items():
+            value = options.get(key, default)
+            if type(value) is not type(default):
+                raise InvalidArgument(
+                    f"protocol {self.name!r} option {key!r} must be a "
+                    f"{type(default).__name__}, got {value!r}"
+                )
+            setattr(self, key, value)
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    async def insert(self, umem: Umem) -> None:
+        """Make `umem` visible to invalidations (registration)."""
+
+    @abc.abstractmethod
+    async def remove(self, umem: Umem) -> None:
+        """Take `umem` out; on return no callback runs or will run on it."""
+
+    @abc.abstractmethod
+    async def invalidate_range_start(self, inv: Invalidation) -> None: ...
+
+    @abc.abstractmethod
+    async def invalidate_range_end(self, inv: Invalidation) -> None: ...
+
+    @abc.abstractmethod
+    async def release(self) -> None: ...
+
+    @abc.abstractmethod
+    async def fault_begin(self, umem: Umem, rng: AddrRange) -> object:
+        """Before get_user_pages: return the token `fault_commit` will check."""
+
+    @abc.abstractmethod
+    async def fault_commit(
+        self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
+    ) -> bool:
+        """Install `pages` into ``umem.table`` and return True, or return False to retry."""
+
+    @abc.abstractmethod
+    async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+        """Block until a retry may succeed."""
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.OPTIONS)
+        return f"<protocol {self.name}{' ' + opts if opts else ''}>"
+
+
+class TreeProtocol(OdpProtocol):
+    """The 2014 ucontext skeleton: tree + ``umem_rwsem`` + one subscription.
+
+    Registration (``ib_umem_odp_get``)::
+
+        W(umem_rwsem); tree insert; odp_mrs_count++; on_insert(U)
+        downgrade_write(umem_rwsem)
+        if first MR: on_first_mr(); mmu_notifier_register   (mmap_sem W + all locks)
+        up_read(umem_rwsem)
+
+    Callbacks::
+
+        start(inv):   before_start(inv); R(umem_rwsem)
+                      for U overlapping: start_account(U, inv); zap(U, inv.range)
+                      up_read
+        end(inv):     R(umem_rwsem); for U overlapping: end_account(U, inv); up_read
+                      after_end(inv)
+        release():    R(umem_rwsem); for every U: release_account(U); zap(U, all); up_read
+
+    Fault: ``fault_begin`` reads ``read_token(U)`` (default: ``U.seq``, unlocked);
+    ``fault_commit`` takes ``U.mutex`` and retries when ``must_retry(U, rng, token)``;
+    ``fault_wait`` waits on ``U.completion``.  A dying region aborts the fault.
+    """
+
+    name: ClassVar[str] = "tree"
+    summary: ClassVar[str] = "the 2014 ucontext skeleton (abstract)"
+
+    # --- registry -------------------------------------------------------------------
+
+    async def insert(self, umem: Umem) -> None:
+        ctx = self.ctx
+        await ctx.umem_rwsem.acquire_write()
+        ctx.tree_insert(umem)
+        ctx.odp_mrs_count += 1
+        first = ctx.odp_mrs_count == 1
+        self.on_insert(umem, first)
+        ctx.umem_rwsem.downgrade()
+        try:
+            if first:
+                await self.on_first_mr()
+                await ctx.mm.register_notifier(ctx.subscription)
+        finally:
+            ctx.umem_rwsem.release_read()
+
+    async def remove(self, umem: Umem) -> None:
+        ctx = self.ctx
+        await ctx.umem_rwsem.acquire_write()
+        ctx.tree_remove(umem)
+        ctx.odp_mrs_count -= 1
+        last = ctx.odp_mrs_count == 0
+        self.on_remove(umem)
+        ctx.umem_rwsem.downgrade()
+        try:
+            if last:
+                await ctx.mm.unregister_notifier(ctx.subscription)
+        finally:
+            ctx.umem_rwsem.release_read()
+
+    def on_insert(self, umem: Umem, first: bool) -> None:
+        """Under W(umem_rwsem), right after the tree insert.  Sync."""
+
+    async def on_first_mr(self) -> None:
+        """Before the subscription is registered for the first region."""
+
+    def on_remove(self, umem: Umem) -> None:
+        """Under W(umem_rwsem), right after the tree remove.  Sync."""
+
+    # --- callbacks ------------------------------------------------------------------
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        ctx = self.ctx
+        await self.before_start(inv)
+        async with ctx.umem_rwsem.read_locked():
+            for umem in ctx.overlapping(inv.range):
+                await self.start_account(umem, inv)
+                await ctx.zap(umem, inv.range, f"invalidate_range_start({inv})")
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        ctx = self.ctx
+        async with ctx.umem_rwsem.read_locked():
+            for umem in ctx.overlapping(inv.range):
+                await self.end_account(umem, inv)
+        await self.after_end(inv)
+
+    async def release(self) -> None:
+        ctx = self.ctx
+        async with ctx.umem_rwsem.read_locked():
+            for umem in ctx.all_umems():
+                await self.release_account(umem)
+                await ctx.zap(umem, umem.range, "release")
+
+    async def before_start(self, inv: Invalidation) -> None:
+        """Before the tree walk of a start."""
+
+    async def start_account(self, umem: Umem, inv: Invalidation) -> None:
+        """Per overlapping region, before it is zapped."""
+
+    async def end_account(self, umem: Umem, inv: Invalidation) -> None:
+        """Per overlapping region at the end."""
+
+    async def after_end(self, inv: Invalidation) -> None:
+        """After the tree walk of an end."""
+
+    async def release_account(self, umem: Umem) -> None:
+        """Per region at release: by default mark it dying and wake its waiters."""
+        async with umem.mutex:
+            umem.dying = True
+            umem.completion.complete_all()
+
+    # --- fault ----------------------------------------------------------------------
+
+    async def fault_begin(self, umem: Umem, rng: AddrRange) -> object:
+        if umem.dying:
+            raise FaultAborted(f"{umem.name} is dying")
+        return self.read_token(umem)
+
+    def read_token(self, umem: Umem) -> object:
+        """What the fault remembers before get_user_pages.  Sync (one unlocked read)."""
+        return umem.seq
+
+    async def fault_commit(
+        self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
+    ) -> bool:
+        async with umem.mutex:
+            return self.commit_locked(umem, rng, token, pages)
+
+    def commit_locked(
+        self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
+    ) -> bool:
+        """With ``umem.mutex`` held: retry, or install.  Sync."""
+        umem.touch("a fault commit")
+        if umem.dying:
+            raise FaultAborted(f"{umem.name} is dying")
+        if self.must_retry(umem, rng, token):
+            return False
+        self.ctx.install(umem, pages)
+        return True
+
+    def must_retry(self, umem: Umem, rng: AddrRange, token: object) -> bool:
+        """With ``umem.mutex`` held: has an invalidation run since `token`?  Sync."""
+        return False
+
+    async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+        if umem.dying:
+            raise FaultAborted(f"{umem.name} is dying")
+        # wait_for_completion_timeout(MMU_NOTIFIER_TIMEOUT): a lost wake-up costs a
+        # timeout and a retry, not a hang (virtual seconds in the sim).
+        with rt.move_on_after(self.ctx.fault_wait_timeout):
+            await umem.completion.wait()

@@ -1,0 +1,31 @@
+"""``naive``: no synchronization between faults and invalidations (a control).
+
+Contract
+    Invalidations zap the translations they overlap; faults install whatever
+    get_user_pages returned, never retrying.  Any fault that gup'd a page before an
+    invalidation removed it and commits after the zap installs a stale translation::
+
+        fault F                              munmap M
+        -------                              --------
+        gup(P) -> X
+                                             start: zap U (nothing there yet)
+                                             pte(P) cleared, X freed (F holds a ref)
+        commit: U[P] = X      <-- stale
+        put(X)  -> X freed while translated
+
+See also
+    `odp_async.odp.protocols.odp2014` (what the 2014 patch adds).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .base import TreeProtocol
+
+__all__ = ["Naive"]
+
+
+class Naive(TreeProtocol):
+    name: ClassVar[str] = "naive"
+    summary: ClassVar[str] = "no synchronization between faults and invalidations (a control)"

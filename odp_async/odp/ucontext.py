@@ -1,0 +1,277 @@
+"""The ODP core: one process's context on one device (``struct ib_ucontext``) and its fault path.
+
+Contract
+    `UContext` holds the regions of one process on one device: the interval tree of
+    `Umem` s, ``umem_rwsem`` around it, the count of ODP MRs, the notifier subscription
+    (`OdpSubscription`), and the protocol that decides how faults and invalidations
+    exclude each other.  It offers:
+
+    - `register_mr` / `deregister_mr`;
+    - `fault`, the device page-fault path, generic over the protocol::
+
+          loop:  token = begin(U, rng)            # read seq, or wait
+                 pages = get_user_pages(rng)      # mmap_sem read; takes page references
+                 ok = commit(U, rng, token, pages)  # under U's lock: install or retry
+                 put pages                        # ODP never keeps a page reference
+                 if ok: done
+                 wait(U, rng, token)              # e.g. on U.completion
+
+      bounded by ``max_fault_retries`` attempts and by ``starvation_bound`` invalidations
+      ended while the fault was pending; past either it records ``starvation`` and gives up;
+    - helpers protocols use: `overlapping`, `all_umems`, `zap`, `install`, `tree_insert`,
+      `tree_remove`.
+
+Concurrency
+    ``umem_rwsem`` guards the tree and ``odp_mrs_count`` for the 2014-family protocols
+    (readers: callbacks; writers: (de)registration); protocols with another registry
+    (interval-seq) say what guards it.  Per-region state is guarded by ``umem.mutex``.
+
+See also
+    `odp_async.odp.protocols` (the seven protocols), `odp_async.mm`, `odp_async.device`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _runtime as rt
+from ..addr import PAGE_SHIFT, PAGE_SIZE, AddrRange
+from ..check import Checker
+from ..device import Device, FaultOutcome, FaultRequest
+from ..errors import InvalidArgument
+from ..intervals import IntervalTree
+from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
+from ..sync import RWLock
+from .protocols import resolve_protocol
+from .protocols.base import FaultAborted, OdpProtocol
+from .umem import Umem, UmemState
+
+__all__ = ["OdpSubscription", "UContext"]
+
+
+class OdpSubscription:
+    """The context's ``struct mmu_notifier``: forwards the mm's callbacks to the protocol."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: UContext) -> None:
+        self.ctx = ctx
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        await self.ctx.protocol.invalidate_range_start(inv)
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        await self.ctx.protocol.invalidate_range_end(inv)
+        self.ctx.invalidations_ended += 1
+
+    async def release(self) -> None:
+        await self.ctx.protocol.release()
+
+    def __repr__(self) -> str:
+        return f"<OdpSubscription of {self.ctx.device.name}>"
+
+
+class UContext:
+    """One process's ODP state on one device.  Built by `odp_async.world.World`."""
+
+    def __init__(
+        self,
+        mm: AddressSpace,
+        device: Device,
+        checker: Checker,
+        protocol: str | type[OdpProtocol],
+        *,
+        options: dict[str, Any] | None = None,
+        max_fault_retries: int = 12,
+        starvation_bound: int = 12,
+        fault_wait_timeout: float = 1.0,
+    ) -> None:
+        for what, value in (
+            ("max_fault_retries", max_fault_retries),
+            ("starvation_bound", starvation_bound),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise InvalidArgument(f"{what} must be a positive int, got {value!r}")
+        self.mm = mm
+        self.device = device
+        self.checker = checker
+        self.tree: IntervalTree[Umem] = IntervalTree()
+        self.umem_rwsem = RWLock("umem_rwsem")
+        self.odp_mrs_count = 0
+        self.subscription = OdpSubscription(self)
+        self.max_fault_retries = max_fault_retries
+        self.starvation_bound = starvation_bound
+        #: Seconds a retrying fault waits on its region's completion before retrying anyway.
+        self.fault_wait_timeout = fault_wait_timeout
+        #: Invalidation ends delivered to this context so far (feeds the starvation bound).
+        self.invalidations_ended = 0
+        self._next_mr = 0
+        self.umems: dict[str, Umem] = {}
+        self.protocol: OdpProtocol = resolve_protocol(protocol)(self, **(options or {}))
+
+    # --- registration -----------------------------------------------------------------
+
+    async def register_mr(
+        self, start: int, length: int, *, writable: bool = True, name: str | None = None
+    ) -> Umem:
+        """Register an ODP MR over ``[start, start+length)`` (``ib_umem_odp_get``).
+
+        The range must lie inside mappings (checked under mmap_sem read, released before
+        the protocol's insert).  Blocks on whatever the protocol's insert takes.
+        Raises `InvalidArgument` for a bad range or a name already in use.
+        """
+        rng = AddrRange.of(start, length)
+        if name is None:
+            name = f"mr{self._next_mr}"
+        if name in self.umems:
+            raise InvalidArgument(f"an MR named {name!r} is already registered")
+        self._next_mr += 1
+        async with self.mm.mmap_sem.read_locked():
+            self._require_mapped(rng)
+        table = self.device.create_table(name, rng)
+        umem = Umem(name, rng, table, self.checker, writable)
+        self.umems[name] = umem
+        self.checker.event("register-begin", name, f"register {name} {rng}", rng.start)
+        await self.protocol.insert(umem)
+        umem.state = UmemState.REGISTERED
+        self.checker.event("register-end", name, f"{name} registered", rng.start)
+        return umem
+
+    async def deregister_mr(self, umem: Umem) -> None:
+        """Deregister (``ib_umem_odp_release``): stop new faults, drain running ones,
+        zap every translation, then the protocol's remove.  Afterwards any touch of the
+        region is a ``use-after-release``."""
+        if umem.state is not UmemState.REGISTERED:
+            raise InvalidArgument(f"deregister_mr({umem.name}): it is {umem.state.value}")
+        umem.state = UmemState.DEREGISTERING
+        self.checker.event("deregister-begin", umem.name, f"deregister {umem.name}")
+        await umem.drain_faults()
+        async with umem.mutex:
+            umem.table.zap_all()
+        await self.protocol.remove(umem)
+        umem.state = UmemState.DEREGISTERED
+        self.device.drop_table(umem.table)
+        self.umems.pop(umem.name, None)
+        self.checker.table_released(umem.name)
+        self.checker.event("deregister-end", umem.name, f"{umem.name} deregistered")
+
+    # --- the fault path ---------------------------------------------------------------
+
+    async def fault(
+        self, umem: Umem, address: int, *, npages: int = 1, write: bool = False
+    ) -> FaultOutcome:
+        """Resolve a device page fault on `npages` pages of `umem` from `address`.
+
+        Returns how it ended; never raises for what the mm or the protocol did.
+        Raises `InvalidArgument` for an address or length outside the region.
+        """
+        if not isinstance(npages, int) or npages < 1:
+            raise InvalidArgument(f"npages must be a positive int, got {npages!r}")
+        base = address & ~(PAGE_SIZE - 1)
+        rng = AddrRange(base, base + (npages << PAGE_SHIFT))
+        if not umem.range.contains(rng):
+            raise InvalidArgument(f"fault at {rng} is outside {umem.name} {umem.range}")
+        if write and not umem.writable:
+            raise InvalidArgument(f"write fault on the read-only MR {umem.name}")
+        if not umem.fault_enter():
+            umem.touch("a fault")
+            return FaultOutcome.FAILED
+        try:
+            return await self._fault(umem, rng, write)
+        finally:
+            umem.fault_exit()
+
+    async def handle_device_fault(self, request: FaultRequest) -> FaultOutcome:
+        """The device's fault handler: find the region of the faulting table and fault."""
+        umem = self.umems.get(request.table.name)
+        if umem is None:
+            return FaultOutcome.FAILED
+        return await self.fault(umem, request.address, write=request.write)
+
+    async def _fault(self, umem: Umem, rng: AddrRange, write: bool) -> FaultOutcome:
+        proto = self.protocol
+        checker = self.checker
+        key = f"fault {umem.name} {rng.start:#x}"
+        started = self.invalidations_ended
+        await rt.checkpoint(("fault", umem.name, rng.start))
+        for attempt in range(1, self.max_fault_retries + 1):
+            umem.touch("a fault")
+            checker.event("fault-begin", key, f"{key} attempt {attempt}", rng.start)
+            try:
+                token = await proto.fault_begin(umem, rng)
+                if self._starved(umem, rng, started):
+                    return FaultOutcome.STARVED
+                pages = await self.mm.get_user_pages(rng, write=write)
+            except (FaultAborted, FaultError) as e:
+                checker.event("fault-end", key, f"{key} failed: {e}", rng.start)
+                return FaultOutcome.FAILED
+            try:
+                committed = await proto.fault_commit(umem, rng, token, pages)
+            except FaultAborted as e:
+                checker.event("fault-end", key, f"{key} failed: {e}", rng.start)
+                return FaultOutcome.FAILED
+            finally:
+                self.mm.put_pages(pages)
+            if committed:
+                checker.event("fault-end", key, f"{key} resolved", rng.start)
+                checker.fault_succeeded(umem.name, str(rng))
+                return FaultOutcome.RESOLVED
+            checker.event("fault-end", key, f"{key} must retry", rng.start)
+            if self._starved(umem, rng, started):
+                return FaultOutcome.STARVED
+            try:
+                await proto.fault_wait(umem, rng, token)
+            except FaultAborted as e:
+                checker.event("fault-end", key, f"{key} failed: {e}", rng.start)
+                return FaultOutcome.FAILED
+        checker.starved(umem.name, f"{rng} retried {self.max_fault_retries} times")
+        return FaultOutcome.STARVED
+
+    def _starved(self, umem: Umem, rng: AddrRange, started: int) -> bool:
+        passed = self.invalidations_ended - started
+        if passed > self.starvation_bound:
+            self.checker.starved(umem.name, f"{rng} stayed pending across {passed} invalidations")
+            return True
+        return False
+
+    # --- helpers for protocols ----------------------------------------------------------
+
+    def overlapping(self, rng: AddrRange) -> list[Umem]:
+        """The regions in the tree overlapping `rng`, in address order.  Sync; the
+        caller holds whatever guards the tree."""
+        return [h.value for h in self.tree.overlapping(*rng.closed())]
+
+    def all_umems(self) -> list[Umem]:
+        return [h.value for h in self.tree]
+
+    def tree_insert(self, umem: Umem) -> None:
+        umem.handle = self.tree.insert(*umem.range.closed(), umem)
+
+    def tree_remove(self, umem: Umem) -> None:
+        if umem.handle is not None:
+            self.tree.remove(umem.handle)
+            umem.handle = None
+
+    def is_in_tree(self, umem: Umem) -> bool:
+        return umem.handle is not None
+
+    async def zap(self, umem: Umem, rng: AddrRange, what: str) -> None:
+        """Drop `umem`'s translations inside `rng`, under its mutex (the driver's
+        ``invalidate_range`` + ``ib_umem_odp_unmap_dma_pages``)."""
+        umem.touch(what)
+        inside = umem.range.intersection(rng)
+        if inside is None:
+            return
+        async with umem.mutex:
+            umem.table.zap(inside)
+
+    def install(self, umem: Umem, pages: list[PinnedPage]) -> None:
+        """Store `pages` as `umem`'s translations.  Sync; the caller holds the lock the
+        protocol commits under (``umem.mutex`` for the 2014 family)."""
+        for page in pages:
+            umem.table.install(page.vpn, page.frame_id, page.writable)
+
+    def _require_mapped(self, rng: AddrRange) -> None:
+        for vpn in rng.vpns():
+            if self.mm.find_vma(vpn << PAGE_SHIFT) is None:
+                raise InvalidArgument(f"MR {rng} is not inside a mapping: {vpn << PAGE_SHIFT:#x}")

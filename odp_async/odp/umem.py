@@ -1,0 +1,107 @@
+"""An ODP memory region (``struct ib_umem_odp``): its range, lock, counters and translations.
+
+Contract
+    A `Umem` carries the per-region state every 2014-family protocol uses: `mutex`
+    (``umem_mutex``), `count` (``notifiers_count``, running invalidations), `seq`
+    (``notifiers_seq``, finished invalidations), `completion` (what retrying faults wait
+    on), `dying` (set by ``release``), and `table` (its translations on the device).  A
+    protocol may keep its own per-region state in `proto`.
+
+    Lifecycle: registered -> deregistering (new faults refuse; in-flight faults drain)
+    -> deregistered.  Once deregistered, any touch is reported as ``use-after-release``.
+
+Concurrency
+    `mutex` guards `count`, `seq`, `dying`, `completion` re-arming and `table`; `seq` is
+    also read without it at the start of a fault (one atomic read, as in the kernel).
+
+See also
+    `odp_async.odp.ucontext`, `odp_async.odp.protocols`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from ..addr import AddrRange
+from ..check import Checker
+from ..device import TranslationTable
+from ..intervals import IntervalHandle
+from ..sync import Completion, Mutex, WaitQueue
+
+__all__ = ["Umem", "UmemState"]
+
+
+class UmemState(enum.Enum):
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    DEREGISTERING = "deregistering"
+    DEREGISTERED = "deregistered"
+
+
+@attrs.define(eq=False, repr=False)
+class Umem:
+    """One registered ODP region.  Built by `UContext.register_mr`, never directly."""
+
+    name: str
+    range: AddrRange
+    table: TranslationTable
+    checker: Checker
+    writable: bool = True
+    mutex: Mutex = attrs.field(init=False)
+    completion: Completion = attrs.field(init=False)
+    #: Running invalidations (may go negative only in a protocol that does not clamp).
+    count: int = 0
+    #: Finished invalidations.
+    seq: int = 0
+    dying: bool = False
+    state: UmemState = UmemState.REGISTERING
+    #: Its entry in the context's interval tree, while it is in the tree.
+    handle: IntervalHandle[Umem] | None = None
+    #: Protocol-private per-region state.
+    proto: Any = None
+    _faults: int = 0
+    _faults_drained: WaitQueue = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.mutex = Mutex(f"{self.name}.umem_mutex")
+        self.completion = Completion(f"{self.name}.completion")
+        self._faults_drained = WaitQueue(f"{self.name} in-flight faults")
+
+    def __repr__(self) -> str:
+        return (
+            f"<Umem {self.name} {self.range} {self.state.value} count={self.count} seq={self.seq}>"
+        )
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in (UmemState.REGISTERED, UmemState.REGISTERING)
+
+    def touch(self, what: str) -> None:
+        """Report an access by `what`; a use-after-release once deregistered.  Sync."""
+        if self.state is UmemState.DEREGISTERED:
+            self.checker.touched(self.name, what)
+
+    def set_count(self, value: int, rng: AddrRange) -> None:
+        """Set `count` and let the checker see it (a negative value is unbalanced)."""
+        self.count = value
+        self.checker.count_changed(self.name, "notifiers_count", value, str(rng))
+
+    def fault_enter(self) -> bool:
+        """A fault starts on this region: False if it is being deregistered.  Sync."""
+        if self.state is not UmemState.REGISTERED:
+            return False
+        self._faults += 1
+        return True
+
+    def fault_exit(self) -> None:
+        self._faults -= 1
+        if self._faults == 0:
+            self._faults_drained.wake_all()
+
+    async def drain_faults(self) -> None:
+        """Wait until no fault runs on this region (mlx5's srcu on MR lookups)."""
+        while self._faults:
+            await self._faults_drained.park()

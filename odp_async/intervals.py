@@ -10,16 +10,21 @@ Contract
 
     Entries are kept in the order (start, last, insertion); every iterator yields in that
     order.  Worst-case costs, for n entries and k results: insert and remove O(log n),
-    `IntervalTree.overlapping` O(log n + k), `IntervalTree.first_overlap` O(log n),
-    ``len``/``in``/`IntervalTree.span` O(1).
+    `IntervalTree.first_overlap` O(log n), ``len``/``in``/`IntervalTree.span` O(1), and
+    `IntervalTree.overlapping` O(log n + k) when the results are one run in that order
+    (e.g. all start inside the query), O((1 + r) log n + k) when they form r runs, so
+    O(k log n) at worst, as for the kernel's ``interval_tree_iter_next``.
 
     Structure: a B+-tree.  Leaves hold the entries sorted by key ``(start, last, seq)``;
     every node keeps, per slot, the subtree's first key, first start, largest ``last``
     and the running (prefix) maximum of those largest lasts.  A query bisects the
-    starts for its upper end and the prefix maxima for its lower end, so whole runs of
-    subtrees that end too early are skipped in C, not visited.  Node fill is kept
-    between ``node_capacity // 2`` and ``node_capacity`` (the root may hold less), so the
-    height is at most ``1 + log(n) / log(node_capacity // 2)``.
+    starts for its upper end and the prefix maxima for its lower end, so runs of
+    subtrees that end too early are skipped in C, not visited.  A lazily built suffix
+    maximum also bounds the scan from the right, which keeps one long interval (an
+    implicit ODP registration covering everything) from making every query scan its
+    node.  Node fill is kept between ``node_capacity // 2`` and ``node_capacity`` (the
+    root may hold less), so the height is at most ``1 + log(n) / log(node_capacity // 2)``
+    and each node visit costs O(node_capacity), a constant.
 
     Misuse raises: `TypeError` for non-int bounds, `ValueError` for ``start > last``,
     `HandleNotInTreeError` (a `ValueError`) for removing a handle this tree does not
@@ -44,7 +49,7 @@ from __future__ import annotations
 import reprlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NoReturn, TypeVar
 
 __all__ = ["HandleNotInTreeError", "IntervalHandle", "IntervalTree"]
 
@@ -111,7 +116,7 @@ class IntervalHandle(Generic[V]):
 class _Node:
     """A B+-tree node: five parallel lists with one slot per child (or per entry)."""
 
-    __slots__ = ("is_leaf", "keys", "kids", "lasts", "pm", "starts")
+    __slots__ = ("is_leaf", "keys", "kids", "lasts", "pm", "sm", "starts")
 
     def __init__(self, is_leaf: bool) -> None:
         self.is_leaf = is_leaf
@@ -128,10 +133,26 @@ class _Node:
         # invariant: pm[j] == max(lasts[: j + 1]), so pm is sorted and pm[-1] is the
         # node's largest `last`.  bisect_left(pm, a) is the first slot reaching a.
         self.pm: list[int] = []
+        # Cache, filled by long query scans: None, or sm[j] == max(lasts[j:]).  Every
+        # write to `lasts` must reset it to None.
+        self.sm: list[int] | None = None
+
+
+def _suffix_max(lasts: list[int]) -> list[int]:
+    sm = lasts[:]
+    cur = sm[-1]
+    for k in range(len(sm) - 2, -1, -1):
+        v = sm[k]
+        if v < cur:
+            sm[k] = cur
+        else:
+            cur = v
+    return sm
 
 
 def _rebuild_pm(node: _Node, lo: int) -> None:
     """Recompute ``node.pm[lo:]`` from ``node.lasts`` (pm[:lo] must be right); O(fill)."""
+    node.sm = None
     lasts = node.lasts
     pm = node.pm
     del pm[lo:]
@@ -145,12 +166,15 @@ def _rebuild_pm(node: _Node, lo: int) -> None:
         append(cur)
 
 
-def _repair_pm(lasts: list[int], pm: list[int], p: int) -> None:
-    """Fix ``pm`` after ``lasts[p]`` changed or slot p was deleted.
+def _repair_pm(node: _Node, p: int) -> None:
+    """Fix ``node.pm`` after ``node.lasts[p]`` changed or slot p was deleted.
 
     Needs pm[:p] right and pm[p:] obeying pm[q] == max(pm[q-1], lasts[q]) for q > p;
     stops at the first slot whose prefix maximum is unchanged, since the rest follows.
     """
+    node.sm = None
+    lasts = node.lasts
+    pm = node.pm
     n = len(lasts)
     if p >= n:
         return
@@ -175,6 +199,7 @@ def _split(node: _Node) -> _Node:
     sib.lasts = node.lasts[half:]
     del node.keys[half:], node.starts[half:], node.kids[half:], node.lasts[half:]
     del node.pm[half:]  # a prefix of prefix maxima stays right
+    node.sm = None
     _rebuild_pm(sib, 0)
     return sib
 
@@ -207,7 +232,8 @@ class IntervalTree(Generic[V]):
     Operations and worst-case costs (n entries, k results):
 
     - `insert` O(log n), `remove` O(log n);
-    - `overlapping` O(log n + k) to exhaust, `first_overlap` O(log n);
+    - `overlapping` O(log n + k) to exhaust in the usual case, O(k log n) at worst (see
+      its docstring); `first_overlap` O(log n);
     - iteration O(n), ``len``, ``bool``, ``in`` and `span` O(1), `clear` O(1).
 
     Two intervals overlap when they share a point: ``[s1, l1]`` and ``[s2, l2]`` overlap
@@ -220,7 +246,17 @@ class IntervalTree(Generic[V]):
     the tree while walking the results.
     """
 
-    __slots__ = ("_cap", "_len", "_min_fill", "_mutation", "_root", "_seq", "_token", "_version")
+    __slots__ = (
+        "_cap",
+        "_len",
+        "_long_scan",
+        "_min_fill",
+        "_mutation",
+        "_root",
+        "_seq",
+        "_token",
+        "_version",
+    )
 
     def __init__(self, *, node_capacity: int = DEFAULT_NODE_CAPACITY) -> None:
         if type(node_capacity) is not int or node_capacity < _MIN_NODE_CAPACITY:
@@ -232,6 +268,8 @@ class IntervalTree(Generic[V]):
         # invariant: every node but the root holds between _min_fill and _cap slots; a
         # branch root holds >= 2.
         self._min_fill: Final = node_capacity // 2
+        # Query scans longer than this consult the `sm` cache first.
+        self._long_scan: Final = node_capacity // 8
         self._root = _Node(True)
         # invariant: _len is the number of entries in the leaves.
         self._len = 0
@@ -297,9 +335,13 @@ class IntervalTree(Generic[V]):
     def overlapping(self, start: int, last: int) -> Iterator[IntervalHandle[V]]:
         """Iterate over the entries overlapping ``[start, last]`` in (start, last, seq) order.
 
-        The kernel's ``interval_tree_iter_first`` plus ``_next`` loop.  O(log n + k) to
-        exhaust, for k results; lazy, one leaf at a time.  Bad bounds raise here, not at
-        the first ``next()``.  The iterator is fail-fast (see `IntervalTree`).
+        The kernel's ``interval_tree_iter_first`` plus ``_next`` loop; lazy, one leaf at a
+        time.  To exhaust it costs O((1 + r) log n + k) for k results forming r separate
+        runs in key order: results that start inside ``[start, last]`` are one run, so
+        r only counts earlier-starting long intervals separated by entries that end
+        before ``start``.  Typically O(log n + k); O(k log n) at worst, like the kernel.
+        Bad bounds raise here, not at the first ``next()``.  The iterator is fail-fast
+        (see `IntervalTree`).
         """
         if type(start) is not int or type(last) is not int:
             start, last = _check_bounds("overlapping()", start, last)
@@ -310,9 +352,10 @@ class IntervalTree(Generic[V]):
     def _overlapping(self, a: int, b: int, version: int) -> Iterator[IntervalHandle[V]]:
         if self._version != version:
             raise self._changed()
+        long_scan = self._long_scan
         stack = [self._root]
         pop = stack.pop
-        extend = stack.extend
+        push = stack.append
         while stack:
             node = pop()
             starts = node.starts
@@ -322,30 +365,47 @@ class IntervalTree(Generic[V]):
             j = bisect_left(node.pm, a, 0, i)
             if j >= i:
                 continue
-            # Slot j is the first to reach `a`, so it overlaps.  Slots (j, s0) start
-            # before `a` and overlap iff they reach it; slots [s0, i) start inside
-            # [a, b] and all overlap.
+            # Slots [j, s0) start before `a` and overlap iff they reach it; slots
+            # [s0, i) start inside [a, b] and all overlap.
             s0 = bisect_left(starts, a, j, i)
+            lasts = node.lasts
             kids = node.kids
+            end = s0
+            if s0 - j > long_scan:
+                # Skip the tail of slots that all end before `a` (a long interval early
+                # in the node keeps pm high, so pm alone cannot bound this scan).
+                sm = node.sm
+                if sm is None:
+                    sm = node.sm = _suffix_max(lasts)
+                lo = j + 1
+                while lo < end:
+                    mid = (lo + end) >> 1
+                    if sm[mid] < a:
+                        end = mid
+                    else:
+                        lo = mid + 1
             if node.is_leaf:
-                if s0 - j > 1:
-                    lasts = node.lasts
-                    found = [kids[k] for k in range(j, s0) if lasts[k] >= a]
-                    found += kids[s0:i]
-                else:
-                    found = kids[j:i]
-                for handle in found:
+                while j < end:
+                    if lasts[j] >= a:
+                        yield kids[j]
+                        if self._version != version:
+                            raise self._changed()
+                    j += 1
+                for handle in kids[s0:i]:
                     yield handle
                     if self._version != version:
                         raise self._changed()
             else:
                 # Pushed right to left so that children pop in key order.
-                extend(reversed(kids[s0:i]))
-                if s0 - j > 1:
-                    lasts = node.lasts
-                    extend([kids[k] for k in range(s0 - 1, j - 1, -1) if lasts[k] >= a])
-                elif j < s0:
-                    extend((kids[j],))
+                k = i - 1
+                while k >= s0:
+                    push(kids[k])
+                    k -= 1
+                k = end - 1
+                while k >= j:
+                    if lasts[k] >= a:
+                        push(kids[k])
+                    k -= 1
 
     def __iter__(self) -> Iterator[IntervalHandle[V]]:
         """Iterate over all entries in (start, last, insertion) order; O(n), fail-fast."""
@@ -409,6 +469,7 @@ class IntervalTree(Generic[V]):
         node.starts.insert(p, start)
         node.kids.insert(p, handle)
         node.lasts.insert(p, last)
+        node.sm = None
         pm = node.pm
         if p:
             pm.insert(p, pm[p - 1])
@@ -447,6 +508,7 @@ class IntervalTree(Generic[V]):
                     changed = True
                 if parent.lasts[i] < last:
                     parent.lasts[i] = last
+                    parent.sm = None
                     ppm = parent.pm
                     if ppm[i] < last:
                         q = bisect_left(ppm, last, i)
@@ -502,7 +564,7 @@ class IntervalTree(Generic[V]):
         if p >= len(node.kids) or node.kids[p] is not handle:
             raise AssertionError(f"IntervalTree corrupted: {handle!r} not at its key")
         del node.keys[p], node.starts[p], node.kids[p], node.lasts[p], node.pm[p]
-        _repair_pm(node.lasts, node.pm, p)
+        _repair_pm(node, p)
 
         min_fill = self._min_fill
         child = node
@@ -522,7 +584,7 @@ class IntervalTree(Generic[V]):
                 top = child.pm[-1]
                 if parent.lasts[i] != top:
                     parent.lasts[i] = top
-                    _repair_pm(parent.lasts, parent.pm, i)
+                    _repair_pm(parent, i)
                     changed = True
                 if not changed:
                     # No underflow to absorb above, and nothing above saw a change.
@@ -559,6 +621,7 @@ class IntervalTree(Generic[V]):
                 right.lasts[:0] = left.lasts[half:]
                 del left.keys[half:], left.starts[half:], left.kids[half:], left.lasts[half:]
                 del left.pm[half:]
+                left.sm = None
             else:
                 take = half - nleft
                 left.keys += right.keys[:take]
@@ -603,66 +666,72 @@ class IntervalTree(Generic[V]):
 
         O(n).  Checks: uniform leaf depth and node fill (balance), strictly increasing
         keys within and across nodes (order), each slot's first key, first start,
-        subtree maximum and prefix maximum (augmentation), handle ownership, and size.
+        subtree maximum, prefix maximum and cached suffix maximum (augmentation), handle
+        ownership, and size.  Each node is checked on its own before against its parent.
         """
 
-        def fail(msg: str) -> None:
+        def fail(msg: str) -> NoReturn:
             raise AssertionError(f"IntervalTree invariant broken: {msg}")
 
         root = self._root
         leaf_depths: set[int] = set()
         count = 0
         prev_key: _Key | None = None
-        # Depth-first in key order, so keys must come out strictly increasing.
-        stack: list[tuple[_Node, int]] = [(root, 0)]
+        # Depth-first in key order, so leaf keys must come out strictly increasing.
+        stack: list[tuple[_Node, int, _Node | None, int]] = [(root, 0, None, 0)]
         while stack:
-            node, depth = stack.pop()
+            node, depth, parent, slot = stack.pop()
+            where = f"node at depth {depth}" + ("" if parent is None else f", slot {slot}")
             n = len(node.kids)
             if not (len(node.keys) == len(node.starts) == len(node.lasts) == len(node.pm) == n):
-                fail(f"parallel lists of different lengths at depth {depth}")
+                fail(f"{where}: parallel lists of different lengths")
             if n > self._cap:
-                fail(f"node at depth {depth} has {n} slots > capacity {self._cap}")
-            if node is not root and n < self._min_fill:
-                fail(f"node at depth {depth} has {n} slots < min fill {self._min_fill}")
-            if node is root and not node.is_leaf and n < 2:
+                fail(f"{where}: {n} slots > capacity {self._cap}")
+            if parent is not None and n < self._min_fill:
+                fail(f"{where}: {n} slots < min fill {self._min_fill}")
+            if parent is None and not node.is_leaf and n < 2:
                 fail(f"branch root has {n} children")
             cur: int | None = None
             for j in range(n):
                 lj = node.lasts[j]
                 cur = lj if cur is None or lj > cur else cur
                 if node.pm[j] != cur:
-                    fail(f"pm[{j}]={node.pm[j]} != prefix max {cur} at depth {depth}")
+                    fail(f"{where}: pm[{j}]={node.pm[j]} != prefix max {cur}")
                 if node.starts[j] != node.keys[j][0]:
-                    fail(f"starts[{j}]={node.starts[j]} != keys[{j}][0]={node.keys[j][0]}")
+                    fail(f"{where}: starts[{j}]={node.starts[j]} != keys[{j}][0]")
                 if j and not node.keys[j - 1] < node.keys[j]:
-                    fail(f"keys out of order at depth {depth}: {node.keys[j - 1 : j + 1]}")
+                    fail(f"{where}: keys out of order: {node.keys[j - 1 : j + 1]}")
+            if node.sm is not None and node.sm != _suffix_max(node.lasts):
+                fail(f"{where}: stale suffix-max cache {node.sm} for lasts {node.lasts}")
+            if parent is not None:
+                if parent.keys[slot] is not node.keys[0]:
+                    fail(f"{where}: parent key {parent.keys[slot]} != first key {node.keys[0]}")
+                if parent.lasts[slot] != node.pm[-1]:
+                    fail(f"{where}: parent lasts {parent.lasts[slot]} != child max {node.pm[-1]}")
             if node.is_leaf:
                 leaf_depths.add(depth)
                 count += n
                 for j, h in enumerate(node.kids):
                     k = node.keys[j]
                     if not isinstance(h, IntervalHandle) or h._key is not k:
-                        fail(f"leaf slot {j} holds {h!r}, not the entry of key {k}")
+                        fail(f"{where}: leaf slot {j} holds {h!r}, not the entry of key {k}")
                     if h._owner is not self._token:
-                        fail(f"{h!r} is in the tree but not owned by it")
+                        fail(f"{where}: {h!r} is in the tree but not owned by it")
                     if k[0] > k[1]:
-                        fail(f"reversed interval {k}")
+                        fail(f"{where}: reversed interval {k}")
                     if k[2] >= self._seq:
-                        fail(f"seq {k[2]} not below the counter {self._seq}")
+                        fail(f"{where}: seq {k[2]} not below the counter {self._seq}")
                     if node.lasts[j] != k[1]:
-                        fail(f"leaf lasts[{j}]={node.lasts[j]} != last of {k}")
+                        fail(f"{where}: leaf lasts[{j}]={node.lasts[j]} != last of {k}")
                     if prev_key is not None and not prev_key < k:
                         fail(f"keys out of order across leaves: {prev_key} then {k}")
                     prev_key = k
             else:
-                for j, kid in enumerate(node.kids):
+                for j in range(n - 1, -1, -1):
+                    kid = node.kids[j]
                     if not isinstance(kid, _Node) or not kid.kids:
-                        fail(f"branch slot {j} at depth {depth} holds an empty or non-node")
-                    if node.keys[j] is not kid.keys[0]:
-                        fail(f"branch keys[{j}]={node.keys[j]} != child first key")
-                    if node.lasts[j] != kid.pm[-1]:
-                        fail(f"branch lasts[{j}]={node.lasts[j]} != child max {kid.pm[-1]}")
-                stack.extend((kid, depth + 1) for kid in reversed(node.kids))
+                        fail(f"{where}: slot {j} holds an empty or non-node {kid!r}")
+                    stack.append((kid, depth + 1, node, j))
         if len(leaf_depths) > 1:
             fail(f"leaves at different depths {sorted(leaf_depths)}")
         if count != self._len:

@@ -37,12 +37,12 @@ See also
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Final
 
 import attrs
 
-from ._runtime import Runtime, Waiter, current_runtime
+from ._runtime import Waiter, current_runtime
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [
@@ -65,8 +65,6 @@ _READ: Final = 1
 _WRITE: Final = 2
 _ONE: Final = "one"  # a Completion wake that consumed one complete()
 _ALL: Final = "all"  # a Completion wake from complete_all(): nothing to give back
-
-GiveBack = Callable[[object, int, object], None]
 
 
 def _check_name(name: object) -> str | None:
@@ -91,6 +89,9 @@ class _Blocking:
     __slots__ = ()
     _queue: WaitQueue
     fast_acquire: bool
+    #: In the sim, a choice point before the attempt.  False for a bare `WaitQueue`, whose
+    #: callers check a condition and park with no yield in between.
+    _choice_point_first: bool = True
 
     def _try(self, task: object, kind: int) -> object:
         raise NotImplementedError
@@ -104,26 +105,37 @@ class _Blocking:
         if rt.is_sim:
             # The choice point goes before the attempt, so the chooser may let another
             # task take the primitive first.
-            await rt.checkpoint(self)
+            if self._choice_point_first:
+                await rt.checkpoint(self)
             got = self._try(task, kind)
             if got is not _BLOCK:
                 return got
         else:
-            # trio's shape: no grant to a cancelled task, then a yield that cannot be
-            # cancelled.  Where the runtime cannot check cancellation cheaply (asyncio),
-            # a cancelled yield undoes the grant instead.
-            if rt.checkpoint_if_cancelled is not None:
-                await rt.checkpoint_if_cancelled()
+            # Granted: a cancelled task gives the grant straight back (no other task ran
+            # in between, so nobody saw it), then the yield.  Refused: the park below is
+            # itself the cancellable checkpoint.
             got = self._try(task, kind)
             if got is not _BLOCK:
-                if not self.fast_acquire:
-                    try:
+                try:
+                    if rt.checkpoint_if_cancelled is not None:
+                        await rt.checkpoint_if_cancelled()
+                    if not self.fast_acquire:
                         await rt.yield_after_grant()
-                    except BaseException:
-                        self._give_back(task, kind, got)
-                        raise
+                except BaseException:
+                    self._give_back(task, kind, got)
+                    raise
                 return got
-        return await self._queue._park(rt, task, kind, self._give_back)
+        queue = self._queue
+        w = Waiter(rt, task, queue, kind)
+        queue._waiters[w] = None
+        try:
+            return await rt.park(w)
+        except BaseException:
+            if w.woken:
+                self._give_back(task, kind, w.value)
+            else:
+                queue._waiters.pop(w, None)
+            raise
 
 
 @attrs.frozen
@@ -132,7 +144,7 @@ class WaitQueueStatistics:
 
 
 @attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
-class WaitQueue:
+class WaitQueue(_Blocking):
     """A FIFO of parked tasks: the building block of every primitive here.
 
     `park()` blocks until a `wake_one()`/`wake_all()` reaches this task; wakes go in
@@ -153,15 +165,23 @@ class WaitQueue:
     def __repr__(self) -> str:
         return f"<{_label('WaitQueue', self.name)} waiting={len(self._waiters)}>"
 
-    async def park(self) -> object:
+    _choice_point_first = False
+    fast_acquire = False
+
+    _queue: WaitQueue = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._queue = self
+
+    def park(self) -> Awaitable[object]:
         """Block until woken; return the value given to the wake.
 
-        Blocks: until `wake_one` or `wake_all` picks this task.  Checkpoint: always.
-        Cancellation: the task leaves the queue; if a `wake_one` had already picked it,
-        the wake is passed on to the next parked task.
+        Blocks: until `wake_one` or `wake_all` picks this task; nothing runs between the
+        call and the park, so a caller may check a condition and then park without
+        missing a wake.  Checkpoint: always.  Cancellation: the task leaves the queue; if
+        a `wake_one` had already picked it, the wake is passed on to the next parked task.
         """
-        rt = current_runtime()
-        return await self._park(rt, rt.current_task(), 0, self._pass_on)
+        return self._blocking(0)
 
     def wake_one(self, value: object = None) -> bool:
         """Wake the longest-parked task with `value`.  Sync.  False if nobody was parked."""
@@ -184,20 +204,11 @@ class WaitQueue:
 
     # --- for the primitives built on it ------------------------------------------------
 
-    async def _park(self, rt: Runtime, task: object, kind: int, give_back: GiveBack) -> object:
-        w = Waiter(rt, task, self, kind)
-        self._waiters[w] = None
-        try:
-            return await rt.park(w)
-        except BaseException:
-            if w.woken:
-                give_back(task, kind, w.value)
-            else:
-                self._waiters.pop(w, None)
-            raise
+    def _try(self, task: object, kind: int) -> object:
+        return _BLOCK
 
-    def _pass_on(self, task: object, kind: int, value: object) -> None:
-        self.wake_one(value)
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        self.wake_one(grant)  # a wake this task will not use goes to the next one
 
     def _first(self) -> Waiter | None:
         for w in self._waiters:
@@ -425,12 +436,16 @@ class RWLock(_Blocking):
     def release_read(self) -> None:
         """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
         task = current_runtime().current_task()
-        if task not in self._readers:
-            raise ProtocolViolation(
-                f"release_read() of {_label('RWLock', self.name)} by task {_task_name(task)}, "
-                f"which does not hold it for reading ({self._holder_text()})"
-            )
-        self._release_read(task)
+        readers = self._readers
+        if task in readers:
+            del readers[task]
+            if not readers and self._queue._waiters:
+                self._grant()
+            return
+        raise ProtocolViolation(
+            f"release_read() of {_label('RWLock', self.name)} by task {_task_name(task)}, "
+            f"which does not hold it for reading ({self._holder_text()})"
+        )
 
     def release_write(self) -> None:
         """``up_write``.  Sync.  Raises `ProtocolViolation` if the task is not the writer."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from collections.abc import Awaitable
+import types
+from collections.abc import Awaitable, Generator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -92,18 +93,17 @@ class TrioRuntime(_AnyioRuntime):
     def checkpoint(self, label: object = None) -> Awaitable[None]:
         return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - the caller awaits it
 
-    async def park(self, waiter: Waiter) -> object:
+    def park(self, waiter: Waiter) -> Awaitable[object]:
         waiter.handle = trio.lowlevel.current_task()
         if not waiter.cancellable:
-            with trio.CancelScope(shield=True):
-                return await trio.lowlevel.wait_task_rescheduled(_no_abort)
+            return _park_shielded()
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             # Called only while the task is still blocked, i.e. before any wake.
             waiter.queue._discard(waiter)
             return trio.lowlevel.Abort.SUCCEEDED
 
-        return await trio.lowlevel.wait_task_rescheduled(abort)
+        return trio.lowlevel.wait_task_rescheduled(abort)  # noqa: ASYNC105 - caller awaits
 
     def wake(self, waiter: Waiter, value: object) -> None:
         trio.lowlevel.reschedule(waiter.handle, outcome.Value(value))  # type: ignore[arg-type]
@@ -111,6 +111,18 @@ class TrioRuntime(_AnyioRuntime):
 
 def _no_abort(_: Any) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.FAILED
+
+
+async def _park_shielded() -> object:
+    with trio.CancelScope(shield=True):
+        return await trio.lowlevel.wait_task_rescheduled(_no_abort)
+
+
+@types.coroutine
+def _yield_once() -> Generator[None, None, None]:
+    # What asyncio.sleep(0) does, without its two extra layers: a bare yield makes the
+    # task give way for one loop iteration.
+    yield
 
 
 class AsyncioRuntime(_AnyioRuntime):
@@ -127,15 +139,19 @@ class AsyncioRuntime(_AnyioRuntime):
         return repr(task)
 
     def checkpoint(self, label: object = None) -> Awaitable[None]:
-        return asyncio.sleep(0)
+        return _yield_once()
 
-    async def park(self, waiter: Waiter) -> object:
-        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    def yield_after_grant(self) -> Awaitable[None]:
+        return _yield_once()
+
+    def park(self, waiter: Waiter) -> Awaitable[object]:
+        task = waiter.task
+        loop = task.get_loop() if isinstance(task, asyncio.Task) else asyncio.get_running_loop()
+        fut: asyncio.Future[object] = loop.create_future()
         waiter.handle = fut
         if not waiter.cancellable:
-            with anyio.CancelScope(shield=True):
-                await asyncio.shield(fut)
-        return await fut
+            return _await_shielded(fut)
+        return fut
 
     def wake(self, waiter: Waiter, value: object) -> None:
         fut = waiter.handle
@@ -144,6 +160,12 @@ class AsyncioRuntime(_AnyioRuntime):
         # passes the wake on, so nothing is lost by not setting a result here.
         if not fut.done():
             fut.set_result(value)
+
+
+async def _await_shielded(fut: asyncio.Future[object]) -> object:
+    with anyio.CancelScope(shield=True):
+        await asyncio.shield(fut)
+    return fut.result()
 
 
 # Stateless, one per backend: nothing here changes after import.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..umem import Umem
 from .base import TreeProtocol
 
 __all__ = ["Naive"]
@@ -29,3 +30,6 @@ __all__ = ["Naive"]
 class Naive(TreeProtocol):
     name: ClassVar[str] = "naive"
     summary: ClassVar[str] = "no synchronization between faults and invalidations (a control)"
+
+    async def release_account(self, umem: Umem) -> None:
+        umem.touch("release")  # zapped by the caller; faults are not told anything

@@ -41,9 +41,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from intervaltree import IntervalTree as PeerTree  # noqa: E402
+from intervaltree import IntervalTree as PeerTree  # type: ignore[import-untyped]
 
-from odp_async.intervals import IntervalTree  # noqa: E402
+from odp_async.intervals import IntervalTree
 
 SPACE = 1 << 40
 SEED = 20240601
@@ -215,8 +215,7 @@ def bench(n: int, n_queries: int, repeats: int, peer_repeats: int) -> list[str]:
         ratio = ours / peer
         mark = "ok" if ratio >= target else "MISS"
         lines.append(
-            f"  {label:<30} {ours:>12,.0f} {peer:>13,.0f} {ratio:>6.2f}x"
-            f" {target:>5.1f}x {mark}"
+            f"  {label:<30} {ours:>12,.0f} {peer:>13,.0f} {ratio:>6.2f}x {target:>5.1f}x {mark}"
         )
     ours_mem = bytes_per_interval(Ours, ivs)
     peer_mem = bytes_per_interval(Peer, ivs)

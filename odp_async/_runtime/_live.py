@@ -115,7 +115,8 @@ def _no_abort(_: Any) -> trio.lowlevel.Abort:
 
 async def _park_shielded() -> object:
     with trio.CancelScope(shield=True):
-        return await trio.lowlevel.wait_task_rescheduled(_no_abort)
+        value = await trio.lowlevel.wait_task_rescheduled(_no_abort)
+    return value
 
 
 @types.coroutine

@@ -1,0 +1,66 @@
+"""Smoke test of the benchmark scripts: they run and print a row for every contender.
+
+Speed is measured by ``benchmarks/``, never asserted here: this only checks that
+``--quick`` runs exit 0 and that each table has its rows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+# Every contender's table row, by the name it starts with.
+EXPECTED: dict[str, list[str]] = {
+    "bench_sync.py": [
+        "Mutex()",
+        "Mutex(fast)",
+        "RWLock() write",
+        "RWLock() read",
+        "RWLock(fast) write",
+        "RWLock(fast) read",
+        "anyio.Lock()",
+        "anyio.Lock(fast)",
+        "asyncio.Lock",
+        "trio.Lock",
+        "aiorwlock writer",
+        "aiorwlock reader",
+        "aiorwlock(fast) writer",
+        "aiorwlock(fast) reader",
+        "Mutex() handoff",
+        "RWLock() write handoff",
+        "anyio.Lock() handoff",
+        "asyncio.Lock handoff",
+        "trio.Lock handoff",
+        "future floor",
+        "reschedule floor",
+    ],
+    "bench_sim.py": [
+        "sim checkpoint step",
+        "bare send step",
+        "trio checkpoint",
+        "sim Mutex step",
+        "sim Mutex pair",
+    ],
+}
+
+
+def test_quick_benchmarks_print_every_contender() -> None:
+    for script, names in EXPECTED.items():
+        proc = subprocess.run(
+            [sys.executable, str(BENCHMARKS / script), "--quick"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, f"{script} --quick exited {proc.returncode}:\n{proc.stderr}"
+        # A row is the name followed by at least two spaces and its ns/op figure.
+        rows = proc.stdout.splitlines()
+        for name in names:
+            assert any(
+                line.startswith(name + " ") and line[len(name) :].split()[0].isdigit()
+                for line in rows
+            ), f"{script}: no table row for {name!r} in:\n{proc.stdout}"

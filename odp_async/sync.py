@@ -370,9 +370,11 @@ class RWLock(_Blocking):
     (``downgrade_write``): no other writer can get in between, and the readers at the
     head of the queue are let in with it.
 
-    Not reentrant, and no upgrade: a task that holds the lock in any mode and asks for it
-    again gets `ProtocolViolation` (with a writer queued, a recursive read would deadlock,
-    which lockdep reports for rwsems too).
+    Read locks nest, as ``down_read`` does: a reader may take the read lock again, and
+    must release it as many times.  Like the kernel's rwsem, a nested read queues behind a
+    waiting writer, which deadlocks (the sim reports it; lockdep warns about it).  A writer
+    asking for the lock again, or a reader asking to write (no upgrade), gets
+    `ProtocolViolation`.
 
     Invariants: ``_writer`` and ``_readers`` are never both set; if nobody holds the
     lock, the queue is empty; the queue's head is a writer while readers hold (a reader
@@ -382,7 +384,8 @@ class RWLock(_Blocking):
     name: str | None = attrs.field(default=None, converter=_check_name)
     fast_acquire: bool = attrs.field(default=False, kw_only=True)
     _writer: object | None = attrs.field(init=False, default=None)
-    _readers: dict[object, None] = attrs.field(init=False, factory=dict)
+    # reader task -> how many times it holds the read lock (>= 1)
+    _readers: dict[object, int] = attrs.field(init=False, factory=dict)
     _queue: WaitQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -437,7 +440,11 @@ class RWLock(_Blocking):
         """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
         task = current_runtime().current_task()
         readers = self._readers
-        if task in readers:
+        held = readers.get(task)
+        if held is not None:
+            if held > 1:
+                readers[task] = held - 1
+                return
             del readers[task]
             if not readers and self._queue._waiters:
                 self._grant()
@@ -471,7 +478,7 @@ class RWLock(_Blocking):
                 f"which does not hold it for writing ({self._holder_text()})"
             )
         self._writer = None
-        self._readers[task] = None
+        self._readers[task] = 1
         self._grant()
 
     def read_locked(self) -> _ReadLocked:
@@ -509,22 +516,26 @@ class RWLock(_Blocking):
         readers = self._readers
         if writer is None and not readers and not self._queue._waiters:
             if kind == _READ:
-                readers[task] = None
+                readers[task] = 1
             else:
                 self._writer = task
             return None
-        if task is writer or task in readers:
+        if task is writer or (kind == _WRITE and task in readers):
             mode = "writing" if task is writer else "reading"
             raise ProtocolViolation(
                 f"{_label('RWLock', self.name)} is already held for {mode} by the current task "
-                f"{_task_name(task)}; an RWLock is neither reentrant nor upgradable"
+                f"{_task_name(task)}; only read locks nest, and there is no upgrade"
             )
         if kind == _READ and writer is None and not self._queue._waiters:
-            readers[task] = None
+            readers[task] = readers.get(task, 0) + 1
             return None
         return _BLOCK
 
     def _release_read(self, task: object) -> None:
+        held = self._readers[task]
+        if held > 1:
+            self._readers[task] = held - 1
+            return
         del self._readers[task]
         if not self._readers:
             self._grant()
@@ -544,7 +555,7 @@ class RWLock(_Blocking):
             return
         while head is not None and head.kind == _READ:
             queue._pop()
-            self._readers[head.task] = None
+            self._readers[head.task] = self._readers.get(head.task, 0) + 1
             WaitQueue._hand(head, None)
             head = queue._first()
 

@@ -273,19 +273,41 @@ def test_rwlock_misuse(runtime: Runner) -> None:
             except ProtocolViolation as e:
                 errors.append(str(e))
         await lock.acquire_read()
+        try:
+            await lock.acquire_write()
+        except ProtocolViolation as e:
+            errors.append(str(e))
+        lock.release_read()
+        await lock.acquire_write()
         for acquire in (lock.acquire_read, lock.acquire_write):
             try:
                 await acquire()
             except ProtocolViolation as e:
                 errors.append(str(e))
-        lock.release_read()
+        lock.release_write()
         return errors
 
     errors = runtime.run(main)
-    assert len(errors) == 5
+    assert len(errors) == 6
     assert "release_read() of RWLock 'rw'" in errors[0]
     assert "not held" in errors[0]
-    assert all("neither reentrant nor upgradable" in e for e in errors[3:])
+    assert "held for reading" in errors[3]
+    assert all("there is no upgrade" in e for e in errors[3:])
+    assert all("held for writing" in e for e in errors[4:])
+
+
+def test_rwlock_read_locks_nest(runtime: Runner) -> None:
+    async def main() -> tuple[int, int, bool]:
+        lock = RWLock("rw")
+        await lock.acquire_read()
+        await lock.acquire_read()
+        twice = len(lock.readers)
+        lock.release_read()
+        still = len(lock.readers)
+        lock.release_read()
+        return twice, still, lock.try_acquire_write()
+
+    assert runtime.run(main) == (1, 1, True)
 
 
 def test_rwlock_try_variants_and_statistics(runtime: Runner) -> None:

@@ -331,7 +331,7 @@ class MutexThatDoesNotExclude(Mutex):
 class ReaderPreferringRWLock(RWLock):
     def _try(self, task: object, kind: int) -> object:
         if kind == _READ and self._writer is None:
-            self._readers[task] = None  # barges past queued writers
+            self._readers[task] = 1  # barges past queued writers
             return None
         return super()._try(task, kind)
 
@@ -360,10 +360,7 @@ class RWLockWithDowngradeWindow(RWLock):
     def downgrade(self) -> None:
         task = rt.current_task()
         self.release_write()  # a writer at the head gets in here
-        if self._writer is None:
-            self._readers[task] = None
-        else:
-            self._readers[task] = None  # and the downgrader reads alongside it
+        self._readers[task] = 1  # and the downgrader reads alongside it
 
 
 class MutexThatDropsCancelledHandoffs(Mutex):

@@ -1,0 +1,12 @@
+"""Scenarios: named concurrent programs over a `World`, with their expected verdicts.
+
+See also
+    `odp_async.scenarios.model`, `odp_async.scenarios.builtin`.
+"""
+
+from __future__ import annotations
+
+from .builtin import BUILTIN
+from .model import Scenario, Verdict, verdict_of
+
+__all__ = ["BUILTIN", "Scenario", "Verdict", "verdict_of"]

@@ -1,0 +1,514 @@
+"""The built-in scenarios: the races of the 2014 thread and DESIGN section 6.
+
+Contract
+    Each scenario sets up one world (mappings, populated pages, registered regions), then
+    starts its actors in one task group, each a task with a fixed name.  Actors that must
+    follow another (a DMA after its fault) wait on a `Completion`: that is program order,
+    not synchronization under test.  Each returns a dict of what its actors observed.
+
+    `BUILTIN` maps names to `Scenario` records with the expected verdict per protocol
+    (default flags) and, where one is known, the script of the breaking interleaving.
+
+See also
+    `odp_async.scenarios.model`; the notes behind the verdicts are in each summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _runtime as rt
+from ..addr import PAGE_SIZE
+from ..device import DmaError, FaultOutcome
+from ..odp.umem import Umem
+from ..sync import Completion
+from ..world import World
+from .model import Scenario, Verdict
+
+__all__ = ["BUILTIN"]
+
+P = PAGE_SIZE
+C, F, D, S = Verdict.CLEAN, Verdict.FOUND, Verdict.DEADLOCK, Verdict.STARVATION
+PROTOCOL_ORDER = (
+    "naive",
+    "odp2014",
+    "odp2014-ctx",
+    "range-list",
+    "hmm-pool",
+    "kvm-seq",
+    "interval-seq",
+)
+
+
+def _verdicts(*cells: Verdict) -> dict[str, Verdict]:
+    return dict(zip(PROTOCOL_ORDER, cells, strict=True))
+
+
+async def _populate(w: World, start: int, npages: int) -> None:
+    for i in range(npages):
+        await w.mm.cpu_fault(start + i * P, write=True)
+
+
+async def _dma(w: World, umem: Umem, address: int, *, write: bool = False) -> str:
+    try:
+        await w.device.dma(umem.table, address, write=write)
+    except DmaError as e:
+        return f"error: {e}"
+    return "ok"
+
+
+def _outcome(o: FaultOutcome) -> str:
+    return o.value
+
+
+# --- S1 ---------------------------------------------------------------------------------
+
+
+async def registration_during_invalidation(w: World) -> dict[str, Any]:
+    await w.mm.mmap(0, 8 * P)
+    await w.ctx.register_mr(0, 8 * P, name="A")  # the subscription already exists
+    await w.mm.mmap(16 * P, 16 * P)
+    await _populate(w, 16 * P, 16)
+    out: dict[str, Any] = {}
+    registered, faulted = Completion("B registered"), Completion("fault done")
+
+    async def register() -> None:
+        out["B"] = await w.ctx.register_mr(16 * P, 16 * P, name="B")
+        registered.complete_all()
+
+    async def fault() -> None:
+        await registered.wait()
+        out["fault"] = _outcome(await w.ctx.fault(out["B"], 20 * P, write=True))
+        faulted.complete_all()
+
+    async def dma() -> None:
+        await faulted.wait()
+        out["dma"] = await _dma(w, out["B"], 20 * P)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 16 * P, 16 * P, name="madvise")
+        tg.start_soon(register, name="register")
+        tg.start_soon(fault, name="fault")
+        tg.start_soon(dma, name="dma")
+    return out
+
+
+async def registration_race_minimal(w: World) -> dict[str, Any]:
+    """The 2014-09-07 table alone: madvise starts, B registers, madvise ends."""
+    await w.mm.mmap(0, 8 * P)
+    await w.ctx.register_mr(0, 8 * P, name="A")
+    await w.mm.mmap(16 * P, 16 * P)
+    await _populate(w, 16 * P, 16)
+    out: dict[str, Any] = {}
+
+    async def register() -> None:
+        out["B"] = await w.ctx.register_mr(16 * P, 16 * P, name="B")
+
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 16 * P, 16 * P, name="madvise")
+        tg.start_soon(register, name="register")
+    return out
+
+
+# --- the 2014-09-11 corruption ------------------------------------------------------------
+
+
+def _corruption(second: str) -> Any:
+    async def corruption(w: World) -> dict[str, Any]:
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.mm.mmap(16 * P, 16 * P)
+        await _populate(w, 16 * P, 16)
+        out: dict[str, Any] = {}
+        registered, faulted = Completion("B registered"), Completion("fault done")
+
+        async def register() -> None:
+            out["B"] = await w.ctx.register_mr(16 * P, 16 * P, name="B")
+            registered.complete_all()
+
+        async def later_invalidation() -> None:
+            await registered.wait()
+            if second == "munmap":
+                await w.mm.munmap(28 * P, P)
+            else:
+                await w.mm.madvise_dontneed(28 * P, P)
+
+        async def fault() -> None:
+            await registered.wait()
+            out["fault"] = _outcome(await w.ctx.fault(out["B"], 28 * P, write=True))
+            faulted.complete_all()
+
+        async def dma() -> None:
+            await faulted.wait()
+            out["dma"] = await _dma(w, out["B"], 28 * P)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 16 * P, 8 * P, name="I1")
+            tg.start_soon(register, name="R")
+            tg.start_soon(later_invalidation, name="I2")
+            tg.start_soon(fault, name="F")
+            tg.start_soon(dma, name="dma")
+        return out
+
+    return corruption
+
+
+# --- S2 -------------------------------------------------------------------------------------
+
+
+async def fault_vs_munmap(w: World) -> dict[str, Any]:
+    await w.mm.mmap(0, 16 * P)
+    await _populate(w, 0, 16)
+    b = await w.ctx.register_mr(0, 16 * P, name="B")
+    out: dict[str, Any] = {}
+    faulted = Completion("fault done")
+
+    async def fault() -> None:
+        out["fault"] = _outcome(await w.ctx.fault(b, 4 * P, write=True))
+        faulted.complete_all()
+
+    async def dma() -> None:
+        await faulted.wait()
+        out["dma"] = await _dma(w, b, 4 * P)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(fault, name="fault")
+        tg.start_soon(w.mm.munmap, 0, 16 * P, name="munmap")
+        tg.start_soon(dma, name="dma")
+    return out
+
+
+# --- S3 -------------------------------------------------------------------------------------
+
+
+async def exit_during_faults(w: World) -> dict[str, Any]:
+    await w.mm.mmap(0, 16 * P)
+    await _populate(w, 0, 16)
+    b = await w.ctx.register_mr(0, 16 * P, name="B")
+    out: dict[str, Any] = {}
+
+    async def fault(name: str, address: int) -> None:
+        out[name] = _outcome(await w.ctx.fault(b, address, write=True))
+
+    async with rt.task_group() as tg:
+        tg.start_soon(fault, "fault1", 4 * P, name="fault1")
+        tg.start_soon(fault, "fault2", 8 * P, name="fault2")
+        tg.start_soon(w.mm.exit, name="exit")
+    return out
+
+
+# --- S4 -------------------------------------------------------------------------------------
+
+
+async def dereg_last_during_notifier(w: World) -> dict[str, Any]:
+    await w.mm.mmap(0, 16 * P)
+    await _populate(w, 0, 16)
+    b = await w.ctx.register_mr(0, 16 * P, name="B")
+    out: dict[str, Any] = {}
+    gone, again = Completion("B deregistered"), Completion("C registered")
+
+    async def deregister() -> None:
+        await w.ctx.deregister_mr(b)
+        gone.complete_all()
+
+    async def reregister() -> None:
+        await gone.wait()
+        out["C"] = await w.ctx.register_mr(0, 16 * P, name="C")
+        again.complete_all()
+
+    async def fault() -> None:
+        await again.wait()
+        out["fault"] = _outcome(await w.ctx.fault(out["C"], 4 * P, write=True))
+
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 0, 16 * P, name="madvise")
+        tg.start_soon(deregister, name="deregister")
+        tg.start_soon(reregister, name="reregister")
+        tg.start_soon(fault, name="fault")
+    return out
+
+
+# --- S5 -------------------------------------------------------------------------------------
+
+
+async def fixed_pool_deadlock(w: World) -> dict[str, Any]:
+    f = w.file("hugefile", 16, hugetlb=True)
+    await w.mm.mmap(0, 16 * P, file=f)
+    await _populate(w, 0, 16)
+    await w.ctx.register_mr(0, 16 * P, name="B")
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.munmap, 0, 16 * P, name="munmap")
+        tg.start_soon(f.truncate, 0, name="truncate")
+    return {}
+
+
+# --- S6 -------------------------------------------------------------------------------------
+
+
+async def mprotect_downgrade(w: World) -> dict[str, Any]:
+    await w.mm.mmap(0, 16 * P)
+    await _populate(w, 0, 16)
+    b = await w.ctx.register_mr(0, 16 * P, name="B")
+    out: dict[str, Any] = {}
+    faulted = Completion("fault done")
+
+    async def fault() -> None:
+        out["fault"] = _outcome(await w.ctx.fault(b, 4 * P, write=True))
+        faulted.complete_all()
+
+    async def dma() -> None:
+        await faulted.wait()
+        out["dma"] = await _dma(w, b, 4 * P, write=True)
+
+    async def mprotect() -> None:
+        await w.mm.mprotect(0, 16 * P, writable=False)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(fault, name="fault")
+        tg.start_soon(mprotect, name="mprotect")
+        tg.start_soon(dma, name="dma")
+    return out
+
+
+# --- S7 -------------------------------------------------------------------------------------
+
+
+async def migration_during_fault(w: World) -> dict[str, Any]:
+    await w.mm.mmap(0, 16 * P)
+    await _populate(w, 0, 16)
+    b = await w.ctx.register_mr(0, 16 * P, name="B")
+    out: dict[str, Any] = {}
+    faulted = Completion("fault done")
+
+    async def fault() -> None:
+        out["fault"] = _outcome(await w.ctx.fault(b, 4 * P, write=True))
+        faulted.complete_all()
+
+    async def migrate() -> None:
+        out["migrated"] = await w.mm.migrate(4 * P)
+
+    async def dma() -> None:
+        await faulted.wait()
+        out["dma"] = await _dma(w, b, 4 * P)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(fault, name="fault")
+        tg.start_soon(migrate, name="migrate")
+        tg.start_soon(dma, name="dma")
+    return out
+
+
+# --- S8 -------------------------------------------------------------------------------------
+
+
+async def truncate_during_registration(w: World) -> dict[str, Any]:
+    await w.mm.mmap(32 * P, 8 * P)
+    await w.ctx.register_mr(32 * P, 8 * P, name="A")  # the subscription already exists
+    f = w.file("file", 16)
+    await w.mm.mmap(0, 16 * P, file=f)
+    await _populate(w, 0, 16)
+    out: dict[str, Any] = {}
+    registered, faulted = Completion("B registered"), Completion("fault done")
+
+    async def register() -> None:
+        out["B"] = await w.ctx.register_mr(0, 16 * P, name="B")
+        registered.complete_all()
+
+    async def fault() -> None:
+        await registered.wait()
+        out["fault"] = _outcome(await w.ctx.fault(out["B"], 4 * P, write=True))
+        faulted.complete_all()
+
+    async def dma() -> None:
+        await faulted.wait()
+        out["dma"] = await _dma(w, out["B"], 4 * P)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(f.truncate, 0, name="truncate")
+        tg.start_soon(register, name="register")
+        tg.start_soon(fault, name="fault")
+        tg.start_soon(dma, name="dma")
+    return out
+
+
+# --- S9 -------------------------------------------------------------------------------------
+
+
+def _storm(register_during: bool, rounds: int = 8) -> Any:
+    async def storm(w: World) -> dict[str, Any]:
+        await w.mm.mmap(0, 16 * P)
+        await _populate(w, 0, 16)
+        await w.ctx.register_mr(0, 16 * P, name="A")
+        await w.mm.mmap(32 * P, 16 * P)
+        await _populate(w, 32 * P, 16)
+        out: dict[str, Any] = {}
+        b = None if register_during else await w.ctx.register_mr(32 * P, 16 * P, name="B")
+        started = Completion("storm started")
+
+        async def invalidator() -> None:
+            for i in range(rounds):
+                await w.mm.madvise_dontneed(0, 16 * P)
+                if i == 0:
+                    started.complete_all()
+
+        async def fault() -> None:
+            await started.wait()
+            umem = b or await w.ctx.register_mr(32 * P, 16 * P, name="B")
+            out["fault"] = _outcome(await w.ctx.fault(umem, 36 * P, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(invalidator, name="storm1")
+            tg.start_soon(invalidator, name="storm2")
+            tg.start_soon(fault, name="fault")
+        return out
+
+    return storm
+
+
+BUILTIN: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "registration-race",
+            "madvise(DONTNEED) under mmap_sem read runs while B registers (2014-09-07); "
+            "a fault on B then commits a page the madvise frees",
+            registration_during_invalidation,
+            ("madvise", "register", "fault", "dma"),
+            _verdicts(F, F, C, C, C, C, C),
+            script=(
+                ("madvise", "after start"),
+                ("register", None),
+                ("fault", "B.umem_mutex"),
+                ("madvise", "before end"),
+                ("fault", None),
+                ("madvise", None),
+                ("dma", None),
+            ),
+        ),
+        Scenario(
+            "registration-count",
+            "the 2014-09-07 table alone: an end without its start reaches B "
+            "(unbalanced only without the clamp)",
+            registration_race_minimal,
+            ("madvise", "register"),
+            _verdicts(C, C, C, C, C, C, C),
+            script=(("madvise", "after start"), ("register", None), ("madvise", None)),
+        ),
+        Scenario(
+            "stray-end-corruption",
+            "2014-09-11: the stray end of a madvise that began before B registered cancels "
+            "the count of a later madvise; a fault commits inside it",
+            _corruption("madvise"),
+            ("I1", "R", "I2", "F", "dma"),
+            _verdicts(F, F, C, C, C, C, C),
+            script=(
+                ("I1", "after start"),
+                ("R", None),
+                ("I2", "after start"),
+                ("I1", None),
+                ("F", None),
+                ("I2", None),
+                ("dma", None),
+            ),
+        ),
+        Scenario(
+            "stray-end-munmap",
+            "2014-09-11 with munmap as the later invalidation: mmap_sem write keeps the "
+            "fault out, so the stray end is only an accounting error",
+            _corruption("munmap"),
+            ("I1", "R", "I2", "F", "dma"),
+            _verdicts(C, C, C, C, C, C, C),
+            script=(
+                ("I1", "after start"),
+                ("R", None),
+                ("I2", "after start"),
+                ("I1", None),
+                ("F", None),
+                ("I2", None),
+                ("dma", None),
+            ),
+        ),
+        Scenario(
+            "fault-vs-munmap",
+            "a fault gup's a page, munmap frees it, the fault commits it",
+            fault_vs_munmap,
+            ("fault", "munmap", "dma"),
+            _verdicts(F, C, C, C, C, C, C),
+            script=(("fault", "B.umem_mutex"), ("munmap", None), ("fault", None), ("dma", None)),
+        ),
+        Scenario(
+            "exit-during-faults",
+            "the process exits while two faults on B are in flight",
+            exit_during_faults,
+            ("fault1", "fault2", "exit"),
+            _verdicts(F, C, C, C, C, C, C),
+            script=(("fault1", "B.umem_mutex"), ("exit", None), ("fault1", None)),
+        ),
+        Scenario(
+            "dereg-during-notifier",
+            "the last MR is deregistered while an invalidation runs, then a new one "
+            "registers and faults",
+            dereg_last_during_notifier,
+            ("madvise", "deregister", "reregister", "fault"),
+            _verdicts(C, C, C, C, C, C, C),
+            script=(("madvise", "after start"), ("deregister", None), ("madvise", None)),
+        ),
+        Scenario(
+            "fixed-pool-deadlock",
+            "munmap of a hugetlb mapping (start, then i_mmap) against truncate of its file "
+            "(i_mmap, then start), with a notifier pool of one slot",
+            fixed_pool_deadlock,
+            ("munmap", "truncate"),
+            _verdicts(C, C, C, C, D, C, C),
+            script=(("munmap", "after start"), ("truncate", None), ("munmap", None)),
+        ),
+        Scenario(
+            "mprotect-downgrade",
+            "a write fault gup's a writable page, mprotect makes it read-only, the fault "
+            "commits a writable translation",
+            mprotect_downgrade,
+            ("fault", "mprotect", "dma"),
+            _verdicts(F, C, C, C, C, C, C),
+            script=(("fault", "B.umem_mutex"), ("mprotect", None), ("fault", None), ("dma", None)),
+        ),
+        Scenario(
+            "migration-during-fault",
+            "page migration races a fault; the refcount freeze makes migration back off "
+            "while the fault holds its page",
+            migration_during_fault,
+            ("fault", "migrate", "dma"),
+            _verdicts(C, C, C, C, C, C, C),
+            script=(("fault", "B.umem_mutex"), ("migrate", None), ("fault", None), ("dma", None)),
+        ),
+        Scenario(
+            "truncate-during-registration",
+            "truncate (no mmap_sem) runs while B registers; gup still finds the old pte",
+            truncate_during_registration,
+            ("truncate", "register", "fault", "dma"),
+            _verdicts(F, F, C, C, C, C, C),
+            script=(
+                ("truncate", "after start"),
+                ("register", None),
+                ("fault", "B.umem_mutex"),
+                ("truncate", "before end"),
+                ("fault", None),
+                ("truncate", None),
+                ("dma", None),
+            ),
+        ),
+        Scenario(
+            "storm-preregistered",
+            "two tasks invalidate region A over and over while B, registered before, faults",
+            _storm(register_during=False),
+            ("storm1", "storm2", "fault"),
+            _verdicts(C, C, C, C, C, S, C),
+        ),
+        Scenario(
+            "storm-register-during",
+            "two tasks invalidate region A over and over; B registers during the storm and faults",
+            _storm(register_during=True),
+            ("storm1", "storm2", "fault"),
+            _verdicts(C, C, S, C, C, S, S),
+        ),
+    )
+}

@@ -1,0 +1,69 @@
+"""What a scenario is: an async function over a `World`, with its story and its verdicts.
+
+Contract
+    A `Scenario` names an async function ``body(world) -> dict`` (or ``body() -> object``
+    for code that has nothing to do with ODP, ``needs_world=False``), its actors (the task
+    names it starts), a description, the expected `Verdict` per protocol, and optionally a
+    *script*: the interleaving, in ``(task, until)`` steps, that shows its bug.  Scenarios
+    are values; the registry of built-ins is a plain dict, and your own scenario is used
+    by passing the object where a name is accepted.
+
+    Verdicts: ``found`` (the checker recorded a safety violation), ``deadlock``,
+    ``starvation`` (a liveness violation: a fault retried or waited past its bound),
+    ``clean`` (nothing, within the exploration budget).
+
+See also
+    `odp_async.scenarios.builtin`, `odp_async.world.run_world`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import attrs
+
+from ..check import Violation
+
+__all__ = ["Scenario", "Verdict", "verdict_of"]
+
+
+class Verdict(enum.Enum):
+    CLEAN = "clean"
+    FOUND = "found"
+    DEADLOCK = "deadlock"
+    STARVATION = "starvation"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def verdict_of(violations: tuple[Violation, ...] | list[Violation]) -> Verdict:
+    """The verdict a run's violations amount to: safety beats deadlock beats starvation."""
+    kinds = {v.kind for v in violations}
+    if kinds - {"deadlock", "starvation"}:
+        return Verdict.FOUND
+    if "deadlock" in kinds:
+        return Verdict.DEADLOCK
+    if "starvation" in kinds:
+        return Verdict.STARVATION
+    return Verdict.CLEAN
+
+
+@attrs.frozen
+class Scenario:
+    """A named, described, explorable concurrent program."""
+
+    name: str
+    summary: str
+    body: Callable[..., Awaitable[Any]]
+    actors: tuple[str, ...]
+    expected: Mapping[str, Verdict] = attrs.field(factory=dict)
+    description: str = ""
+    script: tuple[tuple[str, str | None], ...] = ()
+    needs_world: bool = True
+    options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+
+    def expected_for(self, protocol: str) -> Verdict:
+        return self.expected.get(protocol, Verdict.CLEAN)

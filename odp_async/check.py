@@ -145,7 +145,7 @@ class Checker:
     _by_frame: dict[FrameId, dict[tuple[str, int], None]] = attrs.field(factory=dict)
     _released_tables: dict[str, None] = attrs.field(factory=dict)
     _mm_released: bool = False
-    _seen: set[tuple[str, tuple[str, ...], tuple[int, ...]]] = attrs.field(factory=set)
+    _seen: set[tuple[str, tuple[str, ...], tuple[int, ...], str]] = attrs.field(factory=set)
 
     # --- recording ------------------------------------------------------------------
 
@@ -156,10 +156,10 @@ class Checker:
         addresses: tuple[int, ...] = (),
         tasks: tuple[str, ...] | None = None,
     ) -> Violation | None:
-        """Record a violation now (once per kind, tasks and addresses).  Sync."""
+        """Record a violation now (each distinct one once).  Sync."""
         step, task = self.where()
         who = tasks if tasks is not None else (task,)
-        key = (kind, who, addresses)
+        key = (kind, who, addresses, detail)
         if key in self._seen:
             return None
         self._seen.add(key)

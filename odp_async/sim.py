@@ -14,7 +14,7 @@ See also
 
 from __future__ import annotations
 
-from ._runtime.choosers import Chooser, RandomChooser, ReplayChooser
+from ._runtime.choosers import Chooser, FifoChooser, RandomChooser, ReplayChooser, ScriptChooser
 from ._runtime.sim import (
     BlockedTask,
     Cancelled,
@@ -31,8 +31,10 @@ __all__ = [
     "Chooser",
     "Deadlock",
     "DeadlockError",
+    "FifoChooser",
     "RandomChooser",
     "ReplayChooser",
+    "ScriptChooser",
     "SimResult",
     "StepLimitExceeded",
     "run",

@@ -184,8 +184,8 @@ class UContext:
     async def handle_device_fault(self, request: FaultRequest) -> FaultOutcome:
         """The device's fault handler: find the region of the faulting table and fault."""
         umem = self.umems.get(request.table.name)
-        if umem is None:
-            return FaultOutcome.FAILED
+        if umem is None or (request.write and not umem.writable):
+            return FaultOutcome.FAILED  # no such MR, or a write to a read-only one
         return await self.fault(umem, request.address, write=request.write)
 
     async def _fault(self, umem: Umem, rng: AddrRange, write: bool) -> FaultOutcome:

@@ -44,6 +44,15 @@ EXPECTED: dict[str, list[str]] = {
         "sim Mutex step",
         "sim Mutex pair",
     ],
+    "bench_model.py": [
+        "naive",
+        "odp2014",
+        "odp2014-ctx",
+        "range-list",
+        "hmm-pool",
+        "kvm-seq",
+        "interval-seq",
+    ],
 }
 
 

@@ -43,6 +43,7 @@ from typing import Any, Final
 import attrs
 
 from ._runtime import Waiter, current_runtime
+from ._runtime._base import RUNTIME_VAR
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [
@@ -65,6 +66,13 @@ _READ: Final = 1
 _WRITE: Final = 2
 _ONE: Final = "one"  # a Completion wake that consumed one complete()
 _ALL: Final = "all"  # a Completion wake from complete_all(): nothing to give back
+
+
+def _note(primitive: object) -> None:
+    # A state change outside any acquire: part of the running sim step's footprint.
+    rt = RUNTIME_VAR.get(None)
+    if rt is not None:
+        rt.note(primitive)
 
 
 def _check_name(name: object) -> str | None:
@@ -185,6 +193,7 @@ class WaitQueue(_Blocking):
 
     def wake_one(self, value: object = None) -> bool:
         """Wake the longest-parked task with `value`.  Sync.  False if nobody was parked."""
+        _note(self)
         w = self._pop()
         if w is None:
             return False
@@ -193,6 +202,7 @@ class WaitQueue(_Blocking):
 
     def wake_all(self, value: object = None) -> int:
         """Wake every parked task with `value`.  Sync.  Returns how many were woken."""
+        _note(self)
         waiters = list(self._waiters)
         self._waiters.clear()
         for w in waiters:
@@ -284,6 +294,7 @@ class Mutex(_Blocking):
 
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
+        _note(self)
         if self._try(current_runtime().current_task(), 0) is _BLOCK:
             raise WouldBlock(f"{self!r} is held by {_task_name(self._owner)}")
 
@@ -292,6 +303,7 @@ class Mutex(_Blocking):
 
         Raises: `ProtocolViolation` if the current task does not hold it.
         """
+        _note(self)
         task = current_runtime().current_task()
         if self._owner is not task:
             holder = "nobody" if self._owner is None else _task_name(self._owner)
@@ -420,24 +432,29 @@ class RWLock(_Blocking):
 
     def acquire_read_nowait(self) -> None:
         """Take the lock shared now, or raise `WouldBlock`.  Sync."""
+        _note(self)
         if self._try(current_runtime().current_task(), _READ) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be read-locked now")
 
     def acquire_write_nowait(self) -> None:
         """Take the lock exclusive now, or raise `WouldBlock`.  Sync."""
+        _note(self)
         if self._try(current_runtime().current_task(), _WRITE) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be write-locked now")
 
     def try_acquire_read(self) -> bool:
         """``down_read_trylock``: True if the lock was taken shared.  Sync."""
+        _note(self)
         return self._try(current_runtime().current_task(), _READ) is not _BLOCK
 
     def try_acquire_write(self) -> bool:
         """``down_write_trylock``: True if the lock was taken exclusive.  Sync."""
+        _note(self)
         return self._try(current_runtime().current_task(), _WRITE) is not _BLOCK
 
     def release_read(self) -> None:
         """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
+        _note(self)
         task = current_runtime().current_task()
         readers = self._readers
         held = readers.get(task)
@@ -456,6 +473,7 @@ class RWLock(_Blocking):
 
     def release_write(self) -> None:
         """``up_write``.  Sync.  Raises `ProtocolViolation` if the task is not the writer."""
+        _note(self)
         task = current_runtime().current_task()
         if self._writer is not task:
             raise ProtocolViolation(
@@ -471,6 +489,7 @@ class RWLock(_Blocking):
         No other writer can take the lock in between; readers at the head of the queue
         are admitted at once.  Raises `ProtocolViolation` if the task is not the writer.
         """
+        _note(self)
         task = current_runtime().current_task()
         if self._writer is not task:
             raise ProtocolViolation(
@@ -656,11 +675,13 @@ class Completion(_Blocking):
 
     def wait_nowait(self) -> None:
         """Consume a completion now, or raise `WouldBlock`.  Sync."""
+        _note(self)
         if self._try(None, 0) is _BLOCK:
             raise WouldBlock(f"{self!r} is not completed")
 
     def try_wait(self) -> bool:
         """``try_wait_for_completion``: True if a completion was consumed.  Sync."""
+        _note(self)
         return self._try(None, 0) is not _BLOCK
 
     def is_done(self) -> bool:
@@ -669,6 +690,7 @@ class Completion(_Blocking):
 
     def complete(self) -> None:
         """Let one wait pass (now, or the next one).  Sync."""
+        _note(self)
         if self._all:
             return
         w = self._queue._pop()
@@ -679,6 +701,7 @@ class Completion(_Blocking):
 
     def complete_all(self) -> None:
         """Let every wait pass until `reinit()`.  Sync."""
+        _note(self)
         self._all = True
         self._queue.wake_all(_ALL)
 
@@ -688,6 +711,7 @@ class Completion(_Blocking):
         Raises: `ProtocolViolation` while tasks wait (the kernel forbids it too: those
         waiters could then never be told apart from new ones).
         """
+        _note(self)
         if len(self._queue):
             raise ProtocolViolation(
                 f"reinit() of {_label('Completion', self.name)} while {len(self._queue)} "
@@ -777,6 +801,7 @@ class SlotPool(_Blocking):
 
     def acquire_nowait(self) -> int:
         """Take a free slot now, or raise `WouldBlock`.  Sync."""
+        _note(self)
         slot = self._try(current_runtime().current_task(), 0)
         if slot is _BLOCK:
             raise WouldBlock(f"{self!r} has no free slot")
@@ -788,6 +813,7 @@ class SlotPool(_Blocking):
 
         Raises: `ProtocolViolation` if `slot` is not currently taken.
         """
+        _note(self)
         if slot not in self._holders:
             raise ProtocolViolation(
                 f"release({slot!r}) of {_label('SlotPool', self.name)}: that slot is not taken "

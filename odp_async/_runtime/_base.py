@@ -223,6 +223,12 @@ class Runtime(abc.ABC):
     def draw(self, n: int, label: object = None) -> int:
         """An integer in ``range(n)``: chosen by the chooser in the sim, random when live."""
 
+    def note(self, resource: object) -> None:  # noqa: B027 - a hook, empty on purpose
+        """Record that the running step touched `resource` (the sim, for reduction).
+
+        Live runtimes ignore it.
+        """
+
     def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
         """A scope that cancels its body after `seconds` and then raises `TimeoutError`."""
         return _FailAfter(self, self.cancel_scope(deadline=self.now() + seconds))

@@ -52,6 +52,7 @@ import attrs
 from ..errors import InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import RUNTIME_VAR, Runtime, Waiter
 from .choosers import Chooser, RandomChooser
+from .footprint import Footprint, declared_footprint
 
 __all__ = [
     "BlockedTask",
@@ -102,7 +103,9 @@ class SimTask:
         "context",
         "coro",
         "epoch_seen",
+        "footprint",
         "group",
+        "history",
         "id",
         "name",
         "pending",
@@ -110,6 +113,7 @@ class SimTask:
         "scopes",
         "send_value",
         "sleep_token",
+        "spawn_key",
         "state",
         "throw_exc",
         "waiter",
@@ -146,6 +150,12 @@ class SimTask:
         # What the task will do when resumed: the label of its last checkpoint, the waiter
         # it parked on, or None before its first step.  Choosers may look (not touch).
         self.pending: object = None
+        # For reduction (only kept when the chooser asks): what its last step touched
+        # (None: unknown), a hash of the labels of every step it ran, and what it was
+        # spawned as (function and argument identities) so identical tasks can be told.
+        self.footprint: Footprint | None = None
+        self.history = 0
+        self.spawn_key: object = None
 
     def __repr__(self) -> str:
         return f"<SimTask {self.id} {self.name!r}>"
@@ -410,6 +420,8 @@ class SimRuntime(Runtime):
         "_chooser",
         "_current",
         "_epoch",
+        "_fp",
+        "_fp_unknown",
         "_max_steps",
         "_next_id",
         "_now",
@@ -421,6 +433,7 @@ class SimRuntime(Runtime):
         "_tasks",
         "_timers",
         "_trace",
+        "_trust_primitives",
     )
 
     is_sim = True
@@ -442,6 +455,10 @@ class SimRuntime(Runtime):
         self._next_id = 0
         self._current: SimTask | None = None
         self._root: SimTask | None = None
+        # Footprint of the running step, when the chooser wants footprints (else None).
+        self._fp: set[object] | None = None
+        self._fp_unknown = False
+        self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
 
     # --- the Runtime interface -------------------------------------------------------
 
@@ -491,6 +508,11 @@ class SimRuntime(Runtime):
     def cancelled_exc_class(self) -> type[BaseException]:
         return Cancelled
 
+    def note(self, resource: object) -> None:
+        fp = self._fp
+        if fp is not None:
+            fp.add(resource)
+
     def draw(self, n: int, label: object = None) -> int:
         if not isinstance(n, int) or n < 1:
             raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
@@ -533,6 +555,12 @@ class SimRuntime(Runtime):
         if name is None:
             name = getattr(func, "__qualname__", None) or repr(func)
         task = SimTask(self._next_id, str(name), coro, contextvars.copy_context(), group, scopes)
+        try:
+            hash(func)
+            key: object = func
+        except TypeError:
+            key = id(func)
+        task.spawn_key = (key, tuple(id(a) for a in args))
         self._next_id += 1
         self._tasks.append(task)
         self._runnable.append(task)
@@ -638,7 +666,10 @@ class SimRuntime(Runtime):
         max_steps = self._max_steps
         steps = 0
         last: SimTask | None = None
+        declared: Footprint | None = None
         ask_always = getattr(chooser, "ask_always", False)
+        track = bool(getattr(chooser, "wants_footprints", False))
+        trust = self._trust_primitives
         chooser.new_execution()
         while True:
             n = len(runnable)
@@ -662,6 +693,11 @@ class SimRuntime(Runtime):
             self._steps = steps
             task = runnable[i]
             self._current = task
+            if track:
+                declared = declared_footprint(task.pending, trust_primitives=trust)
+                self._fp = set()
+                self._fp_unknown = declared is None
+                task.history = hash((task.history, _stable_label(task.pending)))
             exc = task.throw_exc
             if exc is not None:
                 task.throw_exc = None
@@ -677,6 +713,8 @@ class SimRuntime(Runtime):
                 else:
                     trapped = task.context.run(task.coro.throw, exc)
             except StopIteration as stop:
+                if track:
+                    self._end_footprint(task, declared)
                 runnable.pop(i)
                 last = None
                 if task is root:
@@ -684,6 +722,8 @@ class SimRuntime(Runtime):
                 self._finish(task, None)
                 continue
             except BaseException as err:  # the task's own error: an outcome, not ours
+                if track:
+                    self._end_footprint(task, declared)
                 runnable.pop(i)
                 last = None
                 if task is root:
@@ -692,6 +732,8 @@ class SimRuntime(Runtime):
                 continue
             finally:
                 self._current = None
+            if track:
+                self._end_footprint(task, declared)
             try:
                 op, arg = trapped
             except (TypeError, ValueError):
@@ -734,6 +776,15 @@ class SimRuntime(Runtime):
                 task.throw_exc = self._foreign_await(task, arg)
                 last = task
         return self._result(root, root_value, root_error)
+
+    def _end_footprint(self, task: SimTask, declared: Footprint | None) -> None:
+        fp = self._fp
+        self._fp = None
+        if self._fp_unknown or fp is None:
+            task.footprint = None
+            return
+        noted = Footprint(writes=frozenset(fp))
+        task.footprint = noted if declared is None else declared | noted
 
     def _result(self, root: SimTask, value: object, error: BaseException | None) -> SimResult:
         trace = tuple(self._trace) if self._trace is not None else None

@@ -7,6 +7,7 @@ See also
 from __future__ import annotations
 
 from .builtin import BUILTIN
+from .classic import CLASSIC
 from .model import Scenario, Verdict, verdict_of
 
-__all__ = ["BUILTIN", "Scenario", "Verdict", "verdict_of"]
+__all__ = ["BUILTIN", "CLASSIC", "Scenario", "Verdict", "verdict_of"]

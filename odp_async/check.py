@@ -24,7 +24,10 @@ Contract
     ``deadlock``
         blocked tasks and none runnable (recorded from the runtime's report).
     ``starvation``
-        a fault retried, or kept waiting, past its bound.
+        a fault retried, or kept waiting, past its bound (or a run past its step bound).
+    ``error``
+        the code under test raised (an assertion of a test program, a misuse of a
+        primitive by a protocol); recorded by the explorer, not by the feeders.
 
     Besides violations the checker keeps `events`: the semantic history (invalidation
     windows, fault attempts, installs, zaps, frees, warnings) that timelines draw.
@@ -59,6 +62,7 @@ ViolationKind = Literal[
     "use-after-release",
     "deadlock",
     "starvation",
+    "error",
 ]
 VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "stale-translation",
@@ -67,6 +71,7 @@ VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "use-after-release",
     "deadlock",
     "starvation",
+    "error",
 )
 
 FrameId = tuple[int, int]

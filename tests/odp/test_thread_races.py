@@ -149,7 +149,7 @@ def test_the_recorded_choice_list_replays_the_same_violations(name: str, protoco
 @pytest.mark.parametrize("protocol", ALL)
 def test_every_scripted_scenario_meets_its_expectation(name: str, protocol: str) -> None:
     run, _ = scripted(name, protocol)
-    assert verdict_of(run.violations) is BUILTIN[name].expected_for(protocol), [
+    assert verdict_of(run.violations) is BUILTIN[name].script_expected_for(protocol), [
         str(v) for v in run.violations
     ]
 

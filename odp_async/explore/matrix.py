@@ -1,0 +1,125 @@
+"""The verdict matrix: every built-in scenario under every protocol, against expectations.
+
+Contract
+    `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with the random
+    chooser and up to `budget` schedules.  A cell whose expected verdict is a failure
+    stops at the first schedule showing that verdict; a cell expected clean runs its
+    whole budget.  The cell's verdict is the expected one if it was seen, else the most
+    severe seen (found, then deadlock, then starvation, then clean).  Cells are
+    independent and deterministic (the schedules of a cell depend only on the seed), so
+    `jobs` spreads cells over processes without changing any result.
+
+See also
+    `odp_async.scenarios.builtin` (the expectations), `odp_async.explore.runner`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import time
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from .._runtime.choosers import RandomChooser
+from ..errors import InvalidArgument
+from ..odp.protocols import PROTOCOLS
+from ..scenarios import BUILTIN, Verdict
+from .config import derive_seed
+from .target import Target
+from .tokens import encode_token
+
+__all__ = ["Cell", "verdict_matrix"]
+
+_SEVERITY = {Verdict.FOUND: 3, Verdict.DEADLOCK: 2, Verdict.STARVATION: 1, Verdict.CLEAN: 0}
+
+
+@attrs.frozen
+class Cell:
+    scenario: str
+    protocol: str
+    expected: Verdict
+    verdict: Verdict
+    schedules: int
+    first_hit: int | None  # schedules to the first schedule showing the verdict
+    token: str | None
+    detail: str
+    elapsed: float
+
+    @property
+    def matches(self) -> bool:
+        return self.verdict is self.expected
+
+
+def explore_cell(
+    scenario: str, protocol: str, budget: int, seed: int = 0, max_steps: int = 50_000
+) -> Cell:
+    """Explore one cell (see the module docstring)."""
+    start = time.perf_counter()
+    target = Target.resolve(scenario, protocol)
+    expected = target.scenario.expected_for(protocol)
+    seen = Verdict.CLEAN
+    first_hit: int | None = None
+    token: str | None = None
+    detail = ""
+    ran = 0
+    for index in range(budget):
+        execution = target.run(RandomChooser(derive_seed(seed, index)), max_steps=max_steps)
+        ran += 1
+        verdict = execution.verdict
+        if verdict is Verdict.CLEAN:
+            continue
+        if verdict is expected or _SEVERITY[verdict] > _SEVERITY[seen]:
+            seen = verdict
+            first_hit = index + 1
+            token = encode_token(target, execution.sim.schedule, execution, max_steps)
+            failure = execution.failure
+            detail = failure.describe() if failure is not None else ""
+        if seen is expected or expected is Verdict.CLEAN:
+            break  # the expected failure was shown, or a clean cell is not clean
+    return Cell(
+        scenario,
+        protocol,
+        expected,
+        seen,
+        ran,
+        first_hit,
+        token,
+        detail,
+        time.perf_counter() - start,
+    )
+
+
+def verdict_matrix(
+    *,
+    budget: int = 300,
+    scenarios: Iterable[str] | None = None,
+    protocols: Sequence[str] | None = None,
+    seed: int = 0,
+    jobs: int = 1,
+) -> list[Cell]:
+    """Every cell, in scenario order then protocol order."""
+    if not isinstance(budget, int) or budget < 1:
+        raise InvalidArgument(f"budget must be a positive int, got {budget!r}")
+    names = list(scenarios) if scenarios is not None else list(BUILTIN)
+    for name in names:
+        if name not in BUILTIN:
+            raise InvalidArgument(
+                f"unknown scenario {name!r}; expected one of {', '.join(BUILTIN)}"
+            )
+    protos = list(protocols) if protocols is not None else list(PROTOCOLS)
+    for p in protos:
+        if p not in PROTOCOLS:
+            raise InvalidArgument(
+                f"unknown protocol {p!r}; expected one of {', '.join(PROTOCOLS)}"
+            )
+    cells = [(s, p) for s in names for p in protos]
+    if jobs == 1:
+        return [explore_cell(s, p, budget, seed) for s, p in cells]
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(explore_cell, s, p, budget, seed) for s, p in cells]
+        return [f.result() for f in futures]

@@ -1,0 +1,148 @@
+"""What the explorer runs: a scenario (and, for the ODP model, a protocol), once per schedule.
+
+Contract
+    `Target.resolve(name_or_scenario, protocol, options)` finds a scenario (a built-in ODP
+    scenario by name, a classic program as ``classic:<name>``, or a `Scenario` object) and
+    checks the protocol: world scenarios need one, general programs take none.  Bad names
+    raise `InvalidArgument` listing what exists.
+
+    `Target.run(chooser)` runs it once under the sim and returns an `Execution`: the sim
+    result, and the violations, which for general programs are made from the outcome (an
+    exception is ``error``, a deadlock ``deadlock``, the step bound ``starvation``) and for
+    world scenarios are the checker's plus those.  `Target.source` names the scenario so
+    that another process (a worker, a replayed token) can find it again.
+
+See also
+    `odp_async.explore.runner`, `odp_async.world.run_world`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .._runtime.choosers import Chooser
+from .._runtime.sim import SimResult
+from .._runtime.sim import run as sim_run
+from ..check import Violation
+from ..errors import InvalidArgument
+from ..odp.protocols import PROTOCOLS, resolve_protocol
+from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
+from ..world import run_world
+
+__all__ = ["Execution", "Target", "failure_violations"]
+
+
+@attrs.frozen
+class Execution:
+    """One run of a target under one schedule."""
+
+    violations: tuple[Violation, ...]
+    sim: SimResult
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.violations)
+
+    @property
+    def failure(self) -> Violation | None:
+        """The first violation (the one a token promises to reproduce)."""
+        return self.violations[0] if self.violations else None
+
+    @property
+    def is_failure(self) -> bool:
+        return bool(self.violations)
+
+
+def failure_violations(result: SimResult) -> list[Violation]:
+    """The violations a sim outcome amounts to by itself (for any program)."""
+    if result.outcome == "error" and result.error is not None:
+        error = result.error
+        detail = f"{type(error).__name__}: {error}"
+        return [Violation("error", result.steps, ("main",), (), detail)]
+    if result.outcome == "deadlock" and result.deadlock is not None:
+        cycle = result.deadlock.cycle or result.deadlock.blocked
+        tasks = tuple(b.task for b in cycle)
+        return [Violation("deadlock", result.steps, tasks, (), result.deadlock.describe())]
+    if result.outcome == "step-limit":
+        detail = f"the run did not finish within its bound of {result.steps} steps"
+        return [Violation("starvation", result.steps, (), (), detail)]
+    return []
+
+
+@attrs.frozen
+class Target:
+    """A scenario to explore, with its protocol and options (world scenarios only)."""
+
+    scenario: Scenario
+    protocol: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: How another process finds the scenario again: a built-in name, ``classic:<name>``,
+    #: a scenario file path, or None when the scenario was given as an object.
+    source: str | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        scenario: str | Scenario,
+        protocol: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Target:
+        source: str | None
+        if isinstance(scenario, Scenario):
+            found, source = scenario, None
+        elif isinstance(scenario, str):
+            found, source = _lookup(scenario), scenario
+        else:
+            raise InvalidArgument(f"a scenario is a name or a Scenario, got {scenario!r}")
+        options = dict(options or {})
+        if found.needs_world:
+            if protocol is None:
+                raise InvalidArgument(
+                    f"scenario {found.name!r} runs the ODP model: give a protocol "
+                    f"({', '.join(PROTOCOLS)})"
+                )
+            resolve_protocol(protocol)
+        elif protocol is not None and protocol != "-":
+            raise InvalidArgument(
+                f"scenario {found.name!r} is a general program; it takes no protocol "
+                f"(got {protocol!r})"
+            )
+        return cls(found, protocol if found.needs_world else None, options, source)
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario.name}/{self.protocol}" if self.protocol else self.scenario.name
+
+    def run(self, chooser: Chooser, *, max_steps: int, trace: bool = False) -> Execution:
+        """Run once under `chooser`.  Chooser exceptions (replay mismatch, pruning) raise."""
+        if self.scenario.needs_world:
+            assert self.protocol is not None
+            run = run_world(
+                self.scenario.body,
+                protocol=self.protocol,
+                options=dict(self.options),
+                chooser=chooser,
+                max_steps=max_steps,
+                trace=trace,
+                record_events=trace,
+            )
+            extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
+            return Execution((*run.violations, *extra), run.sim)
+        result = sim_run(self.scenario.body, chooser=chooser, max_steps=max_steps, trace=trace)
+        return Execution(tuple(failure_violations(result)), result)
+
+
+def _lookup(name: str) -> Scenario:
+    if name.startswith("classic:"):
+        key = name.removeprefix("classic:")
+        if key in CLASSIC:
+            return CLASSIC[key]
+    elif name in BUILTIN:
+        return BUILTIN[name]
+    elif name in CLASSIC:
+        return CLASSIC[name]
+    known = ", ".join([*BUILTIN, *(f"classic:{n}" for n in CLASSIC)])
+    raise InvalidArgument(f"unknown scenario {name!r}; expected one of {known}")

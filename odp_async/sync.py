@@ -44,6 +44,7 @@ import attrs
 
 from ._runtime import Waiter, current_runtime
 from ._runtime._base import RUNTIME_VAR
+from ._runtime._live import live_runtime
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [
@@ -73,6 +74,16 @@ def _note(primitive: object) -> None:
     rt = RUNTIME_VAR.get(None)
     if rt is not None:
         rt.note(primitive)
+
+
+def _noted_task(primitive: object) -> object:
+    # The current task, noting `primitive` in the sim step's footprint on the way (one
+    # runtime lookup for both: this is the hot path of every release).
+    rt = RUNTIME_VAR.get(None)
+    if rt is None:
+        return live_runtime().current_task()
+    rt.note(primitive)
+    return rt.current_task()
 
 
 def _check_name(name: object) -> str | None:
@@ -294,8 +305,7 @@ class Mutex(_Blocking):
 
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
-        _note(self)
-        if self._try(current_runtime().current_task(), 0) is _BLOCK:
+        if self._try(_noted_task(self), 0) is _BLOCK:
             raise WouldBlock(f"{self!r} is held by {_task_name(self._owner)}")
 
     def release(self) -> None:
@@ -303,8 +313,7 @@ class Mutex(_Blocking):
 
         Raises: `ProtocolViolation` if the current task does not hold it.
         """
-        _note(self)
-        task = current_runtime().current_task()
+        task = _noted_task(self)
         if self._owner is not task:
             holder = "nobody" if self._owner is None else _task_name(self._owner)
             raise ProtocolViolation(
@@ -432,30 +441,25 @@ class RWLock(_Blocking):
 
     def acquire_read_nowait(self) -> None:
         """Take the lock shared now, or raise `WouldBlock`.  Sync."""
-        _note(self)
-        if self._try(current_runtime().current_task(), _READ) is _BLOCK:
+        if self._try(_noted_task(self), _READ) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be read-locked now")
 
     def acquire_write_nowait(self) -> None:
         """Take the lock exclusive now, or raise `WouldBlock`.  Sync."""
-        _note(self)
-        if self._try(current_runtime().current_task(), _WRITE) is _BLOCK:
+        if self._try(_noted_task(self), _WRITE) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be write-locked now")
 
     def try_acquire_read(self) -> bool:
         """``down_read_trylock``: True if the lock was taken shared.  Sync."""
-        _note(self)
-        return self._try(current_runtime().current_task(), _READ) is not _BLOCK
+        return self._try(_noted_task(self), _READ) is not _BLOCK
 
     def try_acquire_write(self) -> bool:
         """``down_write_trylock``: True if the lock was taken exclusive.  Sync."""
-        _note(self)
-        return self._try(current_runtime().current_task(), _WRITE) is not _BLOCK
+        return self._try(_noted_task(self), _WRITE) is not _BLOCK
 
     def release_read(self) -> None:
         """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
-        _note(self)
-        task = current_runtime().current_task()
+        task = _noted_task(self)
         readers = self._readers
         held = readers.get(task)
         if held is not None:
@@ -473,8 +477,7 @@ class RWLock(_Blocking):
 
     def release_write(self) -> None:
         """``up_write``.  Sync.  Raises `ProtocolViolation` if the task is not the writer."""
-        _note(self)
-        task = current_runtime().current_task()
+        task = _noted_task(self)
         if self._writer is not task:
             raise ProtocolViolation(
                 f"release_write() of {_label('RWLock', self.name)} by task "
@@ -489,8 +492,7 @@ class RWLock(_Blocking):
         No other writer can take the lock in between; readers at the head of the queue
         are admitted at once.  Raises `ProtocolViolation` if the task is not the writer.
         """
-        _note(self)
-        task = current_runtime().current_task()
+        task = _noted_task(self)
         if self._writer is not task:
             raise ProtocolViolation(
                 f"downgrade() of {_label('RWLock', self.name)} by task {_task_name(task)}, "
@@ -801,8 +803,7 @@ class SlotPool(_Blocking):
 
     def acquire_nowait(self) -> int:
         """Take a free slot now, or raise `WouldBlock`.  Sync."""
-        _note(self)
-        slot = self._try(current_runtime().current_task(), 0)
+        slot = self._try(_noted_task(self), 0)
         if slot is _BLOCK:
             raise WouldBlock(f"{self!r} has no free slot")
         assert isinstance(slot, int)

@@ -144,5 +144,10 @@ def _lookup(name: str) -> Scenario:
         return BUILTIN[name]
     elif name in CLASSIC:
         return CLASSIC[name]
+    if name.startswith("test:"):
+        raise InvalidArgument(
+            f"{name!r} is an explored test: replay its token by re-running the test with "
+            "ODP_ASYNC_REPLAY=<token>"
+        )
     known = ", ".join([*BUILTIN, *(f"classic:{n}" for n in CLASSIC)])
     raise InvalidArgument(f"unknown scenario {name!r}; expected one of {known}")

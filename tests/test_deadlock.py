@@ -128,3 +128,64 @@ def test_a_reader_waiting_behind_a_writer_behind_itself() -> None:
         "reader waits for Mutex 'gate' held by writer",
         "writer waits for RWLock 'umem_rwsem' held by reader",
     ]
+
+
+def test_a_partial_deadlock_is_reported_while_others_could_run() -> None:
+    async def main() -> None:
+        a, b = Mutex("a"), Mutex("b")
+
+        async def first() -> None:
+            async with a:
+                await rt.checkpoint()
+                async with b:
+                    pass
+
+        async def second() -> None:
+            async with b:
+                await rt.checkpoint()
+                async with a:
+                    pass
+
+        async def busy() -> None:
+            while True:
+                await rt.checkpoint("busy")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(first, name="A")
+            tg.start_soon(second, name="B")
+            tg.start_soon(busy, name="spinner")
+
+    runs = [sim.run(main, seed=seed, max_steps=10_000) for seed in range(30)]
+    assert {r.outcome for r in runs} == {"deadlock", "step-limit"}  # the spinner never ends
+    r = next(r for r in runs if r.outcome == "deadlock")
+    assert r.deadlock is not None
+    assert r.deadlock.is_partial
+    assert r.deadlock.runnable == ("spinner",)
+    assert [b.task for b in r.deadlock.cycle] == ["A", "B"]
+    assert r.steps < 100
+    assert r.deadlock.describe().endswith("(partial: spinner could still run)")
+
+
+def test_a_cycle_with_a_deadline_is_not_called_a_deadlock_early() -> None:
+    async def main() -> str:
+        a, b = Mutex("a"), Mutex("b")
+
+        async def first() -> None:
+            async with a:
+                await rt.sleep(1)
+                with rt.move_on_after(5):
+                    async with b:
+                        pass
+
+        async def second() -> None:
+            async with b:
+                await rt.sleep(1)
+                async with a:
+                    pass
+
+        async with rt.task_group() as tg:
+            tg.start_soon(first, name="A")
+            tg.start_soon(second, name="B")
+        return "the timeout broke the cycle"
+
+    assert sim.run(main).unwrap() == "the timeout broke the cycle"

@@ -25,7 +25,10 @@ Contract
     Deadlock: when no task is runnable, no timer is pending and the root has not
     finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming
     every blocked task, what it waits on and who holds that, with the wait-for cycle
-    when there is one.
+    when there is one.  A *partial* deadlock stops the run too: the moment a task blocks
+    on something held (through other blocked tasks) by itself, with no deadline pending
+    for any of them, the run stops even though other tasks could still run
+    (`Deadlock.runnable` names them).
 
 Concurrency
     One OS thread.  The driver is not reentrant per runtime, but separate `run` calls
@@ -187,6 +190,13 @@ class Deadlock:
 
     blocked: tuple[BlockedTask, ...]
     cycle: tuple[BlockedTask, ...]
+    #: Tasks that could still run when the cycle closed: non-empty for a *partial*
+    #: deadlock (the run was stopped at the cycle, the others were not waited for).
+    runnable: tuple[str, ...] = ()
+
+    @property
+    def is_partial(self) -> bool:
+        return bool(self.runnable)
 
     def describe(self) -> str:
         """``A waits for Mutex 'm' held by B; B waits for SlotPool 'p' (0 free) held by A``."""
@@ -195,6 +205,8 @@ class Deadlock:
         rest = [b for b in self.blocked if b not in shown]
         if rest:
             text += "; also blocked: " + "; ".join(b.describe() for b in rest)
+        if self.runnable:
+            text += f" (partial: {', '.join(self.runnable)} could still run)"
         return text
 
     def __str__(self) -> str:
@@ -425,6 +437,7 @@ class SimRuntime(Runtime):
         "_max_steps",
         "_next_id",
         "_now",
+        "_partial",
         "_root",
         "_runnable",
         "_schedule",
@@ -458,6 +471,7 @@ class SimRuntime(Runtime):
         # Footprint of the running step, when the chooser wants footprints (else None).
         self._fp: set[object] | None = None
         self._fp_unknown = False
+        self._partial = False
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
 
     # --- the Runtime interface -------------------------------------------------------
@@ -759,6 +773,9 @@ class SimRuntime(Runtime):
                     self._blocked[task] = None
                     runnable.pop(i)
                     last = None
+                    if runnable and self._closes_cycle(task):
+                        self._partial = True
+                        break
             elif op == SLEEP:
                 assert isinstance(arg, float)
                 task.resume_cancellable = True
@@ -792,7 +809,7 @@ class SimRuntime(Runtime):
         if root.state == _DONE:
             outcome: Outcome = "ok" if error is None else "error"
             return SimResult(outcome, value, error, None, self._steps, schedule, self._now, trace)
-        if self._runnable:
+        if self._runnable and not self._partial:
             self._close_all()
             return SimResult(
                 "step-limit", None, None, None, self._steps, schedule, self._now, trace
@@ -800,6 +817,27 @@ class SimRuntime(Runtime):
         deadlock = self._deadlock()
         self._close_all()
         return SimResult("deadlock", None, None, deadlock, self._steps, schedule, self._now, trace)
+
+    def _closes_cycle(self, start: SimTask) -> bool:
+        # Does `start`, which just blocked, now wait (through holders that are blocked
+        # too) for itself?  Tasks with a pending deadline may still get out: not a cycle.
+        stack, seen = [start], {start.id}
+        while stack:
+            task = stack.pop()
+            w = task.waiter
+            if w is None or _has_deadline(task):
+                continue
+            for holder in w.queue.describe_wait()[1]:
+                if holder is start:
+                    return True
+                if (
+                    isinstance(holder, SimTask)
+                    and holder.state == _BLOCKED
+                    and holder.id not in seen
+                ):
+                    seen.add(holder.id)
+                    stack.append(holder)
+        return False
 
     def _deadlock(self) -> Deadlock:
         blocked: list[BlockedTask] = []
@@ -814,7 +852,8 @@ class SimRuntime(Runtime):
             relation = "to finish:" if isinstance(w.queue, SimTaskGroup) else "held by"
             names = tuple(h.name for h in hs)
             blocked.append(BlockedTask(task.name, task.id, what, names, relation))
-        return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of))
+        runnable = tuple(t.name for t in self._runnable)
+        return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of), runnable)
 
     def _close_all(self) -> None:
         # Unwind what is left (children first) so their `finally` blocks run; a task that
@@ -847,6 +886,10 @@ def _stable_label(label: object) -> object:
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _has_deadline(task: SimTask) -> bool:
+    return any(s._deadline != math.inf and not s._cancel_called for s in task.scopes)
 
 
 def _find_cycle(

@@ -454,17 +454,21 @@ class IntervalTree(Generic[V]):
         node = self._root
         path: list[_Node] = []
         slots: list[int] = []
-        while not node.is_leaf:
-            # `key` is larger than every existing key, so it never lands before slot 0
-            # except when it is the new minimum.
-            i = bisect_right(node.keys, key) - 1
-            if i < 0:
-                i = 0
+        while True:
+            # hi = bisect_right(node.keys, key), bisecting ints and comparing tuples only
+            # among equal starts.
+            starts = node.starts
+            hi = bisect_right(starts, start)
+            if hi and starts[hi - 1] == start:
+                hi = bisect_right(node.keys, key, bisect_left(starts, start, 0, hi), hi)
+            if node.is_leaf:
+                break
+            i = hi - 1 if hi else 0  # slot 0 also takes a new minimum
             path.append(node)
             slots.append(i)
             node = node.kids[i]
 
-        p = bisect_right(node.keys, key)
+        p = hi
         node.keys.insert(p, key)
         node.starts.insert(p, start)
         node.kids.insert(p, handle)
@@ -547,22 +551,28 @@ class IntervalTree(Generic[V]):
         if handle._owner is not self._token:
             raise self._not_in_tree(handle)
         key = handle._key
+        node = self._root
+        path: list[_Node] = []
+        slots: list[int] = []
+        start = key[0]
+        while True:
+            # The slot of the last key <= `key` (see insert), which holds `key`.
+            starts = node.starts
+            hi = bisect_right(starts, start)
+            if starts[hi - 1] == start:
+                hi = bisect_right(node.keys, key, bisect_left(starts, start, 0, hi), hi)
+            if node.is_leaf:
+                break
+            path.append(node)
+            slots.append(hi - 1)
+            node = node.kids[hi - 1]
+        p = hi - 1
+        if node.kids[p] is not handle:
+            raise AssertionError(f"IntervalTree corrupted: {handle!r} not at its key")
         self._version += 1
         self._mutation = "remove()"
         self._len -= 1
         handle._owner = None
-
-        node = self._root
-        path: list[_Node] = []
-        slots: list[int] = []
-        while not node.is_leaf:
-            i = bisect_right(node.keys, key) - 1
-            path.append(node)
-            slots.append(i)
-            node = node.kids[i]
-        p = bisect_left(node.keys, key)
-        if p >= len(node.kids) or node.kids[p] is not handle:
-            raise AssertionError(f"IntervalTree corrupted: {handle!r} not at its key")
         del node.keys[p], node.starts[p], node.kids[p], node.lasts[p], node.pm[p]
         _repair_pm(node, p)
 

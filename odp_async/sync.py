@@ -69,20 +69,20 @@ _ONE: Final = "one"  # a Completion wake that consumed one complete()
 _ALL: Final = "all"  # a Completion wake from complete_all(): nothing to give back
 
 
-def _note(primitive: object) -> None:
+def _note(primitive: object, event: str | None = None) -> None:
     # A state change outside any acquire: part of the running sim step's footprint.
     rt = RUNTIME_VAR.get(None)
     if rt is not None:
-        rt.note(primitive)
+        rt.note(primitive, event)
 
 
-def _noted_task(primitive: object) -> object:
-    # The current task, noting `primitive` in the sim step's footprint on the way (one
-    # runtime lookup for both: this is the hot path of every release).
+def _noted_task(primitive: object, event: str | None = None) -> object:
+    # The current task, noting `primitive` (and `event`, for the trace) in the sim step
+    # on the way: one runtime lookup for both, as this is the hot path of every release.
     rt = RUNTIME_VAR.get(None)
     if rt is None:
         return live_runtime().current_task()
-    rt.note(primitive)
+    rt.note(primitive, event)
     return rt.current_task()
 
 
@@ -118,6 +118,10 @@ class _Blocking:
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         raise NotImplementedError
 
+    def _hold_event(self, kind: int) -> str | None:
+        """The trace event of a grant of this kind ("acquire"...), None if not a hold."""
+        return None
+
     async def _blocking(self, kind: int) -> Any:
         rt = current_runtime()
         task = rt.current_task()
@@ -128,6 +132,7 @@ class _Blocking:
                 await rt.checkpoint(self)
             got = self._try(task, kind)
             if got is not _BLOCK:
+                rt.note(self, self._hold_event(kind))
                 return got
         else:
             # Granted: a cancelled task gives the grant straight back (no other task ran
@@ -148,13 +153,17 @@ class _Blocking:
         w = Waiter(rt, task, queue, kind)
         queue._waiters[w] = None
         try:
-            return await rt.park(w)
+            granted = await rt.park(w)
         except BaseException:
             if w.woken:
                 self._give_back(task, kind, w.value)
+                rt.note(self, "release" if self._hold_event(kind) else None)
             else:
                 queue._waiters.pop(w, None)
             raise
+        if rt.is_sim:
+            rt.note(self, self._hold_event(kind))
+        return granted
 
 
 @attrs.frozen
@@ -305,7 +314,7 @@ class Mutex(_Blocking):
 
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
-        if self._try(_noted_task(self), 0) is _BLOCK:
+        if self._try(_noted_task(self, self._hold_event(0)), 0) is _BLOCK:
             raise WouldBlock(f"{self!r} is held by {_task_name(self._owner)}")
 
     def release(self) -> None:
@@ -313,7 +322,7 @@ class Mutex(_Blocking):
 
         Raises: `ProtocolViolation` if the current task does not hold it.
         """
-        task = _noted_task(self)
+        task = _noted_task(self, "release")
         if self._owner is not task:
             holder = "nobody" if self._owner is None else _task_name(self._owner)
             raise ProtocolViolation(
@@ -360,6 +369,9 @@ class Mutex(_Blocking):
 
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         self._release()
+
+    def _hold_event(self, kind: int) -> str | None:
+        return "acquire"
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         holders = () if self._owner is None else (self._owner,)
@@ -441,25 +453,25 @@ class RWLock(_Blocking):
 
     def acquire_read_nowait(self) -> None:
         """Take the lock shared now, or raise `WouldBlock`.  Sync."""
-        if self._try(_noted_task(self), _READ) is _BLOCK:
+        if self._try(_noted_task(self, "acquire-read"), _READ) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be read-locked now")
 
     def acquire_write_nowait(self) -> None:
         """Take the lock exclusive now, or raise `WouldBlock`.  Sync."""
-        if self._try(_noted_task(self), _WRITE) is _BLOCK:
+        if self._try(_noted_task(self, "acquire-write"), _WRITE) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be write-locked now")
 
     def try_acquire_read(self) -> bool:
         """``down_read_trylock``: True if the lock was taken shared.  Sync."""
-        return self._try(_noted_task(self), _READ) is not _BLOCK
+        return self._try(_noted_task(self, "acquire-read"), _READ) is not _BLOCK
 
     def try_acquire_write(self) -> bool:
         """``down_write_trylock``: True if the lock was taken exclusive.  Sync."""
-        return self._try(_noted_task(self), _WRITE) is not _BLOCK
+        return self._try(_noted_task(self, "acquire-write"), _WRITE) is not _BLOCK
 
     def release_read(self) -> None:
         """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
-        task = _noted_task(self)
+        task = _noted_task(self, "release")
         readers = self._readers
         held = readers.get(task)
         if held is not None:
@@ -477,7 +489,7 @@ class RWLock(_Blocking):
 
     def release_write(self) -> None:
         """``up_write``.  Sync.  Raises `ProtocolViolation` if the task is not the writer."""
-        task = _noted_task(self)
+        task = _noted_task(self, "release")
         if self._writer is not task:
             raise ProtocolViolation(
                 f"release_write() of {_label('RWLock', self.name)} by task "
@@ -492,7 +504,7 @@ class RWLock(_Blocking):
         No other writer can take the lock in between; readers at the head of the queue
         are admitted at once.  Raises `ProtocolViolation` if the task is not the writer.
         """
-        task = _noted_task(self)
+        task = _noted_task(self, "downgrade")
         if self._writer is not task:
             raise ProtocolViolation(
                 f"downgrade() of {_label('RWLock', self.name)} by task {_task_name(task)}, "
@@ -586,6 +598,9 @@ class RWLock(_Blocking):
         else:
             self._writer = None
             self._grant()
+
+    def _hold_event(self, kind: int) -> str | None:
+        return "acquire-read" if kind == _READ else "acquire-write"
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         holders = (self._writer,) if self._writer is not None else tuple(self._readers)
@@ -803,7 +818,7 @@ class SlotPool(_Blocking):
 
     def acquire_nowait(self) -> int:
         """Take a free slot now, or raise `WouldBlock`.  Sync."""
-        slot = self._try(_noted_task(self), 0)
+        slot = self._try(_noted_task(self, "acquire"), 0)
         if slot is _BLOCK:
             raise WouldBlock(f"{self!r} has no free slot")
         assert isinstance(slot, int)
@@ -814,7 +829,7 @@ class SlotPool(_Blocking):
 
         Raises: `ProtocolViolation` if `slot` is not currently taken.
         """
-        _note(self)
+        _note(self, "release")
         if slot not in self._holders:
             raise ProtocolViolation(
                 f"release({slot!r}) of {_label('SlotPool', self.name)}: that slot is not taken "
@@ -851,6 +866,9 @@ class SlotPool(_Blocking):
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         assert isinstance(grant, int)
         self._release(grant)
+
+    def _hold_event(self, kind: int) -> str | None:
+        return "acquire"
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return (

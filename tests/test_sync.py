@@ -489,4 +489,14 @@ def test_every_acquire_is_a_choice_point_in_the_sim() -> None:
 
     r = sim.run(main, trace=True)
     assert r.trace is not None
-    assert [label for (_, _, _, label) in r.trace] == ["Mutex 'm'", "Mutex 'm'"]
+    assert [label for (_, _, op, label) in r.trace if op == sim.CHECKPOINT] == [
+        "Mutex 'm'",
+        "Mutex 'm'",
+    ]
+    # and the trace shows the holds, for timelines
+    assert [label for (_, _, op, label) in r.trace if op == sim.NOTE] == [
+        ("acquire", "Mutex 'm'"),
+        ("release", "Mutex 'm'"),
+        ("acquire", "Mutex 'm'"),
+        ("release", "Mutex 'm'"),
+    ]

@@ -223,8 +223,9 @@ class Runtime(abc.ABC):
     def draw(self, n: int, label: object = None) -> int:
         """An integer in ``range(n)``: chosen by the chooser in the sim, random when live."""
 
-    def note(self, resource: object) -> None:  # noqa: B027 - a hook, empty on purpose
-        """Record that the running step touched `resource` (the sim, for reduction).
+    def note(self, resource: object, event: str | None = None) -> None:  # noqa: B027
+        """Record that the running step touched `resource` (the sim: for reduction, and,
+        with an `event` such as ``"acquire"``/``"release"``, for the trace).
 
         Live runtimes ignore it.
         """

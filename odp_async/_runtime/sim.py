@@ -75,6 +75,9 @@ __all__ = [
 CHECKPOINT: Final = 0
 PARK: Final = 1
 SLEEP: Final = 2
+#: Not a trap: a trace entry for something a step did (``(event, primitive)``), such as
+#: taking or releasing a lock, recorded for timelines.
+NOTE: Final = 3
 
 _RUNNABLE: Final = 0
 _BLOCKED: Final = 1
@@ -522,10 +525,13 @@ class SimRuntime(Runtime):
     def cancelled_exc_class(self) -> type[BaseException]:
         return Cancelled
 
-    def note(self, resource: object) -> None:
+    def note(self, resource: object, event: str | None = None) -> None:
         fp = self._fp
         if fp is not None:
             fp.add(resource)
+        trace = self._trace
+        if trace is not None and event is not None and self._current is not None:
+            trace.append((self._steps, self._current.id, NOTE, (event, _stable_label(resource))))
 
     def draw(self, n: int, label: object = None) -> int:
         if not isinstance(n, int) or n < 1:

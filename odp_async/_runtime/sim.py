@@ -243,6 +243,8 @@ class SimResult:
     schedule: tuple[int, ...]
     time: float
     trace: tuple[tuple[int, int, int, object], ...] | None = None
+    #: ``(task id, name)`` of every task of the run, in spawn order.
+    tasks: tuple[tuple[int, str], ...] = ()
 
     @property
     def is_ok(self) -> bool:
@@ -812,17 +814,17 @@ class SimRuntime(Runtime):
     def _result(self, root: SimTask, value: object, error: BaseException | None) -> SimResult:
         trace = tuple(self._trace) if self._trace is not None else None
         schedule = tuple(self._schedule)
+        tasks = tuple((t.id, t.name) for t in self._tasks)
+        steps, now = self._steps, self._now
         if root.state == _DONE:
             outcome: Outcome = "ok" if error is None else "error"
-            return SimResult(outcome, value, error, None, self._steps, schedule, self._now, trace)
+            return SimResult(outcome, value, error, None, steps, schedule, now, trace, tasks)
         if self._runnable and not self._partial:
             self._close_all()
-            return SimResult(
-                "step-limit", None, None, None, self._steps, schedule, self._now, trace
-            )
+            return SimResult("step-limit", None, None, None, steps, schedule, now, trace, tasks)
         deadlock = self._deadlock()
         self._close_all()
-        return SimResult("deadlock", None, None, deadlock, self._steps, schedule, self._now, trace)
+        return SimResult("deadlock", None, None, deadlock, steps, schedule, now, trace, tasks)
 
     def _closes_cycle(self, start: SimTask) -> bool:
         # Does `start`, which just blocked, now wait (through holders that are blocked

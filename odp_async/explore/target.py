@@ -26,7 +26,7 @@ import attrs
 from .._runtime.choosers import Chooser
 from .._runtime.sim import SimResult
 from .._runtime.sim import run as sim_run
-from ..check import Violation
+from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
@@ -37,10 +37,11 @@ __all__ = ["Execution", "Target", "failure_violations"]
 
 @attrs.frozen
 class Execution:
-    """One run of a target under one schedule."""
+    """One run of a target under one schedule (`events`: the checker's, when traced)."""
 
     violations: tuple[Violation, ...]
     sim: SimResult
+    events: tuple[Event, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -130,7 +131,7 @@ class Target:
                 record_events=trace,
             )
             extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
-            return Execution((*run.violations, *extra), run.sim)
+            return Execution((*run.violations, *extra), run.sim, run.events)
         result = sim_run(self.scenario.body, chooser=chooser, max_steps=max_steps, trace=trace)
         return Execution(tuple(failure_violations(result)), result)
 

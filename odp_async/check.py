@@ -160,9 +160,11 @@ class Checker:
         detail: str,
         addresses: tuple[int, ...] = (),
         tasks: tuple[str, ...] | None = None,
+        step: int | None = None,
     ) -> Violation | None:
         """Record a violation now (each distinct one once).  Sync."""
-        step, task = self.where()
+        now, task = self.where()
+        step = now if step is None else step
         who = tasks if tasks is not None else (task,)
         key = (kind, who, addresses, detail)
         if key in self._seen:
@@ -293,8 +295,8 @@ class Checker:
     def starved(self, table: str, detail: str) -> None:
         self.violation("starvation", f"a fault on {table} {detail}")
 
-    def deadlock(self, detail: str, tasks: tuple[str, ...]) -> None:
-        self.violation("deadlock", detail, tasks=tasks)
+    def deadlock(self, detail: str, tasks: tuple[str, ...], step: int) -> None:
+        self.violation("deadlock", detail, tasks=tasks, step=step)
 
     # --- internals --------------------------------------------------------------------
 

@@ -149,8 +149,8 @@ def run_world(
     result = sim_run(main, seed=seed, chooser=chooser, max_steps=max_steps, trace=trace)
     if result.deadlock is not None:
         cycle = result.deadlock.cycle or result.deadlock.blocked
-        world.checker.violation(
-            "deadlock", result.deadlock.describe(), tasks=tuple(b.task for b in cycle)
+        world.checker.deadlock(
+            result.deadlock.describe(), tuple(b.task for b in cycle), result.steps
         )
     return WorldRun(
         world.protocol.name, result, tuple(world.violations), tuple(world.checker.events)

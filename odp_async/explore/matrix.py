@@ -18,7 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
@@ -98,8 +98,9 @@ def verdict_matrix(
     protocols: Sequence[str] | None = None,
     seed: int = 0,
     jobs: int = 1,
+    on_cell: Callable[[Cell], None] | None = None,
 ) -> list[Cell]:
-    """Every cell, in scenario order then protocol order."""
+    """Every cell, in scenario order then protocol order; `on_cell` sees each as it ends."""
     if not isinstance(budget, int) or budget < 1:
         raise InvalidArgument(f"budget must be a positive int, got {budget!r}")
     names = list(scenarios) if scenarios is not None else list(BUILTIN)
@@ -114,12 +115,23 @@ def verdict_matrix(
             raise InvalidArgument(
                 f"unknown protocol {p!r}; expected one of {', '.join(PROTOCOLS)}"
             )
-    cells = [(s, p) for s in names for p in protos]
+    if not isinstance(jobs, int) or jobs < 1:
+        raise InvalidArgument(f"jobs must be a positive int, got {jobs!r}")
+    pairs = [(s, p) for s in names for p in protos]
     if jobs == 1:
-        return [explore_cell(s, p, budget, seed) for s, p in cells]
+        done = []
+        for s, p in pairs:
+            cell = explore_cell(s, p, budget, seed)
+            if on_cell is not None:
+                on_cell(cell)
+            done.append(cell)
+        return done
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     )
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(explore_cell, s, p, budget, seed) for s, p in cells]
+        futures = [pool.submit(explore_cell, s, p, budget, seed) for s, p in pairs]
+        if on_cell is not None:
+            for future in concurrent.futures.as_completed(futures):
+                on_cell(future.result())
         return [f.result() for f in futures]

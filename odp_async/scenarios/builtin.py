@@ -334,8 +334,10 @@ async def truncate_during_registration(w: World) -> dict[str, Any]:
 # --- S9 -------------------------------------------------------------------------------------
 
 
-def _storm(register_during: bool, rounds: int = 8) -> Any:
-    async def storm(w: World) -> dict[str, Any]:
+def storm(register_during: bool, rounds: int = 8) -> Any:
+    """The storm scenario's body with `rounds` invalidations per storm task."""
+
+    async def body(w: World) -> dict[str, Any]:
         await w.mm.mmap(0, 16 * P)
         await _populate(w, 0, 16)
         await w.ctx.register_mr(0, 16 * P, name="A")
@@ -362,7 +364,7 @@ def _storm(register_during: bool, rounds: int = 8) -> Any:
             tg.start_soon(fault, name="fault")
         return out
 
-    return storm
+    return body
 
 
 BUILTIN: dict[str, Scenario] = {
@@ -503,14 +505,14 @@ BUILTIN: dict[str, Scenario] = {
         Scenario(
             "storm-preregistered",
             "two tasks invalidate region A over and over while B, registered before, faults",
-            _storm(register_during=False),
+            storm(register_during=False),
             ("storm1", "storm2", "fault"),
             _verdicts(C, C, C, C, C, S, C),
         ),
         Scenario(
             "storm-register-during",
             "two tasks invalidate region A over and over; B registers during the storm and faults",
-            _storm(register_during=True),
+            storm(register_during=True),
             ("storm1", "storm2", "fault"),
             _verdicts(C, C, S, C, C, S, S),
         ),

@@ -40,7 +40,7 @@ from contextlib import AbstractContextManager
 import sniffio
 
 from ._base import RUNTIME_VAR, CancelScopeLike, Runtime, TaskGroupLike, Waiter, WaitTarget
-from ._live import LIVE_RUNTIMES, live_runtime
+from ._live import LIVE_RUNTIMES, live_runtime, run_live
 from .sim import CHECKPOINT, trap
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "fail_after",
     "move_on_after",
     "now",
+    "run_live",
     "sleep",
     "task_group",
     "task_name",

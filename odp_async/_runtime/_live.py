@@ -25,9 +25,9 @@ import asyncio
 import math
 import secrets
 import types
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import outcome
@@ -38,7 +38,9 @@ import trio.lowlevel
 from ..errors import InvalidArgument, ProtocolViolation
 from ._base import CancelScopeLike, Runtime, TaskGroupLike, Waiter
 
-__all__ = ["LIVE_RUNTIMES", "AsyncioRuntime", "TrioRuntime", "live_runtime"]
+__all__ = ["LIVE_RUNTIMES", "AsyncioRuntime", "TrioRuntime", "live_runtime", "run_live"]
+
+T = TypeVar("T")
 
 
 class _AnyioRuntime(Runtime):
@@ -190,3 +192,21 @@ def live_runtime() -> Runtime:
         raise ProtocolViolation(
             f"odp_async runs on trio or asyncio, but the running async library is {name!r}"
         ) from None
+
+
+def run_live(
+    main: Callable[..., Awaitable[T]], *args: Any, backend: str, timeout: float | None = None
+) -> T:
+    """Run ``main(*args)`` on a new trio or asyncio event loop (through anyio).
+
+    With `timeout`, a run still going after that many seconds raises `TimeoutError`.
+    Raises `InvalidArgument` for an unknown backend.
+    """
+    if backend not in LIVE_RUNTIMES:
+        raise InvalidArgument(f"unknown backend {backend!r}; expected trio or asyncio")
+
+    async def bounded() -> T:
+        with anyio.fail_after(timeout):
+            return await main(*args)
+
+    return anyio.run(bounded, backend=backend)

@@ -435,6 +435,7 @@ class SimRuntime(Runtime):
     __slots__ = (
         "_blocked",
         "_chooser",
+        "_chooser_error",
         "_current",
         "_epoch",
         "_fp",
@@ -477,6 +478,7 @@ class SimRuntime(Runtime):
         self._fp: set[object] | None = None
         self._fp_unknown = False
         self._partial = False
+        self._chooser_error: BaseException | None = None
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
 
     # --- the Runtime interface -------------------------------------------------------
@@ -540,7 +542,13 @@ class SimRuntime(Runtime):
             raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
         if n == 1:
             return 0
-        c = self._chooser.draw(n, label)
+        try:
+            c = self._chooser.draw(n, label)
+        except BaseException as e:
+            # The chooser's failure (a replay mismatch, a pruned search) is not the
+            # program's: it leaves the run from the driver, whatever the program catches.
+            self._chooser_error = e
+            raise
         if not 0 <= c < n:
             raise InternalError(f"chooser {self._chooser!r} drew {c!r} for {n} options")
         self._schedule.append(c)
@@ -590,6 +598,8 @@ class SimRuntime(Runtime):
 
     def _cancel_state_changed(self) -> None:
         self._epoch += 1
+        if self._fp is not None:
+            self._fp_unknown = True  # a cancellation changes what other tasks do next
         for task in list(self._blocked):
             resumable = task.state == _SLEEPING or (
                 task.waiter is not None and task.waiter.cancellable
@@ -694,6 +704,8 @@ class SimRuntime(Runtime):
         trust = self._trust_primitives
         chooser.new_execution()
         while True:
+            if self._chooser_error is not None:
+                raise self._chooser_error
             n = len(runnable)
             if n == 0:
                 if root.state == _DONE or not self._advance_clock():

@@ -19,6 +19,7 @@ See also
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -30,6 +31,7 @@ from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
+from ..scenarios.files import load_scenario
 from ..world import run_world
 
 __all__ = ["Execution", "Target", "failure_violations"]
@@ -95,7 +97,9 @@ class Target:
         if isinstance(scenario, Scenario):
             found, source = scenario, None
         elif isinstance(scenario, str):
-            found, source = _lookup(scenario), scenario
+            found = _lookup(scenario)
+            # a file is named by its absolute path, so its tokens replay from anywhere
+            source = str(Path(scenario).resolve()) if scenario.endswith(".toml") else scenario
         else:
             raise InvalidArgument(f"a scenario is a name or a Scenario, got {scenario!r}")
         options = dict(options or {})
@@ -137,6 +141,8 @@ class Target:
 
 
 def _lookup(name: str) -> Scenario:
+    if name.endswith(".toml"):
+        return load_scenario(name)
     if name.startswith("classic:"):
         key = name.removeprefix("classic:")
         if key in CLASSIC:

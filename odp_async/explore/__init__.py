@@ -1,0 +1,1 @@
+"""Systematic and randomized exploration of sim schedules."""

@@ -1,0 +1,659 @@
+"""Exhaustive depth-first search of a sim program's schedules, by re-execution.
+
+Contract
+    `DfsChooser` enumerates the schedules of a deterministic program the way loom and
+    shuttle's ``dfs`` do: stateless, by running the program again and again.  Each
+    execution replays a *forced prefix* of choices (the path to the deepest choice node
+    with an unexplored alternative, with that alternative taken) and then continues with
+    the first option at every new node.  Task choices and value choices (`draw`) are both
+    branch points; every value of a draw is explored.  Nothing is random, and nothing
+    iterates a set or a dict in an order that depends on object hashes: the same program
+    gives the same sequence of schedules in any process.  A replayed node that offers
+    other tasks (by id) or another number of values than recorded raises
+    `NondeterminismError`; a draw raises it inside the program, so it is raised again
+    from the next `choose` or `new_execution`, out of the run.
+
+    **Preemptions.**  Choosing a task other than `last` (the task that ran the previous
+    step, if still runnable) is a preemption; with symmetry on, choosing the task that
+    stands for `last`'s symmetry class is not.  ``preemption_bound=b`` explores only the
+    executions with at most `b` preemptions.  At every node the non-preemptive choice
+    comes first, so the first execution runs each task as long as it can.
+
+    **Iterative preemption bounding** (Musuvathi and Qadeer, "Iterative Context Bounding
+    for Systematic Testing of Multithreaded Programs", PLDI 2007), ``iterative=True``:
+    every execution with 0 preemptions is explored, then those with exactly 1, then 2, ...
+    up to `preemption_bound` (None: until none is left).  Nothing is run twice: the
+    search at level `c` only takes non-preemptive choices; each preemptive alternative is
+    saved as a work item (the path to its node) for level ``c + 1``, whose forced prefix
+    has exactly ``c + 1`` preemptions and is continued non-preemptively.  An execution
+    that cannot continue without a preemption (`last` is asleep) is abandoned with
+    `PrunedExecution`; its continuations are the next level's work.  `bound` is the level
+    being explored, `complete_bound` the highest level already exhausted.
+
+    **Sleep sets** (Godefroid), with ``reduction=True``.  A step's footprint is known only
+    after it ran: the sim stores it in ``task.footprint`` when the step ends, and a task
+    keeps it only until its next step.  So the chooser sets ``ask_always`` (it is called
+    before every step, even with one runnable task) and reads the footprint of the step
+    it let run at the next call; the footprint of a run's last step is read at the next
+    `new_execution`.  At each node it remembers the footprint of every explored child's
+    step.  The sleep set of a child is the node's sleep set plus the earlier explored
+    siblings, keeping those whose step is `independent` of the step taken; after any step
+    (a choice or not) the sleeping tasks whose step conflicts with it wake up.  A sleeping
+    task is never scheduled; when every eligible task is asleep, the execution is
+    abandoned with `PrunedExecution`.  A step with an unknown footprint conflicts with
+    everything, so reduction applies only where footprints were declared.
+
+    Footprints name run-local objects (a `Mutex` built by the program), so footprints of
+    different executions cannot be compared as they are.  Each resource is translated
+    into a key that is stable across executions with the same prefix: plain values
+    (str, int, tuples of those) stay themselves; any other object becomes the index of the
+    step in which it was first recorded in this execution (which steps are recorded
+    depends on the prefix only).  For an entry observed at step `m`, indices below `m`
+    denote the same object in every execution that shares the first `m` steps; objects
+    first recorded at or after `m` cannot be told apart and are assumed to conflict.
+
+    **Symmetry** (``symmetry=True``, the default when `reduction` is on): runnable tasks
+    with equal spawn key (function and argument identities), task group, step history
+    and pending label form a class, and only the lowest-id task of each class is eligible.
+    Assumption: a task's behaviour from here on depends only on those, not on its
+    identity or name, and two tasks that went through the same checkpoints hold the same
+    local state.  True of identical workers that carry nothing read from shared state
+    across a checkpoint (``locked_counter``); false of two identical readers that read a
+    variable before and after a write and act on it later: symmetry then misses
+    schedules, and must be turned off (sleep sets alone stay sound).
+
+    Guarantee: without reduction the search visits every schedule within the bound.
+    With reduction it visits one representative per class of equivalent schedules (up
+    to the reordering of independent steps and the exchange of symmetric tasks), given
+    footprints that cover every shared access (`odp_async._runtime.footprint`).  With
+    reduction *and* a finite bound the guarantee is weaker: a sleep set may prune an
+    execution within the bound whose only explored equivalent needs more preemptions
+    (Coons, Musuvathi and McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013).
+    `is_exhaustive` says the search ended without the bound cutting anything, so the full
+    guarantee holds.
+
+Concurrency
+    One chooser drives one sim run at a time, on the caller's thread.  Its state (the path
+    and the work items of the next level) lives between runs and is the search itself.
+
+See also
+    `odp_async.explore.pct` (randomized), `odp_async._runtime.footprint`,
+    `odp_async._runtime.sim` (when the chooser is asked, what ``SimTask`` exposes), loom's
+    and shuttle's ``dfs`` schedulers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Sequence
+from typing import Any, Final, NoReturn
+
+import attrs
+
+from .._runtime._base import Waiter
+from .._runtime.footprint import Footprint
+from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
+
+__all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
+
+#: What a resource first seen at or after an entry's step becomes, relative to that entry.
+_FRESH: Final = -1
+
+
+class PrunedExecution(OdpError, RuntimeError):
+    """`DfsChooser.choose` abandoned a redundant execution (it propagates out of the run).
+
+    ``reason`` is ``"sleep-set"`` (every eligible task was asleep: an equivalent execution
+    was or will be explored) or ``"preemption-bound"`` (continuing needs a preemption the
+    current bound or level does not allow).  ``choices`` is the prefix that was run.
+    """
+
+    def __init__(self, reason: str, choices: tuple[int, ...]) -> None:
+        super().__init__(
+            f"execution abandoned after {len(choices)} choices ({reason}): {list(choices)}",
+            reason,
+            choices,
+        )
+        self.reason = reason
+        self.choices = choices
+
+    def __reduce__(self) -> tuple[type[PrunedExecution], tuple[str, tuple[int, ...]]]:
+        return type(self), (self.reason, self.choices)
+
+
+@attrs.frozen
+class DfsStatistics:
+    """Where a `DfsChooser` is.  `executions` counts the pruned ones too."""
+
+    executions: int
+    pruned: int
+    bound: int | None
+    complete_bound: int | None
+    is_complete: bool
+    is_exhaustive: bool
+    max_depth: int
+    max_preemptions: int
+
+
+@attrs.frozen
+class _Fp:
+    """A footprint in run-stable keys (see the module docstring), observed at step `seen`."""
+
+    reads: frozenset[Hashable]
+    writes: frozenset[Hashable]
+    seen: int
+
+
+def _relative(keys: frozenset[Hashable], seen: int) -> frozenset[Hashable]:
+    return frozenset(_FRESH if isinstance(k, int) and k >= seen else k for k in keys)
+
+
+def _independent(entry: _Fp, step: _Fp) -> bool:
+    # entry.seen <= step.seen: the entry was observed at its node, the step ran later.
+    m = entry.seen
+    ar, aw = _relative(entry.reads, m), _relative(entry.writes, m)
+    br, bw = _relative(step.reads, m), _relative(step.writes, m)
+    return not (aw & (bw | br)) and not (bw & ar)
+
+
+def _is_value(resource: object) -> bool:
+    if resource is None or type(resource) in (bool, int, float, str, bytes):
+        return True
+    if type(resource) in (tuple, frozenset):
+        return all(_is_value(r) for r in resource)  # type: ignore[attr-defined]
+    return False
+
+
+def _hashable(obj: object) -> Hashable:
+    try:
+        hash(obj)
+    except TypeError:
+        return ("<unhashable>", id(obj))
+    return obj
+
+
+def _class_key(task: Any) -> Hashable:
+    pending = task.pending
+    if isinstance(pending, Waiter):
+        key: Hashable = ("<waiter>", pending.queue, pending.woken, _hashable(pending.value))
+    else:
+        key = _hashable(pending)
+    return (task.spawn_key, task.group, task.history, key)
+
+
+@attrs.define(eq=False)
+class _Node:
+    """One choice point of the current path.
+
+    Invariants: ``chosen`` (-1: none at this level) is not in `todo` nor `deferred`;
+    `done` lists, in order, the children explored before `chosen` with the footprint of
+    their step (kept only with sleep sets); `costs[i]` is 1 when choosing option `i`
+    is a preemption.
+    """
+
+    is_draw: bool
+    options: tuple[int, ...]  # task ids in runnable order; (n,) for a draw of n values
+    ordinal: int  # the step this choice starts (a draw: the step it happens in)
+    costs: tuple[int, ...]
+    chosen: int
+    todo: list[int]
+    deferred: list[int] = attrs.field(factory=list)
+    done: list[tuple[int, _Fp | None]] = attrs.field(factory=list)
+    chosen_fp: _Fp | None = None
+
+
+@attrs.frozen
+class _Saved:
+    """A node copied into a work item (see `_Node`)."""
+
+    is_draw: bool
+    options: tuple[int, ...]
+    ordinal: int
+    costs: tuple[int, ...]
+    chosen: int
+    done: tuple[tuple[int, _Fp | None], ...]
+
+    @classmethod
+    def of(cls, node: _Node) -> _Saved:
+        return cls(
+            node.is_draw, node.options, node.ordinal, node.costs, node.chosen, tuple(node.done)
+        )
+
+    def node(self, chosen: int, todo: list[int]) -> _Node:
+        return _Node(
+            self.is_draw, self.options, self.ordinal, self.costs, chosen, todo, [], list(self.done)
+        )
+
+
+@attrs.frozen
+class _WorkItem:
+    """A node whose preemptive alternatives the next level explores, with its path.
+
+    `path` ends with that node (its `chosen` unused); every earlier entry keeps the choice
+    that leads to it.  `alternatives` are its deferred options, in order.
+    """
+
+    path: tuple[_Saved, ...]
+    alternatives: tuple[int, ...]
+
+
+class DfsChooser:
+    """Depth-first search of every schedule (and every drawn value), one run at a time.
+
+    ``DfsChooser(preemption_bound=None, *, iterative=False, reduction=True,
+    symmetry=None, trust_primitives=True)``: `symmetry` defaults to `reduction`; with
+    `iterative`, `preemption_bound` is the last level (None: no limit);
+    ``trust_primitives=False`` tells the sim that acquiring a primitive declares nothing
+    (only explicit `Footprint` labels do).
+
+    The explorer loop::
+
+        chooser = DfsChooser(preemption_bound=2, iterative=True)
+        while chooser.has_more and budget_left():
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                continue  # redundant: nothing to check
+            check(result)  # result.schedule replays it with ReplayChooser
+        chooser.is_complete  # True: the whole space (within the bound) was explored
+
+    `executions` counts started executions (pruned included), `executions_pruned` the
+    abandoned ones; `bound` is the level being explored (iterative) or the bound;
+    `complete_bound` the highest bound whose executions were all explored (None: not
+    even 0 yet); `preemptions` and `schedule` describe the current (or last) execution;
+    `max_depth` is the most choice points an execution went through.  When a replay does
+    not match (`failure`), every later call raises that `NondeterminismError`.
+    """
+
+    __slots__ = (
+        "_aborted",
+        "_canon",
+        "_cost",
+        "_cut",
+        "_failed",
+        "_level",
+        "_next_level",
+        "_ordinal",
+        "_path",
+        "_pos",
+        "_prefix_len",
+        "_prev_node",
+        "_prev_task",
+        "_sleep",
+        "_started",
+        "_this_level",
+        "ask_always",
+        "executions",
+        "executions_pruned",
+        "is_iterative",
+        "max_depth",
+        "max_preemptions",
+        "preemption_bound",
+        "reduction",
+        "symmetry",
+        "trust_primitives",
+        "wants_footprints",
+    )
+
+    def __init__(
+        self,
+        preemption_bound: int | None = None,
+        *,
+        iterative: bool = False,
+        reduction: bool = True,
+        symmetry: bool | None = None,
+        trust_primitives: bool = True,
+    ) -> None:
+        if preemption_bound is not None and (
+            not isinstance(preemption_bound, int)
+            or isinstance(preemption_bound, bool)
+            or preemption_bound < 0
+        ):
+            raise InvalidArgument(
+                f"preemption_bound must be None or an int >= 0, got {preemption_bound!r} "
+                f"({type(preemption_bound).__name__})",
+                "preemption_bound",
+                preemption_bound,
+            )
+        for name, value in (
+            ("iterative", iterative),
+            ("reduction", reduction),
+            ("trust_primitives", trust_primitives),
+        ):
+            if not isinstance(value, bool):
+                raise InvalidArgument(
+                    f"{name} must be a bool, got {value!r} ({type(value).__name__})", name, value
+                )
+        if symmetry is not None and not isinstance(symmetry, bool):
+            raise InvalidArgument(
+                f"symmetry must be None or a bool, got {symmetry!r} ({type(symmetry).__name__})",
+                "symmetry",
+                symmetry,
+            )
+        self.preemption_bound = preemption_bound
+        self.is_iterative = iterative
+        self.reduction = reduction
+        self.symmetry = reduction if symmetry is None else symmetry
+        self.trust_primitives = trust_primitives
+        # Read by the sim: every step is shown to us (sleep sets need each footprint);
+        # footprints and histories are kept (sleep sets and symmetry need them).
+        self.ask_always = reduction
+        self.wants_footprints = reduction or self.symmetry
+        self.executions = 0
+        self.executions_pruned = 0
+        self.max_depth = 0
+        self.max_preemptions = 0
+        # The search: the current path, and the work items (saved paths whose last node
+        # has preemptive alternatives) of the level being run and of the next one.
+        self._path: list[_Node] = []
+        self._this_level: deque[_WorkItem] = deque()
+        self._next_level: deque[_WorkItem] = deque()
+        self._level = 0
+        self._cut = False  # an alternative was dropped because of the bound
+        self._started = False
+        self._failed: NondeterminismError | None = None
+        # Per execution.
+        self._pos = 0  # next path index; < _prefix_len while replaying the forced prefix
+        self._prefix_len = 0
+        self._cost = 0  # preemptions so far
+        self._ordinal = 0  # steps shown so far (with ask_always: steps run)
+        self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
+        self._canon: dict[Hashable, int] = {}  # object -> step where first observed
+        self._prev_task: Any = None  # the task whose step ran since the last call
+        self._prev_node: _Node | None = None  # the node that chose it, if any
+        self._aborted = False
+
+    # --- public state -----------------------------------------------------------------
+
+    @property
+    def has_more(self) -> bool:
+        """True while another execution remains to be run.
+
+        Also True once the search failed (`failure` is set), so that the explorer's next
+        run raises the `NondeterminismError` instead of the loop ending quietly.
+        """
+        if not self._started or self._failed is not None:
+            return True
+        return (
+            any(node.todo or node.deferred for node in self._path)
+            or bool(self._this_level)
+            or bool(self._next_level)
+        )
+
+    @property
+    def is_complete(self) -> bool:
+        """True when every execution (within the bound) has been run."""
+        return self._started and self._failed is None and not self.has_more
+
+    @property
+    def failure(self) -> NondeterminismError | None:
+        """Why the search stopped early: the program did not replay its own choices."""
+        return self._failed
+
+    @property
+    def is_exhaustive(self) -> bool:
+        """Complete, and the bound cut nothing: every schedule is covered, at any bound."""
+        return self.is_complete and not self._cut
+
+    @property
+    def bound(self) -> int | None:
+        """The preemption level being explored (iterative), else the bound (None: none)."""
+        return self._level if self.is_iterative else self.preemption_bound
+
+    @property
+    def complete_bound(self) -> int | None:
+        """The highest preemption bound whose executions were all explored, or None."""
+        if self.is_complete:
+            if self.preemption_bound is not None:
+                return self.preemption_bound
+            return self._level if self.is_iterative else self.max_preemptions
+        if self.is_iterative and self._level > 0:
+            return self._level - 1
+        return None
+
+    @property
+    def preemptions(self) -> int:
+        """Preemptions of the current (or last) execution."""
+        return self._cost
+
+    @property
+    def schedule(self) -> tuple[int, ...]:
+        """The choices of the current (or last) execution so far."""
+        return tuple(node.chosen for node in self._path[: self._pos])
+
+    def statistics(self) -> DfsStatistics:
+        return DfsStatistics(
+            executions=self.executions,
+            pruned=self.executions_pruned,
+            bound=self.bound,
+            complete_bound=self.complete_bound,
+            is_complete=self.is_complete,
+            is_exhaustive=self.is_exhaustive,
+            max_depth=self.max_depth,
+            max_preemptions=self.max_preemptions,
+        )
+
+    # --- the chooser protocol ---------------------------------------------------------
+
+    def new_execution(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._started:
+            self._settle()
+            if not self._aborted and self._pos < self._prefix_len:
+                self._fail(
+                    f"the run ended after {self._pos} choices, but replaying its prefix "
+                    f"needs {self._prefix_len}: the program is not deterministic"
+                )
+            if not self._advance():
+                raise ProtocolViolation(
+                    "DfsChooser.new_execution() after the search was complete "
+                    "(check has_more before each run)"
+                )
+        self._started = True
+        self.executions += 1
+        self._pos = 0
+        self._prefix_len = len(self._path)
+        self._cost = 0
+        self._ordinal = 0
+        self._sleep = {}
+        self._canon = {}
+        self._prev_task = None
+        self._prev_node = None
+        self._aborted = False
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        if self._failed is not None:
+            raise self._failed
+        self._settle()
+        if len(runnable) == 1:
+            # Asked only because of ask_always: no branch, but a sleeping task must not run.
+            task = runnable[0]
+            if task.id in self._sleep:
+                self._prune("sleep-set")
+            self._prev_task, self._prev_node = task, None
+            self._ordinal += 1
+            return 0
+        pos = self._pos
+        if pos < len(self._path):
+            node = self._path[pos]
+            ids = tuple(t.id for t in runnable)
+            if node.is_draw or node.options != ids:
+                expected = f"a draw among {node.options[0]}" if node.is_draw else node.options
+                self._fail(
+                    f"choice {pos}: the run offers tasks {ids}, the recorded run offered "
+                    f"{expected}: the program is not deterministic"
+                )
+        else:
+            node = self._new_node(runnable, last)
+        i = node.chosen
+        self._pos = pos + 1
+        self._cost += node.costs[i]
+        self.max_depth = max(self.max_depth, self._pos)
+        self.max_preemptions = max(self.max_preemptions, self._cost)
+        self._prev_task, self._prev_node = runnable[i], node
+        self._ordinal += 1
+        return i
+
+    def draw(self, n: int, label: object) -> int:
+        if self._failed is not None:
+            raise self._failed
+        pos = self._pos
+        if pos < len(self._path):
+            node = self._path[pos]
+            if not node.is_draw or node.options != (n,):
+                self._fail(
+                    f"choice {pos}: the run draws among {n} values for {label!r}, the "
+                    "recorded run made another choice there: the program is not deterministic"
+                )
+        else:
+            node = _Node(True, (n,), self._ordinal - 1, (0,) * n, 0, list(range(1, n)))
+            self._path.append(node)
+        self._pos = pos + 1
+        self.max_depth = max(self.max_depth, self._pos)
+        return node.chosen
+
+    def __repr__(self) -> str:
+        return (
+            f"DfsChooser(preemption_bound={self.preemption_bound!r}, "
+            f"iterative={self.is_iterative}, reduction={self.reduction}, "
+            f"symmetry={self.symmetry})"
+        )
+
+    # --- the search -------------------------------------------------------------------
+
+    def _new_node(self, runnable: Sequence[Any], last: Any) -> _Node:
+        n = len(runnable)
+        by_id = sorted(range(n), key=lambda i: runnable[i].id)
+        last_index = -1
+        if self.symmetry:
+            reps: dict[Hashable, int] = {}
+            for i in by_id:
+                reps.setdefault(_class_key(runnable[i]), i)
+            candidates = list(reps.values())  # lowest id of each class, by id
+            if last is not None:
+                last_index = reps[_class_key(last)]
+        else:
+            candidates = by_id
+            if last is not None:
+                last_index = next(i for i in range(n) if runnable[i] is last)
+        costs = tuple(0 if last is None or i == last_index else 1 for i in range(n))
+        sleep = self._sleep
+        eligible = [i for i in candidates if runnable[i].id not in sleep]
+        if not eligible:
+            self._prune("sleep-set")
+        free = [i for i in eligible if costs[i] == 0]
+        preempting = [i for i in eligible if costs[i] == 1]
+        bound = self.preemption_bound
+        allowed = bound is None or self._cost + 1 <= bound
+        if preempting and not allowed:
+            self._cut = True
+        deferred: list[int] = []
+        if not allowed:
+            todo = free
+        elif self.is_iterative:
+            todo, deferred = free, preempting
+        else:
+            todo = free + preempting
+        ids = tuple(t.id for t in runnable)
+        if not todo:
+            if deferred:
+                # Kept on the path so its alternatives become the next level's work.
+                self._path.append(_Node(False, ids, self._ordinal, costs, -1, [], deferred))
+            self._prune("preemption-bound")
+        node = _Node(False, ids, self._ordinal, costs, todo[0], todo[1:], deferred)
+        self._path.append(node)
+        return node
+
+    def _advance(self) -> bool:
+        """Move to the next execution's forced prefix.  False when none is left."""
+        path = self._path
+        while True:
+            while path:
+                node = path[-1]
+                if node.chosen >= 0 and not node.is_draw and self.reduction:
+                    node.done.append((node.options[node.chosen], node.chosen_fp))
+                node.chosen_fp = None
+                if node.todo:
+                    node.chosen = node.todo.pop(0)
+                    return True
+                path.pop()
+                if node.deferred:
+                    self._next_level.append(self._save(path, node))
+            if not self._this_level:
+                if not self._next_level:
+                    return False
+                self._level += 1
+                self._this_level, self._next_level = self._next_level, deque()
+            path.extend(self._restore(self._this_level.popleft()))
+            return True
+
+    @staticmethod
+    def _save(ancestors: list[_Node], node: _Node) -> _WorkItem:
+        path = (*(_Saved.of(a) for a in ancestors), _Saved.of(node))
+        return _WorkItem(path, tuple(node.deferred))
+
+    @staticmethod
+    def _restore(item: _WorkItem) -> list[_Node]:
+        *ancestors, last = item.path
+        path = [a.node(a.chosen, []) for a in ancestors]
+        first, *rest = item.alternatives
+        path.append(last.node(first, rest))
+        return path
+
+    # --- sleep sets -------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Learn the footprint of the step run since the last call; update the sleep set."""
+        task = self._prev_task
+        if task is None:
+            return
+        node = self._prev_node
+        self._prev_task = self._prev_node = None
+        if not self.reduction or (node is None and not self._sleep):
+            # Nothing to wake and nothing to remember.  Skipping is deterministic (it
+            # depends on the prefix only), so resource keys stay consistent across runs.
+            return
+        fp = self._stable(task.footprint, self._ordinal - 1)
+        if node is not None:
+            node.chosen_fp = fp
+        if fp is None:
+            self._sleep = {}
+            return
+        candidates = self._sleep
+        if node is not None and node.done:
+            candidates = dict(candidates)
+            for tid, entry in node.done:
+                if entry is not None:
+                    candidates.setdefault(tid, entry)
+        self._sleep = {
+            tid: entry
+            for tid, entry in candidates.items()
+            if tid != task.id and _independent(entry, fp)
+        }
+
+    def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
+        if fp is None:
+            return None
+        canon = self._canon
+
+        def key(resource: Hashable) -> Hashable:
+            if _is_value(resource):
+                return ("<value>", resource)
+            # All objects first seen in one step share its ordinal, so the key does not
+            # depend on the (hash-based) iteration order of the frozenset.
+            return canon.setdefault(resource, ordinal)
+
+        return _Fp(
+            frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes), ordinal
+        )
+
+    def _prune(self, reason: str) -> NoReturn:
+        self._aborted = True
+        self.executions_pruned += 1
+        self._prev_task = self._prev_node = None
+        raise PrunedExecution(reason, self.schedule)
+
+    def _fail(self, message: str) -> NoReturn:
+        self._failed = NondeterminismError(message)
+        raise self._failed

@@ -1,0 +1,36 @@
+"""Timelines a person can read, for one recorded run: text, trace-event JSON, PNG.
+
+Contract
+    `Timeline.from_execution(ex)` builds a frozen model of an `Execution` run with
+    ``trace=True`` (lanes, spans, instants, violations, step rows); `render_text`,
+    `render_trace` / `write_trace` (Chrome trace-event JSON for Perfetto) and `render_png`
+    draw it.  Importing this package does not import matplotlib: `render_png` does, when
+    called.
+
+Concurrency
+    None: pure functions over immutable data (the writers write one file each).
+
+See also
+    `odp_async.report.timeline`, `odp_async.report.text`, `odp_async.report.trace_json`,
+    `odp_async.report.png`, `odp_async.explore.target.Execution`.
+"""
+
+from __future__ import annotations
+
+from .png import render_png
+from .text import render_text
+from .timeline import Instant, Lane, Mark, Span, StepRow, Timeline
+from .trace_json import render_trace, write_trace
+
+__all__ = [
+    "Instant",
+    "Lane",
+    "Mark",
+    "Span",
+    "StepRow",
+    "Timeline",
+    "render_png",
+    "render_text",
+    "render_trace",
+    "write_trace",
+]

@@ -1,0 +1,1086 @@
+"""Scenario files: an ODP scenario written in TOML, without Python.
+
+Contract
+    `load_scenario(path)` reads a TOML file (with the standard library's `tomllib`),
+    checks all of it, and returns a `Scenario` (``needs_world=True``) whose body does
+    what the built-ins of `odp_async.scenarios.builtin` do: build the setup in the main
+    task, then start the actors, in file order, in one task group, each a task named
+    after its actor.  An actor with ``after`` first waits on a `Completion` that each
+    named actor completes when it has finished all its operations: program order, not
+    synchronization under test.  The body returns a dict with one outcome per operation,
+    keyed ``"<actor>.<i>"`` (``"setup.<i>"`` for the setup).  `read_scenario(path)`
+    returns the same scenario with what only the file says (its protocol list).
+
+    A file written with the same operations in the same order as a Python scenario
+    creates the same tasks, which reach the same checkpoints in the same order: under
+    the same chooser both runs make the same schedule (`tests/scenarios` holds every
+    example in ``examples/`` to this against its built-in twin).
+
+    Every problem raises `ScenarioFileError`, an `InvalidArgument`, whose message names
+    the file, then the line (TOML syntax errors) or the key path (``actor[2].ops[0].op``),
+    what was found and what was expected.  Nothing is silently ignored: an unknown key is
+    an error, so a typo cannot turn into a default.  Static checks: every range lies
+    inside the mappings (for the setup, those of its earlier operations; for actors,
+    those of the setup and of every ``mmap``/``mremap`` operation of any actor), every MR
+    an operation names is registered by some ``register``, every file is declared, every
+    ``after`` names another actor and the ``after`` order has no cycle.
+
+Concurrency
+    A loaded `Scenario` is a value: each run of its body builds fresh state (files, MRs,
+    completions, outcomes) in its own world, so one scenario runs any number of times,
+    in any process.
+
+The format
+    Four tables and an array of tables.  Addresses are byte addresses (TOML allows
+    ``0x10000``); ``pages`` counts 4 KiB pages; a range is ``start`` and ``pages``,
+    ``[start, start + pages * 0x1000)``, and ``start`` must be page-aligned.
+
+    ``[scenario]``
+        ``name`` (string, required), ``summary`` (string), ``protocols`` (array of protocol
+        names: the protocols the scenario is meant for; default every protocol).
+
+    ``[setup]``
+        ``files``: array of ``{ name, pages, hugetlb = false }``, created first.
+        ``ops``: array of operations run in order by the main task before any actor
+        starts.  A ``wait`` is not allowed here (nothing else runs yet).
+
+    ``[[actor]]`` (at least one)
+        ``name`` (str, unique; not ``main`` or ``setup``), ``after`` (array of actor
+        names: start once these have finished), ``ops`` (non-empty array of operations,
+        run in order).
+
+    ``[expected]``
+        ``<protocol> = "<verdict>"``; verdicts are ``found``, ``deadlock``,
+        ``starvation``, ``clean``; a protocol not listed is expected ``clean``.  Every
+        protocol named must be in ``scenario.protocols``.
+
+    ``[script]``
+        ``steps``: the interleaving that shows the bug, an array of ``[actor]`` (run it
+        until it blocks or finishes) or ``[actor, "until"]`` (run it until it is paused
+        at a checkpoint whose label contains the text); see `ScriptChooser`.
+        ``expected``: a table like ``[expected]`` for the protocols whose verdict under
+        the script differs from their expected one.
+
+    Operations (inline tables; ``op`` names the operation; defaults after ``=``):
+
+    ==============  ========================================================  ========
+    op              keys                                                      outcome
+    ==============  ========================================================  ========
+    ``mmap``        start, pages, writable = true, file, pgoff = 0            "ok"
+    ``munmap``      start, pages                                              "ok"
+    ``mremap``      start, pages, to (the new start)                          "ok"
+    ``madvise``     start, pages, advice = "dontneed"                         "ok"
+    ``mprotect``    start, pages, writable                                    "ok"
+    ``migrate``     address (page-aligned)                                    "migrated"
+                                                                              / "busy"
+    ``cpu_fault``   address, write = false                                    "ok"
+    ``populate``    start, pages, write = true (a ``cpu_fault`` per page)     "ok"
+    ``truncate``    file, pages (the new size, may be 0)                      "ok"
+    ``register``    mr, start, pages, writable = true                         "ok"
+    ``deregister``  mr                                                        "ok"
+    ``fault``       mr, address, pages = 1, write = false                     "resolved"
+                                                                              / "failed"
+                                                                              / "starved"
+    ``dma``         mr, address, write = false                                "ok" /
+                                                                              "error: ..."
+    ``exit``        (none)                                                    "ok"
+    ``sleep``       seconds (virtual time in the sim)                         "ok"
+    ``complete``    completion (``complete_all`` of a named `Completion`)     "ok"
+    ``wait``        completion (wait until some op completed it)              "ok"
+    ==============  ========================================================  ========
+
+    ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
+    used); ``fault`` and ``dma`` must fall inside a registration of their MR.  An
+    operation that raises (e.g. a ``register`` over a range an earlier ``munmap``
+    removed) ends the run with that error, as it would in Python.
+
+    A complete example: the 2014-09-07 registration race (``examples/registration-race.toml``
+    is the same scenario, commented; `tests/scenarios` loads this one too)::
+
+        [scenario]
+        name = "registration-race"
+        summary = "madvise(DONTNEED) under mmap_sem read runs while B registers"
+        protocols = ["naive", "odp2014", "odp2014-ctx", "range-list", "hmm-pool",
+                     "kvm-seq", "interval-seq"]
+
+        [setup]
+        files = []
+        ops = [
+            { op = "mmap", start = 0x0, pages = 8 },
+            { op = "register", mr = "A", start = 0x0, pages = 8 },
+            { op = "mmap", start = 0x10000, pages = 16 },
+            { op = "populate", start = 0x10000, pages = 16 },
+        ]
+
+        [[actor]]
+        name = "madvise"
+        ops = [{ op = "madvise", start = 0x10000, pages = 16 }]
+
+        [[actor]]
+        name = "register"
+        ops = [{ op = "register", mr = "B", start = 0x10000, pages = 16 }]
+
+        [[actor]]
+        name = "fault"
+        after = ["register"]
+        ops = [{ op = "fault", mr = "B", address = 0x14000, write = true }]
+
+        [[actor]]
+        name = "dma"
+        after = ["fault"]
+        ops = [{ op = "dma", mr = "B", address = 0x14000 }]
+
+        [expected]
+        naive = "found"
+        odp2014 = "found"
+
+        [script]
+        steps = [["madvise", "after start"], ["register"], ["fault", "B.umem_mutex"],
+                 ["madvise", "before end"], ["fault"], ["madvise"], ["dma"]]
+
+    The setup is one ordered list rather than separate ``mmap``/``populate``/``mrs``
+    lists because its order is program order too: the Python twin registers A (which
+    subscribes the notifier) between two mmaps, and a file that keeps its twin's order
+    keeps its twin's steps and schedules exactly.
+
+See also
+    `odp_async.scenarios.model` (`Scenario`, `Verdict`), `odp_async.scenarios.builtin`
+    (the same scenarios in Python), ``examples/`` and its README.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from .. import _runtime as rt
+from ..addr import PAGE_SIZE
+from ..device import DmaError
+from ..errors import InvalidArgument
+from ..mm import File
+from ..odp.protocols import PROTOCOLS
+from ..odp.umem import Umem
+from ..sync import Completion
+from ..world import World
+from .model import Scenario, Verdict
+
+__all__ = ["ScenarioFile", "ScenarioFileError", "load_scenario", "read_scenario"]
+
+P: Final = PAGE_SIZE
+#: Task names an actor may not take: the sim's root task, and the setup's outcome prefix.
+RESERVED_ACTOR_NAMES: Final = ("main", "setup")
+VERDICTS: Final = tuple(v.value for v in Verdict)
+
+
+class ScenarioFileError(InvalidArgument):
+    """A scenario file is missing, unreadable, not TOML, or says something invalid.
+
+    `path` is the file as given; `line` the line of a TOML syntax error (else None);
+    `key` the key path of the bad value (``actor[2].ops[0].op``, else None); `value` the
+    value found (None when a key is missing).  ``str(error)`` is the whole message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        key: str | None = None,
+        line: int | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.key = key
+        self.line = line
+        self.value = value
+
+
+# --- value checks -------------------------------------------------------------------------
+
+#: A check returns None for a good value, else the problem ("expected ..., got ...").
+_Check = Callable[[object], str | None]
+
+
+#: What TOML calls the types `tomllib` returns, for messages to people who wrote TOML.
+_TOML_TYPES: Final = {
+    "str": "string",
+    "int": "integer",
+    "float": "float",
+    "bool": "boolean",
+    "list": "array",
+    "dict": "table",
+}
+
+
+def _show(value: object, *, address: bool = False) -> str:
+    kind = type(value).__name__
+    if address and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:#x} (integer)"
+    return f"{value!r} ({_TOML_TYPES.get(kind, kind)})"
+
+
+def _int(expected: str, minimum: int, *, aligned: bool = False, address: bool = False) -> _Check:
+    def check(value: object) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            return f"expected {expected}, got {_show(value, address=address)}"
+        if aligned and value % P:
+            return (
+                f"expected {expected}, got {value:#x}, which is misaligned "
+                f"({value % P:#x} bytes into a {P:#x}-byte page)"
+            )
+        return None
+
+    return check
+
+
+def _bool(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"expected true or false, got {_show(value)}"
+
+
+def _name(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return None
+    return f"expected a non-empty string, got {_show(value)}"
+
+
+def _seconds(value: object) -> str | None:
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    ):
+        return None
+    return f"expected a number of seconds >= 0, got {_show(value)}"
+
+
+def _advice(value: object) -> str | None:
+    return None if value == "dontneed" else f'expected "dontneed", got {_show(value)}'
+
+
+_ADDRESS = _int(
+    "a page-aligned address (an integer >= 0, a multiple of 0x1000)", 0, aligned=True, address=True
+)
+_BYTE = _int("an address (an integer >= 0)", 0, address=True)
+_PAGES = _int("a page count (an integer >= 1)", 1)
+_SIZE = _int("a page count (an integer >= 0)", 0)
+
+_REQUIRED: Final = object()
+
+
+@attrs.frozen
+class _OpSpec:
+    """The keys of one operation: name -> (check, default or `_REQUIRED`)."""
+
+    fields: Mapping[str, tuple[_Check, object]]
+
+
+_R = _REQUIRED
+_OPS: Final[Mapping[str, _OpSpec]] = {
+    "mmap": _OpSpec(
+        {
+            "start": (_ADDRESS, _R),
+            "pages": (_PAGES, _R),
+            "writable": (_bool, True),
+            "file": (_name, None),
+            "pgoff": (_SIZE, 0),
+        }
+    ),
+    "munmap": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R)}),
+    "mremap": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R), "to": (_ADDRESS, _R)}),
+    "madvise": _OpSpec(
+        {"start": (_ADDRESS, _R), "pages": (_PAGES, _R), "advice": (_advice, "dontneed")}
+    ),
+    "mprotect": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R), "writable": (_bool, _R)}),
+    "migrate": _OpSpec({"address": (_ADDRESS, _R)}),
+    "cpu_fault": _OpSpec({"address": (_BYTE, _R), "write": (_bool, False)}),
+    "populate": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R), "write": (_bool, True)}),
+    "truncate": _OpSpec({"file": (_name, _R), "pages": (_SIZE, _R)}),
+    "register": _OpSpec(
+        {
+            "mr": (_name, _R),
+            "start": (_ADDRESS, _R),
+            "pages": (_PAGES, _R),
+            "writable": (_bool, True),
+        }
+    ),
+    "deregister": _OpSpec({"mr": (_name, _R)}),
+    "fault": _OpSpec(
+        {
+            "mr": (_name, _R),
+            "address": (_BYTE, _R),
+            "pages": (_PAGES, 1),
+            "write": (_bool, False),
+        }
+    ),
+    "dma": _OpSpec({"mr": (_name, _R), "address": (_BYTE, _R), "write": (_bool, False)}),
+    "exit": _OpSpec({}),
+    "sleep": _OpSpec({"seconds": (_seconds, _R)}),
+    "complete": _OpSpec({"completion": (_name, _R)}),
+    "wait": _OpSpec({"completion": (_name, _R)}),
+}
+
+
+# --- the parsed file ----------------------------------------------------------------------
+
+
+def _span(start: int, npages: int) -> str:
+    return f"[{start:#x}, {start + npages * P:#x})"
+
+
+@attrs.frozen
+class _Op:
+    """One operation: its kind, every key (defaults filled in), and where it was written."""
+
+    kind: str
+    args: Mapping[str, Any]
+    key: str  # "actor[1].ops[0]" or "setup.ops[3]"
+
+    def n(self, name: str) -> int:
+        return int(self.args[name])
+
+    def flag(self, name: str) -> bool:
+        return bool(self.args[name])
+
+    def text(self, name: str) -> str:
+        return str(self.args[name])
+
+    @property
+    def range(self) -> tuple[int, int]:
+        """``[start, end)`` of an operation on a range."""
+        return self.n("start"), self.n("start") + self.n("pages") * P
+
+    def describe(self) -> str:
+        a = self.args
+        rw = "write" if a.get("write") else "read"
+        match self.kind:
+            case "mmap":
+                what = "writable" if a["writable"] else "read-only"
+                of = f" of file {a['file']!r} from page {a['pgoff']}" if a["file"] else ""
+                return f"mmap {_span(a['start'], a['pages'])} {what}{of}"
+            case "munmap":
+                return f"munmap {_span(a['start'], a['pages'])}"
+            case "mremap":
+                return f"mremap {_span(a['start'], a['pages'])} to {a['to']:#x}"
+            case "madvise":
+                return f"madvise(DONTNEED) {_span(a['start'], a['pages'])}"
+            case "mprotect":
+                what = "writable" if a["writable"] else "read-only"
+                return f"mprotect {_span(a['start'], a['pages'])} {what}"
+            case "migrate":
+                return f"migrate the page at {a['address']:#x}"
+            case "cpu_fault":
+                return f"cpu_fault {a['address']:#x} {rw}"
+            case "populate":
+                return f"populate {_span(a['start'], a['pages'])} ({rw} cpu faults)"
+            case "truncate":
+                return f"truncate file {a['file']!r} to {a['pages']} pages"
+            case "register":
+                what = "" if a["writable"] else " read-only"
+                return f"register MR {a['mr']}{what} {_span(a['start'], a['pages'])}"
+            case "deregister":
+                return f"deregister MR {a['mr']}"
+            case "fault":
+                many = f" ({a['pages']} pages)" if a["pages"] > 1 else ""
+                return f"fault MR {a['mr']} at {a['address']:#x}{many} {rw}"
+            case "dma":
+                return f"dma via MR {a['mr']} at {a['address']:#x} {rw}"
+            case "sleep":
+                return f"sleep {a['seconds']} s"
+            case "complete":
+                return f"complete_all {a['completion']!r}"
+            case "wait":
+                return f"wait for {a['completion']!r}"
+        return self.kind  # exit
+
+
+@attrs.frozen
+class _FileDecl:
+    name: str
+    pages: int
+    hugetlb: bool
+
+
+@attrs.frozen
+class _Actor:
+    name: str
+    after: tuple[str, ...]
+    ops: tuple[_Op, ...]
+
+
+@attrs.frozen
+class ScenarioFile:
+    """A checked scenario file: its `Scenario`, and the protocols it is meant for."""
+
+    path: str
+    scenario: Scenario
+    #: From ``scenario.protocols``; every protocol when the file does not say.
+    protocols: tuple[str, ...]
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """The `Scenario` a TOML scenario file describes.  Raises `ScenarioFileError`."""
+    return read_scenario(path).scenario
+
+
+def read_scenario(path: str | os.PathLike[str]) -> ScenarioFile:
+    """Read and check a scenario file (see the module docstring for the format).
+
+    Raises `ScenarioFileError` (an `InvalidArgument`) for a missing or unreadable file,
+    a TOML syntax error, or any invalid content, naming the file and where.
+    """
+    return _Reader(os.fspath(path)).read()
+
+
+# --- reading and checking -----------------------------------------------------------------
+
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+class _Reader:
+    """Reads one file; every method raises `ScenarioFileError` at the first problem."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, key: str | None, message: str, value: object = None) -> ScenarioFileError:
+        where = f"{self.path}: {key}" if key else self.path
+        return ScenarioFileError(f"{where}: {message}", path=self.path, key=key, value=value)
+
+    # --- generic shapes ---------------------------------------------------------------
+
+    def table(self, value: object, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a table, got {_show(value)}", value)
+        return value
+
+    def array(self, value: object, key: str, what: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected an array of {what}, got {_show(value)}", value)
+        return value
+
+    def keys(
+        self, table: Mapping[str, Any], key: str, allowed: Sequence[str], context: str = ""
+    ) -> None:
+        for name in table:
+            if name not in allowed:
+                sub = f"{key}.{name}" if key else name
+                hint = difflib.get_close_matches(name, allowed, n=1)
+                maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+                known = ", ".join(allowed) if allowed else "none"
+                raise self.fail(
+                    sub, f"unknown key {name!r}{context}; expected one of: {known}{maybe}", name
+                )
+
+    def get(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        name: str,
+        check: _Check,
+        default: object = _REQUIRED,
+        what: str = "",
+    ) -> Any:
+        sub = f"{key}.{name}" if key else name
+        if name not in table:
+            if default is _REQUIRED:
+                raise self.fail(sub, f"missing required key{what}")
+            return default
+        value = table[name]
+        problem = check(value)
+        if problem is not None:
+            raise self.fail(sub, problem, value)
+        return value
+
+    def names(self, value: object, key: str, what: str) -> list[str]:
+        items = self.array(value, key, what)
+        for i, item in enumerate(items):
+            problem = _name(item)
+            if problem is not None:
+                raise self.fail(f"{key}[{i}]", problem, item)
+        return items
+
+    # --- the file ---------------------------------------------------------------------
+
+    def read(self) -> ScenarioFile:
+        doc = self.parse()
+        self.keys(doc, "", ("scenario", "setup", "actor", "expected", "script"))
+
+        head = self.get(doc, "", "scenario", _any, what=" (the [scenario] table)")
+        head = self.table(head, "scenario")
+        self.keys(head, "scenario", ("name", "summary", "protocols"))
+        name = self.get(head, "scenario", "name", _name)
+        summary = self.get(head, "scenario", "summary", _string, "")
+        protocols = self.protocols(head)
+
+        setup = self.table(doc.get("setup", {}), "setup")
+        self.keys(setup, "setup", ("files", "ops"))
+        files = self.files(setup.get("files", []))
+        setup_ops = self.ops(setup.get("ops", []), "setup.ops", allow_empty=True)
+
+        actors = self.actors(doc)
+        expected = self.verdicts(doc.get("expected", {}), "expected", protocols)
+        script, script_expected = self.script(doc.get("script"), actors, protocols)
+
+        _Semantics(self, files, setup_ops, actors).check()
+        scenario = Scenario(
+            name,
+            summary,
+            _body(self.path, files, setup_ops, actors),
+            tuple(a.name for a in actors),
+            expected,
+            description=_describe(files, setup_ops, actors, protocols, expected, script),
+            script=script,
+            needs_world=True,
+            script_expected=script_expected,
+        )
+        return ScenarioFile(self.path, scenario, protocols)
+
+    def parse(self) -> dict[str, Any]:
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise self.fail(None, "no such scenario file") from None
+        except IsADirectoryError:
+            raise self.fail(None, "is a directory, expected a scenario file (.toml)") from None
+        except OSError as e:
+            raise self.fail(None, f"cannot read the scenario file: {e.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise self.fail(None, f"not UTF-8 text (byte {e.start}); TOML is UTF-8") from None
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            message = str(e)
+            found = _TOML_WHERE.search(message)
+            if found is None:
+                raise self.fail(None, f"TOML syntax error: {message}") from None
+            line, column = int(found.group(1)), int(found.group(2))
+            reason = message[: found.start()]
+            text_line = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+            error = ScenarioFileError(
+                f"{self.path}, line {line}, column {column}: TOML syntax error: {reason}"
+                f"\n    {text_line}",
+                path=self.path,
+                line=line,
+                value=text_line,
+            )
+            raise error from None
+
+    def protocols(self, head: Mapping[str, Any]) -> tuple[str, ...]:
+        if "protocols" not in head:
+            return tuple(PROTOCOLS)
+        names = self.names(head["protocols"], "scenario.protocols", "protocol names")
+        if not names:
+            raise self.fail("scenario.protocols", "expected at least one protocol, got []", [])
+        for i, p in enumerate(names):
+            if p not in PROTOCOLS:
+                raise self.fail(
+                    f"scenario.protocols[{i}]",
+                    f"unknown protocol {p!r}; expected one of: {', '.join(PROTOCOLS)}",
+                    p,
+                )
+            if p in names[:i]:
+                raise self.fail(f"scenario.protocols[{i}]", f"protocol {p!r} listed twice", p)
+        return tuple(names)
+
+    def files(self, value: object) -> tuple[_FileDecl, ...]:
+        out: list[_FileDecl] = []
+        for i, item in enumerate(self.array(value, "setup.files", "file tables")):
+            key = f"setup.files[{i}]"
+            t = self.table(item, key)
+            self.keys(t, key, ("name", "pages", "hugetlb"))
+            decl = _FileDecl(
+                self.get(t, key, "name", _name),
+                self.get(t, key, "pages", _SIZE),
+                self.get(t, key, "hugetlb", _bool, False),
+            )
+            if any(f.name == decl.name for f in out):
+                raise self.fail(f"{key}.name", f"file {decl.name!r} declared twice", decl.name)
+            out.append(decl)
+        return tuple(out)
+
+    def ops(self, value: object, key: str, *, allow_empty: bool = False) -> tuple[_Op, ...]:
+        items = self.array(value, key, "operation tables ({ op = ..., ... })")
+        if not items and not allow_empty:
+            raise self.fail(key, "expected at least one operation, got []", items)
+        return tuple(self.op(item, f"{key}[{i}]") for i, item in enumerate(items))
+
+    def op(self, value: object, key: str) -> _Op:
+        t = self.table(value, key)
+        kind = self.get(t, key, "op", _name, what=" (which operation: " + ", ".join(_OPS) + ")")
+        spec = _OPS.get(kind)
+        if spec is None:
+            hint = difflib.get_close_matches(kind, list(_OPS), n=1)
+            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise self.fail(
+                f"{key}.op",
+                f"unknown operation {kind!r}; expected one of: {', '.join(_OPS)}{maybe}",
+                kind,
+            )
+        self.keys(t, key, ("op", *spec.fields), f" for op {kind!r}")
+        args = {
+            name: self.get(t, key, name, check, default, f" of op {kind!r}")
+            for name, (check, default) in spec.fields.items()
+        }
+        return _Op(kind, args, key)
+
+    def actors(self, doc: Mapping[str, Any]) -> tuple[_Actor, ...]:
+        if "actor" not in doc:
+            raise self.fail("actor", "missing: a scenario needs at least one [[actor]] table")
+        items = self.array(doc["actor"], "actor", "actor tables ([[actor]])")
+        if not items:
+            raise self.fail("actor", "expected at least one [[actor]] table, got []", items)
+        out: list[_Actor] = []
+        for i, item in enumerate(items):
+            key = f"actor[{i}]"
+            t = self.table(item, key)
+            self.keys(t, key, ("name", "after", "ops"))
+            name = self.get(t, key, "name", _name)
+            if name in RESERVED_ACTOR_NAMES:
+                raise self.fail(
+                    f"{key}.name",
+                    f"actor name {name!r} is reserved; expected another name "
+                    f"(not {' or '.join(RESERVED_ACTOR_NAMES)})",
+                    name,
+                )
+            if any(a.name == name for a in out):
+                first = next(j for j, a in enumerate(out) if a.name == name)
+                raise self.fail(
+                    f"{key}.name",
+                    f"duplicate actor name {name!r} (actor[{first}] has it); "
+                    "expected a unique name",
+                    name,
+                )
+            after = self.names(t.get("after", []), f"{key}.after", "actor names")
+            if "ops" not in t:
+                raise self.fail(f"{key}.ops", "missing required key (the actor's operations)")
+            out.append(_Actor(name, tuple(after), self.ops(t["ops"], f"{key}.ops")))
+        self.order(out)
+        return tuple(out)
+
+    def order(self, actors: Sequence[_Actor]) -> None:
+        index = {a.name: i for i, a in enumerate(actors)}
+        for i, a in enumerate(actors):
+            for j, other in enumerate(a.after):
+                key = f"actor[{i}].after[{j}]"
+                if other == a.name:
+                    raise self.fail(key, f"actor {a.name!r} cannot wait for itself", other)
+                if other not in index:
+                    raise self.fail(
+                        key,
+                        f"no actor named {other!r}; expected one of: {', '.join(index)}",
+                        other,
+                    )
+                if other in a.after[:j]:
+                    raise self.fail(key, f"{other!r} listed twice", other)
+        # Depth-first search for a cycle; `path` is the current chain of waits.
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+        def visit(name: str, path: list[str]) -> None:
+            state[name] = 1
+            for other in actors[index[name]].after:
+                if state.get(other) == 1:
+                    cycle = [*path[path.index(other) :], other]
+                    start = index[cycle[0]]
+                    raise self.fail(
+                        f"actor[{start}].after",
+                        "the 'after' order has a cycle, so these actors would wait "
+                        f"forever: {' waits for '.join(cycle)}; expected no cycle",
+                        cycle,
+                    )
+                if other not in state:
+                    visit(other, [*path, other])
+            state[name] = 2
+
+        for a in actors:
+            if a.name not in state:
+                visit(a.name, [a.name])
+
+    def verdicts(self, value: object, key: str, protocols: tuple[str, ...]) -> dict[str, Verdict]:
+        t = self.table(value, key)
+        out: dict[str, Verdict] = {}
+        for p, v in t.items():
+            if p not in PROTOCOLS:
+                hint = difflib.get_close_matches(p, list(PROTOCOLS), n=1)
+                maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.fail(
+                    f"{key}.{p}",
+                    f"unknown protocol {p!r}; expected one of: {', '.join(PROTOCOLS)}{maybe}",
+                    p,
+                )
+            if p not in protocols:
+                raise self.fail(
+                    f"{key}.{p}",
+                    f"protocol {p!r} is not in scenario.protocols "
+                    f"({', '.join(protocols)}); expected one of those",
+                    p,
+                )
+            if v not in VERDICTS:
+                raise self.fail(
+                    f"{key}.{p}",
+                    f"unknown verdict {_show(v)}; expected one of: {', '.join(VERDICTS)}",
+                    v,
+                )
+            out[p] = Verdict(v)
+        return out
+
+    def script(
+        self, value: object, actors: Sequence[_Actor], protocols: tuple[str, ...]
+    ) -> tuple[tuple[tuple[str, str | None], ...], dict[str, Verdict]]:
+        if value is None:
+            return (), {}
+        t = self.table(value, "script")
+        self.keys(t, "script", ("steps", "expected"))
+        names = [a.name for a in actors]
+        items = self.array(
+            self.get(t, "script", "steps", _any), "script.steps", '[actor] or [actor, "until"]'
+        )
+        steps: list[tuple[str, str | None]] = []
+        for i, item in enumerate(items):
+            key = f"script.steps[{i}]"
+            ok = (
+                isinstance(item, list)
+                and len(item) in (1, 2)
+                and all(isinstance(s, str) and s for s in item)
+            )
+            if not ok:
+                raise self.fail(
+                    key,
+                    f'expected [actor] or [actor, "until text"] (non-empty strings), '
+                    f"got {_show(item)}",
+                    item,
+                )
+            if item[0] not in names:
+                raise self.fail(
+                    f"{key}[0]",
+                    f"no actor named {item[0]!r}; expected one of: {', '.join(names)}",
+                    item[0],
+                )
+            steps.append((item[0], item[1] if len(item) == 2 else None))
+        expected = self.verdicts(t.get("expected", {}), "script.expected", protocols)
+        return tuple(steps), expected
+
+
+def _any(value: object) -> str | None:
+    return None
+
+
+def _string(value: object) -> str | None:
+    return None if isinstance(value, str) else f"expected a string, got {_show(value)}"
+
+
+# --- static checks across operations ------------------------------------------------------
+
+
+def _merge(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _covered(merged: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    return any(s <= start and end <= e for s, e in merged)
+
+
+def _spans(merged: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(f"[{s:#x}, {e:#x})" for s, e in merged) or "nothing"
+
+
+def _maps(op: _Op) -> tuple[int, int] | None:
+    """The range an operation makes mapped, if any."""
+    if op.kind == "mmap":
+        return op.range
+    if op.kind == "mremap":
+        return op.n("to"), op.n("to") + op.n("pages") * P
+    return None
+
+
+@attrs.define
+class _Semantics:
+    """The checks that look across operations (ranges, MRs, files, completions)."""
+
+    reader: _Reader
+    files: tuple[_FileDecl, ...]
+    setup: tuple[_Op, ...]
+    actors: tuple[_Actor, ...]
+
+    def check(self) -> None:
+        actor_ops = [op for a in self.actors for op in a.ops]
+        everything = [*self.setup, *actor_ops]
+        completed = {op.text("completion") for op in everything if op.kind == "complete"}
+        mapped_by_all = [r for op in everything if (r := _maps(op)) is not None]
+        mapped_all = _merge(mapped_by_all)
+        registers_all = [op for op in everything if op.kind == "register"]
+
+        for i, op in enumerate(self.setup):
+            earlier = self.setup[:i]
+            mapped = _merge([r for o in earlier if (r := _maps(o)) is not None])
+            registers = [o for o in earlier if o.kind == "register"]
+            if op.kind == "wait":
+                raise self.reader.fail(
+                    f"{op.key}.op",
+                    "a wait in the setup would wait forever (the setup runs alone, before "
+                    "the actors); expected it in an actor",
+                    op.kind,
+                )
+            self.op(op, mapped, "the earlier setup operations", registers, "before it in setup")
+        where = "the setup and the mmap/mremap operations"
+        for op in actor_ops:
+            self.op(op, mapped_all, where, registers_all, "in the setup or any actor")
+            if op.kind == "wait" and op.text("completion") not in completed:
+                name = op.text("completion")
+                known = ", ".join(sorted(completed)) or "none"
+                raise self.reader.fail(
+                    f"{op.key}.completion",
+                    f"no operation completes {name!r}, so this wait would never end; "
+                    f"expected a completion some 'complete' op names ({known})",
+                    name,
+                )
+
+    def op(
+        self,
+        op: _Op,
+        mapped: Sequence[tuple[int, int]],
+        mapped_by: str,
+        registers: Sequence[_Op],
+        registered_where: str,
+    ) -> None:
+        fail = self.reader.fail
+        files = {f.name: f for f in self.files}
+        if "file" in op.args and op.args["file"] is not None:
+            name = op.text("file")
+            if name not in files:
+                known = ", ".join(files) or "none declared"
+                raise fail(
+                    f"{op.key}.file",
+                    f"no file named {name!r} in setup.files; expected one of: {known}",
+                    name,
+                )
+            if op.kind == "mmap" and op.n("pgoff") + op.n("pages") > files[name].pages:
+                raise fail(
+                    f"{op.key}.pages",
+                    f"mmap of file {name!r} pages [{op.n('pgoff')}, "
+                    f"{op.n('pgoff') + op.n('pages')}) is past its {files[name].pages} pages",
+                    op.n("pages"),
+                )
+        if op.kind in ("munmap", "mremap", "madvise", "mprotect", "populate", "register"):
+            start, end = op.range
+            if not _covered(mapped, start, end):
+                raise fail(
+                    f"{op.key}.start",
+                    f"{op.describe()}: the range {_span(start, op.n('pages'))} is not inside "
+                    f"the mappings of {mapped_by} ({_spans(mapped)}); expected a mapped range",
+                    start,
+                )
+        if op.kind in ("migrate", "cpu_fault"):
+            page = op.n("address") - op.n("address") % P
+            if not _covered(mapped, page, page + P):
+                raise fail(
+                    f"{op.key}.address",
+                    f"{op.describe()}: {op.n('address'):#x} is not inside the mappings of "
+                    f"{mapped_by} ({_spans(mapped)}); expected a mapped address",
+                    op.n("address"),
+                )
+        if "mr" in op.args and op.kind != "register":
+            self.mr(op, registers, registered_where)
+
+    def mr(self, op: _Op, registers: Sequence[_Op], registered_where: str) -> None:
+        fail = self.reader.fail
+        name = op.text("mr")
+        mine = [r for r in registers if r.text("mr") == name]
+        if not mine:
+            known = ", ".join(dict.fromkeys(r.text("mr") for r in registers)) or "none"
+            raise fail(
+                f"{op.key}.mr",
+                f"no 'register' op {registered_where} registers MR {name!r}; "
+                f"expected one of the registered MRs ({known})",
+                name,
+            )
+        if op.kind == "deregister":
+            return
+        address = op.n("address")
+        page = address - address % P
+        end = page + (op.n("pages") if op.kind == "fault" else 1) * P
+        if not any(r.range[0] <= page and end <= r.range[1] for r in mine):
+            spans = ", ".join(_span(r.n("start"), r.n("pages")) for r in mine)
+            raise fail(
+                f"{op.key}.address",
+                f"{op.describe()}: [{page:#x}, {end:#x}) is outside MR {name} ({spans}); "
+                "expected an address inside the MR",
+                address,
+            )
+        if op.kind == "fault" and op.flag("write") and not any(r.flag("writable") for r in mine):
+            raise fail(
+                f"{op.key}.write",
+                f"a write fault on MR {name}, which is registered read-only; "
+                "expected write = false",
+                True,
+            )
+
+
+# --- the body -----------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class _Run:
+    """One run's state.  Invariant: `mrs` holds the last registration of each name, which
+    stays there after its deregistration (a later op on it is a use-after-release, which
+    is for the checker to see, not for the file to forbid)."""
+
+    path: str
+    world: World
+    files: dict[str, File]
+    mrs: dict[str, Umem] = attrs.field(factory=dict)
+    completions: dict[str, Completion] = attrs.field(factory=dict)
+    out: dict[str, Any] = attrs.field(factory=dict)
+
+    def mr(self, op: _Op) -> Umem:
+        umem = self.mrs.get(op.text("mr"))
+        if umem is None:
+            raise InvalidArgument(
+                f"{self.path}: {op.key}: {op.describe()} ran before any register of MR "
+                f"{op.text('mr')} did; expected an 'after' that orders them"
+            )
+        return umem
+
+    def completion(self, name: str) -> Completion:
+        c = self.completions.get(name)
+        if c is None:
+            c = self.completions[name] = Completion(name)
+        return c
+
+    async def op(self, op: _Op) -> str:
+        """Run one operation, as the Python scenarios call the world: nothing is caught
+        but what they catch (a `DmaError`)."""
+        w, a = self.world, op.args
+        match op.kind:
+            case "mmap":
+                file = self.files[a["file"]] if a["file"] is not None else None
+                await w.mm.mmap(
+                    a["start"], a["pages"] * P, writable=a["writable"], file=file, pgoff=a["pgoff"]
+                )
+            case "munmap":
+                await w.mm.munmap(a["start"], a["pages"] * P)
+            case "mremap":
+                await w.mm.mremap(a["start"], a["pages"] * P, a["to"])
+            case "madvise":
+                await w.mm.madvise_dontneed(a["start"], a["pages"] * P)
+            case "mprotect":
+                await w.mm.mprotect(a["start"], a["pages"] * P, writable=a["writable"])
+            case "migrate":
+                return "migrated" if await w.mm.migrate(a["address"]) else "busy"
+            case "cpu_fault":
+                await w.mm.cpu_fault(a["address"], write=a["write"])
+            case "populate":
+                for i in range(op.n("pages")):
+                    await w.mm.cpu_fault(a["start"] + i * P, write=a["write"])
+            case "truncate":
+                await self.files[a["file"]].truncate(a["pages"])
+            case "register":
+                self.mrs[a["mr"]] = await w.ctx.register_mr(
+                    a["start"], a["pages"] * P, writable=a["writable"], name=a["mr"]
+                )
+            case "deregister":
+                await w.ctx.deregister_mr(self.mr(op))
+            case "fault":
+                outcome = await w.ctx.fault(
+                    self.mr(op), a["address"], npages=a["pages"], write=a["write"]
+                )
+                return outcome.value
+            case "dma":
+                umem = self.mr(op)
+                try:
+                    await w.device.dma(umem.table, a["address"], write=a["write"])
+                except DmaError as e:
+                    return f"error: {e}"
+            case "exit":
+                await w.mm.exit()
+            case "sleep":
+                await rt.sleep(a["seconds"])
+            case "complete":
+                self.completion(a["completion"]).complete_all()
+            case "wait":
+                await self.completion(a["completion"]).wait()
+            case _:  # pragma: no cover - the reader admits only the kinds above
+                raise AssertionError(op.kind)
+        return "ok"
+
+    async def actor(
+        self, actor: _Actor, gates: Sequence[Completion], done: Completion | None
+    ) -> None:
+        for gate in gates:
+            await gate.wait()
+        for i, op in enumerate(actor.ops):
+            self.out[f"{actor.name}.{i}"] = await self.op(op)
+        if done is not None:
+            done.complete_all()
+
+
+def _body(
+    path: str,
+    files: tuple[_FileDecl, ...],
+    setup: tuple[_Op, ...],
+    actors: tuple[_Actor, ...],
+) -> Callable[[World], Any]:
+    waited_on = {name for a in actors for name in a.after}
+
+    async def body(w: World) -> dict[str, Any]:
+        run = _Run(path, w, {f.name: w.file(f.name, f.pages, hugetlb=f.hugetlb) for f in files})
+        for i, op in enumerate(setup):
+            run.out[f"setup.{i}"] = await run.op(op)
+        # Only actors someone waits for get a completion, as in the Python scenarios: a
+        # complete_all() is a state change the sim notes in the step's footprint.
+        done = {a.name: Completion(f"{a.name} done") for a in actors if a.name in waited_on}
+        async with rt.task_group() as tg:
+            for a in actors:
+                gates = [done[name] for name in a.after]
+                tg.start_soon(run.actor, a, gates, done.get(a.name), name=a.name)
+        return run.out
+
+    return body
+
+
+# --- the description ----------------------------------------------------------------------
+
+
+def _describe(
+    files: tuple[_FileDecl, ...],
+    setup: tuple[_Op, ...],
+    actors: tuple[_Actor, ...],
+    protocols: tuple[str, ...],
+    expected: Mapping[str, Verdict],
+    script: tuple[tuple[str, str | None], ...],
+) -> str:
+    lines = ["setup (the main task, in order):"]
+    for f in files:
+        huge = ", hugetlb" if f.hugetlb else ""
+        lines.append(f"  file {f.name!r}: {f.pages} pages{huge}")
+    lines.extend(f"  {i}. {op.describe()}" for i, op in enumerate(setup))
+    if not files and not setup:
+        lines.append("  (nothing)")
+    lines.append("actors (started in this order):")
+    for a in actors:
+        after = f" (after {', '.join(a.after)})" if a.after else ""
+        lines.append(f"  {a.name}{after}:")
+        lines.extend(f"    {i}. {op.describe()}" for i, op in enumerate(a.ops))
+    cells = [f"{p} {expected.get(p, Verdict.CLEAN)}" for p in protocols]
+    lines.append(f"expected: {', '.join(cells)}")
+    if script:
+        shown = [name if until is None else f"{name} until {until!r}" for name, until in script]
+        lines.append(f"script: {'; '.join(shown)}")
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from odp_async.errors import InvalidArgument
+from odp_async.explore.target import Execution
+from odp_async.report import Timeline, render_text
+
+
+def _table(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("step"))
+    return lines[start:]
+
+
+def test_a_column_per_actor(race: Timeline) -> None:
+    head = _table(render_text(race))[0].split()
+    assert head == ["step", "main", "madvise", "register", "fault", "dma"]
+
+
+def test_the_violation_row_is_highlighted(race: Timeline) -> None:
+    table = _table(render_text(race))
+    marked = [line for line in table if line.startswith(">>")]
+    assert marked[0].split()[:2] == [">>", "35"]
+    assert any("stale-translation" in line for line in marked)
+    assert any(
+        line.startswith(">> stale-translation at 0x14000 (step 35, fault)") for line in table
+    )
+    assert "!! stale-transl" in "\n".join(table)
+
+
+def _column(table: list[str], step: int, task: str) -> str:
+    """The cell of `task` on the row of `step`."""
+    head = table[0]
+    start = head.index(task)
+    ends = [head.index(t) for t in ("main", "madvise", "register", "fault", "dma")]
+    end = min([e for e in ends if e > start], default=len(head) + 100)
+    row = next(
+        line for line in table[2:] if line[:8].split() in (([str(step)]), [">>", str(step)])
+    )
+    return row[start:end]
+
+
+def test_lock_holds_and_the_invalidation_window_are_marked(race: Timeline) -> None:
+    text = render_text(race)
+    assert "m = RWLock 'mmap_sem'" in text
+    table = _table(text)
+    # madvise holds mmap_sem for read inside the invalidation window from 25 to 38.
+    for step in (25, 30, 35, 38):
+        assert _column(table, step, "madvise").startswith("|m"), step
+    assert not _column(table, 39, "madvise").strip()
+    assert "+inv0" in text
+    assert "-inv0" in text
+    # main takes mmap_sem for write at step 2; the fault path holds B.umem_mutex at 35.
+    assert _column(table, 2, "main").startswith("M ")
+    assert _column(table, 35, "fault").startswith(":B")
+
+
+def test_the_running_task_shows_what_it_does(race: Timeline) -> None:
+    table = _table(render_text(race, width=200))
+    assert _column(table, 31, "fault").strip() == "fault(B, 0x14000)"
+    assert _column(table, 23, "main").strip().endswith("wait its task group's children")
+    assert _column(table, 42, "main").strip() == "(ends)"
+
+
+def test_deterministic(race_execution: Execution, race: Timeline) -> None:
+    again = Timeline.from_execution(race_execution, title="registration-race/odp2014")
+    assert again == race
+    assert render_text(race) == render_text(again) == render_text(race)
+
+
+def test_columns_are_cut_to_the_width(race: Timeline) -> None:
+    table = _table(render_text(race, width=100))
+    assert max(len(line) for line in table if not line.startswith(">> ")) <= 100
+    assert "…" in "\n".join(table)
+
+
+def test_a_general_program_with_a_deadlock(lock_order: Timeline) -> None:
+    text = render_text(lock_order, width=100)
+    assert _table(text)[0].split() == ["step", "main", "AB", "BA"]
+    assert ">>   7" in text
+    assert "AB waits for Mutex 'b' held by BA" in text
+    assert "wait b [Mutex]" in text
+
+
+def test_a_bad_width_is_refused(race: Timeline) -> None:
+    with pytest.raises(InvalidArgument, match="width"):
+        render_text(race, width=10)

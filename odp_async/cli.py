@@ -490,11 +490,18 @@ def matrix(
             }
         )
     else:
-        table = Table(title=f"verdict matrix (budget {budget} schedules per cell, seed {seed})")
-        for column in ("scenario", "protocol", "expected", "found", "to first", "time", "token"):
-            table.add_column(column, overflow="fold")
+        table = Table(title=f"verdict matrix ({budget} schedules per cell, seed {seed})")
+        for column in ("scenario", "protocol", "expected", "found"):
+            table.add_column(column)
+        table.add_column("to first bug", justify="right")
+        table.add_column("time", justify="right")
+        table.add_column("token")
+        tokens: list[str] = []
         for c in cells:
-            style = None if c.matches else "bold red"
+            ref = ""
+            if c.token:
+                tokens.append(f"[{len(tokens) + 1}] {c.scenario}/{c.protocol}: {c.token}")
+                ref = f"[{len(tokens)}]"
             table.add_row(
                 c.scenario,
                 c.protocol,
@@ -502,10 +509,14 @@ def matrix(
                 str(c.verdict) if c.matches else f"{c.verdict} (expected {c.expected})",
                 str(c.first_hit or "-"),
                 f"{c.elapsed:.2f}s",
-                c.token or "",
-                style=style,
+                ref,
+                style=None if c.matches else "bold red",
             )
-        Console(width=max(160, Console().width), soft_wrap=True).print(table)
+        Console(width=max(100, Console().width)).print(table)
+        if tokens:
+            click.echo("replay tokens (odp-async replay TOKEN --text):")
+            for line in tokens:
+                click.echo(f"  {line}")
         click.echo(f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s")
     if mismatches:
         raise _Exit(ExitCode.VIOLATION)

@@ -27,6 +27,7 @@ from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS
 from ..scenarios import BUILTIN, Verdict
 from .config import derive_seed
+from .shrink import shrink
 from .target import Target
 from .tokens import encode_token
 
@@ -53,9 +54,15 @@ class Cell:
 
 
 def explore_cell(
-    scenario: str, protocol: str, budget: int, seed: int = 0, max_steps: int = 50_000
+    scenario: str,
+    protocol: str,
+    budget: int,
+    seed: int = 0,
+    max_steps: int = 50_000,
+    shrink_found: bool = True,
 ) -> Cell:
-    """Explore one cell (see the module docstring)."""
+    """Explore one cell (see the module docstring); the token of a failure it shows is
+    shrunk first (`shrink_found`), so it replays a schedule a person can follow."""
     start = time.perf_counter()
     target = Target.resolve(scenario, protocol)
     expected = target.scenario.expected_for(protocol)
@@ -73,9 +80,14 @@ def explore_cell(
         if verdict is expected or _SEVERITY[verdict] > _SEVERITY[seen]:
             seen = verdict
             first_hit = index + 1
-            token = encode_token(target, execution.sim.schedule, execution, max_steps)
             failure = execution.failure
-            detail = failure.describe() if failure is not None else ""
+            assert failure is not None
+            detail = failure.describe()
+            schedule = execution.sim.schedule
+            if shrink_found:
+                shrunk = shrink(target, schedule, failure.kind, max_steps=max_steps, budget=200)
+                schedule, execution = shrunk.schedule, shrunk.execution
+            token = encode_token(target, schedule, execution, max_steps)
         if seen is expected or expected is Verdict.CLEAN:
             break  # the expected failure was shown, or a clean cell is not clean
     return Cell(

@@ -61,7 +61,8 @@ class ExploreConfig:
     - `max_steps`: per execution; a run past it is reported as starvation.
     - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks.
     - `trust_primitives` (dfs): count a primitive's acquire as the step's footprint (lock
-      discipline); False for code with shared state outside its locks.
+      discipline); False for code with shared state outside its locks.  Always off for
+      the ODP model's scenarios, whose shared state is not all under locks.
     - `jobs`: worker processes (random, pct); results do not depend on it.
     - `stop_on_first`: stop at the first failing schedule.
     - `shrink`: shrink the first failure's schedule.

@@ -5,7 +5,7 @@ Contract
 
     - ``random``: schedule ``i`` uses `RandomChooser(derive_seed(config.seed, i))`;
     - ``pct``: schedule ``i`` uses `PctChooser(derive_seed(config.seed, i), depth, k)`, with
-      ``k`` the number of choice points of one run that never preempts;
+      ``k`` the most choice points of a few seeded probe runs;
     - ``dfs``: one `DfsChooser` walks the schedule tree (bounded by
       ``preemption_bound``, or iteratively from 0 to ``max_preemptions``), with sleep-set
       and symmetry reduction unless ``reduction=False``; the result says whether the space
@@ -172,9 +172,14 @@ def _token(
 
 
 def _steps_hint(target: Target, config: ExploreConfig) -> int:
-    """PCT's k: the choice points of one run that never preempts."""
-    run = target.run(FifoChooser(), max_steps=config.max_steps)
-    return max(1, len(run.sim.schedule))
+    """PCT's k: the most choice points seen in a few probe runs (one that never
+    preempts, and a few random ones, all seeded from the config: a fixed k, so every
+    schedule stays a function of its index alone)."""
+    runs = [target.run(FifoChooser(), max_steps=config.max_steps)]
+    for i in range(4):
+        seed = derive_seed(config.seed, -1 - i)
+        runs.append(target.run(RandomChooser(seed), max_steps=config.max_steps))
+    return max(1, *(len(r.sim.schedule) for r in runs))
 
 
 def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> Chooser:
@@ -243,6 +248,8 @@ def _explore_seeded(target: Target, config: ExploreConfig) -> tuple[int, int, _H
             for first, last in _chunks(config.schedules, size)
         }
         for future in concurrent.futures.as_completed(futures):
+            if future.cancelled():
+                continue
             r, s, hit = future.result()
             ran += r
             steps += s
@@ -273,7 +280,9 @@ def _explore_dfs(
         config.max_preemptions if iterative else config.preemption_bound,
         iterative=iterative,
         reduction=config.reduction,
-        trust_primitives=config.trust_primitives,
+        # The ODP model keeps shared state outside its locks (the page table, frame
+        # counts, unlocked seq reads): a lock's footprint would not cover its steps.
+        trust_primitives=config.trust_primitives and not target.scenario.needs_world,
     )
     ran = pruned = steps = 0
     while ran < config.schedules and chooser.has_more:

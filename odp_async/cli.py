@@ -580,3 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry_point() -> NoReturn:
     """The ``odp-async`` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

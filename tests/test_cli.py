@@ -140,6 +140,7 @@ def test_replay_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_printed_token_replays_in_a_fresh_process(capsys: pytest.CaptureFixture[str]) -> None:
     token = a_token(capsys, "stray-end-corruption")
     code, out, _ = run_cli(capsys, "replay", token, "--json")
+    assert code == ExitCode.VIOLATION
     here = json.loads(out)["violations"][0]
     proc = subprocess_cli("replay", token, "--json")
     assert proc.returncode == ExitCode.VIOLATION, proc.stderr

@@ -202,8 +202,7 @@ class Checker:
             table, vpn = next(iter(users))
             self.violation(
                 "stale-translation",
-                f"{_fr(frame)} was {why} while {table} still translates "
-                f"{vpn << 12:#x} to it",
+                f"{_fr(frame)} was {why} while {table} still translates {vpn << 12:#x} to it",
                 (vpn << 12,),
             )
 

@@ -15,6 +15,7 @@ See also
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .. import _runtime as rt
@@ -153,10 +154,16 @@ def _corruption(second: str) -> Any:
     return corruption
 
 
-# --- S2 -------------------------------------------------------------------------------------
+# --- S2, S6, S7: one fault on B, one racer, then a DMA through what the fault installed ---
 
 
-async def fault_vs_munmap(w: World) -> dict[str, Any]:
+async def _fault_race(
+    w: World,
+    racer_name: str,
+    racer: Callable[[dict[str, Any]], Coroutine[Any, Any, None]],
+    *,
+    dma_write: bool = False,
+) -> dict[str, Any]:
     await w.mm.mmap(0, 16 * P)
     await _populate(w, 0, 16)
     b = await w.ctx.register_mr(0, 16 * P, name="B")
@@ -169,13 +176,20 @@ async def fault_vs_munmap(w: World) -> dict[str, Any]:
 
     async def dma() -> None:
         await faulted.wait()
-        out["dma"] = await _dma(w, b, 4 * P)
+        out["dma"] = await _dma(w, b, 4 * P, write=dma_write)
 
     async with rt.task_group() as tg:
         tg.start_soon(fault, name="fault")
-        tg.start_soon(w.mm.munmap, 0, 16 * P, name="munmap")
+        tg.start_soon(racer, out, name=racer_name)
         tg.start_soon(dma, name="dma")
     return out
+
+
+async def fault_vs_munmap(w: World) -> dict[str, Any]:
+    async def munmap(out: dict[str, Any]) -> None:
+        await w.mm.munmap(0, 16 * P)
+
+    return await _fault_race(w, "munmap", munmap)
 
 
 # --- S3 -------------------------------------------------------------------------------------
@@ -246,56 +260,20 @@ async def fixed_pool_deadlock(w: World) -> dict[str, Any]:
 
 
 async def mprotect_downgrade(w: World) -> dict[str, Any]:
-    await w.mm.mmap(0, 16 * P)
-    await _populate(w, 0, 16)
-    b = await w.ctx.register_mr(0, 16 * P, name="B")
-    out: dict[str, Any] = {}
-    faulted = Completion("fault done")
-
-    async def fault() -> None:
-        out["fault"] = _outcome(await w.ctx.fault(b, 4 * P, write=True))
-        faulted.complete_all()
-
-    async def dma() -> None:
-        await faulted.wait()
-        out["dma"] = await _dma(w, b, 4 * P, write=True)
-
-    async def mprotect() -> None:
+    async def mprotect(out: dict[str, Any]) -> None:
         await w.mm.mprotect(0, 16 * P, writable=False)
 
-    async with rt.task_group() as tg:
-        tg.start_soon(fault, name="fault")
-        tg.start_soon(mprotect, name="mprotect")
-        tg.start_soon(dma, name="dma")
-    return out
+    return await _fault_race(w, "mprotect", mprotect, dma_write=True)
 
 
 # --- S7 -------------------------------------------------------------------------------------
 
 
 async def migration_during_fault(w: World) -> dict[str, Any]:
-    await w.mm.mmap(0, 16 * P)
-    await _populate(w, 0, 16)
-    b = await w.ctx.register_mr(0, 16 * P, name="B")
-    out: dict[str, Any] = {}
-    faulted = Completion("fault done")
-
-    async def fault() -> None:
-        out["fault"] = _outcome(await w.ctx.fault(b, 4 * P, write=True))
-        faulted.complete_all()
-
-    async def migrate() -> None:
+    async def migrate(out: dict[str, Any]) -> None:
         out["migrated"] = await w.mm.migrate(4 * P)
 
-    async def dma() -> None:
-        await faulted.wait()
-        out["dma"] = await _dma(w, b, 4 * P)
-
-    async with rt.task_group() as tg:
-        tg.start_soon(fault, name="fault")
-        tg.start_soon(migrate, name="migrate")
-        tg.start_soon(dma, name="dma")
-    return out
+    return await _fault_race(w, "migrate", migrate)
 
 
 # --- S8 -------------------------------------------------------------------------------------

@@ -225,6 +225,15 @@ class TreeProtocol(OdpProtocol):
             umem.dying = True
             umem.completion.complete_all()
 
+    async def release_bumping_seq(self, umem: Umem) -> None:
+        """A `release_account` for seq-only protocols: bump the seq too, so a fault that
+        read it before the release cannot commit."""
+        async with umem.mutex:
+            umem.touch("release")
+            umem.seq += 1
+            umem.dying = True
+            umem.completion.complete_all()
+
     # --- fault ----------------------------------------------------------------------
 
     async def fault_begin(self, umem: Umem, rng: AddrRange) -> object:

@@ -66,12 +66,7 @@ class HmmPool(TreeProtocol):
         self.pool.release(entry[1])
         self._changed.wake_all()
 
-    async def release_account(self, umem: Umem) -> None:
-        async with umem.mutex:
-            umem.touch("release")
-            umem.seq += 1
-            umem.dying = True
-            umem.completion.complete_all()
+    release_account = TreeProtocol.release_bumping_seq
 
     async def release(self) -> None:
         await super().release()

@@ -54,12 +54,7 @@ class RangeList(TreeProtocol):
             umem.touch("invalidate_range_start")
             umem.seq += 1
 
-    async def release_account(self, umem: Umem) -> None:
-        async with umem.mutex:
-            umem.touch("release")
-            umem.seq += 1
-            umem.dying = True
-            umem.completion.complete_all()
+    release_account = TreeProtocol.release_bumping_seq
 
     async def fault_begin(self, umem: Umem, rng: AddrRange) -> object:
         await self.ctx.mm.range_wait_valid(rng)

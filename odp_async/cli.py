@@ -370,8 +370,8 @@ def run(scenario: str, backend: str, protocol: str | None, timeout: float) -> No
 
     if backend not in ("trio", "asyncio"):
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
-    if timeout <= 0:
-        _fail(f"--timeout must be positive, got {timeout}")
+    if not timeout > 0:  # also refuses nan
+        _fail(f"--timeout must be a positive number of seconds, got {timeout}")
     target = _target(scenario, protocol)
 
     async def main() -> list[Any]:
@@ -389,6 +389,8 @@ def run(scenario: str, backend: str, protocol: str | None, timeout: float) -> No
     except TimeoutError:
         click.echo(f"{target.label} on {backend}: did not finish within {timeout}s (hung?)")
         raise _Exit(ExitCode.VIOLATION) from None
+    except InternalError:
+        raise
     except Exception as e:  # the program under test failed: that is a finding
         click.echo(f"{target.label} on {backend}: {type(e).__name__}: {e}")
         raise _Exit(ExitCode.VIOLATION) from None

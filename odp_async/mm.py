@@ -302,8 +302,9 @@ class AddressSpace:
         self.users = 1
         self.is_dead = False
         self._subs: dict[Subscription, None] = {}
-        self._in_flight: dict[Subscription, int] = {}
-        self._callbacks_done = WaitQueue("notifier callbacks (srcu)")
+        # The tasks inside each subscriber's callbacks right now (SRCU readers).
+        self._in_flight: dict[Subscription, list[object]] = {}
+        self._callbacks_done: dict[Subscription, WaitQueue] = {}
         self._next_inv = 0
         # The 2014 "active invalidation ranges" list, and its wait queue.
         self.active_ranges: list[Invalidation] = []
@@ -564,7 +565,7 @@ class AddressSpace:
                 await lock.acquire()
             try:
                 self._subs[sub] = None
-                self._in_flight.setdefault(sub, 0)
+                self._in_flight.setdefault(sub, [])
             finally:
                 for lock in reversed(locks):
                     lock.release()
@@ -576,9 +577,10 @@ class AddressSpace:
             if not self.is_dead:
                 await self._call(sub, sub.release())
             self._subs.pop(sub, None)
-        while self._in_flight.get(sub, 0):
-            await self._callbacks_done.park()
+        while self._in_flight.get(sub):
+            await self._srcu(sub).park()
         self._in_flight.pop(sub, None)
+        self._callbacks_done.pop(sub, None)
 
     def range_is_valid(self, rng: AddrRange) -> bool:
         """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
@@ -660,6 +662,12 @@ class AddressSpace:
         #   start callbacks   ‖   change the ptes, drop frames   ‖   end callbacks
         #   (subscribers zap)     (frees happen only here, after      (subscribers
         #                          every start returned)               account)
+        with rt.cancel_scope(shield=True):  # started, a kernel invalidation runs to its end
+            await self._invalidate_unshielded(rng, event, body)
+
+    async def _invalidate_unshielded(
+        self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
+    ) -> None:
         inv = Invalidation(self._next_inv, rng, event)
         self._next_inv += 1
         key = f"inv{inv.id}"
@@ -686,13 +694,24 @@ class AddressSpace:
         self._ranges_changed.wake_all()
 
     async def _call(self, sub: Subscription, callback: Awaitable[None]) -> None:
-        self._in_flight[sub] = self._in_flight.get(sub, 0) + 1
+        task = rt.current_task()
+        callers = self._in_flight.setdefault(sub, [])
+        callers.append(task)
         try:
             await callback
         finally:
-            self._in_flight[sub] -= 1
-            if not self._in_flight[sub]:
-                self._callbacks_done.wake_all()
+            callers.remove(task)
+            if not callers and sub in self._callbacks_done:
+                self._callbacks_done[sub].wake_all()
+
+    def _srcu(self, sub: Subscription) -> WaitQueue:
+        # What `unregister_notifier` waits on: the end of `sub`'s running callbacks.  Its
+        # holders (for deadlock reports) are the tasks inside those callbacks.
+        queue = self._callbacks_done.get(sub)
+        if queue is None:
+            queue = WaitQueue(owner=_SrcuReaders(self, sub))
+            self._callbacks_done[sub] = queue
+        return queue
 
     async def _exit_mmap(self) -> None:
         # __mmu_notifier_release: every subscriber gets release and is unhashed, so the
@@ -715,3 +734,16 @@ class AddressSpace:
         self._vmas.clear()
         self._migration_done.wake_all()
         self.checker.event("exit-end", "exit", "exit_mmap done")
+
+
+class _SrcuReaders:
+    """The owner of an SRCU wait: describes it for deadlock reports."""
+
+    __slots__ = ("_mm", "_sub")
+
+    def __init__(self, mm: AddressSpace, sub: Subscription) -> None:
+        self._mm = mm
+        self._sub = sub
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        return "notifier callbacks to return (srcu)", tuple(self._mm._in_flight.get(self._sub, ()))

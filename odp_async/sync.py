@@ -159,7 +159,7 @@ class _Blocking:
                 self._give_back(task, kind, w.value)
                 rt.note(self, "release" if self._hold_event(kind) else None)
             else:
-                queue._waiters.pop(w, None)
+                queue._discard(w)
             raise
         if rt.is_sim:
             rt.note(self, self._hold_event(kind))
@@ -258,7 +258,18 @@ class WaitQueue(_Blocking):
         w.runtime.wake(w, value)
 
     def _discard(self, waiter: Waiter) -> None:
-        self._waiters.pop(waiter, None)
+        # A waiter leaves without being woken (cancelled): the owner may now admit others.
+        if waiter not in self._waiters:
+            return
+        del self._waiters[waiter]
+        left = getattr(self._owner, "_waiter_left", None)
+        if left is not None:
+            left()
+
+    @property
+    def wait_needs_any(self) -> bool:
+        """Does a waiter need only one holder to let go (a pool), not every holder?"""
+        return bool(getattr(self._owner, "wait_needs_any", False))
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         if self._owner is not None:
@@ -599,6 +610,12 @@ class RWLock(_Blocking):
             self._writer = None
             self._grant()
 
+    def _waiter_left(self) -> None:
+        # A cancelled writer at the head may have been all that kept queued readers out
+        # while readers hold (as rwsem_down_write_slowpath does on a signal).
+        if self._writer is None:
+            self._grant()
+
     def _hold_event(self, kind: int) -> str | None:
         return "acquire-read" if kind == _READ else "acquire-write"
 
@@ -869,6 +886,10 @@ class SlotPool(_Blocking):
 
     def _hold_event(self, kind: int) -> str | None:
         return "acquire"
+
+    @property
+    def wait_needs_any(self) -> bool:
+        return self.size > 1
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return (

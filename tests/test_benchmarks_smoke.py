@@ -53,6 +53,33 @@ EXPECTED: dict[str, list[str]] = {
         "kvm-seq",
         "interval-seq",
     ],
+    # Rows printed whether or not the peer (frontrun) is installed.
+    "bench_explore.py": [
+        "registration-race/odp2014 jobs=1",
+        "registration-race/odp2014 jobs=2",
+        "registration-race/odp2014-ctx jobs=1",
+        "registration-race/odp2014-ctx jobs=2",
+        "sim checkpoint step",
+        "explore step, 20-step program",
+        "bare send step",
+        "registration-race/naive",
+        "registration-race/odp2014",
+        "fixed-pool-deadlock/hmm-pool",
+        "ours random 20-step",
+        "ours random 20-step vs frontrun",
+        "ours random 20-step, hoisted footprint",
+        "ours random lost-update",
+        "ours dfs 20-step",
+        "lost-update dfs",
+        "lost-update dfs, no reduction",
+        "lost-update random",
+        "lock-order dfs",
+        "lock-order dfs, no reduction",
+        "lock-order random",
+        "two-preemptions dfs",
+        "two-preemptions dfs, no reduction",
+        "two-preemptions random",
+    ],
 }
 
 

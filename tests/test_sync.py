@@ -27,7 +27,8 @@ from tests.conftest import Runner
 
 
 class _LockFactory:
-    """Adapts each primitive to acquire()/release() (trio's generic_lock_test idea)."""
+    """Adapts each primitive to acquire()/release()/waiting() (trio's generic_lock_test
+    idea): `waiting()` is how many tasks are queued on it."""
 
     def __init__(self, name: str, make: Callable[[], Any]) -> None:
         self.name = name
@@ -37,24 +38,37 @@ class _LockFactory:
         return self.name
 
 
-def _mutex() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+LockOps = tuple[Callable[[], Awaitable[Any]], Callable[[Any], None], Callable[[], int]]
+
+
+def _mutex() -> LockOps:
     m = Mutex("m")
-    return m.acquire, lambda _: m.release()
+    return m.acquire, lambda _: m.release(), lambda: m.statistics().tasks_waiting
 
 
-def _write_lock() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+def _write_lock() -> LockOps:
     lock = RWLock("rw")
-    return lock.acquire_write, lambda _: lock.release_write()
+    return (
+        lock.acquire_write,
+        lambda _: lock.release_write(),
+        lambda: lock.statistics().writers_waiting,
+    )
 
 
-def _pool_of_one() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+def _pool_of_one() -> LockOps:
     pool = SlotPool(1, "p")
-    return pool.acquire, pool.release
+    return pool.acquire, pool.release, lambda: pool.statistics().tasks_waiting
 
 
-def _fast_mutex() -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], None]]:
+def _fast_mutex() -> LockOps:
     m = Mutex("m", fast_acquire=True)
-    return m.acquire, lambda _: m.release()
+    return m.acquire, lambda _: m.release(), lambda: m.statistics().tasks_waiting
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Yield until `predicate()` holds: ordering by observed state, not by the clock."""
+    while not predicate():
+        await rt.checkpoint("until")
 
 
 LOCKS = [
@@ -68,23 +82,26 @@ LOCKS = [
 @pytest.mark.parametrize("factory", LOCKS, ids=repr)
 def test_lock_excludes_and_hands_off_in_fifo_order(runtime: Runner, factory: _LockFactory) -> None:
     async def main() -> list[int]:
-        acquire, release = factory.make()
+        acquire, release, waiting = factory.make()
         inside: list[int] = []
         order: list[int] = []
 
         async def worker(i: int) -> None:
-            await rt.sleep(i * 0.001)  # arrive in order 0, 1, 2, ...
             grant = await acquire()
             inside.append(i)
             assert len(inside) == 1
             order.append(i)
-            await rt.sleep(0.01)
+            for _ in range(3):
+                await rt.checkpoint()
             inside.remove(i)
             release(grant)
 
+        grant = await acquire()
         async with rt.task_group() as tg:
             for i in range(5):
                 tg.start_soon(worker, i)
+                await until(lambda i=i: waiting() == i + 1)  # queued in order 0, 1, ...
+            release(grant)
         return order
 
     assert runtime.run(main) == [0, 1, 2, 3, 4]
@@ -93,26 +110,30 @@ def test_lock_excludes_and_hands_off_in_fifo_order(runtime: Runner, factory: _Lo
 @pytest.mark.parametrize("factory", LOCKS, ids=repr)
 def test_cancelled_waiter_leaves_no_trace(runtime: Runner, factory: _LockFactory) -> None:
     async def main() -> list[str]:
-        acquire, release = factory.make()
+        acquire, release, waiting = factory.make()
         log: list[str] = []
         grant = await acquire()
+        scope = rt.cancel_scope()
 
         async def gives_up() -> None:
-            with rt.move_on_after(0.01):
+            with scope:
                 await acquire()
                 log.append("gives_up acquired")
             log.append("gives_up left")
 
         async def patient() -> None:
-            await rt.sleep(0.005)
             g = await acquire()
             log.append("patient acquired")
             release(g)
 
         async with rt.task_group() as tg:
             tg.start_soon(gives_up)
+            await until(lambda: waiting() == 1)
             tg.start_soon(patient)
-            await rt.sleep(0.05)
+            await until(lambda: waiting() == 2)
+            scope.cancel()
+            await until(lambda: "gives_up left" in log)
+            assert waiting() == 1
             release(grant)
         g = await acquire()  # free again: nothing stuck, nothing leaked
         release(g)
@@ -131,7 +152,7 @@ def test_acquire_in_cancelled_scope(runtime: Runner, factory: _LockFactory) -> N
     """
 
     async def main() -> str:
-        acquire, release = factory.make()
+        acquire, release, _ = factory.make()
         with rt.cancel_scope() as scope:
             scope.cancel()
             grant = await acquire()
@@ -209,18 +230,21 @@ def test_rwlock_readers_share_writer_excludes(runtime: Runner) -> None:
     async def main() -> list[str]:
         lock = RWLock("rw")
         log: list[str] = []
+        both_in = Completion("both readers in")
 
         async def reader(i: int) -> None:
             async with lock.read_locked():
                 log.append(f"r{i} in")
-                await rt.sleep(0.01)
+                if len(lock.readers) == 2:
+                    both_in.complete_all()
+                await both_in.wait()
+                await until(lambda: lock.statistics().writers_waiting == 1)
                 log.append(f"r{i} out")
 
         async def writer() -> None:
-            await rt.sleep(0.001)
+            await both_in.wait()
             async with lock.write_locked():
                 log.append("w in")
-                await rt.sleep(0.01)
                 log.append("w out")
 
         async with rt.task_group() as tg:
@@ -245,17 +269,17 @@ def test_rwlock_downgrade_admits_readers_not_writers(runtime: Runner) -> None:
                 log.append("reader in")
 
         async def writer() -> None:
-            await rt.sleep(0.001)
             async with lock.write_locked():
                 log.append("writer in")
 
         async with rt.task_group() as tg:
             tg.start_soon(reader)
+            await until(lambda: lock.statistics().readers_waiting == 1)
             tg.start_soon(writer)
-            await rt.sleep(0.01)
+            await until(lambda: lock.statistics().writers_waiting == 1)
             lock.downgrade()
             log.append("downgraded")
-            await rt.sleep(0.01)
+            await until(lambda: "reader in" in log)
             log.append("still reading")
             lock.release_read()
         return log
@@ -376,9 +400,11 @@ def test_completion_complete_wakes_exactly_one(runtime: Runner) -> None:
         async with rt.task_group() as tg:
             for i in range(3):
                 tg.start_soon(waiter, i)
-            await rt.sleep(0.01)
+            await until(lambda: c.statistics().tasks_waiting == 3)
             c.complete()
-            await rt.sleep(0.01)
+            await until(lambda: len(passed) == 1)
+            for _ in range(10):
+                await rt.checkpoint()  # room for a wrong second wake to show
             first = list(passed)
             c.complete_all()
         return [*first, -1, *sorted(passed)]
@@ -398,7 +424,7 @@ def test_completion_reinit_with_waiters_is_refused(runtime: Runner) -> None:
 
         async with rt.task_group() as tg:
             tg.start_soon(waiter)
-            await rt.sleep(0.01)
+            await until(lambda: c.statistics().tasks_waiting == 1)
             try:
                 c.reinit()
             except ProtocolViolation as e:
@@ -461,15 +487,14 @@ def test_wait_queue_park_and_wake(runtime: Runner) -> None:
         got: list[object] = []
 
         async def parker(i: int) -> None:
-            await rt.sleep(i * 0.001)
             got.append((i, await q.park()))
 
         async with rt.task_group() as tg:
             for i in range(3):
                 tg.start_soon(parker, i)
-            await rt.sleep(0.01)
+                await until(lambda i=i: len(q) == i + 1)
             assert q.wake_one("first")
-            await rt.sleep(0.01)
+            await until(lambda: len(got) == 1)
             assert q.wake_all("rest") == 2
         assert not q.wake_one()
         return got
@@ -500,3 +525,82 @@ def test_every_acquire_is_a_choice_point_in_the_sim() -> None:
         ("acquire", "Mutex 'm'"),
         ("release", "Mutex 'm'"),
     ]
+
+
+def test_a_cancelled_writer_lets_the_readers_behind_it_in(runtime: Runner) -> None:
+    """rwsem: a writer that gives up while readers hold must not strand later readers."""
+
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        log: list[str] = []
+        go = Completion("go")
+        scope = rt.cancel_scope()
+
+        async def first_reader() -> None:
+            async with lock.read_locked():
+                log.append("r1 in")
+                await go.wait()
+
+        async def impatient_writer() -> None:
+            with scope:
+                await lock.acquire_write()
+                lock.release_write()
+            log.append("writer gave up")
+
+        async def second_reader() -> None:
+            async with lock.read_locked():
+                log.append("r2 in")
+                go.complete()
+
+        def queued() -> tuple[int, int]:
+            stats = lock.statistics()
+            return stats.writers_waiting, stats.readers_waiting
+
+        async with rt.task_group() as tg:
+            tg.start_soon(first_reader)
+            await until(lambda: len(lock.readers) == 1)
+            tg.start_soon(impatient_writer)
+            await until(lambda: queued() == (1, 0))
+            tg.start_soon(second_reader)
+            await until(lambda: queued() == (1, 1))  # r2 queued behind the writer
+            scope.cancel()
+        lock._check_invariants()
+        return log
+
+    log = runtime.run(main)
+    assert log[0] == "r1 in"
+    assert sorted(log[1:]) == ["r2 in", "writer gave up"]  # r2 got in: nothing stranded
+
+
+def test_a_task_group_body_error_is_grouped_everywhere(runtime: Runner) -> None:
+    async def main() -> None:
+        async with rt.task_group() as tg:
+            tg.start_soon(rt.sleep, 10)
+            raise KeyError("body")
+
+    with pytest.raises(ExceptionGroup) as info:
+        runtime.run(main)
+    assert [type(e) for e in info.value.exceptions] == [KeyError]
+
+
+def test_a_shield_raised_after_a_cancel_does_not_fake_a_wake() -> None:
+    async def main() -> tuple[list[str], bool]:
+        q = WaitQueue("q")
+        log: list[str] = []
+        outer = rt.cancel_scope()
+        inner = rt.cancel_scope()
+
+        async def parker() -> None:
+            with outer, inner:
+                await q.park()
+                log.append("woken")
+            log.append("left")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(parker)
+            await rt.sleep(1)
+            outer.cancel()
+            inner.shield = True
+        return log, q.wake_one()
+
+    assert sim.run(main).unwrap() == (["left"], False)

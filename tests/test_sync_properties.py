@@ -343,7 +343,7 @@ class WriterPreferringRWLock(RWLock):
             return
         for w in list(queue._waiters):
             if w.kind == _WRITE:  # any queued writer before every reader
-                queue._discard(w)
+                del queue._waiters[w]
                 self._writer = w.task
                 WaitQueue._hand(w, None)
                 return

@@ -25,10 +25,12 @@ Contract
     Deadlock: when no task is runnable, no timer is pending and the root has not
     finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming
     every blocked task, what it waits on and who holds that, with the wait-for cycle
-    when there is one.  A *partial* deadlock stops the run too: the moment a task blocks
-    on something held (through other blocked tasks) by itself, with no deadline pending
-    for any of them, the run stops even though other tasks could still run
-    (`Deadlock.runnable` names them).
+    when there is one.  A *partial* deadlock: when the step bound stops a run in which
+    some blocked tasks wait on each other for good (no deadline pending, every way out
+    held inside the group) while others still run, the outcome is ``"deadlock"`` rather
+    than ``"step-limit"``, and `Deadlock.runnable` names the tasks that could still run.
+    (The run is not stopped at the moment the cycle closes: a task still running could
+    yet cancel the stuck ones.)
 
 Concurrency
     One OS thread.  The driver is not reentrant per runtime, but separate `run` calls
@@ -267,7 +269,15 @@ class SimCancelScope:
     Invariant: entered at most once, by one task, and exited by the same task in LIFO order.
     """
 
-    __slots__ = ("_cancel_called", "_cancelled_caught", "_deadline", "_rt", "_shield", "_task")
+    __slots__ = (
+        "_cancel_called",
+        "_cancelled_caught",
+        "_deadline",
+        "_exited",
+        "_rt",
+        "_shield",
+        "_task",
+    )
 
     def __init__(
         self, rt: SimRuntime, *, deadline: float = math.inf, shield: bool = False
@@ -278,6 +288,7 @@ class SimCancelScope:
         self._cancel_called = False
         self._cancelled_caught = False
         self._task: SimTask | None = None
+        self._exited = False
 
     @property
     def cancel_called(self) -> bool:
@@ -294,7 +305,7 @@ class SimCancelScope:
     @deadline.setter
     def deadline(self, value: float) -> None:
         self._deadline = float(value)
-        if self._task is not None and not self._cancel_called:
+        if self._task is not None and not self._exited and not self._cancel_called:
             self._rt._arm_deadline(self)
 
     @property
@@ -328,6 +339,7 @@ class SimCancelScope:
             raise ProtocolViolation("cancel scopes must be exited in the reverse order of entry")
         task.scopes.pop()
         task.epoch_seen = -1
+        self._exited = True  # its deadline, if still armed, no longer cancels anything
         if isinstance(exc, Cancelled) and self._cancel_called and not self._outer_cancelled(task):
             self._cancelled_caught = True
             return True
@@ -402,10 +414,10 @@ class SimTaskGroup:
         self._waiter = None
         self._state = 2
         swallowed = self._scope.__exit__(exc_type, exc, tb)
-        if self._errors:
-            errors = list(self._errors)
-            if exc is not None and not isinstance(exc, Cancelled):
-                errors.insert(0, exc)
+        errors = list(self._errors)
+        if exc is not None and not isinstance(exc, Cancelled):
+            errors.insert(0, exc)  # the body's own error is grouped too, as anyio does
+        if errors:
             raise BaseExceptionGroup("unhandled errors in a task group", errors)
         return swallowed
 
@@ -443,7 +455,6 @@ class SimRuntime(Runtime):
         "_max_steps",
         "_next_id",
         "_now",
-        "_partial",
         "_root",
         "_runnable",
         "_schedule",
@@ -477,7 +488,6 @@ class SimRuntime(Runtime):
         # Footprint of the running step, when the chooser wants footprints (else None).
         self._fp: set[object] | None = None
         self._fp_unknown = False
-        self._partial = False
         self._chooser_error: BaseException | None = None
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
 
@@ -621,11 +631,14 @@ class SimRuntime(Runtime):
         return task.cancel_cached
 
     def _unblock_for_cancel(self, task: SimTask) -> None:
+        # The cancellation is committed now, as trio delivers it at cancel time: a shield
+        # raised before the task runs again must not turn it into a spurious wake.
         del self._blocked[task]
         task.state = _RUNNABLE
         task.waiter = None
         task.sleep_token += 1
         task.resume_cancellable = True
+        task.throw_exc = Cancelled()
         self._runnable.append(task)
 
     def _arm_deadline(self, scope: SimCancelScope) -> None:
@@ -654,6 +667,7 @@ class SimRuntime(Runtime):
                 elif (
                     isinstance(obj, SimCancelScope)
                     and obj._task is not None
+                    and not obj._exited
                     and not obj._cancel_called
                     and obj._deadline <= deadline
                 ):
@@ -786,20 +800,19 @@ class SimRuntime(Runtime):
                     task.send_value = arg.value  # woken within its own step
                     last = task
                 elif arg.cancellable and self._is_cancelled(task):
-                    last = task  # a park is a checkpoint: deliver the cancellation now
+                    task.throw_exc = Cancelled()  # a park is a checkpoint
+                    last = task
                 else:
                     task.waiter = arg
                     task.state = _BLOCKED
                     self._blocked[task] = None
                     runnable.pop(i)
                     last = None
-                    if runnable and self._closes_cycle(task):
-                        self._partial = True
-                        break
             elif op == SLEEP:
                 assert isinstance(arg, float)
                 task.resume_cancellable = True
                 if self._is_cancelled(task):
+                    task.throw_exc = Cancelled()
                     last = task
                 else:
                     task.sleep_token += 1
@@ -831,33 +844,42 @@ class SimRuntime(Runtime):
         if root.state == _DONE:
             outcome: Outcome = "ok" if error is None else "error"
             return SimResult(outcome, value, error, None, steps, schedule, now, trace, tasks)
-        if self._runnable and not self._partial:
+        if self._runnable and not self._stuck():
             self._close_all()
             return SimResult("step-limit", None, None, None, steps, schedule, now, trace, tasks)
         deadlock = self._deadlock()
         self._close_all()
         return SimResult("deadlock", None, None, deadlock, steps, schedule, now, trace, tasks)
 
-    def _closes_cycle(self, start: SimTask) -> bool:
-        # Does `start`, which just blocked, now wait (through holders that are blocked
-        # too) for itself?  Tasks with a pending deadline may still get out: not a cycle.
-        stack, seen = [start], {start.id}
-        while stack:
-            task = stack.pop()
+    def _stuck(self) -> frozenset[int]:
+        """The blocked tasks that can never be woken by what they wait on.
+
+        The greatest set D of blocked tasks such that each waits for something none of
+        whose way out lies outside D: a lock held by a task of D (a writer waits for
+        every holder, so one stuck holder is enough), or a pool every holder of which is
+        in D (any one release would do).  Tasks with a pending deadline may still get
+        out, so they are never in D; waits with no known holder (a completion, a queue)
+        neither.  A partial deadlock: D is not empty while other tasks still run.
+        """
+        waits: dict[int, tuple[bool, frozenset[int]]] = {}
+        for task in self._blocked:
             w = task.waiter
             if w is None or _has_deadline(task):
                 continue
-            for holder in w.queue.describe_wait()[1]:
-                if holder is start:
-                    return True
-                if (
-                    isinstance(holder, SimTask)
-                    and holder.state == _BLOCKED
-                    and holder.id not in seen
-                ):
-                    seen.add(holder.id)
-                    stack.append(holder)
-        return False
+            holders = frozenset(h.id for h in w.queue.describe_wait()[1] if isinstance(h, SimTask))
+            if holders:
+                waits[task.id] = (bool(getattr(w.queue, "wait_needs_any", False)), holders)
+        doomed = set(waits)
+        changed = True
+        while changed:
+            changed = False
+            for tid in list(doomed):
+                needs_any, holders = waits[tid]
+                stuck = holders <= doomed if needs_any else bool(holders & doomed)
+                if not stuck:
+                    doomed.discard(tid)
+                    changed = True
+        return frozenset(doomed)
 
     def _deadlock(self) -> Deadlock:
         blocked: list[BlockedTask] = []
@@ -892,11 +914,14 @@ class SimRuntime(Runtime):
 
 
 def _stable_label(label: object) -> object:
-    # Trace entries must compare equal across runs and processes: no object identities.
+    # Trace entries must compare equal (and hash) across runs and processes: no object
+    # identities, nothing mutable.
     if isinstance(label, Waiter):
         label = label.queue
-    if label is None or isinstance(label, str | int | float | tuple):
+    if label is None or isinstance(label, str | int | float):
         return label
+    if isinstance(label, tuple):
+        return tuple(_stable_label(part) for part in label)
     describe = getattr(label, "describe_wait", None)
     if describe is not None:
         text: str = describe()[0]

@@ -5,7 +5,9 @@ Contract
     chooser and up to `budget` schedules.  A cell whose expected verdict is a failure
     stops at the first schedule showing that verdict; a cell expected clean runs its
     whole budget.  The cell's verdict is the expected one if it was seen, else the most
-    severe seen (found, then deadlock, then starvation, then clean).  Cells are
+    severe seen (found, then deadlock, then starvation, then clean); a safety violation
+    (found) seen where a deadlock or starvation was expected always wins, so corruption
+    is never hidden behind an expected liveness failure.  Cells are
     independent and deterministic (the schedules of a cell depend only on the seed), so
     `jobs` spreads cells over processes without changing any result.
 
@@ -77,7 +79,9 @@ def explore_cell(
         verdict = execution.verdict
         if verdict is Verdict.CLEAN:
             continue
-        if verdict is expected or _SEVERITY[verdict] > _SEVERITY[seen]:
+        if (verdict is expected and seen is not Verdict.FOUND) or (
+            _SEVERITY[verdict] > _SEVERITY[seen]
+        ):
             seen = verdict
             first_hit = index + 1
             failure = execution.failure
@@ -88,8 +92,10 @@ def explore_cell(
                 shrunk = shrink(target, schedule, failure.kind, max_steps=max_steps, budget=200)
                 schedule, execution = shrunk.schedule, shrunk.execution
             token = encode_token(target, schedule, execution, max_steps)
-        if seen is expected or expected is Verdict.CLEAN:
-            break  # the expected failure was shown, or a clean cell is not clean
+        if seen is expected or expected is Verdict.CLEAN or seen is Verdict.FOUND:
+            # the expected failure was shown; or a clean cell is not clean; or data was
+            # corrupted where only a liveness failure was expected (never hidden)
+            break
     return Cell(
         scenario,
         protocol,

@@ -48,6 +48,10 @@ from .tokens import encode_token
 
 __all__ = ["ExploreResult", "Failure", "derive_seed", "explore", "explore_target"]
 
+#: Budgets below this run in this process whatever ``jobs`` says: starting worker
+#: processes costs more than it saves (measured in benchmarks/bench_explore.py).
+SERIAL_BELOW = 500
+
 
 @attrs.frozen
 class Failure:
@@ -179,7 +183,9 @@ def _steps_hint(target: Target, config: ExploreConfig) -> int:
     for i in range(4):
         seed = derive_seed(config.seed, -1 - i)
         runs.append(target.run(RandomChooser(seed), max_steps=config.max_steps))
-    return max(1, *(len(r.sim.schedule) for r in runs))
+    # Over- rather than under-estimate: a change point past the real k is merely unused,
+    # while a k too small puts every change point early and can miss a bug for good.
+    return 2 * max(1, *(len(r.sim.schedule) for r in runs))
 
 
 def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> Chooser:
@@ -197,13 +203,16 @@ def _run_range(
 ) -> tuple[int, int, _Hit | None]:
     """Run schedules ``first..last-1``; stop at the first failure when asked."""
     ran = steps = 0
+    hit: _Hit | None = None
     for index in range(first, last):
         execution = target.run(_chooser_for(config, index, steps_hint), max_steps=config.max_steps)
         ran += 1
         steps += execution.sim.steps
-        if execution.is_failure:
-            return ran, steps, (index + 1, execution.sim.schedule)
-    return ran, steps, None
+        if execution.is_failure and hit is None:
+            hit = (index + 1, execution.sim.schedule)
+            if config.stop_on_first:
+                break
+    return ran, steps, hit
 
 
 def _worker(
@@ -226,7 +235,7 @@ def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
 
 def _explore_seeded(target: Target, config: ExploreConfig) -> tuple[int, int, _Hit | None]:
     steps_hint = _steps_hint(target, config) if config.chooser == "pct" else 0
-    if config.jobs == 1:
+    if config.jobs == 1 or config.schedules < SERIAL_BELOW:  # a pool costs 20-50 ms
         return _run_range(target, config, 0, config.schedules, steps_hint)
     assert target.source is not None
     size = max(1, min(50, config.schedules // (config.jobs * 4) or 1))
@@ -285,6 +294,8 @@ def _explore_dfs(
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
     )
     ran = pruned = steps = 0
+    hit: _Hit | None = None
+    bound: int | None = None
     while ran < config.schedules and chooser.has_more:
         try:
             execution = target.run(chooser, max_steps=config.max_steps)
@@ -293,6 +304,11 @@ def _explore_dfs(
             continue
         ran += 1
         steps += execution.sim.steps
-        if execution.is_failure:
-            return ran, pruned, steps, False, chooser.bound, (ran, execution.sim.schedule)
+        if execution.is_failure and hit is None:
+            hit = (ran, execution.sim.schedule)
+            bound = chooser.bound
+            if config.stop_on_first:
+                return ran, pruned, steps, False, bound, hit
+    if hit is not None:
+        return ran, pruned, steps, chooser.is_complete, bound, hit
     return ran, pruned, steps, chooser.is_complete, chooser.complete_bound, None

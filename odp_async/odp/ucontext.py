@@ -132,7 +132,13 @@ class UContext:
         umem = Umem(name, rng, table, self.checker, writable)
         self.umems[name] = umem
         self.checker.event("register-begin", name, f"register {name} {rng}", rng.start)
-        await self.protocol.insert(umem)
+        try:
+            with rt.cancel_scope(shield=True):  # the insert is not interruptible
+                await self.protocol.insert(umem)
+        except BaseException:
+            self.umems.pop(name, None)
+            self.device.drop_table(table)
+            raise
         umem.state = UmemState.REGISTERED
         self.checker.event("register-end", name, f"{name} registered", rng.start)
         return umem
@@ -145,10 +151,11 @@ class UContext:
             raise InvalidArgument(f"deregister_mr({umem.name}): it is {umem.state.value}")
         umem.state = UmemState.DEREGISTERING
         self.checker.event("deregister-begin", umem.name, f"deregister {umem.name}")
-        await umem.drain_faults()
-        async with umem.mutex:
-            umem.table.zap_all()
-        await self.protocol.remove(umem)
+        with rt.cancel_scope(shield=True):  # once begun, deregistration completes
+            await umem.drain_faults()
+            async with umem.mutex:
+                umem.table.zap_all()
+            await self.protocol.remove(umem)
         umem.state = UmemState.DEREGISTERED
         self.device.drop_table(umem.table)
         self.umems.pop(umem.name, None)

@@ -237,8 +237,10 @@ def test_start_soon_needs_an_async_function() -> None:
             tg.start_soon(not_async)  # type: ignore[arg-type]
 
     r = sim.run(main)
-    assert isinstance(r.error, InvalidArgument)
-    assert "not_async" in str(r.error)
+    assert isinstance(r.error, ExceptionGroup)  # the body's error, grouped as anyio does
+    [error] = r.error.exceptions
+    assert isinstance(error, InvalidArgument)
+    assert "not_async" in str(error)
 
 
 def test_bad_replay_schedule_entries() -> None:
@@ -255,3 +257,29 @@ def test_sleeping_task_cancelled_by_its_group() -> None:
         return rt.now()
 
     assert sim.run(main).unwrap() == 1.0
+
+
+def test_a_scope_deadline_does_not_fire_after_the_scope_exited() -> None:
+    async def main() -> tuple[bool, float]:
+        with rt.move_on_after(5) as scope:
+            await rt.checkpoint()
+        await rt.sleep(1)
+        return scope.cancel_called, rt.now()
+
+    assert sim.run(main).unwrap() == (False, 1.0)
+
+
+def test_unhashable_labels_are_fine_under_reduction() -> None:
+    from odp_async.explore.dfs import DfsChooser
+
+    async def main() -> None:
+        async def worker() -> None:
+            for i in range(2):
+                await rt.checkpoint(("step", [i]))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(worker)
+            tg.start_soon(worker)
+
+    chooser = DfsChooser(2)
+    assert sim.run(main, chooser=chooser).outcome == "ok"

@@ -142,6 +142,8 @@ class Checker:
     frame_live: Callable[[FrameId], bool] = _always_live
     raise_on_violation: bool = False
     record_events: bool = True
+    #: Set when the run stopped: what its unwinding does is not recorded.
+    closed: bool = False
     violations: list[Violation] = attrs.field(factory=list)
     events: list[Event] = attrs.field(factory=list)
     # (table, vpn) -> (frame, writable): every device translation that exists right now.
@@ -163,6 +165,8 @@ class Checker:
         step: int | None = None,
     ) -> Violation | None:
         """Record a violation now (each distinct one once).  Sync."""
+        if self.closed:
+            return None
         now, task = self.where()
         step = now if step is None else step
         who = tasks if tasks is not None else (task,)
@@ -181,7 +185,7 @@ class Checker:
 
     def event(self, kind: str, key: str, detail: str, address: int | None = None) -> None:
         """Append to the semantic history (no-op unless ``record_events``).  Sync."""
-        if self.record_events:
+        if self.record_events and not self.closed:
             step, task = self.where()
             self.events.append(Event(step, task, kind, key, detail, address))
 

@@ -146,7 +146,13 @@ def run_world(
     async def main() -> Any:
         return await scenario(world)
 
-    result = sim_run(main, seed=seed, chooser=chooser, max_steps=max_steps, trace=trace)
+    def stop_recording() -> None:
+        world.checker.closed = True
+
+    result = sim_run(
+        main, seed=seed, chooser=chooser, max_steps=max_steps, trace=trace, on_stop=stop_recording
+    )
+    world.checker.closed = False
     if result.deadlock is not None:
         cycle = result.deadlock.cycle or result.deadlock.blocked
         world.checker.deadlock(

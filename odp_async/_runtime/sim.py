@@ -455,6 +455,7 @@ class SimRuntime(Runtime):
         "_max_steps",
         "_next_id",
         "_now",
+        "_on_stop",
         "_root",
         "_runnable",
         "_schedule",
@@ -468,8 +469,16 @@ class SimRuntime(Runtime):
 
     is_sim = True
 
-    def __init__(self, chooser: Chooser, *, max_steps: int, trace: bool) -> None:
+    def __init__(
+        self,
+        chooser: Chooser,
+        *,
+        max_steps: int,
+        trace: bool,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self._chooser = chooser
+        self._on_stop = on_stop
         self._max_steps = max_steps
         self._runnable: list[SimTask] = []
         # Blocked or sleeping tasks, in the order they blocked (deterministic).
@@ -898,6 +907,8 @@ class SimRuntime(Runtime):
         return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of), runnable)
 
     def _close_all(self) -> None:
+        if self._on_stop is not None:
+            self._on_stop()  # observers stop recording: the unwinding is not the run
         # Unwind what is left (children first) so their `finally` blocks run; a task that
         # awaits while unwinding is abandoned.  State changes made here are not reported.
         for task in reversed(self._tasks):
@@ -962,12 +973,15 @@ def run(
     chooser: Chooser | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     trace: bool = False,
+    on_stop: Callable[[], None] | None = None,
 ) -> SimResult:
     """Run ``main(*args)`` under the sim runtime and return what happened.
 
     `chooser` decides every choice point; without one, a `RandomChooser(seed)` does.
     `max_steps` bounds the run (outcome ``"step-limit"`` past it).  With `trace`, the
-    result carries every step as ``(step, task_id, op, label)``.
+    result carries every step as ``(step, task_id, op, label)``.  `on_stop` is called
+    when a run that did not finish (deadlock, step bound, chooser error) starts
+    unwinding its tasks, so observers can stop recording what the unwinding does.
 
     Blocks: no (it drives the run to its end on the calling thread).  Raises
     `InvalidArgument` for a bad argument, `InternalError` for a bug of the driver or a
@@ -979,7 +993,7 @@ def run(
         raise InvalidArgument(f"max_steps must be a positive int, got {max_steps!r}")
     if chooser is None:
         chooser = RandomChooser(seed)
-    rt = SimRuntime(chooser, max_steps=max_steps, trace=trace)
+    rt = SimRuntime(chooser, max_steps=max_steps, trace=trace, on_stop=on_stop)
     ctx = contextvars.copy_context()
     ctx.run(RUNTIME_VAR.set, rt)
     return ctx.run(rt.drive, main, args)

@@ -52,6 +52,9 @@ __all__ = ["ExploreResult", "Failure", "derive_seed", "explore", "explore_target
 #: processes costs more than it saves (measured in benchmarks/bench_explore.py).
 SERIAL_BELOW = 500
 
+#: Random probe runs (besides one that never preempts) that estimate PCT's k.
+PCT_PROBES = 8
+
 
 @attrs.frozen
 class Failure:
@@ -180,12 +183,14 @@ def _steps_hint(target: Target, config: ExploreConfig) -> int:
     preempts, and a few random ones, all seeded from the config: a fixed k, so every
     schedule stays a function of its index alone)."""
     runs = [target.run(FifoChooser(), max_steps=config.max_steps)]
-    for i in range(4):
+    for i in range(PCT_PROBES):
         seed = derive_seed(config.seed, -1 - i)
         runs.append(target.run(RandomChooser(seed), max_steps=config.max_steps))
-    # Over- rather than under-estimate: a change point past the real k is merely unused,
-    # while a k too small puts every change point early and can miss a bug for good.
-    return 2 * max(1, *(len(r.sim.schedule) for r in runs))
+    # Rather over- than under-estimate: a change point past the real k is merely unused,
+    # while a k too small puts every change point early and can miss a bug for good; but
+    # every doubling of k costs a factor 2^(d-1) in PCT's bound.
+    most = max(1, *(len(r.sim.schedule) for r in runs))
+    return most + (most + 3) // 4
 
 
 def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> Chooser:

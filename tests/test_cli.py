@@ -56,7 +56,7 @@ def test_the_default_job_is_the_verdict_matrix() -> None:
     proc = subprocess_cli()
     assert proc.returncode == 0, proc.stderr
     assert "verdict matrix" in proc.stdout
-    assert "91/91 cells as expected" in proc.stdout
+    assert "98/98 cells as expected" in proc.stdout
     assert "registration-race" in proc.stdout
     assert "replay tokens" in proc.stdout
 

@@ -242,6 +242,28 @@ async def dereg_last_during_notifier(w: World) -> dict[str, Any]:
     return out
 
 
+# --- odp2014-ctx: the activation's write lock against the last deregistration ----------
+
+
+async def ctx_dereg_during_end(w: World) -> dict[str, Any]:
+    """A registers; a madvise covers A and B; meanwhile B registers (inactive: the
+    madvise is running) and then A and B are deregistered.  Under odp2014-ctx the
+    madvise's end activates B, taking umem_rwsem for write inside the callback, while the
+    deregistration of the last MR holds it for read and waits (srcu) for that callback."""
+    await w.mm.mmap(16 * P, 8 * P)
+    a = await w.ctx.register_mr(16 * P, 4 * P, name="A")
+
+    async def register_then_deregister() -> None:
+        b = await w.ctx.register_mr(20 * P, 4 * P, name="B")
+        await w.ctx.deregister_mr(a)
+        await w.ctx.deregister_mr(b)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 16 * P, 8 * P, name="madvise")
+        tg.start_soon(register_then_deregister, name="regB-dereg")
+    return {}
+
+
 # --- S5 -------------------------------------------------------------------------------------
 
 
@@ -434,6 +456,14 @@ BUILTIN: dict[str, Scenario] = {
             _verdicts(F, C, C, C, C, C, C),
             script_expected={"naive": C},
             script=(("madvise", "after start"), ("deregister", None), ("madvise", None)),
+        ),
+        Scenario(
+            "ctx-dereg-during-end",
+            "odp2014-ctx: an invalidation's end activates a new region under umem_rwsem "
+            "write while the last deregistration holds it for read and waits for that end",
+            ctx_dereg_during_end,
+            ("madvise", "regB-dereg"),
+            _verdicts(C, C, D, C, C, C, C),
         ),
         Scenario(
             "fixed-pool-deadlock",

@@ -139,6 +139,6 @@ def test_the_verdict_matrix_matches_every_expectation() -> None:
         f"{c.scenario}/{c.protocol}: {c.verdict} != {c.expected}" for c in cells if not c.matches
     ]
     assert mismatches == []
-    assert len(cells) == 13 * 7
+    assert len(cells) == 14 * 7
     found = [c for c in cells if c.verdict is not Verdict.CLEAN]
     assert all(c.token for c in found)

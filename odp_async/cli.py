@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -329,7 +330,8 @@ def shrink(token: str, as_json: bool) -> None:
         _fail("this token's schedule shows no violation: nothing to shrink", ExitCode.USAGE)
     target = decoded.target()
     result = do_shrink(target, decoded.schedule, failure.kind, max_steps=decoded.max_steps)
-    new_token = encode_token(target, result.schedule, result.execution, decoded.max_steps)
+    shrunk_target = target.with_params(**result.params)
+    new_token = encode_token(shrunk_target, result.schedule, result.execution, decoded.max_steps)
     if as_json:
         _echo_json(
             {
@@ -383,18 +385,34 @@ def run(scenario: str, backend: str, protocol: str | None, timeout: float) -> No
         await target.scenario.body()
         return []
 
+    # The event loop runs in a daemon thread: a real deadlock inside the model's shielded
+    # (uninterruptible) kernel sections cannot be cancelled, only abandoned.
+    outcome: dict[str, Any] = {}
+
+    def loop() -> None:
+        try:
+            outcome["violations"] = run_live(main, backend=backend, timeout=timeout)
+        except BaseException as e:
+            outcome["error"] = e
+
     start = time.perf_counter()
-    try:
-        violations = run_live(main, backend=backend, timeout=timeout)
-    except TimeoutError:
-        click.echo(f"{target.label} on {backend}: did not finish within {timeout}s (hung?)")
-        raise _Exit(ExitCode.VIOLATION) from None
-    except InternalError:
-        raise
-    except Exception as e:  # the program under test failed: that is a finding
-        click.echo(f"{target.label} on {backend}: {type(e).__name__}: {e}")
-        raise _Exit(ExitCode.VIOLATION) from None
+    thread = threading.Thread(target=loop, name="odp-async run", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
     took = time.perf_counter() - start
+    error = outcome.get("error")
+    if thread.is_alive() or isinstance(error, TimeoutError):
+        click.echo(
+            f"{target.label} on {backend}: did not finish within {timeout}s "
+            "(a deadlock? explore it in the sim to see the cycle)"
+        )
+        raise _Exit(ExitCode.VIOLATION)
+    if isinstance(error, InternalError):
+        raise error
+    if error is not None:  # the program under test failed: that is a finding
+        click.echo(f"{target.label} on {backend}: {type(error).__name__}: {error}")
+        raise _Exit(ExitCode.VIOLATION)
+    violations = outcome["violations"]
     click.echo(
         f"{target.label} on {backend}: finished in {took:.3f}s, {len(violations)} violations"
     )

@@ -178,6 +178,16 @@ def test_run_live(capsys: pytest.CaptureFixture[str], backend: str) -> None:
     assert f"fault-vs-munmap/odp2014 on {backend}: finished" in out
 
 
+def test_run_live_reports_a_real_deadlock_instead_of_hanging() -> None:
+    """fixed-pool-deadlock under hmm-pool deadlocks on trio too; `run` must come back."""
+    proc = subprocess_cli(
+        "run", "fixed-pool-deadlock", "--backend", "trio", "-p", "hmm-pool", "--timeout", "1"
+    )
+    assert proc.returncode in (ExitCode.OK, ExitCode.VIOLATION)
+    assert "fixed-pool-deadlock/hmm-pool on trio" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
 def test_matrix_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(
         capsys,

@@ -88,10 +88,12 @@ def explore_cell(
             assert failure is not None
             detail = failure.describe()
             schedule = execution.sim.schedule
+            token_target = target
             if shrink_found:
                 shrunk = shrink(target, schedule, failure.kind, max_steps=max_steps, budget=200)
                 schedule, execution = shrunk.schedule, shrunk.execution
-            token = encode_token(target, schedule, execution, max_steps)
+                token_target = target.with_params(**shrunk.params)
+            token = encode_token(token_target, schedule, execution, max_steps)
         if seen is expected or expected is Verdict.CLEAN or seen is Verdict.FOUND:
             # the expected failure was shown; or a clean cell is not clean; or data was
             # corrupted where only a liveness failure was expected (never hidden)

@@ -163,7 +163,8 @@ def _make_failure(
     if not config.shrink or execution.failure is None:
         return Failure(index, execution, schedule, token)
     shrunk = shrink(target, schedule, execution.failure.kind, max_steps=config.max_steps)
-    shrunk_token = _token(target, shrunk.schedule, shrunk.execution, config.max_steps)
+    shrunk_target = target.with_params(**shrunk.params)
+    shrunk_token = _token(shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps)
     return Failure(index, execution, schedule, token, shrunk, shrunk_token)
 
 

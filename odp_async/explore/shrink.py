@@ -11,7 +11,10 @@ Contract
     1. truncate: the shortest prefix of answers that still fails (bisection);
     2. drop preemptions: each preemptive answer, from the last to the first, replaced by
        the non-preemptive one, kept if the run still fails with the same kind;
-    3. truncate again.
+    3. truncate again;
+    4. fewer actor operations: each integer parameter of the scenario (`Scenario.params`,
+       such as a storm's rounds) halved while the failure stays, the schedule tidied again
+       after each success.
 
     The result carries the exact schedule of the best run (replayable with
     `ReplayChooser`), its execution, and the before/after measures.  Deterministic: the
@@ -90,6 +93,9 @@ class ShrinkResult:
     steps_before: int
     steps_after: int
     attempts: int
+    #: The scenario parameters of the shrunk run (a smaller storm...): the target to
+    #: replay `schedule` on is ``target.with_params(**params)``.
+    params: dict[str, int] = attrs.field(factory=dict)
 
 
 def sort_key(preemptions: int, execution: Execution, schedule: Sequence[int]) -> tuple[int, ...]:
@@ -109,12 +115,13 @@ def shrink(
 ) -> ShrinkResult:
     """Shrink `schedule` (which fails on `target` with `kind`) within `budget` replays."""
     attempts = 0
+    current = target
 
     def attempt(answers: Sequence[int]) -> tuple[LenientReplay, Execution] | None:
         nonlocal attempts
         attempts += 1
         chooser = LenientReplay(answers)
-        execution = target.run(chooser, max_steps=max_steps)
+        execution = current.run(chooser, max_steps=max_steps)
         failure = execution.failure
         if failure is None or failure.kind != kind:
             return None
@@ -155,19 +162,37 @@ def shrink(
         nonlocal best_chooser, best
         best_chooser, best = pair
 
+    def drop_preemptions() -> None:
+        for j in range(len(best_chooser.taken) - 1, -1, -1):
+            if attempts >= budget:
+                break
+            replay = best_chooser
+            if j >= len(replay.taken) or not replay.is_choice[j]:
+                continue
+            if replay.taken[j] == replay.defaults[j]:
+                continue
+            candidate = list(replay.taken)
+            candidate[j] = replay.defaults[j]
+            consider(candidate)
+
     truncate()
-    for j in range(len(best_chooser.taken) - 1, -1, -1):
-        if attempts >= budget:
-            break
-        current = best_chooser
-        if j >= len(current.taken) or not current.is_choice[j]:
-            continue
-        if current.taken[j] == current.defaults[j]:
-            continue
-        candidate = list(current.taken)
-        candidate[j] = current.defaults[j]
-        consider(candidate)
+    drop_preemptions()
     truncate()
+
+    # Fewer actor operations, where the scenario has integer parameters: halve each while
+    # the failure (same kind, no more preemptions) stays, then tidy the schedule again.
+    for name in sorted(current.scenario.params):
+        while current.scenario.params[name] > 1 and attempts < budget:
+            smaller = current.scenario.params[name] // 2
+            previous = current
+            current = current.with_params(**{name: smaller})
+            got = attempt(best_chooser.taken)
+            if got is None or got[0].preemptions > best_chooser.preemptions:
+                current = previous
+                break
+            adopt(got)
+            truncate()
+            drop_preemptions()
 
     after_step = best.failure.step if best.failure else best.sim.steps
     return ShrinkResult(
@@ -178,4 +203,5 @@ def shrink(
         before[1],
         after_step,
         attempts,
+        dict(current.params),
     )

@@ -85,6 +85,8 @@ class Target:
     #: How another process finds the scenario again: a built-in name, ``classic:<name>``,
     #: a scenario file path, or None when the scenario was given as an object.
     source: str | None = None
+    #: The scenario's parameters that differ from its defaults (see `Scenario.params`).
+    params: Mapping[str, int] = attrs.field(factory=dict)
 
     @classmethod
     def resolve(
@@ -92,6 +94,7 @@ class Target:
         scenario: str | Scenario,
         protocol: str | None = None,
         options: Mapping[str, Any] | None = None,
+        params: Mapping[str, int] | None = None,
     ) -> Target:
         source: str | None
         if isinstance(scenario, Scenario):
@@ -115,7 +118,14 @@ class Target:
                 f"scenario {found.name!r} is a general program; it takes no protocol "
                 f"(got {protocol!r})"
             )
-        return cls(found, protocol if found.needs_world else None, options, source)
+        params = dict(params or {})
+        found = found.with_params(**params)
+        return cls(found, protocol if found.needs_world else None, options, source, params)
+
+    def with_params(self, **params: int) -> Target:
+        """The same target with some scenario parameters changed."""
+        merged = {**self.params, **params}
+        return attrs.evolve(self, scenario=self.scenario.with_params(**params), params=merged)
 
     @property
     def label(self) -> str:

@@ -2,8 +2,9 @@
 
 Contract
     A token is ``odp1.<payload>.<crc>``: version 1, then the zlib-compressed, base64url
-    text of a small JSON header (scenario source, protocol, options, step bound, the
-    violation kind and step it reproduces, the odp_async version that made it) and the
+    text of a small JSON header (scenario source, its parameters, protocol, options, step
+    bound, the violation kind and step it reproduces, the odp_async version that made it)
+    and the
     schedule (the chooser's answers, varint-packed), then a CRC-32 of the payload.
 
     `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
@@ -47,9 +48,10 @@ class DecodedToken:
     step: int | None
     version: str
     schedule: tuple[int, ...]
+    params: dict[str, int] = attrs.field(factory=dict)
 
     def target(self) -> Target:
-        return Target.resolve(self.source, self.protocol, self.options)
+        return Target.resolve(self.source, self.protocol, self.options, self.params)
 
 
 def _pack(values: Sequence[int]) -> bytes:
@@ -97,6 +99,7 @@ def encode_token(
         "k": failure.kind if failure else None,
         "t": failure.step if failure else None,
         "v": __version__,
+        "a": dict(target.params),
     }
     raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode() + b"\0"
     payload = base64.urlsafe_b64encode(zlib.compress(raw + _pack(schedule), 9)).rstrip(b"=")
@@ -136,6 +139,7 @@ def decode_token(token: str) -> DecodedToken:
             step=header["t"],
             version=str(header["v"]),
             schedule=_unpack(packed),
+            params={str(k): int(v) for k, v in header.get("a", {}).items()},
         )
     except (binascii.Error, zlib.error, ValueError, KeyError, TypeError) as e:
         raise InvalidArgument(f"malformed token {_short(token)}: {e}") from None

@@ -29,6 +29,7 @@ from .model import Scenario, Verdict
 __all__ = ["BUILTIN"]
 
 P = PAGE_SIZE
+STORM_ROUNDS = 8
 C, F, D, S = Verdict.CLEAN, Verdict.FOUND, Verdict.DEADLOCK, Verdict.STARVATION
 PROTOCOL_ORDER = (
     "naive",
@@ -334,7 +335,7 @@ async def truncate_during_registration(w: World) -> dict[str, Any]:
 # --- S9 -------------------------------------------------------------------------------------
 
 
-def storm(register_during: bool, rounds: int = 8) -> Any:
+def storm(register_during: bool, rounds: int = STORM_ROUNDS) -> Any:
     """The storm scenario's body with `rounds` invalidations per storm task."""
 
     async def body(w: World) -> dict[str, Any]:
@@ -516,6 +517,8 @@ BUILTIN: dict[str, Scenario] = {
             storm(register_during=False),
             ("storm1", "storm2", "fault"),
             _verdicts(C, C, C, C, C, S, C),
+            params={"rounds": STORM_ROUNDS},
+            make=lambda rounds: storm(False, rounds),
         ),
         Scenario(
             "storm-register-during",
@@ -523,6 +526,8 @@ BUILTIN: dict[str, Scenario] = {
             storm(register_during=True),
             ("storm1", "storm2", "fault"),
             _verdicts(C, C, S, C, C, S, S),
+            params={"rounds": STORM_ROUNDS},
+            make=lambda rounds: storm(True, rounds),
         ),
     )
 }

@@ -66,6 +66,30 @@ class Scenario:
     #: Where the verdict under the script differs from `expected` (a protocol whose bug
     #: needs another schedule than the one the script tells).
     script_expected: Mapping[str, Verdict] = attrs.field(factory=dict)
+    #: Integer knobs of the scenario (how many rounds an actor runs...), with their
+    #: values in `body`; `make(**params)` builds the body for other values.  The shrinker
+    #: lowers them (fewer actor operations) while the failure stays.
+    params: Mapping[str, int] = attrs.field(factory=dict)
+    make: Callable[..., Callable[..., Awaitable[Any]]] | None = None
+
+    def with_params(self, **params: int) -> Scenario:
+        """This scenario with some params changed.  Raises `InvalidArgument` for a param
+        it does not have or a value below 1."""
+        from ..errors import InvalidArgument
+
+        for key, value in params.items():
+            if key not in self.params or self.make is None:
+                known = ", ".join(self.params) or "none"
+                raise InvalidArgument(
+                    f"scenario {self.name!r} has no parameter {key!r} (its parameters: {known})"
+                )
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArgument(f"parameter {key!r} must be a positive int, got {value!r}")
+        if not params:
+            return self
+        merged = {**self.params, **params}
+        assert self.make is not None
+        return attrs.evolve(self, body=self.make(**merged), params=merged)
 
     def expected_for(self, protocol: str) -> Verdict:
         return self.expected.get(protocol, Verdict.CLEAN)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import attrs
 import pytest
 
 from odp_async.errors import InvalidArgument, ReplayMismatch
@@ -16,7 +15,6 @@ from odp_async.explore.shrink import LenientReplay, shrink
 from odp_async.explore.target import Target
 from odp_async.explore.tokens import decode_token, encode_token, replay_token
 from odp_async.scenarios import BUILTIN
-from odp_async.scenarios.builtin import storm
 from odp_async.sim import RandomChooser, ReplayChooser, ScriptChooser
 
 
@@ -121,8 +119,7 @@ def test_lenient_replay_counts_preemptions_and_falls_back() -> None:
 def test_shrinking_a_long_schedule_makes_it_readable() -> None:
     """A random failing schedule of the storm scenario: hundreds of steps, many
     preemptions, shrunk to a handful."""
-    long_storm = attrs.evolve(BUILTIN["storm-register-during"], body=storm(True, rounds=30))
-    target = Target(long_storm, "kvm-seq", {}, None)
+    target = Target.resolve("storm-register-during", "kvm-seq", params={"rounds": 30})
     execution = next(
         ex
         for ex in (target.run(RandomChooser(seed), max_steps=20_000) for seed in range(100))
@@ -138,8 +135,20 @@ def test_shrinking_a_long_schedule_makes_it_readable() -> None:
     assert result.preemptions_after <= 5 < result.preemptions_before // 10
     assert result.execution.failure is not None
     assert result.execution.failure.kind == kind
-    replayed = target.run(ReplayChooser(result.schedule), max_steps=20_000)
+    assert result.params["rounds"] < 30  # fewer actor operations, too
+    shrunk_target = target.with_params(**result.params)
+    replayed = shrunk_target.run(ReplayChooser(result.schedule), max_steps=20_000)
     assert replayed.failure == result.execution.failure
+    token = encode_token(shrunk_target, result.schedule, result.execution, 20_000)
+    assert decode_token(token).params == result.params
+    assert replay_token(token).failure == result.execution.failure
+
+
+def test_scenario_parameters_are_checked() -> None:
+    with pytest.raises(InvalidArgument, match="has no parameter 'round'"):
+        Target.resolve("storm-register-during", "kvm-seq", params={"round": 3})
+    with pytest.raises(InvalidArgument, match="must be a positive int, got 0"):
+        Target.resolve("storm-register-during", "kvm-seq", params={"rounds": 0})
 
 
 def test_shrinking_is_deterministic() -> None:

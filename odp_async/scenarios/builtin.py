@@ -63,53 +63,61 @@ def _outcome(o: FaultOutcome) -> str:
     return o.value
 
 
-# --- S1 ---------------------------------------------------------------------------------
+class _LateRegion:
+    """Region B registered by an actor while others run: the actors ``register``, then
+    ``fault`` at one address once B exists, then ``dma`` there once the fault ended."""
+
+    def __init__(self, w: World, start: int, pages: int, address: int) -> None:
+        self.w, self.start, self.pages, self.address = w, start, pages, address
+        self.out: dict[str, Any] = {}
+        self.registered = Completion("B registered")
+        self.faulted = Completion("fault done")
+
+    async def register(self) -> None:
+        self.out["B"] = await self.w.ctx.register_mr(self.start, self.pages * P, name="B")
+        self.registered.complete_all()
+
+    async def fault(self) -> None:
+        await self.registered.wait()
+        outcome = await self.w.ctx.fault(self.out["B"], self.address, write=True)
+        self.out["fault"] = _outcome(outcome)
+        self.faulted.complete_all()
+
+    async def dma(self) -> None:
+        await self.faulted.wait()
+        self.out["dma"] = await _dma(self.w, self.out["B"], self.address)
 
 
-async def registration_during_invalidation(w: World) -> dict[str, Any]:
-    await w.mm.mmap(0, 8 * P)
-    await w.ctx.register_mr(0, 8 * P, name="A")  # the subscription already exists
-    await w.mm.mmap(16 * P, 16 * P)
-    await _populate(w, 16 * P, 16)
-    out: dict[str, Any] = {}
-    registered, faulted = Completion("B registered"), Completion("fault done")
-
-    async def register() -> None:
-        out["B"] = await w.ctx.register_mr(16 * P, 16 * P, name="B")
-        registered.complete_all()
-
-    async def fault() -> None:
-        await registered.wait()
-        out["fault"] = _outcome(await w.ctx.fault(out["B"], 20 * P, write=True))
-        faulted.complete_all()
-
-    async def dma() -> None:
-        await faulted.wait()
-        out["dma"] = await _dma(w, out["B"], 20 * P)
-
-    async with rt.task_group() as tg:
-        tg.start_soon(w.mm.madvise_dontneed, 16 * P, 16 * P, name="madvise")
-        tg.start_soon(register, name="register")
-        tg.start_soon(fault, name="fault")
-        tg.start_soon(dma, name="dma")
-    return out
-
-
-async def registration_race_minimal(w: World) -> dict[str, Any]:
-    """The 2014-09-07 table alone: madvise starts, B registers, madvise ends."""
+async def _with_region_a(w: World) -> None:
+    """A registered (so the subscription exists), and pages 16..31 mapped and populated."""
     await w.mm.mmap(0, 8 * P)
     await w.ctx.register_mr(0, 8 * P, name="A")
     await w.mm.mmap(16 * P, 16 * P)
     await _populate(w, 16 * P, 16)
-    out: dict[str, Any] = {}
 
-    async def register() -> None:
-        out["B"] = await w.ctx.register_mr(16 * P, 16 * P, name="B")
 
+# --- S1 ---------------------------------------------------------------------------------
+
+
+async def registration_during_invalidation(w: World) -> dict[str, Any]:
+    await _with_region_a(w)
+    b = _LateRegion(w, 16 * P, 16, 20 * P)
     async with rt.task_group() as tg:
         tg.start_soon(w.mm.madvise_dontneed, 16 * P, 16 * P, name="madvise")
-        tg.start_soon(register, name="register")
-    return out
+        tg.start_soon(b.register, name="register")
+        tg.start_soon(b.fault, name="fault")
+        tg.start_soon(b.dma, name="dma")
+    return b.out
+
+
+async def registration_race_minimal(w: World) -> dict[str, Any]:
+    """The 2014-09-07 table alone: madvise starts, B registers, madvise ends."""
+    await _with_region_a(w)
+    b = _LateRegion(w, 16 * P, 16, 20 * P)
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 16 * P, 16 * P, name="madvise")
+        tg.start_soon(b.register, name="register")
+    return b.out
 
 
 # --- the 2014-09-11 corruption ------------------------------------------------------------
@@ -117,40 +125,23 @@ async def registration_race_minimal(w: World) -> dict[str, Any]:
 
 def _corruption(second: str) -> Any:
     async def corruption(w: World) -> dict[str, Any]:
-        await w.mm.mmap(0, 8 * P)
-        await w.ctx.register_mr(0, 8 * P, name="A")
-        await w.mm.mmap(16 * P, 16 * P)
-        await _populate(w, 16 * P, 16)
-        out: dict[str, Any] = {}
-        registered, faulted = Completion("B registered"), Completion("fault done")
-
-        async def register() -> None:
-            out["B"] = await w.ctx.register_mr(16 * P, 16 * P, name="B")
-            registered.complete_all()
+        await _with_region_a(w)
+        b = _LateRegion(w, 16 * P, 16, 28 * P)
 
         async def later_invalidation() -> None:
-            await registered.wait()
+            await b.registered.wait()
             if second == "munmap":
                 await w.mm.munmap(28 * P, P)
             else:
                 await w.mm.madvise_dontneed(28 * P, P)
 
-        async def fault() -> None:
-            await registered.wait()
-            out["fault"] = _outcome(await w.ctx.fault(out["B"], 28 * P, write=True))
-            faulted.complete_all()
-
-        async def dma() -> None:
-            await faulted.wait()
-            out["dma"] = await _dma(w, out["B"], 28 * P)
-
         async with rt.task_group() as tg:
             tg.start_soon(w.mm.madvise_dontneed, 16 * P, 8 * P, name="I1")
-            tg.start_soon(register, name="R")
+            tg.start_soon(b.register, name="R")
             tg.start_soon(later_invalidation, name="I2")
-            tg.start_soon(fault, name="F")
-            tg.start_soon(dma, name="dma")
-        return out
+            tg.start_soon(b.fault, name="F")
+            tg.start_soon(b.dma, name="dma")
+        return b.out
 
     return corruption
 
@@ -308,28 +299,13 @@ async def truncate_during_registration(w: World) -> dict[str, Any]:
     f = w.file("file", 16)
     await w.mm.mmap(0, 16 * P, file=f)
     await _populate(w, 0, 16)
-    out: dict[str, Any] = {}
-    registered, faulted = Completion("B registered"), Completion("fault done")
-
-    async def register() -> None:
-        out["B"] = await w.ctx.register_mr(0, 16 * P, name="B")
-        registered.complete_all()
-
-    async def fault() -> None:
-        await registered.wait()
-        out["fault"] = _outcome(await w.ctx.fault(out["B"], 4 * P, write=True))
-        faulted.complete_all()
-
-    async def dma() -> None:
-        await faulted.wait()
-        out["dma"] = await _dma(w, out["B"], 4 * P)
-
+    b = _LateRegion(w, 0, 16, 4 * P)
     async with rt.task_group() as tg:
         tg.start_soon(f.truncate, 0, name="truncate")
-        tg.start_soon(register, name="register")
-        tg.start_soon(fault, name="fault")
-        tg.start_soon(dma, name="dma")
-    return out
+        tg.start_soon(b.register, name="register")
+        tg.start_soon(b.fault, name="fault")
+        tg.start_soon(b.dma, name="dma")
+    return b.out
 
 
 # --- S9 -------------------------------------------------------------------------------------

@@ -85,6 +85,26 @@ Row = tuple[str, str | None, tuple[str, float] | None]
 # --- uncontended -------------------------------------------------------------------------
 
 
+async def _time_two_sides(
+    side: Callable[[int], Awaitable[None]], n: int, bad: list[int]
+) -> tuple[float, int, int]:
+    """Time two tasks ``side(0)`` and ``side(1)`` handing off `n` times each, GC off.
+
+    Returns (seconds, hand-offs, alternation violations), the shape every contended
+    sample returns.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(side, 0)
+            tg.start_soon(side, 1)
+        return time.perf_counter() - t0, 2 * n + 1, bad[0]
+    finally:
+        gc.enable()
+
+
 def uncontended(make: Callable[[], tuple[Acquire, Release]]) -> Sample:
     """A sample of n uncontended acquire+release pairs on one lock built by `make`."""
     acquire, release = make()
@@ -212,16 +232,7 @@ def lock_handoff(make: Callable[[], tuple[Acquire, Release, Callable[[], bool]]]
                 last[0] = me
             release()
 
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(side, 0)
-                tg.start_soon(side, 1)
-            return time.perf_counter() - t0, 2 * n + 1, bad[0]
-        finally:
-            gc.enable()
+        return await _time_two_sides(side, n, bad)
 
     return sample
 
@@ -262,16 +273,7 @@ def asyncio_floor() -> Sample:
             if me == 0:
                 wake(other)
 
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(side, 0)
-                tg.start_soon(side, 1)
-            return time.perf_counter() - t0, 2 * n + 1, bad[0]
-        finally:
-            gc.enable()
+        return await _time_two_sides(side, n, bad)
 
     return sample
 
@@ -318,16 +320,7 @@ def trio_floor() -> Sample:
             if me == 0:
                 wake(other)
 
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(side, 0)
-                tg.start_soon(side, 1)
-            return time.perf_counter() - t0, 2 * n + 1, bad[0]
-        finally:
-            gc.enable()
+        return await _time_two_sides(side, n, bad)
 
     return sample
 

@@ -13,6 +13,7 @@ See also
 from __future__ import annotations
 
 __all__ = [
+    "ForeignAwait",
     "InternalError",
     "InvalidArgument",
     "InvariantViolation",
@@ -30,6 +31,17 @@ class OdpError(Exception):
 
 class InvalidArgument(OdpError, ValueError):
     """A value passed to odp_async is out of range or of the wrong shape."""
+
+
+class ForeignAwait(InvalidArgument):
+    """Code run by the sim awaited something that is not an odp_async runtime call.
+
+    An asyncio, trio or anyio primitive (or a bare ``yield``, as in ``asyncio.sleep(0)``)
+    cannot be scheduled by the sim: it is a mistake in how the program is written, not a
+    behaviour of the program, so it leaves the run (and the explorer) instead of being
+    recorded as the program's error.  The message names the awaited object and what to
+    use instead.
+    """
 
 
 class ProtocolViolation(OdpError, RuntimeError):

@@ -23,7 +23,10 @@ Contract
     primitive a `statistics()` method returning a frozen record.  Sync methods (release,
     `downgrade`, `complete`, the ``*_nowait`` twins) never checkpoint.  Misuse (releasing
     what the task does not hold, re-acquiring a held mutex) raises `ProtocolViolation`
-    naming the primitive and the task.
+    naming the primitive and the task; except that under the sim a blocking re-acquire
+    of a held `Mutex` (or of an `RWLock` its task holds for writing, or an upgrade from
+    read) blocks for good, as the kernel's would, so the run ends in a deadlock report
+    naming the lock ("recursive locking").
 
 Concurrency
     Single-threaded per event loop, as anyio primitives: state is changed only by sync
@@ -118,6 +121,11 @@ class _Blocking:
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         raise NotImplementedError
 
+    def _holds_against(self, task: object, kind: int) -> bool:
+        """Would `task` wait on itself for this (a recursive lock)?  The sim then parks
+        it for good, where a live runtime's `_try` raises `ProtocolViolation`."""
+        return False
+
     def _hold_event(self, kind: int) -> str | None:
         """The trace event of a grant of this kind ("acquire"...), None if not a hold."""
         return None
@@ -130,7 +138,9 @@ class _Blocking:
             # task take the primitive first.
             if self._choice_point_first:
                 await rt.checkpoint(self)
-            got = self._try(task, kind)
+            # A recursive acquire parks for good, as in the kernel: a deadlock report
+            # naming the lock ("recursive locking"), not an error.
+            got = _BLOCK if self._holds_against(task, kind) else self._try(task, kind)
             if got is not _BLOCK:
                 rt.note(self, self._hold_event(kind))
                 return got
@@ -271,6 +281,11 @@ class WaitQueue(_Blocking):
         """Does a waiter need only one holder to let go (a pool), not every holder?"""
         return bool(getattr(self._owner, "wait_needs_any", False))
 
+    @property
+    def wait_is_completion(self) -> bool:
+        """Does a waiter wait for some task to *complete* it (no holder to name)?"""
+        return bool(getattr(self._owner, "wait_is_completion", False))
+
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         if self._owner is not None:
             d: tuple[str, tuple[object, ...]] = self._owner.describe_wait()
@@ -296,8 +311,11 @@ class MutexStatistics:
 class Mutex(_Blocking):
     """A mutual-exclusion lock that knows its owner (kernel ``struct mutex``).
 
-    Not reentrant: acquiring it again from the owner raises `ProtocolViolation` instead
-    of deadlocking; releasing it from another task raises too.  FIFO hand-off.
+    Not reentrant: acquiring it again from the owner raises `ProtocolViolation` on a
+    live runtime instead of deadlocking; under the sim the owner blocks on itself, as a
+    kernel mutex would, and the run is reported as a deadlock naming the lock ("recursive
+    locking").  `acquire_nowait` raises on every runtime.  Releasing it from another task
+    raises too.  FIFO hand-off.
 
     Invariant: ``_owner is None`` implies the queue is empty.
     """
@@ -317,9 +335,10 @@ class Mutex(_Blocking):
     def acquire(self) -> Awaitable[None]:
         """Take the lock.
 
-        Blocks: while another task holds it.  Checkpoint: always (see module docstring
-        for ``fast_acquire``).  Cancellation: not acquired, out of the queue.
-        Raises: `ProtocolViolation` if the current task already holds it.
+        Blocks: while another task holds it (under the sim, for good if the current task
+        holds it: a self-deadlock).  Checkpoint: always (see module docstring for
+        ``fast_acquire``).  Cancellation: not acquired, out of the queue.
+        Raises: `ProtocolViolation` if the current task already holds it (live runtimes).
         """
         return self._blocking(0)
 
@@ -370,6 +389,9 @@ class Mutex(_Blocking):
             )
         return _BLOCK
 
+    def _holds_against(self, task: object, kind: int) -> bool:
+        return self._owner is task
+
     def _release(self) -> None:
         w = self._queue._pop() if self._queue._waiters else None
         if w is None:
@@ -418,7 +440,8 @@ class RWLock(_Blocking):
     must release it as many times.  Like the kernel's rwsem, a nested read queues behind a
     waiting writer, which deadlocks (the sim reports it; lockdep warns about it).  A writer
     asking for the lock again, or a reader asking to write (no upgrade), gets
-    `ProtocolViolation`.
+    `ProtocolViolation` on a live runtime; under the sim it blocks on itself, as the
+    kernel's would, and the run is reported as a deadlock naming the lock.
 
     Invariants: ``_writer`` and ``_readers`` are never both set; if nobody holds the
     lock, the queue is empty; the queue's head is a writer while readers hold (a reader
@@ -574,6 +597,9 @@ class RWLock(_Blocking):
             readers[task] = readers.get(task, 0) + 1
             return None
         return _BLOCK
+
+    def _holds_against(self, task: object, kind: int) -> bool:
+        return task is self._writer or (kind == _WRITE and task in self._readers)
 
     def _release_read(self, task: object) -> None:
         held = self._readers[task]
@@ -768,6 +794,9 @@ class Completion(_Blocking):
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         if grant == _ONE:
             self.complete()
+
+    #: For deadlock reports: a waiter waits for a `complete()` from any task.
+    wait_is_completion = True
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return f"{_label('Completion', self.name)} (not completed)", ()

@@ -12,7 +12,16 @@ Contract
     Choice points are exactly the traps a task yields to the driver: ``checkpoint``,
     ``park`` (block on a `Waiter`) and ``sleep``.  Code under the sim must await only
     odp_async's runtime calls and `odp_async.sync` primitives; awaiting anything else
-    (an asyncio future, a trio trap) raises `ProtocolViolation` at the await.
+    (an asyncio future, a trio trap, a bare ``yield`` as in ``asyncio.sleep(0)``, an
+    asyncio/trio/anyio primitive that fails for want of its event loop) is a usage
+    error, not an outcome: `run` raises `ForeignAwait` naming the awaited object.
+
+    Not outcomes either: `KeyboardInterrupt` and `SystemExit` raised inside a task leave
+    `run` unchanged, after the run's tasks have been unwound.
+
+    Who raised what: `SimResult.ends` records, for every task that finished, the step,
+    the task and its exception (None for a return), so a report can name the task behind
+    each leaf of the root's `ExceptionGroup`.
 
     Structured concurrency: tasks are spawned into task groups; an exception in a child
     cancels the group (its siblings and the body), and the group re-raises the errors as
@@ -24,8 +33,11 @@ Contract
 
     Deadlock: when no task is runnable, no timer is pending and the root has not
     finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming
-    every blocked task, what it waits on and who holds that, with the wait-for cycle
-    when there is one.  A *partial* deadlock: when the step bound stops a run in which
+    every blocked task, what it waits on and who holds that (a holder that already
+    finished is marked so), with the wait-for cycle when there is one.  A cycle may be
+    one task long: a task re-acquiring a lock it holds (lockdep's "recursive locking"),
+    or waiting on a `Completion` that no other task could complete (every other task
+    waits, through locks or task groups, for it).  A *partial* deadlock: when the step bound stops a run in which
     some blocked tasks wait on each other for good (no deadline pending, every way out
     held inside the group) while others still run, the outcome is ``"deadlock"`` rather
     than ``"step-limit"``, and `Deadlock.runnable` names the tasks that could still run.
@@ -54,7 +66,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ..errors import InternalError, InvalidArgument, OdpError, ProtocolViolation
+from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import RUNTIME_VAR, Runtime, Waiter
 from .choosers import Chooser, RandomChooser
 from .footprint import Footprint, declared_footprint
@@ -70,6 +82,7 @@ __all__ = [
     "SimTask",
     "SimTaskGroup",
     "StepLimitExceeded",
+    "TaskEnd",
     "run",
 ]
 
@@ -176,13 +189,46 @@ class BlockedTask:
     task: str
     task_id: int
     waits_for: str
+    #: Who holds `waits_for` (names; ``"B (finished)"`` for a holder that has returned
+    #: while still holding it).
     holders: tuple[str, ...]
-    #: How `holders` relate to `waits_for`: "held by" for a lock, "to finish:" for a group.
+    #: How `holders` relate to `waits_for`: "held by" for a lock, "to finish:" for a group,
+    #: "which only ... could complete" for a completion nobody else can reach.
     relation: str = "held by"
+    #: The task itself is among the holders: it waits on itself (a one-task cycle).
+    waits_on_itself: bool = False
 
     def describe(self) -> str:
+        if self.waits_on_itself and self.relation == "held by":
+            others = [h for h in self.holders if h != self.task]
+            also = f" (and {', '.join(others)})" if others else ""
+            return (
+                f"{self.task} waits for {self.waits_for} held by {self.task} itself{also}"
+                " (recursive locking)"
+            )
+        if self.waits_on_itself:
+            return (
+                f"{self.task} waits for {self.waits_for}, which only {self.task} itself "
+                "could complete (it waits on itself)"
+            )
         held = f" {self.relation} {', '.join(self.holders)}" if self.holders else ""
         return f"{self.task} waits for {self.waits_for}{held}"
+
+
+@attrs.frozen
+class TaskEnd:
+    """A task that finished: at which step, and how (`error` None for a return).
+
+    `error` is the exception that left the task's coroutine (a `Cancelled` for a task
+    that was cancelled), the same object a task group re-raises inside its
+    `ExceptionGroup`, so a leaf of the root's error can be traced to the task that
+    raised it.
+    """
+
+    step: int
+    task_id: int
+    task: str
+    error: BaseException | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -247,6 +293,11 @@ class SimResult:
     trace: tuple[tuple[int, int, int, object], ...] | None = None
     #: ``(task id, name)`` of every task of the run, in spawn order.
     tasks: tuple[tuple[int, str], ...] = ()
+    #: Every task that finished (returned, raised or was cancelled), in finishing order.
+    ends: tuple[TaskEnd, ...] = ()
+    #: With ``trace=True``: the steps at which the chooser preempted the task that ran
+    #: the step before (it could have gone on, another was picked).
+    preemptions: tuple[int, ...] = ()
 
     @property
     def is_ok(self) -> bool:
@@ -449,6 +500,7 @@ class SimRuntime(Runtime):
         "_chooser",
         "_chooser_error",
         "_current",
+        "_ends",
         "_epoch",
         "_fp",
         "_fp_unknown",
@@ -456,6 +508,7 @@ class SimRuntime(Runtime):
         "_next_id",
         "_now",
         "_on_stop",
+        "_preemptions",
         "_root",
         "_runnable",
         "_schedule",
@@ -498,6 +551,8 @@ class SimRuntime(Runtime):
         self._fp: set[object] | None = None
         self._fp_unknown = False
         self._chooser_error: BaseException | None = None
+        self._ends: list[TaskEnd] = []
+        self._preemptions: list[int] = []
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
 
     # --- the Runtime interface -------------------------------------------------------
@@ -691,10 +746,14 @@ class SimRuntime(Runtime):
         if task.group is not None:
             task.group._child_done(exc)
 
-    def _foreign_await(self, task: SimTask, trap_value: object) -> BaseException:
-        return ProtocolViolation(
-            f"task {task.name!r} awaited {trap_value!r}, which is not an odp_async runtime "
-            "call; under the sim runtime, await only odp_async._runtime and odp_async.sync"
+    def _foreign_await(self, task: SimTask, trap_value: object) -> ForeignAwait:
+        if trap_value is None:
+            what = "a bare yield (None) - e.g. asyncio.sleep(0)"
+        else:
+            what = _short_repr(trap_value)
+        return ForeignAwait(
+            f"task {task.name!r} awaited {what}, which is not an odp_async runtime call; "
+            f"{_INSTEAD}"
         )
 
     def drive(self, main: Callable[..., Awaitable[Any]], args: Sequence[Any]) -> SimResult:
@@ -746,6 +805,8 @@ class SimRuntime(Runtime):
                 if not 0 <= i < n:
                     raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
                 schedule.append(i)
+                if trace is not None and last is not None and runnable[i] is not last:
+                    self._preemptions.append(steps + 1)
             steps += 1
             self._steps = steps
             task = runnable[i]
@@ -776,15 +837,25 @@ class SimRuntime(Runtime):
                 last = None
                 if task is root:
                     root_value = stop.value
+                self._ends.append(TaskEnd(steps, task.id, task.name))
                 self._finish(task, None)
                 continue
+            except (KeyboardInterrupt, SystemExit):
+                raise  # the user's or the process's, never the program's outcome
             except BaseException as err:  # the task's own error: an outcome, not ours
+                foreign = _foreign_library_call(err)
+                if foreign is not None:
+                    raise ForeignAwait(
+                        f"task {task.name!r} called {foreign}, which needs its own event "
+                        f"loop ({type(err).__name__}: {err}); {_INSTEAD}"
+                    ) from err
                 if track:
                     self._end_footprint(task, declared)
                 runnable.pop(i)
                 last = None
                 if task is root:
                     root_error = err
+                self._ends.append(TaskEnd(steps, task.id, task.name, err))
                 self._finish(task, err)
                 continue
             finally:
@@ -832,8 +903,7 @@ class SimRuntime(Runtime):
                     runnable.pop(i)
                     last = None
             else:
-                task.throw_exc = self._foreign_await(task, arg)
-                last = task
+                raise self._foreign_await(task, trapped)
         return self._result(root, root_value, root_error)
 
     def _end_footprint(self, task: SimTask, declared: Footprint | None) -> None:
@@ -850,15 +920,22 @@ class SimRuntime(Runtime):
         schedule = tuple(self._schedule)
         tasks = tuple((t.id, t.name) for t in self._tasks)
         steps, now = self._steps, self._now
+        ends, pre = tuple(self._ends), tuple(self._preemptions)
         if root.state == _DONE:
             outcome: Outcome = "ok" if error is None else "error"
-            return SimResult(outcome, value, error, None, steps, schedule, now, trace, tasks)
+            return SimResult(
+                outcome, value, error, None, steps, schedule, now, trace, tasks, ends, pre
+            )
         if self._runnable and not self._stuck():
             self._close_all()
-            return SimResult("step-limit", None, None, None, steps, schedule, now, trace, tasks)
+            return SimResult(
+                "step-limit", None, None, None, steps, schedule, now, trace, tasks, ends, pre
+            )
         deadlock = self._deadlock()
         self._close_all()
-        return SimResult("deadlock", None, None, deadlock, steps, schedule, now, trace, tasks)
+        return SimResult(
+            "deadlock", None, None, deadlock, steps, schedule, now, trace, tasks, ends, pre
+        )
 
     def _stuck(self) -> frozenset[int]:
         """The blocked tasks that can never be woken by what they wait on.
@@ -891,26 +968,70 @@ class SimRuntime(Runtime):
         return frozenset(doomed)
 
     def _deadlock(self) -> Deadlock:
-        blocked: list[BlockedTask] = []
+        waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]
         holders_of: dict[int, tuple[SimTask, ...]] = {}
-        for task in sorted(self._blocked, key=lambda t: t.id):
-            w = task.waiter
-            if w is None:
-                continue
-            what, holders = w.queue.describe_wait()
-            hs = tuple(h for h in holders if isinstance(h, SimTask))
-            holders_of[task.id] = hs
-            relation = "to finish:" if isinstance(w.queue, SimTaskGroup) else "held by"
-            names = tuple(h.name for h in hs)
-            blocked.append(BlockedTask(task.name, task.id, what, names, relation))
+        described: dict[int, str] = {}
+        for task in waiting:
+            assert task.waiter is not None
+            what, holders = task.waiter.queue.describe_wait()
+            described[task.id] = what
+            holders_of[task.id] = tuple(h for h in holders if isinstance(h, SimTask))
+        lonely = self._lonely_completion_waiters(waiting, holders_of)
+        blocked: list[BlockedTask] = []
+        for task in waiting:
+            assert task.waiter is not None
+            queue = task.waiter.queue
+            hs = holders_of[task.id]
+            relation = "to finish:" if isinstance(queue, SimTaskGroup) else "held by"
+            if task.id in lonely:
+                hs = holders_of[task.id] = (task,)
+                relation = "to be completed by"
+            names = tuple(f"{h.name} (finished)" if h.state == _DONE else h.name for h in hs)
+            itself = any(h is task for h in hs)
+            blocked.append(
+                BlockedTask(task.name, task.id, described[task.id], names, relation, itself)
+            )
         runnable = tuple(t.name for t in self._runnable)
         return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of), runnable)
+
+    def _lonely_completion_waiters(
+        self, waiting: list[SimTask], holders_of: dict[int, tuple[SimTask, ...]]
+    ) -> frozenset[int]:
+        """Tasks waiting on a `Completion` that only they could complete.
+
+        In a total deadlock (nothing runnable, nothing sleeping), a task W waiting on a
+        completion with no holder waits on itself when every other unfinished task waits,
+        through lock holders or task-group children, for W: none of them can run before
+        W does, so none can complete what W waits for.
+        """
+        if self._runnable or len(waiting) != len(self._blocked):
+            return frozenset()
+        alive = [t for t in self._tasks if t.state != _DONE]
+        lonely: set[int] = set()
+        for task in waiting:
+            assert task.waiter is not None
+            if holders_of[task.id] or not getattr(task.waiter.queue, "wait_is_completion", False):
+                continue
+            reaches = {task.id}  # the tasks that cannot run before `task` does
+            grew = True
+            while grew:
+                grew = False
+                for other in alive:
+                    if other.id not in reaches and any(
+                        h.id in reaches for h in holders_of.get(other.id, ())
+                    ):
+                        reaches.add(other.id)
+                        grew = True
+            if all(t.id in reaches for t in alive):
+                lonely.add(task.id)
+        return frozenset(lonely)
 
     def _close_all(self) -> None:
         if self._on_stop is not None:
             self._on_stop()  # observers stop recording: the unwinding is not the run
         # Unwind what is left (children first) so their `finally` blocks run; a task that
         # awaits while unwinding is abandoned.  State changes made here are not reported.
+        interrupted: BaseException | None = None
         for task in reversed(self._tasks):
             if task.state == _DONE:
                 continue
@@ -918,10 +1039,14 @@ class SimRuntime(Runtime):
             self._current = task
             try:
                 task.context.run(task.coro.close)
+            except (KeyboardInterrupt, SystemExit) as e:
+                interrupted = interrupted or e  # finish unwinding, then leave with it
             except BaseException:
                 pass  # unwinding a stopped run: nothing left to report to
             finally:
                 self._current = None
+        if interrupted is not None:
+            raise interrupted
 
 
 def _stable_label(label: object) -> object:
@@ -938,6 +1063,50 @@ def _stable_label(label: object) -> object:
         text: str = describe()[0]
         return text
     return type(label).__name__
+
+
+#: What a `ForeignAwait` message suggests instead.
+_INSTEAD: Final = (
+    "under the sim runtime await only odp_async calls (odp_async.checkpoint(), "
+    "odp_async.sleep(), task_group()) and the odp_async.sync primitives"
+)
+#: Event loops whose primitives cannot run under the sim.
+_FOREIGN_LOOPS: Final = frozenset({"asyncio", "trio", "anyio", "sniffio"})
+
+
+def _short_repr(value: object, limit: int = 120) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the usage error
+        text = f"<{type(value).__qualname__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _foreign_library_call(err: BaseException) -> str | None:
+    """``"trio._sync.Event.wait()"`` when `err` is an asyncio/trio/anyio primitive failing
+    for want of its own event loop (raised inside that library), else None."""
+    if not isinstance(err, RuntimeError | AttributeError):
+        return None
+    frames: list[types.FrameType] = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if not frames or _loop_of(frames[-1]) is None:
+        return None
+    for frame in frames:
+        if _loop_of(frame) is not None:
+            module = frame.f_globals.get("__name__", "?")
+            return f"{module}.{frame.f_code.co_qualname}()"
+    return None
+
+
+def _loop_of(frame: types.FrameType) -> str | None:
+    module = frame.f_globals.get("__name__")
+    if not isinstance(module, str):
+        return None
+    top = module.partition(".")[0]
+    return top if top in _FOREIGN_LOOPS else None
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:

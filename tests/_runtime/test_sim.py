@@ -14,7 +14,7 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async._runtime.choosers import RandomChooser, ReplayChooser
-from odp_async.errors import InvalidArgument, ProtocolViolation, ReplayMismatch
+from odp_async.errors import ForeignAwait, InvalidArgument, ProtocolViolation, ReplayMismatch
 from odp_async.sync import Mutex
 
 
@@ -200,13 +200,12 @@ def test_finally_blocks_run_when_a_stopped_run_is_unwound() -> None:
     assert unwound == ["spin"]
 
 
-def test_awaiting_a_foreign_trap_is_a_clear_error() -> None:
+def test_awaiting_a_foreign_trap_is_a_usage_error_not_an_outcome() -> None:
     async def main() -> None:
         await asyncio.sleep(0)
 
-    r = sim.run(main)
-    assert isinstance(r.error, ProtocolViolation)
-    assert "not an odp_async runtime call" in str(r.error)
+    with pytest.raises(ForeignAwait, match=r"bare yield \(None\) - e.g. asyncio.sleep\(0\)"):
+        sim.run(main)
 
 
 def test_task_errors_are_outcomes_not_exceptions() -> None:

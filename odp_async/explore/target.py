@@ -33,6 +33,7 @@ from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
 from ..scenarios.files import load_scenario
 from ..world import run_world
+from .failures import describe_leaves, error_leaves
 
 __all__ = ["Execution", "Target", "failure_violations"]
 
@@ -60,11 +61,20 @@ class Execution:
 
 
 def failure_violations(result: SimResult) -> list[Violation]:
-    """The violations a sim outcome amounts to by itself (for any program)."""
+    """The violations a sim outcome amounts to by itself (for any program).
+
+    An ``error`` names its cause (`odp_async.explore.failures.error_leaves`): each leaf
+    exception with its type, message, raising task and user frame; its tasks are the
+    raising tasks and its step the step of the first raise.  A usage error of the program
+    (`ForeignAwait`) is no outcome: the sim raises it, and so does `Target.run`.
+    """
     if result.outcome == "error" and result.error is not None:
-        error = result.error
-        detail = f"{type(error).__name__}: {error}"
-        return [Violation("error", result.steps, ("main",), (), detail)]
+        # The cause, not its wrapping: each leaf of the task groups' ExceptionGroups, with
+        # the task that raised it and the user's frame; the tasks are the raisers.
+        leaves = error_leaves(result)
+        tasks = tuple(dict.fromkeys(leaf.task for leaf in leaves))
+        step = leaves[0].step if leaves else result.steps
+        return [Violation("error", step, tasks, (), describe_leaves(leaves))]
     if result.outcome == "deadlock" and result.deadlock is not None:
         cycle = result.deadlock.cycle or result.deadlock.blocked
         tasks = tuple(b.task for b in cycle)

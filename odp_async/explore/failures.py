@@ -1,0 +1,335 @@
+"""Failure reports a person can act on: the cause of an error, and the run step by step.
+
+Contract
+    `error_leaves(result)` unwraps the root's error of a sim run (every explored program
+    runs in a task group, so a child's error arrives inside an `ExceptionGroup`) into its
+    leaves: each with its type, message, the name of the task that raised it (the name
+    given to ``start_soon``) and the innermost user frame ``file:line`` (the deepest
+    traceback frame outside the odp_async package).  `describe_leaves` is the one-line
+    text of those leaves that an ``error`` violation carries as its detail.
+
+    `describe_execution(execution)` is the whole report of one run: the verdict line and
+    every violation, the error leaves one per line, the blocked tasks of a deadlock, and
+    (for a run recorded with ``trace=True``) the run step by step: every step, including
+    those in which a task finished, by the names the user gave the tasks, with readable
+    labels (``Mutex 'm'.acquire``, ``finished``), preemptions marked ``*`` and the step of
+    the first violation marked ``<==``.  Pure: it reads the execution, runs nothing.
+
+Concurrency
+    None: pure functions over finished runs.
+
+See also
+    `odp_async.explore.target.failure_violations` (makes violations from an outcome),
+    `odp_async._runtime.sim` (`SimResult.ends`, `SimResult.trace`, `SimResult.preemptions`).
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP, Cancelled, SimResult, TaskEnd
+
+if TYPE_CHECKING:
+    from .target import Execution
+
+__all__ = ["ErrorLeaf", "describe_execution", "describe_leaves", "error_leaves"]
+
+#: How many steps `describe_execution` shows by default (the last ones: failures end runs).
+DEFAULT_MAX_STEPS_SHOWN: Final = 60
+
+_PACKAGE: Final = Path(__file__).resolve().parents[1]
+# Inside the package, the frames that are machinery rather than a program: when no frame
+# lies outside the package (a built-in scenario or protocol), the deepest frame outside
+# these is the one to show.
+_MACHINERY: Final = tuple(
+    str(_PACKAGE / part) for part in ("_runtime", "explore", "sync.py", "errors.py", "sim.py")
+)
+
+
+@attrs.frozen
+class ErrorLeaf:
+    """One innermost exception of a failed run, and where it came from."""
+
+    type_name: str
+    message: str
+    #: The name of the task that raised it (its ``start_soon`` name; ``main`` for the root).
+    task: str
+    task_id: int
+    #: The sim step in which the task raised it.
+    step: int
+    #: ``file:line`` of the innermost user frame, None when the traceback has none.
+    where: str | None
+    error: BaseException = attrs.field(eq=False, repr=False)
+
+    def describe(self) -> str:
+        """``AssertionError: balance is -1 (in task 'withdraw' at bank.py:14)``."""
+        head = f"{self.type_name}: {self.message}" if self.message else self.type_name
+        at = f" at {self.where}" if self.where else ""
+        return f"{head} (in task {self.task!r}{at})"
+
+
+def error_leaves(result: SimResult) -> tuple[ErrorLeaf, ...]:
+    """The leaves of the root's error (`ExceptionGroup`\\ s unwrapped), in raise order."""
+    if result.error is None:
+        return ()
+    root_name = result.tasks[0][1] if result.tasks else "main"
+    raised = [end for end in result.ends if end.error is not None]
+    leaves: list[ErrorLeaf] = []
+    for leaf in _leaves(result.error):
+        end = next((e for e in raised if _contains(e.error, leaf)), None)
+        if end is None:
+            end = TaskEnd(result.steps, 0, root_name, leaf)
+        leaves.append(
+            ErrorLeaf(
+                type(leaf).__qualname__,
+                str(leaf),
+                end.task,
+                end.task_id,
+                end.step,
+                _user_frame(leaf),
+                leaf,
+            )
+        )
+    leaves.sort(key=lambda leaf: leaf.step)
+    return tuple(leaves)
+
+
+def describe_leaves(leaves: tuple[ErrorLeaf, ...] | list[ErrorLeaf]) -> str:
+    """The detail of an ``error`` violation: each leaf's `ErrorLeaf.describe`, joined."""
+    if len(leaves) == 1:
+        return leaves[0].describe()
+    return f"{len(leaves)} errors: " + "; ".join(leaf.describe() for leaf in leaves)
+
+
+def describe_execution(
+    execution: Execution, *, steps: bool = True, max_steps_shown: int = DEFAULT_MAX_STEPS_SHOWN
+) -> str:
+    """The report of one run (see the module docstring), as lines of text.
+
+    `steps` False leaves out the step list; otherwise the last `max_steps_shown` steps
+    are shown (a line says how many earlier ones were left out).  An execution recorded
+    without ``trace=True`` gets a line saying how to get its steps.
+    """
+    sim = execution.sim
+    lines: list[str] = []
+    failure = execution.failure
+    if failure is None:
+        lines.append(f"{execution.verdict}: the run ended {sim.outcome} after {sim.steps} steps")
+    else:
+        lines.append(f"{execution.verdict}: {failure.describe()}")
+        lines.extend(f"also: {v.describe()}" for v in execution.violations[1:])
+    names = _task_names(sim)
+    leaves = error_leaves(sim) if sim.outcome == "error" else ()
+    if leaves:
+        lines.append("raised:" if len(leaves) == 1 else f"raised ({len(leaves)} errors):")
+        for leaf in leaves:
+            head = f"{leaf.type_name}: {leaf.message}" if leaf.message else leaf.type_name
+            at = f", at {leaf.where}" if leaf.where else ""
+            who = names.get(leaf.task_id, leaf.task)
+            lines.append(f"  {head}")
+            lines.append(f"    in task {who!r} (step {leaf.step}){at}")
+    if sim.deadlock is not None:
+        deadlock = sim.deadlock
+        cycle = deadlock.cycle
+        if cycle:
+            lines.append("the wait-for cycle:" if len(cycle) > 1 else "waits on itself:")
+            lines.extend(f"  {b.describe()}" for b in cycle)
+        rest = [b for b in deadlock.blocked if b not in cycle]
+        if rest:
+            lines.append("also blocked:" if cycle else "blocked:")
+            lines.extend(f"  {b.describe()}" for b in rest)
+        if deadlock.runnable:
+            lines.append(f"could still run: {', '.join(deadlock.runnable)}")
+    if steps:
+        if sim.trace is None:
+            lines.append("(no steps recorded: run it with trace=True to see them)")
+        else:
+            marked = failure.step if failure is not None else None
+            lines.extend(_step_lines(sim, names, max_steps_shown, marked))
+    return "\n".join(lines)
+
+
+# --- error leaves ---------------------------------------------------------------------
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for sub in error.exceptions:
+            yield from _leaves(sub)
+    else:
+        yield error
+
+
+def _contains(error: BaseException | None, leaf: BaseException) -> bool:
+    if error is leaf:
+        return True
+    if isinstance(error, BaseExceptionGroup):
+        return any(_contains(sub, leaf) for sub in error.exceptions)
+    return False
+
+
+def _user_frame(error: BaseException) -> str | None:
+    frames: list[types.FrameType] = []
+    line_of: dict[int, int] = {}
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        line_of[id(tb.tb_frame)] = tb.tb_lineno
+        tb = tb.tb_next
+    files = [(f.f_code.co_filename, line_of[id(f)]) for f in frames]
+    outside = [(f, n) for f, n in files if not _in_package(f)]
+    if not outside:
+        outside = [(f, n) for f, n in files if not f.startswith(_MACHINERY)]
+    if not outside:
+        return None
+    filename, line = outside[-1]
+    return f"{_show_path(filename)}:{line}"
+
+
+def _in_package(filename: str) -> bool:
+    return filename.startswith(str(_PACKAGE) + os.sep)
+
+
+def _show_path(filename: str) -> str:
+    # Relative to the working directory when below it (what a terminal can click on).
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        return filename
+    return filename if rel.startswith(os.pardir) else rel
+
+
+# --- the step list --------------------------------------------------------------------
+
+
+def _task_names(sim: SimResult) -> dict[int, str]:
+    """Task id -> the name to show: the user's name, ``name#id`` where names repeat."""
+    counts: dict[str, int] = {}
+    for _, name in sim.tasks:
+        counts[name] = counts.get(name, 0) + 1
+    return {tid: name if counts[name] == 1 else f"{name}#{tid}" for tid, name in sim.tasks}
+
+
+def _step_lines(
+    sim: SimResult, names: dict[int, str], max_shown: int, marked: int | None
+) -> list[str]:
+    assert sim.trace is not None
+    pauses: dict[int, tuple[int, int, object]] = {}
+    notes: dict[int, list[tuple[int, object]]] = {}
+    for step, tid, op, label in sim.trace:
+        if op == NOTE:
+            notes.setdefault(step, []).append((tid, label))
+        else:
+            pauses[step] = (tid, op, label)
+    ends = {end.step: end for end in sim.ends}
+    preempted = set(sim.preemptions)
+    rows: list[tuple[int, str, str]] = []
+    last_pause: dict[int, tuple[int, object]] = {}
+    for step in range(1, sim.steps + 1):
+        tid: int | None = None
+        if step in pauses:
+            tid = pauses[step][0]
+        elif step in ends:
+            tid = ends[step].task_id
+        elif step in notes:
+            tid = notes[step][0][0]
+        if tid is None:
+            rows.append((step, "?", "(not recorded)"))
+            continue
+        did = _did(last_pause.get(tid), [label for _, label in notes.get(step, ())])
+        if step in pauses:
+            _, op, label = pauses[step]
+            last_pause[tid] = (op, label)
+            then = _pause_text(op, label)
+        elif step in ends:
+            then = _end_text(ends[step])
+        else:
+            then = "stopped"
+        text = f"{did}; {then}" if did else then
+        if step == marked:
+            text += "  <=="
+        rows.append((step, names.get(tid, f"task {tid}"), text))
+    lines = [
+        f"the run, step by step ({len(rows)} steps; * marks a preemption, <== the failure):"
+    ]
+    shown = rows[-max_shown:] if max_shown > 0 else []
+    if len(shown) < len(rows):
+        lines.append(f"  ... {len(rows) - len(shown)} earlier steps not shown")
+    width = max((len(name) for _, name, _ in shown), default=0)
+    digits = len(str(sim.steps))
+    for step, name, text in shown:
+        star = "*" if step in preempted else " "
+        lines.append(f"  step {step:>{digits}} {star} {name:<{width}}  {text}")
+    return lines
+
+
+def _did(previous: tuple[int, object] | None, step_notes: list[object]) -> str:
+    """What the task did in its step: the notes it left, else what it said it would do."""
+    if step_notes:
+        return ", ".join(_note_text(label) for label in step_notes)
+    if previous is None:
+        return "starts"
+    op, label = previous
+    if op == CHECKPOINT:
+        return "" if label is None else label_text(label)
+    if op == PARK:
+        return f"wakes from {label_text(label)}"
+    if op == SLEEP:
+        return "wakes up"
+    return ""
+
+
+def _pause_text(op: int, label: object) -> str:
+    if op == CHECKPOINT:
+        return "yields" if label is None else f"next: {label_text(label)}"
+    if op == PARK:
+        return f"waits on {label_text(label)}"
+    if op == SLEEP:
+        return f"sleeps until t={label:g}" if isinstance(label, float) else "sleeps"
+    return f"awaits {label_text(label)}"
+
+
+def _end_text(end: TaskEnd) -> str:
+    error = end.error
+    if error is None:
+        return "finished"
+    if isinstance(error, Cancelled):
+        return "finished (cancelled)"
+    if isinstance(error, BaseExceptionGroup):
+        return f"raised {type(error).__name__} ({len(error.exceptions)} errors from its tasks)"
+    message = f": {error}" if str(error) else ""
+    return f"raised {type(error).__qualname__}{message}"
+
+
+def _note_text(label: object) -> str:
+    if isinstance(label, tuple) and len(label) == 2:
+        event, resource = label
+        return f"{label_text(resource)}.{event}"
+    return label_text(label)
+
+
+def label_text(label: object) -> str:
+    """A trace label as text: strings as they are, ``('fault', 'B', 81920)`` as
+    ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex)."""
+    if label is None:
+        return "checkpoint"
+    if isinstance(label, str):
+        return label
+    if isinstance(label, bool):
+        return str(label)
+    if isinstance(label, int):
+        return f"{label:#x}" if label >= 0x1000 else str(label)
+    if isinstance(label, float):
+        return f"{label:g}"
+    if isinstance(label, tuple):
+        parts = [label_text(p) for p in label]
+        if parts and isinstance(label[0], str):
+            return f"{parts[0]}({', '.join(parts[1:])})"
+        return f"({', '.join(parts)})"
+    return repr(label)

@@ -247,6 +247,8 @@ def _step_lines(
             _, op, label = pauses[step]
             last_pause[tid] = (op, label)
             then = _pause_text(op, label)
+            if op == PARK and did == label_text(label):
+                did = ""  # "Mutex 'm'; waits on Mutex 'm'" says it twice
         elif step in ends:
             then = _end_text(ends[step])
         else:
@@ -270,19 +272,23 @@ def _step_lines(
 
 
 def _did(previous: tuple[int, object] | None, step_notes: list[object]) -> str:
-    """What the task did in its step: the notes it left, else what it said it would do."""
-    if step_notes:
-        return ", ".join(_note_text(label) for label in step_notes)
+    """What the task did in its step: what it said it would do, and the notes it left
+    (``Mutex 'm'.acquire``; the announced ``Mutex 'm'`` is not repeated before them)."""
+    notes = [_note_text(label) for label in step_notes]
+    head = ""
     if previous is None:
-        return "starts"
-    op, label = previous
-    if op == CHECKPOINT:
-        return "" if label is None else label_text(label)
-    if op == PARK:
-        return f"wakes from {label_text(label)}"
-    if op == SLEEP:
-        return "wakes up"
-    return ""
+        head = "starts"
+    else:
+        op, label = previous
+        if op == CHECKPOINT and label is not None:
+            head = label_text(label)
+        elif op == PARK:
+            head = f"wakes from {label_text(label)}"
+        elif op == SLEEP:
+            head = "wakes up"
+    if head and any(note.startswith(f"{head}.") for note in notes):
+        head = ""
+    return ", ".join([head, *notes] if head else notes)
 
 
 def _pause_text(op: int, label: object) -> str:
@@ -302,7 +308,8 @@ def _end_text(end: TaskEnd) -> str:
     if isinstance(error, Cancelled):
         return "finished (cancelled)"
     if isinstance(error, BaseExceptionGroup):
-        return f"raised {type(error).__name__} ({len(error.exceptions)} errors from its tasks)"
+        n = len(error.exceptions)
+        return f"raised {type(error).__name__} ({n} error{'s' if n > 1 else ''} from its tasks)"
     message = f": {error}" if str(error) else ""
     return f"raised {type(error).__qualname__}{message}"
 

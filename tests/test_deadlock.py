@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
-from odp_async.sync import Mutex, RWLock, SlotPool
+from odp_async.errors import ProtocolViolation
+from odp_async.explore.config import ExploreConfig
+from odp_async.explore.runner import explore_target
+from odp_async.explore.target import Target, failure_violations
+from odp_async.scenarios import Scenario, Verdict
+from odp_async.sync import Completion, Mutex, RWLock, SlotPool
+from tests.conftest import Runner
 
 
 async def abba(pause: bool) -> None:
@@ -241,3 +249,195 @@ def test_a_cycle_a_running_task_cancels_is_not_a_deadlock() -> None:
         return "the watchdog broke it"
 
     assert {sim.run(main, seed=s).outcome for s in range(100)} == {"ok"}
+
+
+# --- one-task cycles and finished holders --------------------------------------------------
+
+
+def test_a_holder_that_already_finished_is_named_so() -> None:
+    async def main() -> None:
+        m = Mutex("m")
+
+        async def leaker() -> None:
+            await m.acquire()  # and returns without releasing it
+
+        async def victim() -> None:
+            await leaker_done.wait()
+            async with m:
+                pass
+
+        leaker_done = Completion("leaker done")
+
+        async def run_leaker() -> None:
+            await leaker()
+            leaker_done.complete()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(run_leaker, name="leaker")
+            tg.start_soon(victim, name="victim")
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    assert r.deadlock.describe() == (
+        "main waits for its task group's children to finish: victim; "
+        "victim waits for Mutex 'm' held by leaker (finished)"
+    )
+    assert r.deadlock.cycle == ()
+
+
+def test_a_task_waiting_on_a_completion_only_it_would_complete_waits_on_itself() -> None:
+    async def main() -> None:
+        done = Completion("done")
+
+        async def worker() -> None:
+            await done.wait()
+            done.complete()  # never reached: only this task would complete it
+
+        async with rt.task_group() as tg:
+            tg.start_soon(worker, name="worker")
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    assert [b.task for b in r.deadlock.cycle] == ["worker"]
+    assert r.deadlock.cycle[0].waits_on_itself
+    assert r.deadlock.describe() == (
+        "worker waits for Completion 'done' (not completed), which only worker itself could "
+        "complete (it waits on itself); also blocked: main waits for its task group's "
+        "children to finish: worker"
+    )
+
+
+def test_completion_waits_another_task_could_end_are_not_self_waits() -> None:
+    async def main() -> None:
+        ping, pong = Completion("ping"), Completion("pong")
+
+        async def left() -> None:
+            await ping.wait()
+            pong.complete()
+
+        async def right() -> None:
+            await pong.wait()
+            ping.complete()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(left, name="left")
+            tg.start_soon(right, name="right")
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    assert r.deadlock.cycle == ()  # each could be completed by the other: no holder to name
+    assert not any(b.waits_on_itself for b in r.deadlock.blocked)
+
+
+async def recursive_mutex() -> None:
+    m = Mutex("m")
+
+    async def worker() -> None:
+        async with m:
+            await rt.checkpoint("inner")
+            async with m:  # recursive locking
+                pass
+
+    async with rt.task_group() as tg:
+        tg.start_soon(worker, name="worker")
+
+
+def test_a_recursive_mutex_under_the_sim_is_a_deadlock_naming_the_lock() -> None:
+    r = sim.run(recursive_mutex)
+    assert r.outcome == "deadlock"
+    assert r.deadlock is not None
+    assert [b.describe() for b in r.deadlock.cycle] == [
+        "worker waits for Mutex 'm' held by worker itself (recursive locking)"
+    ]
+    violations = failure_violations(r)
+    assert [(v.kind, v.tasks) for v in violations] == [("deadlock", ("worker",))]
+    assert "Mutex 'm'" in violations[0].detail
+    assert "recursive locking" in violations[0].detail
+
+
+def test_a_recursive_mutex_is_a_deadlock_verdict_when_explored() -> None:
+    target = Target(Scenario("recursive", "", recursive_mutex, (), needs_world=False))
+    result = explore_target(target, ExploreConfig(schedules=10))
+    assert result.verdict is Verdict.DEADLOCK
+
+
+def test_a_recursive_mutex_live_keeps_raising(live: Runner) -> None:
+    async def main() -> str:
+        m = Mutex("m")
+        async with m:
+            try:
+                await m.acquire()
+            except ProtocolViolation as e:
+                return str(e)
+        return "no error"
+
+    assert "not reentrant" in live.run(main)
+
+
+def test_a_recursive_nowait_acquire_raises_under_the_sim_too() -> None:
+    async def main() -> None:
+        m = Mutex("m")
+        async with m:
+            m.acquire_nowait()
+
+    r = sim.run(main)
+    assert isinstance(r.error, ProtocolViolation)
+
+
+@pytest.mark.parametrize(
+    ("first", "again"), [("write", "write"), ("write", "read"), ("read", "write")]
+)
+def test_rwlock_recursion_by_the_holder_is_a_sim_deadlock(first: str, again: str) -> None:
+    async def main() -> None:
+        lock = RWLock("sem")
+
+        async def worker() -> None:
+            await (lock.acquire_write() if first == "write" else lock.acquire_read())
+            await (lock.acquire_write() if again == "write" else lock.acquire_read())
+
+        async with rt.task_group() as tg:
+            tg.start_soon(worker, name="worker")
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    assert [b.describe() for b in r.deadlock.cycle] == [
+        "worker waits for RWLock 'sem' held by worker itself (recursive locking)"
+    ]
+
+
+def test_rwlock_recursion_live_keeps_raising(live: Runner) -> None:
+    async def main() -> str:
+        lock = RWLock("sem")
+        await lock.acquire_write()
+        try:
+            await lock.acquire_write()
+        except ProtocolViolation as e:
+            return str(e)
+        finally:
+            lock.release_write()
+        return "no error"
+
+    assert "already held for writing" in live.run(main)
+
+
+def test_a_recursive_lock_beside_a_running_task_is_a_partial_deadlock() -> None:
+    async def main() -> None:
+        m = Mutex("m")
+
+        async def worker() -> None:
+            async with m, m:
+                pass
+
+        async def spinner() -> None:
+            while True:
+                await rt.checkpoint("busy")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(worker, name="worker")
+            tg.start_soon(spinner, name="spinner")
+
+    r = sim.run(main, max_steps=200)
+    assert r.outcome == "deadlock"
+    assert r.deadlock is not None
+    assert r.deadlock.runnable == ("spinner",)
+    assert [b.task for b in r.deadlock.cycle] == ["worker"]

@@ -37,12 +37,12 @@ Contract
     finished is marked so), with the wait-for cycle when there is one.  A cycle may be
     one task long: a task re-acquiring a lock it holds (lockdep's "recursive locking"),
     or waiting on a `Completion` that no other task could complete (every other task
-    waits, through locks or task groups, for it).  A *partial* deadlock: when the step bound stops a run in which
-    some blocked tasks wait on each other for good (no deadline pending, every way out
-    held inside the group) while others still run, the outcome is ``"deadlock"`` rather
-    than ``"step-limit"``, and `Deadlock.runnable` names the tasks that could still run.
-    (The run is not stopped at the moment the cycle closes: a task still running could
-    yet cancel the stuck ones.)
+    waits, through locks or task groups, for it).  A *partial* deadlock: when the step
+    bound stops a run in which some blocked tasks wait on each other for good (no
+    deadline pending, every way out held inside the group) while others still run, the
+    outcome is ``"deadlock"`` rather than ``"step-limit"``, and `Deadlock.runnable`
+    names the tasks that could still run.  (The run is not stopped at the moment the
+    cycle closes: a task still running could yet cancel the stuck ones.)
 
 Concurrency
     One OS thread.  The driver is not reentrant per runtime, but separate `run` calls

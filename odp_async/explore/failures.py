@@ -222,11 +222,11 @@ def _step_lines(
     assert sim.trace is not None
     pauses: dict[int, tuple[int, int, object]] = {}
     notes: dict[int, list[tuple[int, object]]] = {}
-    for step, tid, op, label in sim.trace:
+    for step, task_id, op, label in sim.trace:
         if op == NOTE:
-            notes.setdefault(step, []).append((tid, label))
+            notes.setdefault(step, []).append((task_id, label))
         else:
-            pauses[step] = (tid, op, label)
+            pauses[step] = (task_id, op, label)
     ends = {end.step: end for end in sim.ends}
     preempted = set(sim.preemptions)
     rows: list[tuple[int, str, str]] = []
@@ -257,9 +257,7 @@ def _step_lines(
         if step == marked:
             text += "  <=="
         rows.append((step, names.get(tid, f"task {tid}"), text))
-    lines = [
-        f"the run, step by step ({len(rows)} steps; * marks a preemption, <== the failure):"
-    ]
+    lines = [f"the run, step by step ({len(rows)} steps; * marks a preemption, <== the failure):"]
     shown = rows[-max_shown:] if max_shown > 0 else []
     if len(shown) < len(rows):
         lines.append(f"  ... {len(rows) - len(shown)} earlier steps not shown")

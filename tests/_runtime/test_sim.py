@@ -14,7 +14,7 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async._runtime.choosers import RandomChooser, ReplayChooser
-from odp_async.errors import ForeignAwait, InvalidArgument, ProtocolViolation, ReplayMismatch
+from odp_async.errors import ForeignAwait, InvalidArgument, ReplayMismatch
 from odp_async.sync import Mutex
 
 

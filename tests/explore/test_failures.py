@@ -24,7 +24,7 @@ from odp_async.explore.target import Execution, Target
 from odp_async.explore.testing import ExplorationFailed, explore_test
 from odp_async.scenarios import Scenario
 
-PROGRAMS = '''
+PROGRAMS = """
 from odp_async import _runtime as rt
 from odp_async.sync import Mutex, WaitQueue
 
@@ -118,7 +118,7 @@ async def locked_then_fails():
 
     async with rt.task_group() as tg:
         tg.start_soon(writer, name="writer")
-'''
+"""
 
 
 @pytest.fixture
@@ -190,9 +190,9 @@ def test_an_exception_group_with_two_leaves_lists_both(programs: ModuleType) -> 
     assert sorted(leaf.task for leaf in leaves) == ["alpha", "beta"]
     assert set(violation.tasks) == {"alpha", "beta"}
     assert violation.detail.startswith("2 errors: ")
-    assert f"TypeError: bad operand (in task 'alpha' at " in violation.detail
+    assert "TypeError: bad operand (in task 'alpha' at " in violation.detail
     assert f"{line_of(programs, 'alpha')})" in violation.detail
-    assert f"AssertionError: nope (in task 'beta' at " in violation.detail
+    assert "AssertionError: nope (in task 'beta' at " in violation.detail
     assert f"{line_of(programs, 'beta')})" in violation.detail
     # the violation's step is the step of the first raise, not the end of the run
     assert violation.step == min(leaf.step for leaf in leaves) < execution.sim.steps
@@ -220,7 +220,8 @@ def test_the_step_list_of_a_lost_wakeup_shows_the_finishing_step(programs: Modul
     execution = target_of(programs.lost_wakeup).run(
         ReplayChooser(schedule), max_steps=1000, trace=True
     )
-    assert execution.failure is not None and execution.failure.kind == "deadlock"
+    assert execution.failure is not None
+    assert execution.failure.kind == "deadlock"
     text = describe_execution(execution)
     lines = text.splitlines()
     assert lines[0].startswith("deadlock: deadlock (step ")
@@ -231,7 +232,9 @@ def test_the_step_list_of_a_lost_wakeup_shows_the_finishing_step(programs: Modul
     assert crucial.endswith("setter  set flag; finished")
     # the user's names, readable labels; no ids, no raw tuples
     assert any(row.endswith("waiter  park; waits on WaitQueue 'q'  <==") for row in rows)
-    assert "task 1" not in text and "(0," not in text and "('" not in text
+    assert "task 1" not in text
+    assert "(0," not in text
+    assert "('" not in text
     assert rows[0].split()[2:4] == ["main", "starts;"]
     # the preemptions the chooser made are marked
     assert set(execution.sim.preemptions) == {
@@ -268,12 +271,13 @@ def test_duplicate_task_names_are_told_apart() -> None:
             tg.start_soon(worker, name="worker")
 
     text = describe_execution(run_once(main, trace=True))
-    assert "worker#1" in text and "worker#2" in text
+    assert "worker#1" in text
+    assert "worker#2" in text
 
 
 # --- usage errors are not findings ---------------------------------------------------------
 
-FOREIGN = '''
+FOREIGN = """
 import asyncio
 
 import trio
@@ -293,7 +297,7 @@ async def trio_event():
 
 async def trio_sleep():
     await trio.sleep(0)
-'''
+"""
 
 
 @pytest.fixture
@@ -323,7 +327,8 @@ def test_a_foreign_await_under_explore_is_a_usage_error(
     message = str(caught.value)
     assert named in message
     assert "\n" not in message
-    assert "odp_async.checkpoint()" in message and "odp_async.sync" in message
+    assert "odp_async.checkpoint()" in message
+    assert "odp_async.sync" in message
 
 
 def test_a_foreign_await_in_an_explored_test_is_no_exploration_failure(

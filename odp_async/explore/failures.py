@@ -26,6 +26,7 @@ See also
 from __future__ import annotations
 
 import os
+import re
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,8 @@ __all__ = ["ErrorLeaf", "describe_execution", "describe_leaves", "error_leaves"]
 #: How many steps `describe_execution` shows by default (the last ones: failures end runs).
 DEFAULT_MAX_STEPS_SHOWN: Final = 60
 
+# "SlotPool 'p' (0 free)", "Completion 'c' (not completed)": identity, then state.
+_PRIMITIVE_STATE: Final = re.compile(r"^(\w+ '[^']*') \(.*\)$")
 _PACKAGE: Final = Path(__file__).resolve().parents[1]
 # Inside the package, the frames that are machinery rather than a program: when no frame
 # lies outside the package (a built-in scenario or protocol), the deepest frame outside
@@ -247,7 +250,7 @@ def _step_lines(
             _, op, label = pauses[step]
             last_pause[tid] = (op, label)
             then = _pause_text(op, label)
-            if op == PARK and did == label_text(label):
+            if op == PARK and did == _identity(label_text(label)):
                 did = ""  # "Mutex 'm'; waits on Mutex 'm'" says it twice
         elif step in ends:
             then = _end_text(ends[step])
@@ -279,9 +282,9 @@ def _did(previous: tuple[int, object] | None, step_notes: list[object]) -> str:
     else:
         op, label = previous
         if op == CHECKPOINT and label is not None:
-            head = label_text(label)
+            head = _identity(label_text(label))
         elif op == PARK:
-            head = f"wakes from {label_text(label)}"
+            head = f"wakes from {_identity(label_text(label))}"
         elif op == SLEEP:
             head = "wakes up"
     if head and any(note.startswith(f"{head}.") for note in notes):
@@ -291,7 +294,7 @@ def _did(previous: tuple[int, object] | None, step_notes: list[object]) -> str:
 
 def _pause_text(op: int, label: object) -> str:
     if op == CHECKPOINT:
-        return "yields" if label is None else f"next: {label_text(label)}"
+        return "yields" if label is None else f"next: {_identity(label_text(label))}"
     if op == PARK:
         return f"waits on {label_text(label)}"
     if op == SLEEP:
@@ -312,10 +315,17 @@ def _end_text(end: TaskEnd) -> str:
     return f"raised {type(error).__qualname__}{message}"
 
 
+def _identity(text: str) -> str:
+    """``Completion 'x'`` of ``Completion 'x' (not completed)``: a primitive's state when
+    the label was taken is not what the step did (kept only in "waits on ...")."""
+    m = _PRIMITIVE_STATE.match(text)
+    return m.group(1) if m else text
+
+
 def _note_text(label: object) -> str:
     if isinstance(label, tuple) and len(label) == 2:
         event, resource = label
-        return f"{label_text(resource)}.{event}"
+        return f"{_identity(label_text(resource))}.{event}"
     return label_text(label)
 
 

@@ -1154,7 +1154,11 @@ def run(
 
     Blocks: no (it drives the run to its end on the calling thread).  Raises
     `InvalidArgument` for a bad argument, `InternalError` for a bug of the driver or a
-    chooser that answers out of range; never for what the code under test does.
+    chooser that answers out of range; never for what the code under test does, with
+    three exceptions that are not the program's behaviour: `ForeignAwait` (an
+    `InvalidArgument`) when a task awaits something that is not an odp_async runtime
+    call, and `KeyboardInterrupt` / `SystemExit` raised inside a task, unchanged.  Each
+    leaves after the run's tasks have been unwound.
     """
     if not callable(main):
         raise InvalidArgument(f"run() needs an async function, got {main!r}")

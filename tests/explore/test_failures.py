@@ -352,3 +352,26 @@ def _call(fn: Any) -> Any:
         await fn()
 
     return test_body
+
+
+def test_the_step_list_of_a_shrunk_odp_race_reads_as_the_model() -> None:
+    result = explore_target(
+        Target.resolve("registration-race", "odp2014"), ExploreConfig(schedules=200)
+    )
+    failure = result.failure
+    assert failure is not None
+    assert failure.shrunk is not None
+    target = Target.resolve("registration-race", "odp2014").with_params(**failure.shrunk.params)
+    execution = target.run(
+        ReplayChooser(failure.shrunk.schedule), max_steps=result.config.max_steps, trace=True
+    )
+    text = describe_execution(execution, max_steps_shown=1000)
+    rows = [line for line in text.splitlines() if line.startswith("  step ")]
+    assert len(rows) == execution.sim.steps
+    assert text.splitlines()[0].startswith("found: stale-")
+    marked = [row for row in rows if row.endswith("<==")]
+    assert len(marked) == 1
+    assert " madvise " in marked[0]
+    assert any("RWLock 'mmap_sem'.acquire-read" in row for row in rows)
+    assert any(" register " in row and row.endswith("; finished") for row in rows)
+    assert "(not completed);" not in text  # a primitive's old state is not what a step did

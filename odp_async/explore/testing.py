@@ -56,7 +56,6 @@ import hashlib
 import importlib
 import inspect
 import os
-import shlex
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -437,8 +436,10 @@ def explored_test_of(obj: object) -> ExploredTest | None:
 
 
 def replay_command(node_id: str, token: str) -> str:
-    """The shell command that replays `token` on the test `node_id`."""
-    return f"pytest {shlex.quote(node_id)} --odp-replay={token}"
+    """The shell command that replays `token` on the test `node_id` (always quoted:
+    parameter ids hold brackets, which shells glob)."""
+    quoted = "'" + node_id.replace("'", "'\"'\"'") + "'"
+    return f"pytest {quoted} --odp-replay={token}"
 
 
 # --- the report -----------------------------------------------------------------------------

@@ -10,6 +10,17 @@ from pathlib import Path
 
 import pytest
 
+import odp_async as oa
+from odp_async.explore.testing import (
+    ExplorationFailed,
+    FailureDatabase,
+    Profile,
+    explore_test,
+    explored_test_of,
+    get_profile,
+    register_profile,
+)
+
 pytest_plugins = ["pytester"]
 
 # A test module written by a user: each schedule appends one line to runs.txt (so a test
@@ -327,3 +338,94 @@ def test_the_database_location_comes_from_the_ini_and_none_turns_it_off(
     result.stdout.fnmatch_lines(["odp_async: profile 'default', failure database */ci-failures"])
     assert len(_saved(user_tests.path / "ci-failures")) == 2
     assert not (user_tests.path / ".odp-async").exists()
+
+
+def test_without_the_plugin_the_decorator_still_explores_and_hides_its_frames(
+    user_tests: pytest.Pytester,
+) -> None:
+    result = user_tests.runpytest("-k", "lost_update", "-p", "no:odp_async")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "ODP_ASYNC_REPLAY='odp1." in output  # no node id known: the variable's hint
+    assert "odp_async/explore/testing.py" not in output
+    assert not (user_tests.path / ".odp-async").exists()  # no database without the plugin
+
+
+# --- the pieces, called directly ---------------------------------------------------------
+
+
+def test_profiles_validate_their_values_and_names() -> None:
+    with pytest.raises(oa.InvalidArgument, match=r"profile 'bad': schedules must be a positive"):
+        register_profile("bad", schedules=0)
+    with pytest.raises(oa.InvalidArgument, match=r"profile 'bad': unknown chooser 'bfs'"):
+        register_profile("bad", chooser="bfs")
+    with pytest.raises(oa.InvalidArgument, match="a profile name is a non-empty str"):
+        register_profile("")
+    with pytest.raises(oa.InvalidArgument, match=r"unknown odp_async profile 'bad'; expected"):
+        get_profile("bad")
+    assert get_profile("ci").schedules == 100
+    assert get_profile("nightly").schedules == 10_000
+    assert get_profile("default") == Profile()
+    # layering: a set field wins, an unset one falls through
+    assert Profile(schedules=3).over(Profile(schedules=9, seed=4)) == Profile(3, None, 4)
+
+
+def test_the_database_saves_fetches_and_deletes_by_test_id(tmp_path: Path) -> None:
+    database = FailureDatabase(tmp_path / "db")
+    assert database.fetch("t.py::a") == []
+    database.save("t.py::a", "odp1.x.1")
+    database.save("t.py::a", "odp1.x.1")  # idempotent
+    database.save("t.py::b", "odp1.y.2")
+    assert database.fetch("t.py::a") == ["odp1.x.1"]
+    assert database.fetch("t.py::b") == ["odp1.y.2"]
+    database.delete("t.py::a", "odp1.x.1")
+    assert database.fetch("t.py::a") == []
+    assert len(list((tmp_path / "db").iterdir())) == 1  # the empty entry is gone
+
+
+async def _racy() -> None:
+    state = {"x": 0}
+
+    async def increment() -> None:
+        value = state["x"]
+        await oa.checkpoint()
+        state["x"] = value + 1
+
+    async with oa.task_group() as tg:
+        tg.start_soon(increment)
+        tg.start_soon(increment)
+    assert state["x"] == 2
+
+
+async def _fewer_choices() -> None:
+    await oa.checkpoint()
+
+
+def _token_of(test_id: str) -> str:
+    spec = explored_test_of(explore_test(schedules=50)(_racy))
+    assert spec is not None
+    with pytest.raises(ExplorationFailed) as info:
+        spec.call(node_id=test_id)
+    failure = info.value.result.failure  # type: ignore[union-attr]
+    assert failure is not None
+    token = failure.shrunk_token or failure.token
+    assert token is not None
+    return token
+
+
+def test_a_saved_token_that_no_longer_fits_the_test_is_dropped(tmp_path: Path) -> None:
+    database = FailureDatabase(tmp_path)
+    database.save("t.py::test", _token_of("t.py::test"))
+    spec = explored_test_of(explore_test(schedules=5)(_fewer_choices))
+    assert spec is not None
+    spec.call(node_id="t.py::test", database=database)  # passes: the token was stale
+    assert database.fetch("t.py::test") == []
+
+
+def test_an_explicit_replay_that_no_longer_fits_says_so() -> None:
+    token = _token_of("t.py::test")
+    spec = explored_test_of(explore_test(schedules=5)(_fewer_choices))
+    assert spec is not None
+    with pytest.raises(ExplorationFailed, match=r"t.py::test: the replay token does not fit"):
+        spec.call(node_id="t.py::test", replay=token)
+    spec.call(node_id="t.py::other", replay=token)  # another test's token: explores

@@ -177,8 +177,10 @@ def pytest_collection_modifyitems(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{settings.profile_from}: {e}") from None
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    settings = config.stash[_SETTINGS]
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None:
+        return None
     database = settings.database.path if settings.database is not None else "off"
     return f"odp_async: profile {settings.profile_name!r}, failure database {database}"
 
@@ -211,8 +213,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    settings = config.stash[_SETTINGS]
-    if settings.replay is None or config.stash[_REPLAYED]:
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None or settings.replay is None or config.stash[_REPLAYED]:
         return
     terminalreporter.write_line(
         f"odp_async: the token of {settings.replay_from} was made by "

@@ -321,9 +321,13 @@ class ExploredTest:
         failure = result.failure
         if failure is not None:
             token = failure.shrunk_token or failure.token
+            report = _report(target, result, test_id, hint)
             if database is not None and token is not None:
-                database.save(test_id, token)
-            raise ExplorationFailed(_report(target, result, test_id, hint), result)
+                try:
+                    database.save(test_id, token)
+                except OSError as e:
+                    report += f"\n(not saved in the failure database: {e})"
+            raise ExplorationFailed(report, result)
         return False
 
     def _target(self, args: Sequence[Any], kwargs: dict[str, Any], test_id: str) -> Target:

@@ -218,7 +218,7 @@ def test_the_failure_ends_with_a_replay_line_that_works(user_tests: pytest.Pytes
     shell.stdout.fnmatch_lines(["*test_lost_update[[]2[]]: replayed token *", "*1 failed*"])
 
 
-@pytest.mark.parametrize("via", ["option", "env"])
+@pytest.mark.parametrize("via", ["option", "env", "ini"])
 def test_a_replay_applies_only_to_the_test_it_was_made_by(
     user_tests: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, via: str
 ) -> None:
@@ -228,8 +228,10 @@ def test_a_replay_applies_only_to_the_test_it_was_made_by(
     args = ["-k", "lost_update", "--odp-database=none"]
     if via == "option":
         args.append(f"--odp-replay={token}")
-    else:
+    elif via == "env":
         monkeypatch.setenv("ODP_ASYNC_REPLAY", token)
+    else:
+        user_tests.makeini(f"[pytest]\nodp_replay = {token}\n")
     result = user_tests.runpytest(*args)
     # the other parameter still explores (and finds its own race): not a trivial pass
     result.assert_outcomes(failed=2)
@@ -429,3 +431,12 @@ def test_an_explicit_replay_that_no_longer_fits_says_so() -> None:
     with pytest.raises(ExplorationFailed, match=r"t.py::test: the replay token does not fit"):
         spec.call(node_id="t.py::test", replay=token)
     spec.call(node_id="t.py::other", replay=token)  # another test's token: explores
+
+
+def test_a_database_that_cannot_be_written_does_not_hide_the_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    spec = explored_test_of(explore_test(schedules=50)(_racy))
+    assert spec is not None
+    with pytest.raises(ExplorationFailed, match=r"(?s)found after .*not saved in the failure"):
+        spec.call(node_id="t.py::test", database=FailureDatabase(blocker))

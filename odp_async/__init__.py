@@ -5,7 +5,7 @@ The general parts stand alone:
 - the runtime seam (`checkpoint`, `task_group`, `sleep`, ...), so one piece of async code
   runs on trio, on asyncio, and under the deterministic sim (`odp_async.sim.run`);
 - `odp_async.sync`: `Mutex`, `RWLock` (with `downgrade`), `Completion`, `SlotPool`,
-  `WaitQueue`, cancellation-safe on every runtime;
+  `WaitQueue`, `Condition`, cancellation-safe on every runtime;
 - `odp_async.intervals`: a fast dynamic interval tree.
 
 See README.md for the tour.
@@ -38,12 +38,13 @@ from .errors import (
     WouldBlock,
 )
 from .intervals import IntervalHandle, IntervalTree
-from .sync import Completion, Mutex, RWLock, SlotPool, WaitQueue
+from .sync import Completion, Condition, Mutex, RWLock, SlotPool, WaitQueue
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Completion",
+    "Condition",
     "IntervalHandle",
     "IntervalTree",
     "InternalError",

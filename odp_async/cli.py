@@ -133,6 +133,28 @@ def show(scenario: str) -> None:
             click.echo(f"  run {task}" + (f" until it reaches {until!r}" if until else ""))
 
 
+@cli.command(
+    epilog="\b\nExamples:\n  odp-async examples\n  odp-async examples --copy my-scenarios"
+)
+@click.option(
+    "--copy",
+    "copy_to",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="copy the files into DIR (refuses to overwrite)",
+)
+def examples(copy_to: str | None) -> None:
+    """List the example scenario files shipped with odp_async, or copy them."""
+    from .example_files import copy_examples, list_examples
+
+    if copy_to is not None:
+        copied = copy_examples(copy_to)
+        click.echo(f"copied {len(copied)} scenario files into {copy_to}")
+        return
+    for example in list_examples():
+        click.echo(f"  {example.name:36} {example.summary}")
+
+
 # --- explore ----------------------------------------------------------------------------
 
 

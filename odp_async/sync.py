@@ -53,6 +53,8 @@ from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 __all__ = [
     "Completion",
     "CompletionStatistics",
+    "Condition",
+    "ConditionStatistics",
     "Mutex",
     "MutexStatistics",
     "RWLock",
@@ -931,3 +933,134 @@ class SlotPool(_Blocking):
         assert len(self._free) + len(self._holders) == self.size, "a slot went missing"
         if len(self._queue):
             assert not self._free, "free slot with waiters"
+
+
+@attrs.frozen
+class ConditionStatistics:
+    tasks_waiting: int
+    lock_statistics: MutexStatistics
+
+
+def _check_lock(lock: object) -> Mutex:
+    if lock is None:
+        return Mutex("condition")
+    if not isinstance(lock, Mutex):
+        raise InvalidArgument(
+            f"a Condition's lock must be a Mutex or None, got {lock!r} ({type(lock).__name__})"
+        )
+    return lock
+
+
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
+class Condition:
+    """A condition variable over a `Mutex` (trio's ``Condition``, the kernel's wait-event
+    pattern done safely).
+
+    ``async with cond:`` takes the lock; `wait()` releases it, sleeps until a `notify()`
+    or `notify_all()` reaches this task, and takes the lock again before returning.
+    Callers re-check their predicate in a ``while`` loop around `wait()`: a wake says only
+    that the state *may* have changed (another task may have got there first).
+
+    - `wait()`, `notify()` and `notify_all()` need the current task to hold the lock;
+      otherwise they raise `ProtocolViolation` (a `RuntimeError`, as trio raises).
+    - Waiters are woken in FIFO order.  A notify with nobody waiting is dropped (use
+      `Completion` for a wake that must be remembered).
+    - Several conditions may share one lock: ``Condition(lock)``.
+
+    Invariant: a task waiting here does not hold the lock.
+    """
+
+    _lock: Mutex = attrs.field(default=None, converter=_check_lock, alias="lock")
+    _queue: WaitQueue = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._queue = WaitQueue(self._lock.name, owner=self)
+
+    def __repr__(self) -> str:
+        return f"<Condition over {self._lock!r} waiting={len(self._queue)}>"
+
+    @property
+    def lock(self) -> Mutex:
+        """The `Mutex` this condition uses."""
+        return self._lock
+
+    def acquire(self) -> Awaitable[None]:
+        """Take the underlying lock (`Mutex.acquire`: blocks, checkpoints, cancellable)."""
+        return self._lock.acquire()
+
+    def acquire_nowait(self) -> None:
+        """Take the underlying lock now, or raise `WouldBlock`.  Sync."""
+        self._lock.acquire_nowait()
+
+    def release(self) -> None:
+        """Release the underlying lock.  Sync.  `ProtocolViolation` if not held."""
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Is the underlying lock held (by any task)?"""
+        return self._lock.locked()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    async def wait(self) -> None:
+        """Release the lock, block until notified, take the lock again.
+
+        Blocks: until a `notify()`/`notify_all()` picks this task, then until the lock is
+        free again.  Checkpoint: always.  Cancellation: the task leaves the wait queue (a
+        notify that had already picked it is passed on to the next waiter, so no wake-up
+        is lost), takes the lock again (shielded: it always holds the lock when `wait`
+        returns or raises), then the cancellation propagates.
+        Raises: `ProtocolViolation` if the current task does not hold the lock.
+        """
+        rt = current_runtime()
+        task = rt.current_task()
+        self._check_held(task, "wait")
+        # Nothing runs between the release and the park (the park does not yield first),
+        # so a notify from a task that takes the lock next cannot be missed.
+        self._lock.release()
+        try:
+            await self._queue.park()
+        finally:
+            with rt.cancel_scope(shield=True):
+                await self._lock.acquire()
+
+    def notify(self, n: int = 1) -> None:
+        """Wake the `n` longest waiters (fewer if fewer wait).  Sync.
+
+        Raises: `ProtocolViolation` if the current task does not hold the lock;
+        `InvalidArgument` if `n` is not an int >= 0.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidArgument(f"notify(n): n must be an int >= 0, got {n!r}")
+        self._check_held(_noted_task(self), "notify")
+        for _ in range(n):
+            if not self._queue.wake_one():
+                break
+
+    def notify_all(self) -> None:
+        """Wake every waiter.  Sync.  Raises `ProtocolViolation` without the lock."""
+        self._check_held(_noted_task(self), "notify_all")
+        self._queue.wake_all()
+
+    def statistics(self) -> ConditionStatistics:
+        return ConditionStatistics(len(self._queue), self._lock.statistics())
+
+    def _check_held(self, task: object, what: str) -> None:
+        if self._lock.owner is not task:
+            holder = "nobody" if self._lock.owner is None else _task_name(self._lock.owner)
+            raise ProtocolViolation(
+                f"{what}() on a Condition over {_label('Mutex', self._lock.name)} by task "
+                f"{_task_name(task)}, which does not hold the lock (held by {holder})"
+            )
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        # A waiter waits for a notify from any task: no holder to name.
+        return f"Condition over {_label('Mutex', self._lock.name)} (not notified)", ()
+
+    def _check_invariants(self) -> None:
+        for w in self._queue._waiters:
+            assert self._lock.owner is not w.task, "a waiter holds the condition's lock"

@@ -9,6 +9,7 @@ import odp_async
 PUBLIC = {
     "odp_async": [
         "Completion",
+        "Condition",
         "IntervalHandle",
         "IntervalTree",
         "InternalError",

@@ -8,41 +8,92 @@ Contract
     odp_async's runtime calls and primitives.
 
     A failing schedule (an exception, a deadlock, a run past ``max_steps``) fails the test
-    with `ExplorationFailed`: the violation, the shrunk schedule step by step, and the
-    token.  Re-run that one schedule with::
+    with `ExplorationFailed`: the violation, the shrunk schedule step by step, and, as the
+    last line, a command that replays that one schedule::
 
-        ODP_ASYNC_REPLAY=<token> pytest path/to/test_file.py::test_name
+        pytest 'tests/test_x.py::test_name[param]' --odp-replay=<token>
 
-    (or ``@explore_test(replay="<token>")``).  The decorated test is a sync function,
-    so it works beside pytest-trio and anyio's plugin, which only take async tests.
+    The token carries the test's id (its pytest node id, parameters included); a replay
+    (``--odp-replay``, ``ODP_ASYNC_REPLAY=<token>``, or ``@explore_test(replay=...)``)
+    applies only to the test it was made by: every other test explores as usual.  The
+    decorated test is a sync function, so it works beside pytest-trio and anyio's plugin,
+    which only take async tests.
+
+    Under the pytest plugin (`odp_async.explore.pytest_plugin`, registered as the
+    ``pytest11`` entry point ``odp_async``), the run's settings, the named profiles and
+    the failure database apply; called directly (or with ``-p no:odp_async``), the test
+    runs with its decorator's arguments and honours only ``ODP_ASYNC_REPLAY``.
+
+Profiles
+    A `Profile` is a partial set of settings (schedules, chooser, seed, max_steps, depth);
+    a run selects one by name (``--odp-profile``, ini ``odp_profile``).  Built in:
+    ``default`` (sets nothing: each test's decorator arguments), ``ci`` (100 schedules)
+    and ``nightly`` (10 000 schedules).  `register_profile` adds or replaces one.  The
+    registry is explicit module state, like Hypothesis's settings profiles: call
+    `register_profile` at import time of a ``conftest.py`` (it lasts for the process).
+
+    Precedence, lowest first: the decorator's arguments, ini settings (``odp_schedules``
+    ...), the selected profile, command-line options (``--odp-schedules`` ...).  A profile
+    is an explicit choice for this run, so it overrides the project's ini defaults; the
+    command line overrides everything.
+
+Failure database
+    Every failing token is saved under a directory of the project (`FailureDatabase`,
+    default ``.odp-async/failures/``), one file per token, keyed by the test's node id.
+    The next run of that test replays its saved tokens first: one that still fails fails
+    the test at once with that failure; one that no longer reproduces (it passes, or the
+    test now makes other choices: a replay mismatch) is deleted, and exploration runs.
 
 See also
-    `odp_async.explore.runner.explore_target`, `odp_async.explore.tokens`.
+    `odp_async.explore.runner.explore_target`, `odp_async.explore.tokens`,
+    `odp_async.explore.pytest_plugin`.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib
 import inspect
 import os
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
 
 from .._runtime.choosers import ReplayChooser
-from ..errors import InvalidArgument, OdpError
+from ..errors import InvalidArgument, OdpError, ReplayMismatch
 from ..scenarios import Scenario
 from .config import ExploreConfig
 from .runner import ExploreResult, explore_target
-from .target import Target
-from .tokens import decode_token
+from .target import Execution, Target
+from .tokens import DecodedToken, decode_token
 
-__all__ = ["ExplorationFailed", "explore_test"]
+__all__ = [
+    "REPLAY_ENV",
+    "ExplorationFailed",
+    "ExploredTest",
+    "FailureDatabase",
+    "Profile",
+    "decode_test_token",
+    "explore_test",
+    "explored_test_of",
+    "get_profile",
+    "profile_names",
+    "register_profile",
+    "replay_command",
+]
 
-REPLAY_ENV = "ODP_ASYNC_REPLAY"
+REPLAY_ENV: Final = "ODP_ASYNC_REPLAY"
+
+#: The attribute of a decorated test function that holds its `ExploredTest`.
+_SPEC_ATTR: Final = "_odp_async_explored_test"
 
 
 class ExplorationFailed(OdpError, AssertionError):
-    """An explored test found a failing schedule.  ``.result`` holds the exploration."""
+    """An explored test found a failing schedule.  ``.result`` holds the exploration
+    (None when the failure came from a replayed token)."""
 
     def __init__(self, message: str, result: ExploreResult | None = None) -> None:
         super().__init__(message)
@@ -50,6 +101,294 @@ class ExplorationFailed(OdpError, AssertionError):
 
 
 TestFunction = Callable[..., Coroutine[Any, Any, Any]]
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+
+def _optional(check: Callable[..., None]) -> Callable[[object, Any, object], None]:
+    def validate(instance: object, attribute: Any, value: object) -> None:
+        if value is not None:
+            check(**{attribute.name: value})
+
+    return validate
+
+
+def _check_fields(**fields: Any) -> None:
+    ExploreConfig(**fields)  # raises InvalidArgument naming the field and the value
+
+
+@attrs.frozen
+class Profile:
+    """A partial set of exploration settings: None means "not set here" (a lower layer,
+    ending with the decorator's arguments, decides)."""
+
+    schedules: int | None = attrs.field(default=None, validator=_optional(_check_fields))
+    chooser: str | None = attrs.field(default=None, validator=_optional(_check_fields))
+    seed: int | None = attrs.field(default=None, validator=_optional(_check_fields))
+    max_steps: int | None = attrs.field(default=None, validator=_optional(_check_fields))
+    depth: int | None = attrs.field(default=None, validator=_optional(_check_fields))
+
+    def over(self, lower: Profile) -> Profile:
+        """These settings on top of `lower`'s (each field: ours if set, else theirs)."""
+        fields = {
+            name: getattr(self, name) if getattr(self, name) is not None else getattr(lower, name)
+            for name in attrs.fields_dict(Profile)
+        }
+        return Profile(**fields)
+
+    def apply(self, config: ExploreConfig) -> ExploreConfig:
+        """`config` with the fields set here replaced."""
+        changes = {k: v for k, v in attrs.asdict(self).items() if v is not None}
+        return config.evolve(**changes) if changes else config
+
+
+#: The process-wide profile registry (explicit module state, as Hypothesis's settings
+#: profiles are): `register_profile` writes it, the pytest plugin reads it.
+_PROFILES: dict[str, Profile] = {
+    "default": Profile(),
+    "ci": Profile(schedules=100),
+    "nightly": Profile(schedules=10_000),
+}
+
+
+def register_profile(
+    name: str,
+    *,
+    schedules: int | None = None,
+    chooser: str | None = None,
+    seed: int | None = None,
+    max_steps: int | None = None,
+    depth: int | None = None,
+) -> Profile:
+    """Add (or replace) the profile `name`; select it with ``--odp-profile=<name>``.
+
+    Call it at import time of a ``conftest.py``.  Raises `InvalidArgument` naming a bad
+    value (as `ExploreConfig` would) or a name that is not a non-empty str.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"a profile name is a non-empty str, got {name!r}")
+    try:
+        profile = Profile(schedules, chooser, seed, max_steps, depth)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"profile {name!r}: {e}") from None
+    _PROFILES[name] = profile
+    return profile
+
+
+def get_profile(name: str) -> Profile:
+    """The profile registered as `name`; `InvalidArgument` listing the known ones."""
+    try:
+        return _PROFILES[name]
+    except KeyError:
+        raise InvalidArgument(
+            f"unknown odp_async profile {name!r}; expected one of {', '.join(_PROFILES)}"
+        ) from None
+
+
+def profile_names() -> tuple[str, ...]:
+    return tuple(_PROFILES)
+
+
+# --- the failure database -------------------------------------------------------------------
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@attrs.frozen
+class FailureDatabase:
+    """Failing tokens of explored tests, as files under `path`.
+
+    Layout: ``<path>/<hash of the test id>/<hash of the token>.token``; each file holds
+    the test id on its first line and the token on its second, so a reader can tell
+    what it is.  Writes are whole small files; a file that does not parse is ignored.
+    """
+
+    path: Path
+
+    def _dir(self, test_id: str) -> Path:
+        return self.path / _key(test_id)
+
+    def save(self, test_id: str, token: str) -> Path:
+        """Store `token` for `test_id` (idempotent); returns its file."""
+        directory = self._dir(test_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        file = directory / f"{_key(token)}.token"
+        file.write_text(f"{test_id}\n{token}\n", encoding="utf-8")
+        return file
+
+    def fetch(self, test_id: str) -> list[str]:
+        """The tokens saved for `test_id`, oldest file name first (a stable order)."""
+        directory = self._dir(test_id)
+        if not directory.is_dir():
+            return []
+        tokens = []
+        for file in sorted(directory.glob("*.token")):
+            lines = file.read_text(encoding="utf-8").splitlines()
+            if len(lines) >= 2 and lines[0] == test_id:
+                tokens.append(lines[1])
+        return tokens
+
+    def delete(self, test_id: str, token: str) -> None:
+        """Forget `token` for `test_id` (no error if it is not there)."""
+        directory = self._dir(test_id)
+        (directory / f"{_key(token)}.token").unlink(missing_ok=True)
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+
+
+# --- the decorator --------------------------------------------------------------------------
+
+
+def _token_test_id(decoded: DecodedToken) -> str | None:
+    """The test id a token was made by, or None if it is not an explored test's token.
+
+    Integration point: tokens may carry ``test_id`` themselves (header key "i"); until
+    then a test's token names it in its source, ``test:<test id>``.
+    """
+    test_id = getattr(decoded, "test_id", None)
+    if test_id is not None:
+        return str(test_id)
+    if decoded.source.startswith("test:"):
+        return decoded.source.removeprefix("test:")
+    return None
+
+
+def decode_test_token(token: str) -> DecodedToken:
+    """Decode a token given to replay an explored test; `InvalidArgument` if it is
+    malformed or is not a test's token (a scenario's token replays with the CLI)."""
+    decoded = decode_token(token)
+    if _token_test_id(decoded) is None:
+        raise InvalidArgument(
+            f"token for {decoded.source!r} is not an explored test's token; replay it with "
+            "`odp-async replay TOKEN`"
+        )
+    return decoded
+
+
+@attrs.frozen
+class ExploredTest:
+    """What `explore_test` made of a test function: the body and its decorator settings.
+
+    `call` runs it once as a test (replay, database, exploration); the pytest plugin
+    calls it with the run's settings, a direct call of the decorated function with none.
+    """
+
+    fn: TestFunction
+    config: ExploreConfig
+    replay: str | None = None
+
+    @property
+    def default_test_id(self) -> str:
+        """The id outside pytest (no node id): ``module.qualname``."""
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+    def call(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        node_id: str | None = None,
+        settings: Profile | None = None,
+        replay: str | None = None,
+        database: FailureDatabase | None = None,
+        replay_hint: Callable[[str], str] | None = None,
+    ) -> bool:
+        """Run the test; raise `ExplorationFailed` on a failing schedule.
+
+        `settings` go on top of the decorator's; `replay` is a token to replay instead of
+        exploring if it was made by this test (see the module docstring); `database`
+        saves failing tokens and replays them first.  Returns True if a replay token
+        applied to this test.
+        """
+        __tracebackhide__ = True
+        config = (settings or Profile()).apply(self.config)
+        test_id = node_id or self.default_test_id
+        target = self._target(args, dict(kwargs or {}), test_id)
+        hint = replay_hint or self._env_hint
+        for token in (self.replay, replay):
+            if token and _token_test_id(decode_test_token(token)) == test_id:
+                self._replay(target, test_id, token, hint)
+                return True
+        if database is not None:
+            for token in database.fetch(test_id):
+                if self._still_fails(target, token):
+                    self._replay(target, test_id, token, hint, saved_in=database)
+                database.delete(test_id, token)
+        result = explore_target(target, config)
+        failure = result.failure
+        if failure is not None:
+            token = failure.shrunk_token or failure.token
+            report = _report(target, result, test_id, hint)
+            if database is not None and token is not None:
+                try:
+                    database.save(test_id, token)
+                except OSError as e:
+                    report += f"\n(not saved in the failure database: {e})"
+            raise ExplorationFailed(report, result)
+        return False
+
+    def _target(self, args: Sequence[Any], kwargs: dict[str, Any], test_id: str) -> Target:
+        fn = self.fn
+
+        async def body() -> Any:
+            return await fn(*args, **kwargs)
+
+        scenario = Scenario(fn.__qualname__, fn.__doc__ or "", body, (), needs_world=False)
+        return Target(scenario, None, {}, f"test:{test_id}")
+
+    def _env_hint(self, token: str) -> str:
+        return f"{REPLAY_ENV}='{token}' pytest ...::{self.fn.__qualname__}"
+
+    @staticmethod
+    def _still_fails(target: Target, token: str) -> bool:
+        try:
+            decoded = decode_token(token)
+            execution = target.run(ReplayChooser(decoded.schedule), max_steps=decoded.max_steps)
+        except (InvalidArgument, ReplayMismatch):
+            return False
+        return execution.failure is not None
+
+    @staticmethod
+    def _replay(
+        target: Target,
+        test_id: str,
+        token: str,
+        hint: Callable[[str], str],
+        saved_in: FailureDatabase | None = None,
+    ) -> None:
+        __tracebackhide__ = True
+        decoded = decode_token(token)
+        chooser = ReplayChooser(decoded.schedule)
+        try:
+            execution = target.run(chooser, max_steps=decoded.max_steps, trace=True)
+        except ReplayMismatch as e:
+            raise ExplorationFailed(
+                f"{test_id}: the replay token does not fit this test any more ({e}); the "
+                "test changed since the token was made: run it without the token to explore"
+            ) from None
+        if execution.failure is None:
+            if not chooser.is_exhausted:
+                raise ExplorationFailed(
+                    f"{test_id}: the replay token does not fit this test any more (the run "
+                    f"made {chooser.position} of its {len(decoded.schedule)} recorded "
+                    "choices); run it without the token to explore"
+                )
+            return  # this schedule passes now
+        where = (
+            f"a schedule saved in the failure database ({saved_in.path}) by an earlier run"
+            if saved_in is not None
+            else f"token {token[:24]}..."
+        )
+        lines = [
+            f"{test_id}: replayed {where}: {execution.failure.describe()}",
+            _describe_steps(execution),
+            "replay it alone:",
+            hint(token),
+        ]
+        raise ExplorationFailed("\n".join(line for line in lines if line))
 
 
 def explore_test(
@@ -62,7 +401,11 @@ def explore_test(
     preemption_bound: int | None = None,
     replay: str | None = None,
 ) -> Callable[[TestFunction], Callable[..., None]]:
-    """Decorate an async test to be explored; see the module docstring."""
+    """Decorate an async test to be explored; see the module docstring.
+
+    Raises `InvalidArgument` at decoration time for a bad setting or a test that is not
+    an ``async def``.
+    """
     config = ExploreConfig(
         chooser=chooser,
         schedules=schedules,
@@ -71,63 +414,84 @@ def explore_test(
         depth=depth,
         preemption_bound=preemption_bound,
     )
+    if replay is not None:
+        decode_test_token(replay)
 
     def decorate(fn: TestFunction) -> Callable[..., None]:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidArgument(f"explore_test needs an async def test, got {fn!r}")
-        source = f"test:{fn.__module__}.{fn.__qualname__}"
+        spec = ExploredTest(fn, config, replay)
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
-            async def body() -> Any:
-                return await fn(*args, **kwargs)
+            __tracebackhide__ = True
+            spec.call(args, kwargs, replay=os.environ.get(REPLAY_ENV) or None)
 
-            scenario = Scenario(fn.__qualname__, fn.__doc__ or "", body, (), needs_world=False)
-            target = Target(scenario, None, {}, source)
-            token = replay or os.environ.get(REPLAY_ENV)
-            if token:
-                decoded = decode_token(token)
-                if decoded.source == source:
-                    _replay(target, decoded.schedule, decoded.max_steps, token)
-                    return
-            result = explore_target(target, config)
-            if result.failure is not None:
-                raise ExplorationFailed(_report(target, result, fn.__qualname__), result)
-
+        run.__dict__[_SPEC_ATTR] = spec
         return run
 
     return decorate
 
 
-def _replay(target: Target, schedule: tuple[int, ...], max_steps: int, token: str) -> None:
-    execution = target.run(ReplayChooser(schedule), max_steps=max_steps, trace=True)
-    if execution.failure is not None:
-        raise ExplorationFailed(
-            f"replayed {token[:24]}...: {execution.failure.describe()}\n"
-            + _steps(execution.sim.trace)
-        )
+def explored_test_of(obj: object) -> ExploredTest | None:
+    """The `ExploredTest` behind a function decorated with `explore_test`, else None."""
+    spec = getattr(obj, _SPEC_ATTR, None)
+    return spec if isinstance(spec, ExploredTest) else None
 
 
-def _report(target: Target, result: ExploreResult, name: str) -> str:
+def replay_command(node_id: str, token: str) -> str:
+    """The shell command that replays `token` on the test `node_id` (always quoted:
+    parameter ids hold brackets, which shells glob)."""
+    quoted = "'" + node_id.replace("'", "'\"'\"'") + "'"
+    return f"pytest {quoted} --odp-replay={token}"
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _report(
+    target: Target, result: ExploreResult, test_id: str, hint: Callable[[str], str]
+) -> str:
     failure = result.failure
     assert failure is not None
     lines = [
-        f"{name}: {failure.verdict} after {failure.index} schedules "
+        f"{test_id}: {failure.verdict} after {failure.index} schedules "
         f"({result.config.chooser}, seed {result.config.seed})",
-        failure.describe(),
+        failure.violation.describe(),
     ]
+    if failure.shrunk is not None:
+        s = failure.shrunk
+        lines.append(
+            f"shrunk: {s.preemptions_before} -> {s.preemptions_after} preemptions, "
+            f"failure at step {s.steps_before} -> {s.steps_after}"
+        )
     schedule = failure.shrunk.schedule if failure.shrunk is not None else failure.schedule
     shown = target.run(ReplayChooser(schedule), max_steps=result.config.max_steps, trace=True)
-    lines.append("the schedule, step by step (task id, then what it was about to do):")
-    lines.append(_steps(shown.sim.trace))
+    lines.append(_describe_steps(shown))
     token = failure.shrunk_token or failure.token
     if token:
-        lines.append(f"re-run it alone: {REPLAY_ENV}='{token}' pytest ...::{name}")
-    return "\n".join(lines)
+        lines.append("replay it alone:")
+        lines.append(hint(token))
+    return "\n".join(line for line in lines if line)
 
 
-def _steps(trace: tuple[tuple[int, int, int, object], ...] | None, last: int = 40) -> str:
+def _describe_steps(execution: Execution) -> str:
+    """The schedule step by step.
+
+    Integration point: uses ``odp_async.explore.failures.describe_execution`` (task
+    names, readable labels) when it exists; until then the raw trace.
+    """
+    try:
+        failures = importlib.import_module("odp_async.explore.failures")
+    except ImportError:
+        failures = None
+    describe = getattr(failures, "describe_execution", None)
+    if describe is not None:
+        return "the schedule, step by step:\n" + str(describe(execution, steps=True))
+    trace = execution.sim.trace
     if not trace:
         return ""
-    rows = [f"  step {step:4d}  task {task}  {label}" for step, task, _, label in trace[-last:]]
-    return "\n".join(rows)
+    rows = [f"  step {step:4d}  task {task}  {label}" for step, task, _, label in trace[-40:]]
+    return "the schedule, step by step (task id, then what it was about to do):\n" + "\n".join(
+        rows
+    )

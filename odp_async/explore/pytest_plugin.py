@@ -1,0 +1,223 @@
+"""The pytest plugin for explored tests (entry point ``pytest11``: ``odp_async``).
+
+Contract
+    Installed with odp_async, it is active in every pytest run (``-p no:odp_async`` turns
+    it off).  It runs each test decorated with `odp_async.explore.testing.explore_test`
+    with the run's settings, the selected profile and the failure database; every other
+    test is left alone.
+
+    ==========================  =====================  =====================================
+    command line                ini                    what
+    ==========================  =====================  =====================================
+    ``--odp-schedules N``       ``odp_schedules``      the budget of every explored test
+    ``--odp-seed N``            ``odp_seed``           the base seed
+    ``--odp-chooser NAME``      ``odp_chooser``        random | pct | dfs
+    ``--odp-profile NAME``      ``odp_profile``        a named profile (default, ci, nightly,
+                                                       or one from `register_profile`)
+    ``--odp-replay TOKEN``      ``odp_replay``         replay this token on the test it was
+                                                       made by (``ODP_ASYNC_REPLAY`` too)
+    ``--odp-database PATH``     ``odp_database``       the failure database (default
+                                                       ``.odp-async/failures`` under the
+                                                       rootdir; ``none``: off)
+    ==========================  =====================  =====================================
+
+    Precedence, lowest first: decorator arguments < ini < profile < command line (see
+    `odp_async.explore.testing`).  A bad value is a usage error (pytest exits 4 with one
+    line naming the option and the value); an unknown profile name is reported once
+    every ``conftest.py`` has been imported (after collection).
+
+See also
+    `odp_async.explore.testing` (the decorator, profiles, the database).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ..errors import InvalidArgument
+from .testing import (
+    REPLAY_ENV,
+    FailureDatabase,
+    Profile,
+    _token_test_id,
+    decode_test_token,
+    explored_test_of,
+    get_profile,
+    replay_command,
+)
+
+__all__ = ["DEFAULT_DATABASE", "OdpSettings"]
+
+DEFAULT_DATABASE = ".odp-async/failures"
+
+_NUMBERS = ("schedules", "seed")
+
+
+@attrs.frozen
+class OdpSettings:
+    """The run's odp_async settings, parsed once from options and ini."""
+
+    ini: Profile
+    cli: Profile
+    profile_name: str
+    replay: str | None
+    replay_from: str | None  # where `replay` came from, for messages
+    database: FailureDatabase | None
+    profile_from: str = "--odp-profile"
+
+    @property
+    def replay_test_id(self) -> str | None:
+        """The node id of the test the replay token was made by."""
+        return None if self.replay is None else _token_test_id(decode_test_token(self.replay))
+
+    def layers(self) -> Profile:
+        """ini < profile < command line, as one partial set of settings."""
+        return self.cli.over(get_profile(self.profile_name).over(self.ini))
+
+
+_SETTINGS = pytest.StashKey[OdpSettings]()
+_REPLAYED = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("odp_async", "odp_async explored tests (@explore_test)")
+    helps = {
+        "schedules": "schedules per explored test (overrides the decorator, ini, profile)",
+        "seed": "base seed of every explored test",
+        "chooser": "random | pct | dfs",
+        "profile": "a named settings profile: default, ci, nightly, or your own",
+        "replay": "replay this token on the test that made it (other tests explore)",
+        "database": f"failure database directory (default {DEFAULT_DATABASE}; none: off)",
+    }
+    for name, text in helps.items():
+        group.addoption(f"--odp-{name}", dest=f"odp_{name}", default=None, help=text)
+        parser.addini(f"odp_{name}", f"odp_async: {text}", type="string", default="")
+
+
+def _parse_int(where: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise pytest.UsageError(f"{where}: expected an integer, got {text!r}") from None
+
+
+def _layer(values: dict[str, str], where: str) -> Profile:
+    fields: dict[str, Any] = {}
+    for name, text in values.items():
+        if not text:
+            continue
+        place = where.format(name=name)
+        value: Any = _parse_int(place, text) if name in _NUMBERS else text
+        try:
+            Profile(**{name: value})
+        except InvalidArgument as e:
+            raise pytest.UsageError(f"{place}: {e}") from None
+        fields[name] = value
+    return Profile(**fields)
+
+
+def _setting(config: pytest.Config, name: str) -> tuple[str, str]:
+    """(value, where it came from): the command line over the ini file."""
+    value = config.getoption(f"odp_{name}")
+    if value is not None:
+        return str(value), f"--odp-{name}"
+    return str(config.getini(f"odp_{name}") or ""), f"ini odp_{name}"
+
+
+def _database(config: pytest.Config) -> FailureDatabase | None:
+    value, _ = _setting(config, "database")
+    if value.strip().lower() == "none":
+        return None
+    path = Path(value or DEFAULT_DATABASE)
+    return FailureDatabase(path if path.is_absolute() else config.rootpath / path)
+
+
+def _replay(config: pytest.Config) -> tuple[str | None, str | None]:
+    value, where = _setting(config, "replay")
+    if not value:
+        value, where = os.environ.get(REPLAY_ENV, ""), REPLAY_ENV
+    if not value:
+        return None, None
+    try:
+        decode_test_token(value)
+    except InvalidArgument as e:
+        raise pytest.UsageError(f"{where}: {e}") from None
+    return value.strip(), where
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    cli = {n: config.getoption(f"odp_{n}") for n in ("schedules", "seed", "chooser")}
+    ini = {n: config.getini(f"odp_{n}") for n in ("schedules", "seed", "chooser")}
+    profile, profile_from = _setting(config, "profile")
+    replay, replay_from = _replay(config)
+    config.stash[_SETTINGS] = OdpSettings(
+        ini=_layer({k: str(v or "") for k, v in ini.items()}, "ini odp_{name}"),
+        cli=_layer({k: "" if v is None else str(v) for k, v in cli.items()}, "--odp-{name}"),
+        profile_name=profile or "default",
+        replay=replay,
+        replay_from=replay_from,
+        database=_database(config),
+        profile_from=profile_from,
+    )
+    config.stash[_REPLAYED] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    # Every conftest.py is imported by now, so every register_profile call has run.
+    settings = config.stash[_SETTINGS]
+    try:
+        get_profile(settings.profile_name)
+    except InvalidArgument as e:
+        raise pytest.UsageError(f"{settings.profile_from}: {e}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None:
+        return None
+    database = settings.database.path if settings.database is not None else "off"
+    return f"odp_async: profile {settings.profile_name!r}, failure database {database}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    obj = pyfuncitem.obj
+    spec = explored_test_of(obj)
+    if spec is None:
+        return None
+    __tracebackhide__ = True
+    config = pyfuncitem.config
+    settings = config.stash[_SETTINGS]
+    funcargs = pyfuncitem.funcargs
+    kwargs = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    args = (obj.__self__,) if inspect.ismethod(obj) else ()
+    node_id = pyfuncitem.nodeid
+    if settings.replay_test_id == node_id:
+        config.stash[_REPLAYED].append(node_id)
+    spec.call(
+        args,
+        kwargs,
+        node_id=node_id,
+        settings=settings.layers(),
+        replay=settings.replay,
+        database=settings.database,
+        replay_hint=lambda token: replay_command(node_id, token),
+    )
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None or settings.replay is None or config.stash[_REPLAYED]:
+        return
+    terminalreporter.write_line(
+        f"odp_async: the token of {settings.replay_from} was made by "
+        f"{settings.replay_test_id!r}, "
+        "which did not run: nothing was replayed"
+    )

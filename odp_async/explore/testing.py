@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import inspect
 import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -66,6 +65,7 @@ from .._runtime.choosers import ReplayChooser
 from ..errors import InvalidArgument, OdpError, ReplayMismatch
 from ..scenarios import Scenario
 from .config import ExploreConfig
+from .failures import describe_execution
 from .runner import ExploreResult, explore_target
 from .target import Execution, Target
 from .tokens import DecodedToken, decode_token
@@ -465,7 +465,11 @@ def _report(
             f"shrunk: {s.preemptions_before} -> {s.preemptions_after} preemptions, "
             f"failure at step {s.steps_before} -> {s.steps_after}"
         )
-    schedule = failure.shrunk.schedule if failure.shrunk is not None else failure.schedule
+    if failure.shrunk is not None:
+        target = target.with_params(**failure.shrunk.params)
+        schedule = failure.shrunk.schedule
+    else:
+        schedule = failure.schedule
     shown = target.run(ReplayChooser(schedule), max_steps=result.config.max_steps, trace=True)
     lines.append(_describe_steps(shown))
     token = failure.shrunk_token or failure.token
@@ -476,22 +480,5 @@ def _report(
 
 
 def _describe_steps(execution: Execution) -> str:
-    """The schedule step by step.
-
-    Integration point: uses ``odp_async.explore.failures.describe_execution`` (task
-    names, readable labels) when it exists; until then the raw trace.
-    """
-    try:
-        failures = importlib.import_module("odp_async.explore.failures")
-    except ImportError:
-        failures = None
-    describe = getattr(failures, "describe_execution", None)
-    if describe is not None:
-        return "the schedule, step by step:\n" + str(describe(execution, steps=True))
-    trace = execution.sim.trace
-    if not trace:
-        return ""
-    rows = [f"  step {step:4d}  task {task}  {label}" for step, task, _, label in trace[-40:]]
-    return "the schedule, step by step (task id, then what it was about to do):\n" + "\n".join(
-        rows
-    )
+    """The schedule step by step, with the names the test gave its tasks."""
+    return "the schedule, step by step:\n" + describe_execution(execution, steps=True)

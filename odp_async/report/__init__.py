@@ -17,20 +17,26 @@ See also
 
 from __future__ import annotations
 
-from .png import render_png
+from .png import PlotExtraMissing, render_png, write_picture
+from .svg import render_svg, write_svg
 from .text import render_text
-from .timeline import Instant, Lane, Mark, Span, StepRow, Timeline
+from .timeline import Instant, Lane, Mark, Span, StepRow, Timeline, WaitEdge
 from .trace_json import render_trace, write_trace
 
 __all__ = [
     "Instant",
     "Lane",
     "Mark",
+    "PlotExtraMissing",
     "Span",
     "StepRow",
     "Timeline",
+    "WaitEdge",
     "render_png",
+    "render_svg",
     "render_text",
     "render_trace",
+    "write_picture",
+    "write_svg",
     "write_trace",
 ]

@@ -17,6 +17,7 @@ See also
 
 from __future__ import annotations
 
+from .html import render_html, write_html
 from .png import PlotExtraMissing, render_png, write_picture
 from .svg import render_svg, write_svg
 from .text import render_text
@@ -32,10 +33,12 @@ __all__ = [
     "StepRow",
     "Timeline",
     "WaitEdge",
+    "render_html",
     "render_png",
     "render_svg",
     "render_text",
     "render_trace",
+    "write_html",
     "write_picture",
     "write_svg",
     "write_trace",

@@ -233,6 +233,7 @@ def render_html(
 <div class="muted">Keys: <kbd>&larr;</kbd>/<kbd>&rarr;</kbd> step, <kbd>Home</kbd>/<kbd>End</kbd>,
 <kbd>v</kbd> the violation, <kbd>p</kbd> the next preemption; click the lanes to pick a step.</div>
 <div id="violation"></div>
+<div id="lanes">{svg}</div>
 <div class="grid">
 <section><h2>who ran, and why</h2><div id="ran"></div></section>
 <section><h2>locks held and waiters</h2><div id="locks"></div></section>
@@ -241,7 +242,6 @@ def render_html(
 <section><h2>tasks</h2><div id="tasks"></div></section>
 <section><h2>this step</h2><div id="events"></div></section>
 </div>
-<div id="lanes">{svg}</div>
 <script type="application/json" id="data">{payload}</script>
 <script>{_JS}</script>
 </body></html>

@@ -270,7 +270,7 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
     if not isinstance(width_px, int) or isinstance(width_px, bool) or not (
         400 <= width_px <= 20000
     ):
-        raise InvalidArgument(f"a timeline picture needs an int width in 400..20000 px, got {width_px!r}")
+        raise InvalidArgument(f"a timeline picture needs an int width_px in 400..20000, got {width_px!r}")
     tl = timeline.folded()
     W = width_px
     rects: list[Rect] = []

@@ -32,7 +32,8 @@ from __future__ import annotations
 import html
 import json
 import os
-from typing import TYPE_CHECKING, Any, Final
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument
 from .layout import layout
@@ -45,141 +46,10 @@ if TYPE_CHECKING:
 
 __all__ = ["render_html", "write_html"]
 
-_CSS: Final = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px;color:#111}
-h1{font-size:20px;margin:0 0 4px 0}
-.verdict{font-weight:bold}.bad{color:#c0281b}.good{color:#17803d}
-#lanes{overflow-x:auto;border:1px solid #ddd;margin:8px 0}
-#controls{display:flex;gap:10px;align-items:center;margin:8px 0;flex-wrap:wrap}
-#slider{flex:1;min-width:300px}
-#stepno{font:bold 16px monospace;min-width:120px}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:10px}
-section{border:1px solid #ddd;border-radius:6px;padding:8px 10px}
-section h2{font-size:14px;margin:0 0 6px 0;color:#444}
-table{border-collapse:collapse;font:12px monospace}td,th{padding:2px 6px;text-align:left;
-border-bottom:1px solid #eee;vertical-align:top}
-.stale{background:#fde0dc}.preempt{color:#b35806;font-weight:bold}
-#violation{display:none;border:2px solid #c0281b;background:#fff3f1;padding:8px 10px;
-margin:8px 0;border-radius:6px}
-#violation a{color:#c0281b;font-weight:bold;cursor:pointer}
-kbd{border:1px solid #aaa;border-radius:3px;padding:0 4px;font:12px monospace;background:#f6f6f6}
-.muted{color:#777}
-"""
 
-_JS: Final = r"""
-"use strict";
-const DATA = JSON.parse(document.getElementById("data").textContent);
-const S = DATA.states, N = S.length;
-const slider = document.getElementById("slider");
-slider.min = 1; slider.max = Math.max(1, N); slider.value = 1;
-let cur = 1;
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
-function table(head, rows) {
-  const t = el("table"), tr = el("tr");
-  head.forEach(h => tr.appendChild(el("th", h)));
-  t.appendChild(tr);
-  rows.forEach(r => {
-    const row = el("tr");
-    if (r.cls) row.className = r.cls;
-    r.cells.forEach(c => row.appendChild(el("td", c)));
-    t.appendChild(row);
-  });
-  return t;
-}
-function fill(id, node) {
-  const box = document.getElementById(id);
-  box.replaceChildren();
-  box.appendChild(node);
-}
-function list(items, empty) {
-  if (!items.length) return el("div", empty, "muted");
-  const ul = el("ul");
-  items.forEach(i => ul.appendChild(el("li", i)));
-  return ul;
-}
-function show(step) {
-  if (!N) return;
-  cur = Math.min(Math.max(1, step), N);
-  slider.value = cur;
-  const s = S[cur - 1];
-  document.getElementById("stepno").textContent = "step " + cur + " / " + N;
-  const ran = document.getElementById("ran");
-  ran.replaceChildren();
-  ran.appendChild(el("div", s.ran + ": " + s.did));
-  ran.appendChild(el("div", s.why, s.preemption ? "preempt" : "muted"));
-  fill("tasks", table(["task", "status"], s.tasks.map(t => ({cells: [t.task, t.status]}))));
-  fill("locks", s.locks.length ? table(["primitive", "held by", "waiters"],
-       s.locks.map(l => ({cells: [l.lock, l.held.join(", ") || "-", l.waiters.join(", ") || "-"]})))
-       : el("div", "no lock held, nobody waiting", "muted"));
-  fill("invalidations", list(s.invalidations, "none in flight"));
-  fill("events", list(s.events.concat(s.violations.map(v => "VIOLATION " + v)), "nothing recorded"));
-  const regions = document.getElementById("regions");
-  if (s.regions === undefined) {
-    regions.replaceChildren(el("div", "a general program: no regions (tasks and primitives above)", "muted"));
-  } else {
-    const rows = [];
-    s.regions.forEach(r => {
-      rows.push({cells: [r.name + " " + r.range, "count " + r.count + ", seq " + r.seq, r.state + (r.dying ? ", dying" : ""), ""]});
-      r.translations.forEach(t => rows.push({cls: t.ok ? "" : "stale",
-        cells: ["  " + t.addr, "-> " + t.frame + (t.rw ? " rw" : " ro"), "pte: " + t.pte, t.ok ? "ok" : "STALE: " + t.problem]}));
-    });
-    fill("regions", rows.length ? table(["region / address", "count, seq / device", "state / page table", ""], rows)
-         : el("div", "no region registered", "muted"));
-  }
-  const box = document.getElementById("violation");
-  const here = DATA.explained.filter(v => v.step === cur);
-  box.replaceChildren();
-  here.forEach(v => {
-    const p = el("p", v.sentence);
-    p.className = "sentence";
-    if (v.causes.length) {
-      p.appendChild(el("span", " Steps: "));
-      v.causes.forEach(c => { const a = el("a", c + " "); a.onclick = () => show(c); p.appendChild(a); });
-    }
-    box.appendChild(p);
-  });
-  box.style.display = here.length ? "block" : "none";
-  const cursor = document.getElementById("cursor");
-  if (cursor) {
-    const x = DATA.x0 + (cur - DATA.first + 0.5) * DATA.px;
-    cursor.setAttribute("x1", x); cursor.setAttribute("x2", x);
-  }
-}
-function nextWhere(pred) {
-  for (let k = cur + 1; k <= N; k++) if (pred(S[k - 1])) return k;
-  for (let k = 1; k <= cur; k++) if (pred(S[k - 1])) return k;
-  return null;
-}
-slider.addEventListener("input", () => show(Number(slider.value)));
-document.getElementById("prev").onclick = () => show(cur - 1);
-document.getElementById("next").onclick = () => show(cur + 1);
-document.getElementById("toviolation").onclick = () => { const k = nextWhere(s => s.violations.length > 0); if (k) show(k); };
-document.getElementById("topreempt").onclick = () => { const k = nextWhere(s => s.preemption); if (k) show(k); };
-document.addEventListener("keydown", e => {
-  if (e.target && e.target.tagName === "INPUT" && (e.key === "ArrowLeft" || e.key === "ArrowRight")) e.preventDefault();
-  if (e.key === "ArrowRight" || e.key === "l") show(cur + 1);
-  else if (e.key === "ArrowLeft" || e.key === "h") show(cur - 1);
-  else if (e.key === "Home") show(1);
-  else if (e.key === "End") show(N);
-  else if (e.key === "v") document.getElementById("toviolation").click();
-  else if (e.key === "p") document.getElementById("topreempt").click();
-  else return;
-  e.preventDefault();
-});
-document.getElementById("lanes").addEventListener("click", e => {
-  const svg = document.getElementById("timeline");
-  const box = svg.getBoundingClientRect();
-  const x = (e.clientX - box.left) * (svg.viewBox.baseVal.width / box.width);
-  const step = Math.floor((x - DATA.x0) / DATA.px) + DATA.first;
-  if (step >= 1 && step <= N) show(step);
-});
-show(1);
-"""
+def _asset(name: str) -> str:
+    """The page's own style sheet or script, shipped beside this module."""
+    return files(__package__ or "odp_async.report").joinpath(name).read_text("utf-8")
 
 
 def render_html(
@@ -217,7 +87,7 @@ def render_html(
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)}: {e(verdict)}</title>
-<style>{_CSS}</style></head>
+<style>{_asset("report.css")}</style></head>
 <body>
 <h1>{e(title)}: <span class="verdict {cls}" id="verdict">{e(verdict)}</span></h1>
 <div class="muted">{timeline.steps} steps, {len(timeline.lanes)} tasks; the program's outcome:
@@ -237,13 +107,14 @@ def render_html(
 <div class="grid">
 <section><h2>who ran, and why</h2><div id="ran"></div></section>
 <section><h2>locks held and waiters</h2><div id="locks"></div></section>
-<section><h2>regions: count, seq, translations vs the page table</h2><div id="regions"></div></section>
+<section><h2>regions: count, seq, translations vs the page table</h2>
+<div id="regions"></div></section>
 <section><h2>invalidations in flight</h2><div id="invalidations"></div></section>
 <section><h2>tasks</h2><div id="tasks"></div></section>
 <section><h2>this step</h2><div id="events"></div></section>
 </div>
 <script type="application/json" id="data">{payload}</script>
-<script>{_JS}</script>
+<script>{_asset("report.js")}</script>
 </body></html>
 """
 

@@ -42,7 +42,7 @@ from typing import Final
 import attrs
 
 from ..errors import InvalidArgument
-from .timeline import Span, Timeline, fold_spans
+from .timeline import Span, Timeline
 
 __all__ = [
     "CHAR_EM",
@@ -267,10 +267,14 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
 
     Raises: `InvalidArgument` for a `width_px` that is not an int in 400..20000.
     """
-    if not isinstance(width_px, int) or isinstance(width_px, bool) or not (
-        400 <= width_px <= 20000
+    if (
+        not isinstance(width_px, int)
+        or isinstance(width_px, bool)
+        or not (400 <= width_px <= 20000)
     ):
-        raise InvalidArgument(f"a timeline picture needs an int width_px in 400..20000, got {width_px!r}")
+        raise InvalidArgument(
+            f"a timeline picture needs an int width_px in 400..20000, got {width_px!r}"
+        )
     tl = timeline.folded()
     W = width_px
     rects: list[Rect] = []
@@ -286,14 +290,24 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
         texts.append(Text(W / 2, y, part, _TITLE_FONT, "middle", bold=True, role="title"))
         y += _TITLE_FONT + 4
     first = tl.violation
-    sub = first.text if first is not None else (
-        f"deadlock: {tl.deadlock}" if tl.deadlock is not None else ""
+    sub = (
+        first.text
+        if first is not None
+        else (f"deadlock: {tl.deadlock}" if tl.deadlock is not None else "")
     )
     if sub:
         for part in _wrap(sub, W - 2 * _PAD, _SMALL_FONT):
             y += 2
             texts.append(
-                Text(W / 2, y + _SMALL_FONT - 4, part, _SMALL_FONT, "middle", VIOLATION, role="subtitle")
+                Text(
+                    W / 2,
+                    y + _SMALL_FONT - 4,
+                    part,
+                    _SMALL_FONT,
+                    "middle",
+                    VIOLATION,
+                    role="subtitle",
+                )
             )
             y += _SMALL_FONT + 3
 
@@ -338,8 +352,20 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
         lane_top[lane.task_id] = top
         lane_mid[lane.task_id] = top + height / 2
         if i:
-            lines.append(Line(_PAD, top - _LANE_GAP / 2, W - _PAD, top - _LANE_GAP / 2, LANE_RULE, 0.8, role="rule"))
-        texts.append(Text(x0 - 8, top + height / 2 + 4, lane.title, _LABEL_FONT, "end", role="lane"))
+            lines.append(
+                Line(
+                    _PAD,
+                    top - _LANE_GAP / 2,
+                    W - _PAD,
+                    top - _LANE_GAP / 2,
+                    LANE_RULE,
+                    0.8,
+                    role="rule",
+                )
+            )
+        texts.append(
+            Text(x0 - 8, top + height / 2 + 4, lane.title, _LABEL_FONT, "end", role="lane")
+        )
         placed = [*zip(windows, w_rows, strict=True)]
         placed += [(s, n_w + r) for s, r in zip(locks, l_rows, strict=True)]
         for span, row in placed:
@@ -352,8 +378,17 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
             if span.end_detail and span.end_detail != span.detail:
                 tip += f" ({span.end_detail})"
             rects.append(
-                Rect(bx, by, bw, _ROW - 2, COLOURS[key], "#303030" if span.is_open else "#ffffff",
-                     span.is_open, f"steps {span.start}-{span.end}: {tip}", "span")
+                Rect(
+                    bx,
+                    by,
+                    bw,
+                    _ROW - 2,
+                    COLOURS[key],
+                    "#303030" if span.is_open else "#ffffff",
+                    span.is_open,
+                    f"steps {span.start}-{span.end}: {tip}",
+                    "span",
+                )
             )
             label, size = span.name, _BAR_FONT
             if text_width(label, size) > bw - 4:
@@ -364,10 +399,21 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
             half = text_width(label, size) / 2
             cx = min(max(cx, x0 + half), W - _PAD - half)
             colour = "#ffffff" if key in _DARK and text_width(label, size) <= bw else "#000000"
-            texts.append(Text(cx, by + _ROW / 2 + size * 0.35, label, size, "middle", colour, role="bar"))
+            texts.append(
+                Text(cx, by + _ROW / 2 + size * 0.35, label, size, "middle", colour, role="bar")
+            )
         ran = [row.step for row in tl.rows if row.lane == lane.task_id]
         for step in ran:
-            rects.append(Rect(sx(step), top + n_rows * _ROW + 2, max(px - 0.5, 0.5), _TICK_H, RUN_TICK, role="tick"))
+            rects.append(
+                Rect(
+                    sx(step),
+                    top + n_rows * _ROW + 2,
+                    max(px - 0.5, 0.5),
+                    _TICK_H,
+                    RUN_TICK,
+                    role="tick",
+                )
+            )
         y = top + height + _LANE_GAP
     plot_bottom = y - _LANE_GAP / 2
 
@@ -381,7 +427,17 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
             lines.append(Line(xs, plot_top, xs, axis_y, GRID, 0.6, role="grid"))
             label = str(s)
             half = text_width(label, 10) / 2
-            texts.append(Text(min(max(xs, half + _PAD), W - _PAD - half), axis_y + 14, label, 10, "middle", "#404040", role="axis"))
+            texts.append(
+                Text(
+                    min(max(xs, half + _PAD), W - _PAD - half),
+                    axis_y + 14,
+                    label,
+                    10,
+                    "middle",
+                    "#404040",
+                    role="axis",
+                )
+            )
     texts.append(Text(x0 - 8, axis_y + 14, "step", 10, "end", "#404040", role="axis"))
     y = axis_y + 24
 
@@ -392,10 +448,29 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
             continue
         shape, colour = MARKERS.get(inst.category, OTHER_MARKER)
         kinds_seen[inst.category] = None
-        markers.append(Marker(sx(inst.step + 0.5), lane_top[inst.lane] + _ROW / 2, shape, colour, tip=f"step {inst.step}: {inst.detail}"))
+        markers.append(
+            Marker(
+                sx(inst.step + 0.5),
+                lane_top[inst.lane] + _ROW / 2,
+                shape,
+                colour,
+                tip=f"step {inst.step}: {inst.detail}",
+            )
+        )
     for n_v, (step, kinds) in enumerate(sorted(by_step.items())):
         xs = sx(step + 0.5)
-        lines.append(Line(xs, labels_top + (n_v % 2) * (_SMALL_FONT + 4) + 4, xs, plot_bottom, VIOLATION, 2.2 if n_v == 0 else 1.4, dashed=n_v > 0, role="violation"))
+        lines.append(
+            Line(
+                xs,
+                labels_top + (n_v % 2) * (_SMALL_FONT + 4) + 4,
+                xs,
+                plot_bottom,
+                VIOLATION,
+                2.2 if n_v == 0 else 1.4,
+                dashed=n_v > 0,
+                role="violation",
+            )
+        )
         names = list(dict.fromkeys(kinds))
         label = ", ".join(f"{k} x{kinds.count(k)}" if kinds.count(k) > 1 else k for k in names)
         label = f"{label} (step {step})"
@@ -405,7 +480,11 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
         texts.append(Text(cx, ty, label, _SMALL_FONT, "middle", VIOLATION, True, role="violation"))
     for mark in tl.violations:
         if mark.lane is not None:
-            markers.append(Marker(sx(mark.step + 0.5), lane_mid[mark.lane] + 6, "x", VIOLATION, 12, tip=mark.text))
+            markers.append(
+                Marker(
+                    sx(mark.step + 0.5), lane_mid[mark.lane] + 6, "x", VIOLATION, 12, tip=mark.text
+                )
+            )
 
     # --- the deadlock's wait-for cycle: waiter -> holder ----------------------------------
     for k, edge in enumerate(tl.cycle):
@@ -425,16 +504,35 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
     # --- legend ---------------------------------------------------------------------------
     y += 6
     flow = _Flow(_PAD, W - _PAD, y, 20)
-    def entry(swatch: str, text: str, *, hatch: bool = False, shape: str = "", line: str = "") -> None:
+
+    def entry(
+        swatch: str, text: str, *, hatch: bool = False, shape: str = "", line: str = ""
+    ) -> None:
         w = 22 + text_width(text, _SMALL_FONT)
         ex, ey = flow.place(w)
         if shape:
             markers.append(Marker(ex + 8, ey + 8, shape, swatch))
         elif line:
-            lines.append(Line(ex, ey + 8, ex + 16, ey + 8, swatch, 2.0, arrow=line == "arrow", role="legend"))
+            lines.append(
+                Line(
+                    ex, ey + 8, ex + 16, ey + 8, swatch, 2.0, arrow=line == "arrow", role="legend"
+                )
+            )
         else:
-            rects.append(Rect(ex, ey + 2, 16, 12, swatch, "#303030" if hatch else "none", hatch, role="swatch"))
+            rects.append(
+                Rect(
+                    ex,
+                    ey + 2,
+                    16,
+                    12,
+                    swatch,
+                    "#303030" if hatch else "none",
+                    hatch,
+                    role="swatch",
+                )
+            )
         texts.append(Text(ex + 22, ey + 12, text, _SMALL_FONT, role="legend"))
+
     for key in COLOURS:
         if key in used:
             entry(COLOURS[key], CATEGORY_LABELS[key])
@@ -452,13 +550,13 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
 
     # --- key: the short labels ---------------------------------------------------------
     shown = {t.text for t in texts if t.role == "bar"}
-    spelled = [(k, name) for name, k in keys.items() if k in shown and k != name]
+    spelled = [(short, name) for name, short in keys.items() if short in shown and short != name]
     if spelled:
         texts.append(Text(_PAD, y + 12, "key:", _SMALL_FONT, bold=True, role="key"))
         flow = _Flow(_PAD + text_width("key: ", _SMALL_FONT) + 4, W - _PAD, y, 18)
         full = {s.name: s.detail or s.name for s in tl.spans}
-        for k, name in spelled:
-            item = f"{k} = {full.get(name, name)}"
+        for short, name in spelled:
+            item = f"{short} = {full.get(name, name)}"
             limit = W - 2 * _PAD - 60
             if text_width(item, _SMALL_FONT) > limit:
                 item = item[: int(limit / (_SMALL_FONT * CHAR_EM)) - 1] + "…"
@@ -467,8 +565,18 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
         y = flow.bottom + 4
     height = int(y + _PAD)
     return Drawing(
-        W, height, title, tuple(rects), tuple(lines), tuple(markers), tuple(texts),
-        x0, px, first_step, plot_top, plot_bottom,
+        W,
+        height,
+        title,
+        tuple(rects),
+        tuple(lines),
+        tuple(markers),
+        tuple(texts),
+        x0,
+        px,
+        first_step,
+        plot_top,
+        plot_bottom,
     )
 
 

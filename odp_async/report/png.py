@@ -86,12 +86,21 @@ def draw_figure(drawing: Drawing) -> Any:
     ax.set_axis_off()
     for line in d.lines:
         if line.role in ("grid", "rule", "axis"):
-            ax.add_line(Line2D([line.x1, line.x2], [line.y1, line.y2], color=line.colour,
-                               linewidth=line.width * _PT_PER_PX * 1.4, zorder=1))
+            ax.add_line(
+                Line2D(
+                    [line.x1, line.x2],
+                    [line.y1, line.y2],
+                    color=line.colour,
+                    linewidth=line.width * _PT_PER_PX * 1.4,
+                    zorder=1,
+                )
+            )
     for r in d.rects:
         ax.add_patch(
             Rectangle(
-                (r.x, r.y), max(r.w, 0.5), r.h,
+                (r.x, r.y),
+                max(r.w, 0.5),
+                r.h,
                 facecolor=r.fill,
                 edgecolor=r.stroke if r.stroke != "none" else "none",
                 linewidth=0.5,
@@ -105,23 +114,55 @@ def draw_figure(drawing: Drawing) -> Any:
         lw = line.width * _PT_PER_PX * 1.4
         if line.arrow:
             ax.add_patch(
-                FancyArrowPatch((line.x1, line.y1), (line.x2, line.y2), arrowstyle="-|>",
-                                mutation_scale=12, color=line.colour, linewidth=lw, zorder=5,
-                                shrinkA=0, shrinkB=0)
+                FancyArrowPatch(
+                    (line.x1, line.y1),
+                    (line.x2, line.y2),
+                    arrowstyle="-|>",
+                    mutation_scale=12,
+                    color=line.colour,
+                    linewidth=lw,
+                    zorder=5,
+                    shrinkA=0,
+                    shrinkB=0,
+                )
             )
         else:
-            ax.add_line(Line2D([line.x1, line.x2], [line.y1, line.y2], color=line.colour,
-                               linewidth=lw, linestyle="--" if line.dashed else "-", zorder=5))
+            ax.add_line(
+                Line2D(
+                    [line.x1, line.x2],
+                    [line.y1, line.y2],
+                    color=line.colour,
+                    linewidth=lw,
+                    linestyle="--" if line.dashed else "-",
+                    zorder=5,
+                )
+            )
     for m in d.markers:
-        ax.plot([m.x], [m.y], marker=_MARKER_SHAPES.get(m.shape, "P"), color=m.colour,
-                markeredgecolor="black" if m.shape not in ("x", "plus") else m.colour,
-                markeredgewidth=0.5, markersize=m.size * _PT_PER_PX * 1.1, linestyle="",
-                zorder=6)
+        ax.plot(
+            [m.x],
+            [m.y],
+            marker=_MARKER_SHAPES.get(m.shape, "P"),
+            color=m.colour,
+            markeredgecolor="black" if m.shape not in ("x", "plus") else m.colour,
+            markeredgewidth=0.5,
+            markersize=m.size * _PT_PER_PX * 1.1,
+            linestyle="",
+            zorder=6,
+        )
     for t in d.texts:
-        ax.text(t.x, t.y, t.text, fontsize=t.size * _PT_PER_PX, fontfamily=_MONO,
-                ha={"start": "left", "middle": "center", "end": "right"}[t.anchor],
-                va="baseline", color=t.colour, weight="bold" if t.bold else "normal",
-                zorder=7, clip_on=False)
+        ax.text(
+            t.x,
+            t.y,
+            t.text,
+            fontsize=t.size * _PT_PER_PX,
+            fontfamily=_MONO,
+            ha={"start": "left", "middle": "center", "end": "right"}[t.anchor],
+            va="baseline",
+            color=t.colour,
+            weight="bold" if t.bold else "normal",
+            zorder=7,
+            clip_on=False,
+        )
     return fig
 
 

@@ -222,7 +222,9 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
             status[ran] = "running"
             if row is not None and row.action == "park":
                 blocked_on[ran] = row.text
-            options = runnable[step - 1] if runnable is not None and step - 1 < len(runnable) else None
+            options = (
+                runnable[step - 1] if runnable is not None and step - 1 < len(runnable) else None
+            )
             if prev_row is None or prev_row.lane is None:
                 why = "the first step" if prev_row is None else "the previous task finished"
             elif prev_row.lane == ran:
@@ -342,13 +344,17 @@ def explain(execution: Execution, states: Sequence[dict[str, Any]]) -> list[dict
             installs = [
                 i
                 for i in tl.instants
-                if i.category == "install" and i.address is not None
-                and f"{i.address:#x}" == addr and i.step <= mark.step
+                if i.category == "install"
+                and i.address is not None
+                and f"{i.address:#x}" == addr
+                and i.step <= mark.step
             ]
             if installs:
                 inst = installs[-1]
                 who = tl.lane(inst.lane).title if inst.lane is not None else "a task"
-                parts.append(f"The device installed it at step {inst.step} ({who}: {inst.detail}).")
+                parts.append(
+                    f"The device installed it at step {inst.step} ({who}: {inst.detail})."
+                )
                 causes.append(inst.step)
             unmapped = _pte_change(states, addr, mark.step)
             if unmapped is not None:
@@ -360,20 +366,24 @@ def explain(execution: Execution, states: Sequence[dict[str, Any]]) -> list[dict
                 parts.append(f"The frame was freed at step {freed}.")
                 causes.append(freed)
             windows = [
-                s for s in tl.spans
-                if s.category == "invalidate" and s.start <= mark.step
+                s
+                for s in tl.spans
+                if s.category == "invalidate"
+                and s.start <= mark.step
                 and (s.end >= (causes[0] if causes else mark.step))
             ]
             for w in windows[:2]:
                 parts.append(
                     f"Invalidation {w.detail or w.name} ran over steps {w.start}-{w.end}"
-                    + (" (still open)" if w.is_open else "") + "."
+                    + (" (still open)" if w.is_open else "")
+                    + "."
                 )
                 causes.append(w.start)
         elif mark.kind == "deadlock" and tl.cycle:
             for edge in tl.cycle:
                 took = [
-                    s for s in tl.spans
+                    s
+                    for s in tl.spans
                     if s.is_lock and s.lane == edge.holder and s.name == edge.resource
                 ]
                 where = f", taken at step {took[-1].start}" if took else ""
@@ -411,9 +421,7 @@ def _translation(state: dict[str, Any], addr: str) -> dict[str, Any] | None:
     return None
 
 
-def _pte_change(
-    states: Sequence[dict[str, Any]], addr: str, until: int
-) -> tuple[int, str] | None:
+def _pte_change(states: Sequence[dict[str, Any]], addr: str, until: int) -> tuple[int, str] | None:
     """The last step at or before `until` where the page table's entry for `addr`
     changed."""
     found: tuple[int, str] | None = None

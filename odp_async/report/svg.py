@@ -45,7 +45,8 @@ def _marker(m: Marker) -> str:
         body = f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" {style}>{tip}</circle>'
         return body
     if m.shape == "x":
-        d = f"M{_n(x - r)},{_n(y - r)}L{_n(x + r)},{_n(y + r)}M{_n(x - r)},{_n(y + r)}L{_n(x + r)},{_n(y - r)}"
+        a, b, c, e = _n(x - r), _n(x + r), _n(y - r), _n(y + r)
+        d = f"M{a},{c}L{b},{e}M{a},{e}L{b},{c}"
         return f'<path d="{d}" stroke="{m.colour}" stroke-width="3" fill="none">{tip}</path>'
     if m.shape == "plus":
         d = f"M{_n(x - r)},{_n(y)}L{_n(x + r)},{_n(y)}M{_n(x)},{_n(y - r)}L{_n(x)},{_n(y + r)}"
@@ -66,7 +67,7 @@ def drawing_svg(drawing: Drawing, *, element_id: str = "timeline") -> str:
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" id={quoteattr(element_id)} '
         f'width="{d.width}" height="{d.height}" viewBox="0 0 {d.width} {d.height}" '
-        f'font-family={quoteattr(FONT)}>',
+        f"font-family={quoteattr(FONT)}>",
         f"<title>{escape(d.title)}</title>",
         '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" '
@@ -81,9 +82,7 @@ def drawing_svg(drawing: Drawing, *, element_id: str = "timeline") -> str:
             out.append(_line(line))
     for r in d.rects:
         tip = f"<title>{escape(r.tip)}</title>" if r.tip else ""
-        attrs_ = (
-            f'x="{_n(r.x)}" y="{_n(r.y)}" width="{_n(max(r.w, 0.5))}" height="{_n(r.h)}"'
-        )
+        attrs_ = f'x="{_n(r.x)}" y="{_n(r.y)}" width="{_n(max(r.w, 0.5))}" height="{_n(r.h)}"'
         stroke = f'stroke="{r.stroke}" stroke-width="0.6"' if r.stroke != "none" else ""
         out.append(f'<rect {attrs_} fill="{r.fill}" {stroke} class="{r.role}">{tip}</rect>')
         if r.hatch:

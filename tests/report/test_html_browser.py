@@ -80,7 +80,9 @@ def test_the_race_report_steps_and_explains(
     write_html(race_execution, path, target=target)
     page = path.read_text()
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
-    assert "https://" not in page and "<link" not in page and " src=" not in page
+    assert "https://" not in page
+    assert "<link" not in page
+    assert " src=" not in page
 
     browser.get(path.as_uri())
     assert _errors(browser) == []

@@ -39,7 +39,8 @@ def test_every_bar_is_labelled_and_every_key_spelled_out(race: Timeline) -> None
     for label in labels:
         # a label is a bar's full name or a key spelled out below the legend
         assert label.text in names or f"{label.text} = " in keys, label.text
-    assert "mmap_sem" in keys and "B.umem_mutex" in keys  # the locks told apart
+    assert "mmap_sem" in keys
+    assert "B.umem_mutex" in keys
 
 
 def test_the_setup_is_folded(race: Timeline) -> None:
@@ -57,7 +58,8 @@ def test_every_colour_and_the_hatching_are_in_the_legend(lock_order: Timeline) -
     assert any(r.hatch for r in d.rects if r.role == "span")
     assert any(r.hatch for r in d.rects if r.role == "swatch")
     legend = " ".join(t.text for t in d.texts if t.role == "legend")
-    assert "hatched" in legend and "waits for" in legend
+    assert "hatched" in legend
+    assert "waits for" in legend
     assert set(COLOURS.values()) & fills
 
 
@@ -80,7 +82,8 @@ def test_no_text_leaves_the_frame(race: Timeline, lock_order: Timeline, width: i
         d = layout(tl, width)
         for t in d.texts:
             left, right = t.extent
-            assert 0 <= left and right <= d.width, (t.text, left, right, d.width)
+            assert left >= 0, (t.text, left)
+            assert right <= d.width, (t.text, right, d.width)
 
 
 @pytest.mark.parametrize("width", [400, 800])
@@ -93,8 +96,10 @@ def test_no_text_is_clipped_in_the_png(lock_order: Timeline, race: Timeline, wid
         w, h = fig.canvas.get_width_height()
         for text in fig.axes[0].texts:
             box = text.get_window_extent(renderer)
-            assert box.x0 >= 0 and box.x1 <= w, text.get_text()
-            assert box.y0 >= 0 and box.y1 <= h, text.get_text()
+            assert box.x0 >= 0, text.get_text()
+            assert box.x1 <= w, text.get_text()
+            assert box.y0 >= 0, text.get_text()
+            assert box.y1 <= h, text.get_text()
 
 
 def test_svg_parses_and_the_extension_picks_the_format(race: Timeline, tmp_path: Path) -> None:
@@ -106,7 +111,8 @@ def test_svg_parses_and_the_extension_picks_the_format(race: Timeline, tmp_path:
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     texts = _svg_texts(svg_path.read_text())
     assert any("stale-translation" in t for t in texts)
-    assert "madvise" in texts and "inv0" in texts
+    assert "madvise" in texts
+    assert "inv0" in texts
 
 
 def test_without_matplotlib_a_png_names_the_extra(tmp_path: Path) -> None:
@@ -131,7 +137,8 @@ except PlotExtraMissing as e:
     message = out.stdout.strip()
     assert "\n" not in message
     assert "odp_async[plot]" in message
-    assert (tmp_path / "ok.svg").exists() and not (tmp_path / "no.png").exists()
+    assert (tmp_path / "ok.svg").exists()
+    assert not (tmp_path / "no.png").exists()
 
 
 def test_the_cli_without_matplotlib_is_one_line(tmp_path: Path, race: Timeline) -> None:

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 __all__ = ["render_html", "write_html"]
 
 
+#: State parts stored once in the page's pool (a long run repeats them step after step).
+_POOLED = ("tasks", "locks", "invalidations", "regions", "page_table")
+
+
 def _asset(name: str) -> str:
     """The page's own style sheet or script, shipped beside this module."""
     return files(__package__ or "odp_async.report").joinpath(name).read_text("utf-8")
@@ -70,7 +74,20 @@ def render_html(
         'stroke-opacity="0.75" pointer-events="none"/>'
     )
     svg = svg[: svg.rindex("</svg>")] + cursor + "</svg>"
+    # parts that rarely change are stored once and referenced by index
+    pool: list[Any] = []
+    seen: dict[str, int] = {}
+    for state in states:
+        for key in _POOLED:
+            if key in state:
+                text = json.dumps(state[key], sort_keys=True)
+                if text not in seen:
+                    seen[text] = len(pool)
+                    pool.append(state[key])
+                state[key] = seen[text]
     data: dict[str, Any] = {
+        "pool": pool,
+        "pooled": list(_POOLED),
         "states": states,
         "explained": explained,
         "x0": drawing.x0,

@@ -403,14 +403,23 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
                 Text(cx, by + _ROW / 2 + size * 0.35, label, size, "middle", colour, role="bar")
             )
         ran = [row.step for row in tl.rows if row.lane == lane.task_id]
+        # one tick per run of consecutive steps (a long run stays a small picture)
+        runs: list[list[int]] = []
         for step in ran:
+            if runs and runs[-1][1] == step - 1:
+                runs[-1][1] = step
+            else:
+                runs.append([step, step])
+        gap = 0.5 if px >= 3 else 0.0
+        for first, last in runs:
             rects.append(
                 Rect(
-                    sx(step),
+                    sx(first),
                     top + n_rows * _ROW + 2,
-                    max(px - 0.5, 0.5),
+                    max((last - first + 1) * px - gap, 0.5),
                     _TICK_H,
                     RUN_TICK,
+                    tip=f"ran steps {first}-{last}" if last > first else f"ran step {first}",
                     role="tick",
                 )
             )

@@ -1,6 +1,7 @@
 "use strict";
 const DATA = JSON.parse(document.getElementById("data").textContent);
 const S = DATA.states, N = S.length;
+S.forEach(s => DATA.pooled.forEach(k => { if (k in s) s[k] = DATA.pool[s[k]]; }));
 const slider = document.getElementById("slider");
 slider.min = 1; slider.max = Math.max(1, N); slider.value = 1;
 let cur = 1;

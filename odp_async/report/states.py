@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import NOTE
 from .._runtime.sim import run as sim_run
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, ReplayMismatch
 from .timeline import Timeline, short_resource
 
 if TYPE_CHECKING:
@@ -158,9 +158,19 @@ def record_regions(
     def stopped() -> None:
         final.append(_regions(world))
 
-    result = sim_run(
-        main, chooser=snoop, max_steps=max(1, execution.sim.steps), trace=False, on_stop=stopped
-    )
+    try:
+        result = sim_run(
+            main,
+            chooser=snoop,
+            max_steps=max(1, execution.sim.steps),
+            trace=False,
+            on_stop=stopped,
+        )
+    except ReplayMismatch as err:
+        raise InvalidArgument(
+            f"re-running {target.label!r} did not reproduce this execution ({err}): is it "
+            "the execution's target?"
+        ) from None
     if result.steps != execution.sim.steps or result.outcome != execution.sim.outcome:
         raise InvalidArgument(
             f"re-running {target.label!r} did not reproduce this execution "

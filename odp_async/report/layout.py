@@ -411,15 +411,15 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
             else:
                 runs.append([step, step])
         gap = 0.5 if px >= 3 else 0.0
-        for first, last in runs:
+        for lo, hi in runs:
             rects.append(
                 Rect(
-                    sx(first),
+                    sx(lo),
                     top + n_rows * _ROW + 2,
-                    max((last - first + 1) * px - gap, 0.5),
+                    max((hi - lo + 1) * px - gap, 0.5),
                     _TICK_H,
                     RUN_TICK,
-                    tip=f"ran steps {first}-{last}" if last > first else f"ran step {first}",
+                    tip=f"ran steps {lo}-{hi}" if hi > lo else f"ran step {lo}",
                     role="tick",
                 )
             )

@@ -43,7 +43,7 @@ def test_every_builtin_gets_a_report(source: str) -> None:
     assert Timeline.from_execution(ex).verdict in page
     drawing = layout(Timeline.from_execution(ex, title=target.label), 600)
     for text in drawing.texts:
-        assert 0 <= text.extent[0]
+        assert text.extent[0] >= 0
         assert text.extent[1] <= drawing.width
 
 

@@ -326,8 +326,9 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
     x0 = _PAD + lane_w + 10
     steps = max(1, tl.steps)
     # arrows of a deadlock cycle need room right of the last step
+    # (the labels go right of the arrows; the full cycle is in the subtitle too)
     longest = max((text_width(e.resource, 10.0) for e in tl.cycle), default=0.0)
-    arrow_room = 28.0 * len(tl.cycle) + (longest + 24 if tl.cycle else 0.0)
+    arrow_room = 20.0 * len(tl.cycle) + (min(longest, W / 5) + 24 if tl.cycle else 0.0)
     right = W - _PAD - 6 - arrow_room
     px = max(0.5, (right - x0) / steps)
     first_step = 1
@@ -399,6 +400,10 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
             half = text_width(label, size) / 2
             cx = min(max(cx, x0 + half), W - _PAD - half)
             colour = "#ffffff" if key in _DARK and text_width(label, size) <= bw else "#000000"
+            if span.is_open:  # the hatching under a label would make it hard to read
+                tw = text_width(label, size)
+                bg = "#ffffff" if colour == "#000000" else "#303030"
+                rects.append(Rect(cx - tw / 2 - 2, by + 2, tw + 4, _ROW - 6, bg, role="label"))
             texts.append(
                 Text(cx, by + _ROW / 2 + size * 0.35, label, size, "middle", colour, role="bar")
             )
@@ -500,15 +505,20 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
         if edge.waiter not in lane_mid or edge.holder not in lane_mid:
             continue
         end_x = sx(steps + 1)
-        xa = end_x + 14 + 28 * k
+        xa = end_x + 12 + 20 * k
         dy = (k - (len(tl.cycle) - 1) / 2) * 7
         y1, y2 = lane_mid[edge.waiter] + dy, lane_mid[edge.holder] + dy
         lines.append(Line(end_x, y1, xa, y1, ARROW, 1.6, role="cycle"))
         lines.append(Line(xa, y1, xa, y2, ARROW, 1.6, role="cycle"))
         lines.append(Line(xa, y2, end_x + 2, y2, ARROW, 1.6, arrow=True, role="cycle"))
+        # the label: right of every arrow, level with the waiter's outgoing segment
         label, size = edge.resource, 10.0
-        lx = min(xa + 3, W - _PAD - text_width(label, size))
-        texts.append(Text(lx, (y1 + y2) / 2 + 4, label, size, "start", ARROW, role="cycle"))
+        lx = end_x + 12 + 20 * len(tl.cycle)
+        room = W - _PAD - lx
+        if text_width(label, size) > room:
+            keep = max(1, int(room / text_width("x", size)) - 1)
+            label = label[:keep] + "…"
+        texts.append(Text(lx, y1 + 4, label, size, "start", ARROW, role="cycle"))
 
     # --- legend ---------------------------------------------------------------------------
     y += 6

@@ -48,7 +48,7 @@ __all__ = ["render_html", "write_html"]
 
 
 #: State parts stored once in the page's pool (a long run repeats them step after step).
-_POOLED = ("tasks", "locks", "invalidations", "regions", "page_table")
+_POOLED = ("tasks", "locks", "invalidations", "regions", "page_table", "protocol")
 
 
 def _asset(name: str) -> str:

@@ -55,8 +55,9 @@ function show(step) {
     regions.replaceChildren(el("div", "a general program: no regions (tasks and primitives above)", "muted"));
   } else {
     const rows = [];
+    if (s.protocol) rows.push({cells: ["protocol", s.protocol, "", ""]});
     s.regions.forEach(r => {
-      rows.push({cells: [r.name + " " + r.range, "count " + r.count + ", seq " + r.seq, r.state + (r.dying ? ", dying" : ""), ""]});
+      rows.push({cells: [r.name + " " + r.range, "count " + r.count + ", seq " + r.seq, r.state + (r.dying ? ", dying" : ""), r.proto]});
       r.translations.forEach(t => rows.push({cls: t.ok ? "" : "stale",
         cells: ["  " + t.addr, "-> " + t.frame + (t.rw ? " rw" : " ro"), "pte: " + t.pte, t.ok ? "ok" : "STALE: " + t.problem]}));
     });

@@ -15,7 +15,9 @@ Contract
     - ``events``: what happened during the step (installs, zaps, DMA, warnings, windows
       opening and closing) and ``violations``: the violations recorded at it;
     - ``regions`` (world scenarios, when `target` is given): each registered region's
-      ``count``, ``seq``, state and translations, each set against the page table
+      ``count``, ``seq``, state, protocol-private state (``proto``) and translations,
+      each set against the page table (``page_table``: address -> frame; ``protocol``:
+      the protocol's own counters, e.g. ``kvm-seq: in_progress=1, seq=0``)
       (``ok`` False when the pte maps another frame, nothing, or with less permission,
       or the frame was freed).  These come from re-running the execution's schedule on a
       fresh world and reading the model at every step boundary (report-side: the model
@@ -121,6 +123,7 @@ def _regions(world: World) -> list[dict[str, Any]]:
                 "seq": umem.seq,
                 "state": umem.state.value,
                 "dying": umem.dying,
+                "proto": repr(umem.proto) if umem.proto is not None else "",
                 "translations": translations,
             }
         )
@@ -128,7 +131,14 @@ def _regions(world: World) -> list[dict[str, Any]]:
     for vpn, pte in sorted(mm.page_table.items())[:256]:
         frame = pte.frame.id if pte.frame is not None else None
         pages[f"{vpn << _PAGE:#x}"] = _fr(frame) if frame is not None else "migrating"
-    return [{"name": "page table", "pages": pages}, *out]
+    protocol = world.ctx.protocol
+    fields = ", ".join(
+        f"{k}={v}"
+        for k, v in sorted(getattr(protocol, "__dict__", {}).items())
+        if not k.startswith("_") and isinstance(v, int | str) and k != "name"
+    )
+    proto = f"{protocol.name}: {fields}" if fields else protocol.name
+    return [{"name": "page table", "pages": pages, "protocol": proto}, *out]
 
 
 def record_regions(
@@ -322,6 +332,7 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
         if regions is not None:
             snap = regions[min(step, len(regions) - 1)]
             state["page_table"] = snap[0]["pages"]
+            state["protocol"] = snap[0]["protocol"]
             state["regions"] = snap[1:]
         states.append(state)
         prev_row = row

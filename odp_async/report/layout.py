@@ -119,6 +119,8 @@ def text_width(text: str, size: float) -> float:
 
 @attrs.frozen
 class Rect:
+    """A filled rectangle (a bar, a run tick, a legend swatch), top-left at (x, y)."""
+
     x: float
     y: float
     w: float
@@ -134,6 +136,8 @@ class Rect:
 
 @attrs.frozen
 class Text:
+    """A line of text in the monospace face; `size` in px, `y` its baseline."""
+
     x: float
     y: float  # the baseline
     text: str
@@ -153,6 +157,8 @@ class Text:
 
 @attrs.frozen
 class Line:
+    """A straight line, dashed or with an arrowhead at its end."""
+
     x1: float
     y1: float
     x2: float
@@ -166,6 +172,8 @@ class Line:
 
 @attrs.frozen
 class Marker:
+    """A point marker (an instant event, a violation's cross), centred at (x, y)."""
+
     x: float
     y: float
     shape: str  # "triangle-up", "triangle-down", "circle", "diamond", "square", "plus", "x"

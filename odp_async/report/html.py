@@ -48,7 +48,7 @@ __all__ = ["render_html", "write_html"]
 
 
 #: State parts stored once in the page's pool (a long run repeats them step after step).
-_POOLED = ("tasks", "locks", "invalidations", "regions", "page_table", "protocol")
+_POOLED = ("tasks", "locks", "invalidations", "regions", "page_table", "protocol", "variables")
 
 
 def _asset(name: str) -> str:
@@ -128,6 +128,8 @@ def render_html(
 <div id="regions"></div></section>
 <section><h2>invalidations in flight</h2><div id="invalidations"></div></section>
 <section><h2>tasks</h2><div id="tasks"></div></section>
+<section><h2>the program's variables (plain data in each task's frame)</h2>
+<div id="variables"></div></section>
 <section><h2>this step</h2><div id="events"></div></section>
 </div>
 <script type="application/json" id="data">{payload}</script>

@@ -43,12 +43,18 @@ function show(step) {
   const ran = document.getElementById("ran");
   ran.replaceChildren();
   ran.appendChild(el("div", s.ran + ": " + s.did));
+  if (s.touched) ran.appendChild(el("div", s.touched));
   ran.appendChild(el("div", s.why, s.preemption ? "preempt" : "muted"));
   fill("tasks", table(["task", "status"], s.tasks.map(t => ({cells: [t.task, t.status]}))));
   fill("locks", s.locks.length ? table(["primitive", "held by", "waiters"],
        s.locks.map(l => ({cells: [l.lock, l.held.join(", ") || "-", l.waiters.join(", ") || "-"]})))
        : el("div", "no lock held, nobody waiting", "muted"));
   fill("invalidations", list(s.invalidations, "none in flight"));
+  const vars = [];
+  Object.entries(s.variables || {}).forEach(([task, vs]) =>
+    Object.entries(vs).forEach(([k, v]) => vars.push({cells: [task, k, v]})));
+  fill("variables", vars.length ? table(["task", "variable", "value"], vars)
+       : el("div", s.variables === undefined ? "recorded with a target only" : "none", "muted"));
   fill("events", list(s.events.concat(s.violations.map(v => "VIOLATION " + v)), "nothing recorded"));
   const regions = document.getElementById("regions");
   if (s.regions === undefined) {

@@ -8,6 +8,11 @@ Contract
     - ``ran`` / ``did`` / ``why``: the task that ran it, what it does next, and why it
       was the one: ``preemption`` is True when the task that ran the step before could
       have gone on (it stopped at a checkpoint) and another was chosen;
+    - ``touched`` (with `target`): the shared resources the step declared it reads and
+      writes (its checkpoint's `Footprint`), when it declared them;
+    - ``variables`` (with `target`): each live task's variables that hold plain data
+      (numbers, strings, and lists / dicts of them; closure cells included: the program's
+      shared state), read from its coroutine frame;
     - ``locks``: every primitive held, by whom and how, and who is blocked on it (from
       the sim's lock notes and the tasks parked on each primitive);
     - ``tasks``: each task's status (running, runnable, blocked on X, asleep, finished);
@@ -38,8 +43,11 @@ See also
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import NOTE
@@ -51,35 +59,95 @@ if TYPE_CHECKING:
     from ..explore.target import Execution, Target
     from ..world import World
 
-__all__ = ["explain", "record_regions", "step_states"]
+__all__ = ["Recording", "explain", "record", "step_states"]
 
 _PAGE = 12
 
 
 class _Snoop:
-    """A chooser that reads the world at every step boundary, then lets `inner` choose."""
+    """A chooser that reads the world (if any) and the tasks' variables at every step
+    boundary, then lets `inner` choose."""
 
     ask_always = True
 
-    def __init__(self, inner: Chooser, world: World) -> None:
+    def __init__(self, inner: Chooser, world: World | None) -> None:
         self.inner = inner
         self.world = world
         self.inner_asks = bool(getattr(inner, "ask_always", False))
         self.snapshots: list[list[dict[str, Any]]] = []  # [k]: after step k
         self.runnable: list[list[str]] = []  # [k]: runnable before step k + 1
+        self.variables: list[dict[str, dict[str, str]]] = []  # [k]: after step k
+        self.labels: list[str] = []  # [k]: what the task chosen for step k + 1 does
+        self._tasks: dict[int, Any] = {}  # every task seen runnable, by id
 
     def new_execution(self) -> None:
         self.inner.new_execution()
 
+    def snapshot(self) -> None:
+        if self.world is not None:
+            self.snapshots.append(_regions(self.world))
+        self.variables.append(_variables(self._tasks.values()))
+
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
-        self.snapshots.append(_regions(self.world))
+        for task in runnable:
+            self._tasks.setdefault(id(task), task)
+        self.snapshot()
         self.runnable.append([str(getattr(t, "name", t)) for t in runnable])
-        if len(runnable) == 1 and not self.inner_asks:
-            return 0
-        return self.inner.choose(runnable, last)
+        asks = len(runnable) > 1 or self.inner_asks
+        i = self.inner.choose(runnable, last) if asks else 0
+        if 0 <= i < len(runnable):
+            self.labels.append(_label(getattr(runnable[i], "pending", None)))
+        return i
 
     def draw(self, n: int, label: object) -> int:
         return self.inner.draw(n, label)
+
+
+_SIMPLE = (int, float, str, bool, type(None))
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxdict = _REPR.maxset = _REPR.maxtuple = 8
+
+
+def _plain(value: object, depth: int = 0) -> bool:
+    """A value worth showing as the program's state: plain data, a few levels deep."""
+    if isinstance(value, _SIMPLE):
+        return True
+    if depth > 2:
+        return False
+    if isinstance(value, dict):
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
+def _variables(tasks: Iterable[Any]) -> dict[str, dict[str, str]]:
+    """Each live task's variables (its outermost coroutine frame: locals and the closure
+    cells it uses) that hold plain data, as text."""
+    out: dict[str, dict[str, str]] = {}
+    for task in tasks:
+        coro = getattr(task, "coro", None)
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            continue
+        shown = {
+            k: _REPR.repr(v)
+            for k, v in sorted(frame.f_locals.items())
+            if not k.startswith("_") and _plain(v)
+        }
+        if shown:
+            out[str(getattr(task, "name", "?"))] = shown
+    return out
+
+
+def _label(pending: object) -> str:
+    from .._runtime.footprint import Footprint
+
+    if isinstance(pending, Footprint):
+        return f"a step touching {pending}"
+    return ""
 
 
 def _fr(frame: tuple[int, int]) -> str:
@@ -141,40 +209,51 @@ def _regions(world: World) -> list[dict[str, Any]]:
     return [{"name": "page table", "pages": pages, "protocol": proto}, *out]
 
 
-def record_regions(
-    execution: Execution, target: Target
-) -> tuple[list[list[dict[str, Any]]], list[list[str]]]:
-    """Re-run `execution`'s schedule of `target` and read the regions after every step.
+@attrs.frozen
+class Recording:
+    """What a re-run of an execution read at every step boundary (index ``k``: after
+    step ``k``; ``[0]``: before the first step)."""
 
-    Returns ``(regions, runnable)``: ``regions[s]`` after step ``s`` (``[0]``: before the
-    first step), ``runnable[s]`` the tasks the sim could run at step ``s + 1``.
+    #: World scenarios: the page table, the protocol and the regions; else None.
+    regions: list[list[dict[str, Any]]] | None
+    #: ``runnable[k]``: the tasks the sim could run at step ``k + 1``.
+    runnable: list[list[str]]
+    #: ``variables[k]``: each task's plain-data variables after step ``k``.
+    variables: list[dict[str, dict[str, str]]]
+    #: ``labels[k]``: the declared footprint of step ``k + 1`` ("" if none).
+    labels: list[str]
 
-    Raises: `InvalidArgument` if `target` is not a world scenario or the re-run does not
-    reproduce `execution` (another target, or code that changed).
+
+def record(execution: Execution, target: Target) -> Recording:
+    """Re-run `execution`'s schedule of `target` and read the state at every step.
+
+    Raises: `InvalidArgument` if the re-run does not reproduce `execution` (another
+    target, or code that changed).
     """
     from ..world import World
 
-    if not target.scenario.needs_world or target.protocol is None:
-        raise InvalidArgument(f"{target.label!r} is a general program: it has no regions")
-    world = World.build(target.protocol, options=dict(target.options), record_events=False)
-    snoop = _Snoop(ReplayChooser(execution.sim.schedule), world)
+    world: World | None = None
     body = target.scenario.body
+    if target.scenario.needs_world and target.protocol is not None:
+        world = World.build(target.protocol, options=dict(target.options), record_events=False)
+        w = world
 
-    async def main() -> Any:
-        return await body(world)
+        async def main() -> Any:
+            return await body(w)
 
-    final: list[list[dict[str, Any]]] = []
+    else:
 
-    def stopped() -> None:
-        final.append(_regions(world))
+        async def main() -> Any:
+            return await body()
 
+    snoop = _Snoop(ReplayChooser(execution.sim.schedule), world)
     try:
         result = sim_run(
             main,
             chooser=snoop,
             max_steps=max(1, execution.sim.steps),
             trace=False,
-            on_stop=stopped,
+            on_stop=snoop.snapshot,
         )
     except ReplayMismatch as err:
         raise InvalidArgument(
@@ -187,9 +266,13 @@ def record_regions(
             f"({result.steps} steps, {result.outcome}; recorded {execution.sim.steps} steps, "
             f"{execution.sim.outcome}): is it the execution's target?"
         )
-    regions = snoop.snapshots[: result.steps]
-    regions.append(final[0] if final else _regions(world))
-    return regions, snoop.runnable
+    n = result.steps + 1
+    if len(snoop.variables) < n:
+        snoop.snapshot()  # the state after the last step
+    regions = None
+    if world is not None:
+        regions = snoop.snapshots[:n] if len(snoop.snapshots) >= n else snoop.snapshots
+    return Recording(regions, snoop.runnable, snoop.variables[:n], snoop.labels)
 
 
 def step_states(execution: Execution, target: Target | None = None) -> list[dict[str, Any]]:
@@ -200,8 +283,10 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
     tl = Timeline.from_execution(execution)
     regions: list[list[dict[str, Any]]] | None = None
     runnable: list[list[str]] | None = None
-    if target is not None and target.scenario.needs_world:
-        regions, runnable = record_regions(execution, target)
+    recording: Recording | None = None
+    if target is not None:
+        recording = record(execution, target)
+        regions, runnable = recording.regions, recording.runnable
     title = {lane.task_id: lane.title for lane in tl.lanes}
     trace = execution.sim.trace or ()
     notes: dict[int, list[tuple[int, str, str]]] = {}
@@ -329,6 +414,11 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
             "events": events,
             "violations": [m.text for m in tl.violations if m.step == step],
         }
+        if recording is not None:
+            found = recording.variables
+            state["variables"] = found[min(step, len(found) - 1)] if found else {}
+            if step - 1 < len(recording.labels) and recording.labels[step - 1]:
+                state["touched"] = recording.labels[step - 1]
         if regions is not None:
             snap = regions[min(step, len(regions) - 1)]
             state["page_table"] = snap[0]["pages"]

@@ -143,3 +143,24 @@ def _assert_not_blank(path: Path) -> None:
     assert image.size[0] >= 800
     stat = ImageStat.Stat(image)
     assert stat.stddev[0] > 20, f"screenshot looks blank (stddev {stat.stddev[0]:.1f})"
+
+
+def test_a_general_programs_variables_step_by_step(browser: Any, tmp_path: Path) -> None:
+    from odp_async.sim import RandomChooser
+
+    target = Target.resolve("classic:lost-update")
+    ex = target.run(RandomChooser(0), max_steps=1000, trace=True)
+    path = tmp_path / "lost-update.html"
+    write_html(ex, path, target=target)
+    browser.get(path.as_uri())
+    assert _errors(browser) == []
+    browser.find_element("tag name", "h1").click()
+    before = _text(browser, "variables")
+    for _ in range(4):
+        _key(browser, "l")
+    assert _text(browser, "stepno") == "step 5 / 8"
+    after = _text(browser, "variables")
+    assert after != before
+    assert after.count("value 0") == 2
+    _key(browser, "v")
+    assert "lost update" in _text(browser, "violation")

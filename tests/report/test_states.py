@@ -85,3 +85,16 @@ def test_another_target_does_not_pass_for_this_run(race_execution: Execution) ->
     other = Target.resolve("fault-vs-munmap", "odp2014")
     with pytest.raises(InvalidArgument, match="did not reproduce"):
         step_states(race_execution, other)
+
+
+def test_a_general_programs_shared_state_is_shown() -> None:
+    target = Target.resolve("classic:lost-update")
+    ex = target.run(RandomChooser(0), max_steps=1000, trace=True)
+    states = step_states(ex, target)
+    # both increments read x == 0 before either wrote: the lost update, step by step
+    at5 = states[5 - 1]
+    assert at5["variables"]["inc1"]["value"] == "0"
+    assert at5["variables"]["inc2"]["value"] == "0"
+    assert at5["touched"] == "a step touching {r:'x'}"
+    assert states[6 - 1]["variables"]["inc1"]["state"] == "{'x': 1}"
+    assert "variables" not in step_states(ex)[0]  # without the target: no re-run

@@ -484,7 +484,7 @@ def layout(timeline: Timeline, width_px: int = 1400) -> Drawing:
         lines.append(
             Line(
                 xs,
-                labels_top + (n_v % 2) * (_SMALL_FONT + 4) + 4,
+                labels_top + (n_v % 2) * (_SMALL_FONT + 4) + _SMALL_FONT + 1,
                 xs,
                 plot_bottom,
                 VIOLATION,

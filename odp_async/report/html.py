@@ -11,8 +11,9 @@ Contract
     the verdict, the swimlanes as inline SVG (`odp_async.report.layout`) with a cursor on
     the current step, a slider over the steps, and for the current step the state that
     `step_states` gives (who ran and why, locks held and waiters, tasks, regions,
-    invalidations in flight, events, and with `target` each task's plain-data variables).  At a violation's step the sentence of `explain`
-    says what broke and which earlier steps caused it (those steps are links).
+    invalidations in flight, events, and with `target` each task's plain-data
+    variables).  At a violation's step the sentence of `explain` says what broke and
+    which earlier steps caused it (those steps are links).
 
     Keys: ``ArrowRight``/``l`` next step, ``ArrowLeft``/``h`` previous, ``Home``/``End``,
     ``v`` the (next) violation, ``p`` the next preemption.  Clicking a lane picks its step.

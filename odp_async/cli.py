@@ -272,24 +272,50 @@ Examples:
   odp-async replay 'odp1.eNo....1a2b3c4d'
   odp-async replay 'odp1....' --text
   odp-async replay 'odp1....' --trace race.json --png race.png
+  odp-async replay 'odp1....' --svg race.svg --html race.html --width 1600
 """
 )
 @click.argument("token")
 @click.option("--text", "as_text", is_flag=True, help="print the text timeline")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), help="Chrome trace JSON")
-@click.option("--png", "png_path", type=click.Path(dir_okay=False), help="PNG timeline")
+@click.option(
+    "--png",
+    "png_path",
+    type=click.Path(dir_okay=False),
+    help="timeline picture (PNG; an .svg name writes SVG)",
+)
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="timeline as SVG")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="step-through HTML report"
+)
+@click.option(
+    "--width",
+    type=int,
+    help="text: columns (default: the terminal's); pictures: pixels (default 1400)",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def replay(
-    token: str, as_text: bool, trace_path: str | None, png_path: str | None, as_json: bool
+    token: str,
+    as_text: bool,
+    trace_path: str | None,
+    png_path: str | None,
+    svg_path: str | None,
+    html_path: str | None,
+    width: int | None,
+    as_json: bool,
 ) -> None:
     """Re-run the exact schedule of TOKEN and show what happened."""
     from .explore.tokens import decode_token, replay_token
 
+    if width is not None and width < 40:
+        _fail(f"--width must be at least 40, got {width}")
+    if width is not None and (png_path or svg_path) and not 400 <= width <= 20000:
+        _fail(f"--width for a picture is 400..20000 pixels, got {width}")
     decoded = decode_token(token)
     execution = replay_token(decoded, trace=True)
     failure = execution.failure
     timeline = None
-    if as_text or trace_path or png_path:
+    if as_text or trace_path or png_path or svg_path:
         from .report import Timeline
 
         timeline = Timeline.from_execution(execution, title=decoded.target().label)
@@ -298,11 +324,18 @@ def replay(
 
         write_trace(timeline, trace_path)  # type: ignore[arg-type]
         _err(f"wrote {trace_path}")
-    if png_path:
-        from .report import render_png
+    for path, fmt in ((png_path, None), (svg_path, "svg")):
+        if path:
+            from .report import write_picture
 
-        render_png(timeline, png_path)  # type: ignore[arg-type]
-        _err(f"wrote {png_path}")
+            assert timeline is not None
+            write_picture(timeline, path, width_px=width or 1400, fmt=fmt)
+            _err(f"wrote {path}")
+    if html_path:
+        from .report import write_html
+
+        write_html(execution, html_path, target=decoded.target())
+        _err(f"wrote {html_path}")
     if as_json:
         _echo_json(
             {
@@ -325,7 +358,7 @@ def replay(
         if as_text and timeline is not None:
             from .report import render_text
 
-            click.echo(render_text(timeline))
+            click.echo(render_text(timeline, width=width))
         label = decoded.target().label
         click.echo(
             f"{label}: {failure.describe() if failure else 'no violation'} "

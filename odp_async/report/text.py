@@ -1,8 +1,10 @@
 """A timeline as plain text: one column per task, one row per step.
 
 Contract
-    `render_text(timeline, width=120)` returns the whole picture as one string, the same
-    for the same timeline (no terminal queries, no clock, no colour codes):
+    `render_text(timeline, width=None)` returns the whole picture as one string, about
+    `width` columns wide; None means the terminal's width (``shutil.get_terminal_size``,
+    80 when there is no terminal).  Apart from that query, the same timeline gives the
+    same text (no clock, no colour codes):
 
     - a header: the run (title, outcome, steps), every violation (the first prefixed
       ``>>``), the deadlock if any, and a legend naming the lock letters and marks;
@@ -17,7 +19,10 @@ Contract
       deregister or exit window, ``*`` any other window.  Under the row, in the task's
       column: ``+name`` / ``-name`` where a window opens / closes, ``* what`` for an
       instant event, ``!! kind`` for a violation;
-    - a violation's step row starts with ``>>``, and its full text follows the row.
+    - a violation's step row starts with ``>>``, and its full text follows the row;
+    - a run of consecutive steps where one task does the same thing with nothing else
+      happening (a setup faulting sixteen pages in) is one row, ``8-23`` with ``(x16)``;
+    - places are addresses everywhere (``dma(B, 0x14000)``, never a page number).
 
     Labels are cut to the column with ``…``; the violation and header lines wrap instead.
 
@@ -31,6 +36,7 @@ See also
 
 from __future__ import annotations
 
+import shutil
 import string
 import textwrap
 from collections.abc import Iterable
@@ -58,11 +64,14 @@ _MIN_COLUMN: Final = 10
 _ELLIPSIS: Final = "…"
 
 
-def render_text(timeline: Timeline, *, width: int = 120) -> str:
-    """`timeline` as text about `width` columns wide (wider when there are many tasks).
+def render_text(timeline: Timeline, *, width: int | None = None) -> str:
+    """`timeline` as text about `width` columns wide (wider when there are many tasks);
+    None: the terminal's width.
 
     Raises: `InvalidArgument` if `width` is not an int of at least 40.
     """
+    if width is None:
+        width = max(40, shutil.get_terminal_size((80, 24)).columns)
     if not isinstance(width, int) or isinstance(width, bool) or width < 40:
         raise InvalidArgument(f"render_text() needs an int width >= 40, got {width!r}")
     return _TextRenderer(timeline, width).render()
@@ -108,7 +117,7 @@ class _TextRenderer:
         self.lanes = timeline.lanes
         self.index = {lane.task_id: i for i, lane in enumerate(self.lanes)}
         n = max(1, len(self.lanes))
-        self.step_w = max(4, len(str(timeline.steps)))
+        self.step_w = max(4, 2 * len(str(timeline.steps)) + 1)
         self.col_w = max(_MIN_COLUMN, (width - 2 - self.step_w) // n - 2)
         # Marks per (step, lane index): computed once, read for every row.
         self.marks: dict[tuple[int, int], str] = {}
@@ -158,8 +167,8 @@ class _TextRenderer:
         tl = self.tl
         nv = len(tl.violations)
         summary = (
-            f"timeline {tl.title}: outcome {tl.outcome}, {tl.steps} steps, "
-            f"{len(tl.lanes)} tasks, {nv} violation{'s' if nv != 1 else ''}"
+            f"timeline {tl.title}: {tl.verdict} ({nv} violation{'s' if nv != 1 else ''}; "
+            f"{tl.steps} steps, {len(tl.lanes)} tasks; the program's outcome: {tl.outcome})"
         )
         lines = self._wrap(summary, "", "    ")
         for n, mark in enumerate(tl.violations):
@@ -242,30 +251,58 @@ class _TextRenderer:
         bad = {m.step for m in tl.violations}
         lines: list[str] = []
         n = len(self.lanes)
-        for step in steps:
+        k = 0
+        while k < len(steps):
+            step = steps[k]
             row = by_step.get(step)
+            below = self._below(step)
+            # fold a run of identical quiet steps of one task into one row
+            run_end = k
+            if row is not None and not below and step not in bad:
+                sig = self._signature(step, row)
+                while run_end + 1 < len(steps):
+                    nxt = steps[run_end + 1]
+                    nrow = by_step.get(nxt)
+                    if (
+                        nxt != steps[run_end] + 1
+                        or nrow is None
+                        or nxt in bad
+                        or self._below(nxt)
+                        or self._signature(nxt, nrow) != sig
+                    ):
+                        break
+                    run_end += 1
+            count = run_end - k + 1
             cells = []
             for i in range(n):
                 ran = row is not None and row.lane is not None and self.index[row.lane] == i
                 text = self._what(row) if ran and row is not None else ""
+                if ran and count > 1:
+                    text = f"(x{count}) {text}"
                 cells.append(self._cell(i, self.marks.get((step, i), ""), text))
             if row is not None and row.lane is None:
                 cells.append(f"(a task {self._what(row)})")  # unknown lane: after the columns
             prefix = ">>" if step in bad else ""
-            lines.append(self._line(prefix, str(step), cells))
-            below = self._below(step)
+            label = str(step) if count == 1 else f"{step}-{steps[run_end]}"
+            lines.append(self._line(prefix, label, cells))
             depth = max((len(v) for v in below.values()), default=0)
-            for k in range(depth):
+            for d in range(depth):
                 sub = []
                 for i in range(n):
                     items = below.get(i, [])
-                    text = items[k] if k < len(items) else ""
+                    text = items[d] if d < len(items) else ""
                     sub.append(self._cell(i, self.window_marks.get((step, i), ""), text))
                 lines.append(self._line("", "", sub))
             for mark in tl.violations:
                 if mark.step == step:
                     lines += self._wrap(mark.text, ">> ", "   ")
+            k = run_end + 1
         return lines
+
+    def _signature(self, step: int, row: StepRow) -> tuple[object, ...]:
+        """What a step looks like, apart from its number: who ran, what it does, marks."""
+        marks = tuple(self.marks.get((step, i), "") for i in range(len(self.lanes)))
+        return (row.lane, row.action, row.text, row.notes, marks)
 
     def render(self) -> str:
         lines = [*self.header(), "", *self.table_head(), *self.rows()]

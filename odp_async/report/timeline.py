@@ -61,7 +61,9 @@ __all__ = [
     "Span",
     "StepRow",
     "Timeline",
+    "WaitEdge",
     "describe_label",
+    "fold_spans",
     "short_resource",
 ]
 
@@ -93,9 +95,25 @@ def short_resource(description: str) -> tuple[str, str]:
     return m.group(0), m.group(2)
 
 
+#: Trace labels whose argument at this index is a virtual page number, not an address:
+#: shown as the page's address, so that one run names a place one way.
+_PAGE_INDEX_ARGS: Final = {"dma": 2, "migrate": 2}
+_PAGE_SHIFT: Final = 12
+
+
 def describe_label(label: object) -> str:
     """A trace label as text: strings as they are, ``('fault', 'B', 81920)`` as
-    ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex)."""
+    ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex).  A page
+    number (``('dma', 'B', 20)``) is shown as its address, ``dma(B, 0x14000)``."""
+    if (
+        isinstance(label, tuple)
+        and label
+        and isinstance(label[0], str)
+        and label[0] in _PAGE_INDEX_ARGS
+    ):
+        at = _PAGE_INDEX_ARGS[label[0]]
+        if len(label) > at and isinstance(label[at], int) and not isinstance(label[at], bool):
+            label = (*label[:at], label[at] << _PAGE_SHIFT, *label[at + 1 :])
     if label is None:
         return "checkpoint"
     if isinstance(label, str):
@@ -187,6 +205,16 @@ class StepRow:
 
 
 @attrs.frozen
+class WaitEdge:
+    """One edge of a deadlock's wait-for cycle: `waiter` waits for `resource`, which
+    `holder` holds (task ids of the timeline's lanes)."""
+
+    waiter: int
+    resource: str
+    holder: int
+
+
+@attrs.frozen
 class Timeline:
     """One recorded run, renderer-independent.  Build with `from_execution`."""
 
@@ -200,6 +228,22 @@ class Timeline:
     violations: tuple[Mark, ...]  # in the order the run recorded them
     #: The deadlock's description when the run ended in one.
     deadlock: str | None = None
+    #: The deadlock's wait-for cycle, waiter to holder, closing on its first waiter.
+    cycle: tuple[WaitEdge, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        """What the run amounts to: its violation kinds (``"stale-translation,
+        stale-dma"``), or ``"clean"``; never the sim's ``ok`` (which means only that the
+        program did not raise)."""
+        kinds = list(dict.fromkeys(m.kind for m in self.violations))
+        if not kinds and self.deadlock is not None:
+            kinds = ["deadlock"]
+        return ", ".join(kinds) if kinds else "clean"
+
+    def folded(self) -> Timeline:
+        """The same run with back-to-back repeats folded (see `fold_spans`)."""
+        return attrs.evolve(self, spans=fold_spans(self.spans))
 
     @property
     def violation(self) -> Mark | None:
@@ -228,6 +272,7 @@ class Timeline:
                 "this execution was recorded without a trace; re-run it with trace=True "
                 "(Target.run(chooser, max_steps=..., trace=True)) to draw its timeline"
             )
+        deadlock = sim.deadlock
         return _build(
             title if title is not None else "odp_async run",
             outcome=str(sim.outcome),
@@ -236,7 +281,8 @@ class Timeline:
             trace=tuple(trace),
             events=tuple(ex.events),
             violations=tuple(ex.violations),
-            deadlock=sim.deadlock.describe() if sim.deadlock is not None else None,
+            deadlock=deadlock.describe() if deadlock is not None else None,
+            cycle=_cycle(deadlock),
         )
 
     def _check_invariants(self) -> None:
@@ -288,6 +334,7 @@ def _build(
     events: tuple[Event, ...],
     violations: tuple[Violation, ...],
     deadlock: str | None,
+    cycle: tuple[WaitEdge, ...] = (),
 ) -> Timeline:
     lanes = _lanes(tasks)
     last = max([steps, *(entry[0] for entry in trace)])
@@ -310,7 +357,9 @@ def _build(
         )
         for v in violations
     )
-    timeline = Timeline(title, outcome, last, lanes, tuple(spans), instants, rows, marks, deadlock)
+    timeline = Timeline(
+        title, outcome, last, lanes, tuple(spans), instants, rows, marks, deadlock, cycle
+    )
     timeline._check_invariants()
     return timeline
 
@@ -488,3 +537,52 @@ def _instants(events: tuple[Event, ...], finder: _LaneFinder) -> tuple[Instant, 
         instants.append(Instant(e.step, lane, e.kind, e.key, e.detail, e.address))
     instants.sort(key=lambda i: i.step)
     return tuple(instants)
+
+
+def _cycle(deadlock: object) -> tuple[WaitEdge, ...]:
+    """The wait-for cycle of a sim `Deadlock` (``cycle[i]`` waits on ``cycle[i + 1]``)."""
+    found = tuple(getattr(deadlock, "cycle", ()) or ())
+    edges = []
+    for i, blocked in enumerate(found):
+        holder = found[(i + 1) % len(found)]
+        edges.append(
+            WaitEdge(int(blocked.task_id), short_resource(blocked.waits_for)[1], holder.task_id)
+        )
+    return tuple(edges)
+
+
+def fold_spans(spans: Sequence[Span]) -> tuple[Span, ...]:
+    """`spans` with back-to-back repeats folded: spans on one lane with the same category,
+    name and mode, each starting at most one step after the previous ended, become one
+    span named ``"name x16"`` whose detail says how many and over which steps (a setup
+    that takes ``mmap_sem`` sixteen times is one bar, not sixteen).  Order is kept."""
+    groups: dict[tuple[int, str, str, str], list[Span]] = {}
+    out: list[list[Span]] = []
+    for span in sorted(spans, key=lambda s: (s.start, s.lane, s.end)):
+        key = (span.lane, span.category, span.name, span.mode)
+        run = groups.get(key)
+        if run is not None and not run[-1].is_open and span.start <= run[-1].end + 1:
+            run.append(span)
+            continue
+        run = [span]
+        groups[key] = run
+        out.append(run)
+    folded: list[Span] = []
+    for run in out:
+        if len(run) == 1:
+            folded.append(run[0])
+            continue
+        first, last = run[0], run[-1]
+        n = len(run)
+        folded.append(
+            attrs.evolve(
+                first,
+                name=f"{first.name} x{n}",
+                end=max(s.end for s in run),
+                detail=f"{first.detail or first.name}: {n} times, steps {first.start}-{last.end}",
+                end_detail=last.end_detail,
+                is_open=last.is_open,
+            )
+        )
+    folded.sort(key=lambda s: (s.start, s.lane, s.end))
+    return tuple(folded)

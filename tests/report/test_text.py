@@ -14,12 +14,12 @@ def _table(text: str) -> list[str]:
 
 
 def test_a_column_per_actor(race: Timeline) -> None:
-    head = _table(render_text(race))[0].split()
+    head = _table(render_text(race, width=120))[0].split()
     assert head == ["step", "main", "madvise", "register", "fault", "dma"]
 
 
 def test_the_violation_row_is_highlighted(race: Timeline) -> None:
-    table = _table(render_text(race))
+    table = _table(render_text(race, width=120))
     marked = [line for line in table if line.startswith(">>")]
     assert marked[0].split()[:2] == [">>", "35"]
     assert any("stale-translation" in line for line in marked)
@@ -42,7 +42,7 @@ def _column(table: list[str], step: int, task: str) -> str:
 
 
 def test_lock_holds_and_the_invalidation_window_are_marked(race: Timeline) -> None:
-    text = render_text(race)
+    text = render_text(race, width=120)
     assert "m = RWLock 'mmap_sem'" in text
     table = _table(text)
     # madvise holds mmap_sem for read inside the invalidation window from 25 to 38.

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import multiprocessing.pool
 import queue
 import signal
 import time
@@ -438,11 +439,10 @@ def _explore_pool(spec: TargetSpec, config: ExploreConfig, steps_hint: int, tall
     """Run the schedules in chunks over `config.jobs` worker processes, a few chunks in
     flight at a time; stop once no chunk left could hold an earlier failure."""
     size = max(1, min(50, config.schedules // (config.jobs * 4) or 1))
-    context = multiprocessing.get_context("fork" if "fork" in _start_methods() else "spawn")
     done: queue.SimpleQueue[tuple[int, _ChunkResult | BaseException]] = queue.SimpleQueue()
     chunks = _chunks(config.schedules, size)
     in_flight: set[int] = set()
-    pool = context.Pool(config.jobs, initializer=_ignore_sigint)
+    pool = _make_pool(config.jobs)
     try:
 
         def submit() -> bool:
@@ -483,6 +483,12 @@ def _explore_pool(spec: TargetSpec, config: ExploreConfig, steps_hint: int, tall
     finally:
         pool.terminate()
         pool.join()
+
+
+def _make_pool(jobs: int) -> multiprocessing.pool.Pool:
+    """`jobs` worker processes that ignore SIGINT (fork where available)."""
+    context = multiprocessing.get_context("fork" if "fork" in _start_methods() else "spawn")
+    return context.Pool(jobs, initializer=_ignore_sigint)
 
 
 def _start_methods() -> list[str]:

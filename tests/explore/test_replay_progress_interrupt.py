@@ -256,3 +256,12 @@ def test_ctrl_c_stops_an_exploration_promptly(user: ModuleType, tmp_path: Path, 
     assert interrupted
     assert schedules > 0
     assert took < 5.0  # the issue asks for 1 s (3 s with workers); generous under load
+
+
+def test_workers_ignore_sigint_so_only_the_parent_handles_ctrl_c() -> None:
+    pool = runner._make_pool(1)
+    try:
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+    finally:
+        pool.terminate()
+        pool.join()

@@ -44,20 +44,21 @@ See also
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
-import multiprocessing.pool
-import queue
+import multiprocessing.connection
+import multiprocessing.process
+import pickle
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
 
 from .._runtime.choosers import Chooser, FifoChooser, RandomChooser, ReplayChooser
 from ..check import Violation
-from ..errors import ExplorationFailed, ExploreInterrupted, InvalidArgument
+from ..errors import ExplorationFailed, ExploreInterrupted, InternalError, InvalidArgument
 from ..odp.protocols import OdpProtocol
 from ..scenarios import Scenario, Verdict
 from .config import ExploreConfig, check_fields, derive_seed
@@ -391,35 +392,49 @@ def _run_range(
             break
 
 
-#: What a worker sends back: schedules run, steps, failing schedules, the first failure,
-#: and whether the explored code raised KeyboardInterrupt.
+#: What a worker sends back for a chunk: schedules run, steps, failing schedules, the
+#: first failure, and whether the explored code raised KeyboardInterrupt.
 _ChunkResult = tuple[int, int, int, _Hit | None, bool]
 
 
-def _worker(
-    spec: TargetSpec, config: ExploreConfig, first: int, last: int, steps_hint: int
+def _run_chunk(
+    target: Target, config: ExploreConfig, first: int, last: int, hint: int
 ) -> _ChunkResult:
-    target = Target.from_spec(spec)
     tally = _Tally(last - first, None, 0.0)
     try:
-        _run_range(target, config, first, last, steps_hint, tally)
+        _run_range(target, config, first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         return tally.done, tally.steps, tally.failures, tally.hit, True
     return tally.done, tally.steps, tally.failures, tally.hit, False
 
 
-def _deliver(
-    done: queue.SimpleQueue[tuple[int, _ChunkResult | BaseException]],
-    first: int,
-    outcome: _ChunkResult | BaseException,
-) -> None:
-    """A pool callback (its result thread): hand a chunk's outcome to the parent loop."""
-    done.put((first, outcome))
-
-
-def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it terminates the pool)."""
+def _serve(conn: Connection, spec: TargetSpec, config: ExploreConfig, hint: int) -> None:
+    """A worker process: rebuild the target once, then run each chunk ``(first, last)``
+    received on `conn` and send back ``("ok", result)`` or ``("error", exception)``, until
+    told to stop (None) or the parent goes away.  Ignores SIGINT: Ctrl-C is the parent's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    target: Target | None = None
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        try:
+            if target is None:
+                target = Target.from_spec(spec)
+            conn.send(("ok", _run_chunk(target, config, task[0], task[1], hint)))
+        except Exception as e:
+            conn.send(("error", _picklable(e)))
+
+
+def _picklable(error: Exception) -> Exception:
+    try:
+        pickle.dumps(error)
+    except Exception:
+        return InternalError(f"a worker process failed: {type(error).__name__}: {error}")
+    return error
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -435,60 +450,84 @@ def _explore_seeded(target: Target, config: ExploreConfig, tally: _Tally) -> Non
         _explore_pool(target.spec(), config, steps_hint, tally)
 
 
-def _explore_pool(spec: TargetSpec, config: ExploreConfig, steps_hint: int, tally: _Tally) -> None:
-    """Run the schedules in chunks over `config.jobs` worker processes, a few chunks in
-    flight at a time; stop once no chunk left could hold an earlier failure."""
+def _explore_pool(spec: TargetSpec, config: ExploreConfig, hint: int, tally: _Tally) -> None:
+    """Run the schedules in chunks over `config.jobs` worker processes, one chunk per
+    worker at a time; stop once no chunk left could hold an earlier failure.
+
+    Each worker has its own pipe and shares no lock with the others, so the workers can
+    be terminated at any moment (the end, an error, Ctrl-C) without the parent blocking.
+    """
     size = max(1, min(50, config.schedules // (config.jobs * 4) or 1))
-    done: queue.SimpleQueue[tuple[int, _ChunkResult | BaseException]] = queue.SimpleQueue()
     chunks = _chunks(config.schedules, size)
-    in_flight: set[int] = set()
-    pool = _make_pool(config.jobs)
+    workers = _start_workers(config.jobs, spec, config, hint)
+    busy: dict[Connection, int] = {}  # a worker's pipe -> the first schedule of its chunk
+
+    def feed(conn: Connection) -> None:
+        for first, last in chunks:
+            if config.stop_on_first and tally.hit is not None and first + 1 >= tally.hit[0]:
+                return  # only later schedules are left
+            conn.send((first, last))
+            busy[conn] = first
+            return
+
     try:
-
-        def submit() -> bool:
-            for first, last in chunks:
-                if config.stop_on_first and tally.hit is not None and first + 1 >= tally.hit[0]:
-                    return False  # only later schedules left
-                pool.apply_async(
-                    _worker,
-                    (spec, config, first, last, steps_hint),
-                    callback=functools.partial(_deliver, done, first),
-                    error_callback=functools.partial(_deliver, done, first),
-                )
-                in_flight.add(first)
-                return True
-            return False
-
-        for _ in range(config.jobs * 2):
-            if not submit():
-                break
-        while in_flight:
-            try:
-                first, outcome = done.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            in_flight.discard(first)
-            if isinstance(outcome, BaseException):
-                raise outcome
-            ran, steps, failures, hit, interrupted = outcome
-            tally.merge(ran, steps, failures, hit)
-            if interrupted:
-                raise KeyboardInterrupt
-            tally.report()
-            submit()
-            if config.stop_on_first and tally.hit is not None:
-                hit_index = tally.hit[0]
-                # Only chunks that could still hold an earlier failure must finish.
-                in_flight = {f for f in in_flight if f + 1 < hit_index}
+        for _, conn in workers:
+            feed(conn)
+        while busy:
+            for ready in multiprocessing.connection.wait(list(busy), timeout=0.5):
+                assert isinstance(ready, Connection)
+                if ready not in busy:
+                    continue  # its chunk is no longer needed
+                try:
+                    kind, payload = ready.recv()
+                except (EOFError, OSError):
+                    raise InternalError("a worker process died while exploring") from None
+                del busy[ready]
+                if kind == "error":
+                    raise payload
+                ran, steps, failures, hit, interrupted = payload
+                tally.merge(ran, steps, failures, hit)
+                if interrupted:
+                    raise KeyboardInterrupt
+                tally.report()
+                if config.stop_on_first and tally.hit is not None:
+                    # Only chunks that could still hold an earlier failure must finish.
+                    hit_index = tally.hit[0]
+                    busy = {c: f for c, f in busy.items() if f + 1 < hit_index}
+                feed(ready)
     finally:
-        pool.terminate()
-        pool.join()
+        _stop_workers(workers)
 
 
-def _make_pool(jobs: int) -> multiprocessing.pool.Pool:
-    """`jobs` worker processes that ignore SIGINT (fork where available)."""
+_Worker = tuple[multiprocessing.process.BaseProcess, Connection]
+
+
+def _start_workers(jobs: int, spec: TargetSpec, config: ExploreConfig, hint: int) -> list[_Worker]:
+    """`jobs` worker processes (fork where available), each with its own pipe."""
     context = multiprocessing.get_context("fork" if "fork" in _start_methods() else "spawn")
-    return context.Pool(jobs, initializer=_ignore_sigint)
+    workers: list[_Worker] = []
+    for _ in range(jobs):
+        parent, child = context.Pipe()
+        process: multiprocessing.process.BaseProcess = context.Process(  # type: ignore[attr-defined]
+            target=_serve, args=(child, spec, config, hint), daemon=True
+        )
+        process.start()
+        child.close()
+        workers.append((process, parent))
+    return workers
+
+
+def _stop_workers(workers: list[_Worker]) -> None:
+    """Terminate every worker now, whatever it is doing, and reap it."""
+    for process, _ in workers:
+        if process.is_alive():
+            process.terminate()
+    for process, conn in workers:
+        process.join(timeout=2)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        conn.close()
 
 
 def _start_methods() -> list[str]:

@@ -159,7 +159,12 @@ class Target:
         source: str | None
         if isinstance(scenario, Scenario):
             found = scenario
-            source, unnamed = _named(lambda: scenario_ref(scenario))
+            if BUILTIN.get(scenario.name) is scenario:
+                source = scenario.name
+            elif CLASSIC.get(scenario.name) is scenario:
+                source = f"classic:{scenario.name}"
+            else:
+                source, unnamed = _named(lambda: scenario_ref(scenario))
         elif isinstance(scenario, str):
             if scenario.endswith(".toml"):
                 file, found = ScenarioText.read(scenario)

@@ -384,3 +384,42 @@ def test_unknown_settings_are_named() -> None:
         check("odp_async.scenarios.classic:CLASSIC")
     with pytest.raises(InvalidArgument, match="cannot import module 'no_such_mod_xyz'"):
         check("no_such_mod_xyz:fn")
+
+
+def test_a_function_of_a_script_run_with_python_m_is_named_by_its_module(tmp_path: Path) -> None:
+    module = tmp_path / "usermain_script.py"
+    module.write_text(
+        textwrap.dedent(USER_MODULE)
+        + textwrap.dedent(
+            """
+            if __name__ == "__main__":
+                from odp_async.explore import check
+
+                result = check(lost_update, 1, schedules=600, jobs=2)
+                print(result.failure.token)
+            """
+        )
+    )
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "usermain_script"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
+        check=True,
+    )
+    token = out.stdout.strip().splitlines()[-1]
+    assert decode_token(token).source == "usermain_script:lost_update"
+    kind, _ = run_fresh(REPLAY_IN_FRESH_PROCESS.format(token=token), pythonpath=tmp_path)
+    assert kind == "error"
+
+
+def test_built_in_scenario_objects_are_named_by_their_names() -> None:
+    from odp_async.scenarios import BUILTIN, CLASSIC
+
+    assert Target.resolve(BUILTIN["registration-race"], "odp2014").source == "registration-race"
+    assert Target.resolve(CLASSIC["lost-update"]).source == "classic:lost-update"

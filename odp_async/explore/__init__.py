@@ -9,7 +9,8 @@ Contract
       `Scenario`, an async function or ``"module:qualname"``, under a built-in protocol,
       ``"module:Class"`` or your `OdpProtocol` subclass;
     - `replay(token)`: re-run a failure's token exactly (`ReplayMismatch` otherwise);
-      `shrink(target, schedule, kind, max_steps=...)`; `encode_token` / `decode_token`;
+      `Target.resolve(...)` (what `explore` accepts, as one value), `shrink(target,
+      schedule, kind, max_steps=...)`, `encode_token` / `decode_token`;
     - `ExploreConfig` (every bound), `CHOOSERS`, `ExploreResult`, `Failure`,
       `ProgressUpdate`, `ExploreInterrupted` (Ctrl-C, with the partial result),
       `ExplorationFailed`, `Footprint` (declare what a step touches, for reduction).
@@ -26,6 +27,7 @@ from ..errors import ExplorationFailed, ExploreInterrupted
 from .config import CHOOSERS, ExploreConfig
 from .runner import ExploreResult, Failure, ProgressUpdate, check, explore
 from .shrink import shrink
+from .target import Target
 from .tokens import decode_token, encode_token
 from .tokens import replay_token as replay
 
@@ -38,6 +40,7 @@ __all__ = [
     "Failure",
     "Footprint",
     "ProgressUpdate",
+    "Target",
     "check",
     "decode_token",
     "encode_token",

@@ -15,6 +15,7 @@ PUBLIC = [
     "Failure",
     "Footprint",
     "ProgressUpdate",
+    "Target",
     "check",
     "decode_token",
     "encode_token",

@@ -159,6 +159,10 @@ def test_a_user_protocol_by_class_and_by_reference_finds_the_race_and_replays_an
     violation = by_class.failure.violation
     got = run_fresh(REPLAY_IN_FRESH_PROCESS.format(token=token), pythonpath=tmp_path)
     assert got == [violation.kind, violation.step]
+    # workers find the protocol by its reference
+    two = explore("registration-race", user.MyProtocol, schedules=2000, shrink=False, jobs=2)
+    assert two.failure is not None
+    assert (two.failure.index, two.failure.token) == (by_class.failure.index, token)
 
 
 def test_a_protocol_reference_that_does_not_resolve_is_one_line(user: ModuleType) -> None:

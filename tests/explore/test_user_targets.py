@@ -271,6 +271,19 @@ def test_a_closure_gets_no_token_and_no_workers(user: ModuleType) -> None:
         encode_token(Target.resolve(inner), (), result.failure.execution, 1000)
 
 
+def test_lambdas_and_replaced_objects_are_refused_with_a_reason(user: ModuleType) -> None:
+    with pytest.raises(InvalidArgument, match="is a lambda"):
+        object_ref(lambda: None, "function")
+    original = user.lost_update
+    user.lost_update = user.two_lost_updates  # the name now holds another object
+    try:
+        with pytest.raises(InvalidArgument, match="does not name this object"):
+            object_ref(original, "function")
+    finally:
+        user.lost_update = original
+    assert object_ref(original, "function") == f"{user.__name__}:lost_update"
+
+
 def test_arguments_a_token_cannot_carry_mean_no_token(user: ModuleType) -> None:
     result = check(user.logged_lost_update, 1, Path("/dev/null"), schedules=200)
     assert result.failure is not None

@@ -86,14 +86,14 @@ def object_ref(obj: object, what: str) -> str:
             "it by: pass a module-level function or class"
         )
     shown = f"{what} {qualname!r}"
+    if "<lambda>" in qualname:
+        raise InvalidArgument(
+            f"{shown} is a lambda, so no other process can import it: use a module-level async def"
+        )
     if "<locals>" in qualname:
         raise InvalidArgument(
             f"{shown} is defined inside a function (a closure), so no other process can "
             f"import it: define it at module level in an importable module"
-        )
-    if "<lambda>" in qualname:
-        raise InvalidArgument(
-            f"{shown} is a lambda, so no other process can import it: use a module-level async def"
         )
     if module == "__main__":
         name = _main_name()

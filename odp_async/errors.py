@@ -6,14 +6,23 @@ Contract
     working for callers who do not know this package.  Messages say what happened, what
     was expected and what was found; the offending values are also kept in ``args``.
 
+    Two exceptions carry a result rather than a mistake: `ExplorationFailed` (an
+    exploration asked to raise found a failing schedule) and `ExploreInterrupted` (Ctrl-C
+    stopped an exploration; a `KeyboardInterrupt`, so it stops a program as Ctrl-C does).
+
 See also
-    `odp_async.sync` (misuse of primitives), `odp_async._runtime.sim` (deadlocks).
+    `odp_async.sync` (misuse of primitives), `odp_async._runtime.sim` (deadlocks),
+    `odp_async.explore` (exploration results).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ForeignAwait",
+    "ExplorationFailed",
+    "ExploreInterrupted",
     "InternalError",
     "InvalidArgument",
     "InvariantViolation",
@@ -70,3 +79,26 @@ class NondeterminismError(OdpError, RuntimeError):
 
 class InternalError(OdpError, RuntimeError):
     """A bug in odp_async itself.  Please report it with the replay token, if any."""
+
+
+class ExplorationFailed(OdpError, AssertionError):
+    """An exploration found a failing schedule (``check(..., raise_on_failure=True)``, an
+    explored test).  The message is the failure's report; ``result`` holds the whole
+    `odp_async.explore.ExploreResult` (None when there is none, e.g. a replay)."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result: Any = result
+
+
+class ExploreInterrupted(KeyboardInterrupt):
+    """Ctrl-C (a `KeyboardInterrupt`) stopped an exploration.
+
+    ``result`` is the partial `odp_async.explore.ExploreResult`: the schedules run so far,
+    and the first failure found so far (unshrunk), if any.  A `KeyboardInterrupt`, not an
+    `OdpError`, so a program that does not catch it stops as it would on Ctrl-C.
+    """
+
+    def __init__(self, result: object) -> None:
+        super().__init__("exploration interrupted")
+        self.result: Any = result

@@ -86,7 +86,7 @@ def test_explore_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert data["verdict"] == "deadlock"
     assert data["failure"]["kind"] == "deadlock"
-    assert data["failure"]["token"].startswith("odp1.")
+    assert data["failure"]["token"].startswith("odp2.")
     assert "exploring" in err  # diagnostics on stderr, results on stdout
 
 
@@ -168,7 +168,7 @@ def test_shrink(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     before, after = data["preemptions"]
     assert after <= before
-    assert data["token"].startswith("odp1.")
+    assert data["token"].startswith("odp2.")
 
 
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])

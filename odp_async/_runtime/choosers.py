@@ -70,17 +70,22 @@ class RandomChooser:
 
 
 class ReplayChooser:
-    """Answers from a recorded schedule, in order.
+    """Answers from a recorded schedule, in order; exact unless told otherwise.
 
-    A recorded answer that does not fit the question (an index past the number of options)
-    raises `ReplayMismatch` naming the position: the code changed since the recording, and
-    the replay must not silently diverge.  When the recording runs out, the chooser either
-    raises `ReplayMismatch` (``then=None``, the default) or hands over to `then`.
+    A replay must not silently diverge from its recording, so each of these raises
+    `ReplayMismatch` naming the position: a recorded answer that does not fit the
+    question (an index past the number of options: the code changed since); a run that
+    asks for more answers than recorded (``then=None``, the default; else `then` answers
+    the rest); and, when the caller calls `finish()` after the run, a recording the run did
+    not use up (the run ended earlier than recorded).  ``exact=False`` makes `finish()`
+    accept an unused tail (a prefix replay, as a shrinker's candidates are).
     """
 
-    __slots__ = ("_choices", "_pos", "then")
+    __slots__ = ("_choices", "_pos", "exact", "then")
 
-    def __init__(self, choices: Sequence[int], *, then: Chooser | None = None) -> None:
+    def __init__(
+        self, choices: Sequence[int], *, then: Chooser | None = None, exact: bool = True
+    ) -> None:
         for i, c in enumerate(choices):
             if not isinstance(c, int) or isinstance(c, bool) or c < 0:
                 raise InvalidArgument(
@@ -90,6 +95,7 @@ class ReplayChooser:
         self._choices = tuple(choices)
         self._pos = 0
         self.then = then
+        self.exact = exact
 
     @property
     def position(self) -> int:
@@ -99,6 +105,15 @@ class ReplayChooser:
     @property
     def is_exhausted(self) -> bool:
         return self._pos >= len(self._choices)
+
+    def finish(self, ending: str = "the run ended") -> None:
+        """After a run: raise `ReplayMismatch` if it left recorded answers unused (unless
+        not `exact`).  `ending` says how the run ended, for the message."""
+        if self.exact and not self.is_exhausted:
+            raise ReplayMismatch(
+                f"the recorded schedule has {len(self._choices)} choices, but {ending} "
+                f"having made only {self._pos}: the code no longer matches the recording"
+            )
 
     def new_execution(self) -> None:
         self._pos = 0

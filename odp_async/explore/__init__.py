@@ -1,1 +1,50 @@
-"""Systematic and randomized exploration of sim schedules."""
+"""Explore async code under many schedules: find its races, replay them, shrink them.
+
+Contract
+    The public face of the explorer; nothing here needs a private module:
+
+    - `check(fn, *args, chooser=..., schedules=..., seed=...)`: explore your own async
+      function (shuttle's ``check_random`` / ``check_pct`` / ``check_dfs`` in one call);
+    - `explore(scenario, protocol, ...)`: a built-in scenario, a scenario file, a
+      `Scenario`, an async function or ``"module:qualname"``, under a built-in protocol,
+      ``"module:Class"`` or your `OdpProtocol` subclass;
+    - `replay(token)`: re-run a failure's token exactly (`ReplayMismatch` otherwise);
+      `Target.resolve(...)` (what `explore` accepts, as one value), `shrink(target,
+      schedule, kind, max_steps=...)`, `encode_token` / `decode_token`;
+    - `ExploreConfig` (every bound), `CHOOSERS`, `ExploreResult`, `Failure`,
+      `ProgressUpdate`, `ExploreInterrupted` (Ctrl-C, with the partial result),
+      `ExplorationFailed`, `Footprint` (declare what a step touches, for reduction).
+
+See also
+    `odp_async.explore.runner` (the contract in full), `odp_async.explore.tokens`,
+    `odp_async.explore.testing` (``@explore_test``).
+"""
+
+from __future__ import annotations
+
+from .._runtime.footprint import Footprint
+from ..errors import ExplorationFailed, ExploreInterrupted
+from .config import CHOOSERS, ExploreConfig
+from .runner import ExploreResult, Failure, ProgressUpdate, check, explore
+from .shrink import shrink
+from .target import Target
+from .tokens import decode_token, encode_token
+from .tokens import replay_token as replay
+
+__all__ = [
+    "CHOOSERS",
+    "ExplorationFailed",
+    "ExploreConfig",
+    "ExploreInterrupted",
+    "ExploreResult",
+    "Failure",
+    "Footprint",
+    "ProgressUpdate",
+    "Target",
+    "check",
+    "decode_token",
+    "encode_token",
+    "explore",
+    "replay",
+    "shrink",
+]

@@ -2,7 +2,8 @@
 
 Contract
     `ExploreConfig` holds the chooser's name and each knob the explorer has; building one
-    with a bad value raises `InvalidArgument` naming the field and the value.  Nothing else
+    with a bad value, or `evolve` with an unknown field, raises `InvalidArgument` naming
+    the field and the value.  Nothing else
     in the explorer has a hidden default: what a run did is a function of its config.
 
 See also
@@ -11,14 +12,16 @@ See also
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 import attrs
 
 from ..errors import InvalidArgument
 
-__all__ = ["CHOOSERS", "ExploreConfig", "derive_seed"]
+__all__ = ["CHOOSERS", "ExploreConfig", "check_fields", "derive_seed"]
 
 CHOOSERS: Final = ("random", "pct", "dfs")
 ChooserName = Literal["random", "pct", "dfs"]
@@ -82,7 +85,22 @@ class ExploreConfig:
     shrink: bool = True
 
     def evolve(self, **changes: Any) -> ExploreConfig:
+        """This config with some fields changed.  Raises `InvalidArgument` naming an
+        unknown field (with the closest known one) or a bad value."""
+        check_fields(changes)
         return attrs.evolve(self, **changes)
+
+
+def check_fields(fields: Mapping[str, Any]) -> None:
+    """Raise `InvalidArgument` for the first name in `fields` that is not a config field."""
+    known = [a.name for a in attrs.fields(ExploreConfig)]
+    for name in fields:
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise InvalidArgument(
+                f"unknown exploration setting {name!r}{maybe}; expected one of: {', '.join(known)}"
+            )
 
 
 def derive_seed(seed: int, index: int) -> int:

@@ -17,9 +17,26 @@ Contract
     schedules run in worker processes and the results (which schedules fail, and how) are
     the same for every ``N``; dfs runs in this process.
 
+    `check(fn, *args)` explores a plain async function (shuttle's ``check_random`` /
+    ``check_pct`` / ``check_dfs`` in one call); with ``raise_on_failure`` a failure raises
+    `ExplorationFailed` whose message is the failure's report.
+
+    Unknown settings raise `InvalidArgument` naming them.  A target no other process can
+    rebuild (a closure...) runs with ``jobs=1`` and gets no token (`Failure.no_token`
+    says why); with ``jobs > 1`` it is refused with `InvalidArgument`.
+
+Progress and interruption
+    ``progress`` (a callable) receives a frozen `ProgressUpdate` (schedules done, the
+    budget, failures found so far, seconds elapsed) at most every `PROGRESS_INTERVAL`
+    seconds while exploring, and once at the end of the search.  A `KeyboardInterrupt`
+    (Ctrl-C, or raised by the explored code) stops the exploration and raises
+    `ExploreInterrupted` whose ``result`` is the partial `ExploreResult` (``interrupted``
+    set; the first failure found so far, unshrunk).  With ``jobs > 1`` the workers ignore
+    SIGINT; the parent terminates them at once.
+
 Concurrency
-    Blocking, CPU-bound; workers are processes (a scenario given as an object, with no
-    name to find it by, can only run with ``jobs=1``).
+    Blocking, CPU-bound; workers are processes (`multiprocessing`, fork where available),
+    each rebuilding the target from its `TargetSpec`.
 
 See also
     `odp_async.explore.config`, `odp_async.explore.tokens`, `odp_async.explore.shrink`.
@@ -27,26 +44,39 @@ See also
 
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
+import pickle
+import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
 
 from .._runtime.choosers import Chooser, FifoChooser, RandomChooser, ReplayChooser
 from ..check import Violation
-from ..errors import InvalidArgument
+from ..errors import ExplorationFailed, ExploreInterrupted, InternalError, InvalidArgument
+from ..odp.protocols import OdpProtocol
 from ..scenarios import Scenario, Verdict
-from .config import ExploreConfig, derive_seed
+from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
 from .pct import PctChooser
 from .shrink import ShrinkResult, shrink
-from .target import Execution, Target
+from .target import Execution, Target, TargetSpec
 from .tokens import encode_token
 
-__all__ = ["ExploreResult", "Failure", "derive_seed", "explore", "explore_target"]
+__all__ = [
+    "ExploreResult",
+    "Failure",
+    "ProgressUpdate",
+    "check",
+    "derive_seed",
+    "explore",
+    "explore_target",
+]
 
 #: Budgets below this run in this process whatever ``jobs`` says: starting worker
 #: processes costs more than it saves (measured in benchmarks/bench_explore.py).
@@ -54,6 +84,23 @@ SERIAL_BELOW = 500
 
 #: Random probe runs (besides one that never preempts) that estimate PCT's k.
 PCT_PROBES = 8
+
+#: The least time, in seconds, between two progress calls (at most ~10 calls a second).
+PROGRESS_INTERVAL = 0.1
+
+
+@attrs.frozen
+class ProgressUpdate:
+    """How far an exploration got: `done` schedules of `total` (the budget), `failures`
+    (failing schedules) found so far, `elapsed` seconds since it started."""
+
+    done: int
+    total: int
+    failures: int
+    elapsed: float
+
+
+ProgressCallback = Callable[[ProgressUpdate], None]
 
 
 @attrs.frozen
@@ -66,6 +113,8 @@ class Failure:
     token: str | None
     shrunk: ShrinkResult | None = None
     shrunk_token: str | None = None
+    #: Why there is no token (a target no other process can rebuild), or None.
+    no_token: str | None = None
 
     @property
     def violation(self) -> Violation:
@@ -88,6 +137,8 @@ class Failure:
         token = self.shrunk_token or self.token
         if token:
             lines.append(f"replay: odp-async replay {token}")
+        elif self.no_token:
+            lines.append(f"no replay token: {self.no_token}")
         return "\n".join(lines)
 
 
@@ -104,6 +155,8 @@ class ExploreResult:
     bound: int | None
     failure: Failure | None
     elapsed: float
+    #: True when Ctrl-C stopped it (`ExploreInterrupted`): a partial result.
+    interrupted: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -115,65 +168,183 @@ class ExploreResult:
 
 
 def explore(
-    scenario: str | Scenario,
-    protocol: str | None = None,
+    scenario: str | Scenario | Callable[..., Awaitable[Any]],
+    protocol: str | type[OdpProtocol] | None = None,
     config: ExploreConfig | None = None,
     *,
     options: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
     **config_fields: Any,
 ) -> ExploreResult:
-    """Explore a scenario (by name or object).  ``config_fields`` override ``config``."""
-    config = (config or ExploreConfig()).evolve(**config_fields) if config_fields else config
-    return explore_target(Target.resolve(scenario, protocol, options), config or ExploreConfig())
+    """Explore a scenario: a built-in name, ``classic:<name>``, a ``.toml`` file, a
+    `Scenario`, an async function or ``"module:qualname"``; `protocol` a built-in name,
+    ``"module:Class"`` or an `OdpProtocol` subclass.  ``config_fields`` override
+    ``config`` (an unknown one raises `InvalidArgument`).  Blocks until done; raises
+    `ExploreInterrupted` on Ctrl-C."""
+    config = (config or ExploreConfig()).evolve(**config_fields)
+    return explore_target(Target.resolve(scenario, protocol, options), config, progress=progress)
 
 
-def explore_target(target: Target, config: ExploreConfig) -> ExploreResult:
-    if config.jobs > 1 and target.source is None:
+def check(
+    fn: Callable[..., Awaitable[Any]] | str,
+    *args: Any,
+    chooser: str = "random",
+    schedules: int = 1000,
+    seed: int = 0,
+    raise_on_failure: bool = False,
+    progress: ProgressCallback | None = None,
+    **config_fields: Any,
+) -> ExploreResult:
+    """Explore the async function `fn` (or ``"module:qualname"``), called as
+    ``fn(*args)`` once per schedule under the sim.
+
+    `chooser` (``random``, ``pct``, ``dfs``), `schedules`, `seed` and ``config_fields``
+    (any other `ExploreConfig` field: ``depth``, ``preemption_bound``, ``jobs``,
+    ``max_steps``...) set the search.  An exception, a deadlock, or a run past
+    ``max_steps`` is a failure; with `raise_on_failure` it raises `ExplorationFailed`
+    (an `AssertionError`) whose message is the failure's report, else it is in the
+    result.  Raises `InvalidArgument` for bad settings, `ExploreInterrupted` on Ctrl-C.
+    Blocks until done.
+    """
+    check_fields(config_fields)
+    config = ExploreConfig(chooser=chooser, schedules=schedules, seed=seed, **config_fields)
+    result = explore_target(Target.resolve(fn, args=tuple(args)), config, progress=progress)
+    if raise_on_failure and result.failure is not None:
+        raise ExplorationFailed(result.failure.describe(), result)
+    return result
+
+
+def explore_target(
+    target: Target, config: ExploreConfig, progress: ProgressCallback | None = None
+) -> ExploreResult:
+    """Explore `target` under `config` (see the module docstring)."""
+    if config.jobs > 1 and not target.is_named:
+        why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
         raise InvalidArgument(
-            f"scenario {target.scenario.name!r} has no name another process can find it "
-            "by; explore it with jobs=1"
+            f"jobs={config.jobs} needs a target other processes can "
+            f"rebuild: {why}; or explore it with jobs=1"
         )
-    start = time.perf_counter()
-    if config.chooser == "dfs":
-        schedules, pruned, steps, complete, bound, hit = _explore_dfs(target, config)
-    else:
-        schedules, steps, hit = _explore_seeded(target, config)
-        pruned, complete, bound = 0, False, None
-    failure = None
-    if hit is not None:
-        failure = _make_failure(target, config, *hit)
+    tally = _Tally(config.schedules, progress, time.perf_counter())
+    complete, bound = False, None
+    try:
+        if config.chooser == "dfs":
+            complete, bound = _explore_dfs(target, config, tally)
+        else:
+            _explore_seeded(target, config, tally)
+        tally.report(force=True)
+        failure = None
+        if tally.hit is not None:
+            failure = _make_failure(target, config, *tally.hit, tally.hit_execution)
+    except KeyboardInterrupt:
+        raise ExploreInterrupted(_partial(target, config, tally)) from None
     return ExploreResult(
         target.label,
         config,
-        schedules,
-        pruned,
-        steps,
+        tally.done,
+        tally.pruned,
+        tally.steps,
         complete,
         bound,
         failure,
-        time.perf_counter() - start,
+        time.perf_counter() - tally.start,
     )
 
 
+def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreResult:
+    """The result of an interrupted exploration: what ran, the first failure unshrunk."""
+    failure = None
+    if tally.hit is not None:
+        try:
+            failure = _make_failure(
+                target, config.evolve(shrink=False), *tally.hit, tally.hit_execution
+            )
+        except (KeyboardInterrupt, Exception):  # a second Ctrl-C: no failure detail
+            failure = None
+    return ExploreResult(
+        target.label,
+        config,
+        tally.done,
+        tally.pruned,
+        tally.steps,
+        False,
+        None,
+        failure,
+        time.perf_counter() - tally.start,
+        interrupted=True,
+    )
+
+
+@attrs.define
+class _Tally:
+    """What the exploration did so far; reports progress (throttled)."""
+
+    total: int
+    callback: ProgressCallback | None
+    start: float
+    done: int = 0
+    pruned: int = 0
+    steps: int = 0
+    failures: int = 0
+    hit: _Hit | None = None
+    #: The execution of `hit`, when it ran in this process.
+    hit_execution: Execution | None = None
+    last_report: float = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.last_report = self.start
+
+    def add(self, execution: Execution, index: int) -> None:
+        """One schedule ran (`index` 1-based)."""
+        self.done += 1
+        self.steps += execution.sim.steps
+        if execution.is_failure:
+            self.failures += 1
+            if self.hit is None:
+                self.hit = (index, execution.sim.schedule)
+                self.hit_execution = execution
+
+    def merge(self, done: int, steps: int, failures: int, hit: _Hit | None) -> None:
+        """A worker's chunk ran."""
+        self.done += done
+        self.steps += steps
+        self.failures += failures
+        if hit is not None and (self.hit is None or hit[0] < self.hit[0]):
+            self.hit, self.hit_execution = hit, None
+
+    def report(self, *, force: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = time.perf_counter()
+        if force or now - self.last_report >= PROGRESS_INTERVAL:
+            self.last_report = now
+            self.callback(ProgressUpdate(self.done, self.total, self.failures, now - self.start))
+
+
 def _make_failure(
-    target: Target, config: ExploreConfig, index: int, schedule: tuple[int, ...]
+    target: Target,
+    config: ExploreConfig,
+    index: int,
+    schedule: tuple[int, ...],
+    execution: Execution | None = None,
 ) -> Failure:
-    execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
-    token = _token(target, schedule, execution, config.max_steps)
+    if execution is None:
+        execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
+    token, why = _token(target, schedule, execution, config.max_steps)
     if not config.shrink or execution.failure is None:
-        return Failure(index, execution, schedule, token)
+        return Failure(index, execution, schedule, token, no_token=why)
     shrunk = shrink(target, schedule, execution.failure.kind, max_steps=config.max_steps)
     shrunk_target = target.with_params(**shrunk.params)
-    shrunk_token = _token(shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps)
-    return Failure(index, execution, schedule, token, shrunk, shrunk_token)
+    shrunk_token, _ = _token(shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps)
+    return Failure(index, execution, schedule, token, shrunk, shrunk_token, why)
 
 
 def _token(
     target: Target, schedule: tuple[int, ...], execution: Execution, max_steps: int
-) -> str | None:
-    if target.source is None:
-        return None
-    return encode_token(target, schedule, execution, max_steps)
+) -> tuple[str | None, str | None]:
+    """(the token, None), or (None, why there is none)."""
+    if not target.is_named:
+        return None, target.unnamed or f"scenario {target.scenario.name!r} has no name"
+    return encode_token(target, schedule, execution, max_steps), None
 
 
 # --- random and pct ----------------------------------------------------------------------
@@ -205,33 +376,65 @@ _Hit = tuple[int, tuple[int, ...]]
 
 
 def _run_range(
-    target: Target, config: ExploreConfig, first: int, last: int, steps_hint: int
-) -> tuple[int, int, _Hit | None]:
-    """Run schedules ``first..last-1``; stop at the first failure when asked."""
-    ran = steps = 0
-    hit: _Hit | None = None
-    for index in range(first, last):
-        execution = target.run(_chooser_for(config, index, steps_hint), max_steps=config.max_steps)
-        ran += 1
-        steps += execution.sim.steps
-        if execution.is_failure and hit is None:
-            hit = (index + 1, execution.sim.schedule)
-            if config.stop_on_first:
-                break
-    return ran, steps, hit
-
-
-def _worker(
-    source: str,
-    protocol: str | None,
-    options: dict[str, Any],
+    target: Target,
     config: ExploreConfig,
     first: int,
     last: int,
     steps_hint: int,
-) -> tuple[int, int, _Hit | None]:
-    target = Target.resolve(source, protocol, options)
-    return _run_range(target, config, first, last, steps_hint)
+    tally: _Tally,
+) -> None:
+    """Run schedules ``first..last-1``; stop at the first failure when asked."""
+    for index in range(first, last):
+        execution = target.run(_chooser_for(config, index, steps_hint), max_steps=config.max_steps)
+        tally.add(execution, index + 1)
+        tally.report()
+        if tally.hit is not None and config.stop_on_first:
+            break
+
+
+#: What a worker sends back for a chunk: schedules run, steps, failing schedules, the
+#: first failure, and whether the explored code raised KeyboardInterrupt.
+_ChunkResult = tuple[int, int, int, _Hit | None, bool]
+
+
+def _run_chunk(
+    target: Target, config: ExploreConfig, first: int, last: int, hint: int
+) -> _ChunkResult:
+    tally = _Tally(last - first, None, 0.0)
+    try:
+        _run_range(target, config, first, last, hint, tally)
+    except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
+        return tally.done, tally.steps, tally.failures, tally.hit, True
+    return tally.done, tally.steps, tally.failures, tally.hit, False
+
+
+def _serve(conn: Connection, spec: TargetSpec, config: ExploreConfig, hint: int) -> None:
+    """A worker process: rebuild the target once, then run each chunk ``(first, last)``
+    received on `conn` and send back ``("ok", result)`` or ``("error", exception)``, until
+    told to stop (None) or the parent goes away.  Ignores SIGINT: Ctrl-C is the parent's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    target: Target | None = None
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        try:
+            if target is None:
+                target = Target.from_spec(spec)
+            conn.send(("ok", _run_chunk(target, config, task[0], task[1], hint)))
+        except Exception as e:
+            conn.send(("error", _picklable(e)))
+
+
+def _picklable(error: Exception) -> Exception:
+    try:
+        pickle.dumps(error)
+    except Exception:
+        return InternalError(f"a worker process failed: {type(error).__name__}: {error}")
+    return error
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -239,43 +442,92 @@ def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
         yield first, min(total, first + size)
 
 
-def _explore_seeded(target: Target, config: ExploreConfig) -> tuple[int, int, _Hit | None]:
+def _explore_seeded(target: Target, config: ExploreConfig, tally: _Tally) -> None:
     steps_hint = _steps_hint(target, config) if config.chooser == "pct" else 0
     if config.jobs == 1 or config.schedules < SERIAL_BELOW:  # a pool costs 20-50 ms
-        return _run_range(target, config, 0, config.schedules, steps_hint)
-    assert target.source is not None
+        _run_range(target, config, 0, config.schedules, steps_hint, tally)
+    else:
+        _explore_pool(target.spec(), config, steps_hint, tally)
+
+
+def _explore_pool(spec: TargetSpec, config: ExploreConfig, hint: int, tally: _Tally) -> None:
+    """Run the schedules in chunks over `config.jobs` worker processes, one chunk per
+    worker at a time; stop once no chunk left could hold an earlier failure.
+
+    Each worker has its own pipe and shares no lock with the others, so the workers can
+    be terminated at any moment (the end, an error, Ctrl-C) without the parent blocking.
+    """
     size = max(1, min(50, config.schedules // (config.jobs * 4) or 1))
+    chunks = _chunks(config.schedules, size)
+    workers = _start_workers(config.jobs, spec, config, hint)
+    busy: dict[Connection, int] = {}  # a worker's pipe -> the first schedule of its chunk
+
+    def feed(conn: Connection) -> None:
+        for first, last in chunks:
+            if config.stop_on_first and tally.hit is not None and first + 1 >= tally.hit[0]:
+                return  # only later schedules are left
+            conn.send((first, last))
+            busy[conn] = first
+            return
+
+    try:
+        for _, conn in workers:
+            feed(conn)
+        while busy:
+            for ready in multiprocessing.connection.wait(list(busy), timeout=0.5):
+                assert isinstance(ready, Connection)
+                if ready not in busy:
+                    continue  # its chunk is no longer needed
+                try:
+                    kind, payload = ready.recv()
+                except (EOFError, OSError):
+                    raise InternalError("a worker process died while exploring") from None
+                del busy[ready]
+                if kind == "error":
+                    raise payload
+                ran, steps, failures, hit, interrupted = payload
+                tally.merge(ran, steps, failures, hit)
+                if interrupted:
+                    raise KeyboardInterrupt
+                tally.report()
+                if config.stop_on_first and tally.hit is not None:
+                    # Only chunks that could still hold an earlier failure must finish.
+                    hit_index = tally.hit[0]
+                    busy = {c: f for c, f in busy.items() if f + 1 < hit_index}
+                feed(ready)
+    finally:
+        _stop_workers(workers)
+
+
+_Worker = tuple[multiprocessing.process.BaseProcess, Connection]
+
+
+def _start_workers(jobs: int, spec: TargetSpec, config: ExploreConfig, hint: int) -> list[_Worker]:
+    """`jobs` worker processes (fork where available), each with its own pipe."""
     context = multiprocessing.get_context("fork" if "fork" in _start_methods() else "spawn")
-    ran = steps = 0
-    best: _Hit | None = None
-    with concurrent.futures.ProcessPoolExecutor(config.jobs, mp_context=context) as pool:
-        futures = {
-            pool.submit(
-                _worker,
-                target.source,
-                target.protocol,
-                dict(target.options),
-                config,
-                first,
-                last,
-                steps_hint,
-            ): first
-            for first, last in _chunks(config.schedules, size)
-        }
-        for future in concurrent.futures.as_completed(futures):
-            if future.cancelled():
-                continue
-            r, s, hit = future.result()
-            ran += r
-            steps += s
-            if hit is not None and (best is None or hit[0] < best[0]):
-                best = hit
-            if config.stop_on_first and best is not None:
-                # Every chunk that could hold an earlier failure must still finish.
-                for f, first in futures.items():
-                    if first >= best[0]:
-                        f.cancel()
-    return ran, steps, best
+    workers: list[_Worker] = []
+    for _ in range(jobs):
+        parent, child = context.Pipe()
+        process: multiprocessing.process.BaseProcess = context.Process(  # type: ignore[attr-defined]
+            target=_serve, args=(child, spec, config, hint), daemon=True
+        )
+        process.start()
+        child.close()
+        workers.append((process, parent))
+    return workers
+
+
+def _stop_workers(workers: list[_Worker]) -> None:
+    """Terminate every worker now, whatever it is doing, and reap it."""
+    for process, _ in workers:
+        if process.is_alive():
+            process.terminate()
+    for process, conn in workers:
+        process.join(timeout=2)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        conn.close()
 
 
 def _start_methods() -> list[str]:
@@ -285,9 +537,8 @@ def _start_methods() -> list[str]:
 # --- dfs -------------------------------------------------------------------------------------
 
 
-def _explore_dfs(
-    target: Target, config: ExploreConfig
-) -> tuple[int, int, int, bool, int | None, _Hit | None]:
+def _explore_dfs(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[bool, int | None]:
+    """Walk the schedule tree; (complete for the bound, the bound)."""
     # One chooser walks every level of the bound (iterative bounding) without re-running
     # anything; a fixed bound explores just that.
     iterative = config.preemption_bound is None
@@ -299,22 +550,20 @@ def _explore_dfs(
         # counts, unlocked seq reads): a lock's footprint would not cover its steps.
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
     )
-    ran = pruned = steps = 0
-    hit: _Hit | None = None
     bound: int | None = None
-    while ran < config.schedules and chooser.has_more:
+    while tally.done < config.schedules and chooser.has_more:
         try:
             execution = target.run(chooser, max_steps=config.max_steps)
         except PrunedExecution:
-            pruned += 1
+            tally.pruned += 1
             continue
-        ran += 1
-        steps += execution.sim.steps
-        if execution.is_failure and hit is None:
-            hit = (ran, execution.sim.schedule)
+        first_hit = tally.hit is None
+        tally.add(execution, tally.done + 1)
+        tally.report()
+        if execution.is_failure and first_hit:
             bound = chooser.bound
             if config.stop_on_first:
-                return ran, pruned, steps, False, bound, hit
-    if hit is not None:
-        return ran, pruned, steps, chooser.is_complete, bound, hit
-    return ran, pruned, steps, chooser.is_complete, chooser.complete_bound, None
+                return False, bound
+    if tally.hit is not None:
+        return chooser.is_complete, bound
+    return chooser.is_complete, chooser.complete_bound

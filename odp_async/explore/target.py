@@ -1,41 +1,59 @@
 """What the explorer runs: a scenario (and, for the ODP model, a protocol), once per schedule.
 
 Contract
-    `Target.resolve(name_or_scenario, protocol, options)` finds a scenario (a built-in ODP
-    scenario by name, a classic program as ``classic:<name>``, or a `Scenario` object) and
-    checks the protocol: world scenarios need one, general programs take none.  Bad names
-    raise `InvalidArgument` listing what exists.
+    `Target.resolve(what, protocol, options, params, args=())` finds what to run:
+
+    - a built-in ODP scenario by name, a classic program as ``classic:<name>``;
+    - a scenario file (a path ending in ``.toml``), kept *by content* (`ScenarioText`:
+      basename, SHA-256, text), never by its absolute path;
+    - a `Scenario` object, or a plain async function (called with `args` each run), or a
+      ``"module:qualname"`` string naming either;
+
+    and checks the protocol: world scenarios need one (a built-in name, a
+    ``"module:Class"`` reference or an `OdpProtocol` subclass), general programs take
+    none.  Bad names raise `InvalidArgument` listing what exists.
+
+    `Target.spec()` is how another process (a worker, a replayed token) finds the target
+    again: a `TargetSpec` of plain values (the source name, the protocol's name or
+    ``module:qualname``, options, params, the file's content, the function's arguments);
+    `Target.from_spec(spec)` rebuilds it.  A target no other process could rebuild (a
+    closure, a class made in a function, arguments that are not plain JSON values) still
+    runs here; `Target.unnamed` says why it has no spec, and `spec()` raises
+    `InvalidArgument` with that reason.
 
     `Target.run(chooser)` runs it once under the sim and returns an `Execution`: the sim
     result, and the violations, which for general programs are made from the outcome (an
     exception is ``error``, a deadlock ``deadlock``, the step bound ``starvation``) and for
-    world scenarios are the checker's plus those.  `Target.source` names the scenario so
-    that another process (a worker, a replayed token) can find it again.
+    world scenarios are the checker's plus those.  A `KeyboardInterrupt` raised in the
+    run is re-raised, never recorded as the program's error.  A `ReplayChooser` whose
+    recording the run did not use up raises `ReplayMismatch`: a replay is exact.
 
 See also
-    `odp_async.explore.runner`, `odp_async.world.run_world`.
+    `odp_async.explore.runner`, `odp_async.explore.refs`, `odp_async.world.run_world`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+import inspect
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
 
-from .._runtime.choosers import Chooser
+from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import SimResult
 from .._runtime.sim import run as sim_run
 from ..check import Event, Violation
 from ..errors import InvalidArgument
-from ..odp.protocols import PROTOCOLS, resolve_protocol
+from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
-from ..scenarios.files import load_scenario
 from ..world import run_world
 from .failures import describe_leaves, error_leaves
+from .refs import ScenarioText, is_ref, object_ref, resolve_ref, scenario_ref
 
-__all__ = ["Execution", "Target", "failure_violations"]
+__all__ = ["Execution", "Target", "TargetSpec", "failure_violations"]
 
 
 @attrs.frozen
@@ -86,43 +104,155 @@ def failure_violations(result: SimResult) -> list[Violation]:
 
 
 @attrs.frozen
+class TargetSpec:
+    """A target as plain values another process can rebuild it from (see `Target.spec`).
+
+    `source`: a built-in name, ``classic:<name>``, ``module:qualname`` (a function or a
+    `Scenario`), a file's basename (with `file`, its content), or ``test:<id>``.
+    `protocol`: a built-in name or ``module:qualname``.  `args`: JSON values.
+    """
+
+    source: str
+    protocol: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, int] = attrs.field(factory=dict)
+    file: ScenarioText | None = None
+    args: tuple[Any, ...] = ()
+
+
+@attrs.frozen
+class _Call:
+    """The body of a function target: ``fn(*args)``, a fresh coroutine each run."""
+
+    fn: Callable[..., Awaitable[Any]]
+    args: tuple[Any, ...]
+
+    def __call__(self) -> Awaitable[Any]:
+        return self.fn(*self.args)
+
+
+@attrs.frozen
 class Target:
     """A scenario to explore, with its protocol and options (world scenarios only)."""
 
     scenario: Scenario
+    #: The protocol's built-in name or ``module:qualname`` (world scenarios), else None.
     protocol: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
-    #: How another process finds the scenario again: a built-in name, ``classic:<name>``,
-    #: a scenario file path, or None when the scenario was given as an object.
+    #: How another process finds the scenario again (see `TargetSpec.source`), or None
+    #: when it cannot (then `unnamed` says why).
     source: str | None = None
     #: The scenario's parameters that differ from its defaults (see `Scenario.params`).
     params: Mapping[str, int] = attrs.field(factory=dict)
+    #: The protocol class itself (None: resolved from `protocol` when run).
+    protocol_class: type[OdpProtocol] | None = None
+    #: A scenario file's content (file targets).
+    file: ScenarioText | None = None
+    #: The arguments a function target is called with.
+    args: tuple[Any, ...] = ()
+    #: Why no other process could rebuild this target (None: `spec()` works).
+    unnamed: str | None = None
 
     @classmethod
     def resolve(
         cls,
-        scenario: str | Scenario,
-        protocol: str | None = None,
+        scenario: str | Scenario | Callable[..., Awaitable[Any]],
+        protocol: str | type[OdpProtocol] | None = None,
         options: Mapping[str, Any] | None = None,
         params: Mapping[str, int] | None = None,
+        *,
+        args: tuple[Any, ...] = (),
     ) -> Target:
+        """Find `scenario` (see the module docstring).  Raises `InvalidArgument`."""
+        unnamed: str | None = None
+        file: ScenarioText | None = None
         source: str | None
         if isinstance(scenario, Scenario):
-            found, source = scenario, None
+            found = scenario
+            if BUILTIN.get(scenario.name) is scenario:
+                source = scenario.name
+            elif CLASSIC.get(scenario.name) is scenario:
+                source = f"classic:{scenario.name}"
+            else:
+                source, unnamed = _named(lambda: scenario_ref(scenario))
         elif isinstance(scenario, str):
-            found = _lookup(scenario)
-            # a file is named by its absolute path, so its tokens replay from anywhere
-            source = str(Path(scenario).resolve()) if scenario.endswith(".toml") else scenario
+            if scenario.endswith(".toml"):
+                file, found = ScenarioText.read(scenario)
+                source = file.name
+            elif is_ref(scenario):
+                found = _as_scenario(resolve_ref(scenario, "scenario"), scenario, args)
+                source = scenario
+            else:
+                found, source = _lookup(scenario), scenario
+        elif callable(scenario):
+            found = _as_scenario(scenario, repr(scenario), args)
+            source, unnamed = _named(lambda: object_ref(scenario, "function"))
         else:
-            raise InvalidArgument(f"a scenario is a name or a Scenario, got {scenario!r}")
+            raise InvalidArgument(
+                f"a scenario is a name, a file, a Scenario or an async function, got {scenario!r}"
+            )
+        if args and (found.needs_world or isinstance(scenario, Scenario)):
+            raise InvalidArgument(
+                f"scenario {found.name!r} takes no arguments (only a plain async function "
+                f"does), got {args!r}"
+            )
+        if args and unnamed is None and not _is_json(args):
+            unnamed = (
+                f"the arguments {args!r} of {found.name!r} are not plain JSON values (str, "
+                "int, float, bool, None, lists, dicts with str keys), so a token cannot "
+                "carry them"
+            )
+        return cls._build(found, source, protocol, options, params, file, args, unnamed)
+
+    @classmethod
+    def from_spec(
+        cls, spec: TargetSpec, *, scenario_file: str | os.PathLike[str] | None = None
+    ) -> Target:
+        """Rebuild a target from its spec.  A file target uses the content it carries, or,
+        given `scenario_file`, that file, which must hold the same content
+        (`ReplayMismatch` naming the change otherwise)."""
+        if spec.file is not None:
+            if scenario_file is not None:
+                found = spec.file.check_file(scenario_file)
+            else:
+                found = spec.file.scenario()
+            return cls._build(
+                found, spec.source, spec.protocol, spec.options, spec.params, spec.file
+            )
+        if scenario_file is not None:
+            return cls.resolve(os.fspath(scenario_file), spec.protocol, spec.options, spec.params)
+        return cls.resolve(spec.source, spec.protocol, spec.options, spec.params, args=spec.args)
+
+    @classmethod
+    def _build(
+        cls,
+        found: Scenario,
+        source: str | None,
+        protocol: str | type[OdpProtocol] | None,
+        options: Mapping[str, Any] | None,
+        params: Mapping[str, int] | None,
+        file: ScenarioText | None = None,
+        args: tuple[Any, ...] = (),
+        unnamed: str | None = None,
+    ) -> Target:
         options = dict(options or {})
+        name: str | None = None
+        protocol_class: type[OdpProtocol] | None = None
         if found.needs_world:
             if protocol is None:
                 raise InvalidArgument(
                     f"scenario {found.name!r} runs the ODP model: give a protocol "
-                    f"({', '.join(PROTOCOLS)})"
+                    f"({', '.join(PROTOCOLS)}, 'module:Class' or an OdpProtocol subclass)"
                 )
-            resolve_protocol(protocol)
+            protocol_class = resolve_protocol(protocol)
+            if isinstance(protocol, str):
+                name = protocol
+            elif PROTOCOLS.get(protocol_class.name) is protocol_class:
+                name = protocol_class.name
+            else:
+                ref, why = _named(lambda: object_ref(protocol_class, "protocol class"))
+                name = ref or f"{protocol_class.__module__}:{protocol_class.__qualname__}"
+                unnamed = unnamed or why
         elif protocol is not None and protocol != "-":
             raise InvalidArgument(
                 f"scenario {found.name!r} is a general program; it takes no protocol "
@@ -130,7 +260,34 @@ class Target:
             )
         params = dict(params or {})
         found = found.with_params(**params)
-        return cls(found, protocol if found.needs_world else None, options, source, params)
+        return cls(
+            found, name, options, source, params, protocol_class, file, tuple(args), unnamed
+        )
+
+    def spec(self) -> TargetSpec:
+        """The plain values another process rebuilds this target from.
+
+        Raises `InvalidArgument` saying why when no other process could (`unnamed`).
+        """
+        if self.source is None or self.unnamed is not None:
+            raise InvalidArgument(
+                self.unnamed
+                or f"scenario {self.scenario.name!r} was given as an object, not by name or "
+                "file, so no other process could find it: register it by name to get a token"
+            )
+        return TargetSpec(
+            self.source,
+            self.protocol,
+            dict(self.options),
+            dict(self.params),
+            self.file,
+            self.args,
+        )
+
+    @property
+    def is_named(self) -> bool:
+        """Whether another process can rebuild this target (`spec()` works)."""
+        return self.source is not None and self.unnamed is None
 
     def with_params(self, **params: int) -> Target:
         """The same target with some scenario parameters changed."""
@@ -138,31 +295,105 @@ class Target:
         return attrs.evolve(self, scenario=self.scenario.with_params(**params), params=merged)
 
     @property
+    def protocol_name(self) -> str | None:
+        """The protocol's own ``name`` (not its reference), or None."""
+        if self.protocol_class is not None:
+            return self.protocol_class.name
+        if self.protocol is None:
+            return None
+        return resolve_protocol(self.protocol).name
+
+    @property
     def label(self) -> str:
-        return f"{self.scenario.name}/{self.protocol}" if self.protocol else self.scenario.name
+        name = self.protocol_name
+        return f"{self.scenario.name}/{name}" if name else self.scenario.name
 
     def run(self, chooser: Chooser, *, max_steps: int, trace: bool = False) -> Execution:
-        """Run once under `chooser`.  Chooser exceptions (replay mismatch, pruning) raise."""
+        """Run once under `chooser`.  Chooser exceptions (replay mismatch, pruning) raise;
+        so does a `KeyboardInterrupt` the run raised; a `ReplayChooser` whose recording was
+        not used up raises `ReplayMismatch`."""
         if self.scenario.needs_world:
-            assert self.protocol is not None
+            protocol = self.protocol_class or self.protocol
+            assert protocol is not None
             run = run_world(
                 self.scenario.body,
-                protocol=self.protocol,
+                protocol=protocol,
                 options=dict(self.options),
                 chooser=chooser,
                 max_steps=max_steps,
                 trace=trace,
                 record_events=trace,
             )
+            _reraise_interrupt(run.sim.error)
+            _check_replayed(chooser, run.sim)
             extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
             return Execution((*run.violations, *extra), run.sim, run.events)
         result = sim_run(self.scenario.body, chooser=chooser, max_steps=max_steps, trace=trace)
+        _reraise_interrupt(result.error)
+        _check_replayed(chooser, result)
         return Execution(tuple(failure_violations(result)), result)
 
 
+def _reraise_interrupt(error: BaseException | None) -> None:
+    """Re-raise a `KeyboardInterrupt` found in a run's error (within exception groups):
+    Ctrl-C is the user stopping us, never the program's own failure."""
+    if isinstance(error, KeyboardInterrupt):
+        raise error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            _reraise_interrupt(inner)
+
+
+def _check_replayed(chooser: Chooser, result: SimResult) -> None:
+    if isinstance(chooser, ReplayChooser):
+        chooser.finish(f"the run ended ({result.outcome}) after {result.steps} steps")
+
+
+def _named(make: Callable[[], str]) -> tuple[str | None, str | None]:
+    """(a reference, None), or (None, why there is none)."""
+    try:
+        return make(), None
+    except InvalidArgument as e:
+        return None, str(e)
+
+
+def _is_json(args: tuple[Any, ...]) -> bool:
+    """Whether `args` survive a JSON round trip unchanged (so a token can carry them)."""
+    try:
+        again = json.loads(json.dumps(list(args)))
+    except (TypeError, ValueError):
+        return False
+    return _same(again, list(args))
+
+
+def _same(a: object, b: object) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
+    """A `Scenario` as it is, or a plain async function as a general program."""
+    if isinstance(obj, Scenario):
+        return obj
+    if inspect.iscoroutinefunction(obj):
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or ref
+        doc = inspect.getdoc(obj) or ""
+        return Scenario(
+            str(name), doc.split("\n", 1)[0], _Call(obj, tuple(args)), (), needs_world=False
+        )
+    raise InvalidArgument(
+        f"{ref} is {obj!r}, neither a Scenario nor an async function (async def)"
+    )
+
+
 def _lookup(name: str) -> Scenario:
-    if name.endswith(".toml"):
-        return load_scenario(name)
     if name.startswith("classic:"):
         key = name.removeprefix("classic:")
         if key in CLASSIC:
@@ -177,4 +408,6 @@ def _lookup(name: str) -> Scenario:
             "ODP_ASYNC_REPLAY=<token>"
         )
     known = ", ".join([*BUILTIN, *(f"classic:{n}" for n in CLASSIC)])
-    raise InvalidArgument(f"unknown scenario {name!r}; expected one of {known}")
+    raise InvalidArgument(
+        f"unknown scenario {name!r}; expected one of {known}, a .toml file or 'module:qualname'"
+    )

@@ -1,17 +1,23 @@
 """Replay tokens: a failing schedule as compact, versioned text that any process can replay.
 
 Contract
-    A token is ``odp1.<payload>.<crc>``: version 1, then the zlib-compressed, base64url
-    text of a small JSON header (scenario source, its parameters, protocol, options, step
-    bound, the violation kind and step it reproduces, the odp_async version that made it)
-    and the
-    schedule (the chooser's answers, varint-packed), then a CRC-32 of the payload.
+    A token is ``odp2.<payload>.<crc>``: version 2, then the zlib-compressed, base64url
+    text of a small JSON header and the schedule (the chooser's answers, varint-packed),
+    then a CRC-32 of the payload.  The header holds the target as `TargetSpec` values
+    (a built-in name, ``classic:<name>`` or ``module:qualname``; the protocol's name or
+    ``module:qualname``; options; scenario parameters; a function's JSON arguments; a
+    scenario file's basename, SHA-256 and whole text, never its path), the step bound,
+    the violation kind and step it reproduces, the odp_async version that made it, and
+    optionally the id of the explored test it belongs to.  Version 1 tokens (built-in
+    targets, files by path) still decode.
 
     `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
     unknown version, a truncated or edited token (CRC), a payload that does not unpack.
-    `replay_token` re-runs the exact schedule and raises `ReplayMismatch` if the run does
-    not reproduce the recorded violation kind at the recorded step: a token never
-    silently diverges.
+    `encode_token` refuses a target no other process could rebuild (a closure...) with
+    `InvalidArgument` saying why.  `replay_token` re-runs the exact schedule and raises
+    `ReplayMismatch` if the run asks for other, more or fewer choices than recorded, or
+    does not reproduce the recorded violation kind at the recorded step, or (given the
+    scenario file) the file's content changed: a token never silently diverges.
 
 See also
     `odp_async.explore.runner` (prints a token with every failure).
@@ -22,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -30,16 +37,22 @@ import attrs
 
 from .._runtime.choosers import ReplayChooser
 from ..errors import InvalidArgument, ReplayMismatch
-from .target import Execution, Target
+from .refs import ScenarioText
+from .target import Execution, Target, TargetSpec
 
 __all__ = ["TOKEN_VERSION", "DecodedToken", "decode_token", "encode_token", "replay_token"]
 
-TOKEN_VERSION = 1
+TOKEN_VERSION = 2
 _PREFIX = f"odp{TOKEN_VERSION}"
+#: Versions this odp_async still reads (1: no file content, no test id, no arguments).
+_READS = ("odp1", _PREFIX)
 
 
 @attrs.frozen
 class DecodedToken:
+    """What a token says: the target (`spec`), the step bound, the failure it reproduces
+    (`kind` at `step`), the odp_async `version` that made it, and the `schedule`."""
+
     source: str
     protocol: str | None
     options: dict[str, Any]
@@ -49,9 +62,22 @@ class DecodedToken:
     version: str
     schedule: tuple[int, ...]
     params: dict[str, int] = attrs.field(factory=dict)
+    #: The id of the explored test the token belongs to (pytest's node id), if any.
+    test_id: str | None = None
+    #: A scenario file's content (file targets).
+    file: ScenarioText | None = None
+    #: A function target's arguments.
+    args: tuple[Any, ...] = ()
 
-    def target(self) -> Target:
-        return Target.resolve(self.source, self.protocol, self.options, self.params)
+    @property
+    def spec(self) -> TargetSpec:
+        return TargetSpec(
+            self.source, self.protocol, self.options, self.params, self.file, self.args
+        )
+
+    def target(self, *, scenario_file: str | os.PathLike[str] | None = None) -> Target:
+        """The target to replay on (see `Target.from_spec` for `scenario_file`)."""
+        return Target.from_spec(self.spec, scenario_file=scenario_file)
 
 
 def _pack(values: Sequence[int]) -> bytes:
@@ -80,27 +106,37 @@ def _unpack(data: bytes) -> tuple[int, ...]:
 
 
 def encode_token(
-    target: Target, schedule: Sequence[int], execution: Execution, max_steps: int
+    target: Target,
+    schedule: Sequence[int],
+    execution: Execution,
+    max_steps: int,
+    *,
+    test_id: str | None = None,
 ) -> str:
-    """The token replaying `schedule` on `target` to `execution`'s first violation."""
+    """The token replaying `schedule` on `target` to `execution`'s first violation.
+
+    Raises `InvalidArgument` (saying why) for a target no other process could rebuild.
+    """
     from .. import __version__
 
-    if target.source is None:
-        raise InvalidArgument(
-            f"scenario {target.scenario.name!r} was given as an object, not by name or file, "
-            "so no other process could find it: register it by name to get a token"
-        )
+    spec = target.spec()
     failure = execution.failure
-    header = {
-        "s": target.source,
-        "p": target.protocol,
-        "o": dict(target.options),
+    header: dict[str, Any] = {
+        "s": spec.source,
+        "p": spec.protocol,
+        "o": dict(spec.options),
         "m": max_steps,
         "k": failure.kind if failure else None,
         "t": failure.step if failure else None,
         "v": __version__,
-        "a": dict(target.params),
+        "a": dict(spec.params),
     }
+    if test_id is not None:
+        header["i"] = test_id
+    if spec.file is not None:
+        header["f"] = [spec.file.name, spec.file.sha256, spec.file.text]
+    if spec.args:
+        header["g"] = list(spec.args)
     raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode() + b"\0"
     payload = base64.urlsafe_b64encode(zlib.compress(raw + _pack(schedule), 9)).rstrip(b"=")
     text = payload.decode()
@@ -118,9 +154,10 @@ def decode_token(token: str) -> DecodedToken:
             f"malformed token {_short(token)}: expected 'odp{TOKEN_VERSION}.<payload>.<crc>'"
         )
     version, payload, crc = parts
-    if version != _PREFIX:
+    if version not in _READS:
         raise InvalidArgument(
-            f"token version {version!r} is not supported (this odp_async reads {_PREFIX!r})"
+            f"token version {version!r} is not supported (this odp_async reads "
+            f"{', '.join(map(repr, _READS))})"
         )
     if f"{zlib.crc32(payload.encode()):08x}" != crc:
         raise InvalidArgument(
@@ -140,18 +177,41 @@ def decode_token(token: str) -> DecodedToken:
             version=str(header["v"]),
             schedule=_unpack(packed),
             params={str(k): int(v) for k, v in header.get("a", {}).items()},
+            test_id=None if header.get("i") is None else str(header["i"]),
+            file=_file(header.get("f")),
+            args=tuple(header.get("g", ())),
         )
     except (binascii.Error, zlib.error, ValueError, KeyError, TypeError) as e:
         raise InvalidArgument(f"malformed token {_short(token)}: {e}") from None
     return decoded
 
 
-def replay_token(token: str | DecodedToken, *, trace: bool = False) -> Execution:
-    """Re-run a token's schedule; `ReplayMismatch` unless it reproduces the same failure."""
+def _file(value: object) -> ScenarioText | None:
+    if value is None:
+        return None
+    if not (
+        isinstance(value, list) and len(value) == 3 and all(isinstance(v, str) for v in value)
+    ):
+        raise ValueError("the scenario file entry is not [name, sha256, text]")
+    return ScenarioText(*value)
+
+
+def replay_token(
+    token: str | DecodedToken,
+    *,
+    trace: bool = False,
+    scenario_file: str | os.PathLike[str] | None = None,
+) -> Execution:
+    """Re-run a token's schedule; `ReplayMismatch` unless it reproduces the same failure.
+
+    A scenario-file token replays the text it carries, or, given `scenario_file`, that
+    file, which must still hold the same content (`ReplayMismatch` naming the file and
+    its first changed line otherwise).
+    """
     from .. import __version__
 
     decoded = decode_token(token) if isinstance(token, str) else token
-    target = decoded.target()
+    target = decoded.target(scenario_file=scenario_file)
     chooser = ReplayChooser(decoded.schedule)
     try:
         execution = target.run(chooser, max_steps=decoded.max_steps, trace=trace)
@@ -159,7 +219,7 @@ def replay_token(token: str | DecodedToken, *, trace: bool = False) -> Execution
         raise ReplayMismatch(f"{e}{_version_note(decoded.version, __version__)}") from None
     failure = execution.failure
     got = (failure.kind, failure.step) if failure else (None, None)
-    if got != (decoded.kind, decoded.step) or not chooser.is_exhausted:
+    if got != (decoded.kind, decoded.step):
         expected = f"{decoded.kind} at step {decoded.step}" if decoded.kind else "no failure"
         found = f"{got[0]} at step {got[1]}" if got[0] else "no failure"
         raise ReplayMismatch(

@@ -64,7 +64,7 @@ def test_a_failing_explored_test_reports_the_violation_the_schedule_and_a_token(
     assert "lost update: x == 1" in message
     assert "the schedule, step by step" in message
     token = message.split(f"{REPLAY_ENV}='")[1].split("'")[0]
-    assert token.startswith("odp1.")
+    assert token.startswith("odp2.")
 
     # re-run that one schedule: it fails the same way, and no exploration runs
     monkeypatch.setenv(REPLAY_ENV, token)

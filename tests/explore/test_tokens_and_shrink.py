@@ -32,7 +32,7 @@ def failing_run(
 def test_a_token_round_trips_and_replays_to_the_same_violation() -> None:
     target, execution = failing_run("registration-race", "odp2014")
     token = encode_token(target, execution.sim.schedule, execution, 20_000)
-    assert token.startswith("odp1.")
+    assert token.startswith("odp2.")
     decoded = decode_token(token)
     assert (decoded.source, decoded.protocol, decoded.schedule) == (
         "registration-race",
@@ -77,7 +77,7 @@ def test_a_token_replays_in_a_fresh_process() -> None:
     [
         (lambda t: t[:-3], "checksum"),
         (lambda t: t[:30], "malformed token|checksum"),
-        (lambda t: t.replace("odp1.", "odp9."), "version 'odp9'"),
+        (lambda t: t.replace("odp2.", "odp9."), "version 'odp9'"),
         (lambda t: "hello", "malformed token 'hello'"),
         (lambda t: t[:12] + ("A" if t[12] != "A" else "B") + t[13:], "checksum"),
     ],

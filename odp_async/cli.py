@@ -67,7 +67,7 @@ Examples:
   odp-async                      # the verdict matrix at its default budget
   odp-async list                 # scenarios and protocols
   odp-async explore registration-race --protocol odp2014 --chooser pct
-  odp-async replay 'odp1....' --text --png race.png
+  odp-async replay 'odp2....' --text --png race.png
   odp-async run fault-vs-munmap --backend trio --protocol naive
 
 \b
@@ -269,10 +269,10 @@ def _explore_json(result: Any) -> dict[str, Any]:
 @cli.command(
     epilog="""\b
 Examples:
-  odp-async replay 'odp1.eNo....1a2b3c4d'
-  odp-async replay 'odp1....' --text
-  odp-async replay 'odp1....' --trace race.json --png race.png
-  odp-async replay 'odp1....' --svg race.svg --html race.html --width 1600
+  odp-async replay 'odp2.eNo....1a2b3c4d'
+  odp-async replay 'odp2....' --text
+  odp-async replay 'odp2....' --trace race.json --png race.png
+  odp-async replay 'odp2....' --svg race.svg --html race.html --width 1600
 """
 )
 @click.argument("token")
@@ -369,7 +369,7 @@ def replay(
 
 
 @cli.command(
-    epilog="\b\nExamples:\n  odp-async shrink 'odp1....'\n  odp-async shrink 'odp1....' --json"
+    epilog="\b\nExamples:\n  odp-async shrink 'odp2....'\n  odp-async shrink 'odp2....' --json"
 )
 @click.argument("token")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")

@@ -64,7 +64,7 @@ def test_the_plugin_snippets_run(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.OK
     # the replay line has the shape the failure message prints
     (example,) = [b for b in _blocks(section, "") if "--odp-replay=" in b]
-    assert re.fullmatch(r"pytest '[^']+::[^']+' --odp-replay=odp1\.\S+\n", example)
+    assert re.fullmatch(r"pytest '[^']+::[^']+' --odp-replay=odp2\.\S+\n", example)
 
 
 def test_the_packaging_snippets_run(

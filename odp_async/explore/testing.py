@@ -62,7 +62,7 @@ from typing import Any, Final
 import attrs
 
 from .._runtime.choosers import ReplayChooser
-from ..errors import InvalidArgument, OdpError, ReplayMismatch
+from ..errors import ExplorationFailed, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .config import ExploreConfig
 from .failures import describe_execution
@@ -89,15 +89,6 @@ REPLAY_ENV: Final = "ODP_ASYNC_REPLAY"
 
 #: The attribute of a decorated test function that holds its `ExploredTest`.
 _SPEC_ATTR: Final = "_odp_async_explored_test"
-
-
-class ExplorationFailed(OdpError, AssertionError):
-    """An explored test found a failing schedule.  ``.result`` holds the exploration
-    (None when the failure came from a replayed token)."""
-
-    def __init__(self, message: str, result: ExploreResult | None = None) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 TestFunction = Callable[..., Coroutine[Any, Any, Any]]

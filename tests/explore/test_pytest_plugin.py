@@ -276,7 +276,7 @@ def test_a_test_method_with_fixtures_is_explored(pytester: pytest.Pytester) -> N
     result = pytester.runpytest("--odp-database=none")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*three rounds*", "*pytest 'test_cls.py::TestIt::test_method' --odp-replay=odp1.*"]
+        ["*three rounds*", "*pytest 'test_cls.py::TestIt::test_method' --odp-replay=odp2.*"]
     )
 
 
@@ -348,7 +348,7 @@ def test_without_the_plugin_the_decorator_still_explores_and_hides_its_frames(
     result = user_tests.runpytest("-k", "lost_update", "-p", "no:odp_async")
     result.assert_outcomes(failed=2)
     output = result.stdout.str()
-    assert "ODP_ASYNC_REPLAY='odp1." in output  # no node id known: the variable's hint
+    assert "ODP_ASYNC_REPLAY='odp2." in output  # no node id known: the variable's hint
     assert "odp_async/explore/testing.py" not in output
     assert not (user_tests.path / ".odp-async").exists()  # no database without the plugin
 

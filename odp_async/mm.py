@@ -51,16 +51,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from . import _runtime as rt
 from .addr import PAGE_SHIFT, AddrRange
 from .check import Checker, FrameId, PteView
-from .errors import InvalidArgument, OdpError
+from .errors import InvalidArgument, OdpError, ProtocolViolation
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue
+
+if TYPE_CHECKING:
+    from .workqueue import Workqueue
 
 __all__ = [
     "AddressSpace",
@@ -291,9 +294,20 @@ class AddressSpace:
         checker: Checker,
         *,
         range_list_after_callbacks: bool = False,
+        workqueue: Workqueue | None = None,
     ) -> None:
         self.memory = memory
         self.checker = checker
+        #: Where `mmput_async` sends the teardown (the world's ``system_wq``).
+        self.workqueue = workqueue
+        #: The name the checker knows this mm by (lifetime checks).
+        self.key = "mm"
+        self.mm_count = 1
+        self._process_ref = True
+        # task -> mm_users references it took with mmget / mmget_not_zero
+        self._user_refs: dict[object, int] = {}
+        #: Set when exit_mmap's release walk begins.
+        self.releasing = False
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
         self.page_table: dict[int, Pte] = {}
@@ -497,29 +511,132 @@ class AddressSpace:
         async with self.mmap_sem.read_locked():
             await self._populate(vpn, write)
 
-    # --- the gup side -----------------------------------------------------------------
+    # --- the gup side and the mm's lifetime (kernel/fork.c, Linux v6.6) -----------------
+    #
+    # ``mm_users`` counts the users of the address space (the process, gup, a driver that
+    # took a reference with mmget); ``mm_count`` the references to the struct itself, all
+    # of ``mm_users`` together holding one.  The last mmput runs __mmput -- exit_mmap,
+    # whose first act is the notifier release walk -- in the task that drops it, then
+    # mmdrop; mmput_async hands __mmput to the workqueue instead.  The last mmdrop frees
+    # the mm: any later touch is a ``use-after-free``.
+
+    @property
+    def mm_users(self) -> int:
+        return self.users
+
+    def holds_user_ref(self) -> bool:
+        """Whether the calling task may use the mm: the process has not exited, or the
+        task took an ``mm_users`` reference of its own.  Sync."""
+        if self._process_ref:
+            return True
+        try:
+            task = rt.current_task()
+        except OdpError:
+            return False
+        return self._user_refs.get(task, 0) > 0
+
+    def mmget(self) -> None:
+        """``mmget``: take an ``mm_users`` reference the caller knows is not the first.
+
+        Sync.  Raises `InvalidArgument` if ``mm_users`` is 0 (use `mmget_not_zero`).
+        """
+        self.checker.used(self.key, "mmget")
+        if self.users <= 0:
+            raise InvalidArgument("mmget() of an mm whose mm_users is 0: use mmget_not_zero()")
+        self._take_user_ref()
 
     def mmget_not_zero(self) -> bool:
         """Take an mm_users reference unless the mm is already being torn down.  Sync."""
+        self.checker.used(self.key, "mmget_not_zero")
         if self.users <= 0 or self.is_dead:
             return False
-        self.users += 1
+        self._take_user_ref()
         return True
 
     async def mmput(self) -> None:
-        """Drop an mm_users reference; the last one tears the mm down in this task."""
-        assert self.users > 0, "mmput() without a reference"
+        """Drop an mm_users reference; the last one tears the mm down *in this task*:
+        exit_mmap (the notifier release walk, then the page tables), then mmdrop.
+
+        Blocks on whatever the release callbacks take.  If one of them needs a lock this
+        task holds, the task hangs, as the kernel's does: the run ends in a ``deadlock``
+        naming it.  Raises `InvalidArgument` when there is no reference to drop.
+        """
+        if self._drop_user_ref("mmput"):
+            await self._mmput_teardown()
+
+    def mmput_async(self) -> None:
+        """``mmput_async``: like `mmput`, but a last put queues the teardown on the
+        workqueue (task ``kworker:mmput_async``) and returns at once.  Sync.
+
+        Raises `InvalidArgument` when there is no reference to drop or no workqueue.
+        """
+        if self.workqueue is None:
+            raise InvalidArgument("mmput_async(): this mm was built without a workqueue")
+        if self._drop_user_ref("mmput_async"):
+            from .workqueue import WorkItem
+
+            self.workqueue.queue_work(WorkItem("mmput_async", self._mmput_teardown))
+
+    def mmgrab(self) -> None:
+        """``mmgrab``: take an ``mm_count`` reference (keeps the struct, not the memory)."""
+        self.checker.used(self.key, "mmgrab")
+        self.mm_count += 1
+
+    def mmdrop(self) -> None:
+        """``mmdrop``: drop an ``mm_count`` reference; the last frees the mm.  Sync.
+
+        A drop below zero is a ``double-free``."""
+        self.checker.used(self.key, "mmdrop")
+        self.mm_count -= 1
+        if self.mm_count == 0:
+            self.checker.freed(self.key, "freed by the last mmdrop")
+        elif self.mm_count < 0:
+            self.checker.freed(self.key, "mmdrop below zero")
+
+    def _take_user_ref(self) -> None:
+        self.users += 1
+        try:
+            task = rt.current_task()
+        except OdpError:
+            return
+        self._user_refs[task] = self._user_refs.get(task, 0) + 1
+
+    def _drop_user_ref(self, what: str) -> bool:
+        self.checker.used(self.key, what)
+        if self.users <= 0:
+            raise InvalidArgument(f"{what}() without an mm_users reference")
         self.users -= 1
-        if self.users == 0:
-            with rt.cancel_scope(shield=True):  # a teardown, like the kernel's, runs to the end
+        try:
+            task = rt.current_task()
+        except OdpError:
+            task = None
+        held = self._user_refs.get(task, 0)
+        if held > 1:
+            self._user_refs[task] = held - 1
+        elif held == 1:
+            del self._user_refs[task]
+        return self.users == 0
+
+    async def _mmput_teardown(self) -> None:
+        # __mmput: exit_mmap, then the mm_count the users held.
+        with rt.cancel_scope(shield=True):  # a teardown, like the kernel's, runs to the end
+            try:
                 await self._exit_mmap()
+            except ProtocolViolation as e:
+                if "already held" not in str(e):
+                    raise
+                await _hang(f"the last mmput runs exit_mmap in this task, and {e}")
+        self.mmdrop()
 
     async def exit(self) -> None:
         """The process exits: drop its own mm reference (the teardown may run here, or in
         whichever task drops the last reference later)."""
-        if self.users <= 0:
+        if not self._process_ref:
             raise InvalidArgument("exit() of a process that already exited")
-        await self.mmput()
+        self._process_ref = False
+        self.users -= 1
+        if self.users == 0:
+            await self._mmput_teardown()
 
     async def get_user_pages(self, rng: AddrRange, *, write: bool) -> list[PinnedPage]:
         """Look up (populating as needed) and take a reference on each page of `rng`.
@@ -558,8 +675,18 @@ class AddressSpace:
         Blocks: on mmap_sem and on every file's i_mmap lock and the anon_vma lock, so no
         invalidation is between start and end of this mm while it runs.
         """
-        self._require_alive("register a notifier")
+        self.checker.used(self.key, "mmu_notifier_register")
+        if self.is_dead or not self.holds_user_ref():
+            # the kernel's BUG_ON(mm_users <= 0): nothing will ever release this subscriber
+            self.checker.inserted_after_release(
+                f"subscriber {sub!r}", "into an mm without holding an mm_users reference"
+            )
+            return
         async with self.mmap_sem.write_locked():
+            if self.releasing:
+                self.checker.inserted_after_release(
+                    f"subscriber {sub!r}", "after the mm's release walk began"
+                )
             locks = [self.anon_vma, *self._file_locks()]
             for lock in locks:
                 await lock.acquire()
@@ -717,6 +844,7 @@ class AddressSpace:
         # __mmu_notifier_release: every subscriber gets release and is unhashed, so the
         # teardown below is not notified (in 2014 as today).
         self.checker.event("exit-begin", "exit", "exit_mmap")
+        self.releasing = True
         for sub in list(self._subs):
             if sub in self._subs:
                 await self._call(sub, sub.release())
@@ -747,3 +875,22 @@ class _SrcuReaders:
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return "notifier callbacks to return (srcu)", tuple(self._mm._in_flight.get(self._sub, ()))
+
+
+class _Hang:
+    __slots__ = ("_task", "_why")
+
+    def __init__(self, task: object, why: str) -> None:
+        self._task = task
+        self._why = why
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        return f"itself ({self._why})", (self._task,)
+
+
+async def _hang(why: str) -> None:
+    """Block the calling task for good, waiting on itself: the self-deadlock of a task that
+    re-takes a lock it holds, reported by the runtime as a deadlock cycle of one task."""
+    queue = WaitQueue(owner=_Hang(rt.current_task(), why))
+    while True:
+        await queue.park()

@@ -507,3 +507,67 @@ BUILTIN: dict[str, Scenario] = {
         ),
     )
 }
+
+
+# --- mm lifetime: the last mmput under a lock the teardown needs (issue 10, item 4) --------
+
+
+def mmput_under_lock(asynchronous: bool) -> Any:
+    """A driver's worker drops an mm reference taken at setup (``mmget``) while it holds
+    region A's lock, and the process exits meanwhile.
+
+    When the exit comes first, the worker's put is the last: ``mmput`` runs exit_mmap and
+    the notifier release walk in the worker (``kernel/fork.c``, Linux v6.6), whose ODP
+    release takes A's lock -- a self-deadlock, the mistake ``mmput_async`` exists for (the
+    OOM reaper, v4.7; binder's page freeing).  ``mmput_async`` hands the teardown to the
+    workqueue, which runs it once the worker let go.  (``examples/mmput-under-lock.toml``
+    is its twin.)
+    """
+
+    async def body(w: World) -> dict[str, Any]:
+        await w.mm.mmap(0, 4 * P)
+        await _populate(w, 0, 4)
+        a = await w.ctx.register_mr(0, 4 * P, name="A")
+        w.mm.mmget()  # the driver's reference
+        out: dict[str, Any] = {}
+
+        async def worker() -> None:
+            await a.mutex.acquire()
+            if asynchronous:
+                w.mm.mmput_async()
+            else:
+                await w.mm.mmput()
+            a.mutex.release()
+            out["worker"] = "done"
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.exit, name="exit")
+            tg.start_soon(worker, name="worker")
+        return out
+
+    return body
+
+
+BUILTIN.update(
+    (s.name, s)
+    for s in (
+        Scenario(
+            "mmput-under-lock",
+            "a worker drops the last mm reference under region A's lock while the process "
+            "exits: exit_mmap's release walk runs in the worker and needs that lock",
+            mmput_under_lock(asynchronous=False),
+            ("exit", "worker"),
+            _verdicts(D, D, D, D, D, D, D),
+            script=(("exit", None), ("worker", None)),
+        ),
+        Scenario(
+            "mmput-async-under-lock",
+            "the same worker with mmput_async: the teardown runs on the workqueue after "
+            "the worker let go",
+            mmput_under_lock(asynchronous=True),
+            ("exit", "worker"),
+            _verdicts(C, C, C, C, C, C, C),
+            script=(("exit", None), ("worker", None)),
+        ),
+    )
+)

@@ -87,6 +87,11 @@ The format
     ``sleep``       seconds (virtual time in the sim)                         "ok"
     ``complete``    completion (``complete_all`` of a named `Completion`)     "ok"
     ``wait``        completion (wait until some op completed it)              "ok"
+    ``mmget``       (none): take an ``mm_users`` reference                    "ok"
+    ``mmput``       (none): drop one; the last runs the teardown here         "ok"
+    ``mmput_async`` (none): drop one; the last queues the teardown            "ok"
+    ``lock``        mr (take the MR's ``umem_mutex``)                         "ok"
+    ``unlock``      mr (release it)                                           "ok"
     ==============  ========================================================  ========
 
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
@@ -326,6 +331,12 @@ _OPS: Final[Mapping[str, _OpSpec]] = {
     "sleep": _OpSpec({"seconds": (_seconds, _R)}),
     "complete": _OpSpec({"completion": (_name, _R)}),
     "wait": _OpSpec({"completion": (_name, _R)}),
+    # the mm's lifetime and a region's lock, from an actor (issue 10, item 4)
+    "mmget": _OpSpec({}),
+    "mmput": _OpSpec({}),
+    "mmput_async": _OpSpec({}),
+    "lock": _OpSpec({"mr": (_name, _R)}),
+    "unlock": _OpSpec({"mr": (_name, _R)}),
 }
 
 
@@ -911,7 +922,7 @@ class _Semantics:
                 f"expected one of the registered MRs ({known})",
                 name,
             )
-        if op.kind == "deregister":
+        if op.kind in ("deregister", "lock", "unlock"):
             return
         address = op.n("address")
         page = address - address % P
@@ -1016,6 +1027,16 @@ class _Run:
                 self.completion(a["completion"]).complete_all()
             case "wait":
                 await self.completion(a["completion"]).wait()
+            case "mmget":
+                w.mm.mmget()
+            case "mmput":
+                await w.mm.mmput()
+            case "mmput_async":
+                w.mm.mmput_async()
+            case "lock":
+                await self.mr(op).mutex.acquire()
+            case "unlock":
+                self.mr(op).mutex.release()
             case _:  # pragma: no cover - the reader admits only the kinds above
                 raise AssertionError(op.kind)
         return "ok"

@@ -180,17 +180,17 @@ class Workqueue:
     schedule_work = queue_work
 
     async def flush_work(self, work: WorkItem) -> bool:
-        """Wait until `work` is neither pending nor running.  Returns whether it waited.
+        """Wait until `work` is neither pending nor running.  Returns whether it was busy
+        when called (so had to be waited for).
 
         Blocks on the item's execution.  Checkpoint: always.
         """
         self.checker.used(work.key, "flush_work")
+        busy = work.busy
         await rt.checkpoint(("flush_work", work.name))
-        waited = False
         while work.busy:
-            waited = True
             await work._done.park()
-        return waited
+        return busy
 
     async def cancel_work_sync(self, work: WorkItem) -> bool:
         """Cancel a pending execution of `work` and wait for a running one.

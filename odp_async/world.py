@@ -116,7 +116,6 @@ class World:
         self.files[name] = f
         return f
 
-
     def track(self, obj: Mutex | RWLock | Srcu) -> None:
         """Check `obj` for ``lock-held-at-exit`` at the end of the run too."""
         self.tracked.append(obj)

@@ -12,9 +12,9 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE as P
+from odp_async.check import Checker
 from odp_async.errors import InvalidArgument
 from odp_async.mm import AddressSpace, PhysicalMemory
-from odp_async.check import Checker
 from odp_async.world import World, run_world
 
 from ._explore import CHOOSERS, assert_clean, assert_found
@@ -48,7 +48,8 @@ def test_the_teardown_runs_in_the_task_that_drops_the_last_reference() -> None:
         w.mm.mmget()
         assert w.mm.mm_users == 2
         await w.mm.exit()
-        assert not w.mm.is_dead and w.mm.mm_users == 1
+        assert not w.mm.is_dead
+        assert w.mm.mm_users == 1
 
         async def driver() -> None:
             await w.mm.mmput()

@@ -17,6 +17,8 @@ Contract
     `cpu_fault`               mmap_sem read    none (populates)
     `get_user_pages`          mmap_sem read    none (populates; takes page references)
     `exit`                    none             ``release`` to every subscriber, then teardown
+    `reap`                    mmap_sem read    UNMAP, non-blockable (the OOM reaper); may
+                              (trylock)        be refused: returns False
     ========================  ===============  ==========================================
 
     Every change that removes or downgrades a mapping is bracketed by
@@ -58,7 +60,7 @@ import attrs
 from . import _runtime as rt
 from .addr import PAGE_SHIFT, AddrRange
 from .check import Checker, FrameId, PteView
-from .errors import InvalidArgument, OdpError, ProtocolViolation
+from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue
 
@@ -98,11 +100,15 @@ class InvalidateEvent(enum.Enum):
 
 @attrs.frozen
 class Invalidation:
-    """One ``struct mmu_notifier_range``: an id (unique per mm), the range, the event."""
+    """One ``struct mmu_notifier_range``: an id (unique per mm), the range, the event,
+    and whether the callbacks may sleep (``mmu_notifier_range_blockable``).  A start
+    callback of a non-blockable range that would have to sleep refuses it by raising
+    `odp_async.errors.WouldBlock` (the kernel's ``-EAGAIN``)."""
 
     id: int
     range: AddrRange
     event: InvalidateEvent
+    blockable: bool = True
 
     def __str__(self) -> str:
         return f"inv{self.id} {self.event.value} {self.range}"
@@ -308,6 +314,7 @@ class AddressSpace:
         self._user_refs: dict[object, int] = {}
         #: Set when exit_mmap's release walk begins.
         self.releasing = False
+        self._nonblock_rule = "today"
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
         self.page_table: dict[int, Pte] = {}
@@ -325,6 +332,26 @@ class AddressSpace:
         self._ranges_changed = WaitQueue("active ranges")
         self.range_list_after_callbacks = range_list_after_callbacks
         self._migration_done = WaitQueue("migration entries")
+
+    NONBLOCK_RULES = ("today", "2018")
+
+    @property
+    def nonblock_failure_rule(self) -> str:
+        """What the notifier core does when a start callback of a non-blockable range
+        refuses: ``"today"`` (mm/mmu_notifier.c since 2021, v5.13, "ensure range_end() is
+        paired with range_start()": every subscriber whose start succeeded gets its end)
+        or ``"2018"`` (v4.19, "distinguish blockable mode for mmu notifiers", to v5.12:
+        nobody gets an end).  Setting another value raises `InvalidArgument`."""
+        return self._nonblock_rule
+
+    @nonblock_failure_rule.setter
+    def nonblock_failure_rule(self, rule: str) -> None:
+        if rule not in self.NONBLOCK_RULES:
+            raise InvalidArgument(
+                f"nonblock_failure_rule must be one of {', '.join(self.NONBLOCK_RULES)}, "
+                f"got {rule!r}"
+            )
+        self._nonblock_rule = rule
 
     # --- queries (sync) ---------------------------------------------------------------
 
@@ -503,6 +530,35 @@ class AddressSpace:
             self.memory.put(old, "migrated away")
             self._migration_done.wake_all()
             return True
+
+    async def reap(self, start: int, length: int) -> bool:
+        """Reap ``[start, start+length)`` as the OOM reaper does (``__oom_reap_task_mm``,
+        mm/oom_kill.c, v6.6): take mmap_sem for read only if it is free, then, over the
+        anonymous mappings in the range, one *non-blockable* UNMAP invalidation.
+
+        Returns False if mmap_sem was busy or a subscriber refused the start (nothing was
+        zapped; the reaper tries again later); True once the range is reaped.  Never
+        blocks.  Checkpoint: between the start callbacks and the zap, as any invalidation.
+        """
+        rng = AddrRange.of(start, length)
+        self._require_alive("reap")
+        try:
+            self.mmap_sem.acquire_read_nowait()
+        except WouldBlock:
+            await rt.checkpoint(("reap", "mmap_sem busy"))
+            return False
+        try:
+            anon = [v.range for v in self._vmas_overlapping(rng) if v.file is None]
+            if not anon:
+                return True
+            first = min(r.start for r in anon)
+            last = max(r.end for r in anon)
+            span = AddrRange(max(first, rng.start), min(last, rng.end))
+            zap = self._zap_body(span)
+            with rt.cancel_scope(shield=True):
+                return await self._invalidate_nonblock(span, InvalidateEvent.UNMAP, zap)
+        finally:
+            self.mmap_sem.release_read()
 
     async def cpu_fault(self, address: int, *, write: bool = False) -> None:
         """A CPU access fault: populate the page (mmap_sem read).  Raises `FaultError`."""
@@ -815,6 +871,48 @@ class AddressSpace:
                 await self._call(sub, sub.invalidate_range_end(inv))
         self._ranges_changed.wake_all()
         self.checker.event("invalidate-end", key, str(inv), rng.start)
+
+    async def _invalidate_nonblock(
+        self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
+    ) -> bool:
+        # mmu_notifier_invalidate_range_start_nonblock: a refusal stops the walk; which
+        # subscribers then get an end is `nonblock_failure_rule`; the caller sends none.
+        inv = Invalidation(self._next_inv, rng, event, blockable=False)
+        self._next_inv += 1
+        key = f"inv{inv.id}"
+        self.checker.event("invalidate-begin", key, f"{inv} (non-blockable)", rng.start)
+        self._list_range(inv)
+        started: list[Subscription] = []
+        refused: Subscription | None = None
+        for sub in list(self._subs):
+            if sub not in self._subs:
+                continue
+            try:
+                await self._call(sub, sub.invalidate_range_start(inv))
+            except WouldBlock as e:
+                refused = sub
+                self.checker.event("invalidate-refused", key, f"{sub!r} refused {inv}: {e}")
+                break
+            started.append(sub)
+        if refused is not None:
+            if self.nonblock_failure_rule == "today":
+                for sub in started:
+                    if sub in self._subs:
+                        await self._call(sub, sub.invalidate_range_end(inv))
+            self.active_ranges.remove(inv)
+            self._ranges_changed.wake_all()
+            self.checker.event("invalidate-end", key, f"{inv} refused", rng.start)
+            return False
+        await rt.checkpoint(("invalidate", inv.id, "after start"))
+        await body()
+        await rt.checkpoint(("invalidate", inv.id, "before end"))
+        self.active_ranges.remove(inv)
+        for sub in list(self._subs):
+            if sub in self._subs:
+                await self._call(sub, sub.invalidate_range_end(inv))
+        self._ranges_changed.wake_all()
+        self.checker.event("invalidate-end", key, str(inv), rng.start)
+        return True
 
     def _list_range(self, inv: Invalidation) -> None:
         self.active_ranges.append(inv)

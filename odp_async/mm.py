@@ -555,8 +555,10 @@ class AddressSpace:
             last = max(r.end for r in anon)
             span = AddrRange(max(first, rng.start), min(last, rng.end))
             zap = self._zap_body(span)
+            reaped = False
             with rt.cancel_scope(shield=True):
-                return await self._invalidate_nonblock(span, InvalidateEvent.UNMAP, zap)
+                reaped = await self._invalidate_nonblock(span, InvalidateEvent.UNMAP, zap)
+            return reaped
         finally:
             self.mmap_sem.release_read()
 

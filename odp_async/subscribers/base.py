@@ -82,7 +82,8 @@ class Subscriber(abc.ABC):
 
     def zap(self, rng: AddrRange) -> None:
         """Drop the translations inside `rng`.  Sync."""
-        for vpn in [v for v in self.translations if rng.first_vpn <= v < rng.first_vpn + rng.npages]:
+        inside = range(rng.first_vpn, rng.first_vpn + rng.npages)
+        for vpn in [v for v in self.translations if v in inside]:
             del self.translations[vpn]
             self.checker.translation_removed(self.table, vpn)
 

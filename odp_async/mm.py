@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddressSpace",
+    "HPAGE_PAGES",
     "FaultError",
     "File",
     "Frame",
@@ -96,6 +97,7 @@ class InvalidateEvent(enum.Enum):
     MIGRATE = "migrate"
     TRUNCATE = "truncate"
     RELEASE = "release"
+    CLEAR = "clear"  # a transparent huge page split (MMU_NOTIFY_CLEAR)
 
 
 @attrs.frozen
@@ -257,14 +259,22 @@ class File:
             self.memory.put(self.page_cache.pop(pgoff), f"truncated from {self.name}")
 
 
+HPAGE_PAGES = 4
+"""Base pages per transparent huge page in the model (the kernel's PMD holds 512)."""
+
+
 @attrs.define(eq=False)
 class Vma:
-    """A mapping ``range`` of anonymous memory, or of `file` from page `pgoff` (shared)."""
+    """A mapping ``range`` of anonymous memory, or of `file` from page `pgoff` (shared).
+
+    `huge_blocks`: the first vpns of the aligned `HPAGE_PAGES` blocks still mapped as
+    transparent huge pages (an anonymous ``mmap(..., huge=True)``)."""
 
     range: AddrRange
     writable: bool
     file: File | None = None
     pgoff: int = 0
+    huge_blocks: set[int] = attrs.field(factory=set)
 
     def pgoff_of(self, vpn: int) -> int:
         return self.pgoff + vpn - self.range.first_vpn
@@ -383,14 +393,25 @@ class AddressSpace:
         writable: bool = True,
         file: File | None = None,
         pgoff: int = 0,
+        huge: bool = False,
     ) -> Vma:
         """Map ``[start, start+length)`` (MAP_FIXED, refusing overlaps).  mmap_sem write.
 
+        ``huge=True`` maps anonymous memory with transparent huge pages of `HPAGE_PAGES`
+        pages: a zap (madvise DONTNEED, munmap) that cuts one first splits it, in an
+        invalidation of the whole huge page nested inside its own (as
+        ``__split_huge_pmd`` does inside ``zap_page_range``, mm/huge_memory.c, v6.6).
+
         Raises `InvalidArgument` for a misaligned or overlapping range, or a file range
-        past EOF.
+        past EOF, or a huge mapping that is file-backed or not huge-page aligned.
         """
         rng = AddrRange.of(start, length)
         self._require_alive("mmap")
+        if huge and (file is not None or rng.first_vpn % HPAGE_PAGES or rng.npages % HPAGE_PAGES):
+            raise InvalidArgument(
+                f"a huge mapping must be anonymous and aligned to {HPAGE_PAGES} pages, "
+                f"got {rng}{' of ' + file.name if file is not None else ''}"
+            )
         if file is not None and (pgoff < 0 or pgoff + rng.npages > file.npages):
             raise InvalidArgument(
                 f"mmap of {file.name} pages [{pgoff}, {pgoff + rng.npages}) is past its "
@@ -401,6 +422,10 @@ class AddressSpace:
             if clash is not None:
                 raise InvalidArgument(f"mmap of {rng} overlaps the existing mapping {clash.value}")
             vma = Vma(rng, writable, file, pgoff)
+            if huge:
+                vma.huge_blocks = set(
+                    range(rng.first_vpn, rng.first_vpn + rng.npages, HPAGE_PAGES)
+                )
             self._vmas.insert(*rng.closed(), vma)
             if file is not None:
                 file.mappings.append((self, vma))
@@ -426,6 +451,7 @@ class AddressSpace:
                 for lock in locks:
                     await lock.acquire()
                 try:
+                    await self._split_huge_cut_by(rng)
                     await zap()
                 finally:
                     for lock in reversed(locks):
@@ -474,7 +500,13 @@ class AddressSpace:
         self._require_alive("madvise")
         async with self.mmap_sem.read_locked():
             if self._vmas_overlapping(rng):
-                await self._invalidate(rng, InvalidateEvent.DONTNEED, self._zap_body(rng))
+                zap = self._zap_body(rng)
+
+                async def body() -> None:
+                    await self._split_huge_cut_by(rng)
+                    await zap()
+
+                await self._invalidate(rng, InvalidateEvent.DONTNEED, body)
 
     async def mprotect(self, start: int, length: int, *, writable: bool) -> None:
         """Change the VMAs' write permission.  Removing it is a PROTECTION invalidation
@@ -818,6 +850,20 @@ class AddressSpace:
             assert pte.frame is not None
             return pte.frame, write
 
+    async def _split_huge_cut_by(self, rng: AddrRange) -> None:
+        # Inside the caller's invalidation: every huge page `rng` cuts (overlaps without
+        # covering) is split in an invalidation of its own, nested in the same task.  The
+        # split keeps the mappings (the pmd becomes ptes to the same frames).
+        first, end = rng.first_vpn, rng.first_vpn + rng.npages
+        for vma in self._vmas_overlapping(rng):
+            for block in sorted(vma.huge_blocks):
+                cut = block < end and first < block + HPAGE_PAGES
+                if cut and not (first <= block and block + HPAGE_PAGES <= end):
+                    vma.huge_blocks.discard(block)
+                    huge = AddrRange.pages(block, HPAGE_PAGES)
+                    await self._invalidate(huge, InvalidateEvent.CLEAR, _nothing)
+                    await rt.checkpoint(("split", block, "done"))
+
     def _zap_body(self, rng: AddrRange) -> Callable[[], Awaitable[None]]:
         async def zap() -> None:
             for vpn in rng.vpns():
@@ -975,6 +1021,10 @@ class _SrcuReaders:
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return "notifier callbacks to return (srcu)", tuple(self._mm._in_flight.get(self._sub, ()))
+
+
+async def _nothing() -> None:
+    pass
 
 
 class _Hang:

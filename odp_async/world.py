@@ -10,7 +10,9 @@ Contract
     ``scenario(world)`` under the sim runtime and returns a `WorldRun`: the sim result,
     the violations (a deadlock of the run is one too) and the semantic events.  The same
     seed (or schedule) gives the same run.  On trio or asyncio, build the world inside
-    the event loop and await your scenario yourself; the checker works the same way.
+    the event loop and await your scenario yourself, inside ``async with
+    world.workqueue.running():`` if it queues work (``mmput_async``, ``call_srcu``, your
+    own work items); the checker works the same way.
 
 Concurrency
     One world per run; nothing is shared between worlds.

@@ -336,6 +336,7 @@ class AddressSpace:
         # The tasks inside each subscriber's callbacks right now (SRCU readers).
         self._in_flight: dict[Subscription, list[object]] = {}
         self._callbacks_done: dict[Subscription, WaitQueue] = {}
+        self._any_callback_done = WaitQueue("notifier callbacks (mmu_notifier_synchronize)")
         self._next_inv = 0
         # The 2014 "active invalidation ranges" list, and its wait queue.
         self.active_ranges: list[Invalidation] = []
@@ -799,6 +800,38 @@ class AddressSpace:
         self._in_flight.pop(sub, None)
         self._callbacks_done.pop(sub, None)
 
+    async def unregister_notifier_no_release(self, sub: Subscription) -> None:
+        """``mmu_notifier_unregister_no_release``: unhash `sub`, with no ``release`` and
+        *no wait* for its running callbacks.  Freeing it right after is the mistake the
+        kernel documents: wait first (`synchronize_notifiers`) or free it deferred
+        (`put_notifier`).  Checkpoint: always."""
+        self._subs.pop(sub, None)
+        await rt.checkpoint(("unregister_no_release", repr(sub)))
+
+    async def synchronize_notifiers(self) -> None:
+        """``mmu_notifier_synchronize``: wait until every notifier callback running now
+        (of any subscriber) has returned.  Checkpoint: always."""
+        await rt.checkpoint(("mmu_notifier_synchronize",))
+        running = {(id(sub), task) for sub, tasks in self._in_flight.items() for task in tasks}
+        while running & {(id(s), t) for s, tasks in self._in_flight.items() for t in tasks}:
+            await self._any_callback_done.park()
+
+    def put_notifier(self, sub: Subscription, free: Callable[[], Awaitable[None]]) -> None:
+        """``mmu_notifier_put``: unhash `sub` and run `free` on the workqueue once every
+        callback running now has returned (the deferred free of ``call_srcu``).  Sync.
+        Raises `InvalidArgument` without a workqueue."""
+        if self.workqueue is None:
+            raise InvalidArgument("put_notifier(): this mm was built without a workqueue")
+        self._subs.pop(sub, None)
+
+        async def free_after_grace_period() -> None:
+            await self.synchronize_notifiers()
+            await free()
+
+        from .workqueue import WorkItem
+
+        self.workqueue.queue_work(WorkItem(f"put {sub!r}", free_after_grace_period))
+
     def range_is_valid(self, rng: AddrRange) -> bool:
         """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
         return not any(inv.range.overlaps(rng) for inv in self.active_ranges)
@@ -976,6 +1009,7 @@ class AddressSpace:
             callers.remove(task)
             if not callers and sub in self._callbacks_done:
                 self._callbacks_done[sub].wake_all()
+            self._any_callback_done.wake_all()
 
     def _srcu(self, sub: Subscription) -> WaitQueue:
         # What `unregister_notifier` waits on: the end of `sub`'s running callbacks.  Its

@@ -571,3 +571,43 @@ BUILTIN.update(
         ),
     )
 )
+
+
+# --- nested invalidations: a zap that splits a huge page (issue 10, item 2) ----------------
+
+
+async def thp_split_during_fault(w: World) -> dict[str, Any]:
+    """madvise(DONTNEED) of one page of a transparent huge page splits it first: a CLEAR
+    invalidation of the whole huge page nested inside the DONTNEED one, in the same task
+    (``__split_huge_pmd`` inside ``zap_page_range``).  A fault on B and a DMA race it.
+    Per-region and context-wide counts take nesting; hmm-pool's nested start needs a
+    second slot of a one-slot pool its own outer start holds.  (Twin:
+    ``examples/thp-split-during-fault.toml``.)"""
+    await w.mm.mmap(0, 4 * P, huge=True)
+    await _populate(w, 0, 4)
+    b = await w.ctx.register_mr(0, 4 * P, name="B")
+    out: dict[str, Any] = {}
+    faulted = Completion("fault done")
+
+    async def fault() -> None:
+        out["fault"] = _outcome(await w.ctx.fault(b, 0, write=True))
+        faulted.complete_all()
+
+    async def dma() -> None:
+        await faulted.wait()
+        out["dma"] = await _dma(w, b, 0)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 0, P, name="madvise")
+        tg.start_soon(fault, name="fault")
+        tg.start_soon(dma, name="dma")
+    return out
+
+
+BUILTIN["thp-split-during-fault"] = Scenario(
+    "thp-split-during-fault",
+    "madvise of one page of a huge page splits it in a nested invalidation while B faults",
+    thp_split_during_fault,
+    ("madvise", "fault", "dma"),
+    _verdicts(F, C, C, C, D, C, C),
+)

@@ -66,7 +66,8 @@ The format
     ==============  ========================================================  ========
     op              keys                                                      outcome
     ==============  ========================================================  ========
-    ``mmap``        start, pages, writable = true, file, pgoff = 0            "ok"
+    ``mmap``        start, pages, writable = true, file, pgoff = 0,           "ok"
+                    huge = false (transparent huge pages: anonymous, aligned)
     ``munmap``      start, pages                                              "ok"
     ``mremap``      start, pages, to (the new start)                          "ok"
     ``madvise``     start, pages, advice = "dontneed"                         "ok"
@@ -297,6 +298,7 @@ _OPS: Final[Mapping[str, _OpSpec]] = {
             "writable": (_bool, True),
             "file": (_name, None),
             "pgoff": (_SIZE, 0),
+            "huge": (_bool, False),
         }
     ),
     "munmap": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R)}),
@@ -983,7 +985,12 @@ class _Run:
             case "mmap":
                 file = self.files[a["file"]] if a["file"] is not None else None
                 await w.mm.mmap(
-                    a["start"], a["pages"] * P, writable=a["writable"], file=file, pgoff=a["pgoff"]
+                    a["start"],
+                    a["pages"] * P,
+                    writable=a["writable"],
+                    file=file,
+                    pgoff=a["pgoff"],
+                    huge=a["huge"],
                 )
             case "munmap":
                 await w.mm.munmap(a["start"], a["pages"] * P)

@@ -209,6 +209,11 @@ class Workqueue:
             await work._done.park()
         return was_pending
 
+    @property
+    def busy(self) -> bool:
+        """Whether some item of this queue is pending or running."""
+        return bool(self._items)
+
     async def flush(self) -> None:
         """``flush_workqueue``: wait until no item of this queue is pending or running."""
         await rt.checkpoint(("flush_workqueue", self.name))

@@ -194,7 +194,8 @@ def run_world(
         async with world.workqueue.running():
             try:
                 result = await scenario(world)
-                await world.workqueue.flush()
+                if world.workqueue.busy:  # no extra step when nothing was queued
+                    await world.workqueue.flush()
             except Exception as e:  # re-raised as it is, not inside the queue's group
                 failed = e
         if failed is not None:

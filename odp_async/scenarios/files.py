@@ -88,6 +88,8 @@ The format
     ``sleep``       seconds (virtual time in the sim)                         "ok"
     ``complete``    completion (``complete_all`` of a named `Completion`)     "ok"
     ``wait``        completion (wait until some op completed it)              "ok"
+    ``reap``        start, pages (the OOM reaper: non-blockable, may be       "reaped"
+                    refused; see `AddressSpace.reap`)                         / "refused"
     ``mmget``       (none): take an ``mm_users`` reference                    "ok"
     ``mmput``       (none): drop one; the last runs the teardown here         "ok"
     ``mmput_async`` (none): drop one; the last queues the teardown            "ok"
@@ -170,7 +172,7 @@ from .. import _runtime as rt
 from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
-from ..mm import File
+from ..mm import HPAGE_PAGES, File
 from ..odp.protocols import PROTOCOLS
 from ..odp.umem import Umem
 from ..sync import Completion
@@ -334,6 +336,7 @@ _OPS: Final[Mapping[str, _OpSpec]] = {
     "complete": _OpSpec({"completion": (_name, _R)}),
     "wait": _OpSpec({"completion": (_name, _R)}),
     # the mm's lifetime and a region's lock, from an actor (issue 10, item 4)
+    "reap": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R)}),
     "mmget": _OpSpec({}),
     "mmput": _OpSpec({}),
     "mmput_async": _OpSpec({}),
@@ -412,7 +415,11 @@ class _Op:
                 return f"complete_all {a['completion']!r}"
             case "wait":
                 return f"wait for {a['completion']!r}"
-        return self.kind  # exit
+            case "reap":
+                return f"reap {_span(a['start'], a['pages'])}"
+            case "lock" | "unlock":
+                return f"{self.kind} MR {a['mr']}'s umem_mutex"
+        return self.kind  # exit, mmget, mmput, mmput_async
 
 
 @attrs.frozen
@@ -891,7 +898,20 @@ class _Semantics:
                     f"{op.n('pgoff') + op.n('pages')}) is past its {files[name].pages} pages",
                     op.n("pages"),
                 )
-        if op.kind in ("munmap", "mremap", "madvise", "mprotect", "populate", "register"):
+        if op.kind == "mmap" and op.flag("huge"):
+            start, end = op.range
+            if (
+                op.args["file"] is not None
+                or (start // P) % HPAGE_PAGES
+                or op.n("pages") % HPAGE_PAGES
+            ):
+                raise fail(
+                    f"{op.key}.huge",
+                    f"{op.describe()}: a huge mapping must be anonymous and aligned to "
+                    f"{HPAGE_PAGES} pages; expected huge = false or an aligned anonymous range",
+                    True,
+                )
+        if op.kind in ("munmap", "mremap", "madvise", "mprotect", "populate", "register", "reap"):
             start, end = op.range
             if not _covered(mapped, start, end):
                 raise fail(
@@ -1034,6 +1054,8 @@ class _Run:
                 self.completion(a["completion"]).complete_all()
             case "wait":
                 await self.completion(a["completion"]).wait()
+            case "reap":
+                return "reaped" if await w.mm.reap(a["start"], a["pages"] * P) else "refused"
             case "mmget":
                 w.mm.mmget()
             case "mmput":

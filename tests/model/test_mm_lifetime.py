@@ -146,3 +146,53 @@ def test_mmput_async_needs_a_workqueue() -> None:
     mm = AddressSpace(PhysicalMemory(checker), checker)
     with pytest.raises(InvalidArgument, match="built without a workqueue"):
         mm.mmput_async()
+
+
+# --- the new operations in scenario files (issue 10, item 10, part) ---------------------------
+
+FILE = """
+[scenario]
+name = "reap-a-file"
+summary = "the reaper and the lifetime operations from a scenario file"
+
+[setup]
+ops = [
+    {{ op = "mmap", start = 0x0, pages = 4{huge} }},
+    {{ op = "populate", start = 0x0, pages = 4 }},
+    {{ op = "mmget" }},
+]
+
+[[actor]]
+name = "reaper"
+ops = [{{ op = "reap", start = 0x0, pages = 4 }}, {{ op = "mmput_async" }}]
+
+[[actor]]
+name = "exit"
+ops = [{{ op = "exit" }}]
+"""
+
+
+def test_a_scenario_file_reaps_and_drops_references(tmp_path: Any) -> None:
+    from odp_async.scenarios.files import load_scenario
+
+    path = tmp_path / "reap.toml"
+    path.write_text(FILE.format(huge=""))
+    scenario = load_scenario(path)
+    for seed in range(10):
+        run = run_world(scenario.body, protocol="odp2014", seed=seed)
+        assert run.violations == (), seed
+        assert run.sim.value is not None
+        assert run.sim.value["reaper.0"] == "reaped"  # no subscriber: nobody refuses
+
+
+def test_a_misaligned_huge_mapping_in_a_file_is_a_one_line_error(tmp_path: Any) -> None:
+    from odp_async.scenarios.files import ScenarioFileError, load_scenario
+
+    path = tmp_path / "bad.toml"
+    path.write_text(FILE.format(huge=", huge = true").replace("pages = 4, huge", "pages = 3, huge"))
+    with pytest.raises(ScenarioFileError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: setup.ops[0].huge: ")
+    assert "a huge mapping must be anonymous and aligned to 4 pages" in message

@@ -189,7 +189,9 @@ def test_a_misaligned_huge_mapping_in_a_file_is_a_one_line_error(tmp_path: Any) 
     from odp_async.scenarios.files import ScenarioFileError, load_scenario
 
     path = tmp_path / "bad.toml"
-    path.write_text(FILE.format(huge=", huge = true").replace("pages = 4, huge", "pages = 3, huge"))
+    path.write_text(
+        FILE.format(huge=", huge = true").replace("pages = 4, huge", "pages = 3, huge")
+    )
     with pytest.raises(ScenarioFileError) as info:
         load_scenario(path)
     message = str(info.value)

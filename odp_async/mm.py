@@ -325,6 +325,7 @@ class AddressSpace:
         #: Set when exit_mmap's release walk begins.
         self.releasing = False
         self._nonblock_rule = "today"
+        self._release_order = "today"
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
         self.page_table: dict[int, Pte] = {}
@@ -363,6 +364,27 @@ class AddressSpace:
                 f"got {rule!r}"
             )
         self._nonblock_rule = rule
+
+    RELEASE_ORDERS = ("today", "pre-2013")
+
+    @property
+    def release_order(self) -> str:
+        """How exit's release walk orders ``->release`` and the unhash (mm/mmu_notifier.c):
+        ``"today"`` (since v3.9's "mmu_notifier_unregister NULL Pointer deref and multiple
+        ->release() callouts", 2013: ``->release`` runs inside the SRCU read section,
+        then the unhash, so `unregister_notifier` waits for it) or ``"pre-2013"`` (unhash
+        first, ``->release`` outside SRCU: an unregister racing it returns at once, and
+        its caller frees the subscriber under the running release).  Setting another
+        value raises `InvalidArgument`."""
+        return self._release_order
+
+    @release_order.setter
+    def release_order(self, order: str) -> None:
+        if order not in self.RELEASE_ORDERS:
+            raise InvalidArgument(
+                f"release_order must be one of {', '.join(self.RELEASE_ORDERS)}, got {order!r}"
+            )
+        self._release_order = order
 
     # --- queries (sync) ---------------------------------------------------------------
 
@@ -1026,7 +1048,14 @@ class AddressSpace:
         self.checker.event("exit-begin", "exit", "exit_mmap")
         self.releasing = True
         for sub in list(self._subs):
-            if sub in self._subs:
+            if sub not in self._subs:
+                continue
+            if self._release_order == "pre-2013":
+                # unhashed first, then ->release outside any SRCU read section: a
+                # concurrent unregister sees it gone and does not wait for it
+                self._subs.pop(sub, None)
+                await sub.release()
+            else:
                 await self._call(sub, sub.release())
                 self._subs.pop(sub, None)
         self.is_dead = True

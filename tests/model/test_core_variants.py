@@ -92,3 +92,50 @@ def test_put_notifier_needs_a_workqueue() -> None:
 
     with pytest.raises(InvalidArgument, match="built without a workqueue"):
         mm.put_notifier(Tracked(checker), free)
+
+
+# --- release versus unregister: the 2013 ordering fix ----------------------------------------
+
+
+class SlowRelease(Tracked):
+    async def release(self) -> None:
+        await rt.checkpoint("in release")
+        self.checker.used("subscriber T", "release")
+
+
+def _exit_vs_unregister(order: str) -> Scenario:
+    """The process exits while its driver unregisters (and then frees) a subscriber."""
+
+    async def body(w: World) -> None:
+        w.mm.release_order = order
+        await w.mm.mmap(0, 4 * P)
+        sub = SlowRelease(w.checker)
+        await w.mm.register_notifier(sub)
+
+        async def driver() -> None:
+            await w.mm.unregister_notifier(sub)
+            w.checker.freed("subscriber T", "freed after unregister")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.exit, name="exit")
+            tg.start_soon(driver, name="driver")
+
+    return Scenario(f"exit-vs-unregister-{order}", "", body, ("exit", "driver"))
+
+
+@pytest.mark.parametrize("chooser", CHOOSERS)
+def test_pre_2013_unregister_returns_while_exit_still_runs_release(chooser: str) -> None:
+    result = assert_found(_exit_vs_unregister("pre-2013"), chooser, "use-after-free")
+    assert result.failure is not None
+    assert result.failure.violation.tasks == ("exit",)
+
+
+@pytest.mark.parametrize("chooser", CHOOSERS)
+def test_todays_release_order_is_clean(chooser: str) -> None:
+    assert_clean(_exit_vs_unregister("today"), chooser)
+
+
+def test_a_bad_release_order_is_a_one_line_error() -> None:
+    world = World.build("odp2014")
+    with pytest.raises(InvalidArgument, match="release_order must be one of today, pre-2013"):
+        world.mm.release_order = "2012"

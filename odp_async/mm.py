@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -63,9 +63,7 @@ from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue
-
-if TYPE_CHECKING:
-    from .workqueue import Workqueue
+from .workqueue import WorkItem, Workqueue
 
 __all__ = [
     "AddressSpace",
@@ -686,8 +684,6 @@ class AddressSpace:
         if self.workqueue is None:
             raise InvalidArgument("mmput_async(): this mm was built without a workqueue")
         if self._drop_user_ref("mmput_async"):
-            from .workqueue import WorkItem
-
             self.workqueue.queue_work(WorkItem("mmput_async", self._mmput_teardown))
 
     def mmgrab(self) -> None:
@@ -849,8 +845,6 @@ class AddressSpace:
         async def free_after_grace_period() -> None:
             await self.synchronize_notifiers()
             await free()
-
-        from .workqueue import WorkItem
 
         self.workqueue.queue_work(WorkItem(f"put {sub!r}", free_after_grace_period))
 

@@ -25,6 +25,20 @@ Contract
         blocked tasks and none runnable (recorded from the runtime's report).
     ``starvation``
         a fault retried, or kept waiting, past its bound (or a run past its step bound).
+    ``use-after-free``
+        a model object (the mm, a subscriber's state, a work item, anything the model
+        frees through `Checker.freed`) is touched after it was freed.
+    ``double-free``
+        an object is freed twice.
+    ``insert-after-release``
+        a subscriber or region is inserted into an mm whose release walk has begun, or by
+        a task that holds no ``mm_users`` reference on it.
+    ``lock-held-at-exit``
+        a task finished while holding a lock, a read lock or an SRCU read section
+        (lockdep's "lock held when returning to user space").
+    ``double-queue``
+        one work item queued while it is already queued elsewhere, or re-initialised
+        while pending (the kernel's list corruption).
     ``error``
         the code under test raised (an assertion of a test program, a misuse of a
         primitive by a protocol); recorded by the explorer, not by the feeders.
@@ -63,6 +77,11 @@ ViolationKind = Literal[
     "deadlock",
     "starvation",
     "error",
+    "use-after-free",
+    "double-free",
+    "insert-after-release",
+    "lock-held-at-exit",
+    "double-queue",
 ]
 VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "stale-translation",
@@ -72,6 +91,11 @@ VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "deadlock",
     "starvation",
     "error",
+    "use-after-free",
+    "double-free",
+    "insert-after-release",
+    "lock-held-at-exit",
+    "double-queue",
 )
 
 FrameId = tuple[int, int]
@@ -153,6 +177,8 @@ class Checker:
     _released_tables: dict[str, None] = attrs.field(factory=dict)
     _mm_released: bool = False
     _seen: set[tuple[str, tuple[str, ...], tuple[int, ...], str]] = attrs.field(factory=set)
+    # object name -> why it was freed (lifetime checks, `freed` / `used`).
+    _freed: dict[str, str] = attrs.field(factory=dict)
 
     # --- recording ------------------------------------------------------------------
 
@@ -300,6 +326,40 @@ class Checker:
 
     def deadlock(self, detail: str, tasks: tuple[str, ...], step: int) -> None:
         self.violation("deadlock", detail, tasks=tasks, step=step)
+
+    # --- lifetime and pairing (fed by mm, workqueue, srcu, subscribers) ---------------
+
+    def freed(self, obj: str, why: str) -> None:
+        """`obj` (a model object's name, unique per world) was freed.  A second free is a
+        ``double-free``.  Sync."""
+        if obj in self._freed:
+            self.violation("double-free", f"{obj} freed ({why}) after it was {self._freed[obj]}")
+            return
+        self._freed[obj] = why
+        self.event("free", obj, f"{obj} freed: {why}")
+
+    def used(self, obj: str, what: str) -> None:
+        """`what` touched `obj`; a ``use-after-free`` if it was freed.  Sync."""
+        why = self._freed.get(obj)
+        if why is not None:
+            self.violation("use-after-free", f"{what} touched {obj} after it was {why}")
+
+    def is_freed(self, obj: str) -> bool:
+        return obj in self._freed
+
+    def inserted_after_release(self, obj: str, detail: str) -> None:
+        """`obj` was inserted into an mm that is being (or was) released.  Sync."""
+        self.violation("insert-after-release", f"{obj} inserted {detail}")
+
+    def lock_held_at_exit(self, task: str, what: str) -> None:
+        """`task` finished while holding `what`.  Sync."""
+        self.violation(
+            "lock-held-at-exit", f"task {task} finished while holding {what}", tasks=(task,)
+        )
+
+    def double_queue(self, obj: str, detail: str) -> None:
+        """`obj` was queued while already queued (or re-initialised while pending)."""
+        self.violation("double-queue", f"{obj} {detail}")
 
     # --- internals --------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ Contract
     `cpu_fault`               mmap_sem read    none (populates)
     `get_user_pages`          mmap_sem read    none (populates; takes page references)
     `exit`                    none             ``release`` to every subscriber, then teardown
+    `reap`                    mmap_sem read    UNMAP, non-blockable (the OOM reaper); may
+                              (trylock)        be refused: returns False
     ========================  ===============  ==========================================
 
     Every change that removes or downgrades a mapping is bracketed by
@@ -58,12 +60,14 @@ import attrs
 from . import _runtime as rt
 from .addr import PAGE_SHIFT, AddrRange
 from .check import Checker, FrameId, PteView
-from .errors import InvalidArgument, OdpError
+from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue
+from .workqueue import WorkItem, Workqueue
 
 __all__ = [
     "AddressSpace",
+    "HPAGE_PAGES",
     "FaultError",
     "File",
     "Frame",
@@ -91,15 +95,20 @@ class InvalidateEvent(enum.Enum):
     MIGRATE = "migrate"
     TRUNCATE = "truncate"
     RELEASE = "release"
+    CLEAR = "clear"  # a transparent huge page split (MMU_NOTIFY_CLEAR)
 
 
 @attrs.frozen
 class Invalidation:
-    """One ``struct mmu_notifier_range``: an id (unique per mm), the range, the event."""
+    """One ``struct mmu_notifier_range``: an id (unique per mm), the range, the event,
+    and whether the callbacks may sleep (``mmu_notifier_range_blockable``).  A start
+    callback of a non-blockable range that would have to sleep refuses it by raising
+    `odp_async.errors.WouldBlock` (the kernel's ``-EAGAIN``)."""
 
     id: int
     range: AddrRange
     event: InvalidateEvent
+    blockable: bool = True
 
     def __str__(self) -> str:
         return f"inv{self.id} {self.event.value} {self.range}"
@@ -248,14 +257,22 @@ class File:
             self.memory.put(self.page_cache.pop(pgoff), f"truncated from {self.name}")
 
 
+HPAGE_PAGES = 4
+"""Base pages per transparent huge page in the model (the kernel's PMD holds 512)."""
+
+
 @attrs.define(eq=False)
 class Vma:
-    """A mapping ``range`` of anonymous memory, or of `file` from page `pgoff` (shared)."""
+    """A mapping ``range`` of anonymous memory, or of `file` from page `pgoff` (shared).
+
+    `huge_blocks`: the first vpns of the aligned `HPAGE_PAGES` blocks still mapped as
+    transparent huge pages (an anonymous ``mmap(..., huge=True)``)."""
 
     range: AddrRange
     writable: bool
     file: File | None = None
     pgoff: int = 0
+    huge_blocks: set[int] = attrs.field(factory=set)
 
     def pgoff_of(self, vpn: int) -> int:
         return self.pgoff + vpn - self.range.first_vpn
@@ -291,9 +308,22 @@ class AddressSpace:
         checker: Checker,
         *,
         range_list_after_callbacks: bool = False,
+        workqueue: Workqueue | None = None,
     ) -> None:
         self.memory = memory
         self.checker = checker
+        #: Where `mmput_async` sends the teardown (the world's ``system_wq``).
+        self.workqueue = workqueue
+        #: The name the checker knows this mm by (lifetime checks).
+        self.key = "mm"
+        self.mm_count = 1
+        self._process_ref = True
+        # task -> mm_users references it took with mmget / mmget_not_zero
+        self._user_refs: dict[object, int] = {}
+        #: Set when exit_mmap's release walk begins.
+        self.releasing = False
+        self._nonblock_rule = "today"
+        self._release_order = "today"
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
         self.page_table: dict[int, Pte] = {}
@@ -305,12 +335,54 @@ class AddressSpace:
         # The tasks inside each subscriber's callbacks right now (SRCU readers).
         self._in_flight: dict[Subscription, list[object]] = {}
         self._callbacks_done: dict[Subscription, WaitQueue] = {}
+        self._any_callback_done = WaitQueue("notifier callbacks (mmu_notifier_synchronize)")
         self._next_inv = 0
         # The 2014 "active invalidation ranges" list, and its wait queue.
         self.active_ranges: list[Invalidation] = []
         self._ranges_changed = WaitQueue("active ranges")
         self.range_list_after_callbacks = range_list_after_callbacks
         self._migration_done = WaitQueue("migration entries")
+
+    NONBLOCK_RULES = ("today", "2018")
+
+    @property
+    def nonblock_failure_rule(self) -> str:
+        """What the notifier core does when a start callback of a non-blockable range
+        refuses: ``"today"`` (mm/mmu_notifier.c since 2021, v5.13, "ensure range_end() is
+        paired with range_start()": every subscriber whose start succeeded gets its end)
+        or ``"2018"`` (v4.19, "distinguish blockable mode for mmu notifiers", to v5.12:
+        nobody gets an end).  Setting another value raises `InvalidArgument`."""
+        return self._nonblock_rule
+
+    @nonblock_failure_rule.setter
+    def nonblock_failure_rule(self, rule: str) -> None:
+        if rule not in self.NONBLOCK_RULES:
+            raise InvalidArgument(
+                f"nonblock_failure_rule must be one of {', '.join(self.NONBLOCK_RULES)}, "
+                f"got {rule!r}"
+            )
+        self._nonblock_rule = rule
+
+    RELEASE_ORDERS = ("today", "pre-2013")
+
+    @property
+    def release_order(self) -> str:
+        """How exit's release walk orders ``->release`` and the unhash (mm/mmu_notifier.c):
+        ``"today"`` (since v3.9's "mmu_notifier_unregister NULL Pointer deref and multiple
+        ->release() callouts", 2013: ``->release`` runs inside the SRCU read section,
+        then the unhash, so `unregister_notifier` waits for it) or ``"pre-2013"`` (unhash
+        first, ``->release`` outside SRCU: an unregister racing it returns at once, and
+        its caller frees the subscriber under the running release).  Setting another
+        value raises `InvalidArgument`."""
+        return self._release_order
+
+    @release_order.setter
+    def release_order(self, order: str) -> None:
+        if order not in self.RELEASE_ORDERS:
+            raise InvalidArgument(
+                f"release_order must be one of {', '.join(self.RELEASE_ORDERS)}, got {order!r}"
+            )
+        self._release_order = order
 
     # --- queries (sync) ---------------------------------------------------------------
 
@@ -342,14 +414,25 @@ class AddressSpace:
         writable: bool = True,
         file: File | None = None,
         pgoff: int = 0,
+        huge: bool = False,
     ) -> Vma:
         """Map ``[start, start+length)`` (MAP_FIXED, refusing overlaps).  mmap_sem write.
 
+        ``huge=True`` maps anonymous memory with transparent huge pages of `HPAGE_PAGES`
+        pages: a zap (madvise DONTNEED, munmap) that cuts one first splits it, in an
+        invalidation of the whole huge page nested inside its own (as
+        ``__split_huge_pmd`` does inside ``zap_page_range``, mm/huge_memory.c, v6.6).
+
         Raises `InvalidArgument` for a misaligned or overlapping range, or a file range
-        past EOF.
+        past EOF, or a huge mapping that is file-backed or not huge-page aligned.
         """
         rng = AddrRange.of(start, length)
         self._require_alive("mmap")
+        if huge and (file is not None or rng.first_vpn % HPAGE_PAGES or rng.npages % HPAGE_PAGES):
+            raise InvalidArgument(
+                f"a huge mapping must be anonymous and aligned to {HPAGE_PAGES} pages, "
+                f"got {rng}{' of ' + file.name if file is not None else ''}"
+            )
         if file is not None and (pgoff < 0 or pgoff + rng.npages > file.npages):
             raise InvalidArgument(
                 f"mmap of {file.name} pages [{pgoff}, {pgoff + rng.npages}) is past its "
@@ -360,6 +443,10 @@ class AddressSpace:
             if clash is not None:
                 raise InvalidArgument(f"mmap of {rng} overlaps the existing mapping {clash.value}")
             vma = Vma(rng, writable, file, pgoff)
+            if huge:
+                vma.huge_blocks = set(
+                    range(rng.first_vpn, rng.first_vpn + rng.npages, HPAGE_PAGES)
+                )
             self._vmas.insert(*rng.closed(), vma)
             if file is not None:
                 file.mappings.append((self, vma))
@@ -385,6 +472,7 @@ class AddressSpace:
                 for lock in locks:
                     await lock.acquire()
                 try:
+                    await self._split_huge_cut_by(rng)
                     await zap()
                 finally:
                     for lock in reversed(locks):
@@ -433,7 +521,13 @@ class AddressSpace:
         self._require_alive("madvise")
         async with self.mmap_sem.read_locked():
             if self._vmas_overlapping(rng):
-                await self._invalidate(rng, InvalidateEvent.DONTNEED, self._zap_body(rng))
+                zap = self._zap_body(rng)
+
+                async def body() -> None:
+                    await self._split_huge_cut_by(rng)
+                    await zap()
+
+                await self._invalidate(rng, InvalidateEvent.DONTNEED, body)
 
     async def mprotect(self, start: int, length: int, *, writable: bool) -> None:
         """Change the VMAs' write permission.  Removing it is a PROTECTION invalidation
@@ -490,6 +584,37 @@ class AddressSpace:
             self._migration_done.wake_all()
             return True
 
+    async def reap(self, start: int, length: int) -> bool:
+        """Reap ``[start, start+length)`` as the OOM reaper does (``__oom_reap_task_mm``,
+        mm/oom_kill.c, v6.6): take mmap_sem for read only if it is free, then, over the
+        anonymous mappings in the range, one *non-blockable* UNMAP invalidation.
+
+        Returns False if mmap_sem was busy or a subscriber refused the start (nothing was
+        zapped; the reaper tries again later); True once the range is reaped.  Never
+        blocks.  Checkpoint: between the start callbacks and the zap, as any invalidation.
+        """
+        rng = AddrRange.of(start, length)
+        self._require_alive("reap")
+        try:
+            self.mmap_sem.acquire_read_nowait()
+        except WouldBlock:
+            await rt.checkpoint(("reap", "mmap_sem busy"))
+            return False
+        try:
+            anon = [v.range for v in self._vmas_overlapping(rng) if v.file is None]
+            if not anon:
+                return True
+            first = min(r.start for r in anon)
+            last = max(r.end for r in anon)
+            span = AddrRange(max(first, rng.start), min(last, rng.end))
+            zap = self._zap_body(span)
+            reaped = False
+            with rt.cancel_scope(shield=True):
+                reaped = await self._invalidate_nonblock(span, InvalidateEvent.UNMAP, zap)
+            return reaped
+        finally:
+            self.mmap_sem.release_read()
+
     async def cpu_fault(self, address: int, *, write: bool = False) -> None:
         """A CPU access fault: populate the page (mmap_sem read).  Raises `FaultError`."""
         vpn = address >> PAGE_SHIFT
@@ -497,29 +622,130 @@ class AddressSpace:
         async with self.mmap_sem.read_locked():
             await self._populate(vpn, write)
 
-    # --- the gup side -----------------------------------------------------------------
+    # --- the gup side and the mm's lifetime (kernel/fork.c, Linux v6.6) -----------------
+    #
+    # ``mm_users`` counts the users of the address space (the process, gup, a driver that
+    # took a reference with mmget); ``mm_count`` the references to the struct itself, all
+    # of ``mm_users`` together holding one.  The last mmput runs __mmput -- exit_mmap,
+    # whose first act is the notifier release walk -- in the task that drops it, then
+    # mmdrop; mmput_async hands __mmput to the workqueue instead.  The last mmdrop frees
+    # the mm: any later touch is a ``use-after-free``.
+
+    @property
+    def mm_users(self) -> int:
+        return self.users
+
+    def holds_user_ref(self) -> bool:
+        """Whether the calling task may use the mm: the process has not exited, or the
+        task took an ``mm_users`` reference of its own.  Sync."""
+        if self._process_ref:
+            return True
+        try:
+            task = rt.current_task()
+        except OdpError:
+            return False
+        return self._user_refs.get(task, 0) > 0
+
+    def mmget(self) -> None:
+        """``mmget``: take an ``mm_users`` reference the caller knows is not the first.
+
+        Sync.  Raises `InvalidArgument` if ``mm_users`` is 0 (use `mmget_not_zero`).
+        """
+        self.checker.used(self.key, "mmget")
+        if self.users <= 0:
+            raise InvalidArgument("mmget() of an mm whose mm_users is 0: use mmget_not_zero()")
+        self._take_user_ref()
 
     def mmget_not_zero(self) -> bool:
         """Take an mm_users reference unless the mm is already being torn down.  Sync."""
+        self.checker.used(self.key, "mmget_not_zero")
         if self.users <= 0 or self.is_dead:
             return False
-        self.users += 1
+        self._take_user_ref()
         return True
 
     async def mmput(self) -> None:
-        """Drop an mm_users reference; the last one tears the mm down in this task."""
-        assert self.users > 0, "mmput() without a reference"
+        """Drop an mm_users reference; the last one tears the mm down *in this task*:
+        exit_mmap (the notifier release walk, then the page tables), then mmdrop.
+
+        Blocks on whatever the release callbacks take.  If one of them needs a lock this
+        task holds, the task hangs, as the kernel's does: the run ends in a ``deadlock``
+        naming it.  Raises `InvalidArgument` when there is no reference to drop.
+        """
+        if self._drop_user_ref("mmput"):
+            await self._mmput_teardown()
+
+    def mmput_async(self) -> None:
+        """``mmput_async``: like `mmput`, but a last put queues the teardown on the
+        workqueue (task ``kworker:mmput_async``) and returns at once.  Sync.
+
+        Raises `InvalidArgument` when there is no reference to drop or no workqueue.
+        """
+        if self.workqueue is None:
+            raise InvalidArgument("mmput_async(): this mm was built without a workqueue")
+        if self._drop_user_ref("mmput_async"):
+            self.workqueue.queue_work(WorkItem("mmput_async", self._mmput_teardown))
+
+    def mmgrab(self) -> None:
+        """``mmgrab``: take an ``mm_count`` reference (keeps the struct, not the memory)."""
+        self.checker.used(self.key, "mmgrab")
+        self.mm_count += 1
+
+    def mmdrop(self) -> None:
+        """``mmdrop``: drop an ``mm_count`` reference; the last frees the mm.  Sync.
+
+        A drop below zero is a ``double-free``."""
+        self.checker.used(self.key, "mmdrop")
+        self.mm_count -= 1
+        if self.mm_count == 0:
+            self.checker.freed(self.key, "freed by the last mmdrop")
+        elif self.mm_count < 0:
+            self.checker.freed(self.key, "mmdrop below zero")
+
+    def _take_user_ref(self) -> None:
+        self.users += 1
+        try:
+            task = rt.current_task()
+        except OdpError:
+            return
+        self._user_refs[task] = self._user_refs.get(task, 0) + 1
+
+    def _drop_user_ref(self, what: str) -> bool:
+        self.checker.used(self.key, what)
+        if self.users <= 0:
+            raise InvalidArgument(f"{what}() without an mm_users reference")
         self.users -= 1
-        if self.users == 0:
-            with rt.cancel_scope(shield=True):  # a teardown, like the kernel's, runs to the end
+        try:
+            task = rt.current_task()
+        except OdpError:
+            task = None
+        held = self._user_refs.get(task, 0)
+        if held > 1:
+            self._user_refs[task] = held - 1
+        elif held == 1:
+            del self._user_refs[task]
+        return self.users == 0
+
+    async def _mmput_teardown(self) -> None:
+        # __mmput: exit_mmap, then the mm_count the users held.
+        with rt.cancel_scope(shield=True):  # a teardown, like the kernel's, runs to the end
+            try:
                 await self._exit_mmap()
+            except ProtocolViolation as e:
+                if "already held" not in str(e):
+                    raise
+                await _hang(f"the last mmput runs exit_mmap in this task, and {e}")
+        self.mmdrop()
 
     async def exit(self) -> None:
         """The process exits: drop its own mm reference (the teardown may run here, or in
         whichever task drops the last reference later)."""
-        if self.users <= 0:
+        if not self._process_ref:
             raise InvalidArgument("exit() of a process that already exited")
-        await self.mmput()
+        self._process_ref = False
+        self.users -= 1
+        if self.users == 0:
+            await self._mmput_teardown()
 
     async def get_user_pages(self, rng: AddrRange, *, write: bool) -> list[PinnedPage]:
         """Look up (populating as needed) and take a reference on each page of `rng`.
@@ -558,8 +784,18 @@ class AddressSpace:
         Blocks: on mmap_sem and on every file's i_mmap lock and the anon_vma lock, so no
         invalidation is between start and end of this mm while it runs.
         """
-        self._require_alive("register a notifier")
+        self.checker.used(self.key, "mmu_notifier_register")
+        if self.is_dead or not self.holds_user_ref():
+            # the kernel's BUG_ON(mm_users <= 0): nothing will ever release this subscriber
+            self.checker.inserted_after_release(
+                f"subscriber {sub!r}", "into an mm without holding an mm_users reference"
+            )
+            return
         async with self.mmap_sem.write_locked():
+            if self.releasing:
+                self.checker.inserted_after_release(
+                    f"subscriber {sub!r}", "after the mm's release walk began"
+                )
             locks = [self.anon_vma, *self._file_locks()]
             for lock in locks:
                 await lock.acquire()
@@ -581,6 +817,36 @@ class AddressSpace:
             await self._srcu(sub).park()
         self._in_flight.pop(sub, None)
         self._callbacks_done.pop(sub, None)
+
+    async def unregister_notifier_no_release(self, sub: Subscription) -> None:
+        """``mmu_notifier_unregister_no_release``: unhash `sub`, with no ``release`` and
+        *no wait* for its running callbacks.  Freeing it right after is the mistake the
+        kernel documents: wait first (`synchronize_notifiers`) or free it deferred
+        (`put_notifier`).  Checkpoint: always."""
+        self._subs.pop(sub, None)
+        await rt.checkpoint(("unregister_no_release", repr(sub)))
+
+    async def synchronize_notifiers(self) -> None:
+        """``mmu_notifier_synchronize``: wait until every notifier callback running now
+        (of any subscriber) has returned.  Checkpoint: always."""
+        await rt.checkpoint(("mmu_notifier_synchronize",))
+        running = {(id(sub), task) for sub, tasks in self._in_flight.items() for task in tasks}
+        while running & {(id(s), t) for s, tasks in self._in_flight.items() for t in tasks}:
+            await self._any_callback_done.park()
+
+    def put_notifier(self, sub: Subscription, free: Callable[[], Awaitable[None]]) -> None:
+        """``mmu_notifier_put``: unhash `sub` and run `free` on the workqueue once every
+        callback running now has returned (the deferred free of ``call_srcu``).  Sync.
+        Raises `InvalidArgument` without a workqueue."""
+        if self.workqueue is None:
+            raise InvalidArgument("put_notifier(): this mm was built without a workqueue")
+        self._subs.pop(sub, None)
+
+        async def free_after_grace_period() -> None:
+            await self.synchronize_notifiers()
+            await free()
+
+        self.workqueue.queue_work(WorkItem(f"put {sub!r}", free_after_grace_period))
 
     def range_is_valid(self, rng: AddrRange) -> bool:
         """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
@@ -632,6 +898,20 @@ class AddressSpace:
                 pte.writable = True  # a write fault on a write-protected (not COW) page
             assert pte.frame is not None
             return pte.frame, write
+
+    async def _split_huge_cut_by(self, rng: AddrRange) -> None:
+        # Inside the caller's invalidation: every huge page `rng` cuts (overlaps without
+        # covering) is split in an invalidation of its own, nested in the same task.  The
+        # split keeps the mappings (the pmd becomes ptes to the same frames).
+        first, end = rng.first_vpn, rng.first_vpn + rng.npages
+        for vma in self._vmas_overlapping(rng):
+            for block in sorted(vma.huge_blocks):
+                cut = block < end and first < block + HPAGE_PAGES
+                if cut and not (first <= block and block + HPAGE_PAGES <= end):
+                    vma.huge_blocks.discard(block)
+                    huge = AddrRange.pages(block, HPAGE_PAGES)
+                    await self._invalidate(huge, InvalidateEvent.CLEAR, _nothing)
+                    await rt.checkpoint(("split", block, "done"))
 
     def _zap_body(self, rng: AddrRange) -> Callable[[], Awaitable[None]]:
         async def zap() -> None:
@@ -689,6 +969,48 @@ class AddressSpace:
         self._ranges_changed.wake_all()
         self.checker.event("invalidate-end", key, str(inv), rng.start)
 
+    async def _invalidate_nonblock(
+        self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
+    ) -> bool:
+        # mmu_notifier_invalidate_range_start_nonblock: a refusal stops the walk; which
+        # subscribers then get an end is `nonblock_failure_rule`; the caller sends none.
+        inv = Invalidation(self._next_inv, rng, event, blockable=False)
+        self._next_inv += 1
+        key = f"inv{inv.id}"
+        self.checker.event("invalidate-begin", key, f"{inv} (non-blockable)", rng.start)
+        self._list_range(inv)
+        started: list[Subscription] = []
+        refused: Subscription | None = None
+        for sub in list(self._subs):
+            if sub not in self._subs:
+                continue
+            try:
+                await self._call(sub, sub.invalidate_range_start(inv))
+            except WouldBlock as e:
+                refused = sub
+                self.checker.event("invalidate-refused", key, f"{sub!r} refused {inv}: {e}")
+                break
+            started.append(sub)
+        if refused is not None:
+            if self.nonblock_failure_rule == "today":
+                for sub in started:
+                    if sub in self._subs:
+                        await self._call(sub, sub.invalidate_range_end(inv))
+            self.active_ranges.remove(inv)
+            self._ranges_changed.wake_all()
+            self.checker.event("invalidate-end", key, f"{inv} refused", rng.start)
+            return False
+        await rt.checkpoint(("invalidate", inv.id, "after start"))
+        await body()
+        await rt.checkpoint(("invalidate", inv.id, "before end"))
+        self.active_ranges.remove(inv)
+        for sub in list(self._subs):
+            if sub in self._subs:
+                await self._call(sub, sub.invalidate_range_end(inv))
+        self._ranges_changed.wake_all()
+        self.checker.event("invalidate-end", key, str(inv), rng.start)
+        return True
+
     def _list_range(self, inv: Invalidation) -> None:
         self.active_ranges.append(inv)
         self._ranges_changed.wake_all()
@@ -703,6 +1025,7 @@ class AddressSpace:
             callers.remove(task)
             if not callers and sub in self._callbacks_done:
                 self._callbacks_done[sub].wake_all()
+            self._any_callback_done.wake_all()
 
     def _srcu(self, sub: Subscription) -> WaitQueue:
         # What `unregister_notifier` waits on: the end of `sub`'s running callbacks.  Its
@@ -717,8 +1040,16 @@ class AddressSpace:
         # __mmu_notifier_release: every subscriber gets release and is unhashed, so the
         # teardown below is not notified (in 2014 as today).
         self.checker.event("exit-begin", "exit", "exit_mmap")
+        self.releasing = True
         for sub in list(self._subs):
-            if sub in self._subs:
+            if sub not in self._subs:
+                continue
+            if self._release_order == "pre-2013":
+                # unhashed first, then ->release outside any SRCU read section: a
+                # concurrent unregister sees it gone and does not wait for it
+                self._subs.pop(sub, None)
+                await sub.release()
+            else:
                 await self._call(sub, sub.release())
                 self._subs.pop(sub, None)
         self.is_dead = True
@@ -747,3 +1078,26 @@ class _SrcuReaders:
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return "notifier callbacks to return (srcu)", tuple(self._mm._in_flight.get(self._sub, ()))
+
+
+async def _nothing() -> None:
+    pass
+
+
+class _Hang:
+    __slots__ = ("_task", "_why")
+
+    def __init__(self, task: object, why: str) -> None:
+        self._task = task
+        self._why = why
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        return f"itself ({self._why})", (self._task,)
+
+
+async def _hang(why: str) -> None:
+    """Block the calling task for good, waiting on itself: the self-deadlock of a task that
+    re-takes a lock it holds, reported by the runtime as a deadlock cycle of one task."""
+    queue = WaitQueue(owner=_Hang(rt.current_task(), why))
+    while True:
+        await queue.park()

@@ -10,7 +10,9 @@ Contract
     ``scenario(world)`` under the sim runtime and returns a `WorldRun`: the sim result,
     the violations (a deadlock of the run is one too) and the semantic events.  The same
     seed (or schedule) gives the same run.  On trio or asyncio, build the world inside
-    the event loop and await your scenario yourself; the checker works the same way.
+    the event loop and await your scenario yourself, inside ``async with
+    world.workqueue.running():`` if it queues work (``mmput_async``, ``call_srcu``, your
+    own work items); the checker works the same way.
 
 Concurrency
     One world per run; nothing is shared between worlds.
@@ -35,6 +37,9 @@ from .device import Device
 from .errors import ProtocolViolation
 from .mm import AddressSpace, File, PhysicalMemory
 from .odp import OdpProtocol, UContext
+from .srcu import Srcu
+from .sync import Mutex, RWLock
+from .workqueue import Workqueue
 
 __all__ = ["Scenario", "World", "WorldRun", "run_world"]
 
@@ -59,6 +64,12 @@ class World:
     device: Device
     ctx: UContext
     files: dict[str, File] = attrs.field(factory=dict)
+    #: The kernel's ``system_wq``: `AddressSpace.mmput_async`, ``call_srcu`` and your own
+    #: work items run here; `run_world` serves it around the scenario.
+    workqueue: Workqueue = attrs.field(kw_only=True)
+    #: Locks and SRCU structs a scenario or subscriber made, checked at the end of a run
+    #: for ``lock-held-at-exit`` (the mm's, the context's and the regions' are always).
+    tracked: list[Mutex | RWLock | Srcu] = attrs.field(factory=list, kw_only=True)
 
     @classmethod
     def build(
@@ -73,7 +84,11 @@ class World:
         """Wire a fresh machine.  Raises `InvalidArgument` for an unknown protocol/option."""
         checker = Checker(where=_where, record_events=record_events)
         memory = PhysicalMemory(checker)
-        mm = AddressSpace(memory, checker)
+        workqueue = Workqueue(checker)
+        mm = AddressSpace(memory, checker, workqueue=workqueue)
+        # The device context keeps the mm struct (not its memory) for the world's life, as
+        # ib_umem_odp holds mmgrab(owning_mm) (drivers/infiniband/core/umem_odp.c, v5.4+).
+        mm.mmgrab()
         checker.page_lookup = mm.lookup
         checker.frame_live = memory.is_live
         device = Device(checker)
@@ -87,7 +102,7 @@ class World:
             starvation_bound=starvation_bound,
         )
         device.fault_handler = ctx.handle_device_fault
-        return cls(checker, memory, mm, device, ctx)
+        return cls(checker, memory, mm, device, ctx, workqueue=workqueue)
 
     @property
     def protocol(self) -> OdpProtocol:
@@ -102,6 +117,36 @@ class World:
         f = File(name, npages, self.memory, hugetlb)
         self.files[name] = f
         return f
+
+    def track(self, obj: Mutex | RWLock | Srcu) -> None:
+        """Check `obj` for ``lock-held-at-exit`` at the end of the run too."""
+        self.tracked.append(obj)
+
+    def check_locks_at_exit(self) -> None:
+        """Record a ``lock-held-at-exit`` for every lock, read lock or SRCU read section
+        still held once every task of the run finished (call it from the main task after
+        the scenario returned; `run_world` does).  Sync."""
+        locks: list[Mutex | RWLock | Srcu] = [self.mm.mmap_sem, self.mm.anon_vma]
+        locks.append(self.ctx.umem_rwsem)
+        locks.extend(u.mutex for u in self.ctx.umems.values())
+        locks.extend(f.i_mmap for f in self.files.values())
+        locks.extend(self.tracked)
+        for lock in locks:
+            if isinstance(lock, Mutex):
+                if lock.owner is not None:
+                    self.checker.lock_held_at_exit(_name(lock.owner), f"mutex {lock.name}")
+            elif isinstance(lock, RWLock):
+                if lock.writer is not None:
+                    self.checker.lock_held_at_exit(_name(lock.writer), f"{lock.name} (write)")
+                for reader in lock.readers:
+                    self.checker.lock_held_at_exit(_name(reader), f"{lock.name} (read)")
+            else:
+                for reader in lock.open_sections():
+                    self.checker.lock_held_at_exit(_name(reader), f"an {lock.name} read section")
+
+
+def _name(task: object) -> str:
+    return current_runtime().task_name(task)
 
 
 Scenario = Callable[[World], Awaitable[Any]]
@@ -144,7 +189,19 @@ def run_world(
     world = World.build(protocol, options=options, **world_kwargs)
 
     async def main() -> Any:
-        return await scenario(world)
+        failed: Exception | None = None
+        result: Any = None
+        async with world.workqueue.running():
+            try:
+                result = await scenario(world)
+                if world.workqueue.busy:  # no extra step when nothing was queued
+                    await world.workqueue.flush()
+            except Exception as e:  # re-raised as it is, not inside the queue's group
+                failed = e
+        if failed is not None:
+            raise failed
+        world.check_locks_at_exit()
+        return result
 
     def stop_recording() -> None:
         world.checker.closed = True

@@ -507,3 +507,107 @@ BUILTIN: dict[str, Scenario] = {
         ),
     )
 }
+
+
+# --- mm lifetime: the last mmput under a lock the teardown needs (issue 10, item 4) --------
+
+
+def mmput_under_lock(asynchronous: bool) -> Any:
+    """A driver's worker drops an mm reference taken at setup (``mmget``) while it holds
+    region A's lock, and the process exits meanwhile.
+
+    When the exit comes first, the worker's put is the last: ``mmput`` runs exit_mmap and
+    the notifier release walk in the worker (``kernel/fork.c``, Linux v6.6), whose ODP
+    release takes A's lock -- a self-deadlock, the mistake ``mmput_async`` exists for (the
+    OOM reaper, v4.7; binder's page freeing).  ``mmput_async`` hands the teardown to the
+    workqueue, which runs it once the worker let go.  (``examples/mmput-under-lock.toml``
+    is its twin.)
+    """
+
+    async def body(w: World) -> dict[str, Any]:
+        await w.mm.mmap(0, 4 * P)
+        await _populate(w, 0, 4)
+        a = await w.ctx.register_mr(0, 4 * P, name="A")
+        w.mm.mmget()  # the driver's reference
+        out: dict[str, Any] = {}
+
+        async def worker() -> None:
+            await a.mutex.acquire()
+            if asynchronous:
+                w.mm.mmput_async()
+            else:
+                await w.mm.mmput()
+            a.mutex.release()
+            out["worker"] = "done"
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.exit, name="exit")
+            tg.start_soon(worker, name="worker")
+        return out
+
+    return body
+
+
+BUILTIN.update(
+    (s.name, s)
+    for s in (
+        Scenario(
+            "mmput-under-lock",
+            "a worker drops the last mm reference under region A's lock while the process "
+            "exits: exit_mmap's release walk runs in the worker and needs that lock",
+            mmput_under_lock(asynchronous=False),
+            ("exit", "worker"),
+            _verdicts(D, D, D, D, D, D, D),
+            script=(("exit", None), ("worker", None)),
+        ),
+        Scenario(
+            "mmput-async-under-lock",
+            "the same worker with mmput_async: the teardown runs on the workqueue after "
+            "the worker let go",
+            mmput_under_lock(asynchronous=True),
+            ("exit", "worker"),
+            _verdicts(C, C, C, C, C, C, C),
+            script=(("exit", None), ("worker", None)),
+        ),
+    )
+)
+
+
+# --- nested invalidations: a zap that splits a huge page (issue 10, item 2) ----------------
+
+
+async def thp_split_during_fault(w: World) -> dict[str, Any]:
+    """madvise(DONTNEED) of one page of a transparent huge page splits it first: a CLEAR
+    invalidation of the whole huge page nested inside the DONTNEED one, in the same task
+    (``__split_huge_pmd`` inside ``zap_page_range``).  A fault on B and a DMA race it.
+    Per-region and context-wide counts take nesting; hmm-pool's nested start needs a
+    second slot of a one-slot pool its own outer start holds.  (Twin:
+    ``examples/thp-split-during-fault.toml``.)"""
+    await w.mm.mmap(0, 4 * P, huge=True)
+    await _populate(w, 0, 4)
+    b = await w.ctx.register_mr(0, 4 * P, name="B")
+    out: dict[str, Any] = {}
+    faulted = Completion("fault done")
+
+    async def fault() -> None:
+        out["fault"] = _outcome(await w.ctx.fault(b, 0, write=True))
+        faulted.complete_all()
+
+    async def dma() -> None:
+        await faulted.wait()
+        out["dma"] = await _dma(w, b, 0)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 0, P, name="madvise")
+        tg.start_soon(fault, name="fault")
+        tg.start_soon(dma, name="dma")
+    return out
+
+
+BUILTIN["thp-split-during-fault"] = Scenario(
+    "thp-split-during-fault",
+    "madvise of one page of a huge page splits it in a nested invalidation while B faults",
+    thp_split_during_fault,
+    ("madvise", "fault", "dma"),
+    _verdicts(F, C, C, C, D, C, C),
+)

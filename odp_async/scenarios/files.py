@@ -66,7 +66,8 @@ The format
     ==============  ========================================================  ========
     op              keys                                                      outcome
     ==============  ========================================================  ========
-    ``mmap``        start, pages, writable = true, file, pgoff = 0            "ok"
+    ``mmap``        start, pages, writable = true, file, pgoff = 0,           "ok"
+                    huge = false (transparent huge pages: anonymous, aligned)
     ``munmap``      start, pages                                              "ok"
     ``mremap``      start, pages, to (the new start)                          "ok"
     ``madvise``     start, pages, advice = "dontneed"                         "ok"
@@ -87,6 +88,13 @@ The format
     ``sleep``       seconds (virtual time in the sim)                         "ok"
     ``complete``    completion (``complete_all`` of a named `Completion`)     "ok"
     ``wait``        completion (wait until some op completed it)              "ok"
+    ``reap``        start, pages (the OOM reaper: non-blockable, may be       "reaped"
+                    refused; see `AddressSpace.reap`)                         / "refused"
+    ``mmget``       (none): take an ``mm_users`` reference                    "ok"
+    ``mmput``       (none): drop one; the last runs the teardown here         "ok"
+    ``mmput_async`` (none): drop one; the last queues the teardown            "ok"
+    ``lock``        mr (take the MR's ``umem_mutex``)                         "ok"
+    ``unlock``      mr (release it)                                           "ok"
     ==============  ========================================================  ========
 
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
@@ -164,7 +172,7 @@ from .. import _runtime as rt
 from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
-from ..mm import File
+from ..mm import HPAGE_PAGES, File
 from ..odp.protocols import PROTOCOLS
 from ..odp.umem import Umem
 from ..sync import Completion
@@ -292,6 +300,7 @@ _OPS: Final[Mapping[str, _OpSpec]] = {
             "writable": (_bool, True),
             "file": (_name, None),
             "pgoff": (_SIZE, 0),
+            "huge": (_bool, False),
         }
     ),
     "munmap": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R)}),
@@ -326,6 +335,13 @@ _OPS: Final[Mapping[str, _OpSpec]] = {
     "sleep": _OpSpec({"seconds": (_seconds, _R)}),
     "complete": _OpSpec({"completion": (_name, _R)}),
     "wait": _OpSpec({"completion": (_name, _R)}),
+    # the mm's lifetime and a region's lock, from an actor (issue 10, item 4)
+    "reap": _OpSpec({"start": (_ADDRESS, _R), "pages": (_PAGES, _R)}),
+    "mmget": _OpSpec({}),
+    "mmput": _OpSpec({}),
+    "mmput_async": _OpSpec({}),
+    "lock": _OpSpec({"mr": (_name, _R)}),
+    "unlock": _OpSpec({"mr": (_name, _R)}),
 }
 
 
@@ -399,7 +415,11 @@ class _Op:
                 return f"complete_all {a['completion']!r}"
             case "wait":
                 return f"wait for {a['completion']!r}"
-        return self.kind  # exit
+            case "reap":
+                return f"reap {_span(a['start'], a['pages'])}"
+            case "lock" | "unlock":
+                return f"{self.kind} MR {a['mr']}'s umem_mutex"
+        return self.kind  # exit, mmget, mmput, mmput_async
 
 
 @attrs.frozen
@@ -878,7 +898,20 @@ class _Semantics:
                     f"{op.n('pgoff') + op.n('pages')}) is past its {files[name].pages} pages",
                     op.n("pages"),
                 )
-        if op.kind in ("munmap", "mremap", "madvise", "mprotect", "populate", "register"):
+        if op.kind == "mmap" and op.flag("huge"):
+            start, end = op.range
+            if (
+                op.args["file"] is not None
+                or (start // P) % HPAGE_PAGES
+                or op.n("pages") % HPAGE_PAGES
+            ):
+                raise fail(
+                    f"{op.key}.huge",
+                    f"{op.describe()}: a huge mapping must be anonymous and aligned to "
+                    f"{HPAGE_PAGES} pages; expected huge = false or an aligned anonymous range",
+                    True,
+                )
+        if op.kind in ("munmap", "mremap", "madvise", "mprotect", "populate", "register", "reap"):
             start, end = op.range
             if not _covered(mapped, start, end):
                 raise fail(
@@ -911,7 +944,7 @@ class _Semantics:
                 f"expected one of the registered MRs ({known})",
                 name,
             )
-        if op.kind == "deregister":
+        if op.kind in ("deregister", "lock", "unlock"):
             return
         address = op.n("address")
         page = address - address % P
@@ -972,7 +1005,12 @@ class _Run:
             case "mmap":
                 file = self.files[a["file"]] if a["file"] is not None else None
                 await w.mm.mmap(
-                    a["start"], a["pages"] * P, writable=a["writable"], file=file, pgoff=a["pgoff"]
+                    a["start"],
+                    a["pages"] * P,
+                    writable=a["writable"],
+                    file=file,
+                    pgoff=a["pgoff"],
+                    huge=a["huge"],
                 )
             case "munmap":
                 await w.mm.munmap(a["start"], a["pages"] * P)
@@ -1016,6 +1054,18 @@ class _Run:
                 self.completion(a["completion"]).complete_all()
             case "wait":
                 await self.completion(a["completion"]).wait()
+            case "reap":
+                return "reaped" if await w.mm.reap(a["start"], a["pages"] * P) else "refused"
+            case "mmget":
+                w.mm.mmget()
+            case "mmput":
+                await w.mm.mmput()
+            case "mmput_async":
+                w.mm.mmput_async()
+            case "lock":
+                await self.mr(op).mutex.acquire()
+            case "unlock":
+                self.mr(op).mutex.release()
             case _:  # pragma: no cover - the reader admits only the kinds above
                 raise AssertionError(op.kind)
         return "ok"

@@ -30,7 +30,8 @@ def test_builtin_scenarios_run_live_to_completion(live: Runner, name: str) -> No
         async def main(protocol: str = protocol) -> tuple[dict[str, Any], World]:
             world = World.build(protocol)
             with anyio.fail_after(10):
-                out = await scenario.body(world)
+                async with world.workqueue.running():  # mmput_async and work items run here
+                    out = await scenario.body(world)
             return out, world
 
         out, world = live.run(main)

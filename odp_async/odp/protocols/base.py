@@ -10,6 +10,8 @@ Contract
     ``invalidate_range_start(inv)``           the mm is about to change ``inv.range``
     ``invalidate_range_end(inv)``             it has changed it
     ``release()``                             the mm is going away
+    ``invalidate_range_start_nonblock(inv)``  the failure path: start a non-blockable
+                                              range, or refuse it (`WouldBlock`)
     ``fault_begin(umem, rng) -> token``       before get_user_pages (read a seq, wait)
     ``fault_commit(umem, rng, token, pages)``  install the translations, or say "retry"
     ``fault_wait(umem, rng, token)``           before a retry
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ... import _runtime as rt
 from ...addr import AddrRange
-from ...errors import InvalidArgument, OdpError
+from ...errors import InvalidArgument, OdpError, WouldBlock
 from ...mm import Invalidation, PinnedPage
 
 if TYPE_CHECKING:
@@ -93,6 +95,15 @@ class OdpProtocol(abc.ABC):
 
     @abc.abstractmethod
     async def invalidate_range_end(self, inv: Invalidation) -> None: ...
+
+    async def invalidate_range_start_nonblock(self, inv: Invalidation) -> None:
+        """The failure path: the start of a non-blockable range (``inv.blockable`` is
+        False, e.g. the OOM reaper's `AddressSpace.reap`).  Either do the whole start
+        without sleeping (trylock variants: ``acquire_nowait``, ``acquire_read_nowait``)
+        and return -- the end will follow -- or undo what was done and raise `WouldBlock`
+        (the kernel's ``-EAGAIN``): after a refusal this subscriber gets no end, whatever
+        the core's rule.  Default: refuse, having done nothing."""
+        raise WouldBlock(f"{self.name} cannot invalidate {inv.range} without sleeping")
 
     @abc.abstractmethod
     async def release(self) -> None: ...
@@ -186,6 +197,9 @@ class TreeProtocol(OdpProtocol):
     # --- callbacks ------------------------------------------------------------------
 
     async def invalidate_range_start(self, inv: Invalidation) -> None:
+        if not inv.blockable:
+            await self.invalidate_range_start_nonblock(inv)
+            return
         ctx = self.ctx
         await self.before_start(inv)
         async with ctx.umem_rwsem.read_locked():

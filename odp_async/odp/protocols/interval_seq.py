@@ -103,6 +103,9 @@ class IntervalSeq(OdpProtocol):
     # --- callbacks --------------------------------------------------------------------
 
     async def invalidate_range_start(self, inv: Invalidation) -> None:
+        if not inv.blockable:  # the failure path (base.py): refuses by default
+            await self.invalidate_range_start_nonblock(inv)
+            return
         await self._start(inv.range, f"invalidate_range_start({inv})")
 
     async def _start(self, rng: AddrRange, what: str) -> None:

@@ -1,0 +1,103 @@
+"""The base of a notifier subscriber that is not ODP: callbacks, failure path, a table.
+
+Contract
+    A `Subscriber` is a ``struct mmu_notifier`` with its own secondary page table (a
+    translation table the checker watches, named `table`).  Subclasses implement:
+
+    ``invalidate_range_start(inv)``
+        drop the translations in ``inv.range`` and raise whatever makes faults retry.
+        For a non-blockable range (``inv.blockable`` False) it must not sleep: use the
+        trylock variants (``acquire_nowait``...) and, if one fails, *undo what it did*
+        and raise `WouldBlock` -- the failure path.  After a refusal it gets no end.
+    ``invalidate_range_end(inv)``
+        account the end (seq, counts); wake waiting faults.
+    ``release()``
+        the mm is going away: drop everything, fail later faults.
+
+    and use the helpers: `register` / `unregister` (on the world's mm), `install` and
+    `zap` (feed the checker), `access` (a device or guest access through a translation,
+    checked like a DMA).  Register an instance with ``await sub.register()``; an object
+    of your own with the same three callbacks is registered the same way with
+    ``await world.mm.register_notifier(obj)``.
+
+Concurrency
+    Callbacks run in the invalidating task, faults in the faulting task; each subclass
+    says what its locks guard.
+
+See also
+    `odp_async.subscribers.kvm`, `odp_async.subscribers.hmm_mirror`, ``mm/mmu_notifier.c``.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from ..addr import PAGE_SHIFT, AddrRange
+from ..check import Checker
+from ..errors import InvalidArgument
+from ..mm import AddressSpace, Invalidation, PinnedPage
+
+__all__ = ["Subscriber"]
+
+
+class Subscriber(abc.ABC):
+    """A notifier subscriber with its own secondary page table.  See the module docstring."""
+
+    def __init__(self, mm: AddressSpace, checker: Checker, table: str) -> None:
+        if not isinstance(table, str) or not table:
+            raise InvalidArgument(f"a subscriber needs a non-empty table name, got {table!r}")
+        self.mm = mm
+        self.checker = checker
+        self.table = table
+        #: vpn -> (frame id, writable): what this subscriber translates now.
+        self.translations: dict[int, tuple[tuple[int, int], bool]] = {}
+        self.dead = False
+
+    # --- the three callbacks ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def invalidate_range_start(self, inv: Invalidation) -> None: ...
+
+    @abc.abstractmethod
+    async def invalidate_range_end(self, inv: Invalidation) -> None: ...
+
+    @abc.abstractmethod
+    async def release(self) -> None: ...
+
+    # --- helpers --------------------------------------------------------------------------
+
+    async def register(self) -> None:
+        """``mmu_notifier_register`` on `mm` (see `AddressSpace.register_notifier`)."""
+        await self.mm.register_notifier(self)
+
+    async def unregister(self) -> None:
+        """``mmu_notifier_unregister`` (waits for running callbacks)."""
+        await self.mm.unregister_notifier(self)
+
+    def install(self, pages: list[PinnedPage]) -> None:
+        """Map `pages` in the secondary table.  Sync; under the subclass's commit lock."""
+        for page in pages:
+            self.translations[page.vpn] = (page.frame_id, page.writable)
+            self.checker.translation_installed(self.table, page.vpn, page.frame_id, page.writable)
+
+    def zap(self, rng: AddrRange) -> None:
+        """Drop the translations inside `rng`.  Sync."""
+        inside = range(rng.first_vpn, rng.first_vpn + rng.npages)
+        for vpn in [v for v in self.translations if v in inside]:
+            del self.translations[vpn]
+            self.checker.translation_removed(self.table, vpn)
+
+    def zap_all(self) -> None:
+        for vpn in list(self.translations):
+            del self.translations[vpn]
+            self.checker.translation_removed(self.table, vpn)
+
+    def access(self, address: int, *, write: bool = False) -> bool:
+        """A guest/device access at `address` through the secondary table (checked like a
+        DMA).  Returns whether a translation was there.  Sync."""
+        vpn = address >> PAGE_SHIFT
+        self.checker.dma(self.table, vpn, write)
+        return vpn in self.translations
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.table}>"

@@ -170,6 +170,30 @@ class WorldRun:
         return self.violations[0] if self.violations else None
 
 
+def world_main(world: World, scenario: Scenario) -> Callable[[], Awaitable[Any]]:
+    """The sim's main task for ``scenario(world)``: the world's workqueue served around the
+    scenario and flushed after it (only when work is queued: no extra step otherwise), and
+    the locks-held-at-exit check at the end.  An exception of the scenario is re-raised as
+    it is, not inside the queue's task group."""
+
+    async def main() -> Any:
+        failed: Exception | None = None
+        result: Any = None
+        async with world.workqueue.running():
+            try:
+                result = await scenario(world)
+                if world.workqueue.busy:
+                    await world.workqueue.flush()
+            except Exception as e:
+                failed = e
+        if failed is not None:
+            raise failed
+        world.check_locks_at_exit()
+        return result
+
+    return main
+
+
 def run_world(
     scenario: Scenario,
     *,
@@ -187,21 +211,7 @@ def run_world(
     scenario raised stays in ``run.sim.error``.
     """
     world = World.build(protocol, options=options, **world_kwargs)
-
-    async def main() -> Any:
-        failed: Exception | None = None
-        result: Any = None
-        async with world.workqueue.running():
-            try:
-                result = await scenario(world)
-                if world.workqueue.busy:  # no extra step when nothing was queued
-                    await world.workqueue.flush()
-            except Exception as e:  # re-raised as it is, not inside the queue's group
-                failed = e
-        if failed is not None:
-            raise failed
-        world.check_locks_at_exit()
-        return result
+    main = world_main(world, scenario)
 
     def stop_recording() -> None:
         world.checker.closed = True

@@ -230,17 +230,13 @@ def record(execution: Execution, target: Target) -> Recording:
     Raises: `InvalidArgument` if the re-run does not reproduce `execution` (another
     target, or code that changed).
     """
-    from ..world import World
+    from ..world import World, world_main
 
     world: World | None = None
     body = target.scenario.body
     if target.scenario.needs_world and target.protocol is not None:
         world = World.build(target.protocol, options=dict(target.options), record_events=False)
-        w = world
-
-        async def main() -> Any:
-            return await body(w)
-
+        main = world_main(world, body)
     else:
 
         async def main() -> Any:

@@ -30,7 +30,7 @@ def test_the_last_mmput_under_a_lock_the_release_needs_self_deadlocks(chooser: s
     result = assert_found("mmput-under-lock", chooser, "deadlock")
     assert result.failure is not None
     detail = result.failure.violation.detail
-    assert "worker waits for itself" in detail
+    assert "held by worker itself (recursive locking)" in detail
     assert "A.umem_mutex" in detail
     # measured: random finds it at schedule 1, pct at schedule 1 (seed 0)
     assert result.failure.index <= 5

@@ -963,9 +963,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
-    except click.Abort:
+    except click.Abort as e:
+        # click turns Ctrl-C (outside an exploration, which reports it itself) into Abort
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            _err("odp-async: interrupted")
+            return int(ExitCode.INTERRUPTED)
         _err("odp-async: aborted")
         return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        _err("odp-async: interrupted")
+        return int(ExitCode.INTERRUPTED)
     except click.ClickException as e:
         _err(f"odp-async: error: {e.format_message()}")
         return int(ExitCode.USAGE)

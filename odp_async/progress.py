@@ -7,9 +7,10 @@ Contract
     failing schedules found so far, seconds since the exploration started).  Use it as a
     context manager around the exploration.
 
-    ``live=True`` (a terminal) draws one rich progress line on `stream`, redrawn in place:
-    schedules done/total, schedules per second, failures found so far, time left; it is
-    erased when the context ends.  ``live=False`` writes a plain line to `stream` whenever
+    ``live=True`` (a terminal) draws one rich progress line on `stream`, redrawn in place
+    (at most every `LIVE_EVERY` seconds of the exploration): schedules done/total,
+    schedules per second, failures found so far, time left; it is erased when the
+    context ends.  ``live=False`` writes a plain line to `stream` whenever
     at least `every` seconds of the exploration (``elapsed``, the runner's clock, so a
     test drives it with made-up updates) have passed since the last line, e.g.::
 
@@ -32,7 +33,10 @@ import math
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
-__all__ = ["ExploreProgress", "ProgressLike", "describe_progress"]
+__all__ = ["LIVE_EVERY", "ExploreProgress", "ProgressLike", "describe_progress"]
+
+#: Seconds between redraws of the live line.
+LIVE_EVERY = 0.1
 
 
 class ProgressLike(Protocol):
@@ -59,14 +63,24 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def _rate(update: ProgressLike) -> float:
+    return update.done / update.elapsed if update.elapsed > 0 else 0.0
+
+
+def _left(update: ProgressLike) -> str:
+    """``~12s left`` at the rate so far; empty while the rate is unknown, or when done."""
+    rate = _rate(update)
+    if rate <= 0 or update.done >= update.total:
+        return ""
+    return f"~{_duration((update.total - update.done) / rate)} left"
+
+
 def describe_progress(label: str, update: ProgressLike) -> str:
     """One plain line for `update` (see the module docstring)."""
-    rate = update.done / update.elapsed if update.elapsed > 0 else 0.0
-    line = f"{label}: {update.done}/{update.total} schedules, {rate:.0f}/s"
+    line = f"{label}: {update.done}/{update.total} schedules, {_rate(update):.0f}/s"
     line += f", {update.failures} found"
-    if rate > 0 and update.done < update.total:
-        line += f", ~{_duration((update.total - update.done) / rate)} left"
-    return line
+    left = _left(update)
+    return f"{line}, {left}" if left else line
 
 
 class ExploreProgress:
@@ -81,7 +95,7 @@ class ExploreProgress:
         self.stream = stream
         self.live = live
         self.every = every
-        #: The exploration time of the last plain line written (None: none yet).
+        #: The exploration time of the last line written or drawn (None: none yet).
         self.last_line: float | None = None
         self.lines = 0
         self._open = False
@@ -92,26 +106,24 @@ class ExploreProgress:
         self._open = True
         if self.live:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("schedules, {task.fields[rate]}/s, {task.fields[found]} found,"),
-                TimeRemainingColumn(),
-                TextColumn("left"),
-                console=Console(file=self.stream),
+                TextColumn(
+                    "schedules, {task.fields[rate]}/s, {task.fields[found]} found{task.fields[left]}"
+                ),
+                # only used on a terminal: drawn in place, by `__call__` (no thread)
+                console=Console(file=self.stream, force_terminal=True),
                 transient=True,
+                auto_refresh=False,
             )
             self._progress.start()
-            self._task = self._progress.add_task(self.label, total=None, rate="-", found=0)
+            self._task = self._progress.add_task(
+                self.label, total=None, rate="-", found=0, left=""
+            )
         return self
 
     def __exit__(
@@ -128,17 +140,23 @@ class ExploreProgress:
     def __call__(self, update: ProgressLike) -> None:
         if not self._open:
             return
+        since = update.elapsed - (self.last_line if self.last_line is not None else 0.0)
         if self._progress is not None:
-            rate = update.done / update.elapsed if update.elapsed > 0 else 0.0
+            if self.last_line is not None and since < LIVE_EVERY:
+                return
+            rate = _rate(update)
             self._progress.update(
                 self._task,
                 completed=update.done,
                 total=update.total,
                 rate=f"{rate:.0f}",
                 found=update.failures,
+                left=f", {left}" if (left := _left(update)) else "",
             )
+            self._progress.refresh()
+            self.last_line = update.elapsed
+            self.lines += 1
             return
-        since = update.elapsed - (self.last_line if self.last_line is not None else 0.0)
         if since >= self.every:
             self.stream.write(describe_progress(self.label, update) + "\n")
             self.stream.flush()

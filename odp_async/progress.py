@@ -113,7 +113,8 @@ class ExploreProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn(
-                    "schedules, {task.fields[rate]}/s, {task.fields[found]} found{task.fields[left]}"
+                    "schedules, {task.fields[rate]}/s, "
+                    "{task.fields[found]} found{task.fields[left]}"
                 ),
                 # only used on a terminal: drawn in place, by `__call__` (no thread)
                 console=Console(file=self.stream, force_terminal=True),

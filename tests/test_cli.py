@@ -82,7 +82,9 @@ def test_show_a_scenario_file(capsys: pytest.CaptureFixture[str]) -> None:
     # the expected verdicts and the script are printed once, after it
     for part in ("actors (started in this order):", "expected verdicts:", "script (the"):
         assert out.count(part) == 1, part
-    assert "\nexpected: " not in out and "\nscript: " not in out and "\nactors: " not in out
+    assert "\nexpected: " not in out
+    assert "\nscript: " not in out
+    assert "\nactors: " not in out
 
 
 def test_explore_json(capsys: pytest.CaptureFixture[str]) -> None:

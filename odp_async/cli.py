@@ -934,7 +934,9 @@ def _target(
     from .explore.target import Target
     from .scenarios import BUILTIN
 
-    if not _is_file(scenario):
+    if not _is_file(scenario) and (":" not in scenario or scenario.startswith("classic:")):
+        # other ``prefix:name`` forms (an explored test, a ``module:qualname`` reference)
+        # are the resolver's to judge and explain
         _check_scenario_name(scenario)
     if probe:
         return Target.resolve(scenario, "naive" if _needs_world(scenario) else None)

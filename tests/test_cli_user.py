@@ -544,8 +544,9 @@ PROGRESS_LINE = re.compile(r": \d+/\d+ schedules, \d+/s, \d+ found")
 
 
 def _interrupt_after_first_progress_line(*extra: str) -> tuple[int, str, str, float]:
-    """Start a long exploration, wait for its first progress line, send SIGINT; return
-    the exit code, stdout, stderr and the seconds from SIGINT to exit."""
+    """Start a long exploration, wait for its first progress line (an event: its stderr,
+    read as it comes), send SIGINT; return the exit code, stdout, stderr and the seconds
+    from SIGINT to exit."""
     proc = subprocess.Popen(
         cli_cmd(
             "explore",
@@ -560,23 +561,21 @@ def _interrupt_after_first_progress_line(*extra: str) -> tuple[int, str, str, fl
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         env=fresh_env(),
     )
     assert proc.stderr is not None
-    assert proc.stdout is not None
-    err_lines: list[str] = []
+    seen = b""
     try:
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stderr, selectors.EVENT_READ)
             deadline = time.monotonic() + 45  # a generous bound on the first line
-            while not any(PROGRESS_LINE.search(line) for line in err_lines):
+            while not PROGRESS_LINE.search(seen.decode(errors="replace")):
                 if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    pytest.fail(f"no progress line within 45 s; stderr so far: {err_lines}")
-                line = proc.stderr.readline()
-                if not line:
-                    pytest.fail(f"exited ({proc.wait()}) before a progress line: {err_lines}")
-                err_lines.append(line)
+                    pytest.fail(f"no progress line within 45 s; stderr so far: {seen!r}")
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                if not chunk:
+                    pytest.fail(f"exited ({proc.wait()}) before a progress line: {seen!r}")
+                seen += chunk
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=40)
@@ -585,7 +584,7 @@ def _interrupt_after_first_progress_line(*extra: str) -> tuple[int, str, str, fl
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    return proc.returncode, out, "".join(err_lines) + err, took
+    return proc.returncode, out.decode(), (seen + err).decode(errors="replace"), took
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -7,6 +7,7 @@ name (``sys.path`` in this process, ``PYTHONPATH`` in a fresh one)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -562,6 +563,7 @@ def _interrupt_after_first_progress_line(*extra: str) -> tuple[int, str, str, fl
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=fresh_env(),
+        start_new_session=True,  # its own process group, as a shell's foreground job
     )
     assert proc.stderr is not None
     seen = b""
@@ -577,13 +579,13 @@ def _interrupt_after_first_progress_line(*extra: str) -> tuple[int, str, str, fl
                     pytest.fail(f"exited ({proc.wait()}) before a progress line: {seen!r}")
                 seen += chunk
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C signals the whole foreground group
         out, err = proc.communicate(timeout=40)
         took = time.monotonic() - sent
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        with contextlib.suppress(ProcessLookupError):  # workers keep the pipes open
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
     return proc.returncode, out.decode(), (seen + err).decode(errors="replace"), took
 
 

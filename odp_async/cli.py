@@ -3,10 +3,21 @@
 Contract
     `main(argv) -> int` runs one command and returns an `ExitCode`; `entry_point` is the
     thin console-script wrapper.  Results go to stdout (``--json`` for machine-readable
-    output on ``explore``, ``replay``, ``shrink`` and ``matrix``); progress and diagnostics
-    go to stderr.  A user mistake (an unknown name, a malformed token or scenario file, a
-    bad number, an unwritable path) prints one line and exits 2, never a traceback; a bug
-    of odp_async prints the traceback and exits 3.
+    output on every command that prints a result: ``list``, ``show``, ``explore``,
+    ``replay``, ``shrink``, ``run`` and ``matrix``); progress and diagnostics go to
+    stderr.  A user mistake (an unknown name, a malformed token or scenario file, a bad
+    number or option, an unwritable path) prints one line and exits 2, never a traceback
+    (an unknown scenario or protocol name with a "did you mean"); a bug of odp_async
+    prints the traceback and exits 3.  Ctrl-C stops an exploration, prints what was
+    explored so far (and the failure found so far, if any) and exits 130.
+
+    A protocol is a built-in name or ``module:Class`` (your own `OdpProtocol` subclass,
+    imported from ``sys.path``, e.g. ``PYTHONPATH=.``); ``-o key=value`` (repeatable) sets
+    one of its ``OPTIONS``, typed like the option's default (a bool takes
+    true/false/yes/no/1/0).  A scenario is a built-in name, ``classic:<name>`` or a
+    scenario file (``.toml``); ``explore FILE`` without ``-p`` explores every protocol
+    the file names and compares each with the file's ``[expected]`` table, and
+    ``matrix --scenario FILE`` (repeatable) puts files in the matrix.
 
 See also
     `odp_async.explore` (what the commands drive), `odp_async.report` (timelines).
@@ -14,7 +25,9 @@ See also
 
 from __future__ import annotations
 
+import difflib
 import enum
+import importlib
 import json
 import sys
 import threading
@@ -42,6 +55,8 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 3
     #: A replay token no longer reproduces its failure: the code changed since.
     REPLAY_MISMATCH = 4
+    #: Interrupted (Ctrl-C, SIGINT): 128 + SIGINT, as a shell reports it.
+    INTERRUPTED = 130
 
 
 class _Exit(Exception):
@@ -72,11 +87,15 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
-2 usage or bad input, 3 internal error, 4 replay mismatch.
+2 usage or bad input, 3 internal error, 4 replay mismatch, 130 interrupted.
 """
 
 
-@click.group(invoke_without_command=True, epilog=EPILOG_MAIN)
+@click.group(
+    invoke_without_command=True,
+    epilog=EPILOG_MAIN,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="odp_async")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -92,38 +111,84 @@ def cli(ctx: click.Context) -> None:
 # --- list / show ------------------------------------------------------------------------
 
 
-@cli.command("list", epilog="\b\nExamples:\n  odp-async list")
-def list_() -> None:
+@cli.command("list", epilog="\b\nExamples:\n  odp-async list\n  odp-async list --json")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable result")
+def list_(as_json: bool) -> None:
     """List the scenarios and the protocols, one line each."""
+    from . import scenarios as registry
     from .odp.protocols import PROTOCOLS
-    from .scenarios import BUILTIN, CLASSIC
 
+    builtin, classic = registry.BUILTIN, registry.CLASSIC
+    if as_json:
+        _echo_json(
+            {
+                "scenarios": [
+                    {"name": name, "summary": s.summary, "needs_protocol": True}
+                    for name, s in builtin.items()
+                ]
+                + [
+                    {"name": f"classic:{name}", "summary": s.summary, "needs_protocol": False}
+                    for name, s in classic.items()
+                ],
+                "protocols": [
+                    {"name": name, "summary": cls.summary, "options": dict(cls.OPTIONS)}
+                    for name, cls in PROTOCOLS.items()
+                ],
+            }
+        )
+        return
     click.echo("ODP scenarios (take --protocol):")
-    for name, scenario in BUILTIN.items():
+    for name, scenario in builtin.items():
         click.echo(f"  {name:30} {scenario.summary}")
     click.echo("general programs (no protocol):")
-    for name, scenario in CLASSIC.items():
+    for name, scenario in classic.items():
         click.echo(f"  classic:{name:22} {scenario.summary}")
-    click.echo("protocols:")
+    click.echo("protocols (-o KEY=VALUE sets an option):")
     for name, cls in PROTOCOLS.items():
         click.echo(f"  {name:30} {cls.summary}")
+        if cls.OPTIONS:
+            opts = ", ".join(f"{k}={_show_value(v)}" for k, v in cls.OPTIONS.items())
+            click.echo(f"  {'':30} options: {opts}")
 
 
-@cli.command(epilog="\b\nExamples:\n  odp-async show registration-race\n  odp-async show my.toml")
+@cli.command(
+    epilog="\b\nExamples:\n  odp-async show registration-race\n  odp-async show my.toml --json"
+)
 @click.argument("scenario")
-def show(scenario: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable result")
+def show(scenario: str, as_json: bool) -> None:
     """Show a scenario: what it does, its actors, its expected verdicts, its script."""
     from .odp.protocols import PROTOCOLS
 
     target = _target(scenario, None, probe=True)
     s = target.scenario
+    is_file = _is_file(scenario)
+    # A file's description already lists its setup and its actors, op by op.
+    protocols = _file_protocols(scenario) if is_file else tuple(PROTOCOLS)
+    if as_json:
+        _echo_json(
+            {
+                "name": s.name,
+                "summary": s.summary,
+                "description": s.description,
+                "actors": list(s.actors),
+                "needs_protocol": s.needs_world,
+                "expected": {p: str(s.expected_for(p)) for p in protocols}
+                if s.needs_world
+                else str(s.expected_for("-")),
+                "script": [[task, until] for task, until in s.script],
+                "params": dict(s.params),
+            }
+        )
+        return
     click.echo(f"{s.name}: {s.summary}")
     if s.description:
         click.echo(s.description.rstrip())
-    click.echo(f"actors: {', '.join(s.actors) or '-'}")
+    if not is_file:
+        click.echo(f"actors: {', '.join(s.actors) or '-'}")
     if s.needs_world:
         click.echo("expected verdicts:")
-        for protocol in PROTOCOLS:
+        for protocol in protocols:
             click.echo(f"  {protocol:14} {s.expected_for(protocol)}")
     else:
         click.echo(f"expected: {s.expected_for('-')}")
@@ -162,13 +227,21 @@ def examples(copy_to: str | None) -> None:
     epilog="""\b
 Examples:
   odp-async explore registration-race -p odp2014
+  odp-async explore registration-race -p odp2014 -o clamp=false
+  odp-async explore registration-race -p mymod:MyProtocol   # your own (PYTHONPATH=.)
   odp-async explore registration-race -p odp2014 --chooser dfs --preemptions 3
   odp-async explore classic:lost-update --chooser pct --depth 2 --json
   odp-async explore stray-end-corruption -p odp2014 --schedules 5000 --jobs 2
+  odp-async explore my.toml            # every protocol the file names, vs [expected]
+\b
+Progress goes to stderr: a live line on a terminal, else a line every
+--progress-every seconds.  Ctrl-C stops, prints what was explored so far
+and exits 130.
 """
 )
 @click.argument("scenario")
-@click.option("--protocol", "-p", help="protocol (ODP scenarios only)")
+@click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
+@click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
 @click.option("--chooser", default="random", show_default=True, help="random | pct | dfs")
 @click.option("--schedules", default=1000, show_default=True, type=int, help="budget")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -179,10 +252,18 @@ Examples:
 @click.option("--max-steps", default=50_000, show_default=True, type=int)
 @click.option("--no-reduction", is_flag=True, help="dfs: no sleep sets, no symmetry")
 @click.option("--no-shrink", is_flag=True, help="keep the failing schedule as found")
+@click.option(
+    "--progress-every",
+    default=5.0,
+    show_default=True,
+    type=float,
+    help="seconds between progress lines when stderr is not a terminal",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def explore(
     scenario: str,
     protocol: str | None,
+    options: Sequence[str],
     chooser: str,
     schedules: int,
     seed: int,
@@ -193,11 +274,16 @@ def explore(
     max_steps: int,
     no_reduction: bool,
     no_shrink: bool,
+    progress_every: float,
     as_json: bool,
 ) -> None:
-    """Explore SCENARIO under many schedules; print the first failure and its token."""
+    """Explore SCENARIO under many schedules; print the first failure and its token.
+
+    SCENARIO is a built-in name, classic:<name> or a scenario file; a file given
+    without --protocol is explored under every protocol it names, each compared
+    with its [expected] verdict (exit 1 if any differs).
+    """
     from .explore.config import ExploreConfig
-    from .explore.runner import explore_target
 
     config = ExploreConfig(
         chooser=chooser,
@@ -211,23 +297,146 @@ def explore(
         reduction=not no_reduction,
         shrink=not no_shrink,
     )
-    target = _target(scenario, protocol)
+    if not progress_every >= 0:  # also refuses nan
+        _fail(f"--progress-every must be a number of seconds >= 0, got {progress_every}")
+    if protocol is None and _is_file(scenario):
+        if options:
+            _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
+        _explore_file(scenario, config, progress_every, as_json)
+        return
+    target = _target(scenario, protocol, options)
     _err(f"exploring {target.label} with {chooser} ({schedules} schedules)...")
-    result = explore_target(target, config)
+    try:
+        result = _explore(scenario, target, config, progress_every)
+    except KeyboardInterrupt as e:
+        _interrupted(getattr(e, "result", None), as_json)
     failure = result.failure
     if as_json:
         _echo_json(_explore_json(result))
     else:
-        click.echo(
-            f"{result.label}: {result.verdict} - {result.schedules} schedules "
-            f"({result.steps} steps, {result.elapsed:.2f}s"
-            + (f", {result.pruned} pruned" if result.pruned else "")
-            + (f", complete for bound {result.bound}" if result.complete else "")
-            + ")"
-        )
+        click.echo(_explore_line(result))
         if failure is not None:
             click.echo(failure.describe())
     if failure is not None:
+        raise _Exit(ExitCode.VIOLATION)
+
+
+def _explore(scenario: str, target: Any, config: Any, progress_every: float) -> Any:
+    """Explore `target` (resolved from `scenario`) with a progress display on stderr."""
+    from .explore.runner import explore as run_explore
+    from .progress import ExploreProgress
+
+    stderr = sys.stderr
+    with ExploreProgress(
+        target.label, stderr, live=stderr.isatty(), every=progress_every
+    ) as progress:
+        # TEMPORARY SHIM, to be reverted at integration (explore() of this branch has no
+        # progress= yet; helper 9A's has): one update, at the end.
+        import types
+
+        result = run_explore(scenario, target.protocol, config, options=dict(target.options))
+        progress(
+            types.SimpleNamespace(
+                done=result.schedules,
+                total=config.schedules,
+                failures=int(result.failure is not None),
+                elapsed=result.elapsed,
+            )
+        )
+        return result
+
+
+def _explore_line(result: Any) -> str:
+    return (
+        f"{result.label}: {result.verdict} - {result.schedules} schedules "
+        f"({result.steps} steps, {result.elapsed:.2f}s"
+        + (f", {result.pruned} pruned" if result.pruned else "")
+        + (f", complete for bound {result.bound}" if result.complete else "")
+        + ")"
+    )
+
+
+def _interrupted(partial: Any, as_json: bool) -> NoReturn:
+    """Ctrl-C during an exploration: say what was explored so far, exit 130."""
+    if partial is None:
+        _err("odp-async: interrupted")
+    elif as_json:
+        _echo_json({**_explore_json(partial), "interrupted": True})
+    else:
+        click.echo(f"interrupted: {_explore_line(partial)}")
+        if partial.failure is not None:
+            click.echo(partial.failure.describe())
+    raise _Exit(ExitCode.INTERRUPTED)
+
+
+def _explore_file(path: str, config: Any, progress_every: float, as_json: bool) -> None:
+    """``explore FILE`` without a protocol: every protocol the file names, vs [expected]."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .scenarios.files import read_scenario
+
+    file = read_scenario(path)
+    rows: list[tuple[str, Any, Any]] = []  # (protocol, expected, result)
+    interrupted: Any = None
+    for protocol in file.protocols:
+        target = _target(path, protocol)
+        _err(f"exploring {target.label} with {config.chooser} ({config.schedules} schedules)...")
+        try:
+            result = _explore(path, target, config, progress_every)
+        except KeyboardInterrupt as e:
+            interrupted = e
+            break
+        rows.append((protocol, file.scenario.expected_for(protocol), result))
+    misses = [p for p, expected, result in rows if result.verdict is not expected]
+    if as_json:
+        data: dict[str, Any] = {
+            "scenario": file.scenario.name,
+            "file": path,
+            "matches": not misses,
+            "rows": [
+                {
+                    **_explore_json(result),
+                    "protocol": protocol,
+                    "expected": str(expected),
+                    "matches": result.verdict is expected,
+                }
+                for protocol, expected, result in rows
+            ],
+        }
+        if interrupted is not None:
+            data["interrupted"] = True
+        _echo_json(data)
+    else:
+        table = Table(title=f"{file.scenario.name} ({path}): {config.schedules} schedules each")
+        for column in ("protocol", "expected", "found"):
+            table.add_column(column)
+        table.add_column("schedules", justify="right")
+        table.add_column("time", justify="right")
+        for protocol, expected, result in rows:
+            ok = result.verdict is expected
+            table.add_row(
+                protocol,
+                str(expected),
+                str(result.verdict) if ok else f"{result.verdict} (expected {expected})",
+                str(result.schedules),
+                f"{result.elapsed:.2f}s",
+                style=None if ok else "bold red",
+            )
+        Console(width=max(100, Console().width)).print(table)
+        for protocol, _, result in rows:
+            if result.failure is not None:
+                click.echo(f"{protocol}: {result.failure.describe()}")
+        if interrupted is not None:
+            partial = getattr(interrupted, "result", None)
+            click.echo(
+                "interrupted" + (f": {_explore_line(partial)}" if partial is not None else "")
+            )
+        else:
+            click.echo(f"{len(rows) - len(misses)}/{len(rows)} protocols as expected")
+    if interrupted is not None:
+        raise _Exit(ExitCode.INTERRUPTED)
+    if misses:
         raise _Exit(ExitCode.VIOLATION)
 
 
@@ -418,9 +627,18 @@ Examples:
 )
 @click.argument("scenario")
 @click.option("--backend", default="trio", show_default=True, help="trio | asyncio")
-@click.option("--protocol", "-p", help="protocol (ODP scenarios only)")
+@click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
+@click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
 @click.option("--timeout", default=10.0, show_default=True, type=float, help="seconds")
-def run(scenario: str, backend: str, protocol: str | None, timeout: float) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable result")
+def run(
+    scenario: str,
+    backend: str,
+    protocol: str | None,
+    options: Sequence[str],
+    timeout: float,
+    as_json: bool,
+) -> None:
     """Run SCENARIO once on a real event loop (no verdict promised; the checker reports)."""
     from ._runtime import run_live
     from .world import World
@@ -429,7 +647,7 @@ def run(scenario: str, backend: str, protocol: str | None, timeout: float) -> No
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
     if not timeout > 0:  # also refuses nan
         _fail(f"--timeout must be a positive number of seconds, got {timeout}")
-    target = _target(scenario, protocol)
+    target = _target(scenario, protocol, options)
 
     async def main() -> list[Any]:
         if target.scenario.needs_world:
@@ -456,25 +674,50 @@ def run(scenario: str, backend: str, protocol: str | None, timeout: float) -> No
     thread.join(timeout + 1.0)
     took = time.perf_counter() - start
     error = outcome.get("error")
+    if isinstance(error, InternalError):
+        raise error
+    violations: list[Any] = outcome.get("violations", [])
     if thread.is_alive() or isinstance(error, TimeoutError):
-        click.echo(
+        status = "timeout"
+        line = (
             f"{target.label} on {backend}: did not finish within {timeout}s "
             "(a deadlock? explore it in the sim to see the cycle)"
         )
+    elif error is not None:  # the program under test failed: that is a finding
+        status = "error"
+        line = f"{target.label} on {backend}: {type(error).__name__}: {error}"
+    else:
+        status = "finished"
+        line = (
+            f"{target.label} on {backend}: finished in {took:.3f}s, {len(violations)} violations"
+        )
+    if as_json:
+        _echo_json(
+            {
+                "target": target.label,
+                "backend": backend,
+                "status": status,
+                "elapsed": round(took, 4),
+                "error": None if error is None else f"{type(error).__name__}: {error}",
+                "violations": [_violation_json(v) for v in violations],
+            }
+        )
+    else:
+        click.echo(line)
+        for v in violations:
+            click.echo(f"  {v.describe()}")
+    if status != "finished" or violations:
         raise _Exit(ExitCode.VIOLATION)
-    if isinstance(error, InternalError):
-        raise error
-    if error is not None:  # the program under test failed: that is a finding
-        click.echo(f"{target.label} on {backend}: {type(error).__name__}: {error}")
-        raise _Exit(ExitCode.VIOLATION)
-    violations = outcome["violations"]
-    click.echo(
-        f"{target.label} on {backend}: finished in {took:.3f}s, {len(violations)} violations"
-    )
-    for v in violations:
-        click.echo(f"  {v.describe()}")
-    if violations:
-        raise _Exit(ExitCode.VIOLATION)
+
+
+def _violation_json(v: Any) -> dict[str, Any]:
+    return {
+        "kind": v.kind,
+        "step": v.step,
+        "tasks": list(v.tasks),
+        "addresses": list(v.addresses),
+        "detail": v.detail,
+    }
 
 
 # --- matrix -----------------------------------------------------------------------------------
@@ -486,13 +729,22 @@ Examples:
   odp-async matrix
   odp-async matrix --budget 3000 --jobs 2
   odp-async matrix --scenario registration-race --protocol odp2014 --json
+  odp-async matrix --scenario a.toml --scenario b.toml   # your files, vs [expected]
+  odp-async matrix --protocol mymod:MyProtocol           # your protocol, every scenario
 """
 )
 @click.option("--budget", default=1000, show_default=True, type=int, help="schedules per cell")
 @click.option("--jobs", default=2, show_default=True, type=int, help="worker processes")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--scenario", "scenarios", multiple=True, help="only these (repeatable)")
-@click.option("--protocol", "protocols", multiple=True, help="only these (repeatable)")
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="only these: names or scenario files (repeatable)",
+)
+@click.option(
+    "--protocol", "-p", "protocols", multiple=True, help="only these: names or module:Class"
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def matrix(
     budget: int = 1000,
@@ -502,17 +754,24 @@ def matrix(
     protocols: Sequence[str] = (),
     as_json: bool = False,
 ) -> None:
-    """Every built-in scenario x every protocol, explored, against the expected verdicts."""
+    """Every built-in scenario x every protocol, explored, against the expected verdicts.
+
+    A scenario file given with --scenario brings its own protocols (scenario.protocols)
+    and expectations ([expected]); --protocol replaces every scenario's protocols.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
     from .explore.matrix import verdict_matrix
-    from .odp.protocols import PROTOCOLS
     from .scenarios import BUILTIN
 
     names = list(scenarios) or list(BUILTIN)
-    protos = list(protocols) or list(PROTOCOLS)
+    for name in names:
+        if not _is_file(name):
+            _check_scenario_name(name, classic=False)
+    protos = [_protocol(p) for p in protocols] or None
+    total = _matrix_size(names, protos)
     stderr = Console(stderr=True)
     start = time.perf_counter()
     with Progress(
@@ -524,7 +783,7 @@ def matrix(
         transient=True,
         disable=as_json or not stderr.is_terminal,
     ) as progress:
-        bar = progress.add_task("verdict matrix", total=len(names) * len(protos))
+        bar = progress.add_task("verdict matrix", total=total)
 
         def advance(cell: Any) -> None:
             mark = "ok" if cell.matches else "MISMATCH"
@@ -600,22 +859,156 @@ def matrix(
 # --- plumbing ------------------------------------------------------------------------------
 
 
-def _target(scenario: str, protocol: str | None, *, probe: bool = False) -> Any:
+def _matrix_size(names: Sequence[str], protocols: Sequence[Any] | None) -> int:
+    from .odp.protocols import PROTOCOLS
+
+    if protocols:
+        return len(names) * len(protocols)
+    return sum(len(_file_protocols(n)) if _is_file(n) else len(PROTOCOLS) for n in names)
+
+
+def _is_file(scenario: str) -> bool:
+    return scenario.endswith(".toml")
+
+
+def _file_protocols(path: str) -> tuple[str, ...]:
+    from .scenarios.files import read_scenario
+
+    return read_scenario(path).protocols
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _check_scenario_name(name: str, *, classic: bool = True) -> None:
+    """Refuse an unknown scenario name with one line and a "did you mean"."""
+    from .scenarios import BUILTIN, CLASSIC
+
+    known = list(BUILTIN) + ([f"classic:{n}" for n in CLASSIC] if classic else [])
+    if name in known or (classic and name in CLASSIC):
+        return
+    _fail(
+        f"unknown scenario {name!r}{_did_you_mean(name, known)}; expected one of "
+        f"{', '.join(known)} or a scenario file (.toml)"
+    )
+
+
+def _protocol(text: str) -> Any:
+    """A built-in protocol name as given, or the class a ``module:Class`` reference names."""
+    from .odp.protocols import PROTOCOLS, OdpProtocol
+
+    if text in PROTOCOLS:
+        return text
+    if ":" not in text:
+        _fail(
+            f"unknown protocol {text!r}{_did_you_mean(text, list(PROTOCOLS))}; expected one "
+            f"of {', '.join(PROTOCOLS)} or module:Class (your own OdpProtocol subclass)"
+        )
+    module_name, _, qualname = text.partition(":")
+    if not module_name or not qualname:
+        _fail(f"protocol {text!r} is not of the form module:Class")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        _fail(f"cannot import module {module_name!r} of protocol {text!r}: {e} (on PYTHONPATH?)")
+    except Exception as e:  # the user's module failed while importing
+        _fail(f"importing {module_name!r} (protocol {text!r}) raised {type(e).__name__}: {e}")
+    for part in qualname.split("."):
+        if not hasattr(found, part):
+            _fail(f"module {module_name!r} has no {qualname!r} (protocol {text!r})")
+        found = getattr(found, part)
+    if not (isinstance(found, type) and issubclass(found, OdpProtocol)):
+        _fail(f"protocol {text!r} is {found!r}, not an OdpProtocol subclass")
+    return found
+
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _show_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _options(protocol: Any, pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs checked against the protocol's ``OPTIONS`` and typed like the
+    defaults there."""
+    from .odp.protocols import resolve_protocol
+
+    if not pairs:
+        return {}
+    cls = resolve_protocol(protocol)
+    allowed: dict[str, Any] = dict(cls.OPTIONS)
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        key, text = key.strip(), text.strip()
+        if not eq or not key:
+            _fail(f"option {pair!r} is not of the form KEY=VALUE")
+        if key not in allowed:
+            expected = (
+                f"expected one of {', '.join(allowed)}{_did_you_mean(key, list(allowed))}"
+                if allowed
+                else "it takes no options"
+            )
+            _fail(f"unknown option {key!r} for protocol {cls.name!r}; {expected}")
+        default = allowed[key]
+        value: Any
+        if isinstance(default, bool):
+            if text.lower() not in _TRUE + _FALSE:
+                _fail(f"option {key!r} of protocol {cls.name!r} takes true or false, got {text!r}")
+            value = text.lower() in _TRUE
+        elif isinstance(default, int):
+            try:
+                value = int(text)
+            except ValueError:
+                _fail(f"option {key!r} of protocol {cls.name!r} takes an integer, got {text!r}")
+        elif isinstance(default, float):
+            try:
+                value = float(text)
+            except ValueError:
+                _fail(f"option {key!r} of protocol {cls.name!r} takes a number, got {text!r}")
+        elif isinstance(default, str):
+            value = text
+        else:
+            _fail(
+                f"option {key!r} of protocol {cls.name!r} is a {type(default).__name__}, "
+                "which the command line cannot set"
+            )
+        if key in result:
+            _fail(f"option {key!r} given twice")
+        result[key] = value
+    return result
+
+
+def _target(
+    scenario: str, protocol: str | None, options: Sequence[str] = (), *, probe: bool = False
+) -> Any:
     from .explore.target import Target
     from .scenarios import BUILTIN
 
+    if not _is_file(scenario) and (":" not in scenario or scenario.startswith("classic:")):
+        # other ``prefix:name`` forms (an explored test, a ``module:qualname`` reference)
+        # are the resolver's to judge and explain
+        _check_scenario_name(scenario)
     if probe:
-        target = Target.resolve(scenario, "naive" if _needs_world(scenario) else None)
-        return target
-    if protocol is None and scenario in BUILTIN:
-        _fail(f"scenario {scenario!r} runs the ODP model: give --protocol")
-    return Target.resolve(scenario, protocol)
+        return Target.resolve(scenario, "naive" if _needs_world(scenario) else None)
+    if protocol is None:
+        if scenario in BUILTIN:
+            _fail(f"scenario {scenario!r} runs the ODP model: give --protocol")
+        if options:
+            _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
+        return Target.resolve(scenario, None)
+    resolved = _protocol(protocol)
+    return Target.resolve(scenario, resolved, _options(resolved, options))
 
 
 def _needs_world(scenario: str) -> bool:
     from .scenarios import BUILTIN
 
-    return scenario in BUILTIN or scenario.endswith(".toml")
+    return scenario in BUILTIN or _is_file(scenario)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -627,9 +1020,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
-    except click.Abort:
+    except click.Abort as e:
+        # click turns Ctrl-C (outside an exploration, which reports it itself) into Abort
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            _err("odp-async: interrupted")
+            return int(ExitCode.INTERRUPTED)
         _err("odp-async: aborted")
         return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        _err("odp-async: interrupted")
+        return int(ExitCode.INTERRUPTED)
     except click.ClickException as e:
         _err(f"odp-async: error: {e.format_message()}")
         return int(ExitCode.USAGE)

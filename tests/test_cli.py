@@ -82,6 +82,13 @@ def test_show_a_scenario_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "registration-race" in out
     assert "odp2014        found" in out
+    # each part once: the file's description lists the setup and the actors, op by op;
+    # the expected verdicts and the script are printed once, after it
+    for part in ("actors (started in this order):", "expected verdicts:", "script (the"):
+        assert out.count(part) == 1, part
+    assert "\nexpected: " not in out
+    assert "\nscript: " not in out
+    assert "\nactors: " not in out
 
 
 def test_explore_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -321,5 +328,6 @@ def test_an_internal_error_exits_3(
 
 
 def test_exit_codes_are_documented() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]
     assert "Exit codes: 0 ok, 1 violation" in cli.EPILOG_MAIN
+    assert "130 interrupted" in cli.EPILOG_MAIN

@@ -11,6 +11,13 @@ Contract
     independent and deterministic (the schedules of a cell depend only on the seed), so
     `jobs` spreads cells over processes without changing any result.
 
+    A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
+    cells are the protocols its ``scenario.protocols`` names, expected as its
+    ``[expected]`` table says.  A protocol is a built-in name or your own `OdpProtocol`
+    subclass (its cell is labelled with its ``name``; expected ``clean`` unless the
+    scenario names it).  `protocols` given explicitly replaces every scenario's list.
+    Unknown names and bad files raise `InvalidArgument` before any cell runs.
+
 See also
     `odp_async.scenarios.builtin` (the expectations), `odp_async.explore.runner`.
 """
@@ -21,19 +28,24 @@ import concurrent.futures
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import attrs
 
 from .._runtime.choosers import RandomChooser
 from ..errors import InvalidArgument
-from ..odp.protocols import PROTOCOLS
+from ..odp.protocols import PROTOCOLS, OdpProtocol
 from ..scenarios import BUILTIN, Verdict
+from ..scenarios.files import read_scenario
 from .config import derive_seed
 from .shrink import shrink
 from .target import Target
 from .tokens import encode_token
 
 __all__ = ["Cell", "verdict_matrix"]
+
+#: A protocol of a cell: a built-in name or an `OdpProtocol` subclass.
+ProtocolRef = str | type[OdpProtocol]
 
 _SEVERITY = {Verdict.FOUND: 3, Verdict.DEADLOCK: 2, Verdict.STARVATION: 1, Verdict.CLEAN: 0}
 
@@ -57,7 +69,7 @@ class Cell:
 
 def explore_cell(
     scenario: str,
-    protocol: str,
+    protocol: ProtocolRef,
     budget: int,
     seed: int = 0,
     max_steps: int = 50_000,
@@ -66,8 +78,10 @@ def explore_cell(
     """Explore one cell (see the module docstring); the token of a failure it shows is
     shrunk first (`shrink_found`), so it replays a schedule a person can follow."""
     start = time.perf_counter()
-    target = Target.resolve(scenario, protocol)
-    expected = target.scenario.expected_for(protocol)
+    given: Any = protocol  # a class is accepted (see `resolve_protocol`)
+    target = Target.resolve(scenario, given)
+    name = _protocol_name(protocol)
+    expected = target.scenario.expected_for(name)
     seen = Verdict.CLEAN
     first_hit: int | None = None
     token: str | None = None
@@ -100,7 +114,7 @@ def explore_cell(
             break
     return Cell(
         scenario,
-        protocol,
+        name,
         expected,
         seen,
         ran,
@@ -111,11 +125,38 @@ def explore_cell(
     )
 
 
+def _protocol_name(protocol: ProtocolRef) -> str:
+    return protocol if isinstance(protocol, str) else protocol.name
+
+
+def _check_protocol(protocol: ProtocolRef) -> None:
+    if isinstance(protocol, type) and issubclass(protocol, OdpProtocol):
+        return
+    if isinstance(protocol, str) and protocol in PROTOCOLS:
+        return
+    raise InvalidArgument(
+        f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)} "
+        "or an OdpProtocol subclass"
+    )
+
+
+def _default_protocols(scenario: str) -> list[ProtocolRef]:
+    """The protocols a scenario is meant for: a file's list, else every built-in one."""
+    if scenario.endswith(".toml"):
+        return list(read_scenario(scenario).protocols)
+    if scenario not in BUILTIN:
+        raise InvalidArgument(
+            f"unknown scenario {scenario!r}; expected one of {', '.join(BUILTIN)} "
+            "or a scenario file (.toml)"
+        )
+    return list(PROTOCOLS)
+
+
 def verdict_matrix(
     *,
     budget: int = 300,
     scenarios: Iterable[str] | None = None,
-    protocols: Sequence[str] | None = None,
+    protocols: Sequence[ProtocolRef] | None = None,
     seed: int = 0,
     jobs: int = 1,
     on_cell: Callable[[Cell], None] | None = None,
@@ -124,20 +165,12 @@ def verdict_matrix(
     if not isinstance(budget, int) or budget < 1:
         raise InvalidArgument(f"budget must be a positive int, got {budget!r}")
     names = list(scenarios) if scenarios is not None else list(BUILTIN)
-    for name in names:
-        if name not in BUILTIN:
-            raise InvalidArgument(
-                f"unknown scenario {name!r}; expected one of {', '.join(BUILTIN)}"
-            )
-    protos = list(protocols) if protocols is not None else list(PROTOCOLS)
-    for p in protos:
-        if p not in PROTOCOLS:
-            raise InvalidArgument(
-                f"unknown protocol {p!r}; expected one of {', '.join(PROTOCOLS)}"
-            )
+    defaults = {name: _default_protocols(name) for name in names}
+    for p in protocols or ():
+        _check_protocol(p)
     if not isinstance(jobs, int) or jobs < 1:
         raise InvalidArgument(f"jobs must be a positive int, got {jobs!r}")
-    pairs = [(s, p) for s in names for p in protos]
+    pairs = [(s, p) for s in names for p in (list(protocols or ()) or defaults[s])]
     if jobs == 1:
         done = []
         for s, p in pairs:

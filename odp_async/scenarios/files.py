@@ -557,7 +557,7 @@ class _Reader:
             _body(self.path, files, setup_ops, actors),
             tuple(a.name for a in actors),
             expected,
-            description=_describe(files, setup_ops, actors, protocols, expected, script),
+            description=_describe(files, setup_ops, actors),
             script=script,
             needs_world=True,
             script_expected=script_expected,
@@ -1109,12 +1109,7 @@ def _body(
 
 
 def _describe(
-    files: tuple[_FileDecl, ...],
-    setup: tuple[_Op, ...],
-    actors: tuple[_Actor, ...],
-    protocols: tuple[str, ...],
-    expected: Mapping[str, Verdict],
-    script: tuple[tuple[str, str | None], ...],
+    files: tuple[_FileDecl, ...], setup: tuple[_Op, ...], actors: tuple[_Actor, ...]
 ) -> str:
     lines = ["setup (the main task, in order):"]
     for f in files:
@@ -1128,9 +1123,6 @@ def _describe(
         after = f" (after {', '.join(a.after)})" if a.after else ""
         lines.append(f"  {a.name}{after}:")
         lines.extend(f"    {i}. {op.describe()}" for i, op in enumerate(a.ops))
-    cells = [f"{p} {expected.get(p, Verdict.CLEAN)}" for p in protocols]
-    lines.append(f"expected: {', '.join(cells)}")
-    if script:
-        shown = [name if until is None else f"{name} until {until!r}" for name, until in script]
-        lines.append(f"script: {'; '.join(shown)}")
+    # The expected verdicts and the script are fields of the scenario (`odp-async show`
+    # prints them once, from there), not part of the description.
     return "\n".join(lines)

@@ -330,20 +330,13 @@ def _explore(scenario: str, target: Any, config: Any, progress_every: float) -> 
     with ExploreProgress(
         target.label, stderr, live=stderr.isatty(), every=progress_every
     ) as progress:
-        # TEMPORARY SHIM, to be reverted at integration (explore() of this branch has no
-        # progress= yet; helper 9A's has): one update, at the end.
-        import types
-
-        result = run_explore(scenario, target.protocol, config, options=dict(target.options))
-        progress(
-            types.SimpleNamespace(
-                done=result.schedules,
-                total=config.schedules,
-                failures=int(result.failure is not None),
-                elapsed=result.elapsed,
-            )
+        return run_explore(
+            scenario,
+            target.protocol,
+            config,
+            options=dict(target.options),
+            progress=progress,
         )
-        return result
 
 
 def _explore_line(result: Any) -> str:

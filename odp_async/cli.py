@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import difflib
 import enum
-import importlib
 import json
+import os
 import sys
 import threading
 import time
@@ -890,7 +890,7 @@ def _check_scenario_name(name: str, *, classic: bool = True) -> None:
 
 def _protocol(text: str) -> Any:
     """A built-in protocol name as given, or the class a ``module:Class`` reference names."""
-    from .odp.protocols import PROTOCOLS, OdpProtocol
+    from .odp.protocols import PROTOCOLS
 
     if text in PROTOCOLS:
         return text
@@ -899,22 +899,12 @@ def _protocol(text: str) -> Any:
             f"unknown protocol {text!r}{_did_you_mean(text, list(PROTOCOLS))}; expected one "
             f"of {', '.join(PROTOCOLS)} or module:Class (your own OdpProtocol subclass)"
         )
-    module_name, _, qualname = text.partition(":")
-    if not module_name or not qualname:
-        _fail(f"protocol {text!r} is not of the form module:Class")
+    from .odp.protocols import resolve_protocol
+
     try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        _fail(f"cannot import module {module_name!r} of protocol {text!r}: {e} (on PYTHONPATH?)")
-    except Exception as e:  # the user's module failed while importing
-        _fail(f"importing {module_name!r} (protocol {text!r}) raised {type(e).__name__}: {e}")
-    for part in qualname.split("."):
-        if not hasattr(found, part):
-            _fail(f"module {module_name!r} has no {qualname!r} (protocol {text!r})")
-        found = getattr(found, part)
-    if not (isinstance(found, type) and issubclass(found, OdpProtocol)):
-        _fail(f"protocol {text!r} is {found!r}, not an OdpProtocol subclass")
-    return found
+        return resolve_protocol(text)
+    except InvalidArgument as e:
+        _fail(str(e))
 
 
 _TRUE = ("true", "1", "yes", "on")
@@ -1046,7 +1036,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> NoReturn:
-    """The ``odp-async`` console script."""
+    """The ``odp-async`` console script.  Like ``python -m``, it finds ``module:qualname``
+    references (``-p mymod:MyProtocol``, a token naming your function) in the current
+    directory too: the directory goes last on ``sys.path``, so it shadows nothing."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     sys.exit(main())
 
 

@@ -26,6 +26,7 @@ import attrs
 import pytest
 
 from odp_async.cli import ExitCode, main
+from odp_async.errors import ExploreInterrupted
 from odp_async.progress import ExploreProgress, describe_progress
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,8 +171,8 @@ def test_a_user_protocol_with_jobs_in_worker_processes(
     [
         ("no_such_module_xyz:Thing", ["cannot import module 'no_such_module_xyz'"]),
         ("{m}:Nope", ["has no 'Nope'"]),
-        ("{m}:NOT_A_PROTOCOL", ["is 3, not an OdpProtocol subclass"]),
-        ("{m}:", ["is not of the form module:Class"]),
+        ("{m}:NOT_A_PROTOCOL", ["names 3, which is not an OdpProtocol subclass"]),
+        ("{m}:", ["is not of the form 'module:Class'"]),
         ("odp2041", ["unknown protocol 'odp2041'", "did you mean 'odp2014'"]),
     ],
 )
@@ -611,25 +612,18 @@ def _partial_result(found: bool) -> object:
     return explore("registration-race", "interval-seq", schedules=7)
 
 
-class Interrupted(KeyboardInterrupt):
-    """What helper 9A's `ExploreInterrupted` is: a KeyboardInterrupt with the partial result."""
-
-    def __init__(self, result: object) -> None:
-        super().__init__("exploration interrupted")
-        self.result = result
-
-
 @pytest.mark.parametrize("found", [False, True])
 def test_an_interrupted_exploration_prints_what_it_explored_and_exits_130(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, found: bool
 ) -> None:
-    """The CLI's side of Ctrl-C, with the runner's side stood in for."""
+    """The CLI's side of Ctrl-C: the runner's `ExploreInterrupted` with a real partial
+    result (the runner's side has its own tests, and the SIGINT test above runs both)."""
     import odp_async.explore.runner as runner
 
     partial = _partial_result(found)
 
     def interrupted(*args: object, **kwargs: object) -> object:
-        raise Interrupted(partial)
+        raise ExploreInterrupted(partial)
 
     monkeypatch.setattr(runner, "explore", interrupted)
     code, out, err = run_cli(capsys, "explore", "registration-race", "-p", "odp2014")
@@ -637,7 +631,7 @@ def test_an_interrupted_exploration_prints_what_it_explored_and_exits_130(
     assert "Traceback" not in err
     if found:
         assert re.search(r"interrupted: registration-race/odp2014: found - \d+ schedules", out)
-        assert "replay: odp-async replay odp1." in out  # the failure found so far
+        assert "replay: odp-async replay odp2." in out  # the failure found so far
     else:
         assert "interrupted: registration-race/interval-seq: clean - 7 schedules" in out
     code, out, err = run_cli(capsys, "explore", "registration-race", "-p", "odp2014", "--json")

@@ -9,13 +9,20 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from odp_async._runtime import sim
 
 # Deterministic by default (CI and local runs alike); HYPOTHESIS_PROFILE=explore for a
 # randomized hunt on a developer's machine.
-settings.register_profile("default", derandomize=True, deadline=None, database=None)
+# No check that depends on the machine's speed (too_slow fires on a loaded 2-core box).
+settings.register_profile(
+    "default",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

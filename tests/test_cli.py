@@ -52,6 +52,7 @@ def a_token(capsys: pytest.CaptureFixture[str], scenario: str = "registration-ra
 # --- happy paths -----------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(600)  # the whole matrix: ~20 s alone on 2 cores, far more when loaded
 def test_the_default_job_is_the_verdict_matrix() -> None:
     proc = subprocess_cli()
     assert proc.returncode == 0, proc.stderr

@@ -91,7 +91,7 @@ from typing import Any, Final, NoReturn
 import attrs
 
 from .._runtime._base import Waiter
-from .._runtime.footprint import Footprint
+from .._runtime.footprint import Footprint, with_noted_reads
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
 __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
@@ -635,6 +635,7 @@ class DfsChooser:
     def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
         if fp is None:
             return None
+        fp = with_noted_reads(fp)
         canon = self._canon
 
         def key(resource: Hashable) -> Hashable:

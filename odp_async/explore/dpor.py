@@ -505,6 +505,14 @@ class DporChooser:
                     if w is not None:
                         cands.append(w)
             cands = sorted(set(c for c in cands if events[c][1] != tid))
+            full = list(base)
+            for c in cands:
+                cc = clocks[c]
+                for k in range(width):
+                    if cc[k] > full[k]:
+                        full[k] = cc[k]
+            full[s] = count[s]
+            clocks.append(full)
             # Races: candidates not already before j through program order or another
             # candidate.
             if node_index >= fresh_node and cands:
@@ -512,19 +520,10 @@ class DporChooser:
                     cs = slot[events[c][1]]
                     if base[cs] >= seq[c]:
                         continue
-                    if any(
-                        d != c and clocks[d][cs] >= seq[c] for d in cands
-                    ):
+                    if any(d != c and clocks[d][cs] >= seq[c] for d in cands):
                         continue
                     self.races += 1
                     self._reverse(c, j, events, seq, clocks, slot)
-            for c in cands:
-                cc = clocks[c]
-                for k in range(width):
-                    if cc[k] > base[k]:
-                        base[k] = cc[k]
-            base[s] = count[s]
-            clocks.append(base)
             last_of[s] = j
             if fp is None:
                 last_unknown = j

@@ -41,6 +41,7 @@ from ..errors import InvalidArgument
 from ..scenarios import Scenario, Verdict
 from .config import ExploreConfig, derive_seed
 from .dfs import DfsChooser, PrunedExecution
+from .dpor import DporChooser
 from .pct import PctChooser
 from .shrink import ShrinkResult, shrink
 from .target import Execution, Target
@@ -136,6 +137,8 @@ def explore_target(target: Target, config: ExploreConfig) -> ExploreResult:
     start = time.perf_counter()
     if config.chooser == "dfs":
         schedules, pruned, steps, complete, bound, hit = _explore_dfs(target, config)
+    elif config.chooser == "dpor":
+        schedules, pruned, steps, complete, bound, hit = _explore_dpor(target, config)
     else:
         schedules, steps, hit = _explore_seeded(target, config)
         pruned, complete, bound = 0, False, None
@@ -295,6 +298,7 @@ def _explore_dfs(
         config.max_preemptions if iterative else config.preemption_bound,
         iterative=iterative,
         reduction=config.reduction,
+        symmetry=config.symmetry,
         # The ODP model keeps shared state outside its locks (the page table, frame
         # counts, unlocked seq reads): a lock's footprint would not cover its steps.
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
@@ -318,3 +322,28 @@ def _explore_dfs(
     if hit is not None:
         return ran, pruned, steps, chooser.is_complete, bound, hit
     return ran, pruned, steps, chooser.is_complete, chooser.complete_bound, None
+
+
+def _explore_dpor(
+    target: Target, config: ExploreConfig
+) -> tuple[int, int, int, bool, int | None, _Hit | None]:
+    # schedules = traces run to their end; complete = every trace (within the bound).
+    chooser = DporChooser(
+        config.preemption_bound,
+        trust_primitives=config.trust_primitives and not target.scenario.needs_world,
+    )
+    ran = pruned = steps = 0
+    hit: _Hit | None = None
+    while ran < config.schedules and chooser.has_more:
+        try:
+            execution = target.run(chooser, max_steps=config.max_steps)
+        except PrunedExecution:
+            pruned += 1
+            continue
+        ran += 1
+        steps += execution.sim.steps
+        if execution.is_failure and hit is None:
+            hit = (ran, execution.sim.schedule)
+            if config.stop_on_first:
+                return ran, pruned, steps, False, config.preemption_bound, hit
+    return ran, pruned, steps, chooser.is_complete, config.preemption_bound, hit

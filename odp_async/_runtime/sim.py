@@ -725,6 +725,8 @@ class SimRuntime(Runtime):
         ask_always = getattr(chooser, "ask_always", False)
         track = bool(getattr(chooser, "wants_footprints", False))
         trust = self._trust_primitives
+        # The chooser vouches that every shared access is noted (SharedCell, primitives).
+        noted_only = bool(getattr(chooser, "footprints_noted_only", False))
         chooser.new_execution()
         while True:
             if self._chooser_error is not None:
@@ -753,7 +755,7 @@ class SimRuntime(Runtime):
             if track:
                 declared = declared_footprint(task.pending, trust_primitives=trust)
                 self._fp = set()
-                self._fp_unknown = declared is None
+                self._fp_unknown = declared is None and not noted_only
                 task.history = hash((task.history, _stable_label(task.pending)))
             exc = task.throw_exc
             if exc is not None:

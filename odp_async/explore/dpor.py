@@ -111,9 +111,14 @@ class _Node:
 class DporChooser:
     """Source-DPOR with sleep sets over the sim's step footprints (see the module doc).
 
-    ``DporChooser(preemption_bound=None, *, trust_primitives=True)``:
+    ``DporChooser(preemption_bound=None, *, trust_primitives=True, noted_only=False)``:
     ``trust_primitives=False`` tells the sim that acquiring a primitive declares nothing
-    (only explicit `Footprint` labels and noted accesses count).
+    (only explicit `Footprint` labels and noted accesses count).  ``noted_only=True``
+    vouches that the program reaches shared state *only* through noted objects
+    (`odp_async.explore.shared.SharedCell`, the primitives): a step whose label declares
+    nothing (a task's first step, ``checkpoint("x")``) is then exactly its noted accesses
+    instead of unknown.  A plain object shared beside the cells breaks that promise, and
+    DPOR may then miss its races: off by default.
 
     `executions` counts started executions (pruned included), `traces` the ones that ran
     to their end, `executions_pruned` the sleep-set-blocked ones, `races` the races
@@ -143,6 +148,7 @@ class DporChooser:
         "ask_always",
         "executions",
         "executions_pruned",
+        "footprints_noted_only",
         "max_depth",
         "max_preemptions",
         "preemption_bound",
@@ -153,7 +159,11 @@ class DporChooser:
     )
 
     def __init__(
-        self, preemption_bound: int | None = None, *, trust_primitives: bool = True
+        self,
+        preemption_bound: int | None = None,
+        *,
+        trust_primitives: bool = True,
+        noted_only: bool = False,
     ) -> None:
         if preemption_bound is not None and (
             not isinstance(preemption_bound, int)
@@ -166,15 +176,15 @@ class DporChooser:
                 "preemption_bound",
                 preemption_bound,
             )
-        if not isinstance(trust_primitives, bool):
-            raise InvalidArgument(
-                f"trust_primitives must be a bool, got {trust_primitives!r} "
-                f"({type(trust_primitives).__name__})",
-                "trust_primitives",
-                trust_primitives,
-            )
+        for name, value in (("trust_primitives", trust_primitives), ("noted_only", noted_only)):
+            if not isinstance(value, bool):
+                raise InvalidArgument(
+                    f"{name} must be a bool, got {value!r} ({type(value).__name__})", name, value
+                )
         self.preemption_bound = preemption_bound
         self.trust_primitives = trust_primitives
+        # Read by the sim: a step whose label declares nothing is its noted accesses.
+        self.footprints_noted_only = noted_only
         self.ask_always = True  # read by the sim: every step is shown to us
         self.wants_footprints = True  # read by the sim: keep each step's footprint
         self.executions = 0
@@ -337,7 +347,8 @@ class DporChooser:
     def __repr__(self) -> str:
         return (
             f"DporChooser(preemption_bound={self.preemption_bound!r}, "
-            f"trust_primitives={self.trust_primitives})"
+            f"trust_primitives={self.trust_primitives}, "
+            f"noted_only={self.footprints_noted_only})"
         )
 
     # --- the search -------------------------------------------------------------------

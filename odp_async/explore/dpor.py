@@ -64,6 +64,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any, NoReturn
 
+import heapq
+
 import attrs
 
 from .._runtime.footprint import Footprint, with_noted_reads
@@ -89,23 +91,42 @@ class DporStatistics:
 
 @attrs.define(eq=False, slots=True)
 class _Node:
-    """One step of the current path (or a draw inside a step).
+    """One step of an execution (or a draw inside a step), in the shared search tree.
+
+    Nodes form a tree by `parent` (`via`: the option of the parent that leads here); the
+    current path and every queued entry hold their node, so prefixes are shared and a
+    node lives as long as something below it is still to explore.
 
     Step nodes: `options` are the runnable task ids in runnable order, `chosen` an index
-    into them, `backtrack` the task ids still to explore here (in order), `done` the
-    explored children with the footprint of their step, `asleep` the sleeping task ids on
-    arrival, `costs[i]` 1 when option `i` is a preemption.  Draw nodes: ``options == (n,)``
-    and `backtrack` the values still to try.
+    into them, `costs[i]` 1 when option `i` is a preemption, `cost` the preemptions
+    before this node, `arrival` the sleep set on first arrival (task id -> footprint of
+    its sleeping step), `for_chosen` the sleep candidates of the current choice (arrival
+    plus the siblings explored before it was chosen), `done` the explored options with
+    their step's footprint, `queued` the options waiting in the chooser's queue.  Draw
+    nodes: ``options == (n,)``, `chosen` the value.
     """
 
     is_draw: bool
     options: tuple[int, ...]
     chosen: int
     costs: tuple[int, ...]
-    backtrack: list[int]
-    asleep: frozenset[int] = frozenset()
+    parent: _Node | None
+    via: int
+    cost: int
+    arrival: dict[int, _Fp] = attrs.field(factory=dict)
+    for_chosen: dict[int, _Fp] = attrs.field(factory=dict)
     done: list[tuple[int, _Fp | None]] = attrs.field(factory=list)
+    queued: set[int] = attrs.field(factory=set)
     chosen_fp: _Fp | None = None
+
+    def path(self) -> list[_Node]:
+        nodes: list[_Node] = []
+        node: _Node | None = self
+        while node is not None:
+            nodes.append(node)
+            node = node.parent
+        nodes.reverse()
+        return nodes
 
 
 class DporChooser:
@@ -142,6 +163,9 @@ class DporChooser:
         "_prev_node",
         "_prev_pos",
         "_prev_task",
+        "_queue",
+        "_resume",
+        "_seq",
         "_sleep",
         "_spawned_by",
         "_started",
@@ -194,6 +218,11 @@ class DporChooser:
         self.max_depth = 0
         self.max_preemptions = 0
         self._path: list[_Node] = []
+        # Entries still to explore: (preemptions, -seq, seq, node, option); fewest
+        # preemptions first, then the latest found (depth-first within a level).
+        self._queue: list[tuple[int, int, int, _Node, int]] = []
+        self._seq = 0
+        self._resume = 0  # path index of the node whose choice is new this execution
         self._cut = False
         self._started = False
         self._failed: NondeterminismError | None = None
@@ -222,7 +251,7 @@ class DporChooser:
         if not self._started or self._failed is not None:
             return True
         self._finish_execution()
-        return any(self._next_of(node) is not None for node in self._path)
+        return bool(self._queue)
 
     @property
     def is_complete(self) -> bool:
@@ -251,7 +280,9 @@ class DporChooser:
     def schedule(self) -> tuple[int, ...]:
         """The choices among several options of the current execution so far."""
         return tuple(
-            node.chosen for node in self._path[: self._pos] if len(node.options) > 1
+            node.chosen
+            for node in self._path[: self._pos]
+            if node.chosen >= 0 and (node.is_draw or len(node.options) > 1)
         )
 
     def statistics(self) -> DporStatistics:
@@ -298,16 +329,12 @@ class DporChooser:
             raise self._failed
         self._settle()
         ids = tuple(t.id for t in runnable)
-        if self._events:
-            spawner = len(self._events) - 1
-            for tid in ids:
-                if tid not in self._spawned_by:
-                    self._spawned_by[tid] = spawner
-        else:
-            for tid in ids:
-                self._spawned_by.setdefault(tid, -1)
+        spawner = len(self._events) - 1
+        for tid in ids:
+            if tid not in self._spawned_by:
+                self._spawned_by[tid] = spawner
         pos = self._pos
-        if pos < len(self._path):
+        if pos < self._prefix_len:
             node = self._path[pos]
             if node.is_draw or node.options != ids:
                 expected = f"a draw among {node.options[0]}" if node.is_draw else node.options
@@ -330,7 +357,7 @@ class DporChooser:
         if self._failed is not None:
             raise self._failed
         pos = self._pos
-        if pos < len(self._path):
+        if pos < self._prefix_len:
             node = self._path[pos]
             if not node.is_draw or node.options != (n,):
                 self._fail(
@@ -338,8 +365,12 @@ class DporChooser:
                     "recorded run made another choice there: the program is not deterministic"
                 )
         else:
-            node = _Node(True, (n,), 0, (0,) * n, list(range(1, n)))
+            parent = self._path[-1] if self._path else None
+            via = parent.chosen if parent is not None else -1
+            node = _Node(True, (n,), 0, (0,) * n, parent, via, self._cost)
             self._path.append(node)
+            for value in range(1, n):
+                self._push(node, value, self._cost)
         self._pos = pos + 1
         self.max_depth = max(self.max_depth, self._pos)
         return node.chosen
@@ -355,62 +386,73 @@ class DporChooser:
 
     def _new_node(self, runnable: Sequence[Any], last: Any, ids: tuple[int, ...]) -> _Node:
         n = len(runnable)
-        costs = tuple(
-            0 if last is None or runnable[i] is last else 1 for i in range(n)
-        )
-        asleep = frozenset(self._sleep)
-        eligible = [i for i in range(n) if ids[i] not in asleep]
+        costs = tuple(0 if last is None or runnable[i] is last else 1 for i in range(n))
+        parent = self._path[-1] if self._path else None
+        via = parent.chosen if parent is not None else -1
+        sleep = self._sleep
+        node = _Node(False, ids, -1, costs, parent, via, self._cost, sleep, sleep)
+        self._path.append(node)
+        eligible = [i for i in range(n) if ids[i] not in sleep]
         if not eligible:
-            self._path.append(_Node(False, ids, -1, costs, [], asleep))
             self._prune("sleep-set")
         # Continue the last task if it may run, else the lowest task id.
         free = [i for i in eligible if costs[i] == 0]
         pick = free[0] if free else min(eligible, key=lambda i: ids[i])
-        if costs[pick] and not self._allowed(1):
+        if costs[pick] and not self._allowed(self._cost + 1):
             self._cut = True
-            self._path.append(_Node(False, ids, -1, costs, [], asleep))
             self._prune("preemption-bound")
-        node = _Node(False, ids, pick, costs, [], asleep)
-        self._path.append(node)
+        node.chosen = pick
         return node
 
-    def _allowed(self, extra: int) -> bool:
+    def _allowed(self, cost: int) -> bool:
         bound = self.preemption_bound
-        return bound is None or self._cost + extra <= bound
+        return bound is None or cost <= bound
 
-    def _next_of(self, node: _Node) -> int | None:
-        """The next option to explore at `node` (an index, a value), or None."""
-        if node.is_draw:
-            return node.backtrack[0] if node.backtrack else None
-        for tid in node.backtrack:
-            return node.options.index(tid)
-        return None
+    def _push(self, node: _Node, option: int, cost: int) -> None:
+        self._seq += 1
+        node.queued.add(option)
+        heapq.heappush(self._queue, (cost, -self._seq, self._seq, node, option))
 
     def _advance(self) -> bool:
-        """Move to the next execution's forced prefix.  False when none is left."""
+        """Set up the next execution's forced prefix.  False when none is left."""
+        self._record_done()
+        if not self._queue:
+            self._path = []
+            return False
+        _, _, _, node, option = heapq.heappop(self._queue)
+        node.queued.discard(option)
+        path = node.path()
+        self._resume = len(path) - 1
+        for parent, child in zip(path, path[1:], strict=False):
+            parent.chosen = child.via
+        if node.is_draw:
+            node.chosen = option
+            # The step the draw happens in runs anew: its races are new.
+            step = len(path) - 1
+            while step > 0 and path[step].is_draw:
+                step -= 1
+            self._fresh_from = step
+        else:
+            node.chosen = node.options.index(option)
+            for_chosen = dict(node.arrival)
+            for tid, entry in node.done:
+                if entry is not None:
+                    for_chosen.setdefault(tid, entry)
+            node.for_chosen = for_chosen
+            self._fresh_from = len(path) - 1
+        self._path = path
+        return True
+
+    def _record_done(self) -> None:
+        """Mark the new choice of the last execution as explored at its node."""
         path = self._path
-        while path:
-            node = path[-1]
-            if node.is_draw:
-                if node.backtrack:
-                    node.chosen = node.backtrack.pop(0)
-                    # The step the draw happens in runs anew: its races are new.
-                    step = len(path) - 1
-                    while step > 0 and path[step].is_draw:
-                        step -= 1
-                    self._fresh_from = step
-                    return True
-                path.pop()
-                continue
-            if node.chosen >= 0:
-                node.done.append((node.options[node.chosen], node.chosen_fp))
+        for node in path[self._resume :]:
+            if not node.is_draw and node.chosen >= 0:
+                tid = node.options[node.chosen]
+                if all(t != tid for t, _ in node.done):
+                    node.done.append((tid, node.chosen_fp))
             node.chosen_fp = None
-            if node.backtrack:
-                node.chosen = node.options.index(node.backtrack.pop(0))
-                self._fresh_from = len(path) - 1
-                return True
-            path.pop()
-        return False
+        self._resume = len(path)
 
     # --- footprints and sleep sets ---------------------------------------------------
 
@@ -421,22 +463,16 @@ class DporChooser:
             return
         node = self._prev_node
         self._prev_task = self._prev_node = None
-        fp = self._stable(task.footprint, self._ordinal - 1)
         assert node is not None
+        fp = self._stable(task.footprint, self._ordinal - 1)
         node.chosen_fp = fp
         self._events.append((self._prev_pos, task.id, fp))
         if fp is None:
             self._sleep = {}
             return
-        candidates = self._sleep
-        if node.done:
-            candidates = dict(candidates)
-            for tid, entry in node.done:
-                if entry is not None:
-                    candidates.setdefault(tid, entry)
         self._sleep = {
             tid: entry
-            for tid, entry in candidates.items()
+            for tid, entry in node.for_chosen.items()
             if tid != task.id and _independent(entry, fp)
         }
 
@@ -576,7 +612,7 @@ class DporChooser:
                 m < k and clocks[k][slot[other]] >= seq[m] for other, m in first.items()
             )
         ]
-        covered = set(node.backtrack) | {t for t, _ in node.done} | node.asleep
+        covered = {t for t, _ in node.done} | node.queued | node.arrival.keys()
         if node.chosen >= 0:
             covered.add(node.options[node.chosen])
         if any(t in covered for t in initials):
@@ -588,20 +624,11 @@ class DporChooser:
         else:
             enabled = enabled[:1]
         for t in enabled:
-            if node.costs[node.options.index(t)] and not self._allowed_at(node_index):
+            cost = node.cost + node.costs[node.options.index(t)]
+            if not self._allowed(cost):
                 self._cut = True
                 continue
-            node.backtrack.append(t)
-
-    def _allowed_at(self, node_index: int) -> bool:
-        """A preemption at that node fits the bound (preemptions before it, plus one)."""
-        bound = self.preemption_bound
-        if bound is None:
-            return True
-        cost = sum(
-            node.costs[node.chosen] for node in self._path[:node_index] if not node.is_draw
-        )
-        return cost + 1 <= bound
+            self._push(node, t, cost)
 
     def _prune(self, reason: str) -> NoReturn:
         self._aborted = True

@@ -109,7 +109,7 @@ def lazy01(*, fixed: bool = False) -> Body:
                 value = data.get()
                 assert fixed or value < 3, f"data reached {value}"
 
-        await _start([("t1", add1), ("t2", add2), ("t3", check)])
+        await _start([("t3", check), ("t1", add1), ("t2", add2)])
 
     return main
 

@@ -772,22 +772,22 @@ class SimRuntime(Runtime):
                 else:
                     trapped = task.context.run(task.coro.throw, exc)
             except StopIteration as stop:
-                if track:
-                    self._end_footprint(task, declared)
                 runnable.pop(i)
                 last = None
                 if task is root:
                     root_value = stop.value
                 self._finish(task, None)
+                if track:  # after _finish: what it wakes or cancels is part of the step
+                    self._end_footprint(task, declared)
                 continue
             except BaseException as err:  # the task's own error: an outcome, not ours
-                if track:
-                    self._end_footprint(task, declared)
                 runnable.pop(i)
                 last = None
                 if task is root:
                     root_error = err
                 self._finish(task, err)
+                if track:  # after _finish: a failing task cancels its group's tasks
+                    self._end_footprint(task, declared)
                 continue
             finally:
                 self._current = None

@@ -34,7 +34,7 @@ async def with_cells():
         await counter.store(value + 1)
 
     async def bystander():
-        for _ in range(3):
+        for _ in range(2):
             await other.store(await other.load() + 1)
 
     async with task_group() as tg:
@@ -55,7 +55,7 @@ async def with_unknown_footprints():
         state["counter"] = value + 1
 
     async def bystander():
-        for _ in range(3):
+        for _ in range(2):
             await checkpoint("other")
             state["other"] += 1
 
@@ -100,8 +100,8 @@ def test_cells_find_the_lost_update_in_fewer_schedules(user: ModuleType) -> None
     # Both complete searches find the lost update...
     assert cells[2] == unknown[2] == {"ok", "error"}
     # ...and the cells let DPOR tell the bystander's steps and the two loads apart:
-    # fewer traces to complete the search (756 against 4,200 at the time of writing).
-    assert cells[0] * 4 < unknown[0]
+    # fewer traces to complete the search (476 against 1,680 when written).
+    assert cells[0] * 3 < unknown[0]
     # A program whose shared state is all in cells may say so (noted_only): then the
     # tasks' first steps are known too, and the search is down to the lock-free orders
     # of the two increments, with the lost update in the second run.

@@ -417,7 +417,12 @@ def render(title: str, lines: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
     out = [f"== {title}"]
     for r in lines:
-        out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        out.append(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     return "\n".join(out)
 
 

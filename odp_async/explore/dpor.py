@@ -61,10 +61,10 @@ See also
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Hashable, Sequence
 from typing import Any, NoReturn
-
-import heapq
 
 import attrs
 
@@ -423,7 +423,7 @@ class DporChooser:
         node.queued.discard(option)
         path = node.path()
         self._resume = len(path) - 1
-        for parent, child in zip(path, path[1:], strict=False):
+        for parent, child in itertools.pairwise(path):
             parent.chosen = child.via
         if node.is_draw:
             node.chosen = option
@@ -608,21 +608,17 @@ class DporChooser:
         initials = [
             tid
             for tid, k in first.items()
-            if not any(
-                m < k and clocks[k][slot[other]] >= seq[m] for other, m in first.items()
-            )
+            if not any(m < k and clocks[k][slot[other]] >= seq[m] for other, m in first.items())
         ]
         covered = {t for t, _ in node.done} | node.queued | node.arrival.keys()
         if node.chosen >= 0:
             covered.add(node.options[node.chosen])
         if any(t in covered for t in initials):
             return
-        enabled = [t for t in initials if t in node.options]
+        enabled = [t for t in initials if t in node.options][:1]
         if not enabled:
             # Not runnable in that state (woken by the clock, say): try every task there.
             enabled = [t for t in node.options if t not in covered]
-        else:
-            enabled = enabled[:1]
         for t in enabled:
             cost = node.cost + node.costs[node.options.index(t)]
             if not self._allowed(cost):
@@ -639,4 +635,3 @@ class DporChooser:
     def _fail(self, message: str) -> NoReturn:
         self._failed = NondeterminismError(message)
         raise self._failed
-

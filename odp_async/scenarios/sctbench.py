@@ -34,7 +34,7 @@ See also
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .._runtime import checkpoint, task_group
@@ -46,7 +46,7 @@ from .model import Scenario, Verdict
 __all__ = ["SCTBENCH", "TWOSTAGE_SIZES", "REORDER_SIZES"]
 
 Body = Callable[[], Awaitable[Any]]
-Thread = Callable[[], Awaitable[None]]
+Thread = Callable[[], Coroutine[Any, Any, None]]
 
 TWOSTAGE_SIZES = (10, 20, 50, 100)
 REORDER_SIZES = (3, 5, 10, 20)
@@ -324,7 +324,9 @@ def _all() -> dict[str, Scenario]:
     for n in TWOSTAGE_SIZES:
         items.append(_scenario(f"twostage_{n}", f"{n} writers and a reader", twostage(n), found))
     for n in REORDER_SIZES:
-        items.append(_scenario(f"reorder_{n}", f"{n - 1} setters and a checker", reorder(n), found))
+        items.append(
+            _scenario(f"reorder_{n}", f"{n - 1} setters and a checker", reorder(n), found)
+        )
     return {s.name: s for s in items}
 
 

@@ -89,7 +89,8 @@ def test_noted_only_reduces_to_one_run_per_lock_order() -> None:
 def test_races_add_backtrack_points_beyond_the_first_run() -> None:
     chooser = DporChooser()
     found, runs = outcomes(lost_update, chooser)
-    assert runs > 1 and chooser.races > 0
+    assert runs > 1
+    assert chooser.races > 0
     assert any(o.startswith("error") for o in found)
 
 
@@ -137,9 +138,10 @@ def test_every_drawn_value_is_explored() -> None:
 
 def test_preemption_bound_zero_runs_only_non_preemptive_schedules() -> None:
     chooser = DporChooser(preemption_bound=0)
-    found, runs = outcomes(two_preemptions, chooser)
+    found, _runs = outcomes(two_preemptions, chooser)
     assert chooser.max_preemptions == 0
-    assert chooser.is_complete and not chooser.is_exhaustive
+    assert chooser.is_complete
+    assert not chooser.is_exhaustive
     assert not any(o.startswith("error") for o in found)
     chooser = DporChooser(preemption_bound=2)
     found, _ = outcomes(two_preemptions, chooser)
@@ -189,9 +191,12 @@ def test_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
 
 def test_explore_with_dpor_reports_completeness() -> None:
     clean = explore("classic:twostage_fixed", chooser="dpor", schedules=10_000)
-    assert clean.complete and clean.failure is None and clean.schedules == 21
+    assert clean.complete
+    assert clean.failure is None
+    assert clean.schedules == 21
     buggy = explore("classic:twostage", chooser="dpor", schedules=10_000, shrink=False)
-    assert buggy.failure is not None and str(buggy.verdict) == "found"
+    assert buggy.failure is not None
+    assert str(buggy.verdict) == "found"
     assert not buggy.complete
 
 
@@ -203,7 +208,8 @@ def test_explore_config_rejects_bad_symmetry() -> None:
 def test_symmetry_switch_reaches_dfs() -> None:
     on = explore("classic:locked-counter-3", chooser="dfs", schedules=10_000)
     off = explore("classic:locked-counter-3", chooser="dfs", schedules=10_000, symmetry=False)
-    assert on.complete and off.complete
+    assert on.complete
+    assert off.complete
     assert on.schedules < off.schedules
 
 

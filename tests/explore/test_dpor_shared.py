@@ -108,7 +108,9 @@ def test_cells_find_the_lost_update_in_fewer_schedules(user: ModuleType) -> None
     noted = search(user.with_cells, DporChooser(noted_only=True))
     assert noted[2] == {"ok", "error"}
     assert noted[0] < cells[0]
-    assert noted[1] is not None and unknown[1] is not None and noted[1] < unknown[1]
+    assert noted[1] is not None
+    assert unknown[1] is not None
+    assert noted[1] < unknown[1]
 
 
 def test_cells_keep_every_outcome_of_unreduced_search(user: ModuleType) -> None:

@@ -6,7 +6,7 @@ Contract
     made stateless the way `DfsChooser` is: it drives one sim run at a time, replaying a
     forced prefix and then continuing with the first eligible task, in the same loop::
 
-        chooser = DporChooser()
+        chooser = DporChooser(preemption_bound=None)
         while chooser.has_more and budget_left():
             try:
                 result = sim.run(program, chooser=chooser)
@@ -38,6 +38,10 @@ Contract
 
     **Draws** (`draw`) branch fully: every value is explored under its own DPOR subtree.
 
+    **noted_only** (off by default): the caller vouches that shared state is reached only
+    through noted objects (`SharedCell`, the primitives); steps whose label declares
+    nothing, a task's first step included, are then exactly their noted accesses.
+
     **Preemption bound** (optional, ``preemption_bound=b``): a backtrack entry whose
     choice would be preemption number ``b + 1`` is dropped, and the first execution
     continues each task as long as it can.  Then `is_complete` only says the bounded
@@ -45,10 +49,19 @@ Contract
     any bounded partial-order reduction, a bounded search is not guaranteed to cover
     every schedule within the bound (Coons, Musuvathi and McKinley, OOPSLA 2013).
 
-    **Memory** is linear in the path: one node per step (its options, backtrack and done
-    entries), nothing copied per alternative; vector clocks exist only while an execution
-    is analysed.  Nothing iterates a set or dict in a hash-dependent order: the same
-    program gives the same sequence of executions in any process.
+    **Order.**  The search is stateless (each execution replays a prefix), so its
+    entries can be taken in any order: the chooser keeps every pending entry (a node and
+    an option) in one queue, fewest preemptions first and, among equals, the latest found
+    (depth-first).  Bugs that need few preemptions come first, as with iterative
+    preemption bounding, without running anything twice.  Sleep sets are stored per node
+    (the sleep set on arrival, and the siblings explored before the current choice), not
+    recomputed on replay, so they stay sound in that order.
+
+    **Memory** is linear in the path: nodes form a tree by parent links; the current path
+    and each queued entry hold their node, so prefixes are shared and nothing is copied
+    per alternative; vector clocks exist only while an execution is analysed.  Nothing
+    iterates a set or dict in a hash-dependent order: the same program gives the same
+    sequence of executions in any process.
 
 Concurrency
     One chooser drives one sim run at a time, on the caller's thread.

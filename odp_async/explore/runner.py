@@ -327,7 +327,9 @@ def _explore_dfs(
 def _explore_dpor(
     target: Target, config: ExploreConfig
 ) -> tuple[int, int, int, bool, int | None, _Hit | None]:
-    # schedules = traces run to their end; complete = every trace (within the bound).
+    # schedules = traces run to their end; complete = every trace, and the preemption
+    # bound (if any) cut nothing: a bounded DPOR does not cover its bound (Coons et al.).
+    # bound = the configured bound, on a hit and on a miss alike.
     chooser = DporChooser(
         config.preemption_bound,
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
@@ -346,4 +348,4 @@ def _explore_dpor(
             hit = (ran, execution.sim.schedule)
             if config.stop_on_first:
                 return ran, pruned, steps, False, config.preemption_bound, hit
-    return ran, pruned, steps, chooser.is_complete, config.preemption_bound, hit
+    return ran, pruned, steps, chooser.is_exhaustive, config.preemption_bound, hit

@@ -200,6 +200,14 @@ def test_explore_with_dpor_reports_completeness() -> None:
     assert not buggy.complete
 
 
+def test_a_bounded_search_that_cut_something_is_not_complete() -> None:
+    # two-preemptions needs two preemptions: bound 0 ends clean, and must not say complete.
+    result = explore("classic:two-preemptions", chooser="dpor", preemption_bound=0)
+    assert result.failure is None
+    assert not result.complete
+    assert result.bound == 0
+
+
 def test_explore_config_rejects_bad_symmetry() -> None:
     with pytest.raises(InvalidArgument, match="symmetry"):
         explore("classic:lost-update", chooser="dfs", symmetry="off")

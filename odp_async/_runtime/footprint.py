@@ -10,6 +10,10 @@ Contract
     nothing (a string, a tuple, None) has an *unknown* footprint, which conflicts with
     every other step: reduction is only ever applied where footprints were declared.
 
+    `note` records a write; `note_read` a read (as a `ReadOf` marker among the noted
+    resources, which `with_noted_reads` turns back into a read: the choosers apply it to
+    every footprint they read).
+
     Two steps are independent when both footprints are known and neither writes what the
     other reads or writes.  Reduction built on this is sound when each step's declared
     and noted footprint covers every shared access it makes (lock discipline: shared
@@ -27,7 +31,15 @@ import attrs
 
 from ._base import RUNTIME_VAR
 
-__all__ = ["Footprint", "declared_footprint", "independent", "note"]
+__all__ = [
+    "Footprint",
+    "ReadOf",
+    "declared_footprint",
+    "independent",
+    "note",
+    "note_read",
+    "with_noted_reads",
+]
 
 
 @attrs.frozen
@@ -83,3 +95,27 @@ def note(resource: Hashable) -> None:
     rt = RUNTIME_VAR.get(None)
     if rt is not None:
         rt.note(resource)
+
+
+@attrs.frozen
+class ReadOf:
+    """A noted read of `read_of` (what `note_read` records; see `with_noted_reads`)."""
+
+    read_of: Hashable
+
+
+def note_read(resource: Hashable) -> None:
+    """Add a read of `resource` to the footprint of the running sim step.  No-op live."""
+    rt = RUNTIME_VAR.get(None)
+    if rt is not None:
+        rt.note(ReadOf(resource))
+
+
+def with_noted_reads(fp: Footprint) -> Footprint:
+    """`fp` with every `ReadOf` marker turned from a noted resource into a read."""
+    markers = [w for w in fp.writes if type(w) is ReadOf]
+    if not markers:
+        return fp
+    return Footprint(
+        fp.reads | frozenset(m.read_of for m in markers), fp.writes - frozenset(markers)
+    )

@@ -784,6 +784,8 @@ class SimRuntime(Runtime):
         ask_always = getattr(chooser, "ask_always", False)
         track = bool(getattr(chooser, "wants_footprints", False))
         trust = self._trust_primitives
+        # The chooser vouches that every shared access is noted (SharedCell, primitives).
+        noted_only = bool(getattr(chooser, "footprints_noted_only", False))
         chooser.new_execution()
         while True:
             if self._chooser_error is not None:
@@ -814,7 +816,7 @@ class SimRuntime(Runtime):
             if track:
                 declared = declared_footprint(task.pending, trust_primitives=trust)
                 self._fp = set()
-                self._fp_unknown = declared is None
+                self._fp_unknown = declared is None and not noted_only
                 task.history = hash((task.history, _stable_label(task.pending)))
             exc = task.throw_exc
             if exc is not None:
@@ -831,14 +833,14 @@ class SimRuntime(Runtime):
                 else:
                     trapped = task.context.run(task.coro.throw, exc)
             except StopIteration as stop:
-                if track:
-                    self._end_footprint(task, declared)
                 runnable.pop(i)
                 last = None
                 if task is root:
                     root_value = stop.value
                 self._ends.append(TaskEnd(steps, task.id, task.name))
                 self._finish(task, None)
+                if track:  # after _finish: what it wakes or cancels is part of the step
+                    self._end_footprint(task, declared)
                 continue
             except (KeyboardInterrupt, SystemExit):
                 raise  # the user's or the process's, never the program's outcome
@@ -849,14 +851,14 @@ class SimRuntime(Runtime):
                         f"task {task.name!r} called {foreign}, which needs its own event "
                         f"loop ({type(err).__name__}: {err}); {_INSTEAD}"
                     ) from err
-                if track:
-                    self._end_footprint(task, declared)
                 runnable.pop(i)
                 last = None
                 if task is root:
                     root_error = err
                 self._ends.append(TaskEnd(steps, task.id, task.name, err))
                 self._finish(task, err)
+                if track:  # after _finish: a failing task cancels its group's tasks
+                    self._end_footprint(task, declared)
                 continue
             finally:
                 self._current = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from .._runtime.footprint import Footprint
 from ..errors import ExplorationFailed, ExploreInterrupted
+from ..shared import SharedCell
 from .config import CHOOSERS, ExploreConfig
 from .runner import ExploreResult, Failure, ProgressUpdate, check, explore
 from .shrink import shrink
@@ -40,6 +41,7 @@ __all__ = [
     "Failure",
     "Footprint",
     "ProgressUpdate",
+    "SharedCell",
     "Target",
     "check",
     "decode_token",

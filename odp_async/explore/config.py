@@ -23,8 +23,8 @@ from ..errors import InvalidArgument
 
 __all__ = ["CHOOSERS", "ExploreConfig", "check_fields", "derive_seed"]
 
-CHOOSERS: Final = ("random", "pct", "dfs")
-ChooserName = Literal["random", "pct", "dfs"]
+CHOOSERS: Final = ("random", "pct", "dfs", "dpor")
+ChooserName = Literal["random", "pct", "dfs", "dpor"]
 
 
 def _positive(name: str) -> Any:
@@ -47,6 +47,14 @@ def _bound(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         )
 
 
+def _optional_bool(name: str) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, bool):
+            raise InvalidArgument(f"{name} must be None or a bool, got {value!r}")
+
+    return check
+
+
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArgument(f"seed must be an int, got {value!r}")
@@ -62,7 +70,11 @@ class ExploreConfig:
     - `schedules`: the budget, in executions.
     - `seed`: the base of every per-schedule seed (random, pct).
     - `max_steps`: per execution; a run past it is reported as starvation.
+    - ``dpor``: source-DPOR with sleep sets (`odp_async.explore.dpor`), exhaustive over
+      Mazurkiewicz traces; `preemption_bound` optional (None: unbounded).
     - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks.
+    - `symmetry` (dfs): None follows `reduction`; False turns symmetry off (needed when
+      identical tasks act later on what they read before a checkpoint).
     - `trust_primitives` (dfs): count a primitive's acquire as the step's footprint (lock
       discipline); False for code with shared state outside its locks.  Always off for
       the ODP model's scenarios, whose shared state is not all under locks.
@@ -79,6 +91,7 @@ class ExploreConfig:
     preemption_bound: int | None = attrs.field(default=None, validator=_bound)
     max_preemptions: int = attrs.field(default=3, validator=_positive("max_preemptions"))
     reduction: bool = True
+    symmetry: bool | None = attrs.field(default=None, validator=_optional_bool("symmetry"))
     trust_primitives: bool = True
     jobs: int = attrs.field(default=1, validator=_positive("jobs"))
     stop_on_first: bool = True

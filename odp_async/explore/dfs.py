@@ -91,7 +91,7 @@ from typing import Any, Final, NoReturn
 import attrs
 
 from .._runtime._base import Waiter
-from .._runtime.footprint import Footprint
+from .._runtime.footprint import Footprint, with_noted_reads
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
 __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
@@ -200,6 +200,26 @@ class _Node:
     deferred: list[int] = attrs.field(factory=list)
     done: list[tuple[int, _Fp | None]] = attrs.field(factory=list)
     chosen_fp: _Fp | None = None
+    # This node's saved state and its ancestors', shared by every work item saved below
+    # it while its choice stays (None: not saved since its last change).
+    snap: _Chain | None = None
+
+
+@attrs.frozen
+class _Chain:
+    """A saved path as a linked list from its last node up: prefixes are shared."""
+
+    node: _Saved
+    parent: _Chain | None
+
+    def nodes(self) -> list[_Saved]:
+        out: list[_Saved] = []
+        chain: _Chain | None = self
+        while chain is not None:
+            out.append(chain.node)
+            chain = chain.parent
+        out.reverse()
+        return out
 
 
 @attrs.frozen
@@ -229,11 +249,13 @@ class _Saved:
 class _WorkItem:
     """A node whose preemptive alternatives the next level explores, with its path.
 
-    `path` ends with that node (its `chosen` unused); every earlier entry keeps the choice
-    that leads to it.  `alternatives` are its deferred options, in order.
+    `node` is that node (its `chosen` unused); `ancestors` the path to it, each entry
+    keeping the choice that leads on (shared with the other work items saved under the
+    same prefix).  `alternatives` are its deferred options, in order.
     """
 
-    path: tuple[_Saved, ...]
+    ancestors: _Chain | None
+    node: _Saved
     alternatives: tuple[int, ...]
 
 
@@ -574,6 +596,7 @@ class DfsChooser:
                 if node.chosen >= 0 and not node.is_draw and self.reduction:
                     node.done.append((node.options[node.chosen], node.chosen_fp))
                 node.chosen_fp = None
+                node.snap = None  # its choice or its done list changes
                 if node.todo:
                     node.chosen = node.todo.pop(0)
                     return True
@@ -590,15 +613,22 @@ class DfsChooser:
 
     @staticmethod
     def _save(ancestors: list[_Node], node: _Node) -> _WorkItem:
-        path = (*(_Saved.of(a) for a in ancestors), _Saved.of(node))
-        return _WorkItem(path, tuple(node.deferred))
+        # Snapshots are made once per node and choice, and shared: saving costs the
+        # ancestors not saved since they last changed, not the whole path.
+        start = len(ancestors)
+        while start > 0 and ancestors[start - 1].snap is None:
+            start -= 1
+        chain = ancestors[start - 1].snap if start > 0 else None
+        for a in ancestors[start:]:
+            chain = a.snap = _Chain(_Saved.of(a), chain)
+        return _WorkItem(chain, _Saved.of(node), tuple(node.deferred))
 
     @staticmethod
     def _restore(item: _WorkItem) -> list[_Node]:
-        *ancestors, last = item.path
+        ancestors = item.ancestors.nodes() if item.ancestors is not None else []
         path = [a.node(a.chosen, []) for a in ancestors]
         first, *rest = item.alternatives
-        path.append(last.node(first, rest))
+        path.append(item.node.node(first, rest))
         return path
 
     # --- sleep sets -------------------------------------------------------------------
@@ -635,6 +665,7 @@ class DfsChooser:
     def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
         if fp is None:
             return None
+        fp = with_noted_reads(fp)
         canon = self._canon
 
         def key(resource: Hashable) -> Hashable:

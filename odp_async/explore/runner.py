@@ -63,6 +63,7 @@ from ..odp.protocols import OdpProtocol
 from ..scenarios import Scenario, Verdict
 from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
+from .dpor import DporChooser
 from .pct import PctChooser
 from .shrink import ShrinkResult, shrink
 from .target import Execution, Target, TargetSpec
@@ -229,6 +230,8 @@ def explore_target(
     try:
         if config.chooser == "dfs":
             complete, bound = _explore_dfs(target, config, tally)
+        elif config.chooser == "dpor":
+            complete, bound = _explore_dpor(target, config, tally)
         else:
             _explore_seeded(target, config, tally)
         tally.report(force=True)
@@ -546,11 +549,26 @@ def _explore_dfs(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[
         config.max_preemptions if iterative else config.preemption_bound,
         iterative=iterative,
         reduction=config.reduction,
+        symmetry=config.symmetry,
         # The ODP model keeps shared state outside its locks (the page table, frame
         # counts, unlocked seq reads): a lock's footprint would not cover its steps.
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
     )
-    bound: int | None = None
+    stopped, found_at = _walk(target, config, tally, chooser)
+    if stopped:
+        return False, found_at
+    if tally.hit is not None:  # the level of the find
+        return chooser.is_complete, found_at
+    return chooser.is_complete, chooser.complete_bound
+
+
+def _walk(
+    target: Target, config: ExploreConfig, tally: _Tally, chooser: DfsChooser | DporChooser
+) -> tuple[bool, int | None]:
+    """Run `chooser`'s executions until it has none left or the budget is spent: (whether
+    it stopped at the first failure, for ``stop_on_first``; the chooser's bound when the
+    first failure was found)."""
+    found_at: int | None = None
     while tally.done < config.schedules and chooser.has_more:
         try:
             execution = target.run(chooser, max_steps=config.max_steps)
@@ -561,9 +579,21 @@ def _explore_dfs(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[
         tally.add(execution, tally.done + 1)
         tally.report()
         if execution.is_failure and first_hit:
-            bound = chooser.bound
+            found_at = chooser.bound
             if config.stop_on_first:
-                return False, bound
-    if tally.hit is not None:
-        return chooser.is_complete, bound
-    return chooser.is_complete, chooser.complete_bound
+                return True, found_at
+    return False, found_at
+
+
+def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[bool, int | None]:
+    # schedules = traces run to their end; complete = every trace, and the preemption
+    # bound (if any) cut nothing: a bounded DPOR does not cover its bound (Coons et al.).
+    # bound = the configured bound, on a hit and on a miss alike.
+    chooser = DporChooser(
+        config.preemption_bound,
+        trust_primitives=config.trust_primitives and not target.scenario.needs_world,
+    )
+    stopped, _ = _walk(target, config, tally, chooser)
+    if stopped:
+        return False, config.preemption_bound
+    return chooser.is_exhaustive, config.preemption_bound

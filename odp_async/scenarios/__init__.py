@@ -9,5 +9,8 @@ from __future__ import annotations
 from .builtin import BUILTIN
 from .classic import CLASSIC
 from .model import Scenario, Verdict, verdict_of
+from .sctbench import SCTBENCH
+
+CLASSIC.update(SCTBENCH)  # SCTBench-style programs, as classic:<name>
 
 __all__ = ["BUILTIN", "CLASSIC", "Scenario", "Verdict", "verdict_of"]

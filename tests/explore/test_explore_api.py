@@ -15,6 +15,7 @@ PUBLIC = [
     "Failure",
     "Footprint",
     "ProgressUpdate",
+    "SharedCell",
     "Target",
     "check",
     "decode_token",
@@ -30,7 +31,7 @@ def test_the_explore_api_is_pinned() -> None:
     for name in PUBLIC:
         assert hasattr(api, name), name
     assert api.Footprint is Footprint
-    assert api.CHOOSERS == ("random", "pct", "dfs")
+    assert api.CHOOSERS == ("random", "pct", "dfs", "dpor")
     assert issubclass(ExploreInterrupted, KeyboardInterrupt)
 
 

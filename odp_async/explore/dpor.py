@@ -1,0 +1,650 @@
+"""Source-DPOR with sleep sets: one execution per Mazurkiewicz trace (or close to it).
+
+Contract
+    `DporChooser` is the exhaustive chooser of Abdulla, Aronis, Jonsson and Sagonas,
+    "Optimal Dynamic Partial Order Reduction" (POPL 2014), Algorithm 1 ("Source-DPOR"),
+    made stateless the way `DfsChooser` is: it drives one sim run at a time, replaying a
+    forced prefix and then continuing with the first eligible task, in the same loop::
+
+        chooser = DporChooser(preemption_bound=None)
+        while chooser.has_more and budget_left():
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                continue  # sleep-set blocked: nothing new to check
+            check(result)
+        chooser.is_complete  # True: every trace (equivalence class) was explored
+
+    After each execution the chooser knows every step's task and footprint (it sets
+    ``ask_always`` and ``wants_footprints``, so the sim shows it every step and keeps each
+    step's footprint; `odp_async._runtime.footprint`).  It computes happens-before with
+    vector clocks (program order, the step that spawned a task before its first step, and
+    every pair of dependent steps), finds the *races* (two dependent steps of different
+    tasks ordered by nothing else), and for each race ``e < e'`` adds one *initial* of the
+    reversed continuation (a task that can start ``notdep(e).proc(e')`` from the state
+    before `e`) to the backtrack set of that state, unless one is already explored,
+    scheduled or asleep there.  Sleep sets (Godefroid) prune the re-exploration of a
+    trace from a later sibling.  When no backtrack entry is left, `is_complete` is True:
+    every Mazurkiewicz trace of the program (every draw value included) was run, so a
+    property checked on every run holds on every schedule.
+
+    Soundness rests on footprints: a step with an unknown footprint (a label that declares
+    nothing, a task's first step, a cancellation) conflicts with every other step, so
+    reduction only applies where footprints were declared or noted.  Two resources are
+    told apart within one execution by the key `DfsChooser` uses (objects first seen in
+    the same step share a key: more conflicts, never fewer).  Where the reversed
+    continuation starts with a task that is not runnable in the earlier state (one woken
+    by the clock, say), every runnable task is added there instead (sound, less reduced).
+
+    **Draws** (`draw`) branch fully: every value is explored under its own DPOR subtree.
+
+    **noted_only** (off by default): the caller vouches that shared state is reached only
+    through noted objects (`SharedCell`, the primitives); steps whose label declares
+    nothing, a task's first step included, are then exactly their noted accesses.
+
+    **Preemption bound** (optional, ``preemption_bound=b``): a backtrack entry whose
+    choice would be preemption number ``b + 1`` is dropped, and the first execution
+    continues each task as long as it can.  Then `is_complete` only says the bounded
+    search ended; `is_exhaustive` says nothing was dropped (the full guarantee).  As with
+    any bounded partial-order reduction, a bounded search is not guaranteed to cover
+    every schedule within the bound (Coons, Musuvathi and McKinley, OOPSLA 2013).
+
+    **Order.**  The search is stateless (each execution replays a prefix), so its
+    entries can be taken in any order: the chooser keeps every pending entry (a node and
+    an option) in one queue, fewest preemptions first and, among equals, the latest found
+    (depth-first).  Bugs that need few preemptions come first, as with iterative
+    preemption bounding, without running anything twice.  Sleep sets are stored per node
+    (the sleep set on arrival, and the siblings explored before the current choice), not
+    recomputed on replay, so they stay sound in that order.
+
+    **Memory** is linear in the path: nodes form a tree by parent links; the current path
+    and each queued entry hold their node, so prefixes are shared and nothing is copied
+    per alternative; vector clocks exist only while an execution is analysed.  Nothing
+    iterates a set or dict in a hash-dependent order: the same program gives the same
+    sequence of executions in any process.
+
+Concurrency
+    One chooser drives one sim run at a time, on the caller's thread.
+
+See also
+    `odp_async.explore.dfs` (plain depth-first search, iterative preemption bounding,
+    symmetry), `odp_async.explore.shared` (a shared cell whose reads and writes are noted),
+    Nidhugg's source-DPOR.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Hashable, Sequence
+from typing import Any, NoReturn
+
+import attrs
+
+from .._runtime.footprint import Footprint, with_noted_reads
+from ..errors import InvalidArgument, NondeterminismError, ProtocolViolation
+from .dfs import PrunedExecution, _Fp, _independent, _is_value
+
+__all__ = ["DporChooser", "DporStatistics"]
+
+
+@attrs.frozen
+class DporStatistics:
+    """Where a `DporChooser` is.  `executions` counts the pruned ones too; `traces` not."""
+
+    executions: int
+    traces: int
+    pruned: int
+    races: int
+    is_complete: bool
+    is_exhaustive: bool
+    max_depth: int
+    max_preemptions: int
+
+
+@attrs.define(eq=False, slots=True)
+class _Node:
+    """One step of an execution (or a draw inside a step), in the shared search tree.
+
+    Nodes form a tree by `parent` (`via`: the option of the parent that leads here); the
+    current path and every queued entry hold their node, so prefixes are shared and a
+    node lives as long as something below it is still to explore.
+
+    Step nodes: `options` are the runnable task ids in runnable order, `chosen` an index
+    into them, `costs[i]` 1 when option `i` is a preemption, `cost` the preemptions
+    before this node, `arrival` the sleep set on first arrival (task id -> footprint of
+    its sleeping step), `for_chosen` the sleep candidates of the current choice (arrival
+    plus the siblings explored before it was chosen), `done` the explored options with
+    their step's footprint, `queued` the options waiting in the chooser's queue.  Draw
+    nodes: ``options == (n,)``, `chosen` the value.
+    """
+
+    is_draw: bool
+    options: tuple[int, ...]
+    chosen: int
+    costs: tuple[int, ...]
+    parent: _Node | None
+    via: int
+    cost: int
+    arrival: dict[int, _Fp] = attrs.field(factory=dict)
+    for_chosen: dict[int, _Fp] = attrs.field(factory=dict)
+    done: list[tuple[int, _Fp | None]] = attrs.field(factory=list)
+    queued: set[int] = attrs.field(factory=set)
+    chosen_fp: _Fp | None = None
+
+    def path(self) -> list[_Node]:
+        nodes: list[_Node] = []
+        node: _Node | None = self
+        while node is not None:
+            nodes.append(node)
+            node = node.parent
+        nodes.reverse()
+        return nodes
+
+
+class DporChooser:
+    """Source-DPOR with sleep sets over the sim's step footprints (see the module doc).
+
+    ``DporChooser(preemption_bound=None, *, trust_primitives=True, noted_only=False)``:
+    ``trust_primitives=False`` tells the sim that acquiring a primitive declares nothing
+    (only explicit `Footprint` labels and noted accesses count).  ``noted_only=True``
+    vouches that the program reaches shared state *only* through noted objects
+    (`odp_async.explore.shared.SharedCell`, the primitives): a step whose label declares
+    nothing (a task's first step, ``checkpoint("x")``) is then exactly its noted accesses
+    instead of unknown.  A plain object shared beside the cells breaks that promise, and
+    DPOR may then miss its races: off by default.
+
+    `executions` counts started executions (pruned included), `traces` the ones that ran
+    to their end, `executions_pruned` the sleep-set-blocked ones, `races` the races
+    analysed.  When a replay does not match (`failure`), every later call raises that
+    `NondeterminismError`.
+    """
+
+    __slots__ = (
+        "_aborted",
+        "_analysed",
+        "_canon",
+        "_cost",
+        "_cut",
+        "_events",
+        "_failed",
+        "_fresh_from",
+        "_ordinal",
+        "_path",
+        "_pos",
+        "_prefix_len",
+        "_prev_node",
+        "_prev_pos",
+        "_prev_task",
+        "_queue",
+        "_resume",
+        "_seq",
+        "_sleep",
+        "_spawned_by",
+        "_started",
+        "ask_always",
+        "executions",
+        "executions_pruned",
+        "footprints_noted_only",
+        "max_depth",
+        "max_preemptions",
+        "preemption_bound",
+        "races",
+        "traces",
+        "trust_primitives",
+        "wants_footprints",
+    )
+
+    def __init__(
+        self,
+        preemption_bound: int | None = None,
+        *,
+        trust_primitives: bool = True,
+        noted_only: bool = False,
+    ) -> None:
+        if preemption_bound is not None and (
+            not isinstance(preemption_bound, int)
+            or isinstance(preemption_bound, bool)
+            or preemption_bound < 0
+        ):
+            raise InvalidArgument(
+                f"preemption_bound must be None or an int >= 0, got {preemption_bound!r} "
+                f"({type(preemption_bound).__name__})",
+                "preemption_bound",
+                preemption_bound,
+            )
+        for name, value in (("trust_primitives", trust_primitives), ("noted_only", noted_only)):
+            if not isinstance(value, bool):
+                raise InvalidArgument(
+                    f"{name} must be a bool, got {value!r} ({type(value).__name__})", name, value
+                )
+        self.preemption_bound = preemption_bound
+        self.trust_primitives = trust_primitives
+        # Read by the sim: a step whose label declares nothing is its noted accesses.
+        self.footprints_noted_only = noted_only
+        self.ask_always = True  # read by the sim: every step is shown to us
+        self.wants_footprints = True  # read by the sim: keep each step's footprint
+        self.executions = 0
+        self.executions_pruned = 0
+        self.traces = 0
+        self.races = 0
+        self.max_depth = 0
+        self.max_preemptions = 0
+        self._path: list[_Node] = []
+        # Entries still to explore: (preemptions, -seq, seq, node, option); fewest
+        # preemptions first, then the latest found (depth-first within a level).
+        self._queue: list[tuple[int, int, int, _Node, int]] = []
+        self._seq = 0
+        self._resume = 0  # path index of the node whose choice is new this execution
+        self._cut = False
+        self._started = False
+        self._failed: NondeterminismError | None = None
+        self._analysed = True
+        # Per execution.
+        self._pos = 0
+        self._prefix_len = 0
+        self._fresh_from = 0  # first path index not replayed (its races are new)
+        self._cost = 0
+        self._ordinal = 0
+        self._sleep: dict[int, _Fp] = {}
+        self._canon: dict[Hashable, int] = {}
+        # (path index, task id, footprint) of every step run, in order.
+        self._events: list[tuple[int, int, _Fp | None]] = []
+        self._spawned_by: dict[int, int] = {}  # task id -> event index that spawned it
+        self._prev_task: Any = None
+        self._prev_node: _Node | None = None
+        self._prev_pos = 0
+        self._aborted = False
+
+    # --- public state -----------------------------------------------------------------
+
+    @property
+    def has_more(self) -> bool:
+        """True while another execution remains (and once the search failed)."""
+        if not self._started or self._failed is not None:
+            return True
+        self._finish_execution()
+        return bool(self._queue)
+
+    @property
+    def is_complete(self) -> bool:
+        """True when every trace (within the bound) has been explored."""
+        return self._started and self._failed is None and not self.has_more
+
+    @property
+    def is_exhaustive(self) -> bool:
+        """Complete, and the preemption bound dropped nothing."""
+        return self.is_complete and not self._cut
+
+    @property
+    def failure(self) -> NondeterminismError | None:
+        return self._failed
+
+    @property
+    def bound(self) -> int | None:
+        return self.preemption_bound
+
+    @property
+    def preemptions(self) -> int:
+        """Preemptions of the current (or last) execution."""
+        return self._cost
+
+    @property
+    def schedule(self) -> tuple[int, ...]:
+        """The choices among several options of the current execution so far."""
+        return tuple(
+            node.chosen
+            for node in self._path[: self._pos]
+            if node.chosen >= 0 and (node.is_draw or len(node.options) > 1)
+        )
+
+    def statistics(self) -> DporStatistics:
+        return DporStatistics(
+            executions=self.executions,
+            traces=self.traces,
+            pruned=self.executions_pruned,
+            races=self.races,
+            is_complete=self.is_complete,
+            is_exhaustive=self.is_exhaustive,
+            max_depth=self.max_depth,
+            max_preemptions=self.max_preemptions,
+        )
+
+    # --- the chooser protocol ---------------------------------------------------------
+
+    def new_execution(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._started:
+            self._finish_execution()
+            if not self._advance():
+                raise ProtocolViolation(
+                    "DporChooser.new_execution() after the search was complete "
+                    "(check has_more before each run)"
+                )
+        self._started = True
+        self._analysed = False
+        self.executions += 1
+        self._pos = 0
+        self._prefix_len = len(self._path)
+        self._cost = 0
+        self._ordinal = 0
+        self._sleep = {}
+        self._canon = {}
+        self._events = []
+        self._spawned_by = {}
+        self._prev_task = None
+        self._prev_node = None
+        self._aborted = False
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        if self._failed is not None:
+            raise self._failed
+        self._settle()
+        ids = tuple(t.id for t in runnable)
+        spawner = len(self._events) - 1
+        for tid in ids:
+            if tid not in self._spawned_by:
+                self._spawned_by[tid] = spawner
+        pos = self._pos
+        if pos < self._prefix_len:
+            node = self._path[pos]
+            if node.is_draw or node.options != ids:
+                expected = f"a draw among {node.options[0]}" if node.is_draw else node.options
+                self._fail(
+                    f"step {pos}: the run offers tasks {ids}, the recorded run offered "
+                    f"{expected}: the program is not deterministic"
+                )
+        else:
+            node = self._new_node(runnable, last, ids)
+        i = node.chosen
+        self._pos = pos + 1
+        self._cost += node.costs[i]
+        self.max_depth = max(self.max_depth, self._pos)
+        self.max_preemptions = max(self.max_preemptions, self._cost)
+        self._prev_task, self._prev_node, self._prev_pos = runnable[i], node, pos
+        self._ordinal += 1
+        return i
+
+    def draw(self, n: int, label: object) -> int:
+        if self._failed is not None:
+            raise self._failed
+        pos = self._pos
+        if pos < self._prefix_len:
+            node = self._path[pos]
+            if not node.is_draw or node.options != (n,):
+                self._fail(
+                    f"step {pos}: the run draws among {n} values for {label!r}, the "
+                    "recorded run made another choice there: the program is not deterministic"
+                )
+        else:
+            parent = self._path[-1] if self._path else None
+            via = parent.chosen if parent is not None else -1
+            node = _Node(True, (n,), 0, (0,) * n, parent, via, self._cost)
+            self._path.append(node)
+            for value in range(1, n):
+                self._push(node, value, self._cost)
+        self._pos = pos + 1
+        self.max_depth = max(self.max_depth, self._pos)
+        return node.chosen
+
+    def __repr__(self) -> str:
+        return (
+            f"DporChooser(preemption_bound={self.preemption_bound!r}, "
+            f"trust_primitives={self.trust_primitives}, "
+            f"noted_only={self.footprints_noted_only})"
+        )
+
+    # --- the search -------------------------------------------------------------------
+
+    def _new_node(self, runnable: Sequence[Any], last: Any, ids: tuple[int, ...]) -> _Node:
+        n = len(runnable)
+        costs = tuple(0 if last is None or runnable[i] is last else 1 for i in range(n))
+        parent = self._path[-1] if self._path else None
+        via = parent.chosen if parent is not None else -1
+        sleep = self._sleep
+        node = _Node(False, ids, -1, costs, parent, via, self._cost, sleep, sleep)
+        self._path.append(node)
+        eligible = [i for i in range(n) if ids[i] not in sleep]
+        if not eligible:
+            self._prune("sleep-set")
+        # Continue the last task if it may run, else the lowest task id.
+        free = [i for i in eligible if costs[i] == 0]
+        pick = free[0] if free else min(eligible, key=lambda i: ids[i])
+        if costs[pick] and not self._allowed(self._cost + 1):
+            self._cut = True
+            self._prune("preemption-bound")
+        node.chosen = pick
+        return node
+
+    def _allowed(self, cost: int) -> bool:
+        bound = self.preemption_bound
+        return bound is None or cost <= bound
+
+    def _push(self, node: _Node, option: int, cost: int) -> None:
+        self._seq += 1
+        node.queued.add(option)
+        heapq.heappush(self._queue, (cost, -self._seq, self._seq, node, option))
+
+    def _advance(self) -> bool:
+        """Set up the next execution's forced prefix.  False when none is left."""
+        self._record_done()
+        if not self._queue:
+            self._path = []
+            return False
+        _, _, _, node, option = heapq.heappop(self._queue)
+        node.queued.discard(option)
+        path = node.path()
+        self._resume = len(path) - 1
+        for parent, child in itertools.pairwise(path):
+            parent.chosen = child.via
+        if node.is_draw:
+            node.chosen = option
+            # The step the draw happens in runs anew: its races are new.
+            step = len(path) - 1
+            while step > 0 and path[step].is_draw:
+                step -= 1
+            self._fresh_from = step
+        else:
+            node.chosen = node.options.index(option)
+            for_chosen = dict(node.arrival)
+            for tid, entry in node.done:
+                if entry is not None:
+                    for_chosen.setdefault(tid, entry)
+            node.for_chosen = for_chosen
+            self._fresh_from = len(path) - 1
+        self._path = path
+        return True
+
+    def _record_done(self) -> None:
+        """Mark the new choice of the last execution as explored at its node."""
+        path = self._path
+        for node in path[self._resume :]:
+            if not node.is_draw and node.chosen >= 0:
+                tid = node.options[node.chosen]
+                if all(t != tid for t, _ in node.done):
+                    node.done.append((tid, node.chosen_fp))
+            node.chosen_fp = None
+        self._resume = len(path)
+
+    # --- footprints and sleep sets ---------------------------------------------------
+
+    def _settle(self) -> None:
+        """Learn the footprint of the step run since the last call; update the sleep set."""
+        task = self._prev_task
+        if task is None:
+            return
+        node = self._prev_node
+        self._prev_task = self._prev_node = None
+        assert node is not None
+        fp = self._stable(task.footprint, self._ordinal - 1)
+        node.chosen_fp = fp
+        self._events.append((self._prev_pos, task.id, fp))
+        if fp is None:
+            self._sleep = {}
+            return
+        self._sleep = {
+            tid: entry
+            for tid, entry in node.for_chosen.items()
+            if tid != task.id and _independent(entry, fp)
+        }
+
+    def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
+        if fp is None:
+            return None
+        fp = with_noted_reads(fp)
+        canon = self._canon
+
+        def key(resource: Hashable) -> Hashable:
+            if _is_value(resource):
+                return ("<value>", resource)
+            # Objects first seen in one step share its ordinal (more conflicts, never
+            # fewer), so the key does not depend on the frozenset's iteration order.
+            return canon.setdefault(resource, ordinal)
+
+        writes = frozenset(key(w) for w in fp.writes)
+        return _Fp(frozenset(key(r) for r in fp.reads) - writes, writes, ordinal)
+
+    def _finish_execution(self) -> None:
+        """Settle the last step and analyse the execution's races (once)."""
+        if self._analysed or not self._started:
+            return
+        self._settle()
+        self._analysed = True
+        if not self._aborted:
+            self.traces += 1
+            if self._pos < self._prefix_len:
+                self._fail(
+                    f"the run ended after {self._pos} steps, but replaying its prefix "
+                    f"needs {self._prefix_len}: the program is not deterministic"
+                )
+        self._analyse()
+
+    # --- races ------------------------------------------------------------------------
+
+    def _analyse(self) -> None:
+        events = self._events
+        n = len(events)
+        if n == 0:
+            return
+        tasks = sorted({tid for _, tid, _ in events} | set(self._spawned_by))
+        slot = {tid: k for k, tid in enumerate(tasks)}
+        width = len(tasks)
+        seq: list[int] = []  # per-task sequence number (1-based) of each event
+        clocks: list[list[int]] = []
+        count = [0] * width
+        last_of: dict[int, int] = {}  # task slot -> its last event index
+        last_write: dict[Hashable, int] = {}
+        reads_since: dict[Hashable, list[int]] = {}
+        last_unknown = -1
+        fresh_node = self._fresh_from
+        for j, (node_index, tid, fp) in enumerate(events):
+            s = slot[tid]
+            count[s] += 1
+            seq.append(count[s])
+            prev = last_of.get(s)
+            if prev is not None:
+                base = list(clocks[prev])
+            else:
+                spawner = self._spawned_by.get(tid, -1)
+                base = list(clocks[spawner]) if spawner >= 0 else [0] * width
+            # Dependent earlier events: the candidates for an immediate race.
+            cands: list[int] = []
+            if fp is None:
+                cands = [e for k, e in last_of.items() if k != s]
+            else:
+                if last_unknown >= 0:
+                    cands.append(last_unknown)
+                for r in fp.writes:
+                    w = last_write.get(r)
+                    if w is not None:
+                        cands.append(w)
+                    cands.extend(reads_since.get(r, ()))
+                for r in fp.reads:
+                    w = last_write.get(r)
+                    if w is not None:
+                        cands.append(w)
+            cands = sorted(set(c for c in cands if events[c][1] != tid))
+            full = list(base)
+            for c in cands:
+                cc = clocks[c]
+                for k in range(width):
+                    if cc[k] > full[k]:
+                        full[k] = cc[k]
+            full[s] = count[s]
+            clocks.append(full)
+            # Races: candidates not already before j through program order or another
+            # candidate.
+            if node_index >= fresh_node and cands:
+                for c in cands:
+                    cs = slot[events[c][1]]
+                    if base[cs] >= seq[c]:
+                        continue
+                    if any(d != c and clocks[d][cs] >= seq[c] for d in cands):
+                        continue
+                    self.races += 1
+                    self._reverse(c, j, events, seq, clocks, slot)
+            last_of[s] = j
+            if fp is None:
+                last_unknown = j
+                last_write.clear()
+                reads_since.clear()
+            else:
+                for r in fp.writes:
+                    last_write[r] = j
+                    reads_since[r] = []
+                for r in fp.reads:
+                    reads_since.setdefault(r, []).append(j)
+
+    def _reverse(
+        self,
+        i: int,
+        j: int,
+        events: list[tuple[int, int, _Fp | None]],
+        seq: list[int],
+        clocks: list[list[int]],
+        slot: dict[int, int],
+    ) -> None:
+        """Race i < j: make sure the state before i explores an initial of notdep(i).j."""
+        node_index = events[i][0]
+        node = self._path[node_index]
+        si = slot[events[i][1]]
+        # v: the events after i that do not happen after i, then j's step.  Each task's
+        # first event in v; a task is an initial when no earlier first event precedes it
+        # (happens-before of this execution: a superset of v's own, so every task found
+        # is a true initial, and the earliest event always is one).
+        first: dict[int, int] = {}
+        for k in range(i + 1, j):
+            if clocks[k][si] < seq[i]:
+                first.setdefault(events[k][1], k)
+        first.setdefault(events[j][1], j)
+        initials = [
+            tid
+            for tid, k in first.items()
+            if not any(m < k and clocks[k][slot[other]] >= seq[m] for other, m in first.items())
+        ]
+        covered = {t for t, _ in node.done} | node.queued | node.arrival.keys()
+        if node.chosen >= 0:
+            covered.add(node.options[node.chosen])
+        if any(t in covered for t in initials):
+            return
+        enabled = [t for t in initials if t in node.options][:1]
+        if not enabled:
+            # Not runnable in that state (woken by the clock, say): try every task there.
+            enabled = [t for t in node.options if t not in covered]
+        for t in enabled:
+            cost = node.cost + node.costs[node.options.index(t)]
+            if not self._allowed(cost):
+                self._cut = True
+                continue
+            self._push(node, t, cost)
+
+    def _prune(self, reason: str) -> NoReturn:
+        self._aborted = True
+        self.executions_pruned += 1
+        self._prev_task = self._prev_node = None
+        raise PrunedExecution(reason, self.schedule)
+
+    def _fail(self, message: str) -> NoReturn:
+        self._failed = NondeterminismError(message)
+        raise self._failed

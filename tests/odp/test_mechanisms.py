@@ -133,7 +133,8 @@ def test_drain_faults_parks_until_the_last_fault_exits() -> None:
     async def body(w: World) -> None:
         await w.mm.mmap(0, 8 * P)
         b = await w.ctx.register_mr(0, 8 * P, name="B")
-        assert b.fault_enter() and b.fault_enter()
+        assert b.fault_enter()
+        assert b.fault_enter()
 
         async def drain() -> None:
             await b.drain_faults()

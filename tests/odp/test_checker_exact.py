@@ -221,3 +221,20 @@ def test_raise_on_violation() -> None:
     c = _checker(raise_on_violation=True)
     with pytest.raises(InvariantViolation, match=r"^error \(step 7, t\): boom$"):
         c.violation("error", "boom")
+
+
+def test_a_frame_stays_watched_while_any_translation_points_at_it() -> None:
+    c = _checker()
+    c.translation_installed("T", 1, (10, 0), True)
+    c.translation_installed("U", 1, (10, 0), True)
+    c.translation_removed("T", 1)  # U still translates to frame 10.0
+    c.frame_freed((10, 0), "freed")
+    assert [v.detail for v in c.violations] == [
+        "frame 10.0 was freed while U still translates 0x1000 to it"
+    ]
+
+
+def test_dma_events_are_keyed_by_table() -> None:
+    c = _checker()
+    c.dma("T", 1, write=False)
+    assert c.events == [Event(7, "t", "dma", "T", "DMA read T[0x1000]", 0x1000)]

@@ -11,15 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from odp_async.addr import PAGE_SIZE
 from odp_async.explore.runner import explore
-from odp_async.mm import Invalidation
-from odp_async.odp import PROTOCOLS, OdpProtocol, resolve_protocol
-from odp_async.odp.protocols.odp2014 import Odp2014
 from odp_async.scenarios import BUILTIN, Verdict
-from odp_async.world import World, run_world
 
-P = PAGE_SIZE
 BUDGET = {"pct": 900, "random": 300, "dfs": 100}
 STORMS = ("storm-preregistered", "storm-register-during")
 CLEAN_CELLS = [
@@ -57,53 +51,3 @@ def test_documented_starvation_is_still_found(scenario: str, protocol: str, choo
     result = explore(scenario, protocol, chooser=chooser, schedules=2000, seed=0, shrink=False)
     assert result.failure is not None
     assert result.failure.violation.kind == "starvation"
-
-
-HELD = {"naive": (False, False), "kvm-seq": (True, True)}
-
-
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
-def test_holds_back_names_what_the_protocol_keeps_waiting(protocol: str) -> None:
-    """During an invalidation of A, a fault on A is held back; one on B (elsewhere) is
-    not, except under kvm-seq (one context-wide count) and naive (nothing waits)."""
-    base = resolve_protocol(protocol)
-    seen: list[tuple[bool, bool]] = []
-
-    class Probe(base):  # type: ignore[valid-type,misc]
-        async def invalidate_range_start(self, inv: Invalidation) -> None:
-            await super().invalidate_range_start(inv)
-            a, b = self.ctx.umems["A"], self.ctx.umems["B"]
-            seen.append((self.holds_back(a, a.range), self.holds_back(b, b.range)))
-
-    async def body(w: World) -> None:
-        await w.mm.mmap(0, 8 * P)
-        await w.mm.mmap(16 * P, 8 * P)
-        await w.ctx.register_mr(0, 8 * P, name="A")
-        b = await w.ctx.register_mr(16 * P, 8 * P, name="B")
-        await w.mm.cpu_fault(0, write=True)
-        await w.mm.madvise_dontneed(0, 8 * P)
-        # and once it ended, nothing is held back
-        seen.append((w.protocol.holds_back(w.ctx.umems["A"], b.range), False))
-
-    run_world(body, protocol=Probe).sim.unwrap()
-    assert seen == [HELD.get(protocol, (True, False)), (False, False)]
-
-
-def test_a_protocol_without_holds_back_is_charged_every_end() -> None:
-    """The default (for protocols written outside the package) is the conservative one:
-    every end counts, from the fault's first attempt."""
-    seen: list[bool] = []
-
-    async def body(w: World) -> None:
-        await w.mm.mmap(0, 8 * P)
-        b = await w.ctx.register_mr(0, 8 * P, name="B")
-        seen.append(w.protocol.holds_back(b, b.range))
-
-    for protocol in (_Everything, Odp2014):
-        run_world(body, protocol=protocol).sim.unwrap()
-    assert seen == [True, False]
-
-
-class _Everything(Odp2014):
-    name = "everything"
-    holds_back = OdpProtocol.holds_back  # type: ignore[assignment]

@@ -3,6 +3,8 @@ and how a protocol prints."""
 
 from __future__ import annotations
 
+import pytest
+
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE
 from odp_async.odp import PROTOCOLS, resolve_protocol
@@ -12,31 +14,31 @@ from odp_async.world import World, run_world
 P = PAGE_SIZE
 
 
-def test_deregistration_records_and_forgets_the_region() -> None:
-    for protocol in PROTOCOLS:
-        seen: dict[str, object] = {}
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_deregistration_records_and_forgets_the_region(protocol: str) -> None:
+    seen: dict[str, object] = {}
 
-        async def body(w: World) -> None:
-            await w.mm.mmap(0, 8 * P)
-            b = await w.ctx.register_mr(0, 8 * P, name="B")
-            seen["in tree"] = w.ctx.is_in_tree(b)
-            await w.ctx.deregister_mr(b)
-            seen["after"] = (w.ctx.is_in_tree(b), b.handle, "B" in w.ctx.umems, b.state)
-            again = await w.ctx.register_mr(0, 8 * P, name="B")  # the name is free again
-            seen["again"] = again.state
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        b = await w.ctx.register_mr(0, 8 * P, name="B")
+        seen["in tree"] = w.ctx.is_in_tree(b)
+        await w.ctx.deregister_mr(b)
+        seen["after"] = (w.ctx.is_in_tree(b), b.handle, "B" in w.ctx.umems, b.state)
+        again = await w.ctx.register_mr(0, 8 * P, name="B")  # the name is free again
+        seen["again"] = again.state
 
-        run = run_world(body, protocol=protocol)
-        run.sim.unwrap()
-        assert seen == {
-            "in tree": True,
-            "after": (False, None, False, UmemState.DEREGISTERED),
-            "again": UmemState.REGISTERED,
-        }, protocol
-        marks = [(e.kind, e.key, e.detail) for e in run.events if e.kind.startswith("dereg")]
-        assert marks == [
-            ("deregister-begin", "B", "deregister B"),
-            ("deregister-end", "B", "B deregistered"),
-        ]
+    run = run_world(body, protocol=protocol)
+    run.sim.unwrap()
+    assert seen == {
+        "in tree": True,
+        "after": (False, None, False, UmemState.DEREGISTERED),
+        "again": UmemState.REGISTERED,
+    }, protocol
+    marks = [(e.kind, e.key, e.detail) for e in run.events if e.kind.startswith("dereg")]
+    assert marks == [
+        ("deregister-begin", "B", "deregister B"),
+        ("deregister-end", "B", "B deregistered"),
+    ]
 
 
 def test_deregistration_is_deregistering_while_it_drains() -> None:

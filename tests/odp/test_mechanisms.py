@@ -196,3 +196,45 @@ def test_touch_reports_only_once_deregistered() -> None:
     assert [v.detail for v in run.violations] == [
         "a late callback touched B after its deregistration"
     ]
+
+
+# --- interval-seq: deferred removal --------------------------------------------------------
+
+
+async def _dereg_during_storm(w: World) -> dict[str, Any]:
+    """Two invalidations of A overlap while A is deregistered; B keeps the subscription."""
+    await w.mm.mmap(0, 8 * P)
+    await w.mm.mmap(16 * P, 8 * P)
+    a = await w.ctx.register_mr(0, 8 * P, name="A")
+    await w.ctx.register_mr(16 * P, 8 * P, name="B")
+    out: dict[str, Any] = {}
+
+    async def deregister() -> None:
+        await w.ctx.deregister_mr(a)
+        out["in tree"] = w.ctx.is_in_tree(a)
+
+    async def invalidate() -> None:
+        for _ in range(2):
+            await w.mm.madvise_dontneed(0, 8 * P)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(invalidate, name="I1")
+        tg.start_soon(invalidate, name="I2")
+        tg.start_soon(deregister, name="dereg")
+    out["finally in tree"] = w.ctx.is_in_tree(a)
+    out["deferred"] = list(w.protocol.deferred)  # type: ignore[attr-defined]
+    return out
+
+
+def test_interval_seq_defers_a_removal_during_an_invalidation_and_waits_for_it() -> None:
+    """No callback touches A once its deregistration returned, and the removal is done
+    by the end of the epoch."""
+    deferred_runs = 0
+    for seed in range(150):
+        run = run_world(_dereg_during_storm, protocol="interval-seq", seed=seed)
+        out = run.sim.unwrap()
+        assert run.violations == (), (seed, run.violations[0].describe())
+        assert out["finally in tree"] is False
+        assert out["deferred"] == []
+        deferred_runs += out["in tree"] is False
+    assert deferred_runs == 150

@@ -38,4 +38,4 @@ def test_mutation_score_reads_mutmut_results(tmp_path: Path) -> None:
         cwd=tmp_path,
         check=True,
     )
-    assert "| odp_async.check | 1 | 1 | 0 | 0 | 50.0% of 2 |" in proc.stdout
+    assert "| odp_async.check | 1 | 1 | 0 | 0 | 0 | 0 | 50.0% of 2 |" in proc.stdout

@@ -238,3 +238,37 @@ def test_interval_seq_defers_a_removal_during_an_invalidation_and_waits_for_it()
         assert out["deferred"] == []
         deferred_runs += out["in tree"] is False
     assert deferred_runs == 150
+
+
+class _RegisterAndDropDuringStart(IntervalSeq):
+    """Registers B inside the first invalidation's start, then deregisters it at once:
+    its deferred insert must be dropped, not performed at the end of the epoch."""
+
+    name = "interval-seq-drop-probe"
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        await super().invalidate_range_start(inv)
+        if not hasattr(self, "dropped"):
+            b = await self.ctx.register_mr(16 * P, 8 * P, name="B")
+            await self.ctx.deregister_mr(b)
+            self.dropped = b
+
+
+def test_interval_seq_drops_the_deferred_insert_of_a_region_deregistered_meanwhile() -> None:
+    out: dict[str, Any] = {}
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        await w.mm.mmap(16 * P, 8 * P)
+        await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.mm.madvise_dontneed(0, 8 * P)
+        proto = w.protocol
+        assert isinstance(proto, _RegisterAndDropDuringStart)
+        out["in tree"] = w.ctx.is_in_tree(proto.dropped)
+        out["deferred"] = list(proto.deferred)
+        out["regions"] = [u.name for u in w.ctx.all_umems()]
+
+    run = run_world(body, protocol=_RegisterAndDropDuringStart)
+    run.sim.unwrap()
+    assert out == {"in tree": False, "deferred": [], "regions": ["A"]}
+    assert run.violations == ()

@@ -17,7 +17,8 @@ Contract
                  wait(U, rng, token)              # e.g. on U.completion
 
       bounded by ``max_fault_retries`` attempts and by ``starvation_bound`` invalidations
-      ended while the fault was pending; past either it records ``starvation`` and gives up;
+      that ended, from its first attempt on, while the protocol held it back
+      (`OdpProtocol.holds_back`); past either it records ``starvation`` and gives up;
     - helpers protocols use: `overlapping`, `all_umems`, `zap`, `install`, `tree_insert`,
       `tree_remove`.
 
@@ -25,6 +26,16 @@ Concurrency
     ``umem_rwsem`` guards the tree and ``odp_mrs_count`` for the 2014-family protocols
     (readers: callbacks; writers: (de)registration); protocols with another registry
     (interval-seq) say what guards it.  Per-region state is guarded by ``umem.mutex``.
+
+Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
+    The explorer's choosers (pct, dfs) may keep a runnable task off the CPU for as long
+    as they like; a liveness verdict must still hold under a fair scheduler.  So neither
+    bound counts time: the retry bound counts attempts the protocol *refused* (each one
+    needs the fault to run, so a chooser that keeps it off the CPU cannot add any), and
+    the invalidation bound counts an invalidation end only if, at that end, the protocol
+    would keep a fault starting right then waiting or retrying (`holds_back`): a fault
+    the chooser merely delayed, on a region the protocol leaves open, is charged nothing.
+    Counting starts at the first attempt, not when the fault is called.
 
 See also
     `odp_async.odp.protocols` (the seven protocols), `odp_async.mm`, `odp_async.device`.
@@ -62,13 +73,24 @@ class OdpSubscription:
 
     async def invalidate_range_end(self, inv: Invalidation) -> None:
         await self.ctx.protocol.invalidate_range_end(inv)
-        self.ctx.invalidations_ended += 1
+        self.ctx.invalidation_ended()
 
     async def release(self) -> None:
         await self.ctx.protocol.release()
 
     def __repr__(self) -> str:
         return f"<OdpSubscription of {self.ctx.device.name}>"
+
+
+class _Pending:
+    """A fault between its first attempt and its end: the invalidations charged to it."""
+
+    __slots__ = ("charged", "rng", "umem")
+
+    def __init__(self, umem: Umem, rng: AddrRange) -> None:
+        self.umem = umem
+        self.rng = rng
+        self.charged = 0
 
 
 class UContext:
@@ -103,8 +125,10 @@ class UContext:
         self.starvation_bound = starvation_bound
         #: Seconds a retrying fault waits on its region's completion before retrying anyway.
         self.fault_wait_timeout = fault_wait_timeout
-        #: Invalidation ends delivered to this context so far (feeds the starvation bound).
+        #: Invalidation ends delivered to this context so far.
         self.invalidations_ended = 0
+        #: Faults past their first attempt, in the order they started (see "Liveness").
+        self._pending: list[_Pending] = []
         self._next_mr = 0
         self.umems: dict[str, Umem] = {}
         self.protocol: OdpProtocol = resolve_protocol(protocol)(self, **(options or {}))
@@ -195,12 +219,31 @@ class UContext:
             return FaultOutcome.FAILED  # no such MR, or a write to a read-only one
         return await self.fault(umem, request.address, write=request.write)
 
+    def invalidation_ended(self) -> None:
+        """An invalidation's end callbacks ran: charge each pending fault the protocol
+        holds back right now (see "Liveness" in the module docstring).  Sync."""
+        self.invalidations_ended += 1
+        for pending in self._pending:
+            if self.protocol.holds_back(pending.umem, pending.rng):
+                pending.charged += 1
+
     async def _fault(self, umem: Umem, rng: AddrRange, write: bool) -> FaultOutcome:
+        await rt.checkpoint(("fault", umem.name, rng.start))
+        # Charged from the first attempt on: the time the chooser kept the task from
+        # getting here is the scheduler's, not the protocol's.
+        pending = _Pending(umem, rng)
+        self._pending.append(pending)
+        try:
+            return await self._attempts(umem, rng, write, pending)
+        finally:
+            self._pending.remove(pending)
+
+    async def _attempts(
+        self, umem: Umem, rng: AddrRange, write: bool, started: _Pending
+    ) -> FaultOutcome:
         proto = self.protocol
         checker = self.checker
         key = f"fault {umem.name} {rng.start:#x}"
-        started = self.invalidations_ended
-        await rt.checkpoint(("fault", umem.name, rng.start))
         for attempt in range(1, self.max_fault_retries + 1):
             umem.touch("a fault")
             checker.event("fault-begin", key, f"{key} attempt {attempt}", rng.start)
@@ -234,10 +277,12 @@ class UContext:
         checker.starved(umem.name, f"{rng} retried {self.max_fault_retries} times")
         return FaultOutcome.STARVED
 
-    def _starved(self, umem: Umem, rng: AddrRange, started: int) -> bool:
-        passed = self.invalidations_ended - started
+    def _starved(self, umem: Umem, rng: AddrRange, pending: _Pending) -> bool:
+        passed = pending.charged
         if passed > self.starvation_bound:
-            self.checker.starved(umem.name, f"{rng} stayed pending across {passed} invalidations")
+            self.checker.starved(
+                umem.name, f"{rng} was held back by the protocol across {passed} invalidations"
+            )
             return True
         return False
 

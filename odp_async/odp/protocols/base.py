@@ -15,6 +15,7 @@ Contract
     ``fault_begin(umem, rng) -> token``       before get_user_pages (read a seq, wait)
     ``fault_commit(umem, rng, token, pages)``  install the translations, or say "retry"
     ``fault_wait(umem, rng, token)``           before a retry
+    ``holds_back(umem, rng) -> bool``          would a fault starting now wait or retry?
     ========================================  =============================================
 
     Callbacks run in the invalidating task; fault hooks run in the faulting task.  A hook
@@ -121,6 +122,20 @@ class OdpProtocol(abc.ABC):
     @abc.abstractmethod
     async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
         """Block until a retry may succeed."""
+
+    def holds_back(self, umem: Umem, rng: AddrRange) -> bool:
+        """Would a fault on `rng` of `umem` that started right now be kept waiting, or be
+        made to retry, by this protocol's state (whatever token it holds)?  Sync; no side
+        effects.
+
+        The ODP core asks this at every invalidation end while a fault is pending and
+        charges the fault's starvation bound only when the answer is yes: so an
+        invalidation counts against the protocol only if the protocol itself is what
+        keeps the fault from finishing, never because the scheduler kept the fault off
+        the CPU.  This default says yes (every end counts, from the fault's first
+        attempt): override it to make the starvation verdict exact.
+        """
+        return True
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.OPTIONS)
@@ -280,6 +295,13 @@ class TreeProtocol(OdpProtocol):
     def must_retry(self, umem: Umem, rng: AddrRange, token: object) -> bool:
         """With ``umem.mutex`` held: has an invalidation run since `token`?  Sync."""
         return False
+
+    def holds_back(self, umem: Umem, rng: AddrRange) -> bool:
+        """A fault that read its token now would be refused at a commit now: `must_retry`
+        with a fresh token.  (Waits in ``fault_begin``/``fault_wait`` of this family wait
+        for exactly what `must_retry` refuses on.)  A dying region aborts its faults, so
+        it holds nothing back."""
+        return not umem.dying and self.must_retry(umem, rng, self.read_token(umem))
 
     async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
         if umem.dying:

@@ -168,3 +168,7 @@ class IntervalSeq(OdpProtocol):
 
     async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
         pass  # read_begin does the waiting
+
+    def holds_back(self, umem: Umem, rng: AddrRange) -> bool:
+        """``read_begin`` would sleep now: the region's ``iseq`` is the running epoch."""
+        return not (self.dead or umem.dying) and self._iv(umem).iseq == self.seq

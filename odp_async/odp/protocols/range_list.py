@@ -61,6 +61,13 @@ class RangeList(TreeProtocol):
         return await super().fault_begin(umem, rng)
 
     def must_retry(self, umem: Umem, rng: AddrRange, token: object) -> bool:
+        # In the default order the range check is redundant: every invalidation lists its
+        # range, then bumps the seq under this mutex, and only then changes a pte, so a
+        # commit that sees the old seq installs a page no pte change has touched yet (the
+        # start zaps it afterwards).  With ``literal_order`` the seq is bumped *before*
+        # the range is listed: a fault can read the new seq and gup the old page while
+        # the range is listed; only this check refuses it
+        # (tests/odp/test_mechanisms.py pins it).
         return not self.ctx.mm.range_is_valid(rng) or umem.seq != token
 
     async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:

@@ -1,0 +1,41 @@
+"""The mutation script (tools/mutation.sh) refuses a bad module group with one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_mutation_script_names_a_bad_group() -> None:
+    proc = subprocess.run(
+        ["sh", str(ROOT / "tools" / "mutation.sh"), "bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "tools/mutation.sh: unknown module group 'bogus' (odp, check, sync, mm, all)"
+    ]
+    assert proc.stdout == ""
+
+
+def test_mutation_score_reads_mutmut_results(tmp_path: Path) -> None:
+    meta = tmp_path / "mutants" / "odp_async" / "check.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {"odp_async.check.xǁCǁf__mutmut_1": 1, "odp_async.check.xǁCǁf__mutmut_2": 0}
+    meta.write_text('{"exit_code_by_key": ' + json.dumps(codes) + "}")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "mutation_score.py"), "odp_async.check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert "| odp_async.check | 1 | 1 | 0 | 0 | 0 | 0 | 50.0% of 2 |" in proc.stdout

@@ -1,0 +1,51 @@
+"""Print the mutation score per module from mutmut 3's results (``mutants/**/*.py.meta``).
+
+Usage: ``python tools/mutation_score.py [MODULE_PREFIX ...]`` after ``tools/mutation.sh``.
+A mutant counts as killed when a test failed (exit 1 or 3); "timeout" ones made the
+tests run past mutmut's time limit (counted apart, not as killed); "survived" are mutants
+every selected test passed; "no tests" are mutants no selected test runs; "not checked"
+were not run (yet).  The score is killed / checked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
+TIMEOUT = {36, 24, -24, 152, 255}
+
+
+def main(argv: list[str]) -> int:
+    prefixes = argv or ["odp_async.odp", "odp_async.check", "odp_async.sync", "odp_async.mm"]
+    counts: dict[str, Counter[str]] = {p: Counter() for p in prefixes}
+    for meta in sorted(Path("mutants").glob("odp_async/**/*.py.meta")):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        for name, code in codes.items():
+            module = name.split(".x", 1)[0]
+            for p in prefixes:
+                if module == p or module.startswith(p + "."):
+                    if code is None:
+                        status = "not checked"
+                    elif code in TIMEOUT:
+                        status = "timeout"
+                    else:
+                        status = STATUS.get(code, "other")
+                    counts[p][status] += 1
+    print("| module | killed | survived | no tests | timeout | other | not checked | score |")
+    print("|---|---|---|---|---|---|---|---|")
+    for p, c in counts.items():
+        total = sum(c.values())
+        checked = total - c["not checked"]
+        score = f"{100 * c['killed'] / checked:.1f}%" if checked else "-"
+        print(
+            f"| {p} | {c['killed']} | {c['survived']} | {c['no tests']} | {c['timeout']} "
+            f"| {c['other']} | {c['not checked']} | {score} of {checked} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -51,6 +51,7 @@ from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
 from ..world import run_world
 from .failures import describe_leaves, error_leaves
+from .fairness import fair_continuation
 from .refs import ScenarioText, is_ref, object_ref, resolve_ref, scenario_ref
 
 __all__ = ["Execution", "Target", "TargetSpec", "failure_violations"]
@@ -312,6 +313,16 @@ class Target:
         """Run once under `chooser`.  Chooser exceptions (replay mismatch, pruning) raise;
         so does a `KeyboardInterrupt` the run raised; a `ReplayChooser` whose recording was
         not used up raises `ReplayMismatch`."""
+        result, violations, events = self._run_once(chooser, max_steps, trace)
+        _reraise_interrupt(result.error)
+        _check_replayed(chooser, result)
+        if result.outcome == "step-limit":
+            violations = self._judge_step_limit(result, violations, max_steps)
+        return Execution(tuple(violations), result, events)
+
+    def _run_once(
+        self, chooser: Chooser, max_steps: int, trace: bool
+    ) -> tuple[SimResult, list[Violation], tuple[Event, ...]]:
         if self.scenario.needs_world:
             protocol = self.protocol_class or self.protocol
             assert protocol is not None
@@ -324,14 +335,32 @@ class Target:
                 trace=trace,
                 record_events=trace,
             )
-            _reraise_interrupt(run.sim.error)
-            _check_replayed(chooser, run.sim)
             extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
-            return Execution((*run.violations, *extra), run.sim, run.events)
+            return run.sim, [*run.violations, *extra], run.events
         result = sim_run(self.scenario.body, chooser=chooser, max_steps=max_steps, trace=trace)
-        _reraise_interrupt(result.error)
-        _check_replayed(chooser, result)
-        return Execution(tuple(failure_violations(result)), result)
+        return result, failure_violations(result), ()
+
+    def _judge_step_limit(
+        self, result: SimResult, violations: list[Violation], max_steps: int
+    ) -> list[Violation]:
+        """A run at its step bound is starving only if it does not finish under a fair
+        scheduler either (see `odp_async.explore.fairness`); otherwise the bound was the
+        chooser's doing, and its ``starvation`` is dropped (a bug the fair continuation
+        runs into instead, an error or a deadlock, is reported as that)."""
+
+        def again(chooser: Chooser, bound: int) -> SimResult:
+            return self._run_once(chooser, bound, False)[0]
+
+        fair = fair_continuation(again, result.schedule, max_steps)
+        _reraise_interrupt(fair.error)
+        if fair.outcome == "step-limit":
+            return violations
+        kept = [v for v in violations if not (v.kind == "starvation" and v.step == result.steps)]
+        if fair.outcome in ("error", "deadlock"):
+            for v in failure_violations(fair):
+                note = f"{v.detail} (after the step bound, continued under a fair scheduler)"
+                kept.append(attrs.evolve(v, detail=note))
+        return kept
 
 
 def _reraise_interrupt(error: BaseException | None) -> None:

@@ -47,7 +47,7 @@ import attrs
 
 from ._runtime import Waiter, current_runtime
 from ._runtime._base import RUNTIME_VAR
-from ._runtime._live import live_runtime
+from ._runtime._base import live_runtime
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [

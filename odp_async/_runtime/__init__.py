@@ -86,7 +86,7 @@ def run_live(
     Raises `InvalidArgument` for an unknown backend.  Imports the live backends here,
     not at ``import odp_async``.
     """
-    from ._live import run_live as run  # noqa: PLC0415 - lazy: trio/anyio only when live
+    from ._live import run_live as run
 
     return run(main, *args, backend=backend, timeout=timeout)
 

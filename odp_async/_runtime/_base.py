@@ -276,6 +276,6 @@ def live_runtime() -> Runtime:
         rt = LIVE_RUNTIMES.get(name)
         if rt is not None:
             return rt
-    from . import _live  # noqa: PLC0415 - lazy: trio/anyio/asyncio only for live use
+    from . import _live
 
     return _live.find_live_runtime()

@@ -120,6 +120,7 @@ class SimTask:
     """One task of a sim run.  Identity is ``id`` (unique within the run, in spawn order)."""
 
     __slots__ = (
+        "__weakref__",
         "cancel_cached",
         "context",
         "coro",
@@ -321,6 +322,7 @@ class SimCancelScope:
     """
 
     __slots__ = (
+        "__weakref__",
         "_cancel_called",
         "_cancelled_caught",
         "_deadline",
@@ -411,7 +413,17 @@ class SimCancelScope:
 class SimTaskGroup:
     """A task group of the sim.  Same surface as anyio's: ``start_soon``, ``cancel_scope``."""
 
-    __slots__ = ("_children", "_errors", "_parent", "_rt", "_scope", "_stack", "_state", "_waiter")
+    __slots__ = (
+        "__weakref__",
+        "_children",
+        "_errors",
+        "_parent",
+        "_rt",
+        "_scope",
+        "_stack",
+        "_state",
+        "_waiter",
+    )
 
     def __init__(self, rt: SimRuntime) -> None:
         self._rt = rt
@@ -496,6 +508,7 @@ class SimRuntime(Runtime):
     """The driver.  Build it through `run`; one instance runs one execution."""
 
     __slots__ = (
+        "__weakref__",
         "_blocked",
         "_chooser",
         "_chooser_error",
@@ -768,6 +781,45 @@ class SimRuntime(Runtime):
         except BaseException:
             self._close_all()
             raise
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Break the run's reference cycles, so its objects are freed on return.
+
+        A task's context holds the runtime, which holds the task; a task and its cancel
+        scopes, groups and waiters point at each other.  None of it is read once the
+        result is built, so the links are cut here and reference counting frees the run
+        without waiting for the garbage collector.  Task names, ids and states stay (a
+        primitive the caller keeps may still name its holder).
+        """
+        for task in self._tasks:
+            task.context = None  # type: ignore[assignment]
+            task.coro = None  # type: ignore[assignment]
+            group = task.group
+            if group is not None:
+                group._parent = None
+                group._waiter = None
+                group._stack = ()
+                group._scope._task = None
+                task.group = None
+            for scope in task.scopes:
+                scope._task = None
+            task.scopes = []
+            task.waiter = None
+            task.pending = None
+            task.footprint = None
+            task.spawn_key = None
+            task.throw_exc = None
+            task.send_value = None
+        self._tasks = []
+        self._runnable = []
+        self._blocked = {}
+        self._timers = []
+        self._ends = []
+        self._root = None
+        self._current = None
+        self._chooser_error = None
 
     def _drive(self, root: SimTask) -> SimResult:
         self._root = root
@@ -843,6 +895,10 @@ class SimRuntime(Runtime):
             except (KeyboardInterrupt, SystemExit):
                 raise  # the user's or the process's, never the program's outcome
             except BaseException as err:  # the task's own error: an outcome, not ours
+                if _drive_frame_first(err):
+                    # Drop the driver's own frame: it would tie the error to this frame's
+                    # locals (a cycle), and it is not the program's.
+                    err.__traceback__ = err.__traceback__.tb_next  # type: ignore[union-attr]
                 foreign = _foreign_library_call(err)
                 if foreign is not None:
                     raise ForeignAwait(
@@ -1047,6 +1103,15 @@ class SimRuntime(Runtime):
                 self._current = None
         if interrupted is not None:
             raise interrupted
+
+
+#: The driver loop's code: its frame is cut from the tracebacks of the tasks' errors.
+_DRIVE_CODE: Final = SimRuntime._drive.__code__
+
+
+def _drive_frame_first(err: BaseException) -> bool:
+    tb = err.__traceback__
+    return tb is not None and tb.tb_frame.f_code is _DRIVE_CODE
 
 
 def _stable_label(label: object) -> object:

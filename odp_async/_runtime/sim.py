@@ -1016,14 +1016,21 @@ class SimRuntime(Runtime):
             exc = task.throw_exc
             if exc is not None:
                 task.throw_exc = None
-            elif task.resume_cancellable and (
-                task.cancel_cached if task.epoch_seen == self._epoch else self._is_cancelled(task)
+            elif (
+                self._epoch  # 0: no scope was ever cancelled in this run
+                and task.resume_cancellable
+                and (
+                    task.cancel_cached
+                    if task.epoch_seen == self._epoch
+                    else self._is_cancelled(task)
+                )
             ):
                 exc = Cancelled()
             try:
                 if exc is None:
                     value = task.send_value
-                    task.send_value = None
+                    if value is not None:
+                        task.send_value = None
                     trapped = task.context.run(task.send, value)
                 else:
                     trapped = task.context.run(task.coro.throw, exc)

@@ -33,7 +33,6 @@ import gc
 import random
 import statistics
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import Report, clocked, load
 from intervaltree import IntervalTree as PeerTree  # type: ignore[import-untyped]
 
 from odp_async.intervals import IntervalTree
@@ -70,14 +70,9 @@ def make_workload(n: int, n_queries: int) -> tuple[Intervals, Intervals, list[in
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        result = fn()
-        return time.perf_counter() - t0, result
-    finally:
-        gc.enable()
+    """(CPU seconds, result) of one call, the collector on (as users run)."""
+    cpu, _, result = clocked(fn)
+    return cpu, result
 
 
 class Ours:
@@ -189,7 +184,9 @@ METRICS = [
 ]
 
 
-def bench(n: int, n_queries: int, repeats: int, peer_repeats: int) -> list[str]:
+def bench(
+    n: int, n_queries: int, repeats: int, peer_repeats: int, report: Report | None = None
+) -> list[str]:
     ivs, queries, order = make_workload(n, n_queries)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": []}
     for r in range(max(repeats, peer_repeats)):
@@ -209,11 +206,24 @@ def bench(n: int, n_queries: int, repeats: int, peer_repeats: int) -> list[str]:
         f"  repeats: ours {repeats}, intervaltree {peer_repeats}",
         f"  {'metric':<30} {'odp_async':>12} {'intervaltree':>13} {'ratio':>7} {'target':>7}",
     ]
+    rows: list[dict[str, Any]] = []
     for key, label, target in METRICS:
         ours = statistics.median(run[key] for run in runs["ours"])
         peer = statistics.median(run[key] for run in runs["peer"])
         ratio = ours / peer
         mark = "ok" if ratio >= target else "MISS"
+        rows.append(
+            {
+                "name": f"N={n} {label}",
+                "value": ours,
+                "unit": "per s",
+                "peer": "intervaltree",
+                "peer_value": peer,
+                "ratio": ratio,
+                "target": f">={target:g}",
+                "met": ratio >= target,
+            }
+        )
         lines.append(
             f"  {label:<30} {ours:>12,.0f} {peer:>13,.0f} {ratio:>6.2f}x {target:>5.1f}x {mark}"
         )
@@ -223,6 +233,8 @@ def bench(n: int, n_queries: int, repeats: int, peer_repeats: int) -> list[str]:
         f"  {'bytes/interval (tracemalloc)':<30} {ours_mem:>12,.0f} {peer_mem:>13,.0f}"
         f" {ours_mem / peer_mem:>6.2f}x  (lower is better)"
     )
+    if report is not None:
+        report.add(lines[0], rows)
     return lines
 
 
@@ -236,17 +248,23 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="repeats for intervaltree at the largest N (default: same as --repeats)",
     )
+    parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
+    report = Report("bench_intervals.py")
     if args.quick:
         sizes, n_queries, repeats = [1_000, 10_000], 2_000, args.repeats or 3
     else:
         sizes, n_queries, repeats = [10_000, 100_000], 20_000, args.repeats or 5
     peer_last = args.peer_repeats or repeats
-    print(f"python {sys.version.split()[0]}, medians, ratio = odp_async / intervaltree")
+    print(
+        f"python {sys.version.split()[0]}, GC on, CPU clock, medians, "
+        f"ratio = odp_async / intervaltree; load {load()}"
+    )
     for n in sizes:
         peer_repeats = peer_last if n == sizes[-1] else repeats
-        for line in bench(n, n_queries, repeats, peer_repeats):
+        for line in bench(n, n_queries, repeats, peer_repeats, report):
             print(line, flush=True)
+    report.write(args.json)
     return 0
 
 

@@ -22,20 +22,19 @@ Contenders, each with two tasks of n iterations:
   iteration), so the steps mix checkpoints, parks and wakes.  ns per step; and
   ``sim Mutex pair``: the same runs, ns per acquire+checkpoint+release iteration.
 
-Statistics: each figure is the median of ``--repeats`` samples, the contenders
-interleaved within every repeat (order rotated by one per repeat) after a warm-up pass.
-The ratio column is the median of the per-repeat ratios (paired samples), not the ratio
-of the medians shown.  The garbage collector is off inside timed regions.  Targets are
-printed, never asserted.
+Statistics (see ``_common.py``): the garbage collector stays on, as users run; each
+figure is the median of ``--repeats`` samples of CPU time (``process_time``) and of wall
+time, the contenders interleaved within every repeat (order rotated by one per repeat)
+after a warm-up pass.  The ratio is the median of the per-repeat CPU ratios (paired
+samples), with their range.  Targets are printed, never asserted.  ``--json PATH``
+writes the rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import sys
-import time
 import types
 from collections.abc import Callable, Coroutine, Generator
 from pathlib import Path
@@ -46,23 +45,19 @@ import trio.lowlevel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import Report, Row, clocked, load, now, since, table
+
 from odp_async._runtime import checkpoint, sim, task_group
 from odp_async.sync import Mutex
 
 # A timed run: takes n, returns (seconds, ops) where ops counts the unit of the ns/op.
-Sample = Callable[[int], tuple[float, int]]
-Row = tuple[str, str | None, tuple[str, float] | None]
+Sample = Callable[[int], tuple[float, float, int]]
 
 
-def timed(fn: Callable[[], int]) -> tuple[float, int]:
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        ops = fn()
-        return time.perf_counter() - t0, ops
-    finally:
-        gc.enable()
+def timed(fn: Callable[[], int]) -> tuple[float, float, int]:
+    """(CPU seconds, wall seconds, ops) of one call, the collector on."""
+    cpu, wall, ops = clocked(fn)
+    return cpu, wall, ops
 
 
 # --- sim ---------------------------------------------------------------------------------
@@ -86,7 +81,7 @@ def _sim_run(n: int, worker: Callable[..., Coroutine[Any, Any, None]], *args: An
     return result.steps
 
 
-def sim_checkpoint(n: int) -> tuple[float, int]:
+def sim_checkpoint(n: int) -> tuple[float, float, int]:
     return timed(lambda: _sim_run(n, _checkpoints, n))
 
 
@@ -98,7 +93,7 @@ async def _mutex_pairs(m: Mutex, n: int) -> None:
         m.release()
 
 
-def sim_mutex(n: int) -> tuple[float, int]:
+def sim_mutex(n: int) -> tuple[float, float, int]:
     """One sim run of 2n contended pairs: (seconds, steps)."""
     return timed(lambda: _sim_run(n, _mutex_pairs, Mutex(), n))
 
@@ -129,36 +124,33 @@ def _bare_round_robin(n: int) -> int:
     return steps
 
 
-def bare_send(n: int) -> tuple[float, int]:
+def bare_send(n: int) -> tuple[float, float, int]:
     return timed(lambda: _bare_round_robin(n))
 
 
-def trio_checkpoint(n: int) -> tuple[float, int]:
+def trio_checkpoint(n: int) -> tuple[float, float, int]:
     async def worker() -> None:
         cp = trio.lowlevel.checkpoint
         for _ in range(n):
             await cp()
 
-    async def main() -> float:
-        t0 = time.perf_counter()
+    async def main() -> tuple[float, float]:
+        start = now()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(worker)
             nursery.start_soon(worker)
-        return time.perf_counter() - t0
+        return since(start)
 
     gc.collect()
-    gc.disable()
-    try:
-        return trio.run(main), 2 * n
-    finally:
-        gc.enable()
+    cpu, wall = trio.run(main)
+    return cpu, wall, 2 * n
 
 
 # --- measuring and printing --------------------------------------------------------------
 
 
-def measure(n: int, repeats: int) -> dict[str, list[float]]:
-    """ns/op samples per contender, interleaved across repeats."""
+def measure(n: int, repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """CPU and wall ns/op samples per contender, interleaved across repeats."""
     samples: dict[str, Sample] = {
         "bare send step": bare_send,
         "sim checkpoint step": sim_checkpoint,
@@ -168,20 +160,22 @@ def measure(n: int, repeats: int) -> dict[str, list[float]]:
     names = list(samples)
     for name in names:  # warm-up
         samples[name](max(1, n // 10))
-    ns: dict[str, list[float]] = {name: [] for name in names}
-    ns["sim Mutex pair"] = []
+    cpu: dict[str, list[float]] = {name: [] for name in [*names, "sim Mutex pair"]}
+    wall: dict[str, list[float]] = {name: [] for name in [*names, "sim Mutex pair"]}
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            seconds, ops = samples[name](n)
-            ns[name].append(seconds / ops * 1e9)
+            c, w, ops = samples[name](n)
+            cpu[name].append(c / ops * 1e9)
+            wall[name].append(w / ops * 1e9)
             if name == "sim Mutex step":
-                ns["sim Mutex pair"].append(seconds / (2 * n) * 1e9)
-    return ns
+                cpu["sim Mutex pair"].append(c / (2 * n) * 1e9)
+                wall["sim Mutex pair"].append(w / (2 * n) * 1e9)
+    return cpu, wall
 
 
 ROWS: list[Row] = [
-    ("sim checkpoint step", "bare send step", ("<=", 5.0)),
+    ("sim checkpoint step", "bare send step", ("<=", 2.5)),
     ("trio checkpoint", "sim checkpoint step", (">=", 3.0)),
     ("sim Mutex step", "sim checkpoint step", None),
     ("sim Mutex pair", None, None),
@@ -189,52 +183,26 @@ ROWS: list[Row] = [
 ]
 
 
-def is_met(ratio: float, target: tuple[str, float]) -> bool:
-    op, bound = target
-    return ratio <= bound if op == "<=" else ratio < bound if op == "<" else ratio >= bound
-
-
-def table(title: str, rows: list[Row], ns: dict[str, list[float]]) -> list[str]:
-    """The printed table: one line per row, paired-median ratios against the peer."""
-    w = max(len(r[0]) for r in rows) + 2
-    pw = max(len(r[1] or "-") for r in rows) + 2
-    head = f"{'name':<{w}}{'ns/op':>10}  {'peer':<{pw}}{'peer ns/op':>10}"
-    head += f"{'ratio':>8}{'target':>9}{'met':>5}"
-    lines = [f"== {title}", head]
-    for name, peer, target in rows:
-        ours = statistics.median(ns[name])
-        line = f"{name:<{w}}{ours:>10.0f}  "
-        if peer is None:
-            line += f"{'-':<{pw}}{'-':>10}{'-':>8}"
-        else:
-            ratio = statistics.median(a / b for a, b in zip(ns[name], ns[peer], strict=True))
-            line += f"{peer:<{pw}}{statistics.median(ns[peer]):>10.0f}{ratio:>8.3f}"
-        if target is None or peer is None:
-            line += f"{'-':>9}{'-':>5}"
-        else:
-            line += f"{target[0] + format(target[1], 'g'):>9}"
-            line += f"{'yes' if is_met(ratio, target) else 'NO':>5}"
-        lines.append(line)
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds")
     parser.add_argument("--repeats", type=int, default=None, help="samples per contender")
+    parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
     n, repeats = (2_000, 3) if args.quick else (50_000, 9)
     if args.repeats is not None:
         repeats = args.repeats
     print(
-        f"python {sys.version.split()[0]}, trio {trio.__version__}; medians; "
-        "ratio = median of per-repeat name/peer",
+        f"python {sys.version.split()[0]}, trio {trio.__version__}; GC on; CPU-clock "
+        f"medians (wall beside); ratio = median of per-repeat CPU name/peer; load {load()}",
         flush=True,
     )
-    ns = measure(n, repeats)
+    cpu, wall = measure(n, repeats)
     title = f"sim runtime, two tasks x {n} iterations x {repeats} repeats"
-    print("\n".join(table(title, ROWS, ns)), flush=True)
+    report = Report("bench_sim.py")
+    print("\n".join(table(title, ROWS, cpu, wall, report=report)), flush=True)
+    report.write(args.json)
     return 0
 
 

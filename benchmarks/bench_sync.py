@@ -42,13 +42,14 @@ Contended (ns per handoff)
     ``reschedule``) the other side parked on, then parks on a fresh one.  The same
     alternation check runs there too, so it costs both sides alike.
 
-Statistics
-    Each figure is the median of ``--repeats`` samples; the contenders of a table are
-    interleaved within every repeat (one sample each, in an order rotated by one per
-    repeat), after one warm-up pass.  The ratio column is the median of the per-repeat
-    ratios ours/peer (paired samples, so drift of the machine cancels), not the ratio of
-    the two medians shown.  The garbage collector is off inside timed regions, as timeit
-    does.  Targets are printed, never asserted.
+Statistics (see ``_common.py``)
+    The garbage collector stays on, as users run.  Each figure is the median of
+    ``--repeats`` samples of CPU time (``process_time``; wall time beside it); the
+    contenders of a table are interleaved within every repeat (one sample each, in an
+    order rotated by one per repeat), after one warm-up pass.  The ratio column is the
+    median of the per-repeat CPU ratios ours/peer (paired samples, so drift of the
+    machine cancels), with their range, not the ratio of the two medians shown.  Targets
+    are printed, never asserted.  ``--json PATH`` writes the rows.
 """
 
 from __future__ import annotations
@@ -56,9 +57,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import statistics
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -72,14 +71,16 @@ import trio.lowlevel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import Report, Row, load, now, since, table
+
 from odp_async.sync import Mutex, RWLock
 
 Acquire = Callable[[], Awaitable[Any]]
 Release = Callable[[], None]
-# A timed run: takes the loop count, returns (seconds, operations, alternation violations).
-Sample = Callable[[int], Awaitable[tuple[float, int, int]]]
-# (contender, peer or None, target as (op, bound) or None)
-Row = tuple[str, str | None, tuple[str, float] | None]
+# A timed run: takes the loop count, returns (CPU seconds, wall seconds, operations,
+# alternation violations).
+Timing = tuple[float, float, int, int]
+Sample = Callable[[int], Awaitable[Timing]]
 
 
 # --- uncontended -------------------------------------------------------------------------
@@ -87,39 +88,33 @@ Row = tuple[str, str | None, tuple[str, float] | None]
 
 async def _time_two_sides(
     side: Callable[[int], Awaitable[None]], n: int, bad: list[int]
-) -> tuple[float, int, int]:
-    """Time two tasks ``side(0)`` and ``side(1)`` handing off `n` times each, GC off.
+) -> Timing:
+    """Time two tasks ``side(0)`` and ``side(1)`` handing off `n` times each, GC on.
 
-    Returns (seconds, hand-offs, alternation violations), the shape every contended
-    sample returns.
+    Returns (CPU seconds, wall seconds, hand-offs, alternation violations), the shape
+    every contended sample returns.
     """
     gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(side, 0)
-            tg.start_soon(side, 1)
-        return time.perf_counter() - t0, 2 * n + 1, bad[0]
-    finally:
-        gc.enable()
+    start = now()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(side, 0)
+        tg.start_soon(side, 1)
+    cpu, wall = since(start)
+    return cpu, wall, 2 * n + 1, bad[0]
 
 
 def uncontended(make: Callable[[], tuple[Acquire, Release]]) -> Sample:
     """A sample of n uncontended acquire+release pairs on one lock built by `make`."""
     acquire, release = make()
 
-    async def sample(n: int) -> tuple[float, int, int]:
+    async def sample(n: int) -> Timing:
         gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            for _ in range(n):
-                await acquire()
-                release()
-            return time.perf_counter() - t0, n, 0
-        finally:
-            gc.enable()
+        start = now()
+        for _ in range(n):
+            await acquire()
+            release()
+        cpu, wall = since(start)
+        return cpu, wall, n, 0
 
     return sample
 
@@ -206,7 +201,7 @@ def uncontended_rows(backend: str) -> list[Row]:
 def lock_handoff(make: Callable[[], tuple[Acquire, Release, Callable[[], bool]]]) -> Sample:
     """A sample of 2n + 1 strict handoffs of one lock between two tasks (module doc)."""
 
-    async def sample(n: int) -> tuple[float, int, int]:
+    async def sample(n: int) -> Timing:
         acquire, release, is_queued = make()
         last = [-1]
         bad = [0]
@@ -240,7 +235,7 @@ def lock_handoff(make: Callable[[], tuple[Acquire, Release, Callable[[], bool]]]
 def asyncio_floor() -> Sample:
     """The handoff protocol on bare asyncio futures: one fresh future per park."""
 
-    async def sample(n: int) -> tuple[float, int, int]:
+    async def sample(n: int) -> Timing:
         loop = asyncio.get_running_loop()
         box: list[asyncio.Future[None] | None] = [None, None]
         last = [-1]
@@ -285,7 +280,7 @@ def _no_abort(_: Any) -> trio.lowlevel.Abort:
 def trio_floor() -> Sample:
     """The handoff protocol on trio's ``wait_task_rescheduled`` / ``reschedule``."""
 
-    async def sample(n: int) -> tuple[float, int, int]:
+    async def sample(n: int) -> Timing:
         box: list[trio.lowlevel.Task | None] = [None, None]
         last = [-1]
         bad = [0]
@@ -372,73 +367,46 @@ def contended_rows(backend: str) -> list[Row]:
 
 async def measure(
     contenders: dict[str, Sample], n: int, repeats: int
-) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """ns/op samples per contender, interleaved across repeats; and violations."""
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, int]]:
+    """CPU and wall ns/op samples per contender, interleaved across repeats; violations."""
     names = list(contenders)
     for name in names:  # warm-up
         await contenders[name](max(1, n // 10))
-    ns: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
     bad: dict[str, int] = dict.fromkeys(names, 0)
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            seconds, ops, violations = await contenders[name](n)
-            ns[name].append(seconds / ops * 1e9)
+            c, w, ops, violations = await contenders[name](n)
+            cpu[name].append(c / ops * 1e9)
+            wall[name].append(w / ops * 1e9)
             bad[name] += violations
-    return ns, bad
+    return cpu, wall, bad
 
 
-def is_met(ratio: float, target: tuple[str, float]) -> bool:
-    op, bound = target
-    return ratio <= bound if op == "<=" else ratio < bound if op == "<" else ratio >= bound
-
-
-def table(
-    title: str, rows: list[Row], ns: dict[str, list[float]], bad: dict[str, int] | None = None
-) -> list[str]:
-    """The printed table: one line per row, paired-median ratios against the peer."""
-    w = max(len(r[0]) for r in rows) + 2
-    pw = max(len(r[1] or "-") for r in rows) + 2
-    head = f"{'name':<{w}}{'ns/op':>10}  {'peer':<{pw}}{'peer ns/op':>10}"
-    head += f"{'ratio':>8}{'target':>9}{'met':>5}"
-    if bad is not None:
-        head += f"{'bad':>5}"
-    lines = [f"== {title}", head]
-    for name, peer, target in rows:
-        ours = statistics.median(ns[name])
-        line = f"{name:<{w}}{ours:>10.0f}  "
-        if peer is None:
-            line += f"{'-':<{pw}}{'-':>10}{'-':>8}"
-        else:
-            ratio = statistics.median(a / b for a, b in zip(ns[name], ns[peer], strict=True))
-            line += f"{peer:<{pw}}{statistics.median(ns[peer]):>10.0f}{ratio:>8.3f}"
-        if target is None or peer is None:
-            line += f"{'-':>9}{'-':>5}"
-        else:
-            line += f"{target[0] + format(target[1], 'g'):>9}"
-            line += f"{'yes' if is_met(ratio, target) else 'NO':>5}"
-        if bad is not None:
-            line += f"{bad[name]:>5}"
-        lines.append(line)
-    return lines
-
-
-async def bench_backend(backend: str, n_pairs: int, n_handoffs: int, repeats: int) -> None:
-    ns, _ = await measure(uncontended_contenders(backend), n_pairs, repeats)
+async def bench_backend(
+    backend: str, n_pairs: int, n_handoffs: int, repeats: int, report: Report
+) -> None:
+    cpu, wall, _ = await measure(uncontended_contenders(backend), n_pairs, repeats)
     lines = table(
         f"{backend}: uncontended acquire+release, ns per pair "
         f"({n_pairs} pairs x {repeats} repeats)",
         uncontended_rows(backend),
-        ns,
+        cpu,
+        wall,
+        report=report,
     )
     print("\n".join(lines), flush=True)
-    ns, bad = await measure(contended_contenders(backend), n_handoffs, repeats)
+    cpu, wall, bad = await measure(contended_contenders(backend), n_handoffs, repeats)
     lines = table(
         f"{backend}: contended two-task handoff, ns per handoff "
         f"({2 * n_handoffs + 1} handoffs x {repeats} repeats; bad = alternation violations)",
         contended_rows(backend),
-        ns,
-        bad,
+        cpu,
+        wall,
+        bad=bad,
+        report=report,
     )
     print("\n".join(lines), flush=True)
 
@@ -448,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds")
     parser.add_argument("--repeats", type=int, default=None, help="samples per contender")
+    parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
     if args.quick:
         n_pairs, n_handoffs, repeats = 500, 300, 3
@@ -458,11 +427,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"python {sys.version.split()[0]}, anyio {version('anyio')}, trio {trio.__version__}, "
         f"aiorwlock {version('aiorwlock')}; "
-        "medians; ratio = median of per-repeat ours/peer",
+        f"GC on; CPU-clock medians (wall beside); ratio = median of per-repeat CPU ours/peer; "
+        f"load {load()}",
         flush=True,
     )
+    report = Report("bench_sync.py")
     for backend in ("asyncio", "trio"):
-        anyio.run(bench_backend, backend, n_pairs, n_handoffs, repeats, backend=backend)
+        anyio.run(bench_backend, backend, n_pairs, n_handoffs, repeats, report, backend=backend)
+    report.write(args.json)
     return 0
 
 

@@ -1,44 +1,175 @@
-"""Run every ``benchmarks/bench_*.py`` script in turn: the whole suite in one command.
+"""Run every ``benchmarks/bench_*.py`` script in turn and write one results file.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/run_all.py           # full runs
+    .venv/bin/python benchmarks/run_all.py           # full runs -> benchmarks/results.{md,json}
     .venv/bin/python benchmarks/run_all.py --quick   # smoke runs, a few seconds each
 
-Scripts are found by glob, in name order, and each runs as a subprocess of this same
-interpreter (``--quick`` is passed through), so one script cannot skew another's
-timings through leftover state.  Their tables go straight to stdout.  Targets missed are
-only printed by the scripts; the exit status is 1 only if a script itself failed (a
-crash, a nonzero exit), 0 otherwise.
+Scripts are found by glob, in name order (``--only NAME`` keeps some), and each runs as a
+subprocess of this same interpreter (``--quick`` is passed through), so one script
+cannot skew another's timings through leftover state.  Their tables go to stdout as they
+come, and into the results: ``results.json`` (every script's rows as data, its output,
+exit status and seconds, and the run's command, date, Python and load average) and
+``results.md`` (the targets met or not, then every table as printed), both in ``--out``
+(default: this directory; a ``--quick`` run writes ``results-quick.*`` so it never
+replaces a full run's figures).  Every benchmark runs with the garbage collector on and
+reports CPU-clock figures with wall-clock ones beside them (see ``_common.py``).
+
+Targets missed are reported, never fatal: the exit status is 1 only if a script itself
+failed (a crash, a nonzero exit), 0 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
+import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def targets(scripts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row with a target, across scripts: name, figure, target, met."""
+    out = []
+    for script, entry in scripts.items():
+        for tab in entry.get("tables", []):
+            for row in tab["rows"]:
+                if "target" not in row:
+                    continue
+                on_ratio = "ratio" in row and row.get("peer") is not None
+                figure = row["ratio"] if on_ratio else row.get("value", row.get("cpu"))
+                out.append(
+                    {
+                        "script": script,
+                        "table": tab["title"].split(":")[0].split(",")[0],
+                        "name": row["name"],
+                        "against": row.get("peer") if on_ratio else row.get("unit"),
+                        "figure": figure,
+                        "range": (
+                            f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
+                            if on_ratio and "ratio_min" in row
+                            else ""
+                        ),
+                        "target": row["target"],
+                        "met": row["met"],
+                    }
+                )
+    return out
+
+
+def targets_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The targets as a Markdown table (the README quotes these lines)."""
+    lines = [
+        "| script | table | row | against | figure | range | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in rows:
+        lines.append(
+            f"| {t['script']} | {t['table']} | {t['name']} | {t['against'] or '-'} | "
+            f"{t['figure']:.3g} | {t['range'] or '-'} | {t['target']} | "
+            f"{'yes' if t['met'] else 'NO'} |"
+        )
+    return lines
+
+
+def markdown(meta: dict[str, Any], scripts: dict[str, Any]) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Produced by `{meta['command']}` on {meta['date']} (Python {meta['python']}, "
+        f"{meta['cpus']} cpus, load average {meta['load_start']} at the start, "
+        f"{meta['load_end']} at the end).  Garbage collector on; CPU-clock medians over "
+        "repeats with wall-clock beside them; a ratio is the median of per-repeat ratios "
+        "against a peer measured in the same run, with its range (min-max).",
+        "",
+        "## Targets",
+        "",
+        *targets_table(targets(scripts)),
+    ]
+    for script, entry in scripts.items():
+        lines += [
+            "",
+            f"## {script} (exit {entry['exit']}, {entry['seconds']:.1f} s)",
+            "",
+            "```",
+            entry["stdout"].rstrip(),
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="pass --quick to every script")
+    parser.add_argument("--only", action="append", default=None, help="run only this script")
+    parser.add_argument("--out", default=str(HERE), help="where to write the results files")
     args = parser.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py"))
+    if args.only:
+        unknown = set(args.only) - {s.name for s in scripts}
+        if unknown:
+            parser.error(f"no such benchmark script: {', '.join(sorted(unknown))}")
+        scripts = [s for s in scripts if s.name in args.only]
+    command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    if args.only:
+        command += "".join(f" --only {name}" for name in args.only)
+    meta: dict[str, Any] = {
+        "command": command,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_start": _load(),
+        "quick": args.quick,
+    }
+    results: dict[str, Any] = {}
     failed: list[str] = []
-    for script in scripts:
-        cmd = [sys.executable, str(script), *(["--quick"] if args.quick else [])]
-        print(f"### {script.name}{' --quick' if args.quick else ''}", flush=True)
-        t0 = time.perf_counter()
-        rc = subprocess.run(cmd, check=False).returncode
-        took = time.perf_counter() - t0
-        print(f"### {script.name}: exit {rc}, {took:.1f} s\n", flush=True)
-        if rc != 0:
-            failed.append(script.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        for script in scripts:
+            rows_file = Path(tmp) / f"{script.stem}.json"
+            cmd = [sys.executable, str(script), "--json", str(rows_file)]
+            cmd += ["--quick"] if args.quick else []
+            print(f"### {script.name}{' --quick' if args.quick else ''}", flush=True)
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True)
+            took = time.perf_counter() - t0
+            sys.stdout.write(proc.stdout)
+            print(f"### {script.name}: exit {proc.returncode}, {took:.1f} s\n", flush=True)
+            entry: dict[str, Any] = {
+                "exit": proc.returncode,
+                "seconds": took,
+                "stdout": proc.stdout,
+                "tables": [],
+            }
+            if rows_file.exists():
+                entry["tables"] = json.loads(rows_file.read_text())["tables"]
+            results[script.name] = entry
+            if proc.returncode != 0:
+                failed.append(script.name)
+    meta["load_end"] = _load()
+    out = Path(args.out)
+    stem = "results-quick" if args.quick else "results"
+    (out / f"{stem}.json").write_text(
+        json.dumps({"meta": meta, "targets": targets(results), "scripts": results}, indent=1)
+        + "\n"
+    )
+    (out / f"{stem}.md").write_text(markdown(meta, results))
+    print(f"results written to {out / stem}.md and .json", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", flush=True)
         return 1

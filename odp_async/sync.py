@@ -46,8 +46,7 @@ from typing import Any, Final
 import attrs
 
 from ._runtime import Waiter, current_runtime
-from ._runtime._base import RUNTIME_VAR
-from ._runtime._live import live_runtime
+from ._runtime._base import RUNTIME_VAR, live_runtime
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [

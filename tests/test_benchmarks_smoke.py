@@ -100,3 +100,35 @@ def test_quick_benchmarks_print_every_contender() -> None:
                 line.startswith(name + " ") and line[len(name) :].split()[0].isdigit()
                 for line in rows
             ), f"{script}: no table row for {name!r} in:\n{proc.stdout}"
+
+
+def test_run_all_writes_a_results_file(tmp_path: Path) -> None:
+    import json
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run_all.py"),
+            "--quick",
+            "--only",
+            "bench_sim.py",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "results-quick.json").read_text())
+    assert data["meta"]["command"] == "python benchmarks/run_all.py --quick --only bench_sim.py"
+    (step,) = [t for t in data["targets"] if t["name"] == "sim checkpoint step"]
+    assert step["against"] == "bare send step"
+    assert step["target"] == "<=2.5"
+    assert step["figure"] > 0
+    assert isinstance(step["met"], bool)
+    rows = data["scripts"]["bench_sim.py"]["tables"][0]["rows"]
+    assert {"cpu", "wall", "ratio", "ratio_min", "ratio_max"} <= set(rows[0])
+    text = (tmp_path / "results-quick.md").read_text()
+    assert "| bench_sim.py | sim runtime | sim checkpoint step | bare send step |" in text

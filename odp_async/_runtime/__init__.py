@@ -34,13 +34,22 @@ See also
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 import sniffio
 
-from ._base import RUNTIME_VAR, CancelScopeLike, Runtime, TaskGroupLike, Waiter, WaitTarget
-from ._live import LIVE_RUNTIMES, live_runtime, run_live
+from ._base import (
+    LIVE_RUNTIMES,
+    RUNTIME_VAR,
+    CancelScopeLike,
+    Runtime,
+    TaskGroupLike,
+    Waiter,
+    WaitTarget,
+    live_runtime,
+)
 from .sim import CHECKPOINT, trap
 
 __all__ = [
@@ -63,6 +72,23 @@ __all__ = [
     "task_group",
     "task_name",
 ]
+
+
+T = TypeVar("T")
+
+
+def run_live(
+    main: Callable[..., Awaitable[T]], *args: Any, backend: str, timeout: float | None = None
+) -> T:
+    """Run ``main(*args)`` on a new trio or asyncio event loop (through anyio).
+
+    With `timeout`, a run still going after that many seconds raises `TimeoutError`.
+    Raises `InvalidArgument` for an unknown backend.  Imports the live backends here,
+    not at ``import odp_async``.
+    """
+    from ._live import run_live as run
+
+    return run(main, *args, backend=backend, timeout=timeout)
 
 
 def current_runtime() -> Runtime:

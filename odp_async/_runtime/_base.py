@@ -30,13 +30,17 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+import sniffio as _sniffio
+
 __all__ = [
+    "LIVE_RUNTIMES",
     "RUNTIME_VAR",
     "CancelScopeLike",
     "Runtime",
     "TaskGroupLike",
     "WaitTarget",
     "Waiter",
+    "live_runtime",
 ]
 
 
@@ -253,3 +257,25 @@ class _FailAfter:
         if self._scope.cancelled_caught and self._runtime.now() >= self._scope.deadline:
             raise TimeoutError
         return swallowed
+
+
+# The live runtimes, one per backend, filled by `_live` when it is first imported (it
+# imports trio, anyio and asyncio, which sim-only use never needs).  Stateless entries,
+# written once at that import and never changed after.
+LIVE_RUNTIMES: dict[str, Runtime] = {}
+
+
+def live_runtime() -> Runtime:
+    """The live runtime of the running event loop (trio or asyncio).
+
+    Raises `ProtocolViolation` outside any event loop or on an unsupported one.  Imports
+    the live backends on first use only.
+    """
+    name = _sniffio.thread_local.name or _sniffio.current_async_library_cvar.get()
+    if name is not None:
+        rt = LIVE_RUNTIMES.get(name)
+        if rt is not None:
+            return rt
+    from . import _live
+
+    return _live.find_live_runtime()

@@ -36,9 +36,16 @@ import trio
 import trio.lowlevel
 
 from ..errors import InvalidArgument, ProtocolViolation
-from ._base import CancelScopeLike, Runtime, TaskGroupLike, Waiter
+from ._base import LIVE_RUNTIMES, CancelScopeLike, Runtime, TaskGroupLike, Waiter, live_runtime
 
-__all__ = ["LIVE_RUNTIMES", "AsyncioRuntime", "TrioRuntime", "live_runtime", "run_live"]
+__all__ = [
+    "LIVE_RUNTIMES",
+    "AsyncioRuntime",
+    "TrioRuntime",
+    "find_live_runtime",
+    "live_runtime",
+    "run_live",
+]
 
 T = TypeVar("T")
 
@@ -171,12 +178,12 @@ async def _await_shielded(fut: asyncio.Future[object]) -> object:
     return fut.result()
 
 
-# Stateless, one per backend: nothing here changes after import.
-LIVE_RUNTIMES: dict[str, Runtime] = {"trio": TrioRuntime(), "asyncio": AsyncioRuntime()}
+# Stateless, one per backend: registered once, at this module's first import.
+LIVE_RUNTIMES.update(trio=TrioRuntime(), asyncio=AsyncioRuntime())
 
 
-def live_runtime() -> Runtime:
-    """The live runtime of the running event loop (trio or asyncio)."""
+def find_live_runtime() -> Runtime:
+    """`live_runtime`'s slow path: the running loop's runtime, or `ProtocolViolation`."""
     # sniffio's own lookup order, minus its slow generic asyncio probe.
     name = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
     if name is None:

@@ -25,6 +25,7 @@ See also
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 
 import attrs
@@ -51,10 +52,16 @@ class Footprint:
 
     @classmethod
     def read(cls, *resources: Hashable) -> Footprint:
+        """Reads of `resources`.  Equal calls may return the same (immutable) record."""
+        if cls is Footprint:
+            return _interned(resources, False)
         return cls(reads=frozenset(resources))
 
     @classmethod
     def write(cls, *resources: Hashable) -> Footprint:
+        """Writes of `resources`.  Equal calls may return the same (immutable) record."""
+        if cls is Footprint:
+            return _interned(resources, True)
         return cls(writes=frozenset(resources))
 
     def __or__(self, other: Footprint) -> Footprint:
@@ -63,6 +70,15 @@ class Footprint:
     def __str__(self) -> str:
         parts = [f"r:{r!r}" for r in self.reads] + [f"w:{w!r}" for w in self.writes]
         return "{" + ", ".join(sorted(parts)) + "}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _interned(resources: tuple[Hashable, ...], write: bool) -> Footprint:
+    # A checkpoint label built in a loop (``checkpoint(Footprint.write("x"))``) costs a
+    # cache hit instead of a new record: a bounded memo of immutable values.
+    if write:
+        return Footprint(writes=frozenset(resources))
+    return Footprint(reads=frozenset(resources))
 
 
 def declared_footprint(label: object, *, trust_primitives: bool) -> Footprint | None:

@@ -120,6 +120,7 @@ class SimTask:
     """One task of a sim run.  Identity is ``id`` (unique within the run, in spawn order)."""
 
     __slots__ = (
+        "__weakref__",
         "cancel_cached",
         "context",
         "coro",
@@ -132,6 +133,7 @@ class SimTask:
         "pending",
         "resume_cancellable",
         "scopes",
+        "send",
         "send_value",
         "sleep_token",
         "spawn_key",
@@ -152,6 +154,8 @@ class SimTask:
         self.id = task_id
         self.name = name
         self.coro = coro
+        #: ``coro.send``, bound once: the driver calls it at every step.
+        self.send = coro.send
         self.context = context
         self.group = group
         # Invariant: scopes[i] encloses scopes[i + 1]; the innermost scope is last.
@@ -321,6 +325,7 @@ class SimCancelScope:
     """
 
     __slots__ = (
+        "__weakref__",
         "_cancel_called",
         "_cancelled_caught",
         "_deadline",
@@ -411,7 +416,17 @@ class SimCancelScope:
 class SimTaskGroup:
     """A task group of the sim.  Same surface as anyio's: ``start_soon``, ``cancel_scope``."""
 
-    __slots__ = ("_children", "_errors", "_parent", "_rt", "_scope", "_stack", "_state", "_waiter")
+    __slots__ = (
+        "__weakref__",
+        "_children",
+        "_errors",
+        "_parent",
+        "_rt",
+        "_scope",
+        "_stack",
+        "_state",
+        "_waiter",
+    )
 
     def __init__(self, rt: SimRuntime) -> None:
         self._rt = rt
@@ -496,6 +511,7 @@ class SimRuntime(Runtime):
     """The driver.  Build it through `run`; one instance runs one execution."""
 
     __slots__ = (
+        "__weakref__",
         "_blocked",
         "_chooser",
         "_chooser_error",
@@ -504,6 +520,7 @@ class SimRuntime(Runtime):
         "_epoch",
         "_fp",
         "_fp_unknown",
+        "_keyed",
         "_max_steps",
         "_next_id",
         "_now",
@@ -554,6 +571,9 @@ class SimRuntime(Runtime):
         self._ends: list[TaskEnd] = []
         self._preemptions: list[int] = []
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
+        # Spawn keys (what a task was spawned as) are kept for choosers that want
+        # footprints, the only ones that read them (symmetry reduction).
+        self._keyed = bool(getattr(chooser, "wants_footprints", False))
 
     # --- the Runtime interface -------------------------------------------------------
 
@@ -659,12 +679,13 @@ class SimRuntime(Runtime):
         if name is None:
             name = getattr(func, "__qualname__", None) or repr(func)
         task = SimTask(self._next_id, str(name), coro, contextvars.copy_context(), group, scopes)
-        try:
-            hash(func)
-            key: object = func
-        except TypeError:
-            key = id(func)
-        task.spawn_key = (key, tuple(id(a) for a in args))
+        if self._keyed:  # only symmetry reduction reads it
+            try:
+                hash(func)
+                key: object = func
+            except TypeError:
+                key = id(func)
+            task.spawn_key = (key, tuple(id(a) for a in args))
         self._next_id += 1
         self._tasks.append(task)
         self._runnable.append(task)
@@ -742,7 +763,7 @@ class SimRuntime(Runtime):
 
     def _finish(self, task: SimTask, exc: BaseException | None) -> None:
         task.state = _DONE
-        task.coro = None  # type: ignore[assignment]
+        task.coro = task.send = None  # type: ignore[assignment]
         if task.group is not None:
             task.group._child_done(exc)
 
@@ -768,6 +789,45 @@ class SimRuntime(Runtime):
         except BaseException:
             self._close_all()
             raise
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Break the run's reference cycles, so its objects are freed on return.
+
+        A task's context holds the runtime, which holds the task; a task and its cancel
+        scopes, groups and waiters point at each other.  None of it is read once the
+        result is built, so the links are cut here and reference counting frees the run
+        without waiting for the garbage collector.  Task names, ids and states stay (a
+        primitive the caller keeps may still name its holder).
+        """
+        for task in self._tasks:
+            task.context = None  # type: ignore[assignment]
+            task.coro = task.send = None  # type: ignore[assignment]
+            group = task.group
+            if group is not None:
+                group._parent = None
+                group._waiter = None
+                group._stack = ()
+                group._scope._task = None
+                task.group = None
+            for scope in task.scopes:
+                scope._task = None
+            task.scopes = []
+            task.waiter = None
+            task.pending = None
+            task.footprint = None
+            task.spawn_key = None
+            task.throw_exc = None
+            task.send_value = None
+        self._tasks = []
+        self._runnable = []
+        self._blocked = {}
+        self._timers = []
+        self._ends = []
+        self._root = None
+        self._current = None
+        self._chooser_error = None
 
     def _drive(self, root: SimTask) -> SimResult:
         self._root = root
@@ -787,6 +847,8 @@ class SimRuntime(Runtime):
         # The chooser vouches that every shared access is noted (SharedCell, primitives).
         noted_only = bool(getattr(chooser, "footprints_noted_only", False))
         chooser.new_execution()
+        if not track and trace is None and not ask_always:
+            return self._drive_plain(root)
         while True:
             if self._chooser_error is not None:
                 raise self._chooser_error
@@ -845,6 +907,10 @@ class SimRuntime(Runtime):
             except (KeyboardInterrupt, SystemExit):
                 raise  # the user's or the process's, never the program's outcome
             except BaseException as err:  # the task's own error: an outcome, not ours
+                if _drive_frame_first(err):
+                    # Drop the driver's own frame: it would tie the error to this frame's
+                    # locals (a cycle), and it is not the program's.
+                    err.__traceback__ = err.__traceback__.tb_next  # type: ignore[union-attr]
                 foreign = _foreign_library_call(err)
                 if foreign is not None:
                     raise ForeignAwait(
@@ -907,6 +973,151 @@ class SimRuntime(Runtime):
             else:
                 raise self._foreign_await(task, trapped)
         return self._result(root, root_value, root_error)
+
+    def _drive_plain(self, root: SimTask) -> SimResult:
+        """`_drive` for the common case: no footprints, no trace, a chooser asked only
+        among several tasks.  The same steps, the same answers asked in the same order;
+        only the bookkeeping those features need is left out (`RandomChooser`'s draw is
+        inlined: the same call of its generator)."""
+        root_value: object = None
+        root_error: BaseException | None = None
+        runnable = self._runnable
+        chooser = self._chooser
+        record = self._schedule.append
+        max_steps = self._max_steps
+        rnd = chooser._random if type(chooser) is RandomChooser else None
+        choose = chooser.choose
+        steps = 0
+        last: SimTask | None = None
+        while True:
+            if self._chooser_error is not None:
+                raise self._chooser_error
+            n = len(runnable)
+            if n == 1:
+                if steps >= max_steps:
+                    break
+                i = 0
+            elif n == 0:
+                if root.state == _DONE or not self._advance_clock():
+                    break
+                continue
+            else:
+                if steps >= max_steps:
+                    break
+                if rnd is not None:
+                    i = int(rnd() * n)
+                else:
+                    i = choose(runnable, last)
+                    if not 0 <= i < n:
+                        raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
+                record(i)
+            steps += 1
+            self._steps = steps
+            task = runnable[i]
+            self._current = task
+            exc = task.throw_exc
+            if exc is not None:
+                task.throw_exc = None
+            elif (
+                self._epoch  # 0: no scope was ever cancelled in this run
+                and task.resume_cancellable
+                and (
+                    task.cancel_cached
+                    if task.epoch_seen == self._epoch
+                    else self._is_cancelled(task)
+                )
+            ):
+                exc = Cancelled()
+            try:
+                if exc is None:
+                    value = task.send_value
+                    if value is not None:
+                        task.send_value = None
+                    trapped = task.context.run(task.send, value)
+                else:
+                    trapped = task.context.run(task.coro.throw, exc)
+            except StopIteration as stop:
+                self._current = None
+                runnable.pop(i)
+                last = None
+                if task is root:
+                    root_value = stop.value
+                self._ends.append(TaskEnd(steps, task.id, task.name))
+                self._finish(task, None)
+                continue
+            except (KeyboardInterrupt, SystemExit):
+                raise  # the user's or the process's, never the program's outcome
+            except BaseException as err:  # the task's own error: an outcome, not ours
+                self._current = None
+                if _drive_frame_first(err):
+                    err.__traceback__ = err.__traceback__.tb_next  # type: ignore[union-attr]
+                self._raised(task, err)
+                runnable.pop(i)
+                last = None
+                if task is root:
+                    root_error = err
+                self._ends.append(TaskEnd(steps, task.id, task.name, err))
+                self._finish(task, err)
+                continue
+            self._current = None
+            if type(trapped) is tuple and len(trapped) == 2 and trapped[0] == CHECKPOINT:
+                task.pending = trapped[1]
+                task.resume_cancellable = True
+                last = task
+            elif self._trapped(task, i, trapped):
+                last = task
+            else:
+                last = None
+        return self._result(root, root_value, root_error)
+
+    def _raised(self, task: SimTask, err: BaseException) -> None:
+        foreign = _foreign_library_call(err)
+        if foreign is not None:
+            raise ForeignAwait(
+                f"task {task.name!r} called {foreign}, which needs its own event "
+                f"loop ({type(err).__name__}: {err}); {_INSTEAD}"
+            ) from err
+
+    def _trapped(self, task: SimTask, i: int, trapped: object) -> bool:
+        """A trap other than a checkpoint, for `_drive_plain`: True if `task` stays
+        runnable (at index `i`), False if it left `_runnable`."""
+        try:
+            op, arg = trapped  # type: ignore[misc]
+        except (TypeError, ValueError):
+            op, arg = -1, trapped
+        task.pending = arg
+        if op == CHECKPOINT:
+            task.resume_cancellable = True
+            return True
+        if op == PARK:
+            assert isinstance(arg, Waiter)
+            arg.handle = task
+            task.resume_cancellable = arg.cancellable
+            if arg.woken:
+                task.send_value = arg.value  # woken within its own step
+                return True
+            if arg.cancellable and self._is_cancelled(task):
+                task.throw_exc = Cancelled()  # a park is a checkpoint
+                return True
+            task.waiter = arg
+            task.state = _BLOCKED
+            self._blocked[task] = None
+            self._runnable.pop(i)
+            return False
+        if op == SLEEP:
+            assert isinstance(arg, float)
+            task.resume_cancellable = True
+            if self._is_cancelled(task):
+                task.throw_exc = Cancelled()
+                return True
+            task.sleep_token += 1
+            task.state = _SLEEPING
+            self._blocked[task] = None
+            self._seq += 1
+            heapq.heappush(self._timers, (arg, self._seq, task, task.sleep_token))
+            self._runnable.pop(i)
+            return False
+        raise self._foreign_await(task, trapped)
 
     def _end_footprint(self, task: SimTask, declared: Footprint | None) -> None:
         fp = self._fp
@@ -1049,6 +1260,15 @@ class SimRuntime(Runtime):
                 self._current = None
         if interrupted is not None:
             raise interrupted
+
+
+#: The driver loop's code: its frame is cut from the tracebacks of the tasks' errors.
+_DRIVE_CODES: Final = (SimRuntime._drive.__code__, SimRuntime._drive_plain.__code__)
+
+
+def _drive_frame_first(err: BaseException) -> bool:
+    tb = err.__traceback__
+    return tb is not None and tb.tb_frame.f_code in _DRIVE_CODES
 
 
 def _stable_label(label: object) -> object:

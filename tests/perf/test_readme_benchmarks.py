@@ -1,0 +1,45 @@
+"""The README's Benchmarks section quotes `benchmarks/results.json`, as run_all wrote it.
+
+Every target row the README shows must be a row of the table `run_all.py` renders from
+the committed full-run results, and the section names the command and the date of that
+run: a figure nobody can trace to a run fails here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_all() -> Any:
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Benchmarks\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_readme_quotes_the_results_file() -> None:
+    data = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    meta = data["meta"]
+    assert meta["quick"] is False
+    section = _section()
+    assert meta["command"] in section
+    assert meta["date"] in section
+    rendered = set(_run_all().targets_table(data["targets"]))
+    quoted = [line for line in section.splitlines() if line.startswith("| bench_")]
+    assert quoted, "the section quotes no target row"
+    missing = [line for line in quoted if line not in rendered]
+    assert missing == []

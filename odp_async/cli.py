@@ -300,7 +300,7 @@ def explore(
     )
     if not 0 <= progress_every <= MAX_SECONDS:  # also refuses nan
         _fail(
-            f"--progress-every must be a number of seconds in 0..{MAX_SECONDS:g}, "
+            f"--progress-every must be a number of seconds >= 0 (at most {MAX_SECONDS:g}), "
             f"got {progress_every}"
         )
     if protocol is None and _is_file(scenario):
@@ -649,7 +649,10 @@ def run(
     if backend not in ("trio", "asyncio"):
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
     if not 0 < timeout <= MAX_SECONDS:  # also refuses nan and inf
-        _fail(f"--timeout must be a number of seconds in (0, {MAX_SECONDS:g}], got {timeout}")
+        _fail(
+            f"--timeout must be a positive number of seconds (at most {MAX_SECONDS:g}), "
+            f"got {timeout}"
+        )
     target = _target(scenario, protocol, options)
 
     async def main() -> list[Any]:
@@ -770,8 +773,10 @@ def matrix(
     from .explore.matrix import verdict_matrix
     from .scenarios import BUILTIN
 
-    if not 1 <= budget <= MAX_SCHEDULES:
-        _fail(f"--budget must be in 1..{MAX_SCHEDULES}, got {budget}")
+    if budget < 1:
+        _fail(f"--budget must be a positive int, got {budget}")
+    if budget > MAX_SCHEDULES:
+        _fail(f"--budget must be at most {MAX_SCHEDULES}, got {budget}")
     if seed.bit_length() > SEED_BITS:
         _fail(f"--seed must be an int of at most {SEED_BITS} bits, got {seed}")
     names = list(scenarios) or list(BUILTIN)

@@ -56,8 +56,10 @@ SEED_BITS: Final = 64
 
 def _positive(name: str, maximum: int) -> Any:
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
-            raise InvalidArgument(f"{name} must be an int in 1..{maximum}, got {_show(value)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidArgument(f"{name} must be a positive int, got {_show(value)}")
+        if value > maximum:
+            raise InvalidArgument(f"{name} must be at most {maximum}, got {_show(value)}")
 
     return check
 
@@ -75,11 +77,13 @@ def _chooser(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 
 def _bound(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (
-        not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PREEMPTIONS
-    ):
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise InvalidArgument(
-            f"preemption_bound must be None or an int in 0..{MAX_PREEMPTIONS}, got {_show(value)}"
+            f"preemption_bound must be None or a non-negative int, got {_show(value)}"
+        )
+    if value is not None and value > MAX_PREEMPTIONS:
+        raise InvalidArgument(
+            f"preemption_bound must be at most {MAX_PREEMPTIONS}, got {_show(value)}"
         )
 
 

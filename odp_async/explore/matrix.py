@@ -168,8 +168,10 @@ def verdict_matrix(
     defaults = {name: _default_protocols(name) for name in names}
     for p in protocols or ():
         _check_protocol(p)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
-        raise InvalidArgument(f"jobs must be an int in 1..{MAX_JOBS}, got {jobs!r}")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise InvalidArgument(f"jobs must be a positive int, got {jobs!r}")
+    if jobs > MAX_JOBS:
+        raise InvalidArgument(f"jobs must be at most {MAX_JOBS}, got {jobs!r}")
     pairs = [(s, p) for s in names for p in (list(protocols or ()) or defaults[s])]
     jobs = max(1, min(jobs, len(pairs)))  # no idle worker processes
     if jobs == 1:

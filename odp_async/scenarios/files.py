@@ -251,12 +251,11 @@ def _int(
     expected: str, minimum: int, maximum: int, *, aligned: bool = False, address: bool = False
 ) -> _Check:
     def check(value: object) -> str | None:
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or not minimum <= value <= maximum
-        ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             return f"expected {expected}, got {_show(value, address=address)}"
+        if value > maximum:
+            limit = f"{maximum:#x}" if address else str(maximum)
+            return f"expected {expected}, at most {limit}, got {_show(value, address=address)}"
         if aligned and value % P:
             return (
                 f"expected {expected}, got {value:#x}, which is misaligned "
@@ -285,7 +284,7 @@ def _seconds(value: object) -> str | None:
         and 0 <= value <= MAX_SECONDS
     ):
         return None
-    return f"expected a number of seconds in 0..{MAX_SECONDS:g}, got {_show(value)}"
+    return f"expected a number of seconds >= 0 (at most {MAX_SECONDS:g}), got {_show(value)}"
 
 
 def _advice(value: object) -> str | None:
@@ -293,15 +292,15 @@ def _advice(value: object) -> str | None:
 
 
 _ADDRESS = _int(
-    "a page-aligned address (an integer in 0..2**47, a multiple of 0x1000)",
+    "a page-aligned address (an integer >= 0, a multiple of 0x1000)",
     0,
     ADDRESS_LIMIT - P,
     aligned=True,
     address=True,
 )
-_BYTE = _int("an address (an integer in 0..2**47)", 0, ADDRESS_LIMIT - 1, address=True)
-_PAGES = _int(f"a page count (an integer in 1..{MAX_PAGES})", 1, MAX_PAGES)
-_SIZE = _int(f"a page count (an integer in 0..{MAX_PAGES})", 0, MAX_PAGES)
+_BYTE = _int("an address (an integer >= 0)", 0, ADDRESS_LIMIT - 1, address=True)
+_PAGES = _int("a page count (an integer >= 1)", 1, MAX_PAGES)
+_SIZE = _int("a page count (an integer >= 0)", 0, MAX_PAGES)
 
 _REQUIRED: Final = object()
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from odp_async.cli import main
 from odp_async.explore import explore
 
-from ._support import check_outcome, reencode, toml_document, token_parts, with_header
+from ._support import check_outcome, reencode, token_parts, toml_document, with_header
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.toml"))

@@ -24,13 +24,14 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def token() -> str:
     result = explore("registration-race", "naive", schedules=200)
-    assert result.failure is not None and result.failure.shrunk_token is not None
+    assert result.failure is not None
+    assert result.failure.shrunk_token is not None
     return result.failure.shrunk_token
 
 
 def usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
     code = main(argv)
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     check_outcome(code, err, {ExitCode.USAGE})
     assert err.count("\n") == 1, err
     for needle in needles:

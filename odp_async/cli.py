@@ -69,7 +69,7 @@ def _err(message: str) -> None:
 
 
 def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
-    _err(f"odp-async: error: {message}")
+    _err(f"odp-async: error: {_one_line(message)}")
     raise _Exit(code)
 
 
@@ -285,6 +285,7 @@ def explore(
     """
     from .explore.config import ExploreConfig
 
+    jobs, note = _cap_jobs(jobs, schedules, "schedules")
     config = ExploreConfig(
         chooser=chooser,
         schedules=schedules,
@@ -297,14 +298,19 @@ def explore(
         reduction=not no_reduction,
         shrink=not no_shrink,
     )
-    if not progress_every >= 0:  # also refuses nan
-        _fail(f"--progress-every must be a number of seconds >= 0, got {progress_every}")
+    if not 0 <= progress_every <= MAX_SECONDS:  # also refuses nan
+        _fail(
+            f"--progress-every must be a number of seconds >= 0 (at most {MAX_SECONDS:g}), "
+            f"got {progress_every}"
+        )
     if protocol is None and _is_file(scenario):
         if options:
             _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
-        _explore_file(scenario, config, progress_every, as_json)
+        _explore_file(scenario, config, progress_every, as_json, note)
         return
     target = _target(scenario, protocol, options)
+    if note:
+        _err(note)
     _err(f"exploring {target.label} with {chooser} ({schedules} schedules)...")
     try:
         result = _explore(scenario, target, config, progress_every)
@@ -362,7 +368,9 @@ def _interrupted(partial: Any, as_json: bool) -> NoReturn:
     raise _Exit(ExitCode.INTERRUPTED)
 
 
-def _explore_file(path: str, config: Any, progress_every: float, as_json: bool) -> None:
+def _explore_file(
+    path: str, config: Any, progress_every: float, as_json: bool, note: str | None = None
+) -> None:
     """``explore FILE`` without a protocol: every protocol the file names, vs [expected]."""
     from rich.console import Console
     from rich.table import Table
@@ -370,6 +378,8 @@ def _explore_file(path: str, config: Any, progress_every: float, as_json: bool) 
     from .scenarios.files import read_scenario
 
     file = read_scenario(path)
+    if note:
+        _err(note)
     rows: list[tuple[str, Any, Any]] = []  # (protocol, expected, result)
     interrupted: Any = None
     for protocol in file.protocols:
@@ -509,8 +519,8 @@ def replay(
     """Re-run the exact schedule of TOKEN and show what happened."""
     from .explore.tokens import decode_token, replay_token
 
-    if width is not None and width < 40:
-        _fail(f"--width must be at least 40, got {width}")
+    if width is not None and not 40 <= width <= 20000:
+        _fail(f"--width must be in 40..20000, got {width}")
     if width is not None and (png_path or svg_path) and not 400 <= width <= 20000:
         _fail(f"--width for a picture is 400..20000 pixels, got {width}")
     decoded = decode_token(token)
@@ -638,8 +648,11 @@ def run(
 
     if backend not in ("trio", "asyncio"):
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
-    if not timeout > 0:  # also refuses nan
-        _fail(f"--timeout must be a positive number of seconds, got {timeout}")
+    if not 0 < timeout <= MAX_SECONDS:  # also refuses nan and inf
+        _fail(
+            f"--timeout must be a positive number of seconds (at most {MAX_SECONDS:g}), "
+            f"got {timeout}"
+        )
     target = _target(scenario, protocol, options)
 
     async def main() -> list[Any]:
@@ -756,15 +769,25 @@ def matrix(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
+    from .explore.config import MAX_SCHEDULES, SEED_BITS
     from .explore.matrix import verdict_matrix
     from .scenarios import BUILTIN
 
+    if budget < 1:
+        _fail(f"--budget must be a positive int, got {budget}")
+    if budget > MAX_SCHEDULES:
+        _fail(f"--budget must be at most {MAX_SCHEDULES}, got {budget}")
+    if seed.bit_length() > SEED_BITS:
+        _fail(f"--seed must be an int of at most {SEED_BITS} bits, got {seed}")
     names = list(scenarios) or list(BUILTIN)
     for name in names:
         if not _is_file(name):
             _check_scenario_name(name, classic=False)
     protos = [_protocol(p) for p in protocols] or None
     total = _matrix_size(names, protos)
+    jobs, note = _cap_jobs(jobs, total, "cells")
+    if note:
+        _err(note)
     stderr = Console(stderr=True)
     start = time.perf_counter()
     with Progress(
@@ -850,6 +873,46 @@ def matrix(
 
 
 # --- plumbing ------------------------------------------------------------------------------
+
+#: The longest --timeout and --progress-every (a day, in seconds).
+MAX_SECONDS = 86_400.0
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _cap_jobs(jobs: int, work: int, unit: str) -> tuple[int, str | None]:
+    """``--jobs`` capped to the CPUs and to `work` (in `unit`s), with the note saying so;
+    fewer than one is an error."""
+    if jobs < 1:
+        _fail(f"--jobs must be at least 1, got {jobs}")
+    cpus = _cpus()
+    cap = max(1, min(cpus, work))
+    if jobs <= cap:
+        return jobs, None
+    why = f"the CPUs: {cpus}" if cap == cpus else f"the work: {work} {unit}"
+    return cap, f"odp-async: note: --jobs {jobs} capped to {cap} ({why})"
+
+
+def _one_line(message: str) -> str:
+    """`message` on one line: each non-printable character (a newline, a null byte, an
+    ESC) written as its escape.  A TOML syntax error keeps its second line, the quoted
+    source line (already escaped), as the README says."""
+    first, sep, second = message.partition("\n    ")
+    return _printable(first) + (
+        sep + _printable(second) if sep and "TOML syntax" in first else _printable(sep + second)
+    )
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _matrix_size(names: Sequence[str], protocols: Sequence[Any] | None) -> int:
@@ -997,6 +1060,12 @@ def _needs_world(scenario: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` (default: ``sys.argv[1:]``); return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):
+        # no shell passes one; a caller of main() can, and no path or name may hold one
+        if not isinstance(arg, str) or "\0" in arg:
+            what = "holds a null byte" if isinstance(arg, str) else "is not a str"
+            _err(f"odp-async: error: argument {i + 1} ({_printable(repr(arg))}) {what}")
+            return int(ExitCode.USAGE)
     try:
         cli.main(args=args, prog_name="odp-async", standalone_mode=False)
     except _Exit as e:
@@ -1014,19 +1083,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err("odp-async: interrupted")
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as e:
-        _err(f"odp-async: error: {e.format_message()}")
+        _err(f"odp-async: error: {_one_line(e.format_message())}")
         return int(ExitCode.USAGE)
     except ReplayMismatch as e:
-        _err(f"odp-async: replay mismatch: {e}")
+        _err(f"odp-async: replay mismatch: {_one_line(str(e))}")
         return int(ExitCode.REPLAY_MISMATCH)
     except InternalError:
         traceback.print_exc()
         return int(ExitCode.INTERNAL)
     except (InvalidArgument, OdpError) as e:
-        _err(f"odp-async: error: {e}")
+        _err(f"odp-async: error: {_one_line(str(e))}")
         return int(ExitCode.USAGE)
     except OSError as e:
-        _err(f"odp-async: error: {e.filename or ''}: {e.strerror or e}")
+        where = f"{e.filename}: " if e.filename else ""
+        _err(f"odp-async: error: {_one_line(f'{where}{e.strerror or e}')}")
         return int(ExitCode.USAGE)
     except Exception:
         traceback.print_exc()

@@ -3,7 +3,8 @@
 Contract
     `ExploreConfig` holds the chooser's name and each knob the explorer has; building one
     with a bad value, or `evolve` with an unknown field, raises `InvalidArgument` naming
-    the field and the value.  Nothing else
+    the field and the value (every number has a range: `MAX_SCHEDULES`, `MAX_STEPS`,
+    `MAX_DEPTH`, `MAX_PREEMPTIONS`, `MAX_JOBS`, `SEED_BITS`).  Nothing else
     in the explorer has a hidden default: what a run did is a function of its config.
 
 See also
@@ -21,18 +22,53 @@ import attrs
 
 from ..errors import InvalidArgument
 
-__all__ = ["CHOOSERS", "ExploreConfig", "check_fields", "derive_seed"]
+__all__ = [
+    "CHOOSERS",
+    "MAX_DEPTH",
+    "MAX_JOBS",
+    "MAX_PREEMPTIONS",
+    "MAX_SCHEDULES",
+    "MAX_STEPS",
+    "SEED_BITS",
+    "ExploreConfig",
+    "check_fields",
+    "derive_seed",
+]
 
 CHOOSERS: Final = ("random", "pct", "dfs", "dpor")
 ChooserName = Literal["random", "pct", "dfs", "dpor"]
 
+# The ranges of the budgets: wide enough for any real exploration, narrow enough that a
+# typo (or a fuzzer) gets a one-line error instead of an overflow or a run of years.
+#: The most schedules one exploration may run.
+MAX_SCHEDULES: Final = 10**9
+#: The largest step bound per execution (also the bound a replay token may carry).
+MAX_STEPS: Final = 10**9
+#: The largest pct depth.
+MAX_DEPTH: Final = 1000
+#: The largest preemption bound (dfs; fixed or iterative).
+MAX_PREEMPTIONS: Final = 1000
+#: The most worker processes (the CLI also caps ``--jobs`` to the CPUs and the work).
+MAX_JOBS: Final = 1024
+#: A seed is an int of at most this many bits (either sign).
+SEED_BITS: Final = 64
 
-def _positive(name: str) -> Any:
+
+def _positive(name: str, maximum: int) -> Any:
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidArgument(f"{name} must be a positive int, got {value!r}")
+            raise InvalidArgument(f"{name} must be a positive int, got {_show(value)}")
+        if value > maximum:
+            raise InvalidArgument(f"{name} must be at most {maximum}, got {_show(value)}")
 
     return check
+
+
+def _show(value: object) -> str:
+    """`value` for a message: an int of hundreds of digits is not worth printing whole."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an int of {value.bit_length()} bits"
+    return repr(value)
 
 
 def _chooser(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -43,7 +79,11 @@ def _chooser(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 def _bound(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise InvalidArgument(
-            f"preemption_bound must be None or a non-negative int, got {value!r}"
+            f"preemption_bound must be None or a non-negative int, got {_show(value)}"
+        )
+    if value is not None and value > MAX_PREEMPTIONS:
+        raise InvalidArgument(
+            f"preemption_bound must be at most {MAX_PREEMPTIONS}, got {_show(value)}"
         )
 
 
@@ -56,8 +96,11 @@ def _optional_bool(name: str) -> Any:
 
 
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidArgument(f"seed must be an int, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value.bit_length() > SEED_BITS:
+        raise InvalidArgument(
+            f"seed must be an int of at most {SEED_BITS} bits (|seed| < 2**{SEED_BITS}), "
+            f"got {_show(value)}"
+        )
 
 
 @attrs.frozen
@@ -84,16 +127,18 @@ class ExploreConfig:
     """
 
     chooser: str = attrs.field(default="random", validator=_chooser)
-    schedules: int = attrs.field(default=1000, validator=_positive("schedules"))
+    schedules: int = attrs.field(default=1000, validator=_positive("schedules", MAX_SCHEDULES))
     seed: int = attrs.field(default=0, validator=_seed)
-    max_steps: int = attrs.field(default=50_000, validator=_positive("max_steps"))
-    depth: int = attrs.field(default=3, validator=_positive("depth"))
+    max_steps: int = attrs.field(default=50_000, validator=_positive("max_steps", MAX_STEPS))
+    depth: int = attrs.field(default=3, validator=_positive("depth", MAX_DEPTH))
     preemption_bound: int | None = attrs.field(default=None, validator=_bound)
-    max_preemptions: int = attrs.field(default=3, validator=_positive("max_preemptions"))
+    max_preemptions: int = attrs.field(
+        default=3, validator=_positive("max_preemptions", MAX_PREEMPTIONS)
+    )
     reduction: bool = True
     symmetry: bool | None = attrs.field(default=None, validator=_optional_bool("symmetry"))
     trust_primitives: bool = True
-    jobs: int = attrs.field(default=1, validator=_positive("jobs"))
+    jobs: int = attrs.field(default=1, validator=_positive("jobs", MAX_JOBS))
     stop_on_first: bool = True
     shrink: bool = True
 

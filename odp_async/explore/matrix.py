@@ -37,7 +37,7 @@ from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol
 from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
-from .config import derive_seed
+from .config import MAX_JOBS, derive_seed
 from .shrink import shrink
 from .target import Target
 from .tokens import encode_token
@@ -168,9 +168,12 @@ def verdict_matrix(
     defaults = {name: _default_protocols(name) for name in names}
     for p in protocols or ():
         _check_protocol(p)
-    if not isinstance(jobs, int) or jobs < 1:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise InvalidArgument(f"jobs must be a positive int, got {jobs!r}")
+    if jobs > MAX_JOBS:
+        raise InvalidArgument(f"jobs must be at most {MAX_JOBS}, got {jobs!r}")
     pairs = [(s, p) for s in names for p in (list(protocols or ()) or defaults[s])]
+    jobs = max(1, min(jobs, len(pairs)))  # no idle worker processes
     if jobs == 1:
         done = []
         for s, p in pairs:

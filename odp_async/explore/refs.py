@@ -31,14 +31,13 @@ import hashlib
 import importlib
 import os
 import sys
-import tomllib
 from typing import Any
 
 import attrs
 
 from ..errors import InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
-from ..scenarios.files import _Reader, read_scenario
+from ..scenarios.files import ScenarioFileError, _Reader, read_scenario
 
 __all__ = ["ScenarioText", "is_ref", "object_ref", "resolve_ref", "scenario_ref"]
 
@@ -234,6 +233,8 @@ class _TextReader(_Reader):
 
     def parse(self) -> dict[str, Any]:
         try:
-            return tomllib.loads(self._text)
-        except tomllib.TOMLDecodeError as e:
-            raise self.fail(None, f"the scenario text in the token is not TOML: {e}") from None
+            return self.loads(self._text)
+        except ScenarioFileError as e:
+            # one line: a syntax error's quoted source line is the token's own business
+            first = str(e).splitlines()[0].removeprefix(f"{self.path}")
+            raise self.fail(None, f"the scenario text in the token is not valid{first}") from None

@@ -12,7 +12,11 @@ Contract
     targets, files by path) still decode.
 
     `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
-    unknown version, a truncated or edited token (CRC), a payload that does not unpack.
+    unknown version, a truncated or edited token (CRC), a payload that does not unpack
+    (or inflates past `MAX_INFLATED` bytes), a header field of the wrong type or out of
+    its range (the step bound in ``1..MAX_STEPS``, parameters a table of names to ints in
+    ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, JSON nested
+    at most `MAX_JSON_DEPTH` deep), a schedule entry above `MAX_CHOICE`.
     `encode_token` refuses a target no other process could rebuild (a closure...) with
     `InvalidArgument` saying why.  `replay_token` re-runs the exact schedule and raises
     `ReplayMismatch` if the run asks for other, more or fewer choices than recorded, or
@@ -28,15 +32,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
+import re
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from .._runtime.choosers import ReplayChooser
 from ..errors import InvalidArgument, ReplayMismatch
+from .config import MAX_STEPS
 from .refs import ScenarioText
 from .target import Execution, Target, TargetSpec
 
@@ -97,7 +104,15 @@ def _unpack(data: bytes) -> tuple[int, ...]:
         v |= (byte & 0x7F) << shift
         if byte & 0x80:
             shift += 7
+            if shift > 35:
+                raise InvalidArgument(
+                    f"malformed token: a schedule entry is above {MAX_CHOICE} (a task index)"
+                )
             continue
+        if v > MAX_CHOICE:
+            raise InvalidArgument(
+                f"malformed token: a schedule entry is above {MAX_CHOICE} (a task index)"
+            )
         values.append(v)
         v = shift = 0
     if shift:
@@ -164,24 +179,24 @@ def decode_token(token: str) -> DecodedToken:
             f"token {_short(token)} fails its checksum: it was truncated or edited"
         )
     try:
-        blob = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        blob = _inflate(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         raw, _, packed = blob.partition(b"\0")
-        header = json.loads(raw)
+        header = _header(raw)
         decoded = DecodedToken(
             source=header["s"],
             protocol=header["p"],
-            options=dict(header["o"]),
-            max_steps=int(header["m"]),
+            options=header["o"],
+            max_steps=header["m"],
             kind=header["k"],
             step=header["t"],
-            version=str(header["v"]),
+            version=header["v"],
             schedule=_unpack(packed),
-            params={str(k): int(v) for k, v in header.get("a", {}).items()},
-            test_id=None if header.get("i") is None else str(header["i"]),
-            file=_file(header.get("f")),
-            args=tuple(header.get("g", ())),
+            params=header["a"],
+            test_id=header["i"],
+            file=_file(header["f"]),
+            args=tuple(header["g"]),
         )
-    except (binascii.Error, zlib.error, ValueError, KeyError, TypeError) as e:
+    except (binascii.Error, zlib.error, ValueError) as e:
         raise InvalidArgument(f"malformed token {_short(token)}: {e}") from None
     return decoded
 
@@ -194,6 +209,161 @@ def _file(value: object) -> ScenarioText | None:
     ):
         raise ValueError("the scenario file entry is not [name, sha256, text]")
     return ScenarioText(*value)
+
+
+# --- the header's schema ------------------------------------------------------------------
+# Every field of a token's header is checked against its type and range here, before any
+# of it is used: a token is input (pasted, edited, fuzzed), and its checksum only proves
+# it was not damaged by accident.
+
+#: The most bytes a token's payload may inflate to (a scenario file's text included).
+MAX_INFLATED: Final = 16 * 1024 * 1024
+#: The deepest nesting of arrays and objects a header may have (its own is 3; a function
+#: target's JSON arguments take the rest).
+MAX_JSON_DEPTH: Final = 32
+#: The largest scenario parameter a token may carry.
+MAX_PARAM: Final = 1_000_000
+#: The largest schedule entry (an index among the runnable tasks).
+MAX_CHOICE: Final = 2**31 - 1
+#: The largest int an option or an argument may be.
+_MAX_INT: Final = 2**63
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib-decompress `data` to at most `MAX_INFLATED` bytes (no decompression bomb)."""
+    inflater = zlib.decompressobj()
+    blob = inflater.decompress(data, MAX_INFLATED)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"the payload inflates to more than {MAX_INFLATED} bytes")
+    if not inflater.eof:
+        raise ValueError("the payload is a truncated zlib stream")
+    return blob
+
+
+def _json_depth(raw: bytes) -> int:
+    """How deeply `raw`'s arrays and objects nest (strings skipped), without recursing."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", raw)):
+        if bracket in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+_STRINGS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS: Final = re.compile(rb"[\[\]{}]")
+
+
+def _header(raw: bytes) -> dict[str, Any]:
+    """The checked header: every field present (defaults filled in), each of its type and
+    in its range.  Raises ValueError naming the field."""
+    depth = _json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"the header nests {depth} deep (at most {MAX_JSON_DEPTH})")
+    try:
+        header = json.loads(raw)
+    except RecursionError:  # the depth check makes this unreachable; a guard all the same
+        raise ValueError("the header nests too deep") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"the header is a JSON {_kind(header)}, expected an object")
+    for key in ("s", "p", "o", "m", "k", "t", "v"):
+        if key not in header:
+            raise ValueError(f"the header has no field {key!r}")
+    return {
+        "s": _text(header, "s", "the source"),
+        "p": _text(header, "p", "the protocol", optional=True),
+        "o": _options(header.get("o")),
+        "m": _count(header, "m", "the step bound", 1, MAX_STEPS),
+        "k": _text(header, "k", "the violation kind", optional=True),
+        "t": _count(header, "t", "the violation step", 0, MAX_STEPS, optional=True),
+        "v": _text(header, "v", "the version"),
+        "a": _params(header.get("a", {})),
+        "i": _text(header, "i", "the test id", optional=True),
+        "f": header.get("f"),  # checked by `_file`
+        "g": _args(header.get("g", [])),
+    }
+
+
+def _kind(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _text(header: dict[str, Any], key: str, what: str, *, optional: bool = False) -> Any:
+    value = header.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        expected = "a non-empty string" + (" or null" if optional else "")
+        raise ValueError(f"{what} ({key!r}) is {_brief(value)}, expected {expected}")
+    return value
+
+
+def _count(
+    header: dict[str, Any], key: str, what: str, low: int, high: int, *, optional: bool = False
+) -> Any:
+    value = header.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{what} ({key!r}) is {_brief(value)}, expected an int in {low}..{high}")
+    return value
+
+
+def _scalar(value: object) -> bool:
+    if isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        return -_MAX_INT <= value < _MAX_INT
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _options(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"the options ('o') are {_brief(value)}, expected an object")
+    for key, v in value.items():
+        if not _scalar(v):
+            raise ValueError(
+                f"option {key!r} is {_brief(v)}, expected a boolean, a number or a string"
+            )
+    return dict(value)
+
+
+def _params(value: object) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError(f"the parameters ('a') are {_brief(value)}, expected an object")
+    for key, v in value.items():
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_PARAM:
+            raise ValueError(
+                f"parameter {key!r} is {_brief(v)}, expected an int in 1..{MAX_PARAM}"
+            )
+    return dict(value)
+
+
+def _args(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"the arguments ('g') are {_brief(value)}, expected an array")
+    stack: list[object] = list(value)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif item is not None and not _scalar(item):
+            raise ValueError(f"an argument holds {_brief(item)}, out of range")
+    return value
+
+
+def _brief(value: object) -> str:
+    """A JSON value for a message: its kind, and the value itself when it is short."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    text = json.dumps(value) if _kind(value) != "number" or isinstance(value, int) else repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{text} (a JSON {_kind(value)})"
 
 
 def replay_token(

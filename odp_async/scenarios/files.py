@@ -185,6 +185,15 @@ P: Final = PAGE_SIZE
 #: Task names an actor may not take: the sim's root task, and the setup's outcome prefix.
 RESERVED_ACTOR_NAMES: Final = ("main", "setup")
 VERDICTS: Final = tuple(v.value for v in Verdict)
+#: The deepest a file's tables and arrays may nest (the format itself needs 4: the file,
+#: ``[setup]``, its ``ops`` array, an operation).  Deeper is refused before any use.
+MAX_NESTING: Final = 16
+#: Addresses lie below this (x86-64's 47-bit user address space).
+ADDRESS_LIMIT: Final = 1 << 47
+#: The most pages one operation may name (4 GiB).
+MAX_PAGES: Final = 1 << 20
+#: The longest ``sleep`` (virtual seconds).
+MAX_SECONDS: Final = 1e6
 
 
 class ScenarioFileError(InvalidArgument):
@@ -230,15 +239,23 @@ _TOML_TYPES: Final = {
 
 def _show(value: object, *, address: bool = False) -> str:
     kind = type(value).__name__
-    if address and isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:#x} (integer)"
-    return f"{value!r} ({_TOML_TYPES.get(kind, kind)})"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = f"{value:#x}" if address and isinstance(value, int) else repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({_TOML_TYPES.get(kind, kind)})"
 
 
-def _int(expected: str, minimum: int, *, aligned: bool = False, address: bool = False) -> _Check:
+def _int(
+    expected: str, minimum: int, maximum: int, *, aligned: bool = False, address: bool = False
+) -> _Check:
     def check(value: object) -> str | None:
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             return f"expected {expected}, got {_show(value, address=address)}"
+        if value > maximum:
+            limit = f"{maximum:#x}" if address else str(maximum)
+            return f"expected {expected}, at most {limit}, got {_show(value, address=address)}"
         if aligned and value % P:
             return (
                 f"expected {expected}, got {value:#x}, which is misaligned "
@@ -264,10 +281,10 @@ def _seconds(value: object) -> str | None:
         isinstance(value, int | float)
         and not isinstance(value, bool)
         and math.isfinite(value)
-        and value >= 0
+        and 0 <= value <= MAX_SECONDS
     ):
         return None
-    return f"expected a number of seconds >= 0, got {_show(value)}"
+    return f"expected a number of seconds >= 0 (at most {MAX_SECONDS:g}), got {_show(value)}"
 
 
 def _advice(value: object) -> str | None:
@@ -275,11 +292,15 @@ def _advice(value: object) -> str | None:
 
 
 _ADDRESS = _int(
-    "a page-aligned address (an integer >= 0, a multiple of 0x1000)", 0, aligned=True, address=True
+    "a page-aligned address (an integer >= 0, a multiple of 0x1000)",
+    0,
+    ADDRESS_LIMIT - P,
+    aligned=True,
+    address=True,
 )
-_BYTE = _int("an address (an integer >= 0)", 0, address=True)
-_PAGES = _int("a page count (an integer >= 1)", 1)
-_SIZE = _int("a page count (an integer >= 0)", 0)
+_BYTE = _int("an address (an integer >= 0)", 0, ADDRESS_LIMIT - 1, address=True)
+_PAGES = _int("a page count (an integer >= 1)", 1, MAX_PAGES)
+_SIZE = _int("a page count (an integer >= 0)", 0, MAX_PAGES)
 
 _REQUIRED: Final = object()
 
@@ -574,28 +595,47 @@ class _Reader:
             raise self.fail(None, "is a directory, expected a scenario file (.toml)") from None
         except OSError as e:
             raise self.fail(None, f"cannot read the scenario file: {e.strerror}") from None
+        except ValueError:  # open() refuses a path with a null byte
+            raise self.fail(None, "not a path: it holds a null byte") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise self.fail(None, f"not UTF-8 text (byte {e.start}); TOML is UTF-8") from None
+        return self.loads(text)
+
+    def loads(self, text: str) -> dict[str, Any]:
+        """`text` parsed as TOML, at most `MAX_NESTING` deep, or `ScenarioFileError`."""
         try:
-            return tomllib.loads(text)
+            doc = tomllib.loads(text)
+        except RecursionError:
+            raise self.fail(None, f"TOML nested too deep (at most {MAX_NESTING} levels)") from None
         except tomllib.TOMLDecodeError as e:
-            message = str(e)
-            found = _TOML_WHERE.search(message)
-            if found is None:
-                raise self.fail(None, f"TOML syntax error: {message}") from None
-            line, column = int(found.group(1)), int(found.group(2))
-            reason = message[: found.start()]
-            text_line = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
-            error = ScenarioFileError(
-                f"{self.path}, line {line}, column {column}: TOML syntax error: {reason}"
-                f"\n    {text_line}",
-                path=self.path,
-                line=line,
-                value=text_line,
-            )
-            raise error from None
+            raise self.syntax_error(e, text) from None
+        except ValueError as e:  # e.g. an integer of more digits than Python converts
+            raise self.fail(None, f"TOML value error: {_printable(str(e))}") from None
+        depth = _nesting(doc)
+        if depth > MAX_NESTING:
+            raise self.fail(None, f"TOML nested {depth} deep (at most {MAX_NESTING} levels)")
+        return doc
+
+    def syntax_error(self, e: tomllib.TOMLDecodeError, text: str) -> ScenarioFileError:
+        """The error for a TOML syntax error: the file, line and column, and the source
+        line quoted on a second line (non-printable characters escaped)."""
+        message = str(e)
+        found = _TOML_WHERE.search(message)
+        if found is None:
+            return self.fail(None, f"TOML syntax error: {_printable(message)}")
+        line, column = int(found.group(1)), int(found.group(2))
+        reason = message[: found.start()]
+        lines = text.splitlines()
+        text_line = lines[line - 1] if line <= len(lines) else ""
+        return ScenarioFileError(
+            f"{self.path}, line {line}, column {column}: TOML syntax error: "
+            f"{_printable(reason)}\n    {_printable(text_line)}",
+            path=self.path,
+            line=line,
+            value=text_line,
+        )
 
     def protocols(self, head: Mapping[str, Any]) -> tuple[str, ...]:
         if "protocols" not in head:
@@ -790,6 +830,28 @@ class _Reader:
             steps.append((item[0], item[1] if len(item) == 2 else None))
         expected = self.verdicts(t.get("expected", {}), "script.expected", protocols)
         return tuple(steps), expected
+
+
+def _printable(text: str) -> str:
+    """`text` with every non-printable character (a newline, a null byte, an escape
+    sequence's ESC) written as its Python escape, so a message stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _nesting(doc: object) -> int:
+    """How deeply `doc`'s tables and arrays nest (without recursing)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth) for item in items)
+    return deepest
 
 
 def _any(value: object) -> str | None:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
+import os
 import pickle
 import signal
 import time
@@ -461,8 +462,11 @@ def _explore_pool(spec: TargetSpec, config: ExploreConfig, hint: int, tally: _Ta
     be terminated at any moment (the end, an error, Ctrl-C) without the parent blocking.
     """
     size = max(1, min(50, config.schedules // (config.jobs * 4) or 1))
+    # never more workers than chunks of work, nor than twice the CPUs: results do not
+    # depend on the count, and a process per requested job could exhaust the machine
+    n_workers = min(config.jobs, -(-config.schedules // size), 2 * (os.cpu_count() or 1))
     chunks = _chunks(config.schedules, size)
-    workers = _start_workers(config.jobs, spec, config, hint)
+    workers = _start_workers(n_workers, spec, config, hint)
     busy: dict[Connection, int] = {}  # a worker's pipe -> the first schedule of its chunk
 
     def feed(conn: Connection) -> None:

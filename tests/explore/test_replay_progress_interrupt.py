@@ -276,3 +276,24 @@ def test_workers_ignore_sigint_so_only_the_parent_handles_ctrl_c(user: ModuleTyp
     finally:
         runner._stop_workers(workers)
     assert not process.is_alive()
+
+
+def test_jobs_never_start_more_workers_than_the_machine_or_the_work_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from odp_async.explore import explore, runner
+
+    started: list[int] = []
+    real = runner._start_workers
+
+    def counting(n: int, *args: object) -> object:
+        started.append(n)
+        return real(n, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_start_workers", counting)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    a = explore("classic:lost-update", schedules=600, jobs=64, stop_on_first=False, shrink=False)
+    assert started == [4]  # twice the CPUs, not 64
+    b = explore("classic:lost-update", schedules=600, jobs=1, stop_on_first=False, shrink=False)
+    assert a.failure is not None and b.failure is not None
+    assert a.failure.index == b.failure.index

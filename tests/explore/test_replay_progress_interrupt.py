@@ -295,5 +295,6 @@ def test_jobs_never_start_more_workers_than_the_machine_or_the_work_needs(
     a = explore("classic:lost-update", schedules=600, jobs=64, stop_on_first=False, shrink=False)
     assert started == [4]  # twice the CPUs, not 64
     b = explore("classic:lost-update", schedules=600, jobs=1, stop_on_first=False, shrink=False)
-    assert a.failure is not None and b.failure is not None
+    assert a.failure is not None
+    assert b.failure is not None
     assert a.failure.index == b.failure.index

@@ -47,6 +47,11 @@ def _bound(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         )
 
 
+def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"start must be a non-negative int, got {value!r}")
+
+
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArgument(f"seed must be an int, got {value!r}")
@@ -60,6 +65,8 @@ class ExploreConfig:
       ``dfs`` (exhaustive, bounded by `preemption_bound`; None = iterative bounding from 0
       up to `max_preemptions`).
     - `schedules`: the budget, in executions.
+    - `start` (random, pct): the index of the first schedule; schedules
+      ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
     - `seed`: the base of every per-schedule seed (random, pct).
     - `max_steps`: per execution; a run past it is reported as starvation.
     - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks.
@@ -74,6 +81,7 @@ class ExploreConfig:
     chooser: str = attrs.field(default="random", validator=_chooser)
     schedules: int = attrs.field(default=1000, validator=_positive("schedules"))
     seed: int = attrs.field(default=0, validator=_seed)
+    start: int = attrs.field(default=0, validator=_start)
     max_steps: int = attrs.field(default=50_000, validator=_positive("max_steps"))
     depth: int = attrs.field(default=3, validator=_positive("depth"))
     preemption_bound: int | None = attrs.field(default=None, validator=_bound)

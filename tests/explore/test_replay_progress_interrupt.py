@@ -26,6 +26,7 @@ from odp_async.explore import (
     runner,
     tokens,
 )
+from odp_async.explore.executors import ProcessExecutor
 from odp_async.explore.target import Target
 from odp_async.sim import RandomChooser, ReplayChooser
 
@@ -263,16 +264,17 @@ def test_ctrl_c_stops_an_exploration_promptly(user: ModuleType, tmp_path: Path, 
 
 def test_workers_ignore_sigint_so_only_the_parent_handles_ctrl_c(user: ModuleType) -> None:
     spec = Target.resolve(user.clean).spec()
-    workers = runner._start_workers(1, spec, runner.ExploreConfig(), 0)
+    config = runner.ExploreConfig()
+    pool = ProcessExecutor(1)
     try:
-        ((process, conn),) = workers
-        conn.send((0, 1))
-        assert conn.recv()[0] == "ok"  # the worker is serving
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGINT)
-        conn.send((1, 2))
-        kind, (ran, *_) = conn.recv()  # still serving: SIGINT was ignored
-        assert (kind, ran) == ("ok", 1)
+        pool.submit(0, runner.run_chunk, spec, config, 0, 1, 0)
+        (done,) = pool.wait(None)
+        assert done.value.ran == 1  # the worker is serving
+        (pid,) = pool.worker_pids
+        os.kill(pid, signal.SIGINT)
+        pool.submit(1, runner.run_chunk, spec, config, 1, 2, 0)
+        (done,) = pool.wait(None)
+        assert (done.key, done.value.ran) == (1, 1)  # still serving: SIGINT was ignored
     finally:
-        runner._stop_workers(workers)
-    assert not process.is_alive()
+        pool.close()
+    assert pool.worker_pids == []

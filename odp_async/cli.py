@@ -14,13 +14,14 @@ See also
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -42,6 +43,8 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 3
     #: A replay token no longer reproduces its failure: the code changed since.
     REPLAY_MISMATCH = 4
+    #: Ctrl-C stopped it (128 + SIGINT, as a shell reports it).
+    INTERRUPTED = 130
 
 
 class _Exit(Exception):
@@ -72,7 +75,7 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
-2 usage or bad input, 3 internal error, 4 replay mismatch.
+2 usage or bad input, 3 internal error, 4 replay mismatch, 130 Ctrl-C.
 """
 
 
@@ -165,6 +168,9 @@ Examples:
   odp-async explore registration-race -p odp2014 --chooser dfs --preemptions 3
   odp-async explore classic:lost-update --chooser pct --depth 2 --json
   odp-async explore stray-end-corruption -p odp2014 --schedules 5000 --jobs 2
+  odp-async explore stray-end-corruption -p odp2014 --schedules 100000 --cluster local:2
+  odp-async explore classic:lost-update --cluster tcp://scheduler:8786 --resume run.log
+  odp-async explore classic:lost-update --start 5000 --schedules 5000 --all-failures
 """
 )
 @click.argument("scenario")
@@ -179,6 +185,19 @@ Examples:
 @click.option("--max-steps", default=50_000, show_default=True, type=int)
 @click.option("--no-reduction", is_flag=True, help="dfs: no sleep sets, no symmetry")
 @click.option("--no-shrink", is_flag=True, help="keep the failing schedule as found")
+@click.option(
+    "--cluster",
+    metavar="WHERE",
+    help="random/pct on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
+)
+@click.option("--start", default=0, show_default=True, type=int, help="first schedule index")
+@click.option(
+    "--resume",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="record completed chunks in FILE; skip those it already records",
+)
+@click.option("--all-failures", is_flag=True, help="run the whole budget; list every failure")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def explore(
     scenario: str,
@@ -193,9 +212,14 @@ def explore(
     max_steps: int,
     no_reduction: bool,
     no_shrink: bool,
+    cluster: str | None,
+    start: int,
+    resume: str | None,
+    all_failures: bool,
     as_json: bool,
 ) -> None:
     """Explore SCENARIO under many schedules; print the first failure and its token."""
+    from .errors import ExploreInterrupted
     from .explore.config import ExploreConfig
     from .explore.runner import explore_target
 
@@ -210,10 +234,23 @@ def explore(
         max_steps=max_steps,
         reduction=not no_reduction,
         shrink=not no_shrink,
+        start=start,
+        stop_on_first=not all_failures,
     )
     target = _target(scenario, protocol)
+    if cluster is not None and chooser == "dfs":
+        _fail("dfs does not distribute yet: only --chooser random or pct run on a --cluster")
+    executor = _cluster(cluster)
     _err(f"exploring {target.label} with {chooser} ({schedules} schedules)...")
-    result = explore_target(target, config)
+    try:
+        result = explore_target(target, config, executor=executor, resume=resume)
+    except ExploreInterrupted as e:
+        more = f"; continue it with --resume {resume}" if resume else ""
+        _err(f"odp-async: interrupted after {e.result.schedules} schedules{more}")
+        raise _Exit(ExitCode.INTERRUPTED) from None
+    finally:
+        if executor is not None:
+            executor.close()
     failure = result.failure
     if as_json:
         _echo_json(_explore_json(result))
@@ -225,10 +262,29 @@ def explore(
             + (f", complete for bound {result.bound}" if result.complete else "")
             + ")"
         )
+        if all_failures and result.failing:
+            shown = ", ".join(map(str, result.failing[:20]))
+            more = ", ..." if len(result.failing) > 20 else ""
+            click.echo(f"{len(result.failing)} failing schedules: {shown}{more}")
+        if executor is not None or len(result.per_worker) > 1:
+            counts = ", ".join(f"{w}: {n}" for w, n in result.per_worker.items())
+            click.echo(f"schedules per worker: {counts}")
         if failure is not None:
             click.echo(failure.describe())
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _cluster(where: str | None) -> Any:
+    """The executor of ``--cluster`` (None: none), announced on stderr."""
+    if where is None:
+        return None
+    from .explore.executors import cluster_executor
+
+    executor = cluster_executor(where)
+    link = getattr(executor, "dashboard_link", None)
+    _err(f"cluster: {executor.description}" + (f", dashboard {link}" if link else ""))
+    return executor
 
 
 def _explore_json(result: Any) -> dict[str, Any]:
@@ -243,6 +299,10 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "complete": result.complete,
         "bound": result.bound,
         "elapsed": round(result.elapsed, 4),
+        "start": result.config.start,
+        "executor": result.executor,
+        "per_worker": dict(result.per_worker),
+        "failing": list(result.failing),
         "failure": None,
     }
     if failure is not None:
@@ -486,6 +546,7 @@ Examples:
   odp-async matrix
   odp-async matrix --budget 3000 --jobs 2
   odp-async matrix --scenario registration-race --protocol odp2014 --json
+  odp-async matrix --budget 10000 --cluster local:2
 """
 )
 @click.option("--budget", default=1000, show_default=True, type=int, help="schedules per cell")
@@ -493,6 +554,11 @@ Examples:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--scenario", "scenarios", multiple=True, help="only these (repeatable)")
 @click.option("--protocol", "protocols", multiple=True, help="only these (repeatable)")
+@click.option(
+    "--cluster",
+    metavar="WHERE",
+    help="cells on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def matrix(
     budget: int = 1000,
@@ -500,6 +566,7 @@ def matrix(
     seed: int = 0,
     scenarios: Sequence[str] = (),
     protocols: Sequence[str] = (),
+    cluster: str | None = None,
     as_json: bool = False,
 ) -> None:
     """Every built-in scenario x every protocol, explored, against the expected verdicts."""
@@ -514,8 +581,9 @@ def matrix(
     names = list(scenarios) or list(BUILTIN)
     protos = list(protocols) or list(PROTOCOLS)
     stderr = Console(stderr=True)
+    executor = _cluster(cluster)
     start = time.perf_counter()
-    with Progress(
+    with _closing(executor), Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
@@ -537,6 +605,7 @@ def matrix(
             seed=seed,
             jobs=jobs,
             on_cell=advance,
+            executor=executor,
         )
     took = time.perf_counter() - start
     mismatches = [c for c in cells if not c.matches]
@@ -600,6 +669,16 @@ def matrix(
 # --- plumbing ------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _closing(executor: Any) -> Iterator[None]:
+    """Close `executor` (if any) on the way out."""
+    try:
+        yield
+    finally:
+        if executor is not None:
+            executor.close()
+
+
 def _target(scenario: str, protocol: str | None, *, probe: bool = False) -> Any:
     from .explore.target import Target
     from .scenarios import BUILTIN
@@ -627,7 +706,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
-    except click.Abort:
+    except click.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # Ctrl-C
+            _err("odp-async: interrupted")
+            return int(ExitCode.INTERRUPTED)
         _err("odp-async: aborted")
         return int(ExitCode.USAGE)
     except click.ClickException as e:

@@ -583,15 +583,18 @@ def matrix(
     stderr = Console(stderr=True)
     executor = _cluster(cluster)
     start = time.perf_counter()
-    with _closing(executor), Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=as_json or not stderr.is_terminal,
-    ) as progress:
+    with (
+        _closing(executor),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
+            disable=as_json or not stderr.is_terminal,
+        ) as progress,
+    ):
         bar = progress.add_task("verdict matrix", total=len(names) * len(protos))
 
         def advance(cell: Any) -> None:

@@ -69,7 +69,7 @@ class DaskExecutor(Executor):
         self.client = client
         self._cluster = cluster
         self._owns_client = owns_client or cluster is not None
-        self._futures: dict[distributed.Future, Hashable] = {}
+        self._futures: dict[distributed.Future[Any], Hashable] = {}
         self._run = uuid.uuid4().hex[:8]
 
     @classmethod
@@ -127,7 +127,8 @@ class DaskExecutor(Executor):
 
     @property
     def description(self) -> str:
-        return f"Dask cluster at {self.client.scheduler.address} ({self.threads} threads)"
+        address = getattr(self.client.scheduler, "address", "?")
+        return f"Dask cluster at {address} ({self.threads} threads)"
 
     @property
     def dashboard_link(self) -> str | None:

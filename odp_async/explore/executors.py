@@ -315,7 +315,7 @@ def user_modules(spec: TargetSpec) -> list[str]:
     ``module:qualname`` scenario or protocol (built-ins, files and ``classic:`` need none)."""
     found: list[str] = []
     for ref in (spec.source, spec.protocol):
-        if ref is None or spec.file is not None and ref == spec.source:
+        if ref is None or (spec.file is not None and ref == spec.source):
             continue
         module, sep, _ = ref.partition(":")
         if sep and module not in ("classic", "test") and module not in found:

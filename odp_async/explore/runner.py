@@ -261,8 +261,7 @@ def explore_target(
         why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
         what = f"jobs={config.jobs}" if config.jobs > 1 else "an executor or a resume file"
         raise InvalidArgument(
-            f"{what} needs a target other processes can rebuild: {why}; "
-            "or explore it with jobs=1"
+            f"{what} needs a target other processes can rebuild: {why}; or explore it with jobs=1"
         )
     tally = _Tally(config.schedules, progress, time.perf_counter())
     complete, bound = False, None

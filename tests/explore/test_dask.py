@@ -130,7 +130,6 @@ def test_the_first_failure_cancels_the_outstanding_futures(
     assert not dask._futures  # nothing of the run is left outstanding
 
 
-
 def test_progress_streams_from_the_futures(
     dask: DaskExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,7 +119,7 @@ def test_ctrl_c_on_the_cli_cancels_the_cluster_and_exits_130(tmp_path: Path) -> 
             time.sleep(0.05)
         sent = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to every process of the group
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:

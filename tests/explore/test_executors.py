@@ -143,7 +143,9 @@ def test_an_interrupted_run_resumes_from_its_log(
     assert again.per_worker == {"resumed": 700}  # nothing left to run
 
 
-def test_a_resumed_run_finds_the_first_failure_it_recorded(user: ModuleType, tmp_path: Path) -> None:
+def test_a_resumed_run_finds_the_first_failure_it_recorded(
+    user: ModuleType, tmp_path: Path
+) -> None:
     ref = f"{user.__name__}:lost_update"
     log = tmp_path / "run.log"
     one = check(ref, schedules=600, resume=log)
@@ -164,10 +166,12 @@ def test_a_log_of_another_run_or_a_malformed_log_is_refused(
     ref = f"{user.__name__}:lost_update"
     log = tmp_path / "run.log"
     check(ref, schedules=50, seed=1, resume=log, stop_on_first=False)
-    with pytest.raises(InvalidArgument, match="log of another run: its seed is 1, this run's is 2"):
+    with pytest.raises(
+        InvalidArgument, match=r"log of another run: its seed is 1, this run's is 2"
+    ):
         check(ref, schedules=50, seed=2, resume=log)
     log.write_text(log.read_text() + "not json\n")
-    with pytest.raises(InvalidArgument, match="line .* is not a run log line"):
+    with pytest.raises(InvalidArgument, match=r"line .* is not a run log line"):
         check(ref, schedules=50, seed=1, resume=log)
 
 

@@ -50,8 +50,10 @@ from .target import TargetSpec
 __all__ = ["DASK_OVERHEAD", "DaskExecutor"]
 
 #: Estimated cost, in seconds, of one Dask task beyond its work: scheduler round trips and
-#: serialisation (benchmarks/bench_cluster.py measures it; a few ms on a loaded laptop).
-DASK_OVERHEAD = 0.005
+#: serialisation.  benchmarks/bench_cluster.py measured 14-17 ms per chunk on a 2-core
+#: machine at load average 6 (a LocalCluster's scheduler, workers and client sharing
+#: it); ~10 ms keeps that under ~3% of a chunk (chunks of ~0.5 s).
+DASK_OVERHEAD = 0.01
 
 
 class DaskExecutor(Executor):
@@ -65,8 +67,10 @@ class DaskExecutor(Executor):
         *,
         cluster: distributed.LocalCluster | None = None,
         owns_client: bool = False,
+        dashboard: bool = True,
     ) -> None:
         self.client = client
+        self._dashboard = dashboard
         self._cluster = cluster
         self._owns_client = owns_client or cluster is not None
         self._futures: dict[distributed.Future[Any], Hashable] = {}
@@ -74,12 +78,13 @@ class DaskExecutor(Executor):
 
     @classmethod
     def local(
-        cls, workers: int, *, processes: bool = True, dashboard_address: str | None = ":0"
+        cls, workers: int, *, processes: bool = True, dashboard: bool = True
     ) -> DaskExecutor:
         """Start a `LocalCluster` of `workers` single-threaded workers (processes, or
         threads of this process with ``processes=False``) and a client for it.  Worker
-        processes ignore SIGINT (Ctrl-C is this process's); the dashboard, when bokeh is
-        installed, listens on `dashboard_address` (``:0``, any free port; None, off)."""
+        processes ignore SIGINT (Ctrl-C is this process's).  The `dashboard` (bokeh, in
+        the ``cluster`` extra) and the scheduler's HTTP endpoints listen on any free port
+        (`dashboard_link`), so that two clusters on one machine never clash."""
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise InvalidArgument(f"workers must be a positive int, got {workers!r}")
         # Children started with SIGINT ignored inherit it (Python keeps an inherited
@@ -91,8 +96,10 @@ class DaskExecutor(Executor):
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=processes,
-                dashboard_address=dashboard_address,
-                silence_logs=logging.ERROR,
+                dashboard_address=":0",
+                scheduler_kwargs={"dashboard": dashboard},
+                # workers that lose the scheduler while closing log tracebacks: noise
+                silence_logs=logging.CRITICAL,
             )
         finally:
             if previous is not None:
@@ -102,7 +109,7 @@ class DaskExecutor(Executor):
         except BaseException:
             cluster.close()
             raise
-        return cls(client, cluster=cluster)
+        return cls(client, cluster=cluster, dashboard=dashboard)
 
     @classmethod
     def connect(cls, address: str, *, timeout: float = 10.0) -> DaskExecutor:
@@ -132,7 +139,9 @@ class DaskExecutor(Executor):
 
     @property
     def dashboard_link(self) -> str | None:
-        """The cluster's dashboard, or None."""
+        """The address of the cluster's dashboard, or None (none, or bokeh missing)."""
+        if not self._dashboard or importlib.util.find_spec("bokeh") is None:
+            return None
         link: str | None = getattr(self.client, "dashboard_link", None)
         return link
 

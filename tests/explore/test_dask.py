@@ -45,7 +45,7 @@ async def lost_update():
 
 @pytest.fixture(scope="module")
 def dask() -> Iterator[DaskExecutor]:
-    with DaskExecutor.local(2, processes=False, dashboard_address=None) as executor:
+    with DaskExecutor.local(2, processes=False, dashboard=False) as executor:
         yield executor  # type: ignore[misc]
 
 

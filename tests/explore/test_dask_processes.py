@@ -46,7 +46,7 @@ async def lost_update():
 
 @pytest.fixture(scope="module")
 def dask() -> Iterator[DaskExecutor]:
-    with DaskExecutor.local(2, processes=True, dashboard_address=None) as executor:
+    with DaskExecutor.local(2, processes=True, dashboard=False) as executor:
         yield executor  # type: ignore[misc]
 
 

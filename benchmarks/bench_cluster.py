@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             chunk = min(max(DASK_OVERHEAD / runner.OVERHEAD_SHARE, 0.01), runner.MAX_CHUNK_SECONDS)
             print()
             print(
-                f"estimate (a model, not measured): min(W * {e1:.2f}, {chunk:.2f} s / {o * 1e3:.2f} ms)"
+                "estimate (a model, not measured): "
+                f"min(W * {e1:.2f}, {chunk:.2f} s / {o * 1e3:.2f} ms)"
             )
             print(f"{'estimate':28} {'speedup':>12}")
             for workers in (16, 100):

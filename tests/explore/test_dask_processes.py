@@ -4,8 +4,10 @@ process for random, pct, a scenario file and a user module the workers cannot im
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -130,3 +132,25 @@ def test_ctrl_c_on_the_cli_cancels_the_cluster_and_exits_130(tmp_path: Path) -> 
     assert err.strip().splitlines()[-1].startswith("odp-async: interrupted after ")
     assert f"continue it with --resume {log}" in err
     assert took < 15.0  # generous: a chunk is at most ~1 s, the cluster closes in ~1 s
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_cluster_snippet_runs_as_a_script(tmp_path: Path) -> None:
+    section = README.read_text().split("\n## Beyond one machine\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    script = tmp_path / "on_a_cluster.py"
+    script.write_text(block)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = explore("registration-race", "odp2014", schedules=2000)
+    assert expected.failure is not None
+    lines = proc.stdout.splitlines()
+    assert lines[0] == expected.failure.describe().splitlines()[0]
+    assert f"replay: odp-async replay {expected.failure.shrunk_token}" in lines
+    counts = ast.literal_eval(lines[-1])
+    assert all(worker.startswith("tcp://") for worker in counts)
+    assert sum(counts.values()) >= expected.failure.index

@@ -83,8 +83,9 @@ def overheads(executor: Executor, chunks: int) -> tuple[float, float]:
     latency = (time.perf_counter() - start) / chunks
     start = time.perf_counter()
     submitted = finished = 0
+    window = executor.window
     while finished < chunks:
-        while submitted < chunks and submitted - finished < executor.window:
+        while submitted < chunks and submitted - finished < window:
             executor.submit(chunks + submitted, runner.run_chunk, spec, config, 0, 0, 0)
             submitted += 1
         finished += len(executor.wait(None))

@@ -129,7 +129,7 @@ class DaskExecutor(Executor):
 
     @property
     def threads(self) -> int:
-        """The worker threads of the cluster now."""
+        """The worker threads of the cluster now (asks the scheduler)."""
         return sum(self.client.nthreads().values())
 
     @property

@@ -626,7 +626,8 @@ def _explore_chunks(
 
     try:
         while True:
-            while gap is not None and len(pending) < executor.window and needed(gap[0]):
+            window = executor.window  # a Dask cluster may grow or shrink as it runs
+            while gap is not None and len(pending) < window and needed(gap[0]):
                 a, b = gap
                 size = sizer.size(remaining)
                 end = min(b, a + size)

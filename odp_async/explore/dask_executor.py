@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import logging
 import os
 import signal
@@ -74,7 +75,10 @@ class DaskExecutor(Executor):
         self._cluster = cluster
         self._owns_client = owns_client or cluster is not None
         self._futures: dict[distributed.Future[Any], Hashable] = {}
-        self._run = uuid.uuid4().hex[:8]
+        # Dask keys must never repeat: a key the scheduler still holds returns that
+        # task's old result.  Callers reuse their keys from run to run.
+        self._run = uuid.uuid4().hex[:12]
+        self._submitted = itertools.count()
 
     @classmethod
     def local(
@@ -169,7 +173,7 @@ class DaskExecutor(Executor):
 
     def submit(self, key: Hashable, fn: Callable[..., Any], *args: Any) -> None:
         future = self.client.submit(
-            _on_worker, fn, *args, key=f"odp-async-{self._run}-{key}", pure=False
+            _on_worker, fn, *args, key=f"odp-async-{self._run}-{next(self._submitted)}", pure=False
         )
         self._futures[future] = key
 

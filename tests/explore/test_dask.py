@@ -159,3 +159,23 @@ def test_the_matrix_on_dask_is_the_matrix(dask: DaskExecutor) -> None:
         (c.verdict, c.schedules, c.token) for c in there
     ]
     assert sorted(seen) == ["kvm-seq", "odp2014"]
+
+
+def test_runs_on_one_executor_never_share_a_task(
+    dask: DaskExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held: list[distributed.Future] = []  # futures kept alive: the scheduler keeps their keys
+    submit = dask.client.submit
+
+    def keep(*args: object, **kwargs: object) -> distributed.Future:
+        future = submit(*args, **kwargs)  # type: ignore[arg-type]
+        held.append(future)
+        return future
+
+    monkeypatch.setattr(dask.client, "submit", keep)
+    kw = {"schedules": 200, "stop_on_first": False, "shrink": False}
+    for seed in (1, 2):
+        one = explore("registration-race", "odp2014", seed=seed, **kw)
+        on_dask = explore("registration-race", "odp2014", seed=seed, executor=dask, **kw)
+        assert (on_dask.schedules, on_dask.failing) == (one.schedules, one.failing)
+    assert len({f.key for f in held}) == len(held)

@@ -16,6 +16,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from odp_async.errors import ExploreInterrupted  # noqa: E402
 from odp_async.explore import ExploreResult, ProgressUpdate, check, explore, runner  # noqa: E402
 from odp_async.explore.dask_executor import DaskExecutor  # noqa: E402
 from odp_async.explore.executors import ProcessExecutor  # noqa: E402
@@ -179,3 +180,23 @@ def test_runs_on_one_executor_never_share_a_task(
         on_dask = explore("registration-race", "odp2014", seed=seed, executor=dask, **kw)
         assert (on_dask.schedules, on_dask.failing) == (one.schedules, one.failing)
     assert len({f.key for f in held}) == len(held)
+
+
+def test_an_interrupted_dask_run_resumes_from_its_log(
+    dask: DaskExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "PROGRESS_INTERVAL", 0.0)
+    kw = {"chooser": "pct", "schedules": 400, "seed": 4, "stop_on_first": False, "shrink": False}
+    whole = explore("registration-race", "odp2014", **kw)
+
+    def ctrl_c(update: ProgressUpdate) -> None:
+        if update.done >= 50:
+            raise KeyboardInterrupt  # as Ctrl-C does, while futures are outstanding
+
+    log = tmp_path / "run.log"
+    with pytest.raises(ExploreInterrupted):
+        explore("registration-race", "odp2014", executor=dask, resume=log, progress=ctrl_c, **kw)
+    assert not dask._futures  # the outstanding futures were cancelled
+    resumed = explore("registration-race", "odp2014", executor=dask, resume=log, **kw)
+    same(whole, resumed)
+    assert 50 <= resumed.per_worker["resumed"] < 400

@@ -72,9 +72,14 @@ class RunLog:
             header = _parse(name, 1, lines[0])
             for key, value in identity.items():
                 if header.get(key) != value:
+                    theirs, ours = repr(header.get(key)), repr(value)
+                    if len(theirs) + len(ours) > 120:  # a scenario file's text: no quote
+                        raise InvalidArgument(
+                            f"{name} is the log of another run: its {key} differs"
+                        )
                     raise InvalidArgument(
-                        f"{name} is the log of another run: its {key} is "
-                        f"{header.get(key)!r}, this run's is {value!r}"
+                        f"{name} is the log of another run: its {key} is {theirs}, "
+                        f"this run's is {ours}"
                     )
             for number, line in enumerate(lines[1:], start=2):
                 completed.append(_chunk(name, number, _parse(name, number, line)))

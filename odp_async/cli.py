@@ -25,6 +25,7 @@ See also
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import json
@@ -33,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -233,6 +234,9 @@ Examples:
   odp-async explore classic:lost-update --chooser pct --depth 2 --json
   odp-async explore stray-end-corruption -p odp2014 --schedules 5000 --jobs 2
   odp-async explore my.toml            # every protocol the file names, vs [expected]
+  odp-async explore stray-end-corruption -p odp2014 --schedules 100000 --cluster local:2
+  odp-async explore classic:lost-update --cluster tcp://scheduler:8786 --resume run.log
+  odp-async explore classic:lost-update --start 5000 --schedules 5000 --all-failures
 \b
 Progress goes to stderr: a live line on a terminal, else a line every
 --progress-every seconds.  Ctrl-C stops, prints what was explored so far
@@ -259,6 +263,19 @@ and exits 130.
     type=float,
     help="seconds between progress lines when stderr is not a terminal",
 )
+@click.option(
+    "--cluster",
+    metavar="WHERE",
+    help="random/pct on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
+)
+@click.option("--start", default=0, show_default=True, type=int, help="first schedule index")
+@click.option(
+    "--resume",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="record completed chunks in FILE; skip those it already records",
+)
+@click.option("--all-failures", is_flag=True, help="run the whole budget; list every failure")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def explore(
     scenario: str,
@@ -275,6 +292,10 @@ def explore(
     no_reduction: bool,
     no_shrink: bool,
     progress_every: float,
+    cluster: str | None,
+    start: int,
+    resume: str | None,
+    all_failures: bool,
     as_json: bool,
 ) -> None:
     """Explore SCENARIO under many schedules; print the first failure and its token.
@@ -297,6 +318,8 @@ def explore(
         max_steps=max_steps,
         reduction=not no_reduction,
         shrink=not no_shrink,
+        start=start,
+        stop_on_first=not all_failures,
     )
     if not 0 <= progress_every <= MAX_SECONDS:  # also refuses nan
         _fail(
@@ -306,29 +329,60 @@ def explore(
     if protocol is None and _is_file(scenario):
         if options:
             _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
+        if cluster is not None or resume is not None:
+            _fail("--cluster and --resume explore one protocol: give -p/--protocol")
         _explore_file(scenario, config, progress_every, as_json, note)
         return
     target = _target(scenario, protocol, options)
+    if cluster is not None and chooser in ("dfs", "dpor"):
+        _fail(
+            f"{chooser} does not distribute yet: only --chooser random or pct run on a --cluster"
+        )
+    executor = _cluster(cluster)
     if note:
         _err(note)
     _err(f"exploring {target.label} with {chooser} ({schedules} schedules)...")
     try:
-        result = _explore(scenario, target, config, progress_every)
+        result = _explore(scenario, target, config, progress_every, executor, resume)
     except KeyboardInterrupt as e:
-        _interrupted(getattr(e, "result", None), as_json)
+        partial = getattr(e, "result", None)
+        if resume and partial is not None:
+            _err(
+                f"odp-async: interrupted after {partial.schedules} schedules; continue it "
+                f"with --resume {resume}"
+            )
+        _interrupted(partial, as_json)
+    finally:
+        if executor is not None:
+            executor.close()
     failure = result.failure
     if as_json:
         _echo_json(_explore_json(result))
     else:
         click.echo(_explore_line(result))
+        if all_failures and result.failing:
+            shown = ", ".join(map(str, result.failing[:20]))
+            more = ", ..." if len(result.failing) > 20 else ""
+            click.echo(f"{len(result.failing)} failing schedules: {shown}{more}")
+        if executor is not None or len(result.per_worker) > 1:
+            counts = ", ".join(f"{w}: {n}" for w, n in result.per_worker.items())
+            click.echo(f"schedules per worker: {counts}")
         if failure is not None:
             click.echo(failure.describe())
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
 
 
-def _explore(scenario: str, target: Any, config: Any, progress_every: float) -> Any:
-    """Explore `target` (resolved from `scenario`) with a progress display on stderr."""
+def _explore(
+    scenario: str,
+    target: Any,
+    config: Any,
+    progress_every: float,
+    executor: Any = None,
+    resume: str | None = None,
+) -> Any:
+    """Explore `target` (resolved from `scenario`) with a progress display on stderr, on
+    `executor` (None: this machine), recording chunks in `resume` (a file) if given."""
     from .explore.runner import explore as run_explore
     from .progress import ExploreProgress
 
@@ -342,6 +396,8 @@ def _explore(scenario: str, target: Any, config: Any, progress_every: float) -> 
             config,
             options=dict(target.options),
             progress=progress,
+            executor=executor,
+            resume=resume,
         )
 
 
@@ -443,6 +499,18 @@ def _explore_file(
         raise _Exit(ExitCode.VIOLATION)
 
 
+def _cluster(where: str | None) -> Any:
+    """The executor of ``--cluster`` (None: none), announced on stderr."""
+    if where is None:
+        return None
+    from .explore.executors import cluster_executor
+
+    executor = cluster_executor(where)
+    link = getattr(executor, "dashboard_link", None)
+    _err(f"cluster: {executor.description}" + (f", dashboard {link}" if link else ""))
+    return executor
+
+
 def _explore_json(result: Any) -> dict[str, Any]:
     failure = result.failure
     data: dict[str, Any] = {
@@ -455,6 +523,10 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "complete": result.complete,
         "bound": result.bound,
         "elapsed": round(result.elapsed, 4),
+        "start": result.config.start,
+        "executor": result.executor,
+        "per_worker": dict(result.per_worker),
+        "failing": list(result.failing),
         "failure": None,
     }
     if failure is not None:
@@ -737,6 +809,7 @@ Examples:
   odp-async matrix --scenario registration-race --protocol odp2014 --json
   odp-async matrix --scenario a.toml --scenario b.toml   # your files, vs [expected]
   odp-async matrix --protocol mymod:MyProtocol           # your protocol, every scenario
+  odp-async matrix --budget 10000 --cluster local:2
 """
 )
 @click.option("--budget", default=1000, show_default=True, type=int, help="schedules per cell")
@@ -751,6 +824,11 @@ Examples:
 @click.option(
     "--protocol", "-p", "protocols", multiple=True, help="only these: names or module:Class"
 )
+@click.option(
+    "--cluster",
+    metavar="WHERE",
+    help="cells on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def matrix(
     budget: int = 1000,
@@ -758,6 +836,7 @@ def matrix(
     seed: int = 0,
     scenarios: Sequence[str] = (),
     protocols: Sequence[str] = (),
+    cluster: str | None = None,
     as_json: bool = False,
 ) -> None:
     """Every built-in scenario x every protocol, explored, against the expected verdicts.
@@ -789,16 +868,20 @@ def matrix(
     if note:
         _err(note)
     stderr = Console(stderr=True)
+    executor = _cluster(cluster)
     start = time.perf_counter()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=as_json or not stderr.is_terminal,
-    ) as progress:
+    with (
+        _closing(executor),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
+            disable=as_json or not stderr.is_terminal,
+        ) as progress,
+    ):
         bar = progress.add_task("verdict matrix", total=total)
 
         def advance(cell: Any) -> None:
@@ -812,6 +895,7 @@ def matrix(
             seed=seed,
             jobs=jobs,
             on_cell=advance,
+            executor=executor,
         )
     took = time.perf_counter() - start
     mismatches = [c for c in cells if not c.matches]
@@ -876,6 +960,16 @@ def matrix(
 
 #: The longest --timeout and --progress-every (a day, in seconds).
 MAX_SECONDS = 86_400.0
+
+
+@contextlib.contextmanager
+def _closing(executor: Any) -> Iterator[None]:
+    """Close `executor` (if any) on the way out."""
+    try:
+        yield
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def _cpus() -> int:

@@ -80,6 +80,14 @@ EXPECTED: dict[str, list[str]] = {
         "two-preemptions dfs, no reduction",
         "two-preemptions random",
     ],
+    # Dask rows only with the cluster extra (in `test`); the process pool's always.
+    "bench_cluster.py": [
+        "jobs=1",
+        "process pool 1",
+        "process pool 2",
+        "dask 1",
+        "dask 2",
+    ],
 }
 
 

@@ -95,6 +95,11 @@ def _optional_bool(name: str) -> Any:
     return check
 
 
+def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"start must be a non-negative int, got {value!r}")
+
+
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value.bit_length() > SEED_BITS:
         raise InvalidArgument(
@@ -111,6 +116,8 @@ class ExploreConfig:
       ``dfs`` (exhaustive, bounded by `preemption_bound`; None = iterative bounding from 0
       up to `max_preemptions`).
     - `schedules`: the budget, in executions.
+    - `start` (random, pct): the index of the first schedule; schedules
+      ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
     - `seed`: the base of every per-schedule seed (random, pct).
     - `max_steps`: per execution; a run past it is reported as starvation.
     - ``dpor``: source-DPOR with sleep sets (`odp_async.explore.dpor`), exhaustive over
@@ -129,6 +136,7 @@ class ExploreConfig:
     chooser: str = attrs.field(default="random", validator=_chooser)
     schedules: int = attrs.field(default=1000, validator=_positive("schedules", MAX_SCHEDULES))
     seed: int = attrs.field(default=0, validator=_seed)
+    start: int = attrs.field(default=0, validator=_start)
     max_steps: int = attrs.field(default=50_000, validator=_positive("max_steps", MAX_STEPS))
     depth: int = attrs.field(default=3, validator=_positive("depth", MAX_DEPTH))
     preemption_bound: int | None = attrs.field(default=None, validator=_bound)

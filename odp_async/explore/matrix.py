@@ -9,7 +9,8 @@ Contract
     (found) seen where a deadlock or starvation was expected always wins, so corruption
     is never hidden behind an expected liveness failure.  Cells are
     independent and deterministic (the schedules of a cell depend only on the seed), so
-    `jobs` spreads cells over processes without changing any result.
+    `jobs` spreads cells over processes, and `executor` over any `Executor` (a Dask
+    cluster), without changing any result.
 
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its
@@ -24,8 +25,6 @@ See also
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -38,6 +37,7 @@ from ..odp.protocols import PROTOCOLS, OdpProtocol
 from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
 from .config import MAX_JOBS, derive_seed
+from .executors import Executor, ProcessExecutor
 from .shrink import shrink
 from .target import Target
 from .tokens import encode_token
@@ -160,8 +160,11 @@ def verdict_matrix(
     seed: int = 0,
     jobs: int = 1,
     on_cell: Callable[[Cell], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[Cell]:
-    """Every cell, in scenario order then protocol order; `on_cell` sees each as it ends."""
+    """Every cell, in scenario order then protocol order; `on_cell` sees each as it ends.
+    The cells run in this process (``jobs=1``), on `jobs` worker processes, or as tasks
+    of `executor` (which the caller closes)."""
     if not isinstance(budget, int) or budget < 1:
         raise InvalidArgument(f"budget must be a positive int, got {budget!r}")
     names = list(scenarios) if scenarios is not None else list(BUILTIN)
@@ -174,7 +177,7 @@ def verdict_matrix(
         raise InvalidArgument(f"jobs must be at most {MAX_JOBS}, got {jobs!r}")
     pairs = [(s, p) for s in names for p in (list(protocols or ()) or defaults[s])]
     jobs = max(1, min(jobs, len(pairs)))  # no idle worker processes
-    if jobs == 1:
+    if jobs == 1 and executor is None:
         done = []
         for s, p in pairs:
             cell = explore_cell(s, p, budget, seed)
@@ -182,12 +185,23 @@ def verdict_matrix(
                 on_cell(cell)
             done.append(cell)
         return done
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    )
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(explore_cell, s, p, budget, seed) for s, p in pairs]
-        if on_cell is not None:
-            for future in concurrent.futures.as_completed(futures):
-                on_cell(future.result())
-        return [f.result() for f in futures]
+    pool = executor if executor is not None else ProcessExecutor(jobs)
+    cells: dict[int, Cell] = {}
+    try:
+        for key, (s, p) in enumerate(pairs):
+            pool.submit(key, explore_cell, s, p, budget, seed)
+        while len(cells) < len(pairs):
+            for finished in pool.wait(1.0):
+                if finished.error is not None:
+                    raise finished.error
+                assert isinstance(finished.key, int)
+                cells[finished.key] = finished.value
+                if on_cell is not None:
+                    on_cell(finished.value)
+    except BaseException:
+        pool.abort()
+        raise
+    finally:
+        if executor is None:
+            pool.close()
+    return [cells[key] for key in range(len(pairs))]

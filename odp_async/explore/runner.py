@@ -14,8 +14,14 @@ Contract
     It stops at the first failing schedule (``stop_on_first``) or at the budget.  The
     failure comes with its replay token, and (``shrink``) a shrunk schedule and its token.
     Schedule ``i`` of random and pct depends only on ``(seed, i)``, so with ``jobs=N`` the
-    schedules run in worker processes and the results (which schedules fail, and how) are
-    the same for every ``N``; dfs runs in this process.
+    schedules run in worker processes, or with ``executor=`` on any `Executor` (a Dask
+    cluster: `odp_async.explore.dask_executor`), and the results (which schedules fail,
+    and how; the first failure is the one of lowest index, with the same token) are the
+    same for every executor and worker count; dfs runs in this process.  Work goes out
+    in chunks sized from the measured cost of a schedule; a failure cancels the chunks
+    that cannot hold an earlier one (unless ``stop_on_first=False``: all failures, whose
+    indices are in `ExploreResult.failing`).  ``start`` shards a search by index, and
+    ``resume=FILE`` records completed chunks and skips them when run again.
 
     `check(fn, *args)` explores a plain async function (shuttle's ``check_random`` /
     ``check_pct`` / ``check_dfs`` in one call); with ``raise_on_failure`` a failure raises
@@ -32,11 +38,12 @@ Progress and interruption
     (Ctrl-C, or raised by the explored code) stops the exploration and raises
     `ExploreInterrupted` whose ``result`` is the partial `ExploreResult` (``interrupted``
     set; the first failure found so far, unshrunk).  With ``jobs > 1`` the workers ignore
-    SIGINT; the parent terminates them at once.
+    SIGINT; the parent terminates them at once (an executor's `abort`: a Dask cluster
+    cancels its futures).
 
 Concurrency
-    Blocking, CPU-bound; workers are processes (`multiprocessing`, fork where available),
-    each rebuilding the target from its `TargetSpec`.
+    Blocking, CPU-bound; workers are processes (`odp_async.explore.executors`) or Dask
+    workers, each rebuilding the target from its `TargetSpec` once.
 
 See also
     `odp_async.explore.config`, `odp_async.explore.tokens`, `odp_async.explore.shrink`.
@@ -44,28 +51,25 @@ See also
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
-import multiprocessing.process
 import os
 import pickle
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
 
 from .._runtime.choosers import Chooser, FifoChooser, RandomChooser, ReplayChooser
 from ..check import Violation
-from ..errors import ExplorationFailed, ExploreInterrupted, InternalError, InvalidArgument
+from ..errors import ExplorationFailed, ExploreInterrupted, InvalidArgument
 from ..odp.protocols import OdpProtocol
 from ..scenarios import Scenario, Verdict
 from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
+from .executors import Executor, InlineExecutor, ProcessExecutor
 from .pct import PctChooser
+from .runlog import Chunk, RunLog
 from .shrink import ShrinkResult, shrink
 from .target import Execution, Target, TargetSpec
 from .tokens import encode_token
@@ -159,6 +163,14 @@ class ExploreResult:
     elapsed: float
     #: True when Ctrl-C stopped it (`ExploreInterrupted`): a partial result.
     interrupted: bool = False
+    #: How many schedules each worker ran (``main``: this process; ``resumed``: taken
+    #: from a run log), in order of name.
+    per_worker: Mapping[str, int] = attrs.field(factory=dict)
+    #: The 1-based indices of every failing schedule that ran, ascending (with
+    #: ``stop_on_first``, the failures found before the search stopped).
+    failing: tuple[int, ...] = ()
+    #: Where the schedules ran (`Executor.description`).
+    executor: str = "this process"
 
     @property
     def verdict(self) -> Verdict:
@@ -176,15 +188,18 @@ def explore(
     *,
     options: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
+    resume: str | os.PathLike[str] | None = None,
     **config_fields: Any,
 ) -> ExploreResult:
     """Explore a scenario: a built-in name, ``classic:<name>``, a ``.toml`` file, a
     `Scenario`, an async function or ``"module:qualname"``; `protocol` a built-in name,
     ``"module:Class"`` or an `OdpProtocol` subclass.  ``config_fields`` override
-    ``config`` (an unknown one raises `InvalidArgument`).  Blocks until done; raises
-    `ExploreInterrupted` on Ctrl-C."""
+    ``config`` (an unknown one raises `InvalidArgument`).  `executor` and `resume`: see
+    `explore_target`.  Blocks until done; raises `ExploreInterrupted` on Ctrl-C."""
     config = (config or ExploreConfig()).evolve(**config_fields)
-    return explore_target(Target.resolve(scenario, protocol, options), config, progress=progress)
+    target = Target.resolve(scenario, protocol, options)
+    return explore_target(target, config, progress=progress, executor=executor, resume=resume)
 
 
 def check(
@@ -195,6 +210,8 @@ def check(
     seed: int = 0,
     raise_on_failure: bool = False,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
+    resume: str | os.PathLike[str] | None = None,
     **config_fields: Any,
 ) -> ExploreResult:
     """Explore the async function `fn` (or ``"module:qualname"``), called as
@@ -202,7 +219,8 @@ def check(
 
     `chooser` (``random``, ``pct``, ``dfs``), `schedules`, `seed` and ``config_fields``
     (any other `ExploreConfig` field: ``depth``, ``preemption_bound``, ``jobs``,
-    ``max_steps``...) set the search.  An exception, a deadlock, or a run past
+    ``max_steps``, ``start``...) set the search; `executor` and `resume`: see
+    `explore_target`.  An exception, a deadlock, or a run past
     ``max_steps`` is a failure; with `raise_on_failure` it raises `ExplorationFailed`
     (an `AssertionError`) whose message is the failure's report, else it is in the
     result.  Raises `InvalidArgument` for bad settings, `ExploreInterrupted` on Ctrl-C.
@@ -210,21 +228,41 @@ def check(
     """
     check_fields(config_fields)
     config = ExploreConfig(chooser=chooser, schedules=schedules, seed=seed, **config_fields)
-    result = explore_target(Target.resolve(fn, args=tuple(args)), config, progress=progress)
+    target = Target.resolve(fn, args=tuple(args))
+    result = explore_target(target, config, progress=progress, executor=executor, resume=resume)
     if raise_on_failure and result.failure is not None:
         raise ExplorationFailed(result.failure.describe(), result)
     return result
 
 
 def explore_target(
-    target: Target, config: ExploreConfig, progress: ProgressCallback | None = None
+    target: Target,
+    config: ExploreConfig,
+    progress: ProgressCallback | None = None,
+    *,
+    executor: Executor | None = None,
+    resume: str | os.PathLike[str] | None = None,
 ) -> ExploreResult:
-    """Explore `target` under `config` (see the module docstring)."""
-    if config.jobs > 1 and not target.is_named:
-        why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
+    """Explore `target` under `config` (see the module docstring).
+
+    `executor` runs random and pct schedules in chunks elsewhere (a `ProcessExecutor`, a
+    Dask cluster's `DaskExecutor`...; the caller closes it); by default ``jobs > 1``
+    uses worker processes of this machine.  `resume` names a run log (random, pct): the
+    chunks it records are not run again, and each chunk that completes is added to it,
+    so an interrupted run continues where it stopped (`odp_async.explore.runlog`).
+    Raises `InvalidArgument` for dfs with an executor, a `resume` file or a ``start``.
+    """
+    distributed = config.jobs > 1 or executor is not None or resume is not None
+    if config.chooser == "dfs" and (executor is not None or resume is not None or config.start):
         raise InvalidArgument(
-            f"jobs={config.jobs} needs a target other processes can "
-            f"rebuild: {why}; or explore it with jobs=1"
+            "dfs does not distribute yet: only the seeded choosers (random, pct) run on "
+            "an executor, resume or shard by --start"
+        )
+    if distributed and config.chooser != "dfs" and not target.is_named:
+        why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
+        what = f"jobs={config.jobs}" if config.jobs > 1 else "an executor or a resume file"
+        raise InvalidArgument(
+            f"{what} needs a target other processes can rebuild: {why}; or explore it with jobs=1"
         )
     tally = _Tally(config.schedules, progress, time.perf_counter())
     complete, bound = False, None
@@ -234,7 +272,7 @@ def explore_target(
         elif config.chooser == "dpor":
             complete, bound = _explore_dpor(target, config, tally)
         else:
-            _explore_seeded(target, config, tally)
+            _explore_seeded(target, config, tally, executor, resume)
         tally.report(force=True)
         failure = None
         if tally.hit is not None:
@@ -251,6 +289,9 @@ def explore_target(
         bound,
         failure,
         time.perf_counter() - tally.start,
+        per_worker=tally.workers(),
+        failing=tuple(sorted(tally.failing)),
+        executor=tally.executor,
     )
 
 
@@ -275,6 +316,9 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
         failure,
         time.perf_counter() - tally.start,
         interrupted=True,
+        per_worker=tally.workers(),
+        failing=tuple(sorted(tally.failing)),
+        executor=tally.executor,
     )
 
 
@@ -292,6 +336,12 @@ class _Tally:
     hit: _Hit | None = None
     #: The execution of `hit`, when it ran in this process.
     hit_execution: Execution | None = None
+    #: The 1-based indices of the failing schedules.
+    failing: list[int] = attrs.field(factory=list)
+    #: Schedules run per worker other than this process (`workers` adds this one's).
+    per_worker: dict[str, int] = attrs.field(factory=dict)
+    #: Where the schedules ran.
+    executor: str = "this process"
     last_report: float = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -303,17 +353,28 @@ class _Tally:
         self.steps += execution.sim.steps
         if execution.is_failure:
             self.failures += 1
+            self.failing.append(index)
             if self.hit is None:
                 self.hit = (index, execution.sim.schedule)
                 self.hit_execution = execution
 
-    def merge(self, done: int, steps: int, failures: int, hit: _Hit | None) -> None:
-        """A worker's chunk ran."""
+    def merge(
+        self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
+    ) -> None:
+        """A chunk ran elsewhere (`worker`)."""
         self.done += done
         self.steps += steps
-        self.failures += failures
+        self.failures += len(failing)
+        self.failing.extend(failing)
+        self.per_worker[worker] = self.per_worker.get(worker, 0) + done
         if hit is not None and (self.hit is None or hit[0] < self.hit[0]):
             self.hit, self.hit_execution = hit, None
+
+    def workers(self) -> dict[str, int]:
+        """Schedules per worker, ``main`` (this process) included when it ran any."""
+        here = self.done - sum(self.per_worker.values())
+        counts = {**self.per_worker, **({"main": here} if here else {})}
+        return dict(sorted(counts.items()))
 
     def report(self, *, force: bool = False) -> None:
         if self.callback is None:
@@ -396,149 +457,217 @@ def _run_range(
             break
 
 
-#: What a worker sends back for a chunk: schedules run, steps, failing schedules, the
-#: first failure, and whether the explored code raised KeyboardInterrupt.
-_ChunkResult = tuple[int, int, int, _Hit | None, bool]
+@attrs.frozen
+class ChunkResult:
+    """What a worker sends back for a chunk: schedules run (from the chunk's first),
+    steps, the 1-based indices of the failing ones, the first failure, whether the
+    explored code raised KeyboardInterrupt, and the seconds it took there."""
+
+    ran: int
+    steps: int
+    failing: tuple[int, ...]
+    hit: _Hit | None
+    interrupted: bool
+    elapsed: float
 
 
-def _run_chunk(
-    target: Target, config: ExploreConfig, first: int, last: int, hint: int
-) -> _ChunkResult:
+def run_chunk(
+    target: Target | TargetSpec, config: ExploreConfig, first: int, last: int, hint: int
+) -> ChunkResult:
+    """Run schedules ``first .. last-1`` of `config` (the task an executor runs; `target`
+    may be its spec, rebuilt once per process)."""
+    if isinstance(target, TargetSpec):
+        target = _rebuilt(target)
+    start = time.perf_counter()
     tally = _Tally(last - first, None, 0.0)
+    interrupted = False
     try:
         _run_range(target, config, first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
-        return tally.done, tally.steps, tally.failures, tally.hit, True
-    return tally.done, tally.steps, tally.failures, tally.hit, False
+        interrupted = True
+    elapsed = time.perf_counter() - start
+    return ChunkResult(
+        tally.done, tally.steps, tuple(tally.failing), tally.hit, interrupted, elapsed
+    )
 
 
-def _serve(conn: Connection, spec: TargetSpec, config: ExploreConfig, hint: int) -> None:
-    """A worker process: rebuild the target once, then run each chunk ``(first, last)``
-    received on `conn` and send back ``("ok", result)`` or ``("error", exception)``, until
-    told to stop (None) or the parent goes away.  Ignores SIGINT: Ctrl-C is the parent's."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    target: Target | None = None
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        try:
-            if target is None:
-                target = Target.from_spec(spec)
-            conn.send(("ok", _run_chunk(target, config, task[0], task[1], hint)))
-        except Exception as e:
-            conn.send(("error", _picklable(e)))
+#: Targets rebuilt in this process (a worker), by their pickled spec: a chunk's target
+#: is rebuilt once per worker, not once per chunk.  A cache: results never depend on it.
+_REBUILT: dict[bytes, Target] = {}
 
 
-def _picklable(error: Exception) -> Exception:
-    try:
-        pickle.dumps(error)
-    except Exception:
-        return InternalError(f"a worker process failed: {type(error).__name__}: {error}")
-    return error
+def _rebuilt(spec: TargetSpec) -> Target:
+    key = pickle.dumps(spec)
+    target = _REBUILT.get(key)
+    if target is None:
+        if len(_REBUILT) >= 8:
+            _REBUILT.clear()
+        target = _REBUILT[key] = Target.from_spec(spec)
+    return target
 
 
-def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
-    for first in range(0, total, size):
-        yield first, min(total, first + size)
-
-
-def _explore_seeded(target: Target, config: ExploreConfig, tally: _Tally) -> None:
+def _explore_seeded(
+    target: Target,
+    config: ExploreConfig,
+    tally: _Tally,
+    executor: Executor | None,
+    resume: str | os.PathLike[str] | None,
+) -> None:
     steps_hint = _steps_hint(target, config) if config.chooser == "pct" else 0
-    if config.jobs == 1 or config.schedules < SERIAL_BELOW:  # a pool costs 20-50 ms
-        _run_range(target, config, 0, config.schedules, steps_hint, tally)
-    else:
-        _explore_pool(target.spec(), config, steps_hint, tally)
+    first, last = config.start, config.start + config.schedules
+    small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
+    if executor is None and resume is None and small:
+        _run_range(target, config, first, last, steps_hint, tally)
+        return
+    log = RunLog.open(resume, _identity(target, config, steps_hint)) if resume else None
+    owned = None
+    if executor is None:
+        # never more worker processes than twice the CPUs, nor than the schedules: the
+        # results do not depend on the count, and a process per requested job could
+        # exhaust the machine
+        workers = min(config.jobs, config.schedules, 2 * (os.cpu_count() or 1))
+        owned = executor = ProcessExecutor(workers) if not small else InlineExecutor()
+    tally.executor = executor.description
+    try:
+        _explore_chunks(target, config, steps_hint, tally, executor, log)
+    finally:
+        if owned is not None:
+            owned.close()
+        if log is not None:
+            log.close()
 
 
-def _explore_pool(spec: TargetSpec, config: ExploreConfig, hint: int, tally: _Tally) -> None:
-    """Run the schedules in chunks over `config.jobs` worker processes, one chunk per
-    worker at a time; stop once no chunk left could hold an earlier failure.
+def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any]:
+    """What makes schedule ``i`` the same schedule in another run (see `RunLog`)."""
+    return {
+        "target": target.label,
+        "spec": repr(target.spec()),
+        "chooser": config.chooser,
+        "seed": config.seed,
+        "max_steps": config.max_steps,
+        **({"depth": config.depth, "k": hint} if config.chooser == "pct" else {}),
+    }
 
-    Each worker has its own pipe and shares no lock with the others, so the workers can
-    be terminated at any moment (the end, an error, Ctrl-C) without the parent blocking.
-    """
-    size = max(1, min(50, config.schedules // (config.jobs * 4) or 1))
-    # never more workers than chunks of work, nor than twice the CPUs: results do not
-    # depend on the count, and a process per requested job could exhaust the machine
-    n_workers = min(config.jobs, -(-config.schedules // size), 2 * (os.cpu_count() or 1))
-    chunks = _chunks(config.schedules, size)
-    workers = _start_workers(n_workers, spec, config, hint)
-    busy: dict[Connection, int] = {}  # a worker's pipe -> the first schedule of its chunk
 
-    def feed(conn: Connection) -> None:
-        for first, last in chunks:
-            if config.stop_on_first and tally.hit is not None and first + 1 >= tally.hit[0]:
-                return  # only later schedules are left
-            conn.send((first, last))
-            busy[conn] = first
-            return
+#: The share of a chunk's time its executor's overhead may take (chunk sizing).
+OVERHEAD_SHARE = 0.02
+
+#: The longest a chunk should run, in seconds: a cancelled or interrupted chunk's
+#: worker is busy at most this long, and progress moves at least this often.
+MAX_CHUNK_SECONDS = 1.0
+
+
+@attrs.define
+class _Sizer:
+    """Chunk sizes from the measured cost of a schedule: long enough that the
+    executor's overhead is at most `OVERHEAD_SHARE` of a chunk, short enough to stop
+    promptly and to leave every worker a share of the tail.  The first chunks (before
+    any cost is known) run one schedule each."""
+
+    overhead: float
+    window: int
+    cost: float | None = None  # seconds per schedule, a moving average
+
+    def observe(self, ran: int, elapsed: float) -> None:
+        if ran > 0:
+            cost = elapsed / ran
+            self.cost = cost if self.cost is None else 0.7 * self.cost + 0.3 * cost
+
+    def size(self, remaining: int) -> int:
+        if self.cost is None:
+            return 1
+        want = min(max(self.overhead / OVERHEAD_SHARE, 0.01), MAX_CHUNK_SECONDS)
+        size = int(want / max(self.cost, 1e-7))
+        return max(1, min(size, remaining // (2 * self.window)))
+
+
+def _gaps(first: int, last: int, done: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """The ranges of ``[first, last)`` that no range of `done` covers, ascending."""
+    at = first
+    for a, b in sorted(done):
+        if b <= at or a >= last:
+            continue
+        if a > at:
+            yield at, a
+        at = max(at, b)
+    if at < last:
+        yield at, last
+
+
+def _explore_chunks(
+    target: Target,
+    config: ExploreConfig,
+    hint: int,
+    tally: _Tally,
+    executor: Executor,
+    log: RunLog | None,
+) -> None:
+    """Run the schedules in chunks on `executor`, lowest indices first, keeping
+    `executor.window` chunks submitted; skip what `log` records as done; stop once no
+    chunk left could hold an earlier failure (``stop_on_first``)."""
+    first, last = config.start, config.start + config.schedules
+    done: list[tuple[int, int]] = []
+    if log is not None:
+        for chunk in log.completed:
+            if first <= chunk.first and chunk.last <= last:
+                done.append((chunk.first, chunk.last))
+                tally.merge("resumed", chunk.last - chunk.first, chunk.steps, chunk.failing, None)
+        if tally.failing:
+            index = min(tally.failing)
+            chooser = _chooser_for(config, index - 1, hint)
+            execution = target.run(chooser, max_steps=config.max_steps)
+            tally.hit, tally.hit_execution = (index, execution.sim.schedule), execution
+    task: Target | TargetSpec = target
+    if not isinstance(executor, InlineExecutor):
+        task = target.spec()
+        executor.prepare(task)
+    gaps = _gaps(first, last, done)
+    gap: tuple[int, int] | None = next(gaps, None)
+    remaining = sum(b - a for a, b in _gaps(first, last, done))
+    sizer = _Sizer(executor.overhead, executor.window)
+    pending: dict[int, int] = {}  # a chunk's key -> its first schedule
+    key = 0
+
+    def needed(at: int) -> bool:
+        return not (config.stop_on_first and tally.hit is not None and at + 1 >= tally.hit[0])
 
     try:
-        for _, conn in workers:
-            feed(conn)
-        while busy:
-            for ready in multiprocessing.connection.wait(list(busy), timeout=0.5):
-                assert isinstance(ready, Connection)
-                if ready not in busy:
-                    continue  # its chunk is no longer needed
-                try:
-                    kind, payload = ready.recv()
-                except (EOFError, OSError):
-                    raise InternalError("a worker process died while exploring") from None
-                del busy[ready]
-                if kind == "error":
-                    raise payload
-                ran, steps, failures, hit, interrupted = payload
-                tally.merge(ran, steps, failures, hit)
-                if interrupted:
+        while True:
+            window = executor.window  # a Dask cluster may grow or shrink as it runs
+            while gap is not None and len(pending) < window and needed(gap[0]):
+                a, b = gap
+                size = sizer.size(remaining)
+                end = min(b, a + size)
+                executor.submit(key, run_chunk, task, config, a, end, hint)
+                pending[key] = a
+                key += 1
+                remaining -= end - a
+                gap = (end, b) if end < b else next(gaps, None)
+            if not pending:
+                return
+            for outcome in executor.wait(MAX_CHUNK_SECONDS):
+                at = pending.pop(outcome.key, None)  # type: ignore[call-overload]
+                if at is None:
+                    continue
+                if outcome.error is not None:
+                    raise outcome.error
+                result: ChunkResult = outcome.value
+                tally.merge(outcome.worker, result.ran, result.steps, result.failing, result.hit)
+                sizer.observe(result.ran, result.elapsed)
+                if log is not None and result.ran:
+                    ran = Chunk(at, at + result.ran, result.steps, result.failing, outcome.worker)
+                    log.record(ran)
+                if result.interrupted:
                     raise KeyboardInterrupt
                 tally.report()
                 if config.stop_on_first and tally.hit is not None:
-                    # Only chunks that could still hold an earlier failure must finish.
-                    hit_index = tally.hit[0]
-                    busy = {c: f for c, f in busy.items() if f + 1 < hit_index}
-                feed(ready)
-    finally:
-        _stop_workers(workers)
-
-
-_Worker = tuple[multiprocessing.process.BaseProcess, Connection]
-
-
-def _start_workers(jobs: int, spec: TargetSpec, config: ExploreConfig, hint: int) -> list[_Worker]:
-    """`jobs` worker processes (fork where available), each with its own pipe."""
-    context = multiprocessing.get_context("fork" if "fork" in _start_methods() else "spawn")
-    workers: list[_Worker] = []
-    for _ in range(jobs):
-        parent, child = context.Pipe()
-        process: multiprocessing.process.BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(child, spec, config, hint), daemon=True
-        )
-        process.start()
-        child.close()
-        workers.append((process, parent))
-    return workers
-
-
-def _stop_workers(workers: list[_Worker]) -> None:
-    """Terminate every worker now, whatever it is doing, and reap it."""
-    for process, _ in workers:
-        if process.is_alive():
-            process.terminate()
-    for process, conn in workers:
-        process.join(timeout=2)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        conn.close()
-
-
-def _start_methods() -> list[str]:
-    return multiprocessing.get_all_start_methods()
+                    late = [k for k, a in pending.items() if not needed(a)]
+                    executor.cancel(late)
+                    for k in late:
+                        del pending[k]
+    except BaseException:
+        executor.abort()
+        raise
 
 
 # --- dfs -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from odp_async.explore import (
     runner,
     tokens,
 )
+from odp_async.explore.executors import ProcessExecutor
 from odp_async.explore.target import Target
 from odp_async.sim import RandomChooser, ReplayChooser
 
@@ -263,19 +264,20 @@ def test_ctrl_c_stops_an_exploration_promptly(user: ModuleType, tmp_path: Path, 
 
 def test_workers_ignore_sigint_so_only_the_parent_handles_ctrl_c(user: ModuleType) -> None:
     spec = Target.resolve(user.clean).spec()
-    workers = runner._start_workers(1, spec, runner.ExploreConfig(), 0)
+    config = runner.ExploreConfig()
+    pool = ProcessExecutor(1)
     try:
-        ((process, conn),) = workers
-        conn.send((0, 1))
-        assert conn.recv()[0] == "ok"  # the worker is serving
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGINT)
-        conn.send((1, 2))
-        kind, (ran, *_) = conn.recv()  # still serving: SIGINT was ignored
-        assert (kind, ran) == ("ok", 1)
+        pool.submit(0, runner.run_chunk, spec, config, 0, 1, 0)
+        (done,) = pool.wait(None)
+        assert done.value.ran == 1  # the worker is serving
+        (pid,) = pool.worker_pids
+        os.kill(pid, signal.SIGINT)
+        pool.submit(1, runner.run_chunk, spec, config, 1, 2, 0)
+        (done,) = pool.wait(None)
+        assert (done.key, done.value.ran) == (1, 1)  # still serving: SIGINT was ignored
     finally:
-        runner._stop_workers(workers)
-    assert not process.is_alive()
+        pool.close()
+    assert pool.worker_pids == []
 
 
 def test_jobs_never_start_more_workers_than_the_machine_or_the_work_needs(
@@ -284,13 +286,13 @@ def test_jobs_never_start_more_workers_than_the_machine_or_the_work_needs(
     from odp_async.explore import explore, runner
 
     started: list[int] = []
-    real = runner._start_workers
+    real = runner.ProcessExecutor
 
-    def counting(n: int, *args: object) -> object:
+    def counting(n: int, *args: object, **kwargs: object) -> object:
         started.append(n)
-        return real(n, *args)  # type: ignore[arg-type]
+        return real(n, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner, "_start_workers", counting)
+    monkeypatch.setattr(runner, "ProcessExecutor", counting)
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
     a = explore("classic:lost-update", schedules=600, jobs=64, stop_on_first=False, shrink=False)
     assert started == [4]  # twice the CPUs, not 64

@@ -1,0 +1,156 @@
+"""Exploration on a Dask LocalCluster of worker processes: the same results as one
+process for random, pct, a scenario file and a user module the workers cannot import
+(the client uploads it); and Ctrl-C on ``odp-async explore --cluster local:2``."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from odp_async.explore import ExploreResult, check, explore  # noqa: E402
+from odp_async.explore.dask_executor import DaskExecutor  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+USER_MODULE = """
+from odp_async import checkpoint, task_group
+
+
+async def lost_update():
+    state = {"x": 0}
+
+    async def increment():
+        seen = state["x"]
+        await checkpoint("read x")
+        state["x"] = seen + 1
+
+    async with task_group() as tg:
+        tg.start_soon(increment, name="a")
+        tg.start_soon(increment, name="b")
+    assert state["x"] == 2, f"lost update: x == {state['x']}"
+"""
+
+
+@pytest.fixture(scope="module")
+def dask() -> Iterator[DaskExecutor]:
+    with DaskExecutor.local(2, processes=True, dashboard=False) as executor:
+        yield executor  # type: ignore[misc]
+
+
+@pytest.fixture
+def user(
+    dask: DaskExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    """A module in a directory the worker processes (started before it) do not have on
+    their path."""
+    name = f"user_dask_procs_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield importlib.import_module(name)
+    sys.modules.pop(name, None)
+
+
+def same(a: ExploreResult, b: ExploreResult) -> None:
+    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
+    assert a.failure is not None
+    assert b.failure is not None
+    assert (a.failure.index, a.failure.token) == (b.failure.index, b.failure.token)
+
+
+@pytest.mark.parametrize("chooser", ["random", "pct"])
+def test_worker_processes_find_what_one_process_finds(dask: DaskExecutor, chooser: str) -> None:
+    kw = {"chooser": chooser, "schedules": 300, "seed": 4, "stop_on_first": False}
+    kw["shrink"] = False
+    one = explore("registration-race", "odp2014", **kw)
+    on_dask = explore("registration-race", "odp2014", executor=dask, **kw)
+    same(one, on_dask)
+    assert set(on_dask.per_worker) <= set(dask.client.nthreads())
+
+
+def test_a_scenario_file_travels_by_content(dask: DaskExecutor, tmp_path: Path) -> None:
+    path = tmp_path / "race.toml"
+    shutil.copy(EXAMPLES / "registration-race.toml", path)
+    kw = {"schedules": 300, "seed": 4, "stop_on_first": False, "shrink": False}
+    same(explore(str(path), "odp2014", **kw), explore(str(path), "odp2014", executor=dask, **kw))
+
+
+def test_a_user_module_the_workers_cannot_import_is_uploaded(
+    dask: DaskExecutor, user: ModuleType
+) -> None:
+    def can_import(name: str) -> bool:
+        return importlib.util.find_spec(name) is not None
+
+    assert not any(dask.client.run(can_import, user.__name__).values())
+    ref = f"{user.__name__}:lost_update"
+    one = check(ref, schedules=300, seed=2, stop_on_first=False, shrink=False)
+    on_dask = check(ref, schedules=300, seed=2, stop_on_first=False, shrink=False, executor=dask)
+    same(one, on_dask)
+    assert all(dask.client.run(can_import, user.__name__).values())
+
+
+def test_ctrl_c_on_the_cli_cancels_the_cluster_and_exits_130(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    command = [sys.executable, "-m", "odp_async.cli", "explore", "classic:lost-update"]
+    command += ["--cluster", "local:2", "--schedules", "100000000", "--all-failures"]
+    command += ["--resume", str(log)]
+    proc = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("cluster: Dask cluster at ")
+        assert proc.stderr.readline().startswith("exploring lost-update")
+        # wait (polling, no fixed delay) until chunks are completing on the cluster
+        while not log.exists() or len(log.read_text().splitlines()) < 3:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to every process of the group
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err  # the workers ignore SIGINT; the parent cancels
+    assert err.strip().splitlines()[-1].startswith("odp-async: interrupted after ")
+    assert f"continue it with --resume {log}" in err
+    assert took < 15.0  # generous: a chunk is at most ~1 s, the cluster closes in ~1 s
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_cluster_snippet_runs_as_a_script(tmp_path: Path) -> None:
+    section = README.read_text().split("\n## Beyond one machine\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    script = tmp_path / "on_a_cluster.py"
+    script.write_text(block)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = explore("registration-race", "odp2014", schedules=2000)
+    assert expected.failure is not None
+    lines = proc.stdout.splitlines()
+    assert lines[0] == expected.failure.describe().splitlines()[0]
+    assert f"replay: odp-async replay {expected.failure.shrunk_token}" in lines
+    counts = ast.literal_eval(lines[-1])
+    assert all(worker.startswith("tcp://") for worker in counts)
+    assert sum(counts.values()) >= expected.failure.index

@@ -1,0 +1,256 @@
+"""The executor seam without Dask: worker processes, in-process chunks, sharding by index,
+resuming from a run log, chunk sizing, and the refusals (dfs, a missing extra)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from odp_async.cli import main
+from odp_async.errors import ExploreInterrupted, InvalidArgument
+from odp_async.explore import ExploreResult, ProgressUpdate, check, explore, runner
+from odp_async.explore.executors import (
+    CLUSTER_EXTRA_HINT,
+    InlineExecutor,
+    ProcessExecutor,
+    cluster_executor,
+    user_modules,
+)
+from odp_async.explore.target import Target
+
+USER_MODULE = """
+from odp_async import checkpoint, task_group
+
+
+async def lost_update():
+    state = {"x": 0}
+
+    async def increment():
+        seen = state["x"]
+        await checkpoint("read x")
+        state["x"] = seen + 1
+
+    async with task_group() as tg:
+        tg.start_soon(increment, name="a")
+        tg.start_soon(increment, name="b")
+        tg.start_soon(increment, name="c")
+    assert state["x"] == 3, f"lost update: x == {state['x']}"
+"""
+
+
+@pytest.fixture
+def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    name = f"user_executors_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield importlib.import_module(name)
+    sys.modules.pop(name, None)
+
+
+def same(a: ExploreResult, b: ExploreResult) -> None:
+    """The same search outcome: counts, every failing index, the first failure, its token."""
+    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
+    assert a.failure is not None
+    assert b.failure is not None
+    assert (a.failure.index, a.failure.schedule, a.failure.token) == (
+        b.failure.index,
+        b.failure.schedule,
+        b.failure.token,
+    )
+    assert sum(b.per_worker.values()) == b.schedules
+
+
+@pytest.mark.parametrize("chooser", ["random", "pct"])
+def test_worker_processes_and_inline_chunks_find_what_one_process_finds(
+    user: ModuleType, chooser: str
+) -> None:
+    kw = {"chooser": chooser, "schedules": 600, "seed": 7, "stop_on_first": False}
+    one = check(f"{user.__name__}:lost_update", shrink=False, **kw)
+    assert one.per_worker == {"main": 600}
+    with ProcessExecutor(2) as pool:
+        two = check(f"{user.__name__}:lost_update", shrink=False, executor=pool, **kw)
+    same(one, two)
+    assert set(two.per_worker) <= {"process-1", "process-2"}
+    inline = check(f"{user.__name__}:lost_update", shrink=False, executor=InlineExecutor(), **kw)
+    same(one, inline)
+
+
+def test_the_first_failure_stops_the_pool_with_the_lowest_index() -> None:
+    kw = {"chooser": "random", "schedules": 5000, "seed": 1, "shrink": False}
+    one = explore("registration-race", "odp2014", **kw)
+    assert one.failure is not None
+    with ProcessExecutor(2) as pool:
+        two = explore("registration-race", "odp2014", executor=pool, **kw)
+    assert two.failure is not None
+    assert (two.failure.index, two.failure.token) == (one.failure.index, one.failure.token)
+    assert two.schedules < 5000  # the rest was never run
+
+
+def test_shards_by_start_give_the_union_of_one_run(user: ModuleType) -> None:
+    ref = f"{user.__name__}:lost_update"
+    kw = {"seed": 3, "stop_on_first": False, "shrink": False}
+    whole = check(ref, schedules=900, **kw)
+    parts = [check(ref, schedules=300, start=start, **kw) for start in (0, 300, 600)]
+    with ProcessExecutor(2) as pool:  # a shard may run anywhere
+        parts[1] = check(ref, schedules=300, start=300, executor=pool, **kw)
+    assert sum(p.schedules for p in parts) == whole.schedules
+    assert tuple(i for p in parts for i in p.failing) == whole.failing
+    assert sum(p.steps for p in parts) == whole.steps
+    # each shard's first failure is the whole run's first failure in its range
+    for p, start in zip(parts, (0, 300, 600), strict=True):
+        assert p.failure is not None
+        assert p.failure.index == min(i for i in whole.failing if i > start)
+        assert all(start < i <= start + 300 for i in p.failing)
+
+
+def stop_after(n: int) -> object:
+    def progress(update: ProgressUpdate) -> None:
+        if update.done >= n and update.done < update.total:
+            raise KeyboardInterrupt  # as Ctrl-C does, between two chunks
+
+    return progress
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_interrupted_run_resumes_from_its_log(
+    user: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    monkeypatch.setattr(runner, "PROGRESS_INTERVAL", 0.0)
+    ref = f"{user.__name__}:lost_update"
+    kw = {"chooser": "pct", "seed": 2, "schedules": 700, "stop_on_first": False}
+    whole = check(ref, shrink=False, **kw)
+    log = tmp_path / "run.log"
+    with pytest.raises(ExploreInterrupted) as info:
+        check(ref, jobs=jobs, resume=log, progress=stop_after(100), **kw)  # type: ignore[arg-type]
+    first = info.value.result
+    assert 0 < first.schedules < 700
+    recorded = log.read_text().splitlines()
+    assert json.loads(recorded[0])["seed"] == 2
+    assert len(recorded) > 1
+    resumed = check(ref, jobs=jobs, resume=log, shrink=False, **kw)
+    same(whole, resumed)
+    assert 0 < resumed.per_worker["resumed"] < 700  # what the first run did is not redone
+    again = check(ref, jobs=jobs, resume=log, shrink=False, **kw)
+    same(whole, again)
+    assert again.per_worker == {"resumed": 700}  # nothing left to run
+
+
+def test_a_resumed_run_finds_the_first_failure_it_recorded(
+    user: ModuleType, tmp_path: Path
+) -> None:
+    ref = f"{user.__name__}:lost_update"
+    log = tmp_path / "run.log"
+    one = check(ref, schedules=600, resume=log)
+    assert one.failure is not None
+    again = check(ref, schedules=600, resume=log)
+    assert again.failure is not None
+    assert again.per_worker == {"resumed": one.failure.index}
+    assert (again.failure.index, again.failure.token, again.failure.shrunk_token) == (
+        one.failure.index,
+        one.failure.token,
+        one.failure.shrunk_token,
+    )
+
+
+def test_a_log_of_another_run_or_a_malformed_log_is_refused(
+    user: ModuleType, tmp_path: Path
+) -> None:
+    ref = f"{user.__name__}:lost_update"
+    log = tmp_path / "run.log"
+    check(ref, schedules=50, seed=1, resume=log, stop_on_first=False)
+    with pytest.raises(
+        InvalidArgument, match=r"log of another run: its seed is 1, this run's is 2"
+    ):
+        check(ref, schedules=50, seed=2, resume=log)
+    log.write_text(log.read_text() + "not json\n")
+    with pytest.raises(InvalidArgument, match=r"line .* is not a run log line"):
+        check(ref, schedules=50, seed=1, resume=log)
+
+
+def test_a_torn_last_line_is_run_again(user: ModuleType, tmp_path: Path) -> None:
+    ref = f"{user.__name__}:lost_update"
+    log = tmp_path / "run.log"
+    whole = check(ref, schedules=80, resume=log, stop_on_first=False, shrink=False)
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:5])  # killed mid-line
+    again = check(ref, schedules=80, resume=log, stop_on_first=False, shrink=False)
+    same(whole, again)
+    assert again.per_worker["resumed"] < 80
+    assert all(json.loads(line) for line in log.read_text().splitlines())
+
+
+def test_dfs_does_not_distribute_yet(user: ModuleType) -> None:
+    with pytest.raises(InvalidArgument, match="dfs does not distribute yet"):
+        check(f"{user.__name__}:lost_update", chooser="dfs", executor=InlineExecutor())
+    with pytest.raises(InvalidArgument, match="dfs does not distribute yet"):
+        check(f"{user.__name__}:lost_update", chooser="dfs", start=10)
+
+
+def test_the_cli_says_dfs_does_not_distribute_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["explore", "classic:lost-update", "--chooser", "dfs", "--cluster", "local:2"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "odp-async: error: dfs does not distribute yet: only --chooser random or pct run on a "
+        "--cluster"
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("local:0", "local:N needs a positive number of workers, got 'local:0'"),
+        ("local:x", "local:N needs a positive number of workers"),
+        ("somewhere", "unknown cluster 'somewhere'; expected local:N"),
+        ("tcp:", "unknown cluster 'tcp:'"),
+    ],
+)
+def test_a_bad_cluster_is_one_line(where: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        cluster_executor(where)
+
+
+def test_user_modules_are_those_of_references_only() -> None:
+    assert user_modules(Target.resolve("registration-race", "odp2014").spec()) == []
+    assert user_modules(Target.resolve("classic:lost-update").spec()) == []
+    assert user_modules(Target.resolve("odp_async.scenarios.classic:lost_update").spec()) == [
+        "odp_async.scenarios.classic"
+    ]
+
+
+def test_chunks_are_sized_from_the_measured_cost() -> None:
+    sizer = runner._Sizer(overhead=0.005, window=4)
+    assert sizer.size(remaining=10_000) == 1  # no cost known yet: one schedule
+    sizer.observe(ran=1, elapsed=0.001)
+    # overhead at most 2% of a chunk: 0.25 s of 1 ms schedules
+    assert sizer.size(remaining=100_000) == 250
+    assert sizer.size(remaining=800) == 100  # the tail is shared among the workers
+    sizer.observe(ran=10, elapsed=10.0)  # slow schedules: a chunk is at most ~1 s
+    assert sizer.size(remaining=100_000) == 1
+
+
+MISSING_DASK = """
+import sys
+sys.modules["distributed"] = None  # as if the extra were not installed
+from odp_async.cli import main
+sys.exit(main(["explore", "classic:lost-update", "--cluster", "local:2"]))
+"""
+
+
+def test_a_missing_extra_is_one_line_naming_it() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", MISSING_DASK], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"odp-async: error: {CLUSTER_EXTRA_HINT}"
+    assert "pip install 'odp_async[cluster]'" in proc.stderr

@@ -778,18 +778,28 @@ def matrix(
     ) as progress:
         bar = progress.add_task("verdict matrix", total=total)
 
+        seen: list[Any] = []
+
         def advance(cell: Any) -> None:
+            seen.append(cell)
             mark = "ok" if cell.matches else "MISMATCH"
             progress.update(bar, advance=1, description=f"{cell.scenario}/{cell.protocol} {mark}")
+            if not as_json and not stderr.is_terminal:
+                _err(f"cell {len(seen)}/{total} {cell.scenario}/{cell.protocol}: {cell.verdict}")
 
-        cells = verdict_matrix(
-            budget=budget,
-            scenarios=names,
-            protocols=protos,
-            seed=seed,
-            jobs=jobs,
-            on_cell=advance,
-        )
+        try:
+            cells = verdict_matrix(
+                budget=budget,
+                scenarios=names,
+                protocols=protos,
+                seed=seed,
+                jobs=jobs,
+                on_cell=advance,
+            )
+        except KeyboardInterrupt:
+            cells, interrupted = list(seen), True
+        else:
+            interrupted = False
     took = time.perf_counter() - start
     mismatches = [c for c in cells if not c.matches]
     if as_json:
@@ -799,6 +809,7 @@ def matrix(
                 "seed": seed,
                 "elapsed": round(took, 3),
                 "matches": not mismatches,
+                "interrupted": interrupted,
                 "cells": [
                     {
                         "scenario": c.scenario,
@@ -845,6 +856,9 @@ def matrix(
             for line in tokens:
                 click.echo(f"  {line}")
         click.echo(f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s")
+    if interrupted:
+        _err(f"odp-async: interrupted after {len(cells)}/{total} cells")
+        raise _Exit(ExitCode.INTERRUPTED)
     if mismatches:
         raise _Exit(ExitCode.VIOLATION)
 

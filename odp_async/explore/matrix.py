@@ -9,7 +9,9 @@ Contract
     (found) seen where a deadlock or starvation was expected always wins, so corruption
     is never hidden behind an expected liveness failure.  Cells are
     independent and deterministic (the schedules of a cell depend only on the seed), so
-    `jobs` spreads cells over processes without changing any result.
+    `jobs` spreads cells over processes without changing any result.  The worker
+    processes ignore SIGINT and die with their parent; a `KeyboardInterrupt` in the
+    parent terminates them at once and propagates (`on_cell` has seen every cell done).
 
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its
@@ -24,16 +26,16 @@ See also
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
+import multiprocessing.connection
 import time
 from collections.abc import Callable, Iterable, Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
 
 from .._runtime.choosers import RandomChooser
-from ..errors import InvalidArgument
+from ..errors import InternalError, InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol
 from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
@@ -41,6 +43,7 @@ from .config import derive_seed
 from .shrink import shrink
 from .target import Target
 from .tokens import encode_token
+from .workers import serve_requests, start_workers, stop_workers
 
 __all__ = ["Cell", "verdict_matrix"]
 
@@ -179,12 +182,53 @@ def verdict_matrix(
                 on_cell(cell)
             done.append(cell)
         return done
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    )
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(explore_cell, s, p, budget, seed) for s, p in pairs]
-        if on_cell is not None:
-            for future in concurrent.futures.as_completed(futures):
-                on_cell(future.result())
-        return [f.result() for f in futures]
+    return _matrix_pool(pairs, budget, seed, jobs, on_cell)
+
+
+def _matrix_pool(
+    pairs: list[tuple[str, ProtocolRef]],
+    budget: int,
+    seed: int,
+    jobs: int,
+    on_cell: Callable[[Cell], None] | None,
+) -> list[Cell]:
+    """The cells over `jobs` worker processes, one cell per worker at a time.  The workers
+    ignore SIGINT and die with this process; on Ctrl-C (`KeyboardInterrupt`) or an error
+    they are terminated at once and the exception propagates."""
+    done: dict[int, Cell] = {}
+    todo = iter(range(len(pairs)))
+    workers = start_workers(min(jobs, len(pairs)), _serve_cells, (budget, seed))
+    busy: dict[Connection, int] = {}
+
+    def feed(conn: Connection) -> None:
+        for index in todo:
+            scenario, protocol = pairs[index]
+            conn.send((scenario, protocol))
+            busy[conn] = index
+            return
+
+    try:
+        for _, conn in workers:
+            feed(conn)
+        while busy:
+            for ready in multiprocessing.connection.wait(list(busy), timeout=0.5):
+                assert isinstance(ready, Connection)
+                try:
+                    kind, payload = ready.recv()
+                except (EOFError, OSError):
+                    raise InternalError("a matrix worker process died") from None
+                index = busy.pop(ready)
+                if kind == "error":
+                    raise payload
+                done[index] = payload
+                if on_cell is not None:
+                    on_cell(payload)
+                feed(ready)
+    finally:
+        stop_workers(workers)
+    return [done[i] for i in range(len(pairs))]
+
+
+def _serve_cells(conn: Connection, budget: int, seed: int) -> None:
+    """A matrix worker: explore each ``(scenario, protocol)`` received on `conn`."""
+    serve_requests(conn, lambda cell: explore_cell(cell[0], cell[1], budget, seed))

@@ -47,8 +47,6 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
-import pickle
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
@@ -68,6 +66,7 @@ from .pct import PctChooser
 from .shrink import ShrinkResult, shrink
 from .target import Execution, Target, TargetSpec
 from .tokens import encode_token
+from .workers import Worker, serve_requests, start_workers, stop_workers
 
 __all__ = [
     "ExploreResult",
@@ -413,31 +412,16 @@ def _run_chunk(
 
 def _serve(conn: Connection, spec: TargetSpec, config: ExploreConfig, hint: int) -> None:
     """A worker process: rebuild the target once, then run each chunk ``(first, last)``
-    received on `conn` and send back ``("ok", result)`` or ``("error", exception)``, until
-    told to stop (None) or the parent goes away.  Ignores SIGINT: Ctrl-C is the parent's."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    received on `conn` (see `workers.serve_requests`: SIGINT ignored, gone with its parent)."""
     target: Target | None = None
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        try:
-            if target is None:
-                target = Target.from_spec(spec)
-            conn.send(("ok", _run_chunk(target, config, task[0], task[1], hint)))
-        except Exception as e:
-            conn.send(("error", _picklable(e)))
 
+    def run(task: tuple[int, int]) -> _ChunkResult:
+        nonlocal target
+        if target is None:
+            target = Target.from_spec(spec)
+        return _run_chunk(target, config, task[0], task[1], hint)
 
-def _picklable(error: Exception) -> Exception:
-    try:
-        pickle.dumps(error)
-    except Exception:
-        return InternalError(f"a worker process failed: {type(error).__name__}: {error}")
-    return error
+    serve_requests(conn, run)
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -502,39 +486,12 @@ def _explore_pool(spec: TargetSpec, config: ExploreConfig, hint: int, tally: _Ta
         _stop_workers(workers)
 
 
-_Worker = tuple[multiprocessing.process.BaseProcess, Connection]
-
-
-def _start_workers(jobs: int, spec: TargetSpec, config: ExploreConfig, hint: int) -> list[_Worker]:
+def _start_workers(jobs: int, spec: TargetSpec, config: ExploreConfig, hint: int) -> list[Worker]:
     """`jobs` worker processes (fork where available), each with its own pipe."""
-    context = multiprocessing.get_context("fork" if "fork" in _start_methods() else "spawn")
-    workers: list[_Worker] = []
-    for _ in range(jobs):
-        parent, child = context.Pipe()
-        process: multiprocessing.process.BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(child, spec, config, hint), daemon=True
-        )
-        process.start()
-        child.close()
-        workers.append((process, parent))
-    return workers
+    return start_workers(jobs, _serve, (spec, config, hint))
 
 
-def _stop_workers(workers: list[_Worker]) -> None:
-    """Terminate every worker now, whatever it is doing, and reap it."""
-    for process, _ in workers:
-        if process.is_alive():
-            process.terminate()
-    for process, conn in workers:
-        process.join(timeout=2)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        conn.close()
-
-
-def _start_methods() -> list[str]:
-    return multiprocessing.get_all_start_methods()
+_stop_workers = stop_workers
 
 
 # --- dfs -------------------------------------------------------------------------------------

@@ -751,6 +751,10 @@ def matrix(
 
     A scenario file given with --scenario brings its own protocols (scenario.protocols)
     and expectations ([expected]); --protocol replaces every scenario's protocols.
+
+    Your own protocol (-p module:Class) has no expectation in a built-in scenario: its
+    cells show what was found "(no expectation)" and never count as a mismatch.  A
+    scenario file that names it (scenario.protocols, [expected]) gives it one.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -814,7 +818,7 @@ def matrix(
                     {
                         "scenario": c.scenario,
                         "protocol": c.protocol,
-                        "expected": str(c.expected),
+                        "expected": None if c.expected is None else str(c.expected),
                         "found": str(c.verdict),
                         "matches": c.matches,
                         "schedules": c.schedules,
@@ -843,8 +847,12 @@ def matrix(
             table.add_row(
                 c.scenario,
                 c.protocol,
-                str(c.expected),
-                str(c.verdict) if c.matches else f"{c.verdict} (expected {c.expected})",
+                "-" if c.expected is None else str(c.expected),
+                f"{c.verdict} (no expectation)"
+                if c.expected is None
+                else str(c.verdict)
+                if c.matches
+                else f"{c.verdict} (expected {c.expected})",
                 str(c.first_hit or "-"),
                 f"{c.elapsed:.2f}s",
                 ref,

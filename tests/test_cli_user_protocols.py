@@ -89,3 +89,35 @@ def test_a_scenario_file_naming_a_missing_user_protocol_is_a_one_line_error(
     assert out == ""
     assert err.count("\n") == 1, err
     assert "Missing" in err and "scenario.protocols[1]" in err
+
+
+def test_matrix_of_a_user_protocol_over_builtins_has_no_expectation(
+    usermod: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over built-in scenarios a user protocol has no expectation: cells report what was
+    found, never a mismatch; the exit code is 0 even where a violation is found."""
+    argv = ["matrix", "-p", f"{usermod}:Sloppy", "--budget", "300", "--jobs", "1"]
+    argv += ["--scenario", "registration-race", "--scenario", "registration-count"]
+    code, out, err = run_cli(capsys, *argv, "--json")
+    assert code == ExitCode.OK, err
+    data = json.loads(out)
+    assert data["matches"] is True
+    assert {c["expected"] for c in data["cells"]} == {None}
+    assert "found" in {c["found"] for c in data["cells"]}  # still reported
+    code, out, err = run_cli(capsys, *argv)
+    assert code == ExitCode.OK, err
+    assert "found (no expectation)" in out
+
+
+def test_a_user_protocol_keeps_the_expectation_of_a_file_naming_it(
+    usermod: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-p module:Class` on a file naming the protocol: the file's expectation applies, and
+    missing it is a mismatch (exit 1)."""
+    ref = f"{usermod}:Careful"
+    path = _scenario_file(tmp_path, ["odp2014", ref], {"odp2014": "found", ref: "found"})
+    argv = ["matrix", "--scenario", path, "-p", ref, "--budget", "50", "--jobs", "1", "--json"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == ExitCode.VIOLATION, err
+    (cell,) = json.loads(out)["cells"]
+    assert (cell["expected"], cell["found"], cell["matches"]) == ("found", "clean", False)

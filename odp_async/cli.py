@@ -475,6 +475,7 @@ Examples:
   odp-async replay 'odp2....' --text
   odp-async replay 'odp2....' --trace race.json --png race.png
   odp-async replay 'odp2....' --svg race.svg --html race.html --width 1600
+  odp-async replay 'odp2....' --scenario-file mine.toml   # refused if the file changed
 """
 )
 @click.argument("token")
@@ -495,6 +496,12 @@ Examples:
     type=int,
     help="text: columns (default: the terminal's); pictures: pixels (default 1400)",
 )
+@click.option(
+    "--scenario-file",
+    "scenario_file",
+    type=click.Path(dir_okay=False),
+    help="replay on this file, refused (exit 4) if it changed since the token was made",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def replay(
     token: str,
@@ -505,8 +512,12 @@ def replay(
     html_path: str | None,
     width: int | None,
     as_json: bool,
+    scenario_file: str | None = None,
 ) -> None:
-    """Re-run the exact schedule of TOKEN and show what happened."""
+    """Re-run the exact schedule of TOKEN and show what happened.
+
+    A scenario-file token replays the file text it carries; with --scenario-file it
+    replays that file instead, which must hold the same content (else exit 4)."""
     from .explore.tokens import decode_token, replay_token
 
     if width is not None and width < 40:
@@ -514,7 +525,9 @@ def replay(
     if width is not None and (png_path or svg_path) and not 400 <= width <= 20000:
         _fail(f"--width for a picture is 400..20000 pixels, got {width}")
     decoded = decode_token(token)
-    execution = replay_token(decoded, trace=True)
+    if scenario_file is not None and decoded.spec.file is None:
+        _fail("--scenario-file applies only to a token of a scenario file")
+    execution = replay_token(decoded, trace=True, scenario_file=scenario_file)
     failure = execution.failure
     timeline = None
     if as_text or trace_path or png_path or svg_path:
@@ -536,7 +549,7 @@ def replay(
     if html_path:
         from .report import write_html
 
-        write_html(execution, html_path, target=decoded.target())
+        write_html(execution, html_path, target=decoded.target(scenario_file=scenario_file))
         _err(f"wrote {html_path}")
     if as_json:
         _echo_json(

@@ -26,7 +26,8 @@ def test_replay_with_scenario_file_refuses_an_edited_file(
     path = tmp_path / "mine.toml"
     shutil.copy(ROOT / "examples" / "registration-race.toml", path)
     result = explore(str(path), protocol="odp2014", schedules=300, shrink=False)
-    assert result.failure is not None and result.failure.token is not None
+    assert result.failure is not None
+    assert result.failure.token is not None
     token = result.failure.token
     code, out, err = run_cli(capsys, "replay", token, "--scenario-file", str(path))
     assert code == ExitCode.VIOLATION, err  # the same file: the failure again
@@ -34,7 +35,8 @@ def test_replay_with_scenario_file_refuses_an_edited_file(
     path.write_text(edited)  # a comment only: still the content the token does not carry
     code, out, err = run_cli(capsys, "replay", token, "--scenario-file", str(path))
     assert code == ExitCode.REPLAY_MISMATCH, (out, err)
-    assert "mine.toml" in err and err.count("\n") >= 1
+    assert "mine.toml" in err
+    assert err.count("\n") >= 1
     code, out, err = run_cli(capsys, "replay", token)  # the text it carries still replays
     assert code == ExitCode.VIOLATION, err
 
@@ -43,9 +45,11 @@ def test_scenario_file_with_a_builtin_token_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = explore("registration-race", protocol="odp2014", schedules=300, shrink=False)
-    assert result.failure is not None and result.failure.token is not None
+    assert result.failure is not None
+    assert result.failure.token is not None
     path = tmp_path / "mine.toml"
     shutil.copy(ROOT / "examples" / "registration-race.toml", path)
-    code, out, err = run_cli(capsys, "replay", result.failure.token, "--scenario-file", str(path))
+    code, _out, err = run_cli(capsys, "replay", result.failure.token, "--scenario-file", str(path))
     assert code == ExitCode.USAGE
-    assert err.count("\n") == 1 and "--scenario-file" in err
+    assert err.count("\n") == 1
+    assert "--scenario-file" in err

@@ -88,7 +88,8 @@ def test_a_scenario_file_naming_a_missing_user_protocol_is_a_one_line_error(
     assert code == ExitCode.USAGE
     assert out == ""
     assert err.count("\n") == 1, err
-    assert "Missing" in err and "scenario.protocols[1]" in err
+    assert "Missing" in err
+    assert "scenario.protocols[1]" in err
 
 
 def test_matrix_of_a_user_protocol_over_builtins_has_no_expectation(

@@ -819,7 +819,9 @@ def matrix(
             interrupted = False
     took = time.perf_counter() - start
     mismatches = [c for c in cells if not c.matches]
-    if as_json:
+    if interrupted and not cells:
+        pass  # nothing to show
+    elif as_json:
         _echo_json(
             {
                 "budget": budget,
@@ -878,7 +880,8 @@ def matrix(
                 click.echo(f"  {line}")
         click.echo(f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s")
     if interrupted:
-        _err(f"odp-async: interrupted after {len(cells)}/{total} cells")
+        _err(f"odp-async: {len(cells)}/{total} cells explored")
+        _err("odp-async: interrupted")
         raise _Exit(ExitCode.INTERRUPTED)
     if mismatches:
         raise _Exit(ExitCode.VIOLATION)

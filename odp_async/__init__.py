@@ -28,6 +28,7 @@ from ._runtime import (
     task_name,
 )
 from .errors import (
+    ForeignAwait,
     InternalError,
     InvalidArgument,
     InvariantViolation,
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Completion",
     "Condition",
+    "ForeignAwait",
     "IntervalHandle",
     "IntervalTree",
     "InternalError",

@@ -557,6 +557,7 @@ Examples:
   odp-async replay 'odp2....' --text
   odp-async replay 'odp2....' --trace race.json --png race.png
   odp-async replay 'odp2....' --svg race.svg --html race.html --width 1600
+  odp-async replay 'odp2....' --scenario-file mine.toml   # refused if the file changed
 """
 )
 @click.argument("token")
@@ -577,6 +578,12 @@ Examples:
     type=int,
     help="text: columns (default: the terminal's); pictures: pixels (default 1400)",
 )
+@click.option(
+    "--scenario-file",
+    "scenario_file",
+    type=click.Path(dir_okay=False),
+    help="replay on this file, refused (exit 4) if it changed since the token was made",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def replay(
     token: str,
@@ -587,8 +594,12 @@ def replay(
     html_path: str | None,
     width: int | None,
     as_json: bool,
+    scenario_file: str | None = None,
 ) -> None:
-    """Re-run the exact schedule of TOKEN and show what happened."""
+    """Re-run the exact schedule of TOKEN and show what happened.
+
+    A scenario-file token replays the file text it carries; with --scenario-file it
+    replays that file instead, which must hold the same content (else exit 4)."""
     from .explore.tokens import decode_token, replay_token
 
     if width is not None and not 40 <= width <= 20000:
@@ -596,7 +607,9 @@ def replay(
     if width is not None and (png_path or svg_path) and not 400 <= width <= 20000:
         _fail(f"--width for a picture is 400..20000 pixels, got {width}")
     decoded = decode_token(token)
-    execution = replay_token(decoded, trace=True)
+    if scenario_file is not None and decoded.spec.file is None:
+        _fail("--scenario-file applies only to a token of a scenario file")
+    execution = replay_token(decoded, trace=True, scenario_file=scenario_file)
     failure = execution.failure
     timeline = None
     if as_text or trace_path or png_path or svg_path:
@@ -618,7 +631,7 @@ def replay(
     if html_path:
         from .report import write_html
 
-        write_html(execution, html_path, target=decoded.target())
+        write_html(execution, html_path, target=decoded.target(scenario_file=scenario_file))
         _err(f"wrote {html_path}")
     if as_json:
         _echo_json(
@@ -843,6 +856,10 @@ def matrix(
 
     A scenario file given with --scenario brings its own protocols (scenario.protocols)
     and expectations ([expected]); --protocol replaces every scenario's protocols.
+
+    Your own protocol (-p module:Class) has no expectation in a built-in scenario: its
+    cells show what was found "(no expectation)" and never count as a mismatch.  A
+    scenario file that names it (scenario.protocols, [expected]) gives it one.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -884,33 +901,46 @@ def matrix(
     ):
         bar = progress.add_task("verdict matrix", total=total)
 
+        seen: list[Any] = []
+
         def advance(cell: Any) -> None:
+            seen.append(cell)
             mark = "ok" if cell.matches else "MISMATCH"
             progress.update(bar, advance=1, description=f"{cell.scenario}/{cell.protocol} {mark}")
+            if not as_json and not stderr.is_terminal:
+                _err(f"cell {len(seen)}/{total} {cell.scenario}/{cell.protocol}: {cell.verdict}")
 
-        cells = verdict_matrix(
-            budget=budget,
-            scenarios=names,
-            protocols=protos,
-            seed=seed,
-            jobs=jobs,
-            on_cell=advance,
-            executor=executor,
-        )
+        try:
+            cells = verdict_matrix(
+                budget=budget,
+                scenarios=names,
+                protocols=protos,
+                seed=seed,
+                jobs=jobs,
+                on_cell=advance,
+                executor=executor,
+            )
+        except KeyboardInterrupt:
+            cells, interrupted = list(seen), True
+        else:
+            interrupted = False
     took = time.perf_counter() - start
     mismatches = [c for c in cells if not c.matches]
-    if as_json:
+    if interrupted and not cells:
+        pass  # nothing to show
+    elif as_json:
         _echo_json(
             {
                 "budget": budget,
                 "seed": seed,
                 "elapsed": round(took, 3),
                 "matches": not mismatches,
+                "interrupted": interrupted,
                 "cells": [
                     {
                         "scenario": c.scenario,
                         "protocol": c.protocol,
-                        "expected": str(c.expected),
+                        "expected": None if c.expected is None else str(c.expected),
                         "found": str(c.verdict),
                         "matches": c.matches,
                         "schedules": c.schedules,
@@ -939,8 +969,12 @@ def matrix(
             table.add_row(
                 c.scenario,
                 c.protocol,
-                str(c.expected),
-                str(c.verdict) if c.matches else f"{c.verdict} (expected {c.expected})",
+                "-" if c.expected is None else str(c.expected),
+                f"{c.verdict} (no expectation)"
+                if c.expected is None
+                else str(c.verdict)
+                if c.matches
+                else f"{c.verdict} (expected {c.expected})",
                 str(c.first_hit or "-"),
                 f"{c.elapsed:.2f}s",
                 ref,
@@ -952,6 +986,10 @@ def matrix(
             for line in tokens:
                 click.echo(f"  {line}")
         click.echo(f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s")
+    if interrupted:
+        _err(f"odp-async: {len(cells)}/{total} cells explored")
+        _err("odp-async: interrupted")
+        raise _Exit(ExitCode.INTERRUPTED)
     if mismatches:
         raise _Exit(ExitCode.VIOLATION)
 

@@ -10,6 +10,7 @@ PUBLIC = {
     "odp_async": [
         "Completion",
         "Condition",
+        "ForeignAwait",
         "IntervalHandle",
         "IntervalTree",
         "InternalError",
@@ -87,3 +88,10 @@ def test_model_layers_do_not_import_anyio_or_trio() -> None:
             if stripped.startswith(("import anyio", "import trio", "from anyio", "from trio")):
                 offenders.append(f"{path.relative_to(root)}: {stripped}")
     assert offenders == []
+
+
+def test_foreign_await_is_the_error_of_the_errors_module() -> None:
+    from odp_async.errors import ForeignAwait, InvalidArgument
+
+    assert odp_async.ForeignAwait is ForeignAwait
+    assert issubclass(odp_async.ForeignAwait, InvalidArgument)

@@ -37,8 +37,6 @@ import collections
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
-import pickle
-import signal
 from collections.abc import Callable, Hashable, Iterable
 from multiprocessing.connection import Connection
 from types import TracebackType
@@ -48,6 +46,7 @@ import attrs
 
 from ..errors import InternalError, InvalidArgument
 from .target import TargetSpec
+from .workers import serve_requests
 
 __all__ = [
     "CLUSTER_EXTRA_HINT",
@@ -285,29 +284,14 @@ class ProcessExecutor(Executor):
 
 def _serve(conn: Connection) -> None:
     """A worker process: run each task ``(fn, args)`` received on `conn` and send back
-    ``("ok", value)`` or ``("error", exception)``, until told to stop (None) or the parent
-    goes away.  Ignores SIGINT: Ctrl-C is the parent's."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        fn, args = task
-        try:
-            conn.send(("ok", fn(*args)))
-        except Exception as e:
-            conn.send(("error", _picklable(e)))
+    ``("ok", value)`` or ``("error", exception)``, until told to stop (None), the pipe
+    reaches EOF, or the parent goes away (see `odp_async.explore.workers`)."""
+    serve_requests(conn, _call)
 
 
-def _picklable(error: Exception) -> Exception:
-    try:
-        pickle.dumps(error)
-    except Exception:
-        return InternalError(f"a worker process failed: {type(error).__name__}: {error}")
-    return error
+def _call(task: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
+    fn, args = task
+    return fn(*args)
 
 
 def user_modules(spec: TargetSpec) -> list[str]:

@@ -111,13 +111,20 @@ def describe_leaves(leaves: tuple[ErrorLeaf, ...] | list[ErrorLeaf]) -> str:
 
 
 def describe_execution(
-    execution: Execution, *, steps: bool = True, max_steps_shown: int = DEFAULT_MAX_STEPS_SHOWN
+    execution: Execution,
+    *,
+    steps: bool = True,
+    max_steps_shown: int = DEFAULT_MAX_STEPS_SHOWN,
+    cause: bool = True,
 ) -> str:
     """The report of one run (see the module docstring), as lines of text.
 
     `steps` False leaves out the step list; otherwise the last `max_steps_shown` steps
     are shown (a line says how many earlier ones were left out).  An execution recorded
-    without ``trace=True`` gets a line saying how to get its steps.
+    without ``trace=True`` gets a line saying how to get its steps.  `cause` False leaves
+    out the verdict line and the error leaves, for a caller that has already printed the
+    violation (an ``error`` violation's detail holds its leaves); other violations of
+    the run are still listed (``also: ...``).
     """
     sim = execution.sim
     lines: list[str] = []
@@ -127,8 +134,10 @@ def describe_execution(
     else:
         lines.append(f"{execution.verdict}: {failure.describe()}")
         lines.extend(f"also: {v.describe()}" for v in execution.violations[1:])
+    if not cause:
+        del lines[0]
     names = _task_names(sim)
-    leaves = error_leaves(sim) if sim.outcome == "error" else ()
+    leaves = error_leaves(sim) if sim.outcome == "error" and cause else ()
     if leaves:
         lines.append("raised:" if len(leaves) == 1 else f"raised ({len(leaves)} errors):")
         for leaf in leaves:

@@ -15,8 +15,12 @@ Contract
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its
     ``[expected]`` table says.  A protocol is a built-in name or your own `OdpProtocol`
-    subclass (its cell is labelled with its ``name``; expected ``clean`` unless the
-    scenario names it).  `protocols` given explicitly replaces every scenario's list.
+    subclass or ``module:Class`` reference (its cell is labelled with its ``name``).  Your
+    own protocol has an expectation only in a scenario file that names it (by
+    ``module:Class``, or by name; not listed in ``[expected]``: clean); elsewhere its cell
+    has **no expectation** (``expected`` None): it runs the whole budget like a cell
+    expected clean, reports what it saw, and never counts as a mismatch.
+    `protocols` given explicitly replaces every scenario's list.
     Unknown names and bad files raise `InvalidArgument` before any cell runs.
 
 See also
@@ -33,7 +37,7 @@ import attrs
 
 from .._runtime.choosers import RandomChooser
 from ..errors import InvalidArgument
-from ..odp.protocols import PROTOCOLS, OdpProtocol
+from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
 from .config import MAX_JOBS, derive_seed
@@ -54,7 +58,8 @@ _SEVERITY = {Verdict.FOUND: 3, Verdict.DEADLOCK: 2, Verdict.STARVATION: 1, Verdi
 class Cell:
     scenario: str
     protocol: str
-    expected: Verdict
+    #: None: no expectation (your own protocol in a scenario that does not name it).
+    expected: Verdict | None
     verdict: Verdict
     schedules: int
     first_hit: int | None  # schedules to the first schedule showing the verdict
@@ -64,7 +69,8 @@ class Cell:
 
     @property
     def matches(self) -> bool:
-        return self.verdict is self.expected
+        """The verdict is the expected one, or there is no expectation to miss."""
+        return self.expected is None or self.verdict is self.expected
 
 
 def explore_cell(
@@ -81,7 +87,8 @@ def explore_cell(
     given: Any = protocol  # a class is accepted (see `resolve_protocol`)
     target = Target.resolve(scenario, given)
     name = _protocol_name(protocol)
-    expected = target.scenario.expected_for(name)
+    key = _expectation_key(scenario, protocol)
+    expected = None if key is None else target.scenario.expected_for(key)
     seen = Verdict.CLEAN
     first_hit: int | None = None
     token: str | None = None
@@ -108,7 +115,7 @@ def explore_cell(
                 schedule, execution = shrunk.schedule, shrunk.execution
                 token_target = target.with_params(**shrunk.params)
             token = encode_token(token_target, schedule, execution, max_steps)
-        if seen is expected or expected is Verdict.CLEAN or seen is Verdict.FOUND:
+        if seen is expected or expected in (Verdict.CLEAN, None) or seen is Verdict.FOUND:
             # the expected failure was shown; or a clean cell is not clean; or data was
             # corrupted where only a liveness failure was expected (never hidden)
             break
@@ -129,10 +136,31 @@ def _protocol_name(protocol: ProtocolRef) -> str:
     return protocol if isinstance(protocol, str) else protocol.name
 
 
+def _expectation_key(scenario: str, protocol: ProtocolRef) -> str | None:
+    """The name a scenario's expectations know `protocol` by, or None if they do not know
+    it: a built-in protocol is known to every scenario; your own protocol only to a
+    scenario file that names it in ``scenario.protocols`` (by ``module:Class`` or name)."""
+    name = _protocol_name(protocol)
+    if name in PROTOCOLS and (isinstance(protocol, str) or PROTOCOLS[name] is protocol):
+        return name
+    if not scenario.endswith(".toml"):
+        return None
+    listed = read_scenario(scenario).protocols
+    refs = [protocol] if isinstance(protocol, str) else [_ref(protocol), name]
+    return next((r for r in refs if r in listed), None)
+
+
+def _ref(protocol: type[OdpProtocol]) -> str:
+    return f"{protocol.__module__}:{protocol.__qualname__}"
+
+
 def _check_protocol(protocol: ProtocolRef) -> None:
     if isinstance(protocol, type) and issubclass(protocol, OdpProtocol):
         return
     if isinstance(protocol, str) and protocol in PROTOCOLS:
+        return
+    if isinstance(protocol, str) and ":" in protocol:
+        resolve_protocol(protocol)
         return
     raise InvalidArgument(
         f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)} "

@@ -68,6 +68,7 @@ from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
 from .executors import Executor, InlineExecutor, ProcessExecutor
+from .failures import describe_execution
 from .pct import PctChooser
 from .runlog import Chunk, RunLog
 from .shrink import ShrinkResult, shrink
@@ -90,6 +91,9 @@ SERIAL_BELOW = 500
 
 #: Random probe runs (besides one that never preempts) that estimate PCT's k.
 PCT_PROBES = 8
+
+#: How many of a failure's last steps `Failure.describe` lists.
+STEPS_SHOWN = 20
 
 #: The least time, in seconds, between two progress calls (at most ~10 calls a second).
 PROGRESS_INTERVAL = 0.1
@@ -121,6 +125,10 @@ class Failure:
     shrunk_token: str | None = None
     #: Why there is no token (a target no other process can rebuild), or None.
     no_token: str | None = None
+    #: The target and step bound it ran with: `describe` replays the failure with a
+    #: trace to list its last steps (None: no step list).
+    target: Target | None = attrs.field(default=None, eq=False, repr=False)
+    max_steps: int = attrs.field(default=0, eq=False, repr=False)
 
     @property
     def violation(self) -> Violation:
@@ -132,8 +140,29 @@ class Failure:
     def verdict(self) -> Verdict:
         return self.execution.verdict
 
+    def _traced(self) -> Execution:
+        """The failing run with a trace: the shrunk schedule's if shrunk, else this one's
+        (the execution itself when no target to replay it on is known)."""
+        if self.target is None or self.max_steps < 1:
+            return self.shrunk.execution if self.shrunk is not None else self.execution
+        target, schedule = self.target, self.schedule
+        if self.shrunk is not None:
+            target = target.with_params(**self.shrunk.params)
+            schedule = self.shrunk.schedule
+        try:
+            traced = target.run(ReplayChooser(schedule), max_steps=self.max_steps, trace=True)
+        except Exception:  # a report never fails: fall back to the untraced run
+            return self.execution
+        return traced if traced.failure is not None else self.execution
+
     def describe(self) -> str:
+        """The report: the verdict and violation, the error leaves (type, message, task,
+        user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
+        (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
+        Replays the schedule once (with a trace) for the steps."""
         lines = [f"{self.verdict} at schedule {self.index}: {self.violation.describe()}"]
+        traced = self._traced()
+        lines.extend(describe_execution(traced, max_steps_shown=STEPS_SHOWN).splitlines()[1:])
         if self.shrunk is not None:
             s = self.shrunk
             lines.append(
@@ -396,11 +425,21 @@ def _make_failure(
         execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
     token, why = _token(target, schedule, execution, config.max_steps)
     if not config.shrink or execution.failure is None:
-        return Failure(index, execution, schedule, token, no_token=why)
+        return Failure(
+            index,
+            execution,
+            schedule,
+            token,
+            no_token=why,
+            target=target,
+            max_steps=config.max_steps,
+        )
     shrunk = shrink(target, schedule, execution.failure.kind, max_steps=config.max_steps)
     shrunk_target = target.with_params(**shrunk.params)
     shrunk_token, _ = _token(shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps)
-    return Failure(index, execution, schedule, token, shrunk, shrunk_token, why)
+    return Failure(
+        index, execution, schedule, token, shrunk, shrunk_token, why, target, config.max_steps
+    )
 
 
 def _token(

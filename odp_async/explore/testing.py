@@ -471,5 +471,6 @@ def _report(
 
 
 def _describe_steps(execution: Execution) -> str:
-    """The schedule step by step, with the names the test gave its tasks."""
-    return "the schedule, step by step:\n" + describe_execution(execution, steps=True)
+    """The schedule step by step, with the names the test gave its tasks (the violation
+    itself is said once, by the caller)."""
+    return describe_execution(execution, steps=True, cause=False)

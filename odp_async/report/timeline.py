@@ -20,8 +20,8 @@ Contract
     - `Mark`: a violation, at its step and on the lane of its first task.
     - `StepRow`: who ran each step and where it stopped: about to do `text`
       (``checkpoint``), blocked on it (``park``), sleeping (``sleep``), or finished
-      (``end``; the sim records no pause for a task that returns, so the lane is found
-      from the step's notes and events, or by elimination, else None).
+      (``end``; the lane is the task the sim's `TaskEnd` record names, else found from
+      the step's notes and events, or by elimination, else None).
 
     Time is the sim's step counter: step ``s`` is the ``s``-th task step of the run.  Lock
     notes name the step during which the lock changed hands, so a lock taken and dropped
@@ -283,6 +283,7 @@ class Timeline:
             violations=tuple(ex.violations),
             deadlock=deadlock.describe() if deadlock is not None else None,
             cycle=_cycle(deadlock),
+            ends=tuple((e.step, e.task_id) for e in getattr(sim, "ends", ())),
         )
 
     def _check_invariants(self) -> None:
@@ -335,10 +336,11 @@ def _build(
     violations: tuple[Violation, ...],
     deadlock: str | None,
     cycle: tuple[WaitEdge, ...] = (),
+    ends: tuple[tuple[int, int], ...] = (),
 ) -> Timeline:
     lanes = _lanes(tasks)
     last = max([steps, *(entry[0] for entry in trace)])
-    rows, ran = _rows(lanes, trace, events, last)
+    rows, ran = _rows(lanes, trace, events, last, dict(ends))
     finder = _LaneFinder(lanes, ran)
     spans = [
         *_lock_spans(trace, last),
@@ -369,7 +371,11 @@ def _rows(
     trace: tuple[tuple[int, int, int, object], ...],
     events: tuple[Event, ...],
     last: int,
+    ends: dict[int, int] | None = None,
 ) -> tuple[tuple[StepRow, ...], dict[int, int]]:
+    """One row per step; `ends` (step -> task id, the sim's `TaskEnd` records) names the
+    task that finished in a step with no pause."""
+    ends = ends or {}
     pauses: dict[int, tuple[int, int, object]] = {}
     notes: dict[int, list[tuple[int, tuple[str, str]]]] = {}
     for step, tid, op, label in trace:
@@ -405,7 +411,9 @@ def _rows(
             ran[step] = tid
             continue
         who: int | None = None
-        if step in notes:
+        if step in ends:
+            who = ends[step]
+        elif step in notes:
             who = notes[step][0][0]
         elif step in event_task:
             who = event_task[step]

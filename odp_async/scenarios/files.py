@@ -37,7 +37,8 @@ The format
 
     ``[scenario]``
         ``name`` (string, required), ``summary`` (string), ``protocols`` (array of protocol
-        names: the protocols the scenario is meant for; default every protocol).
+        names or your own ``"module:Class"`` references: the protocols the scenario is
+        meant for; default every built-in protocol).
 
     ``[setup]``
         ``files``: array of ``{ name, pages, hugetlb = false }``, created first.
@@ -173,7 +174,7 @@ from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
 from ..mm import HPAGE_PAGES, File
-from ..odp.protocols import PROTOCOLS
+from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
 from ..sync import Completion
 from ..world import World
@@ -644,10 +645,16 @@ class _Reader:
         if not names:
             raise self.fail("scenario.protocols", "expected at least one protocol, got []", [])
         for i, p in enumerate(names):
-            if p not in PROTOCOLS:
+            if p not in PROTOCOLS and ":" in p:
+                try:
+                    resolve_protocol(p)  # your own protocol, "module:Class"
+                except InvalidArgument as e:
+                    raise self.fail(f"scenario.protocols[{i}]", str(e), p) from None
+            elif p not in PROTOCOLS:
                 raise self.fail(
                     f"scenario.protocols[{i}]",
-                    f"unknown protocol {p!r}; expected one of: {', '.join(PROTOCOLS)}",
+                    f"unknown protocol {p!r}; expected one of: {', '.join(PROTOCOLS)} "
+                    "or 'module:Class'",
                     p,
                 )
             if p in names[:i]:
@@ -771,7 +778,7 @@ class _Reader:
         t = self.table(value, key)
         out: dict[str, Verdict] = {}
         for p, v in t.items():
-            if p not in PROTOCOLS:
+            if p not in PROTOCOLS and p not in protocols:
                 hint = difflib.get_close_matches(p, list(PROTOCOLS), n=1)
                 maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise self.fail(

@@ -62,7 +62,7 @@ def test_a_failing_explored_test_reports_the_violation_the_schedule_and_a_token(
         explored()
     message = str(info.value)
     assert "lost update: x == 1" in message
-    assert "the schedule, step by step" in message
+    assert "the run, step by step" in message
     token = message.split(f"{REPLAY_ENV}='")[1].split("'")[0]
     assert token.startswith("odp2.")
 

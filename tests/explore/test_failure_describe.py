@@ -1,0 +1,70 @@
+"""`Failure.describe()` (the `check(..., raise_on_failure=True)` message and the CLI's
+report) names the cause and lists the last steps (issue 9 trial, defect 6).  User code
+in tmp_path."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from odp_async.errors import ExplorationFailed
+from odp_async.explore import check
+from odp_async.explore.runner import STEPS_SHOWN
+
+USER_MODULE = """
+from odp_async import checkpoint, task_group
+
+
+async def long_lost_update(rounds):
+    state = {"x": 0}
+
+    async def increment():
+        for _ in range(rounds):
+            await checkpoint("idle")
+        seen = state["x"]
+        await checkpoint("read x")
+        state["x"] = seen + 1
+
+    async with task_group() as tg:
+        tg.start_soon(increment, name="alpha")
+        tg.start_soon(increment, name="beta")
+    assert state["x"] == 2, f"lost update: x == {state['x']}"
+"""
+
+
+@pytest.fixture
+def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    name = f"user_describe_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = __import__(name)
+    yield module
+    sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+def test_the_failure_report_has_the_error_leaves_and_the_last_steps(
+    user: ModuleType, shrink: bool
+) -> None:
+    with pytest.raises(ExplorationFailed) as caught:
+        check(
+            user.long_lost_update, 15, schedules=300, seed=3, shrink=shrink, raise_on_failure=True
+        )
+    text = str(caught.value)
+    assert "AssertionError: lost update: x == 1" in text
+    assert re.search(r"in task 'main' \(step \d+\), at \S*user_describe_\w+\.py:\d+", text), text
+    assert "step by step" in text
+    assert "earlier steps not shown" in text  # compact: only the last ones
+    step_lines = [line for line in text.splitlines() if re.match(r"\s+step\s+\d+ ", line)]
+    assert len(step_lines) == STEPS_SHOWN
+    assert any("finished" in line for line in step_lines)
+    assert any("alpha" in line for line in step_lines) or any(
+        "beta" in line for line in step_lines
+    )
+    assert text.splitlines()[-1].startswith("replay: odp-async replay ")

@@ -85,7 +85,8 @@ def _runs(pytester: pytest.Pytester) -> list[str]:
 def _replay_line(output: str, node_id: str) -> list[str]:
     """The ready-to-paste command of `node_id`'s failure, split as a shell would."""
     pattern = re.compile(r"^\s*(pytest '" + re.escape(node_id) + r"' --odp-replay=\S+)$", re.M)
-    found = pattern.findall(output)
+    # with CI set, pytest's short summary repeats the whole message: the same line twice
+    found = sorted(set(pattern.findall(output)))
     assert len(found) == 1, output
     return shlex.split(found[0])
 

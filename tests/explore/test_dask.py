@@ -4,15 +4,15 @@ a user function; cancellation on the first failure; streamed progress; the matri
 
 from __future__ import annotations
 
-import importlib
 import shutil
-import sys
-import textwrap
 from collections.abc import Hashable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests._usermod import lost_update_source
+from tests.conftest import UserModule
 
 distributed = pytest.importorskip("distributed")
 
@@ -24,24 +24,7 @@ from odp_async.explore.matrix import verdict_matrix  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-USER_MODULE = """
-from odp_async import checkpoint, task_group
-
-
-async def lost_update():
-    state = {"x": 0}
-
-    async def increment():
-        seen = state["x"]
-        await checkpoint("read x")
-        state["x"] = seen + 1
-
-    async with task_group() as tg:
-        tg.start_soon(increment, name="a")
-        tg.start_soon(increment, name="b")
-        tg.start_soon(increment, name="c")
-    assert state["x"] == 3, f"lost update: x == {state['x']}"
-"""
+USER_MODULE = lost_update_source("a", "b", "c")
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +34,8 @@ def dask() -> Iterator[DaskExecutor]:
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    name = f"user_dask_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield importlib.import_module(name)
-    sys.modules.pop(name, None)
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_dask")
 
 
 def same(a: ExploreResult, b: ExploreResult) -> None:

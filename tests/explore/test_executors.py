@@ -3,12 +3,9 @@ resuming from a run log, chunk sizing, and the refusals (dfs, a missing extra)."
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -25,34 +22,15 @@ from odp_async.explore.executors import (
     user_modules,
 )
 from odp_async.explore.target import Target
+from tests._usermod import lost_update_source
+from tests.conftest import UserModule
 
-USER_MODULE = """
-from odp_async import checkpoint, task_group
-
-
-async def lost_update():
-    state = {"x": 0}
-
-    async def increment():
-        seen = state["x"]
-        await checkpoint("read x")
-        state["x"] = seen + 1
-
-    async with task_group() as tg:
-        tg.start_soon(increment, name="a")
-        tg.start_soon(increment, name="b")
-        tg.start_soon(increment, name="c")
-    assert state["x"] == 3, f"lost update: x == {state['x']}"
-"""
+USER_MODULE = lost_update_source("a", "b", "c")
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    name = f"user_executors_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield importlib.import_module(name)
-    sys.modules.pop(name, None)
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_executors")
 
 
 def same(a: ExploreResult, b: ExploreResult) -> None:

@@ -351,11 +351,17 @@ class _SystematicChooser(Generic[_N]):
         def key(resource: Hashable) -> Hashable:
             if _is_value(resource):
                 return ("<value>", resource)
-            # All objects first seen in one step share its ordinal, so the key does not
-            # depend on the (hash-based) iteration order of the frozenset.
+            # All objects first seen in one step share its ordinal (more conflicts, never
+            # fewer), so the key does not depend on the frozenset's iteration order.
             return canon.setdefault(resource, ordinal)
 
         return frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes)
+
+    def _search_over(self) -> NoReturn:
+        raise ProtocolViolation(
+            f"{type(self).__name__}.new_execution() after the search was complete "
+            "(check has_more before each run)"
+        )
 
     def _prune(self, reason: str) -> NoReturn:
         self._aborted = True
@@ -581,10 +587,7 @@ class DfsChooser(_SystematicChooser[_Node]):
                     f"needs {self._prefix_len}: the program is not deterministic"
                 )
             if not self._advance():
-                raise ProtocolViolation(
-                    "DfsChooser.new_execution() after the search was complete "
-                    "(check has_more before each run)"
-                )
+                self._search_over()
         self._start_execution()
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
@@ -621,8 +624,7 @@ class DfsChooser(_SystematicChooser[_Node]):
         else:
             node = _Node(True, (n,), self._ordinal - 1, (0,) * n, 0, list(range(1, n)))
             self._path.append(node)
-        self._pos = pos + 1
-        self.max_depth = max(self.max_depth, self._pos)
+        self._took(pos, 0)
         return node.chosen
 
     def __repr__(self) -> str:

@@ -82,7 +82,6 @@ from typing import Any
 import attrs
 
 from .._runtime.footprint import Footprint
-from ..errors import ProtocolViolation
 from .dfs import (
     _check_flags,
     _check_preemption_bound,
@@ -252,10 +251,7 @@ class DporChooser(_SystematicChooser[_Node]):
         if self._started:
             self._finish_execution()
             if not self._advance():
-                raise ProtocolViolation(
-                    "DporChooser.new_execution() after the search was complete "
-                    "(check has_more before each run)"
-                )
+                self._search_over()
         self._start_execution()
         self._analysed = False
         self._events = []
@@ -296,8 +292,7 @@ class DporChooser(_SystematicChooser[_Node]):
             self._path.append(node)
             for value in range(1, n):
                 self._push(node, value, self._cost)
-        self._pos = pos + 1
-        self.max_depth = max(self.max_depth, self._pos)
+        self._took(pos, 0)
         return node.chosen
 
     def __repr__(self) -> str:

@@ -13,11 +13,12 @@ import pytest
 
 from tests._usermod import lost_update_source
 from tests.conftest import UserModule
+from tests.explore._same import same
 
 distributed = pytest.importorskip("distributed")
 
 from odp_async.errors import ExploreInterrupted  # noqa: E402
-from odp_async.explore import ExploreResult, ProgressUpdate, check, explore, runner  # noqa: E402
+from odp_async.explore import ProgressUpdate, check, explore, runner  # noqa: E402
 from odp_async.explore.dask_executor import DaskExecutor  # noqa: E402
 from odp_async.explore.executors import ProcessExecutor  # noqa: E402
 from odp_async.explore.matrix import verdict_matrix  # noqa: E402
@@ -36,17 +37,6 @@ def dask() -> Iterator[DaskExecutor]:
 @pytest.fixture
 def user(user_module: UserModule) -> ModuleType:
     return user_module(USER_MODULE, "user_dask")
-
-
-def same(a: ExploreResult, b: ExploreResult) -> None:
-    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
-    assert a.failure is not None
-    assert b.failure is not None
-    assert (a.failure.index, a.failure.schedule, a.failure.token) == (
-        b.failure.index,
-        b.failure.schedule,
-        b.failure.token,
-    )
 
 
 @pytest.mark.parametrize("chooser", ["random", "pct"])

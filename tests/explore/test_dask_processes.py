@@ -21,10 +21,11 @@ import pytest
 
 from tests._usermod import lost_update_source
 from tests.conftest import UserModule
+from tests.explore._same import same
 
 distributed = pytest.importorskip("distributed")
 
-from odp_async.explore import ExploreResult, check, explore  # noqa: E402
+from odp_async.explore import check, explore  # noqa: E402
 from odp_async.explore.dask_executor import DaskExecutor  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -43,13 +44,6 @@ def user(dask: DaskExecutor, user_module: UserModule) -> ModuleType:
     """A module in a directory the worker processes (started before it) do not have on
     their path."""
     return user_module(USER_MODULE, "user_dask_procs")
-
-
-def same(a: ExploreResult, b: ExploreResult) -> None:
-    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
-    assert a.failure is not None
-    assert b.failure is not None
-    assert (a.failure.index, a.failure.token) == (b.failure.index, b.failure.token)
 
 
 @pytest.mark.parametrize("chooser", ["random", "pct"])

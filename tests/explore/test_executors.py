@@ -13,7 +13,7 @@ import pytest
 
 from odp_async.cli import main
 from odp_async.errors import ExploreInterrupted, InvalidArgument
-from odp_async.explore import ExploreResult, ProgressUpdate, check, explore, runner
+from odp_async.explore import ProgressUpdate, check, explore, runner
 from odp_async.explore.executors import (
     CLUSTER_EXTRA_HINT,
     InlineExecutor,
@@ -24,6 +24,7 @@ from odp_async.explore.executors import (
 from odp_async.explore.target import Target
 from tests._usermod import lost_update_source
 from tests.conftest import UserModule
+from tests.explore._same import same
 
 USER_MODULE = lost_update_source("a", "b", "c")
 
@@ -31,19 +32,6 @@ USER_MODULE = lost_update_source("a", "b", "c")
 @pytest.fixture
 def user(user_module: UserModule) -> ModuleType:
     return user_module(USER_MODULE, "user_executors")
-
-
-def same(a: ExploreResult, b: ExploreResult) -> None:
-    """The same search outcome: counts, every failing index, the first failure, its token."""
-    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
-    assert a.failure is not None
-    assert b.failure is not None
-    assert (a.failure.index, a.failure.schedule, a.failure.token) == (
-        b.failure.index,
-        b.failure.schedule,
-        b.failure.token,
-    )
-    assert sum(b.per_worker.values()) == b.schedules
 
 
 @pytest.mark.parametrize("chooser", ["random", "pct"])

@@ -20,16 +20,24 @@ def module_name(prefix: str, directory: Path) -> str:
     return f"{prefix}_{abs(hash(str(directory))) % 10**8}"
 
 
-def import_user_module(
+def write_user_module(
     directory: Path, source: str, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> ModuleType:
-    """Write `source` (dedented) to ``directory/<name>.py``, put `directory` on sys.path
-    and import it.  `monkeypatch` takes sys.path back at the end of the test; the caller
-    drops the module from sys.modules (the fixture does)."""
+) -> str:
+    """Write `source` (dedented) to ``directory/<name>.py`` and put `directory` on
+    sys.path (`monkeypatch` takes it back at the end of the test); return the name, for
+    code under test (the CLI, say) to import."""
     name = module_name(prefix, directory)
     (directory / f"{name}.py").write_text(textwrap.dedent(source))
     monkeypatch.syspath_prepend(str(directory))
-    return importlib.import_module(name)
+    return name
+
+
+def import_user_module(
+    directory: Path, source: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> ModuleType:
+    """`write_user_module`, then import it.  The caller drops the module from
+    sys.modules (the fixture does, with `forget`)."""
+    return importlib.import_module(write_user_module(directory, source, prefix, monkeypatch))
 
 
 def pythonpath_env(directory: Path) -> dict[str, str]:
@@ -40,8 +48,9 @@ def pythonpath_env(directory: Path) -> dict[str, str]:
     return env
 
 
-def forget(module: ModuleType) -> None:
-    sys.modules.pop(module.__name__, None)
+def forget(name: str) -> None:
+    """Drop the module `name` from sys.modules (a later test's import finds it afresh)."""
+    sys.modules.pop(name, None)
 
 
 def lost_update_source(*names: str) -> str:

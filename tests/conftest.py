@@ -76,4 +76,4 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Use
 
     yield load
     for module in loaded:
-        forget(module)
+        forget(module.__name__)

@@ -959,15 +959,7 @@ class AddressSpace:
                 await self._call(sub, sub.invalidate_range_start(inv))
         if self.range_list_after_callbacks:
             self._list_range(inv)
-        await rt.checkpoint(("invalidate", inv.id, "after start"))
-        await body()
-        await rt.checkpoint(("invalidate", inv.id, "before end"))
-        self.active_ranges.remove(inv)
-        for sub in list(self._subs):
-            if sub in self._subs:
-                await self._call(sub, sub.invalidate_range_end(inv))
-        self._ranges_changed.wake_all()
-        self.checker.event("invalidate-end", key, str(inv), rng.start)
+        await self._change_then_end(inv, key, body)
 
     async def _invalidate_nonblock(
         self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
@@ -1000,6 +992,14 @@ class AddressSpace:
             self._ranges_changed.wake_all()
             self.checker.event("invalidate-end", key, f"{inv} refused", rng.start)
             return False
+        await self._change_then_end(inv, key, body)
+        return True
+
+    async def _change_then_end(
+        self, inv: Invalidation, key: str, body: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Every start returned: run `body` (change the ptes, drop frames), then send each
+        subscriber its end and unlist the range."""
         await rt.checkpoint(("invalidate", inv.id, "after start"))
         await body()
         await rt.checkpoint(("invalidate", inv.id, "before end"))
@@ -1008,8 +1008,7 @@ class AddressSpace:
             if sub in self._subs:
                 await self._call(sub, sub.invalidate_range_end(inv))
         self._ranges_changed.wake_all()
-        self.checker.event("invalidate-end", key, str(inv), rng.start)
-        return True
+        self.checker.event("invalidate-end", key, str(inv), inv.range.start)
 
     def _list_range(self, inv: Invalidation) -> None:
         self.active_ranges.append(inv)

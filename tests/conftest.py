@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import anyio
@@ -12,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from odp_async._runtime import sim
+from tests._usermod import forget, import_user_module
 
 # Deterministic by default (CI and local runs alike); HYPOTHESIS_PROFILE=explore for a
 # randomized hunt on a developer's machine.
@@ -55,3 +58,22 @@ def runtime(request: pytest.FixtureRequest) -> Runner:
 @pytest.fixture(params=["asyncio", "trio"])
 def live(request: pytest.FixtureRequest) -> Runner:
     return Runner(request.param)
+
+
+UserModule = Callable[[str, str], ModuleType]
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UserModule]:
+    """``user_module(source, prefix)``: `source` written to tmp_path as a module of its own
+    name and imported (see tests/_usermod.py); sys.path and sys.modules restored after."""
+    loaded: list[ModuleType] = []
+
+    def load(source: str, prefix: str = "user") -> ModuleType:
+        module = import_user_module(tmp_path, source, prefix, monkeypatch)
+        loaded.append(module)
+        return module
+
+    yield load
+    for module in loaded:
+        forget(module.__name__)

@@ -28,6 +28,7 @@ import pytest
 from odp_async.cli import ExitCode, main
 from odp_async.errors import ExploreInterrupted
 from odp_async.progress import ExploreProgress, describe_progress
+from tests._usermod import forget, write_user_module
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -66,11 +67,9 @@ NOT_A_PROTOCOL = 3
 @pytest.fixture
 def usermod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A module of protocols outside the package, importable by a fresh name."""
-    name = f"userproto_{os.getpid()}_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(USER_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    name = write_user_module(tmp_path, USER_MODULE, "userproto", monkeypatch)
     yield name
-    sys.modules.pop(name, None)
+    forget(name)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from odp_async.cli import ExitCode, main
+from tests._usermod import forget, write_user_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,11 +34,9 @@ class Careful(IntervalSeq):
 
 @pytest.fixture
 def usermod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    name = f"userfileproto_{os.getpid()}_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(USER_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    name = write_user_module(tmp_path, USER_MODULE, "userfileproto", monkeypatch)
     yield name
-    sys.modules.pop(name, None)
+    forget(name)
 
 
 def _scenario_file(tmp_path: Path, protocols: list[str], expected: dict[str, str]) -> str:

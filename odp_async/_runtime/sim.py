@@ -911,12 +911,7 @@ class SimRuntime(Runtime):
                     # Drop the driver's own frame: it would tie the error to this frame's
                     # locals (a cycle), and it is not the program's.
                     err.__traceback__ = err.__traceback__.tb_next  # type: ignore[union-attr]
-                foreign = _foreign_library_call(err)
-                if foreign is not None:
-                    raise ForeignAwait(
-                        f"task {task.name!r} called {foreign}, which needs its own event "
-                        f"loop ({type(err).__name__}: {err}); {_INSTEAD}"
-                    ) from err
+                self._raised(task, err)  # ForeignAwait: not the program's outcome
                 runnable.pop(i)
                 last = None
                 if task is root:
@@ -1071,6 +1066,8 @@ class SimRuntime(Runtime):
         return self._result(root, root_value, root_error)
 
     def _raised(self, task: SimTask, err: BaseException) -> None:
+        """`task` raised `err`: `ForeignAwait` if it came from another library's await
+        (a usage error, never the program's outcome); else nothing."""
         foreign = _foreign_library_call(err)
         if foreign is not None:
             raise ForeignAwait(

@@ -86,7 +86,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 
 import attrs
 
@@ -181,6 +181,199 @@ def _class_key(task: Any) -> Hashable:
     return (task.spawn_key, task.group, task.history, key)
 
 
+class _Recorded(Protocol):
+    """A node of a recorded path, as far as replaying it checks it."""
+
+    @property
+    def is_draw(self) -> bool: ...
+
+    @property
+    def options(self) -> tuple[int, ...]: ...
+
+
+def _check_preemption_bound(preemption_bound: object) -> None:
+    if preemption_bound is not None and (
+        not isinstance(preemption_bound, int)
+        or isinstance(preemption_bound, bool)
+        or preemption_bound < 0
+    ):
+        raise InvalidArgument(
+            f"preemption_bound must be None or an int >= 0, got {preemption_bound!r} "
+            f"({type(preemption_bound).__name__})",
+            "preemption_bound",
+            preemption_bound,
+        )
+
+
+def _check_flags(*flags: tuple[str, object]) -> None:
+    for name, value in flags:
+        if not isinstance(value, bool):
+            raise InvalidArgument(
+                f"{name} must be a bool, got {value!r} ({type(value).__name__})", name, value
+            )
+
+
+_N = TypeVar("_N", bound=_Recorded)
+
+
+class _SystematicChooser(Generic[_N]):
+    """What `DfsChooser` and `DporChooser` share: the per-search counters, the
+    per-execution state of a run that replays a recorded prefix then extends it, the
+    replay checks, run-stable footprint keys, and pruning and failing an execution.
+
+    A subclass (over its node type `_N`) calls `_init_search` from its ``__init__`` and
+    `_start_execution` from ``new_execution``, and defines `has_more` and `schedule`.
+    """
+
+    __slots__ = (
+        "_aborted",
+        "_canon",
+        "_cost",
+        "_cut",
+        "_failed",
+        "_ordinal",
+        "_path",
+        "_pos",
+        "_prefix_len",
+        "_prev_node",
+        "_prev_task",
+        "_sleep",
+        "_started",
+        "ask_always",
+        "executions",
+        "executions_pruned",
+        "max_depth",
+        "max_preemptions",
+        "preemption_bound",
+        "trust_primitives",
+        "wants_footprints",
+    )
+
+    def _init_search(self, preemption_bound: int | None, trust_primitives: bool) -> None:
+        self.preemption_bound = preemption_bound
+        self.trust_primitives = trust_primitives
+        self.executions = 0
+        self.executions_pruned = 0
+        self.max_depth = 0
+        self.max_preemptions = 0
+        self._cut = False  # an alternative was dropped because of the bound
+        self._started = False
+        self._failed: NondeterminismError | None = None
+        self._path: list[_N] = []  # the current execution's choice points
+        # Per execution.
+        self._pos = 0  # next path index; < _prefix_len while replaying the forced prefix
+        self._prefix_len = 0
+        self._cost = 0  # preemptions so far
+        self._ordinal = 0  # steps shown so far (with ask_always: steps run)
+        self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
+        self._canon: dict[Hashable, int] = {}  # object -> step where first observed
+        self._prev_task: Any = None  # the task whose step ran since the last call
+        self._prev_node: _N | None = None  # the node that chose it, if any
+        self._aborted = False
+
+    # --- public state -----------------------------------------------------------------
+
+    @property
+    def has_more(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def schedule(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def is_complete(self) -> bool:
+        """True when every execution (within the bound) has been run."""
+        return self._started and self._failed is None and not self.has_more
+
+    @property
+    def failure(self) -> NondeterminismError | None:
+        """Why the search stopped early: the program did not replay its own choices."""
+        return self._failed
+
+    @property
+    def is_exhaustive(self) -> bool:
+        """Complete, and the bound cut nothing: every schedule is covered, at any bound."""
+        return self.is_complete and not self._cut
+
+    @property
+    def preemptions(self) -> int:
+        """Preemptions of the current (or last) execution."""
+        return self._cost
+
+    # --- one execution ----------------------------------------------------------------
+
+    def _start_execution(self) -> None:
+        """Reset the per-execution state; the choices of the path so far are replayed."""
+        self._started = True
+        self.executions += 1
+        self._pos = 0
+        self._prefix_len = len(self._path)
+        self._cost = 0
+        self._ordinal = 0
+        self._sleep = {}
+        self._canon = {}
+        self._prev_task = None
+        self._prev_node = None
+        self._aborted = False
+
+    def _check_offer(self, node: _Recorded, pos: int, ids: tuple[int, ...], at: str) -> None:
+        """Fail unless the replayed run offers the tasks the recorded run offered."""
+        if node.is_draw or node.options != ids:
+            expected = f"a draw among {node.options[0]}" if node.is_draw else node.options
+            self._fail(
+                f"{at} {pos}: the run offers tasks {ids}, the recorded run offered "
+                f"{expected}: the program is not deterministic"
+            )
+
+    def _check_draw(self, node: _Recorded, pos: int, n: int, label: object, at: str) -> None:
+        """Fail unless the replayed run draws where and among as many as the recorded."""
+        if not node.is_draw or node.options != (n,):
+            self._fail(
+                f"{at} {pos}: the run draws among {n} values for {label!r}, the "
+                "recorded run made another choice there: the program is not deterministic"
+            )
+
+    def _took(self, pos: int, cost: int) -> None:
+        """The choice at path index `pos` is made; it costs `cost` preemptions."""
+        self._pos = pos + 1
+        self._cost += cost
+        self.max_depth = max(self.max_depth, self._pos)
+        self.max_preemptions = max(self.max_preemptions, self._cost)
+
+    def _stable_keys(
+        self, fp: Footprint, ordinal: int
+    ) -> tuple[frozenset[Hashable], frozenset[Hashable]]:
+        """`fp`'s (reads, writes), noted reads included, in run-stable keys."""
+        fp = with_noted_reads(fp)
+        canon = self._canon
+
+        def key(resource: Hashable) -> Hashable:
+            if _is_value(resource):
+                return ("<value>", resource)
+            # All objects first seen in one step share its ordinal (more conflicts, never
+            # fewer), so the key does not depend on the frozenset's iteration order.
+            return canon.setdefault(resource, ordinal)
+
+        return frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes)
+
+    def _search_over(self) -> NoReturn:
+        raise ProtocolViolation(
+            f"{type(self).__name__}.new_execution() after the search was complete "
+            "(check has_more before each run)"
+        )
+
+    def _prune(self, reason: str) -> NoReturn:
+        self._aborted = True
+        self.executions_pruned += 1
+        self._prev_task = self._prev_node = None
+        raise PrunedExecution(reason, self.schedule)
+
+    def _fail(self, message: str) -> NoReturn:
+        self._failed = NondeterminismError(message)
+        raise self._failed
+
+
 @attrs.define(eq=False)
 class _Node:
     """One choice point of the current path.
@@ -259,7 +452,7 @@ class _WorkItem:
     alternatives: tuple[int, ...]
 
 
-class DfsChooser:
+class DfsChooser(_SystematicChooser[_Node]):
     """Depth-first search of every schedule (and every drawn value), one run at a time.
 
     ``DfsChooser(preemption_bound=None, *, iterative=False, reduction=True,
@@ -288,33 +481,12 @@ class DfsChooser:
     """
 
     __slots__ = (
-        "_aborted",
-        "_canon",
-        "_cost",
-        "_cut",
-        "_failed",
         "_level",
         "_next_level",
-        "_ordinal",
-        "_path",
-        "_pos",
-        "_prefix_len",
-        "_prev_node",
-        "_prev_task",
-        "_sleep",
-        "_started",
         "_this_level",
-        "ask_always",
-        "executions",
-        "executions_pruned",
         "is_iterative",
-        "max_depth",
-        "max_preemptions",
-        "preemption_bound",
         "reduction",
         "symmetry",
-        "trust_primitives",
-        "wants_footprints",
     )
 
     def __init__(
@@ -326,64 +498,31 @@ class DfsChooser:
         symmetry: bool | None = None,
         trust_primitives: bool = True,
     ) -> None:
-        if preemption_bound is not None and (
-            not isinstance(preemption_bound, int)
-            or isinstance(preemption_bound, bool)
-            or preemption_bound < 0
-        ):
-            raise InvalidArgument(
-                f"preemption_bound must be None or an int >= 0, got {preemption_bound!r} "
-                f"({type(preemption_bound).__name__})",
-                "preemption_bound",
-                preemption_bound,
-            )
-        for name, value in (
+        _check_preemption_bound(preemption_bound)
+        _check_flags(
             ("iterative", iterative),
             ("reduction", reduction),
             ("trust_primitives", trust_primitives),
-        ):
-            if not isinstance(value, bool):
-                raise InvalidArgument(
-                    f"{name} must be a bool, got {value!r} ({type(value).__name__})", name, value
-                )
+        )
         if symmetry is not None and not isinstance(symmetry, bool):
             raise InvalidArgument(
                 f"symmetry must be None or a bool, got {symmetry!r} ({type(symmetry).__name__})",
                 "symmetry",
                 symmetry,
             )
-        self.preemption_bound = preemption_bound
+        self._init_search(preemption_bound, trust_primitives)
         self.is_iterative = iterative
         self.reduction = reduction
         self.symmetry = reduction if symmetry is None else symmetry
-        self.trust_primitives = trust_primitives
         # Read by the sim: every step is shown to us (sleep sets need each footprint);
         # footprints and histories are kept (sleep sets and symmetry need them).
         self.ask_always = reduction
         self.wants_footprints = reduction or self.symmetry
-        self.executions = 0
-        self.executions_pruned = 0
-        self.max_depth = 0
-        self.max_preemptions = 0
-        # The search: the current path, and the work items (saved paths whose last node
-        # has preemptive alternatives) of the level being run and of the next one.
-        self._path: list[_Node] = []
+        # The search: besides the current path, the work items (saved paths whose last
+        # node has preemptive alternatives) of the level being run and of the next one.
         self._this_level: deque[_WorkItem] = deque()
         self._next_level: deque[_WorkItem] = deque()
         self._level = 0
-        self._cut = False  # an alternative was dropped because of the bound
-        self._started = False
-        self._failed: NondeterminismError | None = None
-        # Per execution.
-        self._pos = 0  # next path index; < _prefix_len while replaying the forced prefix
-        self._prefix_len = 0
-        self._cost = 0  # preemptions so far
-        self._ordinal = 0  # steps shown so far (with ask_always: steps run)
-        self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
-        self._canon: dict[Hashable, int] = {}  # object -> step where first observed
-        self._prev_task: Any = None  # the task whose step ran since the last call
-        self._prev_node: _Node | None = None  # the node that chose it, if any
-        self._aborted = False
 
     # --- public state -----------------------------------------------------------------
 
@@ -403,21 +542,6 @@ class DfsChooser:
         )
 
     @property
-    def is_complete(self) -> bool:
-        """True when every execution (within the bound) has been run."""
-        return self._started and self._failed is None and not self.has_more
-
-    @property
-    def failure(self) -> NondeterminismError | None:
-        """Why the search stopped early: the program did not replay its own choices."""
-        return self._failed
-
-    @property
-    def is_exhaustive(self) -> bool:
-        """Complete, and the bound cut nothing: every schedule is covered, at any bound."""
-        return self.is_complete and not self._cut
-
-    @property
     def bound(self) -> int | None:
         """The preemption level being explored (iterative), else the bound (None: none)."""
         return self._level if self.is_iterative else self.preemption_bound
@@ -432,11 +556,6 @@ class DfsChooser:
         if self.is_iterative and self._level > 0:
             return self._level - 1
         return None
-
-    @property
-    def preemptions(self) -> int:
-        """Preemptions of the current (or last) execution."""
-        return self._cost
 
     @property
     def schedule(self) -> tuple[int, ...]:
@@ -468,21 +587,8 @@ class DfsChooser:
                     f"needs {self._prefix_len}: the program is not deterministic"
                 )
             if not self._advance():
-                raise ProtocolViolation(
-                    "DfsChooser.new_execution() after the search was complete "
-                    "(check has_more before each run)"
-                )
-        self._started = True
-        self.executions += 1
-        self._pos = 0
-        self._prefix_len = len(self._path)
-        self._cost = 0
-        self._ordinal = 0
-        self._sleep = {}
-        self._canon = {}
-        self._prev_task = None
-        self._prev_node = None
-        self._aborted = False
+                self._search_over()
+        self._start_execution()
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         if self._failed is not None:
@@ -499,20 +605,11 @@ class DfsChooser:
         pos = self._pos
         if pos < len(self._path):
             node = self._path[pos]
-            ids = tuple(t.id for t in runnable)
-            if node.is_draw or node.options != ids:
-                expected = f"a draw among {node.options[0]}" if node.is_draw else node.options
-                self._fail(
-                    f"choice {pos}: the run offers tasks {ids}, the recorded run offered "
-                    f"{expected}: the program is not deterministic"
-                )
+            self._check_offer(node, pos, tuple(t.id for t in runnable), "choice")
         else:
             node = self._new_node(runnable, last)
         i = node.chosen
-        self._pos = pos + 1
-        self._cost += node.costs[i]
-        self.max_depth = max(self.max_depth, self._pos)
-        self.max_preemptions = max(self.max_preemptions, self._cost)
+        self._took(pos, node.costs[i])
         self._prev_task, self._prev_node = runnable[i], node
         self._ordinal += 1
         return i
@@ -523,16 +620,11 @@ class DfsChooser:
         pos = self._pos
         if pos < len(self._path):
             node = self._path[pos]
-            if not node.is_draw or node.options != (n,):
-                self._fail(
-                    f"choice {pos}: the run draws among {n} values for {label!r}, the "
-                    "recorded run made another choice there: the program is not deterministic"
-                )
+            self._check_draw(node, pos, n, label, "choice")
         else:
             node = _Node(True, (n,), self._ordinal - 1, (0,) * n, 0, list(range(1, n)))
             self._path.append(node)
-        self._pos = pos + 1
-        self.max_depth = max(self.max_depth, self._pos)
+        self._took(pos, 0)
         return node.chosen
 
     def __repr__(self) -> str:
@@ -665,26 +757,5 @@ class DfsChooser:
     def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
         if fp is None:
             return None
-        fp = with_noted_reads(fp)
-        canon = self._canon
-
-        def key(resource: Hashable) -> Hashable:
-            if _is_value(resource):
-                return ("<value>", resource)
-            # All objects first seen in one step share its ordinal, so the key does not
-            # depend on the (hash-based) iteration order of the frozenset.
-            return canon.setdefault(resource, ordinal)
-
-        return _Fp(
-            frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes), ordinal
-        )
-
-    def _prune(self, reason: str) -> NoReturn:
-        self._aborted = True
-        self.executions_pruned += 1
-        self._prev_task = self._prev_node = None
-        raise PrunedExecution(reason, self.schedule)
-
-    def _fail(self, message: str) -> NoReturn:
-        self._failed = NondeterminismError(message)
-        raise self._failed
+        reads, writes = self._stable_keys(fp, ordinal)
+        return _Fp(reads, writes, ordinal)

@@ -77,13 +77,18 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Hashable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import attrs
 
-from .._runtime.footprint import Footprint, with_noted_reads
-from ..errors import InvalidArgument, NondeterminismError, ProtocolViolation
-from .dfs import PrunedExecution, _Fp, _independent, _is_value
+from .._runtime.footprint import Footprint
+from .dfs import (
+    _check_flags,
+    _check_preemption_bound,
+    _Fp,
+    _independent,
+    _SystematicChooser,
+)
 
 __all__ = ["DporChooser", "DporStatistics"]
 
@@ -142,7 +147,7 @@ class _Node:
         return nodes
 
 
-class DporChooser:
+class DporChooser(_SystematicChooser[_Node]):
     """Source-DPOR with sleep sets over the sim's step footprints (see the module doc).
 
     ``DporChooser(preemption_bound=None, *, trust_primitives=True, noted_only=False)``:
@@ -161,38 +166,17 @@ class DporChooser:
     """
 
     __slots__ = (
-        "_aborted",
         "_analysed",
-        "_canon",
-        "_cost",
-        "_cut",
         "_events",
-        "_failed",
         "_fresh_from",
-        "_ordinal",
-        "_path",
-        "_pos",
-        "_prefix_len",
-        "_prev_node",
         "_prev_pos",
-        "_prev_task",
         "_queue",
         "_resume",
         "_seq",
-        "_sleep",
         "_spawned_by",
-        "_started",
-        "ask_always",
-        "executions",
-        "executions_pruned",
         "footprints_noted_only",
-        "max_depth",
-        "max_preemptions",
-        "preemption_bound",
         "races",
         "traces",
-        "trust_primitives",
-        "wants_footprints",
     )
 
     def __init__(
@@ -202,59 +186,27 @@ class DporChooser:
         trust_primitives: bool = True,
         noted_only: bool = False,
     ) -> None:
-        if preemption_bound is not None and (
-            not isinstance(preemption_bound, int)
-            or isinstance(preemption_bound, bool)
-            or preemption_bound < 0
-        ):
-            raise InvalidArgument(
-                f"preemption_bound must be None or an int >= 0, got {preemption_bound!r} "
-                f"({type(preemption_bound).__name__})",
-                "preemption_bound",
-                preemption_bound,
-            )
-        for name, value in (("trust_primitives", trust_primitives), ("noted_only", noted_only)):
-            if not isinstance(value, bool):
-                raise InvalidArgument(
-                    f"{name} must be a bool, got {value!r} ({type(value).__name__})", name, value
-                )
-        self.preemption_bound = preemption_bound
-        self.trust_primitives = trust_primitives
+        _check_preemption_bound(preemption_bound)
+        _check_flags(("trust_primitives", trust_primitives), ("noted_only", noted_only))
+        self._init_search(preemption_bound, trust_primitives)
         # Read by the sim: a step whose label declares nothing is its noted accesses.
         self.footprints_noted_only = noted_only
         self.ask_always = True  # read by the sim: every step is shown to us
         self.wants_footprints = True  # read by the sim: keep each step's footprint
-        self.executions = 0
-        self.executions_pruned = 0
         self.traces = 0
         self.races = 0
-        self.max_depth = 0
-        self.max_preemptions = 0
-        self._path: list[_Node] = []
         # Entries still to explore: (preemptions, -seq, seq, node, option); fewest
         # preemptions first, then the latest found (depth-first within a level).
         self._queue: list[tuple[int, int, int, _Node, int]] = []
         self._seq = 0
         self._resume = 0  # path index of the node whose choice is new this execution
-        self._cut = False
-        self._started = False
-        self._failed: NondeterminismError | None = None
         self._analysed = True
         # Per execution.
-        self._pos = 0
-        self._prefix_len = 0
         self._fresh_from = 0  # first path index not replayed (its races are new)
-        self._cost = 0
-        self._ordinal = 0
-        self._sleep: dict[int, _Fp] = {}
-        self._canon: dict[Hashable, int] = {}
         # (path index, task id, footprint) of every step run, in order.
         self._events: list[tuple[int, int, _Fp | None]] = []
         self._spawned_by: dict[int, int] = {}  # task id -> event index that spawned it
-        self._prev_task: Any = None
-        self._prev_node: _Node | None = None
         self._prev_pos = 0
-        self._aborted = False
 
     # --- public state -----------------------------------------------------------------
 
@@ -267,27 +219,8 @@ class DporChooser:
         return bool(self._queue)
 
     @property
-    def is_complete(self) -> bool:
-        """True when every trace (within the bound) has been explored."""
-        return self._started and self._failed is None and not self.has_more
-
-    @property
-    def is_exhaustive(self) -> bool:
-        """Complete, and the preemption bound dropped nothing."""
-        return self.is_complete and not self._cut
-
-    @property
-    def failure(self) -> NondeterminismError | None:
-        return self._failed
-
-    @property
     def bound(self) -> int | None:
         return self.preemption_bound
-
-    @property
-    def preemptions(self) -> int:
-        """Preemptions of the current (or last) execution."""
-        return self._cost
 
     @property
     def schedule(self) -> tuple[int, ...]:
@@ -318,24 +251,11 @@ class DporChooser:
         if self._started:
             self._finish_execution()
             if not self._advance():
-                raise ProtocolViolation(
-                    "DporChooser.new_execution() after the search was complete "
-                    "(check has_more before each run)"
-                )
-        self._started = True
+                self._search_over()
+        self._start_execution()
         self._analysed = False
-        self.executions += 1
-        self._pos = 0
-        self._prefix_len = len(self._path)
-        self._cost = 0
-        self._ordinal = 0
-        self._sleep = {}
-        self._canon = {}
         self._events = []
         self._spawned_by = {}
-        self._prev_task = None
-        self._prev_node = None
-        self._aborted = False
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         if self._failed is not None:
@@ -349,19 +269,11 @@ class DporChooser:
         pos = self._pos
         if pos < self._prefix_len:
             node = self._path[pos]
-            if node.is_draw or node.options != ids:
-                expected = f"a draw among {node.options[0]}" if node.is_draw else node.options
-                self._fail(
-                    f"step {pos}: the run offers tasks {ids}, the recorded run offered "
-                    f"{expected}: the program is not deterministic"
-                )
+            self._check_offer(node, pos, ids, "step")
         else:
             node = self._new_node(runnable, last, ids)
         i = node.chosen
-        self._pos = pos + 1
-        self._cost += node.costs[i]
-        self.max_depth = max(self.max_depth, self._pos)
-        self.max_preemptions = max(self.max_preemptions, self._cost)
+        self._took(pos, node.costs[i])
         self._prev_task, self._prev_node, self._prev_pos = runnable[i], node, pos
         self._ordinal += 1
         return i
@@ -372,11 +284,7 @@ class DporChooser:
         pos = self._pos
         if pos < self._prefix_len:
             node = self._path[pos]
-            if not node.is_draw or node.options != (n,):
-                self._fail(
-                    f"step {pos}: the run draws among {n} values for {label!r}, the "
-                    "recorded run made another choice there: the program is not deterministic"
-                )
+            self._check_draw(node, pos, n, label, "step")
         else:
             parent = self._path[-1] if self._path else None
             via = parent.chosen if parent is not None else -1
@@ -384,8 +292,7 @@ class DporChooser:
             self._path.append(node)
             for value in range(1, n):
                 self._push(node, value, self._cost)
-        self._pos = pos + 1
-        self.max_depth = max(self.max_depth, self._pos)
+        self._took(pos, 0)
         return node.chosen
 
     def __repr__(self) -> str:
@@ -492,18 +399,8 @@ class DporChooser:
     def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
         if fp is None:
             return None
-        fp = with_noted_reads(fp)
-        canon = self._canon
-
-        def key(resource: Hashable) -> Hashable:
-            if _is_value(resource):
-                return ("<value>", resource)
-            # Objects first seen in one step share its ordinal (more conflicts, never
-            # fewer), so the key does not depend on the frozenset's iteration order.
-            return canon.setdefault(resource, ordinal)
-
-        writes = frozenset(key(w) for w in fp.writes)
-        return _Fp(frozenset(key(r) for r in fp.reads) - writes, writes, ordinal)
+        reads, writes = self._stable_keys(fp, ordinal)
+        return _Fp(reads - writes, writes, ordinal)
 
     def _finish_execution(self) -> None:
         """Settle the last step and analyse the execution's races (once)."""
@@ -638,13 +535,3 @@ class DporChooser:
                 self._cut = True
                 continue
             self._push(node, t, cost)
-
-    def _prune(self, reason: str) -> NoReturn:
-        self._aborted = True
-        self.executions_pruned += 1
-        self._prev_task = self._prev_node = None
-        raise PrunedExecution(reason, self.schedule)
-
-    def _fail(self, message: str) -> NoReturn:
-        self._failed = NondeterminismError(message)
-        raise self._failed

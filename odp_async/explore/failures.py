@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -338,9 +338,14 @@ def _note_text(label: object) -> str:
     return label_text(label)
 
 
-def label_text(label: object) -> str:
+def label_text(label: object, normalize: Callable[[object], object] | None = None) -> str:
     """A trace label as text: strings as they are, ``('fault', 'B', 81920)`` as
-    ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex)."""
+    ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex).
+
+    `normalize`, if given, rewrites the label and each part of a tuple label before it
+    is shown (the timeline's page numbers to addresses)."""
+    if normalize is not None:
+        label = normalize(label)
     if label is None:
         return "checkpoint"
     if isinstance(label, str):
@@ -352,7 +357,7 @@ def label_text(label: object) -> str:
     if isinstance(label, float):
         return f"{label:g}"
     if isinstance(label, tuple):
-        parts = [label_text(p) for p in label]
+        parts = [label_text(p, normalize) for p in label]
         if parts and isinstance(label[0], str):
             return f"{parts[0]}({', '.join(parts[1:])})"
         return f"({', '.join(parts)})"

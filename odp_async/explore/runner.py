@@ -308,20 +308,7 @@ def explore_target(
             failure = _make_failure(target, config, *tally.hit, tally.hit_execution)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
-    return ExploreResult(
-        target.label,
-        config,
-        tally.done,
-        tally.pruned,
-        tally.steps,
-        complete,
-        bound,
-        failure,
-        time.perf_counter() - tally.start,
-        per_worker=tally.workers(),
-        failing=tuple(sorted(tally.failing)),
-        executor=tally.executor,
-    )
+    return tally.result(target, config, complete, bound, failure)
 
 
 def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreResult:
@@ -334,21 +321,7 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
             )
         except (KeyboardInterrupt, Exception):  # a second Ctrl-C: no failure detail
             failure = None
-    return ExploreResult(
-        target.label,
-        config,
-        tally.done,
-        tally.pruned,
-        tally.steps,
-        False,
-        None,
-        failure,
-        time.perf_counter() - tally.start,
-        interrupted=True,
-        per_worker=tally.workers(),
-        failing=tuple(sorted(tally.failing)),
-        executor=tally.executor,
-    )
+    return tally.result(target, config, False, None, failure, interrupted=True)
 
 
 @attrs.define
@@ -398,6 +371,33 @@ class _Tally:
         self.per_worker[worker] = self.per_worker.get(worker, 0) + done
         if hit is not None and (self.hit is None or hit[0] < self.hit[0]):
             self.hit, self.hit_execution = hit, None
+
+    def result(
+        self,
+        target: Target,
+        config: ExploreConfig,
+        complete: bool,
+        bound: int | None,
+        failure: Failure | None,
+        *,
+        interrupted: bool = False,
+    ) -> ExploreResult:
+        """The `ExploreResult` of what ran so far."""
+        return ExploreResult(
+            target.label,
+            config,
+            self.done,
+            self.pruned,
+            self.steps,
+            complete,
+            bound,
+            failure,
+            time.perf_counter() - self.start,
+            interrupted=interrupted,
+            per_worker=self.workers(),
+            failing=tuple(sorted(self.failing)),
+            executor=self.executor,
+        )
 
     def workers(self) -> dict[str, int]:
         """Schedules per worker, ``main`` (this process) included when it ran any."""

@@ -48,6 +48,7 @@ import attrs
 
 from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP
 from ..errors import InvalidArgument
+from ..explore.failures import label_text
 
 if TYPE_CHECKING:
     from ..check import Event, Violation
@@ -105,6 +106,10 @@ def describe_label(label: object) -> str:
     """A trace label as text: strings as they are, ``('fault', 'B', 81920)`` as
     ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex).  A page
     number (``('dma', 'B', 20)``) is shown as its address, ``dma(B, 0x14000)``."""
+    return label_text(label, _page_addresses)
+
+
+def _page_addresses(label: object) -> object:
     if (
         isinstance(label, tuple)
         and label
@@ -113,23 +118,8 @@ def describe_label(label: object) -> str:
     ):
         at = _PAGE_INDEX_ARGS[label[0]]
         if len(label) > at and isinstance(label[at], int) and not isinstance(label[at], bool):
-            label = (*label[:at], label[at] << _PAGE_SHIFT, *label[at + 1 :])
-    if label is None:
-        return "checkpoint"
-    if isinstance(label, str):
-        return label
-    if isinstance(label, bool):
-        return str(label)
-    if isinstance(label, int):
-        return f"{label:#x}" if label >= 0x1000 else str(label)
-    if isinstance(label, float):
-        return f"{label:g}"
-    if isinstance(label, tuple):
-        parts = [describe_label(p) for p in label]
-        if parts and isinstance(label[0], str):
-            return f"{parts[0]}({', '.join(parts[1:])})"
-        return f"({', '.join(parts)})"
-    return repr(label)
+            return (*label[:at], label[at] << _PAGE_SHIFT, *label[at + 1 :])
+    return label
 
 
 @attrs.frozen

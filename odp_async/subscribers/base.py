@@ -16,8 +16,9 @@ Contract
 
     and use the helpers: `register` / `unregister` (on the world's mm), `install` and
     `zap` (feed the checker), `access` (a device or guest access through a translation,
-    checked like a DMA).  Register an instance with ``await sub.register()``; an object
-    of your own with the same three callbacks is registered the same way with
+    checked like a DMA), `retrying_fault` (the seq-retry fault of KVM and HMM).
+    Register an instance with ``await sub.register()``; an object of your own with the
+    same three callbacks is registered the same way with
     ``await world.mm.register_notifier(obj)``.
 
 Concurrency
@@ -31,11 +32,14 @@ See also
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
+from .. import _runtime as rt
 from ..addr import PAGE_SHIFT, AddrRange
 from ..check import Checker
 from ..errors import InvalidArgument
-from ..mm import AddressSpace, Invalidation, PinnedPage
+from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
+from ..sync import Mutex, WaitQueue
 
 __all__ = ["Subscriber"]
 
@@ -99,5 +103,64 @@ class Subscriber(abc.ABC):
         self.checker.dma(self.table, vpn, write)
         return vpn in self.translations
 
+    async def retrying_fault(
+        self,
+        address: int,
+        write: bool,
+        *,
+        lock: Mutex,
+        running: Callable[[], int],
+        seq: Callable[[], int],
+        quiet: WaitQueue,
+        max_retries: int,
+        wait_first: bool,
+    ) -> str:
+        """A fault at `address` that retries while invalidations run: ``"resolved"``,
+        ``"failed"`` (no page, or `dead`) or ``"starved"`` (past `max_retries`, recorded
+        as starvation on `table`).
+
+        Each try reads `seq()`, gets the page (gup), then under `lock` installs it only
+        if ``running() == 0`` and `seq()` is unchanged.  Before each try
+        (`wait_first`, HMM's ``hmm_range_wait_until_valid``) or after each failed one
+        (KVM's vCPU faulting again) it parks on `quiet` while ``running() > 0`` and the
+        subscriber is not `dead`.  Blocks on `lock`, the gup and `quiet`.
+        """
+        rng = AddrRange.pages(address >> PAGE_SHIFT, 1)
+        for _ in range(max_retries):
+            if wait_first:
+                await self._wait_quiet(running, quiet)
+            if self.dead:
+                return "failed"
+            seen = seq()
+            await rt.checkpoint((self.table, "fault", rng.start))
+            try:
+                pages = await self.mm.get_user_pages(rng, write=write)
+            except FaultError:
+                return "failed"
+            try:
+                async with lock:
+                    if self.dead:
+                        return "failed"
+                    if running() == 0 and seq() == seen:
+                        self.install(pages)
+                        return "resolved"
+            finally:
+                self.mm.put_pages(pages)
+            if not wait_first:
+                await self._wait_quiet(running, quiet)
+        self.checker.starved(self.table, f"{rng} retried {max_retries} times")
+        return "starved"
+
+    async def _wait_quiet(self, running: Callable[[], int], quiet: WaitQueue) -> None:
+        while running() > 0 and not self.dead:
+            await quiet.park()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.table}>"
+
+
+def check_max_retries(max_retries: object) -> int:
+    """`max_retries` if it is a positive int; else `InvalidArgument`."""
+    if not isinstance(max_retries, int) or max_retries < 1:
+        raise InvalidArgument(f"max_retries must be a positive int, got {max_retries!r}")
+    return max_retries

@@ -22,13 +22,11 @@ Concurrency
 
 from __future__ import annotations
 
-from .. import _runtime as rt
-from ..addr import PAGE_SHIFT, AddrRange
 from ..check import Checker
 from ..errors import InvalidArgument, WouldBlock
-from ..mm import AddressSpace, FaultError, Invalidation
+from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
-from .base import Subscriber
+from .base import Subscriber, check_max_retries
 
 __all__ = ["HmmMirror"]
 
@@ -48,10 +46,8 @@ class HmmMirror(Subscriber):
         super().__init__(mm, checker, table)
         if not isinstance(undo_on_refusal, bool):
             raise InvalidArgument(f"undo_on_refusal must be a bool, got {undo_on_refusal!r}")
-        if not isinstance(max_retries, int) or max_retries < 1:
-            raise InvalidArgument(f"max_retries must be a positive int, got {max_retries!r}")
         self.undo_on_refusal = undo_on_refusal
-        self.max_retries = max_retries
+        self.max_retries = check_max_retries(max_retries)
         self.lock = Mutex(f"{table}.lock")
         self.driver_lock = Mutex(f"{table}.driver_lock")
         self.notifiers = 0
@@ -99,26 +95,13 @@ class HmmMirror(Subscriber):
 
     async def fault(self, address: int, *, write: bool = False) -> str:
         """A device fault at `address`: ``"resolved"``, ``"failed"`` or ``"starved"``."""
-        rng = AddrRange.pages(address >> PAGE_SHIFT, 1)
-        for _ in range(self.max_retries):
-            while self.notifiers > 0 and not self.dead:  # hmm_range_wait_until_valid
-                await self._valid.park()
-            if self.dead:
-                return "failed"
-            seq = self.seq
-            await rt.checkpoint((self.table, "fault", rng.start))
-            try:
-                pages = await self.mm.get_user_pages(rng, write=write)
-            except FaultError:
-                return "failed"
-            try:
-                async with self.driver_lock:
-                    if self.dead:
-                        return "failed"
-                    if self.notifiers == 0 and self.seq == seq:
-                        self.install(pages)
-                        return "resolved"
-            finally:
-                self.mm.put_pages(pages)
-        self.checker.starved(self.table, f"{rng} retried {self.max_retries} times")
-        return "starved"
+        return await self.retrying_fault(
+            address,
+            write,
+            lock=self.driver_lock,
+            running=lambda: self.notifiers,
+            seq=lambda: self.seq,
+            quiet=self._valid,
+            max_retries=self.max_retries,
+            wait_first=True,
+        )

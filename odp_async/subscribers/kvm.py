@@ -24,13 +24,10 @@ Concurrency
 
 from __future__ import annotations
 
-from .. import _runtime as rt
-from ..addr import PAGE_SHIFT, AddrRange
 from ..check import Checker
-from ..errors import InvalidArgument
-from ..mm import AddressSpace, FaultError, Invalidation
+from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
-from .base import Subscriber
+from .base import Subscriber, check_max_retries
 
 __all__ = ["KvmMmu"]
 
@@ -42,9 +39,7 @@ class KvmMmu(Subscriber):
         self, mm: AddressSpace, checker: Checker, table: str = "kvm", *, max_retries: int = 12
     ) -> None:
         super().__init__(mm, checker, table)
-        if not isinstance(max_retries, int) or max_retries < 1:
-            raise InvalidArgument(f"max_retries must be a positive int, got {max_retries!r}")
-        self.max_retries = max_retries
+        self.max_retries = check_max_retries(max_retries)
         self.mmu_lock = Mutex(f"{table}.mmu_lock")
         self.in_progress = 0
         self.seq = 0
@@ -72,26 +67,13 @@ class KvmMmu(Subscriber):
     async def fault(self, address: int, *, write: bool = False) -> str:
         """A vCPU fault at `address`: ``"resolved"``, ``"failed"`` (no page, or the mm is
         gone) or ``"starved"`` (past ``max_retries``, recorded as ``starvation``)."""
-        rng = AddrRange.pages(address >> PAGE_SHIFT, 1)
-        for _ in range(self.max_retries):
-            if self.dead:
-                return "failed"
-            seq = self.seq
-            await rt.checkpoint((self.table, "fault", rng.start))
-            try:
-                pages = await self.mm.get_user_pages(rng, write=write)
-            except FaultError:
-                return "failed"
-            try:
-                async with self.mmu_lock:
-                    if self.dead:
-                        return "failed"
-                    if self.in_progress == 0 and self.seq == seq:
-                        self.install(pages)
-                        return "resolved"
-            finally:
-                self.mm.put_pages(pages)
-            while self.in_progress > 0 and not self.dead:
-                await self._idle.park()
-        self.checker.starved(self.table, f"{rng} retried {self.max_retries} times")
-        return "starved"
+        return await self.retrying_fault(
+            address,
+            write,
+            lock=self.mmu_lock,
+            running=lambda: self.in_progress,
+            seq=lambda: self.seq,
+            quiet=self._idle,
+            max_retries=self.max_retries,
+            wait_first=False,
+        )

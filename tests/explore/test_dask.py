@@ -4,44 +4,28 @@ a user function; cancellation on the first failure; streamed progress; the matri
 
 from __future__ import annotations
 
-import importlib
 import shutil
-import sys
-import textwrap
 from collections.abc import Hashable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests._usermod import lost_update_source
+from tests.conftest import UserModule
+from tests.explore._same import same
+
 distributed = pytest.importorskip("distributed")
 
 from odp_async.errors import ExploreInterrupted  # noqa: E402
-from odp_async.explore import ExploreResult, ProgressUpdate, check, explore, runner  # noqa: E402
+from odp_async.explore import ProgressUpdate, check, explore, runner  # noqa: E402
 from odp_async.explore.dask_executor import DaskExecutor  # noqa: E402
 from odp_async.explore.executors import ProcessExecutor  # noqa: E402
 from odp_async.explore.matrix import verdict_matrix  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-USER_MODULE = """
-from odp_async import checkpoint, task_group
-
-
-async def lost_update():
-    state = {"x": 0}
-
-    async def increment():
-        seen = state["x"]
-        await checkpoint("read x")
-        state["x"] = seen + 1
-
-    async with task_group() as tg:
-        tg.start_soon(increment, name="a")
-        tg.start_soon(increment, name="b")
-        tg.start_soon(increment, name="c")
-    assert state["x"] == 3, f"lost update: x == {state['x']}"
-"""
+USER_MODULE = lost_update_source("a", "b", "c")
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +35,8 @@ def dask() -> Iterator[DaskExecutor]:
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    name = f"user_dask_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield importlib.import_module(name)
-    sys.modules.pop(name, None)
-
-
-def same(a: ExploreResult, b: ExploreResult) -> None:
-    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
-    assert a.failure is not None
-    assert b.failure is not None
-    assert (a.failure.index, a.failure.schedule, a.failure.token) == (
-        b.failure.index,
-        b.failure.schedule,
-        b.failure.token,
-    )
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_dask")
 
 
 @pytest.mark.parametrize("chooser", ["random", "pct"])

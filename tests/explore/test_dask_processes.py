@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,30 +19,18 @@ from types import ModuleType
 
 import pytest
 
+from tests._usermod import lost_update_source
+from tests.conftest import UserModule
+from tests.explore._same import same
+
 distributed = pytest.importorskip("distributed")
 
-from odp_async.explore import ExploreResult, check, explore  # noqa: E402
+from odp_async.explore import check, explore  # noqa: E402
 from odp_async.explore.dask_executor import DaskExecutor  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-USER_MODULE = """
-from odp_async import checkpoint, task_group
-
-
-async def lost_update():
-    state = {"x": 0}
-
-    async def increment():
-        seen = state["x"]
-        await checkpoint("read x")
-        state["x"] = seen + 1
-
-    async with task_group() as tg:
-        tg.start_soon(increment, name="a")
-        tg.start_soon(increment, name="b")
-    assert state["x"] == 2, f"lost update: x == {state['x']}"
-"""
+USER_MODULE = lost_update_source("a", "b")
 
 
 @pytest.fixture(scope="module")
@@ -53,23 +40,10 @@ def dask() -> Iterator[DaskExecutor]:
 
 
 @pytest.fixture
-def user(
-    dask: DaskExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ModuleType]:
+def user(dask: DaskExecutor, user_module: UserModule) -> ModuleType:
     """A module in a directory the worker processes (started before it) do not have on
     their path."""
-    name = f"user_dask_procs_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield importlib.import_module(name)
-    sys.modules.pop(name, None)
-
-
-def same(a: ExploreResult, b: ExploreResult) -> None:
-    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
-    assert a.failure is not None
-    assert b.failure is not None
-    assert (a.failure.index, a.failure.token) == (b.failure.index, b.failure.token)
+    return user_module(USER_MODULE, "user_dask_procs")
 
 
 @pytest.mark.parametrize("chooser", ["random", "pct"])

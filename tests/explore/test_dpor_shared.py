@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +12,7 @@ from odp_async._runtime import sim
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.explore.shared import SharedCell
+from tests.conftest import UserModule
 
 USER_MODULE = '''
 from odp_async import checkpoint, task_group
@@ -68,12 +64,8 @@ async def with_unknown_footprints():
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    (tmp_path / "user_cells.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module("user_cells")
-    yield module
-    sys.modules.pop("user_cells", None)
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_cells")
 
 
 def search(program: Any, chooser: Any) -> tuple[int, int | None, set[str]]:

@@ -3,12 +3,9 @@ resuming from a run log, chunk sizing, and the refusals (dfs, a missing extra)."
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -16,7 +13,7 @@ import pytest
 
 from odp_async.cli import main
 from odp_async.errors import ExploreInterrupted, InvalidArgument
-from odp_async.explore import ExploreResult, ProgressUpdate, check, explore, runner
+from odp_async.explore import ProgressUpdate, check, explore, runner
 from odp_async.explore.executors import (
     CLUSTER_EXTRA_HINT,
     InlineExecutor,
@@ -25,47 +22,16 @@ from odp_async.explore.executors import (
     user_modules,
 )
 from odp_async.explore.target import Target
+from tests._usermod import lost_update_source
+from tests.conftest import UserModule
+from tests.explore._same import same
 
-USER_MODULE = """
-from odp_async import checkpoint, task_group
-
-
-async def lost_update():
-    state = {"x": 0}
-
-    async def increment():
-        seen = state["x"]
-        await checkpoint("read x")
-        state["x"] = seen + 1
-
-    async with task_group() as tg:
-        tg.start_soon(increment, name="a")
-        tg.start_soon(increment, name="b")
-        tg.start_soon(increment, name="c")
-    assert state["x"] == 3, f"lost update: x == {state['x']}"
-"""
+USER_MODULE = lost_update_source("a", "b", "c")
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    name = f"user_executors_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield importlib.import_module(name)
-    sys.modules.pop(name, None)
-
-
-def same(a: ExploreResult, b: ExploreResult) -> None:
-    """The same search outcome: counts, every failing index, the first failure, its token."""
-    assert (a.schedules, a.failing, a.steps) == (b.schedules, b.failing, b.steps)
-    assert a.failure is not None
-    assert b.failure is not None
-    assert (a.failure.index, a.failure.schedule, a.failure.token) == (
-        b.failure.index,
-        b.failure.schedule,
-        b.failure.token,
-    )
-    assert sum(b.per_worker.values()) == b.schedules
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_executors")
 
 
 @pytest.mark.parametrize("chooser", ["random", "pct"])

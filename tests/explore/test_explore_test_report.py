@@ -3,44 +3,21 @@ step list header (issue 9 trial, defect 7).  The test function lives in tmp_path
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from odp_async.errors import ExplorationFailed
 from odp_async.explore.testing import REPLAY_ENV, explore_test
+from tests._usermod import lost_update_source
+from tests.conftest import UserModule
 
-USER_MODULE = """
-from odp_async import checkpoint, task_group
-
-
-async def lost_update():
-    state = {"x": 0}
-
-    async def increment():
-        seen = state["x"]
-        await checkpoint("read x")
-        state["x"] = seen + 1
-
-    async with task_group() as tg:
-        tg.start_soon(increment, name="alpha")
-        tg.start_soon(increment, name="beta")
-    assert state["x"] == 2, f"lost update: x == {state['x']}"
-"""
+USER_MODULE = lost_update_source("alpha", "beta")
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    name = f"user_report_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = __import__(name)
-    yield module
-    sys.modules.pop(name, None)
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_report")
 
 
 def _says_each_thing_once(message: str) -> None:

@@ -5,10 +5,6 @@ in tmp_path."""
 from __future__ import annotations
 
 import re
-import sys
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -16,6 +12,7 @@ import pytest
 from odp_async.errors import ExplorationFailed
 from odp_async.explore import check
 from odp_async.explore.runner import STEPS_SHOWN
+from tests.conftest import UserModule
 
 USER_MODULE = """
 from odp_async import checkpoint, task_group
@@ -39,13 +36,8 @@ async def long_lost_update(rounds):
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    name = f"user_describe_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = __import__(name)
-    yield module
-    sys.modules.pop(name, None)
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_describe")
 
 
 @pytest.mark.parametrize("shrink", [True, False])

@@ -9,10 +9,6 @@ reported, under every chooser.
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -21,6 +17,7 @@ from odp_async._runtime.choosers import ReplayChooser
 from odp_async.explore import check, replay
 from odp_async.explore.fairness import RoundRobinChooser
 from odp_async.explore.target import Target
+from tests.conftest import UserModule
 
 USER = """
 from odp_async import checkpoint, task_group
@@ -59,16 +56,8 @@ async def spin_forever() -> None:
 
 
 @pytest.fixture
-def user(tmp_path: Path) -> Iterator[ModuleType]:
-    name = "fair_user_programs"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER))
-    sys.path.insert(0, str(tmp_path))
-    try:
-        module = __import__(name)
-        yield module
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop(name, None)
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER, "fair_user_programs")
 
 
 CHOOSERS = [

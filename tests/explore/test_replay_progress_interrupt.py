@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -29,25 +27,13 @@ from odp_async.explore import (
 from odp_async.explore.executors import ProcessExecutor
 from odp_async.explore.target import Target
 from odp_async.sim import RandomChooser, ReplayChooser
+from tests._usermod import lost_update_source, pythonpath_env
+from tests.conftest import UserModule
 
-USER_MODULE = """
-from odp_async import checkpoint, task_group
-
+USER_MODULE = (
+    lost_update_source("a", "b")
+    + """
 CALLS = [0]
-
-
-async def lost_update():
-    state = {"x": 0}
-
-    async def increment():
-        seen = state["x"]
-        await checkpoint("read x")
-        state["x"] = seen + 1
-
-    async with task_group() as tg:
-        tg.start_soon(increment, name="a")
-        tg.start_soon(increment, name="b")
-    assert state["x"] == 2, f"lost update: x == {state['x']}"
 
 
 async def interrupted_at(n, in_child):
@@ -71,16 +57,12 @@ async def clean():
         tg.start_soon(step, name="a")
         tg.start_soon(step, name="b")
 """
+)
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    name = f"user_interrupt_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module(name)
-    yield module
-    sys.modules.pop(name, None)
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_MODULE, "user_interrupt")
 
 
 # --- exact replays ---------------------------------------------------------------------------
@@ -231,9 +213,7 @@ CTRL_C = """
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_ctrl_c_stops_an_exploration_promptly(user: ModuleType, tmp_path: Path, jobs: int) -> None:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    )
+    env = pythonpath_env(tmp_path)
     code = textwrap.dedent(CTRL_C.format(module=user.__name__, jobs=jobs))
     proc = subprocess.Popen(
         [sys.executable, "-c", code],

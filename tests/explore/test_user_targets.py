@@ -6,14 +6,12 @@ Every user module here is written to ``tmp_path`` and imported by name, as a use
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,6 +30,8 @@ from odp_async.explore import (
 from odp_async.explore.refs import object_ref
 from odp_async.explore.target import Target
 from odp_async.odp.protocols import resolve_protocol
+from tests._usermod import pythonpath_env
+from tests.conftest import UserModule
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -99,21 +99,14 @@ def closure_function():
 
 
 @pytest.fixture
-def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+def user(user_module: UserModule) -> ModuleType:
     """The user module above, written to tmp_path and imported by its own name."""
-    name = f"user_targets_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module(name)
-    yield module
-    sys.modules.pop(name, None)
+    return user_module(USER_MODULE, "user_targets")
 
 
 def run_fresh(code: str, pythonpath: Path | None = None) -> Any:
     """Run `code` in a fresh interpreter; return the JSON it prints last."""
-    env = dict(os.environ)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
+    env = dict(os.environ) if pythonpath is None else pythonpath_env(pythonpath)
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

@@ -9,9 +9,6 @@ a page the outer zap frees next: ``stale-translation``.  With a count it is clea
 
 from __future__ import annotations
 
-import importlib
-import pathlib
-import textwrap
 from typing import Any
 
 import pytest
@@ -21,6 +18,7 @@ from odp_async.addr import PAGE_SIZE as P
 from odp_async.errors import InvalidArgument
 from odp_async.scenarios import Scenario
 from odp_async.world import World, run_world
+from tests.conftest import UserModule
 
 from ._explore import CHOOSERS, assert_clean, assert_found
 
@@ -82,10 +80,8 @@ class Mirror(Subscriber):
 
 
 @pytest.fixture
-def user_module(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    (tmp_path / "my_mirror.py").write_text(textwrap.dedent(USER_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return importlib.import_module("my_mirror")
+def mirror_module(user_module: UserModule) -> Any:
+    return user_module(USER_MODULE, "my_mirror")
 
 
 def _thp_zap(mirror_cls: Any, counted: bool) -> Scenario:
@@ -109,8 +105,8 @@ def _thp_zap(mirror_cls: Any, counted: bool) -> Scenario:
     return Scenario(f"thp-zap-{'count' if counted else 'flag'}", "", body, ("madvise", "fault"))
 
 
-def test_a_zap_that_cuts_a_huge_page_nests_the_split_inside_itself(user_module: Any) -> None:
-    class Log(user_module.Mirror):  # type: ignore[name-defined,misc]
+def test_a_zap_that_cuts_a_huge_page_nests_the_split_inside_itself(mirror_module: Any) -> None:
+    class Log(mirror_module.Mirror):  # type: ignore[name-defined,misc]
         def __init__(self, *a: Any, **k: Any) -> None:
             super().__init__(*a, **k)
             self.log: list[str] = []
@@ -143,15 +139,15 @@ def test_a_zap_that_cuts_a_huge_page_nests_the_split_inside_itself(user_module: 
 
 
 @pytest.mark.parametrize("chooser", CHOOSERS)
-def test_a_flag_is_cleared_by_the_nested_end(user_module: Any, chooser: str) -> None:
-    result = assert_found(_thp_zap(user_module.Mirror, False), chooser, "stale-translation")
+def test_a_flag_is_cleared_by_the_nested_end(mirror_module: Any, chooser: str) -> None:
+    result = assert_found(_thp_zap(mirror_module.Mirror, False), chooser, "stale-translation")
     assert result.failure is not None
     assert result.failure.violation.tasks == ("madvise",)
 
 
 @pytest.mark.parametrize("chooser", CHOOSERS)
-def test_a_count_survives_nesting(user_module: Any, chooser: str) -> None:
-    assert_clean(_thp_zap(user_module.Mirror, True), chooser)
+def test_a_count_survives_nesting(mirror_module: Any, chooser: str) -> None:
+    assert_clean(_thp_zap(mirror_module.Mirror, True), chooser)
 
 
 def test_a_huge_mapping_must_be_aligned_and_anonymous() -> None:

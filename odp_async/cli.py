@@ -825,7 +825,15 @@ Examples:
   odp-async matrix --budget 10000 --cluster local:2
 """
 )
-@click.option("--budget", default=1000, show_default=True, type=int, help="schedules per cell")
+@click.option(
+    "--budget",
+    "--schedules",
+    "budget",
+    default=1000,
+    show_default=True,
+    type=int,
+    help="schedules per cell (--schedules, as explore calls it, is the same option)",
+)
 @click.option("--jobs", default=2, show_default=True, type=int, help="worker processes")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -701,3 +702,18 @@ def test_the_readme_own_protocol_block_runs(tmp_path: Path) -> None:
         assert proc.returncode == expected, (line, proc.stdout, proc.stderr)
         ran += 1
     assert ran == 3
+
+
+def test_matrix_takes_schedules_as_explore_does(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["matrix", "--scenario", "registration-race", "-p", "odp2014", "--jobs", "1"]
+    code, out, err = run_cli(capsys, *args, "--schedules", "40", "--json")
+    assert code in (0, 1), err
+    by_schedules = json.loads(out)
+    code, out, err = run_cli(capsys, *args, "--budget", "40", "--json")
+    by_budget = json.loads(out)
+
+    def cells(data: dict[str, Any]) -> list[tuple[object, ...]]:
+        return [(c["found"], c["expected"], c["schedules"]) for c in data["cells"]]
+
+    assert by_schedules["budget"] == by_budget["budget"] == 40
+    assert cells(by_schedules) == cells(by_budget)

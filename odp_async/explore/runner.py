@@ -279,15 +279,17 @@ def explore_target(
     uses worker processes of this machine.  `resume` names a run log (random, pct): the
     chunks it records are not run again, and each chunk that completes is added to it,
     so an interrupted run continues where it stopped (`odp_async.explore.runlog`).
-    Raises `InvalidArgument` for dfs with an executor, a `resume` file or a ``start``.
+    Raises `InvalidArgument` for dfs or dpor with an executor, a `resume` file or a
+    ``start``.
     """
     distributed = config.jobs > 1 or executor is not None or resume is not None
-    if config.chooser == "dfs" and (executor is not None or resume is not None or config.start):
+    systematic = config.chooser in ("dfs", "dpor")  # one search tree, in this process
+    if systematic and (executor is not None or resume is not None or config.start):
         raise InvalidArgument(
-            "dfs does not distribute yet: only the seeded choosers (random, pct) run on "
-            "an executor, resume or shard by --start"
+            f"{config.chooser} does not distribute yet: only the seeded choosers (random, "
+            "pct) run on an executor, resume or shard by --start"
         )
-    if distributed and config.chooser != "dfs" and not target.is_named:
+    if distributed and not systematic and not target.is_named:
         why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
         what = f"jobs={config.jobs}" if config.jobs > 1 else "an executor or a resume file"
         raise InvalidArgument(

@@ -158,6 +158,8 @@ def test_dfs_does_not_distribute_yet(user: ModuleType) -> None:
         check(f"{user.__name__}:lost_update", chooser="dfs", executor=InlineExecutor())
     with pytest.raises(InvalidArgument, match="dfs does not distribute yet"):
         check(f"{user.__name__}:lost_update", chooser="dfs", start=10)
+    with pytest.raises(InvalidArgument, match="dpor does not distribute yet"):
+        check(f"{user.__name__}:lost_update", chooser="dpor", executor=InlineExecutor())
 
 
 def test_the_cli_says_dfs_does_not_distribute_in_one_line(
@@ -220,3 +222,15 @@ def test_a_missing_extra_is_one_line_naming_it() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"odp-async: error: {CLUSTER_EXTRA_HINT}"
     assert "pip install 'odp_async[cluster]'" in proc.stderr
+
+
+def test_systematic_choosers_run_here_whatever_jobs_says() -> None:
+    """dfs and dpor walk one tree in this process: jobs=2 needs no re-importable target."""
+
+    async def local() -> None:  # a closure: no other process could rebuild it
+        pass
+
+    for chooser in ("dfs", "dpor"):
+        result = check(local, chooser=chooser, jobs=2, schedules=5)
+        assert result.failure is None
+        assert result.complete

@@ -246,7 +246,7 @@ and exits 130.
 @click.argument("scenario")
 @click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
 @click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
-@click.option("--chooser", default="random", show_default=True, help="random | pct | dfs")
+@click.option("--chooser", default="random", show_default=True, help="random | pct | dfs | dpor")
 @click.option("--schedules", default=1000, show_default=True, type=int, help="budget")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--jobs", default=1, show_default=True, type=int, help="worker processes")

@@ -119,7 +119,8 @@ class ExploreConfig:
     - `start` (random, pct): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
     - `seed`: the base of every per-schedule seed (random, pct).
-    - `max_steps`: per execution; a run past it is reported as starvation.
+    - `max_steps`: per execution; a run past it is reported as starvation when a fair
+      continuation does not finish it either (`odp_async.explore.fairness`).
     - ``dpor``: source-DPOR with sleep sets (`odp_async.explore.dpor`), exhaustive over
       Mazurkiewicz traces; `preemption_bound` optional (None: unbounded).
     - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks.

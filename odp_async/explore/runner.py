@@ -246,7 +246,7 @@ def check(
     """Explore the async function `fn` (or ``"module:qualname"``), called as
     ``fn(*args)`` once per schedule under the sim.
 
-    `chooser` (``random``, ``pct``, ``dfs``), `schedules`, `seed` and ``config_fields``
+    `chooser` (``random``, ``pct``, ``dfs``, ``dpor``), `schedules`, `seed` and ``config_fields``
     (any other `ExploreConfig` field: ``depth``, ``preemption_bound``, ``jobs``,
     ``max_steps``, ``start``...) set the search; `executor` and `resume`: see
     `explore_target`.  An exception, a deadlock, or a run past

@@ -23,7 +23,8 @@ Contract
 
     `Target.run(chooser)` runs it once under the sim and returns an `Execution`: the sim
     result, and the violations, which for general programs are made from the outcome (an
-    exception is ``error``, a deadlock ``deadlock``, the step bound ``starvation``) and for
+    exception is ``error``, a deadlock ``deadlock``, the step bound ``starvation`` when a
+    fair continuation does not finish the run either: `odp_async.explore.fairness`) and for
     world scenarios are the checker's plus those.  A `KeyboardInterrupt` raised in the
     run is re-raised, never recorded as the program's error.  A `ReplayChooser` whose
     recording the run did not use up raises `ReplayMismatch`: a replay is exact.

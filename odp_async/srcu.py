@@ -73,7 +73,9 @@ class Srcu:
             self.read_unlock(idx)
 
     async def synchronize(self) -> None:
-        """Wait for the read sections open now to close.  Checkpoint: always."""
+        """Wait for the read sections open now to close (sections opened later are not
+        waited for).  Blocks; checkpoint: always.  Cancellation abandons the wait and
+        leaves the readers as they are."""
         await rt.checkpoint(("synchronize_srcu", self.name))
         waiting = set(self._readers)
         while waiting & self._readers.keys():

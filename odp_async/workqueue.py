@@ -183,7 +183,8 @@ class Workqueue:
         """Wait until `work` is neither pending nor running.  Returns whether it was busy
         when called (so had to be waited for).
 
-        Blocks on the item's execution.  Checkpoint: always.
+        Blocks on the item's execution.  Checkpoint: always.  Cancellation leaves the item
+        as it was (still pending or running): only this wait is abandoned.
         """
         self.checker.used(work.key, "flush_work")
         busy = work.busy
@@ -196,6 +197,8 @@ class Workqueue:
         """Cancel a pending execution of `work` and wait for a running one.
 
         Returns whether it was pending.  Blocks like `flush_work`.  Checkpoint: always.
+        Cancellation during the wait leaves the pending execution cancelled and the running
+        one running.
         """
         self.checker.used(work.key, "cancel_work_sync")
         was_pending = work.pending

@@ -96,6 +96,16 @@ The format
     ``mmput_async`` (none): drop one; the last queues the teardown            "ok"
     ``lock``        mr (take the MR's ``umem_mutex``)                         "ok"
     ``unlock``      mr (release it)                                           "ok"
+    ``register_``   mr, child_pages = 4, and the historical mistakes of       "ok"
+    ``implicit``    `odp_async.odp.implicit.ImplicitMr`: free_in_invalidate,
+                    no_usecount_wait, plain_store (all false: today's kernel)
+    ``deregister_`` mr (an implicit MR)                                       "ok"
+    ``implicit``
+    ``fault_``      mr, address, pages = 1, write = false (the faulting task  "resolved"
+    ``implicit``    finds or creates the children)                            / "failed"
+                                                                              / "starved"
+    ``dma_``        mr, address, write = false (through the MR's KSM; a       "ok" /
+    ``implicit``    missing translation faults first)                         "error: ..."
     ==============  ========================================================  ========
 
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
@@ -174,6 +184,7 @@ from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
 from ..mm import HPAGE_PAGES, File
+from ..odp.implicit import ImplicitMr
 from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
 from ..sync import Completion
@@ -364,7 +375,29 @@ _OPS: Final[Mapping[str, _OpSpec]] = {
     "mmput_async": _OpSpec({}),
     "lock": _OpSpec({"mr": (_name, _R)}),
     "unlock": _OpSpec({"mr": (_name, _R)}),
+    # implicit ODP MRs (issue 10, item 7; odp_async.odp.implicit)
+    "register_implicit": _OpSpec(
+        {
+            "mr": (_name, _R),
+            "child_pages": (_PAGES, 4),
+            "free_in_invalidate": (_bool, False),
+            "no_usecount_wait": (_bool, False),
+            "plain_store": (_bool, False),
+        }
+    ),
+    "deregister_implicit": _OpSpec({"mr": (_name, _R)}),
+    "fault_implicit": _OpSpec(
+        {
+            "mr": (_name, _R),
+            "address": (_BYTE, _R),
+            "pages": (_PAGES, 1),
+            "write": (_bool, False),
+        }
+    ),
+    "dma_implicit": _OpSpec({"mr": (_name, _R), "address": (_BYTE, _R), "write": (_bool, False)}),
 }
+#: The operations on implicit MRs: their ``mr`` names a ``register_implicit``.
+_IMPLICIT_OPS: Final = ("deregister_implicit", "fault_implicit", "dma_implicit")
 
 
 # --- the parsed file ----------------------------------------------------------------------
@@ -441,6 +474,17 @@ class _Op:
                 return f"reap {_span(a['start'], a['pages'])}"
             case "lock" | "unlock":
                 return f"{self.kind} MR {a['mr']}'s umem_mutex"
+            case "register_implicit":
+                bugs = [k for k in ImplicitMr.OPTIONS if a[k]]
+                with_ = f" with {', '.join(bugs)}" if bugs else ""
+                return f"register implicit MR {a['mr']} ({a['child_pages']}-page children){with_}"
+            case "deregister_implicit":
+                return f"deregister implicit MR {a['mr']}"
+            case "fault_implicit":
+                many = f" ({a['pages']} pages)" if a["pages"] > 1 else ""
+                return f"fault implicit MR {a['mr']} at {a['address']:#x}{many} {rw}"
+            case "dma_implicit":
+                return f"dma via implicit MR {a['mr']} at {a['address']:#x} {rw}"
         return self.kind  # exit, mmget, mmput, mmput_async
 
 
@@ -914,12 +958,12 @@ class _Semantics:
         completed = {op.text("completion") for op in everything if op.kind == "complete"}
         mapped_by_all = [r for op in everything if (r := _maps(op)) is not None]
         mapped_all = _merge(mapped_by_all)
-        registers_all = [op for op in everything if op.kind == "register"]
+        registers_all = [op for op in everything if op.kind in ("register", "register_implicit")]
 
         for i, op in enumerate(self.setup):
             earlier = self.setup[:i]
             mapped = _merge([r for o in earlier if (r := _maps(o)) is not None])
-            registers = [o for o in earlier if o.kind == "register"]
+            registers = [o for o in earlier if o.kind in ("register", "register_implicit")]
             if op.kind == "wait":
                 raise self.reader.fail(
                     f"{op.key}.op",
@@ -998,15 +1042,32 @@ class _Semantics:
                     f"{mapped_by} ({_spans(mapped)}); expected a mapped address",
                     op.n("address"),
                 )
-        if "mr" in op.args and op.kind != "register":
+        if op.kind in _IMPLICIT_OPS:
+            self.implicit_mr(op, registers, registered_where)
+        elif "mr" in op.args and op.kind not in ("register", "register_implicit"):
             self.mr(op, registers, registered_where)
+
+    def implicit_mr(self, op: _Op, registers: Sequence[_Op], registered_where: str) -> None:
+        name = op.text("mr")
+        known = [r.text("mr") for r in registers if r.kind == "register_implicit"]
+        if name not in known:
+            listed = ", ".join(dict.fromkeys(known)) or "none"
+            raise self.reader.fail(
+                f"{op.key}.mr",
+                f"no 'register_implicit' op {registered_where} registers implicit MR "
+                f"{name!r}; expected one of the implicit MRs ({listed})",
+                name,
+            )
 
     def mr(self, op: _Op, registers: Sequence[_Op], registered_where: str) -> None:
         fail = self.reader.fail
         name = op.text("mr")
-        mine = [r for r in registers if r.text("mr") == name]
+        mine = [r for r in registers if r.kind == "register" and r.text("mr") == name]
         if not mine:
-            known = ", ".join(dict.fromkeys(r.text("mr") for r in registers)) or "none"
+            known = (
+                ", ".join(dict.fromkeys(r.text("mr") for r in registers if r.kind == "register"))
+                or "none"
+            )
             raise fail(
                 f"{op.key}.mr",
                 f"no 'register' op {registered_where} registers MR {name!r}; "
@@ -1048,6 +1109,7 @@ class _Run:
     world: World
     files: dict[str, File]
     mrs: dict[str, Umem] = attrs.field(factory=dict)
+    imrs: dict[str, ImplicitMr] = attrs.field(factory=dict)
     completions: dict[str, Completion] = attrs.field(factory=dict)
     out: dict[str, Any] = attrs.field(factory=dict)
 
@@ -1059,6 +1121,15 @@ class _Run:
                 f"{op.text('mr')} did; expected an 'after' that orders them"
             )
         return umem
+
+    def imr(self, op: _Op) -> ImplicitMr:
+        imr = self.imrs.get(op.text("mr"))
+        if imr is None:
+            raise InvalidArgument(
+                f"{self.path}: {op.key}: {op.describe()} ran before any register_implicit "
+                f"of MR {op.text('mr')} did; expected an 'after' that orders them"
+            )
+        return imr
 
     def completion(self, name: str) -> Completion:
         c = self.completions.get(name)
@@ -1135,6 +1206,20 @@ class _Run:
                 await self.mr(op).mutex.acquire()
             case "unlock":
                 self.mr(op).mutex.release()
+            case "register_implicit":
+                options = {k: a[k] for k in ImplicitMr.OPTIONS}
+                imr = ImplicitMr(
+                    w.mm, w.checker, w.workqueue, a["mr"], child_pages=a["child_pages"], **options
+                )
+                self.imrs[a["mr"]] = imr
+                await imr.register()
+            case "deregister_implicit":
+                await self.imr(op).deregister()
+            case "fault_implicit":
+                imr = self.imr(op)
+                return (await imr.fault(a["address"], npages=a["pages"], write=a["write"])).value
+            case "dma_implicit":
+                return await self.imr(op).dma(a["address"], write=a["write"])
             case _:  # pragma: no cover - the reader admits only the kinds above
                 raise AssertionError(op.kind)
         return "ok"

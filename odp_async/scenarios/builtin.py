@@ -21,6 +21,7 @@ from typing import Any
 from .. import _runtime as rt
 from ..addr import PAGE_SIZE
 from ..device import DmaError, FaultOutcome
+from ..odp.implicit import ImplicitMr
 from ..odp.umem import Umem
 from ..sync import Completion
 from ..world import World
@@ -615,4 +616,70 @@ BUILTIN["thp-split-during-fault"] = Scenario(
     thp_split_during_fault,
     ("madvise", "fault", "dma"),
     _verdicts(F, C, C, C, D, C, C),
+)
+
+
+# --- implicit ODP: children made on fault, freed by deferred work (issue 10, item 7) ------
+
+
+def implicit_odp(**options: bool) -> Any:
+    """An implicit MR (`odp_async.odp.implicit`) with 4-page children: child 1 exists,
+    two faults race to create child 0, madvise empties both while they fault, the MR is
+    deregistered once the faults ended (child-free work may still be queued), then a
+    munmap.  ``options`` are the MR's historical mistakes.  (Twins:
+    ``examples/implicit-odp.toml``, ``examples/implicit-odp-free-in-invalidate.toml``.)"""
+
+    async def body(w: World) -> dict[str, Any]:
+        await w.mm.mmap(0, 8 * P)
+        await _populate(w, 0, 8)
+        imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4, **options)
+        await imr.register()
+        out: dict[str, Any] = {"setup": (await imr.fault(4 * P, write=True)).value}
+        done = {n: Completion(f"{n} done") for n in ("fault1", "fault2", "dereg")}
+
+        async def fault(name: str, address: int) -> None:
+            out[name] = (await imr.fault(address, write=True)).value
+            done[name].complete_all()
+
+        async def deregister() -> None:
+            await done["fault1"].wait()
+            await done["fault2"].wait()
+            await imr.deregister()
+            done["dereg"].complete_all()
+
+        async def munmap() -> None:
+            await done["dereg"].wait()
+            await w.mm.munmap(0, 4 * P)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, "fault1", 0, name="fault1")
+            tg.start_soon(fault, "fault2", P, name="fault2")
+            tg.start_soon(w.mm.madvise_dontneed, 0, 8 * P, name="madvise")
+            tg.start_soon(deregister, name="dereg")
+            tg.start_soon(munmap, name="munmap")
+        return out
+
+    return body
+
+
+BUILTIN.update(
+    (s.name, s)
+    for s in (
+        Scenario(
+            "implicit-odp",
+            "two faults create an implicit MR's child while madvise empties it and the MR "
+            "is destroyed",
+            implicit_odp(),
+            ("fault1", "fault2", "madvise", "dereg", "munmap"),
+            _verdicts(C, C, C, C, C, C, C),
+        ),
+        Scenario(
+            "implicit-odp-free-in-invalidate",
+            "an implicit MR whose invalidation frees an emptied child itself while a fault "
+            "still holds it",
+            implicit_odp(free_in_invalidate=True),
+            ("fault1", "fault2", "madvise", "dereg", "munmap"),
+            _verdicts(F, F, F, F, F, F, F),
+        ),
+    )
 )

@@ -25,6 +25,9 @@ RUN_ELSEWHERE = {
     "### Explore your own code": "tests/explore/test_readme_explore.py",
     "## Explored tests in pytest (the plugin)": "tests/test_readme_plugin_sections.py",
     "## Beyond one machine": "tests/explore/test_dask_processes.py",
+    "### Implicit ODP: children made on fault, freed by deferred work": (
+        "tests/model/test_implicit_odp.py"
+    ),
 }
 RUN_HERE = ("## The runtime seam, on trio, on asyncio, and in the sim", "## The primitives")
 

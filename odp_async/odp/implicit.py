@@ -96,7 +96,9 @@ class ImplicitChild:
         self.index = index
         self.range = AddrRange(index * span, (index + 1) * span)
         self.key = f"{parent.name} child {index}#{serial}"
-        self.table = TranslationTable(f"{parent.name}/{index}#{serial}", self.range, parent.checker)
+        self.table = TranslationTable(
+            f"{parent.name}/{index}#{serial}", self.range, parent.checker
+        )
         self.mutex = Mutex(f"{parent.name}/{index}#{serial}.umem_mutex")
         #: The interval notifier's seq: bumped by every invalidation that reaches it.
         self.seq = 0
@@ -139,9 +141,7 @@ class ImplicitMr:
         for key, value in options.items():
             if key not in self.OPTIONS:
                 known = ", ".join(self.OPTIONS)
-                raise InvalidArgument(
-                    f"implicit MR has no option {key!r} (its options: {known})"
-                )
+                raise InvalidArgument(f"implicit MR has no option {key!r} (its options: {known})")
             if not isinstance(value, bool):
                 raise InvalidArgument(f"implicit MR option {key!r} must be a bool, got {value!r}")
         self.free_in_invalidate = bool(options.get("free_in_invalidate", False))

@@ -33,7 +33,10 @@ Contract
         touches freed memory (``use-after-free``).
     ``no_usecount_wait``
         `deregister` drops its reference without waiting for the usecount (the queued
-        child-free work, the faults in flight) to drain (``use-after-free`` of the MR).
+        child-free work, the faults in flight) to drain (``use-after-free`` of the MR):
+        the family of the race between the MR's free and a concurrent
+        ``destroy_unused_implicit_child_mr`` fixed in v5.6 ("IB/mlx5: Fix implicit ODP
+        race", 2020), where deferred child-free work outlived the MR.
     ``plain_store``
         a new child is stored into `children` unconditionally instead of by
         compare-and-exchange: two faults racing on one chunk both insert, the first

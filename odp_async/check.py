@@ -344,6 +344,12 @@ class Checker:
         if why is not None:
             self.violation("use-after-free", f"{what} touched {obj} after it was {why}")
 
+    def removed_twice(self, obj: str, where: str) -> None:
+        """`obj` was unlinked from `where` a second time (an ``interval_tree_remove`` or
+        ``list_del`` of a node no longer linked: the kernel's corruption of a double
+        free): a ``double-free``.  Sync."""
+        self.violation("double-free", f"{obj} removed {where} twice")
+
     def is_freed(self, obj: str) -> bool:
         return obj in self._freed
 

@@ -83,7 +83,8 @@ def test_pre_2022_remove_returns_inside_the_end_and_the_region_is_used_after_fre
     assert result.failure is not None
     violation = result.failure.violation
     assert violation.tasks == ("madvise",)
-    assert "region A" in violation.detail and "tree remove" in violation.detail
+    assert "region A" in violation.detail
+    assert "tree remove" in violation.detail
 
 
 @pytest.mark.parametrize("chooser", CHOOSERS)

@@ -224,3 +224,18 @@ def test_a_flush_of_a_work_never_queued_and_work_ops_differing(tmp_path: Path) -
     )
     with pytest.raises(ScenarioFileError, match="queued with other ops"):
         read_scenario(_file(tmp_path, "b.toml", differing))
+
+
+def test_the_readme_scenario_file_snippet_finds_its_bug(tmp_path: Path) -> None:
+    """The ```toml snippet of README's "## Scenario files" section, as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Scenario files") :]
+    snippet = section[
+        section.index("```toml\n") + len("```toml\n") : section.index(
+            "\n```\n", section.index("```toml")
+        )
+    ]
+    path = _file(tmp_path, "teardown.toml", snippet)
+    result = explore(str(path), protocol="odp2014", schedules=500, shrink=False)
+    assert result.failure is not None
+    assert result.failure.violation.kind == "use-after-free"

@@ -29,7 +29,8 @@ Contract
         a model object (the mm, a subscriber's state, a work item, anything the model
         frees through `Checker.freed`) is touched after it was freed.
     ``double-free``
-        an object is freed twice.
+        an object is freed twice, or unlinked twice from a structure (a region removed
+        from the region tree a second time: `Checker.removed_twice`).
     ``insert-after-release``
         a subscriber or region is inserted into an mm whose release walk has begun, or by
         a task that holds no ``mm_users`` reference on it.

@@ -35,6 +35,12 @@ Contract
     running (``synchronize_srcu``): an invalidation already started may then never deliver
     its end to it.
 
+    The notifier core's historical variants are options of the mm, today's kernel by
+    default: `nonblock_failure_rule`, `release_order`, `interval_remove_wait` (read by
+    the interval path, protocol ``interval-seq``) and `notifier_teardown` (what
+    `teardown_notifier` does: unregister and wait, put and free deferred, or unhash
+    and free at once).
+
     The mm also keeps the list of active invalidation ranges of the 2014 patch "keep track
     of active invalidation ranges" (`range_is_valid`, `range_wait_valid`).  By default a
     range is listed *before* the start callbacks run; ``range_list_after_callbacks=True``

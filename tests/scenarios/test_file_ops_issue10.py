@@ -239,3 +239,21 @@ def test_the_readme_scenario_file_snippet_finds_its_bug(tmp_path: Path) -> None:
     result = explore(str(path), protocol="odp2014", schedules=500, shrink=False)
     assert result.failure is not None
     assert result.failure.violation.kind == "use-after-free"
+
+
+def test_a_fault_through_a_subscriber_without_one_is_a_one_line_error(tmp_path: Path) -> None:
+    text = (
+        KVM_TEARDOWN.replace("VARIANT", "unregister")
+        .replace('kind = "kvm"', 'kind = "odp_async.subscribers:Subscriber"')
+        .replace(
+            '{ op = "unsubscribe", sub = "kvm" }', '{ op = "sub_fault", sub = "kvm", address = 0 }'
+        )
+    )
+    with pytest.raises(ScenarioFileError) as info:
+        read_scenario(_file(tmp_path, "nofault.toml", text))
+    assert info.value.key == "actor[1].ops[0].op"
+    assert "has no fault() method" in str(info.value)
+    assert "\n" not in str(info.value)
+    not_a_class = text.replace("odp_async.subscribers:Subscriber", "odp_async.mm:HPAGE_PAGES")
+    with pytest.raises(ScenarioFileError, match="which is not a class with"):
+        read_scenario(_file(tmp_path, "notclass.toml", not_a_class))

@@ -29,7 +29,8 @@ Contract
         a model object (the mm, a subscriber's state, a work item, anything the model
         frees through `Checker.freed`) is touched after it was freed.
     ``double-free``
-        an object is freed twice.
+        an object is freed twice, or unlinked twice from a structure (a region removed
+        from the region tree a second time: `Checker.removed_twice`).
     ``insert-after-release``
         a subscriber or region is inserted into an mm whose release walk has begun, or by
         a task that holds no ``mm_users`` reference on it.
@@ -343,6 +344,12 @@ class Checker:
         why = self._freed.get(obj)
         if why is not None:
             self.violation("use-after-free", f"{what} touched {obj} after it was {why}")
+
+    def removed_twice(self, obj: str, where: str) -> None:
+        """`obj` was unlinked from `where` a second time (an ``interval_tree_remove`` or
+        ``list_del`` of a node no longer linked: the kernel's corruption of a double
+        free): a ``double-free``.  Sync."""
+        self.violation("double-free", f"{obj} removed {where} twice")
 
     def is_freed(self, obj: str) -> bool:
         return obj in self._freed

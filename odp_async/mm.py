@@ -35,6 +35,12 @@ Contract
     running (``synchronize_srcu``): an invalidation already started may then never deliver
     its end to it.
 
+    The notifier core's historical variants are options of the mm, today's kernel by
+    default: `nonblock_failure_rule`, `release_order`, `interval_remove_wait` (read by
+    the interval path, protocol ``interval-seq``) and `notifier_teardown` (what
+    `teardown_notifier` does: unregister and wait, put and free deferred, or unhash
+    and free at once).
+
     The mm also keeps the list of active invalidation ranges of the 2014 patch "keep track
     of active invalidation ranges" (`range_is_valid`, `range_wait_valid`).  By default a
     range is listed *before* the start callbacks run; ``range_list_after_callbacks=True``
@@ -324,6 +330,10 @@ class AddressSpace:
         self.releasing = False
         self._nonblock_rule = "today"
         self._release_order = "today"
+        self._interval_remove_wait = "today"
+        self._notifier_teardown = "unregister"
+        # subscribers torn down by `teardown_notifier` -> their checker keys
+        self._torn_down: dict[int, tuple[Subscription, str]] = {}
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
         self.page_table: dict[int, Pte] = {}
@@ -348,9 +358,10 @@ class AddressSpace:
     @property
     def nonblock_failure_rule(self) -> str:
         """What the notifier core does when a start callback of a non-blockable range
-        refuses: ``"today"`` (mm/mmu_notifier.c since 2021, v5.13, "ensure range_end() is
-        paired with range_start()": every subscriber whose start succeeded gets its end)
-        or ``"2018"`` (v4.19, "distinguish blockable mode for mmu notifiers", to v5.12:
+        refuses: ``"today"`` (mm/mmu_notifier.c since March 2021, v5.12-rc3, commit
+        c2655835fd8c "ensure range_end() is paired with range_start()": every subscriber
+        whose start succeeded gets its end) or ``"2018"`` (v4.19, "distinguish blockable
+        mode for mmu notifiers", to v5.11:
         nobody gets an end).  Setting another value raises `InvalidArgument`."""
         return self._nonblock_rule
 
@@ -383,6 +394,52 @@ class AddressSpace:
                 f"release_order must be one of {', '.join(self.RELEASE_ORDERS)}, got {order!r}"
             )
         self._release_order = order
+
+    INTERVAL_REMOVE_WAITS = ("today", "pre-2022")
+
+    @property
+    def interval_remove_wait(self) -> str:
+        """How ``mmu_interval_notifier_remove`` reads the mm's ``invalidate_seq`` while it
+        waits for the invalidation that deferred its removal (the interval path, protocol
+        ``interval-seq``): ``"today"`` (under the subscriptions lock, since commit
+        319561669a59 "mm/mmu_notifier.c: fix race in mmu_interval_notifier_remove()",
+        April 2022, v5.18-rc4) or ``"pre-2022"`` (a bare read, v5.5 to v5.17: it sees the
+        seq move before the ending invalidation has unlinked the region, returns, and
+        its caller frees a region still on the deferred list).  Setting another value
+        raises `InvalidArgument`."""
+        return self._interval_remove_wait
+
+    @interval_remove_wait.setter
+    def interval_remove_wait(self, variant: str) -> None:
+        if variant not in self.INTERVAL_REMOVE_WAITS:
+            raise InvalidArgument(
+                f"interval_remove_wait must be one of {', '.join(self.INTERVAL_REMOVE_WAITS)}, "
+                f"got {variant!r}"
+            )
+        self._interval_remove_wait = variant
+
+    NOTIFIER_TEARDOWNS = ("unregister", "put", "no-release")
+
+    @property
+    def notifier_teardown(self) -> str:
+        """How `teardown_notifier` unregisters and frees a subscriber:
+        ``"unregister"`` (default: ``mmu_notifier_unregister``, which waits for the
+        subscriber's running callbacks, then an immediate free), ``"put"``
+        (``mmu_notifier_put``, v5.4: unhash, and free it on the workqueue after an SRCU
+        grace period -- the deferred free of ``call_srcu``) or ``"no-release"``
+        (``mmu_notifier_unregister_no_release``, 2013, then an immediate free with no
+        ``mmu_notifier_synchronize``: a callback still running touches freed memory).
+        Setting another value raises `InvalidArgument`."""
+        return self._notifier_teardown
+
+    @notifier_teardown.setter
+    def notifier_teardown(self, variant: str) -> None:
+        if variant not in self.NOTIFIER_TEARDOWNS:
+            raise InvalidArgument(
+                f"notifier_teardown must be one of {', '.join(self.NOTIFIER_TEARDOWNS)}, "
+                f"got {variant!r}"
+            )
+        self._notifier_teardown = variant
 
     # --- queries (sync) ---------------------------------------------------------------
 
@@ -848,6 +905,31 @@ class AddressSpace:
 
         self.workqueue.queue_work(WorkItem(f"put {sub!r}", free_after_grace_period))
 
+    async def teardown_notifier(
+        self, sub: Subscription, free: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Unregister `sub` and free it (`free`), the way `notifier_teardown` says:
+        ``"unregister"`` waits for its running callbacks then frees; ``"put"`` frees it
+        deferred (`put_notifier`; needs a workqueue); ``"no-release"`` unhashes and
+        frees at once.  Blocks (``"unregister"``) on the callbacks running now.  Raises
+        `InvalidArgument` for ``"put"`` on an mm built without a workqueue."""
+        key = f"subscriber {sub!r}#{len(self._torn_down)}"
+        self._torn_down[id(sub)] = (sub, key)
+
+        async def free_it() -> None:
+            self.checker.freed(key, f"freed by its teardown ({self._notifier_teardown})")
+            await free()
+
+        if self._notifier_teardown == "put":
+            self.put_notifier(sub, free_it)
+            await rt.checkpoint(("mmu_notifier_put", repr(sub)))
+        elif self._notifier_teardown == "no-release":
+            await self.unregister_notifier_no_release(sub)
+            await free_it()
+        else:
+            await self.unregister_notifier(sub)
+            await free_it()
+
     def range_is_valid(self, rng: AddrRange) -> bool:
         """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
         return not any(inv.range.overlaps(rng) for inv in self.active_ranges)
@@ -1021,6 +1103,12 @@ class AddressSpace:
         try:
             await callback
         finally:
+            if self._torn_down:
+                # still inside the SRCU read section, the chain walk reads sub's list
+                # link to go on: freed by then, that read is a use-after-free
+                torn = self._torn_down.get(id(sub))
+                if torn is not None and torn[0] is sub:
+                    self.checker.used(torn[1], "the notifier chain walk after its callback")
             callers.remove(task)
             if not callers and sub in self._callbacks_done:
                 self._callbacks_done[sub].wake_all()

@@ -131,6 +131,9 @@ class UContext:
         self._pending: list[_Pending] = []
         self._next_mr = 0
         self.umems: dict[str, Umem] = {}
+        # id(umem) -> (umem, its checker key); the regions removed from the tree
+        self._region_keys: dict[int, tuple[Umem, str]] = {}
+        self._removed: set[str] = set()
         self.protocol: OdpProtocol = resolve_protocol(protocol)(self, **(options or {}))
 
     # --- registration -----------------------------------------------------------------
@@ -185,6 +188,9 @@ class UContext:
         self.umems.pop(umem.name, None)
         self.checker.table_released(umem.name)
         self.checker.event("deregister-end", umem.name, f"{umem.name} deregistered")
+        # ib_umem_odp_release then frees the struct: a later tree insert/remove of it is
+        # a use-after-free (`tree_insert`, `tree_remove`)
+        self.checker.freed(self.region_key(umem), "freed by deregister_mr")
 
     # --- the fault path ---------------------------------------------------------------
 
@@ -296,13 +302,56 @@ class UContext:
     def all_umems(self) -> list[Umem]:
         return [h.value for h in self.tree]
 
-    def tree_insert(self, umem: Umem) -> None:
+    def region_key(self, umem: Umem) -> str:
+        """The name the checker knows `umem`'s struct by (unique per registration, so a
+        name reused after a deregistration is another object).  Sync."""
+        entry = self._region_keys.get(id(umem))
+        if entry is None or entry[0] is not umem:
+            key = f"region {umem.name}#{len(self._region_keys)}"
+            self._region_keys[id(umem)] = (umem, key)
+            return key
+        return entry[1]
+
+    def tree_insert(self, umem: Umem, *, deferred: bool = False) -> None:
+        """Put `umem` in the tree.  Checks its lifetime itself: a region already freed
+        (deregistered) is a ``use-after-free``; an insert after the mm's release walk
+        began, or by a task holding no ``mm_users`` reference, is an
+        ``insert-after-release`` (the region is inserted all the same).  `deferred`: the
+        protocol applies an insert it deferred earlier (``mn_itree_inv_end`` running the
+        deferred list, possibly in the release walk itself): only the free is checked,
+        as the request was checked when it was made (`note_insert_request`).  Sync; the
+        caller holds what guards the tree."""
+        key = self.region_key(umem)
+        self.checker.used(key, "a region tree insert")
+        if not deferred:
+            self.note_insert_request(umem)
         umem.handle = self.tree.insert(*umem.range.closed(), umem)
+        self._removed.discard(key)
+
+    def note_insert_request(self, umem: Umem) -> None:
+        """A protocol that defers an insert checks the request here when it is made: an
+        ``insert-after-release`` if the mm's release walk began or the calling task
+        holds no ``mm_users`` reference.  Sync."""
+        key = self.region_key(umem)
+        if self.mm.releasing or self.mm.is_dead:
+            self.checker.inserted_after_release(key, "after the mm's release walk began")
+        elif not self.mm.holds_user_ref():
+            self.checker.inserted_after_release(
+                key, "by a task holding no mm_users reference on the mm"
+            )
 
     def tree_remove(self, umem: Umem) -> None:
+        """Take `umem` out of the tree.  Checks its lifetime itself: a region already
+        freed is a ``use-after-free``; one already removed (and not inserted since) is a
+        ``double-free`` (a second ``interval_tree_remove`` of the node).  Sync."""
+        key = self.region_key(umem)
+        self.checker.used(key, "a region tree remove")
         if umem.handle is not None:
             self.tree.remove(umem.handle)
             umem.handle = None
+            self._removed.add(key)
+        elif key in self._removed:
+            self.checker.removed_twice(key, "from the region tree")
 
     def is_in_tree(self, umem: Umem) -> bool:
         return umem.handle is not None

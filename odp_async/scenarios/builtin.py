@@ -662,6 +662,49 @@ def implicit_odp(**options: bool) -> Any:
     return body
 
 
+# --- notifier-core variants: the historical mistakes (issue 10, item 6) --------------------
+
+
+async def interval_remove_pre_2022(w: World) -> dict[str, Any]:
+    """A is deregistered inside a madvise over it, with ``mmu_interval_notifier_remove``'s
+    wait read bare, as before commit 319561669a59 (2022, v5.18-rc4): under interval-seq
+    the removal is deferred to the madvise's end, whose critical section bumps the seq
+    before it unlinks A; the bare read sees the bump, the deregistration returns and frees
+    A, and the end unlinks freed memory (``use-after-free``).  Today's locked read
+    (`AddressSpace.interval_remove_wait` ``"today"``) is clean: ``tests/model/
+    test_notifier_variants.py``.  (Twin: ``examples/interval-remove-pre-2022.toml``.)"""
+    w.mm.interval_remove_wait = "pre-2022"
+    await w.mm.mmap(0, 4 * P)
+    a = await w.ctx.register_mr(0, 4 * P, name="A")
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 0, 4 * P, name="madvise")
+        tg.start_soon(w.ctx.deregister_mr, a, name="deregister")
+    return {}
+
+
+async def teardown_no_release(w: World) -> dict[str, Any]:
+    """A driver tears its KVM-style subscriber down with
+    ``mmu_notifier_unregister_no_release`` and frees it at once
+    (`AddressSpace.notifier_teardown` ``"no-release"``) while a madvise runs its start:
+    the notifier chain walk goes on through freed memory (``use-after-free``), whatever
+    the ODP protocol.  ``"unregister"`` and ``"put"`` are clean: ``tests/model/
+    test_notifier_variants.py``.  (Twin: ``examples/teardown-no-release.toml``.)"""
+    from ..subscribers import KvmMmu  # the subscribers sit beside the ODP core
+
+    w.mm.notifier_teardown = "no-release"
+    await w.mm.mmap(0, 4 * P)
+    kvm = KvmMmu(w.mm, w.checker)
+    await kvm.register()
+
+    async def free() -> None:
+        pass
+
+    async with rt.task_group() as tg:
+        tg.start_soon(w.mm.madvise_dontneed, 0, 4 * P, name="madvise")
+        tg.start_soon(w.mm.teardown_notifier, kvm, free, name="driver")
+    return {}
+
+
 BUILTIN.update(
     (s.name, s)
     for s in (
@@ -679,6 +722,22 @@ BUILTIN.update(
             "still holds it",
             implicit_odp(free_in_invalidate=True),
             ("fault1", "fault2", "madvise", "dereg", "munmap"),
+            _verdicts(F, F, F, F, F, F, F),
+        ),
+        Scenario(
+            "interval-remove-pre-2022",
+            "A is deregistered inside a madvise; mmu_interval_notifier_remove reads the seq "
+            "bare (before 2022) and returns before the end unlinks A",
+            interval_remove_pre_2022,
+            ("madvise", "deregister"),
+            _verdicts(C, C, C, C, C, C, F),
+        ),
+        Scenario(
+            "teardown-no-release",
+            "a KVM-style subscriber is unregistered with _no_release and freed at once "
+            "while a madvise runs its start callback",
+            teardown_no_release,
+            ("madvise", "driver"),
             _verdicts(F, F, F, F, F, F, F),
         ),
     )

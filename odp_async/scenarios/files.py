@@ -106,6 +106,26 @@ The format
                                                                               / "starved"
     ``dma_``        mr, address, write = false (through the MR's KSM; a       "ok" /
     ``implicit``    missing translation faults first)                         "error: ..."
+    ``subscribe``   sub, kind: ``"kvm"`` (`KvmMmu`), ``"hmm"`` (`HmmMirror`)   "ok"
+                    or your own ``"module:Class"`` (built as
+                    ``Class(mm, checker, sub)``), registered on the mm
+    ``sub_fault``   sub, address, write = false (the subscriber's ``fault``)  "resolved"
+                                                                              / "failed"
+                                                                              / "starved"
+    ``sub_access``  sub, address, write = false (``access``, checked like a   "hit" /
+                    DMA)                                                      "miss"
+    ``unsubscribe`` sub: `AddressSpace.teardown_notifier` (unregister and     "ok"
+                    free it, as the mm's ``notifier_teardown`` says)
+    ``queue_work``  work, ops (an array of operations the work item runs in   "queued" /
+                    its kworker task; every ``queue_work`` of a name lists    "pending"
+                    the same ops) on the world's workqueue
+    ``flush_work``  work                                                      "flushed"
+                                                                              / "idle"
+    ``cancel_work`` work (``cancel_work_sync``)                               "cancelled"
+                                                                              / "idle"
+    ``mm_option``   option, value: a notifier-core variant of the mm          "ok"
+                    (``nonblock_failure_rule``, ``release_order``,
+                    ``interval_remove_wait``, ``notifier_teardown``)
     ==============  ========================================================  ========
 
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
@@ -170,6 +190,7 @@ See also
 from __future__ import annotations
 
 import difflib
+import importlib
 import math
 import os
 import re
@@ -183,11 +204,13 @@ from .. import _runtime as rt
 from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
-from ..mm import HPAGE_PAGES, File
+from ..mm import HPAGE_PAGES, AddressSpace, File
 from ..odp.implicit import ImplicitMr
 from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
+from ..subscribers import HmmMirror, KvmMmu
 from ..sync import Completion
+from ..workqueue import WorkItem
 from ..world import World
 from .model import Scenario, Verdict
 
@@ -299,6 +322,12 @@ def _seconds(value: object) -> str | None:
     return f"expected a number of seconds >= 0 (at most {MAX_SECONDS:g}), got {_show(value)}"
 
 
+def _list(value: object) -> str | None:
+    if isinstance(value, list):
+        return None
+    return f"expected an array of operation tables ({{ op = ..., ... }}), got {_show(value)}"
+
+
 def _advice(value: object) -> str | None:
     return None if value == "dontneed" else f'expected "dontneed", got {_show(value)}'
 
@@ -395,9 +424,28 @@ _OPS: Final[Mapping[str, _OpSpec]] = {
         }
     ),
     "dma_implicit": _OpSpec({"mr": (_name, _R), "address": (_BYTE, _R), "write": (_bool, False)}),
+    # subscribers, work items and the notifier core's variants (issue 10, item 10)
+    "subscribe": _OpSpec({"sub": (_name, _R), "kind": (_name, _R)}),
+    "sub_fault": _OpSpec({"sub": (_name, _R), "address": (_BYTE, _R), "write": (_bool, False)}),
+    "sub_access": _OpSpec({"sub": (_name, _R), "address": (_BYTE, _R), "write": (_bool, False)}),
+    "unsubscribe": _OpSpec({"sub": (_name, _R)}),
+    "queue_work": _OpSpec({"work": (_name, _R), "ops": (_list, _R)}),
+    "flush_work": _OpSpec({"work": (_name, _R)}),
+    "cancel_work": _OpSpec({"work": (_name, _R)}),
+    "mm_option": _OpSpec({"option": (_name, _R), "value": (_name, _R)}),
 }
 #: The operations on implicit MRs: their ``mr`` names a ``register_implicit``.
 _IMPLICIT_OPS: Final = ("deregister_implicit", "fault_implicit", "dma_implicit")
+
+#: The mm options `mm_option` sets, and the values each takes.
+MM_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "nonblock_failure_rule": AddressSpace.NONBLOCK_RULES,
+    "release_order": AddressSpace.RELEASE_ORDERS,
+    "interval_remove_wait": AddressSpace.INTERVAL_REMOVE_WAITS,
+    "notifier_teardown": AddressSpace.NOTIFIER_TEARDOWNS,
+}
+#: The subscriber kinds that ship with the model.
+SUBSCRIBER_KINDS: Final[Mapping[str, type]] = {"kvm": KvmMmu, "hmm": HmmMirror}
 
 
 # --- the parsed file ----------------------------------------------------------------------
@@ -485,6 +533,23 @@ class _Op:
                 return f"fault implicit MR {a['mr']} at {a['address']:#x}{many} {rw}"
             case "dma_implicit":
                 return f"dma via implicit MR {a['mr']} at {a['address']:#x} {rw}"
+            case "subscribe":
+                return f"subscribe {a['sub']} ({a['kind']})"
+            case "sub_fault":
+                return f"fault subscriber {a['sub']} at {a['address']:#x} {rw}"
+            case "sub_access":
+                return f"access via subscriber {a['sub']} at {a['address']:#x} {rw}"
+            case "unsubscribe":
+                return f"tear subscriber {a['sub']} down"
+            case "queue_work":
+                steps = "; ".join(op.describe() for op in a["ops"]) or "nothing"
+                return f"queue work {a['work']!r} ({steps})"
+            case "flush_work":
+                return f"flush_work {a['work']!r}"
+            case "cancel_work":
+                return f"cancel_work_sync {a['work']!r}"
+            case "mm_option":
+                return f"mm.{a['option']} = {a['value']!r}"
         return self.kind  # exit, mmget, mmput, mmput_async
 
 
@@ -744,6 +809,25 @@ class _Reader:
             name: self.get(t, key, name, check, default, f" of op {kind!r}")
             for name, (check, default) in spec.fields.items()
         }
+        if kind == "queue_work":
+            args["ops"] = self.ops(args["ops"], f"{key}.ops")
+        elif kind == "subscribe":
+            _subscriber_class(args["kind"], lambda m: self.fail(f"{key}.kind", m, args["kind"]))
+        elif kind == "mm_option":
+            option, value = args["option"], args["value"]
+            if option not in MM_OPTIONS:
+                raise self.fail(
+                    f"{key}.option",
+                    f"unknown mm option {option!r}; expected one of: {', '.join(MM_OPTIONS)}",
+                    option,
+                )
+            if value not in MM_OPTIONS[option]:
+                raise self.fail(
+                    f"{key}.value",
+                    f"unknown value {value!r} of mm option {option!r}; expected one of: "
+                    f"{', '.join(MM_OPTIONS[option])}",
+                    value,
+                )
         return _Op(kind, args, key)
 
     def actors(self, doc: Mapping[str, Any]) -> tuple[_Actor, ...]:
@@ -934,6 +1018,64 @@ def _spans(merged: Sequence[tuple[int, int]]) -> str:
     return ", ".join(f"[{s:#x}, {e:#x})" for s, e in merged) or "nothing"
 
 
+def _flat(ops: Sequence[_Op]) -> list[_Op]:
+    """`ops` with the ops of every ``queue_work`` among them after it, recursively."""
+    out: list[_Op] = []
+    for op in ops:
+        out.append(op)
+        if op.kind == "queue_work":
+            out.extend(_flat(op.args["ops"]))
+    return out
+
+
+def _shape(op: _Op) -> object:
+    """What `op` does, without where it was written (to compare two ``queue_work``)."""
+    return (
+        op.kind,
+        tuple(
+            (k, tuple(_shape(o) for o in v) if k == "ops" else v)
+            for k, v in sorted(op.args.items())
+        ),
+    )
+
+
+def _subscriber_class(kind: str, fail: Callable[[str], Exception]) -> type:
+    """The class a ``subscribe`` op's `kind` names: a built-in kind, or ``module:Class``
+    imported, with the three callbacks.  Raises ``fail(message)``."""
+    if kind in SUBSCRIBER_KINDS:
+        return SUBSCRIBER_KINDS[kind]
+    module, _, qualname = kind.partition(":")
+    if not module or not qualname:
+        raise fail(
+            f"unknown subscriber kind {kind!r}; expected one of: "
+            f"{', '.join(SUBSCRIBER_KINDS)} or 'module:Class'"
+        )
+    try:
+        found: object = importlib.import_module(module)
+    except ImportError as e:
+        raise fail(
+            f"cannot import module {module!r} of subscriber {kind!r}: {e} "
+            "(is it on sys.path / PYTHONPATH?)"
+        ) from None
+    except Exception as e:
+        raise fail(
+            f"importing module {module!r} of subscriber {kind!r} raised {type(e).__name__}: {e}"
+        ) from None
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise fail(f"module {module!r} has no {qualname!r} (subscriber {kind!r})")
+    callbacks = ("invalidate_range_start", "invalidate_range_end", "release")
+    if not isinstance(found, type) or not all(
+        callable(getattr(found, c, None)) for c in callbacks
+    ):
+        raise fail(
+            f"subscriber {kind!r} names {found!r}, which is not a class with "
+            "invalidate_range_start, invalidate_range_end and release"
+        )
+    return found
+
+
 def _maps(op: _Op) -> tuple[int, int] | None:
     """The range an operation makes mapped, if any."""
     if op.kind == "mmap":
@@ -953,8 +1095,9 @@ class _Semantics:
     actors: tuple[_Actor, ...]
 
     def check(self) -> None:
-        actor_ops = [op for a in self.actors for op in a.ops]
-        everything = [*self.setup, *actor_ops]
+        actor_ops = _flat([op for a in self.actors for op in a.ops])
+        everything = [*_flat(self.setup), *actor_ops]
+        self.subs_and_works(everything)
         completed = {op.text("completion") for op in everything if op.kind == "complete"}
         mapped_by_all = [r for op in everything if (r := _maps(op)) is not None]
         mapped_all = _merge(mapped_by_all)
@@ -972,6 +1115,8 @@ class _Semantics:
                     op.kind,
                 )
             self.op(op, mapped, "the earlier setup operations", registers, "before it in setup")
+            for inner in _flat(op.args["ops"]) if op.kind == "queue_work" else ():
+                self.op(inner, mapped, "the earlier setup operations", registers, "in setup")
         where = "the setup and the mmap/mremap operations"
         for op in actor_ops:
             self.op(op, mapped_all, where, registers_all, "in the setup or any actor")
@@ -1059,6 +1204,55 @@ class _Semantics:
                 name,
             )
 
+    def subs_and_works(self, everything: Sequence[_Op]) -> None:
+        """Every subscriber an op names is subscribed by some ``subscribe`` (with the
+        method the op calls); every work item flushed or cancelled is queued somewhere,
+        and every ``queue_work`` of one name lists the same ops."""
+        fail = self.reader.fail
+        kinds: dict[str, str] = {}
+        for op in everything:
+            if op.kind == "subscribe":
+                kinds.setdefault(op.text("sub"), op.text("kind"))
+        works: dict[str, _Op] = {}
+        for op in everything:
+            if op.kind == "queue_work":
+                first = works.setdefault(op.text("work"), op)
+                if _shape(first) != _shape(op):
+                    raise fail(
+                        f"{op.key}.ops",
+                        f"work {op.text('work')!r} is queued with other ops at {first.key}; "
+                        "expected the same ops (one work item runs one function)",
+                        op.text("work"),
+                    )
+        for op in everything:
+            if op.kind in ("sub_fault", "sub_access", "unsubscribe"):
+                name = op.text("sub")
+                if name not in kinds:
+                    known = ", ".join(kinds) or "none"
+                    raise fail(
+                        f"{op.key}.sub",
+                        f"no 'subscribe' op subscribes {name!r}; expected one of the "
+                        f"subscribed names ({known})",
+                        name,
+                    )
+                method = {"sub_fault": "fault", "sub_access": "access"}.get(op.kind)
+                cls = _subscriber_class(kinds[name], InvalidArgument)  # checked when read
+                if method is not None and not callable(getattr(cls, method, None)):
+                    raise fail(
+                        f"{op.key}.op",
+                        f"subscriber {name!r} ({kinds[name]}) has no {method}() method; "
+                        f"expected a subscriber class with an async {method}(address, write=)",
+                        op.kind,
+                    )
+            if op.kind in ("flush_work", "cancel_work") and op.text("work") not in works:
+                known = ", ".join(works) or "none"
+                raise fail(
+                    f"{op.key}.work",
+                    f"no 'queue_work' op queues work {op.text('work')!r}; expected one of "
+                    f"the queued work items ({known})",
+                    op.text("work"),
+                )
+
     def mr(self, op: _Op, registers: Sequence[_Op], registered_where: str) -> None:
         fail = self.reader.fail
         name = op.text("mr")
@@ -1112,6 +1306,30 @@ class _Run:
     imrs: dict[str, ImplicitMr] = attrs.field(factory=dict)
     completions: dict[str, Completion] = attrs.field(factory=dict)
     out: dict[str, Any] = attrs.field(factory=dict)
+    subs: dict[str, Any] = attrs.field(factory=dict)
+    works: dict[str, WorkItem] = attrs.field(factory=dict)
+
+    def sub(self, op: _Op) -> Any:
+        sub = self.subs.get(op.text("sub"))
+        if sub is None:
+            raise InvalidArgument(
+                f"{self.path}: {op.key}: {op.describe()} ran before any subscribe of "
+                f"{op.text('sub')!r} did; expected an 'after' that orders them"
+            )
+        return sub
+
+    def work(self, op: _Op) -> WorkItem:
+        name = op.text("work")
+        item = self.works.get(name)
+        if item is None:
+            ops: tuple[_Op, ...] = op.args.get("ops", ())
+
+            async def run_work() -> None:
+                for i, inner in enumerate(ops):
+                    self.out[f"work {name}.{i}"] = await self.op(inner)
+
+            item = self.works[name] = WorkItem(name, run_work)
+        return item
 
     def mr(self, op: _Op) -> Umem:
         umem = self.mrs.get(op.text("mr"))
@@ -1220,6 +1438,24 @@ class _Run:
                 return (await imr.fault(a["address"], npages=a["pages"], write=a["write"])).value
             case "dma_implicit":
                 return await self.imr(op).dma(a["address"], write=a["write"])
+            case "subscribe":
+                cls = _subscriber_class(a["kind"], InvalidArgument)
+                sub = self.subs[a["sub"]] = cls(w.mm, w.checker, a["sub"])
+                await w.mm.register_notifier(sub)
+            case "sub_fault":
+                return str(await self.sub(op).fault(a["address"], write=a["write"]))
+            case "sub_access":
+                return "hit" if self.sub(op).access(a["address"], write=a["write"]) else "miss"
+            case "unsubscribe":
+                await w.mm.teardown_notifier(self.sub(op), _nothing)
+            case "queue_work":
+                return "queued" if w.workqueue.queue_work(self.work(op)) else "pending"
+            case "flush_work":
+                return "flushed" if await w.workqueue.flush_work(self.work(op)) else "idle"
+            case "cancel_work":
+                return "cancelled" if await w.workqueue.cancel_work_sync(self.work(op)) else "idle"
+            case "mm_option":
+                setattr(w.mm, a["option"], a["value"])
             case _:  # pragma: no cover - the reader admits only the kinds above
                 raise AssertionError(op.kind)
         return "ok"
@@ -1257,6 +1493,10 @@ def _body(
         return run.out
 
     return body
+
+
+async def _nothing() -> None:
+    pass
 
 
 # --- the description ----------------------------------------------------------------------

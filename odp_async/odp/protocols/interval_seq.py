@@ -13,7 +13,14 @@ Contract
       either way ``iseq = seq``, so the region's first ``read_begin`` sleeps until the
       running invalidations end.  Insert when idle: ``iseq = seq - 1``.
     - remove while ``seq`` is odd: deferred, and waits until ``seq`` moves (afterwards no
-      callback runs on the region); else removed at once.
+      callback runs on the region); else removed at once.  The last end bumps ``seq`` and
+      then applies the deferred list, both under the registry's lock
+      (``subscriptions->lock``); the model draws that critical section as a window (a
+      checkpoint, the lock held) whenever the list is not empty.  Today's remove reads
+      ``seq`` for its wait under that lock, so it returns only after the list was
+      applied; before the 2022 fix (`AddressSpace.interval_remove_wait` ``"pre-2022"``)
+      it read it without the lock, returned inside the window, and its caller freed a
+      region the end then unlinked: a ``use-after-free``.
     - fault: ``seq0 = read_begin(U)`` (sleeps while ``U.iseq == seq``), gup, then under
       ``U.mutex`` commit unless ``read_retry``: ``U.iseq != seq0``.
     - release: one full invalidation of every region, then the context is dead.
@@ -31,6 +38,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ... import _runtime as rt
 from ...addr import AddrRange
 from ...mm import Invalidation, PinnedPage
 from ...sync import WaitQueue
@@ -61,6 +69,8 @@ class IntervalSeq(OdpProtocol):
         self.dead = False
         self._registered = False
         self._seq_moved = WaitQueue("interval seq")
+        # True while an end holds the registry's lock across its deferred list
+        self._end_locked = False
 
     @staticmethod
     def _iv(umem: Umem) -> _Interval:
@@ -70,12 +80,19 @@ class IntervalSeq(OdpProtocol):
 
     # --- registry ---------------------------------------------------------------------
 
+    async def _lock(self) -> None:
+        # spin_lock(&subscriptions->lock): wait out an end applying its deferred list
+        while self._end_locked:
+            await self._seq_moved.park()
+
     async def insert(self, umem: Umem) -> None:
+        await self._lock()
         if not self._registered:
             await self.ctx.mm.register_notifier(self.ctx.subscription)
             self._registered = True
         if self.active > 0:
             if self.seq & 1:
+                self.ctx.note_insert_request(umem)
                 self.deferred.append((umem, True))
             else:
                 self.seq |= 1
@@ -87,6 +104,7 @@ class IntervalSeq(OdpProtocol):
         self.ctx.odp_mrs_count += 1
 
     async def remove(self, umem: Umem) -> None:
+        await self._lock()
         wait_for = 0
         if self.seq & 1:
             if not self.ctx.is_in_tree(umem):
@@ -97,7 +115,12 @@ class IntervalSeq(OdpProtocol):
         else:
             self.ctx.tree_remove(umem)
         self.ctx.odp_mrs_count -= 1
-        while wait_for and self.seq == wait_for:
+        if wait_for:  # wait_event's first test runs after the unlock
+            await rt.checkpoint(("interval-seq", "remove", umem.name))
+        locked_read = self.ctx.mm.interval_remove_wait == "today"
+        # mmu_interval_seq_released (today) takes the lock to read seq; before the 2022
+        # fix the condition was a bare READ_ONCE, true inside an end's critical section
+        while wait_for and (self.seq == wait_for or (locked_read and self._end_locked)):
             await self._seq_moved.park()
 
     # --- callbacks --------------------------------------------------------------------
@@ -109,6 +132,7 @@ class IntervalSeq(OdpProtocol):
         await self._start(inv.range, f"invalidate_range_start({inv})")
 
     async def _start(self, rng: AddrRange, what: str) -> None:
+        await self._lock()
         self.active += 1
         hits = self.ctx.overlapping(rng)
         if hits:
@@ -123,6 +147,17 @@ class IntervalSeq(OdpProtocol):
                     umem.table.zap(inside)
 
     async def invalidate_range_end(self, inv: Invalidation) -> None:
+        if self.active == 1 and self.seq & 1 and self.deferred:
+            # mn_itree_inv_end with a deferred list: seq moves, then the list is applied,
+            # all under the registry's lock -- drawn as a window with the lock held
+            self._end_locked = True
+            self.active -= 1
+            self.seq += 1
+            await rt.checkpoint(("interval-seq", "deferred list"))
+            self._apply_deferred()
+            self._end_locked = False
+            self._seq_moved.wake_all()
+            return
         self._end()
 
     def _end(self) -> None:
@@ -130,13 +165,16 @@ class IntervalSeq(OdpProtocol):
         if self.active or not self.seq & 1:
             return
         self.seq += 1
+        self._apply_deferred()
+        self._seq_moved.wake_all()
+
+    def _apply_deferred(self) -> None:
         for umem, is_insert in self.deferred:
             if is_insert:
-                self.ctx.tree_insert(umem)
+                self.ctx.tree_insert(umem, deferred=True)
             else:
                 self.ctx.tree_remove(umem)
         self.deferred.clear()
-        self._seq_moved.wake_all()
 
     async def release(self) -> None:
         await self._start(_ALL, "release")
@@ -151,6 +189,7 @@ class IntervalSeq(OdpProtocol):
     async def fault_begin(self, umem: Umem, rng: AddrRange) -> object:
         if self.dead or umem.dying:
             raise FaultAborted("the mm was released")
+        await self._lock()
         s = self._iv(umem).iseq
         while s == self.seq and not self.dead:
             await self._seq_moved.park()

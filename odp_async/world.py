@@ -24,7 +24,7 @@ See also
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -129,8 +129,8 @@ class World:
         the checker's lookups into the mm and memory, the device's fault handler, the
         context's links to its protocol and subscription, the regions' tree handles."""
         wiring = attrs.fields(Checker)
-        self.checker.page_lookup = wiring.page_lookup.default
-        self.checker.frame_live = wiring.frame_live.default
+        self.checker.page_lookup = cast(Any, wiring.page_lookup.default)
+        self.checker.frame_live = cast(Any, wiring.frame_live.default)
         self.device.fault_handler = None
         ctx = self.ctx
         ctx.subscription.ctx = None  # type: ignore[assignment]

@@ -51,7 +51,7 @@ from ._base import (
     WaitTarget,
     live_runtime,
 )
-from .sim import CHECKPOINT, trap
+from .sim import CHECKPOINT
 
 __all__ = [
     "CancelScopeLike",
@@ -119,7 +119,10 @@ def checkpoint(label: object = None) -> Generator[Any, Any, None]:
         # call of `trap`, no method call): one frame per step on the sim's hot path.
         yield (CHECKPOINT, label)
         return
-    yield from live_runtime().checkpoint(label).__await__()
+    live: Any = live_runtime().checkpoint(label)
+    if not isinstance(live, (types.GeneratorType, types.CoroutineType)):
+        live = live.__await__()
+    yield from live
 
 
 def current_task() -> object:

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: small budgets")
     parser.add_argument("--budget", type=int, help="schedules per explore call")
     parser.add_argument("--repeats", type=int, help="samples per contender")
+    parser.add_argument("--json", default=None, help="accepted for run_all.py; no rows kept")
     args = parser.parse_args(argv)
     logging.getLogger("distributed").setLevel(logging.ERROR)  # the scheduler's INFO lines
     budget = args.budget or (300 if args.quick else 3000)

@@ -446,6 +446,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--programs", nargs="*", default=None, help="names (default: all)")
+    parser.add_argument("--json", default=None, help="accepted for run_all.py; no rows kept")
     args = parser.parse_args()
     budget = args.budget or (200 if args.quick else 2_000)
     seeds = args.seeds or (3 if args.quick else 5)

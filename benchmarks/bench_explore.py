@@ -452,10 +452,10 @@ def explore_sample(scenario: str | Scenario, protocol: str | None, **fields: Any
 
 
 def throughput_tables(
-    budget: int, sim_n: int, twenty_n: int, repeats: int, report: Report
+    budget: int, sim_n: int, twenty_n: int, repeats: int, report: Report, *, jobs: bool = True
 ) -> list[str]:
     contenders: dict[str, Callable[[], Sample]] = {
-        f"{REG}/{protocol} jobs={jobs}": functools.partial(
+        f"{REG}/{protocol} jobs={n}": functools.partial(
             explore_sample,
             REG,
             protocol,
@@ -463,10 +463,11 @@ def throughput_tables(
             schedules=budget,
             seed=0,
             stop_on_first=False,
-            jobs=jobs,
+            jobs=n,
         )
         for protocol in ("odp2014", "odp2014-ctx")
-        for jobs in (1, 2)
+        for n in (1, 2)
+        if jobs
     }
     contenders["bare send step"] = lambda: timed(lambda: _bare_round_robin(sim_n))
     contenders["sim checkpoint step"] = lambda: timed(lambda: _sim_run(sim_n))
@@ -489,15 +490,19 @@ def throughput_tables(
     for protocol in ("odp2014", "odp2014-ctx"):
         one, two = f"{REG}/{protocol} jobs=1", f"{REG}/{protocol} jobs=2"
         rows += [(one, None, None), (two, one, None)]
-    out = rate_table(
-        f"explorer throughput: {REG}, chooser=random, budget {budget} schedules, "
-        f"stop_on_first=False, {repeats} repeats; wall clock (jobs=2 runs in workers)",
-        "sched/s",
-        rows,
-        rates,
-        extra=extra,
-        extra_heads=["steps/s", "ran"],
-        report=report,
+    out = (
+        []
+        if not jobs
+        else rate_table(
+            f"explorer throughput: {REG}, chooser=random, budget {budget} schedules, "
+            f"stop_on_first=False, {repeats} repeats; wall clock (jobs=2 runs in workers)",
+            "sched/s",
+            rows,
+            rates,
+            extra=extra,
+            extra_heads=["steps/s", "ran"],
+            report=report,
+        )
     )
     short = sorted({s[1] for name in extra for s in samples[name] if s[1] < budget})
     if short:
@@ -535,6 +540,19 @@ def throughput_tables(
             samples["explore step, 20-step program"], samples["sim checkpoint step"], strict=True
         )
     ]
+    if not jobs:  # --steps-only: the 20-step program's rate, from these same samples
+        twenty = "explore step, 20-step program"
+        out.append("")
+        out += rate_table(
+            f"schedules per second: the 20-step program, {twenty_n} schedules, random, "
+            f"one process; {repeats} repeats; CPU clock (wall beside)",
+            "sched/s",
+            [(twenty, None, (">=", 40000.0, "value"))],
+            {twenty: per_second(samples[twenty])},
+            extra={twenty: [f"{statistics.median(per_wall_second(samples[twenty])):.0f}"]},
+            extra_heads=["wall"],
+            report=report,
+        )
     out.append("")
     out += rate_table(
         "fixed cost per schedule: explore's CPU time per schedule of the 20-step program "
@@ -819,6 +837,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds")
     parser.add_argument("--repeats", type=int, default=None, help="samples per contender")
     parser.add_argument("--json", default=None, help="write the rows to this file")
+    parser.add_argument(
+        "--steps-only",
+        action="store_true",
+        help="only the step, rate and fixed-cost tables of the 20-step program (minutes)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         budget, sim_n, twenty_n, n, m, repeats, seeds, cap = 200, 2_000, 300, 200, 30, 3, 5, 2_000
@@ -839,6 +862,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     report = Report("bench_explore.py")
+    if args.steps_only:
+        tables = throughput_tables(budget, sim_n, twenty_n, repeats, report, jobs=False)
+        print("\n".join(tables), flush=True)
+        print(f"\n{load()} at the end", flush=True)
+        report.write(args.json)
+        return 0
     print("\n".join(throughput_tables(budget, sim_n, twenty_n, repeats, report)), flush=True)
     print(flush=True)
     print("\n".join(first_bug_table(builtin_cells(args.quick), seeds, cap)), flush=True)

@@ -40,6 +40,7 @@ See also
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable
 from typing import Any, Final
 
@@ -194,7 +195,9 @@ class WaitQueue(_Blocking):
     """
 
     name: str | None = attrs.field(default=None, converter=_check_name)
-    _owner: Any = attrs.field(default=None, kw_only=True, alias="owner")
+    # The primitive this queue belongs to, or a weak reference to it when the owner holds
+    # the queue itself (no owner <-> queue reference cycle); read it as `_owner`.
+    _owner_ref: Any = attrs.field(default=None, kw_only=True, alias="owner")
     # Insertion-ordered: the first key is the longest waiter.  Values unused.
     _waiters: dict[Waiter, None] = attrs.field(init=False, factory=dict)
 
@@ -207,10 +210,15 @@ class WaitQueue(_Blocking):
     _choice_point_first = False
     fast_acquire = False
 
-    _queue: WaitQueue = attrs.field(init=False)
+    @property
+    def _queue(self) -> WaitQueue:  # type: ignore[override]
+        # A bare queue parks its waiters in itself (a property: no reference to itself).
+        return self
 
-    def __attrs_post_init__(self) -> None:
-        self._queue = self
+    @property
+    def _owner(self) -> Any:
+        owner = self._owner_ref
+        return owner() if type(owner) is weakref.ReferenceType else owner
 
     def park(self) -> Awaitable[object]:
         """Block until woken; return the value given to the wake.
@@ -327,7 +335,7 @@ class Mutex(_Blocking):
     _queue: WaitQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._queue = WaitQueue(self.name, owner=self)
+        self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
         state = "locked" if self._owner is not None else "unlocked"
@@ -394,12 +402,17 @@ class Mutex(_Blocking):
         return self._owner is task
 
     def _release(self) -> None:
-        w = self._queue._pop() if self._queue._waiters else None
-        if w is None:
+        # The hot path of every hand-off: `_pop` and `_hand` inlined.
+        waiters = self._queue._waiters
+        if not waiters:
             self._owner = None
-        else:
-            self._owner = w.task
-            WaitQueue._hand(w, None)
+            return
+        w = next(iter(waiters))
+        del waiters[w]
+        self._owner = w.task
+        w.woken = True
+        w.value = None
+        w.runtime.wake(w, None)
 
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         self._release()
@@ -457,7 +470,7 @@ class RWLock(_Blocking):
     _queue: WaitQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._queue = WaitQueue(self.name, owner=self)
+        self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
         if self._writer is not None:
@@ -719,7 +732,7 @@ class Completion(_Blocking):
     _queue: WaitQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._queue = WaitQueue(self.name, owner=self)
+        self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
         state = "all" if self._all else f"done={self._done}"
@@ -847,7 +860,7 @@ class SlotPool(_Blocking):
 
     def __attrs_post_init__(self) -> None:
         self._free = list(range(self.size - 1, -1, -1))
-        self._queue = WaitQueue(self.name, owner=self)
+        self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
         return (
@@ -973,7 +986,7 @@ class Condition:
     _queue: WaitQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._queue = WaitQueue(self._lock.name, owner=self)
+        self._queue = WaitQueue(self._lock.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
         return f"<Condition over {self._lock!r} waiting={len(self._queue)}>"

@@ -37,6 +37,7 @@ See also
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -52,6 +53,7 @@ class WorkItem:
     """One ``struct work_struct``: a name (for reports) and the function it runs."""
 
     __slots__ = (
+        "__weakref__",
         "_done",
         "_gen",
         "_queued_on",
@@ -116,11 +118,15 @@ class _WorkOwner:
     __slots__ = ("_work",)
 
     def __init__(self, work: WorkItem) -> None:
-        self._work = work
+        # Weak: the item holds its queue, which holds this (no reference cycle).
+        self._work = weakref.ref(work)
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
-        running = self._work.running
-        return f"{self._work.key} to finish", (() if running is None else (running,))
+        work = self._work()
+        if work is None:
+            return "a freed work item to finish", ()
+        running = work.running
+        return f"{work.key} to finish", (() if running is None else (running,))
 
 
 class Workqueue:

@@ -24,7 +24,7 @@ See also
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -121,6 +121,24 @@ class World:
     def track(self, obj: Mutex | RWLock | Srcu) -> None:
         """Check `obj` for ``lock-held-at-exit`` at the end of the run too."""
         self.tracked.append(obj)
+
+    def _release(self) -> None:
+        """Cut the wiring's reference cycles once a run is over, so reference counting
+        frees the machine on return instead of the garbage collector (`run_world` calls
+        it; its world is not reachable afterwards).  What it cuts is wiring, not state:
+        the checker's lookups into the mm and memory, the device's fault handler, the
+        context's links to its protocol and subscription, the regions' tree handles."""
+        wiring = attrs.fields(Checker)
+        self.checker.page_lookup = cast(Any, wiring.page_lookup.default)
+        self.checker.frame_live = cast(Any, wiring.frame_live.default)
+        self.device.fault_handler = None
+        ctx = self.ctx
+        ctx.subscription.ctx = None  # type: ignore[assignment]
+        for umem in ctx.umems.values():
+            umem.handle = None
+        for file in self.files.values():
+            file.mappings.clear()
+        ctx.protocol.ctx = None  # type: ignore[assignment]
 
     def check_locks_at_exit(self) -> None:
         """Record a ``lock-held-at-exit`` for every lock, read lock or SRCU read section
@@ -225,6 +243,8 @@ def run_world(
         world.checker.deadlock(
             result.deadlock.describe(), tuple(b.task for b in cycle), result.steps
         )
-    return WorldRun(
+    run = WorldRun(
         world.protocol.name, result, tuple(world.violations), tuple(world.checker.events)
     )
+    world._release()
+    return run

@@ -34,7 +34,8 @@ See also
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -50,7 +51,7 @@ from ._base import (
     WaitTarget,
     live_runtime,
 )
-from .sim import CHECKPOINT, trap
+from .sim import CHECKPOINT
 
 __all__ = [
     "CancelScopeLike",
@@ -105,16 +106,23 @@ def current_runtime() -> Runtime:
     return live_runtime()
 
 
-def checkpoint(label: object = None) -> Awaitable[None]:
+@types.coroutine
+def checkpoint(label: object = None) -> Generator[Any, Any, None]:
     """Yield to the scheduler; raise the runtime's cancellation if cancelled.
 
     Blocks: only to let other tasks run.  Checkpoint: always.  In the sim, a choice point
     recorded with `label` (what the task is about to do: a string, a primitive).
+    Raises `ProtocolViolation` when awaited outside any runtime.
     """
     if RUNTIME_VAR.get(None) is not None:
-        # Only the sim sets the variable; skip the method call on its hot path.
-        return trap(CHECKPOINT, label)
-    return live_runtime().checkpoint(label)
+        # Only the sim sets the variable.  This generator is the sim's trap itself (no
+        # call of `trap`, no method call): one frame per step on the sim's hot path.
+        yield (CHECKPOINT, label)
+        return
+    live: Any = live_runtime().checkpoint(label)
+    if not isinstance(live, (types.GeneratorType, types.CoroutineType)):
+        live = live.__await__()
+    yield from live
 
 
 def current_task() -> object:

@@ -135,13 +135,26 @@ def _yield_once() -> Generator[None, None, None]:
     yield
 
 
+def _asyncio_current_task_of() -> Callable[[asyncio.AbstractEventLoop], object]:
+    """``asyncio.current_task(loop)``, without its Python layer where it has one (3.11:
+    a function reading the loop's entry of ``asyncio.tasks._current_tasks``, the table
+    the C tasks keep), on the hot path of every live acquire and release."""
+    table = getattr(asyncio.tasks, "_current_tasks", None)
+    if isinstance(asyncio.current_task, types.FunctionType) and isinstance(table, dict):
+        return table.get
+    return asyncio.current_task
+
+
+_current_task_of = _asyncio_current_task_of()
+
+
 class AsyncioRuntime(_AnyioRuntime):
     """Parks on an asyncio future, wakes with ``set_result``."""
 
     __slots__ = ()
 
     def current_task(self) -> object:
-        return asyncio.current_task(asyncio.get_running_loop())
+        return _current_task_of(asyncio.get_running_loop())
 
     def task_name(self, task: object) -> str:
         if isinstance(task, asyncio.Task):

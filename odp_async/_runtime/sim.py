@@ -68,7 +68,7 @@ import attrs
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import RUNTIME_VAR, Runtime, Waiter
-from .choosers import Chooser, RandomChooser
+from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import Footprint, declared_footprint
 
 __all__ = [
@@ -973,7 +973,7 @@ class SimRuntime(Runtime):
         """`_drive` for the common case: no footprints, no trace, a chooser asked only
         among several tasks.  The same steps, the same answers asked in the same order;
         only the bookkeeping those features need is left out (`RandomChooser`'s draw is
-        inlined: the same call of its generator)."""
+        inlined: the same call of its generator, as is `StreamChooser`'s)."""
         root_value: object = None
         root_error: BaseException | None = None
         runnable = self._runnable
@@ -981,6 +981,7 @@ class SimRuntime(Runtime):
         record = self._schedule.append
         max_steps = self._max_steps
         rnd = chooser._random if type(chooser) is RandomChooser else None
+        word = chooser._next if type(chooser) is StreamChooser else None
         choose = chooser.choose
         steps = 0
         last: SimTask | None = None
@@ -1001,6 +1002,8 @@ class SimRuntime(Runtime):
                     break
                 if rnd is not None:
                     i = int(rnd() * n)
+                elif word is not None:
+                    i = word() % n
                 else:
                     i = choose(runnable, last)
                     if not 0 <= i < n:

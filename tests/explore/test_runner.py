@@ -90,7 +90,7 @@ def test_dfs_completes_a_bug_free_program_and_says_so() -> None:
 
 
 def test_parallel_runs_give_the_same_results() -> None:
-    base = ExploreConfig(chooser="random", schedules=120, stop_on_first=True, shrink=False)
+    base = ExploreConfig(chooser="random", schedules=400, stop_on_first=True, shrink=False)
     target = Target.resolve("stray-end-corruption", "odp2014")
     one = explore_target(target, base)
     two = explore_target(target, base.evolve(jobs=2))

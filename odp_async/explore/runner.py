@@ -67,6 +67,7 @@ from ..scenarios import Scenario, Verdict
 from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
+from .dpor_parallel import explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
 from .pct import PctChooser
@@ -283,13 +284,10 @@ def explore_target(
     ``start``.
     """
     distributed = config.jobs > 1 or executor is not None or resume is not None
-    systematic = config.chooser in ("dfs", "dpor")  # one search tree, in this process
-    if systematic and (executor is not None or resume is not None or config.start):
-        raise InvalidArgument(
-            f"{config.chooser} does not distribute yet: only the seeded choosers (random, "
-            "pct) run on an executor, resume or shard by --start"
-        )
-    if distributed and not systematic and not target.is_named:
+    systematic = config.chooser in ("dfs", "dpor")  # one search tree
+    _check_systematic(config, executor, resume)
+    remote = executor is not None and not isinstance(executor, InlineExecutor)
+    if ((distributed and not systematic) or remote) and not target.is_named:
         why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
         what = f"jobs={config.jobs}" if config.jobs > 1 else "an executor or a resume file"
         raise InvalidArgument(
@@ -300,6 +298,8 @@ def explore_target(
     try:
         if config.chooser == "dfs":
             complete, bound = _explore_dfs(target, config, tally)
+        elif config.chooser == "dpor" and (config.jobs > 1 or executor is not None):
+            complete, bound = _explore_dpor_split(target, config, tally, executor)
         elif config.chooser == "dpor":
             complete, bound = _explore_dpor(target, config, tally)
         else:
@@ -311,6 +311,23 @@ def explore_target(
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     return tally.result(target, config, complete, bound, failure)
+
+
+def _check_systematic(
+    config: ExploreConfig, executor: Executor | None, resume: str | os.PathLike[str] | None
+) -> None:
+    """Refuse what dfs and dpor cannot do (an executor for dfs; resume and start)."""
+    if config.chooser == "dfs" and executor is not None:
+        raise InvalidArgument(
+            "dfs runs in this process: use --chooser dpor (split into subtrees), random or "
+            "pct on an executor"
+        )
+    if config.chooser in ("dfs", "dpor") and (resume is not None or config.start):
+        what = "resume" if resume is not None else f"start={config.start}"
+        raise InvalidArgument(
+            f"{config.chooser} cannot {what}: a run log and --start index the schedules of "
+            "a seeded search (random, pct), not the traces of a tree"
+        )
 
 
 def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreResult:
@@ -771,3 +788,24 @@ def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple
     if stopped:
         return False, config.preemption_bound
     return chooser.is_exhaustive, config.preemption_bound
+
+
+def _explore_dpor_split(
+    target: Target, config: ExploreConfig, tally: _Tally, executor: Executor | None
+) -> tuple[bool, int | None]:
+    """DPOR split into subtrees (`odp_async.explore.dpor_parallel`): on `executor`, else
+    on ``jobs`` worker processes (in this process for a target no other process can
+    rebuild: the same results).  (complete, the configured bound)."""
+    owned = None
+    if executor is None:
+        if target.is_named:
+            owned = executor = ProcessExecutor(min(config.jobs, 2 * (os.cpu_count() or 1)))
+        else:
+            executor = InlineExecutor()
+    tally.executor = executor.description
+    try:
+        complete = explore_split(target, config, executor, tally)
+    finally:
+        if owned is not None:
+            owned.close()
+    return complete, config.preemption_bound

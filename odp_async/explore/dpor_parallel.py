@@ -1,0 +1,316 @@
+"""DPOR split into subtrees: one search, handed out as prefixes to any executor.
+
+Contract
+    `explore_split(target, config, executor, sink)` runs the DPOR search of ``target``
+    (`odp_async.explore.dpor.DporChooser`) as independent work items, one per *prefix*,
+    on an `odp_async.explore.executors.Executor` (this process, worker processes, a Dask
+    cluster):
+
+    1. **Split.**  This process enumerates every prefix of the schedule tree, level by
+       level (one choice among several tasks or values per level), until there are at
+       least `SPLIT_PREFIXES` of them or none can be extended (`frontier`).  It runs the
+       program once per prefix and level (a probe, stopped at the next choice: not a
+       schedule, nothing is checked).  Every alternative at those levels is kept (within
+       the preemption bound), in option order: the prefixes, in order, are the *prefix
+       order*.
+    2. **Subtrees.**  Work item `k` (`run_subtree`) runs ``DporChooser(prefix=...)``: a
+       source-DPOR search of the executions that start with prefix `k`.  A race it finds
+       whose reversal point lies inside the prefix is dropped: every alternative there
+       is already a work item of its own (sound; redundant where DPOR would have skipped
+       an alternative).  The sleep set starts empty where the prefix ends (a sleep set
+       only prunes, so an empty one is sound; the siblings' sleep entries are not carried
+       across the split).  Each subtree is a complete DPOR from its prefix's state, and
+       the prefixes cover every choice at the top levels, so the union covers every
+       Mazurkiewicz trace: a search that completes says so, and a violation the serial
+       DPOR finds is of a kind the split search finds (every trace class is run).
+    3. **Order.**  Schedule `i` of the split search is the `i`-th trace in prefix order,
+       then in its subtree's own (deterministic) order.  The items run anywhere, in any
+       order; this process takes their results in prefix order, so the counts, the
+       failing indices, the first failure (lowest index) and its schedule and token are
+       identical for every executor and worker count.  The budget (``schedules``) counts
+       traces in that order: the item where it runs out is run again with what is left.
+       With ``stop_on_first`` a failure cancels the items after it.
+
+    The split is fixed (`SPLIT_PREFIXES`), not sized from measured time: a measured size
+    would make the counts depend on the machine.  Compared with the serial DPOR
+    (``jobs=1``, no executor), the split search runs at least one trace per prefix and
+    re-explores what the top levels' backtrack and sleep sets would have pruned, so its
+    trace count is larger or equal (never a trace class fewer).
+
+Concurrency
+    Blocking; the caller's thread drives the executor.  `run_subtree` is the task an
+    executor runs (a module-level function; its target may be a `TargetSpec`).
+
+See also
+    `odp_async.explore.dpor` (the search), `odp_async.explore.runner` (``explore``
+    calls this for ``chooser="dpor"`` with ``jobs > 1`` or an executor).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from .config import ExploreConfig
+from .dfs import PrunedExecution
+from .dpor import DporChooser
+from .executors import Executor, InlineExecutor
+from .target import Target, TargetSpec
+
+__all__ = [
+    "MAX_SPLIT_DEPTH",
+    "SPLIT_PREFIXES",
+    "Frontier",
+    "SubtreeResult",
+    "explore_split",
+    "frontier",
+    "run_subtree",
+]
+
+#: The least number of prefixes (work items) a split search hands out, when the tree has
+#: that many: ~4 items per worker of a 16-worker cluster, few enough that the redundancy
+#: of the top levels stays small.  Fixed, so results do not depend on the machine.
+SPLIT_PREFIXES = 64
+
+#: The most levels (choices) a prefix has.
+MAX_SPLIT_DEPTH = 32
+
+#: Seconds `explore_split` waits for results between two progress reports.
+WAIT_SECONDS = 1.0
+
+_Hit = tuple[int, tuple[int, ...]]
+
+
+class Sink(Protocol):
+    """Where the results go (the runner's tally): `done` traces so far, `pruned`."""
+
+    done: int
+    pruned: int
+
+    def merge(
+        self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
+    ) -> None: ...
+
+    def report(self, *, force: bool = False) -> None: ...
+
+
+@attrs.frozen
+class Frontier:
+    """The prefixes of a split search, in prefix order; `cut` when the preemption bound
+    dropped an alternative while splitting."""
+
+    prefixes: tuple[tuple[int, ...], ...]
+    cut: bool
+
+
+@attrs.frozen
+class SubtreeResult:
+    """What a work item sends back: traces run (to their end), executions pruned, steps,
+    the 1-based (within the item) indices of the failing traces, the first failure
+    (index, full schedule), whether its DPOR search was exhaustive, whether the explored
+    code raised KeyboardInterrupt, and its seconds."""
+
+    traces: int
+    pruned: int
+    steps: int
+    failing: tuple[int, ...]
+    hit: _Hit | None
+    exhaustive: bool
+    interrupted: bool
+    elapsed: float
+
+
+class _Stopped(Exception):
+    """A probe reached the choice after its prefix."""
+
+
+class _Probe:
+    """Replays a prefix, then stops the run at the next choice and records it: the number
+    of options and which of them would be preemptions (a draw: none), and the prefix's
+    own preemptions."""
+
+    __slots__ = ("_pos", "_prefix", "cost", "costs")
+
+    def __init__(self, prefix: tuple[int, ...]) -> None:
+        self._prefix = prefix
+        self._pos = 0
+        self.cost = 0
+        self.costs: tuple[int, ...] | None = None
+
+    def new_execution(self) -> None:
+        self._pos = 0
+        self.cost = 0
+        self.costs = None
+
+    def _next(self, costs: tuple[int, ...]) -> int:
+        if self._pos >= len(self._prefix):
+            self.costs = costs
+            raise _Stopped
+        pick = self._prefix[self._pos]
+        self._pos += 1
+        self.cost += costs[pick]
+        return pick
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        return self._next(tuple(0 if last is None or t is last else 1 for t in runnable))
+
+    def draw(self, n: int, label: object) -> int:
+        return self._next((0,) * n)
+
+
+def frontier(target: Target, config: ExploreConfig, least: int = SPLIT_PREFIXES) -> Frontier:
+    """The prefixes of `target`'s split search (see the module docstring): every prefix
+    of the next level replaces its parent, in option order, until there are `least` of
+    them, no prefix can be extended, or they are `MAX_SPLIT_DEPTH` choices long."""
+    bound = config.preemption_bound
+    level: list[tuple[tuple[int, ...], bool]] = [((), False)]  # (prefix, is a leaf)
+    cut = False
+    for _ in range(MAX_SPLIT_DEPTH):
+        if len(level) >= least or all(leaf for _, leaf in level):
+            break
+        grown: list[tuple[tuple[int, ...], bool]] = []
+        for prefix, leaf in level:
+            probe = _Probe(prefix)
+            if not leaf:
+                try:
+                    target.run(probe, max_steps=config.max_steps)
+                except _Stopped:
+                    pass
+            if probe.costs is None:
+                grown.append((prefix, True))  # the run ends before another choice
+                continue
+            for option, cost in enumerate(probe.costs):
+                if bound is not None and probe.cost + cost > bound:
+                    cut = True
+                    continue
+                grown.append(((*prefix, option), False))
+        level = grown
+    return Frontier(tuple(prefix for prefix, _ in level), cut)
+
+
+def run_subtree(
+    target: Target | TargetSpec, config: ExploreConfig, prefix: tuple[int, ...], budget: int
+) -> SubtreeResult:
+    """Work item: the DPOR search below `prefix`, at most `budget` traces, stopping at the
+    first failure with ``config.stop_on_first`` (the task an executor runs)."""
+    if isinstance(target, TargetSpec):
+        from .runner import _rebuilt  # the runner's per-process cache of rebuilt targets
+
+        target = _rebuilt(target)
+    start = time.perf_counter()
+    chooser = DporChooser(
+        config.preemption_bound,
+        trust_primitives=config.trust_primitives and not target.scenario.needs_world,
+        prefix=prefix,
+    )
+    traces = pruned = steps = 0
+    failing: list[int] = []
+    hit: _Hit | None = None
+    interrupted = stopped = False
+    try:
+        while traces < budget and chooser.has_more:
+            try:
+                execution = target.run(chooser, max_steps=config.max_steps)
+            except PrunedExecution:
+                pruned += 1
+                continue
+            traces += 1
+            steps += execution.sim.steps
+            if execution.is_failure:
+                failing.append(traces)
+                if hit is None:
+                    hit = (traces, execution.sim.schedule)
+                if config.stop_on_first:
+                    stopped = True
+                    break
+    except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
+        interrupted = True
+    exhaustive = not (stopped or interrupted) and chooser.is_exhaustive
+    elapsed = time.perf_counter() - start
+    return SubtreeResult(
+        traces, pruned, steps, tuple(failing), hit, exhaustive, interrupted, elapsed
+    )
+
+
+def explore_split(
+    target: Target,
+    config: ExploreConfig,
+    executor: Executor,
+    sink: Sink,
+    *,
+    least: int = SPLIT_PREFIXES,
+) -> bool:
+    """Run the split DPOR search of `target` on `executor`, adding what ran to `sink` in
+    prefix order (see the module docstring).  True when the search is complete: every
+    item exhaustive, nothing cut by the bound, the budget not spent and no stop at a
+    failure.  Errors of an item (a `NondeterminismError`...) are raised here."""
+    split = frontier(target, config, least)
+    prefixes = split.prefixes
+    task: Target | TargetSpec = target
+    if not isinstance(executor, InlineExecutor):
+        task = target.spec()
+        executor.prepare(task)
+    results: dict[int, tuple[str, SubtreeResult]] = {}
+    pending: dict[int, int] = {}  # an executor key -> its item
+    rerun = False  # the item the budget ends in was submitted again with what is left
+    submitted = 0
+    accepted = 0  # items taken, in prefix order
+    complete = not split.cut
+
+    def submit(item: int, budget: int) -> None:
+        key = item if budget == config.schedules else len(prefixes) + item
+        executor.submit(key, run_subtree, task, config, prefixes[item], budget)
+        pending[key] = item
+
+    try:
+        while accepted < len(prefixes):
+            while not rerun and submitted < len(prefixes) and len(pending) < executor.window:
+                submit(submitted, config.schedules)
+                submitted += 1
+            if accepted not in results:
+                assert pending, "split search: nothing pending, nothing to take"
+                for outcome in executor.wait(WAIT_SECONDS):
+                    item = pending.pop(outcome.key, None)  # type: ignore[call-overload]
+                    if item is None:
+                        continue
+                    if outcome.error is not None:
+                        raise outcome.error
+                    result: SubtreeResult = outcome.value
+                    if result.interrupted:
+                        raise KeyboardInterrupt
+                    results[item] = (outcome.worker, result)
+            finished = False
+            while accepted in results:
+                worker, result = results.pop(accepted)
+                left = config.schedules - sink.done
+                if result.traces > left and not rerun:
+                    # The budget ends inside this item: run just what is left of it.
+                    rerun = True
+                    executor.cancel(sorted(pending))
+                    pending.clear()
+                    results.clear()
+                    submit(accepted, left)
+                    break
+                base = sink.done
+                failing = tuple(base + i for i in result.failing)
+                hit = (base + result.hit[0], result.hit[1]) if result.hit is not None else None
+                sink.merge(worker, result.traces, result.steps, failing, hit)
+                sink.pruned += result.pruned
+                complete = complete and result.exhaustive
+                accepted += 1
+                spent = sink.done >= config.schedules and accepted < len(prefixes)
+                if spent or (config.stop_on_first and hit is not None):
+                    finished, complete = True, False
+                    break
+            sink.report()
+            if finished:
+                break
+    except BaseException:
+        executor.abort()
+        raise
+    if pending:
+        executor.cancel(sorted(pending))
+    return complete

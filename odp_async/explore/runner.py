@@ -285,7 +285,7 @@ def explore_target(
     """
     distributed = config.jobs > 1 or executor is not None or resume is not None
     systematic = config.chooser in ("dfs", "dpor")  # one search tree
-    _check_systematic(config, executor, resume)
+    check_systematic(config, executor is not None, resume)
     remote = executor is not None and not isinstance(executor, InlineExecutor)
     if ((distributed and not systematic) or remote) and not target.is_named:
         why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
@@ -313,11 +313,13 @@ def explore_target(
     return tally.result(target, config, complete, bound, failure)
 
 
-def _check_systematic(
-    config: ExploreConfig, executor: Executor | None, resume: str | os.PathLike[str] | None
+def check_systematic(
+    config: ExploreConfig, on_executor: bool, resume: str | os.PathLike[str] | None
 ) -> None:
-    """Refuse what dfs and dpor cannot do (an executor for dfs; resume and start)."""
-    if config.chooser == "dfs" and executor is not None:
+    """Raise `InvalidArgument` for what dfs and dpor cannot do: dfs on an executor
+    (`on_executor`), either with a `resume` file or a ``start``.  (The CLI asks before it
+    starts a cluster.)"""
+    if config.chooser == "dfs" and on_executor:
         raise InvalidArgument(
             "dfs runs in this process: use --chooser dpor (split into subtrees), random or "
             "pct on an executor"

@@ -49,7 +49,7 @@ See also
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -68,6 +68,7 @@ __all__ = [
     "explore_split",
     "frontier",
     "run_subtree",
+    "shares",
 ]
 
 #: The least number of prefixes (work items) a split search hands out, when the tree has
@@ -110,14 +111,16 @@ class Frontier:
 class SubtreeResult:
     """What a work item sends back: traces run (to their end), executions pruned, steps,
     the 1-based (within the item) indices of the failing traces, the first failure
-    (index, full schedule), whether its DPOR search was exhaustive, whether the explored
-    code raised KeyboardInterrupt, and its seconds."""
+    (index, full schedule), whether its DPOR search ran to its end (`finished`; within
+    the preemption bound) and whether it was also exhaustive (the bound cut nothing),
+    whether the explored code raised KeyboardInterrupt, and its seconds."""
 
     traces: int
     pruned: int
     steps: int
     failing: tuple[int, ...]
     hit: _Hit | None
+    finished: bool
     exhaustive: bool
     interrupted: bool
     elapsed: float
@@ -162,9 +165,10 @@ class _Probe:
 
 
 def frontier(target: Target, config: ExploreConfig, least: int = SPLIT_PREFIXES) -> Frontier:
-    """The prefixes of `target`'s split search (see the module docstring): every prefix
-    of the next level replaces its parent, in option order, until there are `least` of
-    them, no prefix can be extended, or they are `MAX_SPLIT_DEPTH` choices long."""
+    """The prefixes of `target`'s split search (see the module docstring): level by level,
+    each prefix is replaced by its children (in option order) until there are `least`
+    of them (the rest of that level stays as it is), no prefix can be extended, or they
+    are `MAX_SPLIT_DEPTH` choices long."""
     bound = config.preemption_bound
     level: list[tuple[tuple[int, ...], bool]] = [((), False)]  # (prefix, is a leaf)
     cut = False
@@ -172,13 +176,15 @@ def frontier(target: Target, config: ExploreConfig, least: int = SPLIT_PREFIXES)
         if len(level) >= least or all(leaf for _, leaf in level):
             break
         grown: list[tuple[tuple[int, ...], bool]] = []
-        for prefix, leaf in level:
+        for at, (prefix, leaf) in enumerate(level):
+            if leaf or len(grown) + len(level) - at >= least:
+                grown.append((prefix, leaf))
+                continue
             probe = _Probe(prefix)
-            if not leaf:
-                try:
-                    target.run(probe, max_steps=config.max_steps)
-                except _Stopped:
-                    pass
+            try:
+                target.run(probe, max_steps=config.max_steps)
+            except _Stopped:
+                pass
             if probe.costs is None:
                 grown.append((prefix, True))  # the run ends before another choice
                 continue
@@ -228,11 +234,18 @@ def run_subtree(
                     break
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
-    exhaustive = not (stopped or interrupted) and chooser.is_exhaustive
+    finished = not (stopped or interrupted) and chooser.is_complete
+    exhaustive = finished and chooser.is_exhaustive
     elapsed = time.perf_counter() - start
     return SubtreeResult(
-        traces, pruned, steps, tuple(failing), hit, exhaustive, interrupted, elapsed
+        traces, pruned, steps, tuple(failing), hit, finished, exhaustive, interrupted, elapsed
     )
+
+
+def shares(budget: int, items: int) -> list[int]:
+    """`budget` split evenly between `items` (the first ones get the remainder)."""
+    base, extra = divmod(budget, items)
+    return [base + (1 if k < extra else 0) for k in range(items)]
 
 
 def explore_split(
@@ -243,74 +256,124 @@ def explore_split(
     *,
     least: int = SPLIT_PREFIXES,
 ) -> bool:
-    """Run the split DPOR search of `target` on `executor`, adding what ran to `sink` in
+    """Run the split DPOR search of `target` on `executor` and add what ran to `sink`, in
     prefix order (see the module docstring).  True when the search is complete: every
-    item exhaustive, nothing cut by the bound, the budget not spent and no stop at a
-    failure.  Errors of an item (a `NondeterminismError`...) are raised here."""
+    item exhaustive, nothing cut by the bound, and no stop at a failure.  An item's error
+    (a `NondeterminismError`...) is raised here; so is `KeyboardInterrupt` raised by the
+    explored code.
+
+    The budget (``config.schedules`` traces) is shared evenly between the items; an item
+    that did not finish its subtree within its share is run again (from its start: a
+    search is not carried from one task to the next) with at most twice its share,
+    from what the finished ones left, in prefix order, while that is at least half its
+    share (so re-running costs at most as much again).  With ``stop_on_first`` the first
+    round with a failure is the last one, and the failing item of lowest prefix order
+    cancels the items after it."""
     split = frontier(target, config, least)
     prefixes = split.prefixes
+    n = len(prefixes)
     task: Target | TargetSpec = target
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
         executor.prepare(task)
-    results: dict[int, tuple[str, SubtreeResult]] = {}
-    pending: dict[int, int] = {}  # an executor key -> its item
-    rerun = False  # the item the budget ends in was submitted again with what is left
-    submitted = 0
-    accepted = 0  # items taken, in prefix order
-    complete = not split.cut
-
-    def submit(item: int, budget: int) -> None:
-        key = item if budget == config.schedules else len(prefixes) + item
-        executor.submit(key, run_subtree, task, config, prefixes[item], budget)
-        pending[key] = item
-
+    final: dict[int, tuple[str, SubtreeResult]] = {}  # item -> its latest result
+    budgets = dict(enumerate(shares(config.schedules, n)))
+    rounds = 0
     try:
-        while accepted < len(prefixes):
-            while not rerun and submitted < len(prefixes) and len(pending) < executor.window:
-                submit(submitted, config.schedules)
-                submitted += 1
-            if accepted not in results:
-                assert pending, "split search: nothing pending, nothing to take"
-                for outcome in executor.wait(WAIT_SECONDS):
-                    item = pending.pop(outcome.key, None)  # type: ignore[call-overload]
-                    if item is None:
-                        continue
-                    if outcome.error is not None:
-                        raise outcome.error
-                    result: SubtreeResult = outcome.value
-                    if result.interrupted:
-                        raise KeyboardInterrupt
-                    results[item] = (outcome.worker, result)
-            finished = False
-            while accepted in results:
-                worker, result = results.pop(accepted)
-                left = config.schedules - sink.done
-                if result.traces > left and not rerun:
-                    # The budget ends inside this item: run just what is left of it.
-                    rerun = True
-                    executor.cancel(sorted(pending))
-                    pending.clear()
-                    results.clear()
-                    submit(accepted, left)
+        while True:
+            wanted = {k: b for k, b in budgets.items() if b > 0}
+            _run_round(task, config, prefixes, executor, wanted, final, rounds, sink)
+            rounds += 1
+            if config.stop_on_first and any(r.hit for _, r in final.values()):
+                break
+            left = config.schedules - sum(r.traces for _, r in final.values())
+            budgets = {}
+            for k in range(n):
+                result = final.get(k)
+                if result is None or result[1].finished:
+                    continue
+                had = result[1].traces
+                more = min(had, left)
+                if more < max(1, had // 2):
                     break
-                base = sink.done
-                failing = tuple(base + i for i in result.failing)
-                hit = (base + result.hit[0], result.hit[1]) if result.hit is not None else None
-                sink.merge(worker, result.traces, result.steps, failing, hit)
-                sink.pruned += result.pruned
-                complete = complete and result.exhaustive
-                accepted += 1
-                spent = sink.done >= config.schedules and accepted < len(prefixes)
-                if spent or (config.stop_on_first and hit is not None):
-                    finished, complete = True, False
-                    break
-            sink.report()
-            if finished:
+                budgets[k] = had + more
+                left -= more
+            if not budgets:
                 break
     except BaseException:
         executor.abort()
         raise
-    if pending:
-        executor.cancel(sorted(pending))
+    return _merge(final, n, config, sink) and not split.cut
+
+
+def _run_round(
+    task: Target | TargetSpec,
+    config: ExploreConfig,
+    prefixes: tuple[tuple[int, ...], ...],
+    executor: Executor,
+    budgets: dict[int, int],
+    final: dict[int, tuple[str, SubtreeResult]],
+    round_: int,
+    sink: Sink,
+) -> None:
+    """Run the items of `budgets` (item -> traces), keeping `executor.window` submitted,
+    lowest first; record each result in `final`.  With ``stop_on_first``, a failing item
+    cancels the items after it."""
+    todo = sorted(budgets)
+    pending: dict[Hashable, int] = {}
+    first_hit: int | None = None
+    at = 0
+    while True:
+        while at < len(todo) and len(pending) < executor.window:
+            item = todo[at]
+            at += 1
+            if first_hit is not None and item > first_hit:
+                continue
+            key = (round_, item)
+            executor.submit(key, run_subtree, task, config, prefixes[item], budgets[item])
+            pending[key] = item
+        if not pending:
+            return
+        for outcome in executor.wait(WAIT_SECONDS):
+            item = pending.pop(outcome.key, -1)
+            if item < 0:
+                continue
+            if outcome.error is not None:
+                raise outcome.error
+            result: SubtreeResult = outcome.value
+            if result.interrupted:
+                raise KeyboardInterrupt
+            final[item] = (outcome.worker, result)
+            hit = config.stop_on_first and result.hit is not None
+            if hit and (first_hit is None or item < first_hit):
+                first_hit = item
+                late = [other for other, k in pending.items() if k > item]
+                executor.cancel(late)
+                for other in late:
+                    del pending[other]
+        # Progress: the traces run so far (provisional: an item run again counts once).
+        sink.done = sum(r.traces for _, r in final.values())
+        sink.report()
+        sink.done = 0
+
+
+def _merge(
+    final: dict[int, tuple[str, SubtreeResult]], n: int, config: ExploreConfig, sink: Sink
+) -> bool:
+    """Add the items' results to `sink` in prefix order (up to the first failing item
+    with ``stop_on_first``).  True when every item ran its subtree to the end."""
+    complete = True
+    for k in range(n):
+        if k not in final:
+            complete = False
+            continue
+        worker, result = final[k]
+        base = sink.done
+        failing = tuple(base + i for i in result.failing)
+        hit = (base + result.hit[0], result.hit[1]) if result.hit is not None else None
+        sink.merge(worker, result.traces, result.steps, failing, hit)
+        sink.pruned += result.pruned
+        complete = complete and result.exhaustive
+        if config.stop_on_first and hit is not None:
+            return False
     return complete

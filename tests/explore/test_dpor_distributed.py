@@ -307,3 +307,30 @@ def test_the_first_failing_item_cancels_the_items_after_it(
     assert ran == list(prefixes[: last + 1])  # in prefix order, none after the failing one
     assert last < len(prefixes) - 1
     assert result.failure.schedule[: len(ran[-1])] == ran[-1]
+
+
+def test_a_dask_local_cluster_finds_what_this_process_finds(user: ModuleType) -> None:
+    pytest.importorskip("distributed")
+    from odp_async.explore.dask_executor import DaskExecutor
+
+    ref = f"{user.__name__}:lost_update"
+    kw = {"chooser": "dpor", "schedules": 3000}
+    cell = {"chooser": "dpor", "schedules": 2000, "stop_on_first": False, "shrink": False}
+    here = [
+        check(ref, executor=InlineExecutor(), **kw),
+        explore("classic:wronglock", executor=InlineExecutor(), **cell),
+        explore("registration-race", "odp2014", executor=InlineExecutor(), **kw),
+    ]
+    with DaskExecutor.local(2, processes=False, dashboard=False) as dask:
+        there = [
+            check(ref, executor=dask, **kw),
+            explore("classic:wronglock", executor=dask, **cell),
+            explore("registration-race", "odp2014", executor=dask, **kw),
+        ]
+        workers = set(dask.client.nthreads())
+    for a, b in zip(here, there, strict=True):
+        assert outcome(a) == outcome(b)
+        assert set(b.per_worker) <= workers
+        assert b.executor.startswith("Dask cluster at ")
+    assert here[0].failure is not None
+    assert here[1].complete

@@ -268,7 +268,8 @@ def explore_split(
     from what the finished ones left, in prefix order, while that is at least half its
     share (so re-running costs at most as much again).  With ``stop_on_first`` the first
     round with a failure is the last one, and the failing item of lowest prefix order
-    cancels the items after it."""
+    cancels the items after it.  On `KeyboardInterrupt` the items that ran are added to
+    `sink` (a partial result) before it propagates."""
     split = frontier(target, config, least)
     prefixes = split.prefixes
     n = len(prefixes)
@@ -300,6 +301,10 @@ def explore_split(
                 left -= more
             if not budgets:
                 break
+    except KeyboardInterrupt:
+        executor.abort()
+        _merge(final, n, config, sink)  # the partial result: the items that ran
+        raise
     except BaseException:
         executor.abort()
         raise
@@ -353,8 +358,10 @@ def _run_round(
                     del pending[other]
         # Progress: the traces run so far (provisional: an item run again counts once).
         sink.done = sum(r.traces for _, r in final.values())
-        sink.report()
-        sink.done = 0
+        try:
+            sink.report()
+        finally:
+            sink.done = 0
 
 
 def _merge(

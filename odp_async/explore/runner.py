@@ -9,7 +9,12 @@ Contract
     - ``dfs``: one `DfsChooser` walks the schedule tree (bounded by
       ``preemption_bound``, or iteratively from 0 to ``max_preemptions``), with sleep-set
       and symmetry reduction unless ``reduction=False``; the result says whether the space
-      was **complete** for the bound.
+      was **complete** for the bound;
+    - ``dpor``: one `DporChooser` (source-DPOR with sleep sets) walks the tree in this
+      process; with ``jobs > 1`` or an executor the search is split into prefixes, each
+      a subtree searched by a worker (`odp_async.explore.dpor_parallel`: the same
+      results for every executor and worker count; it completes, and finds every
+      violation kind the serial search finds, in at least as many traces).
 
     It stops at the first failing schedule (``stop_on_first``) or at the budget.  The
     failure comes with its replay token, and (``shrink``) a shrunk schedule and its token.
@@ -17,7 +22,8 @@ Contract
     schedules run in worker processes, or with ``executor=`` on any `Executor` (a Dask
     cluster: `odp_async.explore.dask_executor`), and the results (which schedules fail,
     and how; the first failure is the one of lowest index, with the same token) are the
-    same for every executor and worker count; dfs runs in this process.  Work goes out
+    same for every executor and worker count; dfs runs in this process, dpor as
+    above.  Work goes out
     in chunks sized from the measured cost of a schedule; a failure cancels the chunks
     that cannot hold an earlier one (unless ``stop_on_first=False``: all failures, whose
     indices are in `ExploreResult.failing`).  ``start`` shards a search by index, and
@@ -280,8 +286,10 @@ def explore_target(
     uses worker processes of this machine.  `resume` names a run log (random, pct): the
     chunks it records are not run again, and each chunk that completes is added to it,
     so an interrupted run continues where it stopped (`odp_async.explore.runlog`).
-    Raises `InvalidArgument` for dfs or dpor with an executor, a `resume` file or a
-    ``start``.
+    dpor with ``jobs > 1`` or an `executor` is split into subtrees
+    (`odp_async.explore.dpor_parallel`; a target no other process can rebuild runs them
+    in this process).  Raises `InvalidArgument` for dfs with an executor, and for dfs or
+    dpor with a `resume` file or a ``start``.
     """
     distributed = config.jobs > 1 or executor is not None or resume is not None
     systematic = config.chooser in ("dfs", "dpor")  # one search tree

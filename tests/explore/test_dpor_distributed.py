@@ -15,7 +15,8 @@ from types import ModuleType
 import pytest
 
 from odp_async.cli import main
-from odp_async.errors import InvalidArgument, NondeterminismError
+from odp_async import checkpoint, task_group
+from odp_async.errors import ExploreInterrupted, InvalidArgument, NondeterminismError
 from odp_async.explore import (
     ExploreConfig,
     ExploreResult,
@@ -334,3 +335,27 @@ def test_a_dask_local_cluster_finds_what_this_process_finds(user: ModuleType) ->
         assert b.executor.startswith("Dask cluster at ")
     assert here[0].failure is not None
     assert here[1].complete
+
+
+def test_a_keyboard_interrupt_in_a_subtree_keeps_what_the_items_before_it_ran() -> None:
+    async def program() -> None:  # interrupted where task c runs first
+        order: list[str] = []
+
+        async def step(name: str) -> None:
+            await checkpoint("x")
+            order.append(name)
+            await checkpoint("y")
+
+        async with task_group() as tg:
+            for name in "abc":
+                tg.start_soon(step, name)
+        if order[0] == "c":
+            raise KeyboardInterrupt
+
+    with pytest.raises(ExploreInterrupted) as caught:
+        check(program, chooser="dpor", executor=InlineExecutor(), schedules=1000)
+    partial = caught.value.result
+    assert partial.interrupted
+    assert not partial.complete
+    assert partial.schedules > 0
+    assert partial.per_worker == {"main": partial.schedules}

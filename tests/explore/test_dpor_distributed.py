@@ -14,8 +14,8 @@ from types import ModuleType
 
 import pytest
 
-from odp_async.cli import main
 from odp_async import checkpoint, task_group
+from odp_async.cli import main
 from odp_async.errors import ExploreInterrupted, InvalidArgument, NondeterminismError
 from odp_async.explore import (
     ExploreConfig,

@@ -359,3 +359,20 @@ def test_a_keyboard_interrupt_in_a_subtree_keeps_what_the_items_before_it_ran() 
     assert not partial.complete
     assert partial.schedules > 0
     assert partial.per_worker == {"main": partial.schedules}
+
+
+def test_the_cli_runs_dpor_on_a_local_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    # README "Beyond one machine": odp-async explore ... --chooser dpor --cluster local:N
+    pytest.importorskip("distributed")
+    here = explore("classic:wronglock", chooser="dpor", executor=InlineExecutor())
+    command = ["explore", "classic:wronglock", "--chooser", "dpor", "--cluster", "local:2"]
+    code = main([*command, "--json"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("cluster: Dask cluster at ")
+    data = json.loads(captured.out)
+    assert data["executor"].startswith("Dask cluster at ")
+    assert here.failure is not None
+    assert data["schedules"] == here.schedules
+    assert data["failure"]["schedule_index"] == here.failure.index
+    assert data["failure"]["shrunk_token"] == here.failure.shrunk_token

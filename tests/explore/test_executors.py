@@ -237,7 +237,8 @@ def test_a_missing_extra_is_one_line_naming_it() -> None:
 
 
 def test_systematic_choosers_run_here_whatever_jobs_says() -> None:
-    """dfs and dpor walk one tree in this process: jobs=2 needs no re-importable target."""
+    """jobs=2 needs no re-importable target for dfs (its tree is walked here) nor for dpor
+    (its subtrees then run in this process)."""
 
     async def local() -> None:  # a closure: no other process could rebuild it
         pass

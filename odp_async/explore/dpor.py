@@ -244,6 +244,16 @@ class DporChooser(_SystematicChooser[_Node]):
         return bool(self._queue)
 
     @property
+    def next_preemptions(self) -> int | None:
+        """The preemptions of the next execution's forced prefix (its queue entry's), or
+        None before the first execution and when none is left.  Entries are taken
+        fewest preemptions first (`odp_async.explore.dpor_parallel` runs a search up to
+        a level of them)."""
+        if not self._started or not self.has_more or not self._queue:
+            return None
+        return self._queue[0][0]
+
+    @property
     def bound(self) -> int | None:
         return self.preemption_bound
 

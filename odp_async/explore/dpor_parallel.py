@@ -25,26 +25,28 @@ Contract
        the prefixes cover every choice at the top levels, so the union covers every
        Mazurkiewicz trace: a search that completes says so, and a violation the serial
        DPOR finds is of a kind the split search finds (every trace class is run).
-    3. **Budget.**  The budget (``schedules`` traces) is shared evenly between the items
-       (`shares`), so a budgeted search samples every subtree, as the serial search's
-       fewest-preemptions-first order samples the whole tree, instead of spending it all
-       in the first subtree.  An item that did not finish within its share runs again
-       (from its start) with at most twice its share, taken in prefix order from what
-       the finished items left, while that is at least half its share.  So a search
-       stops short of its budget by what no item could use that way, and re-running
-       costs at most as much again.
-    4. **Order.**  Schedule `i` of the split search is the `i`-th trace in prefix order,
-       then in its subtree's own (deterministic) order, of each item's last run.  Items
-       run anywhere, in any order; each result depends only on (prefix, share), and the
-       shares of a round only on the results of the rounds before it, so the counts,
-       the failing indices, the first failure (lowest index) and its schedule and token
-       are identical for every executor and worker count.  With ``stop_on_first`` the
-       first round with a failure is the last, and its failing item of lowest prefix
-       order cancels the items after it.
+    3. **Levels.**  Like the serial search, which takes its pending entries fewest
+       preemptions first, the split search runs in rounds by level: round `L` runs
+       every subtree that has executions whose forced prefix has `L` preemptions, up to
+       the first entry with more (`run_subtree` with ``level=L``; a subtree's first
+       execution has its prefix's preemptions).  A search is stateless, so a round runs
+       its subtrees again from their start (the run up to `L` is the beginning of the
+       run up to a higher level): the price of the order, small where each level holds
+       more traces than the ones below it.  Levels no subtree has are skipped.
+    4. **Order.**  Schedule `i` of the split search is the `i`-th trace by round, then
+       by prefix order, then in the subtree's own (deterministic) order; a trace belongs
+       to the round that first ran it.  Items run anywhere, in any order; each result
+       depends only on (prefix, level, budget), and what a round runs only on the rounds
+       before it, so the counts, the failing indices, the first failure (lowest index)
+       and its schedule and token are identical for every executor and worker count.
+       The budget (``schedules`` traces) counts in that order: the item where it runs
+       out is run again with just what is left, and the items after it in that round
+       keep their previous round's traces.  With ``stop_on_first`` a failing item ends
+       the search and cancels the items after it in its round.
 
     The split is fixed (`SPLIT_PREFIXES`), not sized from measured time: a measured size
-    would make the counts depend on the machine.  The counts do depend on the budget (it
-    sets the shares).  Compared with the serial DPOR (``jobs=1``, no executor), the split
+    would make the counts depend on the machine.  Compared with the serial DPOR
+    (``jobs=1``, no executor), the split
     search runs at least one trace per prefix and re-explores what the top levels'
     backtrack and sleep sets would have pruned: 1.2-2.3x the serial search's traces on
     the SCTBench programs (tests/explore/test_dpor_distributed.py checks the same
@@ -81,7 +83,6 @@ __all__ = [
     "explore_split",
     "frontier",
     "run_subtree",
-    "shares",
 ]
 
 #: The least number of prefixes (work items) a split search hands out, when the tree has
@@ -118,6 +119,8 @@ class Frontier:
 
     prefixes: tuple[tuple[int, ...], ...]
     cut: bool
+    #: The preemptions of each prefix.
+    costs: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -137,6 +140,8 @@ class SubtreeResult:
     exhaustive: bool
     interrupted: bool
     elapsed: float
+    #: The preemptions of the next execution's forced prefix (None: finished).
+    upcoming: int | None = None
 
 
 class _Stopped(Exception):
@@ -183,15 +188,16 @@ def frontier(target: Target, config: ExploreConfig, least: int = SPLIT_PREFIXES)
     of them (the rest of that level stays as it is), no prefix can be extended, or they
     are `MAX_SPLIT_DEPTH` choices long."""
     bound = config.preemption_bound
-    level: list[tuple[tuple[int, ...], bool]] = [((), False)]  # (prefix, is a leaf)
+    # (prefix, is a leaf, its preemptions)
+    level: list[tuple[tuple[int, ...], bool, int]] = [((), False, 0)]
     cut = False
     for _ in range(MAX_SPLIT_DEPTH):
-        if len(level) >= least or all(leaf for _, leaf in level):
+        if len(level) >= least or all(leaf for _, leaf, _ in level):
             break
-        grown: list[tuple[tuple[int, ...], bool]] = []
-        for at, (prefix, leaf) in enumerate(level):
+        grown: list[tuple[tuple[int, ...], bool, int]] = []
+        for at, (prefix, leaf, had) in enumerate(level):
             if leaf or len(grown) + len(level) - at >= least:
-                grown.append((prefix, leaf))
+                grown.append((prefix, leaf, had))
                 continue
             probe = _Probe(prefix)
             try:
@@ -199,22 +205,30 @@ def frontier(target: Target, config: ExploreConfig, least: int = SPLIT_PREFIXES)
             except _Stopped:
                 pass
             if probe.costs is None:
-                grown.append((prefix, True))  # the run ends before another choice
+                grown.append((prefix, True, had))  # the run ends before another choice
                 continue
             for option, cost in enumerate(probe.costs):
                 if bound is not None and probe.cost + cost > bound:
                     cut = True
                     continue
-                grown.append(((*prefix, option), False))
+                grown.append(((*prefix, option), False, probe.cost + cost))
         level = grown
-    return Frontier(tuple(prefix for prefix, _ in level), cut)
+    return Frontier(tuple(p for p, _, _ in level), cut, tuple(c for _, _, c in level))
 
 
 def run_subtree(
-    target: Target | TargetSpec, config: ExploreConfig, prefix: tuple[int, ...], budget: int
+    target: Target | TargetSpec,
+    config: ExploreConfig,
+    prefix: tuple[int, ...],
+    budget: int,
+    level: int | None = None,
+    first: int = 0,
 ) -> SubtreeResult:
-    """Work item: the DPOR search below `prefix`, at most `budget` traces, stopping at the
-    first failure with ``config.stop_on_first`` (the task an executor runs)."""
+    """Work item: the DPOR search below `prefix`, at most `budget` traces, up to the
+    executions whose forced prefix has at most `level` preemptions (None: all; `first`:
+    the first execution's, the prefix's own), stopping at the first failure with
+    ``config.stop_on_first`` (the task an executor runs).  The run with a level is the
+    beginning of the run with a higher one."""
     if isinstance(target, TargetSpec):
         from .runner import _rebuilt  # the runner's per-process cache of rebuilt targets
 
@@ -229,8 +243,12 @@ def run_subtree(
     failing: list[int] = []
     hit: _Hit | None = None
     interrupted = stopped = False
+    upcoming: int | None = first
     try:
         while traces < budget and chooser.has_more:
+            upcoming = first if chooser.executions == 0 else chooser.next_preemptions
+            if level is not None and upcoming is not None and upcoming > level:
+                break
             try:
                 execution = target.run(chooser, max_steps=config.max_steps)
             except PrunedExecution:
@@ -249,16 +267,35 @@ def run_subtree(
         interrupted = True
     finished = not (stopped or interrupted) and chooser.is_complete
     exhaustive = finished and chooser.is_exhaustive
+    if not finished:
+        upcoming = first if chooser.executions == 0 else chooser.next_preemptions
     elapsed = time.perf_counter() - start
     return SubtreeResult(
-        traces, pruned, steps, tuple(failing), hit, finished, exhaustive, interrupted, elapsed
+        traces,
+        pruned,
+        steps,
+        tuple(failing),
+        hit,
+        finished,
+        exhaustive,
+        interrupted,
+        elapsed,
+        None if finished else upcoming,
     )
 
 
-def shares(budget: int, items: int) -> list[int]:
-    """`budget` split evenly between `items` (the first ones get the remainder)."""
-    base, extra = divmod(budget, items)
-    return [base + (1 if k < extra else 0) for k in range(items)]
+@attrs.define
+class _Item:
+    """A prefix's latest accepted result, and how many traces it had after each round
+    it ran in (round, traces)."""
+
+    worker: str = "main"
+    result: SubtreeResult | None = None
+    counts: list[tuple[int, int]] = attrs.field(factory=list)
+
+    @property
+    def traces(self) -> int:
+        return self.result.traces if self.result is not None else 0
 
 
 def explore_split(
@@ -269,89 +306,129 @@ def explore_split(
     *,
     least: int = SPLIT_PREFIXES,
 ) -> bool:
-    """Run the split DPOR search of `target` on `executor` and add what ran to `sink`, in
-    prefix order (see the module docstring).  True when the search is complete: every
-    item exhaustive, nothing cut by the bound, and no stop at a failure.  An item's error
-    (a `NondeterminismError`...) is raised here; so is `KeyboardInterrupt` raised by the
-    explored code.
-
-    The budget (``config.schedules`` traces) is shared evenly between the items; an item
-    that did not finish its subtree within its share is run again (from its start: a
-    search is not carried from one task to the next) with at most twice its share,
-    from what the finished ones left, in prefix order, while that is at least half its
-    share (so re-running costs at most as much again).  With ``stop_on_first`` the first
-    round with a failure is the last one, and the failing item of lowest prefix order
-    cancels the items after it.  On `KeyboardInterrupt` the items that ran are added to
-    `sink` (a partial result) before it propagates."""
+    """Run the split DPOR search of `target` on `executor` and add what ran to `sink`
+    (see the module docstring).  True when the search is complete: every item
+    exhaustive, nothing cut by the bound, the budget not spent and no stop at a failure.
+    An item's error (a `NondeterminismError`...) is raised here; so is
+    `KeyboardInterrupt` raised by the explored code, after the rounds that ran are
+    added to `sink` (a partial result)."""
     split = frontier(target, config, least)
-    prefixes = split.prefixes
+    prefixes, costs = split.prefixes, split.costs
     n = len(prefixes)
     task: Target | TargetSpec = target
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
         executor.prepare(task)
-    final: dict[int, tuple[str, SubtreeResult]] = {}  # item -> its latest result
-    budgets = dict(enumerate(shares(config.schedules, n)))
-    rounds = 0
+    items = [_Item() for _ in range(n)]
+    news: list[list[int]] = []  # per round: the new traces of each item
+    complete = not split.cut
     try:
         while True:
-            wanted = {k: b for k, b in budgets.items() if b > 0}
-            _run_round(task, config, prefixes, executor, wanted, final, rounds, sink)
-            rounds += 1
-            if config.stop_on_first and any(r.hit for _, r in final.values()):
+            upcoming = [
+                costs[k] if item.result is None else item.result.upcoming
+                for k, item in enumerate(items)
+            ]
+            levels = [u for u in upcoming if u is not None]
+            if not levels:
+                break  # every subtree ran to its end
+            left = config.schedules - sum(item.traces for item in items)
+            if left <= 0:
+                complete = False
                 break
-            left = config.schedules - sum(r.traces for _, r in final.values())
-            budgets = {}
-            for k in range(n):
-                result = final.get(k)
-                if result is None or result[1].finished:
-                    continue
-                had = result[1].traces
-                more = min(had, left)
-                if more < max(1, had // 2):
+            level = min(levels)
+            active = [k for k in range(n) if upcoming[k] == level]
+            wanted = {k: (items[k].traces + left, level) for k in active}
+            had = [item.traces for item in items]
+            done = _run_round(
+                task, config, prefixes, costs, executor, wanted, len(news), had, left
+            )
+            new = [0] * n
+            news.append(new)
+            stop = False
+            for k in active:
+                if k not in done:
+                    break  # cancelled: after the failing item
+                worker, result = done[k]
+                grew = result.traces - items[k].traces
+                if grew > left:
+                    # The budget ends inside this item: run just what is left of it.
+                    budget = items[k].traces + left
+                    again = _run_round(
+                        task, config, prefixes, costs, executor, {k: (budget, level)}, -1
+                    )
+                    worker, result = again[k]
+                    grew = left
+                    stop = True
+                items[k] = _Item(
+                    worker, result, [*items[k].counts, (len(news) - 1, result.traces)]
+                )
+                new[k] = grew
+                left -= grew
+                hit = result.hit is not None and config.stop_on_first
+                if stop or hit:
+                    stop, complete = True, False
                     break
-                budgets[k] = had + more
-                left -= more
-            if not budgets:
+            _progress(sink, items)
+            if stop:
                 break
     except KeyboardInterrupt:
         executor.abort()
-        _merge(final, n, config, sink)  # the partial result: the items that ran
+        _merge(items, news, sink)
         raise
     except BaseException:
         executor.abort()
         raise
-    return _merge(final, n, config, sink) and not split.cut
+    _merge(items, news, sink)
+    return complete and all(item.result is not None and item.result.exhaustive for item in items)
+
+
+def _progress(sink: Sink, items: list[_Item]) -> None:
+    sink.done = sum(item.traces for item in items)
+    try:
+        sink.report()
+    finally:
+        sink.done = 0
 
 
 def _run_round(
     task: Target | TargetSpec,
     config: ExploreConfig,
     prefixes: tuple[tuple[int, ...], ...],
+    costs: tuple[int, ...],
     executor: Executor,
-    budgets: dict[int, int],
-    final: dict[int, tuple[str, SubtreeResult]],
+    wanted: dict[int, tuple[int, int]],
     round_: int,
-    sink: Sink,
-) -> None:
-    """Run the items of `budgets` (item -> traces), keeping `executor.window` submitted,
-    lowest first; record each result in `final`.  With ``stop_on_first``, a failing item
-    cancels the items after it."""
-    todo = sorted(budgets)
+    had: list[int] | None = None,
+    left: int = 0,
+) -> dict[int, tuple[str, SubtreeResult]]:
+    """Run the items of `wanted` (item -> (budget, level)), keeping `executor.window`
+    submitted, lowest first: their (worker, result).  An item after the one where the
+    results so far, in prefix order, add up `left` new traces (beyond `had`, the traces
+    each had) is not needed: cancelled, left out.  So is, with ``stop_on_first``, an item
+    after a failing one."""
+    todo = sorted(wanted)
     pending: dict[Hashable, int] = {}
-    first_hit: int | None = None
+    done: dict[int, tuple[str, SubtreeResult]] = {}
+    last: int | None = None  # no item after it is needed
     at = 0
     while True:
         while at < len(todo) and len(pending) < executor.window:
             item = todo[at]
             at += 1
-            if first_hit is not None and item > first_hit:
+            if last is not None and item > last:
                 continue
             key = (round_, item)
-            executor.submit(key, run_subtree, task, config, prefixes[item], budgets[item])
+            budget, level = wanted[item]
+            if had is not None and all(k in done for k in todo[: at - 1]):
+                # every item before it is done: just what they left (nothing to re-run)
+                used = sum(done[k][1].traces - had[k] for k in todo[: at - 1])
+                budget = min(budget, had[item] + left - used)
+            executor.submit(
+                key, run_subtree, task, config, prefixes[item], budget, level, costs[item]
+            )
             pending[key] = item
         if not pending:
-            return
+            return {k: v for k, v in done.items() if last is None or k <= last}
         for outcome in executor.wait(WAIT_SECONDS):
             item = pending.pop(outcome.key, -1)
             if item < 0:
@@ -361,39 +438,53 @@ def _run_round(
             result: SubtreeResult = outcome.value
             if result.interrupted:
                 raise KeyboardInterrupt
-            final[item] = (outcome.worker, result)
-            hit = config.stop_on_first and result.hit is not None
-            if hit and (first_hit is None or item < first_hit):
-                first_hit = item
-                late = [other for other, k in pending.items() if k > item]
+            done[item] = (outcome.worker, result)
+            end = last
+            if config.stop_on_first and result.hit is not None:
+                end = item if end is None else min(end, item)
+            if had is not None:
+                grown = 0
+                for k in todo:  # the items done so far, in prefix order
+                    if k not in done or (end is not None and k > end):
+                        break
+                    grown += done[k][1].traces - had[k]
+                    if grown >= left:
+                        end = k if end is None else min(end, k)
+                        break
+            if end is not None and end != last:
+                last = end
+                late = [other for other, k in pending.items() if k > end]
                 executor.cancel(late)
                 for other in late:
                     del pending[other]
-        # Progress: the traces run so far (provisional: an item run again counts once).
-        sink.done = sum(r.traces for _, r in final.values())
-        try:
-            sink.report()
-        finally:
-            sink.done = 0
 
 
-def _merge(
-    final: dict[int, tuple[str, SubtreeResult]], n: int, config: ExploreConfig, sink: Sink
-) -> bool:
-    """Add the items' results to `sink` in prefix order (up to the first failing item
-    with ``stop_on_first``).  True when every item ran its subtree to the end."""
-    complete = True
-    for k in range(n):
-        if k not in final:
-            complete = False
+def _merge(items: list[_Item], news: list[list[int]], sink: Sink) -> None:
+    """Add the items' results to `sink`.  The order of the traces: by round, then by
+    item (prefix order), then in the item's own order; a trace belongs to the round
+    whose run first reached it."""
+    offsets: list[list[int]] = []  # per round, per item: the traces before its new ones
+    base = 0
+    for new in news:
+        row = []
+        for grew in new:
+            row.append(base)
+            base += grew
+        offsets.append(row)
+
+    def index(k: int, m: int) -> int:
+        before = 0
+        for round_, count in items[k].counts:
+            if m <= count:
+                return offsets[round_][k] + m - before
+            before = count
+        raise AssertionError(f"trace {m} of item {k} is in no round")
+
+    for k, item in enumerate(items):
+        result = item.result
+        if result is None:
             continue
-        worker, result = final[k]
-        base = sink.done
-        failing = tuple(base + i for i in result.failing)
-        hit = (base + result.hit[0], result.hit[1]) if result.hit is not None else None
-        sink.merge(worker, result.traces, result.steps, failing, hit)
+        failing = tuple(index(k, m) for m in result.failing)
+        hit = (index(k, result.hit[0]), result.hit[1]) if result.hit is not None else None
+        sink.merge(item.worker, result.traces, result.steps, failing, hit)
         sink.pruned += result.pruned
-        complete = complete and result.exhaustive
-        if config.stop_on_first and hit is not None:
-            return False
-    return complete

@@ -29,7 +29,7 @@ from odp_async.explore import (
 )
 from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
-from odp_async.explore.dpor_parallel import SPLIT_PREFIXES, frontier, run_subtree, shares
+from odp_async.explore.dpor_parallel import SPLIT_PREFIXES, SubtreeResult, frontier, run_subtree
 from odp_async.scenarios import Verdict
 from tests._usermod import lost_update_source, pythonpath_env
 from tests.conftest import UserModule
@@ -195,12 +195,6 @@ def test_a_budget_smaller_than_the_split_runs_only_that_many(pool: ProcessExecut
     assert not here.complete
 
 
-def test_the_budget_is_shared_evenly() -> None:
-    assert shares(10, 4) == [3, 3, 2, 2]
-    assert shares(3, 5) == [1, 1, 1, 0, 0]
-    assert sum(shares(1000, 64)) == 1000
-
-
 def test_a_user_function_here_and_on_worker_processes(user: ModuleType) -> None:
     ref = f"{user.__name__}:lost_update"
     here = check(ref, chooser="dpor", schedules=2000, executor=InlineExecutor())
@@ -269,87 +263,84 @@ def test_a_bad_prefix_is_refused() -> None:
         chooser.new_execution()
 
 
-def test_an_item_that_needs_more_than_its_share_runs_again_with_what_is_left(
+Call = tuple[tuple[int, ...], int, int | None, SubtreeResult]
+
+
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
+    """Record every work item run: (prefix, budget, level, result)."""
+    calls: list[Call] = []
+
+    def recorded(
+        target: object,
+        config: ExploreConfig,
+        prefix: tuple[int, ...],
+        budget: int,
+        level: int | None = None,
+        first: int = 0,
+    ) -> SubtreeResult:
+        result = run_subtree(target, config, prefix, budget, level, first)  # type: ignore[arg-type]
+        calls.append((prefix, budget, level, result))
+        return result
+
+    monkeypatch.setattr(dpor_parallel, "run_subtree", recorded)
+    return calls
+
+
+def test_rounds_go_by_preemptions_and_the_first_failure_ends_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[int] = []
-
-    def counted(*args: object) -> object:
-        calls.append(args[3])  # type: ignore[arg-type]
-        return run_subtree(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(dpor_parallel, "run_subtree", counted)
+    calls = spy(monkeypatch)
     target = Target.resolve("classic:reorder_3")
-    n = len(frontier(target, ExploreConfig(chooser="dpor")).prefixes)
-    kw = {"chooser": "dpor", "schedules": 1000, "stop_on_first": False, "shrink": False}
-    result = explore("classic:reorder_3", executor=InlineExecutor(), **kw)
-    first_round = calls[:n]
-    assert first_round == shares(1000, n)
-    assert len(calls) > n  # some items ran again, with at most twice their share
-    assert result.schedules > 1000 // 2
-    assert result.schedules <= 1000
-
-
-def test_the_first_failing_item_cancels_the_items_after_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    ran: list[tuple[int, ...]] = []
-
-    def counted(*args: object) -> object:
-        ran.append(args[2])  # type: ignore[arg-type]
-        return run_subtree(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(dpor_parallel, "run_subtree", counted)
-    target = Target.resolve("classic:reorder_3")
-    prefixes = frontier(target, ExploreConfig(chooser="dpor")).prefixes
+    split = frontier(target, ExploreConfig(chooser="dpor"))
     result = explore("classic:reorder_3", chooser="dpor", executor=InlineExecutor())
     assert result.failure is not None
-    last = prefixes.index(ran[-1])
-    assert ran == list(prefixes[: last + 1])  # in prefix order, none after the failing one
-    assert last < len(prefixes) - 1
-    assert result.failure.schedule[: len(ran[-1])] == ran[-1]
+    levels = [level for _, _, level, _ in calls]
+    assert levels == sorted(levels)  # fewest preemptions first, as the serial search
+    assert len(set(levels)) > 1
+    for level in set(levels):  # within a round, prefix order
+        order = [split.prefixes.index(p) for p, _, lv, _ in calls if lv == level]
+        assert order == sorted(order)
+    failing, _, _, found = calls[-1]  # no item after the failing one
+    assert found.hit is not None
+    assert result.failure.schedule == found.hit[1]
+    assert result.failure.schedule[: len(failing)] == failing
+    assert all(split.costs[split.prefixes.index(p)] <= lv for p, _, lv, _ in calls)
 
 
-def test_a_dask_local_cluster_finds_what_this_process_finds(user: ModuleType) -> None:
-    pytest.importorskip("distributed")
-    from odp_async.explore.dask_executor import DaskExecutor
-
-    ref = f"{user.__name__}:lost_update"
-    kw = {"chooser": "dpor", "schedules": 3000}
-    cell = {"chooser": "dpor", "schedules": 2000, "stop_on_first": False, "shrink": False}
-    here = [
-        check(ref, executor=InlineExecutor(), **kw),
-        explore("classic:wronglock", executor=InlineExecutor(), **cell),
-        explore("registration-race", "odp2014", executor=InlineExecutor(), **kw),
-    ]
-    with DaskExecutor.local(2, processes=False, dashboard=False) as dask:
-        there = [
-            check(ref, executor=dask, **kw),
-            explore("classic:wronglock", executor=dask, **cell),
-            explore("registration-race", "odp2014", executor=dask, **kw),
-        ]
-        workers = set(dask.client.nthreads())
-    for a, b in zip(here, there, strict=True):
-        assert outcome(a) == outcome(b)
-        assert set(b.per_worker) <= workers
-        assert b.executor.startswith("Dask cluster at ")
-    assert here[0].failure is not None
-    assert here[1].complete
+def test_the_budget_ends_where_its_traces_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = spy(monkeypatch)
+    kw = {"chooser": "dpor", "schedules": 500, "stop_on_first": False, "shrink": False}
+    result = explore("classic:reorder_3", executor=InlineExecutor(), **kw)
+    assert result.schedules == 500
+    assert not result.complete
+    # Each run repeats its prefix's previous run and adds to it; in this process the
+    # new traces add up to the budget exactly: no item ran past it.
+    had: dict[tuple[int, ...], int] = {}
+    new = 0
+    for prefix, _, _, found in calls:
+        new += found.traces - had.get(prefix, 0)
+        had[prefix] = found.traces
+    assert new == 500
 
 
-def test_a_keyboard_interrupt_in_a_subtree_keeps_what_the_items_before_it_ran() -> None:
-    async def program() -> None:  # interrupted where task c runs first
-        order: list[str] = []
+def test_a_keyboard_interrupt_keeps_the_rounds_that_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One prefix (the empty one): no probe runs the program before the rounds do.
+    monkeypatch.setattr(dpor_parallel, "frontier", lambda t, c, least: frontier(t, c, 1))
 
-        async def step(name: str) -> None:
+    async def program() -> None:  # interrupted where an update is lost: a preemption
+        seen: list[int] = []
+
+        async def step() -> None:
+            count = len(seen)
             await checkpoint("x")
-            order.append(name)
-            await checkpoint("y")
+            seen.append(count)
 
         async with task_group() as tg:
-            for name in "abc":
-                tg.start_soon(step, name)
-        if order[0] == "c":
+            for _ in range(3):
+                tg.start_soon(step)
+        if len(set(seen)) < 3:
             raise KeyboardInterrupt
 
     with pytest.raises(ExploreInterrupted) as caught:
@@ -357,8 +348,9 @@ def test_a_keyboard_interrupt_in_a_subtree_keeps_what_the_items_before_it_ran() 
     partial = caught.value.result
     assert partial.interrupted
     assert not partial.complete
-    assert partial.schedules > 0
+    assert partial.schedules > 0  # the round without preemptions
     assert partial.per_worker == {"main": partial.schedules}
+    assert partial.failure is None
 
 
 def test_the_cli_runs_dpor_on_a_local_cluster(capsys: pytest.CaptureFixture[str]) -> None:

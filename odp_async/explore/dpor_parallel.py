@@ -29,10 +29,11 @@ Contract
        preemptions first, the split search runs in rounds by level: round `L` runs
        every subtree that has executions whose forced prefix has `L` preemptions, up to
        the first entry with more (`run_subtree` with ``level=L``; a subtree's first
-       execution has its prefix's preemptions).  A search is stateless, so a round runs
-       its subtrees again from their start (the run up to `L` is the beginning of the
-       run up to a higher level): the price of the order, small where each level holds
-       more traces than the ones below it.  Levels no subtree has are skipped.
+       execution has its prefix's preemptions), for `L` below `LEVEL_ROUNDS`; the next
+       round runs every subtree to its end.  Levels no subtree has are skipped.  A
+       search is stateless, so a round runs its subtrees again from their start (the
+       run up to `L` is the beginning of the run up to a higher level): the price of
+       the order, small where the last round holds most traces.
     4. **Order.**  Schedule `i` of the split search is the `i`-th trace by round, then
        by prefix order, then in the subtree's own (deterministic) order; a trace belongs
        to the round that first ran it.  Items run anywhere, in any order; each result
@@ -76,6 +77,7 @@ from .executors import Executor, InlineExecutor
 from .target import Target, TargetSpec
 
 __all__ = [
+    "LEVEL_ROUNDS",
     "MAX_SPLIT_DEPTH",
     "SPLIT_PREFIXES",
     "Frontier",
@@ -92,6 +94,11 @@ SPLIT_PREFIXES = 64
 
 #: The most levels (choices) a prefix has.
 MAX_SPLIT_DEPTH = 32
+
+#: The preemption levels that have a round of their own (0, 1, 2): the next round runs
+#: every subtree to its end.  Most bugs need few preemptions (Musuvathi and Qadeer,
+#: PLDI 2007); each round runs its subtrees again from their start.
+LEVEL_ROUNDS = 3
 
 #: Seconds `explore_split` waits for results between two progress reports.
 WAIT_SECONDS = 1.0
@@ -335,8 +342,12 @@ def explore_split(
             if left <= 0:
                 complete = False
                 break
-            level = min(levels)
-            active = [k for k in range(n) if upcoming[k] == level]
+            level: int | None = min(levels)
+            if level is not None and level >= LEVEL_ROUNDS:
+                level = None  # the last round: every subtree to its end
+            active = [k for k in range(n) if upcoming[k] is not None]
+            if level is not None:
+                active = [k for k in active if upcoming[k] == level]
             wanted = {k: (items[k].traces + left, level) for k in active}
             had = [item.traces for item in items]
             done = _run_round(
@@ -396,7 +407,7 @@ def _run_round(
     prefixes: tuple[tuple[int, ...], ...],
     costs: tuple[int, ...],
     executor: Executor,
-    wanted: dict[int, tuple[int, int]],
+    wanted: dict[int, tuple[int, int | None]],
     round_: int,
     had: list[int] | None = None,
     left: int = 0,

@@ -29,7 +29,13 @@ from odp_async.explore import (
 )
 from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
-from odp_async.explore.dpor_parallel import SPLIT_PREFIXES, SubtreeResult, frontier, run_subtree
+from odp_async.explore.dpor_parallel import (
+    LEVEL_ROUNDS,
+    SPLIT_PREFIXES,
+    SubtreeResult,
+    frontier,
+    run_subtree,
+)
 from odp_async.scenarios import Verdict
 from tests._usermod import lost_update_source, pythonpath_env
 from tests.conftest import UserModule
@@ -294,17 +300,19 @@ def test_rounds_go_by_preemptions_and_the_first_failure_ends_them(
     split = frontier(target, ExploreConfig(chooser="dpor"))
     result = explore("classic:reorder_3", chooser="dpor", executor=InlineExecutor())
     assert result.failure is not None
-    levels = [level for _, _, level, _ in calls]
-    assert levels == sorted(levels)  # fewest preemptions first, as the serial search
+    # fewest preemptions first, as the serial search; the last round (None) unbounded
+    levels = [LEVEL_ROUNDS if level is None else level for _, _, level, _ in calls]
+    assert levels == sorted(levels)
     assert len(set(levels)) > 1
-    for level in set(levels):  # within a round, prefix order
+    assert all(level <= LEVEL_ROUNDS for level in levels)
+    for level in {lv for _, _, lv, _ in calls}:  # within a round, prefix order
         order = [split.prefixes.index(p) for p, _, lv, _ in calls if lv == level]
         assert order == sorted(order)
     failing, _, _, found = calls[-1]  # no item after the failing one
     assert found.hit is not None
     assert result.failure.schedule == found.hit[1]
     assert result.failure.schedule[: len(failing)] == failing
-    assert all(split.costs[split.prefixes.index(p)] <= lv for p, _, lv, _ in calls)
+    assert all(split.costs[split.prefixes.index(p)] <= (lv or 99) for p, _, lv, _ in calls)
 
 
 def test_the_budget_ends_where_its_traces_do(monkeypatch: pytest.MonkeyPatch) -> None:

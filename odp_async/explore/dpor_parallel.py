@@ -47,11 +47,12 @@ Contract
 
     The split is fixed (`SPLIT_PREFIXES`), not sized from measured time: a measured size
     would make the counts depend on the machine.  Compared with the serial DPOR
-    (``jobs=1``, no executor), the split
-    search runs at least one trace per prefix and re-explores what the top levels'
-    backtrack and sleep sets would have pruned: 1.2-2.3x the serial search's traces on
-    the SCTBench programs (tests/explore/test_dpor_distributed.py checks the same
-    violation kinds and completeness).
+    (``jobs=1``, no executor), the split search runs at least one trace per prefix and
+    re-explores what the top levels' backtrack and sleep sets would have pruned: 1.2-2.3x
+    the serial search's traces on the SCTBench programs (tests/explore/
+    test_dpor_distributed.py checks the same violation kinds and completeness).  The
+    probes run the program: a `KeyboardInterrupt` it raises there stops the search
+    before any schedule.
 
 Concurrency
     Blocking; the caller's thread drives the executor.  `run_subtree` is the task an

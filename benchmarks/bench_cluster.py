@@ -6,7 +6,7 @@ Run from the repository root (needs the ``cluster`` extra)::
     .venv/bin/python benchmarks/bench_cluster.py           # full run, ~1-2 min on 2 cores
     .venv/bin/python benchmarks/bench_cluster.py --quick   # smoke run, ~15 s
 
-Three tables, all measured in one run:
+Four tables, all measured in one run:
 
 1. ``throughput``: ``explore("registration-race", "odp2014-ctx", chooser="random",
    schedules=B, seed=0, shrink=False)`` (a clean cell: the whole budget always runs) in
@@ -25,6 +25,12 @@ Three tables, all measured in one run:
    per-chunk cost (the scheduler and this process handle one chunk at a time, so at most
    ``1 / o`` chunks a second complete, each worth ``T`` seconds of one core's work).  It
    assumes one core per worker and a scheduler as fast as this machine's.
+4. ``dpor``: ``explore(..., chooser="dpor", schedules=B, stop_on_first=False,
+   shrink=False)`` on the same clean cell: the serial search (``jobs=1``), and the search
+   split into subtrees (`odp_async.explore.dpor_parallel`) in this process
+   (`InlineExecutor`), on the process pools and on the Dask clusters: traces/s over the
+   wall time (the split's probes included) and the speedup over the split in this process
+   (the same traces, whatever runs them).
 
 Statistics: throughput figures are medians of ``--repeats`` samples, the contenders
 interleaved within every repeat (order rotated by one per repeat) after a warm-up pass.
@@ -41,7 +47,7 @@ import sys
 import time
 
 from odp_async.explore import explore, runner
-from odp_async.explore.executors import Executor, ProcessExecutor
+from odp_async.explore.executors import Executor, InlineExecutor, ProcessExecutor
 from odp_async.explore.target import Target
 
 try:
@@ -68,6 +74,23 @@ def throughput(executor: Executor | None, budget: int) -> float:
     took = time.perf_counter() - start
     assert result.schedules == budget, result
     return budget / took
+
+
+def dpor_throughput(executor: Executor | None, budget: int) -> float:
+    """Traces/s of one dpor explore call (None: the serial search, this process)."""
+    start = time.perf_counter()
+    result = explore(
+        SCENARIO,
+        PROTOCOL,
+        chooser="dpor",
+        schedules=budget,
+        stop_on_first=False,
+        shrink=False,
+        executor=executor,
+    )
+    took = time.perf_counter() - start
+    assert result.failure is None, result
+    return result.schedules / took
 
 
 def overheads(executor: Executor, chunks: int) -> tuple[float, float]:
@@ -156,6 +179,26 @@ def main(argv: list[str] | None = None) -> int:
             for workers in (16, 100):
                 estimate = min(workers * e1, chunk / o)
                 print(f"{f'dask {workers} workers (estimate)':28} {estimate:11.1f}x")
+        print()
+        print(f"{'dpor':28} {'traces/s':>12} {'vs split here':>14}")
+        print("(the first 60 traces only)" if args.quick else f"({budget} traces)")
+        dpor: dict[str, Executor | None] = {"dpor serial": None}
+        dpor["dpor split, this process"] = InlineExecutor()
+        for name in names[1:]:
+            dpor[f"dpor {name}"] = executors[name]
+        dpor_budget = 60 if args.quick else budget  # a smoke run stays short
+        if not args.quick:
+            for executor in dpor.values():  # warm-up
+                dpor_throughput(executor, min(budget, 100))
+        dpor_samples: dict[str, list[float]] = {name: [] for name in dpor}
+        order = list(dpor)
+        for r in range(repeats):
+            for name in order[r % len(order) :] + order[: r % len(order)]:
+                dpor_samples[name].append(dpor_throughput(dpor[name], dpor_budget))
+        split_here = statistics.median(dpor_samples["dpor split, this process"])
+        for name in order:
+            rate = statistics.median(dpor_samples[name])
+            print(f"{name:28} {rate:12.0f} {rate / split_here:13.2f}x")
     finally:
         for executor in executors.values():
             if executor is not None:

@@ -237,6 +237,7 @@ Examples:
   odp-async explore stray-end-corruption -p odp2014 --schedules 100000 --cluster local:2
   odp-async explore classic:lost-update --cluster tcp://scheduler:8786 --resume run.log
   odp-async explore classic:lost-update --start 5000 --schedules 5000 --all-failures
+  odp-async explore classic:reorder_5 --chooser dpor --cluster local:2   # subtrees
 \b
 Progress goes to stderr: a live line on a terminal, else a line every
 --progress-every seconds.  Ctrl-C stops, prints what was explored so far
@@ -266,7 +267,7 @@ and exits 130.
 @click.option(
     "--cluster",
     metavar="WHERE",
-    help="random/pct on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
+    help="random/pct/dpor on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
 )
 @click.option("--start", default=0, show_default=True, type=int, help="first schedule index")
 @click.option(
@@ -334,10 +335,13 @@ def explore(
         _explore_file(scenario, config, progress_every, as_json, note)
         return
     target = _target(scenario, protocol, options)
-    if cluster is not None and chooser in ("dfs", "dpor"):
-        _fail(
-            f"{chooser} does not distribute yet: only --chooser random or pct run on a --cluster"
-        )
+    if chooser in ("dfs", "dpor"):  # refused before a cluster starts
+        from .explore.runner import check_systematic
+
+        try:
+            check_systematic(config, cluster is not None, resume)
+        except InvalidArgument as e:
+            _fail(str(e))
     executor = _cluster(cluster)
     if note:
         _err(note)

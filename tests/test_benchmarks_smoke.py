@@ -87,6 +87,10 @@ EXPECTED: dict[str, list[str]] = {
         "process pool 2",
         "dask 1",
         "dask 2",
+        "dpor serial",
+        "dpor split, this process",
+        "dpor process pool 2",
+        "dpor dask 2",
     ],
 }
 

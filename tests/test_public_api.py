@@ -53,6 +53,28 @@ PUBLIC = {
         "StepLimitExceeded",
         "run",
     ],
+    "odp_async.explore": [
+        "CHOOSERS",
+        "ExplorationFailed",
+        "Executor",
+        "ExploreConfig",
+        "ExploreInterrupted",
+        "ExploreResult",
+        "Failure",
+        "Footprint",
+        "InlineExecutor",
+        "ProcessExecutor",
+        "ProgressUpdate",
+        "SharedCell",
+        "Target",
+        "check",
+        "cluster_executor",
+        "decode_token",
+        "encode_token",
+        "explore",
+        "replay",
+        "shrink",
+    ],
 }
 
 

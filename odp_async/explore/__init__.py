@@ -13,7 +13,10 @@ Contract
       schedule, kind, max_steps=...)`, `encode_token` / `decode_token`;
     - `ExploreConfig` (every bound), `CHOOSERS`, `ExploreResult`, `Failure`,
       `ProgressUpdate`, `ExploreInterrupted` (Ctrl-C, with the partial result),
-      `ExplorationFailed`, `Footprint` (declare what a step touches, for reduction).
+      `ExplorationFailed`, `Footprint` (declare what a step touches, for reduction);
+    - where the schedules run (``executor=``): `Executor`, `InlineExecutor` (this
+      process), `ProcessExecutor` (worker processes), `cluster_executor` (``local:N`` or
+      ``tcp://HOST:PORT``: a Dask cluster, with the ``cluster`` extra).
 
 See also
     `odp_async.explore.runner` (the contract in full), `odp_async.explore.tokens`,
@@ -26,6 +29,7 @@ from .._runtime.footprint import Footprint
 from ..errors import ExplorationFailed, ExploreInterrupted
 from ..shared import SharedCell
 from .config import CHOOSERS, ExploreConfig
+from .executors import Executor, InlineExecutor, ProcessExecutor, cluster_executor
 from .runner import ExploreResult, Failure, ProgressUpdate, check, explore
 from .shrink import shrink
 from .target import Target
@@ -35,15 +39,19 @@ from .tokens import replay_token as replay
 __all__ = [
     "CHOOSERS",
     "ExplorationFailed",
+    "Executor",
     "ExploreConfig",
     "ExploreInterrupted",
     "ExploreResult",
     "Failure",
     "Footprint",
+    "InlineExecutor",
+    "ProcessExecutor",
     "ProgressUpdate",
     "SharedCell",
     "Target",
     "check",
+    "cluster_executor",
     "decode_token",
     "encode_token",
     "explore",

@@ -49,6 +49,13 @@ Contract
     any bounded partial-order reduction, a bounded search is not guaranteed to cover
     every schedule within the bound (Coons, Musuvathi and McKinley, OOPSLA 2013).
 
+    **A fixed prefix** (``prefix=(c0, c1, ...)``, in the format of `schedule`: one entry
+    per choice among several tasks or values): the search covers only the executions
+    that start with those choices.  Races whose reversal point lies inside the prefix
+    are counted but not reversed (the caller explores every alternative there: this is
+    how `odp_async.explore.dpor_parallel` splits one search into subtrees), and the sleep
+    set is empty where the prefix ends.
+
     **Order.**  The search is stateless (each execution replays a prefix), so its
     entries can be taken in any order: the chooser keeps every pending entry (a node and
     an option) in one queue, fewest preemptions first and, among equals, the latest found
@@ -82,6 +89,7 @@ from typing import Any
 import attrs
 
 from .._runtime.footprint import Footprint
+from ..errors import InvalidArgument
 from .dfs import (
     _check_flags,
     _check_preemption_bound,
@@ -168,6 +176,9 @@ class DporChooser(_SystematicChooser[_Node]):
     __slots__ = (
         "_analysed",
         "_events",
+        "_fixed",
+        "_fixed_used",
+        "_floor",
         "_fresh_from",
         "_prev_pos",
         "_queue",
@@ -185,10 +196,24 @@ class DporChooser(_SystematicChooser[_Node]):
         *,
         trust_primitives: bool = True,
         noted_only: bool = False,
+        prefix: Sequence[int] = (),
     ) -> None:
         _check_preemption_bound(preemption_bound)
         _check_flags(("trust_primitives", trust_primitives), ("noted_only", noted_only))
+        for k, c in enumerate(prefix):
+            if not isinstance(c, int) or isinstance(c, bool) or c < 0:
+                raise InvalidArgument(
+                    f"prefix entry {k} must be a non-negative int, got {c!r} ({type(c).__name__})",
+                    "prefix",
+                    prefix,
+                )
         self._init_search(preemption_bound, trust_primitives)
+        # The fixed prefix (choices among several options), how much of it the first
+        # execution used, and the path index where it ends (-1: not known yet): no
+        # backtrack entry is added above it.
+        self._fixed = tuple(prefix)
+        self._fixed_used = 0
+        self._floor = 0 if not prefix else -1
         # Read by the sim: a step whose label declares nothing is its noted accesses.
         self.footprints_noted_only = noted_only
         self.ask_always = True  # read by the sim: every step is shown to us
@@ -217,6 +242,16 @@ class DporChooser(_SystematicChooser[_Node]):
             return True
         self._finish_execution()
         return bool(self._queue)
+
+    @property
+    def next_preemptions(self) -> int | None:
+        """The preemptions of the next execution's forced prefix (its queue entry's), or
+        None before the first execution and when none is left.  Entries are taken
+        fewest preemptions first (`odp_async.explore.dpor_parallel` runs a search up to
+        a level of them)."""
+        if not self._started or not self.has_more or not self._queue:
+            return None
+        return self._queue[0][0]
 
     @property
     def bound(self) -> int | None:
@@ -290,8 +325,11 @@ class DporChooser(_SystematicChooser[_Node]):
             via = parent.chosen if parent is not None else -1
             node = _Node(True, (n,), 0, (0,) * n, parent, via, self._cost)
             self._path.append(node)
-            for value in range(1, n):
-                self._push(node, value, self._cost)
+            if self._floor < 0:
+                node.chosen = self._take_fixed(n, pos)
+            else:
+                for value in range(1, n):
+                    self._push(node, value, self._cost)
         self._took(pos, 0)
         return node.chosen
 
@@ -299,7 +337,8 @@ class DporChooser(_SystematicChooser[_Node]):
         return (
             f"DporChooser(preemption_bound={self.preemption_bound!r}, "
             f"trust_primitives={self.trust_primitives}, "
-            f"noted_only={self.footprints_noted_only})"
+            f"noted_only={self.footprints_noted_only}"
+            + (f", prefix={self._fixed!r})" if self._fixed else ")")
         )
 
     # --- the search -------------------------------------------------------------------
@@ -312,6 +351,13 @@ class DporChooser(_SystematicChooser[_Node]):
         sleep = self._sleep
         node = _Node(False, ids, -1, costs, parent, via, self._cost, sleep, sleep)
         self._path.append(node)
+        if self._floor < 0 and n > 1:
+            pick = self._take_fixed(n, len(self._path) - 1)
+            if costs[pick] and not self._allowed(self._cost + 1):
+                self._cut = True
+                self._prune("preemption-bound")
+            node.chosen = pick
+            return node
         eligible = [i for i in range(n) if ids[i] not in sleep]
         if not eligible:
             self._prune("sleep-set")
@@ -323,6 +369,20 @@ class DporChooser(_SystematicChooser[_Node]):
             self._prune("preemption-bound")
         node.chosen = pick
         return node
+
+    def _take_fixed(self, n: int, pos: int) -> int:
+        """The fixed prefix's next choice (among `n`); at its last, the floor is set."""
+        k = self._fixed_used
+        pick = self._fixed[k]
+        if pick >= n:
+            self._fail(
+                f"step {pos}: prefix entry {k} is {pick}, but the run offers only {n} "
+                "options: the program is not deterministic"
+            )
+        self._fixed_used = k + 1
+        if self._fixed_used == len(self._fixed):
+            self._floor = pos + 1
+        return pick
 
     def _allowed(self, cost: int) -> bool:
         bound = self.preemption_bound
@@ -408,6 +468,14 @@ class DporChooser(_SystematicChooser[_Node]):
             return
         self._settle()
         self._analysed = True
+        if self._floor < 0:
+            # The run ended (or was cut) inside the fixed prefix: nothing is reversed.
+            self._floor = len(self._path)
+            if not self._aborted:
+                self._fail(
+                    f"the run ended after {self._fixed_used} of the prefix's "
+                    f"{len(self._fixed)} choices: the program is not deterministic"
+                )
         if not self._aborted:
             self.traces += 1
             if self._pos < self._prefix_len:
@@ -504,6 +572,8 @@ class DporChooser(_SystematicChooser[_Node]):
     ) -> None:
         """Race i < j: make sure the state before i explores an initial of notdep(i).j."""
         node_index = events[i][0]
+        if node_index < self._floor:
+            return  # inside the fixed prefix: its alternatives are the caller's
         node = self._path[node_index]
         si = slot[events[i][1]]
         # v: the events after i that do not happen after i, then j's step.  Each task's

@@ -77,6 +77,29 @@ def test_a_user_module_the_workers_cannot_import_is_uploaded(
     assert all(dask.client.run(can_import, user.__name__).values())
 
 
+def test_dpor_subtrees_on_worker_processes_that_cannot_import_the_user_module(
+    dask: DaskExecutor, user: ModuleType
+) -> None:
+    # (the dpor split: tests/explore/test_dpor_distributed.py)
+    from odp_async.explore import InlineExecutor
+
+    ref = f"{user.__name__}:lost_update"
+    kw = {"chooser": "dpor", "schedules": 3000, "stop_on_first": False}
+    here = check(ref, executor=InlineExecutor(), **kw)
+    there = check(ref, executor=dask, **kw)
+    assert here.complete
+    assert there.complete
+    assert (here.schedules, here.failing, here.steps) == (
+        there.schedules,
+        there.failing,
+        there.steps,
+    )
+    assert here.failure is not None
+    assert there.failure is not None
+    assert here.failure.shrunk_token == there.failure.shrunk_token
+    assert sum(there.per_worker.values()) == there.schedules
+
+
 def test_ctrl_c_on_the_cli_cancels_the_cluster_and_exits_130(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     command = [sys.executable, "-m", "odp_async.cli", "explore", "classic:lost-update"]

@@ -153,13 +153,20 @@ def test_a_torn_last_line_is_run_again(user: ModuleType, tmp_path: Path) -> None
     assert all(json.loads(line) for line in log.read_text().splitlines())
 
 
-def test_dfs_does_not_distribute_yet(user: ModuleType) -> None:
-    with pytest.raises(InvalidArgument, match="dfs does not distribute yet"):
-        check(f"{user.__name__}:lost_update", chooser="dfs", executor=InlineExecutor())
-    with pytest.raises(InvalidArgument, match="dfs does not distribute yet"):
-        check(f"{user.__name__}:lost_update", chooser="dfs", start=10)
-    with pytest.raises(InvalidArgument, match="dpor does not distribute yet"):
-        check(f"{user.__name__}:lost_update", chooser="dpor", executor=InlineExecutor())
+def test_dfs_runs_here_and_systematic_searches_neither_resume_nor_start(
+    user: ModuleType, tmp_path: Path
+) -> None:
+    ref = f"{user.__name__}:lost_update"
+    with pytest.raises(InvalidArgument, match="dfs runs in this process: use --chooser dpor"):
+        check(ref, chooser="dfs", executor=InlineExecutor())
+    for chooser in ("dfs", "dpor"):
+        with pytest.raises(InvalidArgument, match=f"{chooser} cannot start=10: a run log"):
+            check(ref, chooser=chooser, start=10)
+        with pytest.raises(InvalidArgument, match=f"{chooser} cannot resume: a run log"):
+            check(ref, chooser=chooser, resume=tmp_path / "run.log")
+    assert not (tmp_path / "run.log").exists()
+    # dpor itself distributes (tests/explore/test_dpor_distributed.py).
+    assert check(ref, chooser="dpor", executor=InlineExecutor()).failure is not None
 
 
 def test_the_cli_says_dfs_does_not_distribute_in_one_line(
@@ -169,9 +176,14 @@ def test_the_cli_says_dfs_does_not_distribute_in_one_line(
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "odp-async: error: dfs does not distribute yet: only --chooser random or pct run on a "
-        "--cluster"
+        "odp-async: error: dfs runs in this process: use --chooser dpor (split into "
+        "subtrees), random or pct on an executor"
     )
+    code = main(["explore", "classic:lost-update", "--chooser", "dpor", "--resume", "x.log"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("odp-async: error: dpor cannot resume: a run log")
+    assert "\n" not in err
 
 
 @pytest.mark.parametrize(
@@ -225,7 +237,8 @@ def test_a_missing_extra_is_one_line_naming_it() -> None:
 
 
 def test_systematic_choosers_run_here_whatever_jobs_says() -> None:
-    """dfs and dpor walk one tree in this process: jobs=2 needs no re-importable target."""
+    """jobs=2 needs no re-importable target for dfs (its tree is walked here) nor for dpor
+    (its subtrees then run in this process)."""
 
     async def local() -> None:  # a closure: no other process could rebuild it
         pass

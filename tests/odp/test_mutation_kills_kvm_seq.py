@@ -131,3 +131,18 @@ def test_the_deadlock_report_names_kvm_seqs_lock_and_queue() -> None:
         "main waits for WaitQueue 'kvm in_progress == 0'",
         "main waits for Mutex 'mmu_lock' held by main itself (recursive locking)",
     ]
+
+
+def test_release_raises_the_count_on_top_of_a_running_invalidation() -> None:
+    seen: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(0, 8 * P, name="A")
+        kvm = _kvm(w)
+        await kvm.before_start(_inv(1))  # its end never comes before the exit
+        await w.mm.exit()
+        seen.append((kvm.in_progress, kvm.dead))
+
+    run_world(body, protocol="kvm-seq").sim.unwrap()
+    assert seen == [(2, True)]

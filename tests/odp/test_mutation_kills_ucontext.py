@@ -1,0 +1,154 @@
+"""The ODP core's contract in detail (found lacking by mutation testing:
+tools/mutation.sh): exact refusals of bad arguments, how unnamed regions are named, what
+registration records, what a failed insert leaves behind, and the device's fault handler
+on a table with no region or a write to a read-only one."""
+
+from __future__ import annotations
+
+import pytest
+
+from odp_async.addr import PAGE_SIZE, AddrRange
+from odp_async.device import FaultOutcome, FaultRequest
+from odp_async.errors import InvalidArgument
+from odp_async.odp import Umem
+from odp_async.odp.protocols.odp2014 import Odp2014
+from odp_async.world import World, run_world
+
+P = PAGE_SIZE
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_fault_retries": 0}, "max_fault_retries must be a positive int, got 0"),
+        ({"starvation_bound": "3"}, "starvation_bound must be a positive int, got '3'"),
+        ({"starvation_bound": 1.5}, "starvation_bound must be a positive int, got 1.5"),
+    ],
+)
+def test_bounds_are_refused_with_their_name(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        World.build("odp2014", **kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_the_smallest_bounds_are_accepted() -> None:
+    w = World.build("odp2014", max_fault_retries=1, starvation_bound=1)
+    assert (w.ctx.max_fault_retries, w.ctx.starvation_bound) == (1, 1)
+
+
+def test_bad_faults_and_registrations_are_refused_with_one_line() -> None:
+    errors: list[str] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 4 * P)
+        r = await w.ctx.register_mr(0, 4 * P, writable=False, name="R")
+        for call in (
+            lambda: w.ctx.fault(r, 0, npages=0),
+            lambda: w.ctx.fault(r, 0, npages=1.0),  # type: ignore[arg-type]
+            lambda: w.ctx.fault(r, 0, write=True),
+            lambda: w.ctx.fault(r, 3 * P, npages=2),
+            lambda: w.ctx.register_mr(2 * P, 4 * P, name="X"),
+        ):
+            try:
+                await call()
+            except InvalidArgument as e:
+                errors.append(str(e))
+
+    run_world(body).sim.unwrap()
+    assert errors == [
+        "npages must be a positive int, got 0",
+        "npages must be a positive int, got 1.0",
+        "write fault on the read-only MR R",
+        "fault at [0x3000, 0x5000) is outside R [0x0, 0x4000)",
+        "MR [0x2000, 0x6000) is not inside a mapping: 0x4000",
+    ]
+
+
+def test_unnamed_regions_are_numbered_by_registration() -> None:
+    names: list[str] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        names.append((await w.ctx.register_mr(0, P)).name)
+        names.append((await w.ctx.register_mr(P, P)).name)
+        names.append((await w.ctx.register_mr(2 * P, P, name="B")).name)
+        try:
+            await w.ctx.register_mr(3 * P, P, name="B")
+        except InvalidArgument as e:
+            names.append(str(e))
+        names.append((await w.ctx.register_mr(3 * P, P)).name)
+
+    run_world(body).sim.unwrap()
+    assert names == ["mr0", "mr1", "B", "an MR named 'B' is already registered", "mr3"]
+
+
+def test_registration_records_its_span() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(4 * P, 2 * P, name="B")
+
+    run = run_world(body)
+    run.sim.unwrap()
+    marks = [(e.kind, e.key, e.detail, e.address) for e in run.events if "register" in e.kind]
+    assert marks == [
+        ("register-begin", "B", "register B [0x4000, 0x6000)", 4 * P),
+        ("register-end", "B", "B registered", 4 * P),
+    ]
+
+
+class _InsertFailsOnce(Odp2014):
+    """A protocol whose first insert fails (after the tree insert it would have done)."""
+
+    name = "odp2014-insert-fails-once"
+    failed = False
+
+    async def insert(self, umem: Umem) -> None:
+        if not type(self).failed:
+            type(self).failed = True
+            raise RuntimeError("insert failed")
+        await super().insert(umem)
+
+
+def test_a_failed_insert_frees_the_name_and_the_table() -> None:
+    seen: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        try:
+            await w.ctx.register_mr(0, 8 * P, name="B")
+        except RuntimeError as e:
+            seen.append(str(e))
+        seen.append((sorted(w.ctx.umems), sorted(w.device.tables)))
+        b = await w.ctx.register_mr(0, 8 * P, name="B")
+        seen.append((sorted(w.ctx.umems), sorted(w.device.tables), b.state.value))
+
+    _InsertFailsOnce.failed = False
+    run_world(body, protocol=_InsertFailsOnce).sim.unwrap()
+    assert seen == ["insert failed", ([], []), (["B"], ["B"], "registered")]
+
+
+def test_the_device_fault_handler_fails_requests_it_cannot_serve() -> None:
+    outcomes: list[FaultOutcome] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        r = await w.ctx.register_mr(0, 4 * P, writable=False, name="R")
+        b = await w.ctx.register_mr(4 * P, 4 * P, name="B")
+        ghost = w.device.create_table("ghost", AddrRange(0, 4 * P))
+        for table, address, write in (
+            (ghost, 0, False),  # no region owns this table
+            (r.table, 0, True),  # a write to a read-only region
+            (r.table, P, False),
+            (b.table, 5 * P, True),
+        ):
+            outcomes.append(await w.ctx.handle_device_fault(FaultRequest(table, address, write)))
+        outcomes.append(len(b.table))
+
+    run_world(body).sim.unwrap()
+    assert outcomes == [
+        FaultOutcome.FAILED,
+        FaultOutcome.FAILED,
+        FaultOutcome.RESOLVED,
+        FaultOutcome.RESOLVED,
+        1,
+    ]

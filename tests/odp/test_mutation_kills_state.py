@@ -233,10 +233,20 @@ def _forgetful(base: type[OdpProtocol]) -> type[OdpProtocol]:
 START = "invalidate_range_start(inv0 madvise-dontneed [0x0, 0x8000))"
 TOUCHES = {
     "naive": [START, "a fault commit", "release"],
-    "odp2014": ["invalidate_range_start", START, "invalidate_range_end", "a fault commit"]
-    + ["release"],
-    "odp2014-ctx": ["invalidate_range_start", START, "invalidate_range_end", "a fault commit"]
-    + ["release"],
+    "odp2014": [
+        "invalidate_range_start",
+        START,
+        "invalidate_range_end",
+        "a fault commit",
+        "release",
+    ],
+    "odp2014-ctx": [
+        "invalidate_range_start",
+        START,
+        "invalidate_range_end",
+        "a fault commit",
+        "release",
+    ],
     "range-list": ["invalidate_range_start", START, "a fault commit", "release"],
     "hmm-pool": ["invalidate_range_start", START, "a fault commit", "release"],
     "kvm-seq": [START, "a fault commit", "release"],

@@ -59,6 +59,9 @@ def test_each_bad_reference_is_refused_with_its_own_line(user_module: UserModule
     assert refusal(f"{m}:Outer.Missing") == (
         f"module '{m}' has no 'Outer.Missing' (protocol '{m}:Outer.Missing')"
     )
+    assert refusal(f"{m}:Mine:Extra") == (  # the module is what precedes the first colon
+        f"module '{m}' has no 'Mine:Extra' (protocol '{m}:Mine:Extra')"
+    )
     for ref in (":Mine", f"{m}:"):
         assert refusal(ref) == f"protocol reference {ref!r} is not of the form 'module:Class'"
     assert refusal("no_such_module_s9:Mine") == (

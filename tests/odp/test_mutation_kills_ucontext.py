@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import pytest
 
+from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.device import FaultOutcome, FaultRequest
 from odp_async.errors import InvalidArgument
 from odp_async.odp import Umem
 from odp_async.odp.protocols.odp2014 import Odp2014
+from odp_async.odp.umem import UmemState
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -152,3 +154,52 @@ def test_the_device_fault_handler_fails_requests_it_cannot_serve() -> None:
         FaultOutcome.RESOLVED,
         1,
     ]
+
+
+def test_a_regions_repr_and_liveness_follow_its_lifecycle() -> None:
+    seen: list[tuple[str, bool]] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        b = await w.ctx.register_mr(0, 8 * P, name="B")
+        seen.append((repr(b), b.is_live))
+        await w.mm.madvise_dontneed(0, P)
+        assert b.fault_enter()
+
+        async def watch() -> None:
+            while b.state is UmemState.REGISTERED:
+                await rt.checkpoint()
+            seen.append((repr(b), b.is_live))  # the deregistration drains this fault
+            b.fault_exit()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.ctx.deregister_mr, b, name="deregister")
+            tg.start_soon(watch, name="watch")
+        seen.append((repr(b), b.is_live))
+
+    for seed in range(3):
+        seen.clear()
+        run_world(body, seed=seed).sim.unwrap()
+        assert seen == [
+            ("<Umem B [0x0, 0x8000) registered count=0 seq=0>", True),
+            ("<Umem B [0x0, 0x8000) deregistering count=0 seq=1>", False),
+            ("<Umem B [0x0, 0x8000) deregistered count=0 seq=1>", False),
+        ]
+
+
+def test_a_region_is_live_while_it_registers() -> None:
+    seen: list[bool] = []
+
+    class Watching(Odp2014):
+        name = "odp2014-watching"
+
+        async def insert(self, umem: Umem) -> None:
+            seen.append(umem.is_live)
+            await super().insert(umem)
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(0, 8 * P, name="B")
+
+    run_world(body, protocol=Watching).sim.unwrap()
+    assert seen == [True]

@@ -39,7 +39,8 @@ def test_a_start_from_zero_re_arms_the_completion_a_retrying_fault_sleeps_on() -
                     break
                 await rt.checkpoint()
             out.append(repr(a.completion))
-            await p.end_account(a, inv)
+            await p.end_account(a, inv)  # count 1 -> 0: wakes the fault
+            out.append(repr(a.completion))
 
     for seed in range(3):
         out.clear()
@@ -49,6 +50,7 @@ def test_a_start_from_zero_re_arms_the_completion_a_retrying_fault_sleeps_on() -
             "<Completion 'A.completion' all waiting=0>",
             (1, "<Completion 'A.completion' done=0 waiting=0>"),
             "<Completion 'A.completion' done=0 waiting=1>",
+            "<Completion 'A.completion' all waiting=0>",
             FaultOutcome.RESOLVED,
         ]
         faults = [e.detail for e in run.events if e.kind.startswith("fault")]
@@ -68,16 +70,34 @@ def test_without_the_clamp_each_unbalanced_value_is_reported_once_with_its_range
         await w.mm.mmap(0, 8 * P)
         a = await w.ctx.register_mr(0, 8 * P, name="A")
         inv = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
-        await p.end_account(a, inv)
-        await p.end_account(a, inv)
-        await p.start_account(a, inv)  # back to -1: the same report as the first
+        for _ in range(3):
+            await p.end_account(a, inv)
+        await p.start_account(a, inv)  # back to -2: the same report as before
+        await w.mm.exit()  # release raises it to -1, over the whole region
         out.append((a.count, a.seq))
 
     run = run_world(body, protocol="odp2014", options={"clamp": False})
     run.sim.unwrap()
-    assert out == [(-1, 2)]
+    assert out == [(-1, 3)]
     assert [v.detail for v in run.violations] == [
         "invalidate_range_end() for [0x0, 0x1000) without a matching start: "
         f"A.notifiers_count went to {n}"
-        for n in (-1, -2)
+        for n in (-1, -2, -3)
+    ] + [
+        "invalidate_range_end() for [0x0, 0x8000) without a matching start: "
+        "A.notifiers_count went to -1"
+    ]
+
+
+def test_a_clamped_end_without_a_start_warns_under_the_regions_name() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.protocol.end_account(a, Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP))
+
+    run = run_world(body, protocol="odp2014")
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert [(e.key, e.detail) for e in run.events if e.kind == "warning"] == [
+        ("A", "A: got notifier end call without a previous start call")
     ]

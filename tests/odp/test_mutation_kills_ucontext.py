@@ -11,7 +11,9 @@ from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.device import FaultOutcome, FaultRequest
 from odp_async.errors import InvalidArgument
+from odp_async.mm import InvalidateEvent, Invalidation
 from odp_async.odp import Umem
+from odp_async.odp.protocols.kvm_seq import KvmSeq
 from odp_async.odp.protocols.odp2014 import Odp2014
 from odp_async.odp.umem import UmemState
 from odp_async.world import World, run_world
@@ -203,3 +205,73 @@ def test_a_region_is_live_while_it_registers() -> None:
 
     run_world(body, protocol=Watching).sim.unwrap()
     assert seen == [True]
+
+
+@pytest.mark.parametrize("ends", [2, 3])
+def test_a_fault_starves_past_the_bound_of_invalidations_that_held_it_back(ends: int) -> None:
+    """kvm-seq keeps F waiting while X runs; each other invalidation that ends meanwhile
+    is charged to F.  At the bound (2) F still resolves; past it, it starves."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, KvmSeq)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if len(p._idle):
+                    break
+                await rt.checkpoint()
+            for _ in range(ends):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append((w.ctx.invalidations_ended, [q.charged for q in w.ctx._pending]))
+            await p.after_end(x)
+        out.append(w.ctx._pending)
+
+    run = run_world(body, protocol="kvm-seq", starvation_bound=2)
+    run.sim.unwrap()
+    faults = [e.detail for e in run.events if e.kind.startswith("fault")]
+    if ends == 2:
+        assert out == [(2, [2]), FaultOutcome.RESOLVED, []]
+        assert run.violations == ()
+        assert faults[-1] == "fault A 0x0 resolved"
+    else:
+        assert out == [(3, [3]), FaultOutcome.STARVED, []]
+        assert [v.detail for v in run.violations] == [
+            "a fault on A [0x0, 0x1000) was held back by the protocol across 3 invalidations"
+        ]
+        assert faults == [
+            "fault A 0x0 attempt 1",
+            "fault A 0x0 must retry",
+            "fault A 0x0 attempt 2",
+        ]
+
+
+def test_a_fault_starves_after_its_last_refused_attempt() -> None:
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        inv = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await w.protocol.start_account(a, inv)  # never ends: every commit is refused
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol="odp2014", max_fault_retries=2)
+    run.sim.unwrap()
+    assert out == [FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == ["a fault on A [0x0, 0x1000) retried 2 times"]
+    assert [e.detail for e in run.events if e.kind.startswith("fault")] == [
+        "fault A 0x0 attempt 1",
+        "fault A 0x0 must retry",
+        "fault A 0x0 attempt 2",
+        "fault A 0x0 must retry",
+    ]

@@ -13,6 +13,7 @@ from odp_async.device import FaultOutcome, FaultRequest
 from odp_async.errors import InvalidArgument
 from odp_async.mm import InvalidateEvent, Invalidation
 from odp_async.odp import Umem
+from odp_async.odp.protocols.hmm_pool import HmmPool
 from odp_async.odp.protocols.kvm_seq import KvmSeq
 from odp_async.odp.protocols.odp2014 import Odp2014
 from odp_async.odp.umem import UmemState
@@ -147,6 +148,9 @@ def test_the_device_fault_handler_fails_requests_it_cannot_serve() -> None:
         ):
             outcomes.append(await w.ctx.handle_device_fault(FaultRequest(table, address, write)))
         outcomes.append(len(b.table))
+        await w.ctx.handle_device_fault(FaultRequest(b.table, 6 * P, False))
+        writable = [b.table.get(vpn) for vpn in (5, 6)]
+        outcomes.append([t.writable if t else None for t in writable])
 
     run_world(body).sim.unwrap()
     assert outcomes == [
@@ -155,6 +159,7 @@ def test_the_device_fault_handler_fails_requests_it_cannot_serve() -> None:
         FaultOutcome.RESOLVED,
         FaultOutcome.RESOLVED,
         1,
+        [True, False],  # the write fault installed a writable translation, the read not
     ]
 
 
@@ -275,3 +280,48 @@ def test_a_fault_starves_after_its_last_refused_attempt() -> None:
         "fault A 0x0 attempt 2",
         "fault A 0x0 must retry",
     ]
+
+
+def test_hmm_pool_charges_a_waiting_fault_the_ends_while_its_range_is_busy() -> None:
+    """The charge asks the protocol about the fault's own range: under hmm-pool only an
+    active invalidation overlapping it holds it back."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, HmmPool)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if len(p._changed):
+                    break
+                await rt.checkpoint()
+            for _ in range(2):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append([(q.rng, q.charged) for q in w.ctx._pending])
+            await p.after_end(x)
+
+    run = run_world(body, protocol="hmm-pool", options={"pool_size": 2}, starvation_bound=2)
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert out == [[(AddrRange(0, P), 2)], FaultOutcome.RESOLVED]
+
+
+def test_a_fault_is_a_labelled_choice_point() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.fault(a, 3 * P)
+
+    run = run_world(body, trace=True)
+    run.sim.unwrap()
+    labels = [step[3] for step in run.sim.trace]
+    assert ("fault", "A", 3 * P) in labels

@@ -87,3 +87,28 @@ def test_a_fault_waits_only_for_overlapping_invalidations() -> None:
         seen.clear()
         run_world(body, protocol="hmm-pool", options={"pool_size": 2}, seed=seed).sim.unwrap()
         assert seen == [FaultOutcome.RESOLVED, ("parked", 1), FaultOutcome.RESOLVED]
+
+
+def test_a_commit_checks_its_own_range_against_the_running_invalidations() -> None:
+    """hmm-pool and range-list refuse a commit only for a running invalidation that
+    overlaps the fault's range: one elsewhere lets it commit on the first attempt."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        elsewhere = _inv(5, AddrRange(4 * P, 5 * P))
+        if isinstance(w.protocol, HmmPool):
+            await w.protocol.before_start(elsewhere)
+        else:
+            w.mm.active_ranges.append(elsewhere)
+        out.append(await w.ctx.fault(a, 0, write=True))
+        out.append(len(a.table))
+
+    for protocol in ("hmm-pool", "range-list"):
+        out.clear()
+        run = run_world(body, protocol=protocol)
+        run.sim.unwrap()
+        assert out == [FaultOutcome.RESOLVED, 1], protocol
+        attempts = [e.detail for e in run.events if e.kind == "fault-begin"]
+        assert attempts == ["fault A 0x0 attempt 1"], protocol

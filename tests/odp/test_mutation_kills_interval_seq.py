@@ -170,3 +170,31 @@ def test_a_commit_is_refused_after_its_region_was_hit() -> None:
 
     run_world(body, protocol="interval-seq").sim.unwrap()
     assert out == [(1, False, True), True, (False, False), (3, True)]
+
+
+def test_after_release_a_region_still_deferred_is_refused_by_the_dead_mark() -> None:
+    """The mm exits while an invalidation runs (exit_mmap takes no mmap_sem) and a
+    region registered during it is still on the deferred list: release cannot mark it
+    dying, so the context's dead mark alone refuses its faults and holds nothing back."""
+    out: list[Any] = []
+
+    async def body(w: World) -> None:
+        p = _iseq(w)
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(0, 4 * P, name="A")
+        inv = _inv(1, 0, 4)
+        await p.invalidate_range_start(inv)
+        b = await w.ctx.register_mr(4 * P, 4 * P, name="B")
+        await w.mm.exit()
+        rng = AddrRange(4 * P, 5 * P)
+        out.append((p.dead, b.dying, p._iv(b).iseq == p.seq, p.holds_back(b, rng)))
+        out.append(await w.ctx.fault(b, 4 * P))
+        await p.invalidate_range_end(inv)
+        out.append((w.ctx.is_in_tree(b), p.holds_back(b, rng)))
+
+    run = run_world(body, protocol="interval-seq")
+    run.sim.unwrap()
+    assert out == [(True, False, True, False), FaultOutcome.FAILED, (True, False)]
+    assert [e.detail for e in run.events if e.kind == "fault-end"] == [
+        "fault B 0x4000 failed: the mm was released"
+    ]

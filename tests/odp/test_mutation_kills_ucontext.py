@@ -1,0 +1,327 @@
+"""The ODP core's contract in detail (found lacking by mutation testing:
+tools/mutation.sh): exact refusals of bad arguments, how unnamed regions are named, what
+registration records, what a failed insert leaves behind, and the device's fault handler
+on a table with no region or a write to a read-only one."""
+
+from __future__ import annotations
+
+import pytest
+
+from odp_async import _runtime as rt
+from odp_async.addr import PAGE_SIZE, AddrRange
+from odp_async.device import FaultOutcome, FaultRequest
+from odp_async.errors import InvalidArgument
+from odp_async.mm import InvalidateEvent, Invalidation
+from odp_async.odp import Umem
+from odp_async.odp.protocols.hmm_pool import HmmPool
+from odp_async.odp.protocols.kvm_seq import KvmSeq
+from odp_async.odp.protocols.odp2014 import Odp2014
+from odp_async.odp.umem import UmemState
+from odp_async.world import World, run_world
+
+P = PAGE_SIZE
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_fault_retries": 0}, "max_fault_retries must be a positive int, got 0"),
+        ({"starvation_bound": "3"}, "starvation_bound must be a positive int, got '3'"),
+        ({"starvation_bound": 1.5}, "starvation_bound must be a positive int, got 1.5"),
+    ],
+)
+def test_bounds_are_refused_with_their_name(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        World.build("odp2014", **kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_the_smallest_bounds_are_accepted() -> None:
+    w = World.build("odp2014", max_fault_retries=1, starvation_bound=1)
+    assert (w.ctx.max_fault_retries, w.ctx.starvation_bound) == (1, 1)
+
+
+def test_bad_faults_and_registrations_are_refused_with_one_line() -> None:
+    errors: list[str] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 4 * P)
+        r = await w.ctx.register_mr(0, 4 * P, writable=False, name="R")
+        for call in (
+            lambda: w.ctx.fault(r, 0, npages=0),
+            lambda: w.ctx.fault(r, 0, npages=1.0),  # type: ignore[arg-type]
+            lambda: w.ctx.fault(r, 0, write=True),
+            lambda: w.ctx.fault(r, 3 * P, npages=2),
+            lambda: w.ctx.register_mr(2 * P, 4 * P, name="X"),
+        ):
+            try:
+                await call()
+            except InvalidArgument as e:
+                errors.append(str(e))
+
+    run_world(body).sim.unwrap()
+    assert errors == [
+        "npages must be a positive int, got 0",
+        "npages must be a positive int, got 1.0",
+        "write fault on the read-only MR R",
+        "fault at [0x3000, 0x5000) is outside R [0x0, 0x4000)",
+        "MR [0x2000, 0x6000) is not inside a mapping: 0x4000",
+    ]
+
+
+def test_unnamed_regions_are_numbered_by_registration() -> None:
+    names: list[str] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        names.append((await w.ctx.register_mr(0, P)).name)
+        names.append((await w.ctx.register_mr(P, P)).name)
+        names.append((await w.ctx.register_mr(2 * P, P, name="B")).name)
+        try:
+            await w.ctx.register_mr(3 * P, P, name="B")
+        except InvalidArgument as e:
+            names.append(str(e))
+        names.append((await w.ctx.register_mr(3 * P, P)).name)
+
+    run_world(body).sim.unwrap()
+    assert names == ["mr0", "mr1", "B", "an MR named 'B' is already registered", "mr3"]
+
+
+def test_registration_records_its_span() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(4 * P, 2 * P, name="B")
+
+    run = run_world(body)
+    run.sim.unwrap()
+    marks = [(e.kind, e.key, e.detail, e.address) for e in run.events if "register" in e.kind]
+    assert marks == [
+        ("register-begin", "B", "register B [0x4000, 0x6000)", 4 * P),
+        ("register-end", "B", "B registered", 4 * P),
+    ]
+
+
+class _InsertFailsOnce(Odp2014):
+    """A protocol whose first insert fails (after the tree insert it would have done)."""
+
+    name = "odp2014-insert-fails-once"
+    failed = False
+
+    async def insert(self, umem: Umem) -> None:
+        if not type(self).failed:
+            type(self).failed = True
+            raise RuntimeError("insert failed")
+        await super().insert(umem)
+
+
+def test_a_failed_insert_frees_the_name_and_the_table() -> None:
+    seen: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        try:
+            await w.ctx.register_mr(0, 8 * P, name="B")
+        except RuntimeError as e:
+            seen.append(str(e))
+        seen.append((sorted(w.ctx.umems), sorted(w.device.tables)))
+        b = await w.ctx.register_mr(0, 8 * P, name="B")
+        seen.append((sorted(w.ctx.umems), sorted(w.device.tables), b.state.value))
+
+    _InsertFailsOnce.failed = False
+    run_world(body, protocol=_InsertFailsOnce).sim.unwrap()
+    assert seen == ["insert failed", ([], []), (["B"], ["B"], "registered")]
+
+
+def test_the_device_fault_handler_fails_requests_it_cannot_serve() -> None:
+    outcomes: list[FaultOutcome] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        r = await w.ctx.register_mr(0, 4 * P, writable=False, name="R")
+        b = await w.ctx.register_mr(4 * P, 4 * P, name="B")
+        ghost = w.device.create_table("ghost", AddrRange(0, 4 * P))
+        for table, address, write in (
+            (ghost, 0, False),  # no region owns this table
+            (r.table, 0, True),  # a write to a read-only region
+            (r.table, P, False),
+            (b.table, 5 * P, True),
+        ):
+            outcomes.append(await w.ctx.handle_device_fault(FaultRequest(table, address, write)))
+        outcomes.append(len(b.table))
+        await w.ctx.handle_device_fault(FaultRequest(b.table, 6 * P, False))
+        writable = [b.table.get(vpn) for vpn in (5, 6)]
+        outcomes.append([t.writable if t else None for t in writable])
+
+    run_world(body).sim.unwrap()
+    assert outcomes == [
+        FaultOutcome.FAILED,
+        FaultOutcome.FAILED,
+        FaultOutcome.RESOLVED,
+        FaultOutcome.RESOLVED,
+        1,
+        [True, False],  # the write fault installed a writable translation, the read not
+    ]
+
+
+def test_a_regions_repr_and_liveness_follow_its_lifecycle() -> None:
+    seen: list[tuple[str, bool]] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        b = await w.ctx.register_mr(0, 8 * P, name="B")
+        seen.append((repr(b), b.is_live))
+        await w.mm.madvise_dontneed(0, P)
+        assert b.fault_enter()
+
+        async def watch() -> None:
+            while b.state is UmemState.REGISTERED:
+                await rt.checkpoint()
+            seen.append((repr(b), b.is_live))  # the deregistration drains this fault
+            b.fault_exit()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.ctx.deregister_mr, b, name="deregister")
+            tg.start_soon(watch, name="watch")
+        seen.append((repr(b), b.is_live))
+
+    for seed in range(3):
+        seen.clear()
+        run_world(body, seed=seed).sim.unwrap()
+        assert seen == [
+            ("<Umem B [0x0, 0x8000) registered count=0 seq=0>", True),
+            ("<Umem B [0x0, 0x8000) deregistering count=0 seq=1>", False),
+            ("<Umem B [0x0, 0x8000) deregistered count=0 seq=1>", False),
+        ]
+
+
+def test_a_region_is_live_while_it_registers() -> None:
+    seen: list[bool] = []
+
+    class Watching(Odp2014):
+        name = "odp2014-watching"
+
+        async def insert(self, umem: Umem) -> None:
+            seen.append(umem.is_live)
+            await super().insert(umem)
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(0, 8 * P, name="B")
+
+    run_world(body, protocol=Watching).sim.unwrap()
+    assert seen == [True]
+
+
+@pytest.mark.parametrize("ends", [2, 3])
+def test_a_fault_starves_past_the_bound_of_invalidations_that_held_it_back(ends: int) -> None:
+    """kvm-seq keeps F waiting while X runs; each other invalidation that ends meanwhile
+    is charged to F.  At the bound (2) F still resolves; past it, it starves."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, KvmSeq)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if len(p._idle):
+                    break
+                await rt.checkpoint()
+            for _ in range(ends):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append((w.ctx.invalidations_ended, [q.charged for q in w.ctx._pending]))
+            await p.after_end(x)
+        out.append(w.ctx._pending)
+
+    run = run_world(body, protocol="kvm-seq", starvation_bound=2)
+    run.sim.unwrap()
+    faults = [e.detail for e in run.events if e.kind.startswith("fault")]
+    if ends == 2:
+        assert out == [(2, [2]), FaultOutcome.RESOLVED, []]
+        assert run.violations == ()
+        assert faults[-1] == "fault A 0x0 resolved"
+    else:
+        assert out == [(3, [3]), FaultOutcome.STARVED, []]
+        assert [v.detail for v in run.violations] == [
+            "a fault on A [0x0, 0x1000) was held back by the protocol across 3 invalidations"
+        ]
+        assert faults == [
+            "fault A 0x0 attempt 1",
+            "fault A 0x0 must retry",
+            "fault A 0x0 attempt 2",
+        ]
+
+
+def test_a_fault_starves_after_its_last_refused_attempt() -> None:
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        inv = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await w.protocol.start_account(a, inv)  # never ends: every commit is refused
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol="odp2014", max_fault_retries=2)
+    run.sim.unwrap()
+    assert out == [FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == ["a fault on A [0x0, 0x1000) retried 2 times"]
+    assert [e.detail for e in run.events if e.kind.startswith("fault")] == [
+        "fault A 0x0 attempt 1",
+        "fault A 0x0 must retry",
+        "fault A 0x0 attempt 2",
+        "fault A 0x0 must retry",
+    ]
+
+
+def test_hmm_pool_charges_a_waiting_fault_the_ends_while_its_range_is_busy() -> None:
+    """The charge asks the protocol about the fault's own range: under hmm-pool only an
+    active invalidation overlapping it holds it back."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, HmmPool)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if len(p._changed):
+                    break
+                await rt.checkpoint()
+            for _ in range(2):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append([(q.rng, q.charged) for q in w.ctx._pending])
+            await p.after_end(x)
+
+    run = run_world(body, protocol="hmm-pool", options={"pool_size": 2}, starvation_bound=2)
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert out == [[(AddrRange(0, P), 2)], FaultOutcome.RESOLVED]
+
+
+def test_a_fault_is_a_labelled_choice_point() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.fault(a, 3 * P)
+
+    run = run_world(body, trace=True)
+    run.sim.unwrap()
+    labels = [step[3] for step in run.sim.trace]
+    assert ("fault", "A", 3 * P) in labels

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_JOBS",
     "MAX_PREEMPTIONS",
     "MAX_SCHEDULES",
+    "MAX_SECONDS",
     "MAX_STEPS",
     "SEED_BITS",
     "ExploreConfig",
@@ -35,8 +36,8 @@ __all__ = [
     "derive_seed",
 ]
 
-CHOOSERS: Final = ("random", "pct", "dfs", "dpor")
-ChooserName = Literal["random", "pct", "dfs", "dpor"]
+CHOOSERS: Final = ("portfolio", "random", "pct", "dfs", "dpor")
+ChooserName = Literal["portfolio", "random", "pct", "dfs", "dpor"]
 
 # The ranges of the budgets: wide enough for any real exploration, narrow enough that a
 # typo (or a fuzzer) gets a one-line error instead of an overflow or a run of years.
@@ -52,6 +53,8 @@ MAX_PREEMPTIONS: Final = 1000
 MAX_JOBS: Final = 1024
 #: A seed is an int of at most this many bits (either sign).
 SEED_BITS: Final = 64
+#: The longest wall-clock budget (`ExploreConfig.time`), in seconds: 30 days.
+MAX_SECONDS: Final = 30 * 24 * 3600.0
 
 
 def _positive(name: str, maximum: int) -> Any:
@@ -100,6 +103,15 @@ def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         raise InvalidArgument(f"start must be a non-negative int, got {value!r}")
 
 
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise InvalidArgument(f"time must be None or a number of seconds > 0, got {value!r}")
+    if value > MAX_SECONDS:  # inf included
+        raise InvalidArgument(f"time must be at most {MAX_SECONDS:g} seconds, got {value!r}")
+
+
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value.bit_length() > SEED_BITS:
         raise InvalidArgument(
@@ -112,11 +124,16 @@ def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class ExploreConfig:
     """How to explore.
 
-    - `chooser`: ``random`` (uniform, seeded), ``pct`` (priority change points, `depth`),
+    - `chooser`: ``portfolio`` (the default: random, pct at depths 1 to 5 and dpor, each
+      with a fixed share of the schedule indices; `odp_async.explore.portfolio`),
+      ``random`` (uniform, seeded), ``pct`` (priority change points, `depth`),
       ``dfs`` (exhaustive, bounded by `preemption_bound`; None = iterative bounding from 0
       up to `max_preemptions`).
     - `schedules`: the budget, in executions.
-    - `start` (random, pct): the index of the first schedule; schedules
+    - `time`: a wall-clock budget in seconds (None: none); the search stops at the first
+      schedule (or, with workers, chunk) that would start after it.  Results then depend
+      on the machine's speed; without it they do not.
+    - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
     - `seed`: the base of every per-schedule seed (random, pct).
     - `max_steps`: per execution; a run past it is reported as starvation when a fair
@@ -134,7 +151,7 @@ class ExploreConfig:
     - `shrink`: shrink the first failure's schedule.
     """
 
-    chooser: str = attrs.field(default="random", validator=_chooser)
+    chooser: str = attrs.field(default="portfolio", validator=_chooser)
     schedules: int = attrs.field(default=1000, validator=_positive("schedules", MAX_SCHEDULES))
     seed: int = attrs.field(default=0, validator=_seed)
     start: int = attrs.field(default=0, validator=_start)
@@ -150,6 +167,7 @@ class ExploreConfig:
     jobs: int = attrs.field(default=1, validator=_positive("jobs", MAX_JOBS))
     stop_on_first: bool = True
     shrink: bool = True
+    time: float | None = attrs.field(default=None, validator=_seconds)
 
     def evolve(self, **changes: Any) -> ExploreConfig:
         """This config with some fields changed.  Raises `InvalidArgument` naming an

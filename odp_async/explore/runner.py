@@ -70,6 +70,7 @@ from .dpor import DporChooser
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
 from .pct import PctChooser
+from .portfolio import DporShare, dpor_ordinal, member_at, seeded_chooser
 from .runlog import Chunk, RunLog
 from .shrink import ShrinkResult, shrink
 from .target import Execution, Target, TargetSpec
@@ -129,6 +130,8 @@ class Failure:
     #: trace to list its last steps (None: no step list).
     target: Target | None = attrs.field(default=None, eq=False, repr=False)
     max_steps: int = attrs.field(default=0, eq=False, repr=False)
+    #: The chooser, or the portfolio's member (``pct-d4``, ``dpor``...), that found it.
+    found_by: str | None = None
 
     @property
     def violation(self) -> Violation:
@@ -160,7 +163,8 @@ class Failure:
         user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
         (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
         Replays the schedule once (with a trace) for the steps."""
-        lines = [f"{self.verdict} at schedule {self.index}: {self.violation.describe()}"]
+        by = f" (found by {self.found_by})" if self.found_by else ""
+        lines = [f"{self.verdict} at schedule {self.index}{by}: {self.violation.describe()}"]
         traced = self._traced()
         lines.extend(describe_execution(traced, max_steps_shown=STEPS_SHOWN).splitlines()[1:])
         if self.shrunk is not None:
@@ -179,7 +183,17 @@ class Failure:
 
 @attrs.frozen
 class ExploreResult:
-    """What an exploration did and found."""
+    """What an exploration did and found.
+
+    `bound` means the same on a hit and a miss: the highest preemption level whose
+    schedules were all explored (dfs with iterative bounding: the last level it
+    finished; a fixed bound: that bound once complete), None when no level was finished
+    or the chooser does not explore by level (random, pct, portfolio; dpor: its
+    configured bound).  `found_bound` is the level at which the failure was found (dfs);
+    a failure found while exploring level 2 gives ``bound=1, found_bound=2``.
+    `complete` says the whole space (within the bound) ran: dfs, dpor, or a portfolio
+    whose dpor share ran every trace without a failure anywhere.
+    """
 
     label: str
     config: ExploreConfig
@@ -200,6 +214,13 @@ class ExploreResult:
     failing: tuple[int, ...] = ()
     #: Where the schedules ran (`Executor.description`).
     executor: str = "this process"
+    #: The chooser, or the portfolio's member, that found the failure (None: no failure).
+    found_by: str | None = None
+    #: The preemption level of the first failure's schedule when the chooser explores by
+    #: level (dfs: the level being explored when it was found), else None.
+    found_bound: int | None = None
+    #: True when the wall-clock budget (`ExploreConfig.time`) stopped the search.
+    out_of_time: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -271,8 +292,12 @@ def explore_target(
     *,
     executor: Executor | None = None,
     resume: str | os.PathLike[str] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> ExploreResult:
     """Explore `target` under `config` (see the module docstring).
+
+    `clock` (seconds, monotonic) measures `elapsed` and the wall-clock budget
+    (``config.time``); a test may pass a fake one.
 
     `executor` runs random and pct schedules in chunks elsewhere (a `ProcessExecutor`, a
     Dask cluster's `DaskExecutor`...; the caller closes it); by default ``jobs > 1``
@@ -295,7 +320,7 @@ def explore_target(
         raise InvalidArgument(
             f"{what} needs a target other processes can rebuild: {why}; or explore it with jobs=1"
         )
-    tally = _Tally(config.schedules, progress, time.perf_counter())
+    tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
     complete, bound = False, None
     try:
         if config.chooser == "dfs":
@@ -303,11 +328,13 @@ def explore_target(
         elif config.chooser == "dpor":
             complete, bound = _explore_dpor(target, config, tally)
         else:
-            _explore_seeded(target, config, tally, executor, resume)
+            complete = _explore_seeded(target, config, tally, executor, resume)
         tally.report(force=True)
         failure = None
         if tally.hit is not None:
-            failure = _make_failure(target, config, *tally.hit, tally.hit_execution)
+            failure = _make_failure(
+                target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
+            )
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     return tally.result(target, config, complete, bound, failure)
@@ -319,7 +346,11 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
     if tally.hit is not None:
         try:
             failure = _make_failure(
-                target, config.evolve(shrink=False), *tally.hit, tally.hit_execution
+                target,
+                config.evolve(shrink=False),
+                *tally.hit,
+                tally.hit_execution,
+                found_by=tally.found_by,
             )
         except (KeyboardInterrupt, Exception):  # a second Ctrl-C: no failure detail
             failure = None
@@ -346,24 +377,46 @@ class _Tally:
     per_worker: dict[str, int] = attrs.field(factory=dict)
     #: Where the schedules ran.
     executor: str = "this process"
+    #: The clock (seconds) and the wall-clock budget (`ExploreConfig.time`; None: none).
+    clock: Callable[[], float] = time.perf_counter
+    limit: float | None = None
+    #: Who found `hit` (the chooser, or the portfolio's member).
+    found_by: str | None = None
+    #: The preemption level of `hit` (dfs).
+    found_bound: int | None = None
+    #: The budget stopped the search.
+    out_of_time: bool = False
     last_report: float = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.last_report = self.start
 
-    def add(self, execution: Execution, index: int) -> None:
-        """One schedule ran (`index` 1-based)."""
+    def time_is_up(self) -> bool:
+        """True (and remembered) once the wall-clock budget is spent."""
+        if self.limit is not None and not self.out_of_time:
+            self.out_of_time = self.clock() - self.start >= self.limit
+        return self.out_of_time
+
+    def add(self, execution: Execution, index: int, by: str | None = None) -> None:
+        """One schedule ran (`index` 1-based; `by`: the chooser or member that ran it)."""
         self.done += 1
         self.steps += execution.sim.steps
         if execution.is_failure:
             self.failures += 1
             self.failing.append(index)
-            if self.hit is None:
+            if self.hit is None or index < self.hit[0]:
                 self.hit = (index, execution.sim.schedule)
                 self.hit_execution = execution
+                self.found_by = by
 
     def merge(
-        self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
+        self,
+        worker: str,
+        done: int,
+        steps: int,
+        failing: tuple[int, ...],
+        hit: _Hit | None,
+        found_by: str | None = None,
     ) -> None:
         """A chunk ran elsewhere (`worker`)."""
         self.done += done
@@ -373,6 +426,7 @@ class _Tally:
         self.per_worker[worker] = self.per_worker.get(worker, 0) + done
         if hit is not None and (self.hit is None or hit[0] < self.hit[0]):
             self.hit, self.hit_execution = hit, None
+            self.found_by = found_by
 
     def result(
         self,
@@ -394,11 +448,14 @@ class _Tally:
             complete,
             bound,
             failure,
-            time.perf_counter() - self.start,
+            self.clock() - self.start,
             interrupted=interrupted,
             per_worker=self.workers(),
             failing=tuple(sorted(self.failing)),
             executor=self.executor,
+            found_by=self.found_by if failure is not None else None,
+            found_bound=self.found_bound if failure is not None else None,
+            out_of_time=self.out_of_time,
         )
 
     def workers(self) -> dict[str, int]:
@@ -410,7 +467,7 @@ class _Tally:
     def report(self, *, force: bool = False) -> None:
         if self.callback is None:
             return
-        now = time.perf_counter()
+        now = self.clock()
         if force or now - self.last_report >= PROGRESS_INTERVAL:
             self.last_report = now
             self.callback(ProgressUpdate(self.done, self.total, self.failures, now - self.start))
@@ -422,10 +479,12 @@ def _make_failure(
     index: int,
     schedule: tuple[int, ...],
     execution: Execution | None = None,
+    *,
+    found_by: str | None = None,
 ) -> Failure:
     if execution is None:
         execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
-    token, why = _token(target, schedule, execution, config.max_steps)
+    token, why = _token(target, schedule, execution, config.max_steps, found_by)
     if not config.shrink or execution.failure is None:
         return Failure(
             index,
@@ -435,22 +494,38 @@ def _make_failure(
             no_token=why,
             target=target,
             max_steps=config.max_steps,
+            found_by=found_by,
         )
     shrunk = shrink(target, schedule, execution.failure.kind, max_steps=config.max_steps)
     shrunk_target = target.with_params(**shrunk.params)
-    shrunk_token, _ = _token(shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps)
+    shrunk_token, _ = _token(
+        shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps, found_by
+    )
     return Failure(
-        index, execution, schedule, token, shrunk, shrunk_token, why, target, config.max_steps
+        index,
+        execution,
+        schedule,
+        token,
+        shrunk,
+        shrunk_token,
+        why,
+        target,
+        config.max_steps,
+        found_by,
     )
 
 
 def _token(
-    target: Target, schedule: tuple[int, ...], execution: Execution, max_steps: int
+    target: Target,
+    schedule: tuple[int, ...],
+    execution: Execution,
+    max_steps: int,
+    found_by: str | None = None,
 ) -> tuple[str | None, str | None]:
     """(the token, None), or (None, why there is none)."""
     if not target.is_named:
         return None, target.unnamed or f"scenario {target.scenario.name!r} has no name"
-    return encode_token(target, schedule, execution, max_steps), None
+    return encode_token(target, schedule, execution, max_steps, found_by=found_by), None
 
 
 # --- random and pct ----------------------------------------------------------------------
@@ -471,14 +546,36 @@ def _steps_hint(target: Target, config: ExploreConfig) -> int:
     return most + (most + 3) // 4
 
 
-def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> Chooser:
+def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> tuple[str, Chooser]:
+    """(who runs it, the chooser) of seeded schedule `index` (a portfolio's seeded
+    members included)."""
+    if config.chooser == "portfolio":
+        return seeded_chooser(config, index, steps_hint)
     seed = derive_seed(config.seed, index)
     if config.chooser == "pct":
-        return PctChooser(seed, depth=config.depth, steps_hint=steps_hint)
-    return RandomChooser(seed)
+        return "pct", PctChooser(seed, depth=config.depth, steps_hint=steps_hint)
+    return "random", RandomChooser(seed)
 
 
 _Hit = tuple[int, tuple[int, ...]]
+
+
+def _is_dpor_slot(config: ExploreConfig, index: int) -> bool:
+    return config.chooser == "portfolio" and member_at(index).kind == "dpor"
+
+
+def _run_dpor_slot(
+    config: ExploreConfig, index: int, dpor: DporShare, tally: _Tally, target: Target, hint: int
+) -> None:
+    """Run the portfolio's dpor slot `index` in this process (its search's execution of
+    that ordinal; ``random`` by the index once the search is over)."""
+    execution = dpor.run(dpor_ordinal(index)) if not dpor.done else None
+    by = "dpor"
+    if execution is None:
+        by, chooser = seeded_chooser(config, index, hint)
+        execution = target.run(chooser, max_steps=config.max_steps)
+    tally.add(execution, index + 1, by)
+    tally.pruned = dpor.pruned
 
 
 def _run_range(
@@ -488,14 +585,26 @@ def _run_range(
     last: int,
     steps_hint: int,
     tally: _Tally,
-) -> None:
-    """Run schedules ``first..last-1``; stop at the first failure when asked."""
+    dpor: DporShare | None = None,
+) -> int:
+    """Run schedules ``first..last-1``; stop at the first failure when asked, or when the
+    wall-clock budget is spent.  A portfolio's dpor slots run on `dpor`, or (None: a
+    worker's chunk) are left to the parent.  Returns how many indices it went through."""
     for index in range(first, last):
-        execution = target.run(_chooser_for(config, index, steps_hint), max_steps=config.max_steps)
-        tally.add(execution, index + 1)
+        if tally.time_is_up():
+            return index - first
+        if _is_dpor_slot(config, index):
+            if dpor is None:
+                continue
+            _run_dpor_slot(config, index, dpor, tally, target, steps_hint)
+        else:
+            by, chooser = _chooser_for(config, index, steps_hint)
+            execution = target.run(chooser, max_steps=config.max_steps)
+            tally.add(execution, index + 1, by)
         tally.report()
         if tally.hit is not None and config.stop_on_first:
-            break
+            return index + 1 - first
+    return last - first
 
 
 @attrs.frozen
@@ -510,6 +619,11 @@ class ChunkResult:
     hit: _Hit | None
     interrupted: bool
     elapsed: float
+    #: The indices it went through, from the chunk's first (a portfolio's dpor slots,
+    #: left to the parent, included); None: `ran`.
+    covered: int | None = None
+    #: Who found `hit` (the chooser, or the portfolio's member).
+    found_by: str | None = None
 
 
 def run_chunk(
@@ -522,13 +636,21 @@ def run_chunk(
     start = time.perf_counter()
     tally = _Tally(last - first, None, 0.0)
     interrupted = False
+    covered = 0
     try:
-        _run_range(target, config, first, last, hint, tally)
+        covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
     elapsed = time.perf_counter() - start
     return ChunkResult(
-        tally.done, tally.steps, tuple(tally.failing), tally.hit, interrupted, elapsed
+        tally.done,
+        tally.steps,
+        tuple(tally.failing),
+        tally.hit,
+        interrupted,
+        elapsed,
+        covered if config.chooser == "portfolio" else None,
+        tally.found_by,
     )
 
 
@@ -553,13 +675,16 @@ def _explore_seeded(
     tally: _Tally,
     executor: Executor | None,
     resume: str | os.PathLike[str] | None,
-) -> None:
-    steps_hint = _steps_hint(target, config) if config.chooser == "pct" else 0
+) -> bool:
+    """Random, pct, portfolio; returns whether the space is complete (a portfolio whose
+    dpor share ran every trace, and no failure)."""
+    steps_hint = _steps_hint(target, config) if config.chooser in ("pct", "portfolio") else 0
     first, last = config.start, config.start + config.schedules
+    dpor = DporShare(target, config) if config.chooser == "portfolio" else None
     small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
     if executor is None and resume is None and small:
-        _run_range(target, config, first, last, steps_hint, tally)
-        return
+        _run_range(target, config, first, last, steps_hint, tally, dpor)
+        return _complete(dpor, tally)
     log = RunLog.open(resume, _identity(target, config, steps_hint)) if resume else None
     owned = None
     if executor is None:
@@ -570,12 +695,17 @@ def _explore_seeded(
         owned = executor = ProcessExecutor(workers) if not small else InlineExecutor()
     tally.executor = executor.description
     try:
-        _explore_chunks(target, config, steps_hint, tally, executor, log)
+        _explore_chunks(target, config, steps_hint, tally, executor, log, dpor)
     finally:
         if owned is not None:
             owned.close()
         if log is not None:
             log.close()
+    return _complete(dpor, tally)
+
+
+def _complete(dpor: DporShare | None, tally: _Tally) -> bool:
+    return dpor is not None and dpor.done and dpor.exhausted and tally.hit is None
 
 
 def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any]:
@@ -587,6 +717,7 @@ def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any
         "seed": config.seed,
         "max_steps": config.max_steps,
         **({"depth": config.depth, "k": hint} if config.chooser == "pct" else {}),
+        **({"k": hint} if config.chooser == "portfolio" else {}),
     }
 
 
@@ -642,22 +773,31 @@ def _explore_chunks(
     tally: _Tally,
     executor: Executor,
     log: RunLog | None,
+    dpor: DporShare | None = None,
 ) -> None:
     """Run the schedules in chunks on `executor`, lowest indices first, keeping
     `executor.window` chunks submitted; skip what `log` records as done; stop once no
-    chunk left could hold an earlier failure (``stop_on_first``)."""
+    chunk left could hold an earlier failure (``stop_on_first``), or the wall-clock
+    budget is spent.  A portfolio's dpor slots (`dpor`) run here, one between two polls
+    of the executor, in index order (the log does not record them: a resumed run runs
+    them again, to the same results)."""
     first, last = config.start, config.start + config.schedules
+    dpor_next = first  # the next index to look at for a dpor slot
     done: list[tuple[int, int]] = []
     if log is not None:
         for chunk in log.completed:
             if first <= chunk.first and chunk.last <= last:
                 done.append((chunk.first, chunk.last))
-                tally.merge("resumed", chunk.last - chunk.first, chunk.steps, chunk.failing, None)
+                ran = chunk.last - chunk.first
+                if dpor is not None:  # its dpor slots run here again
+                    ran -= dpor_ordinal(chunk.last) - dpor_ordinal(chunk.first)
+                tally.merge("resumed", ran, chunk.steps, chunk.failing, None)
         if tally.failing:
             index = min(tally.failing)
-            chooser = _chooser_for(config, index - 1, hint)
+            by, chooser = _chooser_for(config, index - 1, hint)
             execution = target.run(chooser, max_steps=config.max_steps)
             tally.hit, tally.hit_execution = (index, execution.sim.schedule), execution
+            tally.found_by = by
     task: Target | TargetSpec = target
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
@@ -672,9 +812,24 @@ def _explore_chunks(
     def needed(at: int) -> bool:
         return not (config.stop_on_first and tally.hit is not None and at + 1 >= tally.hit[0])
 
+    def dpor_step() -> bool:
+        """Run the next dpor slot still needed; False when none is left."""
+        nonlocal dpor_next
+        if dpor is None:
+            return False
+        while dpor_next < last and not _is_dpor_slot(config, dpor_next):
+            dpor_next += 1
+        if dpor_next >= last or not needed(dpor_next) or tally.time_is_up():
+            return False
+        _run_dpor_slot(config, dpor_next, dpor, tally, target, hint)
+        dpor_next += 1
+        return True
+
     try:
         while True:
             window = executor.window  # a Dask cluster may grow or shrink as it runs
+            if tally.time_is_up():
+                gap = None  # submit nothing more; collect what is running
             while gap is not None and len(pending) < window and needed(gap[0]):
                 a, b = gap
                 size = sizer.size(remaining)
@@ -684,19 +839,28 @@ def _explore_chunks(
                 key += 1
                 remaining -= end - a
                 gap = (end, b) if end < b else next(gaps, None)
-            if not pending:
+            inline = dpor_step()
+            if not pending and not inline:
                 return
-            for outcome in executor.wait(MAX_CHUNK_SECONDS):
+            for outcome in executor.wait(0 if inline else MAX_CHUNK_SECONDS):
                 at = pending.pop(outcome.key, None)  # type: ignore[call-overload]
                 if at is None:
                     continue
                 if outcome.error is not None:
                     raise outcome.error
                 result: ChunkResult = outcome.value
-                tally.merge(outcome.worker, result.ran, result.steps, result.failing, result.hit)
-                sizer.observe(result.ran, result.elapsed)
-                if log is not None and result.ran:
-                    ran = Chunk(at, at + result.ran, result.steps, result.failing, outcome.worker)
+                tally.merge(
+                    outcome.worker,
+                    result.ran,
+                    result.steps,
+                    result.failing,
+                    result.hit,
+                    result.found_by,
+                )
+                covered = result.ran if result.covered is None else result.covered
+                sizer.observe(covered, result.elapsed)
+                if log is not None and covered:
+                    ran = Chunk(at, at + covered, result.steps, result.failing, outcome.worker)
                     log.record(ran)
                 if result.interrupted:
                     raise KeyboardInterrupt

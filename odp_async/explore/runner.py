@@ -255,7 +255,7 @@ def explore(
 def check(
     fn: Callable[..., Awaitable[Any]] | str,
     *args: Any,
-    chooser: str = "random",
+    chooser: str = "portfolio",
     schedules: int = 1000,
     seed: int = 0,
     raise_on_failure: bool = False,
@@ -267,7 +267,7 @@ def check(
     """Explore the async function `fn` (or ``"module:qualname"``), called as
     ``fn(*args)`` once per schedule under the sim.
 
-    `chooser` (``random``, ``pct``, ``dfs``, ``dpor``), `schedules`, `seed` and ``config_fields``
+    `chooser` (``portfolio``, the default; ``random``, ``pct``, ``dfs``, ``dpor``), `schedules`, `seed` and ``config_fields``
     (any other `ExploreConfig` field: ``depth``, ``preemption_bound``, ``jobs``,
     ``max_steps``, ``start``...) set the search; `executor` and `resume`: see
     `explore_target`.  An exception, a deadlock, or a run past
@@ -724,6 +724,12 @@ def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any
 #: The share of a chunk's time its executor's overhead may take (chunk sizing).
 OVERHEAD_SHARE = 0.02
 
+#: A portfolio's dpor slots run in the parent in slices of about this many seconds,
+#: between waits of at most `INLINE_WAIT` seconds for chunks (a Dask wait of 0 s never
+#: collects anything).  Scheduling only: no result depends on them.
+INLINE_SLICE = 0.05
+INLINE_WAIT = 0.01
+
 #: The longest a chunk should run, in seconds: a cancelled or interrupted chunk's
 #: worker is busy at most this long, and progress moves at least this often.
 MAX_CHUNK_SECONDS = 1.0
@@ -840,9 +846,14 @@ def _explore_chunks(
                 remaining -= end - a
                 gap = (end, b) if end < b else next(gaps, None)
             inline = dpor_step()
-            if not pending and not inline:
-                return
-            for outcome in executor.wait(0 if inline else MAX_CHUNK_SECONDS):
+            ends = time.perf_counter() + INLINE_SLICE
+            while inline and pending and time.perf_counter() < ends:
+                inline = dpor_step()
+            if not pending:
+                if not inline:
+                    return
+                continue  # only dpor slots left (or chunks to submit): nothing to wait for
+            for outcome in executor.wait(INLINE_WAIT if inline else MAX_CHUNK_SECONDS):
                 at = pending.pop(outcome.key, None)  # type: ignore[call-overload]
                 if at is None:
                     continue
@@ -893,11 +904,10 @@ def _explore_dfs(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
     )
     stopped, found_at = _walk(target, config, tally, chooser)
-    if stopped:
-        return False, found_at
-    if tally.hit is not None:  # the level of the find
-        return chooser.is_complete, found_at
-    return chooser.is_complete, chooser.complete_bound
+    # bound: the highest level fully explored, on a hit as on a miss; the level of the
+    # find is `found_bound`.
+    tally.found_bound = found_at
+    return (not stopped and chooser.is_complete), chooser.complete_bound
 
 
 def _walk(
@@ -907,7 +917,7 @@ def _walk(
     it stopped at the first failure, for ``stop_on_first``; the chooser's bound when the
     first failure was found)."""
     found_at: int | None = None
-    while tally.done < config.schedules and chooser.has_more:
+    while tally.done < config.schedules and chooser.has_more and not tally.time_is_up():
         try:
             execution = target.run(chooser, max_steps=config.max_steps)
         except PrunedExecution:

@@ -128,7 +128,7 @@ def test_start_shards_one_search() -> None:
 
 
 def test_a_dpor_find_names_dpor() -> None:
-    result = explore("classic:deadlock01", shrink=False)
+    result = explore("classic:twostage", shrink=False)
     assert result.failure is not None
     assert member_at(result.failure.index - 1).name == result.found_by == "dpor"
     assert result.failure.found_by == "dpor"

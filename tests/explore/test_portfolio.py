@@ -136,8 +136,11 @@ def test_a_dpor_find_names_dpor() -> None:
 
 
 def test_a_complete_dpor_share_says_complete() -> None:
-    clean = explore("classic:account_fixed", schedules=400)
+    # dpor completes twostage_fixed in 21 traces: its 21 slots end by index 85
+    clean = explore("classic:twostage_fixed", schedules=100)
     assert clean.failure is None and clean.complete
+    short = explore("classic:twostage_fixed", schedules=40)  # not every trace yet
+    assert short.failure is None and not short.complete
     buggy = explore("classic:account", schedules=400, stop_on_first=False)
     assert buggy.failure is not None and not buggy.complete
 

@@ -35,7 +35,8 @@ def test_the_budget_stops_every_chooser(chooser: str) -> None:
     assert result.out_of_time
     assert 0 < result.schedules < 10 and not result.complete
     unlimited = explore_target(target, config.evolve(time=None, schedules=30), clock=FakeClock())
-    assert not unlimited.out_of_time and unlimited.schedules + unlimited.pruned >= 21
+    assert not unlimited.out_of_time
+    assert unlimited.schedules == 30 or unlimited.complete
 
 
 def test_the_budget_stops_submitting_chunks() -> None:
@@ -66,7 +67,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("bad", ["0", "-3", "nan", "inf", "1e12"])
+@pytest.mark.parametrize("bad", ["0", "-3", "nan", "inf", "3000000"])
 def test_cli_refuses_a_bad_time_in_one_line(bad: str) -> None:
     proc = _cli("explore", "classic:lost-update", "--time", bad)
     assert proc.returncode == 2

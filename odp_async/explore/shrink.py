@@ -18,8 +18,9 @@ Contract
     3. drop preemptions in runs: blocks of 8, 4 and 2 consecutive preemptive answers at
        once (a preemption that only matters together with its neighbour goes too);
     4. delete answers: each preemptive answer removed, the later ones moved up;
-    5. fewer actor operations: each integer parameter of the scenario (`Scenario.params`,
-       such as a storm's rounds) halved while the failure stays.
+    0. (first in each round) fewer actor operations: each integer parameter of the
+       scenario (`Scenario.params`, such as a storm's rounds) halved while the failure
+       stays with no more preemptions.
 
     A candidate is kept only if it fails with the same kind and is simpler.  Then, if
     the result has ``p`` preemptions with ``0 < p <= MAX_PROOF_PREEMPTIONS``, a plain
@@ -283,18 +284,60 @@ def shrink(
                 current = current.with_params(**{name: current.scenario.params[name] // 2})
                 got = attempt(ids())
                 if got is None or got[0].preemptions > best[0].preemptions:
+                    got = attempt(best[0].taken, by_id=False)
+                if got is None or got[0].preemptions > best[0].preemptions:
                     current = previous
                     break
                 best, improved = got, True
         return improved
 
-    rounds = 0
+    def drop_by_index() -> bool:
+        # the recorded answers as indices, each preemptive one replaced by the default
+        improved = False
+        for j in reversed(preemptive()):
+            if attempts >= budget:
+                break
+            r = best[0]
+            if j < len(r.taken) and r.is_choice[j] and r.taken[j] != r.defaults[j]:
+                candidate: list[Answer] = list(r.taken)
+                candidate[j] = r.defaults[j]
+                got = attempt(candidate, by_id=False)
+                if got is not None and key(got) < key(best):
+                    best_set(got)
+                    improved = True
+        return improved
+
+    def best_set(run: _Run) -> None:
+        nonlocal best
+        best = run
+
+    def halve_then_tidy() -> None:
+        # fewer actor operations first, tidying the schedule after each success
+        nonlocal current
+        for name in sorted(current.scenario.params):
+            while current.scenario.params[name] > 1 and attempts < budget:
+                previous = current
+                current = current.with_params(**{name: current.scenario.params[name] // 2})
+                got = attempt(best[0].taken, by_id=False)
+                if got is None or got[0].preemptions > best[0].preemptions:
+                    current = previous
+                    break
+                best_set(got)
+                truncate()
+                drop_by_index()
+
+    # The first round as the indices say (truncate, drop, truncate, fewer operations),
+    # then rounds of every pass by task id to a fixed point.
+    truncate()
+    drop_by_index()
+    truncate()
+    halve_then_tidy()
+    rounds = 1
     while rounds < MAX_ROUNDS and attempts < budget:
         rounds += 1
-        improved = False
+        improved = fewer_operations()
         for shrink_pass in (truncate, drop_one, drop_runs, delete_one, truncate):
             improved |= shrink_pass()
-        improved |= fewer_operations()
         if not improved:
             break
 

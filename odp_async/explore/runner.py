@@ -169,9 +169,11 @@ class Failure:
         lines.extend(describe_execution(traced, max_steps_shown=STEPS_SHOWN).splitlines()[1:])
         if self.shrunk is not None:
             s = self.shrunk
+            minimal = " (minimal: none with fewer fails so)" if s.minimal else ""
             lines.append(
-                f"shrunk: {s.preemptions_before} -> {s.preemptions_after} preemptions, "
-                f"failure at step {s.steps_before} -> {s.steps_after} ({s.attempts} replays)"
+                f"shrunk: {s.preemptions_before} -> {s.preemptions_after} preemptions"
+                f"{minimal}, failure at step {s.steps_before} -> {s.steps_after} "
+                f"({s.attempts} replays)"
             )
         token = self.shrunk_token or self.token
         if token:

@@ -87,9 +87,13 @@ def main() -> None:
         label = scenario + (f" / {protocol}" if protocol else "")
         line = [label]
         if not args.no_members:
-            line.append(show([first(scenario, protocol, mb, chooser="random", seed=s) for s in seeds], mb))
+            line.append(
+                show([first(scenario, protocol, mb, chooser="random", seed=s) for s in seeds], mb)
+            )
             for d in range(1, 6):
-                got = [first(scenario, protocol, mb, chooser="pct", depth=d, seed=s) for s in seeds]
+                got = [
+                    first(scenario, protocol, mb, chooser="pct", depth=d, seed=s) for s in seeds
+                ]
                 line.append(show(got, mb))
             line.append(show([first(scenario, protocol, mb, chooser="dpor")], mb))
         found: list[int | None] = []

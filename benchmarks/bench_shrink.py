@@ -46,7 +46,11 @@ def main() -> None:
             cells, replays, minimal = [], [], []
             for seed in range(args.seeds):
                 found = explore(
-                    name, protocol, chooser="random", seed=seed, schedules=args.budget,
+                    name,
+                    protocol,
+                    chooser="random",
+                    seed=seed,
+                    schedules=args.budget,
                     shrink=False,
                 )
                 if found.failure is None:

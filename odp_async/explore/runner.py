@@ -269,8 +269,9 @@ def check(
     """Explore the async function `fn` (or ``"module:qualname"``), called as
     ``fn(*args)`` once per schedule under the sim.
 
-    `chooser` (``portfolio``, the default; ``random``, ``pct``, ``dfs``, ``dpor``), `schedules`, `seed` and ``config_fields``
-    (any other `ExploreConfig` field: ``depth``, ``preemption_bound``, ``jobs``,
+    `chooser` (``portfolio``, the default; ``random``, ``pct``, ``dfs``, ``dpor``),
+    `schedules`, `seed` and ``config_fields`` (any other `ExploreConfig` field:
+    ``depth``, ``preemption_bound``, ``jobs``,
     ``max_steps``, ``start``...) set the search; `executor` and `resume`: see
     `explore_target`.  An exception, a deadlock, or a run past
     ``max_steps`` is a failure; with `raise_on_failure` it raises `ExplorationFailed`
@@ -873,8 +874,9 @@ def _explore_chunks(
                 covered = result.ran if result.covered is None else result.covered
                 sizer.observe(covered, result.elapsed)
                 if log is not None and covered:
-                    ran = Chunk(at, at + covered, result.steps, result.failing, outcome.worker)
-                    log.record(ran)
+                    log.record(
+                        Chunk(at, at + covered, result.steps, result.failing, outcome.worker)
+                    )
                 if result.interrupted:
                     raise KeyboardInterrupt
                 tally.report()

@@ -135,8 +135,6 @@ def _task_id(task: Any) -> int:
     return ident if isinstance(ident, int) else -1
 
 
-
-
 @attrs.frozen
 class ShrinkResult:
     schedule: tuple[int, ...]

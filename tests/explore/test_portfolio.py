@@ -75,14 +75,13 @@ def test_ctx_dereg_during_end_found_in_every_seed(seed: int) -> None:
         "ctx-dereg-during-end", "odp2014-ctx", schedules=10_000, seed=seed, shrink=False
     )
     assert result.verdict is Verdict.DEADLOCK
-    assert result.failure is not None and result.failure.index <= 10_000
+    assert result.failure is not None
+    assert result.failure.index <= 10_000
 
 
 def test_pct_depth_3_alone_misses_ctx_dereg_during_end() -> None:
     # the gap the portfolio closes (a modest budget: it finds nothing at any)
-    result = explore(
-        "ctx-dereg-during-end", "odp2014-ctx", chooser="pct", depth=3, schedules=300
-    )
+    result = explore("ctx-dereg-during-end", "odp2014-ctx", chooser="pct", depth=3, schedules=300)
     assert result.failure is None
 
 
@@ -112,7 +111,8 @@ def test_same_results_serial_inline_executor_and_jobs(stop_on_first: bool) -> No
     if not stop_on_first:
         # the dpor share ran (in the parent) and found failures too
         members = {member_at(i - 1).name for i in serial.failing}
-        assert "dpor" in members and len(members) > 2
+        assert "dpor" in members
+        assert len(members) > 2
 
 
 def test_start_shards_one_search() -> None:
@@ -138,17 +138,22 @@ def test_a_dpor_find_names_dpor() -> None:
 def test_a_complete_dpor_share_says_complete() -> None:
     # dpor completes twostage_fixed in 21 traces: its 21 slots end by index 85
     clean = explore("classic:twostage_fixed", schedules=100)
-    assert clean.failure is None and clean.complete
+    assert clean.failure is None
+    assert clean.complete
     short = explore("classic:twostage_fixed", schedules=40)  # not every trace yet
-    assert short.failure is None and not short.complete
+    assert short.failure is None
+    assert not short.complete
     buggy = explore("classic:account", schedules=400, stop_on_first=False)
-    assert buggy.failure is not None and not buggy.complete
+    assert buggy.failure is not None
+    assert not buggy.complete
 
 
 def test_the_token_names_the_member_and_old_tokens_still_decode() -> None:
     result = explore("ctx-dereg-during-end", "odp2014-ctx", schedules=2000, seed=1)
     failure = result.failure
-    assert failure is not None and failure.token and failure.shrunk_token
+    assert failure is not None
+    assert failure.token
+    assert failure.shrunk_token
     assert decode_token(failure.token).found_by == result.found_by
     assert decode_token(failure.shrunk_token).found_by == result.found_by
     target = Target.resolve("ctx-dereg-during-end", "odp2014-ctx")
@@ -182,8 +187,10 @@ def test_user_function_portfolio_find_replays_in_a_fresh_process(
     monkeypatch.syspath_prepend(str(tmp_path))
     result = check("portfolio_usermod:racy_counter", 3, schedules=500, seed=7)
     failure = result.failure
-    assert failure is not None and failure.shrunk_token is not None
-    assert result.config.chooser == "portfolio" and result.found_by in MEMBERS
+    assert failure is not None
+    assert failure.shrunk_token is not None
+    assert result.config.chooser == "portfolio"
+    assert result.found_by in MEMBERS
     code = (
         "import sys\n"
         "from odp_async.explore.tokens import decode_token, replay_token\n"

@@ -44,7 +44,8 @@ def test_races_shrink_further_than_one_pass(
     replayed = target.with_params(**result.params).run(
         ReplayChooser(result.schedule), max_steps=50_000
     )
-    assert replayed.failure is not None and replayed.failure.kind == kind
+    assert replayed.failure is not None
+    assert replayed.failure.kind == kind
 
 
 def test_the_result_is_a_local_minimum() -> None:
@@ -78,7 +79,8 @@ def test_a_proved_minimum_is_one() -> None:
     schedule, kind = _random_failure(target, 0)
     result = shrink(target, schedule, kind, max_steps=50_000)
     assert result.preemptions_before == 6
-    assert result.preemptions_after == 1 and result.minimal is True
+    assert result.preemptions_after == 1
+    assert result.minimal is True
     # checked independently: no non-preemptive schedule fails so
     chooser = DfsChooser(0, reduction=False)
     while chooser.has_more:
@@ -94,7 +96,8 @@ def test_without_a_proof_budget_nothing_is_claimed() -> None:
     target = Target.resolve("fault-vs-munmap", "naive")
     schedule, kind = _random_failure(target, 0)
     result = shrink(target, schedule, kind, max_steps=50_000, proof_budget=0)
-    assert result.preemptions_after == 1 and result.minimal is None
+    assert result.preemptions_after == 1
+    assert result.minimal is None
 
 
 def test_the_bounded_search_finds_fewer_preemptions() -> None:
@@ -107,7 +110,8 @@ def test_the_bounded_search_finds_fewer_preemptions() -> None:
     )
     assert execution.failure is not None
     found, minimal = _fewer_preemptions(target, execution.failure.kind, 2, 1000, 100)
-    assert found is not None and minimal is None
+    assert found is not None
+    assert minimal is None
     replay = LenientReplay(found)
     assert target.run(replay, max_steps=1000).failure is not None
     assert replay.preemptions <= 1
@@ -117,6 +121,7 @@ def test_the_bounded_search_finds_fewer_preemptions() -> None:
 
 def test_the_report_says_minimal() -> None:
     result = explore("fault-vs-munmap", "naive", chooser="random")
-    assert result.failure is not None and result.failure.shrunk is not None
+    assert result.failure is not None
+    assert result.failure.shrunk is not None
     assert result.failure.shrunk.minimal is True
     assert "(minimal: none with fewer fails so)" in result.failure.describe()

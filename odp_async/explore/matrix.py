@@ -9,9 +9,9 @@ Contract
     expected verdict is a failure stops at the first schedule showing that verdict; a
     cell expected clean runs its whole budget.  The cell's verdict is the expected one
     if it was seen, else the most severe seen (found, then deadlock, then starvation,
-    then clean); a safety violation (found) seen where a deadlock or starvation was expected always wins, so corruption
-    is never hidden behind an expected liveness failure.  Cells are
-    independent and deterministic (the schedules of a cell depend only on the seed), so
+    then clean); a safety violation (found) seen where a deadlock or starvation was
+    expected always wins, so corruption is never hidden behind an expected liveness
+    failure.  Cells are independent and deterministic (the schedules of a cell depend only on the seed), so
     `jobs` spreads cells over processes, and `executor` over any `Executor` (a Dask
     cluster), without changing any result.
 

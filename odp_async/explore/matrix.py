@@ -11,9 +11,9 @@ Contract
     if it was seen, else the most severe seen (found, then deadlock, then starvation,
     then clean); a safety violation (found) seen where a deadlock or starvation was
     expected always wins, so corruption is never hidden behind an expected liveness
-    failure.  Cells are independent and deterministic (the schedules of a cell depend only on the seed), so
-    `jobs` spreads cells over processes, and `executor` over any `Executor` (a Dask
-    cluster), without changing any result.
+    failure.  Cells are independent and deterministic (the schedules of a cell depend
+    only on the seed), so `jobs` spreads cells over processes, and `executor` over any
+    `Executor` (a Dask cluster), without changing any result.
 
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -213,3 +214,27 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_portfolio_snippet_runs_from_a_user_module(tmp_path: Path) -> None:
+    section = "\n### The default portfolio, a time budget, a minimal shrink\n"
+    body = README.read_text().split(section, 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", body, re.S)
+    (tmp_path / "readme_portfolio.py").write_text(block)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import readme_portfolio"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**_env(), "PYTHONPATH": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.splitlines()
+    index, member = first.split()
+    assert int(index) >= 1
+    assert member in MEMBERS
+    assert second == "1 True"

@@ -355,7 +355,8 @@ def explore(
     target = _target(scenario, protocol, options)
     if cluster is not None and chooser in ("dfs", "dpor"):
         _fail(
-            f"{chooser} does not distribute yet: only --chooser random or pct run on a --cluster"
+            f"{chooser} does not distribute yet: only --chooser portfolio, random or pct run "
+            "on a --cluster"
         )
     executor = _cluster(cluster)
     if note:

@@ -314,8 +314,8 @@ def explore_target(
     systematic = config.chooser in ("dfs", "dpor")  # one search tree, in this process
     if systematic and (executor is not None or resume is not None or config.start):
         raise InvalidArgument(
-            f"{config.chooser} does not distribute yet: only the seeded choosers (random, "
-            "pct) run on an executor, resume or shard by --start"
+            f"{config.chooser} does not distribute yet: only the seeded choosers "
+            "(portfolio, random, pct) run on an executor, resume or shard by --start"
         )
     if distributed and not systematic and not target.is_named:
         why = target.unnamed or f"scenario {target.scenario.name!r} has no name"

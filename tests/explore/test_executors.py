@@ -169,8 +169,8 @@ def test_the_cli_says_dfs_does_not_distribute_in_one_line(
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "odp-async: error: dfs does not distribute yet: only --chooser random or pct run on a "
-        "--cluster"
+        "odp-async: error: dfs does not distribute yet: only --chooser portfolio, random or pct "
+        "run on a --cluster"
     )
 
 

@@ -65,14 +65,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-members", action="store_true")
+    parser.add_argument("--only", choices=["builtin", "sctbench"], help="one family of rows")
     args = parser.parse_args()
     rows = cells()
+    if args.only == "builtin":
+        rows = [r for r in rows if r[1] is not None]
+    elif args.only == "sctbench":
+        rows = [r for r in rows if r[1] is None]
     seeds = range(args.seeds)
     if args.quick:
         rows = [
             ("ctx-dereg-during-end", "odp2014-ctx"),
             ("registration-race", "odp2014"),
-            ("classic:twostage_100", None),
+            ("classic:twostage_10", None),
         ]
         seeds = range(2)
     mb = args.member_budget

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Report
 
 from odp_async.explore.runner import explore
 from odp_async.odp.protocols import PROTOCOLS
@@ -66,7 +69,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-members", action="store_true")
     parser.add_argument("--only", choices=["builtin", "sctbench"], help="one family of rows")
+    parser.add_argument("--json", metavar="PATH", help="write the rows here (run_all.py)")
     args = parser.parse_args()
+    report = Report(Path(__file__).name)
+    rows_out: list[dict[str, str]] = []
     rows = cells()
     if args.only == "builtin":
         rows = [r for r in rows if r[1] is not None]
@@ -80,6 +86,7 @@ def main() -> None:
             ("classic:twostage_10", None),
         ]
         seeds = range(2)
+        args.member_budget, args.budget = 200, 2000
     mb = args.member_budget
     heads = ["cell"]
     if not args.no_members:
@@ -111,6 +118,9 @@ def main() -> None:
                 worst, by = index, str(result.found_by)
         line += [show(found, args.budget), by, f"{time.perf_counter() - start:.1f}"]
         print("| " + " | ".join(line) + " |", flush=True)
+        rows_out.append(dict(zip(heads, line, strict=True)))
+    report.add("schedules to the first failure", rows_out)
+    report.write(args.json)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -238,3 +239,18 @@ def test_the_readme_portfolio_snippet_runs_from_a_user_module(tmp_path: Path) ->
     assert int(index) >= 1
     assert member in MEMBERS
     assert second == "1 True"
+
+
+def test_the_cli_explores_with_the_portfolio_by_default() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", "explore", "classic:twostage", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr  # a violation
+    data = json.loads(proc.stdout)
+    assert data["chooser"] == "portfolio"
+    assert data["found_by"] == "dpor"
+    assert data["failure"]["schedule_index"] == 6
+    assert "with portfolio" in proc.stderr

@@ -13,7 +13,8 @@ Contract
       executions skipped), where ``j`` is the number of dpor slots before ``i``
       (`dpor_ordinal`): a function of the program alone.  Once that search has run every
       trace, the dpor slots that remain run ``random`` (seeded by ``i``), so every index
-      is still a schedule.
+      is still a schedule; so do they once the search is given up because the program
+      does not replay its own choices (`NondeterminismError`: no DPOR tree to walk).
 
     Why fixed depths 1 to 5, not an adaptive depth: PCT's guarantee for a bug of depth
     ``d`` (probability at least 1/(n·k^(d-1)) per schedule) needs a depth of at least
@@ -44,6 +45,7 @@ from typing import Final
 import attrs
 
 from .._runtime.choosers import Chooser, RandomChooser
+from ..errors import NondeterminismError
 from .config import ExploreConfig, derive_seed
 from .dfs import PrunedExecution
 from .dpor import DporChooser
@@ -140,6 +142,9 @@ class DporShare:
     pruned: int = 0
     #: True once `run` returned None (the search has no execution left).
     done: bool = False
+    #: Why the search was given up (the program did not replay its own choices: its
+    #: later slots run random), or None.
+    abandoned: str | None = None
 
     def __attrs_post_init__(self) -> None:
         self.chooser = DporChooser(
@@ -149,15 +154,19 @@ class DporShare:
 
     @property
     def exhausted(self) -> bool:
-        return self.chooser.is_exhaustive
+        return self.abandoned is None and self.chooser.is_exhaustive
 
     def _next(self) -> Execution | None:
-        while self.chooser.has_more:
+        while self.chooser.has_more and self.abandoned is None:
             try:
                 execution = self.target.run(self.chooser, max_steps=self.config.max_steps)
             except PrunedExecution:
                 self.pruned += 1
                 continue
+            except NondeterminismError as e:
+                # a program that does not replay its own choices has no DPOR tree
+                self.abandoned = str(e)
+                return None
             self.next_ordinal += 1
             return execution
         return None

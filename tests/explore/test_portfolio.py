@@ -254,3 +254,31 @@ def test_the_cli_explores_with_the_portfolio_by_default() -> None:
     assert data["found_by"] == "dpor"
     assert data["failure"]["schedule_index"] == 6
     assert "with portfolio" in proc.stderr
+
+
+NONDETERMINISTIC = """
+from odp_async import checkpoint, task_group
+
+CALLS = [0]
+
+
+async def shifting() -> None:
+    # each call starts one more task than the last: no run replays another's choices
+    CALLS[0] += 1
+
+    async def step() -> None:
+        await checkpoint("step")
+
+    async with task_group() as tg:
+        for _ in range(1 + CALLS[0] % 4):
+            tg.start_soon(step)
+"""
+
+
+def test_a_program_that_does_not_replay_falls_back_to_random(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "portfolio_shifting.py").write_text(textwrap.dedent(NONDETERMINISTIC))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = check("portfolio_shifting:shifting", schedules=40)
+    assert result.failure is None and result.schedules == 40 and not result.complete

@@ -281,4 +281,6 @@ def test_a_program_that_does_not_replay_falls_back_to_random(
     (tmp_path / "portfolio_shifting.py").write_text(textwrap.dedent(NONDETERMINISTIC))
     monkeypatch.syspath_prepend(str(tmp_path))
     result = check("portfolio_shifting:shifting", schedules=40)
-    assert result.failure is None and result.schedules == 40 and not result.complete
+    assert result.failure is None
+    assert result.schedules == 40
+    assert not result.complete

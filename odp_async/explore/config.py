@@ -135,18 +135,21 @@ class ExploreConfig:
       on the machine's speed; without it they do not.
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
-    - `seed`: the base of every per-schedule seed (random, pct).
+    - `seed`: the base of every per-schedule seed (random, pct, portfolio).
     - `max_steps`: per execution; a run past it is reported as starvation when a fair
       continuation does not finish it either (`odp_async.explore.fairness`).
     - ``dpor``: source-DPOR with sleep sets (`odp_async.explore.dpor`), exhaustive over
       Mazurkiewicz traces; `preemption_bound` optional (None: unbounded).
+    - portfolio: `depth` is not used (its pct members run depths 1 to 5); its dpor
+      share uses `preemption_bound`.
     - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks.
     - `symmetry` (dfs): None follows `reduction`; False turns symmetry off (needed when
       identical tasks act later on what they read before a checkpoint).
     - `trust_primitives` (dfs): count a primitive's acquire as the step's footprint (lock
       discipline); False for code with shared state outside its locks.  Always off for
       the ODP model's scenarios, whose shared state is not all under locks.
-    - `jobs`: worker processes (random, pct); results do not depend on it.
+    - `jobs`: worker processes (random, pct, portfolio: its dpor share runs in this
+      process); results do not depend on it.
     - `stop_on_first`: stop at the first failing schedule.
     - `shrink`: shrink the first failure's schedule.
     """

@@ -464,7 +464,9 @@ class _Tally:
     def workers(self) -> dict[str, int]:
         """Schedules per worker, ``main`` (this process) included when it ran any."""
         here = self.done - sum(self.per_worker.values())
-        counts = {**self.per_worker, **({"main": here} if here else {})}
+        counts = dict(self.per_worker)
+        if here:  # added to the chunks an inline executor ran here (a dpor share's slots)
+            counts["main"] = counts.get("main", 0) + here
         return dict(sorted(counts.items()))
 
     def report(self, *, force: bool = False) -> None:

@@ -247,8 +247,20 @@ and exits 130.
 @click.argument("scenario")
 @click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
 @click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
-@click.option("--chooser", default="random", show_default=True, help="random | pct | dfs | dpor")
+@click.option(
+    "--chooser",
+    default="portfolio",
+    show_default=True,
+    help="portfolio | random | pct | dfs | dpor",
+)
 @click.option("--schedules", default=1000, show_default=True, type=int, help="budget")
+@click.option(
+    "--time",
+    "time_budget",
+    metavar="SECONDS",
+    type=float,
+    help="wall-clock budget: stop starting schedules after SECONDS",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--jobs", default=1, show_default=True, type=int, help="worker processes")
 @click.option("--preemptions", type=int, help="dfs: a fixed preemption bound")
@@ -284,6 +296,7 @@ def explore(
     options: Sequence[str],
     chooser: str,
     schedules: int,
+    time_budget: float | None,
     seed: int,
     jobs: int,
     preemptions: int | None,
@@ -308,7 +321,13 @@ def explore(
     from .explore.config import ExploreConfig
 
     jobs, note = _cap_jobs(jobs, schedules, "schedules")
+    if time_budget is not None and not 0 < time_budget <= MAX_TIME_BUDGET:  # also nan, inf
+        _fail(
+            f"--time must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
+            f"got {time_budget}"
+        )
     config = ExploreConfig(
+        time=time_budget,
         chooser=chooser,
         schedules=schedules,
         seed=seed,
@@ -411,6 +430,7 @@ def _explore_line(result: Any) -> str:
         f"({result.steps} steps, {result.elapsed:.2f}s"
         + (f", {result.pruned} pruned" if result.pruned else "")
         + (f", complete for bound {result.bound}" if result.complete else "")
+        + (", out of time" if result.out_of_time else "")
         + ")"
     )
 
@@ -526,6 +546,9 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "steps": result.steps,
         "complete": result.complete,
         "bound": result.bound,
+        "found_by": result.found_by,
+        "found_bound": result.found_bound,
+        "out_of_time": result.out_of_time,
         "elapsed": round(result.elapsed, 4),
         "start": result.config.start,
         "executor": result.executor,
@@ -1010,6 +1033,8 @@ def matrix(
 
 #: The longest --timeout and --progress-every (a day, in seconds).
 MAX_SECONDS = 86_400.0
+#: The longest --time (`odp_async.explore.config.MAX_SECONDS`: 30 days).
+MAX_TIME_BUDGET = 30 * 86_400.0
 
 
 @contextlib.contextmanager

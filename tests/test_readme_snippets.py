@@ -23,6 +23,9 @@ RUN_ELSEWHERE = {
     "### Protocol guide: lifetimes, subscribers, the failure path, deferred work, unlocked "
     "windows": "tests/model/test_readme_guide.py",
     "### Explore your own code": "tests/explore/test_readme_explore.py",
+    "### The default portfolio, a time budget, a minimal shrink": (
+        "tests/explore/test_portfolio.py"
+    ),
     "## Explored tests in pytest (the plugin)": "tests/test_readme_plugin_sections.py",
     "## Beyond one machine": "tests/explore/test_dask_processes.py",
     "### Implicit ODP: children made on fault, freed by deferred work": (

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_JOBS",
     "MAX_PREEMPTIONS",
     "MAX_SCHEDULES",
+    "MAX_SECONDS",
     "MAX_STEPS",
     "SEED_BITS",
     "ExploreConfig",
@@ -35,8 +36,8 @@ __all__ = [
     "derive_seed",
 ]
 
-CHOOSERS: Final = ("random", "pct", "dfs", "dpor")
-ChooserName = Literal["random", "pct", "dfs", "dpor"]
+CHOOSERS: Final = ("portfolio", "random", "pct", "dfs", "dpor")
+ChooserName = Literal["portfolio", "random", "pct", "dfs", "dpor"]
 
 # The ranges of the budgets: wide enough for any real exploration, narrow enough that a
 # typo (or a fuzzer) gets a one-line error instead of an overflow or a run of years.
@@ -52,6 +53,8 @@ MAX_PREEMPTIONS: Final = 1000
 MAX_JOBS: Final = 1024
 #: A seed is an int of at most this many bits (either sign).
 SEED_BITS: Final = 64
+#: The longest wall-clock budget (`ExploreConfig.time`), in seconds: 30 days.
+MAX_SECONDS: Final = 30 * 24 * 3600.0
 
 
 def _positive(name: str, maximum: int) -> Any:
@@ -100,6 +103,15 @@ def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         raise InvalidArgument(f"start must be a non-negative int, got {value!r}")
 
 
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise InvalidArgument(f"time must be None or a number of seconds > 0, got {value!r}")
+    if value > MAX_SECONDS:  # inf included
+        raise InvalidArgument(f"time must be at most {MAX_SECONDS:g} seconds, got {value!r}")
+
+
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value.bit_length() > SEED_BITS:
         raise InvalidArgument(
@@ -112,29 +124,37 @@ def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class ExploreConfig:
     """How to explore.
 
-    - `chooser`: ``random`` (uniform, seeded), ``pct`` (priority change points, `depth`),
+    - `chooser`: ``portfolio`` (the default: random, pct at depths 1 to 5 and dpor, each
+      with a fixed share of the schedule indices; `odp_async.explore.portfolio`),
+      ``random`` (uniform, seeded), ``pct`` (priority change points, `depth`),
       ``dfs`` (exhaustive, bounded by `preemption_bound`; None = iterative bounding from 0
       up to `max_preemptions`).
     - `schedules`: the budget, in executions.
-    - `start` (random, pct): the index of the first schedule; schedules
+    - `time`: a wall-clock budget in seconds (None: none); the search stops at the first
+      schedule (or, with workers, chunk) that would start after it.  Results then depend
+      on the machine's speed; without it they do not.
+    - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
-    - `seed`: the base of every per-schedule seed (random, pct).
+    - `seed`: the base of every per-schedule seed (random, pct, portfolio).
     - `max_steps`: per execution; a run past it is reported as starvation when a fair
       continuation does not finish it either (`odp_async.explore.fairness`).
     - ``dpor``: source-DPOR with sleep sets (`odp_async.explore.dpor`), exhaustive over
       Mazurkiewicz traces; `preemption_bound` optional (None: unbounded).
+    - portfolio: `depth` is not used (its pct members run depths 1 to 5); its dpor
+      share uses `preemption_bound`.
     - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks.
     - `symmetry` (dfs): None follows `reduction`; False turns symmetry off (needed when
       identical tasks act later on what they read before a checkpoint).
     - `trust_primitives` (dfs): count a primitive's acquire as the step's footprint (lock
       discipline); False for code with shared state outside its locks.  Always off for
       the ODP model's scenarios, whose shared state is not all under locks.
-    - `jobs`: worker processes (random, pct); results do not depend on it.
+    - `jobs`: worker processes (random, pct, portfolio: its dpor share runs in this
+      process); results do not depend on it.
     - `stop_on_first`: stop at the first failing schedule.
     - `shrink`: shrink the first failure's schedule.
     """
 
-    chooser: str = attrs.field(default="random", validator=_chooser)
+    chooser: str = attrs.field(default="portfolio", validator=_chooser)
     schedules: int = attrs.field(default=1000, validator=_positive("schedules", MAX_SCHEDULES))
     seed: int = attrs.field(default=0, validator=_seed)
     start: int = attrs.field(default=0, validator=_start)
@@ -150,6 +170,7 @@ class ExploreConfig:
     jobs: int = attrs.field(default=1, validator=_positive("jobs", MAX_JOBS))
     stop_on_first: bool = True
     shrink: bool = True
+    time: float | None = attrs.field(default=None, validator=_seconds)
 
     def evolve(self, **changes: Any) -> ExploreConfig:
         """This config with some fields changed.  Raises `InvalidArgument` naming an

@@ -2,15 +2,18 @@
 
 Contract
     `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with the random
-    chooser and up to `budget` schedules.  A cell whose expected verdict is a failure
-    stops at the first schedule showing that verdict; a cell expected clean runs its
-    whole budget.  The cell's verdict is the expected one if it was seen, else the most
-    severe seen (found, then deadlock, then starvation, then clean); a safety violation
-    (found) seen where a deadlock or starvation was expected always wins, so corruption
-    is never hidden behind an expected liveness failure.  Cells are
-    independent and deterministic (the schedules of a cell depend only on the seed), so
-    `jobs` spreads cells over processes, and `executor` over any `Executor` (a Dask
-    cluster), without changing any result.
+    chooser and up to `budget` schedules (not the portfolio, the explorer's default: the
+    matrix asks each cell's verdict, every expected failure shows within its default
+    budget under random, and a cell expected clean runs its whole budget, where the
+    portfolio's pct probes and in-process dpor share would only add cost).  A cell whose
+    expected verdict is a failure stops at the first schedule showing that verdict; a
+    cell expected clean runs its whole budget.  The cell's verdict is the expected one
+    if it was seen, else the most severe seen (found, then deadlock, then starvation,
+    then clean); a safety violation (found) seen where a deadlock or starvation was
+    expected always wins, so corruption is never hidden behind an expected liveness
+    failure.  Cells are independent and deterministic (the schedules of a cell depend
+    only on the seed), so `jobs` spreads cells over processes, and `executor` over any
+    `Executor` (a Dask cluster), without changing any result.
 
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its
@@ -111,7 +114,10 @@ def explore_cell(
             schedule = execution.sim.schedule
             token_target = target
             if shrink_found:
-                shrunk = shrink(target, schedule, failure.kind, max_steps=max_steps, budget=200)
+                # a modest shrink, no minimality proof: the matrix stays fast
+                shrunk = shrink(
+                    target, schedule, failure.kind, max_steps=max_steps, budget=100, proof_budget=0
+                )
                 schedule, execution = shrunk.schedule, shrunk.execution
                 token_target = target.with_params(**shrunk.params)
             token = encode_token(token_target, schedule, execution, max_steps)

@@ -11,7 +11,7 @@ Contract
     ==========================  =====================  =====================================
     ``--odp-schedules N``       ``odp_schedules``      the budget of every explored test
     ``--odp-seed N``            ``odp_seed``           the base seed
-    ``--odp-chooser NAME``      ``odp_chooser``        random | pct | dfs | dpor
+    ``--odp-chooser NAME``      ``odp_chooser``        portfolio | random | pct | dfs | dpor
     ``--odp-profile NAME``      ``odp_profile``        a named profile (default, ci, nightly,
                                                        or one from `register_profile`)
     ``--odp-replay TOKEN``      ``odp_replay``         replay this token on the test it was
@@ -90,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     helps = {
         "schedules": "schedules per explored test (overrides the decorator, ini, profile)",
         "seed": "base seed of every explored test",
-        "chooser": "random | pct | dfs | dpor",
+        "chooser": "portfolio | random | pct | dfs | dpor",
         "profile": "a named settings profile: default, ci, nightly, or your own",
         "replay": "replay this token on the test that made it (other tests explore)",
         "database": f"failure database directory (default {DEFAULT_DATABASE}; none: off)",

@@ -83,6 +83,7 @@ from .dpor_parallel import explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
 from .pct import PctChooser
+from .portfolio import DporShare, dpor_ordinal, member_at, seeded_chooser
 from .runlog import Chunk, RunLog
 from .shrink import ShrinkResult, shrink
 from .target import Execution, Target, TargetSpec
@@ -142,6 +143,8 @@ class Failure:
     #: trace to list its last steps (None: no step list).
     target: Target | None = attrs.field(default=None, eq=False, repr=False)
     max_steps: int = attrs.field(default=0, eq=False, repr=False)
+    #: The chooser, or the portfolio's member (``pct-d4``, ``dpor``...), that found it.
+    found_by: str | None = None
 
     @property
     def violation(self) -> Violation:
@@ -173,14 +176,17 @@ class Failure:
         user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
         (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
         Replays the schedule once (with a trace) for the steps."""
-        lines = [f"{self.verdict} at schedule {self.index}: {self.violation.describe()}"]
+        by = f" (found by {self.found_by})" if self.found_by else ""
+        lines = [f"{self.verdict} at schedule {self.index}{by}: {self.violation.describe()}"]
         traced = self._traced()
         lines.extend(describe_execution(traced, max_steps_shown=STEPS_SHOWN).splitlines()[1:])
         if self.shrunk is not None:
             s = self.shrunk
+            minimal = " (minimal: none with fewer fails so)" if s.minimal else ""
             lines.append(
-                f"shrunk: {s.preemptions_before} -> {s.preemptions_after} preemptions, "
-                f"failure at step {s.steps_before} -> {s.steps_after} ({s.attempts} replays)"
+                f"shrunk: {s.preemptions_before} -> {s.preemptions_after} preemptions"
+                f"{minimal}, failure at step {s.steps_before} -> {s.steps_after} "
+                f"({s.attempts} replays)"
             )
         token = self.shrunk_token or self.token
         if token:
@@ -192,7 +198,17 @@ class Failure:
 
 @attrs.frozen
 class ExploreResult:
-    """What an exploration did and found."""
+    """What an exploration did and found.
+
+    `bound` means the same on a hit and a miss: the highest preemption level whose
+    schedules were all explored (dfs with iterative bounding: the last level it
+    finished; a fixed bound: that bound once complete), None when no level was finished
+    or the chooser does not explore by level (random, pct, portfolio; dpor: its
+    configured bound).  `found_bound` is the level at which the failure was found (dfs);
+    a failure found while exploring level 2 gives ``bound=1, found_bound=2``.
+    `complete` says the whole space (within the bound) ran: dfs, dpor, or a portfolio
+    whose dpor share ran every trace without a failure anywhere.
+    """
 
     label: str
     config: ExploreConfig
@@ -213,6 +229,13 @@ class ExploreResult:
     failing: tuple[int, ...] = ()
     #: Where the schedules ran (`Executor.description`).
     executor: str = "this process"
+    #: The chooser, or the portfolio's member, that found the failure (None: no failure).
+    found_by: str | None = None
+    #: The preemption level of the first failure's schedule when the chooser explores by
+    #: level (dfs: the level being explored when it was found), else None.
+    found_bound: int | None = None
+    #: True when the wall-clock budget (`ExploreConfig.time`) stopped the search.
+    out_of_time: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -247,7 +270,7 @@ def explore(
 def check(
     fn: Callable[..., Awaitable[Any]] | str,
     *args: Any,
-    chooser: str = "random",
+    chooser: str = "portfolio",
     schedules: int = 1000,
     seed: int = 0,
     raise_on_failure: bool = False,
@@ -259,8 +282,9 @@ def check(
     """Explore the async function `fn` (or ``"module:qualname"``), called as
     ``fn(*args)`` once per schedule under the sim.
 
-    `chooser` (``random``, ``pct``, ``dfs``, ``dpor``), `schedules`, `seed` and ``config_fields``
-    (any other `ExploreConfig` field: ``depth``, ``preemption_bound``, ``jobs``,
+    `chooser` (``portfolio``, the default; ``random``, ``pct``, ``dfs``, ``dpor``),
+    `schedules`, `seed` and ``config_fields`` (any other `ExploreConfig` field:
+    ``depth``, ``preemption_bound``, ``jobs``,
     ``max_steps``, ``start``...) set the search; `executor` and `resume`: see
     `explore_target`.  An exception, a deadlock, or a run past
     ``max_steps`` is a failure; with `raise_on_failure` it raises `ExplorationFailed`
@@ -284,8 +308,12 @@ def explore_target(
     *,
     executor: Executor | None = None,
     resume: str | os.PathLike[str] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> ExploreResult:
     """Explore `target` under `config` (see the module docstring).
+
+    `clock` (seconds, monotonic) measures `elapsed` and the wall-clock budget
+    (``config.time``); a test may pass a fake one.
 
     `executor` runs random and pct schedules in chunks elsewhere (a `ProcessExecutor`, a
     Dask cluster's `DaskExecutor`...; the caller closes it); by default ``jobs > 1``
@@ -307,7 +335,7 @@ def explore_target(
         raise InvalidArgument(
             f"{what} needs a target other processes can rebuild: {why}; or explore it with jobs=1"
         )
-    tally = _Tally(config.schedules, progress, time.perf_counter())
+    tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
     complete, bound = False, None
     try:
         if config.chooser == "dfs":
@@ -317,11 +345,13 @@ def explore_target(
         elif config.chooser == "dpor":
             complete, bound = _explore_dpor(target, config, tally)
         else:
-            _explore_seeded(target, config, tally, executor, resume)
+            complete = _explore_seeded(target, config, tally, executor, resume)
         tally.report(force=True)
         failure = None
         if tally.hit is not None:
-            failure = _make_failure(target, config, *tally.hit, tally.hit_execution)
+            failure = _make_failure(
+                target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
+            )
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     return tally.result(target, config, complete, bound, failure)
@@ -335,8 +365,8 @@ def check_systematic(
     starts a cluster.)"""
     if config.chooser == "dfs" and on_executor:
         raise InvalidArgument(
-            "dfs runs in this process: use --chooser dpor (split into subtrees), random or "
-            "pct on an executor"
+            "dfs runs in this process: use --chooser dpor (split into subtrees), portfolio, "
+            "random or pct on an executor"
         )
     if config.chooser in ("dfs", "dpor") and (resume is not None or config.start):
         what = "resume" if resume is not None else f"start={config.start}"
@@ -352,7 +382,11 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
     if tally.hit is not None:
         try:
             failure = _make_failure(
-                target, config.evolve(shrink=False), *tally.hit, tally.hit_execution
+                target,
+                config.evolve(shrink=False),
+                *tally.hit,
+                tally.hit_execution,
+                found_by=tally.found_by,
             )
         except (KeyboardInterrupt, Exception):  # a second Ctrl-C: no failure detail
             failure = None
@@ -379,24 +413,46 @@ class _Tally:
     per_worker: dict[str, int] = attrs.field(factory=dict)
     #: Where the schedules ran.
     executor: str = "this process"
+    #: The clock (seconds) and the wall-clock budget (`ExploreConfig.time`; None: none).
+    clock: Callable[[], float] = time.perf_counter
+    limit: float | None = None
+    #: Who found `hit` (the chooser, or the portfolio's member).
+    found_by: str | None = None
+    #: The preemption level of `hit` (dfs).
+    found_bound: int | None = None
+    #: The budget stopped the search.
+    out_of_time: bool = False
     last_report: float = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.last_report = self.start
 
-    def add(self, execution: Execution, index: int) -> None:
-        """One schedule ran (`index` 1-based)."""
+    def time_is_up(self) -> bool:
+        """True (and remembered) once the wall-clock budget is spent."""
+        if self.limit is not None and not self.out_of_time:
+            self.out_of_time = self.clock() - self.start >= self.limit
+        return self.out_of_time
+
+    def add(self, execution: Execution, index: int, by: str | None = None) -> None:
+        """One schedule ran (`index` 1-based; `by`: the chooser or member that ran it)."""
         self.done += 1
         self.steps += execution.sim.steps
         if execution.is_failure:
             self.failures += 1
             self.failing.append(index)
-            if self.hit is None:
+            if self.hit is None or index < self.hit[0]:
                 self.hit = (index, execution.sim.schedule)
                 self.hit_execution = execution
+                self.found_by = by
 
     def merge(
-        self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
+        self,
+        worker: str,
+        done: int,
+        steps: int,
+        failing: tuple[int, ...],
+        hit: _Hit | None,
+        found_by: str | None = None,
     ) -> None:
         """A chunk ran elsewhere (`worker`)."""
         self.done += done
@@ -406,6 +462,7 @@ class _Tally:
         self.per_worker[worker] = self.per_worker.get(worker, 0) + done
         if hit is not None and (self.hit is None or hit[0] < self.hit[0]):
             self.hit, self.hit_execution = hit, None
+            self.found_by = found_by
 
     def result(
         self,
@@ -427,23 +484,28 @@ class _Tally:
             complete,
             bound,
             failure,
-            time.perf_counter() - self.start,
+            self.clock() - self.start,
             interrupted=interrupted,
             per_worker=self.workers(),
             failing=tuple(sorted(self.failing)),
             executor=self.executor,
+            found_by=self.found_by if failure is not None else None,
+            found_bound=self.found_bound if failure is not None else None,
+            out_of_time=self.out_of_time,
         )
 
     def workers(self) -> dict[str, int]:
         """Schedules per worker, ``main`` (this process) included when it ran any."""
         here = self.done - sum(self.per_worker.values())
-        counts = {**self.per_worker, **({"main": here} if here else {})}
+        counts = dict(self.per_worker)
+        if here:  # added to the chunks an inline executor ran here (a dpor share's slots)
+            counts["main"] = counts.get("main", 0) + here
         return dict(sorted(counts.items()))
 
     def report(self, *, force: bool = False) -> None:
         if self.callback is None:
             return
-        now = time.perf_counter()
+        now = self.clock()
         if force or now - self.last_report >= PROGRESS_INTERVAL:
             self.last_report = now
             self.callback(ProgressUpdate(self.done, self.total, self.failures, now - self.start))
@@ -455,10 +517,12 @@ def _make_failure(
     index: int,
     schedule: tuple[int, ...],
     execution: Execution | None = None,
+    *,
+    found_by: str | None = None,
 ) -> Failure:
     if execution is None:
         execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
-    token, why = _token(target, schedule, execution, config.max_steps)
+    token, why = _token(target, schedule, execution, config.max_steps, found_by)
     if not config.shrink or execution.failure is None:
         return Failure(
             index,
@@ -468,22 +532,38 @@ def _make_failure(
             no_token=why,
             target=target,
             max_steps=config.max_steps,
+            found_by=found_by,
         )
     shrunk = shrink(target, schedule, execution.failure.kind, max_steps=config.max_steps)
     shrunk_target = target.with_params(**shrunk.params)
-    shrunk_token, _ = _token(shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps)
+    shrunk_token, _ = _token(
+        shrunk_target, shrunk.schedule, shrunk.execution, config.max_steps, found_by
+    )
     return Failure(
-        index, execution, schedule, token, shrunk, shrunk_token, why, target, config.max_steps
+        index,
+        execution,
+        schedule,
+        token,
+        shrunk,
+        shrunk_token,
+        why,
+        target,
+        config.max_steps,
+        found_by,
     )
 
 
 def _token(
-    target: Target, schedule: tuple[int, ...], execution: Execution, max_steps: int
+    target: Target,
+    schedule: tuple[int, ...],
+    execution: Execution,
+    max_steps: int,
+    found_by: str | None = None,
 ) -> tuple[str | None, str | None]:
     """(the token, None), or (None, why there is none)."""
     if not target.is_named:
         return None, target.unnamed or f"scenario {target.scenario.name!r} has no name"
-    return encode_token(target, schedule, execution, max_steps), None
+    return encode_token(target, schedule, execution, max_steps, found_by=found_by), None
 
 
 # --- random and pct ----------------------------------------------------------------------
@@ -504,14 +584,36 @@ def _steps_hint(target: Target, config: ExploreConfig) -> int:
     return most + (most + 3) // 4
 
 
-def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> Chooser:
+def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> tuple[str, Chooser]:
+    """(who runs it, the chooser) of seeded schedule `index` (a portfolio's seeded
+    members included)."""
+    if config.chooser == "portfolio":
+        return seeded_chooser(config, index, steps_hint)
     if config.chooser == "pct":
         seed = derive_seed(config.seed, index)
-        return PctChooser(seed, depth=config.depth, steps_hint=steps_hint)
-    return StreamChooser(config.seed, index)
+        return "pct", PctChooser(seed, depth=config.depth, steps_hint=steps_hint)
+    return "random", StreamChooser(config.seed, index)
 
 
 _Hit = tuple[int, tuple[int, ...]]
+
+
+def _is_dpor_slot(config: ExploreConfig, index: int) -> bool:
+    return config.chooser == "portfolio" and member_at(index).kind == "dpor"
+
+
+def _run_dpor_slot(
+    config: ExploreConfig, index: int, dpor: DporShare, tally: _Tally, target: Target, hint: int
+) -> None:
+    """Run the portfolio's dpor slot `index` in this process (its search's execution of
+    that ordinal; ``random`` by the index once the search is over)."""
+    execution = dpor.run(dpor_ordinal(index)) if not dpor.done else None
+    by = "dpor"
+    if execution is None:
+        by, chooser = seeded_chooser(config, index, hint)
+        execution = target.run(chooser, max_steps=config.max_steps)
+    tally.add(execution, index + 1, by)
+    tally.pruned = dpor.pruned
 
 
 def _run_range(
@@ -521,14 +623,26 @@ def _run_range(
     last: int,
     steps_hint: int,
     tally: _Tally,
-) -> None:
-    """Run schedules ``first..last-1``; stop at the first failure when asked."""
+    dpor: DporShare | None = None,
+) -> int:
+    """Run schedules ``first..last-1``; stop at the first failure when asked, or when the
+    wall-clock budget is spent.  A portfolio's dpor slots run on `dpor`, or (None: a
+    worker's chunk) are left to the parent.  Returns how many indices it went through."""
     for index in range(first, last):
-        execution = target.run(_chooser_for(config, index, steps_hint), max_steps=config.max_steps)
-        tally.add(execution, index + 1)
+        if tally.time_is_up():
+            return index - first
+        if _is_dpor_slot(config, index):
+            if dpor is None:
+                continue
+            _run_dpor_slot(config, index, dpor, tally, target, steps_hint)
+        else:
+            by, chooser = _chooser_for(config, index, steps_hint)
+            execution = target.run(chooser, max_steps=config.max_steps)
+            tally.add(execution, index + 1, by)
         tally.report()
         if tally.hit is not None and config.stop_on_first:
-            break
+            return index + 1 - first
+    return last - first
 
 
 @attrs.frozen
@@ -543,6 +657,11 @@ class ChunkResult:
     hit: _Hit | None
     interrupted: bool
     elapsed: float
+    #: The indices it went through, from the chunk's first (a portfolio's dpor slots,
+    #: left to the parent, included); None: `ran`.
+    covered: int | None = None
+    #: Who found `hit` (the chooser, or the portfolio's member).
+    found_by: str | None = None
 
 
 def run_chunk(
@@ -555,13 +674,21 @@ def run_chunk(
     start = time.perf_counter()
     tally = _Tally(last - first, None, 0.0)
     interrupted = False
+    covered = 0
     try:
-        _run_range(target, config, first, last, hint, tally)
+        covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
     elapsed = time.perf_counter() - start
     return ChunkResult(
-        tally.done, tally.steps, tuple(tally.failing), tally.hit, interrupted, elapsed
+        tally.done,
+        tally.steps,
+        tuple(tally.failing),
+        tally.hit,
+        interrupted,
+        elapsed,
+        covered if config.chooser == "portfolio" else None,
+        tally.found_by,
     )
 
 
@@ -586,13 +713,16 @@ def _explore_seeded(
     tally: _Tally,
     executor: Executor | None,
     resume: str | os.PathLike[str] | None,
-) -> None:
-    steps_hint = _steps_hint(target, config) if config.chooser == "pct" else 0
+) -> bool:
+    """Random, pct, portfolio; returns whether the space is complete (a portfolio whose
+    dpor share ran every trace, and no failure)."""
+    steps_hint = _steps_hint(target, config) if config.chooser in ("pct", "portfolio") else 0
     first, last = config.start, config.start + config.schedules
+    dpor = DporShare(target, config) if config.chooser == "portfolio" else None
     small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
     if executor is None and resume is None and small:
-        _run_range(target, config, first, last, steps_hint, tally)
-        return
+        _run_range(target, config, first, last, steps_hint, tally, dpor)
+        return _complete(dpor, tally)
     log = RunLog.open(resume, _identity(target, config, steps_hint)) if resume else None
     owned = None
     if executor is None:
@@ -603,12 +733,17 @@ def _explore_seeded(
         owned = executor = ProcessExecutor(workers) if not small else InlineExecutor()
     tally.executor = executor.description
     try:
-        _explore_chunks(target, config, steps_hint, tally, executor, log)
+        _explore_chunks(target, config, steps_hint, tally, executor, log, dpor)
     finally:
         if owned is not None:
             owned.close()
         if log is not None:
             log.close()
+    return _complete(dpor, tally)
+
+
+def _complete(dpor: DporShare | None, tally: _Tally) -> bool:
+    return dpor is not None and dpor.done and dpor.exhausted and tally.hit is None
 
 
 def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any]:
@@ -620,14 +755,22 @@ def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any
         "seed": config.seed,
         "max_steps": config.max_steps,
         **({"depth": config.depth, "k": hint} if config.chooser == "pct" else {}),
-        # Schedule i of random is StreamChooser(seed, i) since this field; a log from
-        # before (MT19937 seeded per schedule) names other schedules and is refused.
-        **({"stream": "blake2b-1"} if config.chooser == "random" else {}),
+        # Schedule i of random (and of the portfolio's random member) is
+        # StreamChooser(seed, i) since this field; a log from before (MT19937 seeded per
+        # schedule) names other schedules and is refused.
+        **({"stream": "blake2b-1"} if config.chooser in ("random", "portfolio") else {}),
+        **({"k": hint} if config.chooser == "portfolio" else {}),
     }
 
 
 #: The share of a chunk's time its executor's overhead may take (chunk sizing).
 OVERHEAD_SHARE = 0.02
+
+#: A portfolio's dpor slots run in the parent in slices of about this many seconds,
+#: between waits of at most `INLINE_WAIT` seconds for chunks (a Dask wait of 0 s never
+#: collects anything).  Scheduling only: no result depends on them.
+INLINE_SLICE = 0.05
+INLINE_WAIT = 0.01
 
 #: The longest a chunk should run, in seconds: a cancelled or interrupted chunk's
 #: worker is busy at most this long, and progress moves at least this often.
@@ -678,22 +821,31 @@ def _explore_chunks(
     tally: _Tally,
     executor: Executor,
     log: RunLog | None,
+    dpor: DporShare | None = None,
 ) -> None:
     """Run the schedules in chunks on `executor`, lowest indices first, keeping
     `executor.window` chunks submitted; skip what `log` records as done; stop once no
-    chunk left could hold an earlier failure (``stop_on_first``)."""
+    chunk left could hold an earlier failure (``stop_on_first``), or the wall-clock
+    budget is spent.  A portfolio's dpor slots (`dpor`) run here, one between two polls
+    of the executor, in index order (the log does not record them: a resumed run runs
+    them again, to the same results)."""
     first, last = config.start, config.start + config.schedules
+    dpor_next = first  # the next index to look at for a dpor slot
     done: list[tuple[int, int]] = []
     if log is not None:
         for chunk in log.completed:
             if first <= chunk.first and chunk.last <= last:
                 done.append((chunk.first, chunk.last))
-                tally.merge("resumed", chunk.last - chunk.first, chunk.steps, chunk.failing, None)
+                ran = chunk.last - chunk.first
+                if dpor is not None:  # its dpor slots run here again
+                    ran -= dpor_ordinal(chunk.last) - dpor_ordinal(chunk.first)
+                tally.merge("resumed", ran, chunk.steps, chunk.failing, None)
         if tally.failing:
             index = min(tally.failing)
-            chooser = _chooser_for(config, index - 1, hint)
+            by, chooser = _chooser_for(config, index - 1, hint)
             execution = target.run(chooser, max_steps=config.max_steps)
             tally.hit, tally.hit_execution = (index, execution.sim.schedule), execution
+            tally.found_by = by
     task: Target | TargetSpec = target
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
@@ -708,9 +860,24 @@ def _explore_chunks(
     def needed(at: int) -> bool:
         return not (config.stop_on_first and tally.hit is not None and at + 1 >= tally.hit[0])
 
+    def dpor_step() -> bool:
+        """Run the next dpor slot still needed; False when none is left."""
+        nonlocal dpor_next
+        if dpor is None:
+            return False
+        while dpor_next < last and not _is_dpor_slot(config, dpor_next):
+            dpor_next += 1
+        if dpor_next >= last or not needed(dpor_next) or tally.time_is_up():
+            return False
+        _run_dpor_slot(config, dpor_next, dpor, tally, target, hint)
+        dpor_next += 1
+        return True
+
     try:
         while True:
             window = executor.window  # a Dask cluster may grow or shrink as it runs
+            if tally.time_is_up():
+                gap = None  # submit nothing more; collect what is running
             while gap is not None and len(pending) < window and needed(gap[0]):
                 a, b = gap
                 size = sizer.size(remaining)
@@ -720,20 +887,35 @@ def _explore_chunks(
                 key += 1
                 remaining -= end - a
                 gap = (end, b) if end < b else next(gaps, None)
+            inline = dpor_step()
+            ends = time.perf_counter() + INLINE_SLICE
+            while inline and pending and time.perf_counter() < ends:
+                inline = dpor_step()
             if not pending:
-                return
-            for outcome in executor.wait(MAX_CHUNK_SECONDS):
+                if not inline:
+                    return
+                continue  # only dpor slots left (or chunks to submit): nothing to wait for
+            for outcome in executor.wait(INLINE_WAIT if inline else MAX_CHUNK_SECONDS):
                 at = pending.pop(outcome.key, None)  # type: ignore[call-overload]
                 if at is None:
                     continue
                 if outcome.error is not None:
                     raise outcome.error
                 result: ChunkResult = outcome.value
-                tally.merge(outcome.worker, result.ran, result.steps, result.failing, result.hit)
-                sizer.observe(result.ran, result.elapsed)
-                if log is not None and result.ran:
-                    ran = Chunk(at, at + result.ran, result.steps, result.failing, outcome.worker)
-                    log.record(ran)
+                tally.merge(
+                    outcome.worker,
+                    result.ran,
+                    result.steps,
+                    result.failing,
+                    result.hit,
+                    result.found_by,
+                )
+                covered = result.ran if result.covered is None else result.covered
+                sizer.observe(covered, result.elapsed)
+                if log is not None and covered:
+                    log.record(
+                        Chunk(at, at + covered, result.steps, result.failing, outcome.worker)
+                    )
                 if result.interrupted:
                     raise KeyboardInterrupt
                 tally.report()
@@ -765,11 +947,10 @@ def _explore_dfs(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
     )
     stopped, found_at = _walk(target, config, tally, chooser)
-    if stopped:
-        return False, found_at
-    if tally.hit is not None:  # the level of the find
-        return chooser.is_complete, found_at
-    return chooser.is_complete, chooser.complete_bound
+    # bound: the highest level fully explored, on a hit as on a miss; the level of the
+    # find is `found_bound`.
+    tally.found_bound = found_at
+    return (not stopped and chooser.is_complete), chooser.complete_bound
 
 
 def _walk(
@@ -779,7 +960,7 @@ def _walk(
     it stopped at the first failure, for ``stop_on_first``; the chooser's bound when the
     first failure was found)."""
     found_at: int | None = None
-    while tally.done < config.schedules and chooser.has_more:
+    while tally.done < config.schedules and chooser.has_more and not tally.time_is_up():
         try:
             execution = target.run(chooser, max_steps=config.max_steps)
         except PrunedExecution:

@@ -6,82 +6,133 @@ Contract
     preemptions first, then fewer steps to the failure, then fewer recorded choices.  Each
     candidate is replayed with `LenientReplay`: the candidate's answers while they fit,
     then the non-preemptive default (keep running the task that ran last, else the oldest
-    runnable).  Passes, in order, each run once (no loop to a fixed point):
+    runnable).  A candidate's answers are either indices among the runnable tasks (the
+    recorded schedule) or, once the first replay ran, *task ids* (`LenientReplay` with
+    ``by_id=True``: run that task if it is runnable, else the default), so that removing
+    one preemption does not change what the later answers mean.  The passes, repeated
+    until a round improves nothing (a **local minimum**) or the replay budget is spent:
 
     1. truncate: the shortest prefix of answers that still fails (bisection);
-    2. drop preemptions: each preemptive answer, from the last to the first, replaced by
-       the non-preemptive one, kept if the run still fails with the same kind;
-    3. truncate again;
-    4. fewer actor operations: each integer parameter of the scenario (`Scenario.params`,
-       such as a storm's rounds) halved while the failure stays, the schedule tidied again
-       after each success.
+    2. drop preemptions one at a time: each preemptive answer, from the last to the
+       first, replaced by the non-preemptive one;
+    3. drop preemptions in runs: blocks of 8, 4 and 2 consecutive preemptive answers at
+       once (a preemption that only matters together with its neighbour goes too);
+    4. delete answers: each preemptive answer removed, the later ones moved up;
+    0. (first in each round) fewer actor operations: each integer parameter of the
+       scenario (`Scenario.params`, such as a storm's rounds) halved while the failure
+       stays with no more preemptions.
+
+    A candidate is kept only if it fails with the same kind and is simpler.  Then, if
+    the result has ``p`` preemptions with ``0 < p <= MAX_PROOF_PREEMPTIONS``, a plain
+    depth-first search (no reduction, iterative preemption bounding, at most
+    `proof_budget` executions) looks for a schedule of fewer preemptions failing with
+    the same kind: one it finds replaces the result; if it runs every schedule of at most
+    ``p - 1`` preemptions and finds none, the result is **minimal** (`ShrinkResult.minimal`
+    True: no schedule of fewer preemptions shows that violation, for these parameters).
+    ``minimal`` is None when the search could not tell within its budget.
 
     The result carries the exact schedule of the best run (replayable with
     `ReplayChooser`), its execution, and the before/after measures.  Deterministic: the
     same input gives the same output.
 
 See also
-    Hypothesis's shrinker (``sort_key``, passes that do not loop); `odp_async.explore.runner`.
+    Hypothesis's shrinker (``sort_key``, passes to a fixed point); `odp_async.explore.runner`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
+from .dfs import DfsChooser, PrunedExecution
 from .target import Execution, Target
 
-__all__ = ["LenientReplay", "ShrinkResult", "shrink"]
+__all__ = ["MAX_PROOF_PREEMPTIONS", "LenientReplay", "ShrinkResult", "shrink"]
+
+
+#: Answers of a by-id candidate: a task id, a draw's value, or None (the default).
+Answer = int | None
+
+#: The most preemptions whose minimality the shrinker tries to prove (the schedules of
+#: at most ``p - 1`` preemptions grow about as steps^(p-1)).
+MAX_PROOF_PREEMPTIONS: Final = 3
 
 
 class LenientReplay:
     """Replays recorded answers while they fit, then runs non-preemptively; records all.
 
-    After an execution: `taken` is the exact schedule used (replayable with
-    `ReplayChooser`), `defaults` the non-preemptive answer at each choice point, and
+    ``LenientReplay(answers)``: indices among the runnable tasks; ``by_id=True``: task
+    ids (a choice point runs the task with that id if it is runnable) and draw values,
+    None meaning the default.  After an execution: `taken` is the exact schedule used
+    (replayable with `ReplayChooser`), `taken_ids` the task ids chosen (a draw's value
+    at a draw), `defaults` the non-preemptive answer at each choice point, and
     `is_choice` whether that point chose a task (True) or a value (False).
     """
 
-    __slots__ = ("_pos", "answers", "defaults", "is_choice", "preemptions", "taken")
+    __slots__ = (
+        "_pos",
+        "answers",
+        "by_id",
+        "defaults",
+        "is_choice",
+        "preemptions",
+        "taken",
+        "taken_ids",
+    )
 
-    def __init__(self, answers: Sequence[int]) -> None:
+    def __init__(self, answers: Sequence[Answer], *, by_id: bool = False) -> None:
         self.answers = tuple(answers)
+        self.by_id = by_id
         self._pos = 0
         self.taken: list[int] = []
+        self.taken_ids: list[int] = []
         self.defaults: list[int] = []
         self.is_choice: list[bool] = []
         self.preemptions = 0
 
     def new_execution(self) -> None:
         self._pos = 0
-        self.taken, self.defaults, self.is_choice = [], [], []
+        self.taken, self.taken_ids, self.defaults, self.is_choice = [], [], [], []
         self.preemptions = 0
 
-    def _next(self, n: int, default: int) -> int:
+    def _answer(self) -> Answer:
         pos = self._pos
         self._pos += 1
-        if pos < len(self.answers) and self.answers[pos] < n:
-            return self.answers[pos]
-        return default
+        return self.answers[pos] if pos < len(self.answers) else None
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         default = runnable.index(last) if last is not None else 0
-        c = self._next(len(runnable), default)
+        want = self._answer()
+        c = default
+        if want is not None:
+            if not self.by_id:
+                c = want if 0 <= want < len(runnable) else default
+            else:
+                c = next((i for i, t in enumerate(runnable) if _task_id(t) == want), default)
         if last is not None and c != default:
             self.preemptions += 1
         self.taken.append(c)
+        self.taken_ids.append(_task_id(runnable[c]))
         self.defaults.append(default)
         self.is_choice.append(True)
         return c
 
     def draw(self, n: int, label: object) -> int:
-        c = self._next(n, 0)
+        want = self._answer()
+        c = want if want is not None and 0 <= want < n else 0
         self.taken.append(c)
+        self.taken_ids.append(c)
         self.defaults.append(c)
         self.is_choice.append(False)
         return c
+
+
+def _task_id(task: Any) -> int:
+    """A task's id (unique within a run, in spawn order); its position for anything else."""
+    ident = getattr(task, "id", None)
+    return ident if isinstance(ident, int) else -1
 
 
 @attrs.frozen
@@ -96,6 +147,11 @@ class ShrinkResult:
     #: The scenario parameters of the shrunk run (a smaller storm...): the target to
     #: replay `schedule` on is ``target.with_params(**params)``.
     params: dict[str, int] = attrs.field(factory=dict)
+    #: True: no schedule of fewer preemptions shows the violation kind (a bounded search
+    #: ran them all); None: not known (too many preemptions, or the search's budget).
+    minimal: bool | None = None
+    #: Rounds of the passes run (the last improved nothing, unless the budget ran out).
+    rounds: int = 0
 
 
 def sort_key(preemptions: int, execution: Execution, schedule: Sequence[int]) -> tuple[int, ...]:
@@ -105,49 +161,66 @@ def sort_key(preemptions: int, execution: Execution, schedule: Sequence[int]) ->
     return (preemptions, step, execution.sim.steps, len(schedule))
 
 
+#: The most rounds of passes (each must improve the result to be followed by another).
+MAX_ROUNDS: Final = 20
+
+
 def shrink(
     target: Target,
     schedule: Sequence[int],
     kind: str,
     *,
     max_steps: int,
-    budget: int = 400,
+    budget: int = 1000,
+    proof_budget: int = 300,
 ) -> ShrinkResult:
-    """Shrink `schedule` (which fails on `target` with `kind`) within `budget` replays."""
+    """Shrink `schedule` (which fails on `target` with `kind`) within `budget` replays,
+    then try to prove the preemption count minimal within `proof_budget` executions
+    (0: no proof).  Raises ValueError if `schedule` does not fail so."""
     attempts = 0
     current = target
 
-    def attempt(answers: Sequence[int]) -> tuple[LenientReplay, Execution] | None:
+    def attempt(answers: Sequence[Answer], by_id: bool = True) -> _Run | None:
         nonlocal attempts
         attempts += 1
-        chooser = LenientReplay(answers)
+        chooser = LenientReplay(answers, by_id=by_id)
         execution = current.run(chooser, max_steps=max_steps)
         failure = execution.failure
         if failure is None or failure.kind != kind:
             return None
         return chooser, execution
 
-    first = attempt(schedule)
+    first = attempt(schedule, by_id=False)
     if first is None:
         raise ValueError(f"the schedule does not fail with {kind!r} on {target.label}")
-    best_chooser, best = first
-    before = (best_chooser.preemptions, best.failure.step if best.failure else best.sim.steps)
+    best: _Run = first
+    before = (best[0].preemptions, _step(best[1]))
 
-    def key(pair: tuple[LenientReplay, Execution]) -> tuple[int, ...]:
-        return sort_key(pair[0].preemptions, pair[1], pair[0].taken)
+    def key(run: _Run) -> tuple[int, ...]:
+        return sort_key(run[0].preemptions, run[1], run[0].taken)
 
-    def consider(candidate: Sequence[int]) -> None:
+    def consider(candidate: Sequence[Answer]) -> bool:
+        nonlocal best
         if attempts >= budget:
-            return
+            return False
         got = attempt(candidate)
-        if got is not None and key(got) < key((best_chooser, best)):
-            adopt(got)
+        if got is not None and key(got) < key(best):
+            best = got
+            return True
+        return False
 
-    def truncate() -> None:
-        # Bisect for the shortest failing prefix of the current best answers (a prefix
-        # that fails is kept only if it is simpler, see `consider`).
-        base = list(best_chooser.taken)
+    def ids() -> list[Answer]:
+        return list(best[0].taken_ids)
+
+    def preemptive() -> list[int]:
+        r = best[0]
+        return [j for j in range(len(r.taken)) if r.is_choice[j] and r.taken[j] != r.defaults[j]]
+
+    def truncate() -> bool:
+        nonlocal best
+        base = ids()
         lo, hi = 0, len(base)
+        improved = False
         while lo < hi and attempts < budget:
             mid = (lo + hi) // 2
             got = attempt(base[:mid])
@@ -155,53 +228,169 @@ def shrink(
                 lo = mid + 1
                 continue
             hi = mid
-            if key(got) < key((best_chooser, best)):
-                adopt(got)
+            if key(got) < key(best):
+                best, improved = got, True
+        return improved
 
-    def adopt(pair: tuple[LenientReplay, Execution]) -> None:
-        nonlocal best_chooser, best
-        best_chooser, best = pair
-
-    def drop_preemptions() -> None:
-        for j in range(len(best_chooser.taken) - 1, -1, -1):
+    def drop_one() -> bool:
+        improved = False
+        for j in reversed(preemptive()):
             if attempts >= budget:
                 break
-            replay = best_chooser
-            if j >= len(replay.taken) or not replay.is_choice[j]:
-                continue
-            if replay.taken[j] == replay.defaults[j]:
-                continue
-            candidate = list(replay.taken)
-            candidate[j] = replay.defaults[j]
-            consider(candidate)
+            candidate = ids()
+            if j < len(candidate):
+                candidate[j] = None
+                improved |= consider(candidate)
+        return improved
 
-    truncate()
-    drop_preemptions()
-    truncate()
+    def drop_runs() -> bool:
+        improved = False
+        for size in (8, 4, 2):
+            points = preemptive()
+            k = len(points) - size
+            while k >= 0 and attempts < budget:
+                candidate = ids()
+                block = points[k : k + size]
+                for j in block:
+                    if j < len(candidate):
+                        candidate[j] = None
+                if consider(candidate):
+                    improved = True
+                    points = preemptive()
+                    k = min(k, len(points)) - size
+                else:
+                    k -= size
+        return improved
 
-    # Fewer actor operations, where the scenario has integer parameters: halve each while
-    # the failure (same kind, no more preemptions) stays, then tidy the schedule again.
-    for name in sorted(current.scenario.params):
-        while current.scenario.params[name] > 1 and attempts < budget:
-            smaller = current.scenario.params[name] // 2
-            previous = current
-            current = current.with_params(**{name: smaller})
-            got = attempt(best_chooser.taken)
-            if got is None or got[0].preemptions > best_chooser.preemptions:
-                current = previous
+    def delete_one() -> bool:
+        improved = False
+        for j in reversed(preemptive()):
+            if attempts >= budget:
                 break
-            adopt(got)
-            truncate()
-            drop_preemptions()
+            candidate = ids()
+            if j < len(candidate):
+                del candidate[j]
+                improved |= consider(candidate)
+        return improved
 
-    after_step = best.failure.step if best.failure else best.sim.steps
+    def fewer_operations() -> bool:
+        nonlocal current, best
+        improved = False
+        for name in sorted(current.scenario.params):
+            while current.scenario.params[name] > 1 and attempts < budget:
+                previous = current
+                current = current.with_params(**{name: current.scenario.params[name] // 2})
+                got = attempt(ids())
+                if got is None or got[0].preemptions > best[0].preemptions:
+                    got = attempt(best[0].taken, by_id=False)
+                if got is None or got[0].preemptions > best[0].preemptions:
+                    current = previous
+                    break
+                best, improved = got, True
+        return improved
+
+    def drop_by_index() -> bool:
+        # the recorded answers as indices, each preemptive one replaced by the default
+        improved = False
+        for j in reversed(preemptive()):
+            if attempts >= budget:
+                break
+            r = best[0]
+            if j < len(r.taken) and r.is_choice[j] and r.taken[j] != r.defaults[j]:
+                candidate: list[Answer] = list(r.taken)
+                candidate[j] = r.defaults[j]
+                got = attempt(candidate, by_id=False)
+                if got is not None and key(got) < key(best):
+                    best_set(got)
+                    improved = True
+        return improved
+
+    def best_set(run: _Run) -> None:
+        nonlocal best
+        best = run
+
+    def halve_then_tidy() -> None:
+        # fewer actor operations first, tidying the schedule after each success
+        nonlocal current
+        for name in sorted(current.scenario.params):
+            while current.scenario.params[name] > 1 and attempts < budget:
+                previous = current
+                current = current.with_params(**{name: current.scenario.params[name] // 2})
+                got = attempt(best[0].taken, by_id=False)
+                if got is None or got[0].preemptions > best[0].preemptions:
+                    current = previous
+                    break
+                best_set(got)
+                truncate()
+                drop_by_index()
+
+    # The first round as the indices say (truncate, drop, truncate, fewer operations),
+    # then rounds of every pass by task id to a fixed point.
+    truncate()
+    drop_by_index()
+    truncate()
+    halve_then_tidy()
+    rounds = 1
+    while rounds < MAX_ROUNDS and attempts < budget:
+        rounds += 1
+        improved = fewer_operations()
+        for shrink_pass in (truncate, drop_one, drop_runs, delete_one, truncate):
+            improved |= shrink_pass()
+        if not improved:
+            break
+
+    minimal: bool | None = None
+    p = best[0].preemptions
+    if p == 0:
+        minimal = True
+    elif p <= MAX_PROOF_PREEMPTIONS and proof_budget > 0:
+        found, minimal = _fewer_preemptions(current, kind, p, max_steps, proof_budget)
+        if found is not None:
+            got = attempt(found, by_id=False)
+            if got is not None and key(got) < key(best):
+                best = got
+                # what the search found is not known to be minimal itself
+                minimal = True if best[0].preemptions == 0 else None
+
     return ShrinkResult(
-        tuple(best_chooser.taken),
-        best,
+        tuple(best[0].taken),
+        best[1],
         before[0],
-        best_chooser.preemptions,
+        best[0].preemptions,
         before[1],
-        after_step,
+        _step(best[1]),
         attempts,
         dict(current.params),
+        minimal,
+        rounds,
     )
+
+
+_Run = tuple[LenientReplay, Execution]
+
+
+def _step(execution: Execution) -> int:
+    return execution.failure.step if execution.failure else execution.sim.steps
+
+
+def _fewer_preemptions(
+    target: Target, kind: str, preemptions: int, max_steps: int, budget: int
+) -> tuple[tuple[int, ...] | None, bool | None]:
+    """Search every schedule of at most ``preemptions - 1`` preemptions (plain dfs, no
+    reduction, iterative bounding) for one failing with `kind`: (its schedule, None), or
+    (None, True) when none exists, or (None, None) when `budget` executions could not
+    tell."""
+    chooser = DfsChooser(preemptions - 1, iterative=True, reduction=False)
+    ran = 0
+    while chooser.has_more and ran < budget:
+        ran += 1
+        try:
+            execution = target.run(chooser, max_steps=max_steps)
+        except PrunedExecution:
+            continue
+        failure = execution.failure
+        if failure is not None and failure.kind == kind:
+            return execution.sim.schedule, None
+    if chooser.is_complete:
+        return None, True
+    return None, None

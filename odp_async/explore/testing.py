@@ -385,7 +385,7 @@ class ExploredTest:
 def explore_test(
     *,
     schedules: int = 200,
-    chooser: str = "random",
+    chooser: str = "portfolio",
     seed: int = 0,
     max_steps: int = 20_000,
     depth: int = 3,

@@ -8,7 +8,9 @@ Contract
     ``module:qualname``; options; scenario parameters; a function's JSON arguments; a
     scenario file's basename, SHA-256 and whole text, never its path), the step bound,
     the violation kind and step it reproduces, the odp_async version that made it, and
-    optionally the id of the explored test it belongs to.  Version 1 tokens (built-in
+    optionally the id of the explored test it belongs to and the chooser (or the
+    portfolio's member, such as ``pct-d4`` or ``dpor``) that found it (`found_by`: an
+    optional field, so version 2 tokens without it still decode).  Version 1 tokens (built-in
     targets, files by path) still decode.
 
     `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
@@ -75,6 +77,8 @@ class DecodedToken:
     file: ScenarioText | None = None
     #: A function target's arguments.
     args: tuple[Any, ...] = ()
+    #: The chooser, or the portfolio's member, that found the failure (None: not recorded).
+    found_by: str | None = None
 
     @property
     def spec(self) -> TargetSpec:
@@ -127,6 +131,7 @@ def encode_token(
     max_steps: int,
     *,
     test_id: str | None = None,
+    found_by: str | None = None,
 ) -> str:
     """The token replaying `schedule` on `target` to `execution`'s first violation.
 
@@ -148,6 +153,8 @@ def encode_token(
     }
     if test_id is not None:
         header["i"] = test_id
+    if found_by is not None:
+        header["c"] = found_by
     if spec.file is not None:
         header["f"] = [spec.file.name, spec.file.sha256, spec.file.text]
     if spec.args:
@@ -195,6 +202,7 @@ def decode_token(token: str) -> DecodedToken:
             test_id=header["i"],
             file=_file(header["f"]),
             args=tuple(header["g"]),
+            found_by=header["c"],
         )
     except (binascii.Error, zlib.error, ValueError) as e:
         raise InvalidArgument(f"malformed token {_short(token)}: {e}") from None
@@ -283,6 +291,7 @@ def _header(raw: bytes) -> dict[str, Any]:
         "i": _text(header, "i", "the test id", optional=True),
         "f": header.get("f"),  # checked by `_file`
         "g": _args(header.get("g", [])),
+        "c": _text(header, "c", "the chooser that found it", optional=True),
     }
 
 

@@ -177,7 +177,7 @@ def test_the_cli_says_dfs_does_not_distribute_in_one_line(
     err = capsys.readouterr().err.strip()
     assert err == (
         "odp-async: error: dfs runs in this process: use --chooser dpor (split into "
-        "subtrees), random or pct on an executor"
+        "subtrees), portfolio, random or pct on an executor"
     )
     code = main(["explore", "classic:lost-update", "--chooser", "dpor", "--resume", "x.log"])
     assert code == 2

@@ -35,7 +35,7 @@ def test_the_explore_api_is_pinned() -> None:
     for name in PUBLIC:
         assert hasattr(api, name), name
     assert api.Footprint is Footprint
-    assert api.CHOOSERS == ("random", "pct", "dfs", "dpor")
+    assert api.CHOOSERS == ("portfolio", "random", "pct", "dfs", "dpor")
     assert issubclass(ExploreInterrupted, KeyboardInterrupt)
 
 

@@ -37,13 +37,13 @@ USER_TESTS = textwrap.dedent(
             f.write(text + "\\n")
 
 
-    @explore_test(schedules=5)
+    @explore_test(schedules=5, chooser="random")  # one call per schedule (no pct probes)
     async def test_counts():
         log(str(oa.draw(1000)))
 
 
     @pytest.mark.parametrize("n", [2, 3])
-    @explore_test(schedules=200)
+    @explore_test(schedules=200, chooser="random")
     async def test_lost_update(n):
         log("lost_update")
         state = {"x": 0}

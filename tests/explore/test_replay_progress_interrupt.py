@@ -167,7 +167,10 @@ def test_a_keyboard_interrupt_stops_the_exploration_with_a_partial_result(
 ) -> None:
     user.CALLS[0] = 0
     with pytest.raises(ExploreInterrupted) as info:
-        check(user.interrupted_at, 5, in_child, schedules=100, stop_on_first=False)
+        # random: one call per schedule (the portfolio's pct probes call it too)
+        check(
+            user.interrupted_at, 5, in_child, chooser="random", schedules=100, stop_on_first=False
+        )
     result = info.value.result
     assert isinstance(info.value, KeyboardInterrupt)
     assert result.interrupted
@@ -244,7 +247,7 @@ def test_ctrl_c_stops_an_exploration_promptly(user: ModuleType, tmp_path: Path, 
 
 def test_workers_ignore_sigint_so_only_the_parent_handles_ctrl_c(user: ModuleType) -> None:
     spec = Target.resolve(user.clean).spec()
-    config = runner.ExploreConfig()
+    config = runner.ExploreConfig(chooser="random")  # no dpor slot: the chunk runs here
     pool = ProcessExecutor(1)
     try:
         pool.submit(0, runner.run_chunk, spec, config, 0, 1, 0)

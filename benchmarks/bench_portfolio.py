@@ -1,0 +1,127 @@
+"""Benchmark the portfolio: schedules to the first bug, per member and for the default.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_portfolio.py                # full run
+    .venv/bin/python benchmarks/bench_portfolio.py --quick        # a few cells, 2 seeds
+
+For every built-in cell expected to fail (found, deadlock, starvation) and every
+SCTBench-style program with a bug (``classic:<name>``), one row: schedules to the first
+failure of each member run alone (``random``; ``pct`` at depths 1 to 5, all with
+``--member-budget`` schedules, median and worst over seeds 0..S-1; ``dpor``, one
+deterministic count) and of the default ``portfolio`` (``--budget``, median, worst, and
+the member that found it in the worst seed).  ``>C``: a miss within the budget.  The
+portfolio target: a find in every seed within 10,000 schedules.  Printed, not asserted
+(``tests/explore/test_portfolio.py`` asserts it on the cells that matter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Report
+
+from odp_async.explore.runner import explore
+from odp_async.odp.protocols import PROTOCOLS
+from odp_async.scenarios import BUILTIN, Verdict
+from odp_async.scenarios.sctbench import SCTBENCH
+
+
+def cells() -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for name, scenario in BUILTIN.items():
+        for protocol in PROTOCOLS:
+            if scenario.expected_for(protocol) is not Verdict.CLEAN:
+                out.append((name, protocol))
+    for name in SCTBENCH:
+        if "fixed" not in name:
+            out.append((f"classic:{name}", None))
+    return out
+
+
+def first(scenario: str, protocol: str | None, budget: int, **fields: object) -> int | None:
+    result = explore(
+        scenario, protocol, schedules=budget, shrink=False, stop_on_first=True, **fields
+    )
+    return result.failure.index if result.failure is not None else None
+
+
+def show(values: list[int | None], budget: int) -> str:
+    if any(v is None for v in values):
+        found = [v for v in values if v is not None]
+        return f">{budget} ({len(found)}/{len(values)})"
+    ints = [v for v in values if v is not None]
+    return f"{statistics.median(ints):g}/{max(ints)}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--budget", type=int, default=10_000)
+    parser.add_argument("--member-budget", type=int, default=2_000)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-members", action="store_true")
+    parser.add_argument("--only", choices=["builtin", "sctbench"], help="one family of rows")
+    parser.add_argument("--json", metavar="PATH", help="write the rows here (run_all.py)")
+    args = parser.parse_args()
+    report = Report(Path(__file__).name)
+    rows_out: list[dict[str, str]] = []
+    rows = cells()
+    if args.only == "builtin":
+        rows = [r for r in rows if r[1] is not None]
+    elif args.only == "sctbench":
+        rows = [r for r in rows if r[1] is None]
+    seeds = range(args.seeds)
+    if args.quick:
+        rows = [
+            ("ctx-dereg-during-end", "odp2014-ctx"),
+            ("registration-race", "odp2014"),
+            ("classic:twostage_10", None),
+        ]
+        seeds = range(2)
+        args.member_budget, args.budget = 200, 2000
+    mb = args.member_budget
+    heads = ["cell"]
+    if not args.no_members:
+        heads += ["random", *(f"pct-d{d}" for d in range(1, 6)), "dpor"]
+    heads += ["portfolio (median/worst)", "worst found by", "s"]
+    print("| " + " | ".join(heads) + " |")
+    print("|" + "---|" * len(heads))
+    for scenario, protocol in rows:
+        start = time.perf_counter()
+        label = scenario + (f" / {protocol}" if protocol else "")
+        line = [label]
+        if not args.no_members:
+            line.append(
+                show([first(scenario, protocol, mb, chooser="random", seed=s) for s in seeds], mb)
+            )
+            for d in range(1, 6):
+                got = [
+                    first(scenario, protocol, mb, chooser="pct", depth=d, seed=s) for s in seeds
+                ]
+                line.append(show(got, mb))
+            line.append(show([first(scenario, protocol, mb, chooser="dpor")], mb))
+        found: list[int | None] = []
+        worst, by = -1, "-"
+        for s in seeds:
+            result = explore(scenario, protocol, schedules=args.budget, seed=s, shrink=False)
+            index = result.failure.index if result.failure is not None else None
+            found.append(index)
+            if index is not None and index > worst:
+                worst, by = index, str(result.found_by)
+        line += [show(found, args.budget), by, f"{time.perf_counter() - start:.1f}"]
+        print("| " + " | ".join(line) + " |", flush=True)
+        rows_out.append(dict(zip(heads, line, strict=True)))
+    report.add("schedules to the first failure", rows_out)
+    report.write(args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The portfolio chooser: a fixed share of the schedule indices for each member.
+
+Contract
+    ``chooser="portfolio"`` (the default) assigns schedule index ``i`` (0-based, counted
+    from 0 whatever ``start`` is) to the member ``PATTERN[i % len(PATTERN)]``, a fixed
+    pattern that gives each member a fixed share (`shares`), as Coyote's default
+    portfolio and shuttle's ``PortfolioRunner`` combine strategies:
+
+    - ``random``: `StreamChooser(seed, i)` (as plain ``random`` explores);
+    - ``pct-d1`` .. ``pct-d5``: `PctChooser(derive_seed(seed, i), depth=d, k)`, with the
+      ``k`` the runner estimates for pct (the same for every depth);
+    - ``dpor``: the ``j``-th execution of one source-DPOR search (`DporChooser`, pruned
+      executions skipped), where ``j`` is the number of dpor slots before ``i``
+      (`dpor_ordinal`): a function of the program alone.  Once that search has run every
+      trace, the dpor slots that remain run ``random`` (seeded by ``i``), so every index
+      is still a schedule; so do they once the search is given up because the program
+      does not replay its own choices (`NondeterminismError`: no DPOR tree to walk).
+
+    Why fixed depths 1 to 5, not an adaptive depth: PCT's guarantee for a bug of depth
+    ``d`` (probability at least 1/(n·k^(d-1)) per schedule) needs a depth of at least
+    ``d``, and a larger depth divides it by ``k`` per extra level; the race cells of the
+    model need 1 to 5 (``ctx-dereg-during-end`` under ``odp2014-ctx``: 4), so each depth
+    gets its own share and every bug of depth at most 5 is searched at its own depth at
+    1/8 of the rate a search that knew the depth would reach.  An adaptive depth would
+    make schedule ``i`` depend on what ran before it, which the index-addressable
+    members (and so ``jobs``, ``start``, executors) rule out.
+
+    The seeded members are index-addressable: schedule ``i`` depends only on
+    ``(seed, i)``, so with ``jobs > 1`` or an executor their indices run in worker
+    chunks.  The dpor slots run in the parent process, between its waits for chunks, in
+    index order (a DPOR search is sequential).  The first failure is the failing schedule
+    of lowest index, whoever ran it, so the result is the same for every ``jobs``, every
+    executor, and every split of a range by ``start``.  With ``start = s``, the dpor share
+    first runs (unchecked) the dpor executions of the indices below ``s``.
+
+See also
+    `odp_async.explore.runner`, `odp_async.explore.pct`, `odp_async.explore.dpor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+
+from .._runtime.choosers import Chooser, StreamChooser
+from ..errors import NondeterminismError
+from .config import ExploreConfig, derive_seed
+from .dfs import PrunedExecution
+from .dpor import DporChooser
+from .pct import PctChooser
+from .target import Execution, Target
+
+__all__ = [
+    "MEMBERS",
+    "PATTERN",
+    "DporShare",
+    "Member",
+    "dpor_ordinal",
+    "member_at",
+    "seeded_chooser",
+    "shares",
+]
+
+
+@attrs.frozen
+class Member:
+    """One member of the portfolio: `name` (as tokens and results show it), `kind`
+    (``random``, ``pct`` or ``dpor``) and, for pct, its `depth`."""
+
+    name: str
+    kind: str
+    depth: int = 0
+
+
+RANDOM: Final = Member("random", "random")
+DPOR: Final = Member("dpor", "dpor")
+PCT: Final = tuple(Member(f"pct-d{d}", "pct", d) for d in range(1, 6))
+
+#: Every member, by name.
+MEMBERS: Final[Mapping[str, Member]] = {m.name: m for m in (RANDOM, *PCT, DPOR)}
+
+#: Schedule index ``i`` runs ``PATTERN[i % len(PATTERN)]``: random 1/8, each pct depth
+#: 1/8, dpor 2/8.  dpor comes early (index 1): on a small program its first executions
+#: are the cheapest way to a bug of few preemptions.
+PATTERN: Final[tuple[Member, ...]] = (
+    RANDOM,
+    DPOR,
+    PCT[0],
+    PCT[3],
+    PCT[1],
+    DPOR,
+    PCT[2],
+    PCT[4],
+)
+
+_DPOR_SLOTS: Final = tuple(k for k, m in enumerate(PATTERN) if m is DPOR)
+
+
+def member_at(index: int) -> Member:
+    """The member that runs schedule `index` (0-based)."""
+    return PATTERN[index % len(PATTERN)]
+
+
+def dpor_ordinal(index: int) -> int:
+    """How many dpor slots come before schedule `index` (so the dpor slot at `index`
+    runs the DPOR search's execution of that ordinal, counting from 0)."""
+    cycles, rest = divmod(index, len(PATTERN))
+    return cycles * len(_DPOR_SLOTS) + sum(1 for k in _DPOR_SLOTS if k < rest)
+
+
+def shares() -> dict[str, float]:
+    """Each member's share of the schedules."""
+    out: dict[str, float] = {}
+    for m in PATTERN:
+        out[m.name] = out.get(m.name, 0.0) + 1 / len(PATTERN)
+    return out
+
+
+def seeded_chooser(config: ExploreConfig, index: int, steps_hint: int) -> tuple[str, Chooser]:
+    """(the member's name, its chooser) for a schedule `index` of a seeded member; a
+    dpor slot whose search is over runs ``random`` the same way."""
+    member = member_at(index)
+    seed = derive_seed(config.seed, index)
+    if member.kind == "pct":
+        return member.name, PctChooser(seed, depth=member.depth, steps_hint=steps_hint)
+    return RANDOM.name, StreamChooser(config.seed, index)
+
+
+@attrs.define
+class DporShare:
+    """The dpor member's executions, in order: ``run(j)`` is the search's ``j``-th
+    execution (ascending `j` only; the ones skipped over run unchecked), or None once
+    the search has run every trace.  `exhausted` then says whether it ran every trace
+    with nothing cut by a preemption bound."""
+
+    target: Target
+    config: ExploreConfig
+    chooser: DporChooser = attrs.field(init=False)
+    next_ordinal: int = 0
+    pruned: int = 0
+    #: True once `run` returned None (the search has no execution left).
+    done: bool = False
+    #: Why the search was given up (the program did not replay its own choices: its
+    #: later slots run random), or None.
+    abandoned: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.chooser = DporChooser(
+            self.config.preemption_bound,
+            trust_primitives=self.config.trust_primitives and not self.target.scenario.needs_world,
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        return self.abandoned is None and self.chooser.is_exhaustive
+
+    def _next(self) -> Execution | None:
+        while self.chooser.has_more and self.abandoned is None:
+            try:
+                execution = self.target.run(self.chooser, max_steps=self.config.max_steps)
+            except PrunedExecution:
+                self.pruned += 1
+                continue
+            except NondeterminismError as e:
+                # a program that does not replay its own choices has no DPOR tree
+                self.abandoned = str(e)
+                return None
+            self.next_ordinal += 1
+            return execution
+        return None
+
+    def run(self, ordinal: int) -> Execution | None:
+        if ordinal < self.next_ordinal:
+            raise ValueError(f"dpor execution {ordinal} already ran (next: {self.next_ordinal})")
+        while self.next_ordinal < ordinal:
+            if self._next() is None:
+                self.done = True
+                return None
+        execution = self._next()
+        self.done = execution is None
+        return execution

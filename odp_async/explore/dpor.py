@@ -147,6 +147,18 @@ class _Node:
         return nodes
 
 
+def _sleep_before(node: _Node, tid: int) -> dict[int, _Fp]:
+    """The sleep candidates when `node` chooses task `tid`: the sleep set on arrival,
+    then the siblings explored before `tid` was first chosen (all of them if never)."""
+    for_chosen = dict(node.arrival)
+    for done, entry in node.done:
+        if done == tid:
+            break
+        if entry is not None:
+            for_chosen.setdefault(done, entry)
+    return for_chosen
+
+
 class DporChooser(_SystematicChooser[_Node]):
     """Source-DPOR with sleep sets over the sim's step footprints (see the module doc).
 
@@ -345,6 +357,10 @@ class DporChooser(_SystematicChooser[_Node]):
         self._resume = len(path) - 1
         for parent, child in itertools.pairwise(path):
             parent.chosen = child.via
+            if not parent.is_draw:
+                # Its sleep candidates are those of the choice on this path: the siblings
+                # explored before it (not the ones explored since).
+                parent.for_chosen = _sleep_before(parent, parent.options[child.via])
         if node.is_draw:
             node.chosen = option
             # The step the draw happens in runs anew: its races are new.
@@ -354,11 +370,7 @@ class DporChooser(_SystematicChooser[_Node]):
             self._fresh_from = step
         else:
             node.chosen = node.options.index(option)
-            for_chosen = dict(node.arrival)
-            for tid, entry in node.done:
-                if entry is not None:
-                    for_chosen.setdefault(tid, entry)
-            node.for_chosen = for_chosen
+            node.for_chosen = _sleep_before(node, option)
             self._fresh_from = len(path) - 1
         self._path = path
         return True
@@ -523,9 +535,15 @@ class DporChooser(_SystematicChooser[_Node]):
         covered = {t for t, _ in node.done} | node.queued | node.arrival.keys()
         if node.chosen >= 0:
             covered.add(node.options[node.chosen])
-        if any(t in covered for t in initials):
+        racer = events[j][1]
+        if racer in covered or (racer not in initials and any(t in covered for t in initials)):
             return
-        enabled = [t for t in initials if t in node.options][:1]
+        # The racing task itself, when it is an initial, reverses the race directly: it
+        # is queued even where another initial already covers the race (one initial is
+        # enough for soundness; the racer finds bugs sooner, and sleep sets keep the two
+        # from running one trace twice: at most a pruned execution more).
+        enabled = [t for t in initials if t in node.options]
+        enabled = [racer] if racer in enabled else enabled[:1]
         if not enabled:
             # Not runnable in that state (woken by the clock, say): try every task there.
             enabled = [t for t in node.options if t not in covered]

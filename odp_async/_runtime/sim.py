@@ -526,6 +526,7 @@ class SimRuntime(Runtime):
         "_keyed",
         "_max_steps",
         "_next_id",
+        "_noted_only",
         "_now",
         "_on_stop",
         "_preemptions",
@@ -536,7 +537,6 @@ class SimRuntime(Runtime):
         "_steps",
         "_tasks",
         "_timers",
-        "_noted_only",
         "_trace",
         "_trust_primitives",
     )

@@ -408,6 +408,7 @@ def _explore_line(result: Any) -> str:
         + (f", {result.pruned} pruned" if result.pruned else "")
         + (f", complete for bound {result.bound}" if result.complete else "")
         + ")"
+        + f"\n{result.claim}"
     )
 
 
@@ -522,6 +523,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "steps": result.steps,
         "complete": result.complete,
         "bound": result.bound,
+        "claim": result.claim,
         "elapsed": round(result.elapsed, 4),
         "start": result.config.start,
         "executor": result.executor,

@@ -206,6 +206,41 @@ class ExploreResult:
         return self.failure.verdict if self.failure is not None else Verdict.CLEAN
 
     @property
+    def claim(self) -> str:
+        """What the search establishes, in one line; never more than it showed.
+
+        - a failure: ``"violation: <verdict> at schedule i"``;
+        - ``dpor`` that explored every Mazurkiewicz trace (no bound cut anything):
+          ``"complete: N traces, no violation"``;
+        - ``dfs`` that explored every schedule within its bound:
+          ``"complete for preemption bound b: N schedules, no violation"``;
+        - a systematic search that ended but whose preemption bound cut schedules:
+          ``"preemption bound b reached: N traces, no violation found (not complete)"``;
+        - otherwise (a random or pct search, a budget spent, an interruption):
+          ``"no violation in N schedules (budget reached, not complete)"`` (or
+          ``interrupted``).
+
+        Completeness is relative to the footprints (a step whose accesses are not all
+        recorded conflicts with every other: `odp_async._runtime.footprint`).
+        """
+        n, chooser = self.schedules, self.config.chooser
+        if self.failure is not None:
+            return f"violation: {self.verdict} at schedule {self.failure.index}"
+        if self.interrupted:
+            return f"no violation in {n} schedules (interrupted, not complete)"
+        if self.complete and chooser == "dpor":
+            return f"complete: {n} traces, no violation"
+        if self.complete and chooser == "dfs":
+            return f"complete for preemption bound {self.bound}: {n} schedules, no violation"
+        if chooser == "dpor" and self.bound is not None and self.schedules < self.config.schedules:
+            # The bounded search ran out of entries before the budget: the bound cut it.
+            return (
+                f"preemption bound {self.bound} reached: {n} traces, no violation found "
+                "(not complete)"
+            )
+        return f"no violation in {n} schedules (budget reached, not complete)"
+
+    @property
     def schedules_per_second(self) -> float:
         return self.schedules / self.elapsed if self.elapsed > 0 else 0.0
 

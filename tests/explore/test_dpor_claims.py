@@ -75,7 +75,8 @@ def user(user_module: UserModule) -> ModuleType:
 
 def test_a_completed_search_claims_completeness(user: ModuleType) -> None:
     r = explore(user.SAFE, chooser="dpor", schedules=10_000)
-    assert r.complete and r.failure is None
+    assert r.complete
+    assert r.failure is None
     assert r.claim == f"complete: {r.schedules} traces, no violation"
     fixed = explore("classic:twostage_fixed", chooser="dpor", schedules=10_000)
     assert fixed.claim == "complete: 4 traces, no violation"
@@ -83,7 +84,8 @@ def test_a_completed_search_claims_completeness(user: ModuleType) -> None:
 
 def test_a_search_cut_by_the_budget_never_claims_completeness() -> None:
     r = explore("classic:reorder_3_fixed", chooser="dpor", schedules=2)
-    assert r.failure is None and not r.complete
+    assert r.failure is None
+    assert not r.complete
     assert r.claim == "no violation in 2 schedules (budget reached, not complete)"
     assert "complete:" not in r.claim
 
@@ -91,7 +93,8 @@ def test_a_search_cut_by_the_budget_never_claims_completeness() -> None:
 def test_a_search_cut_by_its_preemption_bound_says_the_bound() -> None:
     # two-preemptions needs two preemptions: bound 0 ends, clean, before the budget.
     r = explore("classic:two-preemptions", chooser="dpor", preemption_bound=0)
-    assert r.failure is None and not r.complete
+    assert r.failure is None
+    assert not r.complete
     assert r.claim.startswith("preemption bound 0 reached: ")
     assert r.claim.endswith("no violation found (not complete)")
 

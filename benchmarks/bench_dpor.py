@@ -473,7 +473,10 @@ def main() -> None:
 
         tables = [
             {"title": title, "rows": [dict(zip(lines[0], r, strict=True)) for r in lines[1:]]}
-            for title, lines in (("schedules to the first bug", first), ("memory per path", second))
+            for title, lines in (
+                ("schedules to the first bug", first),
+                ("memory per path", second),
+            )
         ]
         Path(args.json).write_text(
             json.dumps({"script": "bench_dpor.py", "tables": tables}, indent=1) + "\n"

@@ -31,12 +31,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Report, Row, clocked, load, table  # noqa: E402
+from _common import Report, Row, clocked, load, table
 
-from odp_async._runtime import checkpoint, sim, task_group  # noqa: E402
-from odp_async._runtime.footprint import Footprint  # noqa: E402
-from odp_async.explore.dfs import DfsChooser, PrunedExecution  # noqa: E402
-from odp_async.explore.dpor import DporChooser  # noqa: E402
+from odp_async._runtime import checkpoint, sim, task_group
+from odp_async._runtime.footprint import Footprint
+from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async.explore.dpor import DporChooser
 
 KINDS = ("dfs", "dpor")
 

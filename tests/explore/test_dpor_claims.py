@@ -150,3 +150,25 @@ def test_the_cli_says_the_claim(capsys: pytest.CaptureFixture[str]) -> None:
         "2",
     )
     assert "no violation in 2 schedules (budget reached, not complete)" in out
+
+
+def test_a_scenario_that_promises_noted_only_is_reduced(user: ModuleType) -> None:
+    import attrs
+
+    noted = explore(user.SAFE, chooser="dpor", schedules=10_000)
+    unknown = explore(attrs.evolve(user.SAFE, noted_only=False), chooser="dpor", schedules=10_000)
+    assert noted.complete
+    assert unknown.complete
+    # A task's first step is empty under the promise, unknown (conflicting) without it.
+    assert noted.schedules < unknown.schedules
+
+
+def test_sim_run_rejects_a_non_bool_noted_only() -> None:
+    from odp_async._runtime import sim
+    from odp_async.errors import InvalidArgument
+
+    async def main() -> None:
+        pass
+
+    with pytest.raises(InvalidArgument, match="noted_only"):
+        sim.run(main, noted_only="yes")  # type: ignore[arg-type]

@@ -11,11 +11,12 @@ Two tables, measured in one run:
    (``classic:<name>``; ``--quick``: the small ones), for each contender, with budget C
    schedules (``--budget``):
 
-   - ``dpor``: ``explore(name, chooser="dpor")`` (sound footprints: a task's first step
-     and a label that declares nothing conflict with everything), one deterministic count;
-   - ``dpor-noted``: the same search with ``DporChooser(noted_only=True)`` (the programs
-     keep every shared value in a `SharedCell` or a primitive, so steps that declare
-     nothing are exactly their noted accesses), driven in the runner's loop;
+   - ``dpor``: ``explore(name, chooser="dpor")``, one deterministic count (the programs
+     keep every shared value in a `SharedCell` or a primitive and say so,
+     ``Scenario.noted_only``: a step that declares nothing, a task's first step
+     included, is exactly its noted accesses);
+   - ``dpor-noted``: the same search with ``DporChooser(noted_only=True)``, the chooser's
+     own form of that promise, driven in the runner's loop (equal to ``dpor`` here);
    - ``dfs``: ``explore(name, chooser="dfs")`` (iterative preemption bounding to 3,
      sleep sets and symmetry), one deterministic count;
    - ``random``, ``pct``: ``explore(name, chooser=..., seed=s)``, median over seeds
@@ -446,7 +447,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--programs", nargs="*", default=None, help="names (default: all)")
-    parser.add_argument("--json", default=None, help="accepted for run_all.py; no rows kept")
+    parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args()
     budget = args.budget or (200 if args.quick else 2_000)
     seeds = args.seeds or (3 if args.quick else 5)
@@ -467,6 +468,19 @@ def main() -> None:
     print(render(f"schedules to the first bug (budget {budget})", first))
     print()
     print(render(f"memory per path ({schedules} schedules each)", second))
+    if args.json:
+        import json
+
+        tables = [
+            {"title": title, "rows": [dict(zip(lines[0], r, strict=True)) for r in lines[1:]]}
+            for title, lines in (
+                ("schedules to the first bug", first),
+                ("memory per path", second),
+            )
+        ]
+        Path(args.json).write_text(
+            json.dumps({"script": "bench_dpor.py", "tables": tables}, indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":

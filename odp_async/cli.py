@@ -432,6 +432,7 @@ def _explore_line(result: Any) -> str:
         + (f", complete for bound {result.bound}" if result.complete else "")
         + (", out of time" if result.out_of_time else "")
         + ")"
+        + f"\n{result.claim}"
     )
 
 
@@ -549,6 +550,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "found_by": result.found_by,
         "found_bound": result.found_bound,
         "out_of_time": result.out_of_time,
+        "claim": result.claim,
         "elapsed": round(result.elapsed, 4),
         "start": result.config.start,
         "executor": result.executor,

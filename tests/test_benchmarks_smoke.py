@@ -80,6 +80,12 @@ EXPECTED: dict[str, list[str]] = {
         "two-preemptions dfs, no reduction",
         "two-preemptions random",
     ],
+    "bench_dpor_memory.py": [
+        "dfs 100 steps",
+        "dfs 400 steps",
+        "dpor 100 steps",
+        "dpor 400 steps",
+    ],
     # Dask rows only with the cluster extra (in `test`); the process pool's always.
     "bench_cluster.py": [
         "jobs=1",

@@ -69,7 +69,7 @@ import attrs
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import RUNTIME_VAR, Runtime, Waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
-from .footprint import Footprint, declared_footprint
+from .footprint import Footprint, ReadOf, declared_footprint
 
 __all__ = [
     "BlockedTask",
@@ -492,6 +492,9 @@ class SimTaskGroup:
             self._errors.append(exc)
             self._scope.cancel()
         self._children -= 1
+        # The join: the parent's step after its park writes the group; children's ends
+        # only read it (a count down commutes), so they stay independent of each other.
+        self._rt.note(ReadOf(self))
         if self._children == 0 and self._waiter is not None and not self._waiter.woken:
             w = self._waiter
             w.woken = True
@@ -523,6 +526,7 @@ class SimRuntime(Runtime):
         "_keyed",
         "_max_steps",
         "_next_id",
+        "_noted_only",
         "_now",
         "_on_stop",
         "_preemptions",
@@ -546,8 +550,11 @@ class SimRuntime(Runtime):
         max_steps: int,
         trace: bool,
         on_stop: Callable[[], None] | None = None,
+        noted_only: bool = False,
     ) -> None:
         self._chooser = chooser
+        # The program vouches that it reaches shared state only through noted objects.
+        self._noted_only = noted_only
         self._on_stop = on_stop
         self._max_steps = max_steps
         self._runnable: list[SimTask] = []
@@ -845,7 +852,7 @@ class SimRuntime(Runtime):
         track = bool(getattr(chooser, "wants_footprints", False))
         trust = self._trust_primitives
         # The chooser vouches that every shared access is noted (SharedCell, primitives).
-        noted_only = bool(getattr(chooser, "footprints_noted_only", False))
+        noted_only = self._noted_only or bool(getattr(chooser, "footprints_noted_only", False))
         chooser.new_execution()
         if not track and trace is None and not ask_always:
             return self._drive_plain(root)
@@ -1365,6 +1372,7 @@ def run(
     max_steps: int = DEFAULT_MAX_STEPS,
     trace: bool = False,
     on_stop: Callable[[], None] | None = None,
+    noted_only: bool = False,
 ) -> SimResult:
     """Run ``main(*args)`` under the sim runtime and return what happened.
 
@@ -1373,6 +1381,10 @@ def run(
     result carries every step as ``(step, task_id, op, label)``.  `on_stop` is called
     when a run that did not finish (deadlock, step bound, chooser error) starts
     unwinding its tasks, so observers can stop recording what the unwinding does.
+    `noted_only` is the program's promise that it reaches shared state only through
+    noted objects (`odp_async.shared.SharedCell`, the primitives): a step whose label
+    declares nothing (a task's first step included) then has exactly its noted accesses
+    as footprint, instead of an unknown one (see `odp_async.explore.dpor`).
 
     Blocks: no (it drives the run to its end on the calling thread).  Raises
     `InvalidArgument` for a bad argument, `InternalError` for a bug of the driver or a
@@ -1386,9 +1398,13 @@ def run(
         raise InvalidArgument(f"run() needs an async function, got {main!r}")
     if not isinstance(max_steps, int) or max_steps < 1:
         raise InvalidArgument(f"max_steps must be a positive int, got {max_steps!r}")
+    if not isinstance(noted_only, bool):
+        raise InvalidArgument(f"noted_only must be a bool, got {noted_only!r}")
     if chooser is None:
         chooser = RandomChooser(seed)
-    rt = SimRuntime(chooser, max_steps=max_steps, trace=trace, on_stop=on_stop)
+    rt = SimRuntime(
+        chooser, max_steps=max_steps, trace=trace, on_stop=on_stop, noted_only=noted_only
+    )
     ctx = contextvars.copy_context()
     ctx.run(RUNTIME_VAR.set, rt)
     return ctx.run(rt.drive, main, args)

@@ -155,6 +155,18 @@ class _Node:
         return nodes
 
 
+def _sleep_before(node: _Node, tid: int) -> dict[int, _Fp]:
+    """The sleep candidates when `node` chooses task `tid`: the sleep set on arrival,
+    then the siblings explored before `tid` was first chosen (all of them if never)."""
+    for_chosen = dict(node.arrival)
+    for done, entry in node.done:
+        if done == tid:
+            break
+        if entry is not None:
+            for_chosen.setdefault(done, entry)
+    return for_chosen
+
+
 class DporChooser(_SystematicChooser[_Node]):
     """Source-DPOR with sleep sets over the sim's step footprints (see the module doc).
 
@@ -405,6 +417,10 @@ class DporChooser(_SystematicChooser[_Node]):
         self._resume = len(path) - 1
         for parent, child in itertools.pairwise(path):
             parent.chosen = child.via
+            if not parent.is_draw:
+                # Its sleep candidates are those of the choice on this path: the siblings
+                # explored before it (not the ones explored since).
+                parent.for_chosen = _sleep_before(parent, parent.options[child.via])
         if node.is_draw:
             node.chosen = option
             # The step the draw happens in runs anew: its races are new.
@@ -414,11 +430,7 @@ class DporChooser(_SystematicChooser[_Node]):
             self._fresh_from = step
         else:
             node.chosen = node.options.index(option)
-            for_chosen = dict(node.arrival)
-            for tid, entry in node.done:
-                if entry is not None:
-                    for_chosen.setdefault(tid, entry)
-            node.for_chosen = for_chosen
+            node.for_chosen = _sleep_before(node, option)
             self._fresh_from = len(path) - 1
         self._path = path
         return True
@@ -595,7 +607,12 @@ class DporChooser(_SystematicChooser[_Node]):
             covered.add(node.options[node.chosen])
         if any(t in covered for t in initials):
             return
-        enabled = [t for t in initials if t in node.options][:1]
+        # Any one initial will do; the racing task itself, when it is one, reverses the
+        # race most directly.  (Queueing it beside an initial that already covers the
+        # race loses outcomes in this chooser's order: tests/explore/test_dpor_soundness.)
+        racer = events[j][1]
+        enabled = [t for t in initials if t in node.options]
+        enabled = [racer] if racer in enabled else enabled[:1]
         if not enabled:
             # Not runnable in that state (woken by the clock, say): try every task there.
             enabled = [t for t in node.options if t not in covered]

@@ -6,7 +6,7 @@ Contract
     pattern that gives each member a fixed share (`shares`), as Coyote's default
     portfolio and shuttle's ``PortfolioRunner`` combine strategies:
 
-    - ``random``: `StreamChooser(seed, i)` (as plain ``random`` explores);
+    - ``random``: `RandomChooser(derive_seed(seed, i))`;
     - ``pct-d1`` .. ``pct-d5``: `PctChooser(derive_seed(seed, i), depth=d, k)`, with the
       ``k`` the runner estimates for pct (the same for every depth);
     - ``dpor``: the ``j``-th execution of one source-DPOR search (`DporChooser`, pruned
@@ -44,7 +44,7 @@ from typing import Final
 
 import attrs
 
-from .._runtime.choosers import Chooser, StreamChooser
+from .._runtime.choosers import Chooser, RandomChooser
 from ..errors import NondeterminismError
 from .config import ExploreConfig, derive_seed
 from .dfs import PrunedExecution
@@ -125,7 +125,7 @@ def seeded_chooser(config: ExploreConfig, index: int, steps_hint: int) -> tuple[
     seed = derive_seed(config.seed, index)
     if member.kind == "pct":
         return member.name, PctChooser(seed, depth=member.depth, steps_hint=steps_hint)
-    return RANDOM.name, StreamChooser(config.seed, index)
+    return RANDOM.name, RandomChooser(seed)
 
 
 @attrs.define

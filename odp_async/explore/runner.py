@@ -242,6 +242,46 @@ class ExploreResult:
         return self.failure.verdict if self.failure is not None else Verdict.CLEAN
 
     @property
+    def claim(self) -> str:
+        """What the search establishes, in one line; never more than it showed.
+
+        - a failure: ``"violation: <verdict> at schedule i"``;
+        - ``dpor`` that explored every Mazurkiewicz trace (no bound cut anything):
+          ``"complete: N traces, no violation"``;
+        - the ``portfolio`` whose dpor member explored every trace:
+          ``"complete: its dpor member ran every trace; no violation in N schedules"``;
+        - ``dfs`` that explored every schedule within its bound:
+          ``"complete for preemption bound b: N schedules, no violation"``;
+        - a systematic search that ended but whose preemption bound cut schedules:
+          ``"preemption bound b reached: N traces, no violation found (not complete)"``;
+        - otherwise (a random or pct search, a budget spent, an interruption):
+          ``"no violation in N schedules (budget reached, not complete)"`` (``time
+          budget reached`` after `ExploreConfig.time`, or ``interrupted``).
+
+        Completeness is relative to the footprints (a step whose accesses are not all
+        recorded conflicts with every other: `odp_async._runtime.footprint`).
+        """
+        n, chooser = self.schedules, self.config.chooser
+        if self.failure is not None:
+            return f"violation: {self.verdict} at schedule {self.failure.index}"
+        if self.interrupted:
+            return f"no violation in {n} schedules (interrupted, not complete)"
+        if self.complete and chooser == "dpor":
+            return f"complete: {n} traces, no violation"
+        if self.complete and chooser == "portfolio":
+            return f"complete: its dpor member ran every trace; no violation in {n} schedules"
+        if self.complete and chooser == "dfs":
+            return f"complete for preemption bound {self.bound}: {n} schedules, no violation"
+        if chooser == "dpor" and self.bound is not None and self.schedules < self.config.schedules:
+            # The bounded search ran out of entries before the budget: the bound cut it.
+            return (
+                f"preemption bound {self.bound} reached: {n} traces, no violation found "
+                "(not complete)"
+            )
+        spent = "time budget" if self.out_of_time else "budget"
+        return f"no violation in {n} schedules ({spent} reached, not complete)"
+
+    @property
     def schedules_per_second(self) -> float:
         return self.schedules / self.elapsed if self.elapsed > 0 else 0.0
 
@@ -755,10 +795,9 @@ def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any
         "seed": config.seed,
         "max_steps": config.max_steps,
         **({"depth": config.depth, "k": hint} if config.chooser == "pct" else {}),
-        # Schedule i of random (and of the portfolio's random member) is
-        # StreamChooser(seed, i) since this field; a log from before (MT19937 seeded per
-        # schedule) names other schedules and is refused.
-        **({"stream": "blake2b-1"} if config.chooser in ("random", "portfolio") else {}),
+        # Schedule i of random is StreamChooser(seed, i) since this field; a log from
+        # before (MT19937 seeded per schedule) names other schedules and is refused.
+        **({"stream": "blake2b-1"} if config.chooser == "random" else {}),
         **({"k": hint} if config.chooser == "portfolio" else {}),
     }
 

@@ -338,7 +338,13 @@ class Target:
             )
             extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
             return run.sim, [*run.violations, *extra], run.events
-        result = sim_run(self.scenario.body, chooser=chooser, max_steps=max_steps, trace=trace)
+        result = sim_run(
+            self.scenario.body,
+            chooser=chooser,
+            max_steps=max_steps,
+            trace=trace,
+            noted_only=self.scenario.noted_only,
+        )
         return result, failure_violations(result), ()
 
     def _judge_step_limit(

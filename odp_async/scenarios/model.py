@@ -71,6 +71,12 @@ class Scenario:
     #: lowers them (fewer actor operations) while the failure stays.
     params: Mapping[str, int] = attrs.field(factory=dict)
     make: Callable[..., Callable[..., Awaitable[Any]]] | None = None
+    #: The author's promise that the body reaches shared state only through noted
+    #: objects (`odp_async.shared.SharedCell`, the primitives of `odp_async.sync`): a
+    #: step whose label declares nothing (a task's first step included) is then exactly
+    #: its noted accesses, not an unknown footprint, so DPOR and sleep sets reduce it.
+    #: A plain object shared beside them breaks the promise (DPOR may miss its races).
+    noted_only: bool = False
 
     def with_params(self, **params: int) -> Scenario:
         """This scenario with some params changed.  Raises `InvalidArgument` for a param

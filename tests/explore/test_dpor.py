@@ -193,7 +193,7 @@ def test_explore_with_dpor_reports_completeness() -> None:
     clean = explore("classic:twostage_fixed", chooser="dpor", schedules=10_000)
     assert clean.complete
     assert clean.failure is None
-    assert clean.schedules == 21
+    assert clean.schedules == 4  # SCTBench programs are noted_only: first steps are empty
     buggy = explore("classic:twostage", chooser="dpor", schedules=10_000, shrink=False)
     assert buggy.failure is not None
     assert str(buggy.verdict) == "found"
@@ -235,4 +235,4 @@ def test_same_sequence_in_a_fresh_process(tmp_path: Any) -> None:
         ).stdout
         for _ in range(2)
     }
-    assert runs == {"225 True\n"}
+    assert runs == {"6 True\n"}

@@ -272,7 +272,8 @@ class ExploreResult:
             return f"complete: its dpor member ran every trace; no violation in {n} schedules"
         if self.complete and chooser == "dfs":
             return f"complete for preemption bound {self.bound}: {n} schedules, no violation"
-        if chooser == "dpor" and self.bound is not None and self.schedules < self.config.schedules:
+        cut_by_bound = self.schedules < self.config.schedules and not self.out_of_time
+        if chooser == "dpor" and self.bound is not None and cut_by_bound:
             # The bounded search ran out of entries before the budget: the bound cut it.
             return (
                 f"preemption bound {self.bound} reached: {n} traces, no violation found "

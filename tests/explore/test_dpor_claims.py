@@ -172,3 +172,12 @@ def test_sim_run_rejects_a_non_bool_noted_only() -> None:
 
     with pytest.raises(InvalidArgument, match="noted_only"):
         sim.run(main, noted_only="yes")  # type: ignore[arg-type]
+
+
+def test_the_portfolio_claims_completeness_only_when_its_dpor_member_ran_every_trace() -> None:
+    done = explore("classic:twostage_fixed", chooser="portfolio", schedules=200)
+    assert done.complete
+    assert done.claim == "complete: its dpor member ran every trace; no violation in 200 schedules"
+    cut = explore("classic:account_fixed", chooser="portfolio", schedules=8)
+    assert not cut.complete
+    assert cut.claim == "no violation in 8 schedules (budget reached, not complete)"

@@ -35,6 +35,7 @@ def test_the_budget_stops_every_chooser(chooser: str) -> None:
     assert result.out_of_time
     assert 0 < result.schedules < 10
     assert not result.complete
+    assert result.claim.endswith("schedules (time budget reached, not complete)")
     unlimited = explore_target(target, config.evolve(time=None, schedules=30), clock=FakeClock())
     assert not unlimited.out_of_time
     assert unlimited.schedules == 30 or unlimited.complete
@@ -115,3 +116,11 @@ def test_dfs_bound_is_the_completed_level_on_a_miss() -> None:
     whole = explore_target(target, ExploreConfig(chooser="dfs", schedules=10_000))
     assert whole.complete
     assert whole.bound == 3
+
+
+def test_a_bounded_dpor_cut_by_the_clock_does_not_blame_its_bound() -> None:
+    target = Target.resolve("classic:account_fixed")  # 6 traces; the clock stops it at 2
+    config = ExploreConfig(chooser="dpor", schedules=10_000, time=3.0, preemption_bound=2)
+    result = explore_target(target, config, clock=FakeClock())
+    assert result.out_of_time and not result.complete
+    assert result.claim == "no violation in 2 schedules (time budget reached, not complete)"

@@ -30,7 +30,7 @@ class FakeClock:
 @pytest.mark.parametrize("chooser", ["portfolio", "random", "pct", "dfs", "dpor"])
 def test_the_budget_stops_every_chooser(chooser: str) -> None:
     target = Target.resolve("classic:twostage_fixed")  # no bug: it would run the budget
-    config = ExploreConfig(chooser=chooser, schedules=10_000, time=5.0)
+    config = ExploreConfig(chooser=chooser, schedules=10_000, time=3.0)  # dpor: 4 traces
     result = explore_target(target, config, clock=FakeClock())
     assert result.out_of_time
     assert 0 < result.schedules < 10

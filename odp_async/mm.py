@@ -1123,6 +1123,23 @@ class AddressSpace:
             self._callbacks_done[sub] = queue
         return queue
 
+    def _release(self) -> None:
+        """Cut the mm's links to its subscribers once a run is over (`World._release`
+        calls it; the mm is not used afterwards): call the ``_release()`` of every
+        subscriber it knows that defines one (to cut the subscriber's own wiring), then
+        drop the subscription list and the per-subscriber SRCU and teardown bookkeeping,
+        which would otherwise close a cycle with each subscriber's link to this mm."""
+        known = dict.fromkeys([*self._subs, *self._in_flight, *self._callbacks_done])
+        known.update(dict.fromkeys(sub for sub, _ in self._torn_down.values()))
+        for sub in known:
+            release = getattr(sub, "_release", None)
+            if callable(release):
+                release()
+        self._subs.clear()
+        self._in_flight.clear()
+        self._callbacks_done.clear()
+        self._torn_down.clear()
+
     async def _exit_mmap(self) -> None:
         # __mmu_notifier_release: every subscriber gets release and is unhashed, so the
         # teardown below is not notified (in 2014 as today).

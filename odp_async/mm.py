@@ -1125,16 +1125,9 @@ class AddressSpace:
 
     def _release(self) -> None:
         """Cut the mm's links to its subscribers once a run is over (`World._release`
-        calls it; the mm is not used afterwards): call the ``_release()`` of every
-        subscriber it knows that defines one (to cut the subscriber's own wiring), then
-        drop the subscription list and the per-subscriber SRCU and teardown bookkeeping,
-        which would otherwise close a cycle with each subscriber's link to this mm."""
-        known = dict.fromkeys([*self._subs, *self._in_flight, *self._callbacks_done])
-        known.update(dict.fromkeys(sub for sub, _ in self._torn_down.values()))
-        for sub in known:
-            release = getattr(sub, "_release", None)
-            if callable(release):
-                release()
+        calls it; the mm is not used afterwards): drop the subscription list and the
+        per-subscriber SRCU and teardown bookkeeping, which would otherwise close a
+        reference cycle with each subscriber's link to this mm (``sub.mm``)."""
         self._subs.clear()
         self._in_flight.clear()
         self._callbacks_done.clear()

@@ -128,8 +128,7 @@ class World:
         it; its world is not reachable afterwards).  What it cuts is wiring, not state:
         the checker's lookups into the mm and memory, the device's fault handler, the
         context's links to its protocol and subscription, the regions' tree handles, the
-        mm's links to its subscribers (`AddressSpace._release`, which also calls each
-        subscriber's own ``_release()`` if it defines one)."""
+        mm's links to its subscribers (`AddressSpace._release`)."""
         wiring = attrs.fields(Checker)
         self.checker.page_lookup = cast(Any, wiring.page_lookup.default)
         self.checker.frame_live = cast(Any, wiring.frame_live.default)

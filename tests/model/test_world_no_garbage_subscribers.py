@@ -93,7 +93,8 @@ def _implicit(refs: list[weakref.ref[Any]]) -> Any:
             assert (await imr.fault(address, write=True)).value == "resolved"
         first, second = imr.children[0], imr.children[1]
         await w.mm.madvise_dontneed(0, 4096)  # empties child 0: its free work is queued
-        assert first.work is not None and 0 not in imr.children
+        assert first.work is not None
+        assert 0 not in imr.children
         refs.extend(weakref.ref(o) for o in (imr, first, second, first.work, w.mm))
         # the MR stays registered with child 1; child 0's work runs at the flush
         return first.key, second.parent is imr

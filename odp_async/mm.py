@@ -1123,6 +1123,16 @@ class AddressSpace:
             self._callbacks_done[sub] = queue
         return queue
 
+    def _release(self) -> None:
+        """Cut the mm's links to its subscribers once a run is over (`World._release`
+        calls it; the mm is not used afterwards): drop the subscription list and the
+        per-subscriber SRCU and teardown bookkeeping, which would otherwise close a
+        reference cycle with each subscriber's link to this mm (``sub.mm``)."""
+        self._subs.clear()
+        self._in_flight.clear()
+        self._callbacks_done.clear()
+        self._torn_down.clear()
+
     async def _exit_mmap(self) -> None:
         # __mmu_notifier_release: every subscriber gets release and is unhashed, so the
         # teardown below is not notified (in 2014 as today).

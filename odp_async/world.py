@@ -127,7 +127,8 @@ class World:
         frees the machine on return instead of the garbage collector (`run_world` calls
         it; its world is not reachable afterwards).  What it cuts is wiring, not state:
         the checker's lookups into the mm and memory, the device's fault handler, the
-        context's links to its protocol and subscription, the regions' tree handles."""
+        context's links to its protocol and subscription, the regions' tree handles, the
+        mm's links to its subscribers (`AddressSpace._release`)."""
         wiring = attrs.fields(Checker)
         self.checker.page_lookup = cast(Any, wiring.page_lookup.default)
         self.checker.frame_live = cast(Any, wiring.frame_live.default)
@@ -139,6 +140,7 @@ class World:
         for file in self.files.values():
             file.mappings.clear()
         ctx.protocol.ctx = None  # type: ignore[assignment]
+        self.mm._release()
 
     def check_locks_at_exit(self) -> None:
         """Record a ``lock-held-at-exit`` for every lock, read lock or SRCU read section

@@ -61,6 +61,8 @@ See also
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from .. import _runtime as rt
@@ -82,10 +84,11 @@ class ImplicitChild:
     """One child MR of an implicit MR: a ``child_pages`` chunk of the address space."""
 
     __slots__ = (
+        "__weakref__",
+        "_parent",
         "index",
         "key",
         "mutex",
-        "parent",
         "range",
         "seq",
         "table",
@@ -95,7 +98,8 @@ class ImplicitChild:
 
     def __init__(self, parent: ImplicitMr, index: int, serial: int) -> None:
         span = parent.child_pages << PAGE_SHIFT
-        self.parent = parent
+        # Weak: the parent holds its children (no reference cycle).
+        self._parent = weakref.ref(parent)
         self.index = index
         self.range = AddrRange(index * span, (index + 1) * span)
         self.key = f"{parent.name} child {index}#{serial}"
@@ -108,6 +112,11 @@ class ImplicitChild:
         #: ``mmkey.usecount``: the base reference, plus one per fault using it.
         self.usecount = 1
         self.work: WorkItem | None = None
+
+    @property
+    def parent(self) -> ImplicitMr | None:
+        """The implicit MR this child belongs to (None once that object is gone)."""
+        return self._parent()
 
     def __repr__(self) -> str:
         return f"<ImplicitChild {self.key} {self.range} use={self.usecount}>"
@@ -178,6 +187,9 @@ class ImplicitMr:
         self._registered = False
         self._subscribed = False
         self._removing = 0  # notifier removals waiting for an invalidation to end
+        # Detached children whose free work is queued or running: held here, as the work's
+        # function holds its child weakly (the child holds its work: no reference cycle).
+        self._freeing: dict[ImplicitChild, None] = {}
 
     def __repr__(self) -> str:
         return f"<ImplicitMr {self.name} children={len(self.children)} use={self.usecount}>"
@@ -377,20 +389,31 @@ class ImplicitMr:
             self.checker.freed(child.key, "freed by the invalidation that emptied it")
             return
         self.usecount += 1  # the work's reference on the MR
-        child.work = WorkItem(f"free {child.key}", lambda: self._free_child_work(child))
+        self._freeing[child] = None
+        ref = weakref.ref(child)
+
+        def free() -> Awaitable[None]:
+            held = ref()
+            assert held is not None  # in `_freeing` until its work ends
+            return self._free_child_work(held)
+
+        child.work = WorkItem(f"free {child.key}", free)
         self.workqueue.queue_work(child.work)
 
     async def _free_child_work(self, child: ImplicitChild) -> None:
         """``free_implicit_child_mr_work``."""
-        child.usecount -= 1  # the base reference
-        if child.usecount:
-            self._child_drained.wake_all()
-        while child.usecount:  # mlx5r_deref_wait_odp_mkey
-            await self._child_drained.park()
-        self.checker.used(self.key, "the child-free work's KSM update")
-        self._update_ksm(child.index)
-        await self._destroy_child(child, "freed by its work item")
-        self._deref()
+        try:
+            child.usecount -= 1  # the base reference
+            if child.usecount:
+                self._child_drained.wake_all()
+            while child.usecount:  # mlx5r_deref_wait_odp_mkey
+                await self._child_drained.park()
+            self.checker.used(self.key, "the child-free work's KSM update")
+            self._update_ksm(child.index)
+            await self._destroy_child(child, "freed by its work item")
+            self._deref()
+        finally:
+            self._freeing.pop(child, None)
 
     async def _destroy_child(self, child: ImplicitChild, why: str) -> None:
         """Revoke `child` (zap its translations: the device stops using it), remove its

@@ -332,7 +332,7 @@ class AddressSpace:
         self._release_order = "today"
         self._interval_remove_wait = "today"
         self._notifier_teardown = "unregister"
-        # subscribers torn down by `teardown_notifier` -> their checker keys
+        # subscribers freed (`free_subscriber`, `teardown_notifier`) -> their checker keys
         self._torn_down: dict[int, tuple[Subscription, str]] = {}
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
@@ -879,7 +879,9 @@ class AddressSpace:
         """``mmu_notifier_unregister_no_release``: unhash `sub`, with no ``release`` and
         *no wait* for its running callbacks.  Freeing it right after is the mistake the
         kernel documents: wait first (`synchronize_notifiers`) or free it deferred
-        (`put_notifier`).  Checkpoint: always."""
+        (`put_notifier`).  Say when you free it with `free_subscriber`, so the checker
+        sees a callback still running in it (`teardown_notifier` does both for you).
+        Checkpoint: always."""
         self._subs.pop(sub, None)
         await rt.checkpoint(("unregister_no_release", repr(sub)))
 
@@ -913,11 +915,11 @@ class AddressSpace:
         deferred (`put_notifier`; needs a workqueue); ``"no-release"`` unhashes and
         frees at once.  Blocks (``"unregister"``) on the callbacks running now.  Raises
         `InvalidArgument` for ``"put"`` on an mm built without a workqueue."""
-        key = f"subscriber {sub!r}#{len(self._torn_down)}"
-        self._torn_down[id(sub)] = (sub, key)
+        self._subscriber_key(sub)
+        how = self._notifier_teardown
 
         async def free_it() -> None:
-            self.checker.freed(key, f"freed by its teardown ({self._notifier_teardown})")
+            self.free_subscriber(sub, f"freed by its teardown ({how})")
             await free()
 
         if self._notifier_teardown == "put":
@@ -929,6 +931,25 @@ class AddressSpace:
         else:
             await self.unregister_notifier(sub)
             await free_it()
+
+    def free_subscriber(self, sub: Subscription, why: str = "freed by its owner") -> None:
+        """Tell the checker `sub` was freed (the ``kfree`` of the structure holding the
+        ``struct mmu_notifier``).  From now on a callback of it returning (the chain walk
+        reading its link), its ``->release`` returning, or another free of it is a
+        ``use-after-free`` / ``double-free``.  `teardown_notifier` calls it; call it
+        yourself after the raw `unregister_notifier_no_release` (or any free of your
+        own).  Sync."""
+        self.checker.freed(self._subscriber_key(sub), why)
+
+    def _subscriber_key(self, sub: Subscription) -> str:
+        # The checker's name for `sub`: one per subscriber object (kept alive here, so
+        # its id is not reused), so a second free of it is seen as a double-free.
+        torn = self._torn_down.get(id(sub))
+        if torn is not None and torn[0] is sub:
+            return torn[1]
+        key = f"subscriber {sub!r}#{len(self._torn_down)}"
+        self._torn_down[id(sub)] = (sub, key)
+        return key
 
     def range_is_valid(self, rng: AddrRange) -> bool:
         """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
@@ -1103,16 +1124,19 @@ class AddressSpace:
         try:
             await callback
         finally:
-            if self._torn_down:
-                # still inside the SRCU read section, the chain walk reads sub's list
-                # link to go on: freed by then, that read is a use-after-free
-                torn = self._torn_down.get(id(sub))
-                if torn is not None and torn[0] is sub:
-                    self.checker.used(torn[1], "the notifier chain walk after its callback")
+            # still inside the SRCU read section, the chain walk reads sub's list
+            # link to go on: freed by then, that read is a use-after-free
+            self._check_torn(sub, "the notifier chain walk after its callback")
             callers.remove(task)
             if not callers and sub in self._callbacks_done:
                 self._callbacks_done[sub].wake_all()
             self._any_callback_done.wake_all()
+
+    def _check_torn(self, sub: Subscription, what: str) -> None:
+        # `what` touched `sub`: a use-after-free if a teardown freed it already.
+        torn = self._torn_down.get(id(sub))
+        if torn is not None and torn[0] is sub:
+            self.checker.used(torn[1], what)
 
     def _srcu(self, sub: Subscription) -> WaitQueue:
         # What `unregister_notifier` waits on: the end of `sub`'s running callbacks.  Its
@@ -1135,7 +1159,12 @@ class AddressSpace:
                 # unhashed first, then ->release outside any SRCU read section: a
                 # concurrent unregister sees it gone and does not wait for it
                 self._subs.pop(sub, None)
-                await sub.release()
+                try:
+                    await sub.release()
+                finally:
+                    # nobody waited for this release: a teardown that freed the
+                    # subscriber meanwhile freed it under the running callback
+                    self._check_torn(sub, "its ->release (run outside SRCU by exit_mmap)")
             else:
                 await self._call(sub, sub.release())
                 self._subs.pop(sub, None)

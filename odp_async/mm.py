@@ -68,7 +68,7 @@ from .addr import PAGE_SHIFT, AddrRange
 from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
-from .sync import Mutex, RWLock, WaitQueue
+from .sync import Mutex, RWLock, WaitQueue, no_sleep
 from .workqueue import WorkItem, Workqueue
 
 __all__ = [
@@ -1080,7 +1080,8 @@ class AddressSpace:
             if sub not in self._subs:
                 continue
             try:
-                await self._call(sub, sub.invalidate_range_start(inv))
+                with no_sleep(self._sleep_hook(sub, inv)):
+                    await self._call(sub, sub.invalidate_range_start(inv))
             except WouldBlock as e:
                 refused = sub
                 self.checker.event("invalidate-refused", key, f"{sub!r} refused {inv}: {e}")
@@ -1097,6 +1098,18 @@ class AddressSpace:
             return False
         await self._change_then_end(inv, key, body)
         return True
+
+    def _sleep_hook(self, sub: Subscription, inv: Invalidation) -> Callable[[object], None]:
+        # What a wait inside `sub`'s start of the non-blockable `inv` records.
+        def slept(primitive: object) -> None:
+            name = getattr(primitive, "name", None)
+            self.checker.slept_in_nonblock(
+                f"{type(primitive).__name__} {name!r}" if name else type(primitive).__name__,
+                f"{sub!r}'s invalidate_range_start of the non-blockable {inv} "
+                "(it must trylock and raise WouldBlock)",
+            )
+
+        return slept
 
     async def _change_then_end(
         self, inv: Invalidation, key: str, body: Callable[[], Awaitable[None]]

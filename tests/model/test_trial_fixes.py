@@ -4,6 +4,7 @@ missed, and a raw path with no documented way to say "freed"."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from odp_async.explore import explore
 from odp_async.scenarios import Scenario
 from odp_async.scenarios.files import load_scenario
 from odp_async.subscribers import KvmMmu
+from odp_async.sync import Completion, Mutex, no_sleep
 from odp_async.world import World, run_world
+from tests._usermod import forget, write_user_module
 
 from ._explore import CHOOSERS, assert_clean, assert_found
 
@@ -145,3 +148,127 @@ def test_no_release_then_free_subscriber_is_a_use_after_free(chooser: str) -> No
 @pytest.mark.parametrize("chooser", CHOOSERS)
 def test_no_release_synchronize_then_free_subscriber_is_clean(chooser: str) -> None:
     assert_clean(_no_release_then_free(wait=True), chooser)
+
+
+# --- 4. sleep-in-nonblock: a non-blockable start that may sleep --------------------------
+
+SLEEPY = """
+from odp_async.errors import WouldBlock
+from odp_async.subscribers import Subscriber
+from odp_async.sync import Mutex
+
+
+class Sleepy(Subscriber):
+    \"\"\"Its page-table update sleeps under a mutex; a non-blockable start must trylock.\"\"\"
+
+    trylock_when_nonblock = True
+
+    def __init__(self, mm, checker, name="sleepy"):
+        super().__init__(mm, checker, name)
+        self.pt_lock = Mutex(f"{name}.pt_lock")
+
+    async def invalidate_range_start(self, inv):
+        if inv.blockable or not self.trylock_when_nonblock:
+            await self.pt_lock.acquire()
+        else:
+            self.pt_lock.acquire_nowait()  # raises WouldBlock: the refusal
+        self.zap(inv.range)
+        self.pt_lock.release()
+
+    async def invalidate_range_end(self, inv):
+        pass
+
+    async def release(self):
+        async with self.pt_lock:
+            self.zap_all()
+
+
+class SleepsInNonblock(Sleepy):
+    \"\"\"The mistake: takes the mutex even for a non-blockable range.\"\"\"
+
+    trylock_when_nonblock = False
+"""
+
+SLEEPY_FILE = """
+[scenario]
+name = "sleepy-CLASS"
+summary = "the OOM reaper against a subscriber whose start may sleep"
+protocols = ["odp2014"]
+
+[setup]
+ops = [
+    { op = "mmap", start = 0x0, pages = 4 },
+    { op = "populate", start = 0x0, pages = 4 },
+    { op = "subscribe", sub = "dev", kind = "MODULE:CLASS" },
+    { op = "subscribe", sub = "kvm", kind = "kvm" },
+]
+
+[[actor]]
+name = "oom"
+ops = [{ op = "reap", start = 0x0, pages = 4 }]
+
+[[actor]]
+name = "madvise"
+ops = [{ op = "madvise", start = 0x0, pages = 4 }]
+"""
+
+
+@pytest.fixture
+def sleepy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    name = write_user_module(tmp_path, SLEEPY, "sleepy", monkeypatch)
+    yield name
+    forget(name)
+
+
+def _sleepy_file(tmp_path: Path, module: str, cls: str) -> Scenario:
+    path = tmp_path / f"{cls}.toml"
+    path.write_text(SLEEPY_FILE.replace("MODULE", module).replace("CLASS", cls))
+    return load_scenario(path)
+
+
+@pytest.mark.parametrize("chooser", CHOOSERS)
+def test_a_nonblockable_start_that_takes_a_mutex_is_sleep_in_nonblock(
+    tmp_path: Path, sleepy: str, chooser: str
+) -> None:
+    result = assert_found(
+        _sleepy_file(tmp_path, sleepy, "SleepsInNonblock"), chooser, "sleep-in-nonblock"
+    )
+    assert result.failure is not None
+    v = result.failure.violation
+    assert v.tasks == ("oom",)
+    assert "Mutex 'dev.pt_lock'" in v.detail
+    assert "non-blockable" in v.detail
+
+
+@pytest.mark.parametrize("chooser", CHOOSERS)
+def test_a_trylock_start_and_kvms_spinlock_are_clean(
+    tmp_path: Path, sleepy: str, chooser: str
+) -> None:
+    # KVM's mmu_lock is a spinlock (Mutex(spins=True)): a non-blockable start may take it.
+    assert_clean(_sleepy_file(tmp_path, sleepy, "Sleepy"), chooser)
+
+
+def test_no_sleep_flags_every_wait_of_its_own_task_only() -> None:
+    seen: list[str] = []
+
+    async def body(w: World) -> None:
+        lock, spin = Mutex("m"), Mutex("s", spins=True)
+        done = Completion("done")
+
+        async def child() -> None:
+            async with lock:  # inherits the context, not the rule
+                done.complete_all()
+
+        with no_sleep(lambda p: seen.append(repr(p))):
+            async with spin:
+                pass
+            async with rt.task_group() as tg:
+                tg.start_soon(child, name="child")
+                await done.wait()
+        async with lock:  # after the section
+            pass
+
+    run = run_world(body)
+    assert run.sim.error is None
+    # the Completion wait only: not the spinlock, not the child's mutex, not after
+    assert len(seen) == 1 and seen[0].startswith("<Completion 'done'"), seen

@@ -58,6 +58,7 @@ See also
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -84,6 +85,7 @@ __all__ = [
     "Pte",
     "Subscription",
     "Vma",
+    "subscription_problem",
 ]
 
 
@@ -303,6 +305,22 @@ class Subscription(Protocol):
     async def invalidate_range_end(self, inv: Invalidation) -> None: ...
 
     async def release(self) -> None: ...
+
+
+SUBSCRIPTION_CALLBACKS = ("invalidate_range_start", "invalidate_range_end", "release")
+
+
+def subscription_problem(obj: object) -> str | None:
+    """What keeps `obj` (a subscriber, or its class) from being a `Subscription`: a
+    missing callback, or one that is not a coroutine function (``async def``); None if
+    it is one.  Sync."""
+    missing = [c for c in SUBSCRIPTION_CALLBACKS if not callable(getattr(obj, c, None))]
+    if missing:
+        return f"has no {' / '.join(missing)} method"
+    sync = [c for c in SUBSCRIPTION_CALLBACKS if not inspect.iscoroutinefunction(getattr(obj, c))]
+    if sync:
+        return f"has {' / '.join(sync)} not defined with async def (callbacks are awaited)"
+    return None
 
 
 class AddressSpace:
@@ -839,8 +857,12 @@ class AddressSpace:
         """``mmu_notifier_register``: mmap_sem write + ``mm_take_all_locks``, then hash.
 
         Blocks: on mmap_sem and on every file's i_mmap lock and the anon_vma lock, so no
-        invalidation is between start and end of this mm while it runs.
+        invalidation is between start and end of this mm while it runs.  Raises
+        `InvalidArgument` if `sub` is not a subscriber (`subscription_problem`).
         """
+        problem = subscription_problem(sub)
+        if problem is not None:
+            raise InvalidArgument(f"register_notifier(): {sub!r} {problem}")
         self.checker.used(self.key, "mmu_notifier_register")
         if self.is_dead or not self.holds_user_ref():
             # the kernel's BUG_ON(mm_users <= 0): nothing will ever release this subscriber

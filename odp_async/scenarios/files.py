@@ -23,7 +23,8 @@ Contract
     inside the mappings (for the setup, those of its earlier operations; for actors,
     those of the setup and of every ``mmap``/``mremap`` operation of any actor), every MR
     an operation names is registered by some ``register``, every file is declared, every
-    ``after`` names another actor and the ``after`` order has no cycle.
+    subscriber name is subscribed by exactly one ``subscribe``, every ``after`` names
+    another actor and the ``after`` order has no cycle.
 
 Concurrency
     A loaded `Scenario` is a value: each run of its body builds fresh state (files, MRs,
@@ -108,7 +109,8 @@ The format
     ``implicit``    missing translation faults first)                         "error: ..."
     ``subscribe``   sub, kind: ``"kvm"`` (`KvmMmu`), ``"hmm"`` (`HmmMirror`)   "ok"
                     or your own ``"module:Class"`` (built as
-                    ``Class(mm, checker, sub)``), registered on the mm
+                    ``Class(mm, checker, sub)``; async callbacks), registered
+                    on the mm; one ``subscribe`` per name in the file
     ``sub_fault``   sub, address, write = false (the subscriber's ``fault``)  "resolved"
                                                                               / "failed"
                                                                               / "starved"
@@ -191,6 +193,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import math
 import os
 import re
@@ -204,7 +207,7 @@ from .. import _runtime as rt
 from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
-from ..mm import HPAGE_PAGES, AddressSpace, File
+from ..mm import HPAGE_PAGES, AddressSpace, File, subscription_problem
 from ..odp.implicit import ImplicitMr
 from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
@@ -1053,6 +1056,10 @@ def _subscriber_class(kind: str, fail: Callable[[str], Exception]) -> type:
     try:
         found: object = importlib.import_module(module)
     except ImportError as e:
+        if not _is_missing(module, e):
+            raise fail(
+                f"module {module!r} of subscriber {kind!r} was found but failed to import: {e}"
+            ) from None
         raise fail(
             f"cannot import module {module!r} of subscriber {kind!r}: {e} "
             "(is it on sys.path / PYTHONPATH?)"
@@ -1065,15 +1072,32 @@ def _subscriber_class(kind: str, fail: Callable[[str], Exception]) -> type:
         found = getattr(found, part, None)
         if found is None:
             raise fail(f"module {module!r} has no {qualname!r} (subscriber {kind!r})")
-    callbacks = ("invalidate_range_start", "invalidate_range_end", "release")
-    if not isinstance(found, type) or not all(
-        callable(getattr(found, c, None)) for c in callbacks
-    ):
+    if not isinstance(found, type):
         raise fail(
             f"subscriber {kind!r} names {found!r}, which is not a class with "
             "invalidate_range_start, invalidate_range_end and release"
         )
+    problem = subscription_problem(found)
+    if problem is not None:
+        raise fail(f"subscriber class {found.__qualname__} ({kind!r}) {problem}")
+    try:
+        inspect.signature(found).bind(None, None, "name")
+    except TypeError:
+        raise fail(
+            f"subscriber class {found.__qualname__} ({kind!r}) cannot be built as "
+            f"Class(mm, checker, name): its constructor is {found.__qualname__}"
+            f"{inspect.signature(found)}"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): leave it to the call
+        pass
     return found
+
+
+def _is_missing(module: str, e: ImportError) -> bool:
+    """Whether `e` says `module` itself (or a package above it) is not there, rather
+    than that the module was found and one of *its* imports failed."""
+    missing = e.name if isinstance(e, ModuleNotFoundError) else None
+    return missing is not None and (module == missing or module.startswith(missing + "."))
 
 
 def _maps(op: _Op) -> tuple[int, int] | None:
@@ -1210,9 +1234,20 @@ class _Semantics:
         and every ``queue_work`` of one name lists the same ops."""
         fail = self.reader.fail
         kinds: dict[str, str] = {}
+        subscribed: dict[str, _Op] = {}
         for op in everything:
             if op.kind == "subscribe":
-                kinds.setdefault(op.text("sub"), op.text("kind"))
+                name = op.text("sub")
+                first = subscribed.setdefault(name, op)
+                if first is not op:
+                    # one subscriber object per name: a second would orphan the first
+                    raise fail(
+                        f"{op.key}.sub",
+                        f"subscriber {name!r} is subscribed twice (first at {first.key}); "
+                        "expected one 'subscribe' per name",
+                        name,
+                    )
+                kinds[name] = op.text("kind")
         works: dict[str, _Op] = {}
         for op in everything:
             if op.kind == "queue_work":

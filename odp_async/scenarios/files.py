@@ -130,6 +130,13 @@ The format
                     ``interval_remove_wait``, ``notifier_teardown``)
     ==============  ========================================================  ========
 
+    An actor holds a ``lock`` only across the operations between it and its ``unlock``
+    that reach a checkpoint: tasks switch only at checkpoints (a kernel without
+    preemption), and ``unlock`` never blocks, so ``lock`` directly followed by
+    ``unlock`` opens no window.  Put ``{ op = "sleep", seconds = 0 }`` (a bare
+    checkpoint) between them to hold the lock across one.  ``lock`` adds no checkpoint of
+    its own after the acquire so that a file runs the same steps as its Python twin.
+
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
     used); ``fault`` and ``dma`` must fall inside a registration of their MR.  An
     operation that raises (e.g. a ``register`` over a range an earlier ``munmap``

@@ -1227,6 +1227,14 @@ class _Semantics:
         name = op.text("mr")
         known = [r.text("mr") for r in registers if r.kind == "register_implicit"]
         if name not in known:
+            plain = op.kind.removesuffix("_implicit")
+            if any(r.kind == "register" and r.text("mr") == name for r in registers):
+                raise self.reader.fail(
+                    f"{op.key}.op",
+                    f"MR {name!r} is registered with 'register', not 'register_implicit'; "
+                    f"expected {plain!r} for it",
+                    op.kind,
+                )
             listed = ", ".join(dict.fromkeys(known)) or "none"
             raise self.reader.fail(
                 f"{op.key}.mr",
@@ -1299,6 +1307,16 @@ class _Semantics:
         fail = self.reader.fail
         name = op.text("mr")
         mine = [r for r in registers if r.kind == "register" and r.text("mr") == name]
+        if not mine and any(
+            r.kind == "register_implicit" and r.text("mr") == name for r in registers
+        ):
+            twin = f"{op.kind}_implicit"
+            expected = (
+                f"expected {twin!r} for it"
+                if twin in _IMPLICIT_OPS
+                else f"{op.kind!r} takes an MR registered with 'register'"
+            )
+            raise fail(f"{op.key}.op", f"MR {name!r} is an implicit MR; {expected}", op.kind)
         if not mine:
             known = (
                 ", ".join(dict.fromkeys(r.text("mr") for r in registers if r.kind == "register"))

@@ -4,6 +4,8 @@ missed, and a raw path with no documented way to say "freed"."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE as P
+from odp_async.cli import ExitCode
+from odp_async.errors import InvalidArgument
 from odp_async.explore import explore
 from odp_async.scenarios import Scenario
 from odp_async.scenarios.files import load_scenario
@@ -271,4 +275,28 @@ def test_no_sleep_flags_every_wait_of_its_own_task_only() -> None:
     run = run_world(body)
     assert run.sim.error is None
     # the Completion wait only: not the spinlock, not the child's mutex, not after
-    assert len(seen) == 1 and seen[0].startswith("<Completion 'done'"), seen
+    assert len(seen) == 1, seen
+    assert seen[0].startswith("<Completion 'done'"), seen
+
+
+# --- 8. a protocol option out of its range is named, before anything runs ---------------
+
+
+def test_pool_size_0_is_refused_naming_the_option() -> None:
+    with pytest.raises(InvalidArgument, match="option 'pool_size' must be at least 1, got 0"):
+        World.build("hmm-pool", options={"pool_size": 0})
+
+
+def test_the_cli_refuses_pool_size_0_before_exploring() -> None:
+    argv = ["explore", "registration-race", "--protocol", "hmm-pool", "-o", "pool_size=0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == ExitCode.USAGE
+    assert "exploring" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "odp-async: error: protocol 'hmm-pool' option 'pool_size' must be at least 1, got 0"
+    ]

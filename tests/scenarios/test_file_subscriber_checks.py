@@ -116,7 +116,8 @@ def test_a_name_subscribed_twice_is_refused(tmp_path: Path, subs: str) -> None:
 
 def test_a_name_subscribed_again_in_an_actor_is_refused(tmp_path: Path) -> None:
     text = FILE.replace("KIND", "kvm").replace(
-        'ops = [{ op = "madvise"', 'ops = [{ op = "subscribe", sub = "dev", kind = "hmm" }, { op = "madvise"'
+        'ops = [{ op = "madvise"',
+        'ops = [{ op = "subscribe", sub = "dev", kind = "hmm" }, { op = "madvise"',
     )
     e = _error(_write(tmp_path, text))
     assert e.key == "actor[0].ops[0].sub"
@@ -126,13 +127,15 @@ def test_a_name_subscribed_again_in_an_actor_is_refused(tmp_path: Path) -> None:
 def test_a_wrong_constructor_is_refused_naming_the_class(tmp_path: Path, subs: str) -> None:
     e = _error(_write(tmp_path, FILE.replace("KIND", f"{subs}:WrongCtor")))
     assert e.key == "setup.ops[1].kind"
-    assert "WrongCtor" in str(e) and "Class(mm, checker, name)" in str(e)
+    assert "WrongCtor" in str(e)
+    assert "Class(mm, checker, name)" in str(e)
     assert "WrongCtor(mm)" in str(e)
 
 
 def test_sync_callbacks_are_refused_naming_the_class(tmp_path: Path, subs: str) -> None:
     e = _error(_write(tmp_path, FILE.replace("KIND", f"{subs}:SyncCallbacks")))
-    assert "SyncCallbacks" in str(e) and "async def" in str(e)
+    assert "SyncCallbacks" in str(e)
+    assert "async def" in str(e)
 
 
 def test_a_module_that_fails_its_own_import_says_so(
@@ -164,7 +167,8 @@ def test_the_cli_exits_2_with_one_line(tmp_path: Path, subs: str) -> None:
         timeout=300,
     )
     assert done.returncode == ExitCode.USAGE, done.stdout + done.stderr
-    assert done.stderr.count("\n") == 1 and "WrongCtor" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "WrongCtor" in done.stderr
     assert "found" not in done.stdout
 
 
@@ -179,3 +183,43 @@ def test_register_notifier_refuses_sync_callbacks(subs: str) -> None:
     run = run_world(body)
     assert isinstance(run.sim.error, InvalidArgument)
     assert "async def" in str(run.sim.error)
+
+
+# --- an op for plain MRs on an implicit MR, and the other way round ---------------------
+
+IMPLICIT = """
+[scenario]
+name = "imp"
+summary = "an implicit MR and a plain one"
+protocols = ["odp2014"]
+
+[setup]
+ops = [
+    { op = "mmap", start = 0x0, pages = 8 },
+    { op = "populate", start = 0x0, pages = 8 },
+    { op = "register_implicit", mr = "imr", child_pages = 4 },
+    { op = "register", mr = "A", start = 0x0, pages = 8 },
+]
+
+[[actor]]
+name = "dev"
+ops = [OP]
+"""
+
+
+@pytest.mark.parametrize(
+    ("op", "fragment"),
+    [
+        ('{ op = "dma", mr = "imr", address = 0x0 }', "expected 'dma_implicit' for it"),
+        ('{ op = "fault", mr = "imr", address = 0x0 }', "expected 'fault_implicit' for it"),
+        ('{ op = "deregister", mr = "imr" }', "expected 'deregister_implicit' for it"),
+        ('{ op = "lock", mr = "imr" }', "'lock' takes an MR registered with 'register'"),
+        ('{ op = "dma_implicit", mr = "A", address = 0x0 }', "expected 'dma' for it"),
+    ],
+)
+def test_a_plain_op_on_an_implicit_mr_names_its_twin(
+    tmp_path: Path, op: str, fragment: str
+) -> None:
+    e = _error(_write(tmp_path, IMPLICIT.replace("OP", op)))
+    assert e.key == "actor[0].ops[0].op"
+    assert fragment in str(e)

@@ -40,6 +40,12 @@ Contract
     ``double-queue``
         one work item queued while it is already queued elsewhere, or re-initialised
         while pending (the kernel's list corruption).
+    ``sleep-in-nonblock``
+        a task inside a subscriber's ``invalidate_range_start`` of a non-blockable range
+        (``inv.blockable`` False: the OOM reaper's) entered a wait that may sleep -- a
+        `odp_async.sync` acquire, ``Completion.wait``, ``WaitQueue.park`` -- instead of a
+        trylock and `WouldBlock` (the kernel's contract; ``might_sleep``: recorded
+        whether or not the wait would have blocked).  The object is the primitive.
     ``error``
         the code under test raised (an assertion of a test program, a misuse of a
         primitive by a protocol); recorded by the explorer, not by the feeders.
@@ -83,6 +89,7 @@ ViolationKind = Literal[
     "insert-after-release",
     "lock-held-at-exit",
     "double-queue",
+    "sleep-in-nonblock",
 ]
 VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "stale-translation",
@@ -97,6 +104,7 @@ VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "insert-after-release",
     "lock-held-at-exit",
     "double-queue",
+    "sleep-in-nonblock",
 )
 
 FrameId = tuple[int, int]
@@ -367,6 +375,11 @@ class Checker:
     def double_queue(self, obj: str, detail: str) -> None:
         """`obj` was queued while already queued (or re-initialised while pending)."""
         self.violation("double-queue", f"{obj} {detail}")
+
+    def slept_in_nonblock(self, primitive: str, detail: str) -> None:
+        """The current task entered a wait on `primitive` inside a non-blockable
+        invalidation's start (`detail`: whose start, which invalidation).  Sync."""
+        self.violation("sleep-in-nonblock", f"{detail} may sleep on {primitive}")
 
     # --- internals --------------------------------------------------------------------
 

@@ -1197,6 +1197,10 @@ def _options(protocol: Any, pairs: Sequence[str]) -> dict[str, Any]:
         if key in result:
             _fail(f"option {key!r} given twice")
         result[key] = value
+    try:
+        cls.check_options(result)  # a value out of its range, before anything runs
+    except InvalidArgument as e:
+        _fail(str(e))
     return result
 
 

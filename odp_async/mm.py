@@ -58,6 +58,7 @@ See also
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -68,7 +69,7 @@ from .addr import PAGE_SHIFT, AddrRange
 from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
-from .sync import Mutex, RWLock, WaitQueue
+from .sync import Mutex, RWLock, WaitQueue, no_sleep
 from .workqueue import WorkItem, Workqueue
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "Pte",
     "Subscription",
     "Vma",
+    "subscription_problem",
 ]
 
 
@@ -305,6 +307,22 @@ class Subscription(Protocol):
     async def release(self) -> None: ...
 
 
+SUBSCRIPTION_CALLBACKS = ("invalidate_range_start", "invalidate_range_end", "release")
+
+
+def subscription_problem(obj: object) -> str | None:
+    """What keeps `obj` (a subscriber, or its class) from being a `Subscription`: a
+    missing callback, or one that is not a coroutine function (``async def``); None if
+    it is one.  Sync."""
+    missing = [c for c in SUBSCRIPTION_CALLBACKS if not callable(getattr(obj, c, None))]
+    if missing:
+        return f"has no {' / '.join(missing)} method"
+    sync = [c for c in SUBSCRIPTION_CALLBACKS if not inspect.iscoroutinefunction(getattr(obj, c))]
+    if sync:
+        return f"has {' / '.join(sync)} not defined with async def (callbacks are awaited)"
+    return None
+
+
 class AddressSpace:
     """One process's mm.  See the module docstring for the operations and their locking."""
 
@@ -332,7 +350,7 @@ class AddressSpace:
         self._release_order = "today"
         self._interval_remove_wait = "today"
         self._notifier_teardown = "unregister"
-        # subscribers torn down by `teardown_notifier` -> their checker keys
+        # subscribers freed (`free_subscriber`, `teardown_notifier`) -> their checker keys
         self._torn_down: dict[int, tuple[Subscription, str]] = {}
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
@@ -839,8 +857,12 @@ class AddressSpace:
         """``mmu_notifier_register``: mmap_sem write + ``mm_take_all_locks``, then hash.
 
         Blocks: on mmap_sem and on every file's i_mmap lock and the anon_vma lock, so no
-        invalidation is between start and end of this mm while it runs.
+        invalidation is between start and end of this mm while it runs.  Raises
+        `InvalidArgument` if `sub` is not a subscriber (`subscription_problem`).
         """
+        problem = subscription_problem(sub)
+        if problem is not None:
+            raise InvalidArgument(f"register_notifier(): {sub!r} {problem}")
         self.checker.used(self.key, "mmu_notifier_register")
         if self.is_dead or not self.holds_user_ref():
             # the kernel's BUG_ON(mm_users <= 0): nothing will ever release this subscriber
@@ -879,7 +901,9 @@ class AddressSpace:
         """``mmu_notifier_unregister_no_release``: unhash `sub`, with no ``release`` and
         *no wait* for its running callbacks.  Freeing it right after is the mistake the
         kernel documents: wait first (`synchronize_notifiers`) or free it deferred
-        (`put_notifier`).  Checkpoint: always."""
+        (`put_notifier`).  Say when you free it with `free_subscriber`, so the checker
+        sees a callback still running in it (`teardown_notifier` does both for you).
+        Checkpoint: always."""
         self._subs.pop(sub, None)
         await rt.checkpoint(("unregister_no_release", repr(sub)))
 
@@ -913,11 +937,11 @@ class AddressSpace:
         deferred (`put_notifier`; needs a workqueue); ``"no-release"`` unhashes and
         frees at once.  Blocks (``"unregister"``) on the callbacks running now.  Raises
         `InvalidArgument` for ``"put"`` on an mm built without a workqueue."""
-        key = f"subscriber {sub!r}#{len(self._torn_down)}"
-        self._torn_down[id(sub)] = (sub, key)
+        self._subscriber_key(sub)
+        how = self._notifier_teardown
 
         async def free_it() -> None:
-            self.checker.freed(key, f"freed by its teardown ({self._notifier_teardown})")
+            self.free_subscriber(sub, f"freed by its teardown ({how})")
             await free()
 
         if self._notifier_teardown == "put":
@@ -929,6 +953,25 @@ class AddressSpace:
         else:
             await self.unregister_notifier(sub)
             await free_it()
+
+    def free_subscriber(self, sub: Subscription, why: str = "freed by its owner") -> None:
+        """Tell the checker `sub` was freed (the ``kfree`` of the structure holding the
+        ``struct mmu_notifier``).  From now on a callback of it returning (the chain walk
+        reading its link), its ``->release`` returning, or another free of it is a
+        ``use-after-free`` / ``double-free``.  `teardown_notifier` calls it; call it
+        yourself after the raw `unregister_notifier_no_release` (or any free of your
+        own).  Sync."""
+        self.checker.freed(self._subscriber_key(sub), why)
+
+    def _subscriber_key(self, sub: Subscription) -> str:
+        # The checker's name for `sub`: one per subscriber object (kept alive here, so
+        # its id is not reused), so a second free of it is seen as a double-free.
+        torn = self._torn_down.get(id(sub))
+        if torn is not None and torn[0] is sub:
+            return torn[1]
+        key = f"subscriber {sub!r}#{len(self._torn_down)}"
+        self._torn_down[id(sub)] = (sub, key)
+        return key
 
     def range_is_valid(self, rng: AddrRange) -> bool:
         """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
@@ -1059,7 +1102,8 @@ class AddressSpace:
             if sub not in self._subs:
                 continue
             try:
-                await self._call(sub, sub.invalidate_range_start(inv))
+                with no_sleep(self._sleep_hook(sub, inv)):
+                    await self._call(sub, sub.invalidate_range_start(inv))
             except WouldBlock as e:
                 refused = sub
                 self.checker.event("invalidate-refused", key, f"{sub!r} refused {inv}: {e}")
@@ -1076,6 +1120,18 @@ class AddressSpace:
             return False
         await self._change_then_end(inv, key, body)
         return True
+
+    def _sleep_hook(self, sub: Subscription, inv: Invalidation) -> Callable[[object], None]:
+        # What a wait inside `sub`'s start of the non-blockable `inv` records.
+        def slept(primitive: object) -> None:
+            name = getattr(primitive, "name", None)
+            self.checker.slept_in_nonblock(
+                f"{type(primitive).__name__} {name!r}" if name else type(primitive).__name__,
+                f"{sub!r}'s invalidate_range_start of the non-blockable {inv} "
+                "(it must trylock and raise WouldBlock)",
+            )
+
+        return slept
 
     async def _change_then_end(
         self, inv: Invalidation, key: str, body: Callable[[], Awaitable[None]]
@@ -1103,16 +1159,19 @@ class AddressSpace:
         try:
             await callback
         finally:
-            if self._torn_down:
-                # still inside the SRCU read section, the chain walk reads sub's list
-                # link to go on: freed by then, that read is a use-after-free
-                torn = self._torn_down.get(id(sub))
-                if torn is not None and torn[0] is sub:
-                    self.checker.used(torn[1], "the notifier chain walk after its callback")
+            # still inside the SRCU read section, the chain walk reads sub's list
+            # link to go on: freed by then, that read is a use-after-free
+            self._check_torn(sub, "the notifier chain walk after its callback")
             callers.remove(task)
             if not callers and sub in self._callbacks_done:
                 self._callbacks_done[sub].wake_all()
             self._any_callback_done.wake_all()
+
+    def _check_torn(self, sub: Subscription, what: str) -> None:
+        # `what` touched `sub`: a use-after-free if a teardown freed it already.
+        torn = self._torn_down.get(id(sub))
+        if torn is not None and torn[0] is sub:
+            self.checker.used(torn[1], what)
 
     def _srcu(self, sub: Subscription) -> WaitQueue:
         # What `unregister_notifier` waits on: the end of `sub`'s running callbacks.  Its
@@ -1145,7 +1204,12 @@ class AddressSpace:
                 # unhashed first, then ->release outside any SRCU read section: a
                 # concurrent unregister sees it gone and does not wait for it
                 self._subs.pop(sub, None)
-                await sub.release()
+                try:
+                    await sub.release()
+                finally:
+                    # nobody waited for this release: a teardown that freed the
+                    # subscriber meanwhile freed it under the running callback
+                    self._check_torn(sub, "its ->release (run outside SRCU by exit_mmap)")
             else:
                 await self._call(sub, sub.release())
                 self._subs.pop(sub, None)

@@ -28,6 +28,10 @@ Contract
     read) blocks for good, as the kernel's would, so the run ends in a deadlock report
     naming the lock ("recursive locking").
 
+    Inside ``with no_sleep(hook):`` the calling task must not sleep: each blocking method
+    it enters there calls ``hook(primitive)`` first, whether or not it would actually
+    block (the kernel's ``might_sleep``), then goes on as usual.
+
 Concurrency
     Single-threaded per event loop, as anyio primitives: state is changed only by sync
     code between two checkpoints, so no lock protects the state itself.  Invariants are
@@ -40,8 +44,10 @@ See also
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, Final
 
 import attrs
@@ -63,6 +69,7 @@ __all__ = [
     "SlotPoolStatistics",
     "WaitQueue",
     "WaitQueueStatistics",
+    "no_sleep",
 ]
 
 # What a `_try` returns when the operation would block (any other value is the grant).
@@ -72,6 +79,34 @@ _READ: Final = 1
 _WRITE: Final = 2
 _ONE: Final = "one"  # a Completion wake that consumed one complete()
 _ALL: Final = "all"  # a Completion wake from complete_all(): nothing to give back
+
+
+# The no-sleep section the running task is in (`no_sleep`): (that task, its hook).  A
+# context variable, so it is per task; the task is kept because a child spawned inside
+# the section inherits the context but not the rule.
+_NO_SLEEP: Final[ContextVar[tuple[object, Callable[[object], None]] | None]] = ContextVar(
+    "odp_async.sync.no_sleep", default=None
+)
+
+
+@contextlib.contextmanager
+def no_sleep(hook: Callable[[object], None]) -> Iterator[None]:
+    """Inside the ``with`` block the current task must not sleep: every blocking method
+    of a primitive here (`Mutex.acquire`, `RWLock` acquires, `Completion.wait`,
+    `WaitQueue.park`, `SlotPool` and `Condition` waits) that the task enters calls
+    ``hook(primitive)`` before it goes on, blocked or not (the kernel's ``might_sleep``).
+    Sections nest: the innermost hook is called.  Other tasks are not affected.  Sync."""
+    token = _NO_SLEEP.set((current_runtime().current_task(), hook))
+    try:
+        yield
+    finally:
+        _NO_SLEEP.reset(token)
+
+
+def _might_sleep(primitive: object, task: object) -> None:
+    section = _NO_SLEEP.get()
+    if section is not None and section[0] is task and not getattr(primitive, "spins", False):
+        section[1](primitive)
 
 
 def _note(primitive: object, event: str | None = None) -> None:
@@ -135,6 +170,7 @@ class _Blocking:
     async def _blocking(self, kind: int) -> Any:
         rt = current_runtime()
         task = rt.current_task()
+        _might_sleep(self, task)
         if rt.is_sim:
             # The choice point goes before the attempt, so the chooser may let another
             # task take the primitive first.
@@ -326,11 +362,15 @@ class Mutex(_Blocking):
     locking").  `acquire_nowait` raises on every runtime.  Releasing it from another task
     raises too.  FIFO hand-off.
 
+    ``spins=True`` models a spinlock (``spinlock_t``): held only for short sync work, it
+    may be taken where sleeping is forbidden, so `no_sleep` does not flag its acquire.
+
     Invariant: ``_owner is None`` implies the queue is empty.
     """
 
     name: str | None = attrs.field(default=None, converter=_check_name)
     fast_acquire: bool = attrs.field(default=False, kw_only=True)
+    spins: bool = attrs.field(default=False, kw_only=True)
     _owner: object | None = attrs.field(init=False, default=None)
     _queue: WaitQueue = attrs.field(init=False)
 

@@ -23,7 +23,8 @@ Contract
     inside the mappings (for the setup, those of its earlier operations; for actors,
     those of the setup and of every ``mmap``/``mremap`` operation of any actor), every MR
     an operation names is registered by some ``register``, every file is declared, every
-    ``after`` names another actor and the ``after`` order has no cycle.
+    subscriber name is subscribed by exactly one ``subscribe``, every ``after`` names
+    another actor and the ``after`` order has no cycle.
 
 Concurrency
     A loaded `Scenario` is a value: each run of its body builds fresh state (files, MRs,
@@ -108,7 +109,8 @@ The format
     ``implicit``    missing translation faults first)                         "error: ..."
     ``subscribe``   sub, kind: ``"kvm"`` (`KvmMmu`), ``"hmm"`` (`HmmMirror`)   "ok"
                     or your own ``"module:Class"`` (built as
-                    ``Class(mm, checker, sub)``), registered on the mm
+                    ``Class(mm, checker, sub)``; async callbacks), registered
+                    on the mm; one ``subscribe`` per name in the file
     ``sub_fault``   sub, address, write = false (the subscriber's ``fault``)  "resolved"
                                                                               / "failed"
                                                                               / "starved"
@@ -127,6 +129,13 @@ The format
                     (``nonblock_failure_rule``, ``release_order``,
                     ``interval_remove_wait``, ``notifier_teardown``)
     ==============  ========================================================  ========
+
+    An actor holds a ``lock`` only across the operations between it and its ``unlock``
+    that reach a checkpoint: tasks switch only at checkpoints (a kernel without
+    preemption), and ``unlock`` never blocks, so ``lock`` directly followed by
+    ``unlock`` opens no window.  Put ``{ op = "sleep", seconds = 0 }`` (a bare
+    checkpoint) between them to hold the lock across one.  ``lock`` adds no checkpoint of
+    its own after the acquire so that a file runs the same steps as its Python twin.
 
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
     used); ``fault`` and ``dma`` must fall inside a registration of their MR.  An
@@ -191,6 +200,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import math
 import os
 import re
@@ -204,7 +214,7 @@ from .. import _runtime as rt
 from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
-from ..mm import HPAGE_PAGES, AddressSpace, File
+from ..mm import HPAGE_PAGES, AddressSpace, File, subscription_problem
 from ..odp.implicit import ImplicitMr
 from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
@@ -1053,6 +1063,10 @@ def _subscriber_class(kind: str, fail: Callable[[str], Exception]) -> type:
     try:
         found: object = importlib.import_module(module)
     except ImportError as e:
+        if not _is_missing(module, e):
+            raise fail(
+                f"module {module!r} of subscriber {kind!r} was found but failed to import: {e}"
+            ) from None
         raise fail(
             f"cannot import module {module!r} of subscriber {kind!r}: {e} "
             "(is it on sys.path / PYTHONPATH?)"
@@ -1065,15 +1079,32 @@ def _subscriber_class(kind: str, fail: Callable[[str], Exception]) -> type:
         found = getattr(found, part, None)
         if found is None:
             raise fail(f"module {module!r} has no {qualname!r} (subscriber {kind!r})")
-    callbacks = ("invalidate_range_start", "invalidate_range_end", "release")
-    if not isinstance(found, type) or not all(
-        callable(getattr(found, c, None)) for c in callbacks
-    ):
+    if not isinstance(found, type):
         raise fail(
             f"subscriber {kind!r} names {found!r}, which is not a class with "
             "invalidate_range_start, invalidate_range_end and release"
         )
+    problem = subscription_problem(found)
+    if problem is not None:
+        raise fail(f"subscriber class {found.__qualname__} ({kind!r}) {problem}")
+    try:
+        inspect.signature(found).bind(None, None, "name")
+    except TypeError:
+        raise fail(
+            f"subscriber class {found.__qualname__} ({kind!r}) cannot be built as "
+            f"Class(mm, checker, name): its constructor is {found.__qualname__}"
+            f"{inspect.signature(found)}"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): leave it to the call
+        pass
     return found
+
+
+def _is_missing(module: str, e: ImportError) -> bool:
+    """Whether `e` says `module` itself (or a package above it) is not there, rather
+    than that the module was found and one of *its* imports failed."""
+    missing = e.name if isinstance(e, ModuleNotFoundError) else None
+    return missing is not None and (module == missing or module.startswith(missing + "."))
 
 
 def _maps(op: _Op) -> tuple[int, int] | None:
@@ -1196,6 +1227,14 @@ class _Semantics:
         name = op.text("mr")
         known = [r.text("mr") for r in registers if r.kind == "register_implicit"]
         if name not in known:
+            plain = op.kind.removesuffix("_implicit")
+            if any(r.kind == "register" and r.text("mr") == name for r in registers):
+                raise self.reader.fail(
+                    f"{op.key}.op",
+                    f"MR {name!r} is registered with 'register', not 'register_implicit'; "
+                    f"expected {plain!r} for it",
+                    op.kind,
+                )
             listed = ", ".join(dict.fromkeys(known)) or "none"
             raise self.reader.fail(
                 f"{op.key}.mr",
@@ -1210,9 +1249,20 @@ class _Semantics:
         and every ``queue_work`` of one name lists the same ops."""
         fail = self.reader.fail
         kinds: dict[str, str] = {}
+        subscribed: dict[str, _Op] = {}
         for op in everything:
             if op.kind == "subscribe":
-                kinds.setdefault(op.text("sub"), op.text("kind"))
+                name = op.text("sub")
+                first = subscribed.setdefault(name, op)
+                if first is not op:
+                    # one subscriber object per name: a second would orphan the first
+                    raise fail(
+                        f"{op.key}.sub",
+                        f"subscriber {name!r} is subscribed twice (first at {first.key}); "
+                        "expected one 'subscribe' per name",
+                        name,
+                    )
+                kinds[name] = op.text("kind")
         works: dict[str, _Op] = {}
         for op in everything:
             if op.kind == "queue_work":
@@ -1257,6 +1307,16 @@ class _Semantics:
         fail = self.reader.fail
         name = op.text("mr")
         mine = [r for r in registers if r.kind == "register" and r.text("mr") == name]
+        if not mine and any(
+            r.kind == "register_implicit" and r.text("mr") == name for r in registers
+        ):
+            twin = f"{op.kind}_implicit"
+            expected = (
+                f"expected {twin!r} for it"
+                if twin in _IMPLICIT_OPS
+                else f"{op.kind!r} takes an MR registered with 'register'"
+            )
+            raise fail(f"{op.key}.op", f"MR {name!r} is an implicit MR; {expected}", op.kind)
         if not mine:
             known = (
                 ", ".join(dict.fromkeys(r.text("mr") for r in registers if r.kind == "register"))

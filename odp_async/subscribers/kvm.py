@@ -40,7 +40,7 @@ class KvmMmu(Subscriber):
     ) -> None:
         super().__init__(mm, checker, table)
         self.max_retries = check_max_retries(max_retries)
-        self.mmu_lock = Mutex(f"{table}.mmu_lock")
+        self.mmu_lock = Mutex(f"{table}.mmu_lock", spins=True)  # a spinlock
         self.in_progress = 0
         self.seq = 0
         self._idle = WaitQueue(f"{table} mmu_invalidate_in_progress == 0")

@@ -386,8 +386,8 @@ def test_a_scenario_file_explores_and_replays_from_a_fresh_process(tmp_path: Pat
                 '{{ op = "deregister_implicit", mr = "imr" }}',
                 '{{ op = "deregister", mr = "imr" }}',
             ),
-            "actor[2].ops[1].mr",
-            "no 'register' op in the setup or any actor registers MR 'imr'",
+            "actor[2].ops[1].op",
+            "MR 'imr' is an implicit MR; expected 'deregister_implicit' for it",
         ),
     ],
 )

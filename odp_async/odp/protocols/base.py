@@ -41,6 +41,7 @@ See also
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ... import _runtime as rt
@@ -67,21 +68,30 @@ class OdpProtocol(abc.ABC):
     OPTIONS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, ctx: UContext, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            known = ", ".join(sorted(self.OPTIONS)) or "none"
-            raise InvalidArgument(
-                f"protocol {self.name!r} has no option {unknown[0]!r} (its options: {known})"
-            )
+        self.check_options(options)
         for key, default in self.OPTIONS.items():
+            setattr(self, key, options.get(key, default))
+        self.ctx = ctx
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse bad `options` before any run (the command line calls it before it
+        explores): an unknown name, or a value of another type than its default in
+        `OPTIONS`, raises `InvalidArgument` naming the option.  A subclass whose options
+        have a narrower range extends it (calling this first).  Sync."""
+        unknown = sorted(set(options) - set(cls.OPTIONS))
+        if unknown:
+            known = ", ".join(sorted(cls.OPTIONS)) or "none"
+            raise InvalidArgument(
+                f"protocol {cls.name!r} has no option {unknown[0]!r} (its options: {known})"
+            )
+        for key, default in cls.OPTIONS.items():
             value = options.get(key, default)
             if type(value) is not type(default):
                 raise InvalidArgument(
-                    f"protocol {self.name!r} option {key!r} must be a "
+                    f"protocol {cls.name!r} option {key!r} must be a "
                     f"{type(default).__name__}, got {value!r}"
                 )
-            setattr(self, key, value)
-        self.ctx = ctx
 
     @abc.abstractmethod
     async def insert(self, umem: Umem) -> None:

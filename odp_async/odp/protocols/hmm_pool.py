@@ -24,9 +24,11 @@ See also
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...addr import AddrRange
+from ...errors import InvalidArgument
 from ...mm import Invalidation
 from ...sync import SlotPool, WaitQueue
 from ..umem import Umem
@@ -49,6 +51,16 @@ class HmmPool(TreeProtocol):
         #: invalidation id -> (range, slot), for the starts this subscription saw.
         self.active: dict[int, tuple[AddrRange, int]] = {}
         self._changed = WaitQueue("hmm active ranges")
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """As the base's; ``pool_size`` must be at least 1 (`InvalidArgument`)."""
+        super().check_options(options)
+        size = options.get("pool_size", 1)
+        if size < 1:
+            raise InvalidArgument(
+                f"protocol {cls.name!r} option 'pool_size' must be at least 1, got {size!r}"
+            )
 
     async def before_start(self, inv: Invalidation) -> None:
         slot = await self.pool.acquire()

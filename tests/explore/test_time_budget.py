@@ -122,5 +122,6 @@ def test_a_bounded_dpor_cut_by_the_clock_does_not_blame_its_bound() -> None:
     target = Target.resolve("classic:account_fixed")  # 6 traces; the clock stops it at 2
     config = ExploreConfig(chooser="dpor", schedules=10_000, time=3.0, preemption_bound=2)
     result = explore_target(target, config, clock=FakeClock())
-    assert result.out_of_time and not result.complete
+    assert result.out_of_time
+    assert not result.complete
     assert result.claim == "no violation in 2 schedules (time budget reached, not complete)"

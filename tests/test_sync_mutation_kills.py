@@ -1,1 +1,281 @@
-"""Tests that pin mechanisms of `odp_async.sync` no other test pins (found by mutmut)."""
+"""Mechanisms of `odp_async.sync` that no other test pinned (found by mutation testing,
+tools/mutation.sh sync): what the non-blocking operations note in the sim step (footprint
+and trace), the messages that name the holders, the give-back of a grant a cancelled task
+will not keep, and what each primitive's invariant check reports."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from odp_async import _runtime as rt
+from odp_async._runtime import sim
+from odp_async._runtime.footprint import Footprint
+from odp_async.errors import ProtocolViolation, WouldBlock
+from odp_async.sync import Completion, Condition, Mutex, RWLock, SlotPool, WaitQueue
+from tests.conftest import Runner
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Yield until `predicate()` holds: ordering by observed state, not by the clock."""
+    while not predicate():
+        await rt.checkpoint("until")
+
+
+class _FootprintRecorder:
+    """A FIFO chooser that keeps each step's footprint (as DPOR's chooser would read it)."""
+
+    wants_footprints = True
+    footprints_noted_only = True
+    ask_always = True
+
+    def __init__(self) -> None:
+        self.footprints: list[Footprint | None] = []
+
+    def new_execution(self) -> None:
+        pass
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        if last is not None:
+            self.footprints.append(last.footprint)
+        return 0
+
+    def draw(self, n: int, label: object) -> int:
+        return 0
+
+
+def _noted(op: Callable[[], object]) -> tuple[set[object], list[tuple[str, str]], object]:
+    """Run `op` alone in one sim step: what the step wrote (its footprint), the trace's
+    notes, and what `op` returned (or the exception it raised)."""
+    recorder = _FootprintRecorder()
+
+    async def main() -> object:
+        await rt.checkpoint("before")
+        try:
+            got: object = op()
+        except (WouldBlock, ProtocolViolation) as e:
+            got = e
+        await rt.checkpoint("after")
+        return got
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    got = r.unwrap()
+    writes: set[object] = set()
+    for fp in recorder.footprints:
+        assert fp is not None
+        writes |= fp.writes
+    assert r.trace is not None
+    notes = [label for (_, _, op_, label) in r.trace if op_ == sim.NOTE]
+    return writes, notes, got
+
+
+# --- the non-blocking operations note their primitive and their event -----------------
+
+
+def test_rwlock_nowait_and_try_operations_note_the_lock_and_the_event() -> None:
+    for name, event in [
+        ("acquire_read_nowait", "acquire-read"),
+        ("try_acquire_read", "acquire-read"),
+        ("acquire_write_nowait", "acquire-write"),
+        ("try_acquire_write", "acquire-write"),
+    ]:
+        lock = RWLock("rw")
+        writes, notes, got = _noted(getattr(lock, name))
+        assert writes == {lock}, name
+        assert notes == [(event, "RWLock 'rw'")], name
+        assert got in (None, True), name
+        held = lock.writer if event == "acquire-write" else (lock.readers or None)
+        assert held is not None, name
+
+
+def test_rwlock_nowait_refusals_say_which_lock_and_what_for() -> None:
+    lock = RWLock("rw")
+
+    async def main() -> list[object]:
+        out: list[object] = []
+
+        async def writer() -> None:
+            lock.acquire_write_nowait()
+            await until(lambda: len(out) == 4)
+            lock.release_write()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(writer)
+            await until(lambda: lock.writer is not None)
+            for op in (lock.acquire_read_nowait, lock.acquire_write_nowait):
+                try:
+                    op()
+                except WouldBlock as e:
+                    out.append(str(e))
+            out += [lock.try_acquire_read(), lock.try_acquire_write()]
+        return out
+
+    out = sim.run(main).unwrap()
+    assert out[0] == "<RWLock 'rw' write-locked waiting=0> cannot be read-locked now"
+    assert out[1] == "<RWLock 'rw' write-locked waiting=0> cannot be write-locked now"
+    assert out[2:] == [False, False]
+
+
+def test_a_reader_asking_to_write_without_blocking_is_refused(runtime: Runner) -> None:
+    """No upgrade: a read holder's try_acquire_write/acquire_write_nowait is an error,
+    not a plain "would block"."""
+
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        await lock.acquire_read()
+        out = []
+        for op in (lock.try_acquire_write, lock.acquire_write_nowait):
+            try:
+                op()
+            except ProtocolViolation as e:
+                out.append(str(e))
+        lock.release_read()
+        return out
+
+    out = runtime.run(main)
+    assert len(out) == 2
+    assert all("already held for reading" in m and "no upgrade" in m for m in out)
+
+
+def test_slot_pool_acquire_nowait_notes_the_pool_and_records_the_holder() -> None:
+    pool = SlotPool(2, "p")
+    writes, notes, got = _noted(pool.acquire_nowait)
+    assert (writes, notes, got) == ({pool}, [("acquire", "SlotPool 'p' (2 free)")], 0)
+    (holder,) = pool.statistics().holders
+    assert holder is not None
+
+
+def test_slot_pool_acquire_nowait_names_its_holder_in_the_pool_statistics(
+    runtime: Runner,
+) -> None:
+    async def main() -> bool:
+        pool = SlotPool(1, "p")
+        slot = pool.acquire_nowait()
+        me = rt.current_task()
+        holders = pool.statistics().holders
+        pool.release(slot)
+        return holders == (me,)
+
+    assert runtime.run(main)
+
+
+def test_completion_try_and_nowait_note_the_completion() -> None:
+    c = Completion("c")
+    writes, notes, got = _noted(c.try_wait)
+    assert (writes, notes, got) == ({c}, [], False)
+    c = Completion("c")
+    writes, notes, got = _noted(c.wait_nowait)
+    assert writes == {c}
+    assert isinstance(got, WouldBlock)
+    assert str(got) == "<Completion 'c' done=0 waiting=0> is not completed"
+
+
+def test_completion_wait_nowait_consumes_one_complete(runtime: Runner) -> None:
+    async def main() -> list[object]:
+        c = Completion("c")
+        out: list[object] = [c.is_done()]
+        c.complete()
+        out.append(c.is_done())  # one complete() is enough for a wait to pass
+        c.complete()
+        c.wait_nowait()
+        out.append(c.statistics().done)
+        assert c.try_wait()
+        out.append(c.is_done())
+        try:
+            c.wait_nowait()
+        except WouldBlock as e:
+            out.append(str(e))
+        c.complete_all()
+        c.wait_nowait()
+        c.wait_nowait()
+        out.append(c.try_wait())
+        return out
+
+    assert runtime.run(main) == [
+        False,
+        True,
+        1,
+        False,
+        "<Completion 'c' done=0 waiting=0> is not completed",
+        True,
+    ]
+
+
+# --- the invariant checks (tests call them after every step) report what broke ---------
+
+
+class _FakeWaiter:
+    """Stands for a parked task in a queue whose state a test breaks on purpose."""
+
+    def __init__(self, task: object, kind: int = 0) -> None:
+        self.task = task
+        self.kind = kind
+
+
+def _broken(check: Callable[[], None]) -> str:
+    with pytest.raises(AssertionError) as info:
+        check()
+    return str(info.value).splitlines()[0]  # pytest may add its explanation below
+
+
+def test_mutex_invariant_check_names_a_free_mutex_with_waiters() -> None:
+    m = Mutex("m")
+    m._check_invariants()
+    m._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    assert _broken(m._check_invariants) == "free mutex with waiters"
+    m._owner = "holder"
+    m._check_invariants()
+
+
+def test_rwlock_invariant_check_names_each_broken_invariant() -> None:
+    lock = RWLock("rw")
+    lock._check_invariants()
+    lock._writer, lock._readers = "w", {"r": 1}
+    assert _broken(lock._check_invariants) == "writer and readers at once"
+
+    lock = RWLock("rw")
+    lock._queue._waiters[_FakeWaiter("t", 2)] = None  # type: ignore[index]
+    assert _broken(lock._check_invariants) == "free RWLock with waiters"
+
+    lock = RWLock("rw")
+    lock._readers = {"r": 1}
+    lock._queue._waiters[_FakeWaiter("w", 2)] = None  # type: ignore[index]
+    lock._check_invariants()  # a writer waits behind the readers: fine
+    lock._queue._waiters.clear()
+    lock._queue._waiters[_FakeWaiter("r2", 1)] = None  # type: ignore[index]
+    assert _broken(lock._check_invariants) == "reader at the head of the queue while readers hold"
+
+
+def test_completion_invariant_check_names_a_completed_completion_with_waiters() -> None:
+    c = Completion("c")
+    c._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    c._check_invariants()  # not completed: waiters are expected
+    c._done = 1
+    assert _broken(c._check_invariants) == "completed Completion with waiters"
+    c._done, c._all = 0, True
+    assert _broken(c._check_invariants) == "completed Completion with waiters"
+
+
+def test_slot_pool_invariant_check_names_each_broken_invariant() -> None:
+    pool = SlotPool(2, "p")
+    pool._check_invariants()
+    pool._holders[0] = "t"
+    assert _broken(pool._check_invariants) == "a slot both free and held"
+    pool = SlotPool(2, "p")
+    pool._free.pop()
+    assert _broken(pool._check_invariants) == "a slot went missing"
+    pool = SlotPool(1, "p")
+    pool._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    assert _broken(pool._check_invariants) == "free slot with waiters"
+    pool._holders[pool._free.pop()] = "holder"
+    pool._check_invariants()  # every slot taken: waiters are expected
+
+
+def test_condition_invariant_check_names_a_waiter_holding_the_lock() -> None:
+    cond = Condition(Mutex("m"))
+    cond._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    cond._check_invariants()
+    cond.lock._owner = "t"
+    assert _broken(cond._check_invariants) == "a waiter holds the condition's lock"

@@ -13,7 +13,7 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async._runtime.footprint import Footprint
-from odp_async.errors import ProtocolViolation, WouldBlock
+from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
 from odp_async.sync import Completion, Condition, Mutex, RWLock, SlotPool, WaitQueue
 from tests.conftest import Runner
 
@@ -279,3 +279,203 @@ def test_condition_invariant_check_names_a_waiter_holding_the_lock() -> None:
     cond._check_invariants()
     cond.lock._owner = "t"
     assert _broken(cond._check_invariants) == "a waiter holds the condition's lock"
+
+
+# --- reprs, descriptions, statistics ---------------------------------------------------
+
+
+def test_wait_queue_repr_description_and_statistics() -> None:
+    named, bare = WaitQueue("q"), WaitQueue()
+    assert repr(named) == "<WaitQueue 'q' waiting=0>"
+    assert repr(bare) == "<WaitQueue waiting=0>"
+    assert named.describe_wait() == ("WaitQueue 'q'", ())
+    assert bare.describe_wait() == ("WaitQueue", ())
+    named._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    assert named.statistics().tasks_waiting == 1
+    assert repr(named) == "<WaitQueue 'q' waiting=1>"
+
+
+def test_a_free_mutex_names_no_holder() -> None:
+    assert Mutex("m").describe_wait() == ("Mutex 'm'", ())
+
+
+def test_wake_one_and_complete_note_their_primitive() -> None:
+    q, c = WaitQueue("q"), Completion("c")
+    assert _noted(q.wake_one) == ({q}, [], False)
+    assert _noted(c.complete) == ({c}, [], None)
+    assert c.statistics().done == 1
+
+
+def test_notify_and_notify_all_note_the_condition() -> None:
+    cond = Condition(Mutex("m"))
+
+    def notify_under_the_lock() -> None:
+        cond.acquire_nowait()
+        cond.notify()
+        cond.notify_all()
+        cond.release()
+
+    writes, _, _ = _noted(notify_under_the_lock)
+    assert {cond, cond.lock} <= writes
+    assert None not in writes
+
+
+def test_rwlock_statistics_count_each_kind_of_waiter(runtime: Runner) -> None:
+    async def main() -> tuple[bool, tuple[object, ...], int, int]:
+        lock = RWLock("rw")
+
+        async def reader() -> None:
+            await lock.acquire_read()
+            lock.release_read()
+
+        async def writer() -> None:
+            await lock.acquire_write()
+            lock.release_write()
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            for task in (reader, writer, reader):
+                tg.start_soon(task)
+            await until(lambda: len(lock._queue) == 3)
+            stats = lock.statistics()
+            lock.release_write()
+        return (
+            stats.writer is rt.current_task(),
+            stats.readers,
+            stats.readers_waiting,
+            stats.writers_waiting,
+        )
+
+    assert runtime.run(main) == (True, (), 2, 1)
+
+
+def test_condition_statistics_count_the_waiters(runtime: Runner) -> None:
+    async def main() -> int:
+        cond = Condition(Mutex("m"))
+
+        async def waiter() -> None:
+            async with cond:
+                await cond.wait()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            tg.start_soon(waiter)
+            await until(lambda: len(cond._queue) == 2)
+            waiting = cond.statistics().tasks_waiting
+            async with cond:
+                cond.notify_all()
+        return waiting
+
+    assert runtime.run(main) == 2
+
+
+# --- what the errors say ------------------------------------------------------------
+
+
+def test_release_read_by_a_non_holder_names_who_holds_the_lock(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        out: list[str] = []
+
+        def stray_release() -> None:
+            try:
+                lock.release_read()
+            except ProtocolViolation as e:
+                out.append(str(e))
+
+        stray_release()
+        done = Completion("done")
+
+        async def holder(write: bool) -> None:
+            await (lock.acquire_write() if write else lock.acquire_read())
+            await done.wait()
+            lock.release_write() if write else lock.release_read()
+
+        for readers in ([True], [False, False]):
+            done.reinit()
+            async with rt.task_group() as tg:
+                for i, write in enumerate(readers):
+                    tg.start_soon(holder, write, name=f"h{i}")
+                await until(lambda: lock.writer is not None or len(lock.readers) == len(readers))
+                stray_release()
+                done.complete_all()
+        return out
+
+    out = runtime.run(main)
+    assert len(out) == 3
+    assert out[0].endswith("which does not hold it for reading (not held)")
+    assert out[1].endswith("which does not hold it for reading (write-held by h0)")
+    assert out[2].endswith(
+        ("for reading (read-held by h0, h1)", "for reading (read-held by h1, h0)")
+    )
+
+
+def test_condition_misuse_names_the_call_the_caller_and_the_holder(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        cond = Condition(Mutex("m"))
+        out: list[str] = []
+        for call in (cond.notify, cond.notify_all):
+            try:
+                call()
+            except ProtocolViolation as e:
+                out.append(str(e))
+        release = Completion("release")
+
+        async def holder() -> None:
+            async with cond:
+                await release.wait()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(holder, name="holder")
+            await until(cond.locked)
+            try:
+                cond.notify()
+            except ProtocolViolation as e:
+                out.append(str(e))
+            release.complete()
+        return out
+
+    out = runtime.run(main)
+    assert len(out) == 3
+    assert out[0].startswith("notify() on a Condition over Mutex 'm' by task ")
+    assert out[0].endswith(", which does not hold the lock (held by nobody)")
+    assert out[1].startswith("notify_all() on a Condition over Mutex 'm' by task ")
+    assert out[2].endswith(", which does not hold the lock (held by holder)")
+    assert "by task holder" not in out[2]
+
+
+@pytest.mark.parametrize("bad", [True, "2", 1.0, -1])
+def test_notify_refuses_a_count_that_is_not_a_non_negative_int(bad: object) -> None:
+    async def main() -> str:
+        cond = Condition()
+        async with cond:
+            with pytest.raises(InvalidArgument) as info:
+                cond.notify(bad)  # type: ignore[arg-type]
+        return str(info.value)
+
+    assert sim.run(main).unwrap() == f"notify(n): n must be an int >= 0, got {bad!r}"
+
+
+def test_notify_wakes_one_waiter_by_default(runtime: Runner) -> None:
+    async def main() -> list[int]:
+        cond = Condition()
+        woken: list[int] = []
+
+        async def waiter(i: int) -> None:
+            async with cond:
+                await cond.wait()
+                woken.append(i)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter, 0)
+            tg.start_soon(waiter, 1)
+            await until(lambda: len(cond._queue) == 2)
+            async with cond:
+                cond.notify()
+            await until(lambda: len(woken) == 1)
+            still_waiting = len(cond._queue)
+            async with cond:
+                cond.notify()
+        return [still_waiting, len(woken)]
+
+    assert runtime.run(main) == [1, 2]

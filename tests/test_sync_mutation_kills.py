@@ -479,3 +479,109 @@ def test_notify_wakes_one_waiter_by_default(runtime: Runner) -> None:
         return [still_waiting, len(woken)]
 
     assert runtime.run(main) == [1, 2]
+
+
+# --- a grant a cancelled task will not keep is given back --------------------------------
+
+
+def test_a_wake_picked_by_a_cancelled_parker_goes_to_the_next_with_its_value() -> None:
+    async def main() -> list[object]:
+        q = WaitQueue("q")
+        got: list[object] = []
+        scope = rt.cancel_scope()
+
+        async def first() -> None:
+            with scope:
+                got.append(("first", await q.park()))
+
+        async def second() -> None:
+            got.append(("second", await q.park()))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(first)
+            await until(lambda: len(q) == 1)
+            tg.start_soon(second)
+            await until(lambda: len(q) == 2)
+            q.wake_one("the value")  # picks `first`...
+            scope.cancel()  # ...which is cancelled before it runs
+        return got
+
+    for seed in range(5):
+        assert sim.run(main, seed=seed).unwrap() == [("second", "the value")]
+
+
+def _cancel_a_woken_waiter(kind: str) -> tuple[object, tuple[object, ...], bool]:
+    """A writer holds; a waiter of `kind` queues; the writer releases (granting it) and
+    cancels it in the same step.  Returns the lock's holders after, and whether a writer
+    can take it then."""
+
+    async def main() -> tuple[object, tuple[object, ...], bool]:
+        lock = RWLock("rw")
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                if kind == "read":
+                    await lock.acquire_read()
+                else:
+                    await lock.acquire_write()
+                raise AssertionError("the cancelled waiter ran on with the lock")
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(lock._queue) == 1)
+            lock.release_write()  # hands the lock to the waiter...
+            scope.cancel()  # ...which is cancelled before it runs
+        free = lock.try_acquire_write()
+        if free:
+            lock.release_write()
+        return lock.writer, lock.readers, free
+
+    return sim.run(main).unwrap()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("kind", ["read", "write"])
+def test_a_lock_handed_to_a_cancelled_waiter_is_given_back(kind: str) -> None:
+    assert _cancel_a_woken_waiter(kind) == (None, (), True)
+
+
+def test_a_cancelled_read_acquire_gives_its_grant_back(live: Runner) -> None:
+    """On a live runtime a free lock is granted before the acquire's checkpoint; a
+    cancelled reader gives the read hold back there (a nested one, only its own)."""
+
+    async def main() -> list[object]:
+        lock = RWLock("rw")
+        out: list[object] = []
+        with rt.cancel_scope() as scope:
+            scope.cancel()
+            await lock.acquire_read()
+        out.append(lock.readers)
+        await lock.acquire_read()
+        with rt.cancel_scope() as scope:
+            scope.cancel()
+            await lock.acquire_read()  # nested: granted (count 2), then given back
+        out.append(lock._readers[rt.current_task()])
+        lock.release_read()
+        out.append(lock.try_acquire_write())
+        lock.release_write()
+        return out
+
+    assert live.run(main) == [(), 1, True]
+
+
+def test_completion_repr_shows_its_state() -> None:
+    c = Completion("c")
+    assert repr(c) == "<Completion 'c' done=0 waiting=0>"
+    c.complete()
+    assert repr(c) == "<Completion 'c' done=1 waiting=0>"
+    c.complete_all()
+    assert repr(c) == "<Completion 'c' all waiting=0>"
+    assert repr(Completion()) == "<Completion done=0 waiting=0>"
+
+
+def test_a_condition_without_a_lock_makes_one_named_condition() -> None:
+    cond = Condition()
+    assert cond.lock.name == "condition"
+    assert repr(cond) == "<Condition over <Mutex 'condition' unlocked waiting=0> waiting=0>"
+    assert cond.describe_wait() == ("Condition over Mutex 'condition' (not notified)", ())

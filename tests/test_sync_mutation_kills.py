@@ -621,3 +621,125 @@ def test_a_read_hold_given_back_lets_the_writer_queued_behind_in() -> None:
 
     for seed in range(3):
         assert sim.run(main, seed=seed).unwrap() == ["writer in"]
+
+
+# --- every repr and error message, in full ------------------------------------------------
+
+
+def test_reprs_show_the_state() -> None:
+    assert repr(Mutex("m")) == "<Mutex 'm' unlocked waiting=0>"
+    assert repr(Mutex()) == "<Mutex unlocked waiting=0>"
+    assert repr(RWLock("rw")) == "<RWLock 'rw' unlocked waiting=0>"
+    assert repr(RWLock()) == "<RWLock unlocked waiting=0>"
+    assert repr(SlotPool(2, "p")) == "<SlotPool 'p' 2/2 free waiting=0>"
+    assert repr(SlotPool(3)) == "<SlotPool 3/3 free waiting=0>"
+
+    async def main() -> list[str]:
+        m, lock, pool = Mutex("m"), RWLock("rw"), SlotPool(2, "p")
+        m.acquire_nowait()
+        lock.acquire_write_nowait()
+        pool.acquire_nowait()
+        out = [repr(m), repr(lock), repr(pool)]
+        lock.downgrade()
+        out.append(repr(lock))
+        return out
+
+    assert sim.run(main).unwrap() == [
+        "<Mutex 'm' locked waiting=0>",
+        "<RWLock 'rw' write-locked waiting=0>",
+        "<SlotPool 'p' 1/2 free waiting=0>",
+        "<RWLock 'rw' read-locked by 1 waiting=0>",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Mutex(3), "name must be a str or None, got 3 (int)"),  # type: ignore[arg-type]
+        (lambda: WaitQueue(b"q"), "name must be a str or None, got b'q' (bytes)"),  # type: ignore[arg-type]
+        (lambda: SlotPool(0), "SlotPool size must be at least 1, got 0"),
+        (lambda: SlotPool("2"), "SlotPool size must be an int, got '2' (str)"),  # type: ignore[arg-type]
+        (lambda: SlotPool(True), "SlotPool size must be an int, got True (bool)"),
+        (
+            lambda: Condition(3),  # type: ignore[arg-type]
+            "a Condition's lock must be a Mutex or None, got 3 (int)",
+        ),
+    ],
+)
+def test_bad_constructor_arguments_are_named(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_misuse_messages_name_the_primitive_the_task_and_the_holder(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        m, lock, pool, c = Mutex("m"), RWLock("rw"), SlotPool(1, "p"), Completion("c")
+        out: list[str] = []
+
+        def attempt(op: Callable[[], object]) -> None:
+            try:
+                op()
+            except (ProtocolViolation, WouldBlock) as e:
+                out.append(str(e))
+
+        async def holder() -> None:
+            m.acquire_nowait()
+            lock.acquire_write_nowait()
+            pool.acquire_nowait()
+            attempt(m.acquire_nowait)  # not reentrant
+            attempt(lock.acquire_write_nowait)  # nor is the write lock
+            await until(lambda: len(out) == 9)
+            m.release()
+            lock.release_write()
+            pool.release(0)
+            await lock.acquire_read()
+            attempt(lock.try_acquire_write)  # no upgrade
+            lock.release_read()
+
+        async def intruder() -> None:
+            await until(lambda: len(out) == 2)
+            attempt(m.acquire_nowait)
+            attempt(m.release)
+            attempt(lock.release_write)
+            attempt(lock.downgrade)
+            attempt(pool.acquire_nowait)
+            attempt(lambda: pool.release(5))
+            attempt(c.reinit)  # nobody waits: allowed
+            out.append("reinit ok")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(holder, name="holder")
+            tg.start_soon(intruder, name="intruder")
+        return out
+
+    assert runtime.run(main) == [
+        "Mutex 'm' is already held by the current task holder; a Mutex is not reentrant",
+        "RWLock 'rw' is already held for writing by the current task holder; "
+        "only read locks nest, and there is no upgrade",
+        "<Mutex 'm' locked waiting=0> is held by holder",
+        "release() of Mutex 'm' by task intruder, which does not hold it (held by holder)",
+        "release_write() of RWLock 'rw' by task intruder, which does not hold it for writing "
+        "(write-held by holder)",
+        "downgrade() of RWLock 'rw' by task intruder, which does not hold it for writing "
+        "(write-held by holder)",
+        "<SlotPool 'p' 0/1 free waiting=0> has no free slot",
+        "release(5) of SlotPool 'p': that slot is not taken (taken: [0])",
+        "reinit ok",
+        "RWLock 'rw' is already held for reading by the current task holder; "
+        "only read locks nest, and there is no upgrade",
+    ]
+
+
+def test_reinit_while_tasks_wait_says_how_many() -> None:
+    async def main() -> str:
+        c = Completion("c")
+        async with rt.task_group() as tg:
+            tg.start_soon(c.wait)
+            await until(lambda: len(c._queue) == 1)
+            with pytest.raises(ProtocolViolation) as info:
+                c.reinit()
+            c.complete()
+        return str(info.value)
+
+    assert sim.run(main).unwrap() == "reinit() of Completion 'c' while 1 tasks wait on it"

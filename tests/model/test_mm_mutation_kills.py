@@ -1,0 +1,119 @@
+"""Mechanisms of `odp_async.mm` that no other test pinned (found by mutation testing,
+tools/mutation.sh mm): the messages of bad calls, the value types' texts, the frame
+allocator's bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from odp_async.addr import PAGE_SIZE, AddrRange
+from odp_async.check import Checker
+from odp_async.errors import InvalidArgument
+from odp_async.mm import (
+    FaultError,
+    File,
+    Frame,
+    InvalidateEvent,
+    Invalidation,
+    PhysicalMemory,
+    Vma,
+)
+from odp_async.world import World, run_world
+
+P = PAGE_SIZE
+
+
+def _error(body: Callable[[World], Awaitable[Any]]) -> str:
+    """The message of the InvalidArgument/FaultError `body` raises in a fresh world."""
+    with pytest.raises((InvalidArgument, FaultError)) as info:
+        run_world(body).sim.unwrap()
+    return str(info.value)
+
+
+def test_value_types_read_as_the_kernel_would_print_them() -> None:
+    inv = Invalidation(3, AddrRange.pages(2, 2), InvalidateEvent.MIGRATE)
+    assert str(inv) == "inv3 migrate [0x2000, 0x4000)"
+    assert inv.blockable
+    frame = Frame(5)
+    assert (frame.id, repr(frame)) == ((5, 0), "<Frame 5.0 refs=0>")
+    anon = Vma(AddrRange.pages(0, 2), writable=False)
+    assert str(anon) == "[0x0, 0x2000) ro anon"
+
+
+def test_physical_memory_reuses_the_last_freed_frame_under_a_new_generation() -> None:
+    memory = PhysicalMemory(Checker())
+    a, b = memory.alloc(), memory.alloc()
+    assert (a.id, b.id, a.refcount, memory.frames_in_use) == ((0, 1), (1, 1), 1, 2)
+    memory.get(a)
+    memory.put(a, "test")
+    assert memory.is_live(a.id)  # one reference left
+    memory.put(a, "test")
+    assert not memory.is_live((0, 1))
+    assert memory.frames_in_use == 1
+    assert not memory.is_live((7, 1))  # never allocated
+    c = memory.alloc()
+    assert c is a
+    assert c.id == (0, 2)
+    assert memory.is_live((0, 2))
+    assert not memory.is_live((0, 1))  # the old use of the frame is gone
+
+
+def test_file_pages_and_their_limits() -> None:
+    memory = PhysicalMemory(Checker())
+    with pytest.raises(InvalidArgument) as info:
+        File("f", -1, memory)
+    assert str(info.value) == "file size must be a non-negative page count, got -1"
+    f = File("f", 2, memory)
+    assert f.i_mmap.name == "f.i_mmap"
+    assert f.page(1) is f.page(1)
+    with pytest.raises(FaultError) as fault:
+        f.page(2)
+    assert str(fault.value) == "f: page 2 is beyond EOF (2 pages)"
+    vma = Vma(AddrRange.pages(10, 4), writable=True, file=f, pgoff=1)
+    assert str(vma) == "[0xa000, 0xe000) rw f+1"
+    assert vma.pgoff_of(12) == 3
+    assert vma.pages_from_pgoff(2) == AddrRange.pages(11, 3)
+    assert vma.pages_from_pgoff(0) == AddrRange.pages(10, 4)
+    assert vma.pages_from_pgoff(5) is None
+
+
+def test_bad_mapping_calls_are_named() -> None:
+    async def mmap_past_eof(w: World) -> None:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(0, 2 * P, file=f, pgoff=1)
+
+    assert _error(mmap_past_eof) == "mmap of f pages [1, 3) is past its 2 pages"
+
+    async def mremap_outside(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.mremap(P, 2 * P, 8 * P)
+
+    assert _error(mremap_outside) == "mremap source [0x1000, 0x3000) is not inside one mapping"
+
+    async def mremap_onto_a_mapping(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.mmap(4 * P, 2 * P)
+        await w.mm.mremap(0, 2 * P, 3 * P)
+
+    assert _error(mremap_onto_a_mapping) == (
+        "mremap destination [0x3000, 0x5000) overlaps a mapping"
+    )
+
+    async def mprotect_nothing(w: World) -> None:
+        await w.mm.mprotect(0, P, writable=False)
+
+    assert _error(mprotect_nothing) == "mprotect of [0x0, 0x1000): nothing is mapped there"
+
+    async def truncate_negative(w: World) -> None:
+        await File("f", 2, w.memory).truncate(-1)
+
+    assert _error(truncate_negative) == "truncate() needs a non-negative page count, got -1"
+
+    async def mmap_after_exit(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.mmap(0, P)
+
+    assert _error(mmap_after_exit) == "mmap: the process has exited"

@@ -5,7 +5,7 @@ will not keep, and what each primitive's invariant check reports."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -396,7 +396,8 @@ def test_release_read_by_a_non_holder_names_who_holds_the_lock(runtime: Runner) 
             async with rt.task_group() as tg:
                 for i, write in enumerate(readers):
                     tg.start_soon(holder, write, name=f"h{i}")
-                await until(lambda: lock.writer is not None or len(lock.readers) == len(readers))
+                n = len(readers)
+                await until(lambda n=n: lock.writer is not None or len(lock.readers) == n)
                 stray_release()
                 done.complete_all()
         return out

@@ -744,3 +744,52 @@ def test_reinit_while_tasks_wait_says_how_many() -> None:
         return str(info.value)
 
     assert sim.run(main).unwrap() == "reinit() of Completion 'c' while 1 tasks wait on it"
+
+
+def test_slot_pool_notes_acquire_and_release_and_hands_out_the_lowest_slot() -> None:
+    pool = SlotPool(3, "p")
+
+    def take_all_give_back_two() -> int:
+        for _ in range(3):
+            pool.acquire_nowait()
+        pool.release(2)
+        pool.release(0)
+        return pool.acquire_nowait()
+
+    writes, notes, lowest = _noted(take_all_give_back_two)
+    assert writes == {pool}
+    assert lowest == 0
+    assert [event for event, _ in notes] == ["acquire"] * 3 + ["release"] * 2 + ["acquire"]
+
+    async def main() -> None:
+        p = SlotPool(1, "q")
+        slot = await p.acquire()
+        p.release(slot)
+
+    r = sim.run(main, trace=True)
+    assert r.trace is not None
+    assert [label[0] for (_, _, op, label) in r.trace if op == sim.NOTE] == ["acquire", "release"]
+
+
+def test_a_slot_handed_to_a_waiter_is_held_by_it(runtime: Runner) -> None:
+    async def main() -> bool:
+        pool = SlotPool(1, "p")
+        slot = await pool.acquire()
+        waiter_task: list[object] = []
+        done = Completion("done")
+
+        async def waiter() -> None:
+            waiter_task.append(rt.current_task())
+            s = await pool.acquire()
+            await done.wait()
+            pool.release(s)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(pool._queue) == 1)
+            pool.release(slot)  # handed straight to the waiter
+            holders = pool.statistics().holders
+            done.complete()
+        return holders == (waiter_task[0],)
+
+    assert runtime.run(main)

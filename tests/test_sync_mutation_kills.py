@@ -793,3 +793,10 @@ def test_a_slot_handed_to_a_waiter_is_held_by_it(runtime: Runner) -> None:
         return holders == (waiter_task[0],)
 
     assert runtime.run(main)
+
+
+def test_mutex_acquire_nowait_notes_the_mutex_and_the_acquire() -> None:
+    m = Mutex("m")
+    writes, notes, got = _noted(m.acquire_nowait)
+    assert (writes, notes, got) == ({m}, [("acquire", "Mutex 'm'")], None)
+    assert m.locked()

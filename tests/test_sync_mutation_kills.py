@@ -800,3 +800,15 @@ def test_mutex_acquire_nowait_notes_the_mutex_and_the_acquire() -> None:
     writes, notes, got = _noted(m.acquire_nowait)
     assert (writes, notes, got) == ({m}, [("acquire", "Mutex 'm'")], None)
     assert m.locked()
+
+
+def test_rwlock_release_read_notes_the_lock_and_the_release() -> None:
+    lock = RWLock("rw")
+
+    def read_and_release() -> None:
+        lock.acquire_read_nowait()
+        lock.release_read()
+
+    writes, notes, _ = _noted(read_and_release)
+    assert writes == {lock}
+    assert [event for event, _ in notes] == ["acquire-read", "release"]

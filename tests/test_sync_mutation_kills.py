@@ -812,3 +812,40 @@ def test_rwlock_release_read_notes_the_lock_and_the_release() -> None:
     writes, notes, _ = _noted(read_and_release)
     assert writes == {lock}
     assert [event for event, _ in notes] == ["acquire-read", "release"]
+
+
+def test_nested_read_holds_are_released_one_at_a_time(runtime: Runner) -> None:
+    async def main() -> list[object]:
+        lock = RWLock("rw")
+        me = rt.current_task()
+        for _ in range(3):
+            await lock.acquire_read()
+        out: list[object] = []
+        for _ in range(3):
+            out.append(lock.readers == (me,) and not lock.try_acquire_write())
+            lock.release_read()
+        out.append(lock.readers)
+        return out
+
+    assert runtime.run(main) == [True, True, True, ()]
+
+
+def test_a_stray_release_read_names_the_calling_task(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        out: list[str] = []
+
+        async def stray() -> None:
+            try:
+                lock.release_read()
+            except ProtocolViolation as e:
+                out.append(str(e))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(stray, name="stray")
+        return out
+
+    assert runtime.run(main) == [
+        "release_read() of RWLock 'rw' by task stray, which does not hold it for reading "
+        "(not held)"
+    ]

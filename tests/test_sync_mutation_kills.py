@@ -849,3 +849,26 @@ def test_a_stray_release_read_names_the_calling_task(runtime: Runner) -> None:
         "release_read() of RWLock 'rw' by task stray, which does not hold it for reading "
         "(not held)"
     ]
+
+
+def test_rwlock_release_write_and_downgrade_note_the_lock_and_the_event() -> None:
+    lock = RWLock("rw")
+
+    def write_then_release() -> None:
+        lock.acquire_write_nowait()
+        lock.release_write()
+
+    writes, notes, _ = _noted(write_then_release)
+    assert writes == {lock}
+    assert [event for event, _ in notes] == ["acquire-write", "release"]
+
+    lock = RWLock("rw")
+
+    def write_downgrade_release() -> None:
+        lock.acquire_write_nowait()
+        lock.downgrade()
+        lock.release_read()
+
+    writes, notes, _ = _noted(write_downgrade_release)
+    assert writes == {lock}
+    assert [event for event, _ in notes] == ["acquire-write", "downgrade", "release"]

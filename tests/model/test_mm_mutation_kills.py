@@ -21,6 +21,7 @@ from odp_async.mm import (
     PhysicalMemory,
     Vma,
 )
+from odp_async.sync import Mutex
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -117,3 +118,117 @@ def test_bad_mapping_calls_are_named() -> None:
         await w.mm.mmap(0, P)
 
     assert _error(mmap_after_exit) == "mmap: the process has exited"
+
+
+def test_mremap_moves_the_pages_and_keeps_the_file_offset() -> None:
+    async def body(w: World) -> list[object]:
+        f = File("f", 4, w.memory)
+        await w.mm.mmap(0, 4 * P, file=f)
+        await w.mm.mmap(16 * P, 2 * P)
+        await w.mm.cpu_fault(16 * P, write=True)
+        anon_before = w.mm.lookup(16)
+        await w.mm.mremap(16 * P, 2 * P, 24 * P)  # anonymous: the frames move with the ptes
+        await w.mm.mremap(2 * P, 2 * P, 8 * P)  # file pages 2..3 now at vpn 8..9
+        await w.mm.cpu_fault(8 * P)
+        file_frame = f.page_cache[2]
+        return [
+            anon_before == w.mm.lookup(24),
+            w.mm.lookup(16),
+            sorted(str(v) for v in w.mm.vmas),
+            w.mm.lookup(8) == (file_frame.pfn, file_frame.gen, True),
+        ]
+
+    moved, old, vmas, file_page = run_world(body).sim.unwrap()
+    assert (moved, old, file_page) == (True, None, True)
+    assert vmas == [
+        "[0x0, 0x2000) rw f+0",
+        "[0x18000, 0x1a000) rw anon",
+        "[0x8000, 0xa000) rw f+2",
+    ]
+
+    async def mremap_after_exit(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.mremap(0, P, 4 * P)
+
+    assert _error(mremap_after_exit) == "mremap: the process has exited"
+
+
+class _Sub:
+    """A subscriber whose callbacks run what a test gives them."""
+
+    def __init__(self, on_start: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.on_start = on_start
+        self.on_release: Callable[[], Awaitable[None]] | None = None
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        if self.on_start is not None:
+            await self.on_start()
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        pass
+
+    async def release(self) -> None:
+        if self.on_release is not None:
+            await self.on_release()
+
+    def __repr__(self) -> str:
+        return "<sub>"
+
+
+def test_is_registered_follows_register_and_unregister() -> None:
+    async def body(w: World) -> list[bool]:
+        sub = _Sub()
+        out = [w.mm.is_registered(sub)]
+        await w.mm.register_notifier(sub)
+        out.append(w.mm.is_registered(sub))
+        await w.mm.unregister_notifier(sub)
+        out.append(w.mm.is_registered(sub))
+        return out
+
+    assert run_world(body).sim.unwrap() == [False, True, False]
+
+
+def test_unregistering_from_inside_its_own_callback_waits_on_itself() -> None:
+    """The srcu wait of unregister names the tasks inside the subscriber's callbacks."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, P)
+        sub = _Sub()
+
+        async def unregister_myself() -> None:
+            await w.mm.unregister_notifier(sub)
+
+        sub.on_start = unregister_myself
+        await w.mm.register_notifier(sub)
+        await w.mm.madvise_dontneed(0, P)
+
+    deadlock = run_world(body).sim.deadlock
+    assert deadlock is not None
+    (blocked,) = deadlock.cycle
+    assert blocked.waits_for == "notifier callbacks to return (srcu)"
+    assert blocked.holders == (blocked.task,)
+
+
+def test_a_last_mmput_whose_release_needs_a_held_lock_hangs_on_itself() -> None:
+    async def body(w: World) -> None:
+        lock = Mutex("driver lock")
+        sub = _Sub()
+
+        async def release() -> None:
+            lock.acquire_nowait()
+
+        sub.on_release = release
+        await w.mm.register_notifier(sub)
+        w.mm.mmget()
+        await w.mm.exit()
+        async with lock:
+            await w.mm.mmput()  # the last reference: exit_mmap runs here
+
+    deadlock = run_world(body).sim.deadlock
+    assert deadlock is not None
+    (blocked,) = deadlock.cycle
+    assert blocked.waits_for.startswith(
+        "itself (the last mmput runs exit_mmap in this task, and Mutex 'driver lock' is "
+        "already held by the current task"
+    )
+    assert blocked.holders == (blocked.task,)

@@ -131,15 +131,17 @@ def test_mremap_moves_the_pages_and_keeps_the_file_offset() -> None:
         await w.mm.mremap(2 * P, 2 * P, 8 * P)  # file pages 2..3 now at vpn 8..9
         await w.mm.cpu_fault(8 * P)
         file_frame = f.page_cache[2]
-        return [
+        out = [
             anon_before == w.mm.lookup(24),
             w.mm.lookup(16),
             sorted(str(v) for v in w.mm.vmas),
             w.mm.lookup(8) == (file_frame.pfn, file_frame.gen, True),
         ]
+        await f.truncate(2)  # the moved mapping is the file's too: its pages go
+        return [*out, w.mm.lookup(8)]
 
-    moved, old, vmas, file_page = run_world(body).sim.unwrap()
-    assert (moved, old, file_page) == (True, None, True)
+    moved, old, vmas, file_page, truncated = run_world(body).sim.unwrap()
+    assert (moved, old, file_page, truncated) == (True, None, True, None)
     assert vmas == [
         "[0x0, 0x2000) rw f+0",
         "[0x18000, 0x1a000) rw anon",
@@ -232,3 +234,11 @@ def test_a_last_mmput_whose_release_needs_a_held_lock_hangs_on_itself() -> None:
         "already held by the current task"
     )
     assert blocked.holders == (blocked.task,)
+
+
+def test_migrate_after_exit_is_named() -> None:
+    async def body(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.migrate(0)
+
+    assert _error(body) == "migrate: the process has exited"

@@ -242,3 +242,24 @@ def test_migrate_after_exit_is_named() -> None:
         await w.mm.migrate(0)
 
     assert _error(body) == "migrate: the process has exited"
+
+
+def test_migrate_refuses_what_it_cannot_move() -> None:
+    async def body(w: World) -> list[object]:
+        f = File("f", 1, w.memory)
+        await w.mm.mmap(0, P, file=f)
+        await w.mm.mmap(4 * P, 2 * P)
+        await w.mm.cpu_fault(0)
+        await w.mm.cpu_fault(4 * P)
+        file_page, anon_page = w.mm.lookup(0), w.mm.lookup(4)
+        return [
+            await w.mm.migrate(0),  # a file page
+            w.mm.lookup(0) == file_page,
+            await w.mm.migrate(5 * P),  # not populated
+            w.mm.lookup(5),
+            await w.mm.migrate(12 * P),  # not mapped
+            await w.mm.migrate(4 * P),  # anonymous and populated: moves
+            w.mm.lookup(4) != anon_page,
+        ]
+
+    assert run_world(body).sim.unwrap() == [False, True, False, None, False, True, True]

@@ -262,4 +262,8 @@ def test_migrate_refuses_what_it_cannot_move() -> None:
             w.mm.lookup(4) != anon_page,
         ]
 
-    assert run_world(body).sim.unwrap() == [False, True, False, None, False, True, True]
+    run = run_world(body)
+    assert run.sim.unwrap() == [False, True, False, None, False, True, True]
+    # only the anonymous page was invalidated: a file page is refused before any change
+    migrations = [e for e in run.events if e.kind == "invalidate-begin" and "migrate" in e.detail]
+    assert [e.address for e in migrations] == [4 * P]

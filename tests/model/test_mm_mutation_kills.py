@@ -267,3 +267,38 @@ def test_migrate_refuses_what_it_cannot_move() -> None:
     # only the anonymous page was invalidated: a file page is refused before any change
     migrations = [e for e in run.events if e.kind == "invalidate-begin" and "migrate" in e.detail]
     assert [e.address for e in migrations] == [4 * P]
+
+
+def test_mprotect_downgrades_the_ptes_and_can_grant_write_again() -> None:
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        await w.mm.mprotect(0, P, writable=False)
+        ro = w.mm.lookup(0)
+        vma_ro = str(w.mm.vmas[0])
+        await w.mm.mprotect(0, P, writable=True)
+        await w.mm.cpu_fault(0, write=True)  # allowed again
+        rw = w.mm.lookup(0)
+        return [ro is not None and ro[2] is False, vma_ro, str(w.mm.vmas[0]), rw and rw[2]]
+
+    assert run_world(body).sim.unwrap() == [
+        True,
+        "[0x0, 0x1000) ro anon",
+        "[0x0, 0x1000) rw anon",
+        True,
+    ]
+
+    async def mprotect_after_exit(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.mprotect(0, P, writable=False)
+
+    assert _error(mprotect_after_exit) == "mprotect: the process has exited"
+
+
+def test_unregister_no_release_of_an_unregistered_subscriber_is_a_no_op() -> None:
+    async def body(w: World) -> bool:
+        sub = _Sub()
+        await w.mm.unregister_notifier_no_release(sub)
+        return w.mm.is_registered(sub)
+
+    assert run_world(body).sim.unwrap() is False

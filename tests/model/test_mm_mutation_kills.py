@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from odp_async import checkpoint
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.check import Checker
 from odp_async.errors import InvalidArgument
 from odp_async.mm import (
+    AddressSpace,
     FaultError,
     File,
     Frame,
@@ -302,3 +304,28 @@ def test_unregister_no_release_of_an_unregistered_subscriber_is_a_no_op() -> Non
         return w.mm.is_registered(sub)
 
     assert run_world(body).sim.unwrap() is False
+
+
+def test_put_notifier_frees_after_the_grace_period_even_if_already_unhashed() -> None:
+    async def body(w: World) -> list[object]:
+        sub = _Sub()
+        freed: list[str] = []
+
+        async def free() -> None:
+            freed.append("freed")
+
+        w.mm.put_notifier(sub, free)  # never registered: nothing to unhash
+        while not freed:
+            await checkpoint()
+        return [*freed, w.mm.is_registered(sub)]
+
+    assert run_world(body).sim.unwrap() == ["freed", False]
+
+    bare = AddressSpace(PhysicalMemory(Checker()), Checker())
+    with pytest.raises(InvalidArgument) as info:
+        bare.put_notifier(_Sub(), _nothing)
+    assert str(info.value) == "put_notifier(): this mm was built without a workqueue"
+
+
+async def _nothing() -> None:
+    pass

@@ -329,3 +329,14 @@ def test_put_notifier_frees_after_the_grace_period_even_if_already_unhashed() ->
 
 async def _nothing() -> None:
     pass
+
+
+def test_truncating_to_the_same_size_takes_no_lock() -> None:
+    async def body(w: World) -> int:
+        f = File("f", 2, w.memory)
+        async with f.i_mmap:  # a truncate that shrinks nothing does not need it
+            await f.truncate(2)
+            await f.truncate(3)
+        return f.npages
+
+    assert run_world(body).sim.unwrap() == 3

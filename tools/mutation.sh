@@ -3,9 +3,10 @@
 # pyproject.toml).  Usage: tools/mutation.sh [odp|check|sync|mm|all] ...
 #
 # mutmut first runs the selected tests once and records which tests call each function;
-# each mutant then runs only those tests (-x: stop at the first failure).  The selection
-# (tests/odp, the sync and deadlock tests) leaves out tests/odp/test_liveness.py: a minute
-# of exploration whose mechanism tests/odp/test_holds_back.py pins in a second.
+# each mutant then runs only those tests (-x: stop at the first failure), fastest first
+# (tests/conftest.py).  The selection (tests/odp, tests/model, tests/scenarios, the sync,
+# condition and deadlock tests) leaves out tests/odp/test_liveness.py: a minute of
+# exploration whose mechanism tests/odp/test_holds_back.py pins in a second.
 # Survivors and why each is equivalent: tools/mutation-equivalents.md.
 # Niced: the machine is shared.  Install with: pip install -e '.[mutation]'
 set -eu

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -77,3 +78,17 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Use
     yield load
     for module in loaded:
         forget(module.__name__)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under mutmut (tools/mutation.sh), run the fastest tests first: a mutant's run stops
+    at its first failing test (-x), so a killed mutant then costs seconds, not the minutes
+    of the exploration tests that also cover the function.  Durations are mutmut's own
+    (``mutants/mutmut-stats.json``); a test it has not timed yet counts as instant."""
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    stats = Path("mutmut-stats.json")
+    if not stats.is_file():
+        return
+    durations = json.loads(stats.read_text()).get("duration_by_test", {})
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))

@@ -3,8 +3,9 @@
 # pyproject.toml).  Usage: tools/mutation.sh [odp|check|sync|mm|all] ...
 #
 # mutmut first runs the selected tests once and records which tests call each function;
-# each mutant then runs only those tests (-x: stop at the first failure).  The selection
-# (tests/odp, the sync and deadlock tests) leaves out tests/odp/test_liveness.py and the
+# each mutant then runs only those tests (-x: stop at the first failure), fastest first
+# (tests/conftest.py).  The selection (tests/odp, tests/model, tests/scenarios, the sync,
+# condition and deadlock tests) leaves out tests/odp/test_liveness.py and the
 # random-schedule and live sweeps of the scenarios, for time: see [tool.mutmut].
 # Survivors and why each is equivalent: tools/mutation-equivalents.md.
 # Niced: the machine is shared.  Install with: pip install -e '.[mutation]'

@@ -1,0 +1,342 @@
+"""Mechanisms of `odp_async.mm` that no other test pinned (found by mutation testing,
+tools/mutation.sh mm): the messages of bad calls, the value types' texts, the frame
+allocator's bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from odp_async import checkpoint
+from odp_async.addr import PAGE_SIZE, AddrRange
+from odp_async.check import Checker
+from odp_async.errors import InvalidArgument
+from odp_async.mm import (
+    AddressSpace,
+    FaultError,
+    File,
+    Frame,
+    InvalidateEvent,
+    Invalidation,
+    PhysicalMemory,
+    Vma,
+)
+from odp_async.sync import Mutex
+from odp_async.world import World, run_world
+
+P = PAGE_SIZE
+
+
+def _error(body: Callable[[World], Awaitable[Any]]) -> str:
+    """The message of the InvalidArgument/FaultError `body` raises in a fresh world."""
+    with pytest.raises((InvalidArgument, FaultError)) as info:
+        run_world(body).sim.unwrap()
+    return str(info.value)
+
+
+def test_value_types_read_as_the_kernel_would_print_them() -> None:
+    inv = Invalidation(3, AddrRange.pages(2, 2), InvalidateEvent.MIGRATE)
+    assert str(inv) == "inv3 migrate [0x2000, 0x4000)"
+    assert inv.blockable
+    frame = Frame(5)
+    assert (frame.id, repr(frame)) == ((5, 0), "<Frame 5.0 refs=0>")
+    anon = Vma(AddrRange.pages(0, 2), writable=False)
+    assert str(anon) == "[0x0, 0x2000) ro anon"
+
+
+def test_physical_memory_reuses_the_last_freed_frame_under_a_new_generation() -> None:
+    memory = PhysicalMemory(Checker())
+    a, b = memory.alloc(), memory.alloc()
+    assert (a.id, b.id, a.refcount, memory.frames_in_use) == ((0, 1), (1, 1), 1, 2)
+    memory.get(a)
+    memory.put(a, "test")
+    assert memory.is_live(a.id)  # one reference left
+    memory.put(a, "test")
+    assert not memory.is_live((0, 1))
+    assert memory.frames_in_use == 1
+    assert not memory.is_live((7, 1))  # never allocated
+    c = memory.alloc()
+    assert c is a
+    assert c.id == (0, 2)
+    assert memory.is_live((0, 2))
+    assert not memory.is_live((0, 1))  # the old use of the frame is gone
+
+
+def test_file_pages_and_their_limits() -> None:
+    memory = PhysicalMemory(Checker())
+    with pytest.raises(InvalidArgument) as info:
+        File("f", -1, memory)
+    assert str(info.value) == "file size must be a non-negative page count, got -1"
+    f = File("f", 2, memory)
+    assert f.i_mmap.name == "f.i_mmap"
+    assert f.page(1) is f.page(1)
+    with pytest.raises(FaultError) as fault:
+        f.page(2)
+    assert str(fault.value) == "f: page 2 is beyond EOF (2 pages)"
+    vma = Vma(AddrRange.pages(10, 4), writable=True, file=f, pgoff=1)
+    assert str(vma) == "[0xa000, 0xe000) rw f+1"
+    assert vma.pgoff_of(12) == 3
+    assert vma.pages_from_pgoff(2) == AddrRange.pages(11, 3)
+    assert vma.pages_from_pgoff(0) == AddrRange.pages(10, 4)
+    assert vma.pages_from_pgoff(5) is None
+
+
+def test_bad_mapping_calls_are_named() -> None:
+    async def mmap_past_eof(w: World) -> None:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(0, 2 * P, file=f, pgoff=1)
+
+    assert _error(mmap_past_eof) == "mmap of f pages [1, 3) is past its 2 pages"
+
+    async def mremap_outside(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.mremap(P, 2 * P, 8 * P)
+
+    assert _error(mremap_outside) == "mremap source [0x1000, 0x3000) is not inside one mapping"
+
+    async def mremap_onto_a_mapping(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.mmap(4 * P, 2 * P)
+        await w.mm.mremap(0, 2 * P, 3 * P)
+
+    assert _error(mremap_onto_a_mapping) == (
+        "mremap destination [0x3000, 0x5000) overlaps a mapping"
+    )
+
+    async def mprotect_nothing(w: World) -> None:
+        await w.mm.mprotect(0, P, writable=False)
+
+    assert _error(mprotect_nothing) == "mprotect of [0x0, 0x1000): nothing is mapped there"
+
+    async def truncate_negative(w: World) -> None:
+        await File("f", 2, w.memory).truncate(-1)
+
+    assert _error(truncate_negative) == "truncate() needs a non-negative page count, got -1"
+
+    async def mmap_after_exit(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.mmap(0, P)
+
+    assert _error(mmap_after_exit) == "mmap: the process has exited"
+
+
+def test_mremap_moves_the_pages_and_keeps_the_file_offset() -> None:
+    async def body(w: World) -> list[object]:
+        f = File("f", 4, w.memory)
+        await w.mm.mmap(0, 4 * P, file=f)
+        await w.mm.mmap(16 * P, 2 * P)
+        await w.mm.cpu_fault(16 * P, write=True)
+        anon_before = w.mm.lookup(16)
+        await w.mm.mremap(16 * P, 2 * P, 24 * P)  # anonymous: the frames move with the ptes
+        await w.mm.mremap(2 * P, 2 * P, 8 * P)  # file pages 2..3 now at vpn 8..9
+        await w.mm.cpu_fault(8 * P)
+        file_frame = f.page_cache[2]
+        out = [
+            anon_before == w.mm.lookup(24),
+            w.mm.lookup(16),
+            sorted(str(v) for v in w.mm.vmas),
+            w.mm.lookup(8) == (file_frame.pfn, file_frame.gen, True),
+        ]
+        await f.truncate(2)  # the moved mapping is the file's too: its pages go
+        return [*out, w.mm.lookup(8)]
+
+    moved, old, vmas, file_page, truncated = run_world(body).sim.unwrap()
+    assert (moved, old, file_page, truncated) == (True, None, True, None)
+    assert vmas == [
+        "[0x0, 0x2000) rw f+0",
+        "[0x18000, 0x1a000) rw anon",
+        "[0x8000, 0xa000) rw f+2",
+    ]
+
+    async def mremap_after_exit(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.mremap(0, P, 4 * P)
+
+    assert _error(mremap_after_exit) == "mremap: the process has exited"
+
+
+class _Sub:
+    """A subscriber whose callbacks run what a test gives them."""
+
+    def __init__(self, on_start: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.on_start = on_start
+        self.on_release: Callable[[], Awaitable[None]] | None = None
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        if self.on_start is not None:
+            await self.on_start()
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        pass
+
+    async def release(self) -> None:
+        if self.on_release is not None:
+            await self.on_release()
+
+    def __repr__(self) -> str:
+        return "<sub>"
+
+
+def test_is_registered_follows_register_and_unregister() -> None:
+    async def body(w: World) -> list[bool]:
+        sub = _Sub()
+        out = [w.mm.is_registered(sub)]
+        await w.mm.register_notifier(sub)
+        out.append(w.mm.is_registered(sub))
+        await w.mm.unregister_notifier(sub)
+        out.append(w.mm.is_registered(sub))
+        return out
+
+    assert run_world(body).sim.unwrap() == [False, True, False]
+
+
+def test_unregistering_from_inside_its_own_callback_waits_on_itself() -> None:
+    """The srcu wait of unregister names the tasks inside the subscriber's callbacks."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, P)
+        sub = _Sub()
+
+        async def unregister_myself() -> None:
+            await w.mm.unregister_notifier(sub)
+
+        sub.on_start = unregister_myself
+        await w.mm.register_notifier(sub)
+        await w.mm.madvise_dontneed(0, P)
+
+    deadlock = run_world(body).sim.deadlock
+    assert deadlock is not None
+    (blocked,) = deadlock.cycle
+    assert blocked.waits_for == "notifier callbacks to return (srcu)"
+    assert blocked.holders == (blocked.task,)
+
+
+def test_a_last_mmput_whose_release_needs_a_held_lock_hangs_on_itself() -> None:
+    async def body(w: World) -> None:
+        lock = Mutex("driver lock")
+        sub = _Sub()
+
+        async def release() -> None:
+            lock.acquire_nowait()
+
+        sub.on_release = release
+        await w.mm.register_notifier(sub)
+        w.mm.mmget()
+        await w.mm.exit()
+        async with lock:
+            await w.mm.mmput()  # the last reference: exit_mmap runs here
+
+    deadlock = run_world(body).sim.deadlock
+    assert deadlock is not None
+    (blocked,) = deadlock.cycle
+    assert blocked.waits_for.startswith(
+        "itself (the last mmput runs exit_mmap in this task, and Mutex 'driver lock' is "
+        "already held by the current task"
+    )
+    assert blocked.holders == (blocked.task,)
+
+
+def test_migrate_after_exit_is_named() -> None:
+    async def body(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.migrate(0)
+
+    assert _error(body) == "migrate: the process has exited"
+
+
+def test_migrate_refuses_what_it_cannot_move() -> None:
+    async def body(w: World) -> list[object]:
+        f = File("f", 1, w.memory)
+        await w.mm.mmap(0, P, file=f)
+        await w.mm.mmap(4 * P, 2 * P)
+        await w.mm.cpu_fault(0)
+        await w.mm.cpu_fault(4 * P)
+        file_page, anon_page = w.mm.lookup(0), w.mm.lookup(4)
+        return [
+            await w.mm.migrate(0),  # a file page
+            w.mm.lookup(0) == file_page,
+            await w.mm.migrate(5 * P),  # not populated
+            w.mm.lookup(5),
+            await w.mm.migrate(12 * P),  # not mapped
+            await w.mm.migrate(4 * P),  # anonymous and populated: moves
+            w.mm.lookup(4) != anon_page,
+        ]
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [False, True, False, None, False, True, True]
+    # only the anonymous page was invalidated: a file page is refused before any change
+    migrations = [e for e in run.events if e.kind == "invalidate-begin" and "migrate" in e.detail]
+    assert [e.address for e in migrations] == [4 * P]
+
+
+def test_mprotect_downgrades_the_ptes_and_can_grant_write_again() -> None:
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        await w.mm.mprotect(0, P, writable=False)
+        ro = w.mm.lookup(0)
+        vma_ro = str(w.mm.vmas[0])
+        await w.mm.mprotect(0, P, writable=True)
+        await w.mm.cpu_fault(0, write=True)  # allowed again
+        rw = w.mm.lookup(0)
+        return [ro is not None and ro[2] is False, vma_ro, str(w.mm.vmas[0]), rw and rw[2]]
+
+    assert run_world(body).sim.unwrap() == [
+        True,
+        "[0x0, 0x1000) ro anon",
+        "[0x0, 0x1000) rw anon",
+        True,
+    ]
+
+    async def mprotect_after_exit(w: World) -> None:
+        await w.mm.exit()
+        await w.mm.mprotect(0, P, writable=False)
+
+    assert _error(mprotect_after_exit) == "mprotect: the process has exited"
+
+
+def test_unregister_no_release_of_an_unregistered_subscriber_is_a_no_op() -> None:
+    async def body(w: World) -> bool:
+        sub = _Sub()
+        await w.mm.unregister_notifier_no_release(sub)
+        return w.mm.is_registered(sub)
+
+    assert run_world(body).sim.unwrap() is False
+
+
+def test_put_notifier_frees_after_the_grace_period_even_if_already_unhashed() -> None:
+    async def body(w: World) -> list[object]:
+        sub = _Sub()
+        freed: list[str] = []
+
+        async def free() -> None:
+            freed.append("freed")
+
+        w.mm.put_notifier(sub, free)  # never registered: nothing to unhash
+        while not freed:
+            await checkpoint()
+        return [*freed, w.mm.is_registered(sub)]
+
+    assert run_world(body).sim.unwrap() == ["freed", False]
+
+    bare = AddressSpace(PhysicalMemory(Checker()), Checker())
+    with pytest.raises(InvalidArgument) as info:
+        bare.put_notifier(_Sub(), _nothing)
+    assert str(info.value) == "put_notifier(): this mm was built without a workqueue"
+
+
+async def _nothing() -> None:
+    pass
+
+
+def test_truncating_to_the_same_size_takes_no_lock() -> None:
+    async def body(w: World) -> int:
+        f = File("f", 2, w.memory)
+        async with f.i_mmap:  # a truncate that shrinks nothing does not need it
+            await f.truncate(2)
+            await f.truncate(3)
+        return f.npages
+
+    assert run_world(body).sim.unwrap() == 3

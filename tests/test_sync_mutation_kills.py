@@ -1,0 +1,874 @@
+"""Mechanisms of `odp_async.sync` that no other test pinned (found by mutation testing,
+tools/mutation.sh sync): what the non-blocking operations note in the sim step (footprint
+and trace), the messages that name the holders, the give-back of a grant a cancelled task
+will not keep, and what each primitive's invariant check reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from odp_async import _runtime as rt
+from odp_async._runtime import sim
+from odp_async._runtime.footprint import Footprint
+from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
+from odp_async.sync import Completion, Condition, Mutex, RWLock, SlotPool, WaitQueue
+from tests.conftest import Runner
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Yield until `predicate()` holds: ordering by observed state, not by the clock."""
+    while not predicate():
+        await rt.checkpoint("until")
+
+
+class _FootprintRecorder:
+    """A FIFO chooser that keeps each step's footprint (as DPOR's chooser would read it)."""
+
+    wants_footprints = True
+    footprints_noted_only = True
+    ask_always = True
+
+    def __init__(self) -> None:
+        self.footprints: list[Footprint | None] = []
+
+    def new_execution(self) -> None:
+        pass
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        if last is not None:
+            self.footprints.append(last.footprint)
+        return 0
+
+    def draw(self, n: int, label: object) -> int:
+        return 0
+
+
+def _noted(op: Callable[[], object]) -> tuple[set[object], list[tuple[str, str]], object]:
+    """Run `op` alone in one sim step: what the step wrote (its footprint), the trace's
+    notes, and what `op` returned (or the exception it raised)."""
+    recorder = _FootprintRecorder()
+
+    async def main() -> object:
+        await rt.checkpoint("before")
+        try:
+            got: object = op()
+        except (WouldBlock, ProtocolViolation) as e:
+            got = e
+        await rt.checkpoint("after")
+        return got
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    got = r.unwrap()
+    writes: set[object] = set()
+    for fp in recorder.footprints:
+        assert fp is not None
+        writes |= fp.writes
+    assert r.trace is not None
+    notes = [label for (_, _, op_, label) in r.trace if op_ == sim.NOTE]
+    return writes, notes, got
+
+
+# --- the non-blocking operations note their primitive and their event -----------------
+
+
+def test_rwlock_nowait_and_try_operations_note_the_lock_and_the_event() -> None:
+    for name, event in [
+        ("acquire_read_nowait", "acquire-read"),
+        ("try_acquire_read", "acquire-read"),
+        ("acquire_write_nowait", "acquire-write"),
+        ("try_acquire_write", "acquire-write"),
+    ]:
+        lock = RWLock("rw")
+        writes, notes, got = _noted(getattr(lock, name))
+        assert writes == {lock}, name
+        assert notes == [(event, "RWLock 'rw'")], name
+        assert got in (None, True), name
+        held = lock.writer if event == "acquire-write" else (lock.readers or None)
+        assert held is not None, name
+
+
+def test_rwlock_nowait_refusals_say_which_lock_and_what_for() -> None:
+    lock = RWLock("rw")
+
+    async def main() -> list[object]:
+        out: list[object] = []
+
+        async def writer() -> None:
+            lock.acquire_write_nowait()
+            await until(lambda: len(out) == 4)
+            lock.release_write()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(writer)
+            await until(lambda: lock.writer is not None)
+            for op in (lock.acquire_read_nowait, lock.acquire_write_nowait):
+                try:
+                    op()
+                except WouldBlock as e:
+                    out.append(str(e))
+            out += [lock.try_acquire_read(), lock.try_acquire_write()]
+        return out
+
+    out = sim.run(main).unwrap()
+    assert out[0] == "<RWLock 'rw' write-locked waiting=0> cannot be read-locked now"
+    assert out[1] == "<RWLock 'rw' write-locked waiting=0> cannot be write-locked now"
+    assert out[2:] == [False, False]
+
+
+def test_a_reader_asking_to_write_without_blocking_is_refused(runtime: Runner) -> None:
+    """No upgrade: a read holder's try_acquire_write/acquire_write_nowait is an error,
+    not a plain "would block"."""
+
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        await lock.acquire_read()
+        out = []
+        for op in (lock.try_acquire_write, lock.acquire_write_nowait):
+            try:
+                op()
+            except ProtocolViolation as e:
+                out.append(str(e))
+        lock.release_read()
+        return out
+
+    out = runtime.run(main)
+    assert len(out) == 2
+    assert all("already held for reading" in m and "no upgrade" in m for m in out)
+
+
+def test_slot_pool_acquire_nowait_notes_the_pool_and_records_the_holder() -> None:
+    pool = SlotPool(2, "p")
+    writes, notes, got = _noted(pool.acquire_nowait)
+    assert (writes, notes, got) == ({pool}, [("acquire", "SlotPool 'p' (2 free)")], 0)
+    (holder,) = pool.statistics().holders
+    assert holder is not None
+
+
+def test_slot_pool_acquire_nowait_names_its_holder_in_the_pool_statistics(
+    runtime: Runner,
+) -> None:
+    async def main() -> bool:
+        pool = SlotPool(1, "p")
+        slot = pool.acquire_nowait()
+        me = rt.current_task()
+        holders = pool.statistics().holders
+        pool.release(slot)
+        return holders == (me,)
+
+    assert runtime.run(main)
+
+
+def test_completion_try_and_nowait_note_the_completion() -> None:
+    c = Completion("c")
+    writes, notes, got = _noted(c.try_wait)
+    assert (writes, notes, got) == ({c}, [], False)
+    c = Completion("c")
+    writes, notes, got = _noted(c.wait_nowait)
+    assert writes == {c}
+    assert isinstance(got, WouldBlock)
+    assert str(got) == "<Completion 'c' done=0 waiting=0> is not completed"
+
+
+def test_completion_wait_nowait_consumes_one_complete(runtime: Runner) -> None:
+    async def main() -> list[object]:
+        c = Completion("c")
+        out: list[object] = [c.is_done()]
+        c.complete()
+        out.append(c.is_done())  # one complete() is enough for a wait to pass
+        c.complete()
+        c.wait_nowait()
+        out.append(c.statistics().done)
+        assert c.try_wait()
+        out.append(c.is_done())
+        try:
+            c.wait_nowait()
+        except WouldBlock as e:
+            out.append(str(e))
+        c.complete_all()
+        c.wait_nowait()
+        c.wait_nowait()
+        out.append(c.try_wait())
+        return out
+
+    assert runtime.run(main) == [
+        False,
+        True,
+        1,
+        False,
+        "<Completion 'c' done=0 waiting=0> is not completed",
+        True,
+    ]
+
+
+# --- the invariant checks (tests call them after every step) report what broke ---------
+
+
+class _FakeWaiter:
+    """Stands for a parked task in a queue whose state a test breaks on purpose."""
+
+    def __init__(self, task: object, kind: int = 0) -> None:
+        self.task = task
+        self.kind = kind
+
+
+def _broken(check: Callable[[], None]) -> str:
+    with pytest.raises(AssertionError) as info:
+        check()
+    return str(info.value).splitlines()[0]  # pytest may add its explanation below
+
+
+def test_mutex_invariant_check_names_a_free_mutex_with_waiters() -> None:
+    m = Mutex("m")
+    m._check_invariants()
+    m._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    assert _broken(m._check_invariants) == "free mutex with waiters"
+    m._owner = "holder"
+    m._check_invariants()
+
+
+def test_rwlock_invariant_check_names_each_broken_invariant() -> None:
+    lock = RWLock("rw")
+    lock._check_invariants()
+    lock._writer, lock._readers = "w", {"r": 1}
+    assert _broken(lock._check_invariants) == "writer and readers at once"
+
+    lock = RWLock("rw")
+    lock._queue._waiters[_FakeWaiter("t", 2)] = None  # type: ignore[index]
+    assert _broken(lock._check_invariants) == "free RWLock with waiters"
+
+    lock = RWLock("rw")
+    lock._readers = {"r": 1}
+    lock._queue._waiters[_FakeWaiter("w", 2)] = None  # type: ignore[index]
+    lock._check_invariants()  # a writer waits behind the readers: fine
+    lock._queue._waiters.clear()
+    lock._queue._waiters[_FakeWaiter("r2", 1)] = None  # type: ignore[index]
+    assert _broken(lock._check_invariants) == "reader at the head of the queue while readers hold"
+
+
+def test_completion_invariant_check_names_a_completed_completion_with_waiters() -> None:
+    c = Completion("c")
+    c._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    c._check_invariants()  # not completed: waiters are expected
+    c._done = 1
+    assert _broken(c._check_invariants) == "completed Completion with waiters"
+    c._done, c._all = 0, True
+    assert _broken(c._check_invariants) == "completed Completion with waiters"
+
+
+def test_slot_pool_invariant_check_names_each_broken_invariant() -> None:
+    pool = SlotPool(2, "p")
+    pool._check_invariants()
+    pool._holders[0] = "t"
+    assert _broken(pool._check_invariants) == "a slot both free and held"
+    pool = SlotPool(2, "p")
+    pool._free.pop()
+    assert _broken(pool._check_invariants) == "a slot went missing"
+    pool = SlotPool(1, "p")
+    pool._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    assert _broken(pool._check_invariants) == "free slot with waiters"
+    pool._holders[pool._free.pop()] = "holder"
+    pool._check_invariants()  # every slot taken: waiters are expected
+
+
+def test_condition_invariant_check_names_a_waiter_holding_the_lock() -> None:
+    cond = Condition(Mutex("m"))
+    cond._queue._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    cond._check_invariants()
+    cond.lock._owner = "t"
+    assert _broken(cond._check_invariants) == "a waiter holds the condition's lock"
+
+
+# --- reprs, descriptions, statistics ---------------------------------------------------
+
+
+def test_wait_queue_repr_description_and_statistics() -> None:
+    named, bare = WaitQueue("q"), WaitQueue()
+    assert repr(named) == "<WaitQueue 'q' waiting=0>"
+    assert repr(bare) == "<WaitQueue waiting=0>"
+    assert named.describe_wait() == ("WaitQueue 'q'", ())
+    assert bare.describe_wait() == ("WaitQueue", ())
+    named._waiters[_FakeWaiter("t")] = None  # type: ignore[index]
+    assert named.statistics().tasks_waiting == 1
+    assert repr(named) == "<WaitQueue 'q' waiting=1>"
+
+
+def test_a_free_mutex_names_no_holder() -> None:
+    assert Mutex("m").describe_wait() == ("Mutex 'm'", ())
+
+
+def test_wake_one_and_complete_note_their_primitive() -> None:
+    q, c = WaitQueue("q"), Completion("c")
+    assert _noted(q.wake_one) == ({q}, [], False)
+    assert _noted(c.complete) == ({c}, [], None)
+    assert c.statistics().done == 1
+
+
+def test_notify_and_notify_all_note_the_condition() -> None:
+    cond = Condition(Mutex("m"))
+
+    def notify_under_the_lock() -> None:
+        cond.acquire_nowait()
+        cond.notify()
+        cond.notify_all()
+        cond.release()
+
+    writes, _, _ = _noted(notify_under_the_lock)
+    assert {cond, cond.lock} <= writes
+    assert None not in writes
+
+
+def test_rwlock_statistics_count_each_kind_of_waiter(runtime: Runner) -> None:
+    async def main() -> tuple[bool, tuple[object, ...], int, int]:
+        lock = RWLock("rw")
+
+        async def reader() -> None:
+            await lock.acquire_read()
+            lock.release_read()
+
+        async def writer() -> None:
+            await lock.acquire_write()
+            lock.release_write()
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            for task in (reader, writer, reader):
+                tg.start_soon(task)
+            await until(lambda: len(lock._queue) == 3)
+            stats = lock.statistics()
+            lock.release_write()
+        return (
+            stats.writer is rt.current_task(),
+            stats.readers,
+            stats.readers_waiting,
+            stats.writers_waiting,
+        )
+
+    assert runtime.run(main) == (True, (), 2, 1)
+
+
+def test_condition_statistics_count_the_waiters(runtime: Runner) -> None:
+    async def main() -> int:
+        cond = Condition(Mutex("m"))
+
+        async def waiter() -> None:
+            async with cond:
+                await cond.wait()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            tg.start_soon(waiter)
+            await until(lambda: len(cond._queue) == 2)
+            waiting = cond.statistics().tasks_waiting
+            async with cond:
+                cond.notify_all()
+        return waiting
+
+    assert runtime.run(main) == 2
+
+
+# --- what the errors say ------------------------------------------------------------
+
+
+def test_release_read_by_a_non_holder_names_who_holds_the_lock(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        out: list[str] = []
+
+        def stray_release() -> None:
+            try:
+                lock.release_read()
+            except ProtocolViolation as e:
+                out.append(str(e))
+
+        stray_release()
+        done = Completion("done")
+
+        async def holder(write: bool) -> None:
+            await (lock.acquire_write() if write else lock.acquire_read())
+            await done.wait()
+            lock.release_write() if write else lock.release_read()
+
+        for readers in ([True], [False, False]):
+            done.reinit()
+            async with rt.task_group() as tg:
+                for i, write in enumerate(readers):
+                    tg.start_soon(holder, write, name=f"h{i}")
+                n = len(readers)
+                await until(lambda n=n: lock.writer is not None or len(lock.readers) == n)
+                stray_release()
+                done.complete_all()
+        return out
+
+    out = runtime.run(main)
+    assert len(out) == 3
+    assert out[0].endswith("which does not hold it for reading (not held)")
+    assert out[1].endswith("which does not hold it for reading (write-held by h0)")
+    assert out[2].endswith(
+        ("for reading (read-held by h0, h1)", "for reading (read-held by h1, h0)")
+    )
+
+
+def test_condition_misuse_names_the_call_the_caller_and_the_holder(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        cond = Condition(Mutex("m"))
+        out: list[str] = []
+        for call in (cond.notify, cond.notify_all):
+            try:
+                call()
+            except ProtocolViolation as e:
+                out.append(str(e))
+        release = Completion("release")
+
+        async def holder() -> None:
+            async with cond:
+                await release.wait()
+
+        async def caller() -> None:
+            try:
+                cond.notify()
+            except ProtocolViolation as e:
+                out.append(str(e))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(holder, name="holder")
+            await until(cond.locked)
+            tg.start_soon(caller, name="caller")
+            await until(lambda: len(out) == 3)
+            release.complete()
+        return out
+
+    out = runtime.run(main)
+    assert len(out) == 3
+    assert out[0].startswith("notify() on a Condition over Mutex 'm' by task ")
+    assert out[0].endswith(", which does not hold the lock (held by nobody)")
+    assert out[1].startswith("notify_all() on a Condition over Mutex 'm' by task ")
+    assert out[2] == (
+        "notify() on a Condition over Mutex 'm' by task caller, "
+        "which does not hold the lock (held by holder)"
+    )
+
+
+@pytest.mark.parametrize("bad", [True, "2", 1.0, -1])
+def test_notify_refuses_a_count_that_is_not_a_non_negative_int(bad: object) -> None:
+    async def main() -> str:
+        cond = Condition()
+        async with cond:
+            with pytest.raises(InvalidArgument) as info:
+                cond.notify(bad)  # type: ignore[arg-type]
+        return str(info.value)
+
+    assert sim.run(main).unwrap() == f"notify(n): n must be an int >= 0, got {bad!r}"
+
+
+def test_notify_wakes_one_waiter_by_default(runtime: Runner) -> None:
+    async def main() -> list[int]:
+        cond = Condition()
+        woken: list[int] = []
+
+        async def waiter(i: int) -> None:
+            async with cond:
+                await cond.wait()
+                woken.append(i)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter, 0)
+            tg.start_soon(waiter, 1)
+            await until(lambda: len(cond._queue) == 2)
+            async with cond:
+                cond.notify()
+            await until(lambda: len(woken) == 1)
+            still_waiting = len(cond._queue)
+            async with cond:
+                cond.notify()
+        return [still_waiting, len(woken)]
+
+    assert runtime.run(main) == [1, 2]
+
+
+# --- a grant a cancelled task will not keep is given back --------------------------------
+
+
+def test_a_wake_picked_by_a_cancelled_parker_goes_to_the_next_with_its_value() -> None:
+    async def main() -> list[object]:
+        q = WaitQueue("q")
+        got: list[object] = []
+        scope = rt.cancel_scope()
+
+        async def first() -> None:
+            with scope:
+                got.append(("first", await q.park()))
+
+        async def second() -> None:
+            got.append(("second", await q.park()))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(first)
+            await until(lambda: len(q) == 1)
+            tg.start_soon(second)
+            await until(lambda: len(q) == 2)
+            q.wake_one("the value")  # picks `first`...
+            scope.cancel()  # ...which is cancelled before it runs
+        return got
+
+    for seed in range(5):
+        assert sim.run(main, seed=seed).unwrap() == [("second", "the value")]
+
+
+def _cancel_a_woken_waiter(kind: str) -> tuple[object, tuple[object, ...], bool]:
+    """A writer holds; a waiter of `kind` queues; the writer releases (granting it) and
+    cancels it in the same step.  Returns the lock's holders after, and whether a writer
+    can take it then."""
+
+    async def main() -> tuple[object, tuple[object, ...], bool]:
+        lock = RWLock("rw")
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                if kind == "read":
+                    await lock.acquire_read()
+                else:
+                    await lock.acquire_write()
+                raise AssertionError("the cancelled waiter ran on with the lock")
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(lock._queue) == 1)
+            lock.release_write()  # hands the lock to the waiter...
+            scope.cancel()  # ...which is cancelled before it runs
+        free = lock.try_acquire_write()
+        if free:
+            lock.release_write()
+        return lock.writer, lock.readers, free
+
+    return sim.run(main).unwrap()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("kind", ["read", "write"])
+def test_a_lock_handed_to_a_cancelled_waiter_is_given_back(kind: str) -> None:
+    assert _cancel_a_woken_waiter(kind) == (None, (), True)
+
+
+def test_a_cancelled_read_acquire_gives_its_grant_back(live: Runner) -> None:
+    """On a live runtime a free lock is granted before the acquire's checkpoint; a
+    cancelled reader gives the read hold back there (a nested one, only its own)."""
+
+    async def main() -> list[object]:
+        lock = RWLock("rw")
+        out: list[object] = []
+        with rt.cancel_scope() as scope:
+            scope.cancel()
+            await lock.acquire_read()
+        out.append(lock.readers)
+        await lock.acquire_read()
+        with rt.cancel_scope() as scope:
+            scope.cancel()
+            await lock.acquire_read()  # nested: granted (count 2), then given back
+        out.append(lock._readers[rt.current_task()])
+        lock.release_read()
+        out.append(lock.try_acquire_write())
+        lock.release_write()
+        return out
+
+    assert live.run(main) == [(), 1, True]
+
+
+def test_completion_repr_shows_its_state() -> None:
+    c = Completion("c")
+    assert repr(c) == "<Completion 'c' done=0 waiting=0>"
+    c.complete()
+    assert repr(c) == "<Completion 'c' done=1 waiting=0>"
+    c.complete_all()
+    assert repr(c) == "<Completion 'c' all waiting=0>"
+    assert repr(Completion()) == "<Completion done=0 waiting=0>"
+
+
+def test_a_condition_without_a_lock_makes_one_named_condition() -> None:
+    cond = Condition()
+    assert cond.lock.name == "condition"
+    assert repr(cond) == "<Condition over <Mutex 'condition' unlocked waiting=0> waiting=0>"
+    assert cond.describe_wait() == ("Condition over Mutex 'condition' (not notified)", ())
+
+
+def test_a_read_hold_given_back_lets_the_writer_queued_behind_in() -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        scope = rt.cancel_scope()
+        log: list[str] = []
+
+        async def reader() -> None:
+            with scope:
+                await lock.acquire_read()
+                log.append("the cancelled reader got in")
+
+        async def writer() -> None:
+            await lock.acquire_write()
+            log.append("writer in")
+            lock.release_write()
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            tg.start_soon(reader)
+            await until(lambda: len(lock._queue) == 1)
+            tg.start_soon(writer)
+            await until(lambda: len(lock._queue) == 2)
+            lock.release_write()  # the reader at the head gets the lock...
+            scope.cancel()  # ...and is cancelled before it runs: its hold goes back
+        return log
+
+    for seed in range(3):
+        assert sim.run(main, seed=seed).unwrap() == ["writer in"]
+
+
+# --- every repr and error message, in full ------------------------------------------------
+
+
+def test_reprs_show_the_state() -> None:
+    assert repr(Mutex("m")) == "<Mutex 'm' unlocked waiting=0>"
+    assert repr(Mutex()) == "<Mutex unlocked waiting=0>"
+    assert repr(RWLock("rw")) == "<RWLock 'rw' unlocked waiting=0>"
+    assert repr(RWLock()) == "<RWLock unlocked waiting=0>"
+    assert repr(SlotPool(2, "p")) == "<SlotPool 'p' 2/2 free waiting=0>"
+    assert repr(SlotPool(3)) == "<SlotPool 3/3 free waiting=0>"
+
+    async def main() -> list[str]:
+        m, lock, pool = Mutex("m"), RWLock("rw"), SlotPool(2, "p")
+        m.acquire_nowait()
+        lock.acquire_write_nowait()
+        pool.acquire_nowait()
+        out = [repr(m), repr(lock), repr(pool)]
+        lock.downgrade()
+        out.append(repr(lock))
+        return out
+
+    assert sim.run(main).unwrap() == [
+        "<Mutex 'm' locked waiting=0>",
+        "<RWLock 'rw' write-locked waiting=0>",
+        "<SlotPool 'p' 1/2 free waiting=0>",
+        "<RWLock 'rw' read-locked by 1 waiting=0>",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Mutex(3), "name must be a str or None, got 3 (int)"),  # type: ignore[arg-type]
+        (lambda: WaitQueue(b"q"), "name must be a str or None, got b'q' (bytes)"),  # type: ignore[arg-type]
+        (lambda: SlotPool(0), "SlotPool size must be at least 1, got 0"),
+        (lambda: SlotPool("2"), "SlotPool size must be an int, got '2' (str)"),  # type: ignore[arg-type]
+        (lambda: SlotPool(True), "SlotPool size must be an int, got True (bool)"),
+        (
+            lambda: Condition(3),  # type: ignore[arg-type]
+            "a Condition's lock must be a Mutex or None, got 3 (int)",
+        ),
+    ],
+)
+def test_bad_constructor_arguments_are_named(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_misuse_messages_name_the_primitive_the_task_and_the_holder(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        m, lock, pool, c = Mutex("m"), RWLock("rw"), SlotPool(1, "p"), Completion("c")
+        out: list[str] = []
+
+        def attempt(op: Callable[[], object]) -> None:
+            try:
+                op()
+            except (ProtocolViolation, WouldBlock) as e:
+                out.append(str(e))
+
+        async def holder() -> None:
+            m.acquire_nowait()
+            lock.acquire_write_nowait()
+            pool.acquire_nowait()
+            attempt(m.acquire_nowait)  # not reentrant
+            attempt(lock.acquire_write_nowait)  # nor is the write lock
+            await until(lambda: len(out) == 9)
+            m.release()
+            lock.release_write()
+            pool.release(0)
+            await lock.acquire_read()
+            attempt(lock.try_acquire_write)  # no upgrade
+            lock.release_read()
+
+        async def intruder() -> None:
+            await until(lambda: len(out) == 2)
+            attempt(m.acquire_nowait)
+            attempt(m.release)
+            attempt(lock.release_write)
+            attempt(lock.downgrade)
+            attempt(pool.acquire_nowait)
+            attempt(lambda: pool.release(5))
+            attempt(c.reinit)  # nobody waits: allowed
+            out.append("reinit ok")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(holder, name="holder")
+            tg.start_soon(intruder, name="intruder")
+        return out
+
+    assert runtime.run(main) == [
+        "Mutex 'm' is already held by the current task holder; a Mutex is not reentrant",
+        "RWLock 'rw' is already held for writing by the current task holder; "
+        "only read locks nest, and there is no upgrade",
+        "<Mutex 'm' locked waiting=0> is held by holder",
+        "release() of Mutex 'm' by task intruder, which does not hold it (held by holder)",
+        "release_write() of RWLock 'rw' by task intruder, which does not hold it for writing "
+        "(write-held by holder)",
+        "downgrade() of RWLock 'rw' by task intruder, which does not hold it for writing "
+        "(write-held by holder)",
+        "<SlotPool 'p' 0/1 free waiting=0> has no free slot",
+        "release(5) of SlotPool 'p': that slot is not taken (taken: [0])",
+        "reinit ok",
+        "RWLock 'rw' is already held for reading by the current task holder; "
+        "only read locks nest, and there is no upgrade",
+    ]
+
+
+def test_reinit_while_tasks_wait_says_how_many() -> None:
+    async def main() -> str:
+        c = Completion("c")
+        async with rt.task_group() as tg:
+            tg.start_soon(c.wait)
+            await until(lambda: len(c._queue) == 1)
+            with pytest.raises(ProtocolViolation) as info:
+                c.reinit()
+            c.complete()
+        return str(info.value)
+
+    assert sim.run(main).unwrap() == "reinit() of Completion 'c' while 1 tasks wait on it"
+
+
+def test_slot_pool_notes_acquire_and_release_and_hands_out_the_lowest_slot() -> None:
+    pool = SlotPool(3, "p")
+
+    def take_all_give_back_two() -> int:
+        for _ in range(3):
+            pool.acquire_nowait()
+        pool.release(2)
+        pool.release(0)
+        return pool.acquire_nowait()
+
+    writes, notes, lowest = _noted(take_all_give_back_two)
+    assert writes == {pool}
+    assert lowest == 0
+    assert [event for event, _ in notes] == ["acquire"] * 3 + ["release"] * 2 + ["acquire"]
+
+    async def main() -> None:
+        p = SlotPool(1, "q")
+        slot = await p.acquire()
+        p.release(slot)
+
+    r = sim.run(main, trace=True)
+    assert r.trace is not None
+    assert [label[0] for (_, _, op, label) in r.trace if op == sim.NOTE] == ["acquire", "release"]
+
+
+def test_a_slot_handed_to_a_waiter_is_held_by_it(runtime: Runner) -> None:
+    async def main() -> bool:
+        pool = SlotPool(1, "p")
+        slot = await pool.acquire()
+        waiter_task: list[object] = []
+        done = Completion("done")
+
+        async def waiter() -> None:
+            waiter_task.append(rt.current_task())
+            s = await pool.acquire()
+            await done.wait()
+            pool.release(s)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(pool._queue) == 1)
+            pool.release(slot)  # handed straight to the waiter
+            holders = pool.statistics().holders
+            done.complete()
+        return holders == (waiter_task[0],)
+
+    assert runtime.run(main)
+
+
+def test_mutex_acquire_nowait_notes_the_mutex_and_the_acquire() -> None:
+    m = Mutex("m")
+    writes, notes, got = _noted(m.acquire_nowait)
+    assert (writes, notes, got) == ({m}, [("acquire", "Mutex 'm'")], None)
+    assert m.locked()
+
+
+def test_rwlock_release_read_notes_the_lock_and_the_release() -> None:
+    lock = RWLock("rw")
+
+    def read_and_release() -> None:
+        lock.acquire_read_nowait()
+        lock.release_read()
+
+    writes, notes, _ = _noted(read_and_release)
+    assert writes == {lock}
+    assert [event for event, _ in notes] == ["acquire-read", "release"]
+
+
+def test_nested_read_holds_are_released_one_at_a_time(runtime: Runner) -> None:
+    async def main() -> list[object]:
+        lock = RWLock("rw")
+        me = rt.current_task()
+        for _ in range(3):
+            await lock.acquire_read()
+        out: list[object] = []
+        for _ in range(3):
+            out.append((lock.readers == (me,), lock._readers[me]))
+            lock.release_read()
+        out.append(lock.readers)
+        return out
+
+    assert runtime.run(main) == [(True, 3), (True, 2), (True, 1), ()]
+
+
+def test_a_stray_release_read_names_the_calling_task(runtime: Runner) -> None:
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        out: list[str] = []
+
+        async def stray() -> None:
+            try:
+                lock.release_read()
+            except ProtocolViolation as e:
+                out.append(str(e))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(stray, name="stray")
+        return out
+
+    assert runtime.run(main) == [
+        "release_read() of RWLock 'rw' by task stray, which does not hold it for reading "
+        "(not held)"
+    ]
+
+
+def test_rwlock_release_write_and_downgrade_note_the_lock_and_the_event() -> None:
+    lock = RWLock("rw")
+
+    def write_then_release() -> None:
+        lock.acquire_write_nowait()
+        lock.release_write()
+
+    writes, notes, _ = _noted(write_then_release)
+    assert writes == {lock}
+    assert [event for event, _ in notes] == ["acquire-write", "release"]
+
+    lock = RWLock("rw")
+
+    def write_downgrade_release() -> None:
+        lock.acquire_write_nowait()
+        lock.downgrade()
+        lock.release_read()
+
+    writes, notes, _ = _noted(write_downgrade_release)
+    assert writes == {lock}
+    assert [event for event, _ in notes] == ["acquire-write", "downgrade", "release"]

@@ -538,6 +538,9 @@ def _explore_json(result: Any) -> dict[str, Any]:
             "tasks": list(v.tasks),
             "addresses": list(v.addresses),
             "detail": v.detail,
+            # the run the fields above describe (the shrunk one if shrunk)
+            "run_steps": failure.shown.sim.steps,
+            "shrunk": failure.shrunk is not None,
             "token": failure.token,
             "shrunk_token": failure.shrunk_token,
             "preemptions": [failure.shrunk.preemptions_before, failure.shrunk.preemptions_after]

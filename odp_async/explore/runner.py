@@ -137,14 +137,28 @@ class Failure:
     max_steps: int = attrs.field(default=0, eq=False, repr=False)
 
     @property
+    def shown(self) -> Execution:
+        """The run everything about this failure describes: the shrunk run if shrunk (the
+        one `shrunk_token` replays), else the found run."""
+        return self.shrunk.execution if self.shrunk is not None else self.execution
+
+    @property
     def violation(self) -> Violation:
+        """The violation of the shown run (the shrunk one if shrunk; same kind as found)."""
+        failure = self.shown.failure
+        assert failure is not None
+        return failure
+
+    @property
+    def found_violation(self) -> Violation:
+        """The violation of the run as found, before shrinking."""
         failure = self.execution.failure
         assert failure is not None
         return failure
 
     @property
     def verdict(self) -> Verdict:
-        return self.execution.verdict
+        return self.shown.verdict
 
     def _traced(self) -> Execution:
         """The failing run with a trace: the shrunk schedule's if shrunk, else this one's
@@ -158,16 +172,20 @@ class Failure:
         try:
             traced = target.run(ReplayChooser(schedule), max_steps=self.max_steps, trace=True)
         except Exception:  # a report never fails: fall back to the untraced run
-            return self.execution
-        return traced if traced.failure is not None else self.execution
+            return self.shown
+        return traced if traced.failure is not None else self.shown
 
     def describe(self) -> str:
         """The report: the verdict and violation, the error leaves (type, message, task,
         user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
         (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
         Replays the schedule once (with a trace) for the steps."""
-        lines = [f"{self.verdict} at schedule {self.index}: {self.violation.describe()}"]
         traced = self._traced()
+        violation = traced.failure or self.violation
+        at = f"at schedule {self.index}"
+        if self.shrunk is not None:
+            at += f", shrunk to {traced.sim.steps} steps"
+        lines = [f"{traced.verdict} {at}: {violation.describe()}"]
         lines.extend(describe_execution(traced, max_steps_shown=STEPS_SHOWN).splitlines()[1:])
         if self.shrunk is not None:
             s = self.shrunk

@@ -732,7 +732,7 @@ def run(
 ) -> None:
     """Run SCENARIO once on a real event loop (no verdict promised; the checker reports)."""
     from ._runtime import run_live
-    from .world import World
+    from .world import World, world_main
 
     if backend not in ("trio", "asyncio"):
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
@@ -747,7 +747,8 @@ def run(
         if target.scenario.needs_world:
             assert target.protocol is not None
             world = World.build(target.protocol, options=dict(target.options))
-            await target.scenario.body(world)
+            # as the sim runs it: the world's workqueue served around the scenario
+            await world_main(world, target.scenario.body)()
             return list(world.violations)
         await target.scenario.body()
         return []
@@ -779,7 +780,7 @@ def run(
         )
     elif error is not None:  # the program under test failed: that is a finding
         status = "error"
-        line = f"{target.label} on {backend}: {type(error).__name__}: {error}"
+        line = f"{target.label} on {backend}: {_error_text(error)}"
     else:
         status = "finished"
         line = (
@@ -792,7 +793,7 @@ def run(
                 "backend": backend,
                 "status": status,
                 "elapsed": round(took, 4),
-                "error": None if error is None else f"{type(error).__name__}: {error}",
+                "error": None if error is None else _error_text(error),
                 "violations": [_violation_json(v) for v in violations],
             }
         )
@@ -802,6 +803,23 @@ def run(
             click.echo(f"  {v.describe()}")
     if status != "finished" or violations:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _error_text(error: BaseException) -> str:
+    """``Type: message`` of each innermost exception of `error` (an exception group's
+    leaves, never the bare group), joined by ``; ``."""
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(error)
+    texts = [f"{type(e).__name__}: {e}" if str(e) else type(e).__name__ for e in leaves]
+    return "; ".join(texts)
 
 
 def _violation_json(v: Any) -> dict[str, Any]:

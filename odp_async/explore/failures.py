@@ -334,6 +334,9 @@ def _identity(text: str) -> str:
 def _note_text(label: object) -> str:
     if isinstance(label, tuple) and len(label) == 2:
         event, resource = label
+        if isinstance(event, str) and event.startswith("try-") and event.endswith("-failed"):
+            # a failed trylock: an attempt, not a hold
+            return f"{_identity(label_text(resource))}.{event[4:-7]} (trylock failed)"
         return f"{_identity(label_text(resource))}.{event}"
     return label_text(label)
 

@@ -57,4 +57,5 @@ def test_header_json_steps_and_token_describe_the_shrunk_run(tmp_path: Path) -> 
     assert len(marked) == 1
     assert re.match(rf"\s+step {first['step']}\s", marked[0]), marked
     token = re.search(r"replay: odp-async replay (\S+)", text.stdout)
-    assert token is not None and token.group(1) == failure["shrunk_token"]
+    assert token is not None
+    assert token.group(1) == failure["shrunk_token"]

@@ -561,6 +561,8 @@ def _cycle(deadlock: object) -> tuple[WaitEdge, ...]:
     """The wait-for cycle of a sim `Deadlock` (``cycle[i]`` waits on ``cycle[i + 1]``)."""
     found = tuple(getattr(deadlock, "cycle", ()) or ())
     edges = []
+    if len(found) == 1 and not getattr(found[0], "waits_on_itself", True):
+        return ()  # a completion's waiter with everyone behind it: no edge to itself
     for i, blocked in enumerate(found):
         holder = found[(i + 1) % len(found)]
         edges.append(

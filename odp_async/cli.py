@@ -560,6 +560,7 @@ Examples:
   odp-async replay 'odp2....' --text
   odp-async replay 'odp2....' --trace race.json --png race.png
   odp-async replay 'odp2....' --svg race.svg --html race.html --width 1600
+  odp-async replay 'odp2....' --text --width 120 --svg race.svg --picture-width 1600
   odp-async replay 'odp2....' --scenario-file mine.toml   # refused if the file changed
 """
 )
@@ -579,7 +580,14 @@ Examples:
 @click.option(
     "--width",
     type=int,
-    help="text: columns (default: the terminal's); pictures: pixels (default 1400)",
+    help="text: columns, 40..20000 (default: the terminal's); also the pixels of a "
+    "picture when 400..20000 and --picture-width is not given",
+)
+@click.option(
+    "--picture-width",
+    "picture_width",
+    type=int,
+    help="pixels of --png/--svg, 400..20000 (default: --width if it is one, else 1400)",
 )
 @click.option(
     "--scenario-file",
@@ -598,6 +606,7 @@ def replay(
     width: int | None,
     as_json: bool,
     scenario_file: str | None = None,
+    picture_width: int | None = None,
 ) -> None:
     """Re-run the exact schedule of TOKEN and show what happened.
 
@@ -607,8 +616,9 @@ def replay(
 
     if width is not None and not 40 <= width <= 20000:
         _fail(f"--width must be in 40..20000, got {width}")
-    if width is not None and (png_path or svg_path) and not 400 <= width <= 20000:
-        _fail(f"--width for a picture is 400..20000 pixels, got {width}")
+    if picture_width is not None and not 400 <= picture_width <= 20000:
+        _fail(f"--picture-width must be in 400..20000 pixels, got {picture_width}")
+    pixels = _picture_pixels(width, picture_width, bool(png_path or svg_path), as_text)
     decoded = decode_token(token)
     if scenario_file is not None and decoded.spec.file is None:
         _fail("--scenario-file applies only to a token of a scenario file")
@@ -629,7 +639,7 @@ def replay(
             from .report import write_picture
 
             assert timeline is not None
-            write_picture(timeline, path, width_px=width or 1400, fmt=fmt)
+            write_picture(timeline, path, width_px=pixels, fmt=fmt)
             _err(f"wrote {path}")
     if html_path:
         from .report import write_html
@@ -666,6 +676,21 @@ def replay(
         )
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _picture_pixels(
+    width: int | None, picture_width: int | None, picture: bool, as_text: bool
+) -> int:
+    """The pixels of replay's pictures: --picture-width; else --width when it is a picture
+    width (400..20000); else 1400.  A --width below 400 with a picture and no --text (so
+    it can only be meant for the picture) is refused."""
+    if picture_width is not None:
+        return picture_width
+    if width is not None and 400 <= width <= 20000:
+        return width
+    if width is not None and picture and not as_text:
+        _fail(f"--width for a picture is 400..20000 pixels, got {width} (or --picture-width)")
+    return 1400
 
 
 @cli.command(

@@ -1009,7 +1009,11 @@ def matrix(
         )
     else:
         table = Table(title=f"verdict matrix ({budget} schedules per cell, seed {seed})")
-        for column in ("scenario", "protocol", "expected", "found"):
+        shown = _scenario_labels(names)
+        # never cut (files must be told apart): folded past 60 columns
+        longest = max((len(label) for label in shown.values()), default=8)
+        table.add_column("scenario", overflow="fold", min_width=min(60, longest))
+        for column in ("protocol", "expected", "found"):
             table.add_column(column)
         table.add_column("to first bug", justify="right")
         table.add_column("time", justify="right")
@@ -1018,10 +1022,11 @@ def matrix(
         for c in cells:
             ref = ""
             if c.token:
-                tokens.append(f"[{len(tokens) + 1}] {c.scenario}/{c.protocol}: {c.token}")
+                label = shown.get(c.scenario, c.scenario)
+                tokens.append(f"[{len(tokens) + 1}] {label}/{c.protocol}: {c.token}")
                 ref = f"[{len(tokens)}]"
             table.add_row(
-                c.scenario,
+                shown.get(c.scenario, c.scenario),
                 c.protocol,
                 "-" if c.expected is None else str(c.expected),
                 f"{c.verdict} (no expectation)"
@@ -1034,7 +1039,8 @@ def matrix(
                 ref,
                 style=None if c.matches else "bold red",
             )
-        Console(width=max(100, Console().width)).print(table)
+        # wide enough for the other columns beside the scenario's
+        Console(width=max(100, Console().width, min(60, longest) + 70)).print(table)
         if tokens:
             click.echo("replay tokens (odp-async replay TOKEN --text):")
             for line in tokens:
@@ -1046,6 +1052,22 @@ def matrix(
         raise _Exit(ExitCode.INTERRUPTED)
     if mismatches:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _scenario_labels(names: Sequence[str]) -> dict[str, str]:
+    """What the matrix calls each scenario: a built-in by its name, a file by the shortest
+    suffix of its path, without ``.toml``, that no other file of the run shares (its stem,
+    else ``dir/stem``...)."""
+    files = [n for n in dict.fromkeys(names) if _is_file(n)]
+    parts = {n: os.path.normpath(n).removesuffix(".toml").split(os.sep) for n in files}
+    labels = {n: n for n in names if not _is_file(n)}
+    for n in files:
+        for k in range(1, len(parts[n]) + 1):
+            label = "/".join(parts[n][-k:])
+            if not any(m != n and parts[m][-k:] == parts[n][-k:] for m in files):
+                break
+        labels[n] = label
+    return labels
 
 
 # --- plumbing ------------------------------------------------------------------------------

@@ -37,9 +37,11 @@ Progress and interruption
     seconds while exploring, and once at the end of the search.  A `KeyboardInterrupt`
     (Ctrl-C, or raised by the explored code) stops the exploration and raises
     `ExploreInterrupted` whose ``result`` is the partial `ExploreResult` (``interrupted``
-    set; the first failure found so far, unshrunk).  With ``jobs > 1`` the workers ignore
-    SIGINT; the parent terminates them at once (an executor's `abort`: a Dask cluster
-    cancels its futures).
+    set; the first failure found so far, unshrunk).  Uncaught, it ends a script with exit
+    status 1, not 130 (CPython exits by SIGINT only for an exact `KeyboardInterrupt`):
+    ``except ExploreInterrupted as e: ...; sys.exit(130)`` for the shell's convention.
+    With ``jobs > 1`` the workers ignore SIGINT; the parent terminates them at once (an
+    executor's `abort`: a Dask cluster cancels its futures).
 
 Concurrency
     Blocking, CPU-bound; workers are processes (`odp_async.explore.executors`) or Dask

@@ -755,7 +755,9 @@ def run(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Run SCENARIO once on a real event loop (no verdict promised; the checker reports)."""
+    """Run SCENARIO once on a real event loop (no verdict promised; the checker reports).
+
+    A scenario file meant for one protocol (scenario.protocols) runs it without -p."""
     from ._runtime import run_live
     from .world import World, world_main
 
@@ -766,6 +768,12 @@ def run(
             f"--timeout must be a positive number of seconds (at most {MAX_SECONDS:g}), "
             f"got {timeout}"
         )
+    if protocol is None and _is_file(scenario):
+        from .scenarios.files import read_scenario
+
+        meant_for = read_scenario(scenario).protocols
+        if len(meant_for) == 1:  # the one protocol the file is meant for
+            protocol = meant_for[0]
     target = _target(scenario, protocol, options)
 
     async def main() -> list[Any]:

@@ -90,3 +90,11 @@ def test_run_shows_the_innermost_errors_not_the_group(tmp_path: Path) -> None:
     error = json.loads(as_json.stdout)["error"]
     assert "ValueError: bad value" in error, error
     assert "ExceptionGroup" not in error, error
+
+
+def test_run_of_a_file_meant_for_one_protocol_needs_no_protocol(tmp_path: Path) -> None:
+    path = tmp_path / "user_teardown.toml"
+    path.write_text(QUEUES_WORK)
+    done = cli(tmp_path, "run", str(path), "--backend", "trio")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("user-teardown/odp2014 on trio: finished"), done.stdout

@@ -567,6 +567,9 @@ def _explore_json(result: Any) -> dict[str, Any]:
             "tasks": list(v.tasks),
             "addresses": list(v.addresses),
             "detail": v.detail,
+            # the run the fields above describe (the shrunk one if shrunk)
+            "run_steps": failure.shown.sim.steps,
+            "shrunk": failure.shrunk is not None,
             "token": failure.token,
             "shrunk_token": failure.shrunk_token,
             "preemptions": [failure.shrunk.preemptions_before, failure.shrunk.preemptions_after]
@@ -586,6 +589,7 @@ Examples:
   odp-async replay 'odp2....' --text
   odp-async replay 'odp2....' --trace race.json --png race.png
   odp-async replay 'odp2....' --svg race.svg --html race.html --width 1600
+  odp-async replay 'odp2....' --text --width 120 --svg race.svg --picture-width 1600
   odp-async replay 'odp2....' --scenario-file mine.toml   # refused if the file changed
 """
 )
@@ -605,7 +609,14 @@ Examples:
 @click.option(
     "--width",
     type=int,
-    help="text: columns (default: the terminal's); pictures: pixels (default 1400)",
+    help="text: columns, 40..20000 (default: the terminal's); also the pixels of a "
+    "picture when 400..20000 and --picture-width is not given",
+)
+@click.option(
+    "--picture-width",
+    "picture_width",
+    type=int,
+    help="pixels of --png/--svg, 400..20000 (default: --width if it is one, else 1400)",
 )
 @click.option(
     "--scenario-file",
@@ -624,6 +635,7 @@ def replay(
     width: int | None,
     as_json: bool,
     scenario_file: str | None = None,
+    picture_width: int | None = None,
 ) -> None:
     """Re-run the exact schedule of TOKEN and show what happened.
 
@@ -633,8 +645,9 @@ def replay(
 
     if width is not None and not 40 <= width <= 20000:
         _fail(f"--width must be in 40..20000, got {width}")
-    if width is not None and (png_path or svg_path) and not 400 <= width <= 20000:
-        _fail(f"--width for a picture is 400..20000 pixels, got {width}")
+    if picture_width is not None and not 400 <= picture_width <= 20000:
+        _fail(f"--picture-width must be in 400..20000 pixels, got {picture_width}")
+    pixels = _picture_pixels(width, picture_width, bool(png_path or svg_path), as_text)
     decoded = decode_token(token)
     if scenario_file is not None and decoded.spec.file is None:
         _fail("--scenario-file applies only to a token of a scenario file")
@@ -655,7 +668,7 @@ def replay(
             from .report import write_picture
 
             assert timeline is not None
-            write_picture(timeline, path, width_px=width or 1400, fmt=fmt)
+            write_picture(timeline, path, width_px=pixels, fmt=fmt)
             _err(f"wrote {path}")
     if html_path:
         from .report import write_html
@@ -692,6 +705,21 @@ def replay(
         )
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _picture_pixels(
+    width: int | None, picture_width: int | None, picture: bool, as_text: bool
+) -> int:
+    """The pixels of replay's pictures: --picture-width; else --width when it is a picture
+    width (400..20000); else 1400.  A --width below 400 with a picture and no --text (so
+    it can only be meant for the picture) is refused."""
+    if picture_width is not None:
+        return picture_width
+    if width is not None and 400 <= width <= 20000:
+        return width
+    if width is not None and picture and not as_text:
+        _fail(f"--width for a picture is 400..20000 pixels, got {width} (or --picture-width)")
+    return 1400
 
 
 @cli.command(
@@ -756,9 +784,11 @@ def run(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Run SCENARIO once on a real event loop (no verdict promised; the checker reports)."""
+    """Run SCENARIO once on a real event loop (no verdict promised; the checker reports).
+
+    A scenario file meant for one protocol (scenario.protocols) runs it without -p."""
     from ._runtime import run_live
-    from .world import World
+    from .world import World, world_main
 
     if backend not in ("trio", "asyncio"):
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
@@ -767,13 +797,20 @@ def run(
             f"--timeout must be a positive number of seconds (at most {MAX_SECONDS:g}), "
             f"got {timeout}"
         )
+    if protocol is None and _is_file(scenario):
+        from .scenarios.files import read_scenario
+
+        meant_for = read_scenario(scenario).protocols
+        if len(meant_for) == 1:  # the one protocol the file is meant for
+            protocol = meant_for[0]
     target = _target(scenario, protocol, options)
 
     async def main() -> list[Any]:
         if target.scenario.needs_world:
             assert target.protocol is not None
             world = World.build(target.protocol, options=dict(target.options))
-            await target.scenario.body(world)
+            # as the sim runs it: the world's workqueue served around the scenario
+            await world_main(world, target.scenario.body)()
             return list(world.violations)
         await target.scenario.body()
         return []
@@ -805,7 +842,7 @@ def run(
         )
     elif error is not None:  # the program under test failed: that is a finding
         status = "error"
-        line = f"{target.label} on {backend}: {type(error).__name__}: {error}"
+        line = f"{target.label} on {backend}: {_error_text(error)}"
     else:
         status = "finished"
         line = (
@@ -818,7 +855,7 @@ def run(
                 "backend": backend,
                 "status": status,
                 "elapsed": round(took, 4),
-                "error": None if error is None else f"{type(error).__name__}: {error}",
+                "error": None if error is None else _error_text(error),
                 "violations": [_violation_json(v) for v in violations],
             }
         )
@@ -828,6 +865,23 @@ def run(
             click.echo(f"  {v.describe()}")
     if status != "finished" or violations:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _error_text(error: BaseException) -> str:
+    """``Type: message`` of each innermost exception of `error` (an exception group's
+    leaves, never the bare group), joined by ``; ``."""
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(error)
+    texts = [f"{type(e).__name__}: {e}" if str(e) else type(e).__name__ for e in leaves]
+    return "; ".join(texts)
 
 
 def _violation_json(v: Any) -> dict[str, Any]:
@@ -992,7 +1046,11 @@ def matrix(
         )
     else:
         table = Table(title=f"verdict matrix ({budget} schedules per cell, seed {seed})")
-        for column in ("scenario", "protocol", "expected", "found"):
+        shown = _scenario_labels(names)
+        # never cut (files must be told apart): folded past 60 columns
+        longest = max((len(label) for label in shown.values()), default=8)
+        table.add_column("scenario", overflow="fold", min_width=min(60, longest))
+        for column in ("protocol", "expected", "found"):
             table.add_column(column)
         table.add_column("to first bug", justify="right")
         table.add_column("time", justify="right")
@@ -1001,10 +1059,11 @@ def matrix(
         for c in cells:
             ref = ""
             if c.token:
-                tokens.append(f"[{len(tokens) + 1}] {c.scenario}/{c.protocol}: {c.token}")
+                label = shown.get(c.scenario, c.scenario)
+                tokens.append(f"[{len(tokens) + 1}] {label}/{c.protocol}: {c.token}")
                 ref = f"[{len(tokens)}]"
             table.add_row(
-                c.scenario,
+                shown.get(c.scenario, c.scenario),
                 c.protocol,
                 "-" if c.expected is None else str(c.expected),
                 f"{c.verdict} (no expectation)"
@@ -1017,7 +1076,8 @@ def matrix(
                 ref,
                 style=None if c.matches else "bold red",
             )
-        Console(width=max(100, Console().width)).print(table)
+        # wide enough for the other columns beside the scenario's
+        Console(width=max(100, Console().width, min(60, longest) + 70)).print(table)
         if tokens:
             click.echo("replay tokens (odp-async replay TOKEN --text):")
             for line in tokens:
@@ -1029,6 +1089,22 @@ def matrix(
         raise _Exit(ExitCode.INTERRUPTED)
     if mismatches:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _scenario_labels(names: Sequence[str]) -> dict[str, str]:
+    """What the matrix calls each scenario: a built-in by its name, a file by the shortest
+    suffix of its path, without ``.toml``, that no other file of the run shares (its stem,
+    else ``dir/stem``...)."""
+    files = [n for n in dict.fromkeys(names) if _is_file(n)]
+    parts = {n: os.path.normpath(n).removesuffix(".toml").split(os.sep) for n in files}
+    labels = {n: n for n in names if not _is_file(n)}
+    for n in files:
+        for k in range(1, len(parts[n]) + 1):
+            label = "/".join(parts[n][-k:])
+            if not any(m != n and parts[m][-k:] == parts[n][-k:] for m in files):
+                break
+        labels[n] = label
+    return labels
 
 
 # --- plumbing ------------------------------------------------------------------------------

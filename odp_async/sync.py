@@ -126,6 +126,15 @@ def _noted_task(primitive: object, event: str | None = None) -> object:
     return rt.current_task()
 
 
+def _tried(primitive: object, event: str | None, got: object) -> object:
+    # A trylock's trace note, taken after the attempt: the hold's `event` if it got the
+    # primitive, else ``try-<event>-failed`` (a failed attempt, not a hold).  Returns `got`.
+    rt = RUNTIME_VAR.get(None)
+    if rt is not None and event is not None:
+        rt.note(primitive, event if got is not _BLOCK else f"try-{event}-failed")
+    return got
+
+
 def _check_name(name: object) -> str | None:
     if name is not None and not isinstance(name, str):
         raise InvalidArgument(f"name must be a str or None, got {name!r} ({type(name).__name__})")
@@ -393,7 +402,7 @@ class Mutex(_Blocking):
 
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
-        if self._try(_noted_task(self, self._hold_event(0)), 0) is _BLOCK:
+        if _tried(self, self._hold_event(0), self._try(_noted_task(self), 0)) is _BLOCK:
             raise WouldBlock(f"{self!r} is held by {_task_name(self._owner)}")
 
     def release(self) -> None:
@@ -541,21 +550,22 @@ class RWLock(_Blocking):
 
     def acquire_read_nowait(self) -> None:
         """Take the lock shared now, or raise `WouldBlock`.  Sync."""
-        if self._try(_noted_task(self, "acquire-read"), _READ) is _BLOCK:
+        if _tried(self, "acquire-read", self._try(_noted_task(self), _READ)) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be read-locked now")
 
     def acquire_write_nowait(self) -> None:
         """Take the lock exclusive now, or raise `WouldBlock`.  Sync."""
-        if self._try(_noted_task(self, "acquire-write"), _WRITE) is _BLOCK:
+        if _tried(self, "acquire-write", self._try(_noted_task(self), _WRITE)) is _BLOCK:
             raise WouldBlock(f"{self!r} cannot be write-locked now")
 
     def try_acquire_read(self) -> bool:
         """``down_read_trylock``: True if the lock was taken shared.  Sync."""
-        return self._try(_noted_task(self, "acquire-read"), _READ) is not _BLOCK
+        return _tried(self, "acquire-read", self._try(_noted_task(self), _READ)) is not _BLOCK
 
     def try_acquire_write(self) -> bool:
         """``down_write_trylock``: True if the lock was taken exclusive.  Sync."""
-        return self._try(_noted_task(self, "acquire-write"), _WRITE) is not _BLOCK
+        got = self._try(_noted_task(self), _WRITE)
+        return _tried(self, "acquire-write", got) is not _BLOCK
 
     def release_read(self) -> None:
         """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
@@ -918,7 +928,7 @@ class SlotPool(_Blocking):
 
     def acquire_nowait(self) -> int:
         """Take a free slot now, or raise `WouldBlock`.  Sync."""
-        slot = self._try(_noted_task(self, "acquire"), 0)
+        slot = _tried(self, "acquire", self._try(_noted_task(self), 0))
         if slot is _BLOCK:
             raise WouldBlock(f"{self!r} has no free slot")
         assert isinstance(slot, int)

@@ -299,11 +299,13 @@ def test_a_task_waiting_on_a_completion_only_it_would_complete_waits_on_itself()
     r = sim.run(main)
     assert r.deadlock is not None
     assert [b.task for b in r.deadlock.cycle] == ["worker"]
-    assert r.deadlock.cycle[0].waits_on_itself
+    # a completion has no owner: the report names the wait-for edges, not a completer
+    assert not r.deadlock.cycle[0].waits_on_itself
+    assert r.deadlock.cycle[0].holders == ()
     assert r.deadlock.describe() == (
-        "worker waits for Completion 'done' (not completed), which only worker itself could "
-        "complete (it waits on itself); also blocked: main waits for its task group's "
-        "children to finish: worker"
+        "worker waits for Completion 'done' (not completed), while every other task waits, "
+        "directly or through others, for worker; also blocked: main waits for its task "
+        "group's children to finish: worker"
     )
 
 

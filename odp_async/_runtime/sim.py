@@ -36,13 +36,14 @@ Contract
     every blocked task, what it waits on and who holds that (a holder that already
     finished is marked so), with the wait-for cycle when there is one.  A cycle may be
     one task long: a task re-acquiring a lock it holds (lockdep's "recursive locking"),
-    or waiting on a `Completion` that no other task could complete (every other task
-    waits, through locks or task groups, for it).  A *partial* deadlock: when the step
-    bound stops a run in which some blocked tasks wait on each other for good (no
-    deadline pending, every way out held inside the group) while others still run, the
-    outcome is ``"deadlock"`` rather than ``"step-limit"``, and `Deadlock.runnable`
-    names the tasks that could still run.  (The run is not stopped at the moment the
-    cycle closes: a task still running could yet cancel the stuck ones.)
+    or waiting on a `Completion` while every other task waits, through locks or task
+    groups, for it (described by those wait-for edges: a completion has no owner).  A
+    *partial* deadlock: when the step bound stops a run in which some blocked tasks wait
+    on each other for good (no deadline pending, every way out held inside the group)
+    while others still run, the outcome is ``"deadlock"`` rather than ``"step-limit"``,
+    and `Deadlock.runnable` names the tasks that could still run.  (The run is not
+    stopped at the moment the cycle closes: a task still running could yet cancel the
+    stuck ones.)
 
 Concurrency
     One OS thread.  The driver is not reentrant per runtime, but separate `run` calls
@@ -186,6 +187,11 @@ class SimTask:
         return f"<SimTask {self.id} {self.name!r}>"
 
 
+#: `BlockedTask.relation` of a task waiting on a completion while every other task waits,
+#: directly or through others, for it (a one-task cycle of the run; no holder named).
+BLOCKING_ALL: Final = "blocking every other task"
+
+
 @attrs.frozen
 class BlockedTask:
     """A task that was blocked when the run stopped, and what it waited on."""
@@ -197,7 +203,8 @@ class BlockedTask:
     #: while still holding it).
     holders: tuple[str, ...]
     #: How `holders` relate to `waits_for`: "held by" for a lock, "to finish:" for a group,
-    #: "which only ... could complete" for a completion nobody else can reach.
+    #: `BLOCKING_ALL` for a completion (no owner, no holders named) while every other
+    #: task waits, directly or through others, for this one.
     relation: str = "held by"
     #: The task itself is among the holders: it waits on itself (a one-task cycle).
     waits_on_itself: bool = False
@@ -210,10 +217,11 @@ class BlockedTask:
                 f"{self.task} waits for {self.waits_for} held by {self.task} itself{also}"
                 " (recursive locking)"
             )
-        if self.waits_on_itself:
+        if self.relation == BLOCKING_ALL:
+            # A completion has no owner: name the edges, not who would complete it.
             return (
-                f"{self.task} waits for {self.waits_for}, which only {self.task} itself "
-                "could complete (it waits on itself)"
+                f"{self.task} waits for {self.waits_for}, while every other task waits, "
+                f"directly or through others, for {self.task}"
             )
         held = f" {self.relation} {', '.join(self.holders)}" if self.holders else ""
         return f"{self.task} waits for {self.waits_for}{held}"
@@ -1204,8 +1212,9 @@ class SimRuntime(Runtime):
             hs = holders_of[task.id]
             relation = "to finish:" if isinstance(queue, SimTaskGroup) else "held by"
             if task.id in lonely:
-                hs = holders_of[task.id] = (task,)
-                relation = "to be completed by"
+                # the cycle search sees the task as waiting on itself; no holder is named
+                holders_of[task.id] = (task,)
+                relation = BLOCKING_ALL
             names = tuple(f"{h.name} (finished)" if h.state == _DONE else h.name for h in hs)
             itself = any(h is task for h in hs)
             blocked.append(

@@ -150,7 +150,12 @@ def describe_execution(
         deadlock = sim.deadlock
         cycle = deadlock.cycle
         if cycle:
-            lines.append("the wait-for cycle:" if len(cycle) > 1 else "waits on itself:")
+            if len(cycle) > 1:
+                lines.append("the wait-for cycle:")
+            elif cycle[0].waits_on_itself:
+                lines.append("waits on itself:")
+            else:
+                lines.append("every other task waits for it:")
             lines.extend(f"  {b.describe()}" for b in cycle)
         rest = [b for b in deadlock.blocked if b not in cycle]
         if rest:
@@ -334,6 +339,9 @@ def _identity(text: str) -> str:
 def _note_text(label: object) -> str:
     if isinstance(label, tuple) and len(label) == 2:
         event, resource = label
+        if isinstance(event, str) and event.startswith("try-") and event.endswith("-failed"):
+            # a failed trylock: an attempt, not a hold
+            return f"{_identity(label_text(resource))}.{event[4:-7]} (trylock failed)"
         return f"{_identity(label_text(resource))}.{event}"
     return label_text(label)
 

@@ -110,7 +110,6 @@ def explore_cell(
             first_hit = index + 1
             failure = execution.failure
             assert failure is not None
-            detail = failure.describe()
             schedule = execution.sim.schedule
             token_target = target
             if shrink_found:
@@ -120,6 +119,10 @@ def explore_cell(
                 )
                 schedule, execution = shrunk.schedule, shrunk.execution
                 token_target = target.with_params(**shrunk.params)
+                # the detail describes the run the token replays (the shrunk one)
+                failure = execution.failure
+                assert failure is not None
+            detail = failure.describe()
             token = encode_token(token_target, schedule, execution, max_steps)
         if seen is expected or expected in (Verdict.CLEAN, None) or seen is Verdict.FOUND:
             # the expected failure was shown; or a clean cell is not clean; or data was

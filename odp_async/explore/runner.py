@@ -43,9 +43,11 @@ Progress and interruption
     seconds while exploring, and once at the end of the search.  A `KeyboardInterrupt`
     (Ctrl-C, or raised by the explored code) stops the exploration and raises
     `ExploreInterrupted` whose ``result`` is the partial `ExploreResult` (``interrupted``
-    set; the first failure found so far, unshrunk).  With ``jobs > 1`` the workers ignore
-    SIGINT; the parent terminates them at once (an executor's `abort`: a Dask cluster
-    cancels its futures).
+    set; the first failure found so far, unshrunk).  Uncaught, it ends a script with exit
+    status 1, not 130 (CPython exits by SIGINT only for an exact `KeyboardInterrupt`):
+    ``except ExploreInterrupted as e: ...; sys.exit(130)`` for the shell's convention.
+    With ``jobs > 1`` the workers ignore SIGINT; the parent terminates them at once (an
+    executor's `abort`: a Dask cluster cancels its futures).
 
 Concurrency
     Blocking, CPU-bound; workers are processes (`odp_async.explore.executors`) or Dask
@@ -147,14 +149,28 @@ class Failure:
     found_by: str | None = None
 
     @property
+    def shown(self) -> Execution:
+        """The run everything about this failure describes: the shrunk run if shrunk (the
+        one `shrunk_token` replays), else the found run."""
+        return self.shrunk.execution if self.shrunk is not None else self.execution
+
+    @property
     def violation(self) -> Violation:
+        """The violation of the shown run (the shrunk one if shrunk; same kind as found)."""
+        failure = self.shown.failure
+        assert failure is not None
+        return failure
+
+    @property
+    def found_violation(self) -> Violation:
+        """The violation of the run as found, before shrinking."""
         failure = self.execution.failure
         assert failure is not None
         return failure
 
     @property
     def verdict(self) -> Verdict:
-        return self.execution.verdict
+        return self.shown.verdict
 
     def _traced(self) -> Execution:
         """The failing run with a trace: the shrunk schedule's if shrunk, else this one's
@@ -168,17 +184,22 @@ class Failure:
         try:
             traced = target.run(ReplayChooser(schedule), max_steps=self.max_steps, trace=True)
         except Exception:  # a report never fails: fall back to the untraced run
-            return self.execution
-        return traced if traced.failure is not None else self.execution
+            return self.shown
+        return traced if traced.failure is not None else self.shown
 
     def describe(self) -> str:
         """The report: the verdict and violation, the error leaves (type, message, task,
         user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
         (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
         Replays the schedule once (with a trace) for the steps."""
-        by = f" (found by {self.found_by})" if self.found_by else ""
-        lines = [f"{self.verdict} at schedule {self.index}{by}: {self.violation.describe()}"]
         traced = self._traced()
+        violation = traced.failure or self.violation
+        at = f"at schedule {self.index}"
+        if self.found_by:
+            at += f" (found by {self.found_by})"
+        if self.shrunk is not None:
+            at += f", shrunk to {traced.sim.steps} steps"
+        lines = [f"{traced.verdict} {at}: {violation.describe()}"]
         lines.extend(describe_execution(traced, max_steps_shown=STEPS_SHOWN).splitlines()[1:])
         if self.shrunk is not None:
             s = self.shrunk

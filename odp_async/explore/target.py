@@ -177,6 +177,13 @@ class Target:
                 source = f"classic:{scenario.name}"
             else:
                 source, unnamed = _named(lambda: scenario_ref(scenario))
+                if source is None and _from_a_file(scenario):
+                    unnamed = (
+                        f"scenario {scenario.name!r} was loaded from a scenario file "
+                        "(load_scenario), which this Scenario object does not name: pass "
+                        "the file's path instead (explore('path/to/file.toml', ...)) for a "
+                        "token that carries the file's content"
+                    )
         elif isinstance(scenario, str):
             if scenario.endswith(".toml"):
                 file, found = ScenarioText.read(scenario)
@@ -383,6 +390,11 @@ def _reraise_interrupt(error: BaseException | None) -> None:
 def _check_replayed(chooser: Chooser, result: SimResult) -> None:
     if isinstance(chooser, ReplayChooser):
         chooser.finish(f"the run ended ({result.outcome}) after {result.steps} steps")
+
+
+def _from_a_file(scenario: Scenario) -> bool:
+    """Whether `scenario` was built from a scenario file (`load_scenario`)."""
+    return getattr(scenario.body, "__module__", None) == "odp_async.scenarios.files"
 
 
 def _named(make: Callable[[], str]) -> tuple[str | None, str | None]:

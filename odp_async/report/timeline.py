@@ -16,7 +16,8 @@ Contract
       what it waits on) or asleep (``sleep``) has a span from the step where it stopped
       to the step before it ran again.
     - `Instant`: a checker event with no duration (install, zap, DMA, warning,
-      mm-release), or an ``X-end`` with no begin.
+      mm-release), an ``X-end`` with no begin, or a failed trylock (category
+      ``trylock-failed``: ``acquire_nowait`` raising `WouldBlock` is no hold).
     - `Mark`: a violation, at its step and on the lane of its first task.
     - `StepRow`: who ran each step and where it stopped: about to do `text`
       (``checkpoint``), blocked on it (``park``), sleeping (``sleep``), or finished
@@ -338,7 +339,9 @@ def _build(
         *_wait_spans(rows, last),
     ]
     spans.sort(key=lambda s: (s.start, s.lane, s.end))
-    instants = _instants(events, finder)
+    instants = tuple(
+        sorted([*_instants(events, finder), *_failed_trylocks(trace)], key=lambda i: i.step)
+    )
     marks = tuple(
         Mark(
             v.step,
@@ -460,6 +463,23 @@ def _lock_spans(trace: tuple[tuple[int, int, int, object], ...], last: int) -> l
     return spans
 
 
+def _failed_trylocks(trace: tuple[tuple[int, int, int, object], ...]) -> list[Instant]:
+    """A failed trylock (the sim's ``try-<event>-failed`` note) as an instant of category
+    ``trylock-failed`` on its task's lane: an attempt, never a hold."""
+    found = []
+    for step, tid, op, label in trace:
+        if op != NOTE:
+            continue
+        event, resource = _note(label)
+        if event.startswith("try-") and event.endswith("-failed"):
+            key, name = short_resource(resource)
+            tried = event.removeprefix("try-").removesuffix("-failed")
+            found.append(
+                Instant(step, tid, "trylock-failed", name, f"{key}: {tried} tried, failed")
+            )
+    return found
+
+
 def _wait_spans(rows: tuple[StepRow, ...], last: int) -> list[Span]:
     ran: dict[int, list[int]] = {}
     for row in rows:
@@ -541,6 +561,8 @@ def _cycle(deadlock: object) -> tuple[WaitEdge, ...]:
     """The wait-for cycle of a sim `Deadlock` (``cycle[i]`` waits on ``cycle[i + 1]``)."""
     found = tuple(getattr(deadlock, "cycle", ()) or ())
     edges = []
+    if len(found) == 1 and not getattr(found[0], "waits_on_itself", True):
+        return ()  # a completion's waiter with everyone behind it: no edge to itself
     for i, blocked in enumerate(found):
         holder = found[(i + 1) % len(found)]
         edges.append(

@@ -120,3 +120,23 @@ def test_the_readme_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "snippet.py").write_text(code)
     runpy.run_path(str(tmp_path / "snippet.py"))
     assert "stale-translation" in (tmp_path / "race.html").read_text()
+
+
+def test_replay_text_and_picture_widths_are_separate(
+    race_token: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--text --width 120 --svg F``: 120 columns of text and a default-width picture;
+    ``--picture-width`` sets the pixels (new-user trial 10, defect 6)."""
+    a, b = tmp_path / "a.svg", tmp_path / "b.svg"
+    assert main(["replay", race_token, "--text", "--width", "120", "--svg", str(a)]) == 1
+    out = capsys.readouterr().out
+    assert _table_width(out.rstrip("\n").rsplit("\n", 1)[0]) <= 120
+    assert ET.parse(a).getroot().get("width") == "1400"
+    argv = ["replay", race_token, "--text", "--width", "100", "--svg", str(b)]
+    assert main([*argv, "--picture-width", "700"]) == 1
+    assert ET.parse(b).getroot().get("width") == "700"
+    capsys.readouterr()
+    assert main(["replay", race_token, "--svg", str(b), "--picture-width", "50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "--picture-width" in err

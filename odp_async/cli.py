@@ -281,7 +281,13 @@ and exits 130.
     metavar="WHERE",
     help="random/pct/dpor on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
 )
-@click.option("--start", default=0, show_default=True, type=int, help="first schedule index")
+@click.option(
+    "--start",
+    default=0,
+    show_default=True,
+    type=int,
+    help="skip the first START schedules (reports count from 1: schedule N is --start N-1)",
+)
 @click.option(
     "--resume",
     metavar="FILE",

@@ -135,6 +135,8 @@ class ExploreConfig:
       on the machine's speed; without it they do not.
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
+      Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
+      from 1: the failure at schedule N is index N-1 (``start=N-1, schedules=1``).
     - `seed`: the base of every per-schedule seed (random, pct, portfolio).
     - `max_steps`: per execution; a run past it is reported as starvation when a fair
       continuation does not finish it either (`odp_async.explore.fairness`).

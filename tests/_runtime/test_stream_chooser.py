@@ -95,7 +95,9 @@ def test_the_plain_loop_inlines_it_exactly(program: Any) -> None:
 
 def test_explore_schedule_i_is_stream_chooser_seed_i() -> None:
     target = Target.resolve("classic:lost-update")
-    result = explore("classic:lost-update", seed=11, schedules=30, stop_on_first=False)
+    result = explore(
+        "classic:lost-update", chooser="random", seed=11, schedules=30, stop_on_first=False
+    )
     failing_here = [
         i + 1
         for i in range(30)
@@ -107,10 +109,17 @@ def test_explore_schedule_i_is_stream_chooser_seed_i() -> None:
 
 def test_a_run_log_from_before_the_stream_is_refused(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
-    explore("classic:lost-update", schedules=20, resume=log, stop_on_first=False, shrink=False)
+    explore(
+        "classic:lost-update",
+        chooser="random",
+        schedules=20,
+        resume=log,
+        stop_on_first=False,
+        shrink=False,
+    )
     lines = log.read_text().splitlines()
     header = json.loads(lines[0])
     del header["stream"]  # what an older odp_async wrote
     log.write_text("\n".join([json.dumps(header, sort_keys=True), *lines[1:]]) + "\n")
     with pytest.raises(InvalidArgument, match=r"log of another run: its stream is None"):
-        explore("classic:lost-update", schedules=20, resume=log, stop_on_first=False)
+        explore("classic:lost-update", chooser="random", schedules=20, resume=log)

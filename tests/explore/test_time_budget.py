@@ -125,17 +125,3 @@ def test_a_bounded_dpor_cut_by_the_clock_does_not_blame_its_bound() -> None:
     assert result.out_of_time
     assert not result.complete
     assert result.claim == "no violation in 2 schedules (time budget reached, not complete)"
-
-
-def test_the_failure_at_schedule_n_is_rerun_by_start_n_minus_1() -> None:
-    from odp_async.explore.runner import explore
-
-    found = explore("classic:lost-update", chooser="random", seed=3, shrink=False)
-    assert found.failure is not None
-    n = found.failure.index
-    again = explore(
-        "classic:lost-update", chooser="random", seed=3, start=n - 1, schedules=1, shrink=False
-    )
-    assert again.failure is not None
-    assert again.failure.index == n
-    assert again.failure.schedule == found.failure.schedule

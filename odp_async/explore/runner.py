@@ -266,7 +266,7 @@ class ExploreResult:
     def claim(self) -> str:
         """What the search establishes, in one line; never more than it showed.
 
-        - a failure: ``"violation: <verdict> at schedule i"``;
+        - a failure: ``"violation at schedule i: <kind>"`` (the kind shown, e.g. ``error``);
         - ``dpor`` that explored every Mazurkiewicz trace (no bound cut anything):
           ``"complete: N traces, no violation"``;
         - the ``portfolio`` whose dpor member explored every trace:
@@ -284,7 +284,7 @@ class ExploreResult:
         """
         n, chooser = self.schedules, self.config.chooser
         if self.failure is not None:
-            return f"violation: {self.verdict} at schedule {self.failure.index}"
+            return f"violation at schedule {self.failure.index}: {self.failure.violation.kind}"
         if self.interrupted:
             return f"no violation in {n} schedules (interrupted, not complete)"
         if self.complete and chooser == "dpor":

@@ -117,17 +117,17 @@ def test_a_program_with_a_bug_is_never_complete_and_clean(name: str) -> None:
     # The whole search (no stop at the first failure): complete or not, it says the bug.
     r = explore(f"classic:{name}", chooser="dpor", schedules=300, stop_on_first=False)
     assert r.failure is not None, r.claim
-    assert r.claim.startswith("violation: ")
+    assert r.claim.startswith("violation at schedule ")
     assert "no violation" not in r.claim
 
 
 def test_user_bugs_are_found_noted_or_hidden(user: ModuleType) -> None:
     racy = explore(user.RACY, chooser="dpor", schedules=10_000, stop_on_first=False)
-    assert racy.claim.startswith("violation: found at schedule ")
+    assert racy.claim.startswith("violation at schedule ")
     # A race on a plain object: no footprint names it, so its steps stay unknown and DPOR
     # still finds it (never "complete, no violation").
     hidden = explore(user.hidden_race, chooser="dpor", schedules=10_000, stop_on_first=False)
-    assert hidden.claim.startswith("violation: found at schedule ")
+    assert hidden.claim.startswith("violation at schedule ")
 
 
 def test_the_cli_says_the_claim(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from odp_async.cli import ExitCode, main
 from odp_async.explore import ExploreConfig
+from odp_async.explore.executors import InlineExecutor
 from odp_async.explore.runner import explore_target
 from odp_async.explore.target import Target
 
@@ -64,3 +65,20 @@ def test_the_cli_exits_2_when_nothing_was_explored(
     assert "nothing explored" in out
     assert "nothing explored (time budget reached before the first schedule)" in err
     assert "Traceback" not in err
+
+
+# --- 2. --time stops the split dpor search ----------------------------------------------
+
+
+def test_the_budget_stops_the_split_dpor_search() -> None:
+    target = Target.resolve("classic:reorder_3_fixed")
+    config = ExploreConfig(chooser="dpor", schedules=100_000, jobs=2, time=3.0)
+    unlimited = explore_target(
+        target, config.evolve(time=None), executor=InlineExecutor(), clock=FakeClock()
+    )
+    result = explore_target(target, config, executor=InlineExecutor(), clock=FakeClock())
+    assert result.out_of_time
+    assert not result.complete
+    assert 0 < result.schedules < unlimited.schedules
+    assert result.claim.endswith("(time budget reached, not complete)")
+    assert not unlimited.out_of_time

@@ -4,11 +4,17 @@ shrinker dropping a minimality it proved, and serial dpor's header and bound 0."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import attrs
 import pytest
 
 from odp_async.cli import ExitCode, main
-from odp_async.explore import ExploreConfig
+from odp_async.errors import InvalidArgument
+from odp_async.explore import ExploreConfig, explore
 from odp_async.explore.executors import InlineExecutor
 from odp_async.explore.runner import explore_target
 from odp_async.explore.target import Target
@@ -82,3 +88,50 @@ def test_the_budget_stops_the_split_dpor_search() -> None:
     assert 0 < result.schedules < unlimited.schedules
     assert result.claim.endswith("(time budget reached, not complete)")
     assert not unlimited.out_of_time
+
+
+# --- 3. a target that needs arguments ---------------------------------------------------
+
+ARGMOD = """
+class K:
+    async def meth(self):
+        pass
+
+
+async def needs_arg(n, *, flag=False):
+    pass
+"""
+
+
+@pytest.fixture
+def argmod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "trial_argmod.py").write_text(ARGMOD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("ref", "needs"), [("trial_argmod:needs_arg", "n"), ("trial_argmod:K.meth", "self")]
+)
+def test_a_target_needing_arguments_is_refused_by_the_cli(
+    argmod: Path, ref: str, needs: str
+) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(argmod), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", "explore", ref, "--schedules", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    assert f"target {ref} requires the parameters {needs}" in lines[-1]
+
+
+def test_a_target_needing_arguments_is_refused_by_the_api(argmod: Path) -> None:
+    with pytest.raises(InvalidArgument, match=r"trial_argmod:needs_arg requires the parameters n"):
+        explore("trial_argmod:needs_arg", schedules=2)
+    target = Target.resolve("trial_argmod:needs_arg", args=(3,))  # given its argument
+    assert explore_target(target, ExploreConfig(schedules=2)).schedules == 2

@@ -344,13 +344,14 @@ def shrink(
     if p == 0:
         minimal = True
     elif p <= MAX_PROOF_PREEMPTIONS and proof_budget > 0:
-        found, minimal = _fewer_preemptions(current, kind, p, max_steps, proof_budget)
+        found, minimal, level = _fewer_preemptions(current, kind, p, max_steps, proof_budget)
         if found is not None:
             got = attempt(found, by_id=False)
             if got is not None and key(got) < key(best):
                 best = got
-                # what the search found is not known to be minimal itself
-                minimal = True if best[0].preemptions == 0 else None
+                # the search ran every schedule of fewer than `level` preemptions first
+                # (iterative bounding) and none failed so: a find within `level` is minimal
+                minimal = True if best[0].preemptions <= level else None
 
     return ShrinkResult(
         tuple(best[0].taken),
@@ -375,11 +376,12 @@ def _step(execution: Execution) -> int:
 
 def _fewer_preemptions(
     target: Target, kind: str, preemptions: int, max_steps: int, budget: int
-) -> tuple[tuple[int, ...] | None, bool | None]:
+) -> tuple[tuple[int, ...] | None, bool | None, int]:
     """Search every schedule of at most ``preemptions - 1`` preemptions (plain dfs, no
-    reduction, iterative bounding) for one failing with `kind`: (its schedule, None), or
-    (None, True) when none exists, or (None, None) when `budget` executions could not
-    tell."""
+    reduction, iterative bounding: level 0, then 1...) for one failing with `kind`: (its
+    schedule, None, the level it was found at: no schedule of fewer preemptions fails
+    so), or (None, True, -) when none exists, or (None, None, -) when `budget`
+    executions could not tell."""
     chooser = DfsChooser(preemptions - 1, iterative=True, reduction=False)
     ran = 0
     while chooser.has_more and ran < budget:
@@ -390,7 +392,7 @@ def _fewer_preemptions(
             continue
         failure = execution.failure
         if failure is not None and failure.kind == kind:
-            return execution.sim.schedule, None
+            return execution.sim.schedule, None, chooser.bound or 0
     if chooser.is_complete:
-        return None, True
-    return None, None
+        return None, True, preemptions - 1
+    return None, None, 0

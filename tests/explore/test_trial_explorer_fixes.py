@@ -135,3 +135,19 @@ def test_a_target_needing_arguments_is_refused_by_the_api(argmod: Path) -> None:
         explore("trial_argmod:needs_arg", schedules=2)
     target = Target.resolve("trial_argmod:needs_arg", args=(3,))  # given its argument
     assert explore_target(target, ExploreConfig(schedules=2)).schedules == 2
+
+
+# --- 4. the shrinker keeps the minimality its proof search established -----------------
+
+
+def test_a_find_of_the_proof_search_is_minimal() -> None:
+    # random finds the lock-order deadlock with 2 preemptions; the passes leave more than
+    # 1 and the proof search (levels 0, 1 in order) finds one: minimal, as level 0 ran
+    result = explore("classic:lock-order", chooser="random")
+    assert result.failure is not None
+    shrunk = result.failure.shrunk
+    assert shrunk is not None
+    assert shrunk.preemptions_before == 2
+    assert shrunk.preemptions_after == 1
+    assert shrunk.minimal is True
+    assert "(minimal" in result.failure.describe()

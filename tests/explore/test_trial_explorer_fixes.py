@@ -17,6 +17,7 @@ from odp_async.errors import InvalidArgument
 from odp_async.explore import ExploreConfig, explore
 from odp_async.explore.executors import InlineExecutor
 from odp_async.explore.runner import explore_target
+from odp_async.explore.shrink import shrink
 from odp_async.explore.target import Target
 
 
@@ -151,3 +152,17 @@ def test_a_find_of_the_proof_search_is_minimal() -> None:
     assert shrunk.preemptions_after == 1
     assert shrunk.minimal is True
     assert "(minimal" in result.failure.describe()
+
+
+def test_the_proof_search_also_runs_above_its_range() -> None:
+    # the passes leave random's find of this 2-preemption bug at 4 preemptions, above
+    # MAX_PROOF_PREEMPTIONS: the search among the schedules of at most 3 finds 2
+    target = Target.resolve("classic:two-preemptions")
+    found = explore_target(target, ExploreConfig(chooser="random", shrink=False))
+    assert found.failure is not None
+    kind = found.failure.violation.kind
+    passes = shrink(target, found.failure.schedule, kind, max_steps=10_000, proof_budget=0)
+    assert passes.preemptions_after == 4
+    result = shrink(target, found.failure.schedule, kind, max_steps=10_000)
+    assert result.preemptions_after == 2
+    assert result.minimal is True

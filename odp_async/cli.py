@@ -441,7 +441,8 @@ def _explore_line(result: Any) -> str:
         f"{result.label}: {verdict} - {result.schedules} schedules "
         f"({result.steps} steps, {result.elapsed:.2f}s"
         + (f", {result.pruned} pruned" if result.pruned else "")
-        + (f", complete for bound {result.bound}" if result.complete else "")
+        + (", complete" if result.complete else "")
+        + (f" for bound {result.bound}" if result.complete and result.bound is not None else "")
         + (", out of time" if result.out_of_time else "")
         + ")"
         + f"\n{result.claim}"

@@ -166,3 +166,28 @@ def test_the_proof_search_also_runs_above_its_range() -> None:
     result = shrink(target, found.failure.schedule, kind, max_steps=10_000)
     assert result.preemptions_after == 2
     assert result.minimal is True
+
+
+# --- 5. serial dpor's header; --max-preemptions 0 ----------------------------------------
+
+
+def test_serial_dpor_says_complete_without_a_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "classic:twostage_fixed", "--chooser", "dpor"]) == ExitCode.OK
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.endswith(", complete)")
+    assert "bound None" not in header
+    argv = ["explore", "classic:twostage_fixed", "--chooser", "dfs", "--preemptions", "1"]
+    assert main(argv) == ExitCode.OK
+    assert "complete for bound 1)" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_max_preemptions_0_runs_the_schedules_without_a_preemption(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["explore", "classic:lock-order", "--chooser", "dfs", "--max-preemptions", "0"]
+    assert main(argv) == ExitCode.OK  # the deadlock needs a preemption
+    out = capsys.readouterr().out
+    assert "complete for preemption bound 0: 2 schedules, no violation" in out
+    assert ExploreConfig(chooser="dfs", max_preemptions=0).max_preemptions == 0
+    with pytest.raises(InvalidArgument, match="max_preemptions must be a non-negative int"):
+        ExploreConfig(max_preemptions=-1)

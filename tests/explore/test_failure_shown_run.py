@@ -50,7 +50,11 @@ def test_header_json_steps_and_token_describe_the_shrunk_run(tmp_path: Path) -> 
 
     text = cli(tmp_path, "explore", target, "--seed", SEED)
     assert text.returncode == ExitCode.VIOLATION, text.stderr
-    header = next(line for line in text.stdout.splitlines() if " at schedule " in line)
+    header = next(  # the failure's header, not the claim ("violation: ... at schedule i")
+        line
+        for line in text.stdout.splitlines()
+        if " at schedule " in line and not line.startswith("violation: ")
+    )
     assert f", shrunk to {shown['steps']} steps: " in header, header
     assert header.endswith(f"(step {first['step']}, main): {first['detail']}"), header
     marked = [line for line in text.stdout.splitlines() if line.endswith("<==")]

@@ -50,7 +50,8 @@ class ExitCode(enum.IntEnum):
     #: A violation was found (explore, replay, run), or a matrix cell missed its expectation.
     VIOLATION = 1
     #: A usage error or bad input: unknown scenario/protocol/chooser, malformed token or
-    #: scenario file, a bad number, an unwritable output path.
+    #: scenario file, a bad number, an unwritable output path; an exploration that ran
+    #: no schedule at all (it establishes nothing: never reported as clean).
     USAGE = 2
     #: A bug in odp_async (the traceback is printed; please report it).
     INTERNAL = 3
@@ -400,6 +401,8 @@ def explore(
             click.echo(failure.describe())
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
+    if result.schedules == 0:
+        _fail(f"{target.label}: {result.claim}; give a longer --time")
 
 
 def _explore(
@@ -431,11 +434,15 @@ def _explore(
 
 
 def _explore_line(result: Any) -> str:
+    verdict = result.verdict
+    if result.schedules == 0 and result.failure is None:
+        verdict = "nothing explored"  # never "clean": it establishes nothing
     return (
-        f"{result.label}: {result.verdict} - {result.schedules} schedules "
+        f"{result.label}: {verdict} - {result.schedules} schedules "
         f"({result.steps} steps, {result.elapsed:.2f}s"
         + (f", {result.pruned} pruned" if result.pruned else "")
-        + (f", complete for bound {result.bound}" if result.complete else "")
+        + (", complete" if result.complete else "")
+        + (f" for bound {result.bound}" if result.complete and result.bound is not None else "")
         + (", out of time" if result.out_of_time else "")
         + ")"
         + f"\n{result.claim}"
@@ -547,7 +554,11 @@ def _explore_json(result: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "target": result.label,
         "chooser": result.config.chooser,
-        "verdict": str(result.verdict),
+        "verdict": (
+            "nothing explored"
+            if result.schedules == 0 and failure is None
+            else str(result.verdict)
+        ),
         "schedules": result.schedules,
         "pruned": result.pruned,
         "steps": result.steps,

@@ -67,6 +67,16 @@ def _positive(name: str, maximum: int) -> Any:
     return check
 
 
+def _count(name: str, maximum: int) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidArgument(f"{name} must be a non-negative int, got {_show(value)}")
+        if value > maximum:
+            raise InvalidArgument(f"{name} must be at most {maximum}, got {_show(value)}")
+
+    return check
+
+
 def _show(value: object) -> str:
     """`value` for a message: an int of hundreds of digits is not worth printing whole."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
@@ -128,10 +138,11 @@ class ExploreConfig:
       with a fixed share of the schedule indices; `odp_async.explore.portfolio`),
       ``random`` (uniform, seeded), ``pct`` (priority change points, `depth`),
       ``dfs`` (exhaustive, bounded by `preemption_bound`; None = iterative bounding from 0
-      up to `max_preemptions`).
+      up to `max_preemptions`, 0 included: the schedules without a preemption).
     - `schedules`: the budget, in executions.
     - `time`: a wall-clock budget in seconds (None: none); the search stops at the first
-      schedule (or, with workers, chunk) that would start after it.  Results then depend
+      schedule (or, with workers, chunk or dpor subtree) that would start after it, never
+      before the first schedule ran.  Results then depend
       on the machine's speed; without it they do not.
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
@@ -164,7 +175,7 @@ class ExploreConfig:
     depth: int = attrs.field(default=3, validator=_positive("depth", MAX_DEPTH))
     preemption_bound: int | None = attrs.field(default=None, validator=_bound)
     max_preemptions: int = attrs.field(
-        default=3, validator=_positive("max_preemptions", MAX_PREEMPTIONS)
+        default=3, validator=_count("max_preemptions", MAX_PREEMPTIONS)
     )
     reduction: bool = True
     symmetry: bool | None = attrs.field(default=None, validator=_optional_bool("symmetry"))

@@ -119,6 +119,10 @@ class Sink(Protocol):
 
     def report(self, *, force: bool = False) -> None: ...
 
+    def time_is_up(self, ran: int | None = None) -> bool:
+        """True once the wall-clock budget is spent (never before `ran` > 0)."""
+        ...
+
 
 @attrs.frozen
 class Frontier:
@@ -340,7 +344,7 @@ def explore_split(
             if not levels:
                 break  # every subtree ran to its end
             left = config.schedules - sum(item.traces for item in items)
-            if left <= 0:
+            if left <= 0 or sink.time_is_up(sum(item.traces for item in items)):
                 complete = False
                 break
             level: int | None = min(levels)
@@ -352,14 +356,15 @@ def explore_split(
             wanted = {k: (items[k].traces + left, level) for k in active}
             had = [item.traces for item in items]
             done = _run_round(
-                task, config, prefixes, costs, executor, wanted, len(news), had, left
+                task, config, prefixes, costs, executor, wanted, len(news), had, left, sink
             )
             new = [0] * n
             news.append(new)
             stop = False
             for k in active:
                 if k not in done:
-                    break  # cancelled: after the failing item
+                    stop, complete = True, False
+                    break  # cancelled: after the failing item, or out of time
                 worker, result = done[k]
                 grew = result.traces - items[k].traces
                 if grew > left:
@@ -412,18 +417,25 @@ def _run_round(
     round_: int,
     had: list[int] | None = None,
     left: int = 0,
+    sink: Sink | None = None,
 ) -> dict[int, tuple[str, SubtreeResult]]:
     """Run the items of `wanted` (item -> (budget, level)), keeping `executor.window`
     submitted, lowest first: their (worker, result).  An item after the one where the
     results so far, in prefix order, add up `left` new traces (beyond `had`, the traces
     each had) is not needed: cancelled, left out.  So is, with ``stop_on_first``, an item
-    after a failing one."""
+    after a failing one, and every item not yet submitted once the wall-clock budget of
+    `sink` is spent (what is running finishes; an item runs to its end)."""
     todo = sorted(wanted)
     pending: dict[Hashable, int] = {}
     done: dict[int, tuple[str, SubtreeResult]] = {}
     last: int | None = None  # no item after it is needed
     at = 0
+    ran = sum(had) if had is not None else 0
     while True:
+        if sink is not None and at < len(todo):
+            started = ran + sum(r.traces - (had[k] if had else 0) for k, (_, r) in done.items())
+            if sink.time_is_up(started):
+                at = len(todo)  # submit nothing more
         while at < len(todo) and len(pending) < executor.window:
             item = todo[at]
             at += 1

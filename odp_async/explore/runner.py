@@ -267,6 +267,8 @@ class ExploreResult:
         """What the search establishes, in one line; never more than it showed.
 
         - a failure: ``"violation at schedule i: <kind>"`` (the kind shown, e.g. ``error``);
+        - no schedule ran: ``"nothing explored (... before the first schedule)"`` (it
+          establishes nothing; the CLI exits 2, not 0);
         - ``dpor`` that explored every Mazurkiewicz trace (no bound cut anything):
           ``"complete: N traces, no violation"``;
         - the ``portfolio`` whose dpor member explored every trace:
@@ -285,6 +287,11 @@ class ExploreResult:
         n, chooser = self.schedules, self.config.chooser
         if self.failure is not None:
             return f"violation at schedule {self.failure.index}: {self.failure.violation.kind}"
+        if n == 0:
+            why = "interrupted" if self.interrupted else "time budget reached"
+            if not self.interrupted and not self.out_of_time:
+                why = "the search ended"
+            return f"nothing explored ({why} before the first schedule)"
         if self.interrupted:
             return f"no violation in {n} schedules (interrupted, not complete)"
         if self.complete and chooser == "dpor":
@@ -489,8 +496,13 @@ class _Tally:
     def __attrs_post_init__(self) -> None:
         self.last_report = self.start
 
-    def time_is_up(self) -> bool:
-        """True (and remembered) once the wall-clock budget is spent."""
+    def time_is_up(self, ran: int | None = None) -> bool:
+        """True (and remembered) once the wall-clock budget is spent.  Never before the
+        first schedule ran (`ran`: the schedules run so far, default `done`): the budget
+        also counts the setup (probes, splitting), and a search that ran nothing would
+        establish nothing."""
+        if (self.done if ran is None else ran) == 0:
+            return self.out_of_time
         if self.limit is not None and not self.out_of_time:
             self.out_of_time = self.clock() - self.start >= self.limit
         return self.out_of_time

@@ -23,13 +23,16 @@ Contract
        stays with no more preemptions.
 
     A candidate is kept only if it fails with the same kind and is simpler.  Then, if
-    the result has ``p`` preemptions with ``0 < p <= MAX_PROOF_PREEMPTIONS``, a plain
-    depth-first search (no reduction, iterative preemption bounding, at most
-    `proof_budget` executions) looks for a schedule of fewer preemptions failing with
-    the same kind: one it finds replaces the result; if it runs every schedule of at most
-    ``p - 1`` preemptions and finds none, the result is **minimal** (`ShrinkResult.minimal`
-    True: no schedule of fewer preemptions shows that violation, for these parameters).
-    ``minimal`` is None when the search could not tell within its budget.
+    the result has ``p > 0`` preemptions, a plain depth-first search (no reduction,
+    iterative preemption bounding: every schedule of 0 preemptions, then of 1..., at
+    most `proof_budget` executions) looks for a schedule of at most
+    ``min(p, MAX_PROOF_PREEMPTIONS + 1) - 1`` preemptions failing with the same kind.
+    One it finds replaces the result and is **minimal** (`ShrinkResult.minimal` True:
+    no schedule of fewer preemptions shows that violation, for these parameters), as
+    every lower level ran first.  If it runs every schedule of at most ``p - 1``
+    preemptions (``p <= MAX_PROOF_PREEMPTIONS + 1``) and finds none, the result is
+    minimal.  ``minimal`` is None when the search could not tell within its budget, or
+    when ``p`` is above its range and it found nothing.
 
     The result carries the exact schedule of the best run (replayable with
     `ReplayChooser`), its execution, and the before/after measures.  Deterministic: the
@@ -55,8 +58,8 @@ __all__ = ["MAX_PROOF_PREEMPTIONS", "LenientReplay", "ShrinkResult", "shrink"]
 #: Answers of a by-id candidate: a task id, a draw's value, or None (the default).
 Answer = int | None
 
-#: The most preemptions whose minimality the shrinker tries to prove (the schedules of
-#: at most ``p - 1`` preemptions grow about as steps^(p-1)).
+#: The most preemptions of the schedules the proof search runs (they grow about as
+#: steps^p): it proves a result of at most this many + 1 preemptions minimal.
 MAX_PROOF_PREEMPTIONS: Final = 3
 
 
@@ -343,14 +346,20 @@ def shrink(
     p = best[0].preemptions
     if p == 0:
         minimal = True
-    elif p <= MAX_PROOF_PREEMPTIONS and proof_budget > 0:
-        found, minimal = _fewer_preemptions(current, kind, p, max_steps, proof_budget)
+    elif proof_budget > 0:
+        # above the proof's range, the search still looks below MAX_PROOF_PREEMPTIONS + 1
+        # (the passes can stop at 4 for a 2-preemption bug): a find replaces the result
+        below = min(p, MAX_PROOF_PREEMPTIONS + 1)
+        found, minimal, level = _fewer_preemptions(current, kind, below, max_steps, proof_budget)
+        if below < p:
+            minimal = None  # only the schedules of fewer than `below` preemptions ran
         if found is not None:
             got = attempt(found, by_id=False)
             if got is not None and key(got) < key(best):
                 best = got
-                # what the search found is not known to be minimal itself
-                minimal = True if best[0].preemptions == 0 else None
+                # the search ran every schedule of fewer than `level` preemptions first
+                # (iterative bounding) and none failed so: a find within `level` is minimal
+                minimal = True if best[0].preemptions <= level else None
 
     return ShrinkResult(
         tuple(best[0].taken),
@@ -375,11 +384,12 @@ def _step(execution: Execution) -> int:
 
 def _fewer_preemptions(
     target: Target, kind: str, preemptions: int, max_steps: int, budget: int
-) -> tuple[tuple[int, ...] | None, bool | None]:
+) -> tuple[tuple[int, ...] | None, bool | None, int]:
     """Search every schedule of at most ``preemptions - 1`` preemptions (plain dfs, no
-    reduction, iterative bounding) for one failing with `kind`: (its schedule, None), or
-    (None, True) when none exists, or (None, None) when `budget` executions could not
-    tell."""
+    reduction, iterative bounding: level 0, then 1...) for one failing with `kind`: (its
+    schedule, None, the level it was found at: no schedule of fewer preemptions fails
+    so), or (None, True, -) when none exists, or (None, None, -) when `budget`
+    executions could not tell."""
     chooser = DfsChooser(preemptions - 1, iterative=True, reduction=False)
     ran = 0
     while chooser.has_more and ran < budget:
@@ -390,7 +400,7 @@ def _fewer_preemptions(
             continue
         failure = execution.failure
         if failure is not None and failure.kind == kind:
-            return execution.sim.schedule, None
+            return execution.sim.schedule, None, chooser.bound or 0
     if chooser.is_complete:
-        return None, True
-    return None, None
+        return None, True, preemptions - 1
+    return None, None, 0

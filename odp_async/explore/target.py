@@ -431,6 +431,7 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
     if isinstance(obj, Scenario):
         return obj
     if inspect.iscoroutinefunction(obj):
+        _check_call(obj, ref, args)
         name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or ref
         doc = inspect.getdoc(obj) or ""
         return Scenario(
@@ -439,6 +440,31 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
     raise InvalidArgument(
         f"{ref} is {obj!r}, neither a Scenario nor an async function (async def)"
     )
+
+
+def _check_call(fn: Callable[..., Any], ref: str, args: tuple[Any, ...]) -> None:
+    """Raise `InvalidArgument` naming `ref` and its required parameters when `fn` cannot
+    be called with `args` (an unbound method needs ``self``)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to check: the call will tell
+        return
+    try:
+        signature.bind(*args)
+    except TypeError as e:
+        empty = inspect.Parameter.empty
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        required = [
+            p.name
+            for p in signature.parameters.values()
+            if p.default is empty and p.kind not in variadic
+        ]
+        given = f"{len(args)} argument{'s' * (len(args) != 1)}"
+        method = " (a method: explore a bound method or a function)" if "self" in required else ""
+        raise InvalidArgument(
+            f"target {ref} requires the parameters {', '.join(required) or '(none)'} but is "
+            f"called with {given}{method}: {e}"
+        ) from None
 
 
 def _lookup(name: str) -> Scenario:

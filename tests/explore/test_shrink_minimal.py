@@ -109,14 +109,15 @@ def test_the_bounded_search_finds_fewer_preemptions() -> None:
         if ex.failure is not None
     )
     assert execution.failure is not None
-    found, minimal = _fewer_preemptions(target, execution.failure.kind, 2, 1000, 100)
+    found, minimal, level = _fewer_preemptions(target, execution.failure.kind, 2, 1000, 100)
     assert found is not None
     assert minimal is None
+    assert level == 1  # level 0 ran first and found nothing
     replay = LenientReplay(found)
     assert target.run(replay, max_steps=1000).failure is not None
     assert replay.preemptions <= 1
     # and a search below 1 runs every non-preemptive schedule and finds none
-    assert _fewer_preemptions(target, execution.failure.kind, 1, 1000, 100) == (None, True)
+    assert _fewer_preemptions(target, execution.failure.kind, 1, 1000, 100) == (None, True, 0)
 
 
 def test_the_report_says_minimal() -> None:

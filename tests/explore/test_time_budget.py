@@ -119,9 +119,9 @@ def test_dfs_bound_is_the_completed_level_on_a_miss() -> None:
 
 
 def test_a_bounded_dpor_cut_by_the_clock_does_not_blame_its_bound() -> None:
-    target = Target.resolve("classic:account_fixed")  # 6 traces; the clock stops it at 2
+    target = Target.resolve("classic:account_fixed")  # 6 traces; the clock stops it at 3
     config = ExploreConfig(chooser="dpor", schedules=10_000, time=3.0, preemption_bound=2)
     result = explore_target(target, config, clock=FakeClock())
     assert result.out_of_time
     assert not result.complete
-    assert result.claim == "no violation in 2 schedules (time budget reached, not complete)"
+    assert result.claim == "no violation in 3 schedules (time budget reached, not complete)"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from odp_async.cli import ExitCode
+from odp_async.cli import EPILOG_MAIN, ExitCode
 
 
 def _with_stdout_closed(*argv: str) -> tuple[int, str]:
@@ -41,6 +41,7 @@ def _with_stdout_closed(*argv: str) -> tuple[int, str]:
 def test_a_closed_stdout_exits_141_quietly(argv: tuple[str, ...]) -> None:
     code, err = _with_stdout_closed(*argv)
     assert code == ExitCode.CLOSED_OUTPUT == 141, err
+    assert "141 standard output closed" in EPILOG_MAIN
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
     assert "Exception ignored" not in err

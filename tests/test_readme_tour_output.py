@@ -29,6 +29,7 @@ def test_the_tour_sample_is_what_explore_prints(capsys: pytest.CaptureFixture[st
     for readme_line, real in zip(shown, out, strict=True):
         if "..." in readme_line and readme_line.startswith("replay: "):
             head, tail = readme_line.split("...")
-            assert real.startswith(head) and real.endswith(tail), real
+            assert real.startswith(head), real
+            assert real.endswith(tail), real
         else:
             assert _TIME.sub("s)", readme_line) == _TIME.sub("s)", real)

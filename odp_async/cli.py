@@ -9,7 +9,8 @@ Contract
     number or option, an unwritable path) prints one line and exits 2, never a traceback
     (an unknown scenario or protocol name with a "did you mean"); a bug of odp_async
     prints the traceback and exits 3.  Ctrl-C stops an exploration, prints what was
-    explored so far (and the failure found so far, if any) and exits 130.
+    explored so far (and the failure found so far, if any) and exits 130.  A standard
+    output closed before everything was written (``| head -1``) exits 141 (128 + SIGPIPE).
 
     A protocol is a built-in name or ``module:Class`` (your own `OdpProtocol` subclass,
     imported from ``sys.path``, e.g. ``PYTHONPATH=.``); ``-o key=value`` (repeatable) sets
@@ -59,6 +60,9 @@ class ExitCode(enum.IntEnum):
     REPLAY_MISMATCH = 4
     #: Interrupted (Ctrl-C, SIGINT): 128 + SIGINT, as a shell reports it.
     INTERRUPTED = 130
+    #: Standard output closed before everything was written (``odp-async ... | head``):
+    #: 128 + SIGPIPE, as a shell reports a writer killed by it; never 1 (a violation).
+    CLOSED_OUTPUT = 141
 
 
 class _Exit(Exception):
@@ -89,7 +93,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
-2 usage or bad input, 3 internal error, 4 replay mismatch, 130 interrupted.
+2 usage or bad input, 3 internal error, 4 replay mismatch, 130 interrupted,
+141 standard output closed early (| head).
 """
 
 
@@ -1379,7 +1384,29 @@ def entry_point() -> NoReturn:
     directory too: the directory goes last on ``sys.path``, so it shadows nothing."""
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
-    sys.exit(main())
+    stdout = sys.stdout
+    try:
+        code = main()
+        sys.stdout.flush()  # what is still buffered: its EPIPE is this command's too
+    except SystemExit:
+        # click (standalone_mode=False) exits only on an EPIPE while the command writes,
+        # after swapping sys.stdout for a wrapper that hides the exit-time flush error
+        if sys.stdout is stdout:
+            raise
+        code = _closed_output()
+    except BrokenPipeError:
+        code = _closed_output()
+    sys.exit(code)
+
+
+def _closed_output() -> int:
+    """The reader of standard output went away (``| head``): the Python docs' "Note on
+    SIGPIPE" recipe (stdout to devnull, so the exit-time flush cannot fail), and exit 141,
+    128 + SIGPIPE, whatever the run found: its output was cut short."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return int(ExitCode.CLOSED_OUTPUT)
 
 
 if __name__ == "__main__":

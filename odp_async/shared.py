@@ -66,14 +66,23 @@ class SharedCell(Generic[T]):
         self._value = value
 
     async def load(self) -> T:
-        """A checkpoint that declares a read of the cell, then the read (one step)."""
-        await checkpoint(Footprint.read(self))
+        """A checkpoint that declares a read of the cell, then the read (one step).
+
+        The step is shown as ``load 'name'`` in a run's step list and timelines."""
+        await checkpoint(Footprint(reads=frozenset((self,)), label=f"load {self._shown()}"))
         return self.get()
 
     async def store(self, value: T) -> None:
-        """A checkpoint that declares a write of the cell, then the write (one step)."""
-        await checkpoint(Footprint.write(self))
+        """A checkpoint that declares a write of the cell, then the write (one step).
+
+        The step is shown as ``store 'name'`` in a run's step list and timelines."""
+        await checkpoint(Footprint(writes=frozenset((self,)), label=f"store {self._shown()}"))
         self.set(value)
+
+    def _shown(self) -> str:
+        # The cell as a step's label shows it: its name, never its value (a trace label
+        # is compared across runs; the value is what the runs disagree about).
+        return repr(self.name) if self.name is not None else "SharedCell"
 
     def __repr__(self) -> str:
         name = f" {self.name!r}" if self.name is not None else ""

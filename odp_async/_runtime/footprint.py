@@ -45,10 +45,16 @@ __all__ = [
 
 @attrs.frozen
 class Footprint:
-    """The resources a step reads and writes."""
+    """The resources a step reads and writes.
+
+    `label`, if given, is how the step is shown in a run's step list and timelines
+    (``"store 'counter'"``); display only: it takes no part in equality, hashing or
+    reduction.  Without one the step is shown as ``Footprint``.
+    """
 
     reads: frozenset[Hashable] = frozenset()
     writes: frozenset[Hashable] = frozenset()
+    label: str | None = attrs.field(default=None, eq=False)
 
     @classmethod
     def read(cls, *resources: Hashable) -> Footprint:

@@ -1300,6 +1300,8 @@ def _stable_label(label: object) -> object:
     if describe is not None:
         text: str = describe()[0]
         return text
+    if isinstance(label, Footprint) and label.label is not None:
+        return label.label  # what the step does ("store 'counter'"), display only
     return type(label).__name__
 
 

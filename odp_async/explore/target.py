@@ -437,8 +437,10 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
         return Scenario(
             str(name), doc.split("\n", 1)[0], _Call(obj, tuple(args)), (), needs_world=False
         )
+    shown = ref if ref == repr(obj) else f"{ref} is {obj!r}"  # an object given: once
     raise InvalidArgument(
-        f"{ref} is {obj!r}, neither a Scenario nor an async function (async def)"
+        f"{shown}: neither a Scenario nor an async function; pass an `async def` function "
+        "(a lambda or plain function that returns a coroutine is not one)"
     )
 
 

@@ -235,16 +235,24 @@ def shrink(
                 best, improved = got, True
         return improved
 
-    def drop_one() -> bool:
+    def each_preemption(delete: bool) -> bool:
+        # One at a time, from the last: the answer at a preemption goes (None: the
+        # default choice there) or, with `delete`, the choice point's answer is removed.
         improved = False
         for j in reversed(preemptive()):
             if attempts >= budget:
                 break
             candidate = ids()
             if j < len(candidate):
-                candidate[j] = None
+                if delete:
+                    del candidate[j]
+                else:
+                    candidate[j] = None
                 improved |= consider(candidate)
         return improved
+
+    def drop_one() -> bool:
+        return each_preemption(delete=False)
 
     def drop_runs() -> bool:
         improved = False
@@ -266,15 +274,7 @@ def shrink(
         return improved
 
     def delete_one() -> bool:
-        improved = False
-        for j in reversed(preemptive()):
-            if attempts >= budget:
-                break
-            candidate = ids()
-            if j < len(candidate):
-                del candidate[j]
-                improved |= consider(candidate)
-        return improved
+        return each_preemption(delete=True)
 
     def fewer_operations() -> bool:
         nonlocal current, best

@@ -56,9 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from odp_async._runtime import checkpoint, task_group
-from odp_async._runtime.footprint import Footprint
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.explore.runner import explore
 from odp_async.explore.target import Target
@@ -376,35 +374,12 @@ def sctbench_table(names: list[str], budget: int, seeds: int) -> list[str]:
 # --- memory per path -------------------------------------------------------------------------
 
 
-def long_program(steps: int) -> Callable[[], Any]:
-    async def body() -> None:
-        async def worker() -> None:
-            for _ in range(steps // 2):
-                await checkpoint(Footprint.write("x"))
-
-        async with task_group() as tg:
-            tg.start_soon(worker)
-            tg.start_soon(worker)
-
-    return body
-
-
 def memory_row(kind: str, steps: int, schedules: int) -> list[str]:
-    from odp_async._runtime import sim
+    from bench_dpor_memory import search  # the same program and search loop
 
-    program = long_program(steps)
-    chooser: Any = (
-        DfsChooser(3, iterative=True, symmetry=False) if kind == "dfs" else DporChooser()
-    )
     tracemalloc.start()
     t0 = time.perf_counter()
-    ran = 0
-    while ran < schedules and chooser.has_more:
-        try:
-            sim.run(program, chooser=chooser, max_steps=10 * steps + 100)
-        except PrunedExecution:
-            continue
-        ran += 1
+    ran = search(kind, steps, schedules)
     elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

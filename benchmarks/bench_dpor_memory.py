@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Report, Row, clocked, load, table
-from bench_dpor import long_program  # two tasks, every step writing the same "x"
 
-from odp_async._runtime import sim
+from odp_async._runtime import checkpoint, sim, task_group
+from odp_async._runtime.footprint import Footprint
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
 from odp_async.explore.dpor import DporChooser
 
 KINDS = ("dfs", "dpor")
+
+
+def long_program(steps: int) -> Callable[[], Any]:
+    """Two tasks, every step of each writing the same "x": `steps` steps in all."""
+
+    async def body() -> None:
+        async def worker() -> None:
+            for _ in range(steps // 2):
+                await checkpoint(Footprint.write("x"))
+
+        async with task_group() as tg:
+            tg.start_soon(worker)
+            tg.start_soon(worker)
+
+    return body
 
 
 def make_chooser(kind: str) -> Any:

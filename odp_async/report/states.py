@@ -146,7 +146,7 @@ def _label(pending: object) -> str:
     from .._runtime.footprint import Footprint
 
     if isinstance(pending, Footprint):
-        return f"a step touching {pending}"
+        return pending.label or f"a step touching {pending}"
     return ""
 
 

@@ -103,12 +103,6 @@ def no_sleep(hook: Callable[[object], None]) -> Iterator[None]:
         _NO_SLEEP.reset(token)
 
 
-def _might_sleep(primitive: object, task: object) -> None:
-    section = _NO_SLEEP.get()
-    if section is not None and section[0] is task and not getattr(primitive, "spins", False):
-        section[1](primitive)
-
-
 def _note(primitive: object, event: str | None = None) -> None:
     # A state change outside any acquire: part of the running sim step's footprint.
     rt = RUNTIME_VAR.get(None)
@@ -179,7 +173,9 @@ class _Blocking:
     async def _blocking(self, kind: int) -> Any:
         rt = current_runtime()
         task = rt.current_task()
-        _might_sleep(self, task)
+        section = _NO_SLEEP.get()  # `no_sleep` (might_sleep), inline: every acquire pays it
+        if section is not None and section[0] is task and not getattr(self, "spins", False):
+            section[1](self)
         if rt.is_sim:
             # The choice point goes before the attempt, so the chooser may let another
             # task take the primitive first.

@@ -502,7 +502,8 @@ class SimTaskGroup:
         self._children -= 1
         # The join: the parent's step after its park writes the group; children's ends
         # only read it (a count down commutes), so they stay independent of each other.
-        self._rt.note(ReadOf(self))
+        if self._rt._fp is not None:  # only a footprint-tracking run records it
+            self._rt.note(ReadOf(self))
         if self._children == 0 and self._waiter is not None and not self._waiter.woken:
             w = self._waiter
             w.woken = True

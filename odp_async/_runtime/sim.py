@@ -85,6 +85,7 @@ __all__ = [
     "StepLimitExceeded",
     "TaskEnd",
     "run",
+    "run_brief",
 ]
 
 # Trap opcodes: what a task yields to the driver, as ``(op, arg)``.
@@ -525,6 +526,7 @@ class SimRuntime(Runtime):
     __slots__ = (
         "__weakref__",
         "_blocked",
+        "_brief",
         "_chooser",
         "_chooser_error",
         "_current",
@@ -584,8 +586,11 @@ class SimRuntime(Runtime):
         self._fp: set[object] | None = None
         self._fp_unknown = False
         self._chooser_error: BaseException | None = None
-        self._ends: list[TaskEnd] = []
+        # (step, task, error) of every task that finished; `TaskEnd` records are built
+        # only with the result (an "ok" run of `run_brief` builds none).
+        self._ends: list[tuple[int, SimTask, BaseException | None]] = []
         self._preemptions: list[int] = []
+        self._brief = False
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
         # Spawn keys (what a task was spawned as) are kept for choosers that want
         # footprints, the only ones that read them (symmetry reduction).
@@ -799,6 +804,19 @@ class SimRuntime(Runtime):
         A chooser's exception (e.g. `ReplayMismatch`) propagates, after every task has
         been unwound.
         """
+        result = self._drive_root(main, args, brief=False)
+        assert isinstance(result, SimResult)
+        return result
+
+    def drive_brief(self, main: Callable[..., Awaitable[Any]], args: Sequence[Any]) -> SimResult | int:
+        """`drive`, except that a run ending ``"ok"`` returns its step count: no result
+        record is built for it (the explorer's common case; see `run_brief`)."""
+        return self._drive_root(main, args, brief=True)
+
+    def _drive_root(
+        self, main: Callable[..., Awaitable[Any]], args: Sequence[Any], *, brief: bool
+    ) -> SimResult | int:
+        self._brief = brief
         root = self._spawn(main, args, "main", None, [])
         try:
             return self._drive(root)
@@ -845,7 +863,7 @@ class SimRuntime(Runtime):
         self._current = None
         self._chooser_error = None
 
-    def _drive(self, root: SimTask) -> SimResult:
+    def _drive(self, root: SimTask) -> SimResult | int:
         self._root = root
         root_value: object = None
         root_error: BaseException | None = None
@@ -915,7 +933,7 @@ class SimRuntime(Runtime):
                 last = None
                 if task is root:
                     root_value = stop.value
-                self._ends.append(TaskEnd(steps, task.id, task.name))
+                self._ends.append((steps, task, None))
                 self._finish(task, None)
                 if track:  # after _finish: what it wakes or cancels is part of the step
                     self._end_footprint(task, declared)
@@ -932,7 +950,7 @@ class SimRuntime(Runtime):
                 last = None
                 if task is root:
                     root_error = err
-                self._ends.append(TaskEnd(steps, task.id, task.name, err))
+                self._ends.append((steps, task, err))
                 self._finish(task, err)
                 if track:  # after _finish: a failing task cancels its group's tasks
                     self._end_footprint(task, declared)
@@ -985,7 +1003,7 @@ class SimRuntime(Runtime):
                 raise self._foreign_await(task, trapped)
         return self._result(root, root_value, root_error)
 
-    def _drive_plain(self, root: SimTask) -> SimResult:
+    def _drive_plain(self, root: SimTask) -> SimResult | int:
         """`_drive` for the common case: no footprints, no trace, a chooser asked only
         among several tasks.  The same steps, the same answers asked in the same order;
         only the bookkeeping those features need is left out (`RandomChooser`'s draw is
@@ -1056,7 +1074,7 @@ class SimRuntime(Runtime):
                 last = None
                 if task is root:
                     root_value = stop.value
-                self._ends.append(TaskEnd(steps, task.id, task.name))
+                self._ends.append((steps, task, None))
                 self._finish(task, None)
                 continue
             except (KeyboardInterrupt, SystemExit):
@@ -1070,7 +1088,7 @@ class SimRuntime(Runtime):
                 last = None
                 if task is root:
                     root_error = err
-                self._ends.append(TaskEnd(steps, task.id, task.name, err))
+                self._ends.append((steps, task, err))
                 self._finish(task, err)
                 continue
             self._current = None
@@ -1144,12 +1162,17 @@ class SimRuntime(Runtime):
         noted = Footprint(writes=frozenset(fp))
         task.footprint = noted if declared is None else declared | noted
 
-    def _result(self, root: SimTask, value: object, error: BaseException | None) -> SimResult:
+    def _result(
+        self, root: SimTask, value: object, error: BaseException | None
+    ) -> SimResult | int:
+        if self._brief and error is None and root.state == _DONE:
+            return self._steps  # `drive_brief`: an "ok" run builds no record
         trace = tuple(self._trace) if self._trace is not None else None
         schedule = tuple(self._schedule)
         tasks = tuple((t.id, t.name) for t in self._tasks)
         steps, now = self._steps, self._now
-        ends, pre = tuple(self._ends), tuple(self._preemptions)
+        ends = tuple(TaskEnd(step, t.id, t.name, err) for step, t, err in self._ends)
+        pre = tuple(self._preemptions)
         if root.state == _DONE:
             outcome: Outcome = "ok" if error is None else "error"
             return SimResult(
@@ -1406,12 +1429,7 @@ def run(
     call, and `KeyboardInterrupt` / `SystemExit` raised inside a task, unchanged.  Each
     leaves after the run's tasks have been unwound.
     """
-    if not callable(main):
-        raise InvalidArgument(f"run() needs an async function, got {main!r}")
-    if not isinstance(max_steps, int) or max_steps < 1:
-        raise InvalidArgument(f"max_steps must be a positive int, got {max_steps!r}")
-    if not isinstance(noted_only, bool):
-        raise InvalidArgument(f"noted_only must be a bool, got {noted_only!r}")
+    _check_run(main, max_steps, noted_only)
     if chooser is None:
         chooser = RandomChooser(seed)
     rt = SimRuntime(
@@ -1420,3 +1438,30 @@ def run(
     ctx = contextvars.copy_context()
     ctx.run(RUNTIME_VAR.set, rt)
     return ctx.run(rt.drive, main, args)
+
+
+def run_brief(
+    main: Callable[..., Awaitable[Any]],
+    *args: Any,
+    chooser: Chooser,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    noted_only: bool = False,
+) -> SimResult | int:
+    """`run` without a trace, except that a run ending ``"ok"`` returns its step count
+    (an int) instead of a `SimResult`: the same steps and chooser answers, no record
+    built.  Any other outcome returns the `SimResult` that `run` would.  For callers
+    that only look closer at runs that went wrong (the explorer).  Raises as `run`."""
+    _check_run(main, max_steps, noted_only)
+    rt = SimRuntime(chooser, max_steps=max_steps, trace=False, noted_only=noted_only)
+    ctx = contextvars.copy_context()
+    ctx.run(RUNTIME_VAR.set, rt)
+    return ctx.run(rt.drive_brief, main, args)
+
+
+def _check_run(main: object, max_steps: int, noted_only: bool) -> None:
+    if not callable(main):
+        raise InvalidArgument(f"run() needs an async function, got {main!r}")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise InvalidArgument(f"max_steps must be a positive int, got {max_steps!r}")
+    if not isinstance(noted_only, bool):
+        raise InvalidArgument(f"noted_only must be a bool, got {noted_only!r}")

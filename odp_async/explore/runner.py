@@ -711,8 +711,12 @@ def _run_range(
             _run_dpor_slot(config, index, dpor, tally, target, steps_hint)
         else:
             by, chooser = _chooser_for(config, index, steps_hint)
-            execution = target.run(chooser, max_steps=config.max_steps)
-            tally.add(execution, index + 1, by)
+            execution = target.run_brief(chooser, max_steps=config.max_steps)
+            if type(execution) is int:  # an "ok" run: no record was built
+                tally.done += 1
+                tally.steps += execution
+            else:
+                tally.add(execution, index + 1, by)
         tally.report()
         if tally.hit is not None and config.stop_on_first:
             return index + 1 - first

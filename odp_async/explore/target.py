@@ -46,6 +46,7 @@ import attrs
 from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import SimResult
 from .._runtime.sim import run as sim_run
+from .._runtime.sim import run_brief as sim_run_brief
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
@@ -327,6 +328,25 @@ class Target:
         if result.outcome == "step-limit":
             violations = self._judge_step_limit(result, violations, max_steps)
         return Execution(tuple(violations), result, events)
+
+    def run_brief(self, chooser: Chooser, *, max_steps: int) -> Execution | int:
+        """`run`, except that a general program's run ending ``"ok"`` (no violation)
+        returns its step count and builds no record (the explorer's common case).  World
+        scenarios, and replays, always return an `Execution`.  Raises as `run`."""
+        scenario = self.scenario
+        if scenario.needs_world or isinstance(chooser, ReplayChooser):
+            return self.run(chooser, max_steps=max_steps)
+        result = sim_run_brief(
+            scenario.body, chooser=chooser, max_steps=max_steps, noted_only=scenario.noted_only
+        )
+        if type(result) is int:
+            return result
+        assert isinstance(result, SimResult)
+        violations = failure_violations(result)
+        _reraise_interrupt(result.error)
+        if result.outcome == "step-limit":
+            violations = self._judge_step_limit(result, violations, max_steps)
+        return Execution(tuple(violations), result)
 
     def _run_once(
         self, chooser: Chooser, max_steps: int, trace: bool

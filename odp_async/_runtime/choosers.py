@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 import random
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -81,6 +82,9 @@ class RandomChooser:
 
 #: One block of a `StreamChooser`'s stream: 16 little-endian 32-bit words.
 _WORDS = struct.Struct("<16I").unpack
+_DECIMAL = b"%d".__mod__
+_BLAKE2B = hashlib.blake2b
+_DIGEST = operator.methodcaller("digest")
 
 
 class StreamChooser:
@@ -100,21 +104,21 @@ class StreamChooser:
     __slots__ = ("_next", "index", "seed")
 
     def __init__(self, seed: int, index: int) -> None:
-        for name, value in (("seed", seed), ("index", index)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise InvalidArgument(
-                    f"{name} must be an int, got {value!r} ({type(value).__name__})"
-                )
+        if type(seed) is not int or type(index) is not int:  # the common case: plain ints
+            for name, value in (("seed", seed), ("index", index)):
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise InvalidArgument(
+                        f"{name} must be an int, got {value!r} ({type(value).__name__})"
+                    )
         self.seed = seed
         self.index = index
+        # Block k is BLAKE2b(prefix + b"k") read as 16 words, built by C iterators alone
+        # (no Python frame per block): a schedule's chooser costs ~1 us to make.
         prefix = b"%d/%d/" % (seed, index)
-
-        def block(k: int) -> tuple[int, ...]:
-            return _WORDS(hashlib.blake2b(prefix + b"%d" % k).digest())
-
-        words: Iterable[int] = itertools.chain.from_iterable(map(block, itertools.count()))
+        names = map(prefix.__add__, map(_DECIMAL, itertools.count()))
+        words = itertools.chain.from_iterable(map(_WORDS, map(_DIGEST, map(_BLAKE2B, names))))
         #: The next word of the stream (the sim's step loop calls it directly).
-        self._next: Callable[[], int] = iter(words).__next__
+        self._next: Callable[[], int] = words.__next__
 
     def new_execution(self) -> None:
         pass

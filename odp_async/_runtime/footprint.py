@@ -25,7 +25,6 @@ See also
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Hashable
 
 import attrs
@@ -60,14 +59,16 @@ class Footprint:
     def read(cls, *resources: Hashable) -> Footprint:
         """Reads of `resources`.  Equal calls may return the same (immutable) record."""
         if cls is Footprint:
-            return _interned(resources, False)
+            fp = _READS.get(resources)
+            return fp if fp is not None else _intern(_READS, resources, False)
         return cls(reads=frozenset(resources))
 
     @classmethod
     def write(cls, *resources: Hashable) -> Footprint:
         """Writes of `resources`.  Equal calls may return the same (immutable) record."""
         if cls is Footprint:
-            return _interned(resources, True)
+            fp = _WRITES.get(resources)
+            return fp if fp is not None else _intern(_WRITES, resources, True)
         return cls(writes=frozenset(resources))
 
     def __or__(self, other: Footprint) -> Footprint:
@@ -78,13 +79,23 @@ class Footprint:
         return "{" + ", ".join(sorted(parts)) + "}"
 
 
-@functools.lru_cache(maxsize=4096)
-def _interned(resources: tuple[Hashable, ...], write: bool) -> Footprint:
-    # A checkpoint label built in a loop (``checkpoint(Footprint.write("x"))``) costs a
-    # cache hit instead of a new record: a bounded memo of immutable values.
-    if write:
-        return Footprint(writes=frozenset(resources))
-    return Footprint(reads=frozenset(resources))
+#: Interned `Footprint.read` / `Footprint.write` records by their resources: a checkpoint
+#: label built in a loop (``checkpoint(Footprint.write("x"))``) costs a dict hit instead
+#: of a new record.  A bounded memo of immutable values (cleared when full): results
+#: never depend on it.
+_READS: dict[tuple[Hashable, ...], Footprint] = {}
+_WRITES: dict[tuple[Hashable, ...], Footprint] = {}
+_INTERNED_MAX = 4096
+
+
+def _intern(
+    cache: dict[tuple[Hashable, ...], Footprint], resources: tuple[Hashable, ...], write: bool
+) -> Footprint:
+    fp = Footprint(writes=frozenset(resources)) if write else Footprint(reads=frozenset(resources))
+    if len(cache) >= _INTERNED_MAX:
+        cache.clear()
+    cache[resources] = fp
+    return fp
 
 
 def declared_footprint(label: object, *, trust_primitives: bool) -> Footprint | None:

@@ -74,6 +74,7 @@ from .footprint import Footprint, ReadOf, declared_footprint
 
 __all__ = [
     "BlockedTask",
+    "BriefRuns",
     "Cancelled",
     "Deadlock",
     "DeadlockError",
@@ -563,11 +564,17 @@ class SimRuntime(Runtime):
         on_stop: Callable[[], None] | None = None,
         noted_only: bool = False,
     ) -> None:
-        self._chooser = chooser
         # The program vouches that it reaches shared state only through noted objects.
         self._noted_only = noted_only
         self._on_stop = on_stop
         self._max_steps = max_steps
+        self._brief = False
+        self._begin(chooser, trace)
+
+    def _begin(self, chooser: Chooser, trace: bool) -> None:
+        """Set every per-run field to its start: a fresh runtime's state, for `chooser`
+        (`BriefRuns` resets one runtime this way before each of its runs)."""
+        self._chooser = chooser
         self._runnable: list[SimTask] = []
         # Blocked or sleeping tasks, in the order they blocked (deterministic).
         self._blocked: dict[SimTask, None] = {}
@@ -590,7 +597,9 @@ class SimRuntime(Runtime):
         # only with the result (an "ok" run of `run_brief` builds none).
         self._ends: list[tuple[int, SimTask, BaseException | None]] = []
         self._preemptions: list[int] = []
-        self._brief = False
+        if type(chooser) in _PLAIN_CHOOSERS:  # neither attribute: the explorer's case
+            self._trust_primitives, self._keyed = True, False
+            return
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
         # Spawn keys (what a task was spawned as) are kept for choosers that want
         # footprints, the only ones that read them (symmetry reduction).
@@ -865,6 +874,9 @@ class SimRuntime(Runtime):
 
     def _drive(self, root: SimTask) -> SimResult | int:
         self._root = root
+        if type(self._chooser) in _PLAIN_CHOOSERS:  # no footprints, asks among several
+            if self._trace is None:
+                return self._drive_plain(root)  # (their new_execution() does nothing)
         root_value: object = None
         root_error: BaseException | None = None
         runnable = self._runnable
@@ -1021,6 +1033,7 @@ class SimRuntime(Runtime):
         last: SimTask | None = None
         while True:
             if self._chooser_error is not None:
+                self._current = None
                 raise self._chooser_error
             n = len(runnable)
             if n == 1:
@@ -1028,6 +1041,7 @@ class SimRuntime(Runtime):
                     break
                 i = 0
             elif n == 0:
+                self._current = None
                 if root.state == _DONE or not self._advance_clock():
                     break
                 continue
@@ -1039,6 +1053,7 @@ class SimRuntime(Runtime):
                 elif word is not None:
                     i = word() % n
                 else:
+                    self._current = None  # the chooser runs between steps
                     i = choose(runnable, last)
                     if not 0 <= i < n:
                         raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
@@ -1091,15 +1106,19 @@ class SimRuntime(Runtime):
                 self._ends.append((steps, task, err))
                 self._finish(task, err)
                 continue
-            self._current = None
+            # `_current` is left set after a checkpoint: only the chooser (above) and what
+            # follows the loop run between steps, and both clear it first.
             if type(trapped) is tuple and len(trapped) == 2 and trapped[0] == CHECKPOINT:
                 task.pending = trapped[1]
                 task.resume_cancellable = True
                 last = task
-            elif self._trapped(task, i, trapped):
-                last = task
             else:
-                last = None
+                self._current = None
+                if self._trapped(task, i, trapped):
+                    last = task
+                else:
+                    last = None
+        self._current = None
         return self._result(root, root_value, root_error)
 
     def _raised(self, task: SimTask, err: BaseException) -> None:
@@ -1302,6 +1321,10 @@ class SimRuntime(Runtime):
             raise interrupted
 
 
+#: Choosers with no footprints, no ``ask_always``, a no-op ``new_execution`` and no
+#: `trust_primitives`: `_drive` hands them to the plain loop without asking.
+_PLAIN_CHOOSERS: Final = (RandomChooser, StreamChooser)
+
 #: The driver loop's code: its frame is cut from the tracebacks of the tasks' errors.
 _DRIVE_CODES: Final = (SimRuntime._drive.__code__, SimRuntime._drive_plain.__code__)
 
@@ -1456,6 +1479,58 @@ def run_brief(
     ctx = contextvars.copy_context()
     ctx.run(RUNTIME_VAR.set, rt)
     return ctx.run(rt.drive_brief, main, args)
+
+
+class BriefRuns:
+    """Runs of one program under the sim, one at a time, on one runtime reset between runs.
+
+    ``BriefRuns(main, *args, max_steps=..., noted_only=...).run(chooser)`` is
+    ``run_brief(main, *args, chooser=chooser, max_steps=..., noted_only=...)``: the same
+    steps, chooser answers and results as a fresh runtime's (each run starts from every
+    per-run field reset, in a fresh copy of the caller's context), and for a run ending
+    ``"ok"`` its step count instead of a record.  What it saves is building and freeing
+    a runtime per run: the explorer runs thousands of short schedules of one program.
+    Runs leave no reference cycle, as `run`'s do.
+
+    Raises `InvalidArgument` as `run` does for bad arguments, and `ProtocolViolation` for
+    a run started while another of the same object is still going (from inside it).
+    """
+
+    __slots__ = ("_args", "_busy", "_main", "_max_steps", "_noted_only", "_rt")
+
+    def __init__(
+        self,
+        main: Callable[..., Awaitable[Any]],
+        *args: Any,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        noted_only: bool = False,
+    ) -> None:
+        _check_run(main, max_steps, noted_only)
+        self._main = main
+        self._args = args
+        self._max_steps = max_steps
+        self._noted_only = noted_only
+        self._rt: SimRuntime | None = None
+        self._busy = False
+
+    def run(self, chooser: Chooser) -> SimResult | int:
+        """One run under `chooser`: `run_brief`'s answer (see the class docstring)."""
+        if self._busy:
+            raise ProtocolViolation("BriefRuns.run() inside one of its own runs")
+        rt = self._rt
+        if rt is None:
+            rt = self._rt = SimRuntime(
+                chooser, max_steps=self._max_steps, trace=False, noted_only=self._noted_only
+            )
+        else:
+            rt._begin(chooser, False)
+        ctx = contextvars.copy_context()
+        ctx.run(RUNTIME_VAR.set, rt)
+        self._busy = True
+        try:
+            return ctx.run(rt.drive_brief, self._main, self._args)
+        finally:
+            self._busy = False
 
 
 def _check_run(main: object, max_steps: int, noted_only: bool) -> None:

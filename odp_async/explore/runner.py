@@ -702,6 +702,7 @@ def _run_range(
     """Run schedules ``first..last-1``; stop at the first failure when asked, or when the
     wall-clock budget is spent.  A portfolio's dpor slots run on `dpor`, or (None: a
     worker's chunk) are left to the parent.  Returns how many indices it went through."""
+    run = target.brief_runs(max_steps=config.max_steps)  # one sim runtime, reset per run
     for index in range(first, last):
         if tally.time_is_up():
             return index - first
@@ -711,7 +712,7 @@ def _run_range(
             _run_dpor_slot(config, index, dpor, tally, target, steps_hint)
         else:
             by, chooser = _chooser_for(config, index, steps_hint)
-            execution = target.run_brief(chooser, max_steps=config.max_steps)
+            execution = run(chooser)
             if type(execution) is int:  # an "ok" run: no record was built
                 tally.done += 1
                 tally.steps += execution

@@ -35,6 +35,7 @@ See also
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -46,7 +47,7 @@ import attrs
 from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import SimResult
 from .._runtime.sim import run as sim_run
-from .._runtime.sim import run_brief as sim_run_brief
+from .._runtime.sim import BriefRuns
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
@@ -329,24 +330,31 @@ class Target:
             violations = self._judge_step_limit(result, violations, max_steps)
         return Execution(tuple(violations), result, events)
 
-    def run_brief(self, chooser: Chooser, *, max_steps: int) -> Execution | int:
-        """`run`, except that a general program's run ending ``"ok"`` (no violation)
-        returns its step count and builds no record (the explorer's common case).  World
-        scenarios, and replays, always return an `Execution`.  Raises as `run`."""
+    def brief_runs(self, *, max_steps: int) -> Callable[[Chooser], Execution | int]:
+        """A function that runs this target once per call, as `run` does, except that a
+        general program's run ending ``"ok"`` (no violation) returns its step count and
+        builds no record (the explorer's common case); its runs share one sim runtime,
+        reset between runs (`odp_async._runtime.sim.BriefRuns`: the same results).  World
+        scenarios, and replays, always get an `Execution`.  Raises as `run`."""
         scenario = self.scenario
-        if scenario.needs_world or isinstance(chooser, ReplayChooser):
-            return self.run(chooser, max_steps=max_steps)
-        result = sim_run_brief(
-            scenario.body, chooser=chooser, max_steps=max_steps, noted_only=scenario.noted_only
-        )
-        if type(result) is int:
-            return result
-        assert isinstance(result, SimResult)
-        violations = failure_violations(result)
-        _reraise_interrupt(result.error)
-        if result.outcome == "step-limit":
-            violations = self._judge_step_limit(result, violations, max_steps)
-        return Execution(tuple(violations), result)
+        if scenario.needs_world:
+            return functools.partial(self.run, max_steps=max_steps)
+        runs = BriefRuns(scenario.body, max_steps=max_steps, noted_only=scenario.noted_only)
+
+        def run(chooser: Chooser) -> Execution | int:
+            if isinstance(chooser, ReplayChooser):
+                return self.run(chooser, max_steps=max_steps)
+            result = runs.run(chooser)
+            if type(result) is int:
+                return result
+            assert isinstance(result, SimResult)
+            violations = failure_violations(result)
+            _reraise_interrupt(result.error)
+            if result.outcome == "step-limit":
+                violations = self._judge_step_limit(result, violations, max_steps)
+            return Execution(tuple(violations), result)
+
+        return run
 
     def _run_once(
         self, chooser: Chooser, max_steps: int, trace: bool

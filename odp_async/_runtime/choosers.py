@@ -82,7 +82,6 @@ class RandomChooser:
 
 #: One block of a `StreamChooser`'s stream: 16 little-endian 32-bit words.
 _WORDS = struct.Struct("<16I").unpack
-_DECIMAL = b"%d".__mod__
 _BLAKE2B = hashlib.blake2b
 _DIGEST = operator.methodcaller("digest")
 
@@ -114,8 +113,7 @@ class StreamChooser:
         self.index = index
         # Block k is BLAKE2b(prefix + b"k") read as 16 words, built by C iterators alone
         # (no Python frame per block): a schedule's chooser costs ~1 us to make.
-        prefix = b"%d/%d/" % (seed, index)
-        names = map(prefix.__add__, map(_DECIMAL, itertools.count()))
+        names = map((b"%d/%d/%%d" % (seed, index)).__mod__, itertools.count())  # b"s/i/k"
         words = itertools.chain.from_iterable(map(_WORDS, map(_DIGEST, map(_BLAKE2B, names))))
         #: The next word of the stream (the sim's step loop calls it directly).
         self._next: Callable[[], int] = words.__next__

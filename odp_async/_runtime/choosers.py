@@ -25,7 +25,7 @@ import itertools
 import operator
 import random
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..errors import InvalidArgument, ReplayMismatch

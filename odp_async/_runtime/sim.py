@@ -817,7 +817,9 @@ class SimRuntime(Runtime):
         assert isinstance(result, SimResult)
         return result
 
-    def drive_brief(self, main: Callable[..., Awaitable[Any]], args: Sequence[Any]) -> SimResult | int:
+    def drive_brief(
+        self, main: Callable[..., Awaitable[Any]], args: Sequence[Any]
+    ) -> SimResult | int:
         """`drive`, except that a run ending ``"ok"`` returns its step count: no result
         record is built for it (the explorer's common case; see `run_brief`)."""
         return self._drive_root(main, args, brief=True)
@@ -874,9 +876,9 @@ class SimRuntime(Runtime):
 
     def _drive(self, root: SimTask) -> SimResult | int:
         self._root = root
-        if type(self._chooser) in _PLAIN_CHOOSERS:  # no footprints, asks among several
-            if self._trace is None:
-                return self._drive_plain(root)  # (their new_execution() does nothing)
+        if self._trace is None and type(self._chooser) in _PLAIN_CHOOSERS:
+            # no footprints, asked only among several; their new_execution() does nothing
+            return self._drive_plain(root)
         root_value: object = None
         root_error: BaseException | None = None
         runnable = self._runnable
@@ -1114,10 +1116,7 @@ class SimRuntime(Runtime):
                 last = task
             else:
                 self._current = None
-                if self._trapped(task, i, trapped):
-                    last = task
-                else:
-                    last = None
+                last = task if self._trapped(task, i, trapped) else None
         self._current = None
         return self._result(root, root_value, root_error)
 

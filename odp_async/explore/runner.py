@@ -713,7 +713,7 @@ def _run_range(
         else:
             by, chooser = _chooser_for(config, index, steps_hint)
             execution = run(chooser)
-            if type(execution) is int:  # an "ok" run: no record was built
+            if isinstance(execution, int):  # an "ok" run: no record was built
                 tally.done += 1
                 tally.steps += execution
             else:

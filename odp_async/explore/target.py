@@ -45,9 +45,8 @@ from typing import Any
 import attrs
 
 from .._runtime.choosers import Chooser, ReplayChooser
-from .._runtime.sim import SimResult
+from .._runtime.sim import BriefRuns, SimResult
 from .._runtime.sim import run as sim_run
-from .._runtime.sim import BriefRuns
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol

@@ -569,19 +569,25 @@ class SimRuntime(Runtime):
         self._on_stop = on_stop
         self._max_steps = max_steps
         self._brief = False
-        self._begin(chooser, trace)
-
-    def _begin(self, chooser: Chooser, trace: bool) -> None:
-        """Set every per-run field to its start: a fresh runtime's state, for `chooser`
-        (`BriefRuns` resets one runtime this way before each of its runs)."""
-        self._chooser = chooser
+        # The run's tasks and queues: empty here, and emptied again by `_release` at the
+        # end of every run (so `_begin` need not).
         self._runnable: list[SimTask] = []
         # Blocked or sleeping tasks, in the order they blocked (deterministic).
         self._blocked: dict[SimTask, None] = {}
         self._tasks: list[SimTask] = []
+        self._timers: list[tuple[float, int, object, int]] = []
+        # (step, task, error) of every task that finished; `TaskEnd` records are built
+        # only with the result (an "ok" run of `run_brief` builds none).
+        self._ends: list[tuple[int, SimTask, BaseException | None]] = []
+        self._begin(chooser, trace)
+
+    def _begin(self, chooser: Chooser, trace: bool) -> None:
+        """Set every other per-run field to its start: with the containers `_release`
+        empties, a fresh runtime's state, for `chooser` (`BriefRuns` resets one runtime
+        this way before each of its runs)."""
+        self._chooser = chooser
         self._schedule: list[int] = []
         self._trace: list[tuple[int, int, int, object]] | None = [] if trace else None
-        self._timers: list[tuple[float, int, object, int]] = []
         self._seq = 0
         self._now = 0.0
         self._epoch = 0
@@ -593,9 +599,6 @@ class SimRuntime(Runtime):
         self._fp: set[object] | None = None
         self._fp_unknown = False
         self._chooser_error: BaseException | None = None
-        # (step, task, error) of every task that finished; `TaskEnd` records are built
-        # only with the result (an "ok" run of `run_brief` builds none).
-        self._ends: list[tuple[int, SimTask, BaseException | None]] = []
         self._preemptions: list[int] = []
         if type(chooser) in _PLAIN_CHOOSERS:  # neither attribute: the explorer's case
             self._trust_primitives, self._keyed = True, False
@@ -813,7 +816,7 @@ class SimRuntime(Runtime):
         A chooser's exception (e.g. `ReplayMismatch`) propagates, after every task has
         been unwound.
         """
-        result = self._drive_root(main, args, brief=False)
+        result = self._drive_root(main, args, False)
         assert isinstance(result, SimResult)
         return result
 
@@ -822,14 +825,18 @@ class SimRuntime(Runtime):
     ) -> SimResult | int:
         """`drive`, except that a run ending ``"ok"`` returns its step count: no result
         record is built for it (the explorer's common case; see `run_brief`)."""
-        return self._drive_root(main, args, brief=True)
+        return self._drive_root(main, args, True)
 
     def _drive_root(
-        self, main: Callable[..., Awaitable[Any]], args: Sequence[Any], *, brief: bool
+        self, main: Callable[..., Awaitable[Any]], args: Sequence[Any], brief: bool
     ) -> SimResult | int:
         self._brief = brief
         root = self._spawn(main, args, "main", None, [])
         try:
+            if self._trace is None and type(self._chooser) in _PLAIN_CHOOSERS:
+                # no footprints, asked only among several; their new_execution() does nothing
+                self._root = root
+                return self._drive_plain(root)
             return self._drive(root)
         except BaseException:
             self._close_all()
@@ -876,9 +883,6 @@ class SimRuntime(Runtime):
 
     def _drive(self, root: SimTask) -> SimResult | int:
         self._root = root
-        if self._trace is None and type(self._chooser) in _PLAIN_CHOOSERS:
-            # no footprints, asked only among several; their new_execution() does nothing
-            return self._drive_plain(root)
         root_value: object = None
         root_error: BaseException | None = None
         runnable = self._runnable
@@ -1522,12 +1526,12 @@ class BriefRuns:
                 chooser, max_steps=self._max_steps, trace=False, noted_only=self._noted_only
             )
         else:
-            rt._begin(chooser, False)
+            rt._begin(chooser, False)  # after the last run's `_release`
         ctx = contextvars.copy_context()
         ctx.run(RUNTIME_VAR.set, rt)
         self._busy = True
         try:
-            return ctx.run(rt.drive_brief, self._main, self._args)
+            return ctx.run(rt._drive_root, self._main, self._args, True)
         finally:
             self._busy = False
 

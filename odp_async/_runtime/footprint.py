@@ -25,7 +25,9 @@ See also
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
+from typing import Any
 
 import attrs
 
@@ -55,21 +57,26 @@ class Footprint:
     writes: frozenset[Hashable] = frozenset()
     label: str | None = attrs.field(default=None, eq=False)
 
-    @classmethod
-    def read(cls, *resources: Hashable) -> Footprint:
-        """Reads of `resources`.  Equal calls may return the same (immutable) record."""
-        if cls is Footprint:
-            fp = _READS.get(resources)
-            return fp if fp is not None else _intern(_READS, resources, False)
-        return cls(reads=frozenset(resources))
+    # `read` and `write` are memoised below (after the class): a checkpoint label built in
+    # a loop (``checkpoint(Footprint.write("x"))``) then costs a C-level cache hit, no
+    # Python frame.  A subclass gets plain class methods making its own instances.
 
-    @classmethod
-    def write(cls, *resources: Hashable) -> Footprint:
+    @staticmethod
+    def read(*resources: Hashable) -> Footprint:
+        """Reads of `resources`.  Equal calls may return the same (immutable) record."""
+        return Footprint(reads=frozenset(resources))
+
+    @staticmethod
+    def write(*resources: Hashable) -> Footprint:
         """Writes of `resources`.  Equal calls may return the same (immutable) record."""
-        if cls is Footprint:
-            fp = _WRITES.get(resources)
-            return fp if fp is not None else _intern(_WRITES, resources, True)
-        return cls(writes=frozenset(resources))
+        return Footprint(writes=frozenset(resources))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "read" not in cls.__dict__:
+            cls.read = classmethod(_subclass_read)  # type: ignore[assignment]
+        if "write" not in cls.__dict__:
+            cls.write = classmethod(_subclass_write)  # type: ignore[assignment]
 
     def __or__(self, other: Footprint) -> Footprint:
         return Footprint(self.reads | other.reads, self.writes | other.writes)
@@ -79,23 +86,19 @@ class Footprint:
         return "{" + ", ".join(sorted(parts)) + "}"
 
 
-#: Interned `Footprint.read` / `Footprint.write` records by their resources: a checkpoint
-#: label built in a loop (``checkpoint(Footprint.write("x"))``) costs a dict hit instead
-#: of a new record.  A bounded memo of immutable values (cleared when full): results
-#: never depend on it.
-_READS: dict[tuple[Hashable, ...], Footprint] = {}
-_WRITES: dict[tuple[Hashable, ...], Footprint] = {}
+#: A bounded memo of immutable values (the least recently used dropped past its size):
+#: results never depend on it.
 _INTERNED_MAX = 4096
+Footprint.read = staticmethod(functools.lru_cache(maxsize=_INTERNED_MAX)(Footprint.read))  # type: ignore[method-assign]
+Footprint.write = staticmethod(functools.lru_cache(maxsize=_INTERNED_MAX)(Footprint.write))  # type: ignore[method-assign]
 
 
-def _intern(
-    cache: dict[tuple[Hashable, ...], Footprint], resources: tuple[Hashable, ...], write: bool
-) -> Footprint:
-    fp = Footprint(writes=frozenset(resources)) if write else Footprint(reads=frozenset(resources))
-    if len(cache) >= _INTERNED_MAX:
-        cache.clear()
-    cache[resources] = fp
-    return fp
+def _subclass_read(cls: type[Footprint], *resources: Hashable) -> Footprint:
+    return cls(reads=frozenset(resources))
+
+
+def _subclass_write(cls: type[Footprint], *resources: Hashable) -> Footprint:
+    return cls(writes=frozenset(resources))
 
 
 def declared_footprint(label: object, *, trust_primitives: bool) -> Footprint | None:

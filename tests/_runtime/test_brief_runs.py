@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import attrs
 import pytest
 
 import odp_async
@@ -223,8 +224,19 @@ def test_interned_footprints_are_shared_and_bounded() -> None:
     assert Footprint.read("x", "y") is Footprint.read("x", "y")
     assert Footprint.read("x") != Footprint.write("x")
     first = Footprint.write("bound-test")
-    for k in range(5000):  # past the bound: the memo is emptied, values stay equal
+    for k in range(5000):  # past the bound: the oldest entries go, values stay equal
         Footprint.write(("bound-test", k))
     assert Footprint.write("bound-test") == first
     with pytest.raises(TypeError):
         Footprint.write(["unhashable"])
+
+
+def test_a_footprint_subclass_gets_its_own_instances() -> None:
+    @attrs.frozen
+    class Tagged(Footprint):
+        pass
+
+    assert type(Tagged.write("x")) is Tagged
+    assert type(Tagged.read("x", "y")) is Tagged
+    assert Tagged.read("x", "y").reads == frozenset({"x", "y"})
+    assert type(Footprint.write("x")) is Footprint

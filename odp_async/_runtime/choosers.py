@@ -25,7 +25,7 @@ import itertools
 import operator
 import random
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from ..errors import InvalidArgument, ReplayMismatch
@@ -100,7 +100,7 @@ class StreamChooser:
     Raises `InvalidArgument` for a `seed` or `index` that is not an int.
     """
 
-    __slots__ = ("_next", "index", "seed")
+    __slots__ = ("_next", "_words", "index", "seed")
 
     def __init__(self, seed: int, index: int) -> None:
         if type(seed) is not int or type(index) is not int:  # the common case: plain ints
@@ -115,7 +115,8 @@ class StreamChooser:
         # (no Python frame per block): a schedule's chooser costs ~1 us to make.
         names = map((b"%d/%d/%%d" % (seed, index)).__mod__, itertools.count())  # b"s/i/k"
         words = itertools.chain.from_iterable(map(_WORDS, map(_DIGEST, map(_BLAKE2B, names))))
-        #: The next word of the stream (the sim's step loop calls it directly).
+        #: The stream (the sim's step loop takes its next word itself), and its next word.
+        self._words: Iterator[int] = words
         self._next: Callable[[], int] = words.__next__
 
     def new_execution(self) -> None:

@@ -1030,10 +1030,10 @@ class SimRuntime(Runtime):
         root_error: BaseException | None = None
         runnable = self._runnable
         chooser = self._chooser
-        record = self._schedule.append
+        schedule = self._schedule  # (``schedule.append(i)``: the interpreter's fast path)
         max_steps = self._max_steps
         rnd = chooser._random if type(chooser) is RandomChooser else None
-        word = chooser._next if type(chooser) is StreamChooser else None
+        words = chooser._words if type(chooser) is StreamChooser else None
         choose = chooser.choose
         steps = 0
         last: SimTask | None = None
@@ -1056,14 +1056,14 @@ class SimRuntime(Runtime):
                     break
                 if rnd is not None:
                     i = int(rnd() * n)
-                elif word is not None:
-                    i = word() % n
+                elif words is not None:
+                    i = next(words) % n
                 else:
                     self._current = None  # the chooser runs between steps
                     i = choose(runnable, last)
                     if not 0 <= i < n:
                         raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
-                record(i)
+                schedule.append(i)
             steps += 1
             self._steps = steps
             task = runnable[i]

@@ -490,10 +490,11 @@ class SimTaskGroup:
         self._waiter = None
         self._state = 2
         swallowed = self._scope.__exit__(exc_type, exc, tb)
-        errors = list(self._errors)
-        if exc is not None and not isinstance(exc, Cancelled):
-            errors.insert(0, exc)  # the body's own error is grouped too, as anyio does
-        if errors:
+        own = exc is not None and not isinstance(exc, Cancelled)
+        if self._errors or own:
+            errors = list(self._errors)
+            if own:
+                errors.insert(0, exc)  # the body's own error is grouped too, as anyio does
             raise BaseExceptionGroup("unhandled errors in a task group", errors)
         return swallowed
 
@@ -702,7 +703,7 @@ class SimRuntime(Runtime):
         scopes: list[SimCancelScope],
     ) -> SimTask:
         coro: Any = func(*args)
-        if not isinstance(coro, types.CoroutineType):
+        if type(coro) is not _COROUTINE:
             if not inspect.isawaitable(coro):
                 raise InvalidArgument(
                     f"start_soon() needs an async function, got {func!r} which returned "
@@ -711,7 +712,9 @@ class SimRuntime(Runtime):
             coro = _await(coro)
         if name is None:
             name = getattr(func, "__qualname__", None) or repr(func)
-        task = SimTask(self._next_id, str(name), coro, contextvars.copy_context(), group, scopes)
+        if type(name) is not str:
+            name = str(name)
+        task = SimTask(self._next_id, name, coro, contextvars.copy_context(), group, scopes)
         if self._keyed:  # only symmetry reduction reads it
             try:
                 hash(func)
@@ -1324,6 +1327,10 @@ class SimRuntime(Runtime):
             raise interrupted
 
 
+_COROUTINE: Final = types.CoroutineType
+#: ``RUNTIME_VAR.set``, bound once (a run sets it in its context).
+_SET_RUNTIME: Final = RUNTIME_VAR.set
+
 #: Choosers with no footprints, no ``ask_always``, a no-op ``new_execution`` and no
 #: `trust_primitives`: `_drive` hands them to the plain loop without asking.
 _PLAIN_CHOOSERS: Final = (RandomChooser, StreamChooser)
@@ -1528,7 +1535,7 @@ class BriefRuns:
         else:
             rt._begin(chooser, False)  # after the last run's `_release`
         ctx = contextvars.copy_context()
-        ctx.run(RUNTIME_VAR.set, rt)
+        ctx.run(_SET_RUNTIME, rt)
         self._busy = True
         try:
             return ctx.run(rt._drive_root, self._main, self._args, True)

@@ -19,6 +19,11 @@ Contract
     Not outcomes either: `KeyboardInterrupt` and `SystemExit` raised inside a task leave
     `run` unchanged, after the run's tasks have been unwound.
 
+    `run_brief` is `run` for callers that look closer only at runs that went wrong (the
+    explorer): a run ending ``"ok"`` returns its step count, no record built; and
+    `BriefRuns` runs one program many times on one runtime, reset between runs, with the
+    same results as fresh runtimes.
+
     Who raised what: `SimResult.ends` records, for every task that finished, the step,
     the task and its exception (None for a return), so a report can name the task behind
     each leaf of the root's `ExceptionGroup`.

@@ -43,3 +43,35 @@ def test_the_readme_quotes_the_results_file() -> None:
     assert quoted, "the section quotes no target row"
     missing = [line for line in quoted if line not in rendered]
     assert missing == []
+
+
+def _steps_figures(text: str) -> dict[str, str]:
+    """The figures `bench_explore.py --steps-only` printed: its date, the sim step's
+    ratio, the 20-step program's schedules per second, the fixed cost per schedule."""
+    lines = text.splitlines()
+    figures = {"date": lines[0].split(": ", 1)[0]}
+    table = ""
+    for line in lines:
+        if line.startswith("== "):
+            table = line
+        elif line.startswith("sim checkpoint step "):
+            figures["ratio"] = line.split()[9]
+        elif line.startswith("explore step, 20-step program ") and "schedules per" in table:
+            figures["rate"] = f"{int(line.split()[4]):,}"
+        elif line.startswith("fixed cost per schedule "):
+            figures["fixed"] = line.split()[4]
+    return figures
+
+
+def test_the_readme_quotes_the_explorer_steps_file() -> None:
+    text = (ROOT / "benchmarks" / "results-explore-steps.txt").read_text()
+    figures = _steps_figures(text)
+    assert set(figures) == {"date", "ratio", "rate", "fixed"}, figures
+    section = _section()
+    start = section.index("`bench_explore.py --steps-only`")
+    paragraph = section[start : section.index("\n\n", start)]
+    assert "benchmarks/bench_explore.py --steps-only" in paragraph
+    assert figures["date"] in paragraph
+    assert f"{figures['ratio']}x" in paragraph
+    assert f"{figures['rate']} schedules/s" in paragraph
+    assert f"{figures['fixed']} us" in paragraph

@@ -65,8 +65,9 @@ def _same(brief: sim.SimResult | int, full: sim.SimResult) -> None:
         full.steps,
         full.time,
     )
-    assert [(e.step, e.task, type(e.error)) for e in brief.ends] == [
-        (e.step, e.task, type(e.error)) for e in full.ends
+    assert brief.tasks == full.tasks  # the same ids and names: nothing left from before
+    assert [(e.step, e.task_id, e.task, type(e.error)) for e in brief.ends] == [
+        (e.step, e.task_id, e.task, type(e.error)) for e in full.ends
     ]
 
 

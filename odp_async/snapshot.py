@@ -28,11 +28,12 @@ Contract
 
 Cost
     `take` is one walk, some microseconds per object.  `restore` lists, in C, the
-    references of each block of 64 objects and compares them with the recorded ones by
+    references of each block of 256 objects and compares them with the recorded ones by
     identity (as raw pointers, one ``memcmp``, on CPython; element by element elsewhere);
-    only a block that changed is re-checked object by object, and only an object that
-    changed is written back (a container in full).  On the ODP model that is about 3 µs
-    per registered region, against about 50 µs to build one (`benchmarks/bench_model.py`).
+    only a block that changed is re-checked, 16 objects then one object at a time, and
+    only an object that changed is written back (a container in full).  On the ODP
+    model that is about 2.5 µs per registered region, against about 40 µs to build one
+    (`benchmarks/bench_model.py`).
 
 Concurrency
     Single-threaded; restore only while nothing runs on the objects (between two runs).
@@ -43,6 +44,7 @@ See also
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import enum
 import gc
@@ -57,7 +59,9 @@ from .errors import InvalidArgument
 __all__ = ["Snapshot"]
 
 _UNSET: Final = object()  # a slot or cell with no value
-_BLOCK: Final = 64  # objects per `gc.get_referents` call
+_BLOCK: Final = 256  # objects compared per `gc.get_referents` call, at most
+_BIG: Final = 1024  # an object holding more references than this is a block alone
+_CHUNK: Final = 16  # in a block that changed, objects re-checked together
 
 # What the walk does with an object of a type (cached per type).
 _ATOM: Final = 0  # shared, not walked
@@ -180,16 +184,17 @@ class Snapshot:
     """The recorded state of every object reachable from a root; see the module docs."""
 
     __slots__ = (
+        "__dict__",
         "_block_keys",
         "_block_objects",
         "_block_refs",
+        "_block_starts",
         "_key_checks",
         "_kinds",
         "_objects",
         "_saved",
         "_sizes",
         "root",
-        "__dict__",
     )
 
     def __init__(self, root: object) -> None:
@@ -198,6 +203,7 @@ class Snapshot:
         self._kinds: list[int] = []
         self._saved: list[Any] = []  # per object: what `_put_back` writes
         self._block_objects: list[list[Any]] = []
+        self._block_starts: list[int] = []  # per block: its first object's index
         # Per block: its objects' referents (`gc.get_referents`) when as recorded, and
         # their `_identity_key`; per object: how many of them are its own.
         self._block_refs: list[list[Any]] = []
@@ -215,11 +221,16 @@ class Snapshot:
         get = gc.get_referents
         objects = snap._objects
         snap._sizes = [len(get(o)) for o in objects]
-        for lo in range(0, len(objects), _BLOCK):
-            snap._block_objects.append(objects[lo : lo + _BLOCK])
+        starts = snap._block_starts
+        for i, size in enumerate(snap._sizes):
+            if not starts or size > _BIG or i - starts[-1] == _BLOCK or snap._sizes[i - 1] > _BIG:
+                starts.append(i)
+        for b, lo in enumerate(starts):
+            hi = starts[b + 1] if b + 1 < len(starts) else len(objects)
+            snap._block_objects.append(objects[lo:hi])
             snap._block_refs.append([])
             snap._block_keys.append(b"")
-            snap._rekey(len(snap._block_objects) - 1)
+            snap._rekey(b)
         for i, (o, kind) in enumerate(zip(objects, snap._kinds, strict=True)):
             if kind == _DICT and o and all(type(k) is str for k in o):
                 snap._key_checks.append((i, _identity_key(list(o))))
@@ -234,35 +245,60 @@ class Snapshot:
         get = gc.get_referents
         changed = 0
         keys = self._block_keys
-        for b, block in enumerate(self._block_objects):
-            if not _same(get(*block), keys[b]):
+        if _POINTERS:  # `_same`, inlined: this loop is the whole cost of a restore
+            at = ctypes.c_void_p.from_address
+            string_at = ctypes.string_at
+            for b, block in enumerate(self._block_objects):
+                now = get(*block)
+                if now:
+                    items = at(id(now) + _OB_ITEM).value or 0
+                    if string_at(items, _PTR * len(now)) == keys[b]:
+                        continue
+                elif not keys[b]:
+                    continue
                 changed += self._restore_block(b, block)
+        else:
+            for b, block in enumerate(self._block_objects):
+                if not _same(get(*block), keys[b]):
+                    changed += self._restore_block(b, block)
         for i, key in self._key_checks:
             d = self._objects[i]
             if not _same(list(d), key):
                 self._put_back(i)
                 self._sizes[i] = len(get(d))
                 changed += 1
-                self._rekey(i // _BLOCK)
+                self._rekey(bisect.bisect_right(self._block_starts, i) - 1)
         return changed
 
     def _restore_block(self, b: int, block: list[Any]) -> int:
         get = gc.get_referents
         was_all = self._block_refs[b]
         sizes = self._sizes
-        lo = b * _BLOCK
+        lo = self._block_starts[b]
+        if len(block) == 1:  # a block alone (a big container): it changed
+            self._put_back(lo)
+            sizes[lo] = len(get(block[0]))
+            self._rekey(b)
+            return 1
         at = 0
         changed = 0
-        for i in range(lo, lo + len(block)):
-            size = sizes[i]
-            now = get(block[i - lo])
-            if len(now) != size or any(map(is_not, now, was_all[at : at + size])):
-                self._put_back(i)
-                # What it holds now is its recorded state (a refilled dict or set may
-                # list it otherwise than before): compare with that from now on.
-                sizes[i] = len(get(block[i - lo]))
-                changed += 1
-            at += size
+        for c in range(0, len(block), _CHUNK):
+            chunk = block[c : c + _CHUNK]
+            span = sum(sizes[lo + c : lo + c + len(chunk)])
+            now = get(*chunk)
+            if len(now) == span and not any(map(is_not, now, was_all[at : at + span])):
+                at += span
+                continue
+            for i in range(lo + c, lo + c + len(chunk)):
+                size = sizes[i]
+                now = get(block[i - lo])
+                if len(now) != size or any(map(is_not, now, was_all[at : at + size])):
+                    self._put_back(i)
+                    # What it holds now is its recorded state (a refilled dict or set
+                    # may list it otherwise than before): compare with that from now on.
+                    sizes[i] = len(get(block[i - lo]))
+                    changed += 1
+                at += size
         self._rekey(b)
         return changed
 
@@ -281,7 +317,7 @@ class Snapshot:
         # label (a str, or a `_Key` shown as ``[key]``).
         parents: list[int] = []
         labels: list[object] = []
-        stack: list[tuple[object, int, object]] = [(root, -1, "root")]
+        stack: list[tuple[Any, int, object]] = [(root, -1, "root")]
         objects = self._objects
         saved = self._saved
         kinds_out = self._kinds
@@ -413,7 +449,7 @@ class Snapshot:
                     md.__set__(obj, value)
             if d is not None and obj.__dict__ is not d:
                 obj.__dict__ = d
-        elif kind == _DICT or kind == _SET:
+        elif kind in (_DICT, _SET):
             obj.clear()
             obj.update(saved)
         elif kind == _LIST:

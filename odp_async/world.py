@@ -45,8 +45,7 @@ from ._runtime.sim import DEFAULT_MAX_STEPS, SimResult, SimRuntime
 from ._runtime.sim import run as sim_run
 from .check import Checker, Event, Violation, ViolationKind
 from .device import Device
-from .errors import ProtocolViolation
-from .errors import InvalidArgument
+from .errors import InvalidArgument, ProtocolViolation
 from .mm import AddressSpace, File, PhysicalMemory
 from .odp import OdpProtocol, UContext
 from .snapshot import Snapshot

@@ -223,7 +223,8 @@ def test_the_explorer_finds_the_same_with_a_world_built_per_schedule(
         fresh.complete,
     )
     assert reused.failing  # the naive protocol's bug is found
-    assert reused.failure is not None and fresh.failure is not None
+    assert reused.failure is not None
+    assert fresh.failure is not None
     assert reused.failure.token == fresh.failure.token
 
 
@@ -262,7 +263,7 @@ def test_a_setup_that_fails_is_a_clear_error(user: Any) -> None:
     async def broken(w: World) -> None:
         raise RuntimeError("no memory today")
 
-    with pytest.raises(Exception, match="setup .*broken.* did not finish: RuntimeError"):
+    with pytest.raises(Exception, match=r"setup .*broken.* did not finish: RuntimeError"):
         PreparedWorld.build(broken, "odp2014")
     with pytest.raises(Exception, match="did not finish"):
         run_world(user.body, setup=broken)

@@ -134,6 +134,22 @@ class World:
         """Check `obj` for ``lock-held-at-exit`` at the end of the run too."""
         self.tracked.append(obj)
 
+    def run_setup(self, setup: Scenario) -> None:
+        """Run ``setup(world)`` on this world as a sim run of its own (seed 0, events not
+        recorded; violations are kept): how a `Scenario`'s ``setup`` builds the state its
+        schedules start from.  Blocks until it is done; call it outside any event loop's
+        task.  Raises `InvalidArgument` if the setup does not finish cleanly (an error, a
+        deadlock, the step bound)."""
+        record = self.checker.record_events
+        self.checker.record_events = False
+        try:
+            result = sim_run(world_main(self, setup), seed=0, max_steps=DEFAULT_MAX_STEPS)
+        finally:
+            self.checker.record_events = record
+        if result.outcome != "ok":
+            why = repr(result.error) if result.error is not None else result.outcome
+            raise InvalidArgument(f"the world's setup {_qualname(setup)} did not finish: {why}")
+
     def snapshot(self) -> Snapshot:
         """Record this world's state, to put it back later with ``.restore()`` (in place:
         the same objects, state as now; see `odp_async.snapshot`).  Take it between runs,
@@ -264,13 +280,7 @@ def run_world(
 
 
 def _set_up(world: World, setup: Scenario) -> None:
-    record = world.checker.record_events
-    world.checker.record_events = False
-    result = sim_run(world_main(world, setup), seed=0, max_steps=DEFAULT_MAX_STEPS)
-    world.checker.record_events = record
-    if result.outcome != "ok":
-        why = repr(result.error) if result.error is not None else result.outcome
-        raise InvalidArgument(f"the world's setup {_qualname(setup)} did not finish: {why}")
+    world.run_setup(setup)
 
 
 def _qualname(fn: object) -> str:

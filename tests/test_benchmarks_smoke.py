@@ -195,4 +195,6 @@ def test_run_all_merge_keeps_the_other_scripts_entries(tmp_path: Path) -> None:
     assert data["meta"]["command"].endswith("--merge --only bench_sim.py")
     assert {t["name"] for t in data["targets"]} >= {"kept row", "sim checkpoint step"}
     text = (tmp_path / "results-quick.md").read_text()
-    assert "## bench_fake.py (exit 0, 1.0 s; kept from `python benchmarks/run_all.py` on then" in text
+    assert (
+        "## bench_fake.py (exit 0, 1.0 s; kept from `python benchmarks/run_all.py` on then" in text
+    )

@@ -71,6 +71,15 @@ async def wreck(w):
 
 BIG = Scenario("big", "a world set up once", body, ("faulter", "invalidator", "unmapper"),
                setup=setup)
+
+
+async def counted(w):
+    assert len(w.ctx.umems) == REGIONS, f"{len(w.ctx.umems)} regions: not set up"
+    await body(w)
+
+
+COUNTED = Scenario("counted", "", counted, ("faulter", "invalidator", "unmapper"),
+                   setup=setup)
 '''
 
 
@@ -278,3 +287,52 @@ def test_a_snapshot_refuses_a_world_holding_what_it_cannot_copy() -> None:
     world.files["log"] = collections.deque()  # type: ignore[assignment]
     with pytest.raises(InvalidArgument, match=r"root\.files\['log'\]: .*collections\.deque"):
         world.snapshot()
+
+
+def test_the_readme_snippet_runs_from_a_user_module(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n### A big world, set up once\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    (tmp_path / "readme_big_world.py").write_text(code)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import readme_big_world"],
+        cwd=tmp_path,
+        env={**_env(), "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_state_view_replays_a_run_of_a_set_up_world(user: Any) -> None:
+    from odp_async.explore.target import Target
+    from odp_async.report.states import step_states
+
+    target = Target.resolve(user.BIG, "naive")
+    execution = target.run(RandomChooser(2), max_steps=20_000, trace=True)
+    states = step_states(execution, target)  # re-runs it on a fresh world, set up first
+    assert [s["step"] for s in states] == list(range(1, execution.sim.steps + 1))
+    assert len(states[-1]["regions"]) == 6  # the setup's regions, seen by the replay
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_cli_runs_the_setup_live_before_the_scenario(tmp_path: Path, backend: str) -> None:
+    import json
+
+    (tmp_path / "snapshot_user_cli.py").write_text(USER_MODULE)
+    command = [sys.executable, "-m", "odp_async.cli", "run", "snapshot_user_cli:COUNTED"]
+    command += ["-p", "odp2014", "--backend", backend, "--json"]
+    proc = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env={**_env(), "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["status"], data["error"]) == ("finished", None)

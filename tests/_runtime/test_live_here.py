@@ -101,10 +101,10 @@ def test_a_hand_off_to_a_task_cancelled_before_it_runs_goes_to_the_next() -> Non
             m.release()
 
         a = asyncio.create_task(first())
-        while m.statistics().tasks_waiting < 1:
+        while m.statistics().tasks_waiting < 1:  # noqa: ASYNC110 - polls state
             await asyncio.sleep(0)
         b = asyncio.create_task(second())
-        while m.statistics().tasks_waiting < 2:
+        while m.statistics().tasks_waiting < 2:  # noqa: ASYNC110 - polls state
             await asyncio.sleep(0)
         m.release()  # hands the lock to `first`...
         a.cancel()  # ...which is cancelled before it runs

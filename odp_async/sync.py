@@ -54,7 +54,7 @@ from typing import Any, Final
 import attrs
 
 from ._runtime import Waiter, current_runtime
-from ._runtime._base import _LIVE_HERE, RUNTIME_VAR, live_here
+from ._runtime._base import _LIVE_HERE, RUNTIME_VAR, live_here, new_waiter
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [
@@ -212,7 +212,7 @@ class _Blocking:
                     raise
                 return got
         queue = self._queue
-        w = Waiter(rt, task, queue, kind)
+        w = new_waiter(rt, task, queue, kind)
         queue._waiters[w] = None
         try:
             granted = await rt.park(w)
@@ -433,7 +433,7 @@ class Mutex(_Blocking):
         if owner is task:
             self._try(task, 0)  # raises: not reentrant
         queue = self._queue
-        w = Waiter(rt, task, queue, 0)
+        w = new_waiter(rt, task, queue, 0)
         queue._waiters[w] = None
         try:
             await rt.park(w)

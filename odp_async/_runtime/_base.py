@@ -100,6 +100,25 @@ class Waiter:
         return f"<Waiter {self.runtime.task_name(self.task)!r} kind={self.kind} {state}>"
 
 
+def new_waiter(runtime: Runtime, task: object, queue: WaitTarget, kind: int) -> Waiter:
+    """``Waiter(runtime, task, queue, kind)``, cancellable, without the ``__init__`` call:
+    the contended acquire's hot path.  Sets every slot (a test checks it against
+    ``Waiter.__init__``)."""
+    w = _new_object(Waiter)
+    w.runtime = runtime
+    w.task = task
+    w.queue = queue
+    w.kind = kind
+    w.cancellable = True
+    w.woken = False
+    w.value = None
+    w.handle = None
+    return w
+
+
+_new_object = object.__new__
+
+
 class CancelScopeLike(Protocol):
     """The part of a cancel scope model code may use (anyio's and the sim's agree on it)."""
 

@@ -113,3 +113,13 @@ def test_a_hand_off_to_a_task_cancelled_before_it_runs_goes_to_the_next() -> Non
         return log
 
     assert asyncio.run(main()) == ["first cancelled", "second acquired"]
+
+
+def test_new_waiter_sets_every_slot_as_the_constructor_does() -> None:
+    from odp_async._runtime._base import Waiter, new_waiter
+
+    queue = Mutex("q")._queue
+    fast = new_waiter(None, "task", queue, 2)  # type: ignore[arg-type]
+    slow = Waiter(None, "task", queue, 2)  # type: ignore[arg-type]
+    for slot in Waiter.__slots__:
+        assert getattr(fast, slot) == getattr(slow, slot), slot

@@ -45,7 +45,6 @@ See also
 from __future__ import annotations
 
 import bisect
-import ctypes
 import enum
 import gc
 import sys
@@ -115,42 +114,55 @@ _HEAPTYPE: Final = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 # CPython keeps a list's items as a C array of object pointers (``ob_item``, after the
 # variable-size object header).  Two lists hold the very same objects in the same order
 # iff those arrays are equal byte for byte; both lists hold their items alive, so an
-# address cannot be reused in between.  `_POINTERS` reads the array; it is switched off
-# (element-by-element ``is not``) unless a self-test at import reads it right.
+# address cannot be reused in between.  `_pointers` reads the array through ctypes,
+# imported at the first snapshot (not at import: it costs milliseconds every process
+# pays); `_POINTERS` says whether a self-test read it right (else element-by-element
+# ``is not``), None until then.
 
-_PTR: Final = ctypes.sizeof(ctypes.c_void_p)
-_OB_ITEM: Final = 3 * _PTR  # ob_refcnt, ob_type, ob_size, then ob_item
+_POINTERS: bool | None = None
+_PTR = 8  # set with _POINTERS: a pointer's size
+_OB_ITEM = 24  # ob_refcnt, ob_type, ob_size, then ob_item
+_at: Any = None  # ctypes.c_void_p.from_address
+_string_at: Any = None  # ctypes.string_at
+
+
+def _use_pointers() -> bool:
+    """Are list item arrays compared as raw pointers?  Probes once, at first use."""
+    global _POINTERS, _PTR, _OB_ITEM, _at, _string_at
+    if _POINTERS is None:
+        _POINTERS = False
+        if sys.implementation.name == "cpython":
+            import ctypes
+
+            _PTR = ctypes.sizeof(ctypes.c_void_p)
+            _OB_ITEM = 3 * _PTR
+            _at, _string_at = ctypes.c_void_p.from_address, ctypes.string_at
+            try:
+                probe = [object(), 12345678901, "probe", None]
+                expected = b"".join(id(x).to_bytes(_PTR, sys.byteorder) for x in probe)
+                _POINTERS = (
+                    _pointers(probe) == expected and _pointers(probe[1:]) == expected[_PTR:]
+                )
+            except Exception:  # pragma: no cover - an interpreter laid out otherwise
+                _POINTERS = False
+    return _POINTERS
 
 
 def _pointers(items: list[Any]) -> bytes:
     if not items:
         return b""
-    address = ctypes.c_void_p.from_address(id(items) + _OB_ITEM).value
-    return ctypes.string_at(address, _PTR * len(items)) if address else b""
-
-
-def _pointers_work() -> bool:
-    if sys.implementation.name != "cpython":
-        return False
-    try:
-        probe = [object(), 12345678901, "probe", None]
-        expected = b"".join(id(x).to_bytes(_PTR, sys.byteorder) for x in probe)
-        return _pointers(probe) == expected and _pointers(probe[1:]) == expected[_PTR:]
-    except Exception:  # pragma: no cover - an interpreter laid out otherwise
-        return False
-
-
-_POINTERS: Final = _pointers_work()
+    address = _at(id(items) + _OB_ITEM).value
+    return _string_at(address, _PTR * len(items)) if address else b""
 
 
 def _identity_key(items: list[Any]) -> Any:
     """What `_same` compares `items` by: the pointer bytes (CPython), else the list."""
-    return _pointers(items) if _POINTERS else items
+    return _pointers(items) if _use_pointers() else items
 
 
 def _same(now: list[Any], key: Any) -> bool:
     """Does `now` hold the very objects `key` was made from (`_identity_key`), in order?"""
-    if _POINTERS:
+    if _use_pointers():
         return bool(_pointers(now) == key)
     return len(now) == len(key) and not any(map(is_not, now, key))
 
@@ -245,14 +257,15 @@ class Snapshot:
         get = gc.get_referents
         changed = 0
         keys = self._block_keys
-        if _POINTERS:  # `_same`, inlined: this loop is the whole cost of a restore
-            at = ctypes.c_void_p.from_address
-            string_at = ctypes.string_at
+        if _use_pointers():  # `_same`, inlined: this loop is the whole cost of a restore
+            at = _at
+            string_at = _string_at
+            ptr, ob_item = _PTR, _OB_ITEM
             for b, block in enumerate(self._block_objects):
                 now = get(*block)
                 if now:
-                    items = at(id(now) + _OB_ITEM).value or 0
-                    if string_at(items, _PTR * len(now)) == keys[b]:
+                    items = at(id(now) + ob_item).value or 0
+                    if string_at(items, ptr * len(now)) == keys[b]:
                         continue
                 elif not keys[b]:
                     continue

@@ -293,7 +293,8 @@ def test_the_readme_snippet_runs_from_a_user_module(tmp_path: Path) -> None:
     import re
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("\n### A big world, set up once\n", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("\n### A big world, set up once\n", 1)[1]
+    section = section.split("\n## ", 1)[0].split("\n### ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
     (tmp_path / "readme_big_world.py").write_text(code)
     proc = subprocess.run(

@@ -11,6 +11,13 @@ Measures, in one run:
 2. The registry walk: finding the regions that overlap a one-page invalidation, with the
    `IntervalTree` (what the ucontext uses) against a linear scan over the same regions, at
    10, 1,000 and 100,000 regions.  Reported: ns per walk and the ratio scan/tree.
+3. A world's setup per schedule, at 10,000 regions (4 pages each, mapped, faulted and
+   registered, as in 1.): building it afresh (`World.build` and the setup's sim run, what
+   ``run_world(setup=...)`` does per schedule) against putting a world built once back
+   in place after a schedule changed it (`Snapshot.restore`, what `PreparedWorld` and
+   the explorer do for a `Scenario` with a ``setup``).  Reported: ms per schedule, CPU
+   and wall, and the ratio fresh/restore (target >= 10) with its range over repeats; the
+   one-off cost of taking the snapshot beside.
 
 Medians of repeats, on the CPU clock (``process_time``: the machine may be shared), with
 the garbage collector on, as users run.  Command::
@@ -27,10 +34,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _common import Report, Row, clocked, load, table
+
 from odp_async import task_group
 from odp_async.addr import PAGE_SIZE
 from odp_async.intervals import IntervalTree
-from odp_async.world import World, run_world
+from odp_async.world import PreparedWorld, World, _run_on, _set_up, run_world
 
 P = PAGE_SIZE
 REGION_PAGES = 4
@@ -123,11 +132,88 @@ def measure_walk(n: int, queries: int, seed: int) -> tuple[float, float]:
     return tree_ns, scan_ns
 
 
+def setup_for(regions: int) -> Callable[[World], Any]:
+    """A world's setup: `regions` regions mapped, faulted and registered."""
+
+    async def setup(w: World) -> None:
+        total = regions * REGION_PAGES
+        await w.mm.mmap(0, total * P)
+        for vpn in range(total):
+            await w.mm.cpu_fault(vpn * P, write=True)
+        for i in range(regions):
+            await w.ctx.register_mr(i * REGION_PAGES * P, REGION_PAGES * P)
+
+    return setup
+
+
+async def one_schedule(w: World) -> None:
+    """What a schedule does to the world: faults, an invalidation, an unmap."""
+    umems = list(w.ctx.umems.values())
+
+    async def faulter() -> None:
+        for umem in umems[:3]:
+            await w.ctx.fault(umem, umem.range.start + P, write=True)
+
+    async with task_group() as tg:
+        tg.start_soon(faulter)
+        tg.start_soon(w.mm.madvise_dontneed, 0, 8 * P)
+        tg.start_soon(w.mm.munmap, 4 * REGION_PAGES * P, REGION_PAGES * P)
+
+
+SETUP_ROWS: list[Row] = [
+    ("fresh build + setup", "restore after a schedule", (">=", 10.0)),
+    ("restore after a schedule", None, None),
+]
+
+
+def bench_world_setup(regions: int, repeats: int, report: Report) -> None:
+    setup = setup_for(regions)
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in SETUP_ROWS}
+    wall: dict[str, list[float]] = {name: [] for name, _, _ in SETUP_ROWS}
+    take_cpu, take_wall, prepared = clocked(
+        lambda: PreparedWorld.build(setup, "odp2014", record_events=False)
+    )
+
+    def fresh() -> World:
+        w = World.build("odp2014", record_events=False)
+        _set_up(w, setup)
+        return w
+
+    for r in range(repeats):
+        c, wl, _ = clocked(fresh)
+        cpu["fresh build + setup"].append(c * 1e3)
+        wall["fresh build + setup"].append(wl * 1e3)
+        # One schedule on the prepared world, left as it ends; then only the restore timed.
+        outcome = _run_on(prepared.world, one_schedule, r, None, 10**6, False).sim.outcome
+        assert outcome == "ok", outcome
+        c, wl, changed = clocked(prepared.snapshot.restore)
+        assert changed > 0
+        cpu["restore after a schedule"].append(c * 1e3)
+        wall["restore after a schedule"].append(wl * 1e3)
+    title = f"world setup per schedule, {regions} regions, median of {repeats}"
+    print("\n".join(table(title, SETUP_ROWS, cpu, wall, unit="ms", report=report)))
+    restore = sorted(cpu["restore after a schedule"])[repeats // 2]
+    print(
+        f"(taking the snapshot, once: {take_cpu * 1e3:.0f} ms CPU, {take_wall * 1e3:.0f} ms "
+        f"wall, building included; restore {restore * 1e3 / regions:.2f} us per region)",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
-    parser.add_argument("--json", default=None, help="accepted for run_all.py; no rows kept")
+    parser.add_argument("--json", default=None, help="write the rows to this file")
+    parser.add_argument(
+        "--setup-only", action="store_true", help="only the world-setup table (3.)"
+    )
     args = parser.parse_args()
+    report = Report("bench_model.py")
+    print(f"GC on; CPU-clock medians (wall beside); load {load()}", flush=True)
+    bench_world_setup(1000 if args.quick else 10_000, 3 if args.quick else 7, report)
+    report.write(args.json)
+    if args.setup_only:
+        return
     repeats = 3 if args.quick else 5
     regions = 100 if args.quick else 1000
     ops = 50 if args.quick else 400
@@ -157,6 +243,7 @@ def main() -> None:
         tree_ns = statistics.median(t for t, _ in samples)
         scan_ns = statistics.median(s for _, s in samples)
         print(f"{n:8d} {tree_ns:10.0f} {scan_ns:12.0f} {scan_ns / tree_ns:10.1f}")
+    print(flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ exit status and seconds, and the run's command, date, Python and load average) a
 replaces a full run's figures).  Every benchmark runs with the garbage collector on and
 reports CPU-clock figures with wall-clock ones beside them (see ``_common.py``).
 
+``--merge`` keeps the other scripts' entries of the results file already there (a run of
+some scripts with ``--only`` then updates their figures without dropping the rest); every
+script's entry names the run it came from (``run``: command, date, load), and the Markdown
+says which rows are older.
+
 Targets missed are reported, never fatal: the exit status is 1 only if a script itself
 failed (a crash, a nonzero exit), 0 otherwise.
 """
@@ -87,6 +92,14 @@ def targets_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _provenance(meta: dict[str, Any], entry: dict[str, Any]) -> str:
+    """Where a kept (merged) entry came from, when not from this run; else empty."""
+    run = entry.get("run")
+    if run is None or (run.get("command") == meta["command"] and run.get("date") == meta["date"]):
+        return ""
+    return f"; kept from `{run['command']}` on {run['date']}, load {run['load_start']}"
+
+
 def markdown(meta: dict[str, Any], scripts: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
@@ -104,7 +117,8 @@ def markdown(meta: dict[str, Any], scripts: dict[str, Any]) -> str:
     for script, entry in scripts.items():
         lines += [
             "",
-            f"## {script} (exit {entry['exit']}, {entry['seconds']:.1f} s)",
+            f"## {script} (exit {entry['exit']}, {entry['seconds']:.1f} s"
+            f"{_provenance(meta, entry)})",
             "",
             "```",
             entry["stdout"].rstrip(),
@@ -119,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="pass --quick to every script")
     parser.add_argument("--only", action="append", default=None, help="run only this script")
     parser.add_argument("--out", default=str(HERE), help="where to write the results files")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other scripts' entries of the results file already in --out",
+    )
     args = parser.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
@@ -127,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no such benchmark script: {', '.join(sorted(unknown))}")
         scripts = [s for s in scripts if s.name in args.only]
     command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    if args.merge:
+        command += " --merge"
     if args.only:
         command += "".join(f" --only {name}" for name in args.only)
     meta: dict[str, Any] = {
@@ -155,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": took,
                 "stdout": proc.stdout,
                 "tables": [],
+                "run": {k: meta[k] for k in ("command", "date", "load_start")},
             }
             if rows_file.exists():
                 entry["tables"] = json.loads(rows_file.read_text())["tables"]
@@ -164,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     meta["load_end"] = _load()
     out = Path(args.out)
     stem = "results-quick" if args.quick else "results"
+    if args.merge and (out / f"{stem}.json").exists():
+        kept = json.loads((out / f"{stem}.json").read_text())
+        old_meta = kept.get("meta", {})
+        for name, old in kept.get("scripts", {}).items():
+            if name not in results:
+                old.setdefault("run", {k: old_meta.get(k, "?") for k in ("command", "date")})
+                old["run"].setdefault("load_start", old_meta.get("load_start", "?"))
+                results[name] = old
+        results = dict(sorted(results.items()))
     (out / f"{stem}.json").write_text(
         json.dumps({"meta": meta, "targets": targets(results), "scripts": results}, indent=1)
         + "\n"

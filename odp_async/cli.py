@@ -831,6 +831,8 @@ def run(
         if target.scenario.needs_world:
             assert target.protocol is not None
             world = World.build(target.protocol, options=dict(target.options))
+            if target.scenario.setup is not None:  # live too, before the scenario
+                await world_main(world, target.scenario.setup)()
             # as the sim runs it: the world's workqueue served around the scenario
             await world_main(world, target.scenario.body)()
             return list(world.violations)

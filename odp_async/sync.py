@@ -48,12 +48,13 @@ import contextlib
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
+from threading import get_ident
 from typing import Any, Final
 
 import attrs
 
 from ._runtime import Waiter, current_runtime
-from ._runtime._base import RUNTIME_VAR, live_runtime
+from ._runtime._base import _LIVE_HERE, RUNTIME_VAR, live_here, new_waiter
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [
@@ -115,7 +116,7 @@ def _noted_task(primitive: object, event: str | None = None) -> object:
     # on the way: one runtime lookup for both, as this is the hot path of every release.
     rt = RUNTIME_VAR.get(None)
     if rt is None:
-        return live_runtime().current_task()
+        return live_here()[1]
     rt.note(primitive, event)
     return rt.current_task()
 
@@ -171,8 +172,16 @@ class _Blocking:
         return None
 
     async def _blocking(self, kind: int) -> Any:
-        rt = current_runtime()
-        task = rt.current_task()
+        rt = RUNTIME_VAR.get(None)  # set by the sim only
+        if rt is None:
+            # `live_here`, its cache check inlined: the hot path of every live acquire
+            here = _LIVE_HERE.get()
+            if here is not None and here[2](here[3]) is here[0][1] and here[1] == get_ident():
+                rt, task = here[0]
+            else:
+                rt, task = live_here()
+        else:
+            task = rt.current_task()
         section = _NO_SLEEP.get()  # `no_sleep` (might_sleep), inline: every acquire pays it
         if section is not None and section[0] is task and not getattr(self, "spins", False):
             section[1](self)
@@ -203,7 +212,7 @@ class _Blocking:
                     raise
                 return got
         queue = self._queue
-        w = Waiter(rt, task, queue, kind)
+        w = new_waiter(rt, task, queue, kind)
         queue._waiters[w] = None
         try:
             granted = await rt.park(w)
@@ -394,7 +403,46 @@ class Mutex(_Blocking):
         ``fast_acquire``).  Cancellation: not acquired, out of the queue.
         Raises: `ProtocolViolation` if the current task already holds it (live runtimes).
         """
+        if RUNTIME_VAR.get(None) is None:
+            return self._acquire_live()
         return self._blocking(0)
+
+    async def _acquire_live(self) -> None:
+        # `_blocking`'s live path with the Mutex policy (`_try`, `_give_back`) inlined:
+        # the hot path of a contended hand-off on trio and asyncio.  Same promises.
+        here = _LIVE_HERE.get()  # `live_here`, its cache check inlined
+        if here is not None and here[2](here[3]) is here[0][1] and here[1] == get_ident():
+            rt, task = here[0]
+        else:
+            rt, task = live_here()
+        section = _NO_SLEEP.get()
+        if section is not None and section[0] is task and not self.spins:
+            section[1](self)
+        owner = self._owner
+        if owner is None:
+            self._owner = task
+            try:
+                if rt.checkpoint_if_cancelled is not None:
+                    await rt.checkpoint_if_cancelled()
+                if not self.fast_acquire:
+                    await rt.yield_after_grant()
+            except BaseException:
+                self._release()  # nobody saw the grant: give it straight back
+                raise
+            return
+        if owner is task:
+            self._try(task, 0)  # raises: not reentrant
+        queue = self._queue
+        w = new_waiter(rt, task, queue, 0)
+        queue._waiters[w] = None
+        try:
+            await rt.park(w)
+        except BaseException:
+            if w.woken:
+                self._release()  # a hand-off this task will not use goes to the next
+            else:
+                queue._discard(w)
+            raise
 
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
@@ -406,7 +454,18 @@ class Mutex(_Blocking):
 
         Raises: `ProtocolViolation` if the current task does not hold it.
         """
-        task = _noted_task(self, "release")
+        # The hot path of every hand-off: `_noted_task` inlined.
+        rt = RUNTIME_VAR.get(None)
+        if rt is None:
+            # `live_here`, its cache check inlined
+            here = _LIVE_HERE.get()
+            if here is not None and here[2](here[3]) is here[0][1] and here[1] == get_ident():
+                task = here[0][1]
+            else:
+                task = live_here()[1]
+        else:
+            rt.note(self, "release")
+            task = rt.current_task()
         if self._owner is not task:
             holder = "nobody" if self._owner is None else _task_name(self._owner)
             raise ProtocolViolation(

@@ -14,6 +14,17 @@ Contract
     world.workqueue.running():`` if it queues work (``mmput_async``, ``call_srcu``, your
     own work items); the checker works the same way.
 
+    A world built once, reused per run: ``world.snapshot()`` records the state of
+    everything the world reaches (`odp_async.snapshot.Snapshot`); its ``restore()`` puts
+    it all back in place, far faster than building it again (about 0.1 µs per reference
+    held against about 50 µs per registered region to build).  `PreparedWorld` is that,
+    ready made: ``PreparedWorld.build(setup, protocol)`` builds a world and runs
+    ``setup(world)`` on it once (under the sim, seed 0, events not recorded), and each
+    ``prepared.run(scenario, ...)`` runs a scenario on that state and puts the world back
+    after it.  A run is the same as ``run_world(scenario, setup=setup, ...)``, which
+    builds and sets up a fresh world every time: same sim result, violations, events and
+    final state.  A `Scenario` with a ``setup`` is explored this way.
+
 Concurrency
     One world per run; nothing is shared between worlds.
 
@@ -34,14 +45,15 @@ from ._runtime.sim import DEFAULT_MAX_STEPS, SimResult, SimRuntime
 from ._runtime.sim import run as sim_run
 from .check import Checker, Event, Violation, ViolationKind
 from .device import Device
-from .errors import ProtocolViolation
+from .errors import InvalidArgument, ProtocolViolation
 from .mm import AddressSpace, File, PhysicalMemory
 from .odp import OdpProtocol, UContext
+from .snapshot import Snapshot
 from .srcu import Srcu
 from .sync import Mutex, RWLock
 from .workqueue import Workqueue
 
-__all__ = ["Scenario", "World", "WorldRun", "run_world"]
+__all__ = ["PreparedWorld", "Scenario", "World", "WorldRun", "run_world"]
 
 
 def _where() -> tuple[int, str]:
@@ -121,6 +133,31 @@ class World:
     def track(self, obj: Mutex | RWLock | Srcu) -> None:
         """Check `obj` for ``lock-held-at-exit`` at the end of the run too."""
         self.tracked.append(obj)
+
+    def run_setup(self, setup: Scenario) -> None:
+        """Run ``setup(world)`` on this world as a sim run of its own (seed 0, events not
+        recorded; violations are kept): how a `Scenario`'s ``setup`` builds the state its
+        schedules start from.  Blocks until it is done; call it outside any event loop's
+        task.  Raises `InvalidArgument` if the setup does not finish cleanly (an error, a
+        deadlock, the step bound)."""
+        record = self.checker.record_events
+        self.checker.record_events = False
+        try:
+            result = sim_run(world_main(self, setup), seed=0, max_steps=DEFAULT_MAX_STEPS)
+        finally:
+            self.checker.record_events = record
+        if result.outcome != "ok":
+            why = repr(result.error) if result.error is not None else result.outcome
+            raise InvalidArgument(f"the world's setup {_qualname(setup)} did not finish: {why}")
+
+    def snapshot(self) -> Snapshot:
+        """Record this world's state, to put it back later with ``.restore()`` (in place:
+        the same objects, state as now; see `odp_async.snapshot`).  Take it between runs,
+        with no work queued and no lock held.  Raises `InvalidArgument` if work is queued
+        or the world reaches something a snapshot cannot copy (naming its path).  Sync."""
+        if self.workqueue.busy:
+            raise InvalidArgument("World.snapshot(): work is still queued on the workqueue")
+        return Snapshot.take(self)
 
     def _release(self) -> None:
         """Cut the wiring's reference cycles once a run is over, so reference counting
@@ -223,14 +260,41 @@ def run_world(
     chooser: Chooser | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     trace: bool = False,
+    setup: Scenario | None = None,
     **world_kwargs: Any,
 ) -> WorldRun:
     """Build a world and run ``scenario(world)`` under the sim runtime.
 
-    A deadlock of the run is recorded as a ``deadlock`` violation; an exception the
-    scenario raised stays in ``run.sim.error``.
+    With `setup`, ``setup(world)`` runs first on the new world, as its own sim run (seed
+    0, events not recorded; `PreparedWorld` runs it once for many runs).  Raises
+    `InvalidArgument` if the setup does not finish cleanly.  A deadlock of the run is
+    recorded as a ``deadlock`` violation; an exception the scenario raised stays in
+    ``run.sim.error``.
     """
     world = World.build(protocol, options=options, **world_kwargs)
+    if setup is not None:
+        _set_up(world, setup)
+    run = _run_on(world, scenario, seed, chooser, max_steps, trace)
+    world._release()
+    return run
+
+
+def _set_up(world: World, setup: Scenario) -> None:
+    world.run_setup(setup)
+
+
+def _qualname(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", None) or repr(fn))
+
+
+def _run_on(
+    world: World,
+    scenario: Scenario,
+    seed: int,
+    chooser: Chooser | None,
+    max_steps: int,
+    trace: bool,
+) -> WorldRun:
     main = world_main(world, scenario)
 
     def stop_recording() -> None:
@@ -245,8 +309,57 @@ def run_world(
         world.checker.deadlock(
             result.deadlock.describe(), tuple(b.task for b in cycle), result.steps
         )
-    run = WorldRun(
+    return WorldRun(
         world.protocol.name, result, tuple(world.violations), tuple(world.checker.events)
     )
-    world._release()
-    return run
+
+
+@attrs.define(eq=False)
+class PreparedWorld:
+    """A world set up once and put back after every run (see the module docstring).
+
+    ``PreparedWorld.build(setup, protocol, ...)`` takes `World.build`'s arguments;
+    `run` takes `run_world`'s run arguments.  One run at a time (it reuses one world).
+    """
+
+    world: World
+    snapshot: Snapshot
+    setup: Scenario
+
+    @classmethod
+    def build(
+        cls,
+        setup: Scenario,
+        protocol: str | type[OdpProtocol] = "odp2014",
+        *,
+        options: dict[str, Any] | None = None,
+        **world_kwargs: Any,
+    ) -> PreparedWorld:
+        """Build a world, run ``setup(world)`` on it (a sim run, seed 0, events not
+        recorded) and snapshot it.  Raises `InvalidArgument` for a bad protocol or
+        option, a setup that does not finish cleanly, or a world the snapshot cannot
+        copy."""
+        world = World.build(protocol, options=options, **world_kwargs)
+        _set_up(world, setup)
+        return cls(world, world.snapshot(), setup)
+
+    def run(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int = 0,
+        chooser: Chooser | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        trace: bool = False,
+        record_events: bool | None = None,
+    ) -> WorldRun:
+        """Run ``scenario(world)`` on the set-up world, then put the world back.  The
+        same as ``run_world(scenario, setup=self.setup, ...)`` on a fresh world.
+        `record_events` (None: as built) sets the checker's for this run."""
+        world = self.world
+        try:
+            if record_events is not None:
+                world.checker.record_events = record_events
+            return _run_on(world, scenario, seed, chooser, max_steps, trace)
+        finally:
+            self.snapshot.restore()

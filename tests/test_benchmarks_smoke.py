@@ -52,6 +52,8 @@ EXPECTED: dict[str, list[str]] = {
         "hmm-pool",
         "kvm-seq",
         "interval-seq",
+        "fresh build + setup",
+        "restore after a schedule",
     ],
     # Rows printed whether or not the peer (frontrun) is installed.
     "bench_explore.py": [
@@ -150,3 +152,49 @@ def test_run_all_writes_a_results_file(tmp_path: Path) -> None:
     assert {"cpu", "wall", "ratio", "ratio_min", "ratio_max"} <= set(rows[0])
     text = (tmp_path / "results-quick.md").read_text()
     assert "| bench_sim.py | sim runtime | sim checkpoint step | bare send step |" in text
+
+
+def test_run_all_merge_keeps_the_other_scripts_entries(tmp_path: Path) -> None:
+    import json
+
+    older = {
+        "meta": {"command": "python benchmarks/run_all.py", "date": "then", "load_start": "9"},
+        "targets": [],
+        "scripts": {
+            "bench_fake.py": {
+                "exit": 0,
+                "seconds": 1.0,
+                "stdout": "== fake\n",
+                "tables": [
+                    {
+                        "title": "fake table",
+                        "rows": [
+                            {
+                                "name": "kept row",
+                                "cpu": 1.0,
+                                "unit": "ns/op",
+                                "peer": "other",
+                                "ratio": 0.5,
+                                "target": "<=1",
+                                "met": True,
+                            }
+                        ],
+                    }
+                ],
+            }
+        },
+    }
+    (tmp_path / "results-quick.json").write_text(json.dumps(older))
+    command = [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--merge"]
+    command += ["--only", "bench_sim.py", "--out", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "results-quick.json").read_text())
+    assert set(data["scripts"]) == {"bench_fake.py", "bench_sim.py"}
+    assert data["scripts"]["bench_fake.py"]["run"]["date"] == "then"
+    assert data["meta"]["command"].endswith("--merge --only bench_sim.py")
+    assert {t["name"] for t in data["targets"]} >= {"kept row", "sim checkpoint step"}
+    text = (tmp_path / "results-quick.md").read_text()
+    assert (
+        "## bench_fake.py (exit 0, 1.0 s; kept from `python benchmarks/run_all.py` on then" in text
+    )

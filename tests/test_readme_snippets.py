@@ -31,6 +31,7 @@ RUN_ELSEWHERE = {
     "### Implicit ODP: children made on fault, freed by deferred work": (
         "tests/model/test_implicit_odp.py"
     ),
+    "### A big world, set up once": "tests/model/test_world_snapshot.py",
 }
 RUN_HERE = ("## The runtime seam, on trio, on asyncio, and in the sim", "## The primitives")
 

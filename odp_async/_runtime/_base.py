@@ -28,6 +28,7 @@ import contextvars
 import math
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
+from threading import get_ident
 from typing import Any, Protocol
 
 import sniffio as _sniffio
@@ -40,6 +41,7 @@ __all__ = [
     "TaskGroupLike",
     "WaitTarget",
     "Waiter",
+    "live_here",
     "live_runtime",
 ]
 
@@ -96,6 +98,25 @@ class Waiter:
     def __repr__(self) -> str:
         state = "woken" if self.woken else "waiting"
         return f"<Waiter {self.runtime.task_name(self.task)!r} kind={self.kind} {state}>"
+
+
+def new_waiter(runtime: Runtime, task: object, queue: WaitTarget, kind: int) -> Waiter:
+    """``Waiter(runtime, task, queue, kind)``, cancellable, without the ``__init__`` call:
+    the contended acquire's hot path.  Sets every slot (a test checks it against
+    ``Waiter.__init__``)."""
+    w = _new_object(Waiter)
+    w.runtime = runtime
+    w.task = task
+    w.queue = queue
+    w.kind = kind
+    w.cancellable = True
+    w.woken = False
+    w.value = None
+    w.handle = None
+    return w
+
+
+_new_object = object.__new__
 
 
 class CancelScopeLike(Protocol):
@@ -171,6 +192,12 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def current_task(self) -> object:
         """The running task's identity (hashable).  Never a checkpoint."""
+
+    def running_task_probe(self, task: object) -> tuple[Callable[[Any], object], Any] | None:
+        """Live only: a cheap way to ask again who runs, for `live_here`'s cache: a
+        function and its argument whose call returns the running task (on the thread that
+        found `task`), or None when there is none."""
+        return None
 
     @abc.abstractmethod
     def task_name(self, task: object) -> str:
@@ -279,3 +306,32 @@ def live_runtime() -> Runtime:
     from . import _live
 
     return _live.find_live_runtime()
+
+
+# What `live_here` found last in this context: ((runtime, task), thread, probe, its
+# argument).  A cache, checked at every use (a task inherits its parent's context, so an
+# entry may name another task; it is then found again and replaced).
+_LIVE_HERE: contextvars.ContextVar[
+    tuple[tuple[Runtime, object], int, Callable[[Any], object], Any] | None
+] = contextvars.ContextVar("odp_async.live_here", default=None)
+
+
+def live_here() -> tuple[Runtime, object]:
+    """(The live runtime, the current task), as `live_runtime` and its `current_task`
+    find them, but cheaply on the hot path of every live acquire and release: the pair
+    found last in this context is reused while the runtime's probe still names that task
+    as the running one on this thread (`Runtime.running_task_probe`), which skips
+    asyncio's ``get_running_loop`` (a ``getpid`` system call) and sniffio's lookups.
+    Raises as `live_runtime`.  Sync."""
+    here = _LIVE_HERE.get()
+    if here is not None:
+        pair, thread, probe, arg = here
+        if probe(arg) is pair[1] and thread == get_ident():
+            return pair
+    rt = live_runtime()
+    task = rt.current_task()
+    found = (rt, task)
+    how = rt.running_task_probe(task)
+    if how is not None:
+        _LIVE_HERE.set((found, get_ident(), how[0], how[1]))
+    return found

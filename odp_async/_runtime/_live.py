@@ -22,6 +22,7 @@ See also
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import secrets
 import types
@@ -96,6 +97,9 @@ class TrioRuntime(_AnyioRuntime):
 
     current_task = staticmethod(trio.lowlevel.current_task)
 
+    def running_task_probe(self, task: object) -> tuple[Callable[[Any], object], Any]:
+        return _TRIO_PROBE
+
     def task_name(self, task: object) -> str:
         return str(getattr(task, "name", task))
 
@@ -116,6 +120,28 @@ class TrioRuntime(_AnyioRuntime):
 
     def wake(self, waiter: Waiter, value: object) -> None:
         trio.lowlevel.reschedule(waiter.handle, outcome.Value(value))  # type: ignore[arg-type]
+
+
+def _trio_task_now(_: object) -> object:
+    try:
+        return trio.lowlevel.current_task()
+    except RuntimeError:  # no trio run on this thread
+        return None
+
+
+def _trio_probe() -> tuple[Callable[[Any], object], Any]:
+    """`running_task_probe` for trio: ``getattr(GLOBAL_RUN_CONTEXT, "task", None)``, what
+    `trio.lowlevel.current_task` reads, as one C call (no Python frame, no exception
+    outside trio); `_trio_task_now` if trio's internals are laid out otherwise."""
+    run_context = getattr(
+        getattr(getattr(trio, "_core", None), "_run", None), "GLOBAL_RUN_CONTEXT", None
+    )
+    if run_context is None:
+        return _trio_task_now, None
+    return functools.partial(getattr, run_context, "task"), None
+
+
+_TRIO_PROBE = _trio_probe()
 
 
 def _no_abort(_: Any) -> trio.lowlevel.Abort:
@@ -146,6 +172,9 @@ def _asyncio_current_task_of() -> Callable[[asyncio.AbstractEventLoop], object]:
 
 
 _current_task_of = _asyncio_current_task_of()
+_TASK: Any = asyncio.Task
+_FUTURE: Any = asyncio.Future
+_BASE_CREATE_FUTURE = asyncio.BaseEventLoop.create_future
 
 
 class AsyncioRuntime(_AnyioRuntime):
@@ -155,6 +184,13 @@ class AsyncioRuntime(_AnyioRuntime):
 
     def current_task(self) -> object:
         return _current_task_of(asyncio.get_running_loop())
+
+    def running_task_probe(self, task: object) -> tuple[Callable[[Any], object], Any] | None:
+        # The current task of the task's own loop: no get_running_loop (its getpid()
+        # check is a system call).
+        if not isinstance(task, asyncio.Task):
+            return None
+        return _current_task_of, task.get_loop()
 
     def task_name(self, task: object) -> str:
         if isinstance(task, asyncio.Task):
@@ -168,17 +204,20 @@ class AsyncioRuntime(_AnyioRuntime):
         return _yield_once()
 
     def park(self, waiter: Waiter) -> Awaitable[object]:
-        task = waiter.task
-        loop = task.get_loop() if isinstance(task, asyncio.Task) else asyncio.get_running_loop()
-        fut: asyncio.Future[object] = loop.create_future()
+        task: Any = waiter.task
+        loop = task.get_loop() if type(task) is _TASK else asyncio.get_running_loop()
+        fut: asyncio.Future[object]
+        if type(loop).create_future is _BASE_CREATE_FUTURE:
+            fut = _FUTURE(loop=loop)  # what it would make, without its Python layer
+        else:
+            fut = loop.create_future()
         waiter.handle = fut
         if not waiter.cancellable:
             return _await_shielded(fut)
         return fut
 
     def wake(self, waiter: Waiter, value: object) -> None:
-        fut = waiter.handle
-        assert isinstance(fut, asyncio.Future)
+        fut: Any = waiter.handle  # the future `park` made
         # A cancelled future means the task is unwinding; it sees `waiter.woken` and
         # passes the wake on, so nothing is lost by not setting a result here.
         if not fut.done():

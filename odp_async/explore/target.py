@@ -51,7 +51,7 @@ from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
-from ..world import run_world
+from ..world import PreparedWorld, run_world
 from .failures import describe_leaves, error_leaves
 from .fairness import fair_continuation
 from .refs import ScenarioText, is_ref, object_ref, resolve_ref, scenario_ref
@@ -155,6 +155,10 @@ class Target:
     args: tuple[Any, ...] = ()
     #: Why no other process could rebuild this target (None: `spec()` works).
     unnamed: str | None = None
+    #: The world the scenario's ``setup`` built, reused per run (scenarios with one).
+    _prepared: _Prepared = attrs.field(
+        init=False, factory=lambda: _Prepared(), eq=False, repr=False
+    )
 
     @classmethod
     def resolve(
@@ -361,6 +365,17 @@ class Target:
         if self.scenario.needs_world:
             protocol = self.protocol_class or self.protocol
             assert protocol is not None
+            if self.scenario.setup is not None:
+                prepared = self._prepared.get(self.scenario.setup, protocol, self.options)
+                run = prepared.run(
+                    self.scenario.body,
+                    chooser=chooser,
+                    max_steps=max_steps,
+                    trace=trace,
+                    record_events=trace,
+                )
+                extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
+                return run.sim, [*run.violations, *extra], run.events
             run = run_world(
                 self.scenario.body,
                 protocol=protocol,
@@ -402,6 +417,33 @@ class Target:
                 note = f"{v.detail} (after the step bound, continued under a fair scheduler)"
                 kept.append(attrs.evolve(v, detail=note))
         return kept
+
+
+class _Prepared:
+    """A target's set-up world (`PreparedWorld`), built at its first run and kept for
+    the next ones while the setup, protocol and options stay the same.  Not pickled:
+    another process builds its own."""
+
+    __slots__ = ("key", "world")
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.world: PreparedWorld | None = None
+
+    def __reduce__(self) -> tuple[type[_Prepared], tuple[()]]:
+        return _Prepared, ()
+
+    def get(
+        self,
+        setup: Callable[..., Awaitable[Any]],
+        protocol: str | type[OdpProtocol],
+        options: Mapping[str, Any],
+    ) -> PreparedWorld:
+        key = (setup, protocol, tuple(sorted(options.items(), key=repr)))
+        if self.world is None or self.key != key:
+            self.world = PreparedWorld.build(setup, protocol, options=dict(options))
+            self.key = key
+        return self.world
 
 
 def _reraise_interrupt(error: BaseException | None) -> None:

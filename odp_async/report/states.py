@@ -236,6 +236,8 @@ def record(execution: Execution, target: Target) -> Recording:
     body = target.scenario.body
     if target.scenario.needs_world and target.protocol is not None:
         world = World.build(target.protocol, options=dict(target.options), record_events=False)
+        if target.scenario.setup is not None:
+            world.run_setup(target.scenario.setup)  # the state its schedules start from
         main = world_main(world, body)
     else:
 

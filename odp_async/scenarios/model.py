@@ -77,6 +77,14 @@ class Scenario:
     #: its noted accesses, not an unknown footprint, so DPOR and sleep sets reduce it.
     #: A plain object shared beside them breaks the promise (DPOR may miss its races).
     noted_only: bool = False
+    #: An async function ``setup(world)`` that builds the state every schedule starts
+    #: from (map memory, register regions...), or None.  It runs once, as its own sim
+    #: run (seed 0, no events recorded), and each schedule then runs `body` on that
+    #: state put back in place (`odp_async.world.PreparedWorld`): far faster than
+    #: building it again per schedule, with the same results.  Its steps are not part of
+    #: any schedule, so nothing in it is explored.  World scenarios only; `with_params`
+    #: does not change it.
+    setup: Callable[..., Awaitable[Any]] | None = None
 
     def with_params(self, **params: int) -> Scenario:
         """This scenario with some params changed.  Raises `InvalidArgument` for a param

@@ -73,6 +73,10 @@ __all__ = [
     "no_sleep",
 ]
 
+#: ``RUNTIME_VAR.get``, bound once (set by the sim only): every acquire, release and note
+#: asks it (no method lookup on the variable per call).
+_runtime_in_effect: Final = RUNTIME_VAR.get
+
 # What a `_try` returns when the operation would block (any other value is the grant).
 _BLOCK: Final = object()
 
@@ -106,7 +110,7 @@ def no_sleep(hook: Callable[[object], None]) -> Iterator[None]:
 
 def _note(primitive: object, event: str | None = None) -> None:
     # A state change outside any acquire: part of the running sim step's footprint.
-    rt = RUNTIME_VAR.get(None)
+    rt = _runtime_in_effect(None)
     if rt is not None:
         rt.note(primitive, event)
 
@@ -114,7 +118,7 @@ def _note(primitive: object, event: str | None = None) -> None:
 def _noted_task(primitive: object, event: str | None = None) -> object:
     # The current task, noting `primitive` (and `event`, for the trace) in the sim step
     # on the way: one runtime lookup for both, as this is the hot path of every release.
-    rt = RUNTIME_VAR.get(None)
+    rt = _runtime_in_effect(None)
     if rt is None:
         return live_here()[1]
     rt.note(primitive, event)
@@ -124,7 +128,7 @@ def _noted_task(primitive: object, event: str | None = None) -> object:
 def _tried(primitive: object, event: str | None, got: object) -> object:
     # A trylock's trace note, taken after the attempt: the hold's `event` if it got the
     # primitive, else ``try-<event>-failed`` (a failed attempt, not a hold).  Returns `got`.
-    rt = RUNTIME_VAR.get(None)
+    rt = _runtime_in_effect(None)
     if rt is not None and event is not None:
         rt.note(primitive, event if got is not _BLOCK else f"try-{event}-failed")
     return got
@@ -172,7 +176,7 @@ class _Blocking:
         return None
 
     async def _blocking(self, kind: int) -> Any:
-        rt = RUNTIME_VAR.get(None)  # set by the sim only
+        rt = _runtime_in_effect(None)  # set by the sim only
         if rt is None:
             # `live_here`, its cache check inlined: the hot path of every live acquire
             here = _LIVE_HERE.get()
@@ -403,7 +407,7 @@ class Mutex(_Blocking):
         ``fast_acquire``).  Cancellation: not acquired, out of the queue.
         Raises: `ProtocolViolation` if the current task already holds it (live runtimes).
         """
-        if RUNTIME_VAR.get(None) is None:
+        if _runtime_in_effect(None) is None:
             return self._acquire_live()
         return self._blocking(0)
 
@@ -455,7 +459,7 @@ class Mutex(_Blocking):
         Raises: `ProtocolViolation` if the current task does not hold it.
         """
         # The hot path of every hand-off: `_noted_task` inlined.
-        rt = RUNTIME_VAR.get(None)
+        rt = _runtime_in_effect(None)
         if rt is None:
             # `live_here`, its cache check inlined
             here = _LIVE_HERE.get()

@@ -43,6 +43,9 @@ __all__ = [
     "with_noted_reads",
 ]
 
+#: ``RUNTIME_VAR.get``, bound once: `note` and `note_read` ask it at every call.
+_runtime_in_effect = RUNTIME_VAR.get
+
 
 @attrs.frozen
 class Footprint:
@@ -128,7 +131,7 @@ def independent(a: Footprint | None, b: Footprint | None) -> bool:
 
 def note(resource: Hashable) -> None:
     """Add `resource` to the footprint of the running sim step.  No-op when live.  Sync."""
-    rt = RUNTIME_VAR.get(None)
+    rt = _runtime_in_effect(None)
     if rt is not None:
         rt.note(resource)
 
@@ -142,7 +145,7 @@ class ReadOf:
 
 def note_read(resource: Hashable) -> None:
     """Add a read of `resource` to the footprint of the running sim step.  No-op live."""
-    rt = RUNTIME_VAR.get(None)
+    rt = _runtime_in_effect(None)
     if rt is not None:
         rt.note(ReadOf(resource))
 

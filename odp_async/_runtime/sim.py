@@ -1043,6 +1043,7 @@ class SimRuntime(Runtime):
         rnd = chooser._random if type(chooser) is RandomChooser else None
         words = chooser._words if type(chooser) is StreamChooser else None
         choose = chooser.choose
+        checkpoint_op = CHECKPOINT  # a local: read at every step
         steps = 0
         last: SimTask | None = None
         while True:
@@ -1050,16 +1051,7 @@ class SimRuntime(Runtime):
                 self._current = None
                 raise self._chooser_error
             n = len(runnable)
-            if n == 1:
-                if steps >= max_steps:
-                    break
-                i = 0
-            elif n == 0:
-                self._current = None
-                if root.state == _DONE or not self._advance_clock():
-                    break
-                continue
-            else:
+            if n > 1:  # the common case first
                 if steps >= max_steps:
                     break
                 if rnd is not None:
@@ -1072,6 +1064,15 @@ class SimRuntime(Runtime):
                     if not 0 <= i < n:
                         raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
                 schedule.append(i)
+            elif n == 1:
+                if steps >= max_steps:
+                    break
+                i = 0
+            else:
+                self._current = None
+                if root.state == _DONE or not self._advance_clock():
+                    break
+                continue
             steps += 1
             self._steps = steps
             task = runnable[i]
@@ -1122,7 +1123,7 @@ class SimRuntime(Runtime):
                 continue
             # `_current` is left set after a checkpoint: only the chooser (above) and what
             # follows the loop run between steps, and both clear it first.
-            if type(trapped) is tuple and len(trapped) == 2 and trapped[0] == CHECKPOINT:
+            if type(trapped) is tuple and len(trapped) == 2 and trapped[0] == checkpoint_op:
                 task.pending = trapped[1]
                 task.resume_cancellable = True
                 last = task

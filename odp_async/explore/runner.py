@@ -703,6 +703,8 @@ def _run_range(
     wall-clock budget is spent.  A portfolio's dpor slots run on `dpor`, or (None: a
     worker's chunk) are left to the parent.  Returns how many indices it went through."""
     run = target.brief_runs(max_steps=config.max_steps)  # one sim runtime, reset per run
+    if config.chooser == "random":
+        return _run_random_range(run, config.seed, first, last, tally, config.stop_on_first)
     for index in range(first, last):
         if tally.time_is_up():
             return index - first
@@ -720,6 +722,36 @@ def _run_range(
                 tally.add(execution, index + 1, by)
         tally.report()
         if tally.hit is not None and config.stop_on_first:
+            return index + 1 - first
+    return last - first
+
+
+def _run_random_range(
+    run: Callable[[Chooser], Execution | int],
+    seed: int,
+    first: int,
+    last: int,
+    tally: _Tally,
+    stop_on_first: bool,
+) -> int:
+    """`_run_range` for ``chooser="random"`` (no dpor slot, a `StreamChooser` per index):
+    the same schedules and tally, its per-schedule checks hoisted out of the loop."""
+    report = tally.report if tally.callback is not None else None
+    for index in range(first, last):
+        # `tally.time_is_up()`, asked only when it can be true: with no limit it is
+        # `out_of_time` as it stands.
+        if tally.out_of_time or (tally.limit is not None and tally.time_is_up()):
+            return index - first
+        execution = run(StreamChooser(seed, index))
+        if type(execution) is int:  # an "ok" run: no record was built
+            tally.done += 1
+            tally.steps += execution
+        else:
+            assert isinstance(execution, Execution)
+            tally.add(execution, index + 1, "random")
+        if report is not None:
+            report()
+        if tally.hit is not None and stop_on_first:
             return index + 1 - first
     return last - first
 

@@ -33,10 +33,12 @@ from . import _runtime as rt
 from .errors import InvalidArgument
 from .sync import WaitQueue
 from .workqueue import WorkItem, Workqueue
+from .tracked import tracked
 
 __all__ = ["Srcu"]
 
 
+@tracked
 class Srcu:
     """One ``srcu_struct``.  See the module docstring."""
 
@@ -105,6 +107,7 @@ class Srcu:
         return list(self._readers.values())
 
 
+@tracked
 class _Readers:
     __slots__ = ("_srcu",)
 

@@ -40,6 +40,7 @@ from .odp import OdpProtocol, UContext
 from .srcu import Srcu
 from .sync import Mutex, RWLock
 from .workqueue import Workqueue
+from .tracked import track, tracked
 
 __all__ = ["Scenario", "World", "WorldRun", "run_world"]
 
@@ -54,6 +55,7 @@ def _where() -> tuple[int, str]:
     return step, runtime.task_name(task)
 
 
+@tracked
 @attrs.define(eq=False)
 class World:
     """One machine: `checker`, `memory`, `mm`, `device`, `ctx` (and ``ctx.protocol``)."""
@@ -223,21 +225,41 @@ def run_world(
     chooser: Chooser | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     trace: bool = False,
+    noted_only: bool = False,
     **world_kwargs: Any,
 ) -> WorldRun:
     """Build a world and run ``scenario(world)`` under the sim runtime.
 
     A deadlock of the run is recorded as a ``deadlock`` violation; an exception the
     scenario raised stays in ``run.sim.error``.
+
+    `noted_only` is the scenario's promise that its body shares state between its tasks
+    only through the world (and other tracked objects, `odp_async.tracked`).  When the
+    chooser keeps footprints, the world is then adopted for tracking (`track`) and the
+    run's steps are exactly their noted accesses, so DPOR reduces; if the walk meets a
+    stateful object of an untracked class (a user protocol not marked ``@tracked``),
+    the promise is not taken and steps stay unknown (sound, unreduced).
     """
     world = World.build(protocol, options=options, **world_kwargs)
     main = world_main(world, scenario)
+    if noted_only and getattr(chooser, "wants_footprints", False):
+        # Every field of the world's classes notes itself in this run; steps are exactly
+        # their noted accesses only if nothing stateful escapes tracking.
+        noted_only = not track(world).untracked
+    else:
+        noted_only = False
 
     def stop_recording() -> None:
         world.checker.closed = True
 
     result = sim_run(
-        main, seed=seed, chooser=chooser, max_steps=max_steps, trace=trace, on_stop=stop_recording
+        main,
+        seed=seed,
+        chooser=chooser,
+        max_steps=max_steps,
+        trace=trace,
+        on_stop=stop_recording,
+        noted_only=noted_only,
     )
     world.checker.closed = False
     if result.deadlock is not None:

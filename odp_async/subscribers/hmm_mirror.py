@@ -27,10 +27,12 @@ from ..errors import InvalidArgument, WouldBlock
 from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
 from .base import Subscriber, check_max_retries
+from ..tracked import tracked
 
 __all__ = ["HmmMirror"]
 
 
+@tracked
 class HmmMirror(Subscriber):
     """One device mirroring `mm`.  See the module docstring."""
 

@@ -28,10 +28,12 @@ from ..check import Checker
 from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
 from .base import Subscriber, check_max_retries
+from ..tracked import tracked
 
 __all__ = ["KvmMmu"]
 
 
+@tracked
 class KvmMmu(Subscriber):
     """One VM's secondary MMU on `mm`.  See the module docstring."""
 

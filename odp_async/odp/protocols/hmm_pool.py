@@ -33,10 +33,12 @@ from ...mm import Invalidation
 from ...sync import SlotPool, WaitQueue
 from ..umem import Umem
 from .base import TreeProtocol
+from ...tracked import tracked
 
 __all__ = ["HmmPool"]
 
 
+@tracked
 class HmmPool(TreeProtocol):
     name: ClassVar[str] = "hmm-pool"
     summary: ClassVar[str] = (

@@ -44,17 +44,20 @@ from ...mm import Invalidation, PinnedPage
 from ...sync import WaitQueue
 from ..umem import Umem
 from .base import FaultAborted, OdpProtocol
+from ...tracked import tracked
 
 __all__ = ["IntervalSeq"]
 
 _ALL = AddrRange(0, 1 << 60)
 
 
+@tracked
 @attrs.define
 class _Interval:
     iseq: int
 
 
+@tracked
 class IntervalSeq(OdpProtocol):
     name: ClassVar[str] = "interval-seq"
     summary: ClassVar[str] = (

@@ -28,10 +28,12 @@ from ...mm import Invalidation, PinnedPage
 from ...sync import Mutex, WaitQueue
 from ..umem import Umem
 from .base import FaultAborted, TreeProtocol
+from ...tracked import tracked
 
 __all__ = ["KvmSeq"]
 
 
+@tracked
 class KvmSeq(TreeProtocol):
     name: ClassVar[str] = "kvm-seq"
     summary: ClassVar[str] = "one context-wide count+seq, KVM style: correct, coarse"

@@ -23,10 +23,12 @@ from typing import ClassVar
 
 from ..umem import Umem
 from .base import TreeProtocol
+from ...tracked import tracked
 
 __all__ = ["Naive"]
 
 
+@tracked
 class Naive(TreeProtocol):
     name: ClassVar[str] = "naive"
     summary: ClassVar[str] = "no synchronization between faults and invalidations (a control)"

@@ -40,10 +40,12 @@ from ...addr import AddrRange
 from ...mm import Invalidation
 from ..umem import Umem
 from .base import TreeProtocol
+from ...tracked import tracked
 
 __all__ = ["Odp2014"]
 
 
+@tracked
 class Odp2014(TreeProtocol):
     name: ClassVar[str] = "odp2014"
     summary: ClassVar[str] = "the 2014 patch: per-region count+seq, end-without-start clamped at 0"

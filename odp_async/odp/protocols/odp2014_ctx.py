@@ -42,15 +42,18 @@ from ...addr import AddrRange
 from ...mm import Invalidation
 from ..umem import Umem
 from .odp2014 import Odp2014
+from ...tracked import tracked
 
 __all__ = ["Odp2014Ctx"]
 
 
+@tracked
 @attrs.define
 class _Active:
     active: bool
 
 
+@tracked
 class Odp2014Ctx(Odp2014):
     name: ClassVar[str] = "odp2014-ctx"
     summary: ClassVar[str] = (

@@ -33,10 +33,12 @@ from ...addr import AddrRange
 from ...mm import Invalidation
 from ..umem import Umem
 from .base import TreeProtocol
+from ...tracked import tracked
 
 __all__ = ["RangeList"]
 
 
+@tracked
 class RangeList(TreeProtocol):
     name: ClassVar[str] = "range-list"
     summary: ClassVar[str] = (

@@ -532,6 +532,8 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             adopted += 1
             if not info.whole:
                 for name in _fields_of(obj):
+                    if name in info.exempt:
+                        continue
                     try:
                         value = object.__getattribute__(obj, name)
                     except AttributeError:

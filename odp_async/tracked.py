@@ -389,7 +389,7 @@ def tracked(
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
             if type(self) is klass and _step_fp(RUNTIME_VAR.get(None)) is not None:
-                track(self, deep=False)
+                _adopt(self, klass.__tracked__)  # type: ignore[attr-defined]
 
         __init__.__wrapped__ = init  # type: ignore[attr-defined]
         __init__.__doc__ = init.__doc__
@@ -406,6 +406,24 @@ def is_tracked_class(cls: type) -> bool:
 
 
 # --- adopting objects -----------------------------------------------------------------
+
+
+def _adopt(obj: object, info: _Tracking) -> None:
+    # One object built inside a tracking run: its twin, and tracked copies of the plain
+    # containers its constructor made (nobody else holds them yet).
+    object.__setattr__(obj, "__class__", info.twin)
+    if info.whole:
+        return
+    for name in _fields_of(obj):
+        if name in info.exempt:
+            continue
+        try:
+            value = object.__getattribute__(obj, name)
+        except AttributeError:
+            continue
+        plain = _PLAIN.get(type(value))
+        if plain is not None:
+            object.__setattr__(obj, name, plain(value))
 
 
 @attrs.frozen

@@ -70,8 +70,8 @@ from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue, no_sleep
-from .workqueue import WorkItem, Workqueue
 from .tracked import tracked
+from .workqueue import WorkItem, Workqueue
 
 __all__ = [
     "AddressSpace",

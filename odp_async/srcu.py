@@ -32,8 +32,8 @@ from contextlib import contextmanager
 from . import _runtime as rt
 from .errors import InvalidArgument
 from .sync import WaitQueue
-from .workqueue import WorkItem, Workqueue
 from .tracked import tracked
+from .workqueue import WorkItem, Workqueue
 
 __all__ = ["Srcu"]
 

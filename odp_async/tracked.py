@@ -126,7 +126,7 @@ class TrackedDict(dict):  # type: ignore[type-arg]
         return dict.get(self, key, default)
 
     def __contains__(self, key: object) -> bool:
-        _read(self, key)  # type: ignore[arg-type]
+        _read(self, key)
         return dict.__contains__(self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -257,10 +257,10 @@ for _name in ("intersection_update", "symmetric_difference_update", "__ior__", "
     setattr(TrackedSet, _name, _writer(set, _name))
 for _name in ("__isub__", "__ixor__"):
     setattr(TrackedSet, _name, _writer(set, _name))
-TrackedList.__hash__ = None  # type: ignore[assignment]
-TrackedSet.__hash__ = None  # type: ignore[assignment]
+TrackedList.__hash__ = None
+TrackedSet.__hash__ = None
 
-_PLAIN = {dict: TrackedDict, list: TrackedList, set: TrackedSet}
+_PLAIN: dict[type, type] = {dict: TrackedDict, list: TrackedList, set: TrackedSet}
 
 
 # --- tracked classes ------------------------------------------------------------------
@@ -288,15 +288,14 @@ def _has_dict(cls: type) -> bool:
 
 def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
     get = object.__getattribute__
-    set_ = cls.__setattr__
+    set_: Callable[[Any, str, Any], None] = getattr(cls, "__setattr__")  # noqa: B009
+    del_: Callable[[Any, str], None] = getattr(cls, "__delattr__")  # noqa: B009
     names = _data_names(cls) - exempt
     has_dict = _has_dict(cls)
 
     def __getattribute__(self: Any, name: str) -> Any:
         value = get(self, name)
-        if name in names or (
-            has_dict and name not in exempt and name in get(self, "__dict__")
-        ):
+        if name in names or (has_dict and name not in exempt and name in get(self, "__dict__")):
             fp = _step_fp(RUNTIME_VAR.get(None))
             if fp is not None:
                 fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
@@ -311,7 +310,7 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
 
     def __delattr__(self: Any, name: str) -> None:
         _write(self, _WHOLE if whole else name)
-        cls.__delattr__(self, name)
+        del_(self, name)
 
     ns: dict[str, Any] = {
         "__slots__": (),
@@ -384,12 +383,12 @@ def tracked(
         twin = _make_twin(klass, frozenset(exempt), whole)
         info = _Tracking(klass, twin, exempt, whole, tuple(internal))
         type.__setattr__(klass, "__tracked__", info)
-        init = klass.__init__
+        init: Callable[..., None] = klass.__init__  # type: ignore[misc]
 
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
             if type(self) is klass and _step_fp(RUNTIME_VAR.get(None)) is not None:
-                _adopt(self, klass.__tracked__)  # type: ignore[attr-defined]
+                _adopt(self, klass.__dict__["__tracked__"])
 
         __init__.__wrapped__ = init  # type: ignore[attr-defined]
         __init__.__doc__ = init.__doc__
@@ -500,12 +499,13 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             return value
         new = replaced.get(id(value))
         if new is None:
-            new = plain(value)  # type: ignore[call-overload]
+            new = plain(value)
             replaced[id(value)] = new
             keep.append(value)
         return new
 
     while stack:
+        obj: Any
         obj, covered = stack.pop()
         if id(obj) in visited:
             continue
@@ -513,21 +513,21 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         keep.append(obj)
         cls = type(obj)
         if cls is TrackedDict:
-            for key, value in list(dict.items(obj)):  # type: ignore[call-overload]
+            for key, value in list(dict.items(obj)):
                 new = convert(value)
                 if new is not value:
-                    dict.__setitem__(obj, key, new)  # type: ignore[index]
+                    dict.__setitem__(obj, key, new)
                 stack += ((key, covered), (new, covered))
             continue
         if cls is TrackedList:
-            for i, value in enumerate(list(list.__iter__(obj))):  # type: ignore[call-overload]
+            for i, value in enumerate(list(list.__iter__(obj))):
                 new = convert(value)
                 if new is not value:
-                    list.__setitem__(obj, i, new)  # type: ignore[call-overload]
+                    list.__setitem__(obj, i, new)
                 stack.append((new, covered))
             continue
         if cls is TrackedSet:
-            stack.extend((item, covered) for item in set.__iter__(obj))  # type: ignore[call-overload]
+            stack.extend((item, covered) for item in set.__iter__(obj))
             continue
         if isinstance(obj, _VALUE_TYPES):
             continue
@@ -535,12 +535,12 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             stack.append((obj.__self__, covered))
             continue
         if cls in (tuple, frozenset):
-            stack.extend((item, covered) for item in obj)  # type: ignore[attr-defined]
+            stack.extend((item, covered) for item in obj)
             continue
         if cls in _PLAIN:
             if not covered:  # a plain container no tracked field holds: nobody sees it
                 untracked.add(f"builtins.{cls.__name__}")
-            items = list(obj.items()) if cls is dict else list(obj)  # type: ignore[attr-defined]
+            items = list(obj.items()) if cls is dict else list(obj)
             stack.extend((item, covered) for item in items)
             continue
         info = getattr(cls, "__tracked__", None)

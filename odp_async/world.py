@@ -39,8 +39,8 @@ from .mm import AddressSpace, File, PhysicalMemory
 from .odp import OdpProtocol, UContext
 from .srcu import Srcu
 from .sync import Mutex, RWLock
-from .workqueue import Workqueue
 from .tracked import track, tracked
+from .workqueue import Workqueue
 
 __all__ = ["Scenario", "World", "WorldRun", "run_world"]
 

@@ -35,7 +35,12 @@ CELLS = (
     "registration-race/odp2014",
     "truncate-during-registration/odp2014",
     "ctx-dereg-during-end/odp2014-ctx",
-    *(f"{s}/{p}" for s in RACES for p in CORRECT if (s, p) != ("ctx-dereg-during-end", "odp2014-ctx")),
+    *(
+        f"{s}/{p}"
+        for s in RACES
+        for p in CORRECT
+        if (s, p) != ("ctx-dereg-during-end", "odp2014-ctx")
+    ),
 )
 
 
@@ -50,9 +55,7 @@ def main() -> None:
     for cell in args.cells:
         scenario, protocol = cell.split("/")
         start = time.perf_counter()
-        result = explore(
-            scenario, protocol, chooser="dpor", schedules=args.budget, time=args.time
-        )
+        result = explore(scenario, protocol, chooser="dpor", schedules=args.budget, time=args.time)
         print(f"| {cell} | {result.claim} | {time.perf_counter() - start:.0f} |", flush=True)
 
 

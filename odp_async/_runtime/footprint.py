@@ -156,9 +156,7 @@ class FieldOf:
         return self._hash
 
     def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is FieldOf and other.owner is self.owner and other.part == self.part
-        )
+        return type(other) is FieldOf and other.owner is self.owner and other.part == self.part
 
     def __repr__(self) -> str:
         return f"{type(self.owner).__name__}.{self.part}"

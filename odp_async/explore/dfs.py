@@ -363,11 +363,14 @@ class _SystematicChooser(Generic[_N]):
                 # (two dict entries) of one object stay two resources.  The owner is
                 # kept alive by the entry, so its id is not reused in this execution.
                 owner = resource.owner
-                seen = canon.setdefault(("<owner>", id(owner)), (ordinal, owner))
+                seen: tuple[int, object] = canon.setdefault(
+                    ("<owner>", id(owner)), (ordinal, owner)
+                )
                 return ("<field>", seen[0], key(resource.part))
             # All objects first seen in one step share its ordinal (more conflicts, never
             # fewer), so the key does not depend on the frozenset's iteration order.
-            return canon.setdefault(resource, ordinal)
+            first: int = canon.setdefault(resource, ordinal)
+            return first
 
         return frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes)
 

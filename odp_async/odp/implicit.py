@@ -72,8 +72,8 @@ from ..device import FaultOutcome, TranslationTable
 from ..errors import InvalidArgument, WouldBlock
 from ..mm import AddressSpace, FaultError, Invalidation
 from ..sync import Mutex, WaitQueue
-from ..workqueue import WorkItem, Workqueue
 from ..tracked import tracked
+from ..workqueue import WorkItem, Workqueue
 
 __all__ = ["ImplicitChild", "ImplicitMr"]
 

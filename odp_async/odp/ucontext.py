@@ -53,10 +53,10 @@ from ..errors import InvalidArgument
 from ..intervals import IntervalTree
 from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import RWLock
+from ..tracked import tracked
 from .protocols import resolve_protocol
 from .protocols.base import FaultAborted, OdpProtocol
 from .umem import Umem, UmemState
-from ..tracked import tracked
 
 __all__ = ["OdpSubscription", "UContext"]
 

@@ -218,9 +218,9 @@ from ..mm import HPAGE_PAGES, AddressSpace, File, subscription_problem
 from ..odp.implicit import ImplicitMr
 from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
-from ..tracked import tracked
 from ..subscribers import HmmMirror, KvmMmu
 from ..sync import Completion
+from ..tracked import tracked
 from ..workqueue import WorkItem
 from ..world import World
 from .model import Scenario, Verdict

@@ -26,8 +26,8 @@ from ..check import Checker
 from ..errors import InvalidArgument, WouldBlock
 from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
-from .base import Subscriber, check_max_retries
 from ..tracked import tracked
+from .base import Subscriber, check_max_retries
 
 __all__ = ["HmmMirror"]
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 from ..check import Checker
 from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
-from .base import Subscriber, check_max_retries
 from ..tracked import tracked
+from .base import Subscriber, check_max_retries
 
 __all__ = ["KvmMmu"]
 

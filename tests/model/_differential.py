@@ -30,14 +30,12 @@ def digest(w: World) -> int:
     )
     umems = tuple(
         sorted(
-            (name, u.count, u.seq, u.dying, u.state.value)
-            for name, u in dict.items(w.ctx.umems)
+            (name, u.count, u.seq, u.dying, u.state.value) for name, u in dict.items(w.ctx.umems)
         )
     )
     tables = tuple(
         sorted(
-            (name, tuple(sorted(dict.items(t.entries))))
-            for name, t in dict.items(w.device.tables)
+            (name, tuple(sorted(dict.items(t.entries)))) for name, t in dict.items(w.device.tables)
         )
     )
     return hash((ptes, umems, tables, w.memory.frames_in_use, mm.users, mm.is_dead))

@@ -72,11 +72,11 @@ def _needs_tracking(cls: type) -> bool:
 
         if cls.__setattr__ is _make._frozen_setattrs:  # type: ignore[attr-defined]
             return False  # a frozen record: a value
-    if getattr(cls, "__slots__", None) == () and all(
-        "__slots__" in k.__dict__ for k in cls.__mro__[:-1]
-    ):
-        return False  # no instance state at all
-    return True
+    # A class whose MRO declares no slots and no __dict__ has no instance state at all.
+    return not (
+        getattr(cls, "__slots__", None) == ()
+        and all("__slots__" in k.__dict__ for k in cls.__mro__[:-1])
+    )
 
 
 def test_every_stateful_model_class_is_tracked_or_listed() -> None:
@@ -90,8 +90,10 @@ def test_every_stateful_model_class_is_tracked_or_listed() -> None:
     assert missing == [], f"model classes neither @tracked nor listed in NOT_SHARED: {missing}"
 
 
-@pytest.mark.parametrize("protocol", ["naive", "odp2014", "odp2014-ctx", "range-list",
-                                      "hmm-pool", "kvm-seq", "interval-seq"])
+@pytest.mark.parametrize(
+    "protocol",
+    ["naive", "odp2014", "odp2014-ctx", "range-list", "hmm-pool", "kvm-seq", "interval-seq"],
+)
 def test_a_built_world_has_nothing_untracked(protocol: str) -> None:
     from odp_async.tracked import track
     from odp_async.world import World

@@ -31,9 +31,9 @@ from ...addr import AddrRange
 from ...errors import InvalidArgument
 from ...mm import Invalidation
 from ...sync import SlotPool, WaitQueue
+from ...tracked import tracked
 from ..umem import Umem
 from .base import TreeProtocol
-from ...tracked import tracked
 
 __all__ = ["HmmPool"]
 

@@ -42,9 +42,9 @@ from ... import _runtime as rt
 from ...addr import AddrRange
 from ...mm import Invalidation, PinnedPage
 from ...sync import WaitQueue
+from ...tracked import tracked
 from ..umem import Umem
 from .base import FaultAborted, OdpProtocol
-from ...tracked import tracked
 
 __all__ = ["IntervalSeq"]
 

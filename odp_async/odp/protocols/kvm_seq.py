@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 from ...addr import AddrRange
 from ...mm import Invalidation, PinnedPage
 from ...sync import Mutex, WaitQueue
+from ...tracked import tracked
 from ..umem import Umem
 from .base import FaultAborted, TreeProtocol
-from ...tracked import tracked
 
 __all__ = ["KvmSeq"]
 

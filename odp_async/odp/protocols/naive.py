@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ...tracked import tracked
 from ..umem import Umem
 from .base import TreeProtocol
-from ...tracked import tracked
 
 __all__ = ["Naive"]
 

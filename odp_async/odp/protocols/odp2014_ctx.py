@@ -40,9 +40,9 @@ import attrs
 
 from ...addr import AddrRange
 from ...mm import Invalidation
+from ...tracked import tracked
 from ..umem import Umem
 from .odp2014 import Odp2014
-from ...tracked import tracked
 
 __all__ = ["Odp2014Ctx"]
 

@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 
 from ...addr import AddrRange
 from ...mm import Invalidation
+from ...tracked import tracked
 from ..umem import Umem
 from .base import TreeProtocol
-from ...tracked import tracked
 
 __all__ = ["RangeList"]
 

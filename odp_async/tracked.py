@@ -50,6 +50,7 @@ See also
 from __future__ import annotations
 
 import enum
+import inspect
 import types
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
@@ -383,19 +384,83 @@ def tracked(
         twin = _make_twin(klass, frozenset(exempt), whole)
         info = _Tracking(klass, twin, exempt, whole, tuple(internal))
         type.__setattr__(klass, "__tracked__", info)
-        init: Callable[..., None] = klass.__init__  # type: ignore[misc]
-
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            init(self, *args, **kwargs)
-            if type(self) is klass and _step_fp(RUNTIME_VAR.get(None)) is not None:
-                _adopt(self, klass.__dict__["__tracked__"])
-
-        __init__.__wrapped__ = init  # type: ignore[attr-defined]
-        __init__.__doc__ = init.__doc__
-        type.__setattr__(klass, "__init__", __init__)
+        type.__setattr__(klass, "__init__", _adopting_init(klass))
         return klass
 
     return apply if cls is None else apply(cls)
+
+
+_INIT = """
+def __init__({params}):
+    _init({call})
+    rt = _current(None)
+    if rt is not None and _getattr(rt, "_fp", None) is not None and type({me}) is _klass:
+        _adopt({me}, _klass.__dict__["__tracked__"])
+"""
+
+
+def _adopting_init(klass: type) -> Callable[..., None]:
+    """`klass`'s ``__init__``, then: inside a tracking run, adopt the new instance.
+
+    Generated with the original's own parameters (as attrs builds its ``__init__``):
+    forwarding ``*args, **kwargs`` would cost more than the whole original on the hot path
+    of every run that tracks nothing, where the added work is one context-variable read.
+    """
+    init = klass.__init__  # type: ignore[misc]
+    # A subclass's wrapper calls the original, not its base's wrapper (one check).
+    init = getattr(init, "__wrapped__", init)
+    ns: dict[str, Any] = {
+        "_init": init,
+        "_current": RUNTIME_VAR.get,
+        "_getattr": getattr,
+        "_klass": klass,
+        "_adopt": _adopt,
+    }
+    try:
+        params = list(inspect.signature(init).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if not params or params[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        params = list(inspect.signature(lambda self, *args, **kwargs: None).parameters.values())
+    defs: list[str] = []
+    call: list[str] = []
+    seen_kw_only = False
+    for i, param in enumerate(params):
+        name = param.name
+        default = ""
+        if param.default is not param.empty:
+            ns[f"_d{i}"] = param.default
+            default = f"=_d{i}"
+        if param.kind is param.VAR_POSITIONAL:
+            defs.append(f"*{name}")
+            call.append(f"*{name}")
+            seen_kw_only = True
+        elif param.kind is param.KEYWORD_ONLY:
+            if not seen_kw_only:
+                defs.append("*")
+                seen_kw_only = True
+            defs.append(f"{name}{default}")
+            call.append(f"{name}={name}")
+        elif param.kind is param.VAR_KEYWORD:
+            defs.append(f"**{name}")
+            call.append(f"**{name}")
+        else:
+            defs.append(f"{name}{default}")
+            call.append(name)
+        if param.kind is param.POSITIONAL_ONLY and (
+            i + 1 == len(params) or params[i + 1].kind is not param.POSITIONAL_ONLY
+        ):
+            defs.append("/")
+    source = _INIT.format(params=", ".join(defs), call=", ".join(call), me=params[0].name)
+    exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
+    wrapper: Callable[..., None] = ns["__init__"]
+    wrapper.__wrapped__ = init  # type: ignore[attr-defined]
+    wrapper.__doc__ = init.__doc__
+    wrapper.__qualname__ = f"{klass.__qualname__}.__init__"
+    return wrapper
 
 
 def is_tracked_class(cls: type) -> bool:

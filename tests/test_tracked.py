@@ -158,3 +158,19 @@ def test_an_exempt_field_needs_a_reason() -> None:
         tracked(exempt={"x": ""})
     with pytest.raises(InvalidArgument, match="applies to a class"):
         tracked()(42)  # type: ignore[type-var]
+
+
+def test_the_readme_snippet_runs() -> None:
+    """The README's "DPOR over the ODP model" snippet, in a fresh process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### DPOR over the ODP model: tracked state") :]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start : section.index("```\n", start)]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr

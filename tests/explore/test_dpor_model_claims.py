@@ -36,6 +36,20 @@ FULL = {
     "exit-during-faults/kvm-seq": "complete: 1504 traces, no violation",
     "exit-during-faults/range-list": "complete: 1088 traces, no violation",
     "exit-during-faults/odp2014-ctx": "complete: 538 traces, no violation",
+    "registration-race/interval-seq": "complete: 312 traces, no violation",
+    "registration-race/range-list": "complete: 862 traces, no violation",
+    "dereg-during-notifier/interval-seq": "complete: 322 traces, no violation",
+    "mprotect-downgrade/interval-seq": "complete: 43 traces, no violation",
+    "mprotect-downgrade/kvm-seq": "complete: 91 traces, no violation",
+    "mprotect-downgrade/range-list": "complete: 75 traces, no violation",
+    "mprotect-downgrade/odp2014-ctx": "complete: 71 traces, no violation",
+    "migration-during-fault/interval-seq": "complete: 143 traces, no violation",
+    "migration-during-fault/kvm-seq": "complete: 462 traces, no violation",
+    "migration-during-fault/range-list": "complete: 110 traces, no violation",
+    "migration-during-fault/odp2014-ctx": "complete: 378 traces, no violation",
+    "truncate-during-registration/interval-seq": "complete: 921 traces, no violation",
+    "truncate-during-registration/range-list": "complete: 2176 traces, no violation",
+    "thp-split-during-fault/interval-seq": "complete: 557 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"
 

@@ -174,3 +174,14 @@ def test_the_readme_snippet_runs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_tracking_says_whether_the_step_keeps_a_footprint() -> None:
+    from odp_async.tracked import tracking
+
+    async def main() -> bool:
+        return tracking()
+
+    assert not tracking()  # no runtime
+    assert sim.run(main, seed=0).value is False  # a run that keeps no footprints
+    assert sim.run(main, chooser=DporChooser()).value is True

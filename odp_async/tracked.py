@@ -194,6 +194,24 @@ class TrackedDict(dict):  # type: ignore[type-arg]
         self._all(write=False)
         return dict(dict.items(self))
 
+    def __reversed__(self) -> Iterator[Any]:
+        self._all(write=False)
+        return dict.__reversed__(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._all(write=False)
+        return dict.__eq__(self, other)
+
+    def __or__(self, other: Any) -> dict[Any, Any]:
+        self._all(write=False)
+        return dict(dict.items(self)) | other  # type: ignore[no-any-return]
+
+    def __ior__(self, other: Any) -> TrackedDict:
+        self.update(other)
+        return self
+
+    __hash__ = None
+
     def __reduce__(self) -> Any:
         return (dict, (dict(dict.items(self)),))
 
@@ -248,7 +266,14 @@ for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__"):
     setattr(TrackedList, _name, _writer(list, _name))
 for _name in ("__iter__", "__len__", "__contains__", "copy", "__eq__", "issubset"):
     setattr(TrackedSet, _name, _reader(set, _name))
-for _name in ("union", "intersection", "difference", "isdisjoint", "issuperset"):
+for _name in (
+    "union",
+    "intersection",
+    "difference",
+    "isdisjoint",
+    "issuperset",
+    "symmetric_difference",
+):
     setattr(TrackedSet, _name, _reader(set, _name))
 for _name in ("__or__", "__and__", "__sub__", "__xor__", "__le__", "__ge__", "__lt__", "__gt__"):
     setattr(TrackedSet, _name, _reader(set, _name))

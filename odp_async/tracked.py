@@ -635,9 +635,11 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             continue
         info = getattr(cls, "__tracked__", None)
         inside = covered
-        if info is not None and info.cls is cls:
-            object.__setattr__(obj, "__class__", info.twin)
-            adopted += 1
+        if info is not None and (info.cls is cls or info.twin is cls):
+            if info.cls is cls:
+                object.__setattr__(obj, "__class__", info.twin)
+                adopted += 1
+            # (An object adopted in an earlier run may hold new plain containers.)
             if not info.whole:
                 for name in _fields_of(obj):
                     if name in info.exempt:
@@ -651,8 +653,6 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
                         object.__setattr__(obj, name, new)
             internal.update(info.internal)
             inside = info.whole
-        elif info is not None and info.twin is cls:
-            inside = info.whole  # adopted before
         elif cls in internal or _self_noting(obj):
             inside = True
         elif not (covered or (attrs.has(cls) and _is_frozen(cls)) or not _fields_of(obj)):

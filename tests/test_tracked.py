@@ -185,3 +185,14 @@ def test_tracking_says_whether_the_step_keeps_a_footprint() -> None:
     assert not tracking()  # no runtime
     assert sim.run(main, seed=0).value is False  # a run that keeps no footprints
     assert sim.run(main, chooser=DporChooser()).value is True
+
+
+def test_tracking_again_is_idempotent_and_sees_new_containers(user_module: UserModule) -> None:
+    mod = user_module(COUNTER, "tracked_again")
+    c = mod.Counter()
+    assert track(c).adopted == 1
+    c.table = {"fresh": 1}  # a plain dict put in by a later (reset) world
+    again = track(c)
+    assert again.adopted == 0
+    assert type(c.table) is TrackedDict
+    assert dict(c.table) == {"fresh": 1}

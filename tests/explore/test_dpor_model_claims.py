@@ -26,6 +26,7 @@ CHEAP = {
     "ctx-dereg-during-end/odp2014-ctx": "violation at schedule 22: deadlock",
     "fault-vs-munmap/interval-seq": "complete: 47 traces, no violation",
     "fault-vs-munmap/odp2014-ctx": "complete: 78 traces, no violation",
+    "ctx-dereg-during-end/interval-seq": "complete: 32 traces, no violation",
 }
 #: cell -> claim, run with ODP_ASYNC_FULL_CLAIMS=1.
 FULL = {
@@ -50,6 +51,8 @@ FULL = {
     "truncate-during-registration/interval-seq": "complete: 921 traces, no violation",
     "truncate-during-registration/range-list": "complete: 2176 traces, no violation",
     "thp-split-during-fault/interval-seq": "complete: 557 traces, no violation",
+    "ctx-dereg-during-end/kvm-seq": "complete: 1506 traces, no violation",
+    "ctx-dereg-during-end/range-list": "complete: 394 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"
 

@@ -319,10 +319,12 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
     names = _data_names(cls) - exempt
     has_dict = _has_dict(cls)
 
+    current = RUNTIME_VAR.get
+
     def __getattribute__(self: Any, name: str) -> Any:
         value = get(self, name)
         if name in names or (has_dict and name not in exempt and name in get(self, "__dict__")):
-            fp = _step_fp(RUNTIME_VAR.get(None))
+            fp = getattr(current(None), "_fp", None)  # None: no runtime, or not tracking
             if fp is not None:
                 fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
                 if type(value) in _PLAIN:

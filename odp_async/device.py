@@ -35,6 +35,7 @@ from .addr import PAGE_SHIFT, AddrRange
 from .check import Checker, FrameId
 from .errors import InvalidArgument, OdpError, ProtocolViolation
 from .sync import Completion, WaitQueue
+from .tracked import tracked
 
 __all__ = [
     "Device",
@@ -69,6 +70,7 @@ class Translation:
     writable: bool
 
 
+@tracked
 @attrs.define(eq=False)
 class TranslationTable:
     """One region's translations on the device.  Sync methods; callers serialise."""
@@ -104,6 +106,7 @@ class TranslationTable:
         return len(self.entries)
 
 
+@tracked
 @attrs.define(eq=False)
 class FaultRequest:
     """A device page fault waiting for a handler."""
@@ -118,6 +121,7 @@ class FaultRequest:
 FaultHandler = Callable[[FaultRequest], Awaitable[FaultOutcome]]
 
 
+@tracked
 @attrs.define(eq=False)
 class Device:
     """The RDMA device.  `fault_handler` is installed by the ODP core (the world wires it)."""

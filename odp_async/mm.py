@@ -70,6 +70,7 @@ from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue, no_sleep
+from .tracked import tracked
 from .workqueue import WorkItem, Workqueue
 
 __all__ = [
@@ -122,6 +123,7 @@ class Invalidation:
         return f"inv{self.id} {self.event.value} {self.range}"
 
 
+@tracked
 class Frame:
     """A physical frame.  ``(pfn, gen)`` names one use of it: `gen` grows at every reuse.
 
@@ -143,6 +145,7 @@ class Frame:
         return f"<Frame {self.pfn}.{self.gen} refs={self.refcount}>"
 
 
+@tracked
 class PhysicalMemory:
     """Frames, reference counted.  Freed frames are reused last-freed first, so a stale
     translation soon points into someone else's data, as it would on a real machine."""
@@ -189,6 +192,7 @@ class PhysicalMemory:
         return len(self._frames) - len(self._free)
 
 
+@tracked
 @attrs.define
 class Pte:
     """A page-table entry: a present mapping, or a migration entry (``frame is None``)."""
@@ -211,6 +215,7 @@ class PinnedPage:
         return self.frame.id
 
 
+@tracked
 @attrs.define(eq=False)
 class File:
     """A file with a page cache, mappable shared.  ``hugetlb`` files are unmapped with
@@ -269,6 +274,7 @@ HPAGE_PAGES = 4
 """Base pages per transparent huge page in the model (the kernel's PMD holds 512)."""
 
 
+@tracked
 @attrs.define(eq=False)
 class Vma:
     """A mapping ``range`` of anonymous memory, or of `file` from page `pgoff` (shared).
@@ -323,6 +329,7 @@ def subscription_problem(obj: object) -> str | None:
     return None
 
 
+@tracked
 class AddressSpace:
     """One process's mm.  See the module docstring for the operations and their locking."""
 
@@ -1228,6 +1235,7 @@ class AddressSpace:
         self.checker.event("exit-end", "exit", "exit_mmap done")
 
 
+@tracked
 class _SrcuReaders:
     """The owner of an SRCU wait: describes it for deadlock reports."""
 
@@ -1245,6 +1253,7 @@ async def _nothing() -> None:
     pass
 
 
+@tracked
 class _Hang:
     __slots__ = ("_task", "_why")
 

@@ -32,11 +32,13 @@ from contextlib import contextmanager
 from . import _runtime as rt
 from .errors import InvalidArgument
 from .sync import WaitQueue
+from .tracked import tracked
 from .workqueue import WorkItem, Workqueue
 
 __all__ = ["Srcu"]
 
 
+@tracked
 class Srcu:
     """One ``srcu_struct``.  See the module docstring."""
 
@@ -105,6 +107,7 @@ class Srcu:
         return list(self._readers.values())
 
 
+@tracked
 class _Readers:
     __slots__ = ("_srcu",)
 

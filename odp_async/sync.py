@@ -200,6 +200,9 @@ class _Blocking:
             if got is not _BLOCK:
                 rt.note(self, self._hold_event(kind))
                 return got
+            # The refused attempt read the primitive (and the park changes its queue):
+            # part of the step, so a step that lets it through later conflicts with it.
+            rt.note(self)
         else:
             # Granted: a cancelled task gives the grant straight back (no other task ran
             # in between, so nobody saw it), then the yield.  Refused: the park below is

@@ -45,10 +45,12 @@ from . import _runtime as rt
 from .check import Checker
 from .errors import InvalidArgument
 from .sync import WaitQueue
+from .tracked import tracked
 
 __all__ = ["WorkItem", "Workqueue"]
 
 
+@tracked
 class WorkItem:
     """One ``struct work_struct``: a name (for reports) and the function it runs."""
 
@@ -112,6 +114,7 @@ class WorkItem:
         return f"<WorkItem {self.name} {state}>"
 
 
+@tracked
 class _WorkOwner:
     """Describes a wait for a work item (deadlock reports)."""
 
@@ -129,6 +132,7 @@ class _WorkOwner:
         return f"{work.key} to finish", (() if running is None else (running,))
 
 
+@tracked
 class Workqueue:
     """A workqueue (``system_wq`` by default).  See the module docstring."""
 

@@ -51,6 +51,7 @@ from .odp import OdpProtocol, UContext
 from .snapshot import Snapshot
 from .srcu import Srcu
 from .sync import Mutex, RWLock
+from .tracked import track, tracked
 from .workqueue import Workqueue
 
 __all__ = ["PreparedWorld", "Scenario", "World", "WorldRun", "run_world"]
@@ -66,6 +67,7 @@ def _where() -> tuple[int, str]:
     return step, runtime.task_name(task)
 
 
+@tracked
 @attrs.define(eq=False)
 class World:
     """One machine: `checker`, `memory`, `mm`, `device`, `ctx` (and ``ctx.protocol``)."""
@@ -261,6 +263,7 @@ def run_world(
     max_steps: int = DEFAULT_MAX_STEPS,
     trace: bool = False,
     setup: Scenario | None = None,
+    noted_only: bool = False,
     **world_kwargs: Any,
 ) -> WorldRun:
     """Build a world and run ``scenario(world)`` under the sim runtime.
@@ -270,11 +273,18 @@ def run_world(
     `InvalidArgument` if the setup does not finish cleanly.  A deadlock of the run is
     recorded as a ``deadlock`` violation; an exception the scenario raised stays in
     ``run.sim.error``.
+
+    `noted_only` is the scenario's promise that its body shares state between its tasks
+    only through the world (and other tracked objects, `odp_async.tracked`).  When the
+    chooser keeps footprints, the world is then adopted for tracking (`track`) and the
+    run's steps are exactly their noted accesses, so DPOR reduces; if the walk meets a
+    stateful object of an untracked class (a user protocol not marked ``@tracked``),
+    the promise is not taken and steps stay unknown (sound, unreduced).
     """
     world = World.build(protocol, options=options, **world_kwargs)
     if setup is not None:
         _set_up(world, setup)
-    run = _run_on(world, scenario, seed, chooser, max_steps, trace)
+    run = _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
     world._release()
     return run
 
@@ -294,14 +304,27 @@ def _run_on(
     chooser: Chooser | None,
     max_steps: int,
     trace: bool,
+    noted_only: bool,
 ) -> WorldRun:
     main = world_main(world, scenario)
+    if noted_only and getattr(chooser, "wants_footprints", False):
+        # Every field of the world's classes notes itself in this run; steps are exactly
+        # their noted accesses only if nothing stateful escapes tracking.
+        noted_only = not track(world).untracked
+    else:
+        noted_only = False
 
     def stop_recording() -> None:
         world.checker.closed = True
 
     result = sim_run(
-        main, seed=seed, chooser=chooser, max_steps=max_steps, trace=trace, on_stop=stop_recording
+        main,
+        seed=seed,
+        chooser=chooser,
+        max_steps=max_steps,
+        trace=trace,
+        on_stop=stop_recording,
+        noted_only=noted_only,
     )
     world.checker.closed = False
     if result.deadlock is not None:
@@ -352,14 +375,16 @@ class PreparedWorld:
         max_steps: int = DEFAULT_MAX_STEPS,
         trace: bool = False,
         record_events: bool | None = None,
+        noted_only: bool = False,
     ) -> WorldRun:
         """Run ``scenario(world)`` on the set-up world, then put the world back.  The
         same as ``run_world(scenario, setup=self.setup, ...)`` on a fresh world.
-        `record_events` (None: as built) sets the checker's for this run."""
+        `record_events` (None: as built) sets the checker's for this run; `noted_only` as
+        in `run_world` (the world is adopted for tracking afresh after each restore)."""
         world = self.world
         try:
             if record_events is not None:
                 world.checker.record_events = record_events
-            return _run_on(world, scenario, seed, chooser, max_steps, trace)
+            return _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
         finally:
             self.snapshot.restore()

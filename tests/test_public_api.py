@@ -75,6 +75,16 @@ PUBLIC = {
         "replay",
         "shrink",
     ],
+    "odp_async.tracked": [
+        "TrackReport",
+        "TrackedDict",
+        "TrackedList",
+        "TrackedSet",
+        "is_tracked_class",
+        "track",
+        "tracked",
+        "tracking",
+    ],
 }
 
 

@@ -28,6 +28,7 @@ RUN_ELSEWHERE = {
     ),
     "## Explored tests in pytest (the plugin)": "tests/test_readme_plugin_sections.py",
     "## Beyond one machine": "tests/explore/test_dask_processes.py",
+    "### DPOR over the ODP model: tracked state": "tests/test_tracked.py",
     "### Implicit ODP: children made on fault, freed by deferred work": (
         "tests/model/test_implicit_odp.py"
     ),

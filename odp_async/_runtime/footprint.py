@@ -34,6 +34,7 @@ import attrs
 from ._base import RUNTIME_VAR
 
 __all__ = [
+    "FieldOf",
     "Footprint",
     "ReadOf",
     "declared_footprint",
@@ -148,6 +149,34 @@ def note_read(resource: Hashable) -> None:
     rt = _runtime_in_effect(None)
     if rt is not None:
         rt.note(ReadOf(resource))
+
+
+class FieldOf:
+    """One part of one object, as a resource: ``FieldOf(owner, part)``.
+
+    What `odp_async.tracked` notes for a field (`part` is the field's name) or a
+    container's entry (`part` is the key, or ``"*"`` for the whole container).  Equal when
+    the owner is the *same object* and the parts are equal; hashable whatever the owner
+    (an attrs class with ``eq=True`` is not), and it keeps its owner alive.  The explorer
+    turns it into a run-stable key from the owner's first appearance and the part
+    (`odp_async.explore.dfs`), so two fields of one object stay two resources.
+    """
+
+    __slots__ = ("_hash", "owner", "part")
+
+    def __init__(self, owner: object, part: Hashable) -> None:
+        self.owner = owner
+        self.part = part
+        self._hash = hash((id(owner), part))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is FieldOf and other.owner is self.owner and other.part == self.part
+
+    def __repr__(self) -> str:
+        return f"{type(self.owner).__name__}.{self.part}"
 
 
 def with_noted_reads(fp: Footprint) -> Footprint:

@@ -91,7 +91,7 @@ from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 import attrs
 
 from .._runtime._base import Waiter
-from .._runtime.footprint import Footprint, with_noted_reads
+from .._runtime.footprint import FieldOf, Footprint, with_noted_reads
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
 __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
@@ -144,8 +144,15 @@ class _Fp:
     seen: int
 
 
+def _is_fresh(k: Hashable, seen: int) -> bool:
+    if isinstance(k, int):
+        return k >= seen
+    # A field of an object: ("<field>", owner's step, part) (`_stable_keys`).
+    return type(k) is tuple and k[:1] == ("<field>",) and (k[1] >= seen or _is_fresh(k[2], seen))
+
+
 def _relative(keys: frozenset[Hashable], seen: int) -> frozenset[Hashable]:
-    return frozenset(_FRESH if isinstance(k, int) and k >= seen else k for k in keys)
+    return frozenset(_FRESH if _is_fresh(k, seen) else k for k in keys)
 
 
 def _independent(entry: _Fp, step: _Fp) -> bool:
@@ -266,7 +273,7 @@ class _SystematicChooser(Generic[_N]):
         self._cost = 0  # preemptions so far
         self._ordinal = 0  # steps shown so far (with ask_always: steps run)
         self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
-        self._canon: dict[Hashable, int] = {}  # object -> step where first observed
+        self._canon: dict[Hashable, Any] = {}  # object -> step where first observed
         self._prev_task: Any = None  # the task whose step ran since the last call
         self._prev_node: _N | None = None  # the node that chose it, if any
         self._aborted = False
@@ -351,9 +358,19 @@ class _SystematicChooser(Generic[_N]):
         def key(resource: Hashable) -> Hashable:
             if _is_value(resource):
                 return ("<value>", resource)
+            if type(resource) is FieldOf:
+                # One field of an object: the object's key and the part, so two fields
+                # (two dict entries) of one object stay two resources.  The owner is
+                # kept alive by the entry, so its id is not reused in this execution.
+                owner = resource.owner
+                seen: tuple[int, object] = canon.setdefault(
+                    ("<owner>", id(owner)), (ordinal, owner)
+                )
+                return ("<field>", seen[0], key(resource.part))
             # All objects first seen in one step share its ordinal (more conflicts, never
             # fewer), so the key does not depend on the frozenset's iteration order.
-            return canon.setdefault(resource, ordinal)
+            first: int = canon.setdefault(resource, ordinal)
+            return first
 
         return frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes)
 

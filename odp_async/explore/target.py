@@ -373,6 +373,7 @@ class Target:
                     max_steps=max_steps,
                     trace=trace,
                     record_events=trace,
+                    noted_only=self.scenario.noted_only,
                 )
                 extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
                 return run.sim, [*run.violations, *extra], run.events
@@ -384,6 +385,7 @@ class Target:
                 max_steps=max_steps,
                 trace=trace,
                 record_events=trace,
+                noted_only=self.scenario.noted_only,
             )
             extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
             return run.sim, [*run.violations, *extra], run.events

@@ -72,6 +72,7 @@ from ..device import FaultOutcome, TranslationTable
 from ..errors import InvalidArgument, WouldBlock
 from ..mm import AddressSpace, FaultError, Invalidation
 from ..sync import Mutex, WaitQueue
+from ..tracked import tracked
 from ..workqueue import WorkItem, Workqueue
 
 __all__ = ["ImplicitChild", "ImplicitMr"]
@@ -80,6 +81,7 @@ __all__ = ["ImplicitChild", "ImplicitMr"]
 _TOP = 1 << 47
 
 
+@tracked
 class ImplicitChild:
     """One child MR of an implicit MR: a ``child_pages`` chunk of the address space."""
 
@@ -122,6 +124,7 @@ class ImplicitChild:
         return f"<ImplicitChild {self.key} {self.range} use={self.usecount}>"
 
 
+@tracked
 class ImplicitMr:
     """An implicit ODP MR on `mm`.  See the module docstring.
 

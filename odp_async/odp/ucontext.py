@@ -53,6 +53,7 @@ from ..errors import InvalidArgument
 from ..intervals import IntervalTree
 from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import RWLock
+from ..tracked import tracked
 from .protocols import resolve_protocol
 from .protocols.base import FaultAborted, OdpProtocol
 from .umem import Umem, UmemState
@@ -60,6 +61,7 @@ from .umem import Umem, UmemState
 __all__ = ["OdpSubscription", "UContext"]
 
 
+@tracked
 class OdpSubscription:
     """The context's ``struct mmu_notifier``: forwards the mm's callbacks to the protocol."""
 
@@ -82,6 +84,7 @@ class OdpSubscription:
         return f"<OdpSubscription of {self.ctx.device.name}>"
 
 
+@tracked
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
@@ -93,6 +96,7 @@ class _Pending:
         self.charged = 0
 
 
+@tracked
 class UContext:
     """One process's ODP state on one device.  Built by `odp_async.world.World`."""
 

@@ -30,6 +30,7 @@ from ..check import Checker
 from ..device import TranslationTable
 from ..intervals import IntervalHandle
 from ..sync import Completion, Mutex, WaitQueue
+from ..tracked import tracked
 
 __all__ = ["Umem", "UmemState"]
 
@@ -41,6 +42,7 @@ class UmemState(enum.Enum):
     DEREGISTERED = "deregistered"
 
 
+@tracked
 @attrs.define(eq=False, repr=False)
 class Umem:
     """One registered ODP region.  Built by `UContext.register_mr`, never directly."""

@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import attrs
+
 from .. import _runtime as rt
 from ..addr import PAGE_SIZE
 from ..device import DmaError, FaultOutcome
 from ..odp.implicit import ImplicitMr
 from ..odp.umem import Umem
 from ..sync import Completion
+from ..tracked import tracked
 from ..world import World
 from .model import Scenario, Verdict
 
@@ -69,6 +72,7 @@ def _outcome(o: FaultOutcome) -> str:
     return o.value
 
 
+@tracked
 class _LateRegion:
     """Region B registered by an actor while others run: the actors ``register``, then
     ``fault`` at one address once B exists, then ``dma`` there once the fault ended."""
@@ -742,3 +746,9 @@ BUILTIN.update(
         ),
     )
 )
+
+# Every built-in shares state between its tasks only through the world (tracked), the
+# primitives and its result dict (each key written by one task, after the completions
+# that order it, and read by none): a step may be taken as exactly its noted accesses,
+# so DPOR reduces (`odp_async.tracked`; `tests/model/test_tracked_differential.py`).
+BUILTIN.update({name: attrs.evolve(s, noted_only=True) for name, s in BUILTIN.items()})

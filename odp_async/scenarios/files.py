@@ -220,6 +220,7 @@ from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
 from ..subscribers import HmmMirror, KvmMmu
 from ..sync import Completion
+from ..tracked import tracked
 from ..workqueue import WorkItem
 from ..world import World
 from .model import Scenario, Verdict
@@ -702,6 +703,8 @@ class _Reader:
             script=script,
             needs_world=True,
             script_expected=script_expected,
+            # The actors share state only through the world and `_Run` (tracked).
+            noted_only=True,
         )
         return ScenarioFile(self.path, scenario, protocols)
 
@@ -1353,6 +1356,7 @@ class _Semantics:
 # --- the body -----------------------------------------------------------------------------
 
 
+@tracked
 @attrs.define(eq=False)
 class _Run:
     """One run's state.  Invariant: `mrs` holds the last registration of each name, which

@@ -40,10 +40,12 @@ from ..check import Checker
 from ..errors import InvalidArgument
 from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import Mutex, WaitQueue
+from ..tracked import tracked
 
 __all__ = ["Subscriber"]
 
 
+@tracked
 class Subscriber(abc.ABC):
     """A notifier subscriber with its own secondary page table.  See the module docstring."""
 

@@ -26,11 +26,13 @@ from ..check import Checker
 from ..errors import InvalidArgument, WouldBlock
 from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
+from ..tracked import tracked
 from .base import Subscriber, check_max_retries
 
 __all__ = ["HmmMirror"]
 
 
+@tracked
 class HmmMirror(Subscriber):
     """One device mirroring `mm`.  See the module docstring."""
 

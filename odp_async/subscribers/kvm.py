@@ -27,11 +27,13 @@ from __future__ import annotations
 from ..check import Checker
 from ..mm import AddressSpace, Invalidation
 from ..sync import Mutex, WaitQueue
+from ..tracked import tracked
 from .base import Subscriber, check_max_retries
 
 __all__ = ["KvmMmu"]
 
 
+@tracked
 class KvmMmu(Subscriber):
     """One VM's secondary MMU on `mm`.  See the module docstring."""
 

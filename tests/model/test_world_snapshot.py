@@ -78,6 +78,10 @@ async def counted(w):
     await body(w)
 
 
+BIG_NOTED = Scenario("big-noted", "tracked state only", body,
+                     ("faulter", "invalidator", "unmapper"), setup=setup, noted_only=True)
+
+
 COUNTED = Scenario("counted", "", counted, ("faulter", "invalidator", "unmapper"),
                    setup=setup)
 '''
@@ -235,6 +239,33 @@ def test_the_explorer_finds_the_same_with_a_world_built_per_schedule(
     assert reused.failure is not None
     assert fresh.failure is not None
     assert reused.failure.token == fresh.failure.token
+
+
+def test_dpor_over_tracked_state_is_the_same_on_a_reused_world(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # noted_only with a set-up world: each run adopts the restored world for tracking
+    # afresh, so the reduced search is the one a world built per schedule gives.
+    reused = explore(user.BIG_NOTED, "naive", chooser="dpor", schedules=400, stop_on_first=False)
+    unreduced = explore(user.BIG, "naive", chooser="dpor", schedules=400, stop_on_first=False)
+    # the promise is taken (nothing untracked in the set-up world): another search
+    assert reused.failing != unreduced.failing
+    from odp_async.tracked import track
+
+    assert track(PreparedWorld.build(user.setup, "naive").world).untracked == ()
+
+    def fresh_each_time(self: Any, setup: Any, protocol: Any, options: Any) -> PreparedWorld:
+        return PreparedWorld.build(setup, protocol, options=dict(options))
+
+    monkeypatch.setattr(target_mod._Prepared, "get", fresh_each_time)
+    fresh = explore(user.BIG_NOTED, "naive", chooser="dpor", schedules=400, stop_on_first=False)
+    assert (reused.schedules, reused.steps, reused.failing, reused.complete) == (
+        fresh.schedules,
+        fresh.steps,
+        fresh.failing,
+        fresh.complete,
+    )
+    assert reused.failing
 
 
 def test_worker_processes_set_up_their_own_world(tmp_path: Path) -> None:

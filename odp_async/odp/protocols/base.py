@@ -48,6 +48,7 @@ from ... import _runtime as rt
 from ...addr import AddrRange
 from ...errors import InvalidArgument, OdpError, WouldBlock
 from ...mm import Invalidation, PinnedPage
+from ...tracked import tracked
 
 if TYPE_CHECKING:
     from ..ucontext import UContext
@@ -60,6 +61,7 @@ class FaultAborted(OdpError):
     """The fault must give up: its region is dying or being deregistered, or the mm died."""
 
 
+@tracked
 class OdpProtocol(abc.ABC):
     """A fault/invalidation protocol.  See the module docstring."""
 
@@ -152,6 +154,7 @@ class OdpProtocol(abc.ABC):
         return f"<protocol {self.name}{' ' + opts if opts else ''}>"
 
 
+@tracked
 class TreeProtocol(OdpProtocol):
     """The 2014 ucontext skeleton: tree + ``umem_rwsem`` + one subscription.
 

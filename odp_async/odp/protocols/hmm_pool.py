@@ -31,12 +31,14 @@ from ...addr import AddrRange
 from ...errors import InvalidArgument
 from ...mm import Invalidation
 from ...sync import SlotPool, WaitQueue
+from ...tracked import tracked
 from ..umem import Umem
 from .base import TreeProtocol
 
 __all__ = ["HmmPool"]
 
 
+@tracked
 class HmmPool(TreeProtocol):
     name: ClassVar[str] = "hmm-pool"
     summary: ClassVar[str] = (

@@ -42,6 +42,7 @@ from ... import _runtime as rt
 from ...addr import AddrRange
 from ...mm import Invalidation, PinnedPage
 from ...sync import WaitQueue
+from ...tracked import tracked
 from ..umem import Umem
 from .base import FaultAborted, OdpProtocol
 
@@ -50,11 +51,13 @@ __all__ = ["IntervalSeq"]
 _ALL = AddrRange(0, 1 << 60)
 
 
+@tracked
 @attrs.define
 class _Interval:
     iseq: int
 
 
+@tracked
 class IntervalSeq(OdpProtocol):
     name: ClassVar[str] = "interval-seq"
     summary: ClassVar[str] = (

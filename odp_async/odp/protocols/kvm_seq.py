@@ -26,12 +26,14 @@ from typing import Any, ClassVar
 from ...addr import AddrRange
 from ...mm import Invalidation, PinnedPage
 from ...sync import Mutex, WaitQueue
+from ...tracked import tracked
 from ..umem import Umem
 from .base import FaultAborted, TreeProtocol
 
 __all__ = ["KvmSeq"]
 
 
+@tracked
 class KvmSeq(TreeProtocol):
     name: ClassVar[str] = "kvm-seq"
     summary: ClassVar[str] = "one context-wide count+seq, KVM style: correct, coarse"

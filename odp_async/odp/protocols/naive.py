@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ...tracked import tracked
 from ..umem import Umem
 from .base import TreeProtocol
 
 __all__ = ["Naive"]
 
 
+@tracked
 class Naive(TreeProtocol):
     name: ClassVar[str] = "naive"
     summary: ClassVar[str] = "no synchronization between faults and invalidations (a control)"

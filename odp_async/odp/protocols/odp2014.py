@@ -38,12 +38,14 @@ from typing import Any, ClassVar
 
 from ...addr import AddrRange
 from ...mm import Invalidation
+from ...tracked import tracked
 from ..umem import Umem
 from .base import TreeProtocol
 
 __all__ = ["Odp2014"]
 
 
+@tracked
 class Odp2014(TreeProtocol):
     name: ClassVar[str] = "odp2014"
     summary: ClassVar[str] = "the 2014 patch: per-region count+seq, end-without-start clamped at 0"

@@ -40,17 +40,20 @@ import attrs
 
 from ...addr import AddrRange
 from ...mm import Invalidation
+from ...tracked import tracked
 from ..umem import Umem
 from .odp2014 import Odp2014
 
 __all__ = ["Odp2014Ctx"]
 
 
+@tracked
 @attrs.define
 class _Active:
     active: bool
 
 
+@tracked
 class Odp2014Ctx(Odp2014):
     name: ClassVar[str] = "odp2014-ctx"
     summary: ClassVar[str] = (

@@ -31,12 +31,14 @@ from typing import Any, ClassVar
 
 from ...addr import AddrRange
 from ...mm import Invalidation
+from ...tracked import tracked
 from ..umem import Umem
 from .base import TreeProtocol
 
 __all__ = ["RangeList"]
 
 
+@tracked
 class RangeList(TreeProtocol):
     name: ClassVar[str] = "range-list"
     summary: ClassVar[str] = (

@@ -1,0 +1,695 @@
+"""Tracked classes: shared state whose every read and write the explorer sees, unwritten.
+
+Contract
+    ``@tracked`` on a class (an attrs class or a plain one, slotted or not) makes its
+    instances *trackable*: in a run whose chooser keeps footprints (DPOR, dfs with
+    reduction), every read of an instance attribute adds a read of
+    ``FieldOf(obj, name)`` to the running step's footprint and every write adds a write
+    (`odp_async._runtime.footprint`), with no ``note`` written by the author.  A field
+    holding a container is reached through a tracked copy of it: a dict notes per key
+    (a lookup reads the key; an insert or delete writes the key and the key set;
+    iterating, ``len`` and the views read the key set and every key), a list or set as a
+    whole (a read for queries and iteration, a write for any change).
+
+    **No cost when nobody tracks.**  An instance is an ordinary object of its class
+    until a tracking run adopts it: `track` (for objects built before the run, e.g. a
+    `World`) walks the object graph and switches every instance of a tracked class to
+    the class's *tracking twin* (a subclass with the same layout whose
+    ``__getattribute__``/``__setattr__`` note), and replaces plain dicts, lists and sets
+    found in their fields by tracked ones; an instance created *during* a tracking run is
+    adopted by its ``__init__``.  Runs that keep no footprints (random, pct, replay, the
+    live runtimes) never see a twin: attribute access is the plain slot or dict access.
+    `attrs.fields`, ``isinstance`` and ``repr`` see the class as before.
+
+    ``@tracked(exempt={"name": "why"})`` leaves fields out (each with its one-line
+    reason: set once in ``__init__`` and never written again, a primitive that notes
+    itself...); ``@tracked(whole=True)`` makes the whole object one resource (for a
+    structure whose methods change internal nodes, like `odp_async.intervals.IntervalTree`).
+
+    **Soundness.**  Reduction over these footprints is sound when every piece of state
+    two tasks share is reached through tracked objects, tracked containers, values
+    (ints, strs, tuples, frozen attrs records, enums) or the primitives of
+    `odp_async.sync` (which note themselves).  Two fall-backs keep a forgotten piece
+    from producing a wrong verdict: a tracked field read that yields a plain (untracked)
+    dict, list or set makes the step's footprint *unknown* (it conflicts with every
+    step), and `track` reports every stateful object of an untracked class it reaches
+    (`TrackReport.untracked`): a model scenario only runs with ``noted_only`` (steps
+    are exactly their noted accesses) when that list is empty (`odp_async.world.run_world`).
+    State a task keeps in local variables is its own; a container or an untracked object
+    held in a local across a checkpoint and changed by another task is not seen.
+
+Concurrency
+    As the sim: one step at a time.  Notes go to the step of the runtime in effect
+    (`odp_async._runtime.RUNTIME_VAR`); outside a tracking run they are skipped.
+
+See also
+    `odp_async.shared.SharedCell` (one tracked value), `odp_async.explore.dpor`,
+    `tests/model/test_tracked_coverage.py` (every model class is tracked or exempt).
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import types
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar, overload
+
+import attrs
+
+from ._runtime._base import RUNTIME_VAR
+from ._runtime.footprint import FieldOf, ReadOf
+
+__all__ = [
+    "TrackReport",
+    "TrackedDict",
+    "TrackedList",
+    "TrackedSet",
+    "is_tracked_class",
+    "track",
+    "tracked",
+    "tracking",
+]
+
+C = TypeVar("C", bound=type)
+
+_WHOLE = "*"
+_KEYS = ("<keys>",)
+
+
+def _step_fp(rt: Any) -> set[object] | None:
+    # The running step's footprint set, or None when this run keeps no footprints.
+    return getattr(rt, "_fp", None) if rt is not None else None
+
+
+def tracking() -> bool:
+    """True inside a step of a run that keeps footprints.  Sync, cheap."""
+    return _step_fp(RUNTIME_VAR.get(None)) is not None
+
+
+def _unknown() -> None:
+    # The step touched state nobody tracks: its footprint becomes unknown (conflicts
+    # with every step), which is always sound.
+    rt = RUNTIME_VAR.get(None)
+    if _step_fp(rt) is not None:
+        rt._fp_unknown = True  # type: ignore[union-attr]
+
+
+def _read(owner: object, part: Hashable) -> None:
+    fp = _step_fp(RUNTIME_VAR.get(None))
+    if fp is not None:
+        fp.add(ReadOf(FieldOf(owner, part)))
+
+
+def _write(owner: object, part: Hashable) -> None:
+    fp = _step_fp(RUNTIME_VAR.get(None))
+    if fp is not None:
+        fp.add(FieldOf(owner, part))
+
+
+# --- tracked containers ---------------------------------------------------------------
+
+
+class TrackedDict(dict):  # type: ignore[type-arg]
+    """A dict that notes per key: ``d[k]``/``get``/``in`` read ``(d, k)``; a store, a
+    delete or a ``pop`` write ``(d, k)`` (and the key set when it changes); iteration,
+    ``len`` and the views read the key set and every key.  Outside a tracking run it
+    notes nothing (it is then only built by `track`, which runs inside one)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        _read(self, key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        _read(self, key)
+        return dict.get(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        _read(self, key)
+        return dict.__contains__(self, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not dict.__contains__(self, key):
+            _write(self, _KEYS)
+        _write(self, key)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        _write(self, _KEYS)
+        _write(self, key)
+        dict.__delitem__(self, key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        _write(self, _KEYS)
+        _write(self, key)
+        return dict.pop(self, key, *default)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if not dict.__contains__(self, key):
+            _write(self, _KEYS)
+        _write(self, key)
+        return dict.setdefault(self, key, default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self._all(write=True)
+        return dict.popitem(self)
+
+    def clear(self) -> None:
+        self._all(write=True)
+        dict.clear(self)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def _all(self, *, write: bool) -> None:
+        note = _write if write else _read
+        note(self, _KEYS)
+        for key in dict.keys(self):
+            note(self, key)
+
+    def __iter__(self) -> Iterator[Any]:
+        self._all(write=False)
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        _read(self, _KEYS)
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        self._all(write=False)
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._all(write=False)
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._all(write=False)
+        return dict.items(self)
+
+    def copy(self) -> dict[Any, Any]:
+        self._all(write=False)
+        return dict(dict.items(self))
+
+    def __reversed__(self) -> Iterator[Any]:
+        self._all(write=False)
+        return dict.__reversed__(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._all(write=False)
+        return dict.__eq__(self, other)
+
+    def __or__(self, other: Any) -> dict[Any, Any]:
+        self._all(write=False)
+        return dict(dict.items(self)) | other  # type: ignore[no-any-return]
+
+    def __ior__(self, other: Any) -> TrackedDict:
+        self.update(other)
+        return self
+
+    __hash__ = None
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(dict.items(self)),))
+
+
+class TrackedList(list):  # type: ignore[type-arg]
+    """A list that notes as a whole: queries and iteration read it, changes write it."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> Any:
+        return (list, (list(list.__iter__(self)),))
+
+
+class TrackedSet(set):  # type: ignore[type-arg]
+    """A set that notes as a whole: queries and iteration read it, changes write it."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> Any:
+        return (set, (set(set.__iter__(self)),))
+
+
+def _reader(base: type, name: str) -> Callable[..., Any]:
+    method = getattr(base, name)
+
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _read(self, _WHOLE)
+        return method(self, *args, **kwargs)
+
+    read.__name__ = name
+    return read
+
+
+def _writer(base: type, name: str) -> Callable[..., Any]:
+    method = getattr(base, name)
+
+    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _write(self, _WHOLE)
+        return method(self, *args, **kwargs)
+
+    write.__name__ = name
+    return write
+
+
+for _name in ("__getitem__", "__iter__", "__len__", "__contains__", "__reversed__"):
+    setattr(TrackedList, _name, _reader(list, _name))
+for _name in ("index", "count", "copy", "__eq__", "__add__", "__mul__"):
+    setattr(TrackedList, _name, _reader(list, _name))
+for _name in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"):
+    setattr(TrackedList, _name, _writer(list, _name))
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__"):
+    setattr(TrackedList, _name, _writer(list, _name))
+for _name in ("__iter__", "__len__", "__contains__", "copy", "__eq__", "issubset"):
+    setattr(TrackedSet, _name, _reader(set, _name))
+for _name in (
+    "union",
+    "intersection",
+    "difference",
+    "isdisjoint",
+    "issuperset",
+    "symmetric_difference",
+):
+    setattr(TrackedSet, _name, _reader(set, _name))
+for _name in ("__or__", "__and__", "__sub__", "__xor__", "__le__", "__ge__", "__lt__", "__gt__"):
+    setattr(TrackedSet, _name, _reader(set, _name))
+for _name in ("add", "discard", "remove", "pop", "clear", "update", "difference_update"):
+    setattr(TrackedSet, _name, _writer(set, _name))
+for _name in ("intersection_update", "symmetric_difference_update", "__ior__", "__iand__"):
+    setattr(TrackedSet, _name, _writer(set, _name))
+for _name in ("__isub__", "__ixor__"):
+    setattr(TrackedSet, _name, _writer(set, _name))
+TrackedList.__hash__ = None
+TrackedSet.__hash__ = None
+
+_PLAIN: dict[type, type] = {dict: TrackedDict, list: TrackedList, set: TrackedSet}
+
+
+# --- tracked classes ------------------------------------------------------------------
+
+
+def _data_names(cls: type) -> frozenset[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        names.update((slots,) if isinstance(slots, str) else slots)
+    if attrs.has(cls):
+        names.update(a.name for a in attrs.fields(cls))
+    names.discard("__weakref__")
+    names.discard("__dict__")
+    return frozenset(names)
+
+
+def _has_dict(cls: type) -> bool:
+    # Instances have a __dict__ when a class of the MRO (object aside) has no __slots__.
+    return any(
+        "__slots__" not in k.__dict__ or "__dict__" in k.__dict__["__slots__"]
+        for k in cls.__mro__[:-1]
+    )
+
+
+def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
+    get = object.__getattribute__
+    set_: Callable[[Any, str, Any], None] = getattr(cls, "__setattr__")  # noqa: B009
+    del_: Callable[[Any, str], None] = getattr(cls, "__delattr__")  # noqa: B009
+    names = _data_names(cls) - exempt
+    has_dict = _has_dict(cls)
+
+    current = RUNTIME_VAR.get
+
+    def __getattribute__(self: Any, name: str) -> Any:
+        value = get(self, name)
+        if name in names or (has_dict and name not in exempt and name in get(self, "__dict__")):
+            fp = getattr(current(None), "_fp", None)  # None: no runtime, or not tracking
+            if fp is not None:
+                fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
+                if type(value) in _PLAIN:
+                    _unknown()  # a container nobody tracks: the step is unknown
+        return value
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if name not in exempt:
+            _write(self, _WHOLE if whole else name)
+        set_(self, name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        _write(self, _WHOLE if whole else name)
+        del_(self, name)
+
+    ns: dict[str, Any] = {
+        "__slots__": (),
+        "__getattribute__": __getattribute__,
+        "__setattr__": __setattr__,
+        "__delattr__": __delattr__,
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+    }
+    return type(cls.__name__, (cls,), ns)
+
+
+@attrs.frozen
+class _Tracking:
+    """How a tracked class is tracked (``cls.__tracked__``)."""
+
+    cls: type
+    twin: type
+    exempt: Mapping[str, str]
+    whole: bool
+    #: Classes of the objects inside it that its own resource covers (a tree's nodes).
+    internal: tuple[type, ...]
+
+
+@overload
+def tracked(cls: C, /) -> C: ...
+
+
+@overload
+def tracked(
+    *,
+    exempt: Mapping[str, str] | None = None,
+    whole: bool = False,
+    internal: tuple[type, ...] = (),
+) -> Callable[[C], C]: ...
+
+
+def tracked(
+    cls: type | None = None,
+    /,
+    *,
+    exempt: Mapping[str, str] | None = None,
+    whole: bool = False,
+    internal: tuple[type, ...] = (),
+) -> Any:
+    """Make `cls`'s instances note every field read and write in tracking runs.
+
+    Use as ``@tracked`` or ``@tracked(exempt={"field": "reason"}, whole=False)``, on top
+    of ``@attrs.define`` when both are used.  `exempt` fields are never noted (each with
+    its reason, shown by the coverage test); `whole` notes every field as the one
+    resource ``FieldOf(obj, "*")``; `internal` lists classes of objects owned by the
+    instance and covered by its notes (a tree's nodes), which `track` then does not
+    report as untracked.  Returns the class itself, with ``__tracked__`` set and its
+    ``__init__`` wrapped (an instance built in a tracking run is adopted at once).
+    Raises `InvalidArgument` for an exempt name that is not a string with a reason.
+    """
+    from .errors import InvalidArgument
+
+    exempt = dict(exempt or {})
+    for key, why in exempt.items():
+        if not isinstance(key, str) or not isinstance(why, str) or not why.strip():
+            raise InvalidArgument(
+                f"tracked(exempt=...) needs field name -> one-line reason, got {key!r}: {why!r}"
+            )
+
+    def apply(klass: type) -> type:
+        if not isinstance(klass, type):
+            raise InvalidArgument(f"@tracked applies to a class, got {klass!r}")
+        twin = _make_twin(klass, frozenset(exempt), whole)
+        info = _Tracking(klass, twin, exempt, whole, tuple(internal))
+        type.__setattr__(klass, "__tracked__", info)
+        type.__setattr__(klass, "__init__", _adopting_init(klass))
+        for part in info.internal:
+            # Wherever the walk meets one (a handle a region keeps), its changes are made
+            # by the owner's methods and noted there.
+            type.__setattr__(part, "__tracked_internal_of__", klass)
+        return klass
+
+    return apply if cls is None else apply(cls)
+
+
+_INIT = """
+def __init__({params}):
+    _init({call})
+    rt = _current(None)
+    if rt is not None and _getattr(rt, "_fp", None) is not None and type({me}) is _klass:
+        _adopt({me}, _klass.__dict__["__tracked__"])
+"""
+
+
+def _adopting_init(klass: type) -> Callable[..., None]:
+    """`klass`'s ``__init__``, then: inside a tracking run, adopt the new instance.
+
+    Generated with the original's own parameters (as attrs builds its ``__init__``):
+    forwarding ``*args, **kwargs`` would cost more than the whole original on the hot path
+    of every run that tracks nothing, where the added work is one context-variable read.
+    """
+    init = klass.__init__  # type: ignore[misc]
+    # A subclass's wrapper calls the original, not its base's wrapper (one check).
+    init = getattr(init, "__wrapped__", init)
+    ns: dict[str, Any] = {
+        "_init": init,
+        "_current": RUNTIME_VAR.get,
+        "_getattr": getattr,
+        "_klass": klass,
+        "_adopt": _adopt,
+    }
+    try:
+        params = list(inspect.signature(init).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if not params or params[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        params = list(inspect.signature(lambda self, *args, **kwargs: None).parameters.values())
+    defs: list[str] = []
+    call: list[str] = []
+    seen_kw_only = False
+    for i, param in enumerate(params):
+        name = param.name
+        default = ""
+        if param.default is not param.empty:
+            ns[f"_d{i}"] = param.default
+            default = f"=_d{i}"
+        if param.kind is param.VAR_POSITIONAL:
+            defs.append(f"*{name}")
+            call.append(f"*{name}")
+            seen_kw_only = True
+        elif param.kind is param.KEYWORD_ONLY:
+            if not seen_kw_only:
+                defs.append("*")
+                seen_kw_only = True
+            defs.append(f"{name}{default}")
+            call.append(f"{name}={name}")
+        elif param.kind is param.VAR_KEYWORD:
+            defs.append(f"**{name}")
+            call.append(f"**{name}")
+        else:
+            defs.append(f"{name}{default}")
+            call.append(name)
+        if param.kind is param.POSITIONAL_ONLY and (
+            i + 1 == len(params) or params[i + 1].kind is not param.POSITIONAL_ONLY
+        ):
+            defs.append("/")
+    source = _INIT.format(params=", ".join(defs), call=", ".join(call), me=params[0].name)
+    exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
+    wrapper: Callable[..., None] = ns["__init__"]
+    wrapper.__wrapped__ = init  # type: ignore[attr-defined]
+    wrapper.__doc__ = init.__doc__
+    wrapper.__qualname__ = f"{klass.__qualname__}.__init__"
+    return wrapper
+
+
+def is_tracked_class(cls: type) -> bool:
+    """True when `cls` itself (not only a base) was decorated with `tracked`."""
+    info = cls.__dict__.get("__tracked__")
+    return info is not None and info.cls is cls
+
+
+# --- adopting objects -----------------------------------------------------------------
+
+
+def _adopt(obj: object, info: _Tracking) -> None:
+    # One object built inside a tracking run: its twin, and tracked copies of the plain
+    # containers its constructor made (nobody else holds them yet).
+    object.__setattr__(obj, "__class__", info.twin)
+    if info.whole:
+        return
+    for name in _fields_of(obj):
+        if name in info.exempt:
+            continue
+        try:
+            value = object.__getattribute__(obj, name)
+        except AttributeError:
+            continue
+        plain = _PLAIN.get(type(value))
+        if plain is not None:
+            object.__setattr__(obj, name, plain(value))
+
+
+@attrs.frozen
+class TrackReport:
+    """What `track` did: how many objects it adopted, and the classes of the stateful
+    objects it reached that nobody tracks (sorted names; empty: everything is seen)."""
+
+    adopted: int
+    untracked: tuple[str, ...]
+
+
+_VALUE_TYPES: tuple[type, ...] = (
+    int,
+    float,
+    str,
+    bytes,
+    bool,
+    type(None),
+    range,
+    enum.Enum,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    type,
+)
+
+
+def _self_noting(obj: object) -> bool:
+    # Primitives note their own state changes (`odp_async.sync`).
+    from . import sync
+
+    return isinstance(
+        obj,
+        (sync.WaitQueue, sync.Mutex, sync.RWLock, sync.Completion, sync.SlotPool, sync.Condition),
+    )
+
+
+def _fields_of(obj: object) -> Iterable[str]:
+    cls = type(obj)
+    seen: list[str] = []
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        seen.extend((slots,) if isinstance(slots, str) else slots)
+    d = getattr(obj, "__dict__", None) if "__dict__" not in seen else None
+    names = [n for n in seen if n not in ("__weakref__", "__dict__")]
+    if isinstance(d, dict):
+        names.extend(d)
+    return names
+
+
+def track(root: object, *, deep: bool = True) -> TrackReport:
+    """Adopt `root` (and, when `deep`, every object reachable from it) for tracking.
+
+    Instances of `tracked` classes switch to their tracking twin; plain dicts, lists and
+    sets held in their fields (or inside such containers) are replaced by tracked ones
+    (the same replacement wherever the walk meets the same container, so sharing is
+    kept).  Call it for objects built before a tracking run (`run_world` does, for the
+    world); objects already adopted are left as they are.  Sync; never checkpoints.
+    """
+    replaced: dict[int, object] = {}
+    visited: set[int] = set()
+    untracked: set[str] = set()
+    internal: set[type] = set()
+    keep: list[object] = []  # keeps walked objects alive, so their ids stay unique
+    # (object, covered): covered objects sit inside a whole-tracked object or a
+    # primitive, whose own notes cover them; they are walked (for what they hold), not
+    # judged.
+    stack: list[tuple[object, bool]] = [(root, False)]
+    adopted = 0
+
+    def convert(value: object) -> object:
+        plain = _PLAIN.get(type(value))
+        if plain is None:
+            return value
+        new = replaced.get(id(value))
+        if new is None:
+            new = plain(value)
+            replaced[id(value)] = new
+            keep.append(value)
+        return new
+
+    while stack:
+        obj: Any
+        obj, covered = stack.pop()
+        if id(obj) in visited:
+            continue
+        visited.add(id(obj))
+        keep.append(obj)
+        cls = type(obj)
+        if cls is TrackedDict:
+            for key, value in list(dict.items(obj)):
+                new = convert(value)
+                if new is not value:
+                    dict.__setitem__(obj, key, new)
+                stack += ((key, covered), (new, covered))
+            continue
+        if cls is TrackedList:
+            for i, value in enumerate(list(list.__iter__(obj))):
+                new = convert(value)
+                if new is not value:
+                    list.__setitem__(obj, i, new)
+                stack.append((new, covered))
+            continue
+        if cls is TrackedSet:
+            stack.extend((item, covered) for item in set.__iter__(obj))
+            continue
+        if isinstance(obj, _VALUE_TYPES):
+            continue
+        if isinstance(obj, types.MethodType):
+            stack.append((obj.__self__, covered))
+            continue
+        if cls in (tuple, frozenset):
+            stack.extend((item, covered) for item in obj)
+            continue
+        if cls in _PLAIN:
+            if not covered:  # a plain container no tracked field holds: nobody sees it
+                untracked.add(f"builtins.{cls.__name__}")
+            items = list(obj.items()) if cls is dict else list(obj)
+            stack.extend((item, covered) for item in items)
+            continue
+        info = getattr(cls, "__tracked__", None)
+        inside = covered
+        if info is not None and (info.cls is cls or info.twin is cls):
+            if info.cls is cls:
+                object.__setattr__(obj, "__class__", info.twin)
+                adopted += 1
+            # (An object adopted in an earlier run may hold new plain containers.)
+            if not info.whole:
+                for name in _fields_of(obj):
+                    if name in info.exempt:
+                        continue
+                    try:
+                        value = object.__getattribute__(obj, name)
+                    except AttributeError:
+                        continue
+                    new = convert(value)
+                    if new is not value:
+                        object.__setattr__(obj, name, new)
+            internal.update(info.internal)
+            inside = info.whole
+        elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
+            inside = True
+        elif not (covered or (attrs.has(cls) and _is_frozen(cls)) or not _fields_of(obj)):
+            untracked.add(f"{cls.__module__}.{cls.__qualname__}")
+        if not deep and obj is not root:
+            continue
+        for name in _fields_of(obj):
+            try:
+                value = object.__getattribute__(obj, name)
+            except AttributeError:
+                continue
+            if deep:
+                stack.append((value, inside))
+    keep.clear()
+    return TrackReport(adopted, tuple(sorted(untracked)))
+
+
+def _is_frozen(cls: type) -> bool:
+    from attr import _make
+
+    return getattr(cls, "__setattr__", None) is getattr(_make, "_frozen_setattrs", 0)
+
+
+def _track_lower_layers() -> None:
+    # `check` and `intervals` depend on nothing but attrs (DESIGN section 3): their
+    # shared classes are made trackable here, from above.
+    from .check import Checker
+    from .intervals import IntervalHandle, IntervalTree, _Node
+
+    tracked(Checker)
+    tracked(whole=True, internal=(IntervalHandle, _Node))(IntervalTree)
+
+
+_track_lower_layers()

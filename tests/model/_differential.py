@@ -1,0 +1,69 @@
+"""Every outcome of a small model scenario, by an unreduced search and by DPOR.
+
+`outcomes(body, protocol, reduced=...)` runs ``body`` under every schedule one search
+reaches and returns the set of (violation kinds, final-state digest) it saw.  Unreduced:
+DPOR over unknown footprints (no step is independent of another: every interleaving of
+the world's steps that matters to any of them runs).  Reduced: DPOR over the tracked
+model's footprints (`odp_async.tracked`), the way `explore --chooser dpor` runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from odp_async.explore.dfs import PrunedExecution
+from odp_async.explore.dpor import DporChooser
+from odp_async.world import World, run_world
+
+Outcome = tuple[tuple[str, ...], int]
+
+
+def digest(w: World) -> int:
+    """A hash of the world's final state: page table, regions, device, frames, checker."""
+    mm = w.mm
+    ptes = tuple(
+        sorted(
+            (vpn, None if p.frame is None else p.frame.id, p.writable)
+            for vpn, p in dict.items(mm.page_table)
+        )
+    )
+    umems = tuple(
+        sorted(
+            (name, u.count, u.seq, u.dying, u.state.value) for name, u in dict.items(w.ctx.umems)
+        )
+    )
+    tables = tuple(
+        sorted(
+            (name, tuple(sorted(dict.items(t.entries)))) for name, t in dict.items(w.device.tables)
+        )
+    )
+    return hash((ptes, umems, tables, w.memory.frames_in_use, mm.users, mm.is_dead))
+
+
+def outcomes(
+    body: Callable[[World], Awaitable[Any]],
+    protocol: str,
+    *,
+    reduced: bool,
+    budget: int = 20_000,
+) -> tuple[set[Outcome], int, bool]:
+    """(outcomes, traces run, complete) of one search of ``body`` under `protocol`."""
+
+    async def scenario(w: World) -> int:
+        result = await body(w)
+        return hash((digest(w), repr(result)))
+
+    chooser = DporChooser()
+    seen: set[Outcome] = set()
+    runs = 0
+    while chooser.has_more and runs < budget:
+        try:
+            run = run_world(scenario, protocol=protocol, chooser=chooser, noted_only=reduced)
+        except PrunedExecution:
+            continue
+        runs += 1
+        kinds = tuple(sorted({v.kind for v in run.violations}))
+        value = run.sim.value if isinstance(run.sim.value, int) else -1
+        seen.add((kinds, value))
+    return seen, runs, not chooser.has_more

@@ -62,3 +62,36 @@ def test_twostage_100_starts_its_threads_at_scheduling_points() -> None:
     result = explore("classic:twostage_100", chooser="random", schedules=1, shrink=False)
     assert result.schedules == 1
     assert result.steps > 300
+
+
+#: Schedules to the first bug of frontrun 0.7's DPOR on the same programs
+#: (benchmarks/bench_dpor.py): the issue's target is no more than these.
+FRONTRUN_FIRST = {
+    "account": 4,
+    "lazy01": 4,
+    "deadlock01": 2,
+    "stack": 2,
+    "twostage": 2,
+    "wronglock": 3,
+    "reorder_3": 8,
+    "reorder_5": 309,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRONTRUN_FIRST))
+def test_dpor_needs_no_more_schedules_than_frontrun(name: str) -> None:
+    result = explore(f"classic:{name}", chooser="dpor", schedules=2_000, shrink=False)
+    assert result.failure is not None
+    assert result.failure.index <= FRONTRUN_FIRST[name]
+
+
+def test_the_racer_and_its_continuation_come_first() -> None:
+    # The racing task is queued beside an initial that is only queued, and the entry's
+    # run follows the reversed race's steps: without the first, reorder_3 needs 9
+    # schedules; without the second, account 4 and reorder_5 8.
+    counts = {}
+    for name in ("reorder_3", "account", "reorder_5"):
+        result = explore(f"classic:{name}", chooser="dpor", schedules=100, shrink=False)
+        assert result.failure is not None
+        counts[name] = result.failure.index
+    assert counts == {"reorder_3": 3, "account": 3, "reorder_5": 6}

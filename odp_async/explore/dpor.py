@@ -100,10 +100,6 @@ from .dfs import (
 
 __all__ = ["DporChooser", "DporStatistics"]
 
-#: The most steps of a reversed race's continuation a queued entry keeps as its hint
-#: (memory per entry stays bounded; the hint only orders the continuation).
-HINT_STEPS = 64
-
 
 @attrs.frozen
 class DporStatistics:
@@ -159,6 +155,11 @@ class _Node:
         return nodes
 
 
+def _empty(fp: _Fp | None) -> bool:
+    """A step known to touch nothing shared (a task's first step under noted_only)."""
+    return fp is not None and not fp.reads and not fp.writes
+
+
 def _sleep_before(node: _Node, tid: int) -> dict[int, _Fp]:
     """The sleep candidates when `node` chooses task `tid`: the sleep set on arrival,
     then the siblings explored before `tid` was first chosen (all of them if never)."""
@@ -196,7 +197,6 @@ class DporChooser(_SystematicChooser[_Node]):
         "_fixed_used",
         "_floor",
         "_fresh_from",
-        "_hint",
         "_prev_pos",
         "_queue",
         "_resume",
@@ -239,12 +239,9 @@ class DporChooser(_SystematicChooser[_Node]):
         self.races = 0
         # Entries still to explore: (preemptions, -seq, seq, node, option); fewest
         # preemptions first, then the latest found (depth-first within a level).
-        self._queue: list[tuple[int, int, int, _Node, int, tuple[int, ...]]] = []
+        self._queue: list[tuple[int, int, int, _Node, int]] = []
         self._seq = 0
         self._resume = 0  # path index of the node whose choice is new this execution
-        # The tasks of the reversed race's continuation (one entry per step), in order,
-        # that this execution follows after its new choice while it can (see `_push`).
-        self._hint: list[int] = []
         self._analysed = True
         # Per execution.
         self._fresh_from = 0  # first path index not replayed (its races are new)
@@ -381,39 +378,14 @@ class DporChooser(_SystematicChooser[_Node]):
         eligible = [i for i in range(n) if ids[i] not in sleep]
         if not eligible:
             self._prune("sleep-set")
-        pick = self._hinted(eligible, ids, costs)
-        if pick < 0:
-            # Continue the last task if it may run, else the lowest task id.
-            free = [i for i in eligible if costs[i] == 0]
-            pick = free[0] if free else min(eligible, key=lambda i: ids[i])
+        # Continue the last task if it may run, else the lowest task id.
+        free = [i for i in eligible if costs[i] == 0]
+        pick = free[0] if free else min(eligible, key=lambda i: ids[i])
         if costs[pick] and not self._allowed(self._cost + 1):
             self._cut = True
             self._prune("preemption-bound")
         node.chosen = pick
         return node
-
-    def _hinted(self, eligible: list[int], ids: tuple[int, ...], costs: tuple[int, ...]) -> int:
-        """The option the hint picks among `eligible` (-1: none; the hint is dropped).
-
-        The last task while the hint still has steps of it, else the hint's first task
-        that may run.  Any choice is sound here (source-DPOR explores every trace from any
-        continuation); following the reversed race's continuation reaches the state the
-        race was reversed for in this execution rather than in a later one."""
-        hint = self._hint
-        if not hint:
-            return -1
-        for i in eligible:
-            if costs[i] == 0 and ids[i] in hint:
-                return i
-        where = {ids[i]: i for i in eligible}
-        for tid in hint:
-            i = where.get(tid, -1)
-            if i >= 0:
-                if costs[i] and not self._allowed(self._cost + 1):
-                    break
-                return i
-        hint.clear()
-        return -1
 
     def _take_fixed(self, n: int, pos: int) -> int:
         """The fixed prefix's next choice (among `n`); at its last, the floor is set."""
@@ -433,13 +405,10 @@ class DporChooser(_SystematicChooser[_Node]):
         bound = self.preemption_bound
         return bound is None or cost <= bound
 
-    def _push(self, node: _Node, option: int, cost: int, hint: tuple[int, ...] = ()) -> None:
-        """Queue `option` at `node`; `hint`: the task of each step of the continuation
-        the execution that takes it should follow (the reversed race's, its first step
-        included), while it can."""
+    def _push(self, node: _Node, option: int, cost: int) -> None:
         self._seq += 1
         node.queued.add(option)
-        heapq.heappush(self._queue, (cost, -self._seq, self._seq, node, option, hint))
+        heapq.heappush(self._queue, (cost, -self._seq, self._seq, node, option))
 
     def _advance(self) -> bool:
         """Set up the next execution's forced prefix.  False when none is left."""
@@ -447,9 +416,8 @@ class DporChooser(_SystematicChooser[_Node]):
         if not self._queue:
             self._path = []
             return False
-        _, _, _, node, option, hint = heapq.heappop(self._queue)
+        _, _, _, node, option = heapq.heappop(self._queue)
         node.queued.discard(option)
-        self._hint = list(hint)
         path = node.path()
         self._resume = len(path) - 1
         for parent, child in itertools.pairwise(path):
@@ -495,11 +463,6 @@ class DporChooser(_SystematicChooser[_Node]):
         assert node is not None
         fp = self._stable(task.footprint, self._ordinal - 1)
         node.chosen_fp = fp
-        if self._hint and self._prev_pos >= self._resume:
-            try:
-                self._hint.remove(task.id)
-            except ValueError:
-                pass
         self._events.append((self._prev_pos, task.id, fp))
         if fp is None:
             self._sleep = {}
@@ -635,13 +598,10 @@ class DporChooser(_SystematicChooser[_Node]):
         # (happens-before of this execution: a superset of v's own, so every task found
         # is a true initial, and the earliest event always is one).
         first: dict[int, int] = {}
-        v: list[int] = []  # the task of each step of notdep(i).j
         for k in range(i + 1, j):
             if clocks[k][si] < seq[i]:
                 first.setdefault(events[k][1], k)
-                v.append(events[k][1])
         first.setdefault(events[j][1], j)
-        v.append(events[j][1])
         initials = [
             tid
             for tid, k in first.items()
@@ -654,14 +614,17 @@ class DporChooser(_SystematicChooser[_Node]):
             return  # explored there, or asleep (explored from an earlier sibling)
         racer = events[j][1]
         if any(t in node.queued for t in initials):
-            # Covered by an entry still queued.  Any one initial will do; but the racing
-            # task itself, when it is one, reverses the race most directly, and an
-            # initial queued for another race may lead elsewhere first (on reorder_3 the
-            # queued initial was a task whose first step is empty).  So the racer is
-            # queued too (more exploration, never less; it is not queued beside an
-            # initial already explored or asleep: an earlier variant that did lost
-            # outcomes, tests/explore/test_dpor_soundness).
+            # Covered by an entry still queued.  Any one initial will do; but when each
+            # queued initial is one whose step here touches nothing (a task's first step
+            # under noted_only: on reorder_3), its run leads elsewhere first, while the
+            # racing task, when it is an initial, reverses the race directly.  So the
+            # racer is queued too (more exploration, never less; never beside an initial
+            # already explored or asleep: an earlier variant that did lost outcomes,
+            # tests/explore/test_dpor_soundness; nor beside a queued initial that does
+            # something: on twostage_10 that multiplied the queue by 40).
             if racer not in initials or racer not in node.options or racer in node.queued:
+                return
+            if any(t in node.queued and not _empty(events[first[t]][2]) for t in initials):
                 return
         covered |= node.queued
         enabled = [t for t in initials if t in node.options]
@@ -674,4 +637,4 @@ class DporChooser(_SystematicChooser[_Node]):
             if not self._allowed(cost):
                 self._cut = True
                 continue
-            self._push(node, t, cost, tuple(v[:HINT_STEPS]))
+            self._push(node, t, cost)

@@ -1136,8 +1136,9 @@ def _short_claim(cell: Any) -> str:
     verdict (``by pct-d4``; ``-`` under random)."""
     if cell.first_hit is not None:
         return f"by {cell.found_by}" if cell.found_by else "-"
-    if cell.claim.startswith("complete"):
-        return cell.claim.removesuffix(", no violation")
+    claim: str = cell.claim
+    if claim.startswith("complete"):
+        return claim.removesuffix(", no violation")
     return "budget reached"
 
 

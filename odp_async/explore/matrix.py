@@ -1,22 +1,22 @@
 """The verdict matrix: every built-in scenario under every protocol, against expectations.
 
 Contract
-    `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with up to
-    `budget` schedules of `chooser`: ``portfolio`` (the default, as the explorer's:
-    schedule ``i`` of a cell is schedule ``i`` of ``explore(..., seed=seed)``, its dpor
-    share included) or ``random``.  A cell whose expected verdict is a failure stops at
-    the first schedule showing that verdict; a cell expected clean runs its whole budget,
-    unless the portfolio's dpor member ran every trace first (nothing is left to find).
-    Each cell's `Cell.claim` says what it established: ``complete: N traces, no
-    violation`` when that DPOR search ran every Mazurkiewicz trace (relative to the
-    footprints, as `ExploreResult.claim`), else ``no violation in N schedules (budget
-    reached, not complete)``, or ``<verdict> at schedule i`` for what it saw.  The cell's verdict is the expected one
-    if it was seen, else the most severe seen (found, then deadlock, then starvation,
-    then clean); a safety violation (found) seen where a deadlock or starvation was
-    expected always wins, so corruption is never hidden behind an expected liveness
-    failure.  Cells are independent and deterministic (the schedules of a cell depend
-    only on the seed), so `jobs` spreads cells over processes, and `executor` over any
-    `Executor` (a Dask cluster), without changing any result.
+    `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with up to `budget`
+    schedules of `chooser`: ``portfolio`` (the default, as the explorer's: schedule ``i`` of
+    a cell is schedule ``i`` of ``explore(..., seed=seed)``, its dpor share included) or
+    ``random``.  A cell whose expected verdict is a failure stops at the first schedule
+    showing that verdict; a cell expected clean runs its whole budget, unless the
+    portfolio's dpor member ran every trace first (nothing is left to find). Each cell's
+    `Cell.claim` says what it established: ``complete: N traces, no violation`` when that
+    DPOR search ran every Mazurkiewicz trace (relative to the footprints, as
+    `ExploreResult.claim`), else ``no violation in N schedules (budget reached, not
+    complete)``, or ``<verdict> at schedule i`` for what it saw.  The cell's verdict is the
+    expected one if it was seen, else the most severe seen (found, then deadlock, then
+    starvation, then clean); a safety violation (found) seen where a deadlock or starvation
+    was expected always wins, so corruption is never hidden behind an expected liveness
+    failure.  Cells are independent and deterministic (the schedules of a cell depend only on
+    the seed), so `jobs` spreads cells over processes, and `executor` over any `Executor` (a
+    Dask cluster), without changing any result.
 
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its

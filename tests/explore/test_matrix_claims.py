@@ -22,7 +22,8 @@ CLEAN = ("registration-count", "interval-seq")
 
 def test_a_clean_cell_the_dpor_member_completes_says_so_and_stops() -> None:
     (cell,) = verdict_matrix(budget=1000, scenarios=[CLEAN[0]], protocols=[CLEAN[1]])
-    assert cell.verdict is Verdict.CLEAN and cell.matches
+    assert cell.verdict is Verdict.CLEAN
+    assert cell.matches
     assert cell.claim == "complete: 15 traces, no violation"
     assert cell.schedules < 1000  # stopped once the search was complete
     assert cell.found_by is None
@@ -94,4 +95,5 @@ def test_your_scenario_file_gets_a_claim(tmp_path: Path) -> None:
     path.write_text(FILE)
     (cell,) = verdict_matrix(budget=1000, scenarios=[str(path)])
     assert cell.matches
-    assert cell.claim.startswith("complete: ") and cell.claim.endswith(" traces, no violation")
+    assert cell.claim.startswith("complete: ")
+    assert cell.claim.endswith(" traces, no violation")

@@ -261,7 +261,7 @@ def test_the_command_caps_matrix_jobs() -> None:
         "-p",
         "naive",
         "--budget",
-        "20",
+        "100",
         "--jobs",
         "100000",
     )

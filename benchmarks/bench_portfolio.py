@@ -13,6 +13,11 @@ deterministic count) and of the default ``portfolio`` (``--budget``, median, wor
 the member that found it in the worst seed).  ``>C``: a miss within the budget.  The
 portfolio target: a find in every seed within 10,000 schedules.  Printed, not asserted
 (``tests/explore/test_portfolio.py`` asserts it on the cells that matter).
+
+Every contender runs the same rows and seeds; each cell is ``median/max`` of schedules
+to the first failure and the contender's wall time for the row (``12/40 1.3s``).  A
+failure of another verdict than the row expects is a wrong verdict: the cell says
+``WRONG`` and the run ends with the count (the target: zero).
 """
 
 from __future__ import annotations
@@ -46,26 +51,53 @@ def cells() -> list[tuple[str, str | None]]:
     return out
 
 
+#: Failures whose verdict is not the row's expected one (the target: none).
+WRONG: list[str] = []
+
+
+def _expected(scenario: str, protocol: str | None) -> Verdict:
+    if protocol is None:
+        return SCTBENCH[scenario.removeprefix("classic:")].expected_for("-")
+    return BUILTIN[scenario].expected_for(protocol)
+
+
 def first(scenario: str, protocol: str | None, budget: int, **fields: object) -> int | None:
     result = explore(
         scenario, protocol, schedules=budget, shrink=False, stop_on_first=True, **fields
     )
-    return result.failure.index if result.failure is not None else None
+    if result.failure is None:
+        return None
+    if result.verdict is not _expected(scenario, protocol):
+        WRONG.append(f"{scenario}/{protocol} {fields}: {result.verdict}")
+        return -1
+    return result.failure.index
 
 
-def show(values: list[int | None], budget: int) -> str:
+def show(values: list[int | None], budget: int, seconds: float | None = None) -> str:
+    took = "" if seconds is None else f" {seconds:.1f}s"
+    if any(v == -1 for v in values):
+        return "WRONG" + took
     if any(v is None for v in values):
         found = [v for v in values if v is not None]
-        return f">{budget} ({len(found)}/{len(values)})"
+        return f">{budget} ({len(found)}/{len(values)})" + took
     ints = [v for v in values if v is not None]
-    return f"{statistics.median(ints):g}/{max(ints)}"
+    return f"{statistics.median(ints):g}/{max(ints)}" + took
+
+
+def contender(
+    scenario: str, protocol: str | None, budget: int, seeds: range, **fields: object
+) -> str:
+    """One contender's cell: ``median/max`` over `seeds` and its wall time."""
+    t0 = time.perf_counter()
+    got = [first(scenario, protocol, budget, seed=s, **fields) for s in seeds]
+    return show(got, budget, time.perf_counter() - t0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=int, default=10_000)
     parser.add_argument("--member-budget", type=int, default=2_000)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-members", action="store_true")
     parser.add_argument("--only", choices=["builtin", "sctbench"], help="one family of rows")
@@ -99,26 +131,30 @@ def main() -> None:
         label = scenario + (f" / {protocol}" if protocol else "")
         line = [label]
         if not args.no_members:
-            line.append(
-                show([first(scenario, protocol, mb, chooser="random", seed=s) for s in seeds], mb)
-            )
+            line.append(contender(scenario, protocol, mb, seeds, chooser="random"))
             for d in range(1, 6):
-                got = [
-                    first(scenario, protocol, mb, chooser="pct", depth=d, seed=s) for s in seeds
-                ]
-                line.append(show(got, mb))
-            line.append(show([first(scenario, protocol, mb, chooser="dpor")], mb))
+                line.append(contender(scenario, protocol, mb, seeds, chooser="pct", depth=d))
+            line.append(contender(scenario, protocol, mb, range(1), chooser="dpor"))
         found: list[int | None] = []
         worst, by = -1, "-"
+        t0 = time.perf_counter()
         for s in seeds:
             result = explore(scenario, protocol, schedules=args.budget, seed=s, shrink=False)
             index = result.failure.index if result.failure is not None else None
+            if index is not None and result.verdict is not _expected(scenario, protocol):
+                WRONG.append(f"{label} portfolio seed {s}: {result.verdict}")
+                index = -1
             found.append(index)
             if index is not None and index > worst:
                 worst, by = index, str(result.found_by)
-        line += [show(found, args.budget), by, f"{time.perf_counter() - start:.1f}"]
+        line += [
+            show(found, args.budget, time.perf_counter() - t0),
+            by,
+            f"{time.perf_counter() - start:.1f}",
+        ]
         print("| " + " | ".join(line) + " |", flush=True)
         rows_out.append(dict(zip(heads, line, strict=True)))
+    print(f"wrong verdicts: {len(WRONG)}" + "".join(f"\n  {w}" for w in WRONG))
     report.add("schedules to the first failure", rows_out)
     report.write(args.json)
 

@@ -957,6 +957,14 @@ Examples:
     metavar="WHERE",
     help="cells on Dask: local:N (a local cluster of N workers) or tcp://HOST:PORT",
 )
+@click.option(
+    "--chooser",
+    type=click.Choice(["portfolio", "random"]),
+    default="portfolio",
+    show_default=True,
+    help="per cell: the explorer's default portfolio (its dpor member can prove a cell "
+    "clean: 'complete: N traces'), or random",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def matrix(
     budget: int = 1000,
@@ -965,6 +973,7 @@ def matrix(
     scenarios: Sequence[str] = (),
     protocols: Sequence[str] = (),
     cluster: str | None = None,
+    chooser: str = "portfolio",
     as_json: bool = False,
 ) -> None:
     """Every built-in scenario x every protocol, explored, against the expected verdicts.
@@ -1034,6 +1043,7 @@ def matrix(
                 jobs=jobs,
                 on_cell=advance,
                 executor=executor,
+                chooser=chooser,
             )
         except KeyboardInterrupt:
             cells, interrupted = list(seen), True
@@ -1048,6 +1058,7 @@ def matrix(
             {
                 "budget": budget,
                 "seed": seed,
+                "chooser": chooser,
                 "elapsed": round(took, 3),
                 "matches": not mismatches,
                 "interrupted": interrupted,
@@ -1060,6 +1071,8 @@ def matrix(
                         "matches": c.matches,
                         "schedules": c.schedules,
                         "schedules_to_first": c.first_hit,
+                        "found_by": c.found_by,
+                        "claim": c.claim,
                         "token": c.token,
                         "detail": c.detail,
                         "elapsed": round(c.elapsed, 4),
@@ -1069,7 +1082,9 @@ def matrix(
             }
         )
     else:
-        table = Table(title=f"verdict matrix ({budget} schedules per cell, seed {seed})")
+        table = Table(
+            title=f"verdict matrix ({budget} schedules per cell, {chooser}, seed {seed})"
+        )
         shown = _scenario_labels(names)
         # never cut (files must be told apart): folded past 60 columns
         longest = max((len(label) for label in shown.values()), default=8)
@@ -1077,6 +1092,7 @@ def matrix(
         for column in ("protocol", "expected", "found"):
             table.add_column(column)
         table.add_column("to first bug", justify="right")
+        table.add_column("claim", no_wrap=True)
         table.add_column("time", justify="right")
         table.add_column("token")
         tokens: list[str] = []
@@ -1096,12 +1112,13 @@ def matrix(
                 if c.matches
                 else f"{c.verdict} (expected {c.expected})",
                 str(c.first_hit or "-"),
+                _short_claim(c),
                 f"{c.elapsed:.2f}s",
                 ref,
                 style=None if c.matches else "bold red",
             )
         # wide enough for the other columns beside the scenario's
-        Console(width=max(100, Console().width, min(60, longest) + 70)).print(table)
+        Console(width=max(120, Console().width, min(60, longest) + 90)).print(table)
         if tokens:
             click.echo("replay tokens (odp-async replay TOKEN --text):")
             for line in tokens:
@@ -1113,6 +1130,18 @@ def matrix(
         raise _Exit(ExitCode.INTERRUPTED)
     if mismatches:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _short_claim(cell: Any) -> str:
+    """A matrix cell's claim in a few words: ``complete: N traces`` (its dpor member ran
+    every trace), ``budget reached`` (no violation, not complete), or who showed the
+    verdict (``by pct-d4``; ``-`` under random)."""
+    if cell.first_hit is not None:
+        return f"by {cell.found_by}" if cell.found_by else "-"
+    claim: str = cell.claim
+    if claim.startswith("complete"):
+        return claim.removesuffix(", no violation")
+    return "budget reached"
 
 
 def _scenario_labels(names: Sequence[str]) -> dict[str, str]:

@@ -212,7 +212,7 @@ def test_a_user_protocol_in_the_matrix(capsys: pytest.CaptureFixture[str], userm
         capsys,
         "matrix",
         "--budget",
-        "30",
+        "40",
         "--jobs",
         "1",
         "--scenario",

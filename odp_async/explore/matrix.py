@@ -1,19 +1,22 @@
 """The verdict matrix: every built-in scenario under every protocol, against expectations.
 
 Contract
-    `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with the random
-    chooser and up to `budget` schedules (not the portfolio, the explorer's default: the
-    matrix asks each cell's verdict, every expected failure shows within its default
-    budget under random, and a cell expected clean runs its whole budget, where the
-    portfolio's pct probes and in-process dpor share would only add cost).  A cell whose
-    expected verdict is a failure stops at the first schedule showing that verdict; a
-    cell expected clean runs its whole budget.  The cell's verdict is the expected one
-    if it was seen, else the most severe seen (found, then deadlock, then starvation,
-    then clean); a safety violation (found) seen where a deadlock or starvation was
-    expected always wins, so corruption is never hidden behind an expected liveness
-    failure.  Cells are independent and deterministic (the schedules of a cell depend
-    only on the seed), so `jobs` spreads cells over processes, and `executor` over any
-    `Executor` (a Dask cluster), without changing any result.
+    `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with up to `budget`
+    schedules of `chooser`: ``portfolio`` (the default, as the explorer's: schedule ``i`` of
+    a cell is schedule ``i`` of ``explore(..., seed=seed)``, its dpor share included) or
+    ``random``.  A cell whose expected verdict is a failure stops at the first schedule
+    showing that verdict; a cell expected clean runs its whole budget, unless the
+    portfolio's dpor member ran every trace first (nothing is left to find). Each cell's
+    `Cell.claim` says what it established: ``complete: N traces, no violation`` when that
+    DPOR search ran every Mazurkiewicz trace (relative to the footprints, as
+    `ExploreResult.claim`), else ``no violation in N schedules (budget reached, not
+    complete)``, or ``<verdict> at schedule i`` for what it saw.  The cell's verdict is the
+    expected one if it was seen, else the most severe seen (found, then deadlock, then
+    starvation, then clean); a safety violation (found) seen where a deadlock or starvation
+    was expected always wins, so corruption is never hidden behind an expected liveness
+    failure.  Cells are independent and deterministic (the schedules of a cell depend only on
+    the seed), so `jobs` spreads cells over processes, and `executor` over any `Executor` (a
+    Dask cluster), without changing any result.
 
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its
@@ -38,18 +41,22 @@ from typing import Any
 
 import attrs
 
-from .._runtime.choosers import RandomChooser
+from .._runtime.choosers import Chooser, RandomChooser
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
-from .config import MAX_JOBS, derive_seed
+from .config import MAX_JOBS, ExploreConfig, derive_seed
 from .executors import Executor, ProcessExecutor
+from .portfolio import DporShare, dpor_ordinal, member_at
 from .shrink import shrink
-from .target import Target
+from .target import Execution, Target
 from .tokens import encode_token
 
-__all__ = ["Cell", "verdict_matrix"]
+__all__ = ["CHOOSERS", "Cell", "verdict_matrix"]
+
+#: The choosers a matrix cell may run.
+CHOOSERS = ("portfolio", "random")
 
 #: A protocol of a cell: a built-in name or an `OdpProtocol` subclass.
 ProtocolRef = str | type[OdpProtocol]
@@ -69,6 +76,10 @@ class Cell:
     token: str | None
     detail: str
     elapsed: float
+    #: What the cell established, in one line (see the module docstring).
+    claim: str = ""
+    #: The portfolio's member that showed the verdict (None: random, or nothing seen).
+    found_by: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -83,9 +94,11 @@ def explore_cell(
     seed: int = 0,
     max_steps: int = 50_000,
     shrink_found: bool = True,
+    chooser: str = "portfolio",
 ) -> Cell:
     """Explore one cell (see the module docstring); the token of a failure it shows is
     shrunk first (`shrink_found`), so it replays a schedule a person can follow."""
+    _check_chooser(chooser)
     start = time.perf_counter()
     given: Any = protocol  # a class is accepted (see `resolve_protocol`)
     target = Target.resolve(scenario, given)
@@ -97,8 +110,13 @@ def explore_cell(
     token: str | None = None
     detail = ""
     ran = 0
+    found_by: str | None = None
+    schedules = _Schedules(target, chooser, seed, max_steps)
     for index in range(budget):
-        execution = target.run(RandomChooser(derive_seed(seed, index)), max_steps=max_steps)
+        got = schedules.run(index)
+        if got is None:
+            break  # the dpor member ran every trace: nothing is left to find
+        by, execution = got
         ran += 1
         verdict = execution.verdict
         if verdict is Verdict.CLEAN:
@@ -108,6 +126,7 @@ def explore_cell(
         ):
             seen = verdict
             first_hit = index + 1
+            found_by = by
             failure = execution.failure
             assert failure is not None
             schedule = execution.sim.schedule
@@ -128,6 +147,12 @@ def explore_cell(
             # the expected failure was shown; or a clean cell is not clean; or data was
             # corrupted where only a liveness failure was expected (never hidden)
             break
+    if first_hit is not None:
+        claim = f"{seen} at schedule {first_hit}"
+    elif schedules.complete:
+        claim = f"complete: {schedules.traces} traces, no violation"
+    else:
+        claim = f"no violation in {ran} schedules (budget reached, not complete)"
     return Cell(
         scenario,
         name,
@@ -138,7 +163,69 @@ def explore_cell(
         token,
         detail,
         time.perf_counter() - start,
+        claim,
+        found_by if chooser == "portfolio" else None,
     )
+
+
+@attrs.define
+class _Schedules:
+    """Schedule ``i`` of a cell: ``random``'s, or the portfolio's as `explore` runs it
+    (its seeded members by index, its dpor share in order)."""
+
+    target: Target
+    chooser: str
+    seed: int
+    max_steps: int
+    dpor: DporShare | None = None
+    hint: int = 0
+    #: True once the dpor member ran every trace with no violation in any.
+    complete: bool = False
+    clean: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.chooser == "portfolio":
+            from .runner import _steps_hint  # the explorer's estimate of PCT's k
+
+            config = self._config()
+            self.dpor = DporShare(self.target, config)
+            self.hint = _steps_hint(self.target, config)
+
+    def _config(self) -> ExploreConfig:
+        return ExploreConfig(chooser="portfolio", seed=self.seed, max_steps=self.max_steps)
+
+    @property
+    def traces(self) -> int:
+        return self.dpor.chooser.traces if self.dpor is not None else 0
+
+    def run(self, index: int) -> tuple[str, Execution] | None:
+        """(who ran it, the execution) of schedule `index`; None once the dpor member
+        ran every trace and none failed (the cell is verified: nothing is left)."""
+        dpor = self.dpor
+        if dpor is None:
+            chooser: Chooser = RandomChooser(derive_seed(self.seed, index))
+            return "random", self.target.run(chooser, max_steps=self.max_steps)
+        if member_at(index).kind == "dpor" and not dpor.done:
+            execution = dpor.run(dpor_ordinal(index))
+            if execution is not None:
+                self.clean = self.clean and not execution.is_failure
+                return "dpor", execution
+            if dpor.exhausted and self.clean:
+                self.complete = True
+                return None
+        from .runner import _chooser_for
+
+        by, chooser = _chooser_for(self._config(), index, self.hint)
+        return by, self.target.run(chooser, max_steps=self.max_steps)
+
+
+def _check_chooser(chooser: object) -> None:
+    if chooser not in CHOOSERS:
+        raise InvalidArgument(
+            f"unknown matrix chooser {chooser!r}; expected one of {', '.join(CHOOSERS)}",
+            "chooser",
+            chooser,
+        )
 
 
 def _protocol_name(protocol: ProtocolRef) -> str:
@@ -198,10 +285,13 @@ def verdict_matrix(
     jobs: int = 1,
     on_cell: Callable[[Cell], None] | None = None,
     executor: Executor | None = None,
+    chooser: str = "portfolio",
 ) -> list[Cell]:
     """Every cell, in scenario order then protocol order; `on_cell` sees each as it ends.
     The cells run in this process (``jobs=1``), on `jobs` worker processes, or as tasks
-    of `executor` (which the caller closes)."""
+    of `executor` (which the caller closes).  `chooser`: ``portfolio`` (the default) or
+    ``random``; another value raises `InvalidArgument`."""
+    _check_chooser(chooser)
     if not isinstance(budget, int) or budget < 1:
         raise InvalidArgument(f"budget must be a positive int, got {budget!r}")
     names = list(scenarios) if scenarios is not None else list(BUILTIN)
@@ -217,7 +307,7 @@ def verdict_matrix(
     if jobs == 1 and executor is None:
         done = []
         for s, p in pairs:
-            cell = explore_cell(s, p, budget, seed)
+            cell = explore_cell(s, p, budget, seed, chooser=chooser)
             if on_cell is not None:
                 on_cell(cell)
             done.append(cell)
@@ -226,7 +316,7 @@ def verdict_matrix(
     cells: dict[int, Cell] = {}
     try:
         for key, (s, p) in enumerate(pairs):
-            pool.submit(key, explore_cell, s, p, budget, seed)
+            pool.submit(key, explore_cell, s, p, budget, seed, 50_000, True, chooser)
         while len(cells) < len(pairs):
             for finished in pool.wait(1.0):
                 if finished.error is not None:

@@ -213,7 +213,7 @@ def test_explore_jobs_are_capped(jobs: str, capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.parametrize("jobs", ["99999999999999999999", "100000"])
 def test_matrix_jobs_are_capped(jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["matrix", "--scenario", "registration-race", "-p", "naive", "--budget", "20"]
+    argv = ["matrix", "--scenario", "registration-race", "-p", "naive", "--budget", "100"]
     code = main([*argv, "--jobs", jobs])
     _, err = capsys.readouterr()
     check_outcome(code, err, {ExitCode.OK})
@@ -261,7 +261,7 @@ def test_the_command_caps_matrix_jobs() -> None:
         "-p",
         "naive",
         "--budget",
-        "20",
+        "100",
         "--jobs",
         "100000",
     )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from odp_async import checkpoint
+from odp_async._runtime import sim
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.check import Checker
 from odp_async.errors import InvalidArgument
@@ -340,3 +341,43 @@ def test_truncating_to_the_same_size_takes_no_lock() -> None:
         return f.npages
 
     assert run_world(body).sim.unwrap() == 3
+
+
+def _checkpoint_labels(body: Callable[[World], Awaitable[Any]]) -> list[object]:
+    """The labels of the checkpoints a traced run of `body` passed, in order."""
+    run = run_world(body, trace=True)
+    run.sim.unwrap()
+    assert run.sim.trace is not None
+    return [label for (_, _, op, label) in run.sim.trace if op == sim.CHECKPOINT]
+
+
+def test_migrate_growing_truncate_and_unregister_no_release_label_their_checkpoints() -> None:
+    """A trace names what each step did: the copy step of a migration, a truncate that
+    grows the file, an unregister_no_release (the labels a replay's trace shows)."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(4 * P, write=True)
+        await w.mm.migrate(4 * P)
+        await File("f", 1, w.memory).truncate(3)
+        await w.mm.unregister_notifier_no_release(_Sub())
+
+    labels = _checkpoint_labels(body)
+    for label in [("migrate", "copy", 4), ("truncate", "f"), ("unregister_no_release", "<sub>")]:
+        assert label in labels, label
+
+
+def test_a_device_translation_of_a_migrated_page_is_stale_and_says_why() -> None:
+    """The frame a migration leaves is freed as "migrated away": a device still
+    translating it has a stale translation whose report names the migration."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(4 * P, write=True)
+        pfn, gen, _ = w.mm.lookup(4) or (0, 0, False)
+        w.checker.translation_installed("dev", 4, (pfn, gen), True)
+        await w.mm.migrate(4 * P)
+
+    run = run_world(body)
+    stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
+    assert stale == ["frame 0.1 was migrated away while dev still translates 0x4000 to it"]

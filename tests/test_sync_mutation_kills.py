@@ -90,6 +90,41 @@ def test_rwlock_nowait_and_try_operations_note_the_lock_and_the_event() -> None:
         assert held is not None, name
 
 
+def test_a_failed_trylock_notes_a_failed_attempt_not_a_hold() -> None:
+    """A refused trylock still touches the primitive (footprint), but its trace note is
+    ``try-<event>-failed``: a trace must not show a hold that never happened."""
+    lock, pool = RWLock("rw"), SlotPool(1, "pool")
+
+    async def main() -> None:
+        done = False
+
+        async def holder() -> None:
+            lock.acquire_write_nowait()
+            pool.acquire_nowait()
+            await until(lambda: done)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(holder)
+            await until(lambda: lock.writer is not None)
+            assert not lock.try_acquire_read()
+            assert not lock.try_acquire_write()
+            with pytest.raises(WouldBlock):
+                pool.acquire_nowait()
+            done = True
+
+    r = sim.run(main, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-write", "RWLock 'rw'"),
+        ("acquire", "SlotPool 'pool' (0 free)"),
+        ("try-acquire-read-failed", "RWLock 'rw'"),
+        ("try-acquire-write-failed", "RWLock 'rw'"),
+        ("try-acquire-failed", "SlotPool 'pool' (0 free)"),
+    ]
+
+
 def test_rwlock_nowait_refusals_say_which_lock_and_what_for() -> None:
     lock = RWLock("rw")
 

@@ -14,7 +14,15 @@ from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async._runtime.footprint import Footprint
 from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
-from odp_async.sync import Completion, Condition, Mutex, RWLock, SlotPool, WaitQueue
+from odp_async.sync import (
+    Completion,
+    CompletionStatistics,
+    Condition,
+    Mutex,
+    RWLock,
+    SlotPool,
+    WaitQueue,
+)
 from tests.conftest import Runner
 
 
@@ -908,3 +916,15 @@ def test_rwlock_release_write_and_downgrade_note_the_lock_and_the_event() -> Non
     writes, notes, _ = _noted(write_downgrade_release)
     assert writes == {lock}
     assert [event for event, _ in notes] == ["acquire-write", "downgrade", "release"]
+
+
+def test_reinit_is_a_write_of_the_completion_and_clears_complete_all() -> None:
+    """``reinit`` changes the completion (DPOR must see the write) and leaves it as new:
+    ``completed_all`` False, a wait blocks again."""
+    c = Completion("c")
+    c.complete_all()
+    writes, notes, got = _noted(c.reinit)
+    assert (writes, notes, got) == ({c}, [], None)
+    assert c.statistics() == CompletionStatistics(0, False, 0)
+    assert c.statistics().completed_all is False
+    assert not c.try_wait()

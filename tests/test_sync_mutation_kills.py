@@ -928,3 +928,13 @@ def test_reinit_is_a_write_of_the_completion_and_clears_complete_all() -> None:
     assert c.statistics() == CompletionStatistics(0, False, 0)
     assert c.statistics().completed_all is False
     assert not c.try_wait()
+
+
+def test_complete_and_complete_all_are_writes_of_the_completion() -> None:
+    """Both change the completion even with nobody waiting: DPOR must see the write."""
+    for op in ("complete", "complete_all"):
+        c = Completion("c")
+        writes, notes, got = _noted(getattr(c, op))
+        assert c in writes, op  # complete_all also writes its wait queue (wake_all)
+        assert (notes, got) == ([], None), op
+        assert c.is_done(), op

@@ -381,3 +381,91 @@ def test_a_device_translation_of_a_migrated_page_is_stale_and_says_why() -> None
     run = run_world(body)
     stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
     assert stale == ["frame 0.1 was migrated away while dev still translates 0x4000 to it"]
+
+
+def test_an_empty_file_is_allowed() -> None:
+    f = File("empty", 0, PhysicalMemory(Checker()))
+    assert f.npages == 0
+    with pytest.raises(FaultError):
+        f.page(0)
+
+
+def test_a_shrinking_truncate_labels_its_page_cache_step_and_names_the_free() -> None:
+    """Pass 2 of a truncate has its own checkpoint, and the page-cache frames it frees
+    are "truncated from <file>": a device still translating one reports that."""
+
+    async def body(w: World) -> None:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(8 * P, 2 * P, file=f)
+        await w.mm.cpu_fault(9 * P)
+        pfn, gen, _ = w.mm.lookup(9) or (0, 0, False)
+        w.checker.translation_installed("dev", 9, (pfn, gen), False)
+        await f.truncate(1)
+
+    assert ("truncate", "f", "page cache") in _checkpoint_labels(body)
+    run = run_world(body)
+    stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
+    assert any("was truncated from f while dev still translates 0x9000" in d for d in stale), stale
+
+
+def test_reference_calls_on_a_freed_mm_are_use_after_free_naming_the_call() -> None:
+    async def body(w: World) -> list[str]:
+        await w.mm.exit()
+        while not w.checker.is_freed(w.mm.key):
+            w.mm.mmdrop()  # down to the last mm_count: the mm is freed
+        errors = []
+        for call in (w.mm.mmget, w.mm.mmput_async):
+            try:
+                call()
+            except InvalidArgument as e:
+                errors.append(str(e))
+        return errors
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [
+        "mmget() of an mm whose mm_users is 0: use mmget_not_zero()",
+        "mmput_async() without an mm_users reference",
+    ]
+    uaf = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert uaf[:2] == [
+        "mmget touched mm after it was freed by the last mmdrop",
+        "mmput_async touched mm after it was freed by the last mmdrop",
+    ], uaf
+
+    bare = AddressSpace(PhysicalMemory(Checker()), Checker())
+    with pytest.raises(InvalidArgument) as info:
+        bare.mmput_async()
+    assert str(info.value) == "mmput_async(): this mm was built without a workqueue"
+
+
+@pytest.mark.parametrize("how", ["unregister", "put", "no-release"])
+def test_teardown_frees_the_subscriber_under_its_first_key_saying_how(how: str) -> None:
+    """The subscriber's checker key is fixed when its teardown starts (``#0`` here), and
+    its free says which teardown freed it: a second free names both."""
+
+    async def body(w: World) -> list[object]:
+        w.mm.notifier_teardown = how
+        sub = _Sub()
+        freed: list[str] = []
+
+        async def free() -> None:
+            freed.append("freed")
+
+        await w.mm.register_notifier(sub)
+        await w.mm.teardown_notifier(sub, free)
+        at_return = list(freed)
+        while not freed:
+            await checkpoint()
+        w.mm.free_subscriber(sub)  # a second free
+        return at_return
+
+    run = run_world(body)
+    at_return = run.sim.unwrap()
+    if how != "put":  # "put" frees after a grace period, on the workqueue
+        assert at_return == ["freed"]
+    doubles = [v.detail for v in run.violations if v.kind == "double-free"]
+    assert doubles == [
+        f"subscriber <sub>#0 freed (freed by its owner) after it was freed by its teardown ({how})"
+    ]
+    if how == "put":
+        assert ("mmu_notifier_put", "<sub>") in _checkpoint_labels(body)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from odp_async import _runtime as rt
 from odp_async import checkpoint
 from odp_async._runtime import sim
 from odp_async.addr import PAGE_SIZE, AddrRange
@@ -24,7 +25,7 @@ from odp_async.mm import (
     PhysicalMemory,
     Vma,
 )
-from odp_async.sync import Mutex
+from odp_async.sync import Completion, Mutex
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -453,6 +454,7 @@ def test_teardown_frees_the_subscriber_under_its_first_key_saying_how(how: str) 
 
         await w.mm.register_notifier(sub)
         await w.mm.teardown_notifier(sub, free)
+        assert not w.mm.is_registered(sub)
         at_return = list(freed)
         while not freed:
             await checkpoint()
@@ -469,3 +471,82 @@ def test_teardown_frees_the_subscriber_under_its_first_key_saying_how(how: str) 
     ]
     if how == "put":
         assert ("mmu_notifier_put", "<sub>") in _checkpoint_labels(body)
+
+
+def test_each_waiting_step_of_the_mm_is_labelled() -> None:
+    """A trace names the steps: an invalidation's two callback points, a huge page's
+    split, a reap that found mmap_sem busy, a synchronize and a wait for a valid range."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P, huge=True)
+        await w.mm.madvise_dontneed(P, P)  # cuts the first huge block: split, then zap
+        await w.mm.synchronize_notifiers()
+        await w.mm.range_wait_valid(AddrRange.pages(4, 1))
+        released = False
+
+        async def writer() -> None:
+            async with w.mm.mmap_sem.write_locked():
+                await _until(lambda: released)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(writer, name="writer")
+            await _until(lambda: w.mm.mmap_sem.writer is not None)
+            assert not await w.mm.reap(0, 8 * P)
+            released = True
+
+    labels = _checkpoint_labels(body)
+    for label in [
+        ("split", 0, "done"),
+        ("mmu_notifier_synchronize",),
+        ("range_wait_valid", 4 * P),
+        ("reap", "mmap_sem busy"),
+    ]:
+        assert label in labels, label
+    steps = [x for x in labels if isinstance(x, tuple) and x[:1] == ("invalidate",)]
+    # the split's invalidation (1) runs nested inside the zap's (0)
+    assert steps == [
+        ("invalidate", 0, "after start"),
+        ("invalidate", 1, "after start"),
+        ("invalidate", 1, "before end"),
+        ("invalidate", 0, "before end"),
+    ], steps
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await checkpoint()
+
+
+def test_two_unregisters_of_one_subscriber_both_wait_for_its_callback() -> None:
+    """Every task waiting for a subscriber's running callbacks waits on the same SRCU
+    queue, so the callback's return wakes them all."""
+
+    async def body(w: World) -> list[str]:
+        await w.mm.mmap(0, P)
+        inside, release = Completion("inside"), Completion("release")
+        done: list[str] = []
+
+        async def start() -> None:
+            inside.complete()
+            await release.wait()
+
+        sub = _Sub(start)
+        await w.mm.register_notifier(sub)
+
+        async def unregister(name: str) -> None:
+            await inside.wait()
+            inside.complete()  # let the other one in too
+            await w.mm.unregister_notifier(sub)
+            done.append(name)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="invalidate")
+            tg.start_soon(unregister, "a", name="a")
+            tg.start_soon(unregister, "b", name="b")
+            await _until(lambda: len(w.mm._srcu(sub)) == 2)
+            release.complete()
+        return sorted(done)
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.deadlock is None
+    assert run.sim.unwrap() == ["a", "b"]

@@ -938,3 +938,26 @@ def test_complete_and_complete_all_are_writes_of_the_completion() -> None:
         assert c in writes, op  # complete_all also writes its wait queue (wake_all)
         assert (notes, got) == ([], None), op
         assert c.is_done(), op
+
+
+def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
+    """The trace of an ``acquire_read``/``acquire_write`` (the blocking methods) says
+    which hold was taken: a replay reader tells a shared hold from an exclusive one."""
+    lock = RWLock("rw")
+
+    async def main() -> None:
+        await lock.acquire_read()
+        lock.release_read()
+        await lock.acquire_write()
+        lock.release_write()
+
+    r = sim.run(main, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-read", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+        ("acquire-write", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+    ]

@@ -39,3 +39,31 @@ def test_mutation_score_reads_mutmut_results(tmp_path: Path) -> None:
         check=True,
     )
     assert "| odp_async.check | 1 | 1 | 0 | 0 | 0 | 0 | 50.0% of 2 |" in proc.stdout
+
+
+def test_mutation_score_lists_the_mutants_of_one_status(tmp_path: Path) -> None:
+    """``--list STATUS``: the names `ONLY=... tools/mutation.sh` hands to mutmut."""
+    meta = tmp_path / "mutants" / "odp_async" / "sync.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {"odp_async.sync.x_f__mutmut_1": None, "odp_async.sync.x_f__mutmut_2": 0}
+    meta.write_text('{"exit_code_by_key": ' + json.dumps(codes) + "}")
+
+    def listed(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "mutation_score.py"), "--list", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            check=False,
+        )
+
+    assert listed("not checked", "odp_async.sync").stdout == "odp_async.sync.x_f__mutmut_1\n"
+    assert listed("survived").stdout == "odp_async.sync.x_f__mutmut_2\n"
+    assert listed("killed", "odp_async.mm").stdout == ""
+    bad = listed("dead")
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "mutation_score.py: --list needs one of "
+        "killed, survived, no tests, timeout, other, not checked"
+    ]

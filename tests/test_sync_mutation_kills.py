@@ -14,7 +14,15 @@ from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async._runtime.footprint import Footprint
 from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
-from odp_async.sync import Completion, Condition, Mutex, RWLock, SlotPool, WaitQueue
+from odp_async.sync import (
+    Completion,
+    CompletionStatistics,
+    Condition,
+    Mutex,
+    RWLock,
+    SlotPool,
+    WaitQueue,
+)
 from tests.conftest import Runner
 
 
@@ -88,6 +96,41 @@ def test_rwlock_nowait_and_try_operations_note_the_lock_and_the_event() -> None:
         assert got in (None, True), name
         held = lock.writer if event == "acquire-write" else (lock.readers or None)
         assert held is not None, name
+
+
+def test_a_failed_trylock_notes_a_failed_attempt_not_a_hold() -> None:
+    """A refused trylock still touches the primitive (footprint), but its trace note is
+    ``try-<event>-failed``: a trace must not show a hold that never happened."""
+    lock, pool = RWLock("rw"), SlotPool(1, "pool")
+
+    async def main() -> None:
+        done = False
+
+        async def holder() -> None:
+            lock.acquire_write_nowait()
+            pool.acquire_nowait()
+            await until(lambda: done)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(holder)
+            await until(lambda: lock.writer is not None)
+            assert not lock.try_acquire_read()
+            assert not lock.try_acquire_write()
+            with pytest.raises(WouldBlock):
+                pool.acquire_nowait()
+            done = True
+
+    r = sim.run(main, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-write", "RWLock 'rw'"),
+        ("acquire", "SlotPool 'pool' (0 free)"),
+        ("try-acquire-read-failed", "RWLock 'rw'"),
+        ("try-acquire-write-failed", "RWLock 'rw'"),
+        ("try-acquire-failed", "SlotPool 'pool' (0 free)"),
+    ]
 
 
 def test_rwlock_nowait_refusals_say_which_lock_and_what_for() -> None:
@@ -873,3 +916,48 @@ def test_rwlock_release_write_and_downgrade_note_the_lock_and_the_event() -> Non
     writes, notes, _ = _noted(write_downgrade_release)
     assert writes == {lock}
     assert [event for event, _ in notes] == ["acquire-write", "downgrade", "release"]
+
+
+def test_reinit_is_a_write_of_the_completion_and_clears_complete_all() -> None:
+    """``reinit`` changes the completion (DPOR must see the write) and leaves it as new:
+    ``completed_all`` False, a wait blocks again."""
+    c = Completion("c")
+    c.complete_all()
+    writes, notes, got = _noted(c.reinit)
+    assert (writes, notes, got) == ({c}, [], None)
+    assert c.statistics() == CompletionStatistics(0, False, 0)
+    assert c.statistics().completed_all is False
+    assert not c.try_wait()
+
+
+def test_complete_and_complete_all_are_writes_of_the_completion() -> None:
+    """Both change the completion even with nobody waiting: DPOR must see the write."""
+    for op in ("complete", "complete_all"):
+        c = Completion("c")
+        writes, notes, got = _noted(getattr(c, op))
+        assert c in writes, op  # complete_all also writes its wait queue (wake_all)
+        assert (notes, got) == ([], None), op
+        assert c.is_done(), op
+
+
+def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
+    """The trace of an ``acquire_read``/``acquire_write`` (the blocking methods) says
+    which hold was taken: a replay reader tells a shared hold from an exclusive one."""
+    lock = RWLock("rw")
+
+    async def main() -> None:
+        await lock.acquire_read()
+        lock.release_read()
+        await lock.acquire_write()
+        lock.release_write()
+
+    r = sim.run(main, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-read", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+        ("acquire-write", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+    ]

@@ -1,6 +1,9 @@
 """Print the mutation score per module from mutmut 3's results (``mutants/**/*.py.meta``).
 
-Usage: ``python tools/mutation_score.py [MODULE_PREFIX ...]`` after ``tools/mutation.sh``.
+Usage: ``python tools/mutation_score.py [MODULE_PREFIX ...]`` after ``tools/mutation.sh``;
+``python tools/mutation_score.py --list STATUS [MODULE_PREFIX ...]`` prints the names of
+the mutants in that status instead ("not checked", "survived", ...), one a line, for
+``mutmut run NAME ...`` (``tools/mutation.sh`` with ``ONLY=...``).
 A mutant counts as killed when a test failed (exit 1 or 3); "timeout" ones made the
 tests run past mutmut's time limit (counted apart, not as killed); "survived" are mutants
 every selected test passed; "no tests" are mutants no selected test runs; "not checked"
@@ -16,9 +19,16 @@ from pathlib import Path
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
 TIMEOUT = {36, 24, -24, 152, 255}
+STATUSES = ("killed", "survived", "no tests", "timeout", "other", "not checked")
 
 
 def main(argv: list[str]) -> int:
+    listed: str | None = None
+    if argv[:1] == ["--list"]:
+        if len(argv) < 2 or argv[1] not in STATUSES:
+            print(f"mutation_score.py: --list needs one of {', '.join(STATUSES)}", file=sys.stderr)
+            return 2
+        listed, argv = argv[1], argv[2:]
     prefixes = argv or ["odp_async.odp", "odp_async.check", "odp_async.sync", "odp_async.mm"]
     counts: dict[str, Counter[str]] = {p: Counter() for p in prefixes}
     for meta in sorted(Path("mutants").glob("odp_async/**/*.py.meta")):
@@ -34,6 +44,10 @@ def main(argv: list[str]) -> int:
                     else:
                         status = STATUS.get(code, "other")
                     counts[p][status] += 1
+                    if status == listed:
+                        print(name)
+    if listed is not None:
+        return 0
     print("| module | killed | survived | no tests | timeout | other | not checked | score |")
     print("|---|---|---|---|---|---|---|---|")
     for p, c in counts.items():

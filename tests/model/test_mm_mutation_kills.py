@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from odp_async import _runtime as rt
 from odp_async import checkpoint
+from odp_async._runtime import sim
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.check import Checker
 from odp_async.errors import InvalidArgument
@@ -23,7 +25,7 @@ from odp_async.mm import (
     PhysicalMemory,
     Vma,
 )
-from odp_async.sync import Mutex
+from odp_async.sync import Completion, Mutex
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -340,3 +342,211 @@ def test_truncating_to_the_same_size_takes_no_lock() -> None:
         return f.npages
 
     assert run_world(body).sim.unwrap() == 3
+
+
+def _checkpoint_labels(body: Callable[[World], Awaitable[Any]]) -> list[object]:
+    """The labels of the checkpoints a traced run of `body` passed, in order."""
+    run = run_world(body, trace=True)
+    run.sim.unwrap()
+    assert run.sim.trace is not None
+    return [label for (_, _, op, label) in run.sim.trace if op == sim.CHECKPOINT]
+
+
+def test_migrate_growing_truncate_and_unregister_no_release_label_their_checkpoints() -> None:
+    """A trace names what each step did: the copy step of a migration, a truncate that
+    grows the file, an unregister_no_release (the labels a replay's trace shows)."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(4 * P, write=True)
+        await w.mm.migrate(4 * P)
+        await File("f", 1, w.memory).truncate(3)
+        await w.mm.unregister_notifier_no_release(_Sub())
+
+    labels = _checkpoint_labels(body)
+    for label in [("migrate", "copy", 4), ("truncate", "f"), ("unregister_no_release", "<sub>")]:
+        assert label in labels, label
+
+
+def test_a_device_translation_of_a_migrated_page_is_stale_and_says_why() -> None:
+    """The frame a migration leaves is freed as "migrated away": a device still
+    translating it has a stale translation whose report names the migration."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(4 * P, write=True)
+        pfn, gen, _ = w.mm.lookup(4) or (0, 0, False)
+        w.checker.translation_installed("dev", 4, (pfn, gen), True)
+        await w.mm.migrate(4 * P)
+
+    run = run_world(body)
+    stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
+    assert stale == ["frame 0.1 was migrated away while dev still translates 0x4000 to it"]
+
+
+def test_an_empty_file_is_allowed() -> None:
+    f = File("empty", 0, PhysicalMemory(Checker()))
+    assert f.npages == 0
+    with pytest.raises(FaultError):
+        f.page(0)
+
+
+def test_a_shrinking_truncate_labels_its_page_cache_step_and_names_the_free() -> None:
+    """Pass 2 of a truncate has its own checkpoint, and the page-cache frames it frees
+    are "truncated from <file>": a device still translating one reports that."""
+
+    async def body(w: World) -> None:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(8 * P, 2 * P, file=f)
+        await w.mm.cpu_fault(9 * P)
+        pfn, gen, _ = w.mm.lookup(9) or (0, 0, False)
+        w.checker.translation_installed("dev", 9, (pfn, gen), False)
+        await f.truncate(1)
+
+    assert ("truncate", "f", "page cache") in _checkpoint_labels(body)
+    run = run_world(body)
+    stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
+    assert any("was truncated from f while dev still translates 0x9000" in d for d in stale), stale
+
+
+def test_reference_calls_on_a_freed_mm_are_use_after_free_naming_the_call() -> None:
+    async def body(w: World) -> list[str]:
+        await w.mm.exit()
+        while not w.checker.is_freed(w.mm.key):
+            w.mm.mmdrop()  # down to the last mm_count: the mm is freed
+        errors = []
+        for call in (w.mm.mmget, w.mm.mmput_async):
+            try:
+                call()
+            except InvalidArgument as e:
+                errors.append(str(e))
+        return errors
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [
+        "mmget() of an mm whose mm_users is 0: use mmget_not_zero()",
+        "mmput_async() without an mm_users reference",
+    ]
+    uaf = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert uaf[:2] == [
+        "mmget touched mm after it was freed by the last mmdrop",
+        "mmput_async touched mm after it was freed by the last mmdrop",
+    ], uaf
+
+    bare = AddressSpace(PhysicalMemory(Checker()), Checker())
+    with pytest.raises(InvalidArgument) as info:
+        bare.mmput_async()
+    assert str(info.value) == "mmput_async(): this mm was built without a workqueue"
+
+
+@pytest.mark.parametrize("how", ["unregister", "put", "no-release"])
+def test_teardown_frees_the_subscriber_under_its_first_key_saying_how(how: str) -> None:
+    """The subscriber's checker key is fixed when its teardown starts (``#0`` here), and
+    its free says which teardown freed it: a second free names both."""
+
+    async def body(w: World) -> list[object]:
+        w.mm.notifier_teardown = how
+        sub = _Sub()
+        freed: list[str] = []
+
+        async def free() -> None:
+            freed.append("freed")
+
+        await w.mm.register_notifier(sub)
+        await w.mm.teardown_notifier(sub, free)
+        assert not w.mm.is_registered(sub)
+        at_return = list(freed)
+        while not freed:
+            await checkpoint()
+        w.mm.free_subscriber(sub)  # a second free
+        return at_return
+
+    run = run_world(body)
+    at_return = run.sim.unwrap()
+    if how != "put":  # "put" frees after a grace period, on the workqueue
+        assert at_return == ["freed"]
+    doubles = [v.detail for v in run.violations if v.kind == "double-free"]
+    assert doubles == [
+        f"subscriber <sub>#0 freed (freed by its owner) after it was freed by its teardown ({how})"
+    ]
+    if how == "put":
+        assert ("mmu_notifier_put", "<sub>") in _checkpoint_labels(body)
+
+
+def test_each_waiting_step_of_the_mm_is_labelled() -> None:
+    """A trace names the steps: an invalidation's two callback points, a huge page's
+    split, a reap that found mmap_sem busy, a synchronize and a wait for a valid range."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P, huge=True)
+        await w.mm.madvise_dontneed(P, P)  # cuts the first huge block: split, then zap
+        await w.mm.synchronize_notifiers()
+        await w.mm.range_wait_valid(AddrRange.pages(4, 1))
+        released = False
+
+        async def writer() -> None:
+            async with w.mm.mmap_sem.write_locked():
+                await _until(lambda: released)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(writer, name="writer")
+            await _until(lambda: w.mm.mmap_sem.writer is not None)
+            assert not await w.mm.reap(0, 8 * P)
+            released = True
+
+    labels = _checkpoint_labels(body)
+    for label in [
+        ("split", 0, "done"),
+        ("mmu_notifier_synchronize",),
+        ("range_wait_valid", 4 * P),
+        ("reap", "mmap_sem busy"),
+    ]:
+        assert label in labels, label
+    steps = [x for x in labels if isinstance(x, tuple) and x[:1] == ("invalidate",)]
+    # the split's invalidation (1) runs nested inside the zap's (0)
+    assert steps == [
+        ("invalidate", 0, "after start"),
+        ("invalidate", 1, "after start"),
+        ("invalidate", 1, "before end"),
+        ("invalidate", 0, "before end"),
+    ], steps
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await checkpoint()
+
+
+def test_two_unregisters_of_one_subscriber_both_wait_for_its_callback() -> None:
+    """Every task waiting for a subscriber's running callbacks waits on the same SRCU
+    queue, so the callback's return wakes them all."""
+
+    async def body(w: World) -> list[str]:
+        await w.mm.mmap(0, P)
+        inside, release = Completion("inside"), Completion("release")
+        done: list[str] = []
+
+        async def start() -> None:
+            inside.complete()
+            await release.wait()
+
+        sub = _Sub(start)
+        await w.mm.register_notifier(sub)
+
+        async def unregister(name: str) -> None:
+            await inside.wait()
+            inside.complete()  # let the other one in too
+            await w.mm.unregister_notifier(sub)
+            done.append(name)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="invalidate")
+            tg.start_soon(unregister, "a", name="a")
+            tg.start_soon(unregister, "b", name="b")
+            await _until(lambda: len(w.mm._srcu(sub)) == 2)
+            release.complete()
+        return sorted(done)
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.deadlock is None
+    assert run.sim.unwrap() == ["a", "b"]

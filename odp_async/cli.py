@@ -85,7 +85,8 @@ def _echo_json(data: Any) -> None:
 
 EPILOG_MAIN = """\b
 Examples:
-  odp-async                      # the verdict matrix at its default budget
+  odp-async                      # the verdict matrix, random schedules per cell
+  odp-async matrix               # the same with the portfolio: claims such as 'complete'
   odp-async list                 # scenarios and protocols
   odp-async explore registration-race --protocol odp2014 --chooser pct
   odp-async replay 'odp2....' --text --png race.png
@@ -109,10 +110,12 @@ def cli(ctx: click.Context) -> None:
     """Model RDMA On-Demand Paging and explore its races deterministically.
 
     With no command, runs the verdict matrix: every built-in scenario under every
-    protocol, compared with its expected verdict.
+    protocol, compared with its expected verdict, on random schedules (about half a
+    minute); `odp-async matrix` runs the explorer's portfolio per cell instead, whose
+    dpor member can prove a cell clean (minutes).
     """
     if ctx.invoked_subcommand is None:
-        ctx.invoke(matrix)
+        ctx.invoke(matrix, chooser="random")
 
 
 # --- list / show ------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def test_the_default_job_is_the_verdict_matrix() -> None:
     proc = subprocess_cli()
     assert proc.returncode == 0, proc.stderr
     assert "verdict matrix" in proc.stdout
+    assert "schedules per cell, random," in proc.stdout  # the quick first run
     from odp_async.odp import PROTOCOLS
     from odp_async.scenarios import BUILTIN
 

@@ -234,26 +234,23 @@ class TrackedSet(set):  # type: ignore[type-arg]
         return (set, (set(set.__iter__(self)),))
 
 
-def _reader(base: type, name: str) -> Callable[..., Any]:
+def _noting(base: type, name: str, record: Callable[[Any, str], None]) -> Callable[..., Any]:
     method = getattr(base, name)
 
-    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _read(self, _WHOLE)
+    def noted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        record(self, _WHOLE)
         return method(self, *args, **kwargs)
 
-    read.__name__ = name
-    return read
+    noted.__name__ = name
+    return noted
+
+
+def _reader(base: type, name: str) -> Callable[..., Any]:
+    return _noting(base, name, _read)
 
 
 def _writer(base: type, name: str) -> Callable[..., Any]:
-    method = getattr(base, name)
-
-    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _write(self, _WHOLE)
-        return method(self, *args, **kwargs)
-
-    write.__name__ = name
-    return write
+    return _noting(base, name, _write)
 
 
 for _name in ("__getitem__", "__iter__", "__len__", "__contains__", "__reversed__"):

@@ -51,7 +51,7 @@ from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
-from ..world import PreparedWorld, run_world
+from ..world import PreparedWorld, WorldRun, run_world
 from .failures import describe_leaves, error_leaves
 from .fairness import fair_continuation
 from .refs import ScenarioText, is_ref, object_ref, resolve_ref, scenario_ref
@@ -365,22 +365,15 @@ class Target:
         if self.scenario.needs_world:
             protocol = self.protocol_class or self.protocol
             assert protocol is not None
+            run_on: Callable[..., WorldRun]
             if self.scenario.setup is not None:
-                prepared = self._prepared.get(self.scenario.setup, protocol, self.options)
-                run = prepared.run(
-                    self.scenario.body,
-                    chooser=chooser,
-                    max_steps=max_steps,
-                    trace=trace,
-                    record_events=trace,
-                    noted_only=self.scenario.noted_only,
+                run_on = self._prepared.get(self.scenario.setup, protocol, self.options).run
+            else:
+                run_on = functools.partial(
+                    run_world, protocol=protocol, options=dict(self.options)
                 )
-                extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
-                return run.sim, [*run.violations, *extra], run.events
-            run = run_world(
+            run = run_on(
                 self.scenario.body,
-                protocol=protocol,
-                options=dict(self.options),
                 chooser=chooser,
                 max_steps=max_steps,
                 trace=trace,

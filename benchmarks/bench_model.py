@@ -184,7 +184,7 @@ def bench_world_setup(regions: int, repeats: int, report: Report) -> None:
         cpu["fresh build + setup"].append(c * 1e3)
         wall["fresh build + setup"].append(wl * 1e3)
         # One schedule on the prepared world, left as it ends; then only the restore timed.
-        outcome = _run_on(prepared.world, one_schedule, r, None, 10**6, False).sim.outcome
+        outcome = _run_on(prepared.world, one_schedule, r, None, 10**6, False, False).sim.outcome
         assert outcome == "ok", outcome
         c, wl, changed = clocked(prepared.snapshot.restore)
         assert changed > 0

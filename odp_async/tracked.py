@@ -101,6 +101,17 @@ def _read(owner: object, part: Hashable) -> None:
         fp.add(ReadOf(FieldOf(owner, part)))
 
 
+def _handed(value: Any) -> Any:
+    # A value a tracked container hands out: state nobody tracks makes the step unknown.
+    kind = type(value)
+    opaque = _OPAQUE.get(kind)
+    if opaque is None:
+        opaque = _OPAQUE[kind] = _is_opaque(kind, value)
+    if opaque:
+        _unknown()
+    return value
+
+
 def _write(owner: object, part: Hashable) -> None:
     fp = _step_fp(RUNTIME_VAR.get(None))
     if fp is not None:
@@ -120,11 +131,11 @@ class TrackedDict(dict):  # type: ignore[type-arg]
 
     def __getitem__(self, key: Any) -> Any:
         _read(self, key)
-        return dict.__getitem__(self, key)
+        return _handed(dict.__getitem__(self, key))
 
     def get(self, key: Any, default: Any = None) -> Any:
         _read(self, key)
-        return dict.get(self, key, default)
+        return _handed(dict.get(self, key, default))
 
     def __contains__(self, key: object) -> bool:
         _read(self, key)
@@ -246,6 +257,15 @@ def _noting(base: type, name: str, record: Callable[[Any, str], None]) -> Callab
 
 
 def _reader(base: type, name: str) -> Callable[..., Any]:
+    if name == "__getitem__":
+        method = getattr(base, name)
+
+        def item(self: Any, *args: Any) -> Any:
+            _read(self, _WHOLE)
+            return _handed(method(self, *args))
+
+        item.__name__ = name
+        return item
     return _noting(base, name, _read)
 
 
@@ -324,8 +344,12 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
             fp = getattr(current(None), "_fp", None)  # None: no runtime, or not tracking
             if fp is not None:
                 fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
-                if type(value) in _PLAIN:
-                    _unknown()  # a container nobody tracks: the step is unknown
+                kind = type(value)
+                opaque = _OPAQUE.get(kind)
+                if opaque is None:
+                    opaque = _OPAQUE[kind] = _is_opaque(kind, value)
+                if opaque:
+                    _unknown()  # state nobody tracks (a plain container or object)
         return value
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
@@ -541,6 +565,32 @@ _VALUE_TYPES: tuple[type, ...] = (
     types.ModuleType,
     type,
 )
+
+
+# Memo of `_is_opaque` by type (a function of the class alone).
+_OPAQUE: dict[type, bool] = {}
+
+
+def _is_opaque(kind: type, value: object) -> bool:
+    """Whether a value of this type, read out of a tracked field, hands the step state
+    whose accesses nobody notes: a plain container, an instance of a tracked class not
+    adopted for tracking, or a plain object with fields.  Reading one makes the step
+    unknown (sound).  Values, adopted and internal objects, tracked containers,
+    primitives, frozen attrs records, tuples and the runtime's own objects are not."""
+    if kind in _PLAIN:
+        return True
+    info = getattr(kind, "__tracked__", None)
+    if isinstance(info, _Tracking):
+        return info.twin is not kind  # not adopted (or an untracked subclass): unnoted
+    if kind in (TrackedDict, TrackedList, TrackedSet, tuple, frozenset, types.MethodType):
+        return False
+    if issubclass(kind, _VALUE_TYPES) or "__tracked_internal_of__" in kind.__dict__:
+        return False
+    if _self_noting(value) or kind.__module__.startswith("odp_async._runtime"):
+        return False
+    if attrs.has(kind) and _is_frozen(kind):
+        return False
+    return bool(_fields_of(value))
 
 
 def _self_noting(obj: object) -> bool:

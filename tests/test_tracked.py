@@ -196,3 +196,63 @@ def test_tracking_again_is_idempotent_and_sees_new_containers(user_module: UserM
     assert again.adopted == 0
     assert type(c.table) is TrackedDict
     assert dict(c.table) == {"fresh": 1}
+
+
+HANDED = """
+import attrs
+from odp_async import checkpoint, task_group
+from odp_async.tracked import TrackedDict, tracked
+
+class Plain:
+    def __init__(self):
+        self.value = 0
+
+@tracked
+@attrs.define
+class Holder:
+    inner: object = None
+
+async def _race(get):
+    async def inc():
+        v = get().value
+        await checkpoint("between the read and the write")
+        get().value = v + 1
+
+    async with task_group() as tg:
+        tg.start_soon(inc)
+        tg.start_soon(inc)
+    return get().value
+
+async def through_a_field():
+    h = Holder(Plain())
+    return await _race(lambda: h.inner)
+
+async def through_a_dict():
+    d = TrackedDict(k=[])
+
+    async def push():
+        n = len(d["k"])
+        await checkpoint("between the read and the write")
+        if len(d["k"]) == n:
+            d["k"].append(n)
+
+    async with task_group() as tg:
+        tg.start_soon(push)
+        tg.start_soon(push)
+    return len(d["k"])
+"""
+
+
+@pytest.mark.parametrize(
+    ("main", "outcomes"), [("through_a_field", {1, 2}), ("through_a_dict", {1, 2})]
+)
+def test_state_handed_out_untracked_makes_the_step_unknown(
+    user_module: UserModule, main: str, outcomes: set[int]
+) -> None:
+    """A tracked field or container handing out a plain object (or list) whose accesses
+    note nothing: the steps that read it are unknown, so DPOR still sees every outcome
+    (with this check removed it claimed one trace and missed the lost update)."""
+    mod = user_module(HANDED, f"tracked_handed_{main}")
+    results, traces = _all_results(getattr(mod, main))
+    assert results == outcomes
+    assert traces > 1

@@ -86,6 +86,15 @@ class Scenario:
     #: does not change it.
     setup: Callable[..., Awaitable[Any]] | None = None
 
+    def __attrs_post_init__(self) -> None:
+        if self.setup is not None and not self.needs_world:
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument(
+                f"scenario {self.name!r}: a setup builds a world, but needs_world=False "
+                "(set up a world scenario, or do the setup in the body)"
+            )
+
     def with_params(self, **params: int) -> Scenario:
         """This scenario with some params changed.  Raises `InvalidArgument` for a param
         it does not have or a value below 1."""

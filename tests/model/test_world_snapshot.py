@@ -368,3 +368,11 @@ def test_the_cli_runs_the_setup_live_before_the_scenario(tmp_path: Path, backend
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert (data["status"], data["error"]) == ("finished", None)
+
+
+def test_a_setup_on_a_scenario_without_a_world_is_refused(user: Any) -> None:
+    from odp_async.errors import InvalidArgument
+    from odp_async.scenarios import Scenario
+
+    with pytest.raises(InvalidArgument, match="scenario 'nw': a setup builds a world"):
+        Scenario("nw", "", user.body, (), needs_world=False, setup=user.setup)

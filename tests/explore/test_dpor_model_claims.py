@@ -53,6 +53,12 @@ FULL = {
     "thp-split-during-fault/interval-seq": "complete: 722 traces, no violation",
     "ctx-dereg-during-end/kvm-seq": "complete: 2155 traces, no violation",
     "ctx-dereg-during-end/range-list": "complete: 632 traces, no violation",
+    "truncate-during-registration/odp2014-ctx": "complete: 4272 traces, no violation",
+    "thp-split-during-fault/range-list": "complete: 4281 traces, no violation",
+    "registration-race/odp2014-ctx": "complete: 3131 traces, no violation",
+    "truncate-during-registration/kvm-seq": "complete: 4210 traces, no violation",
+    "thp-split-during-fault/kvm-seq": "complete: 8040 traces, no violation",
+    "thp-split-during-fault/odp2014-ctx": "complete: 6457 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"
 

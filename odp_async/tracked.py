@@ -528,8 +528,17 @@ def _adopt(obj: object, info: _Tracking) -> None:
     # One object built inside a tracking run: its twin, and tracked copies of the plain
     # containers its constructor made (nobody else holds them yet).
     object.__setattr__(obj, "__class__", info.twin)
-    if info.whole:
-        return
+    if not info.whole:
+        _convert_fields(obj, info, _tracked_copy)
+
+
+def _tracked_copy(value: object) -> object:
+    plain = _PLAIN.get(type(value))
+    return value if plain is None else plain(value)
+
+
+def _convert_fields(obj: object, info: _Tracking, convert: Callable[[object], object]) -> None:
+    # Each noted field's plain container swapped for what `convert` gives.
     for name in _fields_of(obj):
         if name in info.exempt:
             continue
@@ -537,9 +546,9 @@ def _adopt(obj: object, info: _Tracking) -> None:
             value = object.__getattribute__(obj, name)
         except AttributeError:
             continue
-        plain = _PLAIN.get(type(value))
-        if plain is not None:
-            object.__setattr__(obj, name, plain(value))
+        new = convert(value)
+        if new is not value:
+            object.__setattr__(obj, name, new)
 
 
 @attrs.frozen
@@ -694,16 +703,7 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
                 adopted += 1
             # (An object adopted in an earlier run may hold new plain containers.)
             if not info.whole:
-                for name in _fields_of(obj):
-                    if name in info.exempt:
-                        continue
-                    try:
-                        value = object.__getattribute__(obj, name)
-                    except AttributeError:
-                        continue
-                    new = convert(value)
-                    if new is not value:
-                        object.__setattr__(obj, name, new)
+                _convert_fields(obj, info, convert)
             internal.update(info.internal)
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):

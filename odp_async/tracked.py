@@ -103,6 +103,8 @@ def _read(owner: object, part: Hashable) -> None:
 
 def _handed(value: Any) -> Any:
     # A value a tracked container hands out: state nobody tracks makes the step unknown.
+    if _step_fp(RUNTIME_VAR.get(None)) is None:
+        return value  # not a tracking run: nothing to note
     kind = type(value)
     opaque = _OPAQUE.get(kind)
     if opaque is None:
@@ -708,7 +710,7 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
             inside = True
-        elif not (covered or (attrs.has(cls) and _is_frozen(cls)) or not _fields_of(obj)):
+        elif not covered and _is_opaque(cls, obj):  # the same rule a tracked read applies
             untracked.add(f"{cls.__module__}.{cls.__qualname__}")
         if not deep and obj is not root:
             continue

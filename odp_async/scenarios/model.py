@@ -82,7 +82,8 @@ class Scenario:
     #: run (seed 0, no events recorded), and each schedule then runs `body` on that
     #: state put back in place (`odp_async.world.PreparedWorld`): far faster than
     #: building it again per schedule, with the same results.  Its steps are not part of
-    #: any schedule, so nothing in it is explored.  World scenarios only; `with_params`
+    #: any schedule, so nothing in it is explored.  World scenarios only (with
+    #: ``needs_world=False`` the constructor raises `InvalidArgument`); `with_params`
     #: does not change it.
     setup: Callable[..., Awaitable[Any]] | None = None
 

@@ -48,7 +48,7 @@ from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
 from .config import MAX_JOBS, ExploreConfig, derive_seed
 from .executors import Executor, ProcessExecutor
-from .portfolio import DporShare, dpor_ordinal, member_at
+from .portfolio import DporShare, Probes, dpor_ordinal, member_at
 from .shrink import shrink
 from .target import Execution, Target
 from .tokens import encode_token
@@ -178,7 +178,7 @@ class _Schedules:
     seed: int
     max_steps: int
     dpor: DporShare | None = None
-    hint: int = 0
+    hint: Probes = attrs.field(factory=Probes)
     #: True once the dpor member ran every trace with no violation in any.
     complete: bool = False
     clean: bool = True

@@ -9,6 +9,11 @@ Contract
     - ``random``: `RandomChooser(derive_seed(seed, i))`;
     - ``pct-d1`` .. ``pct-d5``: `PctChooser(derive_seed(seed, i), depth=d, k)`, with the
       ``k`` the runner estimates for pct (the same for every depth);
+    - ``sweep``: `SweepChooser(j)`, the ``j``-th schedule with exactly one preemption,
+      front to back (`odp_async.explore.sweep`), where ``j`` is the number of sweep
+      slots before ``i`` (`ordinal`): a function of the program alone.  Once ``j``
+      reaches the sweep's size (`Probes.sweep`, counted by one probe run), the sweep
+      slots run ``random`` (seeded by ``i``).
     - ``dpor``: the ``j``-th execution of one source-DPOR search (`DporChooser`, pruned
       executions skipped), where ``j`` is the number of dpor slots before ``i``
       (`dpor_ordinal`): a function of the program alone.  Once that search has run every
@@ -16,12 +21,19 @@ Contract
       is still a schedule; so do they once the search is given up because the program
       does not replay its own choices (`NondeterminismError`: no DPOR tree to walk).
 
+    Why a sweep: a bug that needs one preemption at one point of a long run, in one
+    task among many identical ones (SCTBench's ``twostage_100``: a reader started
+    after 100 writers must run between the first writer's two stages), has odds of
+    about 1/(N·k) per schedule under random and PCT, and DPOR reaches it after
+    hundreds of traces per extra writer; the sweep, which takes identical fresh tasks
+    as one alternative, reaches it at ordinal 103.
+
     Why fixed depths 1 to 5, not an adaptive depth: PCT's guarantee for a bug of depth
     ``d`` (probability at least 1/(n·k^(d-1)) per schedule) needs a depth of at least
     ``d``, and a larger depth divides it by ``k`` per extra level; the race cells of the
     model need 1 to 5 (``ctx-dereg-during-end`` under ``odp2014-ctx``: 4), so each depth
     gets its own share and every bug of depth at most 5 is searched at its own depth at
-    1/8 of the rate a search that knew the depth would reach.  An adaptive depth would
+    1/9 of the rate a search that knew the depth would reach.  An adaptive depth would
     make schedule ``i`` depend on what ran before it, which the index-addressable
     members (and so ``jobs``, ``start``, executors) rule out.
 
@@ -50,6 +62,7 @@ from .config import ExploreConfig, derive_seed
 from .dfs import PrunedExecution
 from .dpor import DporChooser
 from .pct import PctChooser
+from .sweep import SweepChooser
 from .target import Execution, Target
 
 __all__ = [
@@ -57,8 +70,10 @@ __all__ = [
     "PATTERN",
     "DporShare",
     "Member",
+    "Probes",
     "dpor_ordinal",
     "member_at",
+    "ordinal",
     "seeded_chooser",
     "shares",
 ]
@@ -67,7 +82,7 @@ __all__ = [
 @attrs.frozen
 class Member:
     """One member of the portfolio: `name` (as tokens and results show it), `kind`
-    (``random``, ``pct`` or ``dpor``) and, for pct, its `depth`."""
+    (``random``, ``pct``, ``sweep`` or ``dpor``) and, for pct, its `depth`."""
 
     name: str
     kind: str
@@ -76,17 +91,19 @@ class Member:
 
 RANDOM: Final = Member("random", "random")
 DPOR: Final = Member("dpor", "dpor")
+SWEEP: Final = Member("sweep", "sweep")
 PCT: Final = tuple(Member(f"pct-d{d}", "pct", d) for d in range(1, 6))
 
 #: Every member, by name.
-MEMBERS: Final[Mapping[str, Member]] = {m.name: m for m in (RANDOM, *PCT, DPOR)}
+MEMBERS: Final[Mapping[str, Member]] = {m.name: m for m in (RANDOM, *PCT, SWEEP, DPOR)}
 
-#: Schedule index ``i`` runs ``PATTERN[i % len(PATTERN)]``: random 1/8, each pct depth
-#: 1/8, dpor 2/8.  dpor comes early (index 1): on a small program its first executions
-#: are the cheapest way to a bug of few preemptions.
+#: Schedule index ``i`` runs ``PATTERN[i % len(PATTERN)]``: random, sweep and each pct
+#: depth 1/9, dpor 2/9.  dpor comes early (index 1): on a small program its first
+#: executions are the cheapest way to a bug of few preemptions.
 PATTERN: Final[tuple[Member, ...]] = (
     RANDOM,
     DPOR,
+    SWEEP,
     PCT[0],
     PCT[3],
     PCT[1],
@@ -103,11 +120,32 @@ def member_at(index: int) -> Member:
     return PATTERN[index % len(PATTERN)]
 
 
+def ordinal(index: int) -> int:
+    """How many slots of schedule `index`'s member come before it (the dpor slot at
+    `index` runs the DPOR search's execution of that ordinal, the sweep slot the sweep's
+    schedule of that ordinal; counting from 0)."""
+    member = member_at(index)
+    cycles, rest = divmod(index, len(PATTERN))
+    per_cycle = sum(1 for m in PATTERN if m is member)
+    return cycles * per_cycle + sum(1 for m in PATTERN[:rest] if m is member)
+
+
 def dpor_ordinal(index: int) -> int:
     """How many dpor slots come before schedule `index` (so the dpor slot at `index`
     runs the DPOR search's execution of that ordinal, counting from 0)."""
     cycles, rest = divmod(index, len(PATTERN))
     return cycles * len(_DPOR_SLOTS) + sum(1 for k in _DPOR_SLOTS if k < rest)
+
+
+@attrs.frozen
+class Probes:
+    """What the explorer's probe runs measured of a program, before schedule 0: `k`,
+    PCT's steps hint (every pct member's), and `sweep`, the number of one-preemption
+    schedules of the sweep (`SweepChooser`'s `total` over its base run).  A function of
+    the program and the seed alone, so every worker builds the same schedule ``i``."""
+
+    k: int = 1
+    sweep: int = 0
 
 
 def shares() -> dict[str, float]:
@@ -118,13 +156,18 @@ def shares() -> dict[str, float]:
     return out
 
 
-def seeded_chooser(config: ExploreConfig, index: int, steps_hint: int) -> tuple[str, Chooser]:
-    """(the member's name, its chooser) for a schedule `index` of a seeded member; a
-    dpor slot whose search is over runs ``random`` the same way."""
+def seeded_chooser(config: ExploreConfig, index: int, probes: Probes) -> tuple[str, Chooser]:
+    """(the member's name, its chooser) for a schedule `index` of a member that runs
+    by index (every member but dpor); a dpor slot whose search is over, and a sweep slot
+    past the sweep's end, run ``random`` the same way."""
     member = member_at(index)
     seed = derive_seed(config.seed, index)
     if member.kind == "pct":
-        return member.name, PctChooser(seed, depth=member.depth, steps_hint=steps_hint)
+        return member.name, PctChooser(seed, depth=member.depth, steps_hint=probes.k)
+    if member.kind == "sweep":
+        j = ordinal(index)
+        if j < probes.sweep:
+            return member.name, SweepChooser(j)
     return RANDOM.name, RandomChooser(seed)
 
 

@@ -85,9 +85,10 @@ from .dpor_parallel import explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
 from .pct import PctChooser
-from .portfolio import DporShare, dpor_ordinal, member_at, seeded_chooser
+from .portfolio import DporShare, Probes, dpor_ordinal, member_at, seeded_chooser
 from .runlog import Chunk, RunLog
 from .shrink import ShrinkResult, shrink
+from .sweep import SweepChooser
 from .target import Execution, Target, TargetSpec
 from .tokens import encode_token
 
@@ -643,10 +644,11 @@ def _token(
 # --- random and pct ----------------------------------------------------------------------
 
 
-def _steps_hint(target: Target, config: ExploreConfig) -> int:
+def _steps_hint(target: Target, config: ExploreConfig) -> Probes:
     """PCT's k: the most choice points seen in a few probe runs (one that never
     preempts, and a few random ones, all seeded from the config: a fixed k, so every
-    schedule stays a function of its index alone)."""
+    schedule stays a function of its index alone); for a portfolio, also the sweep's
+    size (one run of its base schedule)."""
     runs = [target.run(FifoChooser(), max_steps=config.max_steps)]
     for i in range(PCT_PROBES):
         seed = derive_seed(config.seed, -1 - i)
@@ -655,17 +657,22 @@ def _steps_hint(target: Target, config: ExploreConfig) -> int:
     # while a k too small puts every change point early and can miss a bug for good; but
     # every doubling of k costs a factor 2^(d-1) in PCT's bound.
     most = max(1, *(len(r.sim.schedule) for r in runs))
-    return most + (most + 3) // 4
+    k = most + (most + 3) // 4
+    if config.chooser != "portfolio":
+        return Probes(k)
+    sweep = SweepChooser(None)
+    target.run(sweep, max_steps=config.max_steps)
+    return Probes(k, sweep.total)
 
 
-def _chooser_for(config: ExploreConfig, index: int, steps_hint: int) -> tuple[str, Chooser]:
+def _chooser_for(config: ExploreConfig, index: int, probes: Probes) -> tuple[str, Chooser]:
     """(who runs it, the chooser) of seeded schedule `index` (a portfolio's seeded
     members included)."""
     if config.chooser == "portfolio":
-        return seeded_chooser(config, index, steps_hint)
+        return seeded_chooser(config, index, probes)
     if config.chooser == "pct":
         seed = derive_seed(config.seed, index)
-        return "pct", PctChooser(seed, depth=config.depth, steps_hint=steps_hint)
+        return "pct", PctChooser(seed, depth=config.depth, steps_hint=probes.k)
     return "random", StreamChooser(config.seed, index)
 
 
@@ -677,7 +684,12 @@ def _is_dpor_slot(config: ExploreConfig, index: int) -> bool:
 
 
 def _run_dpor_slot(
-    config: ExploreConfig, index: int, dpor: DporShare, tally: _Tally, target: Target, hint: int
+    config: ExploreConfig,
+    index: int,
+    dpor: DporShare,
+    tally: _Tally,
+    target: Target,
+    hint: Probes,
 ) -> None:
     """Run the portfolio's dpor slot `index` in this process (its search's execution of
     that ordinal; ``random`` by the index once the search is over)."""
@@ -695,7 +707,7 @@ def _run_range(
     config: ExploreConfig,
     first: int,
     last: int,
-    steps_hint: int,
+    steps_hint: Probes,
     tally: _Tally,
     dpor: DporShare | None = None,
 ) -> int:
@@ -776,7 +788,7 @@ class ChunkResult:
 
 
 def run_chunk(
-    target: Target | TargetSpec, config: ExploreConfig, first: int, last: int, hint: int
+    target: Target | TargetSpec, config: ExploreConfig, first: int, last: int, hint: Probes
 ) -> ChunkResult:
     """Run schedules ``first .. last-1`` of `config` (the task an executor runs; `target`
     may be its spec, rebuilt once per process)."""
@@ -827,7 +839,9 @@ def _explore_seeded(
 ) -> bool:
     """Random, pct, portfolio; returns whether the space is complete (a portfolio whose
     dpor share ran every trace, and no failure)."""
-    steps_hint = _steps_hint(target, config) if config.chooser in ("pct", "portfolio") else 0
+    steps_hint = (
+        _steps_hint(target, config) if config.chooser in ("pct", "portfolio") else Probes()
+    )
     first, last = config.start, config.start + config.schedules
     dpor = DporShare(target, config) if config.chooser == "portfolio" else None
     small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
@@ -857,7 +871,7 @@ def _complete(dpor: DporShare | None, tally: _Tally) -> bool:
     return dpor is not None and dpor.done and dpor.exhausted and tally.hit is None
 
 
-def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any]:
+def _identity(target: Target, config: ExploreConfig, hint: Probes) -> dict[str, Any]:
     """What makes schedule ``i`` the same schedule in another run (see `RunLog`)."""
     return {
         "target": target.label,
@@ -865,11 +879,12 @@ def _identity(target: Target, config: ExploreConfig, hint: int) -> dict[str, Any
         "chooser": config.chooser,
         "seed": config.seed,
         "max_steps": config.max_steps,
-        **({"depth": config.depth, "k": hint} if config.chooser == "pct" else {}),
+        **({"depth": config.depth, "k": hint.k} if config.chooser == "pct" else {}),
         # Schedule i of random is StreamChooser(seed, i) since this field; a log from
         # before (MT19937 seeded per schedule) names other schedules and is refused.
         **({"stream": "blake2b-1"} if config.chooser == "random" else {}),
-        **({"k": hint} if config.chooser == "portfolio" else {}),
+        # the portfolio's sweep member since "sweep" (a log from before ran other members)
+        **({"k": hint.k, "sweep": hint.sweep} if config.chooser == "portfolio" else {}),
     }
 
 
@@ -927,7 +942,7 @@ def _gaps(first: int, last: int, done: list[tuple[int, int]]) -> Iterator[tuple[
 def _explore_chunks(
     target: Target,
     config: ExploreConfig,
-    hint: int,
+    hint: Probes,
     tally: _Tally,
     executor: Executor,
     log: RunLog | None,

@@ -13,7 +13,17 @@ import pytest
 
 from odp_async.explore import ExploreConfig
 from odp_async.explore.executors import InlineExecutor
-from odp_async.explore.portfolio import MEMBERS, PATTERN, dpor_ordinal, member_at, shares
+from odp_async.explore.portfolio import (
+    MEMBERS,
+    PATTERN,
+    Probes,
+    dpor_ordinal,
+    member_at,
+    ordinal,
+    seeded_chooser,
+    shares,
+)
+from odp_async.explore.sweep import SweepChooser
 from odp_async.explore.runner import check, explore, explore_target
 from odp_async.explore.target import Target
 from odp_async.explore.testing import explore_test
@@ -31,14 +41,18 @@ def test_the_default_is_the_portfolio() -> None:
 def test_fixed_shares_and_dpor_ordinals() -> None:
     got = shares()
     assert set(got) == set(MEMBERS)
-    assert got["dpor"] == pytest.approx(2 / 8)
-    for name in ("random", "pct-d1", "pct-d2", "pct-d3", "pct-d4", "pct-d5"):
-        assert got[name] == pytest.approx(1 / 8)
+    assert got["dpor"] == pytest.approx(2 / 9)
+    for name in ("random", "sweep", "pct-d1", "pct-d2", "pct-d3", "pct-d4", "pct-d5"):
+        assert got[name] == pytest.approx(1 / 9)
     seen = 0
+    before: dict[str, int] = {}
     for i in range(5 * len(PATTERN)):
-        assert member_at(i) is PATTERN[i % len(PATTERN)]
+        member = member_at(i)
+        assert member is PATTERN[i % len(PATTERN)]
         assert dpor_ordinal(i) == seen
-        seen += member_at(i).kind == "dpor"
+        assert ordinal(i) == before.get(member.name, 0)
+        seen += member.kind == "dpor"
+        before[member.name] = before.get(member.name, 0) + 1
 
 
 #: Every built-in cell expected to fail, and the seeds each is tried with.
@@ -138,7 +152,7 @@ def test_a_dpor_find_names_dpor() -> None:
 
 
 def test_a_complete_dpor_share_says_complete() -> None:
-    # dpor completes twostage_fixed in 4 traces: its slots (2 in every 8) end by index 24
+    # dpor completes twostage_fixed in 4 traces: its slots (2 in every 9) end by index 27
     clean = explore("classic:twostage_fixed", schedules=100)
     assert clean.failure is None
     assert clean.complete
@@ -252,7 +266,7 @@ def test_the_cli_explores_with_the_portfolio_by_default() -> None:
     data = json.loads(proc.stdout)
     assert data["chooser"] == "portfolio"
     assert data["found_by"] == "dpor"
-    assert data["failure"]["schedule_index"] == 6
+    assert data["failure"]["schedule_index"] == 7
     assert "with portfolio" in proc.stderr
 
 
@@ -263,14 +277,15 @@ CALLS = [0]
 
 
 async def shifting() -> None:
-    # each call starts one more task than the last: no run replays another's choices
+    # each call starts one more task than the last (2 to 5: always a choice, whichever
+    # call the dpor share's first run is): no run replays another's choices
     CALLS[0] += 1
 
     async def step() -> None:
         await checkpoint("step")
 
     async with task_group() as tg:
-        for _ in range(1 + CALLS[0] % 4):
+        for _ in range(2 + CALLS[0] % 4):
             tg.start_soon(step)
 """
 
@@ -284,3 +299,91 @@ def test_a_program_that_does_not_replay_falls_back_to_random(
     assert result.failure is None
     assert result.schedules == 40
     assert not result.complete
+
+
+LATE_READER = """
+from odp_async import checkpoint, task_group
+
+
+async def late_reader(writers: int) -> None:
+    box = {"a": 0, "b": 0}
+
+    async def writer() -> None:
+        await checkpoint("write a")
+        box["a"] = 1
+        await checkpoint("write b")
+        box["b"] = 1
+
+    async def reader() -> None:
+        await checkpoint("read")
+        assert box["a"] == box["b"], "the reader saw a writer half done"
+
+    async with task_group() as tg:
+        for _ in range(writers):
+            tg.start_soon(writer)
+            await checkpoint("started one")
+        tg.start_soon(reader)
+"""
+
+
+def test_the_sweep_finds_a_late_reader_the_same_for_any_seed_and_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one preemption, in the first writer, then the reader started after 30 writers
+    (tmp_path / "portfolio_late.py").write_text(textwrap.dedent(LATE_READER))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runs = [
+        check("portfolio_late:late_reader", 30, schedules=2000, seed=seed, **extra)
+        for seed, extra in [(0, {}), (1, {}), (0, {"jobs": 2}), (2, {"jobs": 2})]
+    ]
+    (index,) = {r.failure.index for r in runs if r.failure is not None}
+    assert [r.found_by for r in runs] == ["sweep"] * 4
+    assert member_at(index - 1).name == "sweep"
+    failure = runs[0].failure
+    assert failure is not None
+    assert decode_token(failure.token).found_by == "sweep"
+    assert failure.shrunk_token is not None
+    code = (
+        "import sys\n"
+        "from odp_async.explore.tokens import decode_token, replay_token\n"
+        "for token in sys.argv[1:]:\n"
+        "    execution = replay_token(token)\n"
+        "    print(decode_token(token).found_by, execution.failure.kind)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, failure.token, failure.shrunk_token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_env(), "PYTHONPATH": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    kind = failure.violation.kind
+    assert proc.stdout.split() == ["sweep", kind, "sweep", kind]
+
+
+def test_twostage_100_is_found_by_the_sweep_in_every_seed() -> None:
+    # SCTBench's twostage_100 (threads started at scheduling points): the sweep's 104th
+    # schedule, at index 929, in every seed (it is a function of the program alone);
+    # bench_portfolio.py shows nothing finds it before
+    target = Target.resolve("classic:twostage_100")
+    for seed in range(10):
+        config = ExploreConfig(seed=seed, start=929, schedules=1, shrink=False)
+        result = explore_target(target, config)
+        assert result.failure is not None
+        assert result.failure.index == 930
+        assert result.found_by == "sweep"
+        assert result.verdict is Verdict.FOUND
+
+
+def test_sweep_slots_past_the_sweep_run_random() -> None:
+    # classic:account has 6 one-preemption schedules: its 7th sweep slot runs random
+    config = ExploreConfig()
+    sweep_slots = [i for i in range(200) if member_at(i).name == "sweep"]
+    probes = Probes(k=10, sweep=6)
+    assert [seeded_chooser(config, i, probes)[0] for i in sweep_slots[:7]] == ["sweep"] * 6 + [
+        "random"
+    ]
+    by, chooser = seeded_chooser(config, sweep_slots[3], probes)
+    assert isinstance(chooser, SweepChooser)
+    assert chooser.ordinal == ordinal(sweep_slots[3]) == 3

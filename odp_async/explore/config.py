@@ -134,8 +134,9 @@ def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class ExploreConfig:
     """How to explore.
 
-    - `chooser`: ``portfolio`` (the default: random, pct at depths 1 to 5 and dpor, each
-      with a fixed share of the schedule indices; `odp_async.explore.portfolio`),
+    - `chooser`: ``portfolio`` (the default: random, pct at depths 1 to 5, a
+      one-preemption sweep and dpor, each with a fixed share of the schedule indices;
+      `odp_async.explore.portfolio`),
       ``random`` (uniform, seeded), ``pct`` (priority change points, `depth`),
       ``dfs`` (exhaustive, bounded by `preemption_bound`; None = iterative bounding from 0
       up to `max_preemptions`, 0 included: the schedules without a preemption).

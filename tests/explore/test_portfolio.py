@@ -387,3 +387,21 @@ def test_sweep_slots_past_the_sweep_run_random() -> None:
     by, chooser = seeded_chooser(config, sweep_slots[3], probes)
     assert isinstance(chooser, SweepChooser)
     assert chooser.ordinal == ordinal(sweep_slots[3]) == 3
+
+
+def test_sweep_finds_are_the_same_for_any_executor_jobs_and_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "portfolio_late_shard.py").write_text(textwrap.dedent(LATE_READER))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = Target.resolve("portfolio_late_shard:late_reader", args=(6,))
+    base = ExploreConfig(schedules=120, seed=4, shrink=False, stop_on_first=False)
+    whole = explore_target(target, base)
+    inline = explore_target(target, base, executor=InlineExecutor())
+    pooled = explore_target(target, base.evolve(jobs=2))
+    a = explore_target(target, base.evolve(schedules=50))
+    b = explore_target(target, base.evolve(start=50, schedules=70))
+    assert whole.failing == inline.failing == pooled.failing
+    assert whole.failing == tuple(sorted(a.failing + b.failing))
+    by_member = {member_at(i - 1).name for i in b.failing}
+    assert "sweep" in by_member  # the second shard's sweep slots resumed at their ordinal

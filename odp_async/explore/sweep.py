@@ -75,8 +75,7 @@ class SweepChooser:
             not isinstance(ordinal, int) or isinstance(ordinal, bool) or ordinal < 0
         ):
             raise InvalidArgument(
-                f"ordinal must be None or an int >= 0, got {ordinal!r} "
-                f"({type(ordinal).__name__})",
+                f"ordinal must be None or an int >= 0, got {ordinal!r} ({type(ordinal).__name__})",
                 "ordinal",
                 ordinal,
             )

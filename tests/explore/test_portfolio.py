@@ -23,8 +23,8 @@ from odp_async.explore.portfolio import (
     seeded_chooser,
     shares,
 )
-from odp_async.explore.sweep import SweepChooser
 from odp_async.explore.runner import check, explore, explore_target
+from odp_async.explore.sweep import SweepChooser
 from odp_async.explore.target import Target
 from odp_async.explore.testing import explore_test
 from odp_async.explore.tokens import decode_token, encode_token
@@ -384,7 +384,7 @@ def test_sweep_slots_past_the_sweep_run_random() -> None:
     assert [seeded_chooser(config, i, probes)[0] for i in sweep_slots[:7]] == ["sweep"] * 6 + [
         "random"
     ]
-    by, chooser = seeded_chooser(config, sweep_slots[3], probes)
+    _, chooser = seeded_chooser(config, sweep_slots[3], probes)
     assert isinstance(chooser, SweepChooser)
     assert chooser.ordinal == ordinal(sweep_slots[3]) == 3
 

@@ -8,11 +8,12 @@ Run from the repository root::
 For every built-in cell expected to fail (found, deadlock, starvation) and every
 SCTBench-style program with a bug (``classic:<name>``), one row: schedules to the first
 failure of each member run alone (``random``; ``pct`` at depths 1 to 5, all with
-``--member-budget`` schedules, median and worst over seeds 0..S-1; ``dpor``, one
-deterministic count) and of the default ``portfolio`` (``--budget``, median, worst, and
-the member that found it in the worst seed).  ``>C``: a miss within the budget.  The
-portfolio target: a find in every seed within 10,000 schedules.  Printed, not asserted
-(``tests/explore/test_portfolio.py`` asserts it on the cells that matter).
+``--member-budget`` schedules, median and worst over seeds 0..S-1; ``dpor`` and
+``sweep``, one deterministic count each) and of the default ``portfolio``
+(``--budget``, median, worst, and the member that found it in the worst seed).
+``>C``: a miss within the budget.  The portfolio target: a find in every seed within
+10,000 schedules.  Printed, not asserted (``tests/explore/test_portfolio.py`` asserts
+it on the cells that matter).
 
 Every contender runs the same rows and seeds; each cell is ``median/max`` of schedules
 to the first failure and the contender's wall time for the row (``12/40 1.3s``).  A
@@ -34,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Report
 
 from odp_async.explore.runner import explore
+from odp_async.explore.sweep import SweepChooser
+from odp_async.explore.target import Target
 from odp_async.odp.protocols import PROTOCOLS
 from odp_async.scenarios import BUILTIN, Verdict
 from odp_async.scenarios.sctbench import SCTBENCH
@@ -71,6 +74,24 @@ def first(scenario: str, protocol: str | None, budget: int, **fields: object) ->
         WRONG.append(f"{scenario}/{protocol} {fields}: {result.verdict}")
         return -1
     return result.failure.index
+
+
+def sweep_first(scenario: str, protocol: str | None, budget: int) -> str:
+    """The sweep member alone: its schedules in order (the same for every seed), the
+    number of the first failing one, and the row's wall time."""
+    t0 = time.perf_counter()
+    target = Target.resolve(scenario, protocol)
+    base = SweepChooser(None)
+    target.run(base, max_steps=50_000)
+    for j in range(min(budget, base.total)):
+        execution = target.run(SweepChooser(j), max_steps=50_000)
+        if execution.is_failure:
+            if execution.verdict is not _expected(scenario, protocol):
+                WRONG.append(f"{scenario}/{protocol} sweep {j}: {execution.verdict}")
+                return f"WRONG {time.perf_counter() - t0:.1f}s"
+            return f"{j + 1} {time.perf_counter() - t0:.1f}s"
+    ran = min(budget, base.total)
+    return f">{ran} (of {base.total}) {time.perf_counter() - t0:.1f}s"
 
 
 def show(values: list[int | None], budget: int, seconds: float | None = None) -> str:
@@ -122,7 +143,7 @@ def main() -> None:
     mb = args.member_budget
     heads = ["cell"]
     if not args.no_members:
-        heads += ["random", *(f"pct-d{d}" for d in range(1, 6)), "dpor"]
+        heads += ["random", *(f"pct-d{d}" for d in range(1, 6)), "dpor", "sweep"]
     heads += ["portfolio (median/worst)", "worst found by", "s"]
     print("| " + " | ".join(heads) + " |")
     print("|" + "---|" * len(heads))
@@ -135,6 +156,7 @@ def main() -> None:
             for d in range(1, 6):
                 line.append(contender(scenario, protocol, mb, seeds, chooser="pct", depth=d))
             line.append(contender(scenario, protocol, mb, range(1), chooser="dpor"))
+            line.append(sweep_first(scenario, protocol, mb))
         found: list[int | None] = []
         worst, by = -1, "-"
         t0 = time.perf_counter()

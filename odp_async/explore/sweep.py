@@ -51,10 +51,11 @@ __all__ = ["SweepChooser"]
 
 def _class_key(task: Any) -> Hashable:
     """A fresh task's class: its group and code; a task that ran: itself."""
-    if task.pending is None:  # not run yet (the sim sets it at the first step)
-        code = getattr(task.coro, "cr_code", None)
-        if code is not None:
-            return ("fresh", id(task.group), code)
+    coro = task.coro
+    code = getattr(coro, "cr_code", None)
+    # not started yet: neither suspended at an await nor finished (no frame)
+    if code is not None and not coro.cr_suspended and coro.cr_frame is not None:
+        return ("fresh", id(task.group), code)
     key: int = task.id
     return key
 

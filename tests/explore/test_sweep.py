@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from odp_async.errors import InvalidArgument
@@ -52,3 +55,36 @@ def test_identical_fresh_tasks_are_one_alternative() -> None:
 def test_a_bad_ordinal_is_refused(bad: object) -> None:
     with pytest.raises(InvalidArgument, match="ordinal must be None or an int >= 0"):
         SweepChooser(bad)  # type: ignore[arg-type]
+
+
+TWINS = """
+from odp_async import checkpoint, task_group
+
+
+async def twins() -> None:
+    async def worker() -> None:
+        await checkpoint()  # no label: a started task looks like a fresh one by its label
+        await checkpoint()
+
+    async with task_group() as tg:
+        tg.start_soon(worker)
+        tg.start_soon(worker)
+"""
+
+
+def test_a_started_task_is_not_in_the_class_of_fresh_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first worker, paused at an unlabelled checkpoint, may be preempted for its
+    # twin, which has not started: two different alternatives, not one class
+    (tmp_path / "sweep_twins.py").write_text(textwrap.dedent(TWINS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = Target.resolve("sweep_twins:twins")
+    base = SweepChooser(None)
+    target.run(base, max_steps=1000)
+    assert base.opportunities == 2
+    assert base.total == 2
+    first = SweepChooser(0)
+    execution = target.run(first, max_steps=1000)
+    assert first.preempted_at == 0
+    assert execution.sim.schedule[:2] == (0, 1)  # the older worker starts, then its twin

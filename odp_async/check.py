@@ -262,7 +262,10 @@ class Checker:
         if old is not None:
             self._drop(key, old[0])
         self._translations[key] = (frame, writable)
-        self._by_frame.setdefault(frame, {})[key] = None
+        by_frame = self._by_frame
+        # A map of the same kind as the outer one: in a tracking run a tracked dict
+        # (noted per key) instead of a plain one, whose reads would make a step unknown.
+        by_frame.setdefault(frame, type(by_frame)())[key] = None
         mode = "rw" if writable else "ro"
         self.event("install", table, f"{table}[{vpn << 12:#x}] -> {_fr(frame)} {mode}", vpn << 12)
         problem = self._mismatch(vpn, frame, writable)

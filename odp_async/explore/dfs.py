@@ -91,7 +91,7 @@ from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 import attrs
 
 from .._runtime._base import Waiter
-from .._runtime.footprint import FieldOf, Footprint, with_noted_reads
+from .._runtime.footprint import FieldOf, Footprint, ReadOf
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
 __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
@@ -238,6 +238,7 @@ class _SystematicChooser(Generic[_N]):
         "_cost",
         "_cut",
         "_failed",
+        "_keys",
         "_ordinal",
         "_path",
         "_pos",
@@ -274,6 +275,7 @@ class _SystematicChooser(Generic[_N]):
         self._ordinal = 0  # steps shown so far (with ask_always: steps run)
         self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
         self._canon: dict[Hashable, Any] = {}  # object -> step where first observed
+        self._keys: dict[Hashable, Hashable] = {}  # resource -> its key (`_stable_keys`)
         self._prev_task: Any = None  # the task whose step ran since the last call
         self._prev_node: _N | None = None  # the node that chose it, if any
         self._aborted = False
@@ -320,6 +322,7 @@ class _SystematicChooser(Generic[_N]):
         self._ordinal = 0
         self._sleep = {}
         self._canon = {}
+        self._keys = {}
         self._prev_task = None
         self._prev_node = None
         self._aborted = False
@@ -351,28 +354,44 @@ class _SystematicChooser(Generic[_N]):
     def _stable_keys(
         self, fp: Footprint, ordinal: int
     ) -> tuple[frozenset[Hashable], frozenset[Hashable]]:
-        """`fp`'s (reads, writes), noted reads included, in run-stable keys."""
-        fp = with_noted_reads(fp)
+        """`fp`'s (reads, writes), noted reads included (`with_noted_reads`), in
+        run-stable keys.  A resource's key is fixed at its first sight in the execution,
+        so it is remembered per resource (`_keys`) and not rebuilt at every step."""
+        memo = self._keys
+        reads: set[Hashable] = set()
+        writes: set[Hashable] = set()
+        for resource in fp.reads:
+            k = memo.get(resource)
+            if k is None:
+                k = memo[resource] = self._key(resource, ordinal)
+            reads.add(k)
+        for resource in fp.writes:
+            into = writes
+            if type(resource) is ReadOf:
+                # A noted read (`with_noted_reads`): a read of what it marks.
+                resource, into = resource.read_of, reads
+            k = memo.get(resource)
+            if k is None:
+                k = memo[resource] = self._key(resource, ordinal)
+            into.add(k)
+        return frozenset(reads), frozenset(writes)
+
+    def _key(self, resource: Hashable, ordinal: int) -> Hashable:
+        """The run-stable key of `resource`, first seen (if not before) at step `ordinal`."""
+        if _is_value(resource):
+            return ("<value>", resource)
         canon = self._canon
-
-        def key(resource: Hashable) -> Hashable:
-            if _is_value(resource):
-                return ("<value>", resource)
-            if type(resource) is FieldOf:
-                # One field of an object: the object's key and the part, so two fields
-                # (two dict entries) of one object stay two resources.  The owner is
-                # kept alive by the entry, so its id is not reused in this execution.
-                owner = resource.owner
-                seen: tuple[int, object] = canon.setdefault(
-                    ("<owner>", id(owner)), (ordinal, owner)
-                )
-                return ("<field>", seen[0], key(resource.part))
-            # All objects first seen in one step share its ordinal (more conflicts, never
-            # fewer), so the key does not depend on the frozenset's iteration order.
-            first: int = canon.setdefault(resource, ordinal)
-            return first
-
-        return frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes)
+        if type(resource) is FieldOf:
+            # One field of an object: the object's key and the part, so two fields
+            # (two dict entries) of one object stay two resources.  The owner is
+            # kept alive by the entry, so its id is not reused in this execution.
+            owner = resource.owner
+            seen: tuple[int, object] = canon.setdefault(("<owner>", id(owner)), (ordinal, owner))
+            return ("<field>", seen[0], self._key(resource.part, ordinal))
+        # All objects first seen in one step share its ordinal (more conflicts, never
+        # fewer), so the key does not depend on the frozenset's iteration order.
+        first: int = canon.setdefault(resource, ordinal)
+        return first
 
     def _search_over(self) -> NoReturn:
         raise ProtocolViolation(

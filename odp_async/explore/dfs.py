@@ -145,10 +145,24 @@ class _Fp:
 
 
 def _is_fresh(k: Hashable, seen: int) -> bool:
-    if isinstance(k, int):
-        return k >= seen
-    # A field of an object: ("<field>", owner's step, part) (`_stable_keys`).
-    return type(k) is tuple and k[:1] == ("<field>",) and (k[1] >= seen or _is_fresh(k[2], seen))
+    if type(k) is not tuple:
+        return False
+    # An object: ("<obj>", its step, tag); a field of one: ("<field>", the owner's step,
+    # part, the owner's tag) (`_SystematicChooser._key`).
+    if k[0] == "<obj>":
+        return bool(k[1] >= seen)
+    return k[0] == "<field>" and (k[1] >= seen or _is_fresh(k[2], seen))
+
+
+def _tag(obj: object) -> Hashable:
+    """What tells apart objects first seen in one step: the class and a str ``name``
+    field (a primitive's, a region's).  A function of the object, fixed while a run is
+    deterministic: so a key built from it is as stable across executions as the step."""
+    try:
+        name = object.__getattribute__(obj, "name")
+    except AttributeError:
+        name = None
+    return (type(obj).__qualname__, name if type(name) is str else None)
 
 
 def _relative(keys: frozenset[Hashable], seen: int) -> frozenset[Hashable]:
@@ -386,11 +400,16 @@ class _SystematicChooser(Generic[_N]):
             # (two dict entries) of one object stay two resources.  The owner is
             # kept alive by the entry, so its id is not reused in this execution.
             owner = resource.owner
-            seen: tuple[int, object] = canon.setdefault(("<owner>", id(owner)), (ordinal, owner))
-            return ("<field>", seen[0], self._key(resource.part, ordinal))
-        # All objects first seen in one step share its ordinal (more conflicts, never
-        # fewer), so the key does not depend on the frozenset's iteration order.
-        first: int = canon.setdefault(resource, ordinal)
+            seen: tuple[int, Hashable, object] = canon.get(("<owner>", id(owner)))  # type: ignore[assignment]
+            if seen is None:
+                seen = canon[("<owner>", id(owner))] = (ordinal, _tag(owner), owner)
+            return ("<field>", seen[0], self._key(resource.part, ordinal), seen[1])
+        # Objects first seen in one step share its ordinal, told apart only by their
+        # class and name (more conflicts, never fewer): so the key does not depend on
+        # the frozenset's iteration order.
+        first: tuple[str, int, Hashable] | None = canon.get(resource)
+        if first is None:
+            first = canon[resource] = ("<obj>", ordinal, _tag(resource))
         return first
 
     def _search_over(self) -> NoReturn:

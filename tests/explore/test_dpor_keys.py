@@ -96,7 +96,8 @@ def test_one_object_stays_one_resource(user_module: UserModule) -> None:
     reduced, _ = _search(mod.one_object, noted_only=True)
     plain, _ = _search(mod.one_object, noted_only=False)
     assert reduced == plain
-    assert (0, 6, 6) in reduced and len(reduced) > 1
+    assert (0, 6, 6) in reduced
+    assert len(reduced) > 1
 
 
 def test_keys_of_primitives() -> None:
@@ -109,7 +110,8 @@ def test_keys_of_primitives() -> None:
     assert kc == kd
     assert chooser._key(a, 9) == ka  # first sight fixes it
     reads, writes = chooser._stable_keys(_fp({a}), 7)
-    assert writes == {ka} and not reads
+    assert writes == {ka}
+    assert not reads
 
 
 def test_fresh_objects_still_conflict() -> None:

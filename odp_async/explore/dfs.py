@@ -84,6 +84,7 @@ See also
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
@@ -156,13 +157,28 @@ def _is_fresh(k: Hashable, seen: int) -> bool:
 
 def _tag(obj: object) -> Hashable:
     """What tells apart objects first seen in one step: the class and a str ``name``
-    field (a primitive's, a region's).  A function of the object, fixed while a run is
-    deterministic: so a key built from it is as stable across executions as the step."""
-    try:
-        name = object.__getattribute__(obj, "name")
-    except AttributeError:
+    stored on the object (a primitive's, a region's).
+
+    Sleep sets compare a footprint of one execution with a step of another that shares
+    its first steps, so a key must denote the same object in both: the class does; a
+    name does when the program builds it from its own values ("B.umem_mutex").  A name
+    that may hold an address (``0x``, or nine digits in a row: ``f"m{id(x)}"``) is
+    ignored, as is one a property computes (only a slot or the instance dict is read):
+    a name that differs between two such executions would hide a real conflict.
+    """
+    cls = type(obj)
+    name: object = None
+    if not isinstance(getattr(cls, "name", None), property):
+        try:
+            name = object.__getattribute__(obj, "name")
+        except Exception:
+            name = None
+    if type(name) is not str or "0x" in name or _ADDRESS.search(name) is not None:
         name = None
-    return (type(obj).__qualname__, name if type(name) is str else None)
+    return (cls.__qualname__, name)
+
+
+_ADDRESS: Final = re.compile(r"[0-9]{9}")
 
 
 def _relative(keys: frozenset[Hashable], seen: int) -> frozenset[Hashable]:

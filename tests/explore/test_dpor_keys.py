@@ -135,3 +135,12 @@ def _fp(writes: set[object]) -> Any:
     from odp_async._runtime.footprint import Footprint
 
     return Footprint(writes=frozenset(writes))
+
+
+def test_a_name_that_may_hold_an_address_is_not_used() -> None:
+    """A name built from id() differs between executions: it must not tell objects
+    apart, or a sleep set would compare the same object under two keys."""
+    chooser = DporChooser()
+    a, b = Mutex(), Mutex()
+    a.name, b.name = f"m{id(a)}", f"<lock at {id(b):#x}>"
+    assert chooser._key(a, 5) == chooser._key(b, 5) == chooser._key(Mutex(), 5)

@@ -53,7 +53,7 @@ FULL = {
     "thp-split-during-fault/interval-seq": "complete: 493 traces, no violation",
     "ctx-dereg-during-end/kvm-seq": "complete: 2045 traces, no violation",
     "ctx-dereg-during-end/range-list": "complete: 632 traces, no violation",
-    "truncate-during-registration/odp2014-ctx": "complete: 4272 traces, no violation",
+    "truncate-during-registration/odp2014-ctx": "complete: 4040 traces, no violation",
     "thp-split-during-fault/range-list": "complete: 3674 traces, no violation",
     "registration-race/odp2014-ctx": "complete: 2547 traces, no violation",
     "truncate-during-registration/kvm-seq": "complete: 3947 traces, no violation",

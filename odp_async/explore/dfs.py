@@ -48,9 +48,13 @@ Contract
     into a key that is stable across executions with the same prefix: plain values
     (str, int, tuples of those) stay themselves; any other object becomes the index of the
     step in which it was first recorded in this execution (which steps are recorded
-    depends on the prefix only).  For an entry observed at step `m`, indices below `m`
-    denote the same object in every execution that shares the first `m` steps; objects
-    first recorded at or after `m` cannot be told apart and are assumed to conflict.
+    depends on the prefix only) with its class and its str ``name``, if it stores one
+    that cannot hold an address (`_tag`: so two objects first recorded in one step stay
+    two resources unless they share both).  For an entry observed at step `m`, keys
+    with an index below `m` denote the same object in every execution that shares the
+    first `m` steps; objects first recorded at or after `m` cannot be told apart and are
+    assumed to conflict.  Assumption: a name an object stores is a function of the
+    program's choices (the model's and the primitives' are).
 
     **Symmetry** (``symmetry=True``, the default when `reduction` is on): runnable tasks
     with equal spawn key (function and argument identities), task group, step history

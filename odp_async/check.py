@@ -63,7 +63,7 @@ See also
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 import attrs
 
@@ -262,7 +262,11 @@ class Checker:
         if old is not None:
             self._drop(key, old[0])
         self._translations[key] = (frame, writable)
-        self._by_frame.setdefault(frame, {})[key] = None
+        by_frame = self._by_frame
+        # A map of the same kind as the outer one: in a tracking run a tracked dict
+        # (noted per key) instead of a plain one, whose reads would make a step unknown.
+        fresh = cast("dict[tuple[str, int], None]", type(by_frame)())
+        by_frame.setdefault(frame, fresh)[key] = None
         mode = "rw" if writable else "ro"
         self.event("install", table, f"{table}[{vpn << 12:#x}] -> {_fr(frame)} {mode}", vpn << 12)
         problem = self._mismatch(vpn, frame, writable)

@@ -48,9 +48,13 @@ Contract
     into a key that is stable across executions with the same prefix: plain values
     (str, int, tuples of those) stay themselves; any other object becomes the index of the
     step in which it was first recorded in this execution (which steps are recorded
-    depends on the prefix only).  For an entry observed at step `m`, indices below `m`
-    denote the same object in every execution that shares the first `m` steps; objects
-    first recorded at or after `m` cannot be told apart and are assumed to conflict.
+    depends on the prefix only) with its class and its str ``name``, if it stores one
+    that cannot hold an address (`_tag`: so two objects first recorded in one step stay
+    two resources unless they share both).  For an entry observed at step `m`, keys
+    with an index below `m` denote the same object in every execution that shares the
+    first `m` steps; objects first recorded at or after `m` cannot be told apart and are
+    assumed to conflict.  Assumption: a name an object stores is a function of the
+    program's choices (the model's and the primitives' are).
 
     **Symmetry** (``symmetry=True``, the default when `reduction` is on): runnable tasks
     with equal spawn key (function and argument identities), task group, step history
@@ -84,6 +88,7 @@ See also
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
@@ -91,7 +96,7 @@ from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 import attrs
 
 from .._runtime._base import Waiter
-from .._runtime.footprint import FieldOf, Footprint, with_noted_reads
+from .._runtime.footprint import FieldOf, Footprint, ReadOf
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
 __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
@@ -145,10 +150,39 @@ class _Fp:
 
 
 def _is_fresh(k: Hashable, seen: int) -> bool:
-    if isinstance(k, int):
-        return k >= seen
-    # A field of an object: ("<field>", owner's step, part) (`_stable_keys`).
-    return type(k) is tuple and k[:1] == ("<field>",) and (k[1] >= seen or _is_fresh(k[2], seen))
+    if type(k) is not tuple:
+        return False
+    # An object: ("<obj>", its step, tag); a field of one: ("<field>", the owner's step,
+    # part, the owner's tag) (`_SystematicChooser._key`).
+    if k[0] == "<obj>":
+        return bool(k[1] >= seen)
+    return k[0] == "<field>" and (k[1] >= seen or _is_fresh(k[2], seen))
+
+
+def _tag(obj: object) -> Hashable:
+    """What tells apart objects first seen in one step: the class and a str ``name``
+    stored on the object (a primitive's, a region's).
+
+    Sleep sets compare a footprint of one execution with a step of another that shares
+    its first steps, so a key must denote the same object in both: the class does; a
+    name does when the program builds it from its own values ("B.umem_mutex").  A name
+    that may hold an address (``0x``, or nine digits in a row: ``f"m{id(x)}"``) is
+    ignored, as is one a property computes (only a slot or the instance dict is read):
+    a name that differs between two such executions would hide a real conflict.
+    """
+    cls = type(obj)
+    name: object = None
+    if not isinstance(getattr(cls, "name", None), property):
+        try:
+            name = object.__getattribute__(obj, "name")
+        except Exception:
+            name = None
+    if type(name) is not str or "0x" in name or _ADDRESS.search(name) is not None:
+        name = None
+    return (cls.__qualname__, name)
+
+
+_ADDRESS: Final = re.compile(r"[0-9]{9}")
 
 
 def _relative(keys: frozenset[Hashable], seen: int) -> frozenset[Hashable]:
@@ -238,6 +272,7 @@ class _SystematicChooser(Generic[_N]):
         "_cost",
         "_cut",
         "_failed",
+        "_keys",
         "_ordinal",
         "_path",
         "_pos",
@@ -274,6 +309,7 @@ class _SystematicChooser(Generic[_N]):
         self._ordinal = 0  # steps shown so far (with ask_always: steps run)
         self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
         self._canon: dict[Hashable, Any] = {}  # object -> step where first observed
+        self._keys: dict[Hashable, Hashable] = {}  # resource -> its key (`_stable_keys`)
         self._prev_task: Any = None  # the task whose step ran since the last call
         self._prev_node: _N | None = None  # the node that chose it, if any
         self._aborted = False
@@ -320,6 +356,7 @@ class _SystematicChooser(Generic[_N]):
         self._ordinal = 0
         self._sleep = {}
         self._canon = {}
+        self._keys = {}
         self._prev_task = None
         self._prev_node = None
         self._aborted = False
@@ -351,28 +388,49 @@ class _SystematicChooser(Generic[_N]):
     def _stable_keys(
         self, fp: Footprint, ordinal: int
     ) -> tuple[frozenset[Hashable], frozenset[Hashable]]:
-        """`fp`'s (reads, writes), noted reads included, in run-stable keys."""
-        fp = with_noted_reads(fp)
+        """`fp`'s (reads, writes), noted reads included (`with_noted_reads`), in
+        run-stable keys.  A resource's key is fixed at its first sight in the execution,
+        so it is remembered per resource (`_keys`) and not rebuilt at every step."""
+        memo = self._keys
+        reads: set[Hashable] = set()
+        writes: set[Hashable] = set()
+        for resource in fp.reads:
+            k = memo.get(resource)
+            if k is None:
+                k = memo[resource] = self._key(resource, ordinal)
+            reads.add(k)
+        for resource in fp.writes:
+            into = writes
+            if type(resource) is ReadOf:
+                # A noted read (`with_noted_reads`): a read of what it marks.
+                resource, into = resource.read_of, reads
+            k = memo.get(resource)
+            if k is None:
+                k = memo[resource] = self._key(resource, ordinal)
+            into.add(k)
+        return frozenset(reads), frozenset(writes)
+
+    def _key(self, resource: Hashable, ordinal: int) -> Hashable:
+        """The run-stable key of `resource`, first seen (if not before) at step `ordinal`."""
+        if _is_value(resource):
+            return ("<value>", resource)
         canon = self._canon
-
-        def key(resource: Hashable) -> Hashable:
-            if _is_value(resource):
-                return ("<value>", resource)
-            if type(resource) is FieldOf:
-                # One field of an object: the object's key and the part, so two fields
-                # (two dict entries) of one object stay two resources.  The owner is
-                # kept alive by the entry, so its id is not reused in this execution.
-                owner = resource.owner
-                seen: tuple[int, object] = canon.setdefault(
-                    ("<owner>", id(owner)), (ordinal, owner)
-                )
-                return ("<field>", seen[0], key(resource.part))
-            # All objects first seen in one step share its ordinal (more conflicts, never
-            # fewer), so the key does not depend on the frozenset's iteration order.
-            first: int = canon.setdefault(resource, ordinal)
-            return first
-
-        return frozenset(key(r) for r in fp.reads), frozenset(key(w) for w in fp.writes)
+        if type(resource) is FieldOf:
+            # One field of an object: the object's key and the part, so two fields
+            # (two dict entries) of one object stay two resources.  The owner is
+            # kept alive by the entry, so its id is not reused in this execution.
+            owner = resource.owner
+            seen: tuple[int, Hashable, object] = canon.get(("<owner>", id(owner)))  # type: ignore[assignment]
+            if seen is None:
+                seen = canon[("<owner>", id(owner))] = (ordinal, _tag(owner), owner)
+            return ("<field>", seen[0], self._key(resource.part, ordinal), seen[1])
+        # Objects first seen in one step share its ordinal, told apart only by their
+        # class and name (more conflicts, never fewer): so the key does not depend on
+        # the frozenset's iteration order.
+        first: tuple[str, int, Hashable] | None = canon.get(resource)
+        if first is None:
+            first = canon[resource] = ("<obj>", ordinal, _tag(resource))
+        return first
 
     def _search_over(self) -> NoReturn:
         raise ProtocolViolation(

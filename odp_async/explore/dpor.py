@@ -32,7 +32,8 @@ Contract
     nothing, a task's first step, a cancellation) conflicts with every other step, so
     reduction only applies where footprints were declared or noted.  Two resources are
     told apart within one execution by the key `DfsChooser` uses (objects first seen in
-    the same step share a key: more conflicts, never fewer).  Where the reversed
+    the same step share a key unless their class or name differ: more conflicts, never
+    fewer).  Where the reversed
     continuation starts with a task that is not runnable in the earlier state (one woken
     by the clock, say), every runnable task is added there instead (sound, less reduced).
 

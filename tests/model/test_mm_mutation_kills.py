@@ -14,7 +14,7 @@ from odp_async import checkpoint
 from odp_async._runtime import sim
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.check import Checker
-from odp_async.errors import InvalidArgument
+from odp_async.errors import InvalidArgument, WouldBlock
 from odp_async.mm import (
     AddressSpace,
     FaultError,
@@ -550,3 +550,170 @@ def test_two_unregisters_of_one_subscriber_both_wait_for_its_callback() -> None:
     run = run_world(body, max_steps=20_000)
     assert run.sim.deadlock is None
     assert run.sim.unwrap() == ["a", "b"]
+
+
+# --- the non-blockable invalidation (the OOM reaper's) -----------------------------------
+
+
+class _Logged:
+    """A subscriber that logs its callbacks as ``(name, callback, blockable)``, refuses a
+    non-blockable start when `refuses`, and runs `on_start` inside its start."""
+
+    def __init__(
+        self,
+        name: str,
+        log: list[tuple[str, str, bool]],
+        *,
+        refuses: bool = False,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name, self.log, self.refuses, self.on_start = name, log, refuses, on_start
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        self.log.append((self.name, "start", inv.blockable))
+        if self.on_start is not None:
+            await self.on_start()
+        if self.refuses and not inv.blockable:
+            raise WouldBlock("busy")
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        self.log.append((self.name, "end", inv.blockable))
+
+    async def release(self) -> None:
+        self.log.append((self.name, "release", True))
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def test_a_reap_numbers_its_invalidation_and_records_its_begin_and_refusal() -> None:
+    """A reap's invalidation takes the next id, as every invalidation does, and the event
+    history shows its begin (kind, key, text, address), a refusal and its end."""
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.cpu_fault(P, write=True)
+        reaped = [await w.mm.reap(P, P)]  # nobody subscribed: inv0 zaps
+        await w.mm.register_notifier(_Logged("dev", [], refuses=True))
+        reaped.append(await w.mm.reap(0, 2 * P))  # inv1: refused
+        await w.mm.madvise_dontneed(0, P)  # inv2, blockable
+        return reaped
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True, False]
+    events = [
+        (e.kind, e.key, e.detail, e.address) for e in run.events if e.kind.startswith("invalidate")
+    ]
+    assert events == [
+        ("invalidate-begin", "inv0", "inv0 unmap [0x1000, 0x2000) (non-blockable)", P),
+        ("invalidate-end", "inv0", "inv0 unmap [0x1000, 0x2000)", P),
+        ("invalidate-begin", "inv1", "inv1 unmap [0x0, 0x2000) (non-blockable)", 0),
+        ("invalidate-refused", "inv1", "<dev> refused inv1 unmap [0x0, 0x2000): busy", None),
+        ("invalidate-end", "inv1", "inv1 unmap [0x0, 0x2000) refused", 0),
+        ("invalidate-begin", "inv2", "inv2 madvise-dontneed [0x0, 0x1000)", 0),
+        ("invalidate-end", "inv2", "inv2 madvise-dontneed [0x0, 0x1000)", 0),
+    ], events
+
+
+def test_a_nonblockable_start_that_may_sleep_names_the_wait_the_subscriber_and_the_range() -> None:
+    """The sleep-in-nonblock violation names the primitive (its type, and its name if it
+    has one), whose start it was, which invalidation, and what to do instead."""
+
+    unnamed, named = Mutex(), Mutex("pt_lock")
+
+    async def take_both() -> None:
+        for lock in (unnamed, named):
+            await lock.acquire()  # free: no wait, but it may sleep
+            lock.release()
+
+    async def body(w: World) -> bool:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.register_notifier(_Logged("dev", [], on_start=take_both))
+        return await w.mm.reap(0, 2 * P)
+
+    run = run_world(body)
+    assert run.sim.unwrap() is True
+    why = (
+        "<dev>'s invalidate_range_start of the non-blockable inv0 unmap [0x0, 0x2000) "
+        "(it must trylock and raise WouldBlock) may sleep on "
+    )
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        ("sleep-in-nonblock", why + "Mutex"),
+        ("sleep-in-nonblock", why + "Mutex 'pt_lock'"),
+    ]
+
+
+def test_a_subscriber_unhashed_during_a_reaps_walk_is_skipped_and_the_walk_goes_on() -> None:
+    """While the first subscriber's non-blockable start runs, another task unregisters the
+    second: the walk skips it and still starts the third (which then gets its end)."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    async def first_start() -> None:
+        inside.complete_all()
+        await _until(lambda: ("b", "release", True) in log)
+
+    subs = [_Logged("a", log, on_start=first_start), _Logged("b", log), _Logged("c", log)]
+
+    async def body(w: World) -> bool:
+        await w.mm.mmap(0, 2 * P)
+        for sub in subs:
+            await w.mm.register_notifier(sub)
+        reaped: list[bool] = []
+
+        async def reaper() -> None:
+            reaped.append(await w.mm.reap(0, 2 * P))
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(subs[1])
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reaper, name="reaper")
+            tg.start_soon(unregister, name="unregister")
+        return reaped[0]
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() is True
+    assert log == [
+        ("a", "start", False),
+        ("b", "release", True),
+        ("c", "start", False),
+        ("a", "end", False),
+        ("c", "end", False),
+    ]
+
+
+def test_unregister_waits_for_a_nonblockable_start_running_in_its_subscriber() -> None:
+    """A reap's start callbacks are SRCU readers like any other: an unregister of the
+    subscriber returns only once its running non-blockable start has returned."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    async def start() -> None:
+        inside.complete_all()
+        for _ in range(50):  # plenty of steps for an unregister that would not wait
+            await checkpoint()
+        log.append(("dev", "start returns", False))
+
+    sub = _Logged("dev", log, on_start=start)
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.register_notifier(sub)
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(sub)
+            log.append(("dev", "unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.reap, 0, 2 * P, name="reaper")
+            tg.start_soon(unregister, name="unregister")
+
+    run = run_world(body, max_steps=20_000)
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert log.index(("dev", "start returns", False)) < log.index(("dev", "unregistered", True))

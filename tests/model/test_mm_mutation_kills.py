@@ -717,3 +717,110 @@ def test_unregister_waits_for_a_nonblockable_start_running_in_its_subscriber() -
     run.sim.unwrap()
     assert run.violations == ()
     assert log.index(("dev", "start returns", False)) < log.index(("dev", "unregistered", True))
+
+
+def test_unregister_waits_for_the_end_a_refused_reap_sends_to_a_started_subscriber() -> None:
+    """After a refusal, today's rule ends the subscribers that started; those ends are SRCU
+    readers too: an unregister of such a subscriber waits for its running end."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowEnd(_Logged):
+        async def invalidate_range_end(self, inv: Invalidation) -> None:
+            await super().invalidate_range_end(inv)
+            inside.complete_all()
+            for _ in range(50):  # plenty of steps for an unregister that would not wait
+                await checkpoint()
+            log.append(("a", "end returns", inv.blockable))
+
+    first = _SlowEnd("a", log)
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.register_notifier(first)
+        await w.mm.register_notifier(_Logged("b", log, refuses=True))
+        reaped: list[bool] = []
+
+        async def reaper() -> None:
+            reaped.append(await w.mm.reap(0, 2 * P))
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(first)
+            log.append(("a", "unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reaper, name="reaper")
+            tg.start_soon(unregister, name="unregister")
+        return reaped
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() == [False]
+    assert run.violations == ()
+    assert log[:3] == [("a", "start", False), ("b", "start", False), ("a", "end", False)]
+    assert log.index(("a", "end returns", False)) < log.index(("a", "unregistered", True))
+
+
+def test_a_reap_after_exit_is_named() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, P)
+        await w.mm.exit()
+        await w.mm.reap(0, P)
+
+    assert _error(body) == "reap: the process has exited"
+
+
+def test_a_reap_zaps_only_the_anonymous_pages_inside_its_range() -> None:
+    """The reaper's invalidation spans the anonymous mappings clipped to the range asked
+    for; file mappings are left alone, and a range with no anonymous memory is done."""
+
+    async def body(w: World) -> list[object]:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(0, 2 * P, file=f)
+        await w.mm.mmap(3 * P, 3 * P)
+        for vpn in (0, 1, 3, 4, 5):
+            await w.mm.cpu_fault(vpn * P, write=True)
+        out: list[object] = []
+        for start, length in ((0, 2 * P), (0, 5 * P), (5 * P, 4 * P)):
+            out.append(await w.mm.reap(start, length))
+            out.append([vpn for vpn in range(6) if w.mm.lookup(vpn) is not None])
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True, [0, 1, 3, 4, 5], True, [0, 1, 5], True, [0, 1]]
+    begins = [e.detail for e in run.events if e.kind == "invalidate-begin"]
+    assert begins == [
+        "inv0 unmap [0x3000, 0x5000) (non-blockable)",
+        "inv1 unmap [0x5000, 0x6000) (non-blockable)",
+    ]
+
+
+def test_a_reap_cancelled_meanwhile_still_finishes_its_invalidation() -> None:
+    """The reap's invalidation is shielded: a cancel that arrives while a start runs
+    takes effect only after the zap and the ends (no subscriber is left without its
+    end, no range stays listed)."""
+
+    log: list[tuple[str, str, bool]] = []
+    scopes: list[Any] = []
+
+    async def cancel_the_reaper() -> None:
+        scopes[0].cancel()
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.cpu_fault(0, write=True)
+        await w.mm.register_notifier(_Logged("dev", log, on_start=cancel_the_reaper))
+        out: list[object] = []
+        with rt.cancel_scope() as scope:
+            scopes.append(scope)
+            out.append(await w.mm.reap(0, 2 * P))
+            await checkpoint()
+            out.append("not cancelled")
+        out.append(w.mm.lookup(0) is None)
+        out.append(list(w.mm.active_ranges))
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True, True, []]
+    assert log == [("dev", "start", False), ("dev", "end", False)]

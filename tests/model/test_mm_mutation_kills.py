@@ -824,3 +824,80 @@ def test_a_reap_cancelled_meanwhile_still_finishes_its_invalidation() -> None:
     run = run_world(body)
     assert run.sim.unwrap() == [True, True, []]
     assert log == [("dev", "start", False), ("dev", "end", False)]
+
+
+def test_exit_tears_the_mm_down_once_and_the_last_mmdrop_frees_it() -> None:
+    """exit() drops the process's reference and runs exit_mmap (anonymous frames freed,
+    the file's page cache kept, the file no longer mapped); a second exit is refused;
+    the mm_count references then free the mm at zero, and one more drop is a
+    double-free."""
+
+    async def body(w: World) -> list[object]:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(0, 2 * P, file=f)
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(0, write=True)
+        await w.mm.cpu_fault(4 * P, write=True)
+        w.mm.mmgrab()
+        out: list[object] = [(w.mm.mm_count, w.mm.users, w.memory.frames_in_use)]
+        await w.mm.exit()
+        out.append((w.mm.mm_count, w.mm.users, w.memory.frames_in_use, list(f.mappings)))
+        out.append([w.mm.lookup(vpn) for vpn in range(6)])
+        try:
+            await w.mm.exit()
+        except InvalidArgument as e:
+            out.append(str(e))
+        for _ in range(3):
+            w.mm.mmdrop()
+            out.append((w.mm.mm_count, w.checker.is_freed(w.mm.key)))
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [
+        (3, 1, 2),
+        (2, 0, 1, []),
+        [None] * 6,
+        "exit() of a process that already exited",
+        (1, False),
+        (0, True),
+        (-1, True),
+    ]
+    assert [(e.kind, e.key, e.detail) for e in run.events if e.kind != "violation"] == [
+        ("exit-begin", "exit", "exit_mmap"),
+        ("mm-release", "mm", "the address space was released"),
+        ("exit-end", "exit", "exit_mmap done"),
+        ("free", "mm", "mm freed: freed by the last mmdrop"),
+    ]
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        ("use-after-free", "mmdrop touched mm after it was freed by the last mmdrop"),
+        ("double-free", "mm freed (mmdrop below zero) after it was freed by the last mmdrop"),
+    ]
+
+
+@pytest.mark.parametrize("order", ["today", "pre-2013"])
+def test_exit_releases_every_subscriber_once_and_unhashes_them(order: str) -> None:
+    """exit_mmap's walk gives each hashed subscriber its release and unhashes it; one
+    unregistered by an earlier release (which then got its release from the unregister)
+    is skipped, and the walk goes on to the next."""
+
+    log: list[tuple[str, str, bool]] = []
+
+    class _Unregisters(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            await mm[0].unregister_notifier(subs[1])
+
+    subs = [_Unregisters("a", log), _Logged("b", log), _Logged("c", log)]
+    mm: list[AddressSpace] = []
+
+    async def body(w: World) -> list[bool]:
+        mm.append(w.mm)
+        w.mm.release_order = order
+        for sub in subs:
+            await w.mm.register_notifier(sub)
+        await w.mm.exit()
+        return [w.mm.is_registered(sub) for sub in subs]
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [False, False, False]
+    assert log == [("a", "release", True), ("b", "release", True), ("c", "release", True)]

@@ -901,3 +901,40 @@ def test_exit_releases_every_subscriber_once_and_unhashes_them(order: str) -> No
     run = run_world(body)
     assert run.sim.unwrap() == [False, False, False]
     assert log == [("a", "release", True), ("b", "release", True), ("c", "release", True)]
+
+
+def test_a_teardown_cancelled_meanwhile_still_runs_to_the_end() -> None:
+    """The last reference's teardown (exit_mmap, then the users' mm_count) is shielded,
+    like the kernel's: a cancel that arrives while a subscriber's release runs takes
+    effect only once the mm is torn down."""
+
+    log: list[tuple[str, str, bool]] = []
+    scopes: list[Any] = []
+
+    class _CancelsInRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            scopes[0].cancel()
+            await checkpoint()
+            log.append((self.name, "release returns", True))
+
+    subs = [_CancelsInRelease("a", log), _Logged("b", log)]
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        for sub in subs:
+            await w.mm.register_notifier(sub)
+        out: list[object] = []
+        with rt.cancel_scope() as scope:
+            scopes.append(scope)
+            await w.mm.exit()
+            await checkpoint()
+            out.append("not cancelled")
+        out.append((w.mm.is_dead, w.mm.lookup(0), w.memory.frames_in_use, w.mm.mm_count))
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [(True, None, 0, 1)]  # the world keeps one mm_count
+    assert log == [("a", "release", True), ("a", "release returns", True), ("b", "release", True)]
+    assert [e.kind for e in run.events if e.kind.startswith("exit")] == ["exit-begin", "exit-end"]

@@ -938,3 +938,43 @@ def test_a_teardown_cancelled_meanwhile_still_runs_to_the_end() -> None:
     assert run.sim.unwrap() == [(True, None, 0, 1)]  # the world keeps one mm_count
     assert log == [("a", "release", True), ("a", "release returns", True), ("b", "release", True)]
     assert [e.kind for e in run.events if e.kind.startswith("exit")] == ["exit-begin", "exit-end"]
+
+
+def test_exit_waits_out_an_unregister_racing_a_release_and_unregister_waits_for_it() -> None:
+    """Today's release order runs ->release inside the SRCU read section: an unregister
+    of that subscriber racing the walk waits for the release to return, and the walk's
+    own unhash afterwards finds it gone without harm."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            if ("a", "release", True) in log[:-1]:  # the unregister's own (still hashed)
+                return
+            inside.complete_all()
+            for _ in range(50):  # plenty of steps for an unregister that would not wait
+                await checkpoint()
+            log.append((self.name, "release returns", True))
+
+    sub = _SlowRelease("a", log)
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.register_notifier(sub)
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(sub)
+            log.append(("a", "unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.exit, name="exit")
+            tg.start_soon(unregister, name="unregister")
+        return [w.mm.is_dead, w.mm.is_registered(sub)]
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() == [True, False]
+    assert run.violations == ()
+    assert log[0] == ("a", "release", True)
+    assert log.index(("a", "release returns", True)) < log.index(("a", "unregistered", True))

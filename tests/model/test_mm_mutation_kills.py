@@ -978,3 +978,55 @@ def test_exit_waits_out_an_unregister_racing_a_release_and_unregister_waits_for_
     assert run.violations == ()
     assert log[0] == ("a", "release", True)
     assert log.index(("a", "release returns", True)) < log.index(("a", "unregistered", True))
+
+
+def test_a_pre_2013_release_freed_under_it_is_a_use_after_free_naming_the_release() -> None:
+    """Before 2013 exit unhashed a subscriber, then ran its ->release outside SRCU: a
+    teardown racing it does not wait and frees it under the running release."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            inside.complete_all()
+            for _ in range(50):
+                await checkpoint()
+
+    sub = _SlowRelease("a", log)
+
+    async def body(w: World) -> None:
+        w.mm.release_order = "pre-2013"
+        await w.mm.register_notifier(sub)
+
+        async def teardown() -> None:
+            await inside.wait()
+            await w.mm.teardown_notifier(sub, _nothing)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.exit, name="exit")
+            tg.start_soon(teardown, name="teardown")
+
+    run = run_world(body, max_steps=20_000)
+    run.sim.unwrap()
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        (
+            "use-after-free",
+            "its ->release (run outside SRCU by exit_mmap) touched subscriber <a>#0 after "
+            "it was freed by its teardown (unregister)",
+        )
+    ]
+
+
+def test_a_device_still_translating_a_page_freed_at_exit_reports_it() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(4 * P, write=True)
+        pfn, gen, _ = w.mm.lookup(4) or (0, 0, False)
+        w.checker.translation_installed("dev", 4, (pfn, gen), True)
+        await w.mm.exit()
+
+    run = run_world(body)
+    stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
+    assert stale == ["frame 0.1 was unmapped at exit while dev still translates 0x4000 to it"]

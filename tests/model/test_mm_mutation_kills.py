@@ -1030,3 +1030,66 @@ def test_a_device_still_translating_a_page_freed_at_exit_reports_it() -> None:
     run = run_world(body)
     stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
     assert stale == ["frame 0.1 was unmapped at exit while dev still translates 0x4000 to it"]
+
+
+def test_unregistering_an_unregistered_subscriber_is_a_no_op() -> None:
+    log: list[tuple[str, str, bool]] = []
+    sub = _Logged("a", log)
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.unregister_notifier(sub)  # never registered
+        await w.mm.register_notifier(sub)
+        await w.mm.unregister_notifier(sub)
+        await w.mm.unregister_notifier(sub)  # again
+        return [w.mm.is_registered(sub)]
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [False]
+    assert run.violations == ()
+    assert log == [("a", "release", True)]
+
+
+def test_an_unregister_racing_another_ones_release_waits_for_it() -> None:
+    """Two unregisters of one subscriber: the second, finding it still hashed while the
+    first's ->release runs, releases it too and then waits (SRCU) for the first's
+    release to return; the first then finds it unhashed already."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowFirstRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            if ("a", "release", True) in log[:-1]:  # the second unregister's: quick
+                return
+            inside.complete_all()
+            for _ in range(50):  # plenty of steps for an unregister that would not wait
+                await checkpoint()
+            log.append((self.name, "release returns", True))
+
+    sub = _SlowFirstRelease("a", log)
+
+    async def body(w: World) -> bool:
+        await w.mm.register_notifier(sub)
+
+        async def first() -> None:
+            await w.mm.unregister_notifier(sub)
+            log.append(("a", "first unregistered", True))
+
+        async def second() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(sub)
+            log.append(("a", "second unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(first, name="first")
+            tg.start_soon(second, name="second")
+        return w.mm.is_registered(sub)
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() is False
+    assert run.violations == ()
+    assert log.count(("a", "release", True)) == 2
+    returns = log.index(("a", "release returns", True))
+    assert returns < log.index(("a", "second unregistered", True))
+    assert returns < log.index(("a", "first unregistered", True))

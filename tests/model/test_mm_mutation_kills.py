@@ -14,7 +14,7 @@ from odp_async import checkpoint
 from odp_async._runtime import sim
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.check import Checker
-from odp_async.errors import InvalidArgument
+from odp_async.errors import InvalidArgument, WouldBlock
 from odp_async.mm import (
     AddressSpace,
     FaultError,
@@ -550,3 +550,546 @@ def test_two_unregisters_of_one_subscriber_both_wait_for_its_callback() -> None:
     run = run_world(body, max_steps=20_000)
     assert run.sim.deadlock is None
     assert run.sim.unwrap() == ["a", "b"]
+
+
+# --- the non-blockable invalidation (the OOM reaper's) -----------------------------------
+
+
+class _Logged:
+    """A subscriber that logs its callbacks as ``(name, callback, blockable)``, refuses a
+    non-blockable start when `refuses`, and runs `on_start` inside its start."""
+
+    def __init__(
+        self,
+        name: str,
+        log: list[tuple[str, str, bool]],
+        *,
+        refuses: bool = False,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name, self.log, self.refuses, self.on_start = name, log, refuses, on_start
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        self.log.append((self.name, "start", inv.blockable))
+        if self.on_start is not None:
+            await self.on_start()
+        if self.refuses and not inv.blockable:
+            raise WouldBlock("busy")
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        self.log.append((self.name, "end", inv.blockable))
+
+    async def release(self) -> None:
+        self.log.append((self.name, "release", True))
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def test_a_reap_numbers_its_invalidation_and_records_its_begin_and_refusal() -> None:
+    """A reap's invalidation takes the next id, as every invalidation does, and the event
+    history shows its begin (kind, key, text, address), a refusal and its end."""
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.cpu_fault(P, write=True)
+        reaped = [await w.mm.reap(P, P)]  # nobody subscribed: inv0 zaps
+        await w.mm.register_notifier(_Logged("dev", [], refuses=True))
+        reaped.append(await w.mm.reap(0, 2 * P))  # inv1: refused
+        await w.mm.madvise_dontneed(0, P)  # inv2, blockable
+        return reaped
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True, False]
+    events = [
+        (e.kind, e.key, e.detail, e.address) for e in run.events if e.kind.startswith("invalidate")
+    ]
+    assert events == [
+        ("invalidate-begin", "inv0", "inv0 unmap [0x1000, 0x2000) (non-blockable)", P),
+        ("invalidate-end", "inv0", "inv0 unmap [0x1000, 0x2000)", P),
+        ("invalidate-begin", "inv1", "inv1 unmap [0x0, 0x2000) (non-blockable)", 0),
+        ("invalidate-refused", "inv1", "<dev> refused inv1 unmap [0x0, 0x2000): busy", None),
+        ("invalidate-end", "inv1", "inv1 unmap [0x0, 0x2000) refused", 0),
+        ("invalidate-begin", "inv2", "inv2 madvise-dontneed [0x0, 0x1000)", 0),
+        ("invalidate-end", "inv2", "inv2 madvise-dontneed [0x0, 0x1000)", 0),
+    ], events
+
+
+def test_a_nonblockable_start_that_may_sleep_names_the_wait_the_subscriber_and_the_range() -> None:
+    """The sleep-in-nonblock violation names the primitive (its type, and its name if it
+    has one), whose start it was, which invalidation, and what to do instead."""
+
+    unnamed, named = Mutex(), Mutex("pt_lock")
+
+    async def take_both() -> None:
+        for lock in (unnamed, named):
+            await lock.acquire()  # free: no wait, but it may sleep
+            lock.release()
+
+    async def body(w: World) -> bool:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.register_notifier(_Logged("dev", [], on_start=take_both))
+        return await w.mm.reap(0, 2 * P)
+
+    run = run_world(body)
+    assert run.sim.unwrap() is True
+    why = (
+        "<dev>'s invalidate_range_start of the non-blockable inv0 unmap [0x0, 0x2000) "
+        "(it must trylock and raise WouldBlock) may sleep on "
+    )
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        ("sleep-in-nonblock", why + "Mutex"),
+        ("sleep-in-nonblock", why + "Mutex 'pt_lock'"),
+    ]
+
+
+def test_a_subscriber_unhashed_during_a_reaps_walk_is_skipped_and_the_walk_goes_on() -> None:
+    """While the first subscriber's non-blockable start runs, another task unregisters the
+    second: the walk skips it and still starts the third (which then gets its end)."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    async def first_start() -> None:
+        inside.complete_all()
+        await _until(lambda: ("b", "release", True) in log)
+
+    subs = [_Logged("a", log, on_start=first_start), _Logged("b", log), _Logged("c", log)]
+
+    async def body(w: World) -> bool:
+        await w.mm.mmap(0, 2 * P)
+        for sub in subs:
+            await w.mm.register_notifier(sub)
+        reaped: list[bool] = []
+
+        async def reaper() -> None:
+            reaped.append(await w.mm.reap(0, 2 * P))
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(subs[1])
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reaper, name="reaper")
+            tg.start_soon(unregister, name="unregister")
+        return reaped[0]
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() is True
+    assert log == [
+        ("a", "start", False),
+        ("b", "release", True),
+        ("c", "start", False),
+        ("a", "end", False),
+        ("c", "end", False),
+    ]
+
+
+def test_unregister_waits_for_a_nonblockable_start_running_in_its_subscriber() -> None:
+    """A reap's start callbacks are SRCU readers like any other: an unregister of the
+    subscriber returns only once its running non-blockable start has returned."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    async def start() -> None:
+        inside.complete_all()
+        for _ in range(50):  # plenty of steps for an unregister that would not wait
+            await checkpoint()
+        log.append(("dev", "start returns", False))
+
+    sub = _Logged("dev", log, on_start=start)
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.register_notifier(sub)
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(sub)
+            log.append(("dev", "unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.reap, 0, 2 * P, name="reaper")
+            tg.start_soon(unregister, name="unregister")
+
+    run = run_world(body, max_steps=20_000)
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert log.index(("dev", "start returns", False)) < log.index(("dev", "unregistered", True))
+
+
+def test_unregister_waits_for_the_end_a_refused_reap_sends_to_a_started_subscriber() -> None:
+    """After a refusal, today's rule ends the subscribers that started; those ends are SRCU
+    readers too: an unregister of such a subscriber waits for its running end."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowEnd(_Logged):
+        async def invalidate_range_end(self, inv: Invalidation) -> None:
+            await super().invalidate_range_end(inv)
+            inside.complete_all()
+            for _ in range(50):  # plenty of steps for an unregister that would not wait
+                await checkpoint()
+            log.append(("a", "end returns", inv.blockable))
+
+    first = _SlowEnd("a", log)
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.register_notifier(first)
+        await w.mm.register_notifier(_Logged("b", log, refuses=True))
+        reaped: list[bool] = []
+
+        async def reaper() -> None:
+            reaped.append(await w.mm.reap(0, 2 * P))
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(first)
+            log.append(("a", "unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reaper, name="reaper")
+            tg.start_soon(unregister, name="unregister")
+        return reaped
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() == [False]
+    assert run.violations == ()
+    assert log[:3] == [("a", "start", False), ("b", "start", False), ("a", "end", False)]
+    assert log.index(("a", "end returns", False)) < log.index(("a", "unregistered", True))
+
+
+def test_a_reap_after_exit_is_named() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, P)
+        await w.mm.exit()
+        await w.mm.reap(0, P)
+
+    assert _error(body) == "reap: the process has exited"
+
+
+def test_a_reap_zaps_only_the_anonymous_pages_inside_its_range() -> None:
+    """The reaper's invalidation spans the anonymous mappings clipped to the range asked
+    for; file mappings are left alone, and a range with no anonymous memory is done."""
+
+    async def body(w: World) -> list[object]:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(0, 2 * P, file=f)
+        await w.mm.mmap(3 * P, 3 * P)
+        for vpn in (0, 1, 3, 4, 5):
+            await w.mm.cpu_fault(vpn * P, write=True)
+        out: list[object] = []
+        for start, length in ((0, 2 * P), (0, 5 * P), (5 * P, 4 * P)):
+            out.append(await w.mm.reap(start, length))
+            out.append([vpn for vpn in range(6) if w.mm.lookup(vpn) is not None])
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True, [0, 1, 3, 4, 5], True, [0, 1, 5], True, [0, 1]]
+    begins = [e.detail for e in run.events if e.kind == "invalidate-begin"]
+    assert begins == [
+        "inv0 unmap [0x3000, 0x5000) (non-blockable)",
+        "inv1 unmap [0x5000, 0x6000) (non-blockable)",
+    ]
+
+
+def test_a_reap_cancelled_meanwhile_still_finishes_its_invalidation() -> None:
+    """The reap's invalidation is shielded: a cancel that arrives while a start runs
+    takes effect only after the zap and the ends (no subscriber is left without its
+    end, no range stays listed)."""
+
+    log: list[tuple[str, str, bool]] = []
+    scopes: list[Any] = []
+
+    async def cancel_the_reaper() -> None:
+        scopes[0].cancel()
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.cpu_fault(0, write=True)
+        await w.mm.register_notifier(_Logged("dev", log, on_start=cancel_the_reaper))
+        out: list[object] = []
+        with rt.cancel_scope() as scope:
+            scopes.append(scope)
+            out.append(await w.mm.reap(0, 2 * P))
+            await checkpoint()
+            out.append("not cancelled")
+        out.append(w.mm.lookup(0) is None)
+        out.append(list(w.mm.active_ranges))
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True, True, []]
+    assert log == [("dev", "start", False), ("dev", "end", False)]
+
+
+def test_exit_tears_the_mm_down_once_and_the_last_mmdrop_frees_it() -> None:
+    """exit() drops the process's reference and runs exit_mmap (anonymous frames freed,
+    the file's page cache kept, the file no longer mapped); a second exit is refused;
+    the mm_count references then free the mm at zero, and one more drop is a
+    double-free."""
+
+    async def body(w: World) -> list[object]:
+        f = File("f", 2, w.memory)
+        await w.mm.mmap(0, 2 * P, file=f)
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(0, write=True)
+        await w.mm.cpu_fault(4 * P, write=True)
+        w.mm.mmgrab()
+        out: list[object] = [(w.mm.mm_count, w.mm.users, w.memory.frames_in_use)]
+        await w.mm.exit()
+        out.append((w.mm.mm_count, w.mm.users, w.memory.frames_in_use, list(f.mappings)))
+        out.append([w.mm.lookup(vpn) for vpn in range(6)])
+        try:
+            await w.mm.exit()
+        except InvalidArgument as e:
+            out.append(str(e))
+        for _ in range(3):
+            w.mm.mmdrop()
+            out.append((w.mm.mm_count, w.checker.is_freed(w.mm.key)))
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [
+        (3, 1, 2),
+        (2, 0, 1, []),
+        [None] * 6,
+        "exit() of a process that already exited",
+        (1, False),
+        (0, True),
+        (-1, True),
+    ]
+    assert [(e.kind, e.key, e.detail) for e in run.events if e.kind != "violation"] == [
+        ("exit-begin", "exit", "exit_mmap"),
+        ("mm-release", "mm", "the address space was released"),
+        ("exit-end", "exit", "exit_mmap done"),
+        ("free", "mm", "mm freed: freed by the last mmdrop"),
+    ]
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        ("use-after-free", "mmdrop touched mm after it was freed by the last mmdrop"),
+        ("double-free", "mm freed (mmdrop below zero) after it was freed by the last mmdrop"),
+    ]
+
+
+@pytest.mark.parametrize("order", ["today", "pre-2013"])
+def test_exit_releases_every_subscriber_once_and_unhashes_them(order: str) -> None:
+    """exit_mmap's walk gives each hashed subscriber its release and unhashes it; one
+    unregistered by an earlier release (which then got its release from the unregister)
+    is skipped, and the walk goes on to the next."""
+
+    log: list[tuple[str, str, bool]] = []
+
+    class _Unregisters(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            await mm[0].unregister_notifier(subs[1])
+
+    subs = [_Unregisters("a", log), _Logged("b", log), _Logged("c", log)]
+    mm: list[AddressSpace] = []
+
+    async def body(w: World) -> list[bool]:
+        mm.append(w.mm)
+        w.mm.release_order = order
+        for sub in subs:
+            await w.mm.register_notifier(sub)
+        await w.mm.exit()
+        return [w.mm.is_registered(sub) for sub in subs]
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [False, False, False]
+    assert log == [("a", "release", True), ("b", "release", True), ("c", "release", True)]
+
+
+def test_a_teardown_cancelled_meanwhile_still_runs_to_the_end() -> None:
+    """The last reference's teardown (exit_mmap, then the users' mm_count) is shielded,
+    like the kernel's: a cancel that arrives while a subscriber's release runs takes
+    effect only once the mm is torn down."""
+
+    log: list[tuple[str, str, bool]] = []
+    scopes: list[Any] = []
+
+    class _CancelsInRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            scopes[0].cancel()
+            await checkpoint()
+            log.append((self.name, "release returns", True))
+
+    subs = [_CancelsInRelease("a", log), _Logged("b", log)]
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        for sub in subs:
+            await w.mm.register_notifier(sub)
+        out: list[object] = []
+        with rt.cancel_scope() as scope:
+            scopes.append(scope)
+            await w.mm.exit()
+            await checkpoint()
+            out.append("not cancelled")
+        out.append((w.mm.is_dead, w.mm.lookup(0), w.memory.frames_in_use, w.mm.mm_count))
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [(True, None, 0, 1)]  # the world keeps one mm_count
+    assert log == [("a", "release", True), ("a", "release returns", True), ("b", "release", True)]
+    assert [e.kind for e in run.events if e.kind.startswith("exit")] == ["exit-begin", "exit-end"]
+
+
+def test_exit_waits_out_an_unregister_racing_a_release_and_unregister_waits_for_it() -> None:
+    """Today's release order runs ->release inside the SRCU read section: an unregister
+    of that subscriber racing the walk waits for the release to return, and the walk's
+    own unhash afterwards finds it gone without harm."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            if ("a", "release", True) in log[:-1]:  # the unregister's own (still hashed)
+                return
+            inside.complete_all()
+            for _ in range(50):  # plenty of steps for an unregister that would not wait
+                await checkpoint()
+            log.append((self.name, "release returns", True))
+
+    sub = _SlowRelease("a", log)
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.register_notifier(sub)
+
+        async def unregister() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(sub)
+            log.append(("a", "unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.exit, name="exit")
+            tg.start_soon(unregister, name="unregister")
+        return [w.mm.is_dead, w.mm.is_registered(sub)]
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() == [True, False]
+    assert run.violations == ()
+    assert log[0] == ("a", "release", True)
+    assert log.index(("a", "release returns", True)) < log.index(("a", "unregistered", True))
+
+
+def test_a_pre_2013_release_freed_under_it_is_a_use_after_free_naming_the_release() -> None:
+    """Before 2013 exit unhashed a subscriber, then ran its ->release outside SRCU: a
+    teardown racing it does not wait and frees it under the running release."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            inside.complete_all()
+            for _ in range(50):
+                await checkpoint()
+
+    sub = _SlowRelease("a", log)
+
+    async def body(w: World) -> None:
+        w.mm.release_order = "pre-2013"
+        await w.mm.register_notifier(sub)
+
+        async def teardown() -> None:
+            await inside.wait()
+            await w.mm.teardown_notifier(sub, _nothing)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.exit, name="exit")
+            tg.start_soon(teardown, name="teardown")
+
+    run = run_world(body, max_steps=20_000)
+    run.sim.unwrap()
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        (
+            "use-after-free",
+            "its ->release (run outside SRCU by exit_mmap) touched subscriber <a>#0 after "
+            "it was freed by its teardown (unregister)",
+        )
+    ]
+
+
+def test_a_device_still_translating_a_page_freed_at_exit_reports_it() -> None:
+    async def body(w: World) -> None:
+        await w.mm.mmap(4 * P, P)
+        await w.mm.cpu_fault(4 * P, write=True)
+        pfn, gen, _ = w.mm.lookup(4) or (0, 0, False)
+        w.checker.translation_installed("dev", 4, (pfn, gen), True)
+        await w.mm.exit()
+
+    run = run_world(body)
+    stale = [v.detail for v in run.violations if v.kind == "stale-translation"]
+    assert stale == ["frame 0.1 was unmapped at exit while dev still translates 0x4000 to it"]
+
+
+def test_unregistering_an_unregistered_subscriber_is_a_no_op() -> None:
+    log: list[tuple[str, str, bool]] = []
+    sub = _Logged("a", log)
+
+    async def body(w: World) -> list[bool]:
+        await w.mm.unregister_notifier(sub)  # never registered
+        await w.mm.register_notifier(sub)
+        await w.mm.unregister_notifier(sub)
+        await w.mm.unregister_notifier(sub)  # again
+        return [w.mm.is_registered(sub)]
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [False]
+    assert run.violations == ()
+    assert log == [("a", "release", True)]
+
+
+def test_an_unregister_racing_another_ones_release_waits_for_it() -> None:
+    """Two unregisters of one subscriber: the second, finding it still hashed while the
+    first's ->release runs, releases it too and then waits (SRCU) for the first's
+    release to return; the first then finds it unhashed already."""
+
+    log: list[tuple[str, str, bool]] = []
+    inside = Completion("inside")
+
+    class _SlowFirstRelease(_Logged):
+        async def release(self) -> None:
+            await super().release()
+            if ("a", "release", True) in log[:-1]:  # the second unregister's: quick
+                return
+            inside.complete_all()
+            for _ in range(50):  # plenty of steps for an unregister that would not wait
+                await checkpoint()
+            log.append((self.name, "release returns", True))
+
+    sub = _SlowFirstRelease("a", log)
+
+    async def body(w: World) -> bool:
+        await w.mm.register_notifier(sub)
+
+        async def first() -> None:
+            await w.mm.unregister_notifier(sub)
+            log.append(("a", "first unregistered", True))
+
+        async def second() -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(sub)
+            log.append(("a", "second unregistered", True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(first, name="first")
+            tg.start_soon(second, name="second")
+        return w.mm.is_registered(sub)
+
+    run = run_world(body, max_steps=20_000)
+    assert run.sim.unwrap() is False
+    assert run.violations == ()
+    assert log.count(("a", "release", True)) == 2
+    returns = log.index(("a", "release returns", True))
+    assert returns < log.index(("a", "second unregistered", True))
+    assert returns < log.index(("a", "first unregistered", True))

@@ -1075,8 +1075,8 @@ def test_live_mutex_cancelled_free_acquire_is_not_taken(live: Runner) -> None:
 
 
 def test_live_mutex_acquire_yields_unless_fast(live: Runner) -> None:
-    """A free lock: the acquire yields once (another ready task runs first) unless the
-    lock was built with ``fast_acquire=True``."""
+    """A free lock: the acquire yields once (on asyncio, another ready task runs first)
+    unless the lock was built with ``fast_acquire=True`` (then nothing runs in between)."""
 
     async def main(fast: bool) -> list[str]:
         m = Mutex("m", fast_acquire=fast)
@@ -1092,8 +1092,9 @@ def test_live_mutex_acquire_yields_unless_fast(live: Runner) -> None:
             m.release()
         return out
 
-    assert live.run(main, False) == ["other", "acquired"]
     assert live.run(main, True) == ["acquired", "other"]
+    if live.name == "asyncio":  # trio runs a batch of ready tasks in a random order
+        assert live.run(main, False) == ["other", "acquired"]
 
 
 def test_live_mutex_acquire_in_a_no_sleep_section_calls_the_hook(live: Runner) -> None:

@@ -122,3 +122,73 @@ def test_a_dma_through_a_child_the_checker_knows_freed_is_a_use_after_free() -> 
     assert run.sim.value == "ok"
     details = [v.detail for v in run.violations if v.kind == "use-after-free"]
     assert details == ["a DMA touched imr child 0#1 after it was freed by hand"]
+
+
+def test_deregister_records_its_begin_the_children_s_and_the_mr_s_frees() -> None:
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w)
+        await imr.fault(0)
+        await imr.fault(5 * P)
+        await imr.deregister()
+        return [imr.live, sorted(imr.children), sorted(imr.ksm)]
+
+    run = run_world(body, trace=True)
+    assert run.violations == ()
+    assert run.sim.value == [False, [], []]
+    begin = [(e.key, e.detail) for e in run.events if e.kind == "deregister-begin"]
+    assert begin == [("imr", "deregister implicit MR imr")]
+    frees = [e.detail for e in run.events if e.kind == "free"]
+    assert frees == [
+        "imr child 0#1 freed: destroyed with its implicit MR",
+        "imr child 1#2 freed: destroyed with its implicit MR",
+        "implicit MR imr freed: deregistered",
+    ]
+    assert run.sim.trace is not None
+    labels = [step[3] for step in run.sim.trace]
+    assert ("deregister implicit", "imr") in labels
+
+
+def test_deregister_of_an_mr_the_checker_knows_freed_is_a_use_after_free() -> None:
+    async def body(w: World) -> None:
+        imr = await _mapped_imr(w)
+        w.checker.freed(imr.key, "freed by hand")
+        await imr.deregister()
+
+    run = run_world(body)
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert details == ["deregister touched implicit MR imr after it was freed by hand"]
+
+
+def test_the_child_free_work_frees_the_child_and_checks_the_mr() -> None:
+    """An emptied child is freed by its work item (the reason its free names); the work
+    touches the MR, so an MR the checker knows freed is a use-after-free there."""
+
+    async def body(w: World, free_mr: bool) -> None:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        if free_mr:
+            w.checker.freed(imr.key, "freed by hand")
+        await w.mm.madvise_dontneed(0, 4 * P)  # the child is emptied: work queued
+
+    run = run_world(lambda w: body(w, False))
+    assert run.violations == ()
+    frees = [e.detail for e in run.events if e.kind == "free"]
+    assert frees == ["imr child 0#1 freed: freed by its work item"]
+    run = run_world(lambda w: body(w, True))
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert (
+        "the child-free work's KSM update touched implicit MR imr after it was freed by hand"
+        in (details)
+    )
+
+
+def test_the_mm_s_release_marks_the_mr_dead() -> None:
+    async def body(w: World) -> list[bool]:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        before = imr.dead
+        await w.mm.exit()
+        return [before, imr.dead]
+
+    run = run_world(body)
+    assert run.sim.value == [False, True]

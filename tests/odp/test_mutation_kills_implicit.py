@@ -137,6 +137,8 @@ def test_deregister_records_its_begin_the_children_s_and_the_mr_s_frees() -> Non
     assert run.sim.value == [False, [], []]
     begin = [(e.key, e.detail) for e in run.events if e.kind == "deregister-begin"]
     assert begin == [("imr", "deregister implicit MR imr")]
+    end = [(e.key, e.detail) for e in run.events if e.kind == "deregister-end"]
+    assert end == [("imr", "implicit MR imr destroyed")]
     frees = [e.detail for e in run.events if e.kind == "free"]
     assert frees == [
         "imr child 0#1 freed: destroyed with its implicit MR",

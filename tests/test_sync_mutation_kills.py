@@ -961,3 +961,168 @@ def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
         ("acquire-write", "RWLock 'rw'"),
         ("release", "RWLock 'rw'"),
     ]
+
+
+# --- Mutex on a live runtime (`Mutex._acquire_live`, the inlined hot path) -----------------
+
+
+def test_live_mutex_hands_off_in_order_and_owner_is_the_acquiring_task(live: Runner) -> None:
+    """A child task started after its parent used the lock (so it inherits the parent's
+    cached runtime lookup) is the owner of what it acquires; waiters get the lock FIFO."""
+
+    async def main() -> list[object]:
+        m = Mutex("m")
+        out: list[object] = []
+        async with m:  # the parent's own acquire (fills the lookup cache)
+            out.append(m.owner is rt.current_task())
+
+        async def worker(name: str) -> None:
+            await m.acquire()
+            out.append((name, m.owner is rt.current_task(), m.statistics().tasks_waiting))
+            await rt.checkpoint("hold")
+            m.release()
+
+        await m.acquire()
+        async with rt.task_group() as tg:
+            tg.start_soon(worker, "a")
+            await until(lambda: len(m._queue) == 1)
+            tg.start_soon(worker, "b")
+            await until(lambda: len(m._queue) == 2)
+            assert m.statistics().tasks_waiting == 2
+            m.release()  # hands the lock to "a", then "a" to "b"
+        out.append((m.locked(), m.owner))
+        return out
+
+    assert live.run(main) == [True, ("a", True, 1), ("b", True, 0), (False, None)]
+
+
+def test_live_mutex_recursive_acquire_raises_and_keeps_the_hold(live: Runner) -> None:
+    async def main() -> tuple[str, bool, int]:
+        m = Mutex("m")
+        await m.acquire()
+        with rt.cancel_scope() as scope:
+
+            async def cancel_once_parked() -> None:
+                # only reached if the recursive acquire parked instead of raising
+                await until(lambda: len(m._queue) == 1)
+                scope.cancel()
+
+            async with rt.task_group() as tg:
+                tg.start_soon(cancel_once_parked)
+                try:
+                    await m.acquire()
+                except ProtocolViolation as e:
+                    message = str(e)
+                    scope.cancel()
+                else:
+                    message = "acquired twice"
+        held = m.owner is rt.current_task()
+        m.release()
+        return message, held, len(m._queue)
+
+    message, held, waiting = live.run(main)
+    assert message.startswith("Mutex 'm' is already held by the current task ")
+    assert message.endswith("; a Mutex is not reentrant")
+    assert (held, waiting) == (True, 0)
+
+
+def test_live_mutex_cancelled_waiter_leaves_the_queue(live: Runner) -> None:
+    async def main() -> list[object]:
+        m = Mutex("m")
+        out: list[object] = []
+        await m.acquire()
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                await m.acquire()
+                out.append("acquired")
+            out.append(("cancelled", scope.cancel_called))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(m._queue) == 1)
+            scope.cancel()
+            await until(lambda: len(out) == 1)
+        out.append(m.statistics().tasks_waiting)
+        m.release()
+        out.append(m.locked())
+        m.acquire_nowait()  # the lock went to nobody else
+        out.append(m.owner is rt.current_task())
+        m.release()
+        return out
+
+    assert live.run(main) == [("cancelled", True), 0, False, True]
+
+
+def test_live_mutex_cancelled_free_acquire_is_not_taken(live: Runner) -> None:
+    """A free lock acquired in a cancelled scope: granted, then given straight back at
+    the checkpoint.  With ``fast_acquire`` there is no yield, and only trio checks the
+    cancellation without one (``checkpoint_if_cancelled``): asyncio keeps the grant."""
+
+    async def main(fast: bool) -> tuple[bool, bool]:
+        m = Mutex("m", fast_acquire=fast)
+        taken = False
+        with rt.cancel_scope() as scope:
+            scope.cancel()
+            await m.acquire()
+            taken = True
+        return taken, m.locked()
+
+    assert live.run(main, False) == (False, False)
+    kept = live.name == "asyncio"
+    assert live.run(main, True) == (kept, kept)
+
+
+def test_live_mutex_acquire_yields_unless_fast(live: Runner) -> None:
+    """A free lock: the acquire yields once (on asyncio, another ready task runs first)
+    unless the lock was built with ``fast_acquire=True`` (then nothing runs in between)."""
+
+    async def main(fast: bool) -> list[str]:
+        m = Mutex("m", fast_acquire=fast)
+        out: list[str] = []
+
+        async def other() -> None:
+            out.append("other")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(other)
+            await m.acquire()
+            out.append("acquired")
+            m.release()
+        return out
+
+    assert live.run(main, True) == ["acquired", "other"]
+    if live.name == "asyncio":  # trio runs a batch of ready tasks in a random order
+        assert live.run(main, False) == ["other", "acquired"]
+
+
+def test_live_mutex_acquire_in_a_no_sleep_section_calls_the_hook(live: Runner) -> None:
+    """``no_sleep``: a live acquire calls the hook with the lock (a spinlock's does not),
+    only in the task that opened the section."""
+    from odp_async.sync import no_sleep
+
+    async def main() -> list[object]:
+        seen: list[object] = []
+        m = Mutex("m")
+        spin = Mutex("s", spins=True)
+        other_lock = Mutex("o")
+
+        async def other_task() -> None:
+            await other_lock.acquire()
+            other_lock.release()
+
+        with no_sleep(seen.append):
+            await m.acquire()
+            m.release()
+            await spin.acquire()
+            spin.release()
+            async with rt.task_group() as tg:
+                tg.start_soon(other_task)
+        await m.acquire()  # outside the section
+        m.release()
+        return seen
+
+    seen = live.run(main)
+    assert len(seen) == 1
+    assert seen[0].name == "m"  # type: ignore[attr-defined]

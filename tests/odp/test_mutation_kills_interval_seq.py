@@ -198,3 +198,32 @@ def test_after_release_a_region_still_deferred_is_refused_by_the_dead_mark() -> 
     assert [e.detail for e in run.events if e.kind == "fault-end"] == [
         "fault B 0x4000 failed: the mm was released"
     ]
+
+
+def test_a_deferred_removal_yields_at_a_labelled_checkpoint_before_it_waits() -> None:
+    """A removal during an epoch unlocks, then yields (``wait_event``'s first test runs
+    after the unlock) at a checkpoint a trace names; an immediate removal does not."""
+
+    async def body(w: World) -> None:
+        p = _iseq(w)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 4 * P, name="A")
+        b = await w.ctx.register_mr(4 * P, 4 * P, name="B")
+        i1 = _inv(1, 0, 4)
+        await p.invalidate_range_start(i1)
+
+        async def deregister_a() -> None:
+            await w.ctx.deregister_mr(a)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(deregister_a, name="D")
+            await _until_parked(p, 1)
+            await p.invalidate_range_end(i1)
+        await w.ctx.deregister_mr(b)  # no epoch: removed at once
+
+    run = run_world(body, protocol="interval-seq", trace=True)
+    run.sim.unwrap()
+    assert run.sim.trace is not None
+    labels = [step[3] for step in run.sim.trace]
+    assert labels.count(("interval-seq", "remove", "A")) == 1
+    assert ("interval-seq", "remove", "B") not in labels

@@ -1,0 +1,196 @@
+"""`odp_async.odp.implicit` mechanisms no other test pinned (found by mutation testing,
+``tools/mutation.sh odp``): what a DMA through an implicit MR checks, records and
+refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from odp_async.addr import PAGE_SIZE as P
+from odp_async.errors import InvalidArgument
+from odp_async.odp.implicit import ImplicitMr
+from odp_async.world import World, run_world
+
+TOP = 1 << 47
+
+
+async def _mapped_imr(w: World, npages: int = 8) -> ImplicitMr:
+    await w.mm.mmap(0, npages * P)
+    for page in range(npages):
+        await w.mm.cpu_fault(page * P, write=True)
+    imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4)
+    await imr.register()
+    return imr
+
+
+@pytest.mark.parametrize("bad", [-1, TOP, TOP + P, "0x1000", 1.0, None])
+def test_a_dma_address_outside_the_address_space_is_refused(bad: object) -> None:
+    async def body(w: World) -> str:
+        imr = await _mapped_imr(w)
+        try:
+            await imr.dma(bad)  # type: ignore[arg-type]
+        except InvalidArgument as e:
+            return str(e)
+        return "accepted"
+
+    assert run_world(body).sim.value == f"DMA address must be in [0, 0x800000000000), got {bad!r}"
+
+
+def test_the_first_and_last_addresses_are_dma_addresses() -> None:
+    async def body(w: World) -> list[str]:
+        imr = await _mapped_imr(w)
+        # the last page is not mapped: the DMA's fault fails, but the address is accepted
+        return [await imr.dma(0), await imr.dma(TOP - 1)]
+
+    assert run_world(body).sim.value == ["ok", "error: page fault failed"]
+
+
+def test_a_dma_reads_unless_told_to_write_and_records_each_access() -> None:
+    async def body(w: World) -> list[str]:
+        imr = await _mapped_imr(w)
+        return [await imr.dma(2 * P), await imr.dma(2 * P, write=True)]
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.value == ["ok", "ok"]
+    dmas = [(e.kind, e.key, e.detail, e.address) for e in run.events if e.kind == "dma"]
+    assert dmas == [
+        ("dma", "imr/0#1", "DMA read imr/0#1[0x2000]", 2 * P),
+        ("dma", "imr/0#1", "DMA write imr/0#1[0x2000]", 2 * P),
+    ]
+
+
+def test_a_read_only_translation_is_faulted_again_for_a_write() -> None:
+    """A read fault maps the page read-only on the device; a DMA write through it faults
+    (for write) first, then goes through a writable translation."""
+
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w)
+        await imr.fault(P)  # read: a read-only translation
+        child = imr.children[0]
+        before = child.table.get(1)
+        assert before is not None
+        out: list[Any] = [before.writable, await imr.dma(P, write=True)]
+        after = child.table.get(1)
+        assert after is not None
+        out.append(after.writable)
+        return out
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.value == [False, "ok", True]
+
+
+def test_a_dma_to_a_page_of_an_existing_child_without_a_translation_faults_first() -> None:
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w)
+        await imr.fault(0)  # child 0 exists, with page 0 only
+        child = imr.children[0]
+        out: list[Any] = [sorted(child.table.entries)]
+        out.append(await imr.dma(3 * P))
+        out.append(sorted(child.table.entries))
+        return out
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.value == [[0], "ok", [0, 3]]
+
+
+def test_each_dma_attempt_is_a_labelled_checkpoint() -> None:
+    async def body(w: World) -> str:
+        imr = await _mapped_imr(w)
+        return await imr.dma(2 * P)  # no child yet: attempt, fault, attempt
+
+    run = run_world(body, trace=True)
+    assert run.sim.value == "ok"
+    assert run.sim.trace is not None
+    labels = [step[3] for step in run.sim.trace]
+    assert labels.count(("dma", "imr", 2)) == 2
+
+
+def test_a_dma_through_a_child_the_checker_knows_freed_is_a_use_after_free() -> None:
+    async def body(w: World) -> str:
+        imr = await _mapped_imr(w)
+        await imr.fault(P)
+        child = imr.children[0]
+        w.checker.freed(child.key, "freed by hand")
+        return await imr.dma(P)
+
+    run = run_world(body)
+    assert run.sim.value == "ok"
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert details == ["a DMA touched imr child 0#1 after it was freed by hand"]
+
+
+def test_deregister_records_its_begin_the_children_s_and_the_mr_s_frees() -> None:
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w)
+        await imr.fault(0)
+        await imr.fault(5 * P)
+        await imr.deregister()
+        return [imr.live, sorted(imr.children), sorted(imr.ksm)]
+
+    run = run_world(body, trace=True)
+    assert run.violations == ()
+    assert run.sim.value == [False, [], []]
+    begin = [(e.key, e.detail) for e in run.events if e.kind == "deregister-begin"]
+    assert begin == [("imr", "deregister implicit MR imr")]
+    end = [(e.key, e.detail) for e in run.events if e.kind == "deregister-end"]
+    assert end == [("imr", "implicit MR imr destroyed")]
+    frees = [e.detail for e in run.events if e.kind == "free"]
+    assert frees == [
+        "imr child 0#1 freed: destroyed with its implicit MR",
+        "imr child 1#2 freed: destroyed with its implicit MR",
+        "implicit MR imr freed: deregistered",
+    ]
+    assert run.sim.trace is not None
+    labels = [step[3] for step in run.sim.trace]
+    assert ("deregister implicit", "imr") in labels
+
+
+def test_deregister_of_an_mr_the_checker_knows_freed_is_a_use_after_free() -> None:
+    async def body(w: World) -> None:
+        imr = await _mapped_imr(w)
+        w.checker.freed(imr.key, "freed by hand")
+        await imr.deregister()
+
+    run = run_world(body)
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert details == ["deregister touched implicit MR imr after it was freed by hand"]
+
+
+def test_the_child_free_work_frees_the_child_and_checks_the_mr() -> None:
+    """An emptied child is freed by its work item (the reason its free names); the work
+    touches the MR, so an MR the checker knows freed is a use-after-free there."""
+
+    async def body(w: World, free_mr: bool) -> None:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        if free_mr:
+            w.checker.freed(imr.key, "freed by hand")
+        await w.mm.madvise_dontneed(0, 4 * P)  # the child is emptied: work queued
+
+    run = run_world(lambda w: body(w, False))
+    assert run.violations == ()
+    frees = [e.detail for e in run.events if e.kind == "free"]
+    assert frees == ["imr child 0#1 freed: freed by its work item"]
+    run = run_world(lambda w: body(w, True))
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert (
+        "the child-free work's KSM update touched implicit MR imr after it was freed by hand"
+        in (details)
+    )
+
+
+def test_the_mm_s_release_marks_the_mr_dead() -> None:
+    async def body(w: World) -> list[bool]:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        before = imr.dead
+        await w.mm.exit()
+        return [before, imr.dead]
+
+    run = run_world(body)
+    assert run.sim.value == [False, True]

@@ -874,9 +874,14 @@ class SimRuntime(Runtime):
         without waiting for the garbage collector.  Task names, ids and states stay (a
         primitive the caller keeps may still name its holder).
         """
+        # Every task finished by its own step (nothing left runnable or blocked) and no
+        # footprints kept: `_finish` cut coro and send, and the step that ended each task
+        # used up its waiter, send value and pending exception; only the links below
+        # remain to cut.
+        lean = not (self._runnable or self._blocked or self._keyed)
         for task in self._tasks:
             task.context = None  # type: ignore[assignment]
-            task.coro = task.send = None  # type: ignore[assignment]
+            task.pending = None
             group = task.group
             if group is not None:
                 group._parent = None
@@ -887,8 +892,10 @@ class SimRuntime(Runtime):
             for scope in task.scopes:
                 scope._task = None
             task.scopes = []
+            if lean:
+                continue
+            task.coro = task.send = None  # type: ignore[assignment]
             task.waiter = None
-            task.pending = None
             task.footprint = None
             task.spawn_key = None
             task.throw_exc = None

@@ -51,7 +51,7 @@ from ._base import (
     WaitTarget,
     live_runtime,
 )
-from .sim import CHECKPOINT
+from .sim import CHECKPOINT_TRAP
 
 __all__ = [
     "CancelScopeLike",
@@ -119,10 +119,14 @@ def checkpoint(label: object = None) -> Generator[Any, Any, None]:
     recorded with `label` (what the task is about to do: a string, a primitive).
     Raises `ProtocolViolation` when awaited outside any runtime.
     """
-    if _runtime_in_effect(None) is not None:
+    rt: Any = _runtime_in_effect(None)
+    if rt is not None:
         # Only the sim sets the variable.  This generator is the sim's trap itself (no
-        # call of `trap`, no method call): one frame per step on the sim's hot path.
-        yield (CHECKPOINT, label)
+        # call of `trap`, no method call): one frame per step on the sim's hot path.  The
+        # label goes straight to the running task (`SimTask.pending`, where the driver
+        # would put it), and the trap is one constant: no tuple per step.
+        rt._current.pending = label
+        yield CHECKPOINT_TRAP
         return
     live: Any = live_runtime().checkpoint(label)
     if not isinstance(live, (types.GeneratorType, types.CoroutineType)):

@@ -102,6 +102,19 @@ SLEEP: Final = 2
 #: taking or releasing a lock, recorded for timelines.
 NOTE: Final = 3
 
+
+class _CheckpointTrap:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CHECKPOINT_TRAP"
+
+
+#: What `odp_async._runtime.checkpoint` yields under the sim: ``(CHECKPOINT, label)``
+#: without the tuple, the label already stored in the running task's `SimTask.pending`
+#: (one constant compared by identity at every step, no tuple built and taken apart).
+CHECKPOINT_TRAP: Final = _CheckpointTrap()
+
 _RUNNABLE: Final = 0
 _BLOCKED: Final = 1
 _SLEEPING: Final = 2
@@ -861,9 +874,14 @@ class SimRuntime(Runtime):
         without waiting for the garbage collector.  Task names, ids and states stay (a
         primitive the caller keeps may still name its holder).
         """
+        # Every task finished by its own step (nothing left runnable or blocked) and no
+        # footprints kept: `_finish` cut coro and send, and the step that ended each task
+        # used up its waiter, send value and pending exception; only the links below
+        # remain to cut.
+        lean = not (self._runnable or self._blocked or self._keyed)
         for task in self._tasks:
             task.context = None  # type: ignore[assignment]
-            task.coro = task.send = None  # type: ignore[assignment]
+            task.pending = None
             group = task.group
             if group is not None:
                 group._parent = None
@@ -874,8 +892,10 @@ class SimRuntime(Runtime):
             for scope in task.scopes:
                 scope._task = None
             task.scopes = []
+            if lean:
+                continue
+            task.coro = task.send = None  # type: ignore[assignment]
             task.waiter = None
-            task.pending = None
             task.footprint = None
             task.spawn_key = None
             task.throw_exc = None
@@ -985,11 +1005,14 @@ class SimRuntime(Runtime):
                 self._current = None
             if track:
                 self._end_footprint(task, declared)
-            try:
-                op, arg = trapped
-            except (TypeError, ValueError):
-                op, arg = -1, trapped
-            task.pending = arg
+            if trapped is CHECKPOINT_TRAP:
+                op, arg = CHECKPOINT, task.pending  # the label, stored by the checkpoint
+            else:
+                try:
+                    op, arg = trapped
+                except (TypeError, ValueError):
+                    op, arg = -1, trapped
+                task.pending = arg
             if trace is not None:
                 trace.append((steps, task.id, op, _stable_label(arg)))
             if op == CHECKPOINT:
@@ -1043,7 +1066,7 @@ class SimRuntime(Runtime):
         rnd = chooser._random if type(chooser) is RandomChooser else None
         words = chooser._words if type(chooser) is StreamChooser else None
         choose = chooser.choose
-        checkpoint_op = CHECKPOINT  # a local: read at every step
+        checkpoint_trap = CHECKPOINT_TRAP  # a local: read at every step
         steps = 0
         last: SimTask | None = None
         while True:
@@ -1123,8 +1146,7 @@ class SimRuntime(Runtime):
                 continue
             # `_current` is left set after a checkpoint: only the chooser (above) and what
             # follows the loop run between steps, and both clear it first.
-            if type(trapped) is tuple and len(trapped) == 2 and trapped[0] == checkpoint_op:
-                task.pending = trapped[1]
+            if trapped is checkpoint_trap:  # its label is in `task.pending` already
                 task.resume_cancellable = True
                 last = task
             else:

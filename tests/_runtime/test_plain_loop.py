@@ -12,6 +12,7 @@ import pytest
 import odp_async
 from odp_async import sim
 from odp_async._runtime.choosers import RandomChooser
+from odp_async._runtime.sim import CHECKPOINT, CHECKPOINT_TRAP
 
 
 class General:
@@ -106,3 +107,48 @@ def test_the_plain_loop_runs_the_general_loops_steps(program: Any, expected: set
             (e.step, e.task, type(e.error)) for e in general.ends
         ]
     assert outcomes == expected
+
+
+def test_a_checkpoint_yields_one_constant_and_leaves_its_label_on_the_task() -> None:
+    # The sim's checkpoint builds no ``(op, label)`` tuple: it puts the label where the
+    # driver would (the task's `pending`) and yields `CHECKPOINT_TRAP`.
+    seen: list[tuple[object, object]] = []
+
+    async def main() -> None:
+        gen: Any = odp_async.checkpoint("here")
+        trapped = gen.send(None)
+        seen.append((trapped, odp_async.current_task().pending))  # type: ignore[attr-defined]
+        gen.close()
+
+    assert sim.run(main).outcome == "ok"
+    assert seen == [(CHECKPOINT_TRAP, "here")]
+
+
+class Looking(General):
+    """`General`, noting what every runnable task is about to do when asked."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.pending: list[tuple[object, ...]] = []
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        self.pending.append(tuple(t.pending for t in runnable))
+        return super().choose(runnable, last)
+
+
+def test_choosers_and_traces_see_each_checkpoints_label() -> None:
+    async def labelled(k: int) -> None:
+        for j in range(2):
+            await odp_async.checkpoint(f"{k}.{j}")
+
+    async def main() -> None:
+        async with odp_async.task_group() as tg:
+            tg.start_soon(labelled, 1)
+            tg.start_soon(labelled, 2)
+
+    chooser = Looking(0)
+    result = sim.run(main, chooser=chooser, trace=True)
+    assert result.outcome == "ok"
+    labels = {label for *_, op, label in result.trace or () if op == CHECKPOINT}
+    assert labels == {"1.0", "1.1", "2.0", "2.1"}
+    assert {p for seen in chooser.pending for p in seen} >= {"1.0", "2.0", "1.1"}

@@ -50,15 +50,18 @@ See also
 from __future__ import annotations
 
 import enum
+import gc
 import inspect
 import types
+import weakref
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 import attrs
 
 from ._runtime._base import RUNTIME_VAR
-from ._runtime.footprint import FieldOf, ReadOf
+from ._runtime.footprint import NOTED_RUN_HOOKS, FieldOf, ReadOf
 
 __all__ = [
     "TrackReport",
@@ -371,6 +374,7 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "__doc__": cls.__doc__,
+        "__twin_of__": cls,
     }
     return type(cls.__name__, (cls,), ns)
 
@@ -448,8 +452,16 @@ _INIT = """
 def __init__({params}):
     _init({call})
     rt = _current(None)
-    if rt is not None and _getattr(rt, "_fp", None) is not None and type({me}) is _klass:
-        _adopt({me}, _klass.__dict__["__tracked__"])
+    if rt is not None and _getattr(rt, "_fp", None) is not None:
+        if type({me}) is _klass:
+            _adopt({me}, _klass.__dict__["__tracked__"])
+        else:
+            _adopt_subclass({me}, _klass)
+    else:
+        try:
+            _born(_ref({me}))
+        except TypeError:
+            _births_lost()
 """
 
 
@@ -469,6 +481,10 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         "_getattr": getattr,
         "_klass": klass,
         "_adopt": _adopt,
+        "_adopt_subclass": _adopt_subclass,
+        "_born": _BIRTHS.append,
+        "_ref": weakref.ref,
+        "_births_lost": _births_lost,
     }
     try:
         params = list(inspect.signature(init).parameters.values())
@@ -534,6 +550,105 @@ def _adopt(obj: object, info: _Tracking) -> None:
         _convert_fields(obj, info, _tracked_copy)
 
 
+def _twin_of(kind: type, info: _Tracking) -> type:
+    # The tracking twin of `kind`: its tracked class's, or (for a subclass nobody
+    # decorated) one made for it on first need, noting as its tracked base does.
+    if kind is info.cls:
+        return info.twin
+    twin = _SUBCLASS_TWINS.get(kind)
+    if twin is None:
+        twin = _SUBCLASS_TWINS[kind] = _make_twin(kind, frozenset(info.exempt), info.whole)
+    return twin
+
+
+# Twins made for subclasses of tracked classes that are not decorated themselves.
+_SUBCLASS_TWINS: dict[type, type] = {}
+
+
+def _adopt_subclass(obj: object, klass: type) -> None:
+    # Built in a tracking run by `klass`'s __init__ as an instance of a subclass: adopted
+    # here when `klass` is its nearest tracked class (a decorated subclass adopts its own).
+    kind = type(obj)
+    if "__twin_of__" in kind.__dict__:
+        return
+    info = getattr(kind, "__tracked__", None)
+    if isinstance(info, _Tracking) and info.cls is klass:
+        object.__setattr__(obj, "__class__", _twin_of(kind, info))
+        if not info.whole:
+            _convert_fields(obj, info, _tracked_copy)
+
+
+# --- objects built outside tracking runs --------------------------------------------------
+#
+# An instance built outside a tracking run is reached, in a later one, through whatever
+# holds it: the tracked root (`track` adopts it then) or a module global, a closure, a
+# default, a class attribute, which nobody walks.  Each such birth is remembered (weakly,
+# the newest `_BIRTHS_MAX`), and every footprint-keeping run under the noted-only promise
+# starts by adopting those still alive (`_adopt_unseen`); past the bound (or for an
+# object that takes no weak reference) it looks at every live object instead.  Objects
+# made without ``__init__`` (a copy, an unpickling) come from adopted ones or are found
+# by that look.
+
+_BIRTHS_MAX = 4096
+_BIRTHS: deque[weakref.ref[Any]] = deque(maxlen=_BIRTHS_MAX)
+_LOST = [False]  # a birth not remembered: the next noted run looks at every live object
+
+
+def _births_lost() -> None:
+    _LOST[0] = True
+
+
+def _adopt_unseen() -> bool:
+    """Adopt, for tracking, every live instance of a tracked class built outside a
+    tracking run since the last noted run began (switch it to its twin; its plain
+    containers stay as they are, and reading one makes the step unknown).  True: the
+    noted-only promise can stand."""
+    if _LOST[0] or len(_BIRTHS) == _BIRTHS_MAX:
+        found: Iterable[object] = _unadopted_instances()
+    else:
+        found = [ref() for ref in _BIRTHS]
+    _BIRTHS.clear()
+    _LOST[0] = False
+    for obj in found:
+        if obj is None:
+            continue
+        kind = type(obj)
+        if "__twin_of__" in kind.__dict__:
+            continue  # adopted since
+        info = getattr(kind, "__tracked__", None)
+        if isinstance(info, _Tracking):
+            object.__setattr__(obj, "__class__", _twin_of(kind, info))
+    return True
+
+
+def _unadopted_instances() -> list[object]:
+    # Every live instance of a tracked class (or an undecorated subclass) not adopted.
+    seen: dict[type, bool] = {}
+    found: list[object] = []
+    for obj in gc.get_objects():
+        kind = type(obj)
+        wanted = seen.get(kind)
+        if wanted is None:
+            wanted = seen[kind] = (
+                isinstance(_class_attr(kind, "__tracked__"), _Tracking)
+                and "__twin_of__" not in kind.__dict__
+            )
+        if wanted:
+            found.append(obj)
+    return found
+
+
+def _class_attr(kind: type, name: str) -> object:
+    # `name` from the MRO's own dicts (no metaclass __getattr__ runs).
+    for klass in kind.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
+
+
+NOTED_RUN_HOOKS.append(_adopt_unseen)
+
+
 def _tracked_copy(value: object) -> object:
     plain = _PLAIN.get(type(value))
     return value if plain is None else plain(value)
@@ -592,7 +707,7 @@ def _is_opaque(kind: type, value: object) -> bool:
         return True
     info = getattr(kind, "__tracked__", None)
     if isinstance(info, _Tracking):
-        return info.twin is not kind  # not adopted (or an untracked subclass): unnoted
+        return "__twin_of__" not in kind.__dict__  # not adopted: unnoted
     if kind in (TrackedDict, TrackedList, TrackedSet, tuple, frozenset, types.MethodType):
         return False
     if issubclass(kind, _VALUE_TYPES) or "__tracked_internal_of__" in kind.__dict__:

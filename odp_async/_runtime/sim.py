@@ -75,7 +75,7 @@ import attrs
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import RUNTIME_VAR, Runtime, Waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
-from .footprint import Footprint, ReadOf, declared_footprint
+from .footprint import Footprint, ReadOf, declared_footprint, noted_run_starts
 
 __all__ = [
     "BlockedTask",
@@ -906,6 +906,8 @@ class SimRuntime(Runtime):
         trust = self._trust_primitives
         # The chooser vouches that every shared access is noted (SharedCell, primitives).
         noted_only = self._noted_only or bool(getattr(chooser, "footprints_noted_only", False))
+        if track and noted_only:  # objects the notes would miss: adopted, or no promise
+            noted_only = noted_run_starts()
         chooser.new_execution()
         if not track and trace is None and not ask_always:
             return self._drive_plain(root)

@@ -465,6 +465,23 @@ def __init__({params}):
 """
 
 
+def _wrong_order(klass: type) -> None:
+    from .errors import InvalidArgument
+
+    raise InvalidArgument(
+        f"@tracked is below @attrs.define (or another class decorator) on "
+        f"{klass.__qualname__}: put @tracked on top, above @attrs.define"
+    )
+
+
+def _check_not_attrs(obj: object) -> None:
+    # `tracked` wrapped ``object.__init__`` (the class had no __init__ of its own) and an
+    # attrs decorator applied after it kept that wrapper instead of making its own
+    # (``@attrs.define`` over ``@tracked``): the object would be built without its fields.
+    if attrs.has(type(obj)):
+        _wrong_order(type(obj))
+
+
 def _adopting_init(klass: type) -> Callable[..., None]:
     """`klass`'s ``__init__``, then: inside a tracking run, adopt the new instance.
 
@@ -525,6 +542,10 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         ):
             defs.append("/")
     source = _INIT.format(params=", ".join(defs), call=", ".join(call), me=params[0].name)
+    if init is object.__init__:  # nothing of its own: attrs may still change it in place
+        ns["_check_not_attrs"] = _check_not_attrs
+        check = f"    _check_not_attrs({params[0].name})\n"
+        source = source.replace("    _init(", check + "    _init(", 1)
     exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
     wrapper: Callable[..., None] = ns["__init__"]
     wrapper.__wrapped__ = init  # type: ignore[attr-defined]

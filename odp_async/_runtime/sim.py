@@ -906,11 +906,11 @@ class SimRuntime(Runtime):
         trust = self._trust_primitives
         # The chooser vouches that every shared access is noted (SharedCell, primitives).
         noted_only = self._noted_only or bool(getattr(chooser, "footprints_noted_only", False))
-        if track and noted_only:  # objects the notes would miss: adopted, or no promise
-            noted_only = noted_run_starts()
         chooser.new_execution()
         if not track and trace is None and not ask_always:
             return self._drive_plain(root)
+        if track and noted_only:  # objects the notes would miss: adopted, or no promise
+            noted_only = noted_run_starts()
         while True:
             if self._chooser_error is not None:
                 raise self._chooser_error

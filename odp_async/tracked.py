@@ -53,8 +53,6 @@ import enum
 import gc
 import inspect
 import types
-import weakref
-from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
@@ -457,11 +455,10 @@ def __init__({params}):
             _adopt({me}, _klass.__dict__["__tracked__"])
         else:
             _adopt_subclass({me}, _klass)
+    elif _at_birth[0]:
+        _adopt_born({me}, _klass)
     else:
-        try:
-            _born(_ref({me}))
-        except TypeError:
-            _births_lost()
+        _unseen[0] = True
 """
 
 
@@ -499,9 +496,9 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         "_klass": klass,
         "_adopt": _adopt,
         "_adopt_subclass": _adopt_subclass,
-        "_born": _BIRTHS.append,
-        "_ref": weakref.ref,
-        "_births_lost": _births_lost,
+        "_at_birth": _ADOPT_AT_BIRTH,
+        "_adopt_born": _adopt_born,
+        "_unseen": _UNSEEN,
     }
     try:
         params = list(inspect.signature(init).parameters.values())
@@ -603,41 +600,54 @@ def _adopt_subclass(obj: object, klass: type) -> None:
 #
 # An instance built outside a tracking run is reached, in a later one, through whatever
 # holds it: the tracked root (`track` adopts it then) or a module global, a closure, a
-# default, a class attribute, which nobody walks.  Each such birth is remembered (weakly,
-# the newest `_BIRTHS_MAX`), and every footprint-keeping run under the noted-only promise
-# starts by adopting those still alive (`_adopt_unseen`); past the bound (or for an
-# object that takes no weak reference) it looks at every live object instead.  Objects
-# made without ``__init__`` (a copy, an unpickling) come from adopted ones or are found
-# by that look.
+# default, a class attribute, which nobody walks.  Its ``__init__`` (outside a tracking
+# run: one store) marks that such an instance may exist, and the next footprint-keeping
+# run under the noted-only promise starts by adopting every live one (`_adopt_unseen`,
+# a look at every object the garbage collector tracks).  Objects made without
+# ``__init__`` (a copy, an unpickling) are copies of adopted ones or are found by that
+# look when another birth marked it.
 
-_BIRTHS_MAX = 4096
-_BIRTHS: deque[weakref.ref[Any]] = deque(maxlen=_BIRTHS_MAX)
-_LOST = [False]  # a birth not remembered: the next noted run looks at every live object
+#: True: an instance of a tracked class may have been built outside a tracking run since
+#: the last noted run began.  Process-wide, as the classes are.
+_UNSEEN = [True]
+#: True while `adopting_births` holds: instances are adopted by their ``__init__``.
+_ADOPT_AT_BIRTH = [False]
 
 
-def _births_lost() -> None:
-    _LOST[0] = True
+class adopting_births:  # noqa: N801 (a context manager used as a statement)
+    """``with adopting_births(): ...``: every instance of a tracked class built inside is
+    adopted at once, as in a tracking run (for a root about to be tracked, built outside
+    the run: `odp_async.world.run_world`'s world).  Not reentrant across threads."""
+
+    __slots__ = ("_was",)
+
+    def __enter__(self) -> None:
+        self._was = _ADOPT_AT_BIRTH[0]
+        _ADOPT_AT_BIRTH[0] = True
+
+    def __exit__(self, *exc: object) -> None:
+        _ADOPT_AT_BIRTH[0] = self._was
+
+
+def _adopt_born(obj: object, klass: type) -> None:
+    if type(obj) is klass:
+        _adopt(obj, klass.__dict__["__tracked__"])
+    else:
+        _adopt_subclass(obj, klass)
 
 
 def _adopt_unseen() -> bool:
-    """Adopt, for tracking, every live instance of a tracked class built outside a
-    tracking run since the last noted run began (switch it to its twin; its plain
-    containers stay as they are, and reading one makes the step unknown).  True: the
-    noted-only promise can stand."""
-    if _LOST[0] or len(_BIRTHS) == _BIRTHS_MAX:
-        found: Iterable[object] = _unadopted_instances()
-    else:
-        found = [ref() for ref in _BIRTHS]
-    _BIRTHS.clear()
-    _LOST[0] = False
-    for obj in found:
-        if obj is None:
-            continue
+    """Adopt, for tracking, every live instance of a tracked class not adopted yet, when
+    one may have been built outside a tracking run since the last call (switch it to its
+    twin; its plain containers stay as they are, and reading one makes the step
+    unknown).  True: the noted-only promise can stand."""
+    if not _UNSEEN[0]:
+        return True
+    _UNSEEN[0] = False
+    for obj in _unadopted_instances():
         kind = type(obj)
-        if "__twin_of__" in kind.__dict__:
-            continue  # adopted since
-        info = getattr(kind, "__tracked__", None)
-        if isinstance(info, _Tracking):
+        info = _class_attr(kind, "__tracked__")
+        if isinstance(info, _Tracking) and "__twin_of__" not in kind.__dict__:
             object.__setattr__(obj, "__class__", _twin_of(kind, info))
     return True
 

@@ -52,7 +52,7 @@ from .odp import OdpProtocol, UContext
 from .snapshot import Snapshot
 from .srcu import Srcu
 from .sync import Mutex, RWLock
-from .tracked import track, tracked
+from .tracked import adopting_births, track, tracked
 from .workqueue import Workqueue
 
 __all__ = ["PreparedWorld", "Scenario", "World", "WorldRun", "run_world"]
@@ -298,9 +298,17 @@ def run_world(
     stateful object of an untracked class (a user protocol not marked ``@tracked``),
     the promise is not taken and steps stay unknown (sound, unreduced).
     """
-    world = World.build(protocol, options=options, **world_kwargs)
-    if setup is not None:
-        _set_up(world, setup)
+    if noted_only and getattr(chooser, "wants_footprints", False):
+        # The world is adopted for this run anyway: each object as it is built, so that
+        # one kept elsewhere (a global) is adopted too, and nothing is left to look for.
+        with adopting_births():
+            world = World.build(protocol, options=options, **world_kwargs)
+            if setup is not None:
+                _set_up(world, setup)
+    else:
+        world = World.build(protocol, options=options, **world_kwargs)
+        if setup is not None:
+            _set_up(world, setup)
     run = _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
     world._release()
     return run

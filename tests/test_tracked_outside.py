@@ -120,18 +120,32 @@ def test_explore_never_claims_complete_past_it(user_module: UserModule) -> None:
     assert not found.claim.startswith("complete")
 
 
-def test_a_lost_birth_makes_the_next_noted_run_look_everywhere(
-    user_module: UserModule, monkeypatch: pytest.MonkeyPatch
+def test_an_object_built_after_a_noted_run_is_adopted_by_the_next(
+    user_module: UserModule,
 ) -> None:
-    """More births than are remembered: the live objects are looked up instead."""
-    mod = user_module(HELD, "tracked_outside_overflow")
-    monkeypatch.setattr(tracked_module, "_LOST", [False])
-    births = tracked_module._BIRTHS
-    births.clear()  # as if the global's birth had been pushed out
-    assert births.maxlen is not None
-    for _ in range(births.maxlen):
-        mod.Counter()
+    """The look at every live object is made again when a birth outside a tracking run
+    marked it, not only at the first noted run of the process."""
+    mod = user_module(HELD, "tracked_outside_later")
+    assert _outcomes(mod.lost_update, mod.by_global) == {1, 2}  # a noted run: all seen
+    later = mod.Counter()  # built outside any run, after it
+    assert type(later) is mod.Counter
+    assert _outcomes(mod.lost_update, lambda: later) == {1, 2}
+    assert type(later) is not mod.Counter
+
+
+def test_built_during_a_random_run_and_kept(user_module: UserModule) -> None:
+    """Built in a run that keeps no footprints (a portfolio's random member) and kept in
+    a global: the next noted run adopts it."""
+    mod = user_module(HELD, "tracked_outside_lazy")
     assert _outcomes(mod.lost_update, mod.by_global) == {1, 2}
+    kept: list[object] = []
+
+    async def build() -> None:
+        kept.append(mod.Counter())
+
+    sim.run(build, seed=0)
+    assert type(kept[0]) is mod.Counter
+    assert _outcomes(mod.lost_update, lambda: kept[0]) == {1, 2}
 
 
 def test_adopted_objects_keep_their_state_and_class_contract(user_module: UserModule) -> None:
@@ -184,3 +198,72 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+PROTOCOL = """
+from typing import Any, ClassVar
+
+import attrs
+from odp_async import checkpoint, task_group
+from odp_async.odp.protocols.odp2014 import Odp2014
+from odp_async.scenarios import Scenario
+from odp_async.tracked import tracked
+
+@tracked
+@attrs.define
+class Stats:
+    value: int = 0
+
+LAST: list = []  # what the protocol keeps outside the world
+
+@tracked
+class Keeping(Odp2014):
+    name: ClassVar[str] = "keeping"
+
+    def __init__(self, ctx: Any, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        LAST[:] = [Stats()]  # built with the world, reached only through the global
+
+async def body(world):
+    async def inc():
+        seen = LAST[0].value
+        await checkpoint("between the read and the write")
+        LAST[0].value = seen + 1
+
+    async with task_group() as tg:
+        tg.start_soon(inc)
+        tg.start_soon(inc)
+    assert LAST[0].value == 2, "a lost update"
+
+SCENARIO = Scenario("kept", "", body, ("inc",), noted_only=True)
+"""
+
+
+def test_an_object_a_world_build_keeps_outside_the_world(user_module: UserModule) -> None:
+    """Built with the world (outside the run) and reached through a global, not the world:
+    `run_world` adopts what it builds as it is built, so DPOR sees the race."""
+    mod = user_module(PROTOCOL, "tracked_outside_protocol")
+    found = explore(mod.SCENARIO, mod.Keeping, chooser="dpor", schedules=200)
+    assert found.failure is not None, found.claim
+    assert found.failure.violation.kind == "error"
+
+
+def test_a_model_dpor_run_looks_at_no_object_beyond_its_world(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`run_world` adopts the world it builds for a noted run as it is built: no birth is
+    left unseen, so its runs skip the look at every live object (its cost)."""
+    from odp_async.scenarios import BUILTIN
+    from odp_async.world import run_world
+
+    scenario = BUILTIN["registration-count"].body
+    run_world(scenario, chooser=DporChooser(), noted_only=True)  # the first look
+    looks: list[int] = []
+    real = tracked_module._unadopted_instances
+    monkeypatch.setattr(
+        tracked_module, "_unadopted_instances", lambda: looks.append(1) or real()
+    )
+    for _ in range(2):
+        run = run_world(scenario, chooser=DporChooser(), noted_only=True)
+        assert run.sim.outcome == "ok"
+    assert looks == []

@@ -17,9 +17,25 @@ Contract
     the class's *tracking twin* (a subclass with the same layout whose
     ``__getattribute__``/``__setattr__`` note), and replaces plain dicts, lists and sets
     found in their fields by tracked ones; an instance created *during* a tracking run is
-    adopted by its ``__init__``.  Runs that keep no footprints (random, pct, replay, the
-    live runtimes) never see a twin: attribute access is the plain slot or dict access.
-    `attrs.fields`, ``isinstance`` and ``repr`` see the class as before.
+    adopted by its ``__init__`` (an instance of an undecorated subclass too, through a
+    twin made for that subclass).  Runs that keep no footprints (random, pct, replay, the
+    live runtimes) never see a twin of an object they built: attribute access is the
+    plain slot or dict access, and ``__init__`` adds one context-variable read and one
+    store.  `attrs.fields`, ``isinstance`` and ``repr`` see the class as before.
+
+    **Objects built before the run, wherever they are held.**  An instance built
+    outside a tracking run (at import, in a test's setup, in a random run) and reached
+    other than through the tracked root (a module global, a closure, a default argument,
+    a class attribute) is adopted too: its ``__init__`` marks that such an instance may
+    exist, and the next run that keeps footprints under the noted-only promise starts by
+    switching every live instance of a tracked class not yet adopted to its twin (a look
+    at every object the garbage collector tracks, once per such run; the plain
+    containers in their fields are left as they are, so a read of one makes the step
+    unknown).  An object once adopted stays adopted (outside tracking runs its accesses
+    then cost one check each).  `odp_async.world.run_world` builds the world of a noted
+    tracking run with `adopting_births`, so its runs need no such look.  Put ``@tracked``
+    on top of ``@attrs.define``: the other order raises `InvalidArgument` at the first
+    construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
 
     ``@tracked(exempt={"name": "why"})`` leaves fields out (each with its one-line
     reason: set once in ``__init__`` and never written again, a primitive that notes
@@ -36,7 +52,9 @@ Contract
     (`TrackReport.untracked`): a model scenario only runs with ``noted_only`` (steps
     are exactly their noted accesses) when that list is empty (`odp_async.world.run_world`).
     State a task keeps in local variables is its own; a container or an untracked object
-    held in a local across a checkpoint and changed by another task is not seen.
+    held in a local across a checkpoint and changed by another task is not seen, nor is
+    an instance of a tracked class made without ``__init__`` (``object.__new__``, an
+    unpickling of one never adopted) after the last birth that marked a look.
 
 Concurrency
     As the sim: one step at a time.  Notes go to the step of the runtime in effect
@@ -49,6 +67,7 @@ See also
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import inspect
@@ -66,6 +85,7 @@ __all__ = [
     "TrackedDict",
     "TrackedList",
     "TrackedSet",
+    "adopting_births",
     "is_tracked_class",
     "track",
     "tracked",
@@ -413,7 +433,8 @@ def tracked(
     """Make `cls`'s instances note every field read and write in tracking runs.
 
     Use as ``@tracked`` or ``@tracked(exempt={"field": "reason"}, whole=False)``, on top
-    of ``@attrs.define`` when both are used.  `exempt` fields are never noted (each with
+    of ``@attrs.define`` when both are used (below it, the first construction raises
+    `InvalidArgument`).  `exempt` fields are never noted (each with
     its reason, shown by the coverage test); `whole` notes every field as the one
     resource ``FieldOf(obj, "*")``; `internal` lists classes of objects owned by the
     instance and covered by its notes (a tree's nodes), which `track` then does not
@@ -614,19 +635,18 @@ _UNSEEN = [True]
 _ADOPT_AT_BIRTH = [False]
 
 
-class adopting_births:  # noqa: N801 (a context manager used as a statement)
+@contextlib.contextmanager
+def adopting_births() -> Iterator[None]:
     """``with adopting_births(): ...``: every instance of a tracked class built inside is
     adopted at once, as in a tracking run (for a root about to be tracked, built outside
-    the run: `odp_async.world.run_world`'s world).  Not reentrant across threads."""
-
-    __slots__ = ("_was",)
-
-    def __enter__(self) -> None:
-        self._was = _ADOPT_AT_BIRTH[0]
-        _ADOPT_AT_BIRTH[0] = True
-
-    def __exit__(self, *exc: object) -> None:
-        _ADOPT_AT_BIRTH[0] = self._was
+    the run: `odp_async.world.run_world`'s world), so none is left for a noted run to
+    look for.  Sync; one thread at a time."""
+    was = _ADOPT_AT_BIRTH[0]
+    _ADOPT_AT_BIRTH[0] = True
+    try:
+        yield
+    finally:
+        _ADOPT_AT_BIRTH[0] = was
 
 
 def _adopt_born(obj: object, klass: type) -> None:

@@ -260,9 +260,7 @@ def test_a_model_dpor_run_looks_at_no_object_beyond_its_world(
     run_world(scenario, chooser=DporChooser(), noted_only=True)  # the first look
     looks: list[int] = []
     real = tracked_module._unadopted_instances
-    monkeypatch.setattr(
-        tracked_module, "_unadopted_instances", lambda: looks.append(1) or real()
-    )
+    monkeypatch.setattr(tracked_module, "_unadopted_instances", lambda: looks.append(1) or real())
     for _ in range(2):
         run = run_world(scenario, chooser=DporChooser(), noted_only=True)
         assert run.sim.outcome == "ok"

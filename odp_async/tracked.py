@@ -663,13 +663,17 @@ def _adopt_unseen() -> bool:
     unknown).  True: the noted-only promise can stand."""
     if not _UNSEEN[0]:
         return True
-    _UNSEEN[0] = False
+    holds = True
     for obj in _unadopted_instances():
         kind = type(obj)
         info = _class_attr(kind, "__tracked__")
         if isinstance(info, _Tracking) and "__twin_of__" not in kind.__dict__:
-            object.__setattr__(obj, "__class__", _twin_of(kind, info))
-    return True
+            try:
+                object.__setattr__(obj, "__class__", _twin_of(kind, info))
+            except TypeError:  # a class whose instances cannot switch: no promise
+                holds = False
+    _UNSEEN[0] = not holds  # one left unadopted: look (and refuse) again next time
+    return holds
 
 
 def _unadopted_instances() -> list[object]:

@@ -265,3 +265,17 @@ def test_a_model_dpor_run_looks_at_no_object_beyond_its_world(
         run = run_world(scenario, chooser=DporChooser(), noted_only=True)
         assert run.sim.outcome == "ok"
     assert looks == []
+
+
+def test_an_object_that_cannot_be_adopted_voids_the_promise(
+    user_module: UserModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If an instance could not switch to its twin, the run does not take the noted-only
+    promise (every undeclared step unknown): DPOR still sees both outcomes, and the next
+    noted run looks again."""
+    mod = user_module(HELD, "tracked_outside_refused")
+    monkeypatch.setattr(tracked_module, "_twin_of", lambda kind, info: int)
+    monkeypatch.setattr(tracked_module, "_UNSEEN", [True])
+    assert _outcomes(mod.lost_update, mod.by_global) == {1, 2}
+    assert type(mod.GLOBAL) is mod.Counter
+    assert tracked_module._UNSEEN == [True]

@@ -471,15 +471,17 @@ _INIT = """
 def __init__({params}):
     _init({call})
     rt = _current(None)
-    if rt is not None and _getattr(rt, "_fp", None) is not None:
-        if type({me}) is _klass:
-            _adopt({me}, _klass.__dict__["__tracked__"])
+    if rt is None:
+        if _at_birth[0]:
+            _adopt_born({me}, _klass)
         else:
-            _adopt_subclass({me}, _klass)
-    elif _at_birth[0]:
-        _adopt_born({me}, _klass)
-    else:
+            _unseen[0] = True
+    elif _getattr(rt, "_fp", None) is None:
         _unseen[0] = True
+    elif type({me}) is _klass:
+        _adopt({me}, _klass.__dict__["__tracked__"])
+    else:
+        _adopt_subclass({me}, _klass)
 """
 
 
@@ -631,16 +633,18 @@ def _adopt_subclass(obj: object, klass: type) -> None:
 #: True: an instance of a tracked class may have been built outside a tracking run since
 #: the last noted run began.  Process-wide, as the classes are.
 _UNSEEN = [True]
-#: True while `adopting_births` holds: instances are adopted by their ``__init__``.
+#: True while `adopting_births` holds: instances built outside any run are adopted by
+#: their ``__init__`` (in a run that keeps no footprints, they only mark a look).
 _ADOPT_AT_BIRTH = [False]
 
 
 @contextlib.contextmanager
 def adopting_births() -> Iterator[None]:
-    """``with adopting_births(): ...``: every instance of a tracked class built inside is
-    adopted at once, as in a tracking run (for a root about to be tracked, built outside
-    the run: `odp_async.world.run_world`'s world), so none is left for a noted run to
-    look for.  Sync; one thread at a time."""
+    """``with adopting_births(): ...``: every instance of a tracked class built inside,
+    outside any run, is adopted at once, as in a tracking run (for a root about to be
+    tracked: `odp_async.world.run_world`'s world), so none is left for a noted run to
+    look for; one built in a sim run inside (a setup's) still marks a look.  Sync; one
+    thread at a time."""
     was = _ADOPT_AT_BIRTH[0]
     _ADOPT_AT_BIRTH[0] = True
     try:

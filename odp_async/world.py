@@ -300,15 +300,14 @@ def run_world(
     """
     if noted_only and getattr(chooser, "wants_footprints", False):
         # The world is adopted for this run anyway: each object as it is built, so that
-        # one kept elsewhere (a global) is adopted too, and nothing is left to look for.
+        # one kept elsewhere (a global) is adopted too, and nothing is left to look for
+        # (a setup's sim run still leaves a look: `PreparedWorld` runs it once).
         with adopting_births():
             world = World.build(protocol, options=options, **world_kwargs)
-            if setup is not None:
-                _set_up(world, setup)
     else:
         world = World.build(protocol, options=options, **world_kwargs)
-        if setup is not None:
-            _set_up(world, setup)
+    if setup is not None:
+        _set_up(world, setup)
     run = _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
     world._release()
     return run

@@ -29,7 +29,8 @@ Contract
     a class attribute) is adopted too: its ``__init__`` marks that such an instance may
     exist, and the next run that keeps footprints under the noted-only promise starts by
     switching every live instance of a tracked class not yet adopted to its twin (a look
-    at every object the garbage collector tracks, once per such run; the plain
+    at the objects the garbage collector tracks: its two young generations, or all
+    three when an older one was collected since the last look; the plain
     containers in their fields are left as they are, so a read of one makes the step
     unknown).  An object once adopted stays adopted (outside tracking runs its accesses
     then cost one check each).  `odp_async.world.run_world` builds the world of a noted
@@ -54,7 +55,8 @@ Contract
     State a task keeps in local variables is its own; a container or an untracked object
     held in a local across a checkpoint and changed by another task is not seen, nor is
     an instance of a tracked class made without ``__init__`` (``object.__new__``, an
-    unpickling of one never adopted) after the last birth that marked a look.
+    unpickling of one never adopted) after the last birth that marked a look, nor one
+    moved out of the collector's generations by ``gc.freeze()``.
 
 Concurrency
     As the sim: one step at a time.  Notes go to the step of the runtime in effect
@@ -695,8 +697,25 @@ def _unadopted_instances() -> list[object]:
         if klass not in classes and "__twin_of__" not in klass.__dict__:
             classes.add(klass)
             stack.extend(type.__subclasses__(klass))
-    objects = gc.get_objects()
+    if _AGED[0]:  # objects built since the last look may be in any generation
+        _AGED[0] = False
+        objects = gc.get_objects()
+    else:  # only young ones: those are in the first two generations
+        objects = gc.get_objects(0) + gc.get_objects(1)
     return list(itertools.compress(objects, map(classes.__contains__, map(type, objects))))
+
+
+#: True when a collection of an older generation ran since the last look (it moves
+#: young objects to the oldest generation, so the next look reads every generation).
+_AGED = [True]
+
+
+def _on_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "start" and info["generation"] >= 1:
+        _AGED[0] = True
+
+
+gc.callbacks.append(_on_collection)
 
 
 def _class_attr(kind: type, name: str) -> object:

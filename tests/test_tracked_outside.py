@@ -279,3 +279,18 @@ def test_an_object_that_cannot_be_adopted_voids_the_promise(
     assert _outcomes(mod.lost_update, mod.by_global) == {1, 2}
     assert type(mod.GLOBAL) is mod.Counter
     assert tracked_module._UNSEEN == [True]
+
+
+def test_an_object_aged_by_a_collection_is_still_found(user_module: UserModule) -> None:
+    """The look reads the young generations only while no older one was collected; a
+    collection that ages a new object into the oldest generation makes it read them all
+    (without that, this object was missed)."""
+    import gc
+
+    mod = user_module(HELD, "tracked_outside_aged")
+    assert _outcomes(mod.lost_update, mod.by_global) == {1, 2}  # a look: flags cleared
+    later = mod.Counter()
+    gc.collect()  # `later` now sits in the oldest generation
+    assert any(o is later for o in gc.get_objects(2))
+    assert _outcomes(mod.lost_update, lambda: later) == {1, 2}
+    assert type(later) is not mod.Counter

@@ -683,7 +683,10 @@ def _adopt_unseen() -> bool:
                 object.__setattr__(obj, "__class__", _twin_of(kind, info))
             except TypeError:  # a class whose instances cannot switch: no promise
                 holds = False
-    _UNSEEN[0] = not holds  # one left unadopted: look (and refuse) again next time
+    if not holds:  # one left unadopted: look at everything (and refuse) again next time
+        _UNSEEN[0] = _AGED[0] = True
+    else:
+        _UNSEEN[0] = False
     return holds
 
 
@@ -697,11 +700,17 @@ def _unadopted_instances() -> list[object]:
         if klass not in classes and "__twin_of__" not in klass.__dict__:
             classes.add(klass)
             stack.extend(type.__subclasses__(klass))
-    if _AGED[0]:  # objects built since the last look may be in any generation
-        _AGED[0] = False
-        objects = gc.get_objects()
-    else:  # only young ones: those are in the first two generations
-        objects = gc.get_objects(0) + gc.get_objects(1)
+    enabled = gc.isenabled()
+    gc.disable()  # no collection moves an object between the generations read below
+    try:
+        if _AGED[0]:  # objects built since the last look may be in any generation
+            _AGED[0] = False
+            objects = gc.get_objects()
+        else:  # only young ones: those are in the first two generations
+            objects = gc.get_objects(0) + gc.get_objects(1)
+    finally:
+        if enabled:
+            gc.enable()
     return list(itertools.compress(objects, map(classes.__contains__, map(type, objects))))
 
 

@@ -279,6 +279,7 @@ def test_an_object_that_cannot_be_adopted_voids_the_promise(
     assert _outcomes(mod.lost_update, mod.by_global) == {1, 2}
     assert type(mod.GLOBAL) is mod.Counter
     assert tracked_module._UNSEEN == [True]
+    assert tracked_module._AGED == [True]  # the next look reads every generation
 
 
 def test_an_object_aged_by_a_collection_is_still_found(user_module: UserModule) -> None:

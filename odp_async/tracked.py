@@ -70,6 +70,7 @@ See also
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import enum
 import gc
 import inspect
@@ -397,8 +398,34 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
         "__qualname__": cls.__qualname__,
         "__doc__": cls.__doc__,
         "__twin_of__": cls,
+        "__reduce_ex__": _reduce_as(cls),
     }
     return type(cls.__name__, (cls,), ns)
+
+
+def _reduce_as(cls: type) -> Callable[[Any, int], Any]:
+    # A twin pickles (and, outside tracking runs, copies) as its class: the twin is not
+    # importable by name, and the copy is an ordinary object until a run adopts it.
+    # Inside a tracking run a copy stays adopted.
+    def __reduce_ex__(self: Any, protocol: int) -> Any:
+        made = super(type(self), self).__reduce_ex__(protocol)
+        twin = type(self)
+        if tracking() or not isinstance(made, tuple) or len(made) < 2:
+            return made
+        args = made[1]
+        if made[0] is _NEWOBJ and isinstance(args, tuple) and args[:1] == (twin,):
+            made = (_new_plain, (cls, *args[1:]), *made[2:])
+        return made
+
+    return __reduce_ex__
+
+
+_NEWOBJ: Any = getattr(copyreg, "__newobj__")  # noqa: B009 (not in the stubs)
+
+
+def _new_plain(cls: type, *args: Any) -> Any:
+    """``cls.__new__(cls, *args)``: how a pickled or copied twin comes back (as `cls`)."""
+    return cls.__new__(cls, *args)
 
 
 @attrs.frozen

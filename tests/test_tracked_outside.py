@@ -295,3 +295,27 @@ def test_an_object_aged_by_a_collection_is_still_found(user_module: UserModule) 
     assert any(o is later for o in gc.get_objects(2))
     assert _outcomes(mod.lost_update, lambda: later) == {1, 2}
     assert type(later) is not mod.Counter
+
+
+def test_an_adopted_object_still_pickles_and_copies_as_its_class(
+    user_module: UserModule,
+) -> None:
+    """Adoption must not change what the object does elsewhere: a twin is not importable
+    by name (pickling one raised PicklingError); it now pickles and, outside a tracking
+    run, copies as its own class.  A copy made inside a tracking run stays adopted."""
+    import copy
+    import pickle
+
+    mod = user_module(HELD, "tracked_outside_pickle")
+    _outcomes(mod.lost_update, mod.by_global)
+    assert type(mod.GLOBAL) is not mod.Counter  # adopted
+    mod.GLOBAL.value = 5
+    back = pickle.loads(pickle.dumps(mod.GLOBAL))
+    assert type(back) is mod.Counter
+    assert back.value == 5
+    assert type(copy.deepcopy(mod.GLOBAL)) is mod.Counter
+
+    async def copy_inside() -> bool:
+        return type(copy.copy(mod.GLOBAL)) is type(mod.GLOBAL)
+
+    assert sim.run(copy_inside, chooser=DporChooser()).value is True

@@ -1122,7 +1122,8 @@ def matrix(
             )
         # wide enough for the other columns beside the scenario's and the claim's
         claims = max((len(_short_claim(c)) for c in cells), default=0)
-        width = max(120, Console().width, min(60, longest) + 100 + max(0, claims - 20))
+        found = max((len(str(c.verdict)) + 30 for c in cells), default=0)
+        width = max(120, Console().width, min(60, longest) + 80 + claims + found)
         Console(width=width).print(table)
         if tokens:
             click.echo("replay tokens (odp-async replay TOKEN --text):")

@@ -1120,8 +1120,11 @@ def matrix(
                 ref,
                 style=None if c.matches else "bold red",
             )
-        # wide enough for the other columns beside the scenario's
-        Console(width=max(120, Console().width, min(60, longest) + 90)).print(table)
+        # wide enough for the other columns beside the scenario's and the claim's
+        claims = max((len(_short_claim(c)) for c in cells), default=0)
+        found = max((len(str(c.verdict)) + 30 for c in cells), default=0)
+        width = max(120, Console().width, min(60, longest) + 80 + claims + found)
+        Console(width=width).print(table)
         if tokens:
             click.echo("replay tokens (odp-async replay TOKEN --text):")
             for line in tokens:
@@ -1136,15 +1139,13 @@ def matrix(
 
 
 def _short_claim(cell: Any) -> str:
-    """A matrix cell's claim in a few words: ``complete: N traces`` (its dpor member ran
-    every trace), ``budget reached`` (no violation, not complete), or who showed the
-    verdict (``by pct-d4``; ``-`` under random)."""
-    if cell.first_hit is not None:
-        return f"by {cell.found_by}" if cell.found_by else "-"
+    """A matrix cell's claim for its table: `Cell.claim` (the explorer's wording,
+    `odp_async.explore.claims`), and for a failure the portfolio member that showed it
+    (``violation at schedule 3: stale-translation (by pct-d4)``)."""
     claim: str = cell.claim
-    if claim.startswith("complete"):
-        return claim.removesuffix(", no violation")
-    return "budget reached"
+    if cell.first_hit is not None and cell.found_by:
+        return f"{claim} (by {cell.found_by})"
+    return claim
 
 
 def _scenario_labels(names: Sequence[str]) -> dict[str, str]:

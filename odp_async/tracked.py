@@ -17,9 +17,26 @@ Contract
     the class's *tracking twin* (a subclass with the same layout whose
     ``__getattribute__``/``__setattr__`` note), and replaces plain dicts, lists and sets
     found in their fields by tracked ones; an instance created *during* a tracking run is
-    adopted by its ``__init__``.  Runs that keep no footprints (random, pct, replay, the
-    live runtimes) never see a twin: attribute access is the plain slot or dict access.
-    `attrs.fields`, ``isinstance`` and ``repr`` see the class as before.
+    adopted by its ``__init__`` (an instance of an undecorated subclass too, through a
+    twin made for that subclass).  Runs that keep no footprints (random, pct, replay, the
+    live runtimes) never see a twin of an object they built: attribute access is the
+    plain slot or dict access, and ``__init__`` adds one context-variable read and one
+    store.  `attrs.fields`, ``isinstance`` and ``repr`` see the class as before.
+
+    **Objects built before the run, wherever they are held.**  An instance built
+    outside a tracking run (at import, in a test's setup, in a random run) and reached
+    other than through the tracked root (a module global, a closure, a default argument,
+    a class attribute) is adopted too: its ``__init__`` marks that such an instance may
+    exist, and the next run that keeps footprints under the noted-only promise starts by
+    switching every live instance of a tracked class not yet adopted to its twin (a look
+    at the objects the garbage collector tracks: its two young generations, or all
+    three when an older one was collected since the last look; the plain
+    containers in their fields are left as they are, so a read of one makes the step
+    unknown).  An object once adopted stays adopted (outside tracking runs its accesses
+    then cost one check each).  `odp_async.world.run_world` builds the world of a noted
+    tracking run with `adopting_births`, so its runs need no such look.  Put ``@tracked``
+    on top of ``@attrs.define``: the other order raises `InvalidArgument` at the first
+    construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
 
     ``@tracked(exempt={"name": "why"})`` leaves fields out (each with its one-line
     reason: set once in ``__init__`` and never written again, a primitive that notes
@@ -36,7 +53,10 @@ Contract
     (`TrackReport.untracked`): a model scenario only runs with ``noted_only`` (steps
     are exactly their noted accesses) when that list is empty (`odp_async.world.run_world`).
     State a task keeps in local variables is its own; a container or an untracked object
-    held in a local across a checkpoint and changed by another task is not seen.
+    held in a local across a checkpoint and changed by another task is not seen, nor is
+    an instance of a tracked class made without ``__init__`` (``object.__new__``, an
+    unpickling of one never adopted) after the last birth that marked a look, nor one
+    moved out of the collector's generations by ``gc.freeze()``.
 
 Concurrency
     As the sim: one step at a time.  Notes go to the step of the runtime in effect
@@ -49,22 +69,28 @@ See also
 
 from __future__ import annotations
 
+import contextlib
+import copyreg
 import enum
+import gc
 import inspect
+import itertools
 import types
+import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 import attrs
 
 from ._runtime._base import RUNTIME_VAR
-from ._runtime.footprint import FieldOf, ReadOf
+from ._runtime.footprint import NOTED_RUN_HOOKS, FieldOf, ReadOf
 
 __all__ = [
     "TrackReport",
     "TrackedDict",
     "TrackedList",
     "TrackedSet",
+    "adopting_births",
     "is_tracked_class",
     "track",
     "tracked",
@@ -371,8 +397,35 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "__doc__": cls.__doc__,
+        "__twin_of__": cls,
+        "__reduce_ex__": _reduce_as(cls),
     }
     return type(cls.__name__, (cls,), ns)
+
+
+def _reduce_as(cls: type) -> Callable[[Any, int], Any]:
+    # A twin pickles (and, outside tracking runs, copies) as its class: the twin is not
+    # importable by name, and the copy is an ordinary object until a run adopts it.
+    # Inside a tracking run a copy stays adopted.
+    def __reduce_ex__(self: Any, protocol: int) -> Any:
+        made = super(type(self), self).__reduce_ex__(protocol)
+        twin = type(self)
+        if tracking() or not isinstance(made, tuple) or len(made) < 2:
+            return made
+        args = made[1]
+        if made[0] is _NEWOBJ and isinstance(args, tuple) and args[:1] == (twin,):
+            made = (_new_plain, (cls, *args[1:]), *made[2:])
+        return made
+
+    return __reduce_ex__
+
+
+_NEWOBJ: Any = getattr(copyreg, "__newobj__")  # noqa: B009 (not in the stubs)
+
+
+def _new_plain(cls: type, *args: Any) -> Any:
+    """``cls.__new__(cls, *args)``: how a pickled or copied twin comes back (as `cls`)."""
+    return cls.__new__(cls, *args)
 
 
 @attrs.frozen
@@ -411,7 +464,8 @@ def tracked(
     """Make `cls`'s instances note every field read and write in tracking runs.
 
     Use as ``@tracked`` or ``@tracked(exempt={"field": "reason"}, whole=False)``, on top
-    of ``@attrs.define`` when both are used.  `exempt` fields are never noted (each with
+    of ``@attrs.define`` when both are used (below it, the first construction raises
+    `InvalidArgument`).  `exempt` fields are never noted (each with
     its reason, shown by the coverage test); `whole` notes every field as the one
     resource ``FieldOf(obj, "*")``; `internal` lists classes of objects owned by the
     instance and covered by its notes (a tree's nodes), which `track` then does not
@@ -434,6 +488,7 @@ def tracked(
         twin = _make_twin(klass, frozenset(exempt), whole)
         info = _Tracking(klass, twin, exempt, whole, tuple(internal))
         type.__setattr__(klass, "__tracked__", info)
+        _TRACKED_CLASSES.add(klass)
         type.__setattr__(klass, "__init__", _adopting_init(klass))
         for part in info.internal:
             # Wherever the walk meets one (a handle a region keeps), its changes are made
@@ -448,9 +503,35 @@ _INIT = """
 def __init__({params}):
     _init({call})
     rt = _current(None)
-    if rt is not None and _getattr(rt, "_fp", None) is not None and type({me}) is _klass:
+    if rt is None:
+        if _at_birth[0]:
+            _adopt_born({me}, _klass)
+        else:
+            _unseen[0] = True
+    elif _getattr(rt, "_fp", None) is None:
+        _unseen[0] = True
+    elif type({me}) is _klass:
         _adopt({me}, _klass.__dict__["__tracked__"])
+    else:
+        _adopt_subclass({me}, _klass)
 """
+
+
+def _wrong_order(klass: type) -> None:
+    from .errors import InvalidArgument
+
+    raise InvalidArgument(
+        f"@tracked is below @attrs.define (or another class decorator) on "
+        f"{klass.__qualname__}: put @tracked on top, above @attrs.define"
+    )
+
+
+def _check_not_attrs(obj: object) -> None:
+    # `tracked` wrapped ``object.__init__`` (the class had no __init__ of its own) and an
+    # attrs decorator applied after it kept that wrapper instead of making its own
+    # (``@attrs.define`` over ``@tracked``): the object would be built without its fields.
+    if attrs.has(type(obj)):
+        _wrong_order(type(obj))
 
 
 def _adopting_init(klass: type) -> Callable[..., None]:
@@ -469,6 +550,10 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         "_getattr": getattr,
         "_klass": klass,
         "_adopt": _adopt,
+        "_adopt_subclass": _adopt_subclass,
+        "_at_birth": _ADOPT_AT_BIRTH,
+        "_adopt_born": _adopt_born,
+        "_unseen": _UNSEEN,
     }
     try:
         params = list(inspect.signature(init).parameters.values())
@@ -509,6 +594,10 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         ):
             defs.append("/")
     source = _INIT.format(params=", ".join(defs), call=", ".join(call), me=params[0].name)
+    if init is object.__init__:  # nothing of its own: attrs may still change it in place
+        ns["_check_not_attrs"] = _check_not_attrs
+        check = f"    _check_not_attrs({params[0].name})\n"
+        source = source.replace("    _init(", check + "    _init(", 1)
     exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
     wrapper: Callable[..., None] = ns["__init__"]
     wrapper.__wrapped__ = init  # type: ignore[attr-defined]
@@ -532,6 +621,148 @@ def _adopt(obj: object, info: _Tracking) -> None:
     object.__setattr__(obj, "__class__", info.twin)
     if not info.whole:
         _convert_fields(obj, info, _tracked_copy)
+
+
+def _twin_of(kind: type, info: _Tracking) -> type:
+    # The tracking twin of `kind`: its tracked class's, or (for a subclass nobody
+    # decorated) one made for it on first need, noting as its tracked base does.
+    if kind is info.cls:
+        return info.twin
+    twin = _SUBCLASS_TWINS.get(kind)
+    if twin is None:
+        twin = _SUBCLASS_TWINS[kind] = _make_twin(kind, frozenset(info.exempt), info.whole)
+    return twin
+
+
+# Twins made for subclasses of tracked classes that are not decorated themselves.
+_SUBCLASS_TWINS: dict[type, type] = {}
+
+
+def _adopt_subclass(obj: object, klass: type) -> None:
+    # Built in a tracking run by `klass`'s __init__ as an instance of a subclass: adopted
+    # here when `klass` is its nearest tracked class (a decorated subclass adopts its own).
+    kind = type(obj)
+    if "__twin_of__" in kind.__dict__:
+        return
+    info = getattr(kind, "__tracked__", None)
+    if isinstance(info, _Tracking) and info.cls is klass:
+        object.__setattr__(obj, "__class__", _twin_of(kind, info))
+        if not info.whole:
+            _convert_fields(obj, info, _tracked_copy)
+
+
+# --- objects built outside tracking runs --------------------------------------------------
+#
+# An instance built outside a tracking run is reached, in a later one, through whatever
+# holds it: the tracked root (`track` adopts it then) or a module global, a closure, a
+# default, a class attribute, which nobody walks.  Its ``__init__`` (outside a tracking
+# run: one store) marks that such an instance may exist, and the next footprint-keeping
+# run under the noted-only promise starts by adopting every live one (`_adopt_unseen`,
+# a look at every object the garbage collector tracks).  Objects made without
+# ``__init__`` (a copy, an unpickling) are copies of adopted ones or are found by that
+# look when another birth marked it.
+
+#: True: an instance of a tracked class may have been built outside a tracking run since
+#: the last noted run began.  Process-wide, as the classes are.
+_UNSEEN = [True]
+#: Every class `tracked` decorated (their subclasses are found when needed).
+_TRACKED_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
+#: True while `adopting_births` holds: instances built outside any run are adopted by
+#: their ``__init__`` (in a run that keeps no footprints, they only mark a look).
+_ADOPT_AT_BIRTH = [False]
+
+
+@contextlib.contextmanager
+def adopting_births() -> Iterator[None]:
+    """``with adopting_births(): ...``: every instance of a tracked class built inside,
+    outside any run, is adopted at once, as in a tracking run (for a root about to be
+    tracked: `odp_async.world.run_world`'s world), so none is left for a noted run to
+    look for; one built in a sim run inside (a setup's) still marks a look.  Sync; one
+    thread at a time."""
+    was = _ADOPT_AT_BIRTH[0]
+    _ADOPT_AT_BIRTH[0] = True
+    try:
+        yield
+    finally:
+        _ADOPT_AT_BIRTH[0] = was
+
+
+def _adopt_born(obj: object, klass: type) -> None:
+    if type(obj) is klass:
+        _adopt(obj, klass.__dict__["__tracked__"])
+    else:
+        _adopt_subclass(obj, klass)
+
+
+def _adopt_unseen() -> bool:
+    """Adopt, for tracking, every live instance of a tracked class not adopted yet, when
+    one may have been built outside a tracking run since the last call (switch it to its
+    twin; its plain containers stay as they are, and reading one makes the step
+    unknown).  True: the noted-only promise can stand."""
+    if not _UNSEEN[0]:
+        return True
+    holds = True
+    for obj in _unadopted_instances():
+        kind = type(obj)
+        info = _class_attr(kind, "__tracked__")
+        if isinstance(info, _Tracking) and "__twin_of__" not in kind.__dict__:
+            try:
+                object.__setattr__(obj, "__class__", _twin_of(kind, info))
+            except TypeError:  # a class whose instances cannot switch: no promise
+                holds = False
+    if not holds:  # one left unadopted: look at everything (and refuse) again next time
+        _UNSEEN[0] = _AGED[0] = True
+    else:
+        _UNSEEN[0] = False
+    return holds
+
+
+def _unadopted_instances() -> list[object]:
+    # Every live instance of a tracked class (or an undecorated subclass) not adopted:
+    # the filter runs in C (`map`, `compress`), a few dozen instructions per object.
+    classes = set()
+    stack = list(_TRACKED_CLASSES)
+    while stack:
+        klass = stack.pop()
+        if klass not in classes and "__twin_of__" not in klass.__dict__:
+            classes.add(klass)
+            stack.extend(type.__subclasses__(klass))
+    enabled = gc.isenabled()
+    gc.disable()  # no collection moves an object between the generations read below
+    try:
+        if _AGED[0]:  # objects built since the last look may be in any generation
+            _AGED[0] = False
+            objects = gc.get_objects()
+        else:  # only young ones: those are in the first two generations
+            objects = gc.get_objects(0) + gc.get_objects(1)
+    finally:
+        if enabled:
+            gc.enable()
+    return list(itertools.compress(objects, map(classes.__contains__, map(type, objects))))
+
+
+#: True when a collection of an older generation ran since the last look (it moves
+#: young objects to the oldest generation, so the next look reads every generation).
+_AGED = [True]
+
+
+def _on_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "start" and info["generation"] >= 1:
+        _AGED[0] = True
+
+
+gc.callbacks.append(_on_collection)
+
+
+def _class_attr(kind: type, name: str) -> object:
+    # `name` from the MRO's own dicts (no metaclass __getattr__ runs).
+    for klass in kind.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
+
+
+NOTED_RUN_HOOKS.append(_adopt_unseen)
 
 
 def _tracked_copy(value: object) -> object:
@@ -592,7 +823,7 @@ def _is_opaque(kind: type, value: object) -> bool:
         return True
     info = getattr(kind, "__tracked__", None)
     if isinstance(info, _Tracking):
-        return info.twin is not kind  # not adopted (or an untracked subclass): unnoted
+        return "__twin_of__" not in kind.__dict__  # not adopted: unnoted
     if kind in (TrackedDict, TrackedList, TrackedSet, tuple, frozenset, types.MethodType):
         return False
     if issubclass(kind, _VALUE_TYPES) or "__tracked_internal_of__" in kind.__dict__:

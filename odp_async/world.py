@@ -34,6 +34,7 @@ See also
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -51,7 +52,7 @@ from .odp import OdpProtocol, UContext
 from .snapshot import Snapshot
 from .srcu import Srcu
 from .sync import Mutex, RWLock
-from .tracked import track, tracked
+from .tracked import adopting_births, track, tracked
 from .workqueue import Workqueue
 
 __all__ = ["PreparedWorld", "Scenario", "World", "WorldRun", "run_world"]
@@ -140,17 +141,33 @@ class World:
         """Run ``setup(world)`` on this world as a sim run of its own (seed 0, events not
         recorded; violations are kept): how a `Scenario`'s ``setup`` builds the state its
         schedules start from.  Blocks until it is done; call it outside any event loop's
-        task.  Raises `InvalidArgument` if the setup does not finish cleanly (an error, a
-        deadlock, the step bound)."""
+        task.  Raises `InvalidArgument` if the setup is not an async function (one line
+        naming it) or does not finish cleanly (an error, a deadlock, the step bound).  A
+        violation the setup records is kept at step 0 (its steps are not a run's), with
+        its setup step in its detail."""
+        if not callable(setup):
+            raise InvalidArgument(f"the world's setup must be an async function, got {setup!r}")
         record = self.checker.record_events
         self.checker.record_events = False
+        earlier = len(self.checker.violations)
         try:
-            result = sim_run(world_main(self, setup), seed=0, max_steps=DEFAULT_MAX_STEPS)
+            result = sim_run(
+                world_main(self, _awaited_setup(setup)), seed=0, max_steps=DEFAULT_MAX_STEPS
+            )
         finally:
             self.checker.record_events = record
+        if isinstance(result.error, _NotAsync):
+            raise InvalidArgument(str(result.error)) from None
         if result.outcome != "ok":
             why = repr(result.error) if result.error is not None else result.outcome
             raise InvalidArgument(f"the world's setup {_qualname(setup)} did not finish: {why}")
+        # A violation the setup recorded is kept, but its step is not one of a run's: it
+        # is shown at step 0 (before the run's first step), its setup step in the detail.
+        found = self.checker.violations
+        for i in range(earlier, len(found)):
+            v = found[i]
+            detail = f"{v.detail} (in the setup, at its step {v.step})"
+            found[i] = attrs.evolve(v, step=0, detail=detail)
 
     def snapshot(self) -> Snapshot:
         """Record this world's state, to put it back later with ``.restore()`` (in place:
@@ -281,7 +298,14 @@ def run_world(
     stateful object of an untracked class (a user protocol not marked ``@tracked``),
     the promise is not taken and steps stay unknown (sound, unreduced).
     """
-    world = World.build(protocol, options=options, **world_kwargs)
+    if noted_only and getattr(chooser, "wants_footprints", False):
+        # The world is adopted for this run anyway: each object as it is built, so that
+        # one kept elsewhere (a global) is adopted too, and nothing is left to look for
+        # (a setup's sim run still leaves a look: `PreparedWorld` runs it once).
+        with adopting_births():
+            world = World.build(protocol, options=options, **world_kwargs)
+    else:
+        world = World.build(protocol, options=options, **world_kwargs)
     if setup is not None:
         _set_up(world, setup)
     run = _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
@@ -295,6 +319,25 @@ def _set_up(world: World, setup: Scenario) -> None:
 
 def _qualname(fn: object) -> str:
     return str(getattr(fn, "__qualname__", None) or repr(fn))
+
+
+class _NotAsync(Exception):
+    """A setup that returned something not awaitable (a plain ``def``)."""
+
+
+def _awaited_setup(setup: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    async def setup_run(world: World) -> Any:
+        made = setup(world)
+        if not inspect.isawaitable(made):
+            module = getattr(setup, "__module__", None)
+            name = f"{module}.{_qualname(setup)}" if module else _qualname(setup)
+            raise _NotAsync(
+                f"the world's setup {name} is not an async function: it returned {made!r} "
+                "(define it with async def)"
+            )
+        return await made
+
+    return setup_run
 
 
 def _run_on(

@@ -80,6 +80,7 @@ PUBLIC = {
         "TrackedDict",
         "TrackedList",
         "TrackedSet",
+        "adopting_births",
         "is_tracked_class",
         "track",
         "tracked",

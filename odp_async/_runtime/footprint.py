@@ -26,7 +26,7 @@ See also
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import attrs
@@ -41,6 +41,7 @@ __all__ = [
     "independent",
     "note",
     "note_read",
+    "noted_run_starts",
     "with_noted_reads",
 ]
 
@@ -177,6 +178,23 @@ class FieldOf:
 
     def __repr__(self) -> str:
         return f"{type(self.owner).__name__}.{self.part}"
+
+
+#: What a footprint-keeping run with the noted-only promise calls first (`noted_run_starts`):
+#: `odp_async.tracked` puts its check here when imported (the layer below cannot import
+#: it).  Process-wide, as the tracked classes it serves are.
+NOTED_RUN_HOOKS: list[Callable[[], bool]] = []
+
+
+def noted_run_starts() -> bool:
+    """Called by the sim when a run that keeps footprints starts under the program's
+    noted-only promise (every shared access noted): True when the promise can stand for
+    this run, False when some shared state is known to escape the notes (the run's steps
+    are then unknown unless declared).  Sync; may adopt objects for tracking."""
+    ok = True
+    for hook in NOTED_RUN_HOOKS:
+        ok = hook() and ok
+    return ok
 
 
 def with_noted_reads(fp: Footprint) -> Footprint:

@@ -75,7 +75,7 @@ import attrs
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import RUNTIME_VAR, Runtime, Waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
-from .footprint import Footprint, ReadOf, declared_footprint
+from .footprint import Footprint, ReadOf, declared_footprint, noted_run_starts
 
 __all__ = [
     "BlockedTask",
@@ -929,6 +929,8 @@ class SimRuntime(Runtime):
         chooser.new_execution()
         if not track and trace is None and not ask_always:
             return self._drive_plain(root)
+        if track and noted_only:  # objects the notes would miss: adopted, or no promise
+            noted_only = noted_run_starts()
         while True:
             if self._chooser_error is not None:
                 raise self._chooser_error

@@ -7,10 +7,11 @@ Contract
     ``random``.  A cell whose expected verdict is a failure stops at the first schedule
     showing that verdict; a cell expected clean runs its whole budget, unless the
     portfolio's dpor member ran every trace first (nothing is left to find). Each cell's
-    `Cell.claim` says what it established: ``complete: N traces, no violation`` when that
-    DPOR search ran every Mazurkiewicz trace (relative to the footprints, as
-    `ExploreResult.claim`), else ``no violation in N schedules (budget reached, not
-    complete)``, or ``<verdict> at schedule i`` for what it saw.  The cell's verdict is the
+    `Cell.claim` says what it established, in `ExploreResult.claim`'s words
+    (`odp_async.explore.claims`): ``complete: N traces, no violation`` when that DPOR
+    search ran every Mazurkiewicz trace (relative to the footprints), else ``no violation
+    in N schedules (budget reached, not complete)``, or ``violation at schedule i:
+    <kind>`` for the first failure it counts (under any chooser).  The cell's verdict is the
     expected one if it was seen, else the most severe seen (found, then deadlock, then
     starvation, then clean); a safety violation (found) seen where a deadlock or starvation
     was expected always wins, so corruption is never hidden behind an expected liveness
@@ -46,6 +47,7 @@ from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
+from .claims import claim_text
 from .config import MAX_JOBS, ExploreConfig, derive_seed
 from .executors import Executor, ProcessExecutor
 from .portfolio import DporShare, Probes, dpor_ordinal, member_at
@@ -106,6 +108,7 @@ def explore_cell(
     key = _expectation_key(scenario, protocol)
     expected = None if key is None else target.scenario.expected_for(key)
     seen = Verdict.CLEAN
+    seen_kind = ""
     first_hit: int | None = None
     token: str | None = None
     detail = ""
@@ -129,6 +132,7 @@ def explore_cell(
             found_by = by
             failure = execution.failure
             assert failure is not None
+            seen_kind = failure.kind
             schedule = execution.sim.schedule
             token_target = target
             if shrink_found:
@@ -147,12 +151,13 @@ def explore_cell(
             # the expected failure was shown; or a clean cell is not clean; or data was
             # corrupted where only a liveness failure was expected (never hidden)
             break
-    if first_hit is not None:
-        claim = f"{seen} at schedule {first_hit}"
-    elif schedules.complete:
-        claim = f"complete: {schedules.traces} traces, no violation"
-    else:
-        claim = f"no violation in {ran} schedules (budget reached, not complete)"
+    claim = claim_text(
+        ran,
+        chooser=chooser,
+        violation=None if first_hit is None else (first_hit, seen_kind),
+        complete=schedules.complete,
+        traces=schedules.traces if schedules.complete else None,
+    )
     return Cell(
         scenario,
         name,

@@ -78,6 +78,7 @@ from ..check import Violation
 from ..errors import ExplorationFailed, ExploreInterrupted, InvalidArgument
 from ..odp.protocols import OdpProtocol
 from ..scenarios import Scenario, Verdict
+from .claims import claim_text
 from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
@@ -283,33 +284,22 @@ class ExploreResult:
           budget reached`` after `ExploreConfig.time`, or ``interrupted``).
 
         Completeness is relative to the footprints (a step whose accesses are not all
-        recorded conflicts with every other: `odp_async._runtime.footprint`).
+        recorded conflicts with every other: `odp_async._runtime.footprint`).  The
+        wording is `odp_async.explore.claims.claim_text`'s, shared with the matrix; a
+        count of one is singular (``complete: 1 trace, no violation``).
         """
-        n, chooser = self.schedules, self.config.chooser
-        if self.failure is not None:
-            return f"violation at schedule {self.failure.index}: {self.failure.violation.kind}"
-        if n == 0:
-            why = "interrupted" if self.interrupted else "time budget reached"
-            if not self.interrupted and not self.out_of_time:
-                why = "the search ended"
-            return f"nothing explored ({why} before the first schedule)"
-        if self.interrupted:
-            return f"no violation in {n} schedules (interrupted, not complete)"
-        if self.complete and chooser == "dpor":
-            return f"complete: {n} traces, no violation"
-        if self.complete and chooser == "portfolio":
-            return f"complete: its dpor member ran every trace; no violation in {n} schedules"
-        if self.complete and chooser == "dfs":
-            return f"complete for preemption bound {self.bound}: {n} schedules, no violation"
-        cut_by_bound = self.schedules < self.config.schedules and not self.out_of_time
-        if chooser == "dpor" and self.bound is not None and cut_by_bound:
-            # The bounded search ran out of entries before the budget: the bound cut it.
-            return (
-                f"preemption bound {self.bound} reached: {n} traces, no violation found "
-                "(not complete)"
-            )
-        spent = "time budget" if self.out_of_time else "budget"
-        return f"no violation in {n} schedules ({spent} reached, not complete)"
+        failure = self.failure
+        return claim_text(
+            self.schedules,
+            chooser=self.config.chooser,
+            violation=None if failure is None else (failure.index, failure.violation.kind),
+            complete=self.complete,
+            bound=self.bound,
+            # A bounded search that ran out of entries before the budget: the bound cut it.
+            cut_by_bound=self.schedules < self.config.schedules and not self.out_of_time,
+            interrupted=self.interrupted,
+            out_of_time=self.out_of_time,
+        )
 
     @property
     def schedules_per_second(self) -> float:

@@ -82,9 +82,11 @@ class Scenario:
     #: run (seed 0, no events recorded), and each schedule then runs `body` on that
     #: state put back in place (`odp_async.world.PreparedWorld`): far faster than
     #: building it again per schedule, with the same results.  Its steps are not part of
-    #: any schedule, so nothing in it is explored.  World scenarios only (with
-    #: ``needs_world=False`` the constructor raises `InvalidArgument`); `with_params`
-    #: does not change it.
+    #: any schedule, so nothing in it is explored, and a run's steps count from 1 after
+    #: it (a violation the setup records is shown at step 0, its setup step in its
+    #: detail).  A plain ``def`` raises `InvalidArgument` at the first run.  World
+    #: scenarios only (with ``needs_world=False`` the constructor raises
+    #: `InvalidArgument`); `with_params` does not change it.
     setup: Callable[..., Awaitable[Any]] | None = None
 
     def __attrs_post_init__(self) -> None:

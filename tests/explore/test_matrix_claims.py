@@ -7,6 +7,7 @@ in ``--json`` (issue 11, verification claims in the matrix)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ def test_a_failing_cell_is_schedule_i_of_explore_and_names_its_member() -> None:
     assert cell.verdict is Verdict.FOUND
     assert cell.first_hit == result.failure.index
     assert cell.found_by == result.found_by
-    assert cell.claim == f"found at schedule {cell.first_hit}"
+    assert cell.claim == f"violation at schedule {cell.first_hit}: stale-translation"
+    assert cell.claim == result.claim  # one wording for explore and the matrix
 
 
 def test_an_unknown_chooser_is_refused() -> None:
@@ -95,5 +97,47 @@ def test_your_scenario_file_gets_a_claim(tmp_path: Path) -> None:
     path.write_text(FILE)
     (cell,) = verdict_matrix(budget=1000, scenarios=[str(path)])
     assert cell.matches
-    assert cell.claim.startswith("complete: ")
-    assert cell.claim.endswith(" traces, no violation")
+    assert re.fullmatch(r"complete: (1 trace|\d+ traces), no violation", cell.claim)
+
+
+def test_a_found_cell_under_random_shows_its_claim(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the table's claim column said ``-`` for a cell random found."""
+    args = ["matrix", "--scenario", "registration-race", "-p", "odp2014", "--jobs", "1"]
+    args += ["--chooser", "random", "--budget", "1000"]
+    assert main([*args, "--json"]) == ExitCode.OK
+    (cell,) = json.loads(capsys.readouterr().out)["cells"]
+    first = cell["schedules_to_first"]
+    assert cell["claim"] == f"violation at schedule {first}: stale-translation"
+    assert main(args) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert f"violation at schedule {first}: stale-translation" in out
+
+
+def test_one_wording_with_singular_counts() -> None:
+    from odp_async.explore.claims import claim_text
+
+    assert claim_text(1, chooser="dpor", complete=True) == "complete: 1 trace, no violation"
+    assert claim_text(2, chooser="dpor", complete=True) == "complete: 2 traces, no violation"
+    assert claim_text(9, chooser="portfolio", complete=True, traces=1) == (
+        "complete: 1 trace, no violation"
+    )
+    assert claim_text(1, chooser="random") == (
+        "no violation in 1 schedule (budget reached, not complete)"
+    )
+    assert claim_text(7, chooser="random", violation=(3, "error")) == (
+        "violation at schedule 3: error"
+    )
+    assert claim_text(1, chooser="dpor", bound=0, cut_by_bound=True) == (
+        "preemption bound 0 reached: 1 trace, no violation found (not complete)"
+    )
+
+
+def test_a_one_trace_program_says_one_trace() -> None:
+    """Before: ``complete: 1 traces, no violation``."""
+    from odp_async import checkpoint
+
+    async def alone() -> None:
+        await checkpoint("nothing shared")
+
+    result = explore(alone, chooser="dpor", schedules=10)
+    assert result.claim == "complete: 1 trace, no violation"

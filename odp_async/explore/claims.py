@@ -1,0 +1,80 @@
+"""What a search established, in one line: the one wording `explore`, the matrix (its
+table and ``--json``) and the Python results (`ExploreResult.claim`, `Cell.claim`) use.
+
+Contract
+    `claim_text` returns, never saying more than the search showed:
+
+    - a violation seen: ``"violation at schedule i: <kind>"`` (the first schedule that
+      showed it, counted from 1; the kind of its first violation: ``error``,
+      ``deadlock``, ``stale-translation``...);
+    - no schedule ran: ``"nothing explored (<why> before the first schedule)"``;
+    - interrupted: ``"no violation in N schedules (interrupted, not complete)"``;
+    - a DPOR search that ran every Mazurkiewicz trace: ``"complete: N traces, no
+      violation"`` (N the traces; the portfolio's when the count of its dpor member is
+      not known: ``"complete: its dpor member ran every trace; no violation in N
+      schedules"``);
+    - dfs that ran every schedule within its bound: ``"complete for preemption bound b:
+      N schedules, no violation"``;
+    - a bounded DPOR search that ended before its budget: ``"preemption bound b reached:
+      N traces, no violation found (not complete)"``;
+    - otherwise: ``"no violation in N schedules (budget reached, not complete)"``
+      (``time budget reached`` when the wall clock stopped it).
+
+    Counts take the singular for one (``1 trace``, ``1 schedule``).  Pure; raises
+    nothing.
+
+See also
+    `odp_async.explore.runner.ExploreResult.claim`, `odp_async.explore.matrix.Cell`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["claim_text", "count"]
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 trace"``, ``"2 traces"``: `n` and `noun`, plural unless `n` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def claim_text(
+    schedules: int,
+    *,
+    chooser: str,
+    violation: tuple[int, str] | None = None,
+    complete: bool = False,
+    traces: int | None = None,
+    bound: int | None = None,
+    cut_by_bound: bool = False,
+    interrupted: bool = False,
+    out_of_time: bool = False,
+) -> str:
+    """The claim of a search that ran `schedules` schedules of `chooser` (see the module
+    docstring).  `violation` is ``(schedule index, kind)`` of the first one seen;
+    `complete` that the systematic search ran out of schedules (every trace, or every
+    schedule within `bound` for dfs); `traces` the dpor member's trace count when it is
+    not `schedules`; `cut_by_bound` that a bounded DPOR search ended before its budget."""
+    if violation is not None:
+        index, kind = violation
+        return f"violation at schedule {index}: {kind}"
+    if schedules == 0:
+        why = "interrupted" if interrupted else "time budget reached"
+        if not interrupted and not out_of_time:
+            why = "the search ended"
+        return f"nothing explored ({why} before the first schedule)"
+    ran = count(schedules, "schedule")
+    if interrupted:
+        return f"no violation in {ran} (interrupted, not complete)"
+    if complete and (chooser == "dpor" or traces is not None):
+        return f"complete: {count(schedules if traces is None else traces, 'trace')}, no violation"
+    if complete and chooser == "portfolio":
+        return f"complete: its dpor member ran every trace; no violation in {ran}"
+    if complete and chooser == "dfs":
+        return f"complete for preemption bound {bound}: {ran}, no violation"
+    if chooser == "dpor" and bound is not None and cut_by_bound:
+        return (
+            f"preemption bound {bound} reached: {count(schedules, 'trace')}, "
+            "no violation found (not complete)"
+        )
+    spent = "time budget" if out_of_time else "budget"
+    return f"no violation in {ran} ({spent} reached, not complete)"

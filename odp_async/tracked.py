@@ -69,6 +69,9 @@ See also
 
 from __future__ import annotations
 
+import array
+import collections
+import collections.abc
 import contextlib
 import copyreg
 import enum
@@ -135,7 +138,7 @@ def _handed(value: Any) -> Any:
     opaque = _OPAQUE.get(kind)
     if opaque is None:
         opaque = _OPAQUE[kind] = _is_opaque(kind, value)
-    if opaque:
+    if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
         _unknown()
     return value
 
@@ -376,8 +379,10 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
                 opaque = _OPAQUE.get(kind)
                 if opaque is None:
                     opaque = _OPAQUE[kind] = _is_opaque(kind, value)
-                if opaque:
+                if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
                     _unknown()  # state nobody tracks (a plain container or object)
+        elif name == "__dict__" and getattr(current(None), "_fp", None) is not None:
+            _unknown()  # the fields themselves, read and written past the notes
         return value
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
@@ -404,17 +409,17 @@ def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
 
 
 def _reduce_as(cls: type) -> Callable[[Any, int], Any]:
-    # A twin pickles (and, outside tracking runs, copies) as its class: the twin is not
-    # importable by name, and the copy is an ordinary object until a run adopts it.
-    # Inside a tracking run a copy stays adopted.
+    # A twin pickles and copies as its class (the twin is not importable by name): what
+    # comes back is built by `_new_as`, adopted inside a tracking run (a copy or an
+    # unpickled object made there is noted as the original is) and ordinary outside.
     def __reduce_ex__(self: Any, protocol: int) -> Any:
         made = super(type(self), self).__reduce_ex__(protocol)
         twin = type(self)
-        if tracking() or not isinstance(made, tuple) or len(made) < 2:
+        if not isinstance(made, tuple) or len(made) < 2:
             return made
         args = made[1]
         if made[0] is _NEWOBJ and isinstance(args, tuple) and args[:1] == (twin,):
-            made = (_new_plain, (cls, *args[1:]), *made[2:])
+            made = (_new_as, (cls, *args[1:]), *made[2:])
         return made
 
     return __reduce_ex__
@@ -423,9 +428,14 @@ def _reduce_as(cls: type) -> Callable[[Any, int], Any]:
 _NEWOBJ: Any = getattr(copyreg, "__newobj__")  # noqa: B009 (not in the stubs)
 
 
-def _new_plain(cls: type, *args: Any) -> Any:
-    """``cls.__new__(cls, *args)``: how a pickled or copied twin comes back (as `cls`)."""
-    return cls.__new__(cls, *args)
+def _new_as(cls: type, *args: Any) -> Any:
+    """``cls.__new__(cls, *args)``, switched to `cls`'s tracking twin inside a tracking
+    run: how a pickled or copied twin comes back."""
+    obj = cls.__new__(cls, *args)
+    info = _class_attr(cls, "__tracked__")
+    if isinstance(info, _Tracking) and tracking():
+        object.__setattr__(obj, "__class__", _twin_of(cls, info))
+    return obj
 
 
 @attrs.frozen
@@ -809,8 +819,43 @@ _VALUE_TYPES: tuple[type, ...] = (
 )
 
 
-# Memo of `_is_opaque` by type (a function of the class alone).
+# Memo of `_is_opaque` by type (a function of the class alone; `_DEPENDS` for the
+# immutable containers, whose answer is their items').
 _OPAQUE: dict[type, bool] = {}
+
+
+class _Depends(int):
+    """True-ish: "opaque if one of its items is" (`_opaque_items` decides)."""
+
+
+_DEPENDS: bool = _Depends(1)  # type: ignore[assignment]
+
+#: Mutable containers of the standard library (and their subclasses): state whose
+#: changes nobody notes.  `dict`, `list` and `set` themselves are in `_PLAIN`.
+_MUTABLE_BUILTINS: tuple[type, ...] = (
+    dict,
+    list,
+    set,
+    bytearray,
+    collections.deque,
+    array.array,
+    memoryview,
+    collections.abc.MutableMapping,
+    collections.abc.MutableSequence,
+    collections.abc.MutableSet,
+)
+
+
+def _opaque_items(value: Iterable[object]) -> bool:
+    # Whether a tuple or frozenset read out of tracked state holds opaque state.
+    for item in value:
+        kind = type(item)
+        opaque = _OPAQUE.get(kind)
+        if opaque is None:
+            opaque = _OPAQUE[kind] = _is_opaque(kind, item)
+        if opaque and (opaque is not _DEPENDS or _opaque_items(item)):  # type: ignore[arg-type]
+            return True
+    return False
 
 
 def _is_opaque(kind: type, value: object) -> bool:
@@ -824,8 +869,12 @@ def _is_opaque(kind: type, value: object) -> bool:
     info = getattr(kind, "__tracked__", None)
     if isinstance(info, _Tracking):
         return "__twin_of__" not in kind.__dict__  # not adopted: unnoted
-    if kind in (TrackedDict, TrackedList, TrackedSet, tuple, frozenset, types.MethodType):
+    if kind in (TrackedDict, TrackedList, TrackedSet, types.MethodType):
         return False
+    if issubclass(kind, (tuple, frozenset)):
+        return _DEPENDS  # a record of values or of handles: as opaque as what it holds
+    if issubclass(kind, _MUTABLE_BUILTINS):
+        return True  # defaultdict, Counter, OrderedDict, deque, bytearray, array ...
     if issubclass(kind, _VALUE_TYPES) or "__tracked_internal_of__" in kind.__dict__:
         return False
     if _self_noting(value) or kind.__module__.startswith("odp_async._runtime"):
@@ -851,7 +900,12 @@ def _fields_of(obj: object) -> Iterable[str]:
     for klass in cls.__mro__:
         slots = klass.__dict__.get("__slots__", ())
         seen.extend((slots,) if isinstance(slots, str) else slots)
-    d = getattr(obj, "__dict__", None) if "__dict__" not in seen else None
+    d = None
+    if "__dict__" not in seen:
+        try:  # past a twin's hook: reading it here is bookkeeping, not the program's
+            d = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            pass
     names = [n for n in seen if n not in ("__weakref__", "__dict__")]
     if isinstance(d, dict):
         names.extend(d)
@@ -941,7 +995,7 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
             inside = True
-        elif not covered and _is_opaque(cls, obj):  # the same rule a tracked read applies
+        elif not covered and _is_opaque(cls, obj) is True:  # the rule a tracked read applies
             untracked.add(f"{cls.__module__}.{cls.__qualname__}")
         if not deep and obj is not root:
             continue

@@ -49,6 +49,7 @@ from typing import Any, Final
 
 import attrs
 
+from ..errors import NondeterminismError
 from .dfs import DfsChooser, PrunedExecution
 from .target import Execution, Target
 
@@ -179,7 +180,8 @@ def shrink(
 ) -> ShrinkResult:
     """Shrink `schedule` (which fails on `target` with `kind`) within `budget` replays,
     then try to prove the preemption count minimal within `proof_budget` executions
-    (0: no proof).  Raises ValueError if `schedule` does not fail so."""
+    (0: no proof).  Raises `NondeterminismError` if a replay of `schedule` does not fail
+    so (the program's runs are not a function of their schedule)."""
     attempts = 0
     current = target
 
@@ -195,7 +197,11 @@ def shrink(
 
     first = attempt(schedule, by_id=False)
     if first is None:
-        raise ValueError(f"the schedule does not fail with {kind!r} on {target.label}")
+        raise NondeterminismError(
+            f"a run of {target.label} failed with {kind!r}, but its replay does not: the "
+            "program is not deterministic (does it keep state between runs, e.g. in a "
+            "module global?); --no-shrink reports the failure without replaying it"
+        )
     best: _Run = first
     before = (best[0].preemptions, _step(best[1]))
 

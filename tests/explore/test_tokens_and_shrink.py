@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from odp_async.errors import InvalidArgument, ReplayMismatch
+from odp_async.errors import InvalidArgument, NondeterminismError, ReplayMismatch
 from odp_async.explore.shrink import LenientReplay, shrink
 from odp_async.explore.target import Target
 from odp_async.explore.tokens import decode_token, encode_token, replay_token
@@ -163,5 +163,5 @@ def test_shrinking_is_deterministic() -> None:
 
 def test_shrinking_a_schedule_that_does_not_fail_is_refused() -> None:
     target = Target.resolve("classic:lost-update")
-    with pytest.raises(ValueError, match="does not fail"):
+    with pytest.raises(NondeterminismError, match="its replay does not"):
         shrink(target, (), "error", max_steps=1000)

@@ -1,0 +1,49 @@
+"""A user program that keeps state between runs: its failure does not replay, and
+`odp-async explore` says so in one line (exit 2), never a traceback (the new-user
+trial's ``leak.py``, run in a fresh process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_cli_user import cli_cmd, fresh_env
+
+LEAKY = """
+from odp_async import checkpoint, task_group
+from odp_async.scenarios import Scenario
+
+STATE = {"n": 0}  # never reset between runs
+
+async def leaky():
+    async def bump():
+        seen = STATE["n"]
+        await checkpoint("between")
+        STATE["n"] = seen + 1
+    async with task_group() as tg:
+        tg.start_soon(bump)
+        tg.start_soon(bump)
+    assert STATE["n"] % 2 == 0
+
+S = Scenario("leaky", "", leaky, (), needs_world=False)
+"""
+
+
+def test_a_failure_that_does_not_replay_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "leakymod.py").write_text(LEAKY)
+    done = subprocess.run(
+        cli_cmd("explore", "leakymod:S", "--chooser", "random", "--schedules", "200"),
+        cwd=tmp_path,
+        env=fresh_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("odp-async:")]
+    assert len(errors) == 1, done.stderr  # (the line before it is the progress note)
+    assert "not deterministic" in errors[0]
+    assert done.stderr.splitlines()[-1] == errors[0]

@@ -5,7 +5,6 @@ trial's ``leak.py``, run in a fresh process)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.test_cli_user import cli_cmd, fresh_env

@@ -442,11 +442,13 @@ def _explore(
 
 
 def _explore_line(result: Any) -> str:
+    from .explore.claims import count
+
     verdict = result.verdict
     if result.schedules == 0 and result.failure is None:
         verdict = "nothing explored"  # never "clean": it establishes nothing
     return (
-        f"{result.label}: {verdict} - {result.schedules} schedules "
+        f"{result.label}: {verdict} - {count(result.schedules, 'schedule')} "
         f"({result.steps} steps, {result.elapsed:.2f}s"
         + (f", {result.pruned} pruned" if result.pruned else "")
         + (", complete" if result.complete else "")

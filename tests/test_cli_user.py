@@ -717,3 +717,24 @@ def test_matrix_takes_schedules_as_explore_does(capsys: pytest.CaptureFixture[st
 
     assert by_schedules["budget"] == by_budget["budget"] == 40
     assert cells(by_schedules) == cells(by_budget)
+
+
+ONE_STEP = """
+from odp_async import checkpoint
+
+async def one():
+    await checkpoint("the only step")
+"""
+
+
+def test_the_summary_line_says_one_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = write_user_module(tmp_path, ONE_STEP, "onestep", monkeypatch)
+    try:
+        code, out, _ = run_cli(capsys, "explore", f"{name}:one", "--chooser", "dpor")
+    finally:
+        forget(name)
+    assert code == ExitCode.OK
+    assert ": clean - 1 schedule (" in out
+    assert "complete: 1 trace, no violation" in out

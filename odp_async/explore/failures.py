@@ -275,14 +275,22 @@ def _step_lines(
             text += "  <=="
         rows.append((step, names.get(tid, f"task {tid}"), text))
     lines = [f"the run, step by step ({len(rows)} steps; * marks a preemption, <== the failure):"]
-    shown = rows[-max_shown:] if max_shown > 0 else []
-    if len(shown) < len(rows):
-        lines.append(f"  ... {len(rows) - len(shown)} earlier steps not shown")
+    end = len(rows)
+    if marked is not None and max_shown > 0 and marked < end - max_shown + 1:
+        # The failure lies before the last `max_shown` steps (what other tasks did after
+        # it, e.g. their cancellation): the window ends a little after the failure.
+        end = min(end, marked + max_shown // 4)
+    shown = rows[max(0, end - max_shown) : end] if max_shown > 0 else []
+    if end - len(shown) > 0:
+        lines.append(f"  ... {end - len(shown)} earlier steps not shown")
+    later = len(rows) - end
     width = max((len(name) for _, name, _ in shown), default=0)
     digits = len(str(sim.steps))
     for step, name, text in shown:
         star = "*" if step in preempted else " "
         lines.append(f"  step {step:>{digits}} {star} {name:<{width}}  {text}")
+    if later:
+        lines.append(f"  ... {later} later steps not shown")
     return lines
 
 

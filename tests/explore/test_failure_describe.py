@@ -60,3 +60,34 @@ def test_the_failure_report_has_the_error_leaves_and_the_last_steps(
         "beta" in line for line in step_lines
     )
     assert text.splitlines()[-1].startswith("replay: odp-async replay ")
+
+
+EARLY_FAILURE = """
+from odp_async import checkpoint, task_group
+
+
+async def early_failure():
+    async def reader():
+        await checkpoint("look")
+        raise AssertionError("seen too early")
+
+    async def worker():
+        for _ in range(3):
+            await checkpoint("work")
+
+    async with task_group() as tg:
+        tg.start_soon(reader, name="reader")
+        for i in range(40):
+            tg.start_soon(worker, name=f"w{i}")
+"""
+
+
+def test_the_failing_step_is_shown_when_many_steps_follow_it(user_module: UserModule) -> None:
+    """The steps after the failure (the other tasks' cancellation) used to fill the
+    window: the report showed neither the failing step nor its `<==`."""
+    mod = user_module(EARLY_FAILURE, "user_early_failure")
+    with pytest.raises(ExplorationFailed) as caught:
+        check(mod.early_failure, schedules=20, seed=0, raise_on_failure=True)
+    text = str(caught.value)
+    assert "<==" in text, text
+    assert "later steps not shown" in text, text

@@ -860,10 +860,12 @@ def _opaque_items(value: Iterable[object]) -> bool:
 
 def _is_opaque(kind: type, value: object) -> bool:
     """Whether a value of this type, read out of a tracked field, hands the step state
-    whose accesses nobody notes: a plain container, an instance of a tracked class not
-    adopted for tracking, or a plain object with fields.  Reading one makes the step
-    unknown (sound).  Values, adopted and internal objects, tracked containers,
-    primitives, frozen attrs records, tuples and the runtime's own objects are not."""
+    whose accesses nobody notes: a plain container or any mutable container of the
+    standard library (or a subclass of one), an instance of a tracked class not adopted
+    for tracking, or a plain object with fields.  Reading one makes the step unknown
+    (sound).  Values, adopted and internal objects, tracked containers, primitives,
+    frozen attrs records and the runtime's own objects are not; for a tuple or frozenset
+    the answer is `_DEPENDS` (as opaque as its items: `_opaque_items`)."""
     if kind in _PLAIN:
         return True
     info = getattr(kind, "__tracked__", None)

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import os
 import statistics
 import sys
 import time
@@ -55,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import load
 
 from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
@@ -436,13 +440,19 @@ def main() -> None:
         import importlib.metadata
 
         version = importlib.metadata.version("frontrun")
-    print(f"budget {budget} schedules, seeds 0..{seeds - 1}, frontrun {version}", flush=True)
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(
+        f"{started}: python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {load()}; "
+        f"budget {budget} schedules, seeds 0..{seeds - 1}, frontrun {version}",
+        flush=True,
+    )
     first = sctbench_table(names, budget, seeds)
     second = memory_table(sizes, schedules)
     print()
     print(render(f"schedules to the first bug (budget {budget})", first))
     print()
     print(render(f"memory per path ({schedules} schedules each)", second))
+    print(f"\nload {load()} at the end", flush=True)
     if args.json:
         import json
 

@@ -188,6 +188,9 @@ class DporShare:
     #: Why the search was given up (the program did not replay its own choices: its
     #: later slots run random), or None.
     abandoned: str | None = None
+    #: False once any execution of the search failed, the ones `run` skipped over
+    #: included (a shard's below its ``start``): only a clean search proves anything.
+    clean: bool = True
 
     def __attrs_post_init__(self) -> None:
         self.chooser = DporChooser(
@@ -198,6 +201,13 @@ class DporShare:
     @property
     def exhausted(self) -> bool:
         return self.abandoned is None and self.chooser.is_exhaustive
+
+    @property
+    def verified(self) -> bool:
+        """The search is over (`done`), ran every trace (`exhausted`) and none failed
+        (`clean`): no schedule of the program has a violation (relative to the
+        footprints), so the portfolio has nothing left to find."""
+        return self.done and self.exhausted and self.clean
 
     def _next(self) -> Execution | None:
         while self.chooser.has_more and self.abandoned is None:
@@ -211,6 +221,7 @@ class DporShare:
                 self.abandoned = str(e)
                 return None
             self.next_ordinal += 1
+            self.clean = self.clean and not execution.is_failure
             return execution
         return None
 

@@ -196,6 +196,43 @@ def test_a_time_budget_that_ends_first_is_not_complete(user: ModuleType) -> None
         assert result.claim.endswith("(time budget reached, not complete)")
 
 
+def test_a_completion_is_withdrawn_when_the_time_is_up_before_all_below_it_ran(
+    user: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from odp_async.explore import ExploreConfig, runner
+    from odp_async.explore.target import Target
+
+    # The parent runs every dpor slot up to the completion before any chunk (one schedule
+    # each) comes back; the clock says the time is up as soon as it completed.
+    completed = [False]
+    real = runner._run_dpor_slot
+
+    def slot(*args: object) -> bool:
+        done = real(*args)  # type: ignore[arg-type]
+        completed[0] = completed[0] or done
+        return done
+
+    class OneEach(runner._Sizer):
+        def size(self, remaining: int) -> int:
+            return 1
+
+    monkeypatch.setattr(runner, "_run_dpor_slot", slot)
+    monkeypatch.setattr(runner, "_Sizer", OneEach)
+    monkeypatch.setattr(runner, "INLINE_SLICE", 3600.0)
+    target = Target.resolve(f"{user.__name__}:correct")
+    result = runner.explore_target(
+        target,
+        ExploreConfig(schedules=BUDGET, time=10.0),
+        executor=InlineExecutor(),
+        clock=lambda: 1e9 if completed[0] else 0.0,
+    )
+    assert completed[0]  # the dpor member did complete ...
+    assert result.out_of_time  # ... but the seeded schedules below it did not all run
+    assert not result.complete
+    assert result.traces is None
+    assert result.claim.endswith("(time budget reached, not complete)")
+
+
 def test_a_buggy_user_program_still_reports_its_violation(user: ModuleType) -> None:
     name = f"{user.__name__}:buggy"
     for jobs in (1, 2):
@@ -208,6 +245,21 @@ def test_a_buggy_user_program_still_reports_its_violation(user: ModuleType) -> N
     every = explore(name, schedules=300, stop_on_first=False, shrink=False)
     assert every.schedules == 300
     assert not every.complete
+
+
+def test_a_shard_past_a_failing_dpor_trace_never_claims_completion(user: ModuleType) -> None:
+    name = f"{user.__name__}:buggy"
+    dpor = explore(name, chooser="dpor", schedules=BUDGET, stop_on_first=False, shrink=False)
+    assert dpor.failing  # some of its traces fail
+    traces = dpor.schedules
+    # A shard whose one schedule is a dpor slot past the search's end: its dpor share runs
+    # (below its start, uncounted) every trace, some failing; that proves nothing.
+    start = completion_index(traces) + 9
+    assert member_at(start).kind == "dpor"
+    shard = explore(name, schedules=1, start=start, stop_on_first=False, shrink=False)
+    assert not shard.complete
+    assert shard.schedules == 1  # the slot runs random, as any slot of a finished search
+    assert not shard.claim.startswith("complete")
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -43,7 +43,13 @@ Contract
     index order (a DPOR search is sequential).  The first failure is the failing schedule
     of lowest index, whoever ran it, so the result is the same for every ``jobs``, every
     executor, and every split of a range by ``start``.  With ``start = s``, the dpor share
-    first runs (unchecked) the dpor executions of the indices below ``s``.
+    first runs (uncounted, but checked for a failure: `DporShare.clean`) the dpor
+    executions of the indices below ``s``.
+
+    Completion: the first dpor slot whose search has no execution left, with every trace
+    run, none failed and none cut by a preemption bound (`DporShare.verified`), is where
+    the portfolio is complete when no schedule before it failed: `explore` and the matrix
+    stop there (`odp_async.explore.runner` for ``jobs``, executors and run logs).
 
 See also
     `odp_async.explore.runner`, `odp_async.explore.pct`, `odp_async.explore.dpor`.

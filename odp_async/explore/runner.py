@@ -16,8 +16,13 @@ Contract
       results for every executor and worker count; it completes, and finds every
       violation kind the serial search finds, in more traces: 1.2-2.3x on SCTBench).
 
-    It stops at the first failing schedule (``stop_on_first``) or at the budget.  The
-    failure comes with its replay token, and (``shrink``) a shrunk schedule and its token.
+    It stops at the first failing schedule (``stop_on_first``) or at the budget, and the
+    portfolio also where it **completes**, as the matrix does: at the first dpor slot that
+    finds its DPOR search over with every trace run, none failing and no preemption bound
+    cutting one, provided no schedule before that slot failed (nothing is left to find).
+    The result then counts the schedules below that slot and claims ``complete: N
+    traces, no violation`` (`ExploreResult.traces`).  The failure comes with its replay
+    token, and (``shrink``) a shrunk schedule and its token.
     Schedule ``i`` of random and pct depends only on ``(seed, i)``, so with ``jobs=N`` the
     schedules run in worker processes, or with ``executor=`` on any `Executor` (a Dask
     cluster: `odp_async.explore.dask_executor`), and the results (which schedules fail,
@@ -28,6 +33,20 @@ Contract
     that cannot hold an earlier one (unless ``stop_on_first=False``: all failures, whose
     indices are in `ExploreResult.failing`).  ``start`` shards a search by index, and
     ``resume=FILE`` records completed chunks and skips them when run again.
+
+    A portfolio's completion is the same for every ``jobs``, executor and run log: the
+    parent runs the dpor slots in index order, so it finds the same completing index
+    ``c``; it then submits nothing at or past ``c``, waits for the chunks still out,
+    takes out what they ran at or past ``c`` and runs again here the part below ``c`` of
+    the one chunk that straddles it, so the counts (schedules, steps) are a serial run's.
+    The completion is withdrawn (not complete, the search goes on as before) if a chunk
+    still out reports a failure, at any index (one past ``c`` contradicts the footprints:
+    it is reported, not dropped, and only then can ``jobs`` change the result), or if the
+    wall-clock budget stopped the schedules below ``c`` before they all ran.  A shard
+    (``start = s``) stops at the same ``c`` when ``c >= s``; one that starts past ``c``
+    stops at its first dpor slot, having run (uncounted, but checked) every trace below
+    ``s``: a trace that failed there belongs to another shard's range, and this shard
+    then claims nothing and runs its budget.
 
     `check(fn, *args)` explores a plain async function (shuttle's ``check_random`` /
     ``check_pct`` / ``check_dfs`` in one call); with ``raise_on_failure`` a failure raises
@@ -230,7 +249,9 @@ class ExploreResult:
     configured bound).  `found_bound` is the level at which the failure was found (dfs);
     a failure found while exploring level 2 gives ``bound=1, found_bound=2``.
     `complete` says the whole space (within the bound) ran: dfs, dpor, or a portfolio
-    whose dpor share ran every trace without a failure anywhere.
+    whose dpor share ran every trace with no failure in any schedule it ran (it stopped
+    there: `schedules` counts the schedules below the dpor slot that found the search
+    over, `traces` the dpor member's traces).
     """
 
     label: str
@@ -277,8 +298,9 @@ class ExploreResult:
           establishes nothing; the CLI exits 2, not 0);
         - ``dpor`` that explored every Mazurkiewicz trace (no bound cut anything):
           ``"complete: N traces, no violation"``;
-        - the ``portfolio`` whose dpor member explored every trace:
-          ``"complete: its dpor member ran every trace; no violation in N schedules"``;
+        - the ``portfolio`` that stopped where its dpor member had explored every trace:
+          ``"complete: N traces, no violation"`` (N: `traces`, the dpor member's; the
+          matrix's words for the same cell);
         - ``dfs`` that explored every schedule within its bound:
           ``"complete for preemption bound b: N schedules, no violation"``;
         - a systematic search that ended but whose preemption bound cut schedules:

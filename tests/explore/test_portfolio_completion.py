@@ -95,9 +95,11 @@ def user(user_module: UserModule) -> ModuleType:
 
 def completion_index(traces: int) -> int:
     """The first dpor slot whose ordinal is `traces`: where the search is found over."""
-    return next(i for i in range(10 * traces + 10) if member_at(i).kind == "dpor" and (
-        dpor_ordinal(i) == traces
-    ))
+    return next(
+        i
+        for i in range(10 * traces + 10)
+        if member_at(i).kind == "dpor" and (dpor_ordinal(i) == traces)
+    )
 
 
 def facts(r: ExploreResult) -> tuple[object, ...]:

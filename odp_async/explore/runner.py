@@ -637,7 +637,7 @@ class _Tally:
     def workers(self) -> dict[str, int]:
         """Schedules per worker, ``main`` (this process) included when it ran any."""
         here = self.done - sum(self.per_worker.values())
-        counts = dict(self.per_worker)
+        counts = {w: n for w, n in self.per_worker.items() if n}  # not a chunk of dpor slots
         if here:  # added to the chunks an inline executor ran here (a dpor share's slots)
             counts["main"] = counts.get("main", 0) + here
         return dict(sorted(counts.items()))

@@ -103,7 +103,9 @@ def completion_index(traces: int) -> int:
 
 
 def facts(r: ExploreResult) -> tuple[object, ...]:
-    """What must not depend on jobs, executors or run logs."""
+    """What must not depend on jobs, executors or run logs (and the workers account for
+    every schedule counted)."""
+    assert sum(r.per_worker.values()) == r.schedules, r.per_worker
     return (r.schedules, r.steps, r.pruned, r.complete, r.traces, r.claim, r.failing)
 
 

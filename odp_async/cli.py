@@ -409,7 +409,7 @@ def explore(
             click.echo(failure.describe())
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
-    if result.schedules == 0:
+    if result.schedules == 0 and not result.complete:
         _fail(f"{target.label}: {result.claim}; give a longer --time")
 
 
@@ -445,7 +445,7 @@ def _explore_line(result: Any) -> str:
     from .explore.claims import count
 
     verdict = result.verdict
-    if result.schedules == 0 and result.failure is None:
+    if result.schedules == 0 and result.failure is None and not result.complete:
         verdict = "nothing explored"  # never "clean": it establishes nothing
     return (
         f"{result.label}: {verdict} - {count(result.schedules, 'schedule')} "
@@ -566,13 +566,14 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "chooser": result.config.chooser,
         "verdict": (
             "nothing explored"
-            if result.schedules == 0 and failure is None
+            if result.schedules == 0 and failure is None and not result.complete
             else str(result.verdict)
         ),
         "schedules": result.schedules,
         "pruned": result.pruned,
         "steps": result.steps,
         "complete": result.complete,
+        "traces": result.traces,
         "bound": result.bound,
         "found_by": result.found_by,
         "found_bound": result.found_bound,

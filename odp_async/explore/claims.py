@@ -10,9 +10,9 @@ Contract
     - no schedule ran: ``"nothing explored (<why> before the first schedule)"``;
     - interrupted: ``"no violation in N schedules (interrupted, not complete)"``;
     - a DPOR search that ran every Mazurkiewicz trace: ``"complete: N traces, no
-      violation"`` (N the traces; the portfolio's when the count of its dpor member is
-      not known: ``"complete: its dpor member ran every trace; no violation in N
-      schedules"``);
+      violation"`` (N the traces: ``dpor``'s schedules, the portfolio's dpor member's
+      `traces`; the portfolio stops there, so a shard whose ``start`` lies past that
+      point says so having run no schedule of its own);
     - dfs that ran every schedule within its bound: ``"complete for preemption bound b:
       N schedules, no violation"``;
     - a bounded DPOR search that ended before its budget: ``"preemption bound b reached:
@@ -57,6 +57,8 @@ def claim_text(
     if violation is not None:
         index, kind = violation
         return f"violation at schedule {index}: {kind}"
+    if complete and traces is not None:  # a portfolio: its dpor member's traces
+        return f"complete: {count(traces, 'trace')}, no violation"
     if schedules == 0:
         why = "interrupted" if interrupted else "time budget reached"
         if not interrupted and not out_of_time:
@@ -65,10 +67,8 @@ def claim_text(
     ran = count(schedules, "schedule")
     if interrupted:
         return f"no violation in {ran} (interrupted, not complete)"
-    if complete and (chooser == "dpor" or traces is not None):
-        return f"complete: {count(schedules if traces is None else traces, 'trace')}, no violation"
-    if complete and chooser == "portfolio":
-        return f"complete: its dpor member ran every trace; no violation in {ran}"
+    if complete and chooser == "dpor":
+        return f"complete: {count(schedules, 'trace')}, no violation"
     if complete and chooser == "dfs":
         return f"complete for preemption bound {bound}: {ran}, no violation"
     if chooser == "dpor" and bound is not None and cut_by_bound:

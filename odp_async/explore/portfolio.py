@@ -43,7 +43,13 @@ Contract
     index order (a DPOR search is sequential).  The first failure is the failing schedule
     of lowest index, whoever ran it, so the result is the same for every ``jobs``, every
     executor, and every split of a range by ``start``.  With ``start = s``, the dpor share
-    first runs (unchecked) the dpor executions of the indices below ``s``.
+    first runs (uncounted, but checked for a failure: `DporShare.clean`) the dpor
+    executions of the indices below ``s``.
+
+    Completion: the first dpor slot whose search has no execution left, with every trace
+    run, none failed and none cut by a preemption bound (`DporShare.verified`), is where
+    the portfolio is complete when no schedule before it failed: `explore` and the matrix
+    stop there (`odp_async.explore.runner` for ``jobs``, executors and run logs).
 
 See also
     `odp_async.explore.runner`, `odp_async.explore.pct`, `odp_async.explore.dpor`.
@@ -188,6 +194,9 @@ class DporShare:
     #: Why the search was given up (the program did not replay its own choices: its
     #: later slots run random), or None.
     abandoned: str | None = None
+    #: False once any execution of the search failed, the ones `run` skipped over
+    #: included (a shard's below its ``start``): only a clean search proves anything.
+    clean: bool = True
 
     def __attrs_post_init__(self) -> None:
         self.chooser = DporChooser(
@@ -198,6 +207,13 @@ class DporShare:
     @property
     def exhausted(self) -> bool:
         return self.abandoned is None and self.chooser.is_exhaustive
+
+    @property
+    def verified(self) -> bool:
+        """The search is over (`done`), ran every trace (`exhausted`) and none failed
+        (`clean`): no schedule of the program has a violation (relative to the
+        footprints), so the portfolio has nothing left to find."""
+        return self.done and self.exhausted and self.clean
 
     def _next(self) -> Execution | None:
         while self.chooser.has_more and self.abandoned is None:
@@ -211,6 +227,7 @@ class DporShare:
                 self.abandoned = str(e)
                 return None
             self.next_ordinal += 1
+            self.clean = self.clean and not execution.is_failure
             return execution
         return None
 

@@ -16,8 +16,13 @@ Contract
       results for every executor and worker count; it completes, and finds every
       violation kind the serial search finds, in more traces: 1.2-2.3x on SCTBench).
 
-    It stops at the first failing schedule (``stop_on_first``) or at the budget.  The
-    failure comes with its replay token, and (``shrink``) a shrunk schedule and its token.
+    It stops at the first failing schedule (``stop_on_first``) or at the budget, and the
+    portfolio also where it **completes**, as the matrix does: at the first dpor slot that
+    finds its DPOR search over with every trace run, none failing and no preemption bound
+    cutting one, provided no schedule before that slot failed (nothing is left to find).
+    The result then counts the schedules below that slot and claims ``complete: N
+    traces, no violation`` (`ExploreResult.traces`).  The failure comes with its replay
+    token, and (``shrink``) a shrunk schedule and its token.
     Schedule ``i`` of random and pct depends only on ``(seed, i)``, so with ``jobs=N`` the
     schedules run in worker processes, or with ``executor=`` on any `Executor` (a Dask
     cluster: `odp_async.explore.dask_executor`), and the results (which schedules fail,
@@ -28,6 +33,20 @@ Contract
     that cannot hold an earlier one (unless ``stop_on_first=False``: all failures, whose
     indices are in `ExploreResult.failing`).  ``start`` shards a search by index, and
     ``resume=FILE`` records completed chunks and skips them when run again.
+
+    A portfolio's completion is the same for every ``jobs``, executor and run log: the
+    parent runs the dpor slots in index order, so it finds the same completing index
+    ``c``; it then submits nothing at or past ``c``, waits for the chunks still out,
+    takes out what they ran at or past ``c`` and runs again here the part below ``c`` of
+    the one chunk that straddles it, so the counts (schedules, steps) are a serial run's.
+    The completion is withdrawn (not complete, the search goes on as before) if a chunk
+    still out reports a failure, at any index (one past ``c`` contradicts the footprints:
+    it is reported, not dropped, and only then can ``jobs`` change the result), or if the
+    wall-clock budget stopped the schedules below ``c`` before they all ran.  A shard
+    (``start = s``) stops at the same ``c`` when ``c >= s``; one that starts past ``c``
+    stops at its first dpor slot, having run (uncounted, but checked) every trace below
+    ``s``: a trace that failed there belongs to another shard's range, and this shard
+    then claims nothing and runs its budget.
 
     `check(fn, *args)` explores a plain async function (shuttle's ``check_random`` /
     ``check_pct`` / ``check_dfs`` in one call); with ``raise_on_failure`` a failure raises
@@ -230,7 +249,9 @@ class ExploreResult:
     configured bound).  `found_bound` is the level at which the failure was found (dfs);
     a failure found while exploring level 2 gives ``bound=1, found_bound=2``.
     `complete` says the whole space (within the bound) ran: dfs, dpor, or a portfolio
-    whose dpor share ran every trace without a failure anywhere.
+    whose dpor share ran every trace with no failure in any schedule it ran (it stopped
+    there: `schedules` counts the schedules below the dpor slot that found the search
+    over, `traces` the dpor member's traces).
     """
 
     label: str
@@ -259,6 +280,10 @@ class ExploreResult:
     found_bound: int | None = None
     #: True when the wall-clock budget (`ExploreConfig.time`) stopped the search.
     out_of_time: bool = False
+    #: The traces the portfolio's dpor member ran when the portfolio completed (the N of
+    #: its claim ``complete: N traces, no violation``); None otherwise (dpor counts its
+    #: traces in `schedules`).
+    traces: int | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -273,8 +298,9 @@ class ExploreResult:
           establishes nothing; the CLI exits 2, not 0);
         - ``dpor`` that explored every Mazurkiewicz trace (no bound cut anything):
           ``"complete: N traces, no violation"``;
-        - the ``portfolio`` whose dpor member explored every trace:
-          ``"complete: its dpor member ran every trace; no violation in N schedules"``;
+        - the ``portfolio`` that stopped where its dpor member had explored every trace:
+          ``"complete: N traces, no violation"`` (N: `traces`, the dpor member's; the
+          matrix's words for the same cell);
         - ``dfs`` that explored every schedule within its bound:
           ``"complete for preemption bound b: N schedules, no violation"``;
         - a systematic search that ended but whose preemption bound cut schedules:
@@ -294,6 +320,7 @@ class ExploreResult:
             chooser=self.config.chooser,
             violation=None if failure is None else (failure.index, failure.violation.kind),
             complete=self.complete,
+            traces=self.traces,
             bound=self.bound,
             # A bounded search that ran out of entries before the budget: the bound cut it.
             cut_by_bound=self.schedules < self.config.schedules and not self.out_of_time,
@@ -453,6 +480,19 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
     return tally.result(target, config, False, None, failure, interrupted=True)
 
 
+@attrs.frozen
+class _Merged:
+    """A chunk merged into a `_Tally`: who ran it, the indices ``[first, end)`` it went
+    through, and what it counted."""
+
+    worker: str
+    first: int
+    end: int
+    ran: int
+    steps: int
+    failing: tuple[int, ...]
+
+
 @attrs.define
 class _Tally:
     """What the exploration did so far; reports progress (throttled)."""
@@ -482,6 +522,13 @@ class _Tally:
     found_bound: int | None = None
     #: The budget stopped the search.
     out_of_time: bool = False
+    #: The index (0-based) at which a portfolio completed (its dpor member ran every
+    #: trace, no schedule failed): the search stops there; None: not (yet) complete.
+    cut: int | None = None
+    #: The dpor member's trace count when the portfolio completed.
+    traces: int | None = None
+    #: The chunks merged from elsewhere (workers, a run log), for `trim`.
+    chunks: list[_Merged] = attrs.field(factory=list)
     last_report: float = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -518,8 +565,13 @@ class _Tally:
         failing: tuple[int, ...],
         hit: _Hit | None,
         found_by: str | None = None,
+        *,
+        span: tuple[int, int] | None = None,
     ) -> None:
-        """A chunk ran elsewhere (`worker`)."""
+        """A chunk ran elsewhere (`worker`); `span`: the indices ``[first, end)`` it went
+        through (recorded for `trim`)."""
+        if span is not None:
+            self.chunks.append(_Merged(worker, *span, done, steps, failing))
         self.done += done
         self.steps += steps
         self.failures += len(failing)
@@ -528,6 +580,28 @@ class _Tally:
         if hit is not None and (self.hit is None or hit[0] < self.hit[0]):
             self.hit, self.hit_execution = hit, None
             self.found_by = found_by
+
+    def trim(self, cut: int) -> list[tuple[int, int]]:
+        """Take out every merged chunk that went past index `cut`; returns the ranges
+        below `cut` they covered (to run again), ascending."""
+        again: list[tuple[int, int]] = []
+        keep: list[_Merged] = []
+        for c in self.chunks:
+            if c.end <= cut:
+                keep.append(c)
+                continue
+            self.done -= c.ran
+            self.steps -= c.steps
+            self.failures -= len(c.failing)
+            for index in c.failing:
+                self.failing.remove(index)
+            self.per_worker[c.worker] -= c.ran
+            if not self.per_worker[c.worker]:
+                del self.per_worker[c.worker]
+            if c.first < cut:
+                again.append((c.first, cut))
+        self.chunks = keep
+        return sorted(again)
 
     def result(
         self,
@@ -557,12 +631,13 @@ class _Tally:
             found_by=self.found_by if failure is not None else None,
             found_bound=self.found_bound if failure is not None else None,
             out_of_time=self.out_of_time,
+            traces=self.traces if complete else None,
         )
 
     def workers(self) -> dict[str, int]:
         """Schedules per worker, ``main`` (this process) included when it ran any."""
         here = self.done - sum(self.per_worker.values())
-        counts = dict(self.per_worker)
+        counts = {w: n for w, n in self.per_worker.items() if n}  # not a chunk of dpor slots
         if here:  # added to the chunks an inline executor ran here (a dpor share's slots)
             counts["main"] = counts.get("main", 0) + here
         return dict(sorted(counts.items()))
@@ -680,16 +755,22 @@ def _run_dpor_slot(
     tally: _Tally,
     target: Target,
     hint: Probes,
-) -> None:
+) -> bool:
     """Run the portfolio's dpor slot `index` in this process (its search's execution of
-    that ordinal; ``random`` by the index once the search is over)."""
+    that ordinal; ``random`` by the index once the search is over).  Returns True, and
+    runs nothing, when the portfolio completes at `index`: its dpor member ran every
+    trace, none failed (`DporShare.verified`), and no schedule seen so far failed."""
     execution = dpor.run(dpor_ordinal(index)) if not dpor.done else None
+    tally.pruned = dpor.pruned
+    if execution is None and dpor.verified and tally.hit is None:
+        tally.traces = dpor.chooser.traces
+        return True
     by = "dpor"
     if execution is None:
         by, chooser = seeded_chooser(config, index, hint)
         execution = target.run(chooser, max_steps=config.max_steps)
     tally.add(execution, index + 1, by)
-    tally.pruned = dpor.pruned
+    return False
 
 
 def _run_range(
@@ -713,7 +794,9 @@ def _run_range(
         if _is_dpor_slot(config, index):
             if dpor is None:
                 continue
-            _run_dpor_slot(config, index, dpor, tally, target, steps_hint)
+            if _run_dpor_slot(config, index, dpor, tally, target, steps_hint):
+                tally.cut = index  # the portfolio completed: nothing is left to find
+                return index - first
         else:
             by, chooser = _chooser_for(config, index, steps_hint)
             execution = run(chooser)
@@ -837,7 +920,7 @@ def _explore_seeded(
     small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
     if executor is None and resume is None and small:
         _run_range(target, config, first, last, steps_hint, tally, dpor)
-        return _complete(dpor, tally)
+        return tally.cut is not None
     log = RunLog.open(resume, _identity(target, config, steps_hint)) if resume else None
     owned = None
     if executor is None:
@@ -854,11 +937,30 @@ def _explore_seeded(
             owned.close()
         if log is not None:
             log.close()
-    return _complete(dpor, tally)
+    if tally.cut is not None:
+        _settle_cut(target, config, steps_hint, tally)
+    return tally.cut is not None
 
 
-def _complete(dpor: DporShare | None, tally: _Tally) -> bool:
-    return dpor is not None and dpor.done and dpor.exhausted and tally.hit is None
+def _settle_cut(target: Target, config: ExploreConfig, hint: Probes, tally: _Tally) -> None:
+    """After chunks ran elsewhere, make a portfolio's completion at index ``tally.cut``
+    count what a serial run counts: the schedules ``start .. cut-1`` and nothing past
+    them.  It stands only if every one of those ran (the wall-clock budget may have
+    stopped the chunks first) and no schedule failed, wherever (a failure past ``cut``,
+    which a sound footprint rules out, is reported, not dropped); else it is withdrawn
+    (``tally.cut`` None: not complete).  What chunks ran past ``cut`` is taken out; the
+    part below ``cut`` of the one chunk that straddles it runs again here."""
+    cut = tally.cut
+    assert cut is not None
+    spans = [(c.first, c.end) for c in tally.chunks]
+    if tally.hit is not None or next(_gaps(config.start, cut, spans), None) is not None:
+        tally.cut = tally.traces = None
+        return
+    for a, b in tally.trim(cut):
+        again = _Tally(b - a, None, 0.0)
+        _run_range(target, config, a, b, hint, again)
+        tally.merge("main", again.done, again.steps, tuple(again.failing), again.hit)
+    tally.out_of_time = False  # the completion, not the clock, ended it
 
 
 def _identity(target: Target, config: ExploreConfig, hint: Probes) -> dict[str, Any]:
@@ -954,7 +1056,8 @@ def _explore_chunks(
                 ran = chunk.last - chunk.first
                 if dpor is not None:  # its dpor slots run here again
                     ran -= dpor_ordinal(chunk.last) - dpor_ordinal(chunk.first)
-                tally.merge("resumed", ran, chunk.steps, chunk.failing, None)
+                span = (chunk.first, chunk.last)
+                tally.merge("resumed", ran, chunk.steps, chunk.failing, None, span=span)
         if tally.failing:
             index = min(tally.failing)
             by, chooser = _chooser_for(config, index - 1, hint)
@@ -973,6 +1076,8 @@ def _explore_chunks(
     key = 0
 
     def needed(at: int) -> bool:
+        if tally.cut is not None and at >= tally.cut:
+            return False  # the portfolio completed at `cut`
         return not (config.stop_on_first and tally.hit is not None and at + 1 >= tally.hit[0])
 
     def dpor_step() -> bool:
@@ -984,7 +1089,12 @@ def _explore_chunks(
             dpor_next += 1
         if dpor_next >= last or not needed(dpor_next) or tally.time_is_up():
             return False
-        _run_dpor_slot(config, dpor_next, dpor, tally, target, hint)
+        if _run_dpor_slot(config, dpor_next, dpor, tally, target, hint):
+            # Completed at `dpor_next`, unless a chunk still out below it fails (the
+            # completion is then withdrawn, and this slot runs random like any other
+            # slot of a finished search).
+            tally.cut = dpor_next
+            return False
         dpor_next += 1
         return True
 
@@ -996,7 +1106,7 @@ def _explore_chunks(
             while gap is not None and len(pending) < window and needed(gap[0]):
                 a, b = gap
                 size = sizer.size(remaining)
-                end = min(b, a + size)
+                end = min(b, a + size, last if tally.cut is None else tally.cut)
                 executor.submit(key, run_chunk, task, config, a, end, hint)
                 pending[key] = a
                 key += 1
@@ -1017,6 +1127,7 @@ def _explore_chunks(
                 if outcome.error is not None:
                     raise outcome.error
                 result: ChunkResult = outcome.value
+                covered = result.ran if result.covered is None else result.covered
                 tally.merge(
                     outcome.worker,
                     result.ran,
@@ -1024,8 +1135,10 @@ def _explore_chunks(
                     result.failing,
                     result.hit,
                     result.found_by,
+                    span=(at, at + covered),
                 )
-                covered = result.ran if result.covered is None else result.covered
+                if tally.cut is not None and tally.hit is not None:
+                    tally.cut = tally.traces = None  # a failure: the completion is void
                 sizer.observe(covered, result.elapsed)
                 if log is not None and covered:
                     log.record(

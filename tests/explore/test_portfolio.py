@@ -248,11 +248,14 @@ def test_the_readme_portfolio_snippet_runs_from_a_user_module(tmp_path: Path) ->
         env={**_env(), "PYTHONPATH": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr
-    first, second = proc.stdout.splitlines()
+    first, second, claim, counts = proc.stdout.splitlines()
     index, member = first.split()
     assert int(index) >= 1
     assert member in MEMBERS
     assert second == "1 True"
+    # the correct program: complete, stopped where the dpor member completed
+    assert claim == "complete: 90 traces, no violation"
+    assert counts == "406 90"
 
 
 def test_the_cli_explores_with_the_portfolio_by_default() -> None:

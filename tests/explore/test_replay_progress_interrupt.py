@@ -56,6 +56,18 @@ async def clean():
     async with task_group() as tg:
         tg.start_soon(step, name="a")
         tg.start_soon(step, name="b")
+
+
+async def busy():
+    # clean, but its dpor search is far from complete (untracked steps: every
+    # interleaving of 4 tasks of 10 steps is a trace of its own)
+    async def steps():
+        for _ in range(10):
+            await checkpoint()
+
+    async with task_group() as tg:
+        for name in "abcd":
+            tg.start_soon(steps, name=name)
 """
 )
 
@@ -154,7 +166,7 @@ def test_progress_is_throttled(user: ModuleType, monkeypatch: pytest.MonkeyPatch
     seen: list[ProgressUpdate] = []
     # no interval has passed (whatever the machine's speed): one report, at the end
     monkeypatch.setattr(runner, "PROGRESS_INTERVAL", float("inf"))
-    check(user.clean, schedules=200, progress=seen.append)
+    check(user.busy, schedules=200, progress=seen.append)
     assert [u.done for u in seen] == [200]
 
 
@@ -207,7 +219,7 @@ CTRL_C = """
         print("running", flush=True)
 
     try:
-        check("{module}:clean", schedules=10_000_000, jobs={jobs}, progress=progress)
+        check("{module}:busy", schedules=10_000_000, jobs={jobs}, progress=progress)
     except ExploreInterrupted as e:
         print(json.dumps([e.result.interrupted, e.result.schedules]), flush=True)
         sys.exit(130)

@@ -194,3 +194,45 @@ def test_the_mm_s_release_marks_the_mr_dead() -> None:
 
     run = run_world(body)
     assert run.sim.value == [False, True]
+
+
+class _Raced(ImplicitMr):
+    """An implicit MR whose first `races` resolved faults each lose their translation to
+    an invalidation (a madvise DONTNEED of the page) before the DMA looks again: the
+    race a DMA retries."""
+
+    races = 0
+    faults = 0
+
+    async def fault(self, address: int, *, npages: int = 1, write: bool = False) -> Any:
+        outcome = await super().fault(address, npages=npages, write=write)
+        self.faults += 1
+        if self.faults <= self.races:
+            await self.mm.madvise_dontneed(address, npages * P)
+        return outcome
+
+
+@pytest.mark.parametrize(
+    ("races", "result", "faults"),
+    [(2, "ok", 3), (3, "error: still faulting after retries", 4)],
+)
+def test_a_dma_gives_up_after_four_attempts_that_each_had_to_fault(
+    races: int, result: str, faults: int
+) -> None:
+    """A DMA makes four attempts, each faulting when it finds no translation: after
+    three translations taken away it faults a fourth time and gives up, with no look
+    after that fault; after two, its fourth attempt goes through."""
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, 8 * P)
+        await w.mm.cpu_fault(2 * P, write=True)
+        imr = _Raced(w.mm, w.checker, w.workqueue, "imr", child_pages=4)
+        imr.races = races
+        await imr.register()
+        return [await imr.dma(2 * P), imr.faults]
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [result, faults]
+    assert [v.kind for v in run.violations] == []
+    dmas = [e.detail for e in run.events if e.kind == "dma"]
+    assert dmas == ([f"DMA read imr/0#{faults}[0x2000]"] if result == "ok" else [])

@@ -171,3 +171,73 @@ def test_the_frame_allocator_refuses_a_get_of_a_free_frame_and_knows_its_last_pf
     assert str(info.value).splitlines()[0] == "get() of free <Frame 0.1 refs=0>"
     assert a.refcount == 0
     assert not memory.is_live((1, 1))  # the first pfn never allocated
+
+
+def test_a_new_mm_is_today_s_kernel_with_one_user() -> None:
+    mm = AddressSpace(PhysicalMemory(Checker()), Checker())
+    options = (
+        mm.nonblock_failure_rule,
+        mm.release_order,
+        mm.interval_remove_wait,
+        mm.notifier_teardown,
+    )
+    assert options == ("today", "today", "today", "unregister")
+    assert (mm.key, mm.mm_count, mm.mm_users, mm.is_dead) == ("mm", 1, 1, False)
+    assert mm.holds_user_ref()
+    assert (mm.vmas, mm.page_table, mm.active_ranges) == ([], {}, [])
+
+
+class _Stuck:
+    """A subscriber whose start (or end) callback awaits `call` (one wait of the mm's
+    own that can never end from there)."""
+
+    def __init__(self, call: Any, *, at_end: bool = False) -> None:
+        self.call = call
+        self.at_end = at_end
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        if not self.at_end:
+            await self.call(inv)
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        if self.at_end:
+            await self.call(inv)
+
+    async def release(self) -> None:
+        pass
+
+
+def _waits_for(call: Any, change: Any, *, at_end: bool = False) -> str:
+    """What the task hanging in `call` (from inside a subscriber's callback of the
+    invalidation `change` starts) waits for: the deadlock report."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.cpu_fault(0, write=True)
+        await w.mm.register_notifier(_Stuck(lambda inv: call(w.mm, inv), at_end=at_end))
+        await change(w.mm)
+
+    deadlock = run_world(body).sim.deadlock
+    assert deadlock is not None
+    return deadlock.describe()
+
+
+def test_the_mm_s_waits_are_named_in_a_deadlock_report() -> None:
+    """Each lock and wait queue of the mm says what it is when a task hangs on it."""
+    dontneed = lambda mm: mm.madvise_dontneed(0, P)  # noqa: E731
+    migrate = lambda mm: mm.migrate(0)  # noqa: E731
+    munmap = lambda mm: mm.munmap(0, P)  # noqa: E731
+    reports = [
+        _waits_for(lambda mm, inv: mm.range_wait_valid(inv.range), dontneed),
+        _waits_for(lambda mm, inv: mm.synchronize_notifiers(), dontneed),
+        _waits_for(lambda mm, inv: mm.cpu_fault(0), migrate, at_end=True),
+        _waits_for(lambda mm, inv: mm.migrate(P), migrate),
+        _waits_for(lambda mm, inv: mm.cpu_fault(P), munmap),
+    ]
+    assert reports == [
+        "main waits for WaitQueue 'active ranges'",
+        "main waits for WaitQueue 'notifier callbacks (mmu_notifier_synchronize)'",
+        "main waits for WaitQueue 'migration entries'",
+        "main waits for Mutex 'anon_vma' held by main itself (recursive locking)",
+        "main waits for RWLock 'mmap_sem' held by main itself (recursive locking)",
+    ]

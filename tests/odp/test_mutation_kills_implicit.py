@@ -336,3 +336,20 @@ def test_a_child_covers_its_chunk_names_itself_and_knows_its_parent() -> None:
         None,
         "<ImplicitChild imr child 2#7 [0x8000, 0xc000) use=1>",
     ]
+
+
+def test_an_mr_subscribes_at_register_and_leaves_the_mm_at_deregister() -> None:
+    async def body(w: World) -> list[bool]:
+        imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr")
+        out = [w.mm.is_registered(imr)]
+        await w.mm.mmap(0, 8 * P)
+        await imr.register()
+        out.append(w.mm.is_registered(imr))
+        await imr.fault(0)
+        await imr.deregister()
+        out.append(w.mm.is_registered(imr))
+        return out
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.value == [False, True, False]

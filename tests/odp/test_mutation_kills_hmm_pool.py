@@ -112,3 +112,20 @@ def test_a_commit_checks_its_own_range_against_the_running_invalidations() -> No
         assert out == [FaultOutcome.RESOLVED, 1], protocol
         attempts = [e.detail for e in run.events if e.kind == "fault-begin"]
         assert attempts == ["fault A 0x0 attempt 1"], protocol
+
+
+def test_a_start_waiting_for_a_slot_names_the_hmm_pool() -> None:
+    """With the one slot taken by a start (of this task) whose end never comes, the next
+    start waits on the pool, and the deadlock report names it and its holder."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        await w.ctx.register_mr(0, 8 * P, name="A")
+        await _hmm(w).before_start(_inv(5, AddrRange(0, P)))  # the one slot, never ended
+        await w.mm.madvise_dontneed(4 * P, P)
+
+    deadlock = run_world(body, protocol="hmm-pool", options={"pool_size": 1}).sim.deadlock
+    assert deadlock is not None
+    assert deadlock.describe() == (
+        "main waits for SlotPool 'hmm pool' (0 free) held by main itself (recursive locking)"
+    )

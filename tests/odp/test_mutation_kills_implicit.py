@@ -10,7 +10,7 @@ import pytest
 
 from odp_async.addr import PAGE_SIZE as P
 from odp_async.errors import InvalidArgument
-from odp_async.odp.implicit import ImplicitMr
+from odp_async.odp.implicit import ImplicitChild, ImplicitMr
 from odp_async.world import World, run_world
 
 TOP = 1 << 47
@@ -194,3 +194,162 @@ def test_the_mm_s_release_marks_the_mr_dead() -> None:
 
     run = run_world(body)
     assert run.sim.value == [False, True]
+
+
+class _Raced(ImplicitMr):
+    """An implicit MR whose first `races` resolved faults each lose their translation to
+    an invalidation (a madvise DONTNEED of the page) before the DMA looks again: the
+    race a DMA retries."""
+
+    races = 0
+    faults = 0
+
+    async def fault(self, address: int, *, npages: int = 1, write: bool = False) -> Any:
+        outcome = await super().fault(address, npages=npages, write=write)
+        self.faults += 1
+        if self.faults <= self.races:
+            await self.mm.madvise_dontneed(address, npages * P)
+        return outcome
+
+
+@pytest.mark.parametrize(
+    ("races", "result", "faults"),
+    [(2, "ok", 3), (3, "error: still faulting after retries", 4)],
+)
+def test_a_dma_gives_up_after_four_attempts_that_each_had_to_fault(
+    races: int, result: str, faults: int
+) -> None:
+    """A DMA makes four attempts, each faulting when it finds no translation: after
+    three translations taken away it faults a fourth time and gives up, with no look
+    after that fault; after two, its fourth attempt goes through."""
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, 8 * P)
+        await w.mm.cpu_fault(2 * P, write=True)
+        imr = _Raced(w.mm, w.checker, w.workqueue, "imr", child_pages=4)
+        imr.races = races
+        await imr.register()
+        return [await imr.dma(2 * P), imr.faults]
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [result, faults]
+    assert [v.kind for v in run.violations] == []
+    dmas = [e.detail for e in run.events if e.kind == "dma"]
+    assert dmas == ([f"DMA read imr/0#{faults}[0x2000]"] if result == "ok" else [])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": ""}, "an implicit MR needs a non-empty name, got ''"),
+        ({"name": 3}, "an implicit MR needs a non-empty name, got 3"),
+        ({"child_pages": 0}, "child_pages must be a positive int, got 0"),
+        ({"child_pages": True}, "child_pages must be a positive int, got True"),
+        ({"child_pages": 2.0}, "child_pages must be a positive int, got 2.0"),
+        ({"max_retries": 0}, "max_retries must be a positive int, got 0"),
+        ({"max_retries": "3"}, "max_retries must be a positive int, got '3'"),
+        (
+            {"plain_stor": True},
+            "implicit MR has no option 'plain_stor' (its options: free_in_invalidate, "
+            "no_usecount_wait, plain_store)",
+        ),
+        ({"plain_store": 1}, "implicit MR option 'plain_store' must be a bool, got 1"),
+    ],
+)
+def test_an_implicit_mr_names_its_bad_argument(kwargs: dict[str, Any], message: str) -> None:
+    async def body(w: World) -> str:
+        try:
+            ImplicitMr(w.mm, w.checker, w.workqueue, **kwargs)
+        except InvalidArgument as e:
+            return str(e)
+        return "accepted"
+
+    assert run_world(body).sim.value == message
+
+
+def test_an_implicit_mr_starts_unpublished_with_its_defaults_or_options() -> None:
+    def state(m: ImplicitMr, w: World) -> dict[str, object]:
+        return {
+            "names": (m.name, m.key),
+            "sizes": (m.child_pages, m.max_retries),
+            "options": (m.free_in_invalidate, m.no_usecount_wait, m.plain_store),
+            "wiring": (m.mm is w.mm, m.checker is w.checker, m.workqueue is w.workqueue),
+            "empty": (m.children, m.ksm, dict(m.notified), m.usecount, m.live, m.dead),
+        }
+
+    async def body(w: World) -> list[dict[str, object]]:
+        default = ImplicitMr(w.mm, w.checker, w.workqueue)
+        chosen = ImplicitMr(
+            w.mm,
+            w.checker,
+            w.workqueue,
+            "one",
+            child_pages=1,
+            max_retries=1,
+            free_in_invalidate=True,
+            no_usecount_wait=True,
+            plain_store=True,
+        )
+        return [state(default, w), state(chosen, w)]
+
+    empty = ({}, {}, {}, 0, False, False)
+    assert run_world(body).sim.value == [
+        {
+            "names": ("imr", "implicit MR imr"),
+            "sizes": (4, 12),
+            "options": (False, False, False),
+            "wiring": (True, True, True),
+            "empty": empty,
+        },
+        {
+            "names": ("one", "implicit MR one"),
+            "sizes": (1, 1),
+            "options": (True, True, True),
+            "wiring": (True, True, True),
+            "empty": empty,
+        },
+    ]
+
+
+def test_a_child_covers_its_chunk_names_itself_and_knows_its_parent() -> None:
+    async def body(w: World) -> list[object]:
+        imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4)
+        child = ImplicitChild(imr, 2, 7)
+        return [
+            child.parent is imr,
+            child.index,
+            str(child.range),
+            child.key,
+            child.table.name,
+            child.mutex.name,
+            child.work,
+            repr(child),
+        ]
+
+    assert run_world(body).sim.value == [
+        True,
+        2,
+        "[0x8000, 0xc000)",
+        "imr child 2#7",
+        "imr/2#7",
+        "imr/2#7.umem_mutex",
+        None,
+        "<ImplicitChild imr child 2#7 [0x8000, 0xc000) use=1>",
+    ]
+
+
+def test_an_mr_subscribes_at_register_and_leaves_the_mm_at_deregister() -> None:
+    async def body(w: World) -> list[bool]:
+        imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr")
+        out = [w.mm.is_registered(imr)]
+        await w.mm.mmap(0, 8 * P)
+        await imr.register()
+        out.append(w.mm.is_registered(imr))
+        await imr.fault(0)
+        await imr.deregister()
+        out.append(w.mm.is_registered(imr))
+        return out
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.value == [False, True, False]

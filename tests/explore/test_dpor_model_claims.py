@@ -59,6 +59,10 @@ FULL = {
     "truncate-during-registration/kvm-seq": "complete: 3947 traces, no violation",
     "thp-split-during-fault/kvm-seq": "complete: 1545 traces, no violation",
     "thp-split-during-fault/odp2014-ctx": "complete: 1258 traces, no violation",
+    "registration-race/kvm-seq": "complete: 1599 traces, no violation",
+    "dereg-during-notifier/range-list": "complete: 12525 traces, no violation",
+    "dereg-during-notifier/odp2014-ctx": "complete: 14876 traces, no violation",
+    "dereg-during-notifier/kvm-seq": "complete: 26974 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"
 

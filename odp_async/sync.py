@@ -49,12 +49,13 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from threading import get_ident
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
 from ._runtime import Waiter, current_runtime
 from ._runtime._base import _LIVE_HERE, RUNTIME_VAR, live_here, new_waiter
+from ._runtime.footprint import FieldOf, ReadOf
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [
@@ -159,6 +160,14 @@ class _Blocking:
     #: In the sim, a choice point before the attempt.  False for a bare `WaitQueue`, whose
     #: callers check a condition and park with no yield in between.
     _choice_point_first: bool = True
+    #: True when a granted attempt notes its own footprint (`_note_grant`), finer than a
+    #: write of the primitive; read by `odp_async._runtime.footprint.declared_footprint`,
+    #: which then declares only a read of the primitive for the attempt's step (under the
+    #: noted-only promise).  A refused attempt notes a write (it parks).
+    attempt_notes_itself: ClassVar[bool] = False
+
+    def _note_grant(self, rt: Any, task: object, kind: int, got: object) -> None:
+        rt.note(self, self._hold_event(kind))
 
     def _try(self, task: object, kind: int) -> object:
         raise NotImplementedError
@@ -198,7 +207,10 @@ class _Blocking:
             # naming the lock ("recursive locking"), not an error.
             got = _BLOCK if self._holds_against(task, kind) else self._try(task, kind)
             if got is not _BLOCK:
-                rt.note(self, self._hold_event(kind))
+                if self.attempt_notes_itself:
+                    self._note_grant(rt, task, kind, got)
+                else:
+                    rt.note(self, self._hold_event(kind))
                 return got
             # The refused attempt read the primitive (and the park changes its queue):
             # part of the step, so a step that lets it through later conflicts with it.
@@ -573,6 +585,16 @@ class RWLock(_Blocking):
     at the head would have been let in).
     """
 
+    #: Footprints (under the sim): the lock's writer and queue are the lock itself; each
+    #: task's read hold is its own part, ``FieldOf(lock, ("reader", task id))``.  A
+    #: granted read, or a read release that lets nobody in, reads the lock and writes
+    #: only the task's part, so such steps of two tasks commute (the set of readers is
+    #: the same in either order; only the order `readers` lists them in differs, which
+    #: is why `readers` and the reports that list them count as writes of the lock).
+    #: Everything else (a write acquire or release, a park, a release that lets a
+    #: waiter in, a trylock) writes the lock, so it conflicts with every reader step.
+    attempt_notes_itself: ClassVar[bool] = True
+
     name: str | None = attrs.field(default=None, converter=_check_name)
     fast_acquire: bool = attrs.field(default=False, kw_only=True)
     _writer: object | None = attrs.field(init=False, default=None)
@@ -631,17 +653,25 @@ class RWLock(_Blocking):
 
     def release_read(self) -> None:
         """``up_read``.  Sync.  Raises `ProtocolViolation` if the task holds no read lock."""
-        task = _noted_task(self, "release")
+        rt = _runtime_in_effect(None)
+        task = live_here()[1] if rt is None else rt.current_task()
         readers = self._readers
         held = readers.get(task)
         if held is not None:
             if held > 1:
                 readers[task] = held - 1
-                return
-            del readers[task]
-            if not readers and self._queue._waiters:
-                self._grant()
+            else:
+                del readers[task]
+                if not readers and self._queue._waiters:
+                    if rt is not None:
+                        rt.note(self, "release")  # lets a waiter in: a write
+                    self._grant()
+                    return
+            if rt is not None:
+                self._note_reader(rt, task, "release")
             return
+        if rt is not None:
+            rt.note(self, "release")
         raise ProtocolViolation(
             f"release_read() of {_label('RWLock', self.name)} by task {_task_name(task)}, "
             f"which does not hold it for reading ({self._holder_text()})"
@@ -685,19 +715,36 @@ class RWLock(_Blocking):
 
     @property
     def writer(self) -> object | None:
+        _note(ReadOf(self))
         return self._writer
 
     @property
     def readers(self) -> tuple[object, ...]:
+        """The tasks holding it for reading, in the order they took it.  Under the sim
+        a write of the lock (the order depends on every reader step)."""
+        _note(self)
         return tuple(self._readers)
 
     def statistics(self) -> RWLockStatistics:
+        _note(self)
         waiting = [w.kind for w in self._queue._waiters]
         return RWLockStatistics(
             self._writer, tuple(self._readers), waiting.count(_READ), waiting.count(_WRITE)
         )
 
+    def _note_grant(self, rt: Any, task: object, kind: int, got: object) -> None:
+        if kind == _READ:
+            self._note_reader(rt, task, "acquire-read")
+        else:
+            rt.note(self, "acquire-write")
+
+    def _note_reader(self, rt: Any, task: object, event: str) -> None:
+        # A read hold taken or given back, the writer and the queue unchanged.
+        rt.note(ReadOf(self), event)
+        rt.note(FieldOf(self, ("reader", getattr(task, "id", None))))
+
     def _holder_text(self) -> str:
+        _note(self)
         if self._writer is not None:
             return f"write-held by {_task_name(self._writer)}"
         if self._readers:
@@ -837,6 +884,13 @@ class Completion(_Blocking):
     Invariants: ``_done > 0`` or ``_all`` implies nobody waits.
     """
 
+    #: A `wait()` that `complete_all()` lets through reads `_all` only (two of them
+    #: commute); one that consumes a `complete()` writes (`_Blocking._note_grant`).
+    attempt_notes_itself: ClassVar[bool] = True
+
+    def _note_grant(self, rt: Any, task: object, kind: int, got: object) -> None:
+        rt.note(ReadOf(self) if got is _ALL else self)
+
     name: str | None = attrs.field(default=None, converter=_check_name)
     fast_acquire: bool = attrs.field(default=False, kw_only=True)
     _done: int = attrs.field(init=False, default=0)
@@ -872,6 +926,7 @@ class Completion(_Blocking):
 
     def is_done(self) -> bool:
         """``completion_done``: would a `wait()` pass now?  Sync, consumes nothing."""
+        _note(ReadOf(self))  # a read: a `complete()` in another step does not commute
         return self._all or self._done > 0
 
     def complete(self) -> None:

@@ -106,11 +106,21 @@ def _subclass_write(cls: type[Footprint], *resources: Hashable) -> Footprint:
     return cls(writes=frozenset(resources))
 
 
-def declared_footprint(label: object, *, trust_primitives: bool) -> Footprint | None:
+def declared_footprint(
+    label: object, *, trust_primitives: bool, noted_only: bool = False
+) -> Footprint | None:
     """The footprint a checkpoint label declares, or None (unknown).
 
     A `Footprint` declares itself; a primitive (anything with ``describe_wait``), or a
     waiter parked on one, declares a write of that primitive when `trust_primitives`.
+
+    Under `noted_only` (every shared access of the step is noted), the attempt at a
+    primitive whose class sets ``attempt_notes_itself`` (`odp_async.sync.Completion`)
+    declares only a read of it: the attempt notes a write itself when it changes the
+    primitive (a wait that parks or consumes a ``complete()``), and a read when it
+    changes nothing (a wait after ``complete_all()``), so two such waits commute.
+    Without `noted_only` the write stays: it also stands for the untracked state the
+    step touches after the wait.
     """
     if isinstance(label, Footprint):
         return label
@@ -118,6 +128,8 @@ def declared_footprint(label: object, *, trust_primitives: bool) -> Footprint | 
         queue = getattr(label, "queue", None)  # a Waiter: the step after its park
         target = getattr(queue, "_owner", None) or queue if queue is not None else label
         if hasattr(target, "describe_wait"):
+            if noted_only and queue is None and getattr(target, "attempt_notes_itself", False):
+                return Footprint(reads=frozenset((target,)))
             return Footprint(writes=frozenset((target,)))
     return None
 

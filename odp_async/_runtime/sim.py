@@ -681,6 +681,8 @@ class SimRuntime(Runtime):
             fp.add(resource)
         trace = self._trace
         if trace is not None and event is not None and self._current is not None:
+            if type(resource) is ReadOf:  # a noted read: the event is about what it reads
+                resource = resource.read_of
             trace.append((self._steps, self._current.id, NOTE, (event, _stable_label(resource))))
 
     def draw(self, n: int, label: object = None) -> int:
@@ -958,7 +960,9 @@ class SimRuntime(Runtime):
             task = runnable[i]
             self._current = task
             if track:
-                declared = declared_footprint(task.pending, trust_primitives=trust)
+                declared = declared_footprint(
+                    task.pending, trust_primitives=trust, noted_only=noted_only
+                )
                 self._fp = set()
                 self._fp_unknown = declared is None and not noted_only
                 task.history = hash((task.history, _stable_label(task.pending)))

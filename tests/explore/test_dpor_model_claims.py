@@ -21,25 +21,25 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 #: cell -> claim, run in CI.
 CHEAP = {
-    "registration-race/odp2014": "violation at schedule 57: stale-translation",
+    "registration-race/odp2014": "violation at schedule 37: stale-translation",
     "truncate-during-registration/odp2014": "violation at schedule 25: stale-translation",
-    "ctx-dereg-during-end/odp2014-ctx": "violation at schedule 25: deadlock",
+    "ctx-dereg-during-end/odp2014-ctx": "violation at schedule 24: deadlock",
     "fault-vs-munmap/interval-seq": "complete: 41 traces, no violation",
     "fault-vs-munmap/odp2014-ctx": "complete: 53 traces, no violation",
     "ctx-dereg-during-end/interval-seq": "complete: 32 traces, no violation",
 }
 #: cell -> claim, run with ODP_ASYNC_FULL_CLAIMS=1.
 FULL = {
-    "stray-end-corruption/odp2014": "violation at schedule 662: stale-translation",
+    "stray-end-corruption/odp2014": "violation at schedule 724: stale-translation",
     "fault-vs-munmap/kvm-seq": "complete: 74 traces, no violation",
     "fault-vs-munmap/range-list": "complete: 72 traces, no violation",
     "exit-during-faults/interval-seq": "complete: 356 traces, no violation",
     "exit-during-faults/kvm-seq": "complete: 1490 traces, no violation",
     "exit-during-faults/range-list": "complete: 1080 traces, no violation",
     "exit-during-faults/odp2014-ctx": "complete: 530 traces, no violation",
-    "registration-race/interval-seq": "complete: 282 traces, no violation",
-    "registration-race/range-list": "complete: 824 traces, no violation",
-    "dereg-during-notifier/interval-seq": "complete: 320 traces, no violation",
+    "registration-race/interval-seq": "complete: 232 traces, no violation",
+    "registration-race/range-list": "complete: 475 traces, no violation",
+    "dereg-during-notifier/interval-seq": "complete: 300 traces, no violation",
     "mprotect-downgrade/interval-seq": "complete: 37 traces, no violation",
     "mprotect-downgrade/kvm-seq": "complete: 71 traces, no violation",
     "mprotect-downgrade/range-list": "complete: 64 traces, no violation",
@@ -50,22 +50,26 @@ FULL = {
     "migration-during-fault/odp2014-ctx": "complete: 249 traces, no violation",
     "truncate-during-registration/interval-seq": "complete: 885 traces, no violation",
     "truncate-during-registration/range-list": "complete: 2146 traces, no violation",
-    "thp-split-during-fault/interval-seq": "complete: 493 traces, no violation",
-    "ctx-dereg-during-end/kvm-seq": "complete: 2045 traces, no violation",
-    "ctx-dereg-during-end/range-list": "complete: 632 traces, no violation",
+    "thp-split-during-fault/interval-seq": "complete: 399 traces, no violation",
+    "ctx-dereg-during-end/kvm-seq": "complete: 1400 traces, no violation",
+    "ctx-dereg-during-end/range-list": "complete: 455 traces, no violation",
     "truncate-during-registration/odp2014-ctx": "complete: 4040 traces, no violation",
-    "thp-split-during-fault/range-list": "complete: 3674 traces, no violation",
-    "registration-race/odp2014-ctx": "complete: 2547 traces, no violation",
+    "thp-split-during-fault/range-list": "complete: 2120 traces, no violation",
+    "registration-race/odp2014-ctx": "complete: 1582 traces, no violation",
     "truncate-during-registration/kvm-seq": "complete: 3947 traces, no violation",
-    "thp-split-during-fault/kvm-seq": "complete: 3321 traces, no violation",
-    "thp-split-during-fault/odp2014-ctx": "complete: 2261 traces, no violation",
+    "thp-split-during-fault/kvm-seq": "complete: 1545 traces, no violation",
+    "thp-split-during-fault/odp2014-ctx": "complete: 1258 traces, no violation",
+    "registration-race/kvm-seq": "complete: 1599 traces, no violation",
+    "dereg-during-notifier/range-list": "complete: 12525 traces, no violation",
+    "dereg-during-notifier/odp2014-ctx": "complete: 14876 traces, no violation",
+    "dereg-during-notifier/kvm-seq": "complete: 26974 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"
 
 
 def _claim(cell: str) -> str:
     scenario, protocol = cell.split("/")
-    return explore(scenario, protocol, chooser="dpor", schedules=20_000).claim
+    return explore(scenario, protocol, chooser="dpor", schedules=50_000).claim
 
 
 @pytest.mark.parametrize("cell", sorted(CHEAP))

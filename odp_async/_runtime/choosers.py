@@ -20,11 +20,12 @@ See also
 
 from __future__ import annotations
 
+import array
 import hashlib
 import itertools
-import operator
 import random
 import struct
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -80,10 +81,34 @@ class RandomChooser:
         return f"RandomChooser(seed={self.seed})"
 
 
-#: One block of a `StreamChooser`'s stream: 16 little-endian 32-bit words.
-_WORDS = struct.Struct("<16I").unpack
 _BLAKE2B = hashlib.blake2b
-_DIGEST = operator.methodcaller("digest")
+_array = array.array
+_unpack_words = struct.Struct("<16I").unpack
+_chain_blocks = itertools.chain.from_iterable
+
+
+def _blocks(name: bytes) -> Iterator[Sequence[int]]:
+    """Blocks 0, 1, 2 ... of the stream `name` (``b"seed/index/"``): BLAKE2b (64-byte
+    digests) of ``name + b"k"``, each read as 16 little-endian 32-bit words.  One
+    generator step per block; a C iterator reads the words (`StreamChooser._words`).
+
+    A block is an ``array("I")`` made straight from the digest: its words become ints
+    only when read (a schedule reads fewer than it draws)."""
+    yield _array("I", _BLAKE2B(name + b"0").digest())
+    k = 1
+    while True:
+        yield _array("I", _BLAKE2B(name + b"%d" % k).digest())
+        k += 1
+
+
+def _blocks_portable(name: bytes) -> Iterator[Sequence[int]]:
+    """`_blocks` where ``array("I")`` is not 4 little-endian bytes: a tuple per block."""
+    for k in itertools.count():
+        yield _unpack_words(_BLAKE2B(name + b"%d" % k).digest())
+
+
+if not (_array("I").itemsize == 4 and sys.byteorder == "little"):  # pragma: no cover
+    _blocks = _blocks_portable
 
 
 class StreamChooser:
@@ -111,10 +136,8 @@ class StreamChooser:
                     )
         self.seed = seed
         self.index = index
-        # Block k is BLAKE2b(prefix + b"k") read as 16 words, built by C iterators alone
-        # (no Python frame per block): a schedule's chooser costs ~1 us to make.
-        names = map((b"%d/%d/%%d" % (seed, index)).__mod__, itertools.count())  # b"s/i/k"
-        words = itertools.chain.from_iterable(map(_WORDS, map(_DIGEST, map(_BLAKE2B, names))))
+        # Block k is BLAKE2b(b"seed/index/k"), computed when its first word is read.
+        words = _chain_blocks(_blocks(b"%d/%d/" % (seed, index)))
         #: The stream (the sim's step loop takes its next word itself), and its next word.
         self._words: Iterator[int] = words
         self._next: Callable[[], int] = words.__next__

@@ -73,7 +73,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
-from ._base import RUNTIME_VAR, Runtime, Waiter
+from ._base import RUNTIME_VAR, Runtime, Waiter, new_waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import Footprint, ReadOf, declared_footprint, noted_run_starts
 
@@ -205,6 +205,45 @@ class SimTask:
 
     def __repr__(self) -> str:
         return f"<SimTask {self.id} {self.name!r}>"
+
+
+_new_object = object.__new__
+_copy_context = contextvars.copy_context
+_INF: Final = math.inf
+
+
+def _new_task(
+    task_id: int,
+    name: str,
+    coro: Coroutine[Any, Any, Any],
+    context: contextvars.Context,
+    group: SimTaskGroup | None,
+    scopes: list[SimCancelScope],
+) -> SimTask:
+    """``SimTask(task_id, name, coro, context, group, scopes)`` without the ``__init__``
+    call (a spawn's hot path: a type call costs more than the stores).  Sets every slot
+    as ``__init__`` does (a test checks it)."""
+    task: SimTask = _new_object(SimTask)
+    task.id = task_id
+    task.name = name
+    task.coro = coro
+    task.send = coro.send
+    task.context = context
+    task.group = group
+    task.scopes = scopes
+    task.state = _RUNNABLE
+    task.send_value = None
+    task.throw_exc = None
+    task.resume_cancellable = False
+    task.epoch_seen = -1
+    task.cancel_cached = False
+    task.waiter = None
+    task.sleep_token = 0
+    task.pending = None
+    task.footprint = None
+    task.history = 0
+    task.spawn_key = None
+    return task
 
 
 #: `BlockedTask.relation` of a task waiting on a completion while every other task waits,
@@ -488,10 +527,19 @@ class SimTaskGroup:
             raise ProtocolViolation(
                 "this task group was already entered; a task group is single-use"
             )
-        task = self._rt._require_task("entering a task group")
+        task = self._rt._current
+        if task is None:
+            raise ProtocolViolation("entering a task group outside any task of the sim runtime")
         self._parent = task
-        self._scope.__enter__()
-        self._stack = tuple(task.scopes)
+        scope = self._scope
+        if scope._task is not None or scope._deadline != _INF:
+            scope.__enter__()  # entered already (raises), or a deadline to arm
+        else:  # ``scope.__enter__()`` inlined for the common case: nothing to arm
+            scope._task = task
+            task.scopes.append(scope)
+            task.epoch_seen = -1
+        scopes = task.scopes
+        self._stack = tuple(scopes)
         self._state = 1
         return self
 
@@ -502,7 +550,8 @@ class SimTaskGroup:
         while self._children:
             # Not cancellable: the parent waits for its children whatever happens; the
             # children themselves see any cancellation, since they sit inside our scope.
-            w = Waiter(rt, self._parent, self, cancellable=False)
+            w = new_waiter(rt, self._parent, self, 0)
+            w.cancellable = False
             self._waiter = w
             await trap(PARK, w)
         self._waiter = None
@@ -667,7 +716,27 @@ class SimRuntime(Runtime):
         return self._now
 
     def task_group(self) -> SimTaskGroup:
-        return SimTaskGroup(self)
+        # ``SimTaskGroup(self)`` without the type calls (a group per run is common):
+        # every slot of the group and of its scope set as their ``__init__`` do (a test
+        # checks it).
+        scope: SimCancelScope = _new_object(SimCancelScope)
+        scope._rt = self
+        scope._deadline = _INF
+        scope._shield = False
+        scope._cancel_called = False
+        scope._cancelled_caught = False
+        scope._task = None
+        scope._exited = False
+        group: SimTaskGroup = _new_object(SimTaskGroup)
+        group._rt = self
+        group._scope = scope
+        group._parent = None
+        group._stack = ()
+        group._children = 0
+        group._errors = []
+        group._waiter = None
+        group._state = 0
+        return group
 
     def cancel_scope(self, *, deadline: float = math.inf, shield: bool = False) -> SimCancelScope:
         return SimCancelScope(self, deadline=deadline, shield=shield)
@@ -732,7 +801,7 @@ class SimRuntime(Runtime):
             name = getattr(func, "__qualname__", None) or repr(func)
         if type(name) is not str:
             name = str(name)
-        task = SimTask(self._next_id, name, coro, contextvars.copy_context(), group, scopes)
+        task = _new_task(self._next_id, name, coro, _copy_context(), group, scopes)
         if self._keyed:  # only symmetry reduction reads it
             try:
                 hash(func)

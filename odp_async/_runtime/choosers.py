@@ -155,6 +155,22 @@ class StreamChooser:
         return f"StreamChooser(seed={self.seed}, index={self.index})"
 
 
+def stream_chooser(seed: int, index: int) -> StreamChooser:
+    """``StreamChooser(seed, index)`` for a caller whose `seed` and `index` are plain ints
+    already (the explorer's loop over schedules): the same chooser, without the type
+    call and its checks (a schedule's fixed cost)."""
+    c: StreamChooser = _new_object(StreamChooser)
+    c.seed = seed
+    c.index = index
+    words = _chain_blocks(_blocks(b"%d/%d/" % (seed, index)))
+    c._words = words
+    c._next = words.__next__
+    return c
+
+
+_new_object = object.__new__
+
+
 class ReplayChooser:
     """Answers from a recorded schedule, in order; exact unless told otherwise.
 

@@ -953,14 +953,17 @@ class SimRuntime(Runtime):
             task.pending = None
             group = task.group
             if group is not None:
-                group._parent = None
-                group._waiter = None
-                group._stack = ()
-                group._scope._task = None
                 task.group = None
-            for scope in task.scopes:
-                scope._task = None
-            task.scopes = []
+                if group._parent is not None:  # once per group (a group never entered
+                    group._parent = None  # has none of these links)
+                    group._waiter = None
+                    group._stack = ()
+                    group._scope._task = None
+            scopes = task.scopes
+            if scopes:
+                for scope in scopes:
+                    scope._task = None
+                task.scopes = []
             if lean:
                 continue
             task.coro = task.send = None  # type: ignore[assignment]
@@ -1138,6 +1141,7 @@ class SimRuntime(Runtime):
         words = chooser._words if type(chooser) is StreamChooser else None
         choose = chooser.choose
         checkpoint_trap = CHECKPOINT_TRAP  # a local: read at every step
+        ends = self._ends
         steps = 0
         last: SimTask | None = None
         while True:
@@ -1198,8 +1202,12 @@ class SimRuntime(Runtime):
                 last = None
                 if task is root:
                     root_value = stop.value
-                self._ends.append((steps, task, None))
-                self._finish(task, None)
+                ends.append((steps, task, None))
+                # ``self._finish(task, None)``, inlined
+                task.state = _DONE
+                task.coro = task.send = None  # type: ignore[assignment]
+                if task.group is not None:
+                    task.group._child_done(None)
                 continue
             except (KeyboardInterrupt, SystemExit):
                 raise  # the user's or the process's, never the program's outcome

@@ -73,6 +73,7 @@ from .._runtime.choosers import (
     RandomChooser,
     ReplayChooser,
     StreamChooser,
+    stream_chooser,
 )
 from ..check import Violation
 from ..errors import ExplorationFailed, ExploreInterrupted, InvalidArgument
@@ -744,7 +745,7 @@ def _run_random_range(
         # `out_of_time` as it stands.
         if tally.out_of_time or (tally.limit is not None and tally.time_is_up()):
             return index - first
-        execution = run(StreamChooser(seed, index))
+        execution = run(stream_chooser(seed, index))  # StreamChooser(seed, index)
         if type(execution) is int:  # an "ok" run: no record was built
             tally.done += 1
             tally.steps += execution

@@ -556,7 +556,16 @@ class SimTaskGroup:
             await trap(PARK, w)
         self._waiter = None
         self._state = 2
-        swallowed = self._scope.__exit__(exc_type, exc, tb)
+        scope = self._scope
+        task = scope._task
+        if exc is None and task is not None and task.scopes and task.scopes[-1] is scope:
+            # ``scope.__exit__(None, None, None)`` inlined: the body ended normally
+            task.scopes.pop()
+            task.epoch_seen = -1
+            scope._exited = True
+            swallowed = False
+        else:
+            swallowed = scope.__exit__(exc_type, exc, tb)
         own = exc is not None and not isinstance(exc, Cancelled)
         if self._errors or own:
             errors = list(self._errors)
@@ -577,7 +586,17 @@ class SimTaskGroup:
         if self._children == 0 and self._waiter is not None and not self._waiter.woken:
             w = self._waiter
             w.woken = True
-            self._rt.wake(w, None)
+            parent = w.handle
+            if type(parent) is SimTask and parent.state == _BLOCKED and parent.waiter is w:
+                # ``self._rt.wake(w, None)`` inlined: the parked parent resumes
+                rt = self._rt
+                parent.state = _RUNNABLE
+                parent.waiter = None
+                parent.send_value = None
+                del rt._blocked[parent]
+                rt._runnable.append(parent)
+            else:
+                self._rt.wake(w, None)
 
     # WaitTarget, for deadlock reports of a parent waiting on its children.
     def _discard(self, waiter: Waiter) -> None:

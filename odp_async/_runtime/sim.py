@@ -212,40 +212,6 @@ _copy_context = contextvars.copy_context
 _INF: Final = math.inf
 
 
-def _new_task(
-    task_id: int,
-    name: str,
-    coro: Coroutine[Any, Any, Any],
-    context: contextvars.Context,
-    group: SimTaskGroup | None,
-    scopes: list[SimCancelScope],
-) -> SimTask:
-    """``SimTask(task_id, name, coro, context, group, scopes)`` without the ``__init__``
-    call (a spawn's hot path: a type call costs more than the stores).  Sets every slot
-    as ``__init__`` does (a test checks it)."""
-    task: SimTask = _new_object(SimTask)
-    task.id = task_id
-    task.name = name
-    task.coro = coro
-    task.send = coro.send
-    task.context = context
-    task.group = group
-    task.scopes = scopes
-    task.state = _RUNNABLE
-    task.send_value = None
-    task.throw_exc = None
-    task.resume_cancellable = False
-    task.epoch_seen = -1
-    task.cancel_cached = False
-    task.waiter = None
-    task.sleep_token = 0
-    task.pending = None
-    task.footprint = None
-    task.history = 0
-    task.spawn_key = None
-    return task
-
-
 #: `BlockedTask.relation` of a task waiting on a completion while every other task waits,
 #: directly or through others, for it (a one-task cycle of the run; no holder named).
 BLOCKING_ALL: Final = "blocking every other task"
@@ -820,7 +786,29 @@ class SimRuntime(Runtime):
             name = getattr(func, "__qualname__", None) or repr(func)
         if type(name) is not str:
             name = str(name)
-        task = _new_task(self._next_id, name, coro, _copy_context(), group, scopes)
+        # ``SimTask(self._next_id, name, coro, copy_context(), group, scopes)`` without the
+        # type call (a spawn's hot path): every slot set as ``__init__`` does (a test
+        # checks it).
+        task: SimTask = _new_object(SimTask)
+        task.id = self._next_id
+        task.name = name
+        task.coro = coro
+        task.send = coro.send
+        task.context = _copy_context()
+        task.group = group
+        task.scopes = scopes
+        task.state = _RUNNABLE
+        task.send_value = None
+        task.throw_exc = None
+        task.resume_cancellable = False
+        task.epoch_seen = -1
+        task.cancel_cached = False
+        task.waiter = None
+        task.sleep_token = 0
+        task.pending = None
+        task.footprint = None
+        task.history = 0
+        task.spawn_key = None
         if self._keyed:  # only symmetry reduction reads it
             try:
                 hash(func)
@@ -1225,8 +1213,12 @@ class SimRuntime(Runtime):
                 # ``self._finish(task, None)``, inlined
                 task.state = _DONE
                 task.coro = task.send = None  # type: ignore[assignment]
-                if task.group is not None:
-                    task.group._child_done(None)
+                group = task.group
+                if group is not None:
+                    if group._children > 1:  # ``_child_done(None)`` of a child but the last:
+                        group._children -= 1  # no wake due, and this loop keeps no footprint
+                    else:
+                        group._child_done(None)
                 continue
             except (KeyboardInterrupt, SystemExit):
                 raise  # the user's or the process's, never the program's outcome

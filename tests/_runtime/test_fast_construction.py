@@ -19,16 +19,17 @@ async def _noop() -> None:
     pass
 
 
-def test_new_task_sets_every_slot_as_the_constructor_does() -> None:
-    coro = _noop()
-    ctx = contextvars.copy_context()
+def test_a_spawned_task_has_every_slot_as_the_constructor_sets_it() -> None:
+    rt = SimRuntime(choosers.FifoChooser(), max_steps=10, trace=False)
     scopes: list[SimCancelScope] = []
-    fast = sim._new_task(3, "t", coro, ctx, None, scopes)
-    slow = SimTask(3, "t", coro, ctx, None, scopes)
+    fast = rt._spawn(_noop, (), "t", None, scopes)
+    coro = fast.coro
+    slow = SimTask(0, "t", coro, fast.context, None, scopes)
     coro.close()
     got, want = _slots(fast, SimTask), _slots(slow, SimTask)
     assert got.pop("send") == want.pop("send")  # two bound methods of one coroutine
     assert got == want
+    assert isinstance(fast.context, contextvars.Context)
 
 
 def test_task_group_sets_every_slot_as_the_constructors_do() -> None:

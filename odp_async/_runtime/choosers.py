@@ -125,7 +125,7 @@ class StreamChooser:
     Raises `InvalidArgument` for a `seed` or `index` that is not an int.
     """
 
-    __slots__ = ("_next", "_words", "index", "seed")
+    __slots__ = ("_words", "index", "seed")
 
     def __init__(self, seed: int, index: int) -> None:
         if type(seed) is not int or type(index) is not int:  # the common case: plain ints
@@ -138,34 +138,38 @@ class StreamChooser:
         self.index = index
         # Block k is BLAKE2b(b"seed/index/k"), computed when its first word is read.
         words = _chain_blocks(_blocks(b"%d/%d/" % (seed, index)))
-        #: The stream (the sim's step loop takes its next word itself), and its next word.
+        #: The stream (the sim's step loop takes its next word itself).
         self._words: Iterator[int] = words
-        self._next: Callable[[], int] = words.__next__
 
     def new_execution(self) -> None:
         pass
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
-        return self._next() % len(runnable)
+        return next(self._words) % len(runnable)
 
     def draw(self, n: int, label: object) -> int:
-        return self._next() % n
+        return next(self._words) % n
 
     def __repr__(self) -> str:
         return f"StreamChooser(seed={self.seed}, index={self.index})"
 
 
-def stream_chooser(seed: int, index: int) -> StreamChooser:
-    """``StreamChooser(seed, index)`` for a caller whose `seed` and `index` are plain ints
-    already (the explorer's loop over schedules): the same chooser, without the type
-    call and its checks (a schedule's fixed cost)."""
-    c: StreamChooser = _new_object(StreamChooser)
-    c.seed = seed
-    c.index = index
-    words = _chain_blocks(_blocks(b"%d/%d/" % (seed, index)))
-    c._words = words
-    c._next = words.__next__
-    return c
+def stream_choosers(seed: int) -> Callable[[int], StreamChooser]:
+    """A function of `index` giving ``StreamChooser(seed, index)``, for a caller whose
+    `seed` and indices are plain ints already (the explorer's loop over schedules): the
+    same choosers, without a type call or checks each, the seed's part of the stream's
+    name formatted once (a schedule's fixed cost)."""
+    seed_name = b"%d/" % seed
+
+    def chooser(index: int) -> StreamChooser:
+        c: StreamChooser = _new_object(StreamChooser)
+        c.seed = seed
+        c.index = index
+        words = _chain_blocks(_blocks(seed_name + b"%d/" % index))  # b"seed/index/"
+        c._words = words
+        return c
+
+    return chooser
 
 
 _new_object = object.__new__

@@ -62,3 +62,12 @@ def test_a_deadline_set_before_entering_a_task_group_still_cancels_it() -> None:
     result = sim.run(main, seed=0)
     assert result.outcome == "ok"
     assert result.value == 1.0
+
+
+def test_stream_choosers_give_the_stream_choosers_answers() -> None:
+    for seed, index in [(0, 0), (3, 7), (-2, 12345), (2**70, 5)]:
+        fast, slow = choosers.stream_choosers(seed)(index), choosers.StreamChooser(seed, index)
+        assert (fast.seed, fast.index) == (slow.seed, slow.index)
+        assert [fast.choose([None] * 7, None) for _ in range(40)] == [
+            slow.choose([None] * 7, None) for _ in range(40)
+        ]

@@ -1146,7 +1146,8 @@ class SimRuntime(Runtime):
         max_steps = self._max_steps
         rnd = chooser._random if type(chooser) is RandomChooser else None
         words = chooser._words if type(chooser) is StreamChooser else None
-        choose = chooser.choose
+        # (no bound method made for the two choosers inlined above)
+        choose = chooser.choose if rnd is None and words is None else None
         checkpoint_trap = CHECKPOINT_TRAP  # a local: read at every step
         ends = self._ends
         steps = 0
@@ -1165,6 +1166,7 @@ class SimRuntime(Runtime):
                     i = next(words) % n
                 else:
                     self._current = None  # the chooser runs between steps
+                    assert choose is not None
                     i = choose(runnable, last)
                     if not 0 <= i < n:
                         raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")

@@ -151,7 +151,8 @@ def task_group() -> TaskGroupLike:
     in a child cancels the group (siblings and body) and is re-raised from the block in an
     `ExceptionGroup`.
     """
-    return current_runtime().task_group()
+    rt = _runtime_in_effect(None)  # `current_runtime()`'s first step, inlined (the sim's)
+    return (rt if rt is not None else current_runtime()).task_group()
 
 
 def cancel_scope(*, deadline: float = math.inf, shield: bool = False) -> CancelScopeLike:

@@ -20,11 +20,12 @@ See also
 
 from __future__ import annotations
 
+import array
 import hashlib
 import itertools
-import operator
 import random
 import struct
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -80,10 +81,34 @@ class RandomChooser:
         return f"RandomChooser(seed={self.seed})"
 
 
-#: One block of a `StreamChooser`'s stream: 16 little-endian 32-bit words.
-_WORDS = struct.Struct("<16I").unpack
 _BLAKE2B = hashlib.blake2b
-_DIGEST = operator.methodcaller("digest")
+_array = array.array
+_unpack_words = struct.Struct("<16I").unpack
+_chain_blocks = itertools.chain.from_iterable
+
+
+def _blocks(name: bytes) -> Iterator[Sequence[int]]:
+    """Blocks 0, 1, 2 ... of the stream `name` (``b"seed/index/"``): BLAKE2b (64-byte
+    digests) of ``name + b"k"``, each read as 16 little-endian 32-bit words.  One
+    generator step per block; a C iterator reads the words (`StreamChooser._words`).
+
+    A block is an ``array("I")`` made straight from the digest: its words become ints
+    only when read (a schedule reads fewer than it draws)."""
+    yield _array("I", _BLAKE2B(name + b"0").digest())
+    k = 1
+    while True:
+        yield _array("I", _BLAKE2B(name + b"%d" % k).digest())
+        k += 1
+
+
+def _blocks_portable(name: bytes) -> Iterator[Sequence[int]]:
+    """`_blocks` where ``array("I")`` is not 4 little-endian bytes: a tuple per block."""
+    for k in itertools.count():
+        yield _unpack_words(_BLAKE2B(name + b"%d" % k).digest())
+
+
+if not (_array("I").itemsize == 4 and sys.byteorder == "little"):  # pragma: no cover
+    _blocks = _blocks_portable
 
 
 class StreamChooser:
@@ -100,7 +125,7 @@ class StreamChooser:
     Raises `InvalidArgument` for a `seed` or `index` that is not an int.
     """
 
-    __slots__ = ("_next", "_words", "index", "seed")
+    __slots__ = ("_words", "index", "seed")
 
     def __init__(self, seed: int, index: int) -> None:
         if type(seed) is not int or type(index) is not int:  # the common case: plain ints
@@ -111,25 +136,43 @@ class StreamChooser:
                     )
         self.seed = seed
         self.index = index
-        # Block k is BLAKE2b(prefix + b"k") read as 16 words, built by C iterators alone
-        # (no Python frame per block): a schedule's chooser costs ~1 us to make.
-        names = map((b"%d/%d/%%d" % (seed, index)).__mod__, itertools.count())  # b"s/i/k"
-        words = itertools.chain.from_iterable(map(_WORDS, map(_DIGEST, map(_BLAKE2B, names))))
-        #: The stream (the sim's step loop takes its next word itself), and its next word.
+        # Block k is BLAKE2b(b"seed/index/k"), computed when its first word is read.
+        words = _chain_blocks(_blocks(b"%d/%d/" % (seed, index)))
+        #: The stream (the sim's step loop takes its next word itself).
         self._words: Iterator[int] = words
-        self._next: Callable[[], int] = words.__next__
 
     def new_execution(self) -> None:
         pass
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
-        return self._next() % len(runnable)
+        return next(self._words) % len(runnable)
 
     def draw(self, n: int, label: object) -> int:
-        return self._next() % n
+        return next(self._words) % n
 
     def __repr__(self) -> str:
         return f"StreamChooser(seed={self.seed}, index={self.index})"
+
+
+def stream_choosers(seed: int) -> Callable[[int], StreamChooser]:
+    """A function of `index` giving ``StreamChooser(seed, index)``, for a caller whose
+    `seed` and indices are plain ints already (the explorer's loop over schedules): the
+    same choosers, without a type call or checks each, the seed's part of the stream's
+    name formatted once (a schedule's fixed cost)."""
+    seed_name = b"%d/" % seed
+
+    def chooser(index: int) -> StreamChooser:
+        c: StreamChooser = _new_object(StreamChooser)
+        c.seed = seed
+        c.index = index
+        words = _chain_blocks(_blocks(seed_name + b"%d/" % index))  # b"seed/index/"
+        c._words = words
+        return c
+
+    return chooser
+
+
+_new_object = object.__new__
 
 
 class ReplayChooser:

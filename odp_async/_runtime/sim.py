@@ -73,7 +73,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
-from ._base import RUNTIME_VAR, Runtime, Waiter
+from ._base import RUNTIME_VAR, Runtime, Waiter, new_waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import Footprint, ReadOf, declared_footprint, noted_run_starts
 
@@ -205,6 +205,11 @@ class SimTask:
 
     def __repr__(self) -> str:
         return f"<SimTask {self.id} {self.name!r}>"
+
+
+_new_object = object.__new__
+_copy_context = contextvars.copy_context
+_INF: Final = math.inf
 
 
 #: `BlockedTask.relation` of a task waiting on a completion while every other task waits,
@@ -488,10 +493,19 @@ class SimTaskGroup:
             raise ProtocolViolation(
                 "this task group was already entered; a task group is single-use"
             )
-        task = self._rt._require_task("entering a task group")
+        task = self._rt._current
+        if task is None:
+            raise ProtocolViolation("entering a task group outside any task of the sim runtime")
         self._parent = task
-        self._scope.__enter__()
-        self._stack = tuple(task.scopes)
+        scope = self._scope
+        if scope._task is not None or scope._deadline != _INF:
+            scope.__enter__()  # entered already (raises), or a deadline to arm
+        else:  # ``scope.__enter__()`` inlined for the common case: nothing to arm
+            scope._task = task
+            task.scopes.append(scope)
+            task.epoch_seen = -1
+        scopes = task.scopes
+        self._stack = tuple(scopes)
         self._state = 1
         return self
 
@@ -502,12 +516,22 @@ class SimTaskGroup:
         while self._children:
             # Not cancellable: the parent waits for its children whatever happens; the
             # children themselves see any cancellation, since they sit inside our scope.
-            w = Waiter(rt, self._parent, self, cancellable=False)
+            w = new_waiter(rt, self._parent, self, 0)
+            w.cancellable = False
             self._waiter = w
             await trap(PARK, w)
         self._waiter = None
         self._state = 2
-        swallowed = self._scope.__exit__(exc_type, exc, tb)
+        scope = self._scope
+        task = scope._task
+        if exc is None and task is not None and task.scopes and task.scopes[-1] is scope:
+            # ``scope.__exit__(None, None, None)`` inlined: the body ended normally
+            task.scopes.pop()
+            task.epoch_seen = -1
+            scope._exited = True
+            swallowed = False
+        else:
+            swallowed = scope.__exit__(exc_type, exc, tb)
         own = exc is not None and not isinstance(exc, Cancelled)
         if self._errors or own:
             errors = list(self._errors)
@@ -528,7 +552,17 @@ class SimTaskGroup:
         if self._children == 0 and self._waiter is not None and not self._waiter.woken:
             w = self._waiter
             w.woken = True
-            self._rt.wake(w, None)
+            parent = w.handle
+            if type(parent) is SimTask and parent.state == _BLOCKED and parent.waiter is w:
+                # ``self._rt.wake(w, None)`` inlined: the parked parent resumes
+                rt = self._rt
+                parent.state = _RUNNABLE
+                parent.waiter = None
+                parent.send_value = None
+                del rt._blocked[parent]
+                rt._runnable.append(parent)
+            else:
+                self._rt.wake(w, None)
 
     # WaitTarget, for deadlock reports of a parent waiting on its children.
     def _discard(self, waiter: Waiter) -> None:
@@ -667,7 +701,27 @@ class SimRuntime(Runtime):
         return self._now
 
     def task_group(self) -> SimTaskGroup:
-        return SimTaskGroup(self)
+        # ``SimTaskGroup(self)`` without the type calls (a group per run is common):
+        # every slot of the group and of its scope set as their ``__init__`` do (a test
+        # checks it).
+        scope: SimCancelScope = _new_object(SimCancelScope)
+        scope._rt = self
+        scope._deadline = _INF
+        scope._shield = False
+        scope._cancel_called = False
+        scope._cancelled_caught = False
+        scope._task = None
+        scope._exited = False
+        group: SimTaskGroup = _new_object(SimTaskGroup)
+        group._rt = self
+        group._scope = scope
+        group._parent = None
+        group._stack = ()
+        group._children = 0
+        group._errors = []
+        group._waiter = None
+        group._state = 0
+        return group
 
     def cancel_scope(self, *, deadline: float = math.inf, shield: bool = False) -> SimCancelScope:
         return SimCancelScope(self, deadline=deadline, shield=shield)
@@ -734,7 +788,29 @@ class SimRuntime(Runtime):
             name = getattr(func, "__qualname__", None) or repr(func)
         if type(name) is not str:
             name = str(name)
-        task = SimTask(self._next_id, name, coro, contextvars.copy_context(), group, scopes)
+        # ``SimTask(self._next_id, name, coro, copy_context(), group, scopes)`` without the
+        # type call (a spawn's hot path): every slot set as ``__init__`` does (a test
+        # checks it).
+        task: SimTask = _new_object(SimTask)
+        task.id = self._next_id
+        task.name = name
+        task.coro = coro
+        task.send = coro.send
+        task.context = _copy_context()
+        task.group = group
+        task.scopes = scopes
+        task.state = _RUNNABLE
+        task.send_value = None
+        task.throw_exc = None
+        task.resume_cancellable = False
+        task.epoch_seen = -1
+        task.cancel_cached = False
+        task.waiter = None
+        task.sleep_token = 0
+        task.pending = None
+        task.footprint = None
+        task.history = 0
+        task.spawn_key = None
         if self._keyed:  # only symmetry reduction reads it
             try:
                 hash(func)
@@ -886,14 +962,17 @@ class SimRuntime(Runtime):
             task.pending = None
             group = task.group
             if group is not None:
-                group._parent = None
-                group._waiter = None
-                group._stack = ()
-                group._scope._task = None
                 task.group = None
-            for scope in task.scopes:
-                scope._task = None
-            task.scopes = []
+                if group._parent is not None:  # once per group (a group never entered
+                    group._parent = None  # has none of these links)
+                    group._waiter = None
+                    group._stack = ()
+                    group._scope._task = None
+            scopes = task.scopes
+            if scopes:
+                for scope in scopes:
+                    scope._task = None
+                task.scopes = []
             if lean:
                 continue
             task.coro = task.send = None  # type: ignore[assignment]
@@ -1071,8 +1150,10 @@ class SimRuntime(Runtime):
         max_steps = self._max_steps
         rnd = chooser._random if type(chooser) is RandomChooser else None
         words = chooser._words if type(chooser) is StreamChooser else None
-        choose = chooser.choose
+        # (no bound method made for the two choosers inlined above)
+        choose = chooser.choose if rnd is None and words is None else None
         checkpoint_trap = CHECKPOINT_TRAP  # a local: read at every step
+        ends = self._ends
         steps = 0
         last: SimTask | None = None
         while True:
@@ -1089,6 +1170,7 @@ class SimRuntime(Runtime):
                     i = next(words) % n
                 else:
                     self._current = None  # the chooser runs between steps
+                    assert choose is not None
                     i = choose(runnable, last)
                     if not 0 <= i < n:
                         raise InternalError(f"chooser {chooser!r} chose {i!r} among {n} tasks")
@@ -1133,8 +1215,16 @@ class SimRuntime(Runtime):
                 last = None
                 if task is root:
                     root_value = stop.value
-                self._ends.append((steps, task, None))
-                self._finish(task, None)
+                ends.append((steps, task, None))
+                # ``self._finish(task, None)``, inlined
+                task.state = _DONE
+                task.coro = task.send = None  # type: ignore[assignment]
+                group = task.group
+                if group is not None:
+                    if group._children > 1:  # ``_child_done(None)`` of a child but the last:
+                        group._children -= 1  # no wake due, and this loop keeps no footprint
+                    else:
+                        group._child_done(None)
                 continue
             except (KeyboardInterrupt, SystemExit):
                 raise  # the user's or the process's, never the program's outcome

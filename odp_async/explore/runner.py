@@ -92,6 +92,7 @@ from .._runtime.choosers import (
     RandomChooser,
     ReplayChooser,
     StreamChooser,
+    stream_choosers,
 )
 from ..check import Violation
 from ..errors import ExplorationFailed, ExploreInterrupted, InvalidArgument
@@ -822,12 +823,13 @@ def _run_random_range(
     """`_run_range` for ``chooser="random"`` (no dpor slot, a `StreamChooser` per index):
     the same schedules and tally, its per-schedule checks hoisted out of the loop."""
     report = tally.report if tally.callback is not None else None
+    chooser_for = stream_choosers(seed)
     for index in range(first, last):
         # `tally.time_is_up()`, asked only when it can be true: with no limit it is
         # `out_of_time` as it stands.
         if tally.out_of_time or (tally.limit is not None and tally.time_is_up()):
             return index - first
-        execution = run(StreamChooser(seed, index))
+        execution = run(chooser_for(index))  # StreamChooser(seed, index)
         if type(execution) is int:  # an "ok" run: no record was built
             tally.done += 1
             tally.steps += execution

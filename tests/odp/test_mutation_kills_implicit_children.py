@@ -1,0 +1,94 @@
+"""How `odp_async.odp.implicit` frees its children (found by mutation testing,
+``tools/mutation.sh odp``): a child's notifier removal waits for the invalidation running
+now (not one that ended before), and what an emptied child's free records and detaches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from odp_async import _runtime as rt
+from odp_async.addr import PAGE_SIZE as P
+from odp_async.addr import AddrRange
+from odp_async.mm import InvalidateEvent, Invalidation
+from odp_async.odp.implicit import ImplicitMr
+from odp_async.world import World, run_world
+
+
+async def _mapped_imr(w: World, npages: int = 8, **options: bool) -> ImplicitMr:
+    await w.mm.mmap(0, npages * P)
+    for page in range(npages):
+        await w.mm.cpu_fault(page * P, write=True)
+    imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4, **options)
+    await imr.register()
+    return imr
+
+
+def test_a_child_removed_during_an_invalidation_waits_for_that_one_to_end() -> None:
+    """``mmu_interval_notifier_remove`` waits for the invalidation running now: a removal
+    that starts after an earlier invalidation ended waits for the second one's end (and
+    no longer), whichever count of earlier invalidations there was."""
+
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w)
+        await imr.fault(0)
+        await imr.fault(4 * P)
+        child = imr.children[1]
+        out: list[Any] = []
+        for n in (1, 2):  # a second round: one invalidation has ended before it
+            inv = Invalidation(n, AddrRange.of(7 * P, P), InvalidateEvent.UNMAP)
+            await imr.invalidate_range_start(inv)
+
+            async def remove() -> None:
+                await imr._destroy_child(child, "removed by the test")
+                out.append(f"removed {n}")
+
+            async with rt.task_group() as tg:
+                tg.start_soon(remove, name="remove")
+                for _ in range(5):
+                    await rt.checkpoint("let the removal wait")
+                out.append(f"ending {n}")
+                await imr.invalidate_range_end(inv)
+        return out
+
+    run = run_world(body)
+    assert run.sim.value == ["ending 1", "removed 1", "ending 2", "removed 2"]
+
+
+def test_an_emptied_child_s_detach_checks_the_mr() -> None:
+    """The invalidation that empties a child detaches it (``destroy_unused_implicit_child_mr``),
+    touching the MR: an MR the checker knows freed is a use-after-free named there."""
+
+    async def body(w: World) -> None:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        w.checker.freed(imr.key, "freed by hand")
+        await w.mm.madvise_dontneed(0, 4 * P)
+
+    run = run_world(body)
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert (
+        "destroy_unused_implicit_child_mr touched implicit MR imr after it was freed by hand"
+        in details
+    )
+
+
+def test_a_child_freed_in_the_invalidation_leaves_the_notified_set_and_the_ksm() -> None:
+    """With the ``free_in_invalidate`` mistake the child is freed on the spot, its free
+    naming the invalidation, and its notifier and KSM entry go with it: a later
+    invalidation of the same range does not reach it."""
+
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w, 4, free_in_invalidate=True)
+        await imr.fault(0)
+        child = imr.children[0]
+        before = sorted(imr.ksm)
+        await w.mm.madvise_dontneed(0, 4 * P)
+        out: list[Any] = [before, sorted(imr.ksm), child in imr.notified]
+        await w.mm.madvise_dontneed(0, 4 * P)
+        return out
+
+    run = run_world(body)
+    assert run.sim.value == [[0], [], False]
+    assert [v.detail for v in run.violations] == []
+    frees = [e.detail for e in run.events if e.kind == "free"]
+    assert frees == ["imr child 0#1 freed: freed by the invalidation that emptied it"]

@@ -92,3 +92,63 @@ def test_a_child_freed_in_the_invalidation_leaves_the_notified_set_and_the_ksm()
     assert [v.detail for v in run.violations] == []
     frees = [e.detail for e in run.events if e.kind == "free"]
     assert frees == ["imr child 0#1 freed: freed by the invalidation that emptied it"]
+
+
+def test_a_reap_is_refused_with_the_reason() -> None:
+    """The OOM reaper's non-blockable invalidation: the implicit MR refuses it, saying
+    why (it takes the sleeping umem_mutex), and the refusal's event carries the reason."""
+
+    async def body(w: World) -> bool:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        return await w.mm.reap(0, 4 * P)
+
+    run = run_world(body)
+    assert run.sim.value is False
+    refused = [e.detail for e in run.events if e.kind == "invalidate-refused"]
+    assert len(refused) == 1
+    assert refused[0].endswith(": implicit MR imr takes umem_mutex (it sleeps)")
+
+
+def test_a_removal_waits_until_every_overlapping_invalidation_has_ended() -> None:
+    """Two invalidations run at once: the first one's end does not let a child's
+    notifier removal through, the second one's does."""
+
+    async def body(w: World) -> list[str]:
+        imr = await _mapped_imr(w)
+        await imr.fault(0)
+        await imr.fault(4 * P)
+        child = imr.children[1]
+        first = Invalidation(1, AddrRange.of(7 * P, P), InvalidateEvent.UNMAP)
+        second = Invalidation(2, AddrRange.of(6 * P, P), InvalidateEvent.UNMAP)
+        await imr.invalidate_range_start(first)
+        await imr.invalidate_range_start(second)
+        out: list[str] = []
+
+        async def remove() -> None:
+            await imr._destroy_child(child, "removed by the test")
+            out.append("removed")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(remove, name="remove")
+            for end in (first, second):
+                for _ in range(5):
+                    await rt.checkpoint("let the removal wait")
+                out.append(f"ending inv{end.id}")
+                await imr.invalidate_range_end(end)
+        return out
+
+    run = run_world(body)
+    assert run.sim.value == ["ending inv1", "ending inv2", "removed"]
+
+
+def test_an_invalidation_through_a_freed_child_is_a_use_after_free() -> None:
+    async def body(w: World) -> None:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        w.checker.freed(imr.children[0].key, "freed by hand")
+        await w.mm.madvise_dontneed(P, P)
+
+    run = run_world(body)
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert "an invalidation touched imr child 0#1 after it was freed by hand" in details

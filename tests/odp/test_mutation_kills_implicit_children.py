@@ -152,3 +152,54 @@ def test_an_invalidation_through_a_freed_child_is_a_use_after_free() -> None:
     run = run_world(body)
     details = [v.detail for v in run.violations if v.kind == "use-after-free"]
     assert "an invalidation touched imr child 0#1 after it was freed by hand" in details
+
+
+class _InvalidatedOnce:
+    """The mm as an implicit MR sees it, with one ``madvise(DONTNEED)`` of `rng` run
+    right after the first `get_user_pages` returns: an invalidation inside the fault's
+    window, between its ``read_begin`` and its ``read_retry``."""
+
+    def __init__(self, mm: Any, start: int, length: int) -> None:
+        self._mm = mm
+        self._range = (start, length)
+        self.fired = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mm, name)
+
+    async def get_user_pages(self, rng: AddrRange, *, write: bool) -> Any:
+        pages = await self._mm.get_user_pages(rng, write=write)
+        if not self.fired:
+            self.fired = True
+            await self._mm.madvise_dontneed(*self._range)
+        return pages
+
+
+def test_a_fault_raced_by_an_invalidation_retries_after_earlier_ones_too() -> None:
+    """``mmu_interval_read_retry``: an invalidation inside the fault's window makes it
+    retry, also when earlier invalidations already bumped the child's seq; the retry maps
+    the page the CPU has now, so the device never keeps the zapped frame."""
+
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w)
+        await imr.fault(0)
+        await w.mm.madvise_dontneed(2 * P, P)  # an earlier invalidation: seq 1
+        child = imr.children[0]
+        racing = _InvalidatedOnce(w.mm, P, P)
+        imr.mm = racing
+        outcome = await imr.fault(P)
+        imr.mm = w.mm
+        entry = child.table.get(1)
+        pte = w.mm.page_table.get(1)
+        return [
+            racing.fired,
+            outcome.value,
+            entry is not None
+            and pte is not None
+            and pte.frame is not None
+            and entry.frame == pte.frame.id,
+        ]
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.value == [True, "resolved", True]

@@ -9,6 +9,7 @@ from typing import Any
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE as P
 from odp_async.addr import AddrRange
+from odp_async.errors import InvalidArgument
 from odp_async.mm import InvalidateEvent, Invalidation
 from odp_async.odp.implicit import ImplicitMr
 from odp_async.world import World, run_world
@@ -38,7 +39,7 @@ def test_a_child_removed_during_an_invalidation_waits_for_that_one_to_end() -> N
             inv = Invalidation(n, AddrRange.of(7 * P, P), InvalidateEvent.UNMAP)
             await imr.invalidate_range_start(inv)
 
-            async def remove() -> None:
+            async def remove(n: int = n) -> None:
                 await imr._destroy_child(child, "removed by the test")
                 out.append(f"removed {n}")
 
@@ -203,3 +204,85 @@ def test_a_fault_raced_by_an_invalidation_retries_after_earlier_ones_too() -> No
     run = run_world(body)
     assert run.violations == ()
     assert run.sim.value == [True, "resolved", True]
+
+
+def test_the_constructor_s_defaults_and_each_refusal_word_for_word() -> None:
+    """An implicit MR is named "imr", in chunks of 4 pages, a fault retrying up to 12
+    times, unless told otherwise; 1 is the least chunk and retry count; each bad argument
+    is refused with a message naming it and its value."""
+
+    async def body(w: World) -> list[Any]:
+        def make(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return ImplicitMr(w.mm, w.checker, w.workqueue, *args, **kwargs)
+            except InvalidArgument as e:
+                return str(e)
+
+        plain = ImplicitMr(w.mm, w.checker, w.workqueue)
+        least = ImplicitMr(w.mm, w.checker, w.workqueue, "x", child_pages=1, max_retries=1)
+        out: list[Any] = [
+            (plain.name, plain.key, plain.child_pages, plain.max_retries),
+            (least.child_pages, least.max_retries),
+            [plain.free_in_invalidate, plain.no_usecount_wait, plain.plain_store],
+        ]
+        out += [
+            make(""),
+            make(None),
+            make(7),
+            make("x", child_pages=0),
+            make("x", child_pages=True),
+            make("x", child_pages=2.0),
+            make("x", max_retries=0),
+            make("x", max_retries=False),
+            make("x", max_retries="3"),
+            make("x", free_in_invalidat=True),
+            make("x", plain_store=1),
+            make("x", no_usecount_wait=None),
+        ]
+        given = make("x", free_in_invalidate=True, no_usecount_wait=True, plain_store=True)
+        out.append([given.free_in_invalidate, given.no_usecount_wait, given.plain_store])
+        return out
+
+    run = run_world(body)
+    assert run.sim.error is None, run.sim.error
+    assert run.sim.value == [
+        ("imr", "implicit MR imr", 4, 12),
+        (1, 1),
+        [False, False, False],
+        "an implicit MR needs a non-empty name, got ''",
+        "an implicit MR needs a non-empty name, got None",
+        "an implicit MR needs a non-empty name, got 7",
+        "child_pages must be a positive int, got 0",
+        "child_pages must be a positive int, got True",
+        "child_pages must be a positive int, got 2.0",
+        "max_retries must be a positive int, got 0",
+        "max_retries must be a positive int, got False",
+        "max_retries must be a positive int, got '3'",
+        "implicit MR has no option 'free_in_invalidat' (its options: free_in_invalidate, "
+        "no_usecount_wait, plain_store)",
+        "implicit MR option 'plain_store' must be a bool, got 1",
+        "implicit MR option 'no_usecount_wait' must be a bool, got None",
+        [True, True, True],
+    ]
+
+
+def test_a_child_s_destruction_is_a_labelled_checkpoint_and_checks_the_child() -> None:
+    """Destroying a child is a checkpoint labelled with the child, and it touches the
+    child (its zap under the umem_mutex): a child the checker knows freed is a
+    use-after-free named there."""
+
+    async def body(w: World, free_child: bool) -> None:
+        imr = await _mapped_imr(w, 4)
+        await imr.fault(0)
+        if free_child:
+            w.checker.freed(imr.children[0].key, "freed by hand")
+        await imr.deregister()
+
+    run = run_world(lambda w: body(w, False), trace=True)
+    assert run.violations == ()
+    assert run.sim.trace is not None
+    labels = [step[3] for step in run.sim.trace]
+    assert ("destroy child", "imr child 0#1") in labels
+    run = run_world(lambda w: body(w, True))
+    details = [v.detail for v in run.violations if v.kind == "use-after-free"]
+    assert "its destruction touched imr child 0#1 after it was freed by hand" in details

@@ -286,3 +286,31 @@ def test_a_child_s_destruction_is_a_labelled_checkpoint_and_checks_the_child() -
     run = run_world(lambda w: body(w, True))
     details = [v.detail for v in run.violations if v.kind == "use-after-free"]
     assert "its destruction touched imr child 0#1 after it was freed by hand" in details
+
+
+def test_an_mr_deregistered_during_an_invalidation_still_leaves_the_mm() -> None:
+    """Deregistration waits for the running invalidation to remove each child's
+    notifier, then unsubscribes the MR from the mm once no removal is pending."""
+
+    async def body(w: World) -> list[Any]:
+        imr = await _mapped_imr(w)
+        await imr.fault(0)
+        inv = Invalidation(1, AddrRange.of(7 * P, P), InvalidateEvent.UNMAP)
+        await imr.invalidate_range_start(inv)
+        out: list[Any] = []
+
+        async def deregister() -> None:
+            await imr.deregister()
+            out.append(w.mm.is_registered(imr))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(deregister, name="deregister")
+            for _ in range(5):
+                await rt.checkpoint("let the deregistration wait")
+            out.append("ending")
+            await imr.invalidate_range_end(inv)
+        return out
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.value == ["ending", False]

@@ -314,3 +314,13 @@ def test_an_mr_deregistered_during_an_invalidation_still_leaves_the_mm() -> None
     run = run_world(body)
     assert run.violations == ()
     assert run.sim.value == ["ending", False]
+
+
+def test_a_child_s_table_is_named_after_the_mr_its_index_and_serial() -> None:
+    async def body(w: World) -> None:
+        imr = await _mapped_imr(w)
+        await imr.fault(5 * P)
+
+    run = run_world(body)
+    installs = [(e.key, e.detail.split(" -> ")[0]) for e in run.events if e.kind == "install"]
+    assert installs == [("imr/1#1", "imr/1#1[0x5000]")]

@@ -108,10 +108,12 @@ _Hit = tuple[int, tuple[int, ...]]
 
 
 class Sink(Protocol):
-    """Where the results go (the runner's tally): `done` traces so far, `pruned`."""
+    """Where the results go (the runner's tally): `done` traces so far, `pruned`, and
+    `truncated` (set when an item's execution stopped at the step bound)."""
 
     done: int
     pruned: int
+    truncated: bool
 
     def merge(
         self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
@@ -154,6 +156,8 @@ class SubtreeResult:
     elapsed: float
     #: The preemptions of the next execution's forced prefix (None: finished).
     upcoming: int | None = None
+    #: An execution stopped at the step bound (`DporChooser.truncated`): not exhaustive.
+    truncated: bool = False
 
 
 class _Stopped(Exception):
@@ -293,6 +297,7 @@ def run_subtree(
         interrupted,
         elapsed,
         None if finished else upcoming,
+        chooser.truncated,
     )
 
 
@@ -396,6 +401,8 @@ def explore_split(
         executor.abort()
         raise
     _merge(items, news, sink)
+    if any(item.result is not None and item.result.truncated for item in items):
+        sink.truncated = True
     return complete and all(item.result is not None and item.result.exhaustive for item in items)
 
 

@@ -284,6 +284,10 @@ class ExploreResult:
     #: its claim ``complete: N traces, no violation``); None otherwise (dpor counts its
     #: traces in `schedules`).
     traces: int | None = None
+    #: True when a dfs or dpor search ran an execution that stopped at the step bound
+    #: (``max_steps``): what a fair continuation ran after it is not part of the search,
+    #: so the search is never `complete` (its claim says why).
+    truncated: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -305,6 +309,9 @@ class ExploreResult:
           ``"complete for preemption bound b: N schedules, no violation"``;
         - a systematic search that ended but whose preemption bound cut schedules:
           ``"preemption bound b reached: N traces, no violation found (not complete)"``;
+        - a dfs or dpor search that ended, one of whose runs stopped at the step bound
+          (`truncated`): ``"no violation in N traces (a run reached the step bound of S
+          steps, not complete)"``;
         - otherwise (a random or pct search, a budget spent, an interruption):
           ``"no violation in N schedules (budget reached, not complete)"`` (``time
           budget reached`` after `ExploreConfig.time`, or ``interrupted``).
@@ -326,6 +333,8 @@ class ExploreResult:
             cut_by_bound=self.schedules < self.config.schedules and not self.out_of_time,
             interrupted=self.interrupted,
             out_of_time=self.out_of_time,
+            truncated=self.truncated,
+            max_steps=self.config.max_steps,
         )
 
     @property
@@ -527,6 +536,8 @@ class _Tally:
     cut: int | None = None
     #: The dpor member's trace count when the portfolio completed.
     traces: int | None = None
+    #: A systematic search's execution (dfs, dpor) stopped at the step bound.
+    truncated: bool = False
     #: The chunks merged from elsewhere (workers, a run log), for `trim`.
     chunks: list[_Merged] = attrs.field(factory=list)
     last_report: float = attrs.field(init=False)
@@ -632,6 +643,7 @@ class _Tally:
             found_bound=self.found_bound if failure is not None else None,
             out_of_time=self.out_of_time,
             traces=self.traces if complete else None,
+            truncated=self.truncated,
         )
 
     def workers(self) -> dict[str, int]:
@@ -1178,7 +1190,9 @@ def _explore_dfs(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[
     # bound: the highest level fully explored, on a hit as on a miss; the level of the
     # find is `found_bound`.
     tally.found_bound = found_at
-    return (not stopped and chooser.is_complete), chooser.complete_bound
+    # A run stopped at the step bound leaves its suffix unexplored: no completeness.
+    tally.truncated = chooser.truncated
+    return (not stopped and chooser.is_complete and not chooser.truncated), chooser.complete_bound
 
 
 def _walk(
@@ -1213,6 +1227,7 @@ def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
     )
     stopped, _ = _walk(target, config, tally, chooser)
+    tally.truncated = chooser.truncated
     if stopped:
         return False, config.preemption_bound
     return chooser.is_exhaustive, config.preemption_bound

@@ -1,0 +1,194 @@
+"""A systematic search whose run stopped at the step bound claims no completeness.
+
+A task that spins (``while not state["done"]: await checkpoint()``) runs alone up to the
+step bound in DPOR's first execution (it continues the running task); the fair
+continuation that then finishes the run (`odp_async.explore.fairness`) is not part of
+DPOR's trace, so the race between the two other tasks is never reversed.  Such a search
+must not say ``complete`` (nor stop the portfolio, nor make the matrix's cell verified):
+it is `truncated`, and its claim says the step bound was reached.  Tried on a user's
+own module (tmp_path, imported by name) through the API and the CLI in a fresh process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from odp_async.explore import explore
+from odp_async.explore.config import ExploreConfig
+from odp_async.explore.dfs import DfsChooser
+from odp_async.explore.dpor import DporChooser
+from odp_async.explore.portfolio import DporShare
+from odp_async.explore.target import Target
+from tests._usermod import pythonpath_env
+from tests.conftest import UserModule
+
+USER_SOURCE = '''
+from odp_async import checkpoint, sleep, task_group
+
+
+async def spin_and_lost_update():
+    """A spinner waits for the second bumper; the two bumpers lose an update."""
+    state = {"done": False, "n": 0}
+
+    async def spinner():
+        while not state["done"]:
+            await checkpoint("spin")
+
+    async def bump(pad, last):
+        for _ in range(pad):
+            await checkpoint("pad")
+        v = state["n"]
+        await checkpoint("read")
+        state["n"] = v + 1
+        if last:
+            state["done"] = True
+
+    async with task_group() as tg:
+        tg.start_soon(spinner)
+        tg.start_soon(bump, 1, False)
+        tg.start_soon(bump, 8, True)
+    assert state["n"] == 2, f"lost update: {state['n']}"
+
+
+async def spin_with_sleep0():
+    """The same with ``await sleep(0)`` in the spin loop."""
+    state = {"done": False, "n": 0}
+
+    async def spinner():
+        while not state["done"]:
+            await sleep(0)
+
+    async def bump(pad, last):
+        for _ in range(pad):
+            await checkpoint("pad")
+        v = state["n"]
+        await checkpoint("read")
+        state["n"] = v + 1
+        if last:
+            state["done"] = True
+
+    async with task_group() as tg:
+        tg.start_soon(spinner)
+        tg.start_soon(bump, 1, False)
+        tg.start_soon(bump, 8, True)
+    assert state["n"] == 2, f"lost update: {state['n']}"
+
+
+async def spin_correct():
+    """A spinner waits for a flag that one task sets: no bug in any schedule."""
+    state = {"done": False, "n": 0}
+
+    async def spinner():
+        while not state["done"]:
+            await checkpoint("spin")
+
+    async def setter():
+        for _ in range(3):
+            await checkpoint("pad")
+        state["n"] += 1
+        state["done"] = True
+
+    async with task_group() as tg:
+        tg.start_soon(spinner)
+        tg.start_soon(setter)
+    assert state["n"] == 1
+'''
+
+#: Small enough to be quick, large enough for every task's steps.
+MAX_STEPS = 300
+
+
+@pytest.fixture
+def user(user_module: UserModule) -> ModuleType:
+    return user_module(USER_SOURCE, "user_spin")
+
+
+@pytest.mark.parametrize("fn", ["spin_and_lost_update", "spin_with_sleep0"])
+def test_dpor_that_hit_the_step_bound_claims_nothing(user: ModuleType, fn: str) -> None:
+    for jobs in (1, 2):
+        result = explore(
+            f"{user.__name__}:{fn}", chooser="dpor", max_steps=MAX_STEPS, schedules=50, jobs=jobs
+        )
+        assert not result.complete
+        assert result.truncated
+        if result.failure is None:
+            assert "complete:" not in result.claim
+            assert f"step bound of {MAX_STEPS} steps, not complete" in result.claim
+
+
+@pytest.mark.parametrize("fn", ["spin_and_lost_update", "spin_with_sleep0"])
+def test_the_portfolio_does_not_stop_at_a_truncated_dpor_search(user: ModuleType, fn: str) -> None:
+    result = explore(f"{user.__name__}:{fn}", max_steps=MAX_STEPS, schedules=400)
+    assert not result.complete
+    assert result.failure is not None, result.claim
+    assert "lost update" in result.failure.describe()
+
+
+def test_dfs_that_hit_the_step_bound_claims_no_level(user: ModuleType) -> None:
+    result = explore(
+        f"{user.__name__}:spin_correct", chooser="dfs", max_steps=MAX_STEPS, schedules=2000
+    )
+    assert result.failure is None
+    assert not result.complete
+    assert result.bound is None  # level 0 holds a truncated run: no level is whole
+    assert "complete for" not in result.claim
+
+
+def test_a_correct_spinning_program_is_not_failed(user: ModuleType) -> None:
+    for chooser in ("portfolio", "dpor", "random"):
+        result = explore(
+            f"{user.__name__}:spin_correct", chooser=chooser, max_steps=MAX_STEPS, schedules=200
+        )
+        assert result.failure is None, (chooser, result.failure.describe())
+        assert not result.complete
+
+
+def test_the_matrix_share_is_not_verified(user: ModuleType) -> None:
+    target = Target.resolve(f"{user.__name__}:spin_and_lost_update")
+    share = DporShare(target, ExploreConfig(max_steps=MAX_STEPS))
+    ordinal = 0
+    while share.run(ordinal) is not None:
+        ordinal += 1
+    assert share.done
+    assert share.chooser.truncated
+    assert not share.exhausted and not share.verified
+
+
+def test_the_choosers_withdraw_exhaustiveness() -> None:
+    dpor = DporChooser()
+    dpor.note_step_limit()
+    assert dpor.truncated and not dpor.is_exhaustive
+    dfs = DfsChooser(2, iterative=True)
+    assert not dfs.truncated and dfs.complete_bound is None
+    dfs.note_step_limit()
+    assert dfs.truncated and not dfs.is_exhaustive and dfs.complete_bound is None
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", "explore", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=pythonpath_env(tmp_path),
+    )
+
+
+def test_the_cli_never_claims_completeness(user: ModuleType, tmp_path: Path) -> None:
+    name = f"{user.__name__}:spin_and_lost_update"
+    steps = ("--max-steps", str(MAX_STEPS))
+    proc = _cli(tmp_path, name, *steps, "--schedules", "400")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "lost update" in proc.stdout
+    for extra in (("--chooser", "dpor"), ("--chooser", "dpor", "--jobs", "2"), ("--jobs", "2")):
+        proc = _cli(tmp_path, name, *steps, "--schedules", "400", *extra)
+        assert "complete:" not in proc.stdout, (extra, proc.stdout)
+        if proc.returncode == 0:
+            assert "step bound" in proc.stdout, (extra, proc.stdout)
+        else:
+            assert proc.returncode == 1 and "lost update" in proc.stdout, (extra, proc.stdout)

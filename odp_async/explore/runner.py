@@ -251,7 +251,8 @@ class ExploreResult:
     `complete` says the whole space (within the bound) ran: dfs, dpor, or a portfolio
     whose dpor share ran every trace with no failure in any schedule it ran (it stopped
     there: `schedules` counts the schedules below the dpor slot that found the search
-    over, `traces` the dpor member's traces).
+    over, `traces` the dpor member's traces; with ``stop_on_first=False`` it runs its
+    whole budget, and is complete when, besides, no schedule failed).
     """
 
     label: str
@@ -771,12 +772,16 @@ def _run_dpor_slot(
     """Run the portfolio's dpor slot `index` in this process (its search's execution of
     that ordinal; ``random`` by the index once the search is over).  Returns True, and
     runs nothing, when the portfolio completes at `index`: its dpor member ran every
-    trace, none failed (`DporShare.verified`), and no schedule seen so far failed."""
+    trace, none failed (`DporShare.verified`), and no schedule seen so far failed; with
+    ``stop_on_first=False`` it never stops there (the whole budget runs)."""
     execution = dpor.run(dpor_ordinal(index)) if not dpor.done else None
     tally.pruned = dpor.pruned
     if execution is None and dpor.verified and tally.hit is None:
         tally.traces = dpor.chooser.traces
-        return True
+        if config.stop_on_first:
+            return True
+        # ``stop_on_first=False`` promises the whole budget: the completion is kept as a
+        # claim (`_explore_seeded`), and this slot runs random like any slot past it.
     by = "dpor"
     if execution is None:
         by, chooser = seeded_chooser(config, index, hint)
@@ -932,7 +937,7 @@ def _explore_seeded(
     small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
     if executor is None and resume is None and small:
         _run_range(target, config, first, last, steps_hint, tally, dpor)
-        return tally.cut is not None
+        return _completed(config, tally, dpor)
     log = RunLog.open(resume, _identity(target, config, steps_hint)) if resume else None
     owned = None
     if executor is None:
@@ -951,7 +956,20 @@ def _explore_seeded(
             log.close()
     if tally.cut is not None:
         _settle_cut(target, config, steps_hint, tally)
-    return tally.cut is not None
+    return _completed(config, tally, dpor)
+
+
+def _completed(config: ExploreConfig, tally: _Tally, dpor: DporShare | None) -> bool:
+    """Whether a seeded search proved the program: the portfolio stopped where its dpor
+    member completed (``tally.cut``), or, running its whole budget (``stop_on_first``
+    False), its dpor member ran every trace with none failing and no schedule failed."""
+    if config.stop_on_first or dpor is None:
+        return tally.cut is not None
+    if dpor.verified and tally.hit is None:
+        tally.traces = dpor.chooser.traces
+        return True
+    tally.traces = None
+    return False
 
 
 def _settle_cut(target: Target, config: ExploreConfig, hint: Probes, tally: _Tally) -> None:

@@ -19,7 +19,7 @@ from odp_async.explore import explore
 from tests._usermod import pythonpath_env
 from tests.conftest import UserModule
 
-USER_SOURCE = '''
+USER_SOURCE = """
 from odp_async import checkpoint, task_group
 from odp_async.explore.shared import SharedCell
 from odp_async.scenarios import Scenario
@@ -63,7 +63,7 @@ async def hidden():
 # completes in one clean trace, early, while the seeded members find the lost update.
 LYING = Scenario("lying", "an unrecorded lost update", hidden, ("main",),
                  needs_world=False, noted_only=True)
-'''
+"""
 
 BUDGET = 600
 
@@ -78,10 +78,9 @@ def test_all_failures_runs_the_whole_budget_and_keeps_the_claim(
     user: ModuleType, jobs: int
 ) -> None:
     first = explore(f"{user.__name__}:correct", schedules=BUDGET, jobs=jobs)
-    assert first.complete and first.schedules < BUDGET  # the default stops there
-    result = explore(
-        f"{user.__name__}:correct", schedules=BUDGET, stop_on_first=False, jobs=jobs
-    )
+    assert first.complete
+    assert first.schedules < BUDGET
+    result = explore(f"{user.__name__}:correct", schedules=BUDGET, stop_on_first=False, jobs=jobs)
     assert result.schedules == BUDGET
     assert result.complete
     assert result.traces == first.traces
@@ -91,20 +90,34 @@ def test_all_failures_runs_the_whole_budget_and_keeps_the_claim(
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_all_failures_past_a_false_completion_reports_them(user: ModuleType, jobs: int) -> None:
     stopped = explore(f"{user.__name__}:LYING", schedules=BUDGET, jobs=jobs)
-    assert stopped.complete and stopped.failure is None  # the footprints lied
+    assert stopped.complete
+    assert stopped.failure is None
     result = explore(f"{user.__name__}:LYING", schedules=BUDGET, stop_on_first=False, jobs=jobs)
     assert result.schedules == BUDGET
-    assert result.failure is not None and result.failing
+    assert result.failure is not None
+    assert result.failing
     assert min(result.failing) > stopped.schedules
-    assert not result.complete and result.traces is None
+    assert not result.complete
+    assert result.traces is None
     assert result.claim.startswith("violation at schedule")
 
 
 def test_the_cli_all_failures_runs_the_budget(user: ModuleType, tmp_path: Path) -> None:
     for jobs in ("1", "2"):
         proc = subprocess.run(
-            [sys.executable, "-m", "odp_async.cli", "explore", f"{user.__name__}:correct"]
-            + ["--schedules", str(BUDGET), "--all-failures", "--json", "--jobs", jobs],
+            [
+                sys.executable,
+                "-m",
+                "odp_async.cli",
+                "explore",
+                f"{user.__name__}:correct",
+                "--schedules",
+                str(BUDGET),
+                "--all-failures",
+                "--json",
+                "--jobs",
+                jobs,
+            ],
             capture_output=True,
             text=True,
             timeout=300,

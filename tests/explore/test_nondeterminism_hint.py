@@ -51,8 +51,17 @@ def test_the_python_api_names_shrink_false(user: ModuleType) -> None:
 
 def test_the_cli_names_its_flag(user: ModuleType, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "odp_async.cli", "explore", f"{user.__name__}:first_run_fails"]
-        + ["--chooser", "random", "--schedules", "5"],
+        [
+            sys.executable,
+            "-m",
+            "odp_async.cli",
+            "explore",
+            f"{user.__name__}:first_run_fails",
+            "--chooser",
+            "random",
+            "--schedules",
+            "5",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -156,17 +156,22 @@ def test_the_matrix_share_is_not_verified(user: ModuleType) -> None:
         ordinal += 1
     assert share.done
     assert share.chooser.truncated
-    assert not share.exhausted and not share.verified
+    assert not share.exhausted
+    assert not share.verified
 
 
 def test_the_choosers_withdraw_exhaustiveness() -> None:
     dpor = DporChooser()
     dpor.note_step_limit()
-    assert dpor.truncated and not dpor.is_exhaustive
+    assert dpor.truncated
+    assert not dpor.is_exhaustive
     dfs = DfsChooser(2, iterative=True)
-    assert not dfs.truncated and dfs.complete_bound is None
+    assert not dfs.truncated
+    assert dfs.complete_bound is None
     dfs.note_step_limit()
-    assert dfs.truncated and not dfs.is_exhaustive and dfs.complete_bound is None
+    assert dfs.truncated
+    assert not dfs.is_exhaustive
+    assert dfs.complete_bound is None
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -191,4 +196,5 @@ def test_the_cli_never_claims_completeness(user: ModuleType, tmp_path: Path) -> 
         if proc.returncode == 0:
             assert "step bound" in proc.stdout, (extra, proc.stdout)
         else:
-            assert proc.returncode == 1 and "lost update" in proc.stdout, (extra, proc.stdout)
+            assert proc.returncode == 1, (extra, proc.stdout)
+            assert "lost update" in proc.stdout, (extra, proc.stdout)

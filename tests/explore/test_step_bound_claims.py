@@ -22,6 +22,7 @@ from odp_async.explore import explore
 from odp_async.explore.config import ExploreConfig
 from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
+from odp_async.explore.matrix import _Schedules
 from odp_async.explore.portfolio import DporShare
 from odp_async.explore.target import Target
 from tests._usermod import pythonpath_env
@@ -158,6 +159,18 @@ def test_the_matrix_share_is_not_verified(user: ModuleType) -> None:
     assert share.chooser.truncated
     assert not share.exhausted
     assert not share.verified
+
+
+def test_the_matrix_schedules_run_on(user: ModuleType) -> None:
+    target = Target.resolve(f"{user.__name__}:spin_correct")
+    schedules = _Schedules(target, "portfolio", 0, MAX_STEPS)
+    for index in range(60):
+        ran = schedules.run(index)
+        assert ran is not None  # never "verified": nothing stops the cell
+        assert not ran[1].is_failure
+    assert schedules.dpor is not None
+    assert schedules.dpor.done
+    assert not schedules.complete
 
 
 def test_the_choosers_withdraw_exhaustiveness() -> None:

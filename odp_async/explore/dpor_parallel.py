@@ -75,6 +75,7 @@ from .config import ExploreConfig
 from .dfs import PrunedExecution
 from .dpor import DporChooser
 from .executors import Executor, InlineExecutor
+from .fairness import fair_after
 from .target import Target, TargetSpec
 
 __all__ = [
@@ -254,6 +255,7 @@ def run_subtree(
         config.preemption_bound,
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
         prefix=prefix,
+        fair_after=fair_after(config.max_steps),
     )
     traces = pruned = steps = 0
     failing: list[int] = []

@@ -104,6 +104,7 @@ from .dpor import DporChooser
 from .dpor_parallel import explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
+from .fairness import fair_after
 from .pct import PctChooser
 from .portfolio import DporShare, Probes, dpor_ordinal, member_at, seeded_chooser
 from .runlog import Chunk, RunLog
@@ -1243,6 +1244,7 @@ def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple
     chooser = DporChooser(
         config.preemption_bound,
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
+        fair_after=fair_after(config.max_steps),
     )
     stopped, _ = _walk(target, config, tally, chooser)
     tally.truncated = chooser.truncated

@@ -18,6 +18,7 @@ from types import ModuleType
 
 import pytest
 
+from odp_async.errors import InvalidArgument
 from odp_async.explore import explore
 from odp_async.explore.config import ExploreConfig
 from odp_async.explore.dfs import DfsChooser
@@ -80,6 +81,66 @@ async def spin_with_sleep0():
     assert state["n"] == 2, f"lost update: {state['n']}"
 
 
+async def spin_long():
+    """A spinner waits for a bumper whose 120 steps do not fit in the half of the step
+    bound (300) that DPOR runs round-robin: its first run stops at the bound (a fair
+    continuation of 600 steps finishes it: no starvation)."""
+    state = {"done": False, "n": 0}
+
+    async def spinner():
+        while not state["done"]:
+            await checkpoint("spin")
+
+    async def bump(pad, last):
+        for _ in range(pad):
+            await checkpoint("pad")
+        v = state["n"]
+        await checkpoint("read")
+        state["n"] = v + 1
+        if last:
+            state["done"] = True
+
+    async with task_group() as tg:
+        tg.start_soon(spinner)
+        tg.start_soon(bump, 1, False)
+        tg.start_soon(bump, 120, True)
+    assert state["n"] == 2, f"lost update: {state['n']}"
+
+
+async def late_correct():
+    """One task's 400 steps, then two tasks that share nothing: no bug; every run stops at
+    a step bound of 300 (a fair continuation finishes it)."""
+    for _ in range(400):
+        await checkpoint("warm-up")
+    state = {"a": 0, "b": 0}
+
+    async def bump(key):
+        await checkpoint("go")
+        state[key] += 1
+
+    async with task_group() as tg:
+        tg.start_soon(bump, "a")
+        tg.start_soon(bump, "b")
+    assert state == {"a": 1, "b": 1}
+
+
+async def late_race():
+    """One task's 400 steps, then a lost update between two tasks."""
+    for _ in range(400):
+        await checkpoint("warm-up")
+    state = {"n": 0}
+
+    async def bump():
+        v = state["n"]
+        await checkpoint("read")
+        state["n"] = v + 1
+
+    async with task_group() as tg:
+        tg.start_soon(bump)
+        tg.start_soon(bump)
+    assert state["n"] == 2, f"lost update: {state['n']}"
+
+
 async def spin_correct():
     """A spinner waits for a flag that one task sets: no bug in any schedule."""
     state = {"done": False, "n": 0}
@@ -110,10 +171,23 @@ def user(user_module: UserModule) -> ModuleType:
 
 
 @pytest.mark.parametrize("fn", ["spin_and_lost_update", "spin_with_sleep0"])
-def test_dpor_that_hit_the_step_bound_claims_nothing(user: ModuleType, fn: str) -> None:
+def test_dpor_finds_the_race_behind_a_spinner(user: ModuleType, fn: str) -> None:
+    # From half the step bound on, DPOR's own choices are round-robin: the bumpers run
+    # inside its trace, and their race is reversed.
+    result = explore(f"{user.__name__}:{fn}", chooser="dpor", max_steps=MAX_STEPS, schedules=200)
+    assert result.failure is not None, result.claim
+    assert "lost update" in result.failure.describe()
+    assert not result.truncated  # every run ended inside the search
+
+
+def test_dpor_that_hit_the_step_bound_claims_nothing(user: ModuleType) -> None:
     for jobs in (1, 2):
         result = explore(
-            f"{user.__name__}:{fn}", chooser="dpor", max_steps=MAX_STEPS, schedules=50, jobs=jobs
+            f"{user.__name__}:spin_long",
+            chooser="dpor",
+            max_steps=MAX_STEPS,
+            schedules=50,
+            jobs=jobs,
         )
         assert not result.complete
         assert result.truncated
@@ -122,8 +196,16 @@ def test_dpor_that_hit_the_step_bound_claims_nothing(user: ModuleType, fn: str) 
             assert f"step bound of {MAX_STEPS} steps, not complete" in result.claim
 
 
+def test_the_portfolio_does_not_stop_at_a_truncated_dpor_search(user: ModuleType) -> None:
+    result = explore(f"{user.__name__}:spin_long", max_steps=MAX_STEPS, schedules=300)
+    assert not result.complete
+    assert not result.claim.startswith("complete")
+    if result.failure is not None:
+        assert "lost update" in result.failure.describe()
+
+
 @pytest.mark.parametrize("fn", ["spin_and_lost_update", "spin_with_sleep0"])
-def test_the_portfolio_does_not_stop_at_a_truncated_dpor_search(user: ModuleType, fn: str) -> None:
+def test_the_portfolio_finds_the_race_behind_a_spinner(user: ModuleType, fn: str) -> None:
     result = explore(f"{user.__name__}:{fn}", max_steps=MAX_STEPS, schedules=400)
     assert not result.complete
     assert result.failure is not None, result.claim
@@ -132,7 +214,7 @@ def test_the_portfolio_does_not_stop_at_a_truncated_dpor_search(user: ModuleType
 
 def test_dfs_that_hit_the_step_bound_claims_no_level(user: ModuleType) -> None:
     result = explore(
-        f"{user.__name__}:spin_correct", chooser="dfs", max_steps=MAX_STEPS, schedules=2000
+        f"{user.__name__}:late_correct", chooser="dfs", max_steps=MAX_STEPS, schedules=200
     )
     assert result.failure is None
     assert not result.complete
@@ -149,8 +231,32 @@ def test_a_correct_spinning_program_is_not_failed(user: ModuleType) -> None:
         assert not result.complete
 
 
+def test_a_race_past_the_step_bound_is_no_complete_search(user: ModuleType) -> None:
+    # DPOR's only run stops at the bound before the race: it sees no race, so its search
+    # ends after one trace, which proves nothing.
+    for chooser in ("dpor", "portfolio"):
+        result = explore(
+            f"{user.__name__}:late_race", chooser=chooser, max_steps=MAX_STEPS, schedules=100
+        )
+        assert not result.complete
+        assert not result.claim.startswith("complete")
+        if result.failure is not None:
+            assert "lost update" in result.failure.describe()
+    result = explore(
+        f"{user.__name__}:late_correct", chooser="dpor", max_steps=MAX_STEPS, schedules=100
+    )
+    assert result.failure is None
+    assert result.schedules == 1
+    assert result.truncated
+    assert not result.complete
+    assert result.claim == (
+        f"no violation in 1 trace (a run reached the step bound of {MAX_STEPS} steps, "
+        "not complete)"
+    )
+
+
 def test_the_matrix_share_is_not_verified(user: ModuleType) -> None:
-    target = Target.resolve(f"{user.__name__}:spin_and_lost_update")
+    target = Target.resolve(f"{user.__name__}:late_correct")
     share = DporShare(target, ExploreConfig(max_steps=MAX_STEPS))
     ordinal = 0
     while share.run(ordinal) is not None:
@@ -162,7 +268,7 @@ def test_the_matrix_share_is_not_verified(user: ModuleType) -> None:
 
 
 def test_the_matrix_schedules_run_on(user: ModuleType) -> None:
-    target = Target.resolve(f"{user.__name__}:spin_correct")
+    target = Target.resolve(f"{user.__name__}:late_correct")
     schedules = _Schedules(target, "portfolio", 0, MAX_STEPS)
     for index in range(60):
         ran = schedules.run(index)
@@ -171,6 +277,12 @@ def test_the_matrix_schedules_run_on(user: ModuleType) -> None:
     assert schedules.dpor is not None
     assert schedules.dpor.done
     assert not schedules.complete
+
+
+@pytest.mark.parametrize("bad", [-1, "3", True, 1.5])
+def test_fair_after_is_checked(bad: object) -> None:
+    with pytest.raises(InvalidArgument, match="fair_after"):
+        DporChooser(fair_after=bad)  # type: ignore[arg-type]
 
 
 def test_the_choosers_withdraw_exhaustiveness() -> None:

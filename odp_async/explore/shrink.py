@@ -412,6 +412,6 @@ def _fewer_preemptions(
         failure = execution.failure
         if failure is not None and failure.kind == kind:
             return execution.sim.schedule, None, chooser.bound or 0
-    if chooser.is_complete and not chooser.truncated:  # a truncated run proves nothing
+    if chooser.is_complete:
         return None, True, preemptions - 1
     return None, None, 0

@@ -1403,7 +1403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         return int(ExitCode.INTERNAL)
     except (InvalidArgument, OdpError) as e:
-        _err(f"odp-async: error: {_one_line(str(e))}")
+        _err(f"odp-async: error: {_one_line(_cli_words(e))}")
         return int(ExitCode.USAGE)
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
@@ -1435,6 +1435,13 @@ def entry_point() -> NoReturn:
     except BrokenPipeError:
         code = _closed_output()
     sys.exit(code)
+
+
+def _cli_words(error: Exception) -> str:
+    """`error`'s message, naming the CLI's flag where the library names its option."""
+    from .explore.shrink import CLI_NO_SHRINK_HINT, NO_SHRINK_HINT
+
+    return str(error).replace(NO_SHRINK_HINT, CLI_NO_SHRINK_HINT)
 
 
 def _closed_output() -> int:

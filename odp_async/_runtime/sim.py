@@ -16,8 +16,10 @@ Contract
     asyncio/trio/anyio primitive that fails for want of its event loop) is a usage
     error, not an outcome: `run` raises `ForeignAwait` naming the awaited object.
 
-    Not outcomes either: `KeyboardInterrupt` and `SystemExit` raised inside a task leave
-    `run` unchanged, after the run's tasks have been unwound.
+    Not an outcome either: a `KeyboardInterrupt` raised inside a task (the user's Ctrl-C)
+    leaves `run` unchanged, after the run's tasks have been unwound.  A `SystemExit`
+    (``sys.exit()`` in the program) is the program's own error, an outcome like any
+    exception.
 
     `run_brief` is `run` for callers that look closer only at runs that went wrong (the
     explorer): a run ending ``"ok"`` returns its step count, no record built; and
@@ -1069,8 +1071,8 @@ class SimRuntime(Runtime):
                 if track:  # after _finish: what it wakes or cancels is part of the step
                     self._end_footprint(task, declared)
                 continue
-            except (KeyboardInterrupt, SystemExit):
-                raise  # the user's or the process's, never the program's outcome
+            except KeyboardInterrupt:
+                raise  # the user's Ctrl-C, never the program's outcome
             except BaseException as err:  # the task's own error: an outcome, not ours
                 if _drive_frame_first(err):
                     # Drop the driver's own frame: it would tie the error to this frame's
@@ -1226,8 +1228,8 @@ class SimRuntime(Runtime):
                     else:
                         group._child_done(None)
                 continue
-            except (KeyboardInterrupt, SystemExit):
-                raise  # the user's or the process's, never the program's outcome
+            except KeyboardInterrupt:
+                raise  # the user's Ctrl-C, never the program's outcome
             except BaseException as err:  # the task's own error: an outcome, not ours
                 self._current = None
                 if _drive_frame_first(err):
@@ -1441,7 +1443,7 @@ class SimRuntime(Runtime):
             self._current = task
             try:
                 task.context.run(task.coro.close)
-            except (KeyboardInterrupt, SystemExit) as e:
+            except KeyboardInterrupt as e:
                 interrupted = interrupted or e  # finish unwinding, then leave with it
             except BaseException:
                 pass  # unwinding a stopped run: nothing left to report to
@@ -1581,10 +1583,10 @@ def run(
     Blocks: no (it drives the run to its end on the calling thread).  Raises
     `InvalidArgument` for a bad argument, `InternalError` for a bug of the driver or a
     chooser that answers out of range; never for what the code under test does, with
-    three exceptions that are not the program's behaviour: `ForeignAwait` (an
+    two exceptions that are not the program's behaviour: `ForeignAwait` (an
     `InvalidArgument`) when a task awaits something that is not an odp_async runtime
-    call, and `KeyboardInterrupt` / `SystemExit` raised inside a task, unchanged.  Each
-    leaves after the run's tasks have been unwound.
+    call, and `KeyboardInterrupt` raised inside a task, unchanged (a `SystemExit` is the
+    program's error: an outcome).  Each leaves after the run's tasks have been unwound.
     """
     _check_run(main, max_steps, noted_only)
     if chooser is None:

@@ -17,6 +17,9 @@ Contract
       N schedules, no violation"``;
     - a bounded DPOR search that ended before its budget: ``"preemption bound b reached:
       N traces, no violation found (not complete)"``;
+    - a dfs or dpor search one of whose runs stopped at the step bound (`truncated`: the
+      steps past it were never explored): ``"no violation in N traces (a run reached
+      the step bound of S steps, not complete)"`` (``schedules`` for dfs);
     - otherwise: ``"no violation in N schedules (budget reached, not complete)"``
       (``time budget reached`` when the wall clock stopped it).
 
@@ -48,12 +51,15 @@ def claim_text(
     cut_by_bound: bool = False,
     interrupted: bool = False,
     out_of_time: bool = False,
+    truncated: bool = False,
+    max_steps: int | None = None,
 ) -> str:
     """The claim of a search that ran `schedules` schedules of `chooser` (see the module
     docstring).  `violation` is ``(schedule index, kind)`` of the first one seen;
     `complete` that the systematic search ran out of schedules (every trace, or every
     schedule within `bound` for dfs); `traces` the dpor member's trace count when it is
-    not `schedules`; `cut_by_bound` that a bounded DPOR search ended before its budget."""
+    not `schedules`; `cut_by_bound` that a bounded DPOR search ended before its budget;
+    `truncated` that a dfs or dpor run stopped at the step bound `max_steps`."""
     if violation is not None:
         index, kind = violation
         return f"violation at schedule {index}: {kind}"
@@ -71,6 +77,13 @@ def claim_text(
         return f"complete: {count(schedules, 'trace')}, no violation"
     if complete and chooser == "dfs":
         return f"complete for preemption bound {bound}: {ran}, no violation"
+    if truncated and chooser in ("dfs", "dpor") and not out_of_time:
+        noun = "trace" if chooser == "dpor" else "schedule"
+        at = f" of {max_steps} steps" if max_steps is not None else ""
+        return (
+            f"no violation in {count(schedules, noun)} (a run reached the step bound{at}, "
+            "not complete)"
+        )
     if chooser == "dpor" and bound is not None and cut_by_bound:
         return (
             f"preemption bound {bound} reached: {count(schedules, 'trace')}, "

@@ -164,7 +164,8 @@ class ExploreConfig:
       the ODP model's scenarios, whose shared state is not all under locks.
     - `jobs`: worker processes (random, pct, portfolio: its dpor share runs in this
       process); results do not depend on it.
-    - `stop_on_first`: stop at the first failing schedule.
+    - `stop_on_first`: stop at the first failing schedule (and the portfolio where its
+      dpor member completes); False runs the whole budget.
     - `shrink`: shrink the first failure's schedule.
     """
 

@@ -281,6 +281,7 @@ class _SystematicChooser(Generic[_N]):
         "_prev_task",
         "_sleep",
         "_started",
+        "_truncated_at",
         "ask_always",
         "executions",
         "executions_pruned",
@@ -299,6 +300,9 @@ class _SystematicChooser(Generic[_N]):
         self.max_depth = 0
         self.max_preemptions = 0
         self._cut = False  # an alternative was dropped because of the bound
+        # The preemption level (`_truncation_level`) of the first execution that reached
+        # its step bound, or None: its suffix past the bound was never explored.
+        self._truncated_at: int | None = None
         self._started = False
         self._failed: NondeterminismError | None = None
         self._path: list[_N] = []  # the current execution's choice points
@@ -326,7 +330,9 @@ class _SystematicChooser(Generic[_N]):
 
     @property
     def is_complete(self) -> bool:
-        """True when every execution (within the bound) has been run."""
+        """True when every execution (within the bound) has been run.  Not a proof by
+        itself when `truncated` (an execution stopped at the step bound): see
+        `is_exhaustive`."""
         return self._started and self._failed is None and not self.has_more
 
     @property
@@ -336,8 +342,27 @@ class _SystematicChooser(Generic[_N]):
 
     @property
     def is_exhaustive(self) -> bool:
-        """Complete, and the bound cut nothing: every schedule is covered, at any bound."""
-        return self.is_complete and not self._cut
+        """Complete, and no bound cut anything (neither the preemption bound nor the step
+        bound: `truncated`): every schedule is covered, at any bound."""
+        return self.is_complete and not self._cut and self._truncated_at is None
+
+    @property
+    def truncated(self) -> bool:
+        """True once an execution reached the step bound (`note_step_limit`): its steps
+        past the bound, and every race or branch among them, were never explored, so
+        the search proves nothing (`is_exhaustive` is False; dfs's `complete_bound`
+        stops below that execution's level)."""
+        return self._truncated_at is not None
+
+    def note_step_limit(self) -> None:
+        """The last execution ended at its step bound (``outcome == "step-limit"``),
+        whatever a fair continuation then showed (`odp_async.explore.fairness`: those
+        steps are not this search's).  Called by `odp_async.explore.target.Target.run`."""
+        if self._truncated_at is None:
+            self._truncated_at = self._truncation_level()
+
+    def _truncation_level(self) -> int:
+        return 0
 
     @property
     def preemptions(self) -> int:
@@ -624,13 +649,24 @@ class DfsChooser(_SystematicChooser[_Node]):
     @property
     def complete_bound(self) -> int | None:
         """The highest preemption bound whose executions were all explored, or None."""
+        cut = self._truncated_at
+        if cut is not None and not self.is_iterative:
+            return None  # an execution stopped at the step bound: no level is whole
         if self.is_complete:
             if self.preemption_bound is not None:
-                return self.preemption_bound
-            return self._level if self.is_iterative else self.max_preemptions
-        if self.is_iterative and self._level > 0:
-            return self._level - 1
-        return None
+                done = self.preemption_bound
+            else:
+                done = self._level if self.is_iterative else self.max_preemptions
+        elif self.is_iterative and self._level > 0:
+            done = self._level - 1
+        else:
+            return None
+        if cut is not None:
+            done = min(done, cut - 1)  # the level of the truncated execution is not whole
+        return done if done >= 0 else None
+
+    def _truncation_level(self) -> int:
+        return self._level if self.is_iterative else 0
 
     @property
     def schedule(self) -> tuple[int, ...]:

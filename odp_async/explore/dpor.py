@@ -50,6 +50,16 @@ Contract
     any bounded partial-order reduction, a bounded search is not guaranteed to cover
     every schedule within the bound (Coons, Musuvathi and McKinley, OOPSLA 2013).
 
+    **Fairness** (``fair_after=n``, off by default; the explorer passes half the step
+    bound): from step `n` of an execution on, a new choice (past the forced prefix) is
+    the eligible task chosen least recently in the execution, not the running one.  A
+    task that spins (``while not flag: await checkpoint()``) would otherwise run alone up
+    to the step bound, the tasks it waits for never run, and their races are never seen.
+    Any choice among the eligible tasks is sound for source-DPOR; only the order of the
+    search changes.  Not with a preemption bound (a switch would spend the bound).  An
+    execution that still reaches the step bound is cut short: the caller tells the
+    chooser (`note_step_limit`), and the search is then never `is_exhaustive`.
+
     **A fixed prefix** (``prefix=(c0, c1, ...)``, in the format of `schedule`: one entry
     per choice among several tasks or values): the search covers only the executions
     that start with those choices.  Races whose reversal point lies inside the prefix
@@ -198,11 +208,13 @@ class DporChooser(_SystematicChooser[_Node]):
         "_fixed_used",
         "_floor",
         "_fresh_from",
+        "_last_pick",
         "_prev_pos",
         "_queue",
         "_resume",
         "_seq",
         "_spawned_by",
+        "fair_after",
         "footprints_noted_only",
         "races",
         "traces",
@@ -215,8 +227,17 @@ class DporChooser(_SystematicChooser[_Node]):
         trust_primitives: bool = True,
         noted_only: bool = False,
         prefix: Sequence[int] = (),
+        fair_after: int | None = None,
     ) -> None:
         _check_preemption_bound(preemption_bound)
+        if fair_after is not None and (
+            not isinstance(fair_after, int) or isinstance(fair_after, bool) or fair_after < 0
+        ):
+            raise InvalidArgument(
+                f"fair_after must be None or a non-negative int, got {fair_after!r}",
+                "fair_after",
+                fair_after,
+            )
         _check_flags(("trust_primitives", trust_primitives), ("noted_only", noted_only))
         for k, c in enumerate(prefix):
             if not isinstance(c, int) or isinstance(c, bool) or c < 0:
@@ -250,6 +271,10 @@ class DporChooser(_SystematicChooser[_Node]):
         self._events: list[tuple[int, int, _Fp | None]] = []
         self._spawned_by: dict[int, int] = {}  # task id -> event index that spawned it
         self._prev_pos = 0
+        # The step after which a new choice is round-robin (None: never), and the step at
+        # which each task was last chosen in this execution.
+        self.fair_after = fair_after
+        self._last_pick: dict[int, int] = {}
 
     # --- public state -----------------------------------------------------------------
 
@@ -309,6 +334,7 @@ class DporChooser(_SystematicChooser[_Node]):
         self._analysed = False
         self._events = []
         self._spawned_by = {}
+        self._last_pick = {}
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         if self._failed is not None:
@@ -328,6 +354,7 @@ class DporChooser(_SystematicChooser[_Node]):
         i = node.chosen
         self._took(pos, node.costs[i])
         self._prev_task, self._prev_node, self._prev_pos = runnable[i], node, pos
+        self._last_pick[ids[i]] = self._ordinal
         self._ordinal += 1
         return i
 
@@ -356,7 +383,8 @@ class DporChooser(_SystematicChooser[_Node]):
             f"DporChooser(preemption_bound={self.preemption_bound!r}, "
             f"trust_primitives={self.trust_primitives}, "
             f"noted_only={self.footprints_noted_only}"
-            + (f", prefix={self._fixed!r})" if self._fixed else ")")
+            + (f", prefix={self._fixed!r}" if self._fixed else "")
+            + (f", fair_after={self.fair_after!r})" if self.fair_after is not None else ")")
         )
 
     # --- the search -------------------------------------------------------------------
@@ -379,9 +407,15 @@ class DporChooser(_SystematicChooser[_Node]):
         eligible = [i for i in range(n) if ids[i] not in sleep]
         if not eligible:
             self._prune("sleep-set")
-        # Continue the last task if it may run, else the lowest task id.
-        free = [i for i in eligible if costs[i] == 0]
-        pick = free[0] if free else min(eligible, key=lambda i: ids[i])
+        fair = self.fair_after
+        if fair is not None and self._ordinal >= fair and self.preemption_bound is None:
+            # Round-robin: the eligible task chosen least recently (never first).
+            last = self._last_pick
+            pick = min(eligible, key=lambda i: last.get(ids[i], -1))
+        else:
+            # Continue the last task if it may run, else the lowest task id.
+            free = [i for i in eligible if costs[i] == 0]
+            pick = free[0] if free else min(eligible, key=lambda i: ids[i])
         if costs[pick] and not self._allowed(self._cost + 1):
             self._cut = True
             self._prune("preemption-bound")

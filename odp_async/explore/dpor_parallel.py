@@ -75,6 +75,7 @@ from .config import ExploreConfig
 from .dfs import PrunedExecution
 from .dpor import DporChooser
 from .executors import Executor, InlineExecutor
+from .fairness import fair_after
 from .target import Target, TargetSpec
 
 __all__ = [
@@ -108,10 +109,12 @@ _Hit = tuple[int, tuple[int, ...]]
 
 
 class Sink(Protocol):
-    """Where the results go (the runner's tally): `done` traces so far, `pruned`."""
+    """Where the results go (the runner's tally): `done` traces so far, `pruned`, and
+    `truncated` (set when an item's execution stopped at the step bound)."""
 
     done: int
     pruned: int
+    truncated: bool
 
     def merge(
         self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
@@ -154,6 +157,8 @@ class SubtreeResult:
     elapsed: float
     #: The preemptions of the next execution's forced prefix (None: finished).
     upcoming: int | None = None
+    #: An execution stopped at the step bound (`DporChooser.truncated`): not exhaustive.
+    truncated: bool = False
 
 
 class _Stopped(Exception):
@@ -250,6 +255,7 @@ def run_subtree(
         config.preemption_bound,
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
         prefix=prefix,
+        fair_after=fair_after(config.max_steps),
     )
     traces = pruned = steps = 0
     failing: list[int] = []
@@ -293,6 +299,7 @@ def run_subtree(
         interrupted,
         elapsed,
         None if finished else upcoming,
+        chooser.truncated,
     )
 
 
@@ -396,6 +403,8 @@ def explore_split(
         executor.abort()
         raise
     _merge(items, news, sink)
+    if any(item.result is not None and item.result.truncated for item in items):
+        sink.truncated = True
     return complete and all(item.result is not None and item.result.exhaustive for item in items)
 
 

@@ -14,6 +14,11 @@ Contract
     Deterministic: the continuation depends only on the schedule, so a token replays to
     the same verdict.
 
+    `fair_after(max_steps)` is the step from which DPOR's own new choices are round-robin
+    (`odp_async.explore.dpor.DporChooser`'s ``fair_after``): half the step bound, so the
+    tasks a spinning task waits for run inside DPOR's trace, where their races are
+    reversed, rather than only in a continuation outside it.
+
 See also
     `odp_async.explore.target.Target.run`, which applies it to every ``step-limit`` run.
 """
@@ -26,7 +31,7 @@ from typing import Any
 from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import SimResult
 
-__all__ = ["RoundRobinChooser", "fair_continuation"]
+__all__ = ["RoundRobinChooser", "fair_after", "fair_continuation"]
 
 
 class RoundRobinChooser:
@@ -52,6 +57,11 @@ class RoundRobinChooser:
 
     def draw(self, n: int, label: object) -> int:
         return 0
+
+
+def fair_after(max_steps: int) -> int:
+    """The step (half of `max_steps`) from which a DPOR search chooses round-robin."""
+    return max_steps // 2
 
 
 def fair_continuation(

@@ -67,6 +67,7 @@ from ..errors import NondeterminismError
 from .config import ExploreConfig, derive_seed
 from .dfs import PrunedExecution
 from .dpor import DporChooser
+from .fairness import fair_after
 from .pct import PctChooser
 from .sweep import SweepChooser
 from .target import Execution, Target
@@ -202,6 +203,7 @@ class DporShare:
         self.chooser = DporChooser(
             self.config.preemption_bound,
             trust_primitives=self.config.trust_primitives and not self.target.scenario.needs_world,
+            fair_after=fair_after(self.config.max_steps),
         )
 
     @property

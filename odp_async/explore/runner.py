@@ -105,6 +105,7 @@ from .dpor import DporChooser
 from .dpor_parallel import explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
+from .fairness import fair_after
 from .pct import PctChooser
 from .portfolio import DporShare, Probes, dpor_ordinal, member_at, seeded_chooser
 from .runlog import Chunk, RunLog
@@ -252,7 +253,8 @@ class ExploreResult:
     `complete` says the whole space (within the bound) ran: dfs, dpor, or a portfolio
     whose dpor share ran every trace with no failure in any schedule it ran (it stopped
     there: `schedules` counts the schedules below the dpor slot that found the search
-    over, `traces` the dpor member's traces).
+    over, `traces` the dpor member's traces; with ``stop_on_first=False`` it runs its
+    whole budget, and is complete when, besides, no schedule failed).
     """
 
     label: str
@@ -285,6 +287,10 @@ class ExploreResult:
     #: its claim ``complete: N traces, no violation``); None otherwise (dpor counts its
     #: traces in `schedules`).
     traces: int | None = None
+    #: True when a dfs or dpor search ran an execution that stopped at the step bound
+    #: (``max_steps``): what a fair continuation ran after it is not part of the search,
+    #: so the search is never `complete` (its claim says why).
+    truncated: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -306,6 +312,9 @@ class ExploreResult:
           ``"complete for preemption bound b: N schedules, no violation"``;
         - a systematic search that ended but whose preemption bound cut schedules:
           ``"preemption bound b reached: N traces, no violation found (not complete)"``;
+        - a dfs or dpor search that ended, one of whose runs stopped at the step bound
+          (`truncated`): ``"no violation in N traces (a run reached the step bound of S
+          steps, not complete)"``;
         - otherwise (a random or pct search, a budget spent, an interruption):
           ``"no violation in N schedules (budget reached, not complete)"`` (``time
           budget reached`` after `ExploreConfig.time`, or ``interrupted``).
@@ -327,6 +336,8 @@ class ExploreResult:
             cut_by_bound=self.schedules < self.config.schedules and not self.out_of_time,
             interrupted=self.interrupted,
             out_of_time=self.out_of_time,
+            truncated=self.truncated,
+            max_steps=self.config.max_steps,
         )
 
     @property
@@ -528,6 +539,8 @@ class _Tally:
     cut: int | None = None
     #: The dpor member's trace count when the portfolio completed.
     traces: int | None = None
+    #: A systematic search's execution (dfs, dpor) stopped at the step bound.
+    truncated: bool = False
     #: The chunks merged from elsewhere (workers, a run log), for `trim`.
     chunks: list[_Merged] = attrs.field(factory=list)
     last_report: float = attrs.field(init=False)
@@ -633,6 +646,7 @@ class _Tally:
             found_bound=self.found_bound if failure is not None else None,
             out_of_time=self.out_of_time,
             traces=self.traces if complete else None,
+            truncated=self.truncated,
         )
 
     def workers(self) -> dict[str, int]:
@@ -760,12 +774,16 @@ def _run_dpor_slot(
     """Run the portfolio's dpor slot `index` in this process (its search's execution of
     that ordinal; ``random`` by the index once the search is over).  Returns True, and
     runs nothing, when the portfolio completes at `index`: its dpor member ran every
-    trace, none failed (`DporShare.verified`), and no schedule seen so far failed."""
+    trace, none failed (`DporShare.verified`), and no schedule seen so far failed; with
+    ``stop_on_first=False`` it never stops there (the whole budget runs)."""
     execution = dpor.run(dpor_ordinal(index)) if not dpor.done else None
     tally.pruned = dpor.pruned
     if execution is None and dpor.verified and tally.hit is None:
         tally.traces = dpor.chooser.traces
-        return True
+        if config.stop_on_first:
+            return True
+        # ``stop_on_first=False`` promises the whole budget: the completion is kept as a
+        # claim (`_explore_seeded`), and this slot runs random like any slot past it.
     by = "dpor"
     if execution is None:
         by, chooser = seeded_chooser(config, index, hint)
@@ -922,7 +940,7 @@ def _explore_seeded(
     small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
     if executor is None and resume is None and small:
         _run_range(target, config, first, last, steps_hint, tally, dpor)
-        return tally.cut is not None
+        return _completed(config, tally, dpor)
     log = RunLog.open(resume, _identity(target, config, steps_hint)) if resume else None
     owned = None
     if executor is None:
@@ -941,7 +959,20 @@ def _explore_seeded(
             log.close()
     if tally.cut is not None:
         _settle_cut(target, config, steps_hint, tally)
-    return tally.cut is not None
+    return _completed(config, tally, dpor)
+
+
+def _completed(config: ExploreConfig, tally: _Tally, dpor: DporShare | None) -> bool:
+    """Whether a seeded search proved the program: the portfolio stopped where its dpor
+    member completed (``tally.cut``), or, running its whole budget (``stop_on_first``
+    False), its dpor member ran every trace with none failing and no schedule failed."""
+    if config.stop_on_first or dpor is None:
+        return tally.cut is not None
+    if dpor.verified and tally.hit is None:
+        tally.traces = dpor.chooser.traces
+        return True
+    tally.traces = None
+    return False
 
 
 def _settle_cut(target: Target, config: ExploreConfig, hint: Probes, tally: _Tally) -> None:
@@ -1180,7 +1211,9 @@ def _explore_dfs(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[
     # bound: the highest level fully explored, on a hit as on a miss; the level of the
     # find is `found_bound`.
     tally.found_bound = found_at
-    return (not stopped and chooser.is_complete), chooser.complete_bound
+    # A run stopped at the step bound leaves its suffix unexplored: no completeness.
+    tally.truncated = chooser.truncated
+    return (not stopped and chooser.is_complete and not chooser.truncated), chooser.complete_bound
 
 
 def _walk(
@@ -1213,8 +1246,10 @@ def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple
     chooser = DporChooser(
         config.preemption_bound,
         trust_primitives=config.trust_primitives and not target.scenario.needs_world,
+        fair_after=fair_after(config.max_steps),
     )
     stopped, _ = _walk(target, config, tally, chooser)
+    tally.truncated = chooser.truncated
     if stopped:
         return False, config.preemption_bound
     return chooser.is_exhaustive, config.preemption_bound

@@ -165,6 +165,11 @@ def sort_key(preemptions: int, execution: Execution, schedule: Sequence[int]) ->
     return (preemptions, step, execution.sim.steps, len(schedule))
 
 
+#: How the `NondeterminismError` of a replay that does not fail tells a Python caller to
+#: skip shrinking (the CLI shows its own flag instead: `CLI_NO_SHRINK_HINT`).
+NO_SHRINK_HINT: Final = "explore with shrink=False to report the failure without replaying it"
+CLI_NO_SHRINK_HINT: Final = "--no-shrink reports the failure without replaying it"
+
 #: The most rounds of passes (each must improve the result to be followed by another).
 MAX_ROUNDS: Final = 20
 
@@ -200,7 +205,7 @@ def shrink(
         raise NondeterminismError(
             f"a run of {target.label} failed with {kind!r}, but its replay does not: the "
             "program is not deterministic (does it keep state between runs, e.g. in a "
-            "module global?); --no-shrink reports the failure without replaying it"
+            f"module global?); {NO_SHRINK_HINT}"
         )
     best: _Run = first
     before = (best[0].preemptions, _step(best[1]))

@@ -25,7 +25,9 @@ Contract
     result, and the violations, which for general programs are made from the outcome (an
     exception is ``error``, a deadlock ``deadlock``, the step bound ``starvation`` when a
     fair continuation does not finish the run either: `odp_async.explore.fairness`) and for
-    world scenarios are the checker's plus those.  A `KeyboardInterrupt` raised in the
+    world scenarios are the checker's plus those.  A systematic chooser whose run stopped
+    at the step bound is told so (its ``note_step_limit``): the fair continuation's steps
+    are not its search's, so it no longer claims completeness.  A `KeyboardInterrupt` raised in the
     run is re-raised, never recorded as the program's error.  A `ReplayChooser` whose
     recording the run did not use up raises `ReplayMismatch`: a replay is exact.
 
@@ -330,6 +332,7 @@ class Target:
         _reraise_interrupt(result.error)
         _check_replayed(chooser, result)
         if result.outcome == "step-limit":
+            _note_step_limit(chooser)
             violations = self._judge_step_limit(result, violations, max_steps)
         return Execution(tuple(violations), result, events)
 
@@ -354,6 +357,7 @@ class Target:
             violations = failure_violations(result)
             _reraise_interrupt(result.error)
             if result.outcome == "step-limit":
+                _note_step_limit(chooser)
                 violations = self._judge_step_limit(result, violations, max_steps)
             return Execution(tuple(violations), result)
 
@@ -449,6 +453,15 @@ def _reraise_interrupt(error: BaseException | None) -> None:
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
             _reraise_interrupt(inner)
+
+
+def _note_step_limit(chooser: Chooser) -> None:
+    """Tell a systematic chooser (dfs, dpor) that its execution stopped at the step bound:
+    the steps a fair continuation runs after it are not part of its search, so it may no
+    longer claim to be exhaustive (`_SystematicChooser.note_step_limit`)."""
+    note = getattr(chooser, "note_step_limit", None)
+    if note is not None:
+        note()
 
 
 def _check_replayed(chooser: Chooser, result: SimResult) -> None:

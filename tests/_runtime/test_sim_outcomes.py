@@ -1,7 +1,8 @@
 """What is, and what is not, an outcome of a sim run.
 
-A program's exception is an outcome (recorded with the task that raised it); a foreign
-await, a `KeyboardInterrupt` or a `SystemExit` is not: it leaves `sim.run`.
+A program's exception is an outcome (recorded with the task that raised it), a
+`SystemExit` (``sys.exit()`` in the program) included; a foreign await or a
+`KeyboardInterrupt` (the user's Ctrl-C) is not: it leaves `sim.run`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from odp_async.errors import ForeignAwait, InvalidArgument
 from odp_async.sync import Completion
 
 
-@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt])
 def test_an_interrupt_leaves_the_run_unchanged_after_unwinding(
     exc_type: type[BaseException],
 ) -> None:
@@ -51,6 +52,38 @@ def test_an_interrupt_leaves_the_run_unchanged_after_unwinding(
             sim.run(main, seed=seed)
         assert type(caught.value) is exc_type  # not wrapped in an ExceptionGroup
         assert unwound == ["bystander"]  # the run was cleaned up on the way out
+
+
+def test_a_system_exit_is_the_programs_error() -> None:
+    unwound: list[str] = []
+
+    async def main() -> None:
+        async def exits() -> None:
+            await rt.checkpoint()
+            raise SystemExit(7)
+
+        async def bystander() -> None:
+            try:
+                while True:
+                    await rt.checkpoint()
+            finally:
+                unwound.append("bystander")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(bystander, name="bystander")
+            tg.start_soon(exits, name="exits")
+
+    for seed in range(5):
+        unwound.clear()
+        result = sim.run(main, seed=seed)
+        assert result.outcome == "error"
+        leaves = [result.error]
+        while isinstance(leaves[0], BaseExceptionGroup):
+            leaves = list(leaves[0].exceptions)
+        assert [type(e) for e in leaves] == [SystemExit]
+        assert leaves[0].code == 7
+        assert unwound == ["bystander"]
+        assert [e.task for e in result.ends if isinstance(e.error, SystemExit)] == ["exits"]
 
 
 def test_an_interrupt_in_the_root_leaves_the_run() -> None:

@@ -552,8 +552,11 @@ def _adopting_init(klass: type) -> Callable[..., None]:
     of every run that tracks nothing, where the added work is one context-variable read.
     """
     init = klass.__init__  # type: ignore[misc]
-    # A subclass's wrapper calls the original, not its base's wrapper (one check).
-    init = getattr(init, "__wrapped__", init)
+    # A subclass's wrapper calls the original, not its base's wrapper (one check).  Only
+    # our own wrapper is unwrapped: another decorator's (``functools.wraps`` sets
+    # ``__wrapped__`` too: a user's, mutmut's trampoline) is the ``__init__`` to call.
+    if getattr(init, "__tracked_init__", False):
+        init = init.__wrapped__
     ns: dict[str, Any] = {
         "_init": init,
         "_current": RUNTIME_VAR.get,
@@ -611,6 +614,7 @@ def _adopting_init(klass: type) -> Callable[..., None]:
     exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
     wrapper: Callable[..., None] = ns["__init__"]
     wrapper.__wrapped__ = init  # type: ignore[attr-defined]
+    wrapper.__tracked_init__ = True  # type: ignore[attr-defined]
     wrapper.__doc__ = init.__doc__
     wrapper.__qualname__ = f"{klass.__qualname__}.__init__"
     return wrapper

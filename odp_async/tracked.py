@@ -774,8 +774,11 @@ def _class_attr(kind: type, name: str) -> object:
 
 @attrs.frozen
 class TrackReport:
-    """What `track` did: how many objects it adopted, and the classes of the stateful
-    objects it reached that nobody tracks (sorted names; empty: everything is seen)."""
+    """What `track` did: how many instances of tracked classes it reached (each adopted:
+    its unshared plain containers made tracked ones), and the classes of the stateful
+    objects it reached that nobody tracks (sorted names; empty: everything is seen; an
+    instance of an undecorated subclass of a tracked class is reported, as the class
+    nobody decorated)."""
 
     adopted: int
     untracked: tuple[str, ...]
@@ -960,7 +963,7 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             continue
         info = _class_attr(cls, "__tracked__")
         inside = covered
-        if isinstance(info, _Tracking):
+        if isinstance(info, _Tracking) and info.cls is cls:
             adopted += 1
             # (Also an object adopted earlier: it may hold new plain containers.)
             _adopt(obj, info)
@@ -968,6 +971,8 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
             inside = True
+        elif not covered and isinstance(info, _Tracking):  # an undecorated subclass
+            untracked.add(f"{cls.__module__}.{cls.__qualname__}")
         elif not covered and _is_opaque(cls, obj) is True:  # the rule a tracked read applies
             untracked.add(f"{cls.__module__}.{cls.__qualname__}")
         if not deep and obj is not root:

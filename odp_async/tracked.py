@@ -369,8 +369,16 @@ def _has_dict(cls: type) -> bool:
 _HOOK_NAMES = ("__getattribute__", "__setattr__", "__delattr__")
 
 
+#: Every hook `_make_hooks` made (a set: `_original` asks it for every class at every
+#: tracking run's start, and ``getattr`` of a missing attribute would cost an exception).
+_HOOKS: set[object] = set()
+
+
 def _is_hook(value: object) -> bool:
-    return getattr(value, "__tracked_hook__", False) is True
+    try:
+        return value in _HOOKS
+    except TypeError:  # unhashable: no hook of ours
+        return False
 
 
 def _original(kind: type, name: str) -> Any:
@@ -378,7 +386,7 @@ def _original(kind: type, name: str) -> Any:
     # (``object`` defines all three).
     for klass in kind.__mro__:
         value = klass.__dict__.get(name)
-        if value is not None and not _is_hook(value):
+        if value is not None and value not in _HOOKS:
             return value
     raise AttributeError(name)  # pragma: no cover - object has all three
 
@@ -427,9 +435,8 @@ def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
         _write(self, _WHOLE if whole else name)
         del_(self, name)
 
-    hooks = (__getattribute__, __setattr__, __delattr__)
-    for hook in hooks:
-        hook.__tracked_hook__ = True  # type: ignore[attr-defined]
+    hooks: tuple[Any, ...] = (__getattribute__, __setattr__, __delattr__)
+    _HOOKS.update(hooks)
     return hooks
 
 
@@ -446,16 +453,20 @@ def _hooked_classes() -> list[tuple[type, _Tracking]]:
     found: list[tuple[type, _Tracking]] = []
     seen: set[type] = set()
     stack = list(_TRACKED_CLASSES)
+    get, set_, del_ = _HOOK_NAMES
     while stack:
         klass = stack.pop()
         if klass in seen:
             continue
         seen.add(klass)
-        info = _class_attr(klass, "__tracked__")
-        if isinstance(info, _Tracking) and (
-            info.cls is klass or any(name in klass.__dict__ for name in _HOOK_NAMES)
-        ):
+        own = klass.__dict__
+        info = own.get("__tracked__")
+        if isinstance(info, _Tracking) and info.cls is klass:
             found.append((klass, info))
+        elif get in own or set_ in own or del_ in own:
+            info = _class_attr(klass, "__tracked__")
+            if isinstance(info, _Tracking):
+                found.append((klass, info))
         stack.extend(type.__subclasses__(klass))
     return found
 
@@ -697,8 +708,10 @@ def _sole_refs() -> int:
     class Probe:
         __slots__ = ("field",)
 
+        def __init__(self) -> None:
+            self.field: list[object] = []
+
     probe = Probe()
-    probe.field = []
     value = object.__getattribute__(probe, "field")
     return sys.getrefcount(value)
 
@@ -971,9 +984,10 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
             inside = True
-        elif not covered and isinstance(info, _Tracking):  # an undecorated subclass
-            untracked.add(f"{cls.__module__}.{cls.__qualname__}")
-        elif not covered and _is_opaque(cls, obj) is True:  # the rule a tracked read applies
+        elif not covered and (
+            isinstance(info, _Tracking)  # an undecorated subclass: nobody decorated it
+            or _is_opaque(cls, obj) is True  # the rule a tracked read applies
+        ):
             untracked.add(f"{cls.__module__}.{cls.__qualname__}")
         if not deep and obj is not root:
             continue

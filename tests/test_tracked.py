@@ -87,8 +87,6 @@ def test_without_the_tracking_dpor_misses_it(
     user_module: UserModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pins the mechanism: the same program with the field exempt loses an outcome."""
-    from odp_async import tracked as tracked_module
-
     mod = user_module(COUNTER, "tracked_counter_exempt")
     info = mod.Counter.__tracked__
     exempt = attrs.evolve(info, exempt={"value": "left out for the test"}, hooks={})

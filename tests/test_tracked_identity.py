@@ -146,15 +146,18 @@ def test_only_a_container_nobody_else_holds_is_converted(user_module: UserModule
         return held.items is mine, type(held.items), type(owned.items)
 
     same, held_kind, owned_kind = sim.run(main, chooser=DporChooser()).value
-    assert same and held_kind is list  # the caller's list itself, still plain
+    assert same  # the caller's list itself
+    assert held_kind is list  # still plain
     assert owned_kind is TrackedList  # made by the constructor: noted per access
 
 
 def test_the_cli_in_a_fresh_process_finds_the_torn_batch(tmp_path: Path) -> None:
     (tmp_path / "alias_cli.py").write_text(textwrap.dedent(ALIAS))
     done = subprocess.run(
-        [sys.executable, "-m", "odp_async.cli", "explore", "alias_cli:caller_keeps_it"]
-        + ["--chooser", "dpor", "--schedules", "100", "--no-shrink"],
+        [
+            *(sys.executable, "-m", "odp_async.cli", "explore", "alias_cli:caller_keeps_it"),
+            *("--chooser", "dpor", "--schedules", "100", "--no-shrink"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

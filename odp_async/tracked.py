@@ -59,7 +59,9 @@ Contract
 
 Concurrency
     As the sim: one step at a time.  Notes go to the step of the runtime in effect
-    (`odp_async._runtime.RUNTIME_VAR`); outside a tracking run they are skipped.
+    (`odp_async._runtime.RUNTIME_VAR`); outside a tracking run they are skipped.  The
+    hooks stay on while any tracking run is in progress (runs nest, and runs in several
+    threads share them: installing and removing them holds a lock).
 
 See also
     `odp_async.shared.SharedCell` (one tracked value), `odp_async.explore.dpor`,
@@ -75,6 +77,7 @@ import contextlib
 import enum
 import inspect
 import sys
+import threading
 import types
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -482,26 +485,33 @@ def _install(klass: type, info: _Tracking) -> None:
         type.__setattr__(klass, name, hook)
 
 
+#: Held while hooks go on or come off: a run starting in another thread waits until
+#: every class has its hooks.
+_HOOKS_LOCK = threading.Lock()
+
+
 def _hooks_on() -> None:
     """A tracking run starts: put the noting hooks on every tracked class (outermost)."""
-    _DEPTH[0] += 1
-    if _DEPTH[0] == 1:
-        for klass, info in _hooked_classes():
-            _install(klass, info)
+    with _HOOKS_LOCK:
+        _DEPTH[0] += 1
+        if _DEPTH[0] == 1:
+            for klass, info in _hooked_classes():
+                _install(klass, info)
 
 
 def _hooks_off() -> None:
     """A tracking run ended (however): every class back as its author wrote it."""
-    _DEPTH[0] -= 1
-    if _DEPTH[0] > 0:
-        return
-    _DEPTH[0] = 0
-    while _INSTALLED:
-        klass, name, own = _INSTALLED.pop()
-        if own is None:
-            type.__delattr__(klass, name)
-        else:
-            type.__setattr__(klass, name, own)
+    with _HOOKS_LOCK:
+        _DEPTH[0] -= 1
+        if _DEPTH[0] > 0:
+            return
+        _DEPTH[0] = 0
+        while _INSTALLED:
+            klass, name, own = _INSTALLED.pop()
+            if own is None:
+                type.__delattr__(klass, name)
+            else:
+                type.__setattr__(klass, name, own)
 
 
 TRACKING_RUN_HOOKS.append((_hooks_on, _hooks_off))

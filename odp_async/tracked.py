@@ -26,6 +26,11 @@ Contract
     footprints (random, pct, replay, the live runtimes) see no hook: attribute access is
     the plain slot or dict access, and ``__init__`` adds one context-variable read.
 
+    An object's accesses to its own fields while its ``__init__`` builds it fresh are
+    not noted (nobody else can hold it before its constructor returns; what the
+    constructor publishes is a noted write of that state); a second ``__init__`` on a
+    live object is noted like any access.
+
     **Containers.**  An instance built in a tracking run (or under `adopting_births`)
     is *adopted* by its ``__init__``: each plain dict, list or set in its fields that
     nobody else references is replaced by a tracked one; `track` does the same for
@@ -403,6 +408,7 @@ def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
     layouts: dict[type, tuple[frozenset[str], bool]] = {}
     current = RUNTIME_VAR.get
     plain_get = object.__getattribute__
+    building = _BUILDING
 
     def layout(kind: type) -> tuple[frozenset[str], bool]:
         found = layouts[kind] = (_data_names(kind) - exempt, _has_dict(kind))
@@ -411,7 +417,7 @@ def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
     def __getattribute__(self: Any, name: str) -> Any:
         value = get(self, name)
         fp = getattr(current(None), "_fp", None)  # None: no runtime, or not tracking
-        if fp is None:
+        if fp is None or (building and id(self) in building):
             return value
         kind = type(self)
         names, has_dict = layouts.get(kind) or layout(kind)
@@ -430,17 +436,42 @@ def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
         return value
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
-        if name not in exempt:
+        if name not in exempt and not (building and id(self) in building):
             _write(self, _WHOLE if whole else name)
         set_(self, name, value)
 
     def __delattr__(self: Any, name: str) -> None:
-        _write(self, _WHOLE if whole else name)
+        if not (building and id(self) in building):
+            _write(self, _WHOLE if whole else name)
         del_(self, name)
 
     hooks: tuple[Any, ...] = (__getattribute__, __setattr__, __delattr__)
     _HOOKS.update(hooks)
     return hooks
+
+
+#: The ids of the objects whose ``__init__`` is running in a tracking run, built fresh
+#: (`_claim`): their accesses to their own fields are not noted.  Nobody else can hold
+#: such an object before its constructor returns, except through what the constructor
+#: itself publishes (noted, as a write of that state); a twin, in earlier versions,
+#: likewise noted nothing before ``__init__`` returned.
+_BUILDING: set[int] = set()
+
+
+def _claim(obj: object) -> bool:
+    """Whether `obj`'s ``__init__`` builds it fresh (no field set yet: not a second call
+    of ``__init__`` on a live object, whose writes must be noted) and no outer
+    ``__init__`` of its (a subclass's) already claimed it; then it is claimed."""
+    key = id(obj)
+    if key in _BUILDING:
+        return False
+    try:
+        fresh = object.__getstate__(obj) is None
+    except Exception:  # an unusual layout: note everything
+        fresh = False
+    if fresh:
+        _BUILDING.add(key)
+    return fresh
 
 
 #: While a tracking run is in progress: every hook installed, as (class, name, what the
@@ -595,12 +626,17 @@ def tracked(
 
 _INIT = """
 def __init__({params}):
-    _init({call})
     rt = _current(None)
-    if rt is None:
-        if _at_birth[0]:
-            _adopt_born({me}, _klass)
-    elif _getattr(rt, "_fp", None) is not None:
+    fp = None if rt is None else _getattr(rt, "_fp", None)
+    mine = fp is not None and _claim({me})
+    try:
+        _init({call})
+    finally:
+        if mine:
+            _building.discard(_id({me}))
+    if fp is not None:
+        _adopt_born({me}, _klass)
+    elif rt is None and _at_birth[0]:
         _adopt_born({me}, _klass)
 """
 
@@ -642,6 +678,9 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         "_klass": klass,
         "_at_birth": _ADOPT_AT_BIRTH,
         "_adopt_born": _adopt_born,
+        "_claim": _claim,
+        "_building": _BUILDING,
+        "_id": id,
     }
     try:
         params = list(inspect.signature(init).parameters.values())
@@ -685,7 +724,8 @@ def _adopting_init(klass: type) -> Callable[..., None]:
     if init is object.__init__:  # nothing of its own: attrs may still change it in place
         ns["_check_not_attrs"] = _check_not_attrs
         check = f"    _check_not_attrs({params[0].name})\n"
-        source = source.replace("    _init(", check + "    _init(", 1)
+        first = "    rt = _current(None)\n"
+        source = source.replace(first, check + first, 1)
     exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
     wrapper: Callable[..., None] = ns["__init__"]
     wrapper.__wrapped__ = init  # type: ignore[attr-defined]

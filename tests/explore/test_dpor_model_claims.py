@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 #: cell -> claim, run in CI.
 CHEAP = {
-    "registration-race/odp2014": "violation at schedule 55: stale-translation",
+    "registration-race/odp2014": "violation at schedule 57: stale-translation",
     "truncate-during-registration/odp2014": "violation at schedule 25: stale-translation",
     "ctx-dereg-during-end/odp2014-ctx": "violation at schedule 25: deadlock",
     "fault-vs-munmap/interval-seq": "complete: 41 traces, no violation",
@@ -30,15 +30,15 @@ CHEAP = {
 }
 #: cell -> claim, run with ODP_ASYNC_FULL_CLAIMS=1.
 FULL = {
-    "stray-end-corruption/odp2014": "violation at schedule 648: stale-translation",
+    "stray-end-corruption/odp2014": "violation at schedule 662: stale-translation",
     "fault-vs-munmap/kvm-seq": "complete: 74 traces, no violation",
     "fault-vs-munmap/range-list": "complete: 72 traces, no violation",
     "exit-during-faults/interval-seq": "complete: 356 traces, no violation",
     "exit-during-faults/kvm-seq": "complete: 1490 traces, no violation",
-    "exit-during-faults/range-list": "complete: 1810 traces, no violation",
-    "exit-during-faults/odp2014-ctx": "complete: 540 traces, no violation",
-    "registration-race/interval-seq": "complete: 256 traces, no violation",
-    "registration-race/range-list": "complete: 688 traces, no violation",
+    "exit-during-faults/range-list": "complete: 1080 traces, no violation",
+    "exit-during-faults/odp2014-ctx": "complete: 530 traces, no violation",
+    "registration-race/interval-seq": "complete: 282 traces, no violation",
+    "registration-race/range-list": "complete: 824 traces, no violation",
     "dereg-during-notifier/interval-seq": "complete: 320 traces, no violation",
     "mprotect-downgrade/interval-seq": "complete: 37 traces, no violation",
     "mprotect-downgrade/kvm-seq": "complete: 71 traces, no violation",
@@ -46,13 +46,13 @@ FULL = {
     "mprotect-downgrade/odp2014-ctx": "complete: 46 traces, no violation",
     "migration-during-fault/interval-seq": "complete: 116 traces, no violation",
     "migration-during-fault/kvm-seq": "complete: 350 traces, no violation",
-    "migration-during-fault/range-list": "complete: 86 traces, no violation",
+    "migration-during-fault/range-list": "complete: 92 traces, no violation",
     "migration-during-fault/odp2014-ctx": "complete: 249 traces, no violation",
     "truncate-during-registration/interval-seq": "complete: 885 traces, no violation",
     "truncate-during-registration/range-list": "complete: 2146 traces, no violation",
     "thp-split-during-fault/interval-seq": "complete: 493 traces, no violation",
-    "ctx-dereg-during-end/kvm-seq": "complete: 1561 traces, no violation",
-    "ctx-dereg-during-end/range-list": "complete: 496 traces, no violation",
+    "ctx-dereg-during-end/kvm-seq": "complete: 2045 traces, no violation",
+    "ctx-dereg-during-end/range-list": "complete: 632 traces, no violation",
     "truncate-during-registration/odp2014-ctx": "complete: 4040 traces, no violation",
     "thp-split-during-fault/range-list": "complete: 3674 traces, no violation",
     "registration-race/odp2014-ctx": "complete: 2547 traces, no violation",

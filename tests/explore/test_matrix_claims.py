@@ -25,7 +25,7 @@ def test_a_clean_cell_the_dpor_member_completes_says_so_and_stops() -> None:
     (cell,) = verdict_matrix(budget=1000, scenarios=[CLEAN[0]], protocols=[CLEAN[1]])
     assert cell.verdict is Verdict.CLEAN
     assert cell.matches
-    assert cell.claim == "complete: 3 traces, no violation"
+    assert cell.claim == "complete: 5 traces, no violation"
     assert cell.schedules < 1000  # stopped once the search was complete
     assert cell.found_by is None
 
@@ -58,12 +58,12 @@ def test_the_cli_shows_the_claim_in_text_and_json(capsys: pytest.CaptureFixture[
     args = ["matrix", "--scenario", CLEAN[0], "-p", CLEAN[1], "--jobs", "1"]
     assert main(args) == ExitCode.OK
     out = capsys.readouterr().out
-    assert "complete: 3 traces" in out
+    assert "complete: 5 traces" in out
     assert "portfolio" in out  # the title names the chooser
     assert main([*args, "--json"]) == ExitCode.OK
     data = json.loads(capsys.readouterr().out)
     assert data["chooser"] == "portfolio"
-    assert data["cells"][0]["claim"] == "complete: 3 traces, no violation"
+    assert data["cells"][0]["claim"] == "complete: 5 traces, no violation"
     assert main([*args, "--chooser", "random", "--budget", "20", "--json"]) == ExitCode.OK
     data = json.loads(capsys.readouterr().out)
     assert data["cells"][0]["claim"].endswith("(budget reached, not complete)")

@@ -453,8 +453,7 @@ def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
 #: The ids of the objects whose ``__init__`` is running in a tracking run, built fresh
 #: (`_claim`): their accesses to their own fields are not noted.  Nobody else can hold
 #: such an object before its constructor returns, except through what the constructor
-#: itself publishes (noted, as a write of that state); a twin, in earlier versions,
-#: likewise noted nothing before ``__init__`` returned.
+#: itself publishes (noted, as a write of that state).
 _BUILDING: set[int] = set()
 
 
@@ -905,9 +904,9 @@ def _opaque_items(value: Iterable[object]) -> bool:
 def _is_opaque(kind: type, value: object) -> bool:
     """Whether a value of this type, read out of a tracked field, hands the step state
     whose accesses nobody notes: a plain container or any mutable container of the
-    standard library (or a subclass of one), an instance of a tracked class not adopted
-    for tracking, or a plain object with fields.  Reading one makes the step unknown
-    (sound).  Values, adopted and internal objects, tracked containers, primitives,
+    standard library (or a subclass of one), or a plain object with fields.  Reading one
+    makes the step unknown (sound).  Values, instances of tracked classes (their hooks
+    note them), internal objects, tracked containers, primitives,
     frozen attrs records and the runtime's own objects are not; for a tuple or frozenset
     the answer is `_DEPENDS` (as opaque as its items: `_opaque_items`)."""
     if kind in _PLAIN:

@@ -299,9 +299,8 @@ def run_world(
     the promise is not taken and steps stay unknown (sound, unreduced).
     """
     if noted_only and getattr(chooser, "wants_footprints", False):
-        # The world is adopted for this run anyway: each object as it is built, so that
-        # one kept elsewhere (a global) is adopted too, and nothing is left to look for
-        # (a setup's sim run still leaves a look: `PreparedWorld` runs it once).
+        # The world is adopted for this run anyway: each object as it is built (its
+        # unshared containers made tracked ones; `track` below does the rest).
         with adopting_births():
             world = World.build(protocol, options=options, **world_kwargs)
     else:

@@ -399,7 +399,8 @@ def _original(kind: type, name: str) -> Any:
     raise AttributeError(name)  # pragma: no cover - object has all three
 
 
-def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
+def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
+    # The hooks put on `klass` (which its undecorated subclasses inherit).
     get, set_, del_ = originals
     exempt = frozenset(info.exempt)
     whole = info.whole
@@ -414,16 +415,18 @@ def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
         found = layouts[kind] = (_data_names(kind) - exempt, _has_dict(kind))
         return found
 
+    own = layout(klass)
+
     def __getattribute__(self: Any, name: str) -> Any:
         value = get(self, name)
-        fp = getattr(current(None), "_fp", None)  # None: no runtime, or not tracking
-        if fp is None or (building and id(self) in building):
-            return value
         kind = type(self)
-        names, has_dict = layouts.get(kind) or layout(kind)
+        names, has_dict = own if kind is klass else layouts.get(kind) or layout(kind)
         if name in names or (
             has_dict and name not in exempt and name in plain_get(self, "__dict__")
         ):
+            fp = getattr(current(None), "_fp", None)  # None: no runtime, or not tracking
+            if fp is None or (building and id(self) in building):
+                return value
             fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
             kind = type(value)
             opaque = _OPAQUE.get(kind)
@@ -431,7 +434,11 @@ def _make_hooks(originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
                 opaque = _OPAQUE[kind] = _is_opaque(kind, value)
             if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
                 _unknown()  # state nobody tracks (a plain container or object)
-        elif name == "__dict__":
+        elif (
+            name == "__dict__"
+            and getattr(current(None), "_fp", None) is not None
+            and not (building and id(self) in building)
+        ):
             _unknown()  # the fields themselves, read and written past the notes
         return value
 
@@ -508,7 +515,7 @@ def _install(klass: type, info: _Tracking) -> None:
     originals = tuple(_original(klass, name) for name in _HOOK_NAMES)
     made = info.hooks.get(klass)
     if made is None or any(a is not b for a, b in zip(made[0], originals, strict=True)):
-        made = info.hooks[klass] = (originals, _make_hooks(originals, info))
+        made = info.hooks[klass] = (originals, _make_hooks(klass, originals, info))
     own = klass.__dict__
     for name, hook in zip(_HOOK_NAMES, made[1], strict=True):
         _INSTALLED.append((klass, name, own.get(name)))

@@ -389,16 +389,6 @@ def _is_hook(value: object) -> bool:
         return False
 
 
-def _original(kind: type, name: str) -> Any:
-    # `name` as the class's authors made it: the first in the MRO that is no hook of ours
-    # (``object`` defines all three).
-    for klass in kind.__mro__:
-        value = klass.__dict__.get(name)
-        if value is not None and value not in _HOOKS:
-            return value
-    raise AttributeError(name)  # pragma: no cover - object has all three
-
-
 def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
     # The hooks put on `klass` (which its undecorated subclasses inherit).
     get, set_, del_ = originals
@@ -512,14 +502,31 @@ def _hooked_classes() -> list[tuple[type, _Tracking]]:
 
 
 def _install(klass: type, info: _Tracking) -> None:
-    originals = tuple(_original(klass, name) for name in _HOOK_NAMES)
+    get = set_ = del_ = None  # the originals: the first of each in the MRO, no hook
+    for base in klass.__mro__:
+        own = base.__dict__
+        if get is None:
+            get = own.get("__getattribute__")
+            get = None if get in _HOOKS else get
+        if set_ is None:
+            set_ = own.get("__setattr__")
+            set_ = None if set_ in _HOOKS else set_
+        if del_ is None:
+            del_ = own.get("__delattr__")
+            del_ = None if del_ in _HOOKS else del_
     made = info.hooks.get(klass)
-    if made is None or any(a is not b for a, b in zip(made[0], originals, strict=True)):
+    if made is None or made[0][0] is not get or made[0][1] is not set_ or made[0][2] is not del_:
+        originals = (get, set_, del_)
         made = info.hooks[klass] = (originals, _make_hooks(klass, originals, info))
     own = klass.__dict__
-    for name, hook in zip(_HOOK_NAMES, made[1], strict=True):
-        _INSTALLED.append((klass, name, own.get(name)))
-        type.__setattr__(klass, name, hook)
+    hooks = made[1]
+    setattr_ = type.__setattr__
+    _INSTALLED.append((klass, "__getattribute__", own.get("__getattribute__")))
+    setattr_(klass, "__getattribute__", hooks[0])
+    _INSTALLED.append((klass, "__setattr__", own.get("__setattr__")))
+    setattr_(klass, "__setattr__", hooks[1])
+    _INSTALLED.append((klass, "__delattr__", own.get("__delattr__")))
+    setattr_(klass, "__delattr__", hooks[2])
 
 
 #: Held while hooks go on or come off: a run starting in another thread waits until

@@ -798,6 +798,21 @@ def _convert_unshared(obj: object, info: _Tracking) -> None:
             object.__setattr__(obj, name, plain(value))
 
 
+def _convert_fields(obj: object, info: _Tracking, convert: Callable[[object], object]) -> None:
+    # Each noted field's plain container swapped for what `convert` gives (`track`'s
+    # `owned` walk).
+    for name in _fields_of(obj):
+        if name in info.exempt:
+            continue
+        try:
+            value = object.__getattribute__(obj, name)
+        except AttributeError:
+            continue
+        new = convert(value)
+        if new is not value:
+            object.__setattr__(obj, name, new)
+
+
 def _adopt(obj: object, info: _Tracking) -> None:
     # One object built inside a tracking run (or under `adopting_births`).
     if not info.whole:
@@ -970,7 +985,7 @@ def _fields_of(obj: object) -> Iterable[str]:
     return names
 
 
-def track(root: object, *, deep: bool = True) -> TrackReport:
+def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackReport:
     """Adopt `root` (and, when `deep`, every object reachable from it) for tracking.
 
     Instances of `tracked` classes are noted in tracking runs anyway (their class's
@@ -979,8 +994,24 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
     container (one held twice, or also by a caller, stays plain: reading it makes the
     step unknown), and reports the stateful objects of untracked classes it reaches.
     Call it for objects built before a tracking run (`run_world` does, for the world);
-    calling it again changes nothing already changed.  Sync; never checkpoints.
+    calling it again changes nothing already changed.  `owned`: the caller vouches that
+    nothing outside `root`'s graph uses its containers while the run goes (a world's
+    snapshot holds them, to put them back between runs): every plain container met in a
+    tracked field is converted then, whatever its reference count, one tracked copy per
+    container (so sharing inside the graph is kept).  Sync; never checkpoints.
     """
+    replaced: dict[int, object] = {}
+
+    def convert(value: object) -> object:  # `owned`: the copy of a plain container
+        plain = _PLAIN.get(type(value))
+        if plain is None:
+            return value
+        new = replaced.get(id(value))
+        if new is None:
+            new = replaced[id(value)] = plain(value)
+            keep.append(value)
+        return new
+
     visited: set[int] = set()
     untracked: set[str] = set()
     internal: set[type] = set()
@@ -1004,7 +1035,10 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             for key in list(dict.keys(obj)):
                 value = dict.__getitem__(obj, key)
                 plain = _PLAIN.get(type(value))
-                if plain is not None and sys.getrefcount(value) <= _SOLE:
+                if owned and plain is not None:
+                    value = convert(value)
+                    dict.__setitem__(obj, key, value)
+                elif plain is not None and sys.getrefcount(value) <= _SOLE:
                     value = plain(value)
                     dict.__setitem__(obj, key, value)
                 stack += ((key, covered), (value, covered))
@@ -1014,7 +1048,10 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             for i in range(list.__len__(obj)):
                 value = list.__getitem__(obj, i)
                 plain = _PLAIN.get(type(value))
-                if plain is not None and sys.getrefcount(value) <= _SOLE:
+                if owned and plain is not None:
+                    value = convert(value)
+                    list.__setitem__(obj, i, value)
+                elif plain is not None and sys.getrefcount(value) <= _SOLE:
                     value = plain(value)
                     list.__setitem__(obj, i, value)
                 stack.append((value, covered))
@@ -1042,7 +1079,10 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         if isinstance(info, _Tracking) and info.cls is cls:
             adopted += 1
             # (Also an object adopted earlier: it may hold new plain containers.)
-            _adopt(obj, info)
+            if owned and not info.whole:
+                _convert_fields(obj, info, convert)
+            else:
+                _adopt(obj, info)
             internal.update(info.internal)
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):

@@ -6,37 +6,42 @@ Contract
     reduction), every read of an instance attribute adds a read of
     ``FieldOf(obj, name)`` to the running step's footprint and every write adds a write
     (`odp_async._runtime.footprint`), with no ``note`` written by the author.  A field
-    holding a container is reached through a tracked copy of it: a dict notes per key
+    holding a container nobody else holds is reached through a tracked copy of it
+    (**Containers** below): a dict notes per key
     (a lookup reads the key; an insert or delete writes the key and the key set;
     iterating, ``len`` and the views read the key set and every key), a list or set as a
     whole (a read for queries and iteration, a write for any change).
 
-    **No cost when nobody tracks.**  An instance is an ordinary object of its class
-    until a tracking run adopts it: `track` (for objects built before the run, e.g. a
-    `World`) walks the object graph and switches every instance of a tracked class to
-    the class's *tracking twin* (a subclass with the same layout whose
-    ``__getattribute__``/``__setattr__`` note), and replaces plain dicts, lists and sets
-    found in their fields by tracked ones; an instance created *during* a tracking run is
-    adopted by its ``__init__`` (an instance of an undecorated subclass too, through a
-    twin made for that subclass).  Runs that keep no footprints (random, pct, replay, the
-    live runtimes) never see a twin of an object they built: attribute access is the
-    plain slot or dict access, and ``__init__`` adds one context-variable read and one
-    store.  `attrs.fields`, ``isinstance`` and ``repr`` see the class as before.
+    **No cost when nobody tracks.**  A tracked class is exactly as its author wrote it
+    except while a run that keeps footprints is in progress: such a run installs a
+    noting ``__getattribute__``, ``__setattr__`` and ``__delattr__`` on every tracked
+    class (undecorated subclasses inherit them; a subclass defining one of its own gets
+    its own hook), each calling the one it stands in for (the class's own, if it defines
+    one), and removes them when the run ends, however it ends (an exception, a
+    cancellation).  No object ever changes class: ``type(obj)``, ``obj.__class__``,
+    ``isinstance``, ``repr``, `attrs.fields`, pickling and copying see the program's own
+    class, inside runs and out.  Every instance is noted in a tracking run, wherever it
+    was built (at import, in a test's setup, in an earlier run) and however it is
+    reached (a module global, a closure, a default argument).  Runs that keep no
+    footprints (random, pct, replay, the live runtimes) see no hook: attribute access is
+    the plain slot or dict access, and ``__init__`` adds one context-variable read.
 
-    **Objects built before the run, wherever they are held.**  An instance built
-    outside a tracking run (at import, in a test's setup, in a random run) and reached
-    other than through the tracked root (a module global, a closure, a default argument,
-    a class attribute) is adopted too: its ``__init__`` marks that such an instance may
-    exist, and the next run that keeps footprints under the noted-only promise starts by
-    switching every live instance of a tracked class not yet adopted to its twin (a look
-    at the objects the garbage collector tracks: its two young generations, or all
-    three when an older one was collected since the last look; the plain
-    containers in their fields are left as they are, so a read of one makes the step
-    unknown).  An object once adopted stays adopted (outside tracking runs its accesses
-    then cost one check each).  `odp_async.world.run_world` builds the world of a noted
-    tracking run with `adopting_births`, so its runs need no such look.  Put ``@tracked``
-    on top of ``@attrs.define``: the other order raises `InvalidArgument` at the first
-    construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
+    An object's accesses to its own fields while its ``__init__`` builds it fresh are
+    not noted (nobody else can hold it before its constructor returns; what the
+    constructor publishes is a noted write of that state); a second ``__init__`` on a
+    live object is noted like any access.
+
+    **Containers.**  An instance built in a tracking run (or under `adopting_births`)
+    is *adopted* by its ``__init__``: each plain dict, list or set in its fields that
+    nobody else references is replaced by a tracked one; `track` does the same for
+    objects built before the run.  "Nobody else" is CPython's reference count
+    (`sys.getrefcount`: the field's own reference and the reader's): a container the
+    caller passed in and keeps (``def __init__(self, items): self.items = items``),
+    one two objects share, or one kept in a global stays the plain one, so the
+    program's aliasing never changes; reading it from a tracked field makes the step
+    unknown (sound, less reduction).  Put ``@tracked`` on top of ``@attrs.define``: the
+    other order raises `InvalidArgument` at the first construction (attrs kept
+    ``tracked``'s ``__init__`` and made none of its own).
 
     ``@tracked(exempt={"name": "why"})`` leaves fields out (each with its one-line
     reason: set once in ``__init__`` and never written again, a primitive that notes
@@ -53,14 +58,15 @@ Contract
     (`TrackReport.untracked`): a model scenario only runs with ``noted_only`` (steps
     are exactly their noted accesses) when that list is empty (`odp_async.world.run_world`).
     State a task keeps in local variables is its own; a container or an untracked object
-    held in a local across a checkpoint and changed by another task is not seen, nor is
-    an instance of a tracked class made without ``__init__`` (``object.__new__``, an
-    unpickling of one never adopted) after the last birth that marked a look, nor one
-    moved out of the collector's generations by ``gc.freeze()``.
+    held in a local across a checkpoint and changed by another task is not seen.  A
+    subclass of a tracked class created during a tracking run that defines its own
+    ``__getattribute__`` or ``__setattr__`` gets its hook from the next run on.
 
 Concurrency
     As the sim: one step at a time.  Notes go to the step of the runtime in effect
-    (`odp_async._runtime.RUNTIME_VAR`); outside a tracking run they are skipped.
+    (`odp_async._runtime.RUNTIME_VAR`); outside a tracking run they are skipped.  The
+    hooks stay on while any tracking run is in progress (runs nest, and runs in several
+    threads share them: installing and removing them holds a lock).
 
 See also
     `odp_async.shared.SharedCell` (one tracked value), `odp_async.explore.dpor`,
@@ -73,11 +79,10 @@ import array
 import collections
 import collections.abc
 import contextlib
-import copyreg
 import enum
-import gc
 import inspect
-import itertools
+import sys
+import threading
 import types
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -86,7 +91,7 @@ from typing import Any, TypeVar, overload
 import attrs
 
 from ._runtime._base import RUNTIME_VAR
-from ._runtime.footprint import NOTED_RUN_HOOKS, FieldOf, ReadOf
+from ._runtime.footprint import TRACKING_RUN_HOOKS, FieldOf, ReadOf
 
 __all__ = [
     "TrackReport",
@@ -360,82 +365,200 @@ def _has_dict(cls: type) -> bool:
     )
 
 
-def _make_twin(cls: type, exempt: frozenset[str], whole: bool) -> type:
-    get = object.__getattribute__
-    set_: Callable[[Any, str, Any], None] = getattr(cls, "__setattr__")  # noqa: B009
-    del_: Callable[[Any, str], None] = getattr(cls, "__delattr__")  # noqa: B009
-    names = _data_names(cls) - exempt
-    has_dict = _has_dict(cls)
+# --- the noting hooks ------------------------------------------------------------------
+#
+# A tracked class is exactly as its author wrote it except during a tracking run: the
+# run installs a noting ``__getattribute__``, ``__setattr__`` and ``__delattr__`` on it
+# (and on every subclass that defines one of its own), each calling the one it stands in
+# for, and removes them when the run ends, however it ends (`_hooks_on`, `_hooks_off`,
+# called by the sim through `odp_async._runtime.footprint.TRACKING_RUN_HOOKS`).
+# ``type(obj)``, ``obj.__class__``, ``isinstance`` and ``repr`` see the class itself.
 
+_HOOK_NAMES = ("__getattribute__", "__setattr__", "__delattr__")
+
+
+#: Every hook `_make_hooks` made (a set: `_original` asks it for every class at every
+#: tracking run's start, and ``getattr`` of a missing attribute would cost an exception).
+_HOOKS: set[object] = set()
+
+
+def _is_hook(value: object) -> bool:
+    try:
+        return value in _HOOKS
+    except TypeError:  # unhashable: no hook of ours
+        return False
+
+
+def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
+    # The hooks put on `klass` (which its undecorated subclasses inherit).
+    get, set_, del_ = originals
+    exempt = frozenset(info.exempt)
+    whole = info.whole
+    # Per concrete type: the noted data names and whether instances have a __dict__ (an
+    # undecorated subclass may add fields; it inherits the hooks of its tracked base).
+    layouts: dict[type, tuple[frozenset[str], bool]] = {}
     current = RUNTIME_VAR.get
+    plain_get = object.__getattribute__
+    building = _BUILDING
+
+    def layout(kind: type) -> tuple[frozenset[str], bool]:
+        found = layouts[kind] = (_data_names(kind) - exempt, _has_dict(kind))
+        return found
+
+    own = layout(klass)
 
     def __getattribute__(self: Any, name: str) -> Any:
         value = get(self, name)
-        if name in names or (has_dict and name not in exempt and name in get(self, "__dict__")):
+        kind = type(self)
+        names, has_dict = own if kind is klass else layouts.get(kind) or layout(kind)
+        if name in names or (
+            has_dict and name not in exempt and name in plain_get(self, "__dict__")
+        ):
             fp = getattr(current(None), "_fp", None)  # None: no runtime, or not tracking
-            if fp is not None:
-                fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
-                kind = type(value)
-                opaque = _OPAQUE.get(kind)
-                if opaque is None:
-                    opaque = _OPAQUE[kind] = _is_opaque(kind, value)
-                if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
-                    _unknown()  # state nobody tracks (a plain container or object)
-        elif name == "__dict__" and getattr(current(None), "_fp", None) is not None:
+            if fp is None or (building and id(self) in building):
+                return value
+            fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
+            kind = type(value)
+            opaque = _OPAQUE.get(kind)
+            if opaque is None:
+                opaque = _OPAQUE[kind] = _is_opaque(kind, value)
+            if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
+                _unknown()  # state nobody tracks (a plain container or object)
+        elif (
+            name == "__dict__"
+            and getattr(current(None), "_fp", None) is not None
+            and not (building and id(self) in building)
+        ):
             _unknown()  # the fields themselves, read and written past the notes
         return value
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
-        if name not in exempt:
+        if name not in exempt and not (building and id(self) in building):
             _write(self, _WHOLE if whole else name)
         set_(self, name, value)
 
     def __delattr__(self: Any, name: str) -> None:
-        _write(self, _WHOLE if whole else name)
+        if not (building and id(self) in building):
+            _write(self, _WHOLE if whole else name)
         del_(self, name)
 
-    ns: dict[str, Any] = {
-        "__slots__": (),
-        "__getattribute__": __getattribute__,
-        "__setattr__": __setattr__,
-        "__delattr__": __delattr__,
-        "__module__": cls.__module__,
-        "__qualname__": cls.__qualname__,
-        "__doc__": cls.__doc__,
-        "__twin_of__": cls,
-        "__reduce_ex__": _reduce_as(cls),
-    }
-    return type(cls.__name__, (cls,), ns)
+    hooks: tuple[Any, ...] = (__getattribute__, __setattr__, __delattr__)
+    _HOOKS.update(hooks)
+    return hooks
 
 
-def _reduce_as(cls: type) -> Callable[[Any, int], Any]:
-    # A twin pickles and copies as its class (the twin is not importable by name): what
-    # comes back is built by `_new_as`, adopted inside a tracking run (a copy or an
-    # unpickled object made there is noted as the original is) and ordinary outside.
-    def __reduce_ex__(self: Any, protocol: int) -> Any:
-        made = super(type(self), self).__reduce_ex__(protocol)
-        twin = type(self)
-        if not isinstance(made, tuple) or len(made) < 2:
-            return made
-        args = made[1]
-        if made[0] is _NEWOBJ and isinstance(args, tuple) and args[:1] == (twin,):
-            made = (_new_as, (cls, *args[1:]), *made[2:])
-        return made
-
-    return __reduce_ex__
+#: The ids of the objects whose ``__init__`` is running in a tracking run, built fresh
+#: (`_claim`): their accesses to their own fields are not noted.  Nobody else can hold
+#: such an object before its constructor returns, except through what the constructor
+#: itself publishes (noted, as a write of that state).
+_BUILDING: set[int] = set()
 
 
-_NEWOBJ: Any = getattr(copyreg, "__newobj__")  # noqa: B009 (not in the stubs)
+def _claim(obj: object) -> bool:
+    """Whether `obj`'s ``__init__`` builds it fresh (no field set yet: not a second call
+    of ``__init__`` on a live object, whose writes must be noted) and no outer
+    ``__init__`` of its (a subclass's) already claimed it; then it is claimed."""
+    key = id(obj)
+    if key in _BUILDING:
+        return False
+    try:
+        fresh = object.__getstate__(obj) is None
+    except Exception:  # an unusual layout: note everything
+        fresh = False
+    if fresh:
+        _BUILDING.add(key)
+    return fresh
 
 
-def _new_as(cls: type, *args: Any) -> Any:
-    """``cls.__new__(cls, *args)``, switched to `cls`'s tracking twin inside a tracking
-    run: how a pickled or copied twin comes back."""
-    obj = cls.__new__(cls, *args)
-    info = _class_attr(cls, "__tracked__")
-    if isinstance(info, _Tracking) and tracking():
-        object.__setattr__(obj, "__class__", _twin_of(cls, info))
-    return obj
+#: While a tracking run is in progress: every hook installed, as (class, name, what the
+#: class had of its own under that name before, or None), in installation order.
+_INSTALLED: list[tuple[type, str, object]] = []
+#: How many tracking runs are in progress (a run inside a run's task nests).
+_DEPTH = [0]
+
+
+def _hooked_classes() -> list[tuple[type, _Tracking]]:
+    # Every tracked class, and every subclass that defines one of the three of its own
+    # (an inherited hook would not run past it), with the tracking that applies to it.
+    found: list[tuple[type, _Tracking]] = []
+    seen: set[type] = set()
+    stack = list(_TRACKED_CLASSES)
+    get, set_, del_ = _HOOK_NAMES
+    while stack:
+        klass = stack.pop()
+        if klass in seen:
+            continue
+        seen.add(klass)
+        own = klass.__dict__
+        info = own.get("__tracked__")
+        if isinstance(info, _Tracking) and info.cls is klass:
+            found.append((klass, info))
+        elif get in own or set_ in own or del_ in own:
+            info = _class_attr(klass, "__tracked__")
+            if isinstance(info, _Tracking):
+                found.append((klass, info))
+        stack.extend(type.__subclasses__(klass))
+    return found
+
+
+def _install(klass: type, info: _Tracking) -> None:
+    get = set_ = del_ = None  # the originals: the first of each in the MRO, no hook
+    for base in klass.__mro__:
+        own = base.__dict__
+        if get is None:
+            get = own.get("__getattribute__")
+            get = None if get in _HOOKS else get
+        if set_ is None:
+            set_ = own.get("__setattr__")
+            set_ = None if set_ in _HOOKS else set_
+        if del_ is None:
+            del_ = own.get("__delattr__")
+            del_ = None if del_ in _HOOKS else del_
+    made = info.hooks.get(klass)
+    if made is None or made[0][0] is not get or made[0][1] is not set_ or made[0][2] is not del_:
+        originals = (get, set_, del_)
+        made = info.hooks[klass] = (originals, _make_hooks(klass, originals, info))
+    own = klass.__dict__
+    hooks = made[1]
+    setattr_ = type.__setattr__
+    _INSTALLED.append((klass, "__getattribute__", own.get("__getattribute__")))
+    setattr_(klass, "__getattribute__", hooks[0])
+    _INSTALLED.append((klass, "__setattr__", own.get("__setattr__")))
+    setattr_(klass, "__setattr__", hooks[1])
+    _INSTALLED.append((klass, "__delattr__", own.get("__delattr__")))
+    setattr_(klass, "__delattr__", hooks[2])
+
+
+#: Held while hooks go on or come off: a run starting in another thread waits until
+#: every class has its hooks.
+_HOOKS_LOCK = threading.Lock()
+
+
+def _hooks_on() -> None:
+    """A tracking run starts: put the noting hooks on every tracked class (outermost)."""
+    with _HOOKS_LOCK:
+        _DEPTH[0] += 1
+        if _DEPTH[0] == 1:
+            for klass, info in _hooked_classes():
+                _install(klass, info)
+
+
+def _hooks_off() -> None:
+    """A tracking run ended (however): every class back as its author wrote it."""
+    with _HOOKS_LOCK:
+        _DEPTH[0] -= 1
+        if _DEPTH[0] > 0:
+            return
+        _DEPTH[0] = 0
+        while _INSTALLED:
+            klass, name, own = _INSTALLED.pop()
+            if own is None:
+                type.__delattr__(klass, name)
+            else:
+                type.__setattr__(klass, name, own)
+
+
+TRACKING_RUN_HOOKS.append((_hooks_on, _hooks_off))
 
 
 @attrs.frozen
@@ -443,11 +566,15 @@ class _Tracking:
     """How a tracked class is tracked (``cls.__tracked__``)."""
 
     cls: type
-    twin: type
     exempt: Mapping[str, str]
     whole: bool
     #: Classes of the objects inside it that its own resource covers (a tree's nodes).
     internal: tuple[type, ...]
+    #: The hooks made for it and its subclasses (`_install`): class -> (the originals
+    #: they call, the hooks).  A memo: built again when an original changes.
+    hooks: dict[type, tuple[tuple[Any, ...], tuple[Any, ...]]] = attrs.field(
+        factory=dict, eq=False, repr=False
+    )
 
 
 @overload
@@ -495,8 +622,7 @@ def tracked(
     def apply(klass: type) -> type:
         if not isinstance(klass, type):
             raise InvalidArgument(f"@tracked applies to a class, got {klass!r}")
-        twin = _make_twin(klass, frozenset(exempt), whole)
-        info = _Tracking(klass, twin, exempt, whole, tuple(internal))
+        info = _Tracking(klass, exempt, whole, tuple(internal))
         type.__setattr__(klass, "__tracked__", info)
         _TRACKED_CLASSES.add(klass)
         type.__setattr__(klass, "__init__", _adopting_init(klass))
@@ -504,6 +630,8 @@ def tracked(
             # Wherever the walk meets one (a handle a region keeps), its changes are made
             # by the owner's methods and noted there.
             type.__setattr__(part, "__tracked_internal_of__", klass)
+        if _DEPTH[0]:  # decorated during a tracking run: noted from now on
+            _install(klass, info)
         return klass
 
     return apply if cls is None else apply(cls)
@@ -511,19 +639,18 @@ def tracked(
 
 _INIT = """
 def __init__({params}):
-    _init({call})
     rt = _current(None)
-    if rt is None:
-        if _at_birth[0]:
-            _adopt_born({me}, _klass)
-        else:
-            _unseen[0] = True
-    elif _getattr(rt, "_fp", None) is None:
-        _unseen[0] = True
-    elif type({me}) is _klass:
-        _adopt({me}, _klass.__dict__["__tracked__"])
-    else:
-        _adopt_subclass({me}, _klass)
+    fp = None if rt is None else _getattr(rt, "_fp", None)
+    mine = fp is not None and _claim({me})
+    try:
+        _init({call})
+    finally:
+        if mine:
+            _building.discard(_id({me}))
+    if fp is not None:
+        _adopt_born({me}, _klass)
+    elif rt is None and _at_birth[0]:
+        _adopt_born({me}, _klass)
 """
 
 
@@ -562,11 +689,11 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         "_current": RUNTIME_VAR.get,
         "_getattr": getattr,
         "_klass": klass,
-        "_adopt": _adopt,
-        "_adopt_subclass": _adopt_subclass,
         "_at_birth": _ADOPT_AT_BIRTH,
         "_adopt_born": _adopt_born,
-        "_unseen": _UNSEEN,
+        "_claim": _claim,
+        "_building": _BUILDING,
+        "_id": id,
     }
     try:
         params = list(inspect.signature(init).parameters.values())
@@ -610,7 +737,8 @@ def _adopting_init(klass: type) -> Callable[..., None]:
     if init is object.__init__:  # nothing of its own: attrs may still change it in place
         ns["_check_not_attrs"] = _check_not_attrs
         check = f"    _check_not_attrs({params[0].name})\n"
-        source = source.replace("    _init(", check + "    _init(", 1)
+        first = "    rt = _current(None)\n"
+        source = source.replace(first, check + first, 1)
     exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
     wrapper: Callable[..., None] = ns["__init__"]
     wrapper.__wrapped__ = init  # type: ignore[attr-defined]
@@ -627,72 +755,91 @@ def is_tracked_class(cls: type) -> bool:
 
 
 # --- adopting objects -----------------------------------------------------------------
+#
+# An instance of a tracked class is noted in every tracking run, wherever it was built
+# and however it is reached (the hooks are on its class).  Adopting it only replaces the
+# plain dicts, lists and sets in its fields by tracked ones, and only those nobody else
+# holds: a container the caller passed in (``self.items = items``) or keeps elsewhere
+# stays the plain one, so the program's aliasing never changes; reading it from a
+# tracked field makes the step unknown (sound, less reduction).
+
+
+def _sole_refs() -> int:
+    # ``sys.getrefcount`` of a container held by one field only, read into a local as
+    # `_convert_unshared` and `track` read it: the field's reference, the local's and
+    # getrefcount's argument (CPython's reference count; measured, not assumed).
+    class Probe:
+        __slots__ = ("field",)
+
+        def __init__(self) -> None:
+            self.field: list[object] = []
+
+    probe = Probe()
+    value = object.__getattribute__(probe, "field")
+    return sys.getrefcount(value)
+
+
+#: `sys.getrefcount` of a container nobody but its one holder references (see above).
+_SOLE = _sole_refs()
+
+
+def _convert_unshared(obj: object, info: _Tracking) -> None:
+    # Each noted field's plain container that nobody else references, swapped for a
+    # tracked copy (no one can tell the copy from the original: nobody else has it).
+    for name in _fields_of(obj):
+        if name in info.exempt:
+            continue
+        try:
+            value = object.__getattribute__(obj, name)
+        except AttributeError:
+            continue
+        plain = _PLAIN.get(type(value))
+        if plain is not None and sys.getrefcount(value) <= _SOLE:
+            object.__setattr__(obj, name, plain(value))
+
+
+def _convert_fields(obj: object, info: _Tracking, convert: Callable[[object], object]) -> None:
+    # Each noted field's plain container swapped for what `convert` gives (`track`'s
+    # `owned` walk).
+    for name in _fields_of(obj):
+        if name in info.exempt:
+            continue
+        try:
+            value = object.__getattribute__(obj, name)
+        except AttributeError:
+            continue
+        new = convert(value)
+        if new is not value:
+            object.__setattr__(obj, name, new)
 
 
 def _adopt(obj: object, info: _Tracking) -> None:
-    # One object built inside a tracking run: its twin, and tracked copies of the plain
-    # containers its constructor made (nobody else holds them yet).
-    object.__setattr__(obj, "__class__", info.twin)
+    # One object built inside a tracking run (or under `adopting_births`).
     if not info.whole:
-        _convert_fields(obj, info, _tracked_copy)
-
-
-def _twin_of(kind: type, info: _Tracking) -> type:
-    # The tracking twin of `kind`: its tracked class's, or (for a subclass nobody
-    # decorated) one made for it on first need, noting as its tracked base does.
-    if kind is info.cls:
-        return info.twin
-    twin = _SUBCLASS_TWINS.get(kind)
-    if twin is None:
-        twin = _SUBCLASS_TWINS[kind] = _make_twin(kind, frozenset(info.exempt), info.whole)
-    return twin
-
-
-# Twins made for subclasses of tracked classes that are not decorated themselves.
-_SUBCLASS_TWINS: dict[type, type] = {}
+        _convert_unshared(obj, info)
 
 
 def _adopt_subclass(obj: object, klass: type) -> None:
-    # Built in a tracking run by `klass`'s __init__ as an instance of a subclass: adopted
-    # here when `klass` is its nearest tracked class (a decorated subclass adopts its own).
-    kind = type(obj)
-    if "__twin_of__" in kind.__dict__:
-        return
-    info = getattr(kind, "__tracked__", None)
+    # Built by `klass`'s __init__ as an instance of a subclass: adopted here when `klass`
+    # is its nearest tracked class (a decorated subclass adopts its own).
+    info = _class_attr(type(obj), "__tracked__")
     if isinstance(info, _Tracking) and info.cls is klass:
-        object.__setattr__(obj, "__class__", _twin_of(kind, info))
-        if not info.whole:
-            _convert_fields(obj, info, _tracked_copy)
+        _adopt(obj, info)
 
 
-# --- objects built outside tracking runs --------------------------------------------------
-#
-# An instance built outside a tracking run is reached, in a later one, through whatever
-# holds it: the tracked root (`track` adopts it then) or a module global, a closure, a
-# default, a class attribute, which nobody walks.  Its ``__init__`` (outside a tracking
-# run: one store) marks that such an instance may exist, and the next footprint-keeping
-# run under the noted-only promise starts by adopting every live one (`_adopt_unseen`,
-# a look at every object the garbage collector tracks).  Objects made without
-# ``__init__`` (a copy, an unpickling) are copies of adopted ones or are found by that
-# look when another birth marked it.
-
-#: True: an instance of a tracked class may have been built outside a tracking run since
-#: the last noted run began.  Process-wide, as the classes are.
-_UNSEEN = [True]
 #: Every class `tracked` decorated (their subclasses are found when needed).
 _TRACKED_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
 #: True while `adopting_births` holds: instances built outside any run are adopted by
-#: their ``__init__`` (in a run that keeps no footprints, they only mark a look).
+#: their ``__init__``.
 _ADOPT_AT_BIRTH = [False]
 
 
 @contextlib.contextmanager
 def adopting_births() -> Iterator[None]:
     """``with adopting_births(): ...``: every instance of a tracked class built inside,
-    outside any run, is adopted at once, as in a tracking run (for a root about to be
-    tracked: `odp_async.world.run_world`'s world), so none is left for a noted run to
-    look for; one built in a sim run inside (a setup's) still marks a look.  Sync; one
-    thread at a time."""
+    outside any run, is adopted at once, as in a tracking run (its unshared plain
+    containers become tracked ones: for a root about to be tracked, such as
+    `odp_async.world.run_world`'s world).  Sync; one thread at a time."""
     was = _ADOPT_AT_BIRTH[0]
     _ADOPT_AT_BIRTH[0] = True
     try:
@@ -708,66 +855,6 @@ def _adopt_born(obj: object, klass: type) -> None:
         _adopt_subclass(obj, klass)
 
 
-def _adopt_unseen() -> bool:
-    """Adopt, for tracking, every live instance of a tracked class not adopted yet, when
-    one may have been built outside a tracking run since the last call (switch it to its
-    twin; its plain containers stay as they are, and reading one makes the step
-    unknown).  True: the noted-only promise can stand."""
-    if not _UNSEEN[0]:
-        return True
-    holds = True
-    for obj in _unadopted_instances():
-        kind = type(obj)
-        info = _class_attr(kind, "__tracked__")
-        if isinstance(info, _Tracking) and "__twin_of__" not in kind.__dict__:
-            try:
-                object.__setattr__(obj, "__class__", _twin_of(kind, info))
-            except TypeError:  # a class whose instances cannot switch: no promise
-                holds = False
-    if not holds:  # one left unadopted: look at everything (and refuse) again next time
-        _UNSEEN[0] = _AGED[0] = True
-    else:
-        _UNSEEN[0] = False
-    return holds
-
-
-def _unadopted_instances() -> list[object]:
-    # Every live instance of a tracked class (or an undecorated subclass) not adopted:
-    # the filter runs in C (`map`, `compress`), a few dozen instructions per object.
-    classes = set()
-    stack = list(_TRACKED_CLASSES)
-    while stack:
-        klass = stack.pop()
-        if klass not in classes and "__twin_of__" not in klass.__dict__:
-            classes.add(klass)
-            stack.extend(type.__subclasses__(klass))
-    enabled = gc.isenabled()
-    gc.disable()  # no collection moves an object between the generations read below
-    try:
-        if _AGED[0]:  # objects built since the last look may be in any generation
-            _AGED[0] = False
-            objects = gc.get_objects()
-        else:  # only young ones: those are in the first two generations
-            objects = gc.get_objects(0) + gc.get_objects(1)
-    finally:
-        if enabled:
-            gc.enable()
-    return list(itertools.compress(objects, map(classes.__contains__, map(type, objects))))
-
-
-#: True when a collection of an older generation ran since the last look (it moves
-#: young objects to the oldest generation, so the next look reads every generation).
-_AGED = [True]
-
-
-def _on_collection(phase: str, info: dict[str, int]) -> None:
-    if phase == "start" and info["generation"] >= 1:
-        _AGED[0] = True
-
-
-gc.callbacks.append(_on_collection)
-
-
 def _class_attr(kind: type, name: str) -> object:
     # `name` from the MRO's own dicts (no metaclass __getattr__ runs).
     for klass in kind.__mro__:
@@ -776,32 +863,13 @@ def _class_attr(kind: type, name: str) -> object:
     return None
 
 
-NOTED_RUN_HOOKS.append(_adopt_unseen)
-
-
-def _tracked_copy(value: object) -> object:
-    plain = _PLAIN.get(type(value))
-    return value if plain is None else plain(value)
-
-
-def _convert_fields(obj: object, info: _Tracking, convert: Callable[[object], object]) -> None:
-    # Each noted field's plain container swapped for what `convert` gives.
-    for name in _fields_of(obj):
-        if name in info.exempt:
-            continue
-        try:
-            value = object.__getattribute__(obj, name)
-        except AttributeError:
-            continue
-        new = convert(value)
-        if new is not value:
-            object.__setattr__(obj, name, new)
-
-
 @attrs.frozen
 class TrackReport:
-    """What `track` did: how many objects it adopted, and the classes of the stateful
-    objects it reached that nobody tracks (sorted names; empty: everything is seen)."""
+    """What `track` did: how many instances of tracked classes it reached (each adopted:
+    its unshared plain containers made tracked ones), and the classes of the stateful
+    objects it reached that nobody tracks (sorted names; empty: everything is seen; an
+    instance of an undecorated subclass of a tracked class is reported, as the class
+    nobody decorated)."""
 
     adopted: int
     untracked: tuple[str, ...]
@@ -865,16 +933,15 @@ def _opaque_items(value: Iterable[object]) -> bool:
 def _is_opaque(kind: type, value: object) -> bool:
     """Whether a value of this type, read out of a tracked field, hands the step state
     whose accesses nobody notes: a plain container or any mutable container of the
-    standard library (or a subclass of one), an instance of a tracked class not adopted
-    for tracking, or a plain object with fields.  Reading one makes the step unknown
-    (sound).  Values, adopted and internal objects, tracked containers, primitives,
+    standard library (or a subclass of one), or a plain object with fields.  Reading one
+    makes the step unknown (sound).  Values, instances of tracked classes (their hooks
+    note them), internal objects, tracked containers, primitives,
     frozen attrs records and the runtime's own objects are not; for a tuple or frozenset
     the answer is `_DEPENDS` (as opaque as its items: `_opaque_items`)."""
     if kind in _PLAIN:
         return True
-    info = getattr(kind, "__tracked__", None)
-    if isinstance(info, _Tracking):
-        return "__twin_of__" not in kind.__dict__  # not adopted: unnoted
+    if isinstance(getattr(kind, "__tracked__", None), _Tracking):
+        return False  # noted by its class's hooks
     if kind in (TrackedDict, TrackedList, TrackedSet, types.MethodType):
         return False
     if issubclass(kind, (tuple, frozenset)):
@@ -908,7 +975,7 @@ def _fields_of(obj: object) -> Iterable[str]:
         seen.extend((slots,) if isinstance(slots, str) else slots)
     d = None
     if "__dict__" not in seen:
-        try:  # past a twin's hook: reading it here is bookkeeping, not the program's
+        try:  # past the hooks: reading it here is bookkeeping, not the program's
             d = object.__getattribute__(obj, "__dict__")
         except AttributeError:
             pass
@@ -918,16 +985,33 @@ def _fields_of(obj: object) -> Iterable[str]:
     return names
 
 
-def track(root: object, *, deep: bool = True) -> TrackReport:
+def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackReport:
     """Adopt `root` (and, when `deep`, every object reachable from it) for tracking.
 
-    Instances of `tracked` classes switch to their tracking twin; plain dicts, lists and
-    sets held in their fields (or inside such containers) are replaced by tracked ones
-    (the same replacement wherever the walk meets the same container, so sharing is
-    kept).  Call it for objects built before a tracking run (`run_world` does, for the
-    world); objects already adopted are left as they are.  Sync; never checkpoints.
+    Instances of `tracked` classes are noted in tracking runs anyway (their class's
+    hooks); this replaces the plain dicts, lists and sets held in their fields (or
+    inside such tracked containers) by tracked ones, where nobody else references the
+    container (one held twice, or also by a caller, stays plain: reading it makes the
+    step unknown), and reports the stateful objects of untracked classes it reaches.
+    Call it for objects built before a tracking run (`run_world` does, for the world);
+    calling it again changes nothing already changed.  `owned`: the caller vouches that
+    nothing outside `root`'s graph uses its containers while the run goes (a world's
+    snapshot holds them, to put them back between runs): every plain container met in a
+    tracked field is converted then, whatever its reference count, one tracked copy per
+    container (so sharing inside the graph is kept).  Sync; never checkpoints.
     """
     replaced: dict[int, object] = {}
+
+    def convert(value: object) -> object:  # `owned`: the copy of a plain container
+        plain = _PLAIN.get(type(value))
+        if plain is None:
+            return value
+        new = replaced.get(id(value))
+        if new is None:
+            new = replaced[id(value)] = plain(value)
+            keep.append(value)
+        return new
+
     visited: set[int] = set()
     untracked: set[str] = set()
     internal: set[type] = set()
@@ -937,17 +1021,7 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
     # judged.
     stack: list[tuple[object, bool]] = [(root, False)]
     adopted = 0
-
-    def convert(value: object) -> object:
-        plain = _PLAIN.get(type(value))
-        if plain is None:
-            return value
-        new = replaced.get(id(value))
-        if new is None:
-            new = plain(value)
-            replaced[id(value)] = new
-            keep.append(value)
-        return new
+    value: object = None
 
     while stack:
         obj: Any
@@ -958,18 +1032,30 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         keep.append(obj)
         cls = type(obj)
         if cls is TrackedDict:
-            for key, value in list(dict.items(obj)):
-                new = convert(value)
-                if new is not value:
-                    dict.__setitem__(obj, key, new)
-                stack += ((key, covered), (new, covered))
+            for key in list(dict.keys(obj)):
+                value = dict.__getitem__(obj, key)
+                plain = _PLAIN.get(type(value))
+                if owned and plain is not None:
+                    value = convert(value)
+                    dict.__setitem__(obj, key, value)
+                elif plain is not None and sys.getrefcount(value) <= _SOLE:
+                    value = plain(value)
+                    dict.__setitem__(obj, key, value)
+                stack += ((key, covered), (value, covered))
+            value = None
             continue
         if cls is TrackedList:
-            for i, value in enumerate(list(list.__iter__(obj))):
-                new = convert(value)
-                if new is not value:
-                    list.__setitem__(obj, i, new)
-                stack.append((new, covered))
+            for i in range(list.__len__(obj)):
+                value = list.__getitem__(obj, i)
+                plain = _PLAIN.get(type(value))
+                if owned and plain is not None:
+                    value = convert(value)
+                    list.__setitem__(obj, i, value)
+                elif plain is not None and sys.getrefcount(value) <= _SOLE:
+                    value = plain(value)
+                    list.__setitem__(obj, i, value)
+                stack.append((value, covered))
+            value = None
             continue
         if cls is TrackedSet:
             stack.extend((item, covered) for item in set.__iter__(obj))
@@ -988,30 +1074,34 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
             items = list(obj.items()) if cls is dict else list(obj)
             stack.extend((item, covered) for item in items)
             continue
-        info = getattr(cls, "__tracked__", None)
+        info = _class_attr(cls, "__tracked__")
         inside = covered
-        if info is not None and (info.cls is cls or info.twin is cls):
-            if info.cls is cls:
-                object.__setattr__(obj, "__class__", info.twin)
-                adopted += 1
-            # (An object adopted in an earlier run may hold new plain containers.)
-            if not info.whole:
+        if isinstance(info, _Tracking) and info.cls is cls:
+            adopted += 1
+            # (Also an object adopted earlier: it may hold new plain containers.)
+            if owned and not info.whole:
                 _convert_fields(obj, info, convert)
+            else:
+                _adopt(obj, info)
             internal.update(info.internal)
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
             inside = True
-        elif not covered and _is_opaque(cls, obj) is True:  # the rule a tracked read applies
+        elif not covered and (
+            isinstance(info, _Tracking)  # an undecorated subclass: nobody decorated it
+            or _is_opaque(cls, obj) is True  # the rule a tracked read applies
+        ):
             untracked.add(f"{cls.__module__}.{cls.__qualname__}")
         if not deep and obj is not root:
             continue
         for name in _fields_of(obj):
             try:
-                value = object.__getattribute__(obj, name)
+                field = object.__getattribute__(obj, name)
             except AttributeError:
                 continue
             if deep:
-                stack.append((value, inside))
+                stack.append((field, inside))
+        field = None
     keep.clear()
     return TrackReport(adopted, tuple(sorted(untracked)))
 

@@ -299,9 +299,8 @@ def run_world(
     the promise is not taken and steps stay unknown (sound, unreduced).
     """
     if noted_only and getattr(chooser, "wants_footprints", False):
-        # The world is adopted for this run anyway: each object as it is built, so that
-        # one kept elsewhere (a global) is adopted too, and nothing is left to look for
-        # (a setup's sim run still leaves a look: `PreparedWorld` runs it once).
+        # The world is adopted for this run anyway: each object as it is built (its
+        # unshared containers made tracked ones; `track` below does the rest).
         with adopting_births():
             world = World.build(protocol, options=options, **world_kwargs)
     else:
@@ -348,12 +347,15 @@ def _run_on(
     max_steps: int,
     trace: bool,
     noted_only: bool,
+    owned: bool = False,
 ) -> WorldRun:
     main = world_main(world, scenario)
     if noted_only and getattr(chooser, "wants_footprints", False):
         # Every field of the world's classes notes itself in this run; steps are exactly
-        # their noted accesses only if nothing stateful escapes tracking.
-        noted_only = not track(world).untracked
+        # their noted accesses only if nothing stateful escapes tracking.  `owned`: the
+        # world's containers are also held by its snapshot, which only puts them back
+        # between runs (`track`'s `owned`).
+        noted_only = not track(world, owned=owned).untracked
     else:
         noted_only = False
 
@@ -428,6 +430,6 @@ class PreparedWorld:
         try:
             if record_events is not None:
                 world.checker.record_events = record_events
-            return _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
+            return _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only, True)
         finally:
             self.snapshot.restore()

@@ -87,12 +87,10 @@ def test_without_the_tracking_dpor_misses_it(
     user_module: UserModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pins the mechanism: the same program with the field exempt loses an outcome."""
-    from odp_async import tracked as tracked_module
-
     mod = user_module(COUNTER, "tracked_counter_exempt")
     info = mod.Counter.__tracked__
-    twin = tracked_module._make_twin(mod.Counter, frozenset({"value"}), False)
-    monkeypatch.setattr(mod.Counter, "__tracked__", attrs.evolve(info, twin=twin))
+    exempt = attrs.evolve(info, exempt={"value": "left out for the test"}, hooks={})
+    monkeypatch.setattr(mod.Counter, "__tracked__", exempt)
     results, _ = _all_results(mod.lost_update)
     assert results != {1, 2}
 
@@ -120,7 +118,7 @@ def test_track_adopts_and_reports_untracked_state(user_module: UserModule) -> No
     mod = user_module(COUNTER, "tracked_report")
     c = mod.Counter()
     report = track([c, mod.Plain()])
-    assert type(c) is not mod.Counter
+    assert type(c) is mod.Counter  # no class switch: the hooks are on the class in runs
     assert isinstance(c, mod.Counter)
     assert type(c.table) is TrackedDict
     assert repr(c).startswith("Counter(")
@@ -193,7 +191,7 @@ def test_tracking_again_is_idempotent_and_sees_new_containers(user_module: UserM
     assert track(c).adopted == 1
     c.table = {"fresh": 1}  # a plain dict put in by a later (reset) world
     again = track(c)
-    assert again.adopted == 0
+    assert again.adopted == 1  # reached again; only the new container changes
     assert type(c.table) is TrackedDict
     assert dict(c.table) == {"fresh": 1}
 

@@ -42,6 +42,8 @@ __all__ = [
     "note",
     "note_read",
     "noted_run_starts",
+    "tracking_run_ends",
+    "tracking_run_starts",
     "with_noted_reads",
 ]
 
@@ -207,6 +209,26 @@ def noted_run_starts() -> bool:
     for hook in NOTED_RUN_HOOKS:
         ok = hook() and ok
     return ok
+
+
+#: What every footprint-keeping run calls when it starts and when it ends, however it
+#: ends (`tracking_run_starts`, `tracking_run_ends`): `odp_async.tracked` puts the pair
+#: that installs and removes its classes' noting hooks here when imported.
+TRACKING_RUN_HOOKS: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+
+def tracking_run_starts() -> None:
+    """Called by the sim when a run that keeps footprints starts (before its first
+    step; nested runs nest).  Sync."""
+    for start, _ in TRACKING_RUN_HOOKS:
+        start()
+
+
+def tracking_run_ends() -> None:
+    """Called by the sim when a run that keeps footprints ends, normally or by an
+    exception: undoes `tracking_run_starts`, in reverse order.  Sync."""
+    for _, end in reversed(TRACKING_RUN_HOOKS):
+        end()
 
 
 def with_noted_reads(fp: Footprint) -> Footprint:

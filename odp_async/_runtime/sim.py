@@ -77,7 +77,14 @@ import attrs
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import RUNTIME_VAR, Runtime, Waiter, new_waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
-from .footprint import Footprint, ReadOf, declared_footprint, noted_run_starts
+from .footprint import (
+    Footprint,
+    ReadOf,
+    declared_footprint,
+    noted_run_starts,
+    tracking_run_ends,
+    tracking_run_starts,
+)
 
 __all__ = [
     "BlockedTask",
@@ -938,12 +945,23 @@ class SimRuntime(Runtime):
                 # no footprints, asked only among several; their new_execution() does nothing
                 self._root = root
                 return self._drive_plain(root)
+            if getattr(self._chooser, "wants_footprints", False):
+                return self._drive_tracking(root)
             return self._drive(root)
         except BaseException:
             self._close_all()
             raise
         finally:
             self._release()
+
+    def _drive_tracking(self, root: SimTask) -> SimResult | int:
+        """`_drive` for a run that keeps footprints, between `tracking_run_starts` and
+        `tracking_run_ends` (tracked classes note their fields only in between)."""
+        try:
+            tracking_run_starts()
+            return self._drive(root)
+        finally:
+            tracking_run_ends()
 
     def _release(self) -> None:
         """Break the run's reference cycles, so its objects are freed on return.

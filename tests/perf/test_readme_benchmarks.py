@@ -75,3 +75,37 @@ def test_the_readme_quotes_the_explorer_steps_file() -> None:
     assert f"{figures['ratio']}x" in paragraph
     assert f"{figures['rate']} schedules/s" in paragraph
     assert f"{figures['fixed']} us" in paragraph
+
+
+def _dpor_rows() -> dict[str, list[str]]:
+    # The "schedules to the first bug" table of benchmarks/results-dpor.txt, by program.
+    text = (ROOT / "benchmarks" / "results-dpor.txt").read_text(encoding="utf-8")
+    table = text[text.index("== schedules to the first bug") :].split("\n\n")[0]
+    lines = table.splitlines()[2:]
+    return {line.split()[0]: line.split()[1:] for line in lines}
+
+
+def test_the_readme_quotes_the_dpor_file() -> None:
+    # README: "DPOR against frontrun's DPOR ...": each figure is the file's, and the
+    # file's frontrun column never beats dpor where both ran.
+    rows = _dpor_rows()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("DPOR against frontrun's DPOR")
+    quoted = " ".join(text[start : text.index("Each member alone", start)].split())
+    head = (ROOT / "benchmarks" / "results-dpor.txt").read_text().splitlines()
+    assert head[0].split("at commit ")[1] in quoted
+    assert head[1].split(":")[0] + ":" + head[1].split(":")[1].split()[0] in quoted
+    for name in ("account", "lazy01", "deadlock01", "stack", "twostage", "wronglock"):
+        dpor, frontrun = rows[name][0], rows[name][5]
+        assert dpor == frontrun
+        assert f"`{name}` ({dpor})" in quoted
+    for name in ("reorder_3", "reorder_5"):
+        dpor, frontrun = rows[name][0], rows[name][5]
+        assert int(dpor) <= int(frontrun)
+        assert f"({dpor} against {frontrun})" in quoted
+    for name in ("twostage_10", "twostage_20", "reorder_10", "reorder_20"):
+        assert rows[name][5].startswith(">")
+        assert rows[name][6] == "(time)"
+        assert rows[name][0] in quoted
+        assert rows[name][5].lstrip(">") in quoted
+    assert not any("WRONG" in row for row in rows.values())

@@ -20,7 +20,7 @@ Workload (one fixed seed per N, the same data for both trees):
 
 Each timed figure is the median of ``--repeats`` runs (the peer may get fewer at the
 largest N, see ``--peer-repeats``; the table says how many it got).  The garbage
-collector is disabled inside timed regions, as timeit does.  Result counts of the two
+collector stays on, as users run (CPU clock, see ``_common.py``).  Result counts of the two
 trees are compared, so a wrong answer aborts the run instead of winning it.
 
 Intervals map as: ours closed ``[start, last]`` == peer half-open ``[start, last + 1)``.

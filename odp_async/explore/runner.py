@@ -95,7 +95,12 @@ from .._runtime.choosers import (
     stream_choosers,
 )
 from ..check import Violation
-from ..errors import ExplorationFailed, ExploreInterrupted, InvalidArgument
+from ..errors import (
+    ExplorationFailed,
+    ExploreInterrupted,
+    InvalidArgument,
+    NondeterminismError,
+)
 from ..odp.protocols import OdpProtocol
 from ..scenarios import Scenario, Verdict
 from .claims import claim_text
@@ -675,8 +680,14 @@ def _make_failure(
     *,
     found_by: str | None = None,
 ) -> Failure:
-    if execution is None:
+    if execution is None:  # found in a worker: replayed here to be shown
         execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
+        if execution.failure is None:
+            raise NondeterminismError(
+                f"a run of {target.label} failed in a worker process, but its replay here "
+                "does not: the program is not deterministic (does it keep state between "
+                "runs, e.g. in a module global?), so the failure cannot be shown"
+            )
     token, why = _token(target, schedule, execution, config.max_steps, found_by)
     if not config.shrink or execution.failure is None:
         return Failure(

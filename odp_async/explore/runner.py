@@ -94,6 +94,7 @@ from .._runtime.choosers import (
     StreamChooser,
     stream_choosers,
 )
+from .._runtime.footprint import tracking_run_ends, tracking_run_starts
 from ..check import Violation
 from ..errors import (
     ExplorationFailed,
@@ -1232,21 +1233,30 @@ def _walk(
 ) -> tuple[bool, int | None]:
     """Run `chooser`'s executions until it has none left or the budget is spent: (whether
     it stopped at the first failure, for ``stop_on_first``; the chooser's bound when the
-    first failure was found)."""
+    first failure was found).
+
+    The whole walk is one tracking session: `tracked`'s hooks go on the classes once for
+    its runs (each run then only nests), not once per run, and come off when it ends,
+    however it ends.  Between runs the hooks note nothing (no runtime keeps footprints).
+    """
     found_at: int | None = None
-    while tally.done < config.schedules and chooser.has_more and not tally.time_is_up():
-        try:
-            execution = target.run(chooser, max_steps=config.max_steps)
-        except PrunedExecution:
-            tally.pruned += 1
-            continue
-        first_hit = tally.hit is None
-        tally.add(execution, tally.done + 1)
-        tally.report()
-        if execution.is_failure and first_hit:
-            found_at = chooser.bound
-            if config.stop_on_first:
-                return True, found_at
+    tracking_run_starts()
+    try:
+        while tally.done < config.schedules and chooser.has_more and not tally.time_is_up():
+            try:
+                execution = target.run(chooser, max_steps=config.max_steps)
+            except PrunedExecution:
+                tally.pruned += 1
+                continue
+            first_hit = tally.hit is None
+            tally.add(execution, tally.done + 1)
+            tally.report()
+            if execution.is_failure and first_hit:
+                found_at = chooser.bound
+                if config.stop_on_first:
+                    return True, found_at
+    finally:
+        tracking_run_ends()
     return False, found_at
 
 

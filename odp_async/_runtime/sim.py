@@ -786,51 +786,59 @@ class SimRuntime(Runtime):
         scopes: list[SimCancelScope],
     ) -> SimTask:
         coro: Any = func(*args)
-        if type(coro) is not _COROUTINE:
-            if not inspect.isawaitable(coro):
-                raise InvalidArgument(
-                    f"start_soon() needs an async function, got {func!r} which returned "
-                    f"{type(coro).__name__}"
-                )
-            coro = _await(coro)
-        if name is None:
-            name = getattr(func, "__qualname__", None) or repr(func)
-        if type(name) is not str:
-            name = str(name)
-        # ``SimTask(self._next_id, name, coro, copy_context(), group, scopes)`` without the
-        # type call (a spawn's hot path): every slot set as ``__init__`` does (a test
-        # checks it).
-        task: SimTask = _new_object(SimTask)
-        task.id = self._next_id
-        task.name = name
-        task.coro = coro
-        task.send = coro.send
-        task.context = _copy_context()
-        task.group = group
-        task.scopes = scopes
-        task.state = _RUNNABLE
-        task.send_value = None
-        task.throw_exc = None
-        task.resume_cancellable = False
-        task.epoch_seen = -1
-        task.cancel_cached = False
-        task.waiter = None
-        task.sleep_token = 0
-        task.pending = None
-        task.footprint = None
-        task.history = 0
-        task.spawn_key = None
-        if self._keyed:  # only symmetry reduction reads it
-            try:
-                hash(func)
-                key: object = func
-            except TypeError:
-                key = id(func)
-            task.spawn_key = (key, tuple(id(a) for a in args))
-        self._next_id += 1
-        self._tasks.append(task)
-        self._runnable.append(task)
-        return task
+        try:
+            if type(coro) is not _COROUTINE:
+                if not inspect.isawaitable(coro):
+                    raise InvalidArgument(
+                        f"start_soon() needs an async function, got {func!r} which returned "
+                        f"{type(coro).__name__}"
+                    )
+                coro = _await(coro)
+            if name is None:
+                name = getattr(func, "__qualname__", None) or repr(func)
+            if type(name) is not str:
+                name = str(name)
+            # ``SimTask(self._next_id, name, coro, copy_context(), group, scopes)`` without the
+            # type call (a spawn's hot path): every slot set as ``__init__`` does (a test
+            # checks it).
+            task: SimTask = _new_object(SimTask)
+            task.id = self._next_id
+            task.name = name
+            task.coro = coro
+            task.send = coro.send
+            task.context = _copy_context()
+            task.group = group
+            task.scopes = scopes
+            task.state = _RUNNABLE
+            task.send_value = None
+            task.throw_exc = None
+            task.resume_cancellable = False
+            task.epoch_seen = -1
+            task.cancel_cached = False
+            task.waiter = None
+            task.sleep_token = 0
+            task.pending = None
+            task.footprint = None
+            task.history = 0
+            task.spawn_key = None
+            if self._keyed:  # only symmetry reduction reads it
+                try:
+                    hash(func)
+                    key: object = func
+                except TypeError:
+                    key = id(func)
+                task.spawn_key = (key, tuple(id(a) for a in args))
+            self._next_id += 1
+            self._tasks.append(task)
+            self._runnable.append(task)
+            return task
+        except BaseException:
+            # Not yet a task, so `_close_all` would never close it: a Ctrl-C landing here
+            # (at any call above) must not leave it to warn "never awaited" when collected.
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()
+            raise
 
     def _cancel_state_changed(self) -> None:
         self._epoch += 1

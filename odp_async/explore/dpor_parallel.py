@@ -117,7 +117,14 @@ class Sink(Protocol):
     truncated: bool
 
     def merge(
-        self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
+        self,
+        worker: str,
+        done: int,
+        steps: int,
+        failing: tuple[int, ...],
+        hit: _Hit | None,
+        *,
+        unfinished: int = 0,
     ) -> None: ...
 
     def report(self, *, force: bool = False) -> None: ...
@@ -159,6 +166,8 @@ class SubtreeResult:
     upcoming: int | None = None
     #: An execution stopped at the step bound (`DporChooser.truncated`): not exhaustive.
     truncated: bool = False
+    #: How many of its traces reached the step bound unfinished (`Execution.unfinished`).
+    unfinished: int = 0
 
 
 class _Stopped(Exception):
@@ -257,7 +266,7 @@ def run_subtree(
         prefix=prefix,
         fair_after=fair_after(config.max_steps),
     )
-    traces = pruned = steps = 0
+    traces = pruned = steps = unfinished = 0
     failing: list[int] = []
     hit: _Hit | None = None
     interrupted = stopped = False
@@ -274,6 +283,7 @@ def run_subtree(
                 continue
             traces += 1
             steps += execution.sim.steps
+            unfinished += execution.unfinished
             if execution.is_failure:
                 failing.append(traces)
                 if hit is None:
@@ -300,6 +310,7 @@ def run_subtree(
         elapsed,
         None if finished else upcoming,
         chooser.truncated,
+        unfinished,
     )
 
 
@@ -519,5 +530,7 @@ def _merge(items: list[_Item], news: list[list[int]], sink: Sink) -> None:
             continue
         failing = tuple(index(k, m) for m in result.failing)
         hit = (index(k, result.hit[0]), result.hit[1]) if result.hit is not None else None
-        sink.merge(item.worker, result.traces, result.steps, failing, hit)
+        sink.merge(
+            item.worker, result.traces, result.steps, failing, hit, unfinished=result.unfinished
+        )
         sink.pruned += result.pruned

@@ -9,8 +9,9 @@ Contract
     number or option, an unwritable path) prints one line and exits 2, never a traceback
     (an unknown scenario or protocol name with a "did you mean"); a bug of odp_async
     prints the traceback and exits 3.  An exploration with no violation but runs that
-    reached the step bound unfinished (``inconclusive``) exits 5.  Ctrl-C stops an exploration, prints what was
-    explored so far (and the failure found so far, if any) and exits 130.  A standard
+    reached the step bound unfinished (``inconclusive``) exits 5.  Ctrl-C stops an
+    exploration, prints what was explored so far (and the failure found so far, if any)
+    and exits 130.  A standard
     output closed before everything was written (``| head -1``) exits 141 (128 + SIGPIPE).
 
     A protocol is a built-in name or ``module:Class`` (your own `OdpProtocol` subclass,
@@ -41,6 +42,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ._runtime.interrupts import marking_ctrl_c
 from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch
 
 __all__ = ["ExitCode", "entry_point", "main"]
@@ -1403,7 +1405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _err(f"odp-async: error: argument {i + 1} ({_printable(repr(arg))}) {what}")
             return int(ExitCode.USAGE)
     try:
-        cli.main(args=args, prog_name="odp-async", standalone_mode=False)
+        with marking_ctrl_c():  # Ctrl-C, told apart from a program's KeyboardInterrupt
+            cli.main(args=args, prog_name="odp-async", standalone_mode=False)
     except _Exit as e:
         return int(e.code)
     except click.exceptions.Exit as e:

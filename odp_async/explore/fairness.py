@@ -1,10 +1,11 @@
 """Did a run that hit its step bound stop only because the chooser kept a task from
 finishing, or does it not finish under a fair scheduler either (no verdict: a livelock
-and a program longer than the bound look the same)?  A liveness verdict must hold under a fair scheduler (CHESS's fair search,
-Coyote's fair-prioritization): pct keeps a low-priority task off the CPU for as long as it
-likes, and dfs with its preemptions spent runs one task until it blocks, so a task that
-spins waiting for another (``while not flag: await checkpoint()``) reaches any step bound
-under them although the program finishes under every fair scheduler.
+and a program longer than the bound look the same)?  A liveness verdict must hold under
+a fair scheduler (CHESS's fair search, Coyote's fair-prioritization): pct keeps a
+low-priority task off the CPU for as long as it likes, and dfs with its preemptions spent
+runs one task until it blocks, so a task that spins waiting for another (``while not
+flag: await checkpoint()``) reaches any step bound under them although the program
+finishes under every fair scheduler.
 
 Contract
     `fair_continuation(run, schedule, max_steps)` replays `schedule` (the bounded run's

@@ -59,11 +59,15 @@ Contract
 Progress and interruption
     ``progress`` (a callable) receives a frozen `ProgressUpdate` (schedules done, the
     budget, failures found so far, seconds elapsed) at most every `PROGRESS_INTERVAL`
-    seconds while exploring, and once at the end of the search.  A `KeyboardInterrupt`
-    (Ctrl-C, or raised by the explored code) stops the exploration and raises
-    `ExploreInterrupted` whose ``result`` is the partial `ExploreResult` (``interrupted``
-    set; the first failure found so far, unshrunk).  Uncaught, it ends a script with exit
-    status 1, not 130 (CPython exits by SIGINT only for an exact `KeyboardInterrupt`):
+    seconds while exploring, and once at the end of the search.  Ctrl-C stops the
+    exploration and raises `ExploreInterrupted` whose ``result`` is the partial
+    `ExploreResult` (``interrupted`` set; the first failure found so far, unshrunk).
+    While it runs, Ctrl-C is marked (`odp_async._runtime.interrupts.marking_ctrl_c`), so
+    a `KeyboardInterrupt` the explored code raises itself is its ``error``, like a
+    `SystemExit`; without the mark (another thread, an application's SIGINT handler)
+    every `KeyboardInterrupt` is taken for Ctrl-C.  Uncaught, `ExploreInterrupted` ends
+    a script with exit status 1, not 130 (CPython exits by SIGINT only for an exact
+    `KeyboardInterrupt`):
     ``except ExploreInterrupted as e: ...; sys.exit(130)`` for the shell's convention.
     With ``jobs > 1`` the workers ignore SIGINT; the parent terminates them at once (an
     executor's `abort`: a Dask cluster cancels its futures).
@@ -95,6 +99,7 @@ from .._runtime.choosers import (
     stream_choosers,
 )
 from .._runtime.footprint import tracking_run_ends, tracking_run_starts
+from .._runtime.interrupts import marking_ctrl_c
 from ..check import Violation
 from ..errors import (
     ExplorationFailed,
@@ -411,8 +416,9 @@ def check(
     inconclusive (`ExploreResult.inconclusive`: no verdict); with `raise_on_failure` a
     failure raises `ExplorationFailed` (an `AssertionError`) whose message is the
     failure's report, and an inconclusive result `ExplorationInconclusive` (an
-    `AssertionError` too, not a violation), else they are in the result.  Raises `InvalidArgument` for bad settings, `ExploreInterrupted` on Ctrl-C.
-    Blocks until done.
+    `AssertionError` too, not a violation), else they are in the result.  Raises
+    `InvalidArgument` for bad settings, `ExploreInterrupted` on Ctrl-C.  Blocks until
+    done.
     """
     check_fields(config_fields)
     config = ExploreConfig(chooser=chooser, schedules=schedules, seed=seed, **config_fields)
@@ -460,25 +466,38 @@ def explore_target(
             f"{what} needs a target other processes can rebuild: {why}; or explore it with jobs=1"
         )
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
-    complete, bound = False, None
     try:
-        if config.chooser == "dfs":
-            complete, bound = _explore_dfs(target, config, tally)
-        elif config.chooser == "dpor" and (config.jobs > 1 or executor is not None):
-            complete, bound = _explore_dpor_split(target, config, tally, executor)
-        elif config.chooser == "dpor":
-            complete, bound = _explore_dpor(target, config, tally)
-        else:
-            complete = _explore_seeded(target, config, tally, executor, resume)
-        tally.report(force=True)
-        failure = None
-        if tally.hit is not None:
-            failure = _make_failure(
-                target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
-            )
+        with marking_ctrl_c():  # Ctrl-C, told apart from the program's KeyboardInterrupt
+            complete, bound, failure = _search(target, config, tally, executor, resume)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     return tally.result(target, config, complete, bound, failure)
+
+
+def _search(
+    target: Target,
+    config: ExploreConfig,
+    tally: _Tally,
+    executor: Executor | None,
+    resume: str | os.PathLike[str] | None,
+) -> tuple[bool, int | None, Failure | None]:
+    """`explore_target`'s search: (complete, bound, the failure, shrunk)."""
+    complete, bound = False, None
+    if config.chooser == "dfs":
+        complete, bound = _explore_dfs(target, config, tally)
+    elif config.chooser == "dpor" and (config.jobs > 1 or executor is not None):
+        complete, bound = _explore_dpor_split(target, config, tally, executor)
+    elif config.chooser == "dpor":
+        complete, bound = _explore_dpor(target, config, tally)
+    else:
+        complete = _explore_seeded(target, config, tally, executor, resume)
+    tally.report(force=True)
+    failure = None
+    if tally.hit is not None:
+        failure = _make_failure(
+            target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
+        )
+    return complete, bound, failure
 
 
 def check_systematic(

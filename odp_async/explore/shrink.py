@@ -60,6 +60,7 @@ from typing import Any, Final
 
 import attrs
 
+from .._runtime.interrupts import marking_ctrl_c
 from ..errors import NondeterminismError
 from .dfs import DfsChooser, PrunedExecution
 from .target import Execution, Target
@@ -203,7 +204,21 @@ def shrink(
     """Shrink `schedule` (which fails on `target` with `kind`) within `budget` replays,
     then try to prove the preemption count minimal within `proof_budget` executions
     (0: no proof).  Raises `NondeterminismError` if a replay of `schedule` does not fail
-    so (the program's runs are not a function of their schedule)."""
+    so (the program's runs are not a function of their schedule).  Ctrl-C is marked
+    meanwhile (a program's own `KeyboardInterrupt` is its error, as the explorer saw it:
+    `odp_async._runtime.interrupts`)."""
+    with marking_ctrl_c():
+        return _shrink(target, schedule, kind, max_steps, budget, proof_budget)
+
+
+def _shrink(
+    target: Target,
+    schedule: Sequence[int],
+    kind: str,
+    max_steps: int,
+    budget: int,
+    proof_budget: int,
+) -> ShrinkResult:
     attempts = 0
     current = target
     # No candidate fails later than the given schedule (set once it is replayed).

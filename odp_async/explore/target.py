@@ -31,8 +31,11 @@ Contract
     from a program longer than the bound; never ``starvation``, which only the model's
     own bounds (a fault retried or kept waiting too long) report.  A systematic chooser
     whose run stopped at the step bound is told so (its ``note_step_limit``): the fair
-    continuation's steps are not its search's, so it no longer claims completeness.  A `KeyboardInterrupt` raised in the
-    run is re-raised, never recorded as the program's error.  A `ReplayChooser` whose
+    continuation's steps are not its search's, so it no longer claims completeness.  A
+    `KeyboardInterrupt` raised in the run that is Ctrl-C
+    (`odp_async._runtime.interrupts.is_ctrl_c`) is re-raised, never recorded as the
+    program's error; one the program raised itself is its ``error``, like a
+    `SystemExit`.  A `ReplayChooser` whose
     recording the run did not use up raises `ReplayMismatch`: a replay is exact.
 
 See also
@@ -51,6 +54,7 @@ from typing import Any
 import attrs
 
 from .._runtime.choosers import Chooser, ReplayChooser
+from .._runtime.interrupts import is_ctrl_c
 from .._runtime.sim import BriefRuns, SimResult
 from .._runtime.sim import run as sim_run
 from ..check import Event, Violation
@@ -336,7 +340,7 @@ class Target:
 
     def run(self, chooser: Chooser, *, max_steps: int, trace: bool = False) -> Execution:
         """Run once under `chooser`.  Chooser exceptions (replay mismatch, pruning) raise;
-        so does a `KeyboardInterrupt` the run raised; a `ReplayChooser` whose recording was
+        so does a `KeyboardInterrupt` taken for Ctrl-C; a `ReplayChooser` whose recording was
         not used up raises `ReplayMismatch`."""
         result, violations, events = self._run_once(chooser, max_steps, trace)
         _reraise_interrupt(result.error)
@@ -460,9 +464,11 @@ class _Prepared:
 
 
 def _reraise_interrupt(error: BaseException | None) -> None:
-    """Re-raise a `KeyboardInterrupt` found in a run's error (within exception groups):
-    Ctrl-C is the user stopping us, never the program's own failure."""
-    if isinstance(error, KeyboardInterrupt):
+    """Re-raise a `KeyboardInterrupt` taken for Ctrl-C found in a run's error (within
+    exception groups; `odp_async._runtime.interrupts.is_ctrl_c`): Ctrl-C is the user
+    stopping us, never the program's own failure.  One the program raised itself (told
+    apart while Ctrl-C is marked) stays its error."""
+    if isinstance(error, KeyboardInterrupt) and is_ctrl_c(error):
         raise error
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:

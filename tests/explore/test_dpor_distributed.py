@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 
 from odp_async import checkpoint, task_group
+from odp_async._runtime.interrupts import CtrlC
 from odp_async.cli import main
 from odp_async.errors import ExploreInterrupted, InvalidArgument, NondeterminismError
 from odp_async.explore import (
@@ -182,7 +183,8 @@ def test_a_correct_program_completes_and_says_so(
     # The head (the serial search's first traces) completes it, with the serial counts.
     result = explore("classic:account_fixed", chooser="dpor", schedules=10_000, executor=pool)
     serial = explore("classic:account_fixed", chooser="dpor", schedules=10_000)
-    assert result.complete and serial.complete
+    assert result.complete
+    assert serial.complete
     assert result.schedules == serial.schedules < dpor_parallel.HEAD_TRACES
     # The split itself (no head) completes it too.
     monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)
@@ -360,7 +362,7 @@ def test_a_keyboard_interrupt_keeps_the_rounds_that_ran(
             for _ in range(3):
                 tg.start_soon(step)
         if len(set(seen)) < 3:
-            raise KeyboardInterrupt
+            raise CtrlC  # Ctrl-C, as the explorer's SIGINT handler raises it
 
     with pytest.raises(ExploreInterrupted) as caught:
         check(program, chooser="dpor", executor=InlineExecutor(), schedules=1000)

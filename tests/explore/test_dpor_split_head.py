@@ -92,7 +92,8 @@ def test_past_the_head_the_results_are_the_same_for_every_executor() -> None:
     serial = explore("classic:reorder_5", **{**kw, "schedules": dpor_parallel.HEAD_TRACES})
     assert here.schedules == there.schedules == 200
     assert here.failing == there.failing
-    assert here.failure is not None and there.failure is not None
+    assert here.failure is not None
+    assert there.failure is not None
     assert here.failure.schedule == there.failure.schedule
     head = [i for i in here.failing if i <= dpor_parallel.HEAD_TRACES]
     assert head == list(serial.failing)

@@ -63,7 +63,8 @@ def user(user_module: UserModule) -> ModuleType:
 def test_the_shrunk_run_is_never_longer(user: ModuleType, chooser: str) -> None:
     result = check(user.spin_and_lost_update, chooser=chooser, max_steps=MAX_STEPS)
     failure = result.failure
-    assert failure is not None and failure.shrunk is not None
+    assert failure is not None
+    assert failure.shrunk is not None
     s = failure.shrunk
     assert s.steps_after <= s.steps_before, (s.steps_before, s.steps_after)
     assert s.preemptions_after <= s.preemptions_before
@@ -74,7 +75,8 @@ def test_the_shrunk_run_is_never_longer(user: ModuleType, chooser: str) -> None:
     replayed = Target.resolve(user.spin_and_lost_update).run(
         ReplayChooser(s.schedule), max_steps=MAX_STEPS
     )
-    assert replayed.failure is not None and "lost update" in replayed.failure.detail
+    assert replayed.failure is not None
+    assert "lost update" in replayed.failure.detail
 
 
 def test_shrink_keeps_a_short_find_short(user: ModuleType) -> None:

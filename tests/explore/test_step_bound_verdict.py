@@ -98,7 +98,9 @@ def test_a_correct_program_longer_than_the_bound_is_inconclusive(
     )
     assert not result.complete
     with pytest.raises(ExplorationInconclusive, match="raise --max-steps") as raised:
-        check(user.long_correct, chooser=chooser, schedules=3, max_steps=200, raise_on_failure=True)
+        check(
+            user.long_correct, chooser=chooser, schedules=3, max_steps=200, raise_on_failure=True
+        )
     assert not isinstance(raised.value, ExplorationFailed)
 
 
@@ -117,7 +119,8 @@ def test_split_over_workers_counts_the_same(user: ModuleType, chooser: str) -> N
     settings = {"chooser": chooser, "schedules": 600, "max_steps": 150, "seed": 2}
     one = check(user.long_correct, **settings)
     two = check(user.long_correct, jobs=2, **settings)
-    assert one.inconclusive and two.inconclusive
+    assert one.inconclusive
+    assert two.inconclusive
     assert (two.schedules, two.unfinished) == (one.schedules, one.unfinished)
     assert two.claim == one.claim
 
@@ -157,11 +160,13 @@ def test_a_matrix_cell_is_inconclusive_not_clean() -> None:
     """A built-in cell expected clean, under a step bound too small for it."""
     cell = explore_cell("registration-race", "interval-seq", budget=5, max_steps=12)
     assert cell.verdict is Verdict.CLEAN
-    assert cell.inconclusive and cell.unfinished > 0
+    assert cell.inconclusive
+    assert cell.unfinished > 0
     assert not cell.matches  # clean is unproven
     assert cell.claim.startswith("inconclusive: ")
     roomy = explore_cell("registration-race", "interval-seq", budget=5)
-    assert not roomy.inconclusive and roomy.matches
+    assert not roomy.inconclusive
+    assert roomy.matches
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -182,9 +187,7 @@ def test_the_cli_exits_5_and_says_to_raise_the_bound(user: ModuleType, tmp_path:
         assert "starvation" not in proc.stdout
         assert f"{user.long_correct.__name__}: inconclusive - " in proc.stdout
         assert "raise --max-steps" in proc.stdout
-    proc = _cli(
-        tmp_path, "explore", name, "--max-steps", "200", "--schedules", "20", "--json"
-    )
+    proc = _cli(tmp_path, "explore", name, "--max-steps", "200", "--schedules", "20", "--json")
     assert proc.returncode == 5, proc.stderr
     data = json.loads(proc.stdout)
     assert (data["verdict"], data["unfinished"], data["failure"]) == ("inconclusive", 20, None)

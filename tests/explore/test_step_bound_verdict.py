@@ -193,3 +193,41 @@ def test_the_cli_exits_5_and_says_to_raise_the_bound(user: ModuleType, tmp_path:
     assert (data["verdict"], data["unfinished"], data["failure"]) == ("inconclusive", 20, None)
     proc = _cli(tmp_path, "explore", name, "--max-steps", "5000", "--schedules", "5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+PYTEST_FILE = """
+from odp_async.explore.testing import explore_test
+
+from {module} import long_correct
+
+
+@explore_test(schedules=5, max_steps=200)
+async def test_long():
+    await long_correct()
+
+
+@explore_test(schedules=5, max_steps=5000)
+async def test_long_enough():
+    await long_correct()
+"""
+
+
+def test_pytest_fails_an_inconclusive_test_and_passes_a_bounded_one(
+    user: ModuleType, tmp_path: Path
+) -> None:
+    """The pytest plugin in a fresh process: the test under a bound too small for it fails
+    as inconclusive (not a violation), the same test with a bound long enough passes."""
+    (tmp_path / "test_user_long.py").write_text(PYTEST_FILE.format(module=user.__name__))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user_long.py"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=pythonpath_env(tmp_path),
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed, 1 passed" in proc.stdout
+    assert "ExplorationInconclusive" in proc.stdout
+    assert "step bound of 200 steps" in proc.stdout
+    assert "starvation" not in proc.stdout

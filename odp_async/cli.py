@@ -101,7 +101,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
-2 usage or bad input, 3 internal error, 4 replay mismatch, 130 interrupted,
+2 usage or bad input, 3 internal error, 4 replay mismatch, 5 inconclusive
+(runs reached --max-steps unfinished: raise it), 130 interrupted,
 141 standard output closed early (| head).
 """
 

@@ -24,7 +24,8 @@ Contract
     ``deadlock``
         blocked tasks and none runnable (recorded from the runtime's report).
     ``starvation``
-        a fault retried, or kept waiting, past its bound (or a run past its step bound).
+        a fault retried, or kept waiting, past its bound (the model's own counters; a run
+        past its step bound is no verdict, never starvation).
     ``use-after-free``
         a model object (the mm, a subscriber's state, a work item, anything the model
         frees through `Checker.freed`) is touched after it was freed.

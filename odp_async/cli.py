@@ -8,8 +8,10 @@ Contract
     stderr.  A user mistake (an unknown name, a malformed token or scenario file, a bad
     number or option, an unwritable path) prints one line and exits 2, never a traceback
     (an unknown scenario or protocol name with a "did you mean"); a bug of odp_async
-    prints the traceback and exits 3.  Ctrl-C stops an exploration, prints what was
-    explored so far (and the failure found so far, if any) and exits 130.  A standard
+    prints the traceback and exits 3.  An exploration with no violation but runs that
+    reached the step bound unfinished (``inconclusive``) exits 5.  Ctrl-C stops an
+    exploration, prints what was explored so far (and the failure found so far, if any)
+    and exits 130.  A standard
     output closed before everything was written (``| head -1``) exits 141 (128 + SIGPIPE).
 
     A protocol is a built-in name or ``module:Class`` (your own `OdpProtocol` subclass,
@@ -40,6 +42,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ._runtime.interrupts import marking_ctrl_c
 from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch
 
 __all__ = ["ExitCode", "entry_point", "main"]
@@ -58,6 +61,10 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 3
     #: A replay token no longer reproduces its failure: the code changed since.
     REPLAY_MISMATCH = 4
+    #: No verdict: no violation, but runs reached the step bound (``--max-steps``) and did
+    #: not finish under a fair continuation either (a livelock, or a program longer than
+    #: the bound): neither a pass (0) nor the program's fault (1).
+    INCONCLUSIVE = 5
     #: Interrupted (Ctrl-C, SIGINT): 128 + SIGINT, as a shell reports it.
     INTERRUPTED = 130
     #: Standard output closed before everything was written (``odp-async ... | head``):
@@ -94,7 +101,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
-2 usage or bad input, 3 internal error, 4 replay mismatch, 130 interrupted,
+2 usage or bad input, 3 internal error, 4 replay mismatch, 5 inconclusive
+(runs reached --max-steps unfinished: raise it), 130 interrupted,
 141 standard output closed early (| head).
 """
 
@@ -411,6 +419,8 @@ def explore(
         raise _Exit(ExitCode.VIOLATION)
     if result.schedules == 0 and not result.complete:
         _fail(f"{target.label}: {result.claim}; give a longer --time")
+    if result.inconclusive:
+        raise _Exit(ExitCode.INCONCLUSIVE)
 
 
 def _explore(
@@ -447,6 +457,8 @@ def _explore_line(result: Any) -> str:
     verdict = result.verdict
     if result.schedules == 0 and result.failure is None and not result.complete:
         verdict = "nothing explored"  # never "clean": it establishes nothing
+    elif result.inconclusive:
+        verdict = "inconclusive"  # never "clean": runs reached the step bound unfinished
     return (
         f"{result.label}: {verdict} - {count(result.schedules, 'schedule')} "
         f"({result.steps} steps, {result.elapsed:.2f}s"
@@ -495,7 +507,10 @@ def _explore_file(
             interrupted = e
             break
         rows.append((protocol, file.scenario.expected_for(protocol), result))
-    misses = [p for p, expected, result in rows if result.verdict is not expected]
+    misses = [
+        p for p, expected, result in rows if result.verdict is not expected or result.inconclusive
+    ]
+    unsure = [p for p, _, result in rows if result.inconclusive]
     if as_json:
         data: dict[str, Any] = {
             "scenario": file.scenario.name,
@@ -506,7 +521,7 @@ def _explore_file(
                     **_explore_json(result),
                     "protocol": protocol,
                     "expected": str(expected),
-                    "matches": result.verdict is expected,
+                    "matches": result.verdict is expected and not result.inconclusive,
                 }
                 for protocol, expected, result in rows
             ],
@@ -521,11 +536,12 @@ def _explore_file(
         table.add_column("schedules", justify="right")
         table.add_column("time", justify="right")
         for protocol, expected, result in rows:
-            ok = result.verdict is expected
+            ok = result.verdict is expected and not result.inconclusive
+            found = "inconclusive" if result.inconclusive else str(result.verdict)
             table.add_row(
                 protocol,
                 str(expected),
-                str(result.verdict) if ok else f"{result.verdict} (expected {expected})",
+                found if ok else f"{found} (expected {expected})",
                 str(result.schedules),
                 f"{result.elapsed:.2f}s",
                 style=None if ok else "bold red",
@@ -544,7 +560,8 @@ def _explore_file(
     if interrupted is not None:
         raise _Exit(ExitCode.INTERRUPTED)
     if misses:
-        raise _Exit(ExitCode.VIOLATION)
+        # only inconclusive rows: no verdict (exit 5), not a miss
+        raise _Exit(ExitCode.INCONCLUSIVE if misses == unsure else ExitCode.VIOLATION)
 
 
 def _cluster(where: str | None) -> Any:
@@ -567,8 +584,11 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "verdict": (
             "nothing explored"
             if result.schedules == 0 and failure is None and not result.complete
+            else "inconclusive"
+            if result.inconclusive
             else str(result.verdict)
         ),
+        "unfinished": result.unfinished,
         "schedules": result.schedules,
         "pruned": result.pruned,
         "steps": result.steps,
@@ -1073,8 +1093,9 @@ def matrix(
                         "scenario": c.scenario,
                         "protocol": c.protocol,
                         "expected": None if c.expected is None else str(c.expected),
-                        "found": str(c.verdict),
+                        "found": "inconclusive" if c.inconclusive else str(c.verdict),
                         "matches": c.matches,
+                        "unfinished": c.unfinished,
                         "schedules": c.schedules,
                         "schedules_to_first": c.first_hit,
                         "found_by": c.found_by,
@@ -1112,11 +1133,11 @@ def matrix(
                 shown.get(c.scenario, c.scenario),
                 c.protocol,
                 "-" if c.expected is None else str(c.expected),
-                f"{c.verdict} (no expectation)"
+                f"{_found(c)} (no expectation)"
                 if c.expected is None
-                else str(c.verdict)
+                else _found(c)
                 if c.matches
-                else f"{c.verdict} (expected {c.expected})",
+                else f"{_found(c)} (expected {c.expected})",
                 str(c.first_hit or "-"),
                 _short_claim(c),
                 f"{c.elapsed:.2f}s",
@@ -1138,7 +1159,14 @@ def matrix(
         _err("odp-async: interrupted")
         raise _Exit(ExitCode.INTERRUPTED)
     if mismatches:
-        raise _Exit(ExitCode.VIOLATION)
+        # only inconclusive cells: no verdict (exit 5), not a miss
+        only_unsure = all(c.inconclusive for c in mismatches)
+        raise _Exit(ExitCode.INCONCLUSIVE if only_unsure else ExitCode.VIOLATION)
+
+
+def _found(cell: Any) -> str:
+    """A matrix cell's found verdict: ``inconclusive`` for runs unfinished at the bound."""
+    return "inconclusive" if cell.inconclusive else str(cell.verdict)
 
 
 def _short_claim(cell: Any) -> str:
@@ -1378,7 +1406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _err(f"odp-async: error: argument {i + 1} ({_printable(repr(arg))}) {what}")
             return int(ExitCode.USAGE)
     try:
-        cli.main(args=args, prog_name="odp-async", standalone_mode=False)
+        with marking_ctrl_c():  # Ctrl-C, told apart from a program's KeyboardInterrupt
+            cli.main(args=args, prog_name="odp-async", standalone_mode=False)
     except _Exit as e:
         return int(e.code)
     except click.exceptions.Exit as e:

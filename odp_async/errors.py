@@ -6,9 +6,11 @@ Contract
     working for callers who do not know this package.  Messages say what happened, what
     was expected and what was found; the offending values are also kept in ``args``.
 
-    Two exceptions carry a result rather than a mistake: `ExplorationFailed` (an
-    exploration asked to raise found a failing schedule) and `ExploreInterrupted` (Ctrl-C
-    stopped an exploration; a `KeyboardInterrupt`, so it stops a program as Ctrl-C does).
+    Three exceptions carry a result rather than a mistake: `ExplorationFailed` (an
+    exploration asked to raise found a failing schedule), `ExplorationInconclusive` (it
+    found none, but runs reached the step bound unfinished: no verdict) and
+    `ExploreInterrupted` (Ctrl-C stopped an exploration; a `KeyboardInterrupt`, so it
+    stops a program as Ctrl-C does).
 
 See also
     `odp_async.sync` (misuse of primitives), `odp_async._runtime.sim` (deadlocks),
@@ -22,6 +24,7 @@ from typing import Any
 __all__ = [
     "ForeignAwait",
     "ExplorationFailed",
+    "ExplorationInconclusive",
     "ExploreInterrupted",
     "InternalError",
     "InvalidArgument",
@@ -85,6 +88,18 @@ class ExplorationFailed(OdpError, AssertionError):
     """An exploration found a failing schedule (``check(..., raise_on_failure=True)``, an
     explored test).  The message is the failure's report; ``result`` holds the whole
     `odp_async.explore.ExploreResult` (None when there is none, e.g. a replay)."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result: Any = result
+
+
+class ExplorationInconclusive(OdpError, AssertionError):
+    """An exploration asked to raise found no failing schedule, but some runs reached the
+    step bound and did not finish under a fair continuation either (a livelock, or a
+    program longer than ``max_steps``): no verdict, neither a pass nor a violation.  The
+    message says how many and the bound to raise; ``result`` holds the
+    `odp_async.explore.ExploreResult`."""
 
     def __init__(self, message: str, result: object = None) -> None:
         super().__init__(message)

@@ -338,6 +338,7 @@ def test_an_internal_error_exits_3(
 
 
 def test_exit_codes_are_documented() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130, 141]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 5, 130, 141]
     assert "Exit codes: 0 ok, 1 violation" in cli.EPILOG_MAIN
+    assert "5 inconclusive" in cli.EPILOG_MAIN
     assert "130 interrupted" in cli.EPILOG_MAIN

@@ -56,6 +56,7 @@ PUBLIC = {
     "odp_async.explore": [
         "CHOOSERS",
         "ExplorationFailed",
+        "ExplorationInconclusive",
         "Executor",
         "ExploreConfig",
         "ExploreInterrupted",

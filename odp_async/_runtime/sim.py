@@ -16,10 +16,13 @@ Contract
     asyncio/trio/anyio primitive that fails for want of its event loop) is a usage
     error, not an outcome: `run` raises `ForeignAwait` naming the awaited object.
 
-    Not an outcome either: a `KeyboardInterrupt` raised inside a task (the user's Ctrl-C)
-    leaves `run` unchanged, after the run's tasks have been unwound.  A `SystemExit`
-    (``sys.exit()`` in the program) is the program's own error, an outcome like any
-    exception.
+    Not an outcome either: a `KeyboardInterrupt` raised inside a task that is the user's
+    Ctrl-C leaves `run` unchanged, after the run's tasks have been unwound.  Which one
+    is: `odp_async._runtime.interrupts.is_ctrl_c` (while the explorer or the CLI marks
+    Ctrl-C, or SIGINT is ignored as in the explorer's workers, a `KeyboardInterrupt` the
+    program raises itself is its own error; otherwise every one is taken for Ctrl-C).
+    A `SystemExit` (``sys.exit()`` in the program) is the program's own error, an
+    outcome like any exception.
 
     `run_brief` is `run` for callers that look closer only at runs that went wrong (the
     explorer): a run ending ``"ok"`` returns its step count, no record built; and
@@ -85,6 +88,7 @@ from .footprint import (
     tracking_run_ends,
     tracking_run_starts,
 )
+from .interrupts import is_ctrl_c
 
 __all__ = [
     "BlockedTask",
@@ -1097,9 +1101,9 @@ class SimRuntime(Runtime):
                 if track:  # after _finish: what it wakes or cancels is part of the step
                     self._end_footprint(task, declared)
                 continue
-            except KeyboardInterrupt:
-                raise  # the user's Ctrl-C, never the program's outcome
             except BaseException as err:  # the task's own error: an outcome, not ours
+                if isinstance(err, KeyboardInterrupt) and is_ctrl_c(err):
+                    raise  # the user's Ctrl-C, never the program's outcome
                 if _drive_frame_first(err):
                     # Drop the driver's own frame: it would tie the error to this frame's
                     # locals (a cycle), and it is not the program's.
@@ -1254,9 +1258,9 @@ class SimRuntime(Runtime):
                     else:
                         group._child_done(None)
                 continue
-            except KeyboardInterrupt:
-                raise  # the user's Ctrl-C, never the program's outcome
             except BaseException as err:  # the task's own error: an outcome, not ours
+                if isinstance(err, KeyboardInterrupt) and is_ctrl_c(err):
+                    raise  # the user's Ctrl-C, never the program's outcome
                 self._current = None
                 if _drive_frame_first(err):
                     err.__traceback__ = err.__traceback__.tb_next  # type: ignore[union-attr]
@@ -1470,7 +1474,8 @@ class SimRuntime(Runtime):
             try:
                 task.context.run(task.coro.close)
             except KeyboardInterrupt as e:
-                interrupted = interrupted or e  # finish unwinding, then leave with it
+                if is_ctrl_c(e):
+                    interrupted = interrupted or e  # finish unwinding, then leave with it
             except BaseException:
                 pass  # unwinding a stopped run: nothing left to report to
             finally:
@@ -1611,7 +1616,9 @@ def run(
     chooser that answers out of range; never for what the code under test does, with
     two exceptions that are not the program's behaviour: `ForeignAwait` (an
     `InvalidArgument`) when a task awaits something that is not an odp_async runtime
-    call, and `KeyboardInterrupt` raised inside a task, unchanged (a `SystemExit` is the
+    call, and a `KeyboardInterrupt` raised inside a task that is taken for Ctrl-C
+    (`odp_async._runtime.interrupts.is_ctrl_c`), unchanged (a `SystemExit`, and a
+    `KeyboardInterrupt` the program raised itself while Ctrl-C is marked, are the
     program's error: an outcome).  Each leaves after the run's tasks have been unwound.
     """
     _check_run(main, max_steps, noted_only)

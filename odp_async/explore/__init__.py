@@ -26,7 +26,7 @@ See also
 from __future__ import annotations
 
 from .._runtime.footprint import Footprint
-from ..errors import ExplorationFailed, ExploreInterrupted
+from ..errors import ExplorationFailed, ExplorationInconclusive, ExploreInterrupted
 from ..shared import SharedCell
 from .config import CHOOSERS, ExploreConfig
 from .executors import Executor, InlineExecutor, ProcessExecutor, cluster_executor
@@ -39,6 +39,7 @@ from .tokens import replay_token as replay
 __all__ = [
     "CHOOSERS",
     "ExplorationFailed",
+    "ExplorationInconclusive",
     "Executor",
     "ExploreConfig",
     "ExploreInterrupted",

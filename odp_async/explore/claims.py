@@ -8,6 +8,11 @@ Contract
       showed it, counted from 1; the kind of its first violation: ``error``,
       ``deadlock``, ``stale-translation``...);
     - no schedule ran: ``"nothing explored (<why> before the first schedule)"``;
+    - no violation, but `unfinished` runs reached the step bound and did not finish under
+      a fair continuation either: ``"inconclusive: K of N schedules reached the step
+      bound of S steps unfinished (a livelock, or a run longer than the bound: raise
+      --max-steps); no violation"`` (``, interrupted`` after ``no violation`` when
+      interrupted); never complete, never a pass;
     - interrupted: ``"no violation in N schedules (interrupted, not complete)"``;
     - a DPOR search that ran every Mazurkiewicz trace: ``"complete: N traces, no
       violation"`` (N the traces: ``dpor``'s schedules, the portfolio's dpor member's
@@ -53,13 +58,15 @@ def claim_text(
     out_of_time: bool = False,
     truncated: bool = False,
     max_steps: int | None = None,
+    unfinished: int = 0,
 ) -> str:
     """The claim of a search that ran `schedules` schedules of `chooser` (see the module
     docstring).  `violation` is ``(schedule index, kind)`` of the first one seen;
     `complete` that the systematic search ran out of schedules (every trace, or every
     schedule within `bound` for dfs); `traces` the dpor member's trace count when it is
     not `schedules`; `cut_by_bound` that a bounded DPOR search ended before its budget;
-    `truncated` that a dfs or dpor run stopped at the step bound `max_steps`."""
+    `truncated` that a dfs or dpor run stopped at the step bound `max_steps`;
+    `unfinished` how many runs reached it and did not finish under a fair continuation."""
     if violation is not None:
         index, kind = violation
         return f"violation at schedule {index}: {kind}"
@@ -71,6 +78,13 @@ def claim_text(
             why = "the search ended"
         return f"nothing explored ({why} before the first schedule)"
     ran = count(schedules, "schedule")
+    if unfinished:
+        at = f" of {max_steps} steps" if max_steps is not None else ""
+        return (
+            f"inconclusive: {unfinished} of {ran} reached the step bound{at} unfinished "
+            "(a livelock, or a run longer than the bound: raise --max-steps); no violation"
+            + (", interrupted" if interrupted else "")
+        )
     if interrupted:
         return f"no violation in {ran} (interrupted, not complete)"
     if complete and chooser == "dpor":

@@ -150,8 +150,9 @@ class ExploreConfig:
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
       from 1: the failure at schedule N is index N-1 (``start=N-1, schedules=1``).
     - `seed`: the base of every per-schedule seed (random, pct, portfolio).
-    - `max_steps`: per execution; a run past it is reported as starvation when a fair
-      continuation does not finish it either (`odp_async.explore.fairness`).
+    - `max_steps`: per execution; a run past it that a fair continuation does not
+      finish either is *unfinished*: no verdict, and the search is inconclusive
+      (`odp_async.explore.fairness`, `ExploreResult.inconclusive`), never starvation.
     - ``dpor``: source-DPOR with sleep sets (`odp_async.explore.dpor`), exhaustive over
       Mazurkiewicz traces; `preemption_bound` optional (None: unbounded).
     - portfolio: `depth` is not used (its pct members run depths 1 to 5); its dpor

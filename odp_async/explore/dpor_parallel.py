@@ -6,6 +6,16 @@ Contract
     on an `odp_async.explore.executors.Executor` (this process, worker processes, a Dask
     cluster):
 
+    0. **Head.**  First, one work item runs the serial search itself (no prefix) for up
+       to `HEAD_TRACES` traces: the traces ``1..h`` of the split search are the serial
+       search's, so whatever the serial DPOR finds within them is found at the same
+       index, and a search the serial DPOR completes within them is complete with the
+       serial counts.  Without it, a program where one subtree holds many executions of
+       few preemptions (a task spinning on ``await checkpoint()``) spent the budget
+       there: a lost update the serial search finds at trace 9 was not found within
+       1,000.  If the head neither completes nor stops at a failure, the split search
+       below runs from its start, its traces counted after the head's (the head's
+       traces are run again there: the price of a deterministic order).
     1. **Split.**  This process enumerates the prefixes of the schedule tree, level by
        level (one choice among several tasks or values per level): each prefix is
        replaced by all its children, in option order, until there are at least
@@ -102,6 +112,9 @@ MAX_SPLIT_DEPTH = 32
 #: PLDI 2007); each round runs its subtrees again from their start.
 LEVEL_ROUNDS = 3
 
+#: The traces of the serial search run first, as one work item (the split's head).
+HEAD_TRACES = 64
+
 #: Seconds `explore_split` waits for results between two progress reports.
 WAIT_SECONDS = 1.0
 
@@ -117,7 +130,14 @@ class Sink(Protocol):
     truncated: bool
 
     def merge(
-        self, worker: str, done: int, steps: int, failing: tuple[int, ...], hit: _Hit | None
+        self,
+        worker: str,
+        done: int,
+        steps: int,
+        failing: tuple[int, ...],
+        hit: _Hit | None,
+        *,
+        unfinished: int = 0,
     ) -> None: ...
 
     def report(self, *, force: bool = False) -> None: ...
@@ -159,6 +179,8 @@ class SubtreeResult:
     upcoming: int | None = None
     #: An execution stopped at the step bound (`DporChooser.truncated`): not exhaustive.
     truncated: bool = False
+    #: How many of its traces reached the step bound unfinished (`Execution.unfinished`).
+    unfinished: int = 0
 
 
 class _Stopped(Exception):
@@ -257,7 +279,7 @@ def run_subtree(
         prefix=prefix,
         fair_after=fair_after(config.max_steps),
     )
-    traces = pruned = steps = 0
+    traces = pruned = steps = unfinished = 0
     failing: list[int] = []
     hit: _Hit | None = None
     interrupted = stopped = False
@@ -274,6 +296,7 @@ def run_subtree(
                 continue
             traces += 1
             steps += execution.sim.steps
+            unfinished += execution.unfinished
             if execution.is_failure:
                 failing.append(traces)
                 if hit is None:
@@ -300,6 +323,7 @@ def run_subtree(
         elapsed,
         None if finished else upcoming,
         chooser.truncated,
+        unfinished,
     )
 
 
@@ -331,13 +355,34 @@ def explore_split(
     An item's error (a `NondeterminismError`...) is raised here; so is
     `KeyboardInterrupt` raised by the explored code, after the rounds that ran are
     added to `sink` (a partial result)."""
-    split = frontier(target, config, least)
-    prefixes, costs = split.prefixes, split.costs
-    n = len(prefixes)
     task: Target | TargetSpec = target
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
         executor.prepare(task)
+    offset = 0
+    ran = _run_head(task, config, executor)
+    if ran is not None:
+        worker, head = ran
+        sink.merge(
+            worker, head.traces, head.steps, head.failing, head.hit, unfinished=head.unfinished
+        )
+        sink.pruned += head.pruned
+        if head.truncated:
+            sink.truncated = True
+        if head.interrupted:
+            raise KeyboardInterrupt  # what the head ran is in `sink`: a partial result
+        if head.finished:
+            return head.exhaustive  # the serial search ended within the head
+        left = config.schedules - head.traces
+        if (head.hit is not None and config.stop_on_first) or left <= 0:
+            return False
+        if sink.time_is_up(head.traces):
+            return False
+        offset = head.traces
+        config = config.evolve(schedules=left)
+    split = frontier(target, config, least)
+    prefixes, costs = split.prefixes, split.costs
+    n = len(prefixes)
     items = [_Item() for _ in range(n)]
     news: list[list[int]] = []  # per round: the new traces of each item
     complete = not split.cut
@@ -351,7 +396,7 @@ def explore_split(
             if not levels:
                 break  # every subtree ran to its end
             left = config.schedules - sum(item.traces for item in items)
-            if left <= 0 or sink.time_is_up(sum(item.traces for item in items)):
+            if left <= 0 or sink.time_is_up(offset + sum(item.traces for item in items)):
                 complete = False
                 break
             level: int | None = min(levels)
@@ -397,23 +442,47 @@ def explore_split(
                 break
     except KeyboardInterrupt:
         executor.abort()
-        _merge(items, news, sink)
+        _merge(items, news, sink, offset)
         raise
     except BaseException:
         executor.abort()
         raise
-    _merge(items, news, sink)
+    _merge(items, news, sink, offset)
     if any(item.result is not None and item.result.truncated for item in items):
         sink.truncated = True
     return complete and all(item.result is not None and item.result.exhaustive for item in items)
 
 
 def _progress(sink: Sink, items: list[_Item]) -> None:
-    sink.done = sum(item.traces for item in items)
+    base = sink.done  # the head's, merged already
+    sink.done = base + sum(item.traces for item in items)
     try:
         sink.report()
     finally:
-        sink.done = 0
+        sink.done = base
+
+
+def _run_head(
+    task: Target | TargetSpec, config: ExploreConfig, executor: Executor
+) -> tuple[str, SubtreeResult] | None:
+    """The head: the serial search (no prefix) for up to `HEAD_TRACES` traces, as one
+    work item on `executor`: (its worker, its result); None when `HEAD_TRACES` is 0."""
+    budget = min(HEAD_TRACES, config.schedules)
+    if budget <= 0:
+        return None
+    executor.submit(("head",), run_subtree, task, config, (), budget, None, 0)
+    try:
+        while True:
+            for outcome in executor.wait(WAIT_SECONDS):
+                if outcome.key != ("head",):
+                    continue
+                if outcome.error is not None:
+                    raise outcome.error
+                result: SubtreeResult = outcome.value
+                return outcome.worker, result
+    except BaseException:
+        executor.abort()
+        raise
 
 
 def _run_round(
@@ -492,12 +561,12 @@ def _run_round(
                     del pending[other]
 
 
-def _merge(items: list[_Item], news: list[list[int]], sink: Sink) -> None:
-    """Add the items' results to `sink`.  The order of the traces: by round, then by
-    item (prefix order), then in the item's own order; a trace belongs to the round
-    whose run first reached it."""
+def _merge(items: list[_Item], news: list[list[int]], sink: Sink, offset: int = 0) -> None:
+    """Add the items' results to `sink`.  The order of the traces: after `offset` (the
+    head's), by round, then by item (prefix order), then in the item's own order; a
+    trace belongs to the round whose run first reached it."""
     offsets: list[list[int]] = []  # per round, per item: the traces before its new ones
-    base = 0
+    base = offset
     for new in news:
         row = []
         for grew in new:
@@ -519,5 +588,7 @@ def _merge(items: list[_Item], news: list[list[int]], sink: Sink) -> None:
             continue
         failing = tuple(index(k, m) for m in result.failing)
         hit = (index(k, result.hit[0]), result.hit[1]) if result.hit is not None else None
-        sink.merge(item.worker, result.traces, result.steps, failing, hit)
+        sink.merge(
+            item.worker, result.traces, result.steps, failing, hit, unfinished=result.unfinished
+        )
         sink.pruned += result.pruned

@@ -1,16 +1,19 @@
-"""Is a run that hit its step bound starving, or was it only kept from finishing by the
-chooser?  A liveness verdict must hold under a fair scheduler (CHESS's fair search,
-Coyote's fair-prioritization): pct keeps a low-priority task off the CPU for as long as it
-likes, and dfs with its preemptions spent runs one task until it blocks, so a task that
-spins waiting for another (``while not flag: await checkpoint()``) reaches any step bound
-under them although the program finishes under every fair scheduler.
+"""Did a run that hit its step bound stop only because the chooser kept a task from
+finishing, or does it not finish under a fair scheduler either (no verdict: a livelock
+and a program longer than the bound look the same)?  A liveness verdict must hold under
+a fair scheduler (CHESS's fair search, Coyote's fair-prioritization): pct keeps a
+low-priority task off the CPU for as long as it likes, and dfs with its preemptions spent
+runs one task until it blocks, so a task that spins waiting for another (``while not
+flag: await checkpoint()``) reaches any step bound under them although the program
+finishes under every fair scheduler.
 
 Contract
     `fair_continuation(run, schedule, max_steps)` replays `schedule` (the bounded run's
     choices), then lets `RoundRobinChooser` continue for up to `max_steps` more steps, and
     returns that run's `SimResult`.  Its outcome decides: still ``step-limit`` means the
-    program does not finish even when every runnable task keeps getting turns: a real
-    starvation (livelock); any other outcome means the bound was the chooser's doing.
+    program does not finish even when every runnable task keeps getting turns, within
+    the steps given: a livelock or a longer program, undecided (`Execution.unfinished`,
+    never starvation); any other outcome means the bound was the chooser's doing.
     Deterministic: the continuation depends only on the schedule, so a token replays to
     the same verdict.
 

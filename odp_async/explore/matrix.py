@@ -11,7 +11,10 @@ Contract
     (`odp_async.explore.claims`): ``complete: N traces, no violation`` when that DPOR
     search ran every Mazurkiewicz trace (relative to the footprints), else ``no violation
     in N schedules (budget reached, not complete)``, or ``violation at schedule i:
-    <kind>`` for the first failure it counts (under any chooser).  The cell's verdict is the
+    <kind>`` for the first failure it counts (under any chooser), or ``inconclusive: K of
+    N schedules reached the step bound ...`` when runs did not finish within the step
+    bound even continued fairly (`Cell.inconclusive`: not clean, never a match for a
+    cell expected clean).  The cell's verdict is the
     expected one if it was seen, else the most severe seen (found, then deadlock, then
     starvation, then clean); a safety violation (found) seen where a deadlock or starvation
     was expected always wins, so corruption is never hidden behind an expected liveness
@@ -82,11 +85,21 @@ class Cell:
     claim: str = ""
     #: The portfolio's member that showed the verdict (None: random, or nothing seen).
     found_by: str | None = None
+    #: Schedules that reached the step bound unfinished (`Execution.unfinished`).
+    unfinished: int = 0
 
     @property
     def matches(self) -> bool:
-        """The verdict is the expected one, or there is no expectation to miss."""
+        """The verdict is the expected one, or there is no expectation to miss; never for
+        an `inconclusive` cell expected clean (its clean verdict is unproven)."""
+        if self.inconclusive and self.expected is not None:
+            return False
         return self.expected is None or self.verdict is self.expected
+
+    @property
+    def inconclusive(self) -> bool:
+        """Nothing failed, but runs reached the step bound unfinished: no verdict."""
+        return self.verdict is Verdict.CLEAN and self.unfinished > 0
 
 
 def explore_cell(
@@ -113,6 +126,7 @@ def explore_cell(
     token: str | None = None
     detail = ""
     ran = 0
+    unfinished = 0
     found_by: str | None = None
     schedules = _Schedules(target, chooser, seed, max_steps)
     for index in range(budget):
@@ -121,6 +135,7 @@ def explore_cell(
             break  # the dpor member ran every trace: nothing is left to find
         by, execution = got
         ran += 1
+        unfinished += execution.unfinished
         verdict = execution.verdict
         if verdict is Verdict.CLEAN:
             continue
@@ -157,6 +172,8 @@ def explore_cell(
         violation=None if first_hit is None else (first_hit, seen_kind),
         complete=schedules.complete,
         traces=schedules.traces if schedules.complete else None,
+        max_steps=max_steps,
+        unfinished=unfinished,
     )
     return Cell(
         scenario,
@@ -170,6 +187,7 @@ def explore_cell(
         time.perf_counter() - start,
         claim,
         found_by if chooser == "portfolio" else None,
+        unfinished,
     )
 
 

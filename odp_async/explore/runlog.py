@@ -37,13 +37,15 @@ _FORMAT = "odp_async run log 1"
 @attrs.frozen
 class Chunk:
     """A completed chunk: schedules ``first .. last-1`` ran, taking `steps` steps; the
-    1-based indices of the failing ones are `failing`; `worker` ran it."""
+    1-based indices of the failing ones are `failing`; `worker` ran it; `unfinished` of
+    them reached the step bound unfinished (``"unfinished"``, absent from older logs: 0)."""
 
     first: int
     last: int
     steps: int
     failing: tuple[int, ...]
     worker: str
+    unfinished: int = 0
 
 
 @attrs.define
@@ -102,6 +104,8 @@ class RunLog:
             "failing": list(chunk.failing),
             "worker": chunk.worker,
         }
+        if chunk.unfinished:
+            line["unfinished"] = chunk.unfinished
         self._file.write(json.dumps(line) + "\n")
         self._file.flush()
 
@@ -124,8 +128,11 @@ def _chunk(name: str, number: int, data: dict[str, Any]) -> Chunk:
         first, last, steps = (int(data[k]) for k in ("first", "last", "steps"))
         failing = tuple(int(i) for i in data["failing"])
         worker = str(data["worker"])
+        unfinished = int(data.get("unfinished", 0))
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument(f"{name} line {number} is not a run log line") from None
     if not 0 <= first < last or any(not first < i <= last for i in failing):
         raise InvalidArgument(f"{name} line {number} records an impossible chunk")
-    return Chunk(first, last, steps, failing, worker)
+    if not 0 <= unfinished <= last - first:
+        raise InvalidArgument(f"{name} line {number} records an impossible chunk")
+    return Chunk(first, last, steps, failing, worker, unfinished)

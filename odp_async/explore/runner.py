@@ -59,11 +59,15 @@ Contract
 Progress and interruption
     ``progress`` (a callable) receives a frozen `ProgressUpdate` (schedules done, the
     budget, failures found so far, seconds elapsed) at most every `PROGRESS_INTERVAL`
-    seconds while exploring, and once at the end of the search.  A `KeyboardInterrupt`
-    (Ctrl-C, or raised by the explored code) stops the exploration and raises
-    `ExploreInterrupted` whose ``result`` is the partial `ExploreResult` (``interrupted``
-    set; the first failure found so far, unshrunk).  Uncaught, it ends a script with exit
-    status 1, not 130 (CPython exits by SIGINT only for an exact `KeyboardInterrupt`):
+    seconds while exploring, and once at the end of the search.  Ctrl-C stops the
+    exploration and raises `ExploreInterrupted` whose ``result`` is the partial
+    `ExploreResult` (``interrupted`` set; the first failure found so far, unshrunk).
+    While it runs, Ctrl-C is marked (`odp_async._runtime.interrupts.marking_ctrl_c`), so
+    a `KeyboardInterrupt` the explored code raises itself is its ``error``, like a
+    `SystemExit`; without the mark (another thread, an application's SIGINT handler)
+    every `KeyboardInterrupt` is taken for Ctrl-C.  Uncaught, `ExploreInterrupted` ends
+    a script with exit status 1, not 130 (CPython exits by SIGINT only for an exact
+    `KeyboardInterrupt`):
     ``except ExploreInterrupted as e: ...; sys.exit(130)`` for the shell's convention.
     With ``jobs > 1`` the workers ignore SIGINT; the parent terminates them at once (an
     executor's `abort`: a Dask cluster cancels its futures).
@@ -95,9 +99,11 @@ from .._runtime.choosers import (
     stream_choosers,
 )
 from .._runtime.footprint import tracking_run_ends, tracking_run_starts
+from .._runtime.interrupts import marking_ctrl_c
 from ..check import Violation
 from ..errors import (
     ExplorationFailed,
+    ExplorationInconclusive,
     ExploreInterrupted,
     InvalidArgument,
     NondeterminismError,
@@ -297,16 +303,29 @@ class ExploreResult:
     #: (``max_steps``): what a fair continuation ran after it is not part of the search,
     #: so the search is never `complete` (its claim says why).
     truncated: bool = False
+    #: How many schedules reached the step bound and did not finish under a fair
+    #: continuation either (`Execution.unfinished`): runs with no verdict.
+    unfinished: int = 0
 
     @property
     def verdict(self) -> Verdict:
         return self.failure.verdict if self.failure is not None else Verdict.CLEAN
 
     @property
+    def inconclusive(self) -> bool:
+        """No failure, but `unfinished` schedules reached the step bound without finishing
+        (a livelock, or a program longer than ``max_steps``): neither a pass nor a
+        failure; the claim says so, the CLI exits 5 and ``check(raise_on_failure=True)``
+        and explored tests raise `ExplorationInconclusive`."""
+        return self.failure is None and self.unfinished > 0
+
+    @property
     def claim(self) -> str:
         """What the search establishes, in one line; never more than it showed.
 
         - a failure: ``"violation at schedule i: <kind>"`` (the kind shown, e.g. ``error``);
+        - no failure, but `unfinished` schedules: ``"inconclusive: K of N schedules
+          reached the step bound of S steps unfinished, ..."`` (`inconclusive`);
         - no schedule ran: ``"nothing explored (... before the first schedule)"`` (it
           establishes nothing; the CLI exits 2, not 0);
         - ``dpor`` that explored every Mazurkiewicz trace (no bound cut anything):
@@ -344,6 +363,7 @@ class ExploreResult:
             out_of_time=self.out_of_time,
             truncated=self.truncated,
             max_steps=self.config.max_steps,
+            unfinished=self.unfinished,
         )
 
     @property
@@ -392,10 +412,13 @@ def check(
     ``depth``, ``preemption_bound``, ``jobs``,
     ``max_steps``, ``start``...) set the search; `executor` and `resume`: see
     `explore_target`.  An exception, a deadlock, or a run past
-    ``max_steps`` is a failure; with `raise_on_failure` it raises `ExplorationFailed`
-    (an `AssertionError`) whose message is the failure's report, else it is in the
-    result.  Raises `InvalidArgument` for bad settings, `ExploreInterrupted` on Ctrl-C.
-    Blocks until done.
+    ``max_steps`` that does not finish under a fair continuation either is
+    inconclusive (`ExploreResult.inconclusive`: no verdict); with `raise_on_failure` a
+    failure raises `ExplorationFailed` (an `AssertionError`) whose message is the
+    failure's report, and an inconclusive result `ExplorationInconclusive` (an
+    `AssertionError` too, not a violation), else they are in the result.  Raises
+    `InvalidArgument` for bad settings, `ExploreInterrupted` on Ctrl-C.  Blocks until
+    done.
     """
     check_fields(config_fields)
     config = ExploreConfig(chooser=chooser, schedules=schedules, seed=seed, **config_fields)
@@ -403,6 +426,8 @@ def check(
     result = explore_target(target, config, progress=progress, executor=executor, resume=resume)
     if raise_on_failure and result.failure is not None:
         raise ExplorationFailed(result.failure.describe(), result)
+    if raise_on_failure and result.inconclusive:
+        raise ExplorationInconclusive(f"{result.label}: {result.claim}", result)
     return result
 
 
@@ -441,25 +466,38 @@ def explore_target(
             f"{what} needs a target other processes can rebuild: {why}; or explore it with jobs=1"
         )
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
-    complete, bound = False, None
     try:
-        if config.chooser == "dfs":
-            complete, bound = _explore_dfs(target, config, tally)
-        elif config.chooser == "dpor" and (config.jobs > 1 or executor is not None):
-            complete, bound = _explore_dpor_split(target, config, tally, executor)
-        elif config.chooser == "dpor":
-            complete, bound = _explore_dpor(target, config, tally)
-        else:
-            complete = _explore_seeded(target, config, tally, executor, resume)
-        tally.report(force=True)
-        failure = None
-        if tally.hit is not None:
-            failure = _make_failure(
-                target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
-            )
+        with marking_ctrl_c():  # Ctrl-C, told apart from the program's KeyboardInterrupt
+            complete, bound, failure = _search(target, config, tally, executor, resume)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     return tally.result(target, config, complete, bound, failure)
+
+
+def _search(
+    target: Target,
+    config: ExploreConfig,
+    tally: _Tally,
+    executor: Executor | None,
+    resume: str | os.PathLike[str] | None,
+) -> tuple[bool, int | None, Failure | None]:
+    """`explore_target`'s search: (complete, bound, the failure, shrunk)."""
+    complete, bound = False, None
+    if config.chooser == "dfs":
+        complete, bound = _explore_dfs(target, config, tally)
+    elif config.chooser == "dpor" and (config.jobs > 1 or executor is not None):
+        complete, bound = _explore_dpor_split(target, config, tally, executor)
+    elif config.chooser == "dpor":
+        complete, bound = _explore_dpor(target, config, tally)
+    else:
+        complete = _explore_seeded(target, config, tally, executor, resume)
+    tally.report(force=True)
+    failure = None
+    if tally.hit is not None:
+        failure = _make_failure(
+            target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
+        )
+    return complete, bound, failure
 
 
 def check_systematic(
@@ -509,6 +547,7 @@ class _Merged:
     ran: int
     steps: int
     failing: tuple[int, ...]
+    unfinished: int = 0
 
 
 @attrs.define
@@ -522,6 +561,8 @@ class _Tally:
     pruned: int = 0
     steps: int = 0
     failures: int = 0
+    #: Schedules that reached the step bound unfinished (`Execution.unfinished`).
+    unfinished: int = 0
     hit: _Hit | None = None
     #: The execution of `hit`, when it ran in this process.
     hit_execution: Execution | None = None
@@ -569,6 +610,7 @@ class _Tally:
         """One schedule ran (`index` 1-based; `by`: the chooser or member that ran it)."""
         self.done += 1
         self.steps += execution.sim.steps
+        self.unfinished += execution.unfinished
         if execution.is_failure:
             self.failures += 1
             self.failing.append(index)
@@ -587,12 +629,15 @@ class _Tally:
         found_by: str | None = None,
         *,
         span: tuple[int, int] | None = None,
+        unfinished: int = 0,
     ) -> None:
         """A chunk ran elsewhere (`worker`); `span`: the indices ``[first, end)`` it went
-        through (recorded for `trim`)."""
+        through (recorded for `trim`); `unfinished` of its schedules reached the step
+        bound unfinished."""
         if span is not None:
-            self.chunks.append(_Merged(worker, *span, done, steps, failing))
+            self.chunks.append(_Merged(worker, *span, done, steps, failing, unfinished))
         self.done += done
+        self.unfinished += unfinished
         self.steps += steps
         self.failures += len(failing)
         self.failing.extend(failing)
@@ -612,6 +657,7 @@ class _Tally:
                 continue
             self.done -= c.ran
             self.steps -= c.steps
+            self.unfinished -= c.unfinished
             self.failures -= len(c.failing)
             for index in c.failing:
                 self.failing.remove(index)
@@ -653,6 +699,7 @@ class _Tally:
             out_of_time=self.out_of_time,
             traces=self.traces if complete else None,
             truncated=self.truncated,
+            unfinished=self.unfinished,
         )
 
     def workers(self) -> dict[str, int]:
@@ -890,6 +937,8 @@ class ChunkResult:
     covered: int | None = None
     #: Who found `hit` (the chooser, or the portfolio's member).
     found_by: str | None = None
+    #: How many of its schedules reached the step bound unfinished.
+    unfinished: int = 0
 
 
 def run_chunk(
@@ -917,6 +966,7 @@ def run_chunk(
         elapsed,
         covered if config.chooser == "portfolio" else None,
         tally.found_by,
+        tally.unfinished,
     )
 
 
@@ -1004,7 +1054,14 @@ def _settle_cut(target: Target, config: ExploreConfig, hint: Probes, tally: _Tal
     for a, b in tally.trim(cut):
         again = _Tally(b - a, None, 0.0)
         _run_range(target, config, a, b, hint, again)
-        tally.merge("main", again.done, again.steps, tuple(again.failing), again.hit)
+        tally.merge(
+            "main",
+            again.done,
+            again.steps,
+            tuple(again.failing),
+            again.hit,
+            unfinished=again.unfinished,
+        )
     tally.out_of_time = False  # the completion, not the clock, ended it
 
 
@@ -1102,7 +1159,15 @@ def _explore_chunks(
                 if dpor is not None:  # its dpor slots run here again
                     ran -= dpor_ordinal(chunk.last) - dpor_ordinal(chunk.first)
                 span = (chunk.first, chunk.last)
-                tally.merge("resumed", ran, chunk.steps, chunk.failing, None, span=span)
+                tally.merge(
+                    "resumed",
+                    ran,
+                    chunk.steps,
+                    chunk.failing,
+                    None,
+                    span=span,
+                    unfinished=chunk.unfinished,
+                )
         if tally.failing:
             index = min(tally.failing)
             by, chooser = _chooser_for(config, index - 1, hint)
@@ -1181,13 +1246,21 @@ def _explore_chunks(
                     result.hit,
                     result.found_by,
                     span=(at, at + covered),
+                    unfinished=result.unfinished,
                 )
                 if tally.cut is not None and tally.hit is not None:
                     tally.cut = tally.traces = None  # a failure: the completion is void
                 sizer.observe(covered, result.elapsed)
                 if log is not None and covered:
                     log.record(
-                        Chunk(at, at + covered, result.steps, result.failing, outcome.worker)
+                        Chunk(
+                            at,
+                            at + covered,
+                            result.steps,
+                            result.failing,
+                            outcome.worker,
+                            result.unfinished,
+                        )
                     )
                 if result.interrupted:
                     raise KeyboardInterrupt

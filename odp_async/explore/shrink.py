@@ -18,17 +18,28 @@ Contract
     3. drop preemptions in runs: blocks of 8, 4 and 2 consecutive preemptive answers at
        once (a preemption that only matters together with its neighbour goes too);
     4. delete answers: each preemptive answer removed, the later ones moved up;
+    5. cut streaks: each run of `MIN_STREAK` or more consecutive choices of one task
+       (a task spinning, ``while not flag: await checkpoint()``), longest first, cut
+       to its first choice, the later answers moved up (a spinner that DPOR let spin
+       to half the step bound no longer shows its thousand turns);
     0. (first in each round) fewer actor operations: each integer parameter of the
        scenario (`Scenario.params`, such as a storm's rounds) halved while the failure
        stays with no more preemptions.
 
-    A candidate is kept only if it fails with the same kind and is simpler.  Then, if
+    A candidate is kept only if it fails with the same kind, is simpler, and fails no
+    later than the given schedule did (its failure step at most the given one's): a
+    preemption is never traded for length.  Without that cap, dropping the preemption
+    that stopped a spinning task (``while not flag: await checkpoint()``) lets it spin
+    up to the step bound, and the failure then comes from the fair continuation after
+    it (`odp_async.explore.fairness`): one preemption fewer, a hundred times longer (a
+    failure at step 21 shown at step 3,011).  Then, if
     the result has ``p > 0`` preemptions, a plain depth-first search (no reduction,
     iterative preemption bounding: every schedule of 0 preemptions, then of 1..., at
     most `proof_budget` executions) looks for a schedule of at most
-    ``min(p, MAX_PROOF_PREEMPTIONS + 1) - 1`` preemptions failing with the same kind.
-    One it finds replaces the result and is **minimal** (`ShrinkResult.minimal` True:
-    no schedule of fewer preemptions shows that violation, for these parameters), as
+    ``min(p, MAX_PROOF_PREEMPTIONS + 1) - 1`` preemptions failing with the same kind
+    by the passes' result's failure step (its runs stop just past it).  One it finds
+    replaces the result and is **minimal** (`ShrinkResult.minimal` True: no schedule of
+    fewer preemptions shows that violation by that step, for these parameters), as
     every lower level ran first.  If it runs every schedule of at most ``p - 1``
     preemptions (``p <= MAX_PROOF_PREEMPTIONS + 1``) and finds none, the result is
     minimal.  ``minimal`` is None when the search could not tell within its budget, or
@@ -49,6 +60,7 @@ from typing import Any, Final
 
 import attrs
 
+from .._runtime.interrupts import marking_ctrl_c
 from ..errors import NondeterminismError
 from .dfs import DfsChooser, PrunedExecution
 from .target import Execution, Target
@@ -173,6 +185,12 @@ CLI_NO_SHRINK_HINT: Final = "--no-shrink reports the failure without replaying i
 #: The most rounds of passes (each must improve the result to be followed by another).
 MAX_ROUNDS: Final = 20
 
+#: The least growth of the failure step a candidate may bring (see `_cap`).
+MIN_CAP: Final = 16
+
+#: The shortest run of one task's consecutive choices the streak pass tries to cut.
+MIN_STREAK: Final = 4
+
 
 def shrink(
     target: Target,
@@ -186,9 +204,25 @@ def shrink(
     """Shrink `schedule` (which fails on `target` with `kind`) within `budget` replays,
     then try to prove the preemption count minimal within `proof_budget` executions
     (0: no proof).  Raises `NondeterminismError` if a replay of `schedule` does not fail
-    so (the program's runs are not a function of their schedule)."""
+    so (the program's runs are not a function of their schedule).  Ctrl-C is marked
+    meanwhile (a program's own `KeyboardInterrupt` is its error, as the explorer saw it:
+    `odp_async._runtime.interrupts`)."""
+    with marking_ctrl_c():
+        return _shrink(target, schedule, kind, max_steps, budget, proof_budget)
+
+
+def _shrink(
+    target: Target,
+    schedule: Sequence[int],
+    kind: str,
+    max_steps: int,
+    budget: int,
+    proof_budget: int,
+) -> ShrinkResult:
     attempts = 0
     current = target
+    # No candidate fails later than the given schedule (set once it is replayed).
+    latest: int | None = None
 
     def attempt(answers: Sequence[Answer], by_id: bool = True) -> _Run | None:
         nonlocal attempts
@@ -198,6 +232,8 @@ def shrink(
         failure = execution.failure
         if failure is None or failure.kind != kind:
             return None
+        if latest is not None and _step(execution) > latest:
+            return None  # fewer preemptions, but a run that grew past the cap
         return chooser, execution
 
     first = attempt(schedule, by_id=False)
@@ -209,6 +245,7 @@ def shrink(
         )
     best: _Run = first
     before = (best[0].preemptions, _step(best[1]))
+    latest = _cap(before[1], max_steps)
 
     def key(run: _Run) -> tuple[int, ...]:
         return sort_key(run[0].preemptions, run[1], run[0].taken)
@@ -287,6 +324,22 @@ def shrink(
     def delete_one() -> bool:
         return each_preemption(delete=True)
 
+    def cut_streaks() -> bool:
+        improved = False
+        tried: set[tuple[int, int]] = set()
+        while attempts < budget:
+            streaks = [s for s in _streaks(best[0]) if s not in tried]
+            if not streaks:
+                break
+            start, end = max(streaks, key=lambda s: (s[1] - s[0], -s[0]))
+            tried.add((start, end))
+            candidate = ids()
+            del candidate[start + 1 : end]
+            if consider(candidate):
+                improved = True
+                tried.clear()
+        return improved
+
     def fewer_operations() -> bool:
         nonlocal current, best
         improved = False
@@ -348,7 +401,7 @@ def shrink(
     while rounds < MAX_ROUNDS and attempts < budget:
         rounds += 1
         improved = fewer_operations()
-        for shrink_pass in (truncate, drop_one, drop_runs, delete_one, truncate):
+        for shrink_pass in (truncate, cut_streaks, drop_one, drop_runs, delete_one, truncate):
             improved |= shrink_pass()
         if not improved:
             break
@@ -361,7 +414,10 @@ def shrink(
         # above the proof's range, the search still looks below MAX_PROOF_PREEMPTIONS + 1
         # (the passes can stop at 4 for a 2-preemption bug): a find replaces the result
         below = min(p, MAX_PROOF_PREEMPTIONS + 1)
-        found, minimal, level = _fewer_preemptions(current, kind, below, max_steps, proof_budget)
+        # within the cap of the shrunk run's failure step
+        found, minimal, level = _fewer_preemptions(
+            current, kind, below, max_steps, proof_budget, _cap(_step(best[1]), max_steps)
+        )
         if below < p:
             minimal = None  # only the schedules of fewer than `below` preemptions ran
         if found is not None:
@@ -389,28 +445,67 @@ def shrink(
 _Run = tuple[LenientReplay, Execution]
 
 
+def _streaks(run: LenientReplay) -> list[tuple[int, int]]:
+    """The runs ``[start, end)`` of at least `MIN_STREAK` consecutive choice points that
+    chose the same task (draws end a run)."""
+    found: list[tuple[int, int]] = []
+    start = 0
+    n = len(run.taken_ids)
+    for j in range(1, n + 1):
+        same = (
+            j < n
+            and run.is_choice[j]
+            and run.is_choice[start]
+            and run.taken_ids[j] == run.taken_ids[start]
+        )
+        if not same:
+            if j - start >= MIN_STREAK and run.is_choice[start]:
+                found.append((start, j))
+            start = j
+    return found
+
+
+def _cap(step: int, max_steps: int) -> int:
+    """The latest failure step a candidate may have against a run failing at `step`:
+    twice it (at least `MIN_CAP` more), and never past the step bound when `step` is
+    within it (a failure the fair continuation found is the bound's doing)."""
+    cap = max(2 * step, step + MIN_CAP)
+    return min(cap, max_steps) if step <= max_steps else cap
+
+
 def _step(execution: Execution) -> int:
     return execution.failure.step if execution.failure else execution.sim.steps
 
 
 def _fewer_preemptions(
-    target: Target, kind: str, preemptions: int, max_steps: int, budget: int
+    target: Target,
+    kind: str,
+    preemptions: int,
+    max_steps: int,
+    budget: int,
+    latest: int | None = None,
 ) -> tuple[tuple[int, ...] | None, bool | None, int]:
     """Search every schedule of at most ``preemptions - 1`` preemptions (plain dfs, no
-    reduction, iterative bounding: level 0, then 1...) for one failing with `kind`: (its
+    reduction, iterative bounding: level 0, then 1...) for one failing with `kind` by
+    step `latest` (None: `max_steps`; its runs need go no further: the step bound is
+    ``latest + 1``, if below `max_steps`, and the schedules that differ only past it
+    are one): (its
     schedule, None, the level it was found at: no schedule of fewer preemptions fails
     so), or (None, True, -) when none exists, or (None, None, -) when `budget`
     executions could not tell."""
     chooser = DfsChooser(preemptions - 1, iterative=True, reduction=False)
+    if latest is None:
+        latest = max_steps
+    bound = min(max_steps, latest + 1)
     ran = 0
     while chooser.has_more and ran < budget:
         ran += 1
         try:
-            execution = target.run(chooser, max_steps=max_steps)
+            execution = target.run(chooser, max_steps=bound)
         except PrunedExecution:
             continue
         failure = execution.failure
-        if failure is not None and failure.kind == kind:
+        if failure is not None and failure.kind == kind and _step(execution) <= latest:
             return execution.sim.schedule, None, chooser.bound or 0
     if chooser.is_complete:
         return None, True, preemptions - 1

@@ -23,12 +23,19 @@ Contract
 
     `Target.run(chooser)` runs it once under the sim and returns an `Execution`: the sim
     result, and the violations, which for general programs are made from the outcome (an
-    exception is ``error``, a deadlock ``deadlock``, the step bound ``starvation`` when a
-    fair continuation does not finish the run either: `odp_async.explore.fairness`) and for
-    world scenarios are the checker's plus those.  A systematic chooser whose run stopped
-    at the step bound is told so (its ``note_step_limit``): the fair continuation's steps
-    are not its search's, so it no longer claims completeness.  A `KeyboardInterrupt` raised in the
-    run is re-raised, never recorded as the program's error.  A `ReplayChooser` whose
+    exception is ``error``, a deadlock ``deadlock``) and for world scenarios are the
+    checker's plus those.  A run that reaches the step bound is continued under a fair
+    scheduler (`odp_async.explore.fairness`): an error or a deadlock it runs into is
+    reported as such; if it does not finish either, the run is `Execution.unfinished`:
+    **no verdict** (neither a failure nor a pass), since a bound cannot tell a livelock
+    from a program longer than the bound; never ``starvation``, which only the model's
+    own bounds (a fault retried or kept waiting too long) report.  A systematic chooser
+    whose run stopped at the step bound is told so (its ``note_step_limit``): the fair
+    continuation's steps are not its search's, so it no longer claims completeness.  A
+    `KeyboardInterrupt` raised in the run that is Ctrl-C
+    (`odp_async._runtime.interrupts.is_ctrl_c`) is re-raised, never recorded as the
+    program's error; one the program raised itself is its ``error``, like a
+    `SystemExit`.  A `ReplayChooser` whose
     recording the run did not use up raises `ReplayMismatch`: a replay is exact.
 
 See also
@@ -47,6 +54,7 @@ from typing import Any
 import attrs
 
 from .._runtime.choosers import Chooser, ReplayChooser
+from .._runtime.interrupts import is_ctrl_c
 from .._runtime.sim import BriefRuns, SimResult
 from .._runtime.sim import run as sim_run
 from ..check import Event, Violation
@@ -63,11 +71,18 @@ __all__ = ["Execution", "Target", "TargetSpec", "failure_violations"]
 
 @attrs.frozen
 class Execution:
-    """One run of a target under one schedule (`events`: the checker's, when traced)."""
+    """One run of a target under one schedule (`events`: the checker's, when traced).
+
+    `unfinished`: the run reached its step bound and a fair continuation of it did not
+    finish within as many steps again: undecided (a livelock, or a program longer than
+    the bound), neither a failure nor a pass; its violations are only those seen
+    before (a world's checker's).
+    """
 
     violations: tuple[Violation, ...]
     sim: SimResult
     events: tuple[Event, ...] = ()
+    unfinished: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -89,7 +104,9 @@ def failure_violations(result: SimResult) -> list[Violation]:
     An ``error`` names its cause (`odp_async.explore.failures.error_leaves`): each leaf
     exception with its type, message, raising task and user frame; its tasks are the
     raising tasks and its step the step of the first raise.  A usage error of the program
-    (`ForeignAwait`) is no outcome: the sim raises it, and so does `Target.run`.
+    (`ForeignAwait`) is no outcome: the sim raises it, and so does `Target.run`.  The
+    step bound (``"step-limit"``) is none either: a bound cannot tell a livelock from a
+    long run (`Execution.unfinished`).
     """
     if result.outcome == "error" and result.error is not None:
         # The cause, not its wrapping: each leaf of the task groups' ExceptionGroups, with
@@ -102,10 +119,7 @@ def failure_violations(result: SimResult) -> list[Violation]:
         cycle = result.deadlock.cycle or result.deadlock.blocked
         tasks = tuple(b.task for b in cycle)
         return [Violation("deadlock", result.steps, tasks, (), result.deadlock.describe())]
-    if result.outcome == "step-limit":
-        detail = f"the run did not finish within its bound of {result.steps} steps"
-        return [Violation("starvation", result.steps, (), (), detail)]
-    return []
+    return []  # "ok", and "step-limit": no verdict by itself (`Target.run`)
 
 
 @attrs.frozen
@@ -326,15 +340,16 @@ class Target:
 
     def run(self, chooser: Chooser, *, max_steps: int, trace: bool = False) -> Execution:
         """Run once under `chooser`.  Chooser exceptions (replay mismatch, pruning) raise;
-        so does a `KeyboardInterrupt` the run raised; a `ReplayChooser` whose recording was
+        so does a `KeyboardInterrupt` taken for Ctrl-C; a `ReplayChooser` whose recording was
         not used up raises `ReplayMismatch`."""
         result, violations, events = self._run_once(chooser, max_steps, trace)
         _reraise_interrupt(result.error)
         _check_replayed(chooser, result)
+        unfinished = False
         if result.outcome == "step-limit":
             _note_step_limit(chooser)
-            violations = self._judge_step_limit(result, violations, max_steps)
-        return Execution(tuple(violations), result, events)
+            violations, unfinished = self._judge_step_limit(result, violations, max_steps)
+        return Execution(tuple(violations), result, events, unfinished)
 
     def brief_runs(self, *, max_steps: int) -> Callable[[Chooser], Execution | int]:
         """A function that runs this target once per call, as `run` does, except that a
@@ -356,10 +371,11 @@ class Target:
             assert isinstance(result, SimResult)
             violations = failure_violations(result)
             _reraise_interrupt(result.error)
+            unfinished = False
             if result.outcome == "step-limit":
                 _note_step_limit(chooser)
-                violations = self._judge_step_limit(result, violations, max_steps)
-            return Execution(tuple(violations), result)
+                violations, unfinished = self._judge_step_limit(result, violations, max_steps)
+            return Execution(tuple(violations), result, (), unfinished)
 
         return run
 
@@ -397,11 +413,13 @@ class Target:
 
     def _judge_step_limit(
         self, result: SimResult, violations: list[Violation], max_steps: int
-    ) -> list[Violation]:
-        """A run at its step bound is starving only if it does not finish under a fair
-        scheduler either (see `odp_async.explore.fairness`); otherwise the bound was the
-        chooser's doing, and its ``starvation`` is dropped (a bug the fair continuation
-        runs into instead, an error or a deadlock, is reported as that)."""
+    ) -> tuple[list[Violation], bool]:
+        """A run at its step bound, continued under a fair scheduler (see
+        `odp_async.explore.fairness`): (its violations, whether it is still unfinished).
+        A bug the fair continuation runs into, an error or a deadlock, is reported as
+        that; a continuation that finishes cleanly shows the bound was the chooser's
+        doing; one that reaches its own bound leaves the run undecided (unfinished):
+        a livelock and a program longer than the bound look the same there."""
 
         def again(chooser: Chooser, bound: int) -> SimResult:
             return self._run_once(chooser, bound, False)[0]
@@ -409,13 +427,13 @@ class Target:
         fair = fair_continuation(again, result.schedule, max_steps)
         _reraise_interrupt(fair.error)
         if fair.outcome == "step-limit":
-            return violations
-        kept = [v for v in violations if not (v.kind == "starvation" and v.step == result.steps)]
+            return violations, True
+        kept = list(violations)
         if fair.outcome in ("error", "deadlock"):
             for v in failure_violations(fair):
                 note = f"{v.detail} (after the step bound, continued under a fair scheduler)"
                 kept.append(attrs.evolve(v, detail=note))
-        return kept
+        return kept, False
 
 
 class _Prepared:
@@ -446,9 +464,11 @@ class _Prepared:
 
 
 def _reraise_interrupt(error: BaseException | None) -> None:
-    """Re-raise a `KeyboardInterrupt` found in a run's error (within exception groups):
-    Ctrl-C is the user stopping us, never the program's own failure."""
-    if isinstance(error, KeyboardInterrupt):
+    """Re-raise a `KeyboardInterrupt` taken for Ctrl-C found in a run's error (within
+    exception groups; `odp_async._runtime.interrupts.is_ctrl_c`): Ctrl-C is the user
+    stopping us, never the program's own failure.  One the program raised itself (told
+    apart while Ctrl-C is marked) stays its error."""
+    if isinstance(error, KeyboardInterrupt) and is_ctrl_c(error):
         raise error
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:

@@ -7,11 +7,16 @@ Contract
     every schedule: build the state under test inside the body).  It must await only
     odp_async's runtime calls and primitives.
 
-    A failing schedule (an exception, a deadlock, a run past ``max_steps``) fails the test
-    with `ExplorationFailed`: the violation, the shrunk schedule step by step, and, as the
+    A failing schedule (an exception, a deadlock) fails the test with
+    `ExplorationFailed`: the violation, the shrunk schedule step by step, and, as the
     last line, a command that replays that one schedule::
 
         pytest 'tests/test_x.py::test_name[param]' --odp-replay=<token>
+
+    No failing schedule, but runs that reached ``max_steps`` and did not finish under a
+    fair continuation either (a livelock, or a test longer than the bound): the test
+    fails with `ExplorationInconclusive` (no verdict, not a violation: the message says
+    how many runs and the bound to raise).
 
     The token carries the test's id (its pytest node id, parameters included); a replay
     (``--odp-replay``, ``ODP_ASYNC_REPLAY=<token>``, or ``@explore_test(replay=...)``)
@@ -62,7 +67,7 @@ from typing import Any, Final
 import attrs
 
 from .._runtime.choosers import ReplayChooser
-from ..errors import ExplorationFailed, InvalidArgument, ReplayMismatch
+from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .config import ExploreConfig
 from .failures import describe_execution
@@ -287,7 +292,9 @@ class ExploredTest:
         database: FailureDatabase | None = None,
         replay_hint: Callable[[str], str] | None = None,
     ) -> bool:
-        """Run the test; raise `ExplorationFailed` on a failing schedule.
+        """Run the test; raise `ExplorationFailed` on a failing schedule, and
+        `ExplorationInconclusive` (no violation, but runs reached the step bound
+        unfinished: raise ``max_steps``) when the exploration has no verdict.
 
         `settings` go on top of the decorator's; `replay` is a token to replay instead of
         exploring if it was made by this test (see the module docstring); `database`
@@ -319,6 +326,8 @@ class ExploredTest:
                 except OSError as e:
                     report += f"\n(not saved in the failure database: {e})"
             raise ExplorationFailed(report, result)
+        if result.inconclusive:
+            raise ExplorationInconclusive(f"{test_id}: {result.claim}", result)
         return False
 
     def _target(self, args: Sequence[Any], kwargs: dict[str, Any], test_id: str) -> Target:

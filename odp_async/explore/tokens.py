@@ -44,6 +44,7 @@ from typing import Any, Final
 import attrs
 
 from .._runtime.choosers import ReplayChooser
+from .._runtime.interrupts import marking_ctrl_c
 from ..errors import InvalidArgument, ReplayMismatch
 from .config import MAX_STEPS
 from .refs import ScenarioText
@@ -393,7 +394,8 @@ def replay_token(
     target = decoded.target(scenario_file=scenario_file)
     chooser = ReplayChooser(decoded.schedule)
     try:
-        execution = target.run(chooser, max_steps=decoded.max_steps, trace=trace)
+        with marking_ctrl_c():  # a program's own KeyboardInterrupt replays as its error
+            execution = target.run(chooser, max_steps=decoded.max_steps, trace=trace)
     except ReplayMismatch as e:
         raise ReplayMismatch(f"{e}{_version_note(decoded.version, __version__)}") from None
     failure = execution.failure

@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 
 from odp_async import checkpoint, task_group
+from odp_async._runtime.interrupts import CtrlC
 from odp_async.cli import main
 from odp_async.errors import ExploreInterrupted, InvalidArgument, NondeterminismError
 from odp_async.explore import (
@@ -176,7 +177,17 @@ def test_a_model_race_cell_gives_the_same_first_failure_and_tokens(pool: Process
     assert not here.complete  # stopped at the failure
 
 
-def test_a_correct_program_completes_and_says_so(pool: ProcessExecutor) -> None:
+def test_a_correct_program_completes_and_says_so(
+    pool: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The head (the serial search's first traces) completes it, with the serial counts.
+    result = explore("classic:account_fixed", chooser="dpor", schedules=10_000, executor=pool)
+    serial = explore("classic:account_fixed", chooser="dpor", schedules=10_000)
+    assert result.complete
+    assert serial.complete
+    assert result.schedules == serial.schedules < dpor_parallel.HEAD_TRACES
+    # The split itself (no head) completes it too.
+    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)
     result = explore("classic:account_fixed", chooser="dpor", schedules=10_000, executor=pool)
     assert result.complete
     assert result.failure is None
@@ -295,6 +306,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
 def test_rounds_go_by_preemptions_and_the_first_failure_ends_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)  # the split's own rounds
     calls = spy(monkeypatch)
     target = Target.resolve("classic:reorder_3")
     split = frontier(target, ExploreConfig(chooser="dpor"))
@@ -316,6 +328,7 @@ def test_rounds_go_by_preemptions_and_the_first_failure_ends_them(
 
 
 def test_the_budget_ends_where_its_traces_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)  # the split's own rounds
     calls = spy(monkeypatch)
     kw = {"chooser": "dpor", "schedules": 500, "stop_on_first": False, "shrink": False}
     result = explore("classic:reorder_3", executor=InlineExecutor(), **kw)
@@ -349,7 +362,7 @@ def test_a_keyboard_interrupt_keeps_the_rounds_that_ran(
             for _ in range(3):
                 tg.start_soon(step)
         if len(set(seen)) < 3:
-            raise KeyboardInterrupt
+            raise CtrlC  # Ctrl-C, as the explorer's SIGINT handler raises it
 
     with pytest.raises(ExploreInterrupted) as caught:
         check(program, chooser="dpor", executor=InlineExecutor(), schedules=1000)

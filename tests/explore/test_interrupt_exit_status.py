@@ -15,6 +15,8 @@ from tests._usermod import pythonpath_env
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 SCRIPT = """
+import os
+import signal
 import sys
 
 from odp_async import checkpoint
@@ -24,7 +26,8 @@ from odp_async.explore import explore
 
 async def stopped():
     await checkpoint("about to stop")
-    raise KeyboardInterrupt  # as Ctrl-C would, inside the explored code
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while the explored code runs
+    await checkpoint("stopped")
 
 
 def main():

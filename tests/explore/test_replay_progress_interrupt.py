@@ -33,6 +33,8 @@ from tests.conftest import UserModule
 USER_MODULE = (
     lost_update_source("a", "b")
     + """
+from odp_async._runtime.interrupts import CtrlC  # Ctrl-C, as the explorer's handler raises it
+
 CALLS = [0]
 
 
@@ -40,10 +42,10 @@ async def interrupted_at(n, in_child):
     CALLS[0] += 1
     if CALLS[0] == n:
         if not in_child:
-            raise KeyboardInterrupt
+            raise CtrlC
         async def child():
             await checkpoint()
-            raise KeyboardInterrupt
+            raise CtrlC
         async with task_group() as tg:
             tg.start_soon(child, name="child")
     await lost_update()

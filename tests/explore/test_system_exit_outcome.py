@@ -1,8 +1,10 @@
 """A `SystemExit` raised by the program under test (``sys.exit(7)`` in a task) is the
 program's failure: an ``error`` violation naming it, replayable by its token; never the
 explorer's own exit (``odp-async explore`` used to exit 7 with no report, and `check`
-re-raised it).  A `KeyboardInterrupt` stays the user's Ctrl-C (not an outcome).  Tried
-on a user's own module through the API and the CLI in a fresh process.
+re-raised it).  A `KeyboardInterrupt` the program raises itself is its error too; the
+user's Ctrl-C (told apart by the explorer's SIGINT handler, `CtrlC`) stops the
+exploration (not an outcome).  Tried on a user's own module through the API and the CLI
+in a fresh process.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ async def child_exits():
 async def interrupted():
     await checkpoint("before")
     raise KeyboardInterrupt
+
+
+async def ctrl_c():
+    from odp_async._runtime.interrupts import CtrlC
+
+    await checkpoint("before")
+    raise CtrlC
 """
 
 
@@ -67,11 +76,18 @@ def test_check_reports_a_system_exit_as_an_error(user: ModuleType, fn: str) -> N
     assert result.failure.token is not None
 
 
-def test_a_keyboard_interrupt_is_still_the_users(user: ModuleType) -> None:
+def test_a_programs_own_keyboard_interrupt_is_its_error(user: ModuleType) -> None:
+    result = explore(f"{user.__name__}:interrupted", schedules=10)
+    assert result.failure is not None
+    assert result.failure.violation.kind == "error"
+    assert "KeyboardInterrupt" in result.failure.violation.detail
+
+
+def test_ctrl_c_is_still_the_users(user: ModuleType) -> None:
     from odp_async.explore import ExploreInterrupted
 
     with pytest.raises(ExploreInterrupted):
-        explore(f"{user.__name__}:interrupted", schedules=10)
+        explore(f"{user.__name__}:ctrl_c", schedules=10)
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

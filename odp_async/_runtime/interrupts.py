@@ -1,0 +1,66 @@
+"""Ctrl-C or the program's own `KeyboardInterrupt`: telling them apart.
+
+A `KeyboardInterrupt` reaches the sim from inside a task either because the user pressed
+Ctrl-C (CPython raises it wherever the main thread is, most often in the program's code)
+or because the program raised it itself (``raise KeyboardInterrupt`` in a task).  The
+first must stop the exploration; the second is the program's error, like a `SystemExit`.
+
+Contract
+    `marking_ctrl_c()` is a context manager: in the main thread, while the SIGINT
+    handler is Python's default (`signal.default_int_handler`), it installs a handler
+    that raises `CtrlC` (a `KeyboardInterrupt`) instead, and puts the previous one back
+    on exit; elsewhere (another thread, a handler of the application's) it does nothing.
+    Nested uses are no-ops.
+
+    `is_ctrl_c(exc)` says whether a `KeyboardInterrupt` is to be taken for Ctrl-C: a
+    `CtrlC` always; any other only if Ctrl-C could not have been marked (the marking
+    handler is not installed, and SIGINT is not ignored as in the explorer's worker
+    processes): when it cannot tell, it takes it for Ctrl-C, as before.  Reads the
+    process's SIGINT handler; keeps no state.
+
+Concurrency
+    Signal handlers are process-wide; `marking_ctrl_c` changes it only from the main
+    thread, for the duration of the ``with``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["CtrlC", "is_ctrl_c", "marking_ctrl_c"]
+
+
+class CtrlC(KeyboardInterrupt):
+    """The user's Ctrl-C (SIGINT), as the handler of `marking_ctrl_c` raises it."""
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    raise CtrlC
+
+
+@contextmanager
+def marking_ctrl_c() -> Iterator[None]:
+    """Within the ``with``, Ctrl-C raises `CtrlC` (see the module docstring)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def is_ctrl_c(exc: BaseException) -> bool:
+    """Whether the `KeyboardInterrupt` `exc` is taken for the user's Ctrl-C."""
+    if isinstance(exc, CtrlC):
+        return True
+    handler = signal.getsignal(signal.SIGINT)
+    return not (handler is _on_sigint or handler is signal.SIG_IGN)

@@ -32,7 +32,7 @@ from tests._usermod import pythonpath_env
 from tests.conftest import UserModule
 
 USER = """
-from odp_async import checkpoint, task_group
+from odp_async import checkpoint, sleep, task_group
 
 
 async def long_correct() -> None:
@@ -73,6 +73,22 @@ async def mutual_retry() -> None:
     async with task_group() as tg:
         tg.start_soon(op, "a", "b", name="a")
         tg.start_soon(op, "b", "a", name="b")
+
+
+async def poll_a_sleeper(interval: float) -> None:
+    flag = {"set": False}
+
+    async def setter() -> None:
+        await sleep(1)
+        flag["set"] = True
+
+    async def poller() -> None:
+        while not flag["set"]:
+            await sleep(interval)
+
+    async with task_group() as tg:
+        tg.start_soon(poller)
+        tg.start_soon(setter)
 """
 
 CHOOSERS = ["random", "pct", "dfs", "dpor", "portfolio"]
@@ -231,3 +247,16 @@ def test_pytest_fails_an_inconclusive_test_and_passes_a_bounded_one(
     assert "ExplorationInconclusive" in proc.stdout
     assert "step bound of 200 steps" in proc.stdout
     assert "starvation" not in proc.stdout
+
+
+def test_a_sleep_0_poller_keeps_virtual_time_still(user: ModuleType) -> None:
+    """The README's virtual-time caveat (trial 14): polling with ``sleep(0)`` never lets a
+    sleeping task's deadline come (time jumps only when every task waits), so the run is
+    inconclusive at its bound, never ``starvation``; polling with a non-zero sleep ends."""
+    stuck = check(user.poll_a_sleeper, 0, chooser="random", schedules=3, max_steps=300)
+    assert stuck.failure is None
+    assert stuck.inconclusive
+    assert stuck.unfinished == 3
+    fine = check(user.poll_a_sleeper, 0.1, chooser="random", schedules=3, max_steps=300)
+    assert fine.failure is None
+    assert not fine.inconclusive

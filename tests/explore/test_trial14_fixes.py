@@ -1,0 +1,227 @@
+"""Defects a new-user trial (trial 14) found: dfs's symmetry reduction claiming a clean,
+complete search over real bugs of identical workers; a replay token for a big int
+argument that replay refused; README claims about the matrix and ``--json``; long reprs in
+one-line errors; `RWLock` context managers read as predicates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import odp_async as oa
+from odp_async._runtime import sim
+from odp_async.explore import explore
+from odp_async.explore.dfs import DfsChooser
+
+from .._usermod import pythonpath_env, write_user_module
+from ..conftest import UserModule
+
+# --- 1. dfs symmetry merges only tasks that have not started ----------------------------
+
+# Identical workers (same function, same arguments) whose locals come from shared state:
+# each program has a real bug that needs the two workers told apart.
+SYMMETRY_PROGRAMS = '''
+from odp_async import Mutex, checkpoint, task_group
+from odp_async.explore import SharedCell
+from odp_async.scenarios import Scenario
+
+
+async def identical_workers_queue():
+    jobs = [0, 1]
+    results = []
+
+    async def worker():
+        while jobs:
+            job = jobs.pop(0)
+            await checkpoint("process")
+            results.append(job)
+
+    async with task_group() as tg:
+        tg.start_soon(worker)
+        tg.start_soon(worker)
+    assert results == [0, 1], results
+
+
+async def ticket_order():
+    st = {"next": 0, "order": []}
+
+    async def w():
+        me = st["next"]
+        st["next"] += 1
+        await checkpoint()
+        st["order"].append(me)
+
+    async with task_group() as tg:
+        tg.start_soon(w)
+        tg.start_soon(w)
+    assert st["order"] != [1, 0], st["order"]
+
+
+async def identical_workers_locked_ticket():
+    m = Mutex("m")
+    st = {"next": 0}
+    out = []
+
+    async def worker():
+        async with m:
+            me = st["next"]
+            st["next"] += 1
+        await checkpoint()
+        out.append(me)
+
+    async with task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(worker)
+    assert out == sorted(out), out
+
+
+async def ticket_order_sharedcell():
+    nxt = SharedCell(0, "next")
+    order = SharedCell((), "order")
+
+    async def w():
+        me = nxt.get()
+        nxt.set(me + 1)
+        await checkpoint()
+        order.set(order.get() + (me,))
+
+    async with task_group() as tg:
+        tg.start_soon(w)
+        tg.start_soon(w)
+    assert order.get() != (1, 0), order.get()
+
+
+ticket_order_noted = Scenario(
+    name="ticket_order_noted",
+    summary="identical ticket takers, shared state in cells",
+    body=ticket_order_sharedcell,
+    actors=("w", "w"),
+    needs_world=False,
+    noted_only=True,
+)
+
+
+async def locked_counter():
+    m = Mutex("m")
+    st = {"n": 0}
+
+    async def worker():
+        async with m:
+            st["n"] += 1
+
+    async with task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(worker)
+    assert st["n"] == 4
+'''
+
+BUGGY = [
+    "identical_workers_queue",
+    "ticket_order",
+    "identical_workers_locked_ticket",
+    "ticket_order_sharedcell",
+    "ticket_order_noted",
+]
+
+
+@pytest.mark.parametrize("name", BUGGY)
+def test_dfs_finds_the_bugs_of_identical_workers(user_module: UserModule, name: str) -> None:
+    mod = user_module(SYMMETRY_PROGRAMS, "sym")
+    result = explore(getattr(mod, name), chooser="dfs", schedules=1000)
+    assert result.failure is not None, result.claim
+    assert "no violation" not in result.claim
+    # The reduced search finds what the unreduced one finds.
+    full = explore(getattr(mod, name), chooser="dfs", schedules=1000, reduction=False)
+    assert full.failure is not None
+
+
+def test_symmetry_still_prunes_unstarted_identical_tasks(user_module: UserModule) -> None:
+    mod = user_module(SYMMETRY_PROGRAMS, "sym")
+    with_symmetry = explore(mod.locked_counter, chooser="dfs", schedules=5000)
+    without = explore(mod.locked_counter, chooser="dfs", schedules=5000, symmetry=False)
+    assert with_symmetry.complete and without.complete
+    assert with_symmetry.failure is None and without.failure is None
+    assert with_symmetry.schedules < without.schedules
+
+
+def test_symmetry_does_not_merge_tasks_the_program_can_tell_apart_by_name() -> None:
+    seen: list[str] = []
+
+    async def program() -> None:
+        async def w(tag: object) -> None:
+            seen.append(oa.task_name(oa.current_task()))
+
+        async with oa.task_group() as tg:
+            tg.start_soon(w, None, name="a")
+            tg.start_soon(w, None, name="b")
+
+    ex = explore_outcomes(program, seen)
+    assert ex == {("a", "b"), ("b", "a")}
+
+
+def explore_outcomes(program: object, seen: list[str]) -> set[tuple[str, ...]]:
+    chooser = DfsChooser()
+    outcomes = set()
+    while chooser.has_more:
+        seen.clear()
+        sim.run(program, chooser=chooser)  # type: ignore[arg-type]
+        outcomes.add(tuple(seen))
+    return outcomes
+
+
+@pytest.mark.parametrize("name", BUGGY)
+def test_cli_dfs_finds_the_bugs_of_identical_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    mod = write_user_module(tmp_path, SYMMETRY_PROGRAMS, "symcli", monkeypatch)
+    proc = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", "explore", f"{mod}:{name}", "--chooser", "dfs"],
+        capture_output=True,
+        text=True,
+        env=pythonpath_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "found" in proc.stdout
+    assert "no violation" not in proc.stdout
+
+
+PYTEST_USER_TEST = '''
+from odp_async import checkpoint, task_group
+from odp_async.explore.testing import explore_test
+
+
+@explore_test(schedules=500)
+async def test_identical_workers_keep_order():
+    jobs = [0, 1]
+    results = []
+
+    async def worker():
+        while jobs:
+            job = jobs.pop(0)
+            await checkpoint("process")
+            results.append(job)
+
+    async with task_group() as tg:
+        tg.start_soon(worker)
+        tg.start_soon(worker)
+    assert results == [0, 1], results
+'''
+
+
+def test_pytest_plugin_with_dfs_fails_the_buggy_test(tmp_path: Path) -> None:
+    (tmp_path / "test_sym_user.py").write_text(PYTEST_USER_TEST)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--odp-chooser=dfs"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=pythonpath_env(tmp_path),
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed" in proc.stdout

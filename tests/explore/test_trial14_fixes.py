@@ -225,3 +225,85 @@ def test_pytest_plugin_with_dfs_fails_the_buggy_test(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 failed" in proc.stdout
+
+
+# --- 2. a token the encoder issues, the decoder reads -----------------------------------
+
+BIG_ARGS = '''
+from odp_async import checkpoint, task_group
+
+
+async def two_deposits(amount, who=("alice", "bob")):
+    account = {"balance": 0}
+
+    async def deposit():
+        seen = account["balance"]
+        await checkpoint("read balance")
+        account["balance"] = seen + amount
+
+    async with task_group() as tg:
+        for w in who:
+            tg.start_soon(deposit, name=w)
+    assert account["balance"] == len(who) * amount, f"lost deposit: {account['balance']}"
+
+
+async def fails_with(value):
+    await checkpoint()
+    assert value is None, "always fails"
+'''
+
+
+def test_the_token_of_a_big_int_argument_replays_in_a_fresh_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from odp_async.explore import check, decode_token
+
+    name = write_user_module(tmp_path, BIG_ARGS, "bigarg", monkeypatch)
+    result = check(f"{name}:two_deposits", 10**30, schedules=200)
+    assert result.failure is not None
+    token = result.failure.token
+    assert token is not None
+    assert decode_token(token).args == (10**30,)
+    proc = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", "replay", token],
+        capture_output=True,
+        text=True,
+        env=pythonpath_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr  # the violation, reproduced
+    assert "malformed" not in proc.stderr
+    assert "lost deposit" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (2**5000, "an int of 5001 bits, and a token carries ints of at most 4096 bits"),
+        (float("inf"), "not plain JSON values"),
+    ],
+)
+def test_arguments_a_token_cannot_carry_get_no_token_and_say_why(
+    user_module: UserModule, value: object, why: str
+) -> None:
+    from odp_async.explore import check
+
+    mod = user_module(BIG_ARGS, "bigarg")
+    result = check(mod.fails_with, value, schedules=5)
+    assert result.failure is not None
+    assert result.failure.token is None
+    assert why in (result.failure.no_token or "")
+
+
+def test_the_largest_int_a_token_carries_round_trips(user_module: UserModule) -> None:
+    from odp_async.explore import check, decode_token, replay
+
+    from odp_async.explore.target import MAX_ARG_INT_BITS
+
+    mod = user_module(BIG_ARGS, "bigarg")
+    big = -(2**MAX_ARG_INT_BITS - 1)
+    result = check(mod.fails_with, [big], schedules=5)
+    assert result.failure is not None and result.failure.token is not None
+    assert decode_token(result.failure.token).args == ([big],)
+    assert replay(result.failure.token).failure is not None

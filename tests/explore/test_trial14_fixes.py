@@ -307,3 +307,51 @@ def test_the_largest_int_a_token_carries_round_trips(user_module: UserModule) ->
     assert result.failure is not None and result.failure.token is not None
     assert decode_token(result.failure.token).args == ([big],)
     assert replay(result.failure.token).failure is not None
+
+
+# --- 3a. matrix --chooser random runs explore --chooser random's schedules ---------------
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+@pytest.mark.parametrize("protocol", ["naive", "odp2014"])
+def test_a_random_matrix_cell_finds_what_explore_finds_with_the_same_seed(
+    protocol: str, seed: int
+) -> None:
+    from odp_async.explore.matrix import explore_cell
+
+    cell = explore_cell("registration-race", protocol, 300, seed, chooser="random")
+    ran = explore("registration-race", protocol, chooser="random", seed=seed, schedules=300)
+    assert ran.failure is not None
+    assert cell.first_hit == ran.failing[0]
+    assert f"violation at schedule {ran.failing[0]}:" in cell.claim
+
+
+def test_cli_random_matrix_and_explore_agree_in_fresh_processes(tmp_path: Path) -> None:
+    import json
+
+    def cli(*argv: str) -> dict[str, object]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "odp_async.cli", *argv, "--json"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        data: dict[str, object] = json.loads(proc.stdout)
+        return data
+
+    matrix = cli(
+        "matrix", "--scenario", "registration-race", "-p", "naive", "--budget", "300",
+        "--chooser", "random",
+    )  # fmt: skip
+    explored = cli(
+        "explore", "registration-race", "-p", "naive", "--chooser", "random", "--seed", "0",
+        "--schedules", "300",
+    )  # fmt: skip
+    cells = matrix["cells"]
+    assert isinstance(cells, list)
+    failing = explored["failing"]
+    assert isinstance(failing, list)
+    assert cells[0]["schedules_to_first"] == failing[0]
+    assert cells[0]["claim"] == explored["claim"]

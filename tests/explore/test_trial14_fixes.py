@@ -355,3 +355,72 @@ def test_cli_random_matrix_and_explore_agree_in_fresh_processes(tmp_path: Path) 
     assert isinstance(failing, list)
     assert cells[0]["schedules_to_first"] == failing[0]
     assert cells[0]["claim"] == explored["claim"]
+
+
+# --- 3b. --json and the API say which run each token replays ---------------------------
+
+LOST_UPDATE = '''
+from odp_async import checkpoint, task_group
+
+
+async def lost_update():
+    st = {"x": 0}
+
+    async def w():
+        v = st["x"]
+        await checkpoint()
+        st["x"] = v + 1
+
+    async with task_group() as tg:
+        tg.start_soon(w)
+        tg.start_soon(w)
+    assert st["x"] == 2, st
+'''
+
+
+def test_json_failure_names_the_shrunk_and_the_found_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from odp_async.explore import decode_token
+
+    name = write_user_module(tmp_path, LOST_UPDATE, "jsontok", monkeypatch)
+    proc = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:lost_update"]
+        + ["--schedules", "50", "--json"],
+        capture_output=True,
+        text=True,
+        env=pythonpath_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    failure = json.loads(proc.stdout)["failure"]
+    assert failure["shrunk"]
+    # the run the failure describes: replay_token (the shrunk one)
+    assert failure["replay_token"] == failure["shrunk_token"]
+    shown = decode_token(failure["replay_token"])
+    assert (shown.kind, shown.step) == (failure["kind"], failure["step"])
+    # the run as found: found_token (and `token`, its older name)
+    assert failure["found_token"] == failure["token"] != failure["replay_token"]
+    found = decode_token(failure["found_token"])
+    assert found.step == failure["found_step"]
+    assert found.schedule != shown.schedule
+    before, after = failure["preemptions"]
+    assert before > after  # [as found, shrunk]
+
+
+def test_api_failure_replay_token_is_the_shown_run(user_module: UserModule) -> None:
+    from odp_async.explore import check, decode_token
+
+    mod = user_module(LOST_UPDATE, "apitok")
+    result = check(mod.lost_update, schedules=50)
+    failure = result.failure
+    assert failure is not None and failure.shrunk is not None
+    assert failure.replay_token == failure.shrunk_token
+    assert decode_token(failure.replay_token).schedule == failure.shrunk.schedule
+    assert decode_token(failure.token).schedule == failure.schedule  # type: ignore[arg-type]
+    assert f"replay: odp-async replay {failure.replay_token}" in failure.describe()
+    unshrunk = check(mod.lost_update, schedules=50, shrink=False).failure
+    assert unshrunk is not None and unshrunk.replay_token == unshrunk.token

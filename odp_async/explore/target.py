@@ -541,11 +541,25 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
         return Scenario(
             str(name), doc.split("\n", 1)[0], _Call(obj, tuple(args)), (), needs_world=False
         )
-    shown = ref if ref == repr(obj) else f"{ref} is {obj!r}"  # an object given: once
+    text = _brief_repr(obj)
+    shown = ref if ref == text else f"{ref} is {text}"  # an object given: once
     raise InvalidArgument(
         f"{shown}: neither a Scenario nor an async function; pass an `async def` function "
         "(a lambda or plain function that returns a coroutine is not one)"
     )
+
+
+#: The most characters of an object's repr a one-line error shows.
+_REPR_SHOWN: Final = 100
+
+
+def _brief_repr(obj: object) -> str:
+    """`obj`'s repr for a one-line error: cut to `_REPR_SHOWN` characters (a module's
+    table of functions would fill the screen), with its type when cut."""
+    text = repr(obj)
+    if len(text) <= _REPR_SHOWN:
+        return text
+    return f"{text[: _REPR_SHOWN - 3]}... (a {type(obj).__name__}, {len(text)} characters)"
 
 
 def _check_call(fn: Callable[..., Any], ref: str, args: tuple[Any, ...]) -> None:

@@ -424,3 +424,95 @@ def test_api_failure_replay_token_is_the_shown_run(user_module: UserModule) -> N
     assert f"replay: odp-async replay {failure.replay_token}" in failure.describe()
     unshrunk = check(mod.lost_update, schedules=50, shrink=False).failure
     assert unshrunk is not None and unshrunk.replay_token == unshrunk.token
+
+
+# --- 4a. a one-line error shows a long repr cut short ------------------------------------
+
+TABLE_MODULE = """
+async def lost_update():
+    pass
+
+PROGS = {f"program_{i}": (lost_update, i % 2 == 0) for i in range(60)}
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["explore", "{mod}:PROGS"], ["explore", "registration-race", "-p", "{mod}:PROGS"]],
+)
+def test_cli_error_naming_a_big_object_stays_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    name = write_user_module(tmp_path, TABLE_MODULE, "table", monkeypatch)
+    proc = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", *(a.format(mod=name) for a in argv)],
+        capture_output=True,
+        text=True,
+        env=pythonpath_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{name}:PROGS" in proc.stderr
+    assert "(a dict" in proc.stderr
+    assert "program_59" not in proc.stderr
+    assert len(proc.stderr) < 400, proc.stderr
+
+
+# --- 4b. RWLock's context managers are not predicates -----------------------------------
+
+RW_MODULE = """
+from odp_async import RWLock, checkpoint, task_group
+
+
+async def writes_if_locked():
+    rw = RWLock("rw")
+    if rw.write_locked():  # meant: is it write-held?
+        await checkpoint()
+
+
+async def reads_if_locked():
+    rw = RWLock("rw")
+    if rw.read_locked():
+        await checkpoint()
+
+
+async def holds_it_properly():
+    rw = RWLock("rw")
+    async with rw.write_locked():
+        assert rw.writer is not None
+    async with rw.read_locked():
+        assert rw.readers
+"""
+
+
+@pytest.mark.parametrize(
+    ("program", "use"),
+    [
+        ("writes_if_locked", "async with lock.write_locked():"),
+        ("reads_if_locked", "async with lock.read_locked():"),
+    ],
+)
+def test_rwlock_context_manager_taken_as_a_bool_raises(
+    user_module: UserModule, program: str, use: str
+) -> None:
+    from odp_async.explore import check
+
+    mod = user_module(RW_MODULE, "rwbool")
+    result = check(getattr(mod, program), schedules=5)
+    assert result.failure is not None
+    text = result.failure.describe()
+    assert "TypeError" in text
+    assert use in text
+    assert check(mod.holds_it_properly, schedules=5).failure is None
+
+
+def test_rwlock_context_managers_refuse_bool_outside_any_run() -> None:
+    rw = oa.RWLock("rw")
+    with pytest.raises(TypeError, match="not a predicate"):
+        bool(rw.write_locked())
+    with pytest.raises(TypeError, match="not a predicate"):
+        bool(rw.read_locked())

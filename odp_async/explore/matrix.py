@@ -4,7 +4,8 @@ Contract
     `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with up to `budget`
     schedules of `chooser`: ``portfolio`` (the default, as the explorer's: schedule ``i`` of
     a cell is schedule ``i`` of ``explore(..., seed=seed)``, its dpor share included) or
-    ``random`` (schedule ``i`` of ``explore(..., chooser="random", seed=seed)``).  A cell whose expected verdict is a failure stops at the first schedule
+    ``random`` (schedule ``i`` of ``explore(..., chooser="random", seed=seed)``).  A cell
+    whose expected verdict is a failure stops at the first schedule
     showing that verdict; a cell expected clean runs its whole budget, unless the
     portfolio's dpor member ran every trace first (nothing is left to find). Each cell's
     `Cell.claim` says what it established, in `ExploreResult.claim`'s words

@@ -23,7 +23,7 @@ from ..conftest import UserModule
 
 # Identical workers (same function, same arguments) whose locals come from shared state:
 # each program has a real bug that needs the two workers told apart.
-SYMMETRY_PROGRAMS = '''
+SYMMETRY_PROGRAMS = """
 from odp_async import Mutex, checkpoint, task_group
 from odp_async.explore import SharedCell
 from odp_async.scenarios import Scenario
@@ -116,7 +116,7 @@ async def locked_counter():
         for _ in range(4):
             tg.start_soon(worker)
     assert st["n"] == 4
-'''
+"""
 
 BUGGY = [
     "identical_workers_queue",
@@ -142,8 +142,10 @@ def test_symmetry_still_prunes_unstarted_identical_tasks(user_module: UserModule
     mod = user_module(SYMMETRY_PROGRAMS, "sym")
     with_symmetry = explore(mod.locked_counter, chooser="dfs", schedules=5000)
     without = explore(mod.locked_counter, chooser="dfs", schedules=5000, symmetry=False)
-    assert with_symmetry.complete and without.complete
-    assert with_symmetry.failure is None and without.failure is None
+    assert with_symmetry.complete
+    assert without.complete
+    assert with_symmetry.failure is None
+    assert without.failure is None
     assert with_symmetry.schedules < without.schedules
 
 
@@ -190,7 +192,7 @@ def test_cli_dfs_finds_the_bugs_of_identical_workers(
     assert "no violation" not in proc.stdout
 
 
-PYTEST_USER_TEST = '''
+PYTEST_USER_TEST = """
 from odp_async import checkpoint, task_group
 from odp_async.explore.testing import explore_test
 
@@ -210,7 +212,7 @@ async def test_identical_workers_keep_order():
         tg.start_soon(worker)
         tg.start_soon(worker)
     assert results == [0, 1], results
-'''
+"""
 
 
 def test_pytest_plugin_with_dfs_fails_the_buggy_test(tmp_path: Path) -> None:
@@ -229,7 +231,7 @@ def test_pytest_plugin_with_dfs_fails_the_buggy_test(tmp_path: Path) -> None:
 
 # --- 2. a token the encoder issues, the decoder reads -----------------------------------
 
-BIG_ARGS = '''
+BIG_ARGS = """
 from odp_async import checkpoint, task_group
 
 
@@ -250,7 +252,7 @@ async def two_deposits(amount, who=("alice", "bob")):
 async def fails_with(value):
     await checkpoint()
     assert value is None, "always fails"
-'''
+"""
 
 
 def test_the_token_of_a_big_int_argument_replays_in_a_fresh_process(
@@ -298,13 +300,13 @@ def test_arguments_a_token_cannot_carry_get_no_token_and_say_why(
 
 def test_the_largest_int_a_token_carries_round_trips(user_module: UserModule) -> None:
     from odp_async.explore import check, decode_token, replay
-
     from odp_async.explore.target import MAX_ARG_INT_BITS
 
     mod = user_module(BIG_ARGS, "bigarg")
     big = -(2**MAX_ARG_INT_BITS - 1)
     result = check(mod.fails_with, [big], schedules=5)
-    assert result.failure is not None and result.failure.token is not None
+    assert result.failure is not None
+    assert result.failure.token is not None
     assert decode_token(result.failure.token).args == ([big],)
     assert replay(result.failure.token).failure is not None
 
@@ -359,7 +361,7 @@ def test_cli_random_matrix_and_explore_agree_in_fresh_processes(tmp_path: Path) 
 
 # --- 3b. --json and the API say which run each token replays ---------------------------
 
-LOST_UPDATE = '''
+LOST_UPDATE = """
 from odp_async import checkpoint, task_group
 
 
@@ -375,7 +377,7 @@ async def lost_update():
         tg.start_soon(w)
         tg.start_soon(w)
     assert st["x"] == 2, st
-'''
+"""
 
 
 def test_json_failure_names_the_shrunk_and_the_found_token(
@@ -387,8 +389,7 @@ def test_json_failure_names_the_shrunk_and_the_found_token(
 
     name = write_user_module(tmp_path, LOST_UPDATE, "jsontok", monkeypatch)
     proc = subprocess.run(
-        [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:lost_update"]
-        + ["--schedules", "50", "--json"],
+        [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:lost_update", "--json"],
         capture_output=True,
         text=True,
         env=pythonpath_env(tmp_path),
@@ -417,13 +418,15 @@ def test_api_failure_replay_token_is_the_shown_run(user_module: UserModule) -> N
     mod = user_module(LOST_UPDATE, "apitok")
     result = check(mod.lost_update, schedules=50)
     failure = result.failure
-    assert failure is not None and failure.shrunk is not None
+    assert failure is not None
+    assert failure.shrunk is not None
     assert failure.replay_token == failure.shrunk_token
     assert decode_token(failure.replay_token).schedule == failure.shrunk.schedule
     assert decode_token(failure.token).schedule == failure.schedule  # type: ignore[arg-type]
     assert f"replay: odp-async replay {failure.replay_token}" in failure.describe()
     unshrunk = check(mod.lost_update, schedules=50, shrink=False).failure
-    assert unshrunk is not None and unshrunk.replay_token == unshrunk.token
+    assert unshrunk is not None
+    assert unshrunk.replay_token == unshrunk.token
 
 
 # --- 4a. a one-line error shows a long repr cut short ------------------------------------

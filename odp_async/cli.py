@@ -618,8 +618,14 @@ def _explore_json(result: Any) -> dict[str, Any]:
             # the run the fields above describe (the shrunk one if shrunk)
             "run_steps": failure.shown.sim.steps,
             "shrunk": failure.shrunk is not None,
+            # replays the run described here (= shrunk_token if shrunk, else found_token)
+            "replay_token": failure.replay_token,
+            # the run as found, before shrinking (`token`: the same, its old name)
+            "found_token": failure.token,
+            "found_step": failure.found_violation.step,
             "token": failure.token,
             "shrunk_token": failure.shrunk_token,
+            # [as found, shrunk]
             "preemptions": [failure.shrunk.preemptions_before, failure.shrunk.preemptions_after]
             if failure.shrunk
             else None,

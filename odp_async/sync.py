@@ -705,12 +705,18 @@ class RWLock(_Blocking):
         self._grant()
 
     def read_locked(self) -> _ReadLocked:
-        """``async with lock.read_locked():`` holds the lock shared for the block."""
+        """``async with lock.read_locked():`` holds the lock shared for the block.
+
+        Not a predicate: the returned object raises `TypeError` when taken as a bool
+        (``if lock.read_locked():``); ask `readers` whether the lock is read-held."""
         return _ReadLocked(self)
 
     def write_locked(self) -> _WriteLocked:
         """``async with lock.write_locked():`` holds it exclusive (or shared, if the block
-        called `downgrade`) and releases whichever it holds at the end."""
+        called `downgrade`) and releases whichever it holds at the end.
+
+        Not a predicate: the returned object raises `TypeError` when taken as a bool
+        (``if lock.write_locked():``); ask `writer` whether the lock is write-held."""
         return _WriteLocked(self)
 
     @property
@@ -844,6 +850,12 @@ class _ReadLocked:
     async def __aexit__(self, *exc: object) -> None:
         self._lock.release_read()
 
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"{self._lock!r}.read_locked() is a context manager, not a predicate: use "
+            "`async with lock.read_locked():`, or `lock.readers` to ask who holds it"
+        )
+
 
 class _WriteLocked:
     __slots__ = ("_lock",)
@@ -861,6 +873,12 @@ class _WriteLocked:
             lock.release_write()
         else:
             lock.release_read()
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"{self._lock!r}.write_locked() is a context manager, not a predicate: use "
+            "`async with lock.write_locked():`, or `lock.writer` to ask who holds it"
+        )
 
 
 @attrs.frozen

@@ -211,7 +211,8 @@ class SimTask:
         self.pending: object = None
         # For reduction (only kept when the chooser asks): what its last step touched
         # (None: unknown), a hash of the labels of every step it ran, and what it was
-        # spawned as (function and argument identities) so identical tasks can be told.
+        # spawned as (the function and the arguments, held so that their identities
+        # stay theirs) so identical unstarted tasks can be told.
         self.footprint: Footprint | None = None
         self.history = 0
         self.spawn_key: object = None
@@ -825,13 +826,8 @@ class SimRuntime(Runtime):
             task.footprint = None
             task.history = 0
             task.spawn_key = None
-            if self._keyed:  # only symmetry reduction reads it
-                try:
-                    hash(func)
-                    key: object = func
-                except TypeError:
-                    key = id(func)
-                task.spawn_key = (key, tuple(id(a) for a in args))
+            if self._keyed:  # only symmetry reduction reads it (by identity)
+                task.spawn_key = (func, tuple(args))
             self._next_id += 1
             self._tasks.append(task)
             self._runnable.append(task)

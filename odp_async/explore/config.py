@@ -157,9 +157,10 @@ class ExploreConfig:
       Mazurkiewicz traces; `preemption_bound` optional (None: unbounded).
     - portfolio: `depth` is not used (its pct members run depths 1 to 5); its dpor
       share uses `preemption_bound`.
-    - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks.
-    - `symmetry` (dfs): None follows `reduction`; False turns symmetry off (needed when
-      identical tasks act later on what they read before a checkpoint).
+    - `reduction` (dfs): sleep sets over footprints and symmetry between identical tasks
+      not yet started (`odp_async.explore.dfs`).
+    - `symmetry` (dfs): None follows `reduction`; False turns symmetry off (sound either
+      way: it only merges tasks that have not run a step).
     - `trust_primitives` (dfs): count a primitive's acquire as the step's footprint (lock
       discipline); False for code with shared state outside its locks.  Always off for
       the ODP model's scenarios, whose shared state is not all under locks.

@@ -14,8 +14,7 @@ Contract
     from the next `choose` or `new_execution`, out of the run.
 
     **Preemptions.**  Choosing a task other than `last` (the task that ran the previous
-    step, if still runnable) is a preemption; with symmetry on, choosing the task that
-    stands for `last`'s symmetry class is not.  ``preemption_bound=b`` explores only the
+    step, if still runnable) is a preemption.  ``preemption_bound=b`` explores only the
     executions with at most `b` preemptions.  At every node the non-preemptive choice
     comes first, so the first execution runs each task as long as it can.
 
@@ -57,14 +56,18 @@ Contract
     program's choices (the model's and the primitives' are).
 
     **Symmetry** (``symmetry=True``, the default when `reduction` is on): runnable tasks
-    with equal spawn key (function and argument identities), task group, step history
-    and pending label form a class, and only the lowest-id task of each class is eligible.
-    Assumption: a task's behaviour from here on depends only on those, not on its
-    identity or name, and two tasks that went through the same checkpoints hold the same
-    local state.  True of identical workers that carry nothing read from shared state
-    across a checkpoint (``locked_counter``); false of two identical readers that read a
-    variable before and after a write and act on it later: symmetry then misses
-    schedules, and must be turned off (sleep sets alone stay sound).
+    that have not run a step yet, spawned as the same call (the same function and the
+    same argument objects, by identity) with the same name, in the same task group and
+    cancel scopes, with the same context variables (by identity), form a class, and only
+    the lowest-id task of each class is eligible.  Such tasks are interchangeable: the
+    runs where one of them goes first are those where the other does, with the two
+    exchanged, so the verdict does not depend on which one is taken.  A task that ran a
+    step is only itself (its locals may hold what it read from shared state: a job popped
+    from a shared queue, a ticket taken from a counter), so symmetry never merges it.
+    Nothing is assumed of the program beyond telling tasks apart only by name (a program
+    that compares task objects or their ids across tasks sees the exchange).  It prunes
+    the order in which identical workers *start* (``locked_counter``: N identical fresh
+    workers are one choice, not N), not what they do once running.
 
     Guarantee: without reduction the search visits every schedule within the bound.
     With reduction it visits one representative per class of equivalent schedules (up
@@ -91,11 +94,11 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Hashable, Sequence
+from types import CoroutineType, MethodType
 from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 
 import attrs
 
-from .._runtime._base import Waiter
 from .._runtime.footprint import FieldOf, Footprint, ReadOf
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
@@ -205,21 +208,47 @@ def _is_value(resource: object) -> bool:
     return False
 
 
-def _hashable(obj: object) -> Hashable:
-    try:
-        hash(obj)
-    except TypeError:
-        return ("<unhashable>", id(obj))
-    return obj
+def _identity(obj: object) -> Hashable:
+    """What `obj` is, by identity: a bound method is its object and its function (each
+    ``self.work`` is a new bound method object); anything else its `id`."""
+    if type(obj) is MethodType:
+        return ("<method>", id(obj.__self__), id(obj.__func__))
+    return id(obj)
+
+
+def _is_unstarted(task: Any) -> bool:
+    """True if `task` has not run a step: its coroutine neither suspended nor finished."""
+    coro = task.coro
+    return (
+        task.history == 0
+        and task.pending is None
+        and task.throw_exc is None
+        and type(coro) is CoroutineType
+        and coro.cr_frame is not None
+        and not coro.cr_suspended
+        and not coro.cr_running
+    )
 
 
 def _class_key(task: Any) -> Hashable:
-    pending = task.pending
-    if isinstance(pending, Waiter):
-        key: Hashable = ("<waiter>", pending.queue, pending.woken, _hashable(pending.value))
-    else:
-        key = _hashable(pending)
-    return (task.spawn_key, task.group, task.history, key)
+    """The task's symmetry class (see the module docstring): a task that has not run yet
+    is interchangeable with another unstarted one spawned as the same call (function and
+    argument identities) with the same name, task group, cancel scopes and context
+    variables; a task that ran a step is only itself."""
+    spawned = task.spawn_key
+    if spawned is None or not _is_unstarted(task):
+        return ("<task>", task.id)
+    func, args = spawned
+    context = task.context
+    return (
+        "<unstarted>",
+        _identity(func),
+        tuple(_identity(a) for a in args),
+        task.name,
+        id(task.group),
+        tuple(id(s) for s in task.scopes),
+        frozenset((id(var), id(value)) for var, value in context.items()),
+    )
 
 
 class _Recorded(Protocol):

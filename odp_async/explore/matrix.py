@@ -4,7 +4,8 @@ Contract
     `verdict_matrix(budget=...)` explores each (scenario, protocol) cell with up to `budget`
     schedules of `chooser`: ``portfolio`` (the default, as the explorer's: schedule ``i`` of
     a cell is schedule ``i`` of ``explore(..., seed=seed)``, its dpor share included) or
-    ``random``.  A cell whose expected verdict is a failure stops at the first schedule
+    ``random`` (schedule ``i`` of ``explore(..., chooser="random", seed=seed)``).  A cell
+    whose expected verdict is a failure stops at the first schedule
     showing that verdict; a cell expected clean runs its whole budget, unless the
     portfolio's dpor member ran every trace first (nothing is left to find). Each cell's
     `Cell.claim` says what it established, in `ExploreResult.claim`'s words
@@ -45,13 +46,13 @@ from typing import Any
 
 import attrs
 
-from .._runtime.choosers import Chooser, RandomChooser
+from .._runtime.choosers import Chooser, StreamChooser
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, Verdict
 from ..scenarios.files import read_scenario
 from .claims import claim_text
-from .config import MAX_JOBS, ExploreConfig, derive_seed
+from .config import MAX_JOBS, ExploreConfig
 from .executors import Executor, ProcessExecutor
 from .portfolio import DporShare, Probes, dpor_ordinal, member_at
 from .shrink import shrink
@@ -226,7 +227,8 @@ class _Schedules:
         ran every trace and none failed (the cell is verified: nothing is left)."""
         dpor = self.dpor
         if dpor is None:
-            chooser: Chooser = RandomChooser(derive_seed(self.seed, index))
+            # `explore --chooser random`'s schedule `index` (`runner._chooser_for`).
+            chooser: Chooser = StreamChooser(self.seed, index)
             return "random", self.target.run(chooser, max_steps=self.max_steps)
         if member_at(index).kind == "dpor" and not dpor.done:
             execution = dpor.run(dpor_ordinal(index))

@@ -184,6 +184,13 @@ class Failure:
     found_by: str | None = None
 
     @property
+    def replay_token(self) -> str | None:
+        """The token of the run everything about this failure describes (`shown`): the
+        shrunk run's (`shrunk_token`) if shrunk, else the found run's (`token`, which
+        always replays the run as found)."""
+        return self.shrunk_token or self.token
+
+    @property
     def shown(self) -> Execution:
         """The run everything about this failure describes: the shrunk run if shrunk (the
         one `shrunk_token` replays), else the found run."""
@@ -244,7 +251,7 @@ class Failure:
                 f"{minimal}, failure at step {s.steps_before} -> {s.steps_after} "
                 f"({s.attempts} replays)"
             )
-        token = self.shrunk_token or self.token
+        token = self.replay_token
         if token:
             lines.append(f"replay: odp-async replay {token}")
         elif self.no_token:

@@ -49,7 +49,7 @@ import inspect
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -225,6 +225,11 @@ class Target:
             raise InvalidArgument(
                 f"scenario {found.name!r} takes no arguments (only a plain async function "
                 f"does), got {args!r}"
+            )
+        if args and unnamed is None and (big := _big_int_bits(args)) is not None:
+            unnamed = (
+                f"the arguments of {found.name!r} hold an int of {big} bits, and a token "
+                f"carries ints of at most {MAX_ARG_INT_BITS} bits"
             )
         if args and unnamed is None and not _is_json(args):
             unnamed = (
@@ -502,10 +507,32 @@ def _named(make: Callable[[], str]) -> tuple[str | None, str | None]:
         return None, str(e)
 
 
+#: The most bits an int in a function target's arguments may have for a token to carry
+#: it: a target whose arguments hold a bigger one gets no token, and a token that holds
+#: one is refused when read (`odp_async.explore.tokens`): the two sides check alike.
+MAX_ARG_INT_BITS: Final = 4096
+
+
+def _big_int_bits(value: object) -> int | None:
+    """The bits of the first int in `value` (nested in lists, tuples and dict values)
+    bigger than `MAX_ARG_INT_BITS`, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, int) and item.bit_length() > MAX_ARG_INT_BITS:
+            return item.bit_length()
+    return None
+
+
 def _is_json(args: tuple[Any, ...]) -> bool:
-    """Whether `args` survive a JSON round trip unchanged (so a token can carry them)."""
+    """Whether `args` survive a JSON round trip unchanged (so a token can carry them):
+    no infinity either (JSON has none; Python's ``Infinity`` is not read back)."""
     try:
-        again = json.loads(json.dumps(list(args)))
+        again = json.loads(json.dumps(list(args), allow_nan=False))
     except (TypeError, ValueError):
         return False
     return _same(again, list(args))
@@ -534,11 +561,25 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
         return Scenario(
             str(name), doc.split("\n", 1)[0], _Call(obj, tuple(args)), (), needs_world=False
         )
-    shown = ref if ref == repr(obj) else f"{ref} is {obj!r}"  # an object given: once
+    text = _brief_repr(obj)
+    shown = ref if ref == text else f"{ref} is {text}"  # an object given: once
     raise InvalidArgument(
         f"{shown}: neither a Scenario nor an async function; pass an `async def` function "
         "(a lambda or plain function that returns a coroutine is not one)"
     )
+
+
+#: The most characters of an object's repr a one-line error shows.
+_REPR_SHOWN: Final = 100
+
+
+def _brief_repr(obj: object) -> str:
+    """`obj`'s repr for a one-line error: cut to `_REPR_SHOWN` characters (a module's
+    table of functions would fill the screen), with its type when cut."""
+    text = repr(obj)
+    if len(text) <= _REPR_SHOWN:
+        return text
+    return f"{text[: _REPR_SHOWN - 3]}... (a {type(obj).__name__}, {len(text)} characters)"
 
 
 def _check_call(fn: Callable[..., Any], ref: str, args: tuple[Any, ...]) -> None:

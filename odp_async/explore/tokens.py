@@ -17,9 +17,12 @@ Contract
     unknown version, a truncated or edited token (CRC), a payload that does not unpack
     (or inflates past `MAX_INFLATED` bytes), a header field of the wrong type or out of
     its range (the step bound in ``1..MAX_STEPS``, parameters a table of names to ints in
-    ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, JSON nested
-    at most `MAX_JSON_DEPTH` deep), a schedule entry above `MAX_CHOICE`.
-    `encode_token` refuses a target no other process could rebuild (a closure...) with
+    ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, a function
+    target's arguments JSON values with ints of at most `MAX_ARG_INT_BITS` bits and
+    finite floats, JSON nested at most `MAX_JSON_DEPTH` deep), a schedule entry above
+    `MAX_CHOICE`.  `encode_token` checks its header as `decode_token` will, so it never
+    issues a token that is then refused, and refuses a target no other process could
+    rebuild (a closure, arguments out of those ranges...) with
     `InvalidArgument` saying why.  `replay_token` re-runs the exact schedule and raises
     `ReplayMismatch` if the run asks for other, more or fewer choices than recorded, or
     does not reproduce the recorded violation kind at the recorded step, or (given the
@@ -48,7 +51,7 @@ from .._runtime.interrupts import marking_ctrl_c
 from ..errors import InvalidArgument, ReplayMismatch
 from .config import MAX_STEPS
 from .refs import ScenarioText
-from .target import Execution, Target, TargetSpec
+from .target import MAX_ARG_INT_BITS, Execution, Target, TargetSpec
 
 __all__ = ["TOKEN_VERSION", "DecodedToken", "decode_token", "encode_token", "replay_token"]
 
@@ -160,7 +163,12 @@ def encode_token(
         header["f"] = [spec.file.name, spec.file.sha256, spec.file.text]
     if spec.args:
         header["g"] = list(spec.args)
-    raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode() + b"\0"
+    raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    try:
+        _header(raw)  # what `decode_token` will check: never issue a token it refuses
+    except ValueError as e:
+        raise InvalidArgument(f"a token cannot carry {spec.source!r}: {e}") from None
+    raw += b"\0"
     payload = base64.urlsafe_b64encode(zlib.compress(raw + _pack(schedule), 9)).rstrip(b"=")
     text = payload.decode()
     return f"{_PREFIX}.{text}.{zlib.crc32(payload):08x}"
@@ -234,7 +242,7 @@ MAX_JSON_DEPTH: Final = 32
 MAX_PARAM: Final = 1_000_000
 #: The largest schedule entry (an index among the runnable tasks).
 MAX_CHOICE: Final = 2**31 - 1
-#: The largest int an option or an argument may be.
+#: The largest int an option may be (an argument's: `MAX_ARG_INT_BITS` bits).
 _MAX_INT: Final = 2**63
 
 
@@ -362,6 +370,12 @@ def _args(value: object) -> list[Any]:
             stack.extend(item)
         elif isinstance(item, dict):
             stack.extend(item.values())
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if item.bit_length() > MAX_ARG_INT_BITS:
+                raise ValueError(
+                    f"an argument holds {_brief(item)}, out of range (at most "
+                    f"{MAX_ARG_INT_BITS} bits)"
+                )
         elif item is not None and not _scalar(item):
             raise ValueError(f"an argument holds {_brief(item)}, out of range")
     return value

@@ -133,11 +133,12 @@ def test_bad_input_is_named(call: object, needle: str) -> None:
 
 
 def test_the_verdict_matrix_matches_every_expectation() -> None:
-    """Every built-in scenario x every protocol, at a reduced budget under random (the
-    full budget, under the default portfolio, is ``odp-async matrix``: its random share is
-    1/8, so 150 of its schedules are fewer than 150 random ones;
-    tests/test_cli.py runs the default job)."""
-    cells = verdict_matrix(budget=150, jobs=2, chooser="random")
+    """Every built-in scenario x every protocol, under random (the full budget, under the
+    default portfolio, is ``odp-async matrix``; tests/test_cli.py runs the default job).
+    A random cell runs ``explore --chooser random``'s schedules: measured at seed 0, the
+    last expected failure to show is dereg-during-notifier/naive's, at schedule 362
+    (stray-end-corruption/odp2014: 249), hence the budget."""
+    cells = verdict_matrix(budget=400, jobs=2, chooser="random")
     mismatches = [
         f"{c.scenario}/{c.protocol}: {c.verdict} != {c.expected}" for c in cells if not c.matches
     ]

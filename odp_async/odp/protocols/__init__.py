@@ -50,8 +50,11 @@ def resolve_protocol(protocol: str | type[OdpProtocol]) -> type[OdpProtocol]:
     if isinstance(protocol, str) and ":" in protocol:
         found = _import(protocol)
         if not (isinstance(found, type) and issubclass(found, OdpProtocol)):
+            shown = repr(found)
+            if len(shown) > 100:  # a module's table of functions: not the whole of it
+                shown = f"{shown[:97]}... (a {type(found).__name__})"
             raise InvalidArgument(
-                f"protocol {protocol!r} names {found!r}, which is not an OdpProtocol subclass"
+                f"protocol {protocol!r} names {shown}, which is not an OdpProtocol subclass"
             )
         return found
     raise InvalidArgument(

@@ -133,12 +133,6 @@ def _unknown() -> None:
         rt._fp_unknown = True  # type: ignore[union-attr]
 
 
-def _read(owner: object, part: Hashable) -> None:
-    fp = _step_fp(RUNTIME_VAR.get(None))
-    if fp is not None:
-        fp.add(ReadOf(FieldOf(owner, part)))
-
-
 def _handed(value: Any) -> Any:
     # A value a tracked container hands out: state nobody tracks makes the step unknown.
     if _step_fp(RUNTIME_VAR.get(None)) is None:
@@ -158,6 +152,14 @@ def _write(owner: object, part: Hashable) -> None:
         fp.add(FieldOf(owner, part))
 
 
+def _handed_all(values: Iterable[object]) -> None:
+    # Values a tracked container hands out in bulk (iteration, a view, an operator's
+    # result): any state nobody tracks among them makes the step unknown.  Called in
+    # tracking runs only.
+    if _opaque_items(values):
+        _unknown()
+
+
 # --- tracked containers ---------------------------------------------------------------
 #
 # Built on purpose by the program (nothing is ever converted): each keeps a plain
@@ -174,8 +176,9 @@ T = TypeVar("T")
 
 
 def _fp_now() -> set[object] | None:
-    # The running step's footprint when some tracking run is in progress, else None.
-    return _step_fp(RUNTIME_VAR.get(None)) if _DEPTH[0] else None
+    # The running step's footprint, or None; callers test `_DEPTH` first (no tracking
+    # run anywhere: nothing to look up).
+    return _step_fp(RUNTIME_VAR.get(None))
 
 
 def _plain_of(other: object) -> Any:
@@ -205,11 +208,12 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
         self._d: dict[K, V] = dict(items, **kwargs)
 
     def _plain(self) -> dict[K, V]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return self._d
 
     def __getitem__(self, key: K) -> V:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is None:
             return self._d[key]
         fp.add(ReadOf(FieldOf(self, key)))
@@ -222,20 +226,20 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
     def get(self, key: K, default: V | T, /) -> V | T: ...
 
     def get(self, key: K, default: Any = None, /) -> Any:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is None:
             return self._d.get(key, default)
         fp.add(ReadOf(FieldOf(self, key)))
         return _handed(self._d.get(key, default))
 
     def __contains__(self, key: object) -> bool:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(ReadOf(FieldOf(self, key)))
         return key in self._d
 
     def __setitem__(self, key: K, value: V) -> None:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             if key not in self._d:
                 fp.add(FieldOf(self, _KEYS))
@@ -243,7 +247,7 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
         self._d[key] = value
 
     def __delitem__(self, key: K) -> None:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(FieldOf(self, _KEYS))
             fp.add(FieldOf(self, key))
@@ -256,26 +260,31 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
     def pop(self, key: K, default: V | T, /) -> V | T: ...
 
     def pop(self, key: K, *default: Any) -> Any:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(FieldOf(self, _KEYS))
             fp.add(FieldOf(self, key))
+            return _handed(self._d.pop(key, *default))
         return self._d.pop(key, *default)
 
     def setdefault(self, key: K, default: V, /) -> V:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             if key not in self._d:
                 fp.add(FieldOf(self, _KEYS))
             fp.add(FieldOf(self, key))
+            return _handed(self._d.setdefault(key, default))  # type: ignore[no-any-return]
         return self._d.setdefault(key, default)
 
     def popitem(self) -> tuple[K, V]:
-        self._all(write=True)
+        if _DEPTH[0]:
+            self._all(write=True)
+            return _handed(self._d.popitem())  # type: ignore[no-any-return]
         return self._d.popitem()
 
     def clear(self) -> None:
-        self._all(write=True)
+        if _DEPTH[0]:
+            self._all(write=True)
         self._d.clear()
 
     def update(self, *args: Any, **kwargs: V) -> None:
@@ -283,7 +292,7 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
             self[key] = value
 
     def _all(self, *, write: bool) -> None:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is None:
             return
         if write:
@@ -292,49 +301,60 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
         else:
             fp.add(ReadOf(FieldOf(self, _KEYS)))
             fp.update(ReadOf(FieldOf(self, key)) for key in self._d)
+            _handed_all(self._d)
+            _handed_all(self._d.values())
 
     def __iter__(self) -> Iterator[K]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return iter(self._d)
 
     def __len__(self) -> int:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(ReadOf(FieldOf(self, _KEYS)))
         return len(self._d)
 
     def keys(self) -> collections.abc.KeysView[K]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return self._d.keys()
 
     def values(self) -> collections.abc.ValuesView[V]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return self._d.values()
 
     def items(self) -> collections.abc.ItemsView[K, V]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return self._d.items()
 
     def copy(self) -> TrackedDict[K, V]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return TrackedDict(self._d)
 
     __copy__ = copy
 
     def __reversed__(self) -> Iterator[K]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return reversed(self._d)
 
     def __eq__(self, other: object) -> bool:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return self._d == _plain_of(other)  # type: ignore[no-any-return]
 
     def __or__(self, other: Any) -> dict[K, V]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return self._d | _plain_of(other)  # type: ignore[no-any-return]
 
     def __ror__(self, other: Any) -> dict[K, V]:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return _plain_of(other) | self._d  # type: ignore[no-any-return]
 
     def __ior__(self, other: Any) -> TrackedDict[K, V]:
@@ -344,7 +364,8 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        self._all(write=False)
+        if _DEPTH[0]:
+            self._all(write=False)
         return f"TrackedDict({self._d!r})"
 
 
@@ -366,16 +387,24 @@ class TrackedList(collections.abc.MutableSequence[T]):
         self._l: list[T] = list(items)
 
     def _plain(self) -> list[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._l
 
-    def _read(self) -> None:
+    def _read_out(self) -> None:
+        # A read that hands out the items (iteration, an operator's new container).
         fp = _fp_now()
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+            _handed_all(self._l)
+
+    def _read(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(ReadOf(FieldOf(self, _WHOLE)))
 
     def _write(self) -> None:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(FieldOf(self, _WHOLE))
 
@@ -386,114 +415,139 @@ class TrackedList(collections.abc.MutableSequence[T]):
     def __getitem__(self, index: slice) -> list[T]: ...
 
     def __getitem__(self, index: Any) -> Any:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is None:
             return self._l[index]
         fp.add(ReadOf(FieldOf(self, _WHOLE)))
         return _handed(self._l[index])
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l[index] = value
 
     def __delitem__(self, index: Any) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         del self._l[index]
 
     def __len__(self) -> int:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return len(self._l)
 
     def __iter__(self) -> Iterator[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return iter(self._l)
 
     def __reversed__(self) -> Iterator[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return reversed(self._l)
 
     def __contains__(self, value: object) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return value in self._l
 
     def index(self, value: Any, *args: Any) -> int:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._l.index(value, *args)
 
     def count(self, value: Any) -> int:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._l.count(value)
 
     def copy(self) -> TrackedList[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return TrackedList(self._l)
 
     __copy__ = copy
 
     def __eq__(self, other: object) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._l == _plain_of(other)  # type: ignore[no-any-return]
 
     def __add__(self, other: Iterable[T]) -> list[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._l + list(other)
 
     def __radd__(self, other: Iterable[T]) -> list[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return list(other) + self._l
 
     def __mul__(self, n: int) -> list[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._l * n
 
     __rmul__ = __mul__
 
     def insert(self, index: int, value: T) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l.insert(index, value)
 
     def append(self, value: T) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l.append(value)
 
     def extend(self, values: Iterable[T]) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l.extend(values)
 
     def pop(self, index: int = -1) -> T:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
+            return _handed(self._l.pop(index))  # type: ignore[no-any-return]
         return self._l.pop(index)
 
     def remove(self, value: T) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l.remove(value)
 
     def clear(self) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l.clear()
 
     def sort(self, *, key: Callable[[T], Any] | None = None, reverse: bool = False) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l.sort(key=key, reverse=reverse)
 
     def reverse(self) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l.reverse()
 
     def __iadd__(self, values: Iterable[T]) -> TrackedList[T]:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l += values
         return self
 
     def __imul__(self, n: int) -> TrackedList[T]:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._l *= n
         return self
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return f"TrackedList({self._l!r})"
 
 
@@ -514,151 +568,193 @@ class TrackedSet(collections.abc.MutableSet[T]):
         self._s: set[T] = set(items)
 
     def _plain(self) -> set[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s
 
-    def _read(self) -> None:
+    def _read_out(self) -> None:
+        # A read that hands out the items (iteration, an operator's new container).
         fp = _fp_now()
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+            _handed_all(self._s)
+
+    def _read(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(ReadOf(FieldOf(self, _WHOLE)))
 
     def _write(self) -> None:
-        fp = _fp_now()
+        fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
             fp.add(FieldOf(self, _WHOLE))
 
     def __contains__(self, value: object) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return value in self._s
 
     def __iter__(self) -> Iterator[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return iter(self._s)
 
     def __len__(self) -> int:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return len(self._s)
 
     def add(self, value: T) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.add(value)
 
     def discard(self, value: T) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.discard(value)
 
     def remove(self, value: T) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.remove(value)
 
     def pop(self) -> T:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
+            return _handed(self._s.pop())  # type: ignore[no-any-return]
         return self._s.pop()
 
     def clear(self) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.clear()
 
     def update(self, *others: Iterable[T]) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.update(*(_plain_of(o) for o in others))
 
     def difference_update(self, *others: Iterable[Any]) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.difference_update(*(_plain_of(o) for o in others))
 
     def intersection_update(self, *others: Iterable[Any]) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.intersection_update(*(_plain_of(o) for o in others))
 
     def symmetric_difference_update(self, other: Iterable[T]) -> None:
-        self._write()
+        if _DEPTH[0]:
+            self._write()
         self._s.symmetric_difference_update(_plain_of(other))
 
     def copy(self) -> TrackedSet[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return TrackedSet(self._s)
 
     __copy__ = copy
 
     def union(self, *others: Iterable[T]) -> set[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s.union(*(_plain_of(o) for o in others))
 
     def intersection(self, *others: Iterable[Any]) -> set[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s.intersection(*(_plain_of(o) for o in others))
 
     def difference(self, *others: Iterable[Any]) -> set[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s.difference(*(_plain_of(o) for o in others))
 
     def symmetric_difference(self, other: Iterable[T]) -> set[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s.symmetric_difference(_plain_of(other))
 
     def isdisjoint(self, other: Iterable[Any]) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s.isdisjoint(_plain_of(other))
 
     def issubset(self, other: Iterable[Any]) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s.issubset(_plain_of(other))
 
     def issuperset(self, other: Iterable[Any]) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s.issuperset(_plain_of(other))
 
     def __eq__(self, other: object) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s == _plain_of(other)  # type: ignore[no-any-return]
 
     def __le__(self, other: Any) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s <= _plain_of(other)  # type: ignore[no-any-return]
 
     def __lt__(self, other: Any) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s < _plain_of(other)  # type: ignore[no-any-return]
 
     def __ge__(self, other: Any) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s >= _plain_of(other)  # type: ignore[no-any-return]
 
     def __gt__(self, other: Any) -> bool:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return self._s > _plain_of(other)  # type: ignore[no-any-return]
 
     def __or__(self, other: Any) -> set[Any]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s | _plain_of(other)  # type: ignore[no-any-return]
 
     def __and__(self, other: Any) -> set[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s & _plain_of(other)  # type: ignore[no-any-return]
 
     def __sub__(self, other: Any) -> set[T]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s - _plain_of(other)  # type: ignore[no-any-return]
 
     def __xor__(self, other: Any) -> set[Any]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return self._s ^ _plain_of(other)  # type: ignore[no-any-return]
 
     def __ror__(self, other: Any) -> set[Any]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return _plain_of(other) | self._s  # type: ignore[no-any-return]
 
     def __rand__(self, other: Any) -> set[Any]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return _plain_of(other) & self._s  # type: ignore[no-any-return]
 
     def __rsub__(self, other: Any) -> set[Any]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return _plain_of(other) - self._s  # type: ignore[no-any-return]
 
     def __rxor__(self, other: Any) -> set[Any]:
-        self._read()
+        if _DEPTH[0]:
+            self._read_out()
         return _plain_of(other) ^ self._s  # type: ignore[no-any-return]
 
     def __ior__(self, other: Any) -> TrackedSet[T]:
@@ -680,7 +776,8 @@ class TrackedSet(collections.abc.MutableSet[T]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        self._read()
+        if _DEPTH[0]:
+            self._read()
         return f"TrackedSet({self._s!r})"
 
 

@@ -12,7 +12,7 @@ from odp_async._runtime import sim
 from odp_async.errors import InvalidArgument
 from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
-from odp_async.tracked import TrackReport, TrackedDict, is_tracked_class, track, tracked
+from odp_async.tracked import TrackedDict, TrackReport, is_tracked_class, track, tracked
 from tests.conftest import UserModule
 
 COUNTER = """
@@ -145,7 +145,8 @@ def test_track_reports_untracked_state_and_changes_nothing(user_module: UserModu
     report = track([c, mod.Plain()])
     assert type(c) is mod.Counter  # no class switch: the hooks are on the class in runs
     assert isinstance(c, mod.Counter)
-    assert c.plain is plain and type(c.plain) is dict  # no conversion
+    assert c.plain is plain
+    assert type(c.plain) is dict
     assert repr(c).startswith("Counter(")
     assert report.reached == 1
     assert report.untracked == ("builtins.dict", "builtins.list", f"{mod.__name__}.Plain")
@@ -223,7 +224,7 @@ def test_tracking_again_sees_new_containers(user_module: UserModule) -> None:
 HANDED = """
 import attrs
 from odp_async import checkpoint, task_group
-from odp_async.tracked import TrackedDict, tracked
+from odp_async.tracked import TrackedDict, TrackedList, tracked
 
 class Plain:
     def __init__(self):
@@ -262,18 +263,39 @@ async def through_a_dict():
         tg.start_soon(push)
         tg.start_soon(push)
     return len(d["k"])
+
+async def through_iteration():
+    d = TrackedDict(k=[])
+    box = TrackedList([[]])
+
+    def size():
+        return sum(len(v) for v in d.values()) + sum(len(v) for v in box)
+
+    async def push():
+        n = size()
+        await checkpoint("between the read and the write")
+        if size() == n:
+            for v in d.values():
+                v.append(n)
+
+    async with task_group() as tg:
+        tg.start_soon(push)
+        tg.start_soon(push)
+    return size()
 """
 
 
 @pytest.mark.parametrize(
-    ("main", "outcomes"), [("through_a_field", {1, 2}), ("through_a_dict", {1, 2})]
+    ("main", "outcomes"),
+    [("through_a_field", {1, 2}), ("through_a_dict", {1, 2}), ("through_iteration", {1, 2})],
 )
 def test_state_handed_out_untracked_makes_the_step_unknown(
     user_module: UserModule, main: str, outcomes: set[int]
 ) -> None:
     """A tracked field or container handing out a plain object (or list) whose accesses
-    note nothing: the steps that read it are unknown, so DPOR still sees every outcome
-    (with this check removed it claimed one trace and missed the lost update)."""
+    note nothing, by a lookup or by iteration: the steps that read it are unknown, so DPOR
+    still sees every outcome (with this check removed it claimed one trace and missed the
+    lost update; on 200762e iteration handed the list out unchecked)."""
     mod = user_module(HANDED, f"tracked_handed_{main}")
     results, traces = _all_results(getattr(mod, main))
     assert results == outcomes

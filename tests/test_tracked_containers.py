@@ -188,18 +188,28 @@ def test_tracked_containers_behave_as_their_plain_ones() -> None:
     tl = TrackedList([3, 1, 2])
     tl.sort()
     tl += [4]
-    assert tl == [1, 2, 3, 4] and tl[1:3] == [2, 3] and tl.index(3) == 2
+    assert tl == [1, 2, 3, 4]
+    assert tl[1:3] == [2, 3]
+    assert tl.index(3) == 2
     td = TrackedDict(a=1)
     td.update(b=2)
-    assert td == {"a": 1, "b": 2} and td.setdefault("c", 3) == 3 and td.pop("a") == 1
-    assert list(td.items()) == [("b", 2), ("c", 3)] and td.get("z", 0) == 0
+    assert td == {"a": 1, "b": 2}
+    assert td.setdefault("c", 3) == 3
+    assert td.pop("a") == 1
+    assert list(td.items()) == [("b", 2), ("c", 3)]
+    assert td.get("z", 0) == 0
     ts = TrackedSet({1, 2})
     ts |= {3}
-    assert ts == {1, 2, 3} and ts - {1} == {2, 3} and {0} | ts == {0, 1, 2, 3}
+    assert ts == {1, 2, 3}
+    assert ts - {1} == {2, 3}
+    assert {0} | ts == {0, 1, 2, 3}
     for box in (tl, td, ts):
         twin = copy.copy(box)
-        assert type(twin) is type(box) and twin == box and twin._plain() is not box._plain()
+        assert type(twin) is type(box)
+        assert twin == box
+        assert twin._plain() is not box._plain()
         again = pickle.loads(pickle.dumps(box))
-        assert type(again) is type(box) and again == box
+        assert type(again) is type(box)
+        assert again == box
         with pytest.raises(TypeError):
             hash(box)

@@ -1050,7 +1050,8 @@ def tracked(
     resource ``FieldOf(obj, "*")``; `internal` lists classes of objects owned by the
     instance and covered by its notes (a tree's nodes), which `track` then does not
     report as untracked.  Returns the class itself, with ``__tracked__`` set and its
-    ``__init__`` wrapped (an instance built in a tracking run is adopted at once).
+    ``__init__`` wrapped (in a tracking run, what it does to the fresh instance it
+    builds is not noted).
     Raises `InvalidArgument` for an exempt name that is not a string with a reason.
     """
     from .errors import InvalidArgument

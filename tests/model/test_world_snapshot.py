@@ -318,7 +318,7 @@ def test_a_snapshot_refuses_a_world_holding_what_it_cannot_copy() -> None:
 
     world = World.build("odp2014")
     world.files["log"] = collections.deque()  # type: ignore[assignment]
-    with pytest.raises(InvalidArgument, match=r"root\.files\['log'\]: .*collections\.deque"):
+    with pytest.raises(InvalidArgument, match=r"root\.files\._d\['log'\]: .*collections\.deque"):
         world.snapshot()
 
 

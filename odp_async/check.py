@@ -63,7 +63,7 @@ See also
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping, MutableSequence, MutableSet
 from typing import Final, Literal, cast
 
 import attrs
@@ -178,17 +178,23 @@ class Checker:
     record_events: bool = True
     #: Set when the run stopped: what its unwinding does is not recorded.
     closed: bool = False
-    violations: list[Violation] = attrs.field(factory=list)
-    events: list[Event] = attrs.field(factory=list)
+    # The containers: plain ones by default; `odp_async.world.World` passes tracked ones
+    # (`odp_async.tracked`, which sits above this module) so DPOR sees their accesses.
+    violations: MutableSequence[Violation] = attrs.field(factory=list)
+    events: MutableSequence[Event] = attrs.field(factory=list)
     # (table, vpn) -> (frame, writable): every device translation that exists right now.
-    _translations: dict[tuple[str, int], tuple[FrameId, bool]] = attrs.field(factory=dict)
+    _translations: MutableMapping[tuple[str, int], tuple[FrameId, bool]] = attrs.field(
+        factory=dict
+    )
     # frame -> the translations pointing at it (insertion-ordered for determinism).
-    _by_frame: dict[FrameId, dict[tuple[str, int], None]] = attrs.field(factory=dict)
-    _released_tables: dict[str, None] = attrs.field(factory=dict)
+    _by_frame: MutableMapping[FrameId, MutableMapping[tuple[str, int], None]] = attrs.field(
+        factory=dict
+    )
+    _released_tables: MutableMapping[str, None] = attrs.field(factory=dict)
     _mm_released: bool = False
-    _seen: set[tuple[str, tuple[str, ...], tuple[int, ...], str]] = attrs.field(factory=set)
+    _seen: MutableSet[tuple[str, tuple[str, ...], tuple[int, ...], str]] = attrs.field(factory=set)
     # object name -> why it was freed (lifetime checks, `freed` / `used`).
-    _freed: dict[str, str] = attrs.field(factory=dict)
+    _freed: MutableMapping[str, str] = attrs.field(factory=dict)
 
     # --- recording ------------------------------------------------------------------
 
@@ -264,9 +270,9 @@ class Checker:
             self._drop(key, old[0])
         self._translations[key] = (frame, writable)
         by_frame = self._by_frame
-        # A map of the same kind as the outer one: in a tracking run a tracked dict
-        # (noted per key) instead of a plain one, whose reads would make a step unknown.
-        fresh = cast("dict[tuple[str, int], None]", type(by_frame)())
+        # A map of the same kind as the outer one: a tracked dict (noted per key) in a
+        # world, not a plain one, whose reads would make a step unknown.
+        fresh = cast("MutableMapping[tuple[str, int], None]", type(by_frame)())
         by_frame.setdefault(frame, fresh)[key] = None
         mode = "rw" if writable else "ro"
         self.event("install", table, f"{table}[{vpn << 12:#x}] -> {_fr(frame)} {mode}", vpn << 12)

@@ -35,7 +35,7 @@ from .addr import PAGE_SHIFT, AddrRange
 from .check import Checker, FrameId
 from .errors import InvalidArgument, OdpError, ProtocolViolation
 from .sync import Completion, WaitQueue
-from .tracked import tracked
+from .tracked import TrackedDict, TrackedList, tracked
 
 __all__ = [
     "Device",
@@ -78,7 +78,7 @@ class TranslationTable:
     name: str
     range: AddrRange
     checker: Checker
-    entries: dict[int, Translation] = attrs.field(factory=dict)
+    entries: TrackedDict[int, Translation] = attrs.field(factory=TrackedDict)
 
     def get(self, vpn: int) -> Translation | None:
         return self.entries.get(vpn)
@@ -130,8 +130,8 @@ class Device:
     name: str = "mlx5_0"
     max_faults_per_dma: int = 8
     fault_handler: FaultHandler | None = None
-    tables: dict[str, TranslationTable] = attrs.field(factory=dict)
-    _queue: list[FaultRequest] = attrs.field(factory=list)
+    tables: TrackedDict[str, TranslationTable] = attrs.field(factory=TrackedDict)
+    _queue: TrackedList[FaultRequest] = attrs.field(factory=TrackedList)
     _queue_ready: WaitQueue = attrs.field(factory=lambda: WaitQueue("device fault queue"))
     _handlers: int = 0
     _closing: bool = False

@@ -70,7 +70,7 @@ from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue, no_sleep
-from .tracked import tracked
+from .tracked import TrackedDict, TrackedList, TrackedSet, tracked
 from .workqueue import WorkItem, Workqueue
 
 __all__ = [
@@ -154,8 +154,8 @@ class PhysicalMemory:
 
     def __init__(self, checker: Checker) -> None:
         self._checker = checker
-        self._frames: list[Frame] = []
-        self._free: list[Frame] = []
+        self._frames: TrackedList[Frame] = TrackedList()
+        self._free: TrackedList[Frame] = TrackedList()
 
     def alloc(self) -> Frame:
         frame = self._free.pop() if self._free else self._new()
@@ -226,8 +226,8 @@ class File:
     memory: PhysicalMemory
     hugetlb: bool = False
     i_mmap: Mutex = attrs.field(init=False)
-    page_cache: dict[int, Frame] = attrs.field(init=False, factory=dict)
-    mappings: list[tuple[AddressSpace, Vma]] = attrs.field(init=False, factory=list)
+    page_cache: TrackedDict[int, Frame] = attrs.field(init=False, factory=TrackedDict)
+    mappings: TrackedList[tuple[AddressSpace, Vma]] = attrs.field(init=False, factory=TrackedList)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.npages, int) or self.npages < 0:
@@ -286,7 +286,7 @@ class Vma:
     writable: bool
     file: File | None = None
     pgoff: int = 0
-    huge_blocks: set[int] = attrs.field(factory=set)
+    huge_blocks: TrackedSet[int] = attrs.field(factory=TrackedSet)
 
     def pgoff_of(self, vpn: int) -> int:
         return self.pgoff + vpn - self.range.first_vpn
@@ -350,7 +350,7 @@ class AddressSpace:
         self.mm_count = 1
         self._process_ref = True
         # task -> mm_users references it took with mmget / mmget_not_zero
-        self._user_refs: dict[object, int] = {}
+        self._user_refs: TrackedDict[object, int] = TrackedDict()
         #: Set when exit_mmap's release walk begins.
         self.releasing = False
         self._nonblock_rule = "today"
@@ -358,22 +358,22 @@ class AddressSpace:
         self._interval_remove_wait = "today"
         self._notifier_teardown = "unregister"
         # subscribers freed (`free_subscriber`, `teardown_notifier`) -> their checker keys
-        self._torn_down: dict[int, tuple[Subscription, str]] = {}
+        self._torn_down: TrackedDict[int, tuple[Subscription, str]] = TrackedDict()
         self.mmap_sem = RWLock("mmap_sem")
         self.anon_vma = Mutex("anon_vma")
-        self.page_table: dict[int, Pte] = {}
+        self.page_table: TrackedDict[int, Pte] = TrackedDict()
         self._vmas: IntervalTree[Vma] = IntervalTree()
         # Invariant: users > 0 until the last mmput, which runs the teardown.
         self.users = 1
         self.is_dead = False
-        self._subs: dict[Subscription, None] = {}
+        self._subs: TrackedDict[Subscription, None] = TrackedDict()
         # The tasks inside each subscriber's callbacks right now (SRCU readers).
-        self._in_flight: dict[Subscription, list[object]] = {}
-        self._callbacks_done: dict[Subscription, WaitQueue] = {}
+        self._in_flight: TrackedDict[Subscription, TrackedList[object]] = TrackedDict()
+        self._callbacks_done: TrackedDict[Subscription, WaitQueue] = TrackedDict()
         self._any_callback_done = WaitQueue("notifier callbacks (mmu_notifier_synchronize)")
         self._next_inv = 0
         # The 2014 "active invalidation ranges" list, and its wait queue.
-        self.active_ranges: list[Invalidation] = []
+        self.active_ranges: TrackedList[Invalidation] = TrackedList()
         self._ranges_changed = WaitQueue("active ranges")
         self.range_list_after_callbacks = range_list_after_callbacks
         self._migration_done = WaitQueue("migration entries")
@@ -526,7 +526,7 @@ class AddressSpace:
                 raise InvalidArgument(f"mmap of {rng} overlaps the existing mapping {clash.value}")
             vma = Vma(rng, writable, file, pgoff)
             if huge:
-                vma.huge_blocks = set(
+                vma.huge_blocks = TrackedSet(
                     range(rng.first_vpn, rng.first_vpn + rng.npages, HPAGE_PAGES)
                 )
             self._vmas.insert(*rng.closed(), vma)
@@ -887,7 +887,7 @@ class AddressSpace:
                 await lock.acquire()
             try:
                 self._subs[sub] = None
-                self._in_flight.setdefault(sub, [])
+                self._in_flight.setdefault(sub, TrackedList())
             finally:
                 for lock in reversed(locks):
                     lock.release()
@@ -1161,7 +1161,7 @@ class AddressSpace:
 
     async def _call(self, sub: Subscription, callback: Awaitable[None]) -> None:
         task = rt.current_task()
-        callers = self._in_flight.setdefault(sub, [])
+        callers = self._in_flight.setdefault(sub, TrackedList())
         callers.append(task)
         try:
             await callback

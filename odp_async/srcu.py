@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from . import _runtime as rt
 from .errors import InvalidArgument
 from .sync import WaitQueue
-from .tracked import tracked
+from .tracked import TrackedDict, tracked
 from .workqueue import WorkItem, Workqueue
 
 __all__ = ["Srcu"]
@@ -49,7 +49,7 @@ class Srcu:
         self.workqueue = workqueue
         self._next = 0
         # read-section index -> the task inside it
-        self._readers: dict[int, object] = {}
+        self._readers: TrackedDict[int, object] = TrackedDict()
         self._changed = WaitQueue(owner=_Readers(self))
 
     def read_lock(self) -> int:

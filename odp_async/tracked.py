@@ -1,16 +1,12 @@
-"""Tracked classes: shared state whose every read and write the explorer sees, unwritten.
+"""Tracked classes and containers: shared state whose every read and write the explorer
+sees, unwritten.
 
 Contract
     ``@tracked`` on a class (an attrs class or a plain one, slotted or not) makes its
     instances *trackable*: in a run whose chooser keeps footprints (DPOR, dfs with
     reduction), every read of an instance attribute adds a read of
     ``FieldOf(obj, name)`` to the running step's footprint and every write adds a write
-    (`odp_async._runtime.footprint`), with no ``note`` written by the author.  A field
-    holding a container nobody else holds is reached through a tracked copy of it
-    (**Containers** below): a dict notes per key
-    (a lookup reads the key; an insert or delete writes the key and the key set;
-    iterating, ``len`` and the views read the key set and every key), a list or set as a
-    whole (a read for queries and iteration, a write for any change).
+    (`odp_async._runtime.footprint`), with no ``note`` written by the author.
 
     **No cost when nobody tracks.**  A tracked class is exactly as its author wrote it
     except while a run that keeps footprints is in progress: such a run installs a
@@ -18,30 +14,38 @@ Contract
     class (undecorated subclasses inherit them; a subclass defining one of its own gets
     its own hook), each calling the one it stands in for (the class's own, if it defines
     one), and removes them when the run ends, however it ends (an exception, a
-    cancellation).  No object ever changes class: ``type(obj)``, ``obj.__class__``,
-    ``isinstance``, ``repr``, `attrs.fields`, pickling and copying see the program's own
-    class, inside runs and out.  Every instance is noted in a tracking run, wherever it
+    cancellation).  No object ever changes class, and no field ever changes value:
+    ``type(obj)``, ``obj.__class__``, ``isinstance``, ``repr``, `attrs.fields`, pickling
+    and copying see the program's own class and the program's own objects in its
+    fields, inside runs and out.  Every instance is noted in a tracking run, wherever it
     was built (at import, in a test's setup, in an earlier run) and however it is
     reached (a module global, a closure, a default argument).  Runs that keep no
     footprints (random, pct, replay, the live runtimes) see no hook: attribute access is
-    the plain slot or dict access, and ``__init__`` adds one context-variable read.
+    the plain slot or dict access, and ``__init__`` adds one list-item test.
 
     An object's accesses to its own fields while its ``__init__`` builds it fresh are
     not noted (nobody else can hold it before its constructor returns; what the
     constructor publishes is a noted write of that state); a second ``__init__`` on a
     live object is noted like any access.
 
-    **Containers.**  An instance built in a tracking run (or under `adopting_births`)
-    is *adopted* by its ``__init__``: each plain dict, list or set in its fields that
-    nobody else references is replaced by a tracked one; `track` does the same for
-    objects built before the run.  "Nobody else" is CPython's reference count
-    (`sys.getrefcount`: the field's own reference and the reader's): a container the
-    caller passed in and keeps (``def __init__(self, items): self.items = items``),
-    one two objects share, or one kept in a global stays the plain one, so the
-    program's aliasing never changes; reading it from a tracked field makes the step
-    unknown (sound, less reduction).  Put ``@tracked`` on top of ``@attrs.define``: the
-    other order raises `InvalidArgument` at the first construction (attrs kept
-    ``tracked``'s ``__init__`` and made none of its own).
+    **Containers.**  A plain dict, list or set in a tracked field stays exactly the
+    object the program put there (``type(x) is dict`` holds in every run), and reading
+    it from a tracked field makes the step's footprint *unknown*: it conflicts with
+    every step, so a change made to it by any means (its methods, ``heapq``, a base-class
+    method, C code) is ordered against every other step (sound, no reduction there).
+    For reduction, the author builds a tracked container on purpose: `TrackedDict`
+    (noted per key: a lookup reads the key; an insert or delete writes the key and the
+    key set; iterating, ``len`` and the views read the key set and every key),
+    `TrackedList` and `TrackedSet` (noted as a whole: a read for queries and iteration,
+    a write for any change).  They are `collections.abc.MutableMapping`,
+    `MutableSequence` and `MutableSet` wrappers around a private plain container, *not*
+    subclasses of dict, list or set, so nothing can change one past its noting methods:
+    ``heapq.heappush(t, x)``, ``list.append(t, x)``, ``dict.update(t, ...)``,
+    ``set.add(t, x)`` and C code expecting the built-in type raise `TypeError`, in every
+    run and under every chooser (random, pct, dpor, the live runtimes) alike; ``dict(t)``,
+    ``list(t)`` and ``set(t)`` give plain copies (a read).  Put ``@tracked`` on top of
+    ``@attrs.define``: the other order raises `InvalidArgument` at the first
+    construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
 
     ``@tracked(exempt={"name": "why"})`` leaves fields out (each with its one-line
     reason: set once in ``__init__`` and never written again, a primitive that notes
@@ -52,15 +56,17 @@ Contract
     two tasks share is reached through tracked objects, tracked containers, values
     (ints, strs, tuples, frozen attrs records, enums) or the primitives of
     `odp_async.sync` (which note themselves).  Two fall-backs keep a forgotten piece
-    from producing a wrong verdict: a tracked field read that yields a plain (untracked)
-    dict, list or set makes the step's footprint *unknown* (it conflicts with every
-    step), and `track` reports every stateful object of an untracked class it reaches
-    (`TrackReport.untracked`): a model scenario only runs with ``noted_only`` (steps
-    are exactly their noted accesses) when that list is empty (`odp_async.world.run_world`).
-    State a task keeps in local variables is its own; a container or an untracked object
-    held in a local across a checkpoint and changed by another task is not seen.  A
-    subclass of a tracked class created during a tracking run that defines its own
-    ``__getattribute__`` or ``__setattr__`` gets its hook from the next run on.
+    from producing a wrong verdict: a tracked field or tracked container read that
+    yields a plain dict, list or set (or other mutable container of the standard
+    library, or an object of an untracked class with fields) makes the step's footprint
+    *unknown*, and `track` reports every stateful object a walk reaches that nobody
+    notes (`TrackReport.untracked`): a model scenario only runs with ``noted_only``
+    (steps are exactly their noted accesses) when that list is empty
+    (`odp_async.world.run_world`).  State a task keeps in local variables is its own; a
+    container or an untracked object held in a local across a checkpoint and changed by
+    another task is not seen.  A subclass of a tracked class created during a tracking
+    run that defines its own ``__getattribute__`` or ``__setattr__`` gets its hook from
+    the next run on.
 
 Concurrency
     As the sim: one step at a time.  Notes go to the step of the runtime in effect
@@ -78,12 +84,11 @@ from __future__ import annotations
 import array
 import collections
 import collections.abc
-import contextlib
 import enum
 import inspect
-import sys
 import threading
 import types
+import typing
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
@@ -98,7 +103,6 @@ __all__ = [
     "TrackedDict",
     "TrackedList",
     "TrackedSet",
-    "adopting_births",
     "is_tracked_class",
     "track",
     "tracked",
@@ -129,12 +133,6 @@ def _unknown() -> None:
         rt._fp_unknown = True  # type: ignore[union-attr]
 
 
-def _read(owner: object, part: Hashable) -> None:
-    fp = _step_fp(RUNTIME_VAR.get(None))
-    if fp is not None:
-        fp.add(ReadOf(FieldOf(owner, part)))
-
-
 def _handed(value: Any) -> Any:
     # A value a tracked container hands out: state nobody tracks makes the step unknown.
     if _step_fp(RUNTIME_VAR.get(None)) is None:
@@ -154,192 +152,637 @@ def _write(owner: object, part: Hashable) -> None:
         fp.add(FieldOf(owner, part))
 
 
+def _handed_all(values: Iterable[object]) -> None:
+    # Values a tracked container hands out in bulk (iteration, a view, an operator's
+    # result): any state nobody tracks among them makes the step unknown.  Called in
+    # tracking runs only.
+    if _opaque_items(values):
+        _unknown()
+
+
 # --- tracked containers ---------------------------------------------------------------
+#
+# Built on purpose by the program (nothing is ever converted): each keeps a plain
+# container in a private slot and is *not* a dict, list or set, so code that would
+# change it past its own methods (``heapq.heappush(t, x)``, ``list.append(t, x)``,
+# ``dict.update(t, ...)``, C code expecting the built-in type) raises `TypeError` in
+# every run, tracking or not, instead of changing it unnoted.  Outside a tracking run
+# (no run anywhere keeps footprints: `_DEPTH` is 0) a method costs one call and one
+# list-item test over the plain container's own.
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
 
 
-class TrackedDict(dict):  # type: ignore[type-arg]
-    """A dict that notes per key: ``d[k]``/``get``/``in`` read ``(d, k)``; a store, a
-    delete or a ``pop`` write ``(d, k)`` (and the key set when it changes); iteration,
-    ``len`` and the views read the key set and every key.  Outside a tracking run it
-    notes nothing (it is then only built by `track`, which runs inside one)."""
+def _fp_now() -> set[object] | None:
+    # The running step's footprint, or None; callers test `_DEPTH` first (no tracking
+    # run anywhere: nothing to look up).
+    return _step_fp(RUNTIME_VAR.get(None))
 
-    __slots__ = ()
 
-    def __getitem__(self, key: Any) -> Any:
-        _read(self, key)
-        return _handed(dict.__getitem__(self, key))
+def _plain_of(other: object) -> Any:
+    # The plain container behind a tracked one (read as a whole), else `other` itself.
+    if isinstance(other, (TrackedDict, TrackedList, TrackedSet)):
+        return other._plain()
+    return other
 
-    def get(self, key: Any, default: Any = None) -> Any:
-        _read(self, key)
-        return _handed(dict.get(self, key, default))
+
+@typing.final
+class TrackedDict(collections.abc.MutableMapping[K, V]):
+    """A mapping shared between tasks whose accesses are noted per key.
+
+    ``d[k]``, ``get``, ``in`` read ``(d, k)``; a store, a delete, ``pop`` or
+    ``setdefault`` write ``(d, k)`` (and the key set when it changes); iteration,
+    ``len``, the views, ``copy``, ``==`` and ``|`` read the key set and every key;
+    ``popitem`` and ``clear`` write them all.  Built like a dict (``TrackedDict()``,
+    ``TrackedDict({...})``, ``TrackedDict(k=v)``); not a `dict` subclass: code that needs
+    a real dict gets one from ``dict(d)`` (a read of every key), and a built-in dict
+    method applied to it (``dict.update(d, ...)``) raises `TypeError`.  ``copy()`` and
+    `copy.copy` give a new `TrackedDict`; ``d | other`` a plain dict.  Unhashable, like a
+    dict.  Outside a tracking run it notes nothing."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, items: Any = (), /, **kwargs: V) -> None:
+        self._d: dict[K, V] = dict(items, **kwargs)
+
+    def _plain(self) -> dict[K, V]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return self._d
+
+    def __getitem__(self, key: K) -> V:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is None:
+            return self._d[key]
+        fp.add(ReadOf(FieldOf(self, key)))
+        return _handed(self._d[key])  # type: ignore[no-any-return]
+
+    @overload
+    def get(self, key: K, /) -> V | None: ...
+
+    @overload
+    def get(self, key: K, default: V | T, /) -> V | T: ...
+
+    def get(self, key: K, default: Any = None, /) -> Any:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is None:
+            return self._d.get(key, default)
+        fp.add(ReadOf(FieldOf(self, key)))
+        return _handed(self._d.get(key, default))
 
     def __contains__(self, key: object) -> bool:
-        _read(self, key)
-        return dict.__contains__(self, key)
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, key)))
+        return key in self._d
 
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if not dict.__contains__(self, key):
-            _write(self, _KEYS)
-        _write(self, key)
-        dict.__setitem__(self, key, value)
+    def __setitem__(self, key: K, value: V) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            if key not in self._d:
+                fp.add(FieldOf(self, _KEYS))
+            fp.add(FieldOf(self, key))
+        self._d[key] = value
 
-    def __delitem__(self, key: Any) -> None:
-        _write(self, _KEYS)
-        _write(self, key)
-        dict.__delitem__(self, key)
+    def __delitem__(self, key: K) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(FieldOf(self, _KEYS))
+            fp.add(FieldOf(self, key))
+        del self._d[key]
 
-    def pop(self, key: Any, *default: Any) -> Any:
-        _write(self, _KEYS)
-        _write(self, key)
-        return dict.pop(self, key, *default)
+    @overload
+    def pop(self, key: K, /) -> V: ...
 
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        if not dict.__contains__(self, key):
-            _write(self, _KEYS)
-        _write(self, key)
-        return dict.setdefault(self, key, default)
+    @overload
+    def pop(self, key: K, default: V | T, /) -> V | T: ...
 
-    def popitem(self) -> tuple[Any, Any]:
-        self._all(write=True)
-        return dict.popitem(self)
+    def pop(self, key: K, *default: Any) -> Any:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(FieldOf(self, _KEYS))
+            fp.add(FieldOf(self, key))
+            return _handed(self._d.pop(key, *default))
+        return self._d.pop(key, *default)
+
+    def setdefault(self, key: K, default: V, /) -> V:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            if key not in self._d:
+                fp.add(FieldOf(self, _KEYS))
+            fp.add(FieldOf(self, key))
+            return _handed(self._d.setdefault(key, default))  # type: ignore[no-any-return]
+        return self._d.setdefault(key, default)
+
+    def popitem(self) -> tuple[K, V]:
+        if _DEPTH[0]:
+            self._all(write=True)
+            return _handed(self._d.popitem())  # type: ignore[no-any-return]
+        return self._d.popitem()
 
     def clear(self) -> None:
-        self._all(write=True)
-        dict.clear(self)
+        if _DEPTH[0]:
+            self._all(write=True)
+        self._d.clear()
 
-    def update(self, *args: Any, **kwargs: Any) -> None:
+    def update(self, *args: Any, **kwargs: V) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
     def _all(self, *, write: bool) -> None:
-        note = _write if write else _read
-        note(self, _KEYS)
-        for key in dict.keys(self):
-            note(self, key)
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is None:
+            return
+        if write:
+            fp.add(FieldOf(self, _KEYS))
+            fp.update(FieldOf(self, key) for key in self._d)
+        else:
+            fp.add(ReadOf(FieldOf(self, _KEYS)))
+            fp.update(ReadOf(FieldOf(self, key)) for key in self._d)
+            _handed_all(self._d)
+            _handed_all(self._d.values())
 
-    def __iter__(self) -> Iterator[Any]:
-        self._all(write=False)
-        return dict.__iter__(self)
+    def __iter__(self) -> Iterator[K]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return iter(self._d)
 
     def __len__(self) -> int:
-        _read(self, _KEYS)
-        return dict.__len__(self)
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _KEYS)))
+        return len(self._d)
 
-    def keys(self) -> Any:
-        self._all(write=False)
-        return dict.keys(self)
+    def keys(self) -> collections.abc.KeysView[K]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return self._d.keys()
 
-    def values(self) -> Any:
-        self._all(write=False)
-        return dict.values(self)
+    def values(self) -> collections.abc.ValuesView[V]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return self._d.values()
 
-    def items(self) -> Any:
-        self._all(write=False)
-        return dict.items(self)
+    def items(self) -> collections.abc.ItemsView[K, V]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return self._d.items()
 
-    def copy(self) -> dict[Any, Any]:
-        self._all(write=False)
-        return dict(dict.items(self))
+    def copy(self) -> TrackedDict[K, V]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return TrackedDict(self._d)
 
-    def __reversed__(self) -> Iterator[Any]:
-        self._all(write=False)
-        return dict.__reversed__(self)
+    __copy__ = copy
+
+    def __reversed__(self) -> Iterator[K]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return reversed(self._d)
 
     def __eq__(self, other: object) -> bool:
-        self._all(write=False)
-        return dict.__eq__(self, other)
+        if _DEPTH[0]:
+            self._all(write=False)
+        return self._d == _plain_of(other)  # type: ignore[no-any-return]
 
-    def __or__(self, other: Any) -> dict[Any, Any]:
-        self._all(write=False)
-        return dict(dict.items(self)) | other  # type: ignore[no-any-return]
+    def __or__(self, other: Any) -> dict[K, V]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return self._d | _plain_of(other)  # type: ignore[no-any-return]
 
-    def __ior__(self, other: Any) -> TrackedDict:
+    def __ror__(self, other: Any) -> dict[K, V]:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return _plain_of(other) | self._d  # type: ignore[no-any-return]
+
+    def __ior__(self, other: Any) -> TrackedDict[K, V]:
         self.update(other)
         return self
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]
 
-    def __reduce__(self) -> Any:
-        return (dict, (dict(dict.items(self)),))
-
-
-class TrackedList(list):  # type: ignore[type-arg]
-    """A list that notes as a whole: queries and iteration read it, changes write it."""
-
-    __slots__ = ()
-
-    def __reduce__(self) -> Any:
-        return (list, (list(list.__iter__(self)),))
+    def __repr__(self) -> str:
+        if _DEPTH[0]:
+            self._all(write=False)
+        return f"TrackedDict({self._d!r})"
 
 
-class TrackedSet(set):  # type: ignore[type-arg]
-    """A set that notes as a whole: queries and iteration read it, changes write it."""
+@typing.final
+class TrackedList(collections.abc.MutableSequence[T]):
+    """A sequence shared between tasks whose accesses are noted as a whole: indexing,
+    iteration, ``len``, ``in``, ``index``, ``count``, ``copy``, ``==``, ``+`` and ``*``
+    read it; every change writes it.  Built like a list (``TrackedList()``,
+    ``TrackedList(iterable)``); not a `list` subclass: ``list(t)`` is a plain copy (a
+    read), and a built-in list method or C code that changes a list in place
+    (``list.append(t, x)``, ``heapq.heappush(t, x)``, ``bisect.insort(t, x)``) raises
+    `TypeError`.  A slice, ``t + other`` and ``t * n`` are plain lists; ``copy()`` and
+    `copy.copy` a new `TrackedList`.  Unhashable.  Outside a tracking run it notes
+    nothing."""
 
-    __slots__ = ()
+    __slots__ = ("_l",)
 
-    def __reduce__(self) -> Any:
-        return (set, (set(set.__iter__(self)),))
+    def __init__(self, items: Iterable[T] = (), /) -> None:
+        self._l: list[T] = list(items)
+
+    def _plain(self) -> list[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._l
+
+    def _read_out(self) -> None:
+        # A read that hands out the items (iteration, an operator's new container).
+        fp = _fp_now()
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+            _handed_all(self._l)
+
+    def _read(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+
+    def _write(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(FieldOf(self, _WHOLE))
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is None:
+            return self._l[index]
+        fp.add(ReadOf(FieldOf(self, _WHOLE)))
+        return _handed(self._l[index])
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l[index] = value
+
+    def __delitem__(self, index: Any) -> None:
+        if _DEPTH[0]:
+            self._write()
+        del self._l[index]
+
+    def __len__(self) -> int:
+        if _DEPTH[0]:
+            self._read()
+        return len(self._l)
+
+    def __iter__(self) -> Iterator[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return iter(self._l)
+
+    def __reversed__(self) -> Iterator[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return reversed(self._l)
+
+    def __contains__(self, value: object) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return value in self._l
+
+    def index(self, value: Any, *args: Any) -> int:
+        if _DEPTH[0]:
+            self._read()
+        return self._l.index(value, *args)
+
+    def count(self, value: Any) -> int:
+        if _DEPTH[0]:
+            self._read()
+        return self._l.count(value)
+
+    def copy(self) -> TrackedList[T]:
+        if _DEPTH[0]:
+            self._read()
+        return TrackedList(self._l)
+
+    __copy__ = copy
+
+    def __eq__(self, other: object) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._l == _plain_of(other)  # type: ignore[no-any-return]
+
+    def __add__(self, other: Iterable[T]) -> list[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._l + list(other)
+
+    def __radd__(self, other: Iterable[T]) -> list[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return list(other) + self._l
+
+    def __mul__(self, n: int) -> list[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._l * n
+
+    __rmul__ = __mul__
+
+    def insert(self, index: int, value: T) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l.insert(index, value)
+
+    def append(self, value: T) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l.append(value)
+
+    def extend(self, values: Iterable[T]) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l.extend(values)
+
+    def pop(self, index: int = -1) -> T:
+        if _DEPTH[0]:
+            self._write()
+            return _handed(self._l.pop(index))  # type: ignore[no-any-return]
+        return self._l.pop(index)
+
+    def remove(self, value: T) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l.remove(value)
+
+    def clear(self) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l.clear()
+
+    def sort(self, *, key: Callable[[T], Any] | None = None, reverse: bool = False) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l.sort(key=key, reverse=reverse)
+
+    def reverse(self) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._l.reverse()
+
+    def __iadd__(self, values: Iterable[T]) -> TrackedList[T]:
+        if _DEPTH[0]:
+            self._write()
+        self._l += values
+        return self
+
+    def __imul__(self, n: int) -> TrackedList[T]:
+        if _DEPTH[0]:
+            self._write()
+        self._l *= n
+        return self
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if _DEPTH[0]:
+            self._read()
+        return f"TrackedList({self._l!r})"
 
 
-def _noting(base: type, name: str, record: Callable[[Any, str], None]) -> Callable[..., Any]:
-    method = getattr(base, name)
+@typing.final
+class TrackedSet(collections.abc.MutableSet[T]):
+    """A set shared between tasks whose accesses are noted as a whole: ``in``,
+    iteration, ``len``, comparisons and the operators that make a new set read it;
+    every change writes it.  Built like a set (``TrackedSet()``,
+    ``TrackedSet(iterable)``); not a `set` subclass: ``set(t)`` is a plain copy (a read),
+    a built-in set method applied to it (``set.add(t, x)``) raises `TypeError`.  The
+    operators (``t | s``, ``t & s``, ``t - s``, ``t ^ s``, ``union`` ...) give plain
+    sets; ``copy()`` and `copy.copy` a new `TrackedSet`.  Unhashable.  Outside a
+    tracking run it notes nothing."""
 
-    def noted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        record(self, _WHOLE)
-        return method(self, *args, **kwargs)
+    __slots__ = ("_s",)
 
-    noted.__name__ = name
-    return noted
+    def __init__(self, items: Iterable[T] = (), /) -> None:
+        self._s: set[T] = set(items)
+
+    def _plain(self) -> set[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s
+
+    def _read_out(self) -> None:
+        # A read that hands out the items (iteration, an operator's new container).
+        fp = _fp_now()
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+            _handed_all(self._s)
+
+    def _read(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+
+    def _write(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(FieldOf(self, _WHOLE))
+
+    def __contains__(self, value: object) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return value in self._s
+
+    def __iter__(self) -> Iterator[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return iter(self._s)
+
+    def __len__(self) -> int:
+        if _DEPTH[0]:
+            self._read()
+        return len(self._s)
+
+    def add(self, value: T) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.add(value)
+
+    def discard(self, value: T) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.discard(value)
+
+    def remove(self, value: T) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.remove(value)
+
+    def pop(self) -> T:
+        if _DEPTH[0]:
+            self._write()
+            return _handed(self._s.pop())  # type: ignore[no-any-return]
+        return self._s.pop()
+
+    def clear(self) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.clear()
+
+    def update(self, *others: Iterable[T]) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.update(*(_plain_of(o) for o in others))
+
+    def difference_update(self, *others: Iterable[Any]) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.difference_update(*(_plain_of(o) for o in others))
+
+    def intersection_update(self, *others: Iterable[Any]) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.intersection_update(*(_plain_of(o) for o in others))
+
+    def symmetric_difference_update(self, other: Iterable[T]) -> None:
+        if _DEPTH[0]:
+            self._write()
+        self._s.symmetric_difference_update(_plain_of(other))
+
+    def copy(self) -> TrackedSet[T]:
+        if _DEPTH[0]:
+            self._read()
+        return TrackedSet(self._s)
+
+    __copy__ = copy
+
+    def union(self, *others: Iterable[T]) -> set[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s.union(*(_plain_of(o) for o in others))
+
+    def intersection(self, *others: Iterable[Any]) -> set[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s.intersection(*(_plain_of(o) for o in others))
+
+    def difference(self, *others: Iterable[Any]) -> set[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s.difference(*(_plain_of(o) for o in others))
+
+    def symmetric_difference(self, other: Iterable[T]) -> set[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s.symmetric_difference(_plain_of(other))
+
+    def isdisjoint(self, other: Iterable[Any]) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s.isdisjoint(_plain_of(other))
+
+    def issubset(self, other: Iterable[Any]) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s.issubset(_plain_of(other))
+
+    def issuperset(self, other: Iterable[Any]) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s.issuperset(_plain_of(other))
+
+    def __eq__(self, other: object) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s == _plain_of(other)  # type: ignore[no-any-return]
+
+    def __le__(self, other: Any) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s <= _plain_of(other)  # type: ignore[no-any-return]
+
+    def __lt__(self, other: Any) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s < _plain_of(other)  # type: ignore[no-any-return]
+
+    def __ge__(self, other: Any) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s >= _plain_of(other)  # type: ignore[no-any-return]
+
+    def __gt__(self, other: Any) -> bool:
+        if _DEPTH[0]:
+            self._read()
+        return self._s > _plain_of(other)  # type: ignore[no-any-return]
+
+    def __or__(self, other: Any) -> set[Any]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s | _plain_of(other)  # type: ignore[no-any-return]
+
+    def __and__(self, other: Any) -> set[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s & _plain_of(other)  # type: ignore[no-any-return]
+
+    def __sub__(self, other: Any) -> set[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s - _plain_of(other)  # type: ignore[no-any-return]
+
+    def __xor__(self, other: Any) -> set[Any]:
+        if _DEPTH[0]:
+            self._read_out()
+        return self._s ^ _plain_of(other)  # type: ignore[no-any-return]
+
+    def __ror__(self, other: Any) -> set[Any]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _plain_of(other) | self._s  # type: ignore[no-any-return]
+
+    def __rand__(self, other: Any) -> set[Any]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _plain_of(other) & self._s  # type: ignore[no-any-return]
+
+    def __rsub__(self, other: Any) -> set[Any]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _plain_of(other) - self._s  # type: ignore[no-any-return]
+
+    def __rxor__(self, other: Any) -> set[Any]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _plain_of(other) ^ self._s  # type: ignore[no-any-return]
+
+    def __ior__(self, other: Any) -> TrackedSet[T]:
+        self.update(other)
+        return self
+
+    def __iand__(self, other: Any) -> TrackedSet[T]:
+        self.intersection_update(other)
+        return self
+
+    def __isub__(self, other: Any) -> TrackedSet[T]:
+        self.difference_update(other)
+        return self
+
+    def __ixor__(self, other: Any) -> TrackedSet[T]:
+        self.symmetric_difference_update(other)
+        return self
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if _DEPTH[0]:
+            self._read()
+        return f"TrackedSet({self._s!r})"
 
 
-def _reader(base: type, name: str) -> Callable[..., Any]:
-    if name == "__getitem__":
-        method = getattr(base, name)
-
-        def item(self: Any, *args: Any) -> Any:
-            _read(self, _WHOLE)
-            return _handed(method(self, *args))
-
-        item.__name__ = name
-        return item
-    return _noting(base, name, _read)
-
-
-def _writer(base: type, name: str) -> Callable[..., Any]:
-    return _noting(base, name, _write)
-
-
-for _name in ("__getitem__", "__iter__", "__len__", "__contains__", "__reversed__"):
-    setattr(TrackedList, _name, _reader(list, _name))
-for _name in ("index", "count", "copy", "__eq__", "__add__", "__mul__"):
-    setattr(TrackedList, _name, _reader(list, _name))
-for _name in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"):
-    setattr(TrackedList, _name, _writer(list, _name))
-for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__"):
-    setattr(TrackedList, _name, _writer(list, _name))
-for _name in ("__iter__", "__len__", "__contains__", "copy", "__eq__", "issubset"):
-    setattr(TrackedSet, _name, _reader(set, _name))
-for _name in (
-    "union",
-    "intersection",
-    "difference",
-    "isdisjoint",
-    "issuperset",
-    "symmetric_difference",
-):
-    setattr(TrackedSet, _name, _reader(set, _name))
-for _name in ("__or__", "__and__", "__sub__", "__xor__", "__le__", "__ge__", "__lt__", "__gt__"):
-    setattr(TrackedSet, _name, _reader(set, _name))
-for _name in ("add", "discard", "remove", "pop", "clear", "update", "difference_update"):
-    setattr(TrackedSet, _name, _writer(set, _name))
-for _name in ("intersection_update", "symmetric_difference_update", "__ior__", "__iand__"):
-    setattr(TrackedSet, _name, _writer(set, _name))
-for _name in ("__isub__", "__ixor__"):
-    setattr(TrackedSet, _name, _writer(set, _name))
-TrackedList.__hash__ = None
-TrackedSet.__hash__ = None
-
-_PLAIN: dict[type, type] = {dict: TrackedDict, list: TrackedList, set: TrackedSet}
+#: The tracked containers (`_is_opaque`: they note their own accesses).
+_CONTAINERS = (TrackedDict, TrackedList, TrackedSet)
 
 
 # --- tracked classes ------------------------------------------------------------------
@@ -607,7 +1050,8 @@ def tracked(
     resource ``FieldOf(obj, "*")``; `internal` lists classes of objects owned by the
     instance and covered by its notes (a tree's nodes), which `track` then does not
     report as untracked.  Returns the class itself, with ``__tracked__`` set and its
-    ``__init__`` wrapped (an instance built in a tracking run is adopted at once).
+    ``__init__`` wrapped (in a tracking run, what it does to the fresh instance it
+    builds is not noted).
     Raises `InvalidArgument` for an exempt name that is not a string with a reason.
     """
     from .errors import InvalidArgument
@@ -625,7 +1069,7 @@ def tracked(
         info = _Tracking(klass, exempt, whole, tuple(internal))
         type.__setattr__(klass, "__tracked__", info)
         _TRACKED_CLASSES.add(klass)
-        type.__setattr__(klass, "__init__", _adopting_init(klass))
+        type.__setattr__(klass, "__init__", _building_init(klass))
         for part in info.internal:
             # Wherever the walk meets one (a handle a region keeps), its changes are made
             # by the owner's methods and noted there.
@@ -639,18 +1083,12 @@ def tracked(
 
 _INIT = """
 def __init__({params}):
-    rt = _current(None)
-    fp = None if rt is None else _getattr(rt, "_fp", None)
-    mine = fp is not None and _claim({me})
+    if not _depth[0] or _getattr(_current(None), "_fp", None) is None or not _claim({me}):
+        return _init({call})
     try:
         _init({call})
     finally:
-        if mine:
-            _building.discard(_id({me}))
-    if fp is not None:
-        _adopt_born({me}, _klass)
-    elif rt is None and _at_birth[0]:
-        _adopt_born({me}, _klass)
+        _building.discard(_id({me}))
 """
 
 
@@ -671,8 +1109,9 @@ def _check_not_attrs(obj: object) -> None:
         _wrong_order(type(obj))
 
 
-def _adopting_init(klass: type) -> Callable[..., None]:
-    """`klass`'s ``__init__``, then: inside a tracking run, adopt the new instance.
+def _building_init(klass: type) -> Callable[..., None]:
+    """`klass`'s ``__init__``; inside a tracking run, with the fresh instance claimed
+    (`_claim`) while it runs: its accesses to its own fields are not noted.
 
     Generated with the original's own parameters (as attrs builds its ``__init__``):
     forwarding ``*args, **kwargs`` would cost more than the whole original on the hot path
@@ -688,9 +1127,7 @@ def _adopting_init(klass: type) -> Callable[..., None]:
         "_init": init,
         "_current": RUNTIME_VAR.get,
         "_getattr": getattr,
-        "_klass": klass,
-        "_at_birth": _ADOPT_AT_BIRTH,
-        "_adopt_born": _adopt_born,
+        "_depth": _DEPTH,
         "_claim": _claim,
         "_building": _BUILDING,
         "_id": id,
@@ -737,7 +1174,7 @@ def _adopting_init(klass: type) -> Callable[..., None]:
     if init is object.__init__:  # nothing of its own: attrs may still change it in place
         ns["_check_not_attrs"] = _check_not_attrs
         check = f"    _check_not_attrs({params[0].name})\n"
-        first = "    rt = _current(None)\n"
+        first = "    if not _depth[0]"
         source = source.replace(first, check + first, 1)
     exec(compile(source, f"<tracked {klass.__qualname__}.__init__>", "exec"), ns)
     wrapper: Callable[..., None] = ns["__init__"]
@@ -754,105 +1191,8 @@ def is_tracked_class(cls: type) -> bool:
     return info is not None and info.cls is cls
 
 
-# --- adopting objects -----------------------------------------------------------------
-#
-# An instance of a tracked class is noted in every tracking run, wherever it was built
-# and however it is reached (the hooks are on its class).  Adopting it only replaces the
-# plain dicts, lists and sets in its fields by tracked ones, and only those nobody else
-# holds: a container the caller passed in (``self.items = items``) or keeps elsewhere
-# stays the plain one, so the program's aliasing never changes; reading it from a
-# tracked field makes the step unknown (sound, less reduction).
-
-
-def _sole_refs() -> int:
-    # ``sys.getrefcount`` of a container held by one field only, read into a local as
-    # `_convert_unshared` and `track` read it: the field's reference, the local's and
-    # getrefcount's argument (CPython's reference count; measured, not assumed).
-    class Probe:
-        __slots__ = ("field",)
-
-        def __init__(self) -> None:
-            self.field: list[object] = []
-
-    probe = Probe()
-    value = object.__getattribute__(probe, "field")
-    return sys.getrefcount(value)
-
-
-#: `sys.getrefcount` of a container nobody but its one holder references (see above).
-_SOLE = _sole_refs()
-
-
-def _convert_unshared(obj: object, info: _Tracking) -> None:
-    # Each noted field's plain container that nobody else references, swapped for a
-    # tracked copy (no one can tell the copy from the original: nobody else has it).
-    for name in _fields_of(obj):
-        if name in info.exempt:
-            continue
-        try:
-            value = object.__getattribute__(obj, name)
-        except AttributeError:
-            continue
-        plain = _PLAIN.get(type(value))
-        if plain is not None and sys.getrefcount(value) <= _SOLE:
-            object.__setattr__(obj, name, plain(value))
-
-
-def _convert_fields(obj: object, info: _Tracking, convert: Callable[[object], object]) -> None:
-    # Each noted field's plain container swapped for what `convert` gives (`track`'s
-    # `owned` walk).
-    for name in _fields_of(obj):
-        if name in info.exempt:
-            continue
-        try:
-            value = object.__getattribute__(obj, name)
-        except AttributeError:
-            continue
-        new = convert(value)
-        if new is not value:
-            object.__setattr__(obj, name, new)
-
-
-def _adopt(obj: object, info: _Tracking) -> None:
-    # One object built inside a tracking run (or under `adopting_births`).
-    if not info.whole:
-        _convert_unshared(obj, info)
-
-
-def _adopt_subclass(obj: object, klass: type) -> None:
-    # Built by `klass`'s __init__ as an instance of a subclass: adopted here when `klass`
-    # is its nearest tracked class (a decorated subclass adopts its own).
-    info = _class_attr(type(obj), "__tracked__")
-    if isinstance(info, _Tracking) and info.cls is klass:
-        _adopt(obj, info)
-
-
 #: Every class `tracked` decorated (their subclasses are found when needed).
 _TRACKED_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
-#: True while `adopting_births` holds: instances built outside any run are adopted by
-#: their ``__init__``.
-_ADOPT_AT_BIRTH = [False]
-
-
-@contextlib.contextmanager
-def adopting_births() -> Iterator[None]:
-    """``with adopting_births(): ...``: every instance of a tracked class built inside,
-    outside any run, is adopted at once, as in a tracking run (its unshared plain
-    containers become tracked ones: for a root about to be tracked, such as
-    `odp_async.world.run_world`'s world).  Sync; one thread at a time."""
-    was = _ADOPT_AT_BIRTH[0]
-    _ADOPT_AT_BIRTH[0] = True
-    try:
-        yield
-    finally:
-        _ADOPT_AT_BIRTH[0] = was
-
-
-def _adopt_born(obj: object, klass: type) -> None:
-    if type(obj) is klass:
-        _adopt(obj, klass.__dict__["__tracked__"])
-    else:
-        _adopt_subclass(obj, klass)
 
 
 def _class_attr(kind: type, name: str) -> object:
@@ -865,13 +1205,13 @@ def _class_attr(kind: type, name: str) -> object:
 
 @attrs.frozen
 class TrackReport:
-    """What `track` did: how many instances of tracked classes it reached (each adopted:
-    its unshared plain containers made tracked ones), and the classes of the stateful
-    objects it reached that nobody tracks (sorted names; empty: everything is seen; an
-    instance of an undecorated subclass of a tracked class is reported, as the class
-    nobody decorated)."""
+    """What `track` found: how many instances of tracked classes it reached, and the
+    classes of the stateful objects it reached that nobody tracks (sorted names; empty:
+    everything is seen; a plain dict, list or set outside a tracked container is
+    reported as ``builtins.dict`` and so on; an instance of an undecorated subclass of a
+    tracked class is reported, as the class nobody decorated)."""
 
-    adopted: int
+    reached: int
     untracked: tuple[str, ...]
 
 
@@ -903,7 +1243,7 @@ class _Depends(int):
 _DEPENDS: bool = _Depends(1)  # type: ignore[assignment]
 
 #: Mutable containers of the standard library (and their subclasses): state whose
-#: changes nobody notes.  `dict`, `list` and `set` themselves are in `_PLAIN`.
+#: changes nobody notes.
 _MUTABLE_BUILTINS: tuple[type, ...] = (
     dict,
     list,
@@ -938,11 +1278,11 @@ def _is_opaque(kind: type, value: object) -> bool:
     note them), internal objects, tracked containers, primitives,
     frozen attrs records and the runtime's own objects are not; for a tuple or frozenset
     the answer is `_DEPENDS` (as opaque as its items: `_opaque_items`)."""
-    if kind in _PLAIN:
+    if kind is dict or kind is list or kind is set:
         return True
     if isinstance(getattr(kind, "__tracked__", None), _Tracking):
         return False  # noted by its class's hooks
-    if kind in (TrackedDict, TrackedList, TrackedSet, types.MethodType):
+    if kind in _CONTAINERS or kind is types.MethodType:
         return False
     if issubclass(kind, (tuple, frozenset)):
         return _DEPENDS  # a record of values or of handles: as opaque as what it holds
@@ -985,33 +1325,18 @@ def _fields_of(obj: object) -> Iterable[str]:
     return names
 
 
-def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackReport:
-    """Adopt `root` (and, when `deep`, every object reachable from it) for tracking.
+def track(root: object, *, deep: bool = True) -> TrackReport:
+    """Walk `root` (and, when `deep`, every object reachable from it) and report what a
+    tracking run would not see.
 
     Instances of `tracked` classes are noted in tracking runs anyway (their class's
-    hooks); this replaces the plain dicts, lists and sets held in their fields (or
-    inside such tracked containers) by tracked ones, where nobody else references the
-    container (one held twice, or also by a caller, stays plain: reading it makes the
-    step unknown), and reports the stateful objects of untracked classes it reaches.
-    Call it for objects built before a tracking run (`run_world` does, for the world);
-    calling it again changes nothing already changed.  `owned`: the caller vouches that
-    nothing outside `root`'s graph uses its containers while the run goes (a world's
-    snapshot holds them, to put them back between runs): every plain container met in a
-    tracked field is converted then, whatever its reference count, one tracked copy per
-    container (so sharing inside the graph is kept).  Sync; never checkpoints.
+    hooks), and tracked containers note themselves; this counts the former and reports
+    the stateful objects nobody notes: objects of untracked classes with fields, plain
+    dicts, lists and sets (and other mutable containers of the standard library) that
+    are not inside a whole-tracked object or a primitive (`TrackReport.untracked`).
+    `odp_async.world.run_world` takes a world's ``noted_only`` promise only when that
+    list is empty.  Changes nothing.  Sync; never checkpoints.
     """
-    replaced: dict[int, object] = {}
-
-    def convert(value: object) -> object:  # `owned`: the copy of a plain container
-        plain = _PLAIN.get(type(value))
-        if plain is None:
-            return value
-        new = replaced.get(id(value))
-        if new is None:
-            new = replaced[id(value)] = plain(value)
-            keep.append(value)
-        return new
-
     visited: set[int] = set()
     untracked: set[str] = set()
     internal: set[type] = set()
@@ -1020,8 +1345,7 @@ def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackRepor
     # primitive, whose own notes cover them; they are walked (for what they hold), not
     # judged.
     stack: list[tuple[object, bool]] = [(root, False)]
-    adopted = 0
-    value: object = None
+    reached = 0
 
     while stack:
         obj: Any
@@ -1032,33 +1356,13 @@ def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackRepor
         keep.append(obj)
         cls = type(obj)
         if cls is TrackedDict:
-            for key in list(dict.keys(obj)):
-                value = dict.__getitem__(obj, key)
-                plain = _PLAIN.get(type(value))
-                if owned and plain is not None:
-                    value = convert(value)
-                    dict.__setitem__(obj, key, value)
-                elif plain is not None and sys.getrefcount(value) <= _SOLE:
-                    value = plain(value)
-                    dict.__setitem__(obj, key, value)
-                stack += ((key, covered), (value, covered))
-            value = None
+            stack.extend((part, covered) for item in obj._d.items() for part in item)
             continue
         if cls is TrackedList:
-            for i in range(list.__len__(obj)):
-                value = list.__getitem__(obj, i)
-                plain = _PLAIN.get(type(value))
-                if owned and plain is not None:
-                    value = convert(value)
-                    list.__setitem__(obj, i, value)
-                elif plain is not None and sys.getrefcount(value) <= _SOLE:
-                    value = plain(value)
-                    list.__setitem__(obj, i, value)
-                stack.append((value, covered))
-            value = None
+            stack.extend((item, covered) for item in obj._l)
             continue
         if cls is TrackedSet:
-            stack.extend((item, covered) for item in set.__iter__(obj))
+            stack.extend((item, covered) for item in obj._s)
             continue
         if isinstance(obj, _VALUE_TYPES):
             continue
@@ -1068,8 +1372,8 @@ def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackRepor
         if cls in (tuple, frozenset):
             stack.extend((item, covered) for item in obj)
             continue
-        if cls in _PLAIN:
-            if not covered:  # a plain container no tracked field holds: nobody sees it
+        if cls in (dict, list, set):
+            if not covered:  # a plain container no tracked object covers: nobody sees it
                 untracked.add(f"builtins.{cls.__name__}")
             items = list(obj.items()) if cls is dict else list(obj)
             stack.extend((item, covered) for item in items)
@@ -1077,12 +1381,7 @@ def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackRepor
         info = _class_attr(cls, "__tracked__")
         inside = covered
         if isinstance(info, _Tracking) and info.cls is cls:
-            adopted += 1
-            # (Also an object adopted earlier: it may hold new plain containers.)
-            if owned and not info.whole:
-                _convert_fields(obj, info, convert)
-            else:
-                _adopt(obj, info)
+            reached += 1
             internal.update(info.internal)
             inside = info.whole
         elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
@@ -1103,7 +1402,7 @@ def track(root: object, *, deep: bool = True, owned: bool = False) -> TrackRepor
                 stack.append((field, inside))
         field = None
     keep.clear()
-    return TrackReport(adopted, tuple(sorted(untracked)))
+    return TrackReport(reached, tuple(sorted(untracked)))
 
 
 def _is_frozen(cls: type) -> bool:

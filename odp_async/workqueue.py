@@ -45,7 +45,7 @@ from . import _runtime as rt
 from .check import Checker
 from .errors import InvalidArgument
 from .sync import WaitQueue
-from .tracked import tracked
+from .tracked import TrackedDict, tracked
 
 __all__ = ["WorkItem", "Workqueue"]
 
@@ -142,7 +142,7 @@ class Workqueue:
         self.checker = checker
         self.name = name
         self._tg: rt.TaskGroupLike | None = None
-        self._items: dict[WorkItem, None] = {}
+        self._items: TrackedDict[WorkItem, None] = TrackedDict()
         self._idle = WaitQueue(f"{name} idle")
 
     @asynccontextmanager

@@ -35,7 +35,7 @@ See also
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableSequence
 from typing import Any, cast
 
 import attrs
@@ -52,7 +52,7 @@ from .odp import OdpProtocol, UContext
 from .snapshot import Snapshot
 from .srcu import Srcu
 from .sync import Mutex, RWLock
-from .tracked import adopting_births, track, tracked
+from .tracked import TrackedDict, TrackedList, TrackedSet, track, tracked
 from .workqueue import Workqueue
 
 __all__ = ["PreparedWorld", "Scenario", "World", "WorldRun", "run_world"]
@@ -78,13 +78,13 @@ class World:
     mm: AddressSpace
     device: Device
     ctx: UContext
-    files: dict[str, File] = attrs.field(factory=dict)
+    files: TrackedDict[str, File] = attrs.field(factory=TrackedDict)
     #: The kernel's ``system_wq``: `AddressSpace.mmput_async`, ``call_srcu`` and your own
     #: work items run here; `run_world` serves it around the scenario.
     workqueue: Workqueue = attrs.field(kw_only=True)
     #: Locks and SRCU structs a scenario or subscriber made, checked at the end of a run
     #: for ``lock-held-at-exit`` (the mm's, the context's and the regions' are always).
-    tracked: list[Mutex | RWLock | Srcu] = attrs.field(factory=list, kw_only=True)
+    tracked: TrackedList[Mutex | RWLock | Srcu] = attrs.field(factory=TrackedList, kw_only=True)
 
     @classmethod
     def build(
@@ -97,7 +97,18 @@ class World:
         record_events: bool = True,
     ) -> World:
         """Wire a fresh machine.  Raises `InvalidArgument` for an unknown protocol/option."""
-        checker = Checker(where=_where, record_events=record_events)
+        # The checker's containers are tracked ones (it sits below `odp_async.tracked`).
+        checker = Checker(
+            where=_where,
+            record_events=record_events,
+            violations=TrackedList(),
+            events=TrackedList(),
+            translations=TrackedDict(),
+            by_frame=TrackedDict(),
+            released_tables=TrackedDict(),
+            seen=TrackedSet(),
+            freed=TrackedDict(),
+        )
         memory = PhysicalMemory(checker)
         workqueue = Workqueue(checker)
         mm = AddressSpace(memory, checker, workqueue=workqueue)
@@ -124,7 +135,7 @@ class World:
         return self.ctx.protocol
 
     @property
-    def violations(self) -> list[Violation]:
+    def violations(self) -> MutableSequence[Violation]:
         return self.checker.violations
 
     def file(self, name: str, npages: int, *, hugetlb: bool = False) -> File:
@@ -293,18 +304,14 @@ def run_world(
 
     `noted_only` is the scenario's promise that its body shares state between its tasks
     only through the world (and other tracked objects, `odp_async.tracked`).  When the
-    chooser keeps footprints, the world is then adopted for tracking (`track`) and the
-    run's steps are exactly their noted accesses, so DPOR reduces; if the walk meets a
-    stateful object of an untracked class (a user protocol not marked ``@tracked``),
-    the promise is not taken and steps stay unknown (sound, unreduced).
+    chooser keeps footprints, the world is then walked (`track`) and, if nothing
+    stateful in it escapes tracking (its classes `@tracked`, its containers tracked
+    ones), the run's steps are exactly their noted accesses, so DPOR reduces; if the
+    walk meets a stateful object nobody notes (a user protocol not marked ``@tracked``,
+    a plain dict in one), the promise is not taken and steps stay unknown (sound,
+    unreduced).
     """
-    if noted_only and getattr(chooser, "wants_footprints", False):
-        # The world is adopted for this run anyway: each object as it is built (its
-        # unshared containers made tracked ones; `track` below does the rest).
-        with adopting_births():
-            world = World.build(protocol, options=options, **world_kwargs)
-    else:
-        world = World.build(protocol, options=options, **world_kwargs)
+    world = World.build(protocol, options=options, **world_kwargs)
     if setup is not None:
         _set_up(world, setup)
     run = _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
@@ -347,15 +354,12 @@ def _run_on(
     max_steps: int,
     trace: bool,
     noted_only: bool,
-    owned: bool = False,
 ) -> WorldRun:
     main = world_main(world, scenario)
     if noted_only and getattr(chooser, "wants_footprints", False):
         # Every field of the world's classes notes itself in this run; steps are exactly
-        # their noted accesses only if nothing stateful escapes tracking.  `owned`: the
-        # world's containers are also held by its snapshot, which only puts them back
-        # between runs (`track`'s `owned`).
-        noted_only = not track(world, owned=owned).untracked
+        # their noted accesses only if nothing stateful escapes tracking.
+        noted_only = not track(world).untracked
     else:
         noted_only = False
 
@@ -425,11 +429,11 @@ class PreparedWorld:
         """Run ``scenario(world)`` on the set-up world, then put the world back.  The
         same as ``run_world(scenario, setup=self.setup, ...)`` on a fresh world.
         `record_events` (None: as built) sets the checker's for this run; `noted_only` as
-        in `run_world` (the world is adopted for tracking afresh after each restore)."""
+        in `run_world` (the world is walked afresh after each restore)."""
         world = self.world
         try:
             if record_events is not None:
                 world.checker.record_events = record_events
-            return _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only, True)
+            return _run_on(world, scenario, seed, chooser, max_steps, trace, noted_only)
         finally:
             self.snapshot.restore()

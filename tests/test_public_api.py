@@ -81,7 +81,6 @@ PUBLIC = {
         "TrackedDict",
         "TrackedList",
         "TrackedSet",
-        "adopting_births",
         "is_tracked_class",
         "track",
         "tracked",

@@ -12,9 +12,9 @@ outside the package:
   update on the path only real runs take), a dict keyed by class raised ``KeyError``,
   and module globals stayed twin-typed after the exploration.
 
-Now a container is made a tracked one only when nobody else references it, and the
-noting hooks sit on the tracked classes themselves, only while a tracking run is in
-progress.
+Now no container is ever converted (a plain one in a tracked field makes the reading
+step unknown; a tracked one is built on purpose), and the noting hooks sit on the
+tracked classes themselves, only while a tracking run is in progress.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from odp_async.explore import check, explore
 from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.scenarios import Scenario
-from odp_async.tracked import TrackedList
 from tests.conftest import UserModule
 
 ALIAS = """
@@ -137,7 +136,7 @@ def test_a_correct_program_sharing_its_list_passes(user_module: UserModule) -> N
         assert found.claim.startswith("complete"), found.claim
 
 
-def test_only_a_container_nobody_else_holds_is_converted(user_module: UserModule) -> None:
+def test_no_container_is_ever_converted(user_module: UserModule) -> None:
     mod = user_module(ALIAS, "alias_rule")
     mine: list[int] = []
 
@@ -148,7 +147,7 @@ def test_only_a_container_nobody_else_holds_is_converted(user_module: UserModule
     same, held_kind, owned_kind = sim.run(main, chooser=DporChooser()).value
     assert same  # the caller's list itself
     assert held_kind is list  # still plain
-    assert owned_kind is TrackedList  # made by the constructor: noted per access
+    assert owned_kind is list  # the constructor's own list: plain too (unknown when read)
 
 
 def test_the_cli_in_a_fresh_process_finds_the_torn_batch(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_explore_never_claims_complete_past_it(user_module: UserModule) -> None:
     assert not found.claim.startswith("complete")
 
 
-def test_an_object_built_after_a_noted_run_is_adopted_by_the_next(
+def test_an_object_built_after_a_noted_run_is_noted_by_the_next(
     user_module: UserModule,
 ) -> None:
     """Built after a noted run, outside any: noted by the next (no look, no switch)."""
@@ -134,7 +134,7 @@ def test_an_object_built_after_a_noted_run_is_adopted_by_the_next(
 
 def test_built_during_a_random_run_and_kept(user_module: UserModule) -> None:
     """Built in a run that keeps no footprints (a portfolio's random member) and kept in
-    a global: the next noted run adopts it."""
+    a global: the next noted run notes it."""
     mod = user_module(HELD, "tracked_outside_lazy")
     assert _outcomes(mod.lost_update, mod.by_global) == {1, 2}
     kept: list[object] = []
@@ -147,7 +147,7 @@ def test_built_during_a_random_run_and_kept(user_module: UserModule) -> None:
     assert _outcomes(mod.lost_update, lambda: kept[0]) == {1, 2}
 
 
-def test_adopted_objects_keep_their_state_and_class_contract(user_module: UserModule) -> None:
+def test_noted_objects_keep_their_state_and_class_contract(user_module: UserModule) -> None:
     mod = user_module(HELD, "tracked_outside_contract")
     mod.GLOBAL.value = 7
     sim.run(mod.lost_update, mod.by_global, chooser=DporChooser(), noted_only=True)
@@ -157,7 +157,7 @@ def test_adopted_objects_keep_their_state_and_class_contract(user_module: UserMo
     assert isinstance(mod.SUB, mod.Sub)
 
 
-def test_random_runs_adopt_nothing(user_module: UserModule) -> None:
+def test_random_runs_change_nothing(user_module: UserModule) -> None:
     mod = user_module(HELD, "tracked_outside_random")
     sim.run(mod.lost_update, mod.by_global, seed=1, noted_only=True)
     assert type(mod.GLOBAL) is mod.Counter
@@ -240,7 +240,7 @@ SCENARIO = Scenario("kept", "", body, ("inc",), noted_only=True)
 
 def test_an_object_a_world_build_keeps_outside_the_world(user_module: UserModule) -> None:
     """Built with the world (outside the run) and reached through a global, not the world:
-    `run_world` adopts what it builds as it is built, so DPOR sees the race."""
+    its class's hooks note it like any tracked object, so DPOR sees the race."""
     mod = user_module(PROTOCOL, "tracked_outside_protocol")
     found = explore(mod.SCENARIO, mod.Keeping, chooser="dpor", schedules=200)
     assert found.failure is not None, found.claim
@@ -285,7 +285,7 @@ def test_an_object_aged_by_a_collection_is_still_found(user_module: UserModule) 
     assert type(later) is mod.Counter
 
 
-def test_an_adopted_object_still_pickles_and_copies_as_its_class(
+def test_a_noted_object_still_pickles_and_copies_as_its_class(
     user_module: UserModule,
 ) -> None:
     """Tracking must not change what the object does elsewhere: it pickles and copies

@@ -72,7 +72,7 @@ from ..device import FaultOutcome, TranslationTable
 from ..errors import InvalidArgument, WouldBlock
 from ..mm import AddressSpace, FaultError, Invalidation
 from ..sync import Mutex, WaitQueue
-from ..tracked import tracked
+from ..tracked import TrackedDict, tracked
 from ..workqueue import WorkItem, Workqueue
 
 __all__ = ["ImplicitChild", "ImplicitMr"]
@@ -170,11 +170,11 @@ class ImplicitMr:
         self.child_pages = child_pages
         self.max_retries = max_retries
         #: The ``implicit_children`` xarray: chunk index -> child.
-        self.children: dict[int, ImplicitChild] = {}
+        self.children: TrackedDict[int, ImplicitChild] = TrackedDict()
         #: The parent's table on the device (the KSM): chunk index -> child it points at.
-        self.ksm: dict[int, ImplicitChild] = {}
+        self.ksm: TrackedDict[int, ImplicitChild] = TrackedDict()
         #: Children whose interval notifier is inserted (what invalidations reach).
-        self.notified: dict[ImplicitChild, None] = {}
+        self.notified: TrackedDict[ImplicitChild, None] = TrackedDict()
         #: ``mmkey.usecount`` of the MR: its own reference while published, plus one per
         #: fault in flight and per queued child-free work.
         self.usecount = 0
@@ -192,7 +192,7 @@ class ImplicitMr:
         self._removing = 0  # notifier removals waiting for an invalidation to end
         # Detached children whose free work is queued or running: held here, as the work's
         # function holds its child weakly (the child holds its work: no reference cycle).
-        self._freeing: dict[ImplicitChild, None] = {}
+        self._freeing: TrackedDict[ImplicitChild, None] = TrackedDict()
 
     def __repr__(self) -> str:
         return f"<ImplicitMr {self.name} children={len(self.children)} use={self.usecount}>"

@@ -53,7 +53,7 @@ from ..errors import InvalidArgument
 from ..intervals import IntervalTree
 from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import RWLock
-from ..tracked import tracked
+from ..tracked import TrackedDict, TrackedList, TrackedSet, tracked
 from .protocols import resolve_protocol
 from .protocols.base import FaultAborted, OdpProtocol
 from .umem import Umem, UmemState
@@ -132,12 +132,12 @@ class UContext:
         #: Invalidation ends delivered to this context so far.
         self.invalidations_ended = 0
         #: Faults past their first attempt, in the order they started (see "Liveness").
-        self._pending: list[_Pending] = []
+        self._pending: TrackedList[_Pending] = TrackedList()
         self._next_mr = 0
-        self.umems: dict[str, Umem] = {}
+        self.umems: TrackedDict[str, Umem] = TrackedDict()
         # id(umem) -> (umem, its checker key); the regions removed from the tree
-        self._region_keys: dict[int, tuple[Umem, str]] = {}
-        self._removed: set[str] = set()
+        self._region_keys: TrackedDict[int, tuple[Umem, str]] = TrackedDict()
+        self._removed: TrackedSet[str] = TrackedSet()
         self.protocol: OdpProtocol = resolve_protocol(protocol)(self, **(options or {}))
 
     # --- registration -----------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..device import DmaError, FaultOutcome
 from ..odp.implicit import ImplicitMr
 from ..odp.umem import Umem
 from ..sync import Completion
-from ..tracked import tracked
+from ..tracked import TrackedDict, tracked
 from ..world import World
 from .model import Scenario, Verdict
 
@@ -79,7 +79,7 @@ class _LateRegion:
 
     def __init__(self, w: World, start: int, pages: int, address: int) -> None:
         self.w, self.start, self.pages, self.address = w, start, pages, address
-        self.out: dict[str, Any] = {}
+        self.out: TrackedDict[str, Any] = TrackedDict()
         self.registered = Completion("B registered")
         self.faulted = Completion("fault done")
 
@@ -117,7 +117,7 @@ async def registration_during_invalidation(w: World) -> dict[str, Any]:
         tg.start_soon(b.register, name="register")
         tg.start_soon(b.fault, name="fault")
         tg.start_soon(b.dma, name="dma")
-    return b.out
+    return dict(b.out)
 
 
 async def registration_race_minimal(w: World) -> dict[str, Any]:
@@ -127,7 +127,7 @@ async def registration_race_minimal(w: World) -> dict[str, Any]:
     async with rt.task_group() as tg:
         tg.start_soon(w.mm.madvise_dontneed, 16 * P, 16 * P, name="madvise")
         tg.start_soon(b.register, name="register")
-    return b.out
+    return dict(b.out)
 
 
 # --- the 2014-09-11 corruption ------------------------------------------------------------
@@ -151,7 +151,7 @@ def _corruption(second: str) -> Any:
             tg.start_soon(later_invalidation, name="I2")
             tg.start_soon(b.fault, name="F")
             tg.start_soon(b.dma, name="dma")
-        return b.out
+        return dict(b.out)
 
     return corruption
 
@@ -315,7 +315,7 @@ async def truncate_during_registration(w: World) -> dict[str, Any]:
         tg.start_soon(b.register, name="register")
         tg.start_soon(b.fault, name="fault")
         tg.start_soon(b.dma, name="dma")
-    return b.out
+    return dict(b.out)
 
 
 # --- S9 -------------------------------------------------------------------------------------

@@ -220,7 +220,7 @@ from ..odp.protocols import PROTOCOLS, resolve_protocol
 from ..odp.umem import Umem
 from ..subscribers import HmmMirror, KvmMmu
 from ..sync import Completion
-from ..tracked import tracked
+from ..tracked import TrackedDict, tracked
 from ..workqueue import WorkItem
 from ..world import World
 from .model import Scenario, Verdict
@@ -1366,12 +1366,12 @@ class _Run:
     path: str
     world: World
     files: dict[str, File]
-    mrs: dict[str, Umem] = attrs.field(factory=dict)
-    imrs: dict[str, ImplicitMr] = attrs.field(factory=dict)
-    completions: dict[str, Completion] = attrs.field(factory=dict)
-    out: dict[str, Any] = attrs.field(factory=dict)
-    subs: dict[str, Any] = attrs.field(factory=dict)
-    works: dict[str, WorkItem] = attrs.field(factory=dict)
+    mrs: TrackedDict[str, Umem] = attrs.field(factory=TrackedDict)
+    imrs: TrackedDict[str, ImplicitMr] = attrs.field(factory=TrackedDict)
+    completions: TrackedDict[str, Completion] = attrs.field(factory=TrackedDict)
+    out: TrackedDict[str, Any] = attrs.field(factory=TrackedDict)
+    subs: TrackedDict[str, Any] = attrs.field(factory=TrackedDict)
+    works: TrackedDict[str, WorkItem] = attrs.field(factory=TrackedDict)
 
     def sub(self, op: _Op) -> Any:
         sub = self.subs.get(op.text("sub"))
@@ -1554,7 +1554,7 @@ def _body(
             for a in actors:
                 gates = [done[name] for name in a.after]
                 tg.start_soon(run.actor, a, gates, done.get(a.name), name=a.name)
-        return run.out
+        return dict(run.out)
 
     return body
 

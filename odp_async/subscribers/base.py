@@ -40,7 +40,7 @@ from ..check import Checker
 from ..errors import InvalidArgument
 from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import Mutex, WaitQueue
-from ..tracked import tracked
+from ..tracked import TrackedDict, tracked
 
 __all__ = ["Subscriber"]
 
@@ -56,7 +56,7 @@ class Subscriber(abc.ABC):
         self.checker = checker
         self.table = table
         #: vpn -> (frame id, writable): what this subscriber translates now.
-        self.translations: dict[int, tuple[tuple[int, int], bool]] = {}
+        self.translations: TrackedDict[int, tuple[tuple[int, int], bool]] = TrackedDict()
         self.dead = False
 
     # --- the three callbacks ------------------------------------------------------------

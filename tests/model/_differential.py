@@ -20,22 +20,25 @@ Outcome = tuple[tuple[str, ...], int]
 
 
 def digest(w: World) -> int:
-    """A hash of the world's final state: page table, regions, device, frames, checker."""
+    """A hash of the world's final state: page table, regions, device, frames, checker.
+
+    Read through the tracked containers' plain ones (``_d``), so the digest notes nothing
+    (a tracked container is no dict: ``dict.items(t)`` raises `TypeError`)."""
     mm = w.mm
     ptes = tuple(
         sorted(
             (vpn, None if p.frame is None else p.frame.id, p.writable)
-            for vpn, p in dict.items(mm.page_table)
+            for vpn, p in mm.page_table._d.items()
         )
     )
     umems = tuple(
         sorted(
-            (name, u.count, u.seq, u.dying, u.state.value) for name, u in dict.items(w.ctx.umems)
+            (name, u.count, u.seq, u.dying, u.state.value) for name, u in w.ctx.umems._d.items()
         )
     )
     tables = tuple(
         sorted(
-            (name, tuple(sorted(dict.items(t.entries)))) for name, t in dict.items(w.device.tables)
+            (name, tuple(sorted(t.entries._d.items()))) for name, t in w.device.tables._d.items()
         )
     )
     return hash((ptes, umems, tables, w.memory.frames_in_use, mm.users, mm.is_dead))
@@ -64,6 +67,7 @@ def outcomes(
             continue
         runs += 1
         kinds = tuple(sorted({v.kind for v in run.violations}))
+        assert run.sim.error is None, run.sim.error  # a digest that raised would compare nothing
         value = run.sim.value if isinstance(run.sim.value, int) else -1
         seen.add((kinds, value))
     return seen, runs, not chooser.has_more

@@ -101,4 +101,4 @@ def test_a_built_world_has_nothing_untracked(protocol: str) -> None:
 
     report = track(World.build(protocol))
     assert report.untracked == ()
-    assert report.adopted >= 10
+    assert report.reached >= 10

@@ -85,7 +85,7 @@ def _same_outcomes(body: Callable[..., Any], protocol: str) -> tuple[int, int]:
 
 @pytest.mark.parametrize(
     ("protocol", "plain", "reduced"),
-    [("naive", 330, 34), ("interval-seq", 96, 27)],
+    [("naive", 290, 34), ("interval-seq", 96, 27)],
 )
 def test_fault_vs_madvise(protocol: str, plain: int, reduced: int) -> None:
     assert _same_outcomes(fault_vs_madvise, protocol) == (plain, reduced)

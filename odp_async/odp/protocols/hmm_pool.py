@@ -31,7 +31,7 @@ from ...addr import AddrRange
 from ...errors import InvalidArgument
 from ...mm import Invalidation
 from ...sync import SlotPool, WaitQueue
-from ...tracked import tracked
+from ...tracked import TrackedDict, tracked
 from ..umem import Umem
 from .base import TreeProtocol
 
@@ -51,7 +51,7 @@ class HmmPool(TreeProtocol):
         super().__init__(ctx, **options)
         self.pool = SlotPool(self.pool_size, "hmm pool")
         #: invalidation id -> (range, slot), for the starts this subscription saw.
-        self.active: dict[int, tuple[AddrRange, int]] = {}
+        self.active: TrackedDict[int, tuple[AddrRange, int]] = TrackedDict()
         self._changed = WaitQueue("hmm active ranges")
 
     @classmethod

@@ -42,7 +42,7 @@ from ... import _runtime as rt
 from ...addr import AddrRange
 from ...mm import Invalidation, PinnedPage
 from ...sync import WaitQueue
-from ...tracked import tracked
+from ...tracked import TrackedList, tracked
 from ..umem import Umem
 from .base import FaultAborted, OdpProtocol
 
@@ -68,7 +68,7 @@ class IntervalSeq(OdpProtocol):
         super().__init__(ctx, **options)
         self.seq = 2
         self.active = 0
-        self.deferred: list[tuple[Umem, bool]] = []  # (region, is_insert)
+        self.deferred: TrackedList[tuple[Umem, bool]] = TrackedList()  # (region, is_insert)
         self.dead = False
         self._registered = False
         self._seq_moved = WaitQueue("interval seq")
@@ -111,7 +111,7 @@ class IntervalSeq(OdpProtocol):
         wait_for = 0
         if self.seq & 1:
             if not self.ctx.is_in_tree(umem):
-                self.deferred = [(u, ins) for u, ins in self.deferred if u is not umem]
+                self.deferred = TrackedList((u, ins) for u, ins in self.deferred if u is not umem)
             else:
                 self.deferred.append((umem, False))
                 wait_for = self.seq

@@ -40,7 +40,7 @@ import attrs
 
 from ...addr import AddrRange
 from ...mm import Invalidation
-from ...tracked import tracked
+from ...tracked import TrackedList, tracked
 from ..umem import Umem
 from .odp2014 import Odp2014
 
@@ -72,7 +72,7 @@ class Odp2014Ctx(Odp2014):
         #: Running invalidations, context-wide (``notifier_count``).
         self.ncount = 0
         #: Regions registered while ``ncount > 0``, in registration order.
-        self.pending: list[Umem] = []
+        self.pending: TrackedList[Umem] = TrackedList()
 
     def _state(self, umem: Umem) -> _Active:
         state = umem.proto

@@ -35,9 +35,12 @@ Contract
     method, C code) is ordered against every other step (sound, no reduction there).
     For reduction, the author builds a tracked container on purpose: `TrackedDict`
     (noted per key: a lookup reads the key; an insert or delete writes the key and the
-    key set; iterating, ``len`` and the views read the key set and every key),
+    key set; ``len`` reads the key set, iterating reads it and each key it yields),
     `TrackedList` and `TrackedSet` (noted as a whole: a read for queries and iteration,
-    a write for any change).  They are `collections.abc.MutableMapping`,
+    a write for any change).  Iterators and views are live, as the built-in ones are:
+    each use (a ``next``, ``len(d.keys())``, ``x in d.values()``) reads the container in
+    the step that makes it, so one kept across a checkpoint is ordered against the
+    writes in between.  They are `collections.abc.MutableMapping`,
     `MutableSequence` and `MutableSet` wrappers around a private plain container, *not*
     subclasses of dict, list or set, so nothing can change one past its noting methods:
     ``heapq.heappush(t, x)``, ``list.append(t, x)``, ``dict.update(t, ...)``,
@@ -188,13 +191,30 @@ def _plain_of(other: object) -> Any:
     return other
 
 
+def _noting_iter(items: Iterator[T], whole: object) -> Iterator[T]:
+    # An iterator over a tracked list or set made in a tracking run: each ``next`` (and
+    # the one that ends it) reads the container as a whole in the step that calls it,
+    # so an iterator kept across a checkpoint is ordered against the writes in between.
+    while True:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(whole))
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        yield _handed(item) if fp is not None else item
+
+
 @typing.final
 class TrackedDict(collections.abc.MutableMapping[K, V]):
     """A mapping shared between tasks whose accesses are noted per key.
 
     ``d[k]``, ``get``, ``in`` read ``(d, k)``; a store, a delete, ``pop`` or
-    ``setdefault`` write ``(d, k)`` (and the key set when it changes); iteration,
-    ``len``, the views, ``copy``, ``==`` and ``|`` read the key set and every key;
+    ``setdefault`` write ``(d, k)`` (and the key set when it changes); ``len`` reads the
+    key set; each ``next`` of an iterator (of the dict or of a view: live views, each
+    use noted in the step that makes it) reads the key set and the key it yields;
+    ``copy``, ``==`` and ``|`` read the key set and every key;
     ``popitem`` and ``clear`` write them all.  Built like a dict (``TrackedDict()``,
     ``TrackedDict({...})``, ``TrackedDict(k=v)``); not a `dict` subclass: code that needs
     a real dict gets one from ``dict(d)`` (a read of every key), and a built-in dict
@@ -306,8 +326,35 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
 
     def __iter__(self) -> Iterator[K]:
         if _DEPTH[0]:
-            self._all(write=False)
+            return self._noting_iter(iter(self._d), _KEY)
         return iter(self._d)
+
+    def _noting_iter(self, keys: Iterator[K], pick: int) -> Iterator[Any]:
+        # Each ``next`` (and the one that ends it) reads the key set and the key it
+        # yields in the step that calls it: an iterator or a view kept across a
+        # checkpoint is ordered against the writes in between.  `pick`: `_KEY`,
+        # `_VALUE` or `_ITEM`.
+        d = self._d
+        while True:
+            fp = _fp_now() if _DEPTH[0] else None
+            if fp is not None:
+                fp.add(ReadOf(FieldOf(self, _KEYS)))
+            try:
+                key = next(keys)
+            except StopIteration:
+                return
+            if fp is None:
+                out: Any = key if pick == _KEY else d[key] if pick == _VALUE else (key, d[key])
+                yield out
+                continue
+            fp.add(ReadOf(FieldOf(self, key)))
+            _handed(key)
+            if pick == _KEY:
+                yield key
+            elif pick == _VALUE:
+                yield _handed(d[key])
+            else:
+                yield key, _handed(d[key])
 
     def __len__(self) -> int:
         fp = _fp_now() if _DEPTH[0] else None
@@ -316,19 +363,13 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
         return len(self._d)
 
     def keys(self) -> collections.abc.KeysView[K]:
-        if _DEPTH[0]:
-            self._all(write=False)
-        return self._d.keys()
+        return _KeysView(self)
 
     def values(self) -> collections.abc.ValuesView[V]:
-        if _DEPTH[0]:
-            self._all(write=False)
-        return self._d.values()
+        return _ValuesView(self)
 
     def items(self) -> collections.abc.ItemsView[K, V]:
-        if _DEPTH[0]:
-            self._all(write=False)
-        return self._d.items()
+        return _ItemsView(self)
 
     def copy(self) -> TrackedDict[K, V]:
         if _DEPTH[0]:
@@ -339,7 +380,7 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
 
     def __reversed__(self) -> Iterator[K]:
         if _DEPTH[0]:
-            self._all(write=False)
+            return self._noting_iter(reversed(self._d), _KEY)
         return reversed(self._d)
 
     def __eq__(self, other: object) -> bool:
@@ -367,6 +408,57 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
         if _DEPTH[0]:
             self._all(write=False)
         return f"TrackedDict({self._d!r})"
+
+
+_KEY, _VALUE, _ITEM = 0, 1, 2
+
+
+class _KeysView(collections.abc.KeysView[K]):
+    # A live view of a `TrackedDict`: every use goes through the dict's noting methods
+    # in the step that makes it (`len`, ``in``, iteration), as a dict's own view reads
+    # the dict when used, not when made.
+    __slots__ = ()
+    _mapping: TrackedDict[K, Any]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._mapping)
+
+    def __reversed__(self) -> Iterator[K]:
+        return reversed(self._mapping)
+
+
+class _ValuesView(collections.abc.ValuesView[V]):
+    __slots__ = ()
+    _mapping: TrackedDict[Any, V]
+
+    def __iter__(self) -> Iterator[V]:
+        d = self._mapping
+        if _DEPTH[0]:
+            return d._noting_iter(iter(d._d), _VALUE)
+        return iter(d._d.values())
+
+    def __reversed__(self) -> Iterator[V]:
+        d = self._mapping
+        if _DEPTH[0]:
+            return d._noting_iter(reversed(d._d), _VALUE)
+        return reversed(d._d.values())
+
+
+class _ItemsView(collections.abc.ItemsView[K, V]):
+    __slots__ = ()
+    _mapping: TrackedDict[K, V]
+
+    def __iter__(self) -> Iterator[tuple[K, V]]:
+        d = self._mapping
+        if _DEPTH[0]:
+            return d._noting_iter(iter(d._d), _ITEM)
+        return iter(d._d.items())
+
+    def __reversed__(self) -> Iterator[tuple[K, V]]:
+        d = self._mapping
+        if _DEPTH[0]:
+            return d._noting_iter(reversed(d._d), _ITEM)
+        return reversed(d._d.items())
 
 
 @typing.final
@@ -438,12 +530,12 @@ class TrackedList(collections.abc.MutableSequence[T]):
 
     def __iter__(self) -> Iterator[T]:
         if _DEPTH[0]:
-            self._read_out()
+            return _noting_iter(iter(self._l), FieldOf(self, _WHOLE))
         return iter(self._l)
 
     def __reversed__(self) -> Iterator[T]:
         if _DEPTH[0]:
-            self._read_out()
+            return _noting_iter(reversed(self._l), FieldOf(self, _WHOLE))
         return reversed(self._l)
 
     def __contains__(self, value: object) -> bool:
@@ -596,7 +688,7 @@ class TrackedSet(collections.abc.MutableSet[T]):
 
     def __iter__(self) -> Iterator[T]:
         if _DEPTH[0]:
-            self._read_out()
+            return _noting_iter(iter(self._s), FieldOf(self, _WHOLE))
         return iter(self._s)
 
     def __len__(self) -> int:

@@ -213,3 +213,105 @@ def test_tracked_containers_behave_as_their_plain_ones() -> None:
         assert again == box
         with pytest.raises(TypeError):
             hash(box)
+
+
+KEPT = """
+from odp_async import checkpoint, task_group
+from odp_async.scenarios import Scenario
+from odp_async.tracked import TrackedDict, TrackedList, TrackedSet, tracked
+
+
+@tracked
+class Box:
+    def __init__(self):
+        self.d = TrackedDict(k=1)
+        self.l = TrackedList([1, 2])
+        self.s = TrackedSet([1, 2])
+
+
+def _kept(make, use, change):
+    # The reader makes an iterator or a view, checkpoints, then uses it: a write in
+    # between changes what it sees.
+    async def program():
+        b = Box()
+
+        async def writer():
+            await checkpoint("prepare")
+            change(b)
+
+        async def reader():
+            kept = make(b)
+            first = use(kept)
+            await checkpoint("between")
+            assert use(kept) == first, f"changed under me: {first} -> {use(kept)}"
+
+        async with task_group() as tg:
+            tg.start_soon(reader)
+            tg.start_soon(writer)
+
+    return Scenario("kept", "", program, (), needs_world=False, noted_only=True)
+
+
+def _iter_kept(get, change):
+    # The reader takes one item, checkpoints, then takes the rest: a write in between
+    # changes what the iterator yields (or makes it raise).
+    async def program():
+        b = Box()
+
+        async def writer():
+            await checkpoint("prepare")
+            change(b)
+
+        async def reader():
+            snapshot = list(get(b))
+            it = iter(get(b))
+            head = next(it)
+            await checkpoint("between")
+            seen = [head, *it]
+            assert seen == snapshot, f"changed under me: {snapshot} -> {seen}"
+
+        async with task_group() as tg:
+            tg.start_soon(reader)
+            tg.start_soon(writer)
+
+    return Scenario("iter-kept", "", program, (), needs_world=False, noted_only=True)
+
+
+def _set_k(b):
+    b.d["k"] = 2
+
+
+def _add_j(b):
+    b.d["j"] = 2
+
+
+KEPT = {
+    "values": _kept(lambda b: b.d.values(), sum, _set_k),
+    "items": _kept(lambda b: b.d.items(), lambda v: sorted(v), _set_k),
+    "keys_len": _kept(lambda b: b.d.keys(), len, _add_j),
+    "keys_in": _kept(lambda b: b.d.keys(), lambda v: "j" in v, _add_j),
+    "dict_iter": _iter_kept(lambda b: b.d, _add_j),
+    "list_iter": _iter_kept(lambda b: b.l, lambda b: b.l.insert(0, 0)),
+    "set_iter": _iter_kept(lambda b: b.s, lambda b: b.s.discard(2)),
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "name", ["values", "items", "keys_len", "keys_in", "dict_iter", "list_iter", "set_iter"]
+)
+def test_a_view_or_iterator_kept_across_a_checkpoint_is_read_when_used(
+    user_module: UserModule, name: str
+) -> None:
+    """Trial 14: a view (``d.values()``) or an iterator of a tracked container, made in
+    one step and used in a later one, read the container unnoted in the later step, so
+    dpor and dfs said ``complete: 2 traces`` over a real race.  Each use now reads it in
+    the step that uses it."""
+    mod = user_module(KEPT, f"tracked_kept_{name}")
+    for chooser in ("dpor", "dfs"):
+        found = explore(mod.KEPT[name], chooser=chooser, schedules=200, shrink=False)
+        assert not found.complete, (chooser, found.claim)
+        assert found.failure is not None, (chooser, found.claim)
+        assert "changed under me" in found.failure.describe() or "changed size" in (
+            found.failure.describe()
+        )

@@ -782,13 +782,20 @@ def _run_dpor_slot(
     tally: _Tally,
     target: Target,
     hint: Probes,
+    last: int,
 ) -> bool:
     """Run the portfolio's dpor slot `index` in this process (its search's execution of
     that ordinal; ``random`` by the index once the search is over).  Returns True, and
     runs nothing, when the portfolio completes at `index`: its dpor member ran every
     trace, none failed (`DporShare.verified`), and no schedule seen so far failed; with
-    ``stop_on_first=False`` it never stops there (the whole budget runs)."""
-    execution = dpor.run(dpor_ordinal(index)) if not dpor.done else None
+    ``stop_on_first=False`` it never stops there (the whole budget runs).  `last`: the
+    end of the range (the dpor share runs ahead at most to its last dpor slot)."""
+    ordinal = dpor_ordinal(index)
+    execution = (
+        dpor.run(ordinal, dpor_ordinal(last) - ordinal, tally.time_is_up)
+        if not dpor.done
+        else None
+    )
     tally.pruned = dpor.pruned
     if execution is None and dpor.verified and tally.hit is None:
         tally.traces = dpor.chooser.traces
@@ -825,7 +832,7 @@ def _run_range(
         if _is_dpor_slot(config, index):
             if dpor is None:
                 continue
-            if _run_dpor_slot(config, index, dpor, tally, target, steps_hint):
+            if _run_dpor_slot(config, index, dpor, tally, target, steps_hint, last):
                 tally.cut = index  # the portfolio completed: nothing is left to find
                 return index - first
         else:
@@ -1134,7 +1141,7 @@ def _explore_chunks(
             dpor_next += 1
         if dpor_next >= last or not needed(dpor_next) or tally.time_is_up():
             return False
-        if _run_dpor_slot(config, dpor_next, dpor, tally, target, hint):
+        if _run_dpor_slot(config, dpor_next, dpor, tally, target, hint, last):
             # Completed at `dpor_next`, unless a chunk still out below it fails (the
             # completion is then withdrawn, and this slot runs random like any other
             # slot of a finished search).

@@ -1245,9 +1245,13 @@ def _walk(
     The whole walk is one tracking session: `tracked`'s hooks go on the classes once for
     its runs (each run then only nests), not once per run, and come off when it ends,
     however it ends.  Between runs the hooks note nothing (no runtime keeps footprints).
+    A chooser that keeps no footprints (dfs with neither reduction nor symmetry) runs no
+    tracking run, and gets no session: its runs see no hook.
     """
     found_at: int | None = None
-    tracking_run_starts()
+    session = bool(getattr(chooser, "wants_footprints", False))
+    if session:
+        tracking_run_starts()
     try:
         while tally.done < config.schedules and chooser.has_more and not tally.time_is_up():
             try:
@@ -1263,7 +1267,8 @@ def _walk(
                 if config.stop_on_first:
                     return True, found_at
     finally:
-        tracking_run_ends()
+        if session:
+            tracking_run_ends()
     return False, found_at
 
 

@@ -121,3 +121,20 @@ def test_only_the_portfolio_s_tracking_runs_see_the_hooks(
     assert any(keeps for _, keeps in seen)
     assert any(not keeps for _, keeps in seen)
     assert all(hooked == keeps for hooked, keeps in seen)
+
+
+def test_a_dfs_that_keeps_no_footprints_shows_no_hook(user_program: Any) -> None:
+    """dfs without reduction or symmetry runs no tracking run: no session, no hook seen."""
+    explore(
+        user_program.SCENARIO,
+        chooser="dfs",
+        reduction=False,
+        symmetry=False,
+        schedules=30,
+        stop_on_first=False,
+        shrink=False,
+    )
+    seen = user_program.SEEN
+    assert len(seen) == 30
+    assert not any(keeps for _, keeps in seen)
+    assert not any(hooked for hooked, _ in seen)

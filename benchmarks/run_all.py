@@ -20,6 +20,16 @@ some scripts with ``--only`` then updates their figures without dropping the res
 script's entry names the run it came from (``run``: command, date, load), and the Markdown
 says which rows are older.
 
+``--targets`` runs, in one run, exactly the scripts that carry the speed targets, each in
+its targets mode (`TARGET_RUNS`: ``bench_explore.py --steps-only --repeats 15``, the
+explorer's step, rate and fixed-cost tables, not its slow exploratory ones; the interval
+tree, the model's world setup, the sim, the primitives and the DPOR memory scripts
+whole): every target row then comes from the same run, in ``results.{md,json}``, and the
+explorer's steps output is also written to ``results-explore-steps.txt`` (the file the
+README's paragraph on the explorer's steps quotes; ``results-quick-explore-steps.txt``
+with ``--quick``).  About ten minutes on an idle
+2-core machine; with ``--merge`` the other scripts' entries are kept.
+
 Targets missed are reported, never fatal: the exit status is 1 only if a script itself
 failed (a crash, a nonzero exit), 0 otherwise.
 """
@@ -40,12 +50,36 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
+#: What ``--targets`` runs: each script with a target row, with its arguments (name order).
+TARGET_RUNS: dict[str, tuple[str, ...]] = {
+    "bench_dpor_memory.py": (),
+    "bench_explore.py": ("--steps-only", "--repeats", "15"),
+    "bench_intervals.py": (),
+    "bench_model.py": (),
+    "bench_sim.py": (),
+    "bench_sync.py": (),
+}
+
+#: Where ``--targets`` also writes ``bench_explore.py --steps-only``'s output as printed,
+#: after the results file's stem (``results``, or ``results-quick`` for ``--quick``).
+STEPS_SUFFIX = "-explore-steps.txt"
+
 
 def _load() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+def _spread(row: dict[str, Any], on_ratio: bool) -> str:
+    """The range across repeats of a target row's figure: of its ratios, or of its values
+    (an absolute target, such as schedules per second); empty when not measured."""
+    if on_ratio and "ratio_min" in row:
+        return f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
+    if not on_ratio and "value_min" in row:
+        return f"{row['value_min']:.3g}-{row['value_max']:.3g}"
+    return ""
 
 
 def targets(scripts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -65,11 +99,7 @@ def targets(scripts: dict[str, Any]) -> list[dict[str, Any]]:
                         "name": row["name"],
                         "against": row.get("peer") if on_ratio else row.get("unit"),
                         "figure": figure,
-                        "range": (
-                            f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
-                            if on_ratio and "ratio_min" in row
-                            else ""
-                        ),
+                        "range": _spread(row, on_ratio),
                         "target": row["target"],
                         "met": row["met"],
                     }
@@ -117,7 +147,8 @@ def markdown(meta: dict[str, Any], scripts: dict[str, Any]) -> str:
     for script, entry in scripts.items():
         lines += [
             "",
-            f"## {script} (exit {entry['exit']}, {entry['seconds']:.1f} s"
+            f"## {' '.join([script, *entry.get('args', ())])} "
+            f"(exit {entry['exit']}, {entry['seconds']:.1f} s"
             f"{_provenance(meta, entry)})",
             "",
             "```",
@@ -138,14 +169,31 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the other scripts' entries of the results file already in --out",
     )
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="run only the scripts with targets, each in its targets mode (TARGET_RUNS)",
+    )
     args = parser.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
         unknown = set(args.only) - {s.name for s in scripts}
         if unknown:
             parser.error(f"no such benchmark script: {', '.join(sorted(unknown))}")
+    if args.targets:
+        untargeted = set(args.only or ()) - set(TARGET_RUNS)
+        if untargeted:
+            parser.error(
+                f"--targets runs only {', '.join(TARGET_RUNS)}; not "
+                f"{', '.join(sorted(untargeted))}"
+            )
+        scripts = [s for s in scripts if s.name in TARGET_RUNS]
+    if args.only:
         scripts = [s for s in scripts if s.name in args.only]
+    extra = TARGET_RUNS if args.targets else {}
     command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    if args.targets:
+        command += " --targets"
     if args.merge:
         command += " --merge"
     if args.only:
@@ -164,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         for script in scripts:
             rows_file = Path(tmp) / f"{script.stem}.json"
             cmd = [sys.executable, str(script), "--json", str(rows_file)]
-            cmd += ["--quick"] if args.quick else []
-            print(f"### {script.name}{' --quick' if args.quick else ''}", flush=True)
+            script_args = [*extra.get(script.name, ()), *(["--quick"] if args.quick else [])]
+            cmd += script_args
+            print(f"### {' '.join([script.name, *script_args])}", flush=True)
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True)
             took = time.perf_counter() - t0
@@ -177,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stdout": proc.stdout,
                 "tables": [],
                 "run": {k: meta[k] for k in ("command", "date", "load_start")},
+                "args": list(extra.get(script.name, ())),
             }
             if rows_file.exists():
                 entry["tables"] = json.loads(rows_file.read_text())["tables"]
@@ -201,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     (out / f"{stem}.md").write_text(markdown(meta, results))
     print(f"results written to {out / stem}.md and .json", flush=True)
+    steps = results.get("bench_explore.py")
+    ran_steps = any(s.name == "bench_explore.py" for s in scripts)  # this run's, not kept
+    if args.targets and ran_steps and steps and steps["exit"] == 0:
+        (out / f"{stem}{STEPS_SUFFIX}").write_text(steps["stdout"])
+        print(f"and the explorer's steps to {out / stem}{STEPS_SUFFIX}", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", flush=True)
         return 1

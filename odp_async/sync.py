@@ -77,6 +77,10 @@ __all__ = [
 #: ``RUNTIME_VAR.get``, bound once (set by the sim only): every acquire, release and note
 #: asks it (no method lookup on the variable per call).
 _runtime_in_effect: Final = RUNTIME_VAR.get
+#: ``_LIVE_HERE.get``, bound once: `Mutex`'s live acquire and release ask it.
+_live_here_get: Final = _LIVE_HERE.get
+#: ``object.__new__``: a contended live acquire builds its `Waiter` without ``__init__``.
+_new_object: Final = object.__new__
 
 # What a `_try` returns when the operation would block (any other value is the grant).
 _BLOCK: Final = object()
@@ -93,6 +97,8 @@ _ALL: Final = "all"  # a Completion wake from complete_all(): nothing to give ba
 _NO_SLEEP: Final[ContextVar[tuple[object, Callable[[object], None]] | None]] = ContextVar(
     "odp_async.sync.no_sleep", default=None
 )
+#: ``_NO_SLEEP.get``, bound once: `Mutex`'s live acquire asks it.
+_no_sleep_get: Final = _NO_SLEEP.get
 
 
 @contextlib.contextmanager
@@ -429,12 +435,14 @@ class Mutex(_Blocking):
     async def _acquire_live(self) -> None:
         # `_blocking`'s live path with the Mutex policy (`_try`, `_give_back`) inlined:
         # the hot path of a contended hand-off on trio and asyncio.  Same promises.
-        here = _LIVE_HERE.get()  # `live_here`, its cache check inlined
+        here = _live_here_get()  # `live_here`, its cache check inlined
         if here is not None and here[2](here[3]) is here[0][1] and here[1] == get_ident():
             rt, task = here[0]
+            make_future = here[4]
         else:
             rt, task = live_here()
-        section = _NO_SLEEP.get()
+            make_future = None
+        section = _no_sleep_get()
         if section is not None and section[0] is task and not self.spins:
             section[1](self)
         owner = self._owner
@@ -452,10 +460,24 @@ class Mutex(_Blocking):
         if owner is task:
             self._try(task, 0)  # raises: not reentrant
         queue = self._queue
-        w = new_waiter(rt, task, queue, 0)
+        w = _new_object(Waiter)  # `new_waiter(rt, task, queue, 0)`, inlined
+        w.runtime = rt
+        w.task = task
+        w.queue = queue
+        w.kind = 0
+        w.cancellable = True
+        w.woken = False
+        w.value = None
         queue._waiters[w] = None
         try:
-            await rt.park(w)
+            if make_future is not None:
+                # asyncio: `rt.park(w)` inlined, the future it would make parked on here
+                # (`Runtime.future_maker`); `release` resolves it (`Runtime.wakes_future`)
+                fut = w.handle = make_future()
+                await fut
+            else:
+                w.handle = None  # until `park` sets it
+                await rt.park(w)
         except BaseException:
             if w.woken:
                 self._release()  # a hand-off this task will not use goes to the next
@@ -477,7 +499,7 @@ class Mutex(_Blocking):
         rt = _runtime_in_effect(None)
         if rt is None:
             # `live_here`, its cache check inlined
-            here = _LIVE_HERE.get()
+            here = _live_here_get()
             if here is not None and here[2](here[3]) is here[0][1] and here[1] == get_ident():
                 task = here[0][1]
             else:
@@ -530,12 +552,19 @@ class Mutex(_Blocking):
         if not waiters:
             self._owner = None
             return
-        w = next(iter(waiters))
+        for w in waiters:  # noqa: B007 - the first: `next(iter(waiters))`, with no call
+            break
         del waiters[w]
         self._owner = w.task
         w.woken = True
         w.value = None
-        w.runtime.wake(w, None)
+        rt = w.runtime
+        if rt.wakes_future:  # asyncio: `rt.wake` inlined, the future it parked on resolved
+            fut: Any = w.handle
+            if not fut.done():  # done: cancelled; the task passes the wake on
+                fut.set_result(None)
+        else:
+            rt.wake(w, None)
 
     def _give_back(self, task: object, kind: int, grant: object) -> None:
         self._release()

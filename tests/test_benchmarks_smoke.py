@@ -198,3 +198,56 @@ def test_run_all_merge_keeps_the_other_scripts_entries(tmp_path: Path) -> None:
     assert (
         "## bench_fake.py (exit 0, 1.0 s; kept from `python benchmarks/run_all.py` on then" in text
     )
+
+
+def test_run_all_targets_runs_every_target_script_in_its_targets_mode(tmp_path: Path) -> None:
+    """``--targets``: the scripts with target rows, the explorer's in its steps mode, and
+    its output as the steps file the README quotes (here the quick run's)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("run_all", BENCHMARKS / "run_all.py")
+    assert spec is not None
+    assert spec.loader is not None
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    # every script with a target row in the committed results is one of the targets runs
+    committed = json.loads((BENCHMARKS / "results.json").read_text())
+    assert {t["script"] for t in committed["targets"]} <= set(run_all.TARGET_RUNS)
+    assert run_all.TARGET_RUNS["bench_explore.py"][0] == "--steps-only"
+
+    command = [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--targets"]
+    command += ["--only", "bench_explore.py", "--out", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "results-quick.json").read_text())
+    assert data["meta"]["command"] == (
+        "python benchmarks/run_all.py --quick --targets --only bench_explore.py"
+    )
+    entry = data["scripts"]["bench_explore.py"]
+    assert entry["args"] == list(run_all.TARGET_RUNS["bench_explore.py"])
+    by_name = {t["name"]: t for t in data["targets"]}
+    assert set(by_name) == {
+        "sim checkpoint step",
+        "explore step, 20-step program",
+        "fixed cost per schedule",
+    }
+    assert by_name["sim checkpoint step"]["against"] == "bare send step"
+    assert by_name["explore step, 20-step program"]["target"] == ">=40000"
+    assert all(t["range"] for t in data["targets"])  # every figure with its spread
+    steps = (tmp_path / "results-quick-explore-steps.txt").read_text()
+    assert steps == entry["stdout"]
+    from tests.perf.test_readme_benchmarks import _steps_figures
+
+    assert set(_steps_figures(steps)) == {"date", "ratio", "rate", "fixed"}
+    text = (tmp_path / "results-quick.md").read_text()
+    assert "## bench_explore.py --steps-only --repeats 15 --quick" not in text
+    assert "## bench_explore.py --steps-only --repeats 15 (exit 0" in text
+
+
+def test_run_all_targets_refuses_a_script_without_targets(tmp_path: Path) -> None:
+    command = [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--targets"]
+    command += ["--only", "bench_portfolio.py", "--out", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "not bench_portfolio.py" in proc.stderr

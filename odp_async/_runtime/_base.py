@@ -182,6 +182,11 @@ class Runtime(abc.ABC):
     #: (trio's ``checkpoint_if_cancelled``); None where that check is not cheap.
     checkpoint_if_cancelled: Callable[[], Awaitable[None]] | None = None
 
+    #: Live asyncio only: `park` parks on an asyncio future it keeps in ``waiter.handle``
+    #: and `wake` is ``set_result(value)`` on it unless it is done (cancelled), so a
+    #: primitive's hot path may resolve it itself, with no call (a direct hand-off).
+    wakes_future: bool = False
+
     def yield_after_grant(self) -> Awaitable[None]:
         """Live only: the yield of a blocking call that was granted at once.
 
@@ -197,6 +202,13 @@ class Runtime(abc.ABC):
         """Live only: a cheap way to ask again who runs, for `live_here`'s cache: a
         function and its argument whose call returns the running task (on the thread that
         found `task`), or None when there is none."""
+        return None
+
+    def future_maker(self, task: object) -> Callable[[], Any] | None:
+        """Live asyncio only (`wakes_future`): a function of no argument returning a fresh
+        future of `task`'s loop, the one `park` would park `task` on (`wake` resolves
+        it), for `live_here`'s cache: a primitive's hot path may then park on it inline.
+        None elsewhere."""
         return None
 
     @abc.abstractmethod
@@ -309,10 +321,12 @@ def live_runtime() -> Runtime:
 
 
 # What `live_here` found last in this context: ((runtime, task), thread, probe, its
-# argument).  A cache, checked at every use (a task inherits its parent's context, so an
-# entry may name another task; it is then found again and replaced).
+# argument, the runtime's `future_maker` for the task).  A cache, checked at every use (a
+# task inherits its parent's context, so an entry may name another task; it is then found
+# again and replaced).
 _LIVE_HERE: contextvars.ContextVar[
-    tuple[tuple[Runtime, object], int, Callable[[Any], object], Any] | None
+    tuple[tuple[Runtime, object], int, Callable[[Any], object], Any, Callable[[], Any] | None]
+    | None
 ] = contextvars.ContextVar("odp_async.live_here", default=None)
 
 
@@ -325,7 +339,7 @@ def live_here() -> tuple[Runtime, object]:
     Raises as `live_runtime`.  Sync."""
     here = _LIVE_HERE.get()
     if here is not None:
-        pair, thread, probe, arg = here
+        pair, thread, probe, arg, _ = here
         if probe(arg) is pair[1] and thread == get_ident():
             return pair
     rt = live_runtime()
@@ -333,5 +347,5 @@ def live_here() -> tuple[Runtime, object]:
     found = (rt, task)
     how = rt.running_task_probe(task)
     if how is not None:
-        _LIVE_HERE.set((found, get_ident(), how[0], how[1]))
+        _LIVE_HERE.set((found, get_ident(), how[0], how[1], rt.future_maker(task)))
     return found

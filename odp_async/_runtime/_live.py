@@ -182,6 +182,8 @@ class AsyncioRuntime(_AnyioRuntime):
 
     __slots__ = ()
 
+    wakes_future = True
+
     def current_task(self) -> object:
         return _current_task_of(asyncio.get_running_loop())
 
@@ -191,6 +193,16 @@ class AsyncioRuntime(_AnyioRuntime):
         if not isinstance(task, asyncio.Task):
             return None
         return _current_task_of, task.get_loop()
+
+    def future_maker(self, task: object) -> Callable[[], Any] | None:
+        # What `park` makes, as one C call: ``Future(loop=loop)`` unless the loop makes its
+        # own futures.
+        if not isinstance(task, asyncio.Task):
+            return None
+        loop = task.get_loop()
+        if type(loop).create_future is _BASE_CREATE_FUTURE:
+            return functools.partial(_FUTURE, loop=loop)
+        return loop.create_future
 
     def task_name(self, task: object) -> str:
         if isinstance(task, asyncio.Task):
@@ -217,6 +229,8 @@ class AsyncioRuntime(_AnyioRuntime):
         return fut
 
     def wake(self, waiter: Waiter, value: object) -> None:
+        # `Runtime.wakes_future`: `odp_async.sync.Mutex.release` does this inline (and
+        # `Mutex` parks inline on a future of `future_maker`).
         fut: Any = waiter.handle  # the future `park` made
         # A cancelled future means the task is unwinding; it sees `waiter.woken` and
         # passes the wake on, so nothing is lost by not setting a result here.

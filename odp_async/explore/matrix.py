@@ -129,7 +129,7 @@ def explore_cell(
     ran = 0
     unfinished = 0
     found_by: str | None = None
-    schedules = _Schedules(target, chooser, seed, max_steps)
+    schedules = _Schedules(target, chooser, seed, max_steps, budget=budget)
     for index in range(budget):
         got = schedules.run(index)
         if got is None:
@@ -206,6 +206,8 @@ class _Schedules:
     #: True once the dpor member ran every trace with no violation in any.
     complete: bool = False
     clean: bool = True
+    #: The cell's budget (the dpor share runs ahead at most to its last dpor slot).
+    budget: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.chooser == "portfolio":
@@ -231,7 +233,9 @@ class _Schedules:
             chooser: Chooser = StreamChooser(self.seed, index)
             return "random", self.target.run(chooser, max_steps=self.max_steps)
         if member_at(index).kind == "dpor" and not dpor.done:
-            execution = dpor.run(dpor_ordinal(index))
+            ordinal = dpor_ordinal(index)
+            wanted = None if self.budget is None else dpor_ordinal(self.budget) - ordinal
+            execution = dpor.run(ordinal, wanted)
             if execution is not None:
                 self.clean = self.clean and not execution.is_failure
                 return "dpor", execution

@@ -57,12 +57,14 @@ See also
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import collections
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import attrs
 
 from .._runtime.choosers import Chooser, RandomChooser
+from .._runtime.footprint import tracking_run_ends, tracking_run_starts
 from ..errors import NondeterminismError
 from .config import ExploreConfig, derive_seed
 from .dfs import PrunedExecution
@@ -73,6 +75,7 @@ from .sweep import SweepChooser
 from .target import Execution, Target
 
 __all__ = [
+    "AHEAD_MAX",
     "MEMBERS",
     "PATTERN",
     "DporShare",
@@ -178,26 +181,51 @@ def seeded_chooser(config: ExploreConfig, index: int, probes: Probes) -> tuple[s
     return RANDOM.name, RandomChooser(seed)
 
 
+#: The most executions `DporShare` runs ahead of its slots in one batch (one tracking
+#: session); batches double from 1 up to this.
+AHEAD_MAX: Final = 32
+
+
 @attrs.define
 class DporShare:
     """The dpor member's executions, in order: ``run(j)`` is the search's ``j``-th
     execution (ascending `j` only; the ones skipped over run unchecked), or None once
     the search has run every trace.  `exhausted` then says whether it ran every trace
-    with nothing cut by a preemption bound."""
+    with nothing cut by a preemption bound.
+
+    Batches: the search's executions run ahead of their slots, several at a time, in
+    one tracking session (`odp_async._runtime.footprint.tracking_run_starts`: `tracked`'s
+    hooks go on the classes once per batch, not once per run, and come off before any
+    other member's run, which sees no hook).  A batch is at most `AHEAD_MAX` executions,
+    doubling from 1, never more than the caller says it may still ask for (``run``'s
+    `wanted`), and ends at a failing execution, at the end of the search, and when
+    ``run``'s `stop` says so (a wall-clock budget).  The executions are the same, in the
+    same order, as run one per slot: execution ``j`` is a function of the program alone.
+    """
 
     target: Target
     config: ExploreConfig
     chooser: DporChooser = attrs.field(init=False)
+    #: How many executions `run` handed out or skipped over.
     next_ordinal: int = 0
+    #: Pruned executions before the next one `run` hands out (counted as it hands out).
     pruned: int = 0
     #: True once `run` returned None (the search has no execution left).
     done: bool = False
     #: Why the search was given up (the program did not replay its own choices: its
-    #: later slots run random), or None.
+    #: later slots run random), or None; set once `run` reaches that point.
     abandoned: str | None = None
     #: False once any execution of the search failed, the ones `run` skipped over
     #: included (a shard's below its ``start``): only a clean search proves anything.
     clean: bool = True
+    #: Executions run ahead, in order, each with the pruned executions before it.
+    _ahead: collections.deque[tuple[int, Execution]] = attrs.field(
+        init=False, factory=collections.deque
+    )
+    #: Why the search stopped in a batch (`abandoned` once `run` reaches it).
+    _abandon_at: str | None = attrs.field(init=False, default=None)
+    _batch: int = attrs.field(init=False, default=1)
+    _tail_pruned: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self.chooser = DporChooser(
@@ -217,29 +245,62 @@ class DporShare:
         footprints), so the portfolio has nothing left to find."""
         return self.done and self.exhausted and self.clean
 
-    def _next(self) -> Execution | None:
-        while self.chooser.has_more and self.abandoned is None:
-            try:
-                execution = self.target.run(self.chooser, max_steps=self.config.max_steps)
-            except PrunedExecution:
-                self.pruned += 1
-                continue
-            except NondeterminismError as e:
-                # a program that does not replay its own choices has no DPOR tree
-                self.abandoned = str(e)
-                return None
-            self.next_ordinal += 1
-            self.clean = self.clean and not execution.is_failure
-            return execution
-        return None
+    def _fill(self, count: int, stop: Callable[[], bool] | None) -> None:
+        """Run up to `count` (at least 1) more executions of the search into `_ahead`,
+        in one tracking session."""
+        pruned = 0
+        tracking_run_starts()
+        try:
+            while self.chooser.has_more and self._abandon_at is None:
+                try:
+                    execution = self.target.run(self.chooser, max_steps=self.config.max_steps)
+                except PrunedExecution:
+                    pruned += 1
+                    continue
+                except NondeterminismError as e:
+                    # a program that does not replay its own choices has no DPOR tree
+                    self._abandon_at = str(e)
+                    break
+                self._ahead.append((pruned, execution))
+                pruned = 0
+                if len(self._ahead) >= count or execution.is_failure:
+                    break
+                if stop is not None and stop():
+                    break
+        finally:
+            tracking_run_ends()
+        self._tail_pruned += pruned  # past the last execution: counted at the search's end
 
-    def run(self, ordinal: int) -> Execution | None:
+    def _next(self, wanted: int, stop: Callable[[], bool] | None) -> Execution | None:
+        if not self._ahead and self._abandon_at is None and self.chooser.has_more:
+            self._fill(min(self._batch, max(wanted, 1)), stop)
+            self._batch = min(2 * self._batch, AHEAD_MAX)
+        if not self._ahead:
+            self.abandoned = self._abandon_at
+            self.pruned += self._tail_pruned
+            self._tail_pruned = 0
+            return None
+        pruned, execution = self._ahead.popleft()
+        self.pruned += pruned
+        self.next_ordinal += 1
+        self.clean = self.clean and not execution.is_failure
+        return execution
+
+    def run(
+        self, ordinal: int, wanted: int | None = None, stop: Callable[[], bool] | None = None
+    ) -> Execution | None:
+        """The search's execution `ordinal` (None: the search is over).  `wanted`: how
+        many executions, from `ordinal` on, the caller may still ask for (None: no bound
+        it knows; a batch then runs up to `AHEAD_MAX`); `stop`: asked between the runs of
+        a batch, True ends it (the caller's budget is spent)."""
         if ordinal < self.next_ordinal:
             raise ValueError(f"dpor execution {ordinal} already ran (next: {self.next_ordinal})")
+        left = AHEAD_MAX if wanted is None else wanted + ordinal - self.next_ordinal
         while self.next_ordinal < ordinal:
-            if self._next() is None:
+            if self._next(left, stop) is None:
                 self.done = True
                 return None
-        execution = self._next()
+            left -= 1
+        execution = self._next(left, stop)
         self.done = execution is None
         return execution

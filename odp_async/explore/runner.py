@@ -836,13 +836,20 @@ def _run_dpor_slot(
     tally: _Tally,
     target: Target,
     hint: Probes,
+    last: int,
 ) -> bool:
     """Run the portfolio's dpor slot `index` in this process (its search's execution of
     that ordinal; ``random`` by the index once the search is over).  Returns True, and
     runs nothing, when the portfolio completes at `index`: its dpor member ran every
     trace, none failed (`DporShare.verified`), and no schedule seen so far failed; with
-    ``stop_on_first=False`` it never stops there (the whole budget runs)."""
-    execution = dpor.run(dpor_ordinal(index)) if not dpor.done else None
+    ``stop_on_first=False`` it never stops there (the whole budget runs).  `last`: the
+    end of the range (the dpor share runs ahead at most to its last dpor slot)."""
+    ordinal = dpor_ordinal(index)
+    execution = (
+        dpor.run(ordinal, dpor_ordinal(last) - ordinal, tally.time_is_up)
+        if not dpor.done
+        else None
+    )
     tally.pruned = dpor.pruned
     if execution is None and dpor.verified and tally.hit is None:
         tally.traces = dpor.chooser.traces
@@ -879,7 +886,7 @@ def _run_range(
         if _is_dpor_slot(config, index):
             if dpor is None:
                 continue
-            if _run_dpor_slot(config, index, dpor, tally, target, steps_hint):
+            if _run_dpor_slot(config, index, dpor, tally, target, steps_hint, last):
                 tally.cut = index  # the portfolio completed: nothing is left to find
                 return index - first
         else:
@@ -1206,7 +1213,7 @@ def _explore_chunks(
             dpor_next += 1
         if dpor_next >= last or not needed(dpor_next) or tally.time_is_up():
             return False
-        if _run_dpor_slot(config, dpor_next, dpor, tally, target, hint):
+        if _run_dpor_slot(config, dpor_next, dpor, tally, target, hint, last):
             # Completed at `dpor_next`, unless a chunk still out below it fails (the
             # completion is then withdrawn, and this slot runs random like any other
             # slot of a finished search).
@@ -1318,9 +1325,13 @@ def _walk(
     The whole walk is one tracking session: `tracked`'s hooks go on the classes once for
     its runs (each run then only nests), not once per run, and come off when it ends,
     however it ends.  Between runs the hooks note nothing (no runtime keeps footprints).
+    A chooser that keeps no footprints (dfs with neither reduction nor symmetry) runs no
+    tracking run, and gets no session: its runs see no hook.
     """
     found_at: int | None = None
-    tracking_run_starts()
+    session = bool(getattr(chooser, "wants_footprints", False))
+    if session:
+        tracking_run_starts()
     try:
         while tally.done < config.schedules and chooser.has_more and not tally.time_is_up():
             try:
@@ -1336,7 +1347,8 @@ def _walk(
                 if config.stop_on_first:
                     return True, found_at
     finally:
-        tracking_run_ends()
+        if session:
+            tracking_run_ends()
     return False, found_at
 
 

@@ -123,3 +123,87 @@ def test_new_waiter_sets_every_slot_as_the_constructor_does() -> None:
     slow = Waiter(None, "task", queue, 2)  # type: ignore[arg-type]
     for slot in Waiter.__slots__:
         assert getattr(fast, slot) == getattr(slow, slot), slot
+
+
+def _exchange(rounds: int) -> list[int]:
+    """Two asyncio tasks hand one Mutex back and forth `rounds` times each (every acquire
+    but the first parks): the order of the holders."""
+
+    async def main() -> list[int]:
+        m = Mutex("m")
+        order: list[int] = []
+
+        async def side(me: int) -> None:
+            for _ in range(rounds):
+                await m.acquire()
+                order.append(me)
+                await asyncio.sleep(0)  # the other side queues up behind
+                m.release()
+
+        await asyncio.gather(side(0), side(1))
+        assert not m.locked()
+        return order
+
+    return asyncio.run(main())
+
+
+def test_an_asyncio_hand_off_parks_and_wakes_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On asyncio the contended Mutex parks on a future of `Runtime.future_maker` and its
+    release resolves it (`Runtime.wakes_future`), with no call to the runtime's `park` or
+    `wake` once a task's cache entry is there (its first acquire finds it)."""
+    from odp_async._runtime._live import AsyncioRuntime
+
+    calls = {"park": 0, "wake": 0}
+    real_park, real_wake = AsyncioRuntime.park, AsyncioRuntime.wake
+
+    def park(self: AsyncioRuntime, waiter: object) -> object:
+        calls["park"] += 1
+        return real_park(self, waiter)  # type: ignore[arg-type]
+
+    def wake(self: AsyncioRuntime, waiter: object, value: object) -> None:
+        calls["wake"] += 1
+        real_wake(self, waiter, value)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AsyncioRuntime, "park", park)
+    monkeypatch.setattr(AsyncioRuntime, "wake", wake)
+    order = _exchange(50)
+    assert order == [0, 1] * 50  # FIFO hand-off: strict alternation
+    # one park: the second task's first acquire, which parks before its cache entry is
+    # there (found on that slow path); every other of the 99 parks and wakes is inline
+    assert calls == {"park": 1, "wake": 0}
+
+
+def test_the_inline_park_uses_a_loop_s_own_futures() -> None:
+    """A loop that makes its own futures (overriding ``create_future``) gets them made by
+    itself on the inline path too."""
+    from odp_async._runtime._live import AsyncioRuntime
+
+    made: list[object] = []
+
+    class Loop(asyncio.SelectorEventLoop):
+        def create_future(self) -> asyncio.Future[object]:
+            fut = super().create_future()
+            made.append(fut)
+            return fut
+
+    async def main() -> list[int]:
+        m = Mutex("m")
+        order: list[int] = []
+
+        async def side(me: int) -> None:
+            for _ in range(10):
+                await m.acquire()
+                order.append(me)
+                await asyncio.sleep(0)
+                m.release()
+
+        await asyncio.gather(side(0), side(1))
+        return order
+
+    loop = Loop()
+    try:
+        assert loop.run_until_complete(main()) == [0, 1] * 10
+    finally:
+        loop.close()
+    assert len(made) >= 18  # every parked acquire, less at most each task's first
+    assert AsyncioRuntime().future_maker("not a task") is None

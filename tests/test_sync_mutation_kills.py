@@ -969,6 +969,49 @@ def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
     ]
 
 
+def test_an_rwlock_acquire_granted_after_a_park_notes_which_hold_it_took() -> None:
+    """A reader parked behind a writer, and a writer parked behind a reader, note the
+    hold they were handed when they wake (`RWLock._hold_event`): the replay of a trace
+    tells the shared hold from the exclusive one after a hand-off too."""
+    lock = RWLock("rw")
+
+    async def main() -> None:
+        async def reader() -> None:
+            await lock.acquire_read()  # parks: the writer holds
+            lock.release_read()
+
+        async def writer() -> None:
+            await lock.acquire_write()  # parks: the reader holds
+            lock.release_write()
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            tg.start_soon(reader, name="R")
+            await until(lambda: lock.statistics().readers_waiting == 1)
+            lock.release_write()  # hands the lock to R
+        await lock.acquire_read()
+        async with rt.task_group() as tg:
+            tg.start_soon(writer, name="W")
+            await until(lambda: lock.statistics().writers_waiting == 1)
+            lock.release_read()  # hands the lock to W
+
+    r = sim.run(main, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    events = [label[0] for (_, _, op, label) in r.trace if op == sim.NOTE]
+    # each hand-off: the release, then the woken task's note of the hold it now has
+    assert events == [
+        "acquire-write",
+        "release",
+        "acquire-read",
+        "release",
+        "acquire-read",
+        "release",
+        "acquire-write",
+        "release",
+    ]
+
+
 # --- Mutex on a live runtime (`Mutex._acquire_live`, the inlined hot path) -----------------
 
 

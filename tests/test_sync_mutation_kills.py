@@ -946,6 +946,16 @@ def test_complete_and_complete_all_are_writes_of_the_completion() -> None:
         assert c.is_done(), op
 
 
+def test_is_done_is_a_read_of_the_completion() -> None:
+    """``completion_done`` reads the completion (a `complete()` in another step does not
+    commute with it), writes nothing, and consumes nothing."""
+    c = Completion("c")
+    assert _noted(c.is_done) == ({ReadOf(c)}, [], False)
+    c.complete()
+    assert _noted(c.is_done) == ({ReadOf(c)}, [], True)
+    assert c.statistics().done == 1
+
+
 def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
     """The trace of an ``acquire_read``/``acquire_write`` (the blocking methods) says
     which hold was taken: a replay reader tells a shared hold from an exclusive one."""

@@ -6,7 +6,7 @@ will not keep, and what each primitive's invariant check reports."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -22,6 +22,7 @@ from odp_async.sync import (
     RWLock,
     SlotPool,
     WaitQueue,
+    _Blocking,
 )
 from tests.conftest import Runner
 
@@ -1020,6 +1021,48 @@ def test_an_rwlock_acquire_granted_after_a_park_notes_which_hold_it_took() -> No
         "acquire-write",
         "release",
     ]
+
+
+class _Turnstile(_Blocking):
+    """A minimal primitive that notes its own grants (``attempt_notes_itself``) but keeps
+    `_Blocking`'s default `_note_grant`: every attempt passes."""
+
+    attempt_notes_itself: ClassVar[bool] = True
+    fast_acquire = False
+    name = "turnstile"
+
+    def __init__(self) -> None:
+        self._queue = WaitQueue("turnstile")
+
+    def _try(self, task: object, kind: int) -> object:
+        return "in"
+
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        pass
+
+    def _hold_event(self, kind: int) -> str | None:
+        return "pass" if kind == 1 else None
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        return "turnstile", ()
+
+
+def test_a_primitive_noting_its_own_grants_notes_its_hold_event_by_default() -> None:
+    """`_Blocking._note_grant`, the default for a primitive whose granted attempts note
+    themselves: a write of the primitive with the hold event of the attempt's kind."""
+    gate = _Turnstile()
+    recorder = _FootprintRecorder()
+
+    async def main() -> object:
+        got = await gate._blocking(1)
+        await rt.checkpoint("after")
+        return got
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    assert r.unwrap() == "in"
+    assert r.trace is not None
+    assert [label for (_, _, op, label) in r.trace if op == sim.NOTE] == [("pass", "turnstile")]
+    assert any(fp is not None and gate in fp.writes for fp in recorder.footprints)
 
 
 # --- Mutex on a live runtime (`Mutex._acquire_live`, the inlined hot path) -----------------

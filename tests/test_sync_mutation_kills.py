@@ -863,6 +863,52 @@ def test_rwlock_release_read_notes_the_lock_and_the_release() -> None:
     assert [event for event, _ in notes] == ["acquire-read", "release"]
 
 
+def test_a_granted_read_and_its_release_note_a_read_of_the_lock_and_the_task_s_part() -> None:
+    """A blocking ``acquire_read`` that is granted at once, and a ``release_read`` that
+    lets nobody in, each note exactly a read of the lock and a write of the task's own
+    read hold, ``FieldOf(lock, ("reader", task id))``, with the event in the trace: two
+    tasks' read steps commute under DPOR, a write acquire does not."""
+    lock = RWLock("rw")
+    recorder = _FootprintRecorder()
+    me: list[object] = []
+
+    async def main() -> None:
+        me.append(getattr(rt.current_task(), "id", None))
+        await rt.checkpoint("before")
+        await lock.acquire_read()
+        await rt.checkpoint("held")
+        lock.release_read()
+        await rt.checkpoint("after")
+        await lock.acquire_write()
+        await rt.checkpoint("written")
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    r.unwrap()
+    assert me[0] is not None
+    part = FieldOf(lock, ("reader", me[0]))
+    noted = [fp.writes for fp in recorder.footprints if fp is not None and fp.writes]
+    assert noted == [{ReadOf(lock), part}, {ReadOf(lock), part}, {lock}]
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-read", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+        ("acquire-write", "RWLock 'rw'"),
+    ]
+
+
+def test_rwlock_statistics_and_misuse_texts_are_writes_of_the_lock() -> None:
+    """`statistics` and the holder text of a misuse message list the readers in the
+    order they came, so they count as writes of the lock (the class's footprint rule)."""
+    lock = RWLock("rw")
+    writes, notes, got = _noted(lock.statistics)
+    assert (writes, notes) == ({lock}, [])
+    writes, notes, got = _noted(lock.release_write)
+    assert writes == {lock}
+    assert isinstance(got, ProtocolViolation)
+    assert "(not held)" in str(got)
+
+
 def test_nested_read_holds_are_released_one_at_a_time(runtime: Runner) -> None:
     async def main() -> list[object]:
         lock = RWLock("rw")

@@ -1003,6 +1003,23 @@ def test_is_done_is_a_read_of_the_completion() -> None:
     assert c.statistics().done == 1
 
 
+def test_a_wait_after_complete_all_reads_the_completion_one_that_consumes_writes_it() -> None:
+    """The footprint of a granted ``wait``: after `complete_all` it only reads the
+    completion (two such waits commute under DPOR); consuming a `complete` writes it."""
+    for op, noted in (("complete_all", "read"), ("complete", "write")):
+        c = Completion("c")
+        getattr(c, op)()
+        recorder = _FootprintRecorder()
+
+        async def main(c: Completion = c) -> None:
+            await c.wait()
+            await rt.checkpoint("after")
+
+        sim.run(main, chooser=recorder).unwrap()
+        writes = [fp.writes for fp in recorder.footprints if fp is not None and fp.writes]
+        assert writes == [{ReadOf(c) if noted == "read" else c}], op
+
+
 def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
     """The trace of an ``acquire_read``/``acquire_write`` (the blocking methods) says
     which hold was taken: a replay reader tells a shared hold from an exclusive one."""

@@ -44,7 +44,7 @@ class Runner:
     #: (`TimeoutError`) rather than stalling the suite.  Far above any live test's time
     #: on a loaded machine (milliseconds); the limit catches a lost wake-up or a wait
     #: that never ends, e.g. a mutant of a primitive under ``tools/mutation.sh``.
-    hang_limit: float = 15.0
+    hang_limit: float = 30.0
 
     @property
     def is_sim(self) -> bool:

@@ -40,6 +40,11 @@ class Runner:
     """
 
     name: str
+    #: A live run still going after this many seconds is a hang: it fails the test
+    #: (`TimeoutError`) rather than stalling the suite.  Far above any live test's time
+    #: on a loaded machine (milliseconds); the limit catches a lost wake-up or a wait
+    #: that never ends, e.g. a mutant of a primitive under ``tools/mutation.sh``.
+    hang_limit: float = 30.0
 
     @property
     def is_sim(self) -> bool:
@@ -48,7 +53,12 @@ class Runner:
     def run(self, fn: Callable[..., Awaitable[Any]], *args: Any, seed: int = 0) -> Any:
         if self.name == "sim":
             return sim.run(fn, *args, seed=seed).unwrap()
-        return anyio.run(fn, *args, backend=self.name)
+
+        async def guarded() -> Any:
+            with anyio.fail_after(self.hang_limit):
+                return await fn(*args)
+
+        return anyio.run(guarded, backend=self.name)
 
 
 @pytest.fixture(params=["sim", "asyncio", "trio"])

@@ -6,7 +6,7 @@ will not keep, and what each primitive's invariant check reports."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -22,6 +22,7 @@ from odp_async.sync import (
     RWLock,
     SlotPool,
     WaitQueue,
+    _Blocking,
 )
 from tests.conftest import Runner
 
@@ -862,6 +863,52 @@ def test_rwlock_release_read_notes_the_lock_and_the_release() -> None:
     assert [event for event, _ in notes] == ["acquire-read", "release"]
 
 
+def test_a_granted_read_and_its_release_note_a_read_of_the_lock_and_the_task_s_part() -> None:
+    """A blocking ``acquire_read`` that is granted at once, and a ``release_read`` that
+    lets nobody in, each note exactly a read of the lock and a write of the task's own
+    read hold, ``FieldOf(lock, ("reader", task id))``, with the event in the trace: two
+    tasks' read steps commute under DPOR, a write acquire does not."""
+    lock = RWLock("rw")
+    recorder = _FootprintRecorder()
+    me: list[object] = []
+
+    async def main() -> None:
+        me.append(getattr(rt.current_task(), "id", None))
+        await rt.checkpoint("before")
+        await lock.acquire_read()
+        await rt.checkpoint("held")
+        lock.release_read()
+        await rt.checkpoint("after")
+        await lock.acquire_write()
+        await rt.checkpoint("written")
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    r.unwrap()
+    assert me[0] is not None
+    part = FieldOf(lock, ("reader", me[0]))
+    noted = [fp.writes for fp in recorder.footprints if fp is not None and fp.writes]
+    assert noted == [{ReadOf(lock), part}, {ReadOf(lock), part}, {lock}]
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-read", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+        ("acquire-write", "RWLock 'rw'"),
+    ]
+
+
+def test_rwlock_statistics_and_misuse_texts_are_writes_of_the_lock() -> None:
+    """`statistics` and the holder text of a misuse message list the readers in the
+    order they came, so they count as writes of the lock (the class's footprint rule)."""
+    lock = RWLock("rw")
+    writes, notes, got = _noted(lock.statistics)
+    assert (writes, notes) == ({lock}, [])
+    writes, notes, got = _noted(lock.release_write)
+    assert writes == {lock}
+    assert isinstance(got, ProtocolViolation)
+    assert "(not held)" in str(got)
+
+
 def test_nested_read_holds_are_released_one_at_a_time(runtime: Runner) -> None:
     async def main() -> list[object]:
         lock = RWLock("rw")
@@ -946,6 +993,33 @@ def test_complete_and_complete_all_are_writes_of_the_completion() -> None:
         assert c.is_done(), op
 
 
+def test_is_done_is_a_read_of_the_completion() -> None:
+    """``completion_done`` reads the completion (a `complete()` in another step does not
+    commute with it), writes nothing, and consumes nothing."""
+    c = Completion("c")
+    assert _noted(c.is_done) == ({ReadOf(c)}, [], False)
+    c.complete()
+    assert _noted(c.is_done) == ({ReadOf(c)}, [], True)
+    assert c.statistics().done == 1
+
+
+def test_a_wait_after_complete_all_reads_the_completion_one_that_consumes_writes_it() -> None:
+    """The footprint of a granted ``wait``: after `complete_all` it only reads the
+    completion (two such waits commute under DPOR); consuming a `complete` writes it."""
+    for op, noted in (("complete_all", "read"), ("complete", "write")):
+        c = Completion("c")
+        getattr(c, op)()
+        recorder = _FootprintRecorder()
+
+        async def main(c: Completion = c) -> None:
+            await c.wait()
+            await rt.checkpoint("after")
+
+        sim.run(main, chooser=recorder).unwrap()
+        writes = [fp.writes for fp in recorder.footprints if fp is not None and fp.writes]
+        assert writes == [{ReadOf(c) if noted == "read" else c}], op
+
+
 def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
     """The trace of an ``acquire_read``/``acquire_write`` (the blocking methods) says
     which hold was taken: a replay reader tells a shared hold from an exclusive one."""
@@ -967,6 +1041,91 @@ def test_blocking_rwlock_acquires_note_which_hold_they_took() -> None:
         ("acquire-write", "RWLock 'rw'"),
         ("release", "RWLock 'rw'"),
     ]
+
+
+def test_an_rwlock_acquire_granted_after_a_park_notes_which_hold_it_took() -> None:
+    """A reader parked behind a writer, and a writer parked behind a reader, note the
+    hold they were handed when they wake (`RWLock._hold_event`): the replay of a trace
+    tells the shared hold from the exclusive one after a hand-off too."""
+    lock = RWLock("rw")
+
+    async def main() -> None:
+        async def reader() -> None:
+            await lock.acquire_read()  # parks: the writer holds
+            lock.release_read()
+
+        async def writer() -> None:
+            await lock.acquire_write()  # parks: the reader holds
+            lock.release_write()
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            tg.start_soon(reader, name="R")
+            await until(lambda: lock.statistics().readers_waiting == 1)
+            lock.release_write()  # hands the lock to R
+        await lock.acquire_read()
+        async with rt.task_group() as tg:
+            tg.start_soon(writer, name="W")
+            await until(lambda: lock.statistics().writers_waiting == 1)
+            lock.release_read()  # hands the lock to W
+
+    r = sim.run(main, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    events = [label[0] for (_, _, op, label) in r.trace if op == sim.NOTE]
+    # each hand-off: the release, then the woken task's note of the hold it now has
+    assert events == [
+        "acquire-write",
+        "release",
+        "acquire-read",
+        "release",
+        "acquire-read",
+        "release",
+        "acquire-write",
+        "release",
+    ]
+
+
+class _Turnstile(_Blocking):
+    """A minimal primitive that notes its own grants (``attempt_notes_itself``) but keeps
+    `_Blocking`'s default `_note_grant`: every attempt passes."""
+
+    attempt_notes_itself: ClassVar[bool] = True
+    fast_acquire = False
+    name = "turnstile"
+
+    def __init__(self) -> None:
+        self._queue = WaitQueue("turnstile")
+
+    def _try(self, task: object, kind: int) -> object:
+        return "in"
+
+    def _give_back(self, task: object, kind: int, grant: object) -> None:
+        pass
+
+    def _hold_event(self, kind: int) -> str | None:
+        return "pass" if kind == 1 else None
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        return "turnstile", ()
+
+
+def test_a_primitive_noting_its_own_grants_notes_its_hold_event_by_default() -> None:
+    """`_Blocking._note_grant`, the default for a primitive whose granted attempts note
+    themselves: a write of the primitive with the hold event of the attempt's kind."""
+    gate = _Turnstile()
+    recorder = _FootprintRecorder()
+
+    async def main() -> object:
+        got = await gate._blocking(1)
+        await rt.checkpoint("after")
+        return got
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    assert r.unwrap() == "in"
+    assert r.trace is not None
+    assert [label for (_, _, op, label) in r.trace if op == sim.NOTE] == [("pass", "turnstile")]
+    assert any(fp is not None and gate in fp.writes for fp in recorder.footprints)
 
 
 # --- Mutex on a live runtime (`Mutex._acquire_live`, the inlined hot path) -----------------

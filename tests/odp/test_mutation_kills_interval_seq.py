@@ -227,3 +227,35 @@ def test_a_deferred_removal_yields_at_a_labelled_checkpoint_before_it_waits() ->
     labels = [step[3] for step in run.sim.trace]
     assert labels.count(("interval-seq", "remove", "A")) == 1
     assert ("interval-seq", "remove", "B") not in labels
+
+
+def test_the_end_of_an_epoch_with_a_deferred_list_yields_at_a_labelled_checkpoint() -> None:
+    """The end of an epoch with a deferred removal (here one whose odd seq has bit 1
+    clear) applies the list in a window a trace names (``mn_itree_inv_end`` with the
+    registry's lock held); the epoch's end is the one labelled checkpoint of that kind."""
+
+    async def body(w: World) -> None:
+        p = _iseq(w)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 4 * P, name="A")
+        i0 = _inv(0, 0, 4)
+        await p.invalidate_range_start(i0)
+        await p.invalidate_range_end(i0)  # an epoch with no deferred list: seq moves by 2
+        i1 = _inv(1, 0, 4)
+        await p.invalidate_range_start(i1)
+        assert p.seq % 4 == 1  # an odd seq whose bit 1 is clear
+
+        async def deregister_a() -> None:
+            await w.ctx.deregister_mr(a)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(deregister_a, name="D")
+            await _until_parked(p, 1)
+            await p.invalidate_range_end(i1)
+        assert not w.ctx.is_in_tree(a)
+
+    run = run_world(body, protocol="interval-seq", trace=True)
+    run.sim.unwrap()
+    assert run.sim.trace is not None
+    labels = [step[3] for step in run.sim.trace]
+    assert labels.count(("interval-seq", "deferred list")) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +17,13 @@ from hypothesis import HealthCheck, settings
 
 from odp_async._runtime import sim
 from tests._usermod import forget, import_user_module
+
+# A test run started in the background (``cmd &`` in a non-interactive shell, ``nohup``)
+# inherits SIGINT ignored, and so would every process it starts: the Ctrl-C tests (a real
+# SIGINT to a child, the explorer telling Ctrl-C from the program's own
+# KeyboardInterrupt) need Python's default handler, as a terminal gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Deterministic by default (CI and local runs alike); HYPOTHESIS_PROFILE=explore for a
 # randomized hunt on a developer's machine.

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -158,6 +159,11 @@ def markdown(meta: dict[str, Any], scripts: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The modules of the ``bench`` extra the scripts measure against (frontrun is optional:
+#: bench_dpor.py says so and leaves its column out).
+PEERS = ("intervaltree", "aiorwlock")
+
+
 def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run only the scripts with targets, each in its targets mode (TARGET_RUNS)",
     )
     args = parser.parse_args(argv)
+    if not Path(args.out).is_dir():
+        parser.error(f"--out {args.out!r} is not a directory")  # before minutes of runs
+    missing = [name for name in PEERS if importlib.util.find_spec(name) is None]
+    if missing:
+        parser.error(
+            f"the peers {', '.join(missing)} are not installed: pip install -e '.[bench]'"
+        )
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
         unknown = set(args.only) - {s.name for s in scripts}

@@ -9,6 +9,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -251,3 +254,40 @@ def test_run_all_targets_refuses_a_script_without_targets(tmp_path: Path) -> Non
     proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "not bench_portfolio.py" in proc.stderr
+
+
+def _load_run_all() -> ModuleType:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all_checks", BENCHMARKS / "run_all.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_all_refuses_a_missing_out_directory_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 15: ``--out`` naming no directory ran every script, then crashed writing."""
+    with pytest.raises(SystemExit) as exited:
+        _load_run_all().main(["--quick", "--out", str(tmp_path / "missing")])
+    assert exited.value.code == 2
+    err = capsys.readouterr()
+    assert f"--out '{tmp_path / 'missing'}' is not a directory" in err.err
+    assert "###" not in err.out  # no script ran
+
+
+def test_run_all_names_the_missing_peers_before_running(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Trial 15: without the ``bench`` extra two scripts died with tracebacks."""
+    run_all = _load_run_all()
+    monkeypatch.setattr(run_all, "PEERS", ("intervaltree", "no_such_peer_module"))
+    with pytest.raises(SystemExit) as exited:
+        run_all.main(["--quick", "--out", str(tmp_path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr()
+    assert "the peers no_such_peer_module are not installed: pip install -e '.[bench]'" in err.err
+    assert "###" not in err.out

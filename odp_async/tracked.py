@@ -87,6 +87,7 @@ from __future__ import annotations
 import array
 import collections
 import collections.abc
+import copy
 import enum
 import inspect
 import threading
@@ -206,6 +207,33 @@ def _noting_iter(items: Iterator[T], whole: object) -> Iterator[T]:
         yield _handed(item) if fp is not None else item
 
 
+def _no_subclass(cls: type) -> typing.NoReturn:
+    # A subclass's own fields (and overrides) would be plain, unnoted state.
+    base = next(b for b in cls.__mro__[1:] if b in _CONTAINERS)
+    raise TypeError(
+        f"{cls.__qualname__}: {base.__name__} cannot be subclassed (the subclass's own "
+        f"fields would not be tracked); keep the {base.__name__} in a field of a "
+        "@tracked class instead"
+    )
+
+
+def _state_of(obj: Any, name: str, plain: object, note: Callable[[], None]) -> Any:
+    # ``__getstate__`` of a tracked container: in a tracking run a read of everything and
+    # a copy of the private container (never the container itself); else the default.
+    if _DEPTH[0]:
+        note()
+        return (None, {name: copy.copy(plain)})
+    return object.__getstate__(obj)
+
+
+def _deepcopied(obj: Any, memo: dict[int, Any], name: str, plain: object) -> Any:
+    # ``copy.deepcopy`` of a tracked container (its read already noted by the caller).
+    new = object.__new__(type(obj))
+    memo[id(obj)] = new
+    object.__setattr__(new, name, copy.deepcopy(plain, memo))
+    return new
+
+
 @typing.final
 class TrackedDict(collections.abc.MutableMapping[K, V]):
     """A mapping shared between tasks whose accesses are noted per key.
@@ -224,8 +252,29 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
 
     __slots__ = ("_d",)
 
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
+    # default ones would read the private container in C, past the notes.
+    def __getstate__(self) -> Any:
+        return _state_of(self, "_d", self._d, self._read_all)
+
+    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
+        if _DEPTH[0]:
+            self._read_all()
+        return object.__reduce_ex__(self, protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedDict[K, V]:
+        if _DEPTH[0]:
+            self._read_all()
+        return _deepcopied(self, memo, "_d", self._d)  # type: ignore[no-any-return]
+
     def __init__(self, items: Any = (), /, **kwargs: V) -> None:
         self._d: dict[K, V] = dict(items, **kwargs)
+
+    def _read_all(self) -> None:
+        self._all(write=False)
 
     def _plain(self) -> dict[K, V]:
         if _DEPTH[0]:
@@ -475,6 +524,24 @@ class TrackedList(collections.abc.MutableSequence[T]):
 
     __slots__ = ("_l",)
 
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
+    # default ones would read the private container in C, past the notes.
+    def __getstate__(self) -> Any:
+        return _state_of(self, "_l", self._l, self._read_out)
+
+    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
+        if _DEPTH[0]:
+            self._read_out()
+        return object.__reduce_ex__(self, protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedList[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _deepcopied(self, memo, "_l", self._l)  # type: ignore[no-any-return]
+
     def __init__(self, items: Iterable[T] = (), /) -> None:
         self._l: list[T] = list(items)
 
@@ -655,6 +722,24 @@ class TrackedSet(collections.abc.MutableSet[T]):
     tracking run it notes nothing."""
 
     __slots__ = ("_s",)
+
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
+    # default ones would read the private container in C, past the notes.
+    def __getstate__(self) -> Any:
+        return _state_of(self, "_s", self._s, self._read_out)
+
+    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
+        if _DEPTH[0]:
+            self._read_out()
+        return object.__reduce_ex__(self, protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedSet[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _deepcopied(self, memo, "_s", self._s)  # type: ignore[no-any-return]
 
     def __init__(self, items: Iterable[T] = (), /) -> None:
         self._s: set[T] = set(items)
@@ -1062,6 +1147,30 @@ def _install(klass: type, info: _Tracking) -> None:
     setattr_(klass, "__setattr__", hooks[1])
     _INSTALLED.append((klass, "__delattr__", own.get("__delattr__")))
     setattr_(klass, "__delattr__", hooks[2])
+    if (
+        "__getstate__" not in own
+        and _class_attr(klass, "__getstate__") in _DEFAULT_GETSTATE
+        and _has_dict(klass)
+    ):
+        _INSTALLED.append((klass, "__getstate__", None))
+        setattr_(klass, "__getstate__", _getstate_hook)
+
+
+#: ``object.__getstate__`` and the hook standing in for it.
+_DEFAULT_GETSTATE: tuple[object, ...]
+
+
+def _getstate_hook(self: Any) -> object:
+    """``__getstate__`` of a tracked class with a ``__dict__`` that has none of its own,
+    during a tracking run: the default reads the ``__dict__`` in C, past the hooks (for
+    pickling, `copy.copy`, `copy.deepcopy`, ``__reduce_ex__``), so the step's footprint
+    becomes unknown, as for ``vars(obj)``."""
+    if not (_BUILDING and id(self) in _BUILDING):
+        _unknown()
+    return object.__getstate__(self)
+
+
+_DEFAULT_GETSTATE = (object.__dict__["__getstate__"], _getstate_hook)
 
 
 #: Held while hooks go on or come off: a run starting in another thread waits until

@@ -145,7 +145,7 @@ def _handed(value: Any) -> Any:
     opaque = _OPAQUE.get(kind)
     if opaque is None:
         opaque = _OPAQUE[kind] = _is_opaque(kind, value)
-    if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
+    if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
         _unknown()
     return value
 
@@ -1042,7 +1042,7 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
             opaque = _OPAQUE.get(kind)
             if opaque is None:
                 opaque = _OPAQUE[kind] = _is_opaque(kind, value)
-            if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
+            if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
                 _unknown()  # state nobody tracks (a plain container or object)
         elif (
             name == "__dict__"
@@ -1419,16 +1419,23 @@ class TrackReport:
 _VALUE_TYPES: tuple[type, ...] = (
     int,
     float,
+    complex,
     str,
     bytes,
     bool,
     type(None),
     range,
     enum.Enum,
-    types.FunctionType,
-    types.BuiltinFunctionType,
     types.ModuleType,
     type,
+)
+
+#: Callables: as opaque as what they hold (`_depends_opaque`): a bound method its
+#: ``__self__`` and function, a function its closure and defaults.
+_CALLABLES: tuple[type, ...] = (
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.FunctionType,
 )
 
 
@@ -1460,42 +1467,69 @@ _MUTABLE_BUILTINS: tuple[type, ...] = (
 
 
 def _opaque_items(value: Iterable[object]) -> bool:
-    # Whether a tuple or frozenset read out of tracked state holds opaque state.
+    # Whether any of these values (a tuple's items, a record's fields) hands out state
+    # nobody notes.
     for item in value:
         kind = type(item)
         opaque = _OPAQUE.get(kind)
         if opaque is None:
             opaque = _OPAQUE[kind] = _is_opaque(kind, item)
-        if opaque and (opaque is not _DEPENDS or _opaque_items(item)):  # type: ignore[arg-type]
+        if opaque and (opaque is not _DEPENDS or _depends_opaque(item)):
             return True
     return False
 
 
+def _depends_opaque(value: Any) -> bool:
+    """For a value `_is_opaque` answered `_DEPENDS` for: whether what it holds hands out
+    state nobody notes (a tuple's or frozenset's items, a frozen record's fields, a bound
+    method's ``__self__`` and function; a function with a closure always does: its cells
+    can be rebound, and hold what they hold)."""
+    if isinstance(value, (tuple, frozenset)):
+        return _opaque_items(value)
+    if isinstance(value, types.FunctionType):
+        if value.__closure__ is not None:
+            return True
+        return _opaque_items(value.__defaults__ or ()) or _opaque_items(
+            (value.__kwdefaults__ or {}).values()
+        )
+    if isinstance(value, types.MethodType):
+        return _opaque_items((value.__self__, value.__func__))
+    if isinstance(value, types.BuiltinFunctionType):
+        return _opaque_items((value.__self__,))  # None or a module for a plain function
+    return _opaque_items(object.__getattribute__(value, name) for name in _fields_of(value))
+
+
 def _is_opaque(kind: type, value: object) -> bool:
-    """Whether a value of this type, read out of a tracked field, hands the step state
-    whose accesses nobody notes: a plain container or any mutable container of the
-    standard library (or a subclass of one), or a plain object with fields.  Reading one
-    makes the step unknown (sound).  Values, instances of tracked classes (their hooks
-    note them), internal objects, tracked containers, primitives,
-    frozen attrs records and the runtime's own objects are not; for a tuple or frozenset
-    the answer is `_DEPENDS` (as opaque as its items: `_opaque_items`)."""
+    """Whether a value of this type, read out of a tracked field or handed out by a
+    tracked container, may hand the step state whose accesses nobody notes.  An
+    allow-list: values (None, bools, numbers, strs, bytes, ranges, enum members, classes,
+    modules, a bare ``object()``), instances of tracked classes (their hooks note them),
+    tracked containers, the primitives of `odp_async.sync` (they note themselves),
+    internal objects of a tracked class and the runtime's own objects are not; tuples,
+    frozensets, frozen attrs and dataclass records, functions and bound methods are
+    `_DEPENDS` (`_depends_opaque` looks at what they hold); anything else is (a plain
+    container, an object of an untracked class, a generator, an iterator, a file-like
+    object, ...).  Reading one makes the step unknown (sound)."""
     if kind is dict or kind is list or kind is set:
         return True
     if isinstance(getattr(kind, "__tracked__", None), _Tracking):
         return False  # noted by its class's hooks
-    if kind in _CONTAINERS or kind is types.MethodType:
+    if kind in _CONTAINERS or kind is object or issubclass(kind, _VALUE_TYPES):
         return False
-    if issubclass(kind, (tuple, frozenset)):
+    if issubclass(kind, (tuple, frozenset)) or kind in _CALLABLES:
         return _DEPENDS  # a record of values or of handles: as opaque as what it holds
-    if issubclass(kind, _MUTABLE_BUILTINS):
-        return True  # defaultdict, Counter, OrderedDict, deque, bytearray, array ...
-    if issubclass(kind, _VALUE_TYPES) or "__tracked_internal_of__" in kind.__dict__:
+    if "__tracked_internal_of__" in kind.__dict__:
         return False
     if _self_noting(value) or kind.__module__.startswith("odp_async._runtime"):
         return False
-    if attrs.has(kind) and _is_frozen(kind):
-        return False
-    return bool(_fields_of(value))
+    if (attrs.has(kind) and _is_frozen(kind)) or _is_frozen_dataclass(kind):
+        return _DEPENDS
+    return True
+
+
+def _is_frozen_dataclass(kind: type) -> bool:
+    params = getattr(kind, "__dataclass_params__", None)
+    return bool(getattr(params, "frozen", False))
 
 
 def _self_noting(obj: object) -> bool:
@@ -1565,10 +1599,20 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         if cls is TrackedSet:
             stack.extend((item, covered) for item in obj._s)
             continue
-        if isinstance(obj, _VALUE_TYPES):
+        if isinstance(obj, _VALUE_TYPES) or cls is object:
             continue
         if isinstance(obj, types.MethodType):
             stack.append((obj.__self__, covered))
+            stack.append((obj.__func__, covered))
+            continue
+        if isinstance(obj, types.BuiltinFunctionType):
+            stack.append((obj.__self__, covered))
+            continue
+        if isinstance(obj, types.FunctionType):
+            if obj.__closure__ is not None and not covered:  # cells nobody notes
+                untracked.add(f"{obj.__module__}.{obj.__qualname__} (a closure)")
+            stack.extend((item, covered) for item in obj.__defaults__ or ())
+            stack.extend((item, covered) for item in (obj.__kwdefaults__ or {}).values())
             continue
         if cls in (tuple, frozenset):
             stack.extend((item, covered) for item in obj)

@@ -46,7 +46,11 @@ Contract
     ``heapq.heappush(t, x)``, ``list.append(t, x)``, ``dict.update(t, ...)``,
     ``set.add(t, x)`` and C code expecting the built-in type raise `TypeError`, in every
     run and under every chooser (random, pct, dpor, the live runtimes) alike; ``dict(t)``,
-    ``list(t)`` and ``set(t)`` give plain copies (a read).  Put ``@tracked`` on top of
+    ``list(t)`` and ``set(t)`` give plain copies (a read), and so do `copy.deepcopy`,
+    pickling, ``__reduce_ex__`` and ``__getstate__`` (a copy of the private container,
+    never the container itself, in a tracking run).  They cannot be subclassed
+    (`TypeError` at class creation: a subclass's own fields would be unnoted); keep one
+    in a field of a ``@tracked`` class instead.  Put ``@tracked`` on top of
     ``@attrs.define``: the other order raises `InvalidArgument` at the first
     construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
 
@@ -57,17 +61,26 @@ Contract
 
     **Soundness.**  Reduction over these footprints is sound when every piece of state
     two tasks share is reached through tracked objects, tracked containers, values
-    (ints, strs, tuples, frozen attrs records, enums) or the primitives of
-    `odp_async.sync` (which note themselves).  Two fall-backs keep a forgotten piece
-    from producing a wrong verdict: a tracked field or tracked container read that
-    yields a plain dict, list or set (or other mutable container of the standard
-    library, or an object of an untracked class with fields) makes the step's footprint
-    *unknown*, and `track` reports every stateful object a walk reaches that nobody
-    notes (`TrackReport.untracked`): a model scenario only runs with ``noted_only``
-    (steps are exactly their noted accesses) when that list is empty
-    (`odp_async.world.run_world`).  State a task keeps in local variables is its own; a
+    or the primitives of `odp_async.sync` (which note themselves).  Two fall-backs keep
+    a forgotten piece from producing a wrong verdict: a tracked field or tracked
+    container read that yields anything not on an allow-list makes the step's footprint
+    *unknown* (`_is_opaque`; allowed: None, bools, numbers, strs, bytes, ranges, enum
+    members, classes, modules, a bare ``object()``, tracked objects and containers, the
+    primitives, and tuples, frozensets, frozen attrs or dataclass records, functions
+    without a closure and bound methods whose items, fields, defaults or ``__self__``
+    are allowed; so a plain container, an object of an untracked class, a closure, a
+    bound method of a plain object, a generator, ``itertools.count()`` or
+    ``io.StringIO`` makes the step unknown), and `track` reports every such object a
+    walk reaches that nobody notes (`TrackReport.untracked`): a model scenario only
+    runs with ``noted_only`` (steps are exactly their noted accesses) when that list is
+    empty (`odp_async.world.run_world`).  Pickling or copying a tracked object whose
+    class has a ``__dict__`` and no ``__getstate__`` of its own makes the step unknown
+    (the default reads the ``__dict__`` in C; a tracking run installs a
+    ``__getstate__`` hook with the others); copying or pickling a tracked container is
+    a noted read of all of it.  State a task keeps in local variables is its own; a
     container or an untracked object held in a local across a checkpoint and changed by
-    another task is not seen.  A subclass of a tracked class created during a tracking
+    another task is not seen, nor is module-level state a function without a closure
+    reaches through its globals.  A subclass of a tracked class created during a tracking
     run that defines its own ``__getattribute__`` or ``__setattr__`` gets its hook from
     the next run on.
 
@@ -84,7 +97,6 @@ See also
 
 from __future__ import annotations
 
-import array
 import collections
 import collections.abc
 import copy
@@ -1449,21 +1461,6 @@ class _Depends(int):
 
 
 _DEPENDS: bool = _Depends(1)  # type: ignore[assignment]
-
-#: Mutable containers of the standard library (and their subclasses): state whose
-#: changes nobody notes.
-_MUTABLE_BUILTINS: tuple[type, ...] = (
-    dict,
-    list,
-    set,
-    bytearray,
-    collections.deque,
-    array.array,
-    memoryview,
-    collections.abc.MutableMapping,
-    collections.abc.MutableSequence,
-    collections.abc.MutableSet,
-)
 
 
 def _opaque_items(value: Iterable[object]) -> bool:

@@ -1511,8 +1511,12 @@ def _is_opaque(kind: type, value: object) -> bool:
         return True
     if isinstance(getattr(kind, "__tracked__", None), _Tracking):
         return False  # noted by its class's hooks
-    if kind in _CONTAINERS or kind is object or issubclass(kind, _VALUE_TYPES):
+    if kind in _CONTAINERS or kind is object or kind in _VALUE_TYPES:
         return False
+    if issubclass(kind, (enum.Enum, type, types.ModuleType)):
+        return False
+    if issubclass(kind, _VALUE_TYPES) and not _has_dict(kind):
+        return False  # a subclass of int, str... that adds no fields
     if issubclass(kind, (tuple, frozenset)) or kind in _CALLABLES:
         return _DEPENDS  # a record of values or of handles: as opaque as what it holds
     if "__tracked_internal_of__" in kind.__dict__:

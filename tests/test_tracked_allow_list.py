@@ -120,6 +120,29 @@ def _record_race(rec):
     return Scenario("lost", "", program, (), needs_world=False, noted_only=True)
 
 
+class Tagged(str):
+    pass  # a str subclass with a __dict__: its fields make it state, not a value
+
+
+def _tagged_race():
+    async def program():
+        tag = Tagged("t")
+        tag.hits = 0
+        h = H(t=tag)
+
+        async def inc():
+            v = h.t.hits
+            await checkpoint()
+            h.t.hits = v + 1
+
+        async with task_group() as tg:
+            tg.start_soon(inc)
+            tg.start_soon(inc)
+        assert tag.hits == 2, f"lost update: {tag.hits}"
+
+    return Scenario("lost", "", program, (), needs_world=False, noted_only=True)
+
+
 RACES = {
     "bound_method": _bound(),
     "closure": _closure(),
@@ -128,6 +151,7 @@ RACES = {
     "stringio": _first_wins(io.StringIO, _stringio_take),
     "builtin_bound": _first_wins(lambda: [0, 1].pop, lambda src, who: src(0)),
     "frozen_record": _record_race(Holder({"n": 0})),
+    "str_subclass": _tagged_race(),
 }
 
 
@@ -203,6 +227,7 @@ RACE_NAMES = [
     "stringio",
     "builtin_bound",
     "frozen_record",
+    "str_subclass",
 ]
 
 

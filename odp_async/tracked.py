@@ -46,7 +46,11 @@ Contract
     ``heapq.heappush(t, x)``, ``list.append(t, x)``, ``dict.update(t, ...)``,
     ``set.add(t, x)`` and C code expecting the built-in type raise `TypeError`, in every
     run and under every chooser (random, pct, dpor, the live runtimes) alike; ``dict(t)``,
-    ``list(t)`` and ``set(t)`` give plain copies (a read).  Put ``@tracked`` on top of
+    ``list(t)`` and ``set(t)`` give plain copies (a read), and so do `copy.deepcopy`,
+    pickling, ``__reduce_ex__`` and ``__getstate__`` (a copy of the private container,
+    never the container itself, in a tracking run).  They cannot be subclassed
+    (`TypeError` at class creation: a subclass's own fields would be unnoted); keep one
+    in a field of a ``@tracked`` class instead.  Put ``@tracked`` on top of
     ``@attrs.define``: the other order raises `InvalidArgument` at the first
     construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
 
@@ -57,17 +61,26 @@ Contract
 
     **Soundness.**  Reduction over these footprints is sound when every piece of state
     two tasks share is reached through tracked objects, tracked containers, values
-    (ints, strs, tuples, frozen attrs records, enums) or the primitives of
-    `odp_async.sync` (which note themselves).  Two fall-backs keep a forgotten piece
-    from producing a wrong verdict: a tracked field or tracked container read that
-    yields a plain dict, list or set (or other mutable container of the standard
-    library, or an object of an untracked class with fields) makes the step's footprint
-    *unknown*, and `track` reports every stateful object a walk reaches that nobody
-    notes (`TrackReport.untracked`): a model scenario only runs with ``noted_only``
-    (steps are exactly their noted accesses) when that list is empty
-    (`odp_async.world.run_world`).  State a task keeps in local variables is its own; a
+    or the primitives of `odp_async.sync` (which note themselves).  Two fall-backs keep
+    a forgotten piece from producing a wrong verdict: a tracked field or tracked
+    container read that yields anything not on an allow-list makes the step's footprint
+    *unknown* (`_is_opaque`; allowed: None, bools, numbers, strs, bytes, ranges, enum
+    members, classes, modules, a bare ``object()``, tracked objects and containers, the
+    primitives, and tuples, frozensets, frozen attrs or dataclass records, functions
+    without a closure and bound methods whose items, fields, defaults or ``__self__``
+    are allowed; so a plain container, an object of an untracked class, a closure, a
+    bound method of a plain object, a generator, ``itertools.count()`` or
+    ``io.StringIO`` makes the step unknown), and `track` reports every such object a
+    walk reaches that nobody notes (`TrackReport.untracked`): a model scenario only
+    runs with ``noted_only`` (steps are exactly their noted accesses) when that list is
+    empty (`odp_async.world.run_world`).  Pickling or copying a tracked object whose
+    class has a ``__dict__`` and no ``__getstate__`` of its own makes the step unknown
+    (the default reads the ``__dict__`` in C; a tracking run installs a
+    ``__getstate__`` hook with the others); copying or pickling a tracked container is
+    a noted read of all of it.  State a task keeps in local variables is its own; a
     container or an untracked object held in a local across a checkpoint and changed by
-    another task is not seen.  A subclass of a tracked class created during a tracking
+    another task is not seen, nor is module-level state a function without a closure
+    reaches through its globals.  A subclass of a tracked class created during a tracking
     run that defines its own ``__getattribute__`` or ``__setattr__`` gets its hook from
     the next run on.
 
@@ -84,9 +97,9 @@ See also
 
 from __future__ import annotations
 
-import array
 import collections
 import collections.abc
+import copy
 import enum
 import inspect
 import threading
@@ -144,7 +157,7 @@ def _handed(value: Any) -> Any:
     opaque = _OPAQUE.get(kind)
     if opaque is None:
         opaque = _OPAQUE[kind] = _is_opaque(kind, value)
-    if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
+    if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
         _unknown()
     return value
 
@@ -206,6 +219,33 @@ def _noting_iter(items: Iterator[T], whole: object) -> Iterator[T]:
         yield _handed(item) if fp is not None else item
 
 
+def _no_subclass(cls: type) -> typing.NoReturn:
+    # A subclass's own fields (and overrides) would be plain, unnoted state.
+    base = next(b for b in cls.__mro__[1:] if b in _CONTAINERS)
+    raise TypeError(
+        f"{cls.__qualname__}: {base.__name__} cannot be subclassed (the subclass's own "
+        f"fields would not be tracked); keep the {base.__name__} in a field of a "
+        "@tracked class instead"
+    )
+
+
+def _state_of(obj: Any, name: str, plain: object, note: Callable[[], None]) -> Any:
+    # ``__getstate__`` of a tracked container: in a tracking run a read of everything and
+    # a copy of the private container (never the container itself); else the default.
+    if _DEPTH[0]:
+        note()
+        return (None, {name: copy.copy(plain)})
+    return object.__getstate__(obj)
+
+
+def _deepcopied(obj: Any, memo: dict[int, Any], name: str, plain: object) -> Any:
+    # ``copy.deepcopy`` of a tracked container (its read already noted by the caller).
+    new = object.__new__(type(obj))
+    memo[id(obj)] = new
+    object.__setattr__(new, name, copy.deepcopy(plain, memo))
+    return new
+
+
 @typing.final
 class TrackedDict(collections.abc.MutableMapping[K, V]):
     """A mapping shared between tasks whose accesses are noted per key.
@@ -224,8 +264,29 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
 
     __slots__ = ("_d",)
 
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
+    # default ones would read the private container in C, past the notes.
+    def __getstate__(self) -> Any:
+        return _state_of(self, "_d", self._d, self._read_all)
+
+    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
+        if _DEPTH[0]:
+            self._read_all()
+        return object.__reduce_ex__(self, protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedDict[K, V]:
+        if _DEPTH[0]:
+            self._read_all()
+        return _deepcopied(self, memo, "_d", self._d)  # type: ignore[no-any-return]
+
     def __init__(self, items: Any = (), /, **kwargs: V) -> None:
         self._d: dict[K, V] = dict(items, **kwargs)
+
+    def _read_all(self) -> None:
+        self._all(write=False)
 
     def _plain(self) -> dict[K, V]:
         if _DEPTH[0]:
@@ -475,6 +536,24 @@ class TrackedList(collections.abc.MutableSequence[T]):
 
     __slots__ = ("_l",)
 
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
+    # default ones would read the private container in C, past the notes.
+    def __getstate__(self) -> Any:
+        return _state_of(self, "_l", self._l, self._read_out)
+
+    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
+        if _DEPTH[0]:
+            self._read_out()
+        return object.__reduce_ex__(self, protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedList[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _deepcopied(self, memo, "_l", self._l)  # type: ignore[no-any-return]
+
     def __init__(self, items: Iterable[T] = (), /) -> None:
         self._l: list[T] = list(items)
 
@@ -655,6 +734,24 @@ class TrackedSet(collections.abc.MutableSet[T]):
     tracking run it notes nothing."""
 
     __slots__ = ("_s",)
+
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
+    # default ones would read the private container in C, past the notes.
+    def __getstate__(self) -> Any:
+        return _state_of(self, "_s", self._s, self._read_out)
+
+    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
+        if _DEPTH[0]:
+            self._read_out()
+        return object.__reduce_ex__(self, protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedSet[T]:
+        if _DEPTH[0]:
+            self._read_out()
+        return _deepcopied(self, memo, "_s", self._s)  # type: ignore[no-any-return]
 
     def __init__(self, items: Iterable[T] = (), /) -> None:
         self._s: set[T] = set(items)
@@ -957,7 +1054,7 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
             opaque = _OPAQUE.get(kind)
             if opaque is None:
                 opaque = _OPAQUE[kind] = _is_opaque(kind, value)
-            if opaque and (opaque is not _DEPENDS or _opaque_items(value)):
+            if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
                 _unknown()  # state nobody tracks (a plain container or object)
         elif (
             name == "__dict__"
@@ -1062,6 +1159,30 @@ def _install(klass: type, info: _Tracking) -> None:
     setattr_(klass, "__setattr__", hooks[1])
     _INSTALLED.append((klass, "__delattr__", own.get("__delattr__")))
     setattr_(klass, "__delattr__", hooks[2])
+    if (
+        "__getstate__" not in own
+        and _class_attr(klass, "__getstate__") in _DEFAULT_GETSTATE
+        and _has_dict(klass)
+    ):
+        _INSTALLED.append((klass, "__getstate__", None))
+        setattr_(klass, "__getstate__", _getstate_hook)
+
+
+#: ``object.__getstate__`` and the hook standing in for it.
+_DEFAULT_GETSTATE: tuple[object, ...]
+
+
+def _getstate_hook(self: Any) -> object:
+    """``__getstate__`` of a tracked class with a ``__dict__`` that has none of its own,
+    during a tracking run: the default reads the ``__dict__`` in C, past the hooks (for
+    pickling, `copy.copy`, `copy.deepcopy`, ``__reduce_ex__``), so the step's footprint
+    becomes unknown, as for ``vars(obj)``."""
+    if not (_BUILDING and id(self) in _BUILDING):
+        _unknown()
+    return object.__getstate__(self)
+
+
+_DEFAULT_GETSTATE = (object.__dict__["__getstate__"], _getstate_hook)
 
 
 #: Held while hooks go on or come off: a run starting in another thread waits until
@@ -1310,16 +1431,23 @@ class TrackReport:
 _VALUE_TYPES: tuple[type, ...] = (
     int,
     float,
+    complex,
     str,
     bytes,
     bool,
     type(None),
     range,
     enum.Enum,
-    types.FunctionType,
-    types.BuiltinFunctionType,
     types.ModuleType,
     type,
+)
+
+#: Callables: as opaque as what they hold (`_depends_opaque`): a bound method its
+#: ``__self__`` and function, a function its closure and defaults.
+_CALLABLES: tuple[type, ...] = (
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.FunctionType,
 )
 
 
@@ -1334,59 +1462,75 @@ class _Depends(int):
 
 _DEPENDS: bool = _Depends(1)  # type: ignore[assignment]
 
-#: Mutable containers of the standard library (and their subclasses): state whose
-#: changes nobody notes.
-_MUTABLE_BUILTINS: tuple[type, ...] = (
-    dict,
-    list,
-    set,
-    bytearray,
-    collections.deque,
-    array.array,
-    memoryview,
-    collections.abc.MutableMapping,
-    collections.abc.MutableSequence,
-    collections.abc.MutableSet,
-)
-
 
 def _opaque_items(value: Iterable[object]) -> bool:
-    # Whether a tuple or frozenset read out of tracked state holds opaque state.
+    # Whether any of these values (a tuple's items, a record's fields) hands out state
+    # nobody notes.
     for item in value:
         kind = type(item)
         opaque = _OPAQUE.get(kind)
         if opaque is None:
             opaque = _OPAQUE[kind] = _is_opaque(kind, item)
-        if opaque and (opaque is not _DEPENDS or _opaque_items(item)):  # type: ignore[arg-type]
+        if opaque and (opaque is not _DEPENDS or _depends_opaque(item)):
             return True
     return False
 
 
+def _depends_opaque(value: Any) -> bool:
+    """For a value `_is_opaque` answered `_DEPENDS` for: whether what it holds hands out
+    state nobody notes (a tuple's or frozenset's items, a frozen record's fields, a bound
+    method's ``__self__`` and function; a function with a closure always does: its cells
+    can be rebound, and hold what they hold)."""
+    if isinstance(value, (tuple, frozenset)):
+        return _opaque_items(value)
+    if isinstance(value, types.FunctionType):
+        if value.__closure__ is not None:
+            return True
+        return _opaque_items(value.__defaults__ or ()) or _opaque_items(
+            (value.__kwdefaults__ or {}).values()
+        )
+    if isinstance(value, types.MethodType):
+        return _opaque_items((value.__self__, value.__func__))
+    if isinstance(value, types.BuiltinFunctionType):
+        return _opaque_items((value.__self__,))  # None or a module for a plain function
+    return _opaque_items(object.__getattribute__(value, name) for name in _fields_of(value))
+
+
 def _is_opaque(kind: type, value: object) -> bool:
-    """Whether a value of this type, read out of a tracked field, hands the step state
-    whose accesses nobody notes: a plain container or any mutable container of the
-    standard library (or a subclass of one), or a plain object with fields.  Reading one
-    makes the step unknown (sound).  Values, instances of tracked classes (their hooks
-    note them), internal objects, tracked containers, primitives,
-    frozen attrs records and the runtime's own objects are not; for a tuple or frozenset
-    the answer is `_DEPENDS` (as opaque as its items: `_opaque_items`)."""
+    """Whether a value of this type, read out of a tracked field or handed out by a
+    tracked container, may hand the step state whose accesses nobody notes.  An
+    allow-list: values (None, bools, numbers, strs, bytes, ranges, enum members, classes,
+    modules, a bare ``object()``), instances of tracked classes (their hooks note them),
+    tracked containers, the primitives of `odp_async.sync` (they note themselves),
+    internal objects of a tracked class and the runtime's own objects are not; tuples,
+    frozensets, frozen attrs and dataclass records, functions and bound methods are
+    `_DEPENDS` (`_depends_opaque` looks at what they hold); anything else is (a plain
+    container, an object of an untracked class, a generator, an iterator, a file-like
+    object, ...).  Reading one makes the step unknown (sound)."""
     if kind is dict or kind is list or kind is set:
         return True
     if isinstance(getattr(kind, "__tracked__", None), _Tracking):
         return False  # noted by its class's hooks
-    if kind in _CONTAINERS or kind is types.MethodType:
+    if kind in _CONTAINERS or kind is object or kind in _VALUE_TYPES:
         return False
-    if issubclass(kind, (tuple, frozenset)):
+    if issubclass(kind, (enum.Enum, type, types.ModuleType)):
+        return False
+    if issubclass(kind, _VALUE_TYPES) and not _has_dict(kind):
+        return False  # a subclass of int, str... that adds no fields
+    if issubclass(kind, (tuple, frozenset)) or kind in _CALLABLES:
         return _DEPENDS  # a record of values or of handles: as opaque as what it holds
-    if issubclass(kind, _MUTABLE_BUILTINS):
-        return True  # defaultdict, Counter, OrderedDict, deque, bytearray, array ...
-    if issubclass(kind, _VALUE_TYPES) or "__tracked_internal_of__" in kind.__dict__:
+    if "__tracked_internal_of__" in kind.__dict__:
         return False
     if _self_noting(value) or kind.__module__.startswith("odp_async._runtime"):
         return False
-    if attrs.has(kind) and _is_frozen(kind):
-        return False
-    return bool(_fields_of(value))
+    if (attrs.has(kind) and _is_frozen(kind)) or _is_frozen_dataclass(kind):
+        return _DEPENDS
+    return True
+
+
+def _is_frozen_dataclass(kind: type) -> bool:
+    params = getattr(kind, "__dataclass_params__", None)
+    return bool(getattr(params, "frozen", False))
 
 
 def _self_noting(obj: object) -> bool:
@@ -1456,10 +1600,20 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         if cls is TrackedSet:
             stack.extend((item, covered) for item in obj._s)
             continue
-        if isinstance(obj, _VALUE_TYPES):
+        if isinstance(obj, _VALUE_TYPES) or cls is object:
             continue
         if isinstance(obj, types.MethodType):
             stack.append((obj.__self__, covered))
+            stack.append((obj.__func__, covered))
+            continue
+        if isinstance(obj, types.BuiltinFunctionType):
+            stack.append((obj.__self__, covered))
+            continue
+        if isinstance(obj, types.FunctionType):
+            if obj.__closure__ is not None and not covered:  # cells nobody notes
+                untracked.add(f"{obj.__module__}.{obj.__qualname__} (a closure)")
+            stack.extend((item, covered) for item in obj.__defaults__ or ())
+            stack.extend((item, covered) for item in (obj.__kwdefaults__ or {}).values())
             continue
         if cls in (tuple, frozenset):
             stack.extend((item, covered) for item in obj)

@@ -522,8 +522,43 @@ class _ItemsView(collections.abc.ItemsView[K, V]):
         return reversed(d._d.items())
 
 
+class _NotedAsAWhole:
+    # What `TrackedList` and `TrackedSet` share: the container is one resource
+    # (``FieldOf(self, "*")``), read by a query, written by any change; `_c` is the
+    # private plain list or set.
+    __slots__ = ()
+    _c: Any
+
+    def _read_out(self) -> None:
+        # A read that hands out the items (iteration, an operator's new container).
+        fp = _fp_now()
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+            _handed_all(self._c)
+
+    def _read(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _WHOLE)))
+
+    def _write(self) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(FieldOf(self, _WHOLE))
+
+    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
+    # default ones would read the private container in C, past the notes.
+    def __getstate__(self) -> Any:
+        return _state_of(self, "_c", self._c, self._read_out)
+
+    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
+        if _DEPTH[0]:
+            self._read_out()
+        return object.__reduce_ex__(self, protocol)
+
+
 @typing.final
-class TrackedList(collections.abc.MutableSequence[T]):
+class TrackedList(_NotedAsAWhole, collections.abc.MutableSequence[T]):
     """A sequence shared between tasks whose accesses are noted as a whole: indexing,
     iteration, ``len``, ``in``, ``index``, ``count``, ``copy``, ``==``, ``+`` and ``*``
     read it; every change writes it.  Built like a list (``TrackedList()``,
@@ -534,50 +569,24 @@ class TrackedList(collections.abc.MutableSequence[T]):
     `copy.copy` a new `TrackedList`.  Unhashable.  Outside a tracking run it notes
     nothing."""
 
-    __slots__ = ("_l",)
+    __slots__ = ("_c",)
+    _c: list[T]
 
     def __init_subclass__(cls, /, **kwargs: Any) -> None:
         _no_subclass(cls)
 
-    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
-    # default ones would read the private container in C, past the notes.
-    def __getstate__(self) -> Any:
-        return _state_of(self, "_l", self._l, self._read_out)
-
-    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
-        if _DEPTH[0]:
-            self._read_out()
-        return object.__reduce_ex__(self, protocol)
-
     def __deepcopy__(self, memo: dict[int, Any]) -> TrackedList[T]:
         if _DEPTH[0]:
             self._read_out()
-        return _deepcopied(self, memo, "_l", self._l)  # type: ignore[no-any-return]
+        return _deepcopied(self, memo, "_c", self._c)  # type: ignore[no-any-return]
 
     def __init__(self, items: Iterable[T] = (), /) -> None:
-        self._l: list[T] = list(items)
+        self._c = list(items)
 
     def _plain(self) -> list[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._l
-
-    def _read_out(self) -> None:
-        # A read that hands out the items (iteration, an operator's new container).
-        fp = _fp_now()
-        if fp is not None:
-            fp.add(ReadOf(FieldOf(self, _WHOLE)))
-            _handed_all(self._l)
-
-    def _read(self) -> None:
-        fp = _fp_now() if _DEPTH[0] else None
-        if fp is not None:
-            fp.add(ReadOf(FieldOf(self, _WHOLE)))
-
-    def _write(self) -> None:
-        fp = _fp_now() if _DEPTH[0] else None
-        if fp is not None:
-            fp.add(FieldOf(self, _WHOLE))
+        return self._c
 
     @overload
     def __getitem__(self, index: int) -> T: ...
@@ -588,130 +597,130 @@ class TrackedList(collections.abc.MutableSequence[T]):
     def __getitem__(self, index: Any) -> Any:
         fp = _fp_now() if _DEPTH[0] else None
         if fp is None:
-            return self._l[index]
+            return self._c[index]
         fp.add(ReadOf(FieldOf(self, _WHOLE)))
-        return _handed(self._l[index])
+        return _handed(self._c[index])
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l[index] = value
+        self._c[index] = value
 
     def __delitem__(self, index: Any) -> None:
         if _DEPTH[0]:
             self._write()
-        del self._l[index]
+        del self._c[index]
 
     def __len__(self) -> int:
         if _DEPTH[0]:
             self._read()
-        return len(self._l)
+        return len(self._c)
 
     def __iter__(self) -> Iterator[T]:
         if _DEPTH[0]:
-            return _noting_iter(iter(self._l), FieldOf(self, _WHOLE))
-        return iter(self._l)
+            return _noting_iter(iter(self._c), FieldOf(self, _WHOLE))
+        return iter(self._c)
 
     def __reversed__(self) -> Iterator[T]:
         if _DEPTH[0]:
-            return _noting_iter(reversed(self._l), FieldOf(self, _WHOLE))
-        return reversed(self._l)
+            return _noting_iter(reversed(self._c), FieldOf(self, _WHOLE))
+        return reversed(self._c)
 
     def __contains__(self, value: object) -> bool:
         if _DEPTH[0]:
             self._read()
-        return value in self._l
+        return value in self._c
 
     def index(self, value: Any, *args: Any) -> int:
         if _DEPTH[0]:
             self._read()
-        return self._l.index(value, *args)
+        return self._c.index(value, *args)
 
     def count(self, value: Any) -> int:
         if _DEPTH[0]:
             self._read()
-        return self._l.count(value)
+        return self._c.count(value)
 
     def copy(self) -> TrackedList[T]:
         if _DEPTH[0]:
             self._read()
-        return TrackedList(self._l)
+        return TrackedList(self._c)
 
     __copy__ = copy
 
     def __eq__(self, other: object) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._l == _plain_of(other)  # type: ignore[no-any-return]
+        return self._c == _plain_of(other)  # type: ignore[no-any-return]
 
     def __add__(self, other: Iterable[T]) -> list[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._l + list(other)
+        return self._c + list(other)
 
     def __radd__(self, other: Iterable[T]) -> list[T]:
         if _DEPTH[0]:
             self._read_out()
-        return list(other) + self._l
+        return list(other) + self._c
 
     def __mul__(self, n: int) -> list[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._l * n
+        return self._c * n
 
     __rmul__ = __mul__
 
     def insert(self, index: int, value: T) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l.insert(index, value)
+        self._c.insert(index, value)
 
     def append(self, value: T) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l.append(value)
+        self._c.append(value)
 
     def extend(self, values: Iterable[T]) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l.extend(values)
+        self._c.extend(values)
 
     def pop(self, index: int = -1) -> T:
         if _DEPTH[0]:
             self._write()
-            return _handed(self._l.pop(index))  # type: ignore[no-any-return]
-        return self._l.pop(index)
+            return _handed(self._c.pop(index))  # type: ignore[no-any-return]
+        return self._c.pop(index)
 
     def remove(self, value: T) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l.remove(value)
+        self._c.remove(value)
 
     def clear(self) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l.clear()
+        self._c.clear()
 
     def sort(self, *, key: Callable[[T], Any] | None = None, reverse: bool = False) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l.sort(key=key, reverse=reverse)
+        self._c.sort(key=key, reverse=reverse)
 
     def reverse(self) -> None:
         if _DEPTH[0]:
             self._write()
-        self._l.reverse()
+        self._c.reverse()
 
     def __iadd__(self, values: Iterable[T]) -> TrackedList[T]:
         if _DEPTH[0]:
             self._write()
-        self._l += values
+        self._c += values
         return self
 
     def __imul__(self, n: int) -> TrackedList[T]:
         if _DEPTH[0]:
             self._write()
-        self._l *= n
+        self._c *= n
         return self
 
     __hash__ = None  # type: ignore[assignment]
@@ -719,11 +728,11 @@ class TrackedList(collections.abc.MutableSequence[T]):
     def __repr__(self) -> str:
         if _DEPTH[0]:
             self._read()
-        return f"TrackedList({self._l!r})"
+        return f"TrackedList({self._c!r})"
 
 
 @typing.final
-class TrackedSet(collections.abc.MutableSet[T]):
+class TrackedSet(_NotedAsAWhole, collections.abc.MutableSet[T]):
     """A set shared between tasks whose accesses are noted as a whole: ``in``,
     iteration, ``len``, comparisons and the operators that make a new set read it;
     every change writes it.  Built like a set (``TrackedSet()``,
@@ -733,218 +742,192 @@ class TrackedSet(collections.abc.MutableSet[T]):
     sets; ``copy()`` and `copy.copy` a new `TrackedSet`.  Unhashable.  Outside a
     tracking run it notes nothing."""
 
-    __slots__ = ("_s",)
+    __slots__ = ("_c",)
+    _c: set[T]
 
     def __init_subclass__(cls, /, **kwargs: Any) -> None:
         _no_subclass(cls)
 
-    # Pickling and copying read everything (noted in a tracking run, as ``copy``): the
-    # default ones would read the private container in C, past the notes.
-    def __getstate__(self) -> Any:
-        return _state_of(self, "_s", self._s, self._read_out)
-
-    def __reduce_ex__(self, protocol: typing.SupportsIndex) -> Any:
-        if _DEPTH[0]:
-            self._read_out()
-        return object.__reduce_ex__(self, protocol)
-
     def __deepcopy__(self, memo: dict[int, Any]) -> TrackedSet[T]:
         if _DEPTH[0]:
             self._read_out()
-        return _deepcopied(self, memo, "_s", self._s)  # type: ignore[no-any-return]
+        return _deepcopied(self, memo, "_c", self._c)  # type: ignore[no-any-return]
 
     def __init__(self, items: Iterable[T] = (), /) -> None:
-        self._s: set[T] = set(items)
+        self._c = set(items)
 
     def _plain(self) -> set[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s
-
-    def _read_out(self) -> None:
-        # A read that hands out the items (iteration, an operator's new container).
-        fp = _fp_now()
-        if fp is not None:
-            fp.add(ReadOf(FieldOf(self, _WHOLE)))
-            _handed_all(self._s)
-
-    def _read(self) -> None:
-        fp = _fp_now() if _DEPTH[0] else None
-        if fp is not None:
-            fp.add(ReadOf(FieldOf(self, _WHOLE)))
-
-    def _write(self) -> None:
-        fp = _fp_now() if _DEPTH[0] else None
-        if fp is not None:
-            fp.add(FieldOf(self, _WHOLE))
+        return self._c
 
     def __contains__(self, value: object) -> bool:
         if _DEPTH[0]:
             self._read()
-        return value in self._s
+        return value in self._c
 
     def __iter__(self) -> Iterator[T]:
         if _DEPTH[0]:
-            return _noting_iter(iter(self._s), FieldOf(self, _WHOLE))
-        return iter(self._s)
+            return _noting_iter(iter(self._c), FieldOf(self, _WHOLE))
+        return iter(self._c)
 
     def __len__(self) -> int:
         if _DEPTH[0]:
             self._read()
-        return len(self._s)
+        return len(self._c)
 
     def add(self, value: T) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.add(value)
+        self._c.add(value)
 
     def discard(self, value: T) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.discard(value)
+        self._c.discard(value)
 
     def remove(self, value: T) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.remove(value)
+        self._c.remove(value)
 
     def pop(self) -> T:
         if _DEPTH[0]:
             self._write()
-            return _handed(self._s.pop())  # type: ignore[no-any-return]
-        return self._s.pop()
+            return _handed(self._c.pop())  # type: ignore[no-any-return]
+        return self._c.pop()
 
     def clear(self) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.clear()
+        self._c.clear()
 
     def update(self, *others: Iterable[T]) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.update(*(_plain_of(o) for o in others))
+        self._c.update(*(_plain_of(o) for o in others))
 
     def difference_update(self, *others: Iterable[Any]) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.difference_update(*(_plain_of(o) for o in others))
+        self._c.difference_update(*(_plain_of(o) for o in others))
 
     def intersection_update(self, *others: Iterable[Any]) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.intersection_update(*(_plain_of(o) for o in others))
+        self._c.intersection_update(*(_plain_of(o) for o in others))
 
     def symmetric_difference_update(self, other: Iterable[T]) -> None:
         if _DEPTH[0]:
             self._write()
-        self._s.symmetric_difference_update(_plain_of(other))
+        self._c.symmetric_difference_update(_plain_of(other))
 
     def copy(self) -> TrackedSet[T]:
         if _DEPTH[0]:
             self._read()
-        return TrackedSet(self._s)
+        return TrackedSet(self._c)
 
     __copy__ = copy
 
     def union(self, *others: Iterable[T]) -> set[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s.union(*(_plain_of(o) for o in others))
+        return self._c.union(*(_plain_of(o) for o in others))
 
     def intersection(self, *others: Iterable[Any]) -> set[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s.intersection(*(_plain_of(o) for o in others))
+        return self._c.intersection(*(_plain_of(o) for o in others))
 
     def difference(self, *others: Iterable[Any]) -> set[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s.difference(*(_plain_of(o) for o in others))
+        return self._c.difference(*(_plain_of(o) for o in others))
 
     def symmetric_difference(self, other: Iterable[T]) -> set[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s.symmetric_difference(_plain_of(other))
+        return self._c.symmetric_difference(_plain_of(other))
 
     def isdisjoint(self, other: Iterable[Any]) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s.isdisjoint(_plain_of(other))
+        return self._c.isdisjoint(_plain_of(other))
 
     def issubset(self, other: Iterable[Any]) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s.issubset(_plain_of(other))
+        return self._c.issubset(_plain_of(other))
 
     def issuperset(self, other: Iterable[Any]) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s.issuperset(_plain_of(other))
+        return self._c.issuperset(_plain_of(other))
 
     def __eq__(self, other: object) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s == _plain_of(other)  # type: ignore[no-any-return]
+        return self._c == _plain_of(other)  # type: ignore[no-any-return]
 
     def __le__(self, other: Any) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s <= _plain_of(other)  # type: ignore[no-any-return]
+        return self._c <= _plain_of(other)  # type: ignore[no-any-return]
 
     def __lt__(self, other: Any) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s < _plain_of(other)  # type: ignore[no-any-return]
+        return self._c < _plain_of(other)  # type: ignore[no-any-return]
 
     def __ge__(self, other: Any) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s >= _plain_of(other)  # type: ignore[no-any-return]
+        return self._c >= _plain_of(other)  # type: ignore[no-any-return]
 
     def __gt__(self, other: Any) -> bool:
         if _DEPTH[0]:
             self._read()
-        return self._s > _plain_of(other)  # type: ignore[no-any-return]
+        return self._c > _plain_of(other)  # type: ignore[no-any-return]
 
     def __or__(self, other: Any) -> set[Any]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s | _plain_of(other)  # type: ignore[no-any-return]
+        return self._c | _plain_of(other)  # type: ignore[no-any-return]
 
     def __and__(self, other: Any) -> set[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s & _plain_of(other)  # type: ignore[no-any-return]
+        return self._c & _plain_of(other)  # type: ignore[no-any-return]
 
     def __sub__(self, other: Any) -> set[T]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s - _plain_of(other)  # type: ignore[no-any-return]
+        return self._c - _plain_of(other)  # type: ignore[no-any-return]
 
     def __xor__(self, other: Any) -> set[Any]:
         if _DEPTH[0]:
             self._read_out()
-        return self._s ^ _plain_of(other)  # type: ignore[no-any-return]
+        return self._c ^ _plain_of(other)  # type: ignore[no-any-return]
 
     def __ror__(self, other: Any) -> set[Any]:
         if _DEPTH[0]:
             self._read_out()
-        return _plain_of(other) | self._s  # type: ignore[no-any-return]
+        return _plain_of(other) | self._c  # type: ignore[no-any-return]
 
     def __rand__(self, other: Any) -> set[Any]:
         if _DEPTH[0]:
             self._read_out()
-        return _plain_of(other) & self._s  # type: ignore[no-any-return]
+        return _plain_of(other) & self._c  # type: ignore[no-any-return]
 
     def __rsub__(self, other: Any) -> set[Any]:
         if _DEPTH[0]:
             self._read_out()
-        return _plain_of(other) - self._s  # type: ignore[no-any-return]
+        return _plain_of(other) - self._c  # type: ignore[no-any-return]
 
     def __rxor__(self, other: Any) -> set[Any]:
         if _DEPTH[0]:
             self._read_out()
-        return _plain_of(other) ^ self._s  # type: ignore[no-any-return]
+        return _plain_of(other) ^ self._c  # type: ignore[no-any-return]
 
     def __ior__(self, other: Any) -> TrackedSet[T]:
         self.update(other)
@@ -967,7 +950,7 @@ class TrackedSet(collections.abc.MutableSet[T]):
     def __repr__(self) -> str:
         if _DEPTH[0]:
             self._read()
-        return f"TrackedSet({self._s!r})"
+        return f"TrackedSet({self._c!r})"
 
 
 #: The tracked containers (`_is_opaque`: they note their own accesses).
@@ -1594,11 +1577,8 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         if cls is TrackedDict:
             stack.extend((part, covered) for item in obj._d.items() for part in item)
             continue
-        if cls is TrackedList:
-            stack.extend((item, covered) for item in obj._l)
-            continue
-        if cls is TrackedSet:
-            stack.extend((item, covered) for item in obj._s)
+        if cls is TrackedList or cls is TrackedSet:
+            stack.extend((item, covered) for item in obj._c)
             continue
         if isinstance(obj, _VALUE_TYPES) or cls is object:
             continue

@@ -291,6 +291,13 @@ def _step_lines(
         lines.append(f"  step {step:>{digits}} {star} {name:<{width}}  {text}")
     if later:
         lines.append(f"  ... {later} later steps not shown")
+    if marked is not None and marked > sim.steps:
+        # Found by the fair continuation past the step bound (`odp_async.explore.fairness`):
+        # its steps are not part of this recorded run.
+        lines.append(
+            f"  ... steps {sim.steps + 1}-{marked}: past the step bound, continued under a "
+            f"fair (round-robin) scheduler, not listed; the failure is at step {marked}  <=="
+        )
     return lines
 
 

@@ -260,3 +260,18 @@ def test_a_sleep_0_poller_keeps_virtual_time_still(user: ModuleType) -> None:
     fine = check(user.poll_a_sleeper, 0.1, chooser="random", schedules=3, max_steps=300)
     assert fine.failure is None
     assert not fine.inconclusive
+
+
+def test_a_failure_past_the_bound_says_where_the_listing_stops(user: ModuleType) -> None:
+    """Trial 15: the step list ended at the bound (200) while the header named a failure
+    at a later step, found by the fair continuation: the list now says so."""
+    result = check(user.long_then_bug, chooser="random", schedules=3, max_steps=200)
+    assert result.failure is not None
+    step = result.failure.violation.step
+    assert step is not None
+    assert step > 200
+    text = result.failure.describe()
+    assert (
+        f"  ... steps 201-{step}: past the step bound, continued under a fair (round-robin) "
+        f"scheduler, not listed; the failure is at step {step}  <=="
+    ) in text

@@ -215,7 +215,7 @@ class _Blocking:
             if got is not _BLOCK:
                 if self.attempt_notes_itself:
                     self._note_grant(rt, task, kind, got)
-                else:
+                else:  # the base `_note_grant`, inlined: every sim acquire passes here
                     rt.note(self, self._hold_event(kind))
                 return got
             # The refused attempt read the primitive (and the park changes its queue):

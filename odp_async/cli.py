@@ -1031,11 +1031,13 @@ def matrix(
         _fail(f"--budget must be at most {MAX_SCHEDULES}, got {budget}")
     if seed.bit_length() > SEED_BITS:
         _fail(f"--seed must be an int of at most {SEED_BITS} bits, got {seed}")
-    names = list(scenarios) or list(BUILTIN)
+    names = list(dict.fromkeys(scenarios)) or list(BUILTIN)  # one cell per repeat
     for name in names:
         if not _is_file(name):
             _check_scenario_name(name, classic=False)
-    protos = [_protocol(p) for p in protocols] or None
+    protos = list(dict.fromkeys(_protocol(p) for p in protocols)) or None
+    for ref in protos or dict.fromkeys(p for n in names if _is_file(n) for p in _file_protocols(n)):
+        _probe_protocol(ref)  # a constructor that raises: one line, before any cell
     total = _matrix_size(names, protos)
     jobs, note = _cap_jobs(jobs, total, "cells")
     if note:
@@ -1304,13 +1306,39 @@ def _protocol(text: str) -> Any:
             f"of {', '.join(PROTOCOLS)} or module:Class (your own OdpProtocol subclass)"
         )
     from .odp.protocols import resolve_protocol
+    from .scenarios.user_protocols import check_protocol_class
 
     try:
-        return resolve_protocol(text)
+        cls = resolve_protocol(text)
+        check_protocol_class(cls, text)  # a name, no abstract hook, not a built-in's name
     except InvalidArgument as e:
         _fail(str(e))
+    return cls
 
 
+def _probe_protocol(protocol: Any, options: Any = None) -> None:
+    """Build a world with `protocol` (and its `options`) once, before anything is explored:
+    a protocol whose constructor raises is one line (exit 2), not a traceback."""
+    from .odp.protocols import resolve_protocol
+    from .world import World
+
+    cls = resolve_protocol(protocol)
+    shown = protocol if isinstance(protocol, str) else f"{cls.__module__}:{cls.__qualname__}"
+    try:
+        World.build(cls, options=dict(options or {}))
+    except InvalidArgument as e:
+        _fail(str(e))
+    except Exception as e:
+        _fail(
+            f"protocol {shown!r} cannot be built: {cls.__qualname__}(ctx, **options) raised "
+            f"{type(e).__name__}: {e}"
+        )
+
+
+#: The largest magnitude of an integer ``-o`` option (a pool size, a count: the model
+#: allocates by it) and of a number (finite: a token carries only finite numbers).
+MAX_OPTION_INT = 1 << 20
+MAX_OPTION_FLOAT = 1e9
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
@@ -1352,11 +1380,21 @@ def _options(protocol: Any, pairs: Sequence[str]) -> dict[str, Any]:
                 value = int(text)
             except ValueError:
                 _fail(f"option {key!r} of protocol {cls.name!r} takes an integer, got {text!r}")
+            if abs(value) > MAX_OPTION_INT:
+                _fail(
+                    f"option {key!r} of protocol {cls.name!r} takes an integer from "
+                    f"{-MAX_OPTION_INT} to {MAX_OPTION_INT}, got {text!r}"
+                )
         elif isinstance(default, float):
             try:
                 value = float(text)
             except ValueError:
                 _fail(f"option {key!r} of protocol {cls.name!r} takes a number, got {text!r}")
+            if not abs(value) <= MAX_OPTION_FLOAT:  # also nan and inf
+                _fail(
+                    f"option {key!r} of protocol {cls.name!r} takes a finite number from "
+                    f"{-MAX_OPTION_FLOAT:g} to {MAX_OPTION_FLOAT:g}, got {text!r}"
+                )
         elif isinstance(default, str):
             value = text
         else:
@@ -1393,7 +1431,9 @@ def _target(
             _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
         return Target.resolve(scenario, None)
     resolved = _protocol(protocol)
-    return Target.resolve(scenario, resolved, _options(resolved, options))
+    chosen = _options(resolved, options)
+    _probe_protocol(resolved, chosen)
+    return Target.resolve(scenario, resolved, chosen)
 
 
 def _needs_world(scenario: str) -> bool:

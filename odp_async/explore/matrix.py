@@ -16,10 +16,12 @@ Contract
     N schedules reached the step bound ...`` when runs did not finish within the step
     bound even continued fairly (`Cell.inconclusive`: not clean, never a match for a
     cell expected clean).  The cell's verdict is the
-    expected one if it was seen, else the most severe seen (found, then deadlock, then
-    starvation, then clean); a safety violation (found) seen where a deadlock or starvation
-    was expected always wins, so corruption is never hidden behind an expected liveness
-    failure.  Cells are independent and deterministic (the schedules of a cell depend only on
+    expected one if it was seen, else the most severe seen (error, found, then deadlock,
+    then starvation, then clean); a safety violation (found) seen where a deadlock or
+    starvation was expected always wins, so corruption is never hidden behind an expected
+    liveness failure.  A run that only raised (`model_verdict`: an exception of the
+    protocol or a subscriber, no violation of the checker) is ``error``: it ends the cell
+    and never meets an expected ``found`` (a crash does not show the race).  Cells are independent and deterministic (the schedules of a cell depend only on
     the seed), so `jobs` spreads cells over processes, and `executor` over any `Executor` (a
     Dask cluster), without changing any result.
 
@@ -49,8 +51,9 @@ import attrs
 from .._runtime.choosers import Chooser, StreamChooser
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
-from ..scenarios import BUILTIN, Verdict
+from ..scenarios import BUILTIN, Verdict, model_verdict
 from ..scenarios.files import read_scenario
+from ..scenarios.user_protocols import check_protocol_class
 from .claims import claim_text
 from .config import MAX_JOBS, ExploreConfig
 from .executors import Executor, ProcessExecutor
@@ -67,7 +70,15 @@ CHOOSERS = ("portfolio", "random")
 #: A protocol of a cell: a built-in name or an `OdpProtocol` subclass.
 ProtocolRef = str | type[OdpProtocol]
 
-_SEVERITY = {Verdict.FOUND: 3, Verdict.DEADLOCK: 2, Verdict.STARVATION: 1, Verdict.CLEAN: 0}
+_SEVERITY = {
+    Verdict.ERROR: 4,
+    Verdict.FOUND: 3,
+    Verdict.DEADLOCK: 2,
+    Verdict.STARVATION: 1,
+    Verdict.CLEAN: 0,
+}
+#: Verdicts that end a cell whatever it expected: neither is hidden behind another.
+_FINAL = (Verdict.FOUND, Verdict.ERROR)
 
 
 @attrs.frozen
@@ -137,12 +148,10 @@ def explore_cell(
         by, execution = got
         ran += 1
         unfinished += execution.unfinished
-        verdict = execution.verdict
+        verdict = model_verdict(execution.violations)
         if verdict is Verdict.CLEAN:
             continue
-        if (verdict is expected and seen is not Verdict.FOUND) or (
-            _SEVERITY[verdict] > _SEVERITY[seen]
-        ):
+        if (verdict is expected and seen not in _FINAL) or (_SEVERITY[verdict] > _SEVERITY[seen]):
             seen = verdict
             first_hit = index + 1
             found_by = by
@@ -162,10 +171,15 @@ def explore_cell(
                 failure = execution.failure
                 assert failure is not None
             detail = failure.describe()
-            token = encode_token(token_target, schedule, execution, max_steps)
-        if seen is expected or expected in (Verdict.CLEAN, None) or seen is Verdict.FOUND:
+            try:
+                token = encode_token(token_target, schedule, execution, max_steps)
+            except InvalidArgument as e:  # the failure stays; only its token is missing
+                token = None
+                detail = f"{detail} (no replay token: {e})"
+        if seen is expected or expected in (Verdict.CLEAN, None) or seen in _FINAL:
             # the expected failure was shown; or a clean cell is not clean; or data was
-            # corrupted where only a liveness failure was expected (never hidden)
+            # corrupted where only a liveness failure was expected (never hidden); or the
+            # code under test raised (an error never meets an expected found)
             break
     claim = claim_text(
         ran,
@@ -281,16 +295,35 @@ def _ref(protocol: type[OdpProtocol]) -> str:
 
 def _check_protocol(protocol: ProtocolRef) -> None:
     if isinstance(protocol, type) and issubclass(protocol, OdpProtocol):
+        check_protocol_class(protocol)
         return
     if isinstance(protocol, str) and protocol in PROTOCOLS:
         return
     if isinstance(protocol, str) and ":" in protocol:
-        resolve_protocol(protocol)
+        check_protocol_class(resolve_protocol(protocol), protocol)
         return
     raise InvalidArgument(
         f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)} "
         "or an OdpProtocol subclass"
     )
+
+
+def _distinct_protocols(protocols: Sequence[ProtocolRef]) -> list[ProtocolRef]:
+    """`protocols` without repeats (by the class each names); two different classes of one
+    name raise `InvalidArgument` (their cells could not be told apart)."""
+    out: dict[type[OdpProtocol], ProtocolRef] = {}
+    for p in protocols:
+        cls = resolve_protocol(p)
+        if cls in out:
+            continue
+        twin = next((c for c in out if c.name == cls.name), None)
+        if twin is not None:
+            raise InvalidArgument(
+                f"protocols {_ref(twin)!r} and {_ref(cls)!r} are both named {cls.name!r}; "
+                "expected protocols of different names (a cell shows the name)"
+            )
+        out[cls] = p
+    return list(out.values())
 
 
 def _default_protocols(scenario: str) -> list[ProtocolRef]:
@@ -331,7 +364,9 @@ def verdict_matrix(
         raise InvalidArgument(f"jobs must be a positive int, got {jobs!r}")
     if jobs > MAX_JOBS:
         raise InvalidArgument(f"jobs must be at most {MAX_JOBS}, got {jobs!r}")
-    pairs = [(s, p) for s in names for p in (list(protocols or ()) or defaults[s])]
+    given = _distinct_protocols(protocols or ())
+    # a scenario or protocol given twice is one cell, not two with the same result
+    pairs = [(s, p) for s in dict.fromkeys(names) for p in (given or defaults[s])]
     jobs = max(1, min(jobs, len(pairs)))  # no idle worker processes
     if jobs == 1 and executor is None:
         done = []

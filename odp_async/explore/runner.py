@@ -109,7 +109,7 @@ from ..errors import (
     NondeterminismError,
 )
 from ..odp.protocols import OdpProtocol
-from ..scenarios import Scenario, Verdict
+from ..scenarios import Scenario, Verdict, model_verdict
 from .claims import claim_text
 from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
@@ -212,7 +212,14 @@ class Failure:
 
     @property
     def verdict(self) -> Verdict:
-        return self.shown.verdict
+        """The shown run's verdict; for a world scenario `model_verdict`'s (a run that only
+        raised is ``error``, never ``found``)."""
+        return self._verdict_of(self.shown)
+
+    def _verdict_of(self, execution: Execution) -> Verdict:
+        if self.target is not None and self.target.scenario.needs_world:
+            return model_verdict(execution.violations)
+        return execution.verdict
 
     def _traced(self) -> Execution:
         """The failing run with a trace: the shrunk schedule's if shrunk, else this one's
@@ -241,7 +248,7 @@ class Failure:
             at += f" (found by {self.found_by})"
         if self.shrunk is not None:
             at += f", shrunk to {traced.sim.steps} steps"
-        lines = [f"{traced.verdict} {at}: {violation.describe()}"]
+        lines = [f"{self._verdict_of(traced)} {at}: {violation.describe()}"]
         lines.extend(describe_execution(traced, max_steps_shown=STEPS_SHOWN).splitlines()[1:])
         if self.shrunk is not None:
             s = self.shrunk
@@ -781,10 +788,14 @@ def _token(
     max_steps: int,
     found_by: str | None = None,
 ) -> tuple[str | None, str | None]:
-    """(the token, None), or (None, why there is none)."""
+    """(the token, None), or (None, why there is none): a token that cannot be made never
+    takes the failure it would replay with it."""
     if not target.is_named:
         return None, target.unnamed or f"scenario {target.scenario.name!r} has no name"
-    return encode_token(target, schedule, execution, max_steps, found_by=found_by), None
+    try:
+        return encode_token(target, schedule, execution, max_steps, found_by=found_by), None
+    except InvalidArgument as e:
+        return None, str(e)
 
 
 # --- random and pct ----------------------------------------------------------------------

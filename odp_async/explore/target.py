@@ -60,7 +60,7 @@ from .._runtime.sim import run as sim_run
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
-from ..scenarios import BUILTIN, CLASSIC, Scenario, Verdict, verdict_of
+from ..scenarios import BUILTIN, CLASSIC, Scenario, ScenarioUsageError, Verdict, verdict_of
 from ..world import PreparedWorld, WorldRun, run_world
 from .failures import describe_leaves, error_leaves
 from .fairness import fair_continuation
@@ -104,7 +104,8 @@ def failure_violations(result: SimResult) -> list[Violation]:
     An ``error`` names its cause (`odp_async.explore.failures.error_leaves`): each leaf
     exception with its type, message, raising task and user frame; its tasks are the
     raising tasks and its step the step of the first raise.  A usage error of the program
-    (`ForeignAwait`) is no outcome: the sim raises it, and so does `Target.run`.  The
+    (`ForeignAwait`) is no outcome: the sim raises it, and so does `Target.run`; nor is
+    a scenario's own mistake (`ScenarioUsageError`), which `Target.run` raises.  The
     step bound (``"step-limit"``) is none either: a bound cannot tell a livelock from a
     long run (`Execution.unfinished`).
     """
@@ -349,6 +350,7 @@ class Target:
         not used up raises `ReplayMismatch`."""
         result, violations, events = self._run_once(chooser, max_steps, trace)
         _reraise_interrupt(result.error)
+        _reraise_usage(result.error)
         _check_replayed(chooser, result)
         unfinished = False
         if result.outcome == "step-limit":
@@ -376,6 +378,7 @@ class Target:
             assert isinstance(result, SimResult)
             violations = failure_violations(result)
             _reraise_interrupt(result.error)
+            _reraise_usage(result.error)
             unfinished = False
             if result.outcome == "step-limit":
                 _note_step_limit(chooser)
@@ -431,6 +434,7 @@ class Target:
 
         fair = fair_continuation(again, result.schedule, max_steps)
         _reraise_interrupt(fair.error)
+        _reraise_usage(fair.error)
         if fair.outcome == "step-limit":
             return violations, True
         kept = list(violations)
@@ -478,6 +482,17 @@ def _reraise_interrupt(error: BaseException | None) -> None:
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
             _reraise_interrupt(inner)
+
+
+def _reraise_usage(error: BaseException | None) -> None:
+    """Raise the `ScenarioUsageError` found in a run's error (within exception groups): a
+    mistake of the scenario (its file) that showed while it ran is a usage error, never
+    the protocol's violation."""
+    if isinstance(error, ScenarioUsageError):
+        raise ScenarioUsageError(str(error)) from None
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            _reraise_usage(inner)
 
 
 def _note_step_limit(chooser: Chooser) -> None:

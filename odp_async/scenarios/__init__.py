@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from .builtin import BUILTIN
 from .classic import CLASSIC
-from .model import Scenario, Verdict, verdict_of
+from .model import Scenario, ScenarioUsageError, Verdict, model_verdict, verdict_of
 from .sctbench import SCTBENCH
 
 CLASSIC.update(SCTBENCH)  # SCTBench-style programs, as classic:<name>
 
-__all__ = ["BUILTIN", "CLASSIC", "Scenario", "Verdict", "verdict_of"]
+__all__ = [
+    "BUILTIN",
+    "CLASSIC",
+    "Scenario",
+    "ScenarioUsageError",
+    "Verdict",
+    "model_verdict",
+    "verdict_of",
+]

@@ -223,7 +223,8 @@ from ..sync import Completion
 from ..tracked import TrackedDict, tracked
 from ..workqueue import WorkItem
 from ..world import World
-from .model import Scenario, Verdict
+from .model import Scenario, ScenarioUsageError, Verdict
+from .user_protocols import check_protocol_class
 
 __all__ = ["ScenarioFile", "ScenarioFileError", "load_scenario", "read_scenario"]
 
@@ -768,8 +769,8 @@ class _Reader:
             raise self.fail("scenario.protocols", "expected at least one protocol, got []", [])
         for i, p in enumerate(names):
             if p not in PROTOCOLS and ":" in p:
-                try:
-                    resolve_protocol(p)  # your own protocol, "module:Class"
+                try:  # your own protocol, "module:Class"
+                    check_protocol_class(resolve_protocol(p), p)
                 except InvalidArgument as e:
                     raise self.fail(f"scenario.protocols[{i}]", str(e), p) from None
             elif p not in PROTOCOLS:
@@ -1110,6 +1111,33 @@ def _is_missing(module: str, e: ImportError) -> bool:
     return missing is not None and (module == missing or module.startswith(missing + "."))
 
 
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _inside(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether `a` lies inside `b`."""
+    return b[0] <= a[0] and a[1] <= b[1]
+
+
+def _span_of(rng: tuple[int, int]) -> str:
+    return f"[{rng[0]:#x}, {rng[1]:#x})"
+
+
+def _unmap(
+    mapped: Mapping[str, tuple[int, int]], gone: tuple[int, int]
+) -> dict[str, tuple[int, int]]:
+    """`mapped` with `gone` taken out (what is left of a mapping split in two is kept under
+    its key, and a second piece under the key with ``'`` added)."""
+    out: dict[str, tuple[int, int]] = {}
+    for key, (start, end) in mapped.items():
+        pieces = [(start, min(end, gone[0])), (max(start, gone[1]), end)]
+        kept = [p for p in pieces if p[0] < p[1]]
+        for i, piece in enumerate(kept):
+            out[key + "'" * i] = piece
+    return out
+
+
 def _maps(op: _Op) -> tuple[int, int] | None:
     """The range an operation makes mapped, if any."""
     if op.kind == "mmap":
@@ -1137,6 +1165,8 @@ class _Semantics:
         mapped_all = _merge(mapped_by_all)
         registers_all = [op for op in everything if op.kind in ("register", "register_implicit")]
 
+        left_mapped = self.setup_in_order()
+        self.actor_clashes(actor_ops, left_mapped)
         for i, op in enumerate(self.setup):
             earlier = self.setup[:i]
             mapped = _merge([r for o in earlier if (r := _maps(o)) is not None])
@@ -1163,6 +1193,138 @@ class _Semantics:
                     f"expected a completion some 'complete' op names ({known})",
                     name,
                 )
+
+    def setup_in_order(self) -> dict[str, tuple[int, int]]:
+        """The rules the model enforces at run time, checked along the setup (its main
+        task runs its operations in order, alone): no ``mmap`` or ``mremap`` onto a
+        mapping, no MR name registered while it is registered, no ``deregister`` of an MR
+        not registered at that point, one ``exit``.  Returns what the setup leaves mapped
+        (the key of the op that mapped each range -> the range)."""
+        fail = self.reader.fail
+        mapped: dict[str, tuple[int, int]] = {}  # key of the op that mapped it -> range
+        live: dict[str, _Op] = {}  # MR name -> the register op it is registered by
+        gone: dict[str, _Op] = {}  # MR name -> the deregister op that released it
+        exited: _Op | None = None
+        for op in self.setup:
+            if exited is not None and op.kind not in ("sleep", "complete", "mm_option"):
+                raise fail(
+                    f"{op.key}.op",
+                    f"{op.describe()}: the process exited at {exited.key}; expected the "
+                    "exit as the setup's last operation on the process",
+                    op.kind,
+                )
+            target = _maps(op)
+            if target is not None:
+                source = op.range if op.kind == "mremap" else None
+                for key, rng in mapped.items():
+                    if _overlaps(rng, target) and not (source and _inside(target, source)):
+                        raise fail(
+                            f"{op.key}.{'to' if op.kind == 'mremap' else 'start'}",
+                            f"{op.describe()}: {_span_of(target)} overlaps the mapping "
+                            f"{_span_of(rng)} that {key} made; expected an unmapped range "
+                            "(munmap it first)",
+                            target[0],
+                        )
+                if source is not None:
+                    mapped = _unmap(mapped, source)
+                mapped[op.key] = target
+            elif op.kind == "munmap":
+                mapped = _unmap(mapped, op.range)
+            elif op.kind in ("register", "register_implicit"):
+                name = op.text("mr")
+                if name in live:
+                    raise fail(
+                        f"{op.key}.mr",
+                        f"MR {name!r} is registered twice: {live[name].key} registered it "
+                        "and no deregister came between; expected a name of its own",
+                        name,
+                    )
+                live[name] = op
+                gone.pop(name, None)
+            elif op.kind in ("deregister", "deregister_implicit"):
+                name = op.text("mr")
+                if name in gone:
+                    raise fail(
+                        f"{op.key}.mr",
+                        f"MR {name!r} is deregistered twice: {gone[name].key} deregistered "
+                        "it already; expected one deregister per register",
+                        name,
+                    )
+                if name in live:
+                    gone[name] = op
+                    del live[name]
+            elif op.kind == "exit":
+                exited = op
+        return {} if exited is not None else mapped
+
+    def actor_clashes(
+        self, actor_ops: Sequence[_Op], left_mapped: Mapping[str, tuple[int, int]]
+    ) -> None:
+        """What the model refuses in every schedule where no other actor intervenes: an
+        actor's ``mmap``/``mremap`` onto a range the setup maps or another actor maps,
+        and an actor's ``register`` of an MR name the setup leaves registered or another
+        actor registers, unless some actor unmaps (deregisters) it, which could come
+        first.  One name for a plain and an implicit MR is refused anywhere."""
+        fail = self.reader.fail
+        everything = [*_flat(self.setup), *actor_ops]
+        plain = {op.text("mr"): op for op in everything if op.kind == "register"}
+        for op in everything:
+            if op.kind == "register_implicit" and op.text("mr") in plain:
+                name = op.text("mr")
+                raise fail(
+                    f"{op.key}.mr",
+                    f"MR {name!r} is registered both as a plain MR ({plain[name].key}) and "
+                    "as an implicit one; expected a name of its own for each",
+                    name,
+                )
+        unmaps = [op.range for op in actor_ops if op.kind in ("munmap", "mremap")]
+        exits = any(op.kind == "exit" for op in actor_ops)
+        seen_maps: list[tuple[str, tuple[int, int]]] = list(left_mapped.items())
+        for op in actor_ops:
+            target = _maps(op)
+            if target is None:
+                continue
+            source = op.range if op.kind == "mremap" else None
+            for other, rng in seen_maps:
+                clash = (max(rng[0], target[0]), min(rng[1], target[1]))
+                if clash[0] >= clash[1] or (source and _inside(clash, source)):
+                    continue
+                if exits or any(_overlaps(u, clash) for u in unmaps):
+                    continue  # an actor may unmap it first: schedule-dependent
+                raise fail(
+                    f"{op.key}.{'to' if op.kind == 'mremap' else 'start'}",
+                    f"{op.describe()}: {_span_of(target)} overlaps the mapping "
+                    f"{_span_of(rng)} that {other.rstrip(chr(39))} makes, and no actor "
+                    "unmaps it; "
+                    "expected a range nothing else maps",
+                    target[0],
+                )
+            seen_maps.append((op.key, target))
+        for kind in ("register", "register_implicit"):
+            setup_live: dict[str, _Op] = {}
+            for op in self.setup:
+                if op.kind == kind:
+                    setup_live[op.text("mr")] = op
+                elif op.kind == kind.replace("register", "deregister"):
+                    setup_live.pop(op.text("mr"), None)
+            released = {
+                op.text("mr")
+                for op in actor_ops
+                if op.kind == kind.replace("register", "deregister")
+            }
+            seen: dict[str, _Op] = dict(setup_live)
+            for op in actor_ops:
+                if op.kind != kind:
+                    continue
+                name = op.text("mr")
+                first = seen.setdefault(name, op)
+                if first is not op and name not in released:
+                    raise fail(
+                        f"{op.key}.mr",
+                        f"MR {name!r} is registered twice: {first.key} registers it too "
+                        "and no actor deregisters it; expected a name of its own",
+                        name,
+                    )
 
     def op(
         self,
@@ -1376,7 +1538,7 @@ class _Run:
     def sub(self, op: _Op) -> Any:
         sub = self.subs.get(op.text("sub"))
         if sub is None:
-            raise InvalidArgument(
+            raise ScenarioUsageError(
                 f"{self.path}: {op.key}: {op.describe()} ran before any subscribe of "
                 f"{op.text('sub')!r} did; expected an 'after' that orders them"
             )
@@ -1398,7 +1560,7 @@ class _Run:
     def mr(self, op: _Op) -> Umem:
         umem = self.mrs.get(op.text("mr"))
         if umem is None:
-            raise InvalidArgument(
+            raise ScenarioUsageError(
                 f"{self.path}: {op.key}: {op.describe()} ran before any register of MR "
                 f"{op.text('mr')} did; expected an 'after' that orders them"
             )
@@ -1407,7 +1569,7 @@ class _Run:
     def imr(self, op: _Op) -> ImplicitMr:
         imr = self.imrs.get(op.text("mr"))
         if imr is None:
-            raise InvalidArgument(
+            raise ScenarioUsageError(
                 f"{self.path}: {op.key}: {op.describe()} ran before any register_implicit "
                 f"of MR {op.text('mr')} did; expected an 'after' that orders them"
             )
@@ -1421,7 +1583,30 @@ class _Run:
 
     async def op(self, op: _Op) -> str:
         """Run one operation, as the Python scenarios call the world: nothing is caught
-        but what they catch (a `DmaError`)."""
+        but what they catch (a `DmaError`), except the file's own mistakes: an
+        `InvalidArgument` the model raises for the operation itself, before any code under
+        test (a protocol, a subscriber) ran in between, becomes a `ScenarioUsageError`
+        naming the file, the operation and the model's refusal."""
+        try:
+            return await self.apply(op)
+        except ScenarioUsageError:
+            raise
+        except InvalidArgument as e:
+            if not _refused_by_model(e):
+                raise  # from the code under test: its error, the run's outcome
+            hint = (
+                "expected a setup the model accepts"
+                if op.key.startswith("setup.")
+                else "expected an operation valid in every schedule (if another actor's "
+                "operation makes it valid, order the two with 'after')"
+            )
+            raise ScenarioUsageError(
+                f"{self.path}: {op.key}: {op.describe()}: the model refused it "
+                f"({_printable(str(e))}); {hint}"
+            ) from None
+
+    async def apply(self, op: _Op) -> str:
+        """`op` itself (see `op`)."""
         w, a = self.world, op.args
         match op.kind:
             case "mmap":
@@ -1504,7 +1689,15 @@ class _Run:
                 return await self.imr(op).dma(a["address"], write=a["write"])
             case "subscribe":
                 cls = _subscriber_class(a["kind"], InvalidArgument)
-                sub = self.subs[a["sub"]] = cls(w.mm, w.checker, a["sub"])
+                try:
+                    built = cls(w.mm, w.checker, a["sub"])
+                except Exception as e:
+                    raise ScenarioUsageError(
+                        f"{self.path}: {op.key}.kind: subscriber class {cls.__qualname__} "
+                        f"({a['kind']!r}) cannot be built: {cls.__qualname__}(mm, checker, "
+                        f"{a['sub']!r}) raised {type(e).__name__}: {_printable(str(e))}"
+                    ) from None
+                sub = self.subs[a["sub"]] = built
                 await w.mm.register_notifier(sub)
             case "sub_fault":
                 return str(await self.sub(op).fault(a["address"], write=a["write"]))
@@ -1561,6 +1754,36 @@ def _body(
 
 async def _nothing() -> None:
     pass
+
+
+#: The modules of the model whose `InvalidArgument` refuses an operation the file asked
+#: for (not code under test: the protocols and subscribers are not among them).
+_MODEL_MODULES: Final = frozenset(
+    {
+        "odp_async.scenarios.files",
+        "odp_async.mm",
+        "odp_async.odp.ucontext",
+        "odp_async.odp.umem",
+        "odp_async.odp.implicit",
+        "odp_async.workqueue",
+        "odp_async.device",
+        "odp_async.world",
+        "odp_async.intervals",
+        "odp_async.addr",
+    }
+)
+
+
+def _refused_by_model(error: BaseException) -> bool:
+    """Whether every frame from the operation down to where `error` was raised is the
+    model's own (`_MODEL_MODULES`): the model refused the operation before any protocol
+    or subscriber code ran in between (that code's `InvalidArgument` is its error)."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") not in _MODEL_MODULES:
+            return False
+        tb = tb.tb_next
+    return True
 
 
 # --- the description ----------------------------------------------------------------------

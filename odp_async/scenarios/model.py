@@ -10,7 +10,11 @@ Contract
 
     Verdicts: ``found`` (the checker recorded a safety violation), ``deadlock``,
     ``starvation`` (a liveness violation: a fault retried or waited past its bound),
-    ``clean`` (nothing, within the exploration budget).
+    ``clean`` (nothing, within the exploration budget), and for the runs of a world
+    scenario ``error`` (`model_verdict`: code under test raised, and the checker saw no
+    safety violation; an expected ``found`` is never met by it).  A mistake of the
+    scenario itself found only while it runs raises `ScenarioUsageError` out of the
+    run: it is no verdict.
 
 See also
     `odp_async.scenarios.builtin`, `odp_async.world.run_world`.
@@ -25,8 +29,9 @@ from typing import Any
 import attrs
 
 from ..check import Violation
+from ..errors import InvalidArgument
 
-__all__ = ["Scenario", "Verdict", "verdict_of"]
+__all__ = ["Scenario", "ScenarioUsageError", "Verdict", "model_verdict", "verdict_of"]
 
 
 class Verdict(enum.Enum):
@@ -34,6 +39,9 @@ class Verdict(enum.Enum):
     FOUND = "found"
     DEADLOCK = "deadlock"
     STARVATION = "starvation"
+    #: A world scenario's run ended by an exception of the code under test (the protocol,
+    #: a subscriber): that code crashed; the race the scenario sets up is not shown.
+    ERROR = "error"
 
     def __str__(self) -> str:
         return self.value
@@ -49,6 +57,32 @@ def verdict_of(violations: tuple[Violation, ...] | list[Violation]) -> Verdict:
     if "starvation" in kinds:
         return Verdict.STARVATION
     return Verdict.CLEAN
+
+
+def model_verdict(violations: tuple[Violation, ...] | list[Violation]) -> Verdict:
+    """The verdict a run of a world (ODP model) scenario amounts to, as its expectations
+    are judged (the verdict matrix, ``explore FILE``): as `verdict_of`, except that a run
+    whose only safety violation is an ``error`` (an exception raised by the protocol, a
+    subscriber or other code under test) is `Verdict.ERROR`, not `Verdict.FOUND`: a crash
+    does not show the race an expected ``found`` stands for.  A checker's violation
+    (``stale-translation``, ``use-after-free``...) in the same run makes it ``found``;
+    an error beats a deadlock and a starvation.  (For general code, `verdict_of`: there
+    an exception, a failed ``assert``, is how a bug shows.)"""
+    kinds = {v.kind for v in violations}
+    if kinds - {"deadlock", "starvation", "error"}:
+        return Verdict.FOUND
+    if "error" in kinds:
+        return Verdict.ERROR
+    return verdict_of(violations)
+
+
+class ScenarioUsageError(InvalidArgument):
+    """A mistake of a scenario (its file) that shows only while it runs: an operation the
+    model refuses (an MR registered twice, an ``mmap`` over a mapping), or a subscriber
+    class whose constructor raises.  The scenario's body raises it; `Target.run` raises it
+    out of the run, so it is never reported as the protocol's violation (the command
+    line: one line, exit 2).  The message names the file, the operation's key path and
+    the bad value."""
 
 
 @attrs.frozen

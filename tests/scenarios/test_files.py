@@ -18,7 +18,7 @@ from odp_async._runtime.choosers import Chooser, FifoChooser, RandomChooser, Scr
 from odp_async.errors import InvalidArgument
 from odp_async.explore.target import Execution, Target
 from odp_async.odp import PROTOCOLS
-from odp_async.scenarios import BUILTIN, Verdict, files, verdict_of
+from odp_async.scenarios import BUILTIN, ScenarioUsageError, Verdict, files, verdict_of
 from odp_async.scenarios.files import ScenarioFileError, load_scenario, read_scenario
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
@@ -196,28 +196,22 @@ def test_user_scenario_round_trip(user_file: pathlib.Path) -> None:
             assert execution.sim.value["mremap.1"] == "ok"  # type: ignore[index]
 
 
-def test_an_unordered_use_of_an_mr_is_an_error_of_the_run(tmp_path: pathlib.Path) -> None:
+def test_an_unordered_use_of_an_mr_is_a_usage_error_of_the_file(tmp_path: pathlib.Path) -> None:
     """The static check only knows B is registered somewhere; without an `after`, a
-    fault that runs first finds no B, and the run ends with that error."""
+    fault that runs first finds no B: the file's mistake, raised out of the run as a
+    `ScenarioUsageError` (never the protocol's violation)."""
     text = USER.replace('name = "dma"\nafter = ["fault"]', 'name = "dma"')
     text = text.replace('    { op = "register", mr = "B", start = 0x0, pages = 8 },\n', "")
     register = '{ op = "register", mr = "B", start = 0x0, pages = 8 }'
     text += f'\n[[actor]]\nname = "reg"\nops = [{register}]\n'
     path = tmp_path / "unordered.toml"
     path.write_text(text)
-    execution = run(path, "naive", FifoChooser())
-    assert execution.verdict is Verdict.FOUND
-    assert [v.kind for v in execution.violations] == ["error"]
-    group = execution.sim.error
-    assert isinstance(group, ExceptionGroup)
-    messages = sorted(str(e) for e in group.exceptions)
-    assert all(isinstance(e, InvalidArgument) for e in group.exceptions)
-    assert messages == [
+    with pytest.raises(ScenarioUsageError) as caught:
+        run(path, "naive", FifoChooser())
+    assert str(caught.value) == (
         f"{path}: actor[0].ops[0]: fault MR B at 0x2000 write ran before any register of "
-        "MR B did; expected an 'after' that orders them",
-        f"{path}: actor[2].ops[0]: dma via MR B at 0x2000 read ran before any register of "
-        "MR B did; expected an 'after' that orders them",
-    ]
+        "MR B did; expected an 'after' that orders them"
+    )
 
 
 # --- every mistake, named ---------------------------------------------------------------------

@@ -231,6 +231,14 @@ def examples(copy_to: str | None) -> None:
     from .example_files import copy_examples, list_examples
 
     if copy_to is not None:
+        if not copy_to.strip():
+            _fail("--copy needs a directory, got an empty path")
+        parent = os.path.dirname(os.path.abspath(copy_to))
+        if not os.path.isdir(parent):
+            _fail(
+                f"--copy {copy_to}: the directory {parent} does not exist; expected "
+                "DIR in an existing directory (it creates DIR only)"
+            )
         copied = copy_examples(copy_to)
         click.echo(f"copied {len(copied)} scenario files into {copy_to}")
         return
@@ -364,6 +372,7 @@ def explore(
         start=start,
         stop_on_first=not all_failures,
     )
+    _refuse_ignored(chooser)  # after the config judged the values themselves
     if not 0 <= progress_every <= MAX_SECONDS:  # also refuses nan
         _fail(
             f"--progress-every must be a number of seconds >= 0 (at most {MAX_SECONDS:g}), "
@@ -421,6 +430,29 @@ def explore(
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+#: The ``explore`` options only some choosers use: option name -> (its flag, choosers).
+_CHOOSER_OPTIONS = {
+    "preemptions": ("--preemptions", ("dfs", "dpor")),
+    "max_preemptions": ("--max-preemptions", ("dfs",)),
+    "depth": ("--depth", ("pct",)),
+    "no_reduction": ("--no-reduction", ("dfs",)),
+}
+
+
+def _refuse_ignored(chooser: str) -> None:
+    """Refuse an option given on the command line that `chooser` would ignore (one line):
+    a bound the search never applies must not look applied."""
+    ctx = click.get_current_context()
+    for name, (flag, users) in _CHOOSER_OPTIONS.items():
+        source = ctx.get_parameter_source(name)
+        given = source is not None and source is not click.core.ParameterSource.DEFAULT
+        if given and chooser not in users:
+            _fail(
+                f"{flag} is for --chooser {' or '.join(users)}; --chooser {chooser} "
+                "ignores it (drop it, or choose one that uses it)"
+            )
 
 
 def _explore(
@@ -1036,7 +1068,8 @@ def matrix(
         if not _is_file(name):
             _check_scenario_name(name, classic=False)
     protos = list(dict.fromkeys(_protocol(p) for p in protocols)) or None
-    for ref in protos or dict.fromkeys(p for n in names if _is_file(n) for p in _file_protocols(n)):
+    listed = dict.fromkeys(p for n in names if _is_file(n) for p in _file_protocols(n))
+    for ref in protos or listed:
         _probe_protocol(ref)  # a constructor that raises: one line, before any cell
     total = _matrix_size(names, protos)
     jobs, note = _cap_jobs(jobs, total, "cells")

@@ -21,7 +21,8 @@ Contract
     starvation was expected always wins, so corruption is never hidden behind an expected
     liveness failure.  A run that only raised (`model_verdict`: an exception of the
     protocol or a subscriber, no violation of the checker) is ``error``: it ends the cell
-    and never meets an expected ``found`` (a crash does not show the race).  Cells are independent and deterministic (the schedules of a cell depend only on
+    and never meets an expected ``found`` (a crash does not show the race).  Cells are
+    independent and deterministic (the schedules of a cell depend only on
     the seed), so `jobs` spreads cells over processes, and `executor` over any `Executor` (a
     Dask cluster), without changing any result.
 

@@ -24,7 +24,18 @@ Contract
     those of the setup and of every ``mmap``/``mremap`` operation of any actor), every MR
     an operation names is registered by some ``register``, every file is declared, every
     subscriber name is subscribed by exactly one ``subscribe``, every ``after`` names
-    another actor and the ``after`` order has no cycle.
+    another actor and the ``after`` order has no cycle; and the model's own rules where
+    the file decides them: along the setup (run in order, alone) no ``mmap``/``mremap``
+    onto a mapping, no MR registered while registered, no second ``deregister``, nothing
+    after ``exit``; in actors, no ``mmap``/``mremap`` onto a mapping the setup leaves or
+    another actor makes, and no ``register`` of a name the setup leaves registered or
+    another actor registers, unless some actor unmaps (deregisters) it; one name is not
+    both a plain and an implicit MR.  What only a run shows (an unordered actor's
+    operation the model refuses in some schedules) raises `ScenarioUsageError` out of
+    the run (`_Run.op`): the model's `InvalidArgument` for the operation itself, raised
+    before any protocol or subscriber code ran in between, and a subscriber class whose
+    constructor raises.  An exception of the code under test stays the run's ``error``
+    (`odp_async.scenarios.model_verdict`: never an expected ``found``).
 
 Concurrency
     A loaded `Scenario` is a value: each run of its body builds fresh state (files, MRs,
@@ -52,8 +63,10 @@ The format
         run in order).
 
     ``[expected]``
-        ``<protocol> = "<verdict>"``; verdicts are ``found``, ``deadlock``,
-        ``starvation``, ``clean``; a protocol not listed is expected ``clean``.  Every
+        ``<protocol> = "<verdict>"``; verdicts are ``found`` (the checker's safety
+        violation), ``deadlock``, ``starvation``, ``clean`` and ``error`` (the code under
+        test raised; never met by ``found``, nor ``found`` by it); a protocol not listed
+        is expected ``clean``.  Every
         protocol named must be in ``scenario.protocols``.
 
     ``[script]``
@@ -139,8 +152,9 @@ The format
 
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
     used); ``fault`` and ``dma`` must fall inside a registration of their MR.  An
-    operation that raises (e.g. a ``register`` over a range an earlier ``munmap``
-    removed) ends the run with that error, as it would in Python.
+    operation the model refuses (e.g. a ``register`` over a range an earlier ``munmap``
+    removed) ends the run, as it would in Python, and is the file's mistake: a
+    `ScenarioUsageError` (see the contract above), not the protocol's violation.
 
     A complete example: the 2014-09-07 registration race (``examples/registration-race.toml``
     is the same scenario, commented; `tests/scenarios` loads this one too)::

@@ -136,6 +136,7 @@ class Sink(Protocol):
         steps: int,
         failing: tuple[int, ...],
         hit: _Hit | None,
+        found_by: str | None = None,
         *,
         unfinished: int = 0,
     ) -> None: ...
@@ -364,7 +365,13 @@ def explore_split(
     if ran is not None:
         worker, head = ran
         sink.merge(
-            worker, head.traces, head.steps, head.failing, head.hit, unfinished=head.unfinished
+            worker,
+            head.traces,
+            head.steps,
+            head.failing,
+            head.hit,
+            "dpor",
+            unfinished=head.unfinished,
         )
         sink.pruned += head.pruned
         if head.truncated:
@@ -589,6 +596,12 @@ def _merge(items: list[_Item], news: list[list[int]], sink: Sink, offset: int = 
         failing = tuple(index(k, m) for m in result.failing)
         hit = (index(k, result.hit[0]), result.hit[1]) if result.hit is not None else None
         sink.merge(
-            item.worker, result.traces, result.steps, failing, hit, unfinished=result.unfinished
+            item.worker,
+            result.traces,
+            result.steps,
+            failing,
+            hit,
+            "dpor",
+            unfinished=result.unfinished,
         )
         sink.pruned += result.pruned

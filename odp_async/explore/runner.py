@@ -1340,7 +1340,7 @@ def _walk(
                 tally.pruned += 1
                 continue
             first_hit = tally.hit is None
-            tally.add(execution, tally.done + 1)
+            tally.add(execution, tally.done + 1, config.chooser)  # "dfs" or "dpor"
             tally.report()
             if execution.is_failure and first_hit:
                 found_at = chooser.bound

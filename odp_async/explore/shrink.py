@@ -67,7 +67,10 @@ from typing import Any, Final
 import attrs
 
 from .._runtime.interrupts import marking_ctrl_c
-from ..errors import NondeterminismError
+from ..check import VIOLATION_KINDS
+from ..errors import InvalidArgument, NondeterminismError
+from .arguments import require_int, require_schedule, show
+from .config import MAX_SCHEDULES, MAX_STEPS
 from .dfs import DfsChooser, PrunedExecution
 from .signature import FailureSignature, failure_signature
 from .target import Execution, Target
@@ -216,7 +219,18 @@ def shrink(
     (0: no proof).  Raises `NondeterminismError` if a replay of `schedule` does not fail
     so (the program's runs are not a function of their schedule).  Ctrl-C is marked
     meanwhile (a program's own `KeyboardInterrupt` is its error, as the explorer saw it:
-    `odp_async._runtime.interrupts`)."""
+    `odp_async._runtime.interrupts`).  Raises `InvalidArgument` for a bad value of any
+    argument (a `kind` that is no violation kind, a `budget` below 1...)."""
+    if not isinstance(target, Target):
+        raise InvalidArgument(f"target must be a Target (Target.resolve), got {show(target)}")
+    require_schedule("schedule", schedule)
+    if kind not in VIOLATION_KINDS:
+        raise InvalidArgument(
+            f"kind must be a violation kind ({', '.join(VIOLATION_KINDS)}), got {show(kind)}"
+        )
+    require_int("max_steps", max_steps, 1, MAX_STEPS)
+    require_int("budget", budget, 1, MAX_SCHEDULES)
+    require_int("proof_budget", proof_budget, 0, MAX_SCHEDULES)
     with marking_ctrl_c():
         return _shrink(target, schedule, kind, max_steps, budget, proof_budget)
 

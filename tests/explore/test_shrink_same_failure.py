@@ -114,7 +114,9 @@ def user(user_module: UserModule) -> ModuleType:
 def _error_line(execution: Execution) -> tuple[str, int]:
     """(exception type, line of the raising frame in the user's module)."""
     sig = failure_signature(execution)
-    assert sig is not None and sig.kind == "error" and sig.where
+    assert sig is not None
+    assert sig.kind == "error"
+    assert sig.where
     return sig.what, int(sig.where[-1][1])
 
 
@@ -124,7 +126,8 @@ def test_the_shrunk_error_is_the_error_found(user: ModuleType, chooser: str) -> 
     for seed in SEEDS:
         result = check(user.two_bugs, chooser=chooser, seed=seed, schedules=50)
         failure = result.failure
-        assert failure is not None and failure.shrunk is not None
+        assert failure is not None
+        assert failure.shrunk is not None
         assert _error_line(failure.shown) == _error_line(failure.execution), seed
         assert (
             failure.violation.detail.split(":")[0]
@@ -184,7 +187,8 @@ def test_the_shrunk_deadlock_is_the_deadlock_found(user: ModuleType) -> None:
     for seed in SEEDS:
         result = check(user.two_deadlocks, chooser="random", seed=seed, schedules=50)
         failure = result.failure
-        assert failure is not None and failure.found_violation.kind == "deadlock"
+        assert failure is not None
+        assert failure.found_violation.kind == "deadlock"
         found = failure.found_violation.detail.split("-")[0]
         assert failure.violation.detail.split("-")[0] == found, seed
         assert failure_signature(failure.shown) == failure_signature(failure.execution)

@@ -25,10 +25,14 @@ Contract
         ``fork-4`` is ``worker-3`` waiting for ``fork-1`` under the symmetry of identical
         tasks; two tasks in a cycle are never three).
     any model violation (``stale-translation``, ``use-after-free``...)
-        the kind and the check that found it, as the violation's detail with every number
-        (an address, a frame, a count, a step) read as one placeholder: which invariant
-        broke and how (a frame *freed* while translated, or *replaced*; an *install*
-        with more permission than the pte), not at which page or in which round.
+        the kind and the addresses the checker recorded (the pages whose invariant broke):
+        which invariant, where.  Not the moment that caught it: one race leaves the
+        device translating a page the page table no longer maps, and whether the
+        checker sees it at the install (``installed 0x4000 -> frame 4.1, but the page
+        table maps nothing there``) or at the unmap (``frame 4.1 was unmapped while B
+        still translates 0x4000``) depends on the order, which is what shrinking
+        changes.  A violation without addresses (a use-after-free of a model object, a
+        double queue...) is its kind.
 
     A run that does not fail has the signature None.  Pure: reads the execution.
 
@@ -60,11 +64,10 @@ _STATE: Final = re.compile(r"^(\w+ '[^']*') \(.*\)$")
 class FailureSignature:
     """What makes a failure that failure (see the module docstring).
 
-    `kind`: the violation kind.  `what`: for an error, the exception's type; for a model
-    violation, its detail with numbers as ``#``; for a deadlock, empty.  `where`: for an
-    error, the raise site (``(file, line)`` of each frame in the program's code,
-    outermost first); for a deadlock, the sorted ``(task, waits for, relation)`` of its
-    blocked tasks; else empty.
+    `kind`: the violation kind.  `what`: for an error, the exception's type; else empty.
+    `where`: for an error, the raise site (``(file, line)`` of each frame in the
+    program's code, outermost first); for a deadlock, the sorted ``(task, waits for,
+    relation)`` of its blocked tasks; for a model violation, its addresses (hex).
     """
 
     kind: str
@@ -78,7 +81,8 @@ class FailureSignature:
             return f"error {self.what}{at}"
         if self.kind == "deadlock":
             return "deadlock of " + "; ".join(" ".join(w) for w in self.where)
-        return f"{self.kind}: {self.what}"
+        at = f" at {', '.join(self.where[0])}" if self.where else ""
+        return f"{self.kind}{at}"
 
 
 def failure_signature(execution: Execution) -> FailureSignature | None:
@@ -97,11 +101,14 @@ def failure_signature(execution: Execution) -> FailureSignature | None:
         blocked = sim.deadlock.cycle or sim.deadlock.blocked
         waits = sorted((_form(b.task), _form(_identity(b.waits_for)), b.relation) for b in blocked)
         return FailureSignature("deadlock", "", tuple(waits))
-    return FailureSignature(failure.kind, _form(failure.detail))
+    if failure.kind == "error":  # recorded without an outcome's error: its detail
+        return FailureSignature("error", _form(failure.detail))
+    where = (tuple(f"{a:#x}" for a in failure.addresses),) if failure.addresses else ()
+    return FailureSignature(failure.kind, "", where)
 
 
 def _form(text: str) -> str:
-    """`text` with every number as ``#``."""
+    """`text` with every run of digits (or a hex number) as ``#``."""
     return _NUMBER.sub("#", text)
 
 

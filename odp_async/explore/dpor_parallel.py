@@ -65,8 +65,9 @@ Contract
     of registration-race/interval-seq start with only 3 distinct 3-choice prefixes, while
     the split takes every alternative of its first 3 choices (64 prefixes, most of them
     equivalent orders of independent first steps), each searched from an empty sleep
-    set; its first 12 subtrees alone run 814 traces (one of them 268), so the split does
-    not complete within 5,000 schedules what the serial search completes in 232 (where
+    set; its first 12 subtrees alone run 814 traces (one of them 268), so with 2 jobs the
+    split had not completed after 3,894 schedules (100 s) what the serial search
+    completes in 232 (where
     the serial search completes within `HEAD_TRACES`, the head returns its result).  The
     probes run the program: a `KeyboardInterrupt` it raises there stops the search
     before any schedule.

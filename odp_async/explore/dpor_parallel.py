@@ -67,10 +67,9 @@ Contract
     equivalent orders of independent first steps), each searched from an empty sleep
     set; its first 12 subtrees alone run 814 traces (one of them 268), so with 2 jobs the
     split had not completed after 3,894 schedules (100 s) what the serial search
-    completes in 232 (where
-    the serial search completes within `HEAD_TRACES`, the head returns its result).  The
-    probes run the program: a `KeyboardInterrupt` it raises there stops the search
-    before any schedule.
+    completes in 232 (where the serial search completes within `HEAD_TRACES`, the head
+    returns its result).  The probes run the program: a `KeyboardInterrupt` it raises
+    there stops the search before any schedule.
 
 Concurrency
     Blocking; the caller's thread drives the executor.  `run_subtree` is the task an

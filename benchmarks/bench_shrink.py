@@ -10,7 +10,8 @@ For every built-in cell expected to fail: the first failure of ``chooser=random`
 0..S-1; random schedules preempt a lot, the hardest input for a shrinker), shrunk by
 `odp_async.explore.shrink.shrink`; the row shows the preemptions found -> shrunk (per
 seed), the replays it took, and the minimum the shrinker proved (``minimal``: no schedule
-of fewer preemptions shows that violation kind, by a bounded search; ``-`` when the
+of fewer preemptions shows that failure, its signature: `odp_async.explore.signature`,
+by a bounded search; ``-`` when the
 search could not tell within its budget).  Printed, not asserted
 (``tests/explore/test_shrink_minimal.py`` asserts it).
 """

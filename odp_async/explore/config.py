@@ -3,7 +3,8 @@
 Contract
     `ExploreConfig` holds the chooser's name and each knob the explorer has; building one
     with a bad value, or `evolve` with an unknown field, raises `InvalidArgument` naming
-    the field and the value (every number has a range: `MAX_SCHEDULES`, `MAX_STEPS`,
+    the field and the value: every field is checked by type (a bool field takes only a
+    bool, not 1 or ``"no"``), and every number has a range (`MAX_SCHEDULES`, `MAX_STEPS`,
     `MAX_DEPTH`, `MAX_PREEMPTIONS`, `MAX_JOBS`, `SEED_BITS`).  Nothing else
     in the explorer has a hidden default: what a run did is a function of its config.
 
@@ -21,6 +22,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ..errors import InvalidArgument
+from .arguments import require_bool
 
 __all__ = [
     "CHOOSERS",
@@ -108,6 +110,13 @@ def _optional_bool(name: str) -> Any:
     return check
 
 
+def _flag(name: str) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        require_bool(name, value)  # not 1, not "no", not None: a bool
+
+    return check
+
+
 def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvalidArgument(f"start must be a non-negative int, got {value!r}")
@@ -181,12 +190,12 @@ class ExploreConfig:
     max_preemptions: int = attrs.field(
         default=3, validator=_count("max_preemptions", MAX_PREEMPTIONS)
     )
-    reduction: bool = True
+    reduction: bool = attrs.field(default=True, validator=_flag("reduction"))
     symmetry: bool | None = attrs.field(default=None, validator=_optional_bool("symmetry"))
-    trust_primitives: bool = True
+    trust_primitives: bool = attrs.field(default=True, validator=_flag("trust_primitives"))
     jobs: int = attrs.field(default=1, validator=_positive("jobs", MAX_JOBS))
-    stop_on_first: bool = True
-    shrink: bool = True
+    stop_on_first: bool = attrs.field(default=True, validator=_flag("stop_on_first"))
+    shrink: bool = attrs.field(default=True, validator=_flag("shrink"))
     time: float | None = attrs.field(default=None, validator=_seconds)
 
     def evolve(self, **changes: Any) -> ExploreConfig:

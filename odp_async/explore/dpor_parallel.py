@@ -60,9 +60,16 @@ Contract
     (``jobs=1``, no executor), the split search runs at least one trace per prefix and
     re-explores what the top levels' backtrack and sleep sets would have pruned: 1.2-2.3x
     the serial search's traces on the SCTBench programs (tests/explore/
-    test_dpor_distributed.py checks the same violation kinds and completeness).  The
-    probes run the program: a `KeyboardInterrupt` it raises there stops the search
-    before any schedule.
+    test_dpor_distributed.py checks the same violation kinds and completeness).  On the
+    model's scenarios the redundancy is far larger: the 232 traces of the serial search
+    of registration-race/interval-seq start with only 3 distinct 3-choice prefixes, while
+    the split takes every alternative of its first 3 choices (64 prefixes, most of them
+    equivalent orders of independent first steps), each searched from an empty sleep
+    set; its first 12 subtrees alone run 814 traces (one of them 268), so with 2 jobs the
+    split had not completed after 3,894 schedules (100 s) what the serial search
+    completes in 232 (where the serial search completes within `HEAD_TRACES`, the head
+    returns its result).  The probes run the program: a `KeyboardInterrupt` it raises
+    there stops the search before any schedule.
 
 Concurrency
     Blocking; the caller's thread drives the executor.  `run_subtree` is the task an
@@ -136,6 +143,7 @@ class Sink(Protocol):
         steps: int,
         failing: tuple[int, ...],
         hit: _Hit | None,
+        found_by: str | None = None,
         *,
         unfinished: int = 0,
     ) -> None: ...
@@ -364,7 +372,13 @@ def explore_split(
     if ran is not None:
         worker, head = ran
         sink.merge(
-            worker, head.traces, head.steps, head.failing, head.hit, unfinished=head.unfinished
+            worker,
+            head.traces,
+            head.steps,
+            head.failing,
+            head.hit,
+            "dpor",
+            unfinished=head.unfinished,
         )
         sink.pruned += head.pruned
         if head.truncated:
@@ -589,6 +603,12 @@ def _merge(items: list[_Item], news: list[list[int]], sink: Sink, offset: int = 
         failing = tuple(index(k, m) for m in result.failing)
         hit = (index(k, result.hit[0]), result.hit[1]) if result.hit is not None else None
         sink.merge(
-            item.worker, result.traces, result.steps, failing, hit, unfinished=result.unfinished
+            item.worker,
+            result.traces,
+            result.steps,
+            failing,
+            hit,
+            "dpor",
+            unfinished=result.unfinished,
         )
         sink.pruned += result.pruned

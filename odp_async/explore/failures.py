@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import re
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -39,7 +38,7 @@ from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP, Cancelled, SimResult, 
 if TYPE_CHECKING:
     from .target import Execution
 
-__all__ = ["ErrorLeaf", "describe_execution", "describe_leaves", "error_leaves"]
+__all__ = ["ErrorLeaf", "describe_execution", "describe_leaves", "error_leaves", "user_frames"]
 
 #: How many steps `describe_execution` shows by default (the last ones: failures end runs).
 DEFAULT_MAX_STEPS_SHOWN: Final = 60
@@ -191,21 +190,27 @@ def _contains(error: BaseException | None, leaf: BaseException) -> bool:
     return False
 
 
-def _user_frame(error: BaseException) -> str | None:
-    frames: list[types.FrameType] = []
-    line_of: dict[int, int] = {}
+def user_frames(error: BaseException) -> tuple[tuple[str, int], ...]:
+    """``(file, line)`` of each traceback frame of `error` in the program's code, outermost
+    first: the frames outside the odp_async package; for a program inside it (a built-in
+    scenario or protocol), the frames outside its machinery (`_MACHINERY`).  Empty when
+    the traceback has none."""
+    files: list[tuple[str, int]] = []
     tb = error.__traceback__
     while tb is not None:
-        frames.append(tb.tb_frame)
-        line_of[id(tb.tb_frame)] = tb.tb_lineno
+        files.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
         tb = tb.tb_next
-    files = [(f.f_code.co_filename, line_of[id(f)]) for f in frames]
     outside = [(f, n) for f, n in files if not _in_package(f)]
     if not outside:
         outside = [(f, n) for f, n in files if not f.startswith(_MACHINERY)]
-    if not outside:
+    return tuple(outside)
+
+
+def _user_frame(error: BaseException) -> str | None:
+    frames = user_frames(error)
+    if not frames:
         return None
-    filename, line = outside[-1]
+    filename, line = frames[-1]
     return f"{_show_path(filename)}:{line}"
 
 

@@ -110,6 +110,14 @@ from ..errors import (
 )
 from ..odp.protocols import OdpProtocol
 from ..scenarios import Scenario, Verdict, model_verdict
+from .arguments import (
+    require_bool,
+    require_callable,
+    require_instance,
+    require_mapping,
+    require_path,
+    show,
+)
 from .claims import claim_text
 from .config import ExploreConfig, check_fields, derive_seed
 from .dfs import DfsChooser, PrunedExecution
@@ -400,7 +408,11 @@ def explore(
     `Scenario`, an async function or ``"module:qualname"``; `protocol` a built-in name,
     ``"module:Class"`` or an `OdpProtocol` subclass.  ``config_fields`` override
     ``config`` (an unknown one raises `InvalidArgument`).  `executor` and `resume`: see
-    `explore_target`.  Blocks until done; raises `ExploreInterrupted` on Ctrl-C."""
+    `explore_target`.  Blocks until done; raises `ExploreInterrupted` on Ctrl-C, and
+    `InvalidArgument` for a bad value of any keyword."""
+    require_instance("config", config, ExploreConfig, "an ExploreConfig")
+    require_mapping("options", options)
+    _check_keywords(progress, executor, resume)
     config = (config or ExploreConfig()).evolve(**config_fields)
     target = Target.resolve(scenario, protocol, options)
     return explore_target(target, config, progress=progress, executor=executor, resume=resume)
@@ -435,6 +447,8 @@ def check(
     done.
     """
     check_fields(config_fields)
+    require_bool("raise_on_failure", raise_on_failure)
+    _check_keywords(progress, executor, resume)
     config = ExploreConfig(chooser=chooser, schedules=schedules, seed=seed, **config_fields)
     target = Target.resolve(fn, args=tuple(args))
     result = explore_target(target, config, progress=progress, executor=executor, resume=resume)
@@ -466,9 +480,15 @@ def explore_target(
     so an interrupted run continues where it stopped (`odp_async.explore.runlog`).
     dpor with ``jobs > 1`` or an `executor` is split into subtrees
     (`odp_async.explore.dpor_parallel`; a target no other process can rebuild runs them
-    in this process).  Raises `InvalidArgument` for dfs with an executor, and for dfs or
-    dpor with a `resume` file or a ``start``.
+    in this process).  Raises `InvalidArgument` for a bad value of any argument, for dfs
+    with an executor, and for dfs or dpor with a `resume` file or a ``start``.
     """
+    if not isinstance(target, Target):
+        raise InvalidArgument(f"target must be a Target (Target.resolve), got {show(target)}")
+    if not isinstance(config, ExploreConfig):
+        raise InvalidArgument(f"config must be an ExploreConfig, got {show(config)}")
+    _check_keywords(progress, executor, resume)
+    require_callable("clock", clock, optional=False)
     distributed = config.jobs > 1 or executor is not None or resume is not None
     systematic = config.chooser in ("dfs", "dpor")  # one search tree
     check_systematic(config, executor is not None, resume)
@@ -486,6 +506,14 @@ def explore_target(
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     return tally.result(target, config, complete, bound, failure)
+
+
+def _check_keywords(progress: object, executor: object, resume: object) -> None:
+    """`InvalidArgument` for a `progress` that is not callable, an `executor` that is not
+    an `Executor`, a `resume` that is not a path (each may be None)."""
+    require_callable("progress", progress)
+    require_instance("executor", executor, Executor, "an Executor (InlineExecutor...)")
+    require_path("resume", resume)
 
 
 def _search(
@@ -1351,7 +1379,7 @@ def _walk(
                 tally.pruned += 1
                 continue
             first_hit = tally.hit is None
-            tally.add(execution, tally.done + 1)
+            tally.add(execution, tally.done + 1, config.chooser)  # "dfs" or "dpor"
             tally.report()
             if execution.is_failure and first_hit:
                 found_at = chooser.bound

@@ -1,8 +1,14 @@
 """Shrinking: turn a failing schedule into a shorter one a person can follow.
 
 Contract
-    `shrink(target, schedule, kind)` searches for a schedule that still fails with the same
-    violation kind and is simpler, where "simpler" is one key (`sort_key`): fewer
+    `shrink(target, schedule, kind)` searches for a schedule that still shows the same
+    failure and is simpler.  The same failure: the same **failure signature**
+    (`odp_async.explore.signature.failure_signature`) as the replay of the given
+    schedule -- for an ``error``, the exception's type and its raise site (the file and
+    line of each frame of the program's code, not the message); for a deadlock, the
+    blocked tasks and what each waits on; for a model violation, the kind and the check
+    (its detail, numbers aside) -- so a program with two bugs never has one reported as
+    the other.  "Simpler" is one key (`sort_key`): fewer
     preemptions first, then fewer steps to the failure, then fewer recorded choices.  Each
     candidate is replayed with `LenientReplay`: the candidate's answers while they fit,
     then the non-preemptive default (keep running the task that ran last, else the oldest
@@ -26,7 +32,7 @@ Contract
        scenario (`Scenario.params`, such as a storm's rounds) halved while the failure
        stays with no more preemptions.
 
-    A candidate is kept only if it fails with the same kind, is simpler, and fails no
+    A candidate is kept only if its failure has the signature, is simpler, and fails no
     later than the given schedule did (its failure step at most the given one's): a
     preemption is never traded for length.  Without that cap, dropping the preemption
     that stopped a spinning task (``while not flag: await checkpoint()``) lets it spin
@@ -36,7 +42,7 @@ Contract
     the result has ``p > 0`` preemptions, a plain depth-first search (no reduction,
     iterative preemption bounding: every schedule of 0 preemptions, then of 1..., at
     most `proof_budget` executions) looks for a schedule of at most
-    ``min(p, MAX_PROOF_PREEMPTIONS + 1) - 1`` preemptions failing with the same kind
+    ``min(p, MAX_PROOF_PREEMPTIONS + 1) - 1`` preemptions failing with the signature
     by the passes' result's failure step (its runs stop just past it).  One it finds
     replaces the result and is **minimal** (`ShrinkResult.minimal` True: no schedule of
     fewer preemptions shows that violation by that step, for these parameters), as
@@ -61,8 +67,12 @@ from typing import Any, Final
 import attrs
 
 from .._runtime.interrupts import marking_ctrl_c
-from ..errors import NondeterminismError
+from ..check import VIOLATION_KINDS
+from ..errors import InvalidArgument, NondeterminismError
+from .arguments import require_int, require_schedule, show
+from .config import MAX_SCHEDULES, MAX_STEPS
 from .dfs import DfsChooser, PrunedExecution
+from .signature import FailureSignature, failure_signature
 from .target import Execution, Target
 
 __all__ = ["MAX_PROOF_PREEMPTIONS", "LenientReplay", "ShrinkResult", "shrink"]
@@ -163,11 +173,13 @@ class ShrinkResult:
     #: The scenario parameters of the shrunk run (a smaller storm...): the target to
     #: replay `schedule` on is ``target.with_params(**params)``.
     params: dict[str, int] = attrs.field(factory=dict)
-    #: True: no schedule of fewer preemptions shows the violation kind (a bounded search
-    #: ran them all); None: not known (too many preemptions, or the search's budget).
+    #: True: no schedule of fewer preemptions shows the failure (its signature; a bounded
+    #: search ran them all); None: not known (too many preemptions, or the search's budget).
     minimal: bool | None = None
     #: Rounds of the passes run (the last improved nothing, unless the budget ran out).
     rounds: int = 0
+    #: The failure kept: the signature of the given schedule's replay, and of `execution`.
+    signature: FailureSignature | None = None
 
 
 def sort_key(preemptions: int, execution: Execution, schedule: Sequence[int]) -> tuple[int, ...]:
@@ -202,11 +214,23 @@ def shrink(
     proof_budget: int = 300,
 ) -> ShrinkResult:
     """Shrink `schedule` (which fails on `target` with `kind`) within `budget` replays,
+    keeping the failure signature of its replay (`ShrinkResult.signature`),
     then try to prove the preemption count minimal within `proof_budget` executions
     (0: no proof).  Raises `NondeterminismError` if a replay of `schedule` does not fail
     so (the program's runs are not a function of their schedule).  Ctrl-C is marked
     meanwhile (a program's own `KeyboardInterrupt` is its error, as the explorer saw it:
-    `odp_async._runtime.interrupts`)."""
+    `odp_async._runtime.interrupts`).  Raises `InvalidArgument` for a bad value of any
+    argument (a `kind` that is no violation kind, a `budget` below 1...)."""
+    if not isinstance(target, Target):
+        raise InvalidArgument(f"target must be a Target (Target.resolve), got {show(target)}")
+    require_schedule("schedule", schedule)
+    if kind not in VIOLATION_KINDS:
+        raise InvalidArgument(
+            f"kind must be a violation kind ({', '.join(VIOLATION_KINDS)}), got {show(kind)}"
+        )
+    require_int("max_steps", max_steps, 1, MAX_STEPS)
+    require_int("budget", budget, 1, MAX_SCHEDULES)
+    require_int("proof_budget", proof_budget, 0, MAX_SCHEDULES)
     with marking_ctrl_c():
         return _shrink(target, schedule, kind, max_steps, budget, proof_budget)
 
@@ -224,6 +248,10 @@ def _shrink(
     # No candidate fails later than the given schedule (set once it is replayed).
     latest: int | None = None
 
+    # The failure to keep (set once the given schedule is replayed): a candidate that
+    # fails otherwise (another exception, raised elsewhere) is not this failure.
+    signature: FailureSignature | None = None
+
     def attempt(answers: Sequence[Answer], by_id: bool = True) -> _Run | None:
         nonlocal attempts
         attempts += 1
@@ -232,6 +260,8 @@ def _shrink(
         failure = execution.failure
         if failure is None or failure.kind != kind:
             return None
+        if signature is not None and failure_signature(execution) != signature:
+            return None  # a failure of the same kind, but another one
         if latest is not None and _step(execution) > latest:
             return None  # fewer preemptions, but a run that grew past the cap
         return chooser, execution
@@ -244,6 +274,7 @@ def _shrink(
             f"module global?); {NO_SHRINK_HINT}"
         )
     best: _Run = first
+    signature = failure_signature(first[1])
     before = (best[0].preemptions, _step(best[1]))
     latest = _cap(before[1], max_steps)
 
@@ -416,7 +447,7 @@ def _shrink(
         below = min(p, MAX_PROOF_PREEMPTIONS + 1)
         # within the cap of the shrunk run's failure step
         found, minimal, level = _fewer_preemptions(
-            current, kind, below, max_steps, proof_budget, _cap(_step(best[1]), max_steps)
+            current, signature, below, max_steps, proof_budget, _cap(_step(best[1]), max_steps)
         )
         if below < p:
             minimal = None  # only the schedules of fewer than `below` preemptions ran
@@ -439,6 +470,7 @@ def _shrink(
         dict(current.params),
         minimal,
         rounds,
+        signature,
     )
 
 
@@ -479,14 +511,14 @@ def _step(execution: Execution) -> int:
 
 def _fewer_preemptions(
     target: Target,
-    kind: str,
+    signature: FailureSignature | None,
     preemptions: int,
     max_steps: int,
     budget: int,
     latest: int | None = None,
 ) -> tuple[tuple[int, ...] | None, bool | None, int]:
     """Search every schedule of at most ``preemptions - 1`` preemptions (plain dfs, no
-    reduction, iterative bounding: level 0, then 1...) for one failing with `kind` by
+    reduction, iterative bounding: level 0, then 1...) for one failing with `signature` by
     step `latest` (None: `max_steps`; its runs need go no further: the step bound is
     ``latest + 1``, if below `max_steps`, and the schedules that differ only past it
     are one): (its
@@ -504,8 +536,11 @@ def _fewer_preemptions(
             execution = target.run(chooser, max_steps=bound)
         except PrunedExecution:
             continue
-        failure = execution.failure
-        if failure is not None and failure.kind == kind and _step(execution) <= latest:
+        if (
+            execution.failure is not None
+            and failure_signature(execution) == signature
+            and _step(execution) <= latest
+        ):
             return execution.sim.schedule, None, chooser.bound or 0
     if chooser.is_complete:
         return None, True, preemptions - 1

@@ -62,6 +62,7 @@ from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, CLASSIC, Scenario, ScenarioUsageError, Verdict, verdict_of
 from ..world import PreparedWorld, WorldRun, run_world
+from .arguments import require_mapping, show
 from .failures import describe_leaves, error_leaves
 from .fairness import fair_continuation
 from .refs import ScenarioText, is_ref, object_ref, resolve_ref, scenario_ref
@@ -188,6 +189,10 @@ class Target:
         args: tuple[Any, ...] = (),
     ) -> Target:
         """Find `scenario` (see the module docstring).  Raises `InvalidArgument`."""
+        require_mapping("options", options)
+        require_mapping("params", params)
+        if not isinstance(args, tuple):
+            raise InvalidArgument(f"args must be a tuple, got {show(args)}")
         unnamed: str | None = None
         file: ScenarioText | None = None
         source: str | None

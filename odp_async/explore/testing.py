@@ -1,11 +1,13 @@
 """pytest integration: explore an async test over many schedules with one decorator.
 
 Contract
-    ``@explore_test(schedules=200, chooser="random")`` on an ``async def test_...`` turns
-    it into a plain (sync) test function that runs the body under the sim once per
-    schedule.  The body may take pytest fixtures (they are resolved once and shared by
-    every schedule: build the state under test inside the body).  It must await only
-    odp_async's runtime calls and primitives.
+    ``@explore_test(schedules=200, chooser="random")`` (or bare ``@explore_test``, every
+    setting its default) on an ``async def test_...`` turns it into a plain (sync) test
+    function that runs the body under the sim once per schedule.  The body may take
+    pytest fixtures (they are resolved once and shared by every schedule: build the state
+    under test inside the body).  It must await only odp_async's runtime calls and
+    primitives.  An unknown setting (``schedulez=10``) raises `InvalidArgument` naming
+    the closest one, as `check` does.
 
     A failing schedule (an exception, a deadlock) fails the test with
     `ExplorationFailed`: the violation, the shrunk schedule step by step, and, as the
@@ -56,19 +58,21 @@ See also
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import inspect
 import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import attrs
 
 from .._runtime.choosers import ReplayChooser
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
+from .arguments import show
 from .config import ExploreConfig
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -391,6 +395,23 @@ class ExploredTest:
         raise ExplorationFailed("\n".join(line for line in lines if line))
 
 
+#: The settings `explore_test` takes, by keyword.
+_SETTINGS: Final = (
+    "schedules",
+    "chooser",
+    "seed",
+    "max_steps",
+    "depth",
+    "preemption_bound",
+    "replay",
+)
+
+
+@overload
+def explore_test(fn: TestFunction, /) -> Callable[..., None]: ...
+
+
+@overload
 def explore_test(
     *,
     schedules: int = 200,
@@ -400,12 +421,43 @@ def explore_test(
     depth: int = 3,
     preemption_bound: int | None = None,
     replay: str | None = None,
-) -> Callable[[TestFunction], Callable[..., None]]:
-    """Decorate an async test to be explored; see the module docstring.
+    **unknown: Any,
+) -> Callable[[TestFunction], Callable[..., None]]: ...
 
-    Raises `InvalidArgument` at decoration time for a bad setting or a test that is not
-    an ``async def``.
+
+def explore_test(
+    fn: TestFunction | None = None,
+    /,
+    *,
+    schedules: int = 200,
+    chooser: str = "portfolio",
+    seed: int = 0,
+    max_steps: int = 20_000,
+    depth: int = 3,
+    preemption_bound: int | None = None,
+    replay: str | None = None,
+    **unknown: Any,
+) -> Callable[..., Any]:
+    """Decorate an async test to be explored; see the module docstring.  Bare
+    (``@explore_test``: every setting its default) or with settings
+    (``@explore_test(schedules=500)``).
+
+    Raises `InvalidArgument` at decoration time for an unknown setting (naming the
+    closest known one), a bad value, a positional argument that is not an async test,
+    or a test that is not an ``async def``.
     """
+    for name in unknown:
+        hint = difflib.get_close_matches(name, _SETTINGS, n=1)
+        maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise InvalidArgument(
+            f"unknown explore_test setting {name!r}{maybe}; expected one of: "
+            f"{', '.join(_SETTINGS)}"
+        )
+    if fn is not None and not callable(fn):
+        raise InvalidArgument(
+            "explore_test takes its settings by keyword (@explore_test(schedules=200)) or "
+            f"none (@explore_test), got {show(fn)}"
+        )
     config = ExploreConfig(
         chooser=chooser,
         schedules=schedules,
@@ -415,6 +467,8 @@ def explore_test(
         preemption_bound=preemption_bound,
     )
     if replay is not None:
+        if not isinstance(replay, str):
+            raise InvalidArgument(f"replay must be None or a token (str), got {show(replay)}")
         decode_test_token(replay)
 
     def decorate(fn: TestFunction) -> Callable[..., None]:
@@ -430,7 +484,7 @@ def explore_test(
         run.__dict__[_SPEC_ATTR] = spec
         return run
 
-    return decorate
+    return decorate(fn) if fn is not None else decorate
 
 
 def explored_test_of(obj: object) -> ExploredTest | None:

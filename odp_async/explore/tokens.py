@@ -49,6 +49,7 @@ import attrs
 from .._runtime.choosers import ReplayChooser
 from .._runtime.interrupts import marking_ctrl_c
 from ..errors import InvalidArgument, ReplayMismatch
+from .arguments import require_bool, require_path, show
 from .config import MAX_STEPS
 from .refs import ScenarioText
 from .target import MAX_ARG_INT_BITS, Execution, Target, TargetSpec
@@ -396,7 +397,8 @@ def replay_token(
     trace: bool = False,
     scenario_file: str | os.PathLike[str] | None = None,
 ) -> Execution:
-    """Re-run a token's schedule; `ReplayMismatch` unless it reproduces the same failure.
+    """Re-run a token's schedule; `ReplayMismatch` unless it reproduces the same failure,
+    `InvalidArgument` for a malformed token or a bad value of a keyword.
 
     A scenario-file token replays the text it carries, or, given `scenario_file`, that
     file, which must still hold the same content (`ReplayMismatch` naming the file and
@@ -404,6 +406,10 @@ def replay_token(
     """
     from .. import __version__
 
+    if not isinstance(token, (str, DecodedToken)):
+        raise InvalidArgument(f"token must be a str (a replay token), got {show(token)}")
+    require_bool("trace", trace)
+    require_path("scenario_file", scenario_file)
     decoded = decode_token(token) if isinstance(token, str) else token
     target = decoded.target(scenario_file=scenario_file)
     chooser = ReplayChooser(decoded.schedule)

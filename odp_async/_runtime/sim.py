@@ -465,6 +465,7 @@ class SimTaskGroup:
 
     __slots__ = (
         "__weakref__",
+        "_child_cancelled",
         "_children",
         "_errors",
         "_parent",
@@ -482,6 +483,8 @@ class SimTaskGroup:
         self._stack: tuple[SimCancelScope, ...] = ()
         self._children = 0
         self._errors: list[BaseException] = []
+        # A child ended with `Cancelled` (a cancellation it did not catch).
+        self._child_cancelled = False
         self._waiter: Waiter | None = None
         self._state = 0  # 0 new, 1 open, 2 closed
 
@@ -528,8 +531,9 @@ class SimTaskGroup:
         if exc is not None and not isinstance(exc, Cancelled):
             self._scope.cancel()
         while self._children:
-            # Not cancellable: the parent waits for its children whatever happens; the
-            # children themselves see any cancellation, since they sit inside our scope.
+            # Not cancellable (trio's nursery: the parent waits for its children whatever
+            # happens).  A cancellation of a scope around the group reaches the children,
+            # which sit inside it; the `Cancelled` they end with leaves this exit below.
             w = new_waiter(rt, self._parent, self, 0)
             w.cancellable = False
             self._waiter = w
@@ -538,7 +542,20 @@ class SimTaskGroup:
         self._state = 2
         scope = self._scope
         task = scope._task
-        if exc is None and task is not None and task.scopes and task.scopes[-1] is scope:
+        own = exc is not None and not isinstance(exc, Cancelled)
+        # Without errors, a cancellation leaves the group's exit when the body raised one,
+        # or when a child ended with one (trio's nursery), for the cancelled scope it
+        # belongs to to catch: the group's own, or one around the group (`move_on_after`,
+        # `fail_after`).  With errors, the group raises them alone, as anyio does.
+        cancelled: BaseException | None = None
+        if not (own or self._errors):
+            if exc is not None:
+                cancelled = exc
+            elif self._child_cancelled:
+                cancelled = Cancelled()
+        if cancelled is not None:
+            swallowed = scope.__exit__(Cancelled, cancelled, None)
+        elif exc is None and task is not None and task.scopes and task.scopes[-1] is scope:
             # ``scope.__exit__(None, None, None)`` inlined: the body ended normally
             task.scopes.pop()
             task.epoch_seen = -1
@@ -546,18 +563,24 @@ class SimTaskGroup:
             swallowed = False
         else:
             swallowed = scope.__exit__(exc_type, exc, tb)
-        own = exc is not None and not isinstance(exc, Cancelled)
         if self._errors or own:
             errors = list(self._errors)
             if own:
                 errors.insert(0, exc)  # the body's own error is grouped too, as anyio does
             raise BaseExceptionGroup("unhandled errors in a task group", errors)
-        return swallowed
+        if cancelled is None or swallowed:
+            return swallowed
+        if cancelled is exc:
+            return False  # the body's own cancellation goes on
+        raise cancelled
 
     def _child_done(self, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, Cancelled):
-            self._errors.append(exc)
-            self._scope.cancel()
+        if exc is not None:
+            if isinstance(exc, Cancelled):
+                self._child_cancelled = True
+            else:
+                self._errors.append(exc)
+                self._scope.cancel()
         self._children -= 1
         # The join: the parent's step after its park writes the group; children's ends
         # only read it (a count down commutes), so they stay independent of each other.
@@ -733,6 +756,7 @@ class SimRuntime(Runtime):
         group._stack = ()
         group._children = 0
         group._errors = []
+        group._child_cancelled = False
         group._waiter = None
         group._state = 0
         return group

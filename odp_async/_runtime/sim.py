@@ -943,6 +943,9 @@ class SimRuntime(Runtime):
     def _foreign_await(self, task: SimTask, trap_value: object) -> ForeignAwait:
         if trap_value is None:
             what = "a bare yield (None) - e.g. asyncio.sleep(0)"
+        elif hasattr(type(trap_value), "_asyncio_future_blocking"):
+            # an asyncio future (run_in_executor, create_future) or one of its look-alikes
+            what = f"an asyncio future {_short_repr(trap_value)}"
         else:
             what = _short_repr(trap_value)
         return ForeignAwait(
@@ -1145,10 +1148,9 @@ class SimRuntime(Runtime):
             if trapped is CHECKPOINT_TRAP:
                 op, arg = CHECKPOINT, task.pending  # the label, stored by the checkpoint
             else:
-                try:
-                    op, arg = trapped
-                except (TypeError, ValueError):
-                    op, arg = -1, trapped
+                op, arg = _trap_parts(trapped)
+                if op < 0:  # not one of ours: before the trace sees it
+                    raise self._foreign_await(task, trapped)
                 task.pending = arg
             if trace is not None:
                 trace.append((steps, task.id, op, _stable_label(arg)))
@@ -1316,10 +1318,9 @@ class SimRuntime(Runtime):
     def _trapped(self, task: SimTask, i: int, trapped: object) -> bool:
         """A trap other than a checkpoint, for `_drive_plain`: True if `task` stays
         runnable (at index `i`), False if it left `_runnable`."""
-        try:
-            op, arg = trapped  # type: ignore[misc]
-        except (TypeError, ValueError):
-            op, arg = -1, trapped
+        op, arg = _trap_parts(trapped)
+        if op < 0:
+            raise self._foreign_await(task, trapped)
         task.pending = arg
         if op == CHECKPOINT:
             task.resume_cancellable = True
@@ -1519,6 +1520,22 @@ _DRIVE_CODES: Final = (SimRuntime._drive.__code__, SimRuntime._drive_plain.__cod
 def _drive_frame_first(err: BaseException) -> bool:
     tb = err.__traceback__
     return tb is not None and tb.tb_frame.f_code in _DRIVE_CODES
+
+
+def _trap_parts(trapped: object) -> tuple[int, object]:
+    """``(op, arg)`` of a trap of `trap` (`CHECKPOINT`, a `PARK` on a `Waiter`, a `SLEEP`
+    until a float time), else ``(-1, trapped)``: anything else a task yields (a future,
+    a trio trap, a bare ``yield``) is not the driver's.  Never iterates `trapped` (an
+    asyncio future is iterable, and iterating it raises)."""
+    if type(trapped) is tuple and len(trapped) == 2:
+        op, arg = trapped
+        if type(op) is int and (
+            op == CHECKPOINT
+            or (op == PARK and isinstance(arg, Waiter))
+            or (op == SLEEP and isinstance(arg, float))
+        ):
+            return op, arg
+    return -1, trapped
 
 
 def _stable_label(label: object) -> object:

@@ -64,23 +64,32 @@ def test_the_programs_own_timeout_error_is_its_error(
     assert "did not finish" not in done.stdout, done.stdout
     assert f"{target} on {backend}: TimeoutError" in done.stdout, done.stdout
     assert f"(at s14_own_timeout.py:{line})" in done.stdout, done.stdout
-    as_json = json.loads(
-        cli(tmp_path, f"s14_own_timeout:{target}", "--backend", backend, "--json").stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "backend", "status"),
+    [
+        ("raises_timeout", "asyncio", "error"),
+        ("deadline", "trio", "error"),
+        ("hangs", "asyncio", "timeout"),
+    ],
+)
+def test_json_says_error_or_timeout(
+    tmp_path: Path, target: str, backend: str, status: str
+) -> None:
+    done = cli(
+        tmp_path, f"s14_own_timeout:{target}", "--backend", backend, "--timeout", "0.2", "--json"
     )
-    assert as_json["status"] == "error"
-    assert as_json["error"].startswith("TimeoutError")
-
-
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
-def test_the_runs_own_limit_is_a_timeout(tmp_path: Path, backend: str) -> None:
-    done = cli(tmp_path, "s14_own_timeout:hangs", "--backend", backend, "--timeout", "0.2")
     assert done.returncode == ExitCode.VIOLATION, done.stderr
-    assert f"hangs on {backend}: did not finish within 0.2s" in done.stdout, done.stdout
-    as_json = json.loads(
-        cli(tmp_path, "s14_own_timeout:hangs", "--backend", backend, "--timeout", "0.2", "--json")
-        .stdout
-    )
-    assert as_json["status"] == "timeout"
+    as_json = json.loads(done.stdout)
+    assert as_json["status"] == status
+    assert as_json["error"].startswith("RunTimeout" if status == "timeout" else "TimeoutError")
+
+
+def test_the_runs_own_limit_is_a_timeout(tmp_path: Path) -> None:
+    done = cli(tmp_path, "s14_own_timeout:hangs", "--backend", "trio", "--timeout", "0.2")
+    assert done.returncode == ExitCode.VIOLATION, done.stderr
+    assert "hangs on trio: did not finish within 0.2s" in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])

@@ -38,7 +38,11 @@ Contract
     a `BaseExceptionGroup` once every child has finished.  Cancel scopes and deadlines
     follow trio: a `Cancelled` is raised at the next checkpoint or cancellable park of
     every task inside a cancelled scope (shields stop it), and is caught by the outermost
-    cancelled scope.  Time advances only when no task is runnable, straight to the next
+    cancelled scope.  A group's exit waits for its children without being cancelled
+    itself (trio's nursery); when a child ends with a `Cancelled` (a scope around the
+    group was cancelled: ``fail_after``, ``move_on_after``), a `Cancelled` leaves the
+    exit, for that scope to catch (``fail_after`` then raises `TimeoutError`).  With
+    errors, the group raises them alone (anyio's groups hold no cancellation).  Time advances only when no task is runnable, straight to the next
     deadline (trio's autojump clock).
 
     Deadlock: when no task is runnable, no timer is pending and the root has not

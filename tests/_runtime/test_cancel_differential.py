@@ -278,6 +278,33 @@ async def body_error_while_cancelled():
     return "finished"
 
 
+async def except_star_around_a_cancelled_group():
+    log = []
+    with oa.move_on_after(1) as scope:
+        try:
+            async with oa.task_group() as g:
+                g.start_soon(oa.sleep, 5)
+        except* ValueError:
+            log.append("not a ValueError")
+        log.append("after try")
+    return log, scope.cancelled_caught
+
+
+async def scope_in_a_child_catches_its_group():
+    log = []
+
+    async def child():
+        with oa.move_on_after(1) as mine:
+            async with oa.task_group() as g:
+                g.start_soon(oa.sleep, 5)
+            log.append("after group")
+        log.append(f"child caught {mine.cancelled_caught}")
+
+    async with oa.task_group() as g:
+        g.start_soon(child)
+    return log
+
+
 async def child_swallows_its_cancellation():
     """trio runs the code after the group (no child was cancelled in the end); anyio on
     asyncio raises the wait's own cancellation there."""
@@ -343,6 +370,8 @@ AGREED = [
     "empty_group_in_a_cancelled_scope",
     "child_error_while_cancelled",
     "body_error_while_cancelled",
+    "except_star_around_a_cancelled_group",
+    "scope_in_a_child_catches_its_group",
 ]
 
 #: anyio on asyncio answers otherwise; the sim follows trio.
@@ -365,6 +394,7 @@ EXPECTED = {
         "returned",
         (["leaf 0.5", "middle caught True", "leaf 1.5"], True),
     ),
+    "scope_in_a_child_catches_its_group": ("returned", ["child caught True"]),
 }
 
 

@@ -97,7 +97,7 @@ def test_run_live_raises_run_timeout_only_for_its_limit(
     user_module: UserModule, backend: str
 ) -> None:
     programs = user_module(PROGRAMS, "s14_own_timeout_lib")
-    with pytest.raises(RunTimeout, match="did not finish within 0.05s"):
+    with pytest.raises(RunTimeout, match=r"did not finish within 0\.05s"):
         run_live(programs.hangs, backend=backend, timeout=0.05)
     for own in (programs.raises_timeout, programs.deadline):
         with pytest.raises(TimeoutError) as caught:

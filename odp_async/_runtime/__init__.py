@@ -85,8 +85,8 @@ def run_live(
 
     With `timeout`, a run still going after that many seconds is cancelled and raises
     `odp_async.errors.RunTimeout` (a `TimeoutError`), told apart from a `TimeoutError`
-    the program raises itself (that one leaves unchanged).  Raises `InvalidArgument` for an unknown backend.  Imports the live backends here,
-    not at ``import odp_async``.
+    the program raises itself (that one leaves unchanged).  Raises `InvalidArgument` for
+    an unknown backend.  Imports the live backends here, not at ``import odp_async``.
     """
     from ._live import run_live as run
 

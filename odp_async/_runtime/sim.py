@@ -42,8 +42,9 @@ Contract
     itself (trio's nursery); when a child ends with a `Cancelled` (a scope around the
     group was cancelled: ``fail_after``, ``move_on_after``), a `Cancelled` leaves the
     exit, for that scope to catch (``fail_after`` then raises `TimeoutError`).  With
-    errors, the group raises them alone (anyio's groups hold no cancellation).  Time advances only when no task is runnable, straight to the next
-    deadline (trio's autojump clock).
+    errors, the group raises them alone (anyio's groups hold no cancellation).  Time
+    advances only when no task is runnable, straight to the next deadline (trio's
+    autojump clock).
 
     Deadlock: when no task is runnable, no timer is pending and the root has not
     finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming

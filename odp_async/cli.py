@@ -38,12 +38,12 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import click
 
 from ._runtime.interrupts import marking_ctrl_c
-from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch
+from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch, RunTimeout
 
 __all__ = ["ExitCode", "entry_point", "main"]
 
@@ -922,7 +922,9 @@ def run(
     if isinstance(error, InternalError):
         raise error
     violations: list[Any] = outcome.get("violations", [])
-    if thread.is_alive() or isinstance(error, TimeoutError):
+    # The run's own wall limit (or a loop that could not even be cancelled), not a
+    # TimeoutError the program raised: that one is the program's error, reported below.
+    if thread.is_alive() or isinstance(error, RunTimeout):
         status = "timeout"
         line = (
             f"{target.label} on {backend}: did not finish within {timeout}s "
@@ -930,7 +932,7 @@ def run(
         )
     elif error is not None:  # the program under test failed: that is a finding
         status = "error"
-        line = f"{target.label} on {backend}: {_error_text(error)}"
+        line = f"{target.label} on {backend}: {_error_text(error, where=True)}"
     else:
         status = "finished"
         line = (
@@ -955,9 +957,10 @@ def run(
         raise _Exit(ExitCode.VIOLATION)
 
 
-def _error_text(error: BaseException) -> str:
+def _error_text(error: BaseException, *, where: bool = False) -> str:
     """``Type: message`` of each innermost exception of `error` (an exception group's
-    leaves, never the bare group), joined by ``; ``."""
+    leaves, never the bare group), joined by ``; ``.  With `where`, each is followed by
+    `` (at file.py:LINE)``, the program's line that raised it (`_raised_at`)."""
     leaves: list[BaseException] = []
 
     def walk(e: BaseException) -> None:
@@ -968,8 +971,41 @@ def _error_text(error: BaseException) -> str:
             leaves.append(e)
 
     walk(error)
-    texts = [f"{type(e).__name__}: {e}" if str(e) else type(e).__name__ for e in leaves]
+    texts = []
+    for e in leaves:
+        text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        at = _raised_at(e) if where else None
+        texts.append(text if at is None else f"{text} (at {at})")
     return "; ".join(texts)
+
+
+#: Modules whose frames are machinery, not the program's: the line shown for an error is
+#: the innermost frame outside them (a live `fail_after`'s TimeoutError is raised in
+#: anyio, on the line of the program's ``with``).
+_MACHINERY_MODULES: Final = frozenset(
+    {"odp_async", "anyio", "trio", "asyncio", "sniffio", "outcome", "contextlib", "threading"}
+)
+
+
+def _raised_at(error: BaseException) -> str | None:
+    """``file.py:LINE`` of the innermost frame of `error`'s traceback outside the
+    machinery (`_MACHINERY_MODULES`), relative to the working directory when below it."""
+    found: tuple[str, int] | None = None
+    tb = error.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__")
+        top = module.partition(".")[0] if isinstance(module, str) else ""
+        if top not in _MACHINERY_MODULES:
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return None
+    filename, line = found
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        rel = filename
+    return f"{filename if rel.startswith(os.pardir) else rel}:{line}"
 
 
 def _violation_json(v: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ __all__ = [
     "OdpError",
     "ProtocolViolation",
     "ReplayMismatch",
+    "RunTimeout",
     "WouldBlock",
 ]
 
@@ -61,6 +62,15 @@ class ProtocolViolation(OdpError, RuntimeError):
 
     Examples: releasing a lock the current task does not hold, re-acquiring a mutex the
     current task already owns, using a primitive outside any async runtime.
+    """
+
+
+class RunTimeout(OdpError, TimeoutError):
+    """A live run (`odp_async._runtime.run_live` with a `timeout`) passed its wall limit
+    and was cancelled.
+
+    The limit's, not the program's: a `TimeoutError` the program raises itself (its own
+    `fail_after`, a ``raise TimeoutError``) leaves the run unchanged, as any error does.
     """
 
 

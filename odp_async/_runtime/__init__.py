@@ -83,9 +83,10 @@ def run_live(
 ) -> T:
     """Run ``main(*args)`` on a new trio or asyncio event loop (through anyio).
 
-    With `timeout`, a run still going after that many seconds raises `TimeoutError`.
-    Raises `InvalidArgument` for an unknown backend.  Imports the live backends here,
-    not at ``import odp_async``.
+    With `timeout`, a run still going after that many seconds is cancelled and raises
+    `odp_async.errors.RunTimeout` (a `TimeoutError`), told apart from a `TimeoutError`
+    the program raises itself (that one leaves unchanged).  Raises `InvalidArgument` for
+    an unknown backend.  Imports the live backends here, not at ``import odp_async``.
     """
     from ._live import run_live as run
 

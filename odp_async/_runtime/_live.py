@@ -36,7 +36,7 @@ import sniffio
 import trio
 import trio.lowlevel
 
-from ..errors import InvalidArgument, ProtocolViolation
+from ..errors import InvalidArgument, ProtocolViolation, RunTimeout
 from ._base import LIVE_RUNTIMES, CancelScopeLike, Runtime, TaskGroupLike, Waiter, live_runtime
 
 __all__ = [
@@ -272,14 +272,19 @@ def run_live(
 ) -> T:
     """Run ``main(*args)`` on a new trio or asyncio event loop (through anyio).
 
-    With `timeout`, a run still going after that many seconds raises `TimeoutError`.
+    With `timeout`, a run still going after that many seconds is cancelled and raises
+    `RunTimeout` (a `TimeoutError`); a `TimeoutError` of the program's own (its
+    `fail_after`, a ``raise``) leaves unchanged, as any exception of the program does.
     Raises `InvalidArgument` for an unknown backend.
     """
     if backend not in LIVE_RUNTIMES:
         raise InvalidArgument(f"unknown backend {backend!r}; expected trio or asyncio")
 
     async def bounded() -> T:
-        with anyio.fail_after(timeout):
+        with anyio.move_on_after(timeout):
             return await main(*args)
+        # Only the limit's cancellation, caught by the scope, gets here: the program
+        # neither returned nor raised.
+        raise RunTimeout(f"the run did not finish within {timeout}s")
 
     return anyio.run(bounded, backend=backend)

@@ -38,8 +38,13 @@ Contract
     a `BaseExceptionGroup` once every child has finished.  Cancel scopes and deadlines
     follow trio: a `Cancelled` is raised at the next checkpoint or cancellable park of
     every task inside a cancelled scope (shields stop it), and is caught by the outermost
-    cancelled scope.  Time advances only when no task is runnable, straight to the next
-    deadline (trio's autojump clock).
+    cancelled scope.  A group's exit waits for its children without being cancelled
+    itself (trio's nursery); when a child ends with a `Cancelled` (a scope around the
+    group was cancelled: ``fail_after``, ``move_on_after``), a `Cancelled` leaves the
+    exit, for that scope to catch (``fail_after`` then raises `TimeoutError`).  With
+    errors, the group raises them alone (anyio's groups hold no cancellation).  Time
+    advances only when no task is runnable, straight to the next deadline (trio's
+    autojump clock).
 
     Deadlock: when no task is runnable, no timer is pending and the root has not
     finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming
@@ -465,6 +470,7 @@ class SimTaskGroup:
 
     __slots__ = (
         "__weakref__",
+        "_child_cancelled",
         "_children",
         "_errors",
         "_parent",
@@ -482,6 +488,8 @@ class SimTaskGroup:
         self._stack: tuple[SimCancelScope, ...] = ()
         self._children = 0
         self._errors: list[BaseException] = []
+        # A child ended with `Cancelled` (a cancellation it did not catch).
+        self._child_cancelled = False
         self._waiter: Waiter | None = None
         self._state = 0  # 0 new, 1 open, 2 closed
 
@@ -528,8 +536,9 @@ class SimTaskGroup:
         if exc is not None and not isinstance(exc, Cancelled):
             self._scope.cancel()
         while self._children:
-            # Not cancellable: the parent waits for its children whatever happens; the
-            # children themselves see any cancellation, since they sit inside our scope.
+            # Not cancellable (trio's nursery: the parent waits for its children whatever
+            # happens).  A cancellation of a scope around the group reaches the children,
+            # which sit inside it; the `Cancelled` they end with leaves this exit below.
             w = new_waiter(rt, self._parent, self, 0)
             w.cancellable = False
             self._waiter = w
@@ -538,7 +547,20 @@ class SimTaskGroup:
         self._state = 2
         scope = self._scope
         task = scope._task
-        if exc is None and task is not None and task.scopes and task.scopes[-1] is scope:
+        own = exc is not None and not isinstance(exc, Cancelled)
+        # Without errors, a cancellation leaves the group's exit when the body raised one,
+        # or when a child ended with one (trio's nursery), for the cancelled scope it
+        # belongs to to catch: the group's own, or one around the group (`move_on_after`,
+        # `fail_after`).  With errors, the group raises them alone, as anyio does.
+        cancelled: BaseException | None = None
+        if not (own or self._errors):
+            if exc is not None:
+                cancelled = exc
+            elif self._child_cancelled:
+                cancelled = Cancelled()
+        if cancelled is not None:
+            swallowed = scope.__exit__(Cancelled, cancelled, None)
+        elif exc is None and task is not None and task.scopes and task.scopes[-1] is scope:
             # ``scope.__exit__(None, None, None)`` inlined: the body ended normally
             task.scopes.pop()
             task.epoch_seen = -1
@@ -546,18 +568,24 @@ class SimTaskGroup:
             swallowed = False
         else:
             swallowed = scope.__exit__(exc_type, exc, tb)
-        own = exc is not None and not isinstance(exc, Cancelled)
         if self._errors or own:
             errors = list(self._errors)
             if own:
                 errors.insert(0, exc)  # the body's own error is grouped too, as anyio does
             raise BaseExceptionGroup("unhandled errors in a task group", errors)
-        return swallowed
+        if cancelled is None or swallowed:
+            return swallowed
+        if cancelled is exc:
+            return False  # the body's own cancellation goes on
+        raise cancelled
 
     def _child_done(self, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, Cancelled):
-            self._errors.append(exc)
-            self._scope.cancel()
+        if exc is not None:
+            if isinstance(exc, Cancelled):
+                self._child_cancelled = True
+            else:
+                self._errors.append(exc)
+                self._scope.cancel()
         self._children -= 1
         # The join: the parent's step after its park writes the group; children's ends
         # only read it (a count down commutes), so they stay independent of each other.
@@ -733,6 +761,7 @@ class SimRuntime(Runtime):
         group._stack = ()
         group._children = 0
         group._errors = []
+        group._child_cancelled = False
         group._waiter = None
         group._state = 0
         return group
@@ -919,6 +948,9 @@ class SimRuntime(Runtime):
     def _foreign_await(self, task: SimTask, trap_value: object) -> ForeignAwait:
         if trap_value is None:
             what = "a bare yield (None) - e.g. asyncio.sleep(0)"
+        elif hasattr(type(trap_value), "_asyncio_future_blocking"):
+            # an asyncio future (run_in_executor, create_future) or one of its look-alikes
+            what = f"an asyncio future {_short_repr(trap_value)}"
         else:
             what = _short_repr(trap_value)
         return ForeignAwait(
@@ -1121,10 +1153,9 @@ class SimRuntime(Runtime):
             if trapped is CHECKPOINT_TRAP:
                 op, arg = CHECKPOINT, task.pending  # the label, stored by the checkpoint
             else:
-                try:
-                    op, arg = trapped
-                except (TypeError, ValueError):
-                    op, arg = -1, trapped
+                op, arg = _trap_parts(trapped)
+                if op < 0:  # not one of ours: before the trace sees it
+                    raise self._foreign_await(task, trapped)
                 task.pending = arg
             if trace is not None:
                 trace.append((steps, task.id, op, _stable_label(arg)))
@@ -1292,10 +1323,9 @@ class SimRuntime(Runtime):
     def _trapped(self, task: SimTask, i: int, trapped: object) -> bool:
         """A trap other than a checkpoint, for `_drive_plain`: True if `task` stays
         runnable (at index `i`), False if it left `_runnable`."""
-        try:
-            op, arg = trapped  # type: ignore[misc]
-        except (TypeError, ValueError):
-            op, arg = -1, trapped
+        op, arg = _trap_parts(trapped)
+        if op < 0:
+            raise self._foreign_await(task, trapped)
         task.pending = arg
         if op == CHECKPOINT:
             task.resume_cancellable = True
@@ -1495,6 +1525,22 @@ _DRIVE_CODES: Final = (SimRuntime._drive.__code__, SimRuntime._drive_plain.__cod
 def _drive_frame_first(err: BaseException) -> bool:
     tb = err.__traceback__
     return tb is not None and tb.tb_frame.f_code in _DRIVE_CODES
+
+
+def _trap_parts(trapped: object) -> tuple[int, object]:
+    """``(op, arg)`` of a trap of `trap` (`CHECKPOINT`, a `PARK` on a `Waiter`, a `SLEEP`
+    until a float time), else ``(-1, trapped)``: anything else a task yields (a future,
+    a trio trap, a bare ``yield``) is not the driver's.  Never iterates `trapped` (an
+    asyncio future is iterable, and iterating it raises)."""
+    if type(trapped) is tuple and len(trapped) == 2:
+        op, arg = trapped
+        if type(op) is int and (
+            op == CHECKPOINT
+            or (op == PARK and isinstance(arg, Waiter))
+            or (op == SLEEP and isinstance(arg, float))
+        ):
+            return op, arg
+    return -1, trapped
 
 
 def _stable_label(label: object) -> object:

@@ -1291,3 +1291,21 @@ def test_live_mutex_acquire_in_a_no_sleep_section_calls_the_hook(live: Runner) -
     seen = live.run(main)
     assert len(seen) == 1
     assert seen[0].name == "m"  # type: ignore[attr-defined]
+
+
+def test_rwlock_context_managers_taken_as_a_bool_name_the_lock_and_the_use() -> None:
+    """``if lock.read_locked():`` is a usage error whose one line names the lock, the
+    context manager and what to ask instead (`_ReadLocked.__bool__`, `_WriteLocked.__bool__`)."""
+    rw = RWLock("rw")
+    with pytest.raises(TypeError) as read:
+        bool(rw.read_locked())
+    assert str(read.value) == (
+        "<RWLock 'rw' unlocked waiting=0>.read_locked() is a context manager, not a "
+        "predicate: use `async with lock.read_locked():`, or `lock.readers` to ask who holds it"
+    )
+    with pytest.raises(TypeError) as write:
+        bool(rw.write_locked())
+    assert str(write.value) == (
+        "<RWLock 'rw' unlocked waiting=0>.write_locked() is a context manager, not a "
+        "predicate: use `async with lock.write_locked():`, or `lock.writer` to ask who holds it"
+    )

@@ -1220,6 +1220,39 @@ def test_live_mutex_cancelled_waiter_leaves_the_queue(live: Runner) -> None:
     assert live.run(main) == [("cancelled", True), 0, False, True]
 
 
+def test_live_mutex_cancelled_waiter_leaves_within_a_few_checkpoints(live: Runner) -> None:
+    """The waiter a contended live acquire parks is cancellable (trio's `park` shields one
+    that is not): a cancel takes it out of the queue at once.  A waiter still parked after
+    100 checkpoints is ended by handing it the lock, so a regression fails, never hangs."""
+
+    async def main() -> list[object]:
+        m = Mutex("m")
+        out: list[object] = []
+        await m.acquire()
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                await m.acquire()
+                out.append("acquired")
+                m.release()
+            out.append("left")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(m._queue) == 1)
+            scope.cancel()
+            for _ in range(100):
+                if out:
+                    break
+                await rt.checkpoint("wait")
+            out.append(len(m._queue))
+            m.release()
+        return out
+
+    assert live.run(main) == ["left", 0]
+
+
 def test_live_mutex_cancelled_free_acquire_is_not_taken(live: Runner) -> None:
     """A free lock acquired in a cancelled scope: granted, then given straight back at
     the checkpoint.  With ``fast_acquire`` there is no yield, and only trio checks the

@@ -1342,3 +1342,43 @@ def test_rwlock_context_managers_taken_as_a_bool_name_the_lock_and_the_use() -> 
         "<RWLock 'rw' unlocked waiting=0>.write_locked() is a context manager, not a "
         "predicate: use `async with lock.write_locked():`, or `lock.writer` to ask who holds it"
     )
+
+
+class _NewestFirst(_FootprintRecorder):
+    """`_FootprintRecorder` running the newest runnable task first."""
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        super().choose(runnable, last)
+        return len(runnable) - 1
+
+
+def test_the_last_read_release_letting_a_writer_in_is_a_write_of_the_lock() -> None:
+    """The last reader's ``release_read`` with a writer queued hands the lock over: its
+    step notes a write of the lock itself (not of the reader's part), with the event."""
+    lock = RWLock("rw")
+    recorder = _NewestFirst()
+
+    async def writer() -> None:
+        await lock.acquire_write()
+        lock.release_write()
+
+    async def main() -> None:
+        await lock.acquire_read()
+        async with rt.task_group() as tg:
+            tg.start_soon(writer)
+            await until(lambda: len(lock._queue) == 1)
+            await rt.checkpoint("before")
+            lock.release_read()
+            await rt.checkpoint("released")
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-read", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+        ("acquire-write", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+    ]
+    assert [fp.writes for fp in recorder.footprints if fp is not None and fp.writes][-1] == {lock}

@@ -1382,3 +1382,13 @@ def test_the_last_read_release_letting_a_writer_in_is_a_write_of_the_lock() -> N
         ("release", "RWLock 'rw'"),
     ]
     assert [fp.writes for fp in recorder.footprints if fp is not None and fp.writes][-1] == {lock}
+
+
+def test_a_read_release_by_a_non_holder_is_a_write_of_the_lock() -> None:
+    """A misused ``release_read`` (the task holds no read lock) notes a write of the lock
+    with the ``release`` event before it raises, as a misused ``release_write`` does."""
+    lock = RWLock("rw")
+    writes, notes, got = _noted(lock.release_read)
+    assert (writes, notes) == ({lock}, [("release", "RWLock 'rw'")])
+    assert isinstance(got, ProtocolViolation)
+    assert "which does not hold it for reading (not held)" in str(got)

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import attrs
@@ -98,11 +98,35 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Use
         forget(module.__name__)
 
 
+#: Tests that read how `odp_async.tracked` sees the model's own objects (DPOR's reduction
+#: over the noted footprints, the report of untracked state).  mutmut wraps every method
+#: it mutates in a trampoline, a closure over its table of mutants, and a closure is state
+#: nobody notes: on mutmut's copy (even unmutated) a world holding a bound method of the
+#: model (``AddressSpace.lookup``...) has untracked state and every step an unknown
+#: footprint, so these fail there whatever the mutant.  Skipped under mutmut only.
+NOT_UNDER_MUTMUT: Final = frozenset(
+    {
+        "tests/model/test_tracked_coverage.py::test_a_built_world_has_nothing_untracked",
+        "tests/model/test_tracked_differential.py::test_fault_vs_madvise",
+        "tests/model/test_tracked_differential.py::test_a_scenario_file",
+        "tests/model/test_world_snapshot.py::"
+        "test_dpor_over_tracked_state_is_the_same_on_a_reused_world",
+    }
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under mutmut (tools/mutation.sh), run the fastest tests first: a mutant's run stops
-    at its first failing test (-x), so a killed mutant then costs seconds, not the minutes
-    of the exploration tests that also cover the function.  Durations are mutmut's own
-    (``mutants/mutmut-stats.json``); a test it has not timed yet counts as instant."""
+    """Under mutmut (tools/mutation.sh), skip `NOT_UNDER_MUTMUT` and run the fastest tests
+    first: a mutant's run stops at its first failing test (-x), so a killed mutant then
+    costs seconds, not the minutes of the exploration tests that also cover the function.
+    Durations are mutmut's own (``mutants/mutmut-stats.json``); a test it has not timed yet
+    counts as instant.  (mutmut sets ``MUTANT_UNDER_TEST``, empty for its clean run.)"""
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    skip = pytest.mark.skip(reason="mutmut's trampolines are closures: see NOT_UNDER_MUTMUT")
+    for item in items:
+        if item.nodeid.partition("[")[0] in NOT_UNDER_MUTMUT:
+            item.add_marker(skip)
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
     stats = Path("mutmut-stats.json")

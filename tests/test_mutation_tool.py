@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,41 @@ def test_mutation_score_lists_the_mutants_of_one_status(tmp_path: Path) -> None:
         "mutation_score.py: --list needs one of "
         "killed, survived, no tests, timeout, other, not checked"
     ]
+
+
+def test_tests_that_read_the_tracking_are_skipped_under_mutmut_only() -> None:
+    """mutmut's trampolines are closures, which `odp_async.tracked` counts as untracked
+    state: under mutmut (``MUTANT_UNDER_TEST`` set, empty for its clean run) the tests of
+    ``NOT_UNDER_MUTMUT`` are skipped; the names there name tests that exist."""
+    from tests.conftest import NOT_UNDER_MUTMUT
+
+    for nodeid in NOT_UNDER_MUTMUT:
+        path, _, name = nodeid.partition("::")
+        assert f"def {name}(" in (ROOT / path).read_text(), nodeid
+    test = "tests/model/test_tracked_coverage.py::test_a_built_world_has_nothing_untracked"
+    env = {k: v for k, v in os.environ.items() if k != "MUTANT_UNDER_TEST"}
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        f"{test}[naive]",
+    ]
+    under = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**env, "MUTANT_UNDER_TEST": ""},
+        check=False,
+    )
+    assert "1 skipped" in under.stdout, under.stdout
+    assert "mutmut's trampolines are closures" in under.stdout
+    plain = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, check=False
+    )
+    assert "1 passed" in plain.stdout, plain.stdout

@@ -1208,7 +1208,12 @@ def test_live_mutex_cancelled_waiter_leaves_the_queue(live: Runner) -> None:
             tg.start_soon(waiter)
             await until(lambda: len(m._queue) == 1)
             scope.cancel()
-            await until(lambda: len(out) == 1)
+            for _ in range(100):  # bounded: a waiter that cannot be cancelled fails the test
+                if out:
+                    break
+                await rt.checkpoint("wait")
+            else:
+                m.release()  # hands it the lock, so the task group ends (no hang)
         out.append(m.statistics().tasks_waiting)
         m.release()
         out.append(m.locked())
@@ -1218,6 +1223,39 @@ def test_live_mutex_cancelled_waiter_leaves_the_queue(live: Runner) -> None:
         return out
 
     assert live.run(main) == [("cancelled", True), 0, False, True]
+
+
+def test_live_mutex_cancelled_waiter_leaves_within_a_few_checkpoints(live: Runner) -> None:
+    """The waiter a contended live acquire parks is cancellable (trio's `park` shields one
+    that is not): a cancel takes it out of the queue at once.  A waiter still parked after
+    100 checkpoints is ended by handing it the lock, so a regression fails, never hangs."""
+
+    async def main() -> list[object]:
+        m = Mutex("m")
+        out: list[object] = []
+        await m.acquire()
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                await m.acquire()
+                out.append("acquired")
+                m.release()
+            out.append("left")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(m._queue) == 1)
+            scope.cancel()
+            for _ in range(100):
+                if out:
+                    break
+                await rt.checkpoint("wait")
+            out.append(len(m._queue))
+            m.release()
+        return out
+
+    assert live.run(main) == ["left", 0]
 
 
 def test_live_mutex_cancelled_free_acquire_is_not_taken(live: Runner) -> None:
@@ -1291,3 +1329,71 @@ def test_live_mutex_acquire_in_a_no_sleep_section_calls_the_hook(live: Runner) -
     seen = live.run(main)
     assert len(seen) == 1
     assert seen[0].name == "m"  # type: ignore[attr-defined]
+
+
+def test_rwlock_context_managers_taken_as_a_bool_name_the_lock_and_the_use() -> None:
+    """``if lock.read_locked():`` is a usage error whose one line names the lock, the
+    context manager and what to ask instead (`_ReadLocked.__bool__`, `_WriteLocked.__bool__`)."""
+    rw = RWLock("rw")
+    with pytest.raises(TypeError) as read:
+        bool(rw.read_locked())
+    assert str(read.value) == (
+        "<RWLock 'rw' unlocked waiting=0>.read_locked() is a context manager, not a "
+        "predicate: use `async with lock.read_locked():`, or `lock.readers` to ask who holds it"
+    )
+    with pytest.raises(TypeError) as write:
+        bool(rw.write_locked())
+    assert str(write.value) == (
+        "<RWLock 'rw' unlocked waiting=0>.write_locked() is a context manager, not a "
+        "predicate: use `async with lock.write_locked():`, or `lock.writer` to ask who holds it"
+    )
+
+
+class _NewestFirst(_FootprintRecorder):
+    """`_FootprintRecorder` running the newest runnable task first."""
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        super().choose(runnable, last)
+        return len(runnable) - 1
+
+
+def test_the_last_read_release_letting_a_writer_in_is_a_write_of_the_lock() -> None:
+    """The last reader's ``release_read`` with a writer queued hands the lock over: its
+    step notes a write of the lock itself (not of the reader's part), with the event."""
+    lock = RWLock("rw")
+    recorder = _NewestFirst()
+
+    async def writer() -> None:
+        await lock.acquire_write()
+        lock.release_write()
+
+    async def main() -> None:
+        await lock.acquire_read()
+        async with rt.task_group() as tg:
+            tg.start_soon(writer)
+            await until(lambda: len(lock._queue) == 1)
+            await rt.checkpoint("before")
+            lock.release_read()
+            await rt.checkpoint("released")
+
+    r = sim.run(main, chooser=recorder, trace=True)
+    r.unwrap()
+    assert r.trace is not None
+    notes = [label for (_, _, op, label) in r.trace if op == sim.NOTE]
+    assert notes == [
+        ("acquire-read", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+        ("acquire-write", "RWLock 'rw'"),
+        ("release", "RWLock 'rw'"),
+    ]
+    assert [fp.writes for fp in recorder.footprints if fp is not None and fp.writes][-1] == {lock}
+
+
+def test_a_read_release_by_a_non_holder_is_a_write_of_the_lock() -> None:
+    """A misused ``release_read`` (the task holds no read lock) notes a write of the lock
+    with the ``release`` event before it raises, as a misused ``release_write`` does."""
+    lock = RWLock("rw")
+    writes, notes, got = _noted(lock.release_read)
+    assert (writes, notes) == ({lock}, [("release", "RWLock 'rw'")])
+    assert isinstance(got, ProtocolViolation)
+    assert "which does not hold it for reading (not held)" in str(got)

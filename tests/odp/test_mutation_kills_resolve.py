@@ -32,6 +32,8 @@ class Outer:
 
 
 NOT_A_CLASS = 3
+REPR_OF_100 = "x" * 98
+REPR_OF_101 = "x" * 99
 """
 
 
@@ -106,4 +108,20 @@ def test_a_reference_to_the_module_running_as_main_is_found_there(
     assert resolve_protocol("s9_not_importable:Proto") is _FromMain
     assert refusal("s9_not_importable:Nope") == (
         "module 's9_not_importable' has no 'Nope' (protocol 's9_not_importable:Nope')"
+    )
+
+
+def test_a_long_non_protocol_is_shown_cut_at_100_characters(user_module: UserModule) -> None:
+    """A reference to something that is not a protocol shows its repr whole up to 100
+    characters, and past that its first 97 and its type (a module's repr can be long)."""
+    mod = user_module(SOURCE, "resolve")
+    m = mod.__name__
+    whole = repr("x" * 98)
+    assert len(whole) == 100
+    assert refusal(f"{m}:REPR_OF_100") == (
+        f"protocol '{m}:REPR_OF_100' names {whole}, which is not an OdpProtocol subclass"
+    )
+    cut = repr("x" * 99)[:97]
+    assert refusal(f"{m}:REPR_OF_101") == (
+        f"protocol '{m}:REPR_OF_101' names {cut}... (a str), which is not an OdpProtocol subclass"
     )

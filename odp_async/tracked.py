@@ -1178,17 +1178,21 @@ def _hooks_on() -> None:
     with _HOOKS_LOCK:
         _DEPTH[0] += 1
         if _DEPTH[0] == 1:
-            for klass, info in _hooked_classes():
+            hooked = _hooked_classes()
+            for klass, info in hooked:
                 _install(klass, info)
+            _tracked_code.session_starts([klass for klass, _ in hooked])
 
 
 def _hooks_off() -> None:
     """A tracking run ended (however): every class back as its author wrote it."""
     with _HOOKS_LOCK:
+        _tracked_code.run_ends()
         _DEPTH[0] -= 1
         if _DEPTH[0] > 0:
             return
         _DEPTH[0] = 0
+        _tracked_code.session_ends()
         while _INSTALLED:
             klass, name, own = _INSTALLED.pop()
             if own is None:
@@ -1544,9 +1548,10 @@ def _fields_of(obj: object) -> Iterable[str]:
     return names
 
 
-def track(root: object, *, deep: bool = True) -> TrackReport:
-    """Walk `root` (and, when `deep`, every object reachable from it) and report what a
-    tracking run would not see.
+def track(root: object, *, deep: bool = True, roots: Iterable[object] = ()) -> TrackReport:
+    """Walk `root` (and, when `deep`, every object reachable from it, and the code it
+    reaches) and report what a tracking run would not see.  `roots`: more objects to
+    walk with it (a coroutine's arguments and closure).
 
     Instances of `tracked` classes are noted in tracking runs anyway (their class's
     hooks), and tracked containers note themselves; this counts the former and reports
@@ -1554,8 +1559,20 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
     dicts, lists and sets (and other mutable containers of the standard library) that
     are not inside a whole-tracked object or a primitive (`TrackReport.untracked`).
     `odp_async.world.run_world` takes a world's ``noted_only`` promise only when that
-    list is empty.  Changes nothing.  Sync; never checkpoints.
+    list is empty.
+
+    When `deep`, the code is judged too (`odp_async._tracked_code.CodeWalk`): the
+    methods of every class reached (inherited ones, properties, static and class
+    methods) and every function reached, with what they reach through their module
+    globals, their closures and static attribute chains (``mymod.state``), and every
+    data attribute of those classes.  A function that rebinds a module global or a
+    closure variable, or writes an attribute of a class or module it names
+    (``Counter.total += 1``), and a global or class attribute holding state nobody notes
+    (a plain dict, an untracked object) are reported, named.  Class attributes and
+    globals so reached are watched for changes during tracking runs.  Changes nothing.
+    Sync; never checkpoints.
     """
+
     visited: set[int] = set()
     untracked: set[str] = set()
     internal: set[type] = set()
@@ -1564,7 +1581,23 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
     # primitive, whose own notes cover them; they are walked (for what they hold), not
     # judged.
     stack: list[tuple[object, bool]] = [(root, False)]
+    stack.extend((item, False) for item in roots)
     reached = 0
+
+    def judge(value: object, label: str) -> None:
+        # A global, a closure variable or a class attribute the code reaches: judged as
+        # a tracked field's value is, and walked for what it holds.
+        if isinstance(value, (types.FunctionType, types.MethodType, type, types.ModuleType)):
+            return  # code: `walk` reads it; a module: only static chains into it
+        kind = type(value)
+        opaque = _is_opaque(kind, value)
+        if opaque is True or (opaque and _depends_opaque(value)):
+            walk.reasons.add(f"{label} ({kind.__module__}.{kind.__qualname__})")  # type: ignore[union-attr]
+        stack.append((value, False))
+
+    walk = _tracked_code.session_walk() if deep else None
+    if walk is not None:
+        walk.bind(judge)
 
     while stack:
         obj: Any
@@ -1574,6 +1607,13 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         visited.add(id(obj))
         keep.append(obj)
         cls = type(obj)
+        if walk is not None:
+            if cls is types.FunctionType:
+                walk.function(obj)
+            elif isinstance(obj, type):
+                walk.klass(obj)
+            elif cls not in _VALUE_TYPES and cls is not object:
+                walk.klass(cls)
         if cls is TrackedDict:
             stack.extend((part, covered) for item in obj._d.items() for part in item)
             continue
@@ -1628,6 +1668,9 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
                 stack.append((field, inside))
         field = None
     keep.clear()
+    if walk is not None:
+        walk.bind(_tracked_code.ignore)
+        untracked.update(walk.reasons)
     return TrackReport(reached, tuple(sorted(untracked)))
 
 
@@ -1648,3 +1691,5 @@ def _track_lower_layers() -> None:
 
 
 _track_lower_layers()
+
+from . import _tracked_code  # noqa: E402  (it reads this module's allow-list)

@@ -54,6 +54,10 @@ class CodeFacts:
 _MEMO: dict[types.CodeType, CodeFacts] = {}
 
 _ATTR_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+#: What follows an IMPORT_NAME while it takes names (``from m import a, b``).
+_IMPORT_TAIL = frozenset(
+    {"IMPORT_FROM", "STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF", "POP_TOP"}
+)
 
 
 def code_facts(code: types.CodeType) -> CodeFacts:
@@ -92,7 +96,7 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
             start = ("import", f"{level if isinstance(level, int) else 0}:{name}", ())
             froms = []
             j = i + 1
-            while j < n and ins[j].opname in ("IMPORT_FROM", "STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF", "POP_TOP", "SWAP", "COPY"):
+            while j < n and ins[j].opname in _IMPORT_TAIL:
                 if ins[j].opname == "IMPORT_FROM":
                     froms.append(str(ins[j].argval))
                 j += 1

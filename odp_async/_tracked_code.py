@@ -58,6 +58,7 @@ from ._code_reach import Chain, code_facts
 __all__ = [
     "CodeWalk",
     "changed",
+    "promise_taken",
     "run_ends",
     "session_ends",
     "session_starts",
@@ -264,7 +265,7 @@ class CodeWalk:
         for name in sorted(facts.deref_writes):
             self.reasons.add(f"{qual} (rebinds {name!r} of its closure)")
         cells: dict[str, object] = {}
-        for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
             try:
                 cells[name] = cell.cell_contents
             except ValueError:  # an empty cell
@@ -386,6 +387,14 @@ _WATCHED: dict[tuple[int, str], tuple[object, str, str]] = {}
 _VALUES: dict[tuple[int, str], object] = {}
 _OPEN = [False]
 _CHANGED: list[str] = []
+#: Whether a run of the session ran under the noted-only promise (`promise_taken`): only
+#: then do its steps rest on the notes alone, and a change nobody noted matters.
+_TAKEN = [False]
+
+
+def promise_taken() -> None:
+    """A run of the open session runs under the noted-only promise."""
+    _TAKEN[0] = True
 
 
 def _read(owner: object, name: str) -> object:
@@ -408,6 +417,7 @@ def session_starts(tracked_classes: list[type]) -> None:
     """A tracking session starts (hooks installed): the values watched are taken now,
     with every data attribute of the tracked classes."""
     _CHANGED.clear()
+    _TAKEN[0] = False
     for cls in tracked_classes:
         for name, value in list(cls.__dict__.items()):
             if name in _MACHINERY or name.startswith("__") or callable(value):
@@ -422,7 +432,7 @@ def session_starts(tracked_classes: list[type]) -> None:
 
 def run_ends() -> None:
     """A tracking run ended: the first watched value that changed is kept (`changed`)."""
-    if _CHANGED or not _OPEN[0]:
+    if _CHANGED or not _OPEN[0] or not _TAKEN[0]:
         return
     values = _VALUES
     for key, (owner, name, label) in _WATCHED.items():
@@ -461,4 +471,3 @@ def session_ends() -> None:
 def changed() -> str | None:
     """What the watch saw change in the current (or last) session, or None."""
     return _CHANGED[0] if _CHANGED else None
-

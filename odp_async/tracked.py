@@ -106,13 +106,19 @@ import threading
 import types
 import typing
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import attrs
 
 from ._runtime._base import RUNTIME_VAR
-from ._runtime.footprint import TRACKING_RUN_HOOKS, FieldOf, ReadOf
+from ._runtime.footprint import (
+    HIDDEN_WRITE_HOOKS,
+    NOTED_RUN_HOOKS,
+    TRACKING_RUN_HOOKS,
+    FieldOf,
+    ReadOf,
+)
 
 __all__ = [
     "TrackReport",
@@ -1548,10 +1554,11 @@ def _fields_of(obj: object) -> Iterable[str]:
     return names
 
 
-def track(root: object, *, deep: bool = True, roots: Iterable[object] = ()) -> TrackReport:
+def track(root: object, *, deep: bool = True, code: Iterable[object] = ()) -> TrackReport:
     """Walk `root` (and, when `deep`, every object reachable from it, and the code it
-    reaches) and report what a tracking run would not see.  `roots`: more objects to
-    walk with it (a coroutine's arguments and closure).
+    reaches) and report what a tracking run would not see.  `code`: functions walked as
+    code only (a run's main function: its closure's variables are judged as values, not
+    the closure itself).
 
     Instances of `tracked` classes are noted in tracking runs anyway (their class's
     hooks), and tracked containers note themselves; this counts the former and reports
@@ -1581,7 +1588,6 @@ def track(root: object, *, deep: bool = True, roots: Iterable[object] = ()) -> T
     # primitive, whose own notes cover them; they are walked (for what they hold), not
     # judged.
     stack: list[tuple[object, bool]] = [(root, False)]
-    stack.extend((item, False) for item in roots)
     reached = 0
 
     def judge(value: object, label: str) -> None:
@@ -1598,6 +1604,8 @@ def track(root: object, *, deep: bool = True, roots: Iterable[object] = ()) -> T
     walk = _tracked_code.session_walk() if deep else None
     if walk is not None:
         walk.bind(judge)
+        for item in code:
+            walk.code(item)
 
     while stack:
         obj: Any
@@ -1693,3 +1701,21 @@ def _track_lower_layers() -> None:
 _track_lower_layers()
 
 from . import _tracked_code  # noqa: E402  (it reads this module's allow-list)
+
+HIDDEN_WRITE_HOOKS.append(_tracked_code.changed)
+
+
+def _noted_call(main: object, args: Sequence[object]) -> bool:
+    # A run under the noted-only promise starts (`noted_run_starts`): the promise stands
+    # only if the main function's code and its arguments reach nothing nobody notes.
+    if isinstance(main, (types.FunctionType, types.MethodType)):
+        report = track(tuple(args), code=(main,))
+    else:
+        report = track((main, *args))  # a partial, a callable object: its fields
+    if report.untracked:
+        return False
+    _tracked_code.promise_taken()
+    return True
+
+
+NOTED_RUN_HOOKS.append(_noted_call)

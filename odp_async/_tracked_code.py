@@ -214,6 +214,7 @@ class CodeWalk:
             for name, value in list(own.items()):
                 if name in _MACHINERY or _is_hook(value):
                     continue
+                dunder = name.startswith("__") and name.endswith("__")
                 if isinstance(value, (staticmethod, classmethod)):
                     value = value.__func__
                 if isinstance(value, property):
@@ -227,8 +228,10 @@ class CodeWalk:
                 if isinstance(value, types.FunctionType):
                     self.function(value)
                     continue
-                if isinstance(value, _DESCRIPTORS) or issubclass(klass, enum.Enum):
-                    continue  # an enum's members and tables are fixed at its creation
+                if isinstance(value, _DESCRIPTORS) or issubclass(klass, enum.Enum) or dunder:
+                    # an enum's members and tables are fixed at its creation; a dunder
+                    # datum is Python's or a library's (``__slotnames__``, a cache)
+                    continue
                 label = f"{klass.__module__}.{klass.__qualname__}.{name} (a class attribute)"
                 watch(klass, name, label)
                 if not _reviewed(klass.__module__):

@@ -258,7 +258,9 @@ class CodeWalk:
             if wrapped is not None:
                 self.code(wrapped)
             return
-        module = getattr(fn, "__module__", None) or fn.__globals__.get("__name__")
+        # the module the code was written in (``functools.wraps`` copies the wrapped
+        # function's ``__module__`` onto a library's wrapper)
+        module = fn.__globals__.get("__name__")
         if trusted(module if isinstance(module, str) else None):
             return
         facts = code_facts(code)

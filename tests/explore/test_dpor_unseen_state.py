@@ -251,6 +251,8 @@ def test_the_cli_does_not_claim_complete(protos: str, tmp_path: Path) -> None:
         assert done.returncode == code, done.stdout + done.stderr
         assert "complete" not in done.stdout, done.stdout
         assert "Traceback" not in done.stderr
+        if name == "Dynamic":
+            assert "Dynamic.total changed during a run" in done.stderr, done.stderr
 
 
 SCENARIOS = """

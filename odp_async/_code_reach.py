@@ -11,14 +11,15 @@ Contract
       that follow it (``mymod.state.get`` is ``("global", "mymod", ("state", "get"))``);
       a function-level import with the names it takes (``from mymod import state``);
     * the static chains it writes an attribute of (``Counter.total += 1``,
-      ``mymod.flag = True``): the owner's chain and the attribute;
+      ``mymod.flag = True``, ``type(self).total += 1``, ``self.__class__.total = 0``,
+      ``cls.total = 0``): the owner's chain and the attribute;
     * every attribute name it loads (for a module imported into a local, whose
       attributes are reached through that local).
 
     Pure: a function of the code object alone, memoised by it.  Sync; never runs the
     code.  What a static read cannot follow (``getattr(mod, name)`` with a computed name,
-    ``exec``, an owner computed at run time such as ``type(self).total += 1``) is not
-    in the facts: `odp_async.tracked` says what it does about those.
+    ``exec``, an owner computed at run time other than ``type(self)``) is not in the
+    facts: `odp_async.tracked` says what it does about those.
 
 See also
     `odp_async.tracked` (the walk that judges what these chains reach).
@@ -34,8 +35,10 @@ import attrs
 __all__ = ["Chain", "CodeFacts", "code_facts"]
 
 #: ``(kind, name, attrs)``: kind ``"global"`` (a module global or builtin of the
-#: function), ``"deref"`` (a free variable of its closure) or ``"import"`` (a module
-#: imported in the function: `name` is ``"<level>:<module>"``).
+#: function), ``"deref"`` (a free variable of its closure), ``"import"`` (a module
+#: imported in the function: `name` is ``"<level>:<module>"``) or ``"self"`` (its first
+#: argument: only as the owner of a write, ``cls.x = v`` or, with attrs
+#: ``("__class__",)``, ``type(self).x = v`` and ``self.__class__.x = v``).
 Chain = tuple[str, str, tuple[str, ...]]
 
 
@@ -79,6 +82,7 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
     attr_writes: set[tuple[Chain, str]] = set()
     attr_names: set[str] = set()
     ends: dict[int, Chain] = {}  # index of an instruction -> the chain it ends
+    first = code.co_varnames[0] if code.co_argcount and code.co_varnames else None
     i = 0
     n = len(ins)
     while i < n:
@@ -87,7 +91,11 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
         if op in _ATTR_LOADS or op == "IMPORT_FROM":
             attr_names.add(str(name))
         start: Chain | None = None
-        if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+        if op == "CALL" and first is not None and _type_of_first(ins, i, first):
+            ends[i] = ("self", first, ("__class__",))  # type(self)
+        if op == "LOAD_FAST" and name == first:
+            start = ("self", str(name), ())
+        elif op in ("LOAD_GLOBAL", "LOAD_NAME"):
             start = ("global", str(name), ())
         elif op in ("LOAD_DEREF", "LOAD_CLASSDEREF") and name in outer_free:
             start = ("deref", str(name), ())
@@ -114,13 +122,17 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
             kind, base, _ = start
             chain: list[str] = []
             ends[i] = start
-            loads.add(start)
+            if kind != "self":
+                loads.add(start)
             while i + 1 < n and ins[i + 1].opname in _ATTR_LOADS:
                 i += 1
                 chain.append(str(ins[i].argval))
                 attr_names.add(str(ins[i].argval))
                 ends[i] = (kind, base, tuple(chain))
-                loads.add(ends[i])
+                if kind != "self":
+                    loads.add(ends[i])
+                elif chain != ["__class__"]:
+                    break  # an attribute of the instance: its fields are noted
         i += 1
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
@@ -128,7 +140,8 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
             global_writes |= inner.global_writes
             deref_writes |= inner.deref_writes
             loads |= inner.loads
-            attr_writes |= inner.attr_writes
+            # a nested function's first argument is its own, not this function's
+            attr_writes |= {w for w in inner.attr_writes if w[0][0] != "self"}
             attr_names |= inner.attr_names
     return CodeFacts(
         frozenset(global_writes),
@@ -136,6 +149,20 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
         frozenset(loads),
         frozenset(attr_writes),
         frozenset(attr_names),
+    )
+
+
+def _type_of_first(ins: list[dis.Instruction], i: int, first: str) -> bool:
+    """Whether the CALL at `i` is ``type(<first argument>)``."""
+    j = i - 1
+    if j >= 0 and ins[j].opname == "PRECALL":
+        j -= 1
+    return (
+        j >= 1
+        and ins[j].opname == "LOAD_FAST"
+        and ins[j].argval == first
+        and ins[j - 1].opname == "LOAD_GLOBAL"
+        and ins[j - 1].argval == "type"
     )
 
 

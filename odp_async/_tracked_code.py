@@ -215,7 +215,12 @@ class CodeWalk:
                 if name in _MACHINERY or _is_hook(value):
                     continue
                 dunder = name.startswith("__") and name.endswith("__")
-                if isinstance(value, (staticmethod, classmethod)):
+                if isinstance(value, classmethod) and isinstance(
+                    value.__func__, types.FunctionType
+                ):
+                    self.function(value.__func__, first_is_class=True)
+                    continue
+                if isinstance(value, staticmethod):
                     value = value.__func__
                 if isinstance(value, property):
                     for part in (value.fget, value.fset, value.fdel):
@@ -248,8 +253,9 @@ class CodeWalk:
         elif isinstance(value, type):
             self.klass(value)
 
-    def function(self, fn: types.FunctionType) -> None:
-        """Walk `fn`'s code: what it rebinds, what its static chains reach."""
+    def function(self, fn: types.FunctionType, *, first_is_class: bool = False) -> None:
+        """Walk `fn`'s code: what it rebinds, what its static chains reach.
+        `first_is_class`: `fn` is a class method's (its first argument is a class)."""
         if not self._first(fn):
             return
         code = fn.__code__
@@ -281,6 +287,14 @@ class CodeWalk:
         for chain in sorted(facts.loads):
             self._chain(fn, chain, cells, facts.attr_names)
         for owner, attr in sorted(facts.attr_writes):
+            if owner[0] == "self":
+                # type(self).x, self.__class__.x; cls.x in a class method
+                if owner[2] == ("__class__",) or (not owner[2] and first_is_class):
+                    self.reasons.add(
+                        f"{qual} (writes {attr!r} of {owner[1]}'s class: a class "
+                        "attribute, which the hooks do not see)"
+                    )
+                continue
             target = self._resolve(fn, owner, cells)
             if isinstance(target, (type, types.ModuleType)):
                 what = "a class attribute" if isinstance(target, type) else "a module global"

@@ -429,3 +429,75 @@ def test_a_noted_only_scenario_on_tracked_state_keeps_its_reduction(scenarios: s
     assert noted.failure is not None
     assert unknown.failure is not None
     assert noted.schedules < unknown.schedules  # the promise stands: reduced
+
+
+REACH = """
+import {state}
+from odp_async.tracked import tracked
+
+
+@tracked
+class Box:
+    def __init__(self):
+        self.n = 0
+
+
+BOX = Box()
+LIMITS = (1, 2, 3)
+
+
+def _counter():
+    n = 0
+
+    def bump():
+        nonlocal n
+        n += 1
+        return n
+
+    return bump
+
+
+BUMP = _counter()
+
+
+def imports_state():
+    from {state} import state
+
+    return state
+
+
+def imports_module():
+    import {state} as s
+
+    return s.state
+
+
+def bumps():
+    return BUMP()
+
+
+def reads_constants_and_tracked():
+    BOX.n += LIMITS[0]
+    return BOX.n
+"""
+
+
+@pytest.mark.parametrize(
+    ("fn", "found"),
+    [
+        ("imports_state", "state (builtins.dict)"),
+        ("imports_module", "state (builtins.dict)"),
+        ("bumps", "rebinds 'n' of its closure"),
+        ("reads_constants_and_tracked", None),
+    ],
+)
+def test_the_walk_reads_what_a_function_reaches(
+    user_module: UserModule, fn: str, found: str | None
+) -> None:
+    state = user_module(STATE, "unseen_state3")
+    mod = user_module(REACH.format(state=state.__name__), "unseen_reach")
+    untracked = track((), code=(getattr(mod, fn),)).untracked
+    if found is None:
+        assert untracked == ()
+    else:
+        assert any(found in u for u in untracked), untracked

@@ -501,3 +501,54 @@ def test_the_walk_reads_what_a_function_reaches(
         assert untracked == ()
     else:
         assert any(found in u for u in untracked), untracked
+
+
+QUIET = """
+from odp_async import checkpoint, task_group
+from odp_async.scenarios import Scenario
+from odp_async.tracked import tracked
+
+
+@tracked
+class Box:
+    calls = 0
+
+    def __init__(self):
+        self.a = 0
+        self.b = 0
+
+    def count(self):
+        owner = type(self)  # a computed owner: only the watch sees the write
+        owner.calls += 1
+
+
+async def body():
+    box = Box()
+
+    async def a():
+        box.count()
+        await checkpoint("a")
+        box.a = 1
+
+    async def b():
+        await checkpoint("b")
+        box.b = 1
+
+    async with task_group() as tg:
+        tg.start_soon(a)
+        tg.start_soon(b)
+
+
+S = Scenario("quiet", "", body, (), needs_world=False, noted_only=True)
+"""
+
+
+def test_no_claim_of_completeness_past_an_unseen_write(user_module: UserModule) -> None:
+    """No race to find here, but a class attribute written past the hooks: neither dpor
+    nor the portfolio's dpor share may claim that every trace was explored."""
+    mod = user_module(QUIET, "unseen_quiet")
+    with pytest.raises(NondeterminismError, match=r"Box\.calls changed during a run"):
+        explore(mod.S, chooser="dpor", schedules=100)
+    found = explore(mod.S, schedules=300)
+    assert found.failure is None
+    assert not found.complete, found.claim

@@ -281,8 +281,10 @@ class CodeWalk:
                 cells[name] = cell.cell_contents
             except ValueError:  # an empty cell
                 continue
+        own_data = _reviewed(module if isinstance(module, str) else None)
         for name, value in cells.items():
-            self._judge(value, f"{qual}: {name!r} of its closure")
+            if not own_data:  # the model's own closures (a scenario file's ops): constants
+                self._judge(value, f"{qual}: {name!r} of its closure")
             self.code(value)
         for chain in sorted(facts.loads):
             self._chain(fn, chain, cells, facts.attr_names)
@@ -344,7 +346,7 @@ class CodeWalk:
             return
         label = f"{_qual(fn)}: {base}"
         module = fn.__globals__.get("__name__")
-        if kind == "deref" or not _reviewed(module if isinstance(module, str) else None):
+        if not _reviewed(module if isinstance(module, str) else None):
             self._judge(value, label)
         self.code(value)
         if kind == "import" and not attrs and isinstance(value, types.ModuleType):

@@ -79,8 +79,13 @@ Contract
     ``__getstate__`` hook with the others); copying or pickling a tracked container is
     a noted read of all of it.  State a task keeps in local variables is its own; a
     container or an untracked object held in a local across a checkpoint and changed by
-    another task is not seen, nor is module-level state a function without a closure
-    reaches through its globals.  A subclass of a tracked class created during a tracking
+    another task is not seen.  `track` reads the code as well (`odp_async._tracked_code`):
+    a function reached that rebinds a module global or writes an attribute of a class or
+    module it names, and a module global, closure variable or class attribute reached
+    that holds state nobody notes, are reported; class attributes and globals so reached
+    are watched during tracking sessions (a change stops a search that took the
+    promise).  State reached by a name computed at run time (``getattr(mod, name)``,
+    ``exec``) is not seen.  A subclass of a tracked class created during a tracking
     run that defines its own ``__getattribute__`` or ``__setattr__`` gets its hook from
     the next run on.
 
@@ -106,13 +111,19 @@ import threading
 import types
 import typing
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import attrs
 
 from ._runtime._base import RUNTIME_VAR
-from ._runtime.footprint import TRACKING_RUN_HOOKS, FieldOf, ReadOf
+from ._runtime.footprint import (
+    HIDDEN_WRITE_HOOKS,
+    NOTED_RUN_HOOKS,
+    TRACKING_RUN_HOOKS,
+    FieldOf,
+    ReadOf,
+)
 
 __all__ = [
     "TrackReport",
@@ -1178,17 +1189,21 @@ def _hooks_on() -> None:
     with _HOOKS_LOCK:
         _DEPTH[0] += 1
         if _DEPTH[0] == 1:
-            for klass, info in _hooked_classes():
+            hooked = _hooked_classes()
+            for klass, info in hooked:
                 _install(klass, info)
+            _tracked_code.session_starts([klass for klass, _ in hooked])
 
 
 def _hooks_off() -> None:
     """A tracking run ended (however): every class back as its author wrote it."""
     with _HOOKS_LOCK:
+        _tracked_code.run_ends()
         _DEPTH[0] -= 1
         if _DEPTH[0] > 0:
             return
         _DEPTH[0] = 0
+        _tracked_code.session_ends()
         while _INSTALLED:
             klass, name, own = _INSTALLED.pop()
             if own is None:
@@ -1544,9 +1559,11 @@ def _fields_of(obj: object) -> Iterable[str]:
     return names
 
 
-def track(root: object, *, deep: bool = True) -> TrackReport:
-    """Walk `root` (and, when `deep`, every object reachable from it) and report what a
-    tracking run would not see.
+def track(root: object, *, deep: bool = True, code: Iterable[object] = ()) -> TrackReport:
+    """Walk `root` (and, when `deep`, every object reachable from it, and the code it
+    reaches) and report what a tracking run would not see.  `code`: functions walked as
+    code only (a run's main function: its closure's variables are judged as values, not
+    the closure itself).
 
     Instances of `tracked` classes are noted in tracking runs anyway (their class's
     hooks), and tracked containers note themselves; this counts the former and reports
@@ -1554,8 +1571,20 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
     dicts, lists and sets (and other mutable containers of the standard library) that
     are not inside a whole-tracked object or a primitive (`TrackReport.untracked`).
     `odp_async.world.run_world` takes a world's ``noted_only`` promise only when that
-    list is empty.  Changes nothing.  Sync; never checkpoints.
+    list is empty.
+
+    When `deep`, the code is judged too (`odp_async._tracked_code.CodeWalk`): the
+    methods of every class reached (inherited ones, properties, static and class
+    methods) and every function reached, with what they reach through their module
+    globals, their closures and static attribute chains (``mymod.state``), and every
+    data attribute of those classes.  A function that rebinds a module global or a
+    closure variable, or writes an attribute of a class or module it names
+    (``Counter.total += 1``), and a global or class attribute holding state nobody notes
+    (a plain dict, an untracked object) are reported, named.  Class attributes and
+    globals so reached are watched for changes during tracking runs.  Changes nothing.
+    Sync; never checkpoints.
     """
+
     visited: set[int] = set()
     untracked: set[str] = set()
     internal: set[type] = set()
@@ -1566,6 +1595,23 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
     stack: list[tuple[object, bool]] = [(root, False)]
     reached = 0
 
+    def judge(value: object, label: str) -> None:
+        # A global, a closure variable or a class attribute the code reaches: judged as
+        # a tracked field's value is, and walked for what it holds.
+        if isinstance(value, (types.FunctionType, types.MethodType, type, types.ModuleType)):
+            return  # code: `walk` reads it; a module: only static chains into it
+        kind = type(value)
+        opaque = _is_opaque(kind, value)
+        if opaque is True or (opaque and _depends_opaque(value)):
+            walk.reasons.add(f"{label} ({kind.__module__}.{kind.__qualname__})")  # type: ignore[union-attr]
+        stack.append((value, False))
+
+    walk = _tracked_code.session_walk() if deep else None
+    if walk is not None:
+        walk.bind(judge)
+        for item in code:
+            walk.code(item)
+
     while stack:
         obj: Any
         obj, covered = stack.pop()
@@ -1574,6 +1620,13 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
         visited.add(id(obj))
         keep.append(obj)
         cls = type(obj)
+        if walk is not None:
+            if cls is types.FunctionType:
+                walk.function(obj)
+            elif isinstance(obj, type):
+                walk.klass(obj)
+            elif cls not in _VALUE_TYPES and cls is not object:
+                walk.klass(cls)
         if cls is TrackedDict:
             stack.extend((part, covered) for item in obj._d.items() for part in item)
             continue
@@ -1628,6 +1681,9 @@ def track(root: object, *, deep: bool = True) -> TrackReport:
                 stack.append((field, inside))
         field = None
     keep.clear()
+    if walk is not None:
+        walk.bind(_tracked_code.ignore)
+        untracked.update(walk.reasons)
     return TrackReport(reached, tuple(sorted(untracked)))
 
 
@@ -1648,3 +1704,23 @@ def _track_lower_layers() -> None:
 
 
 _track_lower_layers()
+
+from . import _tracked_code  # noqa: E402  (it reads this module's allow-list)
+
+HIDDEN_WRITE_HOOKS.append(_tracked_code.changed)
+
+
+def _noted_call(main: object, args: Sequence[object]) -> bool:
+    # A run under the noted-only promise starts (`noted_run_starts`): the promise stands
+    # only if the main function's code and its arguments reach nothing nobody notes.
+    if isinstance(main, (types.FunctionType, types.MethodType)):
+        report = track(tuple(args), code=(main,))
+    else:
+        report = track((main, *args))  # a partial, a callable object: its fields
+    if report.untracked:
+        return False
+    _tracked_code.promise_taken()
+    return True
+
+
+NOTED_RUN_HOOKS.append(_noted_call)

@@ -26,7 +26,7 @@ See also
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import attrs
@@ -40,6 +40,7 @@ __all__ = [
     "declared_footprint",
     "independent",
     "note",
+    "hidden_write",
     "note_read",
     "noted_run_starts",
     "tracking_run_ends",
@@ -197,17 +198,18 @@ class FieldOf:
 #: What a footprint-keeping run with the noted-only promise calls first (`noted_run_starts`):
 #: `odp_async.tracked` puts its check here when imported (the layer below cannot import
 #: it).  Process-wide, as the tracked classes it serves are.
-NOTED_RUN_HOOKS: list[Callable[[], bool]] = []
+NOTED_RUN_HOOKS: list[Callable[[object, Sequence[object]], bool]] = []
 
 
-def noted_run_starts() -> bool:
+def noted_run_starts(main: object = None, args: Sequence[object] = ()) -> bool:
     """Called by the sim when a run that keeps footprints starts under the program's
-    noted-only promise (every shared access noted): True when the promise can stand for
-    this run, False when some shared state is known to escape the notes (the run's steps
-    are then unknown unless declared).  Sync; may adopt objects for tracking."""
+    noted-only promise (every shared access noted), with the run's main function and
+    its arguments: True when the promise can stand for this run, False when some shared
+    state is known to escape the notes (the run's steps are then unknown unless
+    declared: `odp_async.tracked` walks `main`'s code and `args`).  Sync."""
     ok = True
     for hook in NOTED_RUN_HOOKS:
-        ok = hook() and ok
+        ok = hook(main, args) and ok
     return ok
 
 
@@ -229,6 +231,23 @@ def tracking_run_ends() -> None:
     exception: undoes `tracking_run_starts`, in reverse order.  Sync."""
     for _, end in reversed(TRACKING_RUN_HOOKS):
         end()
+
+
+#: What a search asks after each run of its tracking session (`hidden_write`):
+#: `odp_async.tracked` puts its watch on class attributes and module globals here.
+HIDDEN_WRITE_HOOKS: list[Callable[[], str | None]] = []
+
+
+def hidden_write() -> str | None:
+    """After a run of a tracking session: what shared state changed during the session
+    past every note (a class attribute written through its class...), in one sentence
+    naming it, or None.  A search that gets one cannot claim completeness: it raises
+    `odp_async.errors.NondeterminismError` with it.  Sync."""
+    for hook in HIDDEN_WRITE_HOOKS:
+        found = hook()
+        if found is not None:
+            return found
+    return None
 
 
 def with_noted_reads(fp: Footprint) -> Footprint:

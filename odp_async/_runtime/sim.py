@@ -631,6 +631,7 @@ class SimRuntime(Runtime):
         "_fp",
         "_fp_unknown",
         "_keyed",
+        "_main_call",
         "_max_steps",
         "_next_id",
         "_noted_only",
@@ -661,6 +662,7 @@ class SimRuntime(Runtime):
     ) -> None:
         # The program vouches that it reaches shared state only through noted objects.
         self._noted_only = noted_only
+        self._main_call: tuple[object, Sequence[Any]] = (None, ())
         self._on_stop = on_stop
         self._max_steps = max_steps
         self._brief = False
@@ -979,6 +981,7 @@ class SimRuntime(Runtime):
         self, main: Callable[..., Awaitable[Any]], args: Sequence[Any], brief: bool
     ) -> SimResult | int:
         self._brief = brief
+        self._main_call = (main, args)
         root = self._spawn(main, args, "main", None, [])
         try:
             if self._trace is None and type(self._chooser) in _PLAIN_CHOOSERS:
@@ -1071,7 +1074,7 @@ class SimRuntime(Runtime):
         if not track and trace is None and not ask_always:
             return self._drive_plain(root)
         if track and noted_only:  # objects the notes would miss: adopted, or no promise
-            noted_only = noted_run_starts()
+            noted_only = noted_run_starts(*self._main_call)
         while True:
             if self._chooser_error is not None:
                 raise self._chooser_error

@@ -88,6 +88,8 @@ from typing import Any, Protocol
 
 import attrs
 
+from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
+from ..errors import NondeterminismError
 from .config import ExploreConfig
 from .dfs import PrunedExecution
 from .dpor import DporChooser
@@ -263,6 +265,14 @@ def frontier(target: Target, config: ExploreConfig, least: int = SPLIT_PREFIXES)
     return Frontier(tuple(p for p, _, _ in level), cut, tuple(c for _, _, c in level))
 
 
+def _check_hidden() -> None:
+    # State changed past every note (a class attribute written through its class): the
+    # item cannot be complete (`odp_async._runtime.footprint.hidden_write`).
+    why = hidden_write()
+    if why is not None:
+        raise NondeterminismError(why)
+
+
 def run_subtree(
     target: Target | TargetSpec,
     config: ExploreConfig,
@@ -292,6 +302,7 @@ def run_subtree(
     hit: _Hit | None = None
     interrupted = stopped = False
     upcoming: int | None = first
+    tracking_run_starts()  # one tracking session for the item's runs
     try:
         while traces < budget and chooser.has_more:
             upcoming = first if chooser.executions == 0 else chooser.next_preemptions
@@ -301,7 +312,9 @@ def run_subtree(
                 execution = target.run(chooser, max_steps=config.max_steps)
             except PrunedExecution:
                 pruned += 1
+                _check_hidden()
                 continue
+            _check_hidden()
             traces += 1
             steps += execution.sim.steps
             unfinished += execution.unfinished
@@ -314,6 +327,8 @@ def run_subtree(
                     break
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
+    finally:
+        tracking_run_ends()
     finished = not (stopped or interrupted) and chooser.is_complete
     exhaustive = finished and chooser.is_exhaustive
     if not finished:

@@ -64,7 +64,7 @@ from typing import Final
 import attrs
 
 from .._runtime.choosers import Chooser, RandomChooser
-from .._runtime.footprint import tracking_run_ends, tracking_run_starts
+from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
 from ..errors import NondeterminismError
 from .config import ExploreConfig, derive_seed
 from .dfs import PrunedExecution
@@ -256,11 +256,17 @@ class DporShare:
                     execution = self.target.run(self.chooser, max_steps=self.config.max_steps)
                 except PrunedExecution:
                     pruned += 1
-                    continue
+                    execution = None
                 except NondeterminismError as e:
                     # a program that does not replay its own choices has no DPOR tree
                     self._abandon_at = str(e)
                     break
+                hidden = hidden_write()
+                if hidden is not None:  # state changed past the notes: no claim
+                    self._abandon_at = hidden
+                    break
+                if execution is None:
+                    continue
                 self._ahead.append((pruned, execution))
                 pruned = 0
                 if len(self._ahead) >= count or execution.is_failure:

@@ -98,7 +98,7 @@ from .._runtime.choosers import (
     StreamChooser,
     stream_choosers,
 )
-from .._runtime.footprint import tracking_run_ends, tracking_run_starts
+from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
 from .._runtime.interrupts import marking_ctrl_c
 from ..check import Violation
 from ..errors import (
@@ -1377,7 +1377,9 @@ def _walk(
                 execution = target.run(chooser, max_steps=config.max_steps)
             except PrunedExecution:
                 tally.pruned += 1
+                _check_hidden(session)
                 continue
+            _check_hidden(session)
             first_hit = tally.hit is None
             tally.add(execution, tally.done + 1, config.chooser)  # "dfs" or "dpor"
             tally.report()
@@ -1389,6 +1391,15 @@ def _walk(
         if session:
             tracking_run_ends()
     return False, found_at
+
+
+def _check_hidden(session: bool) -> None:
+    """In a tracking session, after a run: state changed past every note (a class
+    attribute written through its class) leaves the search without a claim."""
+    if session:
+        why = hidden_write()
+        if why is not None:
+            raise NondeterminismError(why)
 
 
 def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[bool, int | None]:

@@ -1,0 +1,494 @@
+"""The code side of `odp_async.tracked.track`: the state a world's code reaches past its
+objects' fields, and the watch on class attributes and module globals during tracking
+runs.
+
+Contract
+    `CodeWalk` judges the code reachable from what `track` walks: every function it meets
+    (a method of a class reached, a function held in a field, a global a function loads)
+    and every class (the class of an object reached, a class held somewhere): its
+    methods (inherited ones, properties, static and class methods included) are read
+    with `odp_async._code_reach.code_facts`, and
+
+    * a function that rebinds a module global (``global n; n += 1``) or a variable of its
+      closure (``nonlocal``), or writes an attribute of a class or module it names
+      statically (``Counter.total += 1``, ``mymod.flag = True``), is reported;
+    * every global it loads, and the attributes a static chain reaches on a module or a
+      class (``mymod.state``, ``Registry.items``), a variable of its closure, and every
+      data attribute of a class reached (its ``__dict__`` over its MRO) is judged as
+      `track` judges a field: a plain dict, list or set, an object of an untracked class
+      and so on is reported;
+    * functions and classes so reached are walked in turn (once each).
+
+    Code outside the program is trusted, not read: the standard library, attrs, anyio,
+    trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
+    primitives and tracked containers (`_TRUSTED_ODP`), and code a class decorator
+    generated (a file name in angle brackets; the function it wraps, ``__wrapped__``, is
+    read).  Builtins are trusted.
+
+    **The watch.**  A class attribute or a module global reached this way, and every
+    data attribute of a tracked class, is watched while a tracking session is open
+    (`watch`, `session_starts`, `run_ends`): each run's end compares its value (by
+    identity) with the value at the session's start (or when first watched), and the
+    first change is kept (`changed`) for the search to stop on: a write no hook noted
+    (``type(self).total += 1``) leaves no search `complete`.
+
+    A write that puts the old value back before the run ends, an owner computed at run
+    time that the code rebinds and restores, ``getattr(mod, computed_name)``, ``exec``
+    and code not reachable from the walked roots stay unseen.
+
+Concurrency
+    The watch is process-wide, as the hooks it rides with (`odp_async.tracked`).
+
+See also
+    `odp_async.tracked.track`, `odp_async._code_reach`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import importlib.util
+import sys
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._code_reach import Chain, code_facts
+
+__all__ = [
+    "CodeWalk",
+    "changed",
+    "promise_taken",
+    "run_ends",
+    "session_ends",
+    "session_starts",
+    "session_walk",
+    "watch",
+]
+
+#: Libraries trusted to keep no state a program's tasks share unseen (not read).
+_TRUSTED_TOP = frozenset(sys.stdlib_module_names) | frozenset(
+    {
+        "attr",
+        "attrs",
+        "anyio",
+        "trio",
+        "sniffio",
+        "outcome",
+        "exceptiongroup",
+        "typing_extensions",
+        "click",
+        "pytest",
+        "_pytest",
+        "pluggy",
+        "hypothesis",
+    }
+)
+
+#: odp_async's own machinery: it notes what it shares itself (the runtime, the
+#: primitives, the tracked containers) or is not run by the program (the explorer).
+_TRUSTED_ODP = (
+    "odp_async._runtime",
+    "odp_async._code_reach",
+    "odp_async._tracked_code",
+    "odp_async.tracked",
+    "odp_async.sync",
+    "odp_async.shared",
+    "odp_async.explore",
+    "odp_async.errors",
+    "odp_async.snapshot",
+    "odp_async.report",
+    "odp_async.progress",
+    "odp_async.cli",
+)
+
+#: Entries of a class's ``__dict__`` that are the class machinery, not its data.
+_MACHINERY = frozenset(
+    {
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__doc__",
+        "__slots__",
+        "__tracked__",
+        "__tracked_internal_of__",
+        "__annotations__",
+        "__attrs_attrs__",
+        "__attrs_own_setattr__",
+        "__attrs_props__",
+        "__attrs_pre_init__",
+        "__match_args__",
+        "__abstractmethods__",
+        "_abc_impl",
+        "__orig_bases__",
+        "__parameters__",
+        "__qualname__",
+        "__hash__",
+        "__firstlineno__",
+        "__static_attributes__",
+        "__type_params__",
+        "__dataclass_fields__",
+        "__dataclass_params__",
+    }
+)
+
+_DESCRIPTORS = (
+    types.MemberDescriptorType,
+    types.GetSetDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.BuiltinFunctionType,
+)
+
+_MISSING = object()
+
+
+@functools.lru_cache(maxsize=4096)
+def trusted(module: str | None) -> bool:
+    """Whether code of `module` (a module's name) is trusted, not read."""
+    if not module:
+        return False
+    if module == "odp_async" or module.startswith(_TRUSTED_ODP):
+        return True
+    return module.split(".", 1)[0] in _TRUSTED_TOP
+
+
+def _reviewed(module: str | None) -> bool:
+    """Whether data of `module` (its globals, its classes' attributes) is the model's own:
+    odp_async's tables and registries (``PROTOCOLS``, a protocol's ``OPTIONS``) are
+    constants after import, by review; its code is still read (a rebinding of a global
+    or a class attribute in it is reported)."""
+    return bool(module) and (module == "odp_async" or module.startswith("odp_async."))  # type: ignore[union-attr]
+
+
+def ignore(value: object, label: str) -> None:
+    """A judge that judges nothing (a walk between two `track` calls)."""
+    pass
+
+
+def _qual(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+class CodeWalk:
+    """One walk of the code `track` meets (see the module docstring).
+
+    `judge(value, label)` is `track`'s: it reports `value` (under `label`) when it holds
+    state nobody notes and walks what it holds; this walk calls it for every global,
+    closure variable and class attribute it reaches, and adds its own findings to
+    `reasons`."""
+
+    __slots__ = ("_done", "_judge", "_keep", "reasons")
+
+    def __init__(self, judge: Callable[[object, str], None] | None = None) -> None:
+        self._judge: Callable[[object, str], None] = judge or ignore
+        self._done: set[int] = set()
+        self._keep: list[object] = []
+        self.reasons: set[str] = set()
+
+    def bind(self, judge: Callable[[object, str], None]) -> None:
+        """Judge what is reached from now on with `judge` (a session's walk serves each
+        `track` of the session in turn)."""
+        self._judge = judge
+
+    def _first(self, obj: object) -> bool:
+        if id(obj) in self._done:
+            return False
+        self._done.add(id(obj))
+        self._keep.append(obj)
+        return True
+
+    def klass(self, cls: type) -> None:
+        """Walk `cls`: its methods as code, its data attributes as values (its MRO)."""
+        if not self._first(cls):
+            return
+        from .tracked import _is_hook
+
+        for klass in cls.__mro__:
+            if klass is not cls and not self._first(klass):
+                continue
+            if trusted(getattr(klass, "__module__", None)):
+                continue
+            own = klass.__dict__
+            for name, value in list(own.items()):
+                if name in _MACHINERY or _is_hook(value):
+                    continue
+                dunder = name.startswith("__") and name.endswith("__")
+                if isinstance(value, classmethod) and isinstance(
+                    value.__func__, types.FunctionType
+                ):
+                    self.function(value.__func__, first_is_class=True)
+                    continue
+                if isinstance(value, staticmethod):
+                    value = value.__func__
+                if isinstance(value, property):
+                    for part in (value.fget, value.fset, value.fdel):
+                        if part is not None:
+                            self.code(part)
+                    continue
+                if isinstance(value, functools.cached_property):
+                    self.code(value.func)
+                    continue
+                if isinstance(value, types.FunctionType):
+                    self.function(value)
+                    continue
+                if isinstance(value, _DESCRIPTORS) or issubclass(klass, enum.Enum) or dunder:
+                    # an enum's members and tables are fixed at its creation; a dunder
+                    # datum is Python's or a library's (``__slotnames__``, a cache)
+                    continue
+                label = f"{klass.__module__}.{klass.__qualname__}.{name} (a class attribute)"
+                watch(klass, name, label)
+                if not _reviewed(klass.__module__):
+                    self._judge(value, label)
+                self.code(value)
+
+    def code(self, value: object) -> None:
+        """Walk `value` if it is code (a function, a method, a class)."""
+        if isinstance(value, types.FunctionType):
+            self.function(value)
+        elif isinstance(value, types.MethodType):
+            self._judge(value.__self__, f"{_qual(value.__func__)}.__self__")
+            self.code(value.__func__)
+        elif isinstance(value, type):
+            self.klass(value)
+
+    def function(self, fn: types.FunctionType, *, first_is_class: bool = False) -> None:
+        """Walk `fn`'s code: what it rebinds, what its static chains reach.
+        `first_is_class`: `fn` is a class method's (its first argument is a class)."""
+        if not self._first(fn):
+            return
+        code = fn.__code__
+        if code.co_filename.startswith("<"):  # generated by a class decorator
+            wrapped = getattr(fn, "__wrapped__", None)
+            if wrapped is not None:
+                self.code(wrapped)
+            return
+        # the module the code was written in (``functools.wraps`` copies the wrapped
+        # function's ``__module__`` onto a library's wrapper)
+        module = fn.__globals__.get("__name__")
+        if trusted(module if isinstance(module, str) else None):
+            return
+        facts = code_facts(code)
+        qual = _qual(fn)
+        for name in sorted(facts.global_writes):
+            self.reasons.add(f"{qual} (writes the module global {name!r})")
+        for name in sorted(facts.deref_writes):
+            self.reasons.add(f"{qual} (rebinds {name!r} of its closure)")
+        cells: dict[str, object] = {}
+        for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
+            try:
+                cells[name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+        own_data = _reviewed(module if isinstance(module, str) else None)
+        for name, value in cells.items():
+            if not own_data:  # the model's own closures (a scenario file's ops): constants
+                self._judge(value, f"{qual}: {name!r} of its closure")
+            self.code(value)
+        for chain in sorted(facts.loads):
+            self._chain(fn, chain, cells, facts.attr_names)
+        for owner, attr in sorted(facts.attr_writes):
+            if owner[0] == "self":
+                # type(self).x, self.__class__.x; cls.x in a class method
+                if owner[2] == ("__class__",) or (not owner[2] and first_is_class):
+                    self.reasons.add(
+                        f"{qual} (writes {attr!r} of {owner[1]}'s class: a class "
+                        "attribute, which the hooks do not see)"
+                    )
+                continue
+            target = self._resolve(fn, owner, cells)
+            if isinstance(target, (type, types.ModuleType)):
+                what = "a class attribute" if isinstance(target, type) else "a module global"
+                self.reasons.add(
+                    f"{qual} (writes {_name_of(target)}.{attr}: {what}, which the hooks "
+                    "do not see)"
+                )
+
+    def _root(self, fn: types.FunctionType, chain: Chain, cells: Mapping[str, object]) -> object:
+        kind, base, _ = chain
+        if kind == "global":
+            found = fn.__globals__.get(base, _MISSING)
+            if found is not _MISSING:
+                watch(fn.__globals__, base, f"{fn.__globals__.get('__name__', '?')}.{base}")
+                return found
+            return _MISSING  # a builtin (trusted), or not defined yet
+        if kind == "deref":
+            return cells.get(base, _MISSING)
+        level, _, name = base.partition(":")
+        try:
+            package = fn.__globals__.get("__package__") or None
+            full = importlib.util.resolve_name("." * int(level) + name, package)
+        except (ImportError, ValueError, TypeError):
+            return _MISSING
+        return sys.modules.get(full, _MISSING)
+
+    def _resolve(
+        self, fn: types.FunctionType, chain: Chain, cells: Mapping[str, object]
+    ) -> object:
+        value = self._root(fn, chain, cells)
+        for attr in chain[2]:
+            value = _static_attr(value, attr)
+            if value is _MISSING:
+                break
+        return value
+
+    def _chain(
+        self,
+        fn: types.FunctionType,
+        chain: Chain,
+        cells: Mapping[str, object],
+        attr_names: frozenset[str],
+    ) -> None:
+        kind, base, attrs = chain
+        value = self._root(fn, chain, cells)
+        if value is _MISSING:
+            return
+        label = f"{_qual(fn)}: {base}"
+        module = fn.__globals__.get("__name__")
+        if not _reviewed(module if isinstance(module, str) else None):
+            self._judge(value, label)
+        self.code(value)
+        if kind == "import" and not attrs and isinstance(value, types.ModuleType):
+            # imported into a local: its attributes are reached through that local
+            for name in sorted(attr_names):
+                self._module_attr(value, name, label)
+        for attr in attrs:
+            owner = value
+            value = _static_attr(value, attr)
+            if value is _MISSING:
+                return
+            label = f"{label}.{attr}"
+            where = getattr(owner, "__module__", None)
+            if isinstance(owner, types.ModuleType):
+                where = owner.__name__
+                watch(owner.__dict__, attr, f"{owner.__name__}.{attr}")
+            if trusted(where if isinstance(where, str) else None):
+                return  # a library's own state (sys.modules, reprlib.repr): its business
+            if not _reviewed(where if isinstance(where, str) else None):
+                self._judge(value, label)
+            self.code(value)
+
+    def _module_attr(self, module: types.ModuleType, name: str, label: str) -> None:
+        value = module.__dict__.get(name, _MISSING)
+        if value is _MISSING or trusted(module.__name__):
+            return
+        watch(module.__dict__, name, f"{module.__name__}.{name}")
+        if not _reviewed(module.__name__):
+            self._judge(value, f"{label}.{name}")
+        self.code(value)
+
+
+def _name_of(target: type | types.ModuleType) -> str:
+    if isinstance(target, type):
+        return f"{target.__module__}.{target.__qualname__}"
+    return target.__name__
+
+
+def _static_attr(value: object, attr: str) -> object:
+    # `attr` of a module or a class, from their dicts (no code runs); _MISSING for an
+    # instance (its fields are noted by its class's hooks, or it was judged) or a miss.
+    if isinstance(value, types.ModuleType):
+        return value.__dict__.get(attr, _MISSING)
+    if isinstance(value, type):
+        for klass in value.__mro__:
+            if attr in klass.__dict__:
+                found = klass.__dict__[attr]
+                if isinstance(found, (staticmethod, classmethod)):
+                    return found.__func__
+                return found
+    return _MISSING
+
+
+# --- the watch ---------------------------------------------------------------------------
+
+#: (id of the owner, name) -> (the owner: a class or a module's dict, name, label).
+_WATCHED: dict[tuple[int, str], tuple[object, str, str]] = {}
+#: The values at the session's start (or when first watched in it).
+_VALUES: dict[tuple[int, str], object] = {}
+_OPEN = [False]
+_CHANGED: list[str] = []
+#: Whether a run of the session ran under the noted-only promise (`promise_taken`): only
+#: then do its steps rest on the notes alone, and a change nobody noted matters.
+_TAKEN = [False]
+
+
+def promise_taken() -> None:
+    """A run of the open session runs under the noted-only promise."""
+    _TAKEN[0] = True
+
+
+def _read(owner: object, name: str) -> object:
+    space = owner.__dict__ if isinstance(owner, type) else owner
+    return space.get(name, _MISSING)  # type: ignore[attr-defined]
+
+
+def watch(owner: type | dict[str, Any], name: str, label: str) -> None:
+    """Watch attribute `name` of `owner` (a class, or a module's dict) for the rest of
+    the session (or from the next session's start)."""
+    key = (id(owner), name)
+    if key in _WATCHED:
+        return
+    _WATCHED[key] = (owner, name, label)
+    if _OPEN[0]:
+        _VALUES[key] = _read(owner, name)
+
+
+def session_starts(tracked_classes: list[type]) -> None:
+    """A tracking session starts (hooks installed): the values watched are taken now,
+    with every data attribute of the tracked classes."""
+    _CHANGED.clear()
+    _TAKEN[0] = False
+    for cls in tracked_classes:
+        for name, value in list(cls.__dict__.items()):
+            if name in _MACHINERY or name.startswith("__") or callable(value):
+                continue
+            if isinstance(value, (staticmethod, classmethod, property, *_DESCRIPTORS)):
+                continue
+            watch(cls, name, f"{cls.__module__}.{cls.__qualname__}.{name}")
+    for key, (owner, name, _) in _WATCHED.items():
+        _VALUES[key] = _read(owner, name)
+    _OPEN[0] = True
+
+
+def run_ends() -> None:
+    """A tracking run ended: the first watched value that changed is kept (`changed`)."""
+    if _CHANGED or not _OPEN[0] or not _TAKEN[0]:
+        return
+    values = _VALUES
+    for key, (owner, name, label) in _WATCHED.items():
+        if _read(owner, name) is not values.get(key, _MISSING):
+            _CHANGED.append(
+                f"{label} changed during a run (a class attribute or module global "
+                "written past the tracked objects' hooks, e.g. `Cls.total += 1`): the "
+                "footprints cannot see it, so no search over them can be complete; keep "
+                "shared state in instances of @tracked classes or tracked containers"
+            )
+            return
+
+
+#: The walk of the open session: each class or function is read once per session, what
+#: it was found to reach stays reported for the session's later walks (the same program).
+_SESSION_WALK: list[CodeWalk] = []
+
+
+def session_walk() -> CodeWalk:
+    """The open session's walk (a fresh one outside a session)."""
+    if not _OPEN[0]:
+        return CodeWalk()
+    if not _SESSION_WALK:
+        _SESSION_WALK.append(CodeWalk())
+    return _SESSION_WALK[0]
+
+
+def session_ends() -> None:
+    """The session ended: nothing is watched any more."""
+    _OPEN[0] = False
+    _SESSION_WALK.clear()
+    _WATCHED.clear()
+    _VALUES.clear()
+
+
+def changed() -> str | None:
+    """What the watch saw change in the current (or last) session, or None."""
+    return _CHANGED[0] if _CHANGED else None

@@ -307,15 +307,21 @@ class WaitQueue(_Blocking):
 
     def wake_one(self, value: object = None) -> bool:
         """Wake the longest-parked task with `value`.  Sync.  False if nobody was parked."""
-        _note(self)
         w = self._pop()
         if w is None:
+            # Nobody parked: the wake read the queue and changed nothing (two such wakes
+            # commute; a park, a write, still conflicts with it).
+            _note(ReadOf(self))
             return False
+        _note(self)
         self._hand(w, value)
         return True
 
     def wake_all(self, value: object = None) -> int:
         """Wake every parked task with `value`.  Sync.  Returns how many were woken."""
+        if not self._waiters:
+            _note(ReadOf(self))  # nobody parked: a read, as in `wake_one`
+            return 0
         _note(self)
         waiters = list(self._waiters)
         self._waiters.clear()

@@ -1549,7 +1549,9 @@ def _body(
             run.out[f"setup.{i}"] = await run.op(op)
         # Only actors someone waits for get a completion, as in the Python scenarios: a
         # complete_all() is a state change the sim notes in the step's footprint.
-        done = {a.name: Completion(f"{a.name} done") for a in actors if a.name in waited_on}
+        done = {
+            a.name: Completion(f"{a.name} done", gate=True) for a in actors if a.name in waited_on
+        }
         async with rt.task_group() as tg:
             for a in actors:
                 gates = [done[name] for name in a.after]

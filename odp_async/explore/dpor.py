@@ -39,6 +39,17 @@ Contract
 
     **Draws** (`draw`) branch fully: every value is explored under its own DPOR subtree.
 
+    **Blocking.**  A race whose later step belongs to a task the earlier step made
+    runnable (it woke it: the two are never enabled together) is not reversed; the orders
+    where another step wakes it first come from that step's own race with the earlier one
+    (both touch what the task waits on).  A task whose next step is a wait on a closed
+    *gate* (`odp_async.sync.Completion` made with ``gate=True``, before its
+    ``complete_all()``; no cancellation due) is not offered while another task can run:
+    that step could only park until the ``complete_all()`` wakes it, so a waiter that
+    parked early and one that arrives after the gate opened are one trace, not two (the
+    built-in scenarios' program-order gates are such gates).  When every runnable task
+    waits on a closed gate, all are offered (they park; a deadlock is reported as such).
+
     **noted_only** (off by default): the caller vouches that shared state is reached only
     through noted objects (`SharedCell`, the primitives); steps whose label declares
     nothing, a task's first step included, are then exactly their noted accesses.

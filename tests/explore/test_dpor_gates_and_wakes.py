@@ -229,4 +229,5 @@ def test_alloc_takes_the_lowest_free_frame_whatever_the_free_order() -> None:
         assert memory.frames_in_use == 2
         again = memory.alloc()
         assert (again.pfn, again.gen) == (1, 2)
-        assert memory.is_live((1, 2)) and not memory.is_live((1, 1))
+        assert memory.is_live((1, 2))
+        assert not memory.is_live((1, 1))

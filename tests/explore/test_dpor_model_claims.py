@@ -66,6 +66,7 @@ FULL = {
     "stray-end-corruption/interval-seq": "complete: 1996 traces, no violation",
     "stray-end-munmap/interval-seq": "complete: 596 traces, no violation",
     "stray-end-munmap/odp2014-ctx": "complete: 1555 traces, no violation",
+    "stray-end-munmap/kvm-seq": "complete: 2766 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"
 

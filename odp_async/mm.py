@@ -127,15 +127,17 @@ class Invalidation:
 class Frame:
     """A physical frame.  ``(pfn, gen)`` names one use of it: `gen` grows at every reuse.
 
-    Invariant: ``refcount > 0`` while allocated; a free frame has refcount 0.
+    Invariant: ``refcount > 0`` while allocated (`free` False); a free frame has refcount
+    0 and `free` True.
     """
 
-    __slots__ = ("gen", "pfn", "refcount")
+    __slots__ = ("free", "gen", "pfn", "refcount")
 
     def __init__(self, pfn: int) -> None:
         self.pfn = pfn
         self.gen = 0
         self.refcount = 0
+        self.free = False
 
     @property
     def id(self) -> FrameId:
@@ -147,25 +149,34 @@ class Frame:
 
 @tracked
 class PhysicalMemory:
-    """Frames, reference counted.  Freed frames are reused last-freed first, so a stale
-    translation soon points into someone else's data, as it would on a real machine."""
+    """Frames, reference counted.  A freed frame is reused soon, so a stale translation
+    soon points into someone else's data, as it would on a real machine: `alloc` takes
+    the free frame with the lowest number.
 
-    __slots__ = ("_checker", "_frames", "_free")
+    Which frame that is depends on which frames are free, not on the order they were
+    freed in, so two frees (of different frames) commute, and an alloc conflicts only
+    with the frees and allocs of the frames it looked at (those numbered up to the one
+    it takes): each frame's `free` flag is its own field, and frames are kept by number
+    in a tracked dict (noted per key).  (A last-freed-first list made every free and
+    alloc of a run conflict, and DPOR explore every order of them.)
+    """
+
+    __slots__ = ("_checker", "_frames")
 
     def __init__(self, checker: Checker) -> None:
         self._checker = checker
-        self._frames: TrackedList[Frame] = TrackedList()
-        self._free: TrackedList[Frame] = TrackedList()
+        self._frames: TrackedDict[int, Frame] = TrackedDict()
 
     def alloc(self) -> Frame:
-        frame = self._free.pop() if self._free else self._new()
+        frame = next((f for f in self._frames.values() if f.free), None) or self._new()
+        frame.free = False
         frame.gen += 1
         frame.refcount = 1
         return frame
 
     def _new(self) -> Frame:
         frame = Frame(len(self._frames))
-        self._frames.append(frame)
+        self._frames[frame.pfn] = frame
         return frame
 
     def get(self, frame: Frame) -> None:
@@ -177,19 +188,17 @@ class PhysicalMemory:
         assert frame.refcount > 0, f"put() of free {frame!r}"
         frame.refcount -= 1
         if frame.refcount == 0:
-            self._free.append(frame)
+            frame.free = True
             self._checker.frame_freed(frame.id, why)
 
     def is_live(self, frame: FrameId) -> bool:
         pfn, gen = frame
-        if pfn >= len(self._frames):
-            return False
-        f = self._frames[pfn]
-        return f.gen == gen and f.refcount > 0
+        f = self._frames.get(pfn)
+        return f is not None and f.gen == gen and f.refcount > 0
 
     @property
     def frames_in_use(self) -> int:
-        return len(self._frames) - len(self._free)
+        return sum(1 for f in self._frames.values() if not f.free)
 
 
 @tracked

@@ -307,15 +307,21 @@ class WaitQueue(_Blocking):
 
     def wake_one(self, value: object = None) -> bool:
         """Wake the longest-parked task with `value`.  Sync.  False if nobody was parked."""
-        _note(self)
         w = self._pop()
         if w is None:
+            # Nobody parked: the wake read the queue and changed nothing (two such wakes
+            # commute; a park, a write, still conflicts with it).
+            _note(ReadOf(self))
             return False
+        _note(self)
         self._hand(w, value)
         return True
 
     def wake_all(self, value: object = None) -> int:
         """Wake every parked task with `value`.  Sync.  Returns how many were woken."""
+        if not self._waiters:
+            _note(ReadOf(self))  # nobody parked: a read, as in `wake_one`
+            return 0
         _note(self)
         waiters = list(self._waiters)
         self._waiters.clear()
@@ -929,6 +935,13 @@ class Completion(_Blocking):
     - `reinit()` (``reinit_completion``) forgets every completion.
 
     Invariants: ``_done > 0`` or ``_all`` implies nobody waits.
+
+    ``Completion(name, gate=True)`` is a one-shot *gate* (program order: "B starts after
+    A"): it opens with `complete_all()` only (`complete()` and `reinit()` raise
+    `ProtocolViolation`), and nothing reads who waits on it.  A wait on a closed gate can
+    only park until `complete_all()` wakes it, so DPOR (`odp_async.explore.dpor`) does
+    not run it before then (`gate_closed`) while another task can run: the waiter parked
+    or not yet arrived are then one trace, not two.
     """
 
     #: A `wait()` that `complete_all()` lets through reads `_all` only (two of them
@@ -940,6 +953,7 @@ class Completion(_Blocking):
 
     name: str | None = attrs.field(default=None, converter=_check_name)
     fast_acquire: bool = attrs.field(default=False, kw_only=True)
+    gate: bool = attrs.field(default=False, kw_only=True)
     _done: int = attrs.field(init=False, default=0)
     _all: bool = attrs.field(init=False, default=False)
     _queue: WaitQueue = attrs.field(init=False)
@@ -976,8 +990,19 @@ class Completion(_Blocking):
         _note(ReadOf(self))  # a read: a `complete()` in another step does not commute
         return self._all or self._done > 0
 
+    def gate_closed(self) -> bool:
+        """True for a gate (``gate=True``) before its `complete_all()`: a `wait()` now
+        would park.  Sync; notes nothing (for choosers, between steps)."""
+        return self.gate and not self._all
+
     def complete(self) -> None:
-        """Let one wait pass (now, or the next one).  Sync."""
+        """Let one wait pass (now, or the next one).  Sync.  Raises `ProtocolViolation`
+        on a gate (it opens with `complete_all()`)."""
+        if self.gate:
+            raise ProtocolViolation(
+                f"complete() of the gate {_label('Completion', self.name)}: a gate opens "
+                "with complete_all()"
+            )
         _note(self)
         if self._all:
             return
@@ -997,8 +1022,12 @@ class Completion(_Blocking):
         """Forget every completion.  Sync.
 
         Raises: `ProtocolViolation` while tasks wait (the kernel forbids it too: those
-        waiters could then never be told apart from new ones).
+        waiters could then never be told apart from new ones), and on a gate.
         """
+        if self.gate:
+            raise ProtocolViolation(
+                f"reinit() of the gate {_label('Completion', self.name)}: a gate opens once"
+            )
         _note(self)
         if len(self._queue):
             raise ProtocolViolation(

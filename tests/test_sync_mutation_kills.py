@@ -346,7 +346,9 @@ def test_a_free_mutex_names_no_holder() -> None:
 
 def test_wake_one_and_complete_note_their_primitive() -> None:
     q, c = WaitQueue("q"), Completion("c")
-    assert _noted(q.wake_one) == ({q}, [], False)
+    # Nobody parked: the wake reads the queue (two such wakes commute; a park writes it).
+    assert _noted(q.wake_one) == ({ReadOf(q)}, [], False)
+    assert _noted(q.wake_all) == ({ReadOf(q)}, [], 0)
     assert _noted(c.complete) == ({c}, [], None)
     assert c.statistics().done == 1
 

@@ -225,6 +225,18 @@ class SimTask:
     def __repr__(self) -> str:
         return f"<SimTask {self.id} {self.name!r}>"
 
+    def cancel_is_pending(self) -> bool:
+        """True if an exception or a cancellation (a cancelled scope it sees) is due to
+        the task when it runs next.  For choosers: looks, changes nothing."""
+        if self.throw_exc is not None:
+            return True
+        for scope in reversed(self.scopes):
+            if scope._cancel_called:
+                return True
+            if scope._shield:
+                return False
+        return False
+
 
 _new_object = object.__new__
 _copy_context = contextvars.copy_context

@@ -39,6 +39,17 @@ Contract
 
     **Draws** (`draw`) branch fully: every value is explored under its own DPOR subtree.
 
+    **Blocking.**  A race whose later step belongs to a task the earlier step made
+    runnable (it woke it: the two are never enabled together) is not reversed; the orders
+    where another step wakes it first come from that step's own race with the earlier one
+    (both touch what the task waits on).  A task whose next step is a wait on a closed
+    *gate* (`odp_async.sync.Completion` made with ``gate=True``, before its
+    ``complete_all()``; no cancellation due) is not offered while another task can run:
+    that step could only park until the ``complete_all()`` wakes it, so a waiter that
+    parked early and one that arrives after the gate opened are one trace, not two (the
+    built-in scenarios' program-order gates are such gates).  When every runnable task
+    waits on a closed gate, all are offered (they park; a deadlock is reported as such).
+
     **noted_only** (off by default): the caller vouches that shared state is reached only
     through noted objects (`SharedCell`, the primitives); steps whose label declares
     nothing, a task's first step included, are then exactly their noted accesses.
@@ -155,6 +166,8 @@ class _Node:
     done: list[tuple[int, _Fp | None]] = attrs.field(factory=list)
     queued: set[int] = attrs.field(factory=set)
     chosen_fp: _Fp | None = None
+    #: Every option waits on a closed gate (none could be held back): see `_held_back`.
+    forced: bool = False
 
     def path(self) -> list[_Node]:
         nodes: list[_Node] = []
@@ -164,6 +177,19 @@ class _Node:
             node = node.parent
         nodes.reverse()
         return nodes
+
+
+def _held_back(task: Any) -> bool:
+    """True if `task`'s next step is a wait on a closed gate (`odp_async.sync.Completion`
+    with ``gate=True``, before its ``complete_all()``), with no cancellation due: the
+    step could only park, and ``complete_all()`` would wake it, so running it after the
+    gate opens is the same trace.  (A gate promises no ``complete()``, ``reinit()`` or
+    reading of its waiters, the operations that could tell the two apart.)"""
+    closed = getattr(type(task.pending), "gate_closed", None)
+    if closed is None or not closed(task.pending):
+        return False
+    pending = getattr(task, "cancel_is_pending", None)
+    return pending is not None and not pending()
 
 
 def _empty(fp: _Fp | None) -> bool:
@@ -340,23 +366,35 @@ class DporChooser(_SystematicChooser[_Node]):
         if self._failed is not None:
             raise self._failed
         self._settle()
-        ids = tuple(t.id for t in runnable)
         spawner = len(self._events) - 1
-        for tid in ids:
-            if tid not in self._spawned_by:
-                self._spawned_by[tid] = spawner
+        for t in runnable:
+            if t.id not in self._spawned_by:
+                self._spawned_by[t.id] = spawner
+        # Tasks whose next step would only park on a closed gate are not offered while
+        # another task can run (`_held_back`); when none can, all are (`forced`).
+        offered = [k for k, t in enumerate(runnable) if not _held_back(t)]
+        forced = not offered
+        if forced or len(offered) == len(runnable):
+            offered = list(range(len(runnable)))
+            tasks: Sequence[Any] = runnable
+        else:
+            tasks = [runnable[k] for k in offered]
+            if last is not None and all(t is not last for t in tasks):
+                last = None  # the running task is about to park: no preemption
+        ids = tuple(t.id for t in tasks)
         pos = self._pos
         if pos < self._prefix_len:
             node = self._path[pos]
             self._check_offer(node, pos, ids, "step")
         else:
-            node = self._new_node(runnable, last, ids)
+            node = self._new_node(tasks, last, ids)
+            node.forced = forced
         i = node.chosen
         self._took(pos, node.costs[i])
-        self._prev_task, self._prev_node, self._prev_pos = runnable[i], node, pos
+        self._prev_task, self._prev_node, self._prev_pos = tasks[i], node, pos
         self._last_pick[ids[i]] = self._ordinal
         self._ordinal += 1
-        return i
+        return offered[i]
 
     def draw(self, n: int, label: object) -> int:
         if self._failed is not None:
@@ -613,6 +651,21 @@ class DporChooser(_SystematicChooser[_Node]):
                 for r in fp.reads:
                     reads_since.setdefault(r, []).append(j)
 
+    def _enabled_by(
+        self, i: int, tid: int, events: list[tuple[int, int, _Fp | None]], node: _Node
+    ) -> bool:
+        """True if step `i` (chosen at `node`) made task `tid` able to run: not offered
+        before it (parked, or held back at a closed gate), offered at the next choice
+        (not `forced` there), and no clock advance in between (the sim advances the
+        clock only when no task is runnable: certainly not when another task was
+        offered before `i`, or `i`'s task still is after it)."""
+        if i + 1 >= len(events):
+            return False
+        after = self._path[events[i + 1][0]]
+        if after.forced or tid not in after.options:
+            return False
+        return len(node.options) > 1 or events[i][1] in after.options
+
     def _reverse(
         self,
         i: int,
@@ -627,6 +680,12 @@ class DporChooser(_SystematicChooser[_Node]):
         if node_index < self._floor:
             return  # inside the fixed prefix: its alternatives are the caller's
         node = self._path[node_index]
+        racer = events[j][1]
+        if racer not in node.options and self._enabled_by(i, racer, events, node):
+            # Not co-enabled: step i made the racer runnable (it woke it), so no order
+            # puts j before i; an order where another step wakes it first comes from
+            # that step's own race with i (both touch what the racer waits on).
+            return
         si = slot[events[i][1]]
         # v: the events after i that do not happen after i, then j's step.  Each task's
         # first event in v; a task is an initial when no earlier first event precedes it
@@ -647,7 +706,6 @@ class DporChooser(_SystematicChooser[_Node]):
             covered.add(node.options[node.chosen])
         if any(t in covered for t in initials):
             return  # explored there, or asleep (explored from an earlier sibling)
-        racer = events[j][1]
         if any(t in node.queued for t in initials):
             # Covered by an entry still queued.  Any one initial will do; but when each
             # queued initial is one whose step here touches nothing (a task's first step

@@ -3,7 +3,8 @@
 Contract
     Each scenario sets up one world (mappings, populated pages, registered regions), then
     starts its actors in one task group, each a task with a fixed name.  Actors that must
-    follow another (a DMA after its fault) wait on a `Completion`: that is program order,
+    follow another (a DMA after its fault) wait on a gate (a `Completion` made with
+    ``gate=True``, which DPOR does not run before it opens): that is program order,
     not synchronization under test.  Each returns a dict of what its actors observed.
 
     `BUILTIN` maps names to `Scenario` records with the expected verdict per protocol
@@ -80,8 +81,8 @@ class _LateRegion:
     def __init__(self, w: World, start: int, pages: int, address: int) -> None:
         self.w, self.start, self.pages, self.address = w, start, pages, address
         self.out: TrackedDict[str, Any] = TrackedDict()
-        self.registered = Completion("B registered")
-        self.faulted = Completion("fault done")
+        self.registered = Completion("B registered", gate=True)
+        self.faulted = Completion("fault done", gate=True)
 
     async def register(self) -> None:
         self.out["B"] = await self.w.ctx.register_mr(self.start, self.pages * P, name="B")
@@ -170,7 +171,7 @@ async def _fault_race(
     await _populate(w, 0, 16)
     b = await w.ctx.register_mr(0, 16 * P, name="B")
     out: dict[str, Any] = {}
-    faulted = Completion("fault done")
+    faulted = Completion("fault done", gate=True)
 
     async def fault() -> None:
         out["fault"] = _outcome(await w.ctx.fault(b, 4 * P, write=True))
@@ -221,7 +222,7 @@ async def dereg_last_during_notifier(w: World) -> dict[str, Any]:
     await _populate(w, 0, 16)
     b = await w.ctx.register_mr(0, 16 * P, name="B")
     out: dict[str, Any] = {}
-    gone, again = Completion("B deregistered"), Completion("C registered")
+    gone, again = Completion("B deregistered", gate=True), Completion("C registered", gate=True)
 
     async def deregister() -> None:
         await w.ctx.deregister_mr(b)
@@ -332,7 +333,7 @@ def storm(register_during: bool, rounds: int = STORM_ROUNDS) -> Any:
         await _populate(w, 32 * P, 16)
         out: dict[str, Any] = {}
         b = None if register_during else await w.ctx.register_mr(32 * P, 16 * P, name="B")
-        started = Completion("storm started")
+        started = Completion("storm started", gate=True)
 
         async def invalidator() -> None:
             for i in range(rounds):
@@ -597,7 +598,7 @@ async def thp_split_during_fault(w: World) -> dict[str, Any]:
     await _populate(w, 0, 4)
     b = await w.ctx.register_mr(0, 4 * P, name="B")
     out: dict[str, Any] = {}
-    faulted = Completion("fault done")
+    faulted = Completion("fault done", gate=True)
 
     async def fault() -> None:
         out["fault"] = _outcome(await w.ctx.fault(b, 0, write=True))
@@ -639,7 +640,7 @@ def implicit_odp(**options: bool) -> Any:
         imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4, **options)
         await imr.register()
         out: dict[str, Any] = {"setup": (await imr.fault(4 * P, write=True)).value}
-        done = {n: Completion(f"{n} done") for n in ("fault1", "fault2", "dereg")}
+        done = {n: Completion(f"{n} done", gate=True) for n in ("fault1", "fault2", "dereg")}
 
         async def fault(name: str, address: int) -> None:
             out[name] = (await imr.fault(address, write=True)).value

@@ -5,11 +5,12 @@ Contract
     checks all of it, and returns a `Scenario` (``needs_world=True``) whose body does
     what the built-ins of `odp_async.scenarios.builtin` do: build the setup in the main
     task, then start the actors, in file order, in one task group, each a task named
-    after its actor.  An actor with ``after`` first waits on a `Completion` that each
-    named actor completes when it has finished all its operations: program order, not
-    synchronization under test.  The body returns a dict with one outcome per operation,
-    keyed ``"<actor>.<i>"`` (``"setup.<i>"`` for the setup).  `read_scenario(path)`
-    returns the same scenario with what only the file says (its protocol list).
+    after its actor.  An actor with ``after`` first waits on a gate (a `Completion`
+    with ``gate=True``) that each named actor opens when it has finished all its
+    operations: program order, not synchronization under test.  The body returns a dict
+    with one outcome per operation, keyed ``"<actor>.<i>"`` (``"setup.<i>"`` for the
+    setup).  `read_scenario(path)` returns the same scenario with what only the file
+    says (its protocol list).
 
     A file written with the same operations in the same order as a Python scenario
     creates the same tasks, which reach the same checkpoints in the same order: under
@@ -1756,7 +1757,9 @@ def _body(
             run.out[f"setup.{i}"] = await run.op(op)
         # Only actors someone waits for get a completion, as in the Python scenarios: a
         # complete_all() is a state change the sim notes in the step's footprint.
-        done = {a.name: Completion(f"{a.name} done") for a in actors if a.name in waited_on}
+        done = {
+            a.name: Completion(f"{a.name} done", gate=True) for a in actors if a.name in waited_on
+        }
         async with rt.task_group() as tg:
             for a in actors:
                 gates = [done[name] for name in a.after]

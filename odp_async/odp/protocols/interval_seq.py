@@ -138,7 +138,7 @@ class IntervalSeq(OdpProtocol):
         await self._lock()
         self.active += 1
         hits = self.ctx.overlapping(rng)
-        if hits:
+        if hits and not self.seq & 1:  # already odd: no store (a read, for DPOR)
             self.seq |= 1
         cur = self.seq
         for umem in hits:  # the tree cannot change while seq is odd

@@ -1329,13 +1329,13 @@ def _noting_getstate(cls: type) -> None:
     # attrs gives each slotted class a `__getstate__` (copy, deepcopy, pickle): reading
     # every field of the primitive there is a noted access of it too (a write: what a
     # copy holds depends on every step that changed the primitive, in order).
-    plain = cls.__getstate__
+    plain: Callable[[object], Any] = cls.__dict__["__getstate__"]
 
     def __getstate__(self: object) -> Any:
         _note(self)
         return plain(self)
 
-    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    setattr(cls, "__getstate__", __getstate__)  # noqa: B010 - a method mypy types
 
 
 for _cls in (WaitQueue, Mutex, RWLock, Completion, SlotPool, Condition):

@@ -221,7 +221,11 @@ SURFACES: dict[type, tuple[Callable[[], Any], Surface]] = {
             "acquire_write_nowait": (None, _sync(lambda p: p.acquire_write_nowait()), "write"),
             "try_acquire_read": (None, _sync(lambda p: p.try_acquire_read()), "write"),
             "try_acquire_write": (None, _sync(lambda p: p.try_acquire_write()), "write"),
-            "release_read": (lambda p: p.acquire_read(), _sync(lambda p: p.release_read()), "read"),
+            "release_read": (
+                lambda p: p.acquire_read(),
+                _sync(lambda p: p.release_read()),
+                "read",
+            ),
             "release_write": (
                 lambda p: p.acquire_write(),
                 _sync(lambda p: p.release_write()),
@@ -464,12 +468,14 @@ def test_the_surface_covers_every_primitive_class_of_sync() -> None:
         for name in sync.__all__
         if inspect.isclass(obj := getattr(sync, name)) and hasattr(obj, "statistics")
     }
-    assert classes <= set(SURFACES), f"primitives without a surface check: {classes - set(SURFACES)}"
+    assert classes <= set(SURFACES), (
+        f"primitives without a surface check: {classes - set(SURFACES)}"
+    )
 
 
 # --- from a user module: each peek is found, never claimed complete -------------------
 
-USER_MODULE = '''
+USER_MODULE = """
 import odp_async as oa
 from odp_async.explore import SharedCell
 from odp_async.scenarios import Scenario
@@ -480,7 +486,9 @@ PEEKS = {
     "mutex_statistics": lambda lock, cond, comp, pool: lock.statistics().locked,
     "mutex_repr": lambda lock, cond, comp, pool: "unlocked" not in repr(lock),
     "condition_locked": lambda lock, cond, comp, pool: cond.locked(),
-    "condition_statistics": lambda lock, cond, comp, pool: cond.statistics().lock_statistics.locked,
+    "condition_statistics": (
+        lambda lock, cond, comp, pool: cond.statistics().lock_statistics.locked
+    ),
     "condition_repr": lambda lock, cond, comp, pool: "unlocked" not in repr(cond),
     "completion_statistics": lambda lock, cond, comp, pool: comp.statistics().done > 0,
     "completion_repr": lambda lock, cond, comp, pool: "done=1" in repr(comp),
@@ -522,7 +530,7 @@ def peeking(kind):
 
 
 SCENARIOS = {kind: peeking(kind) for kind in PEEKS}
-'''
+"""
 
 
 @pytest.fixture
@@ -556,7 +564,9 @@ def test_a_peek_at_a_held_primitive_is_found(peeks: ModuleType, kind: str, choos
     assert not result.claim.startswith("complete")
 
 
-@pytest.mark.parametrize("make", [lambda: Mutex("m"), lambda: RWLock("rw")], ids=["Mutex", "RWLock"])
+@pytest.mark.parametrize(
+    "make", [lambda: Mutex("m"), lambda: RWLock("rw")], ids=["Mutex", "RWLock"]
+)
 def test_a_cancelled_waiter_leaving_the_queue_writes_the_primitive(make: Any) -> None:
     # The step in which a parked task is cancelled takes it out of the queue (and, on an
     # RWLock, may let queued readers in): a write of the primitive, noted even when the

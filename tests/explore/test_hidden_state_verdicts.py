@@ -33,7 +33,7 @@ from tests.conftest import UserModule
 
 pytest_plugins = ["pytester"]
 
-WRONG_LOCKS = '''
+WRONG_LOCKS = """
 import odp_async as oa
 
 
@@ -78,9 +78,9 @@ async def busy_wrong_locks() -> None:
         tg.start_soon(bump, b_up, a_up, oa.Mutex("b-busy"), oa.Mutex("b-read"),
                       oa.Mutex("b-write"), name="b")
     assert box["n"] == 2, f"lost update: {box['n']}"
-'''
+"""
 
-PLUGIN_TEST = '''
+PLUGIN_TEST = """
 import odp_async as oa
 from odp_async.explore.testing import explore_test
 
@@ -108,9 +108,9 @@ async def test_two_bumps_each_under_its_own_locks():
         tg.start_soon(bump, b_up, a_up, oa.Mutex("b-busy"), oa.Mutex("b-read"),
                       oa.Mutex("b-write"), name="b")
     assert box["n"] == 2, f"lost update: {box['n']}"
-'''
+"""
 
-MUTABLE_CELL = '''
+MUTABLE_CELL = """
 import odp_async as oa
 from odp_async.explore import SharedCell
 from odp_async.scenarios import Scenario
@@ -169,7 +169,7 @@ TUPLE_READERS = Scenario("tuple-cell", "", two_readers((1, 2)), (), needs_world=
                          noted_only=True)
 LIST_READERS = Scenario("list-cell", "", two_readers([1, 2]), (), needs_world=False,
                         noted_only=True)
-'''
+"""
 
 
 @pytest.fixture

@@ -430,6 +430,10 @@ class Mutex(_Blocking):
 
     def __repr__(self) -> str:
         _note(ReadOf(self))
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the lock already).
         state = "locked" if self._owner is not None else "unlocked"
         return f"<{_label('Mutex', self.name)} {state} waiting={len(self._queue._waiters)}>"
 
@@ -501,7 +505,7 @@ class Mutex(_Blocking):
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
         if _tried(self, self._hold_event(0), self._try(_noted_task(self), 0)) is _BLOCK:
-            raise WouldBlock(f"{self!r} is held by {_task_name(self._owner)}")
+            raise WouldBlock(f"{self._text()} is held by {_task_name(self._owner)}")
 
     def release(self) -> None:
         """Release the lock, handing it to the longest waiter.  Sync.
@@ -656,6 +660,10 @@ class RWLock(_Blocking):
     def __repr__(self) -> str:
         # Shows how many read: under the sim a write of the lock, as `readers` is.
         _note(self)
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the lock already).
         if self._writer is not None:
             state = "write-locked"
         elif self._readers:
@@ -685,12 +693,12 @@ class RWLock(_Blocking):
     def acquire_read_nowait(self) -> None:
         """Take the lock shared now, or raise `WouldBlock`.  Sync."""
         if _tried(self, "acquire-read", self._try(_noted_task(self), _READ)) is _BLOCK:
-            raise WouldBlock(f"{self!r} cannot be read-locked now")
+            raise WouldBlock(f"{self._text()} cannot be read-locked now")
 
     def acquire_write_nowait(self) -> None:
         """Take the lock exclusive now, or raise `WouldBlock`.  Sync."""
         if _tried(self, "acquire-write", self._try(_noted_task(self), _WRITE)) is _BLOCK:
-            raise WouldBlock(f"{self!r} cannot be write-locked now")
+            raise WouldBlock(f"{self._text()} cannot be write-locked now")
 
     def try_acquire_read(self) -> bool:
         """``down_read_trylock``: True if the lock was taken shared.  Sync."""
@@ -970,6 +978,10 @@ class Completion(_Blocking):
 
     def __repr__(self) -> str:
         _note(ReadOf(self))
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the completion already).
         state = "all" if self._all else f"done={self._done}"
         return f"<{_label('Completion', self.name)} {state} waiting={len(self._queue._waiters)}>"
 
@@ -986,7 +998,7 @@ class Completion(_Blocking):
         """Consume a completion now, or raise `WouldBlock`.  Sync."""
         _note(self)
         if self._try(None, 0) is _BLOCK:
-            raise WouldBlock(f"{self!r} is not completed")
+            raise WouldBlock(f"{self._text()} is not completed")
 
     def try_wait(self) -> bool:
         """``try_wait_for_completion``: True if a completion was consumed.  Sync."""
@@ -1102,6 +1114,10 @@ class SlotPool(_Blocking):
 
     def __repr__(self) -> str:
         _note(ReadOf(self))
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the pool already).
         return (
             f"<{_label('SlotPool', self.name)} {len(self._free)}/{self.size} free "
             f"waiting={len(self._queue._waiters)}>"
@@ -1119,7 +1135,7 @@ class SlotPool(_Blocking):
         """Take a free slot now, or raise `WouldBlock`.  Sync."""
         slot = _tried(self, "acquire", self._try(_noted_task(self), 0))
         if slot is _BLOCK:
-            raise WouldBlock(f"{self!r} has no free slot")
+            raise WouldBlock(f"{self._text()} has no free slot")
         assert isinstance(slot, int)
         return slot
 

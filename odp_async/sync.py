@@ -20,7 +20,13 @@ Contract
       passed on to the next waiter (never lost).
 
     Each blocking method has a ``*_nowait`` twin that raises `WouldBlock`, and each
-    primitive a `statistics()` method returning a frozen record.  Sync methods (release,
+    primitive a `statistics()` method returning a frozen record.  Under the sim every
+    public method and property that reads a primitive's state (``locked()``, ``owner``,
+    ``free``, `statistics()`, ``repr``, ``len``...) notes a read of it in the running
+    step's footprint, and every one that changes it a write, so DPOR and sleep sets see
+    a peek at a primitive as they see its acquire (`tests/test_sync_noted_surface.py`
+    checks the whole public surface).  `describe_wait` is the runtime's (deadlock reports
+    and step labels) and notes nothing.  Sync methods (release,
     `downgrade`, `complete`, the ``*_nowait`` twins) never checkpoint.  Misuse (releasing
     what the task does not hold, re-acquiring a held mutex) raises `ProtocolViolation`
     naming the primitive and the task; except that under the sim a blocking re-acquire
@@ -247,6 +253,7 @@ class _Blocking:
                 rt.note(self, "release" if self._hold_event(kind) else None)
             else:
                 queue._discard(w)
+                rt.note(self)  # the queue changed (an `RWLock` may let readers in)
             raise
         if rt.is_sim:
             rt.note(self, self._hold_event(kind))
@@ -277,9 +284,12 @@ class WaitQueue(_Blocking):
     _waiters: dict[Waiter, None] = attrs.field(init=False, factory=dict)
 
     def __len__(self) -> int:
+        """How many tasks are parked.  A noted read of the queue."""
+        _note(ReadOf(self))
         return len(self._waiters)
 
     def __repr__(self) -> str:
+        _note(ReadOf(self))
         return f"<{_label('WaitQueue', self.name)} waiting={len(self._waiters)}>"
 
     _choice_point_first = False
@@ -330,6 +340,8 @@ class WaitQueue(_Blocking):
         return len(waiters)
 
     def statistics(self) -> WaitQueueStatistics:
+        """How many tasks are parked.  A noted read of the queue."""
+        _note(ReadOf(self))
         return WaitQueueStatistics(len(self._waiters))
 
     # --- for the primitives built on it ------------------------------------------------
@@ -423,8 +435,13 @@ class Mutex(_Blocking):
         self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
+        _note(ReadOf(self))
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the lock already).
         state = "locked" if self._owner is not None else "unlocked"
-        return f"<{_label('Mutex', self.name)} {state} waiting={len(self._queue)}>"
+        return f"<{_label('Mutex', self.name)} {state} waiting={len(self._queue._waiters)}>"
 
     def acquire(self) -> Awaitable[None]:
         """Take the lock.
@@ -494,7 +511,7 @@ class Mutex(_Blocking):
     def acquire_nowait(self) -> None:
         """Take the lock if it is free, else raise `WouldBlock`.  Sync."""
         if _tried(self, self._hold_event(0), self._try(_noted_task(self), 0)) is _BLOCK:
-            raise WouldBlock(f"{self!r} is held by {_task_name(self._owner)}")
+            raise WouldBlock(f"{self._text()} is held by {_task_name(self._owner)}")
 
     def release(self) -> None:
         """Release the lock, handing it to the longest waiter.  Sync.
@@ -522,14 +539,20 @@ class Mutex(_Blocking):
         self._release()
 
     def locked(self) -> bool:
+        """Is it held (by any task)?  Sync; a noted read of the lock."""
+        _note(ReadOf(self))
         return self._owner is not None
 
     @property
     def owner(self) -> object | None:
+        """The task holding it, or None.  A noted read of the lock."""
+        _note(ReadOf(self))
         return self._owner
 
     def statistics(self) -> MutexStatistics:
-        return MutexStatistics(self._owner is not None, self._owner, len(self._queue))
+        """Held, by whom, how many wait.  A noted read of the lock."""
+        _note(ReadOf(self))
+        return MutexStatistics(self._owner is not None, self._owner, len(self._queue._waiters))
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -583,7 +606,7 @@ class Mutex(_Blocking):
         return _label("Mutex", self.name), holders
 
     def _check_invariants(self) -> None:
-        assert self._owner is not None or not len(self._queue), "free mutex with waiters"
+        assert self._owner is not None or not len(self._queue._waiters), "free mutex with waiters"
 
 
 @attrs.frozen
@@ -641,13 +664,19 @@ class RWLock(_Blocking):
         self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
+        # Shows how many read: under the sim a write of the lock, as `readers` is.
+        _note(self)
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the lock already).
         if self._writer is not None:
             state = "write-locked"
         elif self._readers:
             state = f"read-locked by {len(self._readers)}"
         else:
             state = "unlocked"
-        return f"<{_label('RWLock', self.name)} {state} waiting={len(self._queue)}>"
+        return f"<{_label('RWLock', self.name)} {state} waiting={len(self._queue._waiters)}>"
 
     def acquire_read(self) -> Awaitable[None]:
         """Take the lock shared (``down_read``).
@@ -670,12 +699,12 @@ class RWLock(_Blocking):
     def acquire_read_nowait(self) -> None:
         """Take the lock shared now, or raise `WouldBlock`.  Sync."""
         if _tried(self, "acquire-read", self._try(_noted_task(self), _READ)) is _BLOCK:
-            raise WouldBlock(f"{self!r} cannot be read-locked now")
+            raise WouldBlock(f"{self._text()} cannot be read-locked now")
 
     def acquire_write_nowait(self) -> None:
         """Take the lock exclusive now, or raise `WouldBlock`.  Sync."""
         if _tried(self, "acquire-write", self._try(_noted_task(self), _WRITE)) is _BLOCK:
-            raise WouldBlock(f"{self!r} cannot be write-locked now")
+            raise WouldBlock(f"{self._text()} cannot be write-locked now")
 
     def try_acquire_read(self) -> bool:
         """``down_read_trylock``: True if the lock was taken shared.  Sync."""
@@ -866,7 +895,7 @@ class RWLock(_Blocking):
     def _check_invariants(self) -> None:
         assert not (self._writer is not None and self._readers), "writer and readers at once"
         if self._writer is None and not self._readers:
-            assert not len(self._queue), "free RWLock with waiters"
+            assert not len(self._queue._waiters), "free RWLock with waiters"
         head = self._queue._first()
         if self._readers and head is not None:
             assert head.kind == _WRITE, "reader at the head of the queue while readers hold"
@@ -962,8 +991,13 @@ class Completion(_Blocking):
         self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
+        _note(ReadOf(self))
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the completion already).
         state = "all" if self._all else f"done={self._done}"
-        return f"<{_label('Completion', self.name)} {state} waiting={len(self._queue)}>"
+        return f"<{_label('Completion', self.name)} {state} waiting={len(self._queue._waiters)}>"
 
     def wait(self) -> Awaitable[None]:
         """``wait_for_completion``.
@@ -978,7 +1012,7 @@ class Completion(_Blocking):
         """Consume a completion now, or raise `WouldBlock`.  Sync."""
         _note(self)
         if self._try(None, 0) is _BLOCK:
-            raise WouldBlock(f"{self!r} is not completed")
+            raise WouldBlock(f"{self._text()} is not completed")
 
     def try_wait(self) -> bool:
         """``try_wait_for_completion``: True if a completion was consumed.  Sync."""
@@ -1029,16 +1063,18 @@ class Completion(_Blocking):
                 f"reinit() of the gate {_label('Completion', self.name)}: a gate opens once"
             )
         _note(self)
-        if len(self._queue):
+        if len(self._queue._waiters):
             raise ProtocolViolation(
-                f"reinit() of {_label('Completion', self.name)} while {len(self._queue)} "
+                f"reinit() of {_label('Completion', self.name)} while {len(self._queue._waiters)} "
                 "tasks wait on it"
             )
         self._done = 0
         self._all = False
 
     def statistics(self) -> CompletionStatistics:
-        return CompletionStatistics(self._done, self._all, len(self._queue))
+        """Completions left, `complete_all` seen, tasks waiting.  A noted read."""
+        _note(ReadOf(self))
+        return CompletionStatistics(self._done, self._all, len(self._queue._waiters))
 
     def _try(self, task: object, kind: int) -> object:
         if self._all:
@@ -1060,7 +1096,7 @@ class Completion(_Blocking):
 
     def _check_invariants(self) -> None:
         if self._done > 0 or self._all:
-            assert not len(self._queue), "completed Completion with waiters"
+            assert not len(self._queue._waiters), "completed Completion with waiters"
 
 
 @attrs.frozen
@@ -1106,9 +1142,14 @@ class SlotPool(_Blocking):
         self._queue = WaitQueue(self.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
+        _note(ReadOf(self))
+        return self._text()
+
+    def _text(self) -> str:
+        # The repr, not noted (for messages of steps that note the pool already).
         return (
             f"<{_label('SlotPool', self.name)} {len(self._free)}/{self.size} free "
-            f"waiting={len(self._queue)}>"
+            f"waiting={len(self._queue._waiters)}>"
         )
 
     def acquire(self) -> Awaitable[int]:
@@ -1123,7 +1164,7 @@ class SlotPool(_Blocking):
         """Take a free slot now, or raise `WouldBlock`.  Sync."""
         slot = _tried(self, "acquire", self._try(_noted_task(self), 0))
         if slot is _BLOCK:
-            raise WouldBlock(f"{self!r} has no free slot")
+            raise WouldBlock(f"{self._text()} has no free slot")
         assert isinstance(slot, int)
         return slot
 
@@ -1142,11 +1183,15 @@ class SlotPool(_Blocking):
 
     @property
     def free(self) -> int:
+        """How many slots are free now.  A noted read of the pool."""
+        _note(ReadOf(self))
         return len(self._free)
 
     def statistics(self) -> SlotPoolStatistics:
+        """Size, free slots, holders, tasks waiting.  A noted read of the pool."""
+        _note(ReadOf(self))
         return SlotPoolStatistics(
-            self.size, len(self._free), tuple(self._holders.values()), len(self._queue)
+            self.size, len(self._free), tuple(self._holders.values()), len(self._queue._waiters)
         )
 
     def _try(self, task: object, kind: int) -> object:
@@ -1186,7 +1231,7 @@ class SlotPool(_Blocking):
     def _check_invariants(self) -> None:
         assert not set(self._free) & set(self._holders), "a slot both free and held"
         assert len(self._free) + len(self._holders) == self.size, "a slot went missing"
-        if len(self._queue):
+        if len(self._queue._waiters):
             assert not self._free, "free slot with waiters"
 
 
@@ -1232,7 +1277,8 @@ class Condition:
         self._queue = WaitQueue(self._lock.name, owner=weakref.ref(self))
 
     def __repr__(self) -> str:
-        return f"<Condition over {self._lock!r} waiting={len(self._queue)}>"
+        _note(ReadOf(self._queue))  # its waiters; the lock's repr notes the lock
+        return f"<Condition over {self._lock!r} waiting={len(self._queue._waiters)}>"
 
     @property
     def lock(self) -> Mutex:
@@ -1252,7 +1298,7 @@ class Condition:
         self._lock.release()
 
     def locked(self) -> bool:
-        """Is the underlying lock held (by any task)?"""
+        """Is the underlying lock held (by any task)?  A noted read of the lock."""
         return self._lock.locked()
 
     async def __aenter__(self) -> None:
@@ -1302,11 +1348,14 @@ class Condition:
         self._queue.wake_all()
 
     def statistics(self) -> ConditionStatistics:
-        return ConditionStatistics(len(self._queue), self._lock.statistics())
+        """Tasks waiting, and the lock's `Mutex.statistics`.  A noted read of both."""
+        _note(ReadOf(self._queue))
+        return ConditionStatistics(len(self._queue._waiters), self._lock.statistics())
 
     def _check_held(self, task: object, what: str) -> None:
-        if self._lock.owner is not task:
-            holder = "nobody" if self._lock.owner is None else _task_name(self._lock.owner)
+        owner = self._lock.owner  # a noted read of the lock (the error names its holder)
+        if owner is not task:
+            holder = "nobody" if owner is None else _task_name(owner)
             raise ProtocolViolation(
                 f"{what}() on a Condition over {_label('Mutex', self._lock.name)} by task "
                 f"{_task_name(task)}, which does not hold the lock (held by {holder})"
@@ -1318,4 +1367,22 @@ class Condition:
 
     def _check_invariants(self) -> None:
         for w in self._queue._waiters:
-            assert self._lock.owner is not w.task, "a waiter holds the condition's lock"
+            assert self._lock._owner is not w.task, "a waiter holds the condition's lock"
+
+
+def _noting_getstate(cls: type) -> None:
+    # attrs gives each slotted class a `__getstate__` (copy, deepcopy, pickle): reading
+    # every field of the primitive there is a noted access of it too (a write: what a
+    # copy holds depends on every step that changed the primitive, in order).
+    plain: Callable[[object], Any] = cls.__dict__["__getstate__"]
+
+    def __getstate__(self: object) -> Any:
+        _note(self)
+        return plain(self)
+
+    setattr(cls, "__getstate__", __getstate__)  # noqa: B010 - a method mypy types
+
+
+for _cls in (WaitQueue, Mutex, RWLock, Completion, SlotPool, Condition):
+    _noting_getstate(_cls)
+del _cls

@@ -4,11 +4,13 @@ Contract
     A `Footprint` names the shared resources a step reads and writes (any hashable:
     a primitive, ``("umem", "B")``, ``"x"``).  Code declares the footprint of the step
     that follows a checkpoint by passing it as the label:
-    ``await checkpoint(Footprint.write("x"))``.  Under the sim, a primitive's acquire
-    declares that primitive, and releases, wakes and completions add their primitive to
-    the footprint of the step they happen in (`note`).  A step whose label declares
-    nothing (a string, a tuple, None) has an *unknown* footprint, which conflicts with
-    every other step: reduction is only ever applied where footprints were declared.
+    ``await checkpoint(Footprint.write("x"))``.  Under the sim, acquires, releases, wakes
+    and completions add their primitive to the footprint of the step they happen in
+    (`note`); a primitive's acquire also declares that primitive, but only for a program
+    that promised every shared access is noted (`declared_footprint`'s `noted_only`).  A
+    step whose label declares nothing (a string, a tuple, None, and without that promise
+    a primitive) has an *unknown* footprint, which conflicts with every other step:
+    reduction is only ever applied where footprints were declared.
 
     `note` records a write; `note_read` a read (as a `ReadOf` marker among the noted
     resources, which `with_noted_reads` turns back into a read: the choosers apply it to
@@ -16,8 +18,9 @@ Contract
 
     Two steps are independent when both footprints are known and neither writes what the
     other reads or writes.  Reduction built on this is sound when each step's declared
-    and noted footprint covers every shared access it makes (lock discipline: shared
-    state touched only under the primitive the step acquired, or declared explicitly).
+    and noted footprint covers every shared access it makes.  Lock discipline is not
+    assumed: the lock a step acquires says nothing about the rest of the step (a read
+    under the wrong lock is exactly the bug to find).
 
 See also
     `odp_async.explore.dfs` (sleep sets), `odp_async._runtime.sim`.
@@ -114,24 +117,27 @@ def declared_footprint(
 ) -> Footprint | None:
     """The footprint a checkpoint label declares, or None (unknown).
 
-    A `Footprint` declares itself; a primitive (anything with ``describe_wait``), or a
-    waiter parked on one, declares a write of that primitive when `trust_primitives`.
+    A `Footprint` declares itself (the author's declaration of the whole step).  Under
+    `noted_only` (the program's promise that every shared access of the step is noted)
+    and `trust_primitives`, a primitive (anything with ``describe_wait``), or a waiter
+    parked on one, declares a write of that primitive; the attempt at a primitive whose
+    class sets ``attempt_notes_itself`` (`odp_async.sync.Completion`, `RWLock`) declares
+    only a read of it: the attempt notes a write itself when it changes the primitive (a
+    wait that parks or consumes a ``complete()``), and a read when it changes nothing (a
+    wait after ``complete_all()``), so two such waits commute.
 
-    Under `noted_only` (every shared access of the step is noted), the attempt at a
-    primitive whose class sets ``attempt_notes_itself`` (`odp_async.sync.Completion`)
-    declares only a read of it: the attempt notes a write itself when it changes the
-    primitive (a wait that parks or consumes a ``complete()``), and a read when it
-    changes nothing (a wait after ``complete_all()``), so two such waits commute.
-    Without `noted_only` the write stays: it also stands for the untracked state the
-    step touches after the wait.
+    Without `noted_only` a primitive declares nothing, whatever `trust_primitives` says:
+    the step that starts at an acquire or a wait goes on to run the program's code up to
+    its next checkpoint, which may touch state nobody notes (a plain dict read under one
+    lock and written under another), so the step must stay unknown.
     """
     if isinstance(label, Footprint):
         return label
-    if trust_primitives:
+    if trust_primitives and noted_only:
         queue = getattr(label, "queue", None)  # a Waiter: the step after its park
         target = getattr(queue, "_owner", None) or queue if queue is not None else label
         if hasattr(target, "describe_wait"):
-            if noted_only and queue is None and getattr(target, "attempt_notes_itself", False):
+            if queue is None and getattr(target, "attempt_notes_itself", False):
                 return Footprint(reads=frozenset((target,)))
             return Footprint(writes=frozenset((target,)))
     return None

@@ -170,9 +170,11 @@ class ExploreConfig:
       not yet started (`odp_async.explore.dfs`).
     - `symmetry` (dfs): None follows `reduction`; False turns symmetry off (sound either
       way: it only merges tasks that have not run a step).
-    - `trust_primitives` (dfs): count a primitive's acquire as the step's footprint (lock
-      discipline); False for code with shared state outside its locks.  Always off for
-      the ODP model's scenarios, whose shared state is not all under locks.
+    - `trust_primitives` (dfs, dpor): under the program's noted-only promise, a step that
+      starts at a primitive's acquire or wait also declares that primitive.  It acts only
+      under the promise: without it such a step is unknown, trusted or not (the code
+      after the acquire may touch unnoted state).  Always off for the ODP model's
+      scenarios, whose primitives' own notes are their footprints.
     - `jobs`: worker processes (random, pct, portfolio: its dpor share runs in this
       process); results do not depend on it.
     - `stop_on_first`: stop at the first failing schedule (and the portfolio where its

@@ -588,7 +588,8 @@ class DfsChooser(_SystematicChooser[_Node]):
     symmetry=None, trust_primitives=True)``: `symmetry` defaults to `reduction`; with
     `iterative`, `preemption_bound` is the last level (None: no limit);
     ``trust_primitives=False`` tells the sim that acquiring a primitive declares nothing
-    (only explicit `Footprint` labels do).
+    (only explicit `Footprint` labels do); it matters only under the noted-only promise
+    (`odp_async._runtime.footprint.declared_footprint`).
 
     The explorer loop::
 

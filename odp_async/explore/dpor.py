@@ -214,8 +214,10 @@ class DporChooser(_SystematicChooser[_Node]):
 
     ``DporChooser(preemption_bound=None, *, trust_primitives=True, noted_only=False)``:
     ``trust_primitives=False`` tells the sim that acquiring a primitive declares nothing
-    (only explicit `Footprint` labels and noted accesses count).  ``noted_only=True``
-    vouches that the program reaches shared state *only* through noted objects
+    (only explicit `Footprint` labels and noted accesses count); it matters only under
+    `noted_only`: without the promise a step that starts at a primitive is unknown
+    whatever it says, since the code after the acquire may touch unnoted state.
+    ``noted_only=True`` vouches that the program reaches shared state *only* through noted objects
     (`odp_async.explore.shared.SharedCell`, the primitives): a step whose label declares
     nothing (a task's first step, ``checkpoint("x")``) is then exactly its noted accesses
     instead of unknown.  A plain object shared beside the cells breaks that promise, and

@@ -45,12 +45,17 @@ class Exploration:
 
 
 def explore(
-    program: Program, chooser: DfsChooser, *, budget: int = 100_000, stop_at_bug: bool = False
+    program: Program,
+    chooser: DfsChooser,
+    *,
+    budget: int = 100_000,
+    stop_at_bug: bool = False,
+    noted_only: bool = False,
 ) -> Exploration:
     ex = Exploration(chooser)
     while chooser.has_more and chooser.executions < budget:
         try:
-            result = sim.run(program, chooser=chooser)
+            result = sim.run(program, chooser=chooser, noted_only=noted_only)
         except PrunedExecution as pruned:
             ex.pruned.append(pruned.choices)
             continue
@@ -214,7 +219,10 @@ MEASURED = [
     # program, bound, (with reduction), (without reduction)
     ("lost_update", None, (16, 0), (20, 0)),
     ("lost_update", 1, (6, 0), (6, 0)),
-    ("lock_order", None, (20, 6), (20, 0)),
+    # 6 of the 20 were pruned while a step starting at an acquire was taken to touch only
+    # that lock (trust_primitives without the noted-only promise: unsound, trial 16a f07);
+    # lock_order does not promise it, so every such step is unknown now.
+    ("lock_order", None, (20, 0), (20, 0)),
     ("lock_order", 1, (6, 0), (6, 0)),
     ("two_preemptions", None, (20, 0), (20, 0)),
     ("two_preemptions", 2, (14, 0), (14, 0)),
@@ -301,11 +309,26 @@ def test_iterative_search_without_a_limit_covers_the_same_outcomes(seed: int) ->
 
 
 def test_untrusted_primitives_reduce_less_and_keep_every_outcome() -> None:
-    trusted = explore(lock_order, DfsChooser(symmetry=False))
-    untrusted = explore(lock_order, DfsChooser(symmetry=False, trust_primitives=False))
+    # lock_order shares nothing but its two mutexes, so it may promise noted-only; under
+    # the promise a step starting at an acquire also declares the lock.
+    trusted = explore(lock_order, DfsChooser(symmetry=False), noted_only=True)
+    untrusted = explore(
+        lock_order, DfsChooser(symmetry=False, trust_primitives=False), noted_only=True
+    )
     assert untrusted.chooser.trust_primitives is False
-    assert len(untrusted.pruned) < len(trusted.pruned)
+    assert len(untrusted.pruned) <= len(trusted.pruned)
+    assert trusted.pruned
     assert untrusted.outcomes == trusted.outcomes
+
+
+def test_without_the_promise_a_step_at_a_primitive_is_unknown_trusted_or_not() -> None:
+    # The code after an acquire runs in the same step and may touch any plain state:
+    # without the noted-only promise nothing is pruned, whatever trust_primitives says.
+    for trust in (True, False):
+        ex = explore(lock_order, DfsChooser(symmetry=False, trust_primitives=trust))
+        assert ex.chooser.is_complete
+        assert not ex.pruned
+        assert ex.outcomes == {("ok", "None"), ("deadlock", "None")}
 
 
 # --- symmetry --------------------------------------------------------------------------
@@ -532,7 +555,7 @@ def test_unbounded_complete_search_is_exhaustive() -> None:
 
 def test_pruned_execution_says_why() -> None:
     c = DfsChooser()
-    ex = explore(lock_order, c)
+    ex = explore(lock_order, c, noted_only=True)
     assert ex.pruned
     err = PrunedExecution("sleep-set", (0, 1))
     assert err.reason == "sleep-set"

@@ -87,19 +87,18 @@ def search(program: Any, chooser: Any) -> tuple[int, int | None, set[str]]:
 
 
 def test_cells_find_the_lost_update_in_fewer_schedules(user: ModuleType) -> None:
-    cells = search(user.with_cells, DporChooser())
     unknown = search(user.with_unknown_footprints, DporChooser())
-    # Both complete searches find the lost update...
-    assert cells[2] == unknown[2] == {"ok", "error"}
-    # ...and the cells let DPOR tell the bystander's steps and the two loads apart:
-    # fewer traces to complete the search (476 against 1,680 when written).
-    assert cells[0] * 3 < unknown[0]
-    # A program whose shared state is all in cells may say so (noted_only): then the
-    # tasks' first steps are known too, and the search is down to the lock-free orders
-    # of the two increments, with the lost update in the second run.
+    # A program whose shared state is all in cells may say so (noted_only): then every
+    # step is exactly its noted accesses, the tasks' first steps included, and DPOR tells
+    # the bystander's steps and the two loads apart.  Without the promise a cell's
+    # `load`/`store` step is unknown (the caller's code after it runs in the same step
+    # and may touch plain state: new-user trial 16a), so the cells alone reduce nothing
+    # (9,240 traces, more than the plain program's 1,680: the bystander has two
+    # checkpoints a round there; 476, when this test was written, while `load`/`store`
+    # declared the access alone).
     noted = search(user.with_cells, DporChooser(noted_only=True))
-    assert noted[2] == {"ok", "error"}
-    assert noted[0] < cells[0]
+    assert noted[2] == unknown[2] == {"ok", "error"}
+    assert noted[0] * 3 < unknown[0]
     assert noted[1] is not None
     assert unknown[1] is not None
     assert noted[1] < unknown[1]
@@ -109,7 +108,7 @@ def test_cells_keep_every_outcome_of_unreduced_search(user: ModuleType) -> None:
     def values(program: Any, chooser: Any) -> set[str]:
         return search(program, chooser)[2]
 
-    assert values(user.with_cells, DporChooser()) == values(
+    assert values(user.with_cells, DporChooser(noted_only=True)) == values(
         user.with_cells, DfsChooser(reduction=False)
     )
 

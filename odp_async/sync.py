@@ -969,8 +969,9 @@ class Completion(_Blocking):
     A"): it opens with `complete_all()` only (`complete()` and `reinit()` raise
     `ProtocolViolation`), and nothing reads who waits on it.  A wait on a closed gate can
     only park until `complete_all()` wakes it, so DPOR (`odp_async.explore.dpor`) does
-    not run it before then (`gate_closed`) while another task can run: the waiter parked
-    or not yet arrived are then one trace, not two.
+    not run it before then (`_gate_closed`) while another task can run: the waiter parked
+    or not yet arrived are then one trace, not two.  So a gate's waiters are not shown:
+    its repr says only open or closed, and `statistics()` raises `ProtocolViolation`.
     """
 
     #: A `wait()` that `complete_all()` lets through reads `_all` only (two of them
@@ -996,6 +997,8 @@ class Completion(_Blocking):
 
     def _text(self) -> str:
         # The repr, not noted (for messages of steps that note the completion already).
+        if self.gate:  # who waits on a gate is not observable (see the class docstring)
+            return f"<{_label('Completion', self.name)} gate {'open' if self._all else 'closed'}>"
         state = "all" if self._all else f"done={self._done}"
         return f"<{_label('Completion', self.name)} {state} waiting={len(self._queue._waiters)}>"
 
@@ -1024,7 +1027,7 @@ class Completion(_Blocking):
         _note(ReadOf(self))  # a read: a `complete()` in another step does not commute
         return self._all or self._done > 0
 
-    def gate_closed(self) -> bool:
+    def _gate_closed(self) -> bool:
         """True for a gate (``gate=True``) before its `complete_all()`: a `wait()` now
         would park.  Sync; notes nothing (for choosers, between steps)."""
         return self.gate and not self._all
@@ -1072,7 +1075,14 @@ class Completion(_Blocking):
         self._all = False
 
     def statistics(self) -> CompletionStatistics:
-        """Completions left, `complete_all` seen, tasks waiting.  A noted read."""
+        """Completions left, `complete_all` seen, tasks waiting.  A noted read.  Raises
+        `ProtocolViolation` on a gate, whose waiters are not observable."""
+        if self.gate:
+            raise ProtocolViolation(
+                f"statistics() of the gate {_label('Completion', self.name)}: who waits on a "
+                "gate is not observable (DPOR runs a wait on a closed gate only when nothing "
+                "else can run)"
+            )
         _note(ReadOf(self))
         return CompletionStatistics(self._done, self._all, len(self._queue._waiters))
 

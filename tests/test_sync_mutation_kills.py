@@ -870,12 +870,13 @@ def test_a_granted_read_and_its_release_note_a_read_of_the_lock_and_the_task_s_p
     lets nobody in, each note exactly a read of the lock and a write of the task's own
     read hold, ``FieldOf(lock, ("reader", task id))``, with the event in the trace: two
     tasks' read steps commute under DPOR, a write acquire does not."""
-    lock = RWLock("rw")
     recorder = _FootprintRecorder()
-    me: list[object] = []
 
-    async def main() -> None:
-        me.append(getattr(rt.current_task(), "id", None))
+    async def main() -> tuple[RWLock, object]:
+        # Built here, not closed over: the noted-only walk judges a closure's cells, and a
+        # plain list there would make every step unknown.
+        lock = RWLock("rw")
+        me = getattr(rt.current_task(), "id", None)
         await rt.checkpoint("before")
         await lock.acquire_read()
         await rt.checkpoint("held")
@@ -883,11 +884,12 @@ def test_a_granted_read_and_its_release_note_a_read_of_the_lock_and_the_task_s_p
         await rt.checkpoint("after")
         await lock.acquire_write()
         await rt.checkpoint("written")
+        return lock, me
 
     r = sim.run(main, chooser=recorder, trace=True)
-    r.unwrap()
-    assert me[0] is not None
-    part = FieldOf(lock, ("reader", me[0]))
+    lock, me = r.unwrap()
+    assert me is not None
+    part = FieldOf(lock, ("reader", me))
     noted = [fp.writes for fp in recorder.footprints if fp is not None and fp.writes]
     assert noted == [{ReadOf(lock), part}, {ReadOf(lock), part}, {lock}]
     assert r.trace is not None
@@ -1115,16 +1117,17 @@ class _Turnstile(_Blocking):
 def test_a_primitive_noting_its_own_grants_notes_its_hold_event_by_default() -> None:
     """`_Blocking._note_grant`, the default for a primitive whose granted attempts note
     themselves: a write of the primitive with the hold event of the attempt's kind."""
-    gate = _Turnstile()
     recorder = _FootprintRecorder()
 
-    async def main() -> object:
+    async def main() -> tuple[object, _Turnstile]:
+        gate = _Turnstile()  # built here: the noted-only walk judges a closure's cells
         got = await gate._blocking(1)
         await rt.checkpoint("after")
-        return got
+        return got, gate
 
     r = sim.run(main, chooser=recorder, trace=True)
-    assert r.unwrap() == "in"
+    got, gate = r.unwrap()
+    assert got == "in"
     assert r.trace is not None
     assert [label for (_, _, op, label) in r.trace if op == sim.NOTE] == [("pass", "turnstile")]
     assert any(fp is not None and gate in fp.writes for fp in recorder.footprints)

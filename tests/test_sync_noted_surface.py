@@ -64,6 +64,7 @@ EXEMPT: dict[str, str] = {
         "the runtime's interface (deadlock reports and step labels): the sim calls it "
         "inside steps, so noting there would add a note to every step at a primitive"
     ),
+    "gate": "configuration set at construction (a one-shot gate or not)",
     "lock": "the Condition's Mutex, fixed at construction (its own accessors note)",
     "Srcu.workqueue": "a tracked field, noted by its class's hook (checked through call_srcu)",
     "checker": "a tracked field, noted by its class's hook",
@@ -189,8 +190,10 @@ SURFACES: dict[type, tuple[Callable[[], Any], Surface]] = {
         lambda: WaitQueue("q"),
         {
             "park": (_wake_later, lambda q: q.park(), "write"),
-            "wake_one": (None, _sync(lambda q: q.wake_one()), "write"),
-            "wake_all": (None, _sync(lambda q: q.wake_all()), "write"),
+            # nobody parked: a read of the queue (two such wakes commute); a wake that
+            # finds a waiter writes (tests/explore/test_dpor_gates_and_wakes.py)
+            "wake_one": (None, _sync(lambda q: q.wake_one()), "read"),
+            "wake_all": (None, _sync(lambda q: q.wake_all()), "read"),
             "statistics": (None, _sync(lambda q: q.statistics()), "read"),
             "__len__": (None, _sync(len), "read"),
             "__repr__": (None, _sync(repr), "read"),

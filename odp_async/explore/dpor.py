@@ -185,7 +185,7 @@ def _held_back(task: Any) -> bool:
     step could only park, and ``complete_all()`` would wake it, so running it after the
     gate opens is the same trace.  (A gate promises no ``complete()``, ``reinit()`` or
     reading of its waiters, the operations that could tell the two apart.)"""
-    closed = getattr(type(task.pending), "gate_closed", None)
+    closed = getattr(type(task.pending), "_gate_closed", None)
     if closed is None or not closed(task.pending):
         return False
     pending = getattr(task, "cancel_is_pending", None)

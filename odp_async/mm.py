@@ -814,8 +814,7 @@ class AddressSpace:
         if taken <= 0:
             if self.users <= 0:
                 detail = (
-                    f"{what}() after its last mm_users reference was put: mm_users would "
-                    "go to -1"
+                    f"{what}() after its last mm_users reference was put: mm_users would go to -1"
                 )
             else:
                 detail = (

@@ -19,7 +19,7 @@ from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE as P
 from odp_async.world import World, run_world
 
-USER_MODULE = '''
+USER_MODULE = """
 from odp_async.world import run_world
 
 
@@ -35,7 +35,7 @@ run = run_world(body, protocol="naive")
 print("value:", run.sim.value)
 for v in run.violations:
     print("violation:", v.kind, v.step, v.detail)
-'''
+"""
 
 SCENARIO_FILE = """
 [scenario]
@@ -189,6 +189,5 @@ def test_the_built_in_lifetime_cells_stay_as_expected() -> None:
 
     assert explore("mmput-async-under-lock", "odp2014", schedules=30).failure is None
     found = explore("mmput-under-lock", "odp2014", schedules=30).failure
-    assert found is not None and found.violation.kind == "deadlock"
-
-
+    assert found is not None
+    assert found.violation.kind == "deadlock"

@@ -27,7 +27,7 @@ from odp_async.explore.target import Target
 from odp_async.world import World, run_world
 
 #: kvm-seq as it was: a release (even the unregister's) kills the context for good.
-STALE_DEAD = '''
+STALE_DEAD = """
 from typing import ClassVar
 
 from odp_async.odp.protocols import KvmSeq
@@ -39,7 +39,7 @@ class StaleDead(KvmSeq):
 
     async def on_first_mr(self):
         self.in_progress = 0  # and `dead` stays as the last release left it
-'''
+"""
 
 
 def _outcomes(protocol: str, n: int) -> collections.Counter[tuple[str, tuple[str, ...]]]:
@@ -108,7 +108,9 @@ def test_the_checker_records_the_kind() -> None:
     checker = Checker(where=lambda: (3, "fault"))
     checker.fault_failed_spuriously("C", "[0x0, 0x1000) failed: why")
     assert list(checker.violations) == [
-        Violation("spurious-fault-failure", 3, ("fault",), (), "a fault on C [0x0, 0x1000) failed: why")
+        Violation(
+            "spurious-fault-failure", 3, ("fault",), (), "a fault on C [0x0, 0x1000) failed: why"
+        )
     ]
 
 

@@ -15,8 +15,9 @@ Contract
     Correct for the registration race (the count does not depend on which regions an
     invalidation overlaps), but any invalidation anywhere in the mm makes every fault
     retry: a storm elsewhere starves a quiet region.  ``release`` marks the registration
-    dead (until the next one) and keeps ``in_progress`` raised; option ``literal_release=True`` only zaps, as KVM's
-    ``kvm_mmu_notifier_release`` does, which lets a fault that gup'd before the exit commit.
+    dead (until the next one) and keeps ``in_progress`` raised; option
+    ``literal_release=True`` only zaps, as KVM's ``kvm_mmu_notifier_release`` does, which
+    lets a fault that gup'd before the exit commit.
 
 See also
     ``virt/kvm/kvm_main.c`` (``mmu_invalidate_seq``, ``mmu_invalidate_in_progress``).

@@ -133,3 +133,18 @@ def test_a_subscriber_registered_again_after_unregister_is_live() -> None:
     run = run_world(body)
     assert run.sim.unwrap() == [True, False, "resolved", True]
     assert [v.kind for v in run.violations] == ["insert-after-release"]
+
+
+def test_a_fault_on_an_unmapped_range_fails_as_the_mm_s_no_violation() -> None:
+    """gup finding no mapping (`FaultError`) is the mm's answer, not the protocol's."""
+
+    async def body(w: World) -> str:
+        await w.mm.mmap(0, 4 * P)
+        a = await w.ctx.register_mr(0, 4 * P, name="A")
+        await w.mm.munmap(0, 4 * P)
+        return (await w.ctx.fault(a, 0, write=True)).value
+
+    for protocol in ("odp2014", "kvm-seq", "interval-seq"):
+        run = run_world(body, protocol=protocol)
+        assert run.sim.unwrap() == "failed", protocol
+        assert run.violations == (), protocol

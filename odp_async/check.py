@@ -47,6 +47,17 @@ Contract
         `odp_async.sync` acquire, ``Completion.wait``, ``WaitQueue.park`` -- instead of a
         trylock and `WouldBlock` (the kernel's contract; ``might_sleep``: recorded
         whether or not the wait would have blocked).  The object is the primitive.
+    ``refcount-underflow``
+        a reference count is put without a matching get: an ``mmput`` with no ``mmget``
+        reference outstanding (it would drop the process's own ``mm_users`` reference,
+        or take ``mm_users`` below 0), or an ``mmdrop`` that frees the mm while
+        ``mm_users`` references remain (the kernel's "refcount_t: underflow;
+        use-after-free").  Recorded at the put.
+    ``spurious-fault-failure``
+        the protocol gave up (``FaultAborted``) a fault on a registered region of a live
+        mm: no deregistration and no release of the mm justifies the failure.  A fault
+        that can never succeed is a broken protocol, and a scenario whose fault never
+        reaches its race must not pass as clean.
     ``error``
         the code under test raised (an assertion of a test program, a misuse of a
         primitive by a protocol); recorded by the explorer, not by the feeders.
@@ -91,6 +102,8 @@ ViolationKind = Literal[
     "lock-held-at-exit",
     "double-queue",
     "sleep-in-nonblock",
+    "refcount-underflow",
+    "spurious-fault-failure",
 ]
 VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "stale-translation",
@@ -106,6 +119,8 @@ VIOLATION_KINDS: Final[tuple[ViolationKind, ...]] = (
     "lock-held-at-exit",
     "double-queue",
     "sleep-in-nonblock",
+    "refcount-underflow",
+    "spurious-fault-failure",
 )
 
 FrameId = tuple[int, int]
@@ -341,6 +356,11 @@ class Checker:
                 f"a fault on {table} {rng} succeeded after the mm was released",
             )
 
+    def fault_failed_spuriously(self, table: str, detail: str) -> None:
+        """A fault on `table`'s region failed while the region was registered and the mm
+        alive (`detail`: the range and the protocol's reason).  Sync."""
+        self.violation("spurious-fault-failure", f"a fault on {table} {detail}")
+
     def starved(self, table: str, detail: str) -> None:
         self.violation("starvation", f"a fault on {table} {detail}")
 
@@ -372,6 +392,11 @@ class Checker:
 
     def is_freed(self, obj: str) -> bool:
         return obj in self._freed
+
+    def refcount_underflow(self, obj: str, detail: str) -> None:
+        """A reference to `obj` was put without a matching get (`detail` says which
+        count and how).  Sync."""
+        self.violation("refcount-underflow", f"{obj}: {detail}")
 
     def inserted_after_release(self, obj: str, detail: str) -> None:
         """`obj` was inserted into an mm that is being (or was) released.  Sync."""

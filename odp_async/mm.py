@@ -761,7 +761,9 @@ class AddressSpace:
 
         Blocks on whatever the release callbacks take.  If one of them needs a lock this
         task holds, the task hangs, as the kernel's does: the run ends in a ``deadlock``
-        naming it.  Raises `InvalidArgument` when there is no reference to drop.
+        naming it.  A put without a matching get (no `mmget` / `mmget_not_zero`
+        reference is outstanding: it would drop the process's own, or take ``mm_users``
+        below 0) is a ``refcount-underflow``, recorded here and not applied.
         """
         if self._drop_user_ref("mmput"):
             await self._mmput_teardown()
@@ -770,7 +772,8 @@ class AddressSpace:
         """``mmput_async``: like `mmput`, but a last put queues the teardown on the
         workqueue (task ``kworker:mmput_async``) and returns at once.  Sync.
 
-        Raises `InvalidArgument` when there is no reference to drop or no workqueue.
+        Raises `InvalidArgument` when the mm has no workqueue; a put without a matching
+        get is a ``refcount-underflow``, as for `mmput`.
         """
         if self.workqueue is None:
             raise InvalidArgument("mmput_async(): this mm was built without a workqueue")
@@ -785,10 +788,18 @@ class AddressSpace:
     def mmdrop(self) -> None:
         """``mmdrop``: drop an ``mm_count`` reference; the last frees the mm.  Sync.
 
-        A drop below zero is a ``double-free``."""
+        A drop below zero is a ``double-free``; a drop that frees the mm while
+        ``mm_users`` references remain (they hold one ``mm_count`` together, dropped by
+        the teardown) is a ``refcount-underflow``."""
         self.checker.used(self.key, "mmdrop")
         self.mm_count -= 1
         if self.mm_count == 0:
+            if self.users > 0:
+                self.checker.refcount_underflow(
+                    self.key,
+                    f"mmdrop() freed it while mm_users is {self.users}: a drop without a "
+                    "matching mmgrab",
+                )
             self.checker.freed(self.key, "freed by the last mmdrop")
         elif self.mm_count < 0:
             self.checker.freed(self.key, "mmdrop below zero")
@@ -802,9 +813,26 @@ class AddressSpace:
         self._user_refs[task] = self._user_refs.get(task, 0) + 1
 
     def _drop_user_ref(self, what: str) -> bool:
+        # A reference may be put by another task than the one that took it (a driver
+        # hands its mmget to a worker), so a put is matched against the count of
+        # references taken, not per task: with none outstanding, it would drop the
+        # process's own reference under the running process (exit_mmap under it, then
+        # mm_users -1 at its exit), or, with none at all, take mm_users below 0.
         self.checker.used(self.key, what)
-        if self.users <= 0:
-            raise InvalidArgument(f"{what}() without an mm_users reference")
+        taken = self.users - (1 if self._process_ref else 0)
+        if taken <= 0:
+            if self.users <= 0:
+                detail = (
+                    f"{what}() after its last mm_users reference was put: mm_users would go to -1"
+                )
+            else:
+                detail = (
+                    f"{what}() without a matching mmget: it would drop the process's own "
+                    "mm_users reference while the process runs (exit_mmap under it, "
+                    "mm_users -1 at its exit)"
+                )
+            self.checker.refcount_underflow(self.key, detail)
+            return False
         self.users -= 1
         try:
             task = rt.current_task()
@@ -833,6 +861,7 @@ class AddressSpace:
         whichever task drops the last reference later)."""
         if not self._process_ref:
             raise InvalidArgument("exit() of a process that already exited")
+        self.checker.used(self.key, "exit")
         self._process_ref = False
         self.users -= 1
         if self.users == 0:

@@ -217,14 +217,14 @@ def test_an_actor_mmap_over_a_setup_mapping_is_refused_statically(user: Path) ->
 
 
 def test_a_setup_the_model_refuses_at_run_time_is_a_usage_error(user: Path) -> None:
-    """Two mmput in the setup: the second has no reference left; the model refuses it
-    while the setup runs (no static rule knows): exit 2, naming the op, never a
-    violation of every protocol."""
+    """Two mmput in the setup, with no mmget: the first already puts a reference nobody
+    got (a refcount-underflow the model records while the setup runs; no static rule
+    knows): exit 2, naming the op, never a violation of every protocol."""
     puts = '\n    { op = "mmput" },\n    { op = "mmput" },'
     file = race(user, "puts.toml", ["naive", "odp2014"], {}, extra=puts)
     one_line_error(
         cli(user, "explore", file, "--schedules", "5"),
-        "puts.toml: setup.ops[4]: mmput: the model refused it",
+        "puts.toml: setup.ops[3]: mmput: the model refused it (refcount-underflow",
         "expected a setup the model accepts",
     )
 

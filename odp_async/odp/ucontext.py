@@ -263,13 +263,11 @@ class UContext:
                     return FaultOutcome.STARVED
                 pages = await self.mm.get_user_pages(rng, write=write)
             except (FaultAborted, FaultError) as e:
-                checker.event("fault-end", key, f"{key} failed: {e}", rng.start)
-                return FaultOutcome.FAILED
+                return self._failed(umem, rng, key, e)
             try:
                 committed = await proto.fault_commit(umem, rng, token, pages)
             except FaultAborted as e:
-                checker.event("fault-end", key, f"{key} failed: {e}", rng.start)
-                return FaultOutcome.FAILED
+                return self._failed(umem, rng, key, e)
             finally:
                 self.mm.put_pages(pages)
             if committed:
@@ -282,10 +280,28 @@ class UContext:
             try:
                 await proto.fault_wait(umem, rng, token)
             except FaultAborted as e:
-                checker.event("fault-end", key, f"{key} failed: {e}", rng.start)
-                return FaultOutcome.FAILED
+                return self._failed(umem, rng, key, e)
         checker.starved(umem.name, f"{rng} retried {self.max_fault_retries} times")
         return FaultOutcome.STARVED
+
+    def _failed(self, umem: Umem, rng: AddrRange, key: str, why: Exception) -> FaultOutcome:
+        """The fault gave up.  The protocol may abort it (`FaultAborted`) only when its
+        region is being deregistered or the mm's release began: aborting a fault on a
+        registered region of a live mm is a ``spurious-fault-failure`` (a fault that can
+        never succeed would leave a race scenario clean without testing anything).  A
+        `FaultError` is the mm's (no page there, the mm exited).  Sync."""
+        self.checker.event("fault-end", key, f"{key} failed: {why}", rng.start)
+        mm = self.mm
+        if (
+            isinstance(why, FaultAborted)
+            and umem.state is UmemState.REGISTERED
+            and not (mm.releasing or mm.is_dead)
+        ):
+            self.checker.fault_failed_spuriously(
+                umem.name,
+                f"{rng} failed while the region is registered and the mm alive: {why}",
+            )
+        return FaultOutcome.FAILED
 
     def _starved(self, umem: Umem, rng: AddrRange, pending: _Pending) -> bool:
         passed = pending.charged

@@ -1601,9 +1601,14 @@ class _Run:
         but what they catch (a `DmaError`), except the file's own mistakes: an
         `InvalidArgument` the model raises for the operation itself, before any code under
         test (a protocol, a subscriber) ran in between, becomes a `ScenarioUsageError`
-        naming the file, the operation and the model's refusal."""
+        naming the file, the operation and the model's refusal; so does a
+        ``refcount-underflow`` a setup's `mmput` makes (a put without a reference)."""
+        # a put in the setup runs no code under test before it counts (the release it may
+        # start does, so only the put's own refcount-underflow is the file's mistake)
+        setup = op.key.startswith("setup.") and op.kind in ("mmput", "mmput_async")
+        before = len(self.world.checker.violations) if setup else 0
         try:
-            return await self.apply(op)
+            done = await self.apply(op)
         except ScenarioUsageError:
             raise
         except InvalidArgument as e:
@@ -1619,6 +1624,15 @@ class _Run:
                 f"{self.path}: {op.key}: {op.describe()}: the model refused it "
                 f"({_printable(str(e))}); {hint}"
             ) from None
+        found = self.world.checker.violations[before:] if setup else ()
+        for v in found:
+            if v.kind != "refcount-underflow":
+                continue
+            raise ScenarioUsageError(
+                f"{self.path}: {op.key}: {op.describe()}: the model refused it "
+                f"({v.kind}: {_printable(v.detail)}); expected a setup the model accepts"
+            )
+        return done
 
     async def apply(self, op: _Op) -> str:
         """`op` itself (see `op`)."""

@@ -73,7 +73,12 @@ class Subscriber(abc.ABC):
     # --- helpers --------------------------------------------------------------------------
 
     async def register(self) -> None:
-        """``mmu_notifier_register`` on `mm` (see `AddressSpace.register_notifier`)."""
+        """``mmu_notifier_register`` on `mm` (see `AddressSpace.register_notifier`).
+
+        Registered again after `unregister` (whose ``release`` marked it `dead`), it is
+        live again: that release ended the previous registration, not this one."""
+        if not (self.mm.is_dead or self.mm.releasing):
+            self.dead = False
         await self.mm.register_notifier(self)
 
     async def unregister(self) -> None:

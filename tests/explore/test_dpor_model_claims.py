@@ -62,7 +62,7 @@ FULL = {
     "registration-race/kvm-seq": "complete: 129 traces, no violation",
     "dereg-during-notifier/range-list": "complete: 183 traces, no violation",
     "dereg-during-notifier/odp2014-ctx": "complete: 210 traces, no violation",
-    "dereg-during-notifier/kvm-seq": "complete: 189 traces, no violation",
+    "dereg-during-notifier/kvm-seq": "complete: 244 traces, no violation",
     "stray-end-corruption/interval-seq": "complete: 1996 traces, no violation",
     "stray-end-munmap/interval-seq": "complete: 596 traces, no violation",
     "stray-end-munmap/odp2014-ctx": "complete: 1555 traces, no violation",

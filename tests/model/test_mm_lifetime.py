@@ -121,7 +121,6 @@ def test_mmgrab_keeps_the_struct_and_a_drop_too_many_is_a_double_free() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        ("mmput", "mmput() without an mm_users reference"),
         ("mmget", "mmget() of an mm whose mm_users is 0: use mmget_not_zero()"),
         ("exit", "exit() of a process that already exited"),
     ],
@@ -129,9 +128,7 @@ def test_mmgrab_keeps_the_struct_and_a_drop_too_many_is_a_double_free() -> None:
 def test_misuse_is_a_one_line_error(call: str, message: str) -> None:
     async def body(w: World) -> None:
         await w.mm.exit()
-        if call == "mmput":
-            await w.mm.mmput()
-        elif call == "mmget":
+        if call == "mmget":
             w.mm.mmget()
         else:
             await w.mm.exit()

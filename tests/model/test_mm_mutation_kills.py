@@ -423,9 +423,10 @@ def test_reference_calls_on_a_freed_mm_are_use_after_free_naming_the_call() -> N
         return errors
 
     run = run_world(body)
-    assert run.sim.unwrap() == [
-        "mmget() of an mm whose mm_users is 0: use mmget_not_zero()",
-        "mmput_async() without an mm_users reference",
+    # mmget on 0 is a usage error; a put past the last is the program's refcount bug
+    assert run.sim.unwrap() == ["mmget() of an mm whose mm_users is 0: use mmget_not_zero()"]
+    assert [v.detail for v in run.violations if v.kind == "refcount-underflow"] == [
+        "mm: mmput_async() after its last mm_users reference was put: mm_users would go to -1"
     ]
     uaf = [v.detail for v in run.violations if v.kind == "use-after-free"]
     assert uaf[:2] == [

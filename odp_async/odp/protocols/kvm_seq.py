@@ -6,14 +6,18 @@ Contract
     before zapping the overlapping regions; every end bumps ``seq`` and lowers
     ``in_progress``, waking waiting faults at 0.  A fault reads ``seq`` before gup and
     commits only if, under ``mmu_lock``, nothing is in progress and ``seq`` is unchanged;
-    otherwise it waits until ``in_progress`` is 0 and retries.  Counts restart at 0 when
-    the subscription is (re)registered: registration cannot straddle an invalidation.
+    otherwise it waits until ``in_progress`` is 0 and retries.  Counts restart at 0, and
+    the context is live again, when the subscription is (re)registered: registration
+    cannot straddle an invalidation, and a ``release`` belongs to the registration it
+    ended (``mmu_notifier_unregister`` of the last region calls it; the first region
+    registered afterwards makes a new subscription, as ``ib_umem_odp_get`` does).
 
     Correct for the registration race (the count does not depend on which regions an
     invalidation overlaps), but any invalidation anywhere in the mm makes every fault
-    retry: a storm elsewhere starves a quiet region.  ``release`` marks the context dead
-    and keeps ``in_progress`` raised; option ``literal_release=True`` only zaps, as KVM's
-    ``kvm_mmu_notifier_release`` does, which lets a fault that gup'd before the exit commit.
+    retry: a storm elsewhere starves a quiet region.  ``release`` marks the registration
+    dead (until the next one) and keeps ``in_progress`` raised; option
+    ``literal_release=True`` only zaps, as KVM's ``kvm_mmu_notifier_release`` does, which
+    lets a fault that gup'd before the exit commit.
 
 See also
     ``virt/kvm/kvm_main.c`` (``mmu_invalidate_seq``, ``mmu_invalidate_in_progress``).
@@ -49,7 +53,10 @@ class KvmSeq(TreeProtocol):
         self._idle = WaitQueue("kvm in_progress == 0")
 
     async def on_first_mr(self) -> None:
+        # a new subscription: nothing in progress, and not released (a release ended the
+        # previous registration, not the context)
         self.in_progress = 0
+        self.dead = False
 
     async def before_start(self, inv: Invalidation) -> None:
         async with self.mmu_lock:

@@ -155,6 +155,17 @@ class Cancelled(BaseException):
     """
 
 
+def _sees_cancel(scopes: list[SimCancelScope]) -> bool:
+    """Whether a cancelled scope is visible from the innermost of `scopes` (outermost
+    first): walking outwards, a cancelled scope before any shielded one (trio's rule)."""
+    for scope in reversed(scopes):
+        if scope._cancel_called:
+            return True
+        if scope._shield:
+            return False
+    return False
+
+
 class SimTask:
     """One task of a sim run.  Identity is ``id`` (unique within the run, in spawn order)."""
 
@@ -228,14 +239,7 @@ class SimTask:
     def cancel_is_pending(self) -> bool:
         """True if an exception or a cancellation (a cancelled scope it sees) is due to
         the task when it runs next.  For choosers: looks, changes nothing."""
-        if self.throw_exc is not None:
-            return True
-        for scope in reversed(self.scopes):
-            if scope._cancel_called:
-                return True
-            if scope._shield:
-                return False
-        return False
+        return self.throw_exc is not None or _sees_cancel(self.scopes)
 
 
 _new_object = object.__new__
@@ -467,14 +471,7 @@ class SimCancelScope:
 
     def _outer_cancelled(self, task: SimTask) -> bool:
         # The Cancelled belongs to the outermost visible cancelled scope (trio's rule).
-        if self._shield:
-            return False
-        for s in reversed(task.scopes):
-            if s._cancel_called:
-                return True
-            if s._shield:
-                return False
-        return False
+        return not self._shield and _sees_cancel(task.scopes)
 
 
 class SimTaskGroup:
@@ -896,14 +893,7 @@ class SimRuntime(Runtime):
 
     def _is_cancelled(self, task: SimTask) -> bool:
         if task.epoch_seen != self._epoch:
-            hit = False
-            for s in reversed(task.scopes):
-                if s._cancel_called:
-                    hit = True
-                    break
-                if s._shield:
-                    break
-            task.cancel_cached = hit
+            task.cancel_cached = _sees_cancel(task.scopes)
             task.epoch_seen = self._epoch
         return task.cancel_cached
 

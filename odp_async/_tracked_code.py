@@ -63,7 +63,9 @@ __all__ = [
     "session_ends",
     "session_starts",
     "session_walk",
+    "own_state",
     "watch",
+    "watch_attrs",
 ]
 
 #: Libraries trusted to keep no state a program's tasks share unseen (not read).
@@ -418,9 +420,59 @@ def promise_taken() -> None:
     _TAKEN[0] = True
 
 
+#: The name under which `watch_attrs` watches an object's own attributes as a whole.
+_ATTRS = "<own attributes>"
+
+#: What Python, enum and functools put in a function's or an enum member's own
+#: ``__dict__`` (`own_state` leaves them out).
+_VALUE_MACHINERY = frozenset(
+    {
+        "__wrapped__",
+        "__tracked_init__",
+        "__signature__",
+        "__isabstractmethod__",
+        "_value_",
+        "_name_",
+        "__objclass__",
+        "_sort_order_",
+    }
+)
+
+
+def own_state(value: object) -> frozenset[str]:
+    """The names of the attributes `value` (a function object, an enum member) keeps in
+    its own ``__dict__`` beyond what Python, enum and functools put there: state a
+    program may share past every note (``func.count = 1``, ``Mode.A.count = 1``)."""
+    try:
+        space = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return frozenset()
+    if not isinstance(space, dict) or not space:
+        return frozenset()
+    return frozenset(name for name in space if name not in _VALUE_MACHINERY)
+
+
 def _read(owner: object, name: str) -> object:
+    if name is _ATTRS:
+        return own_state(owner)
     space = owner.__dict__ if isinstance(owner, type) else owner
     return space.get(name, _MISSING)  # type: ignore[attr-defined]
+
+
+def watch_attrs(value: object) -> None:
+    """Watch the names of `value`'s own attributes (`own_state`: a function object, an
+    enum member) for the rest of the session: an attribute added or deleted during a
+    run (``func.count = 0`` where there was none) is a change nobody noted."""
+    key = (id(value), _ATTRS)
+    if key in _WATCHED:
+        return
+    if isinstance(value, enum.Enum):
+        label = f"the attributes of {_qual(type(value))}.{value.name} (an enum member)"
+    else:
+        label = f"the attributes of {_qual(value)} (a function object)"
+    _WATCHED[key] = (value, _ATTRS, label)
+    if _OPEN[0]:
+        _VALUES[key] = _read(value, _ATTRS)
 
 
 def watch(owner: type | dict[str, Any], name: str, label: str) -> None:
@@ -457,10 +509,12 @@ def run_ends() -> None:
         return
     values = _VALUES
     for key, (owner, name, label) in _WATCHED.items():
-        if _read(owner, name) is not values.get(key, _MISSING):
+        now, before = _read(owner, name), values.get(key, _MISSING)
+        if now is not before and (name is not _ATTRS or now != before):
             _CHANGED.append(
-                f"{label} changed during a run (a class attribute or module global "
-                "written past the tracked objects' hooks, e.g. `Cls.total += 1`): the "
+                f"{label} changed during a run (a class attribute, module global or "
+                "attribute of a function object or enum member written past the tracked "
+                "objects' hooks, e.g. `Cls.total += 1`, `func.count = 0`): the "
                 "footprints cannot see it, so no search over them can be complete; keep "
                 "shared state in instances of @tracked classes or tracked containers"
             )

@@ -1479,10 +1479,12 @@ def _depends_opaque(value: Any) -> bool:
     state nobody notes (a tuple's or frozenset's items, a frozen record's fields, a bound
     method's ``__self__`` and function; a function with a closure always does: its cells
     can be rebound, and hold what they hold)."""
+    if isinstance(value, enum.Enum):
+        return _carries_state(value)
     if isinstance(value, (tuple, frozenset)):
         return _opaque_items(value)
     if isinstance(value, types.FunctionType):
-        if value.__closure__ is not None:
+        if value.__closure__ is not None or _carries_state(value):
             return True
         return _opaque_items(value.__defaults__ or ()) or _opaque_items(
             (value.__kwdefaults__ or {}).values()
@@ -1492,6 +1494,15 @@ def _depends_opaque(value: Any) -> bool:
     if isinstance(value, types.BuiltinFunctionType):
         return _opaque_items((value.__self__,))  # None or a module for a plain function
     return _opaque_items(object.__getattribute__(value, name) for name in _fields_of(value))
+
+
+def _carries_state(value: object) -> bool:
+    """Whether a function object or an enum member handed out keeps attributes of its
+    own (``func.count``, ``Mode.A.count``: state nobody notes); its attribute names are
+    watched from now on in the session (`odp_async._tracked_code.watch_attrs`), so one
+    added during a run (where there was none when it was handed out) stops the search."""
+    _tracked_code.watch_attrs(value)
+    return bool(_tracked_code.own_state(value))
 
 
 def _is_opaque(kind: type, value: object) -> bool:
@@ -1507,11 +1518,15 @@ def _is_opaque(kind: type, value: object) -> bool:
     object, ...).  Reading one makes the step unknown (sound)."""
     if kind is dict or kind is list or kind is set:
         return True
+    if issubclass(kind, types.ModuleType):
+        return True  # its globals: state nobody notes, read and written past the hooks
+    if issubclass(kind, enum.Enum):
+        return _DEPENDS  # a member's own attributes (`_carries_state`)
     if isinstance(getattr(kind, "__tracked__", None), _Tracking):
         return False  # noted by its class's hooks
     if kind in _CONTAINERS or kind is object or kind in _VALUE_TYPES:
         return False
-    if issubclass(kind, (enum.Enum, type, types.ModuleType)):
+    if issubclass(kind, type):
         return False
     if issubclass(kind, _VALUE_TYPES) and not _has_dict(kind):
         return False  # a subclass of int, str... that adds no fields

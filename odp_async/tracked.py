@@ -1492,7 +1492,8 @@ def _depends_opaque(value: Any) -> bool:
     if isinstance(value, types.MethodType):
         return _opaque_items((value.__self__, value.__func__))
     if isinstance(value, types.BuiltinFunctionType):
-        return _opaque_items((value.__self__,))  # None or a module for a plain function
+        owner = value.__self__  # None or a module for a plain function (``len``)
+        return not isinstance(owner, types.ModuleType) and _opaque_items((owner,))
     return _opaque_items(object.__getattribute__(value, name) for name in _fields_of(value))
 
 

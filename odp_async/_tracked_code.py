@@ -66,6 +66,7 @@ __all__ = [
     "own_state",
     "watch",
     "watch_attrs",
+    "watch_class",
 ]
 
 #: Libraries trusted to keep no state a program's tasks share unseen (not read).
@@ -439,10 +440,34 @@ _VALUE_MACHINERY = frozenset(
 )
 
 
+def _class_data(cls: type) -> frozenset[str]:
+    # The names of `cls`'s own data attributes (not code, descriptors or machinery).
+    return frozenset(
+        name
+        for name, value in list(cls.__dict__.items())
+        if name not in _MACHINERY
+        and not (name.startswith("__") and name.endswith("__"))
+        and not isinstance(
+            value,
+            (
+                types.FunctionType,
+                classmethod,
+                staticmethod,
+                property,
+                functools.cached_property,
+                *_DESCRIPTORS,
+            ),
+        )
+    )
+
+
 def own_state(value: object) -> frozenset[str]:
-    """The names of the attributes `value` (a function object, an enum member) keeps in
-    its own ``__dict__`` beyond what Python, enum and functools put there: state a
-    program may share past every note (``func.count = 1``, ``Mode.A.count = 1``)."""
+    """The names of the attributes `value` (a function object, an enum member, an
+    instance of a tuple subclass) keeps in its own ``__dict__`` beyond what Python, enum
+    and functools put there: state a program may share past every note
+    (``func.count = 1``, ``Mode.A.count = 1``); for a class, its own data attributes."""
+    if isinstance(value, type):
+        return _class_data(value)
     try:
         space = object.__getattribute__(value, "__dict__")
     except AttributeError:
@@ -468,11 +493,31 @@ def watch_attrs(value: object) -> None:
         return
     if isinstance(value, enum.Enum):
         label = f"the attributes of {_qual(type(value))}.{value.name} (an enum member)"
-    else:
+    elif isinstance(value, types.FunctionType):
         label = f"the attributes of {_qual(value)} (a function object)"
+    elif isinstance(value, type):
+        label = f"the class attributes of {_qual(value)} (a class)"
+    else:
+        label = f"the attributes of a {_qual(type(value))} value"
     _WATCHED[key] = (value, _ATTRS, label)
     if _OPEN[0]:
         _VALUES[key] = _read(value, _ATTRS)
+
+
+def watch_class(cls: type) -> None:
+    """Watch `cls` (a class handed out by a tracked field or container, perhaps made
+    during the run, so no walk reached it) for the rest of the session: the names of
+    its data attributes and of its bases' (one added or deleted during a run), and each
+    one's value (by identity), as for a class the walk reached.  Classes of trusted code
+    and enum classes (fixed at their creation) are not watched."""
+    if (id(cls), _ATTRS) in _WATCHED or trusted(getattr(cls, "__module__", None)):
+        return
+    for klass in cls.__mro__:
+        if trusted(getattr(klass, "__module__", None)) or issubclass(klass, enum.Enum):
+            continue
+        watch_attrs(klass)
+        for name in _class_data(klass):
+            watch(klass, name, f"{_qual(klass)}.{name} (a class attribute)")
 
 
 def watch(owner: type | dict[str, Any], name: str, label: str) -> None:

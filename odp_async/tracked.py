@@ -1478,10 +1478,18 @@ def _depends_opaque(value: Any) -> bool:
     """For a value `_is_opaque` answered `_DEPENDS` for: whether what it holds hands out
     state nobody notes (a tuple's or frozenset's items, a frozen record's fields, a bound
     method's ``__self__`` and function; a function with a closure always does: its cells
-    can be rebound, and hold what they hold)."""
+    can be rebound, and hold what they hold; an enum member, a function or a tuple
+    subclass's instance with attributes of its own does: `_carries_state`).  A class is
+    not (its class attributes are watched for the session:
+    `odp_async._tracked_code.watch_class`)."""
     if isinstance(value, enum.Enum):
         return _carries_state(value)
+    if isinstance(value, type):
+        _tracked_code.watch_class(value)  # its class attributes: watched, as the walk's
+        return False
     if isinstance(value, (tuple, frozenset)):
+        if type(value) not in (tuple, frozenset) and _carries_state(value):
+            return True  # a subclass's instance with attributes of its own
         return _opaque_items(value)
     if isinstance(value, types.FunctionType):
         if value.__closure__ is not None or _carries_state(value):
@@ -1498,8 +1506,8 @@ def _depends_opaque(value: Any) -> bool:
 
 
 def _carries_state(value: object) -> bool:
-    """Whether a function object or an enum member handed out keeps attributes of its
-    own (``func.count``, ``Mode.A.count``: state nobody notes); its attribute names are
+    """Whether a function object, an enum member or a tuple subclass's instance handed
+    out keeps attributes of its own (``func.count``, ``Mode.A.count``: state nobody notes); its attribute names are
     watched from now on in the session (`odp_async._tracked_code.watch_attrs`), so one
     added during a run (where there was none when it was handed out) stops the search."""
     _tracked_code.watch_attrs(value)
@@ -1509,14 +1517,16 @@ def _carries_state(value: object) -> bool:
 def _is_opaque(kind: type, value: object) -> bool:
     """Whether a value of this type, read out of a tracked field or handed out by a
     tracked container, may hand the step state whose accesses nobody notes.  An
-    allow-list: values (None, bools, numbers, strs, bytes, ranges, enum members, classes,
-    modules, a bare ``object()``), instances of tracked classes (their hooks note them),
-    tracked containers, the primitives of `odp_async.sync` (they note themselves),
-    internal objects of a tracked class and the runtime's own objects are not; tuples,
+    allow-list: values (None, bools, numbers, strs, bytes, ranges, a bare ``object()``),
+    instances of tracked classes (their hooks note them), tracked containers, the
+    primitives of `odp_async.sync` (they note themselves), internal objects of a tracked
+    class and the runtime's own objects are not; enum members, classes, tuples,
     frozensets, frozen attrs and dataclass records, functions and bound methods are
-    `_DEPENDS` (`_depends_opaque` looks at what they hold); anything else is (a plain
-    container, an object of an untracked class, a generator, an iterator, a file-like
-    object, ...).  Reading one makes the step unknown (sound)."""
+    `_DEPENDS` (`_depends_opaque` looks at what they hold, and at the attribute dict an
+    enum member, a function or a tuple subclass's instance carries: `_carries_state`; a
+    class's attributes are watched); modules and anything else are (a plain container,
+    an object of an untracked class, a generator, an iterator, a file-like object, ...).
+    Reading one makes the step unknown (sound)."""
     if kind is dict or kind is list or kind is set:
         return True
     if issubclass(kind, types.ModuleType):
@@ -1525,9 +1535,9 @@ def _is_opaque(kind: type, value: object) -> bool:
         return _DEPENDS  # a member's own attributes (`_carries_state`)
     if isinstance(getattr(kind, "__tracked__", None), _Tracking):
         return False  # noted by its class's hooks
-    if kind in _CONTAINERS or kind is object or kind in _VALUE_TYPES:
-        return False
     if issubclass(kind, type):
+        return _DEPENDS  # a class: its class attributes are watched (`_depends_opaque`)
+    if kind in _CONTAINERS or kind is object or kind in _VALUE_TYPES:
         return False
     if issubclass(kind, _VALUE_TYPES) and not _has_dict(kind):
         return False  # a subclass of int, str... that adds no fields

@@ -202,3 +202,63 @@ def test_the_cli_does_not_claim_complete(protos: str, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     if done.returncode == 2:
         assert f"the attributes of {protos}.Mode.A" in done.stderr, done.stderr
+
+
+SCENARIOS = """
+from odp_async import checkpoint, task_group
+from odp_async.scenarios import Scenario
+from odp_async.tracked import tracked
+
+
+@tracked
+class Box:
+    def __init__(self, held):
+        self.held = held
+
+
+class Pair(tuple):
+    "A tuple subclass: its instances carry an attribute dict."
+
+
+def lost_update(make):
+    async def prog():
+        box = Box(make())
+        box.held.n = 0
+
+        async def inc():
+            seen = box.held.n
+            await checkpoint("between")
+            box.held.n = seen + 1
+
+        async with task_group() as tg:
+            tg.start_soon(inc)
+            tg.start_soon(inc)
+        assert box.held.n == 2, "lost update"
+
+    return Scenario("lost-update", "", prog, (), needs_world=False, noted_only=True)
+
+
+def _new_class():
+    class Counter:
+        pass
+
+    return Counter
+
+
+CLASS = lost_update(_new_class)
+PAIR = lost_update(lambda: Pair((1, 2)))
+"""
+
+
+@pytest.mark.parametrize(("name", "obj"), [("CLASS", "Counter"), ("PAIR", "Pair value")])
+def test_a_class_or_tuple_subclass_made_in_the_run(
+    user_module: UserModule, name: str, obj: str
+) -> None:
+    mod = user_module(SCENARIOS, f"value_attrs_scen_{name.lower()}")
+    try:
+        found = explore(getattr(mod, name), chooser="dpor", schedules=200, shrink=False)
+    except NondeterminismError as stop:  # the watch saw the attributes change
+        assert obj in str(stop), stop
+        return
+    assert found.failure is not None, found.claim
+    assert not found.claim.startswith("complete")

@@ -274,6 +274,13 @@ class CodeWalk:
             return
         facts = code_facts(code)
         qual = _qual(fn)
+        watch_attrs(fn)
+        extra = own_state(fn)
+        if extra and not _reviewed(module if isinstance(module, str) else None):
+            self.reasons.add(
+                f"{qual} (keeps attributes of its own: {', '.join(sorted(extra))}; "
+                "a function object's attributes are state the hooks do not see)"
+            )
         for name in sorted(facts.global_writes):
             self.reasons.add(f"{qual} (writes the module global {name!r})")
         for name in sorted(facts.deref_writes):
@@ -306,6 +313,14 @@ class CodeWalk:
                 self.reasons.add(
                     f"{qual} (writes {_name_of(target)}.{attr}: {what}, which the hooks "
                     "do not see)"
+                )
+            elif isinstance(target, (types.FunctionType, enum.Enum)):
+                what = "a function object" if isinstance(target, types.FunctionType) else (
+                    "an enum member"
+                )
+                self.reasons.add(
+                    f"{qual} (writes {attr!r} of {_qual(target)}: an attribute of {what}, "
+                    "which the hooks do not see)"
                 )
 
     def _root(self, fn: types.FunctionType, chain: Chain, cells: Mapping[str, object]) -> object:
@@ -436,6 +451,10 @@ _VALUE_MACHINERY = frozenset(
         "_name_",
         "__objclass__",
         "_sort_order_",
+        "__no_type_check__",
+        "__deprecated__",
+        "__final__",
+        "__override__",
     }
 )
 

@@ -16,6 +16,8 @@ import pytest
 
 from odp_async.errors import NondeterminismError
 from odp_async.explore import explore
+from odp_async.tracked import track
+from odp_async.world import World
 from tests.conftest import UserModule
 from tests.test_cli_user import cli_cmd, fresh_env
 
@@ -131,6 +133,25 @@ class ModuleAttr(_Base):
         return self.mod.started
 
 
+def _gflag():
+    "Named, not held: the code writes its attribute through the global name."
+
+
+@tracked
+class FuncGlobal(_Base):
+    name: ClassVar[str] = "func-global"
+
+    def __init__(self, ctx, **options):
+        super().__init__(ctx, **options)
+        _gflag.started = 0
+
+    def mark(self):
+        _gflag.started = 1
+
+    def started(self):
+        return _gflag.started
+
+
 @tracked
 class PlainValues(IntervalSeq):
     # a plain enum member and a function with nothing of its own: keeps the reduction
@@ -151,6 +172,7 @@ KINDS = {
     "FuncAttrAdded": "_fresh",
     "EnumAttr": "Mode.A",
     "ModuleAttr": None,
+    "FuncGlobal": "_gflag",
 }
 
 
@@ -172,6 +194,14 @@ def test_dpor_never_claims_complete_past_a_value_attribute(protos: str, name: st
     assert found.failure is not None, found.claim
     assert found.failure.violation.kind == "error"
     assert not found.claim.startswith("complete")
+
+
+def test_the_walk_names_a_function_attribute_written_by_name(protos: str) -> None:
+    import importlib
+
+    cls = importlib.import_module(protos).FuncGlobal
+    untracked = track(World.build(cls)).untracked
+    assert any(f"of {protos}._gflag: an attribute of a function" in u for u in untracked), untracked
 
 
 def test_an_attribute_added_during_a_run_stops_the_search(protos: str) -> None:

@@ -315,9 +315,9 @@ class CodeWalk:
                     "do not see)"
                 )
             elif isinstance(target, (types.FunctionType, enum.Enum)):
-                what = "a function object" if isinstance(target, types.FunctionType) else (
-                    "an enum member"
-                )
+                what = "an enum member"
+                if isinstance(target, types.FunctionType):
+                    what = "a function object"
                 self.reasons.add(
                     f"{qual} (writes {attr!r} of {_qual(target)}: an attribute of {what}, "
                     "which the hooks do not see)"

@@ -64,16 +64,19 @@ Contract
     or the primitives of `odp_async.sync` (which note themselves).  Two fall-backs keep
     a forgotten piece from producing a wrong verdict: a tracked field or tracked
     container read that yields anything not on an allow-list makes the step's footprint
-    *unknown* (`_is_opaque`; allowed: None, bools, numbers, strs, bytes, ranges, enum
-    members, classes, modules, a bare ``object()``, tracked objects and containers, the
-    primitives, and tuples, frozensets, frozen attrs or dataclass records, functions
-    without a closure and bound methods whose items, fields, defaults or ``__self__``
-    are allowed; so a plain container, an object of an untracked class, a closure, a
-    bound method of a plain object, a generator, ``itertools.count()`` or
-    ``io.StringIO`` makes the step unknown), and `track` reports every such object a
-    walk reaches that nobody notes (`TrackReport.untracked`): a model scenario only
-    runs with ``noted_only`` (steps are exactly their noted accesses) when that list is
-    empty (`odp_async.world.run_world`).  Pickling or copying a tracked object whose
+    *unknown* (`_is_opaque`; allowed: None, bools, numbers, strs, bytes, ranges, a bare
+    ``object()``, tracked objects and containers, the primitives, classes (their data
+    attributes watched: `odp_async._tracked_code.watch_class`), and tuples, frozensets,
+    frozen attrs or dataclass records, functions without a closure and bound methods
+    whose items, fields, defaults or ``__self__`` are allowed, with enum members, and
+    functions and tuple subclasses' instances only while their own ``__dict__`` holds
+    nothing past Python's, enum's and functools' entries (its names watched from then
+    on: `_carries_state`); so a module, a plain container, an object of an untracked
+    class, a closure, a bound method of a plain object, a generator,
+    ``itertools.count()`` or ``io.StringIO`` makes the step unknown), and `track`
+    reports every such object a walk reaches that nobody notes (`TrackReport.untracked`):
+    a model scenario only runs with ``noted_only`` (steps are exactly their noted
+    accesses) when that list is empty (`odp_async.world.run_world`).  Pickling or copying a tracked object whose
     class has a ``__dict__`` and no ``__getstate__`` of its own makes the step unknown
     (the default reads the ``__dict__`` in C; a tracking run installs a
     ``__getstate__`` hook with the others); copying or pickling a tracked container is
@@ -1507,9 +1510,10 @@ def _depends_opaque(value: Any) -> bool:
 
 def _carries_state(value: object) -> bool:
     """Whether a function object, an enum member or a tuple subclass's instance handed
-    out keeps attributes of its own (``func.count``, ``Mode.A.count``: state nobody notes); its attribute names are
-    watched from now on in the session (`odp_async._tracked_code.watch_attrs`), so one
-    added during a run (where there was none when it was handed out) stops the search."""
+    out keeps attributes of its own (``func.count``, ``Mode.A.count``: state nobody
+    notes); its attribute names are watched from now on in the session
+    (`odp_async._tracked_code.watch_attrs`), so one added during a run (where there was
+    none when it was handed out) stops the search."""
     _tracked_code.watch_attrs(value)
     return bool(_tracked_code.own_state(value))
 

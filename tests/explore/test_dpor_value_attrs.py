@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from odp_async.errors import NondeterminismError
-from odp_async.explore import explore
+from odp_async.explore import ExploreResult, explore
 from odp_async.tracked import track
 from odp_async.world import World
 from tests.conftest import UserModule
@@ -176,6 +177,14 @@ KINDS = {
 }
 
 
+def _dpor(*target: Any, **options: Any) -> tuple[ExploreResult | None, str | None]:
+    # DPOR's result, or the NondeterminismError's message when the watch stopped it.
+    try:
+        return explore(*target, chooser="dpor", shrink=False, **options), None
+    except NondeterminismError as stop:
+        return None, str(stop)
+
+
 @pytest.fixture
 def protos(user_module: UserModule) -> str:
     state = user_module(STATE, "value_attrs_state")
@@ -184,13 +193,13 @@ def protos(user_module: UserModule) -> str:
 
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_dpor_never_claims_complete_past_a_value_attribute(protos: str, name: str) -> None:
-    try:
-        found = explore("registration-race", f"{protos}:{name}", chooser="dpor", shrink=False)
-    except NondeterminismError as stop:  # the watch saw the attributes change
+    found, stop = _dpor("registration-race", f"{protos}:{name}")
+    if stop is not None:  # the watch saw the attributes change
         obj = KINDS[name]
         assert obj is not None, stop
-        assert f"the attributes of {protos}.{obj}" in str(stop), stop
+        assert f"the attributes of {protos}.{obj}" in stop, stop
         return
+    assert found is not None
     assert found.failure is not None, found.claim
     assert found.failure.violation.kind == "error"
     assert not found.claim.startswith("complete")
@@ -201,7 +210,8 @@ def test_the_walk_names_a_function_attribute_written_by_name(protos: str) -> Non
 
     cls = importlib.import_module(protos).FuncGlobal
     untracked = track(World.build(cls)).untracked
-    assert any(f"of {protos}._gflag: an attribute of a function" in u for u in untracked), untracked
+    mine = f"of {protos}._gflag: an attribute of a function"
+    assert any(mine in u for u in untracked), untracked
 
 
 def test_an_attribute_added_during_a_run_stops_the_search(protos: str) -> None:
@@ -285,10 +295,10 @@ def test_a_class_or_tuple_subclass_made_in_the_run(
     user_module: UserModule, name: str, obj: str
 ) -> None:
     mod = user_module(SCENARIOS, f"value_attrs_scen_{name.lower()}")
-    try:
-        found = explore(getattr(mod, name), chooser="dpor", schedules=200, shrink=False)
-    except NondeterminismError as stop:  # the watch saw the attributes change
-        assert obj in str(stop), stop
+    found, stop = _dpor(getattr(mod, name), schedules=200)
+    if stop is not None:  # the watch saw the attributes change
+        assert obj in stop, stop
         return
+    assert found is not None
     assert found.failure is not None, found.claim
     assert not found.claim.startswith("complete")

@@ -76,10 +76,10 @@ Contract
     ``itertools.count()`` or ``io.StringIO`` makes the step unknown), and `track`
     reports every such object a walk reaches that nobody notes (`TrackReport.untracked`):
     a model scenario only runs with ``noted_only`` (steps are exactly their noted
-    accesses) when that list is empty (`odp_async.world.run_world`).  Pickling or copying a tracked object whose
-    class has a ``__dict__`` and no ``__getstate__`` of its own makes the step unknown
-    (the default reads the ``__dict__`` in C; a tracking run installs a
-    ``__getstate__`` hook with the others); copying or pickling a tracked container is
+    accesses) when that list is empty (`odp_async.world.run_world`).  Pickling or
+    copying a tracked object whose class has a ``__dict__`` and no ``__getstate__`` of
+    its own makes the step unknown (the default reads the ``__dict__`` in C; a tracking
+    run installs a ``__getstate__`` hook with the others); copying or pickling a tracked container is
     a noted read of all of it.  State a task keeps in local variables is its own; a
     container or an untracked object held in a local across a checkpoint and changed by
     another task is not seen.  `track` reads the code as well (`odp_async._tracked_code`):

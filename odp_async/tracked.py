@@ -79,10 +79,10 @@ Contract
     accesses) when that list is empty (`odp_async.world.run_world`).  Pickling or
     copying a tracked object whose class has a ``__dict__`` and no ``__getstate__`` of
     its own makes the step unknown (the default reads the ``__dict__`` in C; a tracking
-    run installs a ``__getstate__`` hook with the others); copying or pickling a tracked container is
-    a noted read of all of it.  State a task keeps in local variables is its own; a
-    container or an untracked object held in a local across a checkpoint and changed by
-    another task is not seen.  `track` reads the code as well (`odp_async._tracked_code`):
+    run installs a ``__getstate__`` hook with the others); copying or pickling a tracked
+    container is a noted read of all of it.  State a task keeps in local variables is its
+    own; a container or an untracked object held in a local across a checkpoint and
+    changed by another task is not seen.  `track` reads the code as well (`odp_async._tracked_code`):
     a function reached that rebinds a module global or writes an attribute of a class or
     module it names, and a module global, closure variable or class attribute reached
     that holds state nobody notes, are reported; class attributes and globals so reached

@@ -82,11 +82,12 @@ Contract
     run installs a ``__getstate__`` hook with the others); copying or pickling a tracked
     container is a noted read of all of it.  State a task keeps in local variables is its
     own; a container or an untracked object held in a local across a checkpoint and
-    changed by another task is not seen.  `track` reads the code as well (`odp_async._tracked_code`):
-    a function reached that rebinds a module global or writes an attribute of a class or
-    module it names, and a module global, closure variable or class attribute reached
-    that holds state nobody notes, are reported; class attributes and globals so reached
-    are watched during tracking sessions (a change stops a search that took the
+    changed by another task is not seen.  `track` reads the code as well
+    (`odp_async._tracked_code`): a function reached that rebinds a module global or
+    writes an attribute of a class, module, function or enum member it names, or keeps
+    attributes of its own, and a module global, closure variable or class attribute
+    reached that holds state nobody notes, are reported; class attributes and globals so
+    reached are watched during tracking sessions (a change stops a search that took the
     promise).  State reached by a name computed at run time (``getattr(mod, name)``,
     ``exec``) is not seen.  A subclass of a tracked class created during a tracking
     run that defines its own ``__getattribute__`` or ``__setattr__`` gets its hook from

@@ -30,9 +30,17 @@ Contract
     (`watch`, `session_starts`, `run_ends`): each run's end compares its value (by
     identity) with the value at the session's start (or when first watched), and the
     first change is kept (`changed`) for the search to stop on: a write no hook noted
-    (``type(self).total += 1``) leaves no search `complete`.
+    (``type(self).total += 1``) leaves no search `complete`.  The names of the own
+    attributes (`own_state`) of a function the walk reaches, and of a function object,
+    enum member or tuple subclass's instance a tracked field hands out, are watched the
+    same way (`watch_attrs`: ``func.count = 0`` where there was none), and so are a class
+    handed out by a tracked field, its bases, and their data attributes (`watch_class`:
+    a class made during the run, which no walk reached).  A function that writes an
+    attribute of a function or enum member it names (``counter.n += 1``), or that keeps
+    attributes of its own, is reported.
 
-    A write that puts the old value back before the run ends, an owner computed at run
+    A write that puts the old value back before the run ends (an attribute added and
+    deleted again), an owner computed at run
     time that the code rebinds and restores, ``getattr(mod, computed_name)``, ``exec``
     and code not reachable from the walked roots stay unseen.
 

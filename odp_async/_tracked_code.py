@@ -66,6 +66,7 @@ from ._code_reach import Chain, code_facts
 __all__ = [
     "CodeWalk",
     "changed",
+    "has_own_state",
     "promise_taken",
     "run_ends",
     "session_ends",
@@ -502,6 +503,19 @@ def own_state(value: object) -> frozenset[str]:
     if not isinstance(space, dict) or not space:
         return frozenset()
     return frozenset(name for name in space if name not in _VALUE_MACHINERY)
+
+
+def has_own_state(value: object) -> bool:
+    """Whether `own_state` of `value` (not a class) is not empty; cheaper (every read of
+    an enum member or a function from a tracked field asks)."""
+    try:
+        space = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return False
+    if not isinstance(space, dict):
+        return False
+    machinery = _VALUE_MACHINERY
+    return any(name not in machinery for name in space)
 
 
 def _read(owner: object, name: str) -> object:

@@ -1516,7 +1516,7 @@ def _carries_state(value: object) -> bool:
     (`odp_async._tracked_code.watch_attrs`), so one added during a run (where there was
     none when it was handed out) stops the search."""
     _tracked_code.watch_attrs(value)
-    return bool(_tracked_code.own_state(value))
+    return _tracked_code.has_own_state(value)
 
 
 def _is_opaque(kind: type, value: object) -> bool:

@@ -30,9 +30,17 @@ Contract
     (`watch`, `session_starts`, `run_ends`): each run's end compares its value (by
     identity) with the value at the session's start (or when first watched), and the
     first change is kept (`changed`) for the search to stop on: a write no hook noted
-    (``type(self).total += 1``) leaves no search `complete`.
+    (``type(self).total += 1``) leaves no search `complete`.  The names of the own
+    attributes (`own_state`) of a function the walk reaches, and of a function object,
+    enum member or tuple subclass's instance a tracked field hands out, are watched the
+    same way (`watch_attrs`: ``func.count = 0`` where there was none), and so are a class
+    handed out by a tracked field, its bases, and their data attributes (`watch_class`:
+    a class made during the run, which no walk reached).  A function that writes an
+    attribute of a function or enum member it names (``counter.n += 1``), or that keeps
+    attributes of its own, is reported.
 
-    A write that puts the old value back before the run ends, an owner computed at run
+    A write that puts the old value back before the run ends (an attribute added and
+    deleted again), an owner computed at run
     time that the code rebinds and restores, ``getattr(mod, computed_name)``, ``exec``
     and code not reachable from the walked roots stay unseen.
 
@@ -58,12 +66,16 @@ from ._code_reach import Chain, code_facts
 __all__ = [
     "CodeWalk",
     "changed",
+    "has_own_state",
     "promise_taken",
     "run_ends",
     "session_ends",
     "session_starts",
     "session_walk",
+    "own_state",
     "watch",
+    "watch_attrs",
+    "watch_class",
 ]
 
 #: Libraries trusted to keep no state a program's tasks share unseen (not read).
@@ -271,6 +283,13 @@ class CodeWalk:
             return
         facts = code_facts(code)
         qual = _qual(fn)
+        watch_attrs(fn)
+        extra = own_state(fn)
+        if extra and not _reviewed(module if isinstance(module, str) else None):
+            self.reasons.add(
+                f"{qual} (keeps attributes of its own: {', '.join(sorted(extra))}; "
+                "a function object's attributes are state the hooks do not see)"
+            )
         for name in sorted(facts.global_writes):
             self.reasons.add(f"{qual} (writes the module global {name!r})")
         for name in sorted(facts.deref_writes):
@@ -303,6 +322,14 @@ class CodeWalk:
                 self.reasons.add(
                     f"{qual} (writes {_name_of(target)}.{attr}: {what}, which the hooks "
                     "do not see)"
+                )
+            elif isinstance(target, (types.FunctionType, enum.Enum)):
+                what = "an enum member"
+                if isinstance(target, types.FunctionType):
+                    what = "a function object"
+                self.reasons.add(
+                    f"{qual} (writes {attr!r} of {_qual(target)}: an attribute of {what}, "
+                    "which the hooks do not see)"
                 )
 
     def _root(self, fn: types.FunctionType, chain: Chain, cells: Mapping[str, object]) -> object:
@@ -418,9 +445,120 @@ def promise_taken() -> None:
     _TAKEN[0] = True
 
 
+#: The name under which `watch_attrs` watches an object's own attributes as a whole.
+_ATTRS = "<own attributes>"
+
+#: What Python, enum and functools put in a function's or an enum member's own
+#: ``__dict__`` (`own_state` leaves them out).
+_VALUE_MACHINERY = frozenset(
+    {
+        "__wrapped__",
+        "__tracked_init__",
+        "__signature__",
+        "__isabstractmethod__",
+        "_value_",
+        "_name_",
+        "__objclass__",
+        "_sort_order_",
+        "__no_type_check__",
+        "__deprecated__",
+        "__final__",
+        "__override__",
+    }
+)
+
+
+def _class_data(cls: type) -> frozenset[str]:
+    # The names of `cls`'s own data attributes (not code, descriptors or machinery).
+    return frozenset(
+        name
+        for name, value in list(cls.__dict__.items())
+        if name not in _MACHINERY
+        and not (name.startswith("__") and name.endswith("__"))
+        and not isinstance(
+            value,
+            (
+                types.FunctionType,
+                classmethod,
+                staticmethod,
+                property,
+                functools.cached_property,
+                *_DESCRIPTORS,
+            ),
+        )
+    )
+
+
+def own_state(value: object) -> frozenset[str]:
+    """The names of the attributes `value` (a function object, an enum member, an
+    instance of a tuple subclass) keeps in its own ``__dict__`` beyond what Python, enum
+    and functools put there: state a program may share past every note
+    (``func.count = 1``, ``Mode.A.count = 1``); for a class, its own data attributes."""
+    if isinstance(value, type):
+        return _class_data(value)
+    try:
+        space = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return frozenset()
+    if not isinstance(space, dict) or not space:
+        return frozenset()
+    return frozenset(name for name in space if name not in _VALUE_MACHINERY)
+
+
+def has_own_state(value: object) -> bool:
+    """Whether `own_state` of `value` (not a class) is not empty; cheaper (every read of
+    an enum member or a function from a tracked field asks)."""
+    try:
+        space = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return False
+    if not isinstance(space, dict):
+        return False
+    machinery = _VALUE_MACHINERY
+    return any(name not in machinery for name in space)
+
+
 def _read(owner: object, name: str) -> object:
+    if name is _ATTRS:
+        return own_state(owner)
     space = owner.__dict__ if isinstance(owner, type) else owner
     return space.get(name, _MISSING)  # type: ignore[attr-defined]
+
+
+def watch_attrs(value: object) -> None:
+    """Watch the names of `value`'s own attributes (`own_state`: a function object, an
+    enum member) for the rest of the session: an attribute added or deleted during a
+    run (``func.count = 0`` where there was none) is a change nobody noted."""
+    key = (id(value), _ATTRS)
+    if key in _WATCHED:
+        return
+    if isinstance(value, enum.Enum):
+        label = f"the attributes of {_qual(type(value))}.{value.name} (an enum member)"
+    elif isinstance(value, types.FunctionType):
+        label = f"the attributes of {_qual(value)} (a function object)"
+    elif isinstance(value, type):
+        label = f"the class attributes of {_qual(value)} (a class)"
+    else:
+        label = f"the attributes of a {_qual(type(value))} value"
+    _WATCHED[key] = (value, _ATTRS, label)
+    if _OPEN[0]:
+        _VALUES[key] = _read(value, _ATTRS)
+
+
+def watch_class(cls: type) -> None:
+    """Watch `cls` (a class handed out by a tracked field or container, perhaps made
+    during the run, so no walk reached it) for the rest of the session: the names of
+    its data attributes and of its bases' (one added or deleted during a run), and each
+    one's value (by identity), as for a class the walk reached.  Classes of trusted code
+    and enum classes (fixed at their creation) are not watched."""
+    if (id(cls), _ATTRS) in _WATCHED or trusted(getattr(cls, "__module__", None)):
+        return
+    for klass in cls.__mro__:
+        if trusted(getattr(klass, "__module__", None)) or issubclass(klass, enum.Enum):
+            continue
+        watch_attrs(klass)
+        for name in _class_data(klass):
+            watch(klass, name, f"{_qual(klass)}.{name} (a class attribute)")
 
 
 def watch(owner: type | dict[str, Any], name: str, label: str) -> None:
@@ -457,10 +595,12 @@ def run_ends() -> None:
         return
     values = _VALUES
     for key, (owner, name, label) in _WATCHED.items():
-        if _read(owner, name) is not values.get(key, _MISSING):
+        now, before = _read(owner, name), values.get(key, _MISSING)
+        if now is not before and (name is not _ATTRS or now != before):
             _CHANGED.append(
-                f"{label} changed during a run (a class attribute or module global "
-                "written past the tracked objects' hooks, e.g. `Cls.total += 1`): the "
+                f"{label} changed during a run (a class attribute, module global or "
+                "attribute of a function object or enum member written past the tracked "
+                "objects' hooks, e.g. `Cls.total += 1`, `func.count = 0`): the "
                 "footprints cannot see it, so no search over them can be complete; keep "
                 "shared state in instances of @tracked classes or tracked containers"
             )

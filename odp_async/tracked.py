@@ -64,26 +64,30 @@ Contract
     or the primitives of `odp_async.sync` (which note themselves).  Two fall-backs keep
     a forgotten piece from producing a wrong verdict: a tracked field or tracked
     container read that yields anything not on an allow-list makes the step's footprint
-    *unknown* (`_is_opaque`; allowed: None, bools, numbers, strs, bytes, ranges, enum
-    members, classes, modules, a bare ``object()``, tracked objects and containers, the
-    primitives, and tuples, frozensets, frozen attrs or dataclass records, functions
-    without a closure and bound methods whose items, fields, defaults or ``__self__``
-    are allowed; so a plain container, an object of an untracked class, a closure, a
-    bound method of a plain object, a generator, ``itertools.count()`` or
-    ``io.StringIO`` makes the step unknown), and `track` reports every such object a
-    walk reaches that nobody notes (`TrackReport.untracked`): a model scenario only
-    runs with ``noted_only`` (steps are exactly their noted accesses) when that list is
-    empty (`odp_async.world.run_world`).  Pickling or copying a tracked object whose
-    class has a ``__dict__`` and no ``__getstate__`` of its own makes the step unknown
-    (the default reads the ``__dict__`` in C; a tracking run installs a
-    ``__getstate__`` hook with the others); copying or pickling a tracked container is
-    a noted read of all of it.  State a task keeps in local variables is its own; a
-    container or an untracked object held in a local across a checkpoint and changed by
-    another task is not seen.  `track` reads the code as well (`odp_async._tracked_code`):
-    a function reached that rebinds a module global or writes an attribute of a class or
-    module it names, and a module global, closure variable or class attribute reached
-    that holds state nobody notes, are reported; class attributes and globals so reached
-    are watched during tracking sessions (a change stops a search that took the
+    *unknown* (`_is_opaque`; allowed: None, bools, numbers, strs, bytes, ranges, a bare
+    ``object()``, tracked objects and containers, the primitives, classes (their data
+    attributes watched: `odp_async._tracked_code.watch_class`), and tuples, frozensets,
+    frozen attrs or dataclass records, functions without a closure and bound methods
+    whose items, fields, defaults or ``__self__`` are allowed, with enum members, and
+    functions and tuple subclasses' instances only while their own ``__dict__`` holds
+    nothing past Python's, enum's and functools' entries (its names watched from then
+    on: `_carries_state`); so a module, a plain container, an object of an untracked
+    class, a closure, a bound method of a plain object, a generator,
+    ``itertools.count()`` or ``io.StringIO`` makes the step unknown), and `track`
+    reports every such object a walk reaches that nobody notes (`TrackReport.untracked`):
+    a model scenario only runs with ``noted_only`` (steps are exactly their noted
+    accesses) when that list is empty (`odp_async.world.run_world`).  Pickling or
+    copying a tracked object whose class has a ``__dict__`` and no ``__getstate__`` of
+    its own makes the step unknown (the default reads the ``__dict__`` in C; a tracking
+    run installs a ``__getstate__`` hook with the others); copying or pickling a tracked
+    container is a noted read of all of it.  State a task keeps in local variables is its
+    own; a container or an untracked object held in a local across a checkpoint and
+    changed by another task is not seen.  `track` reads the code as well
+    (`odp_async._tracked_code`): a function reached that rebinds a module global or
+    writes an attribute of a class, module, function or enum member it names, or keeps
+    attributes of its own, and a module global, closure variable or class attribute
+    reached that holds state nobody notes, are reported; class attributes and globals so
+    reached are watched during tracking sessions (a change stops a search that took the
     promise).  State reached by a name computed at run time (``getattr(mod, name)``,
     ``exec``) is not seen.  A subclass of a tracked class created during a tracking
     run that defines its own ``__getattribute__`` or ``__setattr__`` gets its hook from
@@ -1478,11 +1482,21 @@ def _depends_opaque(value: Any) -> bool:
     """For a value `_is_opaque` answered `_DEPENDS` for: whether what it holds hands out
     state nobody notes (a tuple's or frozenset's items, a frozen record's fields, a bound
     method's ``__self__`` and function; a function with a closure always does: its cells
-    can be rebound, and hold what they hold)."""
+    can be rebound, and hold what they hold; an enum member, a function or a tuple
+    subclass's instance with attributes of its own does: `_carries_state`).  A class is
+    not (its class attributes are watched for the session:
+    `odp_async._tracked_code.watch_class`)."""
+    if isinstance(value, enum.Enum):
+        return _carries_state(value)
+    if isinstance(value, type):
+        _tracked_code.watch_class(value)  # its class attributes: watched, as the walk's
+        return False
     if isinstance(value, (tuple, frozenset)):
+        if type(value) not in (tuple, frozenset) and _carries_state(value):
+            return True  # a subclass's instance with attributes of its own
         return _opaque_items(value)
     if isinstance(value, types.FunctionType):
-        if value.__closure__ is not None:
+        if value.__closure__ is not None or _carries_state(value):
             return True
         return _opaque_items(value.__defaults__ or ()) or _opaque_items(
             (value.__kwdefaults__ or {}).values()
@@ -1490,28 +1504,45 @@ def _depends_opaque(value: Any) -> bool:
     if isinstance(value, types.MethodType):
         return _opaque_items((value.__self__, value.__func__))
     if isinstance(value, types.BuiltinFunctionType):
-        return _opaque_items((value.__self__,))  # None or a module for a plain function
+        owner = value.__self__  # None or a module for a plain function (``len``)
+        return not isinstance(owner, types.ModuleType) and _opaque_items((owner,))
     return _opaque_items(object.__getattribute__(value, name) for name in _fields_of(value))
+
+
+def _carries_state(value: object) -> bool:
+    """Whether a function object, an enum member or a tuple subclass's instance handed
+    out keeps attributes of its own (``func.count``, ``Mode.A.count``: state nobody
+    notes); its attribute names are watched from now on in the session
+    (`odp_async._tracked_code.watch_attrs`), so one added during a run (where there was
+    none when it was handed out) stops the search."""
+    _tracked_code.watch_attrs(value)
+    return _tracked_code.has_own_state(value)
 
 
 def _is_opaque(kind: type, value: object) -> bool:
     """Whether a value of this type, read out of a tracked field or handed out by a
     tracked container, may hand the step state whose accesses nobody notes.  An
-    allow-list: values (None, bools, numbers, strs, bytes, ranges, enum members, classes,
-    modules, a bare ``object()``), instances of tracked classes (their hooks note them),
-    tracked containers, the primitives of `odp_async.sync` (they note themselves),
-    internal objects of a tracked class and the runtime's own objects are not; tuples,
+    allow-list: values (None, bools, numbers, strs, bytes, ranges, a bare ``object()``),
+    instances of tracked classes (their hooks note them), tracked containers, the
+    primitives of `odp_async.sync` (they note themselves), internal objects of a tracked
+    class and the runtime's own objects are not; enum members, classes, tuples,
     frozensets, frozen attrs and dataclass records, functions and bound methods are
-    `_DEPENDS` (`_depends_opaque` looks at what they hold); anything else is (a plain
-    container, an object of an untracked class, a generator, an iterator, a file-like
-    object, ...).  Reading one makes the step unknown (sound)."""
+    `_DEPENDS` (`_depends_opaque` looks at what they hold, and at the attribute dict an
+    enum member, a function or a tuple subclass's instance carries: `_carries_state`; a
+    class's attributes are watched); modules and anything else are (a plain container,
+    an object of an untracked class, a generator, an iterator, a file-like object, ...).
+    Reading one makes the step unknown (sound)."""
     if kind is dict or kind is list or kind is set:
         return True
+    if issubclass(kind, types.ModuleType):
+        return True  # its globals: state nobody notes, read and written past the hooks
+    if issubclass(kind, enum.Enum):
+        return _DEPENDS  # a member's own attributes (`_carries_state`)
     if isinstance(getattr(kind, "__tracked__", None), _Tracking):
         return False  # noted by its class's hooks
+    if issubclass(kind, type):
+        return _DEPENDS  # a class: its class attributes are watched (`_depends_opaque`)
     if kind in _CONTAINERS or kind is object or kind in _VALUE_TYPES:
-        return False
-    if issubclass(kind, (enum.Enum, type, types.ModuleType)):
         return False
     if issubclass(kind, _VALUE_TYPES) and not _has_dict(kind):
         return False  # a subclass of int, str... that adds no fields

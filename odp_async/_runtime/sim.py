@@ -143,7 +143,13 @@ DEFAULT_MAX_STEPS: Final = 1_000_000
 
 @types.coroutine
 def trap(op: int, arg: object) -> Generator[tuple[int, object], Any, Any]:
-    """The one awaitable the driver understands: yield ``(op, arg)``, return what is sent."""
+    """The one awaitable the driver understands: yield ``(op, arg)``, return what is sent.
+
+    The trap rule: a tuple of two, `op` an int, `CHECKPOINT` (any label), `PARK` on a
+    `Waiter` or `SLEEP` until a float time (or `CHECKPOINT_TRAP` alone); anything else a
+    task yields (a future, a trio trap, a bare ``yield``) is not the driver's: a
+    `ForeignAwait`.  The driver never iterates what was yielded (an asyncio future is
+    iterable, and iterating it raises)."""
     return (yield (op, arg))
 
 
@@ -1158,8 +1164,17 @@ class SimRuntime(Runtime):
             if trapped is CHECKPOINT_TRAP:
                 op, arg = CHECKPOINT, task.pending  # the label, stored by the checkpoint
             else:
-                op, arg = _trap_parts(trapped)
-                if op < 0:  # not one of ours: before the trace sees it
+                # The trap rule of `trap`, inline (a call per step costs): never iterates
+                # `trapped` (an asyncio future is iterable, and iterating it raises).  Not
+                # one of ours: a `ForeignAwait`, before the trace sees it.
+                if type(trapped) is not tuple or len(trapped) != 2:
+                    raise self._foreign_await(task, trapped)
+                op, arg = trapped
+                if type(op) is not int or not (
+                    op == CHECKPOINT
+                    or (op == PARK and isinstance(arg, Waiter))
+                    or (op == SLEEP and isinstance(arg, float))
+                ):
                     raise self._foreign_await(task, trapped)
                 task.pending = arg
             if trace is not None:
@@ -1327,16 +1342,16 @@ class SimRuntime(Runtime):
 
     def _trapped(self, task: SimTask, i: int, trapped: object) -> bool:
         """A trap other than a checkpoint, for `_drive_plain`: True if `task` stays
-        runnable (at index `i`), False if it left `_runnable`."""
-        op, arg = _trap_parts(trapped)
-        if op < 0:
+        runnable (at index `i`), False if it left `_runnable`.  Anything but a trap of
+        `trap` is a `ForeignAwait` (the trap rule of `trap`, inline: the type and length
+        checked first, never iterating `trapped`; each op's argument in its branch)."""
+        if type(trapped) is not tuple or len(trapped) != 2:
             raise self._foreign_await(task, trapped)
-        task.pending = arg
-        if op == CHECKPOINT:
-            task.resume_cancellable = True
-            return True
-        if op == PARK:
-            assert isinstance(arg, Waiter)
+        op, arg = trapped
+        if type(op) is not int:
+            raise self._foreign_await(task, trapped)
+        if op == PARK and isinstance(arg, Waiter):
+            task.pending = arg
             arg.handle = task
             task.resume_cancellable = arg.cancellable
             if arg.woken:
@@ -1350,8 +1365,8 @@ class SimRuntime(Runtime):
             self._blocked[task] = None
             self._runnable.pop(i)
             return False
-        if op == SLEEP:
-            assert isinstance(arg, float)
+        if op == SLEEP and isinstance(arg, float):
+            task.pending = arg
             task.resume_cancellable = True
             if self._is_cancelled(task):
                 task.throw_exc = Cancelled()
@@ -1363,6 +1378,10 @@ class SimRuntime(Runtime):
             heapq.heappush(self._timers, (arg, self._seq, task, task.sleep_token))
             self._runnable.pop(i)
             return False
+        if op == CHECKPOINT:
+            task.pending = arg
+            task.resume_cancellable = True
+            return True
         raise self._foreign_await(task, trapped)
 
     def _end_footprint(self, task: SimTask, declared: Footprint | None) -> None:
@@ -1530,22 +1549,6 @@ _DRIVE_CODES: Final = (SimRuntime._drive.__code__, SimRuntime._drive_plain.__cod
 def _drive_frame_first(err: BaseException) -> bool:
     tb = err.__traceback__
     return tb is not None and tb.tb_frame.f_code in _DRIVE_CODES
-
-
-def _trap_parts(trapped: object) -> tuple[int, object]:
-    """``(op, arg)`` of a trap of `trap` (`CHECKPOINT`, a `PARK` on a `Waiter`, a `SLEEP`
-    until a float time), else ``(-1, trapped)``: anything else a task yields (a future,
-    a trio trap, a bare ``yield``) is not the driver's.  Never iterates `trapped` (an
-    asyncio future is iterable, and iterating it raises)."""
-    if type(trapped) is tuple and len(trapped) == 2:
-        op, arg = trapped
-        if type(op) is int and (
-            op == CHECKPOINT
-            or (op == PARK and isinstance(arg, Waiter))
-            or (op == SLEEP and isinstance(arg, float))
-        ):
-            return op, arg
-    return -1, trapped
 
 
 def _stable_label(label: object) -> object:

@@ -81,6 +81,14 @@ async def yields_a_sleep_without_a_time():
     await _yield((2, "soon"))
 
 
+async def yields_an_unknown_op():
+    await _yield((7, "no such op"))
+
+
+async def yields_a_bool_op():
+    await _yield((False, "False == CHECKPOINT, but not an int op"))
+
+
 async def yields_a_list():
     await _yield([0, "a list, not a trap"])
 
@@ -101,6 +109,8 @@ CASES = [
     ("yields_a_number", "awaited 5,"),
     ("yields_a_park_without_a_waiter", "awaited (1, 'not a waiter')"),
     ("yields_a_sleep_without_a_time", "awaited (2, 'soon')"),
+    ("yields_an_unknown_op", "awaited (7, 'no such op')"),
+    ("yields_a_bool_op", "awaited (False, 'False == CHECKPOINT"),
     ("yields_a_list", "awaited [0, 'a list, not a trap']"),
 ]
 

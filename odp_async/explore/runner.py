@@ -161,7 +161,10 @@ PROGRESS_INTERVAL = 0.1
 @attrs.frozen
 class ProgressUpdate:
     """How far an exploration got: `done` schedules of `total` (the budget), `failures`
-    (failing schedules) found so far, `elapsed` seconds since it started."""
+    (failing schedules) found so far, `elapsed` seconds since it started.  Neither `done`
+    nor `failures` ever goes down from one update to the next: when a portfolio completes
+    while chunks ran elsewhere, the schedules those chunks ran past the completion leave
+    the result's count (`ExploreResult.schedules`) but stay counted here (they ran)."""
 
     done: int
     total: int
@@ -633,6 +636,9 @@ class _Tally:
     #: The chunks merged from elsewhere (workers, a run log), for `trim`.
     chunks: list[_Merged] = attrs.field(factory=list)
     last_report: float = attrs.field(init=False)
+    #: The highest ``done`` and ``failures`` reported so far: what progress shows never
+    #: goes down (`trim` takes chunks the callback has already counted out of the count).
+    shown: tuple[int, int] = attrs.field(init=False, default=(0, 0))
 
     def __attrs_post_init__(self) -> None:
         self.last_report = self.start
@@ -758,7 +764,9 @@ class _Tally:
         now = self.clock()
         if force or now - self.last_report >= PROGRESS_INTERVAL:
             self.last_report = now
-            self.callback(ProgressUpdate(self.done, self.total, self.failures, now - self.start))
+            done, failures = self.shown
+            self.shown = done, failures = max(done, self.done), max(failures, self.failures)
+            self.callback(ProgressUpdate(done, self.total, failures, now - self.start))
 
 
 def _make_failure(

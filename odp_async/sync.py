@@ -128,6 +128,14 @@ def _note(primitive: object, event: str | None = None) -> None:
         rt.note(primitive, event)
 
 
+def _note_read(primitive: object) -> None:
+    # ``_note(ReadOf(primitive))``, building the `ReadOf` only when the sim run records
+    # notes (`SimRuntime.keeps_notes`; only the sim sets the variable): for hot paths.
+    rt = _runtime_in_effect(None)
+    if rt is not None and rt.keeps_notes:
+        rt.note(ReadOf(primitive))
+
+
 def _noted_task(primitive: object, event: str | None = None) -> object:
     # The current task, noting `primitive` (and `event`, for the trace) in the sim step
     # on the way: one runtime lookup for both, as this is the hot path of every release.
@@ -321,7 +329,7 @@ class WaitQueue(_Blocking):
         if w is None:
             # Nobody parked: the wake read the queue and changed nothing (two such wakes
             # commute; a park, a write, still conflicts with it).
-            _note(ReadOf(self))
+            _note_read(self)
             return False
         _note(self)
         self._hand(w, value)
@@ -330,7 +338,7 @@ class WaitQueue(_Blocking):
     def wake_all(self, value: object = None) -> int:
         """Wake every parked task with `value`.  Sync.  Returns how many were woken."""
         if not self._waiters:
-            _note(ReadOf(self))  # nobody parked: a read, as in `wake_one`
+            _note_read(self)  # nobody parked: a read, as in `wake_one`
             return 0
         _note(self)
         waiters = list(self._waiters)
@@ -809,7 +817,10 @@ class RWLock(_Blocking):
             rt.note(self, "acquire-write")
 
     def _note_reader(self, rt: Any, task: object, event: str) -> None:
-        # A read hold taken or given back, the writer and the queue unchanged.
+        # A read hold taken or given back, the writer and the queue unchanged.  (`rt` is
+        # the sim's: nothing to build when the run records no notes.)
+        if not rt.keeps_notes:
+            return
         rt.note(ReadOf(self), event)
         rt.note(FieldOf(self, ("reader", getattr(task, "id", None))))
 

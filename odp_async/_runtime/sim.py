@@ -662,6 +662,7 @@ class SimRuntime(Runtime):
         "_timers",
         "_trace",
         "_trust_primitives",
+        "keeps_notes",
     )
 
     is_sim = True
@@ -710,6 +711,10 @@ class SimRuntime(Runtime):
         # Footprint of the running step, when the chooser wants footprints (else None).
         self._fp: set[object] | None = None
         self._fp_unknown = False
+        #: Whether this run records what `note` is given (a footprint per step, or a
+        #: trace): when False, `note` is a no-op for the whole run, so a caller may skip
+        #: building what it would note (`odp_async.sync`'s read holds).  Set by `_drive`.
+        self.keeps_notes = True
         self._chooser_error: BaseException | None = None
         self._preemptions: list[int] = []
         if type(chooser) in _PLAIN_CHOOSERS:  # neither attribute: the explorer's case
@@ -1079,6 +1084,8 @@ class SimRuntime(Runtime):
         # The chooser vouches that every shared access is noted (SharedCell, primitives).
         noted_only = self._noted_only or bool(getattr(chooser, "footprints_noted_only", False))
         chooser.new_execution()
+        # False: no footprint (`_fp` stays None) and no trace for the whole run.
+        self.keeps_notes = track or trace is not None
         if not track and trace is None and not ask_always:
             return self._drive_plain(root)
         if track and noted_only:  # objects the notes would miss: adopted, or no promise

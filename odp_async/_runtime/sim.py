@@ -713,7 +713,8 @@ class SimRuntime(Runtime):
         self._fp_unknown = False
         #: Whether this run records what `note` is given (a footprint per step, or a
         #: trace): when False, `note` is a no-op for the whole run, so a caller may skip
-        #: building what it would note (`odp_async.sync`'s read holds).  Set by `_drive`.
+        #: building what it would note (`odp_async.sync`'s read holds).  Set as the run
+        #: starts (`_drive_root`, `_drive`).
         self.keeps_notes = True
         self._chooser_error: BaseException | None = None
         self._preemptions: list[int] = []
@@ -1000,6 +1001,7 @@ class SimRuntime(Runtime):
             if self._trace is None and type(self._chooser) in _PLAIN_CHOOSERS:
                 # no footprints, asked only among several; their new_execution() does nothing
                 self._root = root
+                self.keeps_notes = False  # no footprint, no trace
                 return self._drive_plain(root)
             if getattr(self._chooser, "wants_footprints", False):
                 return self._drive_tracking(root)

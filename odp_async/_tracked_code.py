@@ -433,6 +433,12 @@ def _static_attr(value: object, attr: str) -> object:
 _WATCHED: dict[tuple[int, str], tuple[object, str, str]] = {}
 #: The values at the session's start (or when first watched in it).
 _VALUES: dict[tuple[int, str], object] = {}
+#: What `run_ends` compares after every run, in `_WATCHED`'s order, one entry per value
+#: taken: ``(get, name, before, owner)``, `get` the bound ``get`` of the owner's live
+#: namespace (a class's ``__dict__`` view, a module's dict), or None for the names of an
+#: owner's own attributes (`_ATTRS`, compared by value).  Built as the values are taken:
+#: a run's check is one call per watched name, nothing looked up again.
+_CHECKS: list[tuple[Callable[[str, object], object] | None, str, object, object]] = []
 _OPEN = [False]
 _CHANGED: list[str] = []
 #: Whether a run of the session ran under the noted-only promise (`promise_taken`): only
@@ -525,6 +531,17 @@ def _read(owner: object, name: str) -> object:
     return space.get(name, _MISSING)  # type: ignore[attr-defined]
 
 
+def _take(key: tuple[int, str], owner: object, name: str) -> None:
+    # The value watched under `key` now (the session's start, or when first watched in
+    # an open session), and the check `run_ends` makes of it.
+    before = _VALUES[key] = _read(owner, name)
+    if name is _ATTRS:
+        _CHECKS.append((None, name, before, owner))
+    else:
+        space = owner.__dict__ if isinstance(owner, type) else owner
+        _CHECKS.append((space.get, name, before, owner))  # type: ignore[attr-defined]
+
+
 def watch_attrs(value: object) -> None:
     """Watch the names of `value`'s own attributes (`own_state`: a function object, an
     enum member) for the rest of the session: an attribute added or deleted during a
@@ -542,7 +559,7 @@ def watch_attrs(value: object) -> None:
         label = f"the attributes of a {_qual(type(value))} value"
     _WATCHED[key] = (value, _ATTRS, label)
     if _OPEN[0]:
-        _VALUES[key] = _read(value, _ATTRS)
+        _take(key, value, _ATTRS)
 
 
 def watch_class(cls: type) -> None:
@@ -569,7 +586,7 @@ def watch(owner: type | dict[str, Any], name: str, label: str) -> None:
         return
     _WATCHED[key] = (owner, name, label)
     if _OPEN[0]:
-        _VALUES[key] = _read(owner, name)
+        _take(key, owner, name)
 
 
 def session_starts(tracked_classes: list[type]) -> None:
@@ -584,8 +601,9 @@ def session_starts(tracked_classes: list[type]) -> None:
             if isinstance(value, (staticmethod, classmethod, property, *_DESCRIPTORS)):
                 continue
             watch(cls, name, f"{cls.__module__}.{cls.__qualname__}.{name}")
+    _CHECKS.clear()
     for key, (owner, name, _) in _WATCHED.items():
-        _VALUES[key] = _read(owner, name)
+        _take(key, owner, name)
     _OPEN[0] = True
 
 
@@ -593,18 +611,22 @@ def run_ends() -> None:
     """A tracking run ended: the first watched value that changed is kept (`changed`)."""
     if _CHANGED or not _OPEN[0] or not _TAKEN[0]:
         return
-    values = _VALUES
-    for key, (owner, name, label) in _WATCHED.items():
-        now, before = _read(owner, name), values.get(key, _MISSING)
-        if now is not before and (name is not _ATTRS or now != before):
-            _CHANGED.append(
-                f"{label} changed during a run (a class attribute, module global or "
-                "attribute of a function object or enum member written past the tracked "
-                "objects' hooks, e.g. `Cls.total += 1`, `func.count = 0`): the "
-                "footprints cannot see it, so no search over them can be complete; keep "
-                "shared state in instances of @tracked classes or tracked containers"
-            )
-            return
+    missing = _MISSING
+    for get, name, before, owner in _CHECKS:  # (`_read`, inlined)
+        if get is not None:
+            if get(name, missing) is before:
+                continue
+        elif own_state(owner) == before:
+            continue
+        label = _WATCHED[(id(owner), name)][2]
+        _CHANGED.append(
+            f"{label} changed during a run (a class attribute, module global or "
+            "attribute of a function object or enum member written past the tracked "
+            "objects' hooks, e.g. `Cls.total += 1`, `func.count = 0`): the "
+            "footprints cannot see it, so no search over them can be complete; keep "
+            "shared state in instances of @tracked classes or tracked containers"
+        )
+        return
 
 
 #: The walk of the open session: each class or function is read once per session, what
@@ -627,6 +649,7 @@ def session_ends() -> None:
     _SESSION_WALK.clear()
     _WATCHED.clear()
     _VALUES.clear()
+    _CHECKS.clear()
 
 
 def changed() -> str | None:

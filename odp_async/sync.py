@@ -131,7 +131,7 @@ def _note(primitive: object, event: str | None = None) -> None:
 def _note_read(primitive: object) -> None:
     # ``_note(ReadOf(primitive))``, building the `ReadOf` only when the sim run records
     # notes (`SimRuntime.keeps_notes`; only the sim sets the variable): for hot paths.
-    rt = _runtime_in_effect(None)
+    rt: Any = _runtime_in_effect(None)
     if rt is not None and rt.keeps_notes:
         rt.note(ReadOf(primitive))
 

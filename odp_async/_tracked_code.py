@@ -191,18 +191,31 @@ class CodeWalk:
     closure variable and class attribute it reaches, and adds its own findings to
     `reasons`."""
 
-    __slots__ = ("_done", "_judge", "_keep", "reasons")
+    __slots__ = ("_done", "_judge", "_keep", "_seen", "reasons")
 
     def __init__(self, judge: Callable[[object, str], None] | None = None) -> None:
         self._judge: Callable[[object, str], None] = judge or ignore
         self._done: set[int] = set()
         self._keep: list[object] = []
+        #: Every ``(value, label)`` judged so far, for the next `bind`.
+        self._seen: list[tuple[object, str]] = []
         self.reasons: set[str] = set()
 
     def bind(self, judge: Callable[[object, str], None]) -> None:
         """Judge what is reached from now on with `judge` (a session's walk serves each
-        `track` of the session in turn)."""
+        `track` of the session in turn), and, first, every value the walk judged before
+        (a global, closure variable or class attribute its code reaches): the code is
+        read once per session, but what those values hold is judged by every `track`
+        (a plain dict in a tracked object held in a global is reported each time)."""
         self._judge = judge
+        if judge is not ignore:
+            for value, label in self._seen:
+                judge(value, label)
+
+    def _see(self, value: object, label: str) -> None:
+        # `_judge`, remembered for the next `bind`.
+        self._seen.append((value, label))
+        self._judge(value, label)
 
     def _first(self, obj: object) -> bool:
         if id(obj) in self._done:
@@ -252,7 +265,7 @@ class CodeWalk:
                 label = f"{klass.__module__}.{klass.__qualname__}.{name} (a class attribute)"
                 watch(klass, name, label)
                 if not _reviewed(klass.__module__):
-                    self._judge(value, label)
+                    self._see(value, label)
                 self.code(value)
 
     def code(self, value: object) -> None:
@@ -260,7 +273,7 @@ class CodeWalk:
         if isinstance(value, types.FunctionType):
             self.function(value)
         elif isinstance(value, types.MethodType):
-            self._judge(value.__self__, f"{_qual(value.__func__)}.__self__")
+            self._see(value.__self__, f"{_qual(value.__func__)}.__self__")
             self.code(value.__func__)
         elif isinstance(value, type):
             self.klass(value)
@@ -303,7 +316,7 @@ class CodeWalk:
         own_data = _reviewed(module if isinstance(module, str) else None)
         for name, value in cells.items():
             if not own_data:  # the model's own closures (a scenario file's ops): constants
-                self._judge(value, f"{qual}: {name!r} of its closure")
+                self._see(value, f"{qual}: {name!r} of its closure")
             self.code(value)
         for chain in sorted(facts.loads):
             self._chain(fn, chain, cells, facts.attr_names)
@@ -374,7 +387,7 @@ class CodeWalk:
         label = f"{_qual(fn)}: {base}"
         module = fn.__globals__.get("__name__")
         if not _reviewed(module if isinstance(module, str) else None):
-            self._judge(value, label)
+            self._see(value, label)
         self.code(value)
         if kind == "import" and not attrs and isinstance(value, types.ModuleType):
             # imported into a local: its attributes are reached through that local
@@ -393,7 +406,7 @@ class CodeWalk:
             if trusted(where if isinstance(where, str) else None):
                 return  # a library's own state (sys.modules, reprlib.repr): its business
             if not _reviewed(where if isinstance(where, str) else None):
-                self._judge(value, label)
+                self._see(value, label)
             self.code(value)
 
     def _module_attr(self, module: types.ModuleType, name: str, label: str) -> None:
@@ -402,7 +415,7 @@ class CodeWalk:
             return
         watch(module.__dict__, name, f"{module.__name__}.{name}")
         if not _reviewed(module.__name__):
-            self._judge(value, f"{label}.{name}")
+            self._see(value, f"{label}.{name}")
         self.code(value)
 
 

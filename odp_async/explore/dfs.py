@@ -141,6 +141,9 @@ class DfsStatistics:
     is_exhaustive: bool
     max_depth: int
     max_preemptions: int
+    #: Alternatives explored by one probe run instead of a subtree
+    #: (`DfsChooser.alternatives_probed`).
+    probed: int = 0
 
 
 @attrs.frozen
@@ -228,6 +231,20 @@ def _is_unstarted(task: Any) -> bool:
         and not coro.cr_suspended
         and not coro.cr_running
     )
+
+
+def _is_quiet(task: Any) -> bool:
+    """True if no other task's step can change what `task`'s pending step does, short of
+    writing shared state it reads: it is runnable (it stays so until it runs), no
+    exception waits to be thrown into it, and it resumes without looking at its cancel
+    scopes (a task's first step, or one after a non-cancellable wait), so a cancellation
+    in between does not reach that step."""
+    return task.throw_exc is None and not task.resume_cancellable
+
+
+def _is_empty(fp: Footprint | None) -> bool:
+    """True for a known footprint that reads and writes nothing."""
+    return fp is not None and not fp.reads and not fp.writes
 
 
 def _class_key(task: Any) -> Hashable:
@@ -522,6 +539,13 @@ class _Node:
     deferred: list[int] = attrs.field(factory=list)
     done: list[tuple[int, _Fp | None]] = attrs.field(factory=list)
     chosen_fp: _Fp | None = None
+    # The chosen child's step was local (`_is_quiet` task, empty footprint).
+    chosen_local: bool = False
+    # Alternatives to probe at this level and at the next one (`DfsChooser._advance`),
+    # and whether `chosen` is one of those probes.
+    probes: list[int] = attrs.field(factory=list)
+    deferred_probes: list[int] = attrs.field(factory=list)
+    probing: bool = False
     # This node's saved state and its ancestors', shared by every work item saved below
     # it while its choice stays (None: not saved since its last change).
     snap: _Chain | None = None
@@ -579,6 +603,8 @@ class _WorkItem:
     ancestors: _Chain | None
     node: _Saved
     alternatives: tuple[int, ...]
+    #: The alternatives are probes (`DfsChooser._advance`), not subtrees.
+    probe: bool = False
 
 
 class DfsChooser(_SystematicChooser[_Node]):
@@ -613,7 +639,10 @@ class DfsChooser(_SystematicChooser[_Node]):
     __slots__ = (
         "_level",
         "_next_level",
+        "_prev_quiet",
         "_this_level",
+        "_probing",
+        "alternatives_probed",
         "is_iterative",
         "reduction",
         "symmetry",
@@ -653,6 +682,11 @@ class DfsChooser(_SystematicChooser[_Node]):
         self._this_level: deque[_WorkItem] = deque()
         self._next_level: deque[_WorkItem] = deque()
         self._level = 0
+        # Alternatives probed by one run instead of a subtree (`_advance`), and whether
+        # the current execution is such a probe.
+        self.alternatives_probed = 0
+        self._probing = False
+        self._prev_quiet = False  # `_is_quiet` of `_prev_task` when it was chosen
 
     # --- public state -----------------------------------------------------------------
 
@@ -666,7 +700,10 @@ class DfsChooser(_SystematicChooser[_Node]):
         if not self._started or self._failed is not None:
             return True
         return (
-            any(node.todo or node.deferred for node in self._path)
+            any(
+                node.todo or node.deferred or node.probes or node.deferred_probes
+                for node in self._path
+            )
             or bool(self._this_level)
             or bool(self._next_level)
         )
@@ -713,6 +750,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             is_exhaustive=self.is_exhaustive,
             max_depth=self.max_depth,
             max_preemptions=self.max_preemptions,
+            probed=self.alternatives_probed,
         )
 
     # --- the chooser protocol ---------------------------------------------------------
@@ -740,6 +778,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             task = runnable[0]
             if task.id in self._sleep:
                 self._prune("sleep-set")
+            self._prev_quiet = _is_quiet(task)
             self._prev_task, self._prev_node = task, None
             self._ordinal += 1
             return 0
@@ -751,7 +790,9 @@ class DfsChooser(_SystematicChooser[_Node]):
             node = self._new_node(runnable, last)
         i = node.chosen
         self._took(pos, node.costs[i])
-        self._prev_task, self._prev_node = runnable[i], node
+        task = runnable[i]
+        self._prev_quiet = _is_quiet(task)
+        self._prev_task, self._prev_node = task, node
         self._ordinal += 1
         return i
 
@@ -801,7 +842,8 @@ class DfsChooser(_SystematicChooser[_Node]):
         preempting = [i for i in eligible if costs[i] == 1]
         bound = self.preemption_bound
         allowed = bound is None or self._cost + 1 <= bound
-        if preempting and not allowed:
+        probing = self._probing
+        if preempting and not allowed and not probing:
             self._cut = True
         deferred: list[int] = []
         if not allowed:
@@ -811,6 +853,9 @@ class DfsChooser(_SystematicChooser[_Node]):
         else:
             todo = free + preempting
         ids = tuple(t.id for t in runnable)
+        if probing:
+            # A probe (`_advance`) follows one continuation and saves no alternative.
+            todo, deferred = todo[:1], []
         if not todo:
             if deferred:
                 # Kept on the path so its alternatives become the next level's work.
@@ -826,26 +871,45 @@ class DfsChooser(_SystematicChooser[_Node]):
         while True:
             while path:
                 node = path[-1]
-                if node.chosen >= 0 and not node.is_draw and self.reduction:
+                if node.chosen >= 0 and not node.is_draw and self.reduction and not node.probing:
                     node.done.append((node.options[node.chosen], node.chosen_fp))
+                    if node.chosen_local and (node.todo or node.deferred):
+                        # Every later alternative here only leads to runs where this
+                        # local step's task sleeps (see "Local steps" above): each gets
+                        # one probe instead of a subtree.
+                        self.alternatives_probed += len(node.todo) + len(node.deferred)
+                        node.probes, node.todo = node.todo, node.probes
+                        node.deferred_probes, node.deferred = node.deferred, node.deferred_probes
                 node.chosen_fp = None
+                node.chosen_local = False
                 node.snap = None  # its choice or its done list changes
                 if node.todo:
                     node.chosen = node.todo.pop(0)
+                    node.probing = self._probing = False
+                    return True
+                if node.probes:
+                    node.chosen = node.probes.pop(0)
+                    node.probing = self._probing = True
                     return True
                 path.pop()
                 if node.deferred:
-                    self._next_level.append(self._save(path, node))
+                    self._next_level.append(self._save(path, node, node.deferred, False))
+                if node.deferred_probes:
+                    self._next_level.append(self._save(path, node, node.deferred_probes, True))
             if not self._this_level:
                 if not self._next_level:
                     return False
                 self._level += 1
                 self._this_level, self._next_level = self._next_level, deque()
-            path.extend(self._restore(self._this_level.popleft()))
+            item = self._this_level.popleft()
+            path.extend(self._restore(item))
+            self._probing = item.probe
             return True
 
     @staticmethod
-    def _save(ancestors: list[_Node], node: _Node) -> _WorkItem:
+    def _save(
+        ancestors: list[_Node], node: _Node, alternatives: list[int], probe: bool
+    ) -> _WorkItem:
         # Snapshots are made once per node and choice, and shared: saving costs the
         # ancestors not saved since they last changed, not the whole path.
         start = len(ancestors)
@@ -854,14 +918,19 @@ class DfsChooser(_SystematicChooser[_Node]):
         chain = ancestors[start - 1].snap if start > 0 else None
         for a in ancestors[start:]:
             chain = a.snap = _Chain(_Saved.of(a), chain)
-        return _WorkItem(chain, _Saved.of(node), tuple(node.deferred))
+        return _WorkItem(chain, _Saved.of(node), tuple(alternatives), probe)
 
     @staticmethod
     def _restore(item: _WorkItem) -> list[_Node]:
         ancestors = item.ancestors.nodes() if item.ancestors is not None else []
         path = [a.node(a.chosen, []) for a in ancestors]
         first, *rest = item.alternatives
-        path.append(item.node.node(first, rest))
+        if item.probe:
+            last = item.node.node(first, [])
+            last.probes, last.probing = rest, True
+        else:
+            last = item.node.node(first, rest)
+        path.append(last)
         return path
 
     # --- sleep sets -------------------------------------------------------------------
@@ -873,6 +942,8 @@ class DfsChooser(_SystematicChooser[_Node]):
             return
         node = self._prev_node
         self._prev_task = self._prev_node = None
+        if node is not None and self.reduction:
+            node.chosen_local = self._prev_quiet and _is_empty(task.footprint)
         if not self.reduction or (node is None and not self._sleep):
             # Nothing to wake and nothing to remember.  Skipping is deterministic (it
             # depends on the prefix only), so resource keys stay consistent across runs.

@@ -42,6 +42,29 @@ Contract
     abandoned with `PrunedExecution`.  A step with an unknown footprint conflicts with
     everything, so reduction applies only where footprints were declared.
 
+    **Local steps.**  A step is *local* when its footprint is empty and its task was
+    *quiet* when chosen (`_is_quiet`: runnable, no exception pending for it, resuming
+    without looking at its cancel scopes: a task's first step, or one after a
+    non-cancellable wait), so that no other step can change what it does or be changed
+    by it.  Once such a step of task `t` was explored at a node, every later alternative
+    `a` there has `t` in its sleep set with an empty entry: `t` stays asleep until a step
+    of unknown footprint (a cancellation, an undeclared step) wakes it, so a plain
+    depth-first search of `a`'s subtree runs execution after execution only to abandon
+    each when `t` is all that is left (on ``classic:twostage_N``, each task's first step
+    is local, and those blocked runs grew as 2^N).  Instead, each such alternative gets
+    one *probe*: a run that takes it and then continues with the first allowed option at
+    every node, recording no alternative (nor a cut of the bound) below it, and whose
+    taken alternative does not enter the node's sleep set.  A probe is abandoned like
+    any run when only sleeping tasks are left (counted in `executions_pruned`), and
+    checked when a step of unknown footprint woke `t` (the assertion failure whose
+    cancellation wakes it is how a probe finds ``twostage``'s reader, at the same
+    schedule as the full subtree did).  A probe of a deferred (preemptive) alternative
+    runs in the next level, as the subtree would have.  Soundness: every run of the
+    probed subtree is equivalent to one that takes `t`'s local step first, which is in
+    `t`'s subtree, so the unbounded search still covers every class; under a bound that
+    representative may need more preemptions, the weakening of the guarantee that sleep
+    sets already have (see "Guarantee" below).  `alternatives_probed` counts them.
+
     Footprints name run-local objects (a `Mutex` built by the program), so footprints of
     different executions cannot be compared as they are.  Each resource is translated
     into a key that is stable across executions with the same prefix: plain values
@@ -77,7 +100,8 @@ Contract
     execution within the bound whose only explored equivalent needs more preemptions
     (Coons, Musuvathi and McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013).
     `is_exhaustive` says the search ended without the bound cutting anything, so the full
-    guarantee holds.
+    guarantee holds.  Probes (see "Local steps") fall under the same weakening: a probed
+    subtree's runs are only covered by equivalents that run a local step earlier.
 
 Concurrency
     One chooser drives one sim run at a time, on the caller's thread.  Its state (the path
@@ -629,7 +653,8 @@ class DfsChooser(_SystematicChooser[_Node]):
         chooser.is_complete  # True: the whole space (within the bound) was explored
 
     `executions` counts started executions (pruned included), `executions_pruned` the
-    abandoned ones; `bound` is the level being explored (iterative) or the bound;
+    abandoned ones, `alternatives_probed` the alternatives given one probe run instead
+    of a subtree (module docstring, "Local steps"); `bound` is the level being explored (iterative) or the bound;
     `complete_bound` the highest bound whose executions were all explored (None: not
     even 0 yet); `preemptions` and `schedule` describe the current (or last) execution;
     `max_depth` is the most choice points an execution went through.  When a replay does
@@ -637,11 +662,12 @@ class DfsChooser(_SystematicChooser[_Node]):
     """
 
     __slots__ = (
+        "_classes",
         "_level",
         "_next_level",
         "_prev_quiet",
-        "_this_level",
         "_probing",
+        "_this_level",
         "alternatives_probed",
         "is_iterative",
         "reduction",
@@ -686,6 +712,7 @@ class DfsChooser(_SystematicChooser[_Node]):
         # the current execution is such a probe.
         self.alternatives_probed = 0
         self._probing = False
+        self._classes: dict[int, Hashable] = {}  # task id -> `_class_key`, per execution
         self._prev_quiet = False  # `_is_quiet` of `_prev_task` when it was chosen
 
     # --- public state -----------------------------------------------------------------
@@ -768,6 +795,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             if not self._advance():
                 self._search_over()
         self._start_execution()
+        self._classes.clear()
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         if self._failed is not None:
@@ -825,10 +853,10 @@ class DfsChooser(_SystematicChooser[_Node]):
         if self.symmetry:
             reps: dict[Hashable, int] = {}
             for i in by_id:
-                reps.setdefault(_class_key(runnable[i]), i)
+                reps.setdefault(self._class_of(runnable[i]), i)
             candidates = list(reps.values())  # lowest id of each class, by id
             if last is not None:
-                last_index = reps[_class_key(last)]
+                last_index = reps[self._class_of(last)]
         else:
             candidates = by_id
             if last is not None:
@@ -864,6 +892,16 @@ class DfsChooser(_SystematicChooser[_Node]):
         node = _Node(False, ids, self._ordinal, costs, todo[0], todo[1:], deferred)
         self._path.append(node)
         return node
+
+    def _class_of(self, task: Any) -> Hashable:
+        """`_class_key`, computed once per unstarted task and execution (it cannot change
+        before the task's first step)."""
+        if task.spawn_key is None or not _is_unstarted(task):
+            return ("<task>", task.id)
+        key = self._classes.get(task.id)
+        if key is None:
+            key = self._classes[task.id] = _class_key(task)
+        return key
 
     def _advance(self) -> bool:
         """Move to the next execution's forced prefix.  False when none is left."""

@@ -656,8 +656,9 @@ class DfsChooser(_SystematicChooser[_Node]):
     abandoned ones, `alternatives_probed` the alternatives given one probe run instead
     of a subtree (module docstring, "Local steps"); `bound` is the level being
     explored (iterative) or the bound; `complete_bound` the highest bound whose
-    executions were all explored (None: not even 0 yet); `preemptions` and `schedule` describe the current (or last) execution;
-    `max_depth` is the most choice points an execution went through.  When a replay does
+    executions were all explored (None: not even 0 yet); `preemptions` and `schedule`
+    describe the current (or last) execution; `max_depth` is the most choice points an
+    execution went through.  When a replay does
     not match (`failure`), every later call raises that `NondeterminismError`.
     """
 

@@ -42,6 +42,29 @@ Contract
     abandoned with `PrunedExecution`.  A step with an unknown footprint conflicts with
     everything, so reduction applies only where footprints were declared.
 
+    **Local steps.**  A step is *local* when its footprint is empty and its task was
+    *quiet* when chosen (`_is_quiet`: runnable, no exception pending for it, resuming
+    without looking at its cancel scopes: a task's first step, or one after a
+    non-cancellable wait), so that no other step can change what it does or be changed
+    by it.  Once such a step of task `t` was explored at a node, every later alternative
+    `a` there has `t` in its sleep set with an empty entry: `t` stays asleep until a step
+    of unknown footprint (a cancellation, an undeclared step) wakes it, so a plain
+    depth-first search of `a`'s subtree runs execution after execution only to abandon
+    each when `t` is all that is left (on ``classic:twostage_N``, each task's first step
+    is local, and those blocked runs grew as 2^N).  Instead, each such alternative gets
+    one *probe*: a run that takes it and then continues with the first allowed option at
+    every node, recording no alternative (nor a cut of the bound) below it, and whose
+    taken alternative does not enter the node's sleep set.  A probe is abandoned like
+    any run when only sleeping tasks are left (counted in `executions_pruned`), and
+    checked when a step of unknown footprint woke `t` (the assertion failure whose
+    cancellation wakes it is how a probe finds ``twostage``'s reader, at the same
+    schedule as the full subtree did).  A probe of a deferred (preemptive) alternative
+    runs in the next level, as the subtree would have.  Soundness: every run of the
+    probed subtree is equivalent to one that takes `t`'s local step first, which is in
+    `t`'s subtree, so the unbounded search still covers every class; under a bound that
+    representative may need more preemptions, the weakening of the guarantee that sleep
+    sets already have (see "Guarantee" below).  `alternatives_probed` counts them.
+
     Footprints name run-local objects (a `Mutex` built by the program), so footprints of
     different executions cannot be compared as they are.  Each resource is translated
     into a key that is stable across executions with the same prefix: plain values
@@ -77,7 +100,8 @@ Contract
     execution within the bound whose only explored equivalent needs more preemptions
     (Coons, Musuvathi and McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013).
     `is_exhaustive` says the search ended without the bound cutting anything, so the full
-    guarantee holds.
+    guarantee holds.  Probes (see "Local steps") fall under the same weakening: a probed
+    subtree's runs are only covered by equivalents that run a local step earlier.
 
 Concurrency
     One chooser drives one sim run at a time, on the caller's thread.  Its state (the path
@@ -141,6 +165,9 @@ class DfsStatistics:
     is_exhaustive: bool
     max_depth: int
     max_preemptions: int
+    #: Alternatives explored by one probe run instead of a subtree
+    #: (`DfsChooser.alternatives_probed`).
+    probed: int = 0
 
 
 @attrs.frozen
@@ -228,6 +255,20 @@ def _is_unstarted(task: Any) -> bool:
         and not coro.cr_suspended
         and not coro.cr_running
     )
+
+
+def _is_quiet(task: Any) -> bool:
+    """True if no other task's step can change what `task`'s pending step does, short of
+    writing shared state it reads: it is runnable (it stays so until it runs), no
+    exception waits to be thrown into it, and it resumes without looking at its cancel
+    scopes (a task's first step, or one after a non-cancellable wait), so a cancellation
+    in between does not reach that step."""
+    return task.throw_exc is None and not task.resume_cancellable
+
+
+def _is_empty(fp: Footprint | None) -> bool:
+    """True for a known footprint that reads and writes nothing."""
+    return fp is not None and not fp.reads and not fp.writes
 
 
 def _class_key(task: Any) -> Hashable:
@@ -522,6 +563,13 @@ class _Node:
     deferred: list[int] = attrs.field(factory=list)
     done: list[tuple[int, _Fp | None]] = attrs.field(factory=list)
     chosen_fp: _Fp | None = None
+    # The chosen child's step was local (`_is_quiet` task, empty footprint).
+    chosen_local: bool = False
+    # Alternatives to probe at this level and at the next one (`DfsChooser._advance`),
+    # and whether `chosen` is one of those probes.
+    probes: list[int] = attrs.field(factory=list)
+    deferred_probes: list[int] = attrs.field(factory=list)
+    probing: bool = False
     # This node's saved state and its ancestors', shared by every work item saved below
     # it while its choice stays (None: not saved since its last change).
     snap: _Chain | None = None
@@ -579,6 +627,8 @@ class _WorkItem:
     ancestors: _Chain | None
     node: _Saved
     alternatives: tuple[int, ...]
+    #: The alternatives are probes (`DfsChooser._advance`), not subtrees.
+    probe: bool = False
 
 
 class DfsChooser(_SystematicChooser[_Node]):
@@ -603,17 +653,23 @@ class DfsChooser(_SystematicChooser[_Node]):
         chooser.is_complete  # True: the whole space (within the bound) was explored
 
     `executions` counts started executions (pruned included), `executions_pruned` the
-    abandoned ones; `bound` is the level being explored (iterative) or the bound;
-    `complete_bound` the highest bound whose executions were all explored (None: not
-    even 0 yet); `preemptions` and `schedule` describe the current (or last) execution;
-    `max_depth` is the most choice points an execution went through.  When a replay does
+    abandoned ones, `alternatives_probed` the alternatives given one probe run instead
+    of a subtree (module docstring, "Local steps"); `bound` is the level being
+    explored (iterative) or the bound; `complete_bound` the highest bound whose
+    executions were all explored (None: not even 0 yet); `preemptions` and `schedule`
+    describe the current (or last) execution; `max_depth` is the most choice points an
+    execution went through.  When a replay does
     not match (`failure`), every later call raises that `NondeterminismError`.
     """
 
     __slots__ = (
+        "_classes",
         "_level",
         "_next_level",
+        "_prev_quiet",
+        "_probing",
         "_this_level",
+        "alternatives_probed",
         "is_iterative",
         "reduction",
         "symmetry",
@@ -653,6 +709,12 @@ class DfsChooser(_SystematicChooser[_Node]):
         self._this_level: deque[_WorkItem] = deque()
         self._next_level: deque[_WorkItem] = deque()
         self._level = 0
+        # Alternatives probed by one run instead of a subtree (`_advance`), and whether
+        # the current execution is such a probe.
+        self.alternatives_probed = 0
+        self._probing = False
+        self._classes: dict[int, Hashable] = {}  # task id -> `_class_key`, per execution
+        self._prev_quiet = False  # `_is_quiet` of `_prev_task` when it was chosen
 
     # --- public state -----------------------------------------------------------------
 
@@ -666,7 +728,10 @@ class DfsChooser(_SystematicChooser[_Node]):
         if not self._started or self._failed is not None:
             return True
         return (
-            any(node.todo or node.deferred for node in self._path)
+            any(
+                node.todo or node.deferred or node.probes or node.deferred_probes
+                for node in self._path
+            )
             or bool(self._this_level)
             or bool(self._next_level)
         )
@@ -713,6 +778,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             is_exhaustive=self.is_exhaustive,
             max_depth=self.max_depth,
             max_preemptions=self.max_preemptions,
+            probed=self.alternatives_probed,
         )
 
     # --- the chooser protocol ---------------------------------------------------------
@@ -730,6 +796,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             if not self._advance():
                 self._search_over()
         self._start_execution()
+        self._classes.clear()
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         if self._failed is not None:
@@ -740,6 +807,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             task = runnable[0]
             if task.id in self._sleep:
                 self._prune("sleep-set")
+            self._prev_quiet = _is_quiet(task)
             self._prev_task, self._prev_node = task, None
             self._ordinal += 1
             return 0
@@ -751,7 +819,9 @@ class DfsChooser(_SystematicChooser[_Node]):
             node = self._new_node(runnable, last)
         i = node.chosen
         self._took(pos, node.costs[i])
-        self._prev_task, self._prev_node = runnable[i], node
+        task = runnable[i]
+        self._prev_quiet = _is_quiet(task)
+        self._prev_task, self._prev_node = task, node
         self._ordinal += 1
         return i
 
@@ -784,10 +854,10 @@ class DfsChooser(_SystematicChooser[_Node]):
         if self.symmetry:
             reps: dict[Hashable, int] = {}
             for i in by_id:
-                reps.setdefault(_class_key(runnable[i]), i)
+                reps.setdefault(self._class_of(runnable[i]), i)
             candidates = list(reps.values())  # lowest id of each class, by id
             if last is not None:
-                last_index = reps[_class_key(last)]
+                last_index = reps[self._class_of(last)]
         else:
             candidates = by_id
             if last is not None:
@@ -801,7 +871,8 @@ class DfsChooser(_SystematicChooser[_Node]):
         preempting = [i for i in eligible if costs[i] == 1]
         bound = self.preemption_bound
         allowed = bound is None or self._cost + 1 <= bound
-        if preempting and not allowed:
+        probing = self._probing
+        if preempting and not allowed and not probing:
             self._cut = True
         deferred: list[int] = []
         if not allowed:
@@ -811,6 +882,9 @@ class DfsChooser(_SystematicChooser[_Node]):
         else:
             todo = free + preempting
         ids = tuple(t.id for t in runnable)
+        if probing:
+            # A probe (`_advance`) follows one continuation and saves no alternative.
+            todo, deferred = todo[:1], []
         if not todo:
             if deferred:
                 # Kept on the path so its alternatives become the next level's work.
@@ -820,32 +894,61 @@ class DfsChooser(_SystematicChooser[_Node]):
         self._path.append(node)
         return node
 
+    def _class_of(self, task: Any) -> Hashable:
+        """`_class_key`, computed once per unstarted task and execution (it cannot change
+        before the task's first step)."""
+        if task.spawn_key is None or not _is_unstarted(task):
+            return ("<task>", task.id)
+        key = self._classes.get(task.id)
+        if key is None:
+            key = self._classes[task.id] = _class_key(task)
+        return key
+
     def _advance(self) -> bool:
         """Move to the next execution's forced prefix.  False when none is left."""
         path = self._path
         while True:
             while path:
                 node = path[-1]
-                if node.chosen >= 0 and not node.is_draw and self.reduction:
+                if node.chosen >= 0 and not node.is_draw and self.reduction and not node.probing:
                     node.done.append((node.options[node.chosen], node.chosen_fp))
+                    if node.chosen_local and (node.todo or node.deferred):
+                        # Every later alternative here only leads to runs where this
+                        # local step's task sleeps (see "Local steps" above): each gets
+                        # one probe instead of a subtree.
+                        self.alternatives_probed += len(node.todo) + len(node.deferred)
+                        node.probes, node.todo = node.todo, node.probes
+                        node.deferred_probes, node.deferred = node.deferred, node.deferred_probes
                 node.chosen_fp = None
+                node.chosen_local = False
                 node.snap = None  # its choice or its done list changes
                 if node.todo:
                     node.chosen = node.todo.pop(0)
+                    node.probing = self._probing = False
+                    return True
+                if node.probes:
+                    node.chosen = node.probes.pop(0)
+                    node.probing = self._probing = True
                     return True
                 path.pop()
                 if node.deferred:
-                    self._next_level.append(self._save(path, node))
+                    self._next_level.append(self._save(path, node, node.deferred, False))
+                if node.deferred_probes:
+                    self._next_level.append(self._save(path, node, node.deferred_probes, True))
             if not self._this_level:
                 if not self._next_level:
                     return False
                 self._level += 1
                 self._this_level, self._next_level = self._next_level, deque()
-            path.extend(self._restore(self._this_level.popleft()))
+            item = self._this_level.popleft()
+            path.extend(self._restore(item))
+            self._probing = item.probe
             return True
 
     @staticmethod
-    def _save(ancestors: list[_Node], node: _Node) -> _WorkItem:
+    def _save(
+        ancestors: list[_Node], node: _Node, alternatives: list[int], probe: bool
+    ) -> _WorkItem:
         # Snapshots are made once per node and choice, and shared: saving costs the
         # ancestors not saved since they last changed, not the whole path.
         start = len(ancestors)
@@ -854,14 +957,19 @@ class DfsChooser(_SystematicChooser[_Node]):
         chain = ancestors[start - 1].snap if start > 0 else None
         for a in ancestors[start:]:
             chain = a.snap = _Chain(_Saved.of(a), chain)
-        return _WorkItem(chain, _Saved.of(node), tuple(node.deferred))
+        return _WorkItem(chain, _Saved.of(node), tuple(alternatives), probe)
 
     @staticmethod
     def _restore(item: _WorkItem) -> list[_Node]:
         ancestors = item.ancestors.nodes() if item.ancestors is not None else []
         path = [a.node(a.chosen, []) for a in ancestors]
         first, *rest = item.alternatives
-        path.append(item.node.node(first, rest))
+        if item.probe:
+            last = item.node.node(first, [])
+            last.probes, last.probing = rest, True
+        else:
+            last = item.node.node(first, rest)
+        path.append(last)
         return path
 
     # --- sleep sets -------------------------------------------------------------------
@@ -873,6 +981,8 @@ class DfsChooser(_SystematicChooser[_Node]):
             return
         node = self._prev_node
         self._prev_task = self._prev_node = None
+        if node is not None and self.reduction:
+            node.chosen_local = self._prev_quiet and _is_empty(task.footprint)
         if not self.reduction or (node is None and not self._sleep):
             # Nothing to wake and nothing to remember.  Skipping is deterministic (it
             # depends on the prefix only), so resource keys stay consistent across runs.

@@ -53,12 +53,17 @@ Contract
     one task long: a task re-acquiring a lock it holds (lockdep's "recursive locking"),
     or waiting on a `Completion` while every other task waits, through locks or task
     groups, for it (described by those wait-for edges: a completion has no owner).  A
-    *partial* deadlock: when the step bound stops a run in which some blocked tasks wait
-    on each other for good (no deadline pending, every way out held inside the group)
-    while others still run, the outcome is ``"deadlock"`` rather than ``"step-limit"``,
-    and `Deadlock.runnable` names the tasks that could still run.  (The run is not
-    stopped at the moment the cycle closes: a task still running could yet cancel the
-    stuck ones.)
+    *partial* deadlock: some blocked tasks wait on each other for good (no deadline
+    pending, every way out held inside the group: locks, pools, task groups, never a
+    completion or a condition anyone may signal) while others still run.  The run stops
+    on the block that closes the cycle (its last step is that block) when no task that
+    could still run could cancel a stuck one: none entered a cancel scope around one and
+    is still inside it (a group's body before its exit), none holds such a scope or its
+    task group in a frame (an argument, a closure, one attribute or item away).  Else,
+    when the step bound stops the run with the cycle still there, the outcome is
+    ``"deadlock"`` rather than ``"step-limit"``.  Either way `Deadlock.runnable` names
+    the tasks that could still run.  The check runs only when a task blocks on a wait
+    with a blocked holder, never per step.
 
 Concurrency
     One OS thread.  The driver is not reentrant per runtime, but separate `run` calls
@@ -993,6 +998,9 @@ class SimRuntime(Runtime):
             if getattr(self._chooser, "wants_footprints", False):
                 return self._drive_tracking(root)
             return self._drive(root)
+        except _CycleClosed:  # a deadlock certain before the run's end: stop at it
+            self._current = None
+            return self._result(root, None, None)
         except BaseException:
             self._close_all()
             raise
@@ -1183,6 +1191,8 @@ class SimRuntime(Runtime):
                     self._blocked[task] = None
                     runnable.pop(i)
                     last = None
+                    if self._closes_cycle(task, arg):
+                        raise _CycleClosed
             elif op == SLEEP:
                 assert isinstance(arg, float)
                 task.resume_cancellable = True
@@ -1349,6 +1359,8 @@ class SimRuntime(Runtime):
             task.state = _BLOCKED
             self._blocked[task] = None
             self._runnable.pop(i)
+            if self._closes_cycle(task, arg):
+                raise _CycleClosed
             return False
         if op == SLEEP:
             assert isinstance(arg, float)
@@ -1430,6 +1442,54 @@ class SimRuntime(Runtime):
                     doomed.discard(tid)
                     changed = True
         return frozenset(doomed)
+
+    def _closes_cycle(self, task: SimTask, waiter: Waiter) -> bool:
+        """`task` just blocked on `waiter`: did that close a deadlock nothing can undo?
+
+        Called on a block only, never per step.  True when `_stuck` is not empty (a cycle
+        of waits on held locks, pools, task groups, without a deadline) and no task that
+        could still do anything could cancel one of the stuck tasks (`_rescuable`).  A
+        cheap test first: a wait with no blocked holder closes no cycle.
+        """
+        if _has_deadline(task):
+            return False
+        queue = waiter.queue
+        if type(queue) is SimTaskGroup:  # its children, without the scan of describe_wait
+            if not any(t.group is queue and t.waiter is not None for t in self._blocked):
+                return False
+        else:
+            holders = queue.describe_wait()[1]
+            if not holders:  # a completion, a condition, a queue: anyone may end the wait
+                return False
+            stopped = [type(h) is SimTask and h.state == _BLOCKED for h in holders]
+            if not (all(stopped) if getattr(queue, "wait_needs_any", False) else any(stopped)):
+                return False
+        stuck = self._stuck()
+        return bool(stuck) and not self._rescuable(stuck)
+
+    def _rescuable(self, stuck: frozenset[int]) -> bool:
+        """Could a task outside `stuck` that has not finished cancel a stuck task?
+
+        It could if it entered a cancel scope around one (a task group's body that has
+        not reached the group's exit, a ``with cancel_scope()`` of its own), or if one of
+        its coroutine frames holds such a scope or its task group, directly or one
+        attribute or item away (``tg`` passed as an argument, a closure, ``self._tg``).
+        Not seen: a reference reached only through globals or deeper structures, and a
+        sibling's error cancelling the group (the stuck tasks are then deadlocked until
+        that error; the run reports the deadlock, which came first).
+        """
+        scopes: dict[int, SimCancelScope] = {}
+        for t in self._tasks:
+            if t.id in stuck:
+                for s in t.scopes:
+                    scopes[id(s)] = s
+        targets = set(scopes)
+        for t in self._tasks:
+            if t.group is not None and id(t.group._scope) in scopes:
+                targets.add(id(t.group))
+        others = [t for t in self._tasks if t.state != _DONE and t.id not in stuck]
+        owners = {id(s._task) for s in scopes.values() if not s._exited}
+        return any(id(t) in owners or _frames_hold(t.coro, targets) for t in others)
 
     def _deadlock(self) -> Deadlock:
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]
@@ -1612,6 +1672,48 @@ def _loop_of(frame: types.FrameType) -> str | None:
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+class _CycleClosed(Exception):
+    """Raised by the driver on the block that closed a certain deadlock (never escapes)."""
+
+
+def _frames_hold(coro: object, targets: set[int]) -> bool:
+    """Does a frame of the await chain from `coro` hold an object of `targets` (by id),
+    as a local, or one attribute or item of a local away?"""
+    seen = 0
+    while coro is not None and seen < 1000:
+        seen += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            for value in frame.f_locals.values():
+                if id(value) in targets or any(id(v) in targets for v in _one_level(value)):
+                    return True
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return False
+
+
+def _one_level(value: object) -> list[object]:
+    """The objects `value` points to directly: items of a container, attributes."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, dict):
+        return [*value.keys(), *value.values()]
+    out: list[object] = []
+    try:  # past any __getattribute__ of its own: a read here must note nothing
+        d = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        d = None
+    if isinstance(d, dict):
+        out.extend(d.values())
+    for cls in type(value).__mro__:
+        for name in cls.__dict__.get("__slots__", ()):
+            if isinstance(name, str):
+                try:
+                    out.append(object.__getattribute__(value, name))
+                except AttributeError:
+                    pass
+    return out
 
 
 def _has_deadline(task: SimTask) -> bool:

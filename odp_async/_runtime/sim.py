@@ -1750,8 +1750,10 @@ def run(
 ) -> SimResult:
     """Run ``main(*args)`` under the sim runtime and return what happened.
 
-    `chooser` decides every choice point; without one, a `RandomChooser(seed)` does.
-    `max_steps` bounds the run (outcome ``"step-limit"`` past it).  With `trace`, the
+    `chooser` decides every choice point; without one, a `RandomChooser(seed)` does
+    (`seed`: an int of at most 64 bits; `chooser`: an object with ``choose`` and
+    ``new_execution``, see `odp_async._runtime.choosers.Chooser`).  `max_steps` (an int,
+    1 to `MAX_RUN_STEPS`) bounds the run (outcome ``"step-limit"`` past it).  With `trace`, the
     result carries every step as ``(step, task_id, op, label)``.  `on_stop` is called
     when a run that did not finish (deadlock, step bound, chooser error) starts
     unwinding its tasks, so observers can stop recording what the unwinding does.
@@ -1771,6 +1773,7 @@ def run(
     program's error: an outcome).  Each leaves after the run's tasks have been unwound.
     """
     _check_run(main, max_steps, noted_only)
+    _check_run_options(seed, chooser, trace, on_stop)
     if chooser is None:
         chooser = RandomChooser(seed)
     rt = SimRuntime(
@@ -1851,10 +1854,45 @@ class BriefRuns:
             self._busy = False
 
 
+#: The largest `max_steps` a run takes: the explorer's bound (`ExploreConfig.max_steps`,
+#: at most 10**9) and its fair continuation, as long again (`odp_async.explore.fairness`).
+MAX_RUN_STEPS: Final = 2 * 10**9
+#: A seed is an int of at most this many bits, as the explorer's (`ExploreConfig.seed`).
+_SEED_BITS: Final = 64
+
+
 def _check_run(main: object, max_steps: int, noted_only: bool) -> None:
     if not callable(main):
         raise InvalidArgument(f"run() needs an async function, got {main!r}")
-    if not isinstance(max_steps, int) or max_steps < 1:
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise InvalidArgument(f"max_steps must be a positive int, got {max_steps!r}")
+    if max_steps > MAX_RUN_STEPS:
+        raise InvalidArgument(
+            f"max_steps must be at most {MAX_RUN_STEPS} (2 * 10**9), got {max_steps!r}"
+        )
     if not isinstance(noted_only, bool):
         raise InvalidArgument(f"noted_only must be a bool, got {noted_only!r}")
+
+
+def _check_run_options(seed: object, chooser: object, trace: object, on_stop: object) -> None:
+    """`run`'s other keywords, each refused with `InvalidArgument` naming the value."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed.bit_length() > _SEED_BITS:
+        raise InvalidArgument(
+            f"seed must be an int of at most {_SEED_BITS} bits, got {_short_repr(seed, 60)} "
+            f"({type(seed).__name__})"
+        )
+    if chooser is not None and not all(
+        callable(getattr(chooser, m, None)) for m in ("choose", "new_execution")
+    ):
+        raise InvalidArgument(
+            f"chooser must be None or a Chooser (RandomChooser(seed), ReplayChooser(...): "
+            f"with choose() and new_execution()), got {_short_repr(chooser, 60)} "
+            f"({type(chooser).__name__})"
+        )
+    if not isinstance(trace, bool):
+        raise InvalidArgument(f"trace must be a bool, got {trace!r} ({type(trace).__name__})")
+    if on_stop is not None and not callable(on_stop):
+        raise InvalidArgument(
+            f"on_stop must be None or a callable, got {_short_repr(on_stop, 60)} "
+            f"({type(on_stop).__name__})"
+        )

@@ -168,10 +168,12 @@ def test_the_run_stops_on_the_step_that_closes_the_cycle(
     for seed in range(10):
         r = run(mod.abba_behind_busy, seed=seed, max_steps=max_steps, trace=True)
         assert r.outcome == "deadlock", (seed, r.outcome)
-        assert r.deadlock is not None and r.deadlock.is_partial
+        assert r.deadlock is not None
+        assert r.deadlock.is_partial
         assert r.deadlock.runnable == ("busy",)
         assert [b.task for b in r.deadlock.cycle] == ["t1", "t2"]
-        assert r.trace is not None and r.steps < 60  # not 5000 busy steps later
+        assert r.trace is not None
+        assert r.steps < 60
         step, task_id, op, _ = r.trace[-1]  # the last step is one of the two blocking
         names = dict(r.tasks)
         assert (step, names[task_id], op) in {(r.steps, "t1", PARK), (r.steps, "t2", PARK)}

@@ -1451,19 +1451,19 @@ class SimRuntime(Runtime):
         could still do anything could cancel one of the stuck tasks (`_rescuable`).  A
         cheap test first: a wait with no blocked holder closes no cycle.
         """
-        if _has_deadline(task):
-            return False
         queue = waiter.queue
         if type(queue) is SimTaskGroup:  # its children, without the scan of describe_wait
             if not any(t.group is queue and t.waiter is not None for t in self._blocked):
                 return False
         else:
-            holders = queue.describe_wait()[1]
-            if not holders:  # a completion, a condition, a queue: anyone may end the wait
+            # (no holder: a completion, a condition, a queue; anyone may end the wait)
+            for holder in queue.describe_wait()[1]:
+                if type(holder) is SimTask and holder.state == _BLOCKED:
+                    break
+            else:  # no holder blocked (the common case): no cycle through this wait
                 return False
-            stopped = [type(h) is SimTask and h.state == _BLOCKED for h in holders]
-            if not (all(stopped) if getattr(queue, "wait_needs_any", False) else any(stopped)):
-                return False
+        if _has_deadline(task):
+            return False
         stuck = self._stuck()
         return bool(stuck) and not self._rescuable(stuck)
 

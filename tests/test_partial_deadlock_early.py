@@ -96,6 +96,9 @@ def _cycle(a, b, ev1, ev2):
     return t1, t2
 
 
+GROUPS = {}
+
+
 async def abba_a_sibling_cancels(tg_as):
     a, b = Mutex("a"), Mutex("b")
     t1, t2 = _cycle(a, b, Completion("e1"), Completion("e2"))
@@ -114,7 +117,13 @@ async def abba_a_sibling_cancels(tg_as):
             await checkpoint("watch")
         tg.cancel_scope.cancel()
 
+    async def by_global():
+        for _ in range(100):
+            await checkpoint("watch")
+        GROUPS["main"].cancel_scope.cancel()
+
     async with task_group() as tg:
+        GROUPS["main"] = tg
 
         async def by_closure():
             for _ in range(100):
@@ -127,6 +136,8 @@ async def abba_a_sibling_cancels(tg_as):
             tg.start_soon(by_argument, tg, name="watchdog")
         elif tg_as == "closure":
             tg.start_soon(by_closure, name="watchdog")
+        elif tg_as == "global":
+            tg.start_soon(by_global, name="watchdog")
         else:
             tg.start_soon(Service(tg).watchdog, name="watchdog")
     return "the watchdog broke it"
@@ -190,7 +201,7 @@ def test_a_cycle_under_a_deadline_is_not_called_early(user_module: UserModule) -
         assert r.value == ["t2 got a"]
 
 
-@pytest.mark.parametrize("tg_as", ["argument", "closure", "attribute"])
+@pytest.mark.parametrize("tg_as", ["argument", "closure", "attribute", "global"])
 def test_a_cycle_a_sibling_could_cancel_is_not_called_early(
     user_module: UserModule, tg_as: str
 ) -> None:

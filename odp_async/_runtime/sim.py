@@ -1473,10 +1473,11 @@ class SimRuntime(Runtime):
         It could if it entered a cancel scope around one (a task group's body that has
         not reached the group's exit, a ``with cancel_scope()`` of its own), or if one of
         its coroutine frames holds such a scope or its task group, directly or one
-        attribute or item away (``tg`` passed as an argument, a closure, ``self._tg``).
-        Not seen: a reference reached only through globals or deeper structures, and a
-        sibling's error cancelling the group (the stuck tasks are then deadlocked until
-        that error; the run reports the deadlock, which came first).
+        attribute or item away (``tg`` passed as an argument, a closure, ``self._tg``, a
+        module global its code names).  Not seen: a reference reached only through a
+        function it has yet to call or deeper structures, and a sibling's error
+        cancelling the group (the stuck tasks are then deadlocked until that error; the
+        run reports the deadlock, which came first).
         """
         scopes: dict[int, SimCancelScope] = {}
         for t in self._tasks:
@@ -1680,13 +1681,17 @@ class _CycleClosed(Exception):
 
 def _frames_hold(coro: object, targets: set[int]) -> bool:
     """Does a frame of the await chain from `coro` hold an object of `targets` (by id),
-    as a local, or one attribute or item of a local away?"""
+    as a local or a global its code names, or one attribute or item of one away?"""
     seen = 0
     while coro is not None and seen < 1000:
         seen += 1
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
         if frame is not None:
-            for value in frame.f_locals.values():
+            names = frame.f_globals
+            # its locals, and the globals its code names (``TG.cancel_scope.cancel()``)
+            values = [*frame.f_locals.values()]
+            values += [names[n] for n in frame.f_code.co_names if n in names]
+            for value in values:
                 if id(value) in targets or any(id(v) in targets for v in _one_level(value)):
                     return True
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)

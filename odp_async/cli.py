@@ -86,6 +86,22 @@ def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     raise _Exit(code)
 
 
+def _check_path(option: str, path: str | None, *, output: bool = True) -> None:
+    """A file path given to `option`: refused (one line, exit 2) before any work when it
+    is empty (click takes ``--html ""`` for a value, which would then write nothing) or,
+    for a file to write, when its directory does not exist or it names a directory."""
+    if path is None:
+        return
+    if not path.strip():
+        _fail(f"{option} needs a file path, got an empty one")
+    if output:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            _fail(f"{option} {path}: no such directory {parent}")
+        if os.path.isdir(path):
+            _fail(f"{option} {path}: is a directory, not a file")
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
@@ -393,6 +409,7 @@ def explore(
             check_systematic(config, cluster is not None, resume)
         except InvalidArgument as e:
             _fail(str(e))
+    _check_path("--resume", resume)  # before the "exploring" line: one line, not two
     executor = _cluster(cluster)
     if note:
         _err(note)
@@ -729,6 +746,14 @@ def replay(
     replays that file instead, which must hold the same content (else exit 4)."""
     from .explore.tokens import decode_token, replay_token
 
+    for option, path in (
+        ("--trace", trace_path),
+        ("--png", png_path),
+        ("--svg", svg_path),
+        ("--html", html_path),
+    ):
+        _check_path(option, path)
+    _check_path("--scenario-file", scenario_file, output=False)
     if width is not None and not 40 <= width <= 20000:
         _fail(f"--width must be in 40..20000, got {width}")
     if picture_width is not None and not 400 <= picture_width <= 20000:
@@ -1230,7 +1255,15 @@ def matrix(
             click.echo("replay tokens (odp-async replay TOKEN --text):")
             for line in tokens:
                 click.echo(f"  {line}")
-        click.echo(f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s")
+        if interrupted:  # never "N/N as expected" for a matrix cut short
+            click.echo(
+                f"{len(cells)} of {total} cells explored (interrupted), "
+                f"{len(cells) - len(mismatches)} as expected, in {took:.1f}s"
+            )
+        else:
+            click.echo(
+                f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s"
+            )
     if interrupted:
         _err(f"odp-async: {len(cells)}/{total} cells explored")
         _err("odp-async: interrupted")

@@ -170,7 +170,7 @@ def test_a_partial_deadlock_is_reported_while_others_could_run() -> None:
     assert r.deadlock.is_partial
     assert r.deadlock.runnable == ("spinner",)
     assert [b.task for b in r.deadlock.cycle] == ["A", "B"]
-    assert r.steps == 10_000  # found when the step bound stopped the spinner
+    assert r.steps < 100  # stopped on the block that closed the cycle, not at the bound
     assert r.deadlock.describe().endswith("(partial: spinner could still run)")
 
 

@@ -53,12 +53,17 @@ Contract
     one task long: a task re-acquiring a lock it holds (lockdep's "recursive locking"),
     or waiting on a `Completion` while every other task waits, through locks or task
     groups, for it (described by those wait-for edges: a completion has no owner).  A
-    *partial* deadlock: when the step bound stops a run in which some blocked tasks wait
-    on each other for good (no deadline pending, every way out held inside the group)
-    while others still run, the outcome is ``"deadlock"`` rather than ``"step-limit"``,
-    and `Deadlock.runnable` names the tasks that could still run.  (The run is not
-    stopped at the moment the cycle closes: a task still running could yet cancel the
-    stuck ones.)
+    *partial* deadlock: some blocked tasks wait on each other for good (no deadline
+    pending, every way out held inside the group: locks, pools, task groups, never a
+    completion or a condition anyone may signal) while others still run.  The run stops
+    on the block that closes the cycle (its last step is that block) when no task that
+    could still run could cancel a stuck one: none entered a cancel scope around one and
+    is still inside it (a group's body before its exit), none holds such a scope or its
+    task group in a frame (an argument, a closure, one attribute or item away).  Else,
+    when the step bound stops the run with the cycle still there, the outcome is
+    ``"deadlock"`` rather than ``"step-limit"``.  Either way `Deadlock.runnable` names
+    the tasks that could still run.  The check runs only when a task blocks on a wait
+    with a blocked holder, never per step.
 
 Concurrency
     One OS thread.  The driver is not reentrant per runtime, but separate `run` calls
@@ -1006,6 +1011,9 @@ class SimRuntime(Runtime):
             if getattr(self._chooser, "wants_footprints", False):
                 return self._drive_tracking(root)
             return self._drive(root)
+        except _CycleClosed:  # a deadlock certain before the run's end: stop at it
+            self._current = None
+            return self._result(root, None, None)
         except BaseException:
             self._close_all()
             raise
@@ -1207,6 +1215,8 @@ class SimRuntime(Runtime):
                     self._blocked[task] = None
                     runnable.pop(i)
                     last = None
+                    if self._closes_cycle(task, arg):
+                        raise _CycleClosed
             elif op == SLEEP:
                 assert isinstance(arg, float)
                 task.resume_cancellable = True
@@ -1373,6 +1383,8 @@ class SimRuntime(Runtime):
             task.state = _BLOCKED
             self._blocked[task] = None
             self._runnable.pop(i)
+            if self._closes_cycle(task, arg):
+                raise _CycleClosed
             return False
         if op == SLEEP and isinstance(arg, float):
             task.pending = arg
@@ -1458,6 +1470,55 @@ class SimRuntime(Runtime):
                     doomed.discard(tid)
                     changed = True
         return frozenset(doomed)
+
+    def _closes_cycle(self, task: SimTask, waiter: Waiter) -> bool:
+        """`task` just blocked on `waiter`: did that close a deadlock nothing can undo?
+
+        Called on a block only, never per step.  True when `_stuck` is not empty (a cycle
+        of waits on held locks, pools, task groups, without a deadline) and no task that
+        could still do anything could cancel one of the stuck tasks (`_rescuable`).  A
+        cheap test first: a wait with no blocked holder closes no cycle.
+        """
+        queue = waiter.queue
+        if type(queue) is SimTaskGroup:  # its children, without the scan of describe_wait
+            if not any(t.group is queue and t.waiter is not None for t in self._blocked):
+                return False
+        else:
+            # (no holder: a completion, a condition, a queue; anyone may end the wait)
+            for holder in queue.describe_wait()[1]:
+                if type(holder) is SimTask and holder.state == _BLOCKED:
+                    break
+            else:  # no holder blocked (the common case): no cycle through this wait
+                return False
+        if _has_deadline(task):
+            return False
+        stuck = self._stuck()
+        return bool(stuck) and not self._rescuable(stuck)
+
+    def _rescuable(self, stuck: frozenset[int]) -> bool:
+        """Could a task outside `stuck` that has not finished cancel a stuck task?
+
+        It could if it entered a cancel scope around one (a task group's body that has
+        not reached the group's exit, a ``with cancel_scope()`` of its own), or if one of
+        its coroutine frames holds such a scope or its task group, directly or one
+        attribute or item away (``tg`` passed as an argument, a closure, ``self._tg``, a
+        module global its code names).  Not seen: a reference reached only through a
+        function it has yet to call or deeper structures, and a sibling's error
+        cancelling the group (the stuck tasks are then deadlocked until that error; the
+        run reports the deadlock, which came first).
+        """
+        scopes: dict[int, SimCancelScope] = {}
+        for t in self._tasks:
+            if t.id in stuck:
+                for s in t.scopes:
+                    scopes[id(s)] = s
+        targets = set(scopes)
+        for t in self._tasks:
+            if t.group is not None and id(t.group._scope) in scopes:
+                targets.add(id(t.group))
+        others = [t for t in self._tasks if t.state != _DONE and t.id not in stuck]
+        owners = {id(s._task) for s in scopes.values() if not s._exited}
+        return any(id(t) in owners or _frames_hold(t.coro, targets) for t in others)
 
     def _deadlock(self) -> Deadlock:
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]
@@ -1626,6 +1687,52 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
+class _CycleClosed(Exception):
+    """Raised by the driver on the block that closed a certain deadlock (never escapes)."""
+
+
+def _frames_hold(coro: object, targets: set[int]) -> bool:
+    """Does a frame of the await chain from `coro` hold an object of `targets` (by id),
+    as a local or a global its code names, or one attribute or item of one away?"""
+    seen = 0
+    while coro is not None and seen < 1000:
+        seen += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            names = frame.f_globals
+            # its locals, and the globals its code names (``TG.cancel_scope.cancel()``)
+            values = [*frame.f_locals.values()]
+            values += [names[n] for n in frame.f_code.co_names if n in names]
+            for value in values:
+                if id(value) in targets or any(id(v) in targets for v in _one_level(value)):
+                    return True
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return False
+
+
+def _one_level(value: object) -> list[object]:
+    """The objects `value` points to directly: items of a container, attributes."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, dict):
+        return [*value.keys(), *value.values()]
+    out: list[object] = []
+    try:  # past any __getattribute__ of its own: a read here must note nothing
+        d = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        d = None
+    if isinstance(d, dict):
+        out.extend(d.values())
+    for cls in type(value).__mro__:
+        for name in cls.__dict__.get("__slots__", ()):
+            if isinstance(name, str):
+                try:
+                    out.append(object.__getattribute__(value, name))
+                except AttributeError:
+                    pass
+    return out
+
+
 def _has_deadline(task: SimTask) -> bool:
     return any(s._deadline != math.inf and not s._cancel_called for s in task.scopes)
 
@@ -1660,8 +1767,10 @@ def run(
 ) -> SimResult:
     """Run ``main(*args)`` under the sim runtime and return what happened.
 
-    `chooser` decides every choice point; without one, a `RandomChooser(seed)` does.
-    `max_steps` bounds the run (outcome ``"step-limit"`` past it).  With `trace`, the
+    `chooser` decides every choice point; without one, a `RandomChooser(seed)` does
+    (`seed`: an int of at most 64 bits; `chooser`: an object with ``choose`` and
+    ``new_execution``, see `odp_async._runtime.choosers.Chooser`).  `max_steps` (an int,
+    1 to `MAX_RUN_STEPS`) bounds the run (outcome ``"step-limit"`` past it).  With `trace`, the
     result carries every step as ``(step, task_id, op, label)``.  `on_stop` is called
     when a run that did not finish (deadlock, step bound, chooser error) starts
     unwinding its tasks, so observers can stop recording what the unwinding does.
@@ -1681,6 +1790,7 @@ def run(
     program's error: an outcome).  Each leaves after the run's tasks have been unwound.
     """
     _check_run(main, max_steps, noted_only)
+    _check_run_options(seed, chooser, trace, on_stop)
     if chooser is None:
         chooser = RandomChooser(seed)
     rt = SimRuntime(
@@ -1761,10 +1871,45 @@ class BriefRuns:
             self._busy = False
 
 
+#: The largest `max_steps` a run takes: the explorer's bound (`ExploreConfig.max_steps`,
+#: at most 10**9) and its fair continuation, as long again (`odp_async.explore.fairness`).
+MAX_RUN_STEPS: Final = 2 * 10**9
+#: A seed is an int of at most this many bits, as the explorer's (`ExploreConfig.seed`).
+_SEED_BITS: Final = 64
+
+
 def _check_run(main: object, max_steps: int, noted_only: bool) -> None:
     if not callable(main):
         raise InvalidArgument(f"run() needs an async function, got {main!r}")
-    if not isinstance(max_steps, int) or max_steps < 1:
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise InvalidArgument(f"max_steps must be a positive int, got {max_steps!r}")
+    if max_steps > MAX_RUN_STEPS:
+        raise InvalidArgument(
+            f"max_steps must be at most {MAX_RUN_STEPS} (2 * 10**9), got {max_steps!r}"
+        )
     if not isinstance(noted_only, bool):
         raise InvalidArgument(f"noted_only must be a bool, got {noted_only!r}")
+
+
+def _check_run_options(seed: object, chooser: object, trace: object, on_stop: object) -> None:
+    """`run`'s other keywords, each refused with `InvalidArgument` naming the value."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed.bit_length() > _SEED_BITS:
+        raise InvalidArgument(
+            f"seed must be an int of at most {_SEED_BITS} bits, got {_short_repr(seed, 60)} "
+            f"({type(seed).__name__})"
+        )
+    if chooser is not None and not all(
+        callable(getattr(chooser, m, None)) for m in ("choose", "new_execution")
+    ):
+        raise InvalidArgument(
+            f"chooser must be None or a Chooser (RandomChooser(seed), ReplayChooser(...): "
+            f"with choose() and new_execution()), got {_short_repr(chooser, 60)} "
+            f"({type(chooser).__name__})"
+        )
+    if not isinstance(trace, bool):
+        raise InvalidArgument(f"trace must be a bool, got {trace!r} ({type(trace).__name__})")
+    if on_stop is not None and not callable(on_stop):
+        raise InvalidArgument(
+            f"on_stop must be None or a callable, got {_short_repr(on_stop, 60)} "
+            f"({type(on_stop).__name__})"
+        )

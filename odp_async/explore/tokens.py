@@ -11,7 +11,11 @@ Contract
     optionally the id of the explored test it belongs to and the chooser (or the
     portfolio's member, such as ``pct-d4`` or ``dpor``) that found it (`found_by`: an
     optional field, so version 2 tokens without it still decode).  Version 1 tokens (built-in
-    targets, files by path) still decode.
+    targets, files by path) still decode.  Only the format prefix (``odp1``, ``odp2``)
+    decides whether a token is read: the odp_async version in the header is a record, not
+    a format, so a token made by another odp_async (older or newer) replays here when its
+    format is read, and a replay that does not reproduce it says which version made it
+    (`ReplayMismatch`, with ``the token was made by odp_async X; this is Y``).
 
     `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
     unknown version, a truncated or edited token (CRC), a payload that does not unpack

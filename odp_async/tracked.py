@@ -110,6 +110,7 @@ import collections
 import collections.abc
 import copy
 import enum
+import functools
 import inspect
 import threading
 import types
@@ -1563,13 +1564,54 @@ def _is_frozen_dataclass(kind: type) -> bool:
 
 
 def _self_noting(obj: object) -> bool:
-    # Primitives note their own state changes (`odp_async.sync`).
+    # Primitives note their own state changes (`odp_async.sync`); an instance of a
+    # subclass that keeps fields of its own is not one (`primitive_with_state`).
     from . import sync
 
     return isinstance(
         obj,
         (sync.WaitQueue, sync.Mutex, sync.RWLock, sync.Completion, sync.SlotPool, sync.Condition),
+    ) and primitive_with_state(type(obj)) is None
+
+
+def _primitives() -> tuple[type, ...]:
+    from . import sync
+    from .shared import SharedCell
+
+    return (
+        sync.WaitQueue,
+        sync.Mutex,
+        sync.RWLock,
+        sync.Completion,
+        sync.SlotPool,
+        sync.Condition,
+        SharedCell,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def primitive_with_state(cls: type) -> type | None:
+    """The primitive (`odp_async.sync`'s, or `odp_async.shared.SharedCell`) that `cls`
+    subclasses when `cls` adds fields of its own (a class between them without
+    ``__slots__``, so its instances have a ``__dict__``, or with slots of its own), else
+    None.  A primitive notes its own state, never a subclass's fields
+    (``class CountingLock(Mutex)`` with ``self.uses``): an instance of such a subclass is
+    state nobody notes.  A subclass for a name (``__slots__ = ()``) is a primitive."""
+    base = next((b for b in _primitives() if issubclass(cls, b)), None)
+    if base is None or cls is base:
+        return None
+    for klass in cls.__mro__:
+        if klass is base:
+            break
+        if klass.__module__.startswith("odp_async."):
+            continue  # odp_async's own layers (reviewed)
+        slots = klass.__dict__.get("__slots__")
+        if slots is None:
+            return base  # instances of `klass` have a __dict__
+        names = (slots,) if isinstance(slots, str) else tuple(slots)
+        if any(name != "__weakref__" for name in names):
+            return base
+    return None
 
 
 def _fields_of(obj: object) -> Iterable[str]:

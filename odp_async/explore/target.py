@@ -65,7 +65,7 @@ from ..world import PreparedWorld, WorldRun, run_world
 from .arguments import require_mapping, show
 from .failures import describe_leaves, error_leaves
 from .fairness import fair_continuation
-from .refs import ScenarioText, is_ref, object_ref, resolve_ref, scenario_ref
+from .refs import ScenarioText, is_ref, object_ref, ref_problem, resolve_ref, scenario_ref
 
 __all__ = ["Execution", "Target", "TargetSpec", "failure_violations"]
 
@@ -641,6 +641,9 @@ def _lookup(name: str) -> Scenario:
             f"{name!r} is an explored test: replay its token by re-running the test with "
             "ODP_ASYNC_REPLAY=<token>"
         )
+    problem = ref_problem(name)
+    if problem is not None:  # meant as a reference, but not one
+        raise InvalidArgument(problem)
     known = ", ".join([*BUILTIN, *(f"classic:{n}" for n in CLASSIC)])
     raise InvalidArgument(
         f"unknown scenario {name!r}; expected one of {known}, a .toml file or 'module:qualname'"

@@ -110,7 +110,6 @@ import collections
 import collections.abc
 import copy
 import enum
-import functools
 import inspect
 import threading
 import types
@@ -1525,7 +1524,8 @@ def _is_opaque(kind: type, value: object) -> bool:
     tracked container, may hand the step state whose accesses nobody notes.  An
     allow-list: values (None, bools, numbers, strs, bytes, ranges, a bare ``object()``),
     instances of tracked classes (their hooks note them), tracked containers, the
-    primitives of `odp_async.sync` (they note themselves), internal objects of a tracked
+    primitives of `odp_async.sync` (they note themselves; not a subclass's instance with
+    fields of its own: `primitive_with_state`), internal objects of a tracked
     class and the runtime's own objects are not; enum members, classes, tuples,
     frozensets, frozen attrs and dataclass records, functions and bound methods are
     `_DEPENDS` (`_depends_opaque` looks at what they hold, and at the attribute dict an
@@ -1568,10 +1568,21 @@ def _self_noting(obj: object) -> bool:
     # subclass that keeps fields of its own is not one (`primitive_with_state`).
     from . import sync
 
-    return isinstance(
-        obj,
-        (sync.WaitQueue, sync.Mutex, sync.RWLock, sync.Completion, sync.SlotPool, sync.Condition),
-    ) and primitive_with_state(type(obj)) is None
+    kind: type = type(obj)
+    return (
+        issubclass(
+            kind,
+            (
+                sync.WaitQueue,
+                sync.Mutex,
+                sync.RWLock,
+                sync.Completion,
+                sync.SlotPool,
+                sync.Condition,
+            ),
+        )
+        and primitive_with_state(kind) is None
+    )
 
 
 def _primitives() -> tuple[type, ...]:
@@ -1589,7 +1600,10 @@ def _primitives() -> tuple[type, ...]:
     )
 
 
-@functools.lru_cache(maxsize=1024)
+#: Memo of `primitive_with_state` by class (a function of the class alone, as `_OPAQUE`).
+_PRIMITIVE_STATE: dict[type, type | None] = {}
+
+
 def primitive_with_state(cls: type) -> type | None:
     """The primitive (`odp_async.sync`'s, or `odp_async.shared.SharedCell`) that `cls`
     subclasses when `cls` adds fields of its own (a class between them without
@@ -1597,6 +1611,14 @@ def primitive_with_state(cls: type) -> type | None:
     None.  A primitive notes its own state, never a subclass's fields
     (``class CountingLock(Mutex)`` with ``self.uses``): an instance of such a subclass is
     state nobody notes.  A subclass for a name (``__slots__ = ()``) is a primitive."""
+    try:
+        return _PRIMITIVE_STATE[cls]
+    except KeyError:
+        found = _PRIMITIVE_STATE[cls] = _primitive_with_state(cls)
+        return found
+
+
+def _primitive_with_state(cls: type) -> type | None:
     base = next((b for b in _primitives() if issubclass(cls, b)), None)
     if base is None or cls is base:
         return None

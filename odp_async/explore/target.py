@@ -57,6 +57,7 @@ from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.interrupts import is_ctrl_c
 from .._runtime.sim import BriefRuns, SimResult
 from .._runtime.sim import run as sim_run
+from .._thread_blocking import refuse_thread_locks
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
@@ -227,6 +228,8 @@ class Target:
             raise InvalidArgument(
                 f"a scenario is a name, a file, a Scenario or an async function, got {scenario!r}"
             )
+        if not found.needs_world:
+            refuse_thread_locks(found.body)  # it would hang the run: refused before it
         if args and (found.needs_world or isinstance(scenario, Scenario)):
             raise InvalidArgument(
                 f"scenario {found.name!r} takes no arguments (only a plain async function "

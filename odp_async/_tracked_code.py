@@ -23,8 +23,9 @@ Contract
     * a class that subclasses a primitive (`odp_async.tracked.primitive_with_state`)
       and whose instances keep fields of its own, a function naming one of the standard
       library's side channels (`_SIDE_CHANNELS`: ``os.environ``, ``open``, ``random``'s
-      module functions, ``time.monotonic``...) and a function naming ``__closure__`` or
-      ``cell_contents`` are reported.
+      module functions, ``time.monotonic``...), a function naming ``__closure__`` or
+      ``cell_contents``, and a local shared with the functions a function defines that
+      they rebind or that is bound to fresh state (`_shared_locals`) are reported.
 
     Code outside the program is trusted, not read: the standard library, attrs, anyio,
     trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
@@ -60,9 +61,11 @@ See also
 
 from __future__ import annotations
 
+import dis
 import enum
 import functools
 import importlib.util
+import inspect
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -359,6 +362,13 @@ class CodeWalk:
         closure: its default arguments (`_defaults`) and a closure cell reached through
         ``__closure__`` / ``cell_contents`` (`_CELL_NAMES`: a computed access, unknown)."""
         self._defaults(fn, qual, own_data=own_data)
+        if not own_data:
+            for name, what in _shared_locals(fn):
+                self.reasons.add(
+                    f"{qual} (shares its local {name!r} ({what}) with the functions it "
+                    "defines: state held in a local, which no note sees; keep it in a "
+                    "@tracked object, a tracked container or a SharedCell)"
+                )
         if not own_data and _reaches_cells(fn.__code__):
             self.reasons.add(
                 f"{qual} (reaches a closure cell through `__closure__` or `cell_contents`: "
@@ -585,6 +595,114 @@ def _reaches_cells(code: types.CodeType) -> bool:
         if isinstance(const, types.CodeType) and _reaches_cells(const):
             return True
     return False
+
+
+#: What leaves a fresh mutable container on the stack (a literal ``{}``, ``[1, 2]``...).
+_BUILDS = frozenset(
+    {
+        "BUILD_MAP",
+        "BUILD_CONST_KEY_MAP",
+        "BUILD_LIST",
+        "BUILD_SET",
+        "LIST_EXTEND",
+        "SET_UPDATE",
+        "DICT_UPDATE",
+        "DICT_MERGE",
+    }
+)
+#: Instructions that push one value and take none (a call's simple arguments).
+_ONE_VALUE = frozenset({"LOAD_CONST", "LOAD_FAST", "LOAD_DEREF", "LOAD_GLOBAL", "LOAD_CLOSURE"})
+_GENERATORS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
+    """The locals of `fn` (and of the functions nested in it) that its nested functions
+    share (``co_cellvars``) and that hold state: rebound by a nested function
+    (``nonlocal n; n += 1``), or bound to a fresh mutable container (``box = {"n": 0}``,
+    ``[]``, ``set()``, ``collections.deque()``), an object of a class nobody notes
+    (``Box()``) or a generator (``g = gen()``).  Each as ``(name, what)``.  What a
+    local is bound to by any other expression (``box = make_box()``, a comprehension)
+    is not judged."""
+    found: list[tuple[str, str]] = []
+    for code in _code_tree(fn.__code__):
+        cells = set(code.co_cellvars)
+        if not cells:
+            continue
+        rebound = {
+            name
+            for inner in _code_tree(code)[1:]
+            for name in _deref_stores(inner)
+            if name in cells and name in inner.co_freevars
+        }
+        found.extend((name, "rebound by a function it defines") for name in sorted(rebound))
+        ins = list(dis.get_instructions(code))
+        for n, op in enumerate(ins):
+            if op.opname != "STORE_DEREF" or op.argval not in cells or op.argval in rebound:
+                continue
+            what = _fresh_state(fn, ins, n)
+            if what is not None:
+                found.append((str(op.argval), what))
+    return found
+
+
+def _code_tree(code: types.CodeType) -> list[types.CodeType]:
+    found = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(_code_tree(const))
+    return found
+
+
+def _deref_stores(code: types.CodeType) -> set[str]:
+    return {
+        str(op.argval)
+        for op in dis.get_instructions(code)
+        if op.opname in ("STORE_DEREF", "DELETE_DEREF")
+    }
+
+
+def _fresh_state(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> str | None:
+    """What the STORE_DEREF at `n` binds, when it is fresh state: a container literal or
+    a call, with simple arguments, of a mutable type, an untracked class or a generator
+    function named by a global (``collections.deque()``, ``Box()``, ``gen()``)."""
+    before = ins[n - 1] if n else None
+    if before is None:
+        return None
+    if before.opname in _BUILDS:
+        return "a mutable container"
+    if before.opname != "CALL" or n < 2 or ins[n - 2].opname != "PRECALL":
+        return None
+    j = n - 3 - int(before.argval or 0)  # past the arguments, each one instruction
+    if any(i.opname not in _ONE_VALUE for i in ins[j + 1 : n - 2]) or j < 0:
+        return None
+    names: list[str] = []
+    while j >= 0 and ins[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
+        names.append(str(ins[j].argval))
+        j -= 1
+    if j < 0 or ins[j].opname != "LOAD_GLOBAL":
+        return None
+    callee = fn.__globals__.get(str(ins[j].argval), _MISSING)
+    if callee is _MISSING:
+        callee = _builtin(fn, str(ins[j].argval))
+    for name in reversed(names):
+        callee = _static_attr(callee, name)
+    if isinstance(callee, types.FunctionType):
+        if callee.__code__.co_flags & _GENERATORS:
+            return f"a generator of {_qual(callee)}"
+        return None
+    if isinstance(callee, type) and _state_class(callee):
+        return f"a {callee.__module__}.{callee.__qualname__}"
+    return None
+
+
+def _state_class(cls: type) -> bool:
+    # Whether an instance of `cls` is state nobody notes (the allow-list of
+    # `odp_async.tracked`, by class): a primitive or a SharedCell notes itself.
+    from . import tracked
+
+    if issubclass(cls, tracked._primitives()):
+        return tracked.primitive_with_state(cls) is not None
+    return tracked._is_opaque(cls, None) is True
 
 
 # --- the watch ---------------------------------------------------------------------------

@@ -224,11 +224,74 @@ async def cellwrite():
     await _race(_getter, write)
 
 
+async def local_dict():
+    account = {{"balance": 0}}  # README's two_deposits with noted_only=True
+
+    async def deposit():
+        seen = account["balance"]
+        await checkpoint("read balance")
+        account["balance"] = seen + 10
+
+    async with task_group() as tg:
+        tg.start_soon(deposit)
+        tg.start_soon(deposit)
+    assert account["balance"] == 20, "a lost update"
+
+
+async def local_nonlocal():
+    n = 0
+
+    async def inc():
+        nonlocal n
+        seen = n
+        await checkpoint("between the read and the write")
+        n = seen + 1
+
+    async with task_group() as tg:
+        tg.start_soon(inc)
+        tg.start_soon(inc)
+    assert n == 2, "a lost update"
+
+
+class Plain:
+    def __init__(self):
+        self.n = 0
+
+
+async def local_object():
+    box = Plain()
+    def write(v):
+        box.n = v
+    await _race(lambda: box.n, write)
+
+
+def _counter():
+    n = 0
+    while True:
+        n += 1
+        yield n
+
+
+async def local_generator():
+    g = _counter()
+    got = {{}}
+
+    async def take(name):
+        await checkpoint(name)
+        got[name] = next(g)
+
+    async with task_group() as tg:
+        tg.start_soon(take, "a")
+        tg.start_soon(take, "b")
+    assert got["a"] == 1, "b went first"
+
+
 S = {{
     f.__name__: Scenario(f.__name__, "", f, (), needs_world=False, noted_only=True)
     for f in (default_arg, narrow_default_arg, kwdefault, main_default, method_default,
               mutex_subclass, cell_subclass, completion_subclass, environ, getenv,
-              diskfile, rng, clock, cellwrite)
+              diskfile, rng, clock, cellwrite, local_dict, local_nonlocal, local_object,
+              local_generator)
 }}
 scenario = S["narrow_default_arg"]
 
@@ -241,6 +304,25 @@ async def named_lock():
     lock = NamedLock("named")
     async with lock:
         pass
+
+
+@tracked
+@attrs.define
+class Ledger:
+    balance: int = 0
+
+
+async def noted_locals():
+    account = Ledger()
+    cell = SharedCell(0, "c")
+    lock = NamedLock("n")
+    k = 3
+
+    async def use():
+        async with lock:
+            account.balance = cell.get() + k
+
+    await use()
 """
 
 RACES = [
@@ -257,6 +339,10 @@ RACES = [
     "rng",
     "clock",
     "cellwrite",
+    "local_dict",
+    "local_nonlocal",
+    "local_object",
+    "local_generator",
 ]
 
 
@@ -304,6 +390,10 @@ def test_the_portfolio_does_not_stop_at_a_reduced_complete(programs: str) -> Non
         ("rng", "uses random.random"),
         ("clock", "uses time.monotonic_ns"),
         ("cellwrite", "reaches a closure cell through `__closure__`"),
+        ("local_dict", "shares its local 'account' (a mutable container)"),
+        ("local_nonlocal", "shares its local 'n' (rebound by a function it defines)"),
+        ("local_object", "shares its local 'box' (a hidden_channels_"),
+        ("local_generator", "shares its local 'g' (a generator of hidden_channels_"),
     ],
 )
 def test_the_walk_names_what_it_cannot_see(programs: str, name: str, reason: str) -> None:
@@ -311,10 +401,13 @@ def test_the_walk_names_what_it_cannot_see(programs: str, name: str, reason: str
     assert any(reason in u for u in untracked), untracked
 
 
-def test_immutable_defaults_and_a_subclass_for_a_name_keep_the_promise(programs: str) -> None:
+def test_immutable_defaults_noted_locals_and_a_subclass_for_a_name_keep_the_promise(
+    programs: str,
+) -> None:
     mod = importlib.import_module(programs)
     assert track((), code=(mod.immutable_defaults,)).untracked == ()
     assert track((), code=(mod.named_lock,)).untracked == ()
+    assert track((), code=(mod.noted_locals,)).untracked == ()
 
 
 def test_the_cli_does_not_claim_complete(programs: str, tmp_path: Path) -> None:

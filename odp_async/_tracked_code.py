@@ -25,7 +25,8 @@ Contract
       library's side channels (`_SIDE_CHANNELS`: ``os.environ``, ``open``, ``random``'s
       module functions, ``time.monotonic``...), a function naming ``__closure__`` or
       ``cell_contents``, and a local shared with the functions a function defines that
-      they rebind or that is bound to fresh state (`_shared_locals`) are reported.
+      they rebind or that is bound to an untracked object or a generator
+      (`_shared_locals`) are reported.
 
     Code outside the program is trusted, not read: the standard library, attrs, anyio,
     trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
@@ -597,32 +598,22 @@ def _reaches_cells(code: types.CodeType) -> bool:
     return False
 
 
-#: What leaves a fresh mutable container on the stack (a literal ``{}``, ``[1, 2]``...).
-_BUILDS = frozenset(
-    {
-        "BUILD_MAP",
-        "BUILD_CONST_KEY_MAP",
-        "BUILD_LIST",
-        "BUILD_SET",
-        "LIST_EXTEND",
-        "SET_UPDATE",
-        "DICT_UPDATE",
-        "DICT_MERGE",
-    }
-)
 #: Instructions that push one value and take none (a call's simple arguments).
 _ONE_VALUE = frozenset({"LOAD_CONST", "LOAD_FAST", "LOAD_DEREF", "LOAD_GLOBAL", "LOAD_CLOSURE"})
 _GENERATORS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+#: Modules of the plain containers (``dict``, ``list``, ``collections.deque``...).
+_CONTAINER_MODULES = frozenset({"builtins", "collections"})
 
 
 def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
     """The locals of `fn` (and of the functions nested in it) that its nested functions
     share (``co_cellvars``) and that hold state: rebound by a nested function
-    (``nonlocal n; n += 1``), or bound to a fresh mutable container (``box = {"n": 0}``,
-    ``[]``, ``set()``, ``collections.deque()``), an object of a class nobody notes
-    (``Box()``) or a generator (``g = gen()``).  Each as ``(name, what)``.  What a
-    local is bound to by any other expression (``box = make_box()``, a comprehension)
-    is not judged."""
+    (``nonlocal n; n += 1``), or bound to an object of a class nobody notes (``box =
+    Box()``) or a generator (``g = gen()``).  Each as ``(name, what)``.  A plain
+    container (``results = []``, ``{"n": 0}``, ``collections.deque()``) is not judged:
+    a local a task fills and the main function reads after the join is the common case
+    (judging it would lose the reduction of most programs), and what a local is bound
+    to by any other expression (``box = make_box()``) is not judged either."""
     found: list[tuple[str, str]] = []
     for code in _code_tree(fn.__code__):
         cells = set(code.co_cellvars)
@@ -668,8 +659,6 @@ def _fresh_state(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> 
     before = ins[n - 1] if n else None
     if before is None:
         return None
-    if before.opname in _BUILDS:
-        return "a mutable container"
     if before.opname != "CALL" or n < 2 or ins[n - 2].opname != "PRECALL":
         return None
     j = n - 3 - int(before.argval or 0)  # past the arguments, each one instruction
@@ -700,6 +689,8 @@ def _state_class(cls: type) -> bool:
     # `odp_async.tracked`, by class): a primitive or a SharedCell notes itself.
     from . import tracked
 
+    if cls.__module__ in _CONTAINER_MODULES:
+        return False  # a plain container: see `_shared_locals`
     if issubclass(cls, tracked._primitives()):
         return tracked.primitive_with_state(cls) is not None
     return tracked._is_opaque(cls, None) is True

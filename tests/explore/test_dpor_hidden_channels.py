@@ -224,20 +224,6 @@ async def cellwrite():
     await _race(_getter, write)
 
 
-async def local_dict():
-    account = {{"balance": 0}}  # README's two_deposits with noted_only=True
-
-    async def deposit():
-        seen = account["balance"]
-        await checkpoint("read balance")
-        account["balance"] = seen + 10
-
-    async with task_group() as tg:
-        tg.start_soon(deposit)
-        tg.start_soon(deposit)
-    assert account["balance"] == 20, "a lost update"
-
-
 async def local_nonlocal():
     n = 0
 
@@ -290,7 +276,7 @@ S = {{
     f.__name__: Scenario(f.__name__, "", f, (), needs_world=False, noted_only=True)
     for f in (default_arg, narrow_default_arg, kwdefault, main_default, method_default,
               mutex_subclass, cell_subclass, completion_subclass, environ, getenv,
-              diskfile, rng, clock, cellwrite, local_dict, local_nonlocal, local_object,
+              diskfile, rng, clock, cellwrite, local_nonlocal, local_object,
               local_generator)
 }}
 scenario = S["narrow_default_arg"]
@@ -339,7 +325,6 @@ RACES = [
     "rng",
     "clock",
     "cellwrite",
-    "local_dict",
     "local_nonlocal",
     "local_object",
     "local_generator",
@@ -390,7 +375,6 @@ def test_the_portfolio_does_not_stop_at_a_reduced_complete(programs: str) -> Non
         ("rng", "uses random.random"),
         ("clock", "uses time.monotonic_ns"),
         ("cellwrite", "reaches a closure cell through `__closure__`"),
-        ("local_dict", "shares its local 'account' (a mutable container)"),
         ("local_nonlocal", "shares its local 'n' (rebound by a function it defines)"),
         ("local_object", "shares its local 'box' (a hidden_channels_"),
         ("local_generator", "shares its local 'g' (a generator of hidden_channels_"),

@@ -302,7 +302,13 @@ and exits 130.
     type=float,
     help="wall-clock budget: stop starting schedules after SECONDS",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="base of every schedule's seed: any int of at most 64 bits, negative ones too",
+)
 @click.option("--jobs", default=1, show_default=True, type=int, help="worker processes")
 @click.option("--preemptions", type=int, help="dfs: a fixed preemption bound")
 @click.option("--max-preemptions", default=3, show_default=True, type=int, help="dfs")
@@ -327,7 +333,8 @@ and exits 130.
     default=0,
     show_default=True,
     type=int,
-    help="skip the first START schedules (reports count from 1: schedule N is --start N-1)",
+    help="skip the first START schedules (reports count from 1: schedule N is --start N-1;"
+    " any START below 2**64)",
 )
 @click.option(
     "--resume",

@@ -1524,7 +1524,8 @@ def _is_opaque(kind: type, value: object) -> bool:
     tracked container, may hand the step state whose accesses nobody notes.  An
     allow-list: values (None, bools, numbers, strs, bytes, ranges, a bare ``object()``),
     instances of tracked classes (their hooks note them), tracked containers, the
-    primitives of `odp_async.sync` (they note themselves), internal objects of a tracked
+    primitives of `odp_async.sync` (they note themselves; not a subclass's instance with
+    fields of its own: `primitive_with_state`), internal objects of a tracked
     class and the runtime's own objects are not; enum members, classes, tuples,
     frozensets, frozen attrs and dataclass records, functions and bound methods are
     `_DEPENDS` (`_depends_opaque` looks at what they hold, and at the attribute dict an
@@ -1563,13 +1564,76 @@ def _is_frozen_dataclass(kind: type) -> bool:
 
 
 def _self_noting(obj: object) -> bool:
-    # Primitives note their own state changes (`odp_async.sync`).
+    # Primitives note their own state changes (`odp_async.sync`); an instance of a
+    # subclass that keeps fields of its own is not one (`primitive_with_state`).
     from . import sync
 
-    return isinstance(
-        obj,
-        (sync.WaitQueue, sync.Mutex, sync.RWLock, sync.Completion, sync.SlotPool, sync.Condition),
+    kind: type = type(obj)
+    return (
+        issubclass(
+            kind,
+            (
+                sync.WaitQueue,
+                sync.Mutex,
+                sync.RWLock,
+                sync.Completion,
+                sync.SlotPool,
+                sync.Condition,
+            ),
+        )
+        and primitive_with_state(kind) is None
     )
+
+
+def _primitives() -> tuple[type, ...]:
+    from . import sync
+    from .shared import SharedCell
+
+    return (
+        sync.WaitQueue,
+        sync.Mutex,
+        sync.RWLock,
+        sync.Completion,
+        sync.SlotPool,
+        sync.Condition,
+        SharedCell,
+    )
+
+
+#: Memo of `primitive_with_state` by class (a function of the class alone, as `_OPAQUE`).
+_PRIMITIVE_STATE: dict[type, type | None] = {}
+
+
+def primitive_with_state(cls: type) -> type | None:
+    """The primitive (`odp_async.sync`'s, or `odp_async.shared.SharedCell`) that `cls`
+    subclasses when `cls` adds fields of its own (a class between them without
+    ``__slots__``, so its instances have a ``__dict__``, or with slots of its own), else
+    None.  A primitive notes its own state, never a subclass's fields
+    (``class CountingLock(Mutex)`` with ``self.uses``): an instance of such a subclass is
+    state nobody notes.  A subclass for a name (``__slots__ = ()``) is a primitive."""
+    try:
+        return _PRIMITIVE_STATE[cls]
+    except KeyError:
+        found = _PRIMITIVE_STATE[cls] = _primitive_with_state(cls)
+        return found
+
+
+def _primitive_with_state(cls: type) -> type | None:
+    base = next((b for b in _primitives() if issubclass(cls, b)), None)
+    if base is None or cls is base:
+        return None
+    for klass in cls.__mro__:
+        if klass is base:
+            break
+        if klass.__module__.startswith("odp_async."):
+            continue  # odp_async's own layers (reviewed)
+        slots = klass.__dict__.get("__slots__")
+        if slots is None:
+            return base  # instances of `klass` have a __dict__
+        names = (slots,) if isinstance(slots, str) else tuple(slots)
+        if any(name != "__weakref__" for name in names):
+            return base
+    return None
 
 
 def _fields_of(obj: object) -> Iterable[str]:

@@ -118,8 +118,15 @@ def _flag(name: str) -> Any:
 
 
 def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # Any index is a valid schedule (its seed is derived from (seed, index)); bounded as
+    # the seed is, so a report's schedule numbers stay readable.
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidArgument(f"start must be a non-negative int, got {value!r}")
+        raise InvalidArgument(f"start must be a non-negative int, got {_show(value)}")
+    if value.bit_length() > SEED_BITS:
+        raise InvalidArgument(
+            f"start must be an int of at most {SEED_BITS} bits (< 2**{SEED_BITS}), "
+            f"got {_show(value)}"
+        )
 
 
 def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -158,7 +165,11 @@ class ExploreConfig:
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
       from 1: the failure at schedule N is index N-1 (``start=N-1, schedules=1``).
-    - `seed`: the base of every per-schedule seed (random, pct, portfolio).
+      Any index below ``2**64`` is valid (each schedule's seed is derived from the seed
+      and its index, `derive_seed`): `InvalidArgument` above it.
+    - `seed`: the base of every per-schedule seed (random, pct, portfolio): any int of
+      at most `SEED_BITS` bits, negative ones too (each seed is another reproducible
+      search); `InvalidArgument` past it.
     - `max_steps`: per execution; a run past it that a fair continuation does not
       finish either is *unfinished*: no verdict, and the search is inconclusive
       (`odp_async.explore.fairness`, `ExploreResult.inconclusive`), never starvation.

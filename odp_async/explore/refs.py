@@ -39,7 +39,7 @@ from ..errors import InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from ..scenarios.files import ScenarioFileError, _Reader, read_scenario
 
-__all__ = ["ScenarioText", "is_ref", "object_ref", "resolve_ref", "scenario_ref"]
+__all__ = ["ScenarioText", "is_ref", "object_ref", "ref_problem", "resolve_ref", "scenario_ref"]
 
 #: Prefixes of scenario names that are not ``module:qualname`` references.
 _RESERVED = ("classic:", "test:")
@@ -51,6 +51,25 @@ def is_ref(text: str) -> bool:
         return False
     module, qualname = text.split(":")
     return _dotted(module) and _dotted(qualname)
+
+
+def ref_problem(text: str) -> str | None:
+    """Why `text`, which has a colon and so was meant as a ``module:qualname`` reference
+    (not a ``classic:`` or ``test:`` name), is not one; None when it is one or has no
+    colon.  One line, naming the part at fault."""
+    if ":" not in text or text.startswith(_RESERVED) or is_ref(text):
+        return None
+    if text.count(":") != 1:
+        return f"{text!r} has {text.count(':')} colons; a reference is 'module:qualname'"
+    module, qualname = text.split(":")
+    for part, what in ((module, "module name"), (qualname, "qualified name")):
+        if not _dotted(part):
+            return (
+                f"{text!r} is not a 'module:qualname' reference: the {what} {part!r} is not "
+                "a dotted Python identifier (each part a letter or _ then letters, digits "
+                "or _: what an import statement can name); rename it"
+            )
+    return None  # pragma: no cover - is_ref(text) held
 
 
 def _dotted(text: str) -> bool:

@@ -57,6 +57,7 @@ from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.interrupts import is_ctrl_c
 from .._runtime.sim import BriefRuns, SimResult
 from .._runtime.sim import run as sim_run
+from .._thread_blocking import refuse_thread_locks
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
@@ -65,7 +66,7 @@ from ..world import PreparedWorld, WorldRun, run_world
 from .arguments import require_mapping, show
 from .failures import describe_leaves, error_leaves
 from .fairness import fair_continuation
-from .refs import ScenarioText, is_ref, object_ref, resolve_ref, scenario_ref
+from .refs import ScenarioText, is_ref, object_ref, ref_problem, resolve_ref, scenario_ref
 
 __all__ = ["Execution", "Target", "TargetSpec", "failure_violations"]
 
@@ -227,6 +228,8 @@ class Target:
             raise InvalidArgument(
                 f"a scenario is a name, a file, a Scenario or an async function, got {scenario!r}"
             )
+        if not found.needs_world:
+            refuse_thread_locks(found.body)  # it would hang the run: refused before it
         if args and (found.needs_world or isinstance(scenario, Scenario)):
             raise InvalidArgument(
                 f"scenario {found.name!r} takes no arguments (only a plain async function "
@@ -641,6 +644,9 @@ def _lookup(name: str) -> Scenario:
             f"{name!r} is an explored test: replay its token by re-running the test with "
             "ODP_ASYNC_REPLAY=<token>"
         )
+    problem = ref_problem(name)
+    if problem is not None:  # meant as a reference, but not one
+        raise InvalidArgument(problem)
     known = ", ".join([*BUILTIN, *(f"classic:{n}" for n in CLASSIC)])
     raise InvalidArgument(
         f"unknown scenario {name!r}; expected one of {known}, a .toml file or 'module:qualname'"

@@ -188,6 +188,8 @@ def test_progress_intervals_out_of_range(every: str, capsys: pytest.CaptureFixtu
         ("--preemptions", "1001", "preemption_bound must be at most 1000"),
         ("--max-preemptions", "1001", "max_preemptions must be at most 1000"),
         ("--seed", str(2**64), "seed must be an int of at most 64 bits"),
+        ("--start", str(2**64), "start must be an int of at most 64 bits"),
+        ("--start", "-1", "start must be a non-negative int"),
         ("--jobs", "0", "--jobs must be at least 1"),
     ],
 )
@@ -202,6 +204,10 @@ def test_library_budgets_are_bounded() -> None:
         ExploreConfig(jobs=100_000)
     with pytest.raises(InvalidArgument, match="got an int of 333 bits"):
         ExploreConfig(seed=10**100)
+    with pytest.raises(InvalidArgument, match="start must be an int of at most 64 bits"):
+        ExploreConfig(start=2**64)
+    # documented as valid: a negative seed, any index below 2**64
+    assert ExploreConfig(seed=-5, start=2**64 - 1).start == 2**64 - 1
 
 
 @pytest.mark.parametrize("jobs", ["99999999999999999999", "100000"])

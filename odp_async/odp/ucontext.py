@@ -263,11 +263,6 @@ class UContext:
         checker = self.checker
         key = f"fault {umem.name} {rng.start:#x}"
         for attempt in range(1, self.max_fault_retries + 1):
-            if attempt > 1:
-                # The driver dropped its lock (or woke from its wait) and goes back to read
-                # the seq again (umem_odp.c ib_umem_odp_map_dma_and_lock: `goto retry` to
-                # mmu_interval_read_begin; KVM: the vCPU re-enters the fault): no lock.
-                await rt.checkpoint(("fault", umem.name, rng.start, "retry"))
             umem.touch("a fault")
             checker.event("fault-begin", key, f"{key} attempt {attempt}", rng.start)
             try:
@@ -299,10 +294,14 @@ class UContext:
             checker.event("fault-end", key, f"{key} must retry", rng.start)
             if self._starved(umem, rng, started):
                 return FaultOutcome.STARVED
-            # The commit refused and dropped the driver's lock; the wait has not begun
-            # (umem_odp.c: mutex_unlock(umem_mutex) before `goto retry`; the 2014 patch:
-            # before wait_for_completion_timeout): an invalidation may end (or start) here.
-            await rt.checkpoint(("fault", umem.name, rng.start, "wait"))
+            # The commit refused and dropped the driver's lock; the wait and the next read
+            # of the seq have not begun (umem_odp.c: mutex_unlock(umem_mutex), `goto retry`
+            # to mmu_interval_read_begin, which checks and reads under the notifier lock;
+            # the 2014 patch: before wait_for_completion_timeout; KVM: the vCPU re-enters
+            # the fault): an invalidation may start or end here.  (A wait that blocks is a
+            # choice point of its own; one that does not is taken with the next read, as
+            # read_begin does.)
+            await rt.checkpoint(("fault", umem.name, rng.start, "retry"))
             try:
                 await proto.fault_wait(umem, rng, token)
             except FaultAborted as e:

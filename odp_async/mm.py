@@ -936,6 +936,10 @@ class AddressSpace:
         if sub in self._subs:
             if not self.is_dead:
                 await self._call(sub, sub.release())
+                # ->release returned, the unhash (under the notifier lock) not yet done
+                # (mm/mmu_notifier.c mmu_notifier_unregister: srcu_read_unlock ->
+                # spin_lock; hlist_del_init_rcu): an invalidation may still reach `sub`.
+                await rt.checkpoint(("mmu_notifier_unregister", repr(sub), "unhash"))
             self._subs.pop(sub, None)
         while self._in_flight.get(sub):
             await self._srcu(sub).park()
@@ -1124,7 +1128,9 @@ class AddressSpace:
         self.checker.event("invalidate-begin", key, str(inv), rng.start)
         if not self.range_list_after_callbacks:
             self._list_range(inv)
-        for sub in list(self._subs):
+        for i, sub in enumerate(list(self._subs)):
+            if i:
+                await self._next_subscriber(inv, "start")
             if sub in self._subs:
                 await self._call(sub, sub.invalidate_range_start(inv))
         if self.range_list_after_callbacks:
@@ -1187,11 +1193,19 @@ class AddressSpace:
         await body()
         await rt.checkpoint(("invalidate", inv.id, "before end"))
         self.active_ranges.remove(inv)
-        for sub in list(self._subs):
+        for i, sub in enumerate(list(self._subs)):
+            if i:
+                await self._next_subscriber(inv, "end")
             if sub in self._subs:
                 await self._call(sub, sub.invalidate_range_end(inv))
         self._ranges_changed.wake_all()
         self.checker.event("invalidate-end", key, str(inv), inv.range.start)
+
+    async def _next_subscriber(self, inv: Invalidation, which: str) -> None:
+        # The chain walk goes on to the next subscriber holding only the SRCU read lock
+        # (mm/mmu_notifier.c mn_hlist_invalidate_range_start/_end: hlist_for_each_entry_rcu):
+        # nothing keeps another task out between two subscribers' callbacks.
+        await rt.checkpoint(("invalidate", inv.id, f"next {which}"))
 
     def _list_range(self, inv: Invalidation) -> None:
         self.active_ranges.append(inv)
@@ -1242,7 +1256,10 @@ class AddressSpace:
         # teardown below is not notified (in 2014 as today).
         self.checker.event("exit-begin", "exit", "exit_mmap")
         self.releasing = True
-        for sub in list(self._subs):
+        for i, sub in enumerate(list(self._subs)):
+            if i:
+                # the release walk goes on holding only SRCU (__mmu_notifier_release)
+                await rt.checkpoint(("exit_mmap", "next release"))
             if sub not in self._subs:
                 continue
             if self._release_order == "pre-2013":
@@ -1260,6 +1277,9 @@ class AddressSpace:
                 self._subs.pop(sub, None)
         self.is_dead = True
         self.checker.mm_released()
+        # the release walk returned; exit_mmap then unmaps the page tables, holding no
+        # lock a fault's commit or a driver's teardown takes (mm/mmap.c exit_mmap)
+        await rt.checkpoint(("exit_mmap", "unmap"))
         for vpn in sorted(self.page_table):
             pte = self.page_table.pop(vpn)
             if pte.frame is not None:

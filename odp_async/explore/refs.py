@@ -31,6 +31,7 @@ import hashlib
 import importlib
 import os
 import sys
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -203,26 +204,33 @@ class ScenarioText:
     text: str
 
     @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> tuple[ScenarioText, Scenario]:
-        """The file's content and its scenario.  Raises `ScenarioFileError` (an
-        `InvalidArgument`) naming the file, as `read_scenario` does."""
-        scenario = read_scenario(path).scenario
+    def read(
+        cls, path: str | os.PathLike[str], protocols: Collection[str] | None = None
+    ) -> tuple[ScenarioText, Scenario]:
+        """The file's content and its scenario.  `protocols`: those of its
+        ``scenario.protocols`` to import (`read_scenario`; None: all).  Raises
+        `ScenarioFileError` (an `InvalidArgument`) naming the file, as `read_scenario`
+        does."""
+        scenario = read_scenario(path, protocols=protocols).scenario
         with open(path, "rb") as f:
             raw = f.read()
         text = raw.decode("utf-8")  # read_scenario checked it is UTF-8
         return cls(os.path.basename(os.fspath(path)), _digest(raw), text), scenario
 
-    def scenario(self) -> Scenario:
-        """The scenario the text describes (errors name the file by its basename)."""
-        return _TextReader(self.name, self.text).read().scenario
+    def scenario(self, protocols: Collection[str] | None = None) -> Scenario:
+        """The scenario the text describes (errors name the file by its basename);
+        `protocols` as for `read`."""
+        return _TextReader(self.name, self.text, protocols).read().scenario
 
-    def check_file(self, path: str | os.PathLike[str]) -> Scenario:
+    def check_file(
+        self, path: str | os.PathLike[str], protocols: Collection[str] | None = None
+    ) -> Scenario:
         """The scenario of the file at `path`, which must hold this very content.
 
         Raises `ReplayMismatch` naming the file and its first changed line when it
         differs, `ScenarioFileError` when it cannot be read.
         """
-        now, scenario = ScenarioText.read(path)
+        now, scenario = ScenarioText.read(path, protocols)
         if now.sha256 == self.sha256:
             return scenario
         old, new = self.text.splitlines(), now.text.splitlines()
@@ -246,8 +254,8 @@ def _digest(raw: bytes) -> str:
 class _TextReader(_Reader):
     """A scenario file reader over text already in memory (a token's)."""
 
-    def __init__(self, name: str, text: str) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, text: str, protocols: Collection[str] | None = None) -> None:
+        super().__init__(name, protocols)
         self._text = text
 
     def parse(self) -> dict[str, Any]:

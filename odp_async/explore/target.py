@@ -214,7 +214,7 @@ class Target:
                     )
         elif isinstance(scenario, str):
             if scenario.endswith(".toml"):
-                file, found = ScenarioText.read(scenario)
+                file, found = ScenarioText.read(scenario, _imports(protocol))
                 source = file.name
             elif is_ref(scenario):
                 found = _as_scenario(resolve_ref(scenario, "scenario"), scenario, args)
@@ -256,10 +256,11 @@ class Target:
         given `scenario_file`, that file, which must hold the same content
         (`ReplayMismatch` naming the change otherwise)."""
         if spec.file is not None:
+            imports = _imports(spec.protocol)
             if scenario_file is not None:
-                found = spec.file.check_file(scenario_file)
+                found = spec.file.check_file(scenario_file, imports)
             else:
-                found = spec.file.scenario()
+                found = spec.file.scenario(imports)
             return cls._build(
                 found, spec.source, spec.protocol, spec.options, spec.params, spec.file
             )
@@ -651,3 +652,9 @@ def _lookup(name: str) -> Scenario:
     raise InvalidArgument(
         f"unknown scenario {name!r}; expected one of {known}, a .toml file or 'module:qualname'"
     )
+
+
+def _imports(protocol: object) -> tuple[str, ...]:
+    """The entries of a scenario file's ``scenario.protocols`` a run of `protocol` needs
+    imported: its own reference, if it is one; none for a class (or no protocol)."""
+    return (protocol,) if isinstance(protocol, str) else ()

@@ -317,7 +317,13 @@ class ImplicitMr:
     ) -> FaultOutcome:
         # ib_umem_odp_map_dma_and_lock: read_begin, hmm_range_fault, read_retry under the
         # umem_mutex, install
-        for _ in range(self.max_retries):
+        for attempt in range(self.max_retries):
+            # No lock held: the child was looked up and referenced (xa_load, then
+            # refcount), or umem_mutex dropped after mmu_interval_read_retry said retry,
+            # and mmu_interval_read_begin comes next (mlx5 odp.c pagefault_real_mr ->
+            # umem_odp.c ib_umem_odp_map_dma_and_lock).  After gup, the umem_mutex acquire
+            # below is the choice point for the window before the read_retry.
+            await rt.checkpoint(("fault", child.key, rng.start, "retry" if attempt else "begin"))
             self.checker.used(child.key, "a fault")
             while self._active and not self.dead:  # mmu_interval_read_begin
                 await self._quiet.park()

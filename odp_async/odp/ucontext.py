@@ -165,6 +165,10 @@ class UContext:
         self.checker.event("register-begin", name, f"register {name} {rng}", rng.start)
         try:
             with rt.cancel_scope(shield=True):  # the insert is not interruptible
+                # mmap_sem is dropped after the mapping check, the registry's lock not yet
+                # taken (umem_odp.c ib_umem_odp_get -> mmu_interval_notifier_insert; the
+                # 2014 patch: up_read(mmap_sem) -> down_write(umem_rwsem)): a munmap may run.
+                await rt.checkpoint(("register", name, "insert"))
                 await self.protocol.insert(umem)
         except BaseException:
             self.umems.pop(name, None)
@@ -186,6 +190,10 @@ class UContext:
             await umem.drain_faults()
             async with umem.mutex:
                 umem.table.zap_all()
+            # umem_mutex dropped after the unmap, the registry's lock not yet taken
+            # (umem_odp.c ib_umem_odp_release: mutex_unlock -> mmu_interval_notifier_remove;
+            # the 2014 patch: -> down_write(umem_rwsem)): an invalidation may run here.
+            await rt.checkpoint(("deregister", umem.name, "remove"))
             await self.protocol.remove(umem)
         umem.state = UmemState.DEREGISTERED
         self.device.drop_table(umem.table)
@@ -261,10 +269,19 @@ class UContext:
                 token = await proto.fault_begin(umem, rng)
                 if self._starved(umem, rng, started):
                     return FaultOutcome.STARVED
+                # Between the token's read and the page walk (mmu_interval_read_begin ->
+                # hmm_range_fault; kvm_main.c: mmu_invalidate_seq read -> hva_to_pfn) no
+                # lock is held: get_user_pages' mmap_sem acquire is the choice point.
                 pages = await self.mm.get_user_pages(rng, write=write)
             except (FaultAborted, FaultError) as e:
                 return self._failed(umem, rng, key, e)
             try:
+                # The pages are pinned and mmap_sem dropped, the driver's lock not yet
+                # taken (mm/hmm.c hmm_range_fault returning -> mutex_lock(umem_mutex) for
+                # mmu_interval_read_retry in umem_odp.c; kvm_main.c hva_to_pfn returning ->
+                # write_lock(mmu_lock) for mmu_invalidate_retry): a whole invalidation may
+                # run here on another CPU, so a seq read only at commit misses it.
+                await rt.checkpoint(("fault", umem.name, rng.start, "commit"))
                 committed = await proto.fault_commit(umem, rng, token, pages)
             except FaultAborted as e:
                 return self._failed(umem, rng, key, e)
@@ -277,6 +294,14 @@ class UContext:
             checker.event("fault-end", key, f"{key} must retry", rng.start)
             if self._starved(umem, rng, started):
                 return FaultOutcome.STARVED
+            # The commit refused and dropped the driver's lock; the wait and the next read
+            # of the seq have not begun (umem_odp.c: mutex_unlock(umem_mutex), `goto retry`
+            # to mmu_interval_read_begin, which checks and reads under the notifier lock;
+            # the 2014 patch: before wait_for_completion_timeout; KVM: the vCPU re-enters
+            # the fault): an invalidation may start or end here.  (A wait that blocks is a
+            # choice point of its own; one that does not is taken with the next read, as
+            # read_begin does.)
+            await rt.checkpoint(("fault", umem.name, rng.start, "retry"))
             try:
                 await proto.fault_wait(umem, rng, token)
             except FaultAborted as e:

@@ -220,7 +220,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -609,13 +609,20 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     return read_scenario(path).scenario
 
 
-def read_scenario(path: str | os.PathLike[str]) -> ScenarioFile:
+def read_scenario(
+    path: str | os.PathLike[str], *, protocols: Collection[str] | None = None
+) -> ScenarioFile:
     """Read and check a scenario file (see the module docstring for the format).
+
+    `protocols`: the protocols the caller will run.  A ``module:Class`` entry of
+    ``scenario.protocols`` is imported and checked (`check_protocol_class`) only if it is
+    one of them (every entry when `protocols` is None); the others are checked for their
+    form only, so a run of one protocol does not need the file's other modules.
 
     Raises `ScenarioFileError` (an `InvalidArgument`) for a missing or unreadable file,
     a TOML syntax error, or any invalid content, naming the file and where.
     """
-    return _Reader(os.fspath(path)).read()
+    return _Reader(os.fspath(path), protocols).read()
 
 
 # --- reading and checking -----------------------------------------------------------------
@@ -626,8 +633,10 @@ _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 class _Reader:
     """Reads one file; every method raises `ScenarioFileError` at the first problem."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, protocols: Collection[str] | None = None) -> None:
         self.path = path
+        # the "module:Class" entries of scenario.protocols to import (None: all of them)
+        self.imports = None if protocols is None else frozenset(protocols)
 
     def fail(self, key: str | None, message: str, value: object = None) -> ScenarioFileError:
         where = f"{self.path}: {key}" if key else self.path
@@ -784,10 +793,19 @@ class _Reader:
             raise self.fail("scenario.protocols", "expected at least one protocol, got []", [])
         for i, p in enumerate(names):
             if p not in PROTOCOLS and ":" in p:
-                try:  # your own protocol, "module:Class"
-                    check_protocol_class(resolve_protocol(p), p)
-                except InvalidArgument as e:
-                    raise self.fail(f"scenario.protocols[{i}]", str(e), p) from None
+                module, _, qualname = p.partition(":")
+                if not module or not qualname:
+                    raise self.fail(
+                        f"scenario.protocols[{i}]",
+                        f"protocol reference {p!r} is not of the form 'module:Class'",
+                        p,
+                    )
+                # not run now (not in `imports`): its module need not be importable
+                if self.imports is None or p in self.imports:
+                    try:  # your own protocol, "module:Class"
+                        check_protocol_class(resolve_protocol(p), p)
+                    except InvalidArgument as e:
+                        raise self.fail(f"scenario.protocols[{i}]", str(e), p) from None
             elif p not in PROTOCOLS:
                 raise self.fail(
                     f"scenario.protocols[{i}]",

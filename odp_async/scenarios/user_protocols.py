@@ -3,7 +3,9 @@
 Contract
     `check_protocol_class(cls, ref)` raises `InvalidArgument` (one line naming `ref`, the
     ``module:Class`` it was given as) for a class that cannot stand for a protocol in a
-    report: one with no ``name`` (a non-empty string), one still abstract (hooks of
+    report: one with no ``name`` (a non-empty string) set in the class itself (one
+    inherited, even from a class that is not a built-in, would show another protocol's
+    name for it: refused, naming the class it comes from), one still abstract (hooks of
     `OdpProtocol` not implemented: it cannot be built), and one whose ``name`` is a
     built-in protocol's (every report, token and ``--json`` row would show the built-in
     as the one that failed).  A built-in class passes.  Sync; imports nothing new.
@@ -52,4 +54,11 @@ def check_protocol_class(cls: type[OdpProtocol], ref: str | None = None) -> None
             f"protocol {shown!r} is named {name!r}, the name of the built-in protocol "
             f"{name} ({protocol_ref(builtin)}); expected a name of its own "
             f"(name = '...'), so that no report shows the built-in for it"
+        )
+    if "name" not in vars(cls):
+        owner = next((k for k in cls.__mro__ if "name" in vars(k)), None)
+        raise InvalidArgument(
+            f"protocol {shown!r} has no name of its own: it inherits name = {name!r} from "
+            f"{getattr(owner, '__qualname__', '?')}; expected a class attribute name = '...' "
+            f"in {cls.__qualname__}, so that no report shows another protocol's name for it"
         )

@@ -20,7 +20,8 @@ Contract
 
     Callbacks run in the invalidating task; fault hooks run in the faulting task.  A hook
     that finds the region or the mm going away raises `FaultAborted`.  Options are keyword
-    arguments declared in ``OPTIONS`` (name -> default); an unknown one is refused with
+    arguments declared in ``OPTIONS`` (name -> default, a dict frozen into a read-only
+    `ProtocolOptions` when the class is created); an unknown one is refused with
     `InvalidArgument` naming it.
 
     `TreeProtocol` is the 2014 ucontext every protocol of the thread shares: a tree of
@@ -41,8 +42,10 @@ See also
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
 
 from ... import _runtime as rt
 from ...addr import AddrRange
@@ -54,20 +57,99 @@ if TYPE_CHECKING:
     from ..ucontext import UContext
     from ..umem import Umem
 
-__all__ = ["FaultAborted", "OdpProtocol", "TreeProtocol"]
+__all__ = ["FaultAborted", "OdpProtocol", "ProtocolOptions", "TreeProtocol"]
+
+#: The types an option's default may have (and tuples / frozensets of them).
+_OPTION_VALUE_TYPES = (type(None), bool, int, float, str, bytes)
 
 
 class FaultAborted(OdpError):
     """The fault must give up: its region is dying or being deregistered, or the mm died."""
 
 
+@attrs.frozen(eq=False)
+class ProtocolOptions(Mapping[str, Any]):
+    """A protocol's ``OPTIONS``, read-only: option name -> default, in declaration order.
+
+    The dict a protocol class declares is turned into one when the class is created
+    (the metaclass of `OdpProtocol`), so the declaration is a constant: nothing can
+    change it during a run, and an exploration that keeps footprints (``dpor``) takes it
+    as the constant it is instead of as unnoted state (which would cost all reduction).
+    Compares equal to a dict of the same items.  Changing it raises `TypeError`."""
+
+    _items: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def of(cls, owner: str, declared: Mapping[str, Any]) -> ProtocolOptions:
+        """Freeze `declared`, the ``OPTIONS`` of class `owner`.  Raises `InvalidArgument`
+        (naming the option) for a name that is not an identifier or a default that is not
+        an immutable value (None, a bool, number, str, bytes, or a tuple or frozenset of
+        those): a mutable default would be shared by every instance and run."""
+        if isinstance(declared, ProtocolOptions):
+            return declared
+        if not isinstance(declared, Mapping):
+            raise InvalidArgument(
+                f"{owner}.OPTIONS must be a dict of option name -> default, "
+                f"got {type(declared).__name__}"
+            )
+        for key, value in declared.items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise InvalidArgument(f"{owner}.OPTIONS: option name {key!r} is not an identifier")
+            if not _immutable(value):
+                raise InvalidArgument(
+                    f"{owner}.OPTIONS[{key!r}] must be an immutable value (None, a bool, "
+                    f"number, str, bytes, or a tuple of those), got {value!r}"
+                )
+        return cls(tuple(declared.items()))
+
+    def __getitem__(self, key: str) -> Any:
+        for name, value in self._items:
+            if name == key:
+                return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(dict(self._items))
+
+
+def _immutable(value: object) -> bool:
+    if type(value) in _OPTION_VALUE_TYPES:
+        return True
+    if type(value) in (tuple, frozenset):
+        return all(_immutable(v) for v in value)  # type: ignore[attr-defined]
+    return False
+
+
+class _ProtocolMeta(abc.ABCMeta):
+    """Freezes the ``OPTIONS`` a protocol class declares (`ProtocolOptions.of`) in its
+    namespace, before the class exists: so no code writes a class attribute afterwards
+    (which an exploration keeping footprints would have to treat as unnoted state)."""
+
+    def __new__(
+        mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> _ProtocolMeta:
+        declared = namespace.get("OPTIONS")
+        if declared is not None:
+            qualname = namespace.get("__qualname__", name)
+            namespace["OPTIONS"] = ProtocolOptions.of(str(qualname), declared)
+        return super().__new__(mcls, name, bases, namespace, **kwargs)
+
+
 @tracked
-class OdpProtocol(abc.ABC):
+class OdpProtocol(metaclass=_ProtocolMeta):
     """A fault/invalidation protocol.  See the module docstring."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    OPTIONS: ClassVar[dict[str, Any]] = {}
+    #: Option name -> default.  Declare a dict; it is frozen into a `ProtocolOptions`
+    #: when the class is created (its metaclass).
+    OPTIONS: ClassVar[Mapping[str, Any]] = ProtocolOptions(())
 
     def __init__(self, ctx: UContext, **options: Any) -> None:
         self.check_options(options)

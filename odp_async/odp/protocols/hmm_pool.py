@@ -44,7 +44,7 @@ class HmmPool(TreeProtocol):
     summary: ClassVar[str] = (
         "per-invalidation structs from a fixed pool; start blocks while the pool is empty"
     )
-    OPTIONS: ClassVar[dict[str, Any]] = {"pool_size": 1}
+    OPTIONS: ClassVar[Mapping[str, Any]] = {"pool_size": 1}
     pool_size: int
 
     def __init__(self, ctx: Any, **options: Any) -> None:

@@ -25,6 +25,7 @@ See also
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...addr import AddrRange
@@ -41,7 +42,7 @@ __all__ = ["KvmSeq"]
 class KvmSeq(TreeProtocol):
     name: ClassVar[str] = "kvm-seq"
     summary: ClassVar[str] = "one context-wide count+seq, KVM style: correct, coarse"
-    OPTIONS: ClassVar[dict[str, Any]] = {"literal_release": False}
+    OPTIONS: ClassVar[Mapping[str, Any]] = {"literal_release": False}
     literal_release: bool
 
     def __init__(self, ctx: Any, **options: Any) -> None:

@@ -34,6 +34,7 @@ See also
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...addr import AddrRange
@@ -49,7 +50,7 @@ __all__ = ["Odp2014"]
 class Odp2014(TreeProtocol):
     name: ClassVar[str] = "odp2014"
     summary: ClassVar[str] = "the 2014 patch: per-region count+seq, end-without-start clamped at 0"
-    OPTIONS: ClassVar[dict[str, Any]] = {"clamp": True}
+    OPTIONS: ClassVar[Mapping[str, Any]] = {"clamp": True}
     clamp: bool
 
     async def start_account(self, umem: Umem, inv: Invalidation) -> None:

@@ -34,6 +34,7 @@ See also
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -59,7 +60,7 @@ class Odp2014Ctx(Odp2014):
     summary: ClassVar[str] = (
         "the thread's fix: new regions use a context-wide invalidation count until it drains"
     )
-    OPTIONS: ClassVar[dict[str, Any]] = {
+    OPTIONS: ClassVar[Mapping[str, Any]] = {
         "clamp": True,
         "activation_bumps_seq": True,
         "reset_on_first_mr": True,

@@ -27,6 +27,7 @@ See also
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...addr import AddrRange
@@ -44,7 +45,7 @@ class RangeList(TreeProtocol):
     summary: ClassVar[str] = (
         "the mm lists active invalidation ranges; faults wait until valid, re-check at commit"
     )
-    OPTIONS: ClassVar[dict[str, Any]] = {"literal_order": False}
+    OPTIONS: ClassVar[Mapping[str, Any]] = {"literal_order": False}
     literal_order: bool
 
     def __init__(self, ctx: Any, **options: Any) -> None:

@@ -196,9 +196,7 @@ def _unchanged(old: object, new: object) -> bool:
     or equal values of one immutable type (`_SAME_BY_VALUE`).  A store that changes
     nothing is noted as a read (two such stores commute, and each is still ordered
     against every real write and read-then-write of the place)."""
-    return old is new or (
-        type(old) is type(new) and type(new) in _SAME_BY_VALUE and old == new
-    )
+    return old is new or (type(old) is type(new) and type(new) in _SAME_BY_VALUE and old == new)
 
 
 def _handed_all(values: Iterable[object]) -> None:

@@ -27,5 +27,6 @@ def test_it_names_the_conflicting_fields_of_a_cell() -> None:
     lines = out.splitlines()
     assert lines[0].startswith("fault-vs-munmap/kvm-seq: no violation in 20 schedules")
     rows = [re.fullmatch(r" *(\d+)  (.+) (WW|WR|RW)", line) for line in lines[2:]]
-    assert rows and all(rows), lines
+    assert rows, lines
+    assert all(rows), lines
     assert any(r is not None and r[2] == "Mutex 'mmu_lock'" for r in rows), lines

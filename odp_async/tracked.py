@@ -8,7 +8,7 @@ Contract
     ``FieldOf(obj, name)`` to the running step's footprint and every write adds a write
     (`odp_async._runtime.footprint`), with no ``note`` written by the author.  A store
     that leaves a data field as it was (the same object, or an equal int, str, bytes,
-    bool or None) is a read: it commutes with other reads and such stores, and is still
+    bool or None; in a class that stores with ``object.__setattr__``) is a read: it commutes with other reads and such stores, and is still
     ordered against every store that changes the field.
 
     **No cost when nobody tracks.**  A tracked class is exactly as its author wrote it
@@ -1060,6 +1060,7 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
     layouts: dict[type, tuple[frozenset[str], bool]] = {}
     current = RUNTIME_VAR.get
     plain_get = object.__getattribute__
+    plain_set = set_ is object.__setattr__
     building = _BUILDING
 
     def layout(kind: type) -> tuple[frozenset[str], bool]:
@@ -1103,14 +1104,14 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
         if (
             fp is None
             or whole
+            or not plain_set
             or (name not in names and not (has_dict and name in plain_get(self, "__dict__")))
         ):
             _write(self, _WHOLE if whole else name)
             set_(self, name, value)
             return
-        # A data field: a store that leaves its value as it was is a read (`_unchanged`),
-        # judged on the stored values before and after (a converter or a custom
-        # __setattr__ may store something else than `value`).
+        # A data field stored by object.__setattr__ (a custom one may change more than
+        # the field): a store that leaves its value as it was is a read (`_unchanged`).
         try:
             old = plain_get(self, name)
         except AttributeError:

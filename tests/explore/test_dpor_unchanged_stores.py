@@ -239,3 +239,48 @@ def test_a_check_then_act_bug_is_still_found(buggy: bool) -> None:
     found = outcomes(_claim(buggy), DporChooser(noted_only=True))
     assert found == expected
     assert ("False" in found) == buggy  # the bug (owners disagree) is found, only there
+
+
+@tracked
+class Logged:
+    """A class whose own ``__setattr__`` does more than store the field."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.log: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "n":  # past the hooks: only the store of `n` is noted
+            super().__setattr__("log", (*getattr(self, "log", ()), f"n={value}"))
+        super().__setattr__(name, value)
+
+
+def test_a_custom_setattr_store_stays_a_write() -> None:
+    """Storing the value a field holds through the class's own ``__setattr__`` is a
+    write (it may change more than the field): both orders are explored."""
+
+    def program() -> Callable[[], Awaitable[Any]]:
+        async def main() -> Any:
+            obj = Logged()
+            names = (Seen("t0"), Seen("t1"))
+
+            async def store(k: int) -> None:
+                await rt.checkpoint()
+                obj.n = 0
+                names[k].values = (len(obj.log),)
+                await rt.checkpoint()  # the task's end (its join) in a step of its own
+
+            async with rt.task_group() as tg:
+                tg.start_soon(store, 0)
+                tg.start_soon(store, 1)
+            return obj, names
+
+        return main
+
+    def describe(value: Any) -> str:
+        return repr([x.values for x in value[1]])
+
+    expected = outcomes(program(), DfsChooser(reduction=False), describe)
+    assert len(expected) == 2  # who stored first saw a shorter log
+    chooser = DporChooser(noted_only=True)
+    assert outcomes(program(), chooser, describe) == expected

@@ -8,8 +8,9 @@ Contract
     ``FieldOf(obj, name)`` to the running step's footprint and every write adds a write
     (`odp_async._runtime.footprint`), with no ``note`` written by the author.  A store
     that leaves a data field as it was (the same object, or an equal int, str, bytes,
-    bool or None; in a class that stores with ``object.__setattr__``) is a read: it commutes with other reads and such stores, and is still
-    ordered against every store that changes the field.
+    bool or None; in a class that stores with ``object.__setattr__``) is a read: it
+    commutes with other reads and such stores, and is still ordered against every store
+    that changes the field.
 
     **No cost when nobody tracks.**  A tracked class is exactly as its author wrote it
     except while a run that keeps footprints is in progress: such a run installs a

@@ -6,7 +6,11 @@ Contract
     instances *trackable*: in a run whose chooser keeps footprints (DPOR, dfs with
     reduction), every read of an instance attribute adds a read of
     ``FieldOf(obj, name)`` to the running step's footprint and every write adds a write
-    (`odp_async._runtime.footprint`), with no ``note`` written by the author.
+    (`odp_async._runtime.footprint`), with no ``note`` written by the author.  A store
+    that leaves a data field as it was (the same object, or an equal int, str, bytes,
+    bool or None; in a class that stores with ``object.__setattr__``) is a read: it
+    commutes with other reads and such stores, and is still ordered against every store
+    that changes the field.
 
     **No cost when nobody tracks.**  A tracked class is exactly as its author wrote it
     except while a run that keeps footprints is in progress: such a run installs a
@@ -183,6 +187,19 @@ def _write(owner: object, part: Hashable) -> None:
         fp.add(FieldOf(owner, part))
 
 
+#: Immutable types whose equal values are interchangeable (not float: ``nan``, ``-0.0``).
+_SAME_BY_VALUE = frozenset((int, str, bytes, bool, type(None)))
+_MISSING = object()
+
+
+def _unchanged(old: object, new: object) -> bool:
+    """True when storing `new` over `old` leaves the state as it was: the same object,
+    or equal values of one immutable type (`_SAME_BY_VALUE`).  A store that changes
+    nothing is noted as a read (two such stores commute, and each is still ordered
+    against every real write and read-then-write of the place)."""
+    return old is new or (type(old) is type(new) and type(new) in _SAME_BY_VALUE and old == new)
+
+
 def _handed_all(values: Iterable[object]) -> None:
     # Values a tracked container hands out in bulk (iteration, a view, an operator's
     # result): any state nobody tracks among them makes the step unknown.  Called in
@@ -266,7 +283,9 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
     """A mapping shared between tasks whose accesses are noted per key.
 
     ``d[k]``, ``get``, ``in`` read ``(d, k)``; a store, a delete, ``pop`` or
-    ``setdefault`` write ``(d, k)`` (and the key set when it changes); ``len`` reads the
+    ``setdefault`` write ``(d, k)`` (and the key set when it changes), except when they
+    change nothing (a store of the value there already, ``setdefault`` of a present
+    key, ``pop`` of an absent one: a read of ``(d, k)``); ``len`` reads the
     key set; each ``next`` of an iterator (of the dict or of a view: live views, each
     use noted in the step that makes it) reads the key set and the key it yields;
     ``copy``, ``==`` and ``|`` read the key set and every key;
@@ -337,8 +356,13 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
-            if key not in self._d:
+            old = self._d.get(key, _MISSING)
+            if old is _MISSING:
                 fp.add(FieldOf(self, _KEYS))
+            elif _unchanged(old, value):
+                fp.add(ReadOf(FieldOf(self, key)))  # stores what is there: a read
+                self._d[key] = value
+                return
             fp.add(FieldOf(self, key))
         self._d[key] = value
 
@@ -358,6 +382,10 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
     def pop(self, key: K, *default: Any) -> Any:
         fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
+            if key not in self._d:
+                # Nothing to remove: the default or a KeyError, a read of the key.
+                fp.add(ReadOf(FieldOf(self, key)))
+                return self._d.pop(key, *default)
             fp.add(FieldOf(self, _KEYS))
             fp.add(FieldOf(self, key))
             return _handed(self._d.pop(key, *default))
@@ -366,8 +394,10 @@ class TrackedDict(collections.abc.MutableMapping[K, V]):
     def setdefault(self, key: K, default: V, /) -> V:
         fp = _fp_now() if _DEPTH[0] else None
         if fp is not None:
-            if key not in self._d:
-                fp.add(FieldOf(self, _KEYS))
+            if key in self._d:
+                fp.add(ReadOf(FieldOf(self, key)))  # there already: a lookup
+                return _handed(self._d[key])  # type: ignore[no-any-return]
+            fp.add(FieldOf(self, _KEYS))
             fp.add(FieldOf(self, key))
             return _handed(self._d.setdefault(key, default))  # type: ignore[no-any-return]
         return self._d.setdefault(key, default)
@@ -793,12 +823,14 @@ class TrackedSet(_NotedAsAWhole, collections.abc.MutableSet[T]):
 
     def add(self, value: T) -> None:
         if _DEPTH[0]:
-            self._write()
+            # A member already: nothing changes, a read (as ``in``).
+            self._read() if value in self._c else self._write()
         self._c.add(value)
 
     def discard(self, value: T) -> None:
         if _DEPTH[0]:
-            self._write()
+            # Not a member: nothing changes, a read (as ``in``).
+            self._write() if value in self._c else self._read()
         self._c.discard(value)
 
     def remove(self, value: T) -> None:
@@ -1029,6 +1061,7 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
     layouts: dict[type, tuple[frozenset[str], bool]] = {}
     current = RUNTIME_VAR.get
     plain_get = object.__getattribute__
+    plain_set = set_ is object.__setattr__
     building = _BUILDING
 
     def layout(kind: type) -> tuple[frozenset[str], bool]:
@@ -1063,9 +1096,36 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
         return value
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
-        if name not in exempt and not (building and id(self) in building):
+        if name in exempt or (building and id(self) in building):
+            set_(self, name, value)
+            return
+        fp = getattr(current(None), "_fp", None)
+        kind = type(self)
+        names, has_dict = own if kind is klass else layouts.get(kind) or layout(kind)
+        if (
+            fp is None
+            or whole
+            or not plain_set
+            or (name not in names and not (has_dict and name in plain_get(self, "__dict__")))
+        ):
             _write(self, _WHOLE if whole else name)
-        set_(self, name, value)
+            set_(self, name, value)
+            return
+        # A data field stored by object.__setattr__ (a custom one may change more than
+        # the field): a store that leaves its value as it was is a read (`_unchanged`).
+        try:
+            old = plain_get(self, name)
+        except AttributeError:
+            old = _MISSING
+        try:
+            set_(self, name, value)
+        finally:
+            try:
+                new = plain_get(self, name)
+            except AttributeError:
+                new = _MISSING
+            same = old is not _MISSING and new is not _MISSING and _unchanged(old, new)
+            fp.add(ReadOf(FieldOf(self, name)) if same else FieldOf(self, name))
 
     def __delattr__(self: Any, name: str) -> None:
         if not (building and id(self) in building):

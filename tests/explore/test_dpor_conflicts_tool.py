@@ -1,0 +1,32 @@
+"""`tools/dpor_conflicts.py`: the backtrack entries of a DPOR search, by resource."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_it_names_the_conflicting_fields_of_a_cell() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "dpor_conflicts.py"),
+            "--budget",
+            "20",
+            "fault-vs-munmap/kvm-seq",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("fault-vs-munmap/kvm-seq: no violation in 20 schedules")
+    rows = [re.fullmatch(r" *(\d+)  (.+) (WW|WR|RW)", line) for line in lines[2:]]
+    assert rows, lines
+    assert all(rows), lines
+    assert any(r is not None and r[2] == "Mutex 'mmu_lock'" for r in rows), lines

@@ -18,7 +18,9 @@ from odp_async.sync import (
     Completion,
     CompletionStatistics,
     Condition,
+    ConditionStatistics,
     Mutex,
+    MutexStatistics,
     RWLock,
     SlotPool,
     WaitQueue,
@@ -1415,7 +1417,7 @@ def test_condition_statistics_and_repr_read_its_waiters_and_its_lock() -> None:
     reads = {ReadOf(cond._queue), ReadOf(cond.lock)}
     writes, notes, got = _noted(cond.statistics)
     assert (writes, notes) == (reads, [])
-    assert got == cond.statistics()
+    assert got == ConditionStatistics(0, MutexStatistics(False, None, 0))
     writes, notes, got = _noted(lambda: repr(cond))
     assert (writes, notes, got) == (
         reads,
@@ -1495,3 +1497,55 @@ def test_dpor_runs_the_waiters_of_a_gate_after_it_opens(user_module: Any) -> Non
     assert gated.claim == "complete: 1 trace, no violation"
     assert plain.claim.startswith("complete: ")
     assert plain.claim != gated.claim
+
+
+class _PerTask(_FootprintRecorder):
+    """`_FootprintRecorder` keeping which task took each step (newest task first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[int, Footprint | None]] = []
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        if last is not None:
+            self.steps.append((last.id, last.footprint))
+        return len(runnable) - 1
+
+
+@pytest.mark.parametrize("wake", ["wake_one", "wake_all"])
+def test_a_wake_that_wakes_a_parked_task_is_a_write_of_the_queue(wake: str) -> None:
+    """A wake with nobody parked only reads the queue; one that wakes a task writes it
+    (it takes the task off the queue), so it conflicts with a concurrent wake too."""
+    q = WaitQueue("q")
+    recorder = _PerTask()
+
+    async def parker() -> None:
+        await q.park()
+
+    async def main() -> None:
+        async with rt.task_group() as tg:
+            tg.start_soon(parker)
+            await until(lambda: len(q) == 1)
+            await rt.checkpoint("before")
+            getattr(q, wake)()  # wakes the parker
+            await rt.checkpoint("after")
+            getattr(q, wake)()  # wakes nobody
+            await rt.checkpoint("again")
+
+    sim.run(main, chooser=recorder).unwrap()
+    mains = [fp for task, fp in recorder.steps if task == 0]
+    wake_step = mains.index(next(fp for fp in mains if fp is not None and q in fp.writes))
+    assert mains[wake_step + 1] == Footprint(writes=frozenset({ReadOf(q)}))
+
+
+def test_a_gate_refuses_complete_and_reinit_word_for_word() -> None:
+    """A gate opens once, with `complete_all`: `complete` and `reinit` raise, naming it."""
+    gate = Completion("g", gate=True)
+    with pytest.raises(ProtocolViolation) as one:
+        gate.complete()
+    assert (
+        str(one.value) == "complete() of the gate Completion 'g': a gate opens with complete_all()"
+    )
+    with pytest.raises(ProtocolViolation) as again:
+        gate.reinit()
+    assert str(again.value) == "reinit() of the gate Completion 'g': a gate opens once"

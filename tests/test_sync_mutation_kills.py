@@ -1549,3 +1549,31 @@ def test_a_gate_refuses_complete_and_reinit_word_for_word() -> None:
     with pytest.raises(ProtocolViolation) as again:
         gate.reinit()
     assert str(again.value) == "reinit() of the gate Completion 'g': a gate opens once"
+
+
+def test_a_completion_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_next() -> None:
+    """`complete()` hands its one completion to the longest waiter; if that waiter was
+    cancelled before it could run, it gives the completion back, and the next wait
+    passes (the completion is not lost with the cancelled task)."""
+    c = Completion("c")
+    outcomes: list[str] = []
+
+    async def main() -> list[str]:
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                await c.wait()
+                outcomes.append("passed")
+                return
+            outcomes.append("cancelled")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(c._queue) == 1)
+            c.complete()  # hands it to the waiter, which has not run yet
+            scope.cancel()
+        outcomes.append(f"done={c.statistics().done}")
+        return outcomes
+
+    assert sim.run(main).unwrap() == ["cancelled", "done=1"]

@@ -39,6 +39,22 @@ settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def _trust_mutmut() -> None:
+    """Under mutmut (tools/mutation.sh): its trampolines are a library's wrappers around
+    the model's methods, as attrs' generated methods are, so the noted-only walk of a
+    run's code (`odp_async._tracked_code`) trusts them as it trusts attrs, instead of
+    reading mutmut's own tables as the program's unnoted state (which made every
+    noted-only footprint unknown on mutmut's copy, even unmutated)."""
+    from odp_async import _tracked_code
+
+    _tracked_code._TRUSTED_TOP = _tracked_code._TRUSTED_TOP | {"mutmut"}
+    _tracked_code.trusted.cache_clear()
+
+
+if "MUTANT_UNDER_TEST" in os.environ:
+    _trust_mutmut()
+
+
 @attrs.frozen
 class Runner:
     """Runs ``fn(*args)`` to completion on one runtime and returns its value.

@@ -18,7 +18,9 @@ from odp_async.sync import (
     Completion,
     CompletionStatistics,
     Condition,
+    ConditionStatistics,
     Mutex,
+    MutexStatistics,
     RWLock,
     SlotPool,
     WaitQueue,
@@ -1402,3 +1404,176 @@ def test_a_read_release_by_a_non_holder_is_a_write_of_the_lock() -> None:
     assert (writes, notes) == ({lock}, [("release", "RWLock 'rw'")])
     assert isinstance(got, ProtocolViolation)
     assert "which does not hold it for reading (not held)" in str(got)
+
+
+# --- the run of 15:38 (c6b92ea's model code) --------------------------------------------
+
+
+def test_condition_statistics_and_repr_read_its_waiters_and_its_lock() -> None:
+    """`Condition.statistics` and its repr read who waits on the condition (its queue)
+    besides the lock: both are noted reads, so a wait in another step does not commute
+    with them."""
+    cond = Condition(Mutex("m"))
+    reads = {ReadOf(cond._queue), ReadOf(cond.lock)}
+    writes, notes, got = _noted(cond.statistics)
+    assert (writes, notes) == (reads, [])
+    assert got == ConditionStatistics(0, MutexStatistics(False, None, 0))
+    writes, notes, got = _noted(lambda: repr(cond))
+    assert (writes, notes, got) == (
+        reads,
+        [],
+        "<Condition over <Mutex 'm' unlocked waiting=0> waiting=0>",
+    )
+
+
+def test_completion_statistics_is_a_read_of_the_completion_with_its_counts() -> None:
+    completion = Completion("k")
+    writes, notes, got = _noted(completion.statistics)
+    assert (writes, notes) == ({ReadOf(completion)}, [])
+    assert got == CompletionStatistics(done=0, completed_all=False, tasks_waiting=0)
+
+
+def test_who_waits_on_a_gate_is_refused_word_for_word() -> None:
+    """A gate's waiters are not observable (DPOR runs a wait on a closed gate only when
+    nothing else can run): its `statistics` raises, naming the gate, before noting."""
+    gate = Completion("g", gate=True)
+    writes, notes, got = _noted(gate.statistics)
+    assert (writes, notes) == (set(), [])
+    assert isinstance(got, ProtocolViolation)
+    assert str(got) == (
+        "statistics() of the gate Completion 'g': who waits on a gate is not observable "
+        "(DPOR runs a wait on a closed gate only when nothing else can run)"
+    )
+
+
+def test_only_a_gate_before_complete_all_holds_its_waiters_back() -> None:
+    """What DPOR asks a pending wait (`_gate_closed`): a gate is closed until its
+    `complete_all`; a plain completion never holds a waiter back, done or not."""
+    gate, plain = Completion("g", gate=True), Completion("p")
+    assert gate._gate_closed()
+    assert not plain._gate_closed()
+    gate.complete_all()
+    plain.complete_all()
+    assert not gate._gate_closed()
+    assert not plain._gate_closed()
+
+
+_GATED = """
+from odp_async import task_group
+from odp_async.scenarios import Scenario
+from odp_async.shared import SharedCell
+from odp_async.sync import Completion
+
+def after_a(gate):
+    async def body():
+        x = SharedCell(0, "x")
+        done = Completion("a done", gate=gate)
+
+        async def a():
+            await x.store(1)
+            done.complete_all()
+
+        async def b():  # program order: after a
+            await done.wait()
+            assert x.get() == 1
+
+        async with task_group() as tg:
+            tg.start_soon(a)
+            tg.start_soon(b)
+            tg.start_soon(b)
+
+    return Scenario("after-a", "", body, (), needs_world=False, noted_only=True)
+"""
+
+
+def test_dpor_runs_the_waiters_of_a_gate_after_it_opens(user_module: Any) -> None:
+    """Two waiters on a gate are one trace under DPOR (each waits once the gate is open);
+    on a plain completion each may park first or pass later, and DPOR explores those."""
+    from odp_async.explore import explore
+
+    mod = user_module(_GATED, "gated_waiters")
+    gated = explore(mod.after_a(True), chooser="dpor", schedules=200)
+    plain = explore(mod.after_a(False), chooser="dpor", schedules=200)
+    assert gated.claim == "complete: 1 trace, no violation"
+    assert plain.claim.startswith("complete: ")
+    assert plain.claim != gated.claim
+
+
+class _PerTask(_FootprintRecorder):
+    """`_FootprintRecorder` keeping which task took each step (newest task first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[int, Footprint | None]] = []
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        if last is not None:
+            self.steps.append((last.id, last.footprint))
+        return len(runnable) - 1
+
+
+@pytest.mark.parametrize("wake", ["wake_one", "wake_all"])
+def test_a_wake_that_wakes_a_parked_task_is_a_write_of_the_queue(wake: str) -> None:
+    """A wake with nobody parked only reads the queue; one that wakes a task writes it
+    (it takes the task off the queue), so it conflicts with a concurrent wake too."""
+    q = WaitQueue("q")
+    recorder = _PerTask()
+
+    async def parker() -> None:
+        await q.park()
+
+    async def main() -> None:
+        async with rt.task_group() as tg:
+            tg.start_soon(parker)
+            await until(lambda: len(q) == 1)
+            await rt.checkpoint("before")
+            getattr(q, wake)()  # wakes the parker
+            await rt.checkpoint("after")
+            getattr(q, wake)()  # wakes nobody
+            await rt.checkpoint("again")
+
+    sim.run(main, chooser=recorder).unwrap()
+    mains = [fp for task, fp in recorder.steps if task == 0]
+    wake_step = mains.index(next(fp for fp in mains if fp is not None and q in fp.writes))
+    assert mains[wake_step + 1] == Footprint(writes=frozenset({ReadOf(q)}))
+
+
+def test_a_gate_refuses_complete_and_reinit_word_for_word() -> None:
+    """A gate opens once, with `complete_all`: `complete` and `reinit` raise, naming it."""
+    gate = Completion("g", gate=True)
+    with pytest.raises(ProtocolViolation) as one:
+        gate.complete()
+    assert (
+        str(one.value) == "complete() of the gate Completion 'g': a gate opens with complete_all()"
+    )
+    with pytest.raises(ProtocolViolation) as again:
+        gate.reinit()
+    assert str(again.value) == "reinit() of the gate Completion 'g': a gate opens once"
+
+
+def test_a_completion_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_next() -> None:
+    """`complete()` hands its one completion to the longest waiter; if that waiter was
+    cancelled before it could run, it gives the completion back, and the next wait
+    passes (the completion is not lost with the cancelled task)."""
+    c = Completion("c")
+    outcomes: list[str] = []
+
+    async def main() -> list[str]:
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                await c.wait()
+                outcomes.append("passed")
+                return
+            outcomes.append("cancelled")
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter)
+            await until(lambda: len(c._queue) == 1)
+            c.complete()  # hands it to the waiter, which has not run yet
+            scope.cancel()
+        outcomes.append(f"done={c.statistics().done}")
+        return outcomes
+
+    assert sim.run(main).unwrap() == ["cancelled", "done=1"]

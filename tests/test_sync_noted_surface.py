@@ -368,7 +368,8 @@ SURFACES[Srcu][1]["call_srcu"] = (
 
 def public_surface(cls: type) -> set[str]:
     """The public names of `cls` and the state dunders it (or an odp_async base) defines."""
-    names = {n for n in dir(cls) if not n.startswith("_")}
+    # (mutmut's copies of the methods, ``xǁClassǁname__mutmut_N``, are not the class's)
+    names = {n for n in dir(cls) if not n.startswith("_") and "ǁ" not in n}
     for dunder in STATE_DUNDERS:
         for klass in cls.__mro__:
             if klass.__module__.startswith("odp_async") and dunder in klass.__dict__:

@@ -194,6 +194,58 @@ class Backtrack:
     busy: frozenset[int]
 
 
+def _flatten(nodes: Sequence[_Node | None]) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """The nodes reachable from `nodes` by `parent`, as rows (parent row first, -1 for
+    none) and the row of each of `nodes` (-1 for None): a path thousands of steps long
+    pickles without recursing once per node."""
+    index: dict[int, int] = {}
+    rows: list[tuple[Any, ...]] = []
+    for start in nodes:
+        chain: list[_Node] = []
+        n = start
+        while n is not None and id(n) not in index:
+            chain.append(n)
+            n = n.parent
+        for m in reversed(chain):
+            up = -1 if m.parent is None else index[id(m.parent)]
+            index[id(m)] = len(rows)
+            rows.append(
+                (up, m.is_draw, m.options, m.chosen, m.costs, m.via, m.cost, m.arrival)
+                + (m.for_chosen, m.done, m.queued, m.chosen_fp, m.forced)
+            )
+    return rows, [-1 if n is None else index[id(n)] for n in nodes]
+
+
+def _unflatten(rows: list[tuple[Any, ...]]) -> list[_Node]:
+    built: list[_Node] = []
+    for up, *fields in rows:
+        parent = built[up] if up >= 0 else None
+        is_draw, options, chosen, costs, via, cost, arrival, for_chosen = fields[:8]
+        done, queued, chosen_fp, forced = fields[8:]
+        node = _Node(is_draw, options, chosen, costs, parent, via, cost, arrival, for_chosen)
+        node.done, node.queued, node.chosen_fp, node.forced = done, queued, chosen_fp, forced
+        built.append(node)
+    return built
+
+
+def _subtree(rows: list[tuple[Any, ...]], at: int, option: int, cost: int) -> Subtree:
+    return Subtree(_unflatten(rows)[at], option, cost)
+
+
+def _subtree_state(
+    rows: list[tuple[Any, ...]],
+    at: list[int],
+    root_fp: _Fp | None,
+    entries: tuple[tuple[int, int, int, int], ...],
+    reports: tuple[Backtrack, ...],
+    cut: bool,
+) -> SubtreeState:
+    built = _unflatten(rows)
+    root = built[at[0]] if at[0] >= 0 else None
+    kept = tuple((order, cost, built[k], option) for order, cost, k, option in entries)
+    return SubtreeState(root, root_fp, kept, reports, cut)
+
+
 @attrs.frozen(eq=False)
 class Subtree:
     """A work item of a split search: the copy of the path to a queued entry's node (its
@@ -203,6 +255,10 @@ class Subtree:
     node: _Node
     option: int
     cost: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rows, (at,) = _flatten([self.node])
+        return _subtree, (rows, at, self.option, self.cost)
 
 
 @attrs.frozen(eq=False)
@@ -218,6 +274,14 @@ class SubtreeState:
     entries: tuple[tuple[int, int, _Node, int], ...]
     reports: tuple[Backtrack, ...]
     cut: bool
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rows, at = _flatten([self.root, *(node for _, _, node, _ in self.entries)])
+        entries = tuple(
+            (order, cost, k, option)
+            for (order, cost, _, option), k in zip(self.entries, at[1:], strict=True)
+        )
+        return _subtree_state, (rows, at, self.root_fp, entries, self.reports, self.cut)
 
 
 def _held_back(task: Any) -> bool:

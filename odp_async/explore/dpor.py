@@ -210,8 +210,10 @@ def _flatten(nodes: Sequence[_Node | None]) -> tuple[list[tuple[Any, ...]], list
             up = -1 if m.parent is None else index[id(m.parent)]
             index[id(m)] = len(rows)
             rows.append(
-                (up, m.is_draw, m.options, m.chosen, m.costs, m.via, m.cost, m.arrival)
-                + (m.for_chosen, m.done, m.queued, m.chosen_fp, m.forced)
+                (
+                    *(up, m.is_draw, m.options, m.chosen, m.costs, m.via, m.cost),
+                    *(m.arrival, m.for_chosen, m.done, m.queued, m.chosen_fp, m.forced),
+                )
             )
     return rows, [-1 if n is None else index[id(n)] for n in nodes]
 
@@ -567,7 +569,6 @@ class DporChooser(_SystematicChooser[_Node]):
             + (f", prefix={self._fixed!r}" if self._fixed else "")
             + (f", fair_after={self.fair_after!r})" if self.fair_after is not None else ")")
         )
-
 
     # --- a search split into subtrees (odp_async.explore.dpor_parallel) --------------
 

@@ -11,9 +11,10 @@ Contract
     what it leaves (`odp_async.explore.dpor.SubtreeState`):
 
     0. **Head.**  The first item is the serial search itself (no entry: the whole tree),
-       for up to `HEAD_TRACES` traces (with ``HEAD_TRACES = 0``: `ITEM_TRACES`).  Traces ``1..h`` are the serial search's, so whatever it finds
-       within them is found at the same index, and a search it completes within them is
-       complete with the serial counts.
+       for up to `HEAD_TRACES` traces (with ``HEAD_TRACES = 0``: `ITEM_TRACES`).
+       Traces ``1..h`` are the serial search's, so whatever it finds within them is
+       found at the same index, and a search it completes within them is complete with
+       the serial counts.
     1. **Rounds.**  Then, round after round, this process takes from its queue up to
        `ROUND_ITEMS` entries of the fewest preemptions queued (`L`), in the serial
        search's order (fewest preemptions, then the latest found), at most one per node:
@@ -329,10 +330,10 @@ def _run_round(
                 raise outcome.error
             result: SubtreeResult = outcome.value
             done[k] = (outcome.worker, result)
-            if result.interrupted or (config.stop_on_first and result.hit is not None):
-                if last is None or k < last:
-                    last = k
-                    late = [name for name, other in pending.items() if other > k]
-                    executor.cancel(late)
-                    for name in late:
-                        del pending[name]
+            ends = result.interrupted or (config.stop_on_first and result.hit is not None)
+            if ends and (last is None or k < last):
+                last = k
+                late = [name for name, other in pending.items() if other > k]
+                executor.cancel(late)
+                for name in late:
+                    del pending[name]

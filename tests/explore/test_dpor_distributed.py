@@ -31,8 +31,7 @@ from odp_async.explore import (
     explore,
 )
 from odp_async.explore.dfs import PrunedExecution
-from odp_async.explore.dpor import DporChooser
-from odp_async.explore.dpor import Subtree
+from odp_async.explore.dpor import DporChooser, Subtree
 from odp_async.explore.dpor_parallel import SubtreeResult, run_subtree
 from odp_async.scenarios import Verdict
 from tests._usermod import lost_update_source, pythonpath_env

@@ -26,7 +26,7 @@ from odp_async.explore import InlineExecutor, ProcessExecutor, check, dpor_paral
 from tests._usermod import pythonpath_env
 from tests.conftest import UserModule
 
-USER = '''
+USER = """
 from odp_async import checkpoint, task_group
 
 
@@ -55,7 +55,7 @@ async def three_steps_each() -> None:
 
 async def rare_lost_update() -> None:
     await _run(True)
-'''
+"""
 
 KW = {"chooser": "dpor", "schedules": 5000, "stop_on_first": False, "shrink": False}
 
@@ -147,8 +147,17 @@ def test_the_cli_with_jobs_2_claims_what_jobs_1_claims(user: ModuleType, tmp_pat
     outs = []
     for jobs in ("1", "2"):
         proc = subprocess.run(
-            [sys.executable, "-m", "odp_async.cli", "explore", ref, "--chooser", "dpor"]
-            + ["--jobs", jobs],
+            [
+                sys.executable,
+                "-m",
+                "odp_async.cli",
+                "explore",
+                ref,
+                "--chooser",
+                "dpor",
+                "--jobs",
+                jobs,
+            ],
             capture_output=True,
             text=True,
             timeout=300,

@@ -74,9 +74,21 @@ Contract
     **A fixed prefix** (``prefix=(c0, c1, ...)``, in the format of `schedule`: one entry
     per choice among several tasks or values): the search covers only the executions
     that start with those choices.  Races whose reversal point lies inside the prefix
-    are counted but not reversed (the caller explores every alternative there: this is
-    how `odp_async.explore.dpor_parallel` splits one search into subtrees), and the sleep
-    set is empty where the prefix ends.
+    are counted but not reversed (the caller explores every alternative there), and the
+    sleep set is empty where the prefix ends.
+
+    **Subtrees** (how `odp_async.explore.dpor_parallel` splits one search): the owner of
+    the tree (a chooser that runs nothing itself) hands out queued entries with `take`,
+    each a `Subtree`: a copy of the entry's path with its sleep sets, explored and queued
+    options.  A fresh chooser given one (`subtree`) searches below it exactly as the
+    serial search would from that entry, except that a race whose reversal point lies
+    at or above the entry's node is kept as a `Backtrack`; `export` gives what it leaves
+    (`SubtreeState`: the entry's step footprint, the entries still queued below it, those
+    races), and the owner's `adopt` marks the entry explored, grafts the remaining
+    entries into its tree and decides the races there by the serial rule, in the order
+    they were found.  An entry handed out stays in its node's queued set until adopted,
+    so a race another subtree reports there counts it as covered.  With one entry out at
+    a time this is the serial search, trace for trace.
 
     **Order.**  The search is stateless (each execution replays a prefix), so its
     entries can be taken in any order: the chooser keeps every pending entry (a node and

@@ -18,6 +18,13 @@ Contract
     processes): when it cannot tell, it takes it for Ctrl-C, as before.  Reads the
     process's SIGINT handler; keeps no state.
 
+    `from_signal_handler(exc)` says whether `exc` was raised by (or through) a Python
+    signal handler installed now: its traceback passes through the handler's code.  An
+    exception a signal handler raises lands wherever the main thread happens to be, in
+    the explored program's code as often as not, but it is the harness's (pytest-timeout
+    failing the test on SIGALRM, a supervisor's SIGTERM handler), never the program's
+    error.  Reads the process's handlers; keeps no state.
+
 Concurrency
     Signal handlers are process-wide; `marking_ctrl_c` changes it only from the main
     thread, for the duration of the ``with``.
@@ -31,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["CtrlC", "is_ctrl_c", "marking_ctrl_c"]
+__all__ = ["CtrlC", "from_signal_handler", "is_ctrl_c", "marking_ctrl_c"]
 
 
 class CtrlC(KeyboardInterrupt):
@@ -64,3 +71,33 @@ def is_ctrl_c(exc: BaseException) -> bool:
         return True
     handler = signal.getsignal(signal.SIGINT)
     return not (handler is _on_sigint or handler is signal.SIG_IGN)
+
+
+def _handler_codes() -> set[object]:
+    codes: set[object] = set()
+    for sig in signal.valid_signals():
+        try:
+            handler = signal.getsignal(sig)
+        except (OSError, ValueError):  # pragma: no cover - a signal the OS refuses
+            continue
+        func = getattr(handler, "__func__", handler)  # a bound method: its function
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            codes.add(code)
+    return codes
+
+
+def from_signal_handler(exc: BaseException) -> bool:
+    """Whether `exc` was raised in a Python signal handler installed now (its traceback
+    passes through the handler's frame): the harness's exception, not the program's."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    codes = _handler_codes()
+    if not codes:
+        return False
+    while tb is not None:
+        if tb.tb_frame.f_code in codes:
+            return True
+        tb = tb.tb_next
+    return False

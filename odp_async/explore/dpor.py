@@ -74,9 +74,21 @@ Contract
     **A fixed prefix** (``prefix=(c0, c1, ...)``, in the format of `schedule`: one entry
     per choice among several tasks or values): the search covers only the executions
     that start with those choices.  Races whose reversal point lies inside the prefix
-    are counted but not reversed (the caller explores every alternative there: this is
-    how `odp_async.explore.dpor_parallel` splits one search into subtrees), and the sleep
-    set is empty where the prefix ends.
+    are counted but not reversed (the caller explores every alternative there), and the
+    sleep set is empty where the prefix ends.
+
+    **Subtrees** (how `odp_async.explore.dpor_parallel` splits one search): the owner of
+    the tree (a chooser that runs nothing itself) hands out queued entries with `take`,
+    each a `Subtree`: a copy of the entry's path with its sleep sets, explored and queued
+    options.  A fresh chooser given one (`subtree`) searches below it exactly as the
+    serial search would from that entry, except that a race whose reversal point lies
+    at or above the entry's node is kept as a `Backtrack`; `export` gives what it leaves
+    (`SubtreeState`: the entry's step footprint, the entries still queued below it, those
+    races), and the owner's `adopt` marks the entry explored, grafts the remaining
+    entries into its tree and decides the races there by the serial rule, in the order
+    they were found.  An entry handed out stays in its node's queued set until adopted,
+    so a race another subtree reports there counts it as covered.  With one entry out at
+    a time this is the serial search, trace for trace.
 
     **Order.**  The search is stateless (each execution replays a prefix), so its
     entries can be taken in any order: the chooser keeps every pending entry (a node and
@@ -120,7 +132,7 @@ from .dfs import (
     _SystematicChooser,
 )
 
-__all__ = ["DporChooser", "DporStatistics"]
+__all__ = ["Backtrack", "DporChooser", "DporStatistics", "Subtree", "SubtreeState"]
 
 
 @attrs.frozen
@@ -179,6 +191,113 @@ class _Node:
         return nodes
 
 
+@attrs.frozen
+class Backtrack:
+    """A race a subtree search (`DporChooser.subtree`) found whose reversal point lies
+    above its root: the state at path index `depth` should explore one of `initials`
+    (task ids; `racer` is the later racing step's task, `busy` the initials whose first
+    step there touches something).  The tree's owner decides (`DporChooser.adopt`).
+    `order` places it among the subtree's queue entries (found earlier: lower)."""
+
+    order: int
+    depth: int
+    initials: tuple[int, ...]
+    racer: int
+    busy: frozenset[int]
+
+
+def _flatten(nodes: Sequence[_Node | None]) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """The nodes reachable from `nodes` by `parent`, as rows (parent row first, -1 for
+    none) and the row of each of `nodes` (-1 for None): a path thousands of steps long
+    pickles without recursing once per node."""
+    index: dict[int, int] = {}
+    rows: list[tuple[Any, ...]] = []
+    for start in nodes:
+        chain: list[_Node] = []
+        n = start
+        while n is not None and id(n) not in index:
+            chain.append(n)
+            n = n.parent
+        for m in reversed(chain):
+            up = -1 if m.parent is None else index[id(m.parent)]
+            index[id(m)] = len(rows)
+            rows.append(
+                (
+                    *(up, m.is_draw, m.options, m.chosen, m.costs, m.via, m.cost),
+                    *(m.arrival, m.for_chosen, m.done, m.queued, m.chosen_fp, m.forced),
+                )
+            )
+    return rows, [-1 if n is None else index[id(n)] for n in nodes]
+
+
+def _unflatten(rows: list[tuple[Any, ...]]) -> list[_Node]:
+    built: list[_Node] = []
+    for up, *fields in rows:
+        parent = built[up] if up >= 0 else None
+        is_draw, options, chosen, costs, via, cost, arrival, for_chosen = fields[:8]
+        done, queued, chosen_fp, forced = fields[8:]
+        node = _Node(is_draw, options, chosen, costs, parent, via, cost, arrival, for_chosen)
+        node.done, node.queued, node.chosen_fp, node.forced = done, queued, chosen_fp, forced
+        built.append(node)
+    return built
+
+
+def _subtree(rows: list[tuple[Any, ...]], at: int, option: int, cost: int) -> Subtree:
+    return Subtree(_unflatten(rows)[at], option, cost)
+
+
+def _subtree_state(
+    rows: list[tuple[Any, ...]],
+    at: list[int],
+    root_fp: _Fp | None,
+    entries: tuple[tuple[int, int, int, int], ...],
+    reports: tuple[Backtrack, ...],
+    cut: bool,
+) -> SubtreeState:
+    built = _unflatten(rows)
+    root = built[at[0]] if at[0] >= 0 else None
+    kept = tuple((order, cost, built[k], option) for order, cost, k, option in entries)
+    return SubtreeState(root, root_fp, kept, reports, cut)
+
+
+@attrs.frozen(eq=False)
+class Subtree:
+    """A work item of a split search: the copy of the path to a queued entry's node (its
+    last node; ancestors by `parent`, with their sleep sets and explored options), the
+    entry's `option` (a task id, or a draw's value) and its preemptions."""
+
+    node: _Node
+    option: int
+    cost: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rows, (at,) = _flatten([self.node])
+        return _subtree, (rows, at, self.option, self.cost)
+
+
+@attrs.frozen(eq=False)
+class SubtreeState:
+    """What a subtree search leaves for the tree's owner (`DporChooser.export`): its copy
+    of the root node (None: the search had no root, it is the whole tree), the footprint
+    of the root option's step, the entries still queued below the root as
+    (order, preemptions, node, option), the races to reverse above it, and whether the
+    preemption bound dropped an entry below it."""
+
+    root: _Node | None
+    root_fp: _Fp | None
+    entries: tuple[tuple[int, int, _Node, int], ...]
+    reports: tuple[Backtrack, ...]
+    cut: bool
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rows, at = _flatten([self.root, *(node for _, _, node, _ in self.entries)])
+        entries = tuple(
+            (order, cost, k, option)
+            for (order, cost, _, option), k in zip(self.entries, at[1:], strict=True)
+        )
+        return _subtree_state, (rows, at, self.root_fp, entries, self.reports, self.cut)
+
+
 def _held_back(task: Any) -> bool:
     """True if `task`'s next step is a wait on a closed gate (`odp_async.sync.Completion`
     with ``gate=True``, before its ``complete_all()``), with no cancellation due: the
@@ -195,6 +314,36 @@ def _held_back(task: Any) -> bool:
 def _empty(fp: _Fp | None) -> bool:
     """A step known to touch nothing shared (a task's first step under noted_only)."""
     return fp is not None and not fp.reads and not fp.writes
+
+
+def _copy_path(node: _Node) -> _Node:
+    """A copy of the path to `node` (its last node returned, ancestors by `parent`): each
+    node's options, explored options, queued options and sleep sets, and the choices of
+    the path set as on a replay (a subtree search starts from it; nothing is shared)."""
+    parent: _Node | None = None
+    for n in node.path():
+        copy = _Node(
+            n.is_draw,
+            n.options,
+            -1,
+            n.costs,
+            parent,
+            n.via,
+            n.cost,
+            dict(n.arrival),
+            dict(n.arrival),
+            list(n.done),
+            set(n.queued),
+            None,
+            n.forced,
+        )
+        if parent is not None:
+            parent.chosen = copy.via
+            if not parent.is_draw:
+                parent.for_chosen = _sleep_before(parent, parent.options[copy.via])
+        parent = copy
+    assert parent is not None
+    return parent
 
 
 def _sleep_before(node: _Node, tid: int) -> dict[int, _Fp]:
@@ -237,8 +386,10 @@ class DporChooser(_SystematicChooser[_Node]):
         "_floor",
         "_fresh_from",
         "_last_pick",
+        "_pending",
         "_prev_pos",
         "_queue",
+        "_reports",
         "_resume",
         "_seq",
         "_spawned_by",
@@ -281,6 +432,10 @@ class DporChooser(_SystematicChooser[_Node]):
         self._fixed = tuple(prefix)
         self._fixed_used = 0
         self._floor = 0 if not prefix else -1
+        # A subtree search's races above its root (`subtree`); None: dropped there.
+        self._reports: list[Backtrack] | None = None
+        # Owner side (`take`, `adopt`): the copy handed out -> its node in this tree.
+        self._pending: dict[int, _Node] = {}
         # Read by the sim: a step whose label declares nothing is its noted accesses.
         self.footprints_noted_only = noted_only
         self.ask_always = True  # read by the sim: every step is shown to us
@@ -426,6 +581,110 @@ class DporChooser(_SystematicChooser[_Node]):
             + (f", prefix={self._fixed!r}" if self._fixed else "")
             + (f", fair_after={self.fair_after!r})" if self.fair_after is not None else ")")
         )
+
+    # --- a search split into subtrees (odp_async.explore.dpor_parallel) --------------
+
+    def subtree(self, item: Subtree) -> None:
+        """Make this fresh chooser search only below `item` (from `take`): its first
+        execution replays the item's path and takes its option, with the sleep sets the
+        owner's tree has there; races whose reversal point lies at or above the item's
+        node are kept for the owner (`export`), not explored here."""
+        if self._started or self._fixed:
+            raise InvalidArgument("subtree() needs a fresh chooser without a prefix")
+        node = item.node
+        self._started = True  # `new_execution` takes the entry as the next one
+        self._floor = len(node.path())
+        self._reports = []
+        self._seq = 1
+        node.queued.add(item.option)
+        self._queue = [(item.cost, -1, 1, node, item.option)]
+
+    def export(self, root: _Node | None) -> SubtreeState:
+        """What is left of this subtree search (`subtree`; `root` the item's node, None
+        for a search of the whole tree), for the owner's `adopt`."""
+        if self._started and self._failed is None:
+            self._finish_execution()
+            self._record_done()
+        root_fp = None
+        if root is not None and not root.is_draw:
+            tid = root.options[root.chosen] if root.chosen >= 0 else None
+            root_fp = next((fp for t, fp in root.done if t == tid), None)
+        entries = tuple(
+            sorted((seq, cost, node, option) for cost, _, seq, node, option in self._queue)
+        )
+        reports = tuple(self._reports or ())
+        return SubtreeState(root, root_fp, entries, reports, self._cut)
+
+    def take(self, most: int) -> list[Subtree]:
+        """Owner side: pop up to `most` queued entries of the fewest preemptions queued,
+        in queue order, at most one per node (a later sibling then sleeps on the earlier
+        one's step, as in the serial search), each as a `Subtree` over a copy of its
+        path (nothing shared with this tree)."""
+        if not self._queue:
+            return []
+        level = self._queue[0][0]
+        taken: list[Subtree] = []
+        later: list[tuple[int, int, int, _Node, int]] = []
+        nodes: set[int] = set()
+        while self._queue and len(taken) < most and self._queue[0][0] == level:
+            entry = heapq.heappop(self._queue)
+            cost, _, _, node, option = entry
+            if id(node) in nodes:
+                later.append(entry)
+                continue
+            nodes.add(id(node))
+            # It stays in `queued` until adopted: a race another item reports there is
+            # covered by it, as by an entry still queued in the serial search.
+            taken.append(Subtree(_copy_path(node), option, cost))
+            self._pending[id(taken[-1].node)] = node
+        for entry in later:
+            heapq.heappush(self._queue, entry)
+        return taken
+
+    def adopt(self, item: Subtree | None, state: SubtreeState) -> None:
+        """Owner side: add a subtree search's result (`export`) to this tree: the root
+        option as explored, its remaining entries (their nodes grafted below the root)
+        and its races above the root, decided here as the serial search would, in the
+        order the subtree found them."""
+        self._started = True  # an owner never runs an execution itself
+        root: _Node | None = None
+        path: list[_Node] = []
+        if item is not None:
+            root = self._pending.pop(id(item.node))
+            path = root.path()
+            root.queued.discard(item.option)
+            if not root.is_draw and all(t != item.option for t, _ in root.done):
+                root.done.append((item.option, state.root_fp))
+        if state.cut:
+            self._cut = True
+        grafted: set[int] = set()
+        merged: list[tuple[int, Backtrack | tuple[int, _Node, int]]] = [
+            (b.order, b) for b in state.reports
+        ]
+        merged += [(order, (cost, node, option)) for order, cost, node, option in state.entries]
+        merged.sort(key=lambda m: m[0])
+        for _, what in merged:
+            if isinstance(what, Backtrack):
+                node = path[what.depth]
+                if what.depth + 1 < len(path):
+                    chosen = node.options[path[what.depth + 1].via]
+                else:
+                    assert item is not None
+                    chosen = item.option
+                self._backtrack(node, chosen, what.initials, what.racer, what.busy)
+                continue
+            cost, node, option = what
+            if root is not None:
+                below = node
+                while id(below) not in grafted and below.parent is not state.root:
+                    grafted.add(id(below))
+                    assert below.parent is not None
+                    below = below.parent
+                if below.parent is state.root:
+                    below.parent = root
+                    grafted.add(id(below))
+            node.queued.discard(option)
+            self._push(node, option, cost)
 
     # --- the search -------------------------------------------------------------------
 
@@ -679,7 +938,7 @@ class DporChooser(_SystematicChooser[_Node]):
     ) -> None:
         """Race i < j: make sure the state before i explores an initial of notdep(i).j."""
         node_index = events[i][0]
-        if node_index < self._floor:
+        if node_index < self._floor and self._reports is None:
             return  # inside the fixed prefix: its alternatives are the caller's
         node = self._path[node_index]
         racer = events[j][1]
@@ -698,14 +957,35 @@ class DporChooser(_SystematicChooser[_Node]):
             if clocks[k][si] < seq[i]:
                 first.setdefault(events[k][1], k)
         first.setdefault(events[j][1], j)
-        initials = [
+        initials = tuple(
             tid
             for tid, k in first.items()
             if not any(m < k and clocks[k][slot[other]] >= seq[m] for other, m in first.items())
-        ]
+        )
+        busy = frozenset(t for t in initials if not _empty(events[first[t]][2]))
+        if node_index < self._floor:
+            # Above a subtree's root (`subtree`): the caller decides, against its tree.
+            assert self._reports is not None
+            self._seq += 1
+            self._reports.append(Backtrack(self._seq, node_index, initials, racer, busy))
+            return
+        chosen = node.options[node.chosen] if node.chosen >= 0 else None
+        self._backtrack(node, chosen, initials, racer, busy)
+
+    def _backtrack(
+        self,
+        node: _Node,
+        chosen: int | None,
+        initials: tuple[int, ...],
+        racer: int,
+        busy: frozenset[int],
+    ) -> None:
+        """Queue at `node` (whose option `chosen` is on the current path) one of the
+        `initials` of a reversed race with `racer` unless one is covered there (see
+        `_reverse`); `busy`: the initials whose first step there touches something."""
         covered = {t for t, _ in node.done} | node.arrival.keys()
-        if node.chosen >= 0:
-            covered.add(node.options[node.chosen])
+        if chosen is not None:
+            covered.add(chosen)
         if any(t in covered for t in initials):
             return  # explored there, or asleep (explored from an earlier sibling)
         if any(t in node.queued for t in initials):
@@ -719,7 +999,7 @@ class DporChooser(_SystematicChooser[_Node]):
             # something: on twostage_10 that multiplied the queue by 40).
             if racer not in initials or racer not in node.options or racer in node.queued:
                 return
-            if any(t in node.queued and not _empty(events[first[t]][2]) for t in initials):
+            if any(t in node.queued and t in busy for t in initials):
                 return
         covered |= node.queued
         enabled = [t for t in initials if t in node.options]

@@ -11,10 +11,10 @@ Contract
       and symmetry reduction unless ``reduction=False``; the result says whether the space
       was **complete** for the bound;
     - ``dpor``: one `DporChooser` (source-DPOR with sleep sets) walks the tree in this
-      process; with ``jobs > 1`` or an executor the search is split into prefixes, each
-      a subtree searched by a worker (`odp_async.explore.dpor_parallel`: the same
-      results for every executor and worker count; it completes, and finds every
-      violation kind the serial search finds, in more traces: 1.2-2.3x on SCTBench).
+      process; with ``jobs > 1`` or an executor its backtrack entries are handed out as
+      subtrees that carry their sleep sets (`odp_async.explore.dpor_parallel`: the same
+      results for every executor and worker count; it completes where the serial
+      search does, with about its trace count).
 
     It stops at the first failing schedule (``stop_on_first``) or at the budget, and the
     portfolio also where it **completes**, as the matrix does: at the first dpor slot that

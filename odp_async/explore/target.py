@@ -33,8 +33,9 @@ Contract
     whose run stopped at the step bound is told so (its ``note_step_limit``): the fair
     continuation's steps are not its search's, so it no longer claims completeness.  A
     `KeyboardInterrupt` raised in the run that is Ctrl-C
-    (`odp_async._runtime.interrupts.is_ctrl_c`) is re-raised, never recorded as the
-    program's error; one the program raised itself is its ``error``, like a
+    (`odp_async._runtime.interrupts.is_ctrl_c`), and any exception a signal handler
+    raised (pytest-timeout's on SIGALRM: `from_signal_handler`), is re-raised, never
+    recorded as the program's error; one the program raised itself is its ``error``, like a
     `SystemExit`.  A `ReplayChooser` whose
     recording the run did not use up raises `ReplayMismatch`: a replay is exact.
 
@@ -54,7 +55,7 @@ from typing import Any, Final
 import attrs
 
 from .._runtime.choosers import Chooser, ReplayChooser
-from .._runtime.interrupts import is_ctrl_c
+from .._runtime.interrupts import from_signal_handler, is_ctrl_c
 from .._runtime.sim import BriefRuns, SimResult
 from .._runtime.sim import run as sim_run
 from .._thread_blocking import refuse_thread_locks
@@ -482,11 +483,16 @@ class _Prepared:
 
 
 def _reraise_interrupt(error: BaseException | None) -> None:
-    """Re-raise a `KeyboardInterrupt` taken for Ctrl-C found in a run's error (within
-    exception groups; `odp_async._runtime.interrupts.is_ctrl_c`): Ctrl-C is the user
-    stopping us, never the program's own failure.  One the program raised itself (told
-    apart while Ctrl-C is marked) stays its error."""
+    """Re-raise a `KeyboardInterrupt` taken for Ctrl-C, or any exception a signal handler
+    raised (pytest-timeout's), found in a run's error (within exception groups;
+    `odp_async._runtime.interrupts.is_ctrl_c`, `from_signal_handler`): the user or the
+    harness stopping us, never the program's own failure.  A `KeyboardInterrupt` the
+    program raised itself (told apart while Ctrl-C is marked) stays its error."""
     if isinstance(error, KeyboardInterrupt) and is_ctrl_c(error):
+        raise error
+    if error is not None and from_signal_handler(error):
+        # A signal handler's exception (pytest-timeout's on SIGALRM...): the harness
+        # stopping us wherever the program happened to be, never the program's error.
         raise error
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:

@@ -1,10 +1,12 @@
 """DPOR split into subtrees (odp_async.explore.dpor_parallel): the same failures, tokens and
 counts in this process, on worker processes and on a Dask LocalCluster; the split covers
-what the serial search covers (every violation kind, completeness); a user module, in
-this process and in a fresh one (the CLI)."""
+what the serial search covers (every violation kind, completeness, the same trace counts:
+each subtree carries its sleep set); a user module, in this process and in a fresh one
+(the CLI)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -29,14 +31,8 @@ from odp_async.explore import (
     explore,
 )
 from odp_async.explore.dfs import PrunedExecution
-from odp_async.explore.dpor import DporChooser
-from odp_async.explore.dpor_parallel import (
-    LEVEL_ROUNDS,
-    SPLIT_PREFIXES,
-    SubtreeResult,
-    frontier,
-    run_subtree,
-)
+from odp_async.explore.dpor import DporChooser, Subtree
+from odp_async.explore.dpor_parallel import SubtreeResult, run_subtree
 from odp_async.scenarios import Verdict
 from tests._usermod import lost_update_source, pythonpath_env
 from tests.conftest import UserModule
@@ -101,37 +97,40 @@ def kinds_serial(target: Target, config: ExploreConfig) -> tuple[set[str], int, 
     return found, chooser.traces, chooser.is_exhaustive
 
 
-def kinds_split(target: Target, config: ExploreConfig) -> tuple[set[str], int, bool]:
-    """The same for the split search: every prefix's subtree, each run to its end; each
-    execution of a subtree starts with its prefix."""
-    found: set[str] = set()
-    traces, complete = 0, True
-    for prefix in frontier(target, config).prefixes:
-        chooser = DporChooser(config.preemption_bound, prefix=prefix)
-        while chooser.has_more:
-            try:
-                execution = target.run(chooser, max_steps=config.max_steps)
-            except PrunedExecution:
-                continue
-            assert execution.sim.schedule[: len(prefix)] == prefix
-            if execution.failure is not None:
-                found.add(execution.failure.kind)
-        traces += chooser.traces
-        complete = complete and chooser.is_exhaustive
-    return found, traces, complete
+@pytest.fixture
+def finest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split at its finest: no head, one trace per item (every entry a work item)."""
+    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)
+    monkeypatch.setattr(dpor_parallel, "ITEM_TRACES", 1)
 
 
-@pytest.mark.parametrize("name", PROGRAMS)
-def test_the_split_finds_every_violation_kind_the_serial_search_finds(name: str) -> None:
-    target = Target.resolve(f"classic:{name}")
-    config = ExploreConfig(chooser="dpor")
-    serial, _, serial_complete = kinds_serial(target, config)
-    split, split_traces, split_complete = kinds_split(target, config)
-    assert serial_complete
-    assert split_complete
-    assert split == serial
-    assert split_traces >= 1
-    assert (name.endswith("_fixed")) == (not split)
+@pytest.mark.parametrize("name", [*PROGRAMS, "circular_buffer", "twostage_fixed"])
+@pytest.mark.usefixtures("finest")
+def test_the_split_runs_the_serial_search_s_traces(name: str) -> None:
+    """Every entry a work item of one trace, each subtree from its sleep set and
+    backtrack state: the split search completes with the serial search's trace count
+    and failing traces (the split without sleep sets ran 1.2-4x as many)."""
+    kw = {"chooser": "dpor", "schedules": 5000, "stop_on_first": False, "shrink": False}
+    serial = explore(f"classic:{name}", **kw)
+    split = explore(f"classic:{name}", executor=InlineExecutor(), **kw)
+    assert serial.complete
+    assert split.complete
+    assert split.schedules == serial.schedules
+    assert len(split.failing) == len(serial.failing)
+    assert (name.endswith("_fixed")) == (not split.failing)
+    if serial.failure is not None:
+        assert split.failure is not None
+        assert split.failure.violation.kind == serial.failure.violation.kind
+
+
+def test_the_split_s_kinds_are_the_serial_search_s() -> None:
+    """A check of the serial search itself (the reference above): every violation kind
+    of a program is found by it."""
+    target = Target.resolve("classic:deadlock01")
+    kinds, traces, complete = kinds_serial(target, ExploreConfig(chooser="dpor"))
+    assert complete
+    assert kinds == {"deadlock"}
+    assert traces == 4
 
 
 @pytest.mark.parametrize("name", [p for p in PROGRAMS if p != "reorder_3"])
@@ -186,24 +185,27 @@ def test_a_correct_program_completes_and_says_so(
     assert result.complete
     assert serial.complete
     assert result.schedules == serial.schedules < dpor_parallel.HEAD_TRACES
-    # The split itself (no head) completes it too.
+    # The split itself (no head, one trace per item) completes it too, with the same count.
     monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)
+    monkeypatch.setattr(dpor_parallel, "ITEM_TRACES", 1)
     result = explore("classic:account_fixed", chooser="dpor", schedules=10_000, executor=pool)
     assert result.complete
     assert result.failure is None
     assert result.verdict == Verdict.CLEAN
-    assert result.schedules >= SPLIT_PREFIXES // 4  # one trace per prefix at least
+    assert result.schedules == serial.schedules
+    assert set(result.per_worker) == {"process-1", "process-2"}  # both workers had items
     # The same search within a budget too small for it: no claim of completeness.
-    short = explore("classic:account_fixed", chooser="dpor", schedules=40, executor=pool)
+    short = explore("classic:account_fixed", chooser="dpor", schedules=3, executor=pool)
     assert not short.complete
-    assert short.schedules <= 40
+    assert short.schedules <= 3
     assert short.failure is None
 
 
-def test_a_budget_smaller_than_the_split_runs_only_that_many(pool: ProcessExecutor) -> None:
-    target = Target.resolve("classic:reorder_3")
-    n = len(frontier(target, ExploreConfig(chooser="dpor")).prefixes)
-    assert n >= SPLIT_PREFIXES
+def test_a_budget_smaller_than_the_split_runs_only_that_many(
+    pool: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 3)
+    monkeypatch.setattr(dpor_parallel, "ITEM_TRACES", 2)  # rounds of items of 2 traces
     kw = {"chooser": "dpor", "schedules": 10, "stop_on_first": False, "shrink": False}
     here = explore("classic:reorder_3", executor=InlineExecutor(), **kw)
     there = explore("classic:reorder_3", executor=pool, **kw)
@@ -255,10 +257,9 @@ def test_the_cli_runs_dpor_on_jobs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_prefixed_chooser_stays_below_its_prefix() -> None:
     target = Target.resolve("classic:reorder_3")
     config = ExploreConfig(chooser="dpor", stop_on_first=False)
-    prefix = frontier(target, config).prefixes[5]
-    result = run_subtree(target, config, prefix, 10_000)
-    assert result.finished
-    assert result.exhaustive
+    first = DporChooser()
+    prefix = target.run(first, max_steps=config.max_steps).sim.schedule[:3]
+    prefix = (*prefix[:2], 1 - prefix[2])  # another choice at the third
     chooser = DporChooser(prefix=prefix)
     while chooser.has_more:
         try:
@@ -266,7 +267,7 @@ def test_a_prefixed_chooser_stays_below_its_prefix() -> None:
         except PrunedExecution:
             continue
         assert execution.sim.schedule[: len(prefix)] == prefix
-    assert chooser.traces == result.traces
+    assert chooser.traces >= 1
     assert "prefix=" in repr(chooser)
 
 
@@ -280,76 +281,65 @@ def test_a_bad_prefix_is_refused() -> None:
         chooser.new_execution()
 
 
-Call = tuple[tuple[int, ...], int, int | None, SubtreeResult]
+Call = tuple[Subtree | None, int, SubtreeResult]
 
 
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
-    """Record every work item run: (prefix, budget, level, result)."""
+    """Record every work item run: (item, budget, result)."""
     calls: list[Call] = []
 
     def recorded(
-        target: object,
-        config: ExploreConfig,
-        prefix: tuple[int, ...],
-        budget: int,
-        level: int | None = None,
-        first: int = 0,
+        target: object, config: ExploreConfig, item: Subtree | None, budget: int
     ) -> SubtreeResult:
-        result = run_subtree(target, config, prefix, budget, level, first)  # type: ignore[arg-type]
-        calls.append((prefix, budget, level, result))
+        result = run_subtree(target, config, item, budget)  # type: ignore[arg-type]
+        calls.append((item, budget, result))
         return result
 
     monkeypatch.setattr(dpor_parallel, "run_subtree", recorded)
     return calls
 
 
-def test_rounds_go_by_preemptions_and_the_first_failure_ends_them(
+def test_items_stay_in_their_subtree_and_the_first_failure_ends_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)  # the split's own rounds
+    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 2)
+    monkeypatch.setattr(dpor_parallel, "ITEM_TRACES", 1)
     calls = spy(monkeypatch)
-    target = Target.resolve("classic:reorder_3")
-    split = frontier(target, ExploreConfig(chooser="dpor"))
-    result = explore("classic:reorder_3", chooser="dpor", executor=InlineExecutor())
+    result = explore("classic:reorder_5", chooser="dpor", executor=InlineExecutor())
     assert result.failure is not None
-    # fewest preemptions first, as the serial search; the last round (None) unbounded
-    levels = [LEVEL_ROUNDS if level is None else level for _, _, level, _ in calls]
-    assert levels == sorted(levels)
-    assert len(set(levels)) > 1
-    assert all(level <= LEVEL_ROUNDS for level in levels)
-    for level in {lv for _, _, lv, _ in calls}:  # within a round, prefix order
-        order = [split.prefixes.index(p) for p, _, lv, _ in calls if lv == level]
-        assert order == sorted(order)
-    failing, _, _, found = calls[-1]  # no item after the failing one
+    assert calls[0][0] is None  # the head: the serial search
+    assert len(calls) > 3
+    for item, budget, found in calls[1:]:
+        assert item is not None
+        assert budget == 1
+        assert found.traces + found.pruned >= 1
+    failing, _, found = calls[-1]  # no item after the failing one
     assert found.hit is not None
     assert result.failure.schedule == found.hit[1]
-    assert result.failure.schedule[: len(failing)] == failing
-    assert all(split.costs[split.prefixes.index(p)] <= (lv or 99) for p, _, lv, _ in calls)
+    assert failing is not None
+    # the failing trace starts with the item's path (its choices among several), then
+    # the item's option
+    path = failing.node.path()
+    prefix = [c.via for n, c in itertools.pairwise(path) if n.is_draw or len(n.options) > 1]
+    prefix.append(path[-1].options.index(failing.option))
+    assert result.failure.schedule[: len(prefix)] == tuple(prefix)
 
 
 def test_the_budget_ends_where_its_traces_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)  # the split's own rounds
+    monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)
     calls = spy(monkeypatch)
     kw = {"chooser": "dpor", "schedules": 500, "stop_on_first": False, "shrink": False}
-    result = explore("classic:reorder_3", executor=InlineExecutor(), **kw)
+    result = explore("classic:reorder_5", executor=InlineExecutor(), **kw)
     assert result.schedules == 500
     assert not result.complete
-    # Each run repeats its prefix's previous run and adds to it; in this process the
-    # new traces add up to the budget exactly: no item ran past it.
-    had: dict[tuple[int, ...], int] = {}
-    new = 0
-    for prefix, _, _, found in calls:
-        new += found.traces - had.get(prefix, 0)
-        had[prefix] = found.traces
-    assert new == 500
+    # no item ran past the budget: the items' traces add up to it exactly
+    assert sum(found.traces for _, _, found in calls) == 500
+    assert all(budget <= dpor_parallel.ITEM_TRACES for _, budget, _ in calls)
 
 
 def test_a_keyboard_interrupt_keeps_the_rounds_that_ran(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # One prefix (the empty one): no probe runs the program before the rounds do.
-    monkeypatch.setattr(dpor_parallel, "frontier", lambda t, c, least: frontier(t, c, 1))
-
     async def program() -> None:  # interrupted where an update is lost: a preemption
         seen: list[int] = []
 

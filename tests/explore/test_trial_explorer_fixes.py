@@ -78,8 +78,10 @@ def test_the_cli_exits_2_when_nothing_was_explored(
 
 
 def test_the_budget_stops_the_split_dpor_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the split's own rounds (the serial head would complete this small program)
+    # the split's own rounds, one trace each (the serial head, or one item of
+    # `ITEM_TRACES`, would complete this small program)
     monkeypatch.setattr(dpor_parallel, "HEAD_TRACES", 0)
+    monkeypatch.setattr(dpor_parallel, "ITEM_TRACES", 1)
     target = Target.resolve("classic:reorder_3_fixed")
     config = ExploreConfig(chooser="dpor", schedules=100_000, jobs=2, time=3.0)
     unlimited = explore_target(

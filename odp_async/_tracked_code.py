@@ -400,7 +400,7 @@ class CodeWalk:
         values.extend((fn.__kwdefaults__ or {}).values())
         for value in values:
             if not own_data:  # the model's own defaults: constants, as its closures
-                self._judge(value, f"{qual}: a default argument")
+                self._see(value, f"{qual}: a default argument")
                 self._side_channel(qual, value)
             self.code(value)
 

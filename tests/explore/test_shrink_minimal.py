@@ -24,7 +24,8 @@ def _random_failure(target: Target, seed: int) -> tuple[tuple[int, ...], str]:
 
 # (cell, seed, preemptions of the random find, the most after shrinking).  Finds of the
 # random chooser's StreamChooser schedules; the one-pass shrinker (before the local
-# minimum) left finds like these at 5-13 preemptions (6-15 since the model draws its own unlocked windows) (benchmarks/bench_shrink.py).  The
+# minimum) left finds like these at 5-13 preemptions
+# (benchmarks/bench_shrink.py; 6-15 since the model draws its own unlocked windows).  The
 # deadlock of ctx-dereg-during-end is a recursive locking of umem_rwsem: 3 preemptions
 # (2 was another deadlock, an AB-BA cycle with madvise, before shrinking kept the failure
 # signature).

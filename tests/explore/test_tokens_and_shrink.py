@@ -94,7 +94,9 @@ def test_a_token_that_no_longer_fits_the_code_fails_loudly() -> None:
     # the same schedule against another protocol: the choices no longer mean the same
     other = Target.resolve("registration-race", "odp2014-ctx")
     token = encode_token(other, execution.sim.schedule, execution, 20_000)
-    with pytest.raises(ReplayMismatch, match="recorded stale-translation at step"):
+    with pytest.raises(
+        ReplayMismatch, match=r"recorded stale-translation at step|the recorded schedule has"
+    ):
         replay_token(token)
 
 

@@ -51,23 +51,23 @@ def test_a_stale_translation_names_its_causes(race_execution: Execution) -> None
     target = Target.resolve("registration-race", "odp2014")
     states = step_states(race_execution, target)
     said = explain(race_execution, states)[0]["sentence"]
-    assert "installed it at step 35" in said
+    assert "installed it at step 38" in said
     assert "0x14000 was unmapped (it mapped frame 4.1)" in said
-    assert "freed at step 35" in said
+    assert "freed at step 38" in said
     # the region's translation is shown against the page table
-    b = next(r for r in states[35 - 1]["regions"] if r["name"] == "B")
+    b = next(r for r in states[38 - 1]["regions"] if r["name"] == "B")
     assert b["translations"][0]["ok"] is False
     assert b["translations"][0]["pte"] == "none"
-    before = next(r for r in states[33 - 1]["regions"] if r["name"] == "B")
+    before = next(r for r in states[36 - 1]["regions"] if r["name"] == "B")
     assert before["translations"] == []
 
 
 def test_preemptions_are_told_apart(race_execution: Execution) -> None:
     states = step_states(race_execution)
     preempted = [s["step"] for s in states if s["preemption"]]
-    assert preempted[:3] == [27, 34, 35]
-    assert "blocked" in states[24 - 1]["why"] or "finished" in states[24 - 1]["why"]
-    assert "runnable" not in states[24 - 1]["why"]  # no target: no re-run, no runnable list
+    assert preempted[:3] == [28, 37, 38]
+    assert "blocked" in states[25 - 1]["why"] or "finished" in states[25 - 1]["why"]
+    assert "runnable" not in states[25 - 1]["why"]  # no target: no re-run, no runnable list
 
 
 def test_a_deadlock_names_the_cycle_and_where_locks_were_taken() -> None:

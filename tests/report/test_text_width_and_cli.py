@@ -32,7 +32,7 @@ def test_the_width_follows_the_terminal(race: Timeline, monkeypatch: pytest.Monk
 
 def test_the_setup_is_one_row_and_places_are_addresses(race: Timeline) -> None:
     text = render_text(race, width=200)
-    assert "8-22" in text
+    assert "9-23" in text
     assert "(x15)" in text
     assert "dma(B, 0x14000)" in text
     assert "dma(B, 20)" not in text

@@ -63,25 +63,25 @@ def test_duplicate_task_names_get_the_task_id() -> None:
 def test_spans_of_the_registration_race(race: Timeline) -> None:
     by = {(s.lane, s.category, s.name, s.mode): s for s in race.spans}
     inv = by[(1, "invalidate", "inv0", "")]
-    assert (inv.start, inv.end, inv.is_open) == (25, 38, False)
+    assert (inv.start, inv.end, inv.is_open) == (26, 41, False)
     mmap = by[(1, "lock", "mmap_sem", "read")]
-    assert (mmap.start, mmap.end) == (25, 38)
+    assert (mmap.start, mmap.end) == (26, 41)
     fault = by[(3, "fault", "fault B 0x14000", "")]
-    assert (fault.start, fault.end) == (32, 35)
+    assert (fault.start, fault.end) == (34, 38)
     assert fault.end_detail.endswith("resolved")
-    assert by[(2, "register", "B", "")].start == 28
-    assert by[(0, "wait", "its task group's children", "")].end == 41  # main runs at 42
+    assert by[(2, "register", "B", "")].start == 29
+    assert by[(0, "wait", "its task group's children", "")].end == 44  # main runs at 45
 
 
 def test_a_downgraded_write_hold_becomes_a_read_hold(race: Timeline) -> None:
     umem = [s for s in race.spans if s.lane == 0 and s.name == "umem_rwsem"]
-    assert [(s.mode, s.start, s.end) for s in umem] == [("write", 4, 4), ("read", 4, 6)]
+    assert [(s.mode, s.start, s.end) for s in umem] == [("write", 5, 5), ("read", 5, 7)]
 
 
 def test_the_violation_is_the_first_and_sits_on_its_task(race: Timeline) -> None:
     v = race.violation
     assert v is not None
-    assert (v.step, v.lane, v.kind) == (35, 3, "stale-translation")
+    assert (v.step, v.lane, v.kind) == (38, 3, "stale-translation")
     assert "B installed 0x14000" in v.text
     assert [m.kind for m in race.violations] == [
         "stale-translation",
@@ -91,12 +91,12 @@ def test_the_violation_is_the_first_and_sits_on_its_task(race: Timeline) -> None
 
 
 def test_rows_cover_every_step_and_name_who_finished(race: Timeline) -> None:
-    assert [row.step for row in race.rows] == list(range(1, 43))
+    assert [row.step for row in race.rows] == list(range(1, 46))
     ends = {row.step: row.lane for row in race.rows if row.action == "end"}
-    assert ends == {29: 2, 35: 3, 38: 1, 41: 4, 42: 0}
-    row = race.rows[30]
-    assert (row.step, row.lane, row.action, row.text) == (31, 3, "checkpoint", "fault(B, 0x14000)")
-    assert race.rows[22].action == "park"
+    assert ends == {31: 2, 38: 3, 41: 1, 44: 4, 45: 0}
+    row = race.rows[32]
+    assert (row.step, row.lane, row.action, row.text) == (33, 3, "checkpoint", "fault(B, 0x14000)")
+    assert race.rows[23].action == "park"
 
 
 def test_unclosed_spans_end_at_the_last_step(lock_order: Timeline) -> None:

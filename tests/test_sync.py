@@ -66,9 +66,15 @@ def _fast_mutex() -> LockOps:
 
 
 async def until(predicate: Callable[[], bool]) -> None:
-    """Yield until `predicate()` holds: ordering by observed state, not by the clock."""
-    while not predicate():
+    """Yield until `predicate()` holds: ordering by observed state, not by the clock.
+    A predicate still false after 10,000 checkpoints (far more than any wait here needs)
+    fails the test at once instead of spinning to the run's step bound (a mutant of a
+    primitive's accessor under tools/mutation.sh)."""
+    for _ in range(10_000):
+        if predicate():
+            return
         await rt.checkpoint("until")
+    raise AssertionError("until(): the predicate never held")
 
 
 LOCKS = [

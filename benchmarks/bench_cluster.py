@@ -29,7 +29,7 @@ Four tables, all measured in one run:
    shrink=False)`` on the same clean cell: the serial search (``jobs=1``), and the search
    split into subtrees (`odp_async.explore.dpor_parallel`) in this process
    (`InlineExecutor`), on the process pools and on the Dask clusters: traces/s over the
-   wall time (the split's probes included) and the speedup over the split in this process
+   wall time (the rounds' round trips included) and the speedup over the split in this process
    (the same traces, whatever runs them).
 
 Statistics: throughput figures are medians of ``--repeats`` samples, the contenders

@@ -63,13 +63,8 @@ FULL = {
     "dereg-during-notifier/range-list": "complete: 183 traces, no violation",
     "dereg-during-notifier/odp2014-ctx": "complete: 210 traces, no violation",
     "dereg-during-notifier/kvm-seq": "complete: 244 traces, no violation",
-<<<<<<< ours
-    "stray-end-corruption/interval-seq": "complete: 1880 traces, no violation",
-    "stray-end-munmap/interval-seq": "complete: 596 traces, no violation",
-=======
     "stray-end-corruption/interval-seq": "complete: 1996 traces, no violation",
     "stray-end-munmap/interval-seq": "complete: 735 traces, no violation",
->>>>>>> theirs
     "stray-end-munmap/odp2014-ctx": "complete: 1555 traces, no violation",
     "stray-end-munmap/kvm-seq": "complete: 2766 traces, no violation",
 }

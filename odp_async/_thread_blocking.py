@@ -35,7 +35,7 @@ import threading
 import types
 from typing import Any, Final
 
-from ._tracked_code import trusted
+from ._tracked_code import _code_tree, trusted
 from .errors import ForeignAwait
 
 __all__ = ["refuse_thread_locks", "thread_lock_across_await"]
@@ -109,7 +109,7 @@ def _global_names(code: types.CodeType) -> frozenset[str]:
 
 
 def _scan(fn: types.FunctionType) -> str | None:
-    for code in _codes(fn.__code__):
+    for code in _code_tree(fn.__code__):
         for chain in _withs_across_awaits(code):
             value = _resolve(fn, chain)
             if isinstance(value, _BLOCKING):
@@ -123,14 +123,6 @@ def _scan(fn: types.FunctionType) -> str | None:
                     "the run; use odp_async.Mutex (async with) instead"
                 )
     return None
-
-
-def _codes(code: types.CodeType) -> list[types.CodeType]:
-    found = [code]
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            found.extend(_codes(const))
-    return found
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1626,28 +1626,12 @@ def _is_frozen_dataclass(kind: type) -> bool:
 def _self_noting(obj: object) -> bool:
     # Primitives note their own state changes (`odp_async.sync`); an instance of a
     # subclass that keeps fields of its own is not one (`primitive_with_state`).
-    from . import sync
-
     kind: type = type(obj)
-    return (
-        issubclass(
-            kind,
-            (
-                sync.WaitQueue,
-                sync.Mutex,
-                sync.RWLock,
-                sync.Completion,
-                sync.SlotPool,
-                sync.Condition,
-            ),
-        )
-        and primitive_with_state(kind) is None
-    )
+    return issubclass(kind, _sync_primitives()) and primitive_with_state(kind) is None
 
 
-def _primitives() -> tuple[type, ...]:
+def _sync_primitives() -> tuple[type, ...]:
     from . import sync
-    from .shared import SharedCell
 
     return (
         sync.WaitQueue,
@@ -1656,8 +1640,13 @@ def _primitives() -> tuple[type, ...]:
         sync.Completion,
         sync.SlotPool,
         sync.Condition,
-        SharedCell,
     )
+
+
+def _primitives() -> tuple[type, ...]:
+    from .shared import SharedCell
+
+    return (*_sync_primitives(), SharedCell)
 
 
 #: Memo of `primitive_with_state` by class (a function of the class alone, as `_OPAQUE`).

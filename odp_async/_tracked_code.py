@@ -383,6 +383,12 @@ class CodeWalk:
                     "defines: state held in a local, which no note sees; keep it in a "
                     "@tracked object, a tracked container or a SharedCell)"
                 )
+        if not own_data:
+            for what in _made_at_run_time(fn):
+                self.reasons.add(
+                    f"{qual} (makes {what} each time it runs: its attributes and defaults "
+                    "are state no note sees; define it at module level)"
+                )
         if not own_data and _reaches_cells(fn.__code__):
             self.reasons.add(
                 f"{qual} (reaches a closure cell through `__closure__` or `cell_contents`: "
@@ -647,6 +653,58 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
             if what is not None:
                 found.append((str(op.argval), what))
     return found
+
+
+def _made_at_run_time(fn: types.FunctionType) -> list[str]:
+    """What `fn` (or a function nested in it) makes at run time that can hold state past
+    the notes: a class (``class Box: n = 0`` in a function; its class attributes are not
+    those the walk reads at the start), a function whose defaults are built at run time
+    (``def store(d={})`` in a function: a fresh dict per call of the outer function, shared
+    by every task calling the inner one; ``kw-only`` defaults always), and a function
+    given an attribute (``store.box = ...``).  Defaults that are one constant tuple of
+    immutable values are not state.  Static, and conservative: a shape it cannot read is
+    reported."""
+    found: list[str] = []
+    for code in _code_tree(fn.__code__):
+        ins = list(dis.get_instructions(code))
+        made: set[str] = set()
+        for k, op in enumerate(ins):
+            if op.opname == "LOAD_BUILD_CLASS":
+                found.append(f"a class ({code.co_qualname})")
+            elif op.opname == "MAKE_FUNCTION":
+                if k + 1 < len(ins) and ins[k + 1].opname in ("STORE_FAST", "STORE_DEREF"):
+                    made.add(str(ins[k + 1].argval))
+                if not _constant_defaults(ins, k):
+                    found.append(
+                        f"a function with defaults built at run time ({code.co_qualname})"
+                    )
+        for k, op in enumerate(ins):
+            if (
+                op.opname == "STORE_ATTR"
+                and k
+                and ins[k - 1].opname in ("LOAD_FAST", "LOAD_DEREF")
+                and str(ins[k - 1].argval) in made
+            ):
+                found.append(f"a function given the attribute {op.argval!r} ({code.co_qualname})")
+    return found
+
+
+def _constant_defaults(ins: list[dis.Instruction], k: int) -> bool:
+    # The MAKE_FUNCTION at `k` (CPython 3.11): flags 0x01 defaults, 0x02 kw-only defaults,
+    # 0x04 annotations, 0x08 closure; pushed in that order, then the code object.
+    flags = int(ins[k].arg or 0)
+    if not flags & 0x03:
+        return True
+    if flags & 0x06:
+        return False  # kw-only defaults (a dict built at run time), or a shape not read
+    j = k - 2  # past the code object's LOAD_CONST
+    if flags & 0x08:
+        if j < 0 or ins[j].opname != "BUILD_TUPLE":
+            return False
+        j -= 1 + int(ins[j].arg or 0)  # past the closure's LOAD_CLOSUREs
+    if j < 0 or ins[j].opname != "LOAD_CONST" or not isinstance(ins[j].argval, tuple):
+        return False
+    return all(isinstance(v, (type(None), bool, int, float, str, bytes)) for v in ins[j].argval)
 
 
 def _code_tree(code: types.CodeType) -> list[types.CodeType]:

@@ -9,7 +9,6 @@ same notes are there as before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,30 +16,9 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async import sync
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import FieldOf, Footprint, ReadOf
+from odp_async._runtime.footprint import FieldOf, ReadOf
 from odp_async.sync import RWLock, WaitQueue
-
-
-class _Recorder:
-    """A FIFO chooser that keeps each step's footprint (as DPOR's chooser reads it)."""
-
-    wants_footprints = True
-    footprints_noted_only = True
-    ask_always = True
-
-    def __init__(self) -> None:
-        self.footprints: list[Footprint | None] = []
-
-    def new_execution(self) -> None:
-        pass
-
-    def choose(self, runnable: Sequence[Any], last: Any) -> int:
-        if last is not None:
-            self.footprints.append(last.footprint)
-        return 0
-
-    def draw(self, n: int, label: object) -> int:
-        return 0
+from tests.test_sync_mutation_kills import _FootprintRecorder as _Recorder
 
 
 async def readers() -> list[bool]:

@@ -1,0 +1,387 @@
+"""A cycle that a task which could still run will break is no deadlock, however that task
+reaches the stuck tasks' cancel scope: the early stop of a partial deadlock
+(tests/test_partial_deadlock_early.py) must never turn such a run into a phantom
+``deadlock`` (a wrong verdict).  Each program below is user code in its own modules (the
+rescuer's helper in another module), run by `sim.run`, `odp_async.explore.check` and the
+CLI; the full program finishes cleanly, so every verdict must be ``ok``.
+
+The sibling-error case: a sibling that *raises* (an explicit ``raise``) cancels the group,
+a way out the program wrote, like a deadline: no deadlock.  A sibling whose code raises
+nothing explicitly but fails by accident (a ``KeyError``) is a second bug; the cycle is a
+real deadlock that came first, and the run reports it on the block that closed it."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from odp_async._runtime.sim import run
+from odp_async.explore import check
+from tests._usermod import forget, pythonpath_env, write_user_module
+
+REGISTRY = """
+# A module-global registry of cancel scopes, in a module of its own.
+SCOPES = []
+
+
+def reset():
+    SCOPES.clear()
+
+
+def register(scope):
+    SCOPES.append(scope)
+
+
+def cancel_all():
+    for scope in SCOPES:
+        scope.cancel()
+"""
+
+PROGRAMS = """
+from odp_async import Completion, Mutex, checkpoint, sleep, task_group
+
+import {reg} as reg
+from {reg} import cancel_all
+
+
+def _cycle():
+    a, b = Mutex("a"), Mutex("b")
+    ev1, ev2 = Completion("e1"), Completion("e2")
+
+    async def t1():
+        async with a:
+            ev1.complete_all()
+            await ev2.wait()
+            async with b:
+                pass
+
+    async def t2():
+        async with b:
+            ev2.complete_all()
+            await ev1.wait()
+            async with a:
+                pass
+
+    return t1, t2
+
+
+async def _spin(n):
+    for _ in range(n):
+        await checkpoint("watch")
+
+
+async def via_a_helper_of_another_module():
+    # (a) the watchdog calls a helper of another module that reads its global registry
+    reg.reset()
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await _spin(50)
+        cancel_all()
+
+    async with task_group() as tg:
+        reg.register(tg.cancel_scope)
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
+class _State:
+    def __init__(self):
+        self.scopes = {{}}
+
+
+class Service:
+    def __init__(self):
+        self.state = _State()
+
+    async def watchdog(self):
+        await _spin(50)
+        for scope in self.state.scopes["main"]:
+            scope.cancel()
+
+
+async def via_a_deep_attribute():
+    # (b) the scope sits in a list in a dict in an attribute of the watchdog's self
+    t1, t2 = _cycle()
+    svc = Service()
+    async with task_group() as tg:
+        svc.state.scopes["main"] = [tg.cancel_scope]
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(svc.watchdog, name="watchdog")
+    return "rescued"
+
+
+_BOX = {{}}
+
+
+def _current_scope():
+    return _BOX["scope"]
+
+
+async def via_a_function_returning_the_scope():
+    # (c) the watchdog gets the scope from a call
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await _spin(50)
+        _current_scope().cancel()
+
+    async with task_group() as tg:
+        _BOX["scope"] = tg.cancel_scope
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
+async def _late_watchdog():
+    cancel_all()
+
+
+async def by_a_task_spawned_later():
+    # (d) the rescuer does not exist yet when the cycle closes: a supervisor spawns it
+    reg.reset()
+    t1, t2 = _cycle()
+
+    async def stuck_part():
+        async with task_group() as tg:
+            reg.register(tg.cancel_scope)
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+
+    async def supervisor():
+        await _spin(50)
+        async with task_group() as own:
+            own.start_soon(_late_watchdog, name="watchdog")
+
+    async with task_group() as outer:
+        outer.start_soon(stuck_part, name="stuck_part")
+        outer.start_soon(supervisor, name="supervisor")
+    return "rescued"
+
+
+async def by_a_task_blocked_on_a_completion():
+    # (e) the rescuer is blocked on a completion that a busy task completes later
+    reg.reset()
+    t1, t2 = _cycle()
+    go = Completion("go")
+
+    async def watchdog():
+        await go.wait()
+        cancel_all()
+
+    async def busy():
+        await _spin(50)
+        go.complete_all()
+
+    async with task_group() as tg:
+        reg.register(tg.cancel_scope)
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+        tg.start_soon(busy, name="busy")
+    return "rescued"
+
+
+async def by_a_task_asleep():
+    # (e) the rescuer sleeps (no deadline on the stuck tasks), then cancels
+    reg.reset()
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await sleep(5)
+        cancel_all()
+
+    async with task_group() as tg:
+        reg.register(tg.cancel_scope)
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
+class Stuck(Exception):
+    pass
+
+
+async def by_a_sibling_raising():
+    # a sibling raises on purpose: the group is cancelled, the error is handled
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await _spin(50)
+        raise Stuck("t1 and t2 made no progress")
+
+    out = "not reached"
+    try:
+        async with task_group() as tg:
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+    except* Stuck:
+        out = "rescued"
+    return out
+
+
+async def a_sibling_failing_by_accident():
+    # a second bug in a sibling (no raise of its own): the deadlock came first
+    t1, t2 = _cycle()
+
+    async def busy():
+        await _spin(50)
+        return {{}}["missing"]
+
+    async with task_group() as tg:
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(busy, name="busy")
+
+
+class _Unrelated:
+    def __init__(self):
+        self.groups = {{"other": [Mutex("other")]}}
+        self.scopes = []
+
+
+_OTHER = _Unrelated()
+
+
+async def bystanders_that_cannot_rescue():
+    # a real partial deadlock: busy runs its own group and scopes, reads another
+    # registry and the helper module (nothing of the stuck tasks); sleeper sleeps
+    reg.reset()
+    t1, t2 = _cycle()
+
+    async def inner():
+        await _spin(2)
+
+    async def busy():
+        for _ in range(2000):
+            async with task_group() as own:
+                _OTHER.scopes.append(own.cancel_scope)
+                own.start_soon(inner)
+            _OTHER.scopes.clear()
+            reg.SCOPES.clear()
+
+    async def sleeper():
+        for _ in range(100):
+            await sleep(1)
+
+    async with task_group() as tg:
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(busy, name="busy")
+        tg.start_soon(sleeper, name="sleeper")
+
+
+_HUGE = [[object()] for _ in range(300_000)]
+
+
+async def a_bystander_holding_too_much():
+    # busy holds more than the walk looks at: no early stop; the deadlock is
+    # reported when busy ends (late, still right)
+    t1, t2 = _cycle()
+
+    async def busy():
+        for _ in range(300):
+            await checkpoint(len(_HUGE))
+
+    async with task_group() as tg:
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(busy, name="busy")
+"""
+
+RESCUED = [
+    "via_a_helper_of_another_module",
+    "via_a_deep_attribute",
+    "via_a_function_returning_the_scope",
+    "by_a_task_spawned_later",
+    "by_a_task_blocked_on_a_completion",
+    "by_a_task_asleep",
+    "by_a_sibling_raising",
+]
+
+
+def _write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """Write the registry module and the programs (which import it by its name)."""
+    reg = write_user_module(tmp_path, REGISTRY, "rescuereg", monkeypatch)
+    return reg, write_user_module(tmp_path, PROGRAMS.format(reg=reg), "rescue", monkeypatch)
+
+
+@pytest.fixture
+def programs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    reg, name = _write(tmp_path, monkeypatch)
+    yield importlib.import_module(name)
+    forget(name)
+    forget(reg)
+
+
+@pytest.mark.parametrize("fn", RESCUED)
+def test_a_rescued_cycle_is_no_deadlock(programs: ModuleType, fn: str) -> None:
+    for seed in range(10):
+        r = run(getattr(programs, fn), seed=seed)
+        assert r.outcome == "ok", (fn, seed, r.outcome, r.deadlock, r.error)
+        assert r.value == "rescued"
+
+
+@pytest.mark.parametrize("fn", RESCUED)
+def test_check_finds_no_deadlock_in_a_rescued_cycle(programs: ModuleType, fn: str) -> None:
+    result = check(getattr(programs, fn), chooser="random", schedules=30, seed=3)
+    assert result.failure is None, result.failure.describe() if result.failure else None
+    assert not result.inconclusive
+
+
+def test_dfs_finds_no_deadlock_in_a_rescued_cycle(programs: ModuleType) -> None:
+    result = check(programs.via_a_deep_attribute, chooser="dpor", schedules=200, seed=0)
+    assert result.failure is None, result.failure.describe() if result.failure else None
+
+
+def test_a_sibling_failing_by_accident_reports_the_deadlock_first(programs: ModuleType) -> None:
+    for seed in range(10):
+        r = run(programs.a_sibling_failing_by_accident, seed=seed)
+        assert r.outcome == "deadlock", (seed, r.outcome, r.error)
+        assert r.deadlock is not None and r.deadlock.is_partial
+        assert r.steps < 80, r.steps
+
+
+def test_bystanders_that_cannot_rescue_do_not_delay_the_stop(programs: ModuleType) -> None:
+    for seed in range(10):
+        r = run(programs.bystanders_that_cannot_rescue, seed=seed, max_steps=100_000)
+        assert r.outcome == "deadlock", (seed, r.outcome)
+        assert r.deadlock is not None and r.deadlock.is_partial
+        assert [b.task for b in r.deadlock.cycle] == ["t1", "t2"]
+        assert r.steps < 80, r.steps
+
+
+def test_too_much_to_walk_is_no_early_stop_but_the_deadlock_stays(programs: ModuleType) -> None:
+    r = run(programs.a_bystander_holding_too_much, seed=0)
+    assert r.outcome == "deadlock", r.outcome
+    assert r.deadlock is not None and not r.deadlock.is_partial
+    assert r.steps > 300
+
+
+def test_the_cli_finds_no_deadlock_in_a_rescued_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, name = _write(tmp_path, monkeypatch)
+    for fn in ("via_a_helper_of_another_module", "by_a_task_spawned_later"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:{fn}"]
+            + ["--chooser", "random", "--schedules", "10", "--seed", "1"],
+            capture_output=True,
+            text=True,
+            env=pythonpath_env(tmp_path),
+            timeout=300,
+        )
+        assert proc.returncode == 0, (fn, proc.stdout, proc.stderr)
+        assert "deadlock" not in proc.stdout, proc.stdout

@@ -1158,6 +1158,10 @@ class SlotPool(_Blocking):
     _holders: dict[int, object] = attrs.field(init=False, factory=dict)
     _queue: WaitQueue = attrs.field(init=False)
 
+    #: Any task may release a slot: a task that reaches the pool may free its waiters
+    #: (the sim's early stop of a partial deadlock asks, `SimRuntime._rescuable`).
+    wait_released_by_anyone: ClassVar[bool] = True
+
     def __attrs_post_init__(self) -> None:
         self._free = list(range(self.size - 1, -1, -1))
         self._queue = WaitQueue(self.name, owner=weakref.ref(self))

@@ -99,6 +99,7 @@ from .footprint import (
     tracking_run_starts,
 )
 from .interrupts import is_ctrl_c
+from .rescue import Reach
 
 __all__ = [
     "BlockedTask",
@@ -658,6 +659,7 @@ class SimRuntime(Runtime):
         "_now",
         "_on_stop",
         "_preemptions",
+        "_rescuers",
         "_root",
         "_runnable",
         "_schedule",
@@ -723,6 +725,8 @@ class SimRuntime(Runtime):
         self.keeps_notes = True
         self._chooser_error: BaseException | None = None
         self._preemptions: list[int] = []
+        # Stuck sets found rescuable this run (`_rescuable`).
+        self._rescuers: set[frozenset[int]] = set()
         if type(chooser) in _PLAIN_CHOOSERS:  # neither attribute: the explorer's case
             self._trust_primitives, self._keyed = True, False
             return
@@ -1496,29 +1500,68 @@ class SimRuntime(Runtime):
         return bool(stuck) and not self._rescuable(stuck)
 
     def _rescuable(self, stuck: frozenset[int]) -> bool:
-        """Could a task outside `stuck` that has not finished cancel a stuck task?
+        """Could a task outside `stuck` that has not finished (running, blocked on
+        something else, asleep, or one it will spawn) free a stuck task?
 
-        It could if it entered a cancel scope around one (a task group's body that has
-        not reached the group's exit, a ``with cancel_scope()`` of its own), or if one of
-        its coroutine frames holds such a scope or its task group, directly or one
-        attribute or item away (``tg`` passed as an argument, a closure, ``self._tg``, a
-        module global its code names).  Not seen: a reference reached only through a
-        function it has yet to call or deeper structures, and a sibling's error
-        cancelling the group (the stuck tasks are then deadlocked until that error; the
-        run reports the deadlock, which came first).
+        Yes (True) when one of them entered a cancel scope around a stuck task (a task
+        group's body before the group's exit), when one of them is inside such a scope
+        (a sibling in the group) and program code it reaches has an explicit ``raise``
+        (its error would cancel the group), or when what it holds reaches a stuck
+        task's cancel scope, the task group of one, or a pool any task may release
+        (`rescue.Reach`: its frames' locals and stack, the functions it holds and every
+        global their code names in turn, helpers of other modules included, containers
+        and attributes to any depth, its context's variables; the runtime's own objects
+        opaque).  A task it will spawn is seen through the function the spawner holds.
+        Unsure is yes: a walk past `rescue.LIMIT` objects, code that reads frames or
+        ``globals()``, a function-level import of a module not loaded yet.
+
+        Not seen (the early stop then reports a deadlock the full run would not): a
+        scope kept only in the state of library code (the standard library, an
+        installed package, odp_async), and a sibling failing by accident (an error no
+        code of it raises explicitly: a second bug; the deadlock, which came first, is
+        reported).  A True is remembered for the run (the walk is not redone for the
+        same stuck tasks: a later block only reports the deadlock late, as it would
+        anyway).
         """
+        if stuck in self._rescuers:
+            return True
+        if self._reaches_out(stuck):
+            self._rescuers.add(stuck)
+            return True
+        return False
+
+    def _reaches_out(self, stuck: frozenset[int]) -> bool:
         scopes: dict[int, SimCancelScope] = {}
         for t in self._tasks:
             if t.id in stuck:
                 for s in t.scopes:
                     scopes[id(s)] = s
+        live = [t for t in self._tasks if t.state != _DONE and t.id not in stuck]
+        owners = {id(s._task) for s in scopes.values() if not s._exited}
+        if any(id(t) in owners for t in live):
+            return True
         targets = set(scopes)
         for t in self._tasks:
             if t.group is not None and id(t.group._scope) in scopes:
                 targets.add(id(t.group))
-        others = [t for t in self._tasks if t.state != _DONE and t.id not in stuck]
-        owners = {id(s._task) for s in scopes.values() if not s._exited}
-        return any(id(t) in owners or _frames_hold(t.coro, targets) for t in others)
+            if t.id in stuck and t.waiter is not None:
+                queue = t.waiter.queue
+                primitive = getattr(queue, "_owner", None)
+                if getattr(primitive, "wait_released_by_anyone", False):
+                    targets.update((id(queue), id(primitive)))
+        # A task group is seen as its cancel scope (not the scopes around it, which it
+        # keeps for its children: no program cancels through them)
+        reach = Reach(
+            targets, (SimRuntime, SimTask, SimCancelScope), {SimTaskGroup: _group_view}
+        )
+        siblings = [t for t in live if any(id(s) in scopes for s in t.scopes)]
+        for group in (siblings, [t for t in live if t not in siblings]):
+            for t in group:
+                for root in (t.coro, t.context, t.send_value, t.throw_exc, t.pending):
+                    reach.add(root)
+            if reach.walk() or (group is siblings and reach.raises):
+                return True
+        return False
 
     def _deadlock(self) -> Deadlock:
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]
@@ -1691,46 +1734,9 @@ class _CycleClosed(Exception):
     """Raised by the driver on the block that closed a certain deadlock (never escapes)."""
 
 
-def _frames_hold(coro: object, targets: set[int]) -> bool:
-    """Does a frame of the await chain from `coro` hold an object of `targets` (by id),
-    as a local or a global its code names, or one attribute or item of one away?"""
-    seen = 0
-    while coro is not None and seen < 1000:
-        seen += 1
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            names = frame.f_globals
-            # its locals, and the globals its code names (``TG.cancel_scope.cancel()``)
-            values = [*frame.f_locals.values()]
-            values += [names[n] for n in frame.f_code.co_names if n in names]
-            for value in values:
-                if id(value) in targets or any(id(v) in targets for v in _one_level(value)):
-                    return True
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return False
-
-
-def _one_level(value: object) -> list[object]:
-    """The objects `value` points to directly: items of a container, attributes."""
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return list(value)
-    if isinstance(value, dict):
-        return [*value.keys(), *value.values()]
-    out: list[object] = []
-    try:  # past any __getattribute__ of its own: a read here must note nothing
-        d = object.__getattribute__(value, "__dict__")
-    except AttributeError:
-        d = None
-    if isinstance(d, dict):
-        out.extend(d.values())
-    for cls in type(value).__mro__:
-        for name in cls.__dict__.get("__slots__", ()):
-            if isinstance(name, str):
-                try:
-                    out.append(object.__getattribute__(value, name))
-                except AttributeError:
-                    pass
-    return out
+def _group_view(group: SimTaskGroup) -> tuple[object, ...]:
+    """What a program can reach through a task group: its cancel scope, its errors."""
+    return (group._scope, group._errors)
 
 
 def _has_deadline(task: SimTask) -> bool:

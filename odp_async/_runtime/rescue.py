@@ -1,0 +1,293 @@
+"""Could a task reach a way out of a deadlock?  An object-graph walk over what it holds.
+
+Contract
+    `Reach(targets, opaque)` walks, from the roots it is given (`add`), every object they
+    reach (`gc.get_referents`, transitively) and answers `walk()`: True when the walk
+    met an object of `targets` (by id), or could not be sure it does not (see below);
+    False only when it is sure.  The sim runtime asks it, when a partial deadlock closes,
+    whether any task that could still run could cancel a stuck task (a way out: the stuck
+    tasks' cancel scopes and task groups, a pool anyone may release).
+
+    What the walk follows, and how:
+
+    * every container, instance, closure cell, bound method, coroutine or generator
+      (its frame: locals, the values on its stack, the function it runs), weak reference
+      (its referent);
+    * a function: its closure, its defaults, its attributes, and *the globals its code
+      names* (its nested code too), resolved in its module, so a helper it calls is
+      followed to what that helper names in turn (a registry global of another module);
+      the modules its code imports inside a function (``import reg`` in a body);
+    * a module of the program: its whole namespace; a class of the program: its
+      namespace and bases.
+    * Not followed: objects of the types in `opaque` (the runtime's own: following them
+      would reach every task through the scheduler); of a type in `views`, only what its
+      view gives (what the program can use of a runtime object: a task group's scope); the namespaces of library modules
+      and classes (the standard library, installed packages, odp_async itself: they keep
+      no scope of the program's, by assumption); strings, numbers, code.
+
+    Unsure, so True: more than `limit` objects; a name in the code it meets that reads
+    state no walk can follow (``globals``, ``vars``, ``eval``, ``exec``, ``__import__``,
+    ``import_module``, ``sys.modules``, ``gc.get_objects``, ``gc.get_referrers``,
+    ``sys._getframe``, a frame's ``f_locals`` / ``f_globals`` / ``f_back``, a coroutine's
+    ``cr_frame``); an import inside a function of a module not imported yet; a weak
+    proxy.
+
+    `raises` says whether program code the walk met so far contains an explicit
+    ``raise`` (or ``assert``): a sibling task that may raise cancels its group.
+
+    Sync; reads only (no attribute of the program's is read through ``__getattr__``:
+    the walk uses the referents the interpreter keeps).  Cost: linear in what it visits,
+    at most `limit` objects.
+
+See also
+    `odp_async._runtime.sim` (`SimRuntime._rescuable`, the caller).
+"""
+
+from __future__ import annotations
+
+import dis
+import gc
+import importlib.util
+import sys
+import sysconfig
+import types
+import weakref
+from pathlib import PurePath
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+__all__ = ["LIMIT", "Reach"]
+
+#: How many objects one walk visits at most before it answers "unsure".
+LIMIT: Final = 20_000
+
+#: Names whose use reads state the walk cannot follow (frames, every module, every object).
+_UNSURE_NAMES: Final = frozenset(
+    {
+        "globals",
+        "vars",
+        "eval",
+        "exec",
+        "__import__",
+        "import_module",
+        "modules",
+        "get_objects",
+        "get_referrers",
+        "_getframe",
+        "f_locals",
+        "f_globals",
+        "f_back",
+        "cr_frame",
+        "gi_frame",
+        "ag_frame",
+    }
+)
+
+_ATOMS: Final = (str, bytes, bytearray, int, float, complex, bool, type(None), range, types.CodeType)
+
+_LIBRARY_DIRS: Final = tuple(
+    {
+        p
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (p := sysconfig.get_paths().get(key))
+    }
+)
+
+_RAISES_MEMO: dict[types.CodeType, bool] = {}
+
+
+def library(module: object) -> bool:
+    """Whether the module named `module` (a name; anything else counts as library) is
+    library code: odp_async, the standard library, a built-in module, or an installed
+    package (a file under the interpreter's library directories, a ``site-packages`` or
+    ``dist-packages``).  Any other module is the program's."""
+    if not isinstance(module, str) or not module:
+        return True
+    if module == "odp_async" or module.startswith("odp_async."):
+        return True
+    top = module.partition(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return True
+    mod = sys.modules.get(module) or sys.modules.get(top)
+    file = getattr(mod, "__file__", None)
+    if not isinstance(file, str):
+        return False  # not imported, or a namespace package: the program's, to be sure
+    return file.startswith(_LIBRARY_DIRS) or any(
+        part in ("site-packages", "dist-packages") for part in PurePath(file).parts
+    )
+
+
+def code_raises(code: types.CodeType) -> bool:
+    """Whether `code` (or code nested in it) has an explicit ``raise`` or ``assert``."""
+    found = _RAISES_MEMO.get(code)
+    if found is None:
+        found = any(i.opname == "RAISE_VARARGS" for i in dis.get_instructions(code)) or any(
+            code_raises(c) for c in code.co_consts if isinstance(c, types.CodeType)
+        )
+        _RAISES_MEMO[code] = found
+    return found
+
+
+def _code_tree(code: types.CodeType) -> list[types.CodeType]:
+    out = [code]
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out.extend(_code_tree(c))
+    return out
+
+
+def _imports(code: types.CodeType) -> list[tuple[int, str]]:
+    """The ``import`` statements of `code` (not nested): (level, module name)."""
+    out: list[tuple[int, str]] = []
+    last: list[Any] = []
+    for ins in dis.get_instructions(code):
+        if ins.opname == "IMPORT_NAME":
+            level = last[-2] if len(last) >= 2 and isinstance(last[-2], int) else 0
+            out.append((level, str(ins.argval)))
+        if ins.opname == "LOAD_CONST":
+            last.append(ins.argval)
+    return out
+
+
+class Reach:
+    """One walk (see the module docstring).  Add roots with `add`, then `walk`; more
+    roots and another `walk` may follow (objects already seen are not visited again)."""
+
+    __slots__ = (
+        "_libraries",
+        "_library_globals",
+        "_opaque",
+        "_seen",
+        "_targets",
+        "_todo",
+        "_views",
+        "limit",
+        "raises",
+    )
+
+    def __init__(
+        self,
+        targets: set[int],
+        opaque: tuple[type, ...],
+        views: Mapping[type, Callable[[Any], Iterable[object]]] | None = None,
+        *,
+        limit: int = LIMIT,
+    ) -> None:
+        self._targets = targets
+        self._opaque = opaque
+        self._views = views or {}
+        self._seen: set[int] = set()
+        self._todo: list[object] = []
+        self._library_globals: dict[int, bool] = {}
+        self._libraries: dict[str, bool] = {}
+        self.limit = limit
+        #: True once the walk met program code with an explicit ``raise``.
+        self.raises = False
+
+    def add(self, obj: object) -> None:
+        """A root of the walk."""
+        self._todo.append(obj)
+
+    def walk(self) -> bool:
+        """Visit what the roots reach: True if a target (or unsure), False if none."""
+        todo, seen, targets = self._todo, self._seen, self._targets
+        while todo:
+            obj = todo.pop()
+            key = id(obj)
+            if key in targets:
+                return True
+            if key in seen or isinstance(obj, _ATOMS):
+                continue
+            seen.add(key)
+            if len(seen) > self.limit:
+                return True
+            if isinstance(obj, self._opaque):
+                continue
+            view = self._views.get(type(obj))
+            if view is not None:
+                self._todo.extend(view(obj))
+                continue
+            if self._visit(obj):
+                return True
+        return False
+
+    def _visit(self, obj: object) -> bool:
+        todo = self._todo
+        if isinstance(obj, types.FunctionType):
+            return self._function(obj)
+        if isinstance(obj, types.ModuleType):
+            if not self._library(obj.__name__):
+                todo.append(obj.__dict__)
+            return False
+        if isinstance(obj, type):
+            if not self._library(obj.__dict__.get("__module__")):
+                todo.extend(gc.get_referents(obj))
+            return False
+        if isinstance(obj, dict):
+            if self._module_dict(obj):
+                return False
+        elif isinstance(obj, weakref.ref):
+            todo.append(obj())
+        elif isinstance(obj, (weakref.ProxyType, weakref.CallableProxyType)):
+            return True  # its referent is not one of its referents: unsure
+        todo.extend(gc.get_referents(obj))
+        return False
+
+    def _library(self, name: object) -> bool:
+        key = name if isinstance(name, str) else ""
+        known = self._libraries.get(key)
+        if known is None:
+            known = self._libraries[key] = library(name)
+        return known
+
+    def _module_dict(self, d: dict[Any, Any]) -> bool:
+        """True if `d` is a library module's namespace (not followed)."""
+        key = id(d)
+        known = self._library_globals.get(key)
+        if known is None:
+            name = d.get("__name__")
+            mod = sys.modules.get(name) if isinstance(name, str) else None
+            known = mod is not None and getattr(mod, "__dict__", None) is d and self._library(name)
+            self._library_globals[key] = known
+        return known
+
+    def _function(self, fn: types.FunctionType) -> bool:
+        todo = self._todo
+        if fn.__closure__:
+            todo.extend(fn.__closure__)
+        if fn.__defaults__:
+            todo.append(fn.__defaults__)
+        if fn.__kwdefaults__:
+            todo.append(fn.__kwdefaults__)
+        todo.append(fn.__dict__)
+        g = fn.__globals__
+        if self._module_dict(g):
+            return False  # library code: what it names is the library's
+        for code in _code_tree(fn.__code__):
+            if _UNSURE_NAMES.intersection(code.co_names):
+                return True
+            if not self.raises and code_raises(code):
+                self.raises = True
+            for name in code.co_names:
+                if name in g:
+                    todo.append(g[name])
+            for level, module in _imports(code):
+                if self._import(level, module, g):
+                    return True
+        return False
+
+    def _import(self, level: int, module: str, g: dict[str, Any]) -> bool:
+        """Follow a function-level import; True if unsure (a module not imported yet)."""
+        try:
+            name = (
+                importlib.util.resolve_name("." * level + module, g.get("__package__") or "")
+                if level
+                else module
+            )
+        except (ImportError, ValueError):
+            return True
+        mod = sys.modules.get(name)
+        if mod is None:
+            return not self._library(name)
+        self._todo.append(mod)
+        return False

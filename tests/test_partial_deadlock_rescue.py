@@ -312,6 +312,9 @@ RESCUED = [
 ]
 
 
+CLI_OPTIONS = ("--chooser", "random", "--schedules", "10", "--seed", "1")
+
+
 def _write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     """Write the registry module and the programs (which import it by its name)."""
     reg = write_user_module(tmp_path, REGISTRY, "rescuereg", monkeypatch)
@@ -350,7 +353,8 @@ def test_a_sibling_failing_by_accident_reports_the_deadlock_first(programs: Modu
     for seed in range(10):
         r = run(programs.a_sibling_failing_by_accident, seed=seed)
         assert r.outcome == "deadlock", (seed, r.outcome, r.error)
-        assert r.deadlock is not None and r.deadlock.is_partial
+        assert r.deadlock is not None
+        assert r.deadlock.is_partial
         assert r.steps < 80, r.steps
 
 
@@ -358,7 +362,8 @@ def test_bystanders_that_cannot_rescue_do_not_delay_the_stop(programs: ModuleTyp
     for seed in range(10):
         r = run(programs.bystanders_that_cannot_rescue, seed=seed, max_steps=100_000)
         assert r.outcome == "deadlock", (seed, r.outcome)
-        assert r.deadlock is not None and r.deadlock.is_partial
+        assert r.deadlock is not None
+        assert r.deadlock.is_partial
         assert [b.task for b in r.deadlock.cycle] == ["t1", "t2"]
         assert r.steps < 80, r.steps
 
@@ -366,7 +371,8 @@ def test_bystanders_that_cannot_rescue_do_not_delay_the_stop(programs: ModuleTyp
 def test_too_much_to_walk_is_no_early_stop_but_the_deadlock_stays(programs: ModuleType) -> None:
     r = run(programs.a_bystander_holding_too_much, seed=0)
     assert r.outcome == "deadlock", r.outcome
-    assert r.deadlock is not None and not r.deadlock.is_partial
+    assert r.deadlock is not None
+    assert not r.deadlock.is_partial
     assert r.steps > 300
 
 
@@ -376,8 +382,7 @@ def test_the_cli_finds_no_deadlock_in_a_rescued_cycle(
     _, name = _write(tmp_path, monkeypatch)
     for fn in ("via_a_helper_of_another_module", "by_a_task_spawned_later"):
         proc = subprocess.run(
-            [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:{fn}"]
-            + ["--chooser", "random", "--schedules", "10", "--seed", "1"],
+            [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:{fn}", *CLI_OPTIONS],
             capture_output=True,
             text=True,
             env=pythonpath_env(tmp_path),

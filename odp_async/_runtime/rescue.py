@@ -21,9 +21,10 @@ Contract
       namespace and bases.
     * Not followed: objects of the types in `opaque` (the runtime's own: following them
       would reach every task through the scheduler); of a type in `views`, only what its
-      view gives (what the program can use of a runtime object: a task group's scope); the namespaces of library modules
-      and classes (the standard library, installed packages, odp_async itself: they keep
-      no scope of the program's, by assumption); strings, numbers, code.
+      view gives (what the program can use of a runtime object: a task group's scope);
+      the namespaces of library modules and classes (the standard library, installed
+      packages, odp_async itself: they keep no scope of the program's, by assumption);
+      strings, numbers, code.
 
     Unsure, so True: more than `limit` objects; a name in the code it meets that reads
     state no walk can follow (``globals``, ``vars``, ``eval``, ``exec``, ``__import__``,
@@ -52,8 +53,8 @@ import sys
 import sysconfig
 import types
 import weakref
-from pathlib import PurePath
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import PurePath
 from typing import Any, Final
 
 __all__ = ["LIMIT", "Reach"]
@@ -83,7 +84,8 @@ _UNSURE_NAMES: Final = frozenset(
     }
 )
 
-_ATOMS: Final = (str, bytes, bytearray, int, float, complex, bool, type(None), range, types.CodeType)
+_ATOMS: Final = (str, bytes, bytearray, int, float, complex, bool, type(None), range)
+_ATOMS_AND_CODE: Final = (*_ATOMS, types.CodeType)
 
 _LIBRARY_DIRS: Final = tuple(
     {
@@ -196,7 +198,7 @@ class Reach:
             key = id(obj)
             if key in targets:
                 return True
-            if key in seen or isinstance(obj, _ATOMS):
+            if key in seen or isinstance(obj, _ATOMS_AND_CODE):
                 continue
             seen.add(key)
             if len(seen) > self.limit:

@@ -1551,9 +1551,7 @@ class SimRuntime(Runtime):
                     targets.update((id(queue), id(primitive)))
         # A task group is seen as its cancel scope (not the scopes around it, which it
         # keeps for its children: no program cancels through them)
-        reach = Reach(
-            targets, (SimRuntime, SimTask, SimCancelScope), {SimTaskGroup: _group_view}
-        )
+        reach = Reach(targets, (SimRuntime, SimTask, SimCancelScope), {SimTaskGroup: _group_view})
         siblings = [t for t in live if any(id(s) in scopes for s in t.scopes)]
         for group in (siblings, [t for t in live if t not in siblings]):
             for t in group:

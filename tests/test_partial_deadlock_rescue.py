@@ -22,7 +22,7 @@ from types import ModuleType
 import pytest
 
 from odp_async._runtime.sim import run
-from odp_async.explore import check
+from odp_async.explore import check, explore
 from tests._usermod import forget, pythonpath_env, write_user_module
 
 REGISTRY = """
@@ -44,7 +44,9 @@ def cancel_all():
 """
 
 PROGRAMS = """
-from odp_async import Completion, Mutex, checkpoint, sleep, task_group
+import weakref
+
+from odp_async import Completion, Mutex, SlotPool, checkpoint, sleep, task_group
 
 import {reg} as reg
 from {reg} import cancel_all
@@ -209,6 +211,59 @@ async def by_a_task_asleep():
     return "rescued"
 
 
+class _Watched:
+    def __init__(self):
+        self.scopes = weakref.WeakSet()
+
+
+async def via_a_weak_set():
+    # the scope is held only by a library object (a WeakSet) the watchdog's object holds
+    t1, t2 = _cycle()
+    watched = _Watched()
+
+    async def watchdog():
+        await _spin(50)
+        for scope in list(watched.scopes):
+            scope.cancel()
+
+    async with task_group() as tg:
+        watched.scopes.add(tg.cancel_scope)
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
+async def by_a_task_releasing_a_pool_slot():
+    # t1 keeps the pool's one slot and waits for t2's lock; t2 waits for the pool; the
+    # watchdog takes the slot back from t1 (any task may release a slot)
+    pool, a = SlotPool(1, "pool"), Mutex("a")
+    ev1, ev2 = Completion("e1"), Completion("e2")
+
+    async def t1():
+        await pool.acquire()
+        ev1.complete_all()
+        await ev2.wait()
+        async with a:
+            pass
+
+    async def t2():
+        async with a:
+            ev2.complete_all()
+            await ev1.wait()
+            pool.release(await pool.acquire())
+
+    async def watchdog():
+        await _spin(50)
+        pool.release(0)
+
+    async with task_group() as tg:
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
 class Stuck(Exception):
     pass
 
@@ -309,6 +364,8 @@ RESCUED = [
     "by_a_task_blocked_on_a_completion",
     "by_a_task_asleep",
     "by_a_sibling_raising",
+    "via_a_weak_set",
+    "by_a_task_releasing_a_pool_slot",
 ]
 
 
@@ -390,3 +447,15 @@ def test_the_cli_finds_no_deadlock_in_a_rescued_cycle(
         )
         assert proc.returncode == 0, (fn, proc.stdout, proc.stderr)
         assert "deadlock" not in proc.stdout, proc.stdout
+
+
+def test_a_model_task_holding_the_group_in_its_state_does_not_delay_the_stop() -> None:
+    """The model's tasks reach the workqueue's task group (through the world) but no
+    program code: library code cancels nothing of its own accord, so the pool deadlock of
+    thp-split-during-fault under hmm-pool still stops on the block that closes it."""
+    result = explore("thp-split-during-fault", "hmm-pool", schedules=3, seed=0, shrink=False)
+    assert result.failure is not None
+    sim = result.failure.execution.sim
+    assert sim.outcome == "deadlock"
+    assert sim.deadlock is not None
+    assert sim.deadlock.is_partial, sim.deadlock.describe()

@@ -33,8 +33,16 @@ Contract
     ``cr_frame``); an import inside a function of a module not imported yet; a weak
     proxy.
 
+    A target met only through the state of a library object (an instance of a class of
+    library code: a model's workqueue holding its task group) does not end the walk:
+    `library_hit` says it was met, `program_code` whether any program code was met
+    (library code cancels no scope and releases no slot of its own accord; program code
+    could make it, through any method).
+
     `raises` says whether program code the walk met so far contains an explicit
     ``raise`` (or ``assert``): a sibling task that may raise cancels its group.
+    `soft_hit` says whether it met an object of `soft` (a way out only some code takes,
+    not a target by itself), `names` every name that program code names.
 
     Sync; reads only (no attribute of the program's is read through ``__getattr__``:
     the walk uses the referents the interpreter keeps).  Cost: linear in what it visits,
@@ -94,6 +102,8 @@ _LIBRARY_DIRS: Final = tuple(
         if (p := sysconfig.get_paths().get(key))
     }
 )
+
+_HEAPTYPE: Final = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
 _RAISES_MEMO: dict[types.CodeType, bool] = {}
 
@@ -156,15 +166,22 @@ class Reach:
     roots and another `walk` may follow (objects already seen are not visited again)."""
 
     __slots__ = (
+        "_lib",
         "_libraries",
         "_library_globals",
         "_opaque",
+        "_prog",
         "_seen",
+        "_soft",
         "_targets",
         "_todo",
         "_views",
+        "library_hit",
         "limit",
+        "names",
+        "program_code",
         "raises",
+        "soft_hit",
     )
 
     def __init__(
@@ -173,45 +190,77 @@ class Reach:
         opaque: tuple[type, ...],
         views: Mapping[type, Callable[[Any], Iterable[object]]] | None = None,
         *,
+        soft: set[int] | None = None,
         limit: int = LIMIT,
     ) -> None:
         self._targets = targets
+        self._soft = soft or set()
         self._opaque = opaque
         self._views = views or {}
-        self._seen: set[int] = set()
-        self._todo: list[object] = []
+        #: id -> reached only through a library object's state (False: by the program's)
+        self._seen: dict[int, bool] = {}
+        self._prog: list[object] = []  # reached through the program's own objects
+        self._lib: list[object] = []  # reached only through a library object's state
+        self._todo = self._prog  # where `_visit` puts what it finds
         self._library_globals: dict[int, bool] = {}
         self._libraries: dict[str, bool] = {}
         self.limit = limit
+        #: True once the walk met an object of `soft` (a way out only some code takes).
+        self.soft_hit = False
+        #: True once the walk met a target only through a library object's state.
+        self.library_hit = False
+        #: True once the walk met a function of the program's (not library code).
+        self.program_code = False
+        #: Every name the program code the walk met names (globals, attributes, methods).
+        self.names: set[str] = set()
         #: True once the walk met program code with an explicit ``raise``.
         self.raises = False
 
     def add(self, obj: object) -> None:
         """A root of the walk."""
-        self._todo.append(obj)
+        self._prog.append(obj)
 
     def walk(self) -> bool:
-        """Visit what the roots reach: True if a target (or unsure), False if none."""
-        todo, seen, targets = self._todo, self._seen, self._targets
-        while todo:
-            obj = todo.pop()
+        """Visit what the roots reach: True if a target (or unsure) is reached through
+        the program's own objects, False otherwise (see `library_hit`)."""
+        prog, lib, seen, targets = self._prog, self._lib, self._seen, self._targets
+        while prog or lib:
+            held = not prog
+            obj = lib.pop() if held else prog.pop()
             key = id(obj)
             if key in targets:
-                return True
-            if key in seen or isinstance(obj, _ATOMS_AND_CODE):
+                if not held:
+                    return True
+                self.library_hit = True
                 continue
-            seen.add(key)
-            if len(seen) > self.limit:
+            if isinstance(obj, _ATOMS_AND_CODE):
+                continue
+            was = seen.get(key)
+            if was is not None and (not was or held):
+                continue  # seen already, by a path at least as direct
+            seen[key] = held
+            if was is None and len(seen) > self.limit:
                 return True
+            if key in self._soft:
+                self.soft_hit = True
             if isinstance(obj, self._opaque):
                 continue
+            self._todo = lib if held or self._library_instance(obj) else prog
             view = self._views.get(type(obj))
             if view is not None:
                 self._todo.extend(view(obj))
-                continue
-            if self._visit(obj):
+            elif self._visit(obj):
                 return True
         return False
+
+    def _library_instance(self, obj: object) -> bool:
+        """An instance of a class of library code (its state is the library's)."""
+        t = type(obj)
+        return (
+            bool(t.__flags__ & _HEAPTYPE)
+            and t not in self._views
+            and self._library(t.__dict__.get("__module__"))
+        )
 
     def _visit(self, obj: object) -> bool:
         todo = self._todo
@@ -265,11 +314,13 @@ class Reach:
         g = fn.__globals__
         if self._module_dict(g):
             return False  # library code: what it names is the library's
+        self.program_code = True
         for code in _code_tree(fn.__code__):
             if _UNSURE_NAMES.intersection(code.co_names):
                 return True
             if not self.raises and code_raises(code):
                 self.raises = True
+            self.names.update(code.co_names)
             for name in code.co_names:
                 if name in g:
                     todo.append(g[name])

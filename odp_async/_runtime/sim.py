@@ -1507,7 +1507,8 @@ class SimRuntime(Runtime):
         group's body before the group's exit), when one of them is inside such a scope
         (a sibling in the group) and program code it reaches has an explicit ``raise``
         (its error would cancel the group), or when what it holds reaches a stuck
-        task's cancel scope, the task group of one, or a pool any task may release
+        task's cancel scope, the task group of one, or a pool a stuck task waits on
+        that any task may release when program code it reaches names ``release``
         (`rescue.Reach`: its frames' locals and stack, the functions it holds and every
         global their code names in turn, helpers of other modules included, containers
         and attributes to any depth, its context's variables; the runtime's own objects
@@ -1541,6 +1542,7 @@ class SimRuntime(Runtime):
         if any(id(t) in owners for t in live):
             return True
         targets = set(scopes)
+        pools: set[int] = set()
         for t in self._tasks:
             if t.group is not None and id(t.group._scope) in scopes:
                 targets.add(id(t.group))
@@ -1548,10 +1550,11 @@ class SimRuntime(Runtime):
                 queue = t.waiter.queue
                 primitive = getattr(queue, "_owner", None)
                 if getattr(primitive, "wait_released_by_anyone", False):
-                    targets.update((id(queue), id(primitive)))
+                    pools.update((id(queue), id(primitive)))
         # A task group is seen as its cancel scope (not the scopes around it, which it
         # keeps for its children: no program cancels through them)
-        reach = Reach(targets, (SimRuntime, SimTask, SimCancelScope), {SimTaskGroup: _group_view})
+        opaque = (SimRuntime, SimTask, SimCancelScope)
+        reach = Reach(targets, opaque, {SimTaskGroup: _group_view}, soft=pools)
         siblings = [t for t in live if any(id(s) in scopes for s in t.scopes)]
         for group in (siblings, [t for t in live if t not in siblings]):
             for t in group:
@@ -1559,7 +1562,11 @@ class SimRuntime(Runtime):
                     reach.add(root)
             if reach.walk() or (group is siblings and reach.raises):
                 return True
-        return False
+        # what only library objects hold: acted on only at the program's bidding; a pool a
+        # stuck task waits on: freed only by program code that releases
+        return (reach.library_hit and reach.program_code) or (
+            reach.soft_hit and not _RELEASES.isdisjoint(reach.names)
+        )
 
     def _deadlock(self) -> Deadlock:
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]
@@ -1730,6 +1737,10 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
 
 class _CycleClosed(Exception):
     """Raised by the driver on the block that closed a certain deadlock (never escapes)."""
+
+
+#: Names through which program code may release a pool's slot (`_reaches_out`).
+_RELEASES: Final = frozenset({"release", "getattr"})
 
 
 def _group_view(group: SimTaskGroup) -> tuple[object, ...]:

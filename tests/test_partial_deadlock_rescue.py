@@ -46,7 +46,15 @@ def cancel_all():
 PROGRAMS = """
 import weakref
 
-from odp_async import Completion, Mutex, SlotPool, checkpoint, sleep, task_group
+from odp_async import (
+    Completion,
+    Mutex,
+    SlotPool,
+    checkpoint,
+    move_on_after,
+    sleep,
+    task_group,
+)
 
 import {reg} as reg
 from {reg} import cancel_all
@@ -264,6 +272,58 @@ async def by_a_task_releasing_a_pool_slot():
     return "rescued"
 
 
+async def via_a_function_level_import():
+    # both the registration and the rescue import the registry inside a function
+    import {reg2} as late
+
+    late.reset()
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await _spin(50)
+        import {reg2}
+
+        {reg2}.cancel_all()
+
+    async with task_group() as tg:
+        late.register(tg.cancel_scope)
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
+async def via_globals():
+    # a name computed at run time: the walk cannot follow it, so it is unsure
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await _spin(50)
+        globals()["_BO" + "X"]["scope"].cancel()
+
+    async with task_group() as tg:
+        _BOX["scope"] = tg.cancel_scope
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
+async def under_a_deadline_around_the_group():
+    # the stuck tasks inherit the deadline of a scope around their group
+    t1, t2 = _cycle()
+
+    async def busy():
+        await _spin(200)
+
+    with move_on_after(5):
+        async with task_group() as tg:
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(busy, name="busy")
+    return "rescued"
+
+
 class Stuck(Exception):
     pass
 
@@ -366,24 +426,30 @@ RESCUED = [
     "by_a_sibling_raising",
     "via_a_weak_set",
     "by_a_task_releasing_a_pool_slot",
+    "via_a_function_level_import",
+    "via_globals",
+    "under_a_deadline_around_the_group",
 ]
 
 
 CLI_OPTIONS = ("--chooser", "random", "--schedules", "10", "--seed", "1")
 
 
-def _write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """Write the registry module and the programs (which import it by its name)."""
+def _write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, str]:
+    """Write two registry modules and the programs (which import them by their names;
+    the second only inside functions): their names, the programs' last."""
     reg = write_user_module(tmp_path, REGISTRY, "rescuereg", monkeypatch)
-    return reg, write_user_module(tmp_path, PROGRAMS.format(reg=reg), "rescue", monkeypatch)
+    reg2 = write_user_module(tmp_path, REGISTRY, "rescuelate", monkeypatch)
+    source = PROGRAMS.format(reg=reg, reg2=reg2)
+    return reg, reg2, write_user_module(tmp_path, source, "rescue", monkeypatch)
 
 
 @pytest.fixture
 def programs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    reg, name = _write(tmp_path, monkeypatch)
-    yield importlib.import_module(name)
-    forget(name)
-    forget(reg)
+    names = _write(tmp_path, monkeypatch)
+    yield importlib.import_module(names[-1])
+    for name in names:
+        forget(name)
 
 
 @pytest.mark.parametrize("fn", RESCUED)
@@ -436,7 +502,7 @@ def test_too_much_to_walk_is_no_early_stop_but_the_deadlock_stays(programs: Modu
 def test_the_cli_finds_no_deadlock_in_a_rescued_cycle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, name = _write(tmp_path, monkeypatch)
+    name = _write(tmp_path, monkeypatch)[-1]
     for fn in ("via_a_helper_of_another_module", "by_a_task_spawned_later"):
         proc = subprocess.run(
             [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:{fn}", *CLI_OPTIONS],
@@ -452,7 +518,7 @@ def test_the_cli_finds_no_deadlock_in_a_rescued_cycle(
 def test_a_model_task_holding_the_group_in_its_state_does_not_delay_the_stop() -> None:
     """The model's tasks reach the workqueue's task group (through the world) but no
     program code: library code cancels nothing of its own accord, so the pool deadlock of
-    thp-split-during-fault under hmm-pool still stops on the block that closes it."""
+    thp-split-during-fault under hmm-pool stops while the model's other tasks could run."""
     result = explore("thp-split-during-fault", "hmm-pool", schedules=3, seed=0, shrink=False)
     assert result.failure is not None
     sim = result.failure.execution.sim

@@ -1512,15 +1512,20 @@ class SimRuntime(Runtime):
         (`rescue.Reach`: its frames' locals and stack, the functions it holds and every
         global their code names in turn, helpers of other modules included, containers
         and attributes to any depth, its context's variables; the runtime's own objects
-        opaque).  A task it will spawn is seen through the function the spawner holds.
-        Unsure is yes: a walk past `rescue.LIMIT` objects, code that reads frames or
-        ``globals()``, a function-level import of a module not loaded yet.
+        opaque; a task group seen as its own scope).  A task it will spawn is seen
+        through the function the spawner holds.  A scope or group reached only through
+        a library object's state (the model's workqueue holding its task group, a
+        ``WeakSet``) counts when the walk met program code at all: library code cancels
+        nothing of its own accord, but program code may make it.  Unsure is yes: a walk
+        past `rescue.LIMIT` objects, code that reads frames, ``globals()`` or
+        ``sys.modules``, a function-level import of a module not loaded yet.
 
         Not seen (the early stop then reports a deadlock the full run would not): a
-        scope kept only in the state of library code (the standard library, an
-        installed package, odp_async), and a sibling failing by accident (an error no
-        code of it raises explicitly: a second bug; the deadlock, which came first, is
-        reported).  A True is remembered for the run (the walk is not redone for the
+        scope kept only in a library module's globals (the standard library's, an
+        installed package's, odp_async's: none keeps one), a scope obtained through a
+        library call that returns it from such state, and a sibling failing by accident
+        (an error no code of it raises explicitly: a second bug; the deadlock, which
+        came first, is reported).  A True is remembered for the run (the walk is not redone for the
         same stuck tasks: a later block only reports the deadlock late, as it would
         anyway).
         """

@@ -21,6 +21,7 @@ from types import ModuleType
 
 import pytest
 
+from odp_async._runtime.rescue import code_raises, library
 from odp_async._runtime.sim import run
 from odp_async.explore import check, explore
 from tests._usermod import forget, pythonpath_env, write_user_module
@@ -525,3 +526,31 @@ def test_a_model_task_holding_the_group_in_its_state_does_not_delay_the_stop() -
     assert sim.outcome == "deadlock"
     assert sim.deadlock is not None
     assert sim.deadlock.is_partial, sim.deadlock.describe()
+
+
+def test_library_code_is_told_from_the_program(programs: ModuleType) -> None:
+    """Library code (its module state not walked): the standard library, installed
+    packages, odp_async; the user's modules are the program's."""
+    assert library("json")
+    assert library("attrs")  # an installed package
+    assert library("odp_async.sync")
+    assert not library(programs.__name__)
+    assert not library("tests.conftest")
+
+
+def test_an_explicit_raise_or_assert_is_seen_in_nested_code() -> None:
+    def quiet() -> int:
+        return {1: 2}[1]
+
+    def raises() -> None:
+        def inner() -> None:
+            raise ValueError
+
+        inner()
+
+    def asserts(x: int) -> None:
+        assert x
+
+    assert not code_raises(quiet.__code__)
+    assert code_raises(raises.__code__)
+    assert code_raises(asserts.__code__)

@@ -65,7 +65,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
-__all__ = ["LIMIT", "Reach"]
+__all__ = ["LIMIT", "Reach", "code_raises", "library"]
 
 #: How many objects one walk visits at most before it answers "unsure".
 LIMIT: Final = 20_000
@@ -105,7 +105,8 @@ _LIBRARY_DIRS: Final = tuple(
 
 _HEAPTYPE: Final = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
-_RAISES_MEMO: dict[types.CodeType, bool] = {}
+#: Per code object (not nested): whether it raises explicitly, the imports it makes.
+_FACTS_MEMO: dict[types.CodeType, tuple[bool, tuple[tuple[int, str], ...]]] = {}
 
 
 def library(module: object) -> bool:
@@ -131,13 +132,7 @@ def library(module: object) -> bool:
 
 def code_raises(code: types.CodeType) -> bool:
     """Whether `code` (or code nested in it) has an explicit ``raise`` or ``assert``."""
-    found = _RAISES_MEMO.get(code)
-    if found is None:
-        found = any(i.opname == "RAISE_VARARGS" for i in dis.get_instructions(code)) or any(
-            code_raises(c) for c in code.co_consts if isinstance(c, types.CodeType)
-        )
-        _RAISES_MEMO[code] = found
-    return found
+    return any(_facts(c)[0] for c in _code_tree(code))
 
 
 def _code_tree(code: types.CodeType) -> list[types.CodeType]:
@@ -148,17 +143,25 @@ def _code_tree(code: types.CodeType) -> list[types.CodeType]:
     return out
 
 
-def _imports(code: types.CodeType) -> list[tuple[int, str]]:
-    """The ``import`` statements of `code` (not nested): (level, module name)."""
-    out: list[tuple[int, str]] = []
-    last: list[Any] = []
-    for ins in dis.get_instructions(code):
-        if ins.opname == "IMPORT_NAME":
-            level = last[-2] if len(last) >= 2 and isinstance(last[-2], int) else 0
-            out.append((level, str(ins.argval)))
-        if ins.opname == "LOAD_CONST":
-            last.append(ins.argval)
-    return out
+def _facts(code: types.CodeType) -> tuple[bool, tuple[tuple[int, str], ...]]:
+    """Of `code` alone (memoised): whether it raises explicitly (``raise``,
+    ``assert``), and its ``import`` statements as (level, module name)."""
+    found = _FACTS_MEMO.get(code)
+    if found is None:
+        raises = False
+        imports: list[tuple[int, str]] = []
+        consts: list[Any] = []
+        for ins in dis.get_instructions(code):
+            if ins.opname == "RAISE_VARARGS":
+                raises = True
+            elif ins.opname == "IMPORT_NAME":
+                # LOAD_CONST level, LOAD_CONST fromlist, IMPORT_NAME module
+                level = consts[-2] if len(consts) >= 2 and isinstance(consts[-2], int) else 0
+                imports.append((level, str(ins.argval)))
+            elif ins.opname == "LOAD_CONST":
+                consts.append(ins.argval)
+        found = _FACTS_MEMO[code] = (raises, tuple(imports))
+    return found
 
 
 class Reach:
@@ -318,13 +321,13 @@ class Reach:
         for code in _code_tree(fn.__code__):
             if _UNSURE_NAMES.intersection(code.co_names):
                 return True
-            if not self.raises and code_raises(code):
-                self.raises = True
+            raises, imports = _facts(code)
+            self.raises = self.raises or raises
             self.names.update(code.co_names)
             for name in code.co_names:
                 if name in g:
                     todo.append(g[name])
-            for level, module in _imports(code):
+            for level, module in imports:
                 if self._import(level, module, g):
                     return True
         return False

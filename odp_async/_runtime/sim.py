@@ -57,9 +57,12 @@ Contract
     pending, every way out held inside the group: locks, pools, task groups, never a
     completion or a condition anyone may signal) while others still run.  The run stops
     on the block that closes the cycle (its last step is that block) when no task that
-    could still run could cancel a stuck one: none entered a cancel scope around one and
-    is still inside it (a group's body before its exit), none holds such a scope or its
-    task group in a frame (an argument, a closure, one attribute or item away).  Else,
+    could still run (or is blocked elsewhere, asleep, or yet to be spawned) could free
+    a stuck one: none entered a cancel scope around one and is still inside it (a
+    group's body before its exit), none is a sibling inside one whose code raises, and
+    nothing it holds reaches such a scope, its task group, or a pool a stuck task waits
+    on that its code releases (`SimRuntime._rescuable`: a walk of the object graph,
+    `odp_async._runtime.rescue`; unsure is "could").  Else,
     when the step bound stops the run with the cycle still there, the outcome is
     ``"deadlock"`` rather than ``"step-limit"``.  Either way `Deadlock.runnable` names
     the tasks that could still run.  The check runs only when a task blocks on a wait

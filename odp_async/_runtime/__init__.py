@@ -49,6 +49,7 @@ from ._base import (
     TaskGroupLike,
     Waiter,
     WaitTarget,
+    deadline_after,
     live_runtime,
 )
 from .sim import CHECKPOINT_TRAP
@@ -164,7 +165,7 @@ def cancel_scope(*, deadline: float = math.inf, shield: bool = False) -> CancelS
 def move_on_after(seconds: float, *, shield: bool = False) -> CancelScopeLike:
     """A cancel scope whose body is cancelled `seconds` from now (then silently left)."""
     rt = current_runtime()
-    return rt.cancel_scope(deadline=rt.now() + seconds, shield=shield)
+    return rt.cancel_scope(deadline=deadline_after(rt.now(), seconds), shield=shield)
 
 
 def fail_after(seconds: float) -> AbstractContextManager[CancelScopeLike]:

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import sniffio as _sniffio
 
+from ..errors import InvalidArgument
+
 __all__ = [
     "LIVE_RUNTIMES",
     "RUNTIME_VAR",
@@ -275,7 +277,22 @@ class Runtime(abc.ABC):
 
     def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
         """A scope that cancels its body after `seconds` and then raises `TimeoutError`."""
-        return _FailAfter(self, self.cancel_scope(deadline=self.now() + seconds))
+        return _FailAfter(self, self.cancel_scope(deadline=deadline_after(self.now(), seconds)))
+
+
+def deadline_after(now: float, seconds: float) -> float:
+    """The deadline `seconds` after `now`, as a float: ``math.inf`` (a deadline that never
+    comes) for infinite `seconds` and for a sum past the largest float, never NaN.
+    Raises `InvalidArgument` for NaN or a non-number."""
+    if not isinstance(seconds, (int, float)) or seconds != seconds:
+        raise InvalidArgument(f"a timeout needs a number of seconds, got {seconds!r}")
+    try:
+        until = now + seconds
+    except OverflowError:  # an int past the floats
+        return math.inf if seconds > 0 else -math.inf
+    if until != until:  # -inf + inf: an infinite timeout from a clock at -inf cannot be
+        raise InvalidArgument(f"no deadline {seconds!r} seconds after {now!r}")
+    return float(until)
 
 
 class _FailAfter:

@@ -88,7 +88,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
-from ._base import RUNTIME_VAR, Runtime, Waiter, new_waiter
+from ._base import RUNTIME_VAR, Runtime, Waiter, deadline_after, new_waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import (
     Footprint,
@@ -261,6 +261,8 @@ _INF: Final = math.inf
 #: `BlockedTask.relation` of a task waiting on a completion while every other task waits,
 #: directly or through others, for it (a one-task cycle of the run; no holder named).
 BLOCKING_ALL: Final = "blocking every other task"
+#: What a task in a sleep with no end (``sleep(math.inf)``, no deadline) waits for.
+SLEEPS_FOR_EVER: Final = "the end of an endless sleep (sleep(inf)): only a cancellation ends it"
 
 
 @attrs.frozen
@@ -418,7 +420,7 @@ class SimCancelScope:
         self, rt: SimRuntime, *, deadline: float = math.inf, shield: bool = False
     ) -> None:
         self._rt = rt
-        self._deadline = float(deadline)
+        self._deadline = _check_deadline(deadline)
         self._shield = shield
         self._cancel_called = False
         self._cancelled_caught = False
@@ -439,7 +441,7 @@ class SimCancelScope:
 
     @deadline.setter
     def deadline(self, value: float) -> None:
-        self._deadline = float(value)
+        self._deadline = _check_deadline(value)
         if self._task is not None and not self._exited and not self._cancel_called:
             self._rt._arm_deadline(self)
 
@@ -759,13 +761,15 @@ class SimRuntime(Runtime):
         # will see `waiter.woken` in its handler and pass the wake on.
 
     def sleep(self, seconds: float) -> Awaitable[None]:
-        if seconds != seconds or seconds < 0:
+        if not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:
             raise InvalidArgument(
                 f"sleep() needs a non-negative number of seconds, got {seconds!r}"
             )
         if seconds == 0:
             return trap(CHECKPOINT, "sleep(0)")
-        return trap(SLEEP, self._now + seconds)
+        # Infinite for ``sleep(math.inf)`` and for a sum past the largest float: a timer
+        # that never fires (`_advance_clock`), as on trio and asyncio.
+        return trap(SLEEP, deadline_after(self._now, seconds))
 
     def now(self) -> float:
         return self._now
@@ -933,11 +937,18 @@ class SimRuntime(Runtime):
             heapq.heappush(self._timers, (scope._deadline, self._seq, scope, 0))
 
     def _advance_clock(self) -> bool:
-        """Jump to the next timer and fire everything due.  False if nothing can fire."""
+        """Jump to the next timer and fire everything due.  False if nothing can fire.
+
+        An infinite deadline never fires (``sleep(math.inf)``, a finite time plus a
+        delay that overflows to infinity, as on trio and asyncio): a task sleeping until
+        then is blocked for good unless cancelled, and the clock never becomes infinite.
+        """
         timers = self._timers
         fired = False
         while timers and not fired:
             deadline = timers[0][0]
+            if deadline == _INF:  # the heap's least: every timer left is infinite
+                return False
             while timers and timers[0][0] <= deadline:
                 _, _, obj, token = heapq.heappop(timers)
                 if isinstance(obj, SimTask):
@@ -1545,6 +1556,10 @@ class SimRuntime(Runtime):
             blocked.append(
                 BlockedTask(task.name, task.id, described[task.id], names, relation, itself)
             )
+        for task in sorted(self._blocked, key=lambda t: t.id):
+            if task.state == _SLEEPING and task.pending == _INF and not _has_deadline(task):
+                # ``sleep(math.inf)``: only a cancellation ends it, and none can come
+                blocked.append(BlockedTask(task.name, task.id, SLEEPS_FOR_EVER, (), ""))
         runnable = tuple(t.name for t in self._runnable)
         return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of), runnable)
 
@@ -1731,6 +1746,23 @@ def _one_level(value: object) -> list[object]:
                 except AttributeError:
                     pass
     return out
+
+
+def _check_deadline(value: object) -> float:
+    """A cancel scope's deadline as a float: any real number, ``math.inf`` (never), or
+    ``-math.inf``; NaN or a non-number raises `InvalidArgument` (trio refuses NaN too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(
+            f"a cancel scope's deadline must be a number of seconds, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    try:
+        deadline = float(value)
+    except OverflowError:  # an int past the floats: as far as any deadline goes
+        deadline = _INF if value > 0 else -_INF
+    if deadline != deadline:
+        raise InvalidArgument(f"a cancel scope's deadline must not be NaN, got {value!r}")
+    return deadline
 
 
 def _has_deadline(task: SimTask) -> bool:

@@ -44,11 +44,14 @@ Contract
     exit, for that scope to catch (``fail_after`` then raises `TimeoutError`).  With
     errors, the group raises them alone (anyio's groups hold no cancellation).  Time
     advances only when no task is runnable, straight to the next deadline (trio's
-    autojump clock).
+    autojump clock).  An infinite deadline never comes (``sleep(math.inf)``, a scope with
+    ``deadline=math.inf``, a time plus a delay past the largest float): the clock stays
+    finite, and such a sleep ends only by a cancellation.
 
-    Deadlock: when no task is runnable, no timer is pending and the root has not
+    Deadlock: when no task is runnable, no timer can fire and the root has not
     finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming
-    every blocked task, what it waits on and who holds that (a holder that already
+    every blocked task (a task in an endless sleep included), what it waits on and who
+    holds that (a holder that already
     finished is marked so), with the wait-for cycle when there is one.  A cycle may be
     one task long: a task re-acquiring a lock it holds (lockdep's "recursive locking"),
     or waiting on a `Completion` while every other task waits, through locks or task

@@ -91,7 +91,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
-from ._base import RUNTIME_VAR, Runtime, Waiter, deadline_after, new_waiter
+from ._base import MAX_DRAW, RUNTIME_VAR, Runtime, Waiter, check_draw, deadline_after, new_waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import (
     Footprint,
@@ -818,8 +818,16 @@ class SimRuntime(Runtime):
             trace.append((self._steps, self._current.id, NOTE, (event, _stable_label(resource))))
 
     def draw(self, n: int, label: object = None) -> int:
-        if not isinstance(n, int) or n < 1:
-            raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
+        if type(n) is not int or not 1 <= n <= MAX_DRAW:
+            try:
+                check_draw(n)
+            except InvalidArgument as e:
+                if isinstance(n, int) and n > MAX_DRAW:
+                    # The explorer's limit, not the program's bug (it would run live were
+                    # the limit not there): a usage error that leaves the run from the
+                    # driver, whatever the program catches, as a chooser's error does.
+                    self._chooser_error = e
+                raise
         if n == 1:
             return 0
         try:

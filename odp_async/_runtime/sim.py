@@ -284,8 +284,17 @@ class BlockedTask:
     relation: str = "held by"
     #: The task itself is among the holders: it waits on itself (a one-task cycle).
     waits_on_itself: bool = False
+    #: Tasks queued before it that it must let go first (names): the writers queued
+    #: ahead of a reader on an `RWLock` (a nested read behind a queued writer).
+    behind: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        if self.behind and self.relation == "held by":
+            # (not "recursive locking": the queued tasks, not its own hold, keep it out)
+            held = ", ".join(f"{h} itself" if h == self.task else h for h in self.holders)
+            by = f" (held by {held})" if held else ""
+            queued = ", ".join(self.behind)
+            return f"{self.task} waits for {self.waits_for} behind the queued {queued}{by}"
         if self.waits_on_itself and self.relation == "held by":
             others = [h for h in self.holders if h != self.task]
             also = f" (and {', '.join(others)})" if others else ""
@@ -1546,17 +1555,25 @@ class SimRuntime(Runtime):
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]
         holders_of: dict[int, tuple[SimTask, ...]] = {}
         described: dict[int, str] = {}
+        behind_of: dict[int, tuple[SimTask, ...]] = {}
         for task in waiting:
             assert task.waiter is not None
             what, holders = task.waiter.queue.describe_wait()
             described[task.id] = what
             holders_of[task.id] = tuple(h for h in holders if isinstance(h, SimTask))
+            queue_behind = getattr(task.waiter.queue, "waits_behind", None)
+            if queue_behind is not None:
+                ahead = tuple(h for h in queue_behind(task.waiter) if isinstance(h, SimTask))
+                if ahead:
+                    # it waits for them too; first, so the cycle found goes through them
+                    behind_of[task.id] = ahead
+                    holders_of[task.id] = ahead + holders_of[task.id]
         lonely = self._lonely_completion_waiters(waiting, holders_of)
         blocked: list[BlockedTask] = []
         for task in waiting:
             assert task.waiter is not None
             queue = task.waiter.queue
-            hs = holders_of[task.id]
+            hs = holders_of[task.id][len(behind_of.get(task.id, ())) :]  # (the holders)
             relation = "to finish:" if isinstance(queue, SimTaskGroup) else "held by"
             if task.id in lonely:
                 # the cycle search sees the task as waiting on itself; no holder is named
@@ -1564,8 +1581,11 @@ class SimRuntime(Runtime):
                 relation = BLOCKING_ALL
             names = tuple(f"{h.name} (finished)" if h.state == _DONE else h.name for h in hs)
             itself = any(h is task for h in hs)
+            behind = tuple(h.name for h in behind_of.get(task.id, ()))
             blocked.append(
-                BlockedTask(task.name, task.id, described[task.id], names, relation, itself)
+                BlockedTask(
+                    task.name, task.id, described[task.id], names, relation, itself, behind
+                )
             )
         for task in sorted(self._blocked, key=lambda t: t.id):
             if task.state == _SLEEPING and task.pending == _INF and not _has_deadline(task):

@@ -64,16 +64,7 @@ def test_the_json_of_dpor_carries_the_claimed_count(
     for chooser in ("dpor", "portfolio"):
         options = ["--chooser", chooser, "--json"]
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "odp_async.cli",
-                "explore",
-                f"{name}:two_lockers",
-                "--chooser",
-                chooser,
-                "--json",
-            ],
+            [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:two_lockers", *options],
             capture_output=True,
             text=True,
             env=pythonpath_env(tmp_path),

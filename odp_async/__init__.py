@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from . import sim
 from ._runtime import (
+    MAX_DRAW,
     cancel_scope,
     cancelled_exc_class,
     checkpoint,
@@ -52,6 +53,7 @@ __all__ = [
     "InternalError",
     "InvalidArgument",
     "InvariantViolation",
+    "MAX_DRAW",
     "Mutex",
     "NondeterminismError",
     "OdpError",

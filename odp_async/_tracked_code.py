@@ -660,20 +660,37 @@ def _made_at_run_time(fn: types.FunctionType) -> list[str]:
     the notes: a class (``class Box: n = 0`` in a function; its class attributes are not
     those the walk reads at the start), a function whose defaults are built at run time
     (``def store(d={})`` in a function: a fresh dict per call of the outer function, shared
-    by every task calling the inner one; ``kw-only`` defaults always), and a function
-    given an attribute (``store.box = ...``).  Defaults that are one constant tuple of
-    immutable values are not state.  Static, and conservative: a shape it cannot read is
-    reported."""
+    by every task calling the inner one; ``kw-only`` defaults always), a function given
+    an attribute (``store.box = ...``), and a callable made by wrapping a function made
+    there, kept in a variable: a decorated nested function (``@functools.lru_cache``,
+    ``@functools.wraps(g)``, ``@staticmethod``: a cache, a wrapper's or a method
+    object's attributes), or a call given such a function (``functools.cache(g)``,
+    ``staticmethod(g)``).  Defaults that are one constant tuple of immutable values are
+    not state.  Static, and conservative: a shape it cannot read is reported."""
     found: list[str] = []
+    stores = ("STORE_FAST", "STORE_DEREF")
     for code in _code_tree(fn.__code__):
         ins = list(dis.get_instructions(code))
         made: set[str] = set()
+        # names bound to a call's result that may keep attributes no note sees
+        called: set[str] = set()
         for k, op in enumerate(ins):
+            if (
+                op.opname in stores
+                and k
+                and ins[k - 1].opname == "CALL"
+                and _unnoted_result(fn, ins, k)
+            ):
+                called.add(str(op.argval))
             if op.opname == "LOAD_BUILD_CLASS":
                 found.append(f"a class ({code.co_qualname})")
             elif op.opname == "MAKE_FUNCTION":
-                if k + 1 < len(ins) and ins[k + 1].opname in ("STORE_FAST", "STORE_DEREF"):
+                if k + 1 < len(ins) and ins[k + 1].opname in stores:
                     made.add(str(ins[k + 1].argval))
+                else:
+                    kept = _kept_after_calls(ins, k + 1)
+                    if kept is not None:
+                        found.append(f"a decorated function {kept!r} ({code.co_qualname})")
                 if not _constant_defaults(ins, k):
                     found.append(
                         f"a function with defaults built at run time ({code.co_qualname})"
@@ -686,7 +703,43 @@ def _made_at_run_time(fn: types.FunctionType) -> list[str]:
                 and str(ins[k - 1].argval) in made
             ):
                 found.append(f"a function given the attribute {op.argval!r} ({code.co_qualname})")
+            elif (
+                op.opname == "STORE_ATTR"
+                and k
+                and ins[k - 1].opname in ("LOAD_FAST", "LOAD_DEREF")
+                and str(ins[k - 1].argval) in called
+            ):
+                found.append(
+                    f"an object given the attribute {op.argval!r}, made by a call "
+                    f"({code.co_qualname})"
+                )
+            elif op.opname == "PRECALL" and k + 2 < len(ins) and ins[k + 2].opname in stores:
+                n = int(op.arg or 0)
+                args = ins[k - n : k] if n <= k else []
+                wrapped = [
+                    str(a.argval)
+                    for a in args
+                    if a.opname in ("LOAD_FAST", "LOAD_DEREF") and str(a.argval) in made
+                ]
+                if wrapped:
+                    found.append(
+                        f"a wrapper of the function {wrapped[0]!r}, kept as "
+                        f"{ins[k + 2].argval!r} ({code.co_qualname})"
+                    )
     return found
+
+
+def _kept_after_calls(ins: list[dis.Instruction], k: int) -> str | None:
+    # The name a value pushed just before `k` is stored to after one or more calls that
+    # take it as their last argument (CPython 3.11: PRECALL n, CALL n, ...; a decorator
+    # stack), or None.
+    called = False
+    while k + 1 < len(ins) and ins[k].opname == "PRECALL" and ins[k + 1].opname == "CALL":
+        called = True
+        k += 2
+    if called and k < len(ins) and ins[k].opname in ("STORE_FAST", "STORE_DEREF"):
+        return str(ins[k].argval)
+    return None
 
 
 def _constant_defaults(ins: list[dis.Instruction], k: int) -> bool:
@@ -721,6 +774,43 @@ def _deref_stores(code: types.CodeType) -> set[str]:
         for op in dis.get_instructions(code)
         if op.opname in ("STORE_DEREF", "DELETE_DEREF")
     }
+
+
+def _unnoted_result(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> bool:
+    """Whether the call whose result the store at `n` keeps may make an object whose
+    attribute writes no note sees: anything but an instance of a class known to note
+    them (a `@tracked` class, a primitive, a `SharedCell`) or a plain container (no
+    attributes to write).  A callee it cannot name counts as such (conservative)."""
+    callee = _callee(fn, ins, n)
+    if not isinstance(callee, type):
+        return True
+    if callee.__module__ in _CONTAINER_MODULES:  # (`_state_class` passes them all)
+        return bool(callee.__dictoffset__)  # a ``staticmethod(f)``: it has a __dict__
+    return _state_class(callee)
+
+
+def _callee(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> object:
+    # What the CALL just before the store at `n` calls, when its arguments are simple
+    # and it is named by a global and attribute chain (``Box``, ``mymod.Box``); else
+    # `_MISSING`.
+    before = ins[n - 1]
+    if before.opname != "CALL" or n < 2 or ins[n - 2].opname != "PRECALL":
+        return _MISSING
+    j = n - 3 - int(before.argval or 0)  # past the arguments, each one instruction
+    if j < 0 or any(i.opname not in _ONE_VALUE for i in ins[j + 1 : n - 2]):
+        return _MISSING
+    names: list[str] = []
+    while j >= 0 and ins[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
+        names.append(str(ins[j].argval))
+        j -= 1
+    if j < 0 or ins[j].opname != "LOAD_GLOBAL":
+        return _MISSING
+    callee = fn.__globals__.get(str(ins[j].argval), _MISSING)
+    if callee is _MISSING:
+        callee = _builtin(fn, str(ins[j].argval))
+    for name in reversed(names):
+        callee = _static_attr(callee, name)
+    return callee
 
 
 def _fresh_state(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> str | None:

@@ -402,6 +402,12 @@ class WaitQueue(_Blocking):
             return d
         return _label("WaitQueue", self.name), ()
 
+    def waits_behind(self, waiter: Waiter) -> tuple[object, ...]:
+        """For deadlock reports: the queued tasks `waiter` must let go first (its owner's
+        answer, e.g. an `RWLock`'s writers queued before it; none for a bare queue)."""
+        behind = getattr(self._owner, "waits_behind", None)
+        return () if behind is None else tuple(behind(waiter))
+
 
 def _task_name(task: object) -> str:
     try:
@@ -902,6 +908,17 @@ class RWLock(_Blocking):
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         holders = (self._writer,) if self._writer is not None else tuple(self._readers)
         return _label("RWLock", self.name), holders
+
+    def waits_behind(self, waiter: Waiter) -> tuple[object, ...]:
+        """For deadlock reports: the writers queued before `waiter` (FIFO: it gets in only
+        after each of them has had the lock), e.g. the writer a nested read waits behind."""
+        ahead: list[object] = []
+        for w in self._queue._waiters:
+            if w is waiter:
+                return tuple(ahead)
+            if w.kind == _WRITE:
+                ahead.append(w.task)
+        return ()
 
     def _check_invariants(self) -> None:
         assert not (self._writer is not None and self._readers), "writer and readers at once"

@@ -16,6 +16,7 @@ PUBLIC = {
         "InternalError",
         "InvalidArgument",
         "InvariantViolation",
+        "MAX_DRAW",
         "Mutex",
         "NondeterminismError",
         "OdpError",

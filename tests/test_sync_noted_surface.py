@@ -64,6 +64,10 @@ EXEMPT: dict[str, str] = {
         "the runtime's interface (deadlock reports and step labels): the sim calls it "
         "inside steps, so noting there would add a note to every step at a primitive"
     ),
+    "waits_behind": (
+        "the runtime's interface for deadlock reports: the sim calls it only once a run "
+        "has stopped, when no step is left to note"
+    ),
     "gate": "configuration set at construction (a one-shot gate or not)",
     "lock": "the Condition's Mutex, fixed at construction (its own accessors note)",
     "Srcu.workqueue": "a tracked field, noted by its class's hook (checked through call_srcu)",

@@ -16,7 +16,8 @@ Contract
     ``fail_after(s)``            the same, then raises `TimeoutError`
     ``await sleep(s)``           sleep (virtual seconds in the sim)
     ``now()``                    the runtime's clock.  Sync.
-    ``draw(n, label)``           an int in ``range(n)``; the chooser's in the sim.  Sync.
+    ``draw(n, label)``           an int in ``range(n)``, n <= `MAX_DRAW`; the chooser's in
+                                 the sim.  Sync.
     ``cancelled_exc_class()``    what a cancelled checkpoint raises here
     ==========================  =========================================================
 
@@ -43,17 +44,20 @@ import sniffio
 
 from ._base import (
     LIVE_RUNTIMES,
+    MAX_DRAW,
     RUNTIME_VAR,
     CancelScopeLike,
     Runtime,
     TaskGroupLike,
     Waiter,
     WaitTarget,
+    deadline_after,
     live_runtime,
 )
 from .sim import CHECKPOINT_TRAP
 
 __all__ = [
+    "MAX_DRAW",
     "CancelScopeLike",
     "Runtime",
     "TaskGroupLike",
@@ -164,7 +168,7 @@ def cancel_scope(*, deadline: float = math.inf, shield: bool = False) -> CancelS
 def move_on_after(seconds: float, *, shield: bool = False) -> CancelScopeLike:
     """A cancel scope whose body is cancelled `seconds` from now (then silently left)."""
     rt = current_runtime()
-    return rt.cancel_scope(deadline=rt.now() + seconds, shield=shield)
+    return rt.cancel_scope(deadline=deadline_after(rt.now(), seconds), shield=shield)
 
 
 def fail_after(seconds: float) -> AbstractContextManager[CancelScopeLike]:
@@ -188,7 +192,10 @@ def now() -> float:
 def draw(n: int, label: object = None) -> int:
     """An int in ``range(n)``.  In the sim the chooser picks it (and replays it); live, random.
 
-    Sync; never a checkpoint.
+    Sync; never a checkpoint.  `n`: an int from 1 to `MAX_DRAW` (65536; the exhaustive
+    explorers take every value); anything else raises `InvalidArgument` naming it.  In the
+    sim, an `n` past `MAX_DRAW` is the explorer's limit, not the program's bug: the run
+    stops and the exploration raises it, whatever the program catches.
     """
     return current_runtime().draw(n, label)
 

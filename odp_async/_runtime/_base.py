@@ -29,9 +29,11 @@ import math
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from threading import get_ident
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import sniffio as _sniffio
+
+from ..errors import InvalidArgument
 
 __all__ = [
     "LIVE_RUNTIMES",
@@ -275,7 +277,40 @@ class Runtime(abc.ABC):
 
     def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
         """A scope that cancels its body after `seconds` and then raises `TimeoutError`."""
-        return _FailAfter(self, self.cancel_scope(deadline=self.now() + seconds))
+        return _FailAfter(self, self.cancel_scope(deadline=deadline_after(self.now(), seconds)))
+
+
+#: The most options one `draw` may have (2**16): a draw is a branch point the exhaustive
+#: explorers (dfs, dpor) take every value of, so its size is bounded on every runtime.
+MAX_DRAW: Final = 65536
+
+
+def check_draw(n: object) -> int:
+    """`n` if it is a valid number of options for `draw` (an int, 1 to `MAX_DRAW`);
+    raises `InvalidArgument` naming it otherwise."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
+    if n > MAX_DRAW:
+        raise InvalidArgument(
+            f"draw() of {n} options: at most odp_async.MAX_DRAW = {MAX_DRAW}; for a "
+            "larger range, draw in steps (one draw per digit)"
+        )
+    return n
+
+
+def deadline_after(now: float, seconds: float) -> float:
+    """The deadline `seconds` after `now`, as a float: ``math.inf`` (a deadline that never
+    comes) for infinite `seconds` and for a sum past the largest float, never NaN.
+    Raises `InvalidArgument` for NaN or a non-number."""
+    if not isinstance(seconds, (int, float)) or seconds != seconds:
+        raise InvalidArgument(f"a timeout needs a number of seconds, got {seconds!r}")
+    try:
+        until = now + seconds
+    except OverflowError:  # an int past the floats
+        return math.inf if seconds > 0 else -math.inf
+    if until != until:  # -inf + inf: an infinite timeout from a clock at -inf cannot be
+        raise InvalidArgument(f"no deadline {seconds!r} seconds after {now!r}")
+    return float(until)
 
 
 class _FailAfter:

@@ -37,7 +37,15 @@ import trio
 import trio.lowlevel
 
 from ..errors import InvalidArgument, ProtocolViolation, RunTimeout
-from ._base import LIVE_RUNTIMES, CancelScopeLike, Runtime, TaskGroupLike, Waiter, live_runtime
+from ._base import (
+    LIVE_RUNTIMES,
+    CancelScopeLike,
+    Runtime,
+    TaskGroupLike,
+    Waiter,
+    check_draw,
+    live_runtime,
+)
 
 __all__ = [
     "LIVE_RUNTIMES",
@@ -79,8 +87,7 @@ class _AnyioRuntime(Runtime):
         return anyio.get_cancelled_exc_class()
 
     def draw(self, n: int, label: object = None) -> int:
-        if not isinstance(n, int) or n < 1:
-            raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
+        check_draw(n)
         # Live interleavings are not controlled, so neither are live draws.
         return secrets.randbelow(n)
 

@@ -44,11 +44,14 @@ Contract
     exit, for that scope to catch (``fail_after`` then raises `TimeoutError`).  With
     errors, the group raises them alone (anyio's groups hold no cancellation).  Time
     advances only when no task is runnable, straight to the next deadline (trio's
-    autojump clock).
+    autojump clock).  An infinite deadline never comes (``sleep(math.inf)``, a scope with
+    ``deadline=math.inf``, a time plus a delay past the largest float): the clock stays
+    finite, and such a sleep ends only by a cancellation.
 
-    Deadlock: when no task is runnable, no timer is pending and the root has not
+    Deadlock: when no task is runnable, no timer can fire and the root has not
     finished, the run stops with outcome ``"deadlock"`` and a `Deadlock` record naming
-    every blocked task, what it waits on and who holds that (a holder that already
+    every blocked task (a task in an endless sleep included), what it waits on and who
+    holds that (a holder that already
     finished is marked so), with the wait-for cycle when there is one.  A cycle may be
     one task long: a task re-acquiring a lock it holds (lockdep's "recursive locking"),
     or waiting on a `Completion` while every other task waits, through locks or task
@@ -91,7 +94,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
-from ._base import RUNTIME_VAR, Runtime, Waiter, new_waiter
+from ._base import MAX_DRAW, RUNTIME_VAR, Runtime, Waiter, check_draw, deadline_after, new_waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import (
     Footprint,
@@ -265,6 +268,8 @@ _INF: Final = math.inf
 #: `BlockedTask.relation` of a task waiting on a completion while every other task waits,
 #: directly or through others, for it (a one-task cycle of the run; no holder named).
 BLOCKING_ALL: Final = "blocking every other task"
+#: What a task in a sleep with no end (``sleep(math.inf)``, no deadline) waits for.
+SLEEPS_FOR_EVER: Final = "the end of an endless sleep (sleep(inf)): only a cancellation ends it"
 
 
 @attrs.frozen
@@ -283,8 +288,17 @@ class BlockedTask:
     relation: str = "held by"
     #: The task itself is among the holders: it waits on itself (a one-task cycle).
     waits_on_itself: bool = False
+    #: Tasks queued before it that it must let go first (names): the writers queued
+    #: ahead of a reader on an `RWLock` (a nested read behind a queued writer).
+    behind: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        if self.behind and self.relation == "held by":
+            # (not "recursive locking": the queued tasks, not its own hold, keep it out)
+            held = ", ".join(f"{h} itself" if h == self.task else h for h in self.holders)
+            by = f" (held by {held})" if held else ""
+            queued = ", ".join(self.behind)
+            return f"{self.task} waits for {self.waits_for} behind the queued {queued}{by}"
         if self.waits_on_itself and self.relation == "held by":
             others = [h for h in self.holders if h != self.task]
             also = f" (and {', '.join(others)})" if others else ""
@@ -422,7 +436,7 @@ class SimCancelScope:
         self, rt: SimRuntime, *, deadline: float = math.inf, shield: bool = False
     ) -> None:
         self._rt = rt
-        self._deadline = float(deadline)
+        self._deadline = _check_deadline(deadline)
         self._shield = shield
         self._cancel_called = False
         self._cancelled_caught = False
@@ -443,7 +457,7 @@ class SimCancelScope:
 
     @deadline.setter
     def deadline(self, value: float) -> None:
-        self._deadline = float(value)
+        self._deadline = _check_deadline(value)
         if self._task is not None and not self._exited and not self._cancel_called:
             self._rt._arm_deadline(self)
 
@@ -766,13 +780,15 @@ class SimRuntime(Runtime):
         # will see `waiter.woken` in its handler and pass the wake on.
 
     def sleep(self, seconds: float) -> Awaitable[None]:
-        if seconds != seconds or seconds < 0:
+        if not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:
             raise InvalidArgument(
                 f"sleep() needs a non-negative number of seconds, got {seconds!r}"
             )
         if seconds == 0:
             return trap(CHECKPOINT, "sleep(0)")
-        return trap(SLEEP, self._now + seconds)
+        # Infinite for ``sleep(math.inf)`` and for a sum past the largest float: a timer
+        # that never fires (`_advance_clock`), as on trio and asyncio.
+        return trap(SLEEP, deadline_after(self._now, seconds))
 
     def now(self) -> float:
         return self._now
@@ -818,8 +834,16 @@ class SimRuntime(Runtime):
             trace.append((self._steps, self._current.id, NOTE, (event, _stable_label(resource))))
 
     def draw(self, n: int, label: object = None) -> int:
-        if not isinstance(n, int) or n < 1:
-            raise InvalidArgument(f"draw() needs a positive int number of options, got {n!r}")
+        if type(n) is not int or not 1 <= n <= MAX_DRAW:
+            try:
+                check_draw(n)
+            except InvalidArgument as e:
+                if isinstance(n, int) and n > MAX_DRAW:
+                    # The explorer's limit, not the program's bug (it would run live were
+                    # the limit not there): a usage error that leaves the run from the
+                    # driver, whatever the program catches, as a chooser's error does.
+                    self._chooser_error = e
+                raise
         if n == 1:
             return 0
         try:
@@ -940,11 +964,18 @@ class SimRuntime(Runtime):
             heapq.heappush(self._timers, (scope._deadline, self._seq, scope, 0))
 
     def _advance_clock(self) -> bool:
-        """Jump to the next timer and fire everything due.  False if nothing can fire."""
+        """Jump to the next timer and fire everything due.  False if nothing can fire.
+
+        An infinite deadline never fires (``sleep(math.inf)``, a finite time plus a
+        delay that overflows to infinity, as on trio and asyncio): a task sleeping until
+        then is blocked for good unless cancelled, and the clock never becomes infinite.
+        """
         timers = self._timers
         fired = False
         while timers and not fired:
             deadline = timers[0][0]
+            if deadline == _INF:  # the heap's least: every timer left is infinite
+                return False
             while timers and timers[0][0] <= deadline:
                 _, _, obj, token = heapq.heappop(timers)
                 if isinstance(obj, SimTask):
@@ -1580,17 +1611,25 @@ class SimRuntime(Runtime):
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]
         holders_of: dict[int, tuple[SimTask, ...]] = {}
         described: dict[int, str] = {}
+        behind_of: dict[int, tuple[SimTask, ...]] = {}
         for task in waiting:
             assert task.waiter is not None
             what, holders = task.waiter.queue.describe_wait()
             described[task.id] = what
             holders_of[task.id] = tuple(h for h in holders if isinstance(h, SimTask))
+            queue_behind = getattr(task.waiter.queue, "waits_behind", None)
+            if queue_behind is not None:
+                ahead = tuple(h for h in queue_behind(task.waiter) if isinstance(h, SimTask))
+                if ahead:
+                    # it waits for them too; first, so the cycle found goes through them
+                    behind_of[task.id] = ahead
+                    holders_of[task.id] = ahead + holders_of[task.id]
         lonely = self._lonely_completion_waiters(waiting, holders_of)
         blocked: list[BlockedTask] = []
         for task in waiting:
             assert task.waiter is not None
             queue = task.waiter.queue
-            hs = holders_of[task.id]
+            hs = holders_of[task.id][len(behind_of.get(task.id, ())) :]  # (the holders)
             relation = "to finish:" if isinstance(queue, SimTaskGroup) else "held by"
             if task.id in lonely:
                 # the cycle search sees the task as waiting on itself; no holder is named
@@ -1598,9 +1637,16 @@ class SimRuntime(Runtime):
                 relation = BLOCKING_ALL
             names = tuple(f"{h.name} (finished)" if h.state == _DONE else h.name for h in hs)
             itself = any(h is task for h in hs)
+            behind = tuple(h.name for h in behind_of.get(task.id, ()))
             blocked.append(
-                BlockedTask(task.name, task.id, described[task.id], names, relation, itself)
+                BlockedTask(
+                    task.name, task.id, described[task.id], names, relation, itself, behind
+                )
             )
+        for task in sorted(self._blocked, key=lambda t: t.id):
+            if task.state == _SLEEPING and task.pending == _INF and not _has_deadline(task):
+                # ``sleep(math.inf)``: only a cancellation ends it, and none can come
+                blocked.append(BlockedTask(task.name, task.id, SLEEPS_FOR_EVER, (), ""))
         runnable = tuple(t.name for t in self._runnable)
         return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of), runnable)
 
@@ -1754,6 +1800,23 @@ _RELEASES: Final = frozenset({"release", "getattr"})
 def _group_view(group: SimTaskGroup) -> tuple[object, ...]:
     """What a program can reach through a task group: its cancel scope, its errors."""
     return (group._scope, group._errors)
+
+
+def _check_deadline(value: object) -> float:
+    """A cancel scope's deadline as a float: any real number, ``math.inf`` (never), or
+    ``-math.inf``; NaN or a non-number raises `InvalidArgument` (trio refuses NaN too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(
+            f"a cancel scope's deadline must be a number of seconds, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    try:
+        deadline = float(value)
+    except OverflowError:  # an int past the floats: as far as any deadline goes
+        deadline = _INF if value > 0 else -_INF
+    if deadline != deadline:
+        raise InvalidArgument(f"a cancel scope's deadline must not be NaN, got {value!r}")
+    return deadline
 
 
 def _has_deadline(task: SimTask) -> bool:

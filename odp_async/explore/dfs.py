@@ -123,6 +123,7 @@ from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 
 import attrs
 
+from .._runtime._base import check_draw
 from .._runtime.footprint import FieldOf, Footprint, ReadOf
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
@@ -833,6 +834,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             node = self._path[pos]
             self._check_draw(node, pos, n, label, "choice")
         else:
+            check_draw(n)  # a node holds O(n): bounded here too (the sim checks first)
             node = _Node(True, (n,), self._ordinal - 1, (0,) * n, 0, list(range(1, n)))
             self._path.append(node)
         self._took(pos, 0)

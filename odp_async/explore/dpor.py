@@ -122,6 +122,7 @@ from typing import Any
 
 import attrs
 
+from .._runtime._base import check_draw
 from .._runtime.footprint import Footprint
 from ..errors import InvalidArgument
 from .dfs import (
@@ -561,6 +562,7 @@ class DporChooser(_SystematicChooser[_Node]):
             node = self._path[pos]
             self._check_draw(node, pos, n, label, "step")
         else:
+            check_draw(n)  # a node and its queue hold O(n): bounded here too (the sim first)
             parent = self._path[-1] if self._path else None
             via = parent.chosen if parent is not None else -1
             node = _Node(True, (n,), 0, (0,) * n, parent, via, self._cost)

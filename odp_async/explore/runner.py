@@ -320,9 +320,10 @@ class ExploreResult:
     found_bound: int | None = None
     #: True when the wall-clock budget (`ExploreConfig.time`) stopped the search.
     out_of_time: bool = False
-    #: The traces the portfolio's dpor member ran when the portfolio completed (the N of
-    #: its claim ``complete: N traces, no violation``); None otherwise (dpor counts its
-    #: traces in `schedules`).
+    #: The Mazurkiewicz traces a complete search ran (the N of its claim ``complete: N
+    #: traces, no violation``): dpor's `schedules`, or the portfolio's dpor member's
+    #: traces when the portfolio completed; None otherwise (a search not complete, or
+    #: dfs, random and pct, which count schedules, not traces).
     traces: int | None = None
     #: True when a dfs or dpor search ran an execution that stopped at the step bound
     #: (``max_steps``): what a fair continuation ran after it is not part of the search,
@@ -728,6 +729,9 @@ class _Tally:
         interrupted: bool = False,
     ) -> ExploreResult:
         """The `ExploreResult` of what ran so far."""
+        traces = self.traces if complete else None
+        if complete and config.chooser == "dpor":
+            traces = self.done  # dpor's schedules are its traces
         return ExploreResult(
             target.label,
             config,
@@ -745,7 +749,7 @@ class _Tally:
             found_by=self.found_by if failure is not None else None,
             found_bound=self.found_bound if failure is not None else None,
             out_of_time=self.out_of_time,
-            traces=self.traces if complete else None,
+            traces=traces,
             truncated=self.truncated,
             unfinished=self.unfinished,
         )

@@ -111,6 +111,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small cells, one repeat")
     parser.add_argument("--repeats", type=int, default=None, help="default: 3 (quick: 1)")
+    parser.add_argument("--note", default="", help="a remark for the header (what ran beside)")
     parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args()
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
@@ -132,7 +133,8 @@ def main() -> int:
         pass
     print(
         f"{started}: python {sys.version.split()[0]}, {cpus} cpus, load {start_load}{busy}; "
-        f"chooser dpor, jobs {', '.join(map(str, counts))}, median of {repeats}, gc on",
+        f"chooser dpor, jobs {', '.join(map(str, counts))}, median of {repeats}, gc on"
+        + (f"; {args.note}" if args.note else ""),
         flush=True,
     )
     report = Report("bench_dpor_parallel.py")

@@ -116,4 +116,11 @@ def test_the_readme_quotes_the_dpor_file() -> None:
         assert rows[name][5].endswith(" (time)")
         assert rows[name][0] in quoted
         assert rows[name][5].lstrip(">").split()[0] in quoted
+    # The dfs column (index 2): the finds quoted, and the capped searches as ">n (time)".
+    for name in ("twostage_10", "twostage_20", "reorder_10", "reorder_20"):
+        assert rows[name][2].isdigit()
+        assert rows[name][2] in quoted
+    for name in ("twostage_50", "twostage_100"):
+        assert rows[name][2].endswith(" (time)")
+        assert f"`{rows[name][2]}`" in quoted
     assert not any("WRONG" in row for row in rows.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,33 @@ def test_run_all_runs_it_and_keeps_its_rows(tmp_path: Path) -> None:
         == rows["classic:reorder_3 jobs=1"]["failing"]
         > 0
     )
+
+
+def test_run_all_names_it_as_a_claim_check() -> None:
+    spec = importlib.util.spec_from_file_location("run_all", BENCHMARKS / "run_all.py")
+    assert spec is not None
+    assert spec.loader is not None
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    assert "bench_dpor_parallel.py" in run_all.CLAIM_CHECKS
+    assert "bench_dpor_parallel.py" not in run_all.TARGET_RUNS  # no speed target
+    assert (BENCHMARKS / "bench_dpor_parallel.py").is_file()  # found by run_all's glob
+
+
+def test_the_readme_points_to_it_and_its_results_file_quoting_no_speed_up() -> None:
+    root = BENCHMARKS.parent
+    text = (root / "README.md").read_text(encoding="utf-8")
+    start = text.index("`.venv/bin/python benchmarks/bench_dpor_parallel.py`")
+    paragraph = text[start : text.index("\n\n", start)]
+    assert "`benchmarks/results-dpor-parallel.txt`" in paragraph
+    assert re.search(r"[0-9]x\b", paragraph) is None  # no "1.2x" speed-up figure
+    results = (BENCHMARKS / "results-dpor-parallel.txt").read_text().splitlines()
+    assert results[0].startswith("$ ")
+    assert "bench_dpor_parallel.py" in results[0]
+    assert " cpus, load " in results[1]
+    assert results[-1] == "every jobs count claims what jobs=1 claims"
+    for cell in ("stray-end-munmap/interval-seq", "exit-during-faults/kvm-seq"):
+        assert cell.split("/")[0] in paragraph
+        rows = [line.split() for line in results if line.startswith(cell + " ")]
+        assert {row[2] for row in rows} == {rows[0][2]}  # the same traces for every jobs
+        assert {row[1] for row in rows} >= {"1", "2"}

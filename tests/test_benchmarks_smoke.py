@@ -91,11 +91,6 @@ EXPECTED: dict[str, list[str]] = {
         "dpor 100 steps",
         "dpor 400 steps",
     ],
-    # Cell names, then the jobs count (1 and 2; the cpu count when above 2).
-    "bench_dpor_parallel.py": [
-        "registration-count/interval-seq",
-        "classic:reorder_3",
-    ],
     # Dask rows only with the cluster extra (in `test`); the process pool's always.
     "bench_cluster.py": [
         "jobs=1",

@@ -29,9 +29,19 @@ Two tables, measured in one run:
      time (``>n (time)``: no failure in the n executions it ran by then).  Programs it
      has no version of show ``-``; above ``FRONTRUN_MAX_WORKERS`` workers, ``skipped``.
 
+   Each of our searches (one chooser, one seed, one program) is capped at ``--cap``
+   seconds of wall time (`OURS_SECONDS`; ``explore(..., time=cap)``): dfs's
+   ``schedules`` budget counts the schedules it checks, not the runs it abandons (sleep
+   sets, probes), and on ``twostage_50`` those grow about as N^3 (over 10 minutes for
+   1,000 schedules), so a capped search shows ``>n (time)`` (no failure in the n
+   schedules it checked by then), as frontrun's column does.
+
    A cell reads ``n`` (schedules to the first failure), ``>C`` (none within the budget:
-   a miss), or ``WRONG`` (a failure of another verdict than the program's, or a failure
-   on a program without a bug).  ``time`` is the wall time of the whole row.
+   a miss), ``>n (time)`` (none within the wall-clock cap), or ``WRONG`` (a failure of
+   another verdict than the program's, or a failure on a program without a bug); a
+   median over seeds is ``>C`` or ``>n (time)`` when it is a miss (``(time)`` if any
+   seed's search hit the cap, n the fewest schedules one of them checked).  ``time`` is
+   the wall time of the whole row.
 2. ``memory per path``: a program of two tasks with ``n / 2`` steps each, every step
    writing one shared variable (so every step conflicts with the other task's), for n in
    100, 400, 1,600 steps per schedule: 40 schedules of ``dfs`` (iterative bounding, as the
@@ -78,6 +88,9 @@ FRONTRUN_SECONDS = 60.0
 #: Above this many workers frontrun is not run: its ``total_timeout`` is not honoured
 #: within an execution, and twostage_50 ran for 7 minutes without an answer.
 FRONTRUN_MAX_WORKERS = 21
+#: Wall-clock cap of one of our searches (one chooser, one seed, one program), seconds:
+#: ``--cap``.  dfs on twostage_50 needs far longer (its abandoned runs grow about as N^3).
+OURS_SECONDS = 180.0
 
 QUICK = [
     "account",
@@ -311,25 +324,40 @@ def frontrun_count(name: str, budget: int) -> str:
 # --- ours --------------------------------------------------------------------------------
 
 
-def _cell(name: str, failure_index: int | None, verdict: Verdict, budget: int) -> str:
+def _cell(
+    name: str,
+    failure_index: int | None,
+    verdict: Verdict,
+    budget: int,
+    timed_out: int | None = None,
+) -> str:
+    """One cell; `timed_out` is the schedules checked when the cap stopped the search."""
     expected = SCTBENCH[name].expected_for("-")
     if failure_index is None:
+        if timed_out is not None:
+            return f">{timed_out} (time)"
         return f">{budget}" if expected != Verdict.CLEAN else "clean"
     if verdict != expected:
         return "WRONG"
     return str(failure_index)
 
 
-def ours(name: str, chooser: str, budget: int, seed: int = 0) -> str:
-    r = explore(f"classic:{name}", chooser=chooser, schedules=budget, seed=seed, shrink=False)
-    return _cell(name, r.failure.index if r.failure else None, r.verdict, budget)
+def ours(name: str, chooser: str, budget: int, cap: float, seed: int = 0) -> str:
+    r = explore(
+        f"classic:{name}", chooser=chooser, schedules=budget, seed=seed, shrink=False, time=cap
+    )
+    timed_out = r.schedules if r.out_of_time and r.failure is None else None
+    return _cell(name, r.failure.index if r.failure else None, r.verdict, budget, timed_out)
 
 
-def dpor_noted(name: str, budget: int) -> str:
+def dpor_noted(name: str, budget: int, cap: float) -> str:
     target = Target.resolve(f"classic:{name}", None, None)
     chooser = DporChooser(noted_only=True)
     ran = 0
+    t0 = time.monotonic()
     while ran < budget and chooser.has_more:
+        if time.monotonic() - t0 >= cap:
+            return _cell(name, None, Verdict.CLEAN, budget, timed_out=ran)
         try:
             execution = target.run(chooser, max_steps=50_000)
         except PrunedExecution:
@@ -345,21 +373,24 @@ def median_cell(cells: list[str], budget: int) -> str:
         return "WRONG"
     values = [int(c) if c.isdigit() else budget + 1 for c in cells]
     m = statistics.median(values)
-    return f">{budget}" if m > budget else f"{m:g}"
+    if m <= budget:
+        return f"{m:g}"
+    timed = [int(c.split()[0][1:]) for c in cells if c.endswith("(time)")]
+    return f">{min(timed)} (time)" if timed else f">{budget}"
 
 
-def sctbench_table(names: list[str], budget: int, seeds: int) -> list[str]:
+def sctbench_table(names: list[str], budget: int, seeds: int, cap: float) -> list[str]:
     heads = ["program", "dpor", "dpor-noted", "dfs", "random", "pct", "frontrun", "met", "time"]
     lines = [heads]
     for name in names:
         t0 = time.perf_counter()
         row = [
             name,
-            ours(name, "dpor", budget),
-            dpor_noted(name, budget),
-            ours(name, "dfs", budget),
-            median_cell([ours(name, "random", budget, s) for s in range(seeds)], budget),
-            median_cell([ours(name, "pct", budget, s) for s in range(seeds)], budget),
+            ours(name, "dpor", budget, cap),
+            dpor_noted(name, budget, cap),
+            ours(name, "dfs", budget, cap),
+            median_cell([ours(name, "random", budget, cap, s) for s in range(seeds)], budget),
+            median_cell([ours(name, "pct", budget, cap, s) for s in range(seeds)], budget),
             frontrun_count(name, budget),
         ]
         d, f = row[1], row[6]
@@ -426,6 +457,12 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--programs", nargs="*", default=None, help="names (default: all)")
+    parser.add_argument(
+        "--cap",
+        type=float,
+        default=OURS_SECONDS,
+        help="wall-clock seconds for one of our searches (default: %(default)s)",
+    )
     parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args()
     budget = args.budget or (200 if args.quick else 2_000)
@@ -443,10 +480,13 @@ def main() -> None:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
         f"{started}: python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {load()}; "
-        f"budget {budget} schedules, seeds 0..{seeds - 1}, frontrun {version}",
+        f"budget {budget} schedules, seeds 0..{seeds - 1}, cap {args.cap:g} s per search "
+        f"(frontrun {FRONTRUN_SECONDS:g} s), frontrun {version}",
         flush=True,
     )
-    first = sctbench_table(names, budget, seeds)
+    if args.cap <= 0:
+        parser.error(f"--cap must be > 0 seconds, got {args.cap:g}")
+    first = sctbench_table(names, budget, seeds, args.cap)
     second = memory_table(sizes, schedules)
     print()
     print(render(f"schedules to the first bug (budget {budget})", first))

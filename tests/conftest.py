@@ -44,10 +44,14 @@ def _trust_mutmut() -> None:
     the model's methods, as attrs' generated methods are, so the noted-only walk of a
     run's code (`odp_async._tracked_code`) trusts them as it trusts attrs, instead of
     reading mutmut's own tables as the program's unnoted state (which made every
-    noted-only footprint unknown on mutmut's copy, even unmutated)."""
+    noted-only footprint unknown on mutmut's copy, even unmutated), and a model method
+    held as a value (a bound method in a world) is mutmut's trampoline, a closure of
+    mutmut's, not the program's closure (`track` reported it, and DPOR lost its
+    reductions on mutmut's copy)."""
     from odp_async import _tracked_code
 
     _tracked_code._TRUSTED_TOP = _tracked_code._TRUSTED_TOP | {"mutmut"}
+    _tracked_code._WRAPPER_TOP = _tracked_code._WRAPPER_TOP | {"mutmut"}
     _tracked_code.trusted.cache_clear()
 
 

@@ -135,6 +135,10 @@ NOT_UNDER_MUTMUT: Final = frozenset(
 )
 
 
+#: The per-test time limit (seconds) in mutmut's stats run.
+STATS_TIMEOUT: Final = 900
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under mutmut (tools/mutation.sh), skip `NOT_UNDER_MUTMUT` and run the fastest tests
     first: a mutant's run stops at its first failing test (-x), so a killed mutant then
@@ -144,9 +148,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if "MUTANT_UNDER_TEST" not in os.environ:
         return
     skip = pytest.mark.skip(reason="mutmut's trampolines are closures: see NOT_UNDER_MUTMUT")
+    # mutmut's stats run (``MUTANT_UNDER_TEST=stats``) records every call of a mutated
+    # function for every test: several times slower, and it fails as a whole when one
+    # test runs past ``--timeout``, so there the limit is `STATS_TIMEOUT`.
+    stats_run = os.environ.get("MUTANT_UNDER_TEST") == "stats"
     for item in items:
         if item.nodeid.partition("[")[0] in NOT_UNDER_MUTMUT:
             item.add_marker(skip)
+        if stats_run:
+            item.add_marker(pytest.mark.timeout(STATS_TIMEOUT), append=False)
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
     stats = Path("mutmut-stats.json")

@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -462,6 +466,35 @@ def test_each_member_notes_its_primitive(cls: type, member: str) -> None:
         f"{cls.__name__}.{member} noted {noted or 'nothing'}: it must note a "
         f"{kind} of the {cls.__name__} in the step that uses it"
     )
+
+
+_COPIES_NOTED = """
+from tests.test_sync_noted_surface import SURFACES, _touches, noted_by
+
+for cls, (_, surface) in SURFACES.items():
+    if "__getstate__" in surface:
+        noted, objects = noted_by(cls, "__getstate__")
+        assert any(_touches(r, objects, write=False) for r in noted), (cls, noted)
+print("copies noted")
+"""
+
+
+def test_a_copy_notes_its_primitive_in_a_fresh_process() -> None:
+    """The primitives' `__getstate__` is made noting once, at import
+    (`odp_async.sync._noting_getstate`): the case above, again in a fresh process whose
+    import is this test's own (under tools/mutation.sh, mutmut's fork server imports the
+    model once, unmutated, so only a fresh process runs a mutant of it)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", _COPIES_NOTED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert done.stdout.splitlines() == ["copies noted"], done.stdout + done.stderr
 
 
 def test_the_surface_covers_every_primitive_class_of_sync() -> None:

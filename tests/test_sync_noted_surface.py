@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attrs
 import pytest
 
 from odp_async import _runtime as rt
@@ -495,6 +496,38 @@ def test_a_copy_notes_its_primitive_in_a_fresh_process() -> None:
         check=False,
     )
     assert done.stdout.splitlines() == ["copies noted"], done.stdout + done.stderr
+
+
+def test_noting_getstate_makes_a_copy_a_noted_write_of_the_object() -> None:
+    """`_noting_getstate` on a class of one's own (an attrs slotted class, which has a
+    `__getstate__`): a copy of an instance notes the instance in the step, and is the
+    same copy as before (in this process: under tools/mutation.sh its mutants run here)."""
+    from odp_async.sync import _noting_getstate
+
+    @attrs.define(eq=False)
+    class Box:
+        n: int = 0
+        items: list[int] = attrs.Factory(list)
+
+    _noting_getstate(Box)
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        box = Box(3, [1])
+        await rt.checkpoint("before the copy")
+        runtime: Any = current_runtime()
+        before_fp = runtime._fp
+        before = set(before_fp)
+        out["copy"] = copy.copy(box)
+        after_fp = runtime._fp
+        out["noted"] = set(after_fp) - before if after_fp is before_fp else set(after_fp)
+        out["box"] = box
+
+    sim.run(main, chooser=DporChooser(noted_only=True), noted_only=True).unwrap()
+    twin = out["copy"]
+    assert (twin.n, twin.items) == (3, [1])
+    assert twin is not out["box"]
+    assert any(r is out["box"] for r in out["noted"]), out["noted"]
 
 
 def test_the_surface_covers_every_primitive_class_of_sync() -> None:

@@ -110,12 +110,12 @@ def test_tests_that_read_the_tracking_are_skipped_under_mutmut_only() -> None:
     assert "1 passed" in plain.stdout, plain.stdout
 
 
-def test_mutmut_s_stats_run_alone_gets_the_longer_per_test_limit(
+def test_under_mutmut_every_test_gets_the_longer_per_test_limit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """mutmut's stats run (``MUTANT_UNDER_TEST=stats``) fails as a whole when one test
-    runs past ``--timeout``; there each test gets `STATS_TIMEOUT`, first among its
-    markers.  A mutant's run and a plain run keep the command line's limit."""
+    """Under mutmut (``MUTANT_UNDER_TEST`` set: ``stats``, empty for its clean run, or a
+    mutant's name) each test gets `MUTMUT_TIMEOUT`, first among its markers, so a test
+    slowed by load fails no run and kills no mutant; a plain run keeps its limit."""
     from tests import conftest
 
     class Item:
@@ -127,9 +127,12 @@ def test_mutmut_s_stats_run_alone_gets_the_longer_per_test_limit(
             self.marks.append((mark.name, mark.args, append))
 
     monkeypatch.chdir(tmp_path)  # no mutmut-stats.json: no reordering
-    for under, limited in (("stats", True), ("odp_async.mm.x_f__mutmut_1", False), ("", False)):
-        monkeypatch.setenv("MUTANT_UNDER_TEST", under)
+    for under in ("stats", "odp_async.mm.x_f__mutmut_1", "", None):
+        if under is None:
+            monkeypatch.delenv("MUTANT_UNDER_TEST")
+        else:
+            monkeypatch.setenv("MUTANT_UNDER_TEST", under)
         items = [Item("tests/test_a.py::test_a")]
         conftest.pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
-        expected = [("timeout", (conftest.STATS_TIMEOUT,), False)] if limited else []
+        expected = [] if under is None else [("timeout", (conftest.MUTMUT_TIMEOUT,), False)]
         assert items[0].marks == expected, under

@@ -108,6 +108,13 @@ _TRUSTED_TOP = frozenset(sys.stdlib_module_names) | frozenset(
     }
 )
 
+#: Libraries whose wrappers (a closure made by the library around the program's function,
+#: e.g. ``functools.wraps``) hold no state the program's tasks share: a value that is such
+#: a wrapper is not reported as a closure by `odp_async.tracked.track`.  Empty: only a
+#: test harness wrapping the model's own methods (mutmut's trampolines,
+#: ``tests/conftest.py``) names one.
+_WRAPPER_TOP: frozenset[str] = frozenset()
+
 #: odp_async's own machinery: it notes what it shares itself (the runtime, the
 #: primitives, the tracked containers) or is not run by the program (the explorer).
 _TRUSTED_ODP = (
@@ -175,6 +182,12 @@ def trusted(module: str | None) -> bool:
     if module == "odp_async" or module.startswith(_TRUSTED_ODP):
         return True
     return module.split(".", 1)[0] in _TRUSTED_TOP
+
+
+def library_wrapper(fn: types.FunctionType) -> bool:
+    """Whether `fn` is a wrapper made by a library of `_WRAPPER_TOP` (its code's module)."""
+    module = fn.__globals__.get("__name__")
+    return isinstance(module, str) and module.split(".", 1)[0] in _WRAPPER_TOP
 
 
 def _reviewed(module: str | None) -> bool:

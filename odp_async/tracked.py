@@ -1787,7 +1787,11 @@ def track(root: object, *, deep: bool = True, code: Iterable[object] = ()) -> Tr
             stack.append((obj.__self__, covered))
             continue
         if isinstance(obj, types.FunctionType):
-            if obj.__closure__ is not None and not covered:  # cells nobody notes
+            if (
+                obj.__closure__ is not None
+                and not covered
+                and not _tracked_code.library_wrapper(obj)
+            ):  # cells nobody notes
                 untracked.add(f"{obj.__module__}.{obj.__qualname__} (a closure)")
             stack.extend((item, covered) for item in obj.__defaults__ or ())
             stack.extend((item, covered) for item in (obj.__kwdefaults__ or {}).values())

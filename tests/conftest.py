@@ -44,10 +44,14 @@ def _trust_mutmut() -> None:
     the model's methods, as attrs' generated methods are, so the noted-only walk of a
     run's code (`odp_async._tracked_code`) trusts them as it trusts attrs, instead of
     reading mutmut's own tables as the program's unnoted state (which made every
-    noted-only footprint unknown on mutmut's copy, even unmutated)."""
+    noted-only footprint unknown on mutmut's copy, even unmutated), and a model method
+    held as a value (a bound method in a world) is mutmut's trampoline, a closure of
+    mutmut's, not the program's closure (`track` reported it, and DPOR lost its
+    reductions on mutmut's copy)."""
     from odp_async import _tracked_code
 
     _tracked_code._TRUSTED_TOP = _tracked_code._TRUSTED_TOP | {"mutmut"}
+    _tracked_code._WRAPPER_TOP = _tracked_code._WRAPPER_TOP | {"mutmut"}
     _tracked_code.trusted.cache_clear()
 
 
@@ -131,6 +135,13 @@ NOT_UNDER_MUTMUT: Final = frozenset(
 )
 
 
+#: The per-test time limit (seconds) under mutmut (tools/mutation.sh): its stats run, its
+#: clean run and every mutant's.  A test that hangs still fails (the suite's own limit,
+#: ``timeout`` in [tool.pytest.ini_options], is 120 s), unless mutmut's CPU-time limit
+#: stops it first ("timeout", not killed).
+MUTMUT_TIMEOUT: Final = 900
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under mutmut (tools/mutation.sh), skip `NOT_UNDER_MUTMUT` and run the fastest tests
     first: a mutant's run stops at its first failing test (-x), so a killed mutant then
@@ -140,9 +151,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if "MUTANT_UNDER_TEST" not in os.environ:
         return
     skip = pytest.mark.skip(reason="mutmut's trampolines are closures: see NOT_UNDER_MUTMUT")
+    # Every test gets `MUTMUT_TIMEOUT`, not the ``--timeout`` of [tool.mutmut]: one worker
+    # at ``nice -n 10`` on a loaded machine runs a test many times slower than alone (its
+    # stats run, ``MUTANT_UNDER_TEST=stats``, slower still, recording every call), and a
+    # test past the limit fails: the stats or clean run as a whole, or a mutant counted
+    # as killed by a test that only ran slow.
     for item in items:
         if item.nodeid.partition("[")[0] in NOT_UNDER_MUTMUT:
             item.add_marker(skip)
+        item.add_marker(pytest.mark.timeout(MUTMUT_TIMEOUT), append=False)
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
     stats = Path("mutmut-stats.json")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -106,3 +108,31 @@ def test_tests_that_read_the_tracking_are_skipped_under_mutmut_only() -> None:
         args, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, check=False
     )
     assert "1 passed" in plain.stdout, plain.stdout
+
+
+def test_under_mutmut_every_test_gets_the_longer_per_test_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Under mutmut (``MUTANT_UNDER_TEST`` set: ``stats``, empty for its clean run, or a
+    mutant's name) each test gets `MUTMUT_TIMEOUT`, first among its markers, so a test
+    slowed by load fails no run and kills no mutant; a plain run keeps its limit."""
+    from tests import conftest
+
+    class Item:
+        def __init__(self, nodeid: str) -> None:
+            self.nodeid = nodeid
+            self.marks: list[tuple[str, tuple[object, ...], bool]] = []
+
+        def add_marker(self, mark: pytest.MarkDecorator, append: bool = True) -> None:
+            self.marks.append((mark.name, mark.args, append))
+
+    monkeypatch.chdir(tmp_path)  # no mutmut-stats.json: no reordering
+    for under in ("stats", "odp_async.mm.x_f__mutmut_1", "", None):
+        if under is None:
+            monkeypatch.delenv("MUTANT_UNDER_TEST")
+        else:
+            monkeypatch.setenv("MUTANT_UNDER_TEST", under)
+        items = [Item("tests/test_a.py::test_a")]
+        conftest.pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
+        expected = [] if under is None else [("timeout", (conftest.MUTMUT_TIMEOUT,), False)]
+        assert items[0].marks == expected, under

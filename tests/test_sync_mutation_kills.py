@@ -1557,6 +1557,15 @@ def test_a_gate_refuses_complete_and_reinit_word_for_word() -> None:
     assert str(again.value) == "reinit() of the gate Completion 'g': a gate opens once"
 
 
+def test_a_gate_s_repr_says_closed_then_open() -> None:
+    """A gate's repr names it and whether it is open (who waits on it is not shown)."""
+    gate = Completion("g", gate=True)
+    assert repr(gate) == "<Completion 'g' gate closed>"
+    gate.complete_all()
+    assert repr(gate) == "<Completion 'g' gate open>"
+    assert repr(Completion(gate=True)) == "<Completion gate closed>"
+
+
 def test_a_completion_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_next() -> None:
     """`complete()` hands its one completion to the longest waiter; if that waiter was
     cancelled before it could run, it gives the completion back, and the next wait

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attrs
 import pytest
 
 from odp_async import _runtime as rt
@@ -466,6 +471,67 @@ def test_each_member_notes_its_primitive(cls: type, member: str) -> None:
         f"{cls.__name__}.{member} noted {noted or 'nothing'}: it must note a "
         f"{kind} of the {cls.__name__} in the step that uses it"
     )
+
+
+_COPIES_NOTED = """
+from tests.test_sync_noted_surface import SURFACES, _touches, noted_by
+
+for cls, (_, surface) in SURFACES.items():
+    if "__getstate__" in surface:
+        noted, objects = noted_by(cls, "__getstate__")
+        assert any(_touches(r, objects, write=False) for r in noted), (cls, noted)
+print("copies noted")
+"""
+
+
+def test_a_copy_notes_its_primitive_in_a_fresh_process() -> None:
+    """The primitives' `__getstate__` is made noting once, at import
+    (`odp_async.sync._noting_getstate`): the case above, again in a fresh process whose
+    import is this test's own (under tools/mutation.sh, mutmut's fork server imports the
+    model once, unmutated, so only a fresh process runs a mutant of it)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", _COPIES_NOTED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert done.stdout.splitlines() == ["copies noted"], done.stdout + done.stderr
+
+
+def test_noting_getstate_makes_a_copy_a_noted_write_of_the_object() -> None:
+    """`_noting_getstate` on a class of one's own (an attrs slotted class, which has a
+    `__getstate__`): a copy of an instance notes the instance in the step, and is the
+    same copy as before (in this process: under tools/mutation.sh its mutants run here)."""
+    from odp_async.sync import _noting_getstate
+
+    @attrs.define(eq=False)
+    class Box:
+        n: int = 0
+        items: list[int] = attrs.Factory(list)
+
+    _noting_getstate(Box)
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        box = Box(3, [1])
+        await rt.checkpoint("before the copy")
+        runtime: Any = current_runtime()
+        before_fp = runtime._fp
+        before = set(before_fp)
+        out["copy"] = copy.copy(box)
+        after_fp = runtime._fp
+        out["noted"] = set(after_fp) - before if after_fp is before_fp else set(after_fp)
+        out["box"] = box
+
+    sim.run(main, chooser=DporChooser(noted_only=True), noted_only=True).unwrap()
+    twin = out["copy"]
+    assert (twin.n, twin.items) == (3, [1])
+    assert twin is not out["box"]
+    assert any(r is out["box"] for r in out["noted"]), out["noted"]
 
 
 def test_the_surface_covers_every_primitive_class_of_sync() -> None:

@@ -304,3 +304,31 @@ def test_track_reports_hidden_state_that_is_not_a_container(
     assert track(mod.Proto(mod.HELD[name])).untracked
     assert track(mod.Proto(mod.plain)).untracked == ()
     assert track(mod.Proto((1, "x", len))).untracked == ()
+
+
+WRAPPER = """
+
+def wrap(fn):
+    def wrapper(*args):
+        return fn(*args)
+
+    return wrapper
+"""
+
+
+def test_only_a_wrapper_of_a_library_named_for_it_is_not_a_closure(
+    user_module: UserModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_tracked_code._WRAPPER_TOP` (empty; mutmut under tools/mutation.sh): a closure whose
+    code is that library's is its wrapper, not the program's state; any other closure,
+    and that one when the library is not named, is reported."""
+    from odp_async import _tracked_code
+
+    mod = user_module(WALKED + WRAPPER, "tracked_walk_wrapper")
+    top = mod.__name__.split(".", 1)[0]
+    closure = mod.wrap(mod.plain)
+    assert track(mod.Proto(closure)).untracked
+    monkeypatch.setattr(_tracked_code, "_WRAPPER_TOP", frozenset({top}))
+    assert track(mod.Proto(closure)).untracked == ()
+    monkeypatch.setattr(_tracked_code, "_WRAPPER_TOP", frozenset({top + "_other"}))
+    assert track(mod.Proto(closure)).untracked

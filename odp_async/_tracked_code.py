@@ -792,11 +792,14 @@ def _deref_stores(code: types.CodeType) -> set[str]:
 def _unnoted_result(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> bool:
     """Whether the call whose result the store at `n` keeps may make an object whose
     attribute writes no note sees: anything but an instance of a class known to note
-    them (a `@tracked` class, a primitive, a `SharedCell`) or a plain container (no
-    attributes to write).  A callee it cannot name counts as such (conservative)."""
+    them (a `@tracked` class, a primitive, a `SharedCell`), a plain container (no
+    attributes to write) or a class (``type(self)``: class attributes are watched).  A
+    callee it cannot name counts as such (conservative)."""
     callee = _callee(fn, ins, n)
     if not isinstance(callee, type):
         return True
+    if issubclass(callee, type):  # ``owner = type(self)``: a class, its attributes watched
+        return False
     if callee.__module__ in _CONTAINER_MODULES:  # (`_state_class` passes them all)
         return bool(callee.__dictoffset__)  # a ``staticmethod(f)``: it has a __dict__
     return _state_class(callee)

@@ -886,6 +886,7 @@ def shrink(token: str, as_json: bool) -> None:
 Examples:
   odp-async run registration-race --backend trio --protocol odp2014
   odp-async run classic:lock-order --backend asyncio --timeout 2
+  odp-async run my.toml            # each protocol the file names, one run each
 """
 )
 @click.argument("scenario")
@@ -904,10 +905,9 @@ def run(
 ) -> None:
     """Run SCENARIO once on a real event loop (no verdict promised; the checker reports).
 
-    A scenario file meant for one protocol (scenario.protocols) runs it without -p."""
-    from ._runtime import run_live
-    from .world import World, world_main
-
+    A scenario file given without -p runs once under each protocol it names
+    (scenario.protocols), one after another, a line each (exit 1 if any run errs, times
+    out or shows a violation); [expected] is not compared (one live run proves nothing)."""
     if backend not in ("trio", "asyncio"):
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
     if not 0 < timeout <= MAX_SECONDS:  # also refuses nan and inf
@@ -918,10 +918,35 @@ def run(
     if protocol is None and _is_file(scenario):
         from .scenarios.files import read_scenario
 
-        meant_for = read_scenario(scenario).protocols
-        if len(meant_for) == 1:  # the one protocol the file is meant for
-            protocol = meant_for[0]
-    target = _target(scenario, protocol, options)
+        if options:
+            _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
+        file = read_scenario(scenario)
+        targets = [_target(scenario, p) for p in file.protocols]  # each checked first
+        runs = [_run_live(target, backend, timeout) for target in targets]
+        records = [record for record, _ in runs]
+        if as_json and len(runs) == 1:
+            _echo_json(records[0])
+        elif as_json:
+            _echo_json({"scenario": file.scenario.name, "file": scenario, "runs": records})
+        else:
+            for _, lines in runs:
+                click.echo("\n".join(lines))
+    else:
+        runs = [_run_live(_target(scenario, protocol, options), backend, timeout)]
+        record, lines = runs[0]
+        if as_json:
+            _echo_json(record)
+        else:
+            click.echo("\n".join(lines))
+    if any(record["status"] != "finished" or record["violations"] for record, _ in runs):
+        raise _Exit(ExitCode.VIOLATION)
+
+
+def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any], list[str]]:
+    """One live run of `target` (`run`): its JSON record, and its text lines (the
+    outcome, then each violation described)."""
+    from ._runtime import run_live
+    from .world import World, world_main
 
     async def main() -> list[Any]:
         if target.scenario.needs_world:
@@ -970,23 +995,14 @@ def run(
         line = (
             f"{target.label} on {backend}: finished in {took:.3f}s, {len(violations)} violations"
         )
-    if as_json:
-        _echo_json(
-            {
-                "target": target.label,
-                "backend": backend,
-                "status": status,
-                "elapsed": round(took, 4),
-                "error": None if error is None else _error_text(error),
-                "violations": [_violation_json(v) for v in violations],
-            }
-        )
-    else:
-        click.echo(line)
-        for v in violations:
-            click.echo(f"  {v.describe()}")
-    if status != "finished" or violations:
-        raise _Exit(ExitCode.VIOLATION)
+    return {
+        "target": target.label,
+        "backend": backend,
+        "status": status,
+        "elapsed": round(took, 4),
+        "error": None if error is None else _error_text(error),
+        "violations": [_violation_json(v) for v in violations],
+    }, [line, *(f"  {v.describe()}" for v in violations)]
 
 
 def _error_text(error: BaseException, *, where: bool = False) -> str:

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 import click
@@ -1152,7 +1152,10 @@ def matrix(
         if not _is_file(name):
             _check_scenario_name(name, classic=False)
     protos = list(dict.fromkeys(_protocol(p) for p in protocols)) or None
-    listed = dict.fromkeys(p for n in names if _is_file(n) for p in _file_protocols(n))
+    files = {n: _read_file(n) for n in names if _is_file(n)}
+    listed = dict.fromkeys(p for file in files.values() for p in file.protocols)
+    titles = {n: file.scenario.name for n, file in files.items()}  # a file: its name
+    shown = _scenario_labels(names, titles)
     for ref in protos or listed:
         _probe_protocol(ref)  # a constructor that raises: one line, before any cell
     total = _matrix_size(names, protos)
@@ -1181,9 +1184,10 @@ def matrix(
         def advance(cell: Any) -> None:
             seen.append(cell)
             mark = "ok" if cell.matches else "MISMATCH"
-            progress.update(bar, advance=1, description=f"{cell.scenario}/{cell.protocol} {mark}")
+            where = f"{shown.get(cell.scenario, cell.scenario)}/{cell.protocol}"
+            progress.update(bar, advance=1, description=f"{where} {mark}")
             if not as_json and not stderr.is_terminal:
-                _err(f"cell {len(seen)}/{total} {cell.scenario}/{cell.protocol}: {cell.verdict}")
+                _err(f"cell {len(seen)}/{total} {where}: {cell.verdict}")
 
         try:
             cells = verdict_matrix(
@@ -1215,7 +1219,8 @@ def matrix(
                 "interrupted": interrupted,
                 "cells": [
                     {
-                        "scenario": c.scenario,
+                        "scenario": titles.get(c.scenario, c.scenario),
+                        "file": c.scenario if c.scenario in files else None,
                         "protocol": c.protocol,
                         "expected": None if c.expected is None else str(c.expected),
                         "found": "inconclusive" if c.inconclusive else str(c.verdict),
@@ -1237,7 +1242,6 @@ def matrix(
         table = Table(
             title=f"verdict matrix ({budget} schedules per cell, {chooser}, seed {seed})"
         )
-        shown = _scenario_labels(names)
         # never cut (files must be told apart): folded past 60 columns
         longest = max((len(label) for label in shown.values()), default=8)
         table.add_column("scenario", overflow="fold", min_width=min(60, longest))
@@ -1312,19 +1316,24 @@ def _short_claim(cell: Any) -> str:
     return claim
 
 
-def _scenario_labels(names: Sequence[str]) -> dict[str, str]:
-    """What the matrix calls each scenario: a built-in by its name, a file by the shortest
-    suffix of its path, without ``.toml``, that no other file of the run shares (its stem,
-    else ``dir/stem``...)."""
+def _scenario_labels(names: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+    """What the matrix calls each scenario: a built-in by its name, a file by the name of
+    its scenario (`titles`: file -> name), followed, when another scenario of the run has
+    that name too, by the shortest suffix of its path that no other file of the run shares
+    (``name (stem.toml)``, else ``name (dir/stem.toml)``...)."""
     files = [n for n in dict.fromkeys(names) if _is_file(n)]
-    parts = {n: os.path.normpath(n).removesuffix(".toml").split(os.sep) for n in files}
+    parts = {n: os.path.normpath(n).split(os.sep) for n in files}
     labels = {n: n for n in names if not _is_file(n)}
     for n in files:
+        title = titles[n]
+        if not any(m != n and titles.get(m, m) == title for m in dict.fromkeys(names)):
+            labels[n] = title
+            continue
         for k in range(1, len(parts[n]) + 1):
-            label = "/".join(parts[n][-k:])
+            suffix = "/".join(parts[n][-k:])
             if not any(m != n and parts[m][-k:] == parts[n][-k:] for m in files):
                 break
-        labels[n] = label
+        labels[n] = f"{title} ({suffix})"
     return labels
 
 
@@ -1396,9 +1405,14 @@ def _is_file(scenario: str) -> bool:
 
 
 def _file_protocols(path: str) -> tuple[str, ...]:
+    return _read_file(path).protocols
+
+
+def _read_file(path: str) -> Any:
+    """The checked scenario file at `path` (`read_scenario`)."""
     from .scenarios.files import read_scenario
 
-    return read_scenario(path).protocols
+    return read_scenario(path)
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:

@@ -38,12 +38,15 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import click
 
 from ._runtime.interrupts import marking_ctrl_c
 from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch, RunTimeout
+
+if TYPE_CHECKING:
+    from .scenarios.files import ScenarioFile
 
 __all__ = ["ExitCode", "entry_point", "main"]
 
@@ -1408,7 +1411,7 @@ def _file_protocols(path: str) -> tuple[str, ...]:
     return _read_file(path).protocols
 
 
-def _read_file(path: str) -> Any:
+def _read_file(path: str) -> ScenarioFile:
     """The checked scenario file at `path` (`read_scenario`)."""
     from .scenarios.files import read_scenario
 

@@ -36,10 +36,11 @@ Contract
     never taken, or taken by another task), no ``lock`` of one it already holds (not
     reentrant: it would wait for itself) and no lock still held at the task's end.  What
     only a run shows (an unordered actor's operation the model refuses in some schedules)
-    raises `ScenarioUsageError` out of the run (`_Run.op`): the model's `InvalidArgument` for the operation itself, raised
-    before any protocol or subscriber code ran in between, and a subscriber class whose
-    constructor raises.  An exception of the code under test stays the run's ``error``
-    (`odp_async.scenarios.model_verdict`: never an expected ``found``).
+    raises `ScenarioUsageError` out of the run (`_Run.op`): the model's `InvalidArgument`
+    for the operation itself, raised before any protocol or subscriber code ran in
+    between, and a subscriber class whose constructor raises.  An exception of the code
+    under test stays the run's ``error`` (`odp_async.scenarios.model_verdict`: never an
+    expected ``found``).
 
 Concurrency
     A loaded `Scenario` is a value: each run of its body builds fresh state (files, MRs,

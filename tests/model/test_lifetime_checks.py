@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import pathlib
 import textwrap
-from typing import Any
 
 import pytest
 
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE as P
 from odp_async.check import VIOLATION_KINDS
-from odp_async.explore.runner import explore
 from odp_async.mm import Invalidation
 from odp_async.scenarios import Scenario
 from odp_async.scenarios.files import ScenarioFileError, load_scenario

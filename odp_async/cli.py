@@ -921,10 +921,14 @@ def run(
     if protocol is None and _is_file(scenario):
         from .scenarios.files import read_scenario
 
-        if options:
-            _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
         file = read_scenario(scenario)
-        targets = [_target(scenario, p) for p in file.protocols]  # each checked first
+        if options and len(file.protocols) > 1:
+            _fail(
+                "-o/--option needs -p/--protocol (the options belong to one protocol; the "
+                f"file names {', '.join(file.protocols)})"
+            )
+        # each checked before any runs; a file naming one protocol takes its options
+        targets = [_target(scenario, p, options) for p in file.protocols]
         runs = [_run_live(target, backend, timeout) for target in targets]
         records = [record for record, _ in runs]
         if as_json and len(runs) == 1:

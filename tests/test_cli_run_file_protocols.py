@@ -104,6 +104,7 @@ def test_one_protocol_of_the_file_with_p_and_options_need_p(tmp_path: Path) -> N
     assert refused.returncode == ExitCode.USAGE
     (line,) = refused.stderr.splitlines()
     assert "-o/--option needs -p/--protocol" in line
+    assert "the file names kvm-seq, mykvm:MyKvm" in line
 
 
 def test_an_error_under_one_protocol_exits_1_after_every_run(tmp_path: Path) -> None:
@@ -113,3 +114,14 @@ def test_an_error_under_one_protocol_exits_1_after_every_run(tmp_path: Path) -> 
     broken, kvm = done.stdout.splitlines()
     assert broken.startswith("partial-overlap/u-broken on trio: ValueError: broken hook")
     assert kvm.startswith("partial-overlap/kvm-seq on trio: finished")
+
+
+def test_a_file_naming_one_protocol_takes_its_options_without_p(tmp_path: Path) -> None:
+    _write(tmp_path, '["kvm-seq"]')
+    done = cli(tmp_path, "run", "mine.toml", "-o", "literal_release=true", "--json")
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert json.loads(done.stdout)["target"].startswith("partial-overlap/kvm-seq")
+    refused = cli(tmp_path, "run", "mine.toml", "-o", "nope=1")
+    assert refused.returncode == ExitCode.USAGE
+    (line,) = refused.stderr.splitlines()
+    assert "unknown option 'nope' for protocol 'kvm-seq'" in line

@@ -37,13 +37,16 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from typing import Any, Final, NoReturn
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import click
 
 from ._runtime.interrupts import marking_ctrl_c
 from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch, RunTimeout
+
+if TYPE_CHECKING:
+    from .scenarios.files import ScenarioFile
 
 __all__ = ["ExitCode", "entry_point", "main"]
 
@@ -886,6 +889,7 @@ def shrink(token: str, as_json: bool) -> None:
 Examples:
   odp-async run registration-race --backend trio --protocol odp2014
   odp-async run classic:lock-order --backend asyncio --timeout 2
+  odp-async run my.toml            # each protocol the file names, one run each
 """
 )
 @click.argument("scenario")
@@ -904,10 +908,9 @@ def run(
 ) -> None:
     """Run SCENARIO once on a real event loop (no verdict promised; the checker reports).
 
-    A scenario file meant for one protocol (scenario.protocols) runs it without -p."""
-    from ._runtime import run_live
-    from .world import World, world_main
-
+    A scenario file given without -p runs once under each protocol it names
+    (scenario.protocols), one after another, a line each (exit 1 if any run errs, times
+    out or shows a violation); [expected] is not compared (one live run proves nothing)."""
     if backend not in ("trio", "asyncio"):
         _fail(f"unknown backend {backend!r}; expected trio or asyncio")
     if not 0 < timeout <= MAX_SECONDS:  # also refuses nan and inf
@@ -918,10 +921,39 @@ def run(
     if protocol is None and _is_file(scenario):
         from .scenarios.files import read_scenario
 
-        meant_for = read_scenario(scenario).protocols
-        if len(meant_for) == 1:  # the one protocol the file is meant for
-            protocol = meant_for[0]
-    target = _target(scenario, protocol, options)
+        file = read_scenario(scenario)
+        if options and len(file.protocols) > 1:
+            _fail(
+                "-o/--option needs -p/--protocol (the options belong to one protocol; the "
+                f"file names {', '.join(file.protocols)})"
+            )
+        # each checked before any runs; a file naming one protocol takes its options
+        targets = [_target(scenario, p, options) for p in file.protocols]
+        runs = [_run_live(target, backend, timeout) for target in targets]
+        records = [record for record, _ in runs]
+        if as_json and len(runs) == 1:
+            _echo_json(records[0])
+        elif as_json:
+            _echo_json({"scenario": file.scenario.name, "file": scenario, "runs": records})
+        else:
+            for _, lines in runs:
+                click.echo("\n".join(lines))
+    else:
+        runs = [_run_live(_target(scenario, protocol, options), backend, timeout)]
+        record, lines = runs[0]
+        if as_json:
+            _echo_json(record)
+        else:
+            click.echo("\n".join(lines))
+    if any(record["status"] != "finished" or record["violations"] for record, _ in runs):
+        raise _Exit(ExitCode.VIOLATION)
+
+
+def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any], list[str]]:
+    """One live run of `target` (`run`): its JSON record, and its text lines (the
+    outcome, then each violation described)."""
+    from ._runtime import run_live
+    from .world import World, world_main
 
     async def main() -> list[Any]:
         if target.scenario.needs_world:
@@ -970,23 +1002,14 @@ def run(
         line = (
             f"{target.label} on {backend}: finished in {took:.3f}s, {len(violations)} violations"
         )
-    if as_json:
-        _echo_json(
-            {
-                "target": target.label,
-                "backend": backend,
-                "status": status,
-                "elapsed": round(took, 4),
-                "error": None if error is None else _error_text(error),
-                "violations": [_violation_json(v) for v in violations],
-            }
-        )
-    else:
-        click.echo(line)
-        for v in violations:
-            click.echo(f"  {v.describe()}")
-    if status != "finished" or violations:
-        raise _Exit(ExitCode.VIOLATION)
+    return {
+        "target": target.label,
+        "backend": backend,
+        "status": status,
+        "elapsed": round(took, 4),
+        "error": None if error is None else _error_text(error),
+        "violations": [_violation_json(v) for v in violations],
+    }, [line, *(f"  {v.describe()}" for v in violations)]
 
 
 def _error_text(error: BaseException, *, where: bool = False) -> str:
@@ -1136,7 +1159,10 @@ def matrix(
         if not _is_file(name):
             _check_scenario_name(name, classic=False)
     protos = list(dict.fromkeys(_protocol(p) for p in protocols)) or None
-    listed = dict.fromkeys(p for n in names if _is_file(n) for p in _file_protocols(n))
+    files = {n: _read_file(n) for n in names if _is_file(n)}
+    listed = dict.fromkeys(p for file in files.values() for p in file.protocols)
+    titles = {n: file.scenario.name for n, file in files.items()}  # a file: its name
+    shown = _scenario_labels(names, titles)
     for ref in protos or listed:
         _probe_protocol(ref)  # a constructor that raises: one line, before any cell
     total = _matrix_size(names, protos)
@@ -1165,9 +1191,10 @@ def matrix(
         def advance(cell: Any) -> None:
             seen.append(cell)
             mark = "ok" if cell.matches else "MISMATCH"
-            progress.update(bar, advance=1, description=f"{cell.scenario}/{cell.protocol} {mark}")
+            where = f"{shown.get(cell.scenario, cell.scenario)}/{cell.protocol}"
+            progress.update(bar, advance=1, description=f"{where} {mark}")
             if not as_json and not stderr.is_terminal:
-                _err(f"cell {len(seen)}/{total} {cell.scenario}/{cell.protocol}: {cell.verdict}")
+                _err(f"cell {len(seen)}/{total} {where}: {cell.verdict}")
 
         try:
             cells = verdict_matrix(
@@ -1199,7 +1226,8 @@ def matrix(
                 "interrupted": interrupted,
                 "cells": [
                     {
-                        "scenario": c.scenario,
+                        "scenario": titles.get(c.scenario, c.scenario),
+                        "file": c.scenario if c.scenario in files else None,
                         "protocol": c.protocol,
                         "expected": None if c.expected is None else str(c.expected),
                         "found": "inconclusive" if c.inconclusive else str(c.verdict),
@@ -1221,7 +1249,6 @@ def matrix(
         table = Table(
             title=f"verdict matrix ({budget} schedules per cell, {chooser}, seed {seed})"
         )
-        shown = _scenario_labels(names)
         # never cut (files must be told apart): folded past 60 columns
         longest = max((len(label) for label in shown.values()), default=8)
         table.add_column("scenario", overflow="fold", min_width=min(60, longest))
@@ -1296,19 +1323,24 @@ def _short_claim(cell: Any) -> str:
     return claim
 
 
-def _scenario_labels(names: Sequence[str]) -> dict[str, str]:
-    """What the matrix calls each scenario: a built-in by its name, a file by the shortest
-    suffix of its path, without ``.toml``, that no other file of the run shares (its stem,
-    else ``dir/stem``...)."""
+def _scenario_labels(names: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+    """What the matrix calls each scenario: a built-in by its name, a file by the name of
+    its scenario (`titles`: file -> name), followed, when another scenario of the run has
+    that name too, by the shortest suffix of its path that no other file of the run shares
+    (``name (stem.toml)``, else ``name (dir/stem.toml)``...)."""
     files = [n for n in dict.fromkeys(names) if _is_file(n)]
-    parts = {n: os.path.normpath(n).removesuffix(".toml").split(os.sep) for n in files}
+    parts = {n: os.path.normpath(n).split(os.sep) for n in files}
     labels = {n: n for n in names if not _is_file(n)}
     for n in files:
+        title = titles[n]
+        if not any(m != n and titles.get(m, m) == title for m in dict.fromkeys(names)):
+            labels[n] = title
+            continue
         for k in range(1, len(parts[n]) + 1):
-            label = "/".join(parts[n][-k:])
+            suffix = "/".join(parts[n][-k:])
             if not any(m != n and parts[m][-k:] == parts[n][-k:] for m in files):
                 break
-        labels[n] = label
+        labels[n] = f"{title} ({suffix})"
     return labels
 
 
@@ -1380,9 +1412,14 @@ def _is_file(scenario: str) -> bool:
 
 
 def _file_protocols(path: str) -> tuple[str, ...]:
+    return _read_file(path).protocols
+
+
+def _read_file(path: str) -> ScenarioFile:
+    """The checked scenario file at `path` (`read_scenario`)."""
     from .scenarios.files import read_scenario
 
-    return read_scenario(path).protocols
+    return read_scenario(path)
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:

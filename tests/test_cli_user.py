@@ -356,9 +356,10 @@ def test_matrix_takes_scenario_files(capsys: pytest.CaptureFixture[str], tmp_pat
     path = str(EXAMPLES / "fixed-pool-deadlock.toml")
     code, out, err = run_cli(capsys, *argv, "--scenario", str(good), "--scenario", path)
     assert code == ExitCode.OK, err
-    cells = [(c["scenario"], c["protocol"], c["found"]) for c in json.loads(out)["cells"]]
+    cells = [(c["file"], c["protocol"], c["found"]) for c in json.loads(out)["cells"]]
     assert cells[:2] == [(str(good), "naive", "clean"), (str(good), "hmm-pool", "deadlock")]
     assert (path, "hmm-pool", "deadlock") in cells
+    assert {c["scenario"] for c in json.loads(out)["cells"]} == {"fixed-pool-deadlock"}
     assert len(cells) == 2 + 7
 
     bad = tmp_path / "bad" / "pool.toml"

@@ -53,6 +53,7 @@ import attrs
 from .._runtime.choosers import ReplayChooser
 from .._runtime.interrupts import marking_ctrl_c
 from ..errors import InvalidArgument, ReplayMismatch
+from ..scenarios.files import ScenarioFileError
 from .arguments import require_bool, require_path, show
 from .config import MAX_STEPS
 from .refs import ScenarioText
@@ -96,8 +97,13 @@ class DecodedToken:
         )
 
     def target(self, *, scenario_file: str | os.PathLike[str] | None = None) -> Target:
-        """The target to replay on (see `Target.from_spec` for `scenario_file`)."""
-        return Target.from_spec(self.spec, scenario_file=scenario_file)
+        """The target to replay on (see `Target.from_spec` for `scenario_file`).  A
+        scenario file's entry of the token's own protocol that cannot be loaded (its
+        module is not on the path) raises `InvalidArgument` naming that protocol."""
+        try:
+            return Target.from_spec(self.spec, scenario_file=scenario_file)
+        except ScenarioFileError as e:
+            raise _own_protocol_error(e, self.protocol) from None
 
 
 def _pack(values: Sequence[int]) -> bytes:
@@ -395,6 +401,20 @@ def _brief(value: object) -> str:
     return f"{text} (a JSON {_kind(value)})"
 
 
+def _own_protocol_error(error: ScenarioFileError, protocol: object) -> InvalidArgument:
+    """`error`, told as the problem of the token's own protocol (the one entry of the
+    file's ``scenario.protocols`` a replay imports) when it is about that entry:
+    ``the token's protocol 'mod:Cls' (scenario.protocols[6] of f.toml) cannot be loaded:
+    ...``; any other problem of the file as it is."""
+    key = error.key or ""
+    if not (key.startswith("scenario.protocols[") and error.value == protocol):
+        return error
+    reason = str(error).removeprefix(f"{error.path}: {key}: ")
+    return InvalidArgument(
+        f"the token's protocol {protocol!r} ({key} of {error.path}) cannot be loaded: {reason}"
+    )
+
+
 def replay_token(
     token: str | DecodedToken,
     *,
@@ -421,17 +441,33 @@ def replay_token(
         with marking_ctrl_c():  # a program's own KeyboardInterrupt replays as its error
             execution = target.run(chooser, max_steps=decoded.max_steps, trace=trace)
     except ReplayMismatch as e:
-        raise ReplayMismatch(f"{e}{_version_note(decoded.version, __version__)}") from None
+        hint = "" if _CHANGED in str(e) else f": {_changed(decoded)}"
+        raise ReplayMismatch(f"{e}{hint}{_version_note(decoded.version, __version__)}") from None
     failure = execution.failure
     got = (failure.kind, failure.step) if failure else (None, None)
     if got != (decoded.kind, decoded.step):
         expected = f"{decoded.kind} at step {decoded.step}" if decoded.kind else "no failure"
         found = f"{got[0]} at step {got[1]}" if got[0] else "no failure"
         raise ReplayMismatch(
-            f"the token for {target.label} recorded {expected}, the replay gave {found}"
-            f"{_version_note(decoded.version, __version__)}"
+            f"the token for {target.label} recorded {expected}, the replay gave {found}: "
+            f"{_changed(decoded)}{_version_note(decoded.version, __version__)}"
         )
     return execution
+
+
+#: What the chooser's own mismatch messages already say of the cause.
+_CHANGED: Final = "no longer matches the recording"
+
+
+def _changed(decoded: DecodedToken) -> str:
+    """The likely cause of a mismatch, one clause: a file token replays the very text it
+    carries, so there only the code can have changed."""
+    if decoded.file is not None:
+        return (
+            "the code under test (a protocol, a subscriber, odp_async) probably changed "
+            "since the token was made"
+        )
+    return "the code or the scenario probably changed since the token was made"
 
 
 def _version_note(recorded: str, running: str) -> str:

@@ -31,12 +31,16 @@ Contract
     after ``exit``; in actors, no ``mmap``/``mremap`` onto a mapping the setup leaves or
     another actor makes, and no ``register`` of a name the setup leaves registered or
     another actor registers, unless some actor unmaps (deregisters) it; one name is not
-    both a plain and an implicit MR.  What only a run shows (an unordered actor's
-    operation the model refuses in some schedules) raises `ScenarioUsageError` out of
-    the run (`_Run.op`): the model's `InvalidArgument` for the operation itself, raised
-    before any protocol or subscriber code ran in between, and a subscriber class whose
-    constructor raises.  An exception of the code under test stays the run's ``error``
-    (`odp_async.scenarios.model_verdict`: never an expected ``found``).
+    both a plain and an implicit MR; per task (the setup, each actor, each work item), in
+    program order, no ``unlock`` of an MR's lock the task does not hold at that point (one
+    never taken, or taken by another task), no ``lock`` of one it already holds (not
+    reentrant: it would wait for itself) and no lock still held at the task's end.  What
+    only a run shows (an unordered actor's operation the model refuses in some schedules)
+    raises `ScenarioUsageError` out of the run (`_Run.op`): the model's `InvalidArgument`
+    for the operation itself, raised before any protocol or subscriber code ran in
+    between, and a subscriber class whose constructor raises.  An exception of the code
+    under test stays the run's ``error`` (`odp_async.scenarios.model_verdict`: never an
+    expected ``found``).
 
 Concurrency
     A loaded `Scenario` is a value: each run of its body builds fresh state (files, MRs,
@@ -1226,6 +1230,78 @@ class _Semantics:
                     f"expected a completion some 'complete' op names ({known})",
                     name,
                 )
+        self.locks()
+
+    def tasks(self) -> list[tuple[str, tuple[_Op, ...]]]:
+        """Each task the file's operations run in, with its operations in program order:
+        the setup (the main task), each actor, and each work item (its kworker runs the
+        ``queue_work``'s ops as one function; one entry per name: they list the same
+        ops)."""
+        out: list[tuple[str, tuple[_Op, ...]]] = [("the setup", self.setup)]
+        out.extend((f"actor {a.name!r}", a.ops) for a in self.actors)
+        works: dict[str, tuple[_Op, ...]] = {}
+        for op in _flat([*self.setup, *(o for a in self.actors for o in a.ops)]):
+            if op.kind == "queue_work":
+                works.setdefault(op.text("work"), op.args["ops"])
+        out.extend((f"work {name!r}", ops) for name, ops in works.items())
+        return out
+
+    def locks(self) -> None:
+        """The file's own ``lock``/``unlock`` steps, per task in program order (a mutex
+        is released by the task that took it, and is not reentrant): no ``unlock`` of a
+        lock the task does not hold at that point, no ``lock`` of one it already holds
+        (it would wait for itself forever), and none still held when the task ends."""
+        fail = self.reader.fail
+        tasks = self.tasks()
+        lockers: dict[str, list[tuple[str, _Op]]] = {}  # MR -> (task, lock op)
+        for task, ops in tasks:
+            for op in ops:
+                if op.kind == "lock":
+                    lockers.setdefault(op.text("mr"), []).append((task, op))
+        left: list[tuple[str, str, _Op]] = []  # (task, MR, lock op) held at the end
+        for task, ops in tasks:
+            held: dict[str, _Op] = {}  # MR name -> the lock op that took it
+            for op in ops:
+                if op.kind not in ("lock", "unlock"):
+                    continue
+                name = op.text("mr")
+                if op.kind == "lock" and name in held:
+                    raise fail(
+                        f"{op.key}.op",
+                        f"{task} locks MR {name}'s umem_mutex again, holding it since "
+                        f"{held[name].key}: the mutex is not reentrant, so the task would "
+                        "wait for itself forever; expected an unlock between the two",
+                        op.kind,
+                    )
+                if op.kind == "lock":
+                    held[name] = op
+                    continue
+                if held.pop(name, None) is not None:
+                    continue
+                others = [(t, o) for t, o in lockers.get(name, ()) if t != task]
+                if others:
+                    t, o = others[0]
+                    why = (
+                        f"{t} locks it ({o.key}), and only the task that took a mutex "
+                        f"releases it; expected the unlock in {t}, after its lock"
+                    )
+                else:
+                    why = f"expected a lock of MR {name} before it in {task}"
+                raise fail(
+                    f"{op.key}.op",
+                    f"{task} unlocks MR {name}'s umem_mutex, which it does not hold at this "
+                    f"point; {why}",
+                    op.kind,
+                )
+            left.extend((task, name, op) for name, op in held.items())
+        # after every task's unlocks: one in another task says more (it names the lock)
+        for task, name, op in left:
+            raise fail(
+                f"{op.key}.op",
+                f"{task} locks MR {name}'s umem_mutex here and never unlocks it, so it "
+                f"would still hold it when it ends; expected an unlock later in {task}",
+                op.kind,
+            )
 
     def setup_in_order(self) -> dict[str, tuple[int, int]]:
         """The rules the model enforces at run time, checked along the setup (its main
@@ -1719,6 +1795,8 @@ class _Run:
             case "lock":
                 await self.mr(op).mutex.acquire()
             case "unlock":
+                # the reader saw the task's own lock of this name, and a name cannot be
+                # registered again while its MR's mutex is held (deregister takes it)
                 self.mr(op).mutex.release()
             case "register_implicit":
                 options = {k: a[k] for k in ImplicitMr.OPTIONS}

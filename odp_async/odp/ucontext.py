@@ -55,7 +55,7 @@ from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import RWLock
 from ..tracked import TrackedDict, TrackedList, TrackedSet, tracked
 from .protocols import resolve_protocol
-from .protocols.base import FaultAborted, OdpProtocol
+from .protocols.base import FaultAborted, OdpProtocol, hook_returned
 from .umem import Umem, UmemState
 
 __all__ = ["OdpSubscription", "UContext"]
@@ -88,12 +88,47 @@ class OdpSubscription:
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
-    __slots__ = ("charged", "rng", "umem")
+    __slots__ = ("charged", "released", "rng", "umem")
 
     def __init__(self, umem: Umem, rng: AddrRange) -> None:
         self.umem = umem
         self.rng = rng
+        #: Invalidation ends after which the protocol still held the fault back.
         self.charged = 0
+        #: Invalidation ends after which it no longer did (a window for the fault opened).
+        self.released = 0
+
+
+@tracked
+class _Refusals:
+    """A fault's refused attempts, as ``max_fault_retries`` counts them (see "Liveness").
+
+    A refusal counts when it is the first, when an invalidation ended since the last
+    counted one after which the protocol no longer held the fault back (`_Pending.released`:
+    whatever refused it now is a new invalidation), or when the world went idle since (in
+    the sim the clock moves only when no task can run, so nobody was kept off the CPU;
+    live, a whole ``fault_wait_timeout`` passed).  A refusal by the same invalidation that
+    is still running is a spin the scheduler caused: it counts nothing, and an endless one
+    is left to the explorer's step bound and its fair continuation."""
+
+    __slots__ = ("clock", "counted", "released")
+
+    def __init__(self) -> None:
+        self.counted = 0
+        self.released = 0
+        self.clock = 0.0
+
+    def count(self, pending: _Pending, timeout: float) -> int:
+        """Note one more refusal of `pending`'s fault; return how many count.  Sync."""
+        now = rt.now()
+        if self.counted:
+            idle = now > self.clock if rt.current_runtime().is_sim else now - self.clock >= timeout
+            if pending.released == self.released and not idle:
+                return self.counted
+        self.counted += 1
+        self.released = pending.released
+        self.clock = now
+        return self.counted
 
 
 @tracked
@@ -242,8 +277,10 @@ class UContext:
         holds back right now (see "Liveness" in the module docstring).  Sync."""
         self.invalidations_ended += 1
         for pending in self._pending:
-            if self.protocol.holds_back(pending.umem, pending.rng):
+            if self._holds_back(pending.umem, pending.rng):
                 pending.charged += 1
+            else:
+                pending.released += 1
 
     async def _fault(self, umem: Umem, rng: AddrRange, write: bool) -> FaultOutcome:
         await rt.checkpoint(("fault", umem.name, rng.start))
@@ -262,7 +299,10 @@ class UContext:
         proto = self.protocol
         checker = self.checker
         key = f"fault {umem.name} {rng.start:#x}"
-        for attempt in range(1, self.max_fault_retries + 1):
+        refusals = _Refusals()
+        attempt = 0
+        while True:
+            attempt += 1
             umem.touch("a fault")
             checker.event("fault-begin", key, f"{key} attempt {attempt}", rng.start)
             try:
@@ -287,12 +327,23 @@ class UContext:
                 return self._failed(umem, rng, key, e)
             finally:
                 self.mm.put_pages(pages)
+            if type(committed) is not bool:
+                raise hook_returned(
+                    proto, "fault_commit", committed, "a bool (True: installed, False: retry)"
+                )
             if committed:
                 checker.event("fault-end", key, f"{key} resolved", rng.start)
                 checker.fault_succeeded(umem.name, str(rng))
                 return FaultOutcome.RESOLVED
             checker.event("fault-end", key, f"{key} must retry", rng.start)
             if self._starved(umem, rng, started):
+                return FaultOutcome.STARVED
+            if refusals.count(started, self.fault_wait_timeout) >= self.max_fault_retries:
+                checker.starved(
+                    umem.name,
+                    f"{rng} retried {self.max_fault_retries} times (each after an "
+                    "invalidation that let it go, or the world went idle)",
+                )
                 return FaultOutcome.STARVED
             # The commit refused and dropped the driver's lock; the wait and the next read
             # of the seq have not begun (umem_odp.c: mutex_unlock(umem_mutex), `goto retry`
@@ -306,8 +357,6 @@ class UContext:
                 await proto.fault_wait(umem, rng, token)
             except FaultAborted as e:
                 return self._failed(umem, rng, key, e)
-        checker.starved(umem.name, f"{rng} retried {self.max_fault_retries} times")
-        return FaultOutcome.STARVED
 
     def _failed(self, umem: Umem, rng: AddrRange, key: str, why: Exception) -> FaultOutcome:
         """The fault gave up.  The protocol may abort it (`FaultAborted`) only when its
@@ -327,6 +376,14 @@ class UContext:
                 f"{rng} failed while the region is registered and the mm alive: {why}",
             )
         return FaultOutcome.FAILED
+
+    def _holds_back(self, umem: Umem, rng: AddrRange) -> bool:
+        """The protocol's `OdpProtocol.holds_back`, its answer checked: anything but a
+        bool is the protocol's mistake (`ProtocolUsageError`).  Sync."""
+        held = self.protocol.holds_back(umem, rng)
+        if type(held) is not bool:
+            raise hook_returned(self.protocol, "holds_back", held, "a bool")
+        return held
 
     def _starved(self, umem: Umem, rng: AddrRange, pending: _Pending) -> bool:
         passed = pending.charged

@@ -339,11 +339,7 @@ class UContext:
             if self._starved(umem, rng, started):
                 return FaultOutcome.STARVED
             if refusals.count(started, self.fault_wait_timeout) >= self.max_fault_retries:
-                checker.starved(
-                    umem.name,
-                    f"{rng} retried {self.max_fault_retries} times (each after an "
-                    "invalidation that let it go, or the world went idle)",
-                )
+                checker.starved(umem.name, f"{rng} retried {self.max_fault_retries} times")
                 return FaultOutcome.STARVED
             # The commit refused and dropped the driver's lock; the wait and the next read
             # of the seq have not begun (umem_odp.c: mutex_unlock(umem_mutex), `goto retry`

@@ -16,9 +16,12 @@ Contract
                  if ok: done
                  wait(U, rng, token)              # e.g. on U.completion
 
-      bounded by ``max_fault_retries`` attempts and by ``starvation_bound`` invalidations
-      that ended, from its first attempt on, while the protocol held it back
-      (`OdpProtocol.holds_back`); past either it records ``starvation`` and gives up;
+      bounded by ``max_fault_retries`` refused attempts that count (see "Liveness") and
+      by ``starvation_bound`` invalidations that ended, from its first attempt on, while
+      the protocol held it back (`OdpProtocol.holds_back`); past either it records
+      ``starvation`` and gives up.  A ``fault_commit`` (or ``holds_back``) that returns
+      anything but a bool raises `ProtocolUsageError` (the author's mistake, not a
+      retry);
     - helpers protocols use: `overlapping`, `all_umems`, `zap`, `install`, `tree_insert`,
       `tree_remove`.
 
@@ -30,12 +33,22 @@ Concurrency
 Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     The explorer's choosers (pct, dfs) may keep a runnable task off the CPU for as long
     as they like; a liveness verdict must still hold under a fair scheduler.  So neither
-    bound counts time: the retry bound counts attempts the protocol *refused* (each one
-    needs the fault to run, so a chooser that keeps it off the CPU cannot add any), and
-    the invalidation bound counts an invalidation end only if, at that end, the protocol
-    would keep a fault starting right then waiting or retrying (`holds_back`): a fault
-    the chooser merely delayed, on a region the protocol leaves open, is charged nothing.
-    Counting starts at the first attempt, not when the fault is called.
+    bound counts time.  The retry bound counts attempts the protocol refused, but not
+    every one: a fault that retries by spinning (KVM's RET_PF_RETRY, amdgpu's ``goto
+    retry``: no sleep between a refused commit and the next attempt) is refused again
+    and again by the *same* invalidation while a chooser keeps that invalidation's task
+    off the CPU, which says nothing about the protocol.  A refusal counts only if it is
+    the fault's first, or an invalidation ended since the last counted one after which
+    the protocol no longer held the fault back (so a new invalidation refused it), or
+    the world went idle since (the sim's clock moves only when no task can run: nobody
+    was kept off the CPU; live, a whole ``fault_wait_timeout`` passed).  An endless spin
+    is left to the explorer's step bound, whose fair continuation lets the invalidator
+    finish (no verdict against the protocol) or, if the fault still spins, makes the
+    search inconclusive, never clean.  The invalidation bound counts an invalidation end
+    only if, at that end, the protocol would keep a fault starting right then waiting or
+    retrying (`holds_back`): a fault the chooser merely delayed, on a region the
+    protocol leaves open, is charged nothing.  Counting starts at the first attempt,
+    not when the fault is called.
 
 See also
     `odp_async.odp.protocols` (the seven protocols), `odp_async.mm`, `odp_async.device`.

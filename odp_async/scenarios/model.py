@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from ..check import Violation
-from ..errors import InvalidArgument, ScenarioUsageError
+from ..errors import ScenarioUsageError
 
 __all__ = ["Scenario", "ScenarioUsageError", "Verdict", "model_verdict", "verdict_of"]
 

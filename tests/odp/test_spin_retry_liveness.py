@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._usermod import forget, pythonpath_env, write_user_module
 from odp_async.errors import ProtocolUsageError, ScenarioUsageError
 from odp_async.explore.runner import explore
+from tests._usermod import forget, pythonpath_env, write_user_module
 
 SPIN = """
     from typing import ClassVar
@@ -168,8 +168,10 @@ def test_a_protocol_that_refuses_for_no_reason_is_never_clean(spin, chooser: str
         ("HoldsBackInt", "holds_back", "1"),
     ],
 )
-def test_a_hook_returning_the_wrong_type_is_a_usage_error(spin, cls: str, hook: str, value: str) -> None:  # type: ignore[no-untyped-def]
-    name, where = spin
+def test_a_hook_returning_the_wrong_type_is_a_usage_error(  # type: ignore[no-untyped-def]
+    spin, cls: str, hook: str, value: str
+) -> None:
+    name, _ = spin
     scenario = "storm-preregistered" if hook == "holds_back" else "registration-race"
     with pytest.raises(ScenarioUsageError) as caught:
         explore(scenario, f"{name}:{cls}", chooser="random", schedules=20, seed=0, shrink=False)

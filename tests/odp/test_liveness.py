@@ -14,7 +14,7 @@ import pytest
 from odp_async.explore.runner import explore
 from odp_async.scenarios import BUILTIN, Verdict
 
-BUDGET = {"pct": 900, "random": 300, "dfs": 100, "dpor": 100}
+BUDGET = {"pct": 900, "random": 300, "dfs": 100, "dpor": 25}
 STORMS = ("storm-preregistered", "storm-register-during")
 CLEAN_CELLS = [
     (s, p) for s in STORMS for p, v in BUILTIN[s].expected.items() if v is Verdict.CLEAN

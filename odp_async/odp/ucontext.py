@@ -101,34 +101,37 @@ class OdpSubscription:
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
-    __slots__ = ("charged", "released", "rng", "umem")
+    __slots__ = ("charged", "let_go", "rng", "umem")
 
     def __init__(self, umem: Umem, rng: AddrRange) -> None:
         self.umem = umem
         self.rng = rng
         #: Invalidation ends after which the protocol still held the fault back.
         self.charged = 0
-        #: Invalidation ends after which it no longer did (a window for the fault opened).
-        self.released = 0
+        #: An invalidation ended, since the fault's last counted refusal (or its first
+        #: attempt), after which the protocol no longer held it back (`_Refusals`).
+        self.let_go = False
 
 
-@tracked
 class _Refusals:
     """A fault's refused attempts, as ``max_fault_retries`` counts them (see "Liveness").
+    Local to the faulting task (no other task reads it), so not `tracked`.
 
     A refusal counts when it is the first, when an invalidation ended since the last
-    counted one after which the protocol no longer held the fault back (`_Pending.released`:
-    whatever refused it now is a new invalidation), or when the world went idle since (in
-    the sim the clock moves only when no task can run, so nobody was kept off the CPU;
-    live, a whole ``fault_wait_timeout`` passed).  A refusal by the same invalidation that
-    is still running is a spin the scheduler caused: it counts nothing, and an endless one
-    is left to the explorer's step bound and its fair continuation."""
+    counted one after which the protocol no longer held the fault back
+    (`_Pending.let_go`: whatever refused it now is a new invalidation), or when the world
+    went idle since (in the sim the clock moves only when no task can run, so nobody was
+    kept off the CPU; live, a whole ``fault_wait_timeout`` passed).  A refusal by the same
+    invalidation, still running, is a spin the scheduler caused: it counts nothing, and an
+    endless one is left to the explorer's step bound and its fair continuation.  (The
+    first refusal does not look at `_Pending.let_go`, so a fault refused once races with
+    no invalidation end over it; a window that opened before it may let one more refusal
+    count, never a spin's second.)"""
 
-    __slots__ = ("clock", "counted", "released")
+    __slots__ = ("clock", "counted")
 
     def __init__(self) -> None:
         self.counted = 0
-        self.released = 0
         self.clock = 0.0
 
     def count(self, pending: _Pending, timeout: float) -> int:
@@ -136,10 +139,11 @@ class _Refusals:
         now = rt.now()
         if self.counted:
             idle = now > self.clock if rt.current_runtime().is_sim else now - self.clock >= timeout
-            if pending.released == self.released and not idle:
+            if not (idle or pending.let_go):
                 return self.counted
+            if pending.let_go:
+                pending.let_go = False
         self.counted += 1
-        self.released = pending.released
         self.clock = now
         return self.counted
 
@@ -293,7 +297,7 @@ class UContext:
             if self._holds_back(pending.umem, pending.rng):
                 pending.charged += 1
             else:
-                pending.released += 1
+                pending.let_go = True
 
     async def _fault(self, umem: Umem, rng: AddrRange, write: bool) -> FaultOutcome:
         await rt.checkpoint(("fault", umem.name, rng.start))

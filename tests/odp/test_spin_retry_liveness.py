@@ -224,3 +224,61 @@ def test_the_hook_raises_protocol_usage_error_in_the_run(spin) -> None:  # type:
     run = run_world(body, protocol=cls)
     run.sim.unwrap()
     assert run.violations == ()
+
+
+def _spin_world(new_each_time: bool) -> tuple[list[object], list[str]]:
+    """A spinning kvm-seq fault refused 6 times while invalidations run: by a new one
+    each time (the previous one ended, another started: `new_each_time`), or by the same
+    one, still running, that ends after the 6th refusal."""
+    from odp_async import checkpoint
+    from odp_async.addr import PAGE_SIZE, AddrRange
+    from odp_async.mm import InvalidateEvent, Invalidation
+    from odp_async.odp.protocols import KvmSeq
+    from odp_async.world import World, run_world
+
+    out: list[object] = []
+    inv = [Invalidation(100, AddrRange(0, PAGE_SIZE), InvalidateEvent.UNMAP)]
+
+    class Spin(KvmSeq):
+        name = "t-spin"
+        summary = "kvm-seq, retry by spinning"
+
+        async def fault_wait(self, umem, rng, token):  # type: ignore[no-untyped-def]
+            await checkpoint("cond_resched")
+            waits = len(out)
+            out.append("refused")
+            if new_each_time or waits == 5:
+                await self.ctx.subscription.invalidate_range_end(inv[-1])
+            if new_each_time and waits < 5:
+                inv.append(Invalidation(101 + waits, inv[0].range, InvalidateEvent.UNMAP))
+                await self.ctx.subscription.invalidate_range_start(inv[-1])
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * PAGE_SIZE)
+        a = await w.ctx.register_mr(0, 8 * PAGE_SIZE, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv[0])
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol=Spin, max_fault_retries=4)
+    run.sim.unwrap()
+    return out, [v.detail for v in run.violations]
+
+
+def test_refusals_by_new_invalidations_count() -> None:
+    """Each refusal after an invalidation ended (the protocol let the fault go) and a new
+    one started counts: the 4th is starvation."""
+    from odp_async.device import FaultOutcome
+
+    out, violations = _spin_world(new_each_time=True)
+    assert out == ["refused"] * 3 + [FaultOutcome.STARVED]
+    assert violations == ["a fault on A [0x0, 0x1000) retried 4 times"]
+
+
+def test_refusals_by_the_same_running_invalidation_count_once() -> None:
+    """Six refusals by one invalidation that is still running count as one: when it ends,
+    the fault resolves."""
+    from odp_async.device import FaultOutcome
+
+    out, violations = _spin_world(new_each_time=False)
+    assert out == ["refused"] * 6 + [FaultOutcome.RESOLVED]
+    assert violations == []

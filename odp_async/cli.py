@@ -89,6 +89,22 @@ def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     raise _Exit(code)
 
 
+def _usage_error_in(error: BaseException | None) -> BaseException | None:
+    """The `ScenarioUsageError` (a scenario's or a protocol's own mistake, such as a hook's
+    return value of the wrong type: `ProtocolUsageError`) in a live run's `error`, within
+    exception groups, or None."""
+    from .errors import ScenarioUsageError
+
+    if isinstance(error, ScenarioUsageError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _usage_error_in(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def _check_path(option: str, path: str | None, *, output: bool = True) -> None:
     """A file path given to `option`: refused (one line, exit 2) before any work when it
     is empty (click takes ``--html ""`` for a value, which would then write nothing) or,
@@ -985,6 +1001,9 @@ def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any]
     error = outcome.get("error")
     if isinstance(error, InternalError):
         raise error
+    usage = _usage_error_in(error)
+    if usage is not None:  # the scenario's or the protocol's own mistake, not a finding
+        _fail(str(usage))
     violations: list[Any] = outcome.get("violations", [])
     # The run's own wall limit (or a loop that could not even be cancelled), not a
     # TimeoutError the program raised: that one is the program's error, reported below.

@@ -32,8 +32,10 @@ __all__ = [
     "NondeterminismError",
     "OdpError",
     "ProtocolViolation",
+    "ProtocolUsageError",
     "ReplayMismatch",
     "RunTimeout",
+    "ScenarioUsageError",
     "WouldBlock",
 ]
 
@@ -63,6 +65,25 @@ class ProtocolViolation(OdpError, RuntimeError):
     Examples: releasing a lock the current task does not hold, re-acquiring a mutex the
     current task already owns, using a primitive outside any async runtime.
     """
+
+
+class ScenarioUsageError(InvalidArgument):
+    """A mistake of a scenario (its file) that shows only while it runs: an operation the
+    model refuses (an MR registered twice, an ``mmap`` over a mapping), or a subscriber
+    class whose constructor raises.  The scenario's body raises it; `Target.run` raises it
+    out of the run, so it is never reported as the protocol's violation (the command
+    line: one line, exit 2).  The message names the file, the operation's key path and
+    the bad value.  (Re-exported by `odp_async.scenarios`.)"""
+
+
+class ProtocolUsageError(ScenarioUsageError):
+    """A protocol's hook broke the hook's contract while it ran: it returned a value of
+    another type than the hook promises (``fault_commit`` must return a bool; one that
+    forgets ``return`` gives None).  A mistake in how the protocol is written, not a
+    behaviour of it: like a scenario's own mistake it leaves the run (`Target.run` raises
+    it; the command line: one line, exit 2) instead of being taken as "retry" and
+    reported as the protocol's starvation.  The message names the hook, the protocol
+    class and the value; ``args`` keeps the message."""
 
 
 class RunTimeout(OdpError, TimeoutError):

@@ -345,6 +345,10 @@ class ImplicitMr:
                         return FaultOutcome.RESOLVED
             finally:
                 self.mm.put_pages(pages)
+        # Every refusal counted here is a new invalidation's: an attempt reads the seq only
+        # once no invalidation is active (the wait above), so its commit is refused only by
+        # a start that came after that read; a chooser keeping a task off the CPU cannot
+        # add one (see "Liveness" in odp_async.odp.ucontext).
         self.checker.starved(child.table.name, f"{rng} retried {self.max_retries} times")
         return FaultOutcome.STARVED
 

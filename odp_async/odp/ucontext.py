@@ -16,9 +16,12 @@ Contract
                  if ok: done
                  wait(U, rng, token)              # e.g. on U.completion
 
-      bounded by ``max_fault_retries`` attempts and by ``starvation_bound`` invalidations
-      that ended, from its first attempt on, while the protocol held it back
-      (`OdpProtocol.holds_back`); past either it records ``starvation`` and gives up;
+      bounded by ``max_fault_retries`` refused attempts that count (see "Liveness") and
+      by ``starvation_bound`` invalidations that ended, from its first attempt on, while
+      the protocol held it back (`OdpProtocol.holds_back`); past either it records
+      ``starvation`` and gives up.  A ``fault_commit`` (or ``holds_back``) that returns
+      anything but a bool raises `ProtocolUsageError` (the author's mistake, not a
+      retry);
     - helpers protocols use: `overlapping`, `all_umems`, `zap`, `install`, `tree_insert`,
       `tree_remove`.
 
@@ -30,12 +33,22 @@ Concurrency
 Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     The explorer's choosers (pct, dfs) may keep a runnable task off the CPU for as long
     as they like; a liveness verdict must still hold under a fair scheduler.  So neither
-    bound counts time: the retry bound counts attempts the protocol *refused* (each one
-    needs the fault to run, so a chooser that keeps it off the CPU cannot add any), and
-    the invalidation bound counts an invalidation end only if, at that end, the protocol
-    would keep a fault starting right then waiting or retrying (`holds_back`): a fault
-    the chooser merely delayed, on a region the protocol leaves open, is charged nothing.
-    Counting starts at the first attempt, not when the fault is called.
+    bound counts time.  The retry bound counts attempts the protocol refused, but not
+    every one: a fault that retries by spinning (KVM's RET_PF_RETRY, amdgpu's ``goto
+    retry``: no sleep between a refused commit and the next attempt) is refused again
+    and again by the *same* invalidation while a chooser keeps that invalidation's task
+    off the CPU, which says nothing about the protocol.  A refusal counts only if it is
+    the fault's first, or an invalidation ended since the last counted one after which
+    the protocol no longer held the fault back (so a new invalidation refused it), or
+    the world went idle since (the sim's clock moves only when no task can run: nobody
+    was kept off the CPU; live, a whole ``fault_wait_timeout`` passed).  An endless spin
+    is left to the explorer's step bound, whose fair continuation lets the invalidator
+    finish (no verdict against the protocol) or, if the fault still spins, makes the
+    search inconclusive, never clean.  The invalidation bound counts an invalidation end
+    only if, at that end, the protocol would keep a fault starting right then waiting or
+    retrying (`holds_back`): a fault the chooser merely delayed, on a region the
+    protocol leaves open, is charged nothing.  Counting starts at the first attempt,
+    not when the fault is called.
 
 See also
     `odp_async.odp.protocols` (the seven protocols), `odp_async.mm`, `odp_async.device`.
@@ -55,7 +68,7 @@ from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import RWLock
 from ..tracked import TrackedDict, TrackedList, TrackedSet, tracked
 from .protocols import resolve_protocol
-from .protocols.base import FaultAborted, OdpProtocol
+from .protocols.base import FaultAborted, OdpProtocol, hook_returned
 from .umem import Umem, UmemState
 
 __all__ = ["OdpSubscription", "UContext"]
@@ -88,12 +101,51 @@ class OdpSubscription:
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
-    __slots__ = ("charged", "rng", "umem")
+    __slots__ = ("charged", "let_go", "rng", "umem")
 
     def __init__(self, umem: Umem, rng: AddrRange) -> None:
         self.umem = umem
         self.rng = rng
+        #: Invalidation ends after which the protocol still held the fault back.
         self.charged = 0
+        #: An invalidation ended, since the fault's last counted refusal (or its first
+        #: attempt), after which the protocol no longer held it back (`_Refusals`).
+        self.let_go = False
+
+
+class _Refusals:
+    """A fault's refused attempts, as ``max_fault_retries`` counts them (see "Liveness").
+    Local to the faulting task (no other task reads it), so not `tracked`.
+
+    A refusal counts when it is the first, when an invalidation ended since the last
+    counted one after which the protocol no longer held the fault back
+    (`_Pending.let_go`: whatever refused it now is a new invalidation), or when the world
+    went idle since (in the sim the clock moves only when no task can run, so nobody was
+    kept off the CPU; live, a whole ``fault_wait_timeout`` passed).  A refusal by the same
+    invalidation, still running, is a spin the scheduler caused: it counts nothing, and an
+    endless one is left to the explorer's step bound and its fair continuation.  (The
+    first refusal does not look at `_Pending.let_go`, so a fault refused once races with
+    no invalidation end over it; a window that opened before it may let one more refusal
+    count, never a spin's second.)"""
+
+    __slots__ = ("clock", "counted")
+
+    def __init__(self) -> None:
+        self.counted = 0
+        self.clock = 0.0
+
+    def count(self, pending: _Pending, timeout: float) -> int:
+        """Note one more refusal of `pending`'s fault; return how many count.  Sync."""
+        now = rt.now()
+        if self.counted:
+            idle = now > self.clock if rt.current_runtime().is_sim else now - self.clock >= timeout
+            if not (idle or pending.let_go):
+                return self.counted
+            if pending.let_go:
+                pending.let_go = False
+        self.counted += 1
+        self.clock = now
+        return self.counted
 
 
 @tracked
@@ -242,8 +294,10 @@ class UContext:
         holds back right now (see "Liveness" in the module docstring).  Sync."""
         self.invalidations_ended += 1
         for pending in self._pending:
-            if self.protocol.holds_back(pending.umem, pending.rng):
+            if self._holds_back(pending.umem, pending.rng):
                 pending.charged += 1
+            else:
+                pending.let_go = True
 
     async def _fault(self, umem: Umem, rng: AddrRange, write: bool) -> FaultOutcome:
         await rt.checkpoint(("fault", umem.name, rng.start))
@@ -262,7 +316,10 @@ class UContext:
         proto = self.protocol
         checker = self.checker
         key = f"fault {umem.name} {rng.start:#x}"
-        for attempt in range(1, self.max_fault_retries + 1):
+        refusals = _Refusals()
+        attempt = 0
+        while True:
+            attempt += 1
             umem.touch("a fault")
             checker.event("fault-begin", key, f"{key} attempt {attempt}", rng.start)
             try:
@@ -287,12 +344,19 @@ class UContext:
                 return self._failed(umem, rng, key, e)
             finally:
                 self.mm.put_pages(pages)
+            if type(committed) is not bool:
+                raise hook_returned(
+                    proto, "fault_commit", committed, "a bool (True: installed, False: retry)"
+                )
             if committed:
                 checker.event("fault-end", key, f"{key} resolved", rng.start)
                 checker.fault_succeeded(umem.name, str(rng))
                 return FaultOutcome.RESOLVED
             checker.event("fault-end", key, f"{key} must retry", rng.start)
             if self._starved(umem, rng, started):
+                return FaultOutcome.STARVED
+            if refusals.count(started, self.fault_wait_timeout) >= self.max_fault_retries:
+                checker.starved(umem.name, f"{rng} retried {self.max_fault_retries} times")
                 return FaultOutcome.STARVED
             # The commit refused and dropped the driver's lock; the wait and the next read
             # of the seq have not begun (umem_odp.c: mutex_unlock(umem_mutex), `goto retry`
@@ -306,8 +370,6 @@ class UContext:
                 await proto.fault_wait(umem, rng, token)
             except FaultAborted as e:
                 return self._failed(umem, rng, key, e)
-        checker.starved(umem.name, f"{rng} retried {self.max_fault_retries} times")
-        return FaultOutcome.STARVED
 
     def _failed(self, umem: Umem, rng: AddrRange, key: str, why: Exception) -> FaultOutcome:
         """The fault gave up.  The protocol may abort it (`FaultAborted`) only when its
@@ -327,6 +389,14 @@ class UContext:
                 f"{rng} failed while the region is registered and the mm alive: {why}",
             )
         return FaultOutcome.FAILED
+
+    def _holds_back(self, umem: Umem, rng: AddrRange) -> bool:
+        """The protocol's `OdpProtocol.holds_back`, its answer checked: anything but a
+        bool is the protocol's mistake (`ProtocolUsageError`).  Sync."""
+        held = self.protocol.holds_back(umem, rng)
+        if type(held) is not bool:
+            raise hook_returned(self.protocol, "holds_back", held, "a bool")
+        return held
 
     def _starved(self, umem: Umem, rng: AddrRange, pending: _Pending) -> bool:
         passed = pending.charged

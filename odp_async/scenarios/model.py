@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from ..check import Violation
-from ..errors import InvalidArgument
+from ..errors import ScenarioUsageError
 
 __all__ = ["Scenario", "ScenarioUsageError", "Verdict", "model_verdict", "verdict_of"]
 
@@ -74,15 +74,6 @@ def model_verdict(violations: tuple[Violation, ...] | list[Violation]) -> Verdic
     if "error" in kinds:
         return Verdict.ERROR
     return verdict_of(violations)
-
-
-class ScenarioUsageError(InvalidArgument):
-    """A mistake of a scenario (its file) that shows only while it runs: an operation the
-    model refuses (an MR registered twice, an ``mmap`` over a mapping), or a subscriber
-    class whose constructor raises.  The scenario's body raises it; `Target.run` raises it
-    out of the run, so it is never reported as the protocol's violation (the command
-    line: one line, exit 2).  The message names the file, the operation's key path and
-    the bad value."""
 
 
 @attrs.frozen

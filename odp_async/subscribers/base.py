@@ -155,6 +155,11 @@ class Subscriber(abc.ABC):
                 self.mm.put_pages(pages)
             if not wait_first:
                 await self._wait_quiet(running, quiet)
+        # Every refusal after the first is a new invalidation's: each try reads `seq()` after
+        # `running()` was seen at 0 (the wait, before this try or after the previous
+        # one), so its commit is refused only by a start or end that came after that
+        # read; a chooser keeping a task off the CPU cannot add one (see "Liveness" in
+        # odp_async.odp.ucontext).
         self.checker.starved(self.table, f"{rng} retried {max_retries} times")
         return "starved"
 

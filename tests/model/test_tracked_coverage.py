@@ -53,6 +53,7 @@ NOT_SHARED = {
     "odp_async.odp.protocols.base._ProtocolMeta": "a metaclass: freezes OPTIONS at class creation",
     "odp_async.world.PreparedWorld": "the explorer's handle on a set-up world, outside every run",
     "odp_async.scenarios.files._Semantics": "checks a parsed scenario file, before any run",
+    "odp_async.odp.ucontext._Refusals": "one fault's own count, read by its task alone",
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 from odp_async.explore.runner import explore
 from odp_async.scenarios import BUILTIN, Verdict
 
-BUDGET = {"pct": 900, "random": 300, "dfs": 100}
+BUDGET = {"pct": 900, "random": 300, "dfs": 100, "dpor": 25}
 STORMS = ("storm-preregistered", "storm-register-during")
 CLEAN_CELLS = [
     (s, p) for s in STORMS for p, v in BUILTIN[s].expected.items() if v is Verdict.CLEAN
@@ -35,7 +35,7 @@ def test_the_cells_cover_every_correct_protocol() -> None:
     assert ("storm-preregistered", "kvm-seq") in STARVED_CELLS
 
 
-@pytest.mark.parametrize("chooser", ["pct", "random", "dfs"])
+@pytest.mark.parametrize("chooser", ["pct", "random", "dfs", "dpor"])
 @pytest.mark.parametrize(("scenario", "protocol"), CLEAN_CELLS)
 def test_no_starvation_charged_for_scheduling(scenario: str, protocol: str, chooser: str) -> None:
     result = explore(scenario, protocol, chooser=chooser, schedules=BUDGET[chooser], seed=0)

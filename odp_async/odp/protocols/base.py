@@ -49,7 +49,7 @@ import attrs
 
 from ... import _runtime as rt
 from ...addr import AddrRange
-from ...errors import InvalidArgument, OdpError, WouldBlock
+from ...errors import InvalidArgument, OdpError, ProtocolUsageError, WouldBlock
 from ...mm import Invalidation, PinnedPage
 from ...tracked import tracked
 
@@ -116,6 +116,20 @@ class ProtocolOptions(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self._items))
+
+
+def hook_returned(
+    proto: OdpProtocol, hook: str, value: object, expected: str
+) -> ProtocolUsageError:
+    """The error for `proto`'s `hook` having returned `value` where it promises `expected`
+    (e.g. ``"a bool"``): names the hook, the protocol class and the value.  Sync."""
+    cls = type(proto)
+    hint = " (a hook that forgets `return` gives None)" if value is None else ""
+    return ProtocolUsageError(
+        f"protocol {getattr(cls, 'name', '?')!r} ({cls.__module__}:{cls.__qualname__}): "
+        f"{hook}() returned {value!r} of type {type(value).__name__}; expected "
+        f"{expected}{hint}"
+    )
 
 
 def _immutable(value: object) -> bool:
@@ -382,10 +396,18 @@ class TreeProtocol(OdpProtocol):
         umem.touch("a fault commit")
         if umem.dying:
             raise FaultAborted(f"{umem.name} is dying")
-        if self.must_retry(umem, rng, token):
+        if self._must_retry(umem, rng, token):
             return False
         self.ctx.install(umem, pages)
         return True
+
+    def _must_retry(self, umem: Umem, rng: AddrRange, token: object) -> bool:
+        """`must_retry`, its answer checked: anything but a bool is the protocol's mistake
+        (`ProtocolUsageError`), never taken for "retry" or "install".  Sync."""
+        retry = self.must_retry(umem, rng, token)
+        if type(retry) is not bool:
+            raise hook_returned(self, "must_retry", retry, "a bool (True: retry)")
+        return retry
 
     def must_retry(self, umem: Umem, rng: AddrRange, token: object) -> bool:
         """With ``umem.mutex`` held: has an invalidation run since `token`?  Sync."""
@@ -396,7 +418,7 @@ class TreeProtocol(OdpProtocol):
         with a fresh token.  (Waits in ``fault_begin``/``fault_wait`` of this family wait
         for exactly what `must_retry` refuses on.)  A dying region aborts its faults, so
         it holds nothing back."""
-        return not umem.dying and self.must_retry(umem, rng, self.read_token(umem))
+        return not umem.dying and self._must_retry(umem, rng, self.read_token(umem))
 
     async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
         if umem.dying:

@@ -313,6 +313,14 @@ class WaitQueue(_Blocking):
         owner = self._owner_ref
         return owner() if type(owner) is weakref.ReferenceType else owner
 
+    @property
+    def wait_woken_by_anyone(self) -> bool:
+        """A queue given its owner by the caller (not held by a primitive of its own):
+        any task that has the queue may end a wait with `wake_one`/`wake_all`, whatever
+        the owner's holders do; the runtime's early stop of a partial deadlock asks."""
+        owner = self._owner_ref
+        return owner is not None and type(owner) is not weakref.ReferenceType
+
     def park(self) -> Awaitable[object]:
         """Block until woken; return the value given to the wake.
 

@@ -51,6 +51,7 @@ from odp_async import (
     Completion,
     Mutex,
     SlotPool,
+    WaitQueue,
     checkpoint,
     move_on_after,
     sleep,
@@ -415,9 +416,39 @@ async def a_bystander_holding_too_much():
         tg.start_soon(t1, name="t1")
         tg.start_soon(t2, name="t2")
         tg.start_soon(busy, name="busy")
+
+
+async def by_a_task_waking_a_queue_that_names_an_owner():
+    # t1 holds a and parks on the program's own queue, which names m as its owner (a park
+    # reads as a wait for m's holder, t2); t2 holds m and waits for a; the waker wakes the
+    # queue, which any task may do (trial 18a f3b)
+    a, m = Mutex("a"), Mutex("m")
+    queue = WaitQueue("q", owner=m)
+
+    async def t1():
+        async with a:
+            await checkpoint("t1")
+            await queue.park()
+
+    async def t2():
+        async with m:
+            await checkpoint("t2")
+            async with a:
+                pass
+
+    async def waker():
+        await _spin(50)
+        queue.wake_all()
+
+    async with task_group() as tg:
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(waker, name="waker")
+    return "rescued"
 """
 
 RESCUED = [
+    "by_a_task_waking_a_queue_that_names_an_owner",
     "via_a_helper_of_another_module",
     "via_a_deep_attribute",
     "via_a_function_returning_the_scope",

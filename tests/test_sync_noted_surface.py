@@ -73,6 +73,11 @@ EXEMPT: dict[str, str] = {
         "the runtime's interface for deadlock reports: the sim calls it only once a run "
         "has stopped, when no step is left to note"
     ),
+    "wait_released_by_anyone": "what kind of wait this is (for the early stop): constant",
+    "wait_woken_by_anyone": (
+        "what kind of wait this is (for the early stop): fixed by the owner given at "
+        "construction; the sim asks only when a block closes a cycle"
+    ),
     "gate": "configuration set at construction (a one-shot gate or not)",
     "lock": "the Condition's Mutex, fixed at construction (its own accessors note)",
     "Srcu.workqueue": "a tracked field, noted by its class's hook (checked through call_srcu)",

@@ -1542,7 +1542,9 @@ class SimRuntime(Runtime):
         (a sibling in the group) and program code it reaches has an explicit ``raise``
         (its error would cancel the group), or when what it holds reaches a stuck
         task's cancel scope, the task group of one, or a pool a stuck task waits on
-        that any task may release when program code it reaches names ``release``
+        that any task may release when program code it reaches names ``release`` (or a
+        `WaitQueue` the program made naming an owner, when it names ``wake_one`` or
+        ``wake_all``: the owner's holders are not the only way out)
         (`rescue.Reach`: its frames' locals and stack, the functions it holds and every
         global their code names in turn, helpers of other modules included, containers
         and attributes to any depth, its context's variables; the runtime's own objects
@@ -1590,6 +1592,8 @@ class SimRuntime(Runtime):
                 primitive = getattr(queue, "_owner", None)
                 if getattr(primitive, "wait_released_by_anyone", False):
                     pools.update((id(queue), id(primitive)))
+                elif getattr(queue, "wait_woken_by_anyone", False):
+                    pools.add(id(queue))  # a queue of the caller's naming an owner
         # A task group is seen as its cancel scope (not the scopes around it, which it
         # keeps for its children: no program cancels through them)
         opaque = (SimRuntime, SimTask, SimCancelScope)
@@ -1793,8 +1797,9 @@ class _CycleClosed(Exception):
     """Raised by the driver on the block that closed a certain deadlock (never escapes)."""
 
 
-#: Names through which program code may release a pool's slot (`_reaches_out`).
-_RELEASES: Final = frozenset({"release", "getattr"})
+#: Names through which program code may release a pool's slot or wake a queue of its
+#: own that names an owner (`_reaches_out`).
+_RELEASES: Final = frozenset({"release", "wake_one", "wake_all", "getattr"})
 
 
 def _group_view(group: SimTaskGroup) -> tuple[object, ...]:

@@ -190,3 +190,71 @@ def test_the_subscribers_and_implicit_children_draw_it_too() -> None:
         "('fault', 'imr child 1#1', 16384, 'update')",
     ]:
         assert window in labels, (window, labels)
+
+
+_KVM_MODULE = textwrap.dedent(
+    '''
+    from odp_async.subscribers.kvm import KvmMmu
+    from odp_async.tracked import tracked
+
+
+    @tracked
+    class LocklessKvm(KvmMmu):
+        """KVM-style subscriber whose invalidate start skips mmu_lock (the bug)."""
+
+        async def invalidate_range_start(self, inv):
+            self.in_progress += 1
+            self.zap(inv.range)
+    '''
+)
+
+
+def _kvm_scenario(cls: Any) -> Any:
+    from odp_async import _runtime as rt
+    from odp_async.addr import PAGE_SIZE as P
+    from odp_async.scenarios import Scenario
+    from odp_async.world import World
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 4 * P)
+        await w.mm.cpu_fault(0, write=True)
+        kvm = cls(w.mm, w.checker)
+        await kvm.register()
+
+        async def vcpu() -> None:
+            await kvm.fault(0)
+            kvm.access(0)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="madvise")
+            tg.start_soon(vcpu, name="vcpu")
+
+    return Scenario(f"kvm-{cls.__name__}", "", body, ("madvise", "vcpu"))
+
+
+@pytest.mark.parametrize("chooser", ["random", "pct", "dpor"])
+def test_a_kvm_invalidate_without_mmu_lock_is_found(tmp_path: Path, chooser: str) -> None:
+    (tmp_path / "user_lockless_kvm.py").write_text(_KVM_MODULE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        mod = importlib.import_module("user_lockless_kvm")
+        result = explore(
+            _kvm_scenario(mod.LocklessKvm),
+            "naive",
+            chooser=chooser,
+            schedules=2000,
+            seed=1,
+            shrink=False,
+        )
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("user_lockless_kvm", None)
+    assert result.failure is not None, result.claim
+    assert result.failure.violation.kind in ("stale-translation", "stale-dma")
+
+
+def test_the_kvm_subscriber_itself_stays_proved_clean() -> None:
+    from odp_async.subscribers.kvm import KvmMmu
+
+    result = explore(_kvm_scenario(KvmMmu), "naive", chooser="dpor", schedules=5000)
+    assert result.claim.startswith("complete:"), result.claim

@@ -35,7 +35,7 @@ FULL = {
     "fault-vs-munmap/range-list": "complete: 46 traces, no violation",
     "exit-during-faults/interval-seq": "complete: 1610 traces, no violation",
     "exit-during-faults/kvm-seq": "complete: 1454 traces, no violation",
-    "exit-during-faults/range-list": "complete: 1338 traces, no violation",
+    "exit-during-faults/range-list": "complete: 3412 traces, no violation",
     "exit-during-faults/odp2014-ctx": "complete: 1706 traces, no violation",
     "registration-race/interval-seq": "complete: 52 traces, no violation",
     "registration-race/range-list": "complete: 90 traces, no violation",

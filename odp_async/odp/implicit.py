@@ -340,6 +340,8 @@ class ImplicitMr:
                     if self.dead:
                         return FaultOutcome.FAILED
                     if child.seq == seen:  # not mmu_interval_read_retry
+                        # mlx5r_umr_update_xlt sleeps for the UMR, umem_mutex held
+                        await rt.checkpoint(("fault", child.key, rng.start, "update"))
                         for page in pages:
                             child.table.install(page.vpn, page.frame_id, page.writable)
                         return FaultOutcome.RESOLVED

@@ -22,8 +22,9 @@ Contract
       ``starvation`` and gives up.  A ``fault_commit`` (or ``holds_back``) that returns
       anything but a bool raises `ProtocolUsageError` (the author's mistake, not a
       retry);
-    - helpers protocols use: `overlapping`, `all_umems`, `zap`, `install`, `tree_insert`,
-      `tree_remove`.
+    - helpers protocols use: `overlapping`, `all_umems`, `zap`, `update_device` (the
+      commit's device page-table write, a choice point first), `install` (the same write,
+      sync: atomic with the commit's check), `tree_insert`, `tree_remove`.
 
 Concurrency
     ``umem_rwsem`` guards the tree and ``odp_mrs_count`` for the 2014-family protocols
@@ -481,9 +482,34 @@ class UContext:
         async with umem.mutex:
             umem.table.zap(inside)
 
+    async def update_device(self, umem: Umem, rng: AddrRange, pages: list[PinnedPage]) -> None:
+        """Write `pages` into `umem`'s device page table: the commit's second half, after
+        its check (``mmu_interval_read_retry`` said "no retry").  Call it with the commit's
+        lock held (``umem.mutex`` for the ODP protocols).
+
+        In the kernel this write is not atomic with the check: mlx5's
+        ``mlx5r_umr_update_xlt`` (drivers/infiniband/hw/mlx5/umr.c, from
+        ``mlx5_ib_update_xlt`` in odp.c ``pagefault_real_mr``) posts a UMR work request and
+        *sleeps* until it completes, ``umem_mutex`` held.  So the model draws a labelled
+        choice point, ``("fault", name, start, "update")``, between the check and the
+        write: a party that takes the committer's lock is blocked there, and one that
+        does not (an invalidate callback that sets the interval's seq and zaps without
+        ``umem_mutex``) runs there, zapping a table not yet written, as it would in the
+        kernel.  Blocks: only at that choice point (no lock taken)."""
+        await rt.checkpoint(("fault", umem.name, rng.start, "update"))
+        self.install(umem, pages)
+
     def install(self, umem: Umem, pages: list[PinnedPage]) -> None:
         """Store `pages` as `umem`'s translations.  Sync; the caller holds the lock the
-        protocol commits under (``umem.mutex`` for the 2014 family)."""
+        protocol commits under (``umem.mutex`` for the 2014 family).
+
+        Atomic with whatever the caller did before it under that lock: a commit that
+        checks its seq and then calls `install` has no choice point between the two, so
+        the model then assumes every party that writes or zaps the table, or moves the
+        seq, holds the committer's lock (an invalidate callback that skips it is not
+        found).  The built-in protocols commit with `update_device`, which draws the
+        device update's window (mlx5's sleeping UMR post); use it in a protocol of your
+        own."""
         for page in pages:
             umem.table.install(page.vpn, page.frame_id, page.writable)
 

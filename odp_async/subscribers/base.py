@@ -85,8 +85,23 @@ class Subscriber(abc.ABC):
         """``mmu_notifier_unregister`` (waits for running callbacks)."""
         await self.mm.unregister_notifier(self)
 
+    async def update_device(self, rng: AddrRange, pages: list[PinnedPage]) -> None:
+        """Map `pages` in the secondary table after the commit's check, under the commit's
+        lock: a labelled choice point, ``(table, "fault", start, "update")``, then
+        `install`.  The write is not atomic with the check in the kernel (KVM:
+        arch/x86/kvm/mmu/tdp_mmu.c ``kvm_tdp_mmu_map`` writes the sptes with ``mmu_lock``
+        held for read, other CPUs running; a device mirror posts its page-table update
+        and waits for it): a party taking the lock is blocked there, one that does not
+        runs there.  Blocks: only at that choice point."""
+        await rt.checkpoint((self.table, "fault", rng.start, "update"))
+        self.install(pages)
+
     def install(self, pages: list[PinnedPage]) -> None:
-        """Map `pages` in the secondary table.  Sync; under the subclass's commit lock."""
+        """Map `pages` in the secondary table.  Sync; under the subclass's commit lock.
+
+        Atomic with what the caller did before it under that lock (no choice point): the
+        model then assumes every party that zaps the table or moves the seq holds that
+        lock.  `update_device` draws the write's window; `retrying_fault` uses it."""
         for page in pages:
             self.translations[page.vpn] = (page.frame_id, page.writable)
             self.checker.translation_installed(self.table, page.vpn, page.frame_id, page.writable)
@@ -126,8 +141,8 @@ class Subscriber(abc.ABC):
         ``"failed"`` (no page, or `dead`) or ``"starved"`` (past `max_retries`, recorded
         as starvation on `table`).
 
-        Each try reads `seq()`, gets the page (gup), then under `lock` installs it only
-        if ``running() == 0`` and `seq()` is unchanged.  Before each try
+        Each try reads `seq()`, gets the page (gup), then under `lock` installs it
+        (`update_device`) only if ``running() == 0`` and `seq()` is unchanged.  Before each try
         (`wait_first`, HMM's ``hmm_range_wait_until_valid``) or after each failed one
         (KVM's vCPU faulting again) it parks on `quiet` while ``running() > 0`` and the
         subscriber is not `dead`.  Blocks on `lock`, the gup and `quiet`.
@@ -149,7 +164,7 @@ class Subscriber(abc.ABC):
                     if self.dead:
                         return "failed"
                     if running() == 0 and seq() == seen:
-                        self.install(pages)
+                        await self.update_device(rng, pages)
                         return "resolved"
             finally:
                 self.mm.put_pages(pages)

@@ -387,16 +387,40 @@ class TreeProtocol(OdpProtocol):
         self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
     ) -> bool:
         async with umem.mutex:
+            return await self.commit_under_lock(umem, rng, token, pages)
+
+    async def commit_under_lock(
+        self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
+    ) -> bool:
+        """With the commit's locks held (``umem.mutex``): retry (False), or write the
+        device page table with `UContext.update_device` (True), whose choice point lies
+        between the check and the write (mlx5's UMR post sleeps under ``umem_mutex``).
+        A subclass that overrides the sync `commit_locked` keeps it: its check and
+        install stay atomic, as they were.  Raises `FaultAborted` on a dying region."""
+        if type(self).commit_locked is not TreeProtocol.commit_locked:
             return self.commit_locked(umem, rng, token, pages)
+        if not self.may_install(umem, rng, token):
+            return False
+        await self.ctx.update_device(umem, rng, pages)
+        return True
+
+    def may_install(self, umem: Umem, rng: AddrRange, token: object) -> bool:
+        """With ``umem.mutex`` held: the commit's check (``mmu_interval_read_retry``):
+        True to install, False to retry.  Raises `FaultAborted` on a dying region.
+        Sync."""
+        umem.touch("a fault commit")
+        if umem.dying:
+            raise FaultAborted(f"{umem.name} is dying")
+        return not self._must_retry(umem, rng, token)
 
     def commit_locked(
         self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
     ) -> bool:
-        """With ``umem.mutex`` held: retry, or install.  Sync."""
-        umem.touch("a fault commit")
-        if umem.dying:
-            raise FaultAborted(f"{umem.name} is dying")
-        if self._must_retry(umem, rng, token):
+        """With ``umem.mutex`` held: retry, or install.  Sync: the check and the install
+        are one atomic step (see `UContext.install`); the built-in commit
+        (`commit_under_lock`) draws the device update's window instead, and calls this
+        only when a subclass overrides it."""
+        if not self.may_install(umem, rng, token):
             return False
         self.ctx.install(umem, pages)
         return True

@@ -203,9 +203,10 @@ class IntervalSeq(OdpProtocol):
     ) -> bool:
         async with umem.mutex:
             umem.touch("a fault commit")
-            if self._iv(umem).iseq != token:
+            if self._iv(umem).iseq != token:  # mmu_interval_read_retry
                 return False
-            self.ctx.install(umem, pages)
+            # mlx5r_umr_update_xlt sleeps for the UMR completion, umem_mutex held
+            await self.ctx.update_device(umem, rng, pages)
             return True
 
     async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:

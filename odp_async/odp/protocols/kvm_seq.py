@@ -96,7 +96,12 @@ class KvmSeq(TreeProtocol):
             if self.dead:
                 raise FaultAborted("the mm was released")
             async with umem.mutex:
-                return self.commit_locked(umem, rng, token, pages)
+                # The spte write is not atomic with the check: arch/x86/kvm/mmu/mmu.c
+                # kvm_tdp_mmu_page_fault checks is_page_fault_stale, then tdp_mmu.c
+                # kvm_tdp_mmu_map writes the sptes, mmu_lock held only for read, so other
+                # CPUs run meanwhile.  A party taking mmu_lock waits; one that does not
+                # (a lockless invalidator) overlaps the write (`commit_under_lock`).
+                return await self.commit_under_lock(umem, rng, token, pages)
 
     def must_retry(self, umem: Umem, rng: AddrRange, token: object) -> bool:
         return self.in_progress > 0 or self.seq != token

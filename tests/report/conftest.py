@@ -12,7 +12,7 @@ from odp_async.sim import RandomChooser, ScriptChooser
 
 @pytest.fixture(scope="session")
 def race_execution() -> Execution:
-    """The scripted registration race under odp2014: a stale translation at step 38."""
+    """The scripted registration race under odp2014: a stale translation at step 39."""
     target = Target.resolve("registration-race", "odp2014")
     script = BUILTIN["registration-race"].script
     return target.run(ScriptChooser(script), max_steps=20_000, trace=True)

@@ -87,27 +87,27 @@ def test_the_race_report_steps_and_explains(
     browser.get(path.as_uri())
     assert _errors(browser) == []
     assert browser.find_element("id", "verdict").text == "stale-translation, stale-dma"
-    assert _text(browser, "stepno") == "step 1 / 45"
+    assert _text(browser, "stepno") == "step 1 / 46"
     first = _text(browser, "ran")
     browser.find_element("tag name", "h1").click()
     for _ in range(4):
         _key(browser, Keys.ARROW_RIGHT)
-    assert _text(browser, "stepno") == "step 5 / 45"
+    assert _text(browser, "stepno") == "step 5 / 46"
     assert _text(browser, "ran") != first or _text(browser, "locks") != ""
     assert "umem_rwsem" in _text(browser, "locks")
 
     _key(browser, "p")  # the first preemption: register runs while madvise is mid-invalidation
-    assert _text(browser, "stepno") == "step 28 / 45"
+    assert _text(browser, "stepno") == "step 28 / 46"
     assert "preemption" in _text(browser, "ran")
     assert "inv0" in _text(browser, "invalidations")
 
     assert not browser.find_element("id", "violation").is_displayed()
     _key(browser, "v")
-    assert _text(browser, "stepno") == "step 38 / 45"
+    assert _text(browser, "stepno") == "step 39 / 46"
     sentence = _text(browser, "violation")
     assert browser.find_element("id", "violation").is_displayed()
     assert "stale-translation" in sentence
-    assert "installed it at step 38" in sentence
+    assert "installed it at step 39" in sentence
     assert "0x14000 was unmapped" in sentence
     assert "STALE" in _text(browser, "regions")
     assert _errors(browser) == []

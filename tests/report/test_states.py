@@ -51,14 +51,14 @@ def test_a_stale_translation_names_its_causes(race_execution: Execution) -> None
     target = Target.resolve("registration-race", "odp2014")
     states = step_states(race_execution, target)
     said = explain(race_execution, states)[0]["sentence"]
-    assert "installed it at step 38" in said
+    assert "installed it at step 39" in said
     assert "0x14000 was unmapped (it mapped frame 4.1)" in said
-    assert "freed at step 38" in said
+    assert "freed at step 39" in said
     # the region's translation is shown against the page table
-    b = next(r for r in states[38 - 1]["regions"] if r["name"] == "B")
+    b = next(r for r in states[39 - 1]["regions"] if r["name"] == "B")
     assert b["translations"][0]["ok"] is False
     assert b["translations"][0]["pte"] == "none"
-    before = next(r for r in states[36 - 1]["regions"] if r["name"] == "B")
+    before = next(r for r in states[38 - 1]["regions"] if r["name"] == "B")
     assert before["translations"] == []
 
 

@@ -21,10 +21,10 @@ def test_a_column_per_actor(race: Timeline) -> None:
 def test_the_violation_row_is_highlighted(race: Timeline) -> None:
     table = _table(render_text(race, width=120))
     marked = [line for line in table if line.startswith(">>")]
-    assert marked[0].split()[:2] == [">>", "38"]
+    assert marked[0].split()[:2] == [">>", "39"]
     assert any("stale-translation" in line for line in marked)
     assert any(
-        line.startswith(">> stale-translation at 0x14000 (step 38, fault)") for line in table
+        line.startswith(">> stale-translation at 0x14000 (step 39, fault)") for line in table
     )
     assert "!! stale-transl" in "\n".join(table)
 
@@ -45,10 +45,10 @@ def test_lock_holds_and_the_invalidation_window_are_marked(race: Timeline) -> No
     text = render_text(race, width=120)
     assert "m = RWLock 'mmap_sem'" in text
     table = _table(text)
-    # madvise holds mmap_sem for read inside the invalidation window from 26 to 41.
-    for step in (26, 30, 35, 41):
+    # madvise holds mmap_sem for read inside the invalidation window from 26 to 42.
+    for step in (26, 30, 35, 42):
         assert _column(table, step, "madvise").startswith("|m"), step
-    assert not _column(table, 42, "madvise").strip()
+    assert not _column(table, 43, "madvise").strip()
     assert "+inv0" in text
     assert "-inv0" in text
     # main takes mmap_sem for write at step 2; the fault path holds B.umem_mutex at 38.
@@ -60,7 +60,7 @@ def test_the_running_task_shows_what_it_does(race: Timeline) -> None:
     table = _table(render_text(race, width=200))
     assert _column(table, 33, "fault").strip() == "fault(B, 0x14000)"
     assert _column(table, 24, "main").strip().endswith("wait its task group's children")
-    assert _column(table, 45, "main").strip() == "(ends)"
+    assert _column(table, 46, "main").strip() == "(ends)"
 
 
 def test_deterministic(race_execution: Execution, race: Timeline) -> None:

@@ -63,14 +63,14 @@ def test_duplicate_task_names_get_the_task_id() -> None:
 def test_spans_of_the_registration_race(race: Timeline) -> None:
     by = {(s.lane, s.category, s.name, s.mode): s for s in race.spans}
     inv = by[(1, "invalidate", "inv0", "")]
-    assert (inv.start, inv.end, inv.is_open) == (26, 41, False)
+    assert (inv.start, inv.end, inv.is_open) == (26, 42, False)
     mmap = by[(1, "lock", "mmap_sem", "read")]
-    assert (mmap.start, mmap.end) == (26, 41)
+    assert (mmap.start, mmap.end) == (26, 42)
     fault = by[(3, "fault", "fault B 0x14000", "")]
-    assert (fault.start, fault.end) == (34, 38)
+    assert (fault.start, fault.end) == (34, 39)
     assert fault.end_detail.endswith("resolved")
     assert by[(2, "register", "B", "")].start == 29
-    assert by[(0, "wait", "its task group's children", "")].end == 44  # main runs at 45
+    assert by[(0, "wait", "its task group's children", "")].end == 45  # main runs at 46
 
 
 def test_a_downgraded_write_hold_becomes_a_read_hold(race: Timeline) -> None:
@@ -81,7 +81,7 @@ def test_a_downgraded_write_hold_becomes_a_read_hold(race: Timeline) -> None:
 def test_the_violation_is_the_first_and_sits_on_its_task(race: Timeline) -> None:
     v = race.violation
     assert v is not None
-    assert (v.step, v.lane, v.kind) == (38, 3, "stale-translation")
+    assert (v.step, v.lane, v.kind) == (39, 3, "stale-translation")
     assert "B installed 0x14000" in v.text
     assert [m.kind for m in race.violations] == [
         "stale-translation",
@@ -91,9 +91,9 @@ def test_the_violation_is_the_first_and_sits_on_its_task(race: Timeline) -> None
 
 
 def test_rows_cover_every_step_and_name_who_finished(race: Timeline) -> None:
-    assert [row.step for row in race.rows] == list(range(1, 46))
+    assert [row.step for row in race.rows] == list(range(1, 47))
     ends = {row.step: row.lane for row in race.rows if row.action == "end"}
-    assert ends == {31: 2, 38: 3, 41: 1, 44: 4, 45: 0}
+    assert ends == {31: 2, 39: 3, 42: 1, 45: 4, 46: 0}
     row = race.rows[32]
     assert (row.step, row.lane, row.action, row.text) == (33, 3, "checkpoint", "fault(B, 0x14000)")
     assert race.rows[23].action == "park"

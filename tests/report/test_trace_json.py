@@ -66,13 +66,13 @@ def test_registration_race(race: Timeline) -> None:
     violations = [ev for ev in events if ev.get("cat") == "violation"]
     assert violations[0]["ph"] == "i"
     assert violations[0]["s"] == "g"
-    assert violations[0]["ts"] // 1000 == 38
+    assert violations[0]["ts"] // 1000 == 39
     assert "stale-translation" in violations[0]["args"]["text"]
     assert trace["otherData"]["violation"].startswith("stale-translation at 0x14000")
     cats = {ev.get("cat") for ev in events}
     assert {"lock", "invalidate", "fault", "register", "step", "install"} <= cats
     inv = next(ev for ev in events if ev.get("cat") == "invalidate")
-    assert (inv["ts"], inv["dur"], inv["tid"]) == (26_000, 16_000, 2)
+    assert (inv["ts"], inv["dur"], inv["tid"]) == (26_000, 17_000, 2)
 
 
 def test_a_deadlock(lock_order: Timeline) -> None:

@@ -129,3 +129,31 @@ def test_dpor_finds_every_failing_race_cell(name: str, protocol: str, verdict: s
     assert result.failure is not None, result.claim
     kind = result.failure.violation.kind
     assert (kind == "deadlock") == (verdict == "deadlock"), kind
+
+
+def test_the_tool_shows_how_far_a_search_got() -> None:
+    # `tools/dpor_model_claims.py --progress S`: the queue of a search the clock cuts.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "dpor_model_claims.py"),
+            *("--budget", "40", "--progress", "0", "fault-vs-munmap/kvm-seq"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert done.stdout.splitlines()[2].startswith(
+        "| fault-vs-munmap/kvm-seq | complete: 36 traces, no violation |"
+    )
+    lines = done.stderr.splitlines()
+    assert lines, done.stderr
+    pattern = (
+        r"fault-vs-munmap/kvm-seq: \d+ schedules in \d+ s, \d+ traces, \d+ pruned, "
+        r"\d+ entries queued \(fewest preemptions (\d+|None)\)"
+    )
+    assert all(re.fullmatch(pattern, line) for line in lines), lines

@@ -63,9 +63,9 @@ FULL = {
     "dereg-during-notifier/range-list": "complete: 265 traces, no violation",
     "dereg-during-notifier/odp2014-ctx": "complete: 297 traces, no violation",
     "dereg-during-notifier/kvm-seq": "complete: 397 traces, no violation",
-    "stray-end-corruption/interval-seq": "complete: 2418 traces, no violation",
-    "stray-end-munmap/interval-seq": "complete: 735 traces, no violation",
-    "stray-end-munmap/odp2014-ctx": "complete: 1555 traces, no violation",
+    "stray-end-corruption/interval-seq": "complete: 3895 traces, no violation",
+    "stray-end-munmap/interval-seq": "complete: 918 traces, no violation",
+    "stray-end-munmap/odp2014-ctx": "complete: 1866 traces, no violation",
     "stray-end-munmap/kvm-seq": "complete: 5286 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"

@@ -1,6 +1,8 @@
 """What a function's code reaches past its arguments: the static facts of its bytecode.
 
 Contract
+    `code_tree(code)` is `code` and every code object nested in it, depth first.
+
     `code_facts(code)` reads a code object (and the code objects nested in it: its
     lambdas, comprehensions, inner functions) with `dis` and returns a `CodeFacts`:
 
@@ -186,3 +188,13 @@ def _owner(ins: list[dis.Instruction], i: int, ends: dict[int, Chain]) -> Chain 
                 return ends.get(j - 1)
         return None
     return ends.get(before)
+
+
+def code_tree(code: types.CodeType) -> list[types.CodeType]:
+    """`code` and the code objects nested in it (lambdas, comprehensions, inner
+    functions), depth first, `code` first.  Pure; sync."""
+    found = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(code_tree(const))
+    return found

@@ -35,7 +35,8 @@ import threading
 import types
 from typing import Any, Final
 
-from ._tracked_code import _code_tree, trusted
+from ._code_reach import code_tree
+from ._tracked_code import trusted
 from .errors import ForeignAwait
 
 __all__ = ["refuse_thread_locks", "thread_lock_across_await"]
@@ -109,7 +110,7 @@ def _global_names(code: types.CodeType) -> frozenset[str]:
 
 
 def _scan(fn: types.FunctionType) -> str | None:
-    for code in _code_tree(fn.__code__):
+    for code in code_tree(fn.__code__):
         for chain in _withs_across_awaits(code):
             value = _resolve(fn, chain)
             if isinstance(value, _BLOCKING):

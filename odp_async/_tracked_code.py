@@ -72,7 +72,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._code_reach import Chain, code_facts
+from ._code_reach import Chain, code_facts, code_tree
 
 __all__ = [
     "CodeWalk",
@@ -647,13 +647,13 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
     (judging it would lose the reduction of most programs), and what a local is bound
     to by any other expression (``box = make_box()``) is not judged either."""
     found: list[tuple[str, str]] = []
-    for code in _code_tree(fn.__code__):
+    for code in code_tree(fn.__code__):
         cells = set(code.co_cellvars)
         if not cells:
             continue
         rebound = {
             name
-            for inner in _code_tree(code)[1:]
+            for inner in code_tree(code)[1:]
             for name in _deref_stores(inner)
             if name in cells and name in inner.co_freevars
         }
@@ -682,7 +682,7 @@ def _made_at_run_time(fn: types.FunctionType) -> list[str]:
     not state.  Static, and conservative: a shape it cannot read is reported."""
     found: list[str] = []
     stores = ("STORE_FAST", "STORE_DEREF")
-    for code in _code_tree(fn.__code__):
+    for code in code_tree(fn.__code__):
         ins = list(dis.get_instructions(code))
         made: set[str] = set()
         # names bound to a call's result that may keep attributes no note sees
@@ -773,14 +773,6 @@ def _constant_defaults(ins: list[dis.Instruction], k: int) -> bool:
     return all(isinstance(v, (type(None), bool, int, float, str, bytes)) for v in ins[j].argval)
 
 
-def _code_tree(code: types.CodeType) -> list[types.CodeType]:
-    found = [code]
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            found.extend(_code_tree(const))
-    return found
-
-
 def _deref_stores(code: types.CodeType) -> set[str]:
     return {
         str(op.argval)
@@ -833,25 +825,7 @@ def _fresh_state(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> 
     """What the STORE_DEREF at `n` binds, when it is fresh state: a container literal or
     a call, with simple arguments, of a mutable type, an untracked class or a generator
     function named by a global (``collections.deque()``, ``Box()``, ``gen()``)."""
-    before = ins[n - 1] if n else None
-    if before is None:
-        return None
-    if before.opname != "CALL" or n < 2 or ins[n - 2].opname != "PRECALL":
-        return None
-    j = n - 3 - int(before.argval or 0)  # past the arguments, each one instruction
-    if any(i.opname not in _ONE_VALUE for i in ins[j + 1 : n - 2]) or j < 0:
-        return None
-    names: list[str] = []
-    while j >= 0 and ins[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
-        names.append(str(ins[j].argval))
-        j -= 1
-    if j < 0 or ins[j].opname != "LOAD_GLOBAL":
-        return None
-    callee = fn.__globals__.get(str(ins[j].argval), _MISSING)
-    if callee is _MISSING:
-        callee = _builtin(fn, str(ins[j].argval))
-    for name in reversed(names):
-        callee = _static_attr(callee, name)
+    callee = _callee(fn, ins, n) if n else _MISSING
     if isinstance(callee, types.FunctionType):
         if callee.__code__.co_flags & _GENERATORS:
             return f"a generator of {_qual(callee)}"

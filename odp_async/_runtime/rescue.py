@@ -65,6 +65,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
+from .._code_reach import code_tree
+
 __all__ = ["LIMIT", "Reach", "code_raises", "library"]
 
 #: How many objects one walk visits at most before it answers "unsure".
@@ -132,15 +134,7 @@ def library(module: object) -> bool:
 
 def code_raises(code: types.CodeType) -> bool:
     """Whether `code` (or code nested in it) has an explicit ``raise`` or ``assert``."""
-    return any(_facts(c)[0] for c in _code_tree(code))
-
-
-def _code_tree(code: types.CodeType) -> list[types.CodeType]:
-    out = [code]
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            out.extend(_code_tree(c))
-    return out
+    return any(_facts(c)[0] for c in code_tree(code))
 
 
 def _facts(code: types.CodeType) -> tuple[bool, tuple[tuple[int, str], ...]]:
@@ -318,7 +312,7 @@ class Reach:
         if self._module_dict(g):
             return False  # library code: what it names is the library's
         self.program_code = True
-        for code in _code_tree(fn.__code__):
+        for code in code_tree(fn.__code__):
             if _UNSURE_NAMES.intersection(code.co_names):
                 return True
             raises, imports = _facts(code)

@@ -102,11 +102,16 @@ class OdpSubscription:
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
-    __slots__ = ("charged", "let_go", "rng", "umem")
+    __slots__ = ("charged", "let_go", "rng", "task", "umem", "waiting")
 
-    def __init__(self, umem: Umem, rng: AddrRange) -> None:
+    def __init__(self, umem: Umem, rng: AddrRange, task: object) -> None:
         self.umem = umem
         self.rng = rng
+        #: The faulting task (`rt.current_task`).
+        self.task = task
+        #: Inside the protocol's ``fault_begin`` or ``fault_wait`` (kept only for a
+        #: protocol that leaves `OdpProtocol.holds_back` to the core: `UContext.observes`).
+        self.waiting = False
         #: Invalidation ends after which the protocol still held the fault back.
         self.charged = 0
         #: An invalidation ended, since the fault's last counted refusal (or its first
@@ -192,6 +197,9 @@ class UContext:
         self._region_keys: TrackedDict[int, tuple[Umem, str]] = TrackedDict()
         self._removed: TrackedSet[str] = TrackedSet()
         self.protocol: OdpProtocol = resolve_protocol(protocol)(self, **(options or {}))
+        #: The protocol does not answer `OdpProtocol.holds_back` (it keeps the base's):
+        #: the core observes instead whether the protocol holds a fault (see "Liveness").
+        self.observes = type(self.protocol).holds_back is OdpProtocol.holds_back
 
     # --- registration -----------------------------------------------------------------
 
@@ -295,7 +303,11 @@ class UContext:
         holds back right now (see "Liveness" in the module docstring).  Sync."""
         self.invalidations_ended += 1
         for pending in self._pending:
-            if self._holds_back(pending.umem, pending.rng):
+            if (
+                self._held(pending)
+                if self.observes
+                else self._holds_back(pending.umem, pending.rng)
+            ):
                 pending.charged += 1
             else:
                 pending.let_go = True
@@ -304,7 +316,10 @@ class UContext:
         await rt.checkpoint(("fault", umem.name, rng.start))
         # Charged from the first attempt on: the time the chooser kept the task from
         # getting here is the scheduler's, not the protocol's.
-        pending = _Pending(umem, rng)
+        task = rt.current_task() if self.observes else None
+        pending = _Pending(umem, rng, task)
+        if task is not None:
+            rt.watch_task(task)  # its parks and wakes are what `_held` reads
         self._pending.append(pending)
         try:
             return await self._attempts(umem, rng, write, pending)
@@ -318,13 +333,20 @@ class UContext:
         checker = self.checker
         key = f"fault {umem.name} {rng.start:#x}"
         refusals = _Refusals()
+        observes = self.observes
         attempt = 0
         while True:
             attempt += 1
             umem.touch("a fault")
             checker.event("fault-begin", key, f"{key} attempt {attempt}", rng.start)
             try:
-                token = await proto.fault_begin(umem, rng)
+                if observes:
+                    started.waiting = True
+                try:
+                    token = await proto.fault_begin(umem, rng)
+                finally:
+                    if observes:
+                        started.waiting = False
                 if self._starved(umem, rng, started):
                     return FaultOutcome.STARVED
                 # Between the token's read and the page walk (mmu_interval_read_begin ->
@@ -367,10 +389,15 @@ class UContext:
             # choice point of its own; one that does not is taken with the next read, as
             # read_begin does.)
             await rt.checkpoint(("fault", umem.name, rng.start, "retry"))
+            if observes:
+                started.waiting = True
             try:
                 await proto.fault_wait(umem, rng, token)
             except FaultAborted as e:
                 return self._failed(umem, rng, key, e)
+            finally:
+                if observes:
+                    started.waiting = False
 
     def _failed(self, umem: Umem, rng: AddrRange, key: str, why: Exception) -> FaultOutcome:
         """The fault gave up.  The protocol may abort it (`FaultAborted`) only when its
@@ -398,6 +425,17 @@ class UContext:
         if type(held) is not bool:
             raise hook_returned(self.protocol, "holds_back", held, "a bool")
         return held
+
+    @staticmethod
+    def _held(pending: _Pending) -> bool:
+        """For a protocol without its own `OdpProtocol.holds_back`: is `pending`'s fault
+        held by the protocol right now, as seen from outside: parked (blocked or asleep)
+        inside the protocol's ``fault_begin`` or ``fault_wait``?  Runnable there (woken,
+        not yet scheduled) it is the scheduler's.  Where the runtime cannot tell
+        (`rt.task_blocked` None: live), being inside the wait is taken for held.  Sync."""
+        if not pending.waiting:
+            return False
+        return rt.task_blocked(pending.task) is not False
 
     def _starved(self, umem: Umem, rng: AddrRange, pending: _Pending) -> bool:
         passed = pending.charged

@@ -19,8 +19,6 @@ Contract
     ``draw(n, label)``           an int in ``range(n)``, n <= `MAX_DRAW`; the chooser's in
                                  the sim.  Sync.
     ``cancelled_exc_class()``    what a cancelled checkpoint raises here
-    ``watch_task(task)``         note `task`'s parks and wakes from now on (the sim).
-                                 Sync.
     ``task_blocked(task)``       is `task` parked (blocked or asleep)?  None live.  Sync.
     ==========================  =========================================================
 
@@ -80,7 +78,6 @@ __all__ = [
     "task_blocked",
     "task_group",
     "task_name",
-    "watch_task",
 ]
 
 
@@ -210,15 +207,9 @@ def cancelled_exc_class() -> type[BaseException]:
     return current_runtime().cancelled_exc_class()
 
 
-def watch_task(task: object) -> None:
-    """Make `task`'s parks and wakes noted from now on, so that `task_blocked(task)` is a
-    noted read (`Runtime.watch_task`).  Call it from `task` itself, before it may park.
-    Sync; never a checkpoint; a no-op live."""
-    current_runtime().watch_task(task)
-
-
 def task_blocked(task: object) -> bool | None:
     """True if `task` is parked right now (blocked on a primitive, or asleep), False if
     it runs, could run, or finished; None on a runtime that cannot tell (the live ones).
-    Sync; never a checkpoint (`Runtime.task_blocked`)."""
+    Sync; never a checkpoint.  In the sim the asking step conflicts with every other
+    step (`Runtime.task_blocked`)."""
     return current_runtime().task_blocked(task)

@@ -275,22 +275,16 @@ class Runtime(abc.ABC):
         Live runtimes ignore it.
         """
 
-    def watch_task(self, task: object) -> None:  # noqa: B027
-        """From now on, make `task`'s parks and wakes part of the steps that do them, for
-        `task_blocked` (the sim: a noted write of the task's blocked state, so a search
-        that reduces by footprints never takes a step that asks `task_blocked(task)` and
-        one that parks or wakes `task` for independent).  Only the tasks watched pay for
-        it.  Sync; live runtimes ignore it."""
-
     def task_blocked(self, task: object) -> bool | None:
         """Is `task` (returned by `current_task`) parked right now: blocked on a
         primitive, or asleep (as opposed to running, runnable but not scheduled, or
         finished)?  None where the runtime cannot tell cheaply (the live runtimes, whose
         loops run woken tasks first come, first served).  Sync; never a checkpoint.
 
-        The sim answers, and notes the answer as a read of `task`'s blocked state: a
-        noted dependency when `task` is watched (`watch_task`), an unknown footprint for
-        the asking step otherwise (it then conflicts with every step)."""
+        The sim answers, and the asking step's footprint becomes unknown (it conflicts
+        with every step): the answer depends on every park and wake of `task`, and a
+        noted read of a per-task resource that parks and wakes write did not keep a
+        search by footprints sound (tests/explore/test_dpor_task_blocked.py)."""
         return None
 
     def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:

@@ -97,7 +97,6 @@ from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, Pro
 from ._base import MAX_DRAW, RUNTIME_VAR, Runtime, Waiter, check_draw, deadline_after, new_waiter
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import (
-    FieldOf,
     Footprint,
     ReadOf,
     declared_footprint,
@@ -209,7 +208,6 @@ class SimTask:
         "state",
         "throw_exc",
         "waiter",
-        "watched",
     )
 
     def __init__(
@@ -252,8 +250,6 @@ class SimTask:
         self.footprint: Footprint | None = None
         self.history = 0
         self.spawn_key: object = None
-        # Its parks and wakes are noted (`SimRuntime.watch_task`).
-        self.watched = False
 
     def __repr__(self) -> str:
         return f"<SimTask {self.id} {self.name!r}>"
@@ -645,8 +641,6 @@ class SimTaskGroup:
                 parent.send_value = None
                 del rt._blocked[parent]
                 rt._runnable.append(parent)
-                if parent.watched and rt._fp is not None:
-                    rt._fp.add(blocked_state(parent))
             else:
                 self._rt.wake(w, None)
 
@@ -782,8 +776,6 @@ class SimRuntime(Runtime):
             task.send_value = value
             del self._blocked[task]
             self._runnable.append(task)
-            if task.watched and self._fp is not None:
-                self._fp.add(blocked_state(task))
         # Otherwise the task is already runnable because a cancellation reached it; it
         # will see `waiter.woken` in its handler and pass the wake on.
 
@@ -841,23 +833,13 @@ class SimRuntime(Runtime):
                 resource = resource.read_of
             trace.append((self._steps, self._current.id, NOTE, (event, _stable_label(resource))))
 
-    def watch_task(self, task: object) -> None:
-        """Note `task`'s parks (in its step) and wakes (in the waker's) as writes of its
-        blocked state (`blocked_state`) from now on, in runs that keep footprints.  Sync."""
-        if not isinstance(task, SimTask):
-            raise InvalidArgument(f"watch_task() needs a task of this run, got {task!r}")
-        task.watched = True
-
     def task_blocked(self, task: object) -> bool:
-        """`task` is blocked on a primitive or asleep.  A noted read of its blocked state
-        when watched; else the asking step's footprint is unknown.  Sync."""
+        """`task` is blocked on a primitive or asleep; the asking step's footprint is
+        unknown (see `Runtime.task_blocked`).  Sync."""
         if not isinstance(task, SimTask):
             raise InvalidArgument(f"task_blocked() needs a task of this run, got {task!r}")
         if self._fp is not None:
-            if task.watched:
-                self._fp.add(ReadOf(blocked_state(task)))
-            else:
-                self._fp_unknown = True
+            self._fp_unknown = True
         return task.state == _BLOCKED or task.state == _SLEEPING
 
     def draw(self, n: int, label: object = None) -> int:
@@ -941,7 +923,6 @@ class SimRuntime(Runtime):
             task.footprint = None
             task.history = 0
             task.spawn_key = None
-            task.watched = False
             if self._keyed:  # only symmetry reduction reads it (by identity)
                 task.spawn_key = (func, tuple(args))
             self._next_id += 1
@@ -1281,8 +1262,6 @@ class SimRuntime(Runtime):
                     self._blocked[task] = None
                     runnable.pop(i)
                     last = None
-                    if track and task.watched:
-                        _note_parked(task)
                     if self._closes_cycle(task, arg):
                         raise _CycleClosed
             elif op == SLEEP:
@@ -1299,8 +1278,6 @@ class SimRuntime(Runtime):
                     heapq.heappush(self._timers, (arg, self._seq, task, task.sleep_token))
                     runnable.pop(i)
                     last = None
-                    if track and task.watched:
-                        _note_parked(task)
             else:
                 raise self._foreign_await(task, trapped)
         return self._result(root, root_value, root_error)
@@ -1752,20 +1729,6 @@ _PLAIN_CHOOSERS: Final = (RandomChooser, StreamChooser)
 
 #: The driver loop's code: its frame is cut from the tracebacks of the tasks' errors.
 _DRIVE_CODES: Final = (SimRuntime._drive.__code__, SimRuntime._drive_plain.__code__)
-
-
-def blocked_state(task: SimTask) -> FieldOf:
-    """The resource a watched task's parks and wakes write and `SimRuntime.task_blocked`
-    reads: one field of the task (a run-stable key from its first sight, as any field)."""
-    return FieldOf(task, "blocked")
-
-
-def _note_parked(task: SimTask) -> None:
-    # The tracking driver ended the step's footprint before it saw the park (the trap
-    # is the step's last act): add the park's write to it, unless it is unknown already.
-    fp = task.footprint
-    if fp is not None:
-        task.footprint = Footprint(fp.reads, fp.writes | {blocked_state(task)}, fp.label)
 
 
 def _drive_frame_first(err: BaseException) -> bool:

@@ -316,10 +316,7 @@ class UContext:
         await rt.checkpoint(("fault", umem.name, rng.start))
         # Charged from the first attempt on: the time the chooser kept the task from
         # getting here is the scheduler's, not the protocol's.
-        task = rt.current_task() if self.observes else None
-        pending = _Pending(umem, rng, task)
-        if task is not None:
-            rt.watch_task(task)  # its parks and wakes are what `_held` reads
+        pending = _Pending(umem, rng, rt.current_task() if self.observes else None)
         self._pending.append(pending)
         try:
             return await self._attempts(umem, rng, write, pending)

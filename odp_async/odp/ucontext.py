@@ -49,7 +49,17 @@ Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     only if, at that end, the protocol would keep a fault starting right then waiting or
     retrying (`holds_back`): a fault the chooser merely delayed, on a region the
     protocol leaves open, is charged nothing.  Counting starts at the first attempt,
-    not when the fault is called.
+    not when the fault is called.  A protocol that keeps the base's `holds_back` (one
+    written outside the package, say) is not asked: the core charges an end only while
+    the fault is observably held, parked (blocked on a primitive, or asleep) inside the
+    protocol's own ``fault_begin`` or ``fault_wait`` (`rt.task_blocked`); runnable there
+    (woken, not yet scheduled) or outside them, it is charged nothing and counts as let
+    go for the retry bound.  Live, where the runtime cannot tell a park
+    (`rt.task_blocked` is None), being inside the wait is taken for held (the live loops
+    run woken tasks first come, first served).  What this cannot see: a fault that
+    busy-waits inside ``fault_begin`` (it never parks; its refusals still count), and a
+    fault parked there on a lock a task the chooser keeps off the CPU holds (charged):
+    override `holds_back` for the exact verdict.
 
 See also
     `odp_async.odp.protocols` (the seven protocols), `odp_async.mm`, `odp_async.device`.

@@ -240,8 +240,15 @@ class OdpProtocol(metaclass=_ProtocolMeta):
         charges the fault's starvation bound only when the answer is yes: so an
         invalidation counts against the protocol only if the protocol itself is what
         keeps the fault from finishing, never because the scheduler kept the fault off
-        the CPU.  This default says yes (every end counts, from the fault's first
-        attempt): override it to make the starvation verdict exact.
+        the CPU.  An override is the exact answer, from the protocol's own state.
+
+        This default is not asked: a protocol that keeps it (found by identity with this
+        function) has the core observe instead, charging an end only while the fault is
+        parked (blocked or asleep) inside the protocol's ``fault_begin``/``fault_wait``
+        (see "Liveness" in `odp_async.odp.ucontext`): what the chooser merely delayed is
+        not charged.  That cannot see a busy-wait inside ``fault_begin`` nor tell a park
+        on a lock held by a descheduled task from a hold; override this for the exact
+        verdict.  Called directly it answers True.
         """
         return True
 

@@ -117,6 +117,7 @@ def test_a_user_protocol_without_holds_back_gets_the_right_verdict(tmp_path: Pat
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, json.dumps(cells)],
         env=pythonpath_env(tmp_path),
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=900,

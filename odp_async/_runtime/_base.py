@@ -281,7 +281,10 @@ class Runtime(abc.ABC):
         finished)?  None where the runtime cannot tell cheaply (the live runtimes, whose
         loops run woken tasks first come, first served).  Sync; never a checkpoint.
 
-        The sim answers, and the asking step's footprint becomes unknown (it conflicts
+        The sim answers (a wait at a closed one-shot gate, ``Completion(gate=True)``,
+        counts as not parked: nothing reads who waits on a gate, and DPOR takes a waiter
+        parked there and one not yet arrived for one trace), and the asking step's
+        footprint becomes unknown (it conflicts
         with every step): the answer depends on every park and wake of `task`, and a
         noted read of a per-task resource that parks and wakes write did not keep a
         search by footprints sound (tests/explore/test_dpor_task_blocked.py)."""

@@ -835,12 +835,19 @@ class SimRuntime(Runtime):
 
     def task_blocked(self, task: object) -> bool:
         """`task` is blocked on a primitive or asleep; the asking step's footprint is
-        unknown (see `Runtime.task_blocked`).  Sync."""
+        unknown (see `Runtime.task_blocked`).  A task parked at a closed gate
+        (``Completion(gate=True)``) is answered False, as one that has not reached it:
+        DPOR takes the two for one trace (nothing reads who waits on a gate).  Sync."""
         if not isinstance(task, SimTask):
             raise InvalidArgument(f"task_blocked() needs a task of this run, got {task!r}")
         if self._fp is not None:
             self._fp_unknown = True
-        return task.state == _BLOCKED or task.state == _SLEEPING
+        if task.state == _SLEEPING:
+            return True
+        if task.state != _BLOCKED or task.waiter is None:
+            return False
+        owner = getattr(task.waiter.queue, "_owner", None)
+        return not (hasattr(type(owner), "_gate_closed") and getattr(owner, "gate", False))
 
     def draw(self, n: int, label: object = None) -> int:
         if type(n) is not int or not 1 <= n <= MAX_DRAW:

@@ -90,3 +90,31 @@ def test_a_look_that_notes_nothing_loses_an_answer(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(sim.SimRuntime, "task_blocked", unnoted)
     assert outcomes(program(looks=2), DporChooser(noted_only=True)) < expected
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_a_wait_at_a_gate_is_not_a_park(gate: bool) -> None:
+    """DPOR does not run a wait at a closed gate while another task can run (a waiter
+    parked there and one not yet arrived are one trace), so the answer for one parked
+    there is the answer for one not arrived: False."""
+
+    async def main() -> Any:
+        done = Completion("done", gate=gate)
+        parked: list[object] = []
+        seen: list[bool | None] = []
+
+        async def parker() -> None:
+            parked.append(rt.current_task())
+            await done.wait()
+
+        async def looker() -> None:
+            await rt.sleep(1)  # the clock moves only once the parker has parked
+            seen.append(rt.task_blocked(parked[0]))
+            done.complete_all()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(parker)
+            tg.start_soon(looker)
+        return seen
+
+    assert sim.run(main).unwrap() == [not gate]

@@ -51,8 +51,9 @@ Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     protocol leaves open, is charged nothing.  Counting starts at the first attempt,
     not when the fault is called.  A protocol that keeps the base's `holds_back` (one
     written outside the package, say) is not asked: the core charges an end only while
-    the fault is observably held, parked (blocked on a primitive, or asleep) inside the
-    protocol's own ``fault_begin`` or ``fault_wait`` (`rt.task_blocked`); runnable there
+    the fault is observably held, parked (blocked on a primitive other than a closed
+    gate, or asleep) inside the protocol's own ``fault_begin`` or ``fault_wait``
+    (`rt.task_blocked`; the asking step conflicts with every step under dpor); runnable there
     (woken, not yet scheduled) or outside them, it is charged nothing and counts as let
     go for the retry bound.  Live, where the runtime cannot tell a park
     (`rt.task_blocked` is None), being inside the wait is taken for held (the live loops

@@ -308,7 +308,12 @@ def _show(value: object, *, address: bool = False) -> str:
     kind = type(value).__name__
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"an integer of {value.bit_length()} bits"
-    text = f"{value:#x}" if address and isinstance(value, int) else repr(value)
+    if isinstance(value, bool):  # as TOML writes it, never as the int it subclasses
+        text = "true" if value else "false"
+    elif address and isinstance(value, int):
+        text = f"{value:#x}"
+    else:
+        text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({_TOML_TYPES.get(kind, kind)})"

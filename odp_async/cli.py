@@ -374,7 +374,7 @@ and exits 130.
     show_default=True,
     type=int,
     help="skip the first START schedules (reports count from 1: schedule N is --start N-1;"
-    " any START below 2**64)",
+    " START + SCHEDULES at most 2**64)",
 )
 @click.option(
     "--resume",
@@ -666,6 +666,13 @@ def _cluster(where: str | None) -> Any:
         return None
     from .explore.executors import cluster_executor
 
+    kind, sep, rest = where.partition(":")
+    if kind == "local" and sep and rest.isascii() and rest.isdigit():
+        # local workers are processes of this machine: capped to its CPUs as --jobs is
+        cpus = _cpus()
+        if len(rest.lstrip("0")) > 6 or int(rest) > cpus:
+            _err(f"odp-async: note: --cluster {where} capped to local:{cpus} (the CPUs: {cpus})")
+            where = f"local:{cpus}"
     executor = cluster_executor(where)
     link = getattr(executor, "dashboard_link", None)
     _err(f"cluster: {executor.description}" + (f", dashboard {link}" if link else ""))
@@ -807,6 +814,13 @@ def replay(
         _fail(f"--picture-width must be in 400..20000 pixels, got {picture_width}")
     pixels = _picture_pixels(width, picture_width, bool(png_path or svg_path), as_text)
     decoded = decode_token(token)
+    from . import __version__
+
+    if decoded.version != __version__:  # a record, not a requirement (README)
+        _err(
+            f"odp-async: note: the token was made by odp_async {decoded.version}; this is "
+            f"{__version__}"
+        )
     if scenario_file is not None and decoded.spec.file is None:
         _fail("--scenario-file applies only to a token of a scenario file")
     execution = replay_token(decoded, trace=True, scenario_file=scenario_file)

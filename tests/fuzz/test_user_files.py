@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ from ._support import check_outcome
 # A hang is the bug: the timeout turns it into a failure (the thread method can stop a
 # test blocked in open()).
 pytestmark = pytest.mark.timeout(60, method="thread")
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +73,15 @@ def test_a_fifo_as_a_resume_log(capsys: pytest.CaptureFixture[str], fifo: Path) 
 
 
 def test_a_fifo_as_the_scenario_file_of_a_replay(
-    capsys: pytest.CaptureFixture[str], fifo: Path, token: str
+    capsys: pytest.CaptureFixture[str], fifo: Path, tmp_path: Path
 ) -> None:
-    usage_error(capsys, ["replay", token, "--scenario-file", str(fifo)], str(fifo), "a FIFO")
+    path = tmp_path / "mine.toml"
+    shutil.copy(ROOT / "examples" / "registration-race.toml", path)
+    result = explore(str(path), protocol="odp2014", schedules=300, shrink=False)
+    assert result.failure is not None
+    assert result.failure.token is not None
+    argv = ["replay", result.failure.token, "--scenario-file", str(fifo)]
+    usage_error(capsys, argv, str(fifo), "a FIFO")
 
 
 @pytest.mark.parametrize("option", ["--png", "--svg", "--html", "--trace"])

@@ -65,6 +65,30 @@ def test_the_model_s_ints_refuse_a_bool() -> None:
         verdict_matrix(budget=True)
 
 
+@pytest.mark.parametrize("backend", ["sim", "asyncio"])
+def test_sleep_and_timeouts_refuse_a_bool(backend: str) -> None:
+    import odp_async as oa
+    from odp_async import sim
+    from odp_async._runtime._live import run_live
+
+    async def main() -> list[str]:
+        seen = []
+        for call in (lambda: oa.sleep(True), lambda: oa.sleep("1")):  # type: ignore[arg-type]
+            try:
+                await call()
+            except InvalidArgument as e:
+                seen.append(str(e))
+        try:
+            with oa.fail_after(True):
+                pass
+        except InvalidArgument as e:
+            seen.append(str(e))
+        return seen
+
+    seen = sim.run(main).value if backend == "sim" else run_live(main, backend=backend)
+    assert [m.rsplit("got ", 1)[1] for m in seen] == ["True", "'1'", "True"], seen
+
+
 # --- f5: token header fields that cannot apply ----------------------------------------
 
 

@@ -105,10 +105,17 @@ def _usage_error_in(error: BaseException | None) -> BaseException | None:
     return None
 
 
-def _check_path(option: str, path: str | None, *, output: bool = True) -> None:
+def _check_path(option: str, path: str | None, *, output: bool = True, log: bool = False) -> None:
     """A file path given to `option`: refused (one line, exit 2) before any work when it
     is empty (click takes ``--html ""`` for a value, which would then write nothing) or,
-    for a file to write, when its directory does not exist or it names a directory."""
+    for a file to write, when its directory does not exist or it names a directory; when
+    it names an existing file that is not a regular file, except that a file to write
+    (not a `log`, which is read back too) may be a FIFO or a character device
+    (``/dev/stdout``).  Opening it later never waits (`odp_async._user_files`)."""
+    import stat
+
+    from ._user_files import file_kind
+
     if path is None:
         return
     if not path.strip():
@@ -119,6 +126,20 @@ def _check_path(option: str, path: str | None, *, output: bool = True) -> None:
             _fail(f"{option} {path}: no such directory {parent}")
         if os.path.isdir(path):
             _fail(f"{option} {path}: is a directory, not a file")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing (or unreachable): the reader or writer says so, naming it
+    if log:
+        from .explore.runlog import RunLog
+
+        try:
+            RunLog.check(path)
+        except InvalidArgument as e:
+            _fail(f"{option} {e}")
+    special_ok = output and not log and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode))
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode) and not special_ok:
+        _fail(f"{option} {path}: not a regular file ({file_kind(mode)})")
 
 
 def _echo_json(data: Any) -> None:
@@ -353,7 +374,7 @@ and exits 130.
     show_default=True,
     type=int,
     help="skip the first START schedules (reports count from 1: schedule N is --start N-1;"
-    " any START below 2**64)",
+    " START + SCHEDULES at most 2**64)",
 )
 @click.option(
     "--resume",
@@ -435,7 +456,7 @@ def explore(
             check_systematic(config, cluster is not None, resume)
         except InvalidArgument as e:
             _fail(str(e))
-    _check_path("--resume", resume)  # before the "exploring" line: one line, not two
+    _check_path("--resume", resume, log=True)  # before the "exploring" line: one line, not two
     executor = _cluster(cluster)
     if note:
         _err(note)
@@ -645,6 +666,13 @@ def _cluster(where: str | None) -> Any:
         return None
     from .explore.executors import cluster_executor
 
+    kind, sep, rest = where.partition(":")
+    if kind == "local" and sep and rest.isascii() and rest.isdigit():
+        # local workers are processes of this machine: capped to its CPUs as --jobs is
+        cpus = _cpus()
+        if len(rest.lstrip("0")) > 6 or int(rest) > cpus:
+            _err(f"odp-async: note: --cluster {where} capped to local:{cpus} (the CPUs: {cpus})")
+            where = f"local:{cpus}"
     executor = cluster_executor(where)
     link = getattr(executor, "dashboard_link", None)
     _err(f"cluster: {executor.description}" + (f", dashboard {link}" if link else ""))
@@ -786,6 +814,13 @@ def replay(
         _fail(f"--picture-width must be in 400..20000 pixels, got {picture_width}")
     pixels = _picture_pixels(width, picture_width, bool(png_path or svg_path), as_text)
     decoded = decode_token(token)
+    from . import __version__
+
+    if decoded.version != __version__:  # a record, not a requirement (README)
+        _err(
+            f"odp-async: note: the token was made by odp_async {decoded.version}; this is "
+            f"{__version__}"
+        )
     if scenario_file is not None and decoded.spec.file is None:
         _fail("--scenario-file applies only to a token of a scenario file")
     execution = replay_token(decoded, trace=True, scenario_file=scenario_file)

@@ -187,7 +187,7 @@ class Device:
     @asynccontextmanager
     async def fault_handlers(self, n: int = 1) -> AsyncIterator[None]:
         """Run `n` fault handler tasks for the duration of the block."""
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InvalidArgument(f"fault_handlers() needs a positive number of tasks, got {n!r}")
         async with rt.task_group() as tg:
             self._closing = False

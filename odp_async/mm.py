@@ -239,7 +239,7 @@ class File:
     mappings: TrackedList[tuple[AddressSpace, Vma]] = attrs.field(init=False, factory=TrackedList)
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.npages, int) or self.npages < 0:
+        if not isinstance(self.npages, int) or isinstance(self.npages, bool) or self.npages < 0:
             raise InvalidArgument(
                 f"file size must be a non-negative page count, got {self.npages!r}"
             )
@@ -262,7 +262,7 @@ class File:
         its own TRUNCATE invalidation.  Pass 2: drop those pages from the page cache.  No
         mmap_sem is taken.  Blocks on the i_mmap lock.  Checkpoint: always.
         """
-        if not isinstance(npages, int) or npages < 0:
+        if not isinstance(npages, int) or isinstance(npages, bool) or npages < 0:
             raise InvalidArgument(f"truncate() needs a non-negative page count, got {npages!r}")
         if npages >= self.npages:
             self.npages = npages

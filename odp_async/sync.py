@@ -69,6 +69,7 @@ __all__ = [
     "CompletionStatistics",
     "Condition",
     "ConditionStatistics",
+    "MAX_POOL_SIZE",
     "Mutex",
     "MutexStatistics",
     "RWLock",
@@ -1153,6 +1154,11 @@ class SlotPoolStatistics:
     tasks_waiting: int
 
 
+#: The largest `SlotPool` (its slots are preallocated, as the kernel's pool is): 2**20,
+#: the bound of the model's ``pool_size`` option too.
+MAX_POOL_SIZE: Final = 1 << 20
+
+
 def _check_size(size: object) -> int:
     if not isinstance(size, int) or isinstance(size, bool):
         raise InvalidArgument(
@@ -1160,13 +1166,19 @@ def _check_size(size: object) -> int:
         )
     if size < 1:
         raise InvalidArgument(f"SlotPool size must be at least 1, got {size}")
+    if size > MAX_POOL_SIZE:
+        raise InvalidArgument(
+            f"SlotPool size must be at most odp_async.sync.MAX_POOL_SIZE = {MAX_POOL_SIZE} "
+            f"(the pool allocates its slots), got {size}"
+        )
     return size
 
 
 @attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class SlotPool(_Blocking):
     """A fixed pool of `size` slots, numbered ``0 .. size-1`` (a preallocated array of
-    tracking structs, as in the 2014 HMM pool).
+    tracking structs, as in the 2014 HMM pool); `size` is an int from 1 to
+    `MAX_POOL_SIZE` (2**20), else `InvalidArgument`.
 
     `acquire()` returns a free slot number and blocks while none is free; `release(slot)`
     gives it back (any task may release a slot; the pool remembers who took it, for

@@ -313,11 +313,23 @@ def check_draw(n: object) -> int:
     return n
 
 
+def check_sleep(seconds: object) -> None:
+    """Raise `InvalidArgument` unless `seconds` is a number (an int or a float, not a
+    bool) >= 0, NaN excluded: what ``sleep`` takes on every runtime."""
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or seconds != seconds
+        or seconds < 0
+    ):
+        raise InvalidArgument(f"sleep() needs a non-negative number of seconds, got {seconds!r}")
+
+
 def deadline_after(now: float, seconds: float) -> float:
     """The deadline `seconds` after `now`, as a float: ``math.inf`` (a deadline that never
     comes) for infinite `seconds` and for a sum past the largest float, never NaN.
     Raises `InvalidArgument` for NaN or a non-number."""
-    if not isinstance(seconds, (int, float)) or seconds != seconds:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds != seconds:
         raise InvalidArgument(f"a timeout needs a number of seconds, got {seconds!r}")
     try:
         until = now + seconds

@@ -44,6 +44,8 @@ from ._base import (
     TaskGroupLike,
     Waiter,
     check_draw,
+    check_sleep,
+    deadline_after,
     live_runtime,
 )
 
@@ -65,10 +67,7 @@ class _AnyioRuntime(Runtime):
     __slots__ = ()
 
     def sleep(self, seconds: float) -> Awaitable[None]:
-        if seconds != seconds or seconds < 0:
-            raise InvalidArgument(
-                f"sleep() needs a non-negative number of seconds, got {seconds!r}"
-            )
+        check_sleep(seconds)
         return anyio.sleep(seconds)
 
     def now(self) -> float:
@@ -81,6 +80,7 @@ class _AnyioRuntime(Runtime):
         return anyio.CancelScope(deadline=deadline, shield=shield)
 
     def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
+        deadline_after(0.0, seconds)  # the sim's check of `seconds`: InvalidArgument
         return anyio.fail_after(seconds)
 
     def cancelled_exc_class(self) -> type[BaseException]:

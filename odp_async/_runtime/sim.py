@@ -94,7 +94,16 @@ from typing import Any, Final, Literal
 import attrs
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
-from ._base import MAX_DRAW, RUNTIME_VAR, Runtime, Waiter, check_draw, deadline_after, new_waiter
+from ._base import (
+    MAX_DRAW,
+    RUNTIME_VAR,
+    Runtime,
+    Waiter,
+    check_draw,
+    check_sleep,
+    deadline_after,
+    new_waiter,
+)
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import (
     Footprint,
@@ -780,10 +789,7 @@ class SimRuntime(Runtime):
         # will see `waiter.woken` in its handler and pass the wake on.
 
     def sleep(self, seconds: float) -> Awaitable[None]:
-        if not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:
-            raise InvalidArgument(
-                f"sleep() needs a non-negative number of seconds, got {seconds!r}"
-            )
+        check_sleep(seconds)
         if seconds == 0:
             return trap(CHECKPOINT, "sleep(0)")
         # Infinite for ``sleep(math.inf)`` and for a sum past the largest float: a timer

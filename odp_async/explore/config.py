@@ -166,7 +166,9 @@ class ExploreConfig:
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
       from 1: the failure at schedule N is index N-1 (``start=N-1, schedules=1``).
       Any index below ``2**64`` is valid (each schedule's seed is derived from the seed
-      and its index, `derive_seed`): `InvalidArgument` above it.
+      and its index, `derive_seed`): `InvalidArgument` when ``start + schedules``
+      exceeds ``2**64``, so every schedule a run reports (numbered up to ``2**64``) can
+      be re-run alone.
     - `seed`: the base of every per-schedule seed (random, pct, portfolio): any int of
       at most `SEED_BITS` bits, negative ones too (each seed is another reproducible
       search); `InvalidArgument` past it.
@@ -210,6 +212,15 @@ class ExploreConfig:
     stop_on_first: bool = attrs.field(default=True, validator=_flag("stop_on_first"))
     shrink: bool = attrs.field(default=True, validator=_flag("shrink"))
     time: float | None = attrs.field(default=None, validator=_seconds)
+
+    def __attrs_post_init__(self) -> None:
+        last = self.start + self.schedules  # the last schedule's number, counted from 1
+        if last > 1 << SEED_BITS:
+            raise InvalidArgument(
+                f"start + schedules must be at most 2**{SEED_BITS} (schedule indices stay "
+                f"below 2**{SEED_BITS}), got start={self.start} + schedules={self.schedules}"
+                f" = {last}"
+            )
 
     def evolve(self, **changes: Any) -> ExploreConfig:
         """This config with some fields changed.  Raises `InvalidArgument` naming an

@@ -45,6 +45,7 @@ from typing import Any
 import attrs
 
 from ..errors import InternalError, InvalidArgument
+from .config import MAX_JOBS
 from .target import TargetSpec
 from .workers import serve_requests
 
@@ -310,13 +311,18 @@ def user_modules(spec: TargetSpec) -> list[str]:
 def cluster_executor(where: str) -> Executor:
     """The executor for a ``--cluster`` value: ``local:N`` (a Dask `LocalCluster` of N
     worker processes, shut down by `close`) or ``tcp://HOST:PORT`` (an existing Dask
-    scheduler; also ``tls://``...).  Raises `InvalidArgument` for a bad value, an
+    scheduler; also ``tls://``...).  N is 1 to `MAX_JOBS`, as ``jobs``; the command
+    line caps it to the CPUs first.  Raises `InvalidArgument` for a bad value, an
     unreachable scheduler, or when Dask is not installed (naming the extra)."""
     kind, sep, rest = where.partition(":")
     if kind == "local" and sep:
-        if not rest.isdigit() or int(rest) < 1:
+        if not (rest.isascii() and rest.isdigit()) or int(rest[:12]) < 1:
             raise InvalidArgument(
                 f"--cluster local:N needs a positive number of workers, got {where!r}"
+            )
+        if len(rest) > 12 or int(rest) > MAX_JOBS:
+            raise InvalidArgument(
+                f"--cluster local:N takes at most {MAX_JOBS} workers (as jobs), got {where!r}"
             )
     elif not (sep and rest.startswith("//") and len(rest) > 2):
         raise InvalidArgument(

@@ -355,7 +355,7 @@ def verdict_matrix(
     of `executor` (which the caller closes).  `chooser`: ``portfolio`` (the default) or
     ``random``; another value raises `InvalidArgument`."""
     _check_chooser(chooser)
-    if not isinstance(budget, int) or budget < 1:
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise InvalidArgument(f"budget must be a positive int, got {budget!r}")
     names = list(scenarios) if scenarios is not None else list(BUILTIN)
     defaults = {name: _default_protocols(name) for name in names}

@@ -36,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from .._user_files import UnreadableFile, read_bytes
 from ..errors import InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from ..scenarios.files import ScenarioFileError, _Reader, read_scenario
@@ -212,9 +213,13 @@ class ScenarioText:
         `ScenarioFileError` (an `InvalidArgument`) naming the file, as `read_scenario`
         does."""
         scenario = read_scenario(path, protocols=protocols).scenario
-        with open(path, "rb") as f:
-            raw = f.read()
-        text = raw.decode("utf-8")  # read_scenario checked it is UTF-8
+        raw = read_bytes(path)
+        try:
+            text = raw.decode("utf-8")  # read_scenario checked it is UTF-8
+        except UnicodeDecodeError as e:  # changed since
+            raise UnreadableFile(
+                os.fspath(path), f"not UTF-8 text (byte {e.start})", "text"
+            ) from None
         return cls(os.path.basename(os.fspath(path)), _digest(raw), text), scenario
 
     def scenario(self, protocols: Collection[str] | None = None) -> Scenario:

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import attrs
 
+from .._user_files import UnreadableFile, open_log, read_text
 from ..errors import InvalidArgument
 
 __all__ = ["Chunk", "RunLog"]
@@ -59,19 +60,12 @@ class RunLog:
     @classmethod
     def open(cls, path: str | os.PathLike[str], identity: Mapping[str, Any]) -> RunLog:
         """Open the log at `path` for `identity`, creating it if it does not exist.
-        Raises `InvalidArgument` (another run's log, a malformed line) or `OSError`."""
+        Raises `InvalidArgument` (another run's log, a malformed line, a file that is not
+        a regular UTF-8 file or cannot be read or written: one line naming it)."""
         name = os.fspath(path)
         identity = {"format": _FORMAT, **identity}
-        completed: list[Chunk] = []
-        if os.path.exists(name) and os.path.getsize(name) > 0:
-            with open(name, encoding="utf-8") as f:
-                text = f.read()
-            # A torn last line (the writer was killed mid-line) is dropped: it runs again.
-            complete, _, torn = text.rpartition("\n")
-            lines = complete.split("\n") if complete else []
-            if not lines:
-                raise InvalidArgument(f"{name} is not an odp_async run log (no header)")
-            header = _parse(name, 1, lines[0])
+        header, completed, keep = _read(name)
+        if header is not None:
             for key, value in identity.items():
                 if header.get(key) != value:
                     theirs, ours = repr(header.get(key)), repr(value)
@@ -83,17 +77,21 @@ class RunLog:
                         f"{name} is the log of another run: its {key} is {theirs}, "
                         f"this run's is {ours}"
                     )
-            for number, line in enumerate(lines[1:], start=2):
-                completed.append(_chunk(name, number, _parse(name, number, line)))
-            if torn:
-                with open(name, "r+b") as f:
-                    f.truncate(len((complete + "\n").encode()))
-            file = open(name, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        else:
-            file = open(name, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-            file.write(json.dumps(identity, sort_keys=True) + "\n")
-            file.flush()
+            if keep is not None:  # drop the torn last line
+                try:
+                    os.truncate(name, keep)
+                except OSError as err:
+                    raise UnreadableFile(name, f"cannot write it: {err.strerror}", "os") from None
+        file = open_log(name)
+        if header is None:
+            _write(name, file, json.dumps(identity, sort_keys=True) + "\n")
         return cls(name, completed, file)
+
+    @staticmethod
+    def check(path: str | os.PathLike[str]) -> None:
+        """Raise what `open` would for the file at `path` whatever the run (a file that
+        cannot be read, is not UTF-8 or holds a malformed line), without writing it."""
+        _read(os.fspath(path))
 
     def record(self, chunk: Chunk) -> None:
         """Append a completed chunk (flushed at once)."""
@@ -106,11 +104,39 @@ class RunLog:
         }
         if chunk.unfinished:
             line["unfinished"] = chunk.unfinished
-        self._file.write(json.dumps(line) + "\n")
-        self._file.flush()
+        _write(self.path, self._file, json.dumps(line) + "\n")
 
     def close(self) -> None:
         self._file.close()
+
+
+def _read(name: str) -> tuple[dict[str, Any] | None, list[Chunk], int | None]:
+    """The log at `name`: its header (None: no log yet), its chunks, and the length to
+    truncate it to when its last line is torn (the writer was killed mid-line: that
+    chunk runs again), else None."""
+    try:
+        text = read_text(name)
+    except UnreadableFile as e:
+        if e.kind != "missing":
+            raise
+        text = ""
+    if not text:
+        return None, [], None
+    complete, _, torn = text.rpartition("\n")
+    lines = complete.split("\n") if complete else []
+    if not lines:
+        raise InvalidArgument(f"{name} is not an odp_async run log (no header)")
+    header = _parse(name, 1, lines[0])
+    chunks = [_chunk(name, n, _parse(name, n, line)) for n, line in enumerate(lines[1:], 2)]
+    return header, chunks, len((complete + "\n").encode()) if torn else None
+
+
+def _write(name: str, file: IO[str], line: str) -> None:
+    try:
+        file.write(line)
+        file.flush()
+    except OSError as err:
+        raise UnreadableFile(name, f"cannot write it: {err.strerror or err}", "os") from None
 
 
 def _parse(name: str, number: int, line: str) -> dict[str, Any]:

@@ -70,6 +70,7 @@ from typing import Any, Final, overload
 import attrs
 
 from .._runtime.choosers import ReplayChooser
+from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .arguments import show
@@ -216,7 +217,11 @@ class FailureDatabase:
         directory = self._dir(test_id)
         directory.mkdir(parents=True, exist_ok=True)
         file = directory / f"{_key(token)}.token"
-        file.write_text(f"{test_id}\n{token}\n", encoding="utf-8")
+        try:
+            with open_output(file) as f:
+                f.write(f"{test_id}\n{token}\n")
+        except UnreadableFile as e:
+            raise OSError(str(e)) from None
         return file
 
     def fetch(self, test_id: str) -> list[str]:
@@ -226,7 +231,10 @@ class FailureDatabase:
             return []
         tokens = []
         for file in sorted(directory.glob("*.token")):
-            lines = file.read_text(encoding="utf-8").splitlines()
+            try:
+                lines = read_text(file).splitlines()
+            except UnreadableFile:  # not a token file of ours (a FIFO, not UTF-8, ...)
+                continue
             if len(lines) >= 2 and lines[0] == test_id:
                 tokens.append(lines[1])
         return tokens

@@ -15,22 +15,24 @@ Contract
     decides whether a token is read: the odp_async version in the header is a record, not
     a format, so a token made by another odp_async (older or newer) replays here when its
     format is read, and a replay that does not reproduce it says which version made it
-    (`ReplayMismatch`, with ``the token was made by odp_async X; this is Y``).
+    (`ReplayMismatch`, with ``the token was made by odp_async X; this is Y``; the
+    ``replay`` command notes it on stderr even when it reproduces).
 
     `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
-    unknown version, a truncated or edited token (CRC), a payload that does not unpack
-    (or inflates past `MAX_INFLATED` bytes), a header field of the wrong type or out of
-    its range (the step bound in ``1..MAX_STEPS``, parameters a table of names to ints in
-    ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, a function
-    target's arguments JSON values with ints of at most `MAX_ARG_INT_BITS` bits and
+    unknown version, a truncated or edited token (CRC), a payload that does not unpack (or
+    inflates past `MAX_INFLATED` bytes), a field the header may not have (one this odp_async
+    does not know; options with no protocol to take them), a header field of the wrong type
+    or out of its range (the step bound in ``1..MAX_STEPS``, parameters a table of names to
+    ints in ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, a
+    function target's arguments JSON values with ints of at most `MAX_ARG_INT_BITS` bits and
     finite floats, JSON nested at most `MAX_JSON_DEPTH` deep), a schedule entry above
     `MAX_CHOICE`.  `encode_token` checks its header as `decode_token` will, so it never
-    issues a token that is then refused, and refuses a target no other process could
-    rebuild (a closure, arguments out of those ranges...) with
-    `InvalidArgument` saying why.  `replay_token` re-runs the exact schedule and raises
-    `ReplayMismatch` if the run asks for other, more or fewer choices than recorded, or
-    does not reproduce the recorded violation kind at the recorded step, or (given the
-    scenario file) the file's content changed: a token never silently diverges.
+    issues a token that is then refused, and refuses a target no other process could rebuild
+    (a closure, arguments out of those ranges...) with `InvalidArgument` saying why.
+    `replay_token` re-runs the exact schedule and raises `ReplayMismatch` if the run asks
+    for other, more or fewer choices than recorded, or does not reproduce the recorded
+    violation kind at the recorded step, or (given the scenario file) the file's content
+    changed: a token never silently diverges.
 
 See also
     `odp_async.explore.runner` (prints a token with every failure).
@@ -299,6 +301,20 @@ def _header(raw: bytes) -> dict[str, Any]:
     for key in ("s", "p", "o", "m", "k", "t", "v"):
         if key not in header:
             raise ValueError(f"the header has no field {key!r}")
+    for key in header:
+        if key not in _FIELDS:
+            raise ValueError(
+                f"the header has a field this odp_async does not know: "
+                f"{json.dumps(key)[:40]} (it knows {', '.join(_FIELDS)})"
+            )
+    if header["p"] is None and header["o"]:
+        raise ValueError(
+            f"the header sets protocol options ('o': {_brief(header['o'])}) but names no "
+            "protocol ('p' is null): the options would apply to nothing"
+        )
+    version = _text(header, "v", "the version")
+    if len(version) > 40 or not version.isprintable():
+        raise ValueError(f"the version ('v') is {_brief(version)}, expected a version string")
     return {
         "s": _text(header, "s", "the source"),
         "p": _text(header, "p", "the protocol", optional=True),
@@ -306,13 +322,17 @@ def _header(raw: bytes) -> dict[str, Any]:
         "m": _count(header, "m", "the step bound", 1, MAX_STEPS),
         "k": _text(header, "k", "the violation kind", optional=True),
         "t": _count(header, "t", "the violation step", 0, MAX_STEPS, optional=True),
-        "v": _text(header, "v", "the version"),
+        "v": version,
         "a": _params(header.get("a", {})),
         "i": _text(header, "i", "the test id", optional=True),
         "f": header.get("f"),  # checked by `_file`
         "g": _args(header.get("g", [])),
         "c": _text(header, "c", "the chooser that found it", optional=True),
     }
+
+
+#: Every field a header may have (`encode_token` writes them; the first seven always).
+_FIELDS: Final = ("s", "p", "o", "m", "k", "t", "v", "a", "i", "f", "g", "c")
 
 
 def _kind(value: object) -> str:

@@ -244,7 +244,7 @@ class ImplicitMr:
         Raises `InvalidArgument` for a bad count or a range past the address space."""
         if not isinstance(npages, int) or isinstance(npages, bool) or npages < 1:
             raise InvalidArgument(f"npages must be a positive int, got {npages!r}")
-        if not isinstance(address, int) or not 0 <= address < _TOP:
+        if not isinstance(address, int) or isinstance(address, bool) or not 0 <= address < _TOP:
             raise InvalidArgument(f"fault address must be in [0, {_TOP:#x}), got {address!r}")
         base = address & ~(PAGE_SIZE - 1)
         rng = AddrRange(base, min(base + (npages << PAGE_SHIFT), _TOP))
@@ -276,7 +276,7 @@ class ImplicitMr:
     async def dma(self, address: int, *, write: bool = False) -> str:
         """One device access at `address` through the KSM and a child: ``"ok"``, or
         ``"error: ..."`` when the page fault it raises fails.  Checkpoint: always."""
-        if not isinstance(address, int) or not 0 <= address < _TOP:
+        if not isinstance(address, int) or isinstance(address, bool) or not 0 <= address < _TOP:
             raise InvalidArgument(f"DMA address must be in [0, {_TOP:#x}), got {address!r}")
         vpn = address >> PAGE_SHIFT
         for _ in range(4):

@@ -185,7 +185,7 @@ class UContext:
             ("max_fault_retries", max_fault_retries),
             ("starvation_bound", starvation_bound),
         ):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidArgument(f"{what} must be a positive int, got {value!r}")
         self.mm = mm
         self.device = device
@@ -286,7 +286,7 @@ class UContext:
         Returns how it ended; never raises for what the mm or the protocol did.
         Raises `InvalidArgument` for an address or length outside the region.
         """
-        if not isinstance(npages, int) or npages < 1:
+        if not isinstance(npages, int) or isinstance(npages, bool) or npages < 1:
             raise InvalidArgument(f"npages must be a positive int, got {npages!r}")
         base = address & ~(PAGE_SIZE - 1)
         rng = AddrRange(base, base + (npages << PAGE_SHIFT))

@@ -36,6 +36,7 @@ import os
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+from .._user_files import UnreadableFile, open_output
 from ..errors import InvalidArgument
 from .layout import layout
 from .states import explain, step_states
@@ -153,8 +154,12 @@ def write_html(
     """
     page = render_html(execution, target=target, title=title)
     try:
-        with open(path, "w", encoding="utf-8") as f:
+        with open_output(path) as f:
             f.write(page)
+    except UnreadableFile as err:
+        raise InvalidArgument(
+            f"cannot write the HTML report to {os.fspath(path)!r}: {err.reason}"
+        ) from None
     except OSError as err:
         raise InvalidArgument(
             f"cannot write the HTML report to {os.fspath(path)!r}: {err.strerror or err}"

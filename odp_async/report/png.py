@@ -30,6 +30,7 @@ import io
 import os
 from typing import TYPE_CHECKING, Any, Final
 
+from .._user_files import UnreadableFile, open_output_bytes
 from ..errors import InvalidArgument
 from .layout import CHAR_EM, Drawing, layout
 from .svg import write_svg
@@ -180,8 +181,12 @@ def render_png(
     fig.savefig(buf, format="png", dpi=_DPI)
     width, height = fig.canvas.get_width_height()
     try:
-        with open(path, "wb") as f:
+        with open_output_bytes(path) as f:
             f.write(buf.getvalue())
+    except UnreadableFile as err:
+        raise InvalidArgument(
+            f"cannot write the PNG to {os.fspath(path)!r}: {err.reason}"
+        ) from None
     except OSError as err:
         raise InvalidArgument(
             f"cannot write the PNG to {os.fspath(path)!r}: {err.strerror or err}"

@@ -23,6 +23,7 @@ import os
 from typing import Final
 from xml.sax.saxutils import escape, quoteattr
 
+from .._user_files import UnreadableFile, open_output
 from ..errors import InvalidArgument
 from .layout import Drawing, Marker, layout
 from .timeline import Timeline
@@ -134,8 +135,12 @@ def write_svg(
     drawing = layout(timeline, width_px)
     text = '<?xml version="1.0" encoding="UTF-8"?>\n' + drawing_svg(drawing) + "\n"
     try:
-        with open(path, "w", encoding="utf-8") as f:
+        with open_output(path) as f:
             f.write(text)
+    except UnreadableFile as err:
+        raise InvalidArgument(
+            f"cannot write the SVG to {os.fspath(path)!r}: {err.reason}"
+        ) from None
     except OSError as err:
         raise InvalidArgument(
             f"cannot write the SVG to {os.fspath(path)!r}: {err.strerror or err}"

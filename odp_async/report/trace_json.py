@@ -39,6 +39,7 @@ import json
 import os
 from typing import Any, Final
 
+from .._user_files import UnreadableFile, open_output
 from ..errors import InvalidArgument
 from .timeline import Span, Timeline
 
@@ -247,8 +248,12 @@ def write_trace(timeline: Timeline, path: str | os.PathLike[str]) -> None:
     """
     text = json.dumps(render_trace(timeline), indent=1, ensure_ascii=False)
     try:
-        with open(path, "w", encoding="utf-8") as f:
+        with open_output(path) as f:
             f.write(text)
+    except UnreadableFile as err:
+        raise InvalidArgument(
+            f"cannot write the trace to {os.fspath(path)!r}: {err.reason}"
+        ) from None
     except OSError as err:
         raise InvalidArgument(
             f"cannot write the trace to {os.fspath(path)!r}: {err.strerror or err}"

@@ -230,6 +230,7 @@ from typing import Any, Final
 import attrs
 
 from .. import _runtime as rt
+from .._user_files import UnreadableFile, read_bytes
 from ..addr import PAGE_SIZE
 from ..device import DmaError
 from ..errors import InvalidArgument
@@ -307,7 +308,12 @@ def _show(value: object, *, address: bool = False) -> str:
     kind = type(value).__name__
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"an integer of {value.bit_length()} bits"
-    text = f"{value:#x}" if address and isinstance(value, int) else repr(value)
+    if isinstance(value, bool):  # as TOML writes it, never as the int it subclasses
+        text = "true" if value else "false"
+    elif address and isinstance(value, int):
+        text = f"{value:#x}"
+    else:
+        text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({_TOML_TYPES.get(kind, kind)})"
@@ -739,16 +745,13 @@ class _Reader:
 
     def parse(self) -> dict[str, Any]:
         try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise self.fail(None, "no such scenario file") from None
-        except IsADirectoryError:
-            raise self.fail(None, "is a directory, expected a scenario file (.toml)") from None
-        except OSError as e:
-            raise self.fail(None, f"cannot read the scenario file: {e.strerror}") from None
-        except ValueError:  # open() refuses a path with a null byte
-            raise self.fail(None, "not a path: it holds a null byte") from None
+            raw = read_bytes(self.path)
+        except UnreadableFile as e:
+            reason = {
+                "missing": "no such scenario file",
+                "directory": "is a directory, expected a scenario file (.toml)",
+            }.get(e.kind, e.reason)
+            raise self.fail(None, reason) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:

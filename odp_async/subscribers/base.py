@@ -188,6 +188,6 @@ class Subscriber(abc.ABC):
 
 def check_max_retries(max_retries: object) -> int:
     """`max_retries` if it is a positive int; else `InvalidArgument`."""
-    if not isinstance(max_retries, int) or max_retries < 1:
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 1:
         raise InvalidArgument(f"max_retries must be a positive int, got {max_retries!r}")
     return max_retries

@@ -1,0 +1,157 @@
+"""Opening a file a user named: never a hang, never a traceback.
+
+Contract
+    `read_bytes(path)` reads a whole regular file; `read_text(path)` decodes it as UTF-8;
+    `open_output(path)` (`open_output_bytes`) opens a file to write (created or
+    truncated);
+    `open_log(path)` opens a regular file to append to.  Each raises `UnreadableFile`
+    (an `InvalidArgument`) whose message is one line ``PATH: reason`` and whose `kind`
+    tells the reason apart (``"missing"``, ``"directory"``, ``"special"``, ``"text"``,
+    ``"os"``, ``"path"``), never an `OSError` or `UnicodeDecodeError`.
+
+    A file to read must be a regular file: a FIFO, socket or device is refused before it
+    is opened (opening a FIFO for reading waits for a writer; reading a device may never
+    end), and the open is non-blocking in case the path changed in between.  A file to
+    write may also be a character device (``/dev/null``, ``/dev/stdout`` on a terminal)
+    or a FIFO that has a reader (``/dev/stdout`` in a pipe): the open is non-blocking,
+    so a FIFO without a reader is refused at once instead of waiting for one.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from typing import IO, Final
+
+from .errors import InvalidArgument
+
+__all__ = [
+    "UnreadableFile",
+    "file_kind",
+    "open_log",
+    "open_output",
+    "open_output_bytes",
+    "read_bytes",
+    "read_text",
+]
+
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class UnreadableFile(InvalidArgument):
+    """A user's file that cannot be used: `path`, a `reason` phrase and its `kind`."""
+
+    def __init__(self, path: str, reason: str, kind: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.kind = kind
+
+
+def file_kind(mode: int) -> str:
+    """What a file of `st_mode` `mode` is, when not a regular file: ``"a FIFO"``, ..."""
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
+
+
+def _name(path: str | os.PathLike[str]) -> str:
+    name = os.fspath(path)
+    if "\0" in name:
+        raise UnreadableFile(repr(name), "not a path: it holds a null byte", "path")
+    return name
+
+
+def _os_error(name: str, err: OSError, doing: str) -> UnreadableFile:
+    if isinstance(err, FileNotFoundError):
+        return UnreadableFile(name, "no such file", "missing")
+    if isinstance(err, IsADirectoryError):
+        return UnreadableFile(name, "is a directory, not a file", "directory")
+    return UnreadableFile(name, f"cannot {doing} it: {err.strerror or err}", "os")
+
+
+def _refuse_special(name: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise UnreadableFile(name, "is a directory, not a file", "directory")
+    if not stat.S_ISREG(mode):
+        raise UnreadableFile(name, f"not a regular file ({file_kind(mode)})", "special")
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The content of the regular file at `path`.  Raises `UnreadableFile`."""
+    name = _name(path)
+    try:
+        _refuse_special(name, os.stat(name).st_mode)
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise _os_error(name, err, "read") from None
+    try:
+        _refuse_special(name, os.fstat(fd).st_mode)  # swapped since the stat
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as err:
+        raise _os_error(name, err, "read") from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The content of the regular file at `path` as UTF-8 text.  Raises `UnreadableFile`
+    (kind ``"text"`` when it is not UTF-8, naming the first bad byte's offset)."""
+    raw = read_bytes(path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnreadableFile(_name(path), f"not UTF-8 text (byte {e.start})", "text") from None
+
+
+def _open_write(name: str, flags: int, *, special: bool) -> int:
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG  # to be created
+    except OSError as err:
+        raise _os_error(name, err, "write") from None
+    if not (special and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode))):
+        _refuse_special(name, mode)
+    try:
+        fd = os.open(name, flags | os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        if stat.S_ISFIFO(mode) and err.errno == errno.ENXIO:  # nobody reads it
+            raise UnreadableFile(name, "a FIFO that nobody reads", "special") from None
+        raise _os_error(name, err, "write") from None
+    now = os.fstat(fd).st_mode
+    if not (special and (stat.S_ISFIFO(now) or stat.S_ISCHR(now))) and not stat.S_ISREG(now):
+        os.close(fd)
+        _refuse_special(name, now)
+    # Blocking writes from here on: a FIFO's reader is there, and waits for the data.
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
+
+
+def open_output(path: str | os.PathLike[str]) -> IO[str]:
+    """`path` opened to write UTF-8 text from its start (created, or truncated): a
+    regular file, a character device or a FIFO with a reader.  Raises `UnreadableFile`;
+    write errors later are `OSError`s for the caller to name."""
+    fd = _open_write(_name(path), os.O_CREAT | os.O_TRUNC, special=True)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def open_output_bytes(path: str | os.PathLike[str]) -> IO[bytes]:
+    """`open_output` for bytes."""
+    fd = _open_write(_name(path), os.O_CREAT | os.O_TRUNC, special=True)
+    return os.fdopen(fd, "wb")
+
+
+def open_log(path: str | os.PathLike[str]) -> IO[str]:
+    """The regular file at `path` (created if missing) opened to append UTF-8 lines.
+    Raises `UnreadableFile`."""
+    name = _name(path)
+    fd = _open_write(name, os.O_CREAT | os.O_APPEND, special=False)
+    return os.fdopen(fd, "a", encoding="utf-8")

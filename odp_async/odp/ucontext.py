@@ -474,12 +474,16 @@ class UContext:
 
     async def zap(self, umem: Umem, rng: AddrRange, what: str) -> None:
         """Drop `umem`'s translations inside `rng`, under its mutex (the driver's
-        ``invalidate_range`` + ``ib_umem_odp_unmap_dma_pages``)."""
+        ``invalidate_range`` + ``ib_umem_odp_unmap_dma_pages``).  The region is checked
+        on entry and again once the mutex is granted: the acquire is a choice point, and a
+        deregistration may run to its end while the caller waits there (a walk whose
+        snapshot of the tree is stale), so the zap under the lock is a use of its own."""
         umem.touch(what)
         inside = umem.range.intersection(rng)
         if inside is None:
             return
         async with umem.mutex:
+            umem.touch(what)
             umem.table.zap(inside)
 
     async def update_device(self, umem: Umem, rng: AddrRange, pages: list[PinnedPage]) -> None:

@@ -8,7 +8,10 @@ Contract
     protocol may keep its own per-region state in `proto`.
 
     Lifecycle: registered -> deregistering (new faults refuse; in-flight faults drain)
-    -> deregistered.  Once deregistered, any touch is reported as ``use-after-release``.
+    -> deregistered.  Once deregistered, any touch is reported as ``use-after-release``,
+    checked at the point of use: `touch`, every grant of `mutex` (`RegionMutex`), and
+    every write of `table` (`odp_async.device.TranslationTable`), so a region freed while
+    its user waited at a lock is caught where the user goes on.
 
 Concurrency
     `mutex` guards `count`, `seq`, `dying`, `completion` re-arming and `table`; `seq` is
@@ -21,6 +24,7 @@ See also
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable
 from typing import Any
 
 import attrs
@@ -32,7 +36,7 @@ from ..intervals import IntervalHandle
 from ..sync import Completion, Mutex, WaitQueue
 from ..tracked import tracked
 
-__all__ = ["Umem", "UmemState"]
+__all__ = ["RegionMutex", "Umem", "UmemState"]
 
 
 class UmemState(enum.Enum):
@@ -40,6 +44,36 @@ class UmemState(enum.Enum):
     REGISTERED = "registered"
     DEREGISTERING = "deregistering"
     DEREGISTERED = "deregistered"
+
+
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
+class RegionMutex(Mutex):
+    """``umem_mutex``: a `Mutex` that lives inside its region's struct.
+
+    Taking it is a use of the region, checked where the lock is granted (after the
+    acquire's choice point, and after any wait), not where the caller decided to take it:
+    a region freed while its mutex's taker was held off (a tree walk that snapshotted the
+    region, then waited at the lock, while a deregistration ran to completion) is a
+    ``use-after-release`` at the grant (``mutex_lock`` on freed memory: umem_odp.c's
+    ``umem_mutex`` is a field of ``struct ib_umem_odp``).  Same blocking, checkpoint and
+    cancellation promises as `Mutex`."""
+
+    region: Umem | None = attrs.field(default=None, kw_only=True)
+
+    def acquire(self) -> Awaitable[None]:
+        return self._acquire_in_region()
+
+    async def _acquire_in_region(self) -> None:
+        await Mutex.acquire(self)
+        self._used()
+
+    def acquire_nowait(self) -> None:
+        Mutex.acquire_nowait(self)
+        self._used()
+
+    def _used(self) -> None:
+        if self.region is not None:
+            self.region.touch(f"mutex_lock({self.name})")
 
 
 @tracked
@@ -52,7 +86,7 @@ class Umem:
     table: TranslationTable
     checker: Checker
     writable: bool = True
-    mutex: Mutex = attrs.field(init=False)
+    mutex: RegionMutex = attrs.field(init=False)
     completion: Completion = attrs.field(init=False)
     #: Running invalidations (may go negative only in a protocol that does not clamp).
     count: int = 0
@@ -68,7 +102,7 @@ class Umem:
     _faults_drained: WaitQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.mutex = Mutex(f"{self.name}.umem_mutex")
+        self.mutex = RegionMutex(f"{self.name}.umem_mutex", region=self)
         self.completion = Completion(f"{self.name}.completion")
         self._faults_drained = WaitQueue(f"{self.name} in-flight faults")
 

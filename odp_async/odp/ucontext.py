@@ -290,6 +290,21 @@ class UContext:
             return FaultOutcome.FAILED  # no such MR, or a write to a read-only one
         return await self.fault(umem, request.address, write=request.write)
 
+    async def device_fault(
+        self, umem: Umem, address: int, *, npages: int = 1, write: bool = False
+    ) -> FaultOutcome:
+        """A page fault the device raises on `umem`'s key, handled as the driver does:
+        the key is looked up first (mlx5 odp.c: ``xa_load(&dev->odp_mkeys)`` under srcu),
+        and a fault on a region deregistered or being deregistered is dropped
+        (`FaultOutcome.FAILED`, no violation: deregistration revokes the key and waits
+        for running lookups, ``synchronize_srcu``, before ``ib_umem_odp_release``).
+        Otherwise as `fault`, whose caller holds a pointer to the region: there a fault on
+        a deregistered region is a ``use-after-release`` (a stale pointer).  Same errors
+        as `fault`."""
+        if self.umems.get(umem.name) is not umem or umem.state is not UmemState.REGISTERED:
+            return FaultOutcome.FAILED  # no such key: the device's fault is dropped
+        return await self.fault(umem, address, npages=npages, write=write)
+
     def invalidation_ended(self) -> None:
         """An invalidation's end callbacks ran: charge each pending fault the protocol
         holds back right now (see "Liveness" in the module docstring).  Sync."""

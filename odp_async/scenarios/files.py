@@ -1631,8 +1631,10 @@ class _Semantics:
 @attrs.define(eq=False)
 class _Run:
     """One run's state.  Invariant: `mrs` holds the last registration of each name, which
-    stays there after its deregistration (a later op on it is a use-after-release, which
-    is for the checker to see, not for the file to forbid)."""
+    stays there after its deregistration.  A later ``fault`` on it is the device's fault
+    on a revoked key, dropped (``failed``: `UContext.device_fault`), and a later ``dma``
+    fails as the device's would; a later ``lock`` is the file's own use of the freed
+    region (a use-after-release, for the checker to see, not for the file to forbid)."""
 
     path: str
     world: World
@@ -1766,7 +1768,9 @@ class _Run:
             case "deregister":
                 await w.ctx.deregister_mr(self.mr(op))
             case "fault":
-                outcome = await w.ctx.fault(
+                # the device's fault on the MR's key: dropped once the MR is deregistered
+                # (or being deregistered), never a use of a stale pointer
+                outcome = await w.ctx.device_fault(
                     self.mr(op), a["address"], npages=a["pages"], write=a["write"]
                 )
                 return outcome.value

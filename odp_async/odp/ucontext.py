@@ -249,6 +249,7 @@ class UContext:
             await rt.checkpoint(("deregister", umem.name, "remove"))
             await self.protocol.remove(umem)
         umem.state = UmemState.DEREGISTERED
+        umem.released = True
         self.device.drop_table(umem.table)
         self.umems.pop(umem.name, None)
         self.checker.table_released(umem.name)
@@ -498,7 +499,8 @@ class UContext:
         if inside is None:
             return
         async with umem.mutex:
-            umem.touch(what)
+            if umem.released:  # (reads only what the freeing step writes)
+                umem.touch(what)
             umem.table.zap(inside)
 
     async def update_device(self, umem: Umem, rng: AddrRange, pages: list[PinnedPage]) -> None:

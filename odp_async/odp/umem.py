@@ -72,8 +72,11 @@ class RegionMutex(Mutex):
         self._used()
 
     def _used(self) -> None:
-        if self.region is not None:
-            self.region.touch(f"mutex_lock({self.name})")
+        # reads `Umem.released` only (written once, by the step that frees the region),
+        # so a grant conflicts with that step alone, not with every state change
+        region = self.region
+        if region is not None and region.released:
+            region.touch(f"mutex_lock({self.name})")
 
 
 @tracked
@@ -94,6 +97,8 @@ class Umem:
     seq: int = 0
     dying: bool = False
     state: UmemState = UmemState.REGISTERING
+    #: The struct was freed (`UContext.deregister_mr`'s end, with ``DEREGISTERED``).
+    released: bool = False
     #: Its entry in the context's interval tree, while it is in the tree.
     handle: IntervalHandle[Umem] | None = None
     #: Protocol-private per-region state.

@@ -155,6 +155,11 @@ The format
     checkpoint) between them to hold the lock across one.  ``lock`` adds no checkpoint of
     its own after the acquire so that a file runs the same steps as its Python twin.
 
+    ``fault`` is the device's page fault on the MR's key (`UContext.device_fault`): on an
+    MR deregistered or being deregistered (by any actor, or earlier by the same one) it
+    is dropped, ``"failed"``, and touches nothing, as mlx5 drops a fault whose key
+    deregistration revoked; a file cannot fault through a stale pointer.
+
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
     used); ``fault`` and ``dma`` must fall inside a registration of their MR.  An
     operation the model refuses (e.g. a ``register`` over a range an earlier ``munmap``

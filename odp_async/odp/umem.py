@@ -9,9 +9,10 @@ Contract
 
     Lifecycle: registered -> deregistering (new faults refuse; in-flight faults drain)
     -> deregistered.  Once deregistered, any touch is reported as ``use-after-release``,
-    checked at the point of use: `touch`, every grant of `mutex` (`RegionMutex`), and
-    every write of `table` (`odp_async.device.TranslationTable`), so a region freed while
-    its user waited at a lock is caught where the user goes on.
+    checked at the point of use: `touch`, every grant of `mutex` (`RegionMutex`), every
+    store to `count`, `seq`, `dying` or `proto`, and every write of `table`
+    (`odp_async.device.TranslationTable`), so a region freed while its user waited at a
+    lock, or anywhere after it took its pointer, is caught where the user goes on.
 
 Concurrency
     `mutex` guards `count`, `seq`, `dying`, `completion` re-arming and `table`; `seq` is
@@ -79,6 +80,14 @@ class RegionMutex(Mutex):
             region.touch(f"mutex_lock({self.name})")
 
 
+def _written(umem: Umem, attribute: attrs.Attribute[Any], value: Any) -> Any:
+    # a store into the region's struct is a use of it, checked where it is made (as the
+    # mutex grant reads only `released`, written by the freeing step alone)
+    if umem.released:
+        umem.touch(f"a store to its {attribute.name}")
+    return value
+
+
 @tracked
 @attrs.define(eq=False, repr=False)
 class Umem:
@@ -92,17 +101,17 @@ class Umem:
     mutex: RegionMutex = attrs.field(init=False)
     completion: Completion = attrs.field(init=False)
     #: Running invalidations (may go negative only in a protocol that does not clamp).
-    count: int = 0
+    count: int = attrs.field(default=0, on_setattr=_written)
     #: Finished invalidations.
-    seq: int = 0
-    dying: bool = False
+    seq: int = attrs.field(default=0, on_setattr=_written)
+    dying: bool = attrs.field(default=False, on_setattr=_written)
     state: UmemState = UmemState.REGISTERING
     #: The struct was freed (`UContext.deregister_mr`'s end, with ``DEREGISTERED``).
     released: bool = False
     #: Its entry in the context's interval tree, while it is in the tree.
     handle: IntervalHandle[Umem] | None = None
     #: Protocol-private per-region state.
-    proto: Any = None
+    proto: Any = attrs.field(default=None, on_setattr=_written)
     _faults: int = 0
     _faults_drained: WaitQueue = attrs.field(init=False)
 

@@ -25,6 +25,7 @@ See also
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Awaitable
 from typing import Any
 
@@ -59,7 +60,8 @@ class RegionMutex(Mutex):
     ``umem_mutex`` is a field of ``struct ib_umem_odp``).  Same blocking, checkpoint and
     cancellation promises as `Mutex`."""
 
-    region: Umem | None = attrs.field(default=None, kw_only=True)
+    #: Its region, weakly (the region holds its mutex: no reference cycle).
+    region: weakref.ref[Umem] | None = attrs.field(default=None, kw_only=True)
 
     def acquire(self) -> Awaitable[None]:
         return self._acquire_in_region()
@@ -75,7 +77,7 @@ class RegionMutex(Mutex):
     def _used(self) -> None:
         # reads `Umem.released` only (written once, by the step that frees the region),
         # so a grant conflicts with that step alone, not with every state change
-        region = self.region
+        region = None if self.region is None else self.region()
         if region is not None and region.released:
             region.touch(f"mutex_lock({self.name})")
 
@@ -116,7 +118,7 @@ class Umem:
     _faults_drained: WaitQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.mutex = RegionMutex(f"{self.name}.umem_mutex", region=self)
+        self.mutex = RegionMutex(f"{self.name}.umem_mutex", region=weakref.ref(self))
         self.completion = Completion(f"{self.name}.completion")
         self._faults_drained = WaitQueue(f"{self.name} in-flight faults")
 

@@ -82,14 +82,6 @@ class RegionMutex(Mutex):
             region.touch(f"mutex_lock({self.name})")
 
 
-def _written(umem: Umem, attribute: attrs.Attribute[Any], value: Any) -> Any:
-    # a store into the region's struct is a use of it, checked where it is made (as the
-    # mutex grant reads only `released`, written by the freeing step alone)
-    if umem.released:
-        umem.touch(f"a store to its {attribute.name}")
-    return value
-
-
 @tracked
 @attrs.define(eq=False, repr=False)
 class Umem:
@@ -102,18 +94,18 @@ class Umem:
     writable: bool = True
     mutex: RegionMutex = attrs.field(init=False)
     completion: Completion = attrs.field(init=False)
-    #: Running invalidations (may go negative only in a protocol that does not clamp).
-    count: int = attrs.field(default=0, on_setattr=_written)
-    #: Finished invalidations.
-    seq: int = attrs.field(default=0, on_setattr=_written)
-    dying: bool = attrs.field(default=False, on_setattr=_written)
+    # `count`, `seq`, `dying` and `proto` are properties over these: a store is checked
+    # (`_stored`), and still made with the plain ``object.__setattr__`` (so a store that
+    # leaves a field as it was stays a read for DPOR: `odp_async.tracked`)
+    _count: int = attrs.field(default=0, init=False)
+    _seq: int = attrs.field(default=0, init=False)
+    _dying: bool = attrs.field(default=False, init=False)
+    _proto: Any = attrs.field(default=None, init=False)
     state: UmemState = UmemState.REGISTERING
     #: The struct was freed (`UContext.deregister_mr`'s end, with ``DEREGISTERED``).
     released: bool = False
     #: Its entry in the context's interval tree, while it is in the tree.
     handle: IntervalHandle[Umem] | None = None
-    #: Protocol-private per-region state.
-    proto: Any = attrs.field(default=None, on_setattr=_written)
     _faults: int = 0
     _faults_drained: WaitQueue = attrs.field(init=False)
 
@@ -121,6 +113,54 @@ class Umem:
         self.mutex = RegionMutex(f"{self.name}.umem_mutex", region=weakref.ref(self))
         self.completion = Completion(f"{self.name}.completion")
         self._faults_drained = WaitQueue(f"{self.name} in-flight faults")
+
+    def _stored(self, field: str) -> None:
+        # a store into the region's struct is a use of it, checked where it is made;
+        # reads only `released` (written by the freeing step alone)
+        if self.released:
+            self.touch(f"a store to its {field}")
+
+    @property
+    def count(self) -> int:
+        """Running invalidations (may go negative only in a protocol that does not
+        clamp).  A store after the region's free is a ``use-after-release``."""
+        return self._count
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self._stored("count")
+        self._count = value
+
+    @property
+    def seq(self) -> int:
+        """Finished invalidations.  A store after the free is a ``use-after-release``."""
+        return self._seq
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        self._stored("seq")
+        self._seq = value
+
+    @property
+    def dying(self) -> bool:
+        """Set by ``release``.  A store after the free is a ``use-after-release``."""
+        return self._dying
+
+    @dying.setter
+    def dying(self, value: bool) -> None:
+        self._stored("dying")
+        self._dying = value
+
+    @property
+    def proto(self) -> Any:
+        """Protocol-private per-region state.  A store after the free is a
+        ``use-after-release``."""
+        return self._proto
+
+    @proto.setter
+    def proto(self, value: Any) -> None:
+        self._stored("proto")
+        self._proto = value
 
     def __repr__(self) -> str:
         return (

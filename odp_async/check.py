@@ -132,18 +132,28 @@ PteView = tuple[int, int, bool]
 
 @attrs.frozen
 class Violation:
-    """One broken invariant: what, when (sim step), who (tasks), where (addresses)."""
+    """One broken invariant: what, when (sim step; None in a live run, which numbers no
+    steps), who (tasks), where (addresses)."""
 
     kind: ViolationKind
-    step: int
+    step: int | None
     tasks: tuple[str, ...]
     addresses: tuple[int, ...]
     detail: str
 
+    @property
+    def sim_step(self) -> int:
+        """`step`, for what sees only sim runs (shrinking, timelines).  Raises
+        `ValueError` for a live run's violation, which has none."""
+        if self.step is None:
+            raise ValueError(f"a live run's violation has no step: {self.kind}")
+        return self.step
+
     def describe(self) -> str:
         where = ", ".join(f"{a:#x}" for a in self.addresses)
         at = f" at {where}" if where else ""
-        return f"{self.kind}{at} (step {self.step}, {', '.join(self.tasks)}): {self.detail}"
+        when = "live run" if self.step is None else f"step {self.step}"
+        return f"{self.kind}{at} ({when}, {', '.join(self.tasks)}): {self.detail}"
 
     def __str__(self) -> str:
         return self.describe()
@@ -165,7 +175,7 @@ class Event:
     address: int | None = None
 
 
-def _nowhere() -> tuple[int, str]:
+def _nowhere() -> tuple[int | None, str]:
     return 0, "?"
 
 
@@ -181,12 +191,13 @@ def _always_live(frame: FrameId) -> bool:
 class Checker:
     """Shadow state and violation log.  Build one per run; the world wires the callables.
 
-    `where` returns ``(step, task name)`` for the current moment; `page_lookup` returns
+    `where` returns ``(step, task name)`` for the current moment (step None in a live
+    run: it numbers no steps); `page_lookup` returns
     what the page table maps at a virtual page; `frame_live` tells whether a frame id is
     still allocated (not freed, not reused).
     """
 
-    where: Callable[[], tuple[int, str]] = _nowhere
+    where: Callable[[], tuple[int | None, str]] = _nowhere
     page_lookup: Callable[[int], PteView | None] = _no_pte
     frame_live: Callable[[FrameId], bool] = _always_live
     raise_on_violation: bool = False
@@ -244,7 +255,7 @@ class Checker:
         """Append to the semantic history (no-op unless ``record_events``).  Sync."""
         if self.record_events and not self.closed:
             step, task = self.where()
-            self.events.append(Event(step, task, kind, key, detail, address))
+            self.events.append(Event(step or 0, task, kind, key, detail, address))
 
     def kinds(self) -> list[ViolationKind]:
         """The kinds recorded so far, in order, without repeats."""

@@ -79,11 +79,22 @@ class TranslationTable:
     range: AddrRange
     checker: Checker
     entries: TrackedDict[int, Translation] = attrs.field(factory=TrackedDict)
+    #: Dropped by `Device.drop_table` (its region deregistered): a later write of it by
+    #: the driver (`install`, `zap`) is a ``use-after-release``.  The device's own reads
+    #: (`get`, a DMA through the revoked key) are not the driver's use.
+    released: bool = False
 
     def get(self, vpn: int) -> Translation | None:
         return self.entries.get(vpn)
 
+    def _used(self, what: str) -> None:
+        if self.released:
+            self.checker.violation(
+                "use-after-release", f"{what} touched {self.name} after its deregistration"
+            )
+
     def install(self, vpn: int, frame: FrameId, writable: bool) -> None:
+        self._used("a device page-table install")
         if not self.range.start >> PAGE_SHIFT <= vpn < self.range.end >> PAGE_SHIFT:
             raise ProtocolViolation(
                 f"install of {vpn << PAGE_SHIFT:#x} into {self.name}, which covers {self.range}"
@@ -93,6 +104,7 @@ class TranslationTable:
 
     def zap(self, rng: AddrRange) -> int:
         """Drop the translations inside `rng`; returns how many there were."""
+        self._used("a device page-table zap")
         gone = [vpn for vpn in rng.vpns() if vpn in self.entries]
         for vpn in gone:
             del self.entries[vpn]
@@ -145,6 +157,7 @@ class Device:
 
     def drop_table(self, table: TranslationTable) -> None:
         table.zap_all()
+        table.released = True
         self.tables.pop(table.name, None)
 
     async def dma(self, table: TranslationTable, address: int, *, write: bool) -> FrameId:

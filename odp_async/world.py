@@ -58,13 +58,14 @@ from .workqueue import Workqueue
 __all__ = ["PreparedWorld", "Scenario", "World", "WorldRun", "run_world"]
 
 
-def _where() -> tuple[int, str]:
+def _where() -> tuple[int | None, str]:
+    # a live runtime numbers no steps: None, never a made-up 0 (the setup's step)
     try:
         runtime = current_runtime()
         task = runtime.current_task()
     except ProtocolViolation:
         return 0, "-"
-    step = runtime.steps if isinstance(runtime, SimRuntime) else 0
+    step = runtime.steps if isinstance(runtime, SimRuntime) else None
     return step, runtime.task_name(task)
 
 

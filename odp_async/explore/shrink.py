@@ -185,7 +185,7 @@ class ShrinkResult:
 def sort_key(preemptions: int, execution: Execution, schedule: Sequence[int]) -> tuple[int, ...]:
     """What "simpler" means: fewer preemptions, then an earlier failure, then fewer choices."""
     failure = execution.failure
-    step = failure.step if failure is not None else execution.sim.steps
+    step = failure.sim_step if failure is not None else execution.sim.steps
     return (preemptions, step, execution.sim.steps, len(schedule))
 
 
@@ -506,7 +506,7 @@ def _cap(step: int, max_steps: int) -> int:
 
 
 def _step(execution: Execution) -> int:
-    return execution.failure.step if execution.failure else execution.sim.steps
+    return execution.failure.sim_step if execution.failure else execution.sim.steps
 
 
 def _fewer_preemptions(

@@ -379,11 +379,20 @@ class ImplicitMr:
             self._quiet.wake_all()
 
     async def release(self) -> None:
-        """The mm is going away: zap every child; later faults fail."""
+        """The mm is going away: zap every child; later faults fail.  Counts as a running
+        invalidation (``mn_itree_release`` opens the itree's invalidation, so a
+        ``mmu_interval_notifier_remove`` meanwhile waits for it): a child destroyed while
+        this walk waits at another child's lock is not freed under it.  Each child is
+        checked once its lock is granted (the walk's list was taken before)."""
         self.dead = True
+        self._active += 1
         for child in list(self.notified):
             async with child.mutex:
+                self.checker.used(child.key, "the release walk")
                 child.table.zap_all()
+        self._active -= 1
+        if self._active == 0:
+            self._quiescences += 1
         self._quiet.wake_all()
 
     # --- child destruction ----------------------------------------------------------------

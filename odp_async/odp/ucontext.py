@@ -268,6 +268,7 @@ class UContext:
             await rt.checkpoint(("deregister", umem.name, "remove"))
             await self.protocol.remove(umem)
         umem.state = UmemState.DEREGISTERED
+        umem.released = True
         self.device.drop_table(umem.table)
         self.umems.pop(umem.name, None)
         self.checker.table_released(umem.name)
@@ -308,6 +309,21 @@ class UContext:
         if umem is None or (request.write and not umem.writable):
             return FaultOutcome.FAILED  # no such MR, or a write to a read-only one
         return await self.fault(umem, request.address, write=request.write)
+
+    async def device_fault(
+        self, umem: Umem, address: int, *, npages: int = 1, write: bool = False
+    ) -> FaultOutcome:
+        """A page fault the device raises on `umem`'s key, handled as the driver does:
+        the key is looked up first (mlx5 odp.c: ``xa_load(&dev->odp_mkeys)`` under srcu),
+        and a fault on a region deregistered or being deregistered is dropped
+        (`FaultOutcome.FAILED`, no violation: deregistration revokes the key and waits
+        for running lookups, ``synchronize_srcu``, before ``ib_umem_odp_release``).
+        Otherwise as `fault`, whose caller holds a pointer to the region: there a fault on
+        a deregistered region is a ``use-after-release`` (a stale pointer).  Same errors
+        as `fault`."""
+        if self.umems.get(umem.name) is not umem or umem.state is not UmemState.REGISTERED:
+            return FaultOutcome.FAILED  # no such key: the device's fault is dropped
+        return await self.fault(umem, address, npages=npages, write=write)
 
     def invalidation_ended(self) -> None:
         """An invalidation's end callbacks ran: charge each pending fault the protocol
@@ -520,12 +536,17 @@ class UContext:
 
     async def zap(self, umem: Umem, rng: AddrRange, what: str) -> None:
         """Drop `umem`'s translations inside `rng`, under its mutex (the driver's
-        ``invalidate_range`` + ``ib_umem_odp_unmap_dma_pages``)."""
+        ``invalidate_range`` + ``ib_umem_odp_unmap_dma_pages``).  The region is checked
+        on entry and again once the mutex is granted: the acquire is a choice point, and a
+        deregistration may run to its end while the caller waits there (a walk whose
+        snapshot of the tree is stale), so the zap under the lock is a use of its own."""
         umem.touch(what)
         inside = umem.range.intersection(rng)
         if inside is None:
             return
         async with umem.mutex:
+            if umem.released:  # (reads only what the freeing step writes)
+                umem.touch(what)
             umem.table.zap(inside)
 
     async def update_device(self, umem: Umem, rng: AddrRange, pages: list[PinnedPage]) -> None:

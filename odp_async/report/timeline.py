@@ -344,8 +344,8 @@ def _build(
     )
     marks = tuple(
         Mark(
-            v.step,
-            finder.find(v.tasks[0], v.step) if v.tasks else None,
+            v.sim_step,
+            finder.find(v.tasks[0], v.sim_step) if v.tasks else None,
             v.kind,
             v.tasks,
             v.describe(),

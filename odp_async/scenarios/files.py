@@ -155,6 +155,11 @@ The format
     checkpoint) between them to hold the lock across one.  ``lock`` adds no checkpoint of
     its own after the acquire so that a file runs the same steps as its Python twin.
 
+    ``fault`` is the device's page fault on the MR's key (`UContext.device_fault`): on an
+    MR deregistered or being deregistered (by any actor, or earlier by the same one) it
+    is dropped, ``"failed"``, and touches nothing, as mlx5 drops a fault whose key
+    deregistration revoked; a file cannot fault through a stale pointer.
+
     ``fault``, ``dma`` and ``cpu_fault`` take any byte address (the page holding it is
     used); ``fault`` and ``dma`` must fall inside a registration of their MR.  An
     operation the model refuses (e.g. a ``register`` over a range an earlier ``munmap``
@@ -1634,8 +1639,10 @@ class _Semantics:
 @attrs.define(eq=False)
 class _Run:
     """One run's state.  Invariant: `mrs` holds the last registration of each name, which
-    stays there after its deregistration (a later op on it is a use-after-release, which
-    is for the checker to see, not for the file to forbid)."""
+    stays there after its deregistration.  A later ``fault`` on it is the device's fault
+    on a revoked key, dropped (``failed``: `UContext.device_fault`), and a later ``dma``
+    fails as the device's would; a later ``lock`` is the file's own use of the freed
+    region (a use-after-release, for the checker to see, not for the file to forbid)."""
 
     path: str
     world: World
@@ -1769,7 +1776,9 @@ class _Run:
             case "deregister":
                 await w.ctx.deregister_mr(self.mr(op))
             case "fault":
-                outcome = await w.ctx.fault(
+                # the device's fault on the MR's key: dropped once the MR is deregistered
+                # (or being deregistered), never a use of a stale pointer
+                outcome = await w.ctx.device_fault(
                     self.mr(op), a["address"], npages=a["pages"], write=a["write"]
                 )
                 return outcome.value

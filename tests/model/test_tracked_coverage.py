@@ -54,6 +54,7 @@ NOT_SHARED = {
     "odp_async.world.PreparedWorld": "the explorer's handle on a set-up world, outside every run",
     "odp_async.scenarios.files._Semantics": "checks a parsed scenario file, before any run",
     "odp_async.odp.ucontext._Refusals": "one fault's own count, read by its task alone",
+    "odp_async.odp.umem.RegionMutex": "a Mutex (notes itself); `region` set once, at birth",
 }
 
 

@@ -138,6 +138,20 @@ async def revealed_in_a_later_run():
     assert order == sorted(order), f"later task ran first: {order}"
 
 
+async def _asks_then_goes_on(order):
+    order.append(oa.current_task().id)
+    await checkpoint()
+    order.append(-1)
+
+
+async def asks_but_correct():
+    order = []
+    async with task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(_asks_then_goes_on, order, name="w")
+    assert sorted(order)[-3:] == [1, 2, 3], order
+
+
 # --- never tells them apart: the reduction stays --------------------------------------
 
 async def _locked_increment(state, lock, cond):
@@ -157,6 +171,20 @@ async def identical_workers():
         for _ in range(3):
             tg.start_soon(_locked_increment, state, lock, cond, name="w")
     assert state["x"] == 3
+
+
+async def main_asks_who_it_is():
+    """Only tasks symmetry never merges are revealed: main, and a task of its own name."""
+    me = oa.current_task()
+
+    async def lone():
+        assert oa.current_task() is not me
+
+    async with task_group() as tg:
+        tg.start_soon(lone, name="lone")
+        await identical_workers()
+    assert oa.current_task() is me
+    assert oa.Mutex("unused").owner is None
 
 
 VAR = contextvars.ContextVar("rank")
@@ -236,6 +264,32 @@ def test_a_chooser_whose_program_never_asks_keeps_symmetry(usermod: ModuleType) 
     assert chooser.symmetry
     assert not chooser.symmetry_dropped
     assert (runs, chooser.executions_pruned) == IDENTICAL_WORKERS_COUNTS
+
+
+@pytest.mark.parametrize("bound", [1, 3])
+def test_a_correct_program_that_asks_is_complete_after_the_restart(
+    usermod: ModuleType, bound: int
+) -> None:
+    # The first (symmetric) run reveals a merged task: the search restarts without
+    # symmetry, and its claim is the full search's, that run still counted.
+    restarted = check(usermod.asks_but_correct, chooser="dfs", preemption_bound=bound)
+    full = check(usermod.asks_but_correct, chooser="dfs", preemption_bound=bound, symmetry=False)
+    assert restarted.failure is None
+    assert restarted.complete
+    assert full.complete
+    assert restarted.bound == full.bound == bound
+    assert restarted.schedules == full.schedules + 1
+
+
+def test_revealing_tasks_never_merged_keeps_symmetry(usermod: ModuleType) -> None:
+    chooser = DfsChooser(preemption_bound=3)
+    target = Target.resolve(usermod.main_asks_who_it_is, None, None)
+    while chooser.has_more:
+        with contextlib.suppress(PrunedExecution):
+            assert not target.run(chooser, max_steps=1000).is_failure
+    assert chooser.is_complete
+    assert chooser.symmetry
+    assert not chooser.symmetry_dropped
 
 
 def test_a_program_that_never_asks_keeps_the_reduction(usermod: ModuleType) -> None:

@@ -128,9 +128,9 @@ def _note(primitive: object, event: str | None = None) -> None:
         rt.note(primitive, event)
 
 
-def _revealed(tasks: tuple[object, ...]) -> tuple[object, ...]:
-    # Tasks handed to the program (an owner, the holders): under the sim it can now tell
-    # them apart (`odp_async._runtime.Runtime.reveal`).  Returns `tasks`.
+def reveal_tasks(tasks: tuple[object, ...]) -> tuple[object, ...]:
+    """Tasks handed to the program (an owner, the holders): under the sim it can now tell
+    them apart (`odp_async._runtime.Runtime.reveal`).  Returns `tasks`.  Sync."""
     rt = _runtime_in_effect(None)
     if rt is not None:
         for task in tasks:
@@ -581,14 +581,14 @@ class Mutex(_Blocking):
         _note(ReadOf(self))
         owner = self._owner
         if owner is not None:
-            _revealed((owner,))
+            reveal_tasks((owner,))
         return owner
 
     def statistics(self) -> MutexStatistics:
         """Held, by whom, how many wait.  A noted read of the lock."""
         _note(ReadOf(self))
         if self._owner is not None:
-            _revealed((self._owner,))
+            reveal_tasks((self._owner,))
         return MutexStatistics(self._owner is not None, self._owner, len(self._queue._waiters))
 
     async def __aenter__(self) -> None:
@@ -639,7 +639,7 @@ class Mutex(_Blocking):
         return "acquire"
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
-        holders = () if self._owner is None else _revealed((self._owner,))
+        holders = () if self._owner is None else reveal_tasks((self._owner,))
         return _label("Mutex", self.name), holders
 
     def _check_invariants(self) -> None:
@@ -825,7 +825,7 @@ class RWLock(_Blocking):
         _note(ReadOf(self))
         writer = self._writer
         if writer is not None:
-            _revealed((writer,))
+            reveal_tasks((writer,))
         return writer
 
     @property
@@ -833,16 +833,16 @@ class RWLock(_Blocking):
         """The tasks holding it for reading, in the order they took it.  Under the sim
         a write of the lock (the order depends on every reader step)."""
         _note(self)
-        return _revealed(tuple(self._readers))
+        return reveal_tasks(tuple(self._readers))
 
     def statistics(self) -> RWLockStatistics:
         _note(self)
         waiting = [w.kind for w in self._queue._waiters]
         if self._writer is not None:
-            _revealed((self._writer,))
+            reveal_tasks((self._writer,))
         return RWLockStatistics(
             self._writer,
-            _revealed(tuple(self._readers)),
+            reveal_tasks(tuple(self._readers)),
             waiting.count(_READ),
             waiting.count(_WRITE),
         )
@@ -938,7 +938,7 @@ class RWLock(_Blocking):
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         holders = (self._writer,) if self._writer is not None else tuple(self._readers)
-        return _label("RWLock", self.name), _revealed(holders)
+        return _label("RWLock", self.name), reveal_tasks(holders)
 
     def waits_behind(self, waiter: Waiter) -> tuple[object, ...]:
         """For deadlock reports: the writers queued before `waiter` (FIFO: it gets in only
@@ -946,7 +946,7 @@ class RWLock(_Blocking):
         ahead: list[object] = []
         for w in self._queue._waiters:
             if w is waiter:
-                return _revealed(tuple(ahead))
+                return reveal_tasks(tuple(ahead))
             if w.kind == _WRITE:
                 ahead.append(w.task)
         return ()
@@ -1266,7 +1266,7 @@ class SlotPool(_Blocking):
         return SlotPoolStatistics(
             self.size,
             len(self._free),
-            _revealed(tuple(self._holders.values())),
+            reveal_tasks(tuple(self._holders.values())),
             len(self._queue._waiters),
         )
 
@@ -1301,7 +1301,7 @@ class SlotPool(_Blocking):
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return (
             f"{_label('SlotPool', self.name)} ({len(self._free)} free)",
-            _revealed(tuple(self._holders.values())),
+            reveal_tasks(tuple(self._holders.values())),
         )
 
     def _check_invariants(self) -> None:
@@ -1430,7 +1430,7 @@ class Condition:
 
     def _check_held(self, task: object, what: str) -> None:
         # A noted read of the lock (the error names its holder); only compared and named,
-        # so not revealed to the program (`_revealed`).
+        # so not revealed to the program (`reveal_tasks`).
         _note(ReadOf(self._lock))
         owner = self._lock._owner
         if owner is not task:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 
 from . import _runtime as rt
 from .errors import InvalidArgument
-from .sync import WaitQueue
+from .sync import WaitQueue, reveal_tasks
 from .tracked import TrackedDict, tracked
 from .workqueue import WorkItem, Workqueue
 
@@ -104,7 +104,7 @@ class Srcu:
 
     def open_sections(self) -> list[object]:
         """The tasks inside a read section now (one entry per section)."""
-        return list(self._readers.values())
+        return list(reveal_tasks(tuple(self._readers.values())))
 
 
 @tracked
@@ -115,4 +115,5 @@ class _Readers:
         self._srcu = srcu
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
-        return f"{self._srcu.name} readers (synchronize_srcu)", tuple(self._srcu._readers.values())
+        readers = reveal_tasks(tuple(self._srcu._readers.values()))
+        return f"{self._srcu.name} readers (synchronize_srcu)", readers

@@ -129,6 +129,16 @@ def _note(primitive: object, event: str | None = None) -> None:
         rt.note(primitive, event)
 
 
+def reveal_tasks(tasks: tuple[object, ...]) -> tuple[object, ...]:
+    """Tasks handed to the program (an owner, the holders): under the sim it can now tell
+    them apart (`odp_async._runtime.Runtime.reveal`).  Returns `tasks`.  Sync."""
+    rt = _runtime_in_effect(None)
+    if rt is not None:
+        for task in tasks:
+            rt.reveal(task)
+    return tasks
+
+
 def _note_read(primitive: object) -> None:
     # ``_note(ReadOf(primitive))``, building the `ReadOf` only when the sim run records
     # notes (`SimRuntime.keeps_notes`; only the sim sets the variable): for hot paths.
@@ -570,11 +580,16 @@ class Mutex(_Blocking):
     def owner(self) -> object | None:
         """The task holding it, or None.  A noted read of the lock."""
         _note(ReadOf(self))
-        return self._owner
+        owner = self._owner
+        if owner is not None:
+            reveal_tasks((owner,))
+        return owner
 
     def statistics(self) -> MutexStatistics:
         """Held, by whom, how many wait.  A noted read of the lock."""
         _note(ReadOf(self))
+        if self._owner is not None:
+            reveal_tasks((self._owner,))
         return MutexStatistics(self._owner is not None, self._owner, len(self._queue._waiters))
 
     async def __aenter__(self) -> None:
@@ -625,7 +640,7 @@ class Mutex(_Blocking):
         return "acquire"
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
-        holders = () if self._owner is None else (self._owner,)
+        holders = () if self._owner is None else reveal_tasks((self._owner,))
         return _label("Mutex", self.name), holders
 
     def _check_invariants(self) -> None:
@@ -809,20 +824,28 @@ class RWLock(_Blocking):
     @property
     def writer(self) -> object | None:
         _note(ReadOf(self))
-        return self._writer
+        writer = self._writer
+        if writer is not None:
+            reveal_tasks((writer,))
+        return writer
 
     @property
     def readers(self) -> tuple[object, ...]:
         """The tasks holding it for reading, in the order they took it.  Under the sim
         a write of the lock (the order depends on every reader step)."""
         _note(self)
-        return tuple(self._readers)
+        return reveal_tasks(tuple(self._readers))
 
     def statistics(self) -> RWLockStatistics:
         _note(self)
         waiting = [w.kind for w in self._queue._waiters]
+        if self._writer is not None:
+            reveal_tasks((self._writer,))
         return RWLockStatistics(
-            self._writer, tuple(self._readers), waiting.count(_READ), waiting.count(_WRITE)
+            self._writer,
+            reveal_tasks(tuple(self._readers)),
+            waiting.count(_READ),
+            waiting.count(_WRITE),
         )
 
     def _note_grant(self, rt: Any, task: object, kind: int, got: object) -> None:
@@ -916,7 +939,7 @@ class RWLock(_Blocking):
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         holders = (self._writer,) if self._writer is not None else tuple(self._readers)
-        return _label("RWLock", self.name), holders
+        return _label("RWLock", self.name), reveal_tasks(holders)
 
     def waits_behind(self, waiter: Waiter) -> tuple[object, ...]:
         """For deadlock reports: the writers queued before `waiter` (FIFO: it gets in only
@@ -924,7 +947,7 @@ class RWLock(_Blocking):
         ahead: list[object] = []
         for w in self._queue._waiters:
             if w is waiter:
-                return tuple(ahead)
+                return reveal_tasks(tuple(ahead))
             if w.kind == _WRITE:
                 ahead.append(w.task)
         return ()
@@ -1253,7 +1276,10 @@ class SlotPool(_Blocking):
         """Size, free slots, holders, tasks waiting.  A noted read of the pool."""
         _note(ReadOf(self))
         return SlotPoolStatistics(
-            self.size, len(self._free), tuple(self._holders.values()), len(self._queue._waiters)
+            self.size,
+            len(self._free),
+            reveal_tasks(tuple(self._holders.values())),
+            len(self._queue._waiters),
         )
 
     def _try(self, task: object, kind: int) -> object:
@@ -1287,7 +1313,7 @@ class SlotPool(_Blocking):
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         return (
             f"{_label('SlotPool', self.name)} ({len(self._free)} free)",
-            tuple(self._holders.values()),
+            reveal_tasks(tuple(self._holders.values())),
         )
 
     def _check_invariants(self) -> None:
@@ -1415,7 +1441,10 @@ class Condition:
         return ConditionStatistics(len(self._queue._waiters), self._lock.statistics())
 
     def _check_held(self, task: object, what: str) -> None:
-        owner = self._lock.owner  # a noted read of the lock (the error names its holder)
+        # A noted read of the lock (the error names its holder); only compared and named,
+        # so not revealed to the program (`reveal_tasks`).
+        _note(ReadOf(self._lock))
+        owner = self._lock._owner
         if owner is not task:
             holder = "nobody" if owner is None else _task_name(owner)
             raise ProtocolViolation(

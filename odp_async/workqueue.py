@@ -44,7 +44,7 @@ from contextlib import asynccontextmanager
 from . import _runtime as rt
 from .check import Checker
 from .errors import InvalidArgument
-from .sync import WaitQueue
+from .sync import WaitQueue, reveal_tasks
 from .tracked import TrackedDict, tracked
 
 __all__ = ["WorkItem", "Workqueue"]
@@ -129,7 +129,7 @@ class _WorkOwner:
         if work is None:
             return "a freed work item to finish", ()
         running = work.running
-        return f"{work.key} to finish", (() if running is None else (running,))
+        return f"{work.key} to finish", (() if running is None else reveal_tasks((running,)))
 
 
 @tracked

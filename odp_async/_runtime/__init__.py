@@ -142,8 +142,12 @@ def checkpoint(label: object = None) -> Generator[Any, Any, None]:
 
 
 def current_task() -> object:
-    """The calling task's identity (hashable).  Sync; never a checkpoint."""
-    return current_runtime().current_task()
+    """The calling task's identity (hashable).  Sync; never a checkpoint.  Under the sim
+    the program then tells this task from identical ones (`Runtime.reveal`)."""
+    rt = current_runtime()
+    task = rt.current_task()
+    rt.reveal(task)
+    return task
 
 
 def task_name(task: object) -> str:

@@ -213,6 +213,13 @@ class Runtime(abc.ABC):
         None elsewhere."""
         return None
 
+    def reveal(self, task: object) -> None:
+        """The running program learns `task`'s identity (`current_task`, a primitive's
+        owner or holders): the sim tells a chooser that takes identical unstarted tasks
+        as interchangeable (dfs's symmetry), which holds only while nothing tells them
+        apart.  Nothing elsewhere.  Sync."""
+        return None
+
     @abc.abstractmethod
     def task_name(self, task: object) -> str:
         """A human-readable name for a task returned by `current_task`."""

@@ -660,6 +660,8 @@ class SimTaskGroup:
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
         rt = self._rt
         kids = tuple(t for t in rt._tasks if t.group is self and t.state != _DONE)
+        for kid in kids:
+            rt.reveal(kid)
         return "its task group's children", kids
 
 
@@ -686,6 +688,7 @@ class SimRuntime(Runtime):
         "_on_stop",
         "_preemptions",
         "_rescuers",
+        "_reveals",
         "_root",
         "_runnable",
         "_schedule",
@@ -753,9 +756,13 @@ class SimRuntime(Runtime):
         self._preemptions: list[int] = []
         # Stuck sets found rescuable this run (`_rescuable`).
         self._rescuers: set[frozenset[int]] = set()
+        # The chooser's ``note_identity``, told of every task whose identity the program
+        # learns (`reveal`), or None: only a chooser that merges identical tasks asks.
+        self._reveals: Callable[[SimTask], None] | None = None
         if type(chooser) in _PLAIN_CHOOSERS:  # neither attribute: the explorer's case
             self._trust_primitives, self._keyed = True, False
             return
+        self._reveals = getattr(chooser, "note_identity", None)
         self._trust_primitives = bool(getattr(chooser, "trust_primitives", True))
         # Spawn keys (what a task was spawned as) are kept for choosers that want
         # footprints, the only ones that read them (symmetry reduction).
@@ -768,6 +775,13 @@ class SimRuntime(Runtime):
 
     def task_name(self, task: object) -> str:
         return task.name if isinstance(task, SimTask) else repr(task)
+
+    def reveal(self, task: object) -> None:
+        # Only a program's step tells (the driver's deadlock analysis and the labels of
+        # steps read holders too, with no task current): see `Runtime.reveal`.
+        reveals = self._reveals
+        if reveals is not None and self._current is not None and type(task) is SimTask:
+            reveals(task)
 
     def checkpoint(self, label: object = None) -> Awaitable[None]:
         return trap(CHECKPOINT, label)
@@ -834,10 +848,18 @@ class SimRuntime(Runtime):
         if fp is not None:
             fp.add(resource)
         trace = self._trace
-        if trace is not None and event is not None and self._current is not None:
+        current = self._current
+        if trace is not None and event is not None and current is not None:
             if type(resource) is ReadOf:  # a noted read: the event is about what it reads
                 resource = resource.read_of
-            trace.append((self._steps, self._current.id, NOTE, (event, _stable_label(resource))))
+            # The label names holders (`describe_wait`): the driver's reading, not the
+            # program's (`reveal` ignores it with no task current).
+            self._current = None
+            try:
+                label = _stable_label(resource)
+            finally:
+                self._current = current
+            trace.append((self._steps, current.id, NOTE, (event, label)))
 
     def task_blocked(self, task: object) -> bool:
         """`task` is blocked on a primitive or asleep; the asking step's footprint is
@@ -1185,14 +1207,16 @@ class SimRuntime(Runtime):
             steps += 1
             self._steps = steps
             task = runnable[i]
-            self._current = task
             if track:
                 declared = declared_footprint(
                     task.pending, trust_primitives=trust, noted_only=noted_only
                 )
                 self._fp = set()
                 self._fp_unknown = declared is None and not noted_only
+                # (before the task is current: the label's holders are not the program's
+                # reading, `reveal`)
                 task.history = hash((task.history, _stable_label(task.pending)))
+            self._current = task
             exc = task.throw_exc
             if exc is not None:
                 task.throw_exc = None

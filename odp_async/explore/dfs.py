@@ -87,10 +87,21 @@ Contract
     exchanged, so the verdict does not depend on which one is taken.  A task that ran a
     step is only itself (its locals may hold what it read from shared state: a job popped
     from a shared queue, a ticket taken from a counter), so symmetry never merges it.
-    Nothing is assumed of the program beyond telling tasks apart only by name (a program
-    that compares task objects or their ids across tasks sees the exchange).  It prunes
-    the order in which identical workers *start* (``locked_counter``: N identical fresh
-    workers are one choice, not N), not what they do once running.
+    The exchange is invisible only while the program cannot tell the tasks apart: their
+    names are equal, but a task object (its ``id``, ``repr``, hash, its identity as a
+    dict key or in a comparison) sets them apart.  So the sim tells the chooser of every
+    task handed to the program (`note_identity`: ``current_task()``, a primitive's
+    ``owner``, ``writer``, ``readers``, holders in ``statistics()`` or `describe_wait`,
+    a task group's children; the primitives' own bookkeeping is not the program's
+    reading).  When a task symmetry merged in an execution (one of a class of two or
+    more at a node of its path) is revealed in that execution, whatever the order, the
+    pruned subtrees are not covered: the search drops every saved path and level and
+    restarts without symmetry (`symmetry_dropped`; the executions already run stay
+    counted).  Checking per execution is enough: a run of a pruned subtree that reveals
+    a merged task is the exchange of one of the explored subtree that reveals the other
+    (or an equivalent of it, which runs the same steps).  Symmetry prunes the order in
+    which identical workers *start* (``locked_counter``: N identical fresh workers are
+    one choice, not N), not what they do once running.
 
     Guarantee: without reduction the search visits every schedule within the bound.
     With reduction it visits one representative per class of equivalent schedules (up
@@ -169,6 +180,9 @@ class DfsStatistics:
     #: Alternatives explored by one probe run instead of a subtree
     #: (`DfsChooser.alternatives_probed`).
     probed: int = 0
+    #: The program told merged tasks apart: the search restarted without symmetry
+    #: (`DfsChooser.symmetry_dropped`).
+    symmetry_dropped: bool = False
 
 
 @attrs.frozen
@@ -574,6 +588,8 @@ class _Node:
     # This node's saved state and its ancestors', shared by every work item saved below
     # it while its choice stays (None: not saved since its last change).
     snap: _Chain | None = None
+    # The ids of the tasks symmetry merged here (each in a class of two or more).
+    merged: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -603,16 +619,31 @@ class _Saved:
     costs: tuple[int, ...]
     chosen: int
     done: tuple[tuple[int, _Fp | None], ...]
+    merged: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, node: _Node) -> _Saved:
         return cls(
-            node.is_draw, node.options, node.ordinal, node.costs, node.chosen, tuple(node.done)
+            node.is_draw,
+            node.options,
+            node.ordinal,
+            node.costs,
+            node.chosen,
+            tuple(node.done),
+            node.merged,
         )
 
     def node(self, chosen: int, todo: list[int]) -> _Node:
         return _Node(
-            self.is_draw, self.options, self.ordinal, self.costs, chosen, todo, [], list(self.done)
+            self.is_draw,
+            self.options,
+            self.ordinal,
+            self.costs,
+            chosen,
+            todo,
+            [],
+            list(self.done),
+            merged=self.merged,
         )
 
 
@@ -666,14 +697,18 @@ class DfsChooser(_SystematicChooser[_Node]):
     __slots__ = (
         "_classes",
         "_level",
+        "_merged",
         "_next_level",
         "_prev_quiet",
         "_probing",
+        "_revealed",
         "_this_level",
+        "_unsound",
         "alternatives_probed",
         "is_iterative",
         "reduction",
         "symmetry",
+        "symmetry_dropped",
     )
 
     def __init__(
@@ -716,6 +751,14 @@ class DfsChooser(_SystematicChooser[_Node]):
         self._probing = False
         self._classes: dict[int, Hashable] = {}  # task id -> `_class_key`, per execution
         self._prev_quiet = False  # `_is_quiet` of `_prev_task` when it was chosen
+        # Symmetry's soundness (module docstring, "Symmetry"), per execution: the ids of
+        # the tasks it merged at a node of the path, and of the tasks whose identity the
+        # program learnt (`note_identity`).  Once the two meet, the search is `_unsound`
+        # and restarts without symmetry (`symmetry_dropped`).
+        self._merged: set[int] = set()
+        self._revealed: set[int] = set()
+        self._unsound = False
+        self.symmetry_dropped = False
 
     # --- public state -----------------------------------------------------------------
 
@@ -726,7 +769,7 @@ class DfsChooser(_SystematicChooser[_Node]):
         Also True once the search failed (`failure` is set), so that the explorer's next
         run raises the `NondeterminismError` instead of the loop ending quietly.
         """
-        if not self._started or self._failed is not None:
+        if not self._started or self._failed is not None or self._unsound:
             return True
         return (
             any(
@@ -780,6 +823,7 @@ class DfsChooser(_SystematicChooser[_Node]):
             max_depth=self.max_depth,
             max_preemptions=self.max_preemptions,
             probed=self.alternatives_probed,
+            symmetry_dropped=self.symmetry_dropped,
         )
 
     # --- the chooser protocol ---------------------------------------------------------
@@ -794,10 +838,14 @@ class DfsChooser(_SystematicChooser[_Node]):
                     f"the run ended after {self._pos} choices, but replaying its prefix "
                     f"needs {self._prefix_len}: the program is not deterministic"
                 )
-            if not self._advance():
+            if self._unsound:
+                self._restart_without_symmetry()
+            elif not self._advance():
                 self._search_over()
         self._start_execution()
         self._classes.clear()
+        self._merged.clear()
+        self._revealed.clear()
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         if self._failed is not None:
@@ -816,6 +864,8 @@ class DfsChooser(_SystematicChooser[_Node]):
         if pos < len(self._path):
             node = self._path[pos]
             self._check_offer(node, pos, tuple(t.id for t in runnable), "choice")
+            if node.merged:
+                self._note_merged(node.merged)
         else:
             node = self._new_node(runnable, last)
         i = node.chosen
@@ -840,6 +890,18 @@ class DfsChooser(_SystematicChooser[_Node]):
         self._took(pos, 0)
         return node.chosen
 
+    def note_identity(self, task: Any) -> None:
+        """The program learnt `task`'s identity (the sim calls it: `current_task()`, a
+        primitive's owner or holders; `odp_async._runtime.Runtime.reveal`).  If symmetry
+        merged that task in this execution, the exchange it relied on is visible, so
+        nothing it pruned is covered: the search restarts without symmetry at the next
+        `new_execution` (`has_more` is True and `is_complete` False until then)."""
+        if not self.symmetry:
+            return
+        self._revealed.add(task.id)
+        if task.id in self._merged:
+            self._unsound = True
+
     def __repr__(self) -> str:
         return (
             f"DfsChooser(preemption_bound={self.preemption_bound!r}, "
@@ -853,13 +915,22 @@ class DfsChooser(_SystematicChooser[_Node]):
         n = len(runnable)
         by_id = sorted(range(n), key=lambda i: runnable[i].id)
         last_index = -1
+        merged: tuple[int, ...] = ()
         if self.symmetry:
             reps: dict[Hashable, int] = {}
+            members: dict[Hashable, int] = {}
             for i in by_id:
-                reps.setdefault(self._class_of(runnable[i]), i)
+                key = self._class_of(runnable[i])
+                reps.setdefault(key, i)
+                members[key] = members.get(key, 0) + 1
             candidates = list(reps.values())  # lowest id of each class, by id
             if last is not None:
                 last_index = reps[self._class_of(last)]
+            if len(candidates) < n:
+                merged = tuple(
+                    runnable[i].id for i in by_id if members[self._class_of(runnable[i])] > 1
+                )
+                self._note_merged(merged)
         else:
             candidates = by_id
             if last is not None:
@@ -890,11 +961,33 @@ class DfsChooser(_SystematicChooser[_Node]):
         if not todo:
             if deferred:
                 # Kept on the path so its alternatives become the next level's work.
-                self._path.append(_Node(False, ids, self._ordinal, costs, -1, [], deferred))
+                self._path.append(
+                    _Node(False, ids, self._ordinal, costs, -1, [], deferred, merged=merged)
+                )
             self._prune("preemption-bound")
-        node = _Node(False, ids, self._ordinal, costs, todo[0], todo[1:], deferred)
+        node = _Node(False, ids, self._ordinal, costs, todo[0], todo[1:], deferred, merged=merged)
         self._path.append(node)
         return node
+
+    def _note_merged(self, ids: tuple[int, ...]) -> None:
+        self._merged.update(ids)
+        if not self._revealed.isdisjoint(ids):
+            self._unsound = True
+
+    def _restart_without_symmetry(self) -> None:
+        """Drop every saved path and level and start the search again from the empty
+        prefix, without symmetry: its pruned subtrees are not covered once the program
+        told merged tasks apart, so neither the work done nor a bound it reached counts
+        (the executions already run stay counted, and a run's truncation stays noted)."""
+        self.symmetry = False
+        self.symmetry_dropped = True
+        self._unsound = False
+        self._path = []
+        self._this_level.clear()
+        self._next_level.clear()
+        self._level = 0
+        self._cut = False
+        self._probing = False
 
     def _class_of(self, task: Any) -> Hashable:
         """`_class_key`, computed once per unstarted task and execution (it cannot change

@@ -42,7 +42,13 @@ Contract
     The completion is withdrawn (not complete, the search goes on as before) if a chunk
     still out reports a failure, at any index (one past ``c`` contradicts the footprints:
     it is reported, not dropped, and only then can ``jobs`` change the result), or if the
-    wall-clock budget stopped the schedules below ``c`` before they all ran.  A shard
+    wall-clock budget stopped the schedules below ``c`` before they all ran.  A failure
+    found with ``stop_on_first`` is counted the same way (`_settle_hit`): what chunks and
+    the parent's dpor slots ran past the first failing index before it was known is
+    taken out, the part below it of a chunk that straddles it runs again here, so
+    `schedules`, `steps`, `pruned` and `failing` are a serial run's for every ``jobs``
+    and executor (only `ExploreResult.per_worker`, who ran what, depends on timing).  A
+    shard
     (``start = s``) stops at the same ``c`` when ``c >= s``; one that starts past ``c``
     stops at its first dpor slot, having run (uncounted, but checked) every trace below
     ``s``: a trace that failed there belongs to another shard's range, and this shard
@@ -306,7 +312,9 @@ class ExploreResult:
     #: True when Ctrl-C stopped it (`ExploreInterrupted`): a partial result.
     interrupted: bool = False
     #: How many schedules each worker ran (``main``: this process; ``resumed``: taken
-    #: from a run log), in order of name.
+    #: from a run log), in order of name; of the counted schedules only (they add up to
+    #: `schedules`).  Which worker ran which chunk depends on timing: the only count
+    #: here that may differ between two runs of the same search.
     per_worker: Mapping[str, int] = attrs.field(factory=dict)
     #: The 1-based indices of every failing schedule that ran, ascending (with
     #: ``stop_on_first``, the failures found before the search stopped).
@@ -594,6 +602,11 @@ class _Merged:
     steps: int
     failing: tuple[int, ...]
     unfinished: int = 0
+    #: Executions a portfolio's dpor slot pruned on its way (`_Tally.pruned`).
+    pruned: int = 0
+    #: A dpor slot the parent ran (`tally.add`): counted as this process's, not in
+    #: `_Tally.per_worker`.
+    inline: bool = False
 
 
 @attrs.define
@@ -707,12 +720,14 @@ class _Tally:
             self.done -= c.ran
             self.steps -= c.steps
             self.unfinished -= c.unfinished
+            self.pruned -= c.pruned
             self.failures -= len(c.failing)
             for index in c.failing:
                 self.failing.remove(index)
-            self.per_worker[c.worker] -= c.ran
-            if not self.per_worker[c.worker]:
-                del self.per_worker[c.worker]
+            if not c.inline:
+                self.per_worker[c.worker] -= c.ran
+                if not self.per_worker[c.worker]:
+                    del self.per_worker[c.worker]
             if c.first < cut:
                 again.append((c.first, cut))
         self.chunks = keep
@@ -1086,6 +1101,8 @@ def _explore_seeded(
             log.close()
     if tally.cut is not None:
         _settle_cut(target, config, steps_hint, tally)
+    if tally.cut is None and config.stop_on_first and tally.hit is not None:
+        _settle_hit(target, config, steps_hint, tally)
     return _completed(config, tally, dpor)
 
 
@@ -1116,6 +1133,27 @@ def _settle_cut(target: Target, config: ExploreConfig, hint: Probes, tally: _Tal
     if tally.hit is not None or next(_gaps(config.start, cut, spans), None) is not None:
         tally.cut = tally.traces = None
         return
+    _count_below(target, config, hint, tally, cut)
+    tally.out_of_time = False  # the completion, not the clock, ended it
+
+
+def _settle_hit(target: Target, config: ExploreConfig, hint: Probes, tally: _Tally) -> None:
+    """After chunks ran elsewhere and one failed (``stop_on_first``), count what a serial
+    run counts: the schedules up to the first failure (index ``tally.hit``) and nothing
+    past it, whatever chunks and dpor slots ran past it before the failure was known (a
+    scheduling artefact: how many depends on the workers' timing).  So the counts
+    (schedules, steps, pruned, unfinished, failing) are the same for every ``jobs`` and
+    executor; only `ExploreResult.per_worker` says who happened to run what."""
+    assert tally.hit is not None
+    _count_below(target, config, hint, tally, tally.hit[0])
+
+
+def _count_below(
+    target: Target, config: ExploreConfig, hint: Probes, tally: _Tally, cut: int
+) -> None:
+    """Take out what chunks (and the parent's dpor slots) ran at or past index `cut`;
+    run here again the part below `cut` of each chunk that straddles it (its dpor slots,
+    counted apart, excepted)."""
     for a, b in tally.trim(cut):
         again = _Tally(b - a, None, 0.0)
         _run_range(target, config, a, b, hint, again)
@@ -1127,7 +1165,6 @@ def _settle_cut(target: Target, config: ExploreConfig, hint: Probes, tally: _Tal
             again.hit,
             unfinished=again.unfinished,
         )
-    tally.out_of_time = False  # the completion, not the clock, ended it
 
 
 def _identity(target: Target, config: ExploreConfig, hint: Probes) -> dict[str, Any]:
@@ -1264,7 +1301,25 @@ def _explore_chunks(
             dpor_next += 1
         if dpor_next >= last or not needed(dpor_next) or tally.time_is_up():
             return False
-        if _run_dpor_slot(config, dpor_next, dpor, tally, target, hint, last):
+        before = (tally.done, tally.steps, tally.unfinished, tally.pruned, len(tally.failing))
+        completed = _run_dpor_slot(config, dpor_next, dpor, tally, target, hint, last)
+        if tally.done > before[0]:
+            # Recorded as a chunk of its own, so that `_settle_hit` takes it out when it
+            # ran past the first failure (before that failure was known).
+            tally.chunks.append(
+                _Merged(
+                    "main",
+                    dpor_next,
+                    dpor_next + 1,
+                    tally.done - before[0],
+                    tally.steps - before[1],
+                    tuple(tally.failing[before[4] :]),
+                    tally.unfinished - before[2],
+                    tally.pruned - before[3],
+                    inline=True,
+                )
+            )
+        if completed:
             # Completed at `dpor_next`, unless a chunk still out below it fails (the
             # completion is then withdrawn, and this slot runs random like any other
             # slot of a finished search).

@@ -75,6 +75,8 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from ._code_reach import Chain, code_facts, code_tree
 
 __all__ = [
@@ -867,7 +869,7 @@ def _arguments(ins: list[dis.Instruction], p: int, count: int) -> list[tuple[int
 #: Instructions that end a statement (what comes after them starts another).
 _STATEMENT_ENDS = frozenset(
     {"STORE_FAST", "STORE_DEREF", "STORE_GLOBAL", "STORE_NAME", "STORE_ATTR", "STORE_SUBSCR",
-     "POP_TOP", "RESUME", "RETURN_VALUE"}
+     "POP_TOP", "RETURN_VALUE"}
 )  # fmt: skip
 
 
@@ -877,6 +879,58 @@ def _statement_start(ins: list[dis.Instruction], k: int) -> int:
     while i > 0 and ins[i - 1].opname not in _STATEMENT_ENDS and k - i < _SCAN:
         i -= 1
     return i
+
+
+#: Instructions after which the next one does not run.
+_NO_FALLTHROUGH = frozenset(
+    {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "RETURN_VALUE",
+     "RAISE_VARARGS", "RERAISE"}
+)  # fmt: skip
+
+
+def _callee_end(ins: list[dis.Instruction], p: int, count: int) -> int | None:
+    """The index of the last instruction pushing the callee of the PRECALL at `p`
+    (CPython 3.11: two slots, then `count` arguments), found by the stack depth before
+    each instruction of the statement, every path followed (``Box(a if c else b)``,
+    ``Box(await load())``): the callee's slots are the two the statement pushes first,
+    kept under everything up to `p`.  None when that is not read."""
+    start = _statement_start(ins, p)
+    at = {op.offset: i for i, op in enumerate(ins)}
+    depth = {start: 0}
+    work = [start]
+    while work:
+        i = work.pop()
+        if i >= p:
+            continue
+        op = ins[i]
+        arg = op.arg if op.opcode >= dis.HAVE_ARGUMENT else None
+        nexts: list[tuple[int | None, bool]] = []
+        if op.opcode in dis.hasjrel or op.opcode in dis.hasjabs:
+            nexts.append((at.get(op.argval), True))
+        if op.opname not in _NO_FALLTHROUGH:
+            nexts.append((i + 1, False))
+        for k, jump in nexts:
+            try:
+                after = depth[i] + dis.stack_effect(op.opcode, arg, jump=jump)
+            except ValueError:
+                return None
+            if k is None or not start <= k <= p or after < 0:
+                return None
+            if k in depth:
+                if depth[k] != after:
+                    return None
+                continue
+            depth[k] = after
+            work.append(k)
+    if depth.get(p) != 2 + count or any(i not in depth for i in range(start, p + 1)):
+        return None
+    first = next(i for i in range(start, p + 1) if depth[i] >= 2)
+    if depth[first] != 2 or any(depth[i] < 2 for i in range(first, p + 1)):
+        return None
+    end = first - 1  # pushed the callee's second slot; an attribute chain may follow
+    while end + 1 < p and ins[end + 1].opname == "LOAD_ATTR":
+        end += 1
+    return end if end >= start else None
 
 
 def _callee(
@@ -897,14 +951,28 @@ def _callee(
         # a generator expression (CPython 3.11): MAKE_FUNCTION, its iterable, GET_ITER
         spans = _arguments(ins, p - 1, 1)
         j = spans[0][0] - 1 if spans else -1
+        if spans is None:  # an iterable that branches: the statement's first function
+            k = _statement_start(ins, p)
+            while k < p and ins[k].opname in (
+                "RESUME",
+                "LOAD_CLOSURE",
+                "BUILD_TUPLE",
+                "LOAD_CONST",
+            ):
+                k += 1
+            j = k
         if j > 0 and ins[j].opname == "MAKE_FUNCTION":
             code = ins[j - 1].argval
             return code if isinstance(code, types.CodeType) else _MISSING
         return _MISSING
     spans = _arguments(ins, p, int(before.argval or 0))
-    if spans is None:
-        return _MISSING
-    j = spans[0][0] - 1 if spans else p - 1
+    if spans is not None:
+        j = spans[0][0] - 1 if spans else p - 1
+    else:  # arguments that branch or wait: follow the statement's stack
+        end = _callee_end(ins, p, int(before.argval or 0))
+        if end is None:
+            return _MISSING
+        j = end
     if j >= 0 and ins[j].opname in ("LOAD_FAST", "LOAD_DEREF"):
         codes = (made or {}).get(str(ins[j].argval), [])
         # a generator function among them first (judged as either: conservative)
@@ -971,15 +1039,18 @@ _IMMUTABLE: frozenset[type] = frozenset(
 
 def _state_class(cls: type, argc: int) -> bool:
     # Whether a call of `cls` (with `argc` arguments) makes state nobody notes: any class
-    # but those making values (`_IMMUTABLE`), the ones noting their own state (a
-    # `@tracked` class, a tracked container, a primitive or a SharedCell that keeps no
-    # fields of its own, the runtime's objects) and ``type(x)`` (a class: its
-    # attributes are watched).  A library's class is no exception (``deque``,
-    # ``types.SimpleNamespace``, ``functools.partial``: their instances hold state).
+    # but those making values (`_IMMUTABLE`; a frozen attrs or dataclass record), the
+    # ones noting their own state (a `@tracked` class, a tracked container, a primitive
+    # or a SharedCell that keeps no fields of its own, the runtime's objects) and
+    # ``type(x)`` (a class: its attributes are watched).  A library's class is no
+    # exception (``deque``, ``types.SimpleNamespace``, ``functools.partial``: their
+    # instances hold state).
     from . import tracked
 
     if cls in _IMMUTABLE:
         return False
+    if tracked._is_frozen_dataclass(cls) or (attrs.has(cls) and tracked._is_frozen(cls)):
+        return False  # a frozen record: fields set once, by the call
     if issubclass(cls, type):
         return argc != 1  # ``type(name, bases, ns)`` makes a class no walk read
     info = getattr(cls, "__tracked__", None)

@@ -24,6 +24,7 @@ from tests.conftest import UserModule
 PROGRAMS = """
 import array
 import collections
+import dataclasses
 import functools
 import types
 
@@ -92,6 +93,28 @@ async def generator_expression():
 
 async def namespace():
     s = types.SimpleNamespace(n=0)
+
+    def write(v):
+        s.n = v
+
+    await _race(lambda: s.n, write)
+
+
+async def _zero():
+    return 0
+
+
+async def namespace_from_await():
+    s = types.SimpleNamespace(n=await _zero())
+
+    def write(v):
+        s.n = v
+
+    await _race(lambda: s.n, write)
+
+
+async def namespace_with_a_branch(flag=True):
+    s = types.SimpleNamespace(n=0 if flag else 1)
 
     def write(v):
         s.n = v
@@ -247,6 +270,16 @@ async def immutable_values():
     await _apart(lambda: (n, t, f))
 
 
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    n: int
+
+
+async def records():
+    r = Frozen(n=3)
+    await _apart(lambda: r.n)
+
+
 async def tracked_box_apart():
     box = Box()
     await _apart(lambda: box.n)
@@ -264,7 +297,7 @@ def scenario(main):
 SCENARIOS = {
     name: scenario(main)
     for name, main in list(globals().items())
-    if not name.startswith("_") and name[0].islower() and name != "scenario"
+    if not name.startswith("_") and name[0].islower() and name not in ("scenario", "dataclasses")
     and callable(main) and getattr(main, "__module__", None) == __name__
 }
 globals().update({name.upper(): s for name, s in SCENARIOS.items()})
@@ -276,6 +309,8 @@ RACES = [
     "nested_async_generator",
     "generator_expression",
     "namespace",
+    "namespace_from_await",
+    "namespace_with_a_branch",
     "deque_",
     "counter",
     "array_",
@@ -314,7 +349,9 @@ def test_a_lost_update_on_it_is_never_claimed_complete(
     assert "lost update" in str(result.failure.violation)
 
 
-@pytest.mark.parametrize("name", ["immutable_values", "tracked_box_apart", "shared_cell_apart"])
+@pytest.mark.parametrize(
+    "name", ["immutable_values", "records", "tracked_box_apart", "shared_cell_apart"]
+)
 def test_noted_and_immutable_locals_keep_the_reduction(user: ModuleType, name: str) -> None:
     assert track((), code=(getattr(user, name),)).untracked == ()
     result = explore(user.SCENARIOS[name], chooser="dpor", schedules=200)

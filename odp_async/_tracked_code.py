@@ -25,8 +25,9 @@ Contract
       library's side channels (`_SIDE_CHANNELS`: ``os.environ``, ``open``, ``random``'s
       module functions, ``time.monotonic``...), a function naming ``__closure__`` or
       ``cell_contents``, and a local shared with the functions a function defines that
-      they rebind or that is bound to an untracked object or a generator
-      (`_shared_locals`) are reported.
+      they rebind or that is bound to a call of a class nobody notes (a library's
+      included: ``types.SimpleNamespace()``, ``collections.deque()``) or of a generator
+      function (`_shared_locals`) are reported.
 
     Code outside the program is trusted, not read: the standard library, attrs, anyio,
     trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
@@ -62,8 +63,10 @@ See also
 
 from __future__ import annotations
 
+import decimal
 import dis
 import enum
+import fractions
 import functools
 import importlib.util
 import inspect
@@ -71,6 +74,8 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import attrs
 
 from ._code_reach import Chain, code_facts, code_tree
 
@@ -630,23 +635,26 @@ def _reaches_cells(code: types.CodeType) -> bool:
     return False
 
 
-#: Instructions that push one value and take none (a call's simple arguments).
-_ONE_VALUE = frozenset({"LOAD_CONST", "LOAD_FAST", "LOAD_DEREF", "LOAD_GLOBAL", "LOAD_CLOSURE"})
 _GENERATORS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
-#: Modules of the plain containers (``dict``, ``list``, ``collections.deque``...).
+#: Modules of the plain containers (``dict``, ``list``, ``collections.deque``...): their
+#: instances take no attributes (`_unnoted_result`).
 _CONTAINER_MODULES = frozenset({"builtins", "collections"})
 
 
 def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
     """The locals of `fn` (and of the functions nested in it) that its nested functions
     share (``co_cellvars``) and that hold state: rebound by a nested function
-    (``nonlocal n; n += 1``), or bound to an object of a class nobody notes (``box =
-    Box()``) or a generator (``g = gen()``).  Each as ``(name, what)``.  A plain
-    container (``results = []``, ``{"n": 0}``, ``collections.deque()``) is not judged:
-    a local a task fills and the main function reads after the join is the common case
-    (judging it would lose the reduction of most programs), and what a local is bound
-    to by any other expression (``box = make_box()``) is not judged either."""
+    (``nonlocal n; n += 1``), or bound to a call of a class that makes mutable objects
+    and that nobody notes (``box = Box()``, ``types.SimpleNamespace(n=0)``,
+    ``collections.deque()``, ``dict(n=0)``, ``functools.partial(f, d)``: `_state_class`)
+    or of a generator or async generator function, a module's or one defined in `fn`
+    (``g = gen()``, a generator expression).  Each as ``(name, what)``.  A container
+    display (``results = []``, ``{"n": 0}``) is not judged: a local a task fills and the
+    main function reads after the join is the common case (judging it would lose the
+    reduction of most programs), and what a local is bound to by any other expression
+    (``box = make_box()``, ``obj.gen()``) is not judged either."""
     found: list[tuple[str, str]] = []
+    made = _functions_made(fn.__code__)
     for code in code_tree(fn.__code__):
         cells = set(code.co_cellvars)
         if not cells:
@@ -662,10 +670,28 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
         for n, op in enumerate(ins):
             if op.opname != "STORE_DEREF" or op.argval not in cells or op.argval in rebound:
                 continue
-            what = _fresh_state(fn, ins, n)
+            what = _fresh_state(fn, ins, n, made)
             if what is not None:
                 found.append((str(op.argval), what))
     return found
+
+
+def _functions_made(code: types.CodeType) -> dict[str, list[types.CodeType]]:
+    """The names that `code` (or code nested in it) binds to a function it defines right
+    there (``def acc(): ...``, no decorator), each with the code of every such function
+    (a name bound in two scopes has both: judged as either)."""
+    made: dict[str, list[types.CodeType]] = {}
+    for inner in code_tree(code):
+        ins = list(dis.get_instructions(inner))
+        for k, op in enumerate(ins):
+            if (
+                op.opname == "MAKE_FUNCTION"
+                and k + 1 < len(ins)
+                and ins[k + 1].opname in ("STORE_FAST", "STORE_DEREF")
+                and isinstance(ins[k - 1].argval, types.CodeType)
+            ):
+                made.setdefault(str(ins[k + 1].argval), []).append(ins[k - 1].argval)
+    return made
 
 
 def _made_at_run_time(fn: types.FunctionType) -> list[str]:
@@ -677,9 +703,11 @@ def _made_at_run_time(fn: types.FunctionType) -> list[str]:
     an attribute (``store.box = ...``), and a callable made by wrapping a function made
     there, kept in a variable: a decorated nested function (``@functools.lru_cache``,
     ``@functools.wraps(g)``, ``@staticmethod``: a cache, a wrapper's or a method
-    object's attributes), or a call given such a function (``functools.cache(g)``,
-    ``staticmethod(g)``).  Defaults that are one constant tuple of immutable values are
-    not state.  Static, and conservative: a shape it cannot read is reported."""
+    object's attributes), or a call given such a function as an argument
+    (``functools.cache(g)``, ``staticmethod(g)``, ``functools.partial(g, {})``; any
+    function made there that the statement loads, when the arguments branch).  Defaults
+    that are one constant tuple of immutable values are not state.  Static, and
+    conservative: a shape it cannot read is reported."""
     found: list[str] = []
     stores = ("STORE_FAST", "STORE_DEREF")
     for code in code_tree(fn.__code__):
@@ -727,12 +755,15 @@ def _made_at_run_time(fn: types.FunctionType) -> list[str]:
                     f"({code.co_qualname})"
                 )
             elif op.opname == "PRECALL" and k + 2 < len(ins) and ins[k + 2].opname in stores:
-                n = int(op.arg or 0)
-                args = ins[k - n : k] if n <= k else []
+                spans = _arguments(ins, k, int(op.arg or 0))
+                if spans is None:  # not read: any function the statement loads
+                    spans = [(i, i + 1) for i in range(_statement_start(ins, k), k)]
                 wrapped = [
-                    str(a.argval)
-                    for a in args
-                    if a.opname in ("LOAD_FAST", "LOAD_DEREF") and str(a.argval) in made
+                    str(ins[a].argval)
+                    for a, b in spans
+                    if b == a + 1
+                    and ins[a].opname in ("LOAD_FAST", "LOAD_DEREF")
+                    and str(ins[a].argval) in made
                 ]
                 if wrapped:
                     found.append(
@@ -792,21 +823,161 @@ def _unnoted_result(fn: types.FunctionType, ins: list[dis.Instruction], n: int) 
         return True
     if issubclass(callee, type):  # ``owner = type(self)``: a class, its attributes watched
         return False
-    if callee.__module__ in _CONTAINER_MODULES:  # (`_state_class` passes them all)
-        return bool(callee.__dictoffset__)  # a ``staticmethod(f)``: it has a __dict__
-    return _state_class(callee)
+    if callee.__module__ in _CONTAINER_MODULES:  # no attributes to give, but for a
+        return bool(callee.__dictoffset__)  # ``staticmethod(f)``: it has a __dict__
+    return _state_class(callee, int(ins[n - 1].argval or 0))
 
 
-def _callee(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> object:
-    # What the CALL just before the store at `n` calls, when its arguments are simple
-    # and it is named by a global and attribute chain (``Box``, ``mymod.Box``); else
-    # `_MISSING`.
+#: How far back `_arguments` reads a call's arguments (instructions).
+_SCAN = 400
+
+
+def _arguments(ins: list[dis.Instruction], p: int, count: int) -> list[tuple[int, int]] | None:
+    """The spans ``(start, end)`` of the `count` values pushed just before `p` (CPython
+    3.11: a call's arguments before its PRECALL, a ``KW_NAMES`` among them), first
+    value first, read backward by stack effect; None when that code is not straight
+    (a jump or a jump target in it: ``f(a if c else b)``) or not read."""
+    end = p
+    if end and ins[end - 1].opname == "KW_NAMES":
+        end -= 1
+    spans: list[tuple[int, int]] = []
+    depth = 0
+    i = end
+    while len(spans) < count:
+        i -= 1
+        if i < 0 or end - i > _SCAN:
+            return None
+        op = ins[i]
+        if op.is_jump_target or op.opcode in dis.hasjrel or op.opcode in dis.hasjabs:
+            return None
+        try:
+            arg = op.arg if op.opcode >= dis.HAVE_ARGUMENT else None
+            depth += dis.stack_effect(op.opcode, arg, jump=False)
+        except ValueError:
+            return None
+        if depth > len(spans) + 1:
+            return None
+        if depth == len(spans) + 1:
+            spans.append((i, end))
+            end = i
+    if end < len(ins) and ins[end].is_jump_target:
+        return None  # what comes before the values is not one path
+    spans.reverse()
+    return spans
+
+
+#: Instructions that end a statement (what comes after them starts another).
+_STATEMENT_ENDS = frozenset(
+    {"STORE_FAST", "STORE_DEREF", "STORE_GLOBAL", "STORE_NAME", "STORE_ATTR", "STORE_SUBSCR",
+     "POP_TOP", "RETURN_VALUE"}
+)  # fmt: skip
+
+
+def _statement_start(ins: list[dis.Instruction], k: int) -> int:
+    # The first instruction after the last statement's end before `k`.
+    i = k
+    while i > 0 and ins[i - 1].opname not in _STATEMENT_ENDS and k - i < _SCAN:
+        i -= 1
+    return i
+
+
+#: Instructions after which the next one does not run.
+_NO_FALLTHROUGH = frozenset(
+    {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "RETURN_VALUE",
+     "RAISE_VARARGS", "RERAISE"}
+)  # fmt: skip
+
+
+def _callee_end(ins: list[dis.Instruction], p: int, count: int) -> int | None:
+    """The index of the last instruction pushing the callee of the PRECALL at `p`
+    (CPython 3.11: two slots, then `count` arguments), found by the stack depth before
+    each instruction of the statement, every path followed (``Box(a if c else b)``,
+    ``Box(await load())``): the callee's slots are the two the statement pushes first,
+    kept under everything up to `p`.  None when that is not read."""
+    start = _statement_start(ins, p)
+    at = {op.offset: i for i, op in enumerate(ins)}
+    depth = {start: 0}
+    work = [start]
+    while work:
+        i = work.pop()
+        if i >= p:
+            continue
+        op = ins[i]
+        arg = op.arg if op.opcode >= dis.HAVE_ARGUMENT else None
+        nexts: list[tuple[int | None, bool]] = []
+        if op.opcode in dis.hasjrel or op.opcode in dis.hasjabs:
+            nexts.append((at.get(op.argval), True))
+        if op.opname not in _NO_FALLTHROUGH:
+            nexts.append((i + 1, False))
+        for k, jump in nexts:
+            try:
+                after = depth[i] + dis.stack_effect(op.opcode, arg, jump=jump)
+            except ValueError:
+                return None
+            if k is None or not start <= k <= p or after < 0:
+                return None
+            if k in depth:
+                if depth[k] != after:
+                    return None
+                continue
+            depth[k] = after
+            work.append(k)
+    if depth.get(p) != 2 + count or any(i not in depth for i in range(start, p + 1)):
+        return None
+    first = next(i for i in range(start, p + 1) if depth[i] >= 2)
+    if depth[first] != 2 or any(depth[i] < 2 for i in range(first, p + 1)):
+        return None
+    end = first - 1  # pushed the callee's second slot; an attribute chain may follow
+    while end + 1 < p and ins[end + 1].opname == "LOAD_ATTR":
+        end += 1
+    return end if end >= start else None
+
+
+def _callee(
+    fn: types.FunctionType,
+    ins: list[dis.Instruction],
+    n: int,
+    made: Mapping[str, list[types.CodeType]] | None = None,
+) -> object:
+    # What the CALL just before the store at `n` calls: an object named by a global and
+    # attribute chain (``Box``, ``mymod.Box``); the code of a function defined in the
+    # function (a name in `made`: ``acc()``; a generator expression's, called on its
+    # iterable); else `_MISSING`.
     before = ins[n - 1]
     if before.opname != "CALL" or n < 2 or ins[n - 2].opname != "PRECALL":
         return _MISSING
-    j = n - 3 - int(before.argval or 0)  # past the arguments, each one instruction
-    if j < 0 or any(i.opname not in _ONE_VALUE for i in ins[j + 1 : n - 2]):
+    p = n - 2
+    if not before.argval and p and ins[p - 1].opname == "GET_ITER":
+        # a generator expression (CPython 3.11): MAKE_FUNCTION, its iterable, GET_ITER
+        spans = _arguments(ins, p - 1, 1)
+        j = spans[0][0] - 1 if spans else -1
+        if spans is None:  # an iterable that branches: the statement's first function
+            k = _statement_start(ins, p)
+            while k < p and ins[k].opname in (
+                "RESUME",
+                "LOAD_CLOSURE",
+                "BUILD_TUPLE",
+                "LOAD_CONST",
+            ):
+                k += 1
+            j = k
+        if j > 0 and ins[j].opname == "MAKE_FUNCTION":
+            code = ins[j - 1].argval
+            return code if isinstance(code, types.CodeType) else _MISSING
         return _MISSING
+    spans = _arguments(ins, p, int(before.argval or 0))
+    if spans is not None:
+        j = spans[0][0] - 1 if spans else p - 1
+    else:  # arguments that branch or wait: follow the statement's stack
+        end = _callee_end(ins, p, int(before.argval or 0))
+        if end is None:
+            return _MISSING
+        j = end
+    if j >= 0 and ins[j].opname in ("LOAD_FAST", "LOAD_DEREF"):
+        codes = (made or {}).get(str(ins[j].argval), [])
+        # a generator function among them first (judged as either: conservative)
+        codes = sorted(codes, key=lambda c: not c.co_flags & _GENERATORS)
+        return codes[0] if codes else _MISSING
     names: list[str] = []
     while j >= 0 and ins[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
         names.append(str(ins[j].argval))
@@ -821,30 +992,75 @@ def _callee(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> objec
     return callee
 
 
-def _fresh_state(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> str | None:
-    """What the STORE_DEREF at `n` binds, when it is fresh state: a container literal or
-    a call, with simple arguments, of a mutable type, an untracked class or a generator
-    function named by a global (``collections.deque()``, ``Box()``, ``gen()``)."""
-    callee = _callee(fn, ins, n) if n else _MISSING
+def _fresh_state(
+    fn: types.FunctionType,
+    ins: list[dis.Instruction],
+    n: int,
+    made: Mapping[str, list[types.CodeType]],
+) -> str | None:
+    """What the STORE_DEREF at `n` binds, when it is fresh state: a call of a class
+    that makes mutable objects nobody notes (`_state_class`), or of a generator or async
+    generator function (a module's, or one defined in `fn`: `made`; a generator
+    expression)."""
+    callee = _callee(fn, ins, n, made) if n else _MISSING
+    if isinstance(callee, types.CodeType):
+        if callee.co_flags & _GENERATORS:
+            return f"a generator of {callee.co_qualname}, defined in {_qual(fn)}"
+        return None
     if isinstance(callee, types.FunctionType):
         if callee.__code__.co_flags & _GENERATORS:
             return f"a generator of {_qual(callee)}"
         return None
-    if isinstance(callee, type) and _state_class(callee):
+    if isinstance(callee, type) and _state_class(callee, int(ins[n - 1].argval or 0)):
         return f"a {callee.__module__}.{callee.__qualname__}"
     return None
 
 
-def _state_class(cls: type) -> bool:
-    # Whether an instance of `cls` is state nobody notes (the allow-list of
-    # `odp_async.tracked`, by class): a primitive or a SharedCell notes itself.
+#: Classes whose instances are values: a call of one makes no state (``n = int(0)``,
+#: ``t = tuple(xs)``); exactly these, not their subclasses.  Small and explicit.
+_IMMUTABLE: frozenset[type] = frozenset(
+    {
+        int,
+        float,
+        complex,
+        bool,
+        str,
+        bytes,
+        tuple,
+        frozenset,
+        range,
+        type(None),
+        object,
+        fractions.Fraction,
+        decimal.Decimal,
+    }
+)
+
+
+def _state_class(cls: type, argc: int) -> bool:
+    # Whether a call of `cls` (with `argc` arguments) makes state nobody notes: any class
+    # but those making values (`_IMMUTABLE`; a frozen attrs or dataclass record), the
+    # ones noting their own state (a `@tracked` class, a tracked container, a primitive
+    # or a SharedCell that keeps no fields of its own, the runtime's objects) and
+    # ``type(x)`` (a class: its attributes are watched).  A library's class is no
+    # exception (``deque``, ``types.SimpleNamespace``, ``functools.partial``: their
+    # instances hold state).
     from . import tracked
 
-    if cls.__module__ in _CONTAINER_MODULES:
-        return False  # a plain container: see `_shared_locals`
+    if cls in _IMMUTABLE:
+        return False
+    if tracked._is_frozen_dataclass(cls) or (attrs.has(cls) and tracked._is_frozen(cls)):
+        return False  # a frozen record: fields set once, by the call
+    if issubclass(cls, type):
+        return argc != 1  # ``type(name, bases, ns)`` makes a class no walk read
+    info = getattr(cls, "__tracked__", None)
+    if isinstance(info, tracked._Tracking) and info.cls is cls:
+        return False
     if issubclass(cls, tracked._primitives()):
         return tracked.primitive_with_state(cls) is not None
-    return tracked._is_opaque(cls, None) is True
+    if cls in tracked._CONTAINERS or "__tracked_internal_of__" in cls.__dict__:
+        return False
+    return not cls.__module__.startswith("odp_async._runtime")
 
 
 # --- the watch ---------------------------------------------------------------------------

@@ -414,6 +414,7 @@ def explore(
     """
     from .explore.config import ExploreConfig
 
+    asked_jobs = jobs
     jobs, note = _cap_jobs(jobs, schedules, "schedules")
     if time_budget is not None and not 0 < time_budget <= MAX_TIME_BUDGET:  # also nan, inf
         _fail(
@@ -435,7 +436,7 @@ def explore(
         start=start,
         stop_on_first=not all_failures,
     )
-    _refuse_ignored(chooser)  # after the config judged the values themselves
+    _refuse_ignored(chooser, asked_jobs)  # after the config judged the values themselves
     if not 0 <= progress_every <= MAX_SECONDS:  # also refuses nan
         _fail(
             f"--progress-every must be a number of seconds >= 0 (at most {MAX_SECONDS:g}), "
@@ -505,9 +506,16 @@ _CHOOSER_OPTIONS = {
 }
 
 
-def _refuse_ignored(chooser: str) -> None:
+def _refuse_ignored(chooser: str, jobs: int) -> None:
     """Refuse an option given on the command line that `chooser` would ignore (one line):
-    a bound the search never applies must not look applied."""
+    a bound the search never applies must not look applied.  ``--jobs`` above 1 with
+    dfs too (`odp_async.explore.config.refuse_ignored`, the API's rule: dfs runs in this
+    process)."""
+    if chooser == "dfs" and jobs > 1:
+        _fail(
+            f"--jobs {jobs} is for --chooser random, pct, portfolio or dpor; --chooser dfs "
+            "runs in this process (drop it, or choose one that uses it)"
+        )
     ctx = click.get_current_context()
     for name, (flag, users) in _CHOOSER_OPTIONS.items():
         source = ctx.get_parameter_source(name)

@@ -340,6 +340,7 @@ def test_examples_copy_needs_a_path_in_an_existing_directory(user: Path) -> None
         (["--chooser", "portfolio", "--depth", "2"], "--depth is for --chooser pct"),
         (["--chooser", "pct", "--no-reduction"], "--no-reduction is for --chooser dfs"),
         (["--chooser", "dpor", "--max-preemptions", "2"], "--max-preemptions is for"),
+        (["--chooser", "dfs", "--jobs", "2"], "--jobs 2 is for --chooser random"),
     ],
 )
 def test_an_option_the_chooser_ignores_is_refused(

@@ -16,7 +16,7 @@ from tests._usermod import pythonpath_env, write_user_module
 from tests.conftest import UserModule
 
 PROGRAMS = """
-from odp_async import Completion, Mutex, checkpoint, move_on_after, task_group
+from odp_async import Completion, Mutex, checkpoint, move_on_after, sleep, task_group
 
 
 async def abba_behind_busy(busy_steps=5000):
@@ -45,6 +45,34 @@ async def abba_behind_busy(busy_steps=5000):
         tg.start_soon(t1, name="t1")
         tg.start_soon(t2, name="t2")
         tg.start_soon(busy, name="busy")
+
+
+async def abba_behind_a_sleeper():
+    a, b = Mutex("a"), Mutex("b")
+    ev1, ev2 = Completion("e1"), Completion("e2")
+
+    async def t1():
+        async with a:
+            ev1.complete_all()
+            await ev2.wait()
+            async with b:
+                pass
+
+    async def t2():
+        async with b:
+            ev2.complete_all()
+            await ev1.wait()
+            async with a:
+                pass
+
+    async def sleeper():
+        for _ in range(200):
+            await sleep(1)
+
+    async with task_group() as tg:
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(sleeper, name="sleeper")
 
 
 async def abba_with_a_timeout():
@@ -191,6 +219,18 @@ def test_the_run_stops_on_the_step_that_closes_the_cycle(
         # the block before it was the other one's: the cycle was open until that step
         parks = [e for e in r.trace if e[2] == PARK and names[e[1]] in ("t1", "t2")]
         assert {names[parks[-1][1]], names[parks[-2][1]]} == {"t1", "t2"}
+
+
+def test_a_sleeper_beside_the_cycle_could_still_run(user_module: UserModule) -> None:
+    # trial 19a f2: a task asleep with its timer pending was left out of "could still
+    # run", so the early-stopped deadlock lost its `(partial: ...)` tag
+    mod = user_module(PROGRAMS, "partial")
+    for seed in range(10):
+        r = run(mod.abba_behind_a_sleeper, seed=seed)
+        assert r.outcome == "deadlock", (seed, r.outcome)
+        assert r.deadlock is not None
+        assert r.deadlock.runnable == ("sleeper",), (seed, r.deadlock)
+        assert r.deadlock.describe().endswith("(partial: sleeper could still run)")
 
 
 def test_a_cycle_under_a_deadline_is_not_called_early(user_module: UserModule) -> None:

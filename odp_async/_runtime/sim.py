@@ -351,8 +351,9 @@ class Deadlock:
 
     blocked: tuple[BlockedTask, ...]
     cycle: tuple[BlockedTask, ...]
-    #: Tasks that could still run when the cycle closed: non-empty for a *partial*
-    #: deadlock (the run was stopped at the cycle, the others were not waited for).
+    #: Tasks that could still run when the cycle closed (runnable, or asleep with a
+    #: timer pending): non-empty for a *partial* deadlock (the run was stopped at the
+    #: cycle, the others were not waited for).
     runnable: tuple[str, ...] = ()
 
     @property
@@ -1693,11 +1694,14 @@ class SimRuntime(Runtime):
                     task.name, task.id, described[task.id], names, relation, itself, behind
                 )
             )
+        asleep: list[str] = []  # a sleeper whose timer is pending runs again
         for task in sorted(self._blocked, key=lambda t: t.id):
             if task.state == _SLEEPING and task.pending == _INF and not _has_deadline(task):
                 # ``sleep(math.inf)``: only a cancellation ends it, and none can come
                 blocked.append(BlockedTask(task.name, task.id, SLEEPS_FOR_EVER, (), ""))
-        runnable = tuple(t.name for t in self._runnable)
+            elif task.state == _SLEEPING:
+                asleep.append(task.name)
+        runnable = (*(t.name for t in self._runnable), *asleep)
         return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of), runnable)
 
     def _lonely_completion_waiters(

@@ -229,6 +229,35 @@ class ExploreConfig:
         return attrs.evolve(self, **changes)
 
 
+#: The fields only some choosers use: field -> the choosers that use it (as documented
+#: on `ExploreConfig`; the CLI refuses its flags by the same table, `odp_async.cli`).
+CHOOSER_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "preemption_bound": ("dfs", "dpor", "portfolio"),
+    "max_preemptions": ("dfs",),
+    "depth": ("pct",),
+    "reduction": ("dfs",),
+    "symmetry": ("dfs",),
+    "trust_primitives": ("dfs", "dpor", "portfolio"),
+    "jobs": ("random", "pct", "portfolio", "dpor"),
+}
+
+
+def refuse_ignored(config: ExploreConfig) -> None:
+    """Raise `InvalidArgument` for a field of `config` set away from its default that
+    its chooser ignores (`CHOOSER_FIELDS`: ``depth`` with ``random``, ``jobs`` with
+    ``dfs``...), naming the field, its value and the chooser: a bound the search never
+    applies must not look applied.  A field left at its default passes, so a caller may
+    pass every field."""
+    defaults = attrs.fields_dict(ExploreConfig)
+    for name, users in CHOOSER_FIELDS.items():
+        value = getattr(config, name)
+        if config.chooser not in users and value != defaults[name].default:
+            raise InvalidArgument(
+                f"{name}={_show(value)} is for chooser {' or '.join(users)}; chooser "
+                f"{config.chooser!r} ignores it (drop it, or choose one that uses it)"
+            )
+
+
 def check_fields(fields: Mapping[str, Any]) -> None:
     """Raise `InvalidArgument` for the first name in `fields` that is not a config field."""
     known = [a.name for a in attrs.fields(ExploreConfig)]

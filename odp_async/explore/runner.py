@@ -125,7 +125,7 @@ from .arguments import (
     show,
 )
 from .claims import claim_text
-from .config import ExploreConfig, check_fields, derive_seed
+from .config import ExploreConfig, check_fields, derive_seed, refuse_ignored
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
 from .dpor_parallel import explore_split
@@ -421,11 +421,14 @@ def explore(
     ``"module:Class"`` or an `OdpProtocol` subclass.  ``config_fields`` override
     ``config`` (an unknown one raises `InvalidArgument`).  `executor` and `resume`: see
     `explore_target`.  Blocks until done; raises `ExploreInterrupted` on Ctrl-C, and
-    `InvalidArgument` for a bad value of any keyword."""
+    `InvalidArgument` for a bad value of any keyword and for a setting the chooser would
+    ignore (`odp_async.explore.config.refuse_ignored`: ``depth`` is for pct, ``jobs``
+    not for dfs...)."""
     require_instance("config", config, ExploreConfig, "an ExploreConfig")
     require_mapping("options", options)
     _check_keywords(progress, executor, resume)
     config = (config or ExploreConfig()).evolve(**config_fields)
+    refuse_ignored(config)
     target = Target.resolve(scenario, protocol, options)
     return explore_target(target, config, progress=progress, executor=executor, resume=resume)
 
@@ -455,13 +458,16 @@ def check(
     failure raises `ExplorationFailed` (an `AssertionError`) whose message is the
     failure's report, and an inconclusive result `ExplorationInconclusive` (an
     `AssertionError` too, not a violation), else they are in the result.  Raises
-    `InvalidArgument` for bad settings, `ExploreInterrupted` on Ctrl-C.  Blocks until
+    `InvalidArgument` for bad settings and for a setting the chooser would ignore
+    (`odp_async.explore.config.refuse_ignored`: ``check(fn, chooser="random",
+    depth=2)``, ``chooser="dfs", jobs=2``), `ExploreInterrupted` on Ctrl-C.  Blocks until
     done.
     """
     check_fields(config_fields)
     require_bool("raise_on_failure", raise_on_failure)
     _check_keywords(progress, executor, resume)
     config = ExploreConfig(chooser=chooser, schedules=schedules, seed=seed, **config_fields)
+    refuse_ignored(config)
     target = Target.resolve(fn, args=tuple(args))
     result = explore_target(target, config, progress=progress, executor=executor, resume=resume)
     if raise_on_failure and result.failure is not None:

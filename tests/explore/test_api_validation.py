@@ -178,3 +178,60 @@ def test_every_argument_of_shrink(user: ModuleType) -> None:
         with pytest.raises(InvalidArgument, match=name):
             shrink(**{**good, name: bad})
     assert shrink(**good).preemptions_after == 1  # the good values still shrink
+
+
+#: A setting that some choosers ignore, a value away from its default, and a chooser that
+#: ignores it (`odp_async.explore.config.CHOOSER_FIELDS`; the CLI's rule for its flags).
+IGNORED = [
+    ("depth", 2, "random"),
+    ("depth", 2, "portfolio"),
+    ("jobs", 2, "dfs"),
+    ("max_preemptions", 1, "dpor"),
+    ("reduction", False, "pct"),
+    ("symmetry", False, "dpor"),
+    ("preemption_bound", 1, "random"),
+    ("trust_primitives", False, "pct"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "chooser"), IGNORED)
+def test_a_setting_the_chooser_ignores_is_refused(
+    user: ModuleType, name: str, value: object, chooser: str
+) -> None:
+    # trial 19a f3: check(fn, chooser="random", depth=2) ran, depth ignored; the CLI
+    # refuses the same
+    for run in (
+        lambda: check(user.lost_update, chooser=chooser, schedules=5, **{name: value}),
+        lambda: explore(user.lost_update, chooser=chooser, schedules=5, **{name: value}),
+        lambda: explore(
+            user.lost_update, config=ExploreConfig(chooser=chooser, schedules=5, **{name: value})
+        ),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
+            run()
+        message = str(caught.value)
+        assert f"{name}={value!r}" in message, message
+        assert f"chooser {chooser!r} ignores it" in message, message
+
+
+def test_every_chooser_only_field_is_judged() -> None:
+    from odp_async.explore.config import CHOOSER_FIELDS
+
+    assert {name for name, _, _ in IGNORED} == set(CHOOSER_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "chooser"),
+    [
+        ("depth", 2, "pct"),
+        ("jobs", 2, "dpor"),
+        ("preemption_bound", 1, "portfolio"),
+        ("depth", 3, "random"),
+        ("jobs", 1, "dfs"),
+    ],
+)
+def test_a_setting_the_chooser_uses_or_left_at_its_default_runs(
+    user: ModuleType, name: str, value: object, chooser: str
+) -> None:
+    result = check(user.lost_update, chooser=chooser, schedules=20, **{name: value})
+    assert result.failure is not None, result.claim

@@ -118,6 +118,9 @@ def test_the_wheel_ships_the_examples_the_plugin_and_the_license(dist: Path) -> 
     assert "[pytest11]\nodp_async = odp_async.explore.pytest_plugin" in entries
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "License-Expression: MIT" in meta
+    # The explorer's code walks read CPython 3.11 bytecode (README, "Python 3.11 only"):
+    # another version must not install it and get wrong verdicts.
+    assert "Requires-Python: <3.12,>=3.11" in meta
 
 
 def _env(path: Path) -> dict[str, str]:

@@ -41,7 +41,9 @@ Contract
     (noted per key: a lookup reads the key; an insert or delete writes the key and the
     key set; ``len`` reads the key set, iterating reads it and each key it yields),
     `TrackedList` and `TrackedSet` (noted as a whole: a read for queries and iteration,
-    a write for any change).  Iterators and views are live, as the built-in ones are:
+    a write for any change), and `TrackedRanges` (a multiset of items with byte ranges,
+    noted per page: an add or a remove writes the item's pages, `TrackedRanges.overlaps`
+    reads the pages asked about; looking at every item makes the step unknown).  Iterators and views are live, as the built-in ones are:
     each use (a ``next``, ``len(d.keys())``, ``x in d.values()``) reads the container in
     the step that makes it, so one kept across a checkpoint is ordered against the
     writes in between.  They are `collections.abc.MutableMapping`,

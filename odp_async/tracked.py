@@ -43,22 +43,23 @@ Contract
     `TrackedList` and `TrackedSet` (noted as a whole: a read for queries and iteration,
     a write for any change), and `TrackedRanges` (a multiset of items with byte ranges,
     noted per page: an add or a remove writes the item's pages, `TrackedRanges.overlaps`
-    reads the pages asked about; looking at every item makes the step unknown).  Iterators and views are live, as the built-in ones are:
-    each use (a ``next``, ``len(d.keys())``, ``x in d.values()``) reads the container in
-    the step that makes it, so one kept across a checkpoint is ordered against the
-    writes in between.  They are `collections.abc.MutableMapping`,
-    `MutableSequence` and `MutableSet` wrappers around a private plain container, *not*
-    subclasses of dict, list or set, so nothing can change one past its noting methods:
-    ``heapq.heappush(t, x)``, ``list.append(t, x)``, ``dict.update(t, ...)``,
-    ``set.add(t, x)`` and C code expecting the built-in type raise `TypeError`, in every
-    run and under every chooser (random, pct, dpor, the live runtimes) alike; ``dict(t)``,
-    ``list(t)`` and ``set(t)`` give plain copies (a read), and so do `copy.deepcopy`,
-    pickling, ``__reduce_ex__`` and ``__getstate__`` (a copy of the private container,
-    never the container itself, in a tracking run).  They cannot be subclassed
-    (`TypeError` at class creation: a subclass's own fields would be unnoted); keep one
-    in a field of a ``@tracked`` class instead.  Put ``@tracked`` on top of
-    ``@attrs.define``: the other order raises `InvalidArgument` at the first
-    construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
+    reads the pages asked about; looking at every item makes the step unknown).
+    Iterators and views are live, as the built-in ones are: each use (a ``next``,
+    ``len(d.keys())``, ``x in d.values()``) reads the container in the step that makes
+    it, so one kept across a checkpoint is ordered against the writes in between.  The
+    first three are `collections.abc.MutableMapping`, `MutableSequence` and `MutableSet`
+    wrappers around a private plain container, *not* subclasses of dict, list or set, so
+    nothing can change one past its noting methods: ``heapq.heappush(t, x)``,
+    ``list.append(t, x)``, ``dict.update(t, ...)``, ``set.add(t, x)`` and C code
+    expecting the built-in type raise `TypeError`, in every run and under every chooser
+    (random, pct, dpor, the live runtimes) alike; ``dict(t)``, ``list(t)`` and
+    ``set(t)`` give plain copies (a read), and so do `copy.deepcopy`, pickling,
+    ``__reduce_ex__`` and ``__getstate__`` (a copy of the private container, never the
+    container itself, in a tracking run).  They cannot be subclassed (`TypeError` at
+    class creation: a subclass's own fields would be unnoted); keep one in a field of a
+    ``@tracked`` class instead.  Put ``@tracked`` on top of ``@attrs.define``: the other
+    order raises `InvalidArgument` at the first construction (attrs kept ``tracked``'s
+    ``__init__`` and made none of its own).
 
     ``@tracked(exempt={"name": "why"})`` leaves fields out (each with its one-line
     reason: set once in ``__init__`` and never written again, a primitive that notes

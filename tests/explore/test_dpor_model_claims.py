@@ -27,6 +27,8 @@ CHEAP = {
     "fault-vs-munmap/interval-seq": "complete: 31 traces, no violation",
     "fault-vs-munmap/odp2014-ctx": "complete: 32 traces, no violation",
     "ctx-dereg-during-end/interval-seq": "complete: 50 traces, no violation",
+    # 90 while the active ranges were one resource: the per-page rule, in CI.
+    "registration-race/range-list": "complete: 60 traces, no violation",
 }
 #: cell -> claim, run with ODP_ASYNC_FULL_CLAIMS=1.
 FULL = {
@@ -38,7 +40,6 @@ FULL = {
     "exit-during-faults/range-list": "complete: 3412 traces, no violation",
     "exit-during-faults/odp2014-ctx": "complete: 1706 traces, no violation",
     "registration-race/interval-seq": "complete: 52 traces, no violation",
-    "registration-race/range-list": "complete: 60 traces, no violation",
     "dereg-during-notifier/interval-seq": "complete: 56 traces, no violation",
     "mprotect-downgrade/interval-seq": "complete: 28 traces, no violation",
     "mprotect-downgrade/kvm-seq": "complete: 33 traces, no violation",

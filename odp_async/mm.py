@@ -70,7 +70,7 @@ from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue, no_sleep
-from .tracked import TrackedDict, TrackedList, TrackedSet, tracked
+from .tracked import TrackedDict, TrackedList, TrackedRanges, TrackedSet, tracked
 from .workqueue import WorkItem, Workqueue
 
 __all__ = [
@@ -381,8 +381,9 @@ class AddressSpace:
         self._callbacks_done: TrackedDict[Subscription, WaitQueue] = TrackedDict()
         self._any_callback_done = WaitQueue("notifier callbacks (mmu_notifier_synchronize)")
         self._next_inv = 0
-        # The 2014 "active invalidation ranges" list, and its wait queue.
-        self.active_ranges: TrackedList[Invalidation] = TrackedList()
+        # The 2014 "active invalidation ranges" list, and its wait queue.  Noted per page:
+        # an invalidation listed on some pages and a fault asking about others commute.
+        self.active_ranges: TrackedRanges[Invalidation] = TrackedRanges()
         self._ranges_changed = WaitQueue("active ranges")
         self.range_list_after_callbacks = range_list_after_callbacks
         self._migration_done = WaitQueue("migration entries")
@@ -1024,7 +1025,7 @@ class AddressSpace:
 
     def range_is_valid(self, rng: AddrRange) -> bool:
         """``mmu_notifier_range_is_valid``: no listed invalidation overlaps `rng`.  Sync."""
-        return not any(inv.range.overlaps(rng) for inv in self.active_ranges)
+        return not self.active_ranges.overlaps(rng)
 
     async def range_wait_valid(self, rng: AddrRange) -> None:
         """``mmu_notifier_range_wait_valid``: sleep until no listed invalidation overlaps.

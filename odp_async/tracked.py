@@ -41,22 +41,25 @@ Contract
     (noted per key: a lookup reads the key; an insert or delete writes the key and the
     key set; ``len`` reads the key set, iterating reads it and each key it yields),
     `TrackedList` and `TrackedSet` (noted as a whole: a read for queries and iteration,
-    a write for any change).  Iterators and views are live, as the built-in ones are:
-    each use (a ``next``, ``len(d.keys())``, ``x in d.values()``) reads the container in
-    the step that makes it, so one kept across a checkpoint is ordered against the
-    writes in between.  They are `collections.abc.MutableMapping`,
-    `MutableSequence` and `MutableSet` wrappers around a private plain container, *not*
-    subclasses of dict, list or set, so nothing can change one past its noting methods:
-    ``heapq.heappush(t, x)``, ``list.append(t, x)``, ``dict.update(t, ...)``,
-    ``set.add(t, x)`` and C code expecting the built-in type raise `TypeError`, in every
-    run and under every chooser (random, pct, dpor, the live runtimes) alike; ``dict(t)``,
-    ``list(t)`` and ``set(t)`` give plain copies (a read), and so do `copy.deepcopy`,
-    pickling, ``__reduce_ex__`` and ``__getstate__`` (a copy of the private container,
-    never the container itself, in a tracking run).  They cannot be subclassed
-    (`TypeError` at class creation: a subclass's own fields would be unnoted); keep one
-    in a field of a ``@tracked`` class instead.  Put ``@tracked`` on top of
-    ``@attrs.define``: the other order raises `InvalidArgument` at the first
-    construction (attrs kept ``tracked``'s ``__init__`` and made none of its own).
+    a write for any change), and `TrackedRanges` (a multiset of items with byte ranges,
+    noted per page: an add or a remove writes the item's pages, `TrackedRanges.overlaps`
+    reads the pages asked about; looking at every item makes the step unknown).
+    Iterators and views are live, as the built-in ones are: each use (a ``next``,
+    ``len(d.keys())``, ``x in d.values()``) reads the container in the step that makes
+    it, so one kept across a checkpoint is ordered against the writes in between.  The
+    first three are `collections.abc.MutableMapping`, `MutableSequence` and `MutableSet`
+    wrappers around a private plain container, *not* subclasses of dict, list or set, so
+    nothing can change one past its noting methods: ``heapq.heappush(t, x)``,
+    ``list.append(t, x)``, ``dict.update(t, ...)``, ``set.add(t, x)`` and C code
+    expecting the built-in type raise `TypeError`, in every run and under every chooser
+    (random, pct, dpor, the live runtimes) alike; ``dict(t)``, ``list(t)`` and
+    ``set(t)`` give plain copies (a read), and so do `copy.deepcopy`, pickling,
+    ``__reduce_ex__`` and ``__getstate__`` (a copy of the private container, never the
+    container itself, in a tracking run).  They cannot be subclassed (`TypeError` at
+    class creation: a subclass's own fields would be unnoted); keep one in a field of a
+    ``@tracked`` class instead.  Put ``@tracked`` on top of ``@attrs.define``: the other
+    order raises `InvalidArgument` at the first construction (attrs kept ``tracked``'s
+    ``__init__`` and made none of its own).
 
     ``@tracked(exempt={"name": "why"})`` leaves fields out (each with its one-line
     reason: set once in ``__init__`` and never written again, a primitive that notes
@@ -137,6 +140,7 @@ __all__ = [
     "TrackReport",
     "TrackedDict",
     "TrackedList",
+    "TrackedRanges",
     "TrackedSet",
     "is_tracked_class",
     "track",
@@ -1000,8 +1004,143 @@ class TrackedSet(_NotedAsAWhole, collections.abc.MutableSet[T]):
         return f"TrackedSet({self._c!r})"
 
 
+#: Page size of `TrackedRanges`'s keys (`odp_async.addr.PAGE_SHIFT`; not imported: the
+#: model imports this module).
+_RANGE_PAGE_SHIFT = 12
+#: A `TrackedRanges` operation on more pages than this notes one key for all of them.
+_RANGE_WIDE_PAGES = 512
+_RANGE_WIDE = ("<wide>",)
+
+
+@typing.final
+class TrackedRanges(collections.abc.Collection[T]):
+    """A multiset of items, each with a byte range, shared between tasks and noted per
+    page: `add` and `remove` write the pages of the item's range, `overlaps` reads the
+    pages of the range it asks about, so two operations on disjoint pages commute.
+
+    An item's range is its ``range`` attribute (anything with int ``start`` and ``end``,
+    half-open, as `odp_async.addr.AddrRange`), read once, when the item is added: the
+    item is listed with that range until it is removed.  The order of the items is not
+    observable through the noted operations (`overlaps` asks only whether one
+    overlaps), which is what lets adds on disjoint pages commute.  An operation on more
+    than 512 pages notes one key, ``<wide>``, written, instead of its pages; every other
+    operation reads that key, so a wide one is ordered against all the others.
+
+    Iteration, ``len``, ``in``, ``==``, ``repr``, copying and pickling look at every
+    item in its listed order: in a tracking run they make the step's footprint unknown
+    (it conflicts with every step; always sound).  Not a subclass of a built-in
+    container; cannot be subclassed.  Raises `ValueError` from `remove` for an item not
+    listed (compared by ``==``), `TypeError` from `add` or `overlaps` for a range
+    without int bounds.  Outside a tracking run it notes nothing."""
+
+    __slots__ = ("_c",)
+    _c: list[tuple[T, int, int]]
+
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    def __init__(self, items: Iterable[T] = (), /) -> None:
+        self._c = [(item, *_bounds(item.range)) for item in items]  # type: ignore[attr-defined]
+
+    def _note(self, start: int, end: int, write: bool) -> None:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is None:
+            return
+        first = start >> _RANGE_PAGE_SHIFT
+        last = (end - 1) >> _RANGE_PAGE_SHIFT
+        if last - first + 1 > _RANGE_WIDE_PAGES:
+            fp.add(FieldOf(self, _RANGE_WIDE))
+            return
+        fp.add(ReadOf(FieldOf(self, _RANGE_WIDE)))
+        for page in range(first, last + 1):
+            key = FieldOf(self, ("page", page))
+            fp.add(key if write else ReadOf(key))
+
+    def add(self, item: T) -> None:
+        """List `item` with its range now.  Writes the range's pages."""
+        start, end = _bounds(item.range)  # type: ignore[attr-defined]
+        self._note(start, end, True)
+        self._c.append((item, start, end))
+
+    append = add
+
+    def remove(self, item: T) -> None:
+        """Unlist one listed item equal to `item`.  Writes the pages of the range it was
+        listed with (an absent item: the pages of `item`'s range)."""
+        for k, (listed, start, end) in enumerate(self._c):
+            if listed == item:
+                self._note(start, end, True)
+                del self._c[k]
+                return
+        start, end = _bounds(item.range)  # type: ignore[attr-defined]
+        self._note(start, end, True)
+        raise ValueError(f"TrackedRanges.remove(x): x not listed: {item!r}")
+
+    def overlaps(self, rng: Any) -> bool:
+        """Whether a listed item's range overlaps `rng` (int ``start`` and ``end``,
+        half-open).  Reads `rng`'s pages."""
+        start, end = _bounds(rng)
+        self._note(start, end, False)
+        return any(s < end and start < e for _, s, e in self._c)
+
+    def _unknown_if_tracking(self) -> None:
+        if _DEPTH[0]:
+            _unknown()
+
+    def __iter__(self) -> Iterator[T]:
+        self._unknown_if_tracking()
+        return iter([item for item, _, _ in self._c])
+
+    def __len__(self) -> int:
+        self._unknown_if_tracking()
+        return len(self._c)
+
+    def __contains__(self, item: object) -> bool:
+        self._unknown_if_tracking()
+        return any(listed == item for listed, _, _ in self._c)
+
+    def __eq__(self, other: object) -> bool:
+        self._unknown_if_tracking()
+        items = [item for item, _, _ in self._c]
+        if isinstance(other, TrackedRanges):
+            return items == [item for item, _, _ in other._c]
+        if isinstance(other, (list, tuple)):
+            return items == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._unknown_if_tracking()
+        return f"TrackedRanges({[item for item, _, _ in self._c]!r})"
+
+    def __getstate__(self) -> Any:
+        self._unknown_if_tracking()
+        return (None, {"_c": list(self._c)})
+
+    def __setstate__(self, state: Any) -> None:
+        object.__setattr__(self, "_c", list(state[1]["_c"]))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedRanges[T]:
+        self._unknown_if_tracking()
+        return _deepcopied(self, memo, "_c", self._c)  # type: ignore[no-any-return]
+
+    def __copy__(self) -> TrackedRanges[T]:
+        self._unknown_if_tracking()
+        new: TrackedRanges[T] = object.__new__(TrackedRanges)
+        new._c = list(self._c)
+        return new
+
+
+def _bounds(rng: Any) -> tuple[int, int]:
+    start, end = rng.start, rng.end
+    if type(start) is not int or type(end) is not int:
+        raise TypeError(f"a range needs int start and end, got {rng!r}")
+    return start, end
+
+
 #: The tracked containers (`_is_opaque`: they note their own accesses).
-_CONTAINERS = (TrackedDict, TrackedList, TrackedSet)
+_CONTAINERS = (TrackedDict, TrackedList, TrackedSet, TrackedRanges)
 
 
 # --- tracked classes ------------------------------------------------------------------
@@ -1776,6 +1915,9 @@ def track(root: object, *, deep: bool = True, code: Iterable[object] = ()) -> Tr
             continue
         if cls is TrackedList or cls is TrackedSet:
             stack.extend((item, covered) for item in obj._c)
+            continue
+        if cls is TrackedRanges:
+            stack.extend((item, covered) for item, _, _ in obj._c)
             continue
         if isinstance(obj, _VALUE_TYPES) or cls is object:
             continue

@@ -4,7 +4,8 @@
 
 Each OUT is what ``dpor_model_claims.py`` printed (Markdown rows ``| cell | claim | s |``).
 For every cell in them whose claim is final (``complete: ...`` or ``violation at ...``) it
-rewrites that cell's pin in ``tests/explore/test_dpor_model_claims.py`` (`CHEAP` or `FULL`)
+rewrites that cell's pin in ``tests/explore/test_dpor_model_claims.py`` (`CHEAP` or `FULL`;
+a cell without one, say one that completes for the first time, gets one at `FULL`'s end)
 and its row of the README table (claim and seconds), and prints each claim that changed.
 A row cut by the clock (``not complete``) is reported and left alone.
 """
@@ -36,7 +37,10 @@ def main(outs: list[str]) -> int:
         pin = re.compile(rf'^(\s+"{re.escape(cell)}": )"([^"]*)",$', re.M)
         found = pin.search(pins)
         if found is None:
-            print(f"{cell}: no pin", file=sys.stderr)
+            # A cell that completes for the first time: pinned in `FULL`, at its end.
+            end = pins.index("\n}\n", pins.index("\nFULL = {"))
+            pins = pins[:end] + f'\n    "{cell}": "{claim}",' + pins[end:]
+            print(f"{cell}: newly pinned: {claim}")
         else:
             if found[2] != claim:
                 print(f"{cell}: {found[2]} -> {claim}")

@@ -74,7 +74,7 @@ from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .arguments import show
-from .config import ExploreConfig
+from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
 from .target import Execution, Target
@@ -451,8 +451,9 @@ def explore_test(
     (``@explore_test(schedules=500)``).
 
     Raises `InvalidArgument` at decoration time for an unknown setting (naming the
-    closest known one), a bad value, a positional argument that is not an async test,
-    or a test that is not an ``async def``.
+    closest known one), a bad value, a setting its chooser ignores (``depth`` with
+    ``random``, as `odp_async.explore.check` does), a positional argument that is not an
+    async test, or a test that is not an ``async def``.
     """
     for name in unknown:
         hint = difflib.get_close_matches(name, _SETTINGS, n=1)
@@ -474,6 +475,7 @@ def explore_test(
         depth=depth,
         preemption_bound=preemption_bound,
     )
+    refuse_ignored(config)  # as check() and explore(): depth with random is refused
     if replay is not None:
         if not isinstance(replay, str):
             raise InvalidArgument(f"replay must be None or a token (str), got {show(replay)}")

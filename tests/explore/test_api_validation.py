@@ -235,3 +235,17 @@ def test_a_setting_the_chooser_uses_or_left_at_its_default_runs(
 ) -> None:
     result = check(user.lost_update, chooser=chooser, schedules=20, **{name: value})
     assert result.failure is not None, result.claim
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "chooser"),
+    [(n, v, c) for n, v, c in IGNORED if n in ("depth", "preemption_bound")],
+)
+def test_explore_test_refuses_what_check_refuses(name: str, value: object, chooser: str) -> None:
+    # the verification of trial 19a f3: @explore_test(chooser="random", depth=2) still ran
+    from odp_async.explore.testing import explore_test
+
+    with pytest.raises(InvalidArgument) as caught:
+        explore_test(schedules=5, chooser=chooser, **{name: value})
+    assert f"chooser {chooser!r} ignores it" in str(caught.value)
+    explore_test(schedules=5, chooser="pct", depth=2)  # a setting its chooser uses

@@ -1592,3 +1592,55 @@ def test_a_completion_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_nex
         return outcomes
 
     assert sim.run(main).unwrap() == ["cancelled", "done=1"]
+
+
+def test_a_read_queued_behind_writers_names_them_in_the_deadlock_report() -> None:
+    """`WaitQueue.waits_behind` asks its owner (`RWLock.waits_behind`): the writers
+    queued before a waiter, not the readers.  A nested read queued behind a writer waits
+    behind it; the first writer waits behind no one; a writer queued after that writer
+    and the reader waits behind the writer only; a bare queue (no owner) names nobody."""
+
+    async def main() -> None:
+        rw = RWLock("rw")
+        have_read = Completion("have read")
+        queued = Completion("writers queued")
+
+        async def reader() -> None:
+            async with rw.read_locked():
+                have_read.complete_all()
+                await queued.wait()
+                async with rw.read_locked():
+                    pass
+
+        async def writer() -> None:
+            await have_read.wait()
+            async with rw.write_locked():
+                pass
+
+        async def last_writer() -> None:
+            await have_read.wait()
+            await until(lambda: len(rw._queue) == 1)
+            queued.complete_all()
+            async with rw.write_locked():
+                pass
+
+        async def idle() -> None:
+            await WaitQueue("bare").park()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reader, name="reader")
+            tg.start_soon(writer, name="writer")
+            tg.start_soon(last_writer, name="last")
+            tg.start_soon(idle, name="idle")
+
+    result = sim.run(main, seed=0)
+    assert result.outcome == "deadlock", result.error
+    assert result.deadlock is not None
+    behind = {b.task: b.behind for b in result.deadlock.blocked}
+    assert behind == {
+        "main": (),
+        "reader": ("writer",),
+        "writer": (),
+        "last": ("writer",),
+        "idle": (),
+    }

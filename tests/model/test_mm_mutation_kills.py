@@ -273,6 +273,29 @@ def test_migrate_refuses_what_it_cannot_move() -> None:
     assert [e.address for e in migrations] == [4 * P]
 
 
+def test_a_migrated_page_is_mapped_on_a_new_frame_and_stays_usable() -> None:
+    """A successful migrate maps the page on a newly allocated frame (not the old one,
+    and not a migration entry left behind): a CPU fault after it finds the page present
+    and changes nothing."""
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        before = w.mm.lookup(0)
+        moved = await w.mm.migrate(0)
+        after = w.mm.lookup(0)
+        await w.mm.cpu_fault(0, write=True)
+        return [
+            moved,
+            before is not None,
+            after is not None,
+            after != before,
+            w.mm.lookup(0) == after,
+        ]
+
+    assert run_world(body).sim.unwrap() == [True, True, True, True, True]
+
+
 def test_mprotect_downgrades_the_ptes_and_can_grant_write_again() -> None:
     async def body(w: World) -> list[object]:
         await w.mm.mmap(0, P)

@@ -1644,3 +1644,25 @@ def test_a_read_queued_behind_writers_names_them_in_the_deadlock_report() -> Non
         "last": ("writer",),
         "idle": (),
     }
+
+
+def test_a_condition_wait_in_a_no_sleep_section_names_the_condition_s_lock() -> None:
+    """A `Condition` parks on a wait queue of its own named after its lock: that is the
+    name a sleep-in-nonblock report shows (`no_sleep`'s hook gets the queue)."""
+    from odp_async.sync import no_sleep
+
+    async def main() -> list[tuple[str, object]]:
+        seen: list[tuple[str, object]] = []
+        cond = Condition(Mutex("pt_lock"))
+
+        async def notifier() -> None:
+            async with cond.lock:
+                cond.notify()
+
+        async with rt.task_group() as tg, cond.lock:
+            tg.start_soon(notifier)
+            with no_sleep(lambda p: seen.append((type(p).__name__, p.name))):  # type: ignore[attr-defined]
+                await cond.wait()
+        return seen
+
+    assert sim.run(main, seed=0).unwrap() == [("WaitQueue", "pt_lock"), ("Mutex", "pt_lock")]

@@ -1666,3 +1666,40 @@ def test_a_condition_wait_in_a_no_sleep_section_names_the_condition_s_lock() -> 
         return seen
 
     assert sim.run(main, seed=0).unwrap() == [("WaitQueue", "pt_lock"), ("Mutex", "pt_lock")]
+
+
+def test_a_loop_in_another_thread_with_a_copied_context_finds_its_own_task() -> None:
+    """The live acquire's cache of (runtime, task) is checked against the thread: a
+    context copied into another thread, which runs a loop of its own while the task that
+    filled the cache is mid-step on its loop (blocked in ``join``), still finds the
+    other thread's task (the cache's probe names the first task there)."""
+    import asyncio
+    import contextvars
+    import threading
+
+    async def inner() -> bool:
+        m = Mutex("m")
+        await m.acquire()
+        owner = m.statistics().owner
+        m.release()
+        return owner is asyncio.current_task()
+
+    async def outer() -> list[object]:
+        warm = Mutex("warm")
+        await warm.acquire()  # finds this task, and caches it in this context
+        warm.release()
+        ctx = contextvars.copy_context()
+        out: list[object] = []
+
+        def other() -> None:
+            try:
+                out.append(ctx.run(asyncio.run, inner()))
+            except BaseException as e:  # reported by the assert below
+                out.append(repr(e))
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()  # blocks this loop: its current task stays this one
+        return out
+
+    assert asyncio.run(outer()) == [True]

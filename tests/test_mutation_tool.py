@@ -342,3 +342,23 @@ def test_the_script_restores_before_mutmut_and_saves_after(tmp_path: Path) -> No
     args, _ = json.loads((tmp_path / "seen.json").read_text())
     assert args == ["run", "--max-children", "2", "odp_async.check.x_f__mutmut_3"]
     assert ",[1,0,1]]" in (tmp_path / "tools" / "mutation-results.json").read_text()
+
+
+def test_the_readme_table_is_printed_from_the_committed_results() -> None:
+    """The README's mutation figures are what `mutation_score.py --results` prints from
+    the committed tools/mutation-results.json (no mutants/ needed)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "mutation_score.py"),
+            "--results",
+            str(ROOT / "tools" / "mutation-results.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    table = "\n".join(line for line in proc.stdout.splitlines() if line.startswith("|"))
+    assert table.count("\n") == 5, proc.stdout
+    assert table in (ROOT / "README.md").read_text()

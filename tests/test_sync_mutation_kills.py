@@ -1592,3 +1592,114 @@ def test_a_completion_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_nex
         return outcomes
 
     assert sim.run(main).unwrap() == ["cancelled", "done=1"]
+
+
+def test_a_read_queued_behind_writers_names_them_in_the_deadlock_report() -> None:
+    """`WaitQueue.waits_behind` asks its owner (`RWLock.waits_behind`): the writers
+    queued before a waiter, not the readers.  A nested read queued behind a writer waits
+    behind it; the first writer waits behind no one; a writer queued after that writer
+    and the reader waits behind the writer only; a bare queue (no owner) names nobody."""
+
+    async def main() -> None:
+        rw = RWLock("rw")
+        have_read = Completion("have read")
+        queued = Completion("writers queued")
+
+        async def reader() -> None:
+            async with rw.read_locked():
+                have_read.complete_all()
+                await queued.wait()
+                async with rw.read_locked():
+                    pass
+
+        async def writer() -> None:
+            await have_read.wait()
+            async with rw.write_locked():
+                pass
+
+        async def last_writer() -> None:
+            await have_read.wait()
+            await until(lambda: len(rw._queue) == 1)
+            queued.complete_all()
+            async with rw.write_locked():
+                pass
+
+        async def idle() -> None:
+            await WaitQueue("bare").park()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(reader, name="reader")
+            tg.start_soon(writer, name="writer")
+            tg.start_soon(last_writer, name="last")
+            tg.start_soon(idle, name="idle")
+
+    result = sim.run(main, seed=0)
+    assert result.outcome == "deadlock", result.error
+    assert result.deadlock is not None
+    behind = {b.task: b.behind for b in result.deadlock.blocked}
+    assert behind == {
+        "main": (),
+        "reader": ("writer",),
+        "writer": (),
+        "last": ("writer",),
+        "idle": (),
+    }
+
+
+def test_a_condition_wait_in_a_no_sleep_section_names_the_condition_s_lock() -> None:
+    """A `Condition` parks on a wait queue of its own named after its lock: that is the
+    name a sleep-in-nonblock report shows (`no_sleep`'s hook gets the queue)."""
+    from odp_async.sync import no_sleep
+
+    async def main() -> list[tuple[str, object]]:
+        seen: list[tuple[str, object]] = []
+        cond = Condition(Mutex("pt_lock"))
+
+        async def notifier() -> None:
+            async with cond.lock:
+                cond.notify()
+
+        async with rt.task_group() as tg, cond.lock:
+            tg.start_soon(notifier)
+            with no_sleep(lambda p: seen.append((type(p).__name__, p.name))):  # type: ignore[attr-defined]
+                await cond.wait()
+        return seen
+
+    assert sim.run(main, seed=0).unwrap() == [("WaitQueue", "pt_lock"), ("Mutex", "pt_lock")]
+
+
+def test_a_loop_in_another_thread_with_a_copied_context_finds_its_own_task() -> None:
+    """The live acquire's cache of (runtime, task) is checked against the thread: a
+    context copied into another thread, which runs a loop of its own while the task that
+    filled the cache is mid-step on its loop (blocked in ``join``), still finds the
+    other thread's task (the cache's probe names the first task there)."""
+    import asyncio
+    import contextvars
+    import threading
+
+    async def inner() -> bool:
+        m = Mutex("m")
+        await m.acquire()
+        owner = m.statistics().owner
+        m.release()
+        return owner is asyncio.current_task()
+
+    async def outer() -> list[object]:
+        warm = Mutex("warm")
+        await warm.acquire()  # finds this task, and caches it in this context
+        warm.release()
+        ctx = contextvars.copy_context()
+        out: list[object] = []
+
+        def other() -> None:
+            try:
+                out.append(ctx.run(asyncio.run, inner()))
+            except BaseException as e:  # reported by the assert below
+                out.append(repr(e))
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()  # blocks this loop: its current task stays this one
+        return out
+
+    assert asyncio.run(outer()) == [True]

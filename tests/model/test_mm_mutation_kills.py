@@ -273,6 +273,29 @@ def test_migrate_refuses_what_it_cannot_move() -> None:
     assert [e.address for e in migrations] == [4 * P]
 
 
+def test_a_migrated_page_is_mapped_on_a_new_frame_and_stays_usable() -> None:
+    """A successful migrate maps the page on a newly allocated frame (not the old one,
+    and not a migration entry left behind): a CPU fault after it finds the page present
+    and changes nothing."""
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        before = w.mm.lookup(0)
+        moved = await w.mm.migrate(0)
+        after = w.mm.lookup(0)
+        await w.mm.cpu_fault(0, write=True)
+        return [
+            moved,
+            before is not None,
+            after is not None,
+            after != before,
+            w.mm.lookup(0) == after,
+        ]
+
+    assert run_world(body).sim.unwrap() == [True, True, True, True, True]
+
+
 def test_mprotect_downgrades_the_ptes_and_can_grant_write_again() -> None:
     async def body(w: World) -> list[object]:
         await w.mm.mmap(0, P)
@@ -1100,3 +1123,42 @@ def test_an_unregister_racing_another_ones_release_waits_for_it() -> None:
     returns = log.index(("a", "release returns", True))
     assert returns < log.index(("a", "second unregistered", True))
     assert returns < log.index(("a", "first unregistered", True))
+
+
+def test_the_walk_between_two_subscribers_is_a_labelled_checkpoint() -> None:
+    """Between two subscribers' callbacks the walk holds only SRCU: a checkpoint labelled
+    ``("invalidate", id, "next start" | "next end")``, once per gap, as the trace shows."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 2 * P)
+        for name in ("a", "b"):
+            await w.mm.register_notifier(_Logged(name, []))
+        await w.mm.madvise_dontneed(0, P)
+
+    run = run_world(body, trace=True)
+    run.sim.unwrap()
+    assert run.sim.trace is not None
+    labels = [label for (_, _, op, label) in run.sim.trace if op == sim.CHECKPOINT]
+    walk = [label for label in labels if isinstance(label, tuple) and "next" in str(label[-1])]
+    assert walk == [("invalidate", 0, "next start"), ("invalidate", 0, "next end")]
+
+
+def test_a_region_removed_from_the_tree_after_its_deregistration_is_named() -> None:
+    """A tree remove of a deregistered region: a use-after-free that says what touched
+    it and what freed it, and a double-free of the tree node."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 4 * P)
+        a = await w.ctx.register_mr(0, 4 * P, name="A")
+        await w.ctx.deregister_mr(a)
+        w.ctx.tree_remove(a)
+
+    run = run_world(body, protocol="odp2014")
+    run.sim.unwrap()
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        (
+            "use-after-free",
+            "a region tree remove touched region A#0 after it was freed by deregister_mr",
+        ),
+        ("double-free", "region A#0 removed from the region tree twice"),
+    ]

@@ -139,7 +139,8 @@ def _checkpoint_labels(protocol: Any) -> list[str]:
         b = await w.ctx.register_mr(0, 4 * P, name="B")
         await w.ctx.fault(b, 0, write=True)
 
-    run = run_world(body, protocol=protocol, trace=True)
+    # a small step bound: a commit that never passes fails fast (tools/mutation.sh)
+    run = run_world(body, protocol=protocol, trace=True, max_steps=20_000)
     run.sim.unwrap()
     assert run.sim.trace is not None
     return [str(label) for (_, _, op, label) in run.sim.trace if op == sim.CHECKPOINT]

@@ -324,3 +324,28 @@ def test_a_child_s_table_is_named_after_the_mr_its_index_and_serial() -> None:
     run = run_world(body)
     installs = [(e.key, e.detail.split(" -> ")[0]) for e in run.events if e.kind == "install"]
     assert installs == [("imr/1#1", "imr/1#1[0x5000]")]
+
+
+def test_a_child_s_creation_is_a_labelled_checkpoint_and_a_child_created_event() -> None:
+    """The first fault in a chunk allocates its child: a checkpoint labelled
+    ``("alloc child", mr, index)`` and a ``child-created`` event naming the child."""
+    from odp_async._runtime import sim as _sim
+    from odp_async.addr import PAGE_SIZE
+    from odp_async.odp.implicit import ImplicitMr
+    from odp_async.world import run_world
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * PAGE_SIZE)
+        imr = ImplicitMr(w.mm, w.checker, w.workqueue, name="imr")
+        await imr.register()
+        await imr.fault(4 * PAGE_SIZE)
+
+    run = run_world(body, trace=True)
+    run.sim.unwrap()
+    assert run.sim.trace is not None
+    labels = [label for (_, _, op, label) in run.sim.trace if op == _sim.CHECKPOINT]
+    allocs = [label for label in labels if isinstance(label, tuple) and "alloc" in str(label[0])]
+    assert allocs == [("alloc child", "imr", 1)]
+    created = [e for e in run.events if e.kind == "child-created"]
+    assert len(created) == 1
+    assert created[0].detail.startswith("imr child 1")

@@ -1258,7 +1258,9 @@ class _Semantics:
         """The file's own ``lock``/``unlock`` steps, per task in program order (a mutex
         is released by the task that took it, and is not reentrant): no ``unlock`` of a
         lock the task does not hold at that point, no ``lock`` of one it already holds
-        (it would wait for itself forever), and none still held when the task ends."""
+        (it would wait for itself forever), no ``deregister`` of an MR it holds (the
+        deregistration drains the holders: it would wait for itself), and none still held
+        when the task ends."""
         fail = self.reader.fail
         tasks = self.tasks()
         lockers: dict[str, list[tuple[str, _Op]]] = {}  # MR -> (task, lock op)
@@ -1270,6 +1272,16 @@ class _Semantics:
         for task, ops in tasks:
             held: dict[str, _Op] = {}  # MR name -> the lock op that took it
             for op in ops:
+                if op.kind == "deregister" and op.text("mr") in held:
+                    name = op.text("mr")
+                    raise fail(
+                        f"{op.key}.op",
+                        f"{task} deregisters MR {name} while it holds its umem_mutex (since "
+                        f"{held[name].key}): deregistration waits for the lock's holders, "
+                        "so the task would wait for itself forever; expected the unlock "
+                        "before it",
+                        op.kind,
+                    )
                 if op.kind not in ("lock", "unlock"):
                     continue
                 name = op.text("mr")
@@ -1635,14 +1647,23 @@ class _Semantics:
 # --- the body -----------------------------------------------------------------------------
 
 
+def _lock_key(op: _Op) -> str:
+    """A ``lock``/``unlock``'s task (its op list, ``actor[1]`` or a work item's) and MR:
+    the reader pairs each unlock with its own task's lock."""
+    return f"{op.key.rsplit('.ops', 1)[0]}/{op.text('mr')}"
+
+
 @tracked
 @attrs.define(eq=False)
 class _Run:
     """One run's state.  Invariant: `mrs` holds the last registration of each name, which
     stays there after its deregistration.  A later ``fault`` on it is the device's fault
     on a revoked key, dropped (``failed``: `UContext.device_fault`), and a later ``dma``
-    fails as the device's would; a later ``lock`` is the file's own use of the freed
-    region (a use-after-release, for the checker to see, not for the file to forbid)."""
+    fails as the device's would.  A ``lock`` is a driver path that looked the MR up and
+    holds it while it holds its ``umem_mutex`` (as the device's fault does, under srcu:
+    `Umem.fault_enter`, which deregistration drains): on an MR deregistered or being
+    deregistered it is dropped (``dropped``), and so is its task's matching ``unlock``;
+    so the file's own late lock is never charged to the protocol as a use-after-release."""
 
     path: str
     world: World
@@ -1653,6 +1674,8 @@ class _Run:
     out: TrackedDict[str, Any] = attrs.field(factory=TrackedDict)
     subs: TrackedDict[str, Any] = attrs.field(factory=TrackedDict)
     works: TrackedDict[str, WorkItem] = attrs.field(factory=TrackedDict)
+    #: ``"<task's op list>/<MR>"`` of each lock dropped and not yet unlocked.
+    dropped_locks: TrackedDict[str, bool] = attrs.field(factory=TrackedDict)
 
     def sub(self, op: _Op) -> Any:
         sub = self.subs.get(op.text("sub"))
@@ -1805,11 +1828,23 @@ class _Run:
             case "mmput_async":
                 w.mm.mmput_async()
             case "lock":
-                await self.mr(op).mutex.acquire()
+                umem = self.mr(op)
+                if not umem.fault_enter():
+                    self.dropped_locks[_lock_key(op)] = True
+                    return "dropped"
+                try:
+                    await umem.mutex.acquire()
+                except BaseException:
+                    umem.fault_exit()
+                    raise
             case "unlock":
                 # the reader saw the task's own lock of this name, and a name cannot be
-                # registered again while its MR's mutex is held (deregister takes it)
-                self.mr(op).mutex.release()
+                # registered again while its MR is held (deregister drains the holders)
+                if self.dropped_locks.pop(_lock_key(op), False):
+                    return "dropped"
+                umem = self.mr(op)
+                umem.mutex.release()
+                umem.fault_exit()
             case "register_implicit":
                 options = {k: a[k] for k in ImplicitMr.OPTIONS}
                 imr = ImplicitMr(

@@ -1800,6 +1800,8 @@ def _spawned_as(
         target.__defaults__,
         tuple(kwdefaults.values()) if kwdefaults else (),
     )
+
+
 #: ``RUNTIME_VAR.set``, bound once (a run sets it in its context).
 _SET_RUNTIME: Final = RUNTIME_VAR.set
 

@@ -254,6 +254,63 @@ async def spawn_order_factory():
     assert log == sorted(log), f"later task ran first: {log}"
 
 
+async def _ranked(log, rank=0):
+    log.append(rank)
+    await checkpoint()
+
+
+async def spawn_order_defaults():
+    """The same async def and arguments, a default rebound between the two spawns."""
+    log = []
+    async with task_group() as tg:
+        _ranked.__defaults__ = (1,)
+        tg.start_soon(_ranked, log, name="w")
+        _ranked.__defaults__ = (2,)
+        tg.start_soon(_ranked, log, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
+async def _ranked_kw(log, *, rank=0):
+    log.append(rank)
+    await checkpoint()
+
+
+async def spawn_order_kwdefaults():
+    """A keyword-only default changed in place between the two spawns."""
+    log = []
+    async with task_group() as tg:
+        _ranked_kw.__kwdefaults__["rank"] = 1
+        tg.start_soon(_ranked_kw, log, name="w")
+        _ranked_kw.__kwdefaults__["rank"] = 2
+        tg.start_soon(_ranked_kw, log, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
+async def _first(log):
+    log.append(1)
+    await checkpoint()
+
+
+async def _second(log):
+    log.append(2)
+    await checkpoint()
+
+
+async def _swapped(log):
+    await checkpoint()
+
+
+async def spawn_order_code():
+    """The same function object, its code swapped between the two spawns."""
+    log = []
+    async with task_group() as tg:
+        _swapped.__code__ = _first.__code__
+        tg.start_soon(_swapped, log, name="w")
+        _swapped.__code__ = _second.__code__
+        tg.start_soon(_swapped, log, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
 VAR = contextvars.ContextVar("rank")
 
 
@@ -285,7 +342,13 @@ TELLING = [
 
 #: Told apart by the callable start_soon calls at spawn time, before either task runs: no
 #: identity is revealed, so nothing restarts; symmetry must never merge them.
-SPAWN_TIME = ["spawn_order_worker_object", "spawn_order_factory"]
+SPAWN_TIME = [
+    "spawn_order_worker_object",
+    "spawn_order_factory",
+    "spawn_order_defaults",
+    "spawn_order_kwdefaults",
+    "spawn_order_code",
+]
 
 #: Schedules (and pruned executions) of ``identical_workers`` under dfs with reduction,
 #: as measured before task identity was tracked (main at 2c9c05a): unchanged.

@@ -254,8 +254,8 @@ class SimTask:
         self.pending: object = None
         # For reduction (only kept when the chooser asks): what its last step touched
         # (None: unknown), a hash of the labels of every step it ran, and what it was
-        # spawned as (the function and the arguments, held so that their identities
-        # stay theirs) so identical unstarted tasks can be told.
+        # spawned as (`_spawned_as`, held so that their identities stay theirs, or None
+        # when that is unknown) so identical unstarted tasks can be told.
         self.footprint: Footprint | None = None
         self.history = 0
         self.spawn_key: object = None
@@ -923,6 +923,8 @@ class SimRuntime(Runtime):
         group: SimTaskGroup | None,
         scopes: list[SimCancelScope],
     ) -> SimTask:
+        # Read before the call: what an ``async def`` function binds (`_spawned_as`).
+        code = _async_code(func) if self._keyed else None
         coro: Any = func(*args)
         try:
             if type(coro) is not _COROUTINE:
@@ -959,8 +961,8 @@ class SimRuntime(Runtime):
             task.footprint = None
             task.history = 0
             task.spawn_key = None
-            if self._keyed:  # only symmetry reduction reads it (by identity)
-                task.spawn_key = (func, tuple(args))
+            if code is not None:  # only symmetry reduction reads it (by identity)
+                task.spawn_key = _spawned_as(func, args, code, coro)
             self._next_id += 1
             self._tasks.append(task)
             self._runnable.append(task)
@@ -1761,6 +1763,45 @@ class SimRuntime(Runtime):
 
 
 _COROUTINE: Final = types.CoroutineType
+
+
+def _async_code(func: object) -> types.CodeType | None:
+    """The code of `func` if it is an ``async def`` function or a bound method of one (its
+    call only binds the arguments into a new coroutine, running no code of the
+    program), else None."""
+    target = func.__func__ if type(func) is types.MethodType else func
+    if type(target) is not types.FunctionType:
+        return None
+    code = target.__code__
+    return code if code.co_flags & inspect.CO_COROUTINE else None
+
+
+def _spawned_as(
+    func: Callable[..., Awaitable[Any]], args: Sequence[Any], code: types.CodeType, coro: object
+) -> tuple[Any, ...] | None:
+    """What a task spawned as ``func(*args)`` starts from, as objects compared by identity
+    (dfs's symmetry, `odp_async.explore.dfs`): the function (its closure cells and
+    globals), the arguments, the code the coroutine runs and the defaults bound with
+    them; None when the call ran anything else.
+
+    `code` is `_async_code(func)` read before the call.  Only such a call is known: any
+    other callable runs program code at spawn (``start_soon`` calls it then), which may
+    give each task its own initial state (a callable object numbering the workers it
+    starts, a sync factory closing a nested coroutine over a per-call value), so its
+    task is only itself."""
+    if type(coro) is not _COROUTINE or coro.cr_code is not code:
+        return None
+    target = func.__func__ if type(func) is types.MethodType else func
+    kwdefaults = target.__kwdefaults__
+    return (
+        func,
+        tuple(args),
+        code,
+        target.__defaults__,
+        tuple(kwdefaults.values()) if kwdefaults else (),
+    )
+
+
 #: ``RUNTIME_VAR.set``, bound once (a run sets it in its context).
 _SET_RUNTIME: Final = RUNTIME_VAR.set
 

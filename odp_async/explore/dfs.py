@@ -79,10 +79,15 @@ Contract
     program's choices (the model's and the primitives' are).
 
     **Symmetry** (``symmetry=True``, the default when `reduction` is on): runnable tasks
-    that have not run a step yet, spawned as the same call (the same function and the
-    same argument objects, by identity) with the same name, in the same task group and
-    cancel scopes, with the same context variables (by identity), form a class, and only
-    the lowest-id task of each class is eligible.  Such tasks are interchangeable: the
+    that have not run a step yet, spawned as the same call of an ``async def`` function
+    or a bound method of one (the same function and the same argument objects, by
+    identity) with the same name, in the same task group and cancel scopes, with the
+    same context variables (by identity), form a class, and only the lowest-id task of
+    each class is eligible.  Only such a call is known to start its coroutine from
+    nothing but the function and its arguments: ``start_soon`` calls the callable at
+    spawn time, so a callable object or a sync function returning a coroutine may give
+    each task its own state (its spawn number) before it runs; such a task is only
+    itself.  Such tasks are interchangeable: the
     runs where one of them goes first are those where the other does, with the two
     exchanged, so the verdict does not depend on which one is taken.  A task that ran a
     step is only itself (its locals may hold what it read from shared state: a job popped
@@ -288,18 +293,22 @@ def _is_empty(fp: Footprint | None) -> bool:
 
 def _class_key(task: Any) -> Hashable:
     """The task's symmetry class (see the module docstring): a task that has not run yet
-    is interchangeable with another unstarted one spawned as the same call (function and
-    argument identities) with the same name, task group, cancel scopes and context
-    variables; a task that ran a step is only itself."""
+    is interchangeable with another unstarted one spawned as the same call of an
+    ``async def`` function (the sim's ``spawn_key``: function, argument, code and default
+    identities) with the same name, task group, cancel scopes and context variables; a
+    task that ran a step, or spawned through any other callable, is only itself."""
     spawned = task.spawn_key
     if spawned is None or not _is_unstarted(task):
         return ("<task>", task.id)
-    func, args = spawned
+    func, args, code, defaults, kwdefaults = spawned
     context = task.context
     return (
         "<unstarted>",
         _identity(func),
         tuple(_identity(a) for a in args),
+        id(code),
+        id(defaults),
+        tuple(id(v) for v in kwdefaults),
         task.name,
         id(task.group),
         tuple(id(s) for s in task.scopes),

@@ -187,6 +187,130 @@ async def main_asks_who_it_is():
     assert oa.Mutex("unused").owner is None
 
 
+class _Method:
+    async def increment(self, state, lock, cond):
+        await _locked_increment(state, lock, cond)
+
+
+async def identical_method_workers():
+    """``identical_workers`` through a bound async method: merged all the same."""
+    state = {"x": 0}
+    lock = oa.Mutex("m")
+    cond = oa.Condition(lock)
+    worker = _Method()
+    async with task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(worker.increment, state, lock, cond, name="w")
+    assert state["x"] == 3
+
+
+# --- told apart at spawn time: start_soon calls the callable, which numbers its task ----
+
+class _Worker:
+    """A callable worker object that numbers what it starts."""
+
+    def __init__(self, log):
+        self.log = log
+        self.started = 0
+
+    def __call__(self):
+        self.started += 1
+        k = self.started
+
+        async def run():
+            self.log.append(k)
+            await checkpoint()
+
+        return run()
+
+
+async def spawn_order_worker_object():
+    log = []
+    worker = _Worker(log)
+    async with task_group() as tg:
+        tg.start_soon(worker, name="w")
+        tg.start_soon(worker, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
+def _numbered(log, ids):
+    """A sync factory returning a coroutine of a nested async def over a per-call value."""
+    k = len(ids)
+    ids.append(k)
+
+    async def run():
+        log.append(k)
+        await checkpoint()
+
+    return run()
+
+
+async def spawn_order_factory():
+    log = []
+    ids = []
+    async with task_group() as tg:
+        tg.start_soon(_numbered, log, ids, name="w")
+        tg.start_soon(_numbered, log, ids, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
+async def _ranked(log, rank=0):
+    log.append(rank)
+    await checkpoint()
+
+
+async def spawn_order_defaults():
+    """The same async def and arguments, a default rebound between the two spawns."""
+    log = []
+    async with task_group() as tg:
+        _ranked.__defaults__ = (1,)
+        tg.start_soon(_ranked, log, name="w")
+        _ranked.__defaults__ = (2,)
+        tg.start_soon(_ranked, log, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
+async def _ranked_kw(log, *, rank=0):
+    log.append(rank)
+    await checkpoint()
+
+
+async def spawn_order_kwdefaults():
+    """A keyword-only default changed in place between the two spawns."""
+    log = []
+    async with task_group() as tg:
+        _ranked_kw.__kwdefaults__["rank"] = 1
+        tg.start_soon(_ranked_kw, log, name="w")
+        _ranked_kw.__kwdefaults__["rank"] = 2
+        tg.start_soon(_ranked_kw, log, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
+async def _first(log):
+    log.append(1)
+    await checkpoint()
+
+
+async def _second(log):
+    log.append(2)
+    await checkpoint()
+
+
+async def _swapped(log):
+    await checkpoint()
+
+
+async def spawn_order_code():
+    """The same function object, its code swapped between the two spawns."""
+    log = []
+    async with task_group() as tg:
+        _swapped.__code__ = _first.__code__
+        tg.start_soon(_swapped, log, name="w")
+        _swapped.__code__ = _second.__code__
+        tg.start_soon(_swapped, log, name="w")
+    assert log == sorted(log), f"later task ran first: {log}"
+
+
 VAR = contextvars.ContextVar("rank")
 
 
@@ -214,6 +338,16 @@ TELLING = [
     "by_lock_owner",
     "by_holders",
     "revealed_in_a_later_run",
+]
+
+#: Told apart by the callable start_soon calls at spawn time, before either task runs: no
+#: identity is revealed, so nothing restarts; symmetry must never merge them.
+SPAWN_TIME = [
+    "spawn_order_worker_object",
+    "spawn_order_factory",
+    "spawn_order_defaults",
+    "spawn_order_kwdefaults",
+    "spawn_order_code",
 ]
 
 #: Schedules (and pruned executions) of ``identical_workers`` under dfs with reduction,
@@ -303,6 +437,40 @@ def test_a_program_that_never_asks_keeps_the_reduction(usermod: ModuleType) -> N
     assert full.schedules == 474  # symmetry still prunes
 
 
+def test_bound_async_methods_keep_the_reduction(usermod: ModuleType) -> None:
+    result = check(usermod.identical_method_workers, chooser="dfs", schedules=2000)
+    assert result.failure is None
+    assert result.complete
+    assert (result.schedules, result.pruned) == IDENTICAL_WORKERS_COUNTS
+
+
+@pytest.mark.parametrize("name", SPAWN_TIME)
+def test_dfs_with_symmetry_finds_a_bug_set_up_at_spawn_time(
+    usermod: ModuleType, name: str
+) -> None:
+    # trial 19b, n2: "complete for preemption bound 3: 3 schedules, no violation".
+    result = check(getattr(usermod, name), chooser="dfs", preemption_bound=3)
+    assert result.failure is not None, result.claim
+    assert "later task ran first" in str(result.failure.violation)
+
+
+@pytest.mark.parametrize("name", SPAWN_TIME)
+def test_tasks_a_callable_sets_apart_at_spawn_are_never_merged(
+    usermod: ModuleType, name: str
+) -> None:
+    # Not a restart: nothing reveals a task, the two are simply not one class.
+    chooser = DfsChooser(preemption_bound=3)
+    target = Target.resolve(getattr(usermod, name), None, None)
+    failing = 0
+    while chooser.has_more:
+        with contextlib.suppress(PrunedExecution):
+            failing += target.run(chooser, max_steps=1000).is_failure
+    assert failing
+    assert chooser.is_complete
+    assert chooser.symmetry
+    assert not chooser.symmetry_dropped
+
+
 def test_tasks_spawned_in_different_contexts_are_told_apart(usermod: ModuleType) -> None:
     result = check(usermod.context_differs, chooser="dfs", schedules=300)
     assert result.failure is not None, result.claim
@@ -328,20 +496,19 @@ def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+# dfs runs in the CLI's own process (``--jobs 2`` with dfs is a usage error since 325d7b2).
+@pytest.mark.parametrize("name", ["spawn_order", "spawn_order_factory"])
 def test_the_cli_dfs_finds_it_in_a_fresh_process(
-    usermod: ModuleType, tmp_path: Path, jobs: str
+    usermod: ModuleType, tmp_path: Path, name: str
 ) -> None:
     proc = _cli(
         tmp_path,
         "explore",
-        f"{usermod.__name__}:spawn_order",
+        f"{usermod.__name__}:{name}",
         "--chooser",
         "dfs",
         "--schedules",
         "300",
-        "--jobs",
-        jobs,
         "--json",
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -43,7 +43,7 @@ def _is_dropped(key: Hashable, suffixes: tuple[str, ...]) -> bool:
     if type(key) is not tuple or len(key) != 3 or key[0] != "<obj>" or type(key[2]) is not tuple:
         return False
     cls, name = key[2]
-    if cls != "Mutex":
+    if cls not in ("Mutex", "RegionMutex"):  # umem_mutex is a RegionMutex
         return False
     return suffixes == ("ALL",) or (type(name) is str and name.endswith(suffixes))
 

@@ -81,6 +81,7 @@ PUBLIC = {
         "TrackReport",
         "TrackedDict",
         "TrackedList",
+        "TrackedRanges",
         "TrackedSet",
         "is_tracked_class",
         "track",

@@ -43,7 +43,7 @@ async def setup(w):
 
 
 async def body(w):
-    umems = list(w.ctx.umems.values())
+    umems = tuple(w.ctx.umems.values())  # a value: list(...) would be state nobody notes
 
     async def faulter():
         for u in umems[:3]:

@@ -293,7 +293,7 @@ def _header(raw: bytes) -> dict[str, Any]:
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"the header nests {depth} deep (at most {MAX_JSON_DEPTH})")
     try:
-        header = json.loads(raw)
+        header = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
     except RecursionError:  # the depth check makes this unreachable; a guard all the same
         raise ValueError("the header nests too deep") from None
     if not isinstance(header, dict):
@@ -329,6 +329,17 @@ def _header(raw: bytes) -> dict[str, Any]:
         "g": _args(header.get("g", [])),
         "c": _text(header, "c", "the chooser that found it", optional=True),
     }
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with each key once; a key written twice would let the header say
+    two things, of which the decoder silently kept the last."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the header writes the field {json.dumps(key)[:40]} twice")
+        seen[key] = value
+    return seen
 
 
 #: Every field a header may have (`encode_token` writes them; the first seven always).

@@ -6,6 +6,7 @@ that took a bool for 1.  Each is exit 2 and one line naming the value, or
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from odp_async.explore import ExploreConfig, explore
 from odp_async.explore.executors import cluster_executor
 from odp_async.sync import MAX_POOL_SIZE
 
-from ._support import check_outcome, with_header
+from ._support import check_outcome, reencode, token_parts, with_header
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -105,6 +106,24 @@ def test_a_token_with_an_unknown_header_field(
     capsys: pytest.CaptureFixture[str], general_token: str
 ) -> None:
     usage_error(capsys, ["replay", with_header(general_token, {"zz": 1})], '"zz"', "not know")
+
+
+@pytest.mark.parametrize(
+    ("field", "inner"), [("m", False), ("k", False), ("o", True)], ids=["bound", "kind", "nested"]
+)
+def test_a_token_whose_header_writes_a_field_twice(
+    capsys: pytest.CaptureFixture[str], general_token: str, field: str, inner: bool
+) -> None:
+    # json.loads keeps the last of two equal keys: the header would say two things
+    version, raw, packed = token_parts(general_token)
+    header = raw.decode()
+    if inner:
+        edited = header.replace('"o":{}', '"o":{"x":1,"x":2}', 1)
+        field = "x"
+    else:
+        edited = header.replace("{", f'{{"{field}":{json.dumps(json.loads(header)[field])},', 1)
+    assert edited != header
+    usage_error(capsys, ["replay", reencode(version, edited, packed)], f'"{field}"', "twice")
 
 
 def test_a_token_with_options_and_no_protocol(

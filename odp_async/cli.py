@@ -146,6 +146,61 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
+class _OptionsOnce(click.Command):
+    """A command whose single-valued options are each given at most once: click keeps the
+    last of two silently, so ``-p A -p B`` explored B alone while the command line named
+    both."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:
+            try:
+                _opts, _rest, order = self.make_parser(ctx).parse_args(args=list(args))
+            except click.UsageError:
+                order = []  # the parse below reports it
+            seen: set[str | None] = set()
+            for param in order:
+                if not isinstance(param, click.Option) or param.multiple or param.count:
+                    continue
+                if param.is_flag:
+                    continue  # twice the same switch says nothing new
+                if param.name in seen:
+                    given = _values_of(param, args)
+                    ctx.fail(
+                        f"{'/'.join(param.opts)} is given {len(given)} times "
+                        f"({', '.join(map(_printable, given))}); give it once"
+                    )
+                seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
+class _Commands(click.Group):
+    command_class = _OptionsOnce
+
+
+def _values_of(option: click.Option, args: list[str]) -> list[str]:
+    """The values `option` takes in `args`, in order (``-p A``, ``-pA``, ``--protocol=A``)."""
+    found: list[str] = []
+    longs = [o for o in option.opts if o.startswith("--")]
+    shorts = [o for o in option.opts if not o.startswith("--")]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            break
+        if arg in option.opts and i + 1 < len(args):
+            found.append(args[i + 1])
+            i += 2
+            continue
+        for name in longs:
+            if arg.startswith(name + "="):
+                found.append(arg[len(name) + 1 :])
+        for name in shorts:
+            if arg.startswith(name) and len(arg) > len(name) and not arg.startswith("--"):
+                found.append(arg[len(name) :])
+        i += 1
+    return found
+
+
 EPILOG_MAIN = """\b
 Examples:
   odp-async                      # the verdict matrix, random schedules per cell
@@ -164,6 +219,7 @@ Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
 
 
 @click.group(
+    cls=_Commands,
     invoke_without_command=True,
     epilog=EPILOG_MAIN,
     context_settings={"help_option_names": ["-h", "--help"]},

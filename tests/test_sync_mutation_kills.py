@@ -12,9 +12,11 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
+from odp_async._runtime.choosers import FifoChooser
 from odp_async._runtime.footprint import FieldOf, Footprint, ReadOf
 from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
 from odp_async.sync import (
+    MAX_POOL_SIZE,
     Completion,
     CompletionStatistics,
     Condition,
@@ -1703,3 +1705,89 @@ def test_a_loop_in_another_thread_with_a_copied_context_finds_its_own_task() -> 
         return out
 
     assert asyncio.run(outer()) == [True]
+
+
+# --- issue 15, the survivors of the 2026-11-30 runs -------------------------------------
+
+
+def test_a_condition_s_holder_check_is_a_noted_read_of_its_lock() -> None:
+    """`notify` and `notify_all` read who holds the lock (raising if not the caller):
+    the step notes a read of the lock, so DPOR orders it against the lock's acquires
+    and releases by other tasks."""
+    cond = Condition(Mutex("m"))
+    for call in (cond.notify, cond.notify_all):
+        writes, _, got = _noted(call)
+        assert isinstance(got, ProtocolViolation)
+        assert writes == {cond, ReadOf(cond.lock)}
+
+    def notify_under_the_lock() -> None:
+        cond.acquire_nowait()
+        cond.notify()
+        cond.release()
+
+    writes, _, _ = _noted(notify_under_the_lock)
+    assert ReadOf(cond.lock) in writes
+    assert ReadOf(None) not in writes
+
+
+class _IdentityRecorder(FifoChooser):
+    """A chooser that runs another task than the last one when it can, told which tasks
+    the program learnt the identity of (what dfs's symmetry asks, `SimRuntime.reveal`)."""
+
+    __slots__ = ("revealed",)
+
+    def __init__(self) -> None:
+        self.revealed: list[str] = []
+
+    def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        return next((i for i, t in enumerate(runnable) if t is not last), 0)
+
+    def note_identity(self, task: Any) -> None:
+        self.revealed.append(task.name)
+
+
+def test_statistics_of_a_held_lock_reveal_the_holder_and_of_a_free_one_nobody() -> None:
+    """`Mutex.statistics().owner` and `RWLock.statistics().writer` hand a task to the
+    program: the sim is told (dfs then stops merging that task with its twins); a free
+    lock's statistics hand out no task and reveal none."""
+
+    async def main() -> list[object]:
+        m, rw = Mutex("m"), RWLock("rw")
+        out: list[object] = [m.statistics().owner, rw.statistics().writer]
+        release = Completion("release")
+
+        async def holder() -> None:
+            async with m:
+                await rw.acquire_write()
+                await release.wait()
+                rw.release_write()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(holder, name="holder")
+            await until(lambda: rw._writer is not None)  # not revealing
+            out.append(chooser.revealed.copy())
+            out += [rt.task_name(m.statistics().owner), chooser.revealed.copy()]
+            out += [rt.task_name(rw.statistics().writer), chooser.revealed.copy()]
+            release.complete()
+        return out
+
+    chooser = _IdentityRecorder()
+    assert sim.run(main, chooser=chooser).unwrap() == [
+        None,
+        None,
+        [],
+        "holder",
+        ["holder"],
+        "holder",
+        ["holder", "holder"],
+    ]
+
+
+def test_a_slot_pool_may_have_max_pool_size_slots_and_no_more() -> None:
+    assert SlotPool(MAX_POOL_SIZE).size == MAX_POOL_SIZE == 1 << 20
+    with pytest.raises(InvalidArgument) as info:
+        SlotPool(MAX_POOL_SIZE + 1)
+    assert str(info.value) == (
+        "SlotPool size must be at most odp_async.sync.MAX_POOL_SIZE = 1048576 "
+        "(the pool allocates its slots), got 1048577"
+    )

@@ -1162,3 +1162,18 @@ def test_a_region_removed_from_the_tree_after_its_deregistration_is_named() -> N
         ),
         ("double-free", "region A#0 removed from the region tree twice"),
     ]
+
+
+@pytest.mark.parametrize("bad", [True, 2.0, "3", None])
+def test_a_file_size_that_is_not_an_int_is_refused_by_name(bad: object) -> None:
+    """A file's size and a truncate's new size are page counts: an int (not a bool),
+    refused by name otherwise, never taken as a number or left to a TypeError."""
+    memory = PhysicalMemory(Checker())
+    with pytest.raises(InvalidArgument) as info:
+        File("f", bad, memory)  # type: ignore[arg-type]
+    assert str(info.value) == f"file size must be a non-negative page count, got {bad!r}"
+
+    async def truncate(w: World) -> None:
+        await File("f", 2, w.memory).truncate(bad)  # type: ignore[arg-type]
+
+    assert _error(truncate) == f"truncate() needs a non-negative page count, got {bad!r}"

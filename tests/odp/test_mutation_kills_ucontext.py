@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from odp_async import _runtime as rt
+from odp_async._runtime.choosers import ScriptChooser
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.device import FaultOutcome, FaultRequest
 from odp_async.errors import InvalidArgument
@@ -325,3 +326,76 @@ def test_a_fault_is_a_labelled_choice_point() -> None:
     run.sim.unwrap()
     labels = [step[3] for step in run.sim.trace]
     assert ("fault", "A", 3 * P) in labels
+
+
+def test_a_device_fault_is_one_read_page_unless_told_otherwise() -> None:
+    """`UContext.device_fault` faults one page for reading by default (so on a
+    read-only region it is no write fault), and `npages` pages when told."""
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, 8 * P)
+        for page in range(8):
+            await w.mm.cpu_fault(page * P, write=True)
+        ro = await w.ctx.register_mr(0, 4 * P, writable=False, name="RO")
+        rw = await w.ctx.register_mr(4 * P, 4 * P, name="RW")
+        out: list[object] = [(await w.ctx.device_fault(ro, P)).value, sorted(ro.table.entries)]
+        out += [(await w.ctx.device_fault(rw, 4 * P)).value, sorted(rw.table.entries)]
+        entry = rw.table.get(4)
+        assert entry is not None
+        out.append(entry.writable)
+        out += [(await w.ctx.device_fault(rw, 5 * P, npages=3)).value, sorted(rw.table.entries)]
+        return out
+
+    run = run_world(body)
+    assert run.violations == ()
+    assert run.sim.unwrap() == [
+        "resolved",
+        [1],
+        "resolved",
+        [4],
+        False,
+        "resolved",
+        [4, 5, 6, 7],
+    ]
+
+
+@pytest.mark.parametrize("phase", ["register", "deregister"])
+def test_a_device_fault_on_a_key_not_live_is_dropped_before_its_arguments_are_read(
+    phase: str,
+) -> None:
+    """While a region registers or deregisters, its key is not live: a device fault on
+    it is dropped (``failed``) before anything else, so even a write to the read-only
+    region or a range past its end, which a live region's fault refuses, is dropped."""
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, 4 * P)
+        out: list[object] = []
+
+        async def register() -> None:
+            await w.ctx.register_mr(0, 4 * P, writable=False, name="R")
+
+        if phase == "deregister":
+            await register()
+        async with rt.task_group() as tg:
+            if phase == "register":
+                tg.start_soon(register, name="other")
+            else:
+                tg.start_soon(w.ctx.deregister_mr, w.ctx.umems["R"], name="other")
+            await rt.checkpoint("spawned")
+            umem = w.ctx.umems["R"]
+            out.append(umem.state.value)
+            for address, npages, write in ((0, 1, True), (3 * P, 2, False), (0, 1, False)):
+                try:
+                    outcome = await w.ctx.device_fault(umem, address, npages=npages, write=write)
+                except InvalidArgument as e:
+                    out.append(str(e))
+                else:
+                    out.append(outcome.value)
+        return out
+
+    until = "insert" if phase == "register" else "remove"
+    chooser = ScriptChooser([("other", until), ("main", None)])
+    run = run_world(body, chooser=chooser)
+    assert chooser.is_done
+    assert run.violations == ()
+    assert run.sim.unwrap() == [f"{phase}ing", "failed", "failed", "failed"]

@@ -197,6 +197,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     funcargs = pyfuncitem.funcargs
     kwargs = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     args = (obj.__self__,) if inspect.ismethod(obj) else ()
+    callspec = getattr(pyfuncitem, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    labels = {name: f"{'parameter' if name in params else 'fixture'} {name!r}" for name in kwargs}
+    labels["0"] = "the test's instance (self)"
     node_id = pyfuncitem.nodeid
     if settings.replay_test_id == node_id:
         config.stash[_REPLAYED].append(node_id)
@@ -208,6 +212,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         replay=settings.replay,
         database=settings.database,
         replay_hint=lambda token: replay_command(node_id, token),
+        labels=labels,
     )
     return True
 

@@ -4,7 +4,9 @@ reads) is refused, never judged.
 
 Contract
     `ArgumentWatch` is given the values an explored test is called with (its fixtures,
-    its parameters, ``self``), each under a label that names it (``fixture 'box'``).  It
+    its parameters, ``self``) and the module globals and closure variables its own code
+    names (`outside_names`; not those only its helpers name), each under a label that
+    names it (``fixture 'box'``, ``module global 'CACHE'``).  It
     records a fingerprint of each before the first run; `run_starts` (called as each run
     of the test begins) and `check` (after the last run) compare the values as they are
     now with that fingerprint and keep the first difference as a `Change` (the label,
@@ -39,13 +41,13 @@ import enum
 import reprlib
 import types
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
 import attrs
 
-__all__ = ["MAX_DEPTH", "ArgumentWatch", "Change"]
+__all__ = ["MAX_DEPTH", "ArgumentWatch", "Change", "outside_names"]
 
 #: Values nested deeper than this (from an argument) are compared by identity.
 MAX_DEPTH: Final = 100
@@ -76,6 +78,51 @@ _OPAQUE_MODULES: Final = ("_pytest", "pytest", "pluggy")
 _repr = reprlib.Repr()
 _repr.maxstring = 40
 _repr.maxother = 40
+
+
+#: What a name reads when it is not bound (a deleted global, an empty cell).
+_ABSENT: Final = object()
+
+
+def _code_names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_names(const)
+
+
+def _read_global(namespace: dict[str, Any], name: str) -> Callable[[], object]:
+    return lambda: namespace.get(name, _ABSENT)
+
+
+def _read_cell(cell: types.CellType) -> Callable[[], object]:
+    def read() -> object:
+        try:
+            return cell.cell_contents
+        except ValueError:  # an empty cell
+            return _ABSENT
+
+    return read
+
+
+def outside_names(fn: Callable[..., object]) -> dict[str, tuple[str, Callable[[], object]]]:
+    """The module globals a function's own code (its nested functions included) names
+    and its closure variables, as `ArgumentWatch.take` takes them; a global bound to a
+    class, module or function is left out (code, not state)."""
+    code = getattr(fn, "__code__", None)
+    namespace = getattr(fn, "__globals__", None)
+    if not isinstance(code, types.CodeType) or not isinstance(namespace, dict):
+        return {}
+    found: dict[str, tuple[str, Callable[[], object]]] = {}
+    for name in dict.fromkeys(_code_names(code)):
+        if name in namespace and not isinstance(namespace[name], _OPAQUE_TYPES):
+            found[f"module global {name!r}"] = (name, _read_global(namespace, name))
+    cells = getattr(fn, "__closure__", None) or ()
+    for name, cell in zip(code.co_freevars, cells, strict=False):
+        value = _read_cell(cell)()
+        if not isinstance(value, _OPAQUE_TYPES):
+            found[f"closure variable {name!r}"] = (name, _read_cell(cell))
+    return found
 
 
 class _Same:
@@ -125,7 +172,13 @@ def _fingerprint(value: object, seen: dict[int, int], depth: int = 0) -> Any:
     if key in seen:
         return ("@", seen[key])
     seen[key] = len(seen)
-    deeper = depth + 1
+    try:
+        return _parts(value, seen, depth + 1)
+    except Exception:  # a container or property that does not let itself be read
+        return ("is", _Same(value))
+
+
+def _parts(value: object, seen: dict[int, int], deeper: int) -> Any:
     if isinstance(value, dict):
         items = tuple(
             (_fingerprint(k, seen, deeper), _fingerprint(v, seen, deeper))
@@ -172,29 +225,23 @@ def _diff(path: str, before: Any, after: Any) -> tuple[str, str, str] | None:
     kind = before[0]
     if kind != after[0] or kind in ("=", "is", "@", "unset", "set") or before[1] is not after[1]:
         return path, _show(before), _show(after)
-    if kind == "dict":
+    if kind in ("dict", "obj"):
         b_items, a_items = dict(before[2]), dict(after[2])
-        for k, b in b_items.items():
-            name = f"{path}[{_show(k)}]"
+        for k in [*b_items, *(k for k in a_items if k not in b_items)]:
+            name = f"{path}.{k}" if kind == "obj" else f"{path}[{_show(k)}]"
             if k not in a_items:
-                return name, _show(b), "removed"
-            found = _diff(name, b, a_items[k])
+                return name, _show(b_items[k]), "absent"
+            if k not in b_items:
+                return name, "absent", _show(a_items[k])
+            found = _diff(name, b_items[k], a_items[k])
             if found:
                 return found
-        for k, a in a_items.items():
-            if k not in b_items:
-                return f"{path}[{_show(k)}]", "absent", _show(a)
         return path, "its items in one order", "in another"
     b_parts, a_parts = before[2], after[2]
     if len(b_parts) != len(a_parts):
         return path, _show(before), _show(after)
     for i, (b, a) in enumerate(zip(b_parts, a_parts, strict=True)):
-        if kind == "obj":
-            if b[0] != a[0]:
-                return path, _show(before), _show(after)
-            found = _diff(f"{path}.{b[0]}", b[1], a[1])
-        else:
-            found = _diff(f"{path}[{i}]", b, a)
+        found = _diff(f"{path}[{i}]", b, a)
         if found:
             return found
     return path, _show(before), _show(after)
@@ -221,17 +268,18 @@ class Change:
 class ArgumentWatch:
     """The fingerprints of an explored test's arguments, and the first change seen."""
 
-    #: label -> (name for paths, the value, its fingerprint before the first run)
-    _watched: dict[str, tuple[str, object, Any]] = attrs.field(factory=dict)
+    #: label -> (name for paths, how to read the value, its fingerprint before the first run)
+    _watched: dict[str, tuple[str, Callable[[], object], Any]] = attrs.field(factory=dict)
     runs: int = 0
     change: Change | None = None
 
     @classmethod
-    def take(cls, values: Mapping[str, tuple[str, object]]) -> ArgumentWatch:
-        """Watch each ``label -> (name, value)``; the fingerprints are taken now."""
+    def take(cls, values: Mapping[str, tuple[str, Callable[[], object]]]) -> ArgumentWatch:
+        """Watch each ``label -> (name, read)`` (`read` gives the value as it is now);
+        the fingerprints are taken now."""
         watch = cls()
-        for label, (name, value) in values.items():
-            watch._watched[label] = (name, value, _fingerprint(value, {}))
+        for label, (name, read) in values.items():
+            watch._watched[label] = (name, read, _fingerprint(read(), {}))
         return watch
 
     def run_starts(self) -> None:
@@ -243,8 +291,8 @@ class ArgumentWatch:
     def check(self) -> Change | None:
         """Compare now (unless a change was already seen); the first change, or None."""
         if self.change is None:
-            for label, (name, value, before) in self._watched.items():
-                found = _diff(name, before, _fingerprint(value, {}))
+            for label, (name, read, before) in self._watched.items():
+                found = _diff(name, before, _fingerprint(read(), {}))
                 if found is not None:
                     self.change = Change(label, *found, run=max(self.runs, 1))
                     break

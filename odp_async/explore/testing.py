@@ -81,7 +81,7 @@ from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .arguments import show
-from .carried import ArgumentWatch
+from .carried import ArgumentWatch, outside_names
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -330,7 +330,7 @@ class ExploredTest:
         config = (settings or Profile()).apply(self.config)
         test_id = node_id or self.default_test_id
         kwargs = dict(kwargs or {})
-        watch = _watch(args, kwargs, labels or {})
+        watch = _watch(self.fn, args, kwargs, labels or {})
         target = self._target(args, kwargs, test_id, watch)
         hint = replay_hint or self._env_hint
         for token in (self.replay, replay):
@@ -533,17 +533,22 @@ def explored_test_of(obj: object) -> ExploredTest | None:
 
 
 def _watch(
-    args: Sequence[Any], kwargs: Mapping[str, Any], labels: Mapping[str, str]
+    fn: TestFunction, args: Sequence[Any], kwargs: Mapping[str, Any], labels: Mapping[str, str]
 ) -> ArgumentWatch:
     """Watch every argument of a call of the test (`labels` name them, by keyword or by
-    position as a str)."""
-    values: dict[str, tuple[str, object]] = {}
+    position as a str), and the globals and closure variables its code names."""
+    values = outside_names(fn)
     for i, value in enumerate(args):
         label = labels.get(str(i), f"argument {i + 1}")
-        values[label] = ("self" if "self" in label else f"<argument {i + 1}>", value)
+        name = "self" if "self" in label else f"<argument {i + 1}>"
+        values[label] = (name, functools.partial(_same, value))
     for name, value in kwargs.items():
-        values[labels.get(name, f"argument {name!r}")] = (name, value)
+        values[labels.get(name, f"argument {name!r}")] = (name, functools.partial(_same, value))
     return ArgumentWatch.take(values)
+
+
+def _same(value: object) -> object:
+    return value
 
 
 def _refuse_shared_state(test_id: str, watch: ArgumentWatch, result: object = None) -> None:
@@ -572,13 +577,15 @@ def _replay_mismatch(
     found = f"{got[0]} at step {got[1]}" if got[0] else "no failure"
     change = watch.check()
     cause = (
-        f"the replay changed {change.label} ({change.path} went from {change.before} to "
-        f"{change.after}): the run that made the token probably ran on state an earlier "
-        "schedule left in it, a verdict that cannot be trusted"
-        if change is not None
-        else "the test, its fixtures or odp_async changed since the token was made (a "
-        "fixed bug?), or the run that made it carried state between its schedules"
+        "the test, its fixtures or odp_async changed since the token was made (a fixed "
+        "bug?), or the run that made it carried state between its schedules"
     )
+    if change is not None:
+        cause += (
+            f"; the replay changed {change.label} ({change.path} went from {change.before} "
+            f"to {change.after}): a token made while the schedules shared it records a "
+            "verdict that cannot be trusted"
+        )
     raise ReplayMismatch(
         f"{test_id}: the replay token recorded {expected}, the replay gave {found}: "
         f"{cause}; run the test without the token to explore"

@@ -4,7 +4,11 @@ Contract
     Installed with odp_async, it is active in every pytest run (``-p no:odp_async`` turns
     it off).  It runs each test decorated with `odp_async.explore.testing.explore_test`
     with the run's settings, the selected profile and the failure database; every other
-    test is left alone.
+    test is left alone.  Its fixtures, parameters and ``self`` are handed to the test's
+    watch under their names (``fixture 'box'``, ``parameter 'n'``): one that changes
+    between two runs fails the test with `ExplorationInconclusive` (see
+    `odp_async.explore.testing`), and a replay that does not reproduce its token fails
+    it with `ReplayMismatch`.
 
     ==========================  =====================  =====================================
     command line                ini                    what

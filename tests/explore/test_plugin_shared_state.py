@@ -152,7 +152,7 @@ def test_state_on_self_shared_by_the_schedules_is_named(pytester: pytest.Pyteste
             async def test_counts(self):
                 self.count += 1
                 await oa.checkpoint()
-                assert self.count >= 1
+                assert self.count == 1
         """
     )
     result = pytester.runpytest("--odp-database=none")

@@ -130,7 +130,9 @@ class ExplorationInconclusive(OdpError, AssertionError):
     step bound and did not finish under a fair continuation either (a livelock, or a
     program longer than ``max_steps``): no verdict, neither a pass nor a violation.  The
     message says how many and the bound to raise; ``result`` holds the
-    `odp_async.explore.ExploreResult`."""
+    `odp_async.explore.ExploreResult`.  An explored test whose schedules shared state (a
+    fixture value, parameter or module global that changed between two runs) raises it
+    too, naming what changed."""
 
     def __init__(self, message: str, result: object = None) -> None:
         super().__init__(message)

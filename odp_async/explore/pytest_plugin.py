@@ -4,7 +4,11 @@ Contract
     Installed with odp_async, it is active in every pytest run (``-p no:odp_async`` turns
     it off).  It runs each test decorated with `odp_async.explore.testing.explore_test`
     with the run's settings, the selected profile and the failure database; every other
-    test is left alone.
+    test is left alone.  Its fixtures, parameters and ``self`` are handed to the test's
+    watch under their names (``fixture 'box'``, ``parameter 'n'``): one that changes
+    between two runs fails the test with `ExplorationInconclusive` (see
+    `odp_async.explore.testing`), and a replay that does not reproduce its token fails
+    it with `ReplayMismatch`.
 
     ==========================  =====================  =====================================
     command line                ini                    what
@@ -197,6 +201,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     funcargs = pyfuncitem.funcargs
     kwargs = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     args = (obj.__self__,) if inspect.ismethod(obj) else ()
+    callspec = getattr(pyfuncitem, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    labels = {name: f"{'parameter' if name in params else 'fixture'} {name!r}" for name in kwargs}
+    labels["0"] = "the test's instance (self)"
     node_id = pyfuncitem.nodeid
     if settings.replay_test_id == node_id:
         config.stash[_REPLAYED].append(node_id)
@@ -208,6 +216,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         replay=settings.replay,
         database=settings.database,
         replay_hint=lambda token: replay_command(node_id, token),
+        labels=labels,
     )
     return True
 

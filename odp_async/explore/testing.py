@@ -3,10 +3,15 @@
 Contract
     ``@explore_test(schedules=200, chooser="random")`` (or bare ``@explore_test``, every
     setting its default) on an ``async def test_...`` turns it into a plain (sync) test
-    function that runs the body under the sim once per schedule.  The body may take
-    pytest fixtures (they are resolved once and shared by every schedule: build the state
-    under test inside the body).  It must await only odp_async's runtime calls and
-    primitives.  An unknown setting (``schedulez=10``) raises `InvalidArgument` naming
+    function that runs the body under the sim once per schedule.  It must await
+    only odp_async's runtime calls and primitives.  The body may take pytest fixtures
+    and parameters: they are resolved once and shared by every schedule (and every
+    replay), so a test must leave each of them as it found it by the end of each
+    schedule.  One that changes between two runs (a fixture's dict that one schedule
+    mutates, compared by value: `odp_async.explore.carried`) fails the test with
+    `ExplorationInconclusive` naming it and saying what changed: its schedules shared
+    state, so neither a pass nor a violation can be trusted.  Build the state under test
+    inside the body.  An unknown setting (``schedulez=10``) raises `InvalidArgument` naming
     the closest one, as `check` does.
 
     A failing schedule (an exception, a deadlock) fails the test with
@@ -22,7 +27,9 @@ Contract
 
     The token carries the test's id (its pytest node id, parameters included); a replay
     (``--odp-replay``, ``ODP_ASYNC_REPLAY=<token>``, or ``@explore_test(replay=...)``)
-    applies only to the test it was made by: every other test explores as usual.  The
+    applies only to the test it was made by: every other test explores as usual.  A
+    replay that does not reproduce the token's recorded failure (another failure, or
+    none) fails the test with `ReplayMismatch`: a token never silently passes.  The
     decorated test is a sync function, so it works beside pytest-trio and anyio's plugin,
     which only take async tests.
 
@@ -65,7 +72,7 @@ import inspect
 import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, overload
+from typing import Any, Final, NoReturn, overload
 
 import attrs
 
@@ -74,6 +81,7 @@ from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .arguments import show
+from .carried import ArgumentWatch, outside_names
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -303,6 +311,7 @@ class ExploredTest:
         replay: str | None = None,
         database: FailureDatabase | None = None,
         replay_hint: Callable[[str], str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> bool:
         """Run the test; raise `ExplorationFailed` on a failing schedule, and
         `ExplorationInconclusive` (no violation, but runs reached the step bound
@@ -310,24 +319,31 @@ class ExploredTest:
 
         `settings` go on top of the decorator's; `replay` is a token to replay instead of
         exploring if it was made by this test (see the module docstring); `database`
-        saves failing tokens and replays them first.  Returns True if a replay token
-        applied to this test.
+        saves failing tokens and replays them first.  `labels` name the arguments in
+        messages (keyword name, or the position as a str, to e.g. ``fixture 'box'``).
+        Returns True if a replay token applied to this test.
+
+        Raises `ExplorationInconclusive` if an argument changed between two runs (see the
+        module docstring), `ReplayMismatch` if a replay does not reproduce its token.
         """
         __tracebackhide__ = True
         config = (settings or Profile()).apply(self.config)
         test_id = node_id or self.default_test_id
-        target = self._target(args, dict(kwargs or {}), test_id)
+        kwargs = dict(kwargs or {})
+        watch = _watch(self.fn, args, kwargs, labels or {})
+        target = self._target(args, kwargs, test_id, watch)
         hint = replay_hint or self._env_hint
         for token in (self.replay, replay):
             if token and _token_test_id(decode_test_token(token)) == test_id:
-                self._replay(target, test_id, token, hint)
+                self._replay(target, test_id, token, hint, watch)
                 return True
         if database is not None:
             for token in database.fetch(test_id):
-                if self._still_fails(target, token):
-                    self._replay(target, test_id, token, hint, saved_in=database)
+                if self._still_fails(target, token, test_id, watch):
+                    self._replay(target, test_id, token, hint, watch, saved_in=database)
                 database.delete(test_id, token)
         result = explore_target(target, config)
+        _refuse_shared_state(test_id, watch, result)
         failure = result.failure
         if failure is not None:
             token = failure.shrunk_token or failure.token
@@ -342,10 +358,13 @@ class ExploredTest:
             raise ExplorationInconclusive(f"{test_id}: {result.claim}", result)
         return False
 
-    def _target(self, args: Sequence[Any], kwargs: dict[str, Any], test_id: str) -> Target:
+    def _target(
+        self, args: Sequence[Any], kwargs: dict[str, Any], test_id: str, watch: ArgumentWatch
+    ) -> Target:
         fn = self.fn
 
         async def body() -> Any:
+            watch.run_starts()
             return await fn(*args, **kwargs)
 
         scenario = Scenario(fn.__qualname__, fn.__doc__ or "", body, (), needs_world=False)
@@ -355,12 +374,15 @@ class ExploredTest:
         return f"{REPLAY_ENV}='{token}' pytest ...::{self.fn.__qualname__}"
 
     @staticmethod
-    def _still_fails(target: Target, token: str) -> bool:
+    def _still_fails(target: Target, token: str, test_id: str, watch: ArgumentWatch) -> bool:
+        __tracebackhide__ = True
         try:
             decoded = decode_token(token)
             execution = target.run(ReplayChooser(decoded.schedule), max_steps=decoded.max_steps)
         except (InvalidArgument, ReplayMismatch):
             return False
+        finally:
+            _refuse_shared_state(test_id, watch)
         return execution.failure is not None
 
     @staticmethod
@@ -369,6 +391,7 @@ class ExploredTest:
         test_id: str,
         token: str,
         hint: Callable[[str], str],
+        watch: ArgumentWatch,
         saved_in: FailureDatabase | None = None,
     ) -> None:
         __tracebackhide__ = True
@@ -381,21 +404,27 @@ class ExploredTest:
                 f"{test_id}: the replay token does not fit this test any more ({e}); the "
                 "test changed since the token was made: run it without the token to explore"
             ) from None
-        if execution.failure is None:
-            if not chooser.is_exhausted:
-                raise ExplorationFailed(
-                    f"{test_id}: the replay token does not fit this test any more (the run "
-                    f"made {chooser.position} of its {len(decoded.schedule)} recorded "
-                    "choices); run it without the token to explore"
-                )
-            return  # this schedule passes now
+        if execution.failure is None and not chooser.is_exhausted:
+            raise ExplorationFailed(
+                f"{test_id}: the replay token does not fit this test any more (the run "
+                f"made {chooser.position} of its {len(decoded.schedule)} recorded "
+                "choices); run it without the token to explore"
+            )
+        if saved_in is not None:
+            _refuse_shared_state(test_id, watch)
+        failure = execution.failure
+        got = (failure.kind, failure.step) if failure is not None else (None, None)
+        if got != (decoded.kind, decoded.step):
+            _replay_mismatch(test_id, decoded, got, watch)
+        if failure is None:
+            return  # the token recorded a run that does not fail, and this one does not
         where = (
             f"a schedule saved in the failure database ({saved_in.path}) by an earlier run"
             if saved_in is not None
             else f"token {token[:24]}..."
         )
         lines = [
-            f"{test_id}: replayed {where}: {execution.failure.describe()}",
+            f"{test_id}: replayed {where}: {failure.describe()}",
             _describe_steps(execution),
             "replay it alone:",
             hint(token),
@@ -501,6 +530,66 @@ def explored_test_of(obj: object) -> ExploredTest | None:
     """The `ExploredTest` behind a function decorated with `explore_test`, else None."""
     spec = getattr(obj, _SPEC_ATTR, None)
     return spec if isinstance(spec, ExploredTest) else None
+
+
+def _watch(
+    fn: TestFunction, args: Sequence[Any], kwargs: Mapping[str, Any], labels: Mapping[str, str]
+) -> ArgumentWatch:
+    """Watch every argument of a call of the test (`labels` name them, by keyword or by
+    position as a str), and the globals and closure variables its code names."""
+    values = outside_names(fn)
+    for i, value in enumerate(args):
+        label = labels.get(str(i), f"argument {i + 1}")
+        name = "self" if "self" in label else f"<argument {i + 1}>"
+        values[label] = (name, functools.partial(_same, value))
+    for name, value in kwargs.items():
+        values[labels.get(name, f"argument {name!r}")] = (name, functools.partial(_same, value))
+    return ArgumentWatch.take(values)
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _refuse_shared_state(test_id: str, watch: ArgumentWatch, result: object = None) -> None:
+    """Raise `ExplorationInconclusive` if `watch` saw an argument change between runs."""
+    __tracebackhide__ = True
+    change = watch.check()
+    if change is None:
+        return
+    raise ExplorationInconclusive(
+        f"{test_id}: no verdict: {change.describe()}. Every schedule of an explored test "
+        "(and every replay that checks, shrinks or reports a failure) runs on the same "
+        "fixture values and arguments, built once for the test, so its schedules share "
+        "that state and each starts where the one before left it: neither a pass nor a "
+        "failure can be trusted, and this is not a violation found in the test. Build "
+        "the state under test inside the test body, or leave every fixture value as it "
+        "was when a schedule ends (restore it in a `finally`).",
+        result,
+    )
+
+
+def _replay_mismatch(
+    test_id: str, decoded: DecodedToken, got: tuple[str | None, int | None], watch: ArgumentWatch
+) -> NoReturn:
+    __tracebackhide__ = True
+    expected = f"{decoded.kind} at step {decoded.step}" if decoded.kind else "no failure"
+    found = f"{got[0]} at step {got[1]}" if got[0] else "no failure"
+    change = watch.check()
+    cause = (
+        "the test, its fixtures or odp_async changed since the token was made (a fixed "
+        "bug?), or the run that made it carried state between its schedules"
+    )
+    if change is not None:
+        cause += (
+            f"; the replay changed {change.label} ({change.path} went from {change.before} "
+            f"to {change.after}): a token made while the schedules shared it records a "
+            "verdict that cannot be trusted"
+        )
+    raise ReplayMismatch(
+        f"{test_id}: the replay token recorded {expected}, the replay gave {found}: "
+        f"{cause}; run the test without the token to explore"
+    )
 
 
 def replay_command(node_id: str, token: str) -> str:

@@ -1,0 +1,125 @@
+"""`odp_async.explore.carried`: what the watch of an explored test's arguments sees change."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from odp_async.explore.carried import ArgumentWatch, Change, outside_names
+
+
+def _watch(value: object) -> ArgumentWatch:
+    return ArgumentWatch.take({"fixture 'v'": ("v", lambda: value)})
+
+
+def _change_after(value: Any, mutate: Any) -> Change | None:
+    watch = _watch(value)
+    watch.run_starts()
+    mutate(value)
+    watch.run_starts()
+    return watch.change
+
+
+@attrs.define
+class _Slotted:
+    items: list[int]
+    __hidden: int = 0  # a private slot (its name is mangled)
+
+    def bump(self) -> None:
+        self.__hidden += 1
+
+
+class _Cached:
+    @functools.cached_property
+    def total(self) -> int:
+        return 3
+
+
+@pytest.mark.parametrize(
+    ("value", "mutate", "path", "before", "after"),
+    [
+        ({"x": 0}, lambda d: d.update(x=2), "v['x']", "0", "2"),
+        ({"x": 1}, lambda d: d.update(x=True), "v['x']", "1", "True"),
+        ({"x": 0}, lambda d: d.update(y=1), "v['y']", "absent", "1"),
+        ([1, 2], lambda v: v.append(3), "v", "a list of 2 items", "a list of 3 items"),
+        ([[1], [2]], lambda v: v[1].append(3), "v[1]", "a list of 1 items", "a list of 2 items"),
+        (deque([1]), lambda v: v.appendleft(0), "v", "a deque of 1 items", "a deque of 2 items"),
+        ({1, 2}, lambda v: v.discard(1), "v", "a set of 2 items", "a set of 1 items"),
+        (bytearray(b"a"), lambda v: v.extend(b"b"), "v", "b'a'", "b'ab'"),
+        (
+            _Slotted([1]),
+            lambda v: v.items.append(2),
+            "v.items",
+            "a list of 1 items",
+            "a list of 2 items",
+        ),
+        (_Slotted([1]), lambda v: v.bump(), "v._Slotted__hidden", "0", "1"),
+        (_Cached(), lambda v: v.total, "v.total", "absent", "3"),
+    ],
+)
+def test_a_change_is_found_by_value_with_its_path(
+    value: object, mutate: Any, path: str, before: str, after: str
+) -> None:
+    assert _change_after(value, mutate) == Change("fixture 'v'", path, before, after, run=1)
+
+
+def test_a_cycle_is_walked_once_and_a_restored_value_is_no_change() -> None:
+    value: dict[str, Any] = {"x": 0}
+    value["me"] = value
+
+    def mutate_and_restore(d: dict[str, Any]) -> None:
+        d["x"] = 10**30  # a new int object, equal to none before
+        d["x"] = 0
+
+    assert _change_after(value, mutate_and_restore) is None
+
+
+def test_what_the_walk_cannot_read_is_compared_by_identity() -> None:
+    lock = threading.Lock()
+    holder = {"lock": lock, "path": Path("/tmp/x")}
+
+    def use(d: dict[str, Any]) -> None:
+        str(d["path"])  # fills pathlib's lazy caches: a value, not a change
+        d["lock"].acquire()  # state of a C object: not seen
+
+    assert _change_after(holder, use) is None
+    holder_2 = {"lock": threading.Lock()}
+    change = _change_after(holder_2, lambda d: d.update(lock=threading.Lock()))
+    assert change is not None
+    assert change.path == "v['lock']"
+
+
+def test_pytest_objects_are_not_walked(request: pytest.FixtureRequest) -> None:
+    assert _change_after(request, lambda r: r.node.stash) is None
+
+
+def test_outside_names_are_the_globals_and_cells_the_code_names() -> None:
+    counter = [0]
+
+    async def body() -> None:
+        counter.append(len(_STATE))
+        await _helper()
+
+    names = outside_names(body)
+    assert set(names) == {"module global '_STATE'", "closure variable 'counter'"}
+    watch = ArgumentWatch.take(names)
+    watch.run_starts()
+    _STATE["x"] = 1
+    try:
+        watch.run_starts()
+    finally:
+        del _STATE["x"]
+    assert watch.change == Change("module global '_STATE'", "_STATE['x']", "absent", "1", run=1)
+
+
+_STATE: dict[str, int] = {}
+
+
+async def _helper() -> None:
+    return None

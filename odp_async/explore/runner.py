@@ -88,6 +88,7 @@ See also
 
 from __future__ import annotations
 
+import bisect
 import os
 import pickle
 import time
@@ -1241,6 +1242,29 @@ def _gaps(first: int, last: int, done: list[tuple[int, int]]) -> Iterator[tuple[
         yield at, last
 
 
+def _split(
+    gaps: Iterator[tuple[int, int]], recorded: list[tuple[int, int]]
+) -> Iterator[tuple[int, int]]:
+    """`gaps`, each cut where a `recorded` range (sorted, disjoint) starts or ends: a
+    chunk of a gap then lies inside one recorded range or outside all of them."""
+    cuts = sorted({at for span in recorded for at in span})
+    for a, b in gaps:
+        for cut in cuts[bisect.bisect_right(cuts, a) : bisect.bisect_left(cuts, b)]:
+            yield a, cut
+            a = cut
+        yield a, b
+
+
+def _within(recorded: list[tuple[int, int]], a: int, b: int) -> bool:
+    """Whether ``[a, b)`` lies inside one range of `recorded` (sorted, disjoint)."""
+    at = bisect.bisect_right(recorded, (a, _NO_END)) - 1
+    return at >= 0 and recorded[at][1] >= b
+
+
+#: Above any schedule index (`_within`'s search key).
+_NO_END = 2**65
+
+
 def _explore_chunks(
     target: Target,
     config: ExploreConfig,
@@ -1259,6 +1283,9 @@ def _explore_chunks(
     first, last = config.start, config.start + config.schedules
     dpor_next = first  # the next index to look at for a dpor slot
     done: list[tuple[int, int]] = []
+    # Every chunk the log records, disjoint (`RunLog` refuses an overlap): the chunks
+    # this run records never overlap them either (a schedule counted twice on resume)
+    recorded = sorted((c.first, c.last) for c in log.completed) if log is not None else []
     if log is not None:
         for chunk in log.completed:
             if first <= chunk.first and chunk.last <= last:
@@ -1286,7 +1313,7 @@ def _explore_chunks(
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
         executor.prepare(task)
-    gaps = _gaps(first, last, done)
+    gaps = _split(_gaps(first, last, done), recorded)
     gap: tuple[int, int] | None = next(gaps, None)
     remaining = sum(b - a for a, b in _gaps(first, last, done))
     sizer = _Sizer(executor.overhead, executor.window)
@@ -1377,7 +1404,7 @@ def _explore_chunks(
                 if tally.cut is not None and tally.hit is not None:
                     tally.cut = tally.traces = None  # a failure: the completion is void
                 sizer.observe(covered, result.elapsed)
-                if log is not None and covered:
+                if log is not None and covered and not _within(recorded, at, at + covered):
                     log.record(
                         Chunk(
                             at,

@@ -1,0 +1,159 @@
+"""Inputs a new user's trial (20c) found accepted, crashing or shown wrong: a ``--resume``
+log naming a failing schedule that does not fail (f1), a log whose lines overlap or hold
+fields of the wrong type or range (f2), and the overlapping log the runner itself wrote
+when a resumed run moved its ``--start`` (f2).  Each is exit 2 and one line naming the
+value, through `main(argv)` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from odp_async.cli import ExitCode, main
+
+from ._support import check_outcome
+
+pytestmark = pytest.mark.timeout(120)
+
+EXPLORE = ["explore", "classic:reorder_10", "--chooser", "random"]
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+    """Exit 2 with one error line (after the ``exploring`` line, when the error comes
+    once the run started) holding every needle."""
+    code = main(argv)
+    _out, err = capsys.readouterr()
+    check_outcome(code, err, {ExitCode.USAGE})
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def header_of_a_real_log(capsys: pytest.CaptureFixture[str], path: Path) -> str:
+    """The header line this odp_async writes for `EXPLORE` (so only the chunk lines a
+    test writes are under test)."""
+    assert main([*EXPLORE, "--schedules", "1", "--resume", str(path)]) == ExitCode.OK
+    capsys.readouterr()
+    return path.read_text().splitlines()[0]
+
+
+def chunk(**change: Any) -> dict[str, Any]:
+    line: dict[str, Any] = {"first": 0, "last": 5, "steps": 10, "failing": [], "worker": "main"}
+    line.update(change)
+    return line
+
+
+def write_log(path: Path, header: str, *lines: dict[str, Any] | str) -> None:
+    text = [line if isinstance(line, str) else json.dumps(line) for line in lines]
+    path.write_text("\n".join([header, *text]) + "\n")
+
+
+# --- f2: every field of every line -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "needle"),
+    [
+        ([chunk(first=0.5)], "line 2 records first 0.5: not an int in 0..2**64-1"),
+        ([chunk(first=True)], "line 2 records first true: not an int"),
+        ([chunk(first="0")], 'line 2 records first "0": not an int'),
+        ([chunk(last=2**64 + 1)], "line 2 records last 18446744073709551617: not an int"),
+        ([chunk(first=5)], "line 2 records last 5: not an int in 6..2**64"),
+        ([chunk(steps=-10)], "line 2 records steps -10: not an int in 0..2**94"),
+        ([chunk(steps=1.0)], "line 2 records steps 1.0"),
+        ([chunk(unfinished=6)], "line 2 records unfinished 6: not an int in 0..5"),
+        ([chunk(unfinished=False)], "line 2 records unfinished false"),
+        ([chunk(failing=[3, 3])], "line 2 records failing [3, 3]: not in ascending order"),
+        ([chunk(failing=[4, 2])], "line 2 records failing [4, 2]: not in ascending order"),
+        ([chunk(failing=[True])], "line 2 records failing [true]: not a list of schedule"),
+        (
+            [chunk(failing=[0])],
+            "line 2 records failing [0]: not a list of schedule indices in 1..5",
+        ),
+        ([chunk(failing="3")], 'line 2 records failing "3"'),
+        ([chunk(worker=7)], "line 2 records worker 7: not a printable string"),
+        ([chunk(worker="")], 'line 2 records worker "": not a printable string'),
+        ([chunk(worker="a\0b")], "line 2 records worker"),
+        ([chunk(worker="w" * 1001)], "line 2 records worker"),
+        ([chunk(extra=1)], 'line 2 is not a run log line: it has an unknown field "extra"'),
+        (
+            [{"first": 0, "last": 5, "steps": 1, "failing": []}],
+            "line 2 is not a run log line: it has no 'worker'",
+        ),
+        (
+            ['{"first": 0, "first": 1, "last": 5, "steps": 1, "failing": [], "worker": "m"}'],
+            'line 2 writes the field "first" twice',
+        ),
+        (
+            [chunk(first=0, last=100), chunk(first=50, last=150)],
+            "line 3 records schedules 50..149, overlapping line 2's 0..99",
+        ),
+        (
+            [chunk(first=50, last=60), chunk(first=0, last=10), chunk(first=5, last=51)],
+            "line 4 records schedules 5..50, overlapping line",
+        ),
+        ([chunk(), chunk()], "line 3 records schedules 0..4, overlapping line 2's 0..4"),
+    ],
+)
+def test_a_log_line_is_checked_field_by_field(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    lines: list[dict[str, Any] | str],
+    needle: str,
+) -> None:
+    log = tmp_path / "f2.log"
+    header = header_of_a_real_log(capsys, log)
+    write_log(log, header, *lines)
+    before = log.read_text()
+    usage_error(capsys, [*EXPLORE, "--schedules", "3000", "--resume", str(log)], f"{log} {needle}")
+    assert log.read_text() == before  # refused: not rewritten
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"seed": False}, "its seed is False, this run's is 0"),
+        ({"extra": 1}, 'its header has a field "extra" this run does not'),
+    ],
+)
+def test_a_header_is_checked_field_by_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, change: dict[str, Any], needle: str
+) -> None:
+    log = tmp_path / "f2.log"
+    header = json.loads(header_of_a_real_log(capsys, log))
+    header.update(change)
+    write_log(log, json.dumps(header))
+    usage_error(capsys, [*EXPLORE, "--schedules", "30", "--resume", str(log)], needle)
+
+
+def schedules(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, Any]:
+    code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, err
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def test_a_resumed_run_with_another_start_records_each_schedule_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A log recording ``[0, 100)`` as one chunk, resumed at ``--start 50``: the runner
+    wrote ``[50, ...)`` again, and a run over ``[0, 150)`` counted those schedules twice."""
+    path = tmp_path / "run.log"
+    log = ["--resume", str(path)]
+    schedules(capsys, [*EXPLORE, "--schedules", "100", *log])
+    header, *lines = path.read_text().splitlines()
+    # The same schedules as one chunk (chunk sizes follow the machine's speed)
+    recorded = [json.loads(line) for line in lines]
+    assert not any(line["failing"] for line in recorded)
+    steps = sum(line["steps"] for line in recorded)
+    write_log(path, header, chunk(first=0, last=100, steps=steps))
+    moved = schedules(capsys, [*EXPLORE, "--start", "50", "--schedules", "100", *log])
+    assert moved["schedules"] == 100
+    whole = schedules(capsys, [*EXPLORE, "--schedules", "150", *log])
+    assert (whole["schedules"], whole["per_worker"]) == (150, {"resumed": 150})
+    fresh = schedules(capsys, [*EXPLORE, "--schedules", "150"])
+    assert whole["steps"] == fresh["steps"]

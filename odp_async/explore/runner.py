@@ -1307,6 +1307,13 @@ def _explore_chunks(
             index = min(tally.failing)
             by, chooser = _chooser_for(config, index - 1, hint)
             execution = target.run(chooser, max_steps=config.max_steps)
+            if execution.failure is None:
+                line = min(c.line for c in log.completed if index in c.failing)
+                raise InvalidArgument(
+                    f"{log.path} line {line} records schedule {index} as failing, but it "
+                    "does not fail when run again (a log edited by hand, or written for "
+                    "other code): remove the line, or the log, to run its schedules again"
+                )
             tally.hit, tally.hit_execution = (index, execution.sim.schedule), execution
             tally.found_by = by
     task: Target | TargetSpec = target

@@ -18,10 +18,11 @@ Contract
     (`ReplayMismatch`, with ``the token was made by odp_async X; this is Y``; the
     ``replay`` command notes it on stderr even when it reproduces).
 
-    `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
-    unknown version, a truncated or edited token (CRC), a payload that does not unpack (or
-    inflates past `MAX_INFLATED` bytes), a field the header may not have (one this odp_async
-    does not know; options with no protocol to take them), a header field of the wrong type
+    `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: a
+    character that is not ASCII (such as a byte that is not UTF-8), an unknown version, a
+    truncated or edited token (CRC), a payload that does not unpack (or inflates past
+    `MAX_INFLATED` bytes), a field the header may not have (one this odp_async does not
+    know; options with no protocol to take them), a header field of the wrong type
     or out of its range (the step bound in ``1..MAX_STEPS``, parameters a table of names to
     ints in ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, a
     function target's arguments JSON values with ints of at most `MAX_ARG_INT_BITS` bits and
@@ -192,6 +193,13 @@ def decode_token(token: str) -> DecodedToken:
     if not isinstance(token, str):
         raise InvalidArgument(f"a token is a str, got {type(token).__name__}")
     token = token.strip()
+    if not token.isascii():  # a token is base64url and hex (a byte past UTF-8 arrives as
+        # a lone surrogate, which no codec encodes: the checksum's `encode` raised)
+        at = next(i for i, ch in enumerate(token) if not ch.isascii())
+        raise InvalidArgument(
+            f"malformed token {_short(token)}: character {at + 1} ({token[at]!r}) is not "
+            "ASCII; a token is ASCII"
+        )
     parts = token.split(".")
     if len(parts) != 3 or not parts[0].startswith("odp"):
         raise InvalidArgument(

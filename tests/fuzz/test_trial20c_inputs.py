@@ -1,18 +1,23 @@
 """Inputs a new user's trial (20c) found accepted, crashing or shown wrong: a ``--resume``
 log naming a failing schedule that does not fail (f1), a log whose lines overlap or hold
-fields of the wrong type or range (f2), and the overlapping log the runner itself wrote
-when a resumed run moved its ``--start`` (f2).  Each is exit 2 and one line naming the
+fields of the wrong type or range (f2), the overlapping log the runner itself wrote
+when a resumed run moved its ``--start`` (f2), a token holding bytes that are not UTF-8
+(f3).  Each is exit 2 and one line naming the
 value, through `main(argv)` as a user runs it."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from odp_async.cli import ExitCode, main
+from odp_async.errors import InvalidArgument
+from odp_async.explore.tokens import decode_token
 
 from ._support import check_outcome
 
@@ -165,3 +170,30 @@ def test_a_resumed_run_with_another_start_records_each_schedule_once(
     assert (whole["schedules"], whole["per_worker"]) == (150, {"resumed": 150})
     fresh = schedules(capsys, [*EXPLORE, "--schedules", "150"])
     assert whole["steps"] == fresh["steps"]
+
+
+# --- f3: a token with bytes that are not UTF-8 ------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["replay", "shrink"])
+def test_a_token_with_bytes_that_are_not_utf8_in_a_fresh_process(command: str) -> None:
+    """The shell passes the bytes; Python hands them over as lone surrogates."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", command, b"odp2.\xff\xfe.1234"],
+        capture_output=True,
+        timeout=60,
+    )
+    err = proc.stderr.decode(errors="backslashreplace")
+    check_outcome(proc.returncode, err, {ExitCode.USAGE})
+    assert "malformed token 'odp2.\\udcff\\udcfe.1234': character 6" in err, err
+
+
+@pytest.mark.parametrize(
+    "token", ["odp2.\udcff.0", "\udcffodp2.a.b", "odp2.é.00000000", "odp1.a\u00a0b.c"]
+)
+def test_a_token_that_is_not_ascii_is_malformed(
+    capsys: pytest.CaptureFixture[str], token: str
+) -> None:
+    usage_error(capsys, ["replay", token], "malformed token", "is not ASCII")
+    with pytest.raises(InvalidArgument, match="is not ASCII; a token is ASCII"):
+        decode_token(token)

@@ -2,7 +2,8 @@
 log naming a failing schedule that does not fail (f1), a log whose lines overlap or hold
 fields of the wrong type or range (f2), the overlapping log the runner itself wrote
 when a resumed run moved its ``--start`` (f2), a token holding bytes that are not UTF-8
-(f3).  Each is exit 2 and one line naming the
+(f3), a token header naming a chooser or a violation kind this odp_async does not know
+(f4).  Each is exit 2 and one line naming the
 value, through `main(argv)` as a user runs it."""
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from typing import Any
 
 import pytest
 
+from odp_async.check import VIOLATION_KINDS
 from odp_async.cli import ExitCode, main
 from odp_async.errors import InvalidArgument
+from odp_async.explore import explore
+from odp_async.explore.config import CHOOSERS
+from odp_async.explore.portfolio import MEMBERS
 from odp_async.explore.tokens import decode_token
 
-from ._support import check_outcome
+from ._support import check_outcome, with_header
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -197,3 +202,52 @@ def test_a_token_that_is_not_ascii_is_malformed(
     usage_error(capsys, ["replay", token], "malformed token", "is not ASCII")
     with pytest.raises(InvalidArgument, match="is not ASCII; a token is ASCII"):
         decode_token(token)
+
+
+# --- f4: a token header's names are names this odp_async knows ---------------------------
+
+
+@pytest.fixture(scope="module")
+def tokens_by_chooser() -> dict[str, tuple[str, str | None]]:
+    """Each chooser's token of a failure, with its `found_by` as the run showed it."""
+    out = {}
+    for chooser in CHOOSERS:
+        result = explore("classic:lost-update", chooser=chooser, schedules=200, shrink=False)
+        assert result.failure is not None
+        assert result.failure.token is not None
+        out[chooser] = (result.failure.token, result.failure.found_by)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"c": "bogus"}, "the chooser that found it ('c') is \"bogus\", which this odp_async"),
+        ({"c": "portfolio"}, "('c') is \"portfolio\""),  # a run names its member, never it
+        ({"k": "bogus"}, "the violation kind ('k') is \"bogus\", which this odp_async does not"),
+        ({"k": "Deadlock"}, "('k') is \"Deadlock\""),
+    ],
+)
+def test_a_token_naming_an_unknown_chooser_or_kind(
+    capsys: pytest.CaptureFixture[str],
+    tokens_by_chooser: dict[str, tuple[str, str | None]],
+    change: dict[str, Any],
+    needle: str,
+) -> None:
+    token, _ = tokens_by_chooser["random"]
+    usage_error(capsys, ["replay", with_header(token, change)], "malformed token", needle)
+
+
+def test_every_token_a_run_makes_still_decodes(
+    tokens_by_chooser: dict[str, tuple[str, str | None]],
+) -> None:
+    for chooser, (token, found_by) in tokens_by_chooser.items():
+        decoded = decode_token(token)
+        assert decoded.found_by == found_by, chooser
+        assert decoded.kind in VIOLATION_KINDS
+    token, _ = tokens_by_chooser["random"]
+    for name in [*MEMBERS, "random", "pct", "dfs", "dpor"]:  # what `found_by` holds
+        assert decode_token(with_header(token, {"c": name})).found_by == name
+    for kind in VIOLATION_KINDS:
+        assert decode_token(with_header(token, {"k": kind})).kind == kind
+    assert decode_token(with_header(token, {}, drop=("c",))).found_by is None

@@ -3,8 +3,8 @@ log naming a failing schedule that does not fail (f1), a log whose lines overlap
 fields of the wrong type or range (f2), the overlapping log the runner itself wrote
 when a resumed run moved its ``--start`` (f2), a token holding bytes that are not UTF-8
 (f3), a token header naming a chooser or a violation kind this odp_async does not know
-(f4).  Each is exit 2 and one line naming the
-value, through `main(argv)` as a user runs it."""
+(f4), a replay option shaping an output not asked for (f6).  Each is exit 2 and one line
+naming the value, through `main(argv)` as a user runs it."""
 
 from __future__ import annotations
 
@@ -251,3 +251,48 @@ def test_every_token_a_run_makes_still_decodes(
     for kind in VIOLATION_KINDS:
         assert decode_token(with_header(token, {"k": kind})).kind == kind
     assert decode_token(with_header(token, {}, drop=("c",))).found_by is None
+
+
+# --- f6: a replay option that shapes an output not asked for ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (["--picture-width", "1000"], "--picture-width 1000 sets the pixels of --png or --svg"),
+        (["--picture-width", "1000", "--text"], "--picture-width 1000 sets the pixels"),
+        (["--picture-width", "1000", "--html", "{tmp}/r.html"], "--picture-width 1000"),
+        (["--width", "100"], "--width 100 sets the columns of --text or the pixels of"),
+        (["--width", "900", "--trace", "{tmp}/t.json"], "--width 900 sets the columns"),
+        (["--text", "--json"], "--text prints the timeline, and --json prints the result"),
+    ],
+)
+def test_a_replay_option_shaping_no_output_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tokens_by_chooser: dict[str, tuple[str, str | None]],
+    options: list[str],
+    needle: str,
+) -> None:
+    token, _ = tokens_by_chooser["random"]
+    argv = ["replay", token, *(o.format(tmp=tmp_path) for o in options)]
+    usage_error(capsys, argv, needle)
+    assert not list(tmp_path.iterdir())  # refused before writing anything
+
+
+def test_replay_options_with_the_output_they_shape(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tokens_by_chooser: dict[str, tuple[str, str | None]],
+) -> None:
+    token, _ = tokens_by_chooser["random"]
+    svg = str(tmp_path / "r.svg")
+    for options in (
+        ["--svg", svg, "--picture-width", "1000"],
+        ["--png", str(tmp_path / "r.png"), "--width", "900"],
+        ["--text", "--width", "100"],
+        ["--text", "--width", "100", "--svg", svg, "--picture-width", "700"],
+    ):
+        assert main(["replay", token, *options]) == ExitCode.VIOLATION, options
+    assert 'width="700"' in Path(svg).read_text()
+    capsys.readouterr()

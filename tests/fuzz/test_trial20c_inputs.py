@@ -296,3 +296,57 @@ def test_replay_options_with_the_output_they_shape(
         assert main(["replay", token, *options]) == ExitCode.VIOLATION, options
     assert 'width="700"' in Path(svg).read_text()
     capsys.readouterr()
+
+
+# --- names in a scenario file: one printable line, bounded ------------------------------
+
+SCENARIO = """\
+[scenario]
+name = {scenario}
+protocols = ["odp2014"]
+[setup]
+files = [{{ name = {file}, pages = 4 }}]
+ops = [
+    {{ op = "mmap", start = 0, pages = 4 }},
+    {{ op = "register", mr = {mr}, start = 0, pages = 4 }},
+]
+
+[[actor]]
+name = {actor}
+ops = [{{ op = "madvise", start = 0, pages = 1 }}]
+"""
+
+NAMES = {"scenario": '"x"', "file": '"f"', "mr": '"A"', "actor": '"a"'}
+
+
+def test_the_scenario_file_of_these_tests_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(SCENARIO.format(**NAMES))
+    assert main(["explore", str(path), "--schedules", "2"]) == ExitCode.OK, capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("key", "where", "value", "needle"),
+    [
+        ("actor", "actor[0].name", '"a\\u0000b"', "printable string (a name), got 'a\\x00b'"),
+        ("actor", "actor[0].name", '"a\\nb"', "got 'a\\nb'"),
+        ("actor", "actor[0].name", '"' + "a" * 100_000 + '"', "at most 256 characters, got one"),
+        ("scenario", "scenario.name", '"' + "n" * 5000 + '"', "got one of 5000: 'nnn"),
+        ("file", "setup.files[0].name", '"f\\tg"', "got 'f\\tg'"),
+        ("mr", "setup.ops[1].mr", '"A\\u001bB"', "got 'A\\x1bB'"),
+    ],
+)
+def test_a_name_in_a_scenario_file_is_one_printable_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    key: str,
+    where: str,
+    value: str,
+    needle: str,
+) -> None:
+    path = tmp_path / "names.toml"
+    path.write_text(SCENARIO.format(**{**NAMES, key: value}))
+    err = usage_error(capsys, ["explore", str(path), "--schedules", "2"], f"{where}: ", needle)
+    assert len(err) < 400, err

@@ -876,6 +876,7 @@ def replay(
         _fail(f"--width must be in 40..20000, got {width}")
     if picture_width is not None and not 400 <= picture_width <= 20000:
         _fail(f"--picture-width must be in 400..20000 pixels, got {picture_width}")
+    _refuse_unshaped(as_text, bool(png_path or svg_path), as_json, width, picture_width)
     pixels = _picture_pixels(width, picture_width, bool(png_path or svg_path), as_text)
     decoded = decode_token(token)
     from . import __version__
@@ -941,6 +942,25 @@ def replay(
         )
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
+
+
+def _refuse_unshaped(
+    as_text: bool, picture: bool, as_json: bool, width: int | None, picture_width: int | None
+) -> None:
+    """Refuse a replay option that shapes an output not asked for (it would be silently
+    ignored, as `explore` refuses a setting its chooser ignores)."""
+    if picture_width is not None and not picture:
+        _fail(
+            f"--picture-width {picture_width} sets the pixels of --png or --svg, and neither "
+            "is given: drop it, or add one"
+        )
+    if width is not None and not (as_text or picture):
+        _fail(
+            f"--width {width} sets the columns of --text or the pixels of --png or --svg, "
+            "and none is given: drop it, or add one"
+        )
+    if as_text and as_json:
+        _fail("--text prints the timeline, and --json prints the result in its place: give one")
 
 
 def _picture_pixels(

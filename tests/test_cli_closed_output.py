@@ -45,3 +45,22 @@ def test_a_closed_stdout_exits_141_quietly(argv: tuple[str, ...]) -> None:
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
     assert "Exception ignored" not in err
+
+
+def test_output_written_before_the_reader_exits_is_not_cut_short() -> None:
+    """The README: a report that fits the pipe's buffer, written while the reader is
+    still there (it reads nothing, then exits, as ``head -1`` may), is complete: the
+    command's own exit code (1: a violation), not 141 (new-user trial 20c)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odp_async.cli", "explore", "registration-race", "-p", "naive"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    try:
+        code = proc.wait(timeout=300)  # reads nothing until the command exited
+        out = proc.stdout.read()
+    finally:
+        proc.stdout.close()
+    assert code == ExitCode.VIOLATION, code
+    assert 0 < len(out) < 65536

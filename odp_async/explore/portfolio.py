@@ -66,7 +66,7 @@ import attrs
 from .._runtime.choosers import Chooser, RandomChooser
 from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
 from ..errors import NondeterminismError
-from .config import ExploreConfig, derive_seed
+from .config import CHOOSERS, ExploreConfig, derive_seed
 from .dfs import PrunedExecution
 from .dpor import DporChooser
 from .fairness import fair_after
@@ -76,6 +76,7 @@ from .target import Execution, Target
 
 __all__ = [
     "AHEAD_MAX",
+    "FINDERS",
     "MEMBERS",
     "PATTERN",
     "DporShare",
@@ -106,6 +107,10 @@ PCT: Final = tuple(Member(f"pct-d{d}", "pct", d) for d in range(1, 6))
 
 #: Every member, by name.
 MEMBERS: Final[Mapping[str, Member]] = {m.name: m for m in (RANDOM, *PCT, SWEEP, DPOR)}
+
+#: Every name a failure's `found_by` may hold: a chooser that runs alone (``random``,
+#: ``pct``, ``dfs``, ``dpor``) or a portfolio's member (``pct-d4``, ``sweep``...).
+FINDERS: Final = frozenset({*(c for c in CHOOSERS if c != "portfolio"), *MEMBERS})
 
 #: Schedule index ``i`` runs ``PATTERN[i % len(PATTERN)]``: random, sweep and each pct
 #: depth 1/9, dpor 2/9.  dpor comes early (index 1): on a small program its first

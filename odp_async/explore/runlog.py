@@ -11,8 +11,17 @@ Contract
     range, and reuses whichever recorded chunks fall inside it.
 
     A file whose header names another run raises `InvalidArgument` naming the first field
-    that differs; a malformed line raises `InvalidArgument` naming the line, except a
-    torn last line (the writer was killed mid-line), which is ignored.
+    that differs (or a field the run does not have); a malformed line raises
+    `InvalidArgument` naming the line, except a torn last line (the writer was killed
+    mid-line), which is ignored.  Every field of every line is checked: a key written
+    twice, a key no line has, ``first``/``last``/``steps``/``unfinished`` not ints (a
+    bool or a float is not one) or out of range (``0 <= first < last <= 2**64``,
+    ``0 <= steps <= MAX_LOG_STEPS``, ``0 <= unfinished <= last - first``), ``failing``
+    not strictly ascending indices in ``first+1 .. last``, ``worker`` not a printable
+    string of 1..`MAX_WORKER` characters, and a chunk that overlaps a chunk of an
+    earlier line (its schedules would count twice) are refused.  The log records
+    chunks; it is trusted for them (a chunk is not run again), except that a resumed
+    run replays the first failing schedule it reports (see the runner).
 
 See also
     `odp_async.explore.runner` (``resume=``).
@@ -20,6 +29,8 @@ See also
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -34,12 +45,25 @@ __all__ = ["Chunk", "RunLog"]
 
 _FORMAT = "odp_async run log 1"
 
+#: The keys of a chunk line (``unfinished`` is optional: absent from older logs).
+_CHUNK_KEYS = frozenset({"first", "last", "steps", "failing", "worker", "unfinished"})
+
+#: Schedule indices are below 2**64 (`ExploreConfig.start`); a chunk ends at most there.
+_TOP = 2**64
+
+#: The most steps a line may record (above any run: 2**64 schedules of `MAX_STEPS`).
+MAX_LOG_STEPS = 2**94
+
+#: The longest worker name a line may record.
+MAX_WORKER = 1000
+
 
 @attrs.frozen
 class Chunk:
     """A completed chunk: schedules ``first .. last-1`` ran, taking `steps` steps; the
     1-based indices of the failing ones are `failing`; `worker` ran it; `unfinished` of
-    them reached the step bound unfinished (``"unfinished"``, absent from older logs: 0)."""
+    them reached the step bound unfinished (``"unfinished"``, absent from older logs: 0);
+    `line` is its line in the file it was read from (0: not read from a file)."""
 
     first: int
     last: int
@@ -47,6 +71,7 @@ class Chunk:
     failing: tuple[int, ...]
     worker: str
     unfinished: int = 0
+    line: int = attrs.field(default=0, eq=False)
 
 
 @attrs.define
@@ -66,8 +91,15 @@ class RunLog:
         identity = {"format": _FORMAT, **identity}
         header, completed, keep = _read(name)
         if header is not None:
+            unknown = sorted(set(header) - set(identity))
+            if unknown:
+                raise InvalidArgument(
+                    f"{name} is the log of another run: its header has a field "
+                    f"{_brief(unknown[0])} this run does not"
+                )
             for key, value in identity.items():
-                if header.get(key) != value:
+                theirs_value = header.get(key)
+                if type(theirs_value) is not type(value) or theirs_value != value:
                     theirs, ours = repr(header.get(key)), repr(value)
                     if len(theirs) + len(ours) > 120:  # a scenario file's text: no quote
                         raise InvalidArgument(
@@ -128,6 +160,7 @@ def _read(name: str) -> tuple[dict[str, Any] | None, list[Chunk], int | None]:
         raise InvalidArgument(f"{name} is not an odp_async run log (no header)")
     header = _parse(name, 1, lines[0])
     chunks = [_chunk(name, n, _parse(name, n, line)) for n, line in enumerate(lines[1:], 2)]
+    _no_overlap(name, chunks)
     return header, chunks, len((complete + "\n").encode()) if torn else None
 
 
@@ -141,7 +174,11 @@ def _write(name: str, file: IO[str], line: str) -> None:
 
 def _parse(name: str, number: int, line: str) -> dict[str, Any]:
     try:
-        value = json.loads(line)
+        value = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as e:
+        raise InvalidArgument(
+            f"{name} line {number} writes the field {_brief(e.args[0])} twice"
+        ) from None
     except ValueError:
         value = None
     if not isinstance(value, dict):
@@ -149,16 +186,95 @@ def _parse(name: str, number: int, line: str) -> dict[str, Any]:
     return value
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in fields:
+            raise _DuplicateKey(key)
+        fields[key] = value
+    return fields
+
+
+def _brief(value: object) -> str:
+    text = json.dumps(value)  # as the line writes it: true, not True
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int(name: str, number: int, data: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = data[key]
+    if type(value) is not int or not low <= value <= high:  # a bool is not an int here
+        raise InvalidArgument(
+            f"{name} line {number} records {key} {_brief(value)}: "
+            f"not an int in {_show(low)}..{_show(high)}"
+        )
+    return value
+
+
+def _show(value: int) -> str:
+    """`value`, a power of two or one below it as ``2**k`` or ``2**k-1``."""
+    for power, text in ((value, ""), (value + 1, "-1")):
+        if power > 2**20 and power & (power - 1) == 0:
+            return f"2**{power.bit_length() - 1}{text}"
+    return str(value)
+
+
 def _chunk(name: str, number: int, data: dict[str, Any]) -> Chunk:
-    try:
-        first, last, steps = (int(data[k]) for k in ("first", "last", "steps"))
-        failing = tuple(int(i) for i in data["failing"])
-        worker = str(data["worker"])
-        unfinished = int(data.get("unfinished", 0))
-    except (KeyError, TypeError, ValueError):
-        raise InvalidArgument(f"{name} line {number} is not a run log line") from None
-    if not 0 <= first < last or any(not first < i <= last for i in failing):
-        raise InvalidArgument(f"{name} line {number} records an impossible chunk")
-    if not 0 <= unfinished <= last - first:
-        raise InvalidArgument(f"{name} line {number} records an impossible chunk")
-    return Chunk(first, last, steps, failing, worker, unfinished)
+    missing = sorted({"first", "last", "steps", "failing", "worker"} - set(data))
+    unknown = sorted(set(data) - _CHUNK_KEYS)
+    if missing or unknown:
+        what = (
+            f"has no {missing[0]!r}" if missing else f"has an unknown field {_brief(unknown[0])}"
+        )
+        raise InvalidArgument(f"{name} line {number} is not a run log line: it {what}")
+    first = _int(name, number, data, "first", 0, _TOP - 1)
+    last = _int(name, number, data, "last", first + 1, _TOP)
+    steps = _int(name, number, data, "steps", 0, MAX_LOG_STEPS)
+    unfinished = (
+        _int(name, number, data, "unfinished", 0, last - first) if "unfinished" in data else 0
+    )
+    failing = data["failing"]
+    if not isinstance(failing, list) or any(
+        type(i) is not int or not first < i <= last for i in failing
+    ):
+        raise InvalidArgument(
+            f"{name} line {number} records failing {_brief(failing)}: not a list of "
+            f"schedule indices in {first + 1}..{last} (the chunk's, 1-based)"
+        )
+    if any(a >= b for a, b in itertools.pairwise(failing)):
+        raise InvalidArgument(
+            f"{name} line {number} records failing {_brief(failing)}: not in ascending "
+            "order without repeats"
+        )
+    worker = data["worker"]
+    if (
+        not isinstance(worker, str)
+        or not 0 < len(worker) <= MAX_WORKER
+        or not worker.isprintable()
+    ):
+        raise InvalidArgument(
+            f"{name} line {number} records worker {_brief(worker)}: not a printable "
+            f"string of 1..{MAX_WORKER} characters"
+        )
+    return Chunk(first, last, steps, tuple(failing), worker, unfinished, number)
+
+
+def _no_overlap(name: str, chunks: list[Chunk]) -> None:
+    """Refuse a chunk that shares a schedule with the chunk of an earlier line (a run
+    never records a schedule twice: the resumed run would count it twice)."""
+    starts: list[int] = []  # the chunks seen so far, disjoint, by their first schedule
+    seen: list[Chunk] = []
+    for chunk in chunks:
+        at = bisect.bisect_left(starts, chunk.first)
+        for other in seen[max(at - 1, 0) : at + 1]:
+            if other.first < chunk.last and chunk.first < other.last:
+                raise InvalidArgument(
+                    f"{name} line {chunk.line} records schedules {chunk.first}.."
+                    f"{chunk.last - 1}, overlapping line {other.line}'s "
+                    f"{other.first}..{other.last - 1} (a schedule is recorded once)"
+                )
+        starts.insert(at, chunk.first)
+        seen.insert(at, chunk)

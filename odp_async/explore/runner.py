@@ -88,6 +88,7 @@ See also
 
 from __future__ import annotations
 
+import bisect
 import os
 import pickle
 import time
@@ -1241,6 +1242,29 @@ def _gaps(first: int, last: int, done: list[tuple[int, int]]) -> Iterator[tuple[
         yield at, last
 
 
+def _split(
+    gaps: Iterator[tuple[int, int]], recorded: list[tuple[int, int]]
+) -> Iterator[tuple[int, int]]:
+    """`gaps`, each cut where a `recorded` range (sorted, disjoint) starts or ends: a
+    chunk of a gap then lies inside one recorded range or outside all of them."""
+    cuts = sorted({at for span in recorded for at in span})
+    for a, b in gaps:
+        for cut in cuts[bisect.bisect_right(cuts, a) : bisect.bisect_left(cuts, b)]:
+            yield a, cut
+            a = cut
+        yield a, b
+
+
+def _within(recorded: list[tuple[int, int]], a: int, b: int) -> bool:
+    """Whether ``[a, b)`` lies inside one range of `recorded` (sorted, disjoint)."""
+    at = bisect.bisect_right(recorded, (a, _NO_END)) - 1
+    return at >= 0 and recorded[at][1] >= b
+
+
+#: Above any schedule index (`_within`'s search key).
+_NO_END = 2**65
+
+
 def _explore_chunks(
     target: Target,
     config: ExploreConfig,
@@ -1259,6 +1283,9 @@ def _explore_chunks(
     first, last = config.start, config.start + config.schedules
     dpor_next = first  # the next index to look at for a dpor slot
     done: list[tuple[int, int]] = []
+    # Every chunk the log records, disjoint (`RunLog` refuses an overlap): the chunks
+    # this run records never overlap them either (a schedule counted twice on resume)
+    recorded = sorted((c.first, c.last) for c in log.completed) if log is not None else []
     if log is not None:
         for chunk in log.completed:
             if first <= chunk.first and chunk.last <= last:
@@ -1280,13 +1307,20 @@ def _explore_chunks(
             index = min(tally.failing)
             by, chooser = _chooser_for(config, index - 1, hint)
             execution = target.run(chooser, max_steps=config.max_steps)
+            if execution.failure is None:
+                line = min(c.line for c in log.completed if index in c.failing)
+                raise InvalidArgument(
+                    f"{log.path} line {line} records schedule {index} as failing, but it "
+                    "does not fail when run again (a log edited by hand, or written for "
+                    "other code): remove the line, or the log, to run its schedules again"
+                )
             tally.hit, tally.hit_execution = (index, execution.sim.schedule), execution
             tally.found_by = by
     task: Target | TargetSpec = target
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
         executor.prepare(task)
-    gaps = _gaps(first, last, done)
+    gaps = _split(_gaps(first, last, done), recorded)
     gap: tuple[int, int] | None = next(gaps, None)
     remaining = sum(b - a for a, b in _gaps(first, last, done))
     sizer = _Sizer(executor.overhead, executor.window)
@@ -1377,7 +1411,7 @@ def _explore_chunks(
                 if tally.cut is not None and tally.hit is not None:
                     tally.cut = tally.traces = None  # a failure: the completion is void
                 sizer.observe(covered, result.elapsed)
-                if log is not None and covered:
+                if log is not None and covered and not _within(recorded, at, at + covered):
                     log.record(
                         Chunk(
                             at,

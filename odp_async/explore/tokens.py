@@ -18,12 +18,14 @@ Contract
     (`ReplayMismatch`, with ``the token was made by odp_async X; this is Y``; the
     ``replay`` command notes it on stderr even when it reproduces).
 
-    `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: an
-    unknown version, a truncated or edited token (CRC), a payload that does not unpack (or
-    inflates past `MAX_INFLATED` bytes), a field the header may not have (one this odp_async
-    does not know; options with no protocol to take them), a header field of the wrong type
-    or out of its range (the step bound in ``1..MAX_STEPS``, parameters a table of names to
-    ints in ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, a
+    `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: a
+    character that is not ASCII (such as a byte that is not UTF-8), an unknown version, a
+    truncated or edited token (CRC), a payload that does not unpack (or inflates past
+    `MAX_INFLATED` bytes), a field the header may not have (one this odp_async does not
+    know, one written twice; options with no protocol to take them), a header field of
+    the wrong type or out of its range (a violation kind not in `VIOLATION_KINDS`, a
+    chooser not in `FINDERS`, the step bound in ``1..MAX_STEPS``, parameters a table of
+    names to ints in ``1..MAX_PARAM``, options a table of booleans, finite numbers and strings, a
     function target's arguments JSON values with ints of at most `MAX_ARG_INT_BITS` bits and
     finite floats, JSON nested at most `MAX_JSON_DEPTH` deep), a schedule entry above
     `MAX_CHOICE`.  `encode_token` checks its header as `decode_token` will, so it never
@@ -54,10 +56,12 @@ import attrs
 
 from .._runtime.choosers import ReplayChooser
 from .._runtime.interrupts import marking_ctrl_c
+from ..check import VIOLATION_KINDS
 from ..errors import InvalidArgument, ReplayMismatch
 from ..scenarios.files import ScenarioFileError
 from .arguments import require_bool, require_path, show
 from .config import MAX_STEPS
+from .portfolio import FINDERS
 from .refs import ScenarioText
 from .target import MAX_ARG_INT_BITS, Execution, Target, TargetSpec
 
@@ -192,6 +196,13 @@ def decode_token(token: str) -> DecodedToken:
     if not isinstance(token, str):
         raise InvalidArgument(f"a token is a str, got {type(token).__name__}")
     token = token.strip()
+    if not token.isascii():  # a token is base64url and hex (a byte past UTF-8 arrives as
+        # a lone surrogate, which no codec encodes: the checksum's `encode` raised)
+        at = next(i for i, ch in enumerate(token) if not ch.isascii())
+        raise InvalidArgument(
+            f"malformed token {_short(token)}: character {at + 1} ({token[at]!r}) is not "
+            "ASCII; a token is ASCII"
+        )
     parts = token.split(".")
     if len(parts) != 3 or not parts[0].startswith("odp"):
         raise InvalidArgument(
@@ -320,14 +331,14 @@ def _header(raw: bytes) -> dict[str, Any]:
         "p": _text(header, "p", "the protocol", optional=True),
         "o": _options(header.get("o")),
         "m": _count(header, "m", "the step bound", 1, MAX_STEPS),
-        "k": _text(header, "k", "the violation kind", optional=True),
+        "k": _known(header, "k", "the violation kind", VIOLATION_KINDS),
         "t": _count(header, "t", "the violation step", 0, MAX_STEPS, optional=True),
         "v": version,
         "a": _params(header.get("a", {})),
         "i": _text(header, "i", "the test id", optional=True),
         "f": header.get("f"),  # checked by `_file`
         "g": _args(header.get("g", [])),
-        "c": _text(header, "c", "the chooser that found it", optional=True),
+        "c": _known(header, "c", "the chooser that found it", sorted(FINDERS)),
     }
 
 
@@ -358,6 +369,18 @@ def _text(header: dict[str, Any], key: str, what: str, *, optional: bool = False
     if not isinstance(value, str) or not value:
         expected = "a non-empty string" + (" or null" if optional else "")
         raise ValueError(f"{what} ({key!r}) is {_brief(value)}, expected {expected}")
+    return value
+
+
+def _known(header: dict[str, Any], key: str, what: str, names: Sequence[str]) -> Any:
+    """An optional field that names one of `names` (a name this odp_async does not know
+    would be shown, or compared, as if it meant something)."""
+    value = _text(header, key, what, optional=True)
+    if value is not None and value not in names:
+        raise ValueError(
+            f"{what} ({key!r}) is {json.dumps(value)[:60]}, which this odp_async does not know "
+            f"(it knows {', '.join(names)}, or null)"
+        )
     return value
 
 

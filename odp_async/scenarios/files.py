@@ -19,7 +19,9 @@ Contract
 
     Every problem raises `ScenarioFileError`, an `InvalidArgument`, whose message names
     the file, then the line (TOML syntax errors) or the key path (``actor[2].ops[0].op``),
-    what was found and what was expected.  Nothing is silently ignored: an unknown key is
+    what was found and what was expected.  Every name (of the scenario, a file, an
+    actor, an MR, a subscriber, a protocol) is a non-empty printable string of at most
+    `MAX_NAME` characters.  Nothing is silently ignored: an unknown key is
     an error, so a typo cannot turn into a default.  Static checks: every range lies
     inside the mappings (for the setup, those of its earlier operations; for actors,
     those of the setup and of every ``mmap``/``mremap`` operation of any actor), every MR
@@ -266,6 +268,9 @@ ADDRESS_LIMIT: Final = 1 << 47
 MAX_PAGES: Final = 1 << 20
 #: The longest ``sleep`` (virtual seconds).
 MAX_SECONDS: Final = 1e6
+#: The longest name (of the scenario, a file, an actor, an MR, a subscriber...); a name
+#: is printable (no NUL, no control character, no line break).
+MAX_NAME: Final = 256
 
 
 class ScenarioFileError(InvalidArgument):
@@ -348,9 +353,15 @@ def _bool(value: object) -> str | None:
 
 
 def _name(value: object) -> str | None:
-    if isinstance(value, str) and value:
+    # Names become task names, labels and lines of every report: one printable line
+    if isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable():
         return None
-    return f"expected a non-empty string, got {_show(value)}"
+    if isinstance(value, str) and len(value) > MAX_NAME:
+        return (
+            f"expected a name of at most {MAX_NAME} characters, got one of {len(value)}: "
+            f"{_show(value)}"
+        )
+    return f"expected a non-empty printable string (a name), got {_show(value)}"
 
 
 def _seconds(value: object) -> str | None:

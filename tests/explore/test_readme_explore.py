@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,3 +39,39 @@ def test_the_explore_your_own_code_snippet_runs(
     assert "AssertionError: lost deposit: 10" in printed
     assert "replay: odp-async replay odp2." in printed
     assert module.result.failure.verdict.value == "found"
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_the_snippet_prints_what_its_comment_says(tmp_path: Path, how: str) -> None:
+    """Run as ``python FILE`` (in ``__main__``: no token, and the failure says why) and
+    as ``python -m NAME`` (a token), in a fresh process each, as the comment says
+    (new-user trial 20c, f7: the comment promised a token to a script)."""
+    name = "readme_explore_own"
+    (tmp_path / f"{name}.py").write_text(snippet("Explore your own code"))
+    argv = [str(tmp_path / f"{name}.py")] if how == "script" else ["-m", name]
+    proc = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # The comment: what the output starts with (up to its first "..."), then a quoted
+    # line for each way to run it
+    comment = " ".join(
+        line.lstrip("# ")
+        for line in snippet("Explore your own code").splitlines()
+        if line.startswith("#")
+    )
+    start = comment.split(" ...", 1)[0]
+    assert start.startswith("found at schedule 1 (found by pct), shrunk to"), comment
+    assert out.startswith(start), (start, out)
+    assert "lost deposit: 10" in out
+    token_line, no_token_line = re.findall(r'"([^"]*?)\.\.\.+"', comment)
+    assert "python -m NAME" in comment
+    assert "python FILE" in comment
+    if how == "script":
+        assert f"\n{no_token_line}" in out, (no_token_line, out)
+        assert "is defined in the __main__ script" in out
+        assert token_line not in out
+    else:
+        assert f"\n{token_line}" in out, (token_line, out)
+        assert no_token_line not in out

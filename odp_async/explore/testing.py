@@ -388,6 +388,12 @@ class ExploredTest:
                     f"made {chooser.position} of its {len(decoded.schedule)} recorded "
                     "choices); run it without the token to explore"
                 )
+            if execution.unfinished:  # no violation, but no pass either
+                raise ExplorationInconclusive(
+                    f"{test_id}: the replayed schedule reached the step bound of "
+                    f"{decoded.max_steps} steps unfinished (a livelock, or a run longer "
+                    "than the bound): no verdict"
+                )
             return  # this schedule passes now
         where = (
             f"a schedule saved in the failure database ({saved_in.path}) by an earlier run"

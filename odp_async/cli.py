@@ -1433,6 +1433,9 @@ def matrix(
         # only inconclusive cells: no verdict (exit 5), not a miss
         only_unsure = all(c.inconclusive for c in mismatches)
         raise _Exit(ExitCode.INCONCLUSIVE if only_unsure else ExitCode.VIOLATION)
+    if any(c.inconclusive for c in cells):
+        # a cell with no expectation matches, but an inconclusive one is no pass (exit 5)
+        raise _Exit(ExitCode.INCONCLUSIVE)
 
 
 def _found(cell: Any) -> str:

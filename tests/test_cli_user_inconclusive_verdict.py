@@ -205,6 +205,9 @@ def test_explore_and_replay_in_the_cli(user: str, tmp_path: Path) -> None:
     assert text.returncode == 5, text.stdout + text.stderr
     assert "inconclusive: the run reached the step bound of 3000 steps" in text.stdout
     assert "no violation" not in text.stdout
+    drawn = _run(tmp_path, "-m", "odp_async.cli", "replay", token, "--text", "--width", "120")
+    assert drawn.returncode == 5, drawn.stdout + drawn.stderr
+    assert "timeline registration-race/never-commits: inconclusive (" in drawn.stdout
     as_json = _run(tmp_path, "-m", "odp_async.cli", "replay", token, "--json")
     assert as_json.returncode == 5, as_json.stderr
     data = json.loads(as_json.stdout)
@@ -217,3 +220,16 @@ def test_the_pytest_plugin_fails_the_spinner_as_inconclusive(user: str, tmp_path
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 failed, 1 passed" in proc.stdout
     assert "ExplorationInconclusive" in proc.stdout
+
+
+def test_no_scenario_expects_inconclusive() -> None:
+    """``inconclusive`` says nothing of a protocol: a `Scenario` expecting it is refused
+    (a file's ``[expected]`` too: tests/scenarios/test_files.py)."""
+    from odp_async.errors import InvalidArgument
+    from odp_async.explore import Verdict
+    from odp_async.scenarios import BUILTIN
+
+    race = BUILTIN["registration-race"]
+    expected = {"naive": Verdict.INCONCLUSIVE}
+    with pytest.raises(InvalidArgument, match=r"'naive'.*expected one of: clean, found"):
+        type(race)(race.name, race.summary, race.body, race.actors, expected)

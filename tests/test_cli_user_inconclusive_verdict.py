@@ -233,3 +233,22 @@ def test_no_scenario_expects_inconclusive() -> None:
     expected = {"naive": Verdict.INCONCLUSIVE}
     with pytest.raises(InvalidArgument, match=r"'naive'.*expected one of: clean, found"):
         type(race)(race.name, race.summary, race.body, race.actors, expected)
+
+
+def test_explore_file_rows_say_inconclusive(user: str, tmp_path: Path) -> None:
+    """``explore FILE`` naming both protocols, each expected clean: the never-committing
+    one's row is ``inconclusive (expected clean)`` (exit 5: no verdict, not a miss), the
+    correct one's ``clean``."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "examples" / "registration-race.toml").read_text().split("[expected]")[0]
+    refs = [f"{user}:NeverCommits", f"{user}:Careful"]
+    listed = ", ".join(json.dumps(r) for r in refs)
+    text = text.replace("[scenario]\n", f"[scenario]\nprotocols = [{listed}]\n", 1)
+    text += "[expected]\n" + "".join(f'{json.dumps(r)} = "clean"\n' for r in refs)
+    (tmp_path / "mine.toml").write_text(text)
+    args = ("-m", "odp_async.cli", "explore", "mine.toml", "--chooser", "random")
+    proc = _run(tmp_path, *args, "--schedules", "2", "--max-steps", "3000", "--json")
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    rows = {row["protocol"]: row for row in json.loads(proc.stdout)["rows"]}
+    assert (rows[refs[0]]["verdict"], rows[refs[0]]["matches"]) == ("inconclusive", False)
+    assert (rows[refs[1]]["verdict"], rows[refs[1]]["matches"]) == ("clean", True)

@@ -8,8 +8,8 @@ Contract
     stderr.  A user mistake (an unknown name, a malformed token or scenario file, a bad
     number or option, an unwritable path) prints one line and exits 2, never a traceback
     (an unknown scenario or protocol name with a "did you mean"); a bug of odp_async
-    prints the traceback and exits 3.  An exploration with no violation but runs that
-    reached the step bound unfinished (``inconclusive``) exits 5.  Ctrl-C stops an
+    prints the traceback and exits 3.  An exploration (or a replay) with no violation but
+    runs that reached the step bound unfinished (``inconclusive``) exits 5.  Ctrl-C stops an
     exploration, prints what was explored so far (and the failure found so far, if any)
     and exits 130.  A standard
     output closed before everything was written (``| head -1``) exits 141 (128 + SIGPIPE).
@@ -614,11 +614,7 @@ def _explore(
 def _explore_line(result: Any) -> str:
     from .explore.claims import count
 
-    verdict = result.verdict
-    if result.schedules == 0 and result.failure is None and not result.complete:
-        verdict = "nothing explored"  # never "clean": it establishes nothing
-    elif result.inconclusive:
-        verdict = "inconclusive"  # never "clean": runs reached the step bound unfinished
+    verdict = _shown_verdict(result)
     return (
         f"{result.label}: {verdict} - {count(result.schedules, 'schedule')} "
         f"({result.steps} steps, {result.elapsed:.2f}s"
@@ -629,6 +625,15 @@ def _explore_line(result: Any) -> str:
         + ")"
         + f"\n{result.claim}"
     )
+
+
+def _shown_verdict(result: Any) -> str:
+    """An `ExploreResult`'s verdict as the CLI shows it: `ExploreResult.verdict` (so
+    ``inconclusive``, never ``clean``, for runs unfinished at the bound), except that a
+    search that ran no schedule says ``nothing explored`` (it establishes nothing)."""
+    if result.schedules == 0 and result.failure is None and not result.complete:
+        return "nothing explored"
+    return str(result.verdict)
 
 
 def _interrupted(partial: Any, as_json: bool) -> NoReturn:
@@ -667,9 +672,7 @@ def _explore_file(
             interrupted = e
             break
         rows.append((protocol, file.scenario.expected_for(protocol), result))
-    misses = [
-        p for p, expected, result in rows if result.verdict is not expected or result.inconclusive
-    ]
+    misses = [p for p, expected, result in rows if result.verdict is not expected]
     unsure = [p for p, _, result in rows if result.inconclusive]
     if as_json:
         data: dict[str, Any] = {
@@ -681,7 +684,7 @@ def _explore_file(
                     **_explore_json(result),
                     "protocol": protocol,
                     "expected": str(expected),
-                    "matches": result.verdict is expected and not result.inconclusive,
+                    "matches": result.verdict is expected,
                 }
                 for protocol, expected, result in rows
             ],
@@ -696,8 +699,8 @@ def _explore_file(
         table.add_column("schedules", justify="right")
         table.add_column("time", justify="right")
         for protocol, expected, result in rows:
-            ok = result.verdict is expected and not result.inconclusive
-            found = "inconclusive" if result.inconclusive else str(result.verdict)
+            ok = result.verdict is expected
+            found = str(result.verdict)
             table.add_row(
                 protocol,
                 str(expected),
@@ -748,13 +751,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "target": result.label,
         "chooser": result.config.chooser,
-        "verdict": (
-            "nothing explored"
-            if result.schedules == 0 and failure is None and not result.complete
-            else "inconclusive"
-            if result.inconclusive
-            else str(result.verdict)
-        ),
+        "verdict": _shown_verdict(result),
         "unfinished": result.unfinished,
         "schedules": result.schedules,
         "pruned": result.pruned,
@@ -863,6 +860,7 @@ def replay(
     A scenario-file token replays the file text it carries; with --scenario-file it
     replays that file instead, which must hold the same content (else exit 4)."""
     from .explore.tokens import decode_token, replay_token
+    from .scenarios import Verdict
 
     for option, path in (
         ("--trace", trace_path),
@@ -912,10 +910,13 @@ def replay(
 
         write_html(execution, html_path, target=decoded.target(scenario_file=scenario_file))
         _err(f"wrote {html_path}")
+    verdict = decoded.target().verdict_of(execution)
     if as_json:
         _echo_json(
             {
                 "target": decoded.target().label,
+                "verdict": str(verdict),
+                "unfinished": execution.unfinished,
                 "outcome": execution.sim.outcome,
                 "steps": execution.sim.steps,
                 "violations": [
@@ -936,12 +937,20 @@ def replay(
 
             click.echo(render_text(timeline, width=width))
         label = decoded.target().label
-        click.echo(
-            f"{label}: {failure.describe() if failure else 'no violation'} "
-            f"({execution.sim.steps} steps)"
-        )
+        if failure is not None:
+            shown = failure.describe()
+        elif verdict is Verdict.INCONCLUSIVE:  # never "no violation": it has no verdict
+            shown = (
+                f"inconclusive: the run reached the step bound of {decoded.max_steps} steps "
+                "unfinished (a livelock, or a run longer than the bound)"
+            )
+        else:
+            shown = "no violation"
+        click.echo(f"{label}: {shown} ({execution.sim.steps} steps)")
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
+    if verdict is Verdict.INCONCLUSIVE:
+        raise _Exit(ExitCode.INCONCLUSIVE)
 
 
 def _refuse_unshaped(
@@ -1332,7 +1341,7 @@ def matrix(
             where = f"{shown.get(cell.scenario, cell.scenario)}/{cell.protocol}"
             progress.update(bar, advance=1, description=f"{where} {mark}")
             if not as_json and not stderr.is_terminal:
-                _err(f"cell {len(seen)}/{total} {where}: {cell.verdict}")
+                _err(f"cell {len(seen)}/{total} {where}: {_found(cell)}")
 
         try:
             cells = verdict_matrix(
@@ -1368,7 +1377,7 @@ def matrix(
                         "file": c.scenario if c.scenario in files else None,
                         "protocol": c.protocol,
                         "expected": None if c.expected is None else str(c.expected),
-                        "found": "inconclusive" if c.inconclusive else str(c.verdict),
+                        "found": str(c.verdict),
                         "matches": c.matches,
                         "unfinished": c.unfinished,
                         "schedules": c.schedules,
@@ -1444,11 +1453,15 @@ def matrix(
         # only inconclusive cells: no verdict (exit 5), not a miss
         only_unsure = all(c.inconclusive for c in mismatches)
         raise _Exit(ExitCode.INCONCLUSIVE if only_unsure else ExitCode.VIOLATION)
+    if any(c.inconclusive for c in cells):
+        # a cell with no expectation matches, but an inconclusive one is no pass (exit 5)
+        raise _Exit(ExitCode.INCONCLUSIVE)
 
 
 def _found(cell: Any) -> str:
-    """A matrix cell's found verdict: ``inconclusive`` for runs unfinished at the bound."""
-    return "inconclusive" if cell.inconclusive else str(cell.verdict)
+    """A matrix cell's found verdict: `Cell.verdict` (``inconclusive`` for runs unfinished
+    at the bound, never ``clean``)."""
+    return str(cell.verdict)
 
 
 def _short_claim(cell: Any) -> str:

@@ -69,6 +69,7 @@ PUBLIC = {
         "ProgressUpdate",
         "SharedCell",
         "Target",
+        "Verdict",
         "check",
         "cluster_executor",
         "decode_token",
@@ -97,6 +98,27 @@ def test_public_names_are_pinned() -> None:
         assert sorted(module.__all__) == sorted(names), module_name
         for name in names:
             assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_verdicts_are_pinned() -> None:
+    """The verdicts a result may say; ``inconclusive`` (runs unfinished at the step
+    bound) is one of them, so no result calls such a run ``clean``, and no scenario may
+    expect it."""
+    from odp_async.explore import Verdict
+    from odp_async.scenarios import Verdict as ScenarioVerdict
+    from odp_async.scenarios.model import EXPECTABLE
+
+    assert Verdict is ScenarioVerdict
+    assert [v.value for v in Verdict] == [
+        "clean",
+        "found",
+        "deadlock",
+        "starvation",
+        "error",
+        "inconclusive",
+    ]
+    assert Verdict.INCONCLUSIVE not in EXPECTABLE
+    assert set(EXPECTABLE) == set(Verdict) - {Verdict.INCONCLUSIVE}
 
 
 def test_errors_derive_from_builtins() -> None:

@@ -12,8 +12,11 @@ Contract
       `Target.resolve(...)` (what `explore` accepts, as one value), `shrink(target,
       schedule, kind, max_steps=...)`, `encode_token` / `decode_token`;
     - `ExploreConfig` (every bound), `CHOOSERS`, `ExploreResult`, `Failure`,
-      `ProgressUpdate`, `ExploreInterrupted` (Ctrl-C, with the partial result),
-      `ExplorationFailed`, `Footprint` (declare what a step touches, for reduction);
+      `Verdict` (what ``ExploreResult.verdict`` and ``Execution.verdict`` say: ``clean``,
+      ``found``, ``deadlock``, ``starvation``, ``error``, or ``inconclusive``, never
+      ``clean``, for runs unfinished at the step bound), `ProgressUpdate`,
+      `ExploreInterrupted` (Ctrl-C, with the partial result), `ExplorationFailed`,
+      `Footprint` (declare what a step touches, for reduction);
     - where the schedules run (``executor=``): `Executor`, `InlineExecutor` (this
       process), `ProcessExecutor` (worker processes), `cluster_executor` (``local:N`` or
       ``tcp://HOST:PORT``: a Dask cluster, with the ``cluster`` extra).
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 from .._runtime.footprint import Footprint
 from ..errors import ExplorationFailed, ExplorationInconclusive, ExploreInterrupted
+from ..scenarios.model import Verdict
 from ..shared import SharedCell
 from .config import CHOOSERS, ExploreConfig
 from .executors import Executor, InlineExecutor, ProcessExecutor, cluster_executor
@@ -51,6 +55,7 @@ __all__ = [
     "ProgressUpdate",
     "SharedCell",
     "Target",
+    "Verdict",
     "check",
     "cluster_executor",
     "decode_token",

@@ -14,8 +14,9 @@ Contract
     in N schedules (budget reached, not complete)``, or ``violation at schedule i:
     <kind>`` for the first failure it counts (under any chooser), or ``inconclusive: K of
     N schedules reached the step bound ...`` when runs did not finish within the step
-    bound even continued fairly (`Cell.inconclusive`: not clean, never a match for a
-    cell expected clean).  The cell's verdict is the
+    bound even continued fairly (`Cell.inconclusive`: its `Cell.verdict` is
+    ``inconclusive``, never ``clean``, and never a match for a cell with an
+    expectation).  The cell's verdict is the
     expected one if it was seen, else the most severe seen (error, found, then deadlock,
     then starvation, then clean); a safety violation (found) seen where a deadlock or
     starvation was expected always wins, so corruption is never hidden behind an expected
@@ -54,6 +55,7 @@ from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, Verdict, model_verdict
 from ..scenarios.files import read_scenario
+from ..scenarios.model import unfinished_verdict
 from ..scenarios.user_protocols import check_protocol_class
 from .claims import claim_text
 from .config import MAX_JOBS, ExploreConfig
@@ -104,15 +106,14 @@ class Cell:
     @property
     def matches(self) -> bool:
         """The verdict is the expected one, or there is no expectation to miss; never for
-        an `inconclusive` cell expected clean (its clean verdict is unproven)."""
-        if self.inconclusive and self.expected is not None:
-            return False
+        an `inconclusive` cell with an expectation (no expectation is ``inconclusive``)."""
         return self.expected is None or self.verdict is self.expected
 
     @property
     def inconclusive(self) -> bool:
-        """Nothing failed, but runs reached the step bound unfinished: no verdict."""
-        return self.verdict is Verdict.CLEAN and self.unfinished > 0
+        """Nothing failed, but runs reached the step bound unfinished: no verdict
+        (`verdict` is `Verdict.INCONCLUSIVE`, never ``clean``)."""
+        return self.verdict is Verdict.INCONCLUSIVE
 
 
 def explore_cell(
@@ -195,7 +196,7 @@ def explore_cell(
         scenario,
         name,
         expected,
-        seen,
+        unfinished_verdict(seen, unfinished > 0),
         ran,
         first_hit,
         token,

@@ -116,7 +116,8 @@ from ..errors import (
     NondeterminismError,
 )
 from ..odp.protocols import OdpProtocol
-from ..scenarios import Scenario, Verdict, model_verdict
+from ..scenarios import Scenario, Verdict
+from ..scenarios.model import unfinished_verdict
 from .arguments import (
     require_bool,
     require_callable,
@@ -235,8 +236,8 @@ class Failure:
         return self._verdict_of(self.shown)
 
     def _verdict_of(self, execution: Execution) -> Verdict:
-        if self.target is not None and self.target.scenario.needs_world:
-            return model_verdict(execution.violations)
+        if self.target is not None:
+            return self.target.verdict_of(execution)
         return execution.verdict
 
     def _traced(self) -> Execution:
@@ -344,15 +345,22 @@ class ExploreResult:
 
     @property
     def verdict(self) -> Verdict:
-        return self.failure.verdict if self.failure is not None else Verdict.CLEAN
+        """The failure's verdict; with none, `Verdict.INCONCLUSIVE` when the search is
+        `inconclusive`, else `Verdict.CLEAN` (within the budget: `claim` says how far)."""
+        if self.failure is not None:
+            return self.failure.verdict
+        nothing = self.schedules == 0 and not self.complete
+        return unfinished_verdict(Verdict.CLEAN, self.unfinished > 0 or nothing)
 
     @property
     def inconclusive(self) -> bool:
         """No failure, but `unfinished` schedules reached the step bound without finishing
-        (a livelock, or a program longer than ``max_steps``): neither a pass nor a
-        failure; the claim says so, the CLI exits 5 and ``check(raise_on_failure=True)``
-        and explored tests raise `ExplorationInconclusive`."""
-        return self.failure is None and self.unfinished > 0
+        (a livelock, or a program longer than ``max_steps``), or no schedule ran and the
+        search is not complete (``nothing explored``): neither a pass nor a failure.
+        `verdict` is then `Verdict.INCONCLUSIVE` (never ``clean``), the claim says why,
+        the CLI exits 5 (2 for nothing explored) and ``check(raise_on_failure=True)`` and
+        explored tests raise `ExplorationInconclusive`."""
+        return self.verdict is Verdict.INCONCLUSIVE
 
     @property
     def claim(self) -> str:

@@ -62,7 +62,16 @@ from .._thread_blocking import refuse_thread_locks
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
-from ..scenarios import BUILTIN, CLASSIC, Scenario, ScenarioUsageError, Verdict, verdict_of
+from ..scenarios import (
+    BUILTIN,
+    CLASSIC,
+    Scenario,
+    ScenarioUsageError,
+    Verdict,
+    model_verdict,
+    verdict_of,
+)
+from ..scenarios.model import unfinished_verdict
 from ..world import PreparedWorld, WorldRun, run_world
 from .arguments import require_mapping, show
 from .failures import describe_leaves, error_leaves
@@ -89,7 +98,9 @@ class Execution:
 
     @property
     def verdict(self) -> Verdict:
-        return verdict_of(self.violations)
+        """`verdict_of` its violations; ``inconclusive`` (`Verdict.INCONCLUSIVE`), never
+        ``clean``, for a run with none that is `unfinished`."""
+        return unfinished_verdict(verdict_of(self.violations), self.unfinished)
 
     @property
     def failure(self) -> Violation | None:
@@ -353,6 +364,15 @@ class Target:
     def label(self) -> str:
         name = self.protocol_name
         return f"{self.scenario.name}/{name}" if name else self.scenario.name
+
+    def verdict_of(self, execution: Execution) -> Verdict:
+        """What a run of this target amounts to, as the explorer judges it: for a world
+        scenario `model_verdict` (a run that only raised is ``error``), else
+        `Execution.verdict`; ``inconclusive``, never ``clean``, for a run with no
+        violation that is `Execution.unfinished`."""
+        if self.scenario.needs_world:
+            return unfinished_verdict(model_verdict(execution.violations), execution.unfinished)
+        return execution.verdict
 
     def run(self, chooser: Chooser, *, max_steps: int, trace: bool = False) -> Execution:
         """Run once under `chooser`.  Chooser exceptions (replay mismatch, pruning) raise;

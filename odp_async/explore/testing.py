@@ -417,6 +417,12 @@ class ExploredTest:
         if got != (decoded.kind, decoded.step):
             _replay_mismatch(test_id, decoded, got, watch)
         if failure is None:
+            if execution.unfinished:  # no violation, but no pass either
+                raise ExplorationInconclusive(
+                    f"{test_id}: the replayed schedule reached the step bound of "
+                    f"{decoded.max_steps} steps unfinished (a livelock, or a run longer "
+                    "than the bound): no verdict"
+                )
             return  # the token recorded a run that does not fail, and this one does not
         where = (
             f"a schedule saved in the failure database ({saved_in.path}) by an earlier run"

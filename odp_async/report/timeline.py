@@ -221,15 +221,20 @@ class Timeline:
     deadlock: str | None = None
     #: The deadlock's wait-for cycle, waiter to holder, closing on its first waiter.
     cycle: tuple[WaitEdge, ...] = ()
+    #: The run reached its step bound and did not finish under a fair continuation
+    #: either (`Execution.unfinished`): no verdict.
+    unfinished: bool = False
 
     @property
     def verdict(self) -> str:
         """What the run amounts to: its violation kinds (``"stale-translation,
-        stale-dma"``), or ``"clean"``; never the sim's ``ok`` (which means only that the
-        program did not raise)."""
+        stale-dma"``), else ``"inconclusive"`` for an `unfinished` run, else ``"clean"``;
+        never the sim's ``ok`` (which means only that the program did not raise)."""
         kinds = list(dict.fromkeys(m.kind for m in self.violations))
         if not kinds and self.deadlock is not None:
             kinds = ["deadlock"]
+        if not kinds and self.unfinished:
+            return "inconclusive"
         return ", ".join(kinds) if kinds else "clean"
 
     def folded(self) -> Timeline:
@@ -264,7 +269,7 @@ class Timeline:
                 "(Target.run(chooser, max_steps=..., trace=True)) to draw its timeline"
             )
         deadlock = sim.deadlock
-        return _build(
+        timeline = _build(
             title if title is not None else "odp_async run",
             outcome=str(sim.outcome),
             steps=int(sim.steps),
@@ -276,6 +281,7 @@ class Timeline:
             cycle=_cycle(deadlock),
             ends=tuple((e.step, e.task_id) for e in getattr(sim, "ends", ())),
         )
+        return attrs.evolve(timeline, unfinished=bool(getattr(ex, "unfinished", False)))
 
     def _check_invariants(self) -> None:
         ids = [lane.task_id for lane in self.lanes]

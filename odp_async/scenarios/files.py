@@ -250,7 +250,7 @@ from ..sync import Completion
 from ..tracked import TrackedDict, tracked
 from ..workqueue import WorkItem
 from ..world import World
-from .model import Scenario, ScenarioUsageError, Verdict
+from .model import EXPECTABLE, Scenario, ScenarioUsageError, Verdict
 from .user_protocols import check_protocol_class
 
 __all__ = ["ScenarioFile", "ScenarioFileError", "load_scenario", "read_scenario"]
@@ -258,7 +258,8 @@ __all__ = ["ScenarioFile", "ScenarioFileError", "load_scenario", "read_scenario"
 P: Final = PAGE_SIZE
 #: Task names an actor may not take: the sim's root task, and the setup's outcome prefix.
 RESERVED_ACTOR_NAMES: Final = ("main", "setup")
-VERDICTS: Final = tuple(v.value for v in Verdict)
+#: What an ``[expected]`` table may say (``inconclusive`` is no verdict of a protocol).
+VERDICTS: Final = tuple(v.value for v in EXPECTABLE)
 #: The deepest a file's tables and arrays may nest (the format itself needs 4: the file,
 #: ``[setup]``, its ``ops`` array, an operation).  Deeper is refused before any use.
 MAX_NESTING: Final = 16

@@ -12,7 +12,11 @@ Contract
     ``starvation`` (a liveness violation: a fault retried or waited past its bound),
     ``clean`` (nothing, within the exploration budget), and for the runs of a world
     scenario ``error`` (`model_verdict`: code under test raised, and the checker saw no
-    safety violation; an expected ``found`` is never met by it).  A mistake of the
+    safety violation; an expected ``found`` is never met by it).  ``inconclusive`` is no
+    verdict about the program: no violation, but a run reached the step bound and did
+    not finish under a fair continuation either (or nothing was explored); it is what
+    every result (`Execution`, `ExploreResult`, a matrix `Cell`) says then, never
+    ``clean``, and never an expectation (`EXPECTABLE`).  A mistake of the
     scenario itself found only while it runs raises `ScenarioUsageError` out of the
     run: it is no verdict.
 
@@ -31,7 +35,15 @@ import attrs
 from ..check import Violation
 from ..errors import ScenarioUsageError
 
-__all__ = ["Scenario", "ScenarioUsageError", "Verdict", "model_verdict", "verdict_of"]
+__all__ = [
+    "EXPECTABLE",
+    "Scenario",
+    "ScenarioUsageError",
+    "Verdict",
+    "model_verdict",
+    "unfinished_verdict",
+    "verdict_of",
+]
 
 
 class Verdict(enum.Enum):
@@ -42,9 +54,27 @@ class Verdict(enum.Enum):
     #: A world scenario's run ended by an exception of the code under test (the protocol,
     #: a subscriber): that code crashed; the race the scenario sets up is not shown.
     ERROR = "error"
+    #: No verdict: no violation, but runs reached the step bound unfinished (a livelock,
+    #: or a program longer than the bound), or nothing ran.  Never a pass: a result that
+    #: is inconclusive is never `CLEAN` (`unfinished_verdict`).
+    INCONCLUSIVE = "inconclusive"
 
     def __str__(self) -> str:
         return self.value
+
+
+#: The verdicts a scenario may expect of a protocol (`Scenario.expected`, a file's
+#: ``[expected]`` table): every one but `Verdict.INCONCLUSIVE`, which says nothing of it.
+EXPECTABLE: tuple[Verdict, ...] = tuple(v for v in Verdict if v is not Verdict.INCONCLUSIVE)
+
+
+def unfinished_verdict(verdict: Verdict, unfinished: bool) -> Verdict:
+    """`verdict` (of a run's or a search's violations), except that no violation plus
+    runs `unfinished` at the step bound is `Verdict.INCONCLUSIVE`, never `Verdict.CLEAN`:
+    the one rule every result's ``verdict`` (and the CLI, through them) follows."""
+    if verdict is Verdict.CLEAN and unfinished:
+        return Verdict.INCONCLUSIVE
+    return verdict
 
 
 def verdict_of(violations: tuple[Violation, ...] | list[Violation]) -> Verdict:
@@ -115,9 +145,17 @@ class Scenario:
     setup: Callable[..., Awaitable[Any]] | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.setup is not None and not self.needs_world:
-            from ..errors import InvalidArgument
+        from ..errors import InvalidArgument
 
+        for table in (self.expected, self.script_expected):
+            for protocol, verdict in table.items():
+                if verdict not in EXPECTABLE:
+                    raise InvalidArgument(
+                        f"scenario {self.name!r}: {verdict!r} expected of {protocol!r} is no "
+                        f"verdict a protocol can earn; expected one of: "
+                        f"{', '.join(v.value for v in EXPECTABLE)}"
+                    )
+        if self.setup is not None and not self.needs_world:
             raise InvalidArgument(
                 f"scenario {self.name!r}: a setup builds a world, but needs_world=False "
                 "(set up a world scenario, or do the setup in the body)"

@@ -24,10 +24,11 @@ from types import ModuleType
 import pytest
 
 from odp_async.errors import ExplorationFailed, ExplorationInconclusive
-from odp_async.explore import check
+from odp_async.explore import check, encode_token
 from odp_async.explore.matrix import explore_cell
-from odp_async.explore.testing import explore_test
+from odp_async.explore.testing import explore_test, explored_test_of
 from odp_async.scenarios import Verdict
+from odp_async.sim import RandomChooser
 from tests._usermod import pythonpath_env
 from tests.conftest import UserModule
 
@@ -105,8 +106,8 @@ def test_a_correct_program_longer_than_the_bound_is_inconclusive(
 ) -> None:
     result = check(user.long_correct, chooser=chooser, schedules=12, max_steps=200, seed=1)
     assert result.failure is None, result.failure.describe()
-    assert result.verdict is Verdict.CLEAN  # no violation
-    assert result.inconclusive  # ... and no pass either
+    assert result.verdict is Verdict.INCONCLUSIVE  # no violation, and no pass either
+    assert result.inconclusive
     assert result.unfinished == result.schedules == 12
     assert result.claim == (
         "inconclusive: 12 of 12 schedules reached the step bound of 200 steps unfinished "
@@ -172,10 +173,29 @@ def test_an_explored_test_is_inconclusive(user: ModuleType) -> None:
         test_long()
 
 
+def test_an_explored_tests_replay_of_an_unfinished_run_is_inconclusive(user: ModuleType) -> None:
+    """``--odp-replay`` of a schedule that reaches the bound unfinished is no pass (the
+    replay used to return as if the schedule passed now)."""
+
+    @explore_test(chooser="random", schedules=2, max_steps=200)
+    async def test_long() -> None:
+        await user.long_correct()
+
+    spec = explored_test_of(test_long)
+    assert spec is not None
+    target = spec._target((), {}, "t.py::test_long")
+    execution = target.run(RandomChooser(0), max_steps=200)
+    assert execution.unfinished
+    assert execution.verdict is Verdict.INCONCLUSIVE
+    token = encode_token(target, execution.sim.schedule, execution, 200)
+    with pytest.raises(ExplorationInconclusive, match="step bound of 200 steps unfinished"):
+        spec.call(node_id="t.py::test_long", replay=token)
+
+
 def test_a_matrix_cell_is_inconclusive_not_clean() -> None:
     """A built-in cell expected clean, under a step bound too small for it."""
     cell = explore_cell("registration-race", "interval-seq", budget=5, max_steps=12)
-    assert cell.verdict is Verdict.CLEAN
+    assert cell.verdict is Verdict.INCONCLUSIVE  # never clean
     assert cell.inconclusive
     assert cell.unfinished > 0
     assert not cell.matches  # clean is unproven

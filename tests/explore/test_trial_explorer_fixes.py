@@ -51,6 +51,8 @@ def test_a_result_with_no_schedule_claims_nothing() -> None:
     empty = attrs.evolve(ran, schedules=0, out_of_time=True)
     assert empty.claim == "nothing explored (time budget reached before the first schedule)"
     assert "clean" not in empty.claim
+    assert str(empty.verdict) == "inconclusive"  # nothing ran: no verdict, never clean
+    assert empty.inconclusive
     assert "no violation" not in empty.claim
 
 

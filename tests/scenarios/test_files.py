@@ -348,6 +348,13 @@ CASES = [
     ),
     pytest.param(
         'naive = "found"\n',
+        'naive = "inconclusive"\n',
+        "expected.naive",
+        ["unknown verdict 'inconclusive' (string); expected one of: clean, found, deadlock"],
+        id="inconclusive-is-no-expectation",
+    ),
+    pytest.param(
+        'naive = "found"\n',
         'odp-2014 = "found"\n',
         "expected.odp-2014",
         ["unknown protocol 'odp-2014'", "did you mean 'odp2014'?"],

@@ -25,6 +25,7 @@ import pytest
 
 from odp_async.errors import ExplorationFailed, ExplorationInconclusive
 from odp_async.explore import check, encode_token
+from odp_async.explore.carried import ArgumentWatch
 from odp_async.explore.matrix import explore_cell
 from odp_async.explore.testing import explore_test, explored_test_of
 from odp_async.scenarios import Verdict
@@ -183,7 +184,7 @@ def test_an_explored_tests_replay_of_an_unfinished_run_is_inconclusive(user: Mod
 
     spec = explored_test_of(test_long)
     assert spec is not None
-    target = spec._target((), {}, "t.py::test_long")
+    target = spec._target((), {}, "t.py::test_long", ArgumentWatch.take({}))
     execution = target.run(RandomChooser(0), max_steps=200)
     assert execution.unfinished
     assert execution.verdict is Verdict.INCONCLUSIVE

@@ -1016,7 +1016,9 @@ _RANGE_WIDE = ("<wide>",)
 class TrackedRanges(collections.abc.Collection[T]):
     """A multiset of items, each with a byte range, shared between tasks and noted per
     page: `add` and `remove` write the pages of the item's range, `overlaps` reads the
-    pages of the range it asks about, so two operations on disjoint pages commute.
+    pages of the range it asks about, and `listed` the pages of its item's range, so two
+    operations on disjoint pages commute; `snapshot` lists them all and is ordered
+    against every other operation on the set.
 
     An item's range is its ``range`` attribute (anything with int ``start`` and ``end``,
     half-open, as `odp_async.addr.AddrRange`), read once, when the item is added: the
@@ -1082,6 +1084,23 @@ class TrackedRanges(collections.abc.Collection[T]):
         start, end = _bounds(rng)
         self._note(start, end, False)
         return any(s < end and start < e for _, s, e in self._c)
+
+    def listed(self, item: Any) -> bool:
+        """Whether an item equal to `item` is listed.  Reads the pages of `item`'s range
+        (the pages its own add and remove write).  Raises `TypeError` for a range
+        without int bounds."""
+        start, end = _bounds(item.range)
+        self._note(start, end, False)
+        return any(listed == item for listed, _, _ in self._c)
+
+    def snapshot(self) -> tuple[T, ...]:
+        """The listed items, in listed order.  Notes ``<wide>`` written, so the step is
+        ordered against every other operation on the set (and nothing else), where
+        iterating it would conflict with every step."""
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(FieldOf(self, _RANGE_WIDE))
+        return tuple(item for item, _, _ in self._c)
 
     def _unknown_if_tracking(self) -> None:
         if _DEPTH[0]:

@@ -17,8 +17,8 @@ Contract
                  wait(U, rng, token)              # e.g. on U.completion
 
       bounded by ``max_fault_retries`` refused attempts that count (see "Liveness") and
-      by ``starvation_bound`` invalidations that ended, from its first attempt on, while
-      the protocol held it back (`OdpProtocol.holds_back`); past either it records
+      by ``starvation_bound`` generations of invalidations that held it back, from its
+      first attempt on (`OdpProtocol.holds_back`; see "Liveness"); past either it records
       ``starvation`` and gives up.  A ``fault_commit`` (or ``holds_back``) that returns
       anything but a bool raises `ProtocolUsageError` (the author's mistake, not a
       retry);
@@ -45,11 +45,22 @@ Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     was kept off the CPU; live, a whole ``fault_wait_timeout`` passed).  An endless spin
     is left to the explorer's step bound, whose fair continuation lets the invalidator
     finish (no verdict against the protocol) or, if the fault still spins, makes the
-    search inconclusive, never clean.  The invalidation bound counts an invalidation end
-    only if, at that end, the protocol would keep a fault starting right then waiting or
-    retrying (`holds_back`): a fault the chooser merely delayed, on a region the
-    protocol leaves open, is charged nothing.  Counting starts at the first attempt,
-    not when the fault is called.  A protocol that keeps the base's `holds_back` (one
+    search inconclusive, never clean.  The invalidation bound counts generations of
+    holders, not ends.  An invalidation end charges a pending fault only if, at that
+    end, the protocol would keep a fault starting right then waiting or retrying
+    (`holds_back`), and none of the invalidations in flight when the fault was last
+    charged is in flight still (all of them ended: newer ones hold it now); the fault
+    then remembers the invalidations in flight.  In flight: listed in the mm
+    (`AddressSpace.active_ranges`) or begun on this context and its end not returned
+    (`UContext.in_flight`: the mm unlists one before its end callbacks run, and the
+    protocol may hold the fault until they do).  So one invalidation the chooser keeps
+    open (its task runnable, never run again) is charged at most once, whatever else
+    ends meanwhile, while a storm whose invalidations keep overlapping (there is always
+    a newer one in flight) is charged at nearly every end; a chooser that runs one storm
+    task through its rounds while another's invalidation stays open (pct, mostly) finds
+    that storm no more.  A fault the chooser merely delayed, on a region the protocol
+    leaves open, is charged nothing.  Counting starts at the first attempt, not when the
+    fault is called.  A protocol that keeps the base's `holds_back` (one
     written outside the package, say) is not asked: the core charges an end only while
     the fault is observably held, parked (blocked on a primitive other than a closed
     gate, or asleep) inside the protocol's own ``fault_begin`` or ``fault_wait``
@@ -78,7 +89,7 @@ from ..errors import InvalidArgument
 from ..intervals import IntervalTree
 from ..mm import AddressSpace, FaultError, Invalidation, PinnedPage
 from ..sync import RWLock
-from ..tracked import TrackedDict, TrackedList, TrackedSet, tracked
+from ..tracked import TrackedDict, TrackedList, TrackedRanges, TrackedSet, tracked
 from .protocols import resolve_protocol
 from .protocols.base import FaultAborted, OdpProtocol, hook_returned
 from .umem import Umem, UmemState
@@ -96,11 +107,17 @@ class OdpSubscription:
         self.ctx = ctx
 
     async def invalidate_range_start(self, inv: Invalidation) -> None:
-        await self.ctx.protocol.invalidate_range_start(inv)
+        in_flight = self.ctx.in_flight
+        in_flight.add(inv)
+        try:
+            await self.ctx.protocol.invalidate_range_start(inv)
+        except BaseException:  # refused (WouldBlock): no end will come for it
+            in_flight.remove(inv)
+            raise
 
     async def invalidate_range_end(self, inv: Invalidation) -> None:
         await self.ctx.protocol.invalidate_range_end(inv)
-        self.ctx.invalidation_ended()
+        self.ctx.invalidation_ended(inv)
 
     async def release(self) -> None:
         await self.ctx.protocol.release()
@@ -113,7 +130,7 @@ class OdpSubscription:
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
-    __slots__ = ("charged", "let_go", "rng", "task", "umem", "waiting")
+    __slots__ = ("charged", "holders", "let_go", "rng", "task", "umem", "waiting")
 
     def __init__(self, umem: Umem, rng: AddrRange, task: object) -> None:
         self.umem = umem
@@ -123,8 +140,11 @@ class _Pending:
         #: Inside the protocol's ``fault_begin`` or ``fault_wait`` (kept only for a
         #: protocol that leaves `OdpProtocol.holds_back` to the core: `UContext.observes`).
         self.waiting = False
-        #: Invalidation ends after which the protocol still held the fault back.
+        #: Generations of holders: invalidation ends after which the protocol still held
+        #: the fault back, none of `holders` being in flight any more.
         self.charged = 0
+        #: The invalidations in flight when the fault was last charged (none before).
+        self.holders: tuple[Invalidation, ...] = ()
         #: An invalidation ended, since the fault's last counted refusal (or its first
         #: attempt), after which the protocol no longer held it back (`_Refusals`).
         self.let_go = False
@@ -200,6 +220,9 @@ class UContext:
         self.fault_wait_timeout = fault_wait_timeout
         #: Invalidation ends delivered to this context so far.
         self.invalidations_ended = 0
+        #: Invalidations whose start reached this context and whose end has not returned
+        #: (the mm unlists one before its end callbacks run: `AddressSpace.active_ranges`).
+        self.in_flight: TrackedRanges[Invalidation] = TrackedRanges()
         #: Faults past their first attempt, in the order they started (see "Liveness").
         self._pending: TrackedList[_Pending] = TrackedList()
         self._next_mr = 0
@@ -325,19 +348,38 @@ class UContext:
             return FaultOutcome.FAILED  # no such key: the device's fault is dropped
         return await self.fault(umem, address, npages=npages, write=write)
 
-    def invalidation_ended(self) -> None:
-        """An invalidation's end callbacks ran: charge each pending fault the protocol
-        holds back right now (see "Liveness" in the module docstring).  Sync."""
+    def invalidation_ended(self, inv: Invalidation) -> None:
+        """`inv`'s end callbacks ran: charge each pending fault the protocol holds back
+        right now, unless an invalidation in flight at its last charge still is (see
+        "Liveness" in the module docstring).  Sync."""
         self.invalidations_ended += 1
+        in_flight = self.in_flight
+        if in_flight.listed(inv):
+            in_flight.remove(inv)
         for pending in self._pending:
-            if (
+            if not (
                 self._held(pending)
                 if self.observes
                 else self._holds_back(pending.umem, pending.rng)
             ):
-                pending.charged += 1
-            else:
                 pending.let_go = True
+            elif not any(self._in_flight(h, inv) for h in pending.holders):
+                # a new generation holds it: every holder of the last charge has ended
+                pending.charged += 1
+                pending.holders = self._holders(inv)
+
+    def _in_flight(self, held: Invalidation, ending: Invalidation) -> bool:
+        """Whether `held` is still in flight at `ending`'s end: listed in the mm or begun
+        here and not ended here.  Reads the pages of `held`'s range.  Sync."""
+        return held != ending and (
+            self.in_flight.listed(held) or self.mm.active_ranges.listed(held)
+        )
+
+    def _holders(self, ending: Invalidation) -> tuple[Invalidation, ...]:
+        """The invalidations in flight at `ending`'s end (see `_in_flight`), `ending`
+        aside.  Ordered against every start and end.  Sync."""
+        listed = self.mm.active_ranges.snapshot() + self.in_flight.snapshot()
+        return tuple(dict.fromkeys(h for h in listed if h != ending))
 
     async def _fault(self, umem: Umem, rng: AddrRange, write: bool) -> FaultOutcome:
         await rt.checkpoint(("fault", umem.name, rng.start))

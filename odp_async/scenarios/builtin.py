@@ -35,8 +35,9 @@ __all__ = ["BUILTIN"]
 
 P = PAGE_SIZE
 #: Invalidations per storm task.  Ten, so that a fault the protocol holds back has room to
-#: pass the starvation bound (12 held-back ends) on a fair schedule: only the ends during
-#: which the protocol holds the fault back count (see "Liveness" in odp.ucontext), and with
+#: pass the starvation bound (12 generations of held-back ends) on a fair schedule: only
+#: an end while the protocol holds the fault back, after every invalidation in flight at
+#: the last charge ended, counts (see "Liveness" in odp.ucontext), and with
 #: 2 x 8 the interval-seq epoch had to stay open for 13 of the 16 (found after ~430
 #: random schedules; with 2 x 10, after ~64).
 STORM_ROUNDS = 10

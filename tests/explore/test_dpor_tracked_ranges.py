@@ -9,7 +9,8 @@ absent items, random ones), DPOR over those footprints reaches exactly the outco
 (what is listed at the end and every answer each task got) of an unreduced exhaustive
 search; a broken rule (a query noting only its first page, or a wide range noting its
 first pages only) loses outcomes on these programs, so the comparison would catch it; and
-the rule reduces (disjoint adds: one trace).
+the rule reduces (disjoint adds: one trace).  `TrackedRanges.listed` reads its item's
+pages and `TrackedRanges.snapshot` writes ``<wide>``, checked the same way.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def _apply(op: Op, ranges: TrackedRanges[Item]) -> Any:
         except ValueError:
             return "absent"
         return None
+    if kind == "listed":
+        return ranges.listed(Item(op[1], _rng(op[2])))
+    if kind == "snapshot":
+        return tuple(item.id for item in ranges.snapshot())
     return ranges.overlaps(_rng(op[1]))
 
 
@@ -158,6 +163,11 @@ SPECS = [
     # Wide ranges: a wide add beside a narrow query inside it and one far outside.
     [[("add", 1, "w"), ("remove", 1, "w")], [("overlaps", "v")], [("overlaps", "a")]],
     [[("add", 1, "v")], [("overlaps", "w")], [("add", 2, "w"), ("overlaps", "v")]],
+    # listed (the item's pages) and snapshot (every item: ordered against all of them).
+    [[("add", 1, "a")], [("listed", 1, "a")], [("remove", 1, "a"), ("listed", 2, "b")]],
+    [[("add", 2, "b")], [("listed", 1, "a")], [("add", 1, "c")]],
+    [[("add", 1, "v")], [("snapshot",)], [("add", 2, "c"), ("remove", 99, "d")]],
+    [[("add", 1, "w"), ("remove", 1, "w")], [("snapshot",)], [("listed", 99, "d")]],
     *[random_spec(seed) for seed in range(6)],
 ]
 

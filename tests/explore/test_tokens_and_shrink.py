@@ -120,7 +120,11 @@ def test_lenient_replay_counts_preemptions_and_falls_back() -> None:
 
 def test_shrinking_a_long_schedule_makes_it_readable() -> None:
     """A random failing schedule of the storm scenario: hundreds of steps, many
-    preemptions, shrunk to a handful."""
+    preemptions, shrunk to a few dozen (seed 0: 253 -> 36, 30 rounds -> 15).  Not to a
+    handful: the starvation bound counts generations of holders, so each of the 13
+    charges needs the storms' invalidations to overlap anew, mostly a switch between
+    storm tasks that do not block; the handful of before kept one storm task off the
+    CPU, the scheduler's doing."""
     target = Target.resolve("storm-register-during", "kvm-seq", params={"rounds": 30})
     execution = next(
         ex
@@ -134,7 +138,7 @@ def test_shrinking_a_long_schedule_makes_it_readable() -> None:
     result = shrink(target, execution.sim.schedule, kind, max_steps=20_000)
     assert execution.sim.steps > 200
     assert result.preemptions_before == original.preemptions > 5
-    assert result.preemptions_after <= 8 < result.preemptions_before // 10
+    assert result.preemptions_after <= 40 < result.preemptions_before // 5
     assert result.execution.failure is not None
     assert result.execution.failure.kind == kind
     assert result.params["rounds"] < 30  # fewer actor operations, too

@@ -93,12 +93,12 @@ CELLS = [
     (DURING, "Range", "random", 1, 200, "clean"),
     (DURING, "Range", "dfs", 0, 60, "clean"),
     # interval-seq starves on storm-register-during (its documented verdict), found as
-    # the built-in's is (pct seed 1: schedule 31 for both)
-    (DURING, "Seq", "pct", 1, 60, "starvation"),
+    # the built-in's is (random seed 0: schedule 10 for both; pct, which runs one storm
+    # task while the other's invalidation stays open, no longer counts that as a storm)
+    (DURING, "Seq", "random", 0, 60, "starvation"),
     # protocols that do starve a fault still do
     (PRE, "Quiet", "pct", 0, 50, "starvation"),
     (PRE, "Quiet", "random", 0, 50, "starvation"),
-    (PRE, "Kvm", "pct", 0, 100, "starvation"),
     (PRE, "Kvm", "random", 0, 100, "starvation"),
 ]
 

@@ -45,9 +45,15 @@ def test_no_starvation_charged_for_scheduling(scenario: str, protocol: str, choo
 # Not dfs: a fair run starves kvm-seq's fault only when the storm's invalidations keep
 # overlapping one another, which takes more preemptions than a bounded dfs gives (the old
 # accounting let dfs "find" it by leaving the fault off the CPU while the storm ran).
-@pytest.mark.parametrize("chooser", ["pct", "random"])
+# Not pct either, since the charge counts generations of holders: pct runs one storm task
+# through its rounds while the other's invalidation stays open, one generation (it found
+# these cells that way before; 500 schedules at depths 3-20 find none now); random (seed
+# 0: schedules 1, 2, 7, 10) and the default portfolio interleave the storms' ends (its
+# slowest: storm-register-during/interval-seq, by its random member at 2458 for seed 0;
+# 1963 and 1767 for seeds 1 and 2).
+@pytest.mark.parametrize("chooser", ["portfolio", "random"])
 @pytest.mark.parametrize(("scenario", "protocol"), STARVED_CELLS)
 def test_documented_starvation_is_still_found(scenario: str, protocol: str, chooser: str) -> None:
-    result = explore(scenario, protocol, chooser=chooser, schedules=2000, seed=0, shrink=False)
+    result = explore(scenario, protocol, chooser=chooser, schedules=3000, seed=0, shrink=False)
     assert result.failure is not None
     assert result.failure.violation.kind == "starvation"

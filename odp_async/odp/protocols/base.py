@@ -237,10 +237,12 @@ class OdpProtocol(metaclass=_ProtocolMeta):
         effects.
 
         The ODP core asks this at every invalidation end while a fault is pending and
-        charges the fault's starvation bound only when the answer is yes: so an
-        invalidation counts against the protocol only if the protocol itself is what
-        keeps the fault from finishing, never because the scheduler kept the fault off
-        the CPU.  An override is the exact answer, from the protocol's own state.
+        charges the fault's starvation bound only when the answer is yes (and every
+        invalidation in flight at its last charge has ended: generations of holders,
+        see "Liveness" in `odp_async.odp.ucontext`): so an invalidation counts against
+        the protocol only if the protocol itself is what keeps the fault from finishing,
+        never because the scheduler kept the fault, or one invalidation, off the CPU.
+        An override is the exact answer, from the protocol's own state.
 
         This default is not asked: a protocol that keeps it (found by identity with this
         function) has the core observe instead, charging an end only while the fault is

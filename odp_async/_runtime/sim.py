@@ -549,6 +549,11 @@ class SimTaskGroup:
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
     ) -> None:
         """Spawn ``func(*args)`` as a child task.  Sync; the child runs at a later step."""
+        # The spawn reads the group's state (open or exited) and counts a child up: a
+        # write of the group, ordered against the children's ends (count downs) and the
+        # parent's exit, which may come first when another task holds the group.
+        if self._rt._fp is not None:  # only a footprint-tracking run records it
+            self._rt.note(self)
         if self._state != 1:
             raise ProtocolViolation(
                 "start_soon() on a task group that is not open (enter it with `async with` first)"
@@ -591,6 +596,8 @@ class SimTaskGroup:
             w.cancellable = False
             self._waiter = w
             await trap(PARK, w)
+        if rt._fp is not None:  # the exit (closed to spawns): a write of the group
+            rt.note(self)
         self._waiter = None
         self._state = 2
         scope = self._scope

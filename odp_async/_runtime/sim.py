@@ -549,11 +549,15 @@ class SimTaskGroup:
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
     ) -> None:
         """Spawn ``func(*args)`` as a child task.  Sync; the child runs at a later step."""
-        # The spawn reads the group's state (open or exited) and counts a child up: a
-        # write of the group, ordered against the children's ends (count downs) and the
-        # parent's exit, which may come first when another task holds the group.
-        if self._rt._fp is not None:  # only a footprint-tracking run records it
-            self._rt.note(self)
+        # A spawn reads the group's state (open or exited) and counts a child up.  By the
+        # parent, in the group's body: the parent is not at the join, so no child's end
+        # can wake it and the count moves commute (a read).  By another task holding the
+        # group: a write, ordered against the children's ends (one may wake the parent
+        # at the join, then the spawn makes it park again) and against the parent's
+        # exit from the join, which may come first (the spawn is refused).
+        rt = self._rt
+        if rt._fp is not None:  # only a footprint-tracking run records it
+            rt.note(ReadOf(self) if rt._current is self._parent else self)
         if self._state != 1:
             raise ProtocolViolation(
                 "start_soon() on a task group that is not open (enter it with `async with` first)"

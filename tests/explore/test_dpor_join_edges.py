@@ -9,10 +9,13 @@ then reads what the children wrote) can never be reversed.  Before, such a race 
 every task runnable before the child's step (the parent was parked there), and those
 runs were sleep-set blocked.
 
-A spawn (`start_soon`) and the parent's exit from the join now each write the group in
-a footprint-tracking run: before, a spawn into the group by a task outside it noted
-nothing, and DPOR under ``noted_only`` missed the run where the parent had left the join
-first and the spawn was refused (`spawned_from_outside`).
+A spawn (`start_soon`) by a task other than the group's parent, and the parent's exit
+from the join, now each write the group in a footprint-tracking run (the parent's own
+spawns read it: the parent is in the group's body, not at the join, so the children's
+ends cannot wake it and the count moves commute).  Before, a spawn noted nothing, and
+DPOR under ``noted_only`` missed the run where the parent had left the join first and
+the spawn was refused (`spawned_from_outside`); with an outside spawn noted as a read it
+still does.
 
 The guard: on small programs DPOR reaches exactly the outcomes (final state and every
 value each task saw) of an unreduced exhaustive search, including traps (a task of an
@@ -33,6 +36,7 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
+from odp_async._runtime.footprint import ReadOf
 from odp_async.errors import ProtocolViolation
 from odp_async.explore import dpor
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
@@ -249,3 +253,25 @@ def test_a_wrong_rule_loses_outcomes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dpor.DporChooser, "_joined", _every_task_of_the_parent)
     got, _ = outcomes(nested_groups, DporChooser(noted_only=True))
     assert got < expected
+
+
+def test_a_spawn_from_outside_noted_as_a_read_loses_outcomes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spawn into the group by a task other than its parent must write the group: as a
+    read (as the parent's own spawns are), DPOR misses the refused spawn."""
+    programs = [spawned_from_outside, late_spawn(0, 1, 0), late_spawn(1, 2, 1)]
+    expected = [outcomes(p, DfsChooser(reduction=False))[0] for p in programs]
+    spawn = sim.SimTaskGroup.start_soon
+
+    def as_a_read(self: Any, func: Any, *args: Any, name: object = None) -> None:
+        spawn(self, func, *args, name=name)
+        fp = self._rt._fp
+        if fp is not None and self in fp:
+            fp.discard(self)
+            fp.add(ReadOf(self))
+
+    monkeypatch.setattr(sim.SimTaskGroup, "start_soon", as_a_read)
+    for program, want in zip(programs, expected, strict=True):
+        got, _ = outcomes(program, DporChooser(noted_only=True))
+        assert got < want, program.__name__

@@ -21,9 +21,10 @@ The guard: on small programs DPOR reaches exactly the outcomes (final state and 
 value each task saw) of an unreduced exhaustive search, including traps (a task of an
 outer group still running when an inner group's join resumes; tasks spawned into the
 group by a task outside it, before the join's wake, between the wake and the parent's
-step, or after it); an edge from every task the parent spawned, whatever its group,
-loses an outcome of the first trap; and the rule reduces (fewer sleep-set-blocked runs
-on a fork-join program).
+step, or after it, or beside the exit of a group with no child of its own: without the
+exit's write DPOR misses the accepted spawn there); an edge from every task the parent
+spawned, whatever its group, loses an outcome of the first trap; and the rule reduces
+(fewer sleep-set-blocked runs on a fork-join program).
 """
 
 from __future__ import annotations
@@ -132,6 +133,33 @@ async def spawned_from_outside() -> Any:
     return box
 
 
+async def spawn_beside_an_exit() -> Any:
+    """Trap: the inner group has no child of its own, so main leaves its join without
+    parking (the exit must still write the group); `spawner` spawns into it before that
+    (main then waits for `late`) or after (refused, noted in a box main never reads)."""
+    box = Box("box")
+    refusals = Box("refusals")
+    holder: list[Any] = []
+
+    async def late() -> None:
+        box.x = 5
+
+    async def spawner() -> None:
+        try:
+            holder[0].start_soon(late)
+        except ProtocolViolation:
+            refusals.y = 1
+
+    async with rt.task_group() as outer:
+        async with rt.task_group() as inner:
+            holder.append(inner)
+            outer.start_soon(spawner)
+            await rt.checkpoint()
+        box.seen += (box.x,)
+    box.y = refusals.y  # after the outer join: every task has ended
+    return box
+
+
 def late_spawn(spawner_steps: int, late_steps: int, quick_steps: int) -> Program:
     """`spawned_from_outside` with more steps: the spawn may land before the inner
     group's join wakes main, between the wake and main's step (main parks again until
@@ -198,9 +226,10 @@ PROGRAMS = [
     fork_join,
     nested_groups,
     spawned_from_outside,
+    spawn_beside_an_exit,
     *(late_spawn(a, b, c) for a, b, c in ((0, 1, 0), (1, 2, 1), (2, 1, 2), (2, 2, 0))),
 ]
-TRAPS = [nested_groups, spawned_from_outside]
+TRAPS = [nested_groups, spawned_from_outside, spawn_beside_an_exit]
 
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.__name__ for p in PROGRAMS])

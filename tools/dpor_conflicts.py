@@ -1,6 +1,6 @@
 """Which accesses make DPOR explore more on a cell: the backtrack entries, by resource.
 
-    python tools/dpor_conflicts.py [--budget 500] [--top 30] CELL
+    python tools/dpor_conflicts.py [--budget 500] [--top 30] [--runs] CELL
 
 CELL is ``scenario/protocol``.  Runs ``explore(scenario, protocol, chooser="dpor",
 schedules=budget)`` and counts, for every backtrack entry a reversed race added, each
@@ -11,6 +11,12 @@ write it; ``WR``: the earlier step writes, the later reads; ``RW``: the other wa
 name, and a tracked container as the ``file:line`` that built it.  A diagnostic: it wraps
 private methods of `odp_async.explore.dpor.DporChooser` and `odp_async.tracked`'s
 containers for the run; the counts depend on the budget (the search's order is fixed).
+
+With ``--runs``, a second table: the entries by the set of resources of the race that
+queued each (owners only, sorted), and what the runs they led to were (``traces``: ran
+to the end; ``blocked``: sleep-set blocked), then the entries still queued by their
+preemptions.  An entry queued by a race with the run's end or a join (a step whose
+footprint is unknown) shows as ``<unknown>``.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=int, default=500)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--runs", action="store_true", help="what each entry's run was")
     parser.add_argument("cell")
     args = parser.parse_args()
     scenario, protocol = args.cell.split("/")
@@ -93,19 +100,65 @@ def main() -> None:
         finally:
             racing[0] = None
 
-    def counted_push(self: Any, *rest: Any) -> None:
+    # --runs: the owners of the racing resources of each queued entry, and its run.
+    queued_by: dict[tuple[int, int], str] = {}
+    runs: collections.defaultdict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    running: list[str | None] = [None]
+    choosers: list[Any] = []
+    advance, new_execution = dpor.DporChooser._advance, dpor.DporChooser.new_execution
+
+    def counted_push(self: Any, node: Any, option: int, cost: int) -> None:
         for r in racing[0] or ():
             counts[r] += 1
-        push(self, *rest)
+        owners = sorted({r.rsplit(" ", 1)[0].split(".")[0] for r in racing[0] or ()})
+        kind = " + ".join(owners) or "<other>"
+        queued_by[(id(node), option)] = kind
+        runs[kind][0] += 1
+        push(self, node, option, cost)
+
+    def counted_advance(self: Any) -> bool:
+        more = advance(self)
+        node = self._path[-1] if more and self._path else None
+        if node is not None and not node.is_draw:
+            running[0] = queued_by.pop((id(node), node.options[node.chosen]), "<draw>")
+        else:
+            running[0] = "<draw>" if more else None
+        return bool(more)
+
+    def counted_new_execution(self: Any) -> None:
+        if not choosers or choosers[-1] is not self:
+            choosers.append(self)
+        if self._started and running[0] is not None:
+            runs[running[0]][2 if self._aborted else 1] += 1
+            running[0] = None
+        new_execution(self)
 
     dfs._SystematicChooser._key = named_key  # type: ignore[method-assign]
     dpor.DporChooser._reverse = counted_reverse  # type: ignore[method-assign]
     dpor.DporChooser._push = counted_push  # type: ignore[method-assign]
+    if args.runs:
+        dpor.DporChooser._advance = counted_advance  # type: ignore[method-assign]
+        dpor.DporChooser.new_execution = counted_new_execution  # type: ignore[method-assign]
     result = explore(scenario, protocol, chooser="dpor", schedules=args.budget)
     print(f"{args.cell}: {result.claim}")
     print("entries  resource  conflict")
     for resource, n in counts.most_common(args.top):
         print(f"{n:7d}  {resource}")
+    if args.runs and choosers:
+        chooser = choosers[-1]
+        if running[0] is not None:  # the last run
+            runs[running[0]][2 if chooser._aborted else 1] += 1
+        print(
+            f"runs: {chooser.traces} traces, {chooser.executions_pruned} blocked, "
+            f"{len(chooser._queue)} entries queued"
+        )
+        print("entries  traces  blocked  owners of the racing resources")
+        for kind, (n, traces, blocked) in sorted(runs.items(), key=lambda kv: -kv[1][0])[
+            : args.top
+        ]:
+            print(f"{n:7d}  {traces:6d}  {blocked:7d}  {kind}")
+        by_cost = collections.Counter(entry[0] for entry in chooser._queue)
+        print("queued by preemptions:", ", ".join(f"{c}: {n}" for c, n in sorted(by_cost.items())))
 
 
 if __name__ == "__main__":

@@ -549,6 +549,15 @@ class SimTaskGroup:
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
     ) -> None:
         """Spawn ``func(*args)`` as a child task.  Sync; the child runs at a later step."""
+        # A spawn reads the group's state (open or exited) and counts a child up.  By the
+        # parent, in the group's body: the parent is not at the join, so no child's end
+        # can wake it and the count moves commute (a read).  By another task holding the
+        # group: a write, ordered against the children's ends (one may wake the parent
+        # at the join, then the spawn makes it park again) and against the parent's
+        # exit from the join, which may come first (the spawn is refused).
+        rt = self._rt
+        if rt._fp is not None:  # only a footprint-tracking run records it
+            rt.note(ReadOf(self) if rt._current is self._parent else self)
         if self._state != 1:
             raise ProtocolViolation(
                 "start_soon() on a task group that is not open (enter it with `async with` first)"
@@ -591,6 +600,8 @@ class SimTaskGroup:
             w.cancellable = False
             self._waiter = w
             await trap(PARK, w)
+        if rt._fp is not None:  # the exit (closed to spawns): a write of the group
+            rt.note(self)
         self._waiter = None
         self._state = 2
         scope = self._scope

@@ -18,8 +18,10 @@ Contract
     After each execution the chooser knows every step's task and footprint (it sets
     ``ask_always`` and ``wants_footprints``, so the sim shows it every step and keeps each
     step's footprint; `odp_async._runtime.footprint`).  It computes happens-before with
-    vector clocks (program order, the step that spawned a task before its first step, and
-    every pair of dependent steps), finds the *races* (two dependent steps of different
+    vector clocks (program order, the step that spawned a task before its first step, the
+    ends of a task group's children before the step that resumes the parent from the
+    group's join when the parent spawned them all, and every pair of dependent steps),
+    finds the *races* (two dependent steps of different
     tasks ordered by nothing else), and for each race ``e < e'`` adds one *initial* of the
     reversed continuation (a task that can start ``notdep(e).proc(e')`` from the state
     before `e`) to the backtrack set of that state, unless one is already explored,
@@ -124,6 +126,7 @@ import attrs
 
 from .._runtime._base import check_draw
 from .._runtime.footprint import Footprint
+from .._runtime.sim import SimTaskGroup
 from ..errors import InvalidArgument
 from .dfs import (
     _check_flags,
@@ -386,6 +389,8 @@ class DporChooser(_SystematicChooser[_Node]):
         "_fixed_used",
         "_floor",
         "_fresh_from",
+        "_group_of",
+        "_joins",
         "_last_pick",
         "_pending",
         "_prev_pos",
@@ -454,6 +459,10 @@ class DporChooser(_SystematicChooser[_Node]):
         # (path index, task id, footprint) of every step run, in order.
         self._events: list[tuple[int, int, _Fp | None]] = []
         self._spawned_by: dict[int, int] = {}  # task id -> event index that spawned it
+        # Task id -> the task group it was spawned into; event index -> (group, parent
+        # task id) of a step that resumes a parent parked at its group's join.
+        self._group_of: dict[int, object] = {}
+        self._joins: dict[int, tuple[object, int]] = {}
         self._prev_pos = 0
         # The step after which a new choice is round-robin (None: never), and the step at
         # which each task was last chosen in this execution.
@@ -518,6 +527,8 @@ class DporChooser(_SystematicChooser[_Node]):
         self._analysed = False
         self._events = []
         self._spawned_by = {}
+        self._group_of = {}
+        self._joins = {}
         self._last_pick = {}
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
@@ -528,6 +539,7 @@ class DporChooser(_SystematicChooser[_Node]):
         for t in runnable:
             if t.id not in self._spawned_by:
                 self._spawned_by[t.id] = spawner
+                self._group_of[t.id] = getattr(t, "group", None)
         # Tasks whose next step would only park on a closed gate are not offered while
         # another task can run (`_held_back`); when none can, all are (`forced`).
         offered = [k for k, t in enumerate(runnable) if not _held_back(t)]
@@ -550,6 +562,9 @@ class DporChooser(_SystematicChooser[_Node]):
         i = node.chosen
         self._took(pos, node.costs[i])
         self._prev_task, self._prev_node, self._prev_pos = tasks[i], node, pos
+        queue = getattr(tasks[i].pending, "queue", None)
+        if type(queue) is SimTaskGroup and queue._parent is tasks[i]:
+            self._joins[spawner + 1] = (queue, ids[i])
         self._last_pick[ids[i]] = self._ordinal
         self._ordinal += 1
         return offered[i]
@@ -866,6 +881,11 @@ class DporChooser(_SystematicChooser[_Node]):
             else:
                 spawner = self._spawned_by.get(tid, -1)
                 base = list(clocks[spawner]) if spawner >= 0 else [0] * width
+            for k in self._joined(j, tid, last_of, slot):
+                ck = clocks[k]
+                for m in range(width):
+                    if ck[m] > base[m]:
+                        base[m] = ck[m]
             # Dependent earlier events: the candidates for an immediate race.
             cands: list[int] = []
             if fp is None:
@@ -913,6 +933,37 @@ class DporChooser(_SystematicChooser[_Node]):
                     reads_since[r] = []
                 for r in fp.reads:
                     reads_since.setdefault(r, []).append(j)
+
+    def _joined(
+        self, j: int, tid: int, last_of: dict[int, int], slot: dict[int, int]
+    ) -> list[int]:
+        """The events that end the children of the task group whose join step `j`
+        resumes (empty unless it is one): each happens before `j` in every execution.
+
+        The parent parks at the join while the group has a child left and is woken when
+        the count reaches zero; a child's end counts down.  So when every child was
+        spawned by the parent itself (before it reached the join, which it leaves only
+        by this step), every child has ended before `j` and its last event before `j`
+        is its end.  A child spawned by another task (a child passing the group on, or
+        a task outside it) may be spawned after that wake and run alongside `j`: then
+        no edge is added (the races are reversed as any other)."""
+        joined = self._joins.get(j)
+        if joined is None:
+            return []
+        group, parent = joined
+        events = self._events
+        out: list[int] = []
+        for child, g in self._group_of.items():
+            if g is not group:
+                continue
+            spawner = self._spawned_by[child]
+            if spawner < 0 or events[spawner][1] != parent or child == tid:
+                return []
+            k = last_of.get(slot[child])
+            if k is None:
+                return []
+            out.append(k)
+        return out
 
     def _enabled_by(
         self, i: int, tid: int, events: list[tuple[int, int, _Fp | None]], node: _Node

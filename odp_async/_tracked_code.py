@@ -27,7 +27,10 @@ Contract
       ``cell_contents``, and a local shared with the functions a function defines that
       they rebind or that is bound to a call of a class nobody notes (a library's
       included: ``types.SimpleNamespace()``, ``collections.deque()``) or of a generator
-      function (`_shared_locals`) are reported.
+      function (`_shared_locals`) are reported, and so is such a call's result that the
+      function hands on, straight or through a plain local: passed to a call
+      (``tg.start_soon(inc, s)``), stored into a container or another object, returned
+      or yielded, or a bound method of it taken as a value (`_escaping_state`).
 
     Code outside the program is trusted, not read: the standard library, attrs, anyio,
     trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
@@ -925,7 +928,7 @@ def _flow(
                 "SET_ADD": "stored into a container",
                 "MAP_ADD": "stored into a container",
                 "BUILD_CONST_KEY_MAP": "stored into a container",
-            }.get(name, f"taken by {name} (not read)"), aliases
+            }.get(name, f"used in a shape the walk does not read ({name})"), aliases
     return None, aliases
 
 

@@ -706,6 +706,37 @@ def _escaping_state(fn: types.FunctionType) -> list[tuple[str, str, str]]:
     ``with s``) counts as handed on (conservative: the reduction is lost, the verdict
     stays sound).  A local shared through the closures of the functions `fn`
     defines is `_shared_locals`'s."""
+    # Read once per code and the values of the globals it names (a walk outside a
+    # session reads the main function at every run): compared by identity.
+    names = _global_names(fn.__code__)
+    space = fn.__globals__
+    now = [space.get(name, _MISSING) for name in names]
+    kept = _ESCAPING.get(fn.__code__)
+    if (
+        kept is not None
+        and len(kept[0]) == len(now)
+        and all(a is b for a, b in zip(kept[0], now, strict=True))
+    ):
+        return kept[1]
+    found = _escaping_state_read(fn)
+    if len(_ESCAPING) >= 4096:
+        _ESCAPING.clear()
+    _ESCAPING[fn.__code__] = (now, found)
+    return found
+
+
+#: code -> (the values of the globals it names when read, `_escaping_state` of it).
+_ESCAPING: dict[types.CodeType, tuple[list[object], list[tuple[str, str, str]]]] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    # The names `code` (or code nested in it) may load as globals.
+    return tuple(sorted({name for inner in code_tree(code) for name in inner.co_names}))
+
+
+def _escaping_state_read(fn: types.FunctionType) -> list[tuple[str, str, str]]:
+    # `_escaping_state`, read.
     found: list[tuple[str, str, str]] = []
     made = _functions_made(fn.__code__)
     for code in code_tree(fn.__code__):
@@ -893,6 +924,23 @@ def _flow(
                 return "in code not read", aliases
             work.append((i + 1, h + 1))
             work.append((at[op.argval], h - 1))
+        elif name == "CALL_FUNCTION_EX":  # NULL, the callable, a tuple, a dict if arg & 1
+            taken = 1 + (arg & 1)
+            if h < taken:
+                return "passed to a call", aliases
+            if h > taken + 1:
+                work.append((i + 1, h - taken - 1))
+            elif h == taken + 1:
+                return "called with what the call passes it", aliases
+            # h == taken: the object itself is called (``super().__init__(**options)``)
+        elif name in ("DICT_MERGE", "DICT_UPDATE", "LIST_EXTEND", "SET_UPDATE"):
+            if h:  # else its items are copied (``f(**d)``, ``[*q]``): not followed
+                work.append((i + 1, h - 1))
+        elif name in ("LIST_APPEND", "SET_ADD", "MAP_ADD"):
+            taken = 2 if name == "MAP_ADD" else 1
+            if h < taken:
+                return "stored into a container", aliases
+            work.append((i + 1, h - taken))
         elif name == "MAKE_FUNCTION":  # the code, and a value per flag under it
             taken = 1 + bin(arg & 0x0F).count("1")
             if h < taken:
@@ -924,9 +972,6 @@ def _flow(
                 "YIELD_VALUE": "yielded",
                 "STORE_DEREF": "stored into a variable of a closure",
                 "STORE_GLOBAL": "stored into a module global",
-                "LIST_APPEND": "stored into a container",
-                "SET_ADD": "stored into a container",
-                "MAP_ADD": "stored into a container",
                 "BUILD_CONST_KEY_MAP": "stored into a container",
             }.get(name, f"used in a shape the walk does not read ({name})"), aliases
     return None, aliases
@@ -1304,7 +1349,7 @@ def _state_class(cls: type, argc: int) -> bool:
     # instances hold state).
     from . import tracked
 
-    if cls in _IMMUTABLE:
+    if cls in _IMMUTABLE or cls is super:  # ``super()``: a view of an object judged itself
         return False
     if tracked._is_frozen_dataclass(cls) or (attrs.has(cls) and tracked._is_frozen(cls)):
         return False  # a frozen record: fields set once, by the call

@@ -382,3 +382,15 @@ def test_the_command_line_finds_it_in_a_fresh_process(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "lost update" in done.stdout + done.stderr
     assert "complete" not in done.stdout
+
+
+def test_a_global_rebound_between_walks_is_read_again(
+    user: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The walk of a function is kept per code and the globals it names (a walk outside
+    # a session reads main at every run): a class rebound to a tracked one is read again.
+    assert track((), code=(user.box_as_argument,)).untracked
+    monkeypatch.setattr(user, "Box", user.Counter)
+    assert track((), code=(user.box_as_argument,)).untracked == ()
+    monkeypatch.undo()
+    assert track((), code=(user.box_as_argument,)).untracked

@@ -700,12 +700,12 @@ def _escaping_state(fn: types.FunctionType) -> list[tuple[str, str, str]]:
     write or delete (``s.n = 1``, ``d["n"] = 1``), of a method call (``s.inc()``; what it
     returns is not followed), of an item read (``d["n"]``), a call of the object itself
     (``w()``), an operand of an operator, comparison or test, the iterable of a ``for``
-    or ``async for``, what ``await`` runs (``await gen()``: this task drives it) and an
-    argument of a builtin that keeps none (`_KEEPS_NOTHING`: ``len(d)``, ``sum(x for x
-    in xs)``).  Whatever else the code does with it (a shape `_flow` does not read:
-    ``with s``) counts as handed on (conservative: the reduction is lost, the verdict
-    stays sound).  A local shared through the closures of the functions `fn`
-    defines is `_shared_locals`'s."""
+    or ``async for``, an exception raised, what ``await`` runs (``await gen()``: this
+    task drives it) and an argument of a builtin that keeps none (`_KEEPS_NOTHING`:
+    ``len(d)``, ``sum(x for x in xs)``).  Whatever else the code does with it (a
+    shape `_flow` does not read: ``with s``) counts as handed on (conservative: the
+    reduction is lost, the verdict stays sound).  A local shared through the closures
+    of the functions `fn` defines is `_shared_locals`'s."""
     # Read once per code and the values of the globals it names (a walk outside a
     # session reads the main function at every run): compared by identity.
     names = _global_names(fn.__code__)
@@ -865,8 +865,8 @@ def _flow(
             work.append((i + 1, h + 1 + (arg & 1)))
         elif name in _NO_STACK:
             work.append((i + 1, h))
-        elif name in _PATH_ENDS and h >= (1 if name == "RETURN_VALUE" else arg):
-            continue
+        elif name == "RAISE_VARARGS" or (name in _PATH_ENDS and h >= 1):
+            continue  # raised (``raise Error()``: an exception, not shared state)
         elif name == "LOAD_ATTR":  # a bound method perhaps: its value is followed
             work.append((i + 1, h))
         elif name == "LOAD_METHOD":

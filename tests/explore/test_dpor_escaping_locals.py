@@ -285,6 +285,8 @@ async def kept_to_itself():
     assert s.n == 0 and len(d) == 2 and d["n"] == 1, f"{s.n} {d['n']}"
     for key in d:
         assert key in ("n", "m") and a != b
+    if s.n < 0:
+        raise ValueError("an exception raised is not state handed on")
     async with task_group() as tg:
         tg.start_soon(look, 1)
         tg.start_soon(look, 2)

@@ -27,7 +27,10 @@ Contract
       ``cell_contents``, and a local shared with the functions a function defines that
       they rebind or that is bound to a call of a class nobody notes (a library's
       included: ``types.SimpleNamespace()``, ``collections.deque()``) or of a generator
-      function (`_shared_locals`) are reported.
+      function (`_shared_locals`) are reported, and so is such a call's result that the
+      function hands on, straight or through a plain local: passed to a call
+      (``tg.start_soon(inc, s)``), stored into a container or another object, returned
+      or yielded, or a bound method of it taken as a value (`_escaping_state`).
 
     Code outside the program is trusted, not read: the standard library, attrs, anyio,
     trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
@@ -402,6 +405,13 @@ class CodeWalk:
                     "@tracked object, a tracked container or a SharedCell)"
                 )
         if not own_data:
+            for where, what, how in _escaping_state(fn):
+                self.reasons.add(
+                    f"{qual} (hands on {what}, {where}, {how}: state made in the function "
+                    "that other code (a task) may reach, which no note sees; keep it in a "
+                    "@tracked object, a tracked container or a SharedCell)"
+                )
+        if not own_data:
             for what in _made_at_run_time(fn):
                 self.reasons.add(
                     f"{qual} (makes {what} each time it runs: its attributes and defaults "
@@ -674,6 +684,297 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
             if what is not None:
                 found.append((str(op.argval), what))
     return found
+
+
+def _escaping_state(fn: types.FunctionType) -> list[tuple[str, str, str]]:
+    """The fresh state (`_fresh_state`: a call of a class nobody notes, of a generator
+    function) that `fn` (or a function nested in it) makes and hands on, where others
+    may reach it: the object the call made, or a local bound to it (``s = Box()``; a
+    local a store of such a local binds, ``t = s``, in turn), passed as an argument to
+    any call (``tg.start_soon(inc, s)``, ``functools.partial(inc, s)``, ``helper(s)``),
+    stored into a container, another object or a variable of a closure (``[s]``,
+    ``other.box = s``), returned or yielded, or a bound method of it taken as a value
+    (``tg.start_soon(s.run)``: an attribute read not called, whose value is followed
+    the same way).  Each as ``(where, what, how)``.  Not handed on: the receiver of an
+    attribute read used as a value (``s.n == 2``, ``f"{s.n}"``), of an attribute or item
+    write or delete (``s.n = 1``, ``d["n"] = 1``), of a method call (``s.inc()``; what it
+    returns is not followed), of an item read (``d["n"]``), a call of the object itself
+    (``w()``), an operand of an operator, comparison or test, the iterable of a ``for``
+    or ``async for``, an exception raised, what ``await`` runs (``await gen()``: this
+    task drives it) and an argument of a builtin that keeps none (`_KEEPS_NOTHING`:
+    ``len(d)``, ``sum(x for x in xs)``).  Whatever else the code does with it (a
+    shape `_flow` does not read: ``with s``) counts as handed on (conservative: the
+    reduction is lost, the verdict stays sound).  A local shared through the closures
+    of the functions `fn` defines is `_shared_locals`'s."""
+    # Read once per code and the values of the globals it names (a walk outside a
+    # session reads the main function at every run): compared by identity.
+    names = _global_names(fn.__code__)
+    space = fn.__globals__
+    now = [space.get(name, _MISSING) for name in names]
+    kept = _ESCAPING.get(fn.__code__)
+    if (
+        kept is not None
+        and len(kept[0]) == len(now)
+        and all(a is b for a, b in zip(kept[0], now, strict=True))
+    ):
+        return kept[1]
+    found = _escaping_state_read(fn)
+    if len(_ESCAPING) >= 4096:
+        _ESCAPING.clear()
+    _ESCAPING[fn.__code__] = (now, found)
+    return found
+
+
+#: code -> (the values of the globals it names when read, `_escaping_state` of it).
+_ESCAPING: dict[types.CodeType, tuple[list[object], list[tuple[str, str, str]]]] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    # The names `code` (or code nested in it) may load as globals.
+    return tuple(sorted({name for inner in code_tree(code) for name in inner.co_names}))
+
+
+def _escaping_state_read(fn: types.FunctionType) -> list[tuple[str, str, str]]:
+    # `_escaping_state`, read.
+    found: list[tuple[str, str, str]] = []
+    made = _functions_made(fn.__code__)
+    for code in code_tree(fn.__code__):
+        ins = list(dis.get_instructions(code))
+        if "CALL" not in {op.opname for op in ins}:
+            continue
+        at = {op.offset: i for i, op in enumerate(ins)}
+        judged: set[str] = set()
+        reported: set[tuple[str, str]] = set()
+        work: list[tuple[int, str, str]] = []
+        for k, op in enumerate(ins):
+            if op.opname == "CALL" and k + 1 < len(ins):
+                if ins[k + 1].opname == "STORE_DEREF":
+                    continue  # a local shared through closures: `_shared_locals`'s
+                what = _fresh_state(fn, ins, k + 1, made)
+                if what is not None:
+                    work.append((k + 1, what, "made by a call"))
+
+        def keeps_nothing(p: int, ins: list[dis.Instruction] = ins) -> bool:
+            # whether the call whose PRECALL is at `p` is of a builtin keeping none of
+            # its arguments (``len(d)``, ``sum(x for x in xs)``)
+            if p + 2 >= len(ins) or ins[p + 1].opname != "CALL":
+                return False
+            return id(_callee(fn, ins, p + 2)) in _keeps_nothing()
+
+        while work:
+            i, what, where = work.pop()
+            how, aliases = _flow(ins, at, i, keeps_nothing)
+            if how is not None and (where, what) not in reported:
+                reported.add((where, what))
+                found.append((where, what, how))
+            for name in sorted(aliases - judged):
+                judged.add(name)
+                for k, op in enumerate(ins):
+                    if op.opname == "LOAD_FAST" and op.argval == name:
+                        work.append((k + 1, what, f"held in its local {name!r}"))
+    return found
+
+
+#: Instructions (CPython 3.11) that take nothing from the stack and push one value.
+_PUSH_ONE = frozenset(
+    {"LOAD_CONST", "LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_CLASSDEREF", "LOAD_NAME",
+     "LOAD_ASSERTION_ERROR", "PUSH_NULL"}
+)  # fmt: skip
+#: Instructions that leave the stack as it is.
+_NO_STACK = frozenset({"NOP", "RESUME", "KW_NAMES", "EXTENDED_ARG", "MAKE_CELL", "CALL"})
+#: Instructions that take the value on top as an operand and keep nothing of it (a
+#: test, a conversion to a string, the iterable of a ``for``), with how many they take.
+_OPERANDS: dict[str, int] = {
+    "POP_TOP": 1,
+    "UNARY_NOT": 1,
+    "UNARY_NEGATIVE": 1,
+    "UNARY_POSITIVE": 1,
+    "UNARY_INVERT": 1,
+    "GET_ITER": 1,
+    "GET_AITER": 1,
+    "GET_AWAITABLE": 1,
+    "DELETE_ATTR": 1,
+    "POP_JUMP_FORWARD_IF_TRUE": 1,
+    "POP_JUMP_FORWARD_IF_FALSE": 1,
+    "POP_JUMP_FORWARD_IF_NONE": 1,
+    "POP_JUMP_FORWARD_IF_NOT_NONE": 1,
+    "POP_JUMP_BACKWARD_IF_TRUE": 1,
+    "POP_JUMP_BACKWARD_IF_FALSE": 1,
+    "POP_JUMP_BACKWARD_IF_NONE": 1,
+    "POP_JUMP_BACKWARD_IF_NOT_NONE": 1,
+    "BINARY_OP": 2,
+    "COMPARE_OP": 2,
+    "IS_OP": 2,
+    "CONTAINS_OP": 2,
+    "BINARY_SUBSCR": 2,
+    "DELETE_SUBSCR": 2,
+}
+#: Instructions after which the path ends (the value, still on the stack, is dropped).
+_PATH_ENDS = frozenset({"RETURN_VALUE", "RAISE_VARARGS", "RERAISE"})
+#: How far `_flow` follows a value (instructions, over every path).
+_FLOW_STEPS = 2000
+
+
+#: Builtins that keep none of their arguments: a call of one hands nothing on (it may
+#: run the object's code, read as any other).  Not ``iter``, ``getattr``, ``enumerate``,
+#: ``zip``, ``map``, ``filter``, ``reversed``: what they return holds the argument.
+_KEEPS_NOTHING = (
+    "len", "isinstance", "issubclass", "id", "type", "repr", "str", "print", "hash",
+    "bool", "sum", "all", "any", "list", "tuple", "set", "frozenset", "sorted", "min",
+    "max", "dict", "callable", "format", "hasattr", "next", "int", "float", "abs",
+)  # fmt: skip
+
+
+@functools.cache
+def _keeps_nothing() -> frozenset[int]:
+    import builtins
+
+    return frozenset(id(getattr(builtins, name)) for name in _KEEPS_NOTHING)
+
+
+def _flow(
+    ins: list[dis.Instruction],
+    at: Mapping[int, int],
+    start: int,
+    keeps_nothing: Callable[[int], bool],
+) -> tuple[str | None, set[str]]:
+    """Follow the value pushed just before `start` (CPython 3.11) along every path until
+    each takes it: ``(how, aliases)``, `how` None when no path hands it on, else how the
+    first one does (``passed to a call``...); `aliases` the locals it is stored to (their
+    loads are followed in turn).  `keeps_nothing(p)`: whether the call whose PRECALL is
+    at `p` keeps none of its arguments.  A shape not read counts as handed on."""
+    aliases: set[str] = set()
+    seen: set[tuple[int, int]] = set()
+    # (index, values above it on the stack)
+    work = [(start, 0)]
+    steps = 0
+    while work:
+        i, h = work.pop()
+        if (i, h) in seen:
+            continue
+        seen.add((i, h))
+        steps += 1
+        if i >= len(ins) or steps > _FLOW_STEPS or h > 64:
+            return "in code not read", aliases
+        op = ins[i]
+        name, arg = op.opname, int(op.arg or 0)
+        if name in _PUSH_ONE:
+            work.append((i + 1, h + 1))
+        elif name == "LOAD_GLOBAL":
+            work.append((i + 1, h + 1 + (arg & 1)))
+        elif name in _NO_STACK:
+            work.append((i + 1, h))
+        elif name == "RAISE_VARARGS" or (name in _PATH_ENDS and h >= 1):
+            continue  # raised (``raise Error()``: an exception, not shared state)
+        elif name == "LOAD_ATTR":  # a bound method perhaps: its value is followed
+            work.append((i + 1, h))
+        elif name == "LOAD_METHOD":
+            if h == 0:
+                continue  # the receiver of a method call
+            work.append((i + 1, h + 1))
+        elif name == "STORE_ATTR":
+            if h == 1:
+                return "stored into an attribute of another object", aliases
+            if h > 1:
+                work.append((i + 1, h - 2))
+        elif name == "STORE_SUBSCR":
+            if h in (0, 2):
+                return "stored into a container", aliases
+            if h > 2:
+                work.append((i + 1, h - 3))
+        elif name == "FORMAT_VALUE":
+            taken = 2 if arg & 0x04 else 1
+            if h >= taken:
+                work.append((i + 1, h - taken + 1))
+        elif name in _OPERANDS:
+            taken = _OPERANDS[name]
+            if h >= taken:
+                pushed = 0 if name in ("POP_TOP", "DELETE_ATTR", "DELETE_SUBSCR") else 1
+                if name.startswith("POP_JUMP"):
+                    pushed = 0
+                    work.append((at[op.argval], h - taken))
+                work.append((i + 1, h - taken + pushed))
+        elif name == "PRECALL":
+            if h < arg:
+                if keeps_nothing(i):
+                    continue
+                return "passed to a call", aliases
+            if h > arg + 1:
+                work.append((i + 1, h - arg - 1))
+            elif h == arg + 1:
+                return "called with what the call passes it", aliases
+            # h == arg: the object itself is called (``w()``, ``s.run()`` read as a
+            # value first); CPython 3.11 puts a value there that the call passes only
+            # for a method's receiver (LOAD_METHOD, taken above), the iterable of a
+            # comprehension (GET_ITER, above) and a decorated function (never fresh)
+        elif name == "STORE_FAST":
+            if h == 0:
+                aliases.add(str(op.argval))
+            else:
+                work.append((i + 1, h - 1))
+        elif name in ("JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"):
+            work.append((at[op.argval], h))
+        elif name in ("JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP"):
+            work.append((at[op.argval], h))
+            if h:
+                work.append((i + 1, h - 1))
+        elif name == "FOR_ITER":
+            if h == 0:
+                return "in code not read", aliases
+            work.append((i + 1, h + 1))
+            work.append((at[op.argval], h - 1))
+        elif name == "CALL_FUNCTION_EX":  # NULL, the callable, a tuple, a dict if arg & 1
+            taken = 1 + (arg & 1)
+            if h < taken:
+                return "passed to a call", aliases
+            if h > taken + 1:
+                work.append((i + 1, h - taken - 1))
+            elif h == taken + 1:
+                return "called with what the call passes it", aliases
+            # h == taken: the object itself is called (``super().__init__(**options)``)
+        elif name in ("DICT_MERGE", "DICT_UPDATE", "LIST_EXTEND", "SET_UPDATE"):
+            if h:  # else its items are copied (``f(**d)``, ``[*q]``): not followed
+                work.append((i + 1, h - 1))
+        elif name in ("LIST_APPEND", "SET_ADD", "MAP_ADD"):
+            taken = 2 if name == "MAP_ADD" else 1
+            if h < taken:
+                return "stored into a container", aliases
+            work.append((i + 1, h - taken))
+        elif name == "MAKE_FUNCTION":  # the code, and a value per flag under it
+            taken = 1 + bin(arg & 0x0F).count("1")
+            if h < taken:
+                return "stored into a function's defaults or closure", aliases
+            work.append((i + 1, h - taken + 1))
+        elif name == "GET_LEN":  # ``match``: its length pushed over it
+            work.append((i + 1, h + 1))
+        elif name == "LIST_TO_TUPLE":  # a copy of a list the code built
+            if h:
+                work.append((i + 1, h))
+        elif name == "BUILD_SLICE":
+            if h < arg:
+                return "stored into a container", aliases
+            work.append((i + 1, h - arg + 1))
+        elif name == "UNPACK_SEQUENCE":  # its items are read from it, not followed
+            if h:
+                work.append((i + 1, h - 1 + arg))
+        elif name in ("BUILD_STRING", "BUILD_TUPLE", "BUILD_LIST", "BUILD_SET"):
+            if h < arg:
+                return "stored into a container", aliases
+            work.append((i + 1, h - arg + 1))
+        elif name == "BUILD_MAP":
+            if h < 2 * arg:
+                return "stored into a container", aliases
+            work.append((i + 1, h - 2 * arg + 1))
+        else:
+            return {
+                "RETURN_VALUE": "returned",
+                "YIELD_VALUE": "yielded",
+                "STORE_DEREF": "stored into a variable of a closure",
+                "STORE_GLOBAL": "stored into a module global",
+                "BUILD_CONST_KEY_MAP": "stored into a container",
+            }.get(name, f"used in a shape the walk does not read ({name})"), aliases
+    return None, aliases
 
 
 def _functions_made(code: types.CodeType) -> dict[str, list[types.CodeType]]:
@@ -998,7 +1299,8 @@ def _fresh_state(
     n: int,
     made: Mapping[str, list[types.CodeType]],
 ) -> str | None:
-    """What the STORE_DEREF at `n` binds, when it is fresh state: a call of a class
+    """What the store at `n` (or whatever takes the value the CALL just before `n`
+    pushed) binds, when it is fresh state: a call of a class
     that makes mutable objects nobody notes (`_state_class`), or of a generator or async
     generator function (a module's, or one defined in `fn`: `made`; a generator
     expression)."""
@@ -1047,7 +1349,7 @@ def _state_class(cls: type, argc: int) -> bool:
     # instances hold state).
     from . import tracked
 
-    if cls in _IMMUTABLE:
+    if cls in _IMMUTABLE or cls is super:  # ``super()``: a view of an object judged itself
         return False
     if tracked._is_frozen_dataclass(cls) or (attrs.has(cls) and tracked._is_frozen(cls)):
         return False  # a frozen record: fields set once, by the call

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 import click
 
 from ._runtime.interrupts import marking_ctrl_c
+from ._runtime.stall import DEFAULT_STALL
 from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch, RunTimeout
 
 if TYPE_CHECKING:
@@ -399,6 +400,15 @@ and exits 130.
     help="wall-clock budget: stop starting schedules after SECONDS",
 )
 @click.option(
+    "--stall",
+    metavar="SECONDS",
+    type=float,
+    default=DEFAULT_STALL,
+    show_default=True,
+    help="stop, inconclusive, when one step of a run has not returned after SECONDS "
+    "(code with no await between checkpoints cannot be preempted)",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
@@ -447,6 +457,7 @@ def explore(
     chooser: str,
     schedules: int,
     time_budget: float | None,
+    stall: float,
     seed: int,
     jobs: int,
     preemptions: int | None,
@@ -477,8 +488,14 @@ def explore(
             f"--time must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
             f"got {time_budget}"
         )
+    if not 0 < stall <= MAX_TIME_BUDGET:  # also nan, inf
+        _fail(
+            f"--stall must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
+            f"got {stall}"
+        )
     config = ExploreConfig(
         time=time_budget,
+        stall=stall,
         chooser=chooser,
         schedules=schedules,
         seed=seed,
@@ -547,7 +564,7 @@ def explore(
             click.echo(failure.describe())
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
-    if result.schedules == 0 and not result.complete:
+    if result.schedules == 0 and not result.complete and result.stalled is None:
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
@@ -615,7 +632,12 @@ def _explore_line(result: Any) -> str:
     from .explore.claims import count
 
     verdict = result.verdict
-    if result.schedules == 0 and result.failure is None and not result.complete:
+    if (
+        result.schedules == 0
+        and result.failure is None
+        and not result.complete
+        and result.stalled is None
+    ):
         verdict = "nothing explored"  # never "clean": it establishes nothing
     elif result.inconclusive:
         verdict = "inconclusive"  # never "clean": runs reached the step bound unfinished
@@ -750,12 +772,16 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "chooser": result.config.chooser,
         "verdict": (
             "nothing explored"
-            if result.schedules == 0 and failure is None and not result.complete
+            if result.schedules == 0
+            and failure is None
+            and not result.complete
+            and result.stalled is None
             else "inconclusive"
             if result.inconclusive
             else str(result.verdict)
         ),
         "unfinished": result.unfinished,
+        "stalled": result.stalled,
         "schedules": result.schedules,
         "pruned": result.pruned,
         "steps": result.steps,
@@ -1106,7 +1132,17 @@ def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any]
     violations: list[Any] = outcome.get("violations", [])
     # The run's own wall limit (or a loop that could not even be cancelled), not a
     # TimeoutError the program raised: that one is the program's error, reported below.
-    if thread.is_alive() or isinstance(error, RunTimeout):
+    blocked = _blocked_at(thread) if thread.is_alive() else None
+    if blocked is not None:
+        # The loop never got control back to cancel the run: a step did not return.
+        status = "timeout"
+        line = (
+            f"{target.label} on {backend}: did not finish within {timeout}s; its event loop "
+            f"is blocked at {blocked}: a step that does not return (a loop with no await, "
+            "a blocking call such as time.sleep, a lock or a queue), which no scheduler "
+            "preempts; explore stops at such a step after --stall seconds, inconclusive"
+        )
+    elif thread.is_alive() or isinstance(error, RunTimeout):
         status = "timeout"
         line = (
             f"{target.label} on {backend}: did not finish within {timeout}s "
@@ -1128,6 +1164,23 @@ def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any]
         "error": None if error is None else _error_text(error),
         "violations": [_violation_json(v) for v in violations],
     }, [line, *(f"  {v.describe()}" for v in violations)]
+
+
+#: Where an event loop waits for I/O or timers (asyncio's selector, trio's epoll): a
+#: loop thread stopped there is idle, not blocked by the program.
+_LOOP_WAITS = ("selectors.py", "_io_epoll.py", "_io_kqueue.py", "_io_windows.py")
+
+
+def _blocked_at(thread: threading.Thread) -> str | None:
+    """``file:line in function`` where the program blocks the event loop running in
+    `thread` (its innermost frame outside the standard library), or None when the loop
+    is idle in its wait for events (tasks waiting on each other) or the thread is gone."""
+    from ._runtime.stall import where
+
+    frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
+    if frame is None or os.path.basename(frame.f_code.co_filename) in _LOOP_WAITS:
+        return None
+    return where(frame)
 
 
 def _error_text(error: BaseException, *, where: bool = False) -> str:

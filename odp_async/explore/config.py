@@ -21,11 +21,13 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from .._runtime.stall import DEFAULT_STALL
 from ..errors import InvalidArgument
 from .arguments import require_bool
 
 __all__ = [
     "CHOOSERS",
+    "DEFAULT_STALL",
     "MAX_DEPTH",
     "MAX_JOBS",
     "MAX_PREEMPTIONS",
@@ -55,7 +57,8 @@ MAX_PREEMPTIONS: Final = 1000
 MAX_JOBS: Final = 1024
 #: A seed is an int of at most this many bits (either sign).
 SEED_BITS: Final = 64
-#: The longest wall-clock budget (`ExploreConfig.time`), in seconds: 30 days.
+#: The longest wall-clock budget (`ExploreConfig.time`, `ExploreConfig.stall`), in
+#: seconds: 30 days.
 MAX_SECONDS: Final = 30 * 24 * 3600.0
 
 
@@ -130,12 +133,13 @@ def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 
 def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    name = attribute.name
     if value is None:
         return
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise InvalidArgument(f"time must be None or a number of seconds > 0, got {value!r}")
+        raise InvalidArgument(f"{name} must be None or a number of seconds > 0, got {value!r}")
     if value > MAX_SECONDS:  # inf included
-        raise InvalidArgument(f"time must be at most {MAX_SECONDS:g} seconds, got {value!r}")
+        raise InvalidArgument(f"{name} must be at most {MAX_SECONDS:g} seconds, got {value!r}")
 
 
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -161,6 +165,12 @@ class ExploreConfig:
       schedule (or, with workers, chunk or dpor subtree) that would start after it, never
       before the first schedule ran.  Results then depend
       on the machine's speed; without it they do not.
+    - `stall`: the longest one step of a run may take, in seconds (None: no limit).  The
+      sim cannot preempt code between checkpoints: a step that loops with no await or
+      blocks in a synchronous call would hang the search.  Past the limit the search
+      stops inconclusive (`ExploreResult.stalled`; in the main thread: interrupted by a
+      signal, `odp_async._runtime.stall`; in another thread the step cannot be stopped,
+      and the line goes to stderr).  No result of a step that returns depends on it.
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
@@ -212,6 +222,7 @@ class ExploreConfig:
     stop_on_first: bool = attrs.field(default=True, validator=_flag("stop_on_first"))
     shrink: bool = attrs.field(default=True, validator=_flag("shrink"))
     time: float | None = attrs.field(default=None, validator=_seconds)
+    stall: float | None = attrs.field(default=DEFAULT_STALL, validator=_seconds)
 
     def __attrs_post_init__(self) -> None:
         last = self.start + self.schedules  # the last schedule's number, counted from 1

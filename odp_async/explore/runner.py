@@ -106,6 +106,7 @@ from .._runtime.choosers import (
 )
 from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
 from .._runtime.interrupts import marking_ctrl_c
+from .._runtime.stall import StepStalled, watching_steps
 from ..check import Violation
 from ..errors import (
     ExplorationFailed,
@@ -340,6 +341,11 @@ class ExploreResult:
     #: How many schedules reached the step bound and did not finish under a fair
     #: continuation either (`Execution.unfinished`): runs with no verdict.
     unfinished: int = 0
+    #: The line saying which step of which task did not return within
+    #: `ExploreConfig.stall` seconds, where the search stopped (`odp_async._runtime.stall`):
+    #: that schedule has no verdict, so neither has the search (`inconclusive`); None
+    #: when no step stalled.
+    stalled: str | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -351,7 +357,7 @@ class ExploreResult:
         (a livelock, or a program longer than ``max_steps``): neither a pass nor a
         failure; the claim says so, the CLI exits 5 and ``check(raise_on_failure=True)``
         and explored tests raise `ExplorationInconclusive`."""
-        return self.failure is None and self.unfinished > 0
+        return self.failure is None and (self.unfinished > 0 or self.stalled is not None)
 
     @property
     def claim(self) -> str:
@@ -398,6 +404,7 @@ class ExploreResult:
             truncated=self.truncated,
             max_steps=self.config.max_steps,
             unfinished=self.unfinished,
+            stalled=self.stalled,
         )
 
     @property
@@ -519,10 +526,14 @@ def explore_target(
         )
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
     try:
-        with marking_ctrl_c():  # Ctrl-C, told apart from the program's KeyboardInterrupt
+        # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
+        # returns (`_stalled`)
+        with marking_ctrl_c(), watching_steps(config.stall):
             complete, bound, failure = _search(target, config, tally, executor, resume)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
+    except StepStalled as stalled:
+        return _stalled(target, config, tally, str(stalled))
     return tally.result(target, config, complete, bound, failure)
 
 
@@ -594,6 +605,27 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
         except (KeyboardInterrupt, Exception):  # a second Ctrl-C: no failure detail
             failure = None
     return tally.result(target, config, False, None, failure, interrupted=True)
+
+
+def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) -> ExploreResult:
+    """The result of a search a stalled step stopped: what ran, no verdict for the
+    stalled schedule; a failure found before it (a run that ended) stays, unshrunk."""
+    failure = None
+    if tally.hit is not None:
+        try:
+            with marking_ctrl_c(), watching_steps(config.stall):
+                failure = _make_failure(
+                    target,
+                    config.evolve(shrink=False),
+                    *tally.hit,
+                    tally.hit_execution,
+                    found_by=tally.found_by,
+                )
+        except StepStalled:  # its replay stalled too: no failure detail
+            failure = None
+        except KeyboardInterrupt:
+            raise ExploreInterrupted(_partial(target, config, tally)) from None
+    return tally.result(target, config, False, None, failure, stalled=line)
 
 
 @attrs.frozen
@@ -748,6 +780,7 @@ class _Tally:
         failure: Failure | None,
         *,
         interrupted: bool = False,
+        stalled: str | None = None,
     ) -> ExploreResult:
         """The `ExploreResult` of what ran so far."""
         traces = self.traces if complete else None
@@ -773,6 +806,7 @@ class _Tally:
             traces=traces,
             truncated=self.truncated,
             unfinished=self.unfinished,
+            stalled=stalled,
         )
 
     def workers(self) -> dict[str, int]:
@@ -1039,7 +1073,8 @@ def run_chunk(
     interrupted = False
     covered = 0
     try:
-        covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
+        with watching_steps(config.stall):  # StepStalled: to the parent, through the pipe
+            covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
     elapsed = time.perf_counter() - start

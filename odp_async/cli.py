@@ -214,7 +214,8 @@ Examples:
 \b
 Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
 2 usage or bad input, 3 internal error, 4 replay mismatch, 5 inconclusive
-(runs reached --max-steps unfinished: raise it), 130 interrupted,
+(runs reached --max-steps unfinished: raise it; or a step did not return
+within --stall seconds), 130 interrupted,
 141 standard output closed early (| head).
 """
 

@@ -489,11 +489,7 @@ def explore(
             f"--time must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
             f"got {time_budget}"
         )
-    if not 0 < stall <= MAX_TIME_BUDGET:  # also nan, inf
-        _fail(
-            f"--stall must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
-            f"got {stall}"
-        )
+    _check_stall(stall)
     config = ExploreConfig(
         time=time_budget,
         stall=stall,
@@ -569,6 +565,15 @@ def explore(
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _check_stall(stall: float) -> None:
+    """`_fail` for a ``--stall`` that is not a positive number of seconds within range."""
+    if not 0 < stall <= MAX_TIME_BUDGET:  # also nan, inf
+        _fail(
+            f"--stall must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
+            f"got {stall}"
+        )
 
 
 #: The ``explore`` options only some choosers use: option name -> (its flag, choosers).
@@ -1292,6 +1297,14 @@ Examples:
     help="per cell: the explorer's default portfolio (its dpor member can prove a cell "
     "clean: 'complete: N traces'), or random",
 )
+@click.option(
+    "--stall",
+    metavar="SECONDS",
+    type=float,
+    default=DEFAULT_STALL,
+    show_default=True,
+    help="stop a cell, inconclusive, when one step of a run has not returned after SECONDS",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def matrix(
     budget: int = 1000,
@@ -1301,6 +1314,7 @@ def matrix(
     protocols: Sequence[str] = (),
     cluster: str | None = None,
     chooser: str = "portfolio",
+    stall: float = DEFAULT_STALL,
     as_json: bool = False,
 ) -> None:
     """Every built-in scenario x every protocol, explored, against the expected verdicts.
@@ -1326,6 +1340,7 @@ def matrix(
         _fail(f"--budget must be at most {MAX_SCHEDULES}, got {budget}")
     if seed.bit_length() > SEED_BITS:
         _fail(f"--seed must be an int of at most {SEED_BITS} bits, got {seed}")
+    _check_stall(stall)
     names = list(dict.fromkeys(scenarios)) or list(BUILTIN)  # one cell per repeat
     for name in names:
         if not _is_file(name):
@@ -1366,7 +1381,7 @@ def matrix(
             where = f"{shown.get(cell.scenario, cell.scenario)}/{cell.protocol}"
             progress.update(bar, advance=1, description=f"{where} {mark}")
             if not as_json and not stderr.is_terminal:
-                _err(f"cell {len(seen)}/{total} {where}: {cell.verdict}")
+                _err(f"cell {len(seen)}/{total} {where}: {_found(cell)}")
 
         try:
             cells = verdict_matrix(
@@ -1378,6 +1393,7 @@ def matrix(
                 on_cell=advance,
                 executor=executor,
                 chooser=chooser,
+                stall=stall,
             )
         except KeyboardInterrupt:
             cells, interrupted = list(seen), True
@@ -1405,6 +1421,7 @@ def matrix(
                         "found": "inconclusive" if c.inconclusive else str(c.verdict),
                         "matches": c.matches,
                         "unfinished": c.unfinished,
+                        "stalled": c.stalled,
                         "schedules": c.schedules,
                         "schedules_to_first": c.first_hit,
                         "found_by": c.found_by,

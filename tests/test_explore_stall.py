@@ -328,3 +328,51 @@ def test_run_timeout_says_the_loop_is_blocked(tmp_path: Path, fn: str) -> None:
     assert found is not None, done.stdout
     assert int(found[1]) in LINES[fn]
     assert "deadlock" not in done.stdout
+
+
+STUCK_PROTOCOL = """\
+import time
+from typing import ClassVar
+
+from odp_async.odp.protocols.interval_seq import IntervalSeq
+
+
+class Stuck(IntervalSeq):
+    name: ClassVar[str] = "stuck"
+    summary: ClassVar[str] = "interval-seq whose invalidation blocks in time.sleep"
+
+    async def invalidate_range_start(self, inv):
+        time.sleep(10**6)  # stall: invalidate_range_start
+"""
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_matrix_cell_that_stalls_is_inconclusive(tmp_path: Path, jobs: str) -> None:
+    (tmp_path / "s18_stuck.py").write_text(STUCK_PROTOCOL)
+    scenarios = ["--scenario", "fault-vs-munmap"]
+    if jobs == "2":  # two cells: worker processes
+        scenarios += ["--scenario", "registration-race"]
+    done = cli(
+        tmp_path, "matrix", *scenarios, "-p", "s18_stuck:Stuck", "--stall", "0.5",
+        "--budget", "20", "--jobs", jobs, "--json",
+    )  # fmt: skip
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr  # no expectation
+    cells = json.loads(done.stdout)["cells"]
+    assert len(cells) == len(scenarios) // 2
+    for cell in cells:
+        assert cell["found"] == "inconclusive"
+        assert cell["token"] is None
+        assert "has not returned after" in cell["stalled"]
+        assert "s18_stuck.py:12 in invalidate_range_start" in cell["stalled"]
+        assert cell["claim"].startswith("inconclusive after ")
+
+
+@pytest.mark.timeout(300)
+def test_a_bad_matrix_stall_is_one_line(tmp_path: Path) -> None:
+    done = cli(tmp_path, "matrix", "--scenario", "fault-vs-munmap", "--stall", "0")
+    assert done.returncode == ExitCode.USAGE
+    assert done.stderr.strip().splitlines() == [
+        "odp-async: error: --stall must be a positive number of seconds (at most 2.592e+06), "
+        "got 0.0"
+    ]

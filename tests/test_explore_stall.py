@@ -27,6 +27,7 @@ import pytest
 from odp_async.cli import ExitCode
 from odp_async.errors import InvalidArgument
 from odp_async.explore import ExploreConfig
+from odp_async.explore.config import STALL_GRACE
 from tests._usermod import pythonpath_env
 
 MODULE = "s18_stalls"
@@ -376,3 +377,19 @@ def test_a_bad_matrix_stall_is_one_line(tmp_path: Path) -> None:
         "odp-async: error: --stall must be a positive number of seconds (at most 2.592e+06), "
         "got 0.0"
     ]
+
+
+@pytest.mark.timeout(300)
+def test_the_time_budget_bounds_the_stall_limit(tmp_path: Path) -> None:
+    # No --stall: --time 0.5 alone ends the search at the stalled step (time + grace),
+    # not after the default minute; the trial's own command line.
+    done = cli(tmp_path, "explore", f"{MODULE}:sleeps", "--schedules", "5", "--time", "0.5")
+    assert done.returncode == ExitCode.INCONCLUSIVE, done.stdout + done.stderr
+    assert_stalled_line(done.stdout, "sleeps")
+
+
+def test_stall_limit() -> None:
+    assert ExploreConfig().stall_limit == 60.0
+    assert ExploreConfig(stall=None, time=3).stall_limit is None
+    assert ExploreConfig(time=3).stall_limit == 3 + STALL_GRACE
+    assert ExploreConfig(stall=2, time=300).stall_limit == 2

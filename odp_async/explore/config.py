@@ -35,6 +35,7 @@ __all__ = [
     "MAX_SECONDS",
     "MAX_STEPS",
     "SEED_BITS",
+    "STALL_GRACE",
     "ExploreConfig",
     "check_fields",
     "derive_seed",
@@ -60,6 +61,9 @@ SEED_BITS: Final = 64
 #: The longest wall-clock budget (`ExploreConfig.time`, `ExploreConfig.stall`), in
 #: seconds: 30 days.
 MAX_SECONDS: Final = 30 * 24 * 3600.0
+#: The seconds past the wall-clock budget (`ExploreConfig.time`) a step may still run
+#: before the search stops at it (`ExploreConfig.stall_limit`).
+STALL_GRACE: Final = 5.0
 
 
 def _positive(name: str, maximum: int) -> Any:
@@ -170,7 +174,9 @@ class ExploreConfig:
       blocks in a synchronous call would hang the search.  Past the limit the search
       stops inconclusive (`ExploreResult.stalled`; in the main thread: interrupted by a
       signal, `odp_async._runtime.stall`; in another thread the step cannot be stopped,
-      and the line goes to stderr).  No result of a step that returns depends on it.
+      and the line goes to stderr).  With a `time` budget the limit is at most
+      ``time + STALL_GRACE`` (`stall_limit`).  No result of a step that returns
+      depends on it.
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
@@ -232,6 +238,15 @@ class ExploreConfig:
                 f"below 2**{SEED_BITS}), got start={self.start} + schedules={self.schedules}"
                 f" = {last}"
             )
+
+    @property
+    def stall_limit(self) -> float | None:
+        """The seconds a step may run before the search stops at it: `stall`, but never
+        more than the wall-clock budget `time` plus `STALL_GRACE` (a search given 3 s does
+        not hang for a minute on a step that never returns); None: no limit."""
+        if self.stall is None or self.time is None:
+            return self.stall
+        return min(self.stall, self.time + STALL_GRACE)
 
     def evolve(self, **changes: Any) -> ExploreConfig:
         """This config with some fields changed.  Raises `InvalidArgument` naming an

@@ -187,7 +187,7 @@ def run_subtree(
     interrupted = False
     tracking_run_starts()  # one tracking session for the item's runs
     try:
-        with watching_steps(config.stall):  # StepStalled: to the parent, as an error
+        with watching_steps(config.stall_limit):  # StepStalled: to the parent, as an error
             while traces < budget and chooser.has_more:
                 try:
                     execution = target.run(chooser, max_steps=config.max_steps)

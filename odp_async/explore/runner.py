@@ -528,7 +528,7 @@ def explore_target(
     try:
         # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
         # returns (`_stalled`)
-        with marking_ctrl_c(), watching_steps(config.stall):
+        with marking_ctrl_c(), watching_steps(config.stall_limit):
             complete, bound, failure = _search(target, config, tally, executor, resume)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
@@ -613,7 +613,7 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
     failure = None
     if tally.hit is not None:
         try:
-            with marking_ctrl_c(), watching_steps(config.stall):
+            with marking_ctrl_c(), watching_steps(config.stall_limit):
                 failure = _make_failure(
                     target,
                     config.evolve(shrink=False),
@@ -1073,7 +1073,7 @@ def run_chunk(
     interrupted = False
     covered = 0
     try:
-        with watching_steps(config.stall):  # StepStalled: to the parent, through the pipe
+        with watching_steps(config.stall_limit):  # StepStalled: to the parent, through the pipe
             covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True

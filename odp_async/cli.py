@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 import click
 
 from ._runtime.interrupts import marking_ctrl_c
+from ._runtime.stall import DEFAULT_STALL
 from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch, RunTimeout
 
 if TYPE_CHECKING:
@@ -213,7 +214,8 @@ Examples:
 \b
 Exit codes: 0 ok, 1 violation (or a matrix cell off its expectation),
 2 usage or bad input, 3 internal error, 4 replay mismatch, 5 inconclusive
-(runs reached --max-steps unfinished: raise it), 130 interrupted,
+(runs reached --max-steps unfinished: raise it; or a step did not return
+within --stall seconds), 130 interrupted,
 141 standard output closed early (| head).
 """
 
@@ -399,6 +401,15 @@ and exits 130.
     help="wall-clock budget: stop starting schedules after SECONDS",
 )
 @click.option(
+    "--stall",
+    metavar="SECONDS",
+    type=float,
+    default=DEFAULT_STALL,
+    show_default=True,
+    help="stop, inconclusive, when one step of a run has not returned after SECONDS "
+    "(code with no await between checkpoints cannot be preempted)",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
@@ -447,6 +458,7 @@ def explore(
     chooser: str,
     schedules: int,
     time_budget: float | None,
+    stall: float,
     seed: int,
     jobs: int,
     preemptions: int | None,
@@ -477,8 +489,10 @@ def explore(
             f"--time must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
             f"got {time_budget}"
         )
+    _check_stall(stall)
     config = ExploreConfig(
         time=time_budget,
+        stall=stall,
         chooser=chooser,
         schedules=schedules,
         seed=seed,
@@ -547,10 +561,19 @@ def explore(
             click.echo(failure.describe())
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
-    if result.schedules == 0 and not result.complete:
+    if result.schedules == 0 and not result.complete and result.stalled is None:
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _check_stall(stall: float) -> None:
+    """`_fail` for a ``--stall`` that is not a positive number of seconds within range."""
+    if not 0 < stall <= MAX_TIME_BUDGET:  # also nan, inf
+        _fail(
+            f"--stall must be a positive number of seconds (at most {MAX_TIME_BUDGET:g}), "
+            f"got {stall}"
+        )
 
 
 #: The ``explore`` options only some choosers use: option name -> (its flag, choosers).
@@ -631,7 +654,12 @@ def _shown_verdict(result: Any) -> str:
     """An `ExploreResult`'s verdict as the CLI shows it: `ExploreResult.verdict` (so
     ``inconclusive``, never ``clean``, for runs unfinished at the bound), except that a
     search that ran no schedule says ``nothing explored`` (it establishes nothing)."""
-    if result.schedules == 0 and result.failure is None and not result.complete:
+    if (
+        result.schedules == 0
+        and result.failure is None
+        and not result.complete
+        and result.stalled is None
+    ):
         return "nothing explored"
     return str(result.verdict)
 
@@ -753,6 +781,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "chooser": result.config.chooser,
         "verdict": _shown_verdict(result),
         "unfinished": result.unfinished,
+        "stalled": result.stalled,
         "schedules": result.schedules,
         "pruned": result.pruned,
         "steps": result.steps,
@@ -1135,7 +1164,17 @@ def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any]
     violations: list[Any] = outcome.get("violations", [])
     # The run's own wall limit (or a loop that could not even be cancelled), not a
     # TimeoutError the program raised: that one is the program's error, reported below.
-    if thread.is_alive() or isinstance(error, RunTimeout):
+    blocked = _blocked_at(thread) if thread.is_alive() else None
+    if blocked is not None:
+        # The loop never got control back to cancel the run: a step did not return.
+        status = "timeout"
+        line = (
+            f"{target.label} on {backend}: did not finish within {timeout}s; its event loop "
+            f"is blocked at {blocked}: a step that does not return (a loop with no await, "
+            "a blocking call such as time.sleep, a lock or a queue), which no scheduler "
+            "preempts; explore stops at such a step after --stall seconds, inconclusive"
+        )
+    elif thread.is_alive() or isinstance(error, RunTimeout):
         status = "timeout"
         line = (
             f"{target.label} on {backend}: did not finish within {timeout}s "
@@ -1157,6 +1196,23 @@ def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any]
         "error": None if error is None else _error_text(error),
         "violations": [_violation_json(v) for v in violations],
     }, [line, *(f"  {v.describe()}" for v in violations)]
+
+
+#: Where an event loop waits for I/O or timers (asyncio's selector, trio's epoll): a
+#: loop thread stopped there is idle, not blocked by the program.
+_LOOP_WAITS = ("selectors.py", "_io_epoll.py", "_io_kqueue.py", "_io_windows.py")
+
+
+def _blocked_at(thread: threading.Thread) -> str | None:
+    """``file:line in function`` where the program blocks the event loop running in
+    `thread` (its innermost frame outside the standard library), or None when the loop
+    is idle in its wait for events (tasks waiting on each other) or the thread is gone."""
+    from ._runtime.stall import where
+
+    frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
+    if frame is None or os.path.basename(frame.f_code.co_filename) in _LOOP_WAITS:
+        return None
+    return where(frame)
 
 
 def _error_text(error: BaseException, *, where: bool = False) -> str:
@@ -1267,6 +1323,14 @@ Examples:
     help="per cell: the explorer's default portfolio (its dpor member can prove a cell "
     "clean: 'complete: N traces'), or random",
 )
+@click.option(
+    "--stall",
+    metavar="SECONDS",
+    type=float,
+    default=DEFAULT_STALL,
+    show_default=True,
+    help="stop a cell, inconclusive, when one step of a run has not returned after SECONDS",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def matrix(
     budget: int = 1000,
@@ -1276,6 +1340,7 @@ def matrix(
     protocols: Sequence[str] = (),
     cluster: str | None = None,
     chooser: str = "portfolio",
+    stall: float = DEFAULT_STALL,
     as_json: bool = False,
 ) -> None:
     """Every built-in scenario x every protocol, explored, against the expected verdicts.
@@ -1301,6 +1366,7 @@ def matrix(
         _fail(f"--budget must be at most {MAX_SCHEDULES}, got {budget}")
     if seed.bit_length() > SEED_BITS:
         _fail(f"--seed must be an int of at most {SEED_BITS} bits, got {seed}")
+    _check_stall(stall)
     names = list(dict.fromkeys(scenarios)) or list(BUILTIN)  # one cell per repeat
     for name in names:
         if not _is_file(name):
@@ -1353,6 +1419,7 @@ def matrix(
                 on_cell=advance,
                 executor=executor,
                 chooser=chooser,
+                stall=stall,
             )
         except KeyboardInterrupt:
             cells, interrupted = list(seen), True
@@ -1380,6 +1447,7 @@ def matrix(
                         "found": str(c.verdict),
                         "matches": c.matches,
                         "unfinished": c.unfinished,
+                        "stalled": c.stalled,
                         "schedules": c.schedules,
                         "schedules_to_first": c.first_hit,
                         "found_by": c.found_by,

@@ -115,6 +115,7 @@ from .footprint import (
 )
 from .interrupts import is_ctrl_c
 from .rescue import Reach
+from .stall import StepInterrupt, drive_begins, drive_ends
 
 __all__ = [
     "BlockedTask",
@@ -1097,8 +1098,9 @@ class SimRuntime(Runtime):
     ) -> SimResult | int:
         self._brief = brief
         self._main_call = (main, args)
-        root = self._spawn(main, args, "main", None, [])
+        watched = drive_begins(self)  # the stall watchdog's view (`.stall`)
         try:
+            root = self._spawn(main, args, "main", None, [])
             if self._trace is None and type(self._chooser) in _PLAIN_CHOOSERS:
                 # no footprints, asked only among several; their new_execution() does nothing
                 self._root = root
@@ -1114,6 +1116,7 @@ class SimRuntime(Runtime):
             self._close_all()
             raise
         finally:
+            drive_ends(watched)
             self._release()
 
     def _drive_tracking(self, root: SimTask) -> SimResult | int:
@@ -1256,8 +1259,10 @@ class SimRuntime(Runtime):
                     self._end_footprint(task, declared)
                 continue
             except BaseException as err:  # the task's own error: an outcome, not ours
-                if isinstance(err, KeyboardInterrupt) and is_ctrl_c(err):
-                    raise  # the user's Ctrl-C, never the program's outcome
+                if isinstance(err, StepInterrupt) or (
+                    isinstance(err, KeyboardInterrupt) and is_ctrl_c(err)
+                ):
+                    raise  # the user's Ctrl-C or the stall watchdog: never the program's
                 if _drive_frame_first(err):
                     # Drop the driver's own frame: it would tie the error to this frame's
                     # locals (a cycle), and it is not the program's.
@@ -1423,8 +1428,10 @@ class SimRuntime(Runtime):
                         group._child_done(None)
                 continue
             except BaseException as err:  # the task's own error: an outcome, not ours
-                if isinstance(err, KeyboardInterrupt) and is_ctrl_c(err):
-                    raise  # the user's Ctrl-C, never the program's outcome
+                if isinstance(err, StepInterrupt) or (
+                    isinstance(err, KeyboardInterrupt) and is_ctrl_c(err)
+                ):
+                    raise  # the user's Ctrl-C or the stall watchdog: never the program's
                 self._current = None
                 if _drive_frame_first(err):
                     err.__traceback__ = err.__traceback__.tb_next  # type: ignore[union-attr]

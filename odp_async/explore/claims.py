@@ -13,6 +13,9 @@ Contract
       bound of S steps unfinished (a livelock, or a run longer than the bound: raise
       --max-steps); no violation"`` (``, interrupted`` after ``no violation`` when
       interrupted); never complete, never a pass;
+    - no violation, but a step did not return within the stall limit: ``"inconclusive
+      after N schedules: step S of task 'T' has not returned after X s (at F:L in
+      func); ..."``; never a pass;
     - interrupted: ``"no violation in N schedules (interrupted, not complete)"``;
     - a DPOR search that ran every Mazurkiewicz trace: ``"complete: N traces, no
       violation"`` (N the traces: ``dpor``'s schedules, the portfolio's dpor member's
@@ -59,6 +62,7 @@ def claim_text(
     truncated: bool = False,
     max_steps: int | None = None,
     unfinished: int = 0,
+    stalled: str | None = None,
 ) -> str:
     """The claim of a search that ran `schedules` schedules of `chooser` (see the module
     docstring).  `violation` is ``(schedule index, kind)`` of the first one seen;
@@ -66,10 +70,13 @@ def claim_text(
     schedule within `bound` for dfs); `traces` the dpor member's trace count when it is
     not `schedules`; `cut_by_bound` that a bounded DPOR search ended before its budget;
     `truncated` that a dfs or dpor run stopped at the step bound `max_steps`;
-    `unfinished` how many runs reached it and did not finish under a fair continuation."""
+    `unfinished` how many runs reached it and did not finish under a fair continuation;
+    `stalled` the line of a step that did not return (`odp_async._runtime.stall`)."""
     if violation is not None:
         index, kind = violation
         return f"violation at schedule {index}: {kind}"
+    if stalled is not None:
+        return f"inconclusive after {count(schedules, 'schedule')}: {stalled}"
     if complete and traces is not None:  # a portfolio: its dpor member's traces
         return f"complete: {count(traces, 'trace')}, no violation"
     if schedules == 0:

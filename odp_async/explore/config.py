@@ -21,11 +21,13 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from .._runtime.stall import DEFAULT_STALL
 from ..errors import InvalidArgument
 from .arguments import require_bool
 
 __all__ = [
     "CHOOSERS",
+    "DEFAULT_STALL",
     "MAX_DEPTH",
     "MAX_JOBS",
     "MAX_PREEMPTIONS",
@@ -33,6 +35,7 @@ __all__ = [
     "MAX_SECONDS",
     "MAX_STEPS",
     "SEED_BITS",
+    "STALL_GRACE",
     "ExploreConfig",
     "check_fields",
     "derive_seed",
@@ -55,8 +58,12 @@ MAX_PREEMPTIONS: Final = 1000
 MAX_JOBS: Final = 1024
 #: A seed is an int of at most this many bits (either sign).
 SEED_BITS: Final = 64
-#: The longest wall-clock budget (`ExploreConfig.time`), in seconds: 30 days.
+#: The longest wall-clock budget (`ExploreConfig.time`, `ExploreConfig.stall`), in
+#: seconds: 30 days.
 MAX_SECONDS: Final = 30 * 24 * 3600.0
+#: The seconds past the wall-clock budget (`ExploreConfig.time`) a step may still run
+#: before the search stops at it (`ExploreConfig.stall_limit`).
+STALL_GRACE: Final = 5.0
 
 
 def _positive(name: str, maximum: int) -> Any:
@@ -130,12 +137,13 @@ def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 
 def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    name = attribute.name
     if value is None:
         return
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise InvalidArgument(f"time must be None or a number of seconds > 0, got {value!r}")
+        raise InvalidArgument(f"{name} must be None or a number of seconds > 0, got {value!r}")
     if value > MAX_SECONDS:  # inf included
-        raise InvalidArgument(f"time must be at most {MAX_SECONDS:g} seconds, got {value!r}")
+        raise InvalidArgument(f"{name} must be at most {MAX_SECONDS:g} seconds, got {value!r}")
 
 
 def _seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -161,6 +169,14 @@ class ExploreConfig:
       schedule (or, with workers, chunk or dpor subtree) that would start after it, never
       before the first schedule ran.  Results then depend
       on the machine's speed; without it they do not.
+    - `stall`: the longest one step of a run may take, in seconds (None: no limit).  The
+      sim cannot preempt code between checkpoints: a step that loops with no await or
+      blocks in a synchronous call would hang the search.  Past the limit the search
+      stops inconclusive (`ExploreResult.stalled`; in the main thread: interrupted by a
+      signal, `odp_async._runtime.stall`; in another thread the step cannot be stopped,
+      and the line goes to stderr).  With a `time` budget the limit is at most
+      ``time + STALL_GRACE`` (`stall_limit`).  No result of a step that returns
+      depends on it.
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
@@ -212,6 +228,7 @@ class ExploreConfig:
     stop_on_first: bool = attrs.field(default=True, validator=_flag("stop_on_first"))
     shrink: bool = attrs.field(default=True, validator=_flag("shrink"))
     time: float | None = attrs.field(default=None, validator=_seconds)
+    stall: float | None = attrs.field(default=DEFAULT_STALL, validator=_seconds)
 
     def __attrs_post_init__(self) -> None:
         last = self.start + self.schedules  # the last schedule's number, counted from 1
@@ -221,6 +238,15 @@ class ExploreConfig:
                 f"below 2**{SEED_BITS}), got start={self.start} + schedules={self.schedules}"
                 f" = {last}"
             )
+
+    @property
+    def stall_limit(self) -> float | None:
+        """The seconds a step may run before the search stops at it: `stall`, but never
+        more than the wall-clock budget `time` plus `STALL_GRACE` (a search given 3 s does
+        not hang for a minute on a step that never returns); None: no limit."""
+        if self.stall is None or self.time is None:
+            return self.stall
+        return min(self.stall, self.time + STALL_GRACE)
 
     def evolve(self, **changes: Any) -> ExploreConfig:
         """This config with some fields changed.  Raises `InvalidArgument` naming an

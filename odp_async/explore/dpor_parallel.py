@@ -70,6 +70,7 @@ from typing import Protocol
 import attrs
 
 from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
+from .._runtime.stall import watching_steps
 from ..errors import NondeterminismError
 from .config import ExploreConfig
 from .dfs import PrunedExecution
@@ -186,23 +187,24 @@ def run_subtree(
     interrupted = False
     tracking_run_starts()  # one tracking session for the item's runs
     try:
-        while traces < budget and chooser.has_more:
-            try:
-                execution = target.run(chooser, max_steps=config.max_steps)
-            except PrunedExecution:
-                pruned += 1
+        with watching_steps(config.stall_limit):  # StepStalled: to the parent, as an error
+            while traces < budget and chooser.has_more:
+                try:
+                    execution = target.run(chooser, max_steps=config.max_steps)
+                except PrunedExecution:
+                    pruned += 1
+                    _check_hidden()
+                    continue
                 _check_hidden()
-                continue
-            _check_hidden()
-            traces += 1
-            steps += execution.sim.steps
-            unfinished += execution.unfinished
-            if execution.is_failure:
-                failing.append(traces)
-                if hit is None:
-                    hit = (traces, execution.sim.schedule)
-                if config.stop_on_first:
-                    break
+                traces += 1
+                steps += execution.sim.steps
+                unfinished += execution.unfinished
+                if execution.is_failure:
+                    failing.append(traces)
+                    if hit is None:
+                        hit = (traces, execution.sim.schedule)
+                    if config.stop_on_first:
+                        break
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
     finally:

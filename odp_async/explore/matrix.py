@@ -51,6 +51,7 @@ from typing import Any
 import attrs
 
 from .._runtime.choosers import Chooser, StreamChooser
+from .._runtime.stall import DEFAULT_STALL, StepStalled, watching_steps
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, Verdict, model_verdict
@@ -102,6 +103,9 @@ class Cell:
     found_by: str | None = None
     #: Schedules that reached the step bound unfinished (`Execution.unfinished`).
     unfinished: int = 0
+    #: The line of a step that did not return within the stall limit, where the cell
+    #: stopped (`odp_async._runtime.stall`): no verdict for that schedule; else None.
+    stalled: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -111,8 +115,9 @@ class Cell:
 
     @property
     def inconclusive(self) -> bool:
-        """Nothing failed, but runs reached the step bound unfinished: no verdict
-        (`verdict` is `Verdict.INCONCLUSIVE`, never ``clean``)."""
+        """Nothing failed, but runs reached the step bound unfinished, or a step did not
+        return within the stall limit: no verdict (`verdict` is `Verdict.INCONCLUSIVE`,
+        never ``clean``)."""
         return self.verdict is Verdict.INCONCLUSIVE
 
 
@@ -124,42 +129,102 @@ def explore_cell(
     max_steps: int = 50_000,
     shrink_found: bool = True,
     chooser: str = "portfolio",
+    stall: float | None = DEFAULT_STALL,
 ) -> Cell:
     """Explore one cell (see the module docstring); the token of a failure it shows is
-    shrunk first (`shrink_found`), so it replays a schedule a person can follow."""
+    shrunk first (`shrink_found`), so it replays a schedule a person can follow.  A step
+    that has not returned after `stall` seconds stops the cell (`Cell.stalled`; see
+    `ExploreConfig.stall`)."""
     _check_chooser(chooser)
+    ExploreConfig(stall=stall)  # InvalidArgument naming a bad value
     start = time.perf_counter()
     given: Any = protocol  # a class is accepted (see `resolve_protocol`)
     target = Target.resolve(scenario, given)
     name = _protocol_name(protocol)
     key = _expectation_key(scenario, protocol)
     expected = None if key is None else target.scenario.expected_for(key)
-    seen = Verdict.CLEAN
-    seen_kind = ""
+    found = _Found()
+    stalled: str | None = None
+    schedules: _Schedules | None = None
+    try:
+        with watching_steps(stall):
+            # (its probe runs run steps too)
+            schedules = _Schedules(target, chooser, seed, max_steps, budget=budget)
+            _run_cell(found, target, schedules, expected, budget, max_steps, shrink_found)
+    except StepStalled as e:  # what ran before the stalled schedule stands
+        stalled = str(e)
+    complete = schedules is not None and schedules.complete and stalled is None
+    claim = claim_text(
+        found.ran,
+        chooser=chooser,
+        violation=None if found.first_hit is None else (found.first_hit, found.kind),
+        complete=complete,
+        traces=schedules.traces if schedules is not None and complete else None,
+        max_steps=max_steps,
+        unfinished=found.unfinished,
+        stalled=stalled,
+    )
+    return Cell(
+        scenario,
+        name,
+        expected,
+        unfinished_verdict(found.seen, found.unfinished > 0 or stalled is not None),
+        found.ran,
+        found.first_hit,
+        found.token,
+        found.detail or (stalled or ""),
+        time.perf_counter() - start,
+        claim,
+        found.found_by if chooser == "portfolio" else None,
+        found.unfinished,
+        stalled,
+    )
+
+
+@attrs.define
+class _Found:
+    """What a cell ran and found so far (kept up to date as it runs: a stall stops it
+    midway)."""
+
+    seen: Verdict = Verdict.CLEAN
+    kind: str = ""
     first_hit: int | None = None
     token: str | None = None
-    detail = ""
-    ran = 0
-    unfinished = 0
+    detail: str = ""
+    ran: int = 0
+    unfinished: int = 0
     found_by: str | None = None
-    schedules = _Schedules(target, chooser, seed, max_steps, budget=budget)
+
+
+def _run_cell(
+    found: _Found,
+    target: Target,
+    schedules: _Schedules,
+    expected: Verdict | None,
+    budget: int,
+    max_steps: int,
+    shrink_found: bool,
+) -> None:
+    """`explore_cell`'s loop, recording into `found`."""
     for index in range(budget):
         got = schedules.run(index)
         if got is None:
             break  # the dpor member ran every trace: nothing is left to find
         by, execution = got
-        ran += 1
-        unfinished += execution.unfinished
+        found.ran += 1
+        found.unfinished += execution.unfinished
         verdict = model_verdict(execution.violations)
         if verdict is Verdict.CLEAN:
             continue
+        seen = found.seen
         if (verdict is expected and seen not in _FINAL) or (_SEVERITY[verdict] > _SEVERITY[seen]):
-            seen = verdict
-            first_hit = index + 1
-            found_by = by
+            found.seen = seen = verdict
+            found.first_hit = index + 1
+            found.found_by = by
             failure = execution.failure
             assert failure is not None
-            seen_kind = failure.kind
+            found.kind = failure.kind
+            found.token, found.detail = None, ""
             schedule = execution.sim.schedule
             token_target = target
             if shrink_found:
@@ -172,40 +237,16 @@ def explore_cell(
                 # the detail describes the run the token replays (the shrunk one)
                 failure = execution.failure
                 assert failure is not None
-            detail = failure.describe()
+            found.detail = failure.describe()
             try:
-                token = encode_token(token_target, schedule, execution, max_steps)
+                found.token = encode_token(token_target, schedule, execution, max_steps)
             except InvalidArgument as e:  # the failure stays; only its token is missing
-                token = None
-                detail = f"{detail} (no replay token: {e})"
+                found.detail = f"{found.detail} (no replay token: {e})"
         if seen is expected or expected in (Verdict.CLEAN, None) or seen in _FINAL:
             # the expected failure was shown; or a clean cell is not clean; or data was
             # corrupted where only a liveness failure was expected (never hidden); or the
             # code under test raised (an error never meets an expected found)
             break
-    claim = claim_text(
-        ran,
-        chooser=chooser,
-        violation=None if first_hit is None else (first_hit, seen_kind),
-        complete=schedules.complete,
-        traces=schedules.traces if schedules.complete else None,
-        max_steps=max_steps,
-        unfinished=unfinished,
-    )
-    return Cell(
-        scenario,
-        name,
-        expected,
-        unfinished_verdict(seen, unfinished > 0),
-        ran,
-        first_hit,
-        token,
-        detail,
-        time.perf_counter() - start,
-        claim,
-        found_by if chooser == "portfolio" else None,
-        unfinished,
-    )
 
 
 @attrs.define
@@ -350,12 +391,14 @@ def verdict_matrix(
     on_cell: Callable[[Cell], None] | None = None,
     executor: Executor | None = None,
     chooser: str = "portfolio",
+    stall: float | None = DEFAULT_STALL,
 ) -> list[Cell]:
     """Every cell, in scenario order then protocol order; `on_cell` sees each as it ends.
     The cells run in this process (``jobs=1``), on `jobs` worker processes, or as tasks
     of `executor` (which the caller closes).  `chooser`: ``portfolio`` (the default) or
-    ``random``; another value raises `InvalidArgument`."""
+    ``random``; another value raises `InvalidArgument`.  `stall`: see `explore_cell`."""
     _check_chooser(chooser)
+    ExploreConfig(stall=stall)  # InvalidArgument naming a bad value
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise InvalidArgument(f"budget must be a positive int, got {budget!r}")
     names = list(scenarios) if scenarios is not None else list(BUILTIN)
@@ -373,7 +416,7 @@ def verdict_matrix(
     if jobs == 1 and executor is None:
         done = []
         for s, p in pairs:
-            cell = explore_cell(s, p, budget, seed, chooser=chooser)
+            cell = explore_cell(s, p, budget, seed, chooser=chooser, stall=stall)
             if on_cell is not None:
                 on_cell(cell)
             done.append(cell)
@@ -382,7 +425,7 @@ def verdict_matrix(
     cells: dict[int, Cell] = {}
     try:
         for key, (s, p) in enumerate(pairs):
-            pool.submit(key, explore_cell, s, p, budget, seed, 50_000, True, chooser)
+            pool.submit(key, explore_cell, s, p, budget, seed, 50_000, True, chooser, stall)
         while len(cells) < len(pairs):
             for finished in pool.wait(1.0):
                 if finished.error is not None:

@@ -107,6 +107,7 @@ from .._runtime.choosers import (
 )
 from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
 from .._runtime.interrupts import marking_ctrl_c
+from .._runtime.stall import StepStalled, watching_steps
 from ..check import Violation
 from ..errors import (
     ExplorationFailed,
@@ -342,6 +343,11 @@ class ExploreResult:
     #: How many schedules reached the step bound and did not finish under a fair
     #: continuation either (`Execution.unfinished`): runs with no verdict.
     unfinished: int = 0
+    #: The line saying which step of which task did not return within
+    #: `ExploreConfig.stall` seconds, where the search stopped (`odp_async._runtime.stall`):
+    #: that schedule has no verdict, so neither has the search (`inconclusive`); None
+    #: when no step stalled.
+    stalled: str | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -350,16 +356,19 @@ class ExploreResult:
         if self.failure is not None:
             return self.failure.verdict
         nothing = self.schedules == 0 and not self.complete
-        return unfinished_verdict(Verdict.CLEAN, self.unfinished > 0 or nothing)
+        return unfinished_verdict(
+            Verdict.CLEAN, self.unfinished > 0 or nothing or self.stalled is not None
+        )
 
     @property
     def inconclusive(self) -> bool:
         """No failure, but `unfinished` schedules reached the step bound without finishing
-        (a livelock, or a program longer than ``max_steps``), or no schedule ran and the
-        search is not complete (``nothing explored``): neither a pass nor a failure.
-        `verdict` is then `Verdict.INCONCLUSIVE` (never ``clean``), the claim says why,
-        the CLI exits 5 (2 for nothing explored) and ``check(raise_on_failure=True)`` and
-        explored tests raise `ExplorationInconclusive`."""
+        (a livelock, or a program longer than ``max_steps``), or a step did not return
+        within the stall limit (`stalled`), or no schedule ran and the search is not
+        complete (``nothing explored``): neither a pass nor a failure.  `verdict` is then
+        `Verdict.INCONCLUSIVE` (never ``clean``), the claim says why, the CLI exits 5 (2
+        for nothing explored) and ``check(raise_on_failure=True)`` and explored tests
+        raise `ExplorationInconclusive`."""
         return self.verdict is Verdict.INCONCLUSIVE
 
     @property
@@ -407,6 +416,7 @@ class ExploreResult:
             truncated=self.truncated,
             max_steps=self.config.max_steps,
             unfinished=self.unfinished,
+            stalled=self.stalled,
         )
 
     @property
@@ -528,10 +538,14 @@ def explore_target(
         )
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
     try:
-        with marking_ctrl_c():  # Ctrl-C, told apart from the program's KeyboardInterrupt
+        # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
+        # returns (`_stalled`)
+        with marking_ctrl_c(), watching_steps(config.stall_limit):
             complete, bound, failure = _search(target, config, tally, executor, resume)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
+    except StepStalled as stalled:
+        return _stalled(target, config, tally, str(stalled))
     return tally.result(target, config, complete, bound, failure)
 
 
@@ -603,6 +617,27 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
         except (KeyboardInterrupt, Exception):  # a second Ctrl-C: no failure detail
             failure = None
     return tally.result(target, config, False, None, failure, interrupted=True)
+
+
+def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) -> ExploreResult:
+    """The result of a search a stalled step stopped: what ran, no verdict for the
+    stalled schedule; a failure found before it (a run that ended) stays, unshrunk."""
+    failure = None
+    if tally.hit is not None:
+        try:
+            with marking_ctrl_c(), watching_steps(config.stall_limit):
+                failure = _make_failure(
+                    target,
+                    config.evolve(shrink=False),
+                    *tally.hit,
+                    tally.hit_execution,
+                    found_by=tally.found_by,
+                )
+        except StepStalled:  # its replay stalled too: no failure detail
+            failure = None
+        except KeyboardInterrupt:
+            raise ExploreInterrupted(_partial(target, config, tally)) from None
+    return tally.result(target, config, False, None, failure, stalled=line)
 
 
 @attrs.frozen
@@ -757,6 +792,7 @@ class _Tally:
         failure: Failure | None,
         *,
         interrupted: bool = False,
+        stalled: str | None = None,
     ) -> ExploreResult:
         """The `ExploreResult` of what ran so far."""
         traces = self.traces if complete else None
@@ -782,6 +818,7 @@ class _Tally:
             traces=traces,
             truncated=self.truncated,
             unfinished=self.unfinished,
+            stalled=stalled,
         )
 
     def workers(self) -> dict[str, int]:
@@ -1048,7 +1085,8 @@ def run_chunk(
     interrupted = False
     covered = 0
     try:
-        covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
+        with watching_steps(config.stall_limit):  # StepStalled: to the parent, through the pipe
+            covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
     elapsed = time.perf_counter() - start

@@ -755,12 +755,22 @@ def _escaping_state_read(fn: types.FunctionType) -> list[tuple[str, str, str]]:
                 if what is not None:
                     work.append((k + 1, what, "made by a call"))
 
-        def keeps_nothing(p: int, ins: list[dis.Instruction] = ins) -> bool:
+        def keeps_nothing(
+            p: int, ins: list[dis.Instruction] = ins, code: types.CodeType = code
+        ) -> bool:
             # whether the call whose PRECALL is at `p` is of a builtin keeping none of
             # its arguments (``len(d)``, ``sum(x for x in xs)``)
             if p + 2 >= len(ins) or ins[p + 1].opname != "CALL":
                 return False
-            return id(_callee(fn, ins, p + 2)) in _keeps_nothing()
+            rule = _keeps_nothing().get(id(_callee(fn, ins, p + 2)))
+            if rule is None:
+                return False
+            most, keywords = rule
+            names: tuple[str, ...] = ()
+            if p and ins[p - 1].opname == "KW_NAMES":  # 3.11's dis leaves its argval unknown
+                names = tuple(code.co_consts[int(ins[p - 1].arg or 0)])
+            positional = int(ins[p].arg or 0) - len(names)
+            return (most is None or positional <= most) and set(names) <= keywords
 
         while work:
             i, what, where = work.pop()
@@ -819,18 +829,33 @@ _FLOW_STEPS = 2000
 #: Builtins that keep none of their arguments: a call of one hands nothing on (it may
 #: run the object's code, read as any other).  Not ``iter``, ``getattr``, ``enumerate``,
 #: ``zip``, ``map``, ``filter``, ``reversed``: what they return holds the argument.
-_KEEPS_NOTHING = (
-    "len", "isinstance", "issubclass", "id", "type", "repr", "str", "print", "hash",
-    "bool", "sum", "all", "any", "list", "tuple", "set", "frozenset", "sorted", "min",
-    "max", "dict", "callable", "format", "hasattr", "next", "int", "float", "abs",
-)  # fmt: skip
+#: Builtins whose result never is, nor holds, one of their arguments itself, by the most
+#: positional arguments for which that holds (None: any number) and the keywords they
+#: may be given.  ``max(w1, w2)``, ``min(xs, default=d)``, ``next(it, d)``, ``sum(xs, s)``
+#: return an argument; ``abs(x)`` is ``x.__abs__()``, which may be ``x``; ``dict(n=w)``
+#: holds ``w``: none of those keeps the promise.
+_KEEPS_NOTHING: dict[str, tuple[int | None, frozenset[str]]] = {
+    **dict.fromkeys(
+        ("len", "isinstance", "issubclass", "id", "repr", "str", "hash", "bool", "all",
+         "any", "callable", "format", "hasattr", "int", "float"),
+        (None, frozenset()),
+    ),
+    "print": (None, frozenset({"sep", "end", "file", "flush"})),
+    "type": (1, frozenset()),
+    "sum": (1, frozenset()),
+    "next": (1, frozenset()),
+    "min": (1, frozenset({"key"})),
+    "max": (1, frozenset({"key"})),
+    **dict.fromkeys(("list", "tuple", "set", "frozenset", "dict"), (1, frozenset())),
+    "sorted": (1, frozenset({"key", "reverse"})),
+}  # fmt: skip
 
 
 @functools.cache
-def _keeps_nothing() -> frozenset[int]:
+def _keeps_nothing() -> dict[int, tuple[int | None, frozenset[str]]]:
     import builtins
 
-    return frozenset(id(getattr(builtins, name)) for name in _KEEPS_NOTHING)
+    return {id(getattr(builtins, name)): rule for name, rule in _KEEPS_NOTHING.items()}
 
 
 def _flow(

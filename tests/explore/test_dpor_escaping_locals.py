@@ -232,6 +232,37 @@ async def portfolio_window():
     assert s.n == 2, "a lost update"
 
 
+async def picked_by_max():
+    # verify20 v1: max, min, next and sum return one of their arguments
+    w1, w2 = Box(), Box()
+    w1.n = 1
+    busiest = max(w1, w2, key=lambda w: w.n)
+    await _race_on(busiest)
+
+
+async def min_of_an_iterable_or_default():
+    fallback = Box()
+    chosen = min((), key=id, default=fallback)
+    await _race_on(chosen)
+
+
+async def next_or_default():
+    fallback = Box()
+    chosen = next(iter(()), fallback)
+    await _race_on(chosen)
+
+
+async def sum_of_nothing_from_a_start():
+    start = Box()
+    await _race_on(sum((), start))
+
+
+async def held_by_dict_keywords():
+    s = Box()
+    d = dict(box=s)
+    await _race_on(d["box"])
+
+
 @tracked
 class Counter:
     n: int = 0
@@ -324,6 +355,11 @@ RACES = [
     "made_by_a_helper",
     "stored_in_another_object",
     "portfolio_window",
+    "picked_by_max",
+    "min_of_an_iterable_or_default",
+    "next_or_default",
+    "sum_of_nothing_from_a_start",
+    "held_by_dict_keywords",
 ]
 
 #: Correct programs: what they hand on is noted, or a value; claim (DPOR) pinned.

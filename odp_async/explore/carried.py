@@ -20,9 +20,11 @@ Contract
     attribute (its ``__dict__`` and every slot of its MRO).  A shared object is walked
     once (a cycle is fine).  Compared by identity only, not looked into: classes,
     modules, functions, methods, code, objects of pytest's and pluggy's own types (the
-    ``request``, ``monkeypatch``, ``capsys`` fixtures), an object of any other C type (a
-    lock, a socket, an array) and anything nested deeper than `MAX_DEPTH`: a change
-    inside those is not seen.  A lazily filled cache in a Python object (a
+    ``request``, ``monkeypatch``, ``capsys`` fixtures), an object of any other C type
+    that does not pickle (a lock, a socket) and anything nested deeper than `MAX_DEPTH`:
+    a change inside those is not seen.  A C type's instance that pickles (an
+    ``array.array``, a ``ctypes`` value, an ``io.StringIO``, an ``itertools.count``) is
+    compared by its pickled state.  A lazily filled cache in a Python object (a
     ``functools.cached_property``) is state like any other: filling it is a change.
 
 Why not rebuild the fixtures for each schedule
@@ -38,8 +40,10 @@ See also
 from __future__ import annotations
 
 import enum
+import pickle
 import reprlib
 import types
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePath
@@ -125,6 +129,21 @@ def outside_names(fn: Callable[..., object]) -> dict[str, tuple[str, Callable[[]
     return found
 
 
+class _Shown:
+    """How a value looked when pictured: shown in a message, never compared."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Shown)
+
+    def __hash__(self) -> int:
+        return 0
+
+
 class _Same:
     """An object compared by identity (a reference to it is kept)."""
 
@@ -201,8 +220,33 @@ def _parts(value: object, seen: dict[int, int], deeper: int) -> Any:
         else:
             attrs_.append((name, _fingerprint(slot, seen, deeper)))
     if own is None and not attrs_:
-        return ("is", _Same(value))  # a C type's instance: no state the walk can read
+        return _c_state(value)
+    if _c_backed(type(value)):  # state outside its attributes too: ``io.StringIO``'s text
+        attrs_.append(("<state>", _c_state(value)))
     return ("obj", type(value), tuple(attrs_))
+
+
+def _c_backed(cls: type) -> bool:
+    """Whether a class of `cls`'s MRO (but ``object``) is written in C, so its instances
+    may keep state no attribute shows (``ctypes.c_int``'s value, ``io.StringIO``'s text)."""
+    return any(not c.__flags__ & _HEAP_TYPE for c in cls.__mro__[:-1])
+
+
+#: ``Py_TPFLAGS_HEAPTYPE``: set for a class made by a ``class`` statement (or by a C
+#: module with heap types), unset for a static C type.
+_HEAP_TYPE: Final = 1 << 9
+
+
+def _c_state(value: object) -> Any:
+    """A C type's instance, with no attributes to walk: its pickled state where it has
+    one (an ``array.array``, a ``ctypes`` value, an ``io.StringIO``, an
+    ``itertools.count``: their state is not in attributes), else its identity (a lock,
+    a socket: a change inside is not seen)."""
+    try:
+        state = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # not picklable: nothing the walk can read
+        return ("is", _Same(value))
+    return ("pickled", type(value), state, _Shown(_repr.repr(value)))
 
 
 def _show(fp: Any) -> str:
@@ -215,6 +259,11 @@ def _show(fp: Any) -> str:
         return f"a {fp[1].__name__}"
     if kind == "unset":
         return "unset"
+    if kind == "pickled":
+        text = str(fp[3].text)
+        if " at 0x" in text:  # a repr that shows no state: name the pickled one
+            return f"a {fp[1].__name__} in state {zlib.crc32(fp[2]):08x}"
+        return text
     return "another object"
 
 
@@ -223,7 +272,8 @@ def _diff(path: str, before: Any, after: Any) -> tuple[str, str, str] | None:
     if before == after:
         return None
     kind = before[0]
-    if kind != after[0] or kind in ("=", "is", "@", "unset", "set") or before[1] is not after[1]:
+    leaves = ("=", "is", "@", "unset", "set", "pickled")
+    if kind != after[0] or kind in leaves or before[1] is not after[1]:
         return path, _show(before), _show(after)
     if kind in ("dict", "obj"):
         b_items, a_items = dict(before[2]), dict(after[2])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import array
+import ctypes
 import functools
+import io
+import itertools
 import threading
 from collections import deque
 from pathlib import Path
@@ -78,6 +82,36 @@ def test_a_cycle_is_walked_once_and_a_restored_value_is_no_change() -> None:
         d["x"] = 0
 
     assert _change_after(value, mutate_and_restore) is None
+
+
+def _write(buffer: io.StringIO) -> None:
+    buffer.write("yy")
+
+
+def _set_value(c: ctypes.c_int) -> None:
+    c.value = 9
+
+
+@pytest.mark.parametrize(
+    ("value", "mutate", "path"),
+    [
+        (array.array("i", [1]), lambda a: a.__setitem__(0, 5), "v"),
+        ({"a": array.array("i", [1])}, lambda d: d["a"].append(2), "v['a']"),
+        (ctypes.c_int(3), _set_value, "v.<state>"),
+        (io.StringIO("x"), _write, "v.<state>"),
+        (itertools.count(2), next, "v"),
+    ],
+    ids=["array", "array-in-dict", "ctypes", "stringio", "count"],
+)
+def test_a_c_object_that_pickles_is_compared_by_its_state(
+    value: object, mutate: Any, path: str
+) -> None:
+    # verify20 v2: their state is in no attribute, and by identity a correct test that
+    # changed one across schedules got a false failure
+    change = _change_after(value, mutate)
+    assert change is not None
+    assert change.path == path
+    assert change.before != change.after
 
 
 def test_what_the_walk_cannot_read_is_compared_by_identity() -> None:

@@ -1129,18 +1129,23 @@ def test_a_primitive_noting_its_own_grants_notes_its_hold_event_by_default() -> 
     themselves: a write of the primitive with the hold event of the attempt's kind."""
     recorder = _FootprintRecorder()
 
-    async def main() -> tuple[object, _Turnstile]:
-        gate = _Turnstile()  # built here: the noted-only walk judges a closure's cells
+    async def main() -> tuple[object, int]:
+        # built here and kept here (the noted-only walk judges a closure's cells and
+        # state handed on: returning the gate itself would lose the promise); its id is
+        # a value, and the footprints keep the gate alive
+        gate = _Turnstile()
         got = await gate._blocking(1)
         await rt.checkpoint("after")
-        return got, gate
+        return got, id(gate)
 
     r = sim.run(main, chooser=recorder, trace=True)
-    got, gate = r.unwrap()
+    got, gate_id = r.unwrap()
     assert got == "in"
     assert r.trace is not None
     assert [label for (_, _, op, label) in r.trace if op == sim.NOTE] == [("pass", "turnstile")]
-    assert any(fp is not None and gate in fp.writes for fp in recorder.footprints)
+    assert any(
+        fp is not None and any(id(w) == gate_id for w in fp.writes) for fp in recorder.footprints
+    )
 
 
 # --- Mutex on a live runtime (`Mutex._acquire_live`, the inlined hot path) -----------------

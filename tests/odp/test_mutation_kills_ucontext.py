@@ -399,3 +399,58 @@ def test_a_device_fault_on_a_key_not_live_is_dropped_before_its_arguments_are_re
     assert chooser.is_done
     assert run.violations == ()
     assert run.sim.unwrap() == [f"{phase}ing", "failed", "failed", "failed"]
+
+
+class _FreedWhileWaiting(Odp2014):
+    """A broken deregistration that does not drain the region's faults: the region is
+    freed (as `UContext.deregister_mr`'s last step does) while a refused fault waits."""
+
+    name = "odp2014-freed-while-waiting"
+
+    async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+        umem.state = UmemState.DEREGISTERED
+        umem.released = True
+        umem.checker.table_released(umem.name)
+        await rt.sleep(1.0)  # the world goes idle: the next refusal counts
+
+
+def test_a_fault_s_next_attempt_on_a_freed_region_is_a_use_after_release() -> None:
+    """Each attempt checks the region first: the one after the region was freed under the
+    waiting fault reports ``a fault`` touching it, before anything else does."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        inv = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await w.protocol.start_account(a, inv)  # never ends: the first commit is refused
+        await w.ctx.fault(a, 0, write=True)
+
+    run = run_world(body, protocol=_FreedWhileWaiting, max_fault_retries=2)
+    run.sim.unwrap()
+    details = [v.detail for v in run.violations if v.kind == "use-after-release"]
+    assert details[:1] == ["a fault touched A after its deregistration"]
+
+
+def test_a_fault_s_refusals_count_from_its_first_whatever_the_clock_says() -> None:
+    """A fault that starts late (the sim clock past 0) still has ``max_fault_retries``
+    attempts: its first refusal counts one, not more."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await rt.sleep(5.0)
+        inv = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await w.protocol.start_account(a, inv)  # never ends: every commit is refused
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol="odp2014", max_fault_retries=2)
+    run.sim.unwrap()
+    assert out == [FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == ["a fault on A [0x0, 0x1000) retried 2 times"]
+    assert [e.detail for e in run.events if e.kind.startswith("fault")] == [
+        "fault A 0x0 attempt 1",
+        "fault A 0x0 must retry",
+        "fault A 0x0 attempt 2",
+        "fault A 0x0 must retry",
+    ]

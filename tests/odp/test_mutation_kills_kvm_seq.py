@@ -146,3 +146,18 @@ def test_release_raises_the_count_on_top_of_a_running_invalidation() -> None:
 
     run_world(body, protocol="kvm-seq").sim.unwrap()
     assert seen == [(2, True)]
+
+
+def test_the_state_view_shows_a_fresh_kvm_seq_idle_and_alive_before_its_first_region() -> None:
+    """The report's state view reads the protocol's counters at every step, before the
+    first region too: a new context has no invalidation in progress and is not
+    released."""
+    from odp_async.explore.target import Target
+    from odp_async.report.states import step_states
+    from odp_async.sim import RandomChooser
+
+    target = Target.resolve("registration-race", "kvm-seq")
+    execution = target.run(RandomChooser(1), max_steps=20_000, trace=True)
+    first = step_states(execution, target)[0]
+    assert first["regions"] == []
+    assert first["protocol"] == "kvm-seq: dead=False, in_progress=0, literal_release=False, seq=0"

@@ -12,12 +12,14 @@ from odp_async._runtime.choosers import ScriptChooser
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.device import FaultOutcome, FaultRequest
 from odp_async.errors import InvalidArgument
-from odp_async.mm import InvalidateEvent, Invalidation
+from odp_async.mm import InvalidateEvent, Invalidation, PinnedPage
 from odp_async.odp import Umem
+from odp_async.odp.protocols.base import OdpProtocol
 from odp_async.odp.protocols.hmm_pool import HmmPool
 from odp_async.odp.protocols.kvm_seq import KvmSeq
 from odp_async.odp.protocols.odp2014 import Odp2014
 from odp_async.odp.umem import UmemState
+from odp_async.sync import Completion
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -454,3 +456,124 @@ def test_a_fault_s_refusals_count_from_its_first_whatever_the_clock_says() -> No
         "fault A 0x0 attempt 2",
         "fault A 0x0 must retry",
     ]
+
+
+class _ObservedKvm(KvmSeq):
+    """kvm-seq keeping the base's `holds_back` (found by identity): the core observes
+    where the fault is parked instead of asking."""
+
+    name = "kvm-seq-observed"
+    holds_back = OdpProtocol.holds_back
+
+
+def test_an_observed_fault_parked_in_fault_wait_is_charged_each_end() -> None:
+    """Under a protocol the core observes, a fault parked in ``fault_wait`` (kvm-seq
+    refused its commit while X runs and waits for X) is held by the protocol: each
+    invalidation ending meanwhile is charged to it, so past the bound it starves."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, KvmSeq)
+        assert w.ctx.observes
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if len(p._idle):
+                    break
+                await rt.checkpoint()
+            for _ in range(3):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append([q.charged for q in w.ctx._pending])
+            await p.after_end(x)
+
+    run = run_world(body, protocol=_ObservedKvm, starvation_bound=2)
+    run.sim.unwrap()
+    assert out == [[3], FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == [
+        "a fault on A [0x0, 0x1000) was held back by the protocol across 3 invalidations"
+    ]
+
+
+class _ObservedWaitingKvm(_ObservedKvm):
+    """An observed kvm-seq whose ``fault_begin`` itself waits for no invalidation in
+    progress (as ``mmu_interval_read_begin`` does), and whose ``fault_commit`` first
+    waits for `commit_gate` when one is set (once; a wait of the protocol's that is neither
+    ``fault_begin`` nor ``fault_wait``)."""
+
+    name = "kvm-seq-observed-waiting"
+    commit_gate: Completion | None = None
+
+    async def fault_begin(self, umem: Umem, rng: AddrRange) -> object:
+        while self.in_progress > 0:
+            await self._idle.park()
+        return await super().fault_begin(umem, rng)
+
+    async def fault_commit(
+        self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
+    ) -> bool:
+        gate, self.commit_gate = self.commit_gate, None  # the first commit only
+        if gate is not None:
+            await gate.wait()
+        return await super().fault_commit(umem, rng, token, pages)
+
+
+def _observed_charges(commit_gate: bool) -> tuple[list[object], list[str]]:
+    """F parks in ``fault_begin`` behind X (or, with `commit_gate`, in ``fault_commit``
+    behind the gate); three other invalidations end meanwhile (bound 2)."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, _ObservedWaitingKvm)
+        assert w.ctx.observes
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        gate = Completion("commit gate")
+        if commit_gate:
+            p.commit_gate = gate
+        else:
+            await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if rt.task_blocked(w.ctx._pending[0].task) if w.ctx._pending else False:
+                    break
+                await rt.checkpoint()
+            for _ in range(3):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append([q.charged for q in w.ctx._pending])
+            if commit_gate:
+                gate.complete()
+            else:
+                await p.after_end(x)
+
+    run = run_world(body, protocol=_ObservedWaitingKvm, starvation_bound=2)
+    run.sim.unwrap()
+    return out, [v.detail for v in run.violations]
+
+
+def test_an_observed_fault_parked_in_its_fault_begin_is_charged_each_end() -> None:
+    assert _observed_charges(commit_gate=False) == (
+        [[3], FaultOutcome.STARVED],
+        ["a fault on A [0x0, 0x1000) was held back by the protocol across 3 invalidations"],
+    )
+
+
+def test_an_observed_fault_parked_past_its_fault_begin_is_charged_nothing() -> None:
+    """Parked in ``fault_commit`` (not a wait the core observes) the fault is not held:
+    the ends are not charged, and it resolves."""
+    assert _observed_charges(commit_gate=True) == ([[0], FaultOutcome.RESOLVED], [])

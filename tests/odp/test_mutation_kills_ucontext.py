@@ -550,7 +550,7 @@ def _observed_charges(commit_gate: bool) -> tuple[list[object], list[str]]:
         async with rt.task_group() as tg:
             tg.start_soon(fault, name="F")
             for _ in range(1000):
-                if rt.task_blocked(w.ctx._pending[0].task) if w.ctx._pending else False:
+                if w.ctx._pending and rt.task_blocked(w.ctx._pending[0].task):
                     break
                 await rt.checkpoint()
             for _ in range(3):

@@ -577,3 +577,111 @@ def test_an_observed_fault_parked_past_its_fault_begin_is_charged_nothing() -> N
     """Parked in ``fault_commit`` (not a wait the core observes) the fault is not held:
     the ends are not charged, and it resolves."""
     assert _observed_charges(commit_gate=True) == ([[0], FaultOutcome.RESOLVED], [])
+
+
+def test_a_spin_by_the_same_invalidation_after_a_new_one_refused_counts_once() -> None:
+    """A spinning kvm-seq fault is refused by X0, then (X0 ended: the fault let go) by a
+    new X1, which counts; X1, still running, refuses it four more times, which count
+    nothing (the let-go was used up by X1's first refusal); when X1 ends it resolves."""
+    out: list[object] = []
+    rng = AddrRange(0, P)
+    inv = [Invalidation(100, rng, InvalidateEvent.UNMAP)]
+
+    class Spin(KvmSeq):
+        name = "t-spin-after-new"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.checkpoint("cond_resched")
+            waits = len(out)
+            out.append("refused")
+            if waits in (0, 5):
+                await self.ctx.subscription.invalidate_range_end(inv[-1])
+            if waits == 0:
+                inv.append(Invalidation(101, rng, InvalidateEvent.UNMAP))
+                await self.ctx.subscription.invalidate_range_start(inv[-1])
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv[0])
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol=Spin, max_fault_retries=3)
+    run.sim.unwrap()
+    assert out == ["refused"] * 6 + [FaultOutcome.RESOLVED]
+    assert run.violations == ()
+
+
+@pytest.mark.parametrize("new_each_time", [False, True])
+def test_a_live_spin_by_the_same_invalidation_counts_once_within_the_wait_timeout(
+    new_each_time: bool,
+) -> None:
+    """Live, the world going idle is a whole ``fault_wait_timeout`` (here an hour) between
+    two refusals: a spinning fault refused six times by one running invalidation counts
+    one refusal and resolves when it ends, where refusals by new invalidations each count
+    (``max_fault_retries`` 2: the second is starvation)."""
+    out: list[object] = []
+    rng = AddrRange(0, P)
+    inv = [Invalidation(100, rng, InvalidateEvent.UNMAP)]
+
+    class Spin(KvmSeq):
+        name = "t-live-spin"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.checkpoint("cond_resched")
+            waits = len(out)
+            out.append("refused")
+            if new_each_time or waits == 5:
+                await self.ctx.subscription.invalidate_range_end(inv[-1])
+            if new_each_time:
+                inv.append(Invalidation(101 + waits, rng, InvalidateEvent.UNMAP))
+                await self.ctx.subscription.invalidate_range_start(inv[-1])
+
+    async def main() -> None:
+        w = World.build(Spin, max_fault_retries=2)
+        w.ctx.fault_wait_timeout = 3600.0  # no refusal here waits that long
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv[0])
+        out.append(await w.ctx.fault(a, 0, write=True))
+        out.append([v.detail for v in w.checker.violations])
+
+    rt.run_live(main, backend="asyncio", timeout=60)
+    if new_each_time:
+        assert out == [
+            "refused",
+            FaultOutcome.STARVED,
+            ["a fault on A [0x0, 0x1000) retried 2 times"],
+        ]
+    else:
+        assert out == ["refused"] * 6 + [FaultOutcome.RESOLVED, []]
+
+
+def test_in_the_sim_a_refusal_after_the_clock_moved_at_all_counts() -> None:
+    """In the sim the clock moves only when no task can run, so a refusal after any sleep
+    (here half of ``fault_wait_timeout``) counts, even by the same running invalidation:
+    the third is starvation, before that invalidation ends."""
+    out: list[object] = []
+    inv = Invalidation(100, AddrRange(0, P), InvalidateEvent.UNMAP)
+
+    class Napping(KvmSeq):
+        name = "t-napping"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.sleep(0.5)
+            waits = len(out)
+            out.append("refused")
+            if waits == 5:
+                await self.ctx.subscription.invalidate_range_end(inv)
+
+    async def body(w: World) -> None:
+        assert w.ctx.fault_wait_timeout == 1.0
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv)
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol=Napping, max_fault_retries=3)
+    run.sim.unwrap()
+    assert out == ["refused"] * 2 + [FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == ["a fault on A [0x0, 0x1000) retried 3 times"]

@@ -5,6 +5,8 @@ on a table with no region or a write to a read-only one."""
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 
 from odp_async import _runtime as rt
@@ -685,3 +687,32 @@ def test_in_the_sim_a_refusal_after_the_clock_moved_at_all_counts() -> None:
     run.sim.unwrap()
     assert out == ["refused"] * 2 + [FaultOutcome.STARVED]
     assert [v.detail for v in run.violations] == ["a fault on A [0x0, 0x1000) retried 3 times"]
+
+
+def test_a_region_mutex_of_no_region_or_a_gone_one_is_a_plain_mutex() -> None:
+    """`RegionMutex` checks its region at each grant only while it has one: built with no
+    region (the default), or once its region was freed by Python, it is granted as a
+    `Mutex` is, blocking or not, reporting nothing."""
+    from odp_async.odp.umem import RegionMutex
+
+    class _Region:
+        released = True
+
+    region = _Region()
+    gone = weakref.ref(region)
+    del region
+    mutexes = [RegionMutex("m.umem_mutex"), RegionMutex("g.umem_mutex", region=gone)]  # type: ignore[arg-type]
+
+    async def body(w: World) -> list[bool]:
+        held = []
+        for m in mutexes:
+            async with m:
+                held.append(m.locked())
+            m.acquire_nowait()
+            held.append(m.locked())
+            m.release()
+        return held
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True] * 4
+    assert run.violations == ()

@@ -4,6 +4,8 @@ allocator's bookkeeping."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -1177,3 +1179,48 @@ def test_a_file_size_that_is_not_an_int_is_refused_by_name(bad: object) -> None:
         await File("f", 2, w.memory).truncate(bad)  # type: ignore[arg-type]
 
     assert _error(truncate) == f"truncate() needs a non-negative page count, got {bad!r}"
+
+
+def test_an_unregistered_subscriber_is_not_kept_by_its_mm() -> None:
+    """``mmu_notifier_unregister`` leaves the mm holding nothing of the subscriber (its
+    hash entry, its SRCU readers and their wait queue go), even one that waited for a
+    running callback: once its owner drops it, it is freed while the mm lives on.  Its
+    window between ``release`` and the unhash is a labelled checkpoint."""
+
+    async def body(w: World) -> tuple[bool, bool]:
+        await w.mm.mmap(0, P)
+        inside, let_go, later = Completion("inside"), Completion("let go"), Completion("later")
+        unregistered: list[bool] = []
+
+        async def start() -> None:
+            inside.complete()
+            await let_go.wait()
+
+        sub = _Sub(start)
+        gone = weakref.ref(sub)
+        await w.mm.register_notifier(sub)
+
+        async def unregister(sub: _Sub) -> None:
+            await inside.wait()
+            await w.mm.unregister_notifier(sub)
+            del sub
+            unregistered.append(True)
+            await later.wait()  # parked elsewhere: its last wait is not the SRCU one
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="invalidate")
+            tg.start_soon(unregister, sub, name="unregister")
+            del sub
+            await _until(lambda: len(w.mm._srcu(gone())) == 1)  # type: ignore[arg-type]
+            let_go.complete()
+            await _until(lambda: bool(unregistered) and later.statistics().tasks_waiting == 1)
+            gc.collect()
+            freed = gone() is None
+            later.complete()
+        return freed, w.mm.is_dead
+
+    run = run_world(body, trace=True)
+    assert run.sim.unwrap() == (True, False)
+    assert run.sim.trace is not None
+    labels = [label for (_, _, op, label) in run.sim.trace if op == sim.CHECKPOINT]
+    assert ("mmu_notifier_unregister", "<sub>", "unhash") in labels

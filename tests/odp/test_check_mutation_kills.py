@@ -158,3 +158,12 @@ def test_a_violation_with_addresses_keys_its_event_by_the_first() -> None:
     assert c.violation("stale-dma", "why", (0x1000, 0x2000), tasks=("x",)) is not None
     assert c.violation("stale-dma", "why", (0x1000, 0x2000), step=2) is None
     assert len(c.violations) == 3
+
+
+def test_a_violation_says_live_run_where_a_sim_s_says_its_step() -> None:
+    """A live run numbers no steps (``step`` None): its violations say so in their text
+    (the pin outside mutmut's selection is `tests/test_cli_run_live_steps.py`)."""
+    live = Violation("starvation", None, ("fault",), (0x1000,), "retried")
+    sim = Violation("starvation", 3, ("fault",), (), "retried")
+    assert str(live) == "starvation at 0x1000 (live run, fault): retried"
+    assert str(sim) == "starvation (step 3, fault): retried"

@@ -349,3 +349,25 @@ def test_a_child_s_creation_is_a_labelled_checkpoint_and_a_child_created_event()
     created = [e for e in run.events if e.kind == "child-created"]
     assert len(created) == 1
     assert created[0].detail.startswith("imr child 1")
+
+
+def test_an_implicit_mr_s_defaults_and_its_registration_event() -> None:
+    """Built with no name, chunk size or retry bound, an implicit MR is ``imr``, with
+    4-page children (a fault at page 4 makes chunk 1's child, [0x4000, 0x8000)) and 12
+    attempts per child fault; its registration ends with a ``register-end`` event keyed by
+    its name."""
+
+    async def body(w: World) -> ImplicitMr:
+        await w.mm.mmap(0, 8 * P)
+        imr = ImplicitMr(w.mm, w.checker, w.workqueue)
+        await imr.register()
+        await imr.fault(4 * P)
+        return imr
+
+    run = run_world(body)
+    imr = run.sim.unwrap()
+    assert (imr.name, imr.child_pages, imr.max_retries) == ("imr", 4, 12)
+    assert [(i, c.range) for i, c in imr.children.items()] == [(1, AddrRange(4 * P, 8 * P))]
+    assert [(e.kind, e.key, e.detail) for e in run.events if e.kind == "register-end"] == [
+        ("register-end", "imr", "implicit MR imr registered")
+    ]

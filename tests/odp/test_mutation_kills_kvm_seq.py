@@ -5,6 +5,8 @@ its names, and its own lock and wait queue are named in a deadlock report."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.device import FaultOutcome
@@ -146,3 +148,42 @@ def test_release_raises_the_count_on_top_of_a_running_invalidation() -> None:
 
     run_world(body, protocol="kvm-seq").sim.unwrap()
     assert seen == [(2, True)]
+
+
+def test_the_state_view_shows_a_fresh_kvm_seq_idle_and_alive_before_its_first_region() -> None:
+    """The report's state view reads the protocol's counters at every step, before the
+    first region too: a new context has no invalidation in progress and is not
+    released."""
+    from odp_async.explore.target import Target
+    from odp_async.report.states import step_states
+    from odp_async.sim import RandomChooser
+
+    target = Target.resolve("registration-race", "kvm-seq")
+    execution = target.run(RandomChooser(1), max_steps=20_000, trace=True)
+    first = step_states(execution, target)[0]
+    assert first["regions"] == []
+    assert first["protocol"] == "kvm-seq: dead=False, in_progress=0, literal_release=False, seq=0"
+
+
+def test_kvm_seq_hands_the_fault_s_range_on_to_the_next_fault_begin() -> None:
+    """kvm-seq's ``fault_begin`` calls the next one in the MRO with the fault's own range
+    (a user protocol may mix in a ``fault_begin`` that reads it)."""
+    from odp_async.odp.protocols.base import TreeProtocol
+
+    seen: list[object] = []
+
+    class _RangeNoting(TreeProtocol):
+        async def fault_begin(self, umem: Any, rng: AddrRange) -> object:
+            seen.append(rng)
+            return await super().fault_begin(umem, rng)
+
+    class Mixed(KvmSeq, _RangeNoting):
+        name = "t-kvm-range-noting"
+
+    async def body(w: World) -> object:
+        await w.mm.mmap(0, 8 * PAGE_SIZE)
+        a = await w.ctx.register_mr(0, 8 * PAGE_SIZE, name="A")
+        return await w.ctx.fault(a, 3 * PAGE_SIZE, write=True)
+
+    assert run_world(body, protocol=Mixed).sim.unwrap() == FaultOutcome.RESOLVED
+    assert seen == [AddrRange(3 * PAGE_SIZE, 4 * PAGE_SIZE)]

@@ -125,3 +125,15 @@ def test_a_long_non_protocol_is_shown_cut_at_100_characters(user_module: UserMod
     assert refusal(f"{m}:REPR_OF_101") == (
         f"protocol '{m}:REPR_OF_101' names {cut}... (a str), which is not an OdpProtocol subclass"
     )
+
+
+def test_a_reference_resolves_by_import_when_no_main_module_is_known(
+    user_module: UserModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embedding interpreter may have no ``__main__`` module (or one without a spec):
+    a ``module:Class`` reference is then imported as any other."""
+    mod = user_module(SOURCE, "resolve")
+    monkeypatch.delitem(sys.modules, "__main__")
+    assert resolve_protocol(f"{mod.__name__}:Mine") is mod.Mine
+    monkeypatch.setitem(sys.modules, "__main__", object())
+    assert resolve_protocol(f"{mod.__name__}:Outer.Inner") is mod.Outer.Inner

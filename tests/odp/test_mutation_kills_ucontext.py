@@ -5,6 +5,8 @@ on a table with no region or a write to a read-only one."""
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 
 from odp_async import _runtime as rt
@@ -12,12 +14,14 @@ from odp_async._runtime.choosers import ScriptChooser
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.device import FaultOutcome, FaultRequest
 from odp_async.errors import InvalidArgument
-from odp_async.mm import InvalidateEvent, Invalidation
+from odp_async.mm import InvalidateEvent, Invalidation, PinnedPage
 from odp_async.odp import Umem
+from odp_async.odp.protocols.base import OdpProtocol
 from odp_async.odp.protocols.hmm_pool import HmmPool
 from odp_async.odp.protocols.kvm_seq import KvmSeq
 from odp_async.odp.protocols.odp2014 import Odp2014
 from odp_async.odp.umem import UmemState
+from odp_async.sync import Completion
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -399,3 +403,316 @@ def test_a_device_fault_on_a_key_not_live_is_dropped_before_its_arguments_are_re
     assert chooser.is_done
     assert run.violations == ()
     assert run.sim.unwrap() == [f"{phase}ing", "failed", "failed", "failed"]
+
+
+class _FreedWhileWaiting(Odp2014):
+    """A broken deregistration that does not drain the region's faults: the region is
+    freed (as `UContext.deregister_mr`'s last step does) while a refused fault waits."""
+
+    name = "odp2014-freed-while-waiting"
+
+    async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+        umem.state = UmemState.DEREGISTERED
+        umem.released = True
+        umem.checker.table_released(umem.name)
+        await rt.sleep(1.0)  # the world goes idle: the next refusal counts
+
+
+def test_a_fault_s_next_attempt_on_a_freed_region_is_a_use_after_release() -> None:
+    """Each attempt checks the region first: the one after the region was freed under the
+    waiting fault reports ``a fault`` touching it, before anything else does."""
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        inv = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await w.protocol.start_account(a, inv)  # never ends: the first commit is refused
+        await w.ctx.fault(a, 0, write=True)
+
+    run = run_world(body, protocol=_FreedWhileWaiting, max_fault_retries=2)
+    run.sim.unwrap()
+    details = [v.detail for v in run.violations if v.kind == "use-after-release"]
+    assert details[:1] == ["a fault touched A after its deregistration"]
+
+
+def test_a_fault_s_refusals_count_from_its_first_whatever_the_clock_says() -> None:
+    """A fault that starts late (the sim clock past 0) still has ``max_fault_retries``
+    attempts: its first refusal counts one, not more."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await rt.sleep(5.0)
+        inv = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await w.protocol.start_account(a, inv)  # never ends: every commit is refused
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol="odp2014", max_fault_retries=2)
+    run.sim.unwrap()
+    assert out == [FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == ["a fault on A [0x0, 0x1000) retried 2 times"]
+    assert [e.detail for e in run.events if e.kind.startswith("fault")] == [
+        "fault A 0x0 attempt 1",
+        "fault A 0x0 must retry",
+        "fault A 0x0 attempt 2",
+        "fault A 0x0 must retry",
+    ]
+
+
+class _ObservedKvm(KvmSeq):
+    """kvm-seq keeping the base's `holds_back` (found by identity): the core observes
+    where the fault is parked instead of asking."""
+
+    name = "kvm-seq-observed"
+    holds_back = OdpProtocol.holds_back
+
+
+def test_an_observed_fault_parked_in_fault_wait_is_charged_each_end() -> None:
+    """Under a protocol the core observes, a fault parked in ``fault_wait`` (kvm-seq
+    refused its commit while X runs and waits for X) is held by the protocol: each
+    invalidation ending meanwhile is charged to it, so past the bound it starves."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, KvmSeq)
+        assert w.ctx.observes
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if len(p._idle):
+                    break
+                await rt.checkpoint()
+            for _ in range(3):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append([q.charged for q in w.ctx._pending])
+            await p.after_end(x)
+
+    run = run_world(body, protocol=_ObservedKvm, starvation_bound=2)
+    run.sim.unwrap()
+    assert out == [[3], FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == [
+        "a fault on A [0x0, 0x1000) was held back by the protocol across 3 invalidations"
+    ]
+
+
+class _ObservedWaitingKvm(_ObservedKvm):
+    """An observed kvm-seq whose ``fault_begin`` itself waits for no invalidation in
+    progress (as ``mmu_interval_read_begin`` does), and whose ``fault_commit`` first
+    waits for `commit_gate` when one is set (once; a wait of the protocol's that is neither
+    ``fault_begin`` nor ``fault_wait``)."""
+
+    name = "kvm-seq-observed-waiting"
+    commit_gate: Completion | None = None
+
+    async def fault_begin(self, umem: Umem, rng: AddrRange) -> object:
+        while self.in_progress > 0:
+            await self._idle.park()
+        return await super().fault_begin(umem, rng)
+
+    async def fault_commit(
+        self, umem: Umem, rng: AddrRange, token: object, pages: list[PinnedPage]
+    ) -> bool:
+        gate, self.commit_gate = self.commit_gate, None  # the first commit only
+        if gate is not None:
+            await gate.wait()
+        return await super().fault_commit(umem, rng, token, pages)
+
+
+def _observed_charges(commit_gate: bool) -> tuple[list[object], list[str]]:
+    """F parks in ``fault_begin`` behind X (or, with `commit_gate`, in ``fault_commit``
+    behind the gate); three other invalidations end meanwhile (bound 2)."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, _ObservedWaitingKvm)
+        assert w.ctx.observes
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        x = Invalidation(9, AddrRange(0, P), InvalidateEvent.UNMAP)
+        gate = Completion("commit gate")
+        if commit_gate:
+            p.commit_gate = gate
+        else:
+            await p.before_start(x)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if w.ctx._pending and rt.task_blocked(w.ctx._pending[0].task):
+                    break
+                await rt.checkpoint()
+            for _ in range(3):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out.append([q.charged for q in w.ctx._pending])
+            if commit_gate:
+                gate.complete()
+            else:
+                await p.after_end(x)
+
+    run = run_world(body, protocol=_ObservedWaitingKvm, starvation_bound=2)
+    run.sim.unwrap()
+    return out, [v.detail for v in run.violations]
+
+
+def test_an_observed_fault_parked_in_its_fault_begin_is_charged_each_end() -> None:
+    assert _observed_charges(commit_gate=False) == (
+        [[3], FaultOutcome.STARVED],
+        ["a fault on A [0x0, 0x1000) was held back by the protocol across 3 invalidations"],
+    )
+
+
+def test_an_observed_fault_parked_past_its_fault_begin_is_charged_nothing() -> None:
+    """Parked in ``fault_commit`` (not a wait the core observes) the fault is not held:
+    the ends are not charged, and it resolves."""
+    assert _observed_charges(commit_gate=True) == ([[0], FaultOutcome.RESOLVED], [])
+
+
+def test_a_spin_by_the_same_invalidation_after_a_new_one_refused_counts_once() -> None:
+    """A spinning kvm-seq fault is refused by X0, then (X0 ended: the fault let go) by a
+    new X1, which counts; X1, still running, refuses it four more times, which count
+    nothing (the let-go was used up by X1's first refusal); when X1 ends it resolves."""
+    out: list[object] = []
+    rng = AddrRange(0, P)
+    inv = [Invalidation(100, rng, InvalidateEvent.UNMAP)]
+
+    class Spin(KvmSeq):
+        name = "t-spin-after-new"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.checkpoint("cond_resched")
+            waits = len(out)
+            out.append("refused")
+            if waits in (0, 5):
+                await self.ctx.subscription.invalidate_range_end(inv[-1])
+            if waits == 0:
+                inv.append(Invalidation(101, rng, InvalidateEvent.UNMAP))
+                await self.ctx.subscription.invalidate_range_start(inv[-1])
+
+    async def body(w: World) -> None:
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv[0])
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol=Spin, max_fault_retries=3)
+    run.sim.unwrap()
+    assert out == ["refused"] * 6 + [FaultOutcome.RESOLVED]
+    assert run.violations == ()
+
+
+@pytest.mark.parametrize("new_each_time", [False, True])
+def test_a_live_spin_by_the_same_invalidation_counts_once_within_the_wait_timeout(
+    new_each_time: bool,
+) -> None:
+    """Live, the world going idle is a whole ``fault_wait_timeout`` (here an hour) between
+    two refusals: a spinning fault refused six times by one running invalidation counts
+    one refusal and resolves when it ends, where refusals by new invalidations each count
+    (``max_fault_retries`` 2: the second is starvation)."""
+    out: list[object] = []
+    rng = AddrRange(0, P)
+    inv = [Invalidation(100, rng, InvalidateEvent.UNMAP)]
+
+    class Spin(KvmSeq):
+        name = "t-live-spin"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.checkpoint("cond_resched")
+            waits = len(out)
+            out.append("refused")
+            if new_each_time or waits == 5:
+                await self.ctx.subscription.invalidate_range_end(inv[-1])
+            if new_each_time:
+                inv.append(Invalidation(101 + waits, rng, InvalidateEvent.UNMAP))
+                await self.ctx.subscription.invalidate_range_start(inv[-1])
+
+    async def main() -> None:
+        w = World.build(Spin, max_fault_retries=2)
+        w.ctx.fault_wait_timeout = 3600.0  # no refusal here waits that long
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv[0])
+        out.append(await w.ctx.fault(a, 0, write=True))
+        out.append([v.detail for v in w.checker.violations])
+
+    rt.run_live(main, backend="asyncio", timeout=60)
+    if new_each_time:
+        assert out == [
+            "refused",
+            FaultOutcome.STARVED,
+            ["a fault on A [0x0, 0x1000) retried 2 times"],
+        ]
+    else:
+        assert out == ["refused"] * 6 + [FaultOutcome.RESOLVED, []]
+
+
+def test_in_the_sim_a_refusal_after_the_clock_moved_at_all_counts() -> None:
+    """In the sim the clock moves only when no task can run, so a refusal after any sleep
+    (here half of ``fault_wait_timeout``) counts, even by the same running invalidation:
+    the third is starvation, before that invalidation ends."""
+    out: list[object] = []
+    inv = Invalidation(100, AddrRange(0, P), InvalidateEvent.UNMAP)
+
+    class Napping(KvmSeq):
+        name = "t-napping"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.sleep(0.5)
+            waits = len(out)
+            out.append("refused")
+            if waits == 5:
+                await self.ctx.subscription.invalidate_range_end(inv)
+
+    async def body(w: World) -> None:
+        assert w.ctx.fault_wait_timeout == 1.0
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv)
+        out.append(await w.ctx.fault(a, 0, write=True))
+
+    run = run_world(body, protocol=Napping, max_fault_retries=3)
+    run.sim.unwrap()
+    assert out == ["refused"] * 2 + [FaultOutcome.STARVED]
+    assert [v.detail for v in run.violations] == ["a fault on A [0x0, 0x1000) retried 3 times"]
+
+
+def test_a_region_mutex_of_no_region_or_a_gone_one_is_a_plain_mutex() -> None:
+    """`RegionMutex` checks its region at each grant only while it has one: built with no
+    region (the default), or once its region was freed by Python, it is granted as a
+    `Mutex` is, blocking or not, reporting nothing."""
+    from odp_async.odp.umem import RegionMutex
+
+    class _Region:
+        released = True
+
+    region = _Region()
+    gone = weakref.ref(region)
+    del region
+    mutexes = [RegionMutex("m.umem_mutex"), RegionMutex("g.umem_mutex", region=gone)]  # type: ignore[arg-type]
+
+    async def body(w: World) -> list[bool]:
+        held = []
+        for m in mutexes:
+            async with m:
+                held.append(m.locked())
+            m.acquire_nowait()
+            held.append(m.locked())
+            m.release()
+        return held
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [True] * 4
+    assert run.violations == ()

@@ -94,16 +94,12 @@ def _usage_error_in(error: BaseException | None) -> BaseException | None:
     """The `ScenarioUsageError` (a scenario's or a protocol's own mistake, such as a hook's
     return value of the wrong type: `ProtocolUsageError`) in a live run's `error`, within
     exception groups, or None."""
+    from ._raised import walk
     from .errors import ScenarioUsageError
 
-    if isinstance(error, ScenarioUsageError):
-        return error
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            found = _usage_error_in(inner)
-            if found is not None:
-                return found
-    return None
+    if error is None:
+        return None
+    return next((e for e in walk(error) if isinstance(e, ScenarioUsageError)), None)
 
 
 def _check_path(option: str, path: str | None, *, output: bool = True, log: bool = False) -> None:
@@ -1219,19 +1215,12 @@ def _error_text(error: BaseException, *, where: bool = False) -> str:
     """``Type: message`` of each innermost exception of `error` (an exception group's
     leaves, never the bare group), joined by ``; ``.  With `where`, each is followed by
     `` (at file.py:LINE)``, the program's line that raised it (`_raised_at`)."""
-    leaves: list[BaseException] = []
+    from ._raised import exception_text, leaves
 
-    def walk(e: BaseException) -> None:
-        if isinstance(e, BaseExceptionGroup):
-            for sub in e.exceptions:
-                walk(sub)
-        else:
-            leaves.append(e)
-
-    walk(error)
     texts = []
-    for e in leaves:
-        text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    for e in leaves(error):
+        message = exception_text(e)
+        text = f"{type(e).__name__}: {message}" if message else type(e).__name__
         at = _raised_at(e) if where else None
         texts.append(text if at is None else f"{text} (at {at})")
     return "; ".join(texts)

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from .._raised import exception_text, walk
+from .._raised import leaves as _error_leaves_of
 from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP, Cancelled, SimResult, TaskEnd
 
 if TYPE_CHECKING:
@@ -81,16 +83,18 @@ def error_leaves(result: SimResult) -> tuple[ErrorLeaf, ...]:
     if result.error is None:
         return ()
     root_name = result.tasks[0][1] if result.tasks else "main"
-    raised = [end for end in result.ends if end.error is not None]
+    raised = [
+        (end, {id(e) for e in walk(end.error)}) for end in result.ends if end.error is not None
+    ]
     leaves: list[ErrorLeaf] = []
-    for leaf in _leaves(result.error):
-        end = next((e for e in raised if _contains(e.error, leaf)), None)
+    for leaf in _error_leaves_of(result.error):
+        end = next((e for e, ids in raised if id(leaf) in ids), None)
         if end is None:
             end = TaskEnd(result.steps, 0, root_name, leaf)
         leaves.append(
             ErrorLeaf(
                 type(leaf).__qualname__,
-                str(leaf),
+                exception_text(leaf),
                 end.task,
                 end.task_id,
                 end.step,
@@ -172,22 +176,6 @@ def describe_execution(
 
 
 # --- error leaves ---------------------------------------------------------------------
-
-
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for sub in error.exceptions:
-            yield from _leaves(sub)
-    else:
-        yield error
-
-
-def _contains(error: BaseException | None, leaf: BaseException) -> bool:
-    if error is leaf:
-        return True
-    if isinstance(error, BaseExceptionGroup):
-        return any(_contains(sub, leaf) for sub in error.exceptions)
-    return False
 
 
 def user_frames(error: BaseException) -> tuple[tuple[str, int], ...]:
@@ -345,7 +333,8 @@ def _end_text(end: TaskEnd) -> str:
     if isinstance(error, BaseExceptionGroup):
         n = len(error.exceptions)
         return f"raised {type(error).__name__} ({n} error{'s' if n > 1 else ''} from its tasks)"
-    message = f": {error}" if str(error) else ""
+    text = exception_text(error)
+    message = f": {text}" if text else ""
     return f"raised {type(error).__qualname__}{message}"
 
 

@@ -54,6 +54,7 @@ from typing import Any, Final
 
 import attrs
 
+from .._raised import exception_text, walk
 from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.interrupts import from_signal_handler, is_ctrl_c
 from .._runtime.sim import BriefRuns, SimResult
@@ -508,26 +509,26 @@ def _reraise_interrupt(error: BaseException | None) -> None:
     `odp_async._runtime.interrupts.is_ctrl_c`, `from_signal_handler`): the user or the
     harness stopping us, never the program's own failure.  A `KeyboardInterrupt` the
     program raised itself (told apart while Ctrl-C is marked) stays its error."""
-    if isinstance(error, KeyboardInterrupt) and is_ctrl_c(error):
-        raise error
-    if error is not None and from_signal_handler(error):
-        # A signal handler's exception (pytest-timeout's on SIGALRM...): the harness
-        # stopping us wherever the program happened to be, never the program's error.
-        raise error
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            _reraise_interrupt(inner)
+    if error is None:
+        return
+    for e in walk(error):
+        if isinstance(e, KeyboardInterrupt) and is_ctrl_c(e):
+            raise e
+        if from_signal_handler(e):
+            # A signal handler's exception (pytest-timeout's on SIGALRM...): the harness
+            # stopping us wherever the program happened to be, never the program's error.
+            raise e
 
 
 def _reraise_usage(error: BaseException | None) -> None:
     """Raise the `ScenarioUsageError` found in a run's error (within exception groups): a
     mistake of the scenario (its file) that showed while it ran is a usage error, never
     the protocol's violation."""
-    if isinstance(error, ScenarioUsageError):
-        raise ScenarioUsageError(str(error)) from None
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            _reraise_usage(inner)
+    if error is None:
+        return
+    for e in walk(error):
+        if isinstance(e, ScenarioUsageError):
+            raise ScenarioUsageError(exception_text(e)) from None
 
 
 def _note_step_limit(chooser: Chooser) -> None:

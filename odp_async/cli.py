@@ -546,6 +546,13 @@ def explore(
         _echo_json(_explore_json(result))
     else:
         click.echo(_explore_line(result))
+        if result.stalled is not None and failure is not None:
+            from .explore.claims import count
+
+            # the claim names the failure; the stall that ended the search early is
+            # said too (a search with no failure says it in its claim)
+            ran = count(result.schedules, "schedule")
+            click.echo(f"the search stopped early, after {ran}: {result.stalled}")
         if all_failures and result.failing:
             shown = ", ".join(map(str, result.failing[:20]))
             more = ", ..." if len(result.failing) > 20 else ""

@@ -70,7 +70,7 @@ from typing import Protocol
 import attrs
 
 from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
-from .._runtime.stall import watching_steps
+from .._runtime.stall import StepStalled, watching_steps
 from ..errors import NondeterminismError
 from .config import ExploreConfig
 from .dfs import PrunedExecution
@@ -137,7 +137,10 @@ class SubtreeResult:
     the 1-based (within the item) indices of the failing traces, the first failure
     (index, full schedule), whether the explored code raised KeyboardInterrupt, its
     seconds, whether an execution stopped at the step bound (`truncated`), how many of
-    its traces reached the step bound unfinished, and what it leaves (`state`)."""
+    its traces reached the step bound unfinished, what it leaves (`state`), and the line
+    of a step that did not return within the stall limit, where the item stopped
+    (`stalled`; None: none did): the traces before it ran to their end and count, the
+    stalled one does not."""
 
     traces: int
     pruned: int
@@ -149,6 +152,7 @@ class SubtreeResult:
     truncated: bool
     unfinished: int
     state: SubtreeState
+    stalled: str | None = None
 
 
 def _check_hidden() -> None:
@@ -185,9 +189,10 @@ def run_subtree(
     failing: list[int] = []
     hit: _Hit | None = None
     interrupted = False
+    stalled: str | None = None
     tracking_run_starts()  # one tracking session for the item's runs
     try:
-        with watching_steps(config.stall_limit):  # StepStalled: to the parent, as an error
+        with watching_steps(config.stall_limit):
             while traces < budget and chooser.has_more:
                 try:
                     execution = target.run(chooser, max_steps=config.max_steps)
@@ -207,6 +212,8 @@ def run_subtree(
                         break
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
+    except StepStalled as e:  # the traces before it stand (a failure among them too)
+        stalled = str(e)
     finally:
         tracking_run_ends()
     state = chooser.export(item.node if item is not None else None)
@@ -221,6 +228,7 @@ def run_subtree(
         chooser.truncated,
         unfinished,
         state,
+        stalled,
     )
 
 
@@ -234,8 +242,9 @@ def explore_split(
     (see the module docstring).  True when the search is complete: the queue ran empty,
     nothing was cut by the preemption or the step bound, the budget not spent and no
     stop at a failure.  An item's error (a `NondeterminismError`...) is raised here; so
-    is `KeyboardInterrupt` raised by the explored code, after the items that ran are
-    added to `sink` (a partial result)."""
+    is `KeyboardInterrupt` raised by the explored code, and `StepStalled` for an item
+    that stalled, after the items that ran (up to and including that one's traces
+    before the stall) are added to `sink` (a partial result)."""
     task: Target | TargetSpec = target
     if not isinstance(executor, InlineExecutor):
         task = target.spec()
@@ -270,6 +279,11 @@ def explore_split(
                     sink.truncated = True
                 if result.interrupted:
                     raise KeyboardInterrupt  # what ran is in `sink`: a partial result
+                if result.stalled is not None:
+                    # What ran before the stalled trace is in `sink` (a failure found
+                    # there stays the result), as in the serial search, which stops
+                    # at the same trace.
+                    raise StepStalled(result.stalled)
                 tree.adopt(item, result.state)
                 if result.hit is not None and config.stop_on_first:
                     stop = True
@@ -332,7 +346,11 @@ def _run_round(
                 raise outcome.error
             result: SubtreeResult = outcome.value
             done[k] = (outcome.worker, result)
-            ends = result.interrupted or (config.stop_on_first and result.hit is not None)
+            ends = (
+                result.interrupted
+                or result.stalled is not None
+                or (config.stop_on_first and result.hit is not None)
+            )
             if ends and (last is None or k < last):
                 last = k
                 late = [name for name, other in pending.items() if other > k]

@@ -107,7 +107,7 @@ from .._runtime.choosers import (
 )
 from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
 from .._runtime.interrupts import marking_ctrl_c
-from .._runtime.stall import StepStalled, watching_steps
+from .._runtime.stall import StepInterrupt, StepStalled, watching_steps
 from ..check import Violation
 from ..errors import (
     ExplorationFailed,
@@ -621,23 +621,39 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
 
 def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) -> ExploreResult:
     """The result of a search a stalled step stopped: what ran, no verdict for the
-    stalled schedule; a failure found before it (a run that ended) stays, unshrunk."""
+    stalled schedule; a failure found before it (a run that ended) stays, unshrunk.
+
+    For chunks run elsewhere (`_explore_chunks`: ``tally.stall_cut``), first count what
+    a serial search counts, which stops at the stalled schedule: what ran at or past it
+    is taken out, what straddles it runs again below it (here, under a fresh watch: the
+    stalled one halts its thread's later runs).  With ``stop_on_first`` and a failure
+    below the stalled schedule, the serial search stops at that failure and never sees
+    the stall: so does this one (the failure shrunk as usual, no stall line)."""
     failure = None
-    if tally.hit is not None:
-        try:
-            with marking_ctrl_c(), watching_steps(config.stall_limit):
+    stalled: str | None = line
+    try:
+        with marking_ctrl_c(), watching_steps(config.stall_limit):
+            if tally.stall_cut is not None:
+                cut, hint, stalled = tally.stall_cut
+                if config.stop_on_first and tally.hit is not None and tally.hit[0] <= cut:
+                    _count_below(target, config, hint, tally, tally.hit[0])
+                    stalled = None
+                else:
+                    _count_below(target, config, hint, tally, cut)
+                    if tally.hit is not None and tally.hit[0] > cut:
+                        # found past the stalled schedule only: a serial search never
+                        # gets there (the counts never depend on the workers)
+                        tally.hit = tally.hit_execution = tally.found_by = None
+            if tally.hit is not None:
+                settings = config if stalled is None else config.evolve(shrink=False)
                 failure = _make_failure(
-                    target,
-                    config.evolve(shrink=False),
-                    *tally.hit,
-                    tally.hit_execution,
-                    found_by=tally.found_by,
+                    target, settings, *tally.hit, tally.hit_execution, found_by=tally.found_by
                 )
-        except StepStalled:  # its replay stalled too: no failure detail
-            failure = None
-        except KeyboardInterrupt:
-            raise ExploreInterrupted(_partial(target, config, tally)) from None
-    return tally.result(target, config, False, None, failure, stalled=line)
+    except StepStalled:  # its replay stalled too: no failure detail
+        failure = None
+    except KeyboardInterrupt:
+        raise ExploreInterrupted(_partial(target, config, tally)) from None
+    return tally.result(target, config, False, None, failure, stalled=stalled)
 
 
 @attrs.frozen
@@ -699,6 +715,13 @@ class _Tally:
     truncated: bool = False
     #: The chunks merged from elsewhere (workers, a run log), for `trim`.
     chunks: list[_Merged] = attrs.field(factory=list)
+    #: A chunked search stopped at a stalled step: (the 0-based index of the stalled
+    #: schedule, the probes its schedules were made with), for `_stalled` to count what
+    #: a serial search counts; None: no stall, or one the serial search also stops at.
+    stall_cut: tuple[int, Probes, str] | None = None
+    #: The 0-based index of the schedule whose step the watchdog interrupted (a chunk's
+    #: runs before it count, it does not: `run_chunk`); None: none was.
+    stalled_index: int | None = None
     last_report: float = attrs.field(init=False)
     #: The highest ``done`` and ``failures`` reported so far: what progress shows never
     #: goes down (`trim` takes chunks the callback has already counted out of the count).
@@ -998,26 +1021,31 @@ def _run_range(
     run = target.brief_runs(max_steps=config.max_steps)  # one sim runtime, reset per run
     if config.chooser == "random":
         return _run_random_range(run, config.seed, first, last, tally, config.stop_on_first)
-    for index in range(first, last):
-        if tally.time_is_up():
-            return index - first
-        if _is_dpor_slot(config, index):
-            if dpor is None:
-                continue
-            if _run_dpor_slot(config, index, dpor, tally, target, steps_hint, last):
-                tally.cut = index  # the portfolio completed: nothing is left to find
+    index = first
+    try:
+        for index in range(first, last):
+            if tally.time_is_up():
                 return index - first
-        else:
-            by, chooser = _chooser_for(config, index, steps_hint)
-            execution = run(chooser)
-            if isinstance(execution, int):  # an "ok" run: no record was built
-                tally.done += 1
-                tally.steps += execution
+            if _is_dpor_slot(config, index):
+                if dpor is None:
+                    continue
+                if _run_dpor_slot(config, index, dpor, tally, target, steps_hint, last):
+                    tally.cut = index  # the portfolio completed: nothing is left to find
+                    return index - first
             else:
-                tally.add(execution, index + 1, by)
-        tally.report()
-        if tally.hit is not None and config.stop_on_first:
-            return index + 1 - first
+                by, chooser = _chooser_for(config, index, steps_hint)
+                execution = run(chooser)
+                if isinstance(execution, int):  # an "ok" run: no record was built
+                    tally.done += 1
+                    tally.steps += execution
+                else:
+                    tally.add(execution, index + 1, by)
+            tally.report()
+            if tally.hit is not None and config.stop_on_first:
+                return index + 1 - first
+    except StepInterrupt:  # the watchdog stopped a step of schedule `index`
+        tally.stalled_index = index
+        raise
     return last - first
 
 
@@ -1033,22 +1061,27 @@ def _run_random_range(
     the same schedules and tally, its per-schedule checks hoisted out of the loop."""
     report = tally.report if tally.callback is not None else None
     chooser_for = stream_choosers(seed)
-    for index in range(first, last):
-        # `tally.time_is_up()`, asked only when it can be true: with no limit it is
-        # `out_of_time` as it stands.
-        if tally.out_of_time or (tally.limit is not None and tally.time_is_up()):
-            return index - first
-        execution = run(chooser_for(index))  # StreamChooser(seed, index)
-        if type(execution) is int:  # an "ok" run: no record was built
-            tally.done += 1
-            tally.steps += execution
-        else:
-            assert isinstance(execution, Execution)
-            tally.add(execution, index + 1, "random")
-        if report is not None:
-            report()
-        if tally.hit is not None and stop_on_first:
-            return index + 1 - first
+    index = first
+    try:
+        for index in range(first, last):
+            # `tally.time_is_up()`, asked only when it can be true: with no limit it is
+            # `out_of_time` as it stands.
+            if tally.out_of_time or (tally.limit is not None and tally.time_is_up()):
+                return index - first
+            execution = run(chooser_for(index))  # StreamChooser(seed, index)
+            if type(execution) is int:  # an "ok" run: no record was built
+                tally.done += 1
+                tally.steps += execution
+            else:
+                assert isinstance(execution, Execution)
+                tally.add(execution, index + 1, "random")
+            if report is not None:
+                report()
+            if tally.hit is not None and stop_on_first:
+                return index + 1 - first
+    except StepInterrupt:  # the watchdog stopped a step of schedule `index`
+        tally.stalled_index = index
+        raise
     return last - first
 
 
@@ -1071,6 +1104,9 @@ class ChunkResult:
     found_by: str | None = None
     #: How many of its schedules reached the step bound unfinished.
     unfinished: int = 0
+    #: The line of a step that did not return within the stall limit, where the chunk
+    #: stopped (its schedule not counted, `covered` ends before it); None: none did.
+    stalled: str | None = None
 
 
 def run_chunk(
@@ -1084,11 +1120,15 @@ def run_chunk(
     tally = _Tally(last - first, None, 0.0)
     interrupted = False
     covered = 0
+    stalled: str | None = None
     try:
-        with watching_steps(config.stall_limit):  # StepStalled: to the parent, through the pipe
+        with watching_steps(config.stall_limit):
             covered = _run_range(target, config.evolve(time=None), first, last, hint, tally)
     except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
         interrupted = True
+    except StepStalled as e:  # what ran before it stands (a failure among it too)
+        stalled = str(e)
+        covered = (first if tally.stalled_index is None else tally.stalled_index) - first
     elapsed = time.perf_counter() - start
     return ChunkResult(
         tally.done,
@@ -1097,9 +1137,10 @@ def run_chunk(
         tally.hit,
         interrupted,
         elapsed,
-        covered if config.chooser == "portfolio" else None,
+        covered if config.chooser == "portfolio" or stalled is not None else None,
         tally.found_by,
         tally.unfinished,
+        stalled,
     )
 
 
@@ -1372,10 +1413,15 @@ def _explore_chunks(
     sizer = _Sizer(executor.overhead, executor.window)
     pending: dict[int, int] = {}  # a chunk's key -> its first schedule
     key = 0
+    # The first schedule (0-based index) whose step stalled, and its line: the serial
+    # search stops there, so nothing at or past it is needed (what ran below it stands).
+    stall: tuple[int, str] | None = None
 
     def needed(at: int) -> bool:
         if tally.cut is not None and at >= tally.cut:
             return False  # the portfolio completed at `cut`
+        if stall is not None and at >= stall[0]:
+            return False
         return not (config.stop_on_first and tally.hit is not None and at + 1 >= tally.hit[0])
 
     def dpor_step() -> bool:
@@ -1387,8 +1433,14 @@ def _explore_chunks(
             dpor_next += 1
         if dpor_next >= last or not needed(dpor_next) or tally.time_is_up():
             return False
+        nonlocal stall
         before = (tally.done, tally.steps, tally.unfinished, tally.pruned, len(tally.failing))
-        completed = _run_dpor_slot(config, dpor_next, dpor, tally, target, hint, last)
+        try:
+            completed = _run_dpor_slot(config, dpor_next, dpor, tally, target, hint, last)
+        except StepInterrupt as e:  # this thread runs nothing more until the watch closes
+            if stall is None or dpor_next < stall[0]:
+                stall = (dpor_next, str(e))
+            return False
         if tally.done > before[0]:
             # Recorded as a chunk of its own, so that `_settle_hit` takes it out when it
             # ran past the first failure (before that failure was known).
@@ -1434,7 +1486,7 @@ def _explore_chunks(
                 inline = dpor_step()
             if not pending:
                 if not inline:
-                    return
+                    break
                 continue  # only dpor slots left (or chunks to submit): nothing to wait for
             for outcome in executor.wait(INLINE_WAIT if inline else MAX_CHUNK_SECONDS):
                 at = pending.pop(outcome.key, None)  # type: ignore[call-overload]
@@ -1470,6 +1522,12 @@ def _explore_chunks(
                     )
                 if result.interrupted:
                     raise KeyboardInterrupt
+                if result.stalled is not None and (stall is None or at + covered < stall[0]):
+                    stall = (at + covered, result.stalled)
+                    late = [k for k, a in pending.items() if not needed(a)]
+                    executor.cancel(late)
+                    for k in late:
+                        del pending[k]
                 tally.report()
                 if config.stop_on_first and tally.hit is not None:
                     late = [k for k, a in pending.items() if not needed(a)]
@@ -1479,6 +1537,11 @@ def _explore_chunks(
     except BaseException:
         executor.abort()
         raise
+    if stall is not None and (tally.cut is None or stall[0] < tally.cut):
+        # Stopped where the serial search stops: `_stalled` counts what it counts.
+        tally.cut = tally.traces = None
+        tally.stall_cut = (stall[0], hint, stall[1])
+        raise StepStalled(stall[1])
 
 
 # --- dfs -------------------------------------------------------------------------------------

@@ -512,13 +512,18 @@ def explore_target(
 
     `executor` runs random and pct schedules in chunks elsewhere (a `ProcessExecutor`, a
     Dask cluster's `DaskExecutor`...; the caller closes it); by default ``jobs > 1``
-    uses worker processes of this machine.  `resume` names a run log (random, pct): the
-    chunks it records are not run again, and each chunk that completes is added to it,
-    so an interrupted run continues where it stopped (`odp_async.explore.runlog`).
+    uses worker processes of this machine, except for a target no other process can
+    rebuild (a closure, a function of a ``__main__`` script), which every chooser runs
+    in this process whatever ``jobs`` says (the same results).  `resume` names a run
+    log (random, pct): the chunks it records are not run again, and each chunk that
+    completes is added to it, so an interrupted run continues where it stopped
+    (`odp_async.explore.runlog`).
     dpor with ``jobs > 1`` or an `executor` is split into subtrees
     (`odp_async.explore.dpor_parallel`; a target no other process can rebuild runs them
     in this process).  Raises `InvalidArgument` for a bad value of any argument, for dfs
-    with an executor, and for dfs or dpor with a `resume` file or a ``start``.
+    with an executor, for dfs or dpor with a `resume` file or a ``start``, and for a
+    target no other process can rebuild with a `resume` file or an executor other than
+    `InlineExecutor`.
     """
     if not isinstance(target, Target):
         raise InvalidArgument(f"target must be a Target (Target.resolve), got {show(target)}")
@@ -526,15 +531,17 @@ def explore_target(
         raise InvalidArgument(f"config must be an ExploreConfig, got {show(config)}")
     _check_keywords(progress, executor, resume)
     require_callable("clock", clock, optional=False)
-    distributed = config.jobs > 1 or executor is not None or resume is not None
-    systematic = config.chooser in ("dfs", "dpor")  # one search tree
+    # A target no other process can rebuild (a closure, a function of a __main__
+    # script) runs in this process whatever `jobs` says, under every chooser (the results
+    # never depend on `jobs`, nor on the executor); an executor of other processes or a
+    # run log needs its name.
     check_systematic(config, executor is not None, resume)
     remote = executor is not None and not isinstance(executor, InlineExecutor)
-    if ((distributed and not systematic) or remote) and not target.is_named:
+    if (remote or resume is not None) and not target.is_named:
         why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
-        what = f"jobs={config.jobs}" if config.jobs > 1 else "an executor or a resume file"
+        what = "an executor" if remote else "a resume file"
         raise InvalidArgument(
-            f"{what} needs a target other processes can rebuild: {why}; or explore it with jobs=1"
+            f"{what} needs a target other processes can rebuild: {why}; or explore it without one"
         )
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
     try:
@@ -1173,7 +1180,8 @@ def _explore_seeded(
     )
     first, last = config.start, config.start + config.schedules
     dpor = DporShare(target, config) if config.chooser == "portfolio" else None
-    small = config.jobs == 1 or config.schedules < SERIAL_BELOW  # a pool costs 20-50 ms
+    # a pool costs 20-50 ms; a target no other process can rebuild runs here
+    small = config.jobs == 1 or config.schedules < SERIAL_BELOW or not target.is_named
     if executor is None and resume is None and small:
         _run_range(target, config, first, last, steps_hint, tally, dpor)
         return _completed(config, tally, dpor)

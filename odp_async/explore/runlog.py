@@ -11,7 +11,10 @@ Contract
     range, and reuses whichever recorded chunks fall inside it.
 
     A file whose header names another run raises `InvalidArgument` naming the first field
-    that differs (or a field the run does not have); a malformed line raises
+    that differs (or a field the run does not have); for the ``code`` field (the
+    fingerprint of the target's code, `odp_async.explore.fingerprint`), the module that
+    changed, and for a log with none (written before it was recorded) that it cannot
+    tell; a malformed line raises
     `InvalidArgument` naming the line, except a torn last line (the writer was killed
     mid-line), which is ignored.  Every field of every line is checked: a key written
     twice, a key no line has, ``first``/``last``/``steps``/``unfinished`` not ints (a
@@ -40,6 +43,7 @@ import attrs
 
 from .._user_files import UnreadableFile, open_log, read_text
 from ..errors import InvalidArgument
+from .fingerprint import describe_change
 
 __all__ = ["Chunk", "RunLog"]
 
@@ -99,6 +103,8 @@ class RunLog:
                 )
             for key, value in identity.items():
                 theirs_value = header.get(key)
+                if key == "code" and theirs_value != value:
+                    raise InvalidArgument(_code_changed(name, theirs_value, value))
                 if type(theirs_value) is not type(value) or theirs_value != value:
                     theirs, ours = repr(header.get(key)), repr(value)
                     if len(theirs) + len(ours) > 120:  # a scenario file's text: no quote
@@ -140,6 +146,23 @@ class RunLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _code_changed(name: str, theirs: object, ours: Any) -> str:
+    """The refusal of a log whose target's code differs from this run's (`identity`'s
+    ``code``: `odp_async.explore.fingerprint`), naming what changed."""
+    if theirs is None:
+        return (
+            f"{name} records no fingerprint of the target's code (written by an older "
+            "odp_async): it cannot tell whether the code changed since; remove it to "
+            "explore afresh"
+        )
+    if not isinstance(theirs, dict):
+        return f"{name} is the log of another run: its code differs"
+    return (
+        f"{name} is the log of other code: {describe_change(theirs, ours)} since it was "
+        "written (its recorded schedules may no longer pass); remove it to explore afresh"
+    )
 
 
 def _read(name: str) -> tuple[dict[str, Any] | None, list[Chunk], int | None]:

@@ -135,6 +135,7 @@ from .dpor_parallel import explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
 from .fairness import fair_after
+from .fingerprint import code_fingerprint
 from .pct import PctChooser
 from .portfolio import DporShare, Probes, dpor_ordinal, member_at, seeded_chooser
 from .runlog import Chunk, RunLog
@@ -1274,6 +1275,8 @@ def _identity(target: Target, config: ExploreConfig, hint: Probes) -> dict[str, 
     return {
         "target": target.label,
         "spec": repr(target.spec()),
+        # the code the schedules ran: a log of other code records other outcomes
+        "code": code_fingerprint(target),
         "chooser": config.chooser,
         "seed": config.seed,
         "max_steps": config.max_steps,

@@ -1,0 +1,142 @@
+"""The fingerprint of a target's code: what a run log must match to be resumed.
+
+Contract
+    `code_fingerprint(target)` maps the name of each user module that defines the
+    target, and each user module those reach, to a digest of its source file
+    (``sha256``, 16 hex digits; ``"no source"`` for a module with none).  The modules
+    that define it: the module of a ``module:qualname`` scenario or function, of a
+    ``module:Class`` protocol (its class's module too).  Those it reaches: the modules
+    among the globals of a module already taken (an ``import``), and the modules of the
+    functions and classes among them (a ``from ... import``), transitively, at most
+    `MAX_MODULES`.  A user module is one whose source file lies outside odp_async and
+    outside the standard library and installed packages (``sysconfig``'s ``stdlib``,
+    ``platstdlib``, ``purelib`` and ``platlib``); the defining module always counts.  A
+    built-in scenario or protocol has no user module: its code is odp_async's.  A
+    scenario file's text is carried whole by the target (`TargetSpec.file`).
+
+    `describe_change(theirs, ours)` is the clause naming what differs between two
+    fingerprints (``module 'shop' (shop.py) changed``), for a one-line refusal.
+
+    Why: a run log trusts the schedules it records as passing.  The same command after
+    the program was edited would otherwise skip them, and call a buggy program clean.
+
+Concurrency
+    None: reads files; imports nothing (the target's modules are already imported).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import sysconfig
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from .refs import is_ref
+from .target import Target
+
+__all__ = ["MAX_MODULES", "code_fingerprint", "describe_change"]
+
+#: The most modules a fingerprint reads (the defining ones first).
+MAX_MODULES: Final = 200
+
+_PACKAGE: Final = str(Path(__file__).resolve().parents[1]) + os.sep
+_LIBRARY: Final = tuple(
+    str(Path(p).resolve()) + os.sep
+    for p in {
+        sysconfig.get_path(name)
+        for name in ("stdlib", "platstdlib", "purelib", "platlib")
+        if sysconfig.get_path(name)
+    }
+)
+
+
+def code_fingerprint(target: Target) -> dict[str, str]:
+    """``{module name: digest}`` of the user code defining `target` (see above)."""
+    roots: list[str] = []
+    for ref in (target.source, target.protocol):
+        if ref is not None and is_ref(ref):
+            roots.append(ref.partition(":")[0])
+    if target.protocol_class is not None:
+        roots.append(target.protocol_class.__module__)
+    found: dict[str, str] = {}
+    queue = [name for name in dict.fromkeys(roots) if name in sys.modules]
+    seen = set(queue)
+    while queue and len(found) < MAX_MODULES:
+        name = queue.pop(0)
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        file = _source_file(module)
+        if name not in roots and (file is None or not _is_user_file(file)):
+            continue
+        found[name] = _digest(file)
+        for reached in _reached(module):
+            if reached not in seen:
+                seen.add(reached)
+                queue.append(reached)
+    return dict(sorted(found.items()))
+
+
+def describe_change(theirs: Mapping[str, object], ours: Mapping[str, str]) -> str:
+    """What differs between the fingerprints `theirs` (a log's) and `ours`, one clause."""
+    for name in sorted(set(theirs) | set(ours)):
+        if name not in ours:
+            return f"module {name!r} is no longer part of the target"
+        if name not in theirs:
+            return f"module {name!r} is new to the target"
+        if theirs[name] != ours[name]:
+            return f"module {name!r}{_where(name)} changed"
+    return "the target's code changed"
+
+
+def _where(name: str) -> str:
+    module = sys.modules.get(name)
+    file = None if module is None else _source_file(module)
+    return "" if file is None else f" ({_shown(file)})"
+
+
+def _shown(file: str) -> str:
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:  # another drive (Windows)
+        return file
+    return file if rel.startswith(os.pardir) else rel
+
+
+def _source_file(module: types.ModuleType) -> str | None:
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str) or not file.endswith(".py"):
+        return None
+    return file
+
+
+def _is_user_file(file: str) -> bool:
+    path = str(Path(file).resolve())
+    return not path.startswith(_PACKAGE) and not path.startswith(_LIBRARY)
+
+
+def _digest(file: str | None) -> str:
+    if file is None:
+        return "no source"
+    try:
+        data = Path(file).read_bytes()
+    except OSError:
+        return "no source"
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _reached(module: types.ModuleType) -> list[str]:
+    """The names of the modules `module`'s globals are, or define their values."""
+    names: list[str] = []
+    for value in list(vars(module).values()):
+        if isinstance(value, types.ModuleType):
+            names.append(value.__name__)
+        elif isinstance(value, (type, types.FunctionType)):
+            owner = getattr(value, "__module__", None)
+            if isinstance(owner, str):
+                names.append(owner)
+    return names

@@ -81,7 +81,7 @@ from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .arguments import show
-from .carried import ArgumentWatch, outside_names
+from .carried import ArgumentWatch, code_names, outside_names
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -550,7 +550,7 @@ def _watch(
         values[label] = (name, functools.partial(_same, value))
     for name, value in kwargs.items():
         values[labels.get(name, f"argument {name!r}")] = (name, functools.partial(_same, value))
-    return ArgumentWatch.take(values)
+    return ArgumentWatch.take(values, code_names(fn))
 
 
 def _same(value: object) -> object:
@@ -586,7 +586,11 @@ def _replay_mismatch(
         "the test, its fixtures or odp_async changed since the token was made (a fixed "
         "bug?), or the run that made it carried state between its schedules"
     )
-    if change is not None:
+    if change is not None and change.why is not None:
+        cause += (
+            f"; {change.describe()}: a token made then records a verdict that cannot be trusted"
+        )
+    elif change is not None:
         cause += (
             f"; the replay changed {change.label} ({change.path} went from {change.before} "
             f"to {change.after}): a token made while the schedules shared it records a "

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import pytest
 
-from odp_async.explore.carried import ArgumentWatch, Change, outside_names
+from odp_async.explore.carried import MAX_DEPTH, ArgumentWatch, Change, outside_names
 
 
 def _watch(value: object) -> ArgumentWatch:
@@ -115,18 +115,46 @@ def test_a_c_object_that_pickles_is_compared_by_its_state(
 
 
 def test_what_the_walk_cannot_read_is_compared_by_identity() -> None:
-    lock = threading.Lock()
-    holder = {"lock": lock, "path": Path("/tmp/x")}
+    lines = (n for n in range(3))
+    holder = {"lines": lines, "path": Path("/tmp/x")}
 
     def use(d: dict[str, Any]) -> None:
         str(d["path"])  # fills pathlib's lazy caches: a value, not a change
-        d["lock"].acquire()  # state of a C object: not seen
+        next(d["lines"])  # state of a standard library C object that does not pickle: not seen
 
     assert _change_after(holder, use) is None
-    holder_2 = {"lock": threading.Lock()}
-    change = _change_after(holder_2, lambda d: d.update(lock=threading.Lock()))
+    holder_2 = {"lines": lines}
+    change = _change_after(holder_2, lambda d: d.update(lines=iter(())))
     assert change is not None
-    assert change.path == "v['lock']"
+    assert change.path == "v['lines']"
+
+
+def test_a_lock_is_compared_by_whether_it_is_held() -> None:
+    # s19: a lock one run leaves held is state the next run starts from
+    change = _change_after({"lock": threading.Lock()}, lambda d: d["lock"].acquire())
+    assert change is not None
+    assert (change.path, change.before, change.after) == (
+        "v['lock']",
+        "'<unlocked _thread.lock object>'",
+        "'<locked _thread.lock object>'",
+    )
+
+
+def test_what_cannot_be_compared_makes_the_second_run_suspect() -> None:
+    # s19 (trial 21a f3c): nested past MAX_DEPTH, a value cannot be compared; a root
+    # holding one is not taken as unchanged: the second run starts from state unseen
+    chain: list[Any] = []
+    for _ in range(MAX_DEPTH + 5):
+        chain = [chain]
+    watch = _watch(chain)
+    watch.run_starts()
+    assert watch.change is None  # one run shares nothing
+    watch.run_starts()
+    change = watch.change
+    assert change is not None
+    assert change.why is not None
+    assert f"nested deeper than {MAX_DEPTH}" in change.describe()
+    assert "could not be compared between the test's runs" in change.describe()
 
 
 def test_pytest_objects_are_not_walked(request: pytest.FixtureRequest) -> None:
@@ -141,7 +169,11 @@ def test_outside_names_are_the_globals_and_cells_the_code_names() -> None:
         await _helper()
 
     names = outside_names(body)
-    assert set(names) == {"module global '_STATE'", "closure variable 'counter'"}
+    assert set(names) == {
+        "module global '_STATE'",
+        "module global '_helper'",  # a function: what its code reaches is watched too
+        "closure variable 'counter'",
+    }
     watch = ArgumentWatch.take(names)
     watch.run_starts()
     _STATE["x"] = 1
@@ -157,3 +189,26 @@ _STATE: dict[str, int] = {}
 
 async def _helper() -> None:
     return None
+
+
+def test_a_helper_function_is_watched_through_the_globals_it_names() -> None:
+    # s19 (trial 21a f3): the helper's own global, its attribute, its default
+    async def body() -> None:
+        await _helper_with_state()
+
+    watch = ArgumentWatch.take(outside_names(body))
+    watch.run_starts()
+    _HELPER_STATE.append(1)
+    try:
+        watch.run_starts()
+    finally:
+        _HELPER_STATE.clear()
+    assert watch.change is not None
+    assert watch.change.path == "_helper_with_state.<global _HELPER_STATE>"
+
+
+_HELPER_STATE: list[int] = []
+
+
+async def _helper_with_state() -> None:
+    _HELPER_STATE.append(0)

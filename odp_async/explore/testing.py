@@ -39,7 +39,8 @@ Contract
     runs with its decorator's arguments and honours only ``ODP_ASYNC_REPLAY``.
 
 Profiles
-    A `Profile` is a partial set of settings (schedules, chooser, seed, max_steps, depth);
+    A `Profile` is a partial set of settings (schedules, chooser, seed, max_steps, depth,
+    stall, time: in a profile, None means "not set", never "no limit");
     a run selects one by name (``--odp-profile``, ini ``odp_profile``).  Built in:
     ``default`` (sets nothing: each test's decorator arguments), ``ci`` (100 schedules)
     and ``nightly`` (10 000 schedules).  `register_profile` adds or replaces one.  The
@@ -77,6 +78,7 @@ from typing import Any, Final, NoReturn, overload
 import attrs
 
 from .._runtime.choosers import ReplayChooser
+from .._runtime.stall import DEFAULT_STALL
 from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
@@ -137,6 +139,8 @@ class Profile:
     seed: int | None = attrs.field(default=None, validator=_optional(_check_fields))
     max_steps: int | None = attrs.field(default=None, validator=_optional(_check_fields))
     depth: int | None = attrs.field(default=None, validator=_optional(_check_fields))
+    stall: float | None = attrs.field(default=None, validator=_optional(_check_fields))
+    time: float | None = attrs.field(default=None, validator=_optional(_check_fields))
 
     def over(self, lower: Profile) -> Profile:
         """These settings on top of `lower`'s (each field: ours if set, else theirs)."""
@@ -169,6 +173,8 @@ def register_profile(
     seed: int | None = None,
     max_steps: int | None = None,
     depth: int | None = None,
+    stall: float | None = None,
+    time: float | None = None,
 ) -> Profile:
     """Add (or replace) the profile `name`; select it with ``--odp-profile=<name>``.
 
@@ -178,7 +184,7 @@ def register_profile(
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"a profile name is a non-empty str, got {name!r}")
     try:
-        profile = Profile(schedules, chooser, seed, max_steps, depth)
+        profile = Profile(schedules, chooser, seed, max_steps, depth, stall, time)
     except InvalidArgument as e:
         raise InvalidArgument(f"profile {name!r}: {e}") from None
     _PROFILES[name] = profile
@@ -446,6 +452,8 @@ _SETTINGS: Final = (
     "max_steps",
     "depth",
     "preemption_bound",
+    "stall",
+    "time",
     "replay",
 )
 
@@ -463,6 +471,8 @@ def explore_test(
     max_steps: int = 20_000,
     depth: int = 3,
     preemption_bound: int | None = None,
+    stall: float | None = DEFAULT_STALL,
+    time: float | None = None,
     replay: str | None = None,
     **unknown: Any,
 ) -> Callable[[TestFunction], Callable[..., None]]: ...
@@ -478,12 +488,21 @@ def explore_test(
     max_steps: int = 20_000,
     depth: int = 3,
     preemption_bound: int | None = None,
+    stall: float | None = DEFAULT_STALL,
+    time: float | None = None,
     replay: str | None = None,
     **unknown: Any,
 ) -> Callable[..., Any]:
     """Decorate an async test to be explored; see the module docstring.  Bare
     (``@explore_test``: every setting its default) or with settings
     (``@explore_test(schedules=500)``).
+
+    `stall` is the longest one step of a schedule may take, in seconds (default 60; None:
+    no limit): past it the test fails with `ExplorationInconclusive` naming the line it
+    was stuck at (``time.sleep``, a spin with no await).  `time` is a wall-clock budget
+    in seconds (default None: none): the search stops at the first schedule that would
+    start after it, and a pass then says how far it got (as `check`'s ``time``).  Both
+    are `ExploreConfig`'s.
 
     Raises `InvalidArgument` at decoration time for an unknown setting (naming the
     closest known one), a bad value, a setting its chooser ignores (``depth`` with
@@ -509,6 +528,8 @@ def explore_test(
         max_steps=max_steps,
         depth=depth,
         preemption_bound=preemption_bound,
+        stall=stall,
+        time=time,
     )
     refuse_ignored(config)  # as check() and explore(): depth with random is refused
     if replay is not None:

@@ -39,14 +39,19 @@ See also
 
 from __future__ import annotations
 
+import contextvars
+import dis
 import enum
 import functools
 import gc
+import importlib.util
 import pickle
 import re
 import reprlib
+import sys
 import threading
 import types
+import weakref
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -75,8 +80,9 @@ _VALUE_TYPES: Final = (
     range,
     PurePath,
 )
-#: Modules whose objects are pytest's own fixtures' values, looked at by identity.
-_OPAQUE_MODULES: Final = ("_pytest", "pytest", "pluggy")
+#: Modules whose objects are pytest's own fixtures' values, or a library's own state
+#: (``logging``'s loggers fill caches as they log), looked at by identity.
+_OPAQUE_MODULES: Final = ("_pytest", "pytest", "pluggy", "logging")
 
 _repr = reprlib.Repr()
 _repr.maxstring = 40
@@ -124,7 +130,17 @@ def outside_names(fn: Callable[..., object]) -> dict[str, tuple[str, Callable[[]
     cells = getattr(fn, "__closure__", None) or ()
     for name, cell in zip(code.co_freevars, cells, strict=False):
         found[f"closure variable {name!r}"] = (name, _read_cell(cell))
+    if isinstance(fn, types.FunctionType):
+        for name, module in _imports(fn).items():
+            found[f"module {name!r} (imported in the test)"] = (
+                name,
+                functools.partial(_same, module),
+            )
     return found
+
+
+def _same(value: object) -> object:
+    return value
 
 
 def code_names(fn: Callable[..., object]) -> frozenset[str]:
@@ -187,6 +203,30 @@ def _code_of(fn: types.FunctionType) -> frozenset[str]:
 
 _LOCK_TYPES: Final = (type(threading.Lock()), type(threading.RLock()))
 _LRU_WRAPPER: Final = type(functools.lru_cache(maxsize=None)(lambda: None))
+_FRAMED: Final = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+
+
+def _imports(fn: types.FunctionType) -> dict[str, object]:
+    """The modules `fn`'s code (its nested functions included) imports into a local
+    (``import mod`` in its body), as far as they are imported already."""
+    found: dict[str, object] = {}
+    package = fn.__globals__.get("__package__") or None
+    codes = [fn.__code__]
+    while codes:
+        code = codes.pop()
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        level = 0
+        for ins in dis.get_instructions(code):
+            if ins.opname == "LOAD_CONST" and isinstance(ins.argval, int):
+                level = ins.argval
+            elif ins.opname == "IMPORT_NAME" and isinstance(ins.argval, str):
+                try:
+                    full = importlib.util.resolve_name("." * level + ins.argval, package)
+                except (ImportError, ValueError, TypeError):
+                    continue
+                if full in sys.modules:
+                    found[full] = sys.modules[full]
+    return found
 
 
 def _trusted_code(obj: object) -> bool:
@@ -283,6 +323,18 @@ class _Walk:
             return self._items(type(value), value, [(n, fp(v, deeper)) for n, v in parts])
         if isinstance(value, _LRU_WRAPPER):
             return self._lru(value, deeper)
+        if isinstance(value, types.MappingProxyType):
+            return self._items(type(value), value, [("<mapping>", fp(dict(value), deeper, names))])
+        if isinstance(value, weakref.ref):
+            return self._items(type(value), value, [("<referent>", fp(value(), deeper, names))])
+        if isinstance(value, contextvars.ContextVar):
+            try:
+                got = value.get()  # the value in this context, or the variable's default
+            except LookupError:
+                got = _ABSENT
+            return self._items(type(value), value, [("<value>", fp(got, deeper, names))])
+        if isinstance(value, _FRAMED):
+            return self._frame(value, deeper)
         if isinstance(value, _LOCK_TYPES):
             return ("=", type(value), re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value)))
         if isinstance(value, (staticmethod, classmethod)):
@@ -328,6 +380,8 @@ class _Walk:
             for name, value in list(klass.__dict__.items()):
                 if name.startswith("__") and name.endswith("__"):
                     continue  # Python's and libraries' machinery (``__slotnames__``)
+                if name == "_value2member_map_" and issubclass(klass, enum.Enum):
+                    continue  # a cache (a Flag's combined members); the members are read
                 items.append((f"{prefix}{name}", self.fp(value, deeper)))
         meta = type(cls)
         if meta is not type and not _trusted_code(meta):
@@ -352,7 +406,22 @@ class _Walk:
         for name in sorted(names):
             if name in space:
                 items.append((f"<global {name}>", fp(space[name], deeper, names)))
+        for name, module in sorted(_imports(fn).items()):
+            items.append((f"<import {name}>", fp(module, deeper, names)))
         return self._items(types.FunctionType, fn, items)
+
+    def _frame(self, value: Any, deeper: int) -> Any:
+        """A generator or coroutine: where it is suspended and its locals (None when
+        finished)."""
+        frame = getattr(value, "gi_frame", None) or getattr(value, "cr_frame", None)
+        frame = frame or getattr(value, "ag_frame", None)
+        if frame is None:
+            return self._items(type(value), value, [("<finished>", ("=", bool, True))])
+        items = [
+            ("<at>", ("=", int, frame.f_lasti)),
+            ("<locals>", self.fp(dict(frame.f_locals), deeper)),
+        ]
+        return self._items(type(value), value, items)
 
     def _lru(self, wrapper: object, deeper: int) -> Any:
         """A ``functools.lru_cache`` function: what it wraps and what its cache holds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import ctypes
 import functools
+import hashlib
 import io
 import itertools
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 import pytest
 
-from odp_async.explore.carried import MAX_DEPTH, ArgumentWatch, Change, outside_names
+from odp_async.explore.carried import MAX_DEPTH, ArgumentWatch, Change, code_names, outside_names
 
 
 def _watch(value: object) -> ArgumentWatch:
@@ -115,16 +116,16 @@ def test_a_c_object_that_pickles_is_compared_by_its_state(
 
 
 def test_what_the_walk_cannot_read_is_compared_by_identity() -> None:
-    lines = (n for n in range(3))
-    holder = {"lines": lines, "path": Path("/tmp/x")}
+    digest = hashlib.sha256()
+    holder = {"lines": digest, "path": Path("/tmp/x")}
 
     def use(d: dict[str, Any]) -> None:
         str(d["path"])  # fills pathlib's lazy caches: a value, not a change
-        next(d["lines"])  # state of a standard library C object that does not pickle: not seen
+        d["lines"].update(b"x")  # state of a standard library C object that does not pickle
 
     assert _change_after(holder, use) is None
-    holder_2 = {"lines": lines}
-    change = _change_after(holder_2, lambda d: d.update(lines=iter(())))
+    holder_2 = {"lines": digest}
+    change = _change_after(holder_2, lambda d: d.update(lines=hashlib.sha256()))
     assert change is not None
     assert change.path == "v['lines']"
 
@@ -212,3 +213,116 @@ _HELPER_STATE: list[int] = []
 
 async def _helper_with_state() -> None:
     _HELPER_STATE.append(0)
+
+
+# --- s19 (trial 21a f3): what a run reaches past the arguments' own values -------------
+
+
+class _Meta(type):
+    registry: dict[str, int] = {"n": 0}  # noqa: RUF012
+
+
+class _WithMeta(metaclass=_Meta):
+    pass
+
+
+class _Counted:
+    total = 0
+
+
+def _with_default(box: list[int] = [0]) -> list[int]:  # noqa: B006
+    return box
+
+
+def _gen() -> Any:
+    n = 0
+    while True:
+        n += yield n
+
+
+_CV: Any = __import__("contextvars").ContextVar("cv", default={"n": 0})
+
+
+def _generator() -> Any:
+    g = _gen()
+    next(g)
+    return g
+
+
+class _Obj:
+    def method(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("make", "mutate", "path"),
+    [
+        (lambda: (lambda box: lambda: box)([0]), lambda f: f().append(1), "v.<closure box>"),
+        (lambda: functools.partial(len, [0]), lambda p: p.args[0].append(1), "v.args[0]"),
+        (lambda: _Counted(), lambda o: setattr(_Counted, "total", 1), "v.<class _Counted>.total"),
+        (lambda: _WithMeta, lambda c: c.registry.update(n=1), "v.<metaclass _Meta>.registry['n']"),
+        (lambda: _with_default, lambda f: f().append(1), "v.<defaults>[0]"),
+        (_generator, lambda g: g.send(1), "v.<locals>['n']"),
+        (lambda: {"cv": _CV}, lambda d: d["cv"].get().update(n=1), "v['cv'].<value>['n']"),
+        (lambda: _Obj().method, lambda m: setattr(m.__self__, "x", 1), "v.__self__.x"),
+    ],
+    ids=[
+        "closure",
+        "partial",
+        "class",
+        "metaclass",
+        "default",
+        "generator",
+        "contextvar",
+        "method",
+    ],
+)
+def test_what_a_run_reaches_is_compared(make: Any, mutate: Any, path: str) -> None:
+    value = make()
+    try:
+        change = _change_after(value, mutate)
+    finally:
+        _Counted.total = 0
+        _Meta.registry["n"] = 0
+        _with_default.__defaults__ = ([0],)
+        _CV.get().update(n=0)
+    assert change is not None
+    assert change.path == path
+
+
+def test_a_cache_filled_and_a_flag_combined_are_told_apart() -> None:
+    import enum
+
+    class Perm(enum.Flag):
+        R = 1
+        W = 2
+
+    @functools.cache
+    def cached(n: int) -> list[int]:
+        return [n]
+
+    assert _change_after(Perm, lambda p: p.R | p.W) is None  # a cache of enum's own
+    change = _change_after(cached, lambda c: c(1))
+    assert change is not None
+    assert change.path.startswith("v.<cache>")
+    cached(1).append(2)  # a cached result mutated: read through the cache
+    change = _change_after(cached, lambda c: c(1).append(3))
+    assert change is not None
+
+
+def test_a_module_imported_in_the_test_body_is_watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    module = types.ModuleType("s19_user_mod")
+    module.STATE = {"n": 0}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "s19_user_mod", module)
+    space: dict[str, Any] = {"__name__": "s19_user_test", "__package__": None}
+    exec("def body():\n    import s19_user_mod\n    return s19_user_mod.STATE\n", space)
+    watch = ArgumentWatch.take(outside_names(space["body"]), code_names(space["body"]))
+    watch.run_starts()
+    module.STATE["n"] = 1  # type: ignore[attr-defined]
+    watch.run_starts()
+    assert watch.change is not None
+    assert watch.change.label == "module 's19_user_mod' (imported in the test)"
+    assert watch.change.path == "s19_user_mod.STATE['n']"

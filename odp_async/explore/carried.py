@@ -3,29 +3,51 @@ test whose schedules share state (a fixture value one schedule mutates and the n
 reads) is refused, never judged.
 
 Contract
-    `ArgumentWatch` is given the values an explored test is called with (its fixtures,
-    its parameters, ``self``) and the module globals and closure variables its own code
-    names (`outside_names`; not those only its helpers name), each under a label that
-    names it (``fixture 'box'``, ``module global 'CACHE'``).  It
-    records a fingerprint of each before the first run; `run_starts` (called as each run
-    of the test begins) and `check` (after the last run) compare the values as they are
-    now with that fingerprint and keep the first difference as a `Change` (the label,
-    the path to the value that differs, before and after, and after which run).
+    `ArgumentWatch` is given the roots of an explored test's runs: the values it is
+    called with (its fixtures, its parameters, ``self``), the module globals and closure
+    variables its own code names and the modules it imports in its body
+    (`outside_names`), each under a label that names it (``fixture 'box'``, ``module
+    global 'CACHE'``), and the names its code uses (`code_names`).  It records a
+    fingerprint of each before the first run; `run_starts` (called as each run of the
+    test begins) and `check` (after the last run) compare the roots as they are now
+    with that fingerprint and keep the first difference as a `Change` (the label, the
+    path to the value that differs, before and after, and after which run).  A root
+    whose fingerprint holds something that cannot be compared is a `Change` too (with
+    `Change.why`) as the second run starts: never taken as unchanged.
 
-    The fingerprint is by value where the walk can read the value: None, bools, numbers,
-    str, bytes, bytearrays, enum members, ranges and pure paths compare with ``==`` (and
-    by type, so ``1`` is not ``True``); a dict (or a subclass) item by item, in order; a
-    list, tuple or deque (or a subclass) element by element; a set or frozenset as the
-    set of its elements' fingerprints; an instance of a Python class attribute by
-    attribute (its ``__dict__`` and every slot of its MRO).  A shared object is walked
-    once (a cycle is fine).  Compared by identity only, not looked into: classes,
-    modules, functions, methods, code, objects of pytest's and pluggy's own types (the
-    ``request``, ``monkeypatch``, ``capsys`` fixtures), an object of any other C type
-    that does not pickle (a lock, a socket) and anything nested deeper than `MAX_DEPTH`:
-    a change inside those is not seen.  A C type's instance that pickles (an
-    ``array.array``, a ``ctypes`` value, an ``io.StringIO``, an ``itertools.count``) is
-    compared by its pickled state.  A lazily filled cache in a Python object (a
-    ``functools.cached_property``) is state like any other: filling it is a change.
+    The fingerprint follows what a run can reach from a root:
+
+    * by value: None, bools, numbers, str, bytes, bytearrays, ranges and pure paths
+      compare with ``==`` (and by type, so ``1`` is not ``True``); a dict (or a
+      subclass) item by item, in order; a list, tuple or deque (or a subclass) element
+      by element; a set or frozenset as the set of its elements' fingerprints; an
+      instance of a Python class attribute by attribute (its ``__dict__`` and every slot
+      of its MRO), an enum member so too (its ``_value_``);
+    * code and namespaces, by identity and by what they hold: a function's closure
+      cells, defaults, own attributes and the module globals its code names (modules
+      it imports in its body included), so a helper's helpers are read; a
+      ``functools.partial``'s function, arguments and keywords; a bound method's
+      ``__self__`` and function; a class's data and code in its ``__dict__`` and its
+      bases' (not dunders), and its metaclass's; a module's attributes that the code
+      reaching it names; the class of every instance reached;
+    * state outside attributes: an ``lru_cache``'s cache (its keys and results, read
+      from what the cache object refers to: filling it is a change), a generator's or
+      coroutine's position and locals, a weakref's referent, a mapping proxy's mapping,
+      a ``ContextVar``'s value in the caller's context, whether a lock is held, and a C
+      type's instance that pickles (an ``array.array``, a ``ctypes`` value, an
+      ``io.StringIO``, an ``itertools.count``) by its pickled state.
+
+    A shared object is walked once (a cycle is fine).  Not followed (by identity): the
+    functions, classes and modules of trusted libraries
+    (`odp_async._tracked_code.trusted`: the standard library, attrs, anyio, trio,
+    pytest, odp_async), objects of pytest's, pluggy's and logging's own types, and an
+    object of a standard library C type that does not pickle (a socket, a hash object):
+    a change inside those is not seen.  Cannot be compared (`Change.why`): anything
+    nested deeper than `MAX_DEPTH`, a root of more than `MAX_VALUES` values, an object
+    of another library's C type that does not pickle, and a value that raises when
+    read.  A lazily filled cache in a Python object (a ``functools.cached_property``)
+    is state like any other: filling it is a change.  An attribute reached by a
+    computed name (``getattr(mod, name)``) is not seen.
 
 Why not rebuild the fixtures for each schedule
     pytest builds a function-scoped fixture once per test call and offers no public way

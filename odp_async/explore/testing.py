@@ -77,8 +77,8 @@ from typing import Any, Final, NoReturn, overload
 
 import attrs
 
-from .._runtime.choosers import ReplayChooser
-from .._runtime.stall import DEFAULT_STALL
+from .._runtime.choosers import FifoChooser, ReplayChooser
+from .._runtime.stall import DEFAULT_STALL, StepStalled, watching_steps
 from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
@@ -348,8 +348,11 @@ class ExploredTest:
                 if self._still_fails(target, token, test_id, watch):
                     self._replay(target, test_id, token, hint, watch, saved_in=database)
                 database.delete(test_id, token)
+        probe = _Probe.before(target, config)
         result = explore_target(target, config)
         _refuse_shared_state(test_id, watch, result)
+        if result.stalled is None:
+            probe.after(target, config, test_id, watch, result)
         failure = result.failure
         if failure is not None:
             token = failure.shrunk_token or failure.token
@@ -442,6 +445,77 @@ class ExploredTest:
             hint(token),
         ]
         raise ExplorationFailed("\n".join(line for line in lines if line))
+
+
+@attrs.frozen
+class _Probe:
+    """One schedule run before the exploration and again after it: a test whose runs
+    start from the same state runs it the same way twice (the sim is deterministic given
+    its schedule).  It catches state carried between runs that the watch
+    (`odp_async.explore.carried`) cannot see, when it changes what the test does: a
+    first run that "warms" something sends every later run down another path, which
+    may hide the bug (trial 21a f3c), or fails where no single run would."""
+
+    #: (schedule, steps, outcome, failure kind and step, unfinished), or None when the
+    #: run could not be made (a stall, a usage error: the exploration says so itself)
+    seen: tuple[object, ...] | None
+
+    @classmethod
+    def before(cls, target: Target, config: ExploreConfig) -> _Probe:
+        return cls(_probe_run(target, config, FifoChooser()))
+
+    def after(
+        self,
+        target: Target,
+        config: ExploreConfig,
+        test_id: str,
+        watch: ArgumentWatch,
+        result: ExploreResult,
+    ) -> None:
+        """Run the schedule again; `ExplorationInconclusive` if it ran otherwise."""
+        __tracebackhide__ = True
+        if self.seen is None:
+            return
+        schedule = self.seen[0]
+        assert isinstance(schedule, tuple)
+        again = _probe_run(target, config, ReplayChooser(schedule))
+        _refuse_shared_state(test_id, watch, result)  # the watch names what, if it saw it
+        if again == self.seen:
+            return
+        raise ExplorationInconclusive(
+            f"{test_id}: no verdict: the same schedule ran differently before the "
+            f"exploration ({_probe_outcome(self.seen)}) and after it "
+            f"({_probe_outcome(again)}): the test's runs do not start from the same state. "
+            "A run left state behind that the next one read, where the check of the "
+            "fixtures, arguments and globals cannot see it (a C object, a name computed "
+            "at run time, a file), or a run depends on more than its schedule (the clock, "
+            "the random module, object ids): neither a pass nor a failure can be trusted, "
+            "and this is not a violation found in the test.",
+            result,
+        )
+
+
+def _probe_run(target: Target, config: ExploreConfig, chooser: Any) -> tuple[object, ...] | None:
+    try:
+        with watching_steps(config.stall_limit):
+            execution = target.run(chooser, max_steps=config.max_steps)
+    except (StepStalled, ReplayMismatch):
+        return None if isinstance(chooser, FifoChooser) else ("another schedule",)
+    except Exception:  # a usage error: the exploration reports it
+        return None if isinstance(chooser, FifoChooser) else ("an error",)
+    sim = execution.sim
+    failure = execution.failure
+    kind = (failure.kind, failure.step) if failure is not None else None
+    return (sim.schedule, sim.steps, sim.outcome, kind, execution.unfinished)
+
+
+def _probe_outcome(seen: tuple[object, ...] | None) -> str:
+    if seen is None or len(seen) < 5:
+        what = seen[0] if seen else "no run"
+        return f"{what}: the recorded schedule did not fit"
+    _, steps, outcome, kind, _ = seen
+    failed = f", {kind[0]} at step {kind[1]}" if isinstance(kind, tuple) else ""
+    return f"{steps} steps, {outcome}{failed}"
 
 
 #: The settings `explore_test` takes, by keyword.

@@ -355,3 +355,49 @@ def test_bad_stall_and_time_values_are_usage_errors(pytester: pytest.Pytester) -
         result = _run(pytester, option)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         assert says in result.stderr.str(), result.stderr.str()
+
+
+UNSEEN_LEAK = textwrap.dedent(
+    """
+    import odp_async as oa
+    from odp_async.explore.testing import explore_test
+    import helper_mod
+
+    NAME = "_ST" + "ATE"  # a name computed at run time: the watch cannot follow it
+
+
+    def state():
+        return getattr(helper_mod, NAME)
+
+
+    @explore_test(schedules=200, chooser="dfs")
+    async def test_warmed_through_a_computed_name():
+        box = {"n": 0}
+
+        async def inc():
+            if state()["n"]:
+                box["n"] += 1
+            else:
+                v = box["n"]
+                await oa.checkpoint()   # a lost update, only on the cold path
+                box["n"] = v + 1
+
+        async with oa.task_group() as tg:
+            tg.start_soon(inc)
+            tg.start_soon(inc)
+        state()["n"] = 1
+        assert box["n"] == 2, f"lost update: {box['n']}"
+    """
+)
+
+
+def test_a_leak_the_watch_cannot_see_is_caught_by_its_effect(pytester: pytest.Pytester) -> None:
+    # s19 (f3c, the kind): the same schedule, run before the exploration and after it,
+    # runs otherwise when a run left state the next one reads, seen or not
+    pytester.makepyfile(helper_mod=HELPER_MOD, test_unseen=UNSEEN_LEAK)
+    result = _run(pytester)
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "ExplorationInconclusive" in output, output
+    assert "the same schedule ran differently before the exploration" in output, output
+    assert "lost update" not in output, output

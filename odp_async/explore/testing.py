@@ -7,11 +7,16 @@ Contract
     only odp_async's runtime calls and primitives.  The body may take pytest fixtures
     and parameters: they are resolved once and shared by every schedule (and every
     replay), so a test must leave each of them as it found it by the end of each
-    schedule.  One that changes between two runs (a fixture's dict that one schedule
-    mutates, compared by value: `odp_async.explore.carried`) fails the test with
-    `ExplorationInconclusive` naming it and saying what changed: its schedules shared
-    state, so neither a pass nor a violation can be trusted.  Build the state under test
-    inside the body.  An unknown setting (``schedulez=10``) raises `InvalidArgument` naming
+    schedule, and so must it leave everything else its runs reach (a helper's module
+    global, a class attribute, a closure fixture's cell, an ``lru_cache``'s results).
+    One that changes between two runs (a fixture's dict that one schedule mutates,
+    compared by value: `odp_async.explore.carried`), or that cannot be compared, fails
+    the test with `ExplorationInconclusive` naming it and saying what changed: its
+    schedules shared state, so neither a pass nor a violation can be trusted.  So does a
+    test that runs one schedule (FIFO: each task in turn) differently before the
+    exploration and after it (`_Probe`: state carried that the comparison cannot follow,
+    caught by its effect; the body runs twice more than the budget).  Build the state
+    under test inside the body.  An unknown setting (``schedulez=10``) raises `InvalidArgument` naming
     the closest one, as `check` does.
 
     A failing schedule (an exception, a deadlock) fails the test with

@@ -16,8 +16,8 @@ Contract
     test that runs one schedule (FIFO: each task in turn) differently before the
     exploration and after it (`_Probe`: state carried that the comparison cannot follow,
     caught by its effect; the body runs twice more than the budget).  Build the state
-    under test inside the body.  An unknown setting (``schedulez=10``) raises `InvalidArgument` naming
-    the closest one, as `check` does.
+    under test inside the body.  An unknown setting (``schedulez=10``) raises
+    `InvalidArgument` naming the closest one, as `check` does.
 
     A failing schedule (an exception, a deadlock) fails the test with
     `ExplorationFailed`: the violation, the shrunk schedule step by step, and, as the
@@ -353,7 +353,7 @@ class ExploredTest:
                 if self._still_fails(target, token, test_id, watch):
                     self._replay(target, test_id, token, hint, watch, saved_in=database)
                 database.delete(test_id, token)
-        probe = _Probe.before(target, config)
+        probe = _Probe.before(target, config, test_id)
         result = explore_target(target, config)
         _refuse_shared_state(test_id, watch, result)
         if result.stalled is None:
@@ -466,8 +466,14 @@ class _Probe:
     seen: tuple[object, ...] | None
 
     @classmethod
-    def before(cls, target: Target, config: ExploreConfig) -> _Probe:
-        return cls(_probe_run(target, config, FifoChooser()))
+    def before(cls, target: Target, config: ExploreConfig, test_id: str) -> _Probe:
+        """Run the schedule; `ExplorationInconclusive` at once if a step of it stalled
+        (the exploration would stall too: one wait for the stall limit, not two)."""
+        __tracebackhide__ = True
+        seen = _probe_run(target, config, FifoChooser())
+        if seen is not None and seen[0] == "stalled":
+            raise ExplorationInconclusive(f"{test_id}: inconclusive after 0 schedules: {seen[1]}")
+        return cls(seen)
 
     def after(
         self,
@@ -504,8 +510,10 @@ def _probe_run(target: Target, config: ExploreConfig, chooser: Any) -> tuple[obj
     try:
         with watching_steps(config.stall_limit):
             execution = target.run(chooser, max_steps=config.max_steps)
-    except (StepStalled, ReplayMismatch):
-        return None if isinstance(chooser, FifoChooser) else ("another schedule",)
+    except StepStalled as e:
+        return ("stalled", str(e)) if isinstance(chooser, FifoChooser) else ("a stall",)
+    except ReplayMismatch:
+        return ("another schedule",)
     except Exception:  # a usage error: the exploration reports it
         return None if isinstance(chooser, FifoChooser) else ("an error",)
     sim = execution.sim

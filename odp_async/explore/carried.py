@@ -267,12 +267,19 @@ class _Walk:
     """One fingerprint walk: values met (a shared object is walked once), the number of
     values read (at most `MAX_VALUES`) and what could not be read (`unreadable`)."""
 
-    __slots__ = ("count", "seen", "unreadable")
+    __slots__ = ("count", "kept", "seen", "unreadable")
 
     def __init__(self) -> None:
         self.seen: dict[object, int] = {}
+        #: objects the walk made (a copy of a frame's locals): kept alive while it runs,
+        #: so no other object takes a walked one's id
+        self.kept: list[object] = []
         self.count = 0
         self.unreadable: list[str] = []
+
+    def _made(self, value: Any) -> Any:
+        self.kept.append(value)
+        return value
 
     def cannot(self, value: object, why: str) -> Any:
         if len(self.unreadable) < 3:
@@ -346,7 +353,9 @@ class _Walk:
         if isinstance(value, _LRU_WRAPPER):
             return self._lru(value, deeper)
         if isinstance(value, types.MappingProxyType):
-            return self._items(type(value), value, [("<mapping>", fp(dict(value), deeper, names))])
+            return self._items(
+                type(value), value, [("<mapping>", fp(self._made(dict(value)), deeper, names))]
+            )
         if isinstance(value, weakref.ref):
             return self._items(type(value), value, [("<referent>", fp(value(), deeper, names))])
         if isinstance(value, contextvars.ContextVar):
@@ -441,7 +450,7 @@ class _Walk:
             return self._items(type(value), value, [("<finished>", ("=", bool, True))])
         items = [
             ("<at>", ("=", int, frame.f_lasti)),
-            ("<locals>", self.fp(dict(frame.f_locals), deeper)),
+            ("<locals>", self.fp(self._made(dict(frame.f_locals)), deeper)),
         ]
         return self._items(type(value), value, items)
 
@@ -450,7 +459,10 @@ class _Walk:
         (read from what the cache object refers to: its keys and results)."""
         space = getattr(wrapper, "__dict__", {})
         held = [r for r in gc.get_referents(wrapper) if r is not space and not isinstance(r, type)]
-        items = [("__dict__", self.fp(space, deeper)), ("<cache>", self.fp(tuple(held), deeper))]
+        items = [
+            ("__dict__", self.fp(space, deeper)),
+            ("<cache>", self.fp(self._made(tuple(held)), deeper)),
+        ]
         return self._items(type(wrapper), wrapper, items)
 
     def _c_state(self, value: object) -> Any:

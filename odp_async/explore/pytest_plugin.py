@@ -16,6 +16,9 @@ Contract
     ``--odp-schedules N``       ``odp_schedules``      the budget of every explored test
     ``--odp-seed N``            ``odp_seed``           the base seed
     ``--odp-chooser NAME``      ``odp_chooser``        portfolio | random | pct | dfs | dpor
+    ``--odp-stall SECONDS``     ``odp_stall``          the longest one step may take (the
+                                                       decorator's ``stall``, default 60)
+    ``--odp-time SECONDS``      ``odp_time``           a wall-clock budget per explored test
     ``--odp-profile NAME``      ``odp_profile``        a named profile (default, ci, nightly,
                                                        or one from `register_profile`)
     ``--odp-replay TOKEN``      ``odp_replay``         replay this token on the test it was
@@ -61,6 +64,9 @@ __all__ = ["DEFAULT_DATABASE", "OdpSettings"]
 DEFAULT_DATABASE = ".odp-async/failures"
 
 _NUMBERS = ("schedules", "seed")
+_SECONDS = ("stall", "time")
+#: The settings an option, an ini key and a profile can each set.
+_LAYERED = ("schedules", "seed", "chooser", "stall", "time")
 
 
 @attrs.frozen
@@ -95,6 +101,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "schedules": "schedules per explored test (overrides the decorator, ini, profile)",
         "seed": "base seed of every explored test",
         "chooser": "portfolio | random | pct | dfs | dpor",
+        "stall": "seconds one step of a schedule may take before the test is inconclusive",
+        "time": "wall-clock budget in seconds of every explored test",
         "profile": "a named settings profile: default, ci, nightly, or your own",
         "replay": "replay this token on the test that made it (other tests explore)",
         "database": f"failure database directory (default {DEFAULT_DATABASE}; none: off)",
@@ -111,13 +119,24 @@ def _parse_int(where: str, text: str) -> int:
         raise pytest.UsageError(f"{where}: expected an integer, got {text!r}") from None
 
 
+def _parse_seconds(where: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise pytest.UsageError(f"{where}: expected a number of seconds, got {text!r}") from None
+
+
 def _layer(values: dict[str, str], where: str) -> Profile:
     fields: dict[str, Any] = {}
     for name, text in values.items():
         if not text:
             continue
         place = where.format(name=name)
-        value: Any = _parse_int(place, text) if name in _NUMBERS else text
+        value: Any = text
+        if name in _NUMBERS:
+            value = _parse_int(place, text)
+        elif name in _SECONDS:
+            value = _parse_seconds(place, text)
         try:
             Profile(**{name: value})
         except InvalidArgument as e:
@@ -156,8 +175,8 @@ def _replay(config: pytest.Config) -> tuple[str | None, str | None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    cli = {n: config.getoption(f"odp_{n}") for n in ("schedules", "seed", "chooser")}
-    ini = {n: config.getini(f"odp_{n}") for n in ("schedules", "seed", "chooser")}
+    cli = {n: config.getoption(f"odp_{n}") for n in _LAYERED}
+    ini = {n: config.getini(f"odp_{n}") for n in _LAYERED}
     profile, profile_from = _setting(config, "profile")
     replay, replay_from = _replay(config)
     config.stash[_SETTINGS] = OdpSettings(

@@ -7,12 +7,17 @@ Contract
     only odp_async's runtime calls and primitives.  The body may take pytest fixtures
     and parameters: they are resolved once and shared by every schedule (and every
     replay), so a test must leave each of them as it found it by the end of each
-    schedule.  One that changes between two runs (a fixture's dict that one schedule
-    mutates, compared by value: `odp_async.explore.carried`) fails the test with
-    `ExplorationInconclusive` naming it and saying what changed: its schedules shared
-    state, so neither a pass nor a violation can be trusted.  Build the state under test
-    inside the body.  An unknown setting (``schedulez=10``) raises `InvalidArgument` naming
-    the closest one, as `check` does.
+    schedule, and so must it leave everything else its runs reach (a helper's module
+    global, a class attribute, a closure fixture's cell, an ``lru_cache``'s results).
+    One that changes between two runs (a fixture's dict that one schedule mutates,
+    compared by value: `odp_async.explore.carried`), or that cannot be compared, fails
+    the test with `ExplorationInconclusive` naming it and saying what changed: its
+    schedules shared state, so neither a pass nor a violation can be trusted.  So does a
+    test that runs one schedule (FIFO: each task in turn) differently before the
+    exploration and after it (`_Probe`: state carried that the comparison cannot follow,
+    caught by its effect; the body runs twice more than the budget).  Build the state
+    under test inside the body.  An unknown setting (``schedulez=10``) raises
+    `InvalidArgument` naming the closest one, as `check` does.
 
     A failing schedule (an exception, a deadlock) fails the test with
     `ExplorationFailed`: the violation, the shrunk schedule step by step, and, as the
@@ -39,7 +44,8 @@ Contract
     runs with its decorator's arguments and honours only ``ODP_ASYNC_REPLAY``.
 
 Profiles
-    A `Profile` is a partial set of settings (schedules, chooser, seed, max_steps, depth);
+    A `Profile` is a partial set of settings (schedules, chooser, seed, max_steps, depth,
+    stall, time: in a profile, None means "not set", never "no limit");
     a run selects one by name (``--odp-profile``, ini ``odp_profile``).  Built in:
     ``default`` (sets nothing: each test's decorator arguments), ``ci`` (100 schedules)
     and ``nightly`` (10 000 schedules).  `register_profile` adds or replaces one.  The
@@ -76,12 +82,13 @@ from typing import Any, Final, NoReturn, overload
 
 import attrs
 
-from .._runtime.choosers import ReplayChooser
+from .._runtime.choosers import FifoChooser, ReplayChooser
+from .._runtime.stall import DEFAULT_STALL, StepStalled, watching_steps
 from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from .arguments import show
-from .carried import ArgumentWatch, outside_names
+from .carried import ArgumentWatch, code_names, outside_names
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -137,6 +144,8 @@ class Profile:
     seed: int | None = attrs.field(default=None, validator=_optional(_check_fields))
     max_steps: int | None = attrs.field(default=None, validator=_optional(_check_fields))
     depth: int | None = attrs.field(default=None, validator=_optional(_check_fields))
+    stall: float | None = attrs.field(default=None, validator=_optional(_check_fields))
+    time: float | None = attrs.field(default=None, validator=_optional(_check_fields))
 
     def over(self, lower: Profile) -> Profile:
         """These settings on top of `lower`'s (each field: ours if set, else theirs)."""
@@ -169,6 +178,8 @@ def register_profile(
     seed: int | None = None,
     max_steps: int | None = None,
     depth: int | None = None,
+    stall: float | None = None,
+    time: float | None = None,
 ) -> Profile:
     """Add (or replace) the profile `name`; select it with ``--odp-profile=<name>``.
 
@@ -178,7 +189,7 @@ def register_profile(
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"a profile name is a non-empty str, got {name!r}")
     try:
-        profile = Profile(schedules, chooser, seed, max_steps, depth)
+        profile = Profile(schedules, chooser, seed, max_steps, depth, stall, time)
     except InvalidArgument as e:
         raise InvalidArgument(f"profile {name!r}: {e}") from None
     _PROFILES[name] = profile
@@ -342,8 +353,11 @@ class ExploredTest:
                 if self._still_fails(target, token, test_id, watch):
                     self._replay(target, test_id, token, hint, watch, saved_in=database)
                 database.delete(test_id, token)
+        probe = _Probe.before(target, config, test_id)
         result = explore_target(target, config)
         _refuse_shared_state(test_id, watch, result)
+        if result.stalled is None:
+            probe.after(target, config, test_id, watch, result)
         failure = result.failure
         if failure is not None:
             token = failure.shrunk_token or failure.token
@@ -438,6 +452,85 @@ class ExploredTest:
         raise ExplorationFailed("\n".join(line for line in lines if line))
 
 
+@attrs.frozen
+class _Probe:
+    """One schedule run before the exploration and again after it: a test whose runs
+    start from the same state runs it the same way twice (the sim is deterministic given
+    its schedule).  It catches state carried between runs that the watch
+    (`odp_async.explore.carried`) cannot see, when it changes what the test does: a
+    first run that "warms" something sends every later run down another path, which
+    may hide the bug (trial 21a f3c), or fails where no single run would."""
+
+    #: (schedule, steps, outcome, failure kind and step, unfinished), or None when the
+    #: run could not be made (a stall, a usage error: the exploration says so itself)
+    seen: tuple[object, ...] | None
+
+    @classmethod
+    def before(cls, target: Target, config: ExploreConfig, test_id: str) -> _Probe:
+        """Run the schedule; `ExplorationInconclusive` at once if a step of it stalled
+        (the exploration would stall too: one wait for the stall limit, not two)."""
+        __tracebackhide__ = True
+        seen = _probe_run(target, config, FifoChooser())
+        if seen is not None and seen[0] == "stalled":
+            raise ExplorationInconclusive(f"{test_id}: inconclusive after 0 schedules: {seen[1]}")
+        return cls(seen)
+
+    def after(
+        self,
+        target: Target,
+        config: ExploreConfig,
+        test_id: str,
+        watch: ArgumentWatch,
+        result: ExploreResult,
+    ) -> None:
+        """Run the schedule again; `ExplorationInconclusive` if it ran otherwise."""
+        __tracebackhide__ = True
+        if self.seen is None:
+            return
+        schedule = self.seen[0]
+        assert isinstance(schedule, tuple)
+        again = _probe_run(target, config, ReplayChooser(schedule))
+        _refuse_shared_state(test_id, watch, result)  # the watch names what, if it saw it
+        if again == self.seen:
+            return
+        raise ExplorationInconclusive(
+            f"{test_id}: no verdict: the same schedule ran differently before the "
+            f"exploration ({_probe_outcome(self.seen)}) and after it "
+            f"({_probe_outcome(again)}): the test's runs do not start from the same state. "
+            "A run left state behind that the next one read, where the check of the "
+            "fixtures, arguments and globals cannot see it (a C object, a name computed "
+            "at run time, a file), or a run depends on more than its schedule (the clock, "
+            "the random module, object ids): neither a pass nor a failure can be trusted, "
+            "and this is not a violation found in the test.",
+            result,
+        )
+
+
+def _probe_run(target: Target, config: ExploreConfig, chooser: Any) -> tuple[object, ...] | None:
+    try:
+        with watching_steps(config.stall_limit):
+            execution = target.run(chooser, max_steps=config.max_steps)
+    except StepStalled as e:
+        return ("stalled", str(e)) if isinstance(chooser, FifoChooser) else ("a stall",)
+    except ReplayMismatch:
+        return ("another schedule",)
+    except Exception:  # a usage error: the exploration reports it
+        return None if isinstance(chooser, FifoChooser) else ("an error",)
+    sim = execution.sim
+    failure = execution.failure
+    kind = (failure.kind, failure.step) if failure is not None else None
+    return (sim.schedule, sim.steps, sim.outcome, kind, execution.unfinished)
+
+
+def _probe_outcome(seen: tuple[object, ...] | None) -> str:
+    if seen is None or len(seen) < 5:
+        what = seen[0] if seen else "no run"
+        return f"{what}: the recorded schedule did not fit"
+    _, steps, outcome, kind, _ = seen
+    failed = f", {kind[0]} at step {kind[1]}" if isinstance(kind, tuple) else ""
+    return f"{steps} steps, {outcome}{failed}"
+
+
 #: The settings `explore_test` takes, by keyword.
 _SETTINGS: Final = (
     "schedules",
@@ -446,6 +539,8 @@ _SETTINGS: Final = (
     "max_steps",
     "depth",
     "preemption_bound",
+    "stall",
+    "time",
     "replay",
 )
 
@@ -463,6 +558,8 @@ def explore_test(
     max_steps: int = 20_000,
     depth: int = 3,
     preemption_bound: int | None = None,
+    stall: float | None = DEFAULT_STALL,
+    time: float | None = None,
     replay: str | None = None,
     **unknown: Any,
 ) -> Callable[[TestFunction], Callable[..., None]]: ...
@@ -478,12 +575,21 @@ def explore_test(
     max_steps: int = 20_000,
     depth: int = 3,
     preemption_bound: int | None = None,
+    stall: float | None = DEFAULT_STALL,
+    time: float | None = None,
     replay: str | None = None,
     **unknown: Any,
 ) -> Callable[..., Any]:
     """Decorate an async test to be explored; see the module docstring.  Bare
     (``@explore_test``: every setting its default) or with settings
     (``@explore_test(schedules=500)``).
+
+    `stall` is the longest one step of a schedule may take, in seconds (default 60; None:
+    no limit): past it the test fails with `ExplorationInconclusive` naming the line it
+    was stuck at (``time.sleep``, a spin with no await).  `time` is a wall-clock budget
+    in seconds (default None: none): the search stops at the first schedule that would
+    start after it, and a pass then says how far it got (as `check`'s ``time``).  Both
+    are `ExploreConfig`'s.
 
     Raises `InvalidArgument` at decoration time for an unknown setting (naming the
     closest known one), a bad value, a setting its chooser ignores (``depth`` with
@@ -509,6 +615,8 @@ def explore_test(
         max_steps=max_steps,
         depth=depth,
         preemption_bound=preemption_bound,
+        stall=stall,
+        time=time,
     )
     refuse_ignored(config)  # as check() and explore(): depth with random is refused
     if replay is not None:
@@ -550,7 +658,7 @@ def _watch(
         values[label] = (name, functools.partial(_same, value))
     for name, value in kwargs.items():
         values[labels.get(name, f"argument {name!r}")] = (name, functools.partial(_same, value))
-    return ArgumentWatch.take(values)
+    return ArgumentWatch.take(values, code_names(fn))
 
 
 def _same(value: object) -> object:
@@ -586,7 +694,11 @@ def _replay_mismatch(
         "the test, its fixtures or odp_async changed since the token was made (a fixed "
         "bug?), or the run that made it carried state between its schedules"
     )
-    if change is not None:
+    if change is not None and change.why is not None:
+        cause += (
+            f"; {change.describe()}: a token made then records a verdict that cannot be trusted"
+        )
+    elif change is not None:
         cause += (
             f"; the replay changed {change.label} ({change.path} went from {change.before} "
             f"to {change.after}): a token made while the schedules shared it records a "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import ctypes
 import functools
+import hashlib
 import io
 import itertools
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 import pytest
 
-from odp_async.explore.carried import ArgumentWatch, Change, outside_names
+from odp_async.explore.carried import MAX_DEPTH, ArgumentWatch, Change, code_names, outside_names
 
 
 def _watch(value: object) -> ArgumentWatch:
@@ -115,18 +116,46 @@ def test_a_c_object_that_pickles_is_compared_by_its_state(
 
 
 def test_what_the_walk_cannot_read_is_compared_by_identity() -> None:
-    lock = threading.Lock()
-    holder = {"lock": lock, "path": Path("/tmp/x")}
+    digest = hashlib.sha256()
+    holder = {"lines": digest, "path": Path("/tmp/x")}
 
     def use(d: dict[str, Any]) -> None:
         str(d["path"])  # fills pathlib's lazy caches: a value, not a change
-        d["lock"].acquire()  # state of a C object: not seen
+        d["lines"].update(b"x")  # state of a standard library C object that does not pickle
 
     assert _change_after(holder, use) is None
-    holder_2 = {"lock": threading.Lock()}
-    change = _change_after(holder_2, lambda d: d.update(lock=threading.Lock()))
+    holder_2 = {"lines": digest}
+    change = _change_after(holder_2, lambda d: d.update(lines=hashlib.sha256()))
     assert change is not None
-    assert change.path == "v['lock']"
+    assert change.path == "v['lines']"
+
+
+def test_a_lock_is_compared_by_whether_it_is_held() -> None:
+    # s19: a lock one run leaves held is state the next run starts from
+    change = _change_after({"lock": threading.Lock()}, lambda d: d["lock"].acquire())
+    assert change is not None
+    assert (change.path, change.before, change.after) == (
+        "v['lock']",
+        "'<unlocked _thread.lock object>'",
+        "'<locked _thread.lock object>'",
+    )
+
+
+def test_what_cannot_be_compared_makes_the_second_run_suspect() -> None:
+    # s19 (trial 21a f3c): nested past MAX_DEPTH, a value cannot be compared; a root
+    # holding one is not taken as unchanged: the second run starts from state unseen
+    chain: list[Any] = []
+    for _ in range(MAX_DEPTH + 5):
+        chain = [chain]
+    watch = _watch(chain)
+    watch.run_starts()
+    assert watch.change is None  # one run shares nothing
+    watch.run_starts()
+    change = watch.change
+    assert change is not None
+    assert change.why is not None
+    assert f"nested deeper than {MAX_DEPTH}" in change.describe()
+    assert "could not be compared between the test's runs" in change.describe()
 
 
 def test_pytest_objects_are_not_walked(request: pytest.FixtureRequest) -> None:
@@ -141,7 +170,11 @@ def test_outside_names_are_the_globals_and_cells_the_code_names() -> None:
         await _helper()
 
     names = outside_names(body)
-    assert set(names) == {"module global '_STATE'", "closure variable 'counter'"}
+    assert set(names) == {
+        "module global '_STATE'",
+        "module global '_helper'",  # a function: what its code reaches is watched too
+        "closure variable 'counter'",
+    }
     watch = ArgumentWatch.take(names)
     watch.run_starts()
     _STATE["x"] = 1
@@ -157,3 +190,139 @@ _STATE: dict[str, int] = {}
 
 async def _helper() -> None:
     return None
+
+
+def test_a_helper_function_is_watched_through_the_globals_it_names() -> None:
+    # s19 (trial 21a f3): the helper's own global, its attribute, its default
+    async def body() -> None:
+        await _helper_with_state()
+
+    watch = ArgumentWatch.take(outside_names(body))
+    watch.run_starts()
+    _HELPER_STATE.append(1)
+    try:
+        watch.run_starts()
+    finally:
+        _HELPER_STATE.clear()
+    assert watch.change is not None
+    assert watch.change.path == "_helper_with_state.<global _HELPER_STATE>"
+
+
+_HELPER_STATE: list[int] = []
+
+
+async def _helper_with_state() -> None:
+    _HELPER_STATE.append(0)
+
+
+# --- s19 (trial 21a f3): what a run reaches past the arguments' own values -------------
+
+
+class _Meta(type):
+    registry: dict[str, int] = {"n": 0}  # noqa: RUF012
+
+
+class _WithMeta(metaclass=_Meta):
+    pass
+
+
+class _Counted:
+    total = 0
+
+
+def _with_default(box: list[int] = [0]) -> list[int]:  # noqa: B006
+    return box
+
+
+def _gen() -> Any:
+    n = 0
+    while True:
+        n += yield n
+
+
+_CV: Any = __import__("contextvars").ContextVar("cv", default={"n": 0})
+
+
+def _generator() -> Any:
+    g = _gen()
+    next(g)
+    return g
+
+
+class _Obj:
+    def method(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("make", "mutate", "path"),
+    [
+        (lambda: (lambda box: lambda: box)([0]), lambda f: f().append(1), "v.<closure box>"),
+        (lambda: functools.partial(len, [0]), lambda p: p.args[0].append(1), "v.args[0]"),
+        (lambda: _Counted(), lambda o: setattr(_Counted, "total", 1), "v.<class _Counted>.total"),
+        (lambda: _WithMeta, lambda c: c.registry.update(n=1), "v.<metaclass _Meta>.registry['n']"),
+        (lambda: _with_default, lambda f: f().append(1), "v.<defaults>[0]"),
+        (_generator, lambda g: g.send(1), "v.<locals>['n']"),
+        (lambda: {"cv": _CV}, lambda d: d["cv"].get().update(n=1), "v['cv'].<value>['n']"),
+        (lambda: _Obj().method, lambda m: setattr(m.__self__, "x", 1), "v.__self__.x"),
+    ],
+    ids=[
+        "closure",
+        "partial",
+        "class",
+        "metaclass",
+        "default",
+        "generator",
+        "contextvar",
+        "method",
+    ],
+)
+def test_what_a_run_reaches_is_compared(make: Any, mutate: Any, path: str) -> None:
+    value = make()
+    try:
+        change = _change_after(value, mutate)
+    finally:
+        _Counted.total = 0
+        _Meta.registry["n"] = 0
+        _with_default.__defaults__ = ([0],)
+        _CV.get().update(n=0)
+    assert change is not None
+    assert change.path == path
+
+
+def test_a_cache_filled_and_a_flag_combined_are_told_apart() -> None:
+    import enum
+
+    class Perm(enum.Flag):
+        R = 1
+        W = 2
+
+    @functools.cache
+    def cached(n: int) -> list[int]:
+        return [n]
+
+    assert _change_after(Perm, lambda p: p.R | p.W) is None  # a cache of enum's own
+    change = _change_after(cached, lambda c: c(1))
+    assert change is not None
+    assert change.path.startswith("v.<cache>")
+    cached(1).append(2)  # a cached result mutated: read through the cache
+    change = _change_after(cached, lambda c: c(1).append(3))
+    assert change is not None
+
+
+def test_a_module_imported_in_the_test_body_is_watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    module = types.ModuleType("s19_user_mod")
+    module.STATE = {"n": 0}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "s19_user_mod", module)
+    space: dict[str, Any] = {"__name__": "s19_user_test", "__package__": None}
+    exec("def body():\n    import s19_user_mod\n    return s19_user_mod.STATE\n", space)
+    watch = ArgumentWatch.take(outside_names(space["body"]), code_names(space["body"]))
+    watch.run_starts()
+    module.STATE["n"] = 1  # type: ignore[attr-defined]
+    watch.run_starts()
+    assert watch.change is not None
+    assert watch.change.label == "module 's19_user_mod' (imported in the test)"
+    assert watch.change.path == "s19_user_mod.STATE['n']"

@@ -82,6 +82,14 @@ def _runs(pytester: pytest.Pytester) -> list[str]:
     return lines
 
 
+def _explored(pytester: pytest.Pytester) -> list[str]:
+    """The runs of the exploration: `_runs` but the probe's (one FIFO schedule run before
+    the exploration and again after it, `odp_async.explore.testing._Probe`)."""
+    runs = _runs(pytester)
+    assert runs[0] == runs[-1] == "0", runs  # the probe's FIFO schedule draws 0
+    return runs[1:-1]
+
+
 def _replay_line(output: str, node_id: str) -> list[str]:
     """The ready-to-paste command of `node_id`'s failure, split as a shell would."""
     pattern = re.compile(r"^\s*(pytest '" + re.escape(node_id) + r"' --odp-replay=\S+)$", re.M)
@@ -104,7 +112,7 @@ def test_the_plugin_is_registered_through_its_entry_point(user_tests: pytest.Pyt
     result = user_tests.runpytest("-k", "counts")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["odp_async: profile 'default', failure database *"])
-    assert len(_runs(user_tests)) == 5  # the decorator's budget
+    assert len(_explored(user_tests)) == 5  # the decorator's budget
 
     result = user_tests.runpytest("-k", "counts", "-p", "no:odp_async", "--odp-schedules=2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # no plugin: no such option
@@ -122,38 +130,38 @@ def test_precedence_is_decorator_then_ini_then_profile_then_command_line(
     )
     user_tests.makeini("[pytest]\nodp_schedules = 7\n")
     user_tests.runpytest("-k", "counts").assert_outcomes(passed=1)
-    assert len(_runs(user_tests)) == 7  # ini over the decorator
+    assert len(_explored(user_tests)) == 7  # ini over the decorator
 
     user_tests.runpytest("-k", "counts", "--odp-profile=plugin-test-nine")
-    assert len(_runs(user_tests)) == 9  # the selected profile over the ini
+    assert len(_explored(user_tests)) == 9  # the selected profile over the ini
 
     user_tests.runpytest("-k", "counts", "--odp-profile=plugin-test-nine", "--odp-schedules=3")
-    assert len(_runs(user_tests)) == 3  # the command line over everything
+    assert len(_explored(user_tests)) == 3  # the command line over everything
 
     user_tests.makeini("[pytest]\nodp_schedules = 7\nodp_profile = ci\n")
     result = user_tests.runpytest("-k", "counts")
     result.stdout.fnmatch_lines(["odp_async: profile 'ci', *"])
-    assert len(_runs(user_tests)) == 100  # the built-in quick profile
+    assert len(_explored(user_tests)) == 100  # the built-in quick profile
 
 
 def test_seed_and_chooser_from_the_command_line_and_the_ini(user_tests: pytest.Pytester) -> None:
     user_tests.runpytest("-k", "counts", "--odp-seed=1")
-    seed_1 = _runs(user_tests)
+    seed_1 = _explored(user_tests)
     user_tests.runpytest("-k", "counts", "--odp-seed=1")
-    assert _runs(user_tests) == seed_1  # a seed is a schedule list
+    assert _explored(user_tests) == seed_1  # a seed is a schedule list
     user_tests.makeini("[pytest]\nodp_seed = 2\n")
     user_tests.runpytest("-k", "counts")
-    seed_2 = _runs(user_tests)
+    seed_2 = _explored(user_tests)
     assert len(seed_2) == len(seed_1) == 5
     assert seed_2 != seed_1
 
     # dfs sees a single schedule (no choice point in the body but the draw's 1000 values
     # are walked one by one): with a budget of 4 it runs 4, each a different value
     user_tests.runpytest("-k", "counts", "--odp-chooser=dfs", "--odp-schedules=4")
-    assert _runs(user_tests) == ["0", "1", "2", "3"]
+    assert _explored(user_tests) == ["0", "1", "2", "3"]
     user_tests.makeini("[pytest]\nodp_chooser = dfs\nodp_schedules = 2\n")
     user_tests.runpytest("-k", "counts")
-    assert _runs(user_tests) == ["0", "1"]
+    assert _explored(user_tests) == ["0", "1"]
 
 
 @pytest.mark.parametrize(

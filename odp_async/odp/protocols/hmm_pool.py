@@ -45,6 +45,8 @@ class HmmPool(TreeProtocol):
         "per-invalidation structs from a fixed pool; start blocks while the pool is empty"
     )
     OPTIONS: ClassVar[Mapping[str, Any]] = {"pool_size": 1}
+    #: Unregisters outside ``umem_rwsem`` (`TreeProtocol.LAST_MR_UNREGISTER`).
+    LAST_MR_UNREGISTER: ClassVar[str] = "unlocked"
     pool_size: int
 
     def __init__(self, ctx: Any, **options: Any) -> None:

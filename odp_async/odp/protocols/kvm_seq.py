@@ -43,6 +43,8 @@ class KvmSeq(TreeProtocol):
     name: ClassVar[str] = "kvm-seq"
     summary: ClassVar[str] = "one context-wide count+seq, KVM style: correct, coarse"
     OPTIONS: ClassVar[Mapping[str, Any]] = {"literal_release": False}
+    #: Unregisters outside ``umem_rwsem`` (`TreeProtocol.LAST_MR_UNREGISTER`).
+    LAST_MR_UNREGISTER: ClassVar[str] = "unlocked"
     literal_release: bool
 
     def __init__(self, ctx: Any, **options: Any) -> None:

@@ -46,6 +46,8 @@ class RangeList(TreeProtocol):
         "the mm lists active invalidation ranges; faults wait until valid, re-check at commit"
     )
     OPTIONS: ClassVar[Mapping[str, Any]] = {"literal_order": False}
+    #: Unregisters outside ``umem_rwsem`` (`TreeProtocol.LAST_MR_UNREGISTER`).
+    LAST_MR_UNREGISTER: ClassVar[str] = "unlocked"
     literal_order: bool
 
     def __init__(self, ctx: Any, **options: Any) -> None:

@@ -32,6 +32,17 @@ Contract
     `TreeProtocol` (or `OdpProtocol` for a different registry), set ``name`` and
     ``summary``, override the hooks, and pass the class as ``protocol=`` to `World`.
 
+    Hook kinds.  Async (``async def``; the core awaits them, so they may block): every
+    row of the table above but ``holds_back``; of `TreeProtocol`, ``on_first_mr``,
+    ``before_start``, ``start_account``, ``end_account``, ``after_end``,
+    ``release_account`` (and ``release_bumping_seq``), ``commit_under_lock``.  Sync (a
+    plain ``def``; never awaited): ``holds_back``, ``check_options`` (a classmethod); of
+    `TreeProtocol`, ``on_insert``, ``on_remove``, ``read_token``, ``may_install``,
+    ``commit_locked``, ``must_retry``.
+    An override of the other kind is refused when the class is created
+    (`ProtocolUsageError` naming the class and the hook: on the command line one line,
+    exit 2), not left to fail inside a run.
+
 Concurrency
     Hooks may block (they are async); each documents the locks it takes.
 
@@ -450,7 +461,8 @@ class TreeProtocol(OdpProtocol):
         """Under W(umem_rwsem), right after the tree insert.  Sync."""
 
     async def on_first_mr(self) -> None:
-        """Before the subscription is registered for the first region."""
+        """Before the subscription is registered for the first region, with
+        R(umem_rwsem) held (downgraded from the insert's W).  Async."""
 
     def on_remove(self, umem: Umem) -> None:
         """Under W(umem_rwsem), right after the tree remove.  Sync."""

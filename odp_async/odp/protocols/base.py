@@ -386,8 +386,8 @@ class TreeProtocol(OdpProtocol):
     #: ``umem_rwsem`` downgraded to read, and the ``->release`` it calls
     #: (``ib_umem_notifier_release``) does ``down_read(umem_rwsem)`` again.  A
     #: registration's ``down_write`` queued in between makes that nested read wait behind
-    #: it (an rwsem lets no new reader pass a waiting writer): a deadlock, and so is the
-    #: ``synchronize_srcu`` of the unregister waiting for a callback queued the same way.
+    #: it (that era's ``rwsem-xadd.c`` queues a new reader behind a waiting writer even
+    #: while readers hold the lock): a deadlock.
     #:
     #: ``"unlocked"``: ``umem_rwsem`` is released before the unregister, as every later
     #: kernel does (v4.20, c9990ab39b6e: ``put_per_mm`` unregisters outside it).  A

@@ -83,7 +83,9 @@ class ProtocolUsageError(ScenarioUsageError):
     behaviour of it: like a scenario's own mistake it leaves the run (`Target.run` raises
     it; the command line: one line, exit 2) instead of being taken as "retry" and
     reported as the protocol's starvation.  The message names the hook, the protocol
-    class and the value; ``args`` keeps the message."""
+    class and the value; ``args`` keeps the message.  Also raised when a protocol class
+    is created with a hook override of the other kind (a plain ``def`` for an async hook,
+    an ``async def`` for a sync one), naming the class and the hook."""
 
 
 class RunTimeout(OdpError, TimeoutError):

@@ -268,6 +268,47 @@ async def ctx_dereg_during_end(w: World) -> dict[str, Any]:
     return {}
 
 
+# --- the 2014 ucontext: the last deregistration against a registration ------------------
+
+
+async def last_dereg_vs_register(w: World) -> dict[str, Any]:
+    """C, the context's only region, is deregistered while B registers.  The 2014
+    ``ib_umem_odp_release`` (the posted patch and v3.19-v4.19,
+    ``drivers/infiniband/core/umem_odp.c``) calls ``mmu_notifier_unregister`` with
+    ``umem_rwsem`` downgraded to read, and ``ib_umem_notifier_release`` takes it for read
+    again: a registration's ``down_write`` queued in between makes that nested read wait
+    behind it, a deadlock (`TreeProtocol.LAST_MR_UNREGISTER`).  From v4.20 (c9990ab39b6e)
+    the unregister runs outside ``umem_rwsem``.  (Twin:
+    ``examples/lastdereg-vs-register.toml``.)"""
+    await w.mm.mmap(0, 8 * P)
+    await w.mm.mmap(16 * P, 4 * P)
+    c = await w.ctx.register_mr(16 * P, 4 * P, name="C")
+    out: dict[str, Any] = {}
+    done = {n: Completion(f"{n} done", gate=True) for n in ("register", "deregister")}
+
+    async def register() -> None:
+        out["B"] = await w.ctx.register_mr(0, 8 * P, name="B")
+        done["register"].complete_all()
+
+    async def deregister() -> None:
+        await w.ctx.deregister_mr(c)
+        done["deregister"].complete_all()
+
+    async def check() -> None:
+        # B must be served by a registered subscription: a fault maps a page, a madvise
+        # then frees it (a stale translation if the subscription was torn down under B)
+        await done["register"].wait()
+        await done["deregister"].wait()
+        out["fault"] = _outcome(await w.ctx.fault(out["B"], 0, write=True))
+        await w.mm.madvise_dontneed(0, 8 * P)
+
+    async with rt.task_group() as tg:
+        tg.start_soon(register, name="register")
+        tg.start_soon(deregister, name="deregister")
+        tg.start_soon(check, name="check")
+    return {"fault": out.get("fault")}
+
+
 # --- S5 -------------------------------------------------------------------------------------
 
 
@@ -453,6 +494,15 @@ BUILTIN: dict[str, Scenario] = {
             ctx_dereg_during_end,
             ("madvise", "regB-dereg"),
             _verdicts(C, C, D, C, C, C, C),
+        ),
+        Scenario(
+            "lastdereg-vs-register",
+            "the 2014 ucontext: the last MR is deregistered while another registers; the "
+            "deregistration's ->release takes umem_rwsem for read again, behind the "
+            "registration's queued write",
+            last_dereg_vs_register,
+            ("register", "deregister", "check"),
+            _verdicts(D, D, D, C, C, C, C),
         ),
         Scenario(
             "fixed-pool-deadlock",

@@ -32,6 +32,17 @@ Contract
     `TreeProtocol` (or `OdpProtocol` for a different registry), set ``name`` and
     ``summary``, override the hooks, and pass the class as ``protocol=`` to `World`.
 
+    Hook kinds.  Async (``async def``; the core awaits them, so they may block): every
+    row of the table above but ``holds_back``; of `TreeProtocol`, ``on_first_mr``,
+    ``before_start``, ``start_account``, ``end_account``, ``after_end``,
+    ``release_account`` (and ``release_bumping_seq``), ``commit_under_lock``.  Sync (a
+    plain ``def``; never awaited): ``holds_back``, ``check_options`` (a classmethod); of
+    `TreeProtocol`, ``on_insert``, ``on_remove``, ``read_token``, ``may_install``,
+    ``commit_locked``, ``must_retry``.
+    An override of the other kind is refused when the class is created
+    (`ProtocolUsageError` naming the class and the hook: on the command line one line,
+    exit 2), not left to fail inside a run.
+
 Concurrency
     Hooks may block (they are async); each documents the locks it takes.
 
@@ -42,6 +53,7 @@ See also
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,6 +63,7 @@ from ... import _runtime as rt
 from ...addr import AddrRange
 from ...errors import InvalidArgument, OdpError, ProtocolUsageError, WouldBlock
 from ...mm import Invalidation, PinnedPage
+from ...sync import WaitQueue
 from ...tracked import tracked
 
 if TYPE_CHECKING:
@@ -149,10 +162,66 @@ class _ProtocolMeta(abc.ABCMeta):
         mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
     ) -> _ProtocolMeta:
         declared = namespace.get("OPTIONS")
+        qualname = str(namespace.get("__qualname__", name))
         if declared is not None:
-            qualname = namespace.get("__qualname__", name)
-            namespace["OPTIONS"] = ProtocolOptions.of(str(qualname), declared)
+            namespace["OPTIONS"] = ProtocolOptions.of(qualname, declared)
+        teardown = namespace.get("LAST_MR_UNREGISTER", "2014")
+        if teardown not in _LAST_MR_UNREGISTER:
+            raise InvalidArgument(
+                f"{qualname}.LAST_MR_UNREGISTER must be one of "
+                f"{', '.join(map(repr, _LAST_MR_UNREGISTER))}, got {teardown!r}"
+            )
+        _check_hook_kinds(namespace, bases, qualname)
         return super().__new__(mcls, name, bases, namespace, **kwargs)
+
+
+#: The values of `TreeProtocol.LAST_MR_UNREGISTER`.
+_LAST_MR_UNREGISTER = ("2014", "unlocked")
+
+
+def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], owner: str) -> None:
+    """Refuse (`ProtocolUsageError`, one line naming the class and the hook) a method of
+    the class being created that overrides a hook of this package's protocol classes with
+    the other kind: a plain ``def`` for an async hook (the core awaits its result: a
+    TypeError deep in the run) or an ``async def`` for a sync one (its coroutine would
+    never run).  Only the names the class itself defines are checked; a base class
+    outside this package is no authority."""
+    for attr, value in namespace.items():
+        if attr.startswith("__"):
+            continue
+        mine = _function(value)
+        if mine is None:
+            continue
+        hook = next(
+            (
+                vars(k)[attr]
+                for base in bases
+                for k in base.__mro__
+                if attr in vars(k) and k.__module__.startswith(_PACKAGE)
+            ),
+            None,
+        )
+        theirs = _function(hook)
+        if theirs is None:
+            continue
+        want = inspect.iscoroutinefunction(theirs)
+        if inspect.iscoroutinefunction(mine) != want:
+            raise ProtocolUsageError(
+                f"protocol class {namespace.get('__module__')}:{owner}: {attr} must be "
+                f"{'an async def' if want else 'a plain def (it is sync)'}, as the hook "
+                f"it overrides ({theirs.__qualname__}) is; got "
+                f"{'a plain def' if want else 'an async def'}"
+            )
+
+
+_PACKAGE = __name__.split(".", 1)[0] + "."
+
+
+def _function(value: object) -> Any:
+    """The function behind a method, classmethod or staticmethod; None otherwise."""
+    if isinstance(value, (classmethod, staticmethod)):
+        value = value.__func__
+    return value if inspect.isfunction(value) else None
 
 
 @tracked
@@ -270,6 +339,26 @@ class TreeProtocol(OdpProtocol):
         if first MR: on_first_mr(); mmu_notifier_register   (mmap_sem W + all locks)
         up_read(umem_rwsem)
 
+    Deregistration (``ib_umem_odp_release``), by ``LAST_MR_UNREGISTER``::
+
+        "2014":      W(umem_rwsem); tree remove; odp_mrs_count--; on_remove(U)
+                     downgrade_write(umem_rwsem)
+                     if last MR: mmu_notifier_unregister     (->release: R(umem_rwsem))
+                     up_read(umem_rwsem)
+        "unlocked":  W(umem_rwsem); tree remove; odp_mrs_count--; on_remove(U)
+                     unregistering = last MR; up_write(umem_rwsem)
+                     if last MR: mmu_notifier_unregister; unregistering = False; wake
+                     (a registration seeing unregistering under W: up_write, wait, retry)
+
+    The 2014 order deadlocks against a registration (the nested read, see
+    ``LAST_MR_UNREGISTER``; built-in ``lastdereg-vs-register``)::
+
+        deregister C (the last MR)            register B
+        W(umem_rwsem); remove C; downgrade
+                                              down_write(umem_rwsem): queued behind R
+        mmu_notifier_unregister -> ->release
+          down_read(umem_rwsem): queued behind B's W, held by this task: deadlock
+
     Callbacks::
 
         start(inv):   before_start(inv); R(umem_rwsem)
@@ -289,9 +378,43 @@ class TreeProtocol(OdpProtocol):
 
     # --- registry -------------------------------------------------------------------
 
+    #: How the last region's deregistration unregisters the subscription (checked when
+    #: the class is created: `InvalidArgument` for another value):
+    #:
+    #: ``"2014"``: as ``ib_umem_odp_release`` of the posted patch and of v3.19-v4.19
+    #: (``drivers/infiniband/core/umem_odp.c``): ``mmu_notifier_unregister`` is called with
+    #: ``umem_rwsem`` downgraded to read, and the ``->release`` it calls
+    #: (``ib_umem_notifier_release``) does ``down_read(umem_rwsem)`` again.  A
+    #: registration's ``down_write`` queued in between makes that nested read wait behind
+    #: it (that era's ``rwsem-xadd.c`` queues a new reader behind a waiting writer even
+    #: while readers hold the lock): a deadlock.
+    #:
+    #: ``"unlocked"``: ``umem_rwsem`` is released before the unregister, as every later
+    #: kernel does (v4.20, c9990ab39b6e: ``put_per_mm`` unregisters outside it).  A
+    #: registration that finds the unregister under way (``unregistering``, read under
+    #: W(umem_rwsem)) lets go of the lock and waits for it to finish, so it never
+    #: registers a subscription half torn down (v4.20 gives it a fresh ``per_mm``
+    #: instead; the model's context keeps one subscription).  Without a race the steps
+    #: and choice points are those of ``"2014"``.
+    LAST_MR_UNREGISTER: ClassVar[str] = "2014"
+
+    def __init__(self, ctx: UContext, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        #: ``"unlocked"`` only: the last region's unregister is under way (set and cleared
+        #: by its task; read under W(umem_rwsem) by a registration, which then waits).
+        self.unregistering = False
+        self._unregistered = WaitQueue("subscription unregistered")
+
     async def insert(self, umem: Umem) -> None:
         ctx = self.ctx
         await ctx.umem_rwsem.acquire_write()
+        while self.unregistering:
+            # "unlocked": the subscription is being torn down outside umem_rwsem; the
+            # first region's registration must not register it again meanwhile (v4.20
+            # makes a fresh per_mm instead).  No yield between the check and the park.
+            ctx.umem_rwsem.release_write()
+            await self._unregistered.park()
+            await ctx.umem_rwsem.acquire_write()
         ctx.tree_insert(umem)
         ctx.odp_mrs_count += 1
         first = ctx.odp_mrs_count == 1
@@ -307,10 +430,17 @@ class TreeProtocol(OdpProtocol):
     async def remove(self, umem: Umem) -> None:
         ctx = self.ctx
         await ctx.umem_rwsem.acquire_write()
-        ctx.tree_remove(umem)
-        ctx.odp_mrs_count -= 1
-        last = ctx.odp_mrs_count == 0
-        self.on_remove(umem)
+        last = self._take_out(umem)
+        if self.LAST_MR_UNREGISTER == "unlocked":
+            ctx.umem_rwsem.release_write()
+            if last:
+                self.unregistering = True
+                try:
+                    await ctx.mm.unregister_notifier(ctx.subscription)
+                finally:
+                    self.unregistering = False
+                    self._unregistered.wake_all()
+            return
         ctx.umem_rwsem.downgrade()
         try:
             if last:
@@ -318,11 +448,21 @@ class TreeProtocol(OdpProtocol):
         finally:
             ctx.umem_rwsem.release_read()
 
+    def _take_out(self, umem: Umem) -> bool:
+        """Under W(umem_rwsem): the tree remove and the count; True for the last region."""
+        ctx = self.ctx
+        ctx.tree_remove(umem)
+        ctx.odp_mrs_count -= 1
+        last = ctx.odp_mrs_count == 0
+        self.on_remove(umem)
+        return last
+
     def on_insert(self, umem: Umem, first: bool) -> None:
         """Under W(umem_rwsem), right after the tree insert.  Sync."""
 
     async def on_first_mr(self) -> None:
-        """Before the subscription is registered for the first region."""
+        """Before the subscription is registered for the first region, with
+        R(umem_rwsem) held (downgraded from the insert's W).  Async."""
 
     def on_remove(self, umem: Umem) -> None:
         """Under W(umem_rwsem), right after the tree remove.  Sync."""

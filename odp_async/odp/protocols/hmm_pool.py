@@ -18,6 +18,10 @@ Contract
         lock(i_mmap) ... blocks
                                            start: wait for a slot ... blocks
 
+    The last region's deregistration unregisters outside ``umem_rwsem``
+    (``LAST_MR_UNREGISTER = "unlocked"``), as an HMM mirror is unregistered holding no
+    lock of its driver: only the pool's deadlock is this protocol's.
+
 See also
     `odp_async.sync.SlotPool`; the thread in ``seed/`` (lines 1689-1716).
 """
@@ -45,6 +49,8 @@ class HmmPool(TreeProtocol):
         "per-invalidation structs from a fixed pool; start blocks while the pool is empty"
     )
     OPTIONS: ClassVar[Mapping[str, Any]] = {"pool_size": 1}
+    #: Unregisters outside ``umem_rwsem`` (`TreeProtocol.LAST_MR_UNREGISTER`).
+    LAST_MR_UNREGISTER: ClassVar[str] = "unlocked"
     pool_size: int
 
     def __init__(self, ctx: Any, **options: Any) -> None:

@@ -19,6 +19,12 @@ Contract
     ``literal_release=True`` only zaps, as KVM's ``kvm_mmu_notifier_release`` does, which
     lets a fault that gup'd before the exit commit.
 
+    The registry is the 2014 ucontext's, but the last region's deregistration
+    unregisters the subscription outside ``umem_rwsem`` (``LAST_MR_UNREGISTER =
+    "unlocked"``), as KVM's ``kvm_destroy_vm`` holds no lock its ``->release`` takes, so
+    the nested-read deadlock of the 2014 teardown (``lastdereg-vs-register``) is not
+    KVM-style accounting's.
+
 See also
     ``virt/kvm/kvm_main.c`` (``mmu_invalidate_seq``, ``mmu_invalidate_in_progress``).
 """
@@ -43,6 +49,8 @@ class KvmSeq(TreeProtocol):
     name: ClassVar[str] = "kvm-seq"
     summary: ClassVar[str] = "one context-wide count+seq, KVM style: correct, coarse"
     OPTIONS: ClassVar[Mapping[str, Any]] = {"literal_release": False}
+    #: Unregisters outside ``umem_rwsem`` (`TreeProtocol.LAST_MR_UNREGISTER`).
+    LAST_MR_UNREGISTER: ClassVar[str] = "unlocked"
     literal_release: bool
 
     def __init__(self, ctx: Any, **options: Any) -> None:

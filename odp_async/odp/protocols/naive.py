@@ -13,6 +13,9 @@ Contract
         commit: U[P] = X      <-- stale
         put(X)  -> X freed while translated
 
+    Its registry is the 2014 patch's (`TreeProtocol`, ``LAST_MR_UNREGISTER = "2014"``),
+    so it deadlocks on ``lastdereg-vs-register`` as odp2014 does.
+
 See also
     `odp_async.odp.protocols.odp2014` (what the 2014 patch adds).
 """

@@ -28,6 +28,11 @@ Contract
                                                                   -> B[P] = X   (stale)
         end: B.seq++, count 0 -> -1 (clamped to 0)
 
+    Deregistration is the patch's too (``LAST_MR_UNREGISTER = "2014"``): the last
+    region's ``mmu_notifier_unregister`` runs under ``umem_rwsem`` downgraded to read and
+    its ``->release`` takes the read lock again, which deadlocks behind a registration's
+    queued ``down_write`` (``lastdereg-vs-register``; `TreeProtocol`).
+
 See also
     ``drivers/infiniband/core/umem_odp.c`` (2014); the review thread in ``seed/``.
 """

@@ -28,6 +28,10 @@ Contract
     one-line proposal, which leaves ``ncount`` stuck after the last MR is deregistered
     mid-invalidation).
 
+    The merged ``ib_umem_odp_release`` (v3.19-v4.19) keeps the posted deregistration, so
+    the last region's unregister under the downgraded ``umem_rwsem`` deadlocks against a
+    registration as odp2014's does (``lastdereg-vs-register``).
+
 See also
     `odp_async.odp.protocols.odp2014`; ``umem_odp.c`` (v3.19-v4.x).
 """

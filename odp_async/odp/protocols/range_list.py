@@ -21,6 +21,10 @@ Contract
                                                              seq0; gup(P) -> X; commit
         list range; zap pte(P)  -> X freed while B[P] = X
 
+    The last region's deregistration unregisters outside ``umem_rwsem``
+    (``LAST_MR_UNREGISTER = "unlocked"``): the patch concerns the mm's side, and the
+    2014 teardown's nested-read deadlock (``lastdereg-vs-register``) is not its own.
+
 See also
     `odp_async.mm.AddressSpace.range_wait_valid`; the patch in ``seed/`` (lines 2302-3452).
 """
@@ -46,6 +50,8 @@ class RangeList(TreeProtocol):
         "the mm lists active invalidation ranges; faults wait until valid, re-check at commit"
     )
     OPTIONS: ClassVar[Mapping[str, Any]] = {"literal_order": False}
+    #: Unregisters outside ``umem_rwsem`` (`TreeProtocol.LAST_MR_UNREGISTER`).
+    LAST_MR_UNREGISTER: ClassVar[str] = "unlocked"
     literal_order: bool
 
     def __init__(self, ctx: Any, **options: Any) -> None:

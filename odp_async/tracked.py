@@ -1705,7 +1705,12 @@ def _depends_opaque(value: Any) -> bool:
     not (its class attributes are watched for the session:
     `odp_async._tracked_code.watch_class`)."""
     if isinstance(value, enum.Enum):
-        return _carries_state(value)
+        # its attributes, and its value (``A = [0]``: a member is fixed, not what it holds)
+        try:
+            held = object.__getattribute__(value, "_value_")
+        except AttributeError:
+            held = None
+        return _carries_state(value) or _opaque_items((held,))
     if isinstance(value, type):
         _tracked_code.watch_class(value)  # its class attributes: watched, as the walk's
         return False

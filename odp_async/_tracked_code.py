@@ -560,7 +560,8 @@ def _static_attr(value: object, attr: str) -> object:
         return value.__dict__.get(attr, _MISSING)
     if isinstance(value, type):
         # the class's MRO, then its metaclass's (``WithMeta.registry`` held by ``Meta``)
-        for klass in (*value.__mro__, *type(value).__mro__):
+        meta: type = type(value)
+        for klass in (*value.__mro__, *meta.__mro__):
             if attr in klass.__dict__:
                 found = klass.__dict__[attr]
                 if isinstance(found, (staticmethod, classmethod)):
@@ -1397,9 +1398,11 @@ def _fresh_state(
             return f"a {callee.__module__}.{callee.__qualname__}"
         return None
     owner = getattr(type(callee), "__module__", None)
-    if callable(callee) and not isinstance(
-        callee, (types.BuiltinFunctionType, types.MethodType, *_DESCRIPTORS)
-    ) and not trusted(owner if isinstance(owner, str) else None):
+    if (
+        callable(callee)
+        and not isinstance(callee, (types.BuiltinFunctionType, types.MethodType, *_DESCRIPTORS))
+        and not trusted(owner if isinstance(owner, str) else None)
+    ):
         return None  # an object of the program's: its class's ``__call__`` is read
     return _unread_result(callee)
 
@@ -1628,7 +1631,8 @@ def watch_class(cls: type) -> None:
     and enum classes (fixed at their creation) are not watched."""
     if (id(cls), _ATTRS) in _WATCHED or trusted(getattr(cls, "__module__", None)):
         return
-    for klass in (*cls.__mro__, *type(cls).__mro__):  # its metaclass's attributes too
+    meta: type = type(cls)
+    for klass in (*cls.__mro__, *meta.__mro__):  # its metaclass's attributes too
         if trusted(getattr(klass, "__module__", None)) or issubclass(klass, enum.Enum):
             continue
         watch_attrs(klass)

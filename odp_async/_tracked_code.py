@@ -26,11 +26,17 @@ Contract
       module functions, ``time.monotonic``...), a function naming ``__closure__`` or
       ``cell_contents``, and a local shared with the functions a function defines that
       they rebind or that is bound to a call of a class nobody notes (a library's
-      included: ``types.SimpleNamespace()``, ``collections.deque()``) or of a generator
-      function (`_shared_locals`) are reported, and so is such a call's result that the
+      included: ``types.SimpleNamespace()``, ``collections.deque()``), of a generator
+      function, of code the walk does not read (``iter(xs)``, ``copy.copy(d)``; not the
+      builtins of `_RESULT_NOT_STATE`) or of a callee the code computes (``type(x)()``)
+      (`_shared_locals`, `_fresh_state`) are reported, and so is such a call's result that the
       function hands on, straight or through a plain local: passed to a call
       (``tg.start_soon(inc, s)``), stored into a container or another object, returned
-      or yielded, or a bound method of it taken as a value (`_escaping_state`).
+      or yielded, or a bound method of it taken as a value, or its items unpacked and
+      handed on so (``send, recv = Channel()``) (`_escaping_state`);
+    * a class's metaclass is walked as a class (``WithMeta.registry`` held by
+      ``class Meta(type)``), and every member of an enum class reached is judged (its
+      value: ``A = [0]`` is state).
 
     Code outside the program is trusted, not read: the standard library, attrs, anyio,
     trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
@@ -677,7 +683,8 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
     display (``results = []``, ``{"n": 0}``) is not judged: a local a task fills and the
     main function reads after the join is the common case (judging it would lose the
     reduction of most programs), and what a local is bound to by any other expression
-    (``box = make_box()``, ``obj.gen()``) is not judged either."""
+    (``obj.gen()``, a method's result) is not judged either; a call of code the walk does
+    not read or of a computed callee is (`_fresh_state`)."""
     found: list[tuple[str, str]] = []
     made = _functions_made(fn.__code__)
     for code in code_tree(fn.__code__):
@@ -1372,9 +1379,13 @@ def _fresh_state(
 ) -> str | None:
     """What the store at `n` (or whatever takes the value the CALL just before `n`
     pushed) binds, when it is fresh state: a call of a class
-    that makes mutable objects nobody notes (`_state_class`), or of a generator or async
-    generator function (a module's, or one defined in `fn`: `made`; a generator
-    expression)."""
+    that makes mutable objects nobody notes (`_state_class`; a generic one subscripted,
+    one a library's module makes lazily), of a generator or async generator function (a
+    module's, or one defined in `fn`: `made`; a generator expression), of code the walk
+    does not read (a builtin, a library's function or callable object: `_unread_result`)
+    or of a callee the code computes (``type(x)()``, a class held in a local: what it
+    makes cannot be told, conservative).  Not: a function the walk reads (what it returns
+    is judged in it), a method of a local's object (README, "What it cannot see")."""
     callee = _callee(fn, ins, n, made) if n else _MISSING
     if callee is _MISSING:
         return None

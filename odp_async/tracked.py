@@ -1701,7 +1701,8 @@ def _depends_opaque(value: Any) -> bool:
     state nobody notes (a tuple's or frozenset's items, a frozen record's fields, a bound
     method's ``__self__`` and function; a function with a closure always does: its cells
     can be rebound, and hold what they hold; an enum member, a function or a tuple
-    subclass's instance with attributes of its own does: `_carries_state`).  A class is
+    subclass's instance with attributes of its own does: `_carries_state`; so does an
+    enum member whose value does: ``A = [0]``).  A class is
     not (its class attributes are watched for the session:
     `odp_async._tracked_code.watch_class`)."""
     if isinstance(value, enum.Enum):

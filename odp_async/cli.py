@@ -143,6 +143,22 @@ def _check_path(option: str, path: str | None, *, output: bool = True, log: bool
         _fail(f"{option} {path}: not a regular file ({file_kind(mode)})")
 
 
+def _refuse_same_paths(paths: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse (one line, exit 2) two options naming one file: the later write would
+    replace the earlier one (or the file read), silently.  Paths are compared resolved
+    (``./a``, ``a``, ``d/../a`` and a symlink to ``a`` are one file)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for option, path in paths:
+        if path is None:
+            continue
+        resolved = os.path.realpath(path)
+        if resolved in seen:
+            first, first_path = seen[resolved]
+            shown = path if path == first_path else f"{first_path} and {path}"
+            _fail(f"{first} and {option} both name {shown}; give each its own file")
+        seen[resolved] = (option, path)
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
@@ -899,6 +915,15 @@ def replay(
     ):
         _check_path(option, path)
     _check_path("--scenario-file", scenario_file, output=False)
+    _refuse_same_paths(
+        (
+            ("--scenario-file", scenario_file),
+            ("--trace", trace_path),
+            ("--png", png_path),
+            ("--svg", svg_path),
+            ("--html", html_path),
+        )
+    )
     if width is not None and not 40 <= width <= 20000:
         _fail(f"--width must be in 40..20000, got {width}")
     if picture_width is not None and not 400 <= picture_width <= 20000:
@@ -1653,6 +1678,11 @@ def _check_scenario_name(name: str, *, classic: bool = True) -> None:
     known = list(BUILTIN) + ([f"classic:{n}" for n in CLASSIC] if classic else [])
     if name in known or (classic and name in CLASSIC):
         return
+    from ._user_files import not_a_scenario_file
+
+    path_problem = not_a_scenario_file(name)
+    if path_problem is not None:
+        _fail(_printable(path_problem))
     _fail(
         f"unknown scenario {name!r}{_did_you_mean(name, known)}; expected one of "
         f"{', '.join(known)} or a scenario file (.toml)"

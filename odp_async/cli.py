@@ -553,15 +553,20 @@ def explore(
     except KeyboardInterrupt as e:
         partial = getattr(e, "result", None)
         if resume and partial is not None:
+            held = _log_holds(resume, config, partial.schedules)
             _err(
                 f"odp-async: interrupted after {partial.schedules} schedules; continue it "
-                f"with --resume {resume}"
+                f"with --resume {resume}" + (f" ({held})" if held else "")
             )
         _interrupted(partial, as_json)
     finally:
         if executor is not None:
             executor.close()
     failure = result.failure
+    if resume and failure is None and 0 < result.schedules < config.schedules:
+        held = _log_holds(resume, config, result.schedules)
+        if held:
+            _err(f"odp-async: note: {held}")
     if as_json:
         _echo_json(_explore_json(result))
     else:
@@ -581,6 +586,28 @@ def explore(
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _log_holds(resume: str, config: Any, schedules: int) -> str:
+    """When a run resumed from the log `resume` would take fewer than the `schedules`
+    this run counted, how many it takes and why the others run again (a portfolio's dpor
+    slots, which this process runs ahead of the worker chunks, are never taken from a
+    log: they run again, to the same results); else ""."""
+    from .explore.portfolio import dpor_ordinal
+    from .explore.runlog import RunLog
+
+    def dpor_slots(a: int, b: int) -> int:
+        return dpor_ordinal(b) - dpor_ordinal(a)
+
+    rerun = dpor_slots if config.chooser == "portfolio" else None
+    kept = RunLog.kept(resume, config.start, config.start + config.schedules, rerun)
+    if kept >= schedules:
+        return ""
+    which = ", the portfolio's dpor slots among them," if rerun else ""
+    return (
+        f"{resume} holds {kept} of these {schedules} schedules; the other "
+        f"{schedules - kept}{which} run again when resumed"
+    )
 
 
 def _check_stall(stall: float) -> None:

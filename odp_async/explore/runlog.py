@@ -37,7 +37,7 @@ import itertools
 import json
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 import attrs
@@ -128,6 +128,27 @@ class RunLog:
         """Raise what `open` would for the file at `path` whatever the run (a file that
         cannot be read, is not UTF-8 or holds a malformed line), without writing it."""
         _read(os.fspath(path))
+
+    @staticmethod
+    def kept(
+        path: str | os.PathLike[str],
+        first: int,
+        last: int,
+        rerun: Callable[[int, int], int] | None = None,
+    ) -> int:
+        """How many schedules of ``[first, last)`` a run resumed from the log at `path`
+        takes from it rather than running again: those of the chunks it records inside
+        that range (the runner's rule), less ``rerun(a, b)`` of each chunk ``[a, b)``
+        (a portfolio's dpor slots: they run again).  0 for a log that cannot be read."""
+        try:
+            _, chunks, _ = _read(os.fspath(path))
+        except InvalidArgument:
+            return 0
+        return sum(
+            c.last - c.first - (rerun(c.first, c.last) if rerun else 0)
+            for c in chunks
+            if first <= c.first and c.last <= last
+        )
 
     def record(self, chunk: Chunk) -> None:
         """Append a completed chunk (flushed at once)."""

@@ -414,7 +414,7 @@ and exits 130.
     "time_budget",
     metavar="SECONDS",
     type=float,
-    help="wall-clock budget: stop starting schedules after SECONDS",
+    help="wall-clock budget: after SECONDS start no schedule and abandon the one running",
 )
 @click.option(
     "--stall",

@@ -3,7 +3,8 @@
 Contract
     `spending(out_of_time)` is a context manager: while it is open, every sim run driven
     in its context (a copy of it included: the sim runs tasks in one) calls
-    ``out_of_time()`` every `CHECK_EVERY` steps, between two steps, and when it returns
+    ``out_of_time()`` every `CHECK_EVERY` steps (every ``CHECK_EVERY // 64`` in a run
+    that keeps footprints or a trace), between two steps, and when it returns
     True abandons the run: its tasks are unwound as for a chooser's error and
     `RunOutOfTime` propagates to whoever started the run.  The run's result is never
     built, so nothing it did counts: the caller reports the schedules that ended before

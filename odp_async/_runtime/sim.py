@@ -156,6 +156,9 @@ class _CheckpointTrap:
 #: (one constant compared by identity at every step, no tuple built and taken apart).
 #: `CHECK_EVERY` - 1: a run looks at its time budget when ``steps & _CHECK_MASK`` is 0.
 _CHECK_MASK = CHECK_EVERY - 1
+#: The same for a run that keeps footprints or a trace, whose steps cost more (a step of
+#: the model's ``populate`` notes every frame in use).
+_CHECK_MASK_NOTING = CHECK_EVERY // 64 - 1
 
 CHECKPOINT_TRAP: Final = _CheckpointTrap()
 
@@ -1228,7 +1231,7 @@ class SimRuntime(Runtime):
                     self._preemptions.append(steps + 1)
             steps += 1
             self._steps = steps
-            if not steps & _CHECK_MASK and out_of_time is not None and out_of_time():
+            if not steps & _CHECK_MASK_NOTING and out_of_time is not None and out_of_time():
                 self._current = None
                 raise RunOutOfTime(f"abandoned after {steps} steps: out of time")
             task = runnable[i]

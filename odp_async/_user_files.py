@@ -61,6 +61,30 @@ def file_kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a file")
 
 
+def not_a_scenario_file(name: str) -> str | None:
+    """Why `name`, given where a scenario goes and neither a built-in name nor a
+    ``.toml`` path, names no scenario, when it names a path: an existing file (a scenario
+    file's name must end in ``.toml``), a directory, a FIFO or device, or a path with a
+    ``/`` that does not exist.  None when it looks like a mistyped built-in name.  Only
+    stats the path: never opens it (a FIFO would wait)."""
+    if "\0" in name:
+        return None
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        if os.sep in name or "/" in name:
+            return f"{name}: no such scenario file (a scenario file's name ends in .toml)"
+        return None
+    if stat.S_ISDIR(mode):
+        return f"{name} is a directory, not a scenario file (.toml)"
+    if stat.S_ISREG(mode):
+        return (
+            f"{name} is a file, but a scenario file's name ends in .toml "
+            f"(rename it {os.path.basename(name)}.toml)"
+        )
+    return f"{name} is {file_kind(mode)}, not a scenario file (.toml)"
+
+
 def _name(path: str | os.PathLike[str]) -> str:
     name = os.fspath(path)
     if "\0" in name:

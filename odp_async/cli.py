@@ -139,6 +139,22 @@ def _check_path(option: str, path: str | None, *, output: bool = True, log: bool
         _fail(f"{option} {path}: not a regular file ({file_kind(mode)})")
 
 
+def _refuse_same_paths(paths: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse (one line, exit 2) two options naming one file: the later write would
+    replace the earlier one (or the file read), silently.  Paths are compared resolved
+    (``./a``, ``a``, ``d/../a`` and a symlink to ``a`` are one file)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for option, path in paths:
+        if path is None:
+            continue
+        resolved = os.path.realpath(path)
+        if resolved in seen:
+            first, first_path = seen[resolved]
+            shown = path if path == first_path else f"{first_path} and {path}"
+            _fail(f"{first} and {option} both name {shown}; give each its own file")
+        seen[resolved] = (option, path)
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
@@ -394,7 +410,7 @@ and exits 130.
     "time_budget",
     metavar="SECONDS",
     type=float,
-    help="wall-clock budget: stop starting schedules after SECONDS",
+    help="wall-clock budget: after SECONDS start no schedule and abandon the one running",
 )
 @click.option(
     "--stall",
@@ -533,15 +549,20 @@ def explore(
     except KeyboardInterrupt as e:
         partial = getattr(e, "result", None)
         if resume and partial is not None:
+            held = _log_holds(resume, config, partial.schedules)
             _err(
                 f"odp-async: interrupted after {partial.schedules} schedules; continue it "
-                f"with --resume {resume}"
+                f"with --resume {resume}" + (f" ({held})" if held else "")
             )
         _interrupted(partial, as_json)
     finally:
         if executor is not None:
             executor.close()
     failure = result.failure
+    if resume and failure is None and 0 < result.schedules < config.schedules:
+        held = _log_holds(resume, config, result.schedules)
+        if held:
+            _err(f"odp-async: note: {held}")
     if as_json:
         _echo_json(_explore_json(result))
     else:
@@ -568,6 +589,28 @@ def explore(
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _log_holds(resume: str, config: Any, schedules: int) -> str:
+    """When a run resumed from the log `resume` would take fewer than the `schedules`
+    this run counted, how many it takes and why the others run again (a portfolio's dpor
+    slots, which this process runs ahead of the worker chunks, are never taken from a
+    log: they run again, to the same results); else ""."""
+    from .explore.portfolio import dpor_ordinal
+    from .explore.runlog import RunLog
+
+    def dpor_slots(a: int, b: int) -> int:
+        return dpor_ordinal(b) - dpor_ordinal(a)
+
+    rerun = dpor_slots if config.chooser == "portfolio" else None
+    kept = RunLog.kept(resume, config.start, config.start + config.schedules, rerun)
+    if kept >= schedules:
+        return ""
+    which = ", the portfolio's dpor slots among them," if rerun else ""
+    return (
+        f"{resume} holds {kept} of these {schedules} schedules; the other "
+        f"{schedules - kept}{which} run again when resumed"
+    )
 
 
 def _check_stall(stall: float) -> None:
@@ -902,6 +945,15 @@ def replay(
     ):
         _check_path(option, path)
     _check_path("--scenario-file", scenario_file, output=False)
+    _refuse_same_paths(
+        (
+            ("--scenario-file", scenario_file),
+            ("--trace", trace_path),
+            ("--png", png_path),
+            ("--svg", svg_path),
+            ("--html", html_path),
+        )
+    )
     if width is not None and not 40 <= width <= 20000:
         _fail(f"--width must be in 40..20000, got {width}")
     if picture_width is not None and not 400 <= picture_width <= 20000:
@@ -1649,6 +1701,11 @@ def _check_scenario_name(name: str, *, classic: bool = True) -> None:
     known = list(BUILTIN) + ([f"classic:{n}" for n in CLASSIC] if classic else [])
     if name in known or (classic and name in CLASSIC):
         return
+    from ._user_files import not_a_scenario_file
+
+    path_problem = not_a_scenario_file(name)
+    if path_problem is not None:
+        _fail(_printable(path_problem))
     _fail(
         f"unknown scenario {name!r}{_did_you_mean(name, known)}; expected one of "
         f"{', '.join(known)} or a scenario file (.toml)"

@@ -58,6 +58,7 @@ See also
 from __future__ import annotations
 
 import enum
+import heapq
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -70,7 +71,7 @@ from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue, no_sleep
-from .tracked import TrackedDict, TrackedList, TrackedRanges, TrackedSet, tracked
+from .tracked import TrackedDict, TrackedList, TrackedRanges, TrackedSet, tracked, tracking
 from .workqueue import WorkItem, Workqueue
 
 __all__ = [
@@ -147,7 +148,23 @@ class Frame:
         return f"<Frame {self.pfn}.{self.gen} refs={self.refcount}>"
 
 
-@tracked
+class _FreeHint:
+    """The numbers of frames freed since they were last taken (and some taken since), as
+    a heap: `PhysicalMemory`'s index of its frames' noted `free` flags."""
+
+    __slots__ = ("heap",)
+
+    def __init__(self) -> None:
+        self.heap: list[int] = []
+
+
+@tracked(
+    exempt={
+        "_free_hint": "an index of the noted `free` flags (a superset of the free frames' "
+        "numbers, lowest first); read only in runs that keep no footprints",
+    },
+    internal=(_FreeHint,),
+)
 class PhysicalMemory:
     """Frames, reference counted.  A freed frame is reused soon, so a stale translation
     soon points into someone else's data, as it would on a real machine: `alloc` takes
@@ -159,20 +176,41 @@ class PhysicalMemory:
     it takes): each frame's `free` flag is its own field, and frames are kept by number
     in a tracked dict (noted per key).  (A last-freed-first list made every free and
     alloc of a run conflict, and DPOR explore every order of them.)
+
+    Cost: in a run that keeps footprints, `alloc` looks at (and notes) every frame up to
+    the one it takes; in every other run it takes the lowest number off `_free_hint` (a
+    heap of the numbers of frames freed since, some stale: each is checked against its
+    `free` flag), so populating N pages costs O(N log N), not O(N^2).
     """
 
-    __slots__ = ("_checker", "_frames")
+    __slots__ = ("_checker", "_frames", "_free_hint")
 
     def __init__(self, checker: Checker) -> None:
         self._checker = checker
         self._frames: TrackedDict[int, Frame] = TrackedDict()
+        self._free_hint = _FreeHint()
 
     def alloc(self) -> Frame:
-        frame = next((f for f in self._frames.values() if f.free), None) or self._new()
+        if tracking():
+            frame = next((f for f in self._frames.values() if f.free), None) or self._new()
+        else:
+            frame = self._lowest_free() or self._new()
         frame.free = False
         frame.gen += 1
         frame.refcount = 1
         return frame
+
+    def _lowest_free(self) -> Frame | None:
+        # Not in a run that keeps footprints: nothing here is noted.  Every free frame's
+        # number is on the heap (`put` pushes it); a number whose frame was taken since
+        # is dropped when it comes up.
+        hint = self._free_hint.heap
+        while hint:
+            frame = self._frames[hint[0]]
+            if frame.free:
+                return frame
+            heapq.heappop(hint)
+        return None
 
     def _new(self) -> Frame:
         frame = Frame(len(self._frames))
@@ -189,6 +227,7 @@ class PhysicalMemory:
         frame.refcount -= 1
         if frame.refcount == 0:
             frame.free = True
+            heapq.heappush(self._free_hint.heap, frame.pfn)
             self._checker.frame_freed(frame.id, why)
 
     def is_live(self, frame: FrameId) -> bool:

@@ -43,3 +43,18 @@ def test_every_option_shown_for_a_command_is_one_of_its_options() -> None:
             if o.startswith("-") and o not in known
         ]
     assert not wrong, wrong
+
+
+def test_the_commands_the_readme_gives_o_for_take_it_and_no_other_does() -> None:
+    """Trial 21c f7: the README listed ``matrix -p`` among the commands and then said
+    to set options "with ``-o KEY=VALUE``", which matrix has no option for."""
+    match = re.search(r"with `-o KEY=VALUE` on ((?:`[a-z]+`(?:, | and )?)+)", README)
+    assert match is not None, "the README no longer says which commands take -o"
+    named = set(re.findall(r"`([a-z]+)`", match.group(1)))
+    taking = {
+        name
+        for name, command in cli.commands.items()
+        if any("-o" in p.opts for p in command.params)
+    }
+    assert named == taking, (named, taking)
+    assert "`matrix` has no `-o`" in README

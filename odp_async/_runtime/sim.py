@@ -106,6 +106,7 @@ from ._base import (
     deadline_after,
     new_waiter,
 )
+from .budget import CHECK_EVERY, RunOutOfTime, time_check
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import (
     Footprint,
@@ -155,6 +156,12 @@ class _CheckpointTrap:
 #: What `odp_async._runtime.checkpoint` yields under the sim: ``(CHECKPOINT, label)``
 #: without the tuple, the label already stored in the running task's `SimTask.pending`
 #: (one constant compared by identity at every step, no tuple built and taken apart).
+#: `CHECK_EVERY` - 1: a run looks at its time budget when ``steps & _CHECK_MASK`` is 0.
+_CHECK_MASK = CHECK_EVERY - 1
+#: The same for a run that keeps footprints or a trace, whose steps cost more (a step of
+#: the model's ``populate`` notes every frame in use).
+_CHECK_MASK_NOTING = CHECK_EVERY // 64 - 1
+
 CHECKPOINT_TRAP: Final = _CheckpointTrap()
 
 _RUNNABLE: Final = 0
@@ -1215,6 +1222,7 @@ class SimRuntime(Runtime):
         trace = self._trace
         max_steps = self._max_steps
         steps = 0
+        out_of_time = time_check()
         last: SimTask | None = None
         declared: Footprint | None = None
         ask_always = getattr(chooser, "ask_always", False)
@@ -1253,6 +1261,9 @@ class SimRuntime(Runtime):
                     self._preemptions.append(steps + 1)
             steps += 1
             self._steps = steps
+            if not steps & _CHECK_MASK_NOTING and out_of_time is not None and out_of_time():
+                self._current = None
+                raise RunOutOfTime(f"abandoned after {steps} steps: out of time")
             task = runnable[i]
             if track:
                 declared = declared_footprint(
@@ -1387,6 +1398,7 @@ class SimRuntime(Runtime):
         ends = self._ends
         steps = 0
         last: SimTask | None = None
+        out_of_time = time_check()
         while True:
             if self._chooser_error is not None:
                 self._current = None
@@ -1417,6 +1429,9 @@ class SimRuntime(Runtime):
                 continue
             steps += 1
             self._steps = steps
+            if not steps & _CHECK_MASK and out_of_time is not None and out_of_time():
+                self._current = None
+                raise RunOutOfTime(f"abandoned after {steps} steps: out of time")
             task = runnable[i]
             self._current = task
             exc = task.throw_exc

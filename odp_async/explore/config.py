@@ -166,8 +166,10 @@ class ExploreConfig:
       up to `max_preemptions`, 0 included: the schedules without a preemption).
     - `schedules`: the budget, in executions.
     - `time`: a wall-clock budget in seconds (None: none); the search stops at the first
-      schedule (or, with workers, chunk or dpor subtree) that would start after it, never
-      before the first schedule ran.  Results then depend
+      schedule (or, with workers, chunk or dpor subtree) that would start after it, and a
+      schedule running in the exploring process when it is spent is abandoned between two
+      steps (looked at every `odp_async._runtime.budget.CHECK_EVERY` steps; not once a
+      failure is known) and counts for nothing.  Results then depend
       on the machine's speed; without it they do not.
     - `stall`: the longest one step of a run may take, in seconds (None: no limit).  The
       sim cannot preempt code between checkpoints: a step that loops with no await or

@@ -52,6 +52,7 @@ import attrs
 
 from .._runtime.choosers import Chooser, StreamChooser
 from .._runtime.stall import DEFAULT_STALL, StepStalled, watching_steps
+from .._user_files import not_a_scenario_file
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import BUILTIN, Verdict, model_verdict
@@ -374,6 +375,9 @@ def _default_protocols(scenario: str) -> list[ProtocolRef]:
     if scenario.endswith(".toml"):
         return list(read_scenario(scenario).protocols)
     if scenario not in BUILTIN:
+        path_problem = not_a_scenario_file(scenario)
+        if path_problem is not None:
+            raise InvalidArgument(path_problem)
         raise InvalidArgument(
             f"unknown scenario {scenario!r}; expected one of {', '.join(BUILTIN)} "
             "or a scenario file (.toml)"

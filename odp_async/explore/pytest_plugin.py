@@ -25,7 +25,8 @@ Contract
                                                        made by (``ODP_ASYNC_REPLAY`` too)
     ``--odp-database PATH``     ``odp_database``       the failure database (default
                                                        ``.odp-async/failures`` under the
-                                                       rootdir; ``none``: off)
+                                                       rootdir; ``none``: off; a path given
+                                                       must be in a directory that exists)
     ==========================  =====================  =====================================
 
     Precedence, lowest first: decorator arguments < ini < profile < command line (see
@@ -154,11 +155,23 @@ def _setting(config: pytest.Config, name: str) -> tuple[str, str]:
 
 
 def _database(config: pytest.Config) -> FailureDatabase | None:
-    value, _ = _setting(config, "database")
+    """The failure database; a usage error (one line) for a path given whose parent
+    directory does not exist, or that names something other than a directory: like the
+    CLI's outputs, a database goes into a directory that exists (the default one,
+    ``.odp-async/failures`` under the rootdir, is made as needed)."""
+    value, where = _setting(config, "database")
     if value.strip().lower() == "none":
         return None
+    if value and not value.strip():
+        raise pytest.UsageError(f"{where} needs a directory path, got an empty one")
     path = Path(value or DEFAULT_DATABASE)
-    return FailureDatabase(path if path.is_absolute() else config.rootpath / path)
+    path = path if path.is_absolute() else config.rootpath / path
+    if value:
+        if not path.parent.is_dir():
+            raise pytest.UsageError(f"{where} {value}: no such directory {path.parent}")
+        if path.exists() and not path.is_dir():
+            raise pytest.UsageError(f"{where} {value}: not a directory")
+    return FailureDatabase(path)
 
 
 def _replay(config: pytest.Config) -> tuple[str | None, str | None]:

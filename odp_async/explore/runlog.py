@@ -22,7 +22,10 @@ Contract
     ``0 <= steps <= MAX_LOG_STEPS``, ``0 <= unfinished <= last - first``), ``failing``
     not strictly ascending indices in ``first+1 .. last``, ``worker`` not a printable
     string of 1..`MAX_WORKER` characters, and a chunk that overlaps a chunk of an
-    earlier line (its schedules would count twice) are refused.  The log records
+    earlier line (its schedules would count twice) are refused, and so is a chunk line
+    whose ``crc`` (the CRC-32 of its other fields, `chunk_line`) is missing or does not
+    match them: a line edited by hand (a failing index removed, say) is named, not
+    trusted.  The log records
     chunks; it is trusted for them (a chunk is not run again), except that a resumed
     run replays the first failing schedule it reports (see the runner).
 
@@ -36,7 +39,8 @@ import bisect
 import itertools
 import json
 import os
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 import attrs
@@ -45,12 +49,12 @@ from .._user_files import UnreadableFile, open_log, read_text
 from ..errors import InvalidArgument
 from .fingerprint import describe_change
 
-__all__ = ["Chunk", "RunLog"]
+__all__ = ["Chunk", "RunLog", "chunk_line"]
 
 _FORMAT = "odp_async run log 1"
 
 #: The keys of a chunk line (``unfinished`` is optional: absent from older logs).
-_CHUNK_KEYS = frozenset({"first", "last", "steps", "failing", "worker", "unfinished"})
+_CHUNK_KEYS = frozenset({"first", "last", "steps", "failing", "worker", "unfinished", "crc"})
 
 #: Schedule indices are below 2**64 (`ExploreConfig.start`); a chunk ends at most there.
 _TOP = 2**64
@@ -131,6 +135,27 @@ class RunLog:
         cannot be read, is not UTF-8 or holds a malformed line), without writing it."""
         _read(os.fspath(path))
 
+    @staticmethod
+    def kept(
+        path: str | os.PathLike[str],
+        first: int,
+        last: int,
+        rerun: Callable[[int, int], int] | None = None,
+    ) -> int:
+        """How many schedules of ``[first, last)`` a run resumed from the log at `path`
+        takes from it rather than running again: those of the chunks it records inside
+        that range (the runner's rule), less ``rerun(a, b)`` of each chunk ``[a, b)``
+        (a portfolio's dpor slots: they run again).  0 for a log that cannot be read."""
+        try:
+            _, chunks, _ = _read(os.fspath(path))
+        except InvalidArgument:
+            return 0
+        return sum(
+            c.last - c.first - (rerun(c.first, c.last) if rerun else 0)
+            for c in chunks
+            if first <= c.first and c.last <= last
+        )
+
     def record(self, chunk: Chunk) -> None:
         """Append a completed chunk (flushed at once)."""
         line = {
@@ -142,7 +167,7 @@ class RunLog:
         }
         if chunk.unfinished:
             line["unfinished"] = chunk.unfinished
-        _write(self.path, self._file, json.dumps(line) + "\n")
+        _write(self.path, self._file, chunk_line(line))
 
     def close(self) -> None:
         self._file.close()
@@ -163,6 +188,19 @@ def _code_changed(name: str, theirs: object, ours: Any) -> str:
         f"{name} is the log of other code: {describe_change(theirs, ours)} since it was "
         "written (its recorded schedules may no longer pass); remove it to explore afresh"
     )
+
+
+def chunk_line(fields: Mapping[str, Any]) -> str:
+    """The text of the chunk line recording `fields` (newline-terminated): the fields,
+    then ``"crc"``, the CRC-32 of their canonical JSON (`_checksum`), so a line edited
+    by hand is refused, naming it, rather than trusted."""
+    return json.dumps({**fields, "crc": _checksum(fields)}) + "\n"
+
+
+def _checksum(fields: Mapping[str, Any]) -> str:
+    # Over the values as parsed (keys sorted, no spaces): spacing may change, values not.
+    text = json.dumps(dict(fields), sort_keys=True, separators=(",", ":"))
+    return f"{zlib.crc32(text.encode()):08x}"
 
 
 def _read(name: str) -> tuple[dict[str, Any] | None, list[Chunk], int | None]:
@@ -202,7 +240,7 @@ def _parse(name: str, number: int, line: str) -> dict[str, Any]:
         raise InvalidArgument(
             f"{name} line {number} writes the field {_brief(e.args[0])} twice"
         ) from None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         value = None
     if not isinstance(value, dict):
         raise InvalidArgument(f"{name} line {number} is not a run log line: {line[:60]!r}")
@@ -246,6 +284,23 @@ def _show(value: int) -> str:
 
 
 def _chunk(name: str, number: int, data: dict[str, Any]) -> Chunk:
+    chunk = _fields(name, number, data)
+    crc = data.get("crc")
+    if crc is None:
+        raise InvalidArgument(
+            f'{name} line {number} has no checksum ("crc"): a line this odp_async '
+            "writes has one (a log of an older odp_async: start a new log)"
+        )
+    fields = {key: value for key, value in data.items() if key != "crc"}
+    if crc != _checksum(fields):
+        raise InvalidArgument(
+            f"{name} line {number} fails its checksum (crc {_brief(crc)}): the line was "
+            "edited; restore it, or delete it (its schedules run again)"
+        )
+    return chunk
+
+
+def _fields(name: str, number: int, data: dict[str, Any]) -> Chunk:
     missing = sorted({"first", "last", "steps", "failing", "worker"} - set(data))
     unknown = sorted(set(data) - _CHUNK_KEYS)
     if missing or unknown:

@@ -97,6 +97,7 @@ from typing import Any
 
 import attrs
 
+from .._runtime.budget import RunOutOfTime, spending
 from .._runtime.choosers import (
     Chooser,
     FifoChooser,
@@ -548,10 +549,16 @@ def explore_target(
     try:
         # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
         # returns (`_stalled`)
-        with marking_ctrl_c(), watching_steps(config.stall_limit):
+        with (
+            marking_ctrl_c(),
+            watching_steps(config.stall_limit),
+            spending(_budget_in_a_run(tally) if config.time is not None else None),
+        ):
             complete, bound, failure = _search(target, config, tally, executor, resume)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
+    except RunOutOfTime:
+        return _out_of_time(target, config, tally)
     except StepStalled as stalled:
         return _stalled(target, config, tally, str(stalled))
     return tally.result(target, config, complete, bound, failure)
@@ -608,6 +615,35 @@ def check_systematic(
             f"{config.chooser} cannot {what}: a run log and --start index the schedules of "
             "a seeded search (random, pct), not the traces of a tree"
         )
+
+
+def _budget_in_a_run(tally: _Tally) -> Callable[[], bool]:
+    """What a schedule running in this process asks between steps (`spending`): whether
+    the wall-clock budget is spent, the first schedule's run included; never once a
+    failure is known (the search then finishes what it runs: the failure is reported,
+    shrunk, as without a budget)."""
+
+    def out_of_time() -> bool:
+        return tally.hit is None and tally.time_is_up(ran=1)
+
+    return out_of_time
+
+
+def _out_of_time(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreResult:
+    """The result of a search whose budget ran out inside a schedule (`RunOutOfTime`):
+    the schedules that ended before it, not complete, ``out_of_time``; that schedule
+    counts for nothing."""
+    tally.out_of_time = True
+    failure = None
+    if tally.hit is not None:  # (not expected: no run is abandoned once one failed)
+        failure = _make_failure(
+            target,
+            config.evolve(shrink=False),
+            *tally.hit,
+            tally.hit_execution,
+            found_by=tally.found_by,
+        )
+    return tally.result(target, config, False, None, failure)
 
 
 def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreResult:

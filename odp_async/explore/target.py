@@ -60,6 +60,7 @@ from .._runtime.interrupts import from_signal_handler, is_ctrl_c
 from .._runtime.sim import BriefRuns, SimResult
 from .._runtime.sim import run as sim_run
 from .._thread_blocking import refuse_thread_locks
+from .._user_files import not_a_scenario_file
 from ..check import Event, Violation
 from ..errors import InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
@@ -675,6 +676,9 @@ def _lookup(name: str) -> Scenario:
     problem = ref_problem(name)
     if problem is not None:  # meant as a reference, but not one
         raise InvalidArgument(problem)
+    path_problem = not_a_scenario_file(name)
+    if path_problem is not None:
+        raise InvalidArgument(path_problem)
     known = ", ".join([*BUILTIN, *(f"classic:{n}" for n in CLASSIC)])
     raise InvalidArgument(
         f"unknown scenario {name!r}; expected one of {known}, a .toml file or 'module:qualname'"

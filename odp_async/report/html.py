@@ -96,7 +96,15 @@ def render_html(
         "px": drawing.px_per_step,
         "first": drawing.first_step,
     }
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # Inside <script> the parser looks for "</script" and, past "<!--", for "<script"
+    # (the double-escaped state, where the real "</script>" no longer ends the block):
+    # no "<" (nor ">", "&") reaches it; each is a JSON string escape, read back as it was.
+    payload = (
+        json.dumps(data, separators=(",", ":"))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     verdict = timeline.verdict
     cls = "good" if verdict == "clean" else "bad"
     first = timeline.violation

@@ -449,3 +449,25 @@ def test_a_database_that_cannot_be_written_does_not_hide_the_failure(tmp_path: P
     assert spec is not None
     with pytest.raises(ExplorationFailed, match=r"(?s)found after .*not saved in the failure"):
         spec.call(node_id="t.py::test", database=FailureDatabase(blocker))
+
+
+def test_a_database_in_a_missing_directory_is_a_usage_error_and_nothing_is_made(
+    user_tests: pytest.Pytester,
+) -> None:
+    """Trial 21c: ``--odp-database=/nonexistent/x`` made ``/nonexistent/x/...`` (a
+    ``mkdir -p``), where the CLI refuses an output in a directory that does not exist."""
+    missing = user_tests.path / "no" / "such"
+    result = user_tests.runpytest_subprocess("-k", "lost_update", f"--odp-database={missing}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --odp-database {missing}: no such directory *no"])
+    assert not (user_tests.path / "no").exists()
+
+    (user_tests.path / "afile").write_text("")
+    user_tests.makeini("[pytest]\nodp_database = afile\n")
+    result = user_tests.runpytest_subprocess("-k", "lost_update")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini odp_database afile: not a directory"])
+
+    user_tests.makeini("[pytest]\nodp_database = made\n")  # its parent exists: made
+    result = user_tests.runpytest_subprocess("-k", "lost_update")
+    assert len(_saved(user_tests.path / "made")) == 2

@@ -22,6 +22,7 @@ from odp_async.errors import InvalidArgument
 from odp_async.explore import explore
 from odp_async.explore.config import CHOOSERS
 from odp_async.explore.portfolio import MEMBERS
+from odp_async.explore.runlog import chunk_line
 from odp_async.explore.tokens import decode_token
 
 from ._support import check_outcome, with_header
@@ -57,7 +58,9 @@ def chunk(**change: Any) -> dict[str, Any]:
 
 
 def write_log(path: Path, header: str, *lines: dict[str, Any] | str) -> None:
-    text = [line if isinstance(line, str) else json.dumps(line) for line in lines]
+    """The header, then each line: a str as it is, a dict as the runner writes it (with
+    its checksum, `chunk_line`), so the field under test is what is refused."""
+    text = [line if isinstance(line, str) else chunk_line(line).rstrip("\n") for line in lines]
     path.write_text("\n".join([header, *text]) + "\n")
 
 

@@ -49,6 +49,7 @@ MODEL_MODULES = (
 NOT_SHARED = {
     "odp_async.intervals.IntervalHandle": "covered by its tree (tracked whole)",
     "odp_async.intervals._Node": "covered by its tree (tracked whole)",
+    "odp_async.mm._FreeHint": "an index of the frames' free flags, read outside tracking runs",
     "odp_async.scenarios.files._Reader": "parses a scenario file, before any run",
     "odp_async.odp.protocols.base._ProtocolMeta": "a metaclass: freezes OPTIONS at class creation",
     "odp_async.world.PreparedWorld": "the explorer's handle on a set-up world, outside every run",

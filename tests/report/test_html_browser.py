@@ -164,3 +164,46 @@ def test_a_general_programs_variables_step_by_step(browser: Any, tmp_path: Path)
     assert after.count("value 0") == 2
     _key(browser, "v")
     assert "lost update" in _text(browser, "violation")
+
+
+COMMENT_OPENER = """
+from odp_async import checkpoint, task_group
+
+
+async def opener():
+    box = {"n": 0}
+
+    async def bump():
+        n = box["n"]
+        await checkpoint("read")
+        box["n"] = n + 1
+
+    async with task_group() as tg:
+        tg.start_soon(bump, name="f<!--<script>")
+        tg.start_soon(bump, name="g</script><b>")
+    assert box["n"] == 2, box
+"""
+
+
+def test_a_task_name_holding_a_comment_opener_leaves_the_page_working(
+    browser: Any, tmp_path: Path, user_module: Any
+) -> None:
+    """Trial 21c f9: ``<!--<script>`` in a name put the parser of the data block into
+    its double-escaped state, so the page's own ``</script>`` no longer closed it and
+    its code never ran (an empty step counter and task table)."""
+    from odp_async.sim import RandomChooser
+
+    module = user_module(COMMENT_OPENER, "html_opener")
+    target = Target.resolve(f"{module.__name__}:opener")
+    ex = target.run(RandomChooser(0), max_steps=1000, trace=True)
+    path = tmp_path / "opener.html"
+    write_html(ex, path, target=target)
+    page = path.read_text()
+    assert "<!--<script>" not in page.split('id="data">', 1)[1].split("</script>", 1)[0]
+    browser.get(path.as_uri())
+    assert _errors(browser) == []
+    assert len(browser.find_elements("tag name", "script")) == 2
+    assert _text(browser, "stepno").startswith("step 1 / ")
+    tasks = _text(browser, "tasks")
+    assert "f<!--<script>" in tasks, tasks
+    assert "g</script><b>" in tasks, tasks

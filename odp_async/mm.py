@@ -113,12 +113,16 @@ class Invalidation:
     """One ``struct mmu_notifier_range``: an id (unique per mm), the range, the event,
     and whether the callbacks may sleep (``mmu_notifier_range_blockable``).  A start
     callback of a non-blockable range that would have to sleep refuses it by raising
-    `odp_async.errors.WouldBlock` (the kernel's ``-EAGAIN``)."""
+    `odp_async.errors.WouldBlock` (the kernel's ``-EAGAIN``).  `task`: the task running
+    it (`odp_async._runtime.current_task`; None for one built by hand), which watches its
+    progress (`odp_async._runtime.watch_progress`) from the start to the last end
+    callback's return; not part of equality."""
 
     id: int
     range: AddrRange
     event: InvalidateEvent
     blockable: bool = True
+    task: object = attrs.field(default=None, eq=False, repr=False)
 
     def __str__(self) -> str:
         return f"inv{self.id} {self.event.value} {self.range}"
@@ -740,7 +744,7 @@ class AddressSpace:
             span = AddrRange(max(first, rng.start), min(last, rng.end))
             zap = self._zap_body(span)
             reaped = False
-            with rt.cancel_scope(shield=True):
+            with rt.cancel_scope(shield=True), rt.watch_progress():
                 reaped = await self._invalidate_nonblock(span, InvalidateEvent.UNMAP, zap)
             return reaped
         finally:
@@ -1156,13 +1160,15 @@ class AddressSpace:
         #   start callbacks   ‖   change the ptes, drop frames   ‖   end callbacks
         #   (subscribers zap)     (frees happen only here, after      (subscribers
         #                          every start returned)               account)
-        with rt.cancel_scope(shield=True):  # started, a kernel invalidation runs to its end
+        with rt.cancel_scope(shield=True), rt.watch_progress():
+            # started, a kernel invalidation runs to its end; its progress is watched
+            # while a fault may be held back by it (`UContext.invalidation_ended`)
             await self._invalidate_unshielded(rng, event, body)
 
     async def _invalidate_unshielded(
         self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
     ) -> None:
-        inv = Invalidation(self._next_inv, rng, event)
+        inv = Invalidation(self._next_inv, rng, event, task=rt.current_task())
         self._next_inv += 1
         key = f"inv{inv.id}"
         self.checker.event("invalidate-begin", key, str(inv), rng.start)
@@ -1182,7 +1188,7 @@ class AddressSpace:
     ) -> bool:
         # mmu_notifier_invalidate_range_start_nonblock: a refusal stops the walk; which
         # subscribers then get an end is `nonblock_failure_rule`; the caller sends none.
-        inv = Invalidation(self._next_inv, rng, event, blockable=False)
+        inv = Invalidation(self._next_inv, rng, event, blockable=False, task=rt.current_task())
         self._next_inv += 1
         key = f"inv{inv.id}"
         self.checker.event("invalidate-begin", key, f"{inv} (non-blockable)", rng.start)

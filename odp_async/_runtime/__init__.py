@@ -20,6 +20,10 @@ Contract
                                  the sim.  Sync.
     ``cancelled_exc_class()``    what a cancelled checkpoint raises here
     ``task_blocked(task)``       is `task` parked (blocked or asleep)?  None live.  Sync.
+    ``watch_progress()``         ``with watch_progress():`` the calling task's progress is
+                                 noted while inside (the sim's footprints)
+    ``task_progress(task)``      a token of how far `task` has run.  None live.  Sync.
+    ``task_passed_over(t, tok)`` did the scheduler pass `t` over since `tok`?  None live.
     ==========================  =========================================================
 
     The runtime in effect is found the way anyio finds its backend: the sim runner sets a
@@ -77,7 +81,10 @@ __all__ = [
     "sleep",
     "task_blocked",
     "task_group",
+    "task_passed_over",
+    "task_progress",
     "task_name",
+    "watch_progress",
 ]
 
 
@@ -217,3 +224,47 @@ def task_blocked(task: object) -> bool | None:
     Sync; never a checkpoint.  In the sim the asking step conflicts with every other
     step (`Runtime.task_blocked`)."""
     return current_runtime().task_blocked(task)
+
+
+class _ProgressWatch:
+    """`watch_progress`'s context manager: one start and one stop, on one runtime."""
+
+    __slots__ = ("_rt",)
+
+    def __init__(self) -> None:
+        self._rt: Runtime | None = None
+
+    def __enter__(self) -> None:
+        runtime = current_runtime()
+        runtime.watch_progress(True)
+        self._rt = runtime
+
+    def __exit__(self, *exc: object) -> None:
+        runtime, self._rt = self._rt, None
+        if runtime is not None:
+            runtime.watch_progress(False)
+
+
+def watch_progress() -> AbstractContextManager[None]:
+    """``with watch_progress():`` while inside, the calling task's steps, and the wakes of
+    it, are noted in the sim as writes of its progress (`task_progress`,
+    `task_passed_over` read it), so a step that asks about the task is ordered against
+    them; outside, they are not (fewer conflicts).  Nests.  Nothing live.  Sync."""
+    return _ProgressWatch()
+
+
+def task_progress(task: object) -> int | None:
+    """A token of how far `task` (from `current_task`) has run: a later token equal to it
+    means the task ran no step in between.  None live.  Sync; never a checkpoint.  Ask
+    only about a task inside `watch_progress` (`Runtime.task_progress`)."""
+    return current_runtime().task_progress(task)
+
+
+def task_passed_over(task: object, since: int) -> bool | None:
+    """True if the scheduler passed `task` over since the `task_progress` token `since`:
+    it ran no step since, and it is runnable now and was not made runnable by the running
+    step (so it could have run and was not chosen).  False if it ran, or stayed parked
+    (blocked or asleep), or finished.  None live (the live loops run woken tasks first
+    come, first served).  Sync; never a checkpoint.  Ask only about a task inside
+    `watch_progress` (`Runtime.task_passed_over`)."""
+    return current_runtime().task_passed_over(task, since)

@@ -297,6 +297,30 @@ class Runtime(abc.ABC):
         search by footprints sound (tests/explore/test_dpor_task_blocked.py)."""
         return None
 
+    def watch_progress(self, on: bool) -> None:  # noqa: B027
+        """Start (`on`) or stop watching the calling task's progress: while watched (the
+        starts and stops nest), the sim notes each step of the task, and each wake of it,
+        as a write of the task's progress, which `task_progress` and `task_passed_over`
+        read.  Nothing live.  Sync; never a checkpoint."""
+
+    def task_progress(self, task: object) -> int | None:
+        """A token of how far `task` (returned by `current_task`) has run: a later token
+        equal to this one means it ran no step in between.  None where the runtime cannot
+        tell (the live ones).  Sync; never a checkpoint.  In the sim a noted read of the
+        task's progress: ordered against the task's steps while it watches its progress
+        (`watch_progress`), and only then; ask only about a task that does."""
+        return None
+
+    def task_passed_over(self, task: object, since: int) -> bool | None:
+        """Was `task` passed over by the scheduler since `since` (a `task_progress`
+        token): it ran no step since, and it could have, as it is runnable right now and
+        was not made runnable by the running step (woken, or its wait cancelled)?  A task
+        that stayed parked (blocked on a primitive, or asleep) or finished was not.  None
+        where the runtime cannot tell (the live ones, whose loops run woken tasks first
+        come, first served).  Sync; never a checkpoint.  In the sim a noted read of the
+        task's progress, as `task_progress`."""
+        return None
+
     def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
         """A scope that cancels its body after `seconds` and then raises `TimeoutError`."""
         return _FailAfter(self, self.cancel_scope(deadline=deadline_after(self.now(), seconds)))

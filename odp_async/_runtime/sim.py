@@ -109,6 +109,7 @@ from ._base import (
 from .budget import CHECK_EVERY, RunOutOfTime, time_check
 from .choosers import Chooser, RandomChooser, StreamChooser
 from .footprint import (
+    FieldOf,
     Footprint,
     ReadOf,
     declared_footprint,
@@ -218,6 +219,7 @@ class SimTask:
         "id",
         "name",
         "pending",
+        "ran",
         "resume_cancellable",
         "scopes",
         "send",
@@ -227,6 +229,8 @@ class SimTask:
         "state",
         "throw_exc",
         "waiter",
+        "watched",
+        "woken_at",
     )
 
     def __init__(
@@ -269,6 +273,12 @@ class SimTask:
         self.footprint: Footprint | None = None
         self.history = 0
         self.spawn_key: object = None
+        # The index of its last step (0: none yet), the step that last made it runnable
+        # after a park (-1: none), and how many `watch_progress` it is inside: then its
+        # steps and wakes are noted as writes of `progress_of` it (`task_passed_over`).
+        self.ran = 0
+        self.woken_at = -1
+        self.watched = 0
 
     def __repr__(self) -> str:
         return f"<SimTask {self.id} {self.name!r}>"
@@ -672,6 +682,9 @@ class SimTaskGroup:
                 parent.send_value = None
                 del rt._blocked[parent]
                 rt._runnable.append(parent)
+                parent.woken_at = rt._steps
+                if parent.watched and rt._fp is not None:
+                    rt._fp.add(progress_of(parent))
             else:
                 self._rt.wake(w, None)
 
@@ -826,6 +839,9 @@ class SimRuntime(Runtime):
             task.send_value = value
             del self._blocked[task]
             self._runnable.append(task)
+            task.woken_at = self._steps
+            if task.watched and self._fp is not None:
+                self._fp.add(progress_of(task))
         # Otherwise the task is already runnable because a cancellation reached it; it
         # will see `waiter.woken` in its handler and pass the wake on.
 
@@ -903,6 +919,37 @@ class SimRuntime(Runtime):
             return False
         owner = getattr(task.waiter.queue, "_owner", None)
         return not (hasattr(type(owner), "_gate_closed") and getattr(owner, "gate", False))
+
+    def watch_progress(self, on: bool) -> None:
+        task = self._current
+        if on:
+            task = self._require_task("watch_progress()")
+            task.watched += 1
+            if self._fp is not None:  # this step too
+                self._fp.add(progress_of(task))
+        elif task is not None and task.watched:  # (none current: a coroutine closed at teardown)
+            task.watched -= 1
+
+    def task_progress(self, task: object) -> int:
+        if not isinstance(task, SimTask):
+            raise InvalidArgument(f"task_progress() needs a task of this run, got {task!r}")
+        if self._fp is not None:
+            self._fp.add(ReadOf(progress_of(task)))
+        return task.ran
+
+    def task_passed_over(self, task: object, since: int) -> bool:
+        """`task` ran no step since `since` and is runnable, not made so by the running
+        step; a noted read of `progress_of` it (see `Runtime.task_passed_over`).  Sync."""
+        if not isinstance(task, SimTask):
+            raise InvalidArgument(f"task_passed_over() needs a task of this run, got {task!r}")
+        if self._fp is not None:
+            self._fp.add(ReadOf(progress_of(task)))
+        return (
+            task.ran == since
+            and task.state == _RUNNABLE
+            and task is not self._current
+            and task.woken_at != self._steps
+        )
 
     def draw(self, n: int, label: object = None) -> int:
         if type(n) is not int or not 1 <= n <= MAX_DRAW:
@@ -987,6 +1034,9 @@ class SimRuntime(Runtime):
             task.footprint = None
             task.history = 0
             task.spawn_key = None
+            task.ran = 0
+            task.woken_at = -1
+            task.watched = 0
             if code is not None:  # only symmetry reduction reads it (by identity)
                 task.spawn_key = _spawned_as(func, args, code, coro)
             self._next_id += 1
@@ -1028,6 +1078,7 @@ class SimRuntime(Runtime):
         task.resume_cancellable = True
         task.throw_exc = Cancelled()
         self._runnable.append(task)
+        task.woken_at = self._steps
 
     def _arm_deadline(self, scope: SimCancelScope) -> None:
         if scope._deadline <= self._now:
@@ -1265,11 +1316,12 @@ class SimRuntime(Runtime):
                 self._current = None
                 raise RunOutOfTime(f"abandoned after {steps} steps: out of time")
             task = runnable[i]
+            task.ran = steps
             if track:
                 declared = declared_footprint(
                     task.pending, trust_primitives=trust, noted_only=noted_only
                 )
-                self._fp = set()
+                self._fp = {progress_of(task)} if task.watched else set()
                 self._fp_unknown = declared is None and not noted_only
                 # (before the task is current: the label's holders are not the program's
                 # reading, `reveal`)
@@ -1433,6 +1485,7 @@ class SimRuntime(Runtime):
                 self._current = None
                 raise RunOutOfTime(f"abandoned after {steps} steps: out of time")
             task = runnable[i]
+            task.ran = steps
             self._current = task
             exc = task.throw_exc
             if exc is not None:
@@ -1916,6 +1969,13 @@ _PLAIN_CHOOSERS: Final = (RandomChooser, StreamChooser)
 
 #: The driver loop's code: its frame is cut from the tracebacks of the tasks' errors.
 _DRIVE_CODES: Final = (SimRuntime._drive.__code__, SimRuntime._drive_plain.__code__)
+
+
+def progress_of(task: SimTask) -> FieldOf:
+    """The resource a watched task's steps and wakes write and `SimRuntime.task_progress`
+    and `SimRuntime.task_passed_over` read: one field of the task (a run-stable key from
+    its first sight, as any field)."""
+    return FieldOf(task, "<progress>")
 
 
 def _drive_frame_first(err: BaseException) -> bool:

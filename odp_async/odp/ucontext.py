@@ -17,8 +17,9 @@ Contract
                  wait(U, rng, token)              # e.g. on U.completion
 
       bounded by ``max_fault_retries`` refused attempts that count (see "Liveness") and
-      by ``starvation_bound`` generations of invalidations that held it back, from its
-      first attempt on (`OdpProtocol.holds_back`; see "Liveness"); past either it records
+      by ``starvation_bound`` invalidation ends after which the protocol still held it
+      back, from its first attempt on (`OdpProtocol.holds_back`; see "Liveness"); past
+      either it records
       ``starvation`` and gives up.  A ``fault_commit`` (or ``holds_back``) that returns
       anything but a bool raises `ProtocolUsageError` (the author's mistake, not a
       retry);
@@ -45,22 +46,34 @@ Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     was kept off the CPU; live, a whole ``fault_wait_timeout`` passed).  An endless spin
     is left to the explorer's step bound, whose fair continuation lets the invalidator
     finish (no verdict against the protocol) or, if the fault still spins, makes the
-    search inconclusive, never clean.  The invalidation bound counts generations of
-    holders, not ends.  An invalidation end charges a pending fault only if, at that
-    end, the protocol would keep a fault starting right then waiting or retrying
-    (`holds_back`), and none of the invalidations in flight when the fault was last
-    charged is in flight still (all of them ended: newer ones hold it now); the fault
-    then remembers the invalidations in flight.  In flight: listed in the mm
-    (`AddressSpace.active_ranges`) or begun on this context and its end not returned
-    (`UContext.in_flight`: the mm unlists one before its end callbacks run, and the
-    protocol may hold the fault until they do).  So one invalidation the chooser keeps
-    open (its task runnable, never run again) is charged at most once, whatever else
-    ends meanwhile, while a storm whose invalidations keep overlapping (there is always
-    a newer one in flight) is charged at nearly every end; a chooser that runs one storm
-    task through its rounds while another's invalidation stays open (pct, mostly) finds
-    that storm no more.  A fault the chooser merely delayed, on a region the protocol
-    leaves open, is charged nothing.  Counting starts at the first attempt, not when the
-    fault is called.  A protocol that keeps the base's `holds_back` (one
+    search inconclusive, never clean.  The invalidation bound counts ends.  An
+    invalidation end charges a pending fault only if, at that end, the protocol would
+    keep a fault starting right then waiting or retrying (`holds_back`), and the
+    scheduler kept nothing the fault depends on off the CPU since the fault's last
+    charge (or its first attempt): neither the faulting task nor the task of an
+    invalidation in flight at that charge and in flight still was passed over (runnable
+    and never run since: `rt.task_passed_over`).  A task parked all along (on a wait
+    queue, a completion, a lock; asleep) was held by the protocol, not the scheduler,
+    so it does not stop the charge; nor does a holder that ran a step.  At a charge the
+    fault remembers how far its task and each invalidation in flight had run
+    (`rt.task_progress`).  In flight: listed in the mm (`AddressSpace.active_ranges`) or
+    begun on this context and its end not returned (`UContext.in_flight`: the mm
+    unlists one before its end callbacks run, and the protocol may hold the fault until
+    they do).  So one invalidation the chooser keeps open (its task runnable, never run
+    again) is charged at most once, whatever else ends meanwhile, and a fault the
+    chooser keeps off the CPU is charged nothing until it runs; while a storm whose
+    invalidations keep overlapping is charged at every end whatever its width (a rule
+    that waited for every invalidation in flight at the last charge to end took about N
+    ends per charge from a storm N tasks wide, and left kvm-seq clean on 8 tasks x 4
+    madvises).  DPOR: the end's questions are noted reads of those tasks' progress,
+    which a task's steps and the wakes of it write only while it watches its progress
+    (`rt.watch_progress`: a faulting task while its fault is pending, an invalidating
+    task while its invalidation runs, `AddressSpace._invalidate`), so the end is ordered
+    against exactly those steps.  Live, where the runtime cannot tell
+    (`rt.task_passed_over` is None), every end that finds the fault held is charged.  A
+    fault the chooser merely delayed, on a region the protocol leaves open, is charged
+    nothing.  Counting starts at the first attempt, not when the fault is called.  A
+    protocol that keeps the base's `holds_back` (one
     written outside the package, say) is not asked: the core charges an end only while
     the fault is observably held, parked (blocked on a primitive other than a closed
     gate, or asleep) inside the protocol's own ``fault_begin`` or ``fault_wait``
@@ -69,9 +82,11 @@ Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     go for the retry bound.  Live, where the runtime cannot tell a park
     (`rt.task_blocked` is None), being inside the wait is taken for held (the live loops
     run woken tasks first come, first served).  What this cannot see: a fault that
-    busy-waits inside ``fault_begin`` (it never parks; its refusals still count), and a
-    fault parked there on a lock a task the chooser keeps off the CPU holds (charged):
-    override `holds_back` for the exact verdict.
+    busy-waits inside ``fault_begin`` (it never parks; its refusals still count), a
+    fault or a holder parked on a lock that a task the chooser keeps off the CPU holds
+    (charged: only the holders' own tasks are asked), and a chooser that lets a holder
+    run one step between two ends (each end charged; an invalidation is a few steps
+    long): override `holds_back` for the exact verdict.
 
 See also
     `odp_async.odp.protocols` (the seven protocols), `odp_async.mm`, `odp_async.device`.
@@ -130,21 +145,27 @@ class OdpSubscription:
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
-    __slots__ = ("charged", "holders", "let_go", "rng", "task", "umem", "waiting")
+    __slots__ = ("charged", "holders", "let_go", "mark", "rng", "task", "umem", "waiting")
 
     def __init__(self, umem: Umem, rng: AddrRange, task: object) -> None:
         self.umem = umem
         self.rng = rng
-        #: The faulting task (`rt.current_task`).
+        #: The faulting task (`rt.current_task`), which watches its progress while the
+        #: fault is pending (`rt.watch_progress`).
         self.task = task
+        #: How far the faulting task had run at the fault's last charge, or at its first
+        #: attempt before any (`rt.task_progress`; None live).
+        self.mark = rt.task_progress(task)
         #: Inside the protocol's ``fault_begin`` or ``fault_wait`` (kept only for a
         #: protocol that leaves `OdpProtocol.holds_back` to the core: `UContext.observes`).
         self.waiting = False
-        #: Generations of holders: invalidation ends after which the protocol still held
-        #: the fault back, none of `holders` being in flight any more.
+        #: Invalidation ends after which the protocol still held the fault back, charged
+        #: only when the scheduler kept neither the faulting task nor one of `holders`
+        #: still in flight off the CPU since the last (see "Liveness").
         self.charged = 0
-        #: The invalidations in flight when the fault was last charged (none before).
-        self.holders: tuple[Invalidation, ...] = ()
+        #: The invalidations in flight when the fault was last charged (none before),
+        #: each with how far its task had run then (`rt.task_progress`).
+        self.holders: tuple[tuple[Invalidation, int | None], ...] = ()
         #: An invalidation ended, since the fault's last counted refusal (or its first
         #: attempt), after which the protocol no longer held it back (`_Refusals`).
         self.let_go = False
@@ -350,8 +371,9 @@ class UContext:
 
     def invalidation_ended(self, inv: Invalidation) -> None:
         """`inv`'s end callbacks ran: charge each pending fault the protocol holds back
-        right now, unless an invalidation in flight at its last charge still is (see
-        "Liveness" in the module docstring).  Sync."""
+        right now, unless, since its last charge, the scheduler passed over the faulting
+        task or the task of an invalidation in flight then and still (see "Liveness" in
+        the module docstring).  Sync."""
         self.invalidations_ended += 1
         in_flight = self.in_flight
         if in_flight.listed(inv):
@@ -363,10 +385,30 @@ class UContext:
                 else self._holds_back(pending.umem, pending.rng)
             ):
                 pending.let_go = True
-            elif not any(self._in_flight(h, inv) for h in pending.holders):
-                # a new generation holds it: every holder of the last charge has ended
+            elif not self._kept_off(pending, inv):
                 pending.charged += 1
-                pending.holders = self._holders(inv)
+                pending.mark = rt.task_progress(pending.task)
+                pending.holders = tuple(
+                    (h, None if h.task is None else rt.task_progress(h.task))
+                    for h in self._holders(inv)
+                )
+
+    def _kept_off(self, pending: _Pending, ending: Invalidation) -> bool:
+        """Whether the scheduler, not the protocol, kept `pending`'s fault from going on
+        since its last charge: it passed over the faulting task (runnable, never run), or
+        the task of an invalidation in flight at that charge and still in flight at
+        `ending`'s end (a holder it keeps open).  A task parked all along (on a lock, a
+        wait queue, a completion, asleep) was held by the protocol: not kept off.  Live
+        never (the runtime cannot tell).  Notes reads of those tasks' progress.  Sync."""
+        if pending.mark is not None and rt.task_passed_over(pending.task, pending.mark):
+            return True
+        return any(
+            mark is not None
+            and h.task is not None
+            and self._in_flight(h, ending)
+            and rt.task_passed_over(h.task, mark)
+            for h, mark in pending.holders
+        )
 
     def _in_flight(self, held: Invalidation, ending: Invalidation) -> bool:
         """Whether `held` is still in flight at `ending`'s end: listed in the mm or begun
@@ -385,12 +427,13 @@ class UContext:
         await rt.checkpoint(("fault", umem.name, rng.start))
         # Charged from the first attempt on: the time the chooser kept the task from
         # getting here is the scheduler's, not the protocol's.
-        pending = _Pending(umem, rng, rt.current_task() if self.observes else None)
-        self._pending.append(pending)
-        try:
-            return await self._attempts(umem, rng, write, pending)
-        finally:
-            self._pending.remove(pending)
+        with rt.watch_progress():
+            pending = _Pending(umem, rng, rt.current_task())
+            self._pending.append(pending)
+            try:
+                return await self._attempts(umem, rng, write, pending)
+            finally:
+                self._pending.remove(pending)
 
     async def _attempts(
         self, umem: Umem, rng: AddrRange, write: bool, started: _Pending

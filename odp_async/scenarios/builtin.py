@@ -35,11 +35,12 @@ __all__ = ["BUILTIN"]
 
 P = PAGE_SIZE
 #: Invalidations per storm task.  Ten, so that a fault the protocol holds back has room to
-#: pass the starvation bound (12 generations of held-back ends) on a fair schedule: only
-#: an end while the protocol holds the fault back, after every invalidation in flight at
-#: the last charge ended, counts (see "Liveness" in odp.ucontext), and with
-#: 2 x 8 the interval-seq epoch had to stay open for 13 of the 16 (found after ~430
-#: random schedules; with 2 x 10, after ~64).
+#: pass the starvation bound (12 held-back ends) on a fair schedule: only an end while
+#: the protocol holds the fault back, the scheduler having passed over neither the
+#: faulting task nor a holder's since the last charge, counts (see "Liveness" in
+#: odp.ucontext), and with 2 x 8 the interval-seq epoch had to stay open for 13 of the 16
+#: (found after ~430 random schedules with the generations rule before; with 2 x 10,
+#: after ~64).
 STORM_ROUNDS = 10
 C, F, D, S = Verdict.CLEAN, Verdict.FOUND, Verdict.DEADLOCK, Verdict.STARVATION
 PROTOCOL_ORDER = (

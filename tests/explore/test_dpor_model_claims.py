@@ -36,7 +36,7 @@ FULL = {
     "fault-vs-munmap/kvm-seq": "complete: 36 traces, no violation",
     "fault-vs-munmap/range-list": "complete: 40 traces, no violation",
     "exit-during-faults/interval-seq": "complete: 1588 traces, no violation",
-    "exit-during-faults/kvm-seq": "complete: 1432 traces, no violation",
+    "exit-during-faults/kvm-seq": "complete: 1436 traces, no violation",
     "exit-during-faults/range-list": "complete: 3380 traces, no violation",
     "exit-during-faults/odp2014-ctx": "complete: 1684 traces, no violation",
     "registration-race/interval-seq": "complete: 52 traces, no violation",
@@ -58,7 +58,7 @@ FULL = {
     "thp-split-during-fault/range-list": "complete: 332 traces, no violation",
     "registration-race/odp2014-ctx": "complete: 150 traces, no violation",
     "truncate-during-registration/kvm-seq": "complete: 490 traces, no violation",
-    "thp-split-during-fault/kvm-seq": "complete: 205 traces, no violation",
+    "thp-split-during-fault/kvm-seq": "complete: 281 traces, no violation",
     "thp-split-during-fault/odp2014-ctx": "complete: 106 traces, no violation",
     "registration-race/kvm-seq": "complete: 225 traces, no violation",
     "dereg-during-notifier/range-list": "complete: 251 traces, no violation",
@@ -67,8 +67,8 @@ FULL = {
     "stray-end-corruption/interval-seq": "complete: 3895 traces, no violation",
     "stray-end-munmap/interval-seq": "complete: 918 traces, no violation",
     "stray-end-munmap/odp2014-ctx": "complete: 1866 traces, no violation",
-    "stray-end-munmap/kvm-seq": "complete: 5286 traces, no violation",
-    "stray-end-munmap/range-list": "complete: 5532 traces, no violation",
+    "stray-end-munmap/kvm-seq": "complete: 6007 traces, no violation",
+    "stray-end-munmap/range-list": "complete: 6282 traces, no violation",
 }
 FULL_RUN = os.environ.get("ODP_ASYNC_FULL_CLAIMS") == "1"
 

@@ -120,11 +120,13 @@ def test_lenient_replay_counts_preemptions_and_falls_back() -> None:
 
 def test_shrinking_a_long_schedule_makes_it_readable() -> None:
     """A random failing schedule of the storm scenario: hundreds of steps, many
-    preemptions, shrunk to a few dozen (seed 0: 253 -> 36, 30 rounds -> 15).  Not to a
-    handful: the starvation bound counts generations of holders, so each of the 13
-    charges needs the storms' invalidations to overlap anew, mostly a switch between
-    storm tasks that do not block; the handful of before kept one storm task off the
-    CPU, the scheduler's doing."""
+    preemptions, shrunk to a few dozen (seed 0: 253 -> 38, 30 rounds -> 15; 36 when the
+    bound counted generations of holders).  Not to a handful: an end charges the fault
+    only if no task it waits on (its own, or an invalidation's still in flight since the
+    last charge) was passed over by the scheduler since, so each of the 13 charges needs
+    the storms' invalidations to overlap anew while both storm tasks run, mostly a
+    switch between them; the handful of before kept one storm task off the CPU, the
+    scheduler's doing."""
     target = Target.resolve("storm-register-during", "kvm-seq", params={"rounds": 30})
     execution = next(
         ex

@@ -45,12 +45,13 @@ def test_no_starvation_charged_for_scheduling(scenario: str, protocol: str, choo
 # Not dfs: a fair run starves kvm-seq's fault only when the storm's invalidations keep
 # overlapping one another, which takes more preemptions than a bounded dfs gives (the old
 # accounting let dfs "find" it by leaving the fault off the CPU while the storm ran).
-# Not pct either, since the charge counts generations of holders: pct runs one storm task
-# through its rounds while the other's invalidation stays open, one generation (it found
-# these cells that way before; 500 schedules at depths 3-20 find none now); random (seed
-# 0: schedules 1, 2, 7, 10) and the default portfolio interleave the storms' ends (its
-# slowest: storm-register-during/interval-seq, by its random member at 2458 for seed 0;
-# 1963 and 1767 for seeds 1 and 2).
+# Not pct either: an end does not charge a fault while the task of an invalidation in
+# flight at its last charge is passed over by the scheduler, and pct runs one storm task
+# through its rounds while the other's invalidation stays open (its task never run); it
+# found these cells that way before the generations rule, and 500 schedules find none
+# now.  Random (seed 0: schedules 1, 2, 2, 10) and the default portfolio interleave the
+# storms' ends (its slowest: storm-register-during/interval-seq, by its random member at
+# 1812 for seed 0; 2458 while the bound counted generations of holders).
 @pytest.mark.parametrize("chooser", ["portfolio", "random"])
 @pytest.mark.parametrize(("scenario", "protocol"), STARVED_CELLS)
 def test_documented_starvation_is_still_found(scenario: str, protocol: str, chooser: str) -> None:

@@ -306,9 +306,10 @@ class OdpProtocol(metaclass=_ProtocolMeta):
         effects.
 
         The ODP core asks this at every invalidation end while a fault is pending and
-        charges the fault's starvation bound only when the answer is yes (and every
-        invalidation in flight at its last charge has ended: generations of holders,
-        see "Liveness" in `odp_async.odp.ucontext`): so an invalidation counts against
+        charges the fault's starvation bound only when the answer is yes (and the
+        scheduler passed over neither the faulting task nor the task of an invalidation
+        still in flight since the fault's last charge, see "Liveness" in
+        `odp_async.odp.ucontext`): so an invalidation counts against
         the protocol only if the protocol itself is what keeps the fault from finishing,
         never because the scheduler kept the fault, or one invalidation, off the CPU.
         An override is the exact answer, from the protocol's own state.

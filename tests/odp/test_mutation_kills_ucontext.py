@@ -659,6 +659,44 @@ def test_a_live_spin_by_the_same_invalidation_counts_once_within_the_wait_timeou
         assert out == ["refused"] * 6 + [FaultOutcome.RESOLVED, []]
 
 
+def test_a_live_refusal_a_whole_wait_timeout_after_the_last_counted_one_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Live, a refusal counts again once ``fault_wait_timeout`` passed since the last
+    counted one, that long exactly included: with a clock read as 0, 0.25, 0.5, ... (a
+    stand-in for anyio's, read only by the refusal count) and a timeout of 1.0, one
+    running invalidation refuses the fault at 0 (counted) and 1.0 (counted: the second is
+    starvation), the three between counting nothing."""
+    out: list[object] = []
+    inv = Invalidation(100, AddrRange(0, P), InvalidateEvent.UNMAP)
+    ticks = iter(range(1000))
+    monkeypatch.setattr(rt, "now", lambda: next(ticks) / 4)
+
+    class Spin(KvmSeq):
+        name = "t-live-exact-timeout"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.checkpoint("cond_resched")
+            out.append("refused")
+
+    async def main() -> None:
+        w = World.build(Spin, max_fault_retries=2)
+        assert w.ctx.fault_wait_timeout == 1.0
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv)
+        out.append(await w.ctx.fault(a, 0, write=True))
+        out.append([v.detail for v in w.checker.violations])
+
+    rt.run_live(main, backend="asyncio", timeout=60)
+    assert out == [
+        *["refused"] * 4,
+        FaultOutcome.STARVED,
+        ["a fault on A [0x0, 0x1000) retried 2 times"],
+    ]
+    assert next(ticks) == 5  # the clock was read once a refusal, by nothing else
+
+
 def test_in_the_sim_a_refusal_after_the_clock_moved_at_all_counts() -> None:
     """In the sim the clock moves only when no task can run, so a refusal after any sleep
     (here half of ``fault_wait_timeout``) counts, even by the same running invalidation:

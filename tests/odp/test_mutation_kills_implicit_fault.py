@@ -22,7 +22,7 @@ from odp_async.world import World, run_world
 TOP = 1 << 47
 
 
-async def _mapped_imr(w: World, npages: int = 8, **options: bool) -> ImplicitMr:
+async def _mapped_imr(w: World, npages: int = 8, **options: bool | int) -> ImplicitMr:
     await w.mm.mmap(0, npages * P)
     for page in range(npages):
         await w.mm.cpu_fault(page * P, write=True)
@@ -235,6 +235,32 @@ def test_a_retry_on_a_child_freed_by_the_invalidation_is_a_use_after_free() -> N
     why = "after it was freed by the invalidation that emptied it"
     assert f"a fault's commit touched imr child 0#1 {why}" in details
     assert f"a fault touched imr child 0#1 {why}" in details
+
+
+class _InvalidatedEachTime(_InvalidatedOnce):
+    """As `_InvalidatedOnce`, the ``madvise(DONTNEED)`` after every `get_user_pages`."""
+
+    async def get_user_pages(self, rng: AddrRange, *, write: bool) -> Any:
+        self.fired = False
+        return await super().get_user_pages(rng, write=write)
+
+
+def test_a_child_fault_refused_max_retries_times_starves_on_the_child_s_table() -> None:
+    """A child's fault whose every attempt is refused (an invalidation of its chunk in
+    each window) gives up after ``max_retries`` attempts: starvation, named by the
+    child's table and the fault's range."""
+
+    async def body(w: World) -> str:
+        imr = await _mapped_imr(w, max_retries=3)
+        await imr.fault(0)
+        imr.mm = _InvalidatedEachTime(w.mm, 2 * P, P)  # type: ignore[assignment]
+        return (await imr.fault(P)).value
+
+    run = run_world(body)
+    assert run.sim.unwrap() == "starved"
+    assert [(v.kind, v.detail) for v in run.violations] == [
+        ("starvation", "a fault on imr/0#1 [0x1000, 0x2000) retried 3 times")
+    ]
 
 
 # --- the release walk -------------------------------------------------------------------

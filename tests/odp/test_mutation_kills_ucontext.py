@@ -265,6 +265,51 @@ def test_a_fault_starves_past_the_bound_of_invalidations_that_held_it_back(ends:
         ]
 
 
+def test_ends_charge_a_held_fault_once_per_generation_of_holders_in_the_mm_or_here() -> None:
+    """kvm-seq keeps F waiting (an invalidation begun on the protocol alone, which nothing
+    lists).  Z is listed in the mm only (its start callbacks not run: the mm lists a
+    range first), X begun on this context only.  The first other end charges F and
+    remembers Z and X; a second one, both still in flight, charges nothing.  Z is then
+    unlisted with no callback here (as when an earlier subscriber refuses a non-blockable
+    start); X's end, the last holder gone, is a new generation: charged again."""
+    out: list[object] = []
+
+    async def body(w: World) -> None:
+        p = w.protocol
+        assert isinstance(p, KvmSeq)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await p.before_start(Invalidation(999, AddrRange(0, P), InvalidateEvent.UNMAP))
+        z = Invalidation(1000, AddrRange(6 * P, 7 * P), InvalidateEvent.UNMAP)
+        x = Invalidation(1001, AddrRange(7 * P, 8 * P), InvalidateEvent.UNMAP)
+
+        async def fault() -> None:
+            out.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            for _ in range(1000):
+                if len(p._idle):
+                    break
+                await rt.checkpoint()
+            w.mm.active_ranges.append(z)
+            await w.ctx.subscription.invalidate_range_start(x)
+            charged = []
+            for _ in range(2):
+                await w.mm.madvise_dontneed(4 * P, P)
+                charged.append(w.ctx._pending[0].charged)
+            w.mm.active_ranges.remove(z)
+            await w.ctx.subscription.invalidate_range_end(x)
+            charged.append(w.ctx._pending[0].charged)
+            out.append(charged)
+            await p.after_end(Invalidation(999, AddrRange(0, P), InvalidateEvent.UNMAP))
+
+    run = run_world(body, protocol="kvm-seq")
+    run.sim.unwrap()
+    assert out == [[1, 1, 2], FaultOutcome.RESOLVED]
+    assert run.violations == ()
+
+
 def test_a_fault_starves_after_its_last_refused_attempt() -> None:
     out: list[object] = []
 
@@ -657,6 +702,44 @@ def test_a_live_spin_by_the_same_invalidation_counts_once_within_the_wait_timeou
         ]
     else:
         assert out == ["refused"] * 6 + [FaultOutcome.RESOLVED, []]
+
+
+def test_a_live_refusal_a_whole_wait_timeout_after_the_last_counted_one_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Live, a refusal counts again once ``fault_wait_timeout`` passed since the last
+    counted one, that long exactly included: with a clock read as 0, 0.25, 0.5, ... (a
+    stand-in for anyio's, read only by the refusal count) and a timeout of 1.0, one
+    running invalidation refuses the fault at 0 (counted) and 1.0 (counted: the second is
+    starvation), the three between counting nothing."""
+    out: list[object] = []
+    inv = Invalidation(100, AddrRange(0, P), InvalidateEvent.UNMAP)
+    ticks = iter(range(1000))
+    monkeypatch.setattr(rt, "now", lambda: next(ticks) / 4)
+
+    class Spin(KvmSeq):
+        name = "t-live-exact-timeout"
+
+        async def fault_wait(self, umem: Umem, rng: AddrRange, token: object) -> None:
+            await rt.checkpoint("cond_resched")
+            out.append("refused")
+
+    async def main() -> None:
+        w = World.build(Spin, max_fault_retries=2)
+        assert w.ctx.fault_wait_timeout == 1.0
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.ctx.subscription.invalidate_range_start(inv)
+        out.append(await w.ctx.fault(a, 0, write=True))
+        out.append([v.detail for v in w.checker.violations])
+
+    rt.run_live(main, backend="asyncio", timeout=60)
+    assert out == [
+        *["refused"] * 4,
+        FaultOutcome.STARVED,
+        ["a fault on A [0x0, 0x1000) retried 2 times"],
+    ]
+    assert next(ticks) == 5  # the clock was read once a refusal, by nothing else
 
 
 def test_in_the_sim_a_refusal_after_the_clock_moved_at_all_counts() -> None:

@@ -265,13 +265,13 @@ def test_a_fault_starves_past_the_bound_of_invalidations_that_held_it_back(ends:
         ]
 
 
-def test_ends_charge_a_held_fault_once_per_generation_of_holders_in_the_mm_or_here() -> None:
+def test_ends_charge_a_parked_fault_while_no_holder_is_passed_over() -> None:
     """kvm-seq keeps F waiting (an invalidation begun on the protocol alone, which nothing
     lists).  Z is listed in the mm only (its start callbacks not run: the mm lists a
-    range first), X begun on this context only.  The first other end charges F and
-    remembers Z and X; a second one, both still in flight, charges nothing.  Z is then
-    unlisted with no callback here (as when an earlier subscriber refuses a non-blockable
-    start); X's end, the last holder gone, is a new generation: charged again."""
+    range first), X begun on this context only, both by the one task that runs.  F's task
+    stays parked and no holder's task is passed over, so every end charges F: the two
+    other ends while Z and X are in flight, then X's own end after Z is unlisted with no
+    callback here (as when an earlier subscriber refuses a non-blockable start)."""
     out: list[object] = []
 
     async def body(w: World) -> None:
@@ -306,7 +306,7 @@ def test_ends_charge_a_held_fault_once_per_generation_of_holders_in_the_mm_or_he
 
     run = run_world(body, protocol="kvm-seq")
     run.sim.unwrap()
-    assert out == [[1, 1, 2], FaultOutcome.RESOLVED]
+    assert out == [[1, 2, 3], FaultOutcome.RESOLVED]
     assert run.violations == ()
 
 

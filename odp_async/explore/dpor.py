@@ -35,9 +35,13 @@ Contract
     reduction only applies where footprints were declared or noted.  Two resources are
     told apart within one execution by the key `DfsChooser` uses (objects first seen in
     the same step share a key unless their class or name differ: more conflicts, never
-    fewer).  Where the reversed
-    continuation starts with a task that is not runnable in the earlier state (one woken
-    by the clock, say), every runnable task is added there instead (sound, less reduced).
+    fewer).  A step's footprint has three kinds of access: reads, writes and
+    commutative *updates* (`odp_async._runtime.footprint.UpdateOf`, what
+    `odp_async.tracked.TrackedBag` notes for an add or a remove): two updates of one
+    resource are independent, an update and a read or a write of it are not.  Where the
+    reversed continuation starts with a task that is not runnable in the earlier state
+    (one woken by the clock, say), every runnable task is added there instead (sound,
+    less reduced).
 
     **Draws** (`draw`) branch fully: every value is explored under its own DPOR subtree.
 
@@ -317,7 +321,7 @@ def _held_back(task: Any) -> bool:
 
 def _empty(fp: _Fp | None) -> bool:
     """A step known to touch nothing shared (a task's first step under noted_only)."""
-    return fp is not None and not fp.reads and not fp.writes
+    return fp is not None and not fp.reads and not fp.writes and not fp.updates
 
 
 def _copy_path(node: _Node) -> _Node:
@@ -827,8 +831,9 @@ class DporChooser(_SystematicChooser[_Node]):
     def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
         if fp is None:
             return None
-        reads, writes = self._stable_keys(fp, ordinal)
-        return _Fp(reads - writes, writes, ordinal)
+        updates: set[Hashable] = set()
+        reads, writes = self._stable_keys(fp, ordinal, updates)
+        return _Fp(reads - writes, writes, ordinal, frozenset(updates) - writes)
 
     def _finish_execution(self) -> None:
         """Settle the last step and analyse the execution's races (once)."""
@@ -869,6 +874,9 @@ class DporChooser(_SystematicChooser[_Node]):
         last_of: dict[int, int] = {}  # task slot -> its last event index
         last_write: dict[Hashable, int] = {}
         reads_since: dict[Hashable, list[int]] = {}
+        # Updates commute with updates: each is a candidate for the reads and writes
+        # after it, never for another update.
+        updates_since: dict[Hashable, list[int]] = {}
         last_unknown = -1
         fresh_node = self._fresh_from
         for j, (node_index, tid, fp) in enumerate(events):
@@ -898,10 +906,17 @@ class DporChooser(_SystematicChooser[_Node]):
                     if w is not None:
                         cands.append(w)
                     cands.extend(reads_since.get(r, ()))
+                    cands.extend(updates_since.get(r, ()))
+                for r in fp.updates:
+                    w = last_write.get(r)
+                    if w is not None:
+                        cands.append(w)
+                    cands.extend(reads_since.get(r, ()))
                 for r in fp.reads:
                     w = last_write.get(r)
                     if w is not None:
                         cands.append(w)
+                    cands.extend(updates_since.get(r, ()))
             cands = sorted(set(c for c in cands if events[c][1] != tid))
             full = list(base)
             for c in cands:
@@ -927,10 +942,14 @@ class DporChooser(_SystematicChooser[_Node]):
                 last_unknown = j
                 last_write.clear()
                 reads_since.clear()
+                updates_since.clear()
             else:
                 for r in fp.writes:
                     last_write[r] = j
                     reads_since[r] = []
+                    updates_since[r] = []
+                for r in fp.updates:
+                    updates_since.setdefault(r, []).append(j)
                 for r in fp.reads:
                     reads_since.setdefault(r, []).append(j)
 

@@ -45,6 +45,7 @@ from ._base import RUNTIME_VAR
 __all__ = [
     "FieldOf",
     "Footprint",
+    "GateOpened",
     "ReadOf",
     "UpdateOf",
     "access_kinds",
@@ -223,6 +224,17 @@ def note_update(resource: Hashable) -> None:
     rt = _runtime_in_effect(None)
     if rt is not None:
         rt.note(UpdateOf(resource))
+
+
+@attrs.frozen(eq=False)
+class GateOpened:
+    """Noted by the step whose ``complete_all()`` opens the gate `gate` (a
+    `odp_async.sync.Completion` made with ``gate=True``): not an access (the gate's own
+    write is noted beside it), a mark DPOR reads to order every wait the open gate lets
+    through after this step (`odp_async.explore.dpor`).  Equal only to itself: a reader
+    that takes it for a written resource finds nothing else that touches it."""
+
+    gate: object
 
 
 class FieldOf:

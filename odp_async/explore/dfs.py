@@ -140,7 +140,7 @@ from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 import attrs
 
 from .._runtime._base import check_draw
-from .._runtime.footprint import FieldOf, Footprint, ReadOf, UpdateOf
+from .._runtime.footprint import FieldOf, Footprint, GateOpened, ReadOf, UpdateOf
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
 __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
@@ -529,6 +529,8 @@ class _SystematicChooser(Generic[_N]):
             reads.add(k)
         for resource in fp.writes:
             into = writes
+            if type(resource) is GateOpened:
+                continue  # a mark, not an access (the gate's own write is beside it)
             if type(resource) is ReadOf:
                 # A noted read (`with_noted_reads`): a read of what it marks.
                 resource, into = resource.read_of, reads

@@ -70,7 +70,7 @@ from .check import Checker, FrameId, PteView
 from .errors import InvalidArgument, OdpError, ProtocolViolation, WouldBlock
 from .intervals import IntervalTree
 from .sync import Mutex, RWLock, WaitQueue, no_sleep
-from .tracked import TrackedBag, TrackedDict, TrackedList, TrackedRanges, TrackedSet, tracked
+from .tracked import TrackedDict, TrackedList, TrackedRanges, TrackedSet, tracked
 from .workqueue import WorkItem, Workqueue
 
 __all__ = [
@@ -377,9 +377,7 @@ class AddressSpace:
         self.is_dead = False
         self._subs: TrackedDict[Subscription, None] = TrackedDict()
         # The tasks inside each subscriber's callbacks right now (SRCU readers).
-        # Per subscriber, the tasks inside one of its callbacks: a bag, so that two
-        # callers entering and leaving commute (only an emptiness test orders them).
-        self._in_flight: TrackedDict[Subscription, TrackedBag[object]] = TrackedDict()
+        self._in_flight: TrackedDict[Subscription, TrackedList[object]] = TrackedDict()
         self._callbacks_done: TrackedDict[Subscription, WaitQueue] = TrackedDict()
         self._any_callback_done = WaitQueue("notifier callbacks (mmu_notifier_synchronize)")
         self._next_inv = 0
@@ -928,7 +926,7 @@ class AddressSpace:
                 await lock.acquire()
             try:
                 self._subs[sub] = None
-                self._in_flight.setdefault(sub, TrackedBag())
+                self._in_flight.setdefault(sub, TrackedList())
             finally:
                 for lock in reversed(locks):
                     lock.release()
@@ -963,12 +961,8 @@ class AddressSpace:
         """``mmu_notifier_synchronize``: wait until every notifier callback running now
         (of any subscriber) has returned.  Checkpoint: always."""
         await rt.checkpoint(("mmu_notifier_synchronize",))
-        running = {
-            (id(sub), task) for sub, tasks in self._in_flight.items() for task in tasks.snapshot()
-        }
-        while running & {
-            (id(s), t) for s, tasks in self._in_flight.items() for t in tasks.snapshot()
-        }:
+        running = {(id(sub), task) for sub, tasks in self._in_flight.items() for task in tasks}
+        while running & {(id(s), t) for s, tasks in self._in_flight.items() for t in tasks}:
             await self._any_callback_done.park()
 
     def put_notifier(self, sub: Subscription, free: Callable[[], Awaitable[None]]) -> None:
@@ -1220,8 +1214,8 @@ class AddressSpace:
 
     async def _call(self, sub: Subscription, callback: Awaitable[None]) -> None:
         task = rt.current_task()
-        callers = self._in_flight.setdefault(sub, TrackedBag())
-        callers.add(task)
+        callers = self._in_flight.setdefault(sub, TrackedList())
+        callers.append(task)
         try:
             await callback
         finally:
@@ -1229,9 +1223,7 @@ class AddressSpace:
             # link to go on: freed by then, that read is a use-after-free
             self._check_torn(sub, "the notifier chain walk after its callback")
             callers.remove(task)
-            # Whether the bag is empty matters only to an unregister waiting on it: asked
-            # first, a caller leaving with nobody waiting reads nothing of the others.
-            if sub in self._callbacks_done and not callers:
+            if not callers and sub in self._callbacks_done:
                 self._callbacks_done[sub].wake_all()
             self._any_callback_done.wake_all()
 
@@ -1313,11 +1305,7 @@ class _SrcuReaders:
         self._sub = sub
 
     def describe_wait(self) -> tuple[str, tuple[object, ...]]:
-        callers = self._mm._in_flight.get(self._sub)
-        held = callers.snapshot() if callers is not None else frozenset()
-        return "notifier callbacks to return (srcu)", tuple(
-            sorted(held, key=lambda task: getattr(task, "id", 0))
-        )
+        return "notifier callbacks to return (srcu)", tuple(self._mm._in_flight.get(self._sub, ()))
 
 
 async def _nothing() -> None:

@@ -1,6 +1,6 @@
 """Commutative updates (`TrackedBag`): DPOR still finds every outcome.
 
-`odp_async.tracked.TrackedBag` (the mm's per-subscriber bag of tasks inside a callback)
+`odp_async.tracked.TrackedBag` (a multiset whose adds and removes commute)
 notes an add, and a remove that finds its element, as a commutative *update* of its
 size (`odp_async._runtime.footprint.UpdateOf`): two updates are independent for DPOR,
 an update and a read (``len``, truth, `snapshot`) or a write are not.  An add also

@@ -61,7 +61,7 @@ import attrs
 
 from ._runtime import Waiter, current_runtime
 from ._runtime._base import _LIVE_HERE, RUNTIME_VAR, live_here, new_waiter
-from ._runtime.footprint import FieldOf, ReadOf
+from ._runtime.footprint import FieldOf, GateOpened, ReadOf
 from .errors import InvalidArgument, ProtocolViolation, WouldBlock
 
 __all__ = [
@@ -1112,6 +1112,8 @@ class Completion(_Blocking):
     def complete_all(self) -> None:
         """Let every wait pass until `reinit()`.  Sync."""
         _note(self)
+        if self.gate and not self._all:
+            _note(GateOpened(self))
         self._all = True
         self._queue.wake_all(_ALL)
 

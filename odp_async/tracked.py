@@ -43,7 +43,10 @@ Contract
     `TrackedList` and `TrackedSet` (noted as a whole: a read for queries and iteration,
     a write for any change), and `TrackedRanges` (a multiset of items with byte ranges,
     noted per page: an add or a remove writes the item's pages, `TrackedRanges.overlaps`
-    reads the pages asked about; looking at every item makes the step unknown).
+    reads the pages asked about; looking at every item makes the step unknown), and
+    `TrackedBag` (a multiset whose adds and removes are commutative updates of its size:
+    two tasks adding or removing their own elements commute; ``len`` and `snapshot`
+    read the size; iteration makes the step unknown).
     Iterators and views are live, as the built-in ones are: each use (a ``next``,
     ``len(d.keys())``, ``x in d.values()``) reads the container in the step that makes
     it, so one kept across a checkpoint is ordered against the writes in between.  The
@@ -134,10 +137,12 @@ from ._runtime.footprint import (
     TRACKING_RUN_HOOKS,
     FieldOf,
     ReadOf,
+    UpdateOf,
 )
 
 __all__ = [
     "TrackReport",
+    "TrackedBag",
     "TrackedDict",
     "TrackedList",
     "TrackedRanges",
@@ -1151,6 +1156,126 @@ class TrackedRanges(collections.abc.Collection[T]):
         return new
 
 
+_BAG_SIZE = ("<size>",)
+
+
+@typing.final
+class TrackedBag(collections.abc.Sized, typing.Generic[T]):
+    """A multiset shared between tasks whose adds and removes commute.
+
+    `add` and a `remove` that finds its element are *commutative updates* of the bag's
+    size (`odp_async._runtime.footprint.UpdateOf`): two of them, of different elements,
+    are independent for DPOR, so tasks that each add themselves and later remove
+    themselves are never ordered for the bag's sake.  `add` updates its element's count;
+    `remove` writes it (it reads whether the element is there), and an absent element
+    reads it (`ValueError`).  ``x in bag`` and `count` read the element's count; ``len``,
+    truth and `snapshot` read the size, so they are ordered against every add and
+    remove.  Nothing observes the order of the adds: `snapshot` gives a `frozenset`,
+    and iteration, ``==``, ``repr``, copying and pickling (which would show an order)
+    make the step's footprint unknown in a tracking run (it conflicts with every step;
+    always sound).  Elements are compared by ``==`` and must be hashable.  Cannot be
+    subclassed.  Outside a tracking run it notes nothing."""
+
+    __slots__ = ("_n",)
+    _n: dict[T, int]
+
+    def __init_subclass__(cls, /, **kwargs: Any) -> None:
+        _no_subclass(cls)
+
+    def __init__(self, items: Iterable[T] = (), /) -> None:
+        self._n = {}
+        for item in items:
+            self._n[item] = self._n.get(item, 0) + 1
+
+    def add(self, item: T) -> None:
+        """Add one `item`.  An update of the size and of `item`'s count."""
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(UpdateOf(FieldOf(self, _BAG_SIZE)))
+            fp.add(UpdateOf(FieldOf(self, ("item", item))))
+        self._n[item] = self._n.get(item, 0) + 1
+
+    def remove(self, item: T) -> None:
+        """Take out one `item`: an update of the size and a write of `item`'s count.
+        Raises `ValueError` when none is there (a read of its count)."""
+        fp = _fp_now() if _DEPTH[0] else None
+        n = self._n.get(item, 0)
+        if n == 0:
+            if fp is not None:
+                fp.add(ReadOf(FieldOf(self, ("item", item))))
+            raise ValueError(f"TrackedBag.remove(x): x not in the bag: {item!r}")
+        if fp is not None:
+            fp.add(UpdateOf(FieldOf(self, _BAG_SIZE)))
+            fp.add(FieldOf(self, ("item", item)))
+        if n == 1:
+            del self._n[item]
+        else:
+            self._n[item] = n - 1
+
+    def count(self, item: object) -> int:
+        """How many `item` the bag holds.  Reads `item`'s count."""
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, ("item", item))))
+        return self._n.get(item, 0)  # type: ignore[arg-type]
+
+    def __contains__(self, item: object) -> bool:
+        return self.count(item) > 0
+
+    def __len__(self) -> int:
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is not None:
+            fp.add(ReadOf(FieldOf(self, _BAG_SIZE)))
+        return sum(self._n.values())
+
+    def snapshot(self) -> frozenset[T]:
+        """The distinct elements (no order).  Reads the size."""
+        fp = _fp_now() if _DEPTH[0] else None
+        if fp is None:
+            return frozenset(self._n)
+        fp.add(ReadOf(FieldOf(self, _BAG_SIZE)))
+        for item in self._n:
+            _handed(item)
+        return frozenset(self._n)
+
+    def _unknown_if_tracking(self) -> None:
+        if _DEPTH[0]:
+            _unknown()
+
+    def __iter__(self) -> Iterator[T]:
+        self._unknown_if_tracking()
+        return iter([item for item, n in self._n.items() for _ in range(n)])
+
+    def __eq__(self, other: object) -> bool:
+        self._unknown_if_tracking()
+        if isinstance(other, TrackedBag):
+            return self._n == other._n
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._unknown_if_tracking()
+        return f"TrackedBag({list(self._n.items())!r})"
+
+    def __getstate__(self) -> Any:
+        self._unknown_if_tracking()
+        return (None, {"_n": dict(self._n)})
+
+    def __setstate__(self, state: Any) -> None:
+        object.__setattr__(self, "_n", dict(state[1]["_n"]))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackedBag[T]:
+        self._unknown_if_tracking()
+        return _deepcopied(self, memo, "_n", self._n)  # type: ignore[no-any-return]
+
+    def __copy__(self) -> TrackedBag[T]:
+        self._unknown_if_tracking()
+        new: TrackedBag[T] = object.__new__(TrackedBag)
+        new._n = dict(self._n)
+        return new
+
+
 def _bounds(rng: Any) -> tuple[int, int]:
     start, end = rng.start, rng.end
     if type(start) is not int or type(end) is not int:
@@ -1159,7 +1284,7 @@ def _bounds(rng: Any) -> tuple[int, int]:
 
 
 #: The tracked containers (`_is_opaque`: they note their own accesses).
-_CONTAINERS = (TrackedDict, TrackedList, TrackedSet, TrackedRanges)
+_CONTAINERS = (TrackedDict, TrackedList, TrackedSet, TrackedRanges, TrackedBag)
 
 
 # --- tracked classes ------------------------------------------------------------------
@@ -1943,6 +2068,9 @@ def track(root: object, *, deep: bool = True, code: Iterable[object] = ()) -> Tr
             continue
         if cls is TrackedRanges:
             stack.extend((item, covered) for item, _, _ in obj._c)
+            continue
+        if cls is TrackedBag:
+            stack.extend((item, covered) for item in obj._n)
             continue
         if isinstance(obj, _VALUE_TYPES) or cls is object:
             continue

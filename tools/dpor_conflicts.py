@@ -6,7 +6,9 @@ CELL is ``scenario/protocol``.  Runs ``explore(scenario, protocol, chooser="dpor
 schedules=budget)`` and counts, for every backtrack entry a reversed race added, each
 resource the two racing steps conflict on, with the kind of the conflict (``WW``: both
 write it; ``WR``: the earlier step writes, the later reads; ``RW``: the other way), and
-``<unknown>`` for a race with a step whose footprint is unknown.  A resource is shown as
+``<unknown>`` for a race with a step whose footprint is unknown; ``U`` marks a
+commutative update (`odp_async.tracked.TrackedBag`), which conflicts with a read or a
+write, never with another update.  A resource is shown as
 ``Class.field`` (the owner's class and the field or key), a primitive as its class and
 name, and a tracked container as the ``file:line`` that built it.  A diagnostic: it wraps
 private methods of `odp_async.explore.dpor.DporChooser` and `odp_async.tracked`'s
@@ -90,11 +92,17 @@ def main() -> None:
         if a is None or b is None:
             racing[0] = frozenset(("<unknown>",))
         else:
-            both = (a.writes & (b.writes | b.reads)) | (b.writes & a.reads)
-            racing[0] = frozenset(
-                f"{show(r)} {'W' if r in a.writes else 'R'}{'W' if r in b.writes else 'R'}"
-                for r in both
+            both = (
+                (a.writes & (b.writes | b.reads | b.updates))
+                | (b.writes & (a.reads | a.updates))
+                | (a.updates & b.reads)
+                | (b.updates & a.reads)
             )
+
+            def kind(fp: Any, r: Any) -> str:
+                return "W" if r in fp.writes else "U" if r in fp.updates else "R"
+
+            racing[0] = frozenset(f"{show(r)} {kind(a, r)}{kind(b, r)}" for r in both)
         try:
             reverse(self, i, j, events, *rest)
         finally:

@@ -53,8 +53,12 @@ def dropping_locks(suffixes: tuple[str, ...]) -> Iterator[None]:
     """While inside: DPOR sees no footprint key of the Mutexes `suffixes` name (UNSOUND)."""
     original = dpor.DporChooser._stable_keys
 
-    def stable_keys(self: Any, fp: Any, ordinal: int) -> Any:
-        reads, writes = original(self, fp, ordinal)
+    def stable_keys(self: Any, fp: Any, ordinal: int, updates: Any = None) -> Any:
+        reads, writes = original(self, fp, ordinal, updates)
+        if updates is not None:
+            kept = {k for k in updates if not _is_dropped(k, suffixes)}
+            updates.clear()
+            updates.update(kept)
         return (
             frozenset(k for k in reads if not _is_dropped(k, suffixes)),
             frozenset(k for k in writes if not _is_dropped(k, suffixes)),

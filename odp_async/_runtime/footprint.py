@@ -14,11 +14,17 @@ Contract
 
     `note` records a write; `note_read` a read (as a `ReadOf` marker among the noted
     resources, which `with_noted_reads` turns back into a read: the choosers apply it to
-    every footprint they read).
+    every footprint they read).  `note_update` records a *commutative update* (an
+    `UpdateOf` marker): two updates of one resource commute (each adds to or takes from
+    it, and neither step learns anything from it), while an update and a read or a write
+    of it do not.  Only `DporChooser` tells updates apart; every other reader of a
+    footprint (`with_noted_reads`, `DfsChooser`) takes an update for a write, which is
+    never less sound.
 
-    Two steps are independent when both footprints are known and neither writes what the
-    other reads or writes.  Reduction built on this is sound when each step's declared
-    and noted footprint covers every shared access it makes.  Lock discipline is not
+    Two steps are independent when both footprints are known, neither writes what the
+    other reads, updates or writes, and neither updates what the other reads.  Reduction
+    built on this is sound when each step's declared and noted footprint covers every
+    shared access it makes.  Lock discipline is not
     assumed: the lock a step acquires says nothing about the rest of the step (a read
     under the wrong lock is exactly the bug to find).
 
@@ -39,12 +45,16 @@ from ._base import RUNTIME_VAR
 __all__ = [
     "FieldOf",
     "Footprint",
+    "GateOpened",
     "ReadOf",
+    "UpdateOf",
+    "access_kinds",
     "declared_footprint",
     "independent",
     "note",
     "hidden_write",
     "note_read",
+    "note_update",
     "noted_run_starts",
     "tracking_run_ends",
     "tracking_run_starts",
@@ -144,12 +154,33 @@ def declared_footprint(
 
 
 def independent(a: Footprint | None, b: Footprint | None) -> bool:
-    """True when both are known and neither step writes what the other touches."""
+    """True when both are known, neither step writes what the other touches and neither
+    updates what the other reads (noted reads and updates included)."""
     if a is None or b is None:
         return False
-    if a.writes & (b.writes | b.reads):
+    ar, aw, au = access_kinds(a)
+    br, bw, bu = access_kinds(b)
+    if aw & (bw | br | bu) or bw & (ar | au):
         return False
-    return not (b.writes & a.reads)
+    return not (au & br or bu & ar)
+
+
+def access_kinds(
+    fp: Footprint,
+) -> tuple[frozenset[Hashable], frozenset[Hashable], frozenset[Hashable]]:
+    """`fp`'s (reads, writes, updates), its `ReadOf` and `UpdateOf` markers resolved (a
+    resource both written and updated counts as written)."""
+    reads = set(fp.reads)
+    writes: set[Hashable] = set()
+    updates: set[Hashable] = set()
+    for w in fp.writes:
+        if type(w) is ReadOf:
+            reads.add(w.read_of)
+        elif type(w) is UpdateOf:
+            updates.add(w.update_of)
+        else:
+            writes.add(w)
+    return frozenset(reads), frozenset(writes), frozenset(updates - writes)
 
 
 def note(resource: Hashable) -> None:
@@ -171,6 +202,39 @@ def note_read(resource: Hashable) -> None:
     rt = _runtime_in_effect(None)
     if rt is not None:
         rt.note(ReadOf(resource))
+
+
+@attrs.frozen
+class UpdateOf:
+    """A noted commutative update of `update_of` (what `note_update` records).
+
+    The noting code vouches that the update commutes with every other update of the same
+    resource in every state where both can run: the same state results in either order,
+    each step goes on the same way (it returns nothing read from the resource) and each
+    notes the same footprint.  A counter's increment, or adding an element to a multiset
+    and removing one that the remover itself added, are such updates; a read (``len``,
+    a test for emptiness) or a plain store of the resource is not one."""
+
+    update_of: Hashable
+
+
+def note_update(resource: Hashable) -> None:
+    """Add a commutative update of `resource` (see `UpdateOf`) to the footprint of the
+    running sim step.  No-op live."""
+    rt = _runtime_in_effect(None)
+    if rt is not None:
+        rt.note(UpdateOf(resource))
+
+
+@attrs.frozen(eq=False)
+class GateOpened:
+    """Noted by the step whose ``complete_all()`` opens the gate `gate` (a
+    `odp_async.sync.Completion` made with ``gate=True``): not an access (the gate's own
+    write is noted beside it), a mark DPOR reads to order every wait the open gate lets
+    through after this step (`odp_async.explore.dpor`).  Equal only to itself: a reader
+    that takes it for a written resource finds nothing else that touches it."""
+
+    gate: object
 
 
 class FieldOf:
@@ -257,10 +321,14 @@ def hidden_write() -> str | None:
 
 
 def with_noted_reads(fp: Footprint) -> Footprint:
-    """`fp` with every `ReadOf` marker turned from a noted resource into a read."""
-    markers = [w for w in fp.writes if type(w) is ReadOf]
+    """`fp` with every `ReadOf` marker turned from a noted resource into a read, and
+    every `UpdateOf` marker into a write of what it marks (a reader of plain reads and
+    writes takes an update for a write: more conflicts, never fewer)."""
+    markers = [w for w in fp.writes if type(w) is ReadOf or type(w) is UpdateOf]
     if not markers:
         return fp
     return Footprint(
-        fp.reads | frozenset(m.read_of for m in markers), fp.writes - frozenset(markers)
+        fp.reads | frozenset(m.read_of for m in markers if type(m) is ReadOf),
+        (fp.writes - frozenset(markers))
+        | frozenset(m.update_of for m in markers if type(m) is UpdateOf),
     )

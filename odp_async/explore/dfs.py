@@ -140,7 +140,7 @@ from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 import attrs
 
 from .._runtime._base import check_draw
-from .._runtime.footprint import FieldOf, Footprint, ReadOf
+from .._runtime.footprint import FieldOf, Footprint, GateOpened, ReadOf, UpdateOf
 from ..errors import InvalidArgument, NondeterminismError, OdpError, ProtocolViolation
 
 __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
@@ -197,6 +197,9 @@ class _Fp:
     reads: frozenset[Hashable]
     writes: frozenset[Hashable]
     seen: int
+    #: Commutative updates (`odp_async._runtime.footprint.UpdateOf`): only DPOR keeps
+    #: them apart; `DfsChooser` counts them among the writes.
+    updates: frozenset[Hashable] = frozenset()
 
 
 def _is_fresh(k: Hashable, seen: int) -> bool:
@@ -244,7 +247,11 @@ def _independent(entry: _Fp, step: _Fp) -> bool:
     m = entry.seen
     ar, aw = _relative(entry.reads, m), _relative(entry.writes, m)
     br, bw = _relative(step.reads, m), _relative(step.writes, m)
-    return not (aw & (bw | br)) and not (bw & ar)
+    if not entry.updates and not step.updates:
+        return not (aw & (bw | br)) and not (bw & ar)
+    au, bu = _relative(entry.updates, m), _relative(step.updates, m)
+    # Two updates of one resource commute; an update and a read or a write do not.
+    return not (aw & (bw | br | bu)) and not (bw & (ar | au)) and not (au & br or bu & ar)
 
 
 def _is_value(resource: object) -> bool:
@@ -505,11 +512,13 @@ class _SystematicChooser(Generic[_N]):
         self.max_preemptions = max(self.max_preemptions, self._cost)
 
     def _stable_keys(
-        self, fp: Footprint, ordinal: int
+        self, fp: Footprint, ordinal: int, updates: set[Hashable] | None = None
     ) -> tuple[frozenset[Hashable], frozenset[Hashable]]:
         """`fp`'s (reads, writes), noted reads included (`with_noted_reads`), in
         run-stable keys.  A resource's key is fixed at its first sight in the execution,
-        so it is remembered per resource (`_keys`) and not rebuilt at every step."""
+        so it is remembered per resource (`_keys`) and not rebuilt at every step.  A
+        noted update (`UpdateOf`) goes into `updates` when given, else among the writes
+        (more conflicts, never fewer)."""
         memo = self._keys
         reads: set[Hashable] = set()
         writes: set[Hashable] = set()
@@ -520,9 +529,15 @@ class _SystematicChooser(Generic[_N]):
             reads.add(k)
         for resource in fp.writes:
             into = writes
+            if type(resource) is GateOpened:
+                continue  # a mark, not an access (the gate's own write is beside it)
             if type(resource) is ReadOf:
                 # A noted read (`with_noted_reads`): a read of what it marks.
                 resource, into = resource.read_of, reads
+            elif type(resource) is UpdateOf:
+                resource = resource.update_of
+                if updates is not None:
+                    into = updates
             k = memo.get(resource)
             if k is None:
                 k = memo[resource] = self._key(resource, ordinal)

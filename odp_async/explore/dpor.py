@@ -35,9 +35,13 @@ Contract
     reduction only applies where footprints were declared or noted.  Two resources are
     told apart within one execution by the key `DfsChooser` uses (objects first seen in
     the same step share a key unless their class or name differ: more conflicts, never
-    fewer).  Where the reversed
-    continuation starts with a task that is not runnable in the earlier state (one woken
-    by the clock, say), every runnable task is added there instead (sound, less reduced).
+    fewer).  A step's footprint has three kinds of access: reads, writes and
+    commutative *updates* (`odp_async._runtime.footprint.UpdateOf`, what
+    `odp_async.tracked.TrackedBag` notes for an add or a remove): two updates of one
+    resource are independent, an update and a read or a write of it are not.  Where the
+    reversed continuation starts with a task that is not runnable in the earlier state
+    (one woken by the clock, say), every runnable task is added there instead (sound,
+    less reduced).
 
     **Draws** (`draw`) branch fully: every value is explored under its own DPOR subtree.
 
@@ -125,7 +129,7 @@ from typing import Any
 import attrs
 
 from .._runtime._base import check_draw
-from .._runtime.footprint import Footprint
+from .._runtime.footprint import Footprint, GateOpened
 from .._runtime.sim import SimTaskGroup
 from ..errors import InvalidArgument
 from .dfs import (
@@ -315,9 +319,23 @@ def _held_back(task: Any) -> bool:
     return pending is not None and not pending()
 
 
+def _gate_of(task: Any) -> Any:
+    """The gate (`odp_async.sync.Completion` with ``gate=True``) whose wait `task`'s next
+    step begins with, or None; None too when a cancellation is due (the wait would raise,
+    gate open or not)."""
+    gate = task.pending
+    if (
+        getattr(type(gate), "_gate_closed", None) is None
+        or getattr(gate, "gate", False) is not True
+    ):
+        return None
+    pending = getattr(task, "cancel_is_pending", None)
+    return gate if pending is not None and not pending() else None
+
+
 def _empty(fp: _Fp | None) -> bool:
     """A step known to touch nothing shared (a task's first step under noted_only)."""
-    return fp is not None and not fp.reads and not fp.writes
+    return fp is not None and not fp.reads and not fp.writes and not fp.updates
 
 
 def _copy_path(node: _Node) -> _Node:
@@ -389,6 +407,8 @@ class DporChooser(_SystematicChooser[_Node]):
         "_fixed_used",
         "_floor",
         "_fresh_from",
+        "_gate_state",
+        "_gate_waits",
         "_group_of",
         "_joins",
         "_last_pick",
@@ -463,6 +483,10 @@ class DporChooser(_SystematicChooser[_Node]):
         # task id) of a step that resumes a parent parked at its group's join.
         self._group_of: dict[int, object] = {}
         self._joins: dict[int, tuple[object, int]] = {}
+        # The step that opened each gate (id -> (gate, event index)) and the steps that
+        # begin with a wait an open gate lets through (event index -> the gate's id).
+        self._gate_state: dict[int, tuple[object, int]] = {}
+        self._gate_waits: dict[int, int] = {}
         self._prev_pos = 0
         # The step after which a new choice is round-robin (None: never), and the step at
         # which each task was last chosen in this execution.
@@ -529,6 +553,8 @@ class DporChooser(_SystematicChooser[_Node]):
         self._spawned_by = {}
         self._group_of = {}
         self._joins = {}
+        self._gate_state = {}
+        self._gate_waits = {}
         self._last_pick = {}
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
@@ -562,6 +588,9 @@ class DporChooser(_SystematicChooser[_Node]):
         i = node.chosen
         self._took(pos, node.costs[i])
         self._prev_task, self._prev_node, self._prev_pos = tasks[i], node, pos
+        gate = _gate_of(tasks[i])
+        if gate is not None and not gate._gate_closed():
+            self._gate_waits[spawner + 1] = id(gate)
         queue = getattr(tasks[i].pending, "queue", None)
         if type(queue) is SimTaskGroup and queue._parent is tasks[i]:
             self._joins[spawner + 1] = (queue, ids[i])
@@ -812,8 +841,13 @@ class DporChooser(_SystematicChooser[_Node]):
         node = self._prev_node
         self._prev_task = self._prev_node = None
         assert node is not None
-        fp = self._stable(task.footprint, self._ordinal - 1)
+        raw = task.footprint
+        fp = self._stable(raw, self._ordinal - 1)
         node.chosen_fp = fp
+        if raw is not None:
+            for resource in raw.writes:
+                if type(resource) is GateOpened:
+                    self._gate_state[id(resource.gate)] = (resource.gate, len(self._events))
         self._events.append((self._prev_pos, task.id, fp))
         if fp is None:
             self._sleep = {}
@@ -827,8 +861,9 @@ class DporChooser(_SystematicChooser[_Node]):
     def _stable(self, fp: Footprint | None, ordinal: int) -> _Fp | None:
         if fp is None:
             return None
-        reads, writes = self._stable_keys(fp, ordinal)
-        return _Fp(reads - writes, writes, ordinal)
+        updates: set[Hashable] = set()
+        reads, writes = self._stable_keys(fp, ordinal, updates)
+        return _Fp(reads - writes, writes, ordinal, frozenset(updates) - writes)
 
     def _finish_execution(self) -> None:
         """Settle the last step and analyse the execution's races (once)."""
@@ -869,6 +904,9 @@ class DporChooser(_SystematicChooser[_Node]):
         last_of: dict[int, int] = {}  # task slot -> its last event index
         last_write: dict[Hashable, int] = {}
         reads_since: dict[Hashable, list[int]] = {}
+        # Updates commute with updates: each is a candidate for the reads and writes
+        # after it, never for another update.
+        updates_since: dict[Hashable, list[int]] = {}
         last_unknown = -1
         fresh_node = self._fresh_from
         for j, (node_index, tid, fp) in enumerate(events):
@@ -881,7 +919,7 @@ class DporChooser(_SystematicChooser[_Node]):
             else:
                 spawner = self._spawned_by.get(tid, -1)
                 base = list(clocks[spawner]) if spawner >= 0 else [0] * width
-            for k in self._joined(j, tid, last_of, slot):
+            for k in self._joined(j, tid, last_of, slot) + self._opened_before(j):
                 ck = clocks[k]
                 for m in range(width):
                     if ck[m] > base[m]:
@@ -898,10 +936,17 @@ class DporChooser(_SystematicChooser[_Node]):
                     if w is not None:
                         cands.append(w)
                     cands.extend(reads_since.get(r, ()))
+                    cands.extend(updates_since.get(r, ()))
+                for r in fp.updates:
+                    w = last_write.get(r)
+                    if w is not None:
+                        cands.append(w)
+                    cands.extend(reads_since.get(r, ()))
                 for r in fp.reads:
                     w = last_write.get(r)
                     if w is not None:
                         cands.append(w)
+                    cands.extend(updates_since.get(r, ()))
             cands = sorted(set(c for c in cands if events[c][1] != tid))
             full = list(base)
             for c in cands:
@@ -927,10 +972,14 @@ class DporChooser(_SystematicChooser[_Node]):
                 last_unknown = j
                 last_write.clear()
                 reads_since.clear()
+                updates_since.clear()
             else:
                 for r in fp.writes:
                     last_write[r] = j
                     reads_since[r] = []
+                    updates_since[r] = []
+                for r in fp.updates:
+                    updates_since.setdefault(r, []).append(j)
                 for r in fp.reads:
                     reads_since.setdefault(r, []).append(j)
 
@@ -964,6 +1013,22 @@ class DporChooser(_SystematicChooser[_Node]):
                 return []
             out.append(k)
         return out
+
+    def _opened_before(self, j: int) -> list[int]:
+        """The event that opened the gate whose wait step `j` begins with (empty unless it
+        does): it happens before `j` in every execution.
+
+        A gate opens once, by its ``complete_all()``, and a wait on it passes only after
+        that; in an order where the waiter gets to the wait first, it parks there (a step
+        that touches only the gate, whose waiters nothing reads) and goes on after the
+        ``complete_all()`` wakes it: the same trace (`_held_back` does not even offer that
+        order).  So the race of the opener with the passing wait is never reversed, nor
+        is one of a step before the opener with `j`."""
+        gate = self._gate_waits.get(j)
+        if gate is None:
+            return []
+        opened = self._gate_state.get(gate)
+        return [opened[1]] if opened is not None and opened[1] < j else []
 
     def _enabled_by(
         self, i: int, tid: int, events: list[tuple[int, int, _Fp | None]], node: _Node

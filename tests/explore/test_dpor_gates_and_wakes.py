@@ -169,12 +169,14 @@ def _dpor(main: object) -> tuple[int, set[object]]:
 
 def test_waiters_on_a_gate_are_one_trace_not_one_per_arrival(user_module: UserModule) -> None:
     """Three waiters on a plain completion: 85 traces (each parks early or passes late);
-    on a gate, 2 (3 before the task group's join ordered the children's ends before the
-    parent's last step: `tests/explore/test_dpor_join_edges.py`)."""
+    on a gate, 1 (3 before the task group's join ordered the children's ends before the
+    parent's last step, `tests/explore/test_dpor_join_edges.py`; 2 before the gate's
+    opening came to happen before the waits it lets through,
+    `tests/explore/test_dpor_gate_edges.py`)."""
     mod = user_module(PROGRAMS, "dpor_gates")
     gated = explore(mod.after_a(True, 3), chooser="dpor", schedules=1000)
     plain = explore(mod.after_a(False, 3), chooser="dpor", schedules=1000)
-    assert gated.claim == "complete: 2 traces, no violation"
+    assert gated.claim == "complete: 1 trace, no violation"
     assert plain.claim == "complete: 85 traces, no violation"
 
 

@@ -232,7 +232,7 @@ def _find_source(name: str) -> tuple[str | None, bool]:
             if not parent
             else importlib.machinery.PathFinder.find_spec(last, path)
         )
-    except (ImportError, ValueError):
+    except (ImportError, ValueError, AttributeError):  # a finder of another kind
         return None, False
     if spec is None or not isinstance(spec.origin, str) or not spec.origin.endswith(".py"):
         return None, False

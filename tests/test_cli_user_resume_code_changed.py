@@ -152,3 +152,63 @@ def test_a_protocol_class_edited_is_refused(tmp_path: Path) -> None:
     path.write_text(path.read_text() + "\n# edited\n")
     line = _error_line(_explore(tmp_path, *args, "--resume", "run.log"))
     assert f"module {name!r} ({name}.py) changed since it was written" in line
+
+
+INNER = """
+from odp_async import checkpoint, task_group
+from odp_async.explore import SharedCell
+
+
+async def main():
+    import {helper} as helper
+    from {package} import {sub} as sub
+
+    c = SharedCell(0, "c")
+
+    async def w():
+        v = c.get()
+        if helper.BUG or sub.BUG:
+            await checkpoint()
+        c.set(v + 1)
+
+    async with task_group() as tg:
+        tg.start_soon(w)
+        tg.start_soon(w)
+    assert c.get() == 2
+"""
+
+
+@pytest.mark.parametrize("edited", ["helper", "submodule"])
+def test_a_module_imported_inside_the_target_is_fingerprinted(tmp_path: Path, edited: str) -> None:
+    # verify21 v4: `import helper` in the target's body (not at module level) was not
+    # fingerprinted, so after `BUG = True` in it the old log made the run clean, exit 0.
+    helper = module_name("userresumeinner", tmp_path)
+    package = module_name("userresumepkg", tmp_path)
+    name = module_name("userresumeinnershop", tmp_path)
+    (tmp_path / f"{helper}.py").write_text(textwrap.dedent(HELPER))
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "sub.py").write_text(textwrap.dedent(HELPER))
+    source = INNER.format(helper=helper, package=package, sub="sub")
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    first = _explore(tmp_path, f"{name}:main", "--resume", "run.log")
+    assert first.returncode == 0, first.stdout + first.stderr
+    header = json.loads((tmp_path / "run.log").read_text().splitlines()[0])
+    assert sorted(header["code"]) == sorted([name, helper, package, f"{package}.sub"])
+    again = _explore(tmp_path, f"{name}:main", "--resume", "run.log")
+    assert again.returncode == 0, again.stdout + again.stderr  # unchanged: resumes
+    module, path = (
+        (helper, tmp_path / f"{helper}.py")
+        if edited == "helper"
+        else (f"{package}.sub", tmp_path / package / "sub.py")
+    )
+    path.write_text(path.read_text().replace("BUG = False", "BUG = True"))
+    line = _error_line(_explore(tmp_path, f"{name}:main", "--resume", "run.log"))
+    shown = path.relative_to(tmp_path)
+    assert line == (
+        f"odp-async: error: run.log is the log of other code: module {module!r} "
+        f"({shown}) changed since it was written (its recorded schedules may no "
+        "longer pass); remove it to explore afresh"
+    )
+    fresh = _explore(tmp_path, f"{name}:main")
+    assert fresh.returncode == 1, fresh.stdout  # the bug the log would have hidden

@@ -6,13 +6,19 @@ Contract
     (``sha256``, 16 hex digits; ``"no source"`` for a module with none).  The modules
     that define it: the module of a ``module:qualname`` scenario or function, of a
     ``module:Class`` protocol (its class's module too).  Those it reaches: the modules
-    among the globals of a module already taken (an ``import``), and the modules of the
-    functions and classes among them (a ``from ... import``), transitively, at most
-    `MAX_MODULES`.  A user module is one whose source file lies outside odp_async and
-    outside the standard library and installed packages (``sysconfig``'s ``stdlib``,
-    ``platstdlib``, ``purelib`` and ``platlib``); the defining module always counts.  A
-    built-in scenario or protocol has no user module: its code is odp_async's.  A
-    scenario file's text is carried whole by the target (`TargetSpec.file`).
+    among the globals of a module already taken (an ``import``), the modules of the
+    functions and classes among them (a ``from ... import``), and the modules named by
+    every ``import`` statement in its source, in any code object (module level, function
+    bodies, nested functions, methods; relative ones resolved against the importing
+    module's package, ``from p import m`` taking submodule ``m`` of package ``p``),
+    transitively, at most `MAX_MODULES`.  A module not imported yet (one a function
+    imports when it runs) is found by `importlib.util.find_spec` without importing it,
+    so its digest is that of the file it would load.  A user module is one whose source
+    file lies outside odp_async and outside the standard library and installed packages
+    (``sysconfig``'s ``stdlib``, ``platstdlib``, ``purelib`` and ``platlib``); the
+    defining module always counts.  A built-in scenario or protocol has no user module:
+    its code is odp_async's.  A scenario file's text is carried whole by the target
+    (`TargetSpec.file`).
 
     `describe_change(theirs, ours)` is the clause naming what differs between two
     fingerprints (``module 'shop' (shop.py) changed``), for a one-line refusal.
@@ -21,12 +27,16 @@ Contract
     the program was edited would otherwise skip them, and call a buggy program clean.
 
 Concurrency
-    None: reads files; imports nothing (the target's modules are already imported).
+    None: reads and compiles source files; imports nothing (a dotted name whose parent
+    package is not imported yet is looked up in that package's directory directly).
 """
 
 from __future__ import annotations
 
+import dis
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -68,16 +78,23 @@ def code_fingerprint(target: Target) -> dict[str, str]:
     while queue and len(found) < MAX_MODULES:
         name = queue.pop(0)
         module = sys.modules.get(name)
-        if module is None:
-            continue
-        file = _source_file(module)
+        if module is not None:
+            file = _source_file(module)
+            is_package = hasattr(module, "__path__")
+        else:
+            file, is_package = _find_source(name)
+            if file is None:
+                continue
         if name not in roots and (file is None or not _is_user_file(file)):
             continue
         found[name] = _digest(file)
-        for reached in _reached(module):
-            if reached not in seen:
-                seen.add(reached)
-                queue.append(reached)
+        reached = [] if module is None else _reached(module)
+        if file is not None:
+            reached += _imported(name, file, is_package)
+        for other in reached:
+            if other not in seen:
+                seen.add(other)
+                queue.append(other)
     return dict(sorted(found.items()))
 
 
@@ -95,7 +112,7 @@ def describe_change(theirs: Mapping[str, object], ours: Mapping[str, str]) -> st
 
 def _where(name: str) -> str:
     module = sys.modules.get(name)
-    file = None if module is None else _source_file(module)
+    file = _find_source(name)[0] if module is None else _source_file(module)
     return "" if file is None else f" ({_shown(file)})"
 
 
@@ -140,3 +157,83 @@ def _reached(module: types.ModuleType) -> list[str]:
             if isinstance(owner, str):
                 names.append(owner)
     return names
+
+
+def _imported(name: str, file: str, is_package: bool) -> list[str]:
+    """The modules named by the ``import`` statements of every code object of `file`.
+
+    ``import a.b`` names ``a`` and ``a.b``; ``from .m import x`` names ``<package>.m``
+    and, should ``x`` be a submodule, ``<package>.m.x``.  A name that cannot be resolved
+    (a relative import beyond the top package) is skipped.
+    """
+    try:
+        code = compile(Path(file).read_bytes(), file, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    package = name if is_package else name.rpartition(".")[0]
+    names: list[str] = []
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+        consts: list[object] = []
+        for ins in dis.get_instructions(current):
+            if ins.opname == "IMPORT_NAME" and len(consts) >= 2:
+                level, fromlist = consts[-2], consts[-1]
+                base = _absolute(str(ins.argval), level, package)
+                if base is None:
+                    continue
+                names.extend(_parents(base))
+                if isinstance(fromlist, tuple):
+                    names.extend(f"{base}.{item}" for item in fromlist if item != "*")
+            if ins.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
+                consts.append(ins.argval)
+            else:
+                consts.clear()
+    return names
+
+
+def _absolute(target: str, level: object, package: str) -> str | None:
+    if not isinstance(level, int) or level < 0:
+        return None
+    if level == 0:
+        return target or None
+    try:
+        return importlib.util.resolve_name("." * level + target, package)
+    except (ImportError, ValueError):
+        return None
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _find_source(name: str) -> tuple[str | None, bool]:
+    """The source file of module `name` not imported yet, and whether it is a package.
+
+    Imports nothing: each parent package's directory is searched directly.
+    """
+    parent, _, last = name.rpartition(".")
+    path: list[str] | None = None
+    if parent:
+        module = sys.modules.get(parent)
+        if module is not None:
+            search = getattr(module, "__path__", None)
+            path = None if search is None else list(search)
+        else:
+            pfile, is_package = _find_source(parent)
+            path = [str(Path(pfile).parent)] if pfile is not None and is_package else None
+        if path is None:
+            return None, False
+    try:
+        spec = (
+            importlib.util.find_spec(name)
+            if not parent
+            else importlib.machinery.PathFinder.find_spec(last, path)
+        )
+    except (ImportError, ValueError, AttributeError):  # a finder of another kind
+        return None, False
+    if spec is None or not isinstance(spec.origin, str) or not spec.origin.endswith(".py"):
+        return None, False
+    return spec.origin, spec.submodule_search_locations is not None

@@ -8,8 +8,9 @@ Contract
     variables its own code names and the modules it imports in its body
     (`outside_names`), each under a label that names it (``fixture 'box'``, ``module
     global 'CACHE'``), and the names its code uses (`code_names`).  It records a
-    fingerprint of each before the first run; `run_starts` (called as each run of the
-    test begins) and `check` (after the last run) compare the roots as they are now
+    fingerprint of each before the first run, and again after it (`settle`: what the
+    first run changed once, lazy initialisation, is the baseline); `run_starts`
+    (called as each run of the test begins) and `check` (after the last run) compare the roots as they are now
     with that fingerprint and keep the first difference as a `Change` (the label, the
     path to the value that differs, before and after, and after which run).  A root
     whose fingerprint holds something that cannot be compared is a `Change` too (with
@@ -31,7 +32,8 @@ Contract
       bases' (not dunders), and its metaclass's; a module's attributes that the code
       reaching it names; the class of every instance reached;
     * state outside attributes: an ``lru_cache``'s cache (its keys and results, read
-      from what the cache object refers to: filling it is a change), a generator's or
+      from what the cache object refers to: a cache that only gains entries is no
+      change, an entry lost or whose result changed is), a generator's or
       coroutine's position and locals, a weakref's referent, a mapping proxy's mapping,
       a ``ContextVar``'s value in the caller's context, whether a lock is held, and a C
       type's instance that pickles (an ``array.array``, a ``ctypes`` value, an

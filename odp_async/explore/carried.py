@@ -10,9 +10,10 @@ Contract
     global 'CACHE'``), and the names its code uses (`code_names`).  It records a
     fingerprint of each before the first run, and again after it (`settle`: what the
     first run changed once, lazy initialisation, is the baseline); `run_starts`
-    (called as each run of the test begins) and `check` (after the last run) compare the roots as they are now
-    with that fingerprint and keep the first difference as a `Change` (the label, the
-    path to the value that differs, before and after, and after which run).  A root
+    (called as each run of the test begins) and `check` (after the last run) compare
+    the roots as they are now with that fingerprint and keep the first difference as
+    a `Change` (the label, the path to the value that differs, before and after, and
+    after which run).  A root
     whose fingerprint holds something that cannot be compared is a `Change` too (with
     `Change.why`) as the second run starts: never taken as unchanged.
 
@@ -37,7 +38,9 @@ Contract
       coroutine's position and locals, a weakref's referent, a mapping proxy's mapping,
       a ``ContextVar``'s value in the caller's context, whether a lock is held, and a C
       type's instance that pickles (an ``array.array``, a ``ctypes`` value, an
-      ``io.StringIO``, an ``itertools.count``) by its pickled state.
+      ``io.StringIO``, an ``itertools.count``) by its pickled state, and so an
+      instance of a Python class with a C base (a ``random.Random``, a subclass of
+      ``array.array``) besides its attributes.
 
     A shared object is walked once (a cycle is fine).  Not followed (by identity): the
     functions, classes and modules of trusted libraries
@@ -72,6 +75,7 @@ import importlib.util
 import pickle
 import re
 import reprlib
+import struct
 import sys
 import threading
 import types
@@ -502,8 +506,32 @@ def _kind(value: object) -> str:
 
 def _c_backed(cls: type) -> bool:
     """Whether a class of `cls`'s MRO (but ``object``) is written in C, so its instances
-    may keep state no attribute shows (``ctypes.c_int``'s value, ``io.StringIO``'s text)."""
-    return any(not c.__flags__ & _HEAP_TYPE for c in cls.__mro__[:-1])
+    may keep state no attribute shows (``ctypes.c_int``'s value, ``io.StringIO``'s text,
+    a ``random.Random``'s generator state, a Python subclass of ``array.array``)."""
+    return any(_c_layout(c) for c in cls.__mro__[:-1])
+
+
+def _c_layout(cls: type) -> bool:
+    """Whether `cls` is a C type: a static one, or a heap type made by a C module (its
+    instances are larger than a ``class`` statement over its base would make them)."""
+    if not cls.__flags__ & _HEAP_TYPE:
+        return True
+    base = cls.__base__
+    if base is None:
+        return False
+    slots = cls.__dict__.get("__slots__", ())
+    named = (slots,) if isinstance(slots, str) else tuple(slots)
+    size = base.__basicsize__ + _POINTER * sum(
+        1 for n in named if n not in ("__dict__", "__weakref__")
+    )
+    if cls.__weakrefoffset__ and not base.__weakrefoffset__:
+        size += _POINTER
+    if cls.__dictoffset__ > 0 and not base.__dictoffset__:
+        size += _POINTER
+    return cls.__basicsize__ != size
+
+
+_POINTER: Final = struct.calcsize("P")
 
 
 #: ``Py_TPFLAGS_HEAPTYPE``: set for a class made by a ``class`` statement (or by a C

@@ -474,3 +474,45 @@ def test_lazy_globals_and_memo_caches_of_correct_tests_pass(pytester: pytest.Pyt
     pytester.makepyfile(lazy_mod=LAZY_MOD, test_lazy=LAZY_USED)
     result = _run(pytester, "-v")
     result.assert_outcomes(passed=2)
+
+
+C_STATE = textwrap.dedent(
+    """
+    import array
+    import random
+    import odp_async as oa
+    from odp_async.explore.testing import explore_test
+
+    RNG = random.Random(0)
+
+
+    class Samples(array.array):
+        pass
+
+
+    SAMPLES = Samples("i", [0])
+
+
+    @explore_test(schedules=20, chooser="dfs")
+    async def test_module_rng():
+        RNG.random()
+        await oa.checkpoint()
+
+
+    @explore_test(schedules=20, chooser="dfs")
+    async def test_subclass_of_a_c_type():
+        SAMPLES[0] += 1
+        await oa.checkpoint()
+    """
+)
+
+
+def test_state_in_a_c_base_of_a_python_class_is_seen(pytester: pytest.Pytester) -> None:
+    # verify21 v2: a `random.Random` and a Python subclass of `array.array` keep their
+    # state in a C base (a heap type of a C module): a run moving it was a pass
+    pytester.makepyfile(test_c_state=C_STATE)
+    result = _run(pytester)
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "module global 'RNG' changed between the test's runs (RNG.<state>" in output, output
+    assert "module global 'SAMPLES' changed between the test's runs (SAMPLES.<state>" in output

@@ -8,10 +8,12 @@ Contract
     variables its own code names and the modules it imports in its body
     (`outside_names`), each under a label that names it (``fixture 'box'``, ``module
     global 'CACHE'``), and the names its code uses (`code_names`).  It records a
-    fingerprint of each before the first run; `run_starts` (called as each run of the
-    test begins) and `check` (after the last run) compare the roots as they are now
-    with that fingerprint and keep the first difference as a `Change` (the label, the
-    path to the value that differs, before and after, and after which run).  A root
+    fingerprint of each before the first run, and again after it (`settle`: what the
+    first run changed once, lazy initialisation, is the baseline); `run_starts`
+    (called as each run of the test begins) and `check` (after the last run) compare
+    the roots as they are now with that fingerprint and keep the first difference as
+    a `Change` (the label, the path to the value that differs, before and after, and
+    after which run).  A root
     whose fingerprint holds something that cannot be compared is a `Change` too (with
     `Change.why`) as the second run starts: never taken as unchanged.
 
@@ -31,11 +33,14 @@ Contract
       bases' (not dunders), and its metaclass's; a module's attributes that the code
       reaching it names; the class of every instance reached;
     * state outside attributes: an ``lru_cache``'s cache (its keys and results, read
-      from what the cache object refers to: filling it is a change), a generator's or
+      from what the cache object refers to: a cache that only gains entries is no
+      change, an entry lost or whose result changed is), a generator's or
       coroutine's position and locals, a weakref's referent, a mapping proxy's mapping,
       a ``ContextVar``'s value in the caller's context, whether a lock is held, and a C
       type's instance that pickles (an ``array.array``, a ``ctypes`` value, an
-      ``io.StringIO``, an ``itertools.count``) by its pickled state.
+      ``io.StringIO``, an ``itertools.count``) by its pickled state, and so an
+      instance of a Python class with a C base (a ``random.Random``, a subclass of
+      ``array.array``) besides its attributes.
 
     A shared object is walked once (a cycle is fine).  Not followed (by identity): the
     functions, classes and modules of trusted libraries
@@ -70,6 +75,7 @@ import importlib.util
 import pickle
 import re
 import reprlib
+import struct
 import sys
 import threading
 import types
@@ -459,10 +465,23 @@ class _Walk:
         (read from what the cache object refers to: its keys and results)."""
         space = getattr(wrapper, "__dict__", {})
         held = [r for r in gc.get_referents(wrapper) if r is not space and not isinstance(r, type)]
-        items = [
-            ("__dict__", self.fp(space, deeper)),
-            ("<cache>", self.fp(self._made(tuple(held)), deeper)),
-        ]
+        items = [("__dict__", self.fp(space, deeper))]
+        # the cache is walked apart (objects met in it are numbered apart), so that an
+        # entry added does not renumber what is walked after it
+        seen = self.seen
+        self.seen = dict(seen)
+        try:
+            entries = tuple(
+                (self.fp(k, deeper), self.fp(v, deeper))
+                for r in held
+                if isinstance(r, dict)
+                for k, v in list(r.items())
+            )
+            # a bounded cache's links: the keys and results, in recency order
+            links = frozenset(self.fp(r, deeper) for r in held if not isinstance(r, dict))
+        finally:
+            self.seen = seen
+        items.append(("<cache>", ("cache", dict, entries, links)))
         return self._items(type(wrapper), wrapper, items)
 
     def _c_state(self, value: object) -> Any:
@@ -487,8 +506,32 @@ def _kind(value: object) -> str:
 
 def _c_backed(cls: type) -> bool:
     """Whether a class of `cls`'s MRO (but ``object``) is written in C, so its instances
-    may keep state no attribute shows (``ctypes.c_int``'s value, ``io.StringIO``'s text)."""
-    return any(not c.__flags__ & _HEAP_TYPE for c in cls.__mro__[:-1])
+    may keep state no attribute shows (``ctypes.c_int``'s value, ``io.StringIO``'s text,
+    a ``random.Random``'s generator state, a Python subclass of ``array.array``)."""
+    return any(_c_layout(c) for c in cls.__mro__[:-1])
+
+
+def _c_layout(cls: type) -> bool:
+    """Whether `cls` is a C type: a static one, or a heap type made by a C module (its
+    instances are larger than a ``class`` statement over its base would make them)."""
+    if not cls.__flags__ & _HEAP_TYPE:
+        return True
+    base = cls.__base__
+    if base is None:
+        return False
+    slots = cls.__dict__.get("__slots__", ())
+    named = (slots,) if isinstance(slots, str) else tuple(slots)
+    size = base.__basicsize__ + _POINTER * sum(
+        1 for n in named if n not in ("__dict__", "__weakref__")
+    )
+    if cls.__weakrefoffset__ and not base.__weakrefoffset__:
+        size += _POINTER
+    if cls.__dictoffset__ > 0 and not base.__dictoffset__:
+        size += _POINTER
+    return cls.__basicsize__ != size
+
+
+_POINTER: Final = struct.calcsize("P")
 
 
 #: ``Py_TPFLAGS_HEAPTYPE``: set for a class made by a ``class`` statement (or by a C
@@ -508,6 +551,8 @@ def _show(fp: Any) -> str:
         return "unset"
     if kind == "unreadable":
         return f"unreadable ({fp[2]})"
+    if kind == "cache":
+        return f"a cache of {len(fp[2])} entries"
     if kind == "pickled":
         text = str(fp[3].text)
         if " at 0x" in text:  # a repr that shows no state: name the pickled one
@@ -516,14 +561,17 @@ def _show(fp: Any) -> str:
     return "another object"
 
 
-def _diff(path: str, before: Any, after: Any) -> tuple[str, str, str] | None:
-    """(the path to the first difference, before, after), or None if equal."""
+def _diff(path: str, before: Any, after: Any, gains: bool = True) -> tuple[str, str, str] | None:
+    """(the path to the first difference, before, after), or None if equal (or if
+    `gains`, equal but for memo caches that gained entries)."""
     if before == after:
         return None
     kind = before[0]
     leaves = ("=", "is", "@", "unset", "set", "pickled", "unreadable")
     if kind != after[0] or kind in leaves or before[1] is not after[1]:
         return path, _show(before), _show(after)
+    if kind == "cache":
+        return _cache_diff(path, before, after, gains)
     if kind in ("dict", "obj"):
         b_items, a_items = dict(before[2]), dict(after[2])
         for k in [*b_items, *(k for k in a_items if k not in b_items)]:
@@ -532,18 +580,44 @@ def _diff(path: str, before: Any, after: Any) -> tuple[str, str, str] | None:
                 return name, _show(b_items[k]), "absent"
             if k not in b_items:
                 return name, "absent", _show(a_items[k])
-            found = _diff(name, b_items[k], a_items[k])
+            found = _diff(name, b_items[k], a_items[k], gains)
             if found:
                 return found
+        if list(b_items) == list(a_items):
+            return None  # equal but for caches that gained entries
         return path, "its items in one order", "in another"
     b_parts, a_parts = before[2], after[2]
     if len(b_parts) != len(a_parts):
         return path, _show(before), _show(after)
     for i, (b, a) in enumerate(zip(b_parts, a_parts, strict=True)):
-        found = _diff(f"{path}[{i}]", b, a)
+        found = _diff(f"{path}[{i}]", b, a, gains)
         if found:
             return found
-    return path, _show(before), _show(after)
+    return None  # equal but for caches that gained entries
+
+
+def _cache_diff(path: str, before: Any, after: Any, gains: bool) -> tuple[str, str, str] | None:
+    """A memo cache only gaining entries is no change (a pure function's results);
+    an entry lost, or whose key or result now differs, is."""
+    a_entries = dict(after[2])
+    for k, b in before[2]:
+        name = f"{path}[{_show(k)}]"
+        if k not in a_entries:
+            return name, _show(b), "absent"
+        found = _diff(name, b, a_entries[k], gains)
+        if found:
+            return found
+    lost = before[3] - after[3]
+    if lost:
+        return path, f"a cache holding {_show(next(iter(lost)))}", "one without it"
+    if not gains:
+        b_entries = dict(before[2])
+        for k, a in after[2]:
+            if k not in b_entries:
+                return f"{path}[{_show(k)}]", "absent", _show(a)
+        if after[3] - before[3]:
+            return path, _show(before), _show(after)
+    return None
 
 
 @attrs.frozen
@@ -557,6 +631,7 @@ class Change:
     after: str
     run: int  # the run after which it differed (1 = the first)
     why: str | None = None  # set when the root could not be compared, and why
+    since: int = 0  # the run after which `before` was taken (0: before the first run)
 
     def describe(self) -> str:
         if self.why is not None:
@@ -564,9 +639,10 @@ class Change:
                 f"{self.label} could not be compared between the test's runs ({self.why}), "
                 "so its runs may have shared state nobody saw"
             )
+        when = f"after run {self.since}" if self.since else "before the first run"
         return (
             f"{self.label} changed between the test's runs ({self.path} was {self.before} "
-            f"before the first run, {self.after} after run {self.run})"
+            f"{when}, {self.after} after run {self.run})"
         )
 
 
@@ -584,8 +660,13 @@ class ArgumentWatch:
     #: label -> what of it could not be read before the first run
     _unreadable: dict[str, list[str]] = attrs.field(factory=dict)
     _names: frozenset[str] = frozenset()
+    #: the run after which the fingerprints were taken (0: before the first; see `settle`)
+    _since: int = 0
     runs: int = 0
     change: Change | None = None
+    #: what the first run changed, as `settle` found it (not a change in itself: the
+    #: state later runs start from; named when the first run's schedule runs otherwise)
+    first_run_change: Change | None = None
 
     @classmethod
     def take(
@@ -604,6 +685,25 @@ class ArgumentWatch:
                 watch._unreadable[label] = unreadable
         return watch
 
+    def settle(self) -> None:
+        """Take the fingerprints again, now, after the first run: what that run changed
+        once (a global set on first use, a cache filled) is the state every later run
+        starts from.  Whether the first run's change changes what a run does is for the
+        caller to check (`odp_async.explore.testing` runs its first schedule again at
+        the end, from this state).  Only after the first run: later, a change is kept."""
+        if self.runs != 1 or self.change is not None:
+            return
+        self._since = 1
+        self._unreadable.clear()
+        for label, (name, read, before) in list(self._watched.items()):
+            fingerprint, unreadable = _fingerprint(read(), self._names)
+            found = _diff(name, before, fingerprint, gains=False)
+            if found is not None and self.first_run_change is None:
+                self.first_run_change = Change(label, *found, run=1)
+            self._watched[label] = (name, read, fingerprint)
+            if unreadable:
+                self._unreadable[label] = unreadable
+
     def run_starts(self) -> None:
         """A run of the test begins: compare with the fingerprints (after the first); a
         root that could not be read makes the second run (and the verdict) suspect."""
@@ -612,7 +712,9 @@ class ArgumentWatch:
             if self.change is None and self._unreadable:
                 label, why = next(iter(self._unreadable.items()))
                 name = self._watched[label][0]
-                self.change = Change(label, name, "", "", self.runs, why="; ".join(why))
+                self.change = Change(
+                    label, name, "", "", self.runs, why="; ".join(why), since=self._since
+                )
         self.runs += 1
 
     def check(self) -> Change | None:
@@ -621,6 +723,7 @@ class ArgumentWatch:
             for label, (name, read, before) in self._watched.items():
                 found = _diff(name, before, _fingerprint(read(), self._names)[0])
                 if found is not None:
-                    self.change = Change(label, *found, run=max(self.runs, 1))
+                    run = max(self.runs, 1)
+                    self.change = Change(label, *found, run=run, since=self._since)
                     break
         return self.change

@@ -302,9 +302,8 @@ def test_a_cache_filled_and_a_flag_combined_are_told_apart() -> None:
         return [n]
 
     assert _change_after(Perm, lambda p: p.R | p.W) is None  # a cache of enum's own
-    change = _change_after(cached, lambda c: c(1))
-    assert change is not None
-    assert change.path.startswith("v.<cache>")
+    # a memo cache that only gains entries is no change (a pure function's results)
+    assert _change_after(cached, lambda c: c(1)) is None
     cached(1).append(2)  # a cached result mutated: read through the cache
     change = _change_after(cached, lambda c: c(1).append(3))
     assert change is not None
@@ -326,3 +325,33 @@ def test_a_module_imported_in_the_test_body_is_watched(monkeypatch: pytest.Monke
     assert watch.change is not None
     assert watch.change.label == "module 's19_user_mod' (imported in the test)"
     assert watch.change.path == "s19_user_mod.STATE['n']"
+
+
+def test_the_state_the_first_run_leaves_is_the_baseline() -> None:
+    # verify21 v3: what only the first run changes (lazy initialisation) is the state
+    # later runs start from; a change after it is still one, named from that state
+    box = {"pat": None, "n": 0}
+    watch = _watch(box)
+    watch.run_starts()
+    box["pat"] = "compiled"
+    watch.settle()
+    assert watch.first_run_change is not None
+    assert watch.first_run_change.path == "v['pat']"
+    watch.run_starts()
+    assert watch.change is None
+    box["n"] += 1
+    watch.run_starts()
+    assert watch.change is not None
+    assert "was 0 after run 1, 1 after run 2" in watch.change.describe()
+
+
+def test_a_memo_cache_entry_whose_result_changed_is_a_change() -> None:
+    @functools.cache
+    def box(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    box(1)
+    assert _change_after(box, lambda b: (b(2), b(3))) is None  # only gains entries
+    change = _change_after(box, lambda b: b(1).update(n=5))
+    assert change is not None
+    assert change.path.startswith("v.<cache>")

@@ -8,8 +8,9 @@ Contract
     variables its own code names and the modules it imports in its body
     (`outside_names`), each under a label that names it (``fixture 'box'``, ``module
     global 'CACHE'``), and the names its code uses (`code_names`).  It records a
-    fingerprint of each before the first run, and again after it (`settle`: what the
-    first run changed once, lazy initialisation, is the baseline); `run_starts`
+    fingerprint of each before the first run (not after it: a global the first run sets
+    on first use is a change, since taking it as the baseline would hide a race in that
+    lazy initialisation; a memo cache that only gains entries is none); `run_starts`
     (called as each run of the test begins) and `check` (after the last run) compare
     the roots as they are now with that fingerprint and keep the first difference as
     a `Change` (the label, the path to the value that differs, before and after, and
@@ -660,13 +661,8 @@ class ArgumentWatch:
     #: label -> what of it could not be read before the first run
     _unreadable: dict[str, list[str]] = attrs.field(factory=dict)
     _names: frozenset[str] = frozenset()
-    #: the run after which the fingerprints were taken (0: before the first; see `settle`)
-    _since: int = 0
     runs: int = 0
     change: Change | None = None
-    #: what the first run changed, as `settle` found it (not a change in itself: the
-    #: state later runs start from; named when the first run's schedule runs otherwise)
-    first_run_change: Change | None = None
 
     @classmethod
     def take(
@@ -685,25 +681,6 @@ class ArgumentWatch:
                 watch._unreadable[label] = unreadable
         return watch
 
-    def settle(self) -> None:
-        """Take the fingerprints again, now, after the first run: what that run changed
-        once (a global set on first use, a cache filled) is the state every later run
-        starts from.  Whether the first run's change changes what a run does is for the
-        caller to check (`odp_async.explore.testing` runs its first schedule again at
-        the end, from this state).  Only after the first run: later, a change is kept."""
-        if self.runs != 1 or self.change is not None:
-            return
-        self._since = 1
-        self._unreadable.clear()
-        for label, (name, read, before) in list(self._watched.items()):
-            fingerprint, unreadable = _fingerprint(read(), self._names)
-            found = _diff(name, before, fingerprint, gains=False)
-            if found is not None and self.first_run_change is None:
-                self.first_run_change = Change(label, *found, run=1)
-            self._watched[label] = (name, read, fingerprint)
-            if unreadable:
-                self._unreadable[label] = unreadable
-
     def run_starts(self) -> None:
         """A run of the test begins: compare with the fingerprints (after the first); a
         root that could not be read makes the second run (and the verdict) suspect."""
@@ -713,7 +690,7 @@ class ArgumentWatch:
                 label, why = next(iter(self._unreadable.items()))
                 name = self._watched[label][0]
                 self.change = Change(
-                    label, name, "", "", self.runs, why="; ".join(why), since=self._since
+                    label, name, "", "", self.runs, why="; ".join(why)
                 )
         self.runs += 1
 
@@ -724,6 +701,6 @@ class ArgumentWatch:
                 found = _diff(name, before, _fingerprint(read(), self._names)[0])
                 if found is not None:
                     run = max(self.runs, 1)
-                    self.change = Change(label, *found, run=run, since=self._since)
+                    self.change = Change(label, *found, run=run)
                     break
         return self.change

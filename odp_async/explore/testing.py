@@ -353,7 +353,7 @@ class ExploredTest:
                 if self._still_fails(target, token, test_id, watch):
                     self._replay(target, test_id, token, hint, watch, saved_in=database)
                 database.delete(test_id, token)
-        probe = _Probe.before(target, config, test_id, watch)
+        probe = _Probe.before(target, config, test_id)
         result = explore_target(target, config)
         _refuse_shared_state(test_id, watch, result)
         if result.stalled is None:
@@ -466,17 +466,11 @@ class _Probe:
     seen: tuple[object, ...] | None
 
     @classmethod
-    def before(
-        cls, target: Target, config: ExploreConfig, test_id: str, watch: ArgumentWatch
-    ) -> _Probe:
+    def before(cls, target: Target, config: ExploreConfig, test_id: str) -> _Probe:
         """Run the schedule; `ExplorationInconclusive` at once if a step of it stalled
-        (the exploration would stall too: one wait for the stall limit, not two).  If it
-        was the test's first run, the watch takes the state it left as the one every
-        later run must start from (`ArgumentWatch.settle`): `after` then checks that
-        this schedule, started from there, runs as it did from the state before."""
+        (the exploration would stall too: one wait for the stall limit, not two)."""
         __tracebackhide__ = True
         seen = _probe_run(target, config, FifoChooser())
-        watch.settle()
         if seen is not None and seen[0] == "stalled":
             raise ExplorationInconclusive(f"{test_id}: inconclusive after 0 schedules: {seen[1]}")
         return cls(seen)
@@ -499,13 +493,11 @@ class _Probe:
         _refuse_shared_state(test_id, watch, result)  # the watch names what, if it saw it
         if again == self.seen:
             return
-        first = watch.first_run_change
-        named = f" ({first.describe()})" if first is not None else ""
         raise ExplorationInconclusive(
             f"{test_id}: no verdict: the same schedule ran differently before the "
             f"exploration ({_probe_outcome(self.seen)}) and after it "
             f"({_probe_outcome(again)}): the test's runs do not start from the same "
-            f"state{named}. "
+            "state. "
             "A run left state behind that the next one read, where the check of the "
             "fixtures, arguments and globals cannot see it (a C object, a name computed "
             "at run time, a file), or a run depends on more than its schedule (the clock, "

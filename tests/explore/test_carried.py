@@ -327,24 +327,6 @@ def test_a_module_imported_in_the_test_body_is_watched(monkeypatch: pytest.Monke
     assert watch.change.path == "s19_user_mod.STATE['n']"
 
 
-def test_the_state_the_first_run_leaves_is_the_baseline() -> None:
-    # verify21 v3: what only the first run changes (lazy initialisation) is the state
-    # later runs start from; a change after it is still one, named from that state
-    box = {"pat": None, "n": 0}
-    watch = _watch(box)
-    watch.run_starts()
-    box["pat"] = "compiled"
-    watch.settle()
-    assert watch.first_run_change is not None
-    assert watch.first_run_change.path == "v['pat']"
-    watch.run_starts()
-    assert watch.change is None
-    box["n"] += 1
-    watch.run_starts()
-    assert watch.change is not None
-    assert "was 0 after run 1, 1 after run 2" in watch.change.describe()
-
-
 def test_a_memo_cache_entry_whose_result_changed_is_a_change() -> None:
     @functools.cache
     def box(n: int) -> dict[str, int]:

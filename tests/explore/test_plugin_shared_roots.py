@@ -157,10 +157,9 @@ LEAKED = [
         "module global 'helper_mod' changed between the test's runs (helper_mod._STATE['n'] was 0",
     ),
     ("test_enum_value", "module global 'Mode' changed between the test's runs (Mode."),
-    (
-        "test_lru",
-        "module global 'helper_mod' changed between the test's runs (helper_mod.get_box.<cache>",
-    ),
+    # a memo cache only gaining entries is no change, so the entry the first run adds and
+    # the second mutates is caught by the end probe (the first schedule run again)
+    ("test_lru", "the same schedule ran differently before the exploration"),
     ("test_func_attr", ".n was absent before the first run, 1 after run 1"),
     ("test_metaclass_attr", "(helper_mod.WithMeta.<metaclass Meta>.registry['n'] was 0"),
 ]
@@ -468,12 +467,20 @@ LAZY_USED = textwrap.dedent(
 )
 
 
-def test_lazy_globals_and_memo_caches_of_correct_tests_pass(pytester: pytest.Pytester) -> None:
-    # verify21 v3: a global set on first use and a pure helper's memo cache (filled by
-    # the first run, gaining entries in later ones) are not state the runs share
+def test_memo_caches_of_correct_tests_pass_and_a_lazy_global_is_inconclusive(
+    pytester: pytest.Pytester,
+) -> None:
+    # verify21 v3: a pure helper's memo cache (filled by the first run, gaining entries
+    # in later ones) is not state the runs share.  A global set on first use is: only
+    # the first run starts without it, so a race in that initialisation (two tasks both
+    # seeing None across an await) would never be explored again; inconclusive, never a
+    # pass taken from the warm state
     pytester.makepyfile(lazy_mod=LAZY_MOD, test_lazy=LAZY_USED)
     result = _run(pytester, "-v")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    assert "test_lru_pure_helper PASSED" in output, output
+    assert "module global" in output and "_PAT" in output, output
 
 
 C_STATE = textwrap.dedent(

@@ -120,8 +120,8 @@ def test_a_fixture_shared_by_the_schedules_is_named_not_judged(
     output = result.stdout.str()
     assert "ExplorationInconclusive" in output, output
     assert (
-        "fixture 'box' changed between the test's runs (box['x'] was 2 after run 1, "
-        "4 after run 2)" in output
+        "fixture 'box' changed between the test's runs (box['x'] was 0 before the first run, "
+        "2 after run 1)" in output
     ), output
     assert "this is not a violation" in output
     assert "ExplorationFailed" not in output  # no lost update claimed
@@ -159,7 +159,7 @@ def test_state_on_self_shared_by_the_schedules_is_named(pytester: pytest.Pyteste
     result.assert_outcomes(failed=1)
     assert (
         "the test's instance (self) changed between the test's runs "
-        "(self.count was 1 after run 1, 2 after run 2)" in result.stdout.str()
+        "(self.count was absent before the first run, 1 after run 1)" in result.stdout.str()
     ), result.stdout.str()
 
 
@@ -290,6 +290,6 @@ def test_a_module_global_the_test_mutates_is_named(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--odp-database=none")
     result.assert_outcomes(failed=1)
     assert (
-        "module global 'CACHE' changed between the test's runs (CACHE['hits'] was 1 after "
-        "run 1, 2 after run 2)" in result.stdout.str()
+        "module global 'CACHE' changed between the test's runs (CACHE['hits'] was 0 before "
+        "the first run, 1 after run 1)" in result.stdout.str()
     ), result.stdout.str()

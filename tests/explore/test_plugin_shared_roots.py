@@ -480,7 +480,8 @@ def test_memo_caches_of_correct_tests_pass_and_a_lazy_global_is_inconclusive(
     result.assert_outcomes(passed=1, failed=1)
     output = result.stdout.str()
     assert "test_lru_pure_helper PASSED" in output, output
-    assert "module global" in output and "_PAT" in output, output
+    assert "module global" in output, output
+    assert "_PAT" in output, output
 
 
 C_STATE = textwrap.dedent(

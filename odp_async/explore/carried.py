@@ -689,9 +689,7 @@ class ArgumentWatch:
             if self.change is None and self._unreadable:
                 label, why = next(iter(self._unreadable.items()))
                 name = self._watched[label][0]
-                self.change = Change(
-                    label, name, "", "", self.runs, why="; ".join(why)
-                )
+                self.change = Change(label, name, "", "", self.runs, why="; ".join(why))
         self.runs += 1
 
     def check(self) -> Change | None:

@@ -80,6 +80,7 @@ PUBLIC = {
     ],
     "odp_async.tracked": [
         "TrackReport",
+        "TrackedBag",
         "TrackedDict",
         "TrackedList",
         "TrackedRanges",

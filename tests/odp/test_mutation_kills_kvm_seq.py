@@ -162,7 +162,9 @@ def test_the_state_view_shows_a_fresh_kvm_seq_idle_and_alive_before_its_first_re
     execution = target.run(RandomChooser(1), max_steps=20_000, trace=True)
     first = step_states(execution, target)[0]
     assert first["regions"] == []
-    assert first["protocol"] == "kvm-seq: dead=False, in_progress=0, literal_release=False, seq=0"
+    assert first["protocol"] == (
+        "kvm-seq: dead=False, in_progress=0, literal_release=False, seq=0, unregistering=False"
+    )
 
 
 def test_kvm_seq_hands_the_fault_s_range_on_to_the_next_fault_begin() -> None:

@@ -357,12 +357,6 @@ class CodeWalk:
         # function's ``__module__`` onto a library's wrapper)
         module = fn.__globals__.get("__name__")
         if trusted(module if isinstance(module, str) else None):
-            # a `functools.singledispatch` function: the library's dispatcher calls the
-            # implementations of its registry, the user's code (each walked)
-            registry = getattr(fn, "registry", None)
-            if module == "functools" and isinstance(registry, types.MappingProxyType):
-                for impl in list(registry.values()):
-                    self.code(impl)
             return
         facts = code_facts(code)
         qual = _qual(fn)
@@ -482,16 +476,7 @@ class CodeWalk:
             if found is not _MISSING:
                 watch(fn.__globals__, base, f"{fn.__globals__.get('__name__', '?')}.{base}")
                 return found
-            # a builtin: the interpreter's own is trusted; a value a module put in
-            # `builtins` (``builtins.BOX = {}``, then ``BOX`` by bare name) is state
-            found = _builtin(fn, base)
-            if found is _MISSING or _interpreter_builtin(base, found):
-                return _MISSING  # the interpreter's own builtin, or not defined yet
-            space = fn.__builtins__
-            space = space.__dict__ if isinstance(space, types.ModuleType) else space
-            if isinstance(space, dict):
-                watch(space, base, f"builtins.{base}")
-            return found
+            return _MISSING  # a builtin (trusted), or not defined yet
         if kind == "deref":
             return cells.get(base, _MISSING)
         level, _, name = base.partition(":")
@@ -542,12 +527,6 @@ class CodeWalk:
                 self._module_attr(value, name, label)
         for attr in attrs:
             owner = value
-            if isinstance(owner, types.ModuleType) and attr == "__dict__":
-                # a module's dict is the module (``mod.__dict__["X"]``): every global
-                if not trusted(owner.__name__):
-                    for name in sorted(k for k in owner.__dict__ if not k.startswith("__")):
-                        self._module_attr(owner, name, label)
-                return
             value = _static_attr(value, attr)
             if value is _MISSING:
                 return
@@ -664,24 +643,6 @@ def _side_channel_names() -> dict[int, str]:
             if value is not _MISSING:
                 found.setdefault(id(value), f"{module_name}.{name}")
     return found
-
-
-#: The interpreter's own names of `builtins` that are neither a builtin function nor a
-#: class of `builtins` (`_interpreter_builtin`).
-_BUILTIN_DUNDERS = frozenset(
-    {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__debug__"}
-)
-
-
-def _interpreter_builtin(name: str, value: object) -> bool:
-    """Whether `value`, bound to `name` in `builtins`, is the interpreter's own (a builtin
-    function or class, a constant, `site`'s ``exit``/``help``), not a value a module put
-    there (``builtins.BOX = {}``: state every module reaches by the bare name)."""
-    if value is None or value is Ellipsis or value is NotImplemented or name in _BUILTIN_DUNDERS:
-        return True
-    if isinstance(value, (types.BuiltinFunctionType, type)):
-        return getattr(value, "__module__", None) == "builtins"
-    return type(value).__module__ == "_sitebuiltins"
 
 
 def _builtin(fn: types.FunctionType, name: str) -> object:

@@ -18,7 +18,7 @@ import importlib
 import sys
 
 from ...errors import InvalidArgument
-from .base import FaultAborted, OdpProtocol, TreeProtocol, refuse_wrong_hook_kinds
+from .base import FaultAborted, OdpProtocol, TreeProtocol
 from .hmm_pool import HmmPool
 from .interval_seq import IntervalSeq
 from .kvm_seq import KvmSeq
@@ -42,14 +42,7 @@ PROTOCOLS: dict[str, type[OdpProtocol]] = {
 
 def resolve_protocol(protocol: str | type[OdpProtocol]) -> type[OdpProtocol]:
     """The protocol class for a built-in name, a ``"module:Class"`` reference, or
-    `protocol` itself if it is a class.  Raises `InvalidArgument` (one line), and
-    `ProtocolUsageError` for a class with a hook of the wrong kind (`OdpProtocol`)."""
-    found = _resolve(protocol)
-    refuse_wrong_hook_kinds(found)
-    return found
-
-
-def _resolve(protocol: str | type[OdpProtocol]) -> type[OdpProtocol]:
+    `protocol` itself if it is a class.  Raises `InvalidArgument` (one line)."""
     if isinstance(protocol, type) and issubclass(protocol, OdpProtocol):
         return protocol
     if isinstance(protocol, str) and protocol in PROTOCOLS:

@@ -39,14 +39,9 @@ Contract
     plain ``def``; never awaited): ``holds_back``, ``check_options`` (a classmethod); of
     `TreeProtocol`, ``on_insert``, ``on_remove``, ``read_token``, ``may_install``,
     ``commit_locked``, ``must_retry``.
-    The kind is read from the definition, not from what a call returns: an async hook
-    must be an ``async def`` (a plain ``def`` that returns a coroutine, ``return
-    super().on_first_mr()``, is refused too), a sync one a plain ``def``, a lambda or a
-    callable object.  An override of the other kind is found when the class is created
-    and refused when the class is used (`resolve_protocol`, ``World(protocol=...)``, an
-    instance made: `ProtocolUsageError` naming the class and the hook; on the command
-    line one line, exit 2), not left to fail inside a run; the module's other protocol
-    classes stay usable.
+    An override of the other kind is refused when the class is created
+    (`ProtocolUsageError` naming the class and the hook: on the command line one line,
+    exit 2), not left to fail inside a run.
 
 Concurrency
     Hooks may block (they are async); each documents the locks it takes.
@@ -176,40 +171,16 @@ class _ProtocolMeta(abc.ABCMeta):
                 f"{qualname}.LAST_MR_UNREGISTER must be one of "
                 f"{', '.join(map(repr, _LAST_MR_UNREGISTER))}, got {teardown!r}"
             )
-        # kept, not raised: one class with a hook of the wrong kind must not make its
-        # module's other protocols unusable; raised when this class is used
-        # (`refuse_wrong_hook_kinds`: `resolve_protocol`, an instance made)
-        namespace[_HOOK_KIND_ERROR] = _check_hook_kinds(namespace, bases, qualname)
+        _check_hook_kinds(namespace, bases, qualname)
         return super().__new__(mcls, name, bases, namespace, **kwargs)
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        refuse_wrong_hook_kinds(cls)
-        return super().__call__(*args, **kwargs)
-
-
-#: The class attribute holding the message of `_check_hook_kinds` (None: every hook of
-#: the class's own is of its kind).
-_HOOK_KIND_ERROR = "__odp_hook_kind_error__"
-
-
-def refuse_wrong_hook_kinds(cls: type) -> None:
-    """Raise `ProtocolUsageError` (one line naming the class and the hook) when `cls` or
-    one of its bases defines a hook of the other kind than the hook it overrides (found
-    when the class was created, `_check_hook_kinds`).  Sync."""
-    for klass in cls.__mro__:
-        message = vars(klass).get(_HOOK_KIND_ERROR)
-        if isinstance(message, str):
-            raise ProtocolUsageError(message)
 
 
 #: The values of `TreeProtocol.LAST_MR_UNREGISTER`.
 _LAST_MR_UNREGISTER = ("2014", "unlocked")
 
 
-def _check_hook_kinds(
-    namespace: Mapping[str, Any], bases: tuple[type, ...], owner: str
-) -> str | None:
-    """The refusal (one line naming the class and the hook; None: none) of a method of
+def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], owner: str) -> None:
+    """Refuse (`ProtocolUsageError`, one line naming the class and the hook) a method of
     the class being created that overrides a hook of this package's protocol classes with
     the other kind: a plain ``def`` for an async hook (the core awaits its result: a
     TypeError deep in the run) or an ``async def`` for a sync one (its coroutine would
@@ -235,13 +206,12 @@ def _check_hook_kinds(
             continue
         want = inspect.iscoroutinefunction(theirs)
         if inspect.iscoroutinefunction(mine) != want:
-            return (
+            raise ProtocolUsageError(
                 f"protocol class {namespace.get('__module__')}:{owner}: {attr} must be "
                 f"{'an async def' if want else 'a plain def (it is sync)'}, as the hook "
                 f"it overrides ({theirs.__qualname__}) is; got "
                 f"{'a plain def' if want else 'an async def'}"
             )
-    return None
 
 
 _PACKAGE = __name__.split(".", 1)[0] + "."

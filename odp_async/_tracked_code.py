@@ -26,17 +26,11 @@ Contract
       module functions, ``time.monotonic``...), a function naming ``__closure__`` or
       ``cell_contents``, and a local shared with the functions a function defines that
       they rebind or that is bound to a call of a class nobody notes (a library's
-      included: ``types.SimpleNamespace()``, ``collections.deque()``), of a generator
-      function, of code the walk does not read (``iter(xs)``, ``copy.copy(d)``; not the
-      builtins of `_RESULT_NOT_STATE`) or of a callee the code computes (``type(x)()``)
-      (`_shared_locals`, `_fresh_state`) are reported, and so is such a call's result that the
+      included: ``types.SimpleNamespace()``, ``collections.deque()``) or of a generator
+      function (`_shared_locals`) are reported, and so is such a call's result that the
       function hands on, straight or through a plain local: passed to a call
       (``tg.start_soon(inc, s)``), stored into a container or another object, returned
-      or yielded, or a bound method of it taken as a value, or its items unpacked and
-      handed on so (``send, recv = Channel()``) (`_escaping_state`);
-    * a class's metaclass is walked as a class (``WithMeta.registry`` held by
-      ``class Meta(type)``), and every member of an enum class reached is judged (its
-      value: ``A = [0]`` is state).
+      or yielded, or a bound method of it taken as a value (`_escaping_state`).
 
     Code outside the program is trusted, not read: the standard library, attrs, anyio,
     trio and the other libraries named in `_TRUSTED_TOP`, odp_async's runtime, explorer,
@@ -186,9 +180,6 @@ _DESCRIPTORS = (
 )
 
 _MISSING = object()
-#: `_callee`'s answer for a callee the code computes (``type(x)()``, a callable held in a
-#: local): not named, so what it makes is judged fresh state (conservative).
-_COMPUTED = object()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -279,22 +270,12 @@ class CodeWalk:
                 "own state; give the subclass `__slots__ = ()`, or keep the fields in a "
                 "@tracked object)"
             )
-        # A class's attributes are looked up on its metaclass too (``WithMeta.registry``
-        # for ``class Meta(type): registry = {}``): the metaclass is walked as a class.
-        meta = type(cls)
-        if meta is not type:
-            self.klass(meta)
         for klass in cls.__mro__:
             if klass is not cls and not self._first(klass):
                 continue
             if trusted(getattr(klass, "__module__", None)):
                 continue
             own = klass.__dict__
-            if issubclass(klass, enum.Enum) and not _reviewed(klass.__module__):
-                # the members are fixed at the class's creation, not what their values
-                # hold (``A = [0]``): each member is judged (`_depends_opaque`)
-                for name, member in list(getattr(klass, "_member_map_", {}).items()):
-                    self._see(member, f"{_qual(klass)}.{name} (an enum member)")
             for name, value in list(own.items()):
                 if name in _MACHINERY or _is_hook(value):
                     continue
@@ -565,9 +546,7 @@ def _static_attr(value: object, attr: str) -> object:
     if isinstance(value, types.ModuleType):
         return value.__dict__.get(attr, _MISSING)
     if isinstance(value, type):
-        # the class's MRO, then its metaclass's (``WithMeta.registry`` held by ``Meta``)
-        meta: type = type(value)
-        for klass in (*value.__mro__, *meta.__mro__):
+        for klass in value.__mro__:
             if attr in klass.__dict__:
                 found = klass.__dict__[attr]
                 if isinstance(found, (staticmethod, classmethod)):
@@ -683,8 +662,7 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
     display (``results = []``, ``{"n": 0}``) is not judged: a local a task fills and the
     main function reads after the join is the common case (judging it would lose the
     reduction of most programs), and what a local is bound to by any other expression
-    (``obj.gen()``, a method's result) is not judged either; a call of code the walk does
-    not read or of a computed callee is (`_fresh_state`)."""
+    (``box = make_box()``, ``obj.gen()``) is not judged either."""
     found: list[tuple[str, str]] = []
     made = _functions_made(fn.__code__)
     for code in code_tree(fn.__code__):
@@ -1002,12 +980,9 @@ def _flow(
             if h < arg:
                 return "stored into a container", aliases
             work.append((i + 1, h - arg + 1))
-        elif name == "UNPACK_SEQUENCE":
+        elif name == "UNPACK_SEQUENCE":  # its items are read from it, not followed
             if h:
                 work.append((i + 1, h - 1 + arg))
-            else:  # its items are parts of the state (``send, recv = Channel()``):
-                # each is followed, at its height once unpacked
-                work.extend((i + 1, j) for j in range(arg))
         elif name in ("BUILD_STRING", "BUILD_TUPLE", "BUILD_LIST", "BUILD_SET"):
             if h < arg:
                 return "stored into a container", aliases
@@ -1322,53 +1297,25 @@ def _callee(
     else:  # arguments that branch or wait: follow the statement's stack
         end = _callee_end(ins, p, int(before.argval or 0))
         if end is None:
-            return _COMPUTED  # not read: not named
+            return _MISSING
         j = end
-    if j >= 0 and ins[j].opname == "BINARY_SUBSCR":
-        # ``Cls[T](...)``: a generic class subscripted makes an instance of the class
-        index = _arguments(ins, j, 1)
-        if index is None or index[0][0] < 1:
-            return _COMPUTED
-        j = index[0][0] - 1  # the subscripted class's last instruction
-        if ins[j].opname not in ("LOAD_GLOBAL", "LOAD_ATTR"):
-            return _COMPUTED
     if j >= 0 and ins[j].opname in ("LOAD_FAST", "LOAD_DEREF"):
         codes = (made or {}).get(str(ins[j].argval), [])
         # a generator function among them first (judged as either: conservative)
         codes = sorted(codes, key=lambda c: not c.co_flags & _GENERATORS)
-        # else a callable held in a local (``C = Box; C()``): not named
-        return codes[0] if codes else _COMPUTED
+        return codes[0] if codes else _MISSING
     names: list[str] = []
     while j >= 0 and ins[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
         names.append(str(ins[j].argval))
         j -= 1
     if j < 0 or ins[j].opname != "LOAD_GLOBAL":
-        # a method of a local's object (``s.copy()``: not judged, README), or a callee
-        # computed by the code (``type(x)()``, ``makers[0]()``): not named
-        return _COMPUTED if not names else _MISSING
+        return _MISSING
     callee = fn.__globals__.get(str(ins[j].argval), _MISSING)
     if callee is _MISSING:
         callee = _builtin(fn, str(ins[j].argval))
     for name in reversed(names):
-        owner, callee = callee, _static_attr(callee, name)
-        if callee is _MISSING and isinstance(owner, types.ModuleType):
-            callee = _lazy_attr(owner, name)
+        callee = _static_attr(callee, name)
     return callee
-
-
-def _lazy_attr(module: types.ModuleType, name: str) -> object:
-    # `name` of a module that has none in its dict: one its ``__getattr__`` makes (a
-    # lazy import, PEP 562: ``anyio.create_memory_object_stream``), asked of a trusted
-    # library (an import, as the program's own call makes); `_COMPUTED` for a program's
-    # module (its code is not run by the walk), `_MISSING` when there is none.
-    if "__getattr__" not in module.__dict__:
-        return _MISSING
-    if not trusted(module.__name__):
-        return _COMPUTED
-    try:
-        return getattr(module, name)
-    except Exception:  # not there after all: the call fails in the program too
-        return _MISSING
 
 
 def _fresh_state(
@@ -1379,18 +1326,10 @@ def _fresh_state(
 ) -> str | None:
     """What the store at `n` (or whatever takes the value the CALL just before `n`
     pushed) binds, when it is fresh state: a call of a class
-    that makes mutable objects nobody notes (`_state_class`; a generic one subscripted,
-    one a library's module makes lazily), of a generator or async generator function (a
-    module's, or one defined in `fn`: `made`; a generator expression), of code the walk
-    does not read (a builtin, a library's function or callable object: `_unread_result`)
-    or of a callee the code computes (``type(x)()``, a class held in a local: what it
-    makes cannot be told, conservative).  Not: a function the walk reads (what it returns
-    is judged in it), a method of a local's object (README, "What it cannot see")."""
+    that makes mutable objects nobody notes (`_state_class`), or of a generator or async
+    generator function (a module's, or one defined in `fn`: `made`; a generator
+    expression)."""
     callee = _callee(fn, ins, n, made) if n else _MISSING
-    if callee is _MISSING:
-        return None
-    if callee is _COMPUTED:
-        return "what a call returns whose callee the walk cannot name (``type(x)()``)"
     if isinstance(callee, types.CodeType):
         if callee.co_flags & _GENERATORS:
             return f"a generator of {callee.co_qualname}, defined in {_qual(fn)}"
@@ -1398,58 +1337,10 @@ def _fresh_state(
     if isinstance(callee, types.FunctionType):
         if callee.__code__.co_flags & _GENERATORS:
             return f"a generator of {_qual(callee)}"
-        module = callee.__globals__.get("__name__")
-        if not trusted(module if isinstance(module, str) else None) or _reviewed(
-            module if isinstance(module, str) else None
-        ):
-            return None  # read by the walk (what it returns is judged there), or ours
-        return _unread_result(callee)
-    if isinstance(callee, type):
-        if _state_class(callee, int(ins[n - 1].argval or 0)):
-            return f"a {callee.__module__}.{callee.__qualname__}"
         return None
-    owner = getattr(type(callee), "__module__", None)
-    if (
-        callable(callee)
-        and not isinstance(callee, (types.BuiltinFunctionType, types.MethodType, *_DESCRIPTORS))
-        and not trusted(owner if isinstance(owner, str) else None)
-    ):
-        return None  # an object of the program's: its class's ``__call__`` is read
-    return _unread_result(callee)
-
-
-#: Code the walk does not read whose result is a value, or something it was given,
-#: never state of its own making: builtins by name (``len(d)``, ``max(a, b)``,
-#: ``next(it)``), and every function of these modules (``math.floor(x)``).  Anything
-#: else not read (``iter(xs)``, ``sorted(xs)``, ``copy.copy(d)``, ``dict.fromkeys(ks)``,
-#: ``json.loads(s)``, a library's factory) makes fresh state as far as the walk can tell.
-_RESULT_NOT_STATE = frozenset(
-    {"len", "isinstance", "issubclass", "id", "repr", "ascii", "hash", "all", "any",
-     "callable", "format", "hasattr", "abs", "round", "divmod", "pow", "ord", "chr", "bin",
-     "oct", "hex", "min", "max", "next", "print", "sum", "getattr"}
-)  # fmt: skip
-_RESULT_NOT_STATE_MODULES = frozenset({"math", "cmath"})
-
-
-def _unread_result(callee: object) -> str | None:
-    # What a call of `callee`, code the walk does not read (a builtin, a library's
-    # function or callable object), makes, unless `_RESULT_NOT_STATE` says its result
-    # is no state of its own making.
-    import builtins
-
-    name = getattr(callee, "__name__", None)
-    if isinstance(name, str) and getattr(builtins, name, None) is callee:
-        if name in _RESULT_NOT_STATE:
-            return None
-        return f"what the builtin {name}() returns"
-    module = getattr(callee, "__module__", None)
-    if not isinstance(module, str):
-        owner = getattr(callee, "__self__", None)
-        module = owner.__name__ if isinstance(owner, types.ModuleType) else None
-    if module in _RESULT_NOT_STATE_MODULES or _reviewed(module):
-        return None
-    qual = getattr(callee, "__qualname__", None) or _qual(type(callee))
-    return f"what {module or '?'}.{qual}() returns"
+    if isinstance(callee, type) and _state_class(callee, int(ins[n - 1].argval or 0)):
+        return f"a {callee.__module__}.{callee.__qualname__}"
+    return None
 
 
 #: Classes whose instances are values: a call of one makes no state (``n = int(0)``,
@@ -1642,8 +1533,7 @@ def watch_class(cls: type) -> None:
     and enum classes (fixed at their creation) are not watched."""
     if (id(cls), _ATTRS) in _WATCHED or trusted(getattr(cls, "__module__", None)):
         return
-    meta: type = type(cls)
-    for klass in (*cls.__mro__, *meta.__mro__):  # its metaclass's attributes too
+    for klass in cls.__mro__:
         if trusted(getattr(klass, "__module__", None)) or issubclass(klass, enum.Enum):
             continue
         watch_attrs(klass)

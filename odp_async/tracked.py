@@ -1826,17 +1826,11 @@ def _depends_opaque(value: Any) -> bool:
     state nobody notes (a tuple's or frozenset's items, a frozen record's fields, a bound
     method's ``__self__`` and function; a function with a closure always does: its cells
     can be rebound, and hold what they hold; an enum member, a function or a tuple
-    subclass's instance with attributes of its own does: `_carries_state`; so does an
-    enum member whose value does: ``A = [0]``).  A class is
+    subclass's instance with attributes of its own does: `_carries_state`).  A class is
     not (its class attributes are watched for the session:
     `odp_async._tracked_code.watch_class`)."""
     if isinstance(value, enum.Enum):
-        # its attributes, and its value (``A = [0]``: a member is fixed, not what it holds)
-        try:
-            held = object.__getattribute__(value, "_value_")
-        except AttributeError:
-            held = None
-        return _carries_state(value) or _opaque_items((held,))
+        return _carries_state(value)
     if isinstance(value, type):
         _tracked_code.watch_class(value)  # its class attributes: watched, as the walk's
         return False

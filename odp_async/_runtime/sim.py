@@ -87,13 +87,11 @@ import contextvars
 import heapq
 import inspect
 import math
-import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any, Final, Literal
 
 import attrs
-import sniffio
 
 from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
 from ._base import (
@@ -712,7 +710,6 @@ class SimRuntime(Runtime):
         "_current",
         "_ends",
         "_epoch",
-        "_foreign",
         "_fp",
         "_fp_unknown",
         "_keyed",
@@ -789,10 +786,6 @@ class SimRuntime(Runtime):
         #: starts (`_drive_root`, `_drive`).
         self.keeps_notes = True
         self._chooser_error: BaseException | None = None
-        #: What a foreign library call of this run was (`foreign_library_called`), kept
-        #: whatever the program did with the error it got: the run then ends with
-        #: `ForeignAwait`, never with an outcome.
-        self._foreign: str | None = None
         self._preemptions: list[int] = []
         # Stuck sets found rescuable this run (`_rescuable`).
         self._rescuers: set[frozenset[int]] = set()
@@ -1170,42 +1163,19 @@ class SimRuntime(Runtime):
                 # no footprints, asked only among several; their new_execution() does nothing
                 self._root = root
                 self.keeps_notes = False  # no footprint, no trace
-                return self._no_foreign(self._drive_plain(root))
+                return self._drive_plain(root)
             if getattr(self._chooser, "wants_footprints", False):
-                return self._no_foreign(self._drive_tracking(root))
-            return self._no_foreign(self._drive(root))
+                return self._drive_tracking(root)
+            return self._drive(root)
         except _CycleClosed:  # a deadlock certain before the run's end: stop at it
             self._current = None
-            return self._no_foreign(self._result(root, None, None))
-        except BaseException as err:
+            return self._result(root, None, None)
+        except BaseException:
             self._close_all()
-            if self._foreign is not None and not isinstance(err, ForeignAwait):
-                raise ForeignAwait(self._foreign) from err
             raise
         finally:
             drive_ends(watched)
             self._release()
-
-    def _no_foreign(self, result: SimResult | int) -> SimResult | int:
-        """`result`, unless a task called a foreign library during the run
-        (`foreign_library_called`): then `ForeignAwait`, even if the program caught the
-        error that call gave it (``except Exception`` around ``anyio.sleep``) and went on
-        as another program than the one a real event loop runs."""
-        if self._foreign is not None:
-            self._close_all()
-            raise ForeignAwait(self._foreign)
-        return result
-
-    def foreign_library_called(self, what: str) -> ForeignAwait:
-        """A task of this run called `what`, a foreign library's call that needs its own
-        event loop: kept (the first) for the run's end, and the error to raise now."""
-        task = self._current
-        name = task.name if task is not None else "?"
-        if self._foreign is None:
-            self._foreign = (
-                f"task {name!r} called {what}, which needs its own event loop; {_INSTEAD}"
-            )
-        return ForeignAwait(self._foreign)
 
     def _drive_tracking(self, root: SimTask) -> SimResult | int:
         """`_drive` for a run that keeps footprints, between `tracking_run_starts` and
@@ -1555,8 +1525,6 @@ class SimRuntime(Runtime):
     def _raised(self, task: SimTask, err: BaseException) -> None:
         """`task` raised `err`: `ForeignAwait` if it came from another library's await
         (a usage error, never the program's outcome); else nothing."""
-        if self._foreign is not None:
-            raise ForeignAwait(self._foreign) from err
         foreign = _foreign_library_call(err)
         if foreign is not None:
             raise ForeignAwait(
@@ -1923,46 +1891,6 @@ def _spawned_as(
 #: ``RUNTIME_VAR.set``, bound once (a run sets it in its context).
 _SET_RUNTIME: Final = RUNTIME_VAR.set
 
-
-class _SimLibrary(str):
-    """What sniffio names as the running async library in a sim run's context.
-
-    anyio looks its backend up by that name (``loaded_backends[name]``, in every call
-    that needs an event loop: ``anyio.sleep``, ``anyio.Event()``...): the lookup hashes
-    the name, and this hash tells the run's runtime (`SimRuntime.foreign_library_called`)
-    and raises `ForeignAwait`.  The run then ends with `ForeignAwait` even when the
-    program catches it (``except Exception`` around a backoff ``anyio.sleep``), instead
-    of going on as a program no real event loop runs.  Outside a sim run (no runtime of
-    the sim in effect), a plain string's hash."""
-
-    __slots__ = ()
-
-    def __hash__(self) -> int:
-        rt = RUNTIME_VAR.get(None)
-        if isinstance(rt, SimRuntime) and rt._current is not None:
-            raise rt.foreign_library_called(_anyio_caller())
-        return str.__hash__(self)
-
-
-def _anyio_caller() -> str:
-    # The anyio function the running task called (its outermost anyio frame), as
-    # ``anyio._core._eventloop.sleep()``; ``anyio`` when there is none.
-    frame = sys._getframe(2)
-    found = "anyio"
-    while frame is not None:
-        if _loop_of(frame) is not None:
-            module = frame.f_globals.get("__name__", "?")
-            found = f"{module}.{frame.f_code.co_qualname}()"
-        elif found != "anyio":
-            break
-        frame = frame.f_back  # type: ignore[assignment]
-    return found
-
-
-#: sniffio's name for the sim (`_SimLibrary`), and the setter a run applies to its context.
-SIM_LIBRARY: Final = _SimLibrary("odp_async.sim")
-_SET_LIBRARY: Final = sniffio.current_async_library_cvar.set
-
 #: Choosers with no footprints, no ``ask_always``, a no-op ``new_execution`` and no
 #: `trust_primitives`: `_drive` hands them to the plain loop without asking.
 _PLAIN_CHOOSERS: Final = (RandomChooser, StreamChooser)
@@ -2145,7 +2073,6 @@ def run(
     )
     ctx = contextvars.copy_context()
     ctx.run(RUNTIME_VAR.set, rt)
-    ctx.run(_SET_LIBRARY, SIM_LIBRARY)
     return ctx.run(rt.drive, main, args)
 
 
@@ -2164,7 +2091,6 @@ def run_brief(
     rt = SimRuntime(chooser, max_steps=max_steps, trace=False, noted_only=noted_only)
     ctx = contextvars.copy_context()
     ctx.run(RUNTIME_VAR.set, rt)
-    ctx.run(_SET_LIBRARY, SIM_LIBRARY)
     return ctx.run(rt.drive_brief, main, args)
 
 
@@ -2213,7 +2139,6 @@ class BriefRuns:
             rt._begin(chooser, False)  # after the last run's `_release`
         ctx = contextvars.copy_context()
         ctx.run(_SET_RUNTIME, rt)
-        ctx.run(_SET_LIBRARY, SIM_LIBRARY)
         self._busy = True
         try:
             return ctx.run(rt._drive_root, self._main, self._args, True)

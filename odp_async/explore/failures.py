@@ -199,15 +199,16 @@ def _user_frame(error: BaseException) -> str | None:
     if not frames:
         return None
     filename, line = frames[-1]
-    return f"{_show_path(filename)}:{line}"
+    return f"{show_path(filename)}:{line}"
 
 
 def _in_package(filename: str) -> bool:
     return filename.startswith(str(_PACKAGE) + os.sep)
 
 
-def _show_path(filename: str) -> str:
-    # Relative to the working directory when below it (what a terminal can click on).
+def show_path(filename: str) -> str:
+    """`filename` relative to the working directory when below it (what a terminal can
+    click on), else as given."""
     try:
         rel = os.path.relpath(filename)
     except ValueError:  # another drive (Windows)

@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from .failures import show_path
 from .refs import is_ref
 from .target import Target
 
@@ -113,15 +114,7 @@ def describe_change(theirs: Mapping[str, object], ours: Mapping[str, str]) -> st
 def _where(name: str) -> str:
     module = sys.modules.get(name)
     file = _find_source(name)[0] if module is None else _source_file(module)
-    return "" if file is None else f" ({_shown(file)})"
-
-
-def _shown(file: str) -> str:
-    try:
-        rel = os.path.relpath(file)
-    except ValueError:  # another drive (Windows)
-        return file
-    return file if rel.startswith(os.pardir) else rel
+    return "" if file is None else f" ({show_path(file)})"
 
 
 def _source_file(module: types.ModuleType) -> str | None:

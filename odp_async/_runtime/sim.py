@@ -680,9 +680,7 @@ class SimTaskGroup:
                 parent.send_value = None
                 del rt._blocked[parent]
                 rt._runnable.append(parent)
-                parent.woken_at = rt._steps
-                if parent.watched and rt._fp is not None:
-                    rt._fp.add(progress_of(parent))
+                rt._woken(parent)
             else:
                 self._rt.wake(w, None)
 
@@ -832,9 +830,7 @@ class SimRuntime(Runtime):
             task.send_value = value
             del self._blocked[task]
             self._runnable.append(task)
-            task.woken_at = self._steps
-            if task.watched and self._fp is not None:
-                self._fp.add(progress_of(task))
+            self._woken(task)
         # Otherwise the task is already runnable because a cancellation reached it; it
         # will see `waiter.woken` in its handler and pass the wake on.
 
@@ -1071,7 +1067,15 @@ class SimRuntime(Runtime):
         task.resume_cancellable = True
         task.throw_exc = Cancelled()
         self._runnable.append(task)
+        self._woken(task)
+
+    def _woken(self, task: SimTask) -> None:
+        """`task` was made runnable after a park, by this step (a wake, a join's end, a
+        cancellation): `task_passed_over` does not count this step against it, and a
+        watched task's progress is written (DPOR orders it against the reads)."""
         task.woken_at = self._steps
+        if task.watched and self._fp is not None:
+            self._fp.add(progress_of(task))
 
     def _arm_deadline(self, scope: SimCancelScope) -> None:
         if scope._deadline <= self._now:

@@ -145,7 +145,18 @@ class OdpSubscription:
 class _Pending:
     """A fault between its first attempt and its end: the invalidations charged to it."""
 
-    __slots__ = ("charged", "holders", "let_go", "mark", "rng", "task", "umem", "waiting")
+    __slots__ = (
+        "charged",
+        "holders",
+        "let_go",
+        "mark",
+        "provisional",
+        "rng",
+        "task",
+        "umem",
+        "waiting",
+        "window",
+    )
 
     def __init__(self, umem: Umem, rng: AddrRange, task: object) -> None:
         self.umem = umem
@@ -161,8 +172,16 @@ class _Pending:
         self.waiting = False
         #: Invalidation ends after which the protocol still held the fault back, charged
         #: only when the scheduler kept neither the faulting task nor one of `holders`
-        #: still in flight off the CPU since the last (see "Liveness").
+        #: still in flight off the CPU since the last (see "Liveness"), and confirmed
+        #: only once `window` turned over with the fault still held back.
         self.charged = 0
+        #: Such ends since `window` opened, not yet confirmed: dropped (but one) when the
+        #: protocol lets the fault go before `window` turns over.
+        self.provisional = 0
+        #: The invalidations in flight when the fault's current wait was first charged
+        #: (None: no wait open).  Charges are confirmed, at most ``len(window) + 1``, when
+        #: none of them is in flight any more and the protocol still holds the fault.
+        self.window: tuple[Invalidation, ...] | None = None
         #: The invalidations in flight when the fault was last charged (none before),
         #: each with how far its task had run then (`rt.task_progress`).
         self.holders: tuple[tuple[Invalidation, int | None], ...] = ()
@@ -385,13 +404,29 @@ class UContext:
                 else self._holds_back(pending.umem, pending.rng)
             ):
                 pending.let_go = True
+                if pending.window is not None:
+                    # The wait ended before its window turned over: the protocol held
+                    # the fault for some of those holders, the other ends were elsewhere.
+                    pending.charged += min(pending.provisional, 1)
+                    pending.provisional = 0
+                    pending.window = None
             elif not self._kept_off(pending, inv):
-                pending.charged += 1
+                holders = self._holders(inv)
+                pending.provisional += 1
                 pending.mark = rt.task_progress(pending.task)
                 pending.holders = tuple(
-                    (h, None if h.task is None else rt.task_progress(h.task))
-                    for h in self._holders(inv)
+                    (h, None if h.task is None else rt.task_progress(h.task)) for h in holders
                 )
+                window = pending.window
+                if window is None:
+                    pending.window = window = holders
+                    if holders:
+                        continue
+                elif any(self._in_flight(h, inv) for h in window):
+                    continue
+                pending.charged += min(pending.provisional, len(window) + 1)
+                pending.provisional = 0
+                pending.window = holders
 
     def _kept_off(self, pending: _Pending, ending: Invalidation) -> bool:
         """Whether the scheduler, not the protocol, kept `pending`'s fault from going on

@@ -157,10 +157,10 @@ def test_a_long_holder_is_not_charged_for_a_storm_elsewhere(tmp_path: Path, choo
 def test_a_long_holder_is_not_charged_under_jobs_2(tmp_path: Path) -> None:
     """The CLI, as the trial ran it: the portfolio over two worker processes."""
     name = _module(tmp_path)
+    cli = [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:long_holder"]
     for protocol in CORRECT:
         done = subprocess.run(
-            [sys.executable, "-m", "odp_async.cli", "explore", f"{name}:long_holder"]
-            + ["-p", protocol, "--schedules", "100", "--jobs", "2"],
+            [*cli, "-p", protocol, "--schedules", "100", "--jobs", "2"],
             env=pythonpath_env(tmp_path),
             cwd=tmp_path,
             capture_output=True,

@@ -65,7 +65,15 @@ Liveness (why a ``starvation`` verdict is the protocol's, never the scheduler's)
     invalidations keep overlapping is charged at every end whatever its width (a rule
     that waited for every invalidation in flight at the last charge to end took about N
     ends per charge from a storm N tasks wide, and left kvm-seq clean on 8 tasks x 4
-    madvises).  DPOR: the end's questions are noted reads of those tasks' progress,
+    madvises).  A charge is provisional until the invalidations in flight at the wait's
+    first charge (its window, `_Pending.window`) have all ended with the fault still held
+    back; then at most the window's width + 1 of the provisional charges count, and the
+    invalidations in flight then are the next window.  A wait the protocol ends before
+    its window turns over counts one.  So a fault held by ONE long invalidation is not
+    charged for a storm's ends elsewhere (each of them finds it held, by that one holder,
+    which may sleep or park: not passed over), while a storm that keeps the fault held
+    turns its windows over and is charged about as many ends as it has.  DPOR: the end's
+    questions are noted reads of those tasks' progress,
     which a task's steps and the wakes of it write only while it watches its progress
     (`rt.watch_progress`: a faulting task while its fault is pending, an invalidating
     task while its invalidation runs, `AddressSpace._invalidate`), so the end is ordered
@@ -391,8 +399,10 @@ class UContext:
     def invalidation_ended(self, inv: Invalidation) -> None:
         """`inv`'s end callbacks ran: charge each pending fault the protocol holds back
         right now, unless, since its last charge, the scheduler passed over the faulting
-        task or the task of an invalidation in flight then and still (see "Liveness" in
-        the module docstring).  Sync."""
+        task or the task of an invalidation in flight then and still; the charge stays
+        provisional until the fault's window turned over (see "Liveness" in the module
+        docstring; the window's look is `_in_flight`, noted reads of the pages of its
+        members' ranges, as `_kept_off`'s).  Sync."""
         self.invalidations_ended += 1
         in_flight = self.in_flight
         if in_flight.listed(inv):

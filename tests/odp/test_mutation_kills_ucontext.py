@@ -271,7 +271,9 @@ def test_ends_charge_a_parked_fault_while_no_holder_is_passed_over() -> None:
     range first), X begun on this context only, both by the one task that runs.  F's task
     stays parked and no holder's task is passed over, so every end charges F: the two
     other ends while Z and X are in flight, then X's own end after Z is unlisted with no
-    callback here (as when an earlier subscriber refuses a non-blockable start)."""
+    callback here (as when an earlier subscriber refuses a non-blockable start).  The
+    first two charges are provisional (Z and X, the window of the first, still in
+    flight); X's end turns the window over with F still held: all three confirmed."""
     out: list[object] = []
 
     async def body(w: World) -> None:
@@ -297,16 +299,16 @@ def test_ends_charge_a_parked_fault_while_no_holder_is_passed_over() -> None:
             charged = []
             for _ in range(2):
                 await w.mm.madvise_dontneed(4 * P, P)
-                charged.append(w.ctx._pending[0].charged)
+                charged.append((w.ctx._pending[0].charged, w.ctx._pending[0].provisional))
             w.mm.active_ranges.remove(z)
             await w.ctx.subscription.invalidate_range_end(x)
-            charged.append(w.ctx._pending[0].charged)
+            charged.append((w.ctx._pending[0].charged, w.ctx._pending[0].provisional))
             out.append(charged)
             await p.after_end(Invalidation(999, AddrRange(0, P), InvalidateEvent.UNMAP))
 
     run = run_world(body, protocol="kvm-seq")
     run.sim.unwrap()
-    assert out == [[1, 2, 3], FaultOutcome.RESOLVED]
+    assert out == [[(0, 1), (0, 2), (3, 0)], FaultOutcome.RESOLVED]
     assert run.violations == ()
 
 

@@ -120,13 +120,15 @@ def test_lenient_replay_counts_preemptions_and_falls_back() -> None:
 
 def test_shrinking_a_long_schedule_makes_it_readable() -> None:
     """A random failing schedule of the storm scenario: hundreds of steps, many
-    preemptions, shrunk to a few dozen (seed 0: 253 -> 38, 30 rounds -> 15; 36 when the
-    bound counted generations of holders).  Not to a handful: an end charges the fault
-    only if no task it waits on (its own, or an invalidation's still in flight since the
-    last charge) was passed over by the scheduler since, so each of the 13 charges needs
-    the storms' invalidations to overlap anew while both storm tasks run, mostly a
-    switch between them; the handful of before kept one storm task off the CPU, the
-    scheduler's doing."""
+    preemptions, shrunk to a few dozen (seed 0: 253 -> 51, 30 rounds -> 15; 38 before
+    charges waited for the fault's window to turn over, 36 when the bound counted
+    generations of holders).  Not to a handful: an end charges the fault only if no task
+    it waits on (its own, or an invalidation's still in flight since the last charge) was
+    passed over by the scheduler since, so each of the 13 charges needs the storms'
+    invalidations to overlap anew while both storm tasks run, mostly a switch between
+    them, and a charge counts only once the invalidations in flight at the wait's first
+    charge have ended with the fault still held; the handful of before kept one storm
+    task off the CPU, the scheduler's doing."""
     target = Target.resolve("storm-register-during", "kvm-seq", params={"rounds": 30})
     execution = next(
         ex
@@ -140,7 +142,7 @@ def test_shrinking_a_long_schedule_makes_it_readable() -> None:
     result = shrink(target, execution.sim.schedule, kind, max_steps=20_000)
     assert execution.sim.steps > 200
     assert result.preemptions_before == original.preemptions > 5
-    assert result.preemptions_after <= 40 < result.preemptions_before // 5
+    assert result.preemptions_after <= 55 < result.preemptions_before // 4
     assert result.execution.failure is not None
     assert result.execution.failure.kind == kind
     assert result.params["rounds"] < 30  # fewer actor operations, too

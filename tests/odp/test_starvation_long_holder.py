@@ -44,11 +44,13 @@ class Slow:
     def __init__(self, mm, until=None):
         self.mm = mm
         self.until = until
+        self.slow = 0
 
     async def invalidate_range_start(self, inv):
         if inv.range.start < A + 16 * P:
+            self.slow += 1
             if self.until is None:
-                await sleep(1.0)
+                await sleep(float(self.slow))  # the second over A outlasts the first
             else:
                 await self.until.wait()
 
@@ -59,7 +61,7 @@ class Slow:
         pass
 
 
-def make(tasks, rounds, outlast):
+def make(tasks, rounds, outlast, second=False):
     async def body(w):
         await w.mm.mmap(A, 16 * P)
         await w.mm.mmap(B, 16 * P)
@@ -68,14 +70,18 @@ def make(tasks, rounds, outlast):
             await w.mm.cpu_fault(B + vpn * P, write=True)
         a = await w.ctx.register_mr(A, 16 * P, name="A")
         await w.ctx.register_mr(B, 16 * P, name="B")
-        first_round = Completion("storm0's first round") if outlast else None
-        await w.mm.register_notifier(Slow(w.mm, first_round))
+        first_round = Completion("storm0's first round")
+        await w.mm.register_notifier(Slow(w.mm, first_round if outlast else None))
 
         async def storm(t):
             for i in range(rounds):
                 await w.mm.madvise_dontneed(B + (t % 4) * 4 * P, 2 * P)
-                if i == 0 and t == 0 and first_round is not None:
+                if i == 0 and t == 0:
                     first_round.complete_all()
+
+        async def long2():  # a second slow one over the fault, once the storm has begun
+            await first_round.wait()
+            await w.mm.madvise_dontneed(A + 4 * P, P)
 
         async def fault():
             await w.ctx.fault(a, A + 4 * P, write=True)
@@ -85,12 +91,14 @@ def make(tasks, rounds, outlast):
             tg.start_soon(fault, name="fault")
             for t in range(tasks):
                 tg.start_soon(storm, t, name=f"storm{t}")
+            if second:
+                tg.start_soon(long2, name="long2")
 
     return body
 
 
-def actors(tasks):
-    return ("long", "fault") + tuple(f"storm{t}" for t in range(tasks))
+def actors(tasks, second=False):
+    return ("long", "fault", *(f"storm{t}" for t in range(tasks)), *(("long2",) * second))
 
 
 long_holder = Scenario(
@@ -98,6 +106,13 @@ long_holder = Scenario(
     "one slow invalidation over the fault's page, a storm of madvises on another region",
     make(4, 5, False),
     actors(4),
+)
+
+two_holders = Scenario(
+    "two-holders",
+    "one slow invalidation over the fault's page, a slower one begun during the storm",
+    make(4, 5, False, second=True),
+    actors(4, second=True),
 )
 
 holder_then_storm = Scenario(
@@ -151,6 +166,16 @@ def test_a_long_holder_is_not_charged_for_a_storm_elsewhere(tmp_path: Path, choo
     """kvm-seq too: the storm ends before the holder, so the fault waited for it alone."""
     protocols = (*CORRECT, "kvm-seq")
     got = _run(tmp_path, [("long_holder", p, chooser, 150) for p in protocols])
+    assert got == [["clean", 150, False]] * len(protocols)
+
+
+@pytest.mark.parametrize("chooser", ["random", "portfolio"])
+def test_a_window_turned_over_counts_its_width_plus_one(tmp_path: Path, chooser: str) -> None:
+    """The second slow invalidation may begin after the wait's first charge: the first
+    one's end then turns the window over with the fault still held (by the second), and
+    of the storm's ends charged meanwhile only the window's width + 1 count."""
+    protocols = (*CORRECT, "kvm-seq")
+    got = _run(tmp_path, [("two_holders", p, chooser, 150) for p in protocols])
     assert got == [["clean", 150, False]] * len(protocols)
 
 

@@ -55,7 +55,7 @@ FULL = {
     "ctx-dereg-during-end/kvm-seq": "complete: 1424 traces, no violation",
     "ctx-dereg-during-end/range-list": "complete: 496 traces, no violation",
     "truncate-during-registration/odp2014-ctx": "complete: 408 traces, no violation",
-    "thp-split-during-fault/range-list": "complete: 402 traces, no violation",
+    "thp-split-during-fault/range-list": "complete: 453 traces, no violation",
     "registration-race/odp2014-ctx": "complete: 150 traces, no violation",
     "truncate-during-registration/kvm-seq": "complete: 490 traces, no violation",
     "thp-split-during-fault/kvm-seq": "complete: 281 traces, no violation",

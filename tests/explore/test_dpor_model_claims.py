@@ -64,7 +64,7 @@ FULL = {
     "dereg-during-notifier/range-list": "complete: 251 traces, no violation",
     "dereg-during-notifier/odp2014-ctx": "complete: 297 traces, no violation",
     "dereg-during-notifier/kvm-seq": "complete: 397 traces, no violation",
-    "stray-end-corruption/interval-seq": "complete: 9410 traces, no violation",
+    "stray-end-corruption/interval-seq": "complete: 9954 traces, no violation",
     "stray-end-munmap/interval-seq": "complete: 1106 traces, no violation",
     "stray-end-munmap/odp2014-ctx": "complete: 2093 traces, no violation",
     "stray-end-munmap/kvm-seq": "complete: 6007 traces, no violation",

@@ -116,7 +116,7 @@ from .footprint import (
     tracking_run_starts,
 )
 from .interrupts import is_ctrl_c
-from .rescue import Reach
+from .rescue import Reach, held_in
 from .stall import StepInterrupt, drive_begins, drive_ends
 
 __all__ = [
@@ -1695,14 +1695,18 @@ class SimRuntime(Runtime):
         past `rescue.LIMIT` objects, code that reads frames, ``globals()`` or
         ``sys.modules``, a function-level import of a module not loaded yet.
 
+        A way out kept in a library module's state (a logger's attribute, an installed
+        package's registry: trial 22b f7) counts when program code the walk met names
+        that module, its classes or its functions: `rescue.held_in` walks back from the
+        way out to the library namespaces that hold it (no pass at all when the walk met
+        no library module but odp_async; one heap pass per level of holders otherwise).
+
         Not seen (the early stop then reports a deadlock the full run would not): a
-        scope kept only in a library module's globals (the standard library's, an
-        installed package's, odp_async's: none keeps one), a scope obtained through a
-        library call that returns it from such state, and a sibling failing by accident
-        (an error no code of it raises explicitly: a second bug; the deadlock, which
-        came first, is reported).  A True is remembered for the run (the walk is not redone for the
-        same stuck tasks: a later block only reports the deadlock late, as it would
-        anyway).
+        scope kept only in odp_async's module state (none keeps one), and a sibling
+        failing by accident (an error no code of it raises explicitly: a second bug; the
+        deadlock, which came first, is reported).  A True is remembered for the run (the
+        walk is not redone for the same stuck tasks: a later block only reports the
+        deadlock late, as it would anyway).
         """
         if stuck in self._rescuers:
             return True
@@ -1746,9 +1750,24 @@ class SimRuntime(Runtime):
                 return True
         # what only library objects hold: acted on only at the program's bidding; a pool a
         # stuck task waits on: freed only by program code that releases
-        return (reach.library_hit and reach.program_code) or (
+        if (reach.library_hit and reach.program_code) or (
             reach.soft_hit and not _RELEASES.isdisjoint(reach.names)
-        )
+        ):
+            return True
+        if not reach.program_code:
+            return False
+        # a way out kept in a library's module state that program code reaches (a logger's
+        # attribute, a library module's global): walked back from the way out, once
+        hard = [*scopes.values(), *(t.group for t in self._tasks if id(t.group) in targets)]
+        soft = [
+            o
+            for t in self._tasks
+            if t.id in stuck and t.waiter is not None
+            for o in (t.waiter.queue, getattr(t.waiter.queue, "_owner", None))
+            if id(o) in pools
+        ]
+        by_hard, by_soft = held_in(hard, soft, reach.libraries_met, (*opaque, Waiter))
+        return by_hard or (by_soft and not _RELEASES.isdisjoint(reach.names))
 
     def _deadlock(self) -> Deadlock:
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]

@@ -65,9 +65,11 @@ Contract
     group's body before its exit), none is a sibling inside one whose code raises, and
     nothing it holds reaches such a scope, its task group, or a pool a stuck task waits
     on that its code releases (`SimRuntime._rescuable`: a walk of the object graph,
-    `odp_async._runtime.rescue`; unsure is "could").  Else,
-    when the step bound stops the run with the cycle still there, the outcome is
-    ``"deadlock"`` rather than ``"step-limit"``.  Either way `Deadlock.runnable` names
+    `odp_async._runtime.rescue`; unsure is "could").  When the step bound stops the
+    run with a cycle there, the outcome is ``"deadlock"`` only if that cycle is blocked
+    for good by the same test; a cycle some task could still free (a watchdog not done
+    yet, a supervisor that cancels and restarts its workers: a livelock) is
+    ``"step-limit"``.  Either way `Deadlock.runnable` names
     the tasks that could still run.  The check runs only when a task blocks on a wait
     with a blocked holder, never per step.
 
@@ -1173,7 +1175,7 @@ class SimRuntime(Runtime):
             return self._drive(root)
         except _CycleClosed:  # a deadlock certain before the run's end: stop at it
             self._current = None
-            return self._result(root, None, None)
+            return self._result(root, None, None, closed=True)
         except BaseException:
             self._close_all()
             raise
@@ -1592,7 +1594,7 @@ class SimRuntime(Runtime):
         task.footprint = noted if declared is None else declared | noted
 
     def _result(
-        self, root: SimTask, value: object, error: BaseException | None
+        self, root: SimTask, value: object, error: BaseException | None, closed: bool = False
     ) -> SimResult | int:
         if self._brief and error is None and root.state == _DONE:
             return self._steps  # `drive_brief`: an "ok" run builds no record
@@ -1607,7 +1609,15 @@ class SimRuntime(Runtime):
             return SimResult(
                 outcome, value, error, None, steps, schedule, now, trace, tasks, ends, pre
             )
-        if self._runnable and not self._stuck():
+        if self._runnable and not closed:
+            # at the step bound: a deadlock only if the stuck tasks are blocked for good (a
+            # task that could still run and free them makes it a bound, as a livelock is)
+            # (asked afresh: a rescuer seen earlier in the run may have finished since)
+            stuck = self._stuck()
+            bound = not stuck or self._reaches_out(stuck)
+        else:
+            bound = False
+        if bound:
             self._close_all()
             return SimResult(
                 "step-limit", None, None, None, steps, schedule, now, trace, tasks, ends, pre

@@ -54,6 +54,7 @@ from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import NOTE
 from .._runtime.sim import run as sim_run
 from ..errors import InvalidArgument, ReplayMismatch
+from ..explore.arguments import show
 from .timeline import Timeline, short_resource
 
 if TYPE_CHECKING:
@@ -285,6 +286,10 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
 
     Raises: `InvalidArgument` without a trace, or when `target` does not reproduce it.
     """
+    from ..explore.target import Target
+
+    if target is not None and not isinstance(target, Target):
+        raise InvalidArgument(f"target must be a Target or None, got {show(target)}")
     tl = Timeline.from_execution(execution)
     regions: list[list[dict[str, Any]]] | None = None
     runnable: list[list[str]] | None = None

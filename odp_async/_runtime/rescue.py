@@ -63,6 +63,7 @@ import sysconfig
 import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import PurePath
 from typing import Any, Final
 
@@ -396,6 +397,7 @@ def held_in(
     soft: Iterable[object],
     namespaces: set[int],
     stop: tuple[type, ...],
+    skip: AbstractSet[int] = frozenset(),
     *,
     limit: int = BACK_LIMIT,
     depth: int = BACK_DEPTH,
@@ -403,6 +405,8 @@ def held_in(
     """Whether library state holds the objects of `hard` (first), of `soft` (second): a
     chain of holders (``gc.get_referrers``, transitively) from one of them to a module
     namespace of `namespaces` (the library modules `Reach` met and did not follow).
+    `skip`: the ids of holders that are no library state (the runtime's own lists of
+    scopes, the caller's locals).
 
     One heap pass per level, for every object of the level at once; the walk goes up
     through containers, instances, cells and functions, and stops at frames, coroutines
@@ -411,7 +415,8 @@ def held_in(
     instances all hold it): from a class it goes to its module's namespace.  Unsure is
     yes: more than `limit` holders, or more than `depth` levels.
     """
-    objects: list[object] = [*hard, *soft]
+    # (a tuple: ``get_referrers(*objects)`` gets it as its arguments, not a new holder)
+    objects: tuple[object, ...] = (*hard, *soft)
     hard_ids = {id(o) for o in hard}
     if not namespaces or not objects:
         return False, False
@@ -423,7 +428,7 @@ def held_in(
         upper_hard: set[int] = set()
         for holder in gc.get_referrers(*objects):
             key = id(holder)
-            if holder is objects or isinstance(holder, (*_STOPS, *stop)):
+            if holder is objects or key in skip or isinstance(holder, (*_STOPS, *stop)):
                 continue
             is_hard = not mixed or any(id(r) in hard_ids for r in gc.get_referents(holder))
             if isinstance(holder, type):
@@ -445,7 +450,8 @@ def held_in(
                 upper_hard.add(key)
         if not upper:
             return False, found_soft
-        objects, hard_ids = upper, upper_hard
+        objects, hard_ids = tuple(upper), upper_hard
+        del upper
     return True, True
 
 

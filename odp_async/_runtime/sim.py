@@ -1776,7 +1776,13 @@ class SimRuntime(Runtime):
             for o in (t.waiter.queue, getattr(t.waiter.queue, "_owner", None))
             if id(o) in pools
         ]
-        by_hard, by_soft = held_in(hard, soft, reach.libraries_met, (*opaque, Waiter))
+        # (the runtime's own holders of scopes, and this method's: not library state)
+        skip = {id(scopes), id(hard), id(soft)}
+        for t in self._tasks:
+            skip.add(id(t.scopes))
+            if t.group is not None:
+                skip.add(id(t.group._stack))
+        by_hard, by_soft = held_in(hard, soft, reach.libraries_met, (*opaque, Waiter), skip)
         return by_hard or (by_soft and not _RELEASES.isdisjoint(reach.names))
 
     def _deadlock(self) -> Deadlock:

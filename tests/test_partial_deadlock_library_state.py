@@ -21,7 +21,13 @@ from tests._usermod import forget, write_user_module
 
 # An "installed package" (a directory named site-packages): library code to the walk.
 LIBRARY = """
+import logging
+
 _HELD = {}
+
+
+def cancel_logged(name):
+    logging.getLogger(name).scope.cancel()
 
 
 def keep(name, obj):
@@ -99,6 +105,22 @@ async def via_an_installed_packages_registry():
 
     async with task_group() as tg:
         lib.keep("main", tg.cancel_scope)
+        tg.start_soon(t1, name="t1")
+        tg.start_soon(t2, name="t2")
+        tg.start_soon(watchdog, name="watchdog")
+    return "rescued"
+
+
+async def via_a_library_reaching_another_librarys_state():
+    # the watchdog names only the package; the package's code reaches the logger
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await _spin(50)
+        lib.cancel_logged("watchdog-22b-lib")
+
+    async with task_group() as tg:
+        logging.getLogger("watchdog-22b-lib").scope = tg.cancel_scope
         tg.start_soon(t1, name="t1")
         tg.start_soon(t2, name="t2")
         tg.start_soon(watchdog, name="watchdog")
@@ -202,6 +224,7 @@ RESCUED = [
     "via_a_logger_attribute",
     "via_an_installed_packages_registry",
     "via_a_stuck_tasks_own_scope_in_a_logger",
+    "via_a_library_reaching_another_librarys_state",
     "via_a_pool_in_an_installed_packages_registry",
 ]
 STUCK = [

@@ -395,7 +395,6 @@ class Reach:
 def held_in(
     hard: Iterable[object],
     soft: Iterable[object],
-    namespaces: set[int],
     stop: tuple[type, ...],
     skip: AbstractSet[int] = frozenset(),
     *,
@@ -403,26 +402,26 @@ def held_in(
     depth: int = BACK_DEPTH,
 ) -> tuple[bool, bool]:
     """Whether library state holds the objects of `hard` (first), of `soft` (second): a
-    chain of holders (``gc.get_referrers``, transitively) from one of them to a module
-    namespace of `namespaces` (the library modules `Reach` met and did not follow).
-    `skip`: the ids of holders that are no library state (the runtime's own lists of
-    scopes, the caller's locals).
+    chain of holders (``gc.get_referrers``, transitively) from one of them to the
+    namespace of a library module (odp_async's aside: it keeps none of a program's
+    objects) or to a library class.  `skip`: the ids of holders that are no library
+    state (the runtime's own lists of scopes, the caller's locals).
 
     One heap pass per level, for every object of the level at once; the walk goes up
     through containers, instances, cells and functions, and stops at frames, coroutines
     and generators (a task's own state: `Reach` walks it forward), at objects of `stop`
-    types (the runtime's), at module namespaces and modules, and at a class (whose
-    instances all hold it): from a class it goes to its module's namespace.  Unsure is
-    yes: more than `limit` holders, or more than `depth` levels.
+    types (the runtime's), at module namespaces and modules, and at classes (whose
+    instances all hold them; a program's class is the program's state).  Unsure is yes:
+    more than `limit` holders, or more than `depth` levels.
     """
     # (a tuple: ``get_referrers(*objects)`` gets it as its arguments, not a new holder)
     objects: tuple[object, ...] = (*hard, *soft)
     hard_ids = {id(o) for o in hard}
-    if not namespaces or not objects:
-        return False, False
     seen = {id(o) for o in objects}
     found_soft = False
     for _ in range(depth):
+        if not objects:
+            return False, found_soft
         mixed = len(hard_ids) != len(objects)
         upper: list[object] = []
         upper_hard: set[int] = set()
@@ -430,29 +429,40 @@ def held_in(
             key = id(holder)
             if holder is objects or key in skip or isinstance(holder, (*_STOPS, *stop)):
                 continue
-            is_hard = not mixed or any(id(r) in hard_ids for r in gc.get_referents(holder))
             if isinstance(holder, type):
-                name = holder.__dict__.get("__module__")
-                mod = sys.modules.get(name) if isinstance(name, str) else None
-                key = id(getattr(mod, "__dict__", None))
-            if key in namespaces:
-                if is_hard:
-                    return True, found_soft
-                found_soft = True
+                module: object = holder.__dict__.get("__module__")
+            elif _is_namespace(holder):
+                module = holder.get("__name__")
+            else:
+                module = None
+            if module is not None:  # a class or a module: the end of a chain
+                if _library_state(module):
+                    if not mixed or any(id(r) in hard_ids for r in gc.get_referents(holder)):
+                        return True, found_soft
+                    found_soft = True
                 continue
-            if key in seen or isinstance(holder, type) or _is_namespace(holder):
+            if key in seen:
                 continue
             seen.add(key)
             if len(seen) > limit:
                 return True, True
             upper.append(holder)
-            if is_hard:
+            if not mixed or any(id(r) in hard_ids for r in gc.get_referents(holder)):
                 upper_hard.add(key)
-        if not upper:
-            return False, found_soft
         objects, hard_ids = tuple(upper), upper_hard
         del upper
     return True, True
+
+
+def _library_state(module: object) -> bool:
+    """Whether a class or module namespace of module `module` is a library's whose state
+    may hold a program's object (odp_async's and the import system's keep none)."""
+    return (
+        library(module)
+        and isinstance(module, str)
+        and module.partition(".")[0] != "odp_async"
+        and module not in _NO_PROGRAM_STATE
+    )
 
 
 _STOPS: Final = (

@@ -1707,9 +1707,10 @@ class SimRuntime(Runtime):
 
         A way out kept in a library module's state (a logger's attribute, an installed
         package's registry: trial 22b f7) counts when program code the walk met names
-        that module, its classes or its functions: `rescue.held_in` walks back from the
-        way out to the library namespaces that hold it (no pass at all when the walk met
-        no library module but odp_async; one heap pass per level of holders otherwise).
+        some library module, class or function (library code may call another library):
+        `rescue.held_in` walks back from the way out to a library namespace that holds it
+        (no pass at all when the walk met no library but odp_async; one heap pass per
+        level of holders otherwise, one in the common case).
 
         Not seen (the early stop then reports a deadlock the full run would not): a
         scope kept only in odp_async's module state (none keeps one), and a sibling
@@ -1764,10 +1765,11 @@ class SimRuntime(Runtime):
             reach.soft_hit and not _RELEASES.isdisjoint(reach.names)
         ):
             return True
-        if not reach.program_code:
-            return False
-        # a way out kept in a library's module state that program code reaches (a logger's
-        # attribute, a library module's global): walked back from the way out, once
+        if not reach.program_code or not reach.libraries_met:
+            return False  # (no program code, or none that names a library's state)
+        # a way out kept in a library's state (a logger's attribute, a library module's
+        # global), when program code names some library's state (library code may reach
+        # another library's): walked back from the way out, once
         hard = [*scopes.values(), *(t.group for t in self._tasks if id(t.group) in targets)]
         soft = [
             o
@@ -1782,7 +1784,7 @@ class SimRuntime(Runtime):
             skip.add(id(t.scopes))
             if t.group is not None:
                 skip.add(id(t.group._stack))
-        by_hard, by_soft = held_in(hard, soft, reach.libraries_met, (*opaque, Waiter), skip)
+        by_hard, by_soft = held_in(hard, soft, (*opaque, Waiter), skip)
         return by_hard or (by_soft and not _RELEASES.isdisjoint(reach.names))
 
     def _deadlock(self) -> Deadlock:

@@ -44,6 +44,11 @@ Contract
     `soft_hit` says whether it met an object of `soft` (a way out only some code takes,
     not a target by itself), `names` every name that program code names.
 
+    `libraries_met` names the library modules whose state the walk met and did not
+    follow; then `held_in` walks *back* from the way out (``gc.get_referrers``, every
+    object of a level in one heap pass) to a library's namespace that holds it: a scope
+    a program keeps in a logger's attribute or in an installed package's registry.
+
     Sync; reads only (no attribute of the program's is read through ``__getattr__``:
     the walk uses the referents the interpreter keeps).  Cost: linear in what it visits,
     at most `limit` objects.

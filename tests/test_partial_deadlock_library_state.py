@@ -127,6 +127,27 @@ async def via_a_library_reaching_another_librarys_state():
     return "rescued"
 
 
+async def via_a_name_set_in_builtins():
+    # the watchdog names WD_SCOPE_22B bare: the interpreter finds it in builtins
+    import builtins
+
+    t1, t2 = _cycle()
+
+    async def watchdog():
+        await _spin(50)
+        WD_SCOPE_22B.cancel()  # noqa: F821
+
+    try:
+        async with task_group() as tg:
+            builtins.WD_SCOPE_22B = tg.cancel_scope
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+    finally:
+        del builtins.WD_SCOPE_22B
+    return "rescued"
+
+
 async def via_a_stuck_tasks_own_scope_in_a_logger():
     a, b = Mutex("a"), Mutex("b")
     ev1, ev2 = Completion("e1"), Completion("e2")
@@ -225,6 +246,7 @@ RESCUED = [
     "via_an_installed_packages_registry",
     "via_a_stuck_tasks_own_scope_in_a_logger",
     "via_a_library_reaching_another_librarys_state",
+    "via_a_name_set_in_builtins",
     "via_a_pool_in_an_installed_packages_registry",
 ]
 STUCK = [

@@ -1694,6 +1694,19 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
+def _is_a_module(name: str) -> bool:
+    """Whether `name` names a module that a ``module:function`` reference could import
+    (found on ``sys.path``, not imported; a package's parents are)."""
+    import importlib.util
+
+    if not all(part.isidentifier() for part in name.split(".")):
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _check_scenario_name(name: str, *, classic: bool = True) -> None:
     """Refuse an unknown scenario name with one line and a "did you mean"."""
     from .scenarios import BUILTIN, CLASSIC
@@ -1706,6 +1719,11 @@ def _check_scenario_name(name: str, *, classic: bool = True) -> None:
     path_problem = not_a_scenario_file(name)
     if path_problem is not None:
         _fail(_printable(path_problem))
+    if classic and _is_a_module(name):
+        _fail(
+            f"{name!r} is a module, not a scenario: name the async function in it, as "
+            f"'{name}:<function>'"
+        )
     _fail(
         f"unknown scenario {name!r}{_did_you_mean(name, known)}; expected one of "
         f"{', '.join(known)} or a scenario file (.toml)"

@@ -44,6 +44,11 @@ Contract
     `soft_hit` says whether it met an object of `soft` (a way out only some code takes,
     not a target by itself), `names` every name that program code names.
 
+    `libraries_met` names the library modules whose state the walk met and did not
+    follow; then `held_in` walks *back* from the way out (``gc.get_referrers``, every
+    object of a level in one heap pass) to a library's namespace that holds it: a scope
+    a program keeps in a logger's attribute or in an installed package's registry.
+
     Sync; reads only (no attribute of the program's is read through ``__getattr__``:
     the walk uses the referents the interpreter keeps).  Cost: linear in what it visits,
     at most `limit` objects.
@@ -54,6 +59,7 @@ See also
 
 from __future__ import annotations
 
+import builtins
 import dis
 import gc
 import importlib.util
@@ -62,15 +68,21 @@ import sysconfig
 import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import PurePath
 from typing import Any, Final
 
 from .._code_reach import code_tree
 
-__all__ = ["LIMIT", "Reach", "code_raises", "library"]
+__all__ = ["BACK_DEPTH", "BACK_LIMIT", "LIMIT", "Reach", "code_raises", "held_in", "library"]
 
 #: How many objects one walk visits at most before it answers "unsure".
 LIMIT: Final = 20_000
+
+#: How many holders `held_in` visits at most, and through how many levels, before it
+#: answers "unsure".
+BACK_LIMIT: Final = 2_000
+BACK_DEPTH: Final = 16
 
 #: Names whose use reads state the walk cannot follow (frames, every module, every object).
 _UNSURE_NAMES: Final = frozenset(
@@ -102,6 +114,20 @@ _LIBRARY_DIRS: Final = tuple(
         p
         for key in ("stdlib", "platstdlib", "purelib", "platlib")
         if (p := sysconfig.get_paths().get(key))
+    }
+)
+
+_BUILTINS: Final = vars(builtins)
+
+#: Library modules met through every program module's namespace (its loader and spec),
+#: whose state holds none of a program's objects.
+_NO_PROGRAM_STATE: Final = frozenset(
+    {
+        "_frozen_importlib",
+        "_frozen_importlib_external",
+        "importlib._bootstrap",
+        "importlib._bootstrap_external",
+        "importlib.machinery",
     }
 )
 
@@ -173,6 +199,7 @@ class Reach:
         "_targets",
         "_todo",
         "_views",
+        "libraries_met",
         "library_hit",
         "limit",
         "names",
@@ -212,6 +239,9 @@ class Reach:
         self.names: set[str] = set()
         #: True once the walk met program code with an explicit ``raise``.
         self.raises = False
+        #: The ids of the namespaces of the library modules (odp_async's aside) whose state
+        #: the walk met but did not follow: a module, a class or a function of theirs.
+        self.libraries_met: set[int] = set()
 
     def add(self, obj: object) -> None:
         """A root of the walk."""
@@ -266,10 +296,20 @@ class Reach:
         if isinstance(obj, types.ModuleType):
             if not self._library(obj.__name__):
                 todo.append(obj.__dict__)
+            else:
+                self._met(obj.__name__)
             return False
         if isinstance(obj, type):
-            if not self._library(obj.__dict__.get("__module__")):
+            module = obj.__dict__.get("__module__")
+            if not self._library(module):
                 todo.extend(gc.get_referents(obj))
+            elif module != "builtins":  # (a builtin type: no program state)
+                self._met(module)
+            return False
+        if isinstance(obj, types.BuiltinFunctionType) and isinstance(
+            obj.__self__, types.ModuleType
+        ):
+            self._met(obj.__self__.__name__)
             return False
         if isinstance(obj, dict):
             if self._module_dict(obj):
@@ -280,6 +320,17 @@ class Reach:
             return True  # its referent is not one of its referents: unsure
         todo.extend(gc.get_referents(obj))
         return False
+
+    def _met(self, name: object) -> None:
+        """A library module's state met and not followed (`held_in` may walk back to it)."""
+        if (
+            isinstance(name, str)
+            and name not in _NO_PROGRAM_STATE
+            and name.partition(".")[0] != "odp_async"
+        ):
+            mod = sys.modules.get(name)
+            if mod is not None:
+                self.libraries_met.add(id(mod.__dict__))
 
     def _library(self, name: object) -> bool:
         key = name if isinstance(name, str) else ""
@@ -310,6 +361,7 @@ class Reach:
         todo.append(fn.__dict__)
         g = fn.__globals__
         if self._module_dict(g):
+            self._met(g.get("__name__"))
             return False  # library code: what it names is the library's
         self.program_code = True
         for code in code_tree(fn.__code__):
@@ -321,6 +373,8 @@ class Reach:
             for name in code.co_names:
                 if name in g:
                     todo.append(g[name])
+                elif name in _BUILTINS:
+                    todo.append(_BUILTINS[name])  # (a name the program set in builtins)
             for level, module in imports:
                 if self._import(level, module, g):
                     return True
@@ -341,3 +395,94 @@ class Reach:
             return not self._library(name)
         self._todo.append(mod)
         return False
+
+
+def held_in(
+    hard: Iterable[object],
+    soft: Iterable[object],
+    stop: tuple[type, ...],
+    skip: AbstractSet[int] = frozenset(),
+    *,
+    limit: int = BACK_LIMIT,
+    depth: int = BACK_DEPTH,
+) -> tuple[bool, bool]:
+    """Whether library state holds the objects of `hard` (first), of `soft` (second): a
+    chain of holders (``gc.get_referrers``, transitively) from one of them to the
+    namespace of a library module (odp_async's aside: it keeps none of a program's
+    objects) or to a library class.  `skip`: the ids of holders that are no library
+    state (the runtime's own lists of scopes, the caller's locals).
+
+    One heap pass per level, for every object of the level at once; the walk goes up
+    through containers, instances, cells and functions, and stops at frames, coroutines
+    and generators (a task's own state: `Reach` walks it forward), at objects of `stop`
+    types (the runtime's), at module namespaces and modules, and at classes (whose
+    instances all hold them; a program's class is the program's state).  Unsure is yes:
+    more than `limit` holders, or more than `depth` levels.
+    """
+    # (a tuple: ``get_referrers(*objects)`` gets it as its arguments, not a new holder)
+    objects: tuple[object, ...] = (*hard, *soft)
+    hard_ids = {id(o) for o in hard}
+    seen = {id(o) for o in objects}
+    found_soft = False
+    for _ in range(depth):
+        if not objects:
+            return False, found_soft
+        mixed = len(hard_ids) != len(objects)
+        upper: list[object] = []
+        upper_hard: set[int] = set()
+        for holder in gc.get_referrers(*objects):
+            key = id(holder)
+            if holder is objects or key in skip or isinstance(holder, (*_STOPS, *stop)):
+                continue
+            if isinstance(holder, type):
+                module: object = holder.__dict__.get("__module__")
+            elif _is_namespace(holder):
+                module = holder.get("__name__")
+            else:
+                module = None
+            if module is not None:  # a class or a module: the end of a chain
+                if _library_state(module):
+                    if not mixed or any(id(r) in hard_ids for r in gc.get_referents(holder)):
+                        return True, found_soft
+                    found_soft = True
+                continue
+            if key in seen:
+                continue
+            seen.add(key)
+            if len(seen) > limit:
+                return True, True
+            upper.append(holder)
+            if not mixed or any(id(r) in hard_ids for r in gc.get_referents(holder)):
+                upper_hard.add(key)
+        objects, hard_ids = tuple(upper), upper_hard
+        del upper
+    return True, True
+
+
+def _library_state(module: object) -> bool:
+    """Whether a class or module namespace of module `module` is a library's whose state
+    may hold a program's object (odp_async's and the import system's keep none)."""
+    return (
+        library(module)
+        and isinstance(module, str)
+        and module.partition(".")[0] != "odp_async"
+        and module not in _NO_PROGRAM_STATE
+    )
+
+
+_STOPS: Final = (
+    types.FrameType,
+    types.CoroutineType,
+    types.GeneratorType,
+    types.AsyncGeneratorType,
+    types.ModuleType,
+)
+
+
+def _is_namespace(obj: object) -> bool:
+    """A module's namespace (a dict that is some loaded module's ``__dict__``)."""
+    if type(obj) is not dict:
+        return False
+    name = obj.get("__name__")
+    mod = sys.modules.get(name) if isinstance(name, str) else None
+    return mod is not None and getattr(mod, "__dict__", None) is obj

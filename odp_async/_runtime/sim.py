@@ -65,9 +65,11 @@ Contract
     group's body before its exit), none is a sibling inside one whose code raises, and
     nothing it holds reaches such a scope, its task group, or a pool a stuck task waits
     on that its code releases (`SimRuntime._rescuable`: a walk of the object graph,
-    `odp_async._runtime.rescue`; unsure is "could").  Else,
-    when the step bound stops the run with the cycle still there, the outcome is
-    ``"deadlock"`` rather than ``"step-limit"``.  Either way `Deadlock.runnable` names
+    `odp_async._runtime.rescue`; unsure is "could").  When the step bound stops the
+    run with a cycle there, the outcome is ``"deadlock"`` only if that cycle is blocked
+    for good by the same test; a cycle some task could still free (a watchdog not done
+    yet, a supervisor that cancels and restarts its workers: a livelock) is
+    ``"step-limit"``.  Either way `Deadlock.runnable` names
     the tasks that could still run.  The check runs only when a task blocks on a wait
     with a blocked holder, never per step.
 
@@ -116,7 +118,7 @@ from .footprint import (
     tracking_run_starts,
 )
 from .interrupts import is_ctrl_c
-from .rescue import Reach
+from .rescue import Reach, held_in
 from .stall import StepInterrupt, drive_begins, drive_ends
 
 __all__ = [
@@ -1173,7 +1175,7 @@ class SimRuntime(Runtime):
             return self._drive(root)
         except _CycleClosed:  # a deadlock certain before the run's end: stop at it
             self._current = None
-            return self._result(root, None, None)
+            return self._result(root, None, None, closed=True)
         except BaseException:
             self._close_all()
             raise
@@ -1592,7 +1594,7 @@ class SimRuntime(Runtime):
         task.footprint = noted if declared is None else declared | noted
 
     def _result(
-        self, root: SimTask, value: object, error: BaseException | None
+        self, root: SimTask, value: object, error: BaseException | None, closed: bool = False
     ) -> SimResult | int:
         if self._brief and error is None and root.state == _DONE:
             return self._steps  # `drive_brief`: an "ok" run builds no record
@@ -1607,7 +1609,15 @@ class SimRuntime(Runtime):
             return SimResult(
                 outcome, value, error, None, steps, schedule, now, trace, tasks, ends, pre
             )
-        if self._runnable and not self._stuck():
+        if self._runnable and not closed:
+            # at the step bound: a deadlock only if the stuck tasks are blocked for good (a
+            # task that could still run and free them makes it a bound, as a livelock is)
+            # (asked afresh: a rescuer seen earlier in the run may have finished since)
+            stuck = self._stuck()
+            bound = not stuck or self._reaches_out(stuck)
+        else:
+            bound = False
+        if bound:
             self._close_all()
             return SimResult(
                 "step-limit", None, None, None, steps, schedule, now, trace, tasks, ends, pre
@@ -1695,14 +1705,19 @@ class SimRuntime(Runtime):
         past `rescue.LIMIT` objects, code that reads frames, ``globals()`` or
         ``sys.modules``, a function-level import of a module not loaded yet.
 
+        A way out kept in a library module's state (a logger's attribute, an installed
+        package's registry: trial 22b f7) counts when program code the walk met names
+        some library module, class or function (library code may call another library):
+        `rescue.held_in` walks back from the way out to a library namespace that holds it
+        (no pass at all when the walk met no library but odp_async; one heap pass per
+        level of holders otherwise, one in the common case).
+
         Not seen (the early stop then reports a deadlock the full run would not): a
-        scope kept only in a library module's globals (the standard library's, an
-        installed package's, odp_async's: none keeps one), a scope obtained through a
-        library call that returns it from such state, and a sibling failing by accident
-        (an error no code of it raises explicitly: a second bug; the deadlock, which
-        came first, is reported).  A True is remembered for the run (the walk is not redone for the
-        same stuck tasks: a later block only reports the deadlock late, as it would
-        anyway).
+        scope kept only in odp_async's module state (none keeps one), and a sibling
+        failing by accident (an error no code of it raises explicitly: a second bug; the
+        deadlock, which came first, is reported).  A True is remembered for the run (the
+        walk is not redone for the same stuck tasks: a later block only reports the
+        deadlock late, as it would anyway).
         """
         if stuck in self._rescuers:
             return True
@@ -1746,9 +1761,31 @@ class SimRuntime(Runtime):
                 return True
         # what only library objects hold: acted on only at the program's bidding; a pool a
         # stuck task waits on: freed only by program code that releases
-        return (reach.library_hit and reach.program_code) or (
+        if (reach.library_hit and reach.program_code) or (
             reach.soft_hit and not _RELEASES.isdisjoint(reach.names)
-        )
+        ):
+            return True
+        if not reach.program_code or not reach.libraries_met:
+            return False  # (no program code, or none that names a library's state)
+        # a way out kept in a library's state (a logger's attribute, a library module's
+        # global), when program code names some library's state (library code may reach
+        # another library's): walked back from the way out, once
+        hard = [*scopes.values(), *(t.group for t in self._tasks if id(t.group) in targets)]
+        soft = [
+            o
+            for t in self._tasks
+            if t.id in stuck and t.waiter is not None
+            for o in (t.waiter.queue, getattr(t.waiter.queue, "_owner", None))
+            if id(o) in pools
+        ]
+        # (the runtime's own holders of scopes, and this method's: not library state)
+        skip = {id(scopes), id(hard), id(soft)}
+        for t in self._tasks:
+            skip.add(id(t.scopes))
+            if t.group is not None:
+                skip.add(id(t.group._stack))
+        by_hard, by_soft = held_in(hard, soft, (*opaque, Waiter), skip)
+        return by_hard or (by_soft and not _RELEASES.isdisjoint(reach.names))
 
     def _deadlock(self) -> Deadlock:
         waiting = [t for t in sorted(self._blocked, key=lambda t: t.id) if t.waiter is not None]

@@ -44,6 +44,7 @@ See also
 from __future__ import annotations
 
 import reprlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ from .._runtime.choosers import Chooser, ReplayChooser
 from .._runtime.sim import NOTE
 from .._runtime.sim import run as sim_run
 from ..errors import InvalidArgument, ReplayMismatch
+from ..explore.arguments import show
 from .timeline import Timeline, short_resource
 
 if TYPE_CHECKING:
@@ -76,7 +78,8 @@ class _Snoop:
         self.inner_asks = bool(getattr(inner, "ask_always", False))
         self.snapshots: list[list[dict[str, Any]]] = []  # [k]: after step k
         self.runnable: list[list[str]] = []  # [k]: runnable before step k + 1
-        self.variables: list[dict[str, dict[str, str]]] = []  # [k]: after step k
+        self.variables: list[dict[int, dict[str, str]]] = []  # [k]: after step k, by task id
+        self.names: dict[int, str] = {}  # task id -> name
         self.labels: list[str] = []  # [k]: what the task chosen for step k + 1 does
         self._tasks: dict[int, Any] = {}  # every task seen runnable, by id
 
@@ -86,7 +89,7 @@ class _Snoop:
     def snapshot(self) -> None:
         if self.world is not None:
             self.snapshots.append(_regions(self.world))
-        self.variables.append(_variables(self._tasks.values()))
+        self.variables.append(_variables(self._tasks.values(), self.names))
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
         for task in runnable:
@@ -123,10 +126,11 @@ def _plain(value: object, depth: int = 0) -> bool:
     return False
 
 
-def _variables(tasks: Iterable[Any]) -> dict[str, dict[str, str]]:
+def _variables(tasks: Iterable[Any], names: dict[int, str]) -> dict[int, dict[str, str]]:
     """Each live task's variables (its outermost coroutine frame: locals and the closure
-    cells it uses) that hold plain data, as text."""
-    out: dict[str, dict[str, str]] = {}
+    cells it uses) that hold plain data, as text, by task id (two tasks of one function,
+    or of one name, each keep their own); `names` gets each task's name."""
+    out: dict[int, dict[str, str]] = {}
     for task in tasks:
         coro = getattr(task, "coro", None)
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
@@ -138,7 +142,9 @@ def _variables(tasks: Iterable[Any]) -> dict[str, dict[str, str]]:
             if not k.startswith("_") and _plain(v)
         }
         if shown:
-            out[str(getattr(task, "name", "?"))] = shown
+            tid = int(getattr(task, "id", id(task)))
+            names[tid] = str(getattr(task, "name", "?"))
+            out[tid] = shown
     return out
 
 
@@ -218,10 +224,12 @@ class Recording:
     regions: list[list[dict[str, Any]]] | None
     #: ``runnable[k]``: the tasks the sim could run at step ``k + 1``.
     runnable: list[list[str]]
-    #: ``variables[k]``: each task's plain-data variables after step ``k``.
-    variables: list[dict[str, dict[str, str]]]
+    #: ``variables[k]``: each task's plain-data variables after step ``k``, by task id.
+    variables: list[dict[int, dict[str, str]]]
     #: ``labels[k]``: the declared footprint of step ``k + 1`` ("" if none).
     labels: list[str]
+    #: The name of each task of `variables` (by task id).
+    names: dict[int, str] = attrs.Factory(dict)
 
 
 def record(execution: Execution, target: Target) -> Recording:
@@ -270,7 +278,7 @@ def record(execution: Execution, target: Target) -> Recording:
     regions = None
     if world is not None:
         regions = snoop.snapshots[:n] if len(snoop.snapshots) >= n else snoop.snapshots
-    return Recording(regions, snoop.runnable, snoop.variables[:n], snoop.labels)
+    return Recording(regions, snoop.runnable, snoop.variables[:n], snoop.labels, snoop.names)
 
 
 def step_states(execution: Execution, target: Target | None = None) -> list[dict[str, Any]]:
@@ -278,6 +286,10 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
 
     Raises: `InvalidArgument` without a trace, or when `target` does not reproduce it.
     """
+    from ..explore.target import Target
+
+    if target is not None and not isinstance(target, Target):
+        raise InvalidArgument(f"target must be a Target or None, got {show(target)}")
     tl = Timeline.from_execution(execution)
     regions: list[list[dict[str, Any]]] | None = None
     runnable: list[list[str]] | None = None
@@ -286,6 +298,7 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
         recording = record(execution, target)
         regions, runnable = recording.regions, recording.runnable
     title = {lane.task_id: lane.title for lane in tl.lanes}
+    panel_key = _panel_keys(recording.names if recording is not None else {}, tl)
     trace = execution.sim.trace or ()
     notes: dict[int, list[tuple[int, str, str]]] = {}
     for step, tid, op, label in trace:
@@ -414,7 +427,8 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
         }
         if recording is not None:
             found = recording.variables
-            state["variables"] = found[min(step, len(found) - 1)] if found else {}
+            at = found[min(step, len(found) - 1)] if found else {}
+            state["variables"] = {panel_key[tid]: vs for tid, vs in at.items()}
             if step - 1 < len(recording.labels) and recording.labels[step - 1]:
                 state["touched"] = recording.labels[step - 1]
         if regions is not None:
@@ -425,6 +439,24 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
         states.append(state)
         prev_row = row
     return states
+
+
+def _panel_keys(names: dict[int, str], tl: Timeline) -> dict[int, str]:
+    """The variables panel's key of each task of `names` (by id): its lane's title (the
+    name, with ``#<id>`` when several tasks share it), so no two tasks share a key."""
+    lanes = {lane.task_id: lane for lane in tl.lanes}
+    counts = Counter(names.values())
+    for lane in tl.lanes:
+        if lane.task_id not in names:
+            counts[lane.name] += 1
+    keys: dict[int, str] = {}
+    for tid, name in names.items():
+        own = lanes.get(tid)
+        if own is not None and own.name == name:
+            keys[tid] = own.title
+        else:
+            keys[tid] = name if counts[name] == 1 else f"{name}#{tid}"
+    return keys
 
 
 def _did(row: Any) -> str:

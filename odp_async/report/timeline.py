@@ -49,6 +49,7 @@ import attrs
 
 from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP
 from ..errors import InvalidArgument
+from ..explore.arguments import show
 from ..explore.failures import label_text
 
 if TYPE_CHECKING:
@@ -263,7 +264,11 @@ class Timeline:
         """
         sim = getattr(ex, "sim", None)
         trace = getattr(sim, "trace", None)
-        if sim is None or trace is None:
+        if sim is None:
+            raise InvalidArgument(
+                f"expected an Execution (what Target.run returns), got {show(ex)}"
+            )
+        if trace is None:
             raise InvalidArgument(
                 "this execution was recorded without a trace; re-run it with trace=True "
                 "(Target.run(chooser, max_steps=..., trace=True)) to draw its timeline"

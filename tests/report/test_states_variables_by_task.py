@@ -1,0 +1,71 @@
+"""Trial 22b f6: the report's variables panel is keyed by task.  Two tasks running the
+same function (so of the same name) each keep their own locals in the panel, under
+their lanes' titles (``name#<id>``), as the tasks panel names them; a task of a unique
+name keeps its plain name.  User code from a module outside the package."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from odp_async.explore.target import Target
+from odp_async.report import render_html
+from odp_async.report.states import step_states
+from odp_async.sim import RandomChooser
+from tests.conftest import UserModule
+
+PROGRAM = """
+from odp_async import checkpoint, task_group
+
+SHARED = {"n": 0}
+
+
+async def worker(mine):
+    seen = mine * 10
+    await checkpoint("a")
+    SHARED["n"] += mine
+    await checkpoint("b")
+
+
+async def lone(tag):
+    await checkpoint("c")
+
+
+async def two_workers():
+    async with task_group() as tg:
+        tg.start_soon(worker, 1)
+        tg.start_soon(worker, 2)
+        tg.start_soon(lone, "only")
+"""
+
+
+@pytest.fixture
+def program(user_module: UserModule) -> ModuleType:
+    return user_module(PROGRAM, "pertask")
+
+
+def test_two_tasks_of_one_function_keep_their_own_variables(program: ModuleType) -> None:
+    target = Target.resolve(program.two_workers)
+    ex = target.run(RandomChooser(0), max_steps=1000, trace=True)
+    states = step_states(ex, target)
+    titles = {t["task"] for s in states for t in s["tasks"]}
+    both = next(
+        s["variables"] for s in states if sum("seen" in v for v in s["variables"].values()) == 2
+    )
+    workers = {k: v for k, v in both.items() if k.startswith("worker")}
+    assert len(workers) == 2, both
+    assert set(workers) <= titles  # the tasks panel's names
+    assert all("#" in k for k in workers)
+    assert sorted(v["mine"] for v in workers.values()) == ["1", "2"]
+    assert sorted(v["seen"] for v in workers.values()) == ["10", "20"]
+    assert states[0]["variables"]["lone"] == {"tag": "'only'"}
+    html = render_html(ex, target=target)
+    assert "worker#1" in html
+    assert "worker#2" in html
+
+
+def test_without_a_target_there_is_no_panel(program: ModuleType) -> None:
+    target = Target.resolve(program.two_workers)
+    ex = target.run(RandomChooser(0), max_steps=1000, trace=True)
+    assert "variables" not in step_states(ex)[0]

@@ -149,6 +149,7 @@ __all__ = [
     "TrackedSet",
     "is_tracked_class",
     "track",
+    "track_subclass",
     "tracked",
     "tracking",
 ]
@@ -1741,6 +1742,31 @@ def _building_init(klass: type) -> Callable[..., None]:
     wrapper.__doc__ = init.__doc__
     wrapper.__qualname__ = f"{klass.__qualname__}.__init__"
     return wrapper
+
+
+def track_subclass(cls: type) -> bool:
+    """Track `cls`, a subclass of a tracked class that nobody decorated, as its nearest
+    tracked base is (the same exempt fields, ``whole`` and ``internal``), from when it is
+    made: for a base whose subclasses are written by users (a protocol's metaclass calls
+    it), so a subclass's instances, its own fields included, are noted like the base's
+    and `track` does not report them.  An ``__init__`` the class defines itself is wrapped
+    as `tracked` wraps it; an inherited one is left inherited (a class decorator applied
+    after this one, such as attrs', still sees no ``__init__`` of the class's own).
+    Returns False, changing nothing, when `cls` has no tracked base or was decorated
+    itself.  Sync."""
+    if is_tracked_class(cls):
+        return False
+    base = _class_attr(cls, "__tracked__")
+    if not isinstance(base, _Tracking):
+        return False
+    info = _Tracking(cls, base.exempt, base.whole, base.internal)
+    type.__setattr__(cls, "__tracked__", info)
+    _TRACKED_CLASSES.add(cls)
+    if "__init__" in cls.__dict__:
+        type.__setattr__(cls, "__init__", _building_init(cls))
+    if _DEPTH[0]:  # made during a tracking run: noted from now on
+        _install(cls, info)
+    return True
 
 
 def is_tracked_class(cls: type) -> bool:

@@ -204,8 +204,8 @@ def _imported(
                 and ins.argval
             ):
                 literal = ins.argval
-                level = len(literal) - len(literal.lstrip("."))
-                base = _absolute(literal[level:], level, package)
+                dots = len(literal) - len(literal.lstrip("."))
+                base = _absolute(literal[dots:], dots, package)
                 if base is not None:
                     names.extend(_parents(base))
             if ins.opname in _NAME_LOADS and ins.argval in importers:

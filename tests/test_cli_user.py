@@ -701,8 +701,11 @@ def test_the_readme_own_protocol_block_runs(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert proc.returncode == expected, (line, proc.stdout, proc.stderr)
+        claim = re.search(r"(complete: \d+ traces)", comment)
+        if claim is not None:  # the count the README gives, as measured
+            assert f"{claim.group(1)}, no violation" in proc.stdout, (line, proc.stdout)
         ran += 1
-    assert ran == 3
+    assert ran == 4
 
 
 def test_matrix_takes_schedules_as_explore_does(capsys: pytest.CaptureFixture[str]) -> None:

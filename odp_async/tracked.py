@@ -1793,7 +1793,8 @@ class TrackReport:
     classes of the stateful objects it reached that nobody tracks (sorted names; empty:
     everything is seen; a plain dict, list or set outside a tracked container is
     reported as ``builtins.dict`` and so on; an instance of an undecorated subclass of a
-    tracked class is reported, as the class nobody decorated)."""
+    tracked class is reported, as the class nobody decorated, unless its base tracks its
+    subclasses when they are made: `track_subclass`, as every protocol class is)."""
 
     reached: int
     untracked: tuple[str, ...]

@@ -149,6 +149,7 @@ __all__ = [
     "TrackedSet",
     "is_tracked_class",
     "track",
+    "track_subclass",
     "tracked",
     "tracking",
 ]
@@ -1743,6 +1744,31 @@ def _building_init(klass: type) -> Callable[..., None]:
     return wrapper
 
 
+def track_subclass(cls: type) -> bool:
+    """Track `cls`, a subclass of a tracked class that nobody decorated, as its nearest
+    tracked base is (the same exempt fields, ``whole`` and ``internal``), from when it is
+    made: for a base whose subclasses are written by users (a protocol's metaclass calls
+    it), so a subclass's instances, its own fields included, are noted like the base's
+    and `track` does not report them.  An ``__init__`` the class defines itself is wrapped
+    as `tracked` wraps it; an inherited one is left inherited (a class decorator applied
+    after this one, such as attrs', still sees no ``__init__`` of the class's own).
+    Returns False, changing nothing, when `cls` has no tracked base or was decorated
+    itself.  Sync."""
+    if is_tracked_class(cls):
+        return False
+    base = _class_attr(cls, "__tracked__")
+    if not isinstance(base, _Tracking):
+        return False
+    info = _Tracking(cls, base.exempt, base.whole, base.internal)
+    type.__setattr__(cls, "__tracked__", info)
+    _TRACKED_CLASSES.add(cls)
+    if "__init__" in cls.__dict__:
+        type.__setattr__(cls, "__init__", _building_init(cls))
+    if _DEPTH[0]:  # made during a tracking run: noted from now on
+        _install(cls, info)
+    return True
+
+
 def is_tracked_class(cls: type) -> bool:
     """True when `cls` itself (not only a base) was decorated with `tracked`."""
     info = cls.__dict__.get("__tracked__")
@@ -1767,7 +1793,8 @@ class TrackReport:
     classes of the stateful objects it reached that nobody tracks (sorted names; empty:
     everything is seen; a plain dict, list or set outside a tracked container is
     reported as ``builtins.dict`` and so on; an instance of an undecorated subclass of a
-    tracked class is reported, as the class nobody decorated)."""
+    tracked class is reported, as the class nobody decorated, unless its base tracks its
+    subclasses when they are made: `track_subclass`, as every protocol class is)."""
 
     reached: int
     untracked: tuple[str, ...]

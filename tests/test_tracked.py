@@ -152,9 +152,13 @@ def test_track_reports_untracked_state_and_changes_nothing(user_module: UserModu
     assert report.untracked == ("builtins.dict", "builtins.list", f"{mod.__name__}.Plain")
 
 
-def test_a_user_protocol_must_be_tracked_for_noted_only(user_module: UserModule) -> None:
-    """The rule: a world runs with noted_only only when nothing in it escapes tracking,
-    so a user protocol class that is not ``@tracked`` keeps its steps unknown."""
+def test_a_user_protocol_is_tracked_when_made_and_other_subclasses_must_be(
+    user_module: UserModule,
+) -> None:
+    """The rule: a world runs with noted_only only when nothing in it escapes tracking.
+    A protocol class is tracked when it is made (its metaclass), decorated or not; an
+    undecorated subclass of another tracked class is reported, so its steps stay
+    unknown."""
     mod = user_module(
         """
         from odp_async.odp.protocols.odp2014 import Odp2014
@@ -166,15 +170,25 @@ def test_a_user_protocol_must_be_tracked_for_noted_only(user_module: UserModule)
         @tracked
         class MineTracked(Odp2014):
             name = "mine-tracked"
+
+        @tracked
+        class Base:
+            def __init__(self):
+                self.x = 0
+
+        class Sub(Base):
+            pass
         """,
         "tracked_protocols",
     )
     from odp_async.world import World
 
-    assert not is_tracked_class(mod.Mine)
+    assert is_tracked_class(mod.Mine)
     assert is_tracked_class(mod.MineTracked)
-    assert f"{mod.__name__}.Mine" in track(World.build(mod.Mine)).untracked
+    assert track(World.build(mod.Mine)).untracked == ()
     assert track(World.build(mod.MineTracked)).untracked == ()
+    assert not is_tracked_class(mod.Sub)
+    assert track(mod.Sub()).untracked == (f"{mod.__name__}.Sub",)
 
 
 def test_an_exempt_field_needs_a_reason() -> None:

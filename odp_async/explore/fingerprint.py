@@ -10,8 +10,11 @@ Contract
     functions and classes among them (a ``from ... import``), and the modules named by
     every ``import`` statement in its source, in any code object (module level, function
     bodies, nested functions, methods; relative ones resolved against the importing
-    module's package, ``from p import m`` taking submodule ``m`` of package ``p``),
-    transitively, at most `MAX_MODULES`.  A module not imported yet (one a function
+    module's package, ``from p import m`` taking submodule ``m`` of package ``p``), the
+    modules named by a literal string passed to ``importlib.import_module`` or
+    ``__import__`` (``import_module("plugins.fast")``), and the parent packages of each
+    module taken (their ``__init__`` runs when it is imported), transitively, at most
+    `MAX_MODULES`.  A module not imported yet (one a function
     imports when it runs) is found by `importlib.util.find_spec` without importing it,
     so its digest is that of the file it would load.  A user module is one whose source
     file lies outside odp_async and outside the standard library and installed packages
@@ -33,6 +36,7 @@ Concurrency
 
 from __future__ import annotations
 
+import builtins
 import dis
 import hashlib
 import importlib.machinery
@@ -89,9 +93,12 @@ def code_fingerprint(target: Target) -> dict[str, str]:
         if name not in roots and (file is None or not _is_user_file(file)):
             continue
         found[name] = _digest(file)
-        reached = [] if module is None else _reached(module)
+        # Importing a submodule runs its parent packages' ``__init__`` first.
+        reached = _parents(name)[:-1]
+        if module is not None:
+            reached += _reached(module)
         if file is not None:
-            reached += _imported(name, file, is_package)
+            reached += _imported(name, file, is_package, module)
         for other in reached:
             if other not in seen:
                 seen.add(other)
@@ -152,25 +159,59 @@ def _reached(module: types.ModuleType) -> list[str]:
     return names
 
 
-def _imported(name: str, file: str, is_package: bool) -> list[str]:
-    """The modules named by the ``import`` statements of every code object of `file`.
+#: The functions whose call with a literal module name imports it.
+_IMPORTERS: Final = (importlib.import_module, builtins.__import__)
+_IMPORTER_NAMES: Final = frozenset(("import_module", "__import__"))
+_NAME_LOADS: Final = frozenset(
+    ("LOAD_NAME", "LOAD_GLOBAL", "LOAD_ATTR", "LOAD_METHOD", "LOAD_DEREF", "LOAD_FAST")
+)
+
+
+def _imported(
+    name: str, file: str, is_package: bool, module: types.ModuleType | None = None
+) -> list[str]:
+    """The modules named by the ``import`` statements of every code object of `file`,
+    and by its calls of ``importlib.import_module`` or ``__import__`` (under those
+    names, or another global of `module` bound to one of them) with a literal name.
 
     ``import a.b`` names ``a`` and ``a.b``; ``from .m import x`` names ``<package>.m``
-    and, should ``x`` be a submodule, ``<package>.m.x``.  A name that cannot be resolved
-    (a relative import beyond the top package) is skipped.
+    and, should ``x`` be a submodule, ``<package>.m.x``; ``import_module("a.b")`` names
+    ``a`` and ``a.b``, ``import_module(".m", ...)`` ``<package>.m``.  A name that cannot
+    be resolved (a relative import beyond the top package) is skipped.
     """
     try:
         code = compile(Path(file).read_bytes(), file, "exec", dont_inherit=True)
     except (OSError, SyntaxError, ValueError):
         return []
     package = name if is_package else name.rpartition(".")[0]
+    importers = set(_IMPORTER_NAMES)
+    if module is not None:
+        for key, value in list(vars(module).items()):
+            if any(value is f for f in _IMPORTERS):
+                importers.add(key)
     names: list[str] = []
     codes = [code]
     while codes:
         current = codes.pop()
         codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
         consts: list[object] = []
+        callee: str | None = None
         for ins in dis.get_instructions(current):
+            if (
+                callee is not None
+                and ins.opname == "LOAD_CONST"
+                and isinstance(ins.argval, str)
+                and ins.argval
+            ):
+                literal = ins.argval
+                dots = len(literal) - len(literal.lstrip("."))
+                base = _absolute(literal[dots:], dots, package)
+                if base is not None:
+                    names.extend(_parents(base))
+            if ins.opname in _NAME_LOADS and ins.argval in importers:
+                callee = str(ins.argval)
+            elif ins.opname not in ("PUSH_NULL", "PRECALL", "CACHE"):
+                callee = None
             if ins.opname == "IMPORT_NAME" and len(consts) >= 2:
                 level, fromlist = consts[-2], consts[-1]
                 base = _absolute(str(ins.argval), level, package)

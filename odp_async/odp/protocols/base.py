@@ -64,7 +64,7 @@ from ...addr import AddrRange
 from ...errors import InvalidArgument, OdpError, ProtocolUsageError, WouldBlock
 from ...mm import Invalidation, PinnedPage
 from ...sync import WaitQueue
-from ...tracked import tracked
+from ...tracked import track_subclass, tracked
 
 if TYPE_CHECKING:
     from ..ucontext import UContext
@@ -156,7 +156,9 @@ def _immutable(value: object) -> bool:
 class _ProtocolMeta(abc.ABCMeta):
     """Freezes the ``OPTIONS`` a protocol class declares (`ProtocolOptions.of`) in its
     namespace, before the class exists: so no code writes a class attribute afterwards
-    (which an exploration keeping footprints would have to treat as unnoted state)."""
+    (which an exploration keeping footprints would have to treat as unnoted state).  And
+    tracks every protocol class it makes (`odp_async.tracked.track_subclass`), a user's
+    subclass as a built-in, so DPOR reduces over a user's protocol as over its base."""
 
     def __new__(
         mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
@@ -172,7 +174,11 @@ class _ProtocolMeta(abc.ABCMeta):
                 f"{', '.join(map(repr, _LAST_MR_UNREGISTER))}, got {teardown!r}"
             )
         _check_hook_kinds(namespace, bases, qualname)
-        return super().__new__(mcls, name, bases, namespace, **kwargs)
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        # Every protocol class is tracked when it is made, a user's as a built-in: its
+        # instances' fields are noted, so DPOR reduces over it as over its base.
+        track_subclass(cls)
+        return cls
 
 
 #: The values of `TreeProtocol.LAST_MR_UNREGISTER`.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from odp_async.addr import PAGE_SIZE
+from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.errors import InvalidArgument
 from odp_async.world import World, run_world
 
@@ -50,3 +50,20 @@ def test_a_put_of_a_free_frame_is_a_model_bug() -> None:
     memory.put(frame, "the last user")
     with pytest.raises(AssertionError, match="put\\(\\) of free"):
         memory.put(frame, "once more")
+
+
+def test_a_read_fault_on_a_write_protected_page_leaves_it_read_only() -> None:
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, 4 * P)
+        rng = AddrRange.of(0, P)
+        w.mm.put_pages(await w.mm.get_user_pages(rng, write=True))
+        seen: list[object] = [w.mm.lookup(0)]
+        await w.mm.mprotect(0, 4 * P, writable=False)
+        w.mm.put_pages(await w.mm.get_user_pages(rng, write=False))
+        seen.append(w.mm.lookup(0))
+        return seen
+
+    first, after = run_world(body).sim.unwrap()
+    assert first is not None
+    assert first[2] is True
+    assert after == (first[0], first[1], False)

@@ -15,6 +15,7 @@ from typing import Any
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.device import FaultOutcome
+from odp_async.errors import WouldBlock
 from odp_async.mm import Invalidation
 from odp_async.odp import Umem
 from odp_async.odp.protocols.kvm_seq import KvmSeq
@@ -203,3 +204,81 @@ def test_a_passed_over_non_blockable_holder_keeps_the_fault_from_being_charged()
         return others[0] if others else None
 
     assert _run(pick, reap=True) == [[1], True, FaultOutcome.RESOLVED]
+
+
+class _Accepts:
+    """A second subscriber: accepts every start; its end stops at a checkpoint."""
+
+    def __init__(self) -> None:
+        self.ending = False
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        pass
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        if not inv.blockable:
+            self.ending = True
+            await rt.checkpoint("second subscriber's end")
+
+    async def release(self) -> None:
+        pass
+
+
+class _Refuses(_Accepts):
+    """A third subscriber: refuses every non-blockable start."""
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        if not inv.blockable:
+            raise WouldBlock("refused")
+
+
+def test_a_refused_non_blockable_invalidation_is_no_holder_of_its_own_end() -> None:
+    """The OOM reaper's invalidation H is refused by a third subscriber; under
+    ``nonblock_failure_rule = "today"`` this context and a second subscriber get its end
+    while the mm still lists it.  H's end here charges the fault without counting H among
+    the holders: H, then passed over in the second subscriber's end, keeps nobody off at
+    the next end (E1's), which charges; from then on H, still listed, is a holder."""
+    out: dict[str, object] = {}
+    worlds: list[World] = []
+    second = _Accepts()
+
+    async def body(w: World) -> None:
+        worlds.append(w)
+        p = w.protocol
+        assert isinstance(p, HeldUntilOpen)
+        w.mm.nonblock_failure_rule = "today"
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.mm.register_notifier(second)
+        await w.mm.register_notifier(_Refuses())
+
+        async def fault() -> None:
+            out["fault"] = await w.ctx.fault(a, 0, write=True)
+
+        async def hold() -> None:
+            out["reap"] = await w.mm.reap(H_AT, P)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            tg.start_soon(hold, name="H")
+            for _ in range(2):
+                await w.mm.madvise_dontneed(4 * P, P)
+            out["charged"] = [q.charged for q in w.ctx._pending]
+            p.opened = True
+            p.gate.wake_all()
+
+    def choose(names: list[str]) -> str | None:
+        p = worlds[0].protocol if worlds else None
+        if not isinstance(p, HeldUntilOpen) or p.opened:
+            return None
+        if "F" in names:
+            return "F"
+        if not second.ending:
+            return "H" if "H" in names else None
+        others = [n for n in names if n != "H"]
+        return others[0] if others else None
+
+    run = run_world(body, protocol=HeldUntilOpen, chooser=Prefer(choose))
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert out == {"charged": [2], "reap": False, "fault": FaultOutcome.RESOLVED}

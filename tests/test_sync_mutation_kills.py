@@ -13,7 +13,7 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async._runtime.choosers import FifoChooser
-from odp_async._runtime.footprint import FieldOf, Footprint, ReadOf
+from odp_async._runtime.footprint import FieldOf, Footprint, GateOpened, ReadOf
 from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
 from odp_async.sync import (
     MAX_POOL_SIZE,
@@ -1796,3 +1796,24 @@ def test_a_slot_pool_may_have_max_pool_size_slots_and_no_more() -> None:
         "SlotPool size must be at most odp_async.sync.MAX_POOL_SIZE = 1048576 "
         "(the pool allocates its slots), got 1048577"
     )
+
+
+def _gates(noted: set[object]) -> list[object]:
+    return [n.gate for n in noted if isinstance(n, GateOpened)]
+
+
+def test_only_the_complete_all_that_opens_a_gate_notes_it_open() -> None:
+    c = Completion("c", gate=True)
+    first, _, _ = _noted(c.complete_all)
+    second, _, _ = _noted(c.complete_all)
+    assert _gates(first) == [c]
+    assert c in first
+    assert _gates(second) == []
+    assert c in second
+
+
+def test_a_complete_all_of_a_plain_completion_notes_no_gate() -> None:
+    c = Completion("c")
+    first, _, _ = _noted(c.complete_all)
+    assert c in first
+    assert _gates(first) == []

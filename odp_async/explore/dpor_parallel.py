@@ -77,6 +77,7 @@ from .dfs import PrunedExecution
 from .dpor import DporChooser, Subtree, SubtreeState
 from .executors import Executor, InlineExecutor
 from .fairness import fair_after
+from .search_watch import carried as carried_state
 from .target import Target, TargetSpec
 
 __all__ = [
@@ -122,6 +123,7 @@ class Sink(Protocol):
         found_by: str | None = None,
         *,
         unfinished: int = 0,
+        carried: str | None = None,
     ) -> None: ...
 
     def report(self, *, force: bool = False) -> None: ...
@@ -153,6 +155,8 @@ class SubtreeResult:
     unfinished: int
     state: SubtreeState
     stalled: str | None = None
+    #: What of the program's state changed between runs there (`search_watch`), or None.
+    carried: str | None = None
 
 
 def _check_hidden() -> None:
@@ -214,6 +218,9 @@ def run_subtree(
         interrupted = True
     except StepStalled as e:  # the traces before it stand (a failure among them too)
         stalled = str(e)
+    except NondeterminismError:
+        if carried_state(target) is None:
+            raise  # else: a run started from state an earlier one left (said below)
     finally:
         tracking_run_ends()
     state = chooser.export(item.node if item is not None else None)
@@ -229,6 +236,7 @@ def run_subtree(
         unfinished,
         state,
         stalled,
+        carried_state(target),
     )
 
 
@@ -272,11 +280,14 @@ def explore_split(
                     None if result.hit is None else (shift + result.hit[0], result.hit[1]),
                     "dpor",
                     unfinished=result.unfinished,
+                    carried=result.carried,
                 )
                 sink.pruned += result.pruned
                 ran += result.traces
                 if result.truncated:
                     sink.truncated = True
+                if result.carried is not None:
+                    return False  # runs shared state: no verdict (`search_watch`)
                 if result.interrupted:
                     raise KeyboardInterrupt  # what ran is in `sink`: a partial result
                 if result.stalled is not None:

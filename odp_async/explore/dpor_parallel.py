@@ -159,12 +159,17 @@ class SubtreeResult:
     carried: str | None = None
 
 
+class HiddenWrite(NondeterminismError):
+    """State changed during a run past every note (`hidden_write`): the search stops
+    with it (never taken for state carried between runs, `search_watch`)."""
+
+
 def _check_hidden() -> None:
     # State changed past every note (a class attribute written through its class): the
     # item cannot be complete (`odp_async._runtime.footprint.hidden_write`).
     why = hidden_write()
     if why is not None:
-        raise NondeterminismError(why)
+        raise HiddenWrite(why)
 
 
 def run_subtree(

@@ -132,7 +132,7 @@ from .claims import claim_text, count
 from .config import ExploreConfig, check_fields, derive_seed, refuse_ignored
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
-from .dpor_parallel import explore_split
+from .dpor_parallel import HiddenWrite, explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
 from .fairness import fair_after
@@ -415,7 +415,7 @@ class ExploreResult:
         failure = self.failure
         if self.carried is not None:
             found = (
-                f" (a {failure.violation.kind} at schedule {failure.index} among them, "
+                f" (one failing, {failure.violation.kind}, at schedule {failure.index}, "
                 "which may come of that state)"
                 if failure is not None
                 else ""
@@ -587,10 +587,10 @@ def explore_target(
         return _out_of_time(target, config, tally)
     except StepStalled as stalled:
         return _stalled(target, config, tally, str(stalled))
-    except NondeterminismError:
+    except NondeterminismError as e:
         # a run that replays a prefix ran otherwise, since it started from state an
         # earlier run left: that state is the cause, said as the result's (no verdict)
-        if tally.carried is None and carried_state(target) is None:
+        if isinstance(e, HiddenWrite) or (tally.carried or carried_state(target)) is None:
             raise
         return tally.result(target, config, False, None, None)
     return tally.result(target, config, complete, bound, failure)
@@ -1707,7 +1707,7 @@ def _check_hidden(session: bool) -> None:
     if session:
         why = hidden_write()
         if why is not None:
-            raise NondeterminismError(why)
+            raise HiddenWrite(why)
 
 
 def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[bool, int | None]:

@@ -238,9 +238,20 @@ _FRAMED: Final = (types.GeneratorType, types.CoroutineType, types.AsyncGenerator
 def _imports(fn: types.FunctionType) -> dict[str, object]:
     """The modules `fn`'s code (its nested functions included) imports into a local
     (``import mod`` in its body), as far as they are imported already."""
-    found: dict[str, object] = {}
     package = fn.__globals__.get("__package__") or None
-    codes = [fn.__code__]
+    found: dict[str, object] = {}
+    for full in _import_names(fn.__code__, package if isinstance(package, str) else None):
+        if full in sys.modules:
+            found[full] = sys.modules[full]
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _import_names(code: types.CodeType, package: str | None) -> tuple[str, ...]:
+    """The modules `code` (its nested code included) imports, by full name (a cache:
+    reading the bytecode is the slow part of a walk)."""
+    found: list[str] = []
+    codes = [code]
     while codes:
         code = codes.pop()
         codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
@@ -253,9 +264,8 @@ def _imports(fn: types.FunctionType) -> dict[str, object]:
                     full = importlib.util.resolve_name("." * level + ins.argval, package)
                 except (ImportError, ValueError, TypeError):
                     continue
-                if full in sys.modules:
-                    found[full] = sys.modules[full]
-    return found
+                found.append(full)
+    return tuple(dict.fromkeys(found))
 
 
 def _trusted_code(obj: object) -> bool:

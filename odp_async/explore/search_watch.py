@@ -133,7 +133,8 @@ def _roots(target: Target) -> dict[str, tuple[str, Callable[[], object]]] | None
                 getattr(fn, "__name__", "program"),
                 functools.partial(_same, fn),
             )
-        roots["the scenario's body"] = ("body", functools.partial(_same, scenario.body))
+        if scenario.body is not fn:  # a `_Call`, a partial: its arguments too
+            roots["the scenario's body"] = ("body", functools.partial(_same, scenario.body))
         if scenario.setup is not None:
             roots["the scenario's setup"] = ("setup", functools.partial(_same, scenario.setup))
         if target.args:

@@ -54,6 +54,15 @@ Contract
     ``s``: a trace that failed there belongs to another shard's range, and this shard
     then claims nothing and runs its budget.
 
+    A user program's state is watched between the search's runs, in this process and
+    in every worker (`odp_async.explore.search_watch`, the pytest plugin's watch): runs
+    that shared state (a lazily set module global, a mutated default, a user protocol's
+    class attribute) leave the search with no verdict, under every chooser and ``jobs``:
+    `ExploreResult.carried` says what changed, the verdict is ``inconclusive`` (never
+    ``complete``, even with a failure found, which may come of that state), and a
+    replayed prefix that ran otherwise (dpor's, dfs's `NondeterminismError`) is taken
+    for that state's doing.  Built-in scenarios with built-in protocols are not watched.
+
     `check(fn, *args)` explores a plain async function (shuttle's ``check_random`` /
     ``check_pct`` / ``check_dfs`` in one call); with ``raise_on_failure`` a failure raises
     `ExplorationFailed` whose message is the failure's report.

@@ -583,6 +583,8 @@ def explore(
             click.echo(f"schedules per worker: {counts}")
         if failure is not None:
             click.echo(failure.describe())
+    if result.carried is not None:
+        raise _Exit(ExitCode.INCONCLUSIVE)  # runs shared state: a failure found is no verdict
     if failure is not None:
         raise _Exit(ExitCode.VIOLATION)
     if result.schedules == 0 and not result.complete and result.stalled is None:
@@ -828,6 +830,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "verdict": _shown_verdict(result),
         "unfinished": result.unfinished,
         "stalled": result.stalled,
+        "carried": result.carried,
         "schedules": result.schedules,
         "pruned": result.pruned,
         "steps": result.steps,

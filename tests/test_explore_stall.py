@@ -260,6 +260,7 @@ release = threading.Event()
 
 async def waits():
     release.wait()  # blocks the step until the watchdog has spoken
+    release.clear()  # as it was: each run starts from the same state
 
 
 class Err:

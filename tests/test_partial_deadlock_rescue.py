@@ -90,19 +90,22 @@ async def _spin(n):
 
 async def via_a_helper_of_another_module():
     # (a) the watchdog calls a helper of another module that reads its global registry
-    reg.reset()
-    t1, t2 = _cycle()
+    try:  # the registry as it was when the run ends: no state left to the next run
+        reg.reset()
+        t1, t2 = _cycle()
 
-    async def watchdog():
-        await _spin(50)
-        cancel_all()
+        async def watchdog():
+            await _spin(50)
+            cancel_all()
 
-    async with task_group() as tg:
-        reg.register(tg.cancel_scope)
-        tg.start_soon(t1, name="t1")
-        tg.start_soon(t2, name="t2")
-        tg.start_soon(watchdog, name="watchdog")
-    return "rescued"
+        async with task_group() as tg:
+            reg.register(tg.cancel_scope)
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+        return "rescued"
+    finally:
+        reg.reset()
 
 
 class _State:
@@ -141,18 +144,21 @@ def _current_scope():
 
 async def via_a_function_returning_the_scope():
     # (c) the watchdog gets the scope from a call
-    t1, t2 = _cycle()
+    try:  # the registry as it was when the run ends: no state left to the next run
+        t1, t2 = _cycle()
 
-    async def watchdog():
-        await _spin(50)
-        _current_scope().cancel()
+        async def watchdog():
+            await _spin(50)
+            _current_scope().cancel()
 
-    async with task_group() as tg:
-        _BOX["scope"] = tg.cancel_scope
-        tg.start_soon(t1, name="t1")
-        tg.start_soon(t2, name="t2")
-        tg.start_soon(watchdog, name="watchdog")
-    return "rescued"
+        async with task_group() as tg:
+            _BOX["scope"] = tg.cancel_scope
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+        return "rescued"
+    finally:
+        _BOX.clear()
 
 
 async def _late_watchdog():
@@ -161,64 +167,73 @@ async def _late_watchdog():
 
 async def by_a_task_spawned_later():
     # (d) the rescuer does not exist yet when the cycle closes: a supervisor spawns it
-    reg.reset()
-    t1, t2 = _cycle()
+    try:  # the registry as it was when the run ends: no state left to the next run
+        reg.reset()
+        t1, t2 = _cycle()
 
-    async def stuck_part():
-        async with task_group() as tg:
-            reg.register(tg.cancel_scope)
-            tg.start_soon(t1, name="t1")
-            tg.start_soon(t2, name="t2")
+        async def stuck_part():
+            async with task_group() as tg:
+                reg.register(tg.cancel_scope)
+                tg.start_soon(t1, name="t1")
+                tg.start_soon(t2, name="t2")
 
-    async def supervisor():
-        await _spin(50)
-        async with task_group() as own:
-            own.start_soon(_late_watchdog, name="watchdog")
+        async def supervisor():
+            await _spin(50)
+            async with task_group() as own:
+                own.start_soon(_late_watchdog, name="watchdog")
 
-    async with task_group() as outer:
-        outer.start_soon(stuck_part, name="stuck_part")
-        outer.start_soon(supervisor, name="supervisor")
-    return "rescued"
+        async with task_group() as outer:
+            outer.start_soon(stuck_part, name="stuck_part")
+            outer.start_soon(supervisor, name="supervisor")
+        return "rescued"
+    finally:
+        reg.reset()
 
 
 async def by_a_task_blocked_on_a_completion():
     # (e) the rescuer is blocked on a completion that a busy task completes later
-    reg.reset()
-    t1, t2 = _cycle()
-    go = Completion("go")
+    try:  # the registry as it was when the run ends: no state left to the next run
+        reg.reset()
+        t1, t2 = _cycle()
+        go = Completion("go")
 
-    async def watchdog():
-        await go.wait()
-        cancel_all()
+        async def watchdog():
+            await go.wait()
+            cancel_all()
 
-    async def busy():
-        await _spin(50)
-        go.complete_all()
+        async def busy():
+            await _spin(50)
+            go.complete_all()
 
-    async with task_group() as tg:
-        reg.register(tg.cancel_scope)
-        tg.start_soon(t1, name="t1")
-        tg.start_soon(t2, name="t2")
-        tg.start_soon(watchdog, name="watchdog")
-        tg.start_soon(busy, name="busy")
-    return "rescued"
+        async with task_group() as tg:
+            reg.register(tg.cancel_scope)
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+            tg.start_soon(busy, name="busy")
+        return "rescued"
+    finally:
+        reg.reset()
 
 
 async def by_a_task_asleep():
     # (e) the rescuer sleeps (no deadline on the stuck tasks), then cancels
-    reg.reset()
-    t1, t2 = _cycle()
+    try:  # the registry as it was when the run ends: no state left to the next run
+        reg.reset()
+        t1, t2 = _cycle()
 
-    async def watchdog():
-        await sleep(5)
-        cancel_all()
+        async def watchdog():
+            await sleep(5)
+            cancel_all()
 
-    async with task_group() as tg:
-        reg.register(tg.cancel_scope)
-        tg.start_soon(t1, name="t1")
-        tg.start_soon(t2, name="t2")
-        tg.start_soon(watchdog, name="watchdog")
-    return "rescued"
+        async with task_group() as tg:
+            reg.register(tg.cancel_scope)
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+        return "rescued"
+    finally:
+        reg.reset()
 
 
 class _Watched:
@@ -276,39 +291,45 @@ async def by_a_task_releasing_a_pool_slot():
 
 async def via_a_function_level_import():
     # both the registration and the rescue import the registry inside a function
-    import {reg2} as late
+    try:  # the registry as it was when the run ends: no state left to the next run
+        import {reg2} as late
 
-    late.reset()
-    t1, t2 = _cycle()
+        late.reset()
+        t1, t2 = _cycle()
 
-    async def watchdog():
-        await _spin(50)
-        import {reg2}
+        async def watchdog():
+            await _spin(50)
+            import {reg2}
 
-        {reg2}.cancel_all()
+            {reg2}.cancel_all()
 
-    async with task_group() as tg:
-        late.register(tg.cancel_scope)
-        tg.start_soon(t1, name="t1")
-        tg.start_soon(t2, name="t2")
-        tg.start_soon(watchdog, name="watchdog")
-    return "rescued"
+        async with task_group() as tg:
+            late.register(tg.cancel_scope)
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+        return "rescued"
+    finally:
+        late.reset()
 
 
 async def via_globals():
     # a name computed at run time: the walk cannot follow it, so it is unsure
-    t1, t2 = _cycle()
+    try:  # the registry as it was when the run ends: no state left to the next run
+        t1, t2 = _cycle()
 
-    async def watchdog():
-        await _spin(50)
-        globals()["_BO" + "X"]["scope"].cancel()
+        async def watchdog():
+            await _spin(50)
+            globals()["_BO" + "X"]["scope"].cancel()
 
-    async with task_group() as tg:
-        _BOX["scope"] = tg.cancel_scope
-        tg.start_soon(t1, name="t1")
-        tg.start_soon(t2, name="t2")
-        tg.start_soon(watchdog, name="watchdog")
-    return "rescued"
+        async with task_group() as tg:
+            _BOX["scope"] = tg.cancel_scope
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+            tg.start_soon(watchdog, name="watchdog")
+        return "rescued"
+    finally:
+        _BOX.clear()
 
 
 async def under_a_deadline_around_the_group():

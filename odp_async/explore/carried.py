@@ -238,9 +238,20 @@ _FRAMED: Final = (types.GeneratorType, types.CoroutineType, types.AsyncGenerator
 def _imports(fn: types.FunctionType) -> dict[str, object]:
     """The modules `fn`'s code (its nested functions included) imports into a local
     (``import mod`` in its body), as far as they are imported already."""
-    found: dict[str, object] = {}
     package = fn.__globals__.get("__package__") or None
-    codes = [fn.__code__]
+    found: dict[str, object] = {}
+    for full in _import_names(fn.__code__, package if isinstance(package, str) else None):
+        if full in sys.modules:
+            found[full] = sys.modules[full]
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _import_names(code: types.CodeType, package: str | None) -> tuple[str, ...]:
+    """The modules `code` (its nested code included) imports, by full name (a cache:
+    reading the bytecode is the slow part of a walk)."""
+    found: list[str] = []
+    codes = [code]
     while codes:
         code = codes.pop()
         codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
@@ -253,9 +264,8 @@ def _imports(fn: types.FunctionType) -> dict[str, object]:
                     full = importlib.util.resolve_name("." * level + ins.argval, package)
                 except (ImportError, ValueError, TypeError):
                     continue
-                if full in sys.modules:
-                    found[full] = sys.modules[full]
-    return found
+                found.append(full)
+    return tuple(dict.fromkeys(found))
 
 
 def _trusted_code(obj: object) -> bool:
@@ -580,12 +590,14 @@ def _diff(path: str, before: Any, after: Any, gains: bool = True) -> tuple[str, 
             if k not in a_items:
                 return name, _show(b_items[k]), "absent"
             if k not in b_items:
+                if isinstance(k, str) and k.startswith("<import "):
+                    continue  # a module its code imports, imported since: no state carried
                 return name, "absent", _show(a_items[k])
             found = _diff(name, b_items[k], a_items[k], gains)
             if found:
                 return found
-        if list(b_items) == list(a_items):
-            return None  # equal but for caches that gained entries
+        if list(b_items) == [k for k in a_items if k in b_items]:
+            return None  # equal but for caches that gained entries (or modules imported)
         return path, "its items in one order", "in another"
     b_parts, a_parts = before[2], after[2]
     if len(b_parts) != len(a_parts):

@@ -77,6 +77,7 @@ from .dfs import PrunedExecution
 from .dpor import DporChooser, Subtree, SubtreeState
 from .executors import Executor, InlineExecutor
 from .fairness import fair_after
+from .search_watch import carried as carried_state
 from .target import Target, TargetSpec
 
 __all__ = [
@@ -122,6 +123,7 @@ class Sink(Protocol):
         found_by: str | None = None,
         *,
         unfinished: int = 0,
+        carried: str | None = None,
     ) -> None: ...
 
     def report(self, *, force: bool = False) -> None: ...
@@ -153,6 +155,13 @@ class SubtreeResult:
     unfinished: int
     state: SubtreeState
     stalled: str | None = None
+    #: What of the program's state changed between runs there (`search_watch`), or None.
+    carried: str | None = None
+
+
+class HiddenWrite(NondeterminismError):
+    """State changed during a run past every note (`hidden_write`): the search stops
+    with it (never taken for state carried between runs, `search_watch`)."""
 
 
 def _check_hidden() -> None:
@@ -160,7 +169,7 @@ def _check_hidden() -> None:
     # item cannot be complete (`odp_async._runtime.footprint.hidden_write`).
     why = hidden_write()
     if why is not None:
-        raise NondeterminismError(why)
+        raise HiddenWrite(why)
 
 
 def run_subtree(
@@ -214,6 +223,9 @@ def run_subtree(
         interrupted = True
     except StepStalled as e:  # the traces before it stand (a failure among them too)
         stalled = str(e)
+    except NondeterminismError:
+        if carried_state(target) is None:
+            raise  # else: a run started from state an earlier one left (said below)
     finally:
         tracking_run_ends()
     state = chooser.export(item.node if item is not None else None)
@@ -229,6 +241,7 @@ def run_subtree(
         unfinished,
         state,
         stalled,
+        carried_state(target),
     )
 
 
@@ -272,11 +285,14 @@ def explore_split(
                     None if result.hit is None else (shift + result.hit[0], result.hit[1]),
                     "dpor",
                     unfinished=result.unfinished,
+                    carried=result.carried,
                 )
                 sink.pruned += result.pruned
                 ran += result.traces
                 if result.truncated:
                     sink.truncated = True
+                if result.carried is not None:
+                    return False  # runs shared state: no verdict (`search_watch`)
                 if result.interrupted:
                     raise KeyboardInterrupt  # what ran is in `sink`: a partial result
                 if result.stalled is not None:

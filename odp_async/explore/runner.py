@@ -54,6 +54,15 @@ Contract
     ``s``: a trace that failed there belongs to another shard's range, and this shard
     then claims nothing and runs its budget.
 
+    A user program's state is watched between the search's runs, in this process and
+    in every worker (`odp_async.explore.search_watch`, the pytest plugin's watch): runs
+    that shared state (a lazily set module global, a mutated default, a user protocol's
+    class attribute) leave the search with no verdict, under every chooser and ``jobs``:
+    `ExploreResult.carried` says what changed, the verdict is ``inconclusive`` (never
+    ``complete``, even with a failure found, which may come of that state), and a
+    replayed prefix that ran otherwise (dpor's, dfs's `NondeterminismError`) is taken
+    for that state's doing.  Built-in scenarios with built-in protocols are not watched.
+
     `check(fn, *args)` explores a plain async function (shuttle's ``check_random`` /
     ``check_pct`` / ``check_dfs`` in one call); with ``raise_on_failure`` a failure raises
     `ExplorationFailed` whose message is the failure's report.
@@ -128,11 +137,11 @@ from .arguments import (
     require_path,
     show,
 )
-from .claims import claim_text
+from .claims import claim_text, count
 from .config import ExploreConfig, check_fields, derive_seed, refuse_ignored
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
-from .dpor_parallel import explore_split
+from .dpor_parallel import HiddenWrite, explore_split
 from .executors import Executor, InlineExecutor, ProcessExecutor
 from .failures import describe_execution
 from .fairness import fair_after
@@ -140,6 +149,8 @@ from .fingerprint import code_fingerprint
 from .pct import PctChooser
 from .portfolio import DporShare, Probes, dpor_ordinal, member_at, seeded_chooser
 from .runlog import Chunk, RunLog
+from .search_watch import begin as begin_watch
+from .search_watch import carried as carried_state
 from .shrink import ShrinkResult, shrink
 from .sweep import SweepChooser
 from .target import Execution, Target, TargetSpec
@@ -350,11 +361,18 @@ class ExploreResult:
     #: that schedule has no verdict, so neither has the search (`inconclusive`); None
     #: when no step stalled.
     stalled: str | None = None
+    #: What of a user program's state changed between its runs (`search_watch`): its
+    #: runs did not all start from the same state, so the search has no verdict
+    #: (`inconclusive`, never `complete`, even with a failure found); None: none seen.
+    carried: str | None = None
 
     @property
     def verdict(self) -> Verdict:
-        """The failure's verdict; with none, `Verdict.INCONCLUSIVE` when the search is
+        """`Verdict.INCONCLUSIVE` when the runs shared state (`carried`); else the
+        failure's verdict; with none, `Verdict.INCONCLUSIVE` when the search is
         `inconclusive`, else `Verdict.CLEAN` (within the budget: `claim` says how far)."""
+        if self.carried is not None:
+            return Verdict.INCONCLUSIVE
         if self.failure is not None:
             return self.failure.verdict
         nothing = self.schedules == 0 and not self.complete
@@ -404,6 +422,20 @@ class ExploreResult:
         count of one is singular (``complete: 1 trace, no violation``).
         """
         failure = self.failure
+        if self.carried is not None:
+            found = (
+                f" (one failing, {failure.violation.kind}, at schedule {failure.index}, "
+                "which may come of that state)"
+                if failure is not None
+                else ""
+            )
+            return (
+                f"inconclusive: the program's runs shared state: {self.carried}; "
+                f"{count(self.schedules, 'schedule')} ran{found}, not all from the same "
+                "start, so "
+                "neither a pass nor a failure can be trusted (reset that state in each run, "
+                "in a `finally`)"
+            )
         return claim_text(
             self.schedules,
             chooser=self.config.chooser,
@@ -491,6 +523,8 @@ def check(
     refuse_ignored(config)
     target = Target.resolve(fn, args=tuple(args))
     result = explore_target(target, config, progress=progress, executor=executor, resume=resume)
+    if raise_on_failure and result.carried is not None:
+        raise ExplorationInconclusive(f"{result.label}: {result.claim}", result)
     if raise_on_failure and result.failure is not None:
         raise ExplorationFailed(result.failure.describe(), result)
     if raise_on_failure and result.inconclusive:
@@ -546,6 +580,7 @@ def explore_target(
             f"{what} needs a target other processes can rebuild: {why}; or explore it without one"
         )
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
+    begin_watch(target)
     try:
         # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
         # returns (`_stalled`)
@@ -561,6 +596,12 @@ def explore_target(
         return _out_of_time(target, config, tally)
     except StepStalled as stalled:
         return _stalled(target, config, tally, str(stalled))
+    except NondeterminismError as e:
+        # a run that replays a prefix ran otherwise, since it started from state an
+        # earlier run left: that state is the cause, said as the result's (no verdict)
+        if isinstance(e, HiddenWrite) or (tally.carried or carried_state(target)) is None:
+            raise
+        return tally.result(target, config, False, None, None)
     return tally.result(target, config, complete, bound, failure)
 
 
@@ -766,6 +807,9 @@ class _Tally:
     #: The 0-based index of the schedule whose step the watchdog interrupted (a chunk's
     #: runs before it count, it does not: `run_chunk`); None: none was.
     stalled_index: int | None = None
+    #: What of the program's state changed between runs in another process (a worker's
+    #: chunk), or None (`search_watch`).
+    carried: str | None = None
     last_report: float = attrs.field(init=False)
     #: The highest ``done`` and ``failures`` reported so far: what progress shows never
     #: goes down (`trim` takes chunks the callback has already counted out of the count).
@@ -809,12 +853,14 @@ class _Tally:
         *,
         span: tuple[int, int] | None = None,
         unfinished: int = 0,
+        carried: str | None = None,
     ) -> None:
         """A chunk ran elsewhere (`worker`); `span`: the indices ``[first, end)`` it went
         through (recorded for `trim`); `unfinished` of its schedules reached the step
         bound unfinished."""
         if span is not None:
             self.chunks.append(_Merged(worker, *span, done, steps, failing, unfinished))
+        self.carried = self.carried or carried
         self.done += done
         self.unfinished += unfinished
         self.steps += steps
@@ -862,6 +908,8 @@ class _Tally:
         stalled: str | None = None,
     ) -> ExploreResult:
         """The `ExploreResult` of what ran so far."""
+        carried = self.carried or carried_state(target)
+        complete = complete and carried is None
         traces = self.traces if complete else None
         if complete and config.chooser == "dpor":
             traces = self.done  # dpor's schedules are its traces
@@ -886,6 +934,7 @@ class _Tally:
             truncated=self.truncated,
             unfinished=self.unfinished,
             stalled=stalled,
+            carried=carried,
         )
 
     def workers(self) -> dict[str, int]:
@@ -1151,6 +1200,8 @@ class ChunkResult:
     #: The line of a step that did not return within the stall limit, where the chunk
     #: stopped (its schedule not counted, `covered` ends before it); None: none did.
     stalled: str | None = None
+    #: What of the program's state changed between runs there (`search_watch`), or None.
+    carried: str | None = None
 
 
 def run_chunk(
@@ -1185,6 +1236,7 @@ def run_chunk(
         tally.found_by,
         tally.unfinished,
         stalled,
+        carried_state(target),
     )
 
 
@@ -1200,6 +1252,7 @@ def _rebuilt(spec: TargetSpec) -> Target:
         if len(_REBUILT) >= 8:
             _REBUILT.clear()
         target = _REBUILT[key] = Target.from_spec(spec)
+        begin_watch(target)  # before this process runs it
     return target
 
 
@@ -1552,6 +1605,7 @@ def _explore_chunks(
                     result.found_by,
                     span=(at, at + covered),
                     unfinished=result.unfinished,
+                    carried=result.carried,
                 )
                 if tally.cut is not None and tally.hit is not None:
                     tally.cut = tally.traces = None  # a failure: the completion is void
@@ -1662,7 +1716,7 @@ def _check_hidden(session: bool) -> None:
     if session:
         why = hidden_write()
         if why is not None:
-            raise NondeterminismError(why)
+            raise HiddenWrite(why)
 
 
 def _explore_dpor(target: Target, config: ExploreConfig, tally: _Tally) -> tuple[bool, int | None]:

@@ -79,6 +79,7 @@ from .arguments import require_mapping, show
 from .failures import describe_leaves, error_leaves
 from .fairness import fair_continuation
 from .refs import ScenarioText, is_ref, object_ref, ref_problem, resolve_ref, scenario_ref
+from .search_watch import SearchWatch
 
 __all__ = ["Execution", "Target", "TargetSpec", "failure_violations"]
 
@@ -191,6 +192,11 @@ class Target:
     #: The world the scenario's ``setup`` built, reused per run (scenarios with one).
     _prepared: _Prepared = attrs.field(
         init=False, factory=lambda: _Prepared(), eq=False, repr=False
+    )
+    #: The watch of a user program's state between runs in this process
+    #: (`odp_async.explore.search_watch`; None: not watched).
+    _watch_holder: WatchHolder = attrs.field(
+        init=False, factory=lambda: WatchHolder(), eq=False, repr=False
     )
 
     @classmethod
@@ -381,6 +387,9 @@ class Target:
         so does a `KeyboardInterrupt` taken for Ctrl-C; a `ReplayChooser` whose recording was
         not used up raises `ReplayMismatch`."""
         result, violations, events = self._run_once(chooser, max_steps, trace)
+        watch = self._watch_holder.watch
+        if watch is not None:
+            watch.ran()
         _reraise_interrupt(result.error)
         _reraise_usage(result.error)
         _check_replayed(chooser, result)
@@ -400,11 +409,14 @@ class Target:
         if scenario.needs_world:
             return functools.partial(self.run, max_steps=max_steps)
         runs = BriefRuns(scenario.body, max_steps=max_steps, noted_only=scenario.noted_only)
+        watch = self._watch_holder.watch
 
         def run(chooser: Chooser) -> Execution | int:
             if isinstance(chooser, ReplayChooser):
                 return self.run(chooser, max_steps=max_steps)
             result = runs.run(chooser)
+            if watch is not None:
+                watch.ran()
             if type(result) is int:
                 return result
             assert isinstance(result, SimResult)
@@ -475,6 +487,21 @@ class Target:
                 note = f"{v.detail} (after the step bound, continued under a fair scheduler)"
                 kept.append(attrs.evolve(v, detail=note))
         return kept, False
+
+
+class WatchHolder:
+    """A target's `SearchWatch` in this process, made when a search first asks
+    (`odp_async.explore.search_watch.watch_target`).  Not pickled: another process makes
+    its own."""
+
+    __slots__ = ("made", "watch")
+
+    def __init__(self) -> None:
+        self.made = False
+        self.watch: SearchWatch | None = None
+
+    def __reduce__(self) -> tuple[type[WatchHolder], tuple[()]]:
+        return WatchHolder, ()
 
 
 class _Prepared:

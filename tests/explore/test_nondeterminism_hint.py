@@ -25,9 +25,13 @@ RUNS = [0]
 
 
 async def first_run_fails():
-    RUNS[0] += 1
+    # the count is read by a name made at run time, which the watch of state carried
+    # between runs (odp_async.explore.search_watch) does not follow: what is tested here
+    # is the replay that runs otherwise, not that watch
+    runs = globals()["".join(("RU", "NS"))]
+    runs[0] += 1
     await checkpoint("step")
-    assert RUNS[0] != 1, "only the first run fails"
+    assert runs[0] != 1, "only the first run fails"
 """
 
 

@@ -87,6 +87,7 @@ PUBLIC = {
         "TrackedSet",
         "is_tracked_class",
         "track",
+        "track_subclass",
         "tracked",
         "tracking",
     ],

@@ -116,7 +116,9 @@ def _run(
                 await w.mm.madvise_dontneed(4 * P, P)
                 if between is not None:
                     await between(w, p, i)
-            out.append([q.charged for q in w.ctx._pending])
+            # counted and provisional charges alike (a charge is provisional until its
+            # window turns over: see "Liveness" in odp/ucontext.py)
+            out.append([q.charged + q.provisional for q in w.ctx._pending])
             p.opened = True
             p.gate.wake_all()
 

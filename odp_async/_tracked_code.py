@@ -75,6 +75,7 @@ import importlib.util
 import inspect
 import sys
 import types
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -1552,18 +1553,44 @@ def watch(owner: type | dict[str, Any], name: str, label: str) -> None:
         _take(key, owner, name)
 
 
+#: Per tracked class: the names in its ``__dict__`` and their values' types at its last
+#: scan (`_tracked_class_data`), and the data attributes (with their labels) that scan
+#: found.  Which entries are data depends on their names and value types alone, so a
+#: class whose ``__dict__`` has the same names holding values of the same types is not
+#: scanned again at the next session's start.
+_SCANS: weakref.WeakKeyDictionary[
+    type, tuple[tuple[str, ...], tuple[type, ...], tuple[tuple[str, str], ...]]
+] = weakref.WeakKeyDictionary()
+
+
+def _tracked_class_data(cls: type) -> tuple[tuple[str, str], ...]:
+    # The data attributes `session_starts` watches on a tracked class, with their labels.
+    space = cls.__dict__
+    names = tuple(space)
+    kinds = tuple(map(type, space.values()))
+    scan = _SCANS.get(cls)
+    if scan is not None and scan[0] == names and scan[1] == kinds:
+        return scan[2]
+    found = tuple(
+        (name, f"{cls.__module__}.{cls.__qualname__}.{name}")
+        for name, value in zip(names, space.values(), strict=True)
+        if not (name in _MACHINERY or name.startswith("__") or callable(value))
+        and not isinstance(value, (staticmethod, classmethod, property, *_DESCRIPTORS))
+    )
+    _SCANS[cls] = (names, kinds, found)
+    return found
+
+
 def session_starts(tracked_classes: list[type]) -> None:
     """A tracking session starts (hooks installed): the values watched are taken now,
     with every data attribute of the tracked classes."""
     _CHANGED.clear()
     _TAKEN[0] = False
+    watched = _WATCHED
     for cls in tracked_classes:
-        for name, value in list(cls.__dict__.items()):
-            if name in _MACHINERY or name.startswith("__") or callable(value):
-                continue
-            if isinstance(value, (staticmethod, classmethod, property, *_DESCRIPTORS)):
-                continue
-            watch(cls, name, f"{cls.__module__}.{cls.__qualname__}.{name}")
+        for name, label in _tracked_class_data(cls):
+            if (id(cls), name) not in watched:
+                watch(cls, name, label)
     _CHECKS.clear()
     for key, (owner, name, _) in _WATCHED.items():
         _take(key, owner, name)

@@ -120,6 +120,7 @@ import collections
 import collections.abc
 import copy
 import enum
+import functools
 import inspect
 import threading
 import types
@@ -183,9 +184,9 @@ def _handed(value: Any) -> Any:
     if _step_fp(RUNTIME_VAR.get(None)) is None:
         return value  # not a tracking run: nothing to note
     kind = type(value)
-    opaque = _OPAQUE.get(kind)
+    opaque = _OPAQUE.get(id(kind))
     if opaque is None:
-        opaque = _OPAQUE[kind] = _is_opaque(kind, value)
+        opaque = _remember_opaque(kind, value)
     if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
         _unknown()
     return value
@@ -1323,9 +1324,12 @@ def _has_dict(cls: type) -> bool:
 _HOOK_NAMES = ("__getattribute__", "__setattr__", "__delattr__")
 
 
-#: Every hook `_make_hooks` made (a set: `_original` asks it for every class at every
-#: tracking run's start, and ``getattr`` of a missing attribute would cost an exception).
-_HOOKS: set[object] = set()
+#: Every hook `_make_hooks` made and still alive (a set: `_original` asks it for every
+#: class at every tracking run's start, and ``getattr`` of a missing attribute would cost
+#: an exception).  Weak: a hook closes over its class, and a strong set would keep every
+#: tracked class ever made (a user module's, gone from ``sys.modules``) alive and hooked
+#: at every later run, each run's start and end costing more with every such class.
+_HOOKS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _is_hook(value: object) -> bool:
@@ -1366,9 +1370,9 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
                 return value
             fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
             kind = type(value)
-            opaque = _OPAQUE.get(kind)
+            opaque = _OPAQUE.get(id(kind))
             if opaque is None:
-                opaque = _OPAQUE[kind] = _is_opaque(kind, value)
+                opaque = _remember_opaque(kind, value)
             if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
                 _unknown()  # state nobody tracks (a plain container or object)
         elif (
@@ -1824,8 +1828,24 @@ _CALLABLES: tuple[type, ...] = (
 
 
 # Memo of `_is_opaque` by type (a function of the class alone; `_DEPENDS` for the
-# immutable containers, whose answer is their items').
-_OPAQUE: dict[type, bool] = {}
+# immutable containers, whose answer is their items'), keyed by the type's id so that it
+# holds no class alive: an entry goes when its class dies (`_remember_opaque`), before
+# the id can be reused.
+_OPAQUE: dict[int, bool] = {}
+_OPAQUE_REFS: dict[int, weakref.ref[type]] = {}
+
+
+def _remember_opaque(kind: type, value: object) -> bool:
+    key = id(kind)
+    opaque = _OPAQUE[key] = _is_opaque(kind, value)
+    if key not in _OPAQUE_REFS:
+        _OPAQUE_REFS[key] = weakref.ref(kind, functools.partial(_forget_opaque, key))
+    return opaque
+
+
+def _forget_opaque(key: int, _gone: object) -> None:
+    _OPAQUE.pop(key, None)
+    _OPAQUE_REFS.pop(key, None)
 
 
 class _Depends(int):
@@ -1840,9 +1860,9 @@ def _opaque_items(value: Iterable[object]) -> bool:
     # nobody notes.
     for item in value:
         kind = type(item)
-        opaque = _OPAQUE.get(kind)
+        opaque = _OPAQUE.get(id(kind))
         if opaque is None:
-            opaque = _OPAQUE[kind] = _is_opaque(kind, item)
+            opaque = _remember_opaque(kind, item)
         if opaque and (opaque is not _DEPENDS or _depends_opaque(item)):
             return True
     return False
@@ -1960,7 +1980,7 @@ def _primitives() -> tuple[type, ...]:
 
 
 #: Memo of `primitive_with_state` by class (a function of the class alone, as `_OPAQUE`).
-_PRIMITIVE_STATE: dict[type, type | None] = {}
+_PRIMITIVE_STATE: weakref.WeakKeyDictionary[type, type | None] = weakref.WeakKeyDictionary()
 
 
 def primitive_with_state(cls: type) -> type | None:

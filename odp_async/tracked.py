@@ -1324,19 +1324,32 @@ def _has_dict(cls: type) -> bool:
 _HOOK_NAMES = ("__getattribute__", "__setattr__", "__delattr__")
 
 
-#: Every hook `_make_hooks` made and still alive (a set: `_original` asks it for every
-#: class at every tracking run's start, and ``getattr`` of a missing attribute would cost
-#: an exception).  Weak: a hook closes over its class, and a strong set would keep every
-#: tracked class ever made (a user module's, gone from ``sys.modules``) alive and hooked
-#: at every later run, each run's start and end costing more with every such class.
-_HOOKS: weakref.WeakSet[Any] = weakref.WeakSet()
+#: The ids of the hooks `_make_hooks` made that are still alive (a set: `_original` asks
+#: it for every class at every tracking run's start, and ``getattr`` of a missing
+#: attribute would cost an exception).  By id, each with a weakref that removes it when
+#: its hook dies (before the id can be reused): a hook closes over its class, and a set
+#: of the hooks themselves would keep every tracked class ever made (a user module's,
+#: gone from ``sys.modules``) alive and hooked at every later run, each run's start and
+#: end costing more with every such class.  (A `weakref.WeakSet` costs a weakref per
+#: question: 40 % more per schedule of a tracked search.)
+_HOOKS: set[int] = set()
+_HOOK_REFS: dict[int, weakref.ref[Any]] = {}
+
+
+def _remember_hooks(hooks: tuple[Any, ...]) -> None:
+    for hook in hooks:
+        key = id(hook)
+        _HOOKS.add(key)
+        _HOOK_REFS[key] = weakref.ref(hook, functools.partial(_forget_hook, key))
+
+
+def _forget_hook(key: int, _gone: object) -> None:
+    _HOOKS.discard(key)
+    _HOOK_REFS.pop(key, None)
 
 
 def _is_hook(value: object) -> bool:
-    try:
-        return value in _HOOKS
-    except TypeError:  # unhashable: no hook of ours
-        return False
+    return id(value) in _HOOKS
 
 
 def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
@@ -1421,7 +1434,7 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
         del_(self, name)
 
     hooks: tuple[Any, ...] = (__getattribute__, __setattr__, __delattr__)
-    _HOOKS.update(hooks)
+    _remember_hooks(hooks)
     return hooks
 
 
@@ -1485,13 +1498,13 @@ def _install(klass: type, info: _Tracking) -> None:
         own = base.__dict__
         if get is None:
             get = own.get("__getattribute__")
-            get = None if get in _HOOKS else get
+            get = None if id(get) in _HOOKS else get
         if set_ is None:
             set_ = own.get("__setattr__")
-            set_ = None if set_ in _HOOKS else set_
+            set_ = None if id(set_) in _HOOKS else set_
         if del_ is None:
             del_ = own.get("__delattr__")
-            del_ = None if del_ in _HOOKS else del_
+            del_ = None if id(del_) in _HOOKS else del_
     made = info.hooks.get(klass)
     if made is None or made[0][0] is not get or made[0][1] is not set_ or made[0][2] is not del_:
         originals = (get, set_, del_)

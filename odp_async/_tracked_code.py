@@ -713,21 +713,42 @@ def _escaping_state(fn: types.FunctionType) -> list[tuple[str, str, str]]:
     space = fn.__globals__
     now = [space.get(name, _MISSING) for name in names]
     kept = _ESCAPING.get(fn.__code__)
-    if (
-        kept is not None
-        and len(kept[0]) == len(now)
-        and all(a is b for a, b in zip(kept[0], now, strict=True))
-    ):
+    if kept is not None and _same_values(kept[0], now):
         return kept[1]
     found = _escaping_state_read(fn)
     if len(_ESCAPING) >= 4096:
         _ESCAPING.clear()
-    _ESCAPING[fn.__code__] = (now, found)
+    _ESCAPING[fn.__code__] = (list(map(_held, now)), found)
     return found
 
 
-#: code -> (the values of the globals it names when read, `_escaping_state` of it).
+#: code -> (the values of the globals it names when read, held as `_held` holds them,
+#: `_escaping_state` of it).
 _ESCAPING: dict[types.CodeType, tuple[list[object], list[tuple[str, str, str]]]] = {}
+
+
+def _held(value: object) -> object:
+    # A weak reference to `value` where it takes one, else `value` in a 1-tuple (a tuple
+    # takes no weak reference, so the two never mix): a memo that held a user module's
+    # classes would keep them, and their hooks, alive after the module is gone.
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return (value,)
+
+
+def _same_values(kept: list[object], now: list[object]) -> bool:
+    # Whether the values `kept` holds (`_held`) are `now`'s, one by one, by identity.
+    if len(kept) != len(now):
+        return False
+    for held, value in zip(kept, now, strict=True):
+        if type(held) is tuple:
+            if held[0] is not value:
+                return False
+        # A weakly held value was not None: a dead reference's None matches nothing.
+        elif value is None or held() is not value:  # type: ignore[operator]
+            return False
+    return True
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1553,13 +1574,15 @@ def watch(owner: type | dict[str, Any], name: str, label: str) -> None:
         _take(key, owner, name)
 
 
-#: Per tracked class: the names in its ``__dict__`` and their values' types at its last
-#: scan (`_tracked_class_data`), and the data attributes (with their labels) that scan
-#: found.  Which entries are data depends on their names and value types alone, so a
-#: class whose ``__dict__`` has the same names holding values of the same types is not
-#: scanned again at the next session's start.
+#: Per tracked class: the names in its ``__dict__`` and (weakly) their values' types at
+#: its last scan (`_tracked_class_data`), and the data attributes (with their labels)
+#: that scan found.  Which entries are data depends on their names and value types
+#: alone, so a class whose ``__dict__`` has the same names holding values of the same
+#: types is not scanned again at the next session's start.  The types are held weakly:
+#: a class attribute holding an instance of a class of the same module (whose methods'
+#: globals reach the class) would otherwise keep the class, this memo's key, alive.
 _SCANS: weakref.WeakKeyDictionary[
-    type, tuple[tuple[str, ...], tuple[type, ...], tuple[tuple[str, str], ...]]
+    type, tuple[tuple[str, ...], tuple[weakref.ref[type], ...], tuple[tuple[str, str], ...]]
 ] = weakref.WeakKeyDictionary()
 
 
@@ -1569,7 +1592,11 @@ def _tracked_class_data(cls: type) -> tuple[tuple[str, str], ...]:
     names = tuple(space)
     kinds = tuple(map(type, space.values()))
     scan = _SCANS.get(cls)
-    if scan is not None and scan[0] == names and scan[1] == kinds:
+    if (
+        scan is not None
+        and scan[0] == names
+        and all(ref() is kind for ref, kind in zip(scan[1], kinds, strict=True))
+    ):
         return scan[2]
     found = tuple(
         (name, f"{cls.__module__}.{cls.__qualname__}.{name}")
@@ -1577,7 +1604,7 @@ def _tracked_class_data(cls: type) -> tuple[tuple[str, str], ...]:
         if not (name in _MACHINERY or name.startswith("__") or callable(value))
         and not isinstance(value, (staticmethod, classmethod, property, *_DESCRIPTORS))
     )
-    _SCANS[cls] = (names, kinds, found)
+    _SCANS[cls] = (names, tuple(map(weakref.ref, kinds)), found)
     return found
 
 

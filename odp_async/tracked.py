@@ -120,6 +120,7 @@ import collections
 import collections.abc
 import copy
 import enum
+import functools
 import inspect
 import threading
 import types
@@ -183,9 +184,9 @@ def _handed(value: Any) -> Any:
     if _step_fp(RUNTIME_VAR.get(None)) is None:
         return value  # not a tracking run: nothing to note
     kind = type(value)
-    opaque = _OPAQUE.get(kind)
+    opaque = _OPAQUE.get(id(kind))
     if opaque is None:
-        opaque = _OPAQUE[kind] = _is_opaque(kind, value)
+        opaque = _remember_opaque(kind, value)
     if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
         _unknown()
     return value
@@ -1323,16 +1324,32 @@ def _has_dict(cls: type) -> bool:
 _HOOK_NAMES = ("__getattribute__", "__setattr__", "__delattr__")
 
 
-#: Every hook `_make_hooks` made (a set: `_original` asks it for every class at every
-#: tracking run's start, and ``getattr`` of a missing attribute would cost an exception).
-_HOOKS: set[object] = set()
+#: The ids of the hooks `_make_hooks` made that are still alive (a set: `_original` asks
+#: it for every class at every tracking run's start, and ``getattr`` of a missing
+#: attribute would cost an exception).  By id, each with a weakref that removes it when
+#: its hook dies (before the id can be reused): a hook closes over its class, and a set
+#: of the hooks themselves would keep every tracked class ever made (a user module's,
+#: gone from ``sys.modules``) alive and hooked at every later run, each run's start and
+#: end costing more with every such class.  (A `weakref.WeakSet` costs a weakref per
+#: question: 40 % more per schedule of a tracked search.)
+_HOOKS: set[int] = set()
+_HOOK_REFS: dict[int, weakref.ref[Any]] = {}
+
+
+def _remember_hooks(hooks: tuple[Any, ...]) -> None:
+    for hook in hooks:
+        key = id(hook)
+        _HOOKS.add(key)
+        _HOOK_REFS[key] = weakref.ref(hook, functools.partial(_forget_hook, key))
+
+
+def _forget_hook(key: int, _gone: object) -> None:
+    _HOOKS.discard(key)
+    _HOOK_REFS.pop(key, None)
 
 
 def _is_hook(value: object) -> bool:
-    try:
-        return value in _HOOKS
-    except TypeError:  # unhashable: no hook of ours
-        return False
+    return id(value) in _HOOKS
 
 
 def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tuple[Any, ...]:
@@ -1366,9 +1383,9 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
                 return value
             fp.add(ReadOf(FieldOf(self, _WHOLE if whole else name)))
             kind = type(value)
-            opaque = _OPAQUE.get(kind)
+            opaque = _OPAQUE.get(id(kind))
             if opaque is None:
-                opaque = _OPAQUE[kind] = _is_opaque(kind, value)
+                opaque = _remember_opaque(kind, value)
             if opaque and (opaque is not _DEPENDS or _depends_opaque(value)):
                 _unknown()  # state nobody tracks (a plain container or object)
         elif (
@@ -1417,7 +1434,7 @@ def _make_hooks(klass: type, originals: tuple[Any, ...], info: _Tracking) -> tup
         del_(self, name)
 
     hooks: tuple[Any, ...] = (__getattribute__, __setattr__, __delattr__)
-    _HOOKS.update(hooks)
+    _remember_hooks(hooks)
     return hooks
 
 
@@ -1481,13 +1498,13 @@ def _install(klass: type, info: _Tracking) -> None:
         own = base.__dict__
         if get is None:
             get = own.get("__getattribute__")
-            get = None if get in _HOOKS else get
+            get = None if id(get) in _HOOKS else get
         if set_ is None:
             set_ = own.get("__setattr__")
-            set_ = None if set_ in _HOOKS else set_
+            set_ = None if id(set_) in _HOOKS else set_
         if del_ is None:
             del_ = own.get("__delattr__")
-            del_ = None if del_ in _HOOKS else del_
+            del_ = None if id(del_) in _HOOKS else del_
     made = info.hooks.get(klass)
     if made is None or made[0][0] is not get or made[0][1] is not set_ or made[0][2] is not del_:
         originals = (get, set_, del_)
@@ -1824,8 +1841,24 @@ _CALLABLES: tuple[type, ...] = (
 
 
 # Memo of `_is_opaque` by type (a function of the class alone; `_DEPENDS` for the
-# immutable containers, whose answer is their items').
-_OPAQUE: dict[type, bool] = {}
+# immutable containers, whose answer is their items'), keyed by the type's id so that it
+# holds no class alive: an entry goes when its class dies (`_remember_opaque`), before
+# the id can be reused.
+_OPAQUE: dict[int, bool] = {}
+_OPAQUE_REFS: dict[int, weakref.ref[type]] = {}
+
+
+def _remember_opaque(kind: type, value: object) -> bool:
+    key = id(kind)
+    opaque = _OPAQUE[key] = _is_opaque(kind, value)
+    if key not in _OPAQUE_REFS:
+        _OPAQUE_REFS[key] = weakref.ref(kind, functools.partial(_forget_opaque, key))
+    return opaque
+
+
+def _forget_opaque(key: int, _gone: object) -> None:
+    _OPAQUE.pop(key, None)
+    _OPAQUE_REFS.pop(key, None)
 
 
 class _Depends(int):
@@ -1840,9 +1873,9 @@ def _opaque_items(value: Iterable[object]) -> bool:
     # nobody notes.
     for item in value:
         kind = type(item)
-        opaque = _OPAQUE.get(kind)
+        opaque = _OPAQUE.get(id(kind))
         if opaque is None:
-            opaque = _OPAQUE[kind] = _is_opaque(kind, item)
+            opaque = _remember_opaque(kind, item)
         if opaque and (opaque is not _DEPENDS or _depends_opaque(item)):
             return True
     return False
@@ -1960,7 +1993,7 @@ def _primitives() -> tuple[type, ...]:
 
 
 #: Memo of `primitive_with_state` by class (a function of the class alone, as `_OPAQUE`).
-_PRIMITIVE_STATE: dict[type, type | None] = {}
+_PRIMITIVE_STATE: weakref.WeakKeyDictionary[type, type | None] = weakref.WeakKeyDictionary()
 
 
 def primitive_with_state(cls: type) -> type | None:

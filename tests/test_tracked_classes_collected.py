@@ -10,7 +10,6 @@ run's start and end would cost more with every class ever made.
 from __future__ import annotations
 
 import gc
-import sys
 import weakref
 from pathlib import Path
 
@@ -63,7 +62,9 @@ async def main():
 '''
 
 
-def _searched_and_dropped(directory: Path, monkeypatch: pytest.MonkeyPatch) -> weakref.ref[type]:
+def _searched_and_dropped(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, weakref.ref[type]]:
     module = import_user_module(directory, USER_MODULE, "user_collected", monkeypatch)
     chooser = DporChooser(noted_only=True)
     while chooser.has_more:
@@ -72,22 +73,25 @@ def _searched_and_dropped(directory: Path, monkeypatch: pytest.MonkeyPatch) -> w
     result = explore(module.main, chooser="dpor", schedules=50)
     assert result.failure is None
     assert module.BOX.value >= 2  # two increments per run
-    return weakref.ref(module.Box)
+    return module.__name__, weakref.ref(module.Box)
 
 
-def _hooked(name: str) -> bool:
-    return any(klass.__qualname__ == name for klass, _ in tracked_module._hooked_classes())
+def _hooked(module: str, qualname: str) -> bool:
+    # (Other tests in this process may hook classes of the same name: xdist.)
+    return any(
+        klass.__module__ == module and klass.__qualname__ == qualname
+        for klass, _ in tracked_module._hooked_classes()
+    )
 
 
 def test_a_user_module_class_nobody_holds_is_collected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gone = _searched_and_dropped(tmp_path, monkeypatch)
-    for name in [n for n in sys.modules if n.startswith("user_collected")]:
-        forget(name)
+    name, gone = _searched_and_dropped(tmp_path, monkeypatch)
+    forget(name)
     gc.collect()
     assert gone() is None
-    assert not _hooked("Box")
+    assert not _hooked(name, "Box")
 
 
 def _made_and_searched() -> weakref.ref[type]:
@@ -118,7 +122,7 @@ def test_a_local_class_nobody_holds_is_collected_and_no_longer_hooked() -> None:
     gone = _made_and_searched()
     gc.collect()
     assert gone() is None
-    assert not _hooked("_made_and_searched.<locals>.Local")
+    assert not _hooked(__name__, "_made_and_searched.<locals>.Local")
 
 
 def test_the_escaping_memo_matches_by_identity_and_a_dead_reference_matches_nothing() -> None:

@@ -86,6 +86,7 @@ See also
 from __future__ import annotations
 
 import contextvars
+import dis
 import heapq
 import inspect
 import math
@@ -1994,16 +1995,50 @@ def _foreign_library_call(err: BaseException) -> str | None:
         return None
     frames: list[types.FrameType] = []
     tb = err.__traceback__
+    tb_last = tb
     while tb is not None:
         frames.append(tb.tb_frame)
+        tb_last = tb
         tb = tb.tb_next
-    if not frames or _loop_of(frames[-1]) is None:
+    if not frames:
         return None
+    if _loop_of(frames[-1]) is None:
+        return _asyncio_c_call(err, tb_last)
     for frame in frames:
         if _loop_of(frame) is not None:
             module = frame.f_globals.get("__name__", "?")
             return f"{module}.{frame.f_code.co_qualname}()"
     return None
+
+
+#: What asyncio's ``get_running_loop()`` (a C function) raises with no asyncio loop
+#: running in the thread.  (Its Python callers, ``current_task()`` and the rest, leave a
+#: frame of asyncio's: `_foreign_library_call` names them.)
+_NO_ASYNCIO_LOOP: Final = "no running event loop"
+
+
+def _asyncio_c_call(err: BaseException, last: types.TracebackType | None) -> str | None:
+    """``"asyncio's get_running_loop()"`` when `err` is what asyncio's C functions raise
+    with no loop running and `last` (the innermost traceback entry) stopped at a call:
+    a C function leaves no frame of asyncio's, so the innermost frame is the caller's,
+    at the call, not at a ``raise`` of its own (the program's own ``raise`` of the same
+    message stays its outcome).  Else None."""
+    if type(err) is not RuntimeError or err.args != (_NO_ASYNCIO_LOOP,) or last is None:
+        return None
+    name = None
+    for instruction in dis.get_instructions(last.tb_frame.f_code):
+        if instruction.offset == last.tb_lasti:
+            if instruction.opname != "CALL":
+                return None
+            return f"asyncio's {name}()" if name else "an asyncio function"
+        if instruction.argval in _NO_LOOP_CALLS and instruction.opname.startswith("LOAD_"):
+            name = instruction.argval
+    return None
+
+
+#: asyncio's C functions that raise `_NO_ASYNCIO_LOOP` (named in the message when the
+#: code before the call loads one of them by name).
+_NO_LOOP_CALLS: Final = frozenset({"get_running_loop"})
 
 
 def _loop_of(frame: types.FrameType) -> str | None:

@@ -93,6 +93,31 @@ async def yields_a_list():
     await _yield([0, "a list, not a trap"])
 
 
+async def calls_get_running_loop():
+    await oa.checkpoint()
+    loop = asyncio.get_running_loop()
+    return loop
+
+
+async def calls_current_task_in_a_child():
+    async def child():
+        await oa.checkpoint()
+        return asyncio.current_task()
+
+    async with oa.task_group() as g:
+        g.start_soon(child, name="child")
+
+
+async def asks_whether_asyncio_runs():
+    # Code that asks, and takes "no loop" for an answer, runs as written.
+    await oa.checkpoint()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "no asyncio loop"
+    return "asyncio"
+
+
 async def in_a_child():
     async def child():
         await oa.checkpoint()
@@ -144,9 +169,37 @@ def test_a_child_that_yields_a_foreign_value_is_named(programs: ModuleType) -> N
             sim.run(programs.in_a_child, seed=seed)
 
 
-@pytest.mark.parametrize("name", ["in_executor", "raw_future"])
+def test_asyncios_c_functions_called_with_no_loop_are_named(programs: ModuleType) -> None:
+    # asyncio.get_running_loop() is a C function: no frame of asyncio's is on the
+    # traceback, yet the call is asyncio's, not the program's error; current_task()
+    # leaves asyncio's frame.
+    with pytest.raises(ForeignAwait, match=r"task 'main' called asyncio's get_running_loop\(\)"):
+        sim.run(programs.calls_get_running_loop)
+    for seed in range(3):
+        with pytest.raises(
+            ForeignAwait, match=r"task 'child' called asyncio.tasks.current_task\(\)"
+        ):
+            sim.run(programs.calls_current_task_in_a_child, seed=seed)
+    with pytest.raises(ForeignAwait, match="get_running_loop"):
+        check(programs.calls_get_running_loop, schedules=5)
+
+
+def test_asking_whether_asyncio_runs_is_answered(programs: ModuleType) -> None:
+    result = sim.run(programs.asks_whether_asyncio_runs)
+    assert result.outcome == "ok"
+    assert result.value == "no asyncio loop"
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("in_executor", "an asyncio future"),
+        ("raw_future", "an asyncio future"),
+        ("calls_get_running_loop", "asyncio's get_running_loop()"),
+    ],
+)
 def test_explore_is_a_one_line_usage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, named: str
 ) -> None:
     module = write_user_module(tmp_path, PROGRAMS, "s14_foreign_cli", monkeypatch)
     done = subprocess.run(
@@ -161,5 +214,5 @@ def test_explore_is_a_one_line_usage_error(
     assert done.returncode == ExitCode.USAGE, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("odp-async:")]
     assert len(errors) == 1, done.stderr
-    assert "an asyncio future" in errors[0]
+    assert named in errors[0]
     assert "Traceback" not in done.stderr

@@ -108,16 +108,6 @@ async def calls_current_task_in_a_child():
         g.start_soon(child, name="child")
 
 
-async def asks_whether_asyncio_runs():
-    # Code that asks, and takes "no loop" for an answer, runs as written.
-    await oa.checkpoint()
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return "no asyncio loop"
-    return "asyncio"
-
-
 async def in_a_child():
     async def child():
         await oa.checkpoint()
@@ -182,12 +172,6 @@ def test_asyncios_c_functions_called_with_no_loop_are_named(programs: ModuleType
             sim.run(programs.calls_current_task_in_a_child, seed=seed)
     with pytest.raises(ForeignAwait, match="get_running_loop"):
         check(programs.calls_get_running_loop, schedules=5)
-
-
-def test_asking_whether_asyncio_runs_is_answered(programs: ModuleType) -> None:
-    result = sim.run(programs.asks_whether_asyncio_runs)
-    assert result.outcome == "ok"
-    assert result.value == "no asyncio loop"
 
 
 @pytest.mark.parametrize(

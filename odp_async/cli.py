@@ -31,12 +31,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import enum
+import gc
 import json
 import os
 import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
@@ -44,7 +46,14 @@ import click
 
 from ._runtime.interrupts import marking_ctrl_c
 from ._runtime.stall import DEFAULT_STALL
-from .errors import InternalError, InvalidArgument, OdpError, ReplayMismatch, RunTimeout
+from .errors import (
+    ForeignAwait,
+    InternalError,
+    InvalidArgument,
+    OdpError,
+    ReplayMismatch,
+    RunTimeout,
+)
 
 if TYPE_CHECKING:
     from .scenarios.files import ScenarioFile
@@ -1653,6 +1662,16 @@ def _cap_jobs(jobs: int, work: int, unit: str) -> tuple[int, str | None]:
     return cap, f"odp-async: note: --jobs {jobs} capped to {cap} ({why})"
 
 
+def _drop_quietly(error: BaseException) -> None:
+    """Free what a refused foreign call left on `error`'s chain (the frames of the
+    program's refused ``asyncio.create_task(coro)`` hold `coro`) with the "coroutine
+    was never awaited" warning silenced: the one-line error already said why."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        error.__cause__ = error.__context__ = error.__traceback__ = None
+        gc.collect()
+
+
 def _one_line(message: str) -> str:
     """`message` on one line: each non-printable character (a newline, a null byte, an
     ESC) written as its escape.  A TOML syntax error keeps its second line, the quoted
@@ -1918,6 +1937,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERNAL)
     except (InvalidArgument, OdpError) as e:
         _err(f"odp-async: error: {_one_line(_cli_words(e))}")
+        if isinstance(e, ForeignAwait):
+            _drop_quietly(e)
         return int(ExitCode.USAGE)
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""

@@ -1532,11 +1532,12 @@ class SimRuntime(Runtime):
     def _raised(self, task: SimTask, err: BaseException) -> None:
         """`task` raised `err`: `ForeignAwait` if it came from another library's await
         (a usage error, never the program's outcome); else nothing."""
-        foreign = _foreign_library_call(err)
-        if foreign is not None:
+        found = _foreign_library_call(err)
+        if found is not None:
+            foreign, leaf = found
             raise ForeignAwait(
                 f"task {task.name!r} called {foreign}, which needs its own event "
-                f"loop ({type(err).__name__}: {err}); {_INSTEAD}"
+                f"loop ({type(leaf).__name__}: {leaf}); {_INSTEAD}"
             ) from err
 
     def _trapped(self, task: SimTask, i: int, trapped: object) -> bool:
@@ -1988,9 +1989,17 @@ def _short_repr(value: object, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _foreign_library_call(err: BaseException) -> str | None:
-    """``"trio._sync.Event.wait()"`` when `err` is an asyncio/trio/anyio primitive failing
-    for want of its own event loop (raised inside that library), else None."""
+def _foreign_library_call(err: BaseException) -> tuple[str, BaseException] | None:
+    """``("trio._sync.Event.wait()", error)`` when `err` is an asyncio/trio/anyio
+    primitive failing for want of its own event loop (raised inside that library), or a
+    group holding one (a task group's body awaited it: ``asyncio.Event().wait()`` in
+    the task that opened the group), else None."""
+    if isinstance(err, BaseExceptionGroup):
+        for inner in err.exceptions:
+            found = _foreign_library_call(inner)
+            if found is not None:
+                return found
+        return None
     if not isinstance(err, RuntimeError | AttributeError):
         return None
     frames: list[types.FrameType] = []
@@ -2003,11 +2012,12 @@ def _foreign_library_call(err: BaseException) -> str | None:
     if not frames:
         return None
     if _loop_of(frames[-1]) is None:
-        return _asyncio_c_call(err, tb_last)
+        called = _asyncio_c_call(err, tb_last)
+        return None if called is None else (called, err)
     for frame in frames:
         if _loop_of(frame) is not None:
             module = frame.f_globals.get("__name__", "?")
-            return f"{module}.{frame.f_code.co_qualname}()"
+            return f"{module}.{frame.f_code.co_qualname}()", err
     return None
 
 

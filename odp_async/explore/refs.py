@@ -190,6 +190,10 @@ def resolve_ref(ref: str, what: str) -> object:
             raise InvalidArgument(
                 f"importing module {module!r} of {what} {ref!r} raised {type(e).__name__}: {e}"
             ) from None
+        except SystemExit as e:  # not a verdict: a silent exit 0 would read as a pass
+            raise InvalidArgument(
+                f"importing module {module!r} of {what} {ref!r} called sys.exit({e.code!r})"
+            ) from None
     try:
         return _walk(root, qualname)
     except AttributeError:

@@ -108,6 +108,37 @@ async def calls_current_task_in_a_child():
         g.start_soon(child, name="child")
 
 
+async def event_in_the_group_body():
+    # The task that opens the group awaits: its error reaches the run inside the group's
+    # exception group.
+    event = asyncio.Event()
+
+    async def setter():
+        await oa.checkpoint()
+        event.set()
+
+    async with oa.task_group() as g:
+        g.start_soon(setter)
+        await event.wait()
+
+
+async def queue_get_in_the_group_body():
+    queue = asyncio.Queue()
+
+    async def producer():
+        await oa.checkpoint()
+        queue.put_nowait(1)
+
+    async with oa.task_group() as g:
+        g.start_soon(producer)
+        await queue.get()
+
+
+async def creates_a_task():
+    task = asyncio.create_task(asyncio.sleep(0))
+    await task
+
+
 async def in_a_child():
     async def child():
         await oa.checkpoint()
@@ -159,6 +190,28 @@ def test_a_child_that_yields_a_foreign_value_is_named(programs: ModuleType) -> N
             sim.run(programs.in_a_child, seed=seed)
 
 
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("event_in_the_group_body", "asyncio.locks.Event.wait()"),
+        ("queue_get_in_the_group_body", "asyncio.queues.Queue.get()"),
+    ],
+)
+def test_a_foreign_call_in_a_task_group_body_is_named(
+    programs: ModuleType, name: str, named: str
+) -> None:
+    # Was the program's "error" verdict (found, exit 1): the AttributeError from asyncio
+    # reached the run inside the task group's exception group.
+    for seed in range(3):
+        with pytest.raises(ForeignAwait) as caught:
+            sim.run(getattr(programs, name), seed=seed)
+        message = str(caught.value)
+        assert f"task 'main' called {named}" in message
+        assert "(AttributeError: " in message  # the call's own error, not the group's
+    with pytest.raises(ForeignAwait, match="asyncio"):
+        check(getattr(programs, name), schedules=10)
+
+
 def test_asyncios_c_functions_called_with_no_loop_are_named(programs: ModuleType) -> None:
     # asyncio.get_running_loop() is a C function: no frame of asyncio's is on the
     # traceback, yet the call is asyncio's, not the program's error; current_task()
@@ -180,6 +233,8 @@ def test_asyncios_c_functions_called_with_no_loop_are_named(programs: ModuleType
         ("in_executor", "an asyncio future"),
         ("raw_future", "an asyncio future"),
         ("calls_get_running_loop", "asyncio's get_running_loop()"),
+        ("event_in_the_group_body", "asyncio.locks.Event.wait()"),
+        ("creates_a_task", "asyncio.tasks.create_task()"),
     ],
 )
 def test_explore_is_a_one_line_usage_error(
@@ -200,3 +255,5 @@ def test_explore_is_a_one_line_usage_error(
     assert len(errors) == 1, done.stderr
     assert named in errors[0]
     assert "Traceback" not in done.stderr
+    # Nothing after it: not the refused create_task's "coroutine was never awaited".
+    assert done.stderr.strip().splitlines()[-1] == errors[0], done.stderr

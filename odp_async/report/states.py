@@ -132,8 +132,7 @@ def _variables(tasks: Iterable[Any], names: dict[int, str]) -> dict[int, dict[st
     or of one name, each keep their own); `names` gets each task's name."""
     out: dict[int, dict[str, str]] = {}
     for task in tasks:
-        coro = getattr(task, "coro", None)
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        frame = _program_frame(getattr(task, "coro", None))
         if frame is None:
             continue
         shown = {
@@ -146,6 +145,25 @@ def _variables(tasks: Iterable[Any], names: dict[int, str]) -> dict[int, dict[st
             names[tid] = str(getattr(task, "name", "?"))
             out[tid] = shown
     return out
+
+
+#: Modules whose coroutines wrap a task's program (the report's and the explorer's
+#: entry points, the runtime's task groups): their frames are passed over.
+_WRAPPERS = ("odp_async.report.", "odp_async.explore.", "odp_async._runtime.")
+
+
+def _program_frame(coro: object) -> Any:
+    """The first coroutine frame along `coro`'s await chain that is the program's (a
+    user function's main task runs inside the report's wrapper), or None."""
+    for _ in range(16):
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            return None
+        module = frame.f_globals.get("__name__")
+        if not (isinstance(module, str) and module.startswith(_WRAPPERS)):
+            return frame
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return None
 
 
 def _label(pending: object) -> str:

@@ -32,6 +32,20 @@ async def lone(tag):
     await checkpoint("c")
 
 
+async def racy():
+    state = {"x": 0}
+
+    async def bump():
+        value = state["x"]
+        await checkpoint("read")
+        state["x"] = value + 1
+
+    async with task_group() as tg:
+        tg.start_soon(bump)
+        tg.start_soon(bump)
+    assert state["x"] == 2
+
+
 async def two_workers():
     async with task_group() as tg:
         tg.start_soon(worker, 1)
@@ -69,3 +83,13 @@ def test_without_a_target_there_is_no_panel(program: ModuleType) -> None:
     target = Target.resolve(program.two_workers)
     ex = target.run(RandomChooser(0), max_steps=1000, trace=True)
     assert "variables" not in step_states(ex)[0]
+
+
+def test_the_main_tasks_own_variables_are_shown(program: ModuleType) -> None:
+    # Trial: the main task of a user function runs inside the report's wrapper, whose
+    # frame (no plain data) was the one read: `state`, the race's shared dict, never showed.
+    target = Target.resolve(program.racy)
+    ex = target.run(RandomChooser(0), max_steps=1000, trace=True)
+    states = step_states(ex, target)
+    mains = [s["variables"].get("main") for s in states]
+    assert any(v is not None and v.get("state", "").startswith("{'x': ") for v in mains), mains

@@ -284,3 +284,78 @@ def test_a_refused_non_blockable_invalidation_is_no_holder_of_its_own_end() -> N
     run.sim.unwrap()
     assert run.violations == ()
     assert out == {"charged": [2], "reap": False, "fault": FaultOutcome.RESOLVED}
+
+
+class HeldWithAParkedHolder(HeldUntilOpen):
+    """As `HeldUntilOpen`, but the invalidation of `H_AT` parks on `h_gate` in its start
+    callback (in flight and parked: the scheduler cannot pass it over)."""
+
+    name = "kvm-seq-held-with-a-parked-holder"
+
+    def __init__(self, ctx: Any, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        self.h_gate = WaitQueue("h-gate")
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        await KvmSeq.invalidate_range_start(self, inv)
+        if inv.range.start == H_AT:
+            self.h_in_flight = True
+            await self.h_gate.park()
+
+
+def test_a_wait_let_go_before_its_window_turned_over_is_charged_once_more() -> None:
+    """The fault, parked and held, is charged at a first end (no holder); H's invalidation
+    then parks in flight, so the next end turns the empty window over (a second charge,
+    the window now H) and the one after is provisional (H still in flight).  Then the
+    protocol lets the fault go: the next end charges the provisional count, at most one,
+    on top of the two (three in all, none left provisional)."""
+    seen: list[object] = []
+    worlds: list[World] = []
+
+    def charges(w: World) -> list[tuple[int, int]]:
+        return [(q.charged, q.provisional) for q in w.ctx._pending]
+
+    async def body(w: World) -> None:
+        worlds.append(w)
+        p = w.protocol
+        assert isinstance(p, HeldWithAParkedHolder)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+
+        async def fault() -> None:
+            seen.append(await w.ctx.fault(a, 0, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            await rt.checkpoint("F parks")
+            await w.mm.madvise_dontneed(4 * P, P)
+            seen.append(charges(w))
+            tg.start_soon(w.mm.madvise_dontneed, H_AT, P, name="H")
+            await rt.checkpoint("H parks in flight")
+            assert p.h_in_flight
+            await w.mm.madvise_dontneed(4 * P, P)
+            await w.mm.madvise_dontneed(4 * P, P)
+            seen.append(charges(w))
+            p.opened = True
+            await w.mm.madvise_dontneed(4 * P, P)
+            seen.append(charges(w))
+            p.gate.wake_all()
+            p.h_gate.wake_all()
+
+    def pick(names: list[str]) -> str | None:
+        p = worlds[0].protocol if worlds else None
+        if not isinstance(p, HeldWithAParkedHolder):
+            return None
+        if p.opened:  # F spins while H is in flight: the others first
+            others = [n for n in names if n != "F"]
+            return others[0] if others else None
+        if "F" in names:
+            return "F"
+        if "H" in names and not p.h_in_flight:
+            return "H"
+        return None
+
+    run = run_world(body, protocol=HeldWithAParkedHolder, chooser=Prefer(pick))
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert seen == [[(1, 0)], [(2, 1)], [(3, 0)], FaultOutcome.RESOLVED]

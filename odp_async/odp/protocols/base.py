@@ -218,6 +218,43 @@ def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], own
                 f"it overrides ({theirs.__qualname__}) is; got "
                 f"{'a plain def' if want else 'an async def'}"
             )
+        _check_hook_arity(namespace, owner, attr, value, mine, hook, theirs)
+
+
+def _check_hook_arity(
+    namespace: Mapping[str, Any],
+    owner: str,
+    attr: str,
+    value: object,
+    mine: Any,
+    hook: object,
+    theirs: Any,
+) -> None:
+    """Refuse an override that cannot take the arguments its hook is called with (its
+    required positional ones: the core passes at least those), e.g. ``must_retry(self,
+    umem)`` for ``must_retry(self, umem, rng, token)``: a TypeError in the run would be
+    reported as the protocol's error, a verdict, for a mistake in how it is written."""
+    try:
+        wanted = inspect.signature(theirs)
+        given = inspect.signature(mine)
+    except (TypeError, ValueError):  # no signature to read: no authority
+        return
+    required = [
+        p
+        for p in wanted.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    # A staticmethod is called without the instance its hook's function takes first.
+    drop = int(isinstance(value, staticmethod) and not isinstance(hook, staticmethod))
+    try:
+        given.bind(*([None] * (len(required) - drop)))
+    except TypeError:
+        names = ", ".join(p.name for p in required)
+        raise ProtocolUsageError(
+            f"protocol class {namespace.get('__module__')}:{owner}: {attr}{given} cannot "
+            f"take the arguments the hook it overrides ({theirs.__qualname__}) is called "
+            f"with: ({names})"
+        ) from None
 
 
 _PACKAGE = __name__.split(".", 1)[0] + "."

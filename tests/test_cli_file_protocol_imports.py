@@ -82,3 +82,23 @@ def test_a_malformed_entry_is_still_refused_when_another_protocol_runs(user: Pat
     assert done.returncode == 2, (done.stdout, done.stderr)
     (line,) = done.stderr.splitlines()
     assert "scenario.protocols[0]: protocol reference 'goneproto:' is not of the form" in line
+
+
+def test_a_misspelt_expectation_of_a_users_protocol_is_offered_the_files_own(
+    tmp_path: Path,
+) -> None:
+    # Trial: a misspelt "module:Class" key of [expected] was offered only the built-in
+    # protocols, as if a file's own protocols could not be expected at all.
+    (tmp_path / "presentproto.py").write_text(PRESENT)
+    text = (ROOT / "examples" / "registration-race.toml").read_text().split("[expected]")[0]
+    text = text.replace(
+        "[scenario]\n", '[scenario]\nprotocols = ["naive", "presentproto:Sloppy"]\n', 1
+    )
+    text += '\n[expected]\nnaive = "found"\n"presentproto:Slopy" = "found"\n'
+    (tmp_path / "mine.toml").write_text(text)
+    done = cli(tmp_path, "explore", "mine.toml", "--schedules", "5")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    (line,) = done.stderr.splitlines()
+    assert "mine.toml: expected.presentproto:Slopy: unknown protocol 'presentproto:Slopy'" in line
+    assert "expected one of scenario.protocols: naive, presentproto:Sloppy" in line
+    assert "(did you mean 'presentproto:Sloppy'?)" in line

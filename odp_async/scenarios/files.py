@@ -978,11 +978,14 @@ class _Reader:
         out: dict[str, Verdict] = {}
         for p, v in t.items():
             if p not in PROTOCOLS and p not in protocols:
-                hint = difflib.get_close_matches(p, list(PROTOCOLS), n=1)
+                # An expectation is for a protocol the file lists (a built-in name or
+                # the file's own "module:Class"): those are what it may have meant.
+                hint = difflib.get_close_matches(p, list(protocols), n=1)
                 maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise self.fail(
                     f"{key}.{p}",
-                    f"unknown protocol {p!r}; expected one of: {', '.join(PROTOCOLS)}{maybe}",
+                    f"unknown protocol {p!r}; expected one of scenario.protocols: "
+                    f"{', '.join(protocols)}{maybe}",
                     p,
                 )
             if p not in protocols:

@@ -247,10 +247,22 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         settings=settings.layers(),
         replay=settings.replay,
         database=settings.database,
-        replay_hint=lambda token: replay_command(node_id, token),
+        replay_hint=lambda token: replay_command(_command_id(pyfuncitem), token),
         labels=labels,
     )
     return True
+
+
+def _command_id(item: pytest.Function) -> str:
+    """The test as a command run where pytest was started names it: the node id with its
+    file relative to that directory (a node id's is relative to the rootdir, which may
+    be a parent of it: ``work/test_x.py::t`` run from ``work`` finds no file)."""
+    path, sep, rest = item.nodeid.partition("::")
+    try:
+        path = os.path.relpath(item.path, item.config.invocation_params.dir)
+    except ValueError:  # another drive (Windows): the node id's own path
+        pass
+    return f"{path}{sep}{rest}"
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

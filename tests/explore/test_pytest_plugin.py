@@ -227,6 +227,25 @@ def test_the_failure_ends_with_a_replay_line_that_works(user_tests: pytest.Pytes
     shell.stdout.fnmatch_lines(["*test_lost_update[[]2[]]: replayed token *", "*1 failed*"])
 
 
+def test_the_replay_line_works_from_below_the_rootdir(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial: run from a directory under the rootdir, the line named the test by its node
+    # id (relative to the rootdir): "file or directory not found" when pasted there.
+    pytester.makeini("[pytest]\n")
+    work = pytester.mkpydir("work")
+    (work / "test_user.py").write_text(USER_TESTS)
+    monkeypatch.chdir(work)
+    result = pytester.runpytest("-k", "lost_update", "--odp-database=none")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "pytest 'work/test_user.py::" not in output
+    args = _replay_line(output, "test_user.py::test_lost_update[2]")
+    replayed = pytester.runpytest(*args[1:], "--odp-database=none")
+    replayed.assert_outcomes(failed=1)
+    replayed.stdout.fnmatch_lines(["*test_lost_update[[]2[]]: replayed token *"])
+
+
 @pytest.mark.parametrize("via", ["option", "env", "ini"])
 def test_a_replay_applies_only_to_the_test_it_was_made_by(
     user_tests: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, via: str

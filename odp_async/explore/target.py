@@ -319,9 +319,14 @@ class Target:
                 name = ref or f"{protocol_class.__module__}:{protocol_class.__qualname__}"
                 unnamed = unnamed or why
         elif protocol is not None and protocol != "-":
+            shown = (
+                f"{protocol.__module__}:{protocol.__qualname__}"
+                if isinstance(protocol, type)
+                else protocol
+            )
             raise InvalidArgument(
                 f"scenario {found.name!r} is a general program; it takes no protocol "
-                f"(got {protocol!r})"
+                f"(got {shown!r})"
             )
         params = dict(params or {})
         found = found.with_params(**params)

@@ -11,6 +11,7 @@ from odp_async.explore.runner import explore, explore_target
 from odp_async.explore.target import Target
 from odp_async.explore.tokens import replay_token
 from odp_async.odp import PROTOCOLS
+from odp_async.odp.protocols.naive import Naive
 from odp_async.scenarios import Verdict
 from odp_async.scenarios.classic import locked_counter
 
@@ -119,6 +120,10 @@ def test_pct_is_reproducible() -> None:
         ),
         (lambda: explore("registration-race"), "give a protocol"),
         (lambda: explore("classic:lost-update", "naive"), "takes no protocol"),
+        (
+            lambda: explore("classic:lost-update", Naive),
+            "takes no protocol (got 'odp_async.odp.protocols.naive:Naive')",
+        ),
         (lambda: explore("registration-race", "odp9"), "unknown protocol 'odp9'"),
         (
             lambda: ExploreConfig(preemption_bound=-1),

@@ -748,8 +748,12 @@ def _explore_file(
         _err(note)
     rows: list[tuple[str, Any, Any]] = []  # (protocol, expected, result)
     interrupted: Any = None
-    for protocol in file.protocols:
-        target = _target(path, protocol)
+    # every protocol built once before any runs (a constructor that raises: one line)
+    targets = [
+        _target(path, p, where=f"{path}: scenario.protocols[{i}]: ")
+        for i, p in enumerate(file.protocols)
+    ]
+    for protocol, target in zip(file.protocols, targets, strict=True):
         _err(f"exploring {target.label} with {config.chooser} ({config.schedules} schedules)...")
         try:
             result = _explore(path, target, config, progress_every)
@@ -1168,7 +1172,10 @@ def run(
                 f"file names {', '.join(file.protocols)})"
             )
         # each checked before any runs; a file naming one protocol takes its options
-        targets = [_target(scenario, p, options) for p in file.protocols]
+        targets = [
+            _target(scenario, p, options, where=f"{scenario}: scenario.protocols[{i}]: ")
+            for i, p in enumerate(file.protocols)
+        ]
         runs = [_run_live(target, backend, timeout) for target in targets]
         records = [record for record, _ in runs]
         if as_json and len(runs) == 1:
@@ -1436,8 +1443,14 @@ def matrix(
     listed = dict.fromkeys(p for file in files.values() for p in file.protocols)
     titles = {n: file.scenario.name for n, file in files.items()}  # a file: its name
     shown = _scenario_labels(names, titles)
+    where = {
+        p: f"{n}: scenario.protocols[{i}]: "
+        for n, file in reversed(files.items())
+        for i, p in enumerate(file.protocols)
+    }
     for ref in protos or listed:
-        _probe_protocol(ref)  # a constructor that raises: one line, before any cell
+        # a constructor that raises: one line, before any cell (where a file lists it)
+        _probe_protocol(ref, where=where.get(ref, "") if protos is None else "")
     total = _matrix_size(names, protos)
     jobs, note = _cap_jobs(jobs, total, "cells")
     if note:
@@ -1774,9 +1787,10 @@ def _protocol(text: str) -> Any:
     return cls
 
 
-def _probe_protocol(protocol: Any, options: Any = None) -> None:
+def _probe_protocol(protocol: Any, options: Any = None, *, where: str = "") -> None:
     """Build a world with `protocol` (and its `options`) once, before anything is explored:
-    a protocol whose constructor raises is one line (exit 2), not a traceback."""
+    a protocol whose constructor raises is one line (exit 2), not a traceback; `where`
+    (``"FILE: scenario.protocols[N]: "``) starts it when a scenario file lists it."""
     from .odp.protocols import resolve_protocol
     from .world import World
 
@@ -1785,11 +1799,11 @@ def _probe_protocol(protocol: Any, options: Any = None) -> None:
     try:
         World.build(cls, options=dict(options or {}))
     except InvalidArgument as e:
-        _fail(str(e))
+        _fail(f"{where}{e}")
     except Exception as e:
         _fail(
-            f"protocol {shown!r} cannot be built: {cls.__qualname__}(ctx, **options) raised "
-            f"{type(e).__name__}: {e}"
+            f"{where}protocol {shown!r} cannot be built: {cls.__qualname__}(ctx, **options) "
+            f"raised {type(e).__name__}: {e}"
         )
 
 
@@ -1871,7 +1885,12 @@ def _options(protocol: Any, pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _target(
-    scenario: str, protocol: str | None, options: Sequence[str] = (), *, probe: bool = False
+    scenario: str,
+    protocol: str | None,
+    options: Sequence[str] = (),
+    *,
+    probe: bool = False,
+    where: str = "",
 ) -> Any:
     from .explore.target import Target
     from .scenarios import BUILTIN
@@ -1890,7 +1909,7 @@ def _target(
         return Target.resolve(scenario, None)
     resolved = _protocol(protocol)
     chosen = _options(resolved, options)
-    _probe_protocol(resolved, chosen)
+    _probe_protocol(resolved, chosen, where=where)
     return Target.resolve(scenario, resolved, chosen)
 
 

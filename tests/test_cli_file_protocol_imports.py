@@ -102,3 +102,47 @@ def test_a_misspelt_expectation_of_a_users_protocol_is_offered_the_files_own(
     assert "mine.toml: expected.presentproto:Slopy: unknown protocol 'presentproto:Slopy'" in line
     assert "expected one of scenario.protocols: naive, presentproto:Sloppy" in line
     assert "(did you mean 'presentproto:Sloppy'?)" in line
+
+
+RAISES = """
+from typing import ClassVar
+
+from odp_async.odp.protocols.naive import Naive
+
+
+class RaisesInInit(Naive):
+    name: ClassVar[str] = "raises-in-init"
+    summary: ClassVar[str] = "a constructor that raises"
+
+    def __init__(self, ctx, **options):
+        raise RuntimeError("boom in init")
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explore", "mine.toml", "--schedules", "5"],
+        ["run", "mine.toml"],
+        ["matrix", "--scenario", "mine.toml", "--budget", "5"],
+    ],
+)
+def test_a_listed_protocol_whose_constructor_raises_is_named_where_listed(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    # Trial: the line lost the file's "FILE: scenario.protocols[N]:" and `explore FILE`
+    # explored the protocols listed before it first.
+    (tmp_path / "raisingproto.py").write_text(RAISES)
+    text = (ROOT / "examples" / "registration-race.toml").read_text().split("[expected]")[0]
+    text = text.replace(
+        "[scenario]\n", '[scenario]\nprotocols = ["naive", "raisingproto:RaisesInInit"]\n', 1
+    )
+    (tmp_path / "mine.toml").write_text(text)
+    done = cli(tmp_path, *argv)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        "odp-async: error: mine.toml: scenario.protocols[1]: protocol "
+        "'raisingproto:RaisesInInit' cannot be built"
+    ), line
+    assert "RuntimeError: boom in init" in line

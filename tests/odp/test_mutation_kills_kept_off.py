@@ -306,14 +306,15 @@ class HeldWithAParkedHolder(HeldUntilOpen):
 def test_a_wait_let_go_before_its_window_turned_over_is_charged_once_more() -> None:
     """The fault, parked and held, is charged at a first end (no holder); H's invalidation
     then parks in flight, so the next end turns the empty window over (a second charge,
-    the window now H) and the one after is provisional (H still in flight).  Then the
+    the window now H) and the two after are provisional (H still in flight).  Then the
     protocol lets the fault go: the next end charges the provisional count, at most one,
-    on top of the two (three in all, none left provisional)."""
+    on top of the two (three in all, none left provisional, the window closed)."""
     seen: list[object] = []
     worlds: list[World] = []
 
-    def charges(w: World) -> list[tuple[int, int]]:
-        return [(q.charged, q.provisional) for q in w.ctx._pending]
+    def charges(w: World) -> list[tuple[int, int, bool]]:
+        # counted, provisional, and whether the window is closed (None: none open)
+        return [(q.charged, q.provisional, q.window is None) for q in w.ctx._pending]
 
     async def body(w: World) -> None:
         worlds.append(w)
@@ -333,6 +334,7 @@ def test_a_wait_let_go_before_its_window_turned_over_is_charged_once_more() -> N
             tg.start_soon(w.mm.madvise_dontneed, H_AT, P, name="H")
             await rt.checkpoint("H parks in flight")
             assert p.h_in_flight
+            await w.mm.madvise_dontneed(4 * P, P)
             await w.mm.madvise_dontneed(4 * P, P)
             await w.mm.madvise_dontneed(4 * P, P)
             seen.append(charges(w))
@@ -358,4 +360,65 @@ def test_a_wait_let_go_before_its_window_turned_over_is_charged_once_more() -> N
     run = run_world(body, protocol=HeldWithAParkedHolder, chooser=Prefer(pick))
     run.sim.unwrap()
     assert run.violations == ()
-    assert seen == [[(1, 0)], [(2, 1)], [(3, 0)], FaultOutcome.RESOLVED]
+    assert seen == [[(1, 0, False)], [(2, 2, False)], [(3, 0, True)], FaultOutcome.RESOLVED]
+
+
+def test_a_window_turned_over_at_its_holders_own_end_charges_at_most_its_width_plus_one() -> None:
+    """As above up to the second charge (the window now H, parked in flight), then three
+    ends while H stays in flight: three provisional.  H is let run to its end: at its own
+    end it is no longer in flight, so the window turns over there, charging the four
+    provisional ones at most the window's width + 1 (two: four counted in all)."""
+    seen: list[object] = []
+    worlds: list[World] = []
+    released: list[bool] = []
+
+    def charges(w: World) -> list[tuple[int, int]]:
+        return [(q.charged, q.provisional) for q in w.ctx._pending]
+
+    async def body(w: World) -> None:
+        worlds.append(w)
+        p = w.protocol
+        assert isinstance(p, HeldWithAParkedHolder)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+
+        async def fault() -> None:
+            seen.append(await w.ctx.fault(a, 0, write=True))
+
+        async def hold() -> None:
+            await w.mm.madvise_dontneed(H_AT, P)
+            seen.append(charges(w))  # right after H's own end
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            await rt.checkpoint("F parks")
+            await w.mm.madvise_dontneed(4 * P, P)
+            tg.start_soon(hold, name="H")
+            await rt.checkpoint("H parks in flight")
+            for _ in range(4):
+                await w.mm.madvise_dontneed(4 * P, P)
+            seen.append(charges(w))
+            released.append(True)
+            p.h_gate.wake_all()
+            while len(seen) < 2:
+                await rt.checkpoint("H runs to its end")
+            p.opened = True
+            p.gate.wake_all()
+
+    def pick(names: list[str]) -> str | None:
+        p = worlds[0].protocol if worlds else None
+        if not isinstance(p, HeldWithAParkedHolder):
+            return None
+        if p.opened:
+            others = [n for n in names if n != "F"]
+            return others[0] if others else None
+        if "F" in names:
+            return "F"
+        if "H" in names and (not p.h_in_flight or released):
+            return "H"
+        return None
+
+    run = run_world(body, protocol=HeldWithAParkedHolder, chooser=Prefer(pick))
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert seen == [[(2, 3)], [(4, 0)], FaultOutcome.RESOLVED]

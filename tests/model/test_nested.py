@@ -159,3 +159,26 @@ def test_a_huge_mapping_must_be_aligned_and_anonymous() -> None:
     assert str(run.sim.error) == (
         "a huge mapping must be anonymous and aligned to 4 pages, got [0x1000, 0x5000)"
     )
+
+
+def test_a_zap_that_only_touches_a_huge_pages_edge_splits_nothing(mirror_module: Any) -> None:
+    # A zap ending where a huge page starts, or starting where one ends, does not cut it
+    # (mutation testing: `block <= end`, `first <= block + HPAGE_PAGES` split them).
+    class Log(mirror_module.Mirror):  # type: ignore[name-defined,misc]
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            self.log: list[str] = []
+
+        async def invalidate_range_start(self, inv: Any) -> None:
+            self.log.append(f"start {inv.event.value} {inv.range}")
+            await super().invalidate_range_start(inv)
+
+    async def body(w: World) -> list[str]:
+        await w.mm.mmap(0, 12 * P, huge=True)
+        sub = Log(w.mm, w.checker, counted=True)
+        await sub.register()
+        await w.mm.madvise_dontneed(4 * P, 4 * P)  # huge page 1 exactly: 0 and 2 touch it
+        return sub.log
+
+    run = run_world(body, protocol="odp2014")
+    assert run.sim.value == ["start madvise-dontneed [0x4000, 0x8000)"]

@@ -1995,8 +1995,16 @@ def _foreign_library_call(err: BaseException) -> tuple[str, BaseException] | Non
     group holding one (a task group's body awaited it: ``asyncio.Event().wait()`` in
     the task that opened the group), else None."""
     if isinstance(err, BaseExceptionGroup):
-        for inner in err.exceptions:
-            found = _foreign_library_call(inner)
+        # Iteratively, depth first: a program may nest groups deeper than the stack.
+        stack: list[BaseException] = [err]
+        for _ in range(_GROUP_LEAVES):
+            if not stack:
+                return None
+            top = stack.pop()
+            if isinstance(top, BaseExceptionGroup):
+                stack.extend(reversed(top.exceptions))
+                continue
+            found = _foreign_library_call(top)
             if found is not None:
                 return found
         return None
@@ -2020,6 +2028,9 @@ def _foreign_library_call(err: BaseException) -> tuple[str, BaseException] | Non
             return f"{module}.{frame.f_code.co_qualname}()", err
     return None
 
+
+#: How many exceptions of a group (nested ones included) `_foreign_library_call` reads.
+_GROUP_LEAVES: Final = 10_000
 
 #: What asyncio's ``get_running_loop()`` (a C function) raises with no asyncio loop
 #: running in the thread.  (Its Python callers, ``current_task()`` and the rest, leave a

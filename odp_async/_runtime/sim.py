@@ -2052,7 +2052,11 @@ def _asyncio_c_call(err: BaseException, last: types.TracebackType | None) -> str
             if instruction.opname != "CALL":
                 return None
             return f"asyncio's {name}()" if name else "an asyncio function"
-        if instruction.argval in _NO_LOOP_CALLS and instruction.opname.startswith("LOAD_"):
+        if (
+            instruction.opname.startswith("LOAD_")
+            and isinstance(instruction.argval, str)
+            and instruction.argval in _NO_LOOP_CALLS
+        ):
             name = instruction.argval
     return None
 

@@ -105,8 +105,10 @@ def _thp_zap(mirror_cls: Any, counted: bool) -> Scenario:
     return Scenario(f"thp-zap-{'count' if counted else 'flag'}", "", body, ("madvise", "fault"))
 
 
-def test_a_zap_that_cuts_a_huge_page_nests_the_split_inside_itself(mirror_module: Any) -> None:
-    class Log(mirror_module.Mirror):  # type: ignore[name-defined,misc]
+def _logging(mirror_cls: Any) -> Any:
+    """`mirror_cls` logging each start and end it is sent (``"start <event> <range>"``)."""
+
+    class Log(mirror_cls):  # type: ignore[misc]
         def __init__(self, *a: Any, **k: Any) -> None:
             super().__init__(*a, **k)
             self.log: list[str] = []
@@ -118,6 +120,12 @@ def test_a_zap_that_cuts_a_huge_page_nests_the_split_inside_itself(mirror_module
         async def invalidate_range_end(self, inv: Any) -> None:
             self.log.append(f"end {inv.event.value} {inv.range}")
             await super().invalidate_range_end(inv)
+
+    return Log
+
+
+def test_a_zap_that_cuts_a_huge_page_nests_the_split_inside_itself(mirror_module: Any) -> None:
+    Log = _logging(mirror_module.Mirror)
 
     async def body(w: World) -> list[str]:
         await w.mm.mmap(0, 8 * P, huge=True)
@@ -164,14 +172,7 @@ def test_a_huge_mapping_must_be_aligned_and_anonymous() -> None:
 def test_a_zap_that_only_touches_a_huge_pages_edge_splits_nothing(mirror_module: Any) -> None:
     # A zap ending where a huge page starts, or starting where one ends, does not cut it
     # (mutation testing: `block <= end`, `first <= block + HPAGE_PAGES` split them).
-    class Log(mirror_module.Mirror):  # type: ignore[name-defined,misc]
-        def __init__(self, *a: Any, **k: Any) -> None:
-            super().__init__(*a, **k)
-            self.log: list[str] = []
-
-        async def invalidate_range_start(self, inv: Any) -> None:
-            self.log.append(f"start {inv.event.value} {inv.range}")
-            await super().invalidate_range_start(inv)
+    Log = _logging(mirror_module.Mirror)
 
     async def body(w: World) -> list[str]:
         await w.mm.mmap(0, 12 * P, huge=True)
@@ -181,4 +182,7 @@ def test_a_zap_that_only_touches_a_huge_pages_edge_splits_nothing(mirror_module:
         return sub.log
 
     run = run_world(body, protocol="odp2014")
-    assert run.sim.value == ["start madvise-dontneed [0x4000, 0x8000)"]
+    assert run.sim.value == [
+        "start madvise-dontneed [0x4000, 0x8000)",
+        "end madvise-dontneed [0x4000, 0x8000)",
+    ]

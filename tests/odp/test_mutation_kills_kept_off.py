@@ -303,77 +303,23 @@ class HeldWithAParkedHolder(HeldUntilOpen):
             await self.h_gate.park()
 
 
-def test_a_wait_let_go_before_its_window_turned_over_is_charged_once_more() -> None:
-    """The fault, parked and held, is charged at a first end (no holder); H's invalidation
-    then parks in flight, so the next end turns the empty window over (a second charge,
-    the window now H) and the two after are provisional (H still in flight).  Then the
-    protocol lets the fault go: the next end charges the provisional count, at most one,
-    on top of the two (three in all, none left provisional, the window closed)."""
-    seen: list[object] = []
-    worlds: list[World] = []
-
-    def charges(w: World) -> list[tuple[int, int, bool]]:
-        # counted, provisional, and whether the window is closed (None: none open)
-        return [(q.charged, q.provisional, q.window is None) for q in w.ctx._pending]
-
-    async def body(w: World) -> None:
-        worlds.append(w)
-        p = w.protocol
-        assert isinstance(p, HeldWithAParkedHolder)
-        await w.mm.mmap(0, 8 * P)
-        a = await w.ctx.register_mr(0, 8 * P, name="A")
-
-        async def fault() -> None:
-            seen.append(await w.ctx.fault(a, 0, write=True))
-
-        async with rt.task_group() as tg:
-            tg.start_soon(fault, name="F")
-            await rt.checkpoint("F parks")
-            await w.mm.madvise_dontneed(4 * P, P)
-            seen.append(charges(w))
-            tg.start_soon(w.mm.madvise_dontneed, H_AT, P, name="H")
-            await rt.checkpoint("H parks in flight")
-            assert p.h_in_flight
-            await w.mm.madvise_dontneed(4 * P, P)
-            await w.mm.madvise_dontneed(4 * P, P)
-            await w.mm.madvise_dontneed(4 * P, P)
-            seen.append(charges(w))
-            p.opened = True
-            await w.mm.madvise_dontneed(4 * P, P)
-            seen.append(charges(w))
-            p.gate.wake_all()
-            p.h_gate.wake_all()
-
-    def pick(names: list[str]) -> str | None:
-        p = worlds[0].protocol if worlds else None
-        if not isinstance(p, HeldWithAParkedHolder):
-            return None
-        if p.opened:  # F spins while H is in flight: the others first
-            others = [n for n in names if n != "F"]
-            return others[0] if others else None
-        if "F" in names:
-            return "F"
-        if "H" in names and not p.h_in_flight:
-            return "H"
-        return None
-
-    run = run_world(body, protocol=HeldWithAParkedHolder, chooser=Prefer(pick))
-    run.sim.unwrap()
-    assert run.violations == ()
-    assert seen == [[(1, 0, False)], [(2, 2, False)], [(3, 0, True)], FaultOutcome.RESOLVED]
+def _charges(w: World) -> list[tuple[int, int, bool]]:
+    """Each pending fault's counted and provisional charges, and whether its window is
+    closed (None: none open)."""
+    return [(q.charged, q.provisional, q.window is None) for q in w.ctx._pending]
 
 
-def test_a_window_turned_over_at_its_holders_own_end_charges_at_most_its_width_plus_one() -> None:
-    """As above up to the second charge (the window now H, parked in flight), then three
-    ends while H stays in flight: three provisional.  H is let run to its end: at its own
-    end it is no longer in flight, so the window turns over there, charging the four
-    provisional ones at most the window's width + 1 (two: four counted in all)."""
+def _with_a_parked_holder(
+    then: Callable[[World, HeldWithAParkedHolder, list[object], list[bool]], Any],
+) -> list[object]:
+    """F faults and parks (held); one end charges it (no holder); H's invalidation then
+    parks in flight (the next end turns the empty window over: a second charge, the
+    window now H); `then` runs next (it may set `released` to let H run, or open the
+    protocol).  F runs first while held, H until it is in flight or once released, and
+    once the protocol is open the others before F (which spins while H is in flight)."""
     seen: list[object] = []
     worlds: list[World] = []
     released: list[bool] = []
-
-    def charges(w: World) -> list[tuple[int, int]]:
-        return [(q.charged, q.provisional) for q in w.ctx._pending]
 
     async def body(w: World) -> None:
         worlds.append(w)
@@ -387,23 +333,20 @@ def test_a_window_turned_over_at_its_holders_own_end_charges_at_most_its_width_p
 
         async def hold() -> None:
             await w.mm.madvise_dontneed(H_AT, P)
-            seen.append(charges(w))  # right after H's own end
+            seen.append(_charges(w))  # right after H's own end
 
         async with rt.task_group() as tg:
             tg.start_soon(fault, name="F")
             await rt.checkpoint("F parks")
             await w.mm.madvise_dontneed(4 * P, P)
+            seen.append(_charges(w))
             tg.start_soon(hold, name="H")
             await rt.checkpoint("H parks in flight")
-            for _ in range(4):
-                await w.mm.madvise_dontneed(4 * P, P)
-            seen.append(charges(w))
-            released.append(True)
-            p.h_gate.wake_all()
-            while len(seen) < 2:
-                await rt.checkpoint("H runs to its end")
+            assert p.h_in_flight
+            await then(w, p, seen, released)
             p.opened = True
             p.gate.wake_all()
+            p.h_gate.wake_all()
 
     def pick(names: list[str]) -> str | None:
         p = worlds[0].protocol if worlds else None
@@ -421,4 +364,43 @@ def test_a_window_turned_over_at_its_holders_own_end_charges_at_most_its_width_p
     run = run_world(body, protocol=HeldWithAParkedHolder, chooser=Prefer(pick))
     run.sim.unwrap()
     assert run.violations == ()
-    assert seen == [[(2, 3)], [(4, 0)], FaultOutcome.RESOLVED]
+    return seen
+
+
+def test_a_wait_let_go_before_its_window_turned_over_is_charged_once_more() -> None:
+    """After the two charges, two ends while H stays in flight are provisional.  Then the
+    protocol lets the fault go: the next end charges the provisional count, at most one,
+    on top of the two (three in all, none left provisional, the window closed)."""
+
+    async def let_go(w: World, p: HeldWithAParkedHolder, seen: list[object], _: object) -> None:
+        for _ in range(3):
+            await w.mm.madvise_dontneed(4 * P, P)
+        seen.append(_charges(w))
+        p.opened = True
+        await w.mm.madvise_dontneed(4 * P, P)
+        seen.append(_charges(w))
+
+    seen = _with_a_parked_holder(let_go)
+    assert seen[:3] == [[(1, 0, False)], [(2, 2, False)], [(3, 0, True)]]
+    assert FaultOutcome.RESOLVED in seen
+
+
+def test_a_window_turned_over_at_its_holders_own_end_charges_at_most_its_width_plus_one() -> None:
+    """After the two charges, three ends while H stays in flight are provisional.  H is
+    let run to its end: at its own end it is no longer in flight, so the window turns
+    over there, charging the four provisional ones at most the window's width + 1 (two:
+    four counted in all)."""
+
+    async def run_h_out(
+        w: World, p: HeldWithAParkedHolder, seen: list[object], released: list[bool]
+    ) -> None:
+        for _ in range(4):
+            await w.mm.madvise_dontneed(4 * P, P)
+        seen.append(_charges(w))
+        released.append(True)
+        p.h_gate.wake_all()
+        while len(seen) < 3:
+            await rt.checkpoint("H runs to its end")
+
+    seen = _with_a_parked_holder(run_h_out)
+    assert seen == [[(1, 0, False)], [(2, 3, False)], [(4, 0, False)], FaultOutcome.RESOLVED]

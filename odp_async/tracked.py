@@ -1324,7 +1324,7 @@ def _has_dict(cls: type) -> bool:
 _HOOK_NAMES = ("__getattribute__", "__setattr__", "__delattr__")
 
 
-#: The ids of the hooks `_make_hooks` made that are still alive (a set: `_original` asks
+#: The ids of the hooks `_make_hooks` made that are still alive (a table: `_original` asks
 #: it for every class at every tracking run's start, and ``getattr`` of a missing
 #: attribute would cost an exception).  By id, each with a weakref that removes it when
 #: its hook dies (before the id can be reused): a hook closes over its class, and a set
@@ -1332,20 +1332,31 @@ _HOOK_NAMES = ("__getattribute__", "__setattr__", "__delattr__")
 #: gone from ``sys.modules``) alive and hooked at every later run, each run's start and
 #: end costing more with every such class.  (A `weakref.WeakSet` costs a weakref per
 #: question: 40 % more per schedule of a tracked search.)
-_HOOKS: set[int] = set()
-_HOOK_REFS: dict[int, weakref.ref[Any]] = {}
+_HOOKS: dict[int, bool] = {}
+
+
+#: One weak reference per object whose id keys `_HOOKS` or `_OPAQUE`: its callback
+#: drops the id from those tables when the object dies, before the id can be reused.
+_ID_REFS: dict[int, weakref.ref[Any]] = {}
+
+
+def _keyed_while_alive(obj: object) -> int:
+    """``id(obj)``, dropped from `_HOOKS` and `_OPAQUE` when `obj` dies."""
+    key = id(obj)
+    if key not in _ID_REFS:
+        _ID_REFS[key] = weakref.ref(obj, functools.partial(_forget_id, key))
+    return key
+
+
+def _forget_id(key: int, _gone: object) -> None:
+    _HOOKS.pop(key, None)
+    _OPAQUE.pop(key, None)
+    _ID_REFS.pop(key, None)
 
 
 def _remember_hooks(hooks: tuple[Any, ...]) -> None:
     for hook in hooks:
-        key = id(hook)
-        _HOOKS.add(key)
-        _HOOK_REFS[key] = weakref.ref(hook, functools.partial(_forget_hook, key))
-
-
-def _forget_hook(key: int, _gone: object) -> None:
-    _HOOKS.discard(key)
-    _HOOK_REFS.pop(key, None)
+        _HOOKS[_keyed_while_alive(hook)] = True
 
 
 def _is_hook(value: object) -> bool:
@@ -1842,23 +1853,13 @@ _CALLABLES: tuple[type, ...] = (
 
 # Memo of `_is_opaque` by type (a function of the class alone; `_DEPENDS` for the
 # immutable containers, whose answer is their items'), keyed by the type's id so that it
-# holds no class alive: an entry goes when its class dies (`_remember_opaque`), before
-# the id can be reused.
+# holds no class alive: an entry goes when its class dies (`_keyed_while_alive`).
 _OPAQUE: dict[int, bool] = {}
-_OPAQUE_REFS: dict[int, weakref.ref[type]] = {}
 
 
 def _remember_opaque(kind: type, value: object) -> bool:
-    key = id(kind)
-    opaque = _OPAQUE[key] = _is_opaque(kind, value)
-    if key not in _OPAQUE_REFS:
-        _OPAQUE_REFS[key] = weakref.ref(kind, functools.partial(_forget_opaque, key))
+    opaque = _OPAQUE[_keyed_while_alive(kind)] = _is_opaque(kind, value)
     return opaque
-
-
-def _forget_opaque(key: int, _gone: object) -> None:
-    _OPAQUE.pop(key, None)
-    _OPAQUE_REFS.pop(key, None)
 
 
 class _Depends(int):

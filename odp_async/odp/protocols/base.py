@@ -190,8 +190,9 @@ def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], own
     the class being created that overrides a hook of this package's protocol classes with
     the other kind: a plain ``def`` for an async hook (the core awaits its result: a
     TypeError deep in the run) or an ``async def`` for a sync one (its coroutine would
-    never run).  Only the names the class itself defines are checked; a base class
-    outside this package is no authority."""
+    never run), or one that cannot take the arguments the hook is called with
+    (`_arguments_not_taken`).  Only the names the class itself defines are checked; a
+    base class outside this package is no authority."""
     for attr, value in namespace.items():
         if attr.startswith("__"):
             continue
@@ -210,37 +211,36 @@ def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], own
         theirs = _function(hook)
         if theirs is None:
             continue
+        where = f"protocol class {namespace.get('__module__')}:{owner}"
         want = inspect.iscoroutinefunction(theirs)
         if inspect.iscoroutinefunction(mine) != want:
             raise ProtocolUsageError(
-                f"protocol class {namespace.get('__module__')}:{owner}: {attr} must be "
+                f"{where}: {attr} must be "
                 f"{'an async def' if want else 'a plain def (it is sync)'}, as the hook "
                 f"it overrides ({theirs.__qualname__}) is; got "
                 f"{'a plain def' if want else 'an async def'}"
             )
-        _check_hook_arity(namespace, owner, attr, value, mine, hook, theirs)
+        called_with = _arguments_not_taken(value, mine, hook, theirs)
+        if called_with is not None:
+            raise ProtocolUsageError(
+                f"{where}: {attr}{inspect.signature(mine)} cannot take the arguments the "
+                f"hook it overrides ({theirs.__qualname__}) is called with: ({called_with})"
+            )
 
 
-def _check_hook_arity(
-    namespace: Mapping[str, Any],
-    owner: str,
-    attr: str,
-    value: object,
-    mine: Any,
-    hook: object,
-    theirs: Any,
-) -> None:
-    """Refuse an override that cannot take the arguments its hook is called with (its
-    required positional ones: the core passes at least those), e.g. ``must_retry(self,
-    umem)`` for ``must_retry(self, umem, rng, token)``: a TypeError in the run would be
-    reported as the protocol's error, a verdict, for a mistake in how it is written."""
+def _arguments_not_taken(value: object, mine: Any, hook: object, theirs: Any) -> str | None:
+    """The hook `theirs`'s required positional parameters (``"self, umem, rng, token"``:
+    the core passes at least those) when the override `mine` (`value` as the class
+    holds it) cannot take them, else None: e.g. ``must_retry(self, umem)``, whose
+    TypeError in the run would be reported as the protocol's error, a verdict, for a
+    mistake in how it is written.  None too where a signature cannot be read."""
     try:
         wanted = inspect.signature(theirs)
         given = inspect.signature(mine)
     except (TypeError, ValueError):  # no signature to read: no authority
-        return
+        return None
     required = [
-        p
+        p.name
         for p in wanted.parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
@@ -249,12 +249,8 @@ def _check_hook_arity(
     try:
         given.bind(*([None] * (len(required) - drop)))
     except TypeError:
-        names = ", ".join(p.name for p in required)
-        raise ProtocolUsageError(
-            f"protocol class {namespace.get('__module__')}:{owner}: {attr}{given} cannot "
-            f"take the arguments the hook it overrides ({theirs.__qualname__}) is called "
-            f"with: ({names})"
-        ) from None
+        return ", ".join(required)
+    return None
 
 
 _PACKAGE = __name__.split(".", 1)[0] + "."

@@ -146,6 +146,30 @@ def test_a_zap_that_cuts_a_huge_page_nests_the_split_inside_itself(mirror_module
     ]
 
 
+def test_a_huge_page_split_once_is_not_split_again(mirror_module: Any) -> None:
+    # After its split the block is mapped by ptes: a second cut of it nests no split
+    # (mutation testing: the block left in `huge_blocks` split it at every cut).
+    Log = _logging(mirror_module.Mirror)
+
+    async def body(w: World) -> list[str]:
+        await w.mm.mmap(0, 8 * P, huge=True)
+        sub = Log(w.mm, w.checker, counted=True)
+        await sub.register()
+        await w.mm.madvise_dontneed(0, P)
+        await w.mm.madvise_dontneed(2 * P, P)
+        return sub.log
+
+    run = run_world(body, protocol="odp2014")
+    assert run.sim.value == [
+        "start madvise-dontneed [0x0, 0x1000)",
+        "start clear [0x0, 0x4000)",
+        "end clear [0x0, 0x4000)",
+        "end madvise-dontneed [0x0, 0x1000)",
+        "start madvise-dontneed [0x2000, 0x3000)",
+        "end madvise-dontneed [0x2000, 0x3000)",
+    ]
+
+
 @pytest.mark.parametrize("chooser", CHOOSERS)
 def test_a_flag_is_cleared_by_the_nested_end(mirror_module: Any, chooser: str) -> None:
     result = assert_found(_thp_zap(mirror_module.Mirror, False), chooser, "stale-translation")

@@ -404,3 +404,120 @@ def test_a_window_turned_over_at_its_holders_own_end_charges_at_most_its_width_p
 
     seen = _with_a_parked_holder(run_h_out)
     assert seen == [[(1, 0, False)], [(2, 3, False)], [(4, 0, False)], FaultOutcome.RESOLVED]
+
+
+def test_every_pending_fault_is_charged_at_an_end_not_only_the_first() -> None:
+    """Two faults, F and G, parked (held); H parks in flight.  Each end charges both: the
+    first opens each one's window on H, the second finds H in flight in each window
+    (both provisional twice).  An end goes on to the next pending fault after one whose
+    window it opened or kept open."""
+    seen: list[object] = []
+    worlds: list[World] = []
+
+    async def body(w: World) -> None:
+        worlds.append(w)
+        p = w.protocol
+        assert isinstance(p, HeldWithAParkedHolder)
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+
+        async def fault(page: int) -> None:
+            seen.append(await w.ctx.fault(a, page * P, write=True))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, 0, name="F")
+            tg.start_soon(fault, 1, name="G")
+            tg.start_soon(w.mm.madvise_dontneed, H_AT, P, name="H")
+            await rt.checkpoint("F and G park, H parks in flight")
+            assert p.h_in_flight
+            for _ in range(2):
+                await w.mm.madvise_dontneed(4 * P, P)
+                seen.append(_charges(w))
+            p.opened = True
+            p.gate.wake_all()
+            p.h_gate.wake_all()
+
+    def pick(names: list[str]) -> str | None:
+        p = worlds[0].protocol if worlds else None
+        if not isinstance(p, HeldWithAParkedHolder):
+            return None
+        if p.opened:  # H first (F and G spin while it is in flight)
+            others = [n for n in names if n not in ("F", "G")]
+            return others[0] if others else None
+        for name in ("F", "G", "H"):
+            if name in names:
+                return name
+        return None
+
+    run = run_world(body, protocol=HeldWithAParkedHolder, chooser=Prefer(pick))
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert seen[:2] == [[(0, 1, False)] * 2, [(0, 2, False)] * 2]
+    assert seen[2:] == [FaultOutcome.RESOLVED] * 2
+
+
+class HeldWithAFlaggedReap(HeldUntilOpen):
+    """As `HeldUntilOpen`, its non-blockable start (the reap's) setting `h_in_flight`."""
+
+    name = "kvm-seq-held-with-a-flagged-reap"
+
+    async def invalidate_range_start_nonblock(self, inv: Invalidation) -> None:
+        self.h_in_flight = True
+
+
+def test_a_refused_reap_in_the_window_turns_it_over_at_its_own_end() -> None:
+    """The OOM reaper's H starts here, then stops before a later subscriber refuses it;
+    meanwhile E1's end opens the fault's window on H (in flight).  H's end under the
+    "today" rule reaches this context while the mm still lists H: at its own end H is no
+    holder, so the window turns over there and both provisional charges count."""
+    out: dict[str, object] = {}
+    worlds: list[World] = []
+
+    async def body(w: World) -> None:
+        worlds.append(w)
+        p = w.protocol
+        assert isinstance(p, HeldWithAFlaggedReap)
+        w.mm.nonblock_failure_rule = "today"
+        await w.mm.mmap(0, 8 * P)
+        a = await w.ctx.register_mr(0, 8 * P, name="A")
+        await w.mm.register_notifier(_Refuses())
+
+        async def fault() -> None:
+            out["fault"] = await w.ctx.fault(a, 0, write=True)
+
+        async def hold() -> None:
+            out["reap"] = await w.mm.reap(H_AT, P)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(fault, name="F")
+            tg.start_soon(hold, name="H")
+            await rt.checkpoint("F parks, H stops between two starts")
+            assert p.h_in_flight
+            await w.mm.madvise_dontneed(4 * P, P)
+            out["after E1"] = _charges(w)
+            while "reap" not in out:
+                await rt.checkpoint("H is refused and ends")
+            out["after H"] = _charges(w)
+            p.opened = True
+            p.gate.wake_all()
+
+    def pick(names: list[str]) -> str | None:
+        p = worlds[0].protocol if worlds else None
+        if not isinstance(p, HeldWithAFlaggedReap) or p.opened:
+            return None
+        if "F" in names:
+            return "F"
+        if p.h_in_flight and "after E1" not in out:
+            others = [n for n in names if n != "H"]
+            return others[0] if others else None
+        return "H" if "H" in names else None
+
+    run = run_world(body, protocol=HeldWithAFlaggedReap, chooser=Prefer(pick))
+    run.sim.unwrap()
+    assert run.violations == ()
+    assert out == {
+        "after E1": [(0, 1, False)],
+        "after H": [(2, 0, False)],
+        "reap": False,
+        "fault": FaultOutcome.RESOLVED,
+    }

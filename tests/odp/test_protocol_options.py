@@ -30,6 +30,9 @@ def test_declared_options_are_frozen_in_order_and_compare_as_a_dict() -> None:
     assert list(frozen) == list(declared)
     assert len(frozen) == 7
     assert frozen["pair"] == (1, ("a", frozenset({2})))
+    with pytest.raises(KeyError) as missing:
+        frozen["nope"]
+    assert missing.value.args == ("nope",)  # a Mapping's KeyError names the key
     assert repr(frozen) == repr(declared)
     assert ProtocolOptions.of("P", frozen) is frozen
     assert ProtocolOptions.of("P", {}) == {}

@@ -2,7 +2,8 @@
 pinned (the survivors of the mutation run of 2026-12-02 16:05-17:05 UTC,
 ``tools/mutation-equivalents.md``): its shield, its numbering, the listing of its range
 after the start callbacks, its end callbacks as SRCU readers, and the use-after-free the
-chain walk reports after a callback of a freed subscriber."""
+chain walk reports after a callback of a freed subscriber; and what a registration
+checks and takes (a freed mm, the files' locks of ``mm_take_all_locks``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 from odp_async import _runtime as rt
 from odp_async import checkpoint
 from odp_async.addr import PAGE_SIZE, AddrRange
-from odp_async.mm import Invalidation
-from odp_async.sync import Completion
+from odp_async.mm import File, Invalidation
+from odp_async.sync import Completion, WaitQueue
 from odp_async.world import World, run_world
+from tests.odp.test_mutation_kills_kept_off import Prefer
 
 P = PAGE_SIZE
 
@@ -188,3 +190,108 @@ def test_a_callback_returning_into_a_freed_subscriber_is_a_use_after_free_of_the
             "after it was kfree(sub)",
         )
     ]
+
+
+def test_a_subscriber_registered_again_while_its_unregister_waits_is_still_called() -> None:
+    """U unregisters the subscriber while its start runs in a zap and waits for it; R
+    registers it again meanwhile (mmap_sem lets R in once the zap is over, before U, woken
+    by the start's return, runs).  U then drops the subscriber's SRCU bookkeeping under
+    R's registration: the next invalidation still calls it, its callers counted anew."""
+    gate = WaitQueue("gate")
+    opened: list[bool] = []
+    unregistered = Completion("unregistered")
+
+    async def park(inv: Invalidation) -> None:
+        if not opened:
+            await gate.park()
+
+    sub = _Sub(on_start=park)
+
+    async def body(w: World) -> list[str]:
+        await w.mm.mmap(0, 2 * P)
+        await w.mm.register_notifier(sub)
+
+        async def unregister() -> None:
+            await w.mm.unregister_notifier(sub)
+            unregistered.complete()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="madvise")
+            tg.start_soon(unregister, name="U")
+            tg.start_soon(w.mm.register_notifier, sub, name="R")
+            await checkpoint()  # the start parks, U waits for it, R for mmap_sem
+            opened.append(True)
+            gate.wake_all()
+            await unregistered.wait()
+        await w.mm.madvise_dontneed(P, P)
+        return sub.log
+
+    def pick(names: list[str]) -> str | None:
+        for name in ("madvise", "U", "R") if not opened else ("madvise", "R"):
+            if name in names:
+                return name
+        others = [n for n in names if n != "U"]  # U last once the gate is open
+        return others[0] if others else None
+
+    run = run_world(body, chooser=Prefer(pick))
+    assert run.sim.unwrap() == [
+        "start inv0 madvise-dontneed [0x0, 0x1000)",
+        "start inv1 madvise-dontneed [0x1000, 0x2000)",
+        "end inv1 madvise-dontneed [0x1000, 0x2000)",
+    ]
+    assert run.violations == ()
+    assert [e.kind for e in run.events if e.kind.startswith("invalidate")] == [
+        "invalidate-begin",
+        "invalidate-end",
+        "invalidate-begin",
+        "invalidate-end",
+    ]
+
+
+def test_a_registration_waits_for_the_i_mmap_lock_of_every_mapped_file() -> None:
+    """``mm_take_all_locks``: registering takes the i_mmap lock of each file the mm maps
+    (two files here, each held in turn by the body): it returns only once that lock is
+    let go."""
+
+    async def body(w: World) -> list[str]:
+        files = [File("a", 1, w.memory), File("b", 1, w.memory)]
+        for i, f in enumerate(files):
+            await w.mm.mmap(i * P, P, file=f)
+        order: list[str] = []
+        for held in files:
+            sub = _Sub()
+            await held.i_mmap.acquire()
+
+            async def register(sub: _Sub) -> None:
+                await w.mm.register_notifier(sub)
+                order.append("registered")
+
+            async with rt.task_group() as tg:
+                tg.start_soon(register, sub, name="register")
+                for _ in range(20):  # plenty of steps for a registration that would not wait
+                    await checkpoint()
+                order.append(f"{held.name} let go")
+                held.i_mmap.release()
+            await w.mm.unregister_notifier(sub)
+        return order
+
+    assert run_world(body, max_steps=20_000).sim.unwrap() == [
+        "a let go",
+        "registered",
+        "b let go",
+        "registered",
+    ]
+
+
+def test_registering_on_a_freed_mm_is_a_use_after_free_naming_the_call() -> None:
+    async def body(w: World) -> None:
+        await w.mm.exit()
+        while not w.checker.is_freed(w.mm.key):
+            w.mm.mmdrop()  # down to the last mm_count: the mm is freed
+        await w.mm.register_notifier(_Sub())
+
+    run = run_world(body)
+    run.sim.unwrap()
+    assert [v.detail for v in run.violations if v.kind == "use-after-free"][:1] == [
+        "mmu_notifier_register touched mm after it was freed by the last mmdrop"
+    ], run.violations

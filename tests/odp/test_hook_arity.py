@@ -60,6 +60,7 @@ class StaticWithSelf(KvmSeq):
 
 FINE = """
 from odp_async.odp import TreeProtocol
+from odp_async.odp.protocols.interval_seq import IntervalSeq
 from odp_async.odp.protocols.kvm_seq import KvmSeq
 
 
@@ -70,6 +71,15 @@ class Static(KvmSeq):
     @staticmethod
     def must_retry(umem, rng, token):
         return False
+
+
+class StaticOverStatic(IntervalSeq):
+    name = "static-over-static"
+    summary = "a staticmethod over a staticmethod: neither takes the instance"
+
+    @staticmethod
+    def _iv(umem):
+        return IntervalSeq._iv(umem)
 
 
 class Star(KvmSeq):
@@ -127,6 +137,7 @@ def test_an_override_that_cannot_take_its_arguments_is_refused(
 def test_overrides_that_take_their_arguments_are_accepted(user_module: UserModule) -> None:
     mod = user_module(FINE, "arityfine")
     assert mod.Static.must_retry(None, None, None) is False
+    assert mod.StaticOverStatic.name == "static-over-static"
     assert mod.Star.name == "star"
     assert mod.Defaulted.name == "defaulted"
 

@@ -1817,3 +1817,41 @@ def test_a_complete_all_of_a_plain_completion_notes_no_gate() -> None:
     first, _, _ = _noted(c.complete_all)
     assert c in first
     assert _gates(first) == []
+
+
+def test_a_nested_read_admitted_from_the_queue_counts_both_holds(runtime: Runner) -> None:
+    """A reader asking again behind a queued writer waits (FIFO); when the writer leaves
+    the queue, the second hold is granted from the queue on top of the first: two
+    ``release_read`` calls, not one, free the lock (``_grant`` adds to the task's count)."""
+
+    async def main() -> list[str]:
+        lock = RWLock("rw")
+        scope = rt.cancel_scope()
+        log: list[str] = []
+
+        async def writer() -> None:
+            with scope:
+                await lock.acquire_write()
+                log.append("the cancelled writer got in")
+
+        await lock.acquire_read()
+        async with rt.task_group() as tg:
+            tg.start_soon(writer)
+            await until(lambda: len(lock._queue) == 1)
+
+            async def cancel_when_queued() -> None:
+                await until(lambda: len(lock._queue) == 2)
+                scope.cancel()  # the writer leaves; the nested read at the head gets in
+
+            tg.start_soon(cancel_when_queued)
+            await lock.acquire_read()
+            lock.release_read()
+            log.append(repr(lock))
+            lock.release_read()
+            log.append(repr(lock))
+        return log
+
+    assert runtime.run(main) == [
+        "<RWLock 'rw' read-locked by 1 waiting=0>",
+        "<RWLock 'rw' unlocked waiting=0>",
+    ]

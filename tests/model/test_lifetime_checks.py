@@ -39,6 +39,9 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
+    def __repr__(self) -> str:
+        return "<Recorder>"
+
     async def invalidate_range_start(self, inv: Invalidation) -> None:
         self.calls.append("start")
 
@@ -85,7 +88,40 @@ def test_registering_without_an_mm_reference_is_found(chooser: str) -> None:
     result = assert_found(_register_vs_exit(False), chooser, "insert-after-release")
     assert result.failure is not None
     assert result.failure.violation.tasks == ("driver",)
-    assert "without holding an mm_users reference" in result.failure.violation.detail
+    assert result.failure.violation.detail == (
+        "subscriber <Recorder> inserted into an mm without holding an mm_users reference"
+    )
+
+
+def test_a_task_without_a_reference_of_its_own_may_not_register_on_a_live_mm() -> None:
+    """After the process exited, another task's ``mmget`` keeps the mm alive, but only
+    for that task: a task holding no reference that registers is the same mistake as
+    registering on a dead mm, and nothing is registered."""
+
+    async def body(w: World) -> bool:
+        w.mm.mmget()
+        await w.mm.exit()
+
+        sub = Recorder()
+
+        async def driver() -> None:
+            await w.mm.register_notifier(sub)
+
+        async with rt.task_group() as tg:
+            tg.start_soon(driver, name="driver")
+        registered = w.mm.is_registered(sub)
+        await w.mm.mmput()
+        return registered
+
+    run = run_world(body)
+    assert run.sim.unwrap() is False
+    assert [(v.kind, v.tasks, v.detail) for v in run.violations] == [
+        (
+            "insert-after-release",
+            ("driver",),
+            "subscriber <Recorder> inserted into an mm without holding an mm_users reference",
+        )
+    ]
 
 
 @pytest.mark.parametrize("chooser", CHOOSERS)
@@ -128,7 +164,9 @@ def test_a_registration_that_waited_past_the_start_of_the_release_walk_is_found(
     run = run_world(body, protocol="odp2014")
     assert run.kinds == ("insert-after-release",)
     assert run.violations[0].tasks == ("registrar",)
-    assert "after the mm's release walk began" in run.violations[0].detail
+    assert run.violations[0].detail == (
+        "subscriber <Recorder> inserted after the mm's release walk began"
+    )
     assert run.sim.value == []  # it never gets a release
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.errors import InvalidArgument
+from odp_async.mm import HPAGE_PAGES, File
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -67,3 +68,76 @@ def test_a_read_fault_on_a_write_protected_page_leaves_it_read_only() -> None:
     assert first is not None
     assert first[2] is True
     assert after == (first[0], first[1], False)
+
+
+class _NoEnd:
+    async def invalidate_range_start(self, inv: object) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<NoEnd>"
+
+
+class _Sync(_NoEnd):
+    def invalidate_range_start(self, inv: object) -> None:  # type: ignore[override]
+        pass
+
+    def invalidate_range_end(self, inv: object) -> None:
+        pass
+
+    async def release(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<Sync>"
+
+
+def test_a_subscriber_missing_callbacks_or_with_sync_ones_is_refused_naming_them() -> None:
+    """``register_notifier`` names every missing callback, else every callback not
+    defined with ``async def``, and registers nothing."""
+
+    async def body(w: World) -> list[str]:
+        out = []
+        for sub in (_NoEnd(), _Sync()):
+            with pytest.raises(InvalidArgument) as info:
+                await w.mm.register_notifier(sub)  # type: ignore[arg-type]
+            out.append(str(info.value))
+            assert not w.mm.is_registered(sub)  # type: ignore[arg-type]
+        return out
+
+    assert run_world(body).sim.unwrap() == [
+        "register_notifier(): <NoEnd> has no invalidate_range_end / release method",
+        "register_notifier(): <Sync> has invalidate_range_start / invalidate_range_end not "
+        "defined with async def (callbacks are awaited)",
+    ]
+
+
+def test_outside_any_task_only_the_process_holds_a_user_reference() -> None:
+    """Asked from no task at all, ``holds_user_ref`` is the process's reference alone:
+    after the exit, a task's own ``mmget`` keeps the mm for that task, not for the
+    caller."""
+
+    async def body(w: World) -> tuple[World, bool]:
+        w.mm.mmget()
+        await w.mm.exit()
+        return w, w.mm.holds_user_ref()
+
+    w, in_the_task = run_world(body).sim.unwrap()
+    assert in_the_task is True
+    assert not w.mm.is_dead
+    assert w.mm.holds_user_ref() is False
+
+
+def test_huge_mappings_anywhere_aligned_and_the_refusal_of_a_file_names_it() -> None:
+    async def body(w: World) -> list[object]:
+        vma = await w.mm.mmap(HPAGE_PAGES * P, HPAGE_PAGES * P, huge=True)  # not at 0
+        f = File("f", 2 * HPAGE_PAGES, w.memory)
+        with pytest.raises(InvalidArgument) as info:
+            await w.mm.mmap(4 * HPAGE_PAGES * P, HPAGE_PAGES * P, file=f, huge=True)
+        return [sorted(vma.huge_blocks), str(info.value)]
+
+    assert run_world(body).sim.unwrap() == [
+        [HPAGE_PAGES],
+        f"a huge mapping must be anonymous and aligned to {HPAGE_PAGES} pages, "
+        f"got {AddrRange.of(4 * HPAGE_PAGES * P, HPAGE_PAGES * P)} of f",
+    ]

@@ -334,7 +334,7 @@ def show(scenario: str, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"{s.name}: {s.summary}")
+    click.echo(f"{s.name}: {s.summary or '(no summary)'}")
     if s.description:
         click.echo(s.description.rstrip())
     if not is_file:

@@ -81,7 +81,7 @@ from .fairness import fair_continuation
 from .refs import ScenarioText, is_ref, object_ref, ref_problem, resolve_ref, scenario_ref
 from .search_watch import SearchWatch
 
-__all__ = ["Execution", "Target", "TargetSpec", "failure_violations"]
+__all__ = ["Execution", "Target", "TargetSpec", "docstring_parts", "failure_violations"]
 
 
 @attrs.frozen
@@ -634,6 +634,14 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
+def docstring_parts(obj: object) -> tuple[str, str]:
+    """(summary, description) of a function given as a program, from its docstring (as
+    `inspect.getdoc` cleans it): the summary is its first paragraph on one line, however
+    it is wrapped; the description is every paragraph after it.  ("", "") without one."""
+    first, _, rest = (inspect.getdoc(obj) or "").strip().partition("\n\n")
+    return " ".join(first.split()), rest.strip()
+
+
 def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
     """A `Scenario` as it is, or a plain async function as a general program."""
     if isinstance(obj, Scenario):
@@ -641,9 +649,14 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
     if inspect.iscoroutinefunction(obj):
         _check_call(obj, ref, args)
         name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or ref
-        doc = inspect.getdoc(obj) or ""
+        summary, description = docstring_parts(obj)
         return Scenario(
-            str(name), doc.split("\n", 1)[0], _Call(obj, tuple(args)), (), needs_world=False
+            str(name),
+            summary,
+            _Call(obj, tuple(args)),
+            (),
+            description=description,
+            needs_world=False,
         )
     text = _brief_repr(obj)
     shown = ref if ref == text else f"{ref} is {text}"  # an object given: once

@@ -92,7 +92,7 @@ from .carried import ArgumentWatch, code_names, outside_names
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
-from .target import Execution, Target
+from .target import Execution, Target, docstring_parts
 from .tokens import DecodedToken, decode_token
 
 __all__ = [
@@ -381,7 +381,10 @@ class ExploredTest:
             watch.run_starts()
             return await fn(*args, **kwargs)
 
-        scenario = Scenario(fn.__qualname__, fn.__doc__ or "", body, (), needs_world=False)
+        summary, description = docstring_parts(fn)
+        scenario = Scenario(
+            fn.__qualname__, summary, body, (), description=description, needs_world=False
+        )
         return Target(scenario, None, {}, f"test:{test_id}")
 
     def _env_hint(self, token: str) -> str:

@@ -135,16 +135,43 @@ def _variables(tasks: Iterable[Any], names: dict[int, str]) -> dict[int, dict[st
         frame = _program_frame(getattr(task, "coro", None))
         if frame is None:
             continue
-        shown = {
-            k: _REPR.repr(v)
-            for k, v in sorted(frame.f_locals.items())
-            if not k.startswith("_") and _plain(v)
-        }
+        shown = _shown(frame)
         if shown:
             tid = int(getattr(task, "id", id(task)))
             names[tid] = str(getattr(task, "name", "?"))
             out[tid] = shown
     return out
+
+
+def _shown(frame: Any) -> dict[str, str]:
+    """`frame`'s variables that hold plain data, as text, by name."""
+    return {
+        k: _REPR.repr(v)
+        for k, v in sorted(frame.f_locals.items())
+        if not k.startswith("_") and _plain(v)
+    }
+
+
+def _add_raisers(
+    variables: list[dict[int, dict[str, str]]], names: dict[int, str], ends: Iterable[Any]
+) -> None:
+    """A task that raised has no frame left after the step it raised in, so the panel
+    would lose its variables exactly where they explain the failure: read them from the
+    program's frame in the exception's traceback, into the state after that step
+    (`ends`: the run's `TaskEnd` records; `names` gets each such task's name)."""
+    for end in ends:
+        error = end.error
+        if error is None or not 0 <= end.step < len(variables):
+            continue
+        tb = error.__traceback__
+        while tb is not None and not _is_program(tb.tb_frame):
+            tb = tb.tb_next
+        if tb is None:
+            continue
+        shown = _shown(tb.tb_frame)
+        if shown:
+            variables[end.step].setdefault(end.task_id, shown)
+            names.setdefault(end.task_id, end.task)
 
 
 #: Modules whose coroutines wrap a task's program (the report's and the explorer's
@@ -159,11 +186,15 @@ def _program_frame(coro: object) -> Any:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
         if frame is None:
             return None
-        module = frame.f_globals.get("__name__")
-        if not (isinstance(module, str) and module.startswith(_WRAPPERS)):
+        if _is_program(frame):
             return frame
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return None
+
+
+def _is_program(frame: Any) -> bool:
+    module = frame.f_globals.get("__name__")
+    return not (isinstance(module, str) and module.startswith(_WRAPPERS))
 
 
 def _label(pending: object) -> str:
@@ -293,6 +324,7 @@ def record(execution: Execution, target: Target) -> Recording:
     n = result.steps + 1
     if len(snoop.variables) < n:
         snoop.snapshot()  # the state after the last step
+    _add_raisers(snoop.variables, snoop.names, result.ends)
     regions = None
     if world is not None:
         regions = snoop.snapshots[:n] if len(snoop.snapshots) >= n else snoop.snapshots

@@ -46,6 +46,16 @@ async def racy():
     assert state["x"] == 2
 
 
+async def child_raises():
+    async def check(n):
+        got = n * 3
+        await checkpoint("c")
+        assert got == 4, got
+
+    async with task_group() as tg:
+        tg.start_soon(check, 1)
+
+
 async def two_workers():
     async with task_group() as tg:
         tg.start_soon(worker, 1)
@@ -93,3 +103,22 @@ def test_the_main_tasks_own_variables_are_shown(program: ModuleType) -> None:
     states = step_states(ex, target)
     mains = [s["variables"].get("main") for s in states]
     assert any(v is not None and v.get("state", "").startswith("{'x': ") for v in mains), mains
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [("racy", {"state": "{'x': 1}"}), ("child_raises", {"got": "3", "n": "1"})],
+)
+def test_a_task_that_raised_shows_its_variables_at_the_step_it_raised(
+    program: ModuleType, function: str, expected: dict[str, str]
+) -> None:
+    # Trial: a raising task's coroutine is finished after its last step, so the panel
+    # lost its variables exactly at the failure; they come from the exception's traceback.
+    target = Target.resolve(getattr(program, function))
+    runs = (target.run(RandomChooser(seed), max_steps=1000, trace=True) for seed in range(50))
+    ex, raised = next(
+        (ex, end) for ex in runs for end in ex.sim.ends if isinstance(end.error, AssertionError)
+    )
+    state = next(s for s in step_states(ex, target) if s["step"] == raised.step)
+    shown = state["variables"].get(raised.task)  # a task of a unique name: its name
+    assert shown == expected, state

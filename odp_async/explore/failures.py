@@ -40,7 +40,14 @@ from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP, Cancelled, SimResult, 
 if TYPE_CHECKING:
     from .target import Execution
 
-__all__ = ["ErrorLeaf", "describe_execution", "describe_leaves", "error_leaves", "user_frames"]
+__all__ = [
+    "ErrorLeaf",
+    "describe_execution",
+    "describe_leaves",
+    "end_text",
+    "error_leaves",
+    "user_frames",
+]
 
 #: How many steps `describe_execution` shows by default (the last ones: failures end runs).
 DEFAULT_MAX_STEPS_SHOWN: Final = 60
@@ -261,7 +268,7 @@ def _step_lines(
             if op == PARK and did == _identity(label_text(label)):
                 did = ""  # "Mutex 'm'; waits on Mutex 'm'" says it twice
         elif step in ends:
-            then = _end_text(ends[step])
+            then = end_text(ends[step])
         else:
             then = "stopped"
         text = f"{did}; {then}" if did else then
@@ -325,7 +332,9 @@ def _pause_text(op: int, label: object) -> str:
     return f"awaits {label_text(label)}"
 
 
-def _end_text(end: TaskEnd) -> str:
+def end_text(end: TaskEnd) -> str:
+    """How a task ended, for a reader: ``finished``, ``finished (cancelled)``, or
+    ``raised <type>: <message>`` (an exception group: how many errors it holds)."""
     error = end.error
     if error is None:
         return "finished"

@@ -55,6 +55,7 @@ from .._runtime.sim import NOTE
 from .._runtime.sim import run as sim_run
 from ..errors import InvalidArgument, ReplayMismatch
 from ..explore.arguments import show
+from ..explore.failures import end_text
 from .timeline import Timeline, short_resource
 
 if TYPE_CHECKING:
@@ -355,6 +356,8 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
         if op == NOTE and isinstance(label, tuple) and len(label) == 2:
             notes.setdefault(step, []).append((tid, str(label[0]), str(label[1])))
     rows = {row.step: row for row in tl.rows}
+    # How the task that ended in a step ended: "finished", "raised AssertionError: ..."
+    ending = {end.step: end_text(end) for end in execution.sim.ends}
 
     held: dict[str, list[tuple[int, str]]] = {}  # primitive -> (task id, mode)
     status: dict[int, str] = {lane.task_id: "not started" for lane in tl.lanes}
@@ -402,9 +405,9 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
                     f"(it stopped at {prev_row.text}) and {title[ran]} was chosen"
                 )
             else:
-                what = {"park": "blocked", "sleep": "fell asleep", "end": "finished"}.get(
-                    prev_row.action, "stopped"
-                )
+                what = {"park": "blocked", "sleep": "fell asleep"}.get(prev_row.action, "stopped")
+                if prev_row.action == "end":
+                    what = ending.get(prev_row.step, "finished")
                 why = f"{title.get(prev_row.lane, '?')} {what}, so another task had to run"
             if options is not None and len(options) > 1:
                 why += f" (runnable: {', '.join(options)})"
@@ -418,7 +421,7 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
                     f", now blocked on {blocked_on[tid]}" if tid in blocked_on else ""
                 )
                 if row is not None and row.action == "end":
-                    st = "ran this step and finished"
+                    st = f"ran this step and {ending.get(step, 'finished')}"
                     status[tid] = "finished"
                 elif row is not None and row.action == "sleep":
                     status[tid] = "asleep"
@@ -466,7 +469,7 @@ def step_states(execution: Execution, target: Target | None = None) -> list[dict
         state: dict[str, Any] = {
             "step": step,
             "ran": title.get(ran, "?") if ran is not None else "?",
-            "did": _did(row),
+            "did": _did(row, ending),
             "why": why,
             "preemption": preemption,
             "tasks": tasks,
@@ -509,7 +512,7 @@ def _panel_keys(names: dict[int, str], tl: Timeline) -> dict[int, str]:
     return keys
 
 
-def _did(row: Any) -> str:
+def _did(row: Any, ending: dict[int, str]) -> str:
     if row is None:
         return ""
     if row.action == "park":
@@ -517,7 +520,7 @@ def _did(row: Any) -> str:
     if row.action == "sleep":
         return f"sleeps {row.text}"
     if row.action == "end":
-        return "finished"
+        return ending.get(row.step, "finished")
     return f"stopped before {row.text}"
 
 

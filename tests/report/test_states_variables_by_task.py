@@ -106,14 +106,18 @@ def test_the_main_tasks_own_variables_are_shown(program: ModuleType) -> None:
 
 
 @pytest.mark.parametrize(
-    ("function", "expected"),
-    [("racy", {"state": "{'x': 1}"}), ("child_raises", {"got": "3", "n": "1"})],
+    ("function", "expected", "ended"),
+    [
+        ("racy", {"state": "{'x': 1}"}, "raised AssertionError"),
+        ("child_raises", {"got": "3", "n": "1"}, "raised AssertionError: 3"),
+    ],
 )
 def test_a_task_that_raised_shows_its_variables_at_the_step_it_raised(
-    program: ModuleType, function: str, expected: dict[str, str]
+    program: ModuleType, function: str, expected: dict[str, str], ended: str
 ) -> None:
     # Trial: a raising task's coroutine is finished after its last step, so the panel
     # lost its variables exactly at the failure; they come from the exception's traceback.
+    # And the step said the task "finished" where the text report says it raised.
     target = Target.resolve(getattr(program, function))
     runs = (target.run(RandomChooser(seed), max_steps=1000, trace=True) for seed in range(50))
     ex, raised = next(
@@ -122,3 +126,5 @@ def test_a_task_that_raised_shows_its_variables_at_the_step_it_raised(
     state = next(s for s in step_states(ex, target) if s["step"] == raised.step)
     shown = state["variables"].get(raised.task)  # a task of a unique name: its name
     assert shown == expected, state
+    assert state["did"] == ended
+    assert {"task": raised.task, "status": f"ran this step and {ended}"} in state["tasks"]

@@ -552,7 +552,7 @@ def explore(
     executor = _cluster(cluster)
     if note:
         _err(note)
-    _err(f"exploring {target.label} with {chooser} ({schedules} schedules)...")
+    _err(f"exploring {target.label} with {chooser} ({_count(schedules, 'schedule')})...")
     try:
         result = _explore(scenario, target, config, progress_every, executor, resume)
     except KeyboardInterrupt as e:
@@ -560,8 +560,8 @@ def explore(
         if resume and partial is not None:
             held = _log_holds(resume, config, partial.schedules)
             _err(
-                f"odp-async: interrupted after {partial.schedules} schedules; continue it "
-                f"with --resume {resume}" + (f" ({held})" if held else "")
+                f"odp-async: interrupted after {_count(partial.schedules, 'schedule')}; "
+                f"continue it with --resume {resume}" + (f" ({held})" if held else "")
             )
         _interrupted(partial, as_json)
     finally:
@@ -577,16 +577,14 @@ def explore(
     else:
         click.echo(_explore_line(result))
         if result.stalled is not None and failure is not None:
-            from .explore.claims import count
-
             # the claim names the failure; the stall that ended the search early is
             # said too (a search with no failure says it in its claim)
-            ran = count(result.schedules, "schedule")
+            ran = _count(result.schedules, "schedule")
             click.echo(f"the search stopped early, after {ran}: {result.stalled}")
         if all_failures and result.failing:
             shown = ", ".join(map(str, result.failing[:20]))
             more = ", ..." if len(result.failing) > 20 else ""
-            click.echo(f"{len(result.failing)} failing schedules: {shown}{more}")
+            click.echo(f"{_count(len(result.failing), 'failing schedule')}: {shown}{more}")
         if executor is not None or len(result.per_worker) > 1:
             counts = ", ".join(f"{w}: {n}" for w, n in result.per_worker.items())
             click.echo(f"schedules per worker: {counts}")
@@ -691,13 +689,17 @@ def _explore(
         )
 
 
-def _explore_line(result: Any) -> str:
-    from .explore.claims import count
+def _count(n: int, noun: str) -> str:
+    from .explore.claims import count  # the explorer loads only when a command needs it
 
+    return count(n, noun)
+
+
+def _explore_line(result: Any) -> str:
     verdict = _shown_verdict(result)
     return (
-        f"{result.label}: {verdict} - {count(result.schedules, 'schedule')} "
-        f"({result.steps} steps, {result.elapsed:.2f}s"
+        f"{result.label}: {verdict} - {_count(result.schedules, 'schedule')} "
+        f"({_count(result.steps, 'step')}, {result.elapsed:.2f}s"
         + (f", {result.pruned} pruned" if result.pruned else "")
         + (", complete" if result.complete else "")
         + (f" for bound {result.bound}" if result.complete and result.bound is not None else "")
@@ -754,7 +756,8 @@ def _explore_file(
         for i, p in enumerate(file.protocols)
     ]
     for protocol, target in zip(file.protocols, targets, strict=True):
-        _err(f"exploring {target.label} with {config.chooser} ({config.schedules} schedules)...")
+        ran = _count(config.schedules, "schedule")
+        _err(f"exploring {target.label} with {config.chooser} ({ran})...")
         try:
             result = _explore(path, target, config, progress_every)
         except KeyboardInterrupt as e:

@@ -89,6 +89,7 @@ from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument
 from ..scenarios import Scenario
 from .arguments import show
 from .carried import ArgumentWatch, code_names, outside_names
+from .claims import count
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -730,7 +731,7 @@ def _report(
     failure = result.failure
     assert failure is not None
     lines = [
-        f"{test_id}: {failure.verdict} after {failure.index} schedules "
+        f"{test_id}: {failure.verdict} after {count(failure.index, 'schedule')} "
         f"({result.config.chooser}, seed {result.config.seed})",
         failure.violation.describe(),
     ]

@@ -173,7 +173,7 @@ def test_fixtures_read_or_restored_pass_and_a_bug_is_still_found(
     assert "changed between the test's runs" not in output, output
     result.stdout.fnmatch_lines(
         [
-            "*test_buggy_with_a_fixture: found after * schedules*",
+            "*test_buggy_with_a_fixture: found after * schedule*",
             "*lost update: x == *",
             "*pytest 'test_fixtures.py::test_buggy_with_a_fixture' --odp-replay=odp2.*",
         ]

@@ -266,7 +266,7 @@ def test_a_replay_applies_only_to_the_test_it_was_made_by(
     result.stdout.fnmatch_lines(
         [
             "*test_lost_update[[]2[]]: replayed token *",
-            "*test_lost_update[[]3[]]: found after * schedules*",
+            "*test_lost_update[[]3[]]: found after * schedule*",
         ]
     )
 

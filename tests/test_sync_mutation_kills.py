@@ -5,9 +5,12 @@ will not keep, and what each primitive's invariant check reports."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+import anyio
 import pytest
 
 from odp_async import _runtime as rt
@@ -1855,3 +1858,50 @@ def test_a_nested_read_admitted_from_the_queue_counts_both_holds(runtime: Runner
         "<RWLock 'rw' read-locked by 1 waiting=0>",
         "<RWLock 'rw' unlocked waiting=0>",
     ]
+
+
+def _release_in_a_thread_during_the_step(lock: Mutex) -> None:
+    """Run ``lock.release`` in a thread that carries this task's context, started and
+    joined inside the task's step (a blocking call in a coroutine): on asyncio, the
+    loop's running task is then the caller's, as the thread sees it."""
+    failed: list[BaseException] = []
+
+    def release() -> None:
+        try:
+            lock.release()
+        except BaseException as e:
+            failed.append(e)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(release,))
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
+@pytest.mark.parametrize("how", ["to_thread", "thread_in_step"])
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_release_from_another_thread_is_not_taken_for_the_task_s(backend: str, how: str) -> None:
+    """A thread that inherits the task's context inherits the cached (runtime, task)
+    pair of `live_here`; on asyncio, during the task's step, the cache's probe even names
+    the task as the loop's running one.  Only the thread check keeps the release from
+    passing as the task's: it is refused and the lock stays held."""
+
+    async def main() -> tuple[BaseException | None, bool]:
+        lock = Mutex("m")
+        await lock.acquire()
+        refused: BaseException | None = None
+        try:
+            if how == "to_thread":
+                await anyio.to_thread.run_sync(lock.release)
+            else:
+                _release_in_a_thread_during_the_step(lock)
+        except (ProtocolViolation, RuntimeError) as e:
+            refused = e
+        held = lock.locked()
+        lock.release()
+        return refused, held
+
+    refused, held = anyio.run(main, backend=backend)
+    assert refused is not None
+    assert held

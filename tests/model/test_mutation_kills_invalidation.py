@@ -3,7 +3,7 @@ pinned (the survivors of the mutation run of 2026-12-02 16:05-17:05 UTC,
 ``tools/mutation-equivalents.md``): its shield, its numbering, the listing of its range
 after the start callbacks, its end callbacks as SRCU readers, and the use-after-free the
 chain walk reports after a callback of a freed subscriber; and what a registration
-checks and takes (a freed mm, the files' locks of ``mm_take_all_locks``)."""
+takes (the files' locks of ``mm_take_all_locks``)."""
 
 from __future__ import annotations
 
@@ -281,17 +281,3 @@ def test_a_registration_waits_for_the_i_mmap_lock_of_every_mapped_file() -> None
         "b let go",
         "registered",
     ]
-
-
-def test_registering_on_a_freed_mm_is_a_use_after_free_naming_the_call() -> None:
-    async def body(w: World) -> None:
-        await w.mm.exit()
-        while not w.checker.is_freed(w.mm.key):
-            w.mm.mmdrop()  # down to the last mm_count: the mm is freed
-        await w.mm.register_notifier(_Sub())
-
-    run = run_world(body)
-    run.sim.unwrap()
-    assert [v.detail for v in run.violations if v.kind == "use-after-free"][:1] == [
-        "mmu_notifier_register touched mm after it was freed by the last mmdrop"
-    ], run.violations

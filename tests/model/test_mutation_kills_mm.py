@@ -141,3 +141,32 @@ def test_huge_mappings_anywhere_aligned_and_the_refusal_of_a_file_names_it() -> 
         f"a huge mapping must be anonymous and aligned to {HPAGE_PAGES} pages, "
         f"got {AddrRange.of(4 * HPAGE_PAGES * P, HPAGE_PAGES * P)} of f",
     ]
+
+
+class _Quiet:
+    async def invalidate_range_start(self, inv: object) -> None:
+        pass
+
+    async def invalidate_range_end(self, inv: object) -> None:
+        pass
+
+    async def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("call", ["mmgrab", "mmu_notifier_register"])
+def test_a_call_on_a_freed_mm_is_a_use_after_free_naming_it(call: str) -> None:
+    async def body(w: World) -> None:
+        await w.mm.exit()
+        while not w.checker.is_freed(w.mm.key):
+            w.mm.mmdrop()  # down to the last mm_count: the mm is freed
+        if call == "mmgrab":
+            w.mm.mmgrab()
+        else:
+            await w.mm.register_notifier(_Quiet())  # type: ignore[arg-type]
+
+    run = run_world(body)
+    run.sim.unwrap()
+    assert [v.detail for v in run.violations if v.kind == "use-after-free"][:1] == [
+        f"{call} touched mm after it was freed by the last mmdrop"
+    ], run.violations

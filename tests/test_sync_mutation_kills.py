@@ -5,6 +5,7 @@ will not keep, and what each primitive's invariant check reports."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async._runtime.choosers import FifoChooser
 from odp_async._runtime.footprint import FieldOf, Footprint, GateOpened, ReadOf
+from odp_async._runtime.sim import NOTE
 from odp_async.errors import InvalidArgument, ProtocolViolation, WouldBlock
 from odp_async.sync import (
     MAX_POOL_SIZE,
@@ -1860,19 +1862,19 @@ def test_a_nested_read_admitted_from_the_queue_counts_both_holds(runtime: Runner
     ]
 
 
-def _release_in_a_thread_during_the_step(lock: Mutex) -> None:
-    """Run ``lock.release`` in a thread that carries this task's context, started and
-    joined inside the task's step (a blocking call in a coroutine): on asyncio, the
-    loop's running task is then the caller's, as the thread sees it."""
+def _in_a_thread_during_the_step(call: Callable[[], object]) -> None:
+    """Run `call` in a thread that carries this task's context, started and joined
+    inside the task's step (a blocking call in a coroutine): on asyncio, the loop's
+    running task is then the caller's, as the thread sees it.  Re-raises its error."""
     failed: list[BaseException] = []
 
-    def release() -> None:
+    def run() -> None:
         try:
-            lock.release()
+            call()
         except BaseException as e:
             failed.append(e)
 
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(release,))
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,))
     thread.start()
     thread.join()
     if failed:
@@ -1895,7 +1897,7 @@ def test_a_release_from_another_thread_is_not_taken_for_the_task_s(backend: str,
             if how == "to_thread":
                 await anyio.to_thread.run_sync(lock.release)
             else:
-                _release_in_a_thread_during_the_step(lock)
+                _in_a_thread_during_the_step(lock.release)
         except (ProtocolViolation, RuntimeError) as e:
             refused = e
         held = lock.locked()
@@ -1905,3 +1907,109 @@ def test_a_release_from_another_thread_is_not_taken_for_the_task_s(backend: str,
     refused, held = anyio.run(main, backend=backend)
     assert refused is not None
     assert held
+
+
+@pytest.mark.parametrize(
+    ("kind", "cancel", "notes"),
+    [
+        ("read", False, [("acquire-read", "RWLock 'rw'"), ("release", "RWLock 'rw'")]),
+        ("write", False, [("acquire-write", "RWLock 'rw'"), ("release", "RWLock 'rw'")]),
+        ("read", True, [("release", "RWLock 'rw'")]),
+        ("write", True, [("release", "RWLock 'rw'")]),
+    ],
+)
+def test_a_waiter_s_grant_and_its_give_back_are_noted_as_such(
+    kind: str, cancel: bool, notes: list[tuple[str, str]]
+) -> None:
+    """What a queued waiter's own steps note in the sim's trace (the timeline's lock bars
+    and DPOR's footprints read them): the hold of its kind once it runs with the grant,
+    or, cancelled after the grant reached it, the release that gives it back."""
+
+    async def main() -> None:
+        lock = RWLock("rw")
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                if kind == "read":
+                    await lock.acquire_read()
+                    lock.release_read()
+                else:
+                    await lock.acquire_write()
+                    lock.release_write()
+
+        await lock.acquire_write()
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter, name="waiter")
+            await until(lambda: len(lock._queue) == 1)
+            lock.release_write()  # hands the lock to the waiter...
+            if cancel:
+                scope.cancel()  # ...cancelled before it runs: it gives the grant back
+
+    result = sim.run(main, trace=True)
+    result.unwrap()
+    waiter_ids = {tid for tid, name in result.tasks if name == "waiter"}
+    noted = [label for _, tid, op, label in result.trace or () if op == NOTE and tid in waiter_ids]
+    assert noted == notes
+
+
+def test_an_acquire_on_another_loop_in_a_thread_is_that_loop_s_task_s() -> None:
+    """The same thread check on the path of every other primitive's acquire: a thread
+    carrying the task's context that runs a loop of its own acquires as that loop's
+    task, not as the task whose step it runs in (`_blocking`'s inlined `live_here`)."""
+
+    async def main() -> tuple[list[bool], bool]:
+        lock = RWLock("rw")
+        await lock.acquire_read()
+        lock.release_read()  # the task's (runtime, task) pair is cached in its context
+        seen: list[bool] = []
+
+        async def take() -> None:
+            await lock.acquire_write()
+            seen.append(lock.writer is asyncio.current_task())
+
+        _in_a_thread_during_the_step(lambda: asyncio.run(take()))
+        try:
+            lock.release_write()
+        except ProtocolViolation:
+            return seen, False
+        return seen, True
+
+    assert anyio.run(main, backend="asyncio") == ([True], False)
+
+
+@pytest.mark.parametrize("kind", ["completion", "queue"])
+def test_a_wake_given_back_by_a_cancelled_parker_is_noted_as_no_release(kind: str) -> None:
+    """A Completion's or a WaitQueue's wake is no hold: the parker cancelled after the
+    wake reached it passes the wake on (a Completion keeps its ``complete()``) and notes
+    no release, as a lock's waiter does (the timeline would draw a lock bar)."""
+
+    async def main() -> str:
+        prim = Completion("c") if kind == "completion" else WaitQueue("q")
+        scope = rt.cancel_scope()
+
+        async def waiter() -> None:
+            with scope:
+                if isinstance(prim, Completion):
+                    await prim.wait()
+                else:
+                    await prim.park()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(waiter, name="waiter")
+            await until(lambda: prim.statistics().tasks_waiting == 1)
+            if isinstance(prim, Completion):
+                prim.complete()
+            else:
+                prim.wake_one()
+            scope.cancel()
+        return repr(prim)
+
+    result = sim.run(main, trace=True)
+    shown = result.unwrap()
+    waiter_ids = {tid for tid, name in result.tasks if name == "waiter"}
+    assert [
+        label for _, tid, op, label in result.trace or () if op == NOTE and tid in waiter_ids
+    ] == []
+    kept = "<Completion 'c' done=1 waiting=0>"  # the complete() was passed on, not lost
+    assert shown == (kept if kind == "completion" else "<WaitQueue 'q' waiting=0>")

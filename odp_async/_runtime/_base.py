@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol
 
 import sniffio as _sniffio
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, ProtocolViolation
 
 __all__ = [
     "LIVE_RUNTIMES",
@@ -397,6 +397,13 @@ class _FailAfter:
 LIVE_RUNTIMES: dict[str, Runtime] = {}
 
 
+#: What a primitive called with no event loop running in its thread raises.
+NO_LIVE_RUNTIME: Final = (
+    "no async runtime is running: call odp_async from inside trio.run(), asyncio.run(), "
+    "anyio.run(), or the sim runtime's run()"
+)
+
+
 def live_runtime() -> Runtime:
     """The live runtime of the running event loop (trio or asyncio).
 
@@ -436,7 +443,12 @@ def live_here() -> tuple[Runtime, object]:
         if probe(arg) is pair[1] and thread == get_ident():
             return pair
     rt = live_runtime()
-    task = rt.current_task()
+    try:
+        task = rt.current_task()
+    except RuntimeError:
+        # A thread that runs a copy of a task's context (anyio's to_thread, or
+        # contextvars.copy_context().run) carries sniffio's variable but runs no loop.
+        raise ProtocolViolation(NO_LIVE_RUNTIME) from None
     found = (rt, task)
     how = rt.running_task_probe(task)
     if how is not None:

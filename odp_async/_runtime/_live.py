@@ -39,6 +39,7 @@ import trio.lowlevel
 from ..errors import InvalidArgument, ProtocolViolation, RunTimeout
 from ._base import (
     LIVE_RUNTIMES,
+    NO_LIVE_RUNTIME,
     CancelScopeLike,
     Runtime,
     TaskGroupLike,
@@ -261,10 +262,7 @@ def find_live_runtime() -> Runtime:
     name = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
     if name is None:
         if asyncio._get_running_loop() is None:
-            raise ProtocolViolation(
-                "no async runtime is running: call odp_async from inside trio.run(), "
-                "asyncio.run(), anyio.run(), or the sim runtime's run()"
-            )
+            raise ProtocolViolation(NO_LIVE_RUNTIME)
         name = "asyncio"
     try:
         return LIVE_RUNTIMES[name]

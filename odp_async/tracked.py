@@ -1720,7 +1720,9 @@ def _building_init(klass: type) -> Callable[..., None]:
         "_id": id,
     }
     try:
-        params = list(inspect.signature(init).parameters.values())
+        # The signature of what is called, not of what a decorator wraps: copying the
+        # wrapped function's defaults would pass them to the decorator as if given.
+        params = list(inspect.signature(init, follow_wrapped=False).parameters.values())
     except (TypeError, ValueError):
         params = []
     if not params or params[0].kind not in (

@@ -1,6 +1,8 @@
 """`odp_async.tracked` keeps a decorator on ``__init__``: a class whose ``__init__`` is
 wrapped with ``functools.wraps`` (a user's logging or validation decorator, mutmut's
-trampoline) runs the wrapper, not the function under it."""
+trampoline) runs the wrapper, not the function under it, with exactly the arguments the
+caller gave: the wrapped function's defaults are not passed as if given (mutmut's
+mutated defaults never took effect, and a decorator could not tell them apart)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,6 @@ def test_a_decorated_init_runs_its_decorator(user_module: UserModule) -> None:
     )
     assert mod.CALLS == [
         ("Account", ("ann",), {"balance": 5}),
-        ("Savings", ("sue",), {"balance": 0}),  # tracked passes the default on
+        ("Savings", ("sue",), {}),  # no default passed on as if the caller gave it
         ("Plain", ("pat",), {"balance": 2}),
     ]

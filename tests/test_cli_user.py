@@ -725,17 +725,36 @@ from odp_async import checkpoint
 
 async def one():
     await checkpoint("the only step")
+
+
+async def none():
+    pass
+
+
+async def always_fails():
+    raise AssertionError("no")
 """
 
 
 def test_the_summary_line_says_one_schedule(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Counts read as a reader writes them: "1 schedule", "1 step", "1 failing
+    schedule" (a trial read "(1 schedules)..." and "found after 1 schedules")."""
     name = write_user_module(tmp_path, ONE_STEP, "onestep", monkeypatch)
     try:
         code, out, _ = run_cli(capsys, "explore", f"{name}:one", "--chooser", "dpor")
+        one_step = run_cli(capsys, "explore", f"{name}:none", "--schedules", "1")
+        failing = run_cli(
+            capsys, "explore", f"{name}:always_fails", "--schedules", "1", "--all-failures"
+        )
     finally:
         forget(name)
     assert code == ExitCode.OK
     assert ": clean - 1 schedule (" in out
     assert "complete: 1 trace, no violation" in out
+    assert one_step[0] == ExitCode.OK
+    assert "exploring none with portfolio (1 schedule)..." in one_step[2]
+    assert one_step[1].startswith("none: clean - 1 schedule (1 step, ")
+    assert failing[0] == ExitCode.VIOLATION, failing[2]
+    assert "1 failing schedule: 1" in failing[1].splitlines()

@@ -362,3 +362,40 @@ def test_the_readme_table_is_printed_from_the_committed_results() -> None:
     table = "\n".join(line for line in proc.stdout.splitlines() if line.startswith("|"))
     assert table.count("\n") == 5, proc.stdout
     assert table in (ROOT / "README.md").read_text()
+
+
+def test_mutation_score_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    """No ``mutants/`` and no ``--results``, an unknown option, or a module with no
+    mutant: one line and exit 2, not a table of zeros; ``--help`` prints the usage."""
+
+    def score(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "mutation_score.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            check=False,
+        )
+
+    results = str(ROOT / "tools" / "mutation-results.json")
+    for args, line in [
+        (
+            (),
+            "mutation_score.py: no mutants/ here: run tools/mutation.sh first, or read the "
+            "saved results with --results tools/mutation-results.json",
+        ),
+        (
+            ("--results", results, "--bogus"),
+            "mutation_score.py: unknown option '--bogus' (see --help)",
+        ),
+        (
+            ("--results", results, "odp_async.nope"),
+            "mutation_score.py: no mutant of module 'odp_async.nope'",
+        ),
+    ]:
+        proc = score(*args)
+        assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (2, "", [line]), args
+    usage = score("--help")
+    assert usage.returncode == 0
+    assert usage.stdout.startswith("Print the mutation score per module")

@@ -34,8 +34,18 @@ def _from_mutants() -> Iterator[tuple[str, int | None]]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
     listed: str | None = None
     codes: Iterator[tuple[str, int | None]] = _from_mutants()
+    if argv[:1] != ["--results"] and not Path("mutants").is_dir():
+        print(
+            "mutation_score.py: no mutants/ here: run tools/mutation.sh first, or read the "
+            "saved results with --results tools/mutation-results.json",
+            file=sys.stderr,
+        )
+        return 2
     if argv[:1] == ["--results"]:
         if len(argv) < 2:
             print("mutation_score.py: --results needs a file", file=sys.stderr)
@@ -51,6 +61,10 @@ def main(argv: list[str]) -> int:
             print(f"mutation_score.py: --list needs one of {', '.join(STATUSES)}", file=sys.stderr)
             return 2
         listed, argv = argv[1], argv[2:]
+    unknown = next((a for a in argv if a.startswith("-")), None)
+    if unknown is not None:
+        print(f"mutation_score.py: unknown option {unknown!r} (see --help)", file=sys.stderr)
+        return 2
     prefixes = argv or ["odp_async.odp", "odp_async.check", "odp_async.sync", "odp_async.mm"]
     counts: dict[str, Counter[str]] = {p: Counter() for p in prefixes}
     for name, code in codes:
@@ -68,6 +82,10 @@ def main(argv: list[str]) -> int:
                     print(name)
     if listed is not None:
         return 0
+    if argv and not any(counts.values()):  # a typo, not a table of zeros
+        named = ", ".join(map(repr, argv))
+        print(f"mutation_score.py: no mutant of module {named}", file=sys.stderr)
+        return 2
     print("| module | killed | survived | no tests | timeout | other | not checked | score |")
     print("|---|---|---|---|---|---|---|---|")
     for p, c in counts.items():

@@ -226,6 +226,11 @@ class ScenarioText:
             ) from None
         return cls(os.path.basename(os.fspath(path)), _digest(raw), text), scenario
 
+    def is_intact(self) -> bool:
+        """Whether `text` still hashes to `sha256` (a token carries both: an edit of one
+        without the other is refused when the token is read)."""
+        return _digest(self.text.encode("utf-8")) == self.sha256
+
     def scenario(self, protocols: Collection[str] | None = None) -> Scenario:
         """The scenario the text describes (errors name the file by its basename);
         `protocols` as for `read`."""

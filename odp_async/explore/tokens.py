@@ -249,7 +249,12 @@ def _file(value: object) -> ScenarioText | None:
         isinstance(value, list) and len(value) == 3 and all(isinstance(v, str) for v in value)
     ):
         raise ValueError("the scenario file entry is not [name, sha256, text]")
-    return ScenarioText(*value)
+    carried = ScenarioText(*value)
+    if not carried.is_intact():
+        raise ValueError(
+            f"the text of scenario file {carried.name!r} does not hash to the sha256 beside it"
+        )
+    return carried
 
 
 # --- the header's schema ------------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""A token carries a scenario file's text and its sha256; one edited without the other
+(by hand or by a tool that re-makes the checksum) is refused when read, exit 2 with one
+line, instead of replaying the edited text or comparing files against a wrong digest
+(new-user trial: a sha256 of 'zz' was accepted)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+from odp_async.cli import ExitCode
+from tests.explore.test_token_version import rewrite
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "registration-race.toml"
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_file_token_whose_text_and_digest_disagree_is_refused() -> None:
+    found = _cli("explore", str(EXAMPLE), "-p", "odp2014", "--chooser", "random", "--json")
+    assert found.returncode == ExitCode.VIOLATION, found.stderr
+    token = json.loads(found.stdout)["failure"]["replay_token"]
+    assert _cli("replay", token).returncode == ExitCode.VIOLATION  # intact: replays
+    name, digest, text = _header_file(token)
+    for f in ([name, "zz", text], [name, digest, text + "\n# edited\n"]):
+        bad = _cli("replay", rewrite(token, f=f))
+        assert bad.returncode == ExitCode.USAGE, bad.stderr
+        assert bad.stdout == ""
+        [line] = bad.stderr.splitlines()
+        assert line.endswith(
+            f"the text of scenario file {name!r} does not hash to the sha256 beside it"
+        ), line
+
+
+def _header_file(token: str) -> list[str]:
+    payload = token.split(".")[1]
+    blob = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    header = json.loads(blob.partition(b"\0")[0])
+    return list(header["f"])

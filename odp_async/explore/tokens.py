@@ -302,6 +302,18 @@ _STRINGS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKETS: Final = re.compile(rb"[\[\]{}]")
 
 
+#: The most digits an integer of a header may have: beyond what any field holds (an
+#: argument, `MAX_ARG_INT_BITS` bits, has up to 1,234), below Python's limit of 4,300.
+MAX_INT_DIGITS: Final = 1300
+
+
+def _int(text: str) -> int:
+    # Before Python's own limit (4,300 digits), whose message advises a call of its API.
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
 def _header(raw: bytes) -> dict[str, Any]:
     """The checked header: every field present (defaults filled in), each of its type and
     in its range.  Raises ValueError naming the field."""
@@ -309,7 +321,7 @@ def _header(raw: bytes) -> dict[str, Any]:
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"the header nests {depth} deep (at most {MAX_JSON_DEPTH})")
     try:
-        header = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+        header = json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_int=_int)
     except RecursionError:  # the depth check makes this unreachable; a guard all the same
         raise ValueError("the header nests too deep") from None
     if not isinstance(header, dict):

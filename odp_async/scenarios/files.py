@@ -230,6 +230,7 @@ import inspect
 import math
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
@@ -784,6 +785,9 @@ class _Reader:
         except tomllib.TOMLDecodeError as e:
             raise self.syntax_error(e, text) from None
         except ValueError as e:  # e.g. an integer of more digits than Python converts
+            if str(e).startswith("Exceeds the limit"):  # its advice names Python's API
+                limit = sys.get_int_max_str_digits()
+                raise self.fail(None, f"TOML integer of more than {limit} digits") from None
             raise self.fail(None, f"TOML value error: {_printable(str(e))}") from None
         depth = _nesting(doc)
         if depth > MAX_NESTING:

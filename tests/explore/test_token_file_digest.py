@@ -49,3 +49,19 @@ def _header_file(token: str) -> list[str]:
     blob = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     header = json.loads(blob.partition(b"\0")[0])
     return list(header["f"])
+
+
+def test_a_header_number_of_too_many_digits_is_refused_by_its_size() -> None:
+    """A step bound of 5,000 digits: refused with the number's size, not with Python's
+    advice to raise its own integer-conversion limit (new-user trial)."""
+    found = _cli("explore", str(EXAMPLE), "-p", "odp2014", "--chooser", "random", "--json")
+    token = json.loads(found.stdout)["failure"]["replay_token"]
+    payload = token.split(".")[1]
+    blob = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    raw, _, packed = blob.partition(b"\0")
+    raw = raw.replace(b'"m":', b'"m":' + b"9" * 5000 + b',"x":', 1)
+    body = base64.urlsafe_b64encode(zlib.compress(raw + b"\0" + packed)).decode().rstrip("=")
+    bad = _cli("replay", f"{token.split('.')[0]}.{body}.{zlib.crc32(body.encode()):08x}")
+    assert bad.returncode == ExitCode.USAGE, bad.stderr
+    [line] = bad.stderr.splitlines()
+    assert line.endswith("a number of 5000 digits (at most 1300)"), line

@@ -743,7 +743,6 @@ class AddressSpace:
             last = max(r.end for r in anon)
             span = AddrRange(max(first, rng.start), min(last, rng.end))
             zap = self._zap_body(span)
-            reaped = False
             with rt.cancel_scope(shield=True), rt.watch_progress():
                 reaped = await self._invalidate_nonblock(span, InvalidateEvent.UNMAP, zap)
             return reaped

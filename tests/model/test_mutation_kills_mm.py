@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE, AddrRange
 from odp_async.errors import InvalidArgument
 from odp_async.mm import HPAGE_PAGES, File
+from odp_async.sync import Completion
 from odp_async.world import World, run_world
 
 P = PAGE_SIZE
@@ -170,3 +172,37 @@ def test_a_call_on_a_freed_mm_is_a_use_after_free_naming_it(call: str) -> None:
     assert [v.detail for v in run.violations if v.kind == "use-after-free"][:1] == [
         f"{call} touched mm after it was freed by the last mmdrop"
     ], run.violations
+
+
+def test_a_migrate_inside_an_mremap_window_finds_no_mapping_and_moves_nothing() -> None:
+    """mremap moves the ptes inside its invalidation and maps the new range only after
+    it: a migrate of the new address in between (it takes no mmap_sem) finds a present
+    pte with no VMA, and must leave it (False), not read the missing VMA's file."""
+
+    async def body(w: World) -> list[object]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0)
+        tried = Completion("migrate tried")
+        out: list[object] = []
+
+        class HoldsTheEnd(_Quiet):
+            async def invalidate_range_end(self, inv: object) -> None:
+                await tried.wait()  # mremap's new VMA is not inserted yet
+
+        await w.mm.register_notifier(HoldsTheEnd())  # type: ignore[arg-type]
+
+        async def migrator() -> None:
+            while w.mm.lookup(8) is None:
+                await rt.checkpoint("until the pte moved")
+            out.append((w.mm.find_vma(8 * P), await w.mm.migrate(8 * P)))
+            tried.complete_all()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.mremap, 0, P, 8 * P, name="mremap")
+            tg.start_soon(migrator, name="migrator")
+        out.append(w.mm.lookup(8) is not None and w.mm.find_vma(8 * P) is not None)
+        return out
+
+    run = run_world(body)
+    assert run.sim.unwrap() == [(None, False), True]
+    assert run.violations == ()

@@ -1062,14 +1062,14 @@ class Completion(_Blocking):
         state = "all" if self._all else f"done={self._done}"
         return f"<{_label('Completion', self.name)} {state} waiting={len(self._queue._waiters)}>"
 
-    def wait(self) -> Awaitable[None]:
-        """``wait_for_completion``.
+    async def wait(self) -> None:
+        """``wait_for_completion``.  Returns None.
 
         Blocks: until a `complete()` is available to consume, or `complete_all()` ran.
         Checkpoint: always.  Cancellation: consumes nothing; a `complete()` that had
         already picked this task is passed on to the next waiter (or remembered).
         """
-        return self._blocking(0)
+        await self._blocking(0)  # its value says which wake it was: the queue's business
 
     def wait_nowait(self) -> None:
         """Consume a completion now, or raise `WouldBlock`.  Sync."""

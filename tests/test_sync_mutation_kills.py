@@ -2014,3 +2014,28 @@ def test_a_wake_given_back_by_a_cancelled_parker_is_noted_as_no_release(kind: st
     ] == []
     kept = "<Completion 'c' done=1 waiting=0>"  # the complete() was passed on, not lost
     assert shown == (kept if kind == "completion" else "<WaitQueue 'q' waiting=0>")
+
+
+def test_a_completion_wait_returns_none_whichever_wake_ends_it(runtime: Runner) -> None:
+    """``wait`` is typed to return None: it did return the wake's inner tag ("one",
+    "all") to a waiter that parked (new-user review of the mutation survivors)."""
+
+    async def main() -> list[object]:
+        got: list[object] = []
+        for how in ("complete", "complete_all", "already"):
+            c = Completion(how)
+            if how == "already":
+                c.complete()
+                got.append(await c.wait())
+                continue
+
+            async def waiter(c: Completion = c) -> None:
+                got.append(await c.wait())
+
+            async with rt.task_group() as tg:
+                tg.start_soon(waiter)
+                await until(lambda c=c: c.statistics().tasks_waiting == 1)  # type: ignore[misc]
+                c.complete() if how == "complete" else c.complete_all()
+        return got
+
+    assert runtime.run(main) == [None, None, None]

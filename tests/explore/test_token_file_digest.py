@@ -7,35 +7,30 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 from odp_async.cli import ExitCode
-from tests.explore.test_token_version import rewrite
+from tests.explore.test_token_version import cli, rewrite
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "registration-race.toml"
 
 
-def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "odp_async.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def _found_token(tmp_path: Path) -> str:
+    """The replay token of the example file's race under odp2014 (it carries the file)."""
+    found = cli(
+        tmp_path, "explore", str(EXAMPLE), "-p", "odp2014", "--chooser", "random", "--json"
     )
-
-
-def test_a_file_token_whose_text_and_digest_disagree_is_refused() -> None:
-    found = _cli("explore", str(EXAMPLE), "-p", "odp2014", "--chooser", "random", "--json")
     assert found.returncode == ExitCode.VIOLATION, found.stderr
-    token = json.loads(found.stdout)["failure"]["replay_token"]
-    assert _cli("replay", token).returncode == ExitCode.VIOLATION  # intact: replays
+    return str(json.loads(found.stdout)["failure"]["replay_token"])
+
+
+def test_a_file_token_whose_text_and_digest_disagree_is_refused(tmp_path: Path) -> None:
+    token = _found_token(tmp_path)
+    assert cli(tmp_path, "replay", token).returncode == ExitCode.VIOLATION  # intact: replays
     name, digest, text = _header_file(token)
     for f in ([name, "zz", text], [name, digest, text + "\n# edited\n"]):
-        bad = _cli("replay", rewrite(token, f=f))
+        bad = cli(tmp_path, "replay", rewrite(token, f=f))
         assert bad.returncode == ExitCode.USAGE, bad.stderr
         assert bad.stdout == ""
         [line] = bad.stderr.splitlines()
@@ -51,17 +46,16 @@ def _header_file(token: str) -> list[str]:
     return list(header["f"])
 
 
-def test_a_header_number_of_too_many_digits_is_refused_by_its_size() -> None:
+def test_a_header_number_of_too_many_digits_is_refused_by_its_size(tmp_path: Path) -> None:
     """A step bound of 5,000 digits: refused with the number's size, not with Python's
     advice to raise its own integer-conversion limit (new-user trial)."""
-    found = _cli("explore", str(EXAMPLE), "-p", "odp2014", "--chooser", "random", "--json")
-    token = json.loads(found.stdout)["failure"]["replay_token"]
+    token = _found_token(tmp_path)
     payload = token.split(".")[1]
     blob = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     raw, _, packed = blob.partition(b"\0")
     raw = raw.replace(b'"m":', b'"m":' + b"9" * 5000 + b',"x":', 1)
     body = base64.urlsafe_b64encode(zlib.compress(raw + b"\0" + packed)).decode().rstrip("=")
-    bad = _cli("replay", f"{token.split('.')[0]}.{body}.{zlib.crc32(body.encode()):08x}")
+    bad = cli(tmp_path, "replay", f"{token.split('.')[0]}.{body}.{zlib.crc32(body.encode()):08x}")
     assert bad.returncode == ExitCode.USAGE, bad.stderr
     [line] = bad.stderr.splitlines()
     assert line.endswith("a number of 5000 digits (at most 1300)"), line

@@ -356,7 +356,15 @@ class Vma:
 
 class Subscription(Protocol):
     """A subscriber of the notifier chain (``struct mmu_notifier``); callbacks run in the
-    invalidating task and may block."""
+    invalidating task and may block.
+
+    A subscriber that stands for interval notifiers (the mm's itree, ``struct
+    mmu_interval_notifier``) sets the class attribute ``INTERVAL_NOTIFIER = True``: every
+    invalidation whose start it got then sends it the end too, even if the release walk
+    or `AddressSpace.unregister_notifier` unhashed it in between, as ``mn_itree_inv_end``
+    ends every invalidation that began the itree whatever happened to the hlist
+    (``mm/mmu_notifier.c``, Linux v6.6).  A plain subscriber unhashed meanwhile gets no
+    end (``hlist_del_init_rcu``)."""
 
     async def invalidate_range_start(self, inv: Invalidation) -> None: ...
 
@@ -1173,14 +1181,16 @@ class AddressSpace:
         self.checker.event("invalidate-begin", key, str(inv), rng.start)
         if not self.range_list_after_callbacks:
             self._list_range(inv)
+        started: list[Subscription] = []
         for i, sub in enumerate(list(self._subs)):
             if i:
                 await self._next_subscriber(inv, "start")
             if sub in self._subs:
                 await self._call(sub, sub.invalidate_range_start(inv))
+                started.append(sub)
         if self.range_list_after_callbacks:
             self._list_range(inv)
-        await self._change_then_end(inv, key, body)
+        await self._change_then_end(inv, key, body, started)
 
     async def _invalidate_nonblock(
         self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
@@ -1214,7 +1224,7 @@ class AddressSpace:
             self._ranges_changed.wake_all()
             self.checker.event("invalidate-end", key, f"{inv} refused", rng.start)
             return False
-        await self._change_then_end(inv, key, body)
+        await self._change_then_end(inv, key, body, started)
         return True
 
     def _sleep_hook(self, sub: Subscription, inv: Invalidation) -> Callable[[object], None]:
@@ -1230,18 +1240,31 @@ class AddressSpace:
         return slept
 
     async def _change_then_end(
-        self, inv: Invalidation, key: str, body: Callable[[], Awaitable[None]]
+        self,
+        inv: Invalidation,
+        key: str,
+        body: Callable[[], Awaitable[None]],
+        started: list[Subscription],
     ) -> None:
         """Every start returned: run `body` (change the ptes, drop frames), then send each
-        subscriber its end and unlist the range."""
+        subscriber its end and unlist the range.  `started`: the subscribers whose start
+        returned; one of them unhashed before its turn gets its end only if it stands
+        for interval notifiers (``INTERVAL_NOTIFIER``, see `Subscription`)."""
         await rt.checkpoint(("invalidate", inv.id, "after start"))
         await body()
         await rt.checkpoint(("invalidate", inv.id, "before end"))
         self.active_ranges.remove(inv)
+        ended: list[Subscription] = []
         for i, sub in enumerate(list(self._subs)):
             if i:
                 await self._next_subscriber(inv, "end")
             if sub in self._subs:
+                await self._call(sub, sub.invalidate_range_end(inv))
+                ended.append(sub)
+        for sub in started:
+            # unhashed before its turn: an interval notifier still gets its end
+            unended = not any(e is sub for e in ended)
+            if unended and getattr(sub, "INTERVAL_NOTIFIER", False) is True:
                 await self._call(sub, sub.invalidate_range_end(inv))
         self._ranges_changed.wake_all()
         self.checker.event("invalidate-end", key, str(inv), inv.range.start)

@@ -136,6 +136,9 @@ class ImplicitMr:
         "no_usecount_wait": False,
         "plain_store": False,
     }
+    #: Its callbacks stand for the children's interval notifiers (the mm's itree): an
+    #: invalidation it started ends here even after the release walk unhashed it.
+    INTERVAL_NOTIFIER: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -1,16 +1,14 @@
-"""Known defect, pinned: an invalidation in flight across the mm's release walk never
-ends at an `ImplicitMr`.
+"""An invalidation in flight across the mm's release walk still ends at an `ImplicitMr`.
 
 `ImplicitMr` stands for mlx5's interval notifiers (its ``release`` "opens the itree's
-invalidation"), but it is registered as a plain subscriber, and the mm sends
-``invalidate_range_end`` only to subscribers still hashed: the release walk unhashes it,
-so an invalidation whose start reached it before the walk never ends there.  Its count
-of running invalidations stays at 1, and a child-free work item waiting in
-``_destroy_child`` (``mmu_interval_notifier_remove``) for the next quiescence waits
-forever: the world's final workqueue flush reports a deadlock the kernel does not have
+invalidation"), so it declares ``INTERVAL_NOTIFIER``: the mm sends it the end of every
+invalidation whose start it got, even when the release walk unhashed it in between
 (``mn_itree_inv_end`` runs for every invalidation that began the itree, whatever
-``mmu_notifier_release`` did to the hlist; mm/mmu_notifier.c, v6.6).  Strict xfail:
-the fix turns it into a pass, and the marker must then go."""
+``mmu_notifier_release`` did to the hlist; mm/mmu_notifier.c, v6.6).  Without that, its
+count of running invalidations stayed at 1 and a child-free work item waiting in
+``_destroy_child`` (``mmu_interval_notifier_remove``) for the next quiescence waited
+forever: the world's final workqueue flush reported a deadlock the kernel does not have.
+A plain subscriber unhashed meanwhile still gets no end."""
 
 from __future__ import annotations
 
@@ -21,7 +19,7 @@ from odp_async.addr import PAGE_SIZE as P
 from odp_async.mm import Invalidation
 from odp_async.odp.implicit import ImplicitMr
 from odp_async.sync import Completion
-from odp_async.world import World, run_world
+from odp_async.world import World, WorldRun, run_world
 
 
 class _HoldsItsStart:
@@ -49,7 +47,14 @@ async def _until(predicate: object) -> None:
     raise AssertionError("never held")
 
 
-async def _exit_with_an_invalidation_in_flight(w: World) -> bool:
+def _child0_freed_by_its_work(run: WorldRun) -> bool:
+    return any(
+        (e.kind, e.key, e.task) == ("free", "imr child 0#1", "kworker:free imr child 0#1")
+        for e in run.events
+    )
+
+
+async def _exit_with_an_invalidation_in_flight(w: World, *, end_first: bool = False) -> None:
     await w.mm.mmap(0, 8 * P)
     for page in range(8):
         await w.mm.cpu_fault(page * P, write=True)
@@ -66,17 +71,76 @@ async def _exit_with_an_invalidation_in_flight(w: World) -> bool:
         tg.start_soon(w.mm.madvise_dontneed, 4 * P, 4 * P, name="X")
         await _until(lambda: imr._active == 1)  # X's start reached the ImplicitMr
         imr._deref_child(child0)  # the fault ends: the work goes on to remove child 0
-        await _until(lambda: imr._removing == 1)  # ...and waits for X to end
+        await _until(lambda: imr._removing >= 1)  # ...and waits for X to end
         gate.complete_all()
+        if end_first:
+            await _until(lambda: imr._active == 0)  # X ended there; exit may come next
         await w.mm.exit()
-    return w.checker.is_freed(child0.key)
+    assert imr._active == 0, imr._active  # one end per start, none twice
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="ImplicitMr gets no end after the release walk"
-)
 def test_an_invalidation_in_flight_across_exit_still_ends_at_the_implicit_mr() -> None:
     runs = [run_world(_exit_with_an_invalidation_in_flight, seed=s) for s in range(20)]
     stuck = [str(r.sim.deadlock) for r in runs if r.sim.outcome == "deadlock"]
-    assert "ok" in {r.sim.outcome for r in runs}  # the scenario itself runs
     assert stuck == [], stuck[0]
+    assert {r.sim.outcome for r in runs} == {"ok"}
+    assert all(_child0_freed_by_its_work(r) for r in runs)
+
+
+async def _exit_right_after_the_end(w: World) -> None:
+    await _exit_with_an_invalidation_in_flight(w, end_first=True)
+
+
+def test_a_work_item_woken_by_an_end_still_sees_the_quiescence_after_the_release_walk() -> None:
+    # X's end wakes the child-free work, and the release walk (itself counted as an
+    # invalidation) may run before the work re-checks: each of them must move the count of
+    # quiescences forward, or the work finds it where it started waiting and parks forever.
+    runs = [run_world(_exit_right_after_the_end, seed=s) for s in range(20)]
+    stuck = [str(r.sim.deadlock) for r in runs if r.sim.outcome == "deadlock"]
+    assert stuck == [], stuck[0]
+    assert {r.sim.outcome for r in runs} == {"ok"}
+    assert all(_child0_freed_by_its_work(r) for r in runs)
+
+
+class _Counts:
+    """A subscriber counting its callbacks; its start waits for `gate`."""
+
+    def __init__(self, gate: Completion) -> None:
+        self.gate = gate
+        self.starts = self.ends = self.releases = 0
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        self.starts += 1
+        await self.gate.wait()
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        self.ends += 1
+
+    async def release(self) -> None:
+        self.releases += 1
+
+
+class _IntervalCounts(_Counts):
+    INTERVAL_NOTIFIER = True
+
+
+@pytest.mark.parametrize(("kind", "ends"), [(_Counts, 0), (_IntervalCounts, 1)])
+def test_only_an_interval_notifier_gets_the_end_after_the_release_walk_unhashed_it(
+    kind: type[_Counts], ends: int
+) -> None:
+    async def scenario(w: World) -> tuple[int, int, int]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        gate = Completion("may end")
+        sub = kind(gate)
+        await w.mm.register_notifier(sub)
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")
+            await _until(lambda: sub.starts == 1)
+            await w.mm.exit()  # the release walk unhashes it while X is in its start
+            gate.complete_all()
+        return sub.starts, sub.ends, sub.releases
+
+    run = run_world(scenario, seed=0)
+    assert run.sim.outcome == "ok", run.sim.deadlock
+    assert run.sim.value == (1, ends, 1)

@@ -87,6 +87,7 @@ __all__ = [
     "Pte",
     "Subscription",
     "Vma",
+    "stands_for_interval_notifiers",
     "subscription_problem",
 ]
 
@@ -360,11 +361,14 @@ class Subscription(Protocol):
 
     A subscriber that stands for interval notifiers (the mm's itree, ``struct
     mmu_interval_notifier``) sets the class attribute ``INTERVAL_NOTIFIER = True``: every
-    invalidation whose start it got then sends it the end too, even if the release walk
-    or `AddressSpace.unregister_notifier` unhashed it in between, as ``mn_itree_inv_end``
-    ends every invalidation that began the itree whatever happened to the hlist
+    blockable invalidation whose start it got then sends it the end too, even if the
+    release walk or `AddressSpace.unregister_notifier` unhashed it in between, as
+    ``mn_itree_inv_end`` ends every invalidation that began the itree whatever happened to
+    the hlist; and its unregister waits for those ends, as
+    ``mmu_interval_notifier_remove`` waits for the itree's invalidation to end
     (``mm/mmu_notifier.c``, Linux v6.6).  A plain subscriber unhashed meanwhile gets no
-    end (``hlist_del_init_rcu``)."""
+    end (``hlist_del_init_rcu``), and its unregister waits only for its running
+    callbacks."""
 
     async def invalidate_range_start(self, inv: Invalidation) -> None: ...
 
@@ -374,6 +378,11 @@ class Subscription(Protocol):
 
 
 SUBSCRIPTION_CALLBACKS = ("invalidate_range_start", "invalidate_range_end", "release")
+
+
+def stands_for_interval_notifiers(sub: object) -> bool:
+    """Whether `sub`'s class sets ``INTERVAL_NOTIFIER = True`` (see `Subscription`).  Sync."""
+    return getattr(type(sub), "INTERVAL_NOTIFIER", False) is True
 
 
 def subscription_problem(obj: object) -> str | None:
@@ -431,6 +440,11 @@ class AddressSpace:
         self._in_flight: TrackedDict[Subscription, TrackedList[object]] = TrackedDict()
         self._callbacks_done: TrackedDict[Subscription, WaitQueue] = TrackedDict()
         self._any_callback_done = WaitQueue("notifier callbacks (mmu_notifier_synchronize)")
+        # Interval notifiers (`INTERVAL_NOTIFIER`) -> how many blockable invalidations gave
+        # them a start and no end yet; `unregister_notifier` waits for 0, as
+        # mmu_interval_notifier_remove waits for the itree's invalidation to end.
+        self._ends_owed: TrackedDict[Subscription, int] = TrackedDict()
+        self._ends_paid = WaitQueue("invalidations ending at interval notifiers")
         self._next_inv = 0
         # The 2014 "active invalidation ranges" list, and its wait queue.  Noted per page:
         # an invalidation listed on some pages and a fault asking about others commute.
@@ -983,7 +997,9 @@ class AddressSpace:
 
     async def unregister_notifier(self, sub: Subscription) -> None:
         """``mmu_notifier_unregister``: run ``release`` if still hashed and the mm is alive,
-        unhash, then wait until none of `sub`'s callbacks is running."""
+        unhash, then wait until none of `sub`'s callbacks is running; for an interval
+        notifier (see `Subscription`), also until every invalidation whose start it got
+        has ended (``mmu_interval_notifier_remove``)."""
         if sub in self._subs:
             if not self.is_dead:
                 await self._call(sub, sub.release())
@@ -994,6 +1010,8 @@ class AddressSpace:
             self._subs.pop(sub, None)
         while self._in_flight.get(sub):
             await self._srcu(sub).park()
+        while self._ends_owed.get(sub):
+            await self._ends_paid.park()
         self._in_flight.pop(sub, None)
         self._callbacks_done.pop(sub, None)
 
@@ -1181,16 +1199,18 @@ class AddressSpace:
         self.checker.event("invalidate-begin", key, str(inv), rng.start)
         if not self.range_list_after_callbacks:
             self._list_range(inv)
-        started: list[Subscription] = []
+        owed: list[Subscription] = []  # the interval notifiers whose start returned
         for i, sub in enumerate(list(self._subs)):
             if i:
                 await self._next_subscriber(inv, "start")
             if sub in self._subs:
                 await self._call(sub, sub.invalidate_range_start(inv))
-                started.append(sub)
+                if stands_for_interval_notifiers(sub):
+                    owed.append(sub)
+                    self._ends_owed[sub] = self._ends_owed.get(sub, 0) + 1
         if self.range_list_after_callbacks:
             self._list_range(inv)
-        await self._change_then_end(inv, key, body, started)
+        await self._change_then_end(inv, key, body, owed)
 
     async def _invalidate_nonblock(
         self, rng: AddrRange, event: InvalidateEvent, body: Callable[[], Awaitable[None]]
@@ -1224,7 +1244,7 @@ class AddressSpace:
             self._ranges_changed.wake_all()
             self.checker.event("invalidate-end", key, f"{inv} refused", rng.start)
             return False
-        await self._change_then_end(inv, key, body, started)
+        await self._change_then_end(inv, key, body, [])
         return True
 
     def _sleep_hook(self, sub: Subscription, inv: Invalidation) -> Callable[[object], None]:
@@ -1244,12 +1264,12 @@ class AddressSpace:
         inv: Invalidation,
         key: str,
         body: Callable[[], Awaitable[None]],
-        started: list[Subscription],
+        owed: list[Subscription],
     ) -> None:
         """Every start returned: run `body` (change the ptes, drop frames), then send each
-        subscriber its end and unlist the range.  `started`: the subscribers whose start
-        returned; one of them unhashed before its turn gets its end only if it stands
-        for interval notifiers (``INTERVAL_NOTIFIER``, see `Subscription`)."""
+        subscriber its end and unlist the range.  `owed`: the interval notifiers (see
+        `Subscription`) whose start returned; each gets its end, even one unhashed before
+        its turn, and is then no longer owed it."""
         await rt.checkpoint(("invalidate", inv.id, "after start"))
         await body()
         await rt.checkpoint(("invalidate", inv.id, "before end"))
@@ -1261,11 +1281,17 @@ class AddressSpace:
             if sub in self._subs:
                 await self._call(sub, sub.invalidate_range_end(inv))
                 ended.append(sub)
-        for sub in started:
-            # unhashed before its turn: an interval notifier still gets its end
-            unended = not any(e is sub for e in ended)
-            if unended and getattr(sub, "INTERVAL_NOTIFIER", False) is True:
+        for sub in owed:
+            if not any(e is sub for e in ended):
+                # unhashed before its turn (the release walk; an unregister, which waits
+                # for this): mn_itree_inv_end still ends the itree's invalidation
                 await self._call(sub, sub.invalidate_range_end(inv))
+            left = self._ends_owed[sub] - 1
+            if left:
+                self._ends_owed[sub] = left
+            else:
+                del self._ends_owed[sub]
+                self._ends_paid.wake_all()
         self._ranges_changed.wake_all()
         self.checker.event("invalidate-end", key, str(inv), inv.range.start)
 
@@ -1316,6 +1342,7 @@ class AddressSpace:
         reference cycle with each subscriber's link to this mm (``sub.mm``)."""
         self._subs.clear()
         self._in_flight.clear()
+        self._ends_owed.clear()
         self._callbacks_done.clear()
         self._torn_down.clear()
 

@@ -8,7 +8,9 @@ invalidation whose start it got, even when the release walk unhashed it in betwe
 count of running invalidations stayed at 1 and a child-free work item waiting in
 ``_destroy_child`` (``mmu_interval_notifier_remove``) for the next quiescence waited
 forever: the world's final workqueue flush reported a deadlock the kernel does not have.
-A plain subscriber unhashed meanwhile still gets no end."""
+An interval notifier's unregister waits for the ends it is owed (as
+``mmu_interval_notifier_remove`` does), so a teardown right after it frees nothing an end
+still reaches.  A plain subscriber unhashed meanwhile still gets no end."""
 
 from __future__ import annotations
 
@@ -144,3 +146,45 @@ def test_only_an_interval_notifier_gets_the_end_after_the_release_walk_unhashed_
     run = run_world(scenario, seed=0)
     assert run.sim.outcome == "ok", run.sim.deadlock
     assert run.sim.value == (1, ends, 1)
+
+
+@pytest.mark.parametrize(("kind", "ends"), [(_Counts, 0), (_IntervalCounts, 1)])
+def test_an_interval_notifier_unregister_waits_for_the_end_it_is_owed(
+    kind: type[_Counts], ends: int
+) -> None:
+    async def scenario(w: World) -> tuple[int, int, bool]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        sub = kind(Completion("no wait", gate=True))
+        sub.gate.complete_all()
+        await w.mm.register_notifier(sub)
+        gate = Completion("x may end")
+        await w.mm.register_notifier(_HoldsItsStart(gate))
+        unregistered = Completion("unregistered")
+
+        async def teardown() -> None:
+            await w.mm.teardown_notifier(sub, _nothing)
+            unregistered.complete_all()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")
+            await _until(lambda: sub.starts == 1)  # X's start returned at `sub`
+            tg.start_soon(teardown, name="teardown")
+            await _until(lambda: sub.releases == 1 and not w.mm.is_registered(sub))
+            for _ in range(20):  # the teardown may go on now, if it does not wait
+                await rt.checkpoint("let it")
+            early = unregistered.statistics().completed_all
+            gate.complete_all()
+        return sub.starts, sub.ends, early
+
+    for seed in range(10):
+        run = run_world(scenario, seed=seed)
+        assert run.sim.outcome == "ok", run.sim.deadlock
+        assert run.violations == (), run.violations[0].describe()
+        # the plain one is torn down at once and gets no end; the interval one is torn
+        # down only after its end, so nothing reaches it freed
+        assert run.sim.value == (1, ends, ends == 0)
+
+
+async def _nothing() -> None:
+    pass

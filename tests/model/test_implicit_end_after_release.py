@@ -14,6 +14,8 @@ still reaches.  A plain subscriber unhashed meanwhile still gets no end."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from odp_async import _runtime as rt
@@ -110,6 +112,7 @@ class _Counts:
     def __init__(self, gate: Completion) -> None:
         self.gate = gate
         self.starts = self.ends = self.releases = 0
+        self.ended: list[Invalidation] = []  # the invalidations its ends were given
 
     async def invalidate_range_start(self, inv: Invalidation) -> None:
         self.starts += 1
@@ -117,6 +120,7 @@ class _Counts:
 
     async def invalidate_range_end(self, inv: Invalidation) -> None:
         self.ends += 1
+        self.ended.append(inv)
 
     async def release(self) -> None:
         self.releases += 1
@@ -141,6 +145,8 @@ def test_only_an_interval_notifier_gets_the_end_after_the_release_walk_unhashed_
             await _until(lambda: sub.starts == 1)
             await w.mm.exit()  # the release walk unhashes it while X is in its start
             gate.complete_all()
+        # the late end is the invalidation's own
+        assert [str(inv) for inv in sub.ended] == ["inv0 madvise-dontneed [0x0, 0x1000)"] * ends
         return sub.starts, sub.ends, sub.releases
 
     run = run_world(scenario, seed=0)
@@ -188,3 +194,101 @@ def test_an_interval_notifier_unregister_waits_for_the_end_it_is_owed(
 
 async def _nothing() -> None:
     pass
+
+
+class _HoldsByRange:
+    """A subscriber whose start of an invalidation over page ``n`` waits for
+    ``gates[n]``."""
+
+    def __init__(self, gates: list[Completion]) -> None:
+        self.gates = gates
+        self.held = 0  # starts here: each came after the earlier subscriber's returned
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        self.held += 1
+        await self.gates[inv.range.start // P].wait()
+
+    async def invalidate_range_end(self, inv: Invalidation) -> None:
+        pass
+
+    async def release(self) -> None:
+        pass
+
+
+async def _owed_two_ends(w: World) -> tuple[_Counts, _HoldsByRange]:
+    # `sub` (an interval notifier) got the starts of X (page 0) and Y (page 1); each of
+    # them is held at the next subscriber until its gate opens
+    await w.mm.mmap(0, 2 * P)
+    for page in range(2):
+        await w.mm.cpu_fault(page * P, write=True)
+    sub = _IntervalCounts(Completion("no wait", gate=True))
+    sub.gate.complete_all()
+    await w.mm.register_notifier(sub)
+    holder = _HoldsByRange([Completion(f"{name} may end") for name in ("X", "Y")])
+    await w.mm.register_notifier(holder)
+    return sub, holder
+
+
+def test_an_interval_notifier_unregister_waits_for_every_end_it_is_owed() -> None:
+    async def scenario(w: World) -> list[tuple[int, bool]]:
+        sub, holder = await _owed_two_ends(w)
+        unregistered = Completion("unregistered")
+        seen = []
+
+        async def teardown() -> None:
+            await w.mm.teardown_notifier(sub, _nothing)
+            unregistered.complete_all()
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")
+            tg.start_soon(w.mm.madvise_dontneed, P, P, name="Y")
+            await _until(lambda: holder.held == 2)
+            tg.start_soon(teardown, name="teardown")
+            for gate in holder.gates:
+                gate.complete_all()
+                for _ in range(30):  # the teardown may go on now, if it does not wait
+                    await rt.checkpoint("let it")
+                seen.append((sub.ends, unregistered.statistics().completed_all))
+        return seen
+
+    for seed in range(10):
+        run = run_world(scenario, seed=seed)
+        assert run.sim.outcome == "ok", run.sim.deadlock
+        assert run.violations == (), run.violations[0].describe()
+        assert run.sim.value == [(1, False), (2, True)]
+
+
+def test_an_unregister_waiting_for_an_owed_end_is_named_in_a_deadlock() -> None:
+    async def scenario(w: World) -> None:
+        sub, holder = await _owed_two_ends(w)
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")  # its gate never opens
+            await _until(lambda: holder.held == 1)
+            await w.mm.unregister_notifier(sub)
+
+    run = run_world(scenario, seed=0)
+    assert run.sim.outcome == "deadlock"
+    assert "main waits for WaitQueue 'invalidations ending at interval notifiers'" in str(
+        run.sim.deadlock
+    )
+
+
+def test_an_interval_notifier_freed_at_once_is_reached_by_its_late_end() -> None:
+    # the historical "no-release" teardown unhashes and frees without waiting: the end
+    # the itree still owes it reaches freed memory
+    async def scenario(w: World) -> str:
+        w.mm.notifier_teardown = "no-release"
+        sub, holder = await _owed_two_ends(w)
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")
+            await _until(lambda: holder.held == 1)  # its start at `sub` returned
+            await w.mm.teardown_notifier(sub, _nothing)
+            holder.gates[0].complete_all()
+        return f"{sub!r}#0"
+
+    run = run_world(scenario, seed=0)
+    assert run.sim.outcome == "ok", run.sim.deadlock
+    assert [re.sub(r"step \d+", "step N", v.describe()) for v in run.violations] == [
+        "use-after-free (step N, X): the notifier chain walk after its callback touched "
+        f"subscriber {run.sim.value} after it was freed by its teardown (no-release)"
+    ]

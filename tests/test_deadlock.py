@@ -443,3 +443,34 @@ def test_a_recursive_lock_beside_a_running_task_is_a_partial_deadlock() -> None:
     assert r.deadlock is not None
     assert r.deadlock.runnable == ("spinner",)
     assert [b.task for b in r.deadlock.cycle] == ["worker"]
+
+
+@pytest.mark.parametrize("who", ["body", "child"])
+def test_an_error_waiting_to_leave_a_blocked_task_group_is_in_the_report(who: str) -> None:
+    # The error cancels the group, but a shielded child blocked for good keeps it from
+    # leaving: the run is a deadlock, and its report says what was raised.
+    never = Completion("never")
+
+    async def stuck() -> None:
+        with rt.cancel_scope(shield=True):
+            await never.wait()
+
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    async def main() -> None:
+        async with rt.task_group() as tg:
+            tg.start_soon(stuck, name="X")
+            await rt.checkpoint("spawned")
+            if who == "child":
+                tg.start_soon(fails, name="F")
+            else:
+                raise ValueError("boom")
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    raised = "its body raised" if who == "body" else "a child raised"
+    assert (
+        f"main waits for its task group's children ({raised} ValueError: boom) to finish: X"
+        in r.deadlock.describe()
+    )

@@ -534,6 +534,11 @@ class SimCancelScope:
         return not self._shield and _sees_cancel(task.scopes)
 
 
+def _error_text(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 class SimTaskGroup:
     """A task group of the sim.  Same surface as anyio's: ``start_soon``, ``cancel_scope``."""
 
@@ -543,6 +548,7 @@ class SimTaskGroup:
         "_children",
         "_errors",
         "_parent",
+        "_raised",
         "_rt",
         "_scope",
         "_stack",
@@ -561,6 +567,8 @@ class SimTaskGroup:
         self._child_cancelled = False
         self._waiter: Waiter | None = None
         self._state = 0  # 0 new, 1 open, 2 closed
+        # The body's own error while the parent waits for the children (deadlock reports).
+        self._raised: BaseException | None = None
 
     @property
     def cancel_scope(self) -> SimCancelScope:
@@ -612,6 +620,7 @@ class SimTaskGroup:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         rt = self._rt
         if exc is not None and not isinstance(exc, Cancelled):
+            self._raised = exc
             self._scope.cancel()
         while self._children:
             # Not cancellable (trio's nursery: the parent waits for its children whatever
@@ -696,6 +705,12 @@ class SimTaskGroup:
         kids = tuple(t for t in rt._tasks if t.group is self and t.state != _DONE)
         for kid in kids:
             rt.reveal(kid)
+        # An error waiting to leave the group: a deadlock report must not lose it.
+        raised = [("its body", self._raised)] if self._raised is not None else []
+        raised += [("a child", e) for e in self._errors]
+        if raised:
+            said = "; ".join(f"{who} raised {_error_text(e)}" for who, e in raised)
+            return f"its task group's children ({said})", kids
         return "its task group's children", kids
 
 
@@ -869,6 +884,7 @@ class SimRuntime(Runtime):
         group._errors = []
         group._child_cancelled = False
         group._waiter = None
+        group._raised = None
         group._state = 0
         return group
 

@@ -33,7 +33,7 @@ Contract
     never straddles an invalidation; `unregister_notifier` runs the subscriber's
     ``release`` if the mm is alive, unhashes it, then waits until none of its callbacks is
     running (``synchronize_srcu``): an invalidation already started may then never deliver
-    its end to it.
+    its end to it, unless it stands for interval notifiers (see `Subscription`).
 
     The notifier core's historical variants are options of the mm, today's kernel by
     default: `nonblock_failure_rule`, `release_order`, `interval_remove_wait` (read by
@@ -361,12 +361,14 @@ class Subscription(Protocol):
 
     A subscriber that stands for interval notifiers (the mm's itree, ``struct
     mmu_interval_notifier``) sets the class attribute ``INTERVAL_NOTIFIER = True``: every
-    blockable invalidation whose start it got then sends it the end too, even if the
-    release walk or `AddressSpace.unregister_notifier` unhashed it in between, as
-    ``mn_itree_inv_end`` ends every invalidation that began the itree whatever happened to
-    the hlist; and its unregister waits for those ends, as
+    invalidation whose start it got then sends it the end too (a refused non-blockable
+    one included), even if the release walk or `AddressSpace.unregister_notifier`
+    unhashed it in between, as ``mn_itree_inv_end`` ends every invalidation that began
+    the itree whatever happened to the hlist; and its unregister (and the deferred free
+    of `AddressSpace.put_notifier`) waits for those ends, as
     ``mmu_interval_notifier_remove`` waits for the itree's invalidation to end
-    (``mm/mmu_notifier.c``, Linux v6.6).  A plain subscriber unhashed meanwhile gets no
+    (``mm/mmu_notifier.c``, Linux v6.6).  ``"no-release"`` teardown does not wait: an end
+    then reaching it freed is a ``use-after-free``.  A plain subscriber unhashed meanwhile gets no
     end (``hlist_del_init_rcu``), and its unregister waits only for its running
     callbacks."""
 
@@ -381,17 +383,25 @@ SUBSCRIPTION_CALLBACKS = ("invalidate_range_start", "invalidate_range_end", "rel
 
 
 def stands_for_interval_notifiers(sub: object) -> bool:
-    """Whether `sub`'s class sets ``INTERVAL_NOTIFIER = True`` (see `Subscription`).  Sync."""
+    """Whether `sub`'s class sets ``INTERVAL_NOTIFIER = True`` (see `Subscription`;
+    `subscription_problem` refuses any other value).  Sync."""
     return getattr(type(sub), "INTERVAL_NOTIFIER", False) is True
 
 
 def subscription_problem(obj: object) -> str | None:
     """What keeps `obj` (a subscriber, or its class) from being a `Subscription`: a
-    missing callback, or one that is not a coroutine function (``async def``); None if
-    it is one.  Sync."""
+    missing callback, one that is not a coroutine function (``async def``), or an
+    ``INTERVAL_NOTIFIER`` that is not True or False on its class; None if it is one.
+    Sync."""
     missing = [c for c in SUBSCRIPTION_CALLBACKS if not callable(getattr(obj, c, None))]
     if missing:
         return f"has no {' / '.join(missing)} method"
+    cls = obj if isinstance(obj, type) else type(obj)
+    flag = getattr(cls, "INTERVAL_NOTIFIER", False)
+    if flag is not True and flag is not False:
+        return f"has INTERVAL_NOTIFIER = {flag!r} on its class (must be True or False)"
+    if not isinstance(obj, type) and "INTERVAL_NOTIFIER" in getattr(obj, "__dict__", {}):
+        return "sets INTERVAL_NOTIFIER on the instance (set it on its class)"
     sync = [c for c in SUBSCRIPTION_CALLBACKS if not inspect.iscoroutinefunction(getattr(obj, c))]
     if sync:
         return f"has {' / '.join(sync)} not defined with async def (callbacks are awaited)"
@@ -440,11 +450,11 @@ class AddressSpace:
         self._in_flight: TrackedDict[Subscription, TrackedList[object]] = TrackedDict()
         self._callbacks_done: TrackedDict[Subscription, WaitQueue] = TrackedDict()
         self._any_callback_done = WaitQueue("notifier callbacks (mmu_notifier_synchronize)")
-        # Interval notifiers (`INTERVAL_NOTIFIER`) -> how many blockable invalidations gave
-        # them a start and no end yet; `unregister_notifier` waits for 0, as
-        # mmu_interval_notifier_remove waits for the itree's invalidation to end.
-        self._ends_owed: TrackedDict[Subscription, int] = TrackedDict()
-        self._ends_paid = WaitQueue("invalidations ending at interval notifiers")
+        # Interval notifiers (`INTERVAL_NOTIFIER`) -> the tasks of the invalidations that
+        # gave them a start and no end yet (one entry each); `unregister_notifier` waits
+        # for none, as mmu_interval_notifier_remove waits for the itree's invalidation.
+        self._ends_owed: TrackedDict[Subscription, TrackedList[object]] = TrackedDict()
+        self._ends_paid: TrackedDict[Subscription, WaitQueue] = TrackedDict()
         self._next_inv = 0
         # The 2014 "active invalidation ranges" list, and its wait queue.  Noted per page:
         # an invalidation listed on some pages and a fault asking about others commute.
@@ -1010,8 +1020,7 @@ class AddressSpace:
             self._subs.pop(sub, None)
         while self._in_flight.get(sub):
             await self._srcu(sub).park()
-        while self._ends_owed.get(sub):
-            await self._ends_paid.park()
+        await self._wait_for_owed_ends(sub)
         self._in_flight.pop(sub, None)
         self._callbacks_done.pop(sub, None)
 
@@ -1043,6 +1052,7 @@ class AddressSpace:
 
         async def free_after_grace_period() -> None:
             await self.synchronize_notifiers()
+            await self._wait_for_owed_ends(sub)
             await free()
 
         self.workqueue.queue_work(WorkItem(f"put {sub!r}", free_after_grace_period))
@@ -1207,7 +1217,7 @@ class AddressSpace:
                 await self._call(sub, sub.invalidate_range_start(inv))
                 if stands_for_interval_notifiers(sub):
                     owed.append(sub)
-                    self._ends_owed[sub] = self._ends_owed.get(sub, 0) + 1
+                    self._ends_owed.setdefault(sub, TrackedList()).append(inv.task)
         if self.range_list_after_callbacks:
             self._list_range(inv)
         await self._change_then_end(inv, key, body, owed)
@@ -1223,6 +1233,7 @@ class AddressSpace:
         self.checker.event("invalidate-begin", key, f"{inv} (non-blockable)", rng.start)
         self._list_range(inv)
         started: list[Subscription] = []
+        owed: list[Subscription] = []
         refused: Subscription | None = None
         for sub in list(self._subs):
             if sub not in self._subs:
@@ -1235,16 +1246,20 @@ class AddressSpace:
                 self.checker.event("invalidate-refused", key, f"{sub!r} refused {inv}: {e}")
                 break
             started.append(sub)
+            if stands_for_interval_notifiers(sub):
+                owed.append(sub)
+                self._ends_owed.setdefault(sub, TrackedList()).append(inv.task)
         if refused is not None:
-            if self.nonblock_failure_rule == "today":
-                for sub in started:
-                    if sub in self._subs:
-                        await self._call(sub, sub.invalidate_range_end(inv))
+            for sub in started:
+                # an interval notifier's start is ended by the itree whatever the rule
+                if sub in owed or (self.nonblock_failure_rule == "today" and sub in self._subs):
+                    await self._call(sub, sub.invalidate_range_end(inv))
+            self._pay_ends(owed, inv)
             self.active_ranges.remove(inv)
             self._ranges_changed.wake_all()
             self.checker.event("invalidate-end", key, f"{inv} refused", rng.start)
             return False
-        await self._change_then_end(inv, key, body, [])
+        await self._change_then_end(inv, key, body, owed)
         return True
 
     def _sleep_hook(self, sub: Subscription, inv: Invalidation) -> Callable[[object], None]:
@@ -1286,14 +1301,30 @@ class AddressSpace:
                 # unhashed before its turn (the release walk; an unregister, which waits
                 # for this): mn_itree_inv_end still ends the itree's invalidation
                 await self._call(sub, sub.invalidate_range_end(inv))
-            left = self._ends_owed[sub] - 1
-            if left:
-                self._ends_owed[sub] = left
-            else:
-                del self._ends_owed[sub]
-                self._ends_paid.wake_all()
+        self._pay_ends(owed, inv)
         self._ranges_changed.wake_all()
         self.checker.event("invalidate-end", key, str(inv), inv.range.start)
+
+    def _pay_ends(self, owed: list[Subscription], inv: Invalidation) -> None:
+        # `inv` sent its end to each interval notifier in `owed`: they are owed one less.
+        for sub in owed:
+            tasks = self._ends_owed[sub]
+            tasks.remove(inv.task)
+            if not tasks:
+                del self._ends_owed[sub]
+                paid = self._ends_paid.pop(sub, None)
+                if paid is not None:
+                    paid.wake_all()
+
+    async def _wait_for_owed_ends(self, sub: Subscription) -> None:
+        # mmu_interval_notifier_remove: until no invalidation owes `sub` its end.  Its
+        # holders (for deadlock reports) are the tasks running those invalidations.
+        while self._ends_owed.get(sub):
+            paid = self._ends_paid.get(sub)
+            if paid is None:
+                paid = WaitQueue(_OWED_ENDS, owner=_OwedEnds(self, sub))
+                self._ends_paid[sub] = paid
+            await paid.park()
 
     async def _next_subscriber(self, inv: Invalidation, which: str) -> None:
         # The chain walk goes on to the next subscriber holding only the SRCU read lock
@@ -1343,6 +1374,7 @@ class AddressSpace:
         self._subs.clear()
         self._in_flight.clear()
         self._ends_owed.clear()
+        self._ends_paid.clear()
         self._callbacks_done.clear()
         self._torn_down.clear()
 
@@ -1386,6 +1418,25 @@ class AddressSpace:
         self._vmas.clear()
         self._migration_done.wake_all()
         self.checker.event("exit-end", "exit", "exit_mmap done")
+
+
+_OWED_ENDS = "invalidation ends owed to an interval notifier (mmu_interval_notifier_remove)"
+
+
+@tracked
+class _OwedEnds:
+    """The owner of an interval notifier's wait for its owed ends: describes it for
+    deadlock reports."""
+
+    __slots__ = ("_mm", "_sub")
+
+    def __init__(self, mm: AddressSpace, sub: Subscription) -> None:
+        self._mm = mm
+        self._sub = sub
+
+    def describe_wait(self) -> tuple[str, tuple[object, ...]]:
+        tasks = self._mm._ends_owed.get(self._sub, ())
+        return _OWED_ENDS, tuple(dict.fromkeys(tasks))
 
 
 @tracked

@@ -474,3 +474,23 @@ def test_an_error_waiting_to_leave_a_blocked_task_group_is_in_the_report(who: st
         f"main waits for its task group's children ({raised} ValueError: boom) to finish: X"
         in r.deadlock.describe()
     )
+
+
+def test_a_long_or_multi_line_error_is_one_short_line_in_the_report() -> None:
+    never = Completion("never")
+
+    async def stuck() -> None:
+        with rt.cancel_scope(shield=True):
+            await never.wait()
+
+    async def main() -> None:
+        async with rt.task_group() as tg:
+            tg.start_soon(stuck, name="X")
+            await rt.checkpoint("spawned")
+            raise ValueError("first line\n" + "x" * 1000)
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    text = r.deadlock.describe()
+    assert "\n" not in text
+    assert "(its body raised ValueError: first line...) to finish: X" in text

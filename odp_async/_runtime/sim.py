@@ -535,7 +535,11 @@ class SimCancelScope:
 
 
 def _error_text(error: BaseException) -> str:
-    text = str(error)
+    # one line for a report: the first line of the message, at most 200 characters
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > 200 or len(lines) > 1:
+        text = text[:200] + "..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -567,8 +571,9 @@ class SimTaskGroup:
         self._child_cancelled = False
         self._waiter: Waiter | None = None
         self._state = 0  # 0 new, 1 open, 2 closed
-        # The body's own error while the parent waits for the children (deadlock reports).
-        self._raised: BaseException | None = None
+        # The text of the body's own error while the parent waits for the children
+        # (deadlock reports); text, not the error, whose traceback would close a cycle.
+        self._raised: str | None = None
 
     @property
     def cancel_scope(self) -> SimCancelScope:
@@ -620,7 +625,7 @@ class SimTaskGroup:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         rt = self._rt
         if exc is not None and not isinstance(exc, Cancelled):
-            self._raised = exc
+            self._raised = _error_text(exc)
             self._scope.cancel()
         while self._children:
             # Not cancellable (trio's nursery: the parent waits for its children whatever
@@ -706,10 +711,10 @@ class SimTaskGroup:
         for kid in kids:
             rt.reveal(kid)
         # An error waiting to leave the group: a deadlock report must not lose it.
-        raised = [("its body", self._raised)] if self._raised is not None else []
-        raised += [("a child", e) for e in self._errors]
+        raised = [f"its body raised {self._raised}"] if self._raised is not None else []
+        raised += [f"a child raised {_error_text(e)}" for e in self._errors]
         if raised:
-            said = "; ".join(f"{who} raised {_error_text(e)}" for who, e in raised)
+            said = "; ".join(raised)
             return f"its task group's children ({said})", kids
         return "its task group's children", kids
 

@@ -268,8 +268,9 @@ def test_an_unregister_waiting_for_an_owed_end_is_named_in_a_deadlock() -> None:
 
     run = run_world(scenario, seed=0)
     assert run.sim.outcome == "deadlock"
-    assert "main waits for WaitQueue 'invalidations ending at interval notifiers'" in str(
-        run.sim.deadlock
+    assert (
+        "main waits for invalidation ends owed to an interval notifier "
+        "(mmu_interval_notifier_remove) held by X" in str(run.sim.deadlock)
     )
 
 

@@ -34,6 +34,7 @@ import enum
 import gc
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -174,6 +175,7 @@ class _OptionsOnce(click.Command):
     both."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)  # for `_as_typed`
         if not ctx.resilient_parsing:
             try:
                 _opts, _rest, order = self.make_parser(ctx).parse_args(args=list(args))
@@ -197,6 +199,70 @@ class _OptionsOnce(click.Command):
 
 class _Commands(click.Group):
     command_class = _OptionsOnce
+
+
+#: Where `_OptionsOnce` keeps its command's arguments (`click.Context.meta`).
+_ARGS: Final = "odp_async.cli.args"
+
+
+def _as_typed(name: str) -> str:
+    """The flag of the running command's option `name` (click's parameter name) as the
+    command line spelled it (``matrix --schedules`` is ``--budget`` too), for an error
+    about its value; its first spelling when it was not given."""
+    ctx = click.get_current_context()
+    option = next(p for p in ctx.command.params if isinstance(p, click.Option) and p.name == name)
+    typed = option.opts[0]
+    for arg in ctx.meta.get(_ARGS, ()):
+        if arg == "--":
+            break
+        for flag in option.opts:
+            if arg == flag or (flag.startswith("--") and arg.startswith(flag + "=")):
+                typed = flag
+    return typed
+
+
+#: `ExploreConfig`'s fields set from the command line: field -> the option (click's
+#: parameter name) that sets it.  An `InvalidArgument` of the config names the field,
+#: the Python API's keyword; the CLI's error line names the flag (`_flag_words`).
+_CONFIG_OPTIONS: Final = {
+    "schedules": "schedules",
+    "time": "time_budget",
+    "stall": "stall",
+    "seed": "seed",
+    "jobs": "jobs",
+    "preemption_bound": "preemptions",
+    "max_preemptions": "max_preemptions",
+    "depth": "depth",
+    "max_steps": "max_steps",
+    "start": "start",
+}
+
+
+def _flag_words(message: str) -> str:
+    """`message`, an `InvalidArgument` of `ExploreConfig` (or of a check of one), with
+    each field it names as the flag the user typed: ``preemption_bound must be None or a
+    non-negative int, got -1`` is ``--preemptions must be a non-negative int, got -1``
+    (no flag gives None); ``start=5`` is ``--start 5``.  A field is recognised only
+    where the config's messages name one: before `` must be``, ``=`` or `` +``."""
+    fields = "|".join(sorted(_CONFIG_OPTIONS, key=len, reverse=True))
+
+    def flag(found: re.Match[str]) -> str:
+        typed = _as_typed(_CONFIG_OPTIONS[found.group(1)])
+        return typed + (" " if found.group(2) == "=" else found.group(2))
+
+    words = re.sub(rf"(?<![\w-])({fields})( must be | \+|=)", flag, message)
+    return re.sub(r"(--[\w-]+ must be )None or ", r"\1", words)
+
+
+def _config(**fields: Any) -> Any:
+    """The `ExploreConfig` of `fields` (from the command's options, `_CONFIG_OPTIONS`);
+    a bad value is one line naming its flag (`_flag_words`)."""
+    from .explore.config import ExploreConfig
+
+    try:
+        return ExploreConfig(**fields)
+    except InvalidArgument as e:
+        _fail(_flag_words(str(e)))
 
 
 def _values_of(option: click.Option, args: list[str]) -> list[str]:
@@ -501,8 +567,6 @@ def explore(
     without --protocol is explored under every protocol it names, each compared
     with its [expected] verdict (exit 1 if any differs).
     """
-    from .explore.config import ExploreConfig
-
     asked_jobs = jobs
     jobs, note = _cap_jobs(jobs, schedules, "schedules")
     if time_budget is not None and not 0 < time_budget <= MAX_TIME_BUDGET:  # also nan, inf
@@ -511,7 +575,7 @@ def explore(
             f"got {time_budget}"
         )
     _check_stall(stall)
-    config = ExploreConfig(
+    config = _config(
         time=time_budget,
         stall=stall,
         chooser=chooser,
@@ -547,7 +611,7 @@ def explore(
         try:
             check_systematic(config, cluster is not None, resume)
         except InvalidArgument as e:
-            _fail(str(e))
+            _fail(_flag_words(str(e)))
     _check_path("--resume", resume, log=True)  # before the "exploring" line: one line, not two
     executor = _cluster(cluster)
     if note:
@@ -1431,9 +1495,9 @@ def matrix(
     from .scenarios import BUILTIN
 
     if budget < 1:
-        _fail(f"--budget must be a positive int, got {budget}")
+        _fail(f"{_as_typed('budget')} must be a positive int, got {budget}")
     if budget > MAX_SCHEDULES:
-        _fail(f"--budget must be at most {MAX_SCHEDULES}, got {budget}")
+        _fail(f"{_as_typed('budget')} must be at most {MAX_SCHEDULES}, got {budget}")
     if seed.bit_length() > SEED_BITS:
         _fail(f"--seed must be an int of at most {SEED_BITS} bits, got {seed}")
     _check_stall(stall)

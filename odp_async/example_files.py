@@ -52,7 +52,7 @@ def examples_dir() -> Path:
 
 def _summary(path: Path) -> str:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # as scenario files
         text = str(data.get("scenario", {}).get("summary", ""))
     except (OSError, tomllib.TOMLDecodeError):
         text = ""

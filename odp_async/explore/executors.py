@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import ipaddress
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
@@ -308,12 +309,68 @@ def user_modules(spec: TargetSpec) -> list[str]:
     return found
 
 
+#: The ports a scheduler address may name.
+_MAX_PORT = 65535
+
+
+def _check_address(where: str, location: str) -> None:
+    """Raise `InvalidArgument` naming `where` (a scheduler address ``SCHEME://``
+    `location`) unless `location` is ``HOST:PORT``: a host name or IP address (an IPv6
+    one in brackets) and a port from 1 to `_MAX_PORT`.  Dask would try a malformed one
+    for the whole connect timeout (10 s) before saying so; this says it at once."""
+    if location.startswith("["):
+        host, bracket, after = location[1:].partition("]")
+        port_sep, port = after[:1], after[1:]
+        if not bracket or after[:1] not in ("", ":"):
+            raise InvalidArgument(
+                f"cluster address {where!r}: an IPv6 host goes in brackets, then :PORT "
+                "(tcp://[::1]:8786)"
+            )
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InvalidArgument(
+                f"cluster address {where!r}: {host!r} is not an IPv6 address"
+            ) from None
+    else:
+        host, port_sep, port = location.rpartition(":")
+        if not port_sep:
+            host, port = location, ""
+        if ":" in host:
+            raise InvalidArgument(
+                f"cluster address {where!r}: an IPv6 host goes in brackets (tcp://[::1]:8786)"
+            )
+        if not host:
+            raise InvalidArgument(
+                f"cluster address {where!r} names no host; expected SCHEME://HOST:PORT "
+                "such as tcp://HOST:8786"
+            )
+        if not all(c.isalnum() or c in "._-" for c in host):
+            raise InvalidArgument(
+                f"cluster address {where!r}: {host!r} is not a host name or IP address"
+            )
+    if not port_sep:
+        raise InvalidArgument(
+            f"cluster address {where!r} names no port; expected SCHEME://HOST:PORT "
+            "such as tcp://HOST:8786"
+        )
+    digits = port.lstrip("0")
+    if not (port.isascii() and port.isdigit() and len(digits) <= 5) or not (
+        1 <= int(digits or "0") <= _MAX_PORT
+    ):
+        raise InvalidArgument(
+            f"cluster address {where!r}: port {port!r} is not a number from 1 to {_MAX_PORT}"
+        )
+
+
 def cluster_executor(where: str) -> Executor:
     """The executor for a ``--cluster`` value: ``local:N`` (a Dask `LocalCluster` of N
     worker processes, shut down by `close`) or ``tcp://HOST:PORT`` (an existing Dask
     scheduler; also ``tls://``...).  N is 1 to `MAX_JOBS`, as ``jobs``; the command
-    line caps it to the CPUs first.  Raises `InvalidArgument` for a bad value, an
-    unreachable scheduler, or when Dask is not installed (naming the extra)."""
+    line caps it to the CPUs first.  Raises `InvalidArgument` for a bad value (an
+    address that is not ``SCHEME://HOST:PORT`` with a port from 1 to 65535 before any
+    connection is tried), an unreachable scheduler, or when Dask is not installed
+    (naming the extra)."""
     kind, sep, rest = where.partition(":")
     if kind == "local" and sep:
         if not (rest.isascii() and rest.isdigit()) or int(rest[:12]) < 1:
@@ -329,6 +386,8 @@ def cluster_executor(where: str) -> Executor:
             f"unknown cluster {where!r}; expected local:N or a scheduler address "
             "such as tcp://HOST:PORT"
         )
+    elif kind != "inproc":  # an in-process address names no host
+        _check_address(where, rest[2:])
     try:
         from .dask_executor import DaskExecutor
     except ImportError:

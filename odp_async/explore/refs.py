@@ -17,7 +17,9 @@ Contract
     the module a second time.
 
     `ScenarioText` is a scenario file by content: its basename (never a directory: a
-    token must not carry a home directory), the SHA-256 of its bytes and its text.  It
+    token must not carry a home directory), its text and the SHA-256 of the text's
+    UTF-8 bytes: the file's bytes, less a leading UTF-8 byte-order mark (the scenario
+    reader drops it too, so a file saved with a mark and without is one content).  It
     rebuilds the scenario anywhere; `check_file` raises `ReplayMismatch` naming the file
     and its first changed line when the file given at replay differs from it.
 
@@ -39,7 +41,7 @@ import attrs
 from .._user_files import UnreadableFile, read_bytes
 from ..errors import InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
-from ..scenarios.files import ScenarioFileError, _Reader, read_scenario
+from ..scenarios.files import ScenarioFileError, _Reader, _text_of, read_scenario
 
 __all__ = ["ScenarioText", "is_ref", "object_ref", "ref_problem", "resolve_ref", "scenario_ref"]
 
@@ -202,7 +204,8 @@ def resolve_ref(ref: str, what: str) -> object:
 
 @attrs.frozen
 class ScenarioText:
-    """A scenario file by content: `name` (its basename), `sha256` (hex) and `text`."""
+    """A scenario file by content: `name` (its basename), `sha256` (hex, of `text` in
+    UTF-8: the file's bytes without a byte-order mark) and `text`."""
 
     name: str
     sha256: str
@@ -219,12 +222,14 @@ class ScenarioText:
         scenario = read_scenario(path, protocols=protocols).scenario
         raw = read_bytes(path)
         try:
-            text = raw.decode("utf-8")  # read_scenario checked it is UTF-8
+            text = _text_of(raw)  # read_scenario checked it is UTF-8
         except UnicodeDecodeError as e:  # changed since
             raise UnreadableFile(
                 os.fspath(path), f"not UTF-8 text (byte {e.start})", "text"
             ) from None
-        return cls(os.path.basename(os.fspath(path)), _digest(raw), text), scenario
+        # the digest of what the token carries (no byte-order mark), as `is_intact` checks
+        digest = _digest(text.encode("utf-8"))
+        return cls(os.path.basename(os.fspath(path)), digest, text), scenario
 
     def is_intact(self) -> bool:
         """Whether `text` still hashes to `sha256` (a token carries both: an edit of one

@@ -17,6 +17,9 @@ Contract
     the same chooser both runs make the same schedule (`tests/scenarios` holds every
     example in ``examples/`` to this against its built-in twin).
 
+    A file is UTF-8 text; a UTF-8 byte-order mark in front (as Windows editors write
+    one) is dropped before the TOML is read (`_text_of`), so it is no syntax error.
+
     Every problem raises `ScenarioFileError`, an `InvalidArgument`, whose message names
     the file, then the line (TOML syntax errors) or the key path (``actor[2].ops[0].op``),
     what was found and what was expected.  Every name (of the scenario, a file, an
@@ -224,6 +227,7 @@ See also
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import importlib
 import inspect
@@ -771,7 +775,7 @@ class _Reader:
             }.get(e.kind, e.reason)
             raise self.fail(None, reason) from None
         try:
-            text = raw.decode("utf-8")
+            text = _text_of(raw)
         except UnicodeDecodeError as e:
             raise self.fail(None, f"not UTF-8 text (byte {e.start}); TOML is UTF-8") from None
         return self.loads(text)
@@ -1043,6 +1047,18 @@ class _Reader:
             steps.append((item[0], item[1] if len(item) == 2 else None))
         expected = self.verdicts(t.get("expected", {}), "script.expected", protocols)
         return tuple(steps), expected
+
+
+def _text_of(raw: bytes) -> str:
+    """A scenario file's bytes `raw` as text: UTF-8, after a UTF-8 byte-order mark if
+    `raw` starts with one (Windows editors write it; TOML has no place for it, and
+    `tomllib` refuses it).  Raises `UnicodeDecodeError` whose ``start`` counts the
+    file's bytes, the mark's included."""
+    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return raw[skip:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnicodeDecodeError(e.encoding, raw, e.start + skip, e.end + skip, e.reason) from None
 
 
 def _printable(text: str) -> str:

@@ -193,11 +193,32 @@ def test_the_cli_says_dfs_does_not_distribute_in_one_line(
         ("local:x", "local:N needs a positive number of workers"),
         ("somewhere", "unknown cluster 'somewhere'; expected local:N"),
         ("tcp:", "unknown cluster 'tcp:'"),
+        ("tcp://host:99999", "'tcp://host:99999': port '99999' is not a number from 1 to 65535"),
+        ("tcp://host:0", "port '0' is not a number from 1"),
+        ("tcp://host:0065536", "port '0065536' is not"),
+        ("tcp://host:8786/x", "port '8786/x' is not"),
+        ("tls://[::1]:70000", "port '70000' is not"),
+        ("tcp://host", "'tcp://host' names no port"),
+        ("tcp://[::1]", "names no port"),
+        ("tcp://:8786", "'tcp://:8786' names no host"),
+        ("tcp://a b:1", "'a b' is not a host name or IP address"),
+        ("tcp://[zz]:1", "'zz' is not an IPv6 address"),
+        ("tcp://::1:8786", r"an IPv6 host goes in brackets \(tcp://\[::1\]:8786\)"),
     ],
 )
 def test_a_bad_cluster_is_one_line(where: str, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         cluster_executor(where)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["tcp://127.0.0.1:8786", "tcp://[::1]:1", "tls://sched-1.example.org:65535", "ws://h_2:80"],
+)
+def test_a_well_formed_scheduler_address_passes_the_check(where: str) -> None:
+    from odp_async.explore.executors import _check_address
+
+    _check_address(where, where.partition("://")[2])  # no error: Dask is asked
 
 
 def test_user_modules_are_those_of_references_only() -> None:

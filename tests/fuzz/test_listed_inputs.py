@@ -184,14 +184,14 @@ def test_progress_intervals_out_of_range(every: str, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     ("flag", "value", "needle"),
     [
-        ("--schedules", "1000000001", "schedules must be at most 1000000000"),
-        ("--max-steps", "99999999999999999999", "max_steps must be at most 1000000000"),
-        ("--depth", "1001", "depth must be at most 1000"),
-        ("--preemptions", "1001", "preemption_bound must be at most 1000"),
-        ("--max-preemptions", "1001", "max_preemptions must be at most 1000"),
-        ("--seed", str(2**64), "seed must be an int of at most 64 bits"),
-        ("--start", str(2**64), "start must be an int of at most 64 bits"),
-        ("--start", "-1", "start must be a non-negative int"),
+        ("--schedules", "1000000001", "--schedules must be at most 1000000000"),
+        ("--max-steps", "99999999999999999999", "--max-steps must be at most 1000000000"),
+        ("--depth", "1001", "--depth must be at most 1000"),
+        ("--preemptions", "1001", "--preemptions must be at most 1000"),
+        ("--max-preemptions", "1001", "--max-preemptions must be at most 1000"),
+        ("--seed", str(2**64), "--seed must be an int of at most 64 bits"),
+        ("--start", str(2**64), "--start must be an int of at most 64 bits"),
+        ("--start", "-1", "--start must be a non-negative int"),
         ("--jobs", "0", "--jobs must be at least 1"),
     ],
 )

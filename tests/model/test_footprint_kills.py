@@ -22,7 +22,7 @@ preferences decides who runs: no randomness."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from odp_async import _runtime as rt
@@ -36,27 +36,17 @@ from odp_async.odp import Umem
 from odp_async.odp.protocols.base import OdpProtocol
 from odp_async.odp.protocols.kvm_seq import KvmSeq
 from odp_async.world import World, run_world
+from tests.odp.test_mutation_kills_kept_off import Prefer as _Prefer
 
 
-class Prefer:
+class Prefer(_Prefer):
     """Keeps footprints; runs the task `pick(names)` names among the runnable ones (the
     first if it names none)."""
 
     wants_footprints = True  # read by the sim: note each step's accesses
 
     def __init__(self, pick: Callable[[list[str]], str | None] = lambda names: None) -> None:
-        self.pick = pick
-
-    def new_execution(self) -> None:
-        pass
-
-    def choose(self, runnable: Sequence[Any], last: Any) -> int:
-        names = [t.name for t in runnable]
-        want = self.pick(names)
-        return names.index(want) if want in names else 0
-
-    def draw(self, n: int, label: object) -> int:
-        return 0
+        super().__init__(pick)
 
 
 async def _noted(call: Callable[[], Awaitable[object]]) -> set[object]:

@@ -7,21 +7,11 @@ still hashed would run its ``release`` twice)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from odp_async import _runtime as rt
 from odp_async.addr import PAGE_SIZE as P
-from odp_async.odp.implicit import ImplicitMr
 from odp_async.world import World, WorldRun, run_world
 
-
-async def _mapped_imr(w: World, npages: int, **options: Any) -> ImplicitMr:
-    await w.mm.mmap(0, npages * P)
-    for page in range(npages):
-        await w.mm.cpu_fault(page * P, write=True)
-    imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4, **options)
-    await imr.register()
-    return imr
+from .test_implicit_odp import _mapped_imr
 
 
 def test_each_invalidation_bumps_the_seq_of_each_child_it_reaches_by_one() -> None:

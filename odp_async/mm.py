@@ -1289,18 +1289,18 @@ class AddressSpace:
         await body()
         await rt.checkpoint(("invalidate", inv.id, "before end"))
         self.active_ranges.remove(inv)
-        ended: list[Subscription] = []
+        unended = list(owed)  # the interval notifiers not sent their end yet
         for i, sub in enumerate(list(self._subs)):
             if i:
                 await self._next_subscriber(inv, "end")
             if sub in self._subs:
                 await self._call(sub, sub.invalidate_range_end(inv))
-                ended.append(sub)
-        for sub in owed:
-            if not any(e is sub for e in ended):
-                # unhashed before its turn (the release walk; an unregister, which waits
-                # for this): mn_itree_inv_end still ends the itree's invalidation
-                await self._call(sub, sub.invalidate_range_end(inv))
+                if unended:
+                    unended = [o for o in unended if o is not sub]
+        for sub in unended:
+            # unhashed before its turn (the release walk; an unregister, which waits
+            # for this): mn_itree_inv_end still ends the itree's invalidation
+            await self._call(sub, sub.invalidate_range_end(inv))
         self._pay_ends(owed, inv)
         self._ranges_changed.wake_all()
         self.checker.event("invalidate-end", key, str(inv), inv.range.start)

@@ -8,38 +8,18 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from odp_async.cli import ExitCode, main
+from odp_async.cli import ExitCode
 from odp_async.explore.refs import ScenarioText
 from odp_async.explore.tokens import decode_token
 from odp_async.scenarios.files import ScenarioFileError, read_scenario
+from tests.test_cli import run_cli, subprocess_cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BOM = codecs.BOM_UTF8
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def subprocess_cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "odp_async.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=cwd,
-        env=dict(os.environ, PYTHONHASHSEED="99"),
-    )
 
 
 def _with_bom(tmp_path: Path, example: str) -> Path:

@@ -38,6 +38,8 @@ from odp_async.odp.protocols.kvm_seq import KvmSeq
 from odp_async.world import World, run_world
 from tests.odp.test_mutation_kills_kept_off import Prefer as _Prefer
 
+from .test_mutation_kills_mm import _Quiet  # a subscriber whose callbacks do nothing
+
 
 class Prefer(_Prefer):
     """Keeps footprints; runs the task `pick(names)` names among the runnable ones (the
@@ -72,19 +74,6 @@ def _owner(resource: object) -> object:
 
 
 # --- register_notifier and synchronize_notifiers ---------------------------------------
-
-
-class _Quiet:
-    """A subscriber whose callbacks do nothing."""
-
-    async def invalidate_range_start(self, inv: Invalidation) -> None:
-        pass
-
-    async def invalidate_range_end(self, inv: Invalidation) -> None:
-        pass
-
-    async def release(self) -> None:
-        pass
 
 
 def test_every_registration_conflicts_with_a_synchronize_of_the_notifiers() -> None:

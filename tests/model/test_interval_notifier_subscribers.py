@@ -16,6 +16,8 @@ from odp_async.mm import Invalidation, subscription_problem
 from odp_async.sync import Completion, Mutex
 from odp_async.world import World, run_world
 
+from .test_mutation_kills_mm import _Quiet as _Plain  # a plain subscriber doing nothing
+
 
 class _Logs:
     """An interval notifier logging its callbacks; refuses non-blockable starts if told."""
@@ -215,17 +217,6 @@ def test_a_cycle_through_an_owed_end_is_a_deadlock_naming_its_holder() -> None:
     assert stuck, "no schedule deadlocked"
     # a partial deadlock: the ticker could still run, and is not waited for
     assert all(cycle in text and "ticker could still run" in text for text in stuck), stuck[0]
-
-
-class _Plain:
-    async def invalidate_range_start(self, inv: Invalidation) -> None:
-        pass
-
-    async def invalidate_range_end(self, inv: Invalidation) -> None:
-        pass
-
-    async def release(self) -> None:
-        pass
 
 
 class _One(_Plain):

@@ -10,17 +10,18 @@ changes).  A chooser of fixed preferences decides who runs: no randomness."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async.addr import PAGE_SIZE as P
-from odp_async.addr import AddrRange
 from odp_async.device import FaultOutcome
-from odp_async.mm import InvalidateEvent, Invalidation
 from odp_async.odp.implicit import ImplicitMr
 from odp_async.world import World, WorldRun, run_world
+
+# _mapped_imr: an implicit MR over 8 mapped pages, its children 0 (pages 0-3) and 1 (4-7) made
+from .test_mutation_kills_implicit_waits import _inv, _mapped_imr
 
 
 class Prefer:
@@ -45,20 +46,25 @@ class Prefer:
         return 0
 
 
-def _inv(n: int, first: int, npages: int) -> Invalidation:
-    return Invalidation(n, AddrRange.of(first * P, npages * P), InvalidateEvent.UNMAP)
+async def _two_faults(tg: rt.TaskGroupLike, imr: ImplicitMr, out: list[object]) -> None:
+    """Starts faults "fault-a" (page 0) and "fault-b" (page 1) on child 0 in `tg`, each
+    appending its outcome to `out`, and lets both take their references."""
+
+    async def fault(address: int) -> None:
+        out.append(await imr.fault(address))
+
+    tg.start_soon(fault, 0, name="fault-a")
+    tg.start_soon(fault, P, name="fault-b")
+    await rt.checkpoint("let both faults take their references")
 
 
-async def _mapped_imr(w: World) -> ImplicitMr:
-    """An implicit MR over 8 mapped pages, its children 0 (pages 0-3) and 1 (4-7) made."""
-    await w.mm.mmap(0, 8 * P)
-    for page in range(8):
-        await w.mm.cpu_fault(page * P, write=True)
-    imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4)
-    await imr.register()
-    await imr.fault(0)
-    await imr.fault(4 * P)
-    return imr
+def _run_preferring(body: Callable[[World], Awaitable[object]], *order: str) -> WorldRun:
+    """`body`'s run, traced, under `Prefer(*order)`: it ends without an error or a
+    violation."""
+    run = run_world(body, chooser=Prefer(*order), trace=True)
+    run.sim.unwrap()
+    assert run.violations == ()
+    return run
 
 
 def _parks(run: WorldRun, task_prefix: str, queue: str) -> int:
@@ -84,14 +90,8 @@ def test_deregister_is_woken_once_when_the_last_of_two_faults_drops_its_referenc
         out: list[object] = []
         hold = _inv(1, 7, 1)  # on child 1: faults on child 0 wait for its end
         await imr.invalidate_range_start(hold)
-
-        async def fault(address: int) -> None:
-            out.append(await imr.fault(address))
-
         async with rt.task_group() as tg:
-            tg.start_soon(fault, 0, name="fault-a")
-            tg.start_soon(fault, P, name="fault-b")
-            await rt.checkpoint("let both faults take their reference")
+            await _two_faults(tg, imr, out)
             tg.start_soon(imr.deregister, name="deregister")
             await rt.checkpoint("let deregister park")
             out.append(imr.usecount)  # the two faults' references
@@ -99,9 +99,7 @@ def test_deregister_is_woken_once_when_the_last_of_two_faults_drops_its_referenc
         out.append((imr.usecount, imr.live))
         return out
 
-    run = run_world(body, chooser=Prefer("deregister", "fault-a", "fault-b"), trace=True)
-    run.sim.unwrap()
-    assert run.violations == ()
+    run = _run_preferring(body, "deregister", "fault-a", "fault-b")
     assert run.sim.value == [2, FaultOutcome.RESOLVED, FaultOutcome.RESOLVED, (0, False)]
     assert _parks(run, "deregister", "WaitQueue 'imr usecount == 0'") == 1
 
@@ -119,14 +117,8 @@ def test_a_child_s_free_work_is_woken_once_when_the_last_of_two_faults_leaves_it
         child = imr.children[0]
         hold = _inv(1, 7, 1)
         await imr.invalidate_range_start(hold)
-
-        async def fault(address: int) -> None:
-            out.append(await imr.fault(address))
-
         async with rt.task_group() as tg:
-            tg.start_soon(fault, 0, name="fault-a")
-            tg.start_soon(fault, P, name="fault-b")
-            await rt.checkpoint("let both faults take their references")
+            await _two_faults(tg, imr, out)
             empty = _inv(2, 0, 4)
             await imr.invalidate_range_start(empty)  # child 0 emptied: its free queued
             for _ in range(3):
@@ -137,8 +129,6 @@ def test_a_child_s_free_work_is_woken_once_when_the_last_of_two_faults_leaves_it
         out.append((child.usecount, 0 in imr.children))
         return out
 
-    run = run_world(body, chooser=Prefer("kworker", "fault-a", "fault-b"), trace=True)
-    run.sim.unwrap()
-    assert run.violations == ()
+    run = _run_preferring(body, "kworker", "fault-a", "fault-b")
     assert run.sim.value == [2, FaultOutcome.RESOLVED, FaultOutcome.RESOLVED, (0, False)]
     assert _parks(run, "kworker", "WaitQueue 'imr child usecount == 0'") == 1

@@ -250,6 +250,8 @@ def _flag_words(message: str) -> str:
         typed = _as_typed(_CONFIG_OPTIONS[found.group(1)])
         return typed + (" " if found.group(2) == "=" else found.group(2))
 
+    if message.startswith("unknown chooser "):
+        return f"{_as_typed('chooser')}: {message}"
     words = re.sub(rf"(?<![\w-])({fields})( must be | \+|=)", flag, message)
     return re.sub(r"(--[\w-]+ must be )None or ", r"\1", words)
 
@@ -458,6 +460,7 @@ Examples:
   odp-async explore registration-race -p mymod:MyProtocol   # your own (PYTHONPATH=.)
   odp-async explore registration-race -p odp2014 --chooser dfs --preemptions 3
   odp-async explore classic:lost-update --chooser pct --depth 2 --json
+  odp-async explore mymod:my_test --chooser dpor   # your own async function
   odp-async explore stray-end-corruption -p odp2014 --schedules 5000 --jobs 2
   odp-async explore my.toml            # every protocol the file names, vs [expected]
   odp-async explore stray-end-corruption -p odp2014 --schedules 100000 --cluster local:2
@@ -563,9 +566,10 @@ def explore(
 ) -> None:
     """Explore SCENARIO under many schedules; print the first failure and its token.
 
-    SCENARIO is a built-in name, classic:<name> or a scenario file; a file given
-    without --protocol is explored under every protocol it names, each compared
-    with its [expected] verdict (exit 1 if any differs).
+    SCENARIO is a built-in name, classic:<name>, a scenario file, or module:function
+    (your own async function or Scenario, imported from sys.path, e.g. PYTHONPATH=.);
+    a file given without --protocol is explored under every protocol it names, each
+    compared with its [expected] verdict (exit 1 if any differs).
     """
     asked_jobs = jobs
     jobs, note = _cap_jobs(jobs, schedules, "schedules")

@@ -49,6 +49,10 @@ def _usage_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
             "--max-preemptions must be a non-negative int, got -2",
         ),
         (["--schedules", "0"], "--schedules must be a positive int, got 0"),
+        (
+            ["--chooser", "bfs"],
+            "--chooser: unknown chooser 'bfs'; expected one of portfolio, random, pct, dfs, dpor",
+        ),
         (["--start", "-1"], "--start must be a non-negative int, got -1"),
         (
             ["--seed", str(2**64)],

@@ -5,11 +5,13 @@ values of the flag the mm refuses."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
 
 from odp_async import _runtime as rt
+from odp_async._runtime import sim
 from odp_async.addr import PAGE_SIZE as P
 from odp_async.errors import InvalidArgument, WouldBlock
 from odp_async.mm import Invalidation, subscription_problem
@@ -178,7 +180,7 @@ class _LateEndLocks:
         pass
 
 
-async def _unregister_under_the_lock_its_late_end_takes(w: World) -> None:
+async def _unregister_under_the_lock_its_late_end_takes(w: World, *, ticker: bool = True) -> None:
     await w.mm.mmap(0, P)
     await w.mm.cpu_fault(0, write=True)
     lock = Mutex("sub.lock")
@@ -191,12 +193,13 @@ async def _unregister_under_the_lock_its_late_end_takes(w: World) -> None:
         async with lock:
             await w.mm.unregister_notifier(sub)
 
-    async def ticker() -> None:
+    async def tick() -> None:
         while True:
             await rt.sleep(1)
 
     async with rt.task_group() as outer:
-        outer.start_soon(ticker, name="ticker")
+        if ticker:
+            outer.start_soon(tick, name="ticker")
         async with rt.task_group() as tg:
             tg.start_soon(w.mm.madvise_dontneed, 0, P, name="madvise")
             tg.start_soon(unregister, name="unregister")
@@ -206,17 +209,80 @@ async def _unregister_under_the_lock_its_late_end_takes(w: World) -> None:
         outer.cancel_scope.cancel()
 
 
+_OWED_ENDS = "invalidation ends owed to an interval notifier (mmu_interval_notifier_remove)"
+_CYCLE = (
+    f"madvise waits for Mutex 'sub.lock' held by unregister; unregister waits for {_OWED_ENDS} "
+    "held by madvise"
+)
+
+
 def test_a_cycle_through_an_owed_end_is_a_deadlock_naming_its_holder() -> None:
-    cycle = (
-        "madvise waits for Mutex 'sub.lock' held by unregister; unregister waits for "
-        "invalidation ends owed to an interval notifier (mmu_interval_notifier_remove) "
-        "held by madvise"
-    )
     runs = [run_world(_unregister_under_the_lock_its_late_end_takes, seed=s) for s in range(20)]
     stuck = [str(r.sim.deadlock) for r in runs if r.sim.outcome == "deadlock"]
     assert stuck, "no schedule deadlocked"
     # a partial deadlock: the ticker could still run, and is not waited for
-    assert all(cycle in text and "ticker could still run" in text for text in stuck), stuck[0]
+    assert all(_CYCLE in text and "ticker could still run" in text for text in stuck), stuck[0]
+
+
+def test_a_whole_deadlock_through_an_owed_end_names_its_holder_too() -> None:
+    """Nothing else left to run: the wait's holder comes from the queue's owner alone."""
+    runs = [
+        run_world(
+            functools.partial(_unregister_under_the_lock_its_late_end_takes, ticker=False), seed=s
+        )
+        for s in range(20)
+    ]
+    stuck = [str(r.sim.deadlock) for r in runs if r.sim.outcome == "deadlock"]
+    assert stuck, "no schedule deadlocked"
+    assert all(_CYCLE in text and "could still run" not in text for text in stuck), stuck[0]
+
+
+def test_two_unregisters_of_one_interval_notifier_both_return_after_its_owed_end() -> None:
+    """Both wait on one queue for the end an invalidation owes the notifier, both are woken
+    by it; the wait is the queue named for ``mmu_interval_notifier_remove``."""
+
+    async def scenario(w: World) -> list[tuple[Any, ...]]:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        sub = _Logs()
+        await w.mm.register_notifier(sub)
+        gate = Completion("X may end")
+        held = _Holds(gate)
+        await w.mm.register_notifier(held)
+
+        async def unregister(name: str) -> None:
+            await w.mm.unregister_notifier(sub)
+            sub.log.append(("unregistered", name))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")
+            while not held.held:
+                await rt.checkpoint("until X is held")
+            tg.start_soon(unregister, "a", name="unregister-a")
+            tg.start_soon(unregister, "b", name="unregister-b")
+            for _ in range(20):
+                await rt.checkpoint("both unregisters may park now")
+            gate.complete_all()
+        return [e for e in sub.log if e[0] != "release"]
+
+    for seed in range(10):
+        run = run_world(scenario, seed=seed, trace=True)
+        assert run.sim.outcome == "ok", run.sim.deadlock
+        assert run.sim.value[:2] == [("start", 0), ("end", 0)]
+        assert sorted(run.sim.value[2:]) == [("unregistered", "a"), ("unregistered", "b")]
+        assert run.sim.trace is not None
+        names = dict(run.sim.tasks)
+        parked = {
+            names[task]
+            for _, task, op, label in run.sim.trace
+            if op == sim.PARK and label == _OWED_ENDS
+        }
+        assert parked == {"unregister-a", "unregister-b"}, parked
+
+
+def test_the_flag_of_a_subscriber_class_is_judged_on_the_class() -> None:
+    assert subscription_problem(_One) == subscription_problem(_One())
+    assert subscription_problem(_One) is not None
 
 
 class _One(_Plain):
@@ -261,3 +327,44 @@ def test_an_interval_notifier_flag_that_would_be_ignored_is_refused(
     assert "\n" not in run.sim.value
     assert subscription_problem(_Plain()) is None
     assert subscription_problem(_Logs()) is None
+
+
+class _UnregistersInNonblockStart(_Plain):
+    """Unregisters `other` from inside a non-blockable start: a wait where none may be."""
+
+    def __init__(self, w: World, other: object) -> None:
+        self.w, self.other = w, other
+
+    async def invalidate_range_start(self, inv: Invalidation) -> None:
+        if not inv.blockable:
+            await self.w.mm.unregister_notifier(self.other)  # type: ignore[arg-type]
+
+
+def test_waiting_for_owed_ends_in_a_non_blockable_start_names_the_wait() -> None:
+    """The reaper's start reaches a subscriber that unregisters an interval notifier a
+    running invalidation owes an end: the wait is a sleep where none may be, reported
+    with the wait's name."""
+
+    async def scenario(w: World) -> None:
+        await w.mm.mmap(0, P)
+        await w.mm.cpu_fault(0, write=True)
+        sub = _Logs()
+        await w.mm.register_notifier(_UnregistersInNonblockStart(w, sub))
+        await w.mm.register_notifier(sub)
+        gate = Completion("X may end")
+        held = _Holds(gate)
+        await w.mm.register_notifier(held)
+        async with rt.task_group() as tg:
+            tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")
+            while not held.held:
+                await rt.checkpoint("until X is held")
+            tg.start_soon(w.mm.reap, 0, P, name="reaper")
+            for _ in range(20):
+                await rt.checkpoint("the reaper's start may wait now")
+            gate.complete_all()
+
+    run = run_world(scenario)
+    assert run.sim.outcome == "ok", run.sim.deadlock
+    # the first of the reaper's waits (the second: the holder's, on its gate)
+    details = [v.detail for v in run.violations if v.kind == "sleep-in-nonblock"]
+    assert details[0].endswith(f"may sleep on WaitQueue {_OWED_ENDS!r}"), details

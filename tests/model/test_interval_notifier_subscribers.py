@@ -217,7 +217,11 @@ _CYCLE = (
 
 
 def test_a_cycle_through_an_owed_end_is_a_deadlock_naming_its_holder() -> None:
-    runs = [run_world(_unregister_under_the_lock_its_late_end_takes, seed=s) for s in range(20)]
+    # found within 25 steps; the bound keeps a run that misses it short (the ticker spins)
+    runs = [
+        run_world(_unregister_under_the_lock_its_late_end_takes, seed=s, max_steps=1000)
+        for s in range(20)
+    ]
     stuck = [str(r.sim.deadlock) for r in runs if r.sim.outcome == "deadlock"]
     assert stuck, "no schedule deadlocked"
     # a partial deadlock: the ticker could still run, and is not waited for

@@ -254,9 +254,13 @@ class Failure:
             return self.target.verdict_of(execution)
         return execution.verdict
 
-    def _traced(self) -> Execution:
-        """The failing run with a trace: the shrunk schedule's if shrunk, else this one's
-        (the execution itself when no target to replay it on is known)."""
+    def traced(self) -> Execution:
+        """The run `shown`, re-run once with a trace (what a report draws:
+        ``write_html(failure.traced(), "f.html")``): the shrunk schedule's if shrunk, else
+        the found one's.  Works without a token (a ``__main__`` function, a closure): it
+        re-runs the target object in this process.  Falls back to the untraced run (which
+        `write_html` refuses) when the failure carries no target or the re-run does not
+        fail again.  Runs the target once; raises nothing."""
         if self.target is None or self.max_steps < 1:
             return self.shrunk.execution if self.shrunk is not None else self.execution
         target, schedule = self.target, self.schedule
@@ -274,7 +278,7 @@ class Failure:
         user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
         (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
         Replays the schedule once (with a trace) for the steps."""
-        traced = self._traced()
+        traced = self.traced()
         violation = traced.failure or self.violation
         at = f"at schedule {self.index}"
         if self.found_by:

@@ -29,6 +29,7 @@ def test_the_explore_your_own_code_snippet_runs(
     name = "readme_explore_your_own_code"
     (tmp_path / f"{name}.py").write_text(snippet("Explore your own code"))
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # the snippet writes its HTML report here
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -39,6 +40,9 @@ def test_the_explore_your_own_code_snippet_runs(
     assert "AssertionError: lost deposit: 10" in printed
     assert "replay: odp-async replay odp2." in printed
     assert module.result.failure.verdict.value == "found"
+    page = (tmp_path / "lost-deposit.html").read_text()
+    assert "lost deposit: 10" in page
+    assert "seen" in page  # a task's variable, drawn at its steps
 
 
 @pytest.mark.parametrize("how", ["script", "module"])
@@ -65,6 +69,7 @@ def test_the_snippet_prints_what_its_comment_says(tmp_path: Path, how: str) -> N
     assert start.startswith("found at schedule 1 (found by pct), shrunk to"), comment
     assert out.startswith(start), (start, out)
     assert "lost deposit: 10" in out
+    assert "lost deposit: 10" in (tmp_path / "lost-deposit.html").read_text()  # no token needed
     token_line, no_token_line = re.findall(r'"([^"]*?)\.\.\.+"', comment)
     assert "python -m NAME" in comment
     assert "python FILE" in comment

@@ -127,6 +127,15 @@ def _parse_seconds(where: str, text: str) -> float:
         raise pytest.UsageError(f"{where}: expected a number of seconds, got {text!r}") from None
 
 
+def _said_of(place: str, name: str, message: str) -> str:
+    """`message`, about the setting `name`, said of `place` as the user spelled it:
+    ``--odp-schedules must be a positive int, got 0`` (not ``--odp-schedules: schedules
+    must be ...``); any other message follows ``place:``."""
+    if message.startswith(f"{name} must be "):
+        return f"{place} {message[len(name) + 1 :]}"
+    return f"{place}: {message}"
+
+
 def _layer(values: dict[str, str], where: str) -> Profile:
     fields: dict[str, Any] = {}
     for name, text in values.items():
@@ -141,7 +150,7 @@ def _layer(values: dict[str, str], where: str) -> Profile:
         try:
             Profile(**{name: value})
         except InvalidArgument as e:
-            raise pytest.UsageError(f"{place}: {e}") from None
+            raise pytest.UsageError(_said_of(place, name, str(e))) from None
         fields[name] = value
     return Profile(**fields)
 

@@ -8,7 +8,7 @@ from odp_async import _runtime as rt
 from odp_async._runtime import sim
 from odp_async.errors import ProtocolViolation
 from odp_async.explore.config import ExploreConfig
-from odp_async.explore.runner import explore_target
+from odp_async.explore.runner import check, explore_target
 from odp_async.explore.target import Target, failure_violations
 from odp_async.scenarios import Scenario, Verdict
 from odp_async.sync import Completion, Mutex, RWLock, SlotPool
@@ -307,6 +307,25 @@ def test_a_task_waiting_on_a_completion_only_it_would_complete_waits_on_itself()
         "directly or through others, for worker; also blocked: main waits for its task "
         "group's children to finish: worker"
     )
+
+
+def test_the_only_task_left_waiting_on_a_completion_is_not_said_to_block_others() -> None:
+    """No other task: "every other task waits for it" would be vacuous (trial 171)."""
+
+    async def main() -> None:
+        await Completion("c").wait()
+
+    r = sim.run(main)
+    assert r.deadlock is not None
+    assert [b.task for b in r.deadlock.cycle] == ["main"]
+    assert r.deadlock.describe() == (
+        "main waits for Completion 'c' (not completed), and no other task is left to end it"
+    )
+    report = check(main, schedules=1).failure
+    assert report is not None
+    text = report.describe()
+    assert "the only task left:" in text
+    assert "every other task" not in text
 
 
 def test_completion_waits_another_task_could_end_are_not_self_waits() -> None:

@@ -298,6 +298,9 @@ _INF: Final = math.inf
 #: `BlockedTask.relation` of a task waiting on a completion while every other task waits,
 #: directly or through others, for it (a one-task cycle of the run; no holder named).
 BLOCKING_ALL: Final = "blocking every other task"
+#: `BlockedTask.relation` of the run's one unfinished task, waiting on a completion that
+#: no task is left to complete (`BLOCKING_ALL` with nobody else to block).
+LEFT_ALONE: Final = "no other task left"
 #: What a task in a sleep with no end (``sleep(math.inf)``, no deadline) waits for.
 SLEEPS_FOR_EVER: Final = "the end of an endless sleep (sleep(inf)): only a cancellation ends it"
 
@@ -314,7 +317,8 @@ class BlockedTask:
     holders: tuple[str, ...]
     #: How `holders` relate to `waits_for`: "held by" for a lock, "to finish:" for a group,
     #: `BLOCKING_ALL` for a completion (no owner, no holders named) while every other
-    #: task waits, directly or through others, for this one.
+    #: task waits, directly or through others, for this one; `LEFT_ALONE` when there is
+    #: no other unfinished task.
     relation: str = "held by"
     #: The task itself is among the holders: it waits on itself (a one-task cycle).
     waits_on_itself: bool = False
@@ -336,6 +340,8 @@ class BlockedTask:
                 f"{self.task} waits for {self.waits_for} held by {self.task} itself{also}"
                 " (recursive locking)"
             )
+        if self.relation == LEFT_ALONE:
+            return f"{self.task} waits for {self.waits_for}, and no other task is left to end it"
         if self.relation == BLOCKING_ALL:
             # A completion has no owner: name the edges, not who would complete it.
             return (
@@ -1837,7 +1843,7 @@ class SimRuntime(Runtime):
             if task.id in lonely:
                 # the cycle search sees the task as waiting on itself; no holder is named
                 holders_of[task.id] = (task,)
-                relation = BLOCKING_ALL
+                relation = BLOCKING_ALL if len(self._blocked) > 1 else LEFT_ALONE
             names = tuple(f"{h.name} (finished)" if h.state == _DONE else h.name for h in hs)
             itself = any(h is task for h in hs)
             behind = tuple(h.name for h in behind_of.get(task.id, ()))

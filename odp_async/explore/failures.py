@@ -35,7 +35,16 @@ import attrs
 
 from .._raised import exception_text, walk
 from .._raised import leaves as _error_leaves_of
-from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP, Cancelled, SimResult, TaskEnd
+from .._runtime.sim import (
+    CHECKPOINT,
+    LEFT_ALONE,
+    NOTE,
+    PARK,
+    SLEEP,
+    Cancelled,
+    SimResult,
+    TaskEnd,
+)
 
 if TYPE_CHECKING:
     from .target import Execution
@@ -164,6 +173,8 @@ def describe_execution(
                 lines.append("the wait-for cycle:")
             elif cycle[0].waits_on_itself:
                 lines.append("waits on itself:")
+            elif cycle[0].relation == LEFT_ALONE:
+                lines.append("the only task left:")
             else:
                 lines.append("every other task waits for it:")
             lines.extend(f"  {b.describe()}" for b in cycle)

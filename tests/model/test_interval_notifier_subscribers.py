@@ -115,13 +115,7 @@ def test_a_refused_non_blockable_range_still_ends_at_an_interval_notifier() -> N
 def test_a_put_interval_notifier_is_freed_only_after_its_owed_end() -> None:
     async def scenario(w: World) -> list[tuple[Any, ...]]:
         w.mm.notifier_teardown = "put"
-        await w.mm.mmap(0, P)
-        await w.mm.cpu_fault(0, write=True)
-        sub = _Logs()
-        await w.mm.register_notifier(sub)
-        gate = Completion("X may end")
-        held = _Holds(gate)
-        await w.mm.register_notifier(held)
+        sub, held = await _logged_then_held(w)
 
         async def freed() -> None:
             sub.log.append(("freed",))
@@ -133,7 +127,7 @@ def test_a_put_interval_notifier_is_freed_only_after_its_owed_end() -> None:
             await w.mm.teardown_notifier(sub, freed)
             for _ in range(20):
                 await rt.checkpoint("the deferred free may run now, if it does not wait")
-            gate.complete_all()
+            held.gate.complete_all()
         await w.workqueue.flush()
         return sub.log
 
@@ -158,6 +152,19 @@ class _Holds:
 
     async def release(self) -> None:
         pass
+
+
+async def _logged_then_held(w: World, *before: Any) -> tuple[_Logs, _Holds]:
+    """A mapped, faulted page; the subscribers `before`, then a `_Logs` interval
+    notifier, then a `_Holds` whose start waits for its gate "X may end", registered."""
+    await w.mm.mmap(0, P)
+    await w.mm.cpu_fault(0, write=True)
+    for sub in before:
+        await w.mm.register_notifier(sub)
+    logs, held = _Logs(), _Holds(Completion("X may end"))
+    await w.mm.register_notifier(logs)
+    await w.mm.register_notifier(held)
+    return logs, held
 
 
 class _LateEndLocks:
@@ -246,13 +253,7 @@ def test_two_unregisters_of_one_interval_notifier_both_return_after_its_owed_end
     by it; the wait is the queue named for ``mmu_interval_notifier_remove``."""
 
     async def scenario(w: World) -> list[tuple[Any, ...]]:
-        await w.mm.mmap(0, P)
-        await w.mm.cpu_fault(0, write=True)
-        sub = _Logs()
-        await w.mm.register_notifier(sub)
-        gate = Completion("X may end")
-        held = _Holds(gate)
-        await w.mm.register_notifier(held)
+        sub, held = await _logged_then_held(w)
 
         async def unregister(name: str) -> None:
             await w.mm.unregister_notifier(sub)
@@ -266,7 +267,7 @@ def test_two_unregisters_of_one_interval_notifier_both_return_after_its_owed_end
             tg.start_soon(unregister, "b", name="unregister-b")
             for _ in range(20):
                 await rt.checkpoint("both unregisters may park now")
-            gate.complete_all()
+            held.gate.complete_all()
         return [e for e in sub.log if e[0] != "release"]
 
     for seed in range(10):
@@ -336,8 +337,9 @@ def test_an_interval_notifier_flag_that_would_be_ignored_is_refused(
 class _UnregistersInNonblockStart(_Plain):
     """Unregisters `other` from inside a non-blockable start: a wait where none may be."""
 
-    def __init__(self, w: World, other: object) -> None:
-        self.w, self.other = w, other
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.other: object = None
 
     async def invalidate_range_start(self, inv: Invalidation) -> None:
         if not inv.blockable:
@@ -350,14 +352,8 @@ def test_waiting_for_owed_ends_in_a_non_blockable_start_names_the_wait() -> None
     with the wait's name."""
 
     async def scenario(w: World) -> None:
-        await w.mm.mmap(0, P)
-        await w.mm.cpu_fault(0, write=True)
-        sub = _Logs()
-        await w.mm.register_notifier(_UnregistersInNonblockStart(w, sub))
-        await w.mm.register_notifier(sub)
-        gate = Completion("X may end")
-        held = _Holds(gate)
-        await w.mm.register_notifier(held)
+        unregisters = _UnregistersInNonblockStart(w)
+        unregisters.other, held = await _logged_then_held(w, unregisters)
         async with rt.task_group() as tg:
             tg.start_soon(w.mm.madvise_dontneed, 0, P, name="X")
             while not held.held:
@@ -365,7 +361,7 @@ def test_waiting_for_owed_ends_in_a_non_blockable_start_names_the_wait() -> None
             tg.start_soon(w.mm.reap, 0, P, name="reaper")
             for _ in range(20):
                 await rt.checkpoint("the reaper's start may wait now")
-            gate.complete_all()
+            held.gate.complete_all()
 
     run = run_world(scenario)
     assert run.sim.outcome == "ok", run.sim.deadlock

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from odp_async import tracked as tracked_module
@@ -54,15 +54,10 @@ def _built_where() -> dict[int, str]:
     return where
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget", type=int, default=500)
-    parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--runs", action="store_true", help="what each entry's run was")
-    parser.add_argument("cell")
-    args = parser.parse_args()
-    scenario, protocol = args.cell.split("/")
-
+def install_names() -> Callable[[Hashable], str]:
+    """Wrap the systematic choosers' resource keys so that a tracked container's are named
+    by the ``file:line`` that built it; returns how a key is shown (``Class.field``, a
+    primitive's class and name, or ``file:line.key``)."""
     where = _built_where()
     names: dict[Hashable, str] = {}
     key = dfs._SystematicChooser._key
@@ -83,6 +78,20 @@ def main() -> None:
             return f"{k[2][0]} {k[2][1]!r}"
         return repr(k)
 
+    dfs._SystematicChooser._key = named_key  # type: ignore[method-assign]
+    return show
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", type=int, default=500)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--runs", action="store_true", help="what each entry's run was")
+    parser.add_argument("cell")
+    args = parser.parse_args()
+    scenario, protocol = args.cell.split("/")
+
+    show = install_names()
     counts: collections.Counter[str] = collections.Counter()
     racing: list[frozenset[str] | None] = [None]
     reverse, push = dpor.DporChooser._reverse, dpor.DporChooser._push
@@ -141,7 +150,6 @@ def main() -> None:
             running[0] = None
         new_execution(self)
 
-    dfs._SystematicChooser._key = named_key  # type: ignore[method-assign]
     dpor.DporChooser._reverse = counted_reverse  # type: ignore[method-assign]
     dpor.DporChooser._push = counted_push  # type: ignore[method-assign]
     if args.runs:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
     seconds = float(argv[2])
     where = _built_where()
     dropped: set[Hashable] = set()
-    key, stable_keys = dfs._SystematicChooser._key, dpor.DporChooser._stable_keys
+    key = dfs._SystematicChooser._key
 
     def named_key(self: Any, resource: Hashable, ordinal: int) -> Hashable:
         k = key(self, resource, ordinal)
@@ -52,6 +52,18 @@ def main(argv: list[str]) -> None:
             return k[2][0] not in classes
         return True
 
+    dfs._SystematicChooser._key = named_key  # type: ignore[method-assign]
+    run_without(keep, "those accesses", argv[3:], seconds)
+
+
+def run_without(
+    keep: Callable[[Hashable], bool], what: str, cells: list[str], seconds: float
+) -> None:
+    """Run DPOR on each ``scenario/protocol`` of `cells` (``seconds`` each, 400,000
+    schedules at most) with the resource keys `keep` refuses left out of every footprint,
+    printing one Markdown row per cell (`what` names what was dropped in the header)."""
+    stable_keys = dpor.DporChooser._stable_keys
+
     def kept_keys(self: Any, fp: Any, ordinal: int, updates: Any = None) -> Any:
         reads, writes = stable_keys(self, fp, ordinal, updates)
         if updates is not None:
@@ -60,11 +72,10 @@ def main(argv: list[str]) -> None:
             updates.update(kept)
         return frozenset(filter(keep, reads)), frozenset(filter(keep, writes))
 
-    dfs._SystematicChooser._key = named_key  # type: ignore[method-assign]
     dpor.DporChooser._stable_keys = kept_keys  # type: ignore[method-assign]
-    print("| cell | claim with those accesses dropped (UNSOUND) | s |")
+    print(f"| cell | claim with {what} dropped (UNSOUND) | s |")
     print("|---|---|---|")
-    for cell in argv[3:]:
+    for cell in cells:
         scenario, protocol = cell.split("/")
         start = time.perf_counter()
         result = explore(scenario, protocol, chooser="dpor", schedules=400_000, time=seconds)

@@ -34,3 +34,17 @@ def test_dropping_nothing_is_the_sound_count() -> None:
 def test_dropping_a_lock_by_its_name_counts_fewer_traces() -> None:
     row = _row("Mutex 'mmu_lock'", "fault-vs-munmap/kvm-seq")
     assert row.startswith("| fault-vs-munmap/kvm-seq | complete: 17 traces, no violation |")
+
+
+def test_dropping_a_class_of_primitives_shares_the_runner() -> None:
+    # tools/dpor_drop_upper_bound.py, whose row printer the names tool reuses.
+    tool = str(ROOT / "tools" / "dpor_drop_upper_bound.py")
+    out = subprocess.run(
+        [sys.executable, tool, "Mutex", "", "120", "fault-vs-munmap/kvm-seq"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.splitlines()
+    assert "(UNSOUND)" in out[0]
+    assert out[2].startswith("| fault-vs-munmap/kvm-seq | complete: 17 traces, no violation |")

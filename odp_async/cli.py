@@ -1657,6 +1657,14 @@ def matrix(
             click.echo(
                 f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s"
             )
+        for c in mismatches:
+            if _missed_within_budget(c):
+                label = shown.get(c.scenario, c.scenario)
+                _err(
+                    f"odp-async: note: {label}/{c.protocol}: expected {c.expected}, none "
+                    f"seen in {c.schedules} schedules and the search is not complete: a "
+                    "larger --budget may show it"
+                )
     if interrupted:
         _err(f"odp-async: {len(cells)}/{total} cells explored")
         _err("odp-async: interrupted")
@@ -1668,6 +1676,20 @@ def matrix(
     if any(c.inconclusive for c in cells):
         # a cell with no expectation matches, but an inconclusive one is no pass (exit 5)
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _missed_within_budget(cell: Any) -> bool:
+    """A cell expected to fail that ran clean without completing: the budget ran out
+    before its bug showed, which a larger budget may change (a ``complete`` claim would
+    not: every trace ran)."""
+    from .scenarios import Verdict
+
+    return (
+        cell.expected is not None
+        and cell.expected is not Verdict.CLEAN
+        and cell.verdict is Verdict.CLEAN
+        and not cell.claim.startswith("complete")
+    )
 
 
 def _found(cell: Any) -> str:

@@ -127,6 +127,16 @@ def _parse_seconds(where: str, text: str) -> float:
         raise pytest.UsageError(f"{where}: expected a number of seconds, got {text!r}") from None
 
 
+def _as_given(message: str, value: object, text: str) -> str:
+    """`message` about a setting parsed from `text` into `value`, naming the value as the
+    user wrote it (``got '0'``, not ``got 0.0``); a setting given as text is never None,
+    so ``must be None or ...`` loses its ``None or``."""
+    converted = f", got {value!r}"
+    if value is not text and message.endswith(converted):
+        message = f"{message[: -len(converted)]}, got {text!r}"
+    return message.replace(" must be None or ", " must be ", 1)
+
+
 def _said_of(place: str, name: str, message: str) -> str:
     """`message`, about the setting `name`, said of `place` as the user spelled it:
     ``--odp-schedules must be a positive int, got 0`` (not ``--odp-schedules: schedules
@@ -150,7 +160,8 @@ def _layer(values: dict[str, str], where: str) -> Profile:
         try:
             Profile(**{name: value})
         except InvalidArgument as e:
-            raise pytest.UsageError(_said_of(place, name, str(e))) from None
+            message = _as_given(str(e), value, text)
+            raise pytest.UsageError(_said_of(place, name, message)) from None
         fields[name] = value
     return Profile(**fields)
 

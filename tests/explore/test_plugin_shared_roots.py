@@ -349,7 +349,8 @@ def test_bad_stall_and_time_values_are_usage_errors(pytester: pytest.Pytester) -
     pytester.makepyfile(test_stalls=STALLS)
     for option, says in (
         ("--odp-stall=soon", "--odp-stall: expected a number of seconds, got 'soon'"),
-        ("--odp-time=0", "--odp-time must be None or a number of seconds > 0, got 0.0"),
+        ("--odp-time=0", "--odp-time must be a number of seconds > 0, got '0'"),
+        ("--odp-schedules=0", "--odp-schedules must be a positive int, got '0'"),
     ):
         result = _run(pytester, option)
         assert result.ret == pytest.ExitCode.USAGE_ERROR

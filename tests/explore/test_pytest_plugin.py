@@ -168,8 +168,8 @@ def test_seed_and_chooser_from_the_command_line_and_the_ini(user_tests: pytest.P
     ("args", "ini", "message"),
     [
         (["--odp-schedules=abc"], "", "--odp-schedules: expected an integer, got 'abc'"),
-        (["--odp-schedules=0"], "", "--odp-schedules must be a positive int, got 0"),
-        ([], "odp_stall = 0", "ini odp_stall must be *, got 0.0"),
+        (["--odp-schedules=0"], "", "--odp-schedules must be a positive int, got '0'"),
+        ([], "odp_stall = 0", "ini odp_stall must be *, got '0'"),
         (["--odp-chooser=bfs"], "", "--odp-chooser: unknown chooser 'bfs'*"),
         ([], "odp_seed = x1", "ini odp_seed: expected an integer, got 'x1'"),
         (["--odp-profile=nope"], "", "--odp-profile: unknown odp_async profile 'nope'*"),

@@ -19,7 +19,7 @@
 # list is read from mutants/, where a function added since the last run appears from the
 # next run on); ONLY=survived only the survivors (after new kill tests).  STOP_AFTER=SECONDS
 # interrupts mutmut after that long (as Ctrl-C does; both keep every finished mutant).
-# Niced: the machine is shared.  Install with: pip install -e '.[mutation]'
+# Niced: the machine is shared.  Install with: pip install -e '.[test]' (or '.[mutation]', the same)
 set -eu
 cd "$(dirname "$0")/.."
 MUTMUT="${MUTMUT:-.venv/bin/mutmut}"

@@ -17,7 +17,12 @@ Contract
       primitive straight to the first waiter, so a newcomer cannot barge in).
     - *Cancellation*: the call raises and leaves no trace: the task is out of the queue,
       holds nothing it did not hold before, and a wake that was already handed to it is
-      passed on to the next waiter (never lost).
+      passed on to the next waiter (never lost).  Woken first, then cancelled before it
+      runs, a task is not cancelled in the call: on trio (and in the sim, which follows
+      it) the call returns the wake (the task holds the lock, takes the completion) and
+      the cancellation comes at its next checkpoint, as with anyio on asyncio; only
+      native asyncio cancellation (``task.cancel()``, ``asyncio.timeout``) raises out of
+      the call then, and the wake is passed on as above (a ``wake_all``'s to nobody).
 
     Each blocking method has a ``*_nowait`` twin that raises `WouldBlock`, and each
     primitive a `statistics()` method returning a frozen record.  Under the sim every
@@ -157,6 +162,15 @@ def _noted_task(primitive: object, event: str | None = None) -> object:
     return rt.current_task()
 
 
+def _on_the_loop_s_thread(queue: WaitQueue) -> None:
+    # Live, a wake of a parked task must come from its loop's thread: `live_here` raises
+    # `ProtocolViolation` elsewhere, before anything is taken out of `queue` (trio's
+    # reschedule would raise after, and the wake would be lost; an asyncio future is
+    # not thread-safe).  Nobody parked, or under the sim: nothing to check.
+    if queue._waiters and _runtime_in_effect(None) is None:
+        live_here()
+
+
 def _tried(primitive: object, event: str | None, got: object) -> object:
     # A trylock's trace note, taken after the attempt: the hold's `event` if it got the
     # primitive, else ``try-<event>-failed`` (a failed attempt, not a hold).  Returns `got`.
@@ -268,7 +282,7 @@ class _Blocking:
             granted = await rt.park(w)
         except BaseException:
             if w.woken:
-                self._give_back(task, kind, w.value)
+                self._give_back(task, w.kind, w.value)  # `_WOKEN_BY_ALL` after a wake_all
                 rt.note(self, "release" if self._hold_event(kind) else None)
             else:
                 queue._discard(w)
@@ -277,6 +291,11 @@ class _Blocking:
         if rt.is_sim:
             rt.note(self, self._hold_event(kind))
         return granted
+
+
+#: The kind a `WaitQueue.wake_all` gives the waiters it wakes (a waiter's own kind, a
+#: lock's read or write, is never negative): see `WaitQueue._give_back`.
+_WOKEN_BY_ALL = -1
 
 
 @attrs.frozen
@@ -338,12 +357,17 @@ class WaitQueue(_Blocking):
         Blocks: until `wake_one` or `wake_all` picks this task; nothing runs between the
         call and the park, so a caller may check a condition and then park without
         missing a wake.  Checkpoint: always.  Cancellation: the task leaves the queue; if
-        a `wake_one` had already picked it, the wake is passed on to the next parked task.
+        a `wake_one` had already picked it, the wake is passed on to the next parked task
+        (a `wake_all`'s is not: it reached every task parked then).  A wake reaches a
+        cancelled task only live on asyncio with native cancellation (``task.cancel()``);
+        on trio and in the sim a woken task returns the wake and is cancelled at its
+        next checkpoint, and a task cancelled while parked leaves the queue at once.
         """
         return self._blocking(0)
 
     def wake_one(self, value: object = None) -> bool:
         """Wake the longest-parked task with `value`.  Sync.  False if nobody was parked."""
+        _on_the_loop_s_thread(self)
         w = self._pop()
         if w is None:
             # Nobody parked: the wake read the queue and changed nothing (two such wakes
@@ -359,10 +383,12 @@ class WaitQueue(_Blocking):
         if not self._waiters:
             _note_read(self)  # nobody parked: a read, as in `wake_one`
             return 0
+        _on_the_loop_s_thread(self)
         _note(self)
         waiters = list(self._waiters)
         self._waiters.clear()
         for w in waiters:
+            w.kind = _WOKEN_BY_ALL  # its task, if cancelled before it runs, passes nothing on
             self._hand(w, value)
         return len(waiters)
 
@@ -377,7 +403,10 @@ class WaitQueue(_Blocking):
         return _BLOCK
 
     def _give_back(self, task: object, kind: int, grant: object) -> None:
-        self.wake_one(grant)  # a wake this task will not use goes to the next one
+        # A wake_one's wake this task will not use goes to the next one.  A wake_all's
+        # reached every task parked then: passed on, it would wake one that parked after.
+        if kind != _WOKEN_BY_ALL:
+            self.wake_one(grant)
 
     def _first(self) -> Waiter | None:
         for w in self._waiters:
@@ -1103,6 +1132,7 @@ class Completion(_Blocking):
         _note(self)
         if self._all:
             return
+        _on_the_loop_s_thread(self._queue)
         w = self._queue._pop()
         if w is None:
             self._done += 1
@@ -1114,6 +1144,7 @@ class Completion(_Blocking):
         _note(self)
         if self.gate and not self._all:
             _note(GateOpened(self))
+        _on_the_loop_s_thread(self._queue)
         self._all = True
         self._queue.wake_all(_ALL)
 

@@ -183,8 +183,12 @@ def check_no_lost_wakeup_under_cancellation(make: Callable[[], tuple[Any, Any]])
     """Waiters cancelled at chooser-picked moments never take a wake with them.
 
     Each waiter either gets the primitive or is cancelled; at the end it is free, and a
-    last acquire succeeds.  A wake handed to a waiter that was cancelled before it ran
-    must be passed on, or some waiter (or the final acquire) blocks forever: a deadlock.
+    last acquire succeeds.  A waiter cancelled while queued must leave the queue, and one
+    the grant reached before its cancellation holds it to its next checkpoint and
+    releases it there (the sim follows trio); otherwise some waiter (or the final
+    acquire) blocks forever: a deadlock.  (The give-back of a grant whose task was
+    cancelled after it arrived happens live on asyncio with native cancellation:
+    tests/test_woken_then_cancelled.py.)
     """
 
     async def program() -> None:
@@ -293,24 +297,6 @@ def test_completion_properties() -> None:
     assert check_completion_semantics(Completion) is None
 
 
-def test_the_cancelled_after_wake_path_is_exercised() -> None:
-    """The lost-wake-up check must reach the hard case: woken, then cancelled."""
-    hits = 0
-
-    class CountingMutex(Mutex):
-        def _give_back(self, task: object, kind: int, grant: object) -> None:
-            nonlocal hits
-            hits += 1
-            super()._give_back(task, kind, grant)
-
-    def make() -> tuple[Any, Any]:
-        m = CountingMutex("m")
-        return m.acquire, lambda _: m.release()
-
-    assert check_no_lost_wakeup_under_cancellation(make) is None
-    assert hits > 0
-
-
 # --- and deliberately broken ones are caught --------------------------------------------
 
 
@@ -363,11 +349,6 @@ class RWLockWithDowngradeWindow(RWLock):
         self._readers[task] = 1  # and the downgrader reads alongside it
 
 
-class MutexThatDropsCancelledHandoffs(Mutex):
-    def _give_back(self, task: object, kind: int, grant: object) -> None:
-        pass  # the lock handed to a waiter that was then cancelled is never passed on
-
-
 class CompletionThatWakesEveryone(Completion):
     def complete(self) -> None:
         if not self._queue.wake_all("one"):
@@ -392,12 +373,6 @@ def test_a_lock_that_does_not_exclude_is_caught() -> None:
     failure = check_mutual_exclusion(_make_lock(MutexThatDoesNotExclude))
     assert failure is not None
     assert "mutual exclusion broken" in failure
-
-
-def test_a_queue_that_drops_a_cancelled_wake_is_caught() -> None:
-    failure = check_no_lost_wakeup_under_cancellation(_make_lock(MutexThatDropsCancelledHandoffs))
-    assert failure is not None
-    assert "deadlock" in failure
 
 
 def test_a_reader_preferring_rwlock_is_caught() -> None:

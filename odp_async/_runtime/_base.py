@@ -399,8 +399,10 @@ LIVE_RUNTIMES: dict[str, Runtime] = {}
 
 #: What a primitive called with no event loop running in its thread raises.
 NO_LIVE_RUNTIME: Final = (
-    "no async runtime is running: call odp_async from inside trio.run(), asyncio.run(), "
-    "anyio.run(), or the sim runtime's run()"
+    "no async runtime is running on this thread: call odp_async from inside trio.run(), "
+    "asyncio.run(), anyio.run(), or the sim runtime's run(); from a worker thread, hand "
+    "the call to the loop's thread (anyio.from_thread.run_sync, "
+    "trio.from_thread.run_sync, loop.call_soon_threadsafe)"
 )
 
 

@@ -857,6 +857,11 @@ class SimRuntime(Runtime):
             task.state = _RUNNABLE
             task.waiter = None
             task.send_value = value
+            # Woken with a value: the park returns it even if a scope around the task is
+            # cancelled before it runs again, and the cancellation is raised at its next
+            # checkpoint (trio's ``reschedule`` before the abort; anyio on asyncio, whose
+            # future is then done).  The hand-off is the task's from here on.
+            task.resume_cancellable = False
             del self._blocked[task]
             self._runnable.append(task)
             self._woken(task)
@@ -1092,12 +1097,18 @@ class SimRuntime(Runtime):
         # raised before the task runs again must not turn it into a spurious wake.
         del self._blocked[task]
         task.state = _RUNNABLE
+        waiter = task.waiter
         task.waiter = None
         task.sleep_token += 1
         task.resume_cancellable = True
         task.throw_exc = Cancelled()
         self._runnable.append(task)
         self._woken(task)
+        if waiter is not None:
+            # Out of its queue at once, as trio's abort takes it out: a wake after the
+            # cancellation goes to the next waiter (a ``wake_all`` no longer counts it),
+            # never to this task for it to give back when it runs.
+            waiter.queue._discard(waiter)
 
     def _woken(self, task: SimTask) -> None:
         """`task` was made runnable after a park, by this step (a wake, a join's end, a

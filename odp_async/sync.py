@@ -162,6 +162,11 @@ def _noted_task(primitive: object, event: str | None = None) -> object:
     return rt.current_task()
 
 
+def _count(n: int, noun: str) -> str:
+    # "1 task waits", "2 tasks wait"
+    return f"{n} {noun} waits" if n == 1 else f"{n} {noun}s wait"
+
+
 def _on_the_loop_s_thread(queue: WaitQueue) -> None:
     # Live, a wake of a parked task must come from its loop's thread: `live_here` raises
     # `ProtocolViolation` elsewhere, before anything is taken out of `queue` (trio's
@@ -748,9 +753,11 @@ class RWLock(_Blocking):
     def acquire_read(self) -> Awaitable[None]:
         """Take the lock shared (``down_read``).
 
-        Blocks: while a writer holds it or anybody is queued.  Checkpoint: always.
+        Blocks: while a writer holds it or anybody is queued (a nested read too: see the
+        class docstring).  Checkpoint: always.
         Cancellation: not acquired, out of the queue, a hand-off passed on.
-        Raises: `ProtocolViolation` if the current task already holds it.
+        Raises: `ProtocolViolation` if the current task holds it for writing (live; the
+        sim parks it for good: a deadlock report).
         """
         return self._blocking(_READ)
 
@@ -1022,10 +1029,18 @@ class _WriteLocked:
 
     async def __aexit__(self, *exc: object) -> None:
         lock = self._lock
-        if lock._writer is not None and lock._writer is current_runtime().current_task():
+        task = current_runtime().current_task()
+        if lock._writer is not None and lock._writer is task:
             lock.release_write()
-        else:
+        elif task in lock._readers:
             lock.release_read()
+        else:
+            _note(lock)  # what the error names was read
+            raise ProtocolViolation(
+                f"the end of write_locked() of {_label('RWLock', lock.name)} in task "
+                f"{_task_name(task)}, which holds it neither for writing nor for reading "
+                f"({lock._holder_text()}): was it released inside the block?"
+            )
 
     def __bool__(self) -> bool:
         raise TypeError(
@@ -1161,8 +1176,8 @@ class Completion(_Blocking):
         _note(self)
         if len(self._queue._waiters):
             raise ProtocolViolation(
-                f"reinit() of {_label('Completion', self.name)} while {len(self._queue._waiters)} "
-                "tasks wait on it"
+                f"reinit() of {_label('Completion', self.name)} while "
+                f"{_count(len(self._queue._waiters), 'task')} on it"
             )
         self._done = 0
         self._all = False

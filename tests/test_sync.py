@@ -453,7 +453,7 @@ def test_completion_reinit_with_waiters_is_refused(runtime: Runner) -> None:
             c.complete()
         return message
 
-    assert "while 1 tasks wait" in runtime.run(main)
+    assert "while 1 task waits" in runtime.run(main)
 
 
 def test_slot_pool_hands_out_distinct_slots(runtime: Runner) -> None:

@@ -707,18 +707,39 @@ def test_misuse_messages_name_the_primitive_the_task_and_the_holder(runtime: Run
     ]
 
 
-def test_reinit_while_tasks_wait_says_how_many() -> None:
+@pytest.mark.parametrize(("waiters", "says"), [(1, "1 task waits"), (2, "2 tasks wait")])
+def test_reinit_while_tasks_wait_says_how_many(waiters: int, says: str) -> None:
     async def main() -> str:
         c = Completion("c")
         async with rt.task_group() as tg:
-            tg.start_soon(c.wait)
-            await until(lambda: len(c._queue) == 1)
+            for _ in range(waiters):
+                tg.start_soon(c.wait)
+            await until(lambda: len(c._queue) == waiters)
             with pytest.raises(ProtocolViolation) as info:
                 c.reinit()
-            c.complete()
+            c.complete_all()
         return str(info.value)
 
-    assert sim.run(main).unwrap() == "reinit() of Completion 'c' while 1 tasks wait on it"
+    assert sim.run(main).unwrap() == f"reinit() of Completion 'c' while {says} on it"
+
+
+def test_a_write_locked_block_that_released_the_lock_itself_says_so(runtime: Runner) -> None:
+    """Not the ``release_read()`` error of a lock the task never read-locked: the end of
+    the block names what it found (new-user report)."""
+
+    async def main() -> str:
+        rw = RWLock("rw")
+        with pytest.raises(ProtocolViolation) as info:
+            async with rw.write_locked():
+                rw.release_write()
+        return str(info.value)
+
+    said = runtime.run(main)
+    assert said.startswith("the end of write_locked() of RWLock 'rw' in task "), said
+    assert said.endswith(
+        ", which holds it neither for writing nor for reading (not held): was it released "
+        "inside the block?"
+    ), said
 
 
 def test_slot_pool_notes_acquire_and_release_and_hands_out_the_lowest_slot() -> None:

@@ -1844,11 +1844,19 @@ class SimRuntime(Runtime):
         holders_of: dict[int, tuple[SimTask, ...]] = {}
         described: dict[int, str] = {}
         behind_of: dict[int, tuple[SimTask, ...]] = {}
+        named_of: dict[int, tuple[SimTask, ...]] = {}  # every holder, for the report
         for task in waiting:
             assert task.waiter is not None
             what, holders = task.waiter.queue.describe_wait()
             described[task.id] = what
-            holders_of[task.id] = tuple(h for h in holders if isinstance(h, SimTask))
+            holders_of[task.id] = named_of[task.id] = tuple(
+                h for h in holders if isinstance(h, SimTask)
+            )
+            if getattr(task.waiter.queue, "wait_needs_any", False):
+                # A pool: any holder's release lets it in, so it waits on itself only
+                # when it holds every slot; else the cycle goes through the others.
+                others = tuple(h for h in holders_of[task.id] if h is not task)
+                holders_of[task.id] = others or holders_of[task.id]
             queue_behind = getattr(task.waiter.queue, "waits_behind", None)
             if queue_behind is not None:
                 ahead = tuple(h for h in queue_behind(task.waiter) if isinstance(h, SimTask))
@@ -1861,14 +1869,17 @@ class SimRuntime(Runtime):
         for task in waiting:
             assert task.waiter is not None
             queue = task.waiter.queue
-            hs = holders_of[task.id][len(behind_of.get(task.id, ())) :]  # (the holders)
+            hs = named_of[task.id]
             relation = "to finish:" if isinstance(queue, SimTaskGroup) else "held by"
             if task.id in lonely:
                 # the cycle search sees the task as waiting on itself; no holder is named
                 holders_of[task.id] = (task,)
                 relation = BLOCKING_ALL if len(self._blocked) > 1 else LEFT_ALONE
             names = tuple(f"{h.name} (finished)" if h.state == _DONE else h.name for h in hs)
-            itself = any(h is task for h in hs)
+            if getattr(queue, "wait_needs_any", False):
+                itself = bool(hs) and all(h is task for h in hs)
+            else:
+                itself = any(h is task for h in hs)
             behind = tuple(h.name for h in behind_of.get(task.id, ()))
             blocked.append(
                 BlockedTask(

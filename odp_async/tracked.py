@@ -2243,13 +2243,6 @@ def _noted_spawn(func: object, args: Sequence[object]) -> bool:
     handed as an argument (``tg.start_soon(fill, [])``) breaks it.  The model's own
     functions (`_tracked_code.trusted` modules, and the reviewed ones) are not judged:
     the world walk judged what they reach."""
-    target = func.__func__ if isinstance(func, types.MethodType) else func
-    target = getattr(target, "func", target) if isinstance(target, functools.partial) else target
-    if isinstance(target, types.FunctionType):
-        module = target.__globals__.get("__name__")
-        name = module if isinstance(module, str) else None
-        if _tracked_code.trusted(name) or _tracked_code._reviewed(name):
-            return True  # the model's own task, and what it hands it: the world walk's
     values: list[object] = list(args)
     seen: set[int] = set()
     todo: list[object] = [func]
@@ -2262,13 +2255,9 @@ def _noted_spawn(func: object, args: Sequence[object]) -> bool:
             values.append(fn.__self__)
             todo.append(fn.__func__)
             continue
-        if isinstance(fn, functools.partial):
-            values.extend(fn.args)
-            values.extend(fn.keywords.values())
-            todo.append(fn.func)
-            continue
         if not isinstance(fn, types.FunctionType):
-            values.append(fn)  # a callable object: its own fields are state too
+            if fn is not func:
+                values.append(fn)
             continue
         module = fn.__globals__.get("__name__")
         if _tracked_code.trusted(module if isinstance(module, str) else None) or (

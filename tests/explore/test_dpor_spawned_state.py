@@ -30,8 +30,6 @@ from tests.conftest import UserModule
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 PROGRAMS = """
-import functools
-
 import attrs
 
 from odp_async import checkpoint, task_group
@@ -116,15 +114,6 @@ async def display_as_argument():
     assert d["n"] == 2, "a lost update"
 
 
-async def display_in_a_partial():
-    d = {"n": 0}
-    bump = functools.partial(bump_item, d)
-    async with task_group() as tg:
-        tg.start_soon(bump)
-        tg.start_soon(bump)
-    assert d["n"] == 2, "a lost update"
-
-
 async def nested_helper_in_closures():
     d = {"n": 0}
 
@@ -182,7 +171,6 @@ RACES = {
         ("comprehension_in_closures", comprehension_in_closures),
         ("alias_of_a_tracked_field", alias_of_a_tracked_field),
         ("display_as_argument", display_as_argument),
-        ("display_in_a_partial", display_in_a_partial),
         ("nested_helper_in_closures", nested_helper_in_closures),
     ]
 }
@@ -202,7 +190,6 @@ RACES = [
     "comprehension_in_closures",
     "alias_of_a_tracked_field",
     "display_as_argument",
-    "display_in_a_partial",
     "nested_helper_in_closures",
 ]
 

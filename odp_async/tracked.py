@@ -2240,7 +2240,8 @@ def _noted_spawn(func: object, args: Sequence[object]) -> bool:
     as a tracked field's value is (`_is_opaque`): a plain list or dict made by a display
     in the main function and shared through the tasks' closures (``items = [1]``), one
     read out of a tracked object and kept in a local (``items = q.items``), or one
-    handed as an argument (``tg.start_soon(fill, [])``) breaks it.  The model's own
+    handed as an argument (``tg.start_soon(fill, [])``) breaks it; what that rule
+    refuses is then walked as a run's arguments are (`track`).  The model's own
     functions (`_tracked_code.trusted` modules, and the reviewed ones) are not judged:
     the world walk judged what they reach."""
     values: list[object] = list(args)
@@ -2273,7 +2274,11 @@ def _noted_spawn(func: object, args: Sequence[object]) -> bool:
                 todo.append(value)
             else:
                 values.append(value)
-    return not _opaque_items(values)
+    # Judged first as a tracked field's value (cheap); what that rule refuses is walked
+    # as a run's arguments are (`track`: a self-noting object such as a `SharedCell`,
+    # or a tuple of them, keeps the promise).
+    refused = [value for value in values if _opaque_items((value,))]
+    return not refused or not track(tuple(refused)).untracked
 
 
 NOTED_SPAWN_HOOKS.append(_noted_spawn)

@@ -660,10 +660,10 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
     ``collections.deque()``, ``dict(n=0)``, ``functools.partial(f, d)``: `_state_class`)
     or of a generator or async generator function, a module's or one defined in `fn`
     (``g = gen()``, a generator expression).  Each as ``(name, what)``.  A container
-    display (``results = []``, ``{"n": 0}``) is not judged here, nor what a local is bound
-    to by any other expression (``box = make_box()``, ``obj.gen()``): the sim judges the
-    values a spawned task's closure holds when it is spawned
-    (`odp_async.tracked._noted_spawn`), which sees them whatever made them."""
+    display (``results = []``, ``{"n": 0}``) is not judged: a local a task fills and the
+    main function reads after the join is the common case (judging it would lose the
+    reduction of most programs), and what a local is bound to by any other expression
+    (``box = make_box()``, ``obj.gen()``) is not judged either."""
     found: list[tuple[str, str]] = []
     made = _functions_made(fn.__code__)
     for code in code_tree(fn.__code__):

@@ -64,10 +64,6 @@ class SharedCell(Generic[T]):
 
     __slots__ = ("_value", "name")
 
-    #: `odp_async.tracked`'s allow-list: a cell notes its own reads and writes and judges
-    #: the value `get` hands out, so handing the cell itself on keeps the promise.
-    __notes_itself__ = True
-
     def __init__(self, value: T, name: str | None = None) -> None:
         self._value = value
         self.name = name

@@ -135,7 +135,6 @@ from ._runtime._base import RUNTIME_VAR
 from ._runtime.footprint import (
     HIDDEN_WRITE_HOOKS,
     NOTED_RUN_HOOKS,
-    NOTED_SPAWN_HOOKS,
     TRACKING_RUN_HOOKS,
     FieldOf,
     ReadOf,
@@ -1956,7 +1955,7 @@ def _is_opaque(kind: type, value: object) -> bool:
         return False  # a subclass of int, str... that adds no fields
     if issubclass(kind, (tuple, frozenset)) or kind in _CALLABLES:
         return _DEPENDS  # a record of values or of handles: as opaque as what it holds
-    if "__tracked_internal_of__" in kind.__dict__ or kind.__dict__.get("__notes_itself__"):
+    if "__tracked_internal_of__" in kind.__dict__:
         return False
     if _self_noting(value) or kind.__module__.startswith("odp_async._runtime"):
         return False
@@ -2164,12 +2163,7 @@ def track(root: object, *, deep: bool = True, code: Iterable[object] = ()) -> Tr
             reached += 1
             internal.update(info.internal)
             inside = info.whole
-        elif (
-            cls in internal
-            or "__tracked_internal_of__" in cls.__dict__
-            or cls.__dict__.get("__notes_itself__")
-            or _self_noting(obj)
-        ):
+        elif cls in internal or "__tracked_internal_of__" in cls.__dict__ or _self_noting(obj):
             inside = True
         elif not covered and (
             isinstance(info, _Tracking)  # an undecorated subclass: nobody decorated it
@@ -2230,55 +2224,3 @@ def _noted_call(main: object, args: Sequence[object]) -> bool:
 
 
 NOTED_RUN_HOOKS.append(_noted_call)
-
-
-def _noted_spawn(func: object, args: Sequence[object]) -> bool:
-    """A task spawned as ``func(*args)`` under the noted-only promise
-    (`odp_async._runtime.footprint.noted_spawn`): whether what it is handed keeps the
-    promise.  The arguments and the values in the function's closure (and in the
-    closures of the functions found there, and of a bound method's function) are judged
-    as a tracked field's value is (`_is_opaque`): a plain list or dict made by a display
-    in the main function and shared through the tasks' closures (``items = [1]``), one
-    read out of a tracked object and kept in a local (``items = q.items``), or one
-    handed as an argument (``tg.start_soon(fill, [])``) breaks it; what that rule
-    refuses is then walked as a run's arguments are (`track`).  The model's own
-    functions (`_tracked_code.trusted` modules, and the reviewed ones) are not judged:
-    the world walk judged what they reach."""
-    values: list[object] = list(args)
-    seen: set[int] = set()
-    todo: list[object] = [func]
-    while todo:
-        fn = todo.pop()
-        if id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        if isinstance(fn, types.MethodType):
-            values.append(fn.__self__)
-            todo.append(fn.__func__)
-            continue
-        if not isinstance(fn, types.FunctionType):
-            if fn is not func:
-                values.append(fn)
-            continue
-        module = fn.__globals__.get("__name__")
-        if _tracked_code.trusted(module if isinstance(module, str) else None) or (
-            _tracked_code._reviewed(module if isinstance(module, str) else None)
-        ):
-            continue
-        for cell in fn.__closure__ or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
-            if isinstance(value, (types.FunctionType, types.MethodType)):
-                todo.append(value)
-            else:
-                values.append(value)
-    # Judged first as a tracked field's value (cheap); what that rule refuses is walked
-    # as a run's arguments are (`track`: a self-noting object such as a `SharedCell`,
-    # or a tuple of them, keeps the promise).
-    refused = [value for value in values if _opaque_items((value,))]
-    return not refused or not track(tuple(refused)).untracked
-
-
-NOTED_SPAWN_HOOKS.append(_noted_spawn)

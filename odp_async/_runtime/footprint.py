@@ -56,7 +56,6 @@ __all__ = [
     "note_read",
     "note_update",
     "noted_run_starts",
-    "noted_spawn",
     "tracking_run_ends",
     "tracking_run_starts",
     "with_noted_reads",
@@ -281,24 +280,6 @@ def noted_run_starts(main: object = None, args: Sequence[object] = ()) -> bool:
     ok = True
     for hook in NOTED_RUN_HOOKS:
         ok = hook(main, args) and ok
-    return ok
-
-
-#: What a footprint-keeping run under the noted-only promise calls at each spawn
-#: (`noted_spawn`): `odp_async.tracked` puts its judgement of what the new task is handed
-#: here when imported.
-NOTED_SPAWN_HOOKS: list[Callable[[object, Sequence[object]], bool]] = []
-
-
-def noted_spawn(func: object, args: Sequence[object]) -> bool:
-    """Called by the sim when a task is spawned as ``func(*args)`` in a run that keeps
-    footprints under the noted-only promise: True when what the task is handed (the
-    arguments, and the values in the function's closure) keeps the promise, False when
-    it holds state nobody notes (a plain list made by a display and shared through the
-    closures, say): the run's steps are unknown from this spawn on.  Sync."""
-    ok = True
-    for hook in NOTED_SPAWN_HOOKS:
-        ok = hook(func, args) and ok
     return ok
 
 

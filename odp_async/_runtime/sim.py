@@ -115,7 +115,6 @@ from .footprint import (
     ReadOf,
     declared_footprint,
     noted_run_starts,
-    noted_spawn,
     tracking_run_ends,
     tracking_run_starts,
 )
@@ -744,7 +743,6 @@ class SimRuntime(Runtime):
         "_main_call",
         "_max_steps",
         "_next_id",
-        "_noted_now",
         "_noted_only",
         "_now",
         "_on_stop",
@@ -776,8 +774,6 @@ class SimRuntime(Runtime):
     ) -> None:
         # The program vouches that it reaches shared state only through noted objects.
         self._noted_only = noted_only
-        # This run's promise as it stands (`_drive`): a spawn may break it.
-        self._noted_now = False
         self._main_call: tuple[object, Sequence[Any]] = (None, ())
         self._on_stop = on_stop
         self._max_steps = max_steps
@@ -799,7 +795,6 @@ class SimRuntime(Runtime):
         empties, a fresh runtime's state, for `chooser` (`BriefRuns` resets one runtime
         this way before each of its runs)."""
         self._chooser = chooser
-        self._noted_now = False
         self._schedule: list[int] = []
         self._trace: list[tuple[int, int, int, object]] | None = [] if trace else None
         self._seq = 0
@@ -1027,11 +1022,6 @@ class SimRuntime(Runtime):
     ) -> SimTask:
         # Read before the call: what an ``async def`` function binds (`_spawned_as`).
         code = _async_code(func) if self._keyed else None
-        if self._noted_now and self._fp is not None and not noted_spawn(func, args):
-            # The new task is handed state nobody notes: the promise ends here, and
-            # this step (which hands it over) is unknown too.
-            self._noted_now = False
-            self._fp_unknown = True
         coro: Any = func(*args)
         try:
             if type(coro) is not _COROUTINE:
@@ -1313,7 +1303,6 @@ class SimRuntime(Runtime):
             return self._drive_plain(root)
         if track and noted_only:  # objects the notes would miss: adopted, or no promise
             noted_only = noted_run_starts(*self._main_call)
-        self._noted_now = track and noted_only
         while True:
             if self._chooser_error is not None:
                 raise self._chooser_error
@@ -1344,7 +1333,6 @@ class SimRuntime(Runtime):
             task = runnable[i]
             task.ran = steps
             if track:
-                noted_only = self._noted_now  # a spawn may have broken the promise
                 declared = declared_footprint(
                     task.pending, trust_primitives=trust, noted_only=noted_only
                 )

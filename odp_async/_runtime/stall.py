@@ -221,12 +221,12 @@ _HERE = os.path.normcase(os.path.dirname(os.path.dirname(os.path.realpath(__file
 
 def where(frame: FrameType) -> str:
     """``file:line in function`` of the innermost frame of `frame`'s stack outside the
-    standard library, odp_async and generated code (an attrs or dataclass method:
-    ``<attrs generated ...>``; else the innermost frame)."""
+    standard library, odp_async and attrs' generated methods (``<attrs generated
+    ...>``; else the innermost frame)."""
     f: FrameType | None = frame
     while f is not None:
         name = f.f_code.co_filename
-        if not name.startswith("<"):
+        if not name.startswith("<attrs generated"):
             path = os.path.normcase(os.path.realpath(name))
             library = path.startswith(_STDLIB) and "site-packages" not in path
             if not library and not path.startswith(_HERE):

@@ -509,7 +509,7 @@ def check(
     `schedules`, `seed` and ``config_fields`` (any other `ExploreConfig` field:
     ``depth``, ``preemption_bound``, ``jobs``,
     ``max_steps``, ``start``...) set the search; `executor` and `resume`: see
-    `explore_target`.  An exception, a deadlock, or a run past
+    `explore_target`.  An exception or a deadlock is a failure; a run past
     ``max_steps`` that does not finish under a fair continuation either is
     inconclusive (`ExploreResult.inconclusive`: no verdict); with `raise_on_failure` a
     failure raises `ExplorationFailed` (an `AssertionError`) whose message is the

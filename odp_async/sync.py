@@ -364,9 +364,11 @@ class WaitQueue(_Blocking):
         missing a wake.  Checkpoint: always.  Cancellation: the task leaves the queue; if
         a `wake_one` had already picked it, the wake is passed on to the next parked task
         (a `wake_all`'s is not: it reached every task parked then).  A wake reaches a
-        cancelled task only live on asyncio with native cancellation (``task.cancel()``);
-        on trio and in the sim a woken task returns the wake and is cancelled at its
-        next checkpoint, and a task cancelled while parked leaves the queue at once.
+        cancelled task only live on asyncio, where a task cancelled while parked leaves
+        the queue when it next runs, and native cancellation (``task.cancel()``) may
+        come after the wake; on trio and in the sim a task cancelled while parked leaves
+        the queue at once, and a woken task returns the wake and is cancelled at its
+        next checkpoint.
         """
         return self._blocking(0)
 

@@ -853,7 +853,9 @@ class RWLock(_Blocking):
 
     def write_locked(self) -> _WriteLocked:
         """``async with lock.write_locked():`` holds it exclusive (or shared, if the block
-        called `downgrade`) and releases whichever it holds at the end.
+        called `downgrade`) and releases whichever it holds at the end.  Raises
+        `ProtocolViolation` at the end when the task holds it neither way (the block
+        released it itself).
 
         Not a predicate: the returned object raises `TypeError` when taken as a bool
         (``if lock.write_locked():``); ask `writer` whether the lock is write-held."""

@@ -234,58 +234,62 @@ def test_a_cancelled_parker_leaves_its_queue_at_the_cancellation(backend: str) -
 
 
 def _natively(
-    make: Callable[[], Any],
-    wait: Callable[[Any], Awaitable[object]],
-    waiting: Callable[[Any], int],
-    wake: Callable[[Any], None],
-    after: Callable[[Any], object],
+    prim: Any,
+    wait_a: Callable[[], Awaitable[object]],
+    wait_b: Callable[[], Awaitable[object]],
+    waiting: Callable[[], int],
+    wake: Callable[[], None],
+    after: Callable[[asyncio.Task[None]], object],
+    *,
+    hold: Callable[[], Awaitable[object]] | None = None,
+    b_is_woken: bool = True,
 ) -> tuple[list[object], object]:
-    """On plain asyncio: tasks A then B wait (`wait`) on ``make()``'s primitive; in one
-    step the main task wakes the first (`wake`) and cancels A's task with
-    ``task.cancel()``.  A's park raises ``CancelledError`` after the wake reached it, so
-    the primitive must pass the wake on to B.  Returns what A and B saw, and ``after``
-    of the primitive once A has unwound (no waiting on the clock: B's wake, if any, is
-    given while A unwinds)."""
+    """On plain asyncio: the main task takes `prim` first (`hold`, if given); tasks A
+    then B wait on it (`wait_a`, `wait_b`); in one step the main task wakes the first
+    (`wake`) and cancels A's task with ``task.cancel()``.  A's park raises
+    ``CancelledError`` after the wake reached it, so the primitive must pass the wake
+    on to B.  Returns what A and B saw, and ``after(B's task)`` once A has unwound (no
+    waiting on the clock: B's wake, if any, is given while A unwinds).  B is then
+    awaited, or, when `b_is_woken` is False (a primitive that may drop the wake), it
+    is cancelled."""
 
     async def main() -> tuple[list[object], object]:
-        prim = make()
+        if hold is not None:
+            await hold()
         seen: list[object] = []
 
         async def a() -> None:
             try:
-                await wait(prim)
+                await wait_a()
                 seen.append("A got it")
             except asyncio.CancelledError:
                 seen.append("A cancelled")
                 raise
 
         async def b() -> None:
-            await wait(prim)
+            await wait_b()
             seen.append("B got it")
 
         task_a = asyncio.create_task(a())
-        await until(lambda: waiting(prim) == 1)
+        await until(lambda: waiting() == 1)
         task_b = asyncio.create_task(b())
-        await until(lambda: waiting(prim) == 2)
-        wake(prim)
+        await until(lambda: waiting() == 2)
+        wake()
         task_a.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task_a
-        state = after(prim)
-        await task_b
+        state = after(task_b)
+        if not b_is_woken:
+            task_b.cancel()
+        await asyncio.gather(task_b, return_exceptions=not b_is_woken)
         return seen, state
 
     return asyncio.run(main())
 
 
-def _queued(lock: Any) -> int:
-    return len(lock._queue)
-
-
 def test_native_cancel_a_wake_one_goes_to_the_next_parker() -> None:
-    seen, state = _natively(
-        lambda: WaitQueue("q"), lambda q: q.park(), len, lambda q: q.wake_one(), len
-    )
+    q = WaitQueue("q")
+    seen, state = _natively(q, q.park, q.park, q.__len__, q.wake_one, lambda b: len(q))
     assert seen == ["A cancelled", "B got it"]
     assert state == 0  # B was woken while A unwound
 
@@ -298,48 +302,25 @@ def test_native_cancel_a_lock_handed_over_goes_to_the_next_waiter(first: str, se
     """A (a `first` waiter) is handed the lock the main task held and natively cancelled
     in the same step; B (a `second` waiter, queued behind A) holds it once A unwound:
     a read hold given back lets a writer queued behind in."""
+    if first == "mutex":
+        m = Mutex("m")
+        seen, state = _natively(
+            m, m.acquire, m.acquire, lambda: len(m._queue), m.release,
+            lambda b: (m._owner is b, len(m._queue)), hold=m.acquire,
+        )  # fmt: skip
+    else:
+        rw = RWLock("rw")
+        modes = {"read": rw.acquire_read, "write": rw.acquire_write}
 
-    def wait(lock: Any, kind: str) -> Awaitable[object]:
-        if kind == "mutex":
-            return lock.acquire()  # type: ignore[no-any-return]
-        return lock.acquire_read() if kind == "read" else lock.acquire_write()  # type: ignore[no-any-return]
+        def holders() -> set[object]:
+            return {rw.writer} if rw.writer is not None else set(rw.readers)
 
-    def held_by(lock: Any) -> set[object]:
-        if first == "mutex":
-            return {lock._owner} if lock._owner is not None else set()
-        return {lock.writer} if lock.writer is not None else set(lock.readers)
-
-    async def run() -> tuple[list[object], bool, int]:
-        lock: Any = Mutex("m") if first == "mutex" else RWLock("rw")
-        await (lock.acquire() if first == "mutex" else lock.acquire_write())
-        seen: list[object] = []
-
-        async def a() -> None:
-            try:
-                await wait(lock, first)
-                seen.append("A got it")
-            except asyncio.CancelledError:
-                seen.append("A cancelled")
-                raise
-
-        async def b() -> None:
-            await wait(lock, second)
-            seen.append("B got it")
-
-        task_a = asyncio.create_task(a())
-        await until(lambda: _queued(lock) == 1)
-        task_b = asyncio.create_task(b())
-        await until(lambda: _queued(lock) == 2 or len(held_by(lock)) > 1)
-        lock.release() if first == "mutex" else lock.release_write()
-        task_a.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task_a
-        b_holds = held_by(lock) == {task_b}  # the grant went on while A unwound
-        queued = _queued(lock)
-        await task_b
-        return seen, b_holds, queued
-
-    assert asyncio.run(run()) == (["A cancelled", "B got it"], True, 0)
+        seen, state = _natively(
+            rw, modes[first], modes[second], lambda: len(rw._queue), rw.release_write,
+            lambda b: (holders() == {b}, len(rw._queue)), hold=rw.acquire_write,
+        )  # fmt: skip
+    assert seen == ["A cancelled", "B got it"]
+    assert state == (True, 0)  # B holds it, nobody queued: the grant went on
 
 
 class CompletionThatDropsGivenBackWakes(Completion):
@@ -352,36 +333,11 @@ class CompletionThatDropsGivenBackWakes(Completion):
 )
 def test_native_cancel_a_complete_goes_to_the_next_wait(cls: type, waiting_after: int) -> None:
     """The give-back is what keeps the ``complete()``: dropped, B waits for good."""
-
-    async def run() -> tuple[list[object], int]:
-        c = cls("c")
-        seen: list[object] = []
-
-        async def a() -> None:
-            try:
-                await c.wait()
-            except asyncio.CancelledError:
-                seen.append("A cancelled")
-                raise
-
-        async def b() -> None:
-            await c.wait()
-            seen.append("B got it")
-
-        task_a = asyncio.create_task(a())
-        await until(lambda: c.statistics().tasks_waiting == 1)
-        task_b = asyncio.create_task(b())
-        await until(lambda: c.statistics().tasks_waiting == 2)
-        c.complete()
-        task_a.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task_a
-        left = c.statistics().tasks_waiting
-        task_b.cancel()
-        await asyncio.gather(task_b, return_exceptions=True)
-        return seen, left
-
-    seen, left = asyncio.run(run())
+    c = cls("c")
+    seen, left = _natively(
+        c, c.wait, c.wait, lambda: c.statistics().tasks_waiting, c.complete,
+        lambda b: c.statistics().tasks_waiting, b_is_woken=False,
+    )  # fmt: skip
     assert seen[0] == "A cancelled"
     assert left == waiting_after
 

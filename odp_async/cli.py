@@ -378,7 +378,10 @@ def list_(as_json: bool) -> None:
 @click.argument("scenario")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def show(scenario: str, as_json: bool) -> None:
-    """Show a scenario: what it does, its actors, its expected verdicts, its script."""
+    """Show a scenario: what it does, its actors, its expected verdicts, its script.
+
+    The script is shown, not run: `explore SCENARIO --chooser script` runs it and checks
+    that each step fits the code and that the verdict is the one expected."""
     from .odp.protocols import PROTOCOLS
 
     target = _target(scenario, None, probe=True)
@@ -398,6 +401,9 @@ def show(scenario: str, as_json: bool) -> None:
                 if s.needs_world
                 else str(s.expected_for("-")),
                 "script": [[task, until] for task, until in s.script],
+                "script_expected": {p: str(s.script_expected_for(p)) for p in protocols}
+                if s.needs_world and s.script
+                else None,
                 "params": dict(s.params),
             }
         )
@@ -417,6 +423,15 @@ def show(scenario: str, as_json: bool) -> None:
         click.echo("script (the interleaving that shows the bug):")
         for task, until in s.script:
             click.echo(f"  run {task}" + (f" until it reaches {until!r}" if until else ""))
+        differ = [p for p in protocols if s.script_expected_for(p) is not s.expected_for(p)]
+        if s.needs_world and differ:
+            click.echo("expected under the script (where it differs):")
+            for protocol in differ:
+                click.echo(f"  {protocol:14} {s.script_expected_for(protocol)}")
+        # shown, not run: whether each step fits a protocol's code only a run tells
+        shown = scenario if " " not in scenario else repr(scenario)
+        how = f"odp-async explore {shown} --chooser script" + ("" if is_file else " -p PROTOCOL")
+        click.echo(f"not checked here; run it and compare its verdicts: {how}")
 
 
 @cli.command(
@@ -467,6 +482,8 @@ Examples:
   odp-async explore classic:lost-update --cluster tcp://scheduler:8786 --resume run.log
   odp-async explore classic:lost-update --start 5000 --schedules 5000 --all-failures
   odp-async explore classic:reorder_5 --chooser dpor --cluster local:2   # subtrees
+  odp-async explore registration-race -p odp2014 --chooser script   # its script
+  odp-async explore my.toml --chooser script   # [script] per protocol, vs its verdicts
 \b
 Progress goes to stderr: a live line on a terminal, else a line every
 --progress-every seconds.  Ctrl-C stops, prints what was explored so far
@@ -480,7 +497,8 @@ and exits 130.
     "--chooser",
     default="portfolio",
     show_default=True,
-    help="portfolio | random | pct | dfs | dpor",
+    help="portfolio | random | pct | dfs | dpor | script (run the scenario's script once, "
+    "check its verdict)",
 )
 @click.option("--schedules", default=1000, show_default=True, type=int, help="budget")
 @click.option(
@@ -570,7 +588,24 @@ def explore(
     (your own async function or Scenario, imported from sys.path, e.g. PYTHONPATH=.);
     a file given without --protocol is explored under every protocol it names, each
     compared with its [expected] verdict (exit 1 if any differs).
+
+    --chooser script runs the scenario's script (a file's [script] steps, a built-in's
+    interleaving) once instead, per protocol as above, and compares the verdict with the
+    one expected under the script (a file's script.expected, else [expected]); it prints
+    a replay token of each run.  A run that does not follow the script to its end (a
+    step whose task never ran, or never paused at a checkpoint whose label holds the
+    step's until text) has no verdict: one line names the step and the labels the task
+    paused at (exit 2).  Exit 1 if a verdict differs; a scenario with no script exits 2.
     """
+    if chooser == "script":
+        _refuse_unscripted_options()
+        _explore_script(scenario, protocol, options, max_steps, as_json)
+        return
+    if chooser not in _chooser_names():
+        _fail(
+            f"--chooser: unknown chooser {chooser!r}; expected one of "
+            f"{', '.join(_chooser_names())}, script"
+        )
     asked_jobs = jobs
     jobs, note = _cap_jobs(jobs, schedules, "schedules")
     if time_budget is not None and not 0 < time_budget <= MAX_TIME_BUDGET:  # also nan, inf
@@ -727,6 +762,155 @@ def _refuse_ignored(chooser: str, jobs: int) -> None:
                 f"{flag} is for --chooser {' or '.join(users)}; --chooser {chooser} "
                 "ignores it (drop it, or choose one that uses it)"
             )
+
+
+def _chooser_names() -> tuple[str, ...]:
+    from .explore.config import CHOOSERS
+
+    return tuple(CHOOSERS)
+
+
+#: The ``explore`` options a script run ignores: it runs one fixed schedule, here.
+_SCRIPT_IGNORES = (
+    ("schedules", "--schedules"),
+    ("time_budget", "--time"),
+    ("stall", "--stall"),
+    ("seed", "--seed"),
+    ("jobs", "--jobs"),
+    ("preemptions", "--preemptions"),
+    ("max_preemptions", "--max-preemptions"),
+    ("depth", "--depth"),
+    ("no_reduction", "--no-reduction"),
+    ("no_shrink", "--no-shrink"),
+    ("progress_every", "--progress-every"),
+    ("cluster", "--cluster"),
+    ("start", "--start"),
+    ("resume", "--resume"),
+    ("all_failures", "--all-failures"),
+)
+
+
+def _refuse_unscripted_options() -> None:
+    """Refuse (one line) an option given that ``--chooser script`` would ignore: a budget
+    or a search bound that no search applies must not look applied."""
+    ctx = click.get_current_context()
+    for name, flag in _SCRIPT_IGNORES:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source is not click.core.ParameterSource.DEFAULT:
+            _fail(
+                f"{flag} is for the searching choosers; --chooser script runs the scenario's "
+                "script once, one fixed schedule (drop it)"
+            )
+
+
+def _explore_script(
+    scenario: str,
+    protocol: str | None,
+    options: Sequence[str],
+    max_steps: int,
+    as_json: bool,
+) -> None:
+    """``explore SCENARIO --chooser script``: the scenario's script run once per protocol
+    (each protocol a file names, without `protocol`), each verdict compared with the one
+    expected under the script."""
+    from .explore.scripted import run_script
+
+    _config(max_steps=max_steps)  # a bad --max-steps: one line naming the flag
+    path: str | None = None
+    if protocol is None and _is_file(scenario):
+        if options:
+            _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
+        path = scenario
+        file = _read_file(scenario)
+        # every protocol built once before any runs (a constructor that raises: one line)
+        targets = [
+            _target(scenario, p, where=f"{scenario}: scenario.protocols[{i}]: ")
+            for i, p in enumerate(file.protocols)
+        ]
+    else:
+        targets = [_target(scenario, protocol, options)]
+    s = targets[0].scenario
+    if not s.script:
+        _fail(_no_script(scenario, s.name))
+    runs = [run_script(target, max_steps=max_steps) for target in targets]
+    if as_json:
+        rows = [_script_json(run) for run in runs]
+        if path is None:
+            _echo_json(rows[0])
+        else:
+            matching = all(run.matches for run in runs)
+            _echo_json({"scenario": s.name, "file": path, "matches": matching, "rows": rows})
+    else:
+        for run in runs:
+            click.echo(_script_lines(run))
+        if path is not None:
+            shown = sum(run.matches for run in runs)
+            click.echo(f"{shown}/{len(runs)} protocols as expected under the script")
+    for run in runs:
+        if run.unfollowed is not None:
+            _err(f"odp-async: error: {_one_line(f'{run.target.label}: {run.unfollowed}')}")
+    followed = [run for run in runs if run.unfollowed is None]
+    if any(not run.matches and not run.execution.unfinished for run in followed):
+        raise _Exit(ExitCode.VIOLATION)
+    if len(followed) < len(runs):
+        raise _Exit(ExitCode.USAGE)
+    if any(not run.matches for run in runs):
+        raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _no_script(scenario: str, name: str) -> str:
+    """Why ``--chooser script`` cannot run `scenario` (named `name`): it has no script."""
+    if _is_file(scenario):
+        return (
+            f"{scenario}: scenario {name!r} has no [script] table for --chooser script to run; "
+            'add one (steps = [["actor"], ["actor", "until text"]]) or choose another chooser'
+        )
+    from .scenarios import BUILTIN
+
+    scripted = ", ".join(n for n, b in BUILTIN.items() if b.script)
+    return (
+        f"scenario {scenario!r} has no script for --chooser script to run; the built-in "
+        f"scenarios with one: {scripted}"
+    )
+
+
+def _script_lines(run: Any) -> str:
+    """A script run as text: the verdict against the expected one, the violation if any,
+    the replay command."""
+    steps = _count(run.execution.sim.steps, "step")
+    label = run.target.label
+    if run.unfollowed is not None:
+        head = f"{label}: no verdict: the run did not follow the script ({steps})"
+    elif run.matches:
+        head = f"{label}: {run.verdict} under the script, as expected ({steps})"
+    else:
+        head = f"{label}: {run.verdict} under the script, expected {run.expected} ({steps})"
+    lines = [head]
+    failure = run.execution.failure
+    if failure is not None:
+        lines.append(f"{run.verdict}: {failure.describe()}")
+        lines.extend(f"also: {v.describe()}" for v in run.execution.violations[1:])
+    if run.token:
+        lines.append(f"replay: odp-async replay {run.token}")
+    else:
+        lines.append(f"no replay token: {run.no_token}")
+    return "\n".join(lines)
+
+
+def _script_json(run: Any) -> dict[str, Any]:
+    return {
+        "target": run.target.label,
+        "protocol": run.target.protocol,
+        "verdict": str(run.verdict),
+        "expected": str(run.expected),
+        "followed": run.unfollowed is None,
+        "unfollowed": run.unfollowed,
+        "matches": run.matches,
+        "steps": run.execution.sim.steps,
+        "violations": [_violation_json(v) for v in run.execution.violations],
+        "replay_token": run.token,
+        "no_token": run.no_token,
+    }
 
 
 def _explore(

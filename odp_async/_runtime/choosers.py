@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from ..errors import InvalidArgument, ReplayMismatch
+from ._base import Waiter
 
 __all__ = [
     "Chooser",
@@ -281,10 +282,13 @@ class ScriptChooser:
     done, `then` decides (default: oldest first).
 
     A script that no longer fits the code (a task that never appears, an `until` never
-    reached) does not raise here; `is_done` stays False, which callers should check.
+    reached) does not raise while the run goes on; `is_done` stays False.  After the run,
+    `finish()` says which step was not reached and why (the labels the step's task was
+    paused at, so a mistyped `until` can be fixed), or None when the run followed the
+    script to its end.
     """
 
-    __slots__ = ("_pos", "_seen", "steps", "then")
+    __slots__ = ("_paused", "_pos", "_seen", "steps", "then")
 
     #: Asked at every step, even with one runnable task, so a step can end exactly.
     ask_always = True
@@ -306,20 +310,32 @@ class ScriptChooser:
         self.then = then
         self._pos = 0
         self._seen: set[str] = set()
+        #: Task name -> the texts of the checkpoint labels it was paused at, in order.
+        self._paused: dict[str, dict[str, None]] = {}
 
     @property
     def is_done(self) -> bool:
         return self._pos >= len(self.steps)
 
+    @property
+    def position(self) -> int:
+        """The index of the step being followed (``len(steps)`` once done)."""
+        return self._pos
+
     def new_execution(self) -> None:
         self._pos = 0
         self._seen = set()
+        self._paused = {}
         if self.then is not None:
             self.then.new_execution()
 
     def choose(self, runnable: Sequence[Any], last: Any) -> int:
+        paused = self._paused
         for task in runnable:
             self._seen.add(task.name)
+            text = _label_text(task.pending)
+            if text is not None:
+                paused.setdefault(task.name, {})[text] = None
         while self._pos < len(self.steps):
             name, until = self.steps[self._pos]
             index = next((i for i, t in enumerate(runnable) if t.name == name), None)
@@ -341,5 +357,62 @@ class ScriptChooser:
             return self.then.draw(n, label)
         return 0
 
+    def finish(self, *, run_over: bool = True) -> str | None:
+        """After a run: None if it followed the script to its end, else one line naming
+        the first step it did not reach, that step's task and `until`, and why (the task
+        never ran; or the labels of the checkpoints it was paused at, none of which holds
+        the `until` text; or it was still running).
+
+        `run_over`: the run ended with no task runnable (every outcome but the step bound).
+        Then a step without `until` whose task ran is done (the task blocked or finished),
+        as it would be had the run asked once more; its following steps too, while they
+        are of that kind.  Call it once per run, before `new_execution`."""
+        steps = self.steps
+        while self._pos < len(steps):
+            name, until = steps[self._pos]
+            if until is None and run_over and name in self._seen:
+                self._pos += 1
+                continue
+            break
+        if self._pos >= len(steps):
+            return None
+        pos = self._pos
+        name, until = steps[pos]
+        shown = f"[{name!r}]" if until is None else f"[{name!r}, {until!r}]"
+        head = f"script step {pos} {shown} was not reached: "
+        if name not in self._seen:
+            return head + f"task {name!r} never ran"
+        if until is None:
+            return head + f"task {name!r} was still running when the run stopped at its step bound"
+        labels = list(self._paused.get(name, ()))
+        if not labels:
+            where = "it was paused at no labelled checkpoint"
+        else:
+            cap = 12
+            where = "it was paused at: " + ", ".join(repr(t) for t in labels[:cap])
+            if len(labels) > cap:
+                where += f", ... ({len(labels) - cap} more)"
+        return (
+            head + f"task {name!r} was never paused at a checkpoint whose label contains "
+            f"{until!r} from that step on ({where})"
+        )
+
     def __repr__(self) -> str:
         return f"ScriptChooser({list(self.steps)!r})"
+
+
+def _label_text(pending: object) -> str | None:
+    """A part of ``str(pending)`` (what a script's ``until`` is looked for in), the label
+    of the checkpoint a task is paused at, as `ScriptChooser.finish` lists it: a
+    primitive (one with ``describe_wait``) by its kind and name (``"Mutex 'B.umem_mutex'"``:
+    its full text holds its state too, which changes); None when the task is not paused
+    at a checkpoint (not started, woken from a park or a sleep)."""
+    if pending is None or isinstance(pending, (Waiter, float)):
+        return None
+    text = str(pending)
+    describe = getattr(pending, "describe_wait", None)
+    if describe is not None:
+        name = describe()[0]
+        if isinstance(name, str) and name in text:
+            return name
+    return text

@@ -51,7 +51,8 @@ def _usage_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         (["--schedules", "0"], "--schedules must be a positive int, got 0"),
         (
             ["--chooser", "bfs"],
-            "--chooser: unknown chooser 'bfs'; expected one of portfolio, random, pct, dfs, dpor",
+            "--chooser: unknown chooser 'bfs'; expected one of portfolio, random, pct, dfs, dpor, "
+            "script",
         ),
         (["--start", "-1"], "--start must be a non-negative int, got -1"),
         (

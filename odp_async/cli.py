@@ -20,7 +20,11 @@ Contract
     true/false/yes/no/1/0).  A scenario is a built-in name, ``classic:<name>`` or a
     scenario file (``.toml``); ``explore FILE`` without ``-p`` explores every protocol
     the file names and compares each with the file's ``[expected]`` table, and
-    ``matrix --scenario FILE`` (repeatable) puts files in the matrix.
+    ``matrix --scenario FILE`` (repeatable) puts files in the matrix.  ``explore SCENARIO
+    --chooser script`` runs the scenario's script once (per protocol, as above), compares
+    each verdict with the one expected under the script and prints each run's replay
+    token (`odp_async.explore.scripted`); a run that did not follow the script to its end
+    is one line naming the step and exits 2, never a pass.
 
 See also
     `odp_async.explore` (what the commands drive), `odp_async.report` (timelines).
@@ -69,7 +73,9 @@ class ExitCode(enum.IntEnum):
     VIOLATION = 1
     #: A usage error or bad input: unknown scenario/protocol/chooser, malformed token or
     #: scenario file, a bad number, an unwritable output path; an exploration that ran
-    #: no schedule at all (it establishes nothing: never reported as clean).
+    #: no schedule at all (it establishes nothing: never reported as clean); a scenario's
+    #: script that a run did not follow to its end (``explore --chooser script``: a step
+    #: the code never reached has no verdict).
     USAGE = 2
     #: A bug in odp_async (the traceback is printed; please report it).
     INTERNAL = 3

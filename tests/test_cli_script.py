@@ -7,12 +7,17 @@ are written to tmp_path; the CLI runs in a fresh process from there."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from odp_async.cli import ExitCode
 from tests._usermod import pythonpath_env
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROTOCOLS = """
 from typing import ClassVar
@@ -127,7 +132,8 @@ def test_a_verdict_off_the_script_expectation_exits_1(tmp_path: Path) -> None:
     assert done.returncode == ExitCode.VIOLATION, done.stderr
     row = json.loads(done.stdout)
     assert (row["verdict"], row["expected"], row["matches"]) == ("found", "clean", False)
-    assert row["followed"] is True and row["unfollowed"] is None
+    assert row["followed"] is True
+    assert row["unfollowed"] is None
     assert row["violations"][0]["kind"] == "stale-translation"
     assert row["replay_token"].startswith("odp2.")
 
@@ -177,7 +183,9 @@ def test_a_built_in_scenarios_script(tmp_path: Path) -> None:
 
 def test_a_user_protocol_under_a_script(tmp_path: Path) -> None:
     write(tmp_path)
-    ok = cli(tmp_path, "explore", "fault-vs-munmap", "-p", "userprotos:MyKvm", "--chooser", "script")
+    ok = cli(
+        tmp_path, "explore", "fault-vs-munmap", "-p", "userprotos:MyKvm", "--chooser", "script"
+    )
     assert ok.returncode == ExitCode.OK, ok.stdout + ok.stderr
     assert "fault-vs-munmap/u-script-kvm: clean under the script, as expected" in ok.stdout
     bad = cli(
@@ -214,3 +222,24 @@ def test_no_script_or_an_option_it_ignores_is_one_line(tmp_path: Path) -> None:
         (line,) = done.stderr.splitlines()
         assert line.startswith(f"odp-async: error: {message}"), line
         assert done.stdout == ""
+
+
+def test_the_readme_block_runs_as_it_says(tmp_path: Path) -> None:
+    """README, "Scenario files", **Run the script, check its verdicts.**: each command
+    exits as its comment says, and the quoted error is the one printed."""
+    readme = (ROOT / "README.md").read_text()
+    part = readme[readme.index("**Run the script, check its verdicts.**") :]
+    commands, quoted = re.findall(r"```(?:sh)?\n(.*?)```", part, re.S)[:2]
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    lines = commands.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        command, _, comment = line.partition("#")
+        words = shlex.split(command)
+        assert words[0] == "odp-async", line
+        done = cli(tmp_path, *words[1:])
+        expected = int(re.search(r"exit (\d+)", comment).group(1))  # type: ignore[union-attr]
+        assert done.returncode == expected, (line, done.stdout, done.stderr)
+        if "7/7" in comment:
+            assert done.stdout.splitlines()[-1].startswith("7/7 protocols as expected")
+    assert done.stderr == quoted  # the last command's one line

@@ -84,7 +84,10 @@ The format
         until it blocks or finishes) or ``[actor, "until"]`` (run it until it is paused
         at a checkpoint whose label contains the text); see `ScriptChooser`.
         ``expected``: a table like ``[expected]`` for the protocols whose verdict under
-        the script differs from their expected one.
+        the script differs from their expected one.  The loader checks that each step
+        names an actor; whether each ``until`` is reached only a run shows:
+        ``odp-async explore FILE --chooser script`` runs the script under each protocol
+        and names a step the run did not reach (`odp_async.explore.scripted`).
 
     Operations (inline tables; ``op`` names the operation; defaults after ``=``):
 

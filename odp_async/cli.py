@@ -39,6 +39,7 @@ import gc
 import json
 import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -435,8 +436,8 @@ def show(scenario: str, as_json: bool) -> None:
             for protocol in differ:
                 click.echo(f"  {protocol:14} {s.script_expected_for(protocol)}")
         # shown, not run: whether each step fits a protocol's code only a run tells
-        shown = scenario if " " not in scenario else repr(scenario)
-        how = f"odp-async explore {shown} --chooser script" + ("" if is_file else " -p PROTOCOL")
+        how = f"odp-async explore {shlex.quote(scenario)} --chooser script"
+        how += "" if is_file else " -p PROTOCOL"
         click.echo(f"not checked here; run it and compare its verdicts: {how}")
 
 

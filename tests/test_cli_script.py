@@ -127,6 +127,16 @@ def test_a_verdict_off_the_script_expectation_exits_1(tmp_path: Path) -> None:
     assert done.returncode == ExitCode.VIOLATION, done.stdout + done.stderr
     assert "my-fault-vs-munmap/naive: found under the script, expected clean (" in done.stdout
     assert done.stdout.splitlines()[-1] == "2/3 protocols as expected under the script"
+    # show prints the script and its expectations, and says how to check them
+    shown = cli(tmp_path, "show", path)
+    assert shown.returncode == ExitCode.OK, shown.stderr
+    tail = shown.stdout.split("script (the interleaving that shows the bug):\n", 1)[1]
+    assert tail.splitlines()[-3:] == [
+        "expected under the script (where it differs):",
+        "  naive          clean",
+        "not checked here; run it and compare its verdicts: odp-async explore mine.toml "
+        "--chooser script",
+    ]
     # one protocol, and --json
     done = cli(tmp_path, "explore", path, "-p", "naive", "--chooser", "script", "--json")
     assert done.returncode == ExitCode.VIOLATION, done.stderr

@@ -380,8 +380,9 @@ class ScriptChooser:
         name, until = steps[pos]
         shown = f"[{name!r}]" if until is None else f"[{name!r}, {until!r}]"
         head = f"script step {pos} {shown} was not reached: "
+        bound = "" if run_over else " before the run stopped at its step bound"
         if name not in self._seen:
-            return head + f"task {name!r} never ran"
+            return head + f"task {name!r} never ran{bound}"
         if until is None:
             return head + f"task {name!r} was still running when the run stopped at its step bound"
         labels = list(self._paused.get(name, ()))
@@ -394,7 +395,7 @@ class ScriptChooser:
                 where += f", ... ({len(labels) - cap} more)"
         return (
             head + f"task {name!r} was never paused at a checkpoint whose label contains "
-            f"{until!r} from that step on ({where})"
+            f"{until!r} from that step on{bound} ({where})"
         )
 
     def __repr__(self) -> str:

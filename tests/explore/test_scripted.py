@@ -85,6 +85,12 @@ def test_a_run_stopped_at_its_step_bound() -> None:
         "script step 0 ['spinner'] was not reached: task 'spinner' was still running when "
         "the run stopped at its step bound"
     )
+    chooser = ScriptChooser([("spinner", "spin"), ("ghost", None)])
+    run(spins, chooser=chooser, max_steps=50)
+    assert chooser.finish(run_over=False) == (
+        "script step 1 ['ghost'] was not reached: task 'ghost' never ran before the run "
+        "stopped at its step bound"
+    )
 
 
 def test_run_script_never_passes_a_script_it_did_not_follow() -> None:

@@ -94,7 +94,7 @@ from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
 from .target import Execution, Target, docstring_parts
-from .tokens import DecodedToken, decode_token
+from .tokens import DecodedToken, decode_token, raised_otherwise
 
 __all__ = [
     "REPLAY_ENV",
@@ -434,6 +434,9 @@ class ExploredTest:
         got = (failure.kind, failure.step) if failure is not None else (None, None)
         if got != (decoded.kind, decoded.step):
             _replay_mismatch(test_id, decoded, got, watch)
+        otherwise = raised_otherwise(decoded, execution)
+        if otherwise is not None:
+            _replay_mismatch(test_id, decoded, got, watch, otherwise)
         if failure is None:
             if execution.unfinished:  # no violation, but no pass either
                 raise ExplorationInconclusive(
@@ -689,11 +692,17 @@ def _refuse_shared_state(test_id: str, watch: ArgumentWatch, result: object = No
 
 
 def _replay_mismatch(
-    test_id: str, decoded: DecodedToken, got: tuple[str | None, int | None], watch: ArgumentWatch
+    test_id: str,
+    decoded: DecodedToken,
+    got: tuple[str | None, int | None],
+    watch: ArgumentWatch,
+    otherwise: str | None = None,
 ) -> NoReturn:
+    # `otherwise`: the same kind at the same step, other exceptions (`raised_otherwise`).
     __tracebackhide__ = True
     expected = f"{decoded.kind} at step {decoded.step}" if decoded.kind else "no failure"
     found = f"{got[0]} at step {got[1]}" if got[0] else "no failure"
+    what = otherwise or f"recorded {expected}, the replay gave {found}"
     change = watch.check()
     cause = (
         "the test, its fixtures or odp_async changed since the token was made (a fixed "
@@ -710,8 +719,7 @@ def _replay_mismatch(
             "verdict that cannot be trusted"
         )
     raise ReplayMismatch(
-        f"{test_id}: the replay token recorded {expected}, the replay gave {found}: "
-        f"{cause}; run the test without the token to explore"
+        f"{test_id}: the replay token {what}: {cause}; run the test without the token to explore"
     )
 
 

@@ -7,7 +7,9 @@ Contract
     (a built-in name, ``classic:<name>`` or ``module:qualname``; the protocol's name or
     ``module:qualname``; options; scenario parameters; a function's JSON arguments; a
     scenario file's basename, SHA-256 and whole text, never its path), the step bound,
-    the violation kind and step it reproduces, the odp_async version that made it, and
+    the violation kind and step it reproduces (for an ``error``, also the type names of
+    the exceptions raised: field ``x``, optional, so tokens made before it still decode),
+    the odp_async version that made it, and
     optionally the id of the explored test it belongs to and the chooser (or the
     portfolio's member, such as ``pct-d4`` or ``dpor``) that found it (`found_by`: an
     optional field, so version 2 tokens without it still decode).  Version 1 tokens (built-in
@@ -18,7 +20,8 @@ Contract
     (`ReplayMismatch`, with ``the token was made by odp_async X; this is Y``; the
     ``replay`` command notes it on stderr even when it reproduces).
 
-    `decode_token` refuses anything else with `InvalidArgument` naming what is wrong: a
+    `decode_token` ignores whitespace anywhere in a token (a paste wrapped across lines)
+    and refuses anything else with `InvalidArgument` naming what is wrong: a
     character that is not ASCII (such as a byte that is not UTF-8), an unknown version, a
     truncated or edited token (CRC), a payload that does not unpack (or inflates past
     `MAX_INFLATED` bytes), a field the header may not have (one this odp_async does not
@@ -33,8 +36,9 @@ Contract
     (a closure, arguments out of those ranges...) with `InvalidArgument` saying why.
     `replay_token` re-runs the exact schedule and raises `ReplayMismatch` if the run asks
     for other, more or fewer choices than recorded, or does not reproduce the recorded
-    violation kind at the recorded step, or (given the scenario file) the file's content
-    changed: a token never silently diverges.
+    violation kind at the recorded step (for an ``error``, raising the recorded exception
+    types: an ``assert`` edited into a ``KeyError`` is not the same failure), or (given
+    the scenario file) the file's content changed: a token never silently diverges.
 
 See also
     `odp_async.explore.runner` (prints a token with every failure).
@@ -61,6 +65,7 @@ from ..errors import InvalidArgument, ReplayMismatch
 from ..scenarios.files import ScenarioFileError
 from .arguments import require_bool, require_path, show
 from .config import MAX_STEPS
+from .failures import error_leaves
 from .portfolio import FINDERS
 from .refs import ScenarioText
 from .target import MAX_ARG_INT_BITS, Execution, Target, TargetSpec
@@ -95,6 +100,10 @@ class DecodedToken:
     args: tuple[Any, ...] = ()
     #: The chooser, or the portfolio's member, that found the failure (None: not recorded).
     found_by: str | None = None
+    #: For an ``error`` failure, the type names (``__qualname__``) of the exceptions the
+    #: run raised, in raise order (`odp_async.explore.failures.error_leaves`); None: not
+    #: recorded (another kind, or a token made before they were).
+    exceptions: tuple[str, ...] | None = None
 
     @property
     def spec(self) -> TargetSpec:
@@ -176,6 +185,9 @@ def encode_token(
         header["i"] = test_id
     if found_by is not None:
         header["c"] = found_by
+    raised = _raised_types(execution)
+    if raised is not None:
+        header["x"] = list(raised)
     if spec.file is not None:
         header["f"] = [spec.file.name, spec.file.sha256, spec.file.text]
     if spec.args:
@@ -195,7 +207,7 @@ def decode_token(token: str) -> DecodedToken:
     """Unpack a token, or raise `InvalidArgument` saying what is wrong with it."""
     if not isinstance(token, str):
         raise InvalidArgument(f"a token is a str, got {type(token).__name__}")
-    token = token.strip()
+    token = "".join(token.split())  # a paste wrapped across lines, or indented
     if not token.isascii():  # a token is base64url and hex (a byte past UTF-8 arrives as
         # a lone surrogate, which no codec encodes: the checksum's `encode` raised)
         at = next(i for i, ch in enumerate(token) if not ch.isascii())
@@ -236,6 +248,7 @@ def decode_token(token: str) -> DecodedToken:
             file=_file(header["f"]),
             args=tuple(header["g"]),
             found_by=header["c"],
+            exceptions=header["x"],
         )
     except (binascii.Error, zlib.error, ValueError) as e:
         raise InvalidArgument(f"malformed token {_short(token)}: {e}") from None
@@ -356,7 +369,63 @@ def _header(raw: bytes) -> dict[str, Any]:
         "f": header.get("f"),  # checked by `_file`
         "g": _args(header.get("g", [])),
         "c": _known(header, "c", "the chooser that found it", sorted(FINDERS)),
+        "x": _type_names(header),
     }
+
+
+#: The most exception types a token records (an ExceptionGroup's leaves), and the
+#: longest name.
+MAX_RAISED: Final = 64
+_MAX_TYPE_NAME: Final = 200
+
+
+def _type_names(header: dict[str, Any]) -> tuple[str, ...] | None:
+    # "x": the exception types an error failure raised (`_raised_types`), or absent.
+    value = header.get("x")
+    if value is None:
+        return None
+    if header["k"] != "error":
+        raise ValueError(
+            f"the header records exceptions ('x') for a {header['k']} failure; only an "
+            "error raises them"
+        )
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_RAISED:
+        raise ValueError(
+            f"the exceptions ('x') are {_brief(value)}, expected a list of 1 to "
+            f"{MAX_RAISED} type names"
+        )
+    for name in value:
+        if (
+            not isinstance(name, str)
+            or not 0 < len(name) <= _MAX_TYPE_NAME
+            or not name.isprintable()
+        ):
+            raise ValueError(f"the exceptions ('x') hold {_brief(name)}, expected a type name")
+    return tuple(value)
+
+
+def _raised_types(execution: Execution) -> tuple[str, ...] | None:
+    """The type names of the exceptions `execution`'s ``error`` failure raised, in raise
+    order; None for a run whose first failure is not an ``error``."""
+    failure = execution.failure
+    if failure is None or failure.kind != "error":
+        return None
+    return tuple(leaf.type_name for leaf in error_leaves(execution.sim))[:MAX_RAISED] or None
+
+
+def raised_otherwise(decoded: DecodedToken, execution: Execution) -> str | None:
+    """Whether a replay that reproduced `decoded`'s failure kind and step raised other
+    exceptions than the run that made the token (an ``assert`` become a ``KeyError``):
+    one clause saying so, or None (the same types, or none recorded)."""
+    if decoded.exceptions is None:
+        return None
+    got = _raised_types(execution)
+    if got == decoded.exceptions:
+        return None
+    return (
+        f"recorded an error at step {decoded.step} raising {', '.join(decoded.exceptions)}, "
+        f"the replay raised {', '.join(got or ('nothing',))} there"
+    )
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -371,7 +440,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 #: Every field a header may have (`encode_token` writes them; the first seven always).
-_FIELDS: Final = ("s", "p", "o", "m", "k", "t", "v", "a", "i", "f", "g", "c")
+_FIELDS: Final = ("s", "p", "o", "m", "k", "t", "v", "a", "i", "f", "g", "c", "x")
 
 
 def _kind(value: object) -> str:
@@ -492,8 +561,9 @@ def replay_token(
     trace: bool = False,
     scenario_file: str | os.PathLike[str] | None = None,
 ) -> Execution:
-    """Re-run a token's schedule; `ReplayMismatch` unless it reproduces the same failure,
-    `InvalidArgument` for a malformed token or a bad value of a keyword.
+    """Re-run a token's schedule; `ReplayMismatch` unless it reproduces the same failure
+    (kind, step, and for an ``error`` the recorded exception types), `InvalidArgument`
+    for a malformed token or a bad value of a keyword.
 
     A scenario-file token replays the text it carries, or, given `scenario_file`, that
     file, which must still hold the same content (`ReplayMismatch` naming the file and
@@ -521,6 +591,12 @@ def replay_token(
         found = f"{got[0]} at step {got[1]}" if got[0] else "no failure"
         raise ReplayMismatch(
             f"the token for {target.label} recorded {expected}, the replay gave {found}: "
+            f"{_changed(decoded)}{_version_note(decoded.version, __version__)}"
+        )
+    otherwise = raised_otherwise(decoded, execution)
+    if otherwise is not None:
+        raise ReplayMismatch(
+            f"the token for {target.label} {otherwise}: "
             f"{_changed(decoded)}{_version_note(decoded.version, __version__)}"
         )
     return execution

@@ -248,6 +248,22 @@ def test_a_replay_that_no_longer_fails_is_a_mismatch_not_a_pass(
     again.stdout.fnmatch_lines(["*test_race.py::test_race: replayed token *lost update*"])
 
 
+def test_a_replay_raising_another_exception_is_a_mismatch(pytester: pytest.Pytester) -> None:
+    # The same step fails, with a KeyError where the token recorded an AssertionError.
+    pytester.makepyfile(test_race=_variant('{"x": 0}', 'state["x"] == 2'))
+    token = _token(pytester.runpytest("--odp-database=none").stdout.str())
+
+    pytester.makepyfile(test_race=_variant('{"x": 0}', 'state["x"] == 2 or {}["key"]'))
+    replayed = pytester.runpytest("--odp-database=none", f"--odp-replay={token}")
+    replayed.assert_outcomes(failed=1)
+    replayed.stdout.fnmatch_lines(
+        [
+            "*ReplayMismatch: test_race.py::test_race: the replay token recorded an error at "
+            "step * raising AssertionError, the replay raised KeyError there: *"
+        ]
+    )
+
+
 def test_a_replay_mismatch_names_a_fixture_the_replay_changed(
     pytester: pytest.Pytester,
 ) -> None:

@@ -149,6 +149,33 @@ def _check_path(option: str, path: str | None, *, output: bool = True, log: bool
         _fail(f"{option} {path}: not a regular file ({file_kind(mode)})")
 
 
+#: What each of replay's outputs writes, and the file-name suffixes that name it (case
+#: aside).  A name with no suffix (``race``, ``/dev/stdout``) promises no format.
+_OUTPUT_FORMATS: Final = {
+    "--trace": ("Chrome trace JSON", (".json",)),
+    "--png": ("PNG", (".png", ".svg")),  # an .svg name writes SVG (the option's help)
+    "--svg": ("SVG", (".svg",)),
+    "--html": ("HTML", (".html", ".htm")),
+}
+
+
+def _check_suffix(option: str, path: str | None) -> None:
+    """Refuse (one line, exit 2) a file for `option` whose suffix names another format
+    than the one it writes (``--png x.jpg`` wrote PNG data into a .jpg file)."""
+    if path is None:
+        return
+    suffix = os.path.splitext(os.path.basename(path))[1]
+    what, suffixes = _OUTPUT_FORMATS[option]
+    if not suffix or suffix.lower() in suffixes:
+        return
+    also = " (or .svg, which writes SVG)" if option == "--png" else ""
+    names = " or ".join(s for s in suffixes if option != "--png" or s == ".png")
+    _fail(
+        f"{option} {path}: {option} writes {what}, and the name ends in {suffix!r}: give a "
+        f"name ending in {names}{also}"
+    )
+
+
 def _refuse_same_paths(paths: Sequence[tuple[str, str | None]]) -> None:
     """Refuse (one line, exit 2) two options naming one file: the later write would
     replace the earlier one (or the file read), silently.  Paths are compared resolved
@@ -1041,6 +1068,13 @@ def replay(
             ("--html", html_path),
         )
     )
+    for option, path in (
+        ("--trace", trace_path),
+        ("--png", png_path),
+        ("--svg", svg_path),
+        ("--html", html_path),
+    ):
+        _check_suffix(option, path)
     if width is not None and not 40 <= width <= 20000:
         _fail(f"--width must be in 40..20000, got {width}")
     if picture_width is not None and not 400 <= picture_width <= 20000:

@@ -978,10 +978,12 @@ def _explore_json(result: Any) -> dict[str, Any]:
             "found_step": failure.found_violation.step,
             "token": failure.token,
             "shrunk_token": failure.shrunk_token,
-            # [as found, shrunk]
-            "preemptions": [failure.shrunk.preemptions_before, failure.shrunk.preemptions_after]
-            if failure.shrunk
-            else None,
+            # [as found, shrunk]; [as found, null] when not shrunk (null as found: its
+            # replay was another run)
+            "preemptions": [
+                failure.found_preemptions(),
+                failure.shrunk.preemptions_after if failure.shrunk else None,
+            ],
         }
     return data
 

@@ -273,11 +273,31 @@ class Failure:
             return self.shown
         return traced if traced.failure is not None else self.shown
 
+    def found_preemptions(self) -> int | None:
+        """How many preemptions the failing schedule had as found: the shrinker's count
+        (`ShrinkResult.preemptions_before`) if shrunk, else counted on a traced replay
+        (`traced`; a preemption: another task picked when the one that ran the step
+        before could go on).  None when that replay is not the run as found (a program
+        whose runs are not a function of their schedule).  Runs the target at most once;
+        raises nothing."""
+        if self.shrunk is not None:
+            return self.shrunk.preemptions_before
+        return self._preemptions_in(self.traced())
+
+    def _preemptions_in(self, traced: Execution) -> int | None:
+        """The preemptions of `traced`, the unshrunk failure's traced replay, if it is the
+        run as found (recorded with a trace, same schedule and steps); else None."""
+        sim, found = traced.sim, self.execution.sim
+        if sim.trace is None or (sim.schedule, sim.steps) != (found.schedule, found.steps):
+            return None
+        return len(sim.preemptions)
+
     def describe(self) -> str:
         """The report: the verdict and violation, the error leaves (type, message, task,
         user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
-        (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
-        Replays the schedule once (with a trace) for the steps."""
+        (shrunk, if shrunk) failing schedule, the shrink summary (unshrunk: the
+        preemptions as found) and the replay command.  Replays the schedule once (with a
+        trace) for the steps."""
         traced = self.traced()
         violation = traced.failure or self.violation
         at = f"at schedule {self.index}"
@@ -295,6 +315,13 @@ class Failure:
                 f"{minimal}, failure at step {s.steps_before} -> {s.steps_after} "
                 f"({s.attempts} replays)"
             )
+        else:
+            preemptions = self._preemptions_in(traced)
+            if preemptions is not None:
+                lines.append(
+                    f"not shrunk: {count(preemptions, 'preemption')}, failure at step "
+                    f"{violation.step}"
+                )
         token = self.replay_token
         if token:
             lines.append(f"replay: odp-async replay {token}")

@@ -436,8 +436,11 @@ def show(scenario: str, as_json: bool) -> None:
         click.echo(f"actors: {', '.join(s.actors) or '-'}")
     if s.needs_world:
         click.echo("expected verdicts:")
+        # the verdicts in one column: past the longest name (13 at least, as always)
+        width = max((len(protocol) for protocol in protocols), default=0)
+        width = max(width, 13)
         for protocol in protocols:
-            click.echo(f"  {protocol:14} {s.expected_for(protocol)}")
+            click.echo(f"  {protocol:{width}}  {s.expected_for(protocol)}")
     else:
         click.echo(f"expected: {s.expected_for('-')}")
     if s.script:

@@ -678,7 +678,10 @@ def explore(
             # the claim names the failure; the stall that ended the search early is
             # said too (a search with no failure says it in its claim)
             ran = _count(result.schedules, "schedule")
-            click.echo(f"the search stopped early, after {ran}: {result.stalled}")
+            click.echo(
+                f"the search stopped early, after {ran}: {result.stalled_run} stalled: "
+                f"{result.stalled}"
+            )
         if all_failures and result.failing:
             shown = ", ".join(map(str, result.failing[:20]))
             more = ", ..." if len(result.failing) > 20 else ""
@@ -795,8 +798,11 @@ def _count(n: int, noun: str) -> str:
 
 def _explore_line(result: Any) -> str:
     verdict = _shown_verdict(result)
+    ran = _count(result.schedules, "schedule")
+    if result.stalled is not None and result.failure is None:  # what ran: not only those
+        ran = f"{ran} ended, {result.stalled_run} stalled"
     return (
-        f"{result.label}: {verdict} - {_count(result.schedules, 'schedule')} "
+        f"{result.label}: {verdict} - {ran} "
         f"({_count(result.steps, 'step')}, {result.elapsed:.2f}s"
         + (f", {result.pruned} pruned" if result.pruned else "")
         + (", complete" if result.complete else "")
@@ -944,6 +950,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "verdict": _shown_verdict(result),
         "unfinished": result.unfinished,
         "stalled": result.stalled,
+        "stalled_run": result.stalled_run,
         "carried": result.carried,
         "schedules": result.schedules,
         "pruned": result.pruned,

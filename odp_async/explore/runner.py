@@ -137,7 +137,7 @@ from .arguments import (
     require_path,
     show,
 )
-from .claims import claim_text, count
+from .claims import PROBE_RUN, claim_text, count
 from .config import ExploreConfig, check_fields, derive_seed, refuse_ignored
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
@@ -392,6 +392,11 @@ class ExploreResult:
     #: that schedule has no verdict, so neither has the search (`inconclusive`); None
     #: when no step stalled.
     stalled: str | None = None
+    #: The run that stalled (with `stalled`): ``schedule I`` (1-based, as a failure's
+    #: index), ``a probe run before the first schedule`` (pct and the portfolio size
+    #: their search on a few runs first) or ``a replay of schedule I (the failure
+    #: found)`` (shrinking it); None when no step stalled.
+    stalled_run: str | None = None
     #: What of a user program's state changed between its runs (`search_watch`): its
     #: runs did not all start from the same state, so the search has no verdict
     #: (`inconclusive`, never `complete`, even with a failure found); None: none seen.
@@ -482,6 +487,7 @@ class ExploreResult:
             max_steps=self.config.max_steps,
             unfinished=self.unfinished,
             stalled=self.stalled,
+            stalled_run=self.stalled_run,
         )
 
     @property
@@ -664,9 +670,11 @@ def _search(
     tally.report(force=True)
     failure = None
     if tally.hit is not None:
+        tally.running = f"a replay of schedule {tally.hit[0]} (the failure found)"
         failure = _make_failure(
             target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
         )
+        tally.running = None
     return complete, bound, failure
 
 
@@ -747,6 +755,7 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
     the stall: so does this one (the failure shrunk as usual, no stall line)."""
     failure = None
     stalled: str | None = line
+    run = _stalled_run(tally)
     try:
         with marking_ctrl_c(), watching_steps(config.stall_limit):
             if tally.stall_cut is not None:
@@ -769,7 +778,19 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
         failure = None
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
-    return tally.result(target, config, False, None, failure, stalled=stalled)
+    return tally.result(target, config, False, None, failure, stalled=stalled, stalled_run=run)
+
+
+def _stalled_run(tally: _Tally) -> str:
+    """`ExploreResult.stalled_run` of the stall that stopped the search `tally` counts."""
+    if tally.stall_cut is not None:  # chunks run elsewhere: the first stalled schedule
+        return f"schedule {tally.stall_cut[0] + 1}"
+    if tally.running is not None:  # a probe, or a replay of the failure found
+        return tally.running
+    if tally.stalled_index is not None:  # a seeded search's schedule (0-based)
+        return f"schedule {tally.stalled_index + 1}"
+    # dfs and dpor count their executions in order, as they end: the next one stalled
+    return f"schedule {tally.done + 1}"
 
 
 @attrs.frozen
@@ -838,6 +859,9 @@ class _Tally:
     #: The 0-based index of the schedule whose step the watchdog interrupted (a chunk's
     #: runs before it count, it does not: `run_chunk`); None: none was.
     stalled_index: int | None = None
+    #: The run going on that is none of the search's schedules (a probe, a replay of
+    #: the failure found), as `ExploreResult.stalled_run` names it; None: none is.
+    running: str | None = None
     #: What of the program's state changed between runs in another process (a worker's
     #: chunk), or None (`search_watch`).
     carried: str | None = None
@@ -937,6 +961,7 @@ class _Tally:
         *,
         interrupted: bool = False,
         stalled: str | None = None,
+        stalled_run: str | None = None,
     ) -> ExploreResult:
         """The `ExploreResult` of what ran so far."""
         carried = self.carried or carried_state(target)
@@ -965,6 +990,7 @@ class _Tally:
             truncated=self.truncated,
             unfinished=self.unfinished,
             stalled=stalled,
+            stalled_run=stalled_run if stalled is not None else None,
             carried=carried,
         )
 
@@ -1296,9 +1322,11 @@ def _explore_seeded(
 ) -> bool:
     """Random, pct, portfolio; returns whether the space is complete (a portfolio whose
     dpor share ran every trace, and no failure)."""
+    tally.running = PROBE_RUN
     steps_hint = (
         _steps_hint(target, config) if config.chooser in ("pct", "portfolio") else Probes()
     )
+    tally.running = None
     first, last = config.start, config.start + config.schedules
     dpor = DporShare(target, config) if config.chooser == "portfolio" else None
     # a pool costs 20-50 ms; a target no other process can rebuild runs here

@@ -149,6 +149,39 @@ def _check_path(option: str, path: str | None, *, output: bool = True, log: bool
         _fail(f"{option} {path}: not a regular file ({file_kind(mode)})")
 
 
+def _shipped_example(scenario: str) -> str:
+    """`scenario`, or the example file shipped with odp_async that it names when it is
+    ``NAME.toml`` or ``examples/NAME.toml`` and no such file is here (the README's
+    commands work from any directory; a note on stderr says which file is used).  A
+    file on disk always wins, and any other path is left as given."""
+    if not _is_file(scenario) or os.path.lexists(scenario):
+        return scenario
+    folder, name = os.path.split(os.path.normpath(scenario))
+    if folder not in ("", "examples"):
+        return scenario
+    from .example_files import examples_dir
+
+    try:
+        shipped = examples_dir() / name
+    except InvalidArgument:  # a broken install: the file is missing, as given
+        return scenario
+    if not shipped.is_file():
+        return scenario
+    _err(
+        f"odp-async: note: no file {scenario} here: using the example shipped with "
+        f"odp_async, {shipped} (odp-async examples lists them)"
+    )
+    return str(shipped)
+
+
+def _example_argument(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback of a SCENARIO argument or ``--scenario`` option: each value through
+    `_shipped_example`."""
+    if isinstance(value, tuple):
+        return tuple(_shipped_example(v) for v in value)
+    return value if value is None else _shipped_example(value)
+
+
 #: What each of replay's outputs writes, and the file-name suffixes that name it (case
 #: aside).  A name with no suffix (``race``, ``/dev/stdout``) promises no format.
 _OUTPUT_FORMATS: Final = {
@@ -402,7 +435,7 @@ def list_(as_json: bool) -> None:
 @cli.command(
     epilog="\b\nExamples:\n  odp-async show registration-race\n  odp-async show my.toml --json"
 )
-@click.argument("scenario")
+@click.argument("scenario", callback=_example_argument)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def show(scenario: str, as_json: bool) -> None:
     """Show a scenario: what it does, its actors, its expected verdicts, its script."""
@@ -503,7 +536,7 @@ Progress goes to stderr: a live line on a terminal, else a line every
 and exits 130.
 """
 )
-@click.argument("scenario")
+@click.argument("scenario", callback=_example_argument)
 @click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
 @click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
 @click.option(
@@ -1253,7 +1286,7 @@ Examples:
   odp-async run my.toml            # each protocol the file names, one run each
 """
 )
-@click.argument("scenario")
+@click.argument("scenario", callback=_example_argument)
 @click.option("--backend", default="trio", show_default=True, help="trio | asyncio")
 @click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
 @click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
@@ -1489,6 +1522,7 @@ Examples:
     "--scenario",
     "scenarios",
     multiple=True,
+    callback=_example_argument,
     help="only these: names or scenario files (repeatable)",
 )
 @click.option(

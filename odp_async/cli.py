@@ -156,6 +156,66 @@ def _check_path(option: str, path: str | None, *, output: bool = True, log: bool
         _fail(f"{option} {path}: not a regular file ({file_kind(mode)})")
 
 
+def _shipped_example(scenario: str) -> str:
+    """`scenario`, or the example file shipped with odp_async that it names when it is
+    ``NAME.toml`` or ``examples/NAME.toml`` and no such file is here (the README's
+    commands work from any directory; a note on stderr says which file is used).  A
+    file on disk always wins, and any other path is left as given."""
+    if not _is_file(scenario) or os.path.lexists(scenario):
+        return scenario
+    folder, name = os.path.split(os.path.normpath(scenario))
+    if folder not in ("", "examples"):
+        return scenario
+    from .example_files import examples_dir
+
+    try:
+        shipped = examples_dir() / name
+    except InvalidArgument:  # a broken install: the file is missing, as given
+        return scenario
+    if not shipped.is_file():
+        return scenario
+    _err(
+        f"odp-async: note: no file {scenario} here: using the example shipped with "
+        f"odp_async, {shipped} (odp-async examples lists them)"
+    )
+    return str(shipped)
+
+
+def _example_argument(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback of a SCENARIO argument or ``--scenario`` option: each value through
+    `_shipped_example`."""
+    if isinstance(value, tuple):
+        return tuple(_shipped_example(v) for v in value)
+    return value if value is None else _shipped_example(value)
+
+
+#: What each of replay's outputs writes, and the file-name suffixes that name it (case
+#: aside).  A name with no suffix (``race``, ``/dev/stdout``) promises no format.
+_OUTPUT_FORMATS: Final = {
+    "--trace": ("Chrome trace JSON", (".json",)),
+    "--png": ("PNG", (".png", ".svg")),  # an .svg name writes SVG (the option's help)
+    "--svg": ("SVG", (".svg",)),
+    "--html": ("HTML", (".html", ".htm")),
+}
+
+
+def _check_suffix(option: str, path: str | None) -> None:
+    """Refuse (one line, exit 2) a file for `option` whose suffix names another format
+    than the one it writes (``--png x.jpg`` wrote PNG data into a .jpg file)."""
+    if path is None:
+        return
+    suffix = os.path.splitext(os.path.basename(path))[1]
+    what, suffixes = _OUTPUT_FORMATS[option]
+    if not suffix or suffix.lower() in suffixes:
+        return
+    also = " (or .svg, which writes SVG)" if option == "--png" else ""
+    names = " or ".join(s for s in suffixes if option != "--png" or s == ".png")
+    _fail(
+        f"{option} {path}: {option} writes {what}, and the name ends in {suffix!r}: give a "
+        f"name ending in {names}{also}"
+    )
+
+
 def _refuse_same_paths(paths: Sequence[tuple[str, str | None]]) -> None:
     """Refuse (one line, exit 2) two options naming one file: the later write would
     replace the earlier one (or the file read), silently.  Paths are compared resolved
@@ -382,7 +442,7 @@ def list_(as_json: bool) -> None:
 @cli.command(
     epilog="\b\nExamples:\n  odp-async show registration-race\n  odp-async show my.toml --json"
 )
-@click.argument("scenario")
+@click.argument("scenario", callback=_example_argument)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 def show(scenario: str, as_json: bool) -> None:
     """Show a scenario: what it does, its actors, its expected verdicts, its script.
@@ -422,8 +482,11 @@ def show(scenario: str, as_json: bool) -> None:
         click.echo(f"actors: {', '.join(s.actors) or '-'}")
     if s.needs_world:
         click.echo("expected verdicts:")
+        # the verdicts in one column: past the longest name (13 at least, as always)
+        width = max((len(protocol) for protocol in protocols), default=0)
+        width = max(width, 13)
         for protocol in protocols:
-            click.echo(f"  {protocol:14} {s.expected_for(protocol)}")
+            click.echo(f"  {protocol:{width}}  {s.expected_for(protocol)}")
     else:
         click.echo(f"expected: {s.expected_for('-')}")
     if s.script:
@@ -497,7 +560,7 @@ Progress goes to stderr: a live line on a terminal, else a line every
 and exits 130.
 """
 )
-@click.argument("scenario")
+@click.argument("scenario", callback=_example_argument)
 @click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
 @click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
 @click.option(
@@ -690,7 +753,10 @@ def explore(
             # the claim names the failure; the stall that ended the search early is
             # said too (a search with no failure says it in its claim)
             ran = _count(result.schedules, "schedule")
-            click.echo(f"the search stopped early, after {ran}: {result.stalled}")
+            click.echo(
+                f"the search stopped early, after {ran}: {result.stalled_run} stalled: "
+                f"{result.stalled}"
+            )
         if all_failures and result.failing:
             shown = ", ".join(map(str, result.failing[:20]))
             more = ", ..." if len(result.failing) > 20 else ""
@@ -956,8 +1022,11 @@ def _count(n: int, noun: str) -> str:
 
 def _explore_line(result: Any) -> str:
     verdict = _shown_verdict(result)
+    ran = _count(result.schedules, "schedule")
+    if result.stalled is not None and result.failure is None:  # what ran: not only those
+        ran = f"{ran} ended, {result.stalled_run} stalled"
     return (
-        f"{result.label}: {verdict} - {_count(result.schedules, 'schedule')} "
+        f"{result.label}: {verdict} - {ran} "
         f"({_count(result.steps, 'step')}, {result.elapsed:.2f}s"
         + (f", {result.pruned} pruned" if result.pruned else "")
         + (", complete" if result.complete else "")
@@ -1105,6 +1174,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "verdict": _shown_verdict(result),
         "unfinished": result.unfinished,
         "stalled": result.stalled,
+        "stalled_run": result.stalled_run,
         "carried": result.carried,
         "schedules": result.schedules,
         "pruned": result.pruned,
@@ -1142,10 +1212,12 @@ def _explore_json(result: Any) -> dict[str, Any]:
             "found_step": failure.found_violation.step,
             "token": failure.token,
             "shrunk_token": failure.shrunk_token,
-            # [as found, shrunk]
-            "preemptions": [failure.shrunk.preemptions_before, failure.shrunk.preemptions_after]
-            if failure.shrunk
-            else None,
+            # [as found, shrunk]; [as found, null] when not shrunk (null as found: its
+            # replay was another run)
+            "preemptions": [
+                failure.found_preemptions(),
+                failure.shrunk.preemptions_after if failure.shrunk else None,
+            ],
         }
     return data
 
@@ -1232,6 +1304,13 @@ def replay(
             ("--html", html_path),
         )
     )
+    for option, path in (
+        ("--trace", trace_path),
+        ("--png", png_path),
+        ("--svg", svg_path),
+        ("--html", html_path),
+    ):
+        _check_suffix(option, path)
     if width is not None and not 40 <= width <= 20000:
         _fail(f"--width must be in 40..20000, got {width}")
     if picture_width is not None and not 400 <= picture_width <= 20000:
@@ -1398,7 +1477,7 @@ Examples:
   odp-async run my.toml            # each protocol the file names, one run each
 """
 )
-@click.argument("scenario")
+@click.argument("scenario", callback=_example_argument)
 @click.option("--backend", default="trio", show_default=True, help="trio | asyncio")
 @click.option("--protocol", "-p", help="protocol: a name or module:Class (ODP scenarios only)")
 @click.option("--option", "-o", "options", multiple=True, help="protocol option KEY=VALUE")
@@ -1634,6 +1713,7 @@ Examples:
     "--scenario",
     "scenarios",
     multiple=True,
+    callback=_example_argument,
     help="only these: names or scenario files (repeatable)",
 )
 @click.option(

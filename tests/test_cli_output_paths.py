@@ -81,3 +81,30 @@ def test_resume_in_a_missing_directory_is_one_line(tmp_path: Path, program: str)
     one_line(proc, "--resume", str(log.parent))
     assert "exploring" not in proc.stderr
     one_line(cli(tmp_path, "explore", f"{program}:lost_update", "--resume", ""), "--resume")
+
+
+def test_replay_refuses_a_suffix_naming_another_format(tmp_path: Path, program: str) -> None:
+    """``replay --png x.jpg`` wrote PNG data into a .jpg file (and ``--svg y.png`` SVG
+    into a .png): a name whose suffix names another format is refused, nothing written."""
+    found = cli(tmp_path, "explore", f"{program}:lost_update", "--chooser", "random", "--json")
+    assert found.returncode == ExitCode.VIOLATION, found.stderr
+    import json
+
+    token = json.loads(found.stdout)["failure"]["replay_token"]
+    for option, name, wants in (
+        ("--png", "x.jpg", ".png"),
+        ("--svg", "y.png", ".svg"),
+        ("--html", "z.svg", ".html"),
+        ("--trace", "t.png", ".json"),
+    ):
+        one_line(cli(tmp_path, "replay", token, option, str(tmp_path / name)), option, name, wants)
+        assert not (tmp_path / name).exists()
+    # the format's own suffix (any case), .svg for --png, or no suffix at all: written
+    outputs = {"--png": "A.PNG", "--svg": "race", "--html": "r.htm", "--trace": "t.json"}
+    argv = [arg for option, name in outputs.items() for arg in (option, str(tmp_path / name))]
+    good = cli(tmp_path, "replay", token, *argv)
+    assert good.returncode == ExitCode.VIOLATION, good.stderr
+    assert (tmp_path / "A.PNG").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "race").read_text().lstrip().startswith(("<?xml", "<svg"))
+    as_svg = cli(tmp_path, "replay", token, "--png", str(tmp_path / "p.svg"))
+    assert as_svg.returncode == ExitCode.VIOLATION, as_svg.stderr

@@ -126,7 +126,7 @@ def test_the_text_says_the_search_stopped_early(user: str, tmp_path: Path) -> No
         early = [line for line in lines if line.startswith("the search stopped early")]
         assert len(early) == 1, lines
         assert early[0].startswith(
-            "the search stopped early, after 37 schedules: step 2 of task "
+            "the search stopped early, after 37 schedules: schedule 38 stalled: step 2 of task "
         ), early
         assert "has not returned after 0.5 s" in early[0]
 

@@ -40,6 +40,7 @@ import threading
 import time
 
 import odp_async as oa
+from odp_async.explore import SharedCell
 
 
 async def spins():
@@ -87,6 +88,22 @@ async def wraps_the_interrupt():
         time.sleep(10**6)  # stall: wraps_the_interrupt
     except BaseException as e:
         raise RuntimeError("wrapped") from e
+
+
+async def spins_on_a_flag():
+    flag = SharedCell(False, "flag")
+
+    async def waiter():
+        while not flag.get():
+            pass  # stall: spins_on_a_flag
+
+    async def setter():
+        await oa.checkpoint()
+        flag.set(True)
+
+    async with oa.task_group() as tg:
+        tg.start_soon(waiter)
+        tg.start_soon(setter)
 
 
 async def fine():
@@ -165,7 +182,43 @@ def test_explore_json_says_inconclusive_and_stalled(tmp_path: Path) -> None:
     assert data["verdict"] == "inconclusive"
     assert data["failure"] is None
     assert_stalled_line(data["stalled"], "spins")
-    assert data["claim"].startswith("inconclusive after 0 schedules: step 1 of task 'main'")
+    assert data["stalled_run"] == PROBE
+    assert data["claim"].startswith(
+        f"inconclusive: {PROBE} stalled (0 schedules ended before it): step 1 of task 'main'"
+    )
+
+
+#: The run a stall names when pct or the portfolio sizes its search, before any schedule.
+PROBE = "a probe run before the first schedule"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("chooser", "run", "ended"),
+    [
+        ("random", "schedule 2", 1),  # (seed 0) the first schedule sets the flag first
+        ("dfs", "schedule 1", 0),  # (the tree's first schedule runs the waiter first)
+        ("dpor", "schedule 1", 0),
+        ("portfolio", PROBE, 0),
+    ],
+)
+def test_a_stall_names_the_run_that_stalled(
+    tmp_path: Path, chooser: str, run: str, ended: int
+) -> None:
+    # New-user report: a stalled search said "0 schedules (0 steps)", as if nothing ran.
+    # It says which run stalled (the step is in the stall line) and what ended before.
+    argv = ("explore", f"{MODULE}:spins_on_a_flag", "--stall", "0.5", "--chooser", chooser)
+    done = cli(tmp_path, *argv)
+    assert done.returncode == ExitCode.INCONCLUSIVE, done.stdout + done.stderr
+    head, claim = done.stdout.splitlines()[:2]
+    ran = f"{ended} schedule{'' if ended == 1 else 's'}"
+    assert head.startswith(f"spins_on_a_flag: inconclusive - {ran} ended, {run} stalled ("), head
+    data = json.loads(cli(tmp_path, *argv, "--json").stdout)
+    assert (data["stalled_run"], data["schedules"]) == (run, ended)
+    assert re.match(r"step \d+ of task '[^']*waiter' has not returned", data["stalled"])
+    # the same run and step as --json says (the seconds are the watchdog's, not compared)
+    step = data["stalled"].split(" has not returned")[0]
+    assert claim.startswith(f"inconclusive: {run} stalled ({ran} ended before it): {step} "), claim
 
 
 @pytest.mark.timeout(300)
@@ -242,8 +295,8 @@ def test_the_api_result_is_inconclusive_and_leaves_nothing_behind(tmp_path: Path
     out = done.stdout
     assert "inconclusive True failure None" in out
     assert_stalled_line(out.split("stalled ", 1)[1].split("\n", 1)[0], "sleeps")
-    assert "claim inconclusive after 0 schedules: step 1 of task 'main'" in out
-    assert "raised ExplorationInconclusive spins: inconclusive after 0 schedules" in out
+    assert f"claim inconclusive: {PROBE} stalled (0 schedules ended before it): step 1" in out
+    assert f"raised ExplorationInconclusive spins: inconclusive: {PROBE} stalled" in out
     assert "handler True" in out
     assert "after clean False None 20" in out
 
@@ -369,7 +422,7 @@ def test_a_matrix_cell_that_stalls_is_inconclusive(tmp_path: Path, jobs: str) ->
         assert cell["token"] is None
         assert "has not returned after" in cell["stalled"]
         assert "s18_stuck.py:12 in invalidate_range_start" in cell["stalled"]
-        assert cell["claim"].startswith("inconclusive after ")
+        assert cell["claim"].startswith(f"inconclusive: {PROBE} stalled (0 schedules ended")
 
 
 @pytest.mark.timeout(300)

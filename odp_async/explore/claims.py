@@ -13,9 +13,11 @@ Contract
       bound of S steps unfinished (a livelock, or a run longer than the bound: raise
       --max-steps); no violation"`` (``, interrupted`` after ``no violation`` when
       interrupted); never complete, never a pass;
-    - no violation, but a step did not return within the stall limit: ``"inconclusive
-      after N schedules: step S of task 'T' has not returned after X s (at F:L in
-      func); ..."``; never a pass;
+    - no violation, but a step did not return within the stall limit: ``"inconclusive:
+      schedule I stalled (N schedules ended before it): step S of task 'T' has not
+      returned after X s (at F:L in func); ..."`` (the run that stalled: ``schedule
+      I``, or ``a probe run before the first schedule`` for pct and the portfolio, which
+      size their search on a few runs first); never a pass;
     - interrupted: ``"no violation in N schedules (interrupted, not complete)"``;
     - a DPOR search that ran every Mazurkiewicz trace: ``"complete: N traces, no
       violation"`` (N the traces: ``dpor``'s schedules, the portfolio's dpor member's
@@ -40,7 +42,12 @@ See also
 
 from __future__ import annotations
 
-__all__ = ["claim_text", "count"]
+__all__ = ["PROBE_RUN", "claim_text", "count"]
+
+#: The run a stall names (``stalled_run``) when it is none of the search's schedules but a
+#: run made before them: pct and the portfolio size their search on a few runs, and an
+#: explored test runs one schedule first.
+PROBE_RUN = "a probe run before the first schedule"
 
 
 def count(n: int, noun: str) -> str:
@@ -63,6 +70,7 @@ def claim_text(
     max_steps: int | None = None,
     unfinished: int = 0,
     stalled: str | None = None,
+    stalled_run: str | None = None,
 ) -> str:
     """The claim of a search that ran `schedules` schedules of `chooser` (see the module
     docstring).  `violation` is ``(schedule index, kind)`` of the first one seen;
@@ -71,12 +79,14 @@ def claim_text(
     not `schedules`; `cut_by_bound` that a bounded DPOR search ended before its budget;
     `truncated` that a dfs or dpor run stopped at the step bound `max_steps`;
     `unfinished` how many runs reached it and did not finish under a fair continuation;
-    `stalled` the line of a step that did not return (`odp_async._runtime.stall`)."""
+    `stalled` the line of a step that did not return (`odp_async._runtime.stall`),
+    `stalled_run` the run it stalled in (``schedule 3``; default: ``a run``)."""
     if violation is not None:
         index, kind = violation
         return f"violation at schedule {index}: {kind}"
     if stalled is not None:
-        return f"inconclusive after {count(schedules, 'schedule')}: {stalled}"
+        ended = f"{count(schedules, 'schedule')} ended before it"
+        return f"inconclusive: {stalled_run or 'a run'} stalled ({ended}): {stalled}"
     if complete and traces is not None:  # a portfolio: its dpor member's traces
         return f"complete: {count(traces, 'trace')}, no violation"
     if schedules == 0:

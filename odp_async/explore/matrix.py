@@ -59,7 +59,7 @@ from ..scenarios import BUILTIN, Verdict, model_verdict
 from ..scenarios.files import read_scenario
 from ..scenarios.model import unfinished_verdict
 from ..scenarios.user_protocols import check_protocol_class
-from .claims import claim_text
+from .claims import PROBE_RUN, claim_text
 from .config import MAX_JOBS, ExploreConfig
 from .executors import Executor, ProcessExecutor
 from .portfolio import DporShare, Probes, dpor_ordinal, member_at
@@ -164,6 +164,7 @@ def explore_cell(
         max_steps=max_steps,
         unfinished=found.unfinished,
         stalled=stalled,
+        stalled_run=found.running,
     )
     return Cell(
         scenario,
@@ -195,6 +196,8 @@ class _Found:
     ran: int = 0
     unfinished: int = 0
     found_by: str | None = None
+    #: The run going on, as a stall's claim names it (`ExploreResult.stalled_run`).
+    running: str = PROBE_RUN
 
 
 def _run_cell(
@@ -208,6 +211,7 @@ def _run_cell(
 ) -> None:
     """`explore_cell`'s loop, recording into `found`."""
     for index in range(budget):
+        found.running = f"schedule {index + 1}"
         got = schedules.run(index)
         if got is None:
             break  # the dpor member ran every trace: nothing is left to find
@@ -229,6 +233,7 @@ def _run_cell(
             schedule = execution.sim.schedule
             token_target = target
             if shrink_found:
+                found.running = f"a replay of schedule {index + 1} (the failure found)"
                 # a modest shrink, no minimality proof: the matrix stays fast
                 shrunk = shrink(
                     target, schedule, failure.kind, max_steps=max_steps, budget=100, proof_budget=0

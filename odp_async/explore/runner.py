@@ -137,7 +137,7 @@ from .arguments import (
     require_path,
     show,
 )
-from .claims import claim_text, count
+from .claims import PROBE_RUN, claim_text, count
 from .config import ExploreConfig, check_fields, derive_seed, refuse_ignored
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
@@ -273,11 +273,31 @@ class Failure:
             return self.shown
         return traced if traced.failure is not None else self.shown
 
+    def found_preemptions(self) -> int | None:
+        """How many preemptions the failing schedule had as found: the shrinker's count
+        (`ShrinkResult.preemptions_before`) if shrunk, else counted on a traced replay
+        (`traced`; a preemption: another task picked when the one that ran the step
+        before could go on).  None when that replay is not the run as found (a program
+        whose runs are not a function of their schedule).  Runs the target at most once;
+        raises nothing."""
+        if self.shrunk is not None:
+            return self.shrunk.preemptions_before
+        return self._preemptions_in(self.traced())
+
+    def _preemptions_in(self, traced: Execution) -> int | None:
+        """The preemptions of `traced`, the unshrunk failure's traced replay, if it is the
+        run as found (recorded with a trace, same schedule and steps); else None."""
+        sim, found = traced.sim, self.execution.sim
+        if sim.trace is None or (sim.schedule, sim.steps) != (found.schedule, found.steps):
+            return None
+        return len(sim.preemptions)
+
     def describe(self) -> str:
         """The report: the verdict and violation, the error leaves (type, message, task,
         user frame), a deadlock's blocked tasks, the last `STEPS_SHOWN` steps of the
-        (shrunk, if shrunk) failing schedule, the shrink summary and the replay command.
-        Replays the schedule once (with a trace) for the steps."""
+        (shrunk, if shrunk) failing schedule, the shrink summary (unshrunk: the
+        preemptions as found) and the replay command.  Replays the schedule once (with a
+        trace) for the steps."""
         traced = self.traced()
         violation = traced.failure or self.violation
         at = f"at schedule {self.index}"
@@ -295,6 +315,13 @@ class Failure:
                 f"{minimal}, failure at step {s.steps_before} -> {s.steps_after} "
                 f"({s.attempts} replays)"
             )
+        else:
+            preemptions = self._preemptions_in(traced)
+            if preemptions is not None:
+                lines.append(
+                    f"not shrunk: {count(preemptions, 'preemption')}, failure at step "
+                    f"{violation.step}"
+                )
         token = self.replay_token
         if token:
             lines.append(f"replay: odp-async replay {token}")
@@ -365,6 +392,11 @@ class ExploreResult:
     #: that schedule has no verdict, so neither has the search (`inconclusive`); None
     #: when no step stalled.
     stalled: str | None = None
+    #: The run that stalled (with `stalled`): ``schedule I`` (1-based, as a failure's
+    #: index), ``a probe run before the first schedule`` (pct and the portfolio size
+    #: their search on a few runs first) or ``a replay of schedule I (the failure
+    #: found)`` (shrinking it); None when no step stalled.
+    stalled_run: str | None = None
     #: What of a user program's state changed between its runs (`search_watch`): its
     #: runs did not all start from the same state, so the search has no verdict
     #: (`inconclusive`, never `complete`, even with a failure found); None: none seen.
@@ -455,6 +487,7 @@ class ExploreResult:
             max_steps=self.config.max_steps,
             unfinished=self.unfinished,
             stalled=self.stalled,
+            stalled_run=self.stalled_run,
         )
 
     @property
@@ -637,9 +670,11 @@ def _search(
     tally.report(force=True)
     failure = None
     if tally.hit is not None:
+        tally.running = f"a replay of schedule {tally.hit[0]} (the failure found)"
         failure = _make_failure(
             target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
         )
+        tally.running = None
     return complete, bound, failure
 
 
@@ -720,6 +755,7 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
     the stall: so does this one (the failure shrunk as usual, no stall line)."""
     failure = None
     stalled: str | None = line
+    run = _stalled_run(tally)
     try:
         with marking_ctrl_c(), watching_steps(config.stall_limit):
             if tally.stall_cut is not None:
@@ -742,7 +778,19 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
         failure = None
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
-    return tally.result(target, config, False, None, failure, stalled=stalled)
+    return tally.result(target, config, False, None, failure, stalled=stalled, stalled_run=run)
+
+
+def _stalled_run(tally: _Tally) -> str:
+    """`ExploreResult.stalled_run` of the stall that stopped the search `tally` counts."""
+    if tally.stall_cut is not None:  # chunks run elsewhere: the first stalled schedule
+        return f"schedule {tally.stall_cut[0] + 1}"
+    if tally.running is not None:  # a probe, or a replay of the failure found
+        return tally.running
+    if tally.stalled_index is not None:  # a seeded search's schedule (0-based)
+        return f"schedule {tally.stalled_index + 1}"
+    # dfs and dpor count their executions in order, as they end: the next one stalled
+    return f"schedule {tally.done + 1}"
 
 
 @attrs.frozen
@@ -811,6 +859,9 @@ class _Tally:
     #: The 0-based index of the schedule whose step the watchdog interrupted (a chunk's
     #: runs before it count, it does not: `run_chunk`); None: none was.
     stalled_index: int | None = None
+    #: The run going on that is none of the search's schedules (a probe, a replay of
+    #: the failure found), as `ExploreResult.stalled_run` names it; None: none is.
+    running: str | None = None
     #: What of the program's state changed between runs in another process (a worker's
     #: chunk), or None (`search_watch`).
     carried: str | None = None
@@ -910,6 +961,7 @@ class _Tally:
         *,
         interrupted: bool = False,
         stalled: str | None = None,
+        stalled_run: str | None = None,
     ) -> ExploreResult:
         """The `ExploreResult` of what ran so far."""
         carried = self.carried or carried_state(target)
@@ -938,6 +990,7 @@ class _Tally:
             truncated=self.truncated,
             unfinished=self.unfinished,
             stalled=stalled,
+            stalled_run=stalled_run if stalled is not None else None,
             carried=carried,
         )
 
@@ -1269,9 +1322,11 @@ def _explore_seeded(
 ) -> bool:
     """Random, pct, portfolio; returns whether the space is complete (a portfolio whose
     dpor share ran every trace, and no failure)."""
+    tally.running = PROBE_RUN
     steps_hint = (
         _steps_hint(target, config) if config.chooser in ("pct", "portfolio") else Probes()
     )
+    tally.running = None
     first, last = config.start, config.start + config.schedules
     dpor = DporShare(target, config) if config.chooser == "portfolio" else None
     # a pool costs 20-50 ms; a target no other process can rebuild runs here

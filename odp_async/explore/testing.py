@@ -89,7 +89,7 @@ from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument
 from ..scenarios import Scenario
 from .arguments import show
 from .carried import ArgumentWatch, code_names, outside_names
-from .claims import count
+from .claims import PROBE_RUN, claim_text, count
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -479,7 +479,10 @@ class _Probe:
         __tracebackhide__ = True
         seen = _probe_run(target, config, FifoChooser())
         if seen is not None and seen[0] == "stalled":
-            raise ExplorationInconclusive(f"{test_id}: inconclusive after 0 schedules: {seen[1]}")
+            claim = claim_text(
+                0, chooser=config.chooser, stalled=str(seen[1]), stalled_run=PROBE_RUN
+            )
+            raise ExplorationInconclusive(f"{test_id}: {claim}")
         return cls(seen)
 
     def after(

@@ -2008,14 +2008,21 @@ def _describe(
     for f in files:
         huge = ", hugetlb" if f.hugetlb else ""
         lines.append(f"  file {f.name!r}: {f.pages} pages{huge}")
-    lines.extend(f"  {i}. {op.describe()}" for i, op in enumerate(setup))
+    lines.extend(_numbered("  ", setup))
     if not files and not setup:
         lines.append("  (nothing)")
     lines.append("actors (started in this order):")
     for a in actors:
         after = f" (after {', '.join(a.after)})" if a.after else ""
         lines.append(f"  {a.name}{after}:")
-        lines.extend(f"    {i}. {op.describe()}" for i, op in enumerate(a.ops))
+        lines.extend(_numbered("    ", a.ops))
     # The expected verdicts and the script are fields of the scenario (`odp-async show`
     # prints them once, from there), not part of the description.
     return "\n".join(lines)
+
+
+def _numbered(indent: str, ops: tuple[_Op, ...]) -> list[str]:
+    """``0. op`` lines, numbers right-aligned so the ops start in one column (`` 9.``,
+    ``10.``)."""
+    width = len(str(len(ops) - 1)) if ops else 1
+    return [f"{indent}{i:>{width}}. {op.describe()}" for i, op in enumerate(ops)]

@@ -729,13 +729,20 @@ def test_a_write_locked_block_that_released_the_lock_itself_says_so(runtime: Run
 
     async def main() -> str:
         rw = RWLock("rw")
-        with pytest.raises(ProtocolViolation) as info:
-            async with rw.write_locked():
-                rw.release_write()
-        return str(info.value)
+        said: list[str] = []
+
+        async def writer() -> None:
+            with pytest.raises(ProtocolViolation) as info:
+                async with rw.write_locked():
+                    rw.release_write()
+            said.append(str(info.value))
+
+        async with rt.task_group() as tg:
+            tg.start_soon(writer, name="the-writer")
+        return said[0]
 
     said = runtime.run(main)
-    assert said.startswith("the end of write_locked() of RWLock 'rw' in task "), said
+    assert said.startswith("the end of write_locked() of RWLock 'rw' in task the-writer, "), said
     assert said.endswith(
         ", which holds it neither for writing nor for reading (not held): was it released "
         "inside the block?"

@@ -289,9 +289,17 @@ def _natively(
 
 def test_native_cancel_a_wake_one_goes_to_the_next_parker() -> None:
     q = WaitQueue("q")
-    seen, state = _natively(q, q.park, q.park, q.__len__, q.wake_one, lambda b: len(q))
+    got: list[object] = []
+
+    async def park_b() -> None:
+        got.append(await q.park())
+
+    seen, state = _natively(
+        q, q.park, park_b, q.__len__, lambda: q.wake_one("the value"), lambda b: len(q)
+    )
     assert seen == ["A cancelled", "B got it"]
     assert state == 0  # B was woken while A unwound
+    assert got == ["the value"]  # with the value A was woken with
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ Contract
     watch under their names (``fixture 'box'``, ``parameter 'n'``): one that changes
     between two runs fails the test with `ExplorationInconclusive` (see
     `odp_async.explore.testing`), and a replay that does not reproduce its token fails
-    it with `ReplayMismatch`.
+    it with `ReplayMismatch`.  ``pytest.skip()`` and ``pytest.xfail()`` in the test (in
+    any task) skip (xfail) it: the first schedule that raises one ends the exploration,
+    nothing is saved (see `odp_async.explore.testing`).
 
     ==========================  =====================  =====================================
     command line                ini                    what

@@ -30,6 +30,18 @@ Contract
     fails with `ExplorationInconclusive` (no verdict, not a violation: the message says
     how many runs and the bound to raise).
 
+    pytest's own outcomes are the test's, never a failure: a schedule whose run ends
+    with ``pytest.skip()`` (or `unittest.SkipTest`) or ``pytest.xfail()``, raised in any
+    task and nothing else with it, ends the exploration, and that exception is raised:
+    the test is skipped (xfailed) with its reason, with no replay line, and nothing goes
+    into the failure database.  It is the first such schedule, in the chooser's order (the
+    same every run): a schedule before it that fails is the failure, as always; the
+    schedules after it are not run (the test said this run does not apply), so a skip
+    that depends on the interleaving ends the test where it first happens.  A replay
+    whose schedule now skips skips the test; a token saved in the failure database
+    whose schedule now skips no longer reproduces: it is deleted, and the exploration
+    runs.  ``pytest.fail()`` (`Failed`) is a failure.
+
     The token carries the test's id (its pytest node id, parameters included); a replay
     (``--odp-replay``, ``ODP_ASYNC_REPLAY=<token>``, or ``@explore_test(replay=...)``)
     applies only to the test it was made by: every other test explores as usual.  A
@@ -76,12 +88,14 @@ import functools
 import hashlib
 import inspect
 import os
+import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn, overload
 
 import attrs
 
+from .._raised import leaves
 from .._runtime.choosers import FifoChooser, ReplayChooser
 from .._runtime.stall import DEFAULT_STALL, StepStalled, watching_steps
 from .._user_files import UnreadableFile, open_output, read_text
@@ -361,6 +375,9 @@ class ExploredTest:
             probe.after(target, config, test_id, watch, result)
         failure = result.failure
         if failure is not None:
+            outcome = _pytest_outcome(failure.execution)
+            if outcome is not None:
+                raise outcome  # the test's own skip or xfail: no failure, nothing saved
             token = failure.shrunk_token or failure.token
             report = _report(target, result, test_id, hint)
             if database is not None and token is not None:
@@ -401,7 +418,7 @@ class ExploredTest:
             return False
         finally:
             _refuse_shared_state(test_id, watch)
-        return execution.failure is not None
+        return execution.failure is not None and _pytest_outcome(execution) is None
 
     @staticmethod
     def _replay(
@@ -430,6 +447,9 @@ class ExploredTest:
             )
         if saved_in is not None:
             _refuse_shared_state(test_id, watch)
+        outcome = _pytest_outcome(execution)
+        if outcome is not None:
+            raise outcome  # the replayed schedule skips (xfails) the test now
         failure = execution.failure
         got = (failure.kind, failure.step) if failure is not None else (None, None)
         if got != (decoded.kind, decoded.step):
@@ -509,6 +529,28 @@ class _Probe:
             "and this is not a violation found in the test.",
             result,
         )
+
+
+def _pytest_outcome(execution: Execution) -> BaseException | None:
+    """The pytest outcome a run ended with, to be raised as the test's: the first of its
+    exceptions when every one is ``pytest.skip``'s (`unittest.SkipTest` too, which pytest
+    reports as a skip) or ``pytest.xfail``'s; None for any other run (``pytest.fail``'s
+    `Failed` is a failure, and so is a run that also raised anything else)."""
+    error = execution.sim.error
+    failure = execution.failure
+    if error is None or failure is None or failure.kind != "error":
+        return None
+    kinds: list[type[BaseException]] = []
+    outcomes = sys.modules.get("_pytest.outcomes")  # not imported: no pytest outcome raised
+    if outcomes is not None:
+        kinds += [outcomes.Skipped, outcomes.XFailed]
+    unittest = sys.modules.get("unittest")
+    if unittest is not None:
+        kinds.append(unittest.SkipTest)
+    raised = leaves(error)
+    if kinds and raised and all(isinstance(e, tuple(kinds)) for e in raised):
+        return raised[0]
+    return None
 
 
 def _probe_run(target: Target, config: ExploreConfig, chooser: Any) -> tuple[object, ...] | None:

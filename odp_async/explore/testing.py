@@ -338,6 +338,7 @@ class ExploredTest:
         database: FailureDatabase | None = None,
         replay_hint: Callable[[str], str] | None = None,
         labels: Mapping[str, str] | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> bool:
         """Run the test; raise `ExplorationFailed` on a failing schedule, and
         `ExplorationInconclusive` (no violation, but runs reached the step bound
@@ -347,6 +348,8 @@ class ExploredTest:
         exploring if it was made by this test (see the module docstring); `database`
         saves failing tokens and replays them first.  `labels` name the arguments in
         messages (keyword name, or the position as a str, to e.g. ``fixture 'box'``).
+        `note` is called with one line when the test passes on part of its budget (the
+        time budget stopped it): its id, its claim, and how far it got.
         Returns True if a replay token applied to this test.
 
         Raises `ExplorationInconclusive` if an argument changed between two runs (see the
@@ -388,6 +391,11 @@ class ExploredTest:
             raise ExplorationFailed(report, result)
         if result.inconclusive:
             raise ExplorationInconclusive(f"{test_id}: {result.claim}", result)
+        if result.out_of_time and note is not None:
+            note(
+                f"{test_id}: {result.claim}; {config.schedules} schedules were asked for, "
+                f"the time budget ({config.time:g} s) stopped it"
+            )
         return False
 
     def _target(
@@ -632,11 +640,16 @@ def explore_test(
     (``@explore_test(schedules=500)``).
 
     `stall` is the longest one step of a schedule may take, in seconds (default 60; None:
-    no limit): past it the test fails with `ExplorationInconclusive` naming the line it
-    was stuck at (``time.sleep``, a spin with no await).  `time` is a wall-clock budget
-    in seconds (default None: none): the search stops at the first schedule that would
-    start after it, and a pass then says how far it got (as `check`'s ``time``).  Both
-    are `ExploreConfig`'s.
+    no limit of its own), and never more than `time` plus 5 s when a time budget is set
+    (`ExploreConfig.stall_limit`): past it the test fails with `ExplorationInconclusive`
+    naming the line it was stuck at (``time.sleep``, a spin with no await).  `time` is a
+    wall-clock budget in seconds (default None: none): the search stops at the first
+    schedule that would start after it, and a pass it cut short then says how far it got
+    (as `check`'s ``time``): under the pytest plugin, a line of the run's terminal
+    summary (``odp_async: <node id>: no violation in N schedules (time budget reached,
+    not complete); M schedules were asked for, the time budget (T s) stopped it``), the
+    same text as the test's ``user_properties`` entry ``odp_async`` (junitxml's
+    properties); called directly, nothing.  Both are `ExploreConfig`'s.
 
     Raises `InvalidArgument` at decoration time for an unknown setting (naming the
     closest known one), a bad value, a setting its chooser ignores (``depth`` with

@@ -11,7 +11,9 @@ meets them (trial d): a test run in a fresh process by `pytester`.
 
 from __future__ import annotations
 
+import fnmatch
 import textwrap
+from xml.etree import ElementTree
 
 import pytest
 
@@ -46,3 +48,77 @@ def test_stall_none_is_still_bounded_by_the_time_budget(pytester: pytest.Pyteste
             "* s (at *test_blocks.py:10 in test_blocks)*"
         ]
     )
+
+
+# A clock that moves one second each time it is read, in place of the wall clock of the
+# explored tests' searches: a time budget then stops them at the same schedule every run.
+FAKE_CLOCK = textwrap.dedent(
+    """
+    import odp_async.explore.testing as testing
+
+
+    class Clock:
+        def __init__(self):
+            self.now = 0.0
+
+        def __call__(self):
+            self.now += 1.0
+            return self.now
+
+
+    _explore = testing.explore_target
+    testing.explore_target = lambda target, config: _explore(target, config, clock=Clock())
+    """
+)
+
+LONG_CLEAN = textwrap.dedent(
+    """
+    import odp_async as oa
+    from odp_async.explore.testing import explore_test
+
+
+    @explore_test(schedules=100000, chooser="random")
+    async def test_long_clean():
+        m, d = oa.Mutex("m"), {"x": 0}
+
+        async def t():
+            async with m:
+                v = d["x"]
+                await oa.checkpoint()
+                d["x"] = v + 1
+
+        async with oa.task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(t)
+        assert d["x"] == 3
+
+
+    @explore_test(schedules=5, chooser="random")
+    async def test_short_clean():
+        await oa.checkpoint()
+    """
+)
+
+
+def test_a_pass_cut_short_by_the_time_budget_says_how_far_it_got(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(FAKE_CLOCK)
+    pytester.makepyfile(test_long=LONG_CLEAN)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--odp-database=none", "--odp-time=5", f"--junitxml={junit}"
+    )
+    result.assert_outcomes(passed=2)
+    line = (
+        "odp_async: test_long.py::test_long_clean: no violation in * schedules (time budget "
+        "reached, not complete); 100000 schedules were asked for, the time budget (5 s) "
+        "stopped it"
+    )
+    result.stdout.fnmatch_lines([line])
+    assert result.stdout.str().count("odp_async: test_long.py::") == 1  # not the short one
+    properties = ElementTree.parse(junit).getroot().iter("property")
+    found = [(p.get("name"), p.get("value")) for p in properties]
+    (name, value), *others = found
+    assert (name, others) == ("odp_async", []), found
+    assert fnmatch.fnmatch(f"odp_async: {value}", line), found

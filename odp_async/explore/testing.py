@@ -28,7 +28,8 @@ Contract
     No failing schedule, but runs that reached ``max_steps`` and did not finish under a
     fair continuation either (a livelock, or a test longer than the bound): the test
     fails with `ExplorationInconclusive` (no verdict, not a violation: the message says
-    how many runs and the bound to raise).
+    how many runs and the bound to raise: ``@explore_test(max_steps=...)``, or the
+    selected profile's ``max_steps`` when it sets one).
 
     pytest's own outcomes are the test's, never a failure: a schedule whose run ends
     with ``pytest.skip()`` (or `unittest.SkipTest`) or ``pytest.xfail()``, raised in any
@@ -390,7 +391,8 @@ class ExploredTest:
                     report += f"\n(not saved in the failure database: {e})"
             raise ExplorationFailed(report, result)
         if result.inconclusive:
-            raise ExplorationInconclusive(f"{test_id}: {result.claim}", result)
+            claim = result.claim_for(_max_steps_setting(settings))
+            raise ExplorationInconclusive(f"{test_id}: {claim}", result)
         if result.out_of_time and note is not None:
             note(
                 f"{test_id}: {result.claim}; {config.schedules} schedules were asked for, "
@@ -537,6 +539,15 @@ class _Probe:
             "and this is not a violation found in the test.",
             result,
         )
+
+
+def _max_steps_setting(settings: Profile | None) -> str:
+    """The setting that raises an explored test's step bound, as its user sets it: the
+    decorator's, unless the run's settings (under the pytest plugin: the profile, the
+    only layer that sets ``max_steps``) override it."""
+    if settings is not None and settings.max_steps is not None:
+        return "max_steps in the selected profile (register_profile)"
+    return "@explore_test(max_steps=...)"
 
 
 def _pytest_outcome(execution: Execution) -> BaseException | None:

@@ -122,3 +122,61 @@ def test_a_pass_cut_short_by_the_time_budget_says_how_far_it_got(
     (name, value), *others = found
     assert (name, others) == ("odp_async", []), found
     assert fnmatch.fnmatch(f"odp_async: {value}", line), found
+
+
+LIVELOCK = textwrap.dedent(
+    """
+    import odp_async as oa
+    from odp_async.explore.testing import explore_test
+
+
+    @explore_test(schedules=3, chooser="random", max_steps=200)
+    async def test_livelock():
+        flag = {"go": False}
+
+        async def spinner():
+            while not flag["go"]:
+                await oa.checkpoint()
+
+        async def sleeper():
+            await oa.sleep(1)
+            flag["go"] = True
+
+        async with oa.task_group() as tg:
+            tg.start_soon(spinner)
+            tg.start_soon(sleeper)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("profile", "bound", "setting"),
+    [
+        ("default", 200, "@explore_test(max_steps=...)"),
+        ("short", 300, "max_steps in the selected profile (register_profile)"),
+    ],
+)
+def test_a_livelock_names_the_step_bound_setting_a_test_has(
+    pytester: pytest.Pytester, profile: str, bound: int, setting: str
+) -> None:
+    pytester.makeconftest(
+        """
+        from odp_async.explore.testing import register_profile
+
+        register_profile("short", max_steps=300)
+        """
+    )
+    pytester.makepyfile(test_live=LIVELOCK)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--odp-database=none", f"--odp-profile={profile}"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E   odp_async.errors.ExplorationInconclusive: test_live.py::test_livelock: "
+            f"inconclusive: 3 of 3 schedules reached the step bound of {bound} steps "
+            f"unfinished (a livelock, or a run longer than the bound: raise {setting}); "
+            "no violation"
+        ]
+    )
+    assert "--max-steps" not in result.stdout.str()

@@ -446,6 +446,7 @@ def test_the_time_budget_bounds_the_stall_limit(tmp_path: Path) -> None:
 
 def test_stall_limit() -> None:
     assert ExploreConfig().stall_limit == 60.0
-    assert ExploreConfig(stall=None, time=3).stall_limit is None
+    assert ExploreConfig(stall=None).stall_limit is None
+    assert ExploreConfig(stall=None, time=3).stall_limit == 3 + STALL_GRACE
     assert ExploreConfig(time=3).stall_limit == 3 + STALL_GRACE
     assert ExploreConfig(stall=2, time=300).stall_limit == 2

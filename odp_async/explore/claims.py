@@ -12,7 +12,9 @@ Contract
       a fair continuation either: ``"inconclusive: K of N schedules reached the step
       bound of S steps unfinished (a livelock, or a run longer than the bound: raise
       --max-steps); no violation"`` (``, interrupted`` after ``no violation`` when
-      interrupted); never complete, never a pass;
+      interrupted; `raise_steps` names the setting in place of ``--max-steps``, the
+      one the caller's user has: ``@explore_test(max_steps=...)`` in an explored
+      test); never complete, never a pass;
     - no violation, but a step did not return within the stall limit: ``"inconclusive:
       schedule I stalled (N schedules ended before it): step S of task 'T' has not
       returned after X s (at F:L in func); ..."`` (the run that stalled: ``schedule
@@ -71,6 +73,7 @@ def claim_text(
     unfinished: int = 0,
     stalled: str | None = None,
     stalled_run: str | None = None,
+    raise_steps: str = "--max-steps",
 ) -> str:
     """The claim of a search that ran `schedules` schedules of `chooser` (see the module
     docstring).  `violation` is ``(schedule index, kind)`` of the first one seen;
@@ -80,7 +83,8 @@ def claim_text(
     `truncated` that a dfs or dpor run stopped at the step bound `max_steps`;
     `unfinished` how many runs reached it and did not finish under a fair continuation;
     `stalled` the line of a step that did not return (`odp_async._runtime.stall`),
-    `stalled_run` the run it stalled in (``schedule 3``; default: ``a run``)."""
+    `stalled_run` the run it stalled in (``schedule 3``; default: ``a run``);
+    `raise_steps` the setting that raises the step bound, as the reader sets it."""
     if violation is not None:
         index, kind = violation
         return f"violation at schedule {index}: {kind}"
@@ -99,7 +103,7 @@ def claim_text(
         at = f" of {max_steps} steps" if max_steps is not None else ""
         return (
             f"inconclusive: {unfinished} of {ran} reached the step bound{at} unfinished "
-            "(a livelock, or a run longer than the bound: raise --max-steps); no violation"
+            f"(a livelock, or a run longer than the bound: raise {raise_steps}); no violation"
             + (", interrupted" if interrupted else "")
         )
     if interrupted:

@@ -171,14 +171,14 @@ class ExploreConfig:
       steps (looked at every `odp_async._runtime.budget.CHECK_EVERY` steps; not once a
       failure is known) and counts for nothing.  Results then depend
       on the machine's speed; without it they do not.
-    - `stall`: the longest one step of a run may take, in seconds (None: no limit).  The
-      sim cannot preempt code between checkpoints: a step that loops with no await or
-      blocks in a synchronous call would hang the search.  Past the limit the search
-      stops inconclusive (`ExploreResult.stalled`; in the main thread: interrupted by a
-      signal, `odp_async._runtime.stall`; in another thread the step cannot be stopped,
-      and the line goes to stderr).  With a `time` budget the limit is at most
-      ``time + STALL_GRACE`` (`stall_limit`).  No result of a step that returns
-      depends on it.
+    - `stall`: the longest one step of a run may take, in seconds (None: no limit of
+      its own).  The sim cannot preempt code between checkpoints: a step that loops with
+      no await or blocks in a synchronous call would hang the search.  Past the limit
+      the search stops inconclusive (`ExploreResult.stalled`; in the main thread:
+      interrupted by a signal, `odp_async._runtime.stall`; in another thread the step
+      cannot be stopped, and the line goes to stderr).  With a `time` budget the limit
+      is at most ``time + STALL_GRACE`` (`stall_limit`), ``stall=None`` included.  No
+      result of a step that returns depends on it.
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
@@ -245,10 +245,12 @@ class ExploreConfig:
     def stall_limit(self) -> float | None:
         """The seconds a step may run before the search stops at it: `stall`, but never
         more than the wall-clock budget `time` plus `STALL_GRACE` (a search given 3 s does
-        not hang for a minute on a step that never returns); None: no limit."""
-        if self.stall is None or self.time is None:
+        not hang for a minute on a step that never returns), ``stall=None`` included;
+        None (no limit) only with neither set."""
+        if self.time is None:
             return self.stall
-        return min(self.stall, self.time + STALL_GRACE)
+        cap = self.time + STALL_GRACE
+        return cap if self.stall is None else min(self.stall, cap)
 
     def evolve(self, **changes: Any) -> ExploreConfig:
         """This config with some fields changed.  Raises `InvalidArgument` naming an

@@ -8,7 +8,13 @@ Contract
     watch under their names (``fixture 'box'``, ``parameter 'n'``): one that changes
     between two runs fails the test with `ExplorationInconclusive` (see
     `odp_async.explore.testing`), and a replay that does not reproduce its token fails
-    it with `ReplayMismatch`.
+    it with `ReplayMismatch`.  ``pytest.skip()`` and ``pytest.xfail()`` in the test (in
+    any task) skip (xfail) it: the first schedule that raises one ends the exploration,
+    nothing is saved (see `odp_async.explore.testing`).  A test that passes on part of
+    its budget, the time budget having stopped it, says how far it got in a line of the
+    terminal summary (``odp_async: <node id>: no violation in N schedules (time budget
+    reached, not complete); ...``), which its report carries as the ``user_properties``
+    entry `NOTE_PROPERTY` (so under pytest-xdist and in junitxml too).
 
     ==========================  =====================  =====================================
     command line                ini                    what
@@ -60,7 +66,7 @@ from .testing import (
     replay_command,
 )
 
-__all__ = ["DEFAULT_DATABASE", "OdpSettings"]
+__all__ = ["DEFAULT_DATABASE", "NOTE_PROPERTY", "OdpSettings"]
 
 DEFAULT_DATABASE = ".odp-async/failures"
 
@@ -94,6 +100,10 @@ class OdpSettings:
 
 _SETTINGS = pytest.StashKey[OdpSettings]()
 _REPLAYED = pytest.StashKey[list[str]]()
+#: The key, in a test's ``user_properties``, of the line a pass the time budget cut
+#: short adds (its report carries it: to the terminal summary, pytest-xdist's
+#: controller, junitxml's properties).
+NOTE_PROPERTY = "odp_async"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -269,6 +279,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         database=settings.database,
         replay_hint=lambda token: replay_command(_command_id(pyfuncitem), token),
         labels=labels,
+        note=lambda text: pyfuncitem.user_properties.append((NOTE_PROPERTY, text)),
     )
     return True
 
@@ -286,6 +297,12 @@ def _command_id(item: pytest.Function) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for report in terminalreporter.stats.get("passed", ()):
+        if getattr(report, "when", None) != "call":
+            continue
+        for name, value in getattr(report, "user_properties", ()):
+            if name == NOTE_PROPERTY:
+                terminalreporter.write_line(f"odp_async: {value}")
     settings = config.stash.get(_SETTINGS, None)
     if settings is None or settings.replay is None or config.stash[_REPLAYED]:
         return

@@ -457,6 +457,11 @@ class ExploreResult:
         wording is `odp_async.explore.claims.claim_text`'s, shared with the matrix; a
         count of one is singular (``complete: 1 trace, no violation``).
         """
+        return self.claim_for()
+
+    def claim_for(self, raise_steps: str = "--max-steps") -> str:
+        """`claim`, naming `raise_steps` as the setting that raises the step bound
+        (``@explore_test(max_steps=...)`` for an explored test) where it says to."""
         failure = self.failure
         if self.carried is not None:
             found = (
@@ -488,6 +493,7 @@ class ExploreResult:
             unfinished=self.unfinished,
             stalled=self.stalled,
             stalled_run=self.stalled_run,
+            raise_steps=raise_steps,
         )
 
     @property

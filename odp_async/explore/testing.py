@@ -28,7 +28,20 @@ Contract
     No failing schedule, but runs that reached ``max_steps`` and did not finish under a
     fair continuation either (a livelock, or a test longer than the bound): the test
     fails with `ExplorationInconclusive` (no verdict, not a violation: the message says
-    how many runs and the bound to raise).
+    how many runs and the bound to raise: ``@explore_test(max_steps=...)``, or the
+    selected profile's ``max_steps`` when it sets one).
+
+    pytest's own outcomes are the test's, never a failure: a schedule whose run ends
+    with ``pytest.skip()`` (or `unittest.SkipTest`) or ``pytest.xfail()``, raised in any
+    task and nothing else with it, ends the exploration, and that exception is raised:
+    the test is skipped (xfailed) with its reason, with no replay line, and nothing goes
+    into the failure database.  It is the first such schedule, in the chooser's order (the
+    same every run): a schedule before it that fails is the failure, as always; the
+    schedules after it are not run (the test said this run does not apply), so a skip
+    that depends on the interleaving ends the test where it first happens.  A replay
+    whose schedule now skips skips the test; a token saved in the failure database
+    whose schedule now skips no longer reproduces: it is deleted, and the exploration
+    runs.  ``pytest.fail()`` (`Failed`) is a failure.
 
     The token carries the test's id (its pytest node id, parameters included); a replay
     (``--odp-replay``, ``ODP_ASYNC_REPLAY=<token>``, or ``@explore_test(replay=...)``)
@@ -76,12 +89,14 @@ import functools
 import hashlib
 import inspect
 import os
+import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn, overload
 
 import attrs
 
+from .._raised import leaves
 from .._runtime.choosers import FifoChooser, ReplayChooser
 from .._runtime.stall import DEFAULT_STALL, StepStalled, watching_steps
 from .._user_files import UnreadableFile, open_output, read_text
@@ -324,6 +339,7 @@ class ExploredTest:
         database: FailureDatabase | None = None,
         replay_hint: Callable[[str], str] | None = None,
         labels: Mapping[str, str] | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> bool:
         """Run the test; raise `ExplorationFailed` on a failing schedule, and
         `ExplorationInconclusive` (no violation, but runs reached the step bound
@@ -333,6 +349,8 @@ class ExploredTest:
         exploring if it was made by this test (see the module docstring); `database`
         saves failing tokens and replays them first.  `labels` name the arguments in
         messages (keyword name, or the position as a str, to e.g. ``fixture 'box'``).
+        `note` is called with one line when the test passes on part of its budget (the
+        time budget stopped it): its id, its claim, and how far it got.
         Returns True if a replay token applied to this test.
 
         Raises `ExplorationInconclusive` if an argument changed between two runs (see the
@@ -361,6 +379,9 @@ class ExploredTest:
             probe.after(target, config, test_id, watch, result)
         failure = result.failure
         if failure is not None:
+            outcome = _pytest_outcome(failure.execution)
+            if outcome is not None:
+                raise outcome  # the test's own skip or xfail: no failure, nothing saved
             token = failure.shrunk_token or failure.token
             report = _report(target, result, test_id, hint)
             if database is not None and token is not None:
@@ -370,7 +391,13 @@ class ExploredTest:
                     report += f"\n(not saved in the failure database: {e})"
             raise ExplorationFailed(report, result)
         if result.inconclusive:
-            raise ExplorationInconclusive(f"{test_id}: {result.claim}", result)
+            claim = result.claim_for(_max_steps_setting(settings))
+            raise ExplorationInconclusive(f"{test_id}: {claim}", result)
+        if result.out_of_time and note is not None:
+            note(
+                f"{test_id}: {result.claim}; {config.schedules} schedules were asked for, "
+                f"the time budget ({config.time:g} s) stopped it"
+            )
         return False
 
     def _target(
@@ -401,7 +428,7 @@ class ExploredTest:
             return False
         finally:
             _refuse_shared_state(test_id, watch)
-        return execution.failure is not None
+        return execution.failure is not None and _pytest_outcome(execution) is None
 
     @staticmethod
     def _replay(
@@ -430,6 +457,9 @@ class ExploredTest:
             )
         if saved_in is not None:
             _refuse_shared_state(test_id, watch)
+        outcome = _pytest_outcome(execution)
+        if outcome is not None:
+            raise outcome  # the replayed schedule skips (xfails) the test now
         failure = execution.failure
         got = (failure.kind, failure.step) if failure is not None else (None, None)
         if got != (decoded.kind, decoded.step):
@@ -517,6 +547,37 @@ class _Probe:
         )
 
 
+def _max_steps_setting(settings: Profile | None) -> str:
+    """The setting that raises an explored test's step bound, as its user sets it: the
+    decorator's, unless the run's settings (under the pytest plugin: the profile, the
+    only layer that sets ``max_steps``) override it."""
+    if settings is not None and settings.max_steps is not None:
+        return "max_steps in the selected profile (register_profile)"
+    return "@explore_test(max_steps=...)"
+
+
+def _pytest_outcome(execution: Execution) -> BaseException | None:
+    """The pytest outcome a run ended with, to be raised as the test's: the first of its
+    exceptions when every one is ``pytest.skip``'s (`unittest.SkipTest` too, which pytest
+    reports as a skip) or ``pytest.xfail``'s; None for any other run (``pytest.fail``'s
+    `Failed` is a failure, and so is a run that also raised anything else)."""
+    error = execution.sim.error
+    failure = execution.failure
+    if error is None or failure is None or failure.kind != "error":
+        return None
+    kinds: list[type[BaseException]] = []
+    outcomes = sys.modules.get("_pytest.outcomes")  # not imported: no pytest outcome raised
+    if outcomes is not None:
+        kinds += [outcomes.Skipped, outcomes.XFailed]
+    unittest = sys.modules.get("unittest")
+    if unittest is not None:
+        kinds.append(unittest.SkipTest)
+    raised = leaves(error)
+    if kinds and raised and all(isinstance(e, tuple(kinds)) for e in raised):
+        return raised[0]
+    return None
+
+
 def _probe_run(target: Target, config: ExploreConfig, chooser: Any) -> tuple[object, ...] | None:
     try:
         with watching_steps(config.stall_limit):
@@ -596,11 +657,16 @@ def explore_test(
     (``@explore_test(schedules=500)``).
 
     `stall` is the longest one step of a schedule may take, in seconds (default 60; None:
-    no limit): past it the test fails with `ExplorationInconclusive` naming the line it
-    was stuck at (``time.sleep``, a spin with no await).  `time` is a wall-clock budget
-    in seconds (default None: none): the search stops at the first schedule that would
-    start after it, and a pass then says how far it got (as `check`'s ``time``).  Both
-    are `ExploreConfig`'s.
+    no limit of its own), and never more than `time` plus 5 s when a time budget is set
+    (`ExploreConfig.stall_limit`): past it the test fails with `ExplorationInconclusive`
+    naming the line it was stuck at (``time.sleep``, a spin with no await).  `time` is a
+    wall-clock budget in seconds (default None: none): the search stops at the first
+    schedule that would start after it, and a pass it cut short then says how far it got
+    (as `check`'s ``time``): under the pytest plugin, a line of the run's terminal
+    summary (``odp_async: <node id>: no violation in N schedules (time budget reached,
+    not complete); M schedules were asked for, the time budget (T s) stopped it``), the
+    same text as the test's ``user_properties`` entry ``odp_async`` (junitxml's
+    properties); called directly, nothing.  Both are `ExploreConfig`'s.
 
     Raises `InvalidArgument` at decoration time for an unknown setting (naming the
     closest known one), a bad value, a setting its chooser ignores (``depth`` with

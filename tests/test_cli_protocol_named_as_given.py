@@ -153,3 +153,14 @@ def test_the_matrix_and_a_files_table_name_it_as_typed(tmp_path: Path) -> None:
     )
     [cell] = json.loads(as_json.stdout)["cells"]
     assert cell["protocol"] == "svmmod:SvmSeq"
+
+
+def test_a_run_log_keeps_the_target_it_was_written_with(tmp_path: Path) -> None:
+    """A log's identity is what it always was (its spec names the protocol as given),
+    so a log written before labels named the protocol by its reference still resumes."""
+    argv = ("explore", "registration-race", "-p", "svmmod:Clamped", "-o", "clamp=false")
+    ran = cli(tmp_path, *argv, "--chooser", "random", "--schedules", "5", "--resume", "r.log")
+    assert ran.returncode == ExitCode.VIOLATION, ran.stderr
+    identity = json.loads((tmp_path / "r.log").read_text().splitlines()[0])
+    assert identity["target"] == "registration-race/my-clamped"
+    assert "protocol='svmmod:Clamped', options={'clamp': False}" in identity["spec"]

@@ -1442,8 +1442,11 @@ def _count_below(
 
 def _identity(target: Target, config: ExploreConfig, hint: Probes) -> dict[str, Any]:
     """What makes schedule ``i`` the same schedule in another run (see `RunLog`)."""
+    name = target.protocol_name
     return {
-        "target": target.label,
+        # the label as logs wrote it before labels named the protocol by its reference
+        # (`spec` names it so): a log from before still resumes
+        "target": f"{target.scenario.name}/{name}" if name else target.scenario.name,
         "spec": repr(target.spec()),
         # the code the schedules ran: a log of other code records other outcomes
         "code": code_fingerprint(target),

@@ -650,9 +650,7 @@ def explore(
             ran = _count(result.schedules, "schedule")
             click.echo(f"the search stopped early, after {ran}: {result.stalled}")
         if all_failures and result.failing:
-            shown = ", ".join(map(str, result.failing[:20]))
-            more = ", ..." if len(result.failing) > 20 else ""
-            click.echo(f"{_count(len(result.failing), 'failing schedule')}: {shown}{more}")
+            click.echo(_failing_list(result.failing))
             for run in result.failures:
                 click.echo(_failing_run_line(run))
         if executor is not None or len(result.per_worker) > 1:
@@ -668,6 +666,13 @@ def explore(
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _failing_list(failing: Sequence[int]) -> str:
+    """``25 failing schedules: 5, 7, 10, ...`` (the first 20 indices)."""
+    shown = ", ".join(map(str, failing[:20]))
+    more = ", ..." if len(failing) > 20 else ""
+    return f"{_count(len(failing), 'failing schedule')}: {shown}{more}"
 
 
 def _failing_run_line(run: Any) -> str:
@@ -884,6 +889,10 @@ def _explore_file(
         for protocol, _, result in rows:
             if result.failure is not None:
                 click.echo(f"{protocol}: {result.failure.describe()}")
+            if result.failures:  # --all-failures
+                click.echo(f"{protocol}: {_failing_list(result.failing)}")
+                for run in result.failures:
+                    click.echo(_failing_run_line(run))
         if interrupted is not None:
             partial = getattr(interrupted, "result", None)
             click.echo(

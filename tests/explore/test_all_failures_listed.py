@@ -99,3 +99,59 @@ def test_workers_list_the_failures_a_serial_search_lists(
     assert runs[0].failures == runs[1].failures
     assert all(f.token is not None for f in runs[1].failures)
     assert explore(f"{name}:mixed", chooser="random", schedules=60).failures == ()
+
+
+SCENARIO_FILE = """
+[scenario]
+name = "fault-vs-madvise"
+protocols = ["naive", "kvm-seq"]
+
+[setup]
+ops = [
+    { op = "mmap", start = 0x0, pages = 8 },
+    { op = "populate", start = 0x0, pages = 8 },
+    { op = "register", mr = "G", start = 0x0, pages = 8 },
+]
+
+[[actor]]
+name = "fault"
+ops = [{ op = "fault", mr = "G", address = 0x4000, write = true }]
+
+[[actor]]
+name = "madvise"
+ops = [{ op = "madvise", start = 0x4000, pages = 2 }]
+
+[[actor]]
+name = "dma"
+after = ["fault"]
+ops = [{ op = "dma", mr = "G", address = 0x4000 }]
+
+[expected]
+naive = "found"
+kvm-seq = "clean"
+"""
+
+
+def test_a_scenario_files_rows_list_their_failures_too(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text(SCENARIO_FILE)
+    argv = ["explore", "mine.toml", "--chooser", "random", "--schedules", "40", "--all-failures"]
+    run = subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert run.returncode == ExitCode.OK, run.stdout + run.stderr
+    out = run.stdout.splitlines()
+    [head] = [line for line in out if line.startswith("naive: ") and "failing schedule" in line]
+    indices = [int(i) for i in head.split(": ", 2)[2].split(", ")]
+    listed = [line for line in out if line.startswith("  schedule ")]
+    assert [int(line.split()[1].rstrip(":")) for line in listed] == indices[:LISTED]
+    for line in listed:
+        kind = line.split(": ")[1].split(" (")[0]
+        token = line.rsplit("odp-async replay ", 1)[1]
+        failure = replay(token).failure  # type: ignore[attr-defined]
+        assert failure is not None
+        assert failure.kind == kind
+    assert not any(line.startswith("kvm-seq: ") for line in out)

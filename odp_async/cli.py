@@ -758,9 +758,9 @@ def explore(
                 f"{result.stalled}"
             )
         if all_failures and result.failing:
-            shown = ", ".join(map(str, result.failing[:20]))
-            more = ", ..." if len(result.failing) > 20 else ""
-            click.echo(f"{_count(len(result.failing), 'failing schedule')}: {shown}{more}")
+            click.echo(_failing_list(result.failing))
+            for run in result.failures:
+                click.echo(_failing_run_line(run))
         if executor is not None or len(result.per_worker) > 1:
             counts = ", ".join(f"{w}: {n}" for w, n in result.per_worker.items())
             click.echo(f"schedules per worker: {counts}")
@@ -774,6 +774,22 @@ def explore(
         _fail(f"{target.label}: {result.claim}; give a longer --time")
     if result.inconclusive:
         raise _Exit(ExitCode.INCONCLUSIVE)
+
+
+def _failing_list(failing: Sequence[int]) -> str:
+    """``25 failing schedules: 5, 7, 10, ...`` (the first 20 indices)."""
+    shown = ", ".join(map(str, failing[:20]))
+    more = ", ..." if len(failing) > 20 else ""
+    return f"{_count(len(failing), 'failing schedule')}: {shown}{more}"
+
+
+def _failing_run_line(run: Any) -> str:
+    """``  schedule 7: deadlock (found by pct-d4): odp-async replay odp2...`` (a
+    `FailingRun`, replayable as listed; the reason instead when it has no token)."""
+    kind = run.kind or "failure"
+    by = f" (found by {run.found_by})" if run.found_by else ""
+    then = f"odp-async replay {run.token}" if run.token else f"no replay token: {run.no_token}"
+    return f"  schedule {run.index}: {kind}{by}: {then}"
 
 
 def _log_holds(resume: str, config: Any, schedules: int) -> str:
@@ -1133,6 +1149,10 @@ def _explore_file(
         for protocol, _, result in rows:
             if result.failure is not None:
                 click.echo(f"{protocol}: {result.failure.describe()}")
+            if result.failures:  # --all-failures
+                click.echo(f"{protocol}: {_failing_list(result.failing)}")
+                for run in result.failures:
+                    click.echo(_failing_run_line(run))
         if interrupted is not None:
             partial = getattr(interrupted, "result", None)
             click.echo(
@@ -1191,6 +1211,17 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "executor": result.executor,
         "per_worker": dict(result.per_worker),
         "failing": list(result.failing),
+        # with --all-failures: the first of `failing`, each replayable as found
+        "failures": [
+            {
+                "schedule_index": run.index,
+                "kind": run.kind,
+                "found_by": run.found_by,
+                "token": run.token,
+                "no_token": run.no_token,
+            }
+            for run in result.failures
+        ],
         "failure": None,
     }
     if failure is not None:

@@ -78,7 +78,7 @@ def test_run_of_a_file_runs_each_protocol_it_names(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert [line.split(" on trio: ")[0] for line in lines] == [
         "partial-overlap/kvm-seq",
-        "partial-overlap/u-my-kvm",
+        "partial-overlap/mykvm:MyKvm",
         "partial-overlap/interval-seq",
     ]
     assert all(": finished in " in line for line in lines), lines
@@ -89,7 +89,7 @@ def test_run_of_a_file_runs_each_protocol_it_names(tmp_path: Path) -> None:
     assert (data["scenario"], data["file"]) == ("partial-overlap", "mine.toml")
     assert [r["target"] for r in data["runs"]] == [
         "partial-overlap/kvm-seq",
-        "partial-overlap/u-my-kvm",
+        "partial-overlap/mykvm:MyKvm",
         "partial-overlap/interval-seq",
     ]
     assert {r["status"] for r in data["runs"]} == {"finished"}
@@ -99,7 +99,7 @@ def test_one_protocol_of_the_file_with_p_and_options_need_p(tmp_path: Path) -> N
     _write(tmp_path, '["kvm-seq", "mykvm:MyKvm"]')
     done = cli(tmp_path, "run", "mine.toml", "-p", "mykvm:MyKvm", "--json")
     assert done.returncode == ExitCode.OK, done.stderr
-    assert json.loads(done.stdout)["target"] == "partial-overlap/u-my-kvm"
+    assert json.loads(done.stdout)["target"] == "partial-overlap/mykvm:MyKvm"
     refused = cli(tmp_path, "run", "mine.toml", "-o", "x=1")
     assert refused.returncode == ExitCode.USAGE
     (line,) = refused.stderr.splitlines()
@@ -112,7 +112,7 @@ def test_an_error_under_one_protocol_exits_1_after_every_run(tmp_path: Path) -> 
     done = cli(tmp_path, "run", "mine.toml")
     assert done.returncode == ExitCode.VIOLATION, done.stdout + done.stderr
     broken, kvm = done.stdout.splitlines()
-    assert broken.startswith("partial-overlap/u-broken on trio: ValueError: broken hook")
+    assert broken.startswith("partial-overlap/mykvm:Broken on trio: ValueError: broken hook")
     assert kvm.startswith("partial-overlap/kvm-seq on trio: finished")
 
 

@@ -132,7 +132,7 @@ def test_a_buggy_user_protocol_is_found_and_its_token_replays_in_a_fresh_process
     assert code == ExitCode.VIOLATION, err
     data = json.loads(out)
     assert data["verdict"] == "found"
-    assert data["target"] == "registration-race/sloppy"
+    assert data["target"] == f"registration-race/{usermod}:Sloppy"  # as typed
     token = data["failure"]["shrunk_token"]
     proc = subprocess.run(
         cli_cmd("replay", token, "--json"),
@@ -222,8 +222,8 @@ def test_a_user_protocol_in_the_matrix(capsys: pytest.CaptureFixture[str], userm
     )
     assert code == ExitCode.OK, err
     cells = {c["protocol"]: c for c in json.loads(out)["cells"]}
-    assert set(cells) == {"careful", "naive"}
-    assert cells["careful"]["found"] == "clean"
+    assert set(cells) == {f"{usermod}:Careful", "naive"}  # as typed
+    assert cells[f"{usermod}:Careful"]["found"] == "clean"
     assert cells["naive"]["found"] == "found"
 
 

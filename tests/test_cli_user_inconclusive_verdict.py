@@ -172,14 +172,16 @@ def test_the_matrix_progress_line_table_and_json_say_inconclusive(
 ) -> None:
     proc = _matrix(tmp_path, f"{user}:NeverCommits")
     progress = [line for line in proc.stderr.splitlines() if line.startswith("cell ")]
-    assert progress == ["cell 1/1 registration-race/never-commits: inconclusive"], proc.stderr
+    assert progress == [f"cell 1/1 registration-race/{user}:NeverCommits: inconclusive"], (
+        proc.stderr
+    )
     assert "inconclusive (no expectation)" in proc.stdout
     assert proc.returncode == 5, proc.stdout + proc.stderr  # no pass: no verdict
     data = json.loads(_matrix(tmp_path, f"{user}:NeverCommits", "--json").stdout)
     assert [c["found"] for c in data["cells"]] == ["inconclusive"]
     good = _matrix(tmp_path, f"{user}:Careful")
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "cell 1/1 registration-race/careful: clean" in good.stderr.splitlines()
+    assert f"cell 1/1 registration-race/{user}:Careful: clean" in good.stderr.splitlines()
 
 
 def test_explore_and_replay_in_the_cli(user: str, tmp_path: Path) -> None:
@@ -207,7 +209,7 @@ def test_explore_and_replay_in_the_cli(user: str, tmp_path: Path) -> None:
     assert "no violation" not in text.stdout
     drawn = _run(tmp_path, "-m", "odp_async.cli", "replay", token, "--text", "--width", "120")
     assert drawn.returncode == 5, drawn.stdout + drawn.stderr
-    assert "timeline registration-race/never-commits: inconclusive (" in drawn.stdout
+    assert f"timeline registration-race/{ref}: inconclusive (" in drawn.stdout
     as_json = _run(tmp_path, "-m", "odp_async.cli", "replay", token, "--json")
     assert as_json.returncode == 5, as_json.stderr
     data = json.loads(as_json.stdout)

@@ -91,6 +91,7 @@ import heapq
 import inspect
 import math
 import types
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any, Final, Literal
 
@@ -1853,6 +1854,7 @@ class SimRuntime(Runtime):
                     behind_of[task.id] = ahead
                     holders_of[task.id] = ahead + holders_of[task.id]
         lonely = self._lonely_completion_waiters(waiting, holders_of)
+        label = self._task_labels()
         blocked: list[BlockedTask] = []
         for task in waiting:
             assert task.waiter is not None
@@ -1863,26 +1865,35 @@ class SimRuntime(Runtime):
                 # the cycle search sees the task as waiting on itself; no holder is named
                 holders_of[task.id] = (task,)
                 relation = BLOCKING_ALL if len(self._blocked) > 1 else LEFT_ALONE
-            names = tuple(f"{h.name} (finished)" if h.state == _DONE else h.name for h in hs)
+            names = tuple(
+                f"{label[h.id]} (finished)" if h.state == _DONE else label[h.id] for h in hs
+            )
             if getattr(queue, "wait_needs_any", False):
                 itself = bool(hs) and all(h is task for h in hs)
             else:
                 itself = any(h is task for h in hs)
-            behind = tuple(h.name for h in behind_of.get(task.id, ()))
+            behind = tuple(label[h.id] for h in behind_of.get(task.id, ()))
             blocked.append(
                 BlockedTask(
-                    task.name, task.id, described[task.id], names, relation, itself, behind
+                    label[task.id], task.id, described[task.id], names, relation, itself, behind
                 )
             )
         asleep: list[str] = []  # a sleeper whose timer is pending runs again
         for task in sorted(self._blocked, key=lambda t: t.id):
             if task.state == _SLEEPING and task.pending == _INF and not _has_deadline(task):
                 # ``sleep(math.inf)``: only a cancellation ends it, and none can come
-                blocked.append(BlockedTask(task.name, task.id, SLEEPS_FOR_EVER, (), ""))
+                blocked.append(BlockedTask(label[task.id], task.id, SLEEPS_FOR_EVER, (), ""))
             elif task.state == _SLEEPING:
-                asleep.append(task.name)
-        runnable = (*(t.name for t in self._runnable), *asleep)
+                asleep.append(label[task.id])
+        runnable = (*(label[t.id] for t in self._runnable), *asleep)
         return Deadlock(tuple(blocked), _find_cycle(blocked, holders_of), runnable)
+
+    def _task_labels(self) -> dict[int, str]:
+        """Task id -> its name in a report: the name, or ``name#id`` when several tasks of
+        the run share it (one function started twice), as the step list and the
+        timeline's lanes show it."""
+        counts = Counter(t.name for t in self._tasks)
+        return {t.id: t.name if counts[t.name] == 1 else f"{t.name}#{t.id}" for t in self._tasks}
 
     def _lonely_completion_waiters(
         self, waiting: list[SimTask], holders_of: dict[int, tuple[SimTask, ...]]

@@ -30,7 +30,8 @@ Contract
     A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its
     ``[expected]`` table says.  A protocol is a built-in name or your own `OdpProtocol`
-    subclass or ``module:Class`` reference (its cell is labelled with its ``name``).  Your
+    subclass or ``module:Class`` reference (its cell is labelled ``module:Class``, what
+    one types to explore or replay it).  Your
     own protocol has an expectation only in a scenario file that names it (by
     ``module:Class``, or by name; not listed in ``[expected]``: clean); elsewhere its cell
     has **no expectation** (``expected`` None): it runs the whole budget like a cell
@@ -321,14 +322,18 @@ def _check_chooser(chooser: object) -> None:
 
 
 def _protocol_name(protocol: ProtocolRef) -> str:
-    return protocol if isinstance(protocol, str) else protocol.name
+    """How a cell names `protocol`: as a user names it on the command line (a built-in's
+    name, or your own class's ``module:Class``), as `Target.label` and tokens do."""
+    if isinstance(protocol, str):
+        return protocol
+    return protocol.name if PROTOCOLS.get(protocol.name) is protocol else _ref(protocol)
 
 
 def _expectation_key(scenario: str, protocol: ProtocolRef) -> str | None:
     """The name a scenario's expectations know `protocol` by, or None if they do not know
     it: a built-in protocol is known to every scenario; your own protocol only to a
     scenario file that names it in ``scenario.protocols`` (by ``module:Class`` or name)."""
-    name = _protocol_name(protocol)
+    name = protocol if isinstance(protocol, str) else protocol.name
     if name in PROTOCOLS and (isinstance(protocol, str) or PROTOCOLS[name] is protocol):
         return name
     if not scenario.endswith(".toml"):
@@ -369,7 +374,8 @@ def _distinct_protocols(protocols: Sequence[ProtocolRef]) -> list[ProtocolRef]:
         if twin is not None:
             raise InvalidArgument(
                 f"protocols {_ref(twin)!r} and {_ref(cls)!r} are both named {cls.name!r}; "
-                "expected protocols of different names (a cell shows the name)"
+                "expected protocols of different names (a scenario file's [expected] may name "
+                "a protocol by it)"
             )
         out[cls] = p
     return list(out.values())

@@ -176,6 +176,10 @@ PCT_PROBES = 8
 #: How many of a failure's last steps `Failure.describe` lists.
 STEPS_SHOWN = 20
 
+#: How many failing schedules (the lowest indices) `ExploreResult.failures` lists, each
+#: with its kind and token, with ``stop_on_first=False``.
+FAILURES_LISTED = 20
+
 #: The least time, in seconds, between two progress calls (at most ~10 calls a second).
 PROGRESS_INTERVAL = 0.1
 
@@ -331,6 +335,20 @@ class Failure:
 
 
 @attrs.frozen
+class FailingRun:
+    """One failing schedule of a search that ran its whole budget (``stop_on_first=False``):
+    its 1-based `index`, its violation `kind` and the `token` replaying it as found (not
+    shrunk); `kind` and `token` None when its schedule was not kept (`no_token` says
+    why, as it does for a target no other process can rebuild)."""
+
+    index: int
+    kind: str | None
+    token: str | None
+    found_by: str | None = None
+    no_token: str | None = None
+
+
+@attrs.frozen
 class ExploreResult:
     """What an exploration did and found.
 
@@ -401,6 +419,9 @@ class ExploreResult:
     #: runs did not all start from the same state, so the search has no verdict
     #: (`inconclusive`, never `complete`, even with a failure found); None: none seen.
     carried: str | None = None
+    #: With ``stop_on_first=False``: the first `FAILURES_LISTED` of `failing`, each with
+    #: its own kind and token (empty with ``stop_on_first``: `failure` is the one found).
+    failures: tuple[FailingRun, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -836,6 +857,9 @@ class _Tally:
     hit_execution: Execution | None = None
     #: The 1-based indices of the failing schedules.
     failing: list[int] = attrs.field(factory=list)
+    #: The schedule and finder of the failing schedules of lowest index (at most
+    #: `FAILURES_LISTED`), by index: what `FailingRun` replays.
+    found: dict[int, tuple[tuple[int, ...], str | None]] = attrs.field(factory=dict)
     #: Schedules run per worker other than this process (`workers` adds this one's).
     per_worker: dict[str, int] = attrs.field(factory=dict)
     #: Where the schedules ran.
@@ -898,10 +922,17 @@ class _Tally:
         if execution.is_failure:
             self.failures += 1
             self.failing.append(index)
+            self.keep(index, execution.sim.schedule, by)
             if self.hit is None or index < self.hit[0]:
                 self.hit = (index, execution.sim.schedule)
                 self.hit_execution = execution
                 self.found_by = by
+
+    def keep(self, index: int, schedule: tuple[int, ...], by: str | None) -> None:
+        """Keep failing schedule `index` for `FailingRun` if among the lowest indices."""
+        self.found[index] = (schedule, by)
+        if len(self.found) > FAILURES_LISTED:
+            del self.found[max(self.found)]
 
     def merge(
         self,
@@ -915,10 +946,15 @@ class _Tally:
         span: tuple[int, int] | None = None,
         unfinished: int = 0,
         carried: str | None = None,
+        found: tuple[tuple[int, tuple[int, ...], str | None], ...] = (),
     ) -> None:
         """A chunk ran elsewhere (`worker`); `span`: the indices ``[first, end)`` it went
         through (recorded for `trim`); `unfinished` of its schedules reached the step
-        bound unfinished."""
+        bound unfinished; `found`: its failing schedules kept (`keep`)."""
+        for index, schedule, by in found:
+            self.keep(index, schedule, by)
+        if hit is not None:
+            self.keep(hit[0], hit[1], found_by)
         if span is not None:
             self.chunks.append(_Merged(worker, *span, done, steps, failing, unfinished))
         self.carried = self.carried or carried
@@ -948,6 +984,7 @@ class _Tally:
             self.failures -= len(c.failing)
             for index in c.failing:
                 self.failing.remove(index)
+                self.found.pop(index, None)
             if not c.inline:
                 self.per_worker[c.worker] -= c.ran
                 if not self.per_worker[c.worker]:
@@ -998,7 +1035,43 @@ class _Tally:
             stalled=stalled,
             stalled_run=stalled_run if stalled is not None else None,
             carried=carried,
+            failures=() if config.stop_on_first else self.failing_runs(target, config, failure),
         )
+
+    def failing_runs(
+        self, target: Target, config: ExploreConfig, failure: Failure | None
+    ) -> tuple[FailingRun, ...]:
+        """The first `FAILURES_LISTED` failing schedules, each replayed here once (the
+        first failure's record reused) for its kind and token."""
+        runs: list[FailingRun] = []
+        for index in sorted(self.failing)[:FAILURES_LISTED]:
+            if failure is not None and index == failure.index:
+                kind = failure.found_violation.kind
+                runs.append(
+                    FailingRun(index, kind, failure.token, failure.found_by, failure.no_token)
+                )
+                continue
+            kept = self.found.get(index)
+            if kept is None:
+                unkept = (
+                    "its schedule was not kept here (it was read from a run log, or ran "
+                    "in a worker of a parallel dpor search)"
+                )
+                runs.append(FailingRun(index, None, None, None, unkept))
+                continue
+            schedule, by = kept
+            try:
+                execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
+            except Exception as e:  # a listing never fails the search
+                runs.append(FailingRun(index, None, None, by, f"its replay raised {e!r}"))
+                continue
+            if execution.failure is None:
+                flaky = "its replay here does not fail: the program is not deterministic"
+                runs.append(FailingRun(index, None, None, by, flaky))
+                continue
+            token, why = _token(target, schedule, execution, config.max_steps, by)
+            runs.append(FailingRun(index, execution.failure.kind, token, by, why))
+        return tuple(runs)
 
     def workers(self) -> dict[str, int]:
         """Schedules per worker, ``main`` (this process) included when it ran any."""
@@ -1265,6 +1338,8 @@ class ChunkResult:
     stalled: str | None = None
     #: What of the program's state changed between runs there (`search_watch`), or None.
     carried: str | None = None
+    #: Its failing schedules of lowest index (`_Tally.keep`): (index, schedule, finder).
+    found: tuple[tuple[int, tuple[int, ...], str | None], ...] = ()
 
 
 def run_chunk(
@@ -1300,6 +1375,7 @@ def run_chunk(
         tally.unfinished,
         stalled,
         carried_state(target),
+        tuple((i, schedule, by) for i, (schedule, by) in sorted(tally.found.items())),
     )
 
 
@@ -1421,13 +1497,17 @@ def _count_below(
             tuple(again.failing),
             again.hit,
             unfinished=again.unfinished,
+            found=tuple((i, schedule, by) for i, (schedule, by) in again.found.items()),
         )
 
 
 def _identity(target: Target, config: ExploreConfig, hint: Probes) -> dict[str, Any]:
     """What makes schedule ``i`` the same schedule in another run (see `RunLog`)."""
+    name = target.protocol_name
     return {
-        "target": target.label,
+        # the label as logs wrote it before labels named the protocol by its reference
+        # (`spec` names it so): a log from before still resumes
+        "target": f"{target.scenario.name}/{name}" if name else target.scenario.name,
         "spec": repr(target.spec()),
         # the code the schedules ran: a log of other code records other outcomes
         "code": code_fingerprint(target),
@@ -1671,6 +1751,7 @@ def _explore_chunks(
                     span=(at, at + covered),
                     unfinished=result.unfinished,
                     carried=result.carried,
+                    found=result.found,
                 )
                 if tally.cut is not None and tally.hit is not None:
                     tally.cut = tally.traces = None  # a failure: the completion is void

@@ -374,9 +374,25 @@ class Target:
         return resolve_protocol(self.protocol).name
 
     @property
+    def protocol_shown(self) -> str | None:
+        """The protocol as one names it to explore or replay it (None: no protocol): a
+        built-in's name or your own class's ``module:Class`` (never its ``name``, which
+        no command takes), then its options, if any, as ``(KEY=VALUE, ...)`` in the
+        order given (booleans as ``true``/``false``, as ``-o`` takes them)."""
+        if self.protocol is None:
+            return None
+        if not self.options:
+            return self.protocol
+        shown = ", ".join(
+            f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in self.options.items()
+        )
+        return f"{self.protocol}({shown})"
+
+    @property
     def label(self) -> str:
-        name = self.protocol_name
-        return f"{self.scenario.name}/{name}" if name else self.scenario.name
+        """``scenario/protocol`` (`protocol_shown`), or the scenario's name alone."""
+        shown = self.protocol_shown
+        return f"{self.scenario.name}/{shown}" if shown else self.scenario.name
 
     def verdict_of(self, execution: Execution) -> Verdict:
         """What a run of this target amounts to, as the explorer judges it: for a world

@@ -3,7 +3,11 @@
 Contract
     A token is ``odp2.<payload>.<crc>``: version 2, then the zlib-compressed, base64url
     text of a small JSON header and the schedule (the chooser's answers, varint-packed),
-    then a CRC-32 of the payload.  The header holds the target as `TargetSpec` values
+    then a CRC-32 of ``odp2.<payload>`` (prefix included: a token whose prefix was
+    edited fails it).  A token made before the CRC covered the prefix (a CRC of the
+    payload alone) still decodes: its prefix decides nothing about what it replays, and
+    one whose header has a field version 1 never wrote under ``odp1`` is refused as
+    edited.  The header holds the target as `TargetSpec` values
     (a built-in name, ``classic:<name>`` or ``module:qualname``; the protocol's name or
     ``module:qualname``; options; scenario parameters; a function's JSON arguments; a
     scenario file's basename, SHA-256 and whole text, never its path), the step bound,
@@ -200,7 +204,18 @@ def encode_token(
     raw += b"\0"
     payload = base64.urlsafe_b64encode(zlib.compress(raw + _pack(schedule), 9)).rstrip(b"=")
     text = payload.decode()
-    return f"{_PREFIX}.{text}.{zlib.crc32(payload):08x}"
+    return f"{_PREFIX}.{text}.{_checksum(_PREFIX, text)}"
+
+
+def _checksum(version: str, payload: str) -> str:
+    """The CRC-32 (8 hex digits) of ``version.payload``: the prefix is covered, so a
+    token whose prefix was edited fails it."""
+    return f"{zlib.crc32(f'{version}.{payload}'.encode()):08x}"
+
+
+#: Header fields a version 1 token never wrote: under ``odp1`` with a payload-only CRC
+#: (a token made before the CRC covered the prefix), they show the prefix was edited.
+_V2_ONLY: Final = ("i", "f", "g", "c")
 
 
 def decode_token(token: str) -> DecodedToken:
@@ -226,10 +241,16 @@ def decode_token(token: str) -> DecodedToken:
             f"token version {version!r} is not supported (this odp_async reads "
             f"{', '.join(map(repr, _READS))})"
         )
-    if f"{zlib.crc32(payload.encode()):08x}" != crc:
-        raise InvalidArgument(
-            f"token {_short(token)} fails its checksum: it was truncated or edited"
-        )
+    corrupted = InvalidArgument(
+        f"token {_short(token)} fails its checksum: it was truncated or edited"
+    )
+    # A token made before the checksum covered the prefix has the CRC of its payload
+    # alone.  Still read: its prefix decides nothing once it is read (both
+    # formats decode one way), so an edited prefix cannot change what it replays; and
+    # a payload with a field version 1 never wrote under ``odp1`` is an edit, refused.
+    legacy = crc != _checksum(version, payload)
+    if legacy and f"{zlib.crc32(payload.encode()):08x}" != crc:
+        raise corrupted
     try:
         blob = _inflate(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         raw, _, packed = blob.partition(b"\0")
@@ -252,6 +273,8 @@ def decode_token(token: str) -> DecodedToken:
         )
     except (binascii.Error, zlib.error, ValueError) as e:
         raise InvalidArgument(f"malformed token {_short(token)}: {e}") from None
+    if legacy and version == "odp1" and any(header[k] for k in _V2_ONLY):
+        raise corrupted
     return decoded
 
 

@@ -314,12 +314,20 @@ class _LaneFinder:
 
     def __init__(self, lanes: Iterable[Lane], ran: dict[int, int]) -> None:
         self._first: dict[str, int] = {}
-        self._names = {lane.task_id: lane.name for lane in lanes}
-        for tid, name in self._names.items():
-            self._first.setdefault(name, tid)
+        # a deadlock names a task by its lane's title (``name#id`` for a shared name)
+        self._titled: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+        for lane in lanes:
+            self._names[lane.task_id] = lane.name
+            self._first.setdefault(lane.name, lane.task_id)
+            if lane.title != lane.name:
+                self._titled[lane.title] = lane.task_id
         self._ran = ran  # step -> the task id that ran it
 
     def find(self, name: str, step: int) -> int | None:
+        titled = self._titled.get(name)
+        if titled is not None:
+            return titled
         # Names need not be unique: prefer the task that ran the step.
         tid = self._ran.get(step)
         if tid is not None and self._names.get(tid) == name:

@@ -623,11 +623,12 @@ class _Chain:
     node: _Saved
     parent: _Chain | None
 
-    def nodes(self) -> list[_Saved]:
-        out: list[_Saved] = []
+    def links(self) -> list[_Chain]:
+        """The chain's links, from the first node of the path to this one."""
+        out: list[_Chain] = []
         chain: _Chain | None = self
         while chain is not None:
-            out.append(chain.node)
+            out.append(chain)
             chain = chain.parent
         out.reverse()
         return out
@@ -1080,8 +1081,15 @@ class DfsChooser(_SystematicChooser[_Node]):
 
     @staticmethod
     def _restore(item: _WorkItem) -> list[_Node]:
-        ancestors = item.ancestors.nodes() if item.ancestors is not None else []
-        path = [a.node(a.chosen, []) for a in ancestors]
+        # Each ancestor keeps the link it was restored from as its snapshot (its choice
+        # and done list are those saved): the work items this execution saves share
+        # the restored prefix instead of copying it once more per execution.
+        links = item.ancestors.links() if item.ancestors is not None else []
+        path = []
+        for link in links:
+            node = link.node.node(link.node.chosen, [])
+            node.snap = link
+            path.append(node)
         first, *rest = item.alternatives
         if item.probe:
             last = item.node.node(first, [])

@@ -148,6 +148,8 @@ __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
 #: What a resource first seen at or after an entry's step becomes, relative to that entry.
 _FRESH: Final = -1
 
+_NO_KEYS: Final[frozenset[Hashable]] = frozenset()
+
 
 class PrunedExecution(OdpError, RuntimeError):
     """`DfsChooser.choose` abandoned a redundant execution (it propagates out of the run).
@@ -380,6 +382,7 @@ class _SystematicChooser(Generic[_N]):
         "_prefix_len",
         "_prev_node",
         "_prev_task",
+        "_sets",
         "_sleep",
         "_started",
         "_truncated_at",
@@ -415,6 +418,9 @@ class _SystematicChooser(Generic[_N]):
         self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
         self._canon: dict[Hashable, Any] = {}  # object -> step where first observed
         self._keys: dict[Hashable, Hashable] = {}  # resource -> its key (`_stable_keys`)
+        # One frozenset per distinct set of keys (`_stable_keys`): a step's footprint is
+        # kept in its node's done list and in every work item saved below it.
+        self._sets: dict[frozenset[Hashable], frozenset[Hashable]] = {}
         self._prev_task: Any = None  # the task whose step ran since the last call
         self._prev_node: _N | None = None  # the node that chose it, if any
         self._aborted = False
@@ -483,6 +489,7 @@ class _SystematicChooser(Generic[_N]):
         self._sleep = {}
         self._canon = {}
         self._keys = {}
+        self._sets = {}
         self._prev_task = None
         self._prev_node = None
         self._aborted = False
@@ -542,7 +549,14 @@ class _SystematicChooser(Generic[_N]):
             if k is None:
                 k = memo[resource] = self._key(resource, ordinal)
             into.add(k)
-        return frozenset(reads), frozenset(writes)
+        return self._frozen(reads), self._frozen(writes)
+
+    def _frozen(self, keys: set[Hashable]) -> frozenset[Hashable]:
+        """`keys` frozen, the same object for equal sets within an execution."""
+        if not keys:
+            return _NO_KEYS
+        frozen = frozenset(keys)
+        return self._sets.setdefault(frozen, frozen)
 
     def _key(self, resource: Hashable, ordinal: int) -> Hashable:
         """The run-stable key of `resource`, first seen (if not before) at step `ordinal`."""

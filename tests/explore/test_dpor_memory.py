@@ -72,6 +72,17 @@ def test_dpor_path_is_one_node_per_step() -> None:
     assert len(chooser._queue) <= chooser.max_depth
 
 
+def test_equal_step_footprints_share_their_key_sets() -> None:
+    # A step's footprint stays in its node (and in every work item saved below it):
+    # the steps writing "x" hold one set of keys, not one frozenset each.
+    chooser = DfsChooser(3, iterative=True, symmetry=False)
+    sim.run(long_program(100), chooser=chooser, max_steps=1_000)
+    fps = [node.chosen_fp for node in chooser._path if node.chosen_fp is not None]
+    assert len(fps) >= 45  # a node per step while both tasks run
+    assert len({id(fp.writes) for fp in fps}) == 1
+    assert len({id(fp.reads) for fp in fps if not fp.reads}) == 1
+
+
 async def polling() -> None:
     """A waiter polls a cell (one step per poll) until a setter sets it: the level-0 run
     polls up to the step bound, and every level-1 run replays that prefix up to where

@@ -148,6 +148,8 @@ __all__ = ["DfsChooser", "DfsStatistics", "PrunedExecution"]
 #: What a resource first seen at or after an entry's step becomes, relative to that entry.
 _FRESH: Final = -1
 
+_NO_KEYS: Final[frozenset[Hashable]] = frozenset()
+
 
 class PrunedExecution(OdpError, RuntimeError):
     """`DfsChooser.choose` abandoned a redundant execution (it propagates out of the run).
@@ -380,6 +382,7 @@ class _SystematicChooser(Generic[_N]):
         "_prefix_len",
         "_prev_node",
         "_prev_task",
+        "_sets",
         "_sleep",
         "_started",
         "_truncated_at",
@@ -415,6 +418,9 @@ class _SystematicChooser(Generic[_N]):
         self._sleep: dict[int, _Fp] = {}  # task id -> footprint of its pending step
         self._canon: dict[Hashable, Any] = {}  # object -> step where first observed
         self._keys: dict[Hashable, Hashable] = {}  # resource -> its key (`_stable_keys`)
+        # One frozenset per distinct set of keys (`_stable_keys`): a step's footprint is
+        # kept in its node's done list and in every work item saved below it.
+        self._sets: dict[frozenset[Hashable], frozenset[Hashable]] = {}
         self._prev_task: Any = None  # the task whose step ran since the last call
         self._prev_node: _N | None = None  # the node that chose it, if any
         self._aborted = False
@@ -483,6 +489,7 @@ class _SystematicChooser(Generic[_N]):
         self._sleep = {}
         self._canon = {}
         self._keys = {}
+        self._sets = {}
         self._prev_task = None
         self._prev_node = None
         self._aborted = False
@@ -542,7 +549,14 @@ class _SystematicChooser(Generic[_N]):
             if k is None:
                 k = memo[resource] = self._key(resource, ordinal)
             into.add(k)
-        return frozenset(reads), frozenset(writes)
+        return self._frozen(reads), self._frozen(writes)
+
+    def _frozen(self, keys: set[Hashable]) -> frozenset[Hashable]:
+        """`keys` frozen, the same object for equal sets within an execution."""
+        if not keys:
+            return _NO_KEYS
+        frozen = frozenset(keys)
+        return self._sets.setdefault(frozen, frozen)
 
     def _key(self, resource: Hashable, ordinal: int) -> Hashable:
         """The run-stable key of `resource`, first seen (if not before) at step `ordinal`."""
@@ -623,11 +637,12 @@ class _Chain:
     node: _Saved
     parent: _Chain | None
 
-    def nodes(self) -> list[_Saved]:
-        out: list[_Saved] = []
+    def links(self) -> list[_Chain]:
+        """The chain's links, from the first node of the path to this one."""
+        out: list[_Chain] = []
         chain: _Chain | None = self
         while chain is not None:
-            out.append(chain.node)
+            out.append(chain)
             chain = chain.parent
         out.reverse()
         return out
@@ -1080,8 +1095,15 @@ class DfsChooser(_SystematicChooser[_Node]):
 
     @staticmethod
     def _restore(item: _WorkItem) -> list[_Node]:
-        ancestors = item.ancestors.nodes() if item.ancestors is not None else []
-        path = [a.node(a.chosen, []) for a in ancestors]
+        # Each ancestor keeps the link it was restored from as its snapshot (its choice
+        # and done list are those saved): the work items this execution saves share
+        # the restored prefix instead of copying it once more per execution.
+        links = item.ancestors.links() if item.ancestors is not None else []
+        path = []
+        for link in links:
+            node = link.node.node(link.node.chosen, [])
+            node.snap = link
+            path.append(node)
         first, *rest = item.alternatives
         if item.probe:
             last = item.node.node(first, [])

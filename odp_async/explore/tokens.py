@@ -215,7 +215,7 @@ def _checksum(version: str, payload: str) -> str:
 
 #: Header fields a version 1 token never wrote: under ``odp1`` with a payload-only CRC
 #: (a token made before the CRC covered the prefix), they show the prefix was edited.
-_V2_ONLY: Final = ("i", "f", "g", "c")
+_V2_ONLY: Final = ("i", "f", "g", "c", "x")
 
 
 def decode_token(token: str) -> DecodedToken:

@@ -1061,7 +1061,9 @@ class _Tally:
                 continue
             schedule, by = kept
             try:
-                execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
+                # as during the search: the program's own KeyboardInterrupt is its error
+                with marking_ctrl_c(), watching_steps(config.stall_limit):
+                    execution = target.run(ReplayChooser(schedule), max_steps=config.max_steps)
             except Exception as e:  # a listing never fails the search
                 runs.append(FailingRun(index, None, None, by, f"its replay raised {e!r}"))
                 continue

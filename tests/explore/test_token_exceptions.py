@@ -148,9 +148,3 @@ def test_a_malformed_type_list_is_refused(raised: object, needle: str) -> None:
     header |= {"t": 3, "v": "0", "x": raised}
     with pytest.raises(ValueError, match=re.escape(needle)):
         tokens_module._type_names(header)
-
-
-def test_types_for_another_kind_are_refused() -> None:
-    header = {"k": "deadlock", "x": ["AssertionError"]}
-    with pytest.raises(ValueError, match="only an error raises them"):
-        tokens_module._type_names(header)

@@ -86,8 +86,11 @@ def test_a_fifo_as_the_scenario_file_of_a_replay(
 
 @pytest.mark.parametrize("option", ["--png", "--svg", "--html", "--trace"])
 def test_a_fifo_nobody_reads_as_a_report(
-    capsys: pytest.CaptureFixture[str], fifo: Path, token: str, option: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, token: str, option: str
 ) -> None:
+    suffix = {"--png": ".png", "--svg": ".svg", "--html": ".html", "--trace": ".json"}
+    fifo = tmp_path / f"report{suffix[option]}"  # a name of the format the option writes
+    os.mkfifo(fifo)
     code = main(["replay", token, option, str(fifo)])
     _out, err = capsys.readouterr()
     check_outcome(code, err, {ExitCode.USAGE})

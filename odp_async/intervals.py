@@ -719,7 +719,9 @@ class IntervalTree(Generic[V]):
         # What a program can see of the tree, for the explorer's carried-state watch
         # (odp_async.explore.carried): its entries in order, not the change counter
         # and last change kept for fail-fast iterators, nor the insertion counter.
-        return {"intervals": [(h._key[0], h._key[1], h._value) for h in self._iter_all(self._version)]}
+        return {
+            "intervals": [(h._key[0], h._key[1], h._value) for h in self._iter_all(self._version)]
+        }
 
     def _carried_frame_state(self, local: dict[str, object]) -> object:
         # An iterator of this tree kept across runs: whether it is still valid (a run

@@ -41,7 +41,11 @@ Contract
       type's instance that pickles (an ``array.array``, a ``ctypes`` value, an
       ``io.StringIO``, an ``itertools.count``) by its pickled state, and so an
       instance of a Python class with a C base (a ``random.Random``, a subclass of
-      ``array.array``) besides its attributes.
+      ``array.array``) besides its attributes;
+    * an object of an odp_async class that keeps bookkeeping a program cannot reset, by
+      the state it shows (`_STATE_HOOK`): an `~odp_async.intervals.IntervalTree` by its
+      intervals and their values in order, not its change counters, and a suspended
+      iterator of one by whether it is still valid too (`_FRAME_HOOK`).
 
     A shared object is walked once (a cycle is fine).  Not followed (by identity): the
     functions, classes and modules of trusted libraries

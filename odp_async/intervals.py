@@ -67,8 +67,9 @@ _Key = tuple[int, int, int]
 class HandleNotInTreeError(ValueError):
     """`IntervalTree.remove` was given a handle that this tree does not hold.
 
-    The handle was already removed, was inserted into another tree, or was inserted into
-    this one before `IntervalTree.clear`.  The handle is kept in ``handle``.
+    The handle was already removed, belongs to another tree (a copy of this one
+    included: a copy's entries have handles of their own), or was inserted into this one
+    before `IntervalTree.clear`.  The handle is kept in ``handle``.
     """
 
     def __init__(self, message: str, handle: IntervalHandle[Any]) -> None:
@@ -204,6 +205,22 @@ def _split(node: _Node) -> _Node:
     return sib
 
 
+def _copy_node(node: _Node, owner: object) -> _Node:
+    """A copy of the subtree under `node` whose entries are new handles owned by `owner`
+    (the key tuples are shared: they are immutable)."""
+    twin = _Node(node.is_leaf)
+    twin.keys = node.keys[:]
+    twin.starts = node.starts[:]
+    twin.lasts = node.lasts[:]
+    twin.pm = node.pm[:]
+    twin.sm = None if node.sm is None else node.sm[:]
+    if node.is_leaf:
+        twin.kids = [IntervalHandle(h._key, h._value, owner) for h in node.kids]
+    else:
+        twin.kids = [_copy_node(kid, owner) for kid in node.kids]
+    return twin
+
+
 def _as_bound(op: str, name: str, bound: object) -> int:
     if isinstance(bound, int) and not isinstance(bound, bool):
         return int(bound)
@@ -244,6 +261,13 @@ class IntervalTree(Generic[V]):
     that iterator raises `RuntimeError` naming the change, like a dict that "changed
     size during iteration".  Collect first (``list(tree.overlapping(...))``) to change
     the tree while walking the results.
+
+    Copies are independent trees: ``copy.copy(tree)`` holds the same intervals with the
+    same value objects, ``copy.deepcopy(tree)`` and a pickled tree copies of the values
+    too; both O(n).  A handle names an entry of one tree only, so a copy's entries have
+    new handles (find them with `overlapping` or by iterating): the original's handles
+    are not ``in`` the copy, and `remove` of one from the copy raises
+    `HandleNotInTreeError`.  Changing either tree leaves the other as it was.
     """
 
     __slots__ = (
@@ -654,7 +678,10 @@ class IntervalTree(Generic[V]):
         if handle._owner is None:
             why = "it was already removed"
         else:
-            why = "it was inserted into another IntervalTree, or into this one before clear()"
+            why = (
+                "it belongs to another IntervalTree (a copy of a tree has handles of its"
+                " own), or was inserted into this one before clear()"
+            )
         return HandleNotInTreeError(
             f"remove(): interval [{handle.start}, {handle.last}]"
             f" (value={reprlib.repr(handle.value)}) is not in this tree: {why}",
@@ -668,6 +695,39 @@ class IntervalTree(Generic[V]):
         self._version += 1
         self._mutation = "clear()"
         self._token = object()
+
+    # -- copying ---------------------------------------------------------------------
+
+    def __copy__(self) -> IntervalTree[V]:
+        """An independent tree with the same intervals and the same value objects.
+
+        New handles name the copy's entries (see `IntervalTree`); O(n)."""
+        cls = type(self)
+        twin = cls.__new__(cls)
+        IntervalTree.__init__(twin, node_capacity=self._cap)
+        twin._root = _copy_node(self._root, twin._token)
+        twin._len = self._len
+        twin._seq = self._seq
+        own = getattr(self, "__dict__", None)
+        if own:  # a subclass's attributes, shallowly, as `copy.copy` does
+            twin.__dict__.update(own)
+        return twin
+
+    # -- the explorer's watch of state carried between runs -------------------------
+
+    def _carried_state(self) -> dict[str, object]:
+        # What a program can see of the tree, for the explorer's carried-state watch
+        # (odp_async.explore.carried): its entries in order, not the change counter
+        # and last change kept for fail-fast iterators, nor the insertion counter.
+        return {
+            "intervals": [(h._key[0], h._key[1], h._value) for h in self._iter_all(self._version)]
+        }
+
+    def _carried_frame_state(self, local: dict[str, object]) -> object:
+        # An iterator of this tree kept across runs: whether it is still valid (a run
+        # that changed the tree and changed it back leaves it invalid).
+        version = local.get("version")
+        return {"valid": version == self._version} if version is not None else None
 
     # -- checking --------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import itertools
+import pickle
 import random
 from typing import Any, assert_type
 
@@ -346,6 +348,80 @@ def test_remove_foreign_handle_names_the_interval() -> None:
         ours.remove(foreign)
     assert list(ours) == [kept]
     assert list(theirs) == [foreign]
+
+
+def _entries(tree: IntervalTree[Any]) -> list[tuple[int, int, Any]]:
+    return [(h.start, h.last, h.value) for h in tree]
+
+
+@pytest.mark.parametrize("capacity", [4, DEFAULT_NODE_CAPACITY])
+def test_a_copy_is_an_independent_tree(capacity: int) -> None:
+    """trial_d f3: ``copy.copy`` shared the original's nodes, so a remove from the copy
+    left the original saying len 10, iterating 9 and missing overlaps."""
+    tree: IntervalTree[list[int]] = IntervalTree(node_capacity=capacity)
+    handles = [tree.insert(i, i + 5, [i]) for i in range(200)]
+    for h in handles[::3]:
+        tree.remove(h)
+    before = _entries(tree)
+    twin = copy.copy(tree)
+    twin._check_invariants()
+    assert type(twin) is IntervalTree
+    assert _entries(twin) == before
+    assert all(a.value is b.value for a, b in zip(tree, twin, strict=True))  # shallow
+    for h in list(twin)[::2]:
+        twin.remove(h)
+    twin.insert(1000, 1000, [-1])
+    twin.clear()
+    twin.insert(7, 7, [7])
+    assert _entries(tree) == before
+    assert len(tree) == len(before)
+    assert [h.value for h in tree.overlapping(100, 100)] == [[95], [97], [98], [100]]
+    assert tree.span() == (1, 204)
+    tree._check_invariants()
+    twin._check_invariants()
+    for h in handles[1::3][:20]:  # the original's handles still work in it
+        tree.remove(h)
+    assert _entries(twin) == [(7, 7, [7])]
+    tree._check_invariants()
+
+
+def test_a_copy_has_handles_of_its_own() -> None:
+    tree: IntervalTree[str] = IntervalTree()
+    handles = [tree.insert(i, i + 5, str(i)) for i in range(10)]
+    twin = copy.copy(tree)
+    assert handles[3] in tree
+    assert handles[3] not in twin
+    with pytest.raises(HandleNotInTreeError, match=r"\[3, 8\].*a copy of a tree has handles"):
+        twin.remove(handles[3])
+    mine = twin.first_overlap(3, 3)
+    assert mine is not None
+    assert mine not in tree
+    assert mine.value == "0"
+    twin.remove(mine)
+    assert len(twin) == 9
+    assert len(tree) == 10
+    assert list(tree) == handles
+
+
+class _Tagged(IntervalTree[str]):
+    def __init__(self, tag: list[str]) -> None:
+        super().__init__(node_capacity=4)
+        self.tag = tag
+
+
+def test_a_copy_of_a_subclass_keeps_its_class_and_attributes() -> None:
+    tree = _Tagged(["t"])
+    for i in range(30):
+        tree.insert(i, i, str(i))
+    twin = copy.copy(tree)
+    assert type(twin) is _Tagged
+    assert twin.tag is tree.tag  # shallow, as copy.copy is
+    assert twin._cap == 4
+    twin._check_invariants()
+    deep = copy.deepcopy(tree)
+    assert deep.tag == tree.tag
+    assert deep.tag is not tree.tag
+    assert _entries(deep) == _entries(tree) == _entries(pickle.loads(pickle.dumps(tree)))
 
 
 def test_remove_non_handle_is_a_type_error() -> None:

@@ -41,7 +41,11 @@ Contract
       type's instance that pickles (an ``array.array``, a ``ctypes`` value, an
       ``io.StringIO``, an ``itertools.count``) by its pickled state, and so an
       instance of a Python class with a C base (a ``random.Random``, a subclass of
-      ``array.array``) besides its attributes.
+      ``array.array``) besides its attributes;
+    * an object of an odp_async class that keeps bookkeeping a program cannot reset, by
+      the state it shows (`_STATE_HOOK`): an `~odp_async.intervals.IntervalTree` by its
+      intervals and their values in order, not its change counters, and a suspended
+      iterator of one by whether it is still valid too (`_FRAME_HOOK`).
 
     A shared object is walked once (a cycle is fine).  Not followed (by identity): the
     functions, classes and modules of trusted libraries
@@ -208,9 +212,14 @@ class _Same:
         return id(self.obj)
 
 
-def _slot_names(cls: type) -> list[str]:
+def _slot_names(cls: type, below: type | None = None) -> list[str]:
+    """The slots of `cls`'s MRO, but those of `below` and its bases (a class that shows
+    its state through `_STATE_HOOK`)."""
+    skip = below.__mro__ if below is not None else ()
     names = []
     for klass in cls.__mro__:
+        if klass in skip:
+            continue
         slots = klass.__dict__.get("__slots__", ())
         for name in (slots,) if isinstance(slots, str) else slots:
             if name in ("__dict__", "__weakref__"):
@@ -219,6 +228,26 @@ def _slot_names(cls: type) -> list[str]:
                 name = f"_{klass.__name__.lstrip('_')}{name}"  # a private slot
             names.append(name)
     return names
+
+
+#: A class of odp_async that keeps bookkeeping a program cannot reset (an
+#: `~odp_async.intervals.IntervalTree`'s change counter for its fail-fast iterators)
+#: defines this method: ``self -> dict[str, object]``, its state as a program sees it,
+#: read instead of its slots (and its bases'); a subclass's own attributes are still read.
+_STATE_HOOK: Final = "_carried_state"
+#: ... and this one, for a suspended generator of its methods (an iterator of it):
+#: ``(self, frame locals) -> object``, what of the generator counts besides its position
+#: and locals (whether the iterator is still valid).
+_FRAME_HOOK: Final = "_carried_frame_state"
+
+
+def _presenter(cls: type) -> type | None:
+    """The class of `cls`'s MRO that defines `_STATE_HOOK`, if it is odp_async's."""
+    for klass in cls.__mro__:
+        if _STATE_HOOK in klass.__dict__:
+            module = klass.__module__ or ""
+            return klass if module.split(".", 1)[0] == "odp_async" else None
+    return None
 
 
 def _opaque(value: object) -> bool:
@@ -398,7 +427,11 @@ class _Walk:
         own = getattr(value, "__dict__", None)
         if isinstance(own, dict):
             attrs_.extend((str(k), fp(v, deeper, names)) for k, v in list(own.items()))
-        for name in _slot_names(type(value)):
+        presenter = _presenter(type(value))
+        if presenter is not None:  # its state as its class shows it, for its own slots
+            state = presenter.__dict__[_STATE_HOOK](value)
+            attrs_.extend((f"<{k}>", fp(v, deeper, names)) for k, v in state.items())
+        for name in _slot_names(type(value), below=presenter):
             try:
                 slot = getattr(value, name)
             except AttributeError:  # an empty slot
@@ -465,10 +498,13 @@ class _Walk:
         frame = frame or getattr(value, "ag_frame", None)
         if frame is None:
             return self._items(type(value), value, [("<finished>", ("=", bool, True))])
-        items = [
-            ("<at>", ("=", int, frame.f_lasti)),
-            ("<locals>", self.fp(self._made(dict(frame.f_locals)), deeper)),
-        ]
+        local = self._made(dict(frame.f_locals))
+        items = [("<at>", ("=", int, frame.f_lasti)), ("<locals>", self.fp(local, deeper))]
+        owner = local.get("self")
+        presenter = _presenter(type(owner)) if owner is not None else None
+        if presenter is not None and _FRAME_HOOK in presenter.__dict__:
+            state = presenter.__dict__[_FRAME_HOOK](owner, local)
+            items.append(("<state>", self.fp(state, deeper)))
         return self._items(type(value), value, items)
 
     def _lru(self, wrapper: object, deeper: int) -> Any:

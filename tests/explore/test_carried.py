@@ -17,6 +17,7 @@ import attrs
 import pytest
 
 from odp_async.explore.carried import MAX_DEPTH, ArgumentWatch, Change, code_names, outside_names
+from odp_async.intervals import IntervalTree
 
 
 def _watch(value: object) -> ArgumentWatch:
@@ -337,3 +338,101 @@ def test_a_memo_cache_entry_whose_result_changed_is_a_change() -> None:
     change = _change_after(box, lambda b: b(1).update(n=5))
     assert change is not None
     assert change.path.startswith("v.<cache>")
+
+
+# -- an IntervalTree: compared by its intervals, not its iterators' bookkeeping ----------
+
+
+def _grow_and_empty(tree: IntervalTree[str]) -> None:
+    """Inserts and removes, then clears: the tree is as it was, its counters are not."""
+    handles = [tree.insert(i, i + 3, f"v{i}") for i in range(20)]
+    for h in handles[::2]:
+        tree.remove(h)
+    tree.clear()
+
+
+def test_an_interval_tree_emptied_again_is_no_change() -> None:
+    for restore in (_grow_and_empty, lambda t: t.remove(t.insert(0, 1, "x"))):
+        tree: IntervalTree[str] = IntervalTree(node_capacity=4)
+        assert _change_after(tree, restore) is None
+    kept: IntervalTree[str] = IntervalTree()
+    kept.insert(5, 9, "kept")
+    assert _change_after(kept, _grow_and_empty) is not None  # cleared: a change
+
+
+@pytest.mark.parametrize(
+    ("mutate", "before", "after"),
+    [
+        (lambda t: t.insert(3, 4, "left"), "a list of 1 items", "a list of 2 items"),
+        (lambda t: t.remove(next(iter(t))), "a list of 1 items", "a list of 0 items"),
+        (lambda t: t.clear(), "a list of 1 items", "a list of 0 items"),
+    ],
+)
+def test_an_interval_tree_left_changed_is_a_change(mutate: Any, before: str, after: str) -> None:
+    tree: IntervalTree[str] = IntervalTree()
+    tree.insert(0, 9, "first")
+    change = _change_after(tree, mutate)
+    assert change is not None
+    assert (change.path, change.before, change.after) == ("v.<intervals>", before, after)
+
+
+def test_an_interval_tree_is_compared_by_its_intervals_and_values() -> None:
+    def moved(t: IntervalTree[list[int]]) -> None:
+        h = next(iter(t))
+        t.remove(h)
+        t.insert(h.start, h.last + 1, h.value)
+
+    for mutate, path in [
+        (lambda t: next(iter(t)).value.append(1), "v.<intervals>[0][2]"),  # its value
+        (moved, "v.<intervals>[0][1]"),  # its last
+    ]:
+        tree: IntervalTree[list[int]] = IntervalTree()
+        tree.insert(0, 9, [])
+        change = _change_after(tree, mutate)
+        assert change is not None
+        assert change.path == path
+
+
+def test_a_kept_iterator_of_an_interval_tree_is_a_change_once_invalid() -> None:
+    tree: IntervalTree[str] = IntervalTree()
+    tree.insert(0, 9, "x")
+    for make in (lambda: tree.overlapping(0, 3), lambda: iter(tree)):
+        kept = make()  # not started
+        assert _change_after(kept, lambda _: list(tree.overlapping(0, 1))) is None
+        change = _change_after(kept, lambda _: tree.remove(tree.insert(1, 2, "y")))
+        assert change is not None
+        assert change.path == "v.<state>['valid']"
+        assert (change.before, change.after) == ("True", "False")
+    started = tree.overlapping(0, 3)
+    assert next(started).value == "x"
+    change = _change_after(started, lambda _: tree.clear())
+    assert change is not None
+
+
+class _UserTree(IntervalTree[str]):
+    """A user's subclass: its own attributes are state, as any object's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits = 0
+
+
+class _OwnHook:
+    """A user class with a method of the hook's name: it does not hide its state."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def _carried_state(self) -> dict[str, object]:
+        return {}
+
+
+def test_a_user_subclass_or_hook_hides_no_attribute() -> None:
+    change = _change_after(_UserTree(), lambda t: setattr(t, "hits", 1))
+    assert change is not None
+    assert change.path == "v.hits"
+    change = _change_after(_OwnHook(), lambda o: setattr(o, "n", 1))
+    assert change is not None
+    assert change.path == "v.n"

@@ -576,7 +576,10 @@ and exits 130.
     "time_budget",
     metavar="SECONDS",
     type=float,
-    help="wall-clock budget: after SECONDS start no schedule and abandon the one running",
+    help=(
+        "wall-clock budget: after SECONDS start no schedule (nor pct's probe run) and "
+        "abandon the one running"
+    ),
 )
 @click.option(
     "--stall",
@@ -1048,6 +1051,12 @@ def _explore_line(result: Any) -> str:
         + (", complete" if result.complete else "")
         + (f" for bound {result.bound}" if result.complete and result.bound is not None else "")
         + (", out of time" if result.out_of_time else "")
+        # the runs a budget also paid for, which no schedule count shows
+        + (
+            f", after {_count(result.probes, 'probe run')}"
+            if result.out_of_time and result.probes
+            else ""
+        )
         + ")"
         + f"\n{result.claim}"
     )
@@ -1205,6 +1214,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "found_by": result.found_by,
         "found_bound": result.found_bound,
         "out_of_time": result.out_of_time,
+        "probes": result.probes,
         "claim": result.claim,
         "elapsed": round(result.elapsed, 4),
         "start": result.config.start,

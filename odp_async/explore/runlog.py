@@ -10,8 +10,9 @@ Contract
     the start are not part of the identity: a resumed run may cover a wider or another
     range, and reuses whichever recorded chunks fall inside it.
 
-    A file whose header names another run raises `InvalidArgument` naming the first field
-    that differs (or a field the run does not have); for the ``code`` field (the
+    A file whose header names another run raises `InvalidArgument` naming both choosers
+    when the log's chooser is not the run's, else the first field that differs (or a
+    field the run does not have); for the ``code`` field (the
     fingerprint of the target's code, `odp_async.explore.fingerprint`), the module that
     changed, and for a log with none (written before it was recorded) that it cannot
     tell; a malformed line raises
@@ -99,6 +100,7 @@ class RunLog:
         identity = {"format": _FORMAT, **identity}
         header, completed, keep = _read(name)
         if header is not None:
+            _same_chooser(name, header.get("chooser"), identity.get("chooser"))
             unknown = sorted(set(header) - set(identity))
             if unknown:
                 raise InvalidArgument(
@@ -258,6 +260,19 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(key)
         fields[key] = value
     return fields
+
+
+def _same_chooser(name: str, theirs: object, ours: object) -> None:
+    """`InvalidArgument` naming both choosers when the log at `name` was written by
+    another chooser than this run's: the first difference a user can act on (the fields
+    that chooser records, pct's ``k``, random's ``stream``..., follow from it)."""
+    if theirs == ours or theirs is None or ours is None:
+        return
+    shown = theirs if isinstance(theirs, str) and theirs.isidentifier() else _brief(theirs)
+    raise InvalidArgument(
+        f"{name} is the log of a {shown} run, and this run's chooser is {ours}: resume it "
+        f"with --chooser {shown}, or give this run another log file"
+    )
 
 
 def _brief(value: object) -> str:

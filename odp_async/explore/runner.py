@@ -422,6 +422,11 @@ class ExploreResult:
     #: With ``stop_on_first=False``: the first `FAILURES_LISTED` of `failing`, each with
     #: its own kind and token (empty with ``stop_on_first``: `failure` is the one found).
     failures: tuple[FailingRun, ...] = ()
+    #: Runs of the program made before the schedules, not counted in `schedules`: the
+    #: probe runs that size pct's and the portfolio's schedules (``PCT_PROBES + 1``; the
+    #: portfolio's sweep one more), fewer when the wall-clock budget ran out among them
+    #: (then no schedule ran); 0 for the other choosers.
+    probes: int = 0
 
     @property
     def verdict(self) -> Verdict:
@@ -873,6 +878,8 @@ class _Tally:
     found_bound: int | None = None
     #: The budget stopped the search.
     out_of_time: bool = False
+    #: Probe runs made before the schedules (`_steps_hint`), not counted among them.
+    probes: int = 0
     #: The index (0-based) at which a portfolio completed (its dpor member ran every
     #: trace, no schedule failed): the search stops there; None: not (yet) complete.
     cut: int | None = None
@@ -907,7 +914,8 @@ class _Tally:
         """True (and remembered) once the wall-clock budget is spent.  Never before the
         first schedule ran (`ran`: the schedules run so far, default `done`): the budget
         also counts the setup (probes, splitting), and a search that ran nothing would
-        establish nothing."""
+        establish nothing.  (The probe runs, which start before it, look at the budget
+        themselves: `_steps_hint`.)"""
         if (self.done if ran is None else ran) == 0:
             return self.out_of_time
         if self.limit is not None and not self.out_of_time:
@@ -1036,6 +1044,7 @@ class _Tally:
             stalled_run=stalled_run if stalled is not None else None,
             carried=carried,
             failures=() if config.stop_on_first else self.failing_runs(target, config, failure),
+            probes=self.probes,
         )
 
     def failing_runs(
@@ -1162,25 +1171,42 @@ def _token(
 # --- random and pct ----------------------------------------------------------------------
 
 
-def _steps_hint(target: Target, config: ExploreConfig) -> Probes:
+def _steps_hint(target: Target, config: ExploreConfig, tally: _Tally | None = None) -> Probes:
     """PCT's k: the most choice points seen in a few probe runs (one that never
     preempts, and a few random ones, all seeded from the config: a fixed k, so every
     schedule stays a function of its index alone); for a portfolio, also the sweep's
-    size (one run of its base schedule)."""
-    runs = [target.run(FifoChooser(), max_steps=config.max_steps)]
+    size (one run of its base schedule).
+
+    With a `tally` under a wall-clock budget, the probe runs count against it (in
+    ``tally.probes``): no probe run starts once it is spent, nor the first schedule
+    after them; `RunOutOfTime` then ends the search (nothing explored)."""
+
+    def probe(chooser: Chooser) -> Execution:
+        if tally is not None and tally.limit is not None and tally.time_is_up(ran=1):
+            raise RunOutOfTime("the time budget ran out in the probe runs")
+        execution = target.run(chooser, max_steps=config.max_steps)
+        if tally is not None:
+            tally.probes += 1
+        return execution
+
+    runs = [probe(FifoChooser())]
     for i in range(PCT_PROBES):
         seed = derive_seed(config.seed, -1 - i)
-        runs.append(target.run(RandomChooser(seed), max_steps=config.max_steps))
+        runs.append(probe(RandomChooser(seed)))
     # Rather over- than under-estimate: a change point past the real k is merely unused,
     # while a k too small puts every change point early and can miss a bug for good; but
     # every doubling of k costs a factor 2^(d-1) in PCT's bound.
     most = max(1, *(len(r.sim.schedule) for r in runs))
     k = most + (most + 3) // 4
     if config.chooser != "portfolio":
-        return Probes(k)
-    sweep = SweepChooser(None)
-    target.run(sweep, max_steps=config.max_steps)
-    return Probes(k, sweep.total)
+        probes = Probes(k)
+    else:
+        sweep = SweepChooser(None)
+        probe(sweep)
+        probes = Probes(k, sweep.total)
+    if tally is not None and tally.limit is not None and tally.time_is_up(ran=1):
+        raise RunOutOfTime("the time budget ran out in the probe runs")
+    return probes
 
 
 def _chooser_for(config: ExploreConfig, index: int, probes: Probes) -> tuple[str, Chooser]:
@@ -1217,11 +1243,10 @@ def _run_dpor_slot(
     ``stop_on_first=False`` it never stops there (the whole budget runs).  `last`: the
     end of the range (the dpor share runs ahead at most to its last dpor slot)."""
     ordinal = dpor_ordinal(index)
-    execution = (
-        dpor.run(ordinal, dpor_ordinal(last) - ordinal, tally.time_is_up)
-        if not dpor.done
-        else None
-    )
+    # Under a wall-clock budget no execution runs ahead of its slot: one the budget
+    # stops before its slot comes would be a run of the program counted nowhere.
+    wanted = 1 if tally.limit is not None else dpor_ordinal(last) - ordinal
+    execution = dpor.run(ordinal, wanted, tally.time_is_up) if not dpor.done else None
     tally.pruned = dpor.pruned
     if execution is None and dpor.verified and tally.hit is None:
         tally.traces = dpor.chooser.traces
@@ -1408,7 +1433,7 @@ def _explore_seeded(
     dpor share ran every trace, and no failure)."""
     tally.running = PROBE_RUN
     steps_hint = (
-        _steps_hint(target, config) if config.chooser in ("pct", "portfolio") else Probes()
+        _steps_hint(target, config, tally) if config.chooser in ("pct", "portfolio") else Probes()
     )
     tally.running = None
     first, last = config.start, config.start + config.schedules

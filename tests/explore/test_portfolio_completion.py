@@ -186,7 +186,7 @@ def test_a_time_budget_that_ends_first_is_not_complete(user: ModuleType) -> None
     from odp_async.explore.runner import explore_target
     from odp_async.explore.target import Target
 
-    class Clock:  # one second per read
+    class Clock:  # one second per read (the first 11 by the probe runs)
         now = 0.0
 
         def __call__(self) -> float:
@@ -196,7 +196,7 @@ def test_a_time_budget_that_ends_first_is_not_complete(user: ModuleType) -> None
     target = Target.resolve(f"{user.__name__}:correct")
     for executor in (None, InlineExecutor()):
         result = explore_target(
-            target, ExploreConfig(schedules=BUDGET, time=10.0), executor=executor, clock=Clock()
+            target, ExploreConfig(schedules=BUDGET, time=21.0), executor=executor, clock=Clock()
         )
         assert result.out_of_time
         assert not result.complete

@@ -35,7 +35,7 @@ class FakeClock:
 # --- 1. zero schedules are never "clean" ------------------------------------------------
 
 
-@pytest.mark.parametrize("chooser", ["portfolio", "random", "pct", "dfs", "dpor"])
+@pytest.mark.parametrize("chooser", ["random", "dfs", "dpor"])
 def test_a_budget_spent_in_the_setup_still_runs_the_first_schedule(chooser: str) -> None:
     target = Target.resolve("classic:twostage_fixed")
     config = ExploreConfig(chooser=chooser, schedules=100, time=0.5)  # spent at once
@@ -43,6 +43,18 @@ def test_a_budget_spent_in_the_setup_still_runs_the_first_schedule(chooser: str)
     assert result.schedules >= 1
     assert result.out_of_time
     assert "nothing explored" not in result.claim
+
+
+@pytest.mark.parametrize("chooser", ["portfolio", "pct"])
+def test_a_budget_spent_before_the_probe_runs_explores_nothing(chooser: str) -> None:
+    # pct's probe runs are runs of the program: none starts past the budget, nor does
+    # the first schedule after them (trial d f4); the result says nothing was explored
+    target = Target.resolve("classic:twostage_fixed")
+    config = ExploreConfig(chooser=chooser, schedules=100, time=0.5)  # spent at once
+    result = explore_target(target, config, clock=FakeClock())
+    assert (result.schedules, result.probes) == (0, 0)
+    assert result.out_of_time
+    assert result.claim == "nothing explored (time budget reached before the first schedule)"
 
 
 def test_a_result_with_no_schedule_claims_nothing() -> None:

@@ -714,6 +714,7 @@ def explore(
             _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
         if cluster is not None or resume is not None:
             _fail("--cluster and --resume explore one protocol: give -p/--protocol")
+        note = "\n".join(filter(None, (note, _serial_note(None, config, None)))) or None
         _explore_file(scenario, config, progress_every, as_json, note)
         return
     target = _target(scenario, protocol, options)
@@ -728,6 +729,9 @@ def explore(
     executor = _cluster(cluster)
     if note:
         _err(note)
+    serial = _serial_note(target, config, executor)
+    if serial:
+        _err(serial)
     _err(f"exploring {target.label} with {chooser} ({_count(schedules, 'schedule')})...")
     try:
         result = _explore(scenario, target, config, progress_every, executor, resume)
@@ -793,6 +797,17 @@ def _failing_run_line(run: Any) -> str:
     by = f" (found by {run.found_by})" if run.found_by else ""
     then = f"odp-async replay {run.token}" if run.token else f"no replay token: {run.no_token}"
     return f"  schedule {run.index}: {kind}{by}: {then}"
+
+
+def _serial_note(target: Any, config: Any, executor: Any) -> str | None:
+    """The note saying why ``--jobs`` starts no worker process for this search (a small
+    budget: `odp_async.explore.runner.serial_why`), or None."""
+    from .explore.runner import serial_why
+
+    why = serial_why(target, config, executor)
+    return (
+        f"odp-async: note: --jobs {config.jobs} starts no worker process: {why}" if why else None
+    )
 
 
 def _log_holds(resume: str, config: Any, schedules: int) -> str:
@@ -1215,6 +1230,7 @@ def _explore_json(result: Any) -> dict[str, Any]:
         "found_bound": result.found_bound,
         "out_of_time": result.out_of_time,
         "probes": result.probes,
+        "serial": result.serial,
         "claim": result.claim,
         "elapsed": round(result.elapsed, 4),
         "start": result.config.start,

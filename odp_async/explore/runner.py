@@ -427,6 +427,10 @@ class ExploreResult:
     #: portfolio's sweep one more), fewer when the wall-clock budget ran out among them
     #: (then no schedule ran); 0 for the other choosers.
     probes: int = 0
+    #: Why the search ran in this process although ``jobs`` asked for worker processes
+    #: (`serial_why`: fewer than `SERIAL_BELOW` schedules, a target no other process can
+    #: rebuild), or None (``jobs`` is 1, or it used them); the results are the same.
+    serial: str | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -649,6 +653,7 @@ def explore_target(
             f"{what} needs a target other processes can rebuild: {why}; or explore it without one"
         )
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
+    tally.serial = serial_why(target, config, executor)
     begin_watch(target)
     try:
         # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
@@ -727,6 +732,27 @@ def check_systematic(
             f"{config.chooser} cannot {what}: a run log and --start index the schedules of "
             "a seeded search (random, pct), not the traces of a tree"
         )
+
+
+def serial_why(
+    target: Target | None, config: ExploreConfig, executor: Executor | None = None
+) -> str | None:
+    """Why a search whose ``jobs`` asks for worker processes runs in this process
+    instead (`ExploreResult.serial`), or None: ``jobs`` is 1, it uses them, or it runs on
+    the given `executor`.  A random, pct or portfolio search of fewer than `SERIAL_BELOW`
+    schedules, or of a `target` no other process can rebuild (None: not asked); the
+    results are the same either way."""
+    if config.jobs == 1 or config.chooser == "dfs" or executor is not None:
+        return None
+    if target is not None and not target.is_named:
+        why = target.unnamed or f"scenario {target.scenario.name!r} has no name"
+        return f"no other process can rebuild the target ({why})"
+    if config.chooser in ("random", "pct", "portfolio") and config.schedules < SERIAL_BELOW:
+        return (
+            f"{count(config.schedules, 'schedule')} run in this process (worker processes "
+            f"start from {SERIAL_BELOW} schedules)"
+        )
+    return None
 
 
 def _budget_in_a_run(tally: _Tally) -> Callable[[], bool]:
@@ -880,6 +906,8 @@ class _Tally:
     out_of_time: bool = False
     #: Probe runs made before the schedules (`_steps_hint`), not counted among them.
     probes: int = 0
+    #: Why the workers ``jobs`` asks for were not used (`serial_why`), or None.
+    serial: str | None = None
     #: The index (0-based) at which a portfolio completed (its dpor member ran every
     #: trace, no schedule failed): the search stops there; None: not (yet) complete.
     cut: int | None = None
@@ -1045,6 +1073,7 @@ class _Tally:
             carried=carried,
             failures=() if config.stop_on_first else self.failing_runs(target, config, failure),
             probes=self.probes,
+            serial=self.serial,
         )
 
     def failing_runs(

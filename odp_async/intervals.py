@@ -10,7 +10,8 @@ Contract
 
     Entries are kept in the order (start, last, insertion); every iterator yields in that
     order.  Worst-case costs, for n entries and k results: insert and remove O(log n),
-    `IntervalTree.first_overlap` O(log n), ``len``/``in``/`IntervalTree.span` O(1), and
+    `IntervalTree.first_overlap` O(log n), ``len``/``in``/`IntervalTree.span` O(1) (``in``
+    O(log n) for a handle a copied tree did not insert), and
     `IntervalTree.overlapping` O(log n + k) when the results are one run in that order
     (e.g. all start inside the query), O((1 + r) log n + k) when they form r runs, so
     O(k log n) at worst, as for the kernel's ``interval_tree_iter_next``.
@@ -67,9 +68,9 @@ _Key = tuple[int, int, int]
 class HandleNotInTreeError(ValueError):
     """`IntervalTree.remove` was given a handle that this tree does not hold.
 
-    The handle was already removed, belongs to another tree (a copy of this one
-    included: a copy's entries have handles of their own), or was inserted into this one
-    before `IntervalTree.clear`.  The handle is kept in ``handle``.
+    The handle was already removed, was inserted into another tree (and not copied with
+    it), or was inserted into this one before `IntervalTree.clear`.  The handle is kept
+    in ``handle``.
     """
 
     def __init__(self, message: str, handle: IntervalHandle[Any]) -> None:
@@ -90,8 +91,10 @@ class IntervalHandle(Generic[V]):
     def __init__(self, key: _Key, value: V, owner: object) -> None:
         self._key: Final = key
         self._value: Final = value
-        # invariant: `_owner` is the `_token` of the tree holding this entry, else None
-        # (removed) or a dead token (inserted before that tree's clear()).
+        # invariant: `_owner` is the `_token` of the tree that inserted this entry while
+        # it holds it, else None (removed) or a dead token (inserted before that tree's
+        # clear()).  A copy (`IntervalTree.__copy__`) holds the same handles, under its
+        # own token: it finds them by key.
         self._owner: object = owner
 
     @property
@@ -205,19 +208,15 @@ def _split(node: _Node) -> _Node:
     return sib
 
 
-def _copy_node(node: _Node, owner: object) -> _Node:
-    """A copy of the subtree under `node` whose entries are new handles owned by `owner`
-    (the key tuples are shared: they are immutable)."""
+def _copy_node(node: _Node) -> _Node:
+    """A copy of the subtree under `node`, holding the same handles (and key tuples)."""
     twin = _Node(node.is_leaf)
     twin.keys = node.keys[:]
     twin.starts = node.starts[:]
     twin.lasts = node.lasts[:]
     twin.pm = node.pm[:]
     twin.sm = None if node.sm is None else node.sm[:]
-    if node.is_leaf:
-        twin.kids = [IntervalHandle(h._key, h._value, owner) for h in node.kids]
-    else:
-        twin.kids = [_copy_node(kid, owner) for kid in node.kids]
+    twin.kids = node.kids[:] if node.is_leaf else [_copy_node(kid) for kid in node.kids]
     return twin
 
 
@@ -251,7 +250,8 @@ class IntervalTree(Generic[V]):
     - `insert` O(log n), `remove` O(log n);
     - `overlapping` O(log n + k) to exhaust in the usual case, O(k log n) at worst (see
       its docstring); `first_overlap` O(log n);
-    - iteration O(n), ``len``, ``bool``, ``in`` and `span` O(1), `clear` O(1).
+    - iteration O(n), ``len``, ``bool``, ``in`` and `span` O(1), `clear` O(1); after a
+      copy, ``in`` and `remove` of a handle the tree did not insert O(log n) (below).
 
     Two intervals overlap when they share a point: ``[s1, l1]`` and ``[s2, l2]`` overlap
     iff ``s1 <= l2 and s2 <= l1``.
@@ -262,12 +262,13 @@ class IntervalTree(Generic[V]):
     size during iteration".  Collect first (``list(tree.overlapping(...))``) to change
     the tree while walking the results.
 
-    Copies are independent trees: ``copy.copy(tree)`` holds the same intervals with the
-    same value objects, ``copy.deepcopy(tree)`` and a pickled tree copies of the values
-    too; both O(n).  A handle names an entry of one tree only, so a copy's entries have
-    new handles (find them with `overlapping` or by iterating): the original's handles
-    are not ``in`` the copy, and `remove` of one from the copy raises
-    `HandleNotInTreeError`.  Changing either tree leaves the other as it was.
+    Copies are independent trees; changing one leaves the other as it was.
+    ``copy.copy(tree)`` holds the same entries: the same handles, intervals and value
+    objects (not copied), so a handle of the original names the same entry in the copy
+    and `remove` takes it out of the one tree it is called on, like a key of a copied
+    dict.  ``copy.deepcopy(tree)`` and a pickled tree copy the values and make new
+    handles: the original's are not ``in`` them.  Copying costs O(n); after it, ``in``
+    and `remove` of a handle a tree did not insert itself find it by key, O(log n).
     """
 
     __slots__ = (
@@ -278,6 +279,7 @@ class IntervalTree(Generic[V]):
         "_mutation",
         "_root",
         "_seq",
+        "_shares",
         "_token",
         "_version",
     )
@@ -304,6 +306,9 @@ class IntervalTree(Generic[V]):
         self._mutation = "nothing"
         # Identifies this tree's current contents to handles; replaced by clear().
         self._token: object = object()
+        # Whether this tree was copied or is a copy (copy.copy): then it may hold
+        # handles it does not own, and is asked for a handle by key (`_holds`).
+        self._shares = False
 
     # -- queries ---------------------------------------------------------------------
 
@@ -316,8 +321,27 @@ class IntervalTree(Generic[V]):
         return self._len > 0
 
     def __contains__(self, handle: object) -> bool:
-        """Whether ``handle`` is an entry of this tree right now; O(1)."""
-        return isinstance(handle, IntervalHandle) and handle._owner is self._token
+        """Whether ``handle`` is an entry of this tree right now; O(1) (O(log n) for a
+        handle the tree did not insert, once it was copied or is a copy)."""
+        if not isinstance(handle, IntervalHandle):
+            return False
+        return handle._owner is self._token or (self._shares and self._holds(handle))
+
+    def _holds(self, handle: IntervalHandle[Any]) -> bool:
+        """Whether `handle` is an entry of this tree, found by its key; O(log n)."""
+        key = handle._key
+        start = key[0]
+        node = self._root
+        while True:
+            starts = node.starts
+            hi = bisect_right(starts, start)
+            if not hi:
+                return False
+            if starts[hi - 1] == start:
+                hi = bisect_right(node.keys, key, bisect_left(starts, start, 0, hi), hi)
+            if node.is_leaf:
+                return node.kids[hi - 1] is handle
+            node = node.kids[hi - 1]
 
     def __repr__(self) -> str:
         return f"<IntervalTree: {self._len} intervals>"
@@ -572,7 +596,7 @@ class IntervalTree(Generic[V]):
                 f"remove(): expected an IntervalHandle returned by insert(),"
                 f" got {type(handle).__name__} {reprlib.repr(handle)}"
             )
-        if handle._owner is not self._token:
+        if handle._owner is not self._token and not (self._shares and self._holds(handle)):
             raise self._not_in_tree(handle)
         key = handle._key
         node = self._root
@@ -678,10 +702,7 @@ class IntervalTree(Generic[V]):
         if handle._owner is None:
             why = "it was already removed"
         else:
-            why = (
-                "it belongs to another IntervalTree (a copy of a tree has handles of its"
-                " own), or was inserted into this one before clear()"
-            )
+            why = "it was inserted into another IntervalTree, or into this one before clear()"
         return HandleNotInTreeError(
             f"remove(): interval [{handle.start}, {handle.last}]"
             f" (value={reprlib.repr(handle.value)}) is not in this tree: {why}",
@@ -699,15 +720,15 @@ class IntervalTree(Generic[V]):
     # -- copying ---------------------------------------------------------------------
 
     def __copy__(self) -> IntervalTree[V]:
-        """An independent tree with the same intervals and the same value objects.
-
-        New handles name the copy's entries (see `IntervalTree`); O(n)."""
+        """An independent tree holding the same entries: the same handles, intervals and
+        value objects (see `IntervalTree`); O(n)."""
         cls = type(self)
         twin = cls.__new__(cls)
         IntervalTree.__init__(twin, node_capacity=self._cap)
-        twin._root = _copy_node(self._root, twin._token)
+        twin._root = _copy_node(self._root)
         twin._len = self._len
         twin._seq = self._seq
+        twin._shares = self._shares = True
         own = getattr(self, "__dict__", None)
         if own:  # a subclass's attributes, shallowly, as `copy.copy` does
             twin.__dict__.update(own)
@@ -785,7 +806,7 @@ class IntervalTree(Generic[V]):
                     k = node.keys[j]
                     if not isinstance(h, IntervalHandle) or h._key is not k:
                         fail(f"{where}: leaf slot {j} holds {h!r}, not the entry of key {k}")
-                    if h._owner is not self._token:
+                    if h._owner is not self._token and not self._shares:
                         fail(f"{where}: {h!r} is in the tree but not owned by it")
                     if k[0] > k[1]:
                         fail(f"{where}: reversed interval {k}")

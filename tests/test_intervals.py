@@ -62,6 +62,8 @@ class IntervalTreeMachine(RuleBasedStateMachine):
         self.dead: list[IntervalHandle[str]] = []
         self.seq: dict[int, int] = {}
         self.count = 0
+        # trees forked off by `copy`, each with the entries it held then
+        self.left_behind: list[tuple[IntervalTree[str], list[IntervalHandle[str]]]] = []
 
     def _insert(self, start: int, last: int, value: str) -> IntervalHandle[str]:
         h = self.tree.insert(start, last, value)
@@ -119,6 +121,15 @@ class IntervalTreeMachine(RuleBasedStateMachine):
         self.dead += self.live
         self.live = []
 
+    @rule(go_on_with_the_copy=st.booleans())
+    def copy(self, go_on_with_the_copy: bool) -> None:
+        """Fork the tree (``copy.copy``): the machine goes on with one, the other must
+        stay as it was while the first changes (shared handles, found by key)."""
+        twin = copy.copy(self.tree)
+        if go_on_with_the_copy:
+            self.tree, twin = twin, self.tree
+        self.left_behind.append((twin, list(twin)))
+
     @rule(start=starts, length=lengths)
     def overlapping(self, start: int, length: int) -> None:
         start, last = closed(start, length)
@@ -154,6 +165,10 @@ class IntervalTreeMachine(RuleBasedStateMachine):
             assert span == (min(h.start for h in self.live), max(h.last for h in self.live))
         else:
             assert span is None
+        for tree, held in self.left_behind[-3:]:
+            tree._check_invariants()
+            assert [id(h) for h in tree] == [id(h) for h in held]
+            assert all(h in tree for h in held)
 
 
 class IntervalTreeMachineOddCapacity(IntervalTreeMachine):
@@ -385,22 +400,41 @@ def test_a_copy_is_an_independent_tree(capacity: int) -> None:
     tree._check_invariants()
 
 
-def test_a_copy_has_handles_of_its_own() -> None:
-    tree: IntervalTree[str] = IntervalTree()
-    handles = [tree.insert(i, i + 5, str(i)) for i in range(10)]
+def test_a_copy_holds_the_same_handles_each_removed_from_one_tree() -> None:
+    """The trial's script: a handle of the original names the same entry in the copy."""
+    tree: IntervalTree[int] = IntervalTree()
+    handles = [tree.insert(i, i + 5, i) for i in range(10)]
     twin = copy.copy(tree)
-    assert handles[3] in tree
-    assert handles[3] not in twin
-    with pytest.raises(HandleNotInTreeError, match=r"\[3, 8\].*a copy of a tree has handles"):
-        twin.remove(handles[3])
-    mine = twin.first_overlap(3, 3)
-    assert mine is not None
-    assert mine not in tree
-    assert mine.value == "0"
-    twin.remove(mine)
-    assert len(twin) == 9
-    assert len(tree) == 10
-    assert list(tree) == handles
+    assert list(twin) == handles
+    twin.remove(handles[3])  # from the copy only
+    assert (len(tree), len(list(tree)), handles[3] in tree) == (10, 10, True)
+    assert (len(twin), handles[3] in twin) == (9, False)
+    assert [h.value for h in tree.overlapping(3, 3)] == [0, 1, 2, 3]
+    assert [h.value for h in twin.overlapping(3, 3)] == [0, 1, 2]
+    late = twin.insert(100, 100, 100)
+    assert list(tree.overlapping(100, 100)) == []
+    assert tree.span() == (0, 14)
+    assert late not in tree
+    with pytest.raises(HandleNotInTreeError, match="another IntervalTree"):
+        tree.remove(late)
+    tree.remove(handles[3])  # still in the original, though the copy removed it
+    tree.remove(handles[4])
+    assert handles[4] in twin
+    with pytest.raises(HandleNotInTreeError, match="already removed"):
+        tree.remove(handles[4])
+    twin.remove(handles[4])
+    assert [h.value for h in twin.overlapping(4, 4)] == [0, 1, 2]
+    again = copy.copy(twin)  # a copy of a copy
+    again.remove(handles[0])
+    assert handles[0] in tree
+    assert handles[0] in twin
+    assert handles[0] not in again
+    twin.clear()
+    assert handles[1] not in twin
+    assert handles[1] in tree
+    assert handles[1] in again
+    for t in (tree, twin, again):
+        t._check_invariants()
 
 
 class _Tagged(IntervalTree[str]):

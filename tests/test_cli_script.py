@@ -106,7 +106,7 @@ def test_the_script_of_a_file_matches_under_each_protocol_it_names(tmp_path: Pat
     assert [h.split(" (")[0] for h in heads] == [
         "my-fault-vs-munmap/naive: found under the script, as expected",
         "my-fault-vs-munmap/kvm-seq: clean under the script, as expected",
-        "my-fault-vs-munmap/u-script-kvm: clean under the script, as expected",
+        "my-fault-vs-munmap/userprotos:MyKvm: clean under the script, as expected",
     ]
     assert lines[-1] == "3/3 protocols as expected under the script"
     # each run has a token; the found one replays to the same violation, with a page
@@ -118,7 +118,7 @@ def test_the_script_of_a_file_matches_under_each_protocol_it_names(tmp_path: Pat
     assert "stale-translation" in (tmp_path / "run.html").read_text()
     again = cli(tmp_path, "replay", clean[1])  # the user protocol's clean run
     assert again.returncode == ExitCode.OK, again.stderr
-    assert "my-fault-vs-munmap/u-script-kvm: no violation" in again.stdout
+    assert "my-fault-vs-munmap/userprotos:MyKvm: no violation" in again.stdout
 
 
 def test_a_verdict_off_the_script_expectation_exits_1(tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_an_until_text_no_checkpoint_has_is_named_never_a_pass(tmp_path: Path) -
     assert [e.split(": script step 0 ")[0] for e in errors] == [
         "odp-async: error: my-fault-vs-munmap/naive",
         "odp-async: error: my-fault-vs-munmap/kvm-seq",
-        "odp-async: error: my-fault-vs-munmap/u-script-kvm",
+        "odp-async: error: my-fault-vs-munmap/userprotos:MyKvm",
     ]
     assert done.stdout.splitlines()[-1] == "0/3 protocols as expected under the script"
 
@@ -197,12 +197,12 @@ def test_a_user_protocol_under_a_script(tmp_path: Path) -> None:
         tmp_path, "explore", "fault-vs-munmap", "-p", "userprotos:MyKvm", "--chooser", "script"
     )
     assert ok.returncode == ExitCode.OK, ok.stdout + ok.stderr
-    assert "fault-vs-munmap/u-script-kvm: clean under the script, as expected" in ok.stdout
+    assert "fault-vs-munmap/userprotos:MyKvm: clean under the script, as expected" in ok.stdout
     bad = cli(
         tmp_path, "explore", "fault-vs-munmap", "-p", "userprotos:MyNaive", "--chooser", "script"
     )
     assert bad.returncode == ExitCode.VIOLATION, bad.stdout + bad.stderr
-    assert "fault-vs-munmap/u-script-naive: found under the script, expected clean" in bad.stdout
+    assert "fault-vs-munmap/userprotos:MyNaive: found under the script, expected clean" in bad.stdout
     replayed = cli(tmp_path, "replay", tokens(bad.stdout)[0])
     assert replayed.returncode == ExitCode.VIOLATION, replayed.stderr
 

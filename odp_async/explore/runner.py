@@ -596,12 +596,14 @@ def check(
     refuse_ignored(config)
     target = Target.resolve(fn, args=tuple(args))
     result = explore_target(target, config, progress=progress, executor=executor, resume=resume)
+    # the message names the keyword a caller of check() raises the bound with
+    claim = result.claim_for("max_steps=...")
     if raise_on_failure and result.carried is not None:
-        raise ExplorationInconclusive(f"{result.label}: {result.claim}", result)
+        raise ExplorationInconclusive(f"{result.label}: {claim}", result)
     if raise_on_failure and result.failure is not None:
         raise ExplorationFailed(result.failure.describe(), result)
     if raise_on_failure and result.inconclusive:
-        raise ExplorationInconclusive(f"{result.label}: {result.claim}", result)
+        raise ExplorationInconclusive(f"{result.label}: {claim}", result)
     return result
 
 

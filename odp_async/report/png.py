@@ -202,13 +202,22 @@ def write_picture(
     fmt: str | None = None,
 ) -> tuple[int, int]:
     """Write `timeline` as ``fmt`` (``"png"`` or ``"svg"``; default: by `path`'s
-    extension, ``.svg`` for SVG and PNG otherwise); return ``(width, height)`` in px.
+    extension, ``.svg`` for SVG, ``.png`` or none for PNG); return ``(width, height)``
+    in px.
 
-    Raises: `InvalidArgument` for an unknown `fmt`, a bad width or an unwritable path;
+    Raises: `InvalidArgument` for an unknown `fmt`, a path whose extension is neither
+    (``x.jpg``: no other format is written, and PNG bytes under another name would
+    mislead) when `fmt` is not given, a bad width or an unwritable path;
     `PlotExtraMissing` for a PNG without matplotlib.
     """
     if fmt is None:
-        fmt = "svg" if os.fspath(path).lower().endswith(".svg") else "png"
+        suffix = os.path.splitext(os.fspath(path))[1].lower()
+        if suffix not in ("", ".png", ".svg"):
+            raise InvalidArgument(
+                f"a timeline picture is written as .png or .svg, got {os.fspath(path)!r} "
+                "(or give fmt='png' or fmt='svg')"
+            )
+        fmt = "svg" if suffix == ".svg" else "png"
     if fmt == "svg":
         return write_svg(timeline, path, width_px=width_px)
     if fmt == "png":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from odp_async.errors import InvalidArgument
 from odp_async.report import Timeline, render_png, render_svg, write_picture
 from odp_async.report.layout import COLOURS, layout
 
@@ -113,6 +114,12 @@ def test_svg_parses_and_the_extension_picks_the_format(race: Timeline, tmp_path:
     assert any("stale-translation" in t for t in texts)
     assert "madvise" in texts
     assert "inv0" in texts
+    # another extension is refused by name, never PNG bytes under it; fmt= overrides
+    with pytest.raises(InvalidArgument, match=r"\.png or \.svg, got '.*x\.jpg'"):
+        write_picture(race, tmp_path / "x.jpg")
+    assert not (tmp_path / "x.jpg").exists()
+    write_picture(race, tmp_path / "x.pic", fmt="svg")
+    assert ET.parse(tmp_path / "x.pic").getroot().tag == f"{_SVG}svg"
 
 
 def test_without_matplotlib_a_png_names_the_extra(tmp_path: Path) -> None:

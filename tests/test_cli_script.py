@@ -202,7 +202,9 @@ def test_a_user_protocol_under_a_script(tmp_path: Path) -> None:
         tmp_path, "explore", "fault-vs-munmap", "-p", "userprotos:MyNaive", "--chooser", "script"
     )
     assert bad.returncode == ExitCode.VIOLATION, bad.stdout + bad.stderr
-    assert "fault-vs-munmap/userprotos:MyNaive: found under the script, expected clean" in bad.stdout
+    assert (
+        "fault-vs-munmap/userprotos:MyNaive: found under the script, expected clean" in bad.stdout
+    )
     replayed = cli(tmp_path, "replay", tokens(bad.stdout)[0])
     assert replayed.returncode == ExitCode.VIOLATION, replayed.stderr
 

@@ -468,7 +468,10 @@ def show(scenario: str, as_json: bool) -> None:
                 if s.needs_world
                 else str(s.expected_for("-")),
                 "script": [[task, until] for task, until in s.script],
-                "script_expected": {p: str(s.script_expected_for(p)) for p in protocols}
+                "script_expected": {
+                    p: "unfollowed" if p in s.script_unfollowed else str(s.script_expected_for(p))
+                    for p in protocols
+                }
                 if s.needs_world and s.script
                 else None,
                 "params": dict(s.params),
@@ -494,10 +497,14 @@ def show(scenario: str, as_json: bool) -> None:
         for task, until in s.script:
             click.echo(f"  run {task}" + (f" until it reaches {until!r}" if until else ""))
         differ = [p for p in protocols if s.script_expected_for(p) is not s.expected_for(p)]
-        if s.needs_world and differ:
+        unfollowed = [p for p in protocols if p in s.script_unfollowed]
+        differ = [p for p in differ if p not in unfollowed]
+        if s.needs_world and (differ or unfollowed):
             click.echo("expected under the script (where it differs):")
             for protocol in differ:
                 click.echo(f"  {protocol:14} {s.script_expected_for(protocol)}")
+            for protocol in unfollowed:
+                click.echo(f"  {protocol:14} cannot follow it (the fix closes the window)")
         # shown, not run: whether each step fits a protocol's code only a run tells
         how = f"odp-async explore {shlex.quote(scenario)} --chooser script"
         how += "" if is_file else " -p PROTOCOL"
@@ -954,12 +961,12 @@ def _explore_script(
             shown = sum(run.matches for run in runs)
             click.echo(f"{shown}/{len(runs)} protocols as expected under the script")
     for run in runs:
-        if run.unfollowed is not None:
+        if run.unfollowed is not None and not run.expect_unfollowed:
             _err(f"odp-async: error: {_one_line(f'{run.target.label}: {run.unfollowed}')}")
-    followed = [run for run in runs if run.unfollowed is None]
-    if any(not run.matches and not run.execution.unfinished for run in followed):
+    judged = [run for run in runs if run.unfollowed is None or run.expect_unfollowed]
+    if any(not run.matches and not run.execution.unfinished for run in judged):
         raise _Exit(ExitCode.VIOLATION)
-    if len(followed) < len(runs):
+    if len(judged) < len(runs):
         raise _Exit(ExitCode.USAGE)
     if any(not run.matches for run in runs):
         raise _Exit(ExitCode.INCONCLUSIVE)
@@ -986,8 +993,15 @@ def _script_lines(run: Any) -> str:
     the replay command."""
     steps = _count(run.execution.sim.steps, "step")
     label = run.target.label
-    if run.unfollowed is not None:
+    if run.unfollowed is not None and run.expect_unfollowed:
+        head = f"{label}: cannot follow the script, as expected"
+        if not run.matches:  # what the run found off the script is still found
+            head += f", but the run is {run.verdict}, expected {run.expected}"
+        head += f" ({steps})\nnot followed: {_one_line(run.unfollowed)}"
+    elif run.unfollowed is not None:
         head = f"{label}: no verdict: the run did not follow the script ({steps})"
+    elif run.expect_unfollowed:
+        head = f"{label}: {run.verdict} under the script, expected it not to be followed ({steps})"
     elif run.matches:
         head = f"{label}: {run.verdict} under the script, as expected ({steps})"
     else:
@@ -1009,7 +1023,7 @@ def _script_json(run: Any) -> dict[str, Any]:
         "target": run.target.label,
         "protocol": run.target.protocol,
         "verdict": str(run.verdict),
-        "expected": str(run.expected),
+        "expected": "unfollowed" if run.expect_unfollowed else str(run.expected),
         "followed": run.unfollowed is None,
         "unfollowed": run.unfollowed,
         "matches": run.matches,

@@ -13,6 +13,12 @@ Contract
     `ScriptRun.unfollowed` names the step, its task and ``until``, and the labels the
     task was paused at (`ScriptChooser.finish`), and `ScriptRun.matches` is False
     whatever the run found.  A script that no longer fits the code is never a pass.
+    Under a protocol the scenario names in `Scenario.script_unfollowed` (its fix makes
+    the interleaving impossible), it is the other way round: `ScriptRun.matches` is True
+    only for a run that did not follow the script (`expect_unfollowed`) and found
+    nothing or what the protocol is expected to have (a violation it ran into off the
+    script is still a violation), and a run that followed it is a mismatch whatever its
+    verdict.
 
     Raises `InvalidArgument` for a scenario with no script, and what `Target.run` raises
     (`ScenarioUsageError` for a scenario file's own mistake found while it runs).
@@ -52,6 +58,9 @@ class ScriptRun:
     #: (then `no_token` says why).
     token: str | None
     no_token: str | None = None
+    #: The scenario expects no run under this protocol to follow the script
+    #: (`Scenario.script_unfollowed`): then `expected` is not what the run is held to.
+    expect_unfollowed: bool = False
 
     @property
     def is_followed(self) -> bool:
@@ -60,7 +69,11 @@ class ScriptRun:
 
     @property
     def matches(self) -> bool:
-        """The run followed the script and its verdict is the one expected."""
+        """The run followed the script and its verdict is the one expected; or, under a
+        protocol expected not to follow it (`expect_unfollowed`), it did not, and it is
+        clean or has the verdict expected of the protocol."""
+        if self.expect_unfollowed:
+            return self.unfollowed is not None and self.verdict in (Verdict.CLEAN, self.expected)
         return self.unfollowed is None and self.verdict is self.expected
 
 
@@ -77,6 +90,7 @@ def run_script(target: Target, *, max_steps: int) -> ScriptRun:
     execution = target.run(chooser, max_steps=max_steps)
     unfollowed = chooser.finish(run_over=execution.sim.outcome != "step-limit")
     protocol = target.protocol if scenario.needs_world else "-"
+    expect_unfollowed = protocol in scenario.script_unfollowed
     expected = scenario.script_expected_for(protocol or "-")
     token: str | None = None
     no_token: str | None = None
@@ -88,5 +102,12 @@ def run_script(target: Target, *, max_steps: int) -> ScriptRun:
         except InvalidArgument as e:
             no_token = str(e)
     return ScriptRun(
-        target, execution, target.verdict_of(execution), expected, unfollowed, token, no_token
+        target,
+        execution,
+        target.verdict_of(execution),
+        expected,
+        unfollowed,
+        token,
+        no_token,
+        expect_unfollowed=expect_unfollowed,
     )

@@ -54,6 +54,12 @@ PROTOCOL_ORDER = (
 )
 
 
+#: The protocols whose fault waits out an invalidation in progress before it takes the
+#: region's lock (the mm's active ranges; interval-seq's odd seq): no run puts the fault
+#: at ``B.umem_mutex`` between a start and its end, as the registration scripts do.
+_WAITS_OUT_THE_INVALIDATION = frozenset({"range-list", "hmm-pool", "interval-seq"})
+
+
 def _verdicts(*cells: Verdict) -> dict[str, Verdict]:
     return dict(zip(PROTOCOL_ORDER, cells, strict=True))
 
@@ -417,6 +423,7 @@ BUILTIN: dict[str, Scenario] = {
                 ("madvise", None),
                 ("dma", None),
             ),
+            script_unfollowed=_WAITS_OUT_THE_INVALIDATION,
         ),
         Scenario(
             "registration-count",
@@ -549,6 +556,7 @@ BUILTIN: dict[str, Scenario] = {
                 ("truncate", None),
                 ("dma", None),
             ),
+            script_unfollowed=_WAITS_OUT_THE_INVALIDATION,
         ),
         Scenario(
             "storm-preregistered",

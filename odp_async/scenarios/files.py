@@ -84,7 +84,10 @@ The format
         until it blocks or finishes) or ``[actor, "until"]`` (run it until it is paused
         at a checkpoint whose label contains the text); see `ScriptChooser`.
         ``expected``: a table like ``[expected]`` for the protocols whose verdict under
-        the script differs from their expected one.  The loader checks that each step
+        the script differs from their expected one.  ``unfollowed``: the protocols
+        whose fix makes the script's interleaving impossible (``["interval-seq"]``), so
+        that a run under them leaving the script is expected, not an error (one that
+        follows it is a mismatch).  The loader checks that each step
         names an actor; whether each ``until`` is reached only a run shows:
         ``odp-async explore FILE --chooser script`` runs the script under each protocol
         and names a step the run did not reach (`odp_async.explore.scripted`).
@@ -750,7 +753,9 @@ class _Reader:
 
         actors = self.actors(doc)
         expected = self.verdicts(doc.get("expected", {}), "expected", protocols)
-        script, script_expected = self.script(doc.get("script"), actors, protocols)
+        script, script_expected, script_unfollowed = self.script(
+            doc.get("script"), actors, protocols
+        )
 
         _Semantics(self, files, setup_ops, actors).check()
         scenario = Scenario(
@@ -763,6 +768,7 @@ class _Reader:
             script=script,
             needs_world=True,
             script_expected=script_expected,
+            script_unfollowed=script_unfollowed,
             # The actors share state only through the world and `_Run` (tracked).
             noted_only=True,
         )
@@ -1017,11 +1023,11 @@ class _Reader:
 
     def script(
         self, value: object, actors: Sequence[_Actor], protocols: tuple[str, ...]
-    ) -> tuple[tuple[tuple[str, str | None], ...], dict[str, Verdict]]:
+    ) -> tuple[tuple[tuple[str, str | None], ...], dict[str, Verdict], frozenset[str]]:
         if value is None:
-            return (), {}
+            return (), {}, frozenset()
         t = self.table(value, "script")
-        self.keys(t, "script", ("steps", "expected"))
+        self.keys(t, "script", ("steps", "expected", "unfollowed"))
         names = [a.name for a in actors]
         items = self.array(
             self.get(t, "script", "steps", _any), "script.steps", '[actor] or [actor, "until"]'
@@ -1049,7 +1055,42 @@ class _Reader:
                 )
             steps.append((item[0], item[1] if len(item) == 2 else None))
         expected = self.verdicts(t.get("expected", {}), "script.expected", protocols)
-        return tuple(steps), expected
+        unfollowed = self.script_unfollowed(t.get("unfollowed", []), protocols, expected)
+        return tuple(steps), expected, unfollowed
+
+    def script_unfollowed(
+        self, value: object, protocols: tuple[str, ...], expected: Mapping[str, Verdict]
+    ) -> frozenset[str]:
+        """``[script] unfollowed``: protocols of the file under which the script cannot
+        be followed (`Scenario.script_unfollowed`)."""
+        key = "script.unfollowed"
+        names = self.array(value, key, "protocol names")
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or name not in protocols:
+                hint = difflib.get_close_matches(str(name), list(protocols), n=1)
+                maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.fail(
+                    f"{key}[{i}]",
+                    f"expected a protocol of scenario.protocols ({', '.join(protocols)}), "
+                    f"got {repr(name) if isinstance(name, str) else _show(name)}{maybe}",
+                    name,
+                )
+            if name in expected:
+                raise self.fail(
+                    f"{key}[{i}]",
+                    f"{name!r} also has a verdict in script.expected; a protocol either "
+                    "follows the script (and earns a verdict) or cannot, not both",
+                    name,
+                )
+        if names and set(names) >= set(protocols):
+            raise self.fail(
+                key,
+                "every protocol of the file is listed: a script no protocol can follow shows "
+                "nothing (and a mistyped until text would go unseen); list only those whose "
+                "fix closes the script's window",
+                value,
+            )
+        return frozenset(names)
 
 
 def _text_of(raw: bytes) -> str:

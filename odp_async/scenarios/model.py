@@ -27,7 +27,7 @@ See also
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -106,6 +106,10 @@ def model_verdict(violations: tuple[Violation, ...] | list[Violation]) -> Verdic
     return verdict_of(violations)
 
 
+def _protocol_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
+
+
 @attrs.frozen
 class Scenario:
     """A named, described, explorable concurrent program."""
@@ -121,6 +125,11 @@ class Scenario:
     #: Where the verdict under the script differs from `expected` (a protocol whose bug
     #: needs another schedule than the one the script tells).
     script_expected: Mapping[str, Verdict] = attrs.field(factory=dict)
+    #: The protocols under which no run can follow the script: their fix closes the
+    #: window it tells (a fault that waits out an invalidation never reaches the lock
+    #: the script stops it at).  Under them a run that leaves the script is what is
+    #: expected, said as such, never a verdict; one that follows it is a mismatch.
+    script_unfollowed: frozenset[str] = attrs.field(default=frozenset(), converter=_protocol_names)
     #: Integer knobs of the scenario (how many rounds an actor runs...), with their
     #: values in `body`; `make(**params)` builds the body for other values.  The shrinker
     #: lowers them (fewer actor operations) while the failure stays.
@@ -155,6 +164,17 @@ class Scenario:
                         f"verdict a protocol can earn; expected one of: "
                         f"{', '.join(v.value for v in EXPECTABLE)}"
                     )
+        both = sorted(self.script_unfollowed & set(self.script_expected))
+        if both:
+            raise InvalidArgument(
+                f"scenario {self.name!r}: {both[0]!r} has a verdict expected under the "
+                "script and is also expected not to follow it; give one of the two"
+            )
+        if self.script_unfollowed and not self.script:
+            raise InvalidArgument(
+                f"scenario {self.name!r}: script_unfollowed names protocols, but there is "
+                "no script"
+            )
         if self.setup is not None and not self.needs_world:
             raise InvalidArgument(
                 f"scenario {self.name!r}: a setup builds a world, but needs_world=False "

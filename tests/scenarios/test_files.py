@@ -53,6 +53,7 @@ def test_example_loads_as_its_twin_says(path: pathlib.Path) -> None:
     assert scenario.actors == twin.actors
     assert scenario.summary == twin.summary
     assert scenario.script == twin.script
+    assert scenario.script_unfollowed == twin.script_unfollowed
     for protocol in PROTOCOLS:
         assert scenario.expected_for(protocol) is twin.expected_for(protocol)
         assert scenario.script_expected_for(protocol) is twin.script_expected_for(protocol)

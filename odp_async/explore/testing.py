@@ -98,7 +98,7 @@ import attrs
 
 from .._raised import leaves
 from .._runtime.choosers import FifoChooser, ReplayChooser
-from .._runtime.stall import DEFAULT_STALL, StepStalled, watching_steps
+from .._runtime.stall import DEFAULT_STALL
 from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
@@ -108,6 +108,7 @@ from .claims import PROBE_RUN, claim_text, count
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
+from .start_check import describe_record, record_run
 from .target import Execution, Target, docstring_parts
 from .tokens import DecodedToken, decode_token, raised_otherwise
 
@@ -507,7 +508,7 @@ class _Probe:
         """Run the schedule; `ExplorationInconclusive` at once if a step of it stalled
         (the exploration would stall too: one wait for the stall limit, not two)."""
         __tracebackhide__ = True
-        seen = _probe_run(target, config, FifoChooser())
+        seen = record_run(target, config, FifoChooser())
         if seen is not None and seen[0] == "stalled":
             claim = claim_text(
                 0, chooser=config.chooser, stalled=str(seen[1]), stalled_run=PROBE_RUN
@@ -529,14 +530,14 @@ class _Probe:
             return
         schedule = self.seen[0]
         assert isinstance(schedule, tuple)
-        again = _probe_run(target, config, ReplayChooser(schedule))
+        again = record_run(target, config, ReplayChooser(schedule))
         _refuse_shared_state(test_id, watch, result)  # the watch names what, if it saw it
         if again == self.seen:
             return
         raise ExplorationInconclusive(
             f"{test_id}: no verdict: the same schedule ran differently before the "
-            f"exploration ({_probe_outcome(self.seen)}) and after it "
-            f"({_probe_outcome(again)}): the test's runs do not start from the same "
+            f"exploration ({describe_record(self.seen)}) and after it "
+            f"({describe_record(again)}): the test's runs do not start from the same "
             "state. "
             "A run left state behind that the next one read, where the check of the "
             "fixtures, arguments and globals cannot see it (a C object, a name computed "
@@ -576,31 +577,6 @@ def _pytest_outcome(execution: Execution) -> BaseException | None:
     if kinds and raised and all(isinstance(e, tuple(kinds)) for e in raised):
         return raised[0]
     return None
-
-
-def _probe_run(target: Target, config: ExploreConfig, chooser: Any) -> tuple[object, ...] | None:
-    try:
-        with watching_steps(config.stall_limit):
-            execution = target.run(chooser, max_steps=config.max_steps)
-    except StepStalled as e:
-        return ("stalled", str(e)) if isinstance(chooser, FifoChooser) else ("a stall",)
-    except ReplayMismatch:
-        return ("another schedule",)
-    except Exception:  # a usage error: the exploration reports it
-        return None if isinstance(chooser, FifoChooser) else ("an error",)
-    sim = execution.sim
-    failure = execution.failure
-    kind = (failure.kind, failure.step) if failure is not None else None
-    return (sim.schedule, sim.steps, sim.outcome, kind, execution.unfinished)
-
-
-def _probe_outcome(seen: tuple[object, ...] | None) -> str:
-    if seen is None or len(seen) < 5:
-        what = seen[0] if seen else "no run"
-        return f"{what}: the recorded schedule did not fit"
-    _, steps, outcome, kind, _ = seen
-    failed = f", {kind[0]} at step {kind[1]}" if isinstance(kind, tuple) else ""
-    return f"{steps} steps, {outcome}{failed}"
 
 
 #: The settings `explore_test` takes, by keyword.

@@ -1,0 +1,111 @@
+"""One fixed schedule run before a search and again after it: state carried between runs
+that the watch cannot see, caught by its effect.
+
+Contract
+    `record_run(target, config, chooser)` runs `target` once and returns its record:
+    ``(schedule, steps, outcome, (failure kind, step) or None, unfinished)``; a run
+    that could not be made is ``("stalled", message)`` (a step the watchdog
+    interrupted, under `FifoChooser`), ``("another schedule",)`` (a replay that did
+    not fit), ``("a stall",)`` or ``("an error",)`` (a replay's), or None (a usage
+    error under `FifoChooser`: the search reports it).  The sim is deterministic given
+    a schedule, so a program whose runs start from the same state gives the same record
+    for the same schedule, however many runs came between.
+
+    `StartCheck.before(target, config)` records the FIFO schedule (each task in turn);
+    `StartCheck.after(target, config)` replays that schedule and returns None when it
+    ran the same way (or there was nothing to compare), else one line saying how the two
+    runs differ.  A difference means the search's runs did not all start from the same
+    state (a ``functools`` cache, a module imported inside the body, ``os.environ``, a C
+    object, a file) or that a run depends on more than its schedule (the clock, the
+    ``random`` module, object ids): neither a pass nor a failure of the search can be
+    trusted.  Each call runs the target once, in this process, under the caller's
+    watches (Ctrl-C, the stall watchdog); it costs two runs per search.
+
+    The explorer runs it around every search of a program the search watch follows
+    (`odp_async.explore.search_watch.watch_target`: user code; built-ins pay nothing);
+    the pytest plugin around every explored test (`odp_async.explore.testing`).
+
+Limits
+    State that changes the FIFO schedule's run is caught; state that changes only other
+    schedules' runs is not (the watch of named state, `odp_async.explore.carried`,
+    covers what it can name).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .._runtime.choosers import FifoChooser, ReplayChooser
+from .._runtime.stall import StepStalled, watching_steps
+from ..errors import ReplayMismatch
+from .config import ExploreConfig
+from .target import Target
+
+__all__ = ["START_RUN", "StartCheck", "describe_record", "record_run"]
+
+#: How a stalled search names the start check's runs (`ExploreResult.stalled_run`).
+START_RUN = "the start check's run of the FIFO schedule (before or after the search)"
+
+Record = tuple[object, ...]
+
+
+def record_run(target: Target, config: ExploreConfig, chooser: Any) -> Record | None:
+    """One run of `target` under `chooser`, as its record (see the module docstring)."""
+    try:
+        with watching_steps(config.stall_limit):
+            execution = target.run(chooser, max_steps=config.max_steps)
+    except StepStalled as e:
+        return ("stalled", str(e)) if isinstance(chooser, FifoChooser) else ("a stall",)
+    except ReplayMismatch:
+        return ("another schedule",)
+    except Exception:  # a usage error: the search reports it
+        return None if isinstance(chooser, FifoChooser) else ("an error",)
+    sim = execution.sim
+    failure = execution.failure
+    kind = (failure.kind, failure.step) if failure is not None else None
+    return (sim.schedule, sim.steps, sim.outcome, kind, execution.unfinished)
+
+
+def describe_record(seen: Record | None) -> str:
+    """A record as a reader compares two: ``"40 steps, done"``, ``", error at step 6"``."""
+    if seen is None or len(seen) < 5:
+        what = seen[0] if seen else "no run"
+        return f"{what}: the recorded schedule did not fit"
+    _, steps, outcome, kind, _ = seen
+    failed = f", {kind[0]} at step {kind[1]}" if isinstance(kind, tuple) else ""
+    return f"{steps} steps, {outcome}{failed}"
+
+
+@attrs.frozen
+class StartCheck:
+    """The FIFO schedule's record before a search (see the module docstring)."""
+
+    #: The record, or None when the run could not be made or stalled (nothing to compare:
+    #: the search meets the same stall or error and reports it).
+    seen: Record | None
+
+    @classmethod
+    def before(cls, target: Target, config: ExploreConfig) -> StartCheck:
+        """Run the FIFO schedule once and keep its record."""
+        seen = record_run(target, config, FifoChooser())
+        return cls(None if seen is None or seen[0] == "stalled" else seen)
+
+    def after(self, target: Target, config: ExploreConfig) -> str | None:
+        """Replay the recorded schedule: None if it ran as before, else how it differs."""
+        if self.seen is None:
+            return None
+        schedule = self.seen[0]
+        assert isinstance(schedule, tuple)
+        again = record_run(target, config, ReplayChooser(schedule))
+        if again == self.seen:
+            return None
+        return (
+            f"the same schedule ran differently before the search "
+            f"({describe_record(self.seen)}) and after it ({describe_record(again)}): a run "
+            "left state behind that a later one read, where the watch of named state cannot "
+            "see it (a functools cache, a module imported inside the program, os.environ, a "
+            "C object, a file), or a run depends on more than its schedule (the clock, the "
+            "random module, object ids)"
+        )

@@ -346,8 +346,10 @@ def ours(name: str, chooser: str, budget: int, cap: float, seed: int = 0) -> str
     r = explore(
         f"classic:{name}", chooser=chooser, schedules=budget, seed=seed, shrink=False, time=cap
     )
-    timed_out = r.schedules if r.out_of_time and r.failure is None else None
-    return _cell(name, r.failure.index if r.failure else None, r.verdict, budget, timed_out)
+    # a failure of index 0 is a probe run's (pct): no schedule within the budget failed
+    index = r.failure.index if r.failure and r.failure.index else None
+    timed_out = r.schedules if r.out_of_time and index is None else None
+    return _cell(name, index, r.verdict, budget, timed_out)
 
 
 def dpor_noted(name: str, budget: int, cap: float) -> str:

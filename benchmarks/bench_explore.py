@@ -628,8 +628,9 @@ def throughput_tables(
 
 
 def first_bug(result: ExploreResult, expected: Verdict) -> int | None:
-    """The 1-based schedule of the first failure, if it has the expected verdict."""
-    if result.failure is None or result.verdict is not expected:
+    """The 1-based schedule of the first failure, if it has the expected verdict (None
+    for one of index 0: a probe run's, no schedule within the budget failed)."""
+    if result.failure is None or result.failure.index == 0 or result.verdict is not expected:
         return None
     return result.failure.index
 

@@ -68,8 +68,8 @@ def first(scenario: str, protocol: str | None, budget: int, **fields: object) ->
     result = explore(
         scenario, protocol, schedules=budget, shrink=False, stop_on_first=True, **fields
     )
-    if result.failure is None:
-        return None
+    if result.failure is None or result.failure.index == 0:
+        return None  # (0: a probe run failed, no schedule within the budget did)
     if result.verdict is not _expected(scenario, protocol):
         WRONG.append(f"{scenario}/{protocol} {fields}: {result.verdict}")
         return -1
@@ -162,7 +162,9 @@ def main() -> None:
         t0 = time.perf_counter()
         for s in seeds:
             result = explore(scenario, protocol, schedules=args.budget, seed=s, shrink=False)
+            # (index 0: a probe run failed, no schedule within the budget did)
             index = result.failure.index if result.failure is not None else None
+            index = index or None
             if index is not None and result.verdict is not _expected(scenario, protocol):
                 WRONG.append(f"{label} portfolio seed {s}: {result.verdict}")
                 index = -1

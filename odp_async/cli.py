@@ -791,7 +791,10 @@ def explore(
 
 
 def _failing_list(failing: Sequence[int]) -> str:
-    """``25 failing schedules: 5, 7, 10, ...`` (the first 20 indices)."""
+    """``25 failing schedules: 5, 7, 10, ...`` (the first 20 indices); for ``(0,)`` (no
+    schedule failed, a probe run did: `ExploreResult.failing`) says so."""
+    if tuple(failing) == (0,):
+        return "no failing schedule, but a probe run before schedule 1 failed"
     shown = ", ".join(map(str, failing[:20]))
     more = ", ..." if len(failing) > 20 else ""
     return f"{_count(len(failing), 'failing schedule')}: {shown}{more}"
@@ -799,11 +802,13 @@ def _failing_list(failing: Sequence[int]) -> str:
 
 def _failing_run_line(run: Any) -> str:
     """``  schedule 7: deadlock (found by pct-d4): odp-async replay odp2...`` (a
-    `FailingRun`, replayable as listed; the reason instead when it has no token)."""
+    `FailingRun`, replayable as listed; the reason instead when it has no token); ``  a
+    probe run before schedule 1: ...`` for index 0."""
     kind = run.kind or "failure"
     by = f" (found by {run.found_by})" if run.found_by else ""
     then = f"odp-async replay {run.token}" if run.token else f"no replay token: {run.no_token}"
-    return f"  schedule {run.index}: {kind}{by}: {then}"
+    where = f"schedule {run.index}" if run.index else "a probe run before schedule 1"
+    return f"  {where}: {kind}{by}: {then}"
 
 
 def _serial_note(target: Any, config: Any, executor: Any) -> str | None:
@@ -1975,7 +1980,7 @@ def matrix(
                 else _found(c)
                 if c.matches
                 else f"{_found(c)} (expected {c.expected})",
-                str(c.first_hit or "-"),
+                "-" if c.first_hit is None else str(c.first_hit or "probe"),
                 _short_claim(c),
                 f"{c.elapsed:.2f}s",
                 ref,

@@ -36,6 +36,10 @@ Contract
 
     `where(frame)` is that ``file:line in function`` of a thread's innermost frame.
 
+    `halted()` says whether this thread's watch interrupted a step: the run it belonged
+    to may have returned (the program caught the interrupt, or made it its own error),
+    and its outcome is not to be used (the explorer's probe runs ask).
+
     `drive_begins(runtime)` and `drive_ends` are the sim driver's side: the calling
     thread drives `runtime` in between.  The registry it keeps (thread id -> run) is
     read only by the watchdog; no result depends on it.
@@ -65,6 +69,7 @@ __all__ = [
     "StepStalled",
     "drive_begins",
     "drive_ends",
+    "halted",
     "watching_steps",
     "where",
 ]
@@ -119,6 +124,12 @@ def drive_begins(runtime: Any) -> tuple[int, Any] | None:
     previous = _DRIVING.get(tid)
     _DRIVING[tid] = (next(_SERIALS), runtime)
     return previous
+
+
+def halted() -> bool:
+    """Whether a step this thread drove was interrupted under its open watch (see the
+    module docstring): no outcome of that run is the program's."""
+    return get_ident() in _HALTED
 
 
 def drive_ends(previous: tuple[int, Any] | None) -> None:

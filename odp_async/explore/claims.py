@@ -6,7 +6,9 @@ Contract
 
     - a violation seen: ``"violation at schedule i: <kind>"`` (the first schedule that
       showed it, counted from 1; the kind of its first violation: ``error``,
-      ``deadlock``, ``stale-translation``...);
+      ``deadlock``, ``stale-translation``...); ``"violation in a probe run before
+      schedule 1: <kind>"`` for index 0 (`failure_at`: no schedule failed, but one of
+      the runs pct and the portfolio make first to size their search did);
     - no schedule ran: ``"nothing explored (<why> before the first schedule)"``;
     - no violation, but `unfinished` runs reached the step bound and did not finish under
       a fair continuation either: ``"inconclusive: K of N schedules reached the step
@@ -44,12 +46,23 @@ See also
 
 from __future__ import annotations
 
-__all__ = ["PROBE_RUN", "claim_text", "count"]
+__all__ = ["PROBE_FAILURE", "PROBE_RUN", "claim_text", "count", "failure_at"]
 
 #: The run a stall names (``stalled_run``) when it is none of the search's schedules but a
 #: run made before them: pct and the portfolio size their search on a few runs, and an
 #: explored test runs one schedule first.
 PROBE_RUN = "a probe run before the first schedule"
+
+#: Where a failure of index 0 was seen (`failure_at`): no schedule of the search failed,
+#: but a probe run (`PROBE_RUN`) did; it is the search's failure (a missed bug is never
+#: a pass).
+PROBE_FAILURE = "in a probe run before schedule 1"
+
+
+def failure_at(index: int) -> str:
+    """Where the failure of `index` was seen: ``"at schedule i"`` (1-based), or for
+    index 0 `PROBE_FAILURE` (``"in a probe run before schedule 1"``)."""
+    return PROBE_FAILURE if index == 0 else f"at schedule {index}"
 
 
 def count(n: int, noun: str) -> str:
@@ -76,7 +89,8 @@ def claim_text(
     raise_steps: str = "--max-steps",
 ) -> str:
     """The claim of a search that ran `schedules` schedules of `chooser` (see the module
-    docstring).  `violation` is ``(schedule index, kind)`` of the first one seen;
+    docstring).  `violation` is ``(schedule index, kind)`` of the first one seen (index
+    0: a probe run, `failure_at`);
     `complete` that the systematic search ran out of schedules (every trace, or every
     schedule within `bound` for dfs); `traces` the dpor member's trace count when it is
     not `schedules`; `cut_by_bound` that a bounded DPOR search ended before its budget;
@@ -87,7 +101,7 @@ def claim_text(
     `raise_steps` the setting that raises the step bound, as the reader sets it."""
     if violation is not None:
         index, kind = violation
-        return f"violation at schedule {index}: {kind}"
+        return f"violation {failure_at(index)}: {kind}"
     if stalled is not None:
         ended = f"{count(schedules, 'schedule')} ended before it"
         return f"inconclusive: {stalled_run or 'a run'} stalled ({ended}): {stalled}"

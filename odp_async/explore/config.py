@@ -182,7 +182,8 @@ class ExploreConfig:
     - `start` (random, pct, portfolio): the index of the first schedule; schedules
       ``start .. start+schedules-1`` run, so runs with adjacent ranges shard one search.
       Indices count from 0, while `Failure.index` and `ExploreResult.failing` count
-      from 1: the failure at schedule N is index N-1 (``start=N-1, schedules=1``).
+      from 1: the failure at schedule N is index N-1 (``start=N-1, schedules=1``); 0
+      there is a probe run made before the schedules, not a schedule.
       Any index below ``2**64`` is valid (each schedule's seed is derived from the seed
       and its index, `derive_seed`): `InvalidArgument` when ``start + schedules``
       exceeds ``2**64``, so every schedule a run reports (numbered up to ``2**64``) can

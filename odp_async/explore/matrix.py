@@ -22,7 +22,12 @@ Contract
     starvation was expected always wins, so corruption is never hidden behind an expected
     liveness failure.  A run that only raised (`model_verdict`: an exception of the
     protocol or a subscriber, no violation of the checker) is ``error``: it ends the cell
-    and never meets an expected ``found`` (a crash does not show the race).  Cells are
+    and never meets an expected ``found`` (a crash does not show the race).  A portfolio
+    cell none of whose schedules showed a failure, but one of whose probe runs (the runs
+    the explorer makes before schedule 1 to size pct and the sweep) failed, takes that
+    run's verdict (`Cell.first_hit` 0, its claim ``violation in a probe run before
+    schedule 1: <kind>``, `Cell.found_by` the probe run, a token replaying it; never
+    ``complete``): a missed bug is never a pass.  Cells are
     independent and deterministic (the schedules of a cell depend only on
     the seed), so `jobs` spreads cells over processes, and `executor` over any `Executor` (a
     Dask cluster), without changing any result.
@@ -47,7 +52,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -67,6 +72,9 @@ from .portfolio import DporShare, Probes, dpor_ordinal, member_at
 from .shrink import shrink
 from .target import Execution, Target
 from .tokens import encode_token
+
+if TYPE_CHECKING:
+    from .runner import ProbeHit
 
 __all__ = ["CHOOSERS", "Cell", "verdict_matrix"]
 
@@ -95,7 +103,9 @@ class Cell:
     expected: Verdict | None
     verdict: Verdict
     schedules: int
-    first_hit: int | None  # schedules to the first schedule showing the verdict
+    #: Schedules to the first schedule showing the verdict (1-based); 0: none showed one,
+    #: a probe run did (`found_by` names it); None: nothing but clean runs.
+    first_hit: int | None
     token: str | None
     detail: str
     elapsed: float
@@ -153,9 +163,19 @@ def explore_cell(
             # (its probe runs run steps too)
             schedules = _Schedules(target, chooser, seed, max_steps, budget=budget)
             _run_cell(found, target, schedules, expected, budget, max_steps, shrink_found)
+            _adopt_probe_failure(found, target, schedules, max_steps, shrink_found)
     except StepStalled as e:  # what ran before the stalled schedule stands
         stalled = str(e)
-    complete = schedules is not None and schedules.complete and stalled is None
+        if schedules is not None and found.first_hit is None:
+            # no replay after a stall (the watch halts this thread's runs): unshrunk
+            _adopt_probe_failure(found, target, schedules, max_steps, False)
+    complete = (
+        schedules is not None
+        and schedules.complete
+        and stalled is None
+        # a failing probe run: the completion contradicts it (the failure wins)
+        and found.first_hit != 0
+    )
     claim = claim_text(
         found.ran,
         chooser=chooser,
@@ -225,35 +245,67 @@ def _run_cell(
         seen = found.seen
         if (verdict is expected and seen not in _FINAL) or (_SEVERITY[verdict] > _SEVERITY[seen]):
             found.seen = seen = verdict
-            found.first_hit = index + 1
-            found.found_by = by
-            failure = execution.failure
-            assert failure is not None
-            found.kind = failure.kind
-            found.token, found.detail = None, ""
-            schedule = execution.sim.schedule
-            token_target = target
-            if shrink_found:
-                found.running = f"a replay of schedule {index + 1} (the failure found)"
-                # a modest shrink, no minimality proof: the matrix stays fast
-                shrunk = shrink(
-                    target, schedule, failure.kind, max_steps=max_steps, budget=100, proof_budget=0
-                )
-                schedule, execution = shrunk.schedule, shrunk.execution
-                token_target = target.with_params(**shrunk.params)
-                # the detail describes the run the token replays (the shrunk one)
-                failure = execution.failure
-                assert failure is not None
-            found.detail = failure.describe()
-            try:
-                found.token = encode_token(token_target, schedule, execution, max_steps)
-            except InvalidArgument as e:  # the failure stays; only its token is missing
-                found.detail = f"{found.detail} (no replay token: {e})"
+            _record(found, target, index + 1, by, execution, max_steps, shrink_found)
         if seen is expected or expected in (Verdict.CLEAN, None) or seen in _FINAL:
             # the expected failure was shown; or a clean cell is not clean; or data was
             # corrupted where only a liveness failure was expected (never hidden); or the
             # code under test raised (an error never meets an expected found)
             break
+
+
+def _record(
+    found: _Found,
+    target: Target,
+    first_hit: int,
+    by: str,
+    execution: Execution,
+    max_steps: int,
+    shrink_found: bool,
+) -> None:
+    """Record in `found` the failing `execution` that shows the cell's verdict (schedule
+    `first_hit`, 1-based; 0: a probe run), by `by`: its kind, and (shrunk first if
+    `shrink_found`) its detail and token."""
+    found.first_hit = first_hit
+    found.found_by = by
+    failure = execution.failure
+    assert failure is not None
+    found.kind = failure.kind
+    found.token, found.detail = None, ""
+    schedule = execution.sim.schedule
+    token_target = target
+    if shrink_found:
+        replayed = f"schedule {first_hit}" if first_hit else "the failing probe run"
+        found.running = f"a replay of {replayed} (the failure found)"
+        # a modest shrink, no minimality proof: the matrix stays fast
+        shrunk = shrink(
+            target, schedule, failure.kind, max_steps=max_steps, budget=100, proof_budget=0
+        )
+        schedule, execution = shrunk.schedule, shrunk.execution
+        token_target = target.with_params(**shrunk.params)
+        # the detail describes the run the token replays (the shrunk one)
+        failure = execution.failure
+        assert failure is not None
+    found.detail = failure.describe()
+    try:
+        found.token = encode_token(token_target, schedule, execution, max_steps)
+    except InvalidArgument as e:  # the failure stays; only its token is missing
+        found.detail = f"{found.detail} (no replay token: {e})"
+
+
+def _adopt_probe_failure(
+    found: _Found, target: Target, schedules: _Schedules, max_steps: int, shrink_found: bool
+) -> None:
+    """When no schedule of the cell showed a failure but a probe run did
+    (`_Schedules.probe_hit`), record that run as the cell's (`first_hit` 0): the
+    program was seen to fail, so the cell is no pass."""
+    seen = schedules.probe_hit
+    if found.first_hit is not None or seen is None:
+        return
+    verdict = model_verdict(seen.execution.violations)
+    if verdict is Verdict.CLEAN:
+        return
+    found.seen = verdict
+    _record(found, target, 0, seen.by, seen.execution, max_steps, shrink_found)
 
 
 @attrs.define
@@ -272,14 +324,19 @@ class _Schedules:
     clean: bool = True
     #: The cell's budget (the dpor share runs ahead at most to its last dpor slot).
     budget: int | None = None
+    #: The first of the portfolio's probe runs that failed (the explorer's
+    #: `runner.ProbeHit`), or None: the cell's failure if none of its schedules fails.
+    probe_hit: ProbeHit | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.chooser == "portfolio":
-            from .runner import _steps_hint  # the explorer's estimate of PCT's k
+            from .runner import _steps_hint, _Tally  # the explorer's estimate of PCT's k
 
             config = self._config()
             self.dpor = DporShare(self.target, config)
-            self.hint = _steps_hint(self.target, config)
+            probes = _Tally(0, None, 0.0)  # keeps the first failing probe run
+            self.hint = _steps_hint(self.target, config, probes)
+            self.probe_hit = probes.probe_hit
 
     def _config(self) -> ExploreConfig:
         return ExploreConfig(chooser="portfolio", seed=self.seed, max_steps=self.max_steps)

@@ -79,6 +79,7 @@ __all__ = [
     "FINDERS",
     "MEMBERS",
     "PATTERN",
+    "PROBE_FINDERS",
     "DporShare",
     "Member",
     "Probes",
@@ -108,9 +109,15 @@ PCT: Final = tuple(Member(f"pct-d{d}", "pct", d) for d in range(1, 6))
 #: Every member, by name.
 MEMBERS: Final[Mapping[str, Member]] = {m.name: m for m in (RANDOM, *PCT, SWEEP, DPOR)}
 
+#: The probe runs pct and the portfolio make before schedule 1 (`Probes`), as a failure's
+#: `found_by` names the one that failed when no schedule did: the run that never preempts
+#: (`FifoChooser`), one of the seeded random ones, the sweep's base run (the portfolio).
+PROBE_FINDERS: Final = ("fifo-probe", "random-probe", "sweep-probe")
+
 #: Every name a failure's `found_by` may hold: a chooser that runs alone (``random``,
-#: ``pct``, ``dfs``, ``dpor``) or a portfolio's member (``pct-d4``, ``sweep``...).
-FINDERS: Final = frozenset({*(c for c in CHOOSERS if c != "portfolio"), *MEMBERS})
+#: ``pct``, ``dfs``, ``dpor``), a portfolio's member (``pct-d4``, ``sweep``...) or a
+#: probe run (`PROBE_FINDERS`).
+FINDERS: Final = frozenset({*(c for c in CHOOSERS if c != "portfolio"), *MEMBERS, *PROBE_FINDERS})
 
 #: Schedule index ``i`` runs ``PATTERN[i % len(PATTERN)]``: random, sweep and each pct
 #: depth 1/9, dpor 2/9.  dpor comes early (index 1): on a small program its first

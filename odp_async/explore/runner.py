@@ -22,7 +22,14 @@ Contract
     cutting one, provided no schedule before that slot failed (nothing is left to find).
     The result then counts the schedules below that slot and claims ``complete: N
     traces, no violation`` (`ExploreResult.traces`).  The failure comes with its replay
-    token, and (``shrink``) a shrunk schedule and its token.
+    token, and (``shrink``) a shrunk schedule and its token.  The probe runs (pct's and
+    the portfolio's, before schedule 1) are runs of the program too: when none of the
+    schedules fails but a probe run did, that run is the failure (`Failure.index` 0,
+    ``violation in a probe run before schedule 1: <kind>``, `found_by` one of
+    `PROBE_FINDERS`, shrunk, with a token that replays it; in `ExploreResult.failing`
+    as 0), on every path (budget spent, Ctrl-C, a stall), and a portfolio's completion
+    is withdrawn: a missed bug is never a pass.  A failing schedule always comes first,
+    so no result that has one changes.
     Schedule ``i`` of random and pct depends only on ``(seed, i)``, so with ``jobs=N`` the
     schedules run in worker processes, or with ``executor=`` on any `Executor` (a Dask
     cluster: `odp_async.explore.dask_executor`), and the results (which schedules fail,
@@ -117,7 +124,7 @@ from .._runtime.choosers import (
 )
 from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
 from .._runtime.interrupts import marking_ctrl_c
-from .._runtime.stall import StepInterrupt, StepStalled, watching_steps
+from .._runtime.stall import StepInterrupt, StepStalled, halted, watching_steps
 from ..check import Violation
 from ..errors import (
     ExplorationFailed,
@@ -137,7 +144,7 @@ from .arguments import (
     require_path,
     show,
 )
-from .claims import PROBE_RUN, claim_text, count
+from .claims import PROBE_RUN, claim_text, count, failure_at
 from .config import ExploreConfig, check_fields, derive_seed, refuse_ignored
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
@@ -147,7 +154,14 @@ from .failures import describe_execution
 from .fairness import fair_after
 from .fingerprint import code_fingerprint
 from .pct import PctChooser
-from .portfolio import DporShare, Probes, dpor_ordinal, member_at, seeded_chooser
+from .portfolio import (
+    PROBE_FINDERS,
+    DporShare,
+    Probes,
+    dpor_ordinal,
+    member_at,
+    seeded_chooser,
+)
 from .runlog import Chunk, RunLog
 from .search_watch import begin as begin_watch
 from .search_watch import carried as carried_state
@@ -203,9 +217,13 @@ ProgressCallback = Callable[[ProgressUpdate], None]
 
 @attrs.frozen
 class Failure:
-    """The first failing schedule of an exploration."""
+    """The first failing schedule of an exploration (or, when no schedule failed, the
+    first failing probe run: `index` 0)."""
 
-    index: int  # 1-based: how many schedules it took
+    #: 1-based: how many schedules it took; 0: no schedule failed, but a probe run did
+    #: (pct and the portfolio run a few before schedule 1 to size their search:
+    #: `found_by` is one of `PROBE_FINDERS`), reported rather than a pass.
+    index: int
     execution: Execution
     schedule: tuple[int, ...]
     token: str | None
@@ -304,7 +322,7 @@ class Failure:
         trace) for the steps."""
         traced = self.traced()
         violation = traced.failure or self.violation
-        at = f"at schedule {self.index}"
+        at = failure_at(self.index)
         if self.found_by:
             at += f" (found by {self.found_by})"
         if self.shrunk is not None:
@@ -337,9 +355,10 @@ class Failure:
 @attrs.frozen
 class FailingRun:
     """One failing schedule of a search that ran its whole budget (``stop_on_first=False``):
-    its 1-based `index`, its violation `kind` and the `token` replaying it as found (not
-    shrunk); `kind` and `token` None when its schedule was not kept (`no_token` says
-    why, as it does for a target no other process can rebuild)."""
+    its 1-based `index` (0: a probe run, when no schedule failed: `Failure.index`), its
+    violation `kind` and the `token` replaying it as found (not shrunk); `kind` and
+    `token` None when its schedule was not kept (`no_token` says why, as it does for a
+    target no other process can rebuild)."""
 
     index: int
     kind: str | None
@@ -382,7 +401,8 @@ class ExploreResult:
     #: here that may differ between two runs of the same search.
     per_worker: Mapping[str, int] = attrs.field(factory=dict)
     #: The 1-based indices of every failing schedule that ran, ascending (with
-    #: ``stop_on_first``, the failures found before the search stopped).
+    #: ``stop_on_first``, the failures found before the search stopped); ``(0,)`` when
+    #: none failed but a probe run did (the failure's `Failure.index` 0).
     failing: tuple[int, ...] = ()
     #: Where the schedules ran (`Executor.description`).
     executor: str = "this process"
@@ -413,7 +433,8 @@ class ExploreResult:
     #: The run that stalled (with `stalled`): ``schedule I`` (1-based, as a failure's
     #: index), ``a probe run before the first schedule`` (pct and the portfolio size
     #: their search on a few runs first) or ``a replay of schedule I (the failure
-    #: found)`` (shrinking it); None when no step stalled.
+    #: found)`` (shrinking it; ``a replay of the failing probe run (the failure
+    #: found)`` for a failure of index 0); None when no step stalled.
     stalled_run: str | None = None
     #: What of a user program's state changed between its runs (`search_watch`): its
     #: runs did not all start from the same state, so the search has no verdict
@@ -461,7 +482,9 @@ class ExploreResult:
     def claim(self) -> str:
         """What the search establishes, in one line; never more than it showed.
 
-        - a failure: ``"violation at schedule i: <kind>"`` (the kind shown, e.g. ``error``);
+        - a failure: ``"violation at schedule i: <kind>"`` (the kind shown, e.g. ``error``),
+          or ``"violation in a probe run before schedule 1: <kind>"`` when no schedule
+          failed but a probe run did (`Failure.index` 0);
         - no failure, but `unfinished` schedules: ``"inconclusive: K of N schedules
           reached the step bound of S steps unfinished, ..."`` (`inconclusive`);
         - no schedule ran: ``"nothing explored (... before the first schedule)"`` (it
@@ -495,7 +518,7 @@ class ExploreResult:
         failure = self.failure
         if self.carried is not None:
             found = (
-                f" (one failing, {failure.violation.kind}, at schedule {failure.index}, "
+                f" (one failing, {failure.violation.kind}, {failure_at(failure.index)}, "
                 "which may come of that state)"
                 if failure is not None
                 else ""
@@ -706,10 +729,13 @@ def _search(
         complete, bound = _explore_dpor(target, config, tally)
     else:
         complete = _explore_seeded(target, config, tally, executor, resume)
+        if _adopt_probe_failure(tally):
+            complete = False
     tally.report(force=True)
     failure = None
     if tally.hit is not None:
-        tally.running = f"a replay of schedule {tally.hit[0]} (the failure found)"
+        replayed = f"schedule {tally.hit[0]}" if tally.hit[0] else "the failing probe run"
+        tally.running = f"a replay of {replayed} (the failure found)"
         failure = _make_failure(
             target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
         )
@@ -772,10 +798,13 @@ def _budget_in_a_run(tally: _Tally) -> Callable[[], bool]:
 def _out_of_time(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreResult:
     """The result of a search whose budget ran out inside a schedule (`RunOutOfTime`):
     the schedules that ended before it, not complete, ``out_of_time``; that schedule
-    counts for nothing."""
+    counts for nothing; with no failure of its own, a probe run's
+    (`_adopt_probe_failure`)."""
     tally.out_of_time = True
+    _adopt_probe_failure(tally)
     failure = None
-    if tally.hit is not None:  # (not expected: no run is abandoned once one failed)
+    # (a schedule's failure is not expected here: no run is abandoned once one failed)
+    if tally.hit is not None:
         failure = _make_failure(
             target,
             config.evolve(shrink=False),
@@ -787,7 +816,9 @@ def _out_of_time(target: Target, config: ExploreConfig, tally: _Tally) -> Explor
 
 
 def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreResult:
-    """The result of an interrupted exploration: what ran, the first failure unshrunk."""
+    """The result of an interrupted exploration: what ran, the first failure unshrunk
+    (with none of its own, a probe run's: `_adopt_probe_failure`)."""
+    _adopt_probe_failure(tally)
     failure = None
     if tally.hit is not None:
         try:
@@ -812,7 +843,8 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
     is taken out, what straddles it runs again below it (here, under a fresh watch: the
     stalled one halts its thread's later runs).  With ``stop_on_first`` and a failure
     below the stalled schedule, the serial search stops at that failure and never sees
-    the stall: so does this one (the failure shrunk as usual, no stall line)."""
+    the stall: so does this one (the failure shrunk as usual, no stall line).  With no
+    failure found, a probe run's stays too (`_adopt_probe_failure`)."""
     failure = None
     stalled: str | None = line
     run = _stalled_run(tally)
@@ -829,6 +861,7 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
                         # found past the stalled schedule only: a serial search never
                         # gets there (the counts never depend on the workers)
                         tally.hit = tally.hit_execution = tally.found_by = None
+            _adopt_probe_failure(tally)
             if tally.hit is not None:
                 settings = config if stalled is None else config.evolve(shrink=False)
                 failure = _make_failure(
@@ -908,6 +941,9 @@ class _Tally:
     out_of_time: bool = False
     #: Probe runs made before the schedules (`_steps_hint`), not counted among them.
     probes: int = 0
+    #: The first probe run that failed (`_steps_hint`), or None: the search's failure,
+    #: of index 0, if none of its schedules fails (`_adopt_probe_failure`).
+    probe_hit: ProbeHit | None = None
     #: Why the workers ``jobs`` asks for were not used (`serial_why`), or None.
     serial: str | None = None
     #: The index (0-based) at which a portfolio completed (its dpor member ran every
@@ -1208,22 +1244,29 @@ def _steps_hint(target: Target, config: ExploreConfig, tally: _Tally | None = No
     schedule stays a function of its index alone); for a portfolio, also the sweep's
     size (one run of its base schedule).
 
-    With a `tally` under a wall-clock budget, the probe runs count against it (in
-    ``tally.probes``): no probe run starts once it is spent, nor the first schedule
-    after them; `RunOutOfTime` then ends the search (nothing explored)."""
+    With a `tally`, the first probe run that fails is kept (``tally.probe_hit``: the
+    search's failure if no schedule fails).  Under a wall-clock budget, the probe runs
+    count against it (in ``tally.probes``): no probe run starts once it is spent, nor
+    the first schedule after them; `RunOutOfTime` then ends the search (nothing
+    explored but the probes)."""
+    fifo, random_probe, sweep_probe = PROBE_FINDERS
 
-    def probe(chooser: Chooser) -> Execution:
+    def probe(chooser: Chooser, by: str) -> Execution:
         if tally is not None and tally.limit is not None and tally.time_is_up(ran=1):
             raise RunOutOfTime("the time budget ran out in the probe runs")
         execution = target.run(chooser, max_steps=config.max_steps)
         if tally is not None:
             tally.probes += 1
+            # (a run the stall watchdog interrupted has no outcome of the program's,
+            # even one that returned: the program may have made the interrupt its error)
+            if execution.failure is not None and tally.probe_hit is None and not halted():
+                tally.probe_hit = ProbeHit(execution.sim.schedule, execution, by)
         return execution
 
-    runs = [probe(FifoChooser())]
+    runs = [probe(FifoChooser(), fifo)]
     for i in range(PCT_PROBES):
         seed = derive_seed(config.seed, -1 - i)
-        runs.append(probe(RandomChooser(seed)))
+        runs.append(probe(RandomChooser(seed), random_probe))
     # Rather over- than under-estimate: a change point past the real k is merely unused,
     # while a k too small puts every change point early and can miss a bug for good; but
     # every doubling of k costs a factor 2^(d-1) in PCT's bound.
@@ -1233,11 +1276,40 @@ def _steps_hint(target: Target, config: ExploreConfig, tally: _Tally | None = No
         probes = Probes(k)
     else:
         sweep = SweepChooser(None)
-        probe(sweep)
+        probe(sweep, sweep_probe)
         probes = Probes(k, sweep.total)
     if tally is not None and tally.limit is not None and tally.time_is_up(ran=1):
         raise RunOutOfTime("the time budget ran out in the probe runs")
     return probes
+
+
+@attrs.frozen
+class ProbeHit:
+    """A probe run (`_steps_hint`) that failed: its `schedule` (replayable), its
+    `execution`, and `by`, which probe run it was (one of `PROBE_FINDERS`)."""
+
+    schedule: tuple[int, ...]
+    execution: Execution
+    by: str
+
+
+def _adopt_probe_failure(tally: _Tally) -> bool:
+    """When no schedule of the search failed (``tally.hit`` None) but a probe run did
+    (``tally.probe_hit``), make that run the search's failure, of index 0 (in `failing`
+    too, kept for `FailingRun`): the program was seen to fail, so the search is no pass.
+    A completion claimed meanwhile (the portfolio's dpor member ran every trace) is
+    withdrawn: it contradicts a failing run, which only unsound footprints explain, and
+    the failure wins.  Returns whether it did; a schedule's failure always comes first,
+    so no result that has one changes."""
+    seen = tally.probe_hit
+    if tally.hit is not None or seen is None:
+        return False
+    tally.hit, tally.hit_execution, tally.found_by = (0, seen.schedule), seen.execution, seen.by
+    tally.failures += 1
+    tally.failing.insert(0, 0)
+    tally.keep(0, seen.schedule, seen.by)
+    tally.cut = tally.traces = None
+    return True
 
 
 def _chooser_for(config: ExploreConfig, index: int, probes: Probes) -> tuple[str, Chooser]:

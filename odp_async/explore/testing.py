@@ -104,7 +104,7 @@ from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument
 from ..scenarios import Scenario
 from .arguments import show
 from .carried import ArgumentWatch, code_names, outside_names
-from .claims import PROBE_RUN, claim_text, count
+from .claims import PROBE_FAILURE, PROBE_RUN, claim_text, count
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
 from .runner import ExploreResult, explore_target
@@ -783,9 +783,12 @@ def _report(
 ) -> str:
     failure = result.failure
     assert failure is not None
+    # index 0: no schedule failed, a probe run did (`Failure.index`)
+    when = f"after {count(failure.index, 'schedule')}" if failure.index else PROBE_FAILURE
+    by = f", found by {failure.found_by}" if not failure.index and failure.found_by else ""
     lines = [
-        f"{test_id}: {failure.verdict} after {count(failure.index, 'schedule')} "
-        f"({result.config.chooser}, seed {result.config.seed})",
+        f"{test_id}: {failure.verdict} {when} "
+        f"({result.config.chooser}, seed {result.config.seed}{by})",
         failure.violation.describe(),
     ]
     if failure.shrunk is not None:

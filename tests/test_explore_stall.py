@@ -106,6 +106,21 @@ async def spins_on_a_flag():
         tg.start_soon(setter)
 
 
+async def spins_unless_set_first():
+    flag = SharedCell(False, "flag")
+
+    async def waiter():
+        while not flag.get():
+            pass  # stall: spins_unless_set_first
+
+    async def setter():
+        flag.set(True)
+
+    async with oa.task_group() as tg:
+        tg.start_soon(setter)
+        tg.start_soon(waiter)
+
+
 async def fine():
     box = []
     async with oa.task_group() as tg:
@@ -194,25 +209,30 @@ PROBE = "a probe run before the first schedule"
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
-    ("chooser", "run", "ended"),
+    ("program", "chooser", "run", "ended"),
     [
-        ("random", "schedule 2", 1),  # (seed 0) the first schedule sets the flag first
-        ("dfs", "schedule 1", 0),  # (the tree's first schedule runs the waiter first)
-        ("dpor", "schedule 1", 0),
-        ("portfolio", PROBE, 0),
+        # the FIFO schedule runs the waiter first: the run before the search stalls
+        ("spins_on_a_flag", "random", PROBE, 0),
+        ("spins_on_a_flag", "dfs", PROBE, 0),
+        ("spins_on_a_flag", "dpor", PROBE, 0),
+        ("spins_on_a_flag", "portfolio", PROBE, 0),
+        # the FIFO schedule runs the setter first: a schedule of the search stalls
+        ("spins_unless_set_first", "random", "schedule 1", 0),  # (seed 0: waiter first)
+        ("spins_unless_set_first", "dfs", "schedule 2", 1),
+        ("spins_unless_set_first", "dpor", "schedule 2", 1),
     ],
 )
 def test_a_stall_names_the_run_that_stalled(
-    tmp_path: Path, chooser: str, run: str, ended: int
+    tmp_path: Path, program: str, chooser: str, run: str, ended: int
 ) -> None:
     # New-user report: a stalled search said "0 schedules (0 steps)", as if nothing ran.
     # It says which run stalled (the step is in the stall line) and what ended before.
-    argv = ("explore", f"{MODULE}:spins_on_a_flag", "--stall", "0.5", "--chooser", chooser)
+    argv = ("explore", f"{MODULE}:{program}", "--stall", "0.5", "--chooser", chooser)
     done = cli(tmp_path, *argv)
     assert done.returncode == ExitCode.INCONCLUSIVE, done.stdout + done.stderr
     head, claim = done.stdout.splitlines()[:2]
     ran = f"{ended} schedule{'' if ended == 1 else 's'}"
-    assert head.startswith(f"spins_on_a_flag: inconclusive - {ran} ended, {run} stalled ("), head
+    assert head.startswith(f"{program}: inconclusive - {ran} ended, {run} stalled ("), head
     data = json.loads(cli(tmp_path, *argv, "--json").stdout)
     assert (data["stalled_run"], data["schedules"]) == (run, ended)
     assert re.match(r"step \d+ of task '[^']*waiter' has not returned", data["stalled"])

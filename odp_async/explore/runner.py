@@ -165,7 +165,9 @@ from .portfolio import (
 from .runlog import Chunk, RunLog
 from .search_watch import begin as begin_watch
 from .search_watch import carried as carried_state
+from .search_watch import watch_target
 from .shrink import ShrinkResult, shrink
+from .start_check import RERUN, StartCheck
 from .sweep import SweepChooser
 from .target import Execution, Target, TargetSpec
 from .tokens import encode_token
@@ -680,28 +682,58 @@ def explore_target(
     tally = _Tally(config.schedules, progress, clock(), clock=clock, limit=config.time)
     tally.serial = serial_why(target, config, executor)
     begin_watch(target)
+    searched: tuple[bool, int | None, Failure | None] | None = None
+    otherwise: NondeterminismError | None = None
     try:
         # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
         # returns (`_stalled`)
-        with (
-            marking_ctrl_c(),
-            watching_steps(config.stall_limit),
-            spending(_budget_in_a_run(tally) if config.time is not None else None),
-        ):
-            complete, bound, failure = _search(target, config, tally, executor, resume)
+        with marking_ctrl_c(), watching_steps(config.stall_limit):
+            # a user program's FIFO schedule, run before the search and again after it
+            start = _start_check(target, config, tally) if watch_target(target) else None
+            try:
+                with spending(_budget_in_a_run(tally) if config.time is not None else None):
+                    searched = _search(target, config, tally, executor, resume)
+            except RunOutOfTime:
+                pass
+            except NondeterminismError as e:
+                if isinstance(e, HiddenWrite):
+                    raise
+                otherwise = e
+            # the watch names what changed where it can; the rerun catches the rest
+            tally.carried = tally.carried or carried_state(target)
+            if start is not None and tally.carried is None:
+                tally.running = RERUN
+                tally.carried = start.after(target, config)
+                tally.running = None
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
-    except RunOutOfTime:
-        return _out_of_time(target, config, tally)
     except StepStalled as stalled:
         return _stalled(target, config, tally, str(stalled))
-    except NondeterminismError as e:
+    if otherwise is not None:
         # a run that replays a prefix ran otherwise, since it started from state an
         # earlier run left: that state is the cause, said as the result's (no verdict)
-        if isinstance(e, HiddenWrite) or (tally.carried or carried_state(target)) is None:
-            raise
+        if (tally.carried or carried_state(target)) is None:
+            raise otherwise
         return tally.result(target, config, False, None, None)
-    return tally.result(target, config, complete, bound, failure)
+    if searched is None:
+        return _out_of_time(target, config, tally)
+    return tally.result(target, config, *searched)
+
+
+def _start_check(target: Target, config: ExploreConfig, tally: _Tally) -> StartCheck:
+    """Run the FIFO schedule once before the search (`StartCheck`); a failure of that
+    run is kept as a probe run's (``tally.probe_hit``: the search's failure if none of
+    its own schedules fails, under every chooser).  Raises `StepStalled` if a step of it
+    stalled: the search is then not run."""
+    tally.running = PROBE_RUN
+    start = StartCheck.before(target, config)
+    if start.stalled is not None:
+        raise StepStalled(start.stalled)  # (named by ``tally.running``)
+    tally.running = None
+    failed = start.failed
+    if failed is not None and tally.probe_hit is None:
+        tally.probe_hit = ProbeHit(failed.sim.schedule, failed, PROBE_FINDERS[0])
+    return start
 
 
 def _check_keywords(progress: object, executor: object, resume: object) -> None:
@@ -729,8 +761,8 @@ def _search(
         complete, bound = _explore_dpor(target, config, tally)
     else:
         complete = _explore_seeded(target, config, tally, executor, resume)
-        if _adopt_probe_failure(tally):
-            complete = False
+    if _adopt_probe_failure(tally):
+        complete = False
     tally.report(force=True)
     failure = None
     if tally.hit is not None:

@@ -11,7 +11,9 @@ Contract
     a schedule, so a program whose runs start from the same state gives the same record
     for the same schedule, however many runs came between.
 
-    `StartCheck.before(target, config)` records the FIFO schedule (each task in turn);
+    `StartCheck.before(target, config)` records the FIFO schedule (each task in turn),
+    and keeps the run if it failed (`StartCheck.failed`: the explorer reports it when no
+    schedule of the search fails, as it does a failing probe run);
     `StartCheck.after(target, config)` replays that schedule and returns None when it
     ran the same way (or there was nothing to compare), else one line saying how the two
     runs differ.  A difference means the search's runs did not all start from the same
@@ -38,34 +40,46 @@ from typing import Any
 import attrs
 
 from .._runtime.choosers import FifoChooser, ReplayChooser
-from .._runtime.stall import StepStalled, watching_steps
+from .._runtime.stall import StepStalled, halted, watching_steps
 from ..errors import ReplayMismatch
 from .config import ExploreConfig
-from .target import Target
+from .target import Execution, Target
 
-__all__ = ["START_RUN", "StartCheck", "describe_record", "record_run"]
+__all__ = ["RERUN", "StartCheck", "describe_record", "record_run"]
 
-#: How a stalled search names the start check's runs (`ExploreResult.stalled_run`).
-START_RUN = "the start check's run of the FIFO schedule (before or after the search)"
+#: How a stalled search names the start check's run after it (`ExploreResult.stalled_run`;
+#: the one before it is a probe run before the first schedule, `claims.PROBE_RUN`).
+RERUN = "the FIFO schedule's run again after the search"
 
 Record = tuple[object, ...]
 
 
 def record_run(target: Target, config: ExploreConfig, chooser: Any) -> Record | None:
     """One run of `target` under `chooser`, as its record (see the module docstring)."""
+    return _run(target, config, chooser)[0]
+
+
+def _run(
+    target: Target, config: ExploreConfig, chooser: Any
+) -> tuple[Record | None, Execution | None]:
+    """`record_run`'s record, and the run itself if it failed of the program's own doing
+    (not of the stall watchdog's interrupt, which the program may have made its error)."""
     try:
         with watching_steps(config.stall_limit):
             execution = target.run(chooser, max_steps=config.max_steps)
+            interrupted = halted()
     except StepStalled as e:
-        return ("stalled", str(e)) if isinstance(chooser, FifoChooser) else ("a stall",)
+        stalled = ("stalled", str(e)) if isinstance(chooser, FifoChooser) else ("a stall",)
+        return stalled, None
     except ReplayMismatch:
-        return ("another schedule",)
+        return ("another schedule",), None
     except Exception:  # a usage error: the search reports it
-        return None if isinstance(chooser, FifoChooser) else ("an error",)
+        return (None if isinstance(chooser, FifoChooser) else ("an error",)), None
     sim = execution.sim
     failure = execution.failure
     kind = (failure.kind, failure.step) if failure is not None else None
-    return (sim.schedule, sim.steps, sim.outcome, kind, execution.unfinished)
+    record = (sim.schedule, sim.steps, sim.outcome, kind, execution.unfinished)
+    return record, (execution if failure is not None and not interrupted else None)
 
 
 def describe_record(seen: Record | None) -> str:
@@ -85,12 +99,21 @@ class StartCheck:
     #: The record, or None when the run could not be made or stalled (nothing to compare:
     #: the search meets the same stall or error and reports it).
     seen: Record | None
+    #: The run, if it failed (a violation, an error, a deadlock): the program was seen
+    #: to fail, so a search that finds nothing is still no pass (the explorer reports
+    #: this run as a probe run's failure).
+    failed: Execution | None = attrs.field(default=None, eq=False, repr=False)
+    #: The stall line, if a step of the run stalled (the search would meet it too, and
+    #: under the same watch no later run of the thread gets past its first step).
+    stalled: str | None = None
 
     @classmethod
     def before(cls, target: Target, config: ExploreConfig) -> StartCheck:
-        """Run the FIFO schedule once and keep its record."""
-        seen = record_run(target, config, FifoChooser())
-        return cls(None if seen is None or seen[0] == "stalled" else seen)
+        """Run the FIFO schedule once and keep its record (and the run, if it failed)."""
+        seen, failed = _run(target, config, FifoChooser())
+        if seen is not None and seen[0] == "stalled":
+            return cls(None, stalled=str(seen[1]))
+        return cls(seen, failed)
 
     def after(self, target: Target, config: ExploreConfig) -> str | None:
         """Replay the recorded schedule: None if it ran as before, else how it differs."""

@@ -491,7 +491,8 @@ def show(scenario: str, as_json: bool) -> None:
         for protocol in protocols:
             click.echo(f"  {protocol:{width}}  {s.expected_for(protocol)}")
     else:
-        click.echo(f"expected: {s.expected_for('-')}")
+        given = "" if "-" in s.expected else " (no expectation given: any failure is one)"
+        click.echo(f"expected: {s.expected_for('-')}{given}")
     if s.script:
         click.echo("script (the interleaving that shows the bug):")
         for task, until in s.script:
@@ -1535,7 +1536,7 @@ def shrink(token: str, as_json: bool) -> None:
         )
     else:
         click.echo(
-            f"{failure.kind}: preemptions {result.preemptions_before} -> "
+            f"shrunk, still {failure.kind}: preemptions {result.preemptions_before} -> "
             f"{result.preemptions_after}, failure at step {result.steps_before} -> "
             f"{result.steps_after} ({result.attempts} replays)"
         )
@@ -2189,6 +2190,13 @@ def _check_scenario_name(name: str, *, classic: bool = True) -> None:
     known = list(BUILTIN) + ([f"classic:{n}" for n in CLASSIC] if classic else [])
     if name in known or (classic and name in CLASSIC):
         return
+    if not classic and ":" in name and not _is_file(name):
+        # a general program (classic:NAME, module:function): it has no protocols
+        _fail(
+            f"the matrix runs ODP scenarios under protocols; {name!r} is a program with no "
+            f"protocol (explore it: odp-async explore {name}); expected one of "
+            f"{', '.join(known)} or a scenario file (.toml)"
+        )
     from ._user_files import not_a_scenario_file
 
     path_problem = not_a_scenario_file(name)
@@ -2259,14 +2267,16 @@ def _show_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _options(protocol: Any, pairs: Sequence[str]) -> dict[str, Any]:
+def _options(protocol: Any, pairs: Sequence[str], named: str | None = None) -> dict[str, Any]:
     """``KEY=VALUE`` pairs checked against the protocol's ``OPTIONS`` and typed like the
-    defaults there."""
+    defaults there; `named`: the protocol as the user gave it, for the messages."""
     from .odp.protocols import resolve_protocol
 
     if not pairs:
         return {}
     cls = resolve_protocol(protocol)
+    # as the user named it (mymod:Class, never the class's `name`, which no -p takes)
+    named = named or (protocol if isinstance(protocol, str) else cls.name)
     allowed: dict[str, Any] = dict(cls.OPTIONS)
     result: dict[str, Any] = {}
     for pair in pairs:
@@ -2280,38 +2290,38 @@ def _options(protocol: Any, pairs: Sequence[str]) -> dict[str, Any]:
                 if allowed
                 else "it takes no options"
             )
-            _fail(f"unknown option {key!r} for protocol {cls.name!r}; {expected}")
+            _fail(f"unknown option {key!r} for protocol {named!r}; {expected}")
         default = allowed[key]
         value: Any
         if isinstance(default, bool):
             if text.lower() not in _TRUE + _FALSE:
-                _fail(f"option {key!r} of protocol {cls.name!r} takes true or false, got {text!r}")
+                _fail(f"option {key!r} of protocol {named!r} takes true or false, got {text!r}")
             value = text.lower() in _TRUE
         elif isinstance(default, int):
             try:
                 value = int(text)
             except ValueError:
-                _fail(f"option {key!r} of protocol {cls.name!r} takes an integer, got {text!r}")
+                _fail(f"option {key!r} of protocol {named!r} takes an integer, got {text!r}")
             if abs(value) > MAX_OPTION_INT:
                 _fail(
-                    f"option {key!r} of protocol {cls.name!r} takes an integer from "
+                    f"option {key!r} of protocol {named!r} takes an integer from "
                     f"{-MAX_OPTION_INT} to {MAX_OPTION_INT}, got {text!r}"
                 )
         elif isinstance(default, float):
             try:
                 value = float(text)
             except ValueError:
-                _fail(f"option {key!r} of protocol {cls.name!r} takes a number, got {text!r}")
+                _fail(f"option {key!r} of protocol {named!r} takes a number, got {text!r}")
             if not abs(value) <= MAX_OPTION_FLOAT:  # also nan and inf
                 _fail(
-                    f"option {key!r} of protocol {cls.name!r} takes a finite number from "
+                    f"option {key!r} of protocol {named!r} takes a finite number from "
                     f"{-MAX_OPTION_FLOAT:g} to {MAX_OPTION_FLOAT:g}, got {text!r}"
                 )
         elif isinstance(default, str):
             value = text
         else:
             _fail(
-                f"option {key!r} of protocol {cls.name!r} is a {type(default).__name__}, "
+                f"option {key!r} of protocol {named!r} is a {type(default).__name__}, "
                 "which the command line cannot set"
             )
         if key in result:
@@ -2348,7 +2358,7 @@ def _target(
             _fail("-o/--option needs -p/--protocol (the options belong to one protocol)")
         return Target.resolve(scenario, None)
     resolved = _protocol(protocol)
-    chosen = _options(resolved, options)
+    chosen = _options(resolved, options, protocol)
     _probe_protocol(resolved, chosen, where=where)
     return Target.resolve(scenario, resolved, chosen)
 

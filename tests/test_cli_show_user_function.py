@@ -64,7 +64,7 @@ def test_show_splits_a_functions_docstring_into_summary_and_description(
         "",
         "Its second paragraph.",
         "actors: -",
-        "expected: clean",
+        "expected: clean (no expectation given: any failure is one)",
     ]
     shown = json.loads(_show(tmp_path, monkeypatch, "{m}:documented", "--json"))
     assert shown["summary"] == (
@@ -79,7 +79,11 @@ def test_show_of_a_function_without_a_docstring_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = _show(tmp_path, monkeypatch, "{m}:bare")
-    assert out.splitlines() == ["bare: (no summary)", "actors: -", "expected: clean"]
+    assert out.splitlines() == [
+        "bare: (no summary)",
+        "actors: -",
+        "expected: clean (no expectation given: any failure is one)",
+    ]
     shown = json.loads(_show(tmp_path, monkeypatch, "{m}:bare", "--json"))
     assert (shown["summary"], shown["description"]) == ("", "")
 

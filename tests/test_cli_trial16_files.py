@@ -277,7 +277,7 @@ def test_bad_protocol_input_is_one_line(user: Path, args: list[str], needle: str
 def test_a_float_option_must_be_finite_and_in_range(user: Path, value: str) -> None:
     one_line_error(
         cli(user, "explore", "fault-vs-munmap", "-p", "trial16proto:Knob", "-o", f"ratio={value}"),
-        "option 'ratio' of protocol 'knob' takes a finite number",
+        "option 'ratio' of protocol 'trial16proto:Knob' takes a finite number",
         repr(value),
     )
 

@@ -305,7 +305,9 @@ def test_a_user_option_of_the_wrong_type(capsys: pytest.CaptureFixture[str], use
     code, out, err = run_cli(
         capsys, "explore", "registration-race", "-p", f"{usermod}:Careful", "-o", "rounds=many"
     )
-    one_line_usage_error(code, out, err, "'rounds' of protocol 'careful' takes an integer")
+    one_line_usage_error(
+        code, out, err, f"'rounds' of protocol '{usermod}:Careful' takes an integer"
+    )
 
 
 # --- scenario files against their [expected] tables -----------------------------------------

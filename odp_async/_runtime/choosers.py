@@ -393,6 +393,10 @@ class ScriptChooser:
             where = "it was paused at: " + ", ".join(repr(t) for t in labels[:cap])
             if len(labels) > cap:
                 where += f", ... ({len(labels) - cap} more)"
+            # a label that holds the text was met before the step: the run went past it
+            passed = next((t for t in labels if until in t), None)
+            if passed is not None:
+                where = f"it passed {passed!r} before that step; {where}"
         return (
             head + f"task {name!r} was never paused at a checkpoint whose label contains "
             f"{until!r} from that step on{bound} ({where})"

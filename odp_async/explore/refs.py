@@ -257,12 +257,17 @@ class ScenarioText:
             (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
             min(len(old), len(new)),
         )
-        was = old[line] if line < len(old) else "<end of file>"
-        got = new[line] if line < len(new) else "<end of file>"
+        if old == new:
+            where = "only its line endings changed (or a byte no line shows)"
+        else:
+            was = old[line] if line < len(old) else "<end of file>"
+            got = new[line] if line < len(new) else "<end of file>"
+            if was.strip() != got.strip():  # the change, without the indentation
+                was, got = was.strip(), got.strip()
+            where = f"line {line + 1}: was {was!r}, now {got!r}"
         raise ReplayMismatch(
             f"scenario file {os.fspath(path)} changed since the token was made "
-            f"(line {line + 1}: was {was.strip()!r}, now {got.strip()!r}); replay without "
-            "the file to use the content the token carries"
+            f"({where}); replay without the file to use the content the token carries"
         )
 
 

@@ -445,10 +445,11 @@ class ExploreResult:
     #: With ``stop_on_first=False``: the first `FAILURES_LISTED` of `failing`, each with
     #: its own kind and token (empty with ``stop_on_first``: `failure` is the one found).
     failures: tuple[FailingRun, ...] = ()
-    #: Runs of the program made before the schedules, not counted in `schedules`: the
-    #: probe runs that size pct's and the portfolio's schedules (``PCT_PROBES + 1``; the
-    #: portfolio's sweep one more), fewer when the wall-clock budget ran out among them
-    #: (then no schedule ran); 0 for the other choosers.
+    #: Runs of the program made before the schedules, not counted in `schedules`: for a
+    #: program of the user's, the FIFO schedule's run before the search
+    #: (`odp_async.explore.start_check`, any chooser); then the probe runs that size
+    #: pct's and the portfolio's schedules (``PCT_PROBES + 1``; the portfolio's sweep one
+    #: more), fewer when the wall-clock budget ran out among them (then no schedule ran).
     probes: int = 0
     #: Why the search ran in this process although ``jobs`` asked for worker processes
     #: (`serial_why`: fewer than `SERIAL_BELOW` schedules, a target no other process can
@@ -688,13 +689,17 @@ def explore_target(
         # Ctrl-C, told apart from the program's KeyboardInterrupt; a step that never
         # returns (`_stalled`)
         with marking_ctrl_c(), watching_steps(config.stall_limit):
-            # a user program's FIFO schedule, run before the search and again after it
-            start = _start_check(target, config, tally) if watch_target(target) else None
+            budget = _budget_in_a_run(tally) if config.time is not None else None
+            start: StartCheck | None = None
             try:
-                with spending(_budget_in_a_run(tally) if config.time is not None else None):
+                with spending(budget):
+                    # a user program's FIFO schedule, run before the search (under its
+                    # budget) and again after it
+                    if watch_target(target) is not None:
+                        start = _start_check(target, config, tally)
                     searched = _search(target, config, tally, executor, resume)
             except RunOutOfTime:
-                pass
+                tally.running = None
             except NondeterminismError as e:
                 if isinstance(e, HiddenWrite):
                     raise
@@ -702,9 +707,7 @@ def explore_target(
             # the watch names what changed where it can; the rerun catches the rest
             tally.carried = tally.carried or carried_state(target)
             if start is not None and tally.carried is None:
-                tally.running = RERUN
-                tally.carried = start.after(target, config)
-                tally.running = None
+                tally.carried = _rerun(target, config, tally, start, searched, budget)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     except StepStalled as stalled:
@@ -720,12 +723,38 @@ def explore_target(
     return tally.result(target, config, *searched)
 
 
+def _rerun(
+    target: Target,
+    config: ExploreConfig,
+    tally: _Tally,
+    start: StartCheck,
+    searched: tuple[bool, int | None, Failure | None] | None,
+    budget: Callable[[], bool] | None,
+) -> str | None:
+    """`StartCheck.after`: what the FIFO schedule run again says (None: the same).  A
+    search that claims ``complete`` gets it whatever its time budget says (one run
+    more); another one under its budget, and none once that is spent (its claim says
+    ``not complete`` anyway)."""
+    complete = searched is not None and searched[0]
+    if not complete and budget is not None and budget():
+        return None  # no run starts past the budget
+    tally.running = RERUN
+    try:
+        with spending(None if complete else budget):
+            return start.after(target, config)
+    except RunOutOfTime:
+        return None
+    finally:
+        tally.running = None
+
+
 def _start_check(target: Target, config: ExploreConfig, tally: _Tally) -> StartCheck:
     """Run the FIFO schedule once before the search (`StartCheck`); a failure of that
     run is kept as a probe run's (``tally.probe_hit``: the search's failure if none of
     its own schedules fails, under every chooser).  Raises `StepStalled` if a step of it
     stalled: the search is then not run."""
     tally.running = PROBE_RUN
+    tally.probes += 1
     start = StartCheck.before(target, config)
     if start.stalled is not None:
         raise StepStalled(start.stalled)  # (named by ``tally.running``)
@@ -971,7 +1000,8 @@ class _Tally:
     found_bound: int | None = None
     #: The budget stopped the search.
     out_of_time: bool = False
-    #: Probe runs made before the schedules (`_steps_hint`), not counted among them.
+    #: Probe runs made before the schedules (`_start_check`, `_steps_hint`), not counted
+    #: among them.
     probes: int = 0
     #: The first probe run that failed (`_steps_hint`), or None: the search's failure,
     #: of index 0, if none of its schedules fails (`_adopt_probe_failure`).

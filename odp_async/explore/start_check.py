@@ -39,6 +39,7 @@ from typing import Any
 
 import attrs
 
+from .._runtime.budget import RunOutOfTime
 from .._runtime.choosers import FifoChooser, ReplayChooser
 from .._runtime.stall import StepStalled, halted, watching_steps
 from ..errors import ReplayMismatch
@@ -73,6 +74,8 @@ def _run(
         return stalled, None
     except ReplayMismatch:
         return ("another schedule",), None
+    except RunOutOfTime:  # the caller's time budget: its to handle
+        raise
     except Exception:  # a usage error: the search reports it
         return (None if isinstance(chooser, FifoChooser) else ("an error",)), None
     sim = execution.sim

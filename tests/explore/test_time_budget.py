@@ -75,13 +75,14 @@ async def prog():
 @pytest.mark.parametrize(
     ("chooser", "budget", "schedules", "probes"),
     [
-        # the budget runs out in pct's probe runs (9: one fifo, 8 random): no run starts
-        # after it, not even the first schedule (it used to run them all and one schedule)
+        # the budget runs out in pct's probe runs (10: the start check's FIFO run, then
+        # pct's, one fifo and 8 random): no run starts after it, not even the first
+        # schedule (it used to run them all and one schedule)
         ("pct", 3.5, 0, 4),
         ("portfolio", 3.5, 0, 4),
-        ("pct", 12.5, 4, 9),
-        ("portfolio", 14.5, 5, 10),  # the portfolio's sweep is one more probe run
-        ("random", 3.5, 4, 0),
+        ("pct", 12.5, 3, 10),
+        ("portfolio", 14.5, 4, 11),  # the portfolio's sweep is one more probe run
+        ("random", 3.5, 3, 1),  # the start check's run
     ],
 )
 def test_every_run_starts_within_the_budget_and_is_counted(
@@ -130,7 +131,7 @@ def test_the_portfolios_dpor_member_runs_nothing_ahead_under_a_budget(
     config = ExploreConfig(schedules=300, time=53.5)
     result = explore_target(target, config, clock=lambda: float(module.NOW[0]))
     assert result.out_of_time
-    assert result.probes == 10
+    assert result.probes == 11  # the start check's FIFO run, pct's 9, the sweep's
     assert len(module.STARTS) == result.schedules + result.pruned + result.probes
     assert max(module.STARTS) < 53.5
 

@@ -362,6 +362,17 @@ def test_a_scenario_file_token_carries_the_content_not_the_path(tmp_path: Path) 
     changed.write_text(decoded.file.text.replace('name = "registration-race"', 'name = "x"'))
     with pytest.raises(ReplayMismatch, match=r"changed\.toml changed since the token was made"):
         replay(token, scenario_file=changed)
+    # a change of whitespace alone shows it (the stripped lines would look the same);
+    # one of line endings alone says so
+    lines = decoded.file.text.splitlines(keepends=True)
+    spaced = tmp_path / "spaced.toml"
+    spaced.write_text("".join([*lines[:8], lines[8].rstrip("\n") + "  \n", *lines[9:]]))
+    with pytest.raises(ReplayMismatch, match=r"line 9: was '.*[^ ]', now '.*  '\)"):
+        replay(token, scenario_file=spaced)
+    crlf = tmp_path / "crlf.toml"
+    crlf.write_bytes(decoded.file.text.replace("\n", "\r\n").encode())
+    with pytest.raises(ReplayMismatch, match="only its line endings changed"):
+        replay(token, scenario_file=crlf)
 
 
 def test_a_scenario_file_explores_with_two_jobs(tmp_path: Path) -> None:

@@ -797,7 +797,7 @@ def _search(
     if tally.hit is not None:
         replayed = f"schedule {tally.hit[0]}" if tally.hit[0] else "the failing probe run"
         tally.running = f"a replay of {replayed} (the failure found)"
-        failure = _make_failure(
+        failure = make_failure(
             target, config, *tally.hit, tally.hit_execution, found_by=tally.found_by
         )
         tally.running = None
@@ -866,7 +866,7 @@ def _out_of_time(target: Target, config: ExploreConfig, tally: _Tally) -> Explor
     failure = None
     # (a schedule's failure is not expected here: no run is abandoned once one failed)
     if tally.hit is not None:
-        failure = _make_failure(
+        failure = make_failure(
             target,
             config.evolve(shrink=False),
             *tally.hit,
@@ -883,7 +883,7 @@ def _partial(target: Target, config: ExploreConfig, tally: _Tally) -> ExploreRes
     failure = None
     if tally.hit is not None:
         try:
-            failure = _make_failure(
+            failure = make_failure(
                 target,
                 config.evolve(shrink=False),
                 *tally.hit,
@@ -925,7 +925,7 @@ def _stalled(target: Target, config: ExploreConfig, tally: _Tally, line: str) ->
             _adopt_probe_failure(tally)
             if tally.hit is not None:
                 settings = config if stalled is None else config.evolve(shrink=False)
-                failure = _make_failure(
+                failure = make_failure(
                     target, settings, *tally.hit, tally.hit_execution, found_by=tally.found_by
                 )
     except StepStalled:  # its replay stalled too: no failure detail
@@ -1232,7 +1232,7 @@ class _Tally:
             self.callback(ProgressUpdate(done, self.total, failures, now - self.start))
 
 
-def _make_failure(
+def make_failure(
     target: Target,
     config: ExploreConfig,
     index: int,

@@ -97,7 +97,7 @@ from typing import Any, Final, NoReturn, overload
 import attrs
 
 from .._raised import leaves
-from .._runtime.choosers import FifoChooser, ReplayChooser
+from .._runtime.choosers import ReplayChooser
 from .._runtime.stall import DEFAULT_STALL
 from .._user_files import UnreadableFile, open_output, read_text
 from ..errors import ExplorationFailed, ExplorationInconclusive, InvalidArgument, ReplayMismatch
@@ -107,8 +107,9 @@ from .carried import ArgumentWatch, code_names, outside_names
 from .claims import PROBE_FAILURE, PROBE_RUN, claim_text, count
 from .config import ExploreConfig, refuse_ignored
 from .failures import describe_execution
-from .runner import ExploreResult, explore_target
-from .start_check import describe_record, record_run
+from .portfolio import PROBE_FINDERS
+from .runner import ExploreResult, explore_target, make_failure
+from .start_check import StartCheck, describe_record, record_run
 from .target import Execution, Target, docstring_parts
 from .tokens import DecodedToken, decode_token, raised_otherwise
 
@@ -378,6 +379,7 @@ class ExploredTest:
         _refuse_shared_state(test_id, watch, result)
         if result.stalled is None:
             probe.after(target, config, test_id, watch, result)
+        result = probe.with_failure(target, config, result)
         failure = result.failure
         if failure is not None:
             outcome = _pytest_outcome(failure.execution)
@@ -502,19 +504,40 @@ class _Probe:
     #: (schedule, steps, outcome, failure kind and step, unfinished), or None when the
     #: run could not be made (a stall, a usage error: the exploration says so itself)
     seen: tuple[object, ...] | None
+    #: The run, if it failed: a test seen to fail is never a pass, whatever the
+    #: exploration then finds (`with_failure`).
+    failed: Execution | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def before(cls, target: Target, config: ExploreConfig, test_id: str) -> _Probe:
         """Run the schedule; `ExplorationInconclusive` at once if a step of it stalled
         (the exploration would stall too: one wait for the stall limit, not two)."""
         __tracebackhide__ = True
-        seen = record_run(target, config, FifoChooser())
-        if seen is not None and seen[0] == "stalled":
+        start = StartCheck.before(target, config)
+        if start.stalled is not None:
             claim = claim_text(
-                0, chooser=config.chooser, stalled=str(seen[1]), stalled_run=PROBE_RUN
+                0, chooser=config.chooser, stalled=start.stalled, stalled_run=PROBE_RUN
             )
             raise ExplorationInconclusive(f"{test_id}: {claim}")
-        return cls(seen)
+        return cls(start.seen, start.failed)
+
+    def with_failure(
+        self, target: Target, config: ExploreConfig, result: ExploreResult
+    ) -> ExploreResult:
+        """`result`, with this run as its failure (index 0, found by the FIFO probe run,
+        shrunk, with its token) if it failed and no schedule of the exploration did."""
+        if self.failed is None or result.failure is not None or result.stalled is not None:
+            return result
+        schedule = self.failed.sim.schedule
+        failure = make_failure(target, config, 0, schedule, self.failed, found_by=FIFO_PROBE)
+        return attrs.evolve(
+            result,
+            failure=failure,
+            found_by=FIFO_PROBE,
+            complete=False,
+            traces=None,
+            failing=(0, *result.failing),
+        )
 
     def after(
         self,
@@ -578,6 +601,9 @@ def _pytest_outcome(execution: Execution) -> BaseException | None:
         return raised[0]
     return None
 
+
+#: Who found a failure of the FIFO run before the exploration (`_Probe.with_failure`).
+FIFO_PROBE: Final = PROBE_FINDERS[0]
 
 #: The settings `explore_test` takes, by keyword.
 _SETTINGS: Final = (

@@ -266,11 +266,16 @@ def test_dpor_finds_a_race_on_state_the_code_reaches(protos: str, name: str) -> 
     assert not found.claim.startswith("complete")
 
 
-def test_a_class_attribute_written_through_a_computed_owner_stops_the_search(
+def test_a_class_attribute_written_through_a_computed_owner_is_no_verdict(
     protos: str,
 ) -> None:
-    with pytest.raises(NondeterminismError, match=r"Dynamic\.total changed during a run"):
-        explore("registration-race", f"{protos}:Dynamic", chooser="dpor", shrink=False)
+    # the FIFO schedule's run before the search (odp_async.explore.start_check) is the
+    # first run: the watch sees the class attribute it changed, and the search is
+    # inconclusive (it raised `NondeterminismError` at a replayed prefix before)
+    result = explore("registration-race", f"{protos}:Dynamic", chooser="dpor", shrink=False)
+    assert not result.complete
+    assert result.carried is not None
+    assert "protocol class Dynamic changed between runs (Dynamic.total" in result.carried
 
 
 def test_the_portfolio_never_claims_complete_past_it(protos: str) -> None:
@@ -289,7 +294,7 @@ def test_a_protocol_with_only_tracked_state_keeps_its_reduction(protos: str) -> 
 def test_the_cli_does_not_claim_complete(protos: str, tmp_path: Path) -> None:
     # Helper clears its module's dict when made, not when a run ends: its runs share
     # that dict (search_watch), so no verdict (exit 5), and never complete either
-    for name, code in (("Helper", 5), ("Dynamic", 2)):
+    for name, code in (("Helper", 5), ("Dynamic", 5)):
         done = subprocess.run(
             cli_cmd("explore", "registration-race", "-p", f"{protos}:{name}", "--chooser", "dpor"),
             cwd=tmp_path,
@@ -303,7 +308,7 @@ def test_the_cli_does_not_claim_complete(protos: str, tmp_path: Path) -> None:
         assert "complete" not in done.stdout, done.stdout
         assert "Traceback" not in done.stderr
         if name == "Dynamic":
-            assert "Dynamic.total changed during a run" in done.stderr, done.stderr
+            assert "Dynamic.total" in done.stdout, done.stdout
 
 
 SCENARIOS = """

@@ -42,6 +42,8 @@ from odp_async.scenarios import Verdict
 from tests._usermod import pythonpath_env
 from tests.conftest import UserModule
 
+pytest_plugins = ["pytester"]
+
 USER = """
 import pathlib
 import time
@@ -368,3 +370,55 @@ def test_a_matrix_cell_takes_a_failing_probe_runs_verdict(tmp_path: Path) -> Non
     table = _cli(tmp_path, *argv, "--jobs", "1")
     assert table.returncode == ExitCode.OK, table.stdout + table.stderr
     assert "(by random-probe)" in table.stdout
+
+
+NATURAL_TEST = """
+from odp_async import Mutex, checkpoint, task_group
+from odp_async.explore.testing import explore_test
+
+NATURAL = ["h1", "h2", "w", 0, 1, 2, 3]
+
+
+@explore_test(schedules=20, chooser="random")
+async def test_natural():
+    order = []
+    lock = Mutex("lock")
+
+    async def holder():
+        async with lock:
+            order.append("h1")
+            await checkpoint("held")
+            order.append("h2")
+
+    async def waiter():
+        async with lock:
+            order.append("w")
+
+    async def other(i):
+        order.append(i)
+
+    async with task_group() as tg:
+        tg.start_soon(holder, name="holder")
+        tg.start_soon(waiter, name="waiter")
+        for i in range(4):
+            tg.start_soon(other, i, name=f"o{i}")
+    assert order != NATURAL, "every task ran in the order it started"
+"""
+
+
+def test_an_explored_test_whose_fifo_run_fails_fails(pytester: pytest.Pytester) -> None:
+    """The plugin runs the FIFO schedule before the exploration (its start check); a
+    failure there failed nothing when random's 20 schedules missed the bug."""
+    pytester.makepyfile(test_natural=NATURAL_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--odp-database=none", timeout=120
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_natural.py::test_natural: found in a probe run before schedule 1 "
+            "(random, seed 0, found by fifo-probe)*",
+            "*every task ran in the order it started*",
+            "*--odp-replay=*",
+        ]
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -38,6 +39,20 @@ def import_user_module(
     """`write_user_module`, then import it.  The caller drops the module from
     sys.modules (the fixture does, with `forget`)."""
     return importlib.import_module(write_user_module(directory, source, prefix, monkeypatch))
+
+
+def cli_in(directory: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``odp-async ARGV`` in a fresh process run in `directory`, which is first on its
+    PYTHONPATH (a user's module there imports as the user's own)."""
+    return subprocess.run(
+        [sys.executable, "-m", "odp_async.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=pythonpath_env(directory),
+        cwd=directory,
+    )
 
 
 def pythonpath_env(directory: Path) -> dict[str, str]:

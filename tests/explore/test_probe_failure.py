@@ -22,8 +22,6 @@ here failed before the change (checked).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -39,7 +37,7 @@ from odp_async.explore.target import Target
 from odp_async.explore.testing import explore_test
 from odp_async.explore.tokens import decode_token, replay_token
 from odp_async.scenarios import Verdict
-from tests._usermod import pythonpath_env
+from tests._usermod import cli_in
 from tests.conftest import UserModule
 
 pytest_plugins = ["pytester"]
@@ -144,19 +142,6 @@ def user(user_module: UserModule) -> ModuleType:
     return user_module(USER, "probe_failure_user")
 
 
-def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    """The CLI in a fresh process that imports the user module from `tmp_path`."""
-    return subprocess.run(
-        [sys.executable, "-m", "odp_async.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=pythonpath_env(tmp_path),
-        cwd=tmp_path,
-    )
-
-
 def _assert_probe_failure(result: ExploreResult, by: str) -> Failure:
     """`result`'s failure is the probe run `by`'s, of index 0, said so everywhere."""
     failure = result.failure
@@ -224,16 +209,16 @@ def test_the_cli_exits_1_and_its_token_replays_in_a_fresh_process(
 ) -> None:
     argv = ("explore", f"{user.__name__}:{fn}", "--chooser", chooser, "--seed", str(seed))
     argv += ("--schedules", str(SCHEDULES))
-    done = _cli(tmp_path, *argv)
+    done = cli_in(tmp_path, *argv)
     assert done.returncode == ExitCode.VIOLATION, done.stdout + done.stderr
     assert f"\n{CLAIM}\n" in done.stdout
     assert f"found in a probe run before schedule 1 (found by {by})" in done.stdout
     assert "schedule 0" not in done.stdout
     token = done.stdout.split("replay: odp-async replay ")[1].split()[0]
-    again = _cli(tmp_path, "replay", token, "--json")
+    again = cli_in(tmp_path, "replay", token, "--json")
     assert again.returncode == ExitCode.VIOLATION, again.stdout + again.stderr
     assert json.loads(again.stdout)["violations"][0]["kind"] == "error"
-    data = json.loads(_cli(tmp_path, *argv, "--json").stdout)
+    data = json.loads(cli_in(tmp_path, *argv, "--json").stdout)
     assert data["claim"] == CLAIM
     assert (data["failure"]["schedule_index"], data["found_by"]) == (0, by)
     assert data["failing"] == [0]
@@ -261,7 +246,7 @@ def test_all_failures_lists_the_probe_run(user: ModuleType, tmp_path: Path) -> N
     assert run.token is not None
     assert replay_token(run.token).failure is not None
     argv = ("explore", f"{user.__name__}:natural", "--chooser", "pct", "--all-failures")
-    done = _cli(tmp_path, *argv, "--schedules", str(SCHEDULES))
+    done = cli_in(tmp_path, *argv, "--schedules", str(SCHEDULES))
     assert done.returncode == ExitCode.VIOLATION, done.stdout + done.stderr
     assert "no failing schedule, but a probe run before schedule 1 failed" in done.stdout
     line = "  a probe run before schedule 1: error (found by fifo-probe): odp-async replay "
@@ -337,13 +322,13 @@ def test_a_probe_that_stalls_after_one_failed_reports_the_failure(
 ) -> None:
     # The FIFO probe fails; a random probe after it stalls (the holder is not first).
     argv = ("explore", f"{user.__name__}:natural_or_stall", "--chooser", "pct")
-    done = _cli(tmp_path, *argv, "--stall", "0.5", "--json")
+    done = cli_in(tmp_path, *argv, "--stall", "0.5", "--json")
     assert done.returncode == ExitCode.VIOLATION, done.stdout + done.stderr
     data = json.loads(done.stdout)
     assert data["stalled_run"] == PROBE_RUN
     assert data["claim"] == CLAIM
     assert (data["failure"]["schedule_index"], data["found_by"]) == (0, "fifo-probe")
-    again = _cli(tmp_path, "replay", data["failure"]["replay_token"])
+    again = cli_in(tmp_path, "replay", data["failure"]["replay_token"])
     assert again.returncode == ExitCode.VIOLATION, again.stdout + again.stderr
 
 
@@ -359,7 +344,7 @@ def test_a_matrix_cell_takes_a_failing_probe_runs_verdict(tmp_path: Path) -> Non
     assert replayed is not None
     assert replayed.kind == "deadlock"
     argv = ("matrix", "--scenario", "lastdereg-vs-register", "-p", "odp2014", "--budget", "2")
-    done = _cli(tmp_path, *argv, "--jobs", "1", "--json")
+    done = cli_in(tmp_path, *argv, "--jobs", "1", "--json")
     assert done.returncode == ExitCode.OK, done.stdout + done.stderr
     [row] = json.loads(done.stdout)["cells"]
     assert (row["found"], row["schedules_to_first"], row["claim"]) == (
@@ -367,7 +352,7 @@ def test_a_matrix_cell_takes_a_failing_probe_runs_verdict(tmp_path: Path) -> Non
         0,
         cell.claim,
     )
-    table = _cli(tmp_path, *argv, "--jobs", "1")
+    table = cli_in(tmp_path, *argv, "--jobs", "1")
     assert table.returncode == ExitCode.OK, table.stdout + table.stderr
     assert "(by random-probe)" in table.stdout
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from odp_async.cli import ExitCode
-from tests._usermod import pythonpath_env
+from tests._usermod import cli_in, pythonpath_env
 
 HELPER = """
 _warm = [False]
@@ -88,18 +88,6 @@ async def cold():
 HIDDEN = ["lru_race", "inner_import", "cache_race"]
 
 
-def run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "odp_async.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=pythonpath_env(tmp_path),
-        cwd=tmp_path,
-    )
-
-
 @pytest.fixture
 def user(tmp_path: Path) -> Path:
     (tmp_path / "start_check_helper.py").write_text(HELPER)
@@ -110,7 +98,7 @@ def user(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("program", HIDDEN)
 @pytest.mark.parametrize("chooser", ["portfolio", "random", "dpor"])
 def test_a_warmed_run_is_no_pass(user: Path, program: str, chooser: str) -> None:
-    done = run(user, "explore", f"start_check_user:{program}", "--chooser", chooser, "--json")
+    done = cli_in(user, "explore", f"start_check_user:{program}", "--chooser", chooser, "--json")
     assert done.returncode == ExitCode.INCONCLUSIVE, done.stdout + done.stderr
     data = json.loads(done.stdout)
     assert data["verdict"] == "inconclusive"
@@ -124,14 +112,14 @@ def test_jobs_give_the_same_verdict(user: Path, program: str) -> None:
     codes = set()
     for jobs in ("1", "2"):
         argv = ("--chooser", "random", "--schedules", "600", "--jobs", jobs)
-        done = run(user, "explore", f"start_check_user:{program}", *argv)
+        done = cli_in(user, "explore", f"start_check_user:{program}", *argv)
         codes.add(done.returncode)
         assert "inconclusive: the program's runs shared state: " in done.stdout, done.stderr
     assert codes == {ExitCode.INCONCLUSIVE}
 
 
 def test_the_rerun_says_what_it_saw(user: Path) -> None:
-    done = run(user, "explore", "start_check_user:lru_race", "--chooser", "dpor")
+    done = cli_in(user, "explore", "start_check_user:lru_race", "--chooser", "dpor")
     assert done.returncode == ExitCode.INCONCLUSIVE, done.stdout + done.stderr
     assert (
         "the same schedule ran differently before the search (6 steps, ok) and after it"
@@ -141,7 +129,7 @@ def test_the_rerun_says_what_it_saw(user: Path) -> None:
 
 
 def test_a_program_that_starts_cold_every_run_still_completes(user: Path) -> None:
-    done = run(user, "explore", "start_check_user:cold", "--chooser", "dpor")
+    done = cli_in(user, "explore", "start_check_user:cold", "--chooser", "dpor")
     assert done.returncode == ExitCode.OK, done.stdout + done.stderr
     assert "complete: 2 traces, no violation" in done.stdout
 

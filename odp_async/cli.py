@@ -982,7 +982,7 @@ def _no_script(scenario: str, name: str) -> str:
     """Why ``--chooser script`` cannot run `scenario` (named `name`): it has no script."""
     if _is_file(scenario):
         return (
-            f"{scenario}: scenario {name!r} has no [script] table for --chooser script to run; "
+            f"{scenario}: scenario {name!r} has no [script] steps for --chooser script to run; "
             'add one (steps = [["actor"], ["actor", "until text"]]) or choose another chooser'
         )
     from .scenarios import BUILTIN
@@ -1028,7 +1028,8 @@ def _script_json(run: Any) -> dict[str, Any]:
     return {
         "target": run.target.label,
         "protocol": run.target.protocol,
-        "verdict": str(run.verdict),
+        # a run that left the script has no verdict under it (its outcome: violations)
+        "verdict": str(run.verdict) if run.unfollowed is None else None,
         "expected": "unfollowed" if run.expect_unfollowed else str(run.expected),
         "followed": run.unfollowed is None,
         "unfollowed": run.unfollowed,

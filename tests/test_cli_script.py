@@ -220,7 +220,7 @@ def test_no_script_or_an_option_it_ignores_is_one_line(tmp_path: Path) -> None:
     for argv, message in (
         (
             ["plain.toml"],
-            "plain.toml: scenario 'my-fault-vs-munmap' has no [script] table for --chooser "
+            "plain.toml: scenario 'my-fault-vs-munmap' has no [script] steps for --chooser "
             "script to run",
         ),
         (

@@ -41,6 +41,7 @@ def test_the_shipped_files_with_protocols_that_close_the_window(tmp_path: Path, 
     rows = {row["protocol"]: row for row in json.loads(done.stdout)["rows"]}
     assert rows["interval-seq"]["expected"] == "unfollowed"
     assert (rows["interval-seq"]["followed"], rows["interval-seq"]["matches"]) == (False, True)
+    assert rows["interval-seq"]["verdict"] is None  # no verdict under the script
     assert (rows["kvm-seq"]["expected"], rows["kvm-seq"]["followed"]) == ("clean", True)
     # the Python twin says the same
     assert BUILTIN[name].script_unfollowed == {"range-list", "hmm-pool", "interval-seq"}
@@ -94,7 +95,7 @@ def test_a_listed_protocol_still_answers_for_what_its_run_found(tmp_path: Path) 
     [
         (
             'unfollowed = ["kvm-sq"]',
-            "script.unfollowed[0]: expected a protocol of scenario.protocols (naive, kvm-seq, "
+            "script.unfollowed[0]: expected one of the file's protocols (naive, kvm-seq, "
             "userprotos:MyKvm), got 'kvm-sq' (did you mean 'kvm-seq'?)",
         ),
         ('unfollowed = "kvm-seq"', "script.unfollowed: expected an array of protocol names"),
@@ -114,6 +115,20 @@ def test_a_bad_list_is_one_line_naming_it(tmp_path: Path, line: str, message: st
     assert done.returncode == ExitCode.USAGE, done.stdout + done.stderr
     (error,) = done.stderr.splitlines()
     assert message in error
+
+
+def test_a_list_without_steps_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, expected='unfollowed = ["naive"]')
+    text = (tmp_path / path).read_text()
+    steps = 'steps = [["fault", "B.umem_mutex"], ["munmap"], ["fault"], ["dma"]]'
+    (tmp_path / path).write_text(text.replace(steps, "steps = []"))
+    done = cli(tmp_path, "explore", path, "--chooser", "script")
+    assert done.returncode == ExitCode.USAGE, done.stdout + done.stderr
+    (error,) = done.stderr.splitlines()
+    assert error == (
+        "odp-async: error: mine.toml: script.unfollowed: names protocols that cannot follow "
+        "the script, but script.steps is empty"
+    )
 
 
 def test_a_python_scenario_checks_its_list() -> None:

@@ -707,7 +707,7 @@ def explore_target(
             # the watch names what changed where it can; the rerun catches the rest
             tally.carried = tally.carried or carried_state(target)
             if start is not None and tally.carried is None:
-                tally.carried = _rerun(target, config, tally, start, searched, budget)
+                tally.carried = _rerun(target, config, tally, start)
     except KeyboardInterrupt:
         raise ExploreInterrupted(_partial(target, config, tally)) from None
     except StepStalled as stalled:
@@ -717,10 +717,28 @@ def explore_target(
         # earlier run left: that state is the cause, said as the result's (no verdict)
         if (tally.carried or carried_state(target)) is None:
             raise otherwise
-        return tally.result(target, config, False, None, None)
+        return tally.result(target, config, False, None, _unshrunk(target, config, tally))
     if searched is None:
         return _out_of_time(target, config, tally)
     return tally.result(target, config, *searched)
+
+
+def _unshrunk(target: Target, config: ExploreConfig, tally: _Tally) -> Failure | None:
+    """The failure found (``tally.hit``), unshrunk: shown with an inconclusive result
+    whose shrinking met a replay that ran otherwise (None if there is none, or if even
+    that cannot be made)."""
+    if tally.hit is None:
+        return None
+    try:
+        return make_failure(
+            target,
+            config.evolve(shrink=False),
+            *tally.hit,
+            tally.hit_execution,
+            found_by=tally.found_by,
+        )
+    except Exception:  # (a token that cannot be made: the result stays inconclusive)
+        return None
 
 
 def _rerun(
@@ -728,22 +746,16 @@ def _rerun(
     config: ExploreConfig,
     tally: _Tally,
     start: StartCheck,
-    searched: tuple[bool, int | None, Failure | None] | None,
-    budget: Callable[[], bool] | None,
 ) -> str | None:
-    """`StartCheck.after`: what the FIFO schedule run again says (None: the same).  A
-    search that claims ``complete`` gets it whatever its time budget says (one run
-    more); another one under its budget, and none once that is spent (its claim says
-    ``not complete`` anyway)."""
-    complete = searched is not None and searched[0]
-    if not complete and budget is not None and budget():
-        return None  # no run starts past the budget
+    """`StartCheck.after`: what the FIFO schedule run again says (None: the same), once
+    a schedule ran.  Made whatever the time budget says (one run past it at most): a
+    search cut by the clock still claims ``no violation`` in what it ran, which state
+    carried between its runs may have hidden."""
+    if tally.done == 0:
+        return None  # nothing explored: no claim to check
     tally.running = RERUN
     try:
-        with spending(None if complete else budget):
-            return start.after(target, config)
-    except RunOutOfTime:
-        return None
+        return start.after(target, config)
     finally:
         tally.running = None
 
@@ -758,6 +770,9 @@ def _start_check(target: Target, config: ExploreConfig, tally: _Tally) -> StartC
     start = StartCheck.before(target, config)
     if start.stalled is not None:
         raise StepStalled(start.stalled)  # (named by ``tally.running``)
+    if tally.limit is not None and tally.time_is_up(ran=1):
+        # as pct's probe runs: no schedule starts past the budget (nothing explored)
+        raise RunOutOfTime("the time budget ran out in the probe runs")
     tally.running = None
     failed = start.failed
     if failed is not None and tally.probe_hit is None:

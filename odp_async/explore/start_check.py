@@ -89,6 +89,8 @@ def describe_record(seen: Record | None) -> str:
     """A record as a reader compares two: ``"40 steps, done"``, ``", error at step 6"``."""
     if seen is None or len(seen) < 5:
         what = seen[0] if seen else "no run"
+        if what == "another schedule":
+            return "another run: the first run's choices did not fit it"
         return f"{what}: the recorded schedule did not fit"
     _, steps, outcome, kind, _ = seen
     failed = f", {kind[0]} at step {kind[1]}" if isinstance(kind, tuple) else ""

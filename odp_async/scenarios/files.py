@@ -1055,11 +1055,17 @@ class _Reader:
                 )
             steps.append((item[0], item[1] if len(item) == 2 else None))
         expected = self.verdicts(t.get("expected", {}), "script.expected", protocols)
-        unfollowed = self.script_unfollowed(t.get("unfollowed", []), protocols, expected)
+        unfollowed = self.script_unfollowed(
+            t.get("unfollowed", []), protocols, expected, bool(steps)
+        )
         return tuple(steps), expected, unfollowed
 
     def script_unfollowed(
-        self, value: object, protocols: tuple[str, ...], expected: Mapping[str, Verdict]
+        self,
+        value: object,
+        protocols: tuple[str, ...],
+        expected: Mapping[str, Verdict],
+        steps: bool,
     ) -> frozenset[str]:
         """``[script] unfollowed``: protocols of the file under which the script cannot
         be followed (`Scenario.script_unfollowed`)."""
@@ -1071,7 +1077,7 @@ class _Reader:
                 maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise self.fail(
                     f"{key}[{i}]",
-                    f"expected a protocol of scenario.protocols ({', '.join(protocols)}), "
+                    f"expected one of the file's protocols ({', '.join(protocols)}), "
                     f"got {repr(name) if isinstance(name, str) else _show(name)}{maybe}",
                     name,
                 )
@@ -1082,6 +1088,12 @@ class _Reader:
                     "follows the script (and earns a verdict) or cannot, not both",
                     name,
                 )
+        if names and not steps:
+            raise self.fail(
+                key,
+                "names protocols that cannot follow the script, but script.steps is empty",
+                value,
+            )
         if names and set(names) >= set(protocols):
             raise self.fail(
                 key,

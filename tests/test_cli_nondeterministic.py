@@ -1,7 +1,8 @@
 """A user program that keeps state between runs (the new-user trial's ``leak.py``, run in
 a fresh process): its runs do not start from the same state, so `odp-async explore` says
-so and gives no verdict (inconclusive, exit 5, naming the global), never a traceback and
-never the failure that state made (it would not replay)."""
+so and gives no verdict (inconclusive, exit 5, naming the global), never a traceback.  The
+failing schedule it ran into, whose shrinking met a replay that ran otherwise, is shown
+unshrunk under that verdict (as one that may come of that state), never dropped."""
 
 from __future__ import annotations
 
@@ -44,5 +45,11 @@ def test_a_failure_that_does_not_replay_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 5, done.stderr
     assert "Traceback" not in done.stderr
     assert not [line for line in done.stderr.splitlines() if line.startswith("odp-async:")]
-    claim = done.stdout.splitlines()[-1]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("leaky: inconclusive - ")
+    claim = lines[1]
     assert claim.startswith("inconclusive: the program's runs shared state: module global 'STATE'")
+    assert "(one failing, error, at schedule " in claim
+    assert "which may come of that state" in claim
+    assert any(line.startswith("found at schedule ") for line in lines)
+    assert not any(line.startswith("shrunk: ") for line in lines)

@@ -29,7 +29,10 @@ Contract
     `PROBE_FINDERS`, shrunk, with a token that replays it; in `ExploreResult.failing`
     as 0), on every path (budget spent, Ctrl-C, a stall), and a portfolio's completion
     is withdrawn: a missed bug is never a pass.  A failing schedule always comes first,
-    so no result that has one changes.
+    so no result that has one changes.  A program of the user's (what the search watch
+    follows) gets one probe run more under every chooser, the FIFO schedule before the
+    search, run again after it (`odp_async.explore.start_check`): a second run that goes
+    otherwise leaves the search inconclusive (`ExploreResult.carried`).
     Schedule ``i`` of random and pct depends only on ``(seed, i)``, so with ``jobs=N`` the
     schedules run in worker processes, or with ``executor=`` on any `Executor` (a Dask
     cluster: `odp_async.explore.dask_executor`), and the results (which schedules fail,
@@ -770,13 +773,14 @@ def _start_check(target: Target, config: ExploreConfig, tally: _Tally) -> StartC
     start = StartCheck.before(target, config)
     if start.stalled is not None:
         raise StepStalled(start.stalled)  # (named by ``tally.running``)
-    if tally.limit is not None and tally.time_is_up(ran=1):
-        # as pct's probe runs: no schedule starts past the budget (nothing explored)
-        raise RunOutOfTime("the time budget ran out in the probe runs")
-    tally.running = None
     failed = start.failed
     if failed is not None and tally.probe_hit is None:
         tally.probe_hit = ProbeHit(failed.sim.schedule, failed, PROBE_FINDERS[0])
+    if tally.limit is not None and tally.time_is_up(ran=1):
+        # as pct's probe runs: no schedule starts past the budget (nothing explored,
+        # unless this run failed: `_out_of_time` adopts it)
+        raise RunOutOfTime("the time budget ran out in the probe runs")
+    tally.running = None
     return start
 
 

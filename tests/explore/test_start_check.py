@@ -11,10 +11,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from odp_async.cli import ExitCode
+from odp_async.explore import ExploreConfig
+from odp_async.explore.runner import explore_target
+from odp_async.explore.target import Target
 from tests._usermod import cli_in, pythonpath_env
 
 HELPER = """
@@ -151,3 +155,44 @@ def test_check_in_python_says_it_too(user: Path) -> None:
         cwd=user,
     )
     assert done.stdout.split() == ["inconclusive", "False"], done.stderr
+
+
+TICKING_FIFO_BUG = """
+from odp_async import checkpoint, task_group
+
+NOW = [0.0]
+
+
+async def prog():
+    order = []
+
+    async def one(i):
+        order.append(i)
+        await checkpoint("after")
+        order.append(i)
+
+    try:
+        async with task_group() as tg:
+            tg.start_soon(one, 0)
+            tg.start_soon(one, 1)
+        assert order != [0, 0, 1, 1], "the FIFO order: each task in turn"
+    finally:
+        NOW[0] += 1.0  # one second a run, on the search's clock, as it ends
+"""
+
+
+@pytest.mark.parametrize("chooser", ["random", "dpor"])
+def test_a_failing_start_run_that_spends_the_budget_is_the_failure(
+    user_module: Any, chooser: str
+) -> None:
+    """The FIFO run before the search failed and spent the time budget: nothing else
+    runs, and that failure is the result's (it was dropped with the budget's stop)."""
+    module = user_module(TICKING_FIFO_BUG, "ticking_fifo")
+    target = Target.resolve(f"{module.__name__}:prog")
+    config = ExploreConfig(chooser=chooser, schedules=50, time=0.5, shrink=False)
+    result = explore_target(target, config, clock=lambda: float(module.NOW[0]))
+    assert result.out_of_time
+    assert result.schedules == 0
+    assert result.failure is not None
+    assert (result.failure.index, result.found_by) == (0, "fifo-probe")
+    assert result.failure.violation.kind == "error"

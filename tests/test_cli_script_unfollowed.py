@@ -145,3 +145,22 @@ def test_a_python_scenario_checks_its_list() -> None:
         )
     with pytest.raises(InvalidArgument, match="script_unfollowed names protocols, but there"):
         Scenario(twin.name, twin.summary, twin.body, twin.actors, script_unfollowed={"naive"})
+    # one name given bare would be the set of its letters
+    with pytest.raises(InvalidArgument, match="got the str 'naive'"):
+        Scenario(
+            twin.name,
+            twin.summary,
+            twin.body,
+            twin.actors,
+            script=twin.script,
+            script_unfollowed="naive",
+        )
+    with pytest.raises(InvalidArgument, match="takes protocol names, got 3"):
+        Scenario(
+            twin.name,
+            twin.summary,
+            twin.body,
+            twin.actors,
+            script=twin.script,
+            script_unfollowed=[3],  # type: ignore[list-item]
+        )

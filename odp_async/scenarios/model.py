@@ -107,7 +107,19 @@ def model_verdict(violations: tuple[Violation, ...] | list[Violation]) -> Verdic
 
 
 def _protocol_names(names: Iterable[str]) -> frozenset[str]:
-    return frozenset(names)
+    """`Scenario.script_unfollowed` as a set of names; `InvalidArgument` for one name given
+    bare (``"naive"`` would be the set of its letters) or a name that is not a str."""
+    from ..errors import InvalidArgument
+
+    if isinstance(names, str):
+        raise InvalidArgument(
+            f"script_unfollowed takes protocol names, e.g. {{{names!r}}}, got the str {names!r}"
+        )
+    out = frozenset(names)
+    for name in out:
+        if not isinstance(name, str):
+            raise InvalidArgument(f"script_unfollowed takes protocol names, got {name!r}")
+    return out
 
 
 @attrs.frozen

@@ -1056,7 +1056,7 @@ def _explore(
 
     stderr = sys.stderr
     with ExploreProgress(
-        target.label, stderr, live=stderr.isatty(), every=progress_every
+        target.label, stderr, live=stderr.isatty(), every=progress_every, budget=config.time
     ) as progress:
         return run_explore(
             scenario,

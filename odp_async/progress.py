@@ -16,8 +16,9 @@ Contract
 
         registration-race/odp2014: 2000/10000 schedules, 1234/s, 0 found, ~6s left
 
-    The time left is the schedules still to run at the rate so far; it is omitted until
-    the rate is known.  Nothing is written after the context ends.
+    The time left is the schedules still to run at the rate so far, never more than what
+    is left of a wall-clock ``budget`` (seconds: ``--time``); it is omitted until the
+    rate is known.  Nothing is written after the context ends.
 
 Concurrency
     Called from the exploring thread only (the runner calls its callback between
@@ -67,26 +68,39 @@ def _rate(update: ProgressLike) -> float:
     return update.done / update.elapsed if update.elapsed > 0 else 0.0
 
 
-def _left(update: ProgressLike) -> str:
-    """``~12s left`` at the rate so far; empty while the rate is unknown, or when done."""
+def _left(update: ProgressLike, budget: float | None = None) -> str:
+    """``~12s left`` at the rate so far, never past the time `budget` (seconds, or None);
+    empty while the rate is unknown, or when done."""
     rate = _rate(update)
     if rate <= 0 or update.done >= update.total:
         return ""
-    return f"~{_duration((update.total - update.done) / rate)} left"
+    left = (update.total - update.done) / rate
+    if budget is not None:
+        left = min(left, max(0.0, budget - update.elapsed))
+    return f"~{_duration(left)} left"
 
 
-def describe_progress(label: str, update: ProgressLike) -> str:
-    """One plain line for `update` (see the module docstring)."""
+def describe_progress(label: str, update: ProgressLike, budget: float | None = None) -> str:
+    """One plain line for `update` (see the module docstring); `budget`: the search's
+    wall-clock budget in seconds, which bounds the time left shown."""
     line = f"{label}: {update.done}/{update.total} schedules, {_rate(update):.0f}/s"
     line += f", {update.failures} found"
-    left = _left(update)
+    left = _left(update, budget)
     return f"{line}, {left}" if left else line
 
 
 class ExploreProgress:
     """The ``progress=`` callback of an exploration; see the module docstring."""
 
-    def __init__(self, label: str, stream: TextIO, *, live: bool, every: float = 5.0) -> None:
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO,
+        *,
+        live: bool,
+        every: float = 5.0,
+        budget: float | None = None,
+    ) -> None:
         if not every >= 0:  # also refuses nan
             from .errors import InvalidArgument
 
@@ -95,6 +109,8 @@ class ExploreProgress:
         self.stream = stream
         self.live = live
         self.every = every
+        #: The search's wall-clock budget in seconds (None: none): bounds the time left.
+        self.budget = budget
         #: The exploration time of the last line written or drawn (None: none yet).
         self.last_line: float | None = None
         self.lines = 0
@@ -152,14 +168,14 @@ class ExploreProgress:
                 total=update.total,
                 rate=f"{rate:.0f}",
                 found=update.failures,
-                left=f", {left}" if (left := _left(update)) else "",
+                left=f", {left}" if (left := _left(update, self.budget)) else "",
             )
             self._progress.refresh()
             self.last_line = update.elapsed
             self.lines += 1
             return
         if since >= self.every:
-            self.stream.write(describe_progress(self.label, update) + "\n")
+            self.stream.write(describe_progress(self.label, update, self.budget) + "\n")
             self.stream.flush()
             self.last_line = update.elapsed
             self.lines += 1

@@ -99,6 +99,7 @@ def test_a_listed_protocol_still_answers_for_what_its_run_found(tmp_path: Path) 
             "userprotos:MyKvm), got 'kvm-sq' (did you mean 'kvm-seq'?)",
         ),
         ('unfollowed = "kvm-seq"', "script.unfollowed: expected an array of protocol names"),
+        ('unfollowed = ["kvm-seq", "kvm-seq"]', "script.unfollowed[1]: 'kvm-seq' is listed twice"),
         (
             'unfollowed = ["naive"]\nexpected = { naive = "clean" }',
             "script.unfollowed[0]: 'naive' also has a verdict in script.expected",

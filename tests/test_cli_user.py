@@ -494,6 +494,9 @@ def test_the_progress_line_omits_time_left_until_it_is_known() -> None:
     assert describe_progress("x", Update(0, 10, 0, 0.0)) == "x: 0/10 schedules, 0/s, 0 found"
     assert describe_progress("x", Update(10, 10, 2, 2.0)) == "x: 10/10 schedules, 5/s, 2 found"
     assert describe_progress("x", Update(1, 100_000, 0, 1.0)).endswith("~27h46m left")
+    # a time budget bounds it (--time 2 showed ~39m53s left)
+    assert describe_progress("x", Update(1, 100_000, 0, 1.0), budget=5.0).endswith("~4s left")
+    assert describe_progress("x", Update(1, 100_000, 0, 9.0), budget=5.0).endswith("~0s left")
 
 
 def test_the_live_progress_line_is_drawn_in_place() -> None:

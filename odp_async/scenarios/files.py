@@ -1081,6 +1081,8 @@ class _Reader:
                     f"got {repr(name) if isinstance(name, str) else _show(name)}{maybe}",
                     name,
                 )
+            if name in names[:i]:
+                raise self.fail(f"{key}[{i}]", f"{name!r} is listed twice", name)
             if name in expected:
                 raise self.fail(
                     f"{key}[{i}]",

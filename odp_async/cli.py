@@ -1941,6 +1941,7 @@ def matrix(
                         "matches": c.matches,
                         "unfinished": c.unfinished,
                         "stalled": c.stalled,
+                        "carried": c.carried,
                         "schedules": c.schedules,
                         "schedules_to_first": c.first_hit,
                         "found_by": c.found_by,
@@ -2022,8 +2023,12 @@ def matrix(
         # only inconclusive cells: no verdict (exit 5), not a miss
         only_unsure = all(c.inconclusive for c in mismatches)
         raise _Exit(ExitCode.INCONCLUSIVE if only_unsure else ExitCode.VIOLATION)
-    if any(c.inconclusive for c in cells):
+    unsure = [c for c in cells if c.inconclusive]
+    if unsure:
         # a cell with no expectation matches, but an inconclusive one is no pass (exit 5)
+        if not as_json:
+            labels = ", ".join(f"{shown.get(c.scenario, c.scenario)}/{c.protocol}" for c in unsure)
+            _err(f"odp-async: inconclusive, no verdict: {labels} (see the claim)")
         raise _Exit(ExitCode.INCONCLUSIVE)
 
 

@@ -46,7 +46,7 @@ See also
 
 from __future__ import annotations
 
-__all__ = ["PROBE_FAILURE", "PROBE_RUN", "claim_text", "count", "failure_at"]
+__all__ = ["PROBE_FAILURE", "PROBE_RUN", "carried_claim", "claim_text", "count", "failure_at"]
 
 #: The run a stall names (``stalled_run``) when it is none of the search's schedules but a
 #: run made before them: pct and the portfolio size their search on a few runs, and an
@@ -68,6 +68,24 @@ def failure_at(index: int) -> str:
 def count(n: int, noun: str) -> str:
     """``"1 trace"``, ``"2 traces"``: `n` and `noun`, plural unless `n` is 1."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def carried_claim(carried: str, schedules: int, failure: tuple[int, str] | None = None) -> str:
+    """The claim of a search whose runs shared state (`carried` says what changed):
+    ``inconclusive: the program's runs shared state: ...``; `failure` is ``(index,
+    kind)`` of a failure found meanwhile (named, but no verdict: that state may have made
+    it).  The explorer's and the matrix's words."""
+    found = (
+        f" (one failing, {failure[1]}, {failure_at(failure[0])}, which may come of that state)"
+        if failure is not None
+        else ""
+    )
+    return (
+        f"inconclusive: the program's runs shared state: {carried}; "
+        f"{count(schedules, 'schedule')} ran{found}, not all from the same start, so "
+        "neither a pass nor a failure can be trusted (reset that state in each run, in a "
+        "`finally`)"
+    )
 
 
 def claim_text(

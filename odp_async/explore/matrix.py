@@ -42,7 +42,11 @@ Contract
     has **no expectation** (``expected`` None): it runs the whole budget like a cell
     expected clean, reports what it saw, and never counts as a mismatch.
     `protocols` given explicitly replaces every scenario's list.
-    Unknown names and bad files raise `InvalidArgument` before any cell runs.
+    Unknown names and bad files raise `InvalidArgument` before any cell runs.  A cell of
+    your own protocol class is watched as `explore` watches your code
+    (`odp_async.explore.search_watch`, `odp_async.explore.start_check`): state carried
+    between its runs makes it ``inconclusive`` (`Cell.carried`), never ``clean`` or
+    ``complete``; built-in cells pay nothing.
 
 See also
     `odp_async.scenarios.builtin` (the expectations), `odp_async.explore.runner`.
@@ -65,11 +69,15 @@ from ..scenarios import BUILTIN, Verdict, model_verdict
 from ..scenarios.files import read_scenario
 from ..scenarios.model import unfinished_verdict
 from ..scenarios.user_protocols import check_protocol_class
-from .claims import PROBE_RUN, claim_text
+from .claims import PROBE_RUN, carried_claim, claim_text
 from .config import MAX_JOBS, ExploreConfig
 from .executors import Executor, ProcessExecutor
-from .portfolio import DporShare, Probes, dpor_ordinal, member_at
+from .portfolio import PROBE_FINDERS, DporShare, Probes, dpor_ordinal, member_at
+from .search_watch import begin as begin_watch
+from .search_watch import carried as carried_state
+from .search_watch import watch_target
 from .shrink import shrink
+from .start_check import RERUN, StartCheck
 from .target import Execution, Target
 from .tokens import encode_token
 
@@ -118,6 +126,10 @@ class Cell:
     #: The line of a step that did not return within the stall limit, where the cell
     #: stopped (`odp_async._runtime.stall`): no verdict for that schedule; else None.
     stalled: str | None = None
+    #: What of your own protocol's (or program's) state changed between the cell's runs
+    #: (`odp_async.explore.search_watch`, `odp_async.explore.start_check`), or None: its
+    #: runs did not all start from the same state, so the cell is ``inconclusive``.
+    carried: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -146,7 +158,11 @@ def explore_cell(
     """Explore one cell (see the module docstring); the token of a failure it shows is
     shrunk first (`shrink_found`), so it replays a schedule a person can follow.  A step
     that has not returned after `stall` seconds stops the cell (`Cell.stalled`; see
-    `ExploreConfig.stall`)."""
+    `ExploreConfig.stall`).  A cell of your own protocol class is watched as `explore`
+    watches it: the FIFO schedule runs once before the cell's schedules and once after
+    them, and the class's state is compared between runs; a change makes the cell
+    ``inconclusive`` (`Cell.carried`), and a failure of that first run is the cell's if no
+    schedule fails (`Cell.found_by` ``fifo-probe``)."""
     _check_chooser(chooser)
     ExploreConfig(stall=stall)  # InvalidArgument naming a bad value
     start = time.perf_counter()
@@ -157,51 +173,91 @@ def explore_cell(
     expected = None if key is None else target.scenario.expected_for(key)
     found = _Found()
     stalled: str | None = None
+    carried: str | None = None
     schedules: _Schedules | None = None
+    hits: list[ProbeHit | None] = []
+    begin_watch(target)
     try:
         with watching_steps(stall):
+            # your own protocol's FIFO schedule, before the cell's runs and after them
+            fifo = _start_check(target, max_steps, stall, hits)
             # (its probe runs run steps too)
             schedules = _Schedules(target, chooser, seed, max_steps, budget=budget)
+            hits.append(schedules.probe_hit)
             _run_cell(found, target, schedules, expected, budget, max_steps, shrink_found)
-            _adopt_probe_failure(found, target, schedules, max_steps, shrink_found)
+            _adopt_probe_failure(found, target, hits, max_steps, shrink_found)
+            carried = carried_state(target)
+            if fifo is not None and carried is None and found.ran:
+                found.running = RERUN
+                carried = fifo.after(target, ExploreConfig(max_steps=max_steps, stall=stall))
     except StepStalled as e:  # what ran before the stalled schedule stands
         stalled = str(e)
-        if schedules is not None and found.first_hit is None:
+        if found.first_hit is None:
             # no replay after a stall (the watch halts this thread's runs): unshrunk
-            _adopt_probe_failure(found, target, schedules, max_steps, False)
+            _adopt_probe_failure(found, target, hits, max_steps, False)
     complete = (
         schedules is not None
         and schedules.complete
         and stalled is None
+        and carried is None
         # a failing probe run: the completion contradicts it (the failure wins)
         and found.first_hit != 0
     )
-    claim = claim_text(
-        found.ran,
-        chooser=chooser,
-        violation=None if found.first_hit is None else (found.first_hit, found.kind),
-        complete=complete,
-        traces=schedules.traces if schedules is not None and complete else None,
-        max_steps=max_steps,
-        unfinished=found.unfinished,
-        stalled=stalled,
-        stalled_run=found.running,
+    violation = None if found.first_hit is None else (found.first_hit, found.kind)
+    claim = (
+        carried_claim(carried, found.ran, violation)
+        if carried is not None
+        else claim_text(
+            found.ran,
+            chooser=chooser,
+            violation=violation,
+            complete=complete,
+            traces=schedules.traces if schedules is not None and complete else None,
+            max_steps=max_steps,
+            unfinished=found.unfinished,
+            stalled=stalled,
+            stalled_run=found.running,
+        )
     )
     return Cell(
         scenario,
         name,
         expected,
-        unfinished_verdict(found.seen, found.unfinished > 0 or stalled is not None),
+        unfinished_verdict(
+            found.seen, found.unfinished > 0 or stalled is not None or carried is not None
+        ),
         found.ran,
         found.first_hit,
         found.token,
         found.detail or (stalled or ""),
         time.perf_counter() - start,
         claim,
-        found.found_by if chooser == "portfolio" else None,
+        # random names no member, but a probe run's finder (the FIFO run) is named
+        found.found_by if chooser == "portfolio" or found.first_hit == 0 else None,
         found.unfinished,
         stalled,
+        carried,
     )
+
+
+def _start_check(
+    target: Target, max_steps: int, stall: float | None, hits: list[ProbeHit | None]
+) -> StartCheck | None:
+    """`StartCheck.before` for a cell the search watch follows (your own protocol class;
+    None for a built-in cell, which pays nothing), its failure appended to `hits` (the
+    cell's failure if none of its schedules fails).  Raises `StepStalled` if a step of
+    it stalled."""
+    if watch_target(target) is None:
+        return None
+    from .runner import ProbeHit
+
+    start = StartCheck.before(target, ExploreConfig(max_steps=max_steps, stall=stall))
+    if start.stalled is not None:
+        raise StepStalled(start.stalled)
+    failed = start.failed
+    if failed is not None:
+        hits.append(ProbeHit(failed.sim.schedule, failed, PROBE_FINDERS[0]))
+    return start
 
 
 @attrs.define
@@ -293,19 +349,27 @@ def _record(
 
 
 def _adopt_probe_failure(
-    found: _Found, target: Target, schedules: _Schedules, max_steps: int, shrink_found: bool
+    found: _Found,
+    target: Target,
+    hits: list[ProbeHit | None],
+    max_steps: int,
+    shrink_found: bool,
 ) -> None:
-    """When no schedule of the cell showed a failure but a probe run did
-    (`_Schedules.probe_hit`), record that run as the cell's (`first_hit` 0): the
-    program was seen to fail, so the cell is no pass."""
-    seen = schedules.probe_hit
-    if found.first_hit is not None or seen is None:
+    """When no schedule of the cell showed a failure but a probe run did (`hits`, in
+    the order they ran: the FIFO run before the cell's, `_Schedules.probe_hit`), record
+    the first as the cell's (`first_hit` 0): the program was seen to fail, so the cell
+    is no pass."""
+    if found.first_hit is not None:
         return
-    verdict = model_verdict(seen.execution.violations)
-    if verdict is Verdict.CLEAN:
+    for seen in hits:
+        if seen is None:
+            continue
+        verdict = model_verdict(seen.execution.violations)
+        if verdict is Verdict.CLEAN:
+            continue
+        found.seen = verdict
+        _record(found, target, 0, seen.by, seen.execution, max_steps, shrink_found)
         return
-    found.seen = verdict
-    _record(found, target, 0, seen.by, seen.execution, max_steps, shrink_found)
 
 
 @attrs.define

@@ -147,7 +147,7 @@ from .arguments import (
     require_path,
     show,
 )
-from .claims import PROBE_RUN, claim_text, count, failure_at
+from .claims import PROBE_RUN, carried_claim, claim_text, count, failure_at
 from .config import ExploreConfig, check_fields, derive_seed, refuse_ignored
 from .dfs import DfsChooser, PrunedExecution
 from .dpor import DporChooser
@@ -523,19 +523,8 @@ class ExploreResult:
         (``@explore_test(max_steps=...)`` for an explored test) where it says to."""
         failure = self.failure
         if self.carried is not None:
-            found = (
-                f" (one failing, {failure.violation.kind}, {failure_at(failure.index)}, "
-                "which may come of that state)"
-                if failure is not None
-                else ""
-            )
-            return (
-                f"inconclusive: the program's runs shared state: {self.carried}; "
-                f"{count(self.schedules, 'schedule')} ran{found}, not all from the same "
-                "start, so "
-                "neither a pass nor a failure can be trusted (reset that state in each run, "
-                "in a `finally`)"
-            )
+            seen = None if failure is None else (failure.index, failure.violation.kind)
+            return carried_claim(self.carried, self.schedules, seen)
         return claim_text(
             self.schedules,
             chooser=self.config.chooser,

@@ -242,13 +242,17 @@ def test_a_stall_names_the_run_that_stalled(
 
 
 @pytest.mark.timeout(300)
-def test_a_wrapped_interrupt_is_never_the_programs_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chooser", ["portfolio", "random", "dfs"])
+def test_a_wrapped_interrupt_is_never_the_programs_error(tmp_path: Path, chooser: str) -> None:
     # The program turns the watchdog's interrupt into its own RuntimeError: still the
-    # watchdog's stop, never an "error" violation.
-    done = cli(tmp_path, "explore", f"{MODULE}:wraps_the_interrupt", "--stall", "0.5")
+    # watchdog's stop, never an "error" violation; and the run that stalled is named, the
+    # FIFO run before the search (random and dfs named "schedule 1", which never ran).
+    argv = ("explore", f"{MODULE}:wraps_the_interrupt", "--stall", "0.5", "--chooser", chooser)
+    done = cli(tmp_path, *argv)
     assert done.returncode == ExitCode.INCONCLUSIVE, done.stdout + done.stderr
     assert "has not returned after" in done.stdout
     assert "violation" not in done.stdout
+    assert "a probe run before the first schedule stalled (0 schedules" in done.stdout
 
 
 @pytest.mark.timeout(300)

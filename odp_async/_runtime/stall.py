@@ -38,7 +38,8 @@ Contract
 
     `halted()` says whether this thread's watch interrupted a step: the run it belonged
     to may have returned (the program caught the interrupt, or made it its own error),
-    and its outcome is not to be used (the explorer's probe runs ask).
+    and its outcome is not to be used (the explorer's probe runs ask); `halted_line()`
+    is the line of that stall (None if none).
 
     `drive_begins(runtime)` and `drive_ends` are the sim driver's side: the calling
     thread drives `runtime` in between.  The registry it keeps (thread id -> run) is
@@ -70,6 +71,7 @@ __all__ = [
     "drive_begins",
     "drive_ends",
     "halted",
+    "halted_line",
     "watching_steps",
     "where",
 ]
@@ -98,8 +100,8 @@ _SERIALS = count()
 _WATCHED: set[int] = set()
 # Watched threads one of whose steps was interrupted: a program may catch the interrupt
 # (or turn it into its own error) and the search go on, so every later run in the
-# thread stops before its first step, until the watch closes.
-_HALTED: set[int] = set()
+# thread stops before its first step, until the watch closes (thread id -> the line).
+_HALTED: dict[int, str] = {}
 
 
 def _forget_after_fork() -> None:
@@ -130,6 +132,11 @@ def halted() -> bool:
     """Whether a step this thread drove was interrupted under its open watch (see the
     module docstring): no outcome of that run is the program's."""
     return get_ident() in _HALTED
+
+
+def halted_line() -> str | None:
+    """The line of the stall whose step this thread's watch interrupted, or None."""
+    return _HALTED.get(get_ident())
 
 
 def drive_ends(previous: tuple[int, Any] | None) -> None:
@@ -219,7 +226,7 @@ class _Watch:
         if sent is None or self.closed or _progress(self.tid) != sent:
             return  # the step returned meanwhile: nothing to interrupt
         self.interrupted = True
-        _HALTED.add(self.tid)
+        _HALTED[self.tid] = self.stalls[-1]
         raise StepInterrupt(self.stalls[-1])
 
 
@@ -283,7 +290,7 @@ def watching_steps(limit: float | None) -> Iterator[None]:
             watch.closed = True
         thread.join()
         _WATCHED.discard(tid)
-        _HALTED.discard(tid)
+        _HALTED.pop(tid, None)
         if signum is not None:
             deadline = time.monotonic() + SIGNAL_WAIT
             while watch.sent is not None and time.monotonic() < deadline:

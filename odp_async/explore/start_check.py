@@ -41,7 +41,7 @@ import attrs
 
 from .._runtime.budget import RunOutOfTime
 from .._runtime.choosers import FifoChooser, ReplayChooser
-from .._runtime.stall import StepStalled, halted, watching_steps
+from .._runtime.stall import StepStalled, halted_line, watching_steps
 from ..errors import ReplayMismatch
 from .config import ExploreConfig
 from .target import Execution, Target
@@ -65,24 +65,28 @@ def _run(
 ) -> tuple[Record | None, Execution | None]:
     """`record_run`'s record, and the run itself if it failed of the program's own doing
     (not of the stall watchdog's interrupt, which the program may have made its error)."""
+    fifo = isinstance(chooser, FifoChooser)
     try:
         with watching_steps(config.stall_limit):
             execution = target.run(chooser, max_steps=config.max_steps)
-            interrupted = halted()
+            interrupted = halted_line()
     except StepStalled as e:
-        stalled = ("stalled", str(e)) if isinstance(chooser, FifoChooser) else ("a stall",)
-        return stalled, None
+        return (("stalled", str(e)) if fifo else ("a stall",)), None
     except ReplayMismatch:
         return ("another schedule",), None
     except RunOutOfTime:  # the caller's time budget: its to handle
         raise
     except Exception:  # a usage error: the search reports it
-        return (None if isinstance(chooser, FifoChooser) else ("an error",)), None
+        return (None if fifo else ("an error",)), None
+    if interrupted is not None:
+        # the caller's watch interrupted a step, and the program caught it or made it its
+        # own error: the run's outcome is not the program's, and the stall is this run's
+        return (("stalled", interrupted) if fifo else ("a stall",)), None
     sim = execution.sim
     failure = execution.failure
     kind = (failure.kind, failure.step) if failure is not None else None
     record = (sim.schedule, sim.steps, sim.outcome, kind, execution.unfinished)
-    return record, (execution if failure is not None and not interrupted else None)
+    return record, (execution if failure is not None else None)
 
 
 def describe_record(seen: Record | None) -> str:

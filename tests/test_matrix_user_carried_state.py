@@ -16,7 +16,7 @@ import pytest
 from odp_async.explore import replay
 from odp_async.explore.matrix import explore_cell
 from odp_async.scenarios import Verdict
-from tests._usermod import cli_in, forget, write_user_module
+from tests._usermod import cli_in, forget, import_user_module
 
 USER_MODULE = """
 import functools
@@ -80,11 +80,9 @@ class Plain(KvmSeq):
 
 @pytest.fixture
 def usermod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import importlib
-
-    name = write_user_module(tmp_path, USER_MODULE, "matrixcarried", monkeypatch)
-    yield importlib.import_module(name)
-    forget(name)
+    module = import_user_module(tmp_path, USER_MODULE, "matrixcarried", monkeypatch)
+    yield module
+    forget(module.__name__)
 
 
 @pytest.mark.parametrize("chooser", ["portfolio", "random"])

@@ -47,6 +47,8 @@ def cancel_all():
 PROGRAMS = """
 import weakref
 
+import odp_async as oa
+from odp_async import fail_after as deadline
 from odp_async import (
     Completion,
     Mutex,
@@ -347,6 +349,54 @@ async def under_a_deadline_around_the_group():
     return "rescued"
 
 
+async def _rescued_by_a_timeout(watchdog, armed=None):
+    # the watchdog's `fail_after` raises TimeoutError, which cancels the stuck tasks' group
+    t1, t2 = _cycle()
+    outcome = "not rescued"
+    try:
+        async with task_group() as tg:
+            tg.start_soon(watchdog, name="watchdog")
+            if armed is not None:  # the cycle closes only once the watchdog is in its scope
+                await armed.wait()
+            tg.start_soon(t1, name="t1")
+            tg.start_soon(t2, name="t2")
+    except* TimeoutError:
+        outcome = "rescued"
+    return outcome
+
+
+async def by_a_sibling_inside_a_fail_after():
+    # (trial 40, f1) entered by a name the walk cannot resolve: the scope itself says so
+    armed = Completion("armed")
+
+    async def watchdog():
+        with getattr(oa, "fail_" + "after")(10):
+            armed.complete_all()
+            await sleep(100)
+
+    return await _rescued_by_a_timeout(watchdog, armed)
+
+
+async def by_a_sibling_that_will_enter_a_fail_after():
+    # not entered yet when the cycle closes: its code names ``oa.fail_after``
+    async def watchdog():
+        await _spin(50)
+        with oa.fail_after(10):
+            await sleep(100)
+
+    return await _rescued_by_a_timeout(watchdog)
+
+
+async def by_a_sibling_that_will_enter_a_fail_after_under_an_alias():
+    # not entered yet, and named ``deadline``: the function itself is met
+    async def watchdog():
+        await _spin(50)
+        with deadline(10):
+            await Completion("never").wait()
+
+    return await _rescued_by_a_timeout(watchdog)
+
+
 class Stuck(Exception):
     pass
 
@@ -482,6 +532,9 @@ RESCUED = [
     "via_a_function_level_import",
     "via_globals",
     "under_a_deadline_around_the_group",
+    "by_a_sibling_inside_a_fail_after",
+    "by_a_sibling_that_will_enter_a_fail_after",
+    "by_a_sibling_that_will_enter_a_fail_after_under_an_alias",
 ]
 
 

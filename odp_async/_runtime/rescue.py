@@ -40,7 +40,9 @@ Contract
     could make it, through any method).
 
     `raises` says whether program code the walk met so far contains an explicit
-    ``raise`` (or ``assert``): a sibling task that may raise cancels its group.
+    ``raise`` (or ``assert``), or names a function whose deadline raises
+    (``fail_after``, by any name it is bound to): a sibling task that may raise cancels
+    its group.
     `soft_hit` says whether it met an object of `soft` (a way out only some code takes,
     not a target by itself), `names` every name that program code names.
 
@@ -132,6 +134,10 @@ _NO_PROGRAM_STATE: Final = frozenset(
 )
 
 _HEAPTYPE: Final = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
+
+#: Library functions that raise when a deadline passes, as (module, qualname): code
+#: that calls one may raise `TimeoutError` without a ``raise`` of its own.
+_RAISES_AT_DEADLINE: Final = frozenset({("odp_async._runtime", "fail_after")})
 
 #: Per code object (not nested): whether it raises explicitly, the imports it makes.
 _FACTS_MEMO: dict[types.CodeType, tuple[bool, tuple[tuple[int, str], ...]]] = {}
@@ -361,6 +367,8 @@ class Reach:
         todo.append(fn.__dict__)
         g = fn.__globals__
         if self._module_dict(g):
+            if (fn.__module__, fn.__qualname__) in _RAISES_AT_DEADLINE:
+                self.raises = True
             self._met(g.get("__name__"))
             return False  # library code: what it names is the library's
         self.program_code = True

@@ -93,6 +93,7 @@ import math
 import types
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Final, Literal
 
 import attrs
@@ -101,8 +102,10 @@ from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, Pro
 from ._base import (
     MAX_DRAW,
     RUNTIME_VAR,
+    CancelScopeLike,
     Runtime,
     Waiter,
+    _FailAfter,
     check_draw,
     check_sleep,
     deadline_after,
@@ -465,6 +468,7 @@ class SimCancelScope:
         "_cancelled_caught",
         "_deadline",
         "_exited",
+        "_fails",
         "_rt",
         "_shield",
         "_task",
@@ -480,6 +484,9 @@ class SimCancelScope:
         self._cancelled_caught = False
         self._task: SimTask | None = None
         self._exited = False
+        #: A ``fail_after`` scope: its deadline makes its task raise `TimeoutError`, an
+        #: error that cancels the task's group as an explicit ``raise`` would.
+        self._fails = False
 
     @property
     def cancel_called(self) -> bool:
@@ -892,6 +899,7 @@ class SimRuntime(Runtime):
         scope._cancelled_caught = False
         scope._task = None
         scope._exited = False
+        scope._fails = False
         group: SimTaskGroup = _new_object(SimTaskGroup)
         group._rt = self
         group._scope = scope
@@ -907,6 +915,11 @@ class SimRuntime(Runtime):
 
     def cancel_scope(self, *, deadline: float = math.inf, shield: bool = False) -> SimCancelScope:
         return SimCancelScope(self, deadline=deadline, shield=shield)
+
+    def fail_after_scope(self, seconds: float) -> AbstractContextManager[CancelScopeLike]:
+        scope = SimCancelScope(self, deadline=deadline_after(self._now, seconds))
+        scope._fails = True
+        return _FailAfter(self, scope)
 
     def cancelled_exc_class(self) -> type[BaseException]:
         return Cancelled
@@ -1794,11 +1807,15 @@ class SimRuntime(Runtime):
         opaque = (SimRuntime, SimTask, SimCancelScope)
         reach = Reach(targets, opaque, {SimTaskGroup: _group_view}, soft=pools)
         siblings = [t for t in live if any(id(s) in scopes for s in t.scopes)]
+        if any(s._fails and not s._exited for t in siblings for s in t.scopes):
+            # a sibling inside a `fail_after` (its deadline raises `TimeoutError`, which
+            # cancels the group as an explicit raise would: a watchdog)
+            return True
         for group in (siblings, [t for t in live if t not in siblings]):
             for t in group:
                 for root in (t.coro, t.context, t.send_value, t.throw_exc, t.pending):
                     reach.add(root)
-            if reach.walk() or (group is siblings and reach.raises):
+            if reach.walk() or (group is siblings and (reach.raises or _FAILS & reach.names)):
                 return True
         # what only library objects hold: acted on only at the program's bidding; a pool a
         # stuck task waits on: freed only by program code that releases
@@ -2145,6 +2162,8 @@ class _CycleClosed(Exception):
 #: Names through which program code may release a pool's slot or wake a queue of its
 #: own that names an owner (`_reaches_out`).
 _RELEASES: Final = frozenset({"release", "wake_one", "wake_all", "getattr"})
+#: Names whose call raises when a deadline passes (program code naming one may raise).
+_FAILS: Final = frozenset({"fail_after", "fail_after_scope"})
 
 
 def _group_view(group: SimTaskGroup) -> tuple[object, ...]:

@@ -62,7 +62,8 @@ Contract
     on the block that closes the cycle (its last step is that block) when no task that
     could still run (or is blocked elsewhere, asleep, or yet to be spawned) could free
     a stuck one: none entered a cancel scope around one and is still inside it (a
-    group's body before its exit), none is a sibling inside one whose code raises, and
+    group's body before its exit), none is a sibling inside one whose code raises (or
+    that is inside, or names, a ``fail_after``: its deadline raises), and
     nothing it holds reaches such a scope, its task group, or a pool a stuck task waits
     on that its code releases (`SimRuntime._rescuable`: a walk of the object graph,
     `odp_async._runtime.rescue`; unsure is "could").  When the step bound stops the
@@ -1743,7 +1744,9 @@ class SimRuntime(Runtime):
         Yes (True) when one of them entered a cancel scope around a stuck task (a task
         group's body before the group's exit), when one of them is inside such a scope
         (a sibling in the group) and program code it reaches has an explicit ``raise``
-        (its error would cancel the group), or when what it holds reaches a stuck
+        (its error would cancel the group) or calls ``fail_after`` (by that name, or the
+        function under any name), or it is inside a ``fail_after`` now (its deadline
+        raises `TimeoutError`, entered by any code), or when what it holds reaches a stuck
         task's cancel scope, the task group of one, or a pool a stuck task waits on
         that any task may release when program code it reaches names ``release`` (or a
         `WaitQueue` the program made naming an owner, when it names ``wake_one`` or

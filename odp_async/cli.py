@@ -1836,7 +1836,8 @@ def matrix(
     and expectations ([expected]); --protocol replaces every scenario's protocols.
 
     Your own protocol (-p module:Class) has no expectation in a built-in scenario: its
-    cells show what was found "(no expectation)" and never count as a mismatch.  A
+    cells show what was found "(no expectation)" and never count as a mismatch (an
+    ``error``, your protocol raising, does).  A
     scenario file that names it (scenario.protocols, [expected]) gives it one.
     """
     from rich.console import Console

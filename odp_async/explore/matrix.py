@@ -40,7 +40,8 @@ Contract
     own protocol has an expectation only in a scenario file that names it (by
     ``module:Class``, or by name; not listed in ``[expected]``: clean); elsewhere its cell
     has **no expectation** (``expected`` None): it runs the whole budget like a cell
-    expected clean, reports what it saw, and never counts as a mismatch.
+    expected clean, reports what it saw, and never counts as a mismatch unless it is
+    ``error`` (the protocol or a subscriber raised: a crash is never a verdict to accept).
     `protocols` given explicitly replaces every scenario's list.
     Unknown names and bad files raise `InvalidArgument` before any cell runs.  A cell of
     your own protocol class is watched as `explore` watches your code
@@ -134,8 +135,11 @@ class Cell:
     @property
     def matches(self) -> bool:
         """The verdict is the expected one, or there is no expectation to miss; never for
-        an `inconclusive` cell with an expectation (no expectation is ``inconclusive``)."""
-        return self.expected is None or self.verdict is self.expected
+        an `inconclusive` cell with an expectation (no expectation is ``inconclusive``),
+        and never for ``error`` with none (the code under test raised)."""
+        if self.expected is None:
+            return self.verdict is not Verdict.ERROR
+        return self.verdict is self.expected
 
     @property
     def inconclusive(self) -> bool:

@@ -79,6 +79,9 @@ class TranslationTable:
     range: AddrRange
     checker: Checker
     entries: TrackedDict[int, Translation] = attrs.field(factory=TrackedDict)
+    #: How many times each page was installed (by anyone): a fault's commit that says
+    #: "installed" is checked against it (`odp_async.odp.ucontext`), noted per page.
+    installs: TrackedDict[int, int] = attrs.field(factory=TrackedDict)
     #: Dropped by `Device.drop_table` (its region deregistered): a later write of it by
     #: the driver (`install`, `zap`) is a ``use-after-release``.  The device's own reads
     #: (`get`, a DMA through the revoked key) are not the driver's use.
@@ -100,6 +103,7 @@ class TranslationTable:
                 f"install of {vpn << PAGE_SHIFT:#x} into {self.name}, which covers {self.range}"
             )
         self.entries[vpn] = Translation(frame, writable)
+        self.installs[vpn] = self.installs.get(vpn, 0) + 1
         self.checker.translation_installed(self.name, vpn, frame, writable)
 
     def zap(self, rng: AddrRange) -> int:

@@ -22,7 +22,11 @@ Contract
       either it records
       ``starvation`` and gives up.  A ``fault_commit`` (or ``holds_back``) that returns
       anything but a bool raises `ProtocolUsageError` (the author's mistake, not a
-      retry);
+      retry).  One that returns True (installed) when no page of the range was ever
+      installed in the region's device table (by anyone, in the run) is a
+      ``spurious-fault-failure`` (a fault "resolved" with nothing mapped: the device
+      can only fault again, and its DMA fails; a page installed once, zapped, and then
+      "resolved" with no install is not seen);
     - helpers protocols use: `overlapping`, `all_umems`, `zap`, `update_device` (the
       commit's device page-table write, a choice point first), `install` (the same write,
       sync: atomic with the commit's check), `tree_insert`, `tree_remove`.
@@ -526,6 +530,13 @@ class UContext:
                     proto, "fault_commit", committed, "a bool (True: installed, False: retry)"
                 )
             if committed:
+                if pages and self._never_mapped(umem, rng):
+                    # "resolved" with nothing mapped: the device faults again, and again
+                    checker.fault_failed_spuriously(
+                        umem.name,
+                        f"{rng} was reported resolved (fault_commit returned True), but no "
+                        "page of it was ever installed: the device can only fault again",
+                    )
                 checker.event("fault-end", key, f"{key} resolved", rng.start)
                 checker.fault_succeeded(umem.name, str(rng))
                 return FaultOutcome.RESOLVED
@@ -552,6 +563,15 @@ class UContext:
             finally:
                 if observes:
                     started.waiting = False
+
+    @staticmethod
+    def _never_mapped(umem: Umem, rng: AddrRange) -> bool:
+        """Whether no page of `rng` was ever installed in `umem`'s device table (by
+        anyone, in this run).  Read in the step a commit returns in: noted reads of the
+        pages' install counts, which that step writes anyway when it installed them (so
+        a commit that installs adds no conflict).  Sync."""
+        installs = umem.table.installs
+        return all(installs.get(vpn, 0) == 0 for vpn in rng.vpns())
 
     def _failed(self, umem: Umem, rng: AddrRange, key: str, why: Exception) -> FaultOutcome:
         """The fault gave up.  The protocol may abort it (`FaultAborted`) only when its

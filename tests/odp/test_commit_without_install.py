@@ -106,9 +106,11 @@ def usermod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     forget(module.__name__)
 
 
-@pytest.mark.parametrize(("protocol", "chooser"), [("NeverMaps", "dpor"), ("MapsOnce", "dpor")])
+@pytest.mark.parametrize("protocol", ["NeverMaps", "MapsOnce"])
+@pytest.mark.parametrize("chooser", ["dpor", "portfolio"])
 def test_a_commit_that_installs_nothing_is_found(usermod: Any, protocol: str, chooser: str) -> None:
-    found = explore("registration-race", getattr(usermod, protocol), chooser=chooser, schedules=500)
+    cls = getattr(usermod, protocol)
+    found = explore("registration-race", cls, chooser=chooser, schedules=500)
     assert found.failure is not None, found.claim
     assert found.failure.violation.kind == "spurious-fault-failure"
     assert "was reported resolved (fault_commit returned True)" in found.failure.describe()

@@ -108,7 +108,9 @@ def usermod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.mark.parametrize("protocol", ["NeverMaps", "MapsOnce"])
 @pytest.mark.parametrize("chooser", ["dpor", "portfolio"])
-def test_a_commit_that_installs_nothing_is_found(usermod: Any, protocol: str, chooser: str) -> None:
+def test_a_commit_that_installs_nothing_is_found(
+    usermod: Any, protocol: str, chooser: str
+) -> None:
     cls = getattr(usermod, protocol)
     found = explore("registration-race", cls, chooser=chooser, schedules=500)
     assert found.failure is not None, found.claim

@@ -19,6 +19,7 @@ Contract
 
 from __future__ import annotations
 
+import difflib
 import errno
 import fcntl
 import os
@@ -72,6 +73,9 @@ def not_a_scenario_file(name: str) -> str | None:
     try:
         mode = os.stat(name).st_mode
     except OSError:
+        close = _close_scenario_file(name)
+        if close is not None:
+            return f"{name}: no such scenario file (did you mean {close}?)"
         if os.sep in name or "/" in name:
             return f"{name}: no such scenario file (a scenario file's name ends in .toml)"
         return None
@@ -83,6 +87,20 @@ def not_a_scenario_file(name: str) -> str | None:
             f"(rename it {os.path.basename(name)}.toml)"
         )
     return f"{name} is {file_kind(mode)}, not a scenario file (.toml)"
+
+
+def _close_scenario_file(name: str) -> str | None:
+    """The ``.toml`` file, in the directory `name` names, whose name is closest to
+    `name`'s when `name` looks like a file's (it has a ``.`` or a ``/``), or None."""
+    if "." not in name and "/" not in name and os.sep not in name:
+        return None
+    folder, base = os.path.split(name)
+    try:
+        files = [f for f in os.listdir(folder or ".") if f.endswith(".toml")]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(base, files, n=1)
+    return os.path.join(folder, close[0]) if close else None
 
 
 def _name(path: str | os.PathLike[str]) -> str:

@@ -2197,6 +2197,12 @@ def _check_scenario_name(name: str, *, classic: bool = True) -> None:
     known = list(BUILTIN) + ([f"classic:{n}" for n in CLASSIC] if classic else [])
     if name in known or (classic and name in CLASSIC):
         return
+    if name.startswith(("odp1.", "odp2.")):
+        shown = name if len(name) <= 24 else f"{name[:20]}..."
+        _fail(
+            f"{_printable(shown)} is a replay token, not a scenario: use "
+            "odp-async replay TOKEN instead"
+        )
     if not classic and ":" in name and not _is_file(name):
         # a general program (classic:NAME, module:function): it has no protocols
         _fail(

@@ -230,15 +230,18 @@ class ReplayChooser:
     def _next(self, n: int, what: str) -> int:
         pos = self._pos
         if pos >= len(self._choices):
+            k = len(self._choices)
             raise ReplayMismatch(
-                f"the recorded schedule has {len(self._choices)} choices, but the run asked "
-                f"for choice {pos} ({what} among {n})"
+                f"the recorded schedule has {k} choice{'s' * (k != 1)}, but the run asked "
+                f"for more than the {k} recorded (one more, among {n} {what}): the code no "
+                "longer matches the recording"
             )
         c = self._choices[pos]
         if c >= n:
             raise ReplayMismatch(
-                f"choice {pos} of the recorded schedule is {c}, but the run offers only "
-                f"{n} options ({what}): the code no longer matches the recording"
+                f"choice #{pos + 1} of the recorded schedule is option {c} (counting from "
+                f"0), but the run offers only {n} options ({what}): the code no longer "
+                "matches the recording"
             )
         self._pos = pos + 1
         return c

@@ -11,7 +11,10 @@ Contract
 
     and checks the protocol: world scenarios need one (a built-in name, a
     ``"module:Class"`` reference or an `OdpProtocol` subclass), general programs take
-    none.  Bad names raise `InvalidArgument` listing what exists.
+    none.  Bad names raise `InvalidArgument` listing what exists.  So does a scenario
+    whose body cannot take what a run passes it (the world, ``body(world)``; nothing,
+    with ``needs_world=False``), before the protocol is asked for: its TypeError would
+    be reported as the run's error.
 
     `Target.spec()` is how another process (a worker, a replayed token) finds the target
     again: a `TargetSpec` of plain values (the source name, the protocol's name or
@@ -250,7 +253,7 @@ class Target:
             )
         if not found.needs_world:
             refuse_thread_locks(found.body)  # it would hang the run: refused before it
-        if args and (found.needs_world or isinstance(scenario, Scenario)):
+        if args and (found.needs_world or not isinstance(found.body, _Call)):
             raise InvalidArgument(
                 f"scenario {found.name!r} takes no arguments (only a plain async function "
                 f"does), got {args!r}"
@@ -303,6 +306,7 @@ class Target:
         options = dict(options or {})
         name: str | None = None
         protocol_class: type[OdpProtocol] | None = None
+        _check_body(found)  # before the protocol: a body that cannot be called is no run
         if found.needs_world:
             if protocol is None:
                 raise InvalidArgument(
@@ -676,6 +680,11 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
         )
     text = _brief_repr(obj)
     shown = ref if ref == text else f"{ref} is {text}"  # an object given: once
+    if inspect.isasyncgenfunction(obj):
+        raise InvalidArgument(
+            f"{shown}: an async generator (an `async def` with `yield`), which cannot be "
+            "awaited; pass an `async def` function without `yield`"
+        )
     raise InvalidArgument(
         f"{shown}: neither a Scenario nor an async function; pass an `async def` function "
         "(a lambda or plain function that returns a coroutine is not one)"
@@ -717,6 +726,39 @@ def _check_call(fn: Callable[..., Any], ref: str, args: tuple[Any, ...]) -> None
         raise InvalidArgument(
             f"target {ref} requires the parameters {', '.join(required) or '(none)'} but is "
             f"called with {given}{method}: {e}"
+        ) from None
+
+
+def _check_body(scenario: Scenario) -> None:
+    """Raise `InvalidArgument` naming `scenario` when its body cannot take what a run
+    passes it: the world (a model scenario, ``body(world)``), or nothing
+    (``needs_world=False``).  A TypeError of that call would otherwise be reported as the
+    run's error, a verdict with a token, for a mistake in how the scenario is written.
+    A body whose signature cannot be read is left to the run."""
+    body = scenario.body
+    if isinstance(body, _Call):  # a function target: `_check_call` checked its arguments
+        return
+    try:
+        signature = inspect.signature(body)
+    except (TypeError, ValueError):
+        return
+    try:
+        if scenario.needs_world:
+            signature.bind(None)  # the world
+        else:
+            signature.bind()
+    except TypeError:
+        shown = f"{getattr(body, '__qualname__', None) or repr(body)}{signature}"
+        if scenario.needs_world:
+            raise InvalidArgument(
+                f"scenario {scenario.name!r}: its body {shown} does not take the world "
+                "argument (a model scenario's body is called as body(world)); a body that "
+                "runs no model needs Scenario(..., needs_world=False)"
+            ) from None
+        raise InvalidArgument(
+            f"scenario {scenario.name!r}: its body {shown} cannot be called with no "
+            "arguments, as the body of a scenario that runs no model (needs_world=False) "
+            "is; a body that takes the world needs needs_world=True"
         ) from None
 
 

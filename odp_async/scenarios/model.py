@@ -122,6 +122,24 @@ def _protocol_names(names: Iterable[str]) -> frozenset[str]:
     return out
 
 
+def _verdicts(table: Mapping[str, Verdict | str]) -> Mapping[str, Verdict]:
+    """`Scenario.expected` (`script_expected`) with each verdict given by its value
+    (``"found"``) made the `Verdict`; any other value is kept, for the constructor to
+    refuse naming it."""
+    if not isinstance(table, Mapping):
+        return table  # the constructor's check names it
+    return {protocol: _as_verdict(verdict) for protocol, verdict in table.items()}
+
+
+def _as_verdict(value: object) -> Any:
+    if isinstance(value, str):
+        try:
+            return Verdict(value)
+        except ValueError:
+            return value
+    return value
+
+
 @attrs.frozen
 class Scenario:
     """A named, described, explorable concurrent program."""
@@ -130,13 +148,14 @@ class Scenario:
     summary: str
     body: Callable[..., Awaitable[Any]]
     actors: tuple[str, ...]
-    expected: Mapping[str, Verdict] = attrs.field(factory=dict)
+    #: The verdict expected of each protocol (a `Verdict`, or its value: ``"found"``).
+    expected: Mapping[str, Verdict] = attrs.field(factory=dict, converter=_verdicts)
     description: str = ""
     script: tuple[tuple[str, str | None], ...] = ()
     needs_world: bool = True
     #: Where the verdict under the script differs from `expected` (a protocol whose bug
     #: needs another schedule than the one the script tells).
-    script_expected: Mapping[str, Verdict] = attrs.field(factory=dict)
+    script_expected: Mapping[str, Verdict] = attrs.field(factory=dict, converter=_verdicts)
     #: The protocols under which no run can follow the script: their fix closes the
     #: window it tells (a fault that waits out an invalidation never reaches the lock
     #: the script stops it at).  Under them a run that leaves the script is what is
@@ -171,10 +190,11 @@ class Scenario:
         for table in (self.expected, self.script_expected):
             for protocol, verdict in table.items():
                 if verdict not in EXPECTABLE:
+                    shown = verdict.value if isinstance(verdict, Verdict) else verdict
                     raise InvalidArgument(
-                        f"scenario {self.name!r}: {verdict!r} expected of {protocol!r} is no "
+                        f"scenario {self.name!r}: {shown!r} expected of {protocol!r} is no "
                         f"verdict a protocol can earn; expected one of: "
-                        f"{', '.join(v.value for v in EXPECTABLE)}"
+                        f"{', '.join(v.value for v in EXPECTABLE)} (a Verdict or its value)"
                     )
         both = sorted(self.script_unfollowed & set(self.script_expected))
         if both:

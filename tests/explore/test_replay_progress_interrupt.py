@@ -102,7 +102,11 @@ def test_a_replay_must_use_every_recorded_choice_and_no_more() -> None:
         replay(longer)
     # too few: the run asks for a choice past the recording
     shorter = encode_token(target, schedule[:-3], execution, 20_000)  # type: ignore[arg-type]
-    with pytest.raises(ReplayMismatch, match="but the run asked for choice"):
+    with pytest.raises(
+        ReplayMismatch,
+        match=f"has {len(schedule) - 3} choices, but the run asked for more than the "
+        f"{len(schedule) - 3} recorded",
+    ):
         replay(shorter)
     # out of range: a recorded answer the run does not offer
     wrong = encode_token(target, (*schedule[:-1], 99), execution, 20_000)  # type: ignore[arg-type]

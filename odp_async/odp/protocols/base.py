@@ -213,12 +213,11 @@ def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], own
             continue
         where = f"protocol class {namespace.get('__module__')}:{owner}"
         want = inspect.iscoroutinefunction(theirs)
-        if inspect.iscoroutinefunction(mine) != want:
+        if inspect.iscoroutinefunction(mine) != want or inspect.isasyncgenfunction(mine):
             raise ProtocolUsageError(
                 f"{where}: {attr} must be "
                 f"{'an async def' if want else 'a plain def (it is sync)'}, as the hook "
-                f"it overrides ({theirs.__qualname__}) is; got "
-                f"{'a plain def' if want else 'an async def'}"
+                f"it overrides ({theirs.__qualname__}) is; got {_def_kind(mine)}"
             )
         called_with = _arguments_not_taken(value, mine, hook, theirs)
         if called_with is not None:
@@ -226,6 +225,13 @@ def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], own
                 f"{where}: {attr}{inspect.signature(mine)} cannot take the arguments the "
                 f"hook it overrides ({theirs.__qualname__}) is called with: ({called_with})"
             )
+
+
+def _def_kind(fn: object) -> str:
+    """What kind of ``def`` `fn` is, as a hook's error names it."""
+    if inspect.isasyncgenfunction(fn):
+        return "an async generator (an async def with yield, which cannot be awaited)"
+    return "an async def" if inspect.iscoroutinefunction(fn) else "a plain def"
 
 
 def _arguments_not_taken(value: object, mine: Any, hook: object, theirs: Any) -> str | None:

@@ -99,3 +99,55 @@ def test_a_protocol_without_a_name_of_its_own_is_refused(
     assert err.count("\n") == 1, err
     assert f"protocol {ref!r} has no name of its own" in err
     assert f"inherits name = {inherited!r} from {parent}" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "what"),
+    [("name", "an attribute of the class (str)"), ("ctx", "the constructor's parameter")],
+)
+def test_an_option_named_like_an_attribute_is_refused_when_the_class_is_made(
+    option: str, what: str
+) -> None:
+    # trial 40a, f5: OPTIONS = {"name": ...} made the instance's repr another protocol's;
+    # {"ctx": ...} failed at run time with "got multiple values for argument 'ctx'"
+    import re
+
+    from odp_async.errors import ProtocolUsageError
+    from odp_async.odp.protocols.kvm_seq import KvmSeq
+
+    message = re.escape(f"option {option!r} is named like {what}")
+    with pytest.raises(ProtocolUsageError, match=message):
+
+        class Clashes(KvmSeq):
+            name = "u-clashes"
+            summary = "an option named like an attribute"
+            OPTIONS = {option: "x"}  # noqa: RUF012
+
+
+CONSTRUCTOR_SETS_IT = """
+from typing import Any, ClassVar
+
+from odp_async.odp.protocols.kvm_seq import KvmSeq
+from odp_async.tracked import tracked
+
+
+@tracked
+class LockOption(KvmSeq):
+    name: ClassVar[str] = "u-lock-option"
+    summary: ClassVar[str] = "an option the constructor overwrites (KvmSeq sets mmu_lock)"
+    OPTIONS: ClassVar[dict[str, Any]] = {"literal_release": False, "mmu_lock": "x"}
+"""
+
+
+def test_an_option_the_constructor_overwrites_is_refused(tmp_path: Path) -> None:
+    # trial 40a, f5: `-o mmu_lock=abc` was shown in the label and did nothing
+    from tests._usermod import cli_in
+
+    (tmp_path / "lockoption.py").write_text(CONSTRUCTOR_SETS_IT)
+    done = cli_in(
+        tmp_path, "explore", "registration-race", "-p", "lockoption:LockOption",
+        "-o", "mmu_lock=abc", "--schedules", "5",
+    )  # fmt: skip
+    assert done.returncode == ExitCode.USAGE, done.stdout + done.stderr
+    assert "option 'mmu_lock' was 'abc', but the constructor set the attribute" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -175,10 +175,56 @@ class _ProtocolMeta(abc.ABCMeta):
             )
         _check_hook_kinds(namespace, bases, qualname)
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        _check_option_names(cls, qualname)
         # Every protocol class is tracked when it is made, a user's as a built-in: its
         # instances' fields are noted, so DPOR reduces over it as over its base.
         track_subclass(cls)
         return cls
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        protocol = super().__call__(*args, **kwargs)
+        options: Mapping[str, Any] = getattr(cls, "OPTIONS", {})
+        for key, default in options.items():
+            given = kwargs.get(key, default)
+            now = getattr(protocol, key, _MISSING)
+            if now is not given and (type(now) is not type(given) or now != given):
+                raise ProtocolUsageError(
+                    f"protocol class {cls.__module__}:{cls.__qualname__}: option {key!r} "
+                    f"was {given!r}, but the constructor set the attribute {key!r} to "
+                    f"{_brief(now)} after it: the option would do nothing; give the option "
+                    "another name"
+                )
+        return protocol
+
+
+_MISSING = object()
+
+#: What an option may not be called: the constructor's parameter.
+_RESERVED_OPTIONS = frozenset({"ctx"})
+
+
+def _brief(value: object) -> str:
+    text = "no value (deleted)" if value is _MISSING else repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _check_option_names(cls: type, qualname: str) -> None:
+    """Refuse (`ProtocolUsageError`) an option of `cls` named like the constructor's
+    parameter (``ctx``) or like an attribute of the class or its bases (``name``,
+    ``summary``, a hook, a method): each instance's option attribute would hide it, or
+    it the option."""
+    options: Mapping[str, Any] = getattr(cls, "OPTIONS", {})
+    for key in options:
+        if key in _RESERVED_OPTIONS or hasattr(cls, key):
+            what = (
+                "the constructor's parameter"
+                if key in _RESERVED_OPTIONS
+                else (f"an attribute of the class ({type(getattr(cls, key)).__name__})")
+            )
+            raise ProtocolUsageError(
+                f"protocol class {cls.__module__}:{qualname}: option {key!r} is named like "
+                f"{what}; give the option another name"
+            )
 
 
 #: The values of `TreeProtocol.LAST_MR_UNREGISTER`.

@@ -499,8 +499,8 @@ def _distinct_protocols(protocols: Sequence[ProtocolRef]) -> list[ProtocolRef]:
         if twin is not None:
             raise InvalidArgument(
                 f"protocols {_ref(twin)!r} and {_ref(cls)!r} are both named {cls.name!r}; "
-                "expected protocols of different names (a scenario file's [expected] may name "
-                "a protocol by it)"
+                "expected protocols of different names (the matrix's cells, reports and "
+                "replay tokens tell protocols apart by name)"
             )
         out[cls] = p
     return list(out.values())

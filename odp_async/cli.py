@@ -1008,6 +1008,8 @@ def _script_lines(run: Any) -> str:
         head = f"{label}: no verdict: the run did not follow the script ({steps})"
     elif run.expect_unfollowed:
         head = f"{label}: {run.verdict} under the script, expected it not to be followed ({steps})"
+    elif run.expected is None:
+        head = f"{label}: {run.verdict} under the script (no expectation) ({steps})"
     elif run.matches:
         head = f"{label}: {run.verdict} under the script, as expected ({steps})"
     else:
@@ -1030,7 +1032,11 @@ def _script_json(run: Any) -> dict[str, Any]:
         "protocol": run.target.protocol,
         # a run that left the script has no verdict under it (its outcome: violations)
         "verdict": str(run.verdict) if run.unfollowed is None else None,
-        "expected": "unfollowed" if run.expect_unfollowed else str(run.expected),
+        "expected": "unfollowed"
+        if run.expect_unfollowed
+        else None
+        if run.expected is None
+        else str(run.expected),
         "followed": run.unfollowed is None,
         "unfollowed": run.unfollowed,
         "matches": run.matches,

@@ -24,7 +24,9 @@ Contract
       happening (a setup faulting sixteen pages in) is one row, ``8-23`` with ``(x16)``;
     - places are addresses everywhere (``dma(B, 0x14000)``, never a page number).
 
-    Labels are cut to the column with ``…``; the violation and header lines wrap instead.
+    Labels are cut to the column with ``…``; a column's title too long for it keeps the
+    last part of a qualified name (``…updater`` for ``deposits.<locals>.updater``); the
+    violation and header lines wrap instead.
 
 Concurrency
     None: a pure function.
@@ -84,6 +86,14 @@ def _fit(text: str, size: int) -> str:
     if len(text) > size:
         return text[: size - 1] + _ELLIPSIS
     return text.ljust(size)
+
+
+def _fit_title(title: str, size: int) -> str:
+    """A lane's title cut to `size`, keeping what tells a task from its siblings: a
+    qualified name's last part (``deposits.<locals>.updater`` as ``…updater``)."""
+    if len(title) <= size or "." not in title:
+        return title
+    return _fit(_ELLIPSIS + title.rsplit(".", 1)[1], size).rstrip()
 
 
 def _lock_keys(spans: Iterable[Span]) -> dict[str, str]:
@@ -201,7 +211,7 @@ class _TextRenderer:
         return _fit(marks, g - 1) + " " + text
 
     def table_head(self) -> list[str]:
-        titles = [lane.title for lane in self.lanes]
+        titles = [_fit_title(lane.title, self.col_w) for lane in self.lanes]
         rule = ["-" * self.col_w for _ in self.lanes]
         return [self._line("", "step", titles), self._line("", "-" * self.step_w, rule)]
 

@@ -86,3 +86,30 @@ def test_a_general_program_with_a_deadlock(lock_order: Timeline) -> None:
 def test_a_bad_width_is_refused(race: Timeline) -> None:
     with pytest.raises(InvalidArgument, match="width"):
         render_text(race, width=10)
+
+
+def test_a_long_task_name_keeps_its_end(tmp_path: object) -> None:
+    # trial 40b, f5: two lanes "rw_downgrade_window.<locals>.updater" and
+    # "...other_writer" both showed as "rw_downgrade_window.‹…"
+    from odp_async import checkpoint, task_group
+    from odp_async._runtime.choosers import RandomChooser
+    from odp_async.explore.target import Target
+    from odp_async.scenarios import Scenario
+
+    async def a_program_with_long_task_names() -> None:
+        async def updater() -> None:
+            await checkpoint()
+
+        async def other_writer() -> None:
+            await checkpoint()
+
+        async with task_group() as tg:
+            tg.start_soon(updater)
+            tg.start_soon(other_writer)
+
+    scenario = Scenario("long-names", "", a_program_with_long_task_names, (), needs_world=False)
+    ex = Target(scenario, None, {}, None).run(RandomChooser(0), max_steps=100, trace=True)
+    head = _table(render_text(Timeline.from_execution(ex), width=80))[0]
+    titles = head.split()[1:]
+    assert titles[1:] == ["…updater", "…other_writer"], head
+    assert len(set(titles)) == len(titles) == 3, head

@@ -88,9 +88,9 @@ def test_a_bad_width_is_refused(race: Timeline) -> None:
         render_text(race, width=10)
 
 
-def test_a_long_task_name_keeps_its_end(tmp_path: object) -> None:
+def test_a_long_task_name_keeps_its_end() -> None:
     # trial 40b, f5: two lanes "rw_downgrade_window.<locals>.updater" and
-    # "...other_writer" both showed as "rw_downgrade_window.‹…"
+    # "...other_writer" both showed as "rw_downgrade_window.…"
     from odp_async import checkpoint, task_group
     from odp_async._runtime.choosers import RandomChooser
     from odp_async.explore.target import Target

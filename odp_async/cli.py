@@ -1677,7 +1677,8 @@ def _run_live(target: Any, backend: str, timeout: float) -> tuple[dict[str, Any]
         status = "timeout"
         line = (
             f"{target.label} on {backend}: did not finish within {timeout}s "
-            "(a deadlock? explore it in the sim to see the cycle)"
+            "(a deadlock, a livelock, or a run longer than that: explore it in the sim, "
+            "which names the cycle or reports the step bound)"
         )
     elif error is not None:  # the program under test failed: that is a finding
         status = "error"

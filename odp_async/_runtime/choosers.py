@@ -233,8 +233,7 @@ class ReplayChooser:
             k = len(self._choices)
             raise ReplayMismatch(
                 f"the recorded schedule has {k} choice{'s' * (k != 1)}, but the run asked "
-                f"for more than the {k} recorded (one more, among {n} {what}): the code no "
-                "longer matches the recording"
+                f"for more than the {k} recorded (one more, among {n} {what})"
             )
         c = self._choices[pos]
         if c >= n:

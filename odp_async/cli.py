@@ -1184,6 +1184,7 @@ def _explore_file(
         for column in ("protocol", "expected", "found"):
             table.add_column(column)
         table.add_column("schedules", justify="right")
+        table.add_column("claim", no_wrap=True)
         table.add_column("time", justify="right")
         for protocol, expected, result in rows:
             ok = result.verdict is expected
@@ -1193,10 +1194,13 @@ def _explore_file(
                 str(expected),
                 found if ok else f"{found} (expected {expected})",
                 str(result.schedules),
+                result.claim,
                 f"{result.elapsed:.2f}s",
                 style=None if ok else "bold red",
             )
-        Console(width=max(100, Console().width)).print(table)
+        # wide enough for the claims (what each row established: `complete`, or a budget)
+        claims = max((len(result.claim) for _, _, result in rows), default=0)
+        Console(width=max(100, Console().width, claims + 80)).print(table)
         for protocol, _, result in rows:
             if result.failure is not None:
                 click.echo(f"{protocol}: {result.failure.describe()}")

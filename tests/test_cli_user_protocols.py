@@ -75,6 +75,10 @@ def test_a_scenario_file_names_a_user_protocol_with_its_expectation(
     code, out, err = run_cli(capsys, "explore", path, "--schedules", "300")
     assert code in (ExitCode.OK, ExitCode.VIOLATION), err
     assert "2/2 protocols as expected" in out
+    # each row says what it established, as the matrix does (trial 40a: a clean row did
+    # not say whether it was complete or the budget ran out)
+    assert "claim" in out
+    assert out.count("violation at schedule") >= 2, out
 
 
 def test_a_scenario_file_naming_a_missing_user_protocol_is_a_one_line_error(

@@ -1182,7 +1182,7 @@ def _explore_file(
     else:
         table = Table(title=f"{file.scenario.name} ({path}): {config.schedules} schedules each")
         for column in ("protocol", "expected", "found"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column != "protocol")
         table.add_column("schedules", justify="right")
         table.add_column("claim", no_wrap=True)
         table.add_column("time", justify="right")

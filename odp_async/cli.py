@@ -2215,6 +2215,15 @@ def _check_scenario_name(name: str, *, classic: bool = True) -> None:
             "odp-async replay TOKEN instead"
         )
     if not classic and ":" in name and not _is_file(name):
+        from .explore.matrix import world_scenario_ref
+        from .explore.refs import is_ref
+
+        if is_ref(name) and not name.startswith("classic:"):
+            try:
+                if world_scenario_ref(name):
+                    return  # a Scenario of your own that runs the model: its cells
+            except InvalidArgument as e:
+                _fail(_printable(str(e)))
         # a general program (classic:NAME, module:function): it has no protocols
         _fail(
             f"the matrix runs ODP scenarios under protocols; {name!r} is a program with no "

@@ -32,11 +32,13 @@ Contract
     the seed), so `jobs` spreads cells over processes, and `executor` over any `Executor` (a
     Dask cluster), without changing any result.
 
-    A scenario is a built-in name or a scenario file (a path ending ``.toml``): a file's
+    A scenario is a built-in name, a scenario file (a path ending ``.toml``): a file's
     cells are the protocols its ``scenario.protocols`` names, expected as its
-    ``[expected]`` table says.  A protocol is a built-in name or your own `OdpProtocol`
-    subclass or ``module:Class`` reference (its cell is labelled ``module:Class``, what
-    one types to explore or replay it).  Your
+    ``[expected]`` table says; or a ``module:name`` reference to a `Scenario` of your own
+    that runs the model (its cells are every built-in protocol, expected as its
+    ``expected`` says, clean where it says nothing).  A protocol is a built-in name or
+    your own `OdpProtocol` subclass or ``module:Class`` reference (its cell is labelled
+    ``module:Class``, what one types to explore or replay it).  Your
     own protocol has an expectation only in a scenario file that names it (by
     ``module:Class``, or by name; not listed in ``[expected]``: clean); elsewhere its cell
     has **no expectation** (``expected`` None): it runs the whole budget like a cell
@@ -74,6 +76,7 @@ from .claims import PROBE_RUN, carried_claim, claim_text
 from .config import MAX_JOBS, ExploreConfig
 from .executors import Executor, ProcessExecutor
 from .portfolio import PROBE_FINDERS, DporShare, Probes, dpor_ordinal, member_at
+from .refs import is_ref, resolve_ref
 from .search_watch import begin as begin_watch
 from .search_watch import carried as carried_state
 from .search_watch import watch_target
@@ -468,6 +471,17 @@ def _expectation_key(scenario: str, protocol: ProtocolRef) -> str | None:
     return next((r for r in refs if r in listed), None)
 
 
+def world_scenario_ref(ref: str) -> bool:
+    """Whether ``module:name`` names a `Scenario` of your own that runs the ODP model
+    (``needs_world``): the matrix runs it under every built-in protocol, against the
+    ``expected`` it declares, as a built-in scenario.  `InvalidArgument` if it does not
+    resolve."""
+    from ..scenarios import Scenario
+
+    found = resolve_ref(ref, "scenario")
+    return isinstance(found, Scenario) and found.needs_world
+
+
 def _ref(protocol: type[OdpProtocol]) -> str:
     return f"{protocol.__module__}:{protocol.__qualname__}"
 
@@ -510,6 +524,13 @@ def _default_protocols(scenario: str) -> list[ProtocolRef]:
     """The protocols a scenario is meant for: a file's list, else every built-in one."""
     if scenario.endswith(".toml"):
         return list(read_scenario(scenario).protocols)
+    if scenario not in BUILTIN and is_ref(scenario):
+        if not world_scenario_ref(scenario):
+            raise InvalidArgument(
+                f"the matrix runs ODP scenarios under protocols; {scenario!r} is a program "
+                f"with no protocol (explore it: odp-async explore {scenario})"
+            )
+        return list(PROTOCOLS)
     if scenario not in BUILTIN:
         path_problem = not_a_scenario_file(scenario)
         if path_problem is not None:

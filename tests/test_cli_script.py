@@ -269,3 +269,17 @@ def test_the_readme_block_runs_as_it_says(tmp_path: Path) -> None:
         assert done.stderr == "", line
         printed[line] = done.stdout
     assert "".join(printed[lines[2]].splitlines(keepends=True)[:2]) == quoted
+
+
+def test_a_variant_under_a_script_has_no_expectation(tmp_path: Path) -> None:
+    # trial 40c: `-o literal_release=true` (kvm-seq's buggy variant) was judged against
+    # kvm-seq's "clean" and reported as a miss; options at their defaults keep it
+    argv = ("explore", "exit-during-faults", "-p", "kvm-seq", "--chooser", "script")
+    variant = cli(tmp_path, *argv, "-o", "literal_release=true")
+    assert variant.returncode == ExitCode.VIOLATION, variant.stdout + variant.stderr
+    assert "kvm-seq(literal_release=true): found under the script (no expectation)" in (
+        variant.stdout
+    )
+    shipped = cli(tmp_path, *argv, "-o", "literal_release=false")
+    assert shipped.returncode == ExitCode.OK, shipped.stdout + shipped.stderr
+    assert "clean under the script, as expected" in shipped.stdout

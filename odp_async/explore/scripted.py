@@ -52,8 +52,9 @@ class ScriptRun:
     #: unfinished at the step bound.
     verdict: Verdict
     #: What the scenario expects of the protocol under its script; None for a protocol
-    #: class of your own under a built-in scenario, which expects nothing of it (the
-    #: run then matches when clean, as a run of `explore` passes).
+    #: class of your own under a built-in scenario, or a protocol run with options other
+    #: than its defaults (a variant), of which it expects nothing (the run then matches
+    #: when clean, as a run of `explore` passes).
     expected: Verdict | None
     #: Why the run did not follow the script to its end (one line), or None if it did.
     unfollowed: str | None
@@ -98,6 +99,8 @@ def run_script(target: Target, *, max_steps: int) -> ScriptRun:
     expected: Verdict | None = scenario.script_expected_for(protocol or "-")
     if target.file is None and mine is not None and PROTOCOLS.get(mine.name) is not mine:
         expected = None  # your protocol under a built-in scenario: nothing expected of it
+    if mine is not None and any(mine.OPTIONS.get(k) != v for k, v in target.options.items()):
+        expected = None  # a variant (-o): the expectation is the protocol's as it ships
     token: str | None = None
     no_token: str | None = None
     if not target.is_named:

@@ -82,7 +82,8 @@ The format
     ``[script]``
         ``steps``: the interleaving that shows the bug, an array of ``[actor]`` (run it
         until it blocks or finishes) or ``[actor, "until"]`` (run it until it is paused
-        at a checkpoint whose label contains the text); see `ScriptChooser`.
+        at a checkpoint whose label contains the text, as the reports show the label,
+        ``fault(B, 0x4000, commit)``, or as its Python str); see `ScriptChooser`.
         ``expected``: a table like ``[expected]`` for the protocols whose verdict under
         the script differs from their expected one.  ``unfollowed``: the protocols
         whose fix makes the script's interleaving impossible (``["interval-seq"]``), so

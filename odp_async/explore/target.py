@@ -328,8 +328,10 @@ class Target:
                 if isinstance(protocol, type)
                 else protocol
             )
+            # named as typed: ``classic:lost-update``, not its bare name
+            typed = source if source is not None and source.startswith("classic:") else None
             raise InvalidArgument(
-                f"scenario {found.name!r} is a general program; it takes no protocol "
+                f"scenario {typed or found.name!r} is a general program; it takes no protocol "
                 f"(got {shown!r})"
             )
         params = dict(params or {})

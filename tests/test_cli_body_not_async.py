@@ -134,5 +134,8 @@ def test_the_world_and_the_sim_name_a_main_that_returned_no_awaitable() -> None:
     assert str(run.sim.error).endswith(
         ".<lambda> returned 7, not an awaitable (define it with async def)"
     )
-    with pytest.raises(BodyNotAwaitable, match=r"the run's main function .*<lambda> returned 'x', not an awaitable"):
+    with pytest.raises(
+        BodyNotAwaitable,
+        match=r"the run's main function .*<lambda> returned 'x', not an awaitable",
+    ):
         sim_run(lambda: "x")  # type: ignore[arg-type,return-value]

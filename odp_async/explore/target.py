@@ -800,7 +800,8 @@ def _check_async(scenario: Scenario) -> None:
         kind = "an async generator (an async def with yield), which cannot be awaited"
         fix = "define it with async def, without yield"
     else:
-        kind = f"{'a lambda' if body.__name__ == '<lambda>' else 'a plain def'}, not an async function"
+        what = "a lambda" if body.__name__ == "<lambda>" else "a plain def"
+        kind = f"{what}, not an async function"
         fix = "define it with async def"
     raise InvalidArgument(
         f"scenario {scenario.name!r}: its body {body.__qualname__} is {kind} ({fix})"

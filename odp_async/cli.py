@@ -2296,6 +2296,18 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
+def _refused_by(cls: Any, key: str, value: object) -> None:
+    """Fail with the protocol's own message when its ``check_options`` refuses `value`
+    for `key` (an option with a narrower range than ``-o`` takes: hmm-pool's pool_size
+    is 1 to 2**20); return when it takes it, or its check raises anything else."""
+    try:
+        cls.check_options({key: value})
+    except InvalidArgument as e:
+        _fail(str(e))
+    except Exception:  # a protocol's own check failing otherwise: the generic range says it
+        return
+
+
 def _show_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -2336,6 +2348,7 @@ def _options(protocol: Any, pairs: Sequence[str], named: str | None = None) -> d
             except ValueError:
                 _fail(f"option {key!r} of protocol {named!r} takes an integer, got {text!r}")
             if abs(value) > MAX_OPTION_INT:
+                _refused_by(cls, key, value)  # the protocol's own range, if it has one
                 _fail(
                     f"option {key!r} of protocol {named!r} takes an integer from "
                     f"{-MAX_OPTION_INT} to {MAX_OPTION_INT}, got {text!r}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BodyNotAwaitable",
     "ForeignAwait",
     "ExplorationFailed",
     "ExplorationInconclusive",
@@ -74,6 +75,31 @@ class ScenarioUsageError(InvalidArgument):
     out of the run, so it is never reported as the protocol's violation (the command
     line: one line, exit 2).  The message names the file, the operation's key path and
     the bad value.  (Re-exported by `odp_async.scenarios`.)"""
+
+
+class BodyNotAwaitable(ScenarioUsageError):
+    """A scenario's body, or a run's main function, returned what cannot be awaited: it
+    is no async function (a lambda, a plain ``def``).  Raised where it is called (the
+    world's main task, the sim's root task); `Target.run` raises it again naming the
+    scenario.  `returned` is the returned value's repr, cut short."""
+
+    def __init__(self, called: str, returned: object) -> None:
+        self.returned = _short(returned)
+        super().__init__(
+            f"{called} returned {self.returned}, not an awaitable (define it with async def)"
+        )
+
+
+#: The most characters of a value's repr `BodyNotAwaitable` shows.
+_SHOWN = 80
+
+
+def _short(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # the program's __repr__: any failure of it is its own
+        return f"a {type(value).__name__}"
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}... (a {type(value).__name__})"
 
 
 class ProtocolUsageError(ScenarioUsageError):

@@ -46,7 +46,7 @@ from ._runtime.sim import DEFAULT_MAX_STEPS, SimResult, SimRuntime
 from ._runtime.sim import run as sim_run
 from .check import Checker, Event, Violation, ViolationKind
 from .device import Device
-from .errors import InvalidArgument, ProtocolViolation
+from .errors import BodyNotAwaitable, InvalidArgument, ProtocolViolation
 from .mm import AddressSpace, File, PhysicalMemory
 from .odp import OdpProtocol, UContext
 from .snapshot import Snapshot
@@ -269,7 +269,10 @@ def world_main(world: World, scenario: Scenario) -> Callable[[], Awaitable[Any]]
         result: Any = None
         async with world.workqueue.running():
             try:
-                result = await scenario(world)
+                made = scenario(world)
+                if not inspect.isawaitable(made):
+                    raise BodyNotAwaitable(f"the scenario body {_qualname(scenario)}", made)
+                result = await made
                 if world.workqueue.busy:
                     await world.workqueue.flush()
             except Exception as e:

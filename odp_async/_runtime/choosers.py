@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from ..errors import InvalidArgument, ReplayMismatch
 from ._base import Waiter
+from .labels import label_text, page_addresses
 
 __all__ = [
     "Chooser",
@@ -279,7 +280,9 @@ class ScriptChooser:
 
     Each step runs the task called `name` until the label of the checkpoint it is paused
     at contains the text `until` (the task then stays paused there), or, with
-    ``until=None``, until it blocks or finishes.  While the scripted task is blocked, the
+    ``until=None``, until it blocks or finishes.  A tuple label holds the text as the
+    reports show it (``fault(B, 0x8000, commit)``) or as its ``str``
+    (``"('fault', 'B', 32768, 'commit')"``).  While the scripted task is blocked, the
     other runnable tasks run, oldest first, so it can get unblocked.  When the script is
     done, `then` decides (default: oldest first).
 
@@ -312,8 +315,9 @@ class ScriptChooser:
         self.then = then
         self._pos = 0
         self._seen: set[str] = set()
-        #: Task name -> the texts of the checkpoint labels it was paused at, in order.
-        self._paused: dict[str, dict[str, None]] = {}
+        #: Task name -> the labels it was paused at, in order: each as shown (its
+        #: `_label_text`) -> every text of it an `until` may be found in.
+        self._paused: dict[str, dict[str, tuple[str, ...]]] = {}
 
     @property
     def is_done(self) -> bool:
@@ -337,7 +341,9 @@ class ScriptChooser:
             self._seen.add(task.name)
             text = _label_text(task.pending)
             if text is not None:
-                paused.setdefault(task.name, {})[text] = None
+                seen = paused.setdefault(task.name, {})
+                if text not in seen:
+                    seen[text] = _label_forms(task.pending)
         while self._pos < len(self.steps):
             name, until = self.steps[self._pos]
             index = next((i for i, t in enumerate(runnable) if t.name == name), None)
@@ -346,7 +352,7 @@ class ScriptChooser:
                     self._pos += 1  # it blocked or finished: step done
                     continue
                 return 0  # not started yet, or blocked: let the others run
-            if until is not None and until in str(runnable[index].pending):
+            if until is not None and _holds(runnable[index].pending, until):
                 self._pos += 1
                 continue
             return index
@@ -387,7 +393,8 @@ class ScriptChooser:
             return head + f"task {name!r} never ran{bound}"
         if until is None:
             return head + f"task {name!r} was still running when the run stopped at its step bound"
-        labels = list(self._paused.get(name, ()))
+        forms = self._paused.get(name, {})
+        labels = list(forms)
         if not labels:
             where = "it was paused at no labelled checkpoint"
         else:
@@ -396,7 +403,7 @@ class ScriptChooser:
             if len(labels) > cap:
                 where += f", ... ({len(labels) - cap} more)"
             # a label that holds the text was met before the step: the run went past it
-            passed = next((t for t in labels if until in t), None)
+            passed = next((t for t in labels if any(until in f for f in forms[t])), None)
             if passed is not None:
                 where = f"it passed {passed!r} before that step; {where}"
         return (
@@ -408,14 +415,36 @@ class ScriptChooser:
         return f"ScriptChooser({list(self.steps)!r})"
 
 
+def _holds(pending: object, until: str) -> bool:
+    """Whether the label `pending` holds the text `until`, in any of `_label_forms`."""
+    text = str(pending)
+    if until in text:
+        return True
+    return type(pending) is tuple and any(until in f for f in _label_forms(pending))
+
+
+def _label_forms(pending: object) -> tuple[str, ...]:
+    """The texts of a label a script's ``until`` is looked for in: ``str(pending)``
+    (``"('fault', 'B', 32768, 'commit')"``) and, for a tuple label, the forms the reports
+    show: ``fault(B, 0x8000, commit)``, and with a page number as its address
+    (``dma(B, 0x14000)`` of ``('dma', 'B', 20)``, as the timeline shows it)."""
+    text = str(pending)
+    if type(pending) is not tuple:
+        return (text,)
+    return (text, label_text(pending), label_text(pending, page_addresses))
+
+
 def _label_text(pending: object) -> str | None:
-    """A part of ``str(pending)`` (what a script's ``until`` is looked for in), the label
-    of the checkpoint a task is paused at, as `ScriptChooser.finish` lists it: a
-    primitive (one with ``describe_wait``) by its kind and name (``"Mutex 'B.umem_mutex'"``:
-    its full text holds its state too, which changes); None when the task is not paused
-    at a checkpoint (not started, woken from a park or a sleep)."""
+    """The label of the checkpoint a task is paused at, as `ScriptChooser.finish` lists
+    it: a tuple label as the reports show it (``fault(B, 0x8000, commit)``), a primitive
+    (one with ``describe_wait``) by its kind and name (``"Mutex 'B.umem_mutex'"``: its
+    full text holds its state too, which changes), any other as ``str(pending)``; None
+    when the task is not paused at a checkpoint (not started, woken from a park or a
+    sleep)."""
     if pending is None or isinstance(pending, (Waiter, float)):
         return None
+    if type(pending) is tuple:
+        return label_text(pending)
     text = str(pending)
     describe = getattr(pending, "describe_wait", None)
     if describe is not None:

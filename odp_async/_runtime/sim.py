@@ -99,7 +99,14 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ..errors import ForeignAwait, InternalError, InvalidArgument, OdpError, ProtocolViolation
+from ..errors import (
+    BodyNotAwaitable,
+    ForeignAwait,
+    InternalError,
+    InvalidArgument,
+    OdpError,
+    ProtocolViolation,
+)
 from ._base import (
     MAX_DRAW,
     RUNTIME_VAR,
@@ -1041,6 +1048,9 @@ class SimRuntime(Runtime):
         try:
             if type(coro) is not _COROUTINE:
                 if not inspect.isawaitable(coro):
+                    if group is None:  # the run's main function
+                        called = getattr(func, "__qualname__", None) or _short_repr(func)
+                        raise BodyNotAwaitable(f"the run's main function {called}", coro)
                     raise InvalidArgument(
                         f"start_soon() needs an async function, got {func!r} which returned "
                         f"{type(coro).__name__}"

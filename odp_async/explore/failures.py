@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -35,6 +34,7 @@ import attrs
 
 from .._raised import exception_text, walk
 from .._raised import leaves as _error_leaves_of
+from .._runtime.labels import label_text
 from .._runtime.sim import (
     CHECKPOINT,
     LEFT_ALONE,
@@ -374,29 +374,3 @@ def _note_text(label: object) -> str:
             return f"{_identity(label_text(resource))}.{event[4:-7]} (trylock failed)"
         return f"{_identity(label_text(resource))}.{event}"
     return label_text(label)
-
-
-def label_text(label: object, normalize: Callable[[object], object] | None = None) -> str:
-    """A trace label as text: strings as they are, ``('fault', 'B', 81920)`` as
-    ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex).
-
-    `normalize`, if given, rewrites the label and each part of a tuple label before it
-    is shown (the timeline's page numbers to addresses)."""
-    if normalize is not None:
-        label = normalize(label)
-    if label is None:
-        return "checkpoint"
-    if isinstance(label, str):
-        return label
-    if isinstance(label, bool):
-        return str(label)
-    if isinstance(label, int):
-        return f"{label:#x}" if label >= 0x1000 else str(label)
-    if isinstance(label, float):
-        return f"{label:g}"
-    if isinstance(label, tuple):
-        parts = [label_text(p, normalize) for p in label]
-        if parts and isinstance(label[0], str):
-            return f"{parts[0]}({', '.join(parts[1:])})"
-        return f"({', '.join(parts)})"
-    return repr(label)

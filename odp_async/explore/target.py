@@ -65,7 +65,7 @@ from .._runtime.sim import run as sim_run
 from .._thread_blocking import refuse_thread_locks
 from .._user_files import not_a_scenario_file
 from ..check import Event, Violation
-from ..errors import InvalidArgument
+from ..errors import BodyNotAwaitable, InvalidArgument
 from ..odp.protocols import PROTOCOLS, OdpProtocol, resolve_protocol
 from ..scenarios import (
     BUILTIN,
@@ -328,8 +328,10 @@ class Target:
                 if isinstance(protocol, type)
                 else protocol
             )
+            # named as typed: ``classic:lost-update``, not its bare name
+            typed = source if source is not None and source.startswith("classic:") else None
             raise InvalidArgument(
-                f"scenario {found.name!r} is a general program; it takes no protocol "
+                f"scenario {typed or found.name!r} is a general program; it takes no protocol "
                 f"(got {shown!r})"
             )
         params = dict(params or {})
@@ -416,7 +418,7 @@ class Target:
         if watch is not None:
             watch.ran()
         _reraise_interrupt(result.error)
-        _reraise_usage(result.error)
+        _reraise_usage(result.error, self.scenario.name)
         _check_replayed(chooser, result)
         unfinished = False
         if result.outcome == "step-limit":
@@ -439,7 +441,10 @@ class Target:
         def run(chooser: Chooser) -> Execution | int:
             if isinstance(chooser, ReplayChooser):
                 return self.run(chooser, max_steps=max_steps)
-            result = runs.run(chooser)
+            try:
+                result = runs.run(chooser)
+            except BodyNotAwaitable as e:
+                raise _not_awaitable(scenario.name, e) from None
             if watch is not None:
                 watch.ran()
             if type(result) is int:
@@ -447,7 +452,7 @@ class Target:
             assert isinstance(result, SimResult)
             violations = failure_violations(result)
             _reraise_interrupt(result.error)
-            _reraise_usage(result.error)
+            _reraise_usage(result.error, self.scenario.name)
             unfinished = False
             if result.outcome == "step-limit":
                 _note_step_limit(chooser)
@@ -479,13 +484,16 @@ class Target:
             )
             extra = [v for v in failure_violations(run.sim) if v.kind != "deadlock"]
             return run.sim, [*run.violations, *extra], run.events
-        result = sim_run(
-            self.scenario.body,
-            chooser=chooser,
-            max_steps=max_steps,
-            trace=trace,
-            noted_only=self.scenario.noted_only,
-        )
+        try:
+            result = sim_run(
+                self.scenario.body,
+                chooser=chooser,
+                max_steps=max_steps,
+                trace=trace,
+                noted_only=self.scenario.noted_only,
+            )
+        except BodyNotAwaitable as e:  # the sim called the body: named as the scenario
+            raise _not_awaitable(self.scenario.name, e) from None
         return result, failure_violations(result), ()
 
     def _judge_step_limit(
@@ -503,7 +511,7 @@ class Target:
 
         fair = fair_continuation(again, result.schedule, max_steps)
         _reraise_interrupt(fair.error)
-        _reraise_usage(fair.error)
+        _reraise_usage(fair.error, self.scenario.name)
         if fair.outcome == "step-limit":
             return violations, True
         kept = list(violations)
@@ -573,15 +581,25 @@ def _reraise_interrupt(error: BaseException | None) -> None:
             raise e
 
 
-def _reraise_usage(error: BaseException | None) -> None:
+def _reraise_usage(error: BaseException | None, name: str) -> None:
     """Raise the `ScenarioUsageError` found in a run's error (within exception groups): a
     mistake of the scenario (its file) that showed while it ran is a usage error, never
-    the protocol's violation."""
+    the protocol's violation.  A body that returned no awaitable is named as the
+    scenario `name`."""
     if error is None:
         return
     for e in walk(error):
+        if isinstance(e, BodyNotAwaitable):
+            raise _not_awaitable(name, e) from None
         if isinstance(e, ScenarioUsageError):
             raise ScenarioUsageError(exception_text(e)) from None
+
+
+def _not_awaitable(name: str, error: BodyNotAwaitable) -> ScenarioUsageError:
+    return ScenarioUsageError(
+        f"scenario {name!r}: its body returned {error.returned}, not an awaitable (define "
+        "it with async def)"
+    )
 
 
 def _note_step_limit(chooser: Chooser) -> None:
@@ -738,6 +756,7 @@ def _check_body(scenario: Scenario) -> None:
     body = scenario.body
     if isinstance(body, _Call):  # a function target: `_check_call` checked its arguments
         return
+    _check_async(scenario)
     try:
         signature = inspect.signature(body)
     except (TypeError, ValueError):
@@ -760,6 +779,33 @@ def _check_body(scenario: Scenario) -> None:
             "arguments, as the body of a scenario that runs no model (needs_world=False) "
             "is; a body that takes the world needs needs_world=True"
         ) from None
+
+
+def _check_async(scenario: Scenario) -> None:
+    """Raise `InvalidArgument` naming `scenario` when its body is a plain function (a
+    lambda, a ``def``, a method or a `functools.partial` of one): what it returns is
+    not awaited as a task's body, whatever it is.  A callable of another kind (an object
+    whose ``__call__`` returns a coroutine) is left to the run, which checks what it
+    returns (`odp_async.errors.BodyNotAwaitable`)."""
+    body: Any = scenario.body
+    if inspect.iscoroutinefunction(body):
+        return
+    while isinstance(body, functools.partial):
+        body = body.func
+    if inspect.ismethod(body):
+        body = body.__func__
+    if inspect.iscoroutinefunction(body) or not inspect.isfunction(body):
+        return
+    if inspect.isasyncgenfunction(body):
+        kind = "an async generator (an async def with yield), which cannot be awaited"
+        fix = "define it with async def, without yield"
+    else:
+        what = "a lambda" if body.__name__ == "<lambda>" else "a plain def"
+        kind = f"{what}, not an async function"
+        fix = "define it with async def"
+    raise InvalidArgument(
+        f"scenario {scenario.name!r}: its body {body.__qualname__} is {kind} ({fix})"
+    )
 
 
 def _lookup(name: str) -> Scenario:

@@ -47,10 +47,10 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from .._runtime.labels import label_text, page_addresses
 from .._runtime.sim import CHECKPOINT, NOTE, PARK, SLEEP
 from ..errors import InvalidArgument
 from ..explore.arguments import show
-from ..explore.failures import label_text
 
 if TYPE_CHECKING:
     from ..check import Event, Violation
@@ -98,30 +98,11 @@ def short_resource(description: str) -> tuple[str, str]:
     return m.group(0), m.group(2)
 
 
-#: Trace labels whose argument at this index is a virtual page number, not an address:
-#: shown as the page's address, so that one run names a place one way.
-_PAGE_INDEX_ARGS: Final = {"dma": 2, "migrate": 2}
-_PAGE_SHIFT: Final = 12
-
-
 def describe_label(label: object) -> str:
     """A trace label as text: strings as they are, ``('fault', 'B', 81920)`` as
     ``fault(B, 0x14000)`` (ints from 0x1000 up are addresses, shown in hex).  A page
     number (``('dma', 'B', 20)``) is shown as its address, ``dma(B, 0x14000)``."""
-    return label_text(label, _page_addresses)
-
-
-def _page_addresses(label: object) -> object:
-    if (
-        isinstance(label, tuple)
-        and label
-        and isinstance(label[0], str)
-        and label[0] in _PAGE_INDEX_ARGS
-    ):
-        at = _PAGE_INDEX_ARGS[label[0]]
-        if len(label) > at and isinstance(label[at], int) and not isinstance(label[at], bool):
-            return (*label[:at], label[at] << _PAGE_SHIFT, *label[at + 1 :])
-    return label
+    return label_text(label, page_addresses)
 
 
 @attrs.frozen

@@ -39,7 +39,8 @@ Contract
     both a plain and an implicit MR; per task (the setup, each actor, each work item), in
     program order, no ``unlock`` of an MR's lock the task does not hold at that point (one
     never taken, or taken by another task), no ``lock`` of one it already holds (not
-    reentrant: it would wait for itself) and no lock still held at the task's end.  What
+    reentrant: it would wait for itself), no ``deregister`` or ``fault`` of an MR it holds
+    (each waits for that mutex) and no lock still held at the task's end.  What
     only a run shows (an unordered actor's operation the model refuses in some schedules)
     raises `ScenarioUsageError` out of the run (`_Run.op`): the model's `InvalidArgument`
     for the operation itself, raised before any protocol or subscriber code ran in
@@ -82,7 +83,8 @@ The format
     ``[script]``
         ``steps``: the interleaving that shows the bug, an array of ``[actor]`` (run it
         until it blocks or finishes) or ``[actor, "until"]`` (run it until it is paused
-        at a checkpoint whose label contains the text); see `ScriptChooser`.
+        at a checkpoint whose label contains the text, as the reports show the label,
+        ``fault(B, 0x4000, commit)``, or as its Python str); see `ScriptChooser`.
         ``expected``: a table like ``[expected]`` for the protocols whose verdict under
         the script differs from their expected one.  ``unfollowed``: the protocols
         whose fix makes the script's interleaving impossible (``["interval-seq"]``), so
@@ -1352,8 +1354,9 @@ class _Semantics:
         is released by the task that took it, and is not reentrant): no ``unlock`` of a
         lock the task does not hold at that point, no ``lock`` of one it already holds
         (it would wait for itself forever), no ``deregister`` of an MR it holds (the
-        deregistration drains the holders: it would wait for itself), and none still held
-        when the task ends."""
+        deregistration drains the holders: it would wait for itself), no ``fault`` on an
+        MR it holds (the fault commits under that mutex, under every protocol), and none
+        still held when the task ends.  (A ``cpu_fault`` takes no region's mutex.)"""
         fail = self.reader.fail
         tasks = self.tasks()
         lockers: dict[str, list[tuple[str, _Op]]] = {}  # MR -> (task, lock op)
@@ -1373,6 +1376,15 @@ class _Semantics:
                         f"{held[name].key}): deregistration waits for the lock's holders, "
                         "so the task would wait for itself forever; expected the unlock "
                         "before it",
+                        op.kind,
+                    )
+                if op.kind == "fault" and op.text("mr") in held:
+                    name = op.text("mr")
+                    raise fail(
+                        f"{op.key}.op",
+                        f"{task} faults MR {name} while it holds its umem_mutex (since "
+                        f"{held[name].key}): the fault takes that mutex to commit, so the "
+                        "task would wait for itself forever; expected the unlock before it",
                         op.kind,
                     )
                 if op.kind not in ("lock", "unlock"):

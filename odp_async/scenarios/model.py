@@ -122,6 +122,23 @@ def _protocol_names(names: Iterable[str]) -> frozenset[str]:
     return out
 
 
+def _actor_names(names: Iterable[str]) -> tuple[str, ...]:
+    """`Scenario.actors` as a tuple; `InvalidArgument` for the names given as one str
+    (``"zap"`` would be the actors z, a, p) or a name that is not a str."""
+    from ..errors import InvalidArgument
+
+    if isinstance(names, str):
+        raise InvalidArgument(
+            f"actors takes the names of the tasks a scenario starts, e.g. ({names!r},), "
+            f"got the str {names!r}"
+        )
+    out = tuple(names)
+    for name in out:
+        if not isinstance(name, str):
+            raise InvalidArgument(f"actors takes task names (str), got {name!r}")
+    return out
+
+
 def _verdicts(table: Mapping[str, Verdict | str]) -> Mapping[str, Verdict]:
     """`Scenario.expected` (`script_expected`) with each verdict given by its value
     (``"found"``) made the `Verdict`; any other value is kept, for the constructor to
@@ -147,7 +164,8 @@ class Scenario:
     name: str
     summary: str
     body: Callable[..., Awaitable[Any]]
-    actors: tuple[str, ...]
+    #: The names of the tasks the body starts (a str is refused: ``("fault",)``).
+    actors: tuple[str, ...] = attrs.field(converter=_actor_names)
     #: The verdict expected of each protocol (a `Verdict`, or its value: ``"found"``).
     expected: Mapping[str, Verdict] = attrs.field(factory=dict, converter=_verdicts)
     description: str = ""
@@ -187,6 +205,16 @@ class Scenario:
     def __attrs_post_init__(self) -> None:
         from ..errors import InvalidArgument
 
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidArgument(f"a scenario's name is a non-empty str, got {self.name!r}")
+        if self.actors:
+            for index, step in enumerate(self.script):
+                task = step[0] if isinstance(step, tuple | list) and step else step
+                if task not in self.actors:
+                    raise InvalidArgument(
+                        f"scenario {self.name!r}: script step {index} names the task "
+                        f"{task!r}, which is none of its actors ({', '.join(self.actors)})"
+                    )
         for table in (self.expected, self.script_expected):
             for protocol, verdict in table.items():
                 if verdict not in EXPECTABLE:

@@ -70,7 +70,7 @@ def test_an_until_no_label_holds_lists_the_labels() -> None:
     assert chooser.finish() == (
         "script step 1 ['a', 'three'] was not reached: task 'a' was never paused at a "
         "checkpoint whose label contains 'three' from that step on (it was paused at: "
-        "\"('worker', 'a', 'one')\", \"('worker', 'a', 'two')\")"
+        "'worker(a, one)', 'worker(a, two)')"
     )
     # a new run starts afresh
     chooser.new_execution()

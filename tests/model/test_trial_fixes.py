@@ -16,10 +16,11 @@ from odp_async.addr import PAGE_SIZE as P
 from odp_async.cli import ExitCode
 from odp_async.errors import InvalidArgument
 from odp_async.explore import explore
+from odp_async.explore.target import Target
 from odp_async.scenarios import Scenario
 from odp_async.scenarios.files import load_scenario
 from odp_async.subscribers import KvmMmu
-from odp_async.sync import Completion, Mutex, no_sleep
+from odp_async.sync import MAX_POOL_SIZE, Completion, Mutex, no_sleep
 from odp_async.world import World, run_world
 from tests._usermod import forget, write_user_module
 
@@ -282,13 +283,18 @@ def test_no_sleep_flags_every_wait_of_its_own_task_only() -> None:
 # --- 8. a protocol option out of its range is named, before anything runs ---------------
 
 
-def test_pool_size_0_is_refused_naming_the_option() -> None:
-    with pytest.raises(InvalidArgument, match="option 'pool_size' must be at least 1, got 0"):
-        World.build("hmm-pool", options={"pool_size": 0})
+@pytest.mark.parametrize("size", [0, MAX_POOL_SIZE + 1])
+def test_a_pool_size_out_of_range_is_refused_naming_the_option(size: int) -> None:
+    with pytest.raises(
+        InvalidArgument, match=f"option 'pool_size' must be from 1 to 1048576, got {size}"
+    ):
+        World.build("hmm-pool", options={"pool_size": size})
 
 
-def test_the_cli_refuses_pool_size_0_before_exploring() -> None:
-    argv = ["explore", "registration-race", "--protocol", "hmm-pool", "-o", "pool_size=0"]
+@pytest.mark.parametrize("size", ["0", "-1", "1048577"])
+def test_the_cli_refuses_pool_size_out_of_range_before_exploring(size: str) -> None:
+    """The option's own range, whichever end: not -o's -1048576 to 1048576 (trial)."""
+    argv = ["explore", "registration-race", "--protocol", "hmm-pool", "-o", f"pool_size={size}"]
     done = subprocess.run(
         [sys.executable, "-m", "odp_async.cli", *argv],
         capture_output=True,
@@ -298,5 +304,15 @@ def test_the_cli_refuses_pool_size_0_before_exploring() -> None:
     assert done.returncode == ExitCode.USAGE
     assert "exploring" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        "odp-async: error: protocol 'hmm-pool' option 'pool_size' must be at least 1, got 0"
+        "odp-async: error: protocol 'hmm-pool' option 'pool_size' must be from 1 to 1048576, "
+        f"got {size}"
     ]
+
+
+def test_a_general_program_given_a_protocol_is_named_as_typed() -> None:
+    for typed in ("classic:lost-update", "lost-update"):
+        with pytest.raises(
+            InvalidArgument,
+            match=f"^scenario '{typed}' is a general program; it takes no protocol",
+        ):
+            Target.resolve(typed, "naive")

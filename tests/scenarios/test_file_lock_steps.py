@@ -1,6 +1,8 @@
 """A scenario file's own ``lock``/``unlock`` mistakes are usage errors, never a verdict
 (new-user trial 18b, finding 4): an ``unlock`` of a lock its task does not hold, a
-``lock`` taken again by its holder, a lock still held when its task ends.  The reader
+``lock`` taken again by its holder, a lock still held when its task ends, a ``fault`` of
+the MR its task holds locked (trial: a self-deadlock reported as each protocol's
+``deadlock``).  The reader
 refuses them per task (the setup, an actor, a work item) with one line naming the key.
 (A run cannot make a lock step's MR name another MR between a task's ``lock`` and
 ``unlock``: the model refuses a ``register`` of a registered name, and a ``deregister``
@@ -10,7 +12,6 @@ CLI runs in a fresh process."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from odp_async.explore import explore
 from odp_async.scenarios.files import ScenarioFileError, read_scenario
+from tests._usermod import pythonpath_env
 
 HEAD = """
 [scenario]
@@ -42,6 +44,8 @@ ops = [{ops}]
 LOCK = '{ op = "lock", mr = "B" }'
 UNLOCK = '{ op = "unlock", mr = "B" }'
 SLEEP = '{ op = "sleep", seconds = 0 }'
+FAULT = '{ op = "fault", mr = "B", address = 0x1000 }'
+CPU_FAULT = '{ op = "cpu_fault", address = 0x1000, write = true }'
 
 
 def _file(tmp_path: Path, actors: dict[str, list[str]], setup: list[str] = ()) -> Path:
@@ -54,7 +58,7 @@ def _file(tmp_path: Path, actors: dict[str, list[str]], setup: list[str] = ()) -
 
 
 def _cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    env = pythonpath_env(cwd)  # the user's modules first, then this checkout's odp_async
     return subprocess.run(
         [sys.executable, "-m", "odp_async.cli", *argv],
         cwd=cwd,
@@ -81,6 +85,13 @@ def _cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
             "actor 'f' locks it (actor[0].ops[0])",
         ),
         ({"f": [SLEEP]}, [LOCK], "setup.ops[2].op", "the setup locks"),
+        # a fault of the MR its task holds: the fault's commit waits for that mutex
+        (
+            {"f": [SLEEP, LOCK, FAULT, UNLOCK]},
+            [],
+            "actor[0].ops[2].op",
+            "actor 'f' faults MR B while it holds its umem_mutex (since actor[0].ops[1])",
+        ),
         (
             {"f": [f'{{ op = "queue_work", work = "w", ops = [{LOCK}] }}']},
             [],
@@ -105,7 +116,13 @@ def test_balanced_locks_are_accepted(tmp_path: Path) -> None:
     work = f'{{ op = "queue_work", work = "w", ops = [{LOCK}, {SLEEP}, {UNLOCK}] }}'
     path = _file(
         tmp_path,
-        {"f": [LOCK, SLEEP, UNLOCK, LOCK, UNLOCK], "g": [LOCK, UNLOCK], "h": [work]},
+        {
+            "f": [LOCK, SLEEP, UNLOCK, LOCK, UNLOCK],
+            "g": [LOCK, UNLOCK],
+            "h": [work],
+            # a CPU fault takes no region's mutex; a fault after the unlock waits for none
+            "i": [LOCK, CPU_FAULT, UNLOCK, FAULT],
+        },
         [LOCK, UNLOCK],
     )
     read_scenario(path)
@@ -113,14 +130,19 @@ def test_balanced_locks_are_accepted(tmp_path: Path) -> None:
 
 
 def test_the_cli_says_usage_error_in_a_fresh_process(tmp_path: Path) -> None:
-    for ops, fragment in (([UNLOCK], "does not hold"), ([LOCK], "never unlocks")):
+    for ops, fragment in (
+        ([UNLOCK], "does not hold"),
+        ([LOCK], "never unlocks"),
+        ([FAULT, LOCK, FAULT, UNLOCK], "ops[2].op: actor 'f' faults MR B while it holds"),
+    ):
         _file(tmp_path, {"f": ops})
         done = _cli(tmp_path, "explore", "locks.toml", "--schedules", "30")
         assert done.returncode == 2, (done.stdout, done.stderr)
         assert done.stdout == ""
         (line,) = done.stderr.splitlines()
-        assert line.startswith("odp-async: error: locks.toml: actor[0].ops[0].op: ")
+        assert line.startswith("odp-async: error: locks.toml: actor[0].ops["), line
         assert fragment in line
+        assert "deadlock" not in done.stdout
 
 
 PROTOCOL = """

@@ -1,12 +1,14 @@
 """examples/README.md's operation table lists every operation a scenario file accepts,
-each with every key the parser accepts for it (trial 19b, finding f4: nine were missing)."""
+each with every key the parser accepts for it (trial 19b, finding f4: nine were missing);
+its file table lists every file shipped, with its Python twin (trial: two were missing)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from odp_async.scenarios import files
+from odp_async.scenarios import BUILTIN, files
+from odp_async.scenarios.files import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -36,3 +38,16 @@ def test_every_key_of_every_op_is_named_in_its_row() -> None:
     for op, spec in files._OPS.items():
         named = set(re.findall(r"`([a-z_]+)", table[op]))
         assert set(spec.fields) <= named, (op, sorted(set(spec.fields) - named))
+
+
+def test_the_file_table_lists_every_shipped_file_with_its_twin() -> None:
+    text = (ROOT / "examples" / "README.md").read_text()
+    block = text.split("| file | Python twin |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = dict(re.findall(r"^\| `([^`]+\.toml)` \| `([^`]+)` \|$", block, re.M))
+    assert len(rows) == len(block.strip().splitlines()), block
+    shipped = sorted((ROOT / "examples").glob("*.toml"))
+    assert sorted(rows) == [p.name for p in shipped]
+    for path in shipped:
+        twin = rows[path.name]
+        assert twin in BUILTIN, (path.name, twin)
+        assert load_scenario(path).name == twin, path.name

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from ...addr import AddrRange
 from ...errors import InvalidArgument
 from ...mm import Invalidation
-from ...sync import SlotPool, WaitQueue
+from ...sync import MAX_POOL_SIZE, SlotPool, WaitQueue
 from ...tracked import TrackedDict, tracked
 from ..umem import Umem
 from .base import TreeProtocol
@@ -62,12 +62,14 @@ class HmmPool(TreeProtocol):
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
-        """As the base's; ``pool_size`` must be at least 1 (`InvalidArgument`)."""
+        """As the base's; ``pool_size`` must be from 1 to `MAX_POOL_SIZE` (the pool
+        allocates its slots) (`InvalidArgument`)."""
         super().check_options(options)
         size = options.get("pool_size", 1)
-        if size < 1:
+        if not 1 <= size <= MAX_POOL_SIZE:
             raise InvalidArgument(
-                f"protocol {cls.name!r} option 'pool_size' must be at least 1, got {size!r}"
+                f"protocol {cls.name!r} option 'pool_size' must be from 1 to "
+                f"{MAX_POOL_SIZE}, got {size!r}"
             )
 
     async def before_start(self, inv: Invalidation) -> None:

@@ -73,3 +73,10 @@ def test_a_program_with_no_protocol_is_still_refused(tmp_path: Path) -> None:
     assert missing.returncode == ExitCode.USAGE
     assert "has no 'NOPE'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_explore_without_a_protocol_points_at_the_matrix(tmp_path: Path) -> None:
+    (tmp_path / "pyscen3.py").write_text(SCENARIOS)
+    done = cli_in(tmp_path, "explore", "pyscen3:OVERLAP")
+    assert done.returncode == ExitCode.USAGE
+    assert "odp-async matrix --scenario pyscen3:OVERLAP" in done.stderr

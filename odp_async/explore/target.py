@@ -309,9 +309,17 @@ class Target:
         _check_body(found)  # before the protocol: a body that cannot be called is no run
         if found.needs_world:
             if protocol is None:
+                # a Scenario of your own: its expectations are checked by the matrix
+                every = (
+                    f"; or check it under every protocol against its expected verdicts: "
+                    f"odp-async matrix --scenario {source}"
+                    if source is not None and is_ref(source)
+                    else ""
+                )
                 raise InvalidArgument(
                     f"scenario {found.name!r} runs the ODP model: give a protocol "
                     f"({', '.join(PROTOCOLS)}, 'module:Class' or an OdpProtocol subclass)"
+                    f"{every}"
                 )
             protocol_class = resolve_protocol(protocol)
             if isinstance(protocol, str):

@@ -13,10 +13,11 @@ from tests.test_cli import run_cli
 from tests.test_cli_user import one_line_usage_error
 
 
-@pytest.mark.parametrize("name", ["classic:lost-update", "mymod:fn"])
+@pytest.mark.parametrize("name", ["classic:lost-update"])
 def test_the_matrix_says_a_program_has_no_protocol(
     capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
+    # (a module:function of yours: tests/test_matrix_python_scenario.py)
     code, out, err = run_cli(capsys, "matrix", "--scenario", name)
     one_line_usage_error(
         code,
@@ -39,3 +40,12 @@ def test_shrink_says_what_it_did_before_the_kind(capsys: pytest.CaptureFixture[s
     head, new_token = out.splitlines()
     assert head.startswith("shrunk, still error: preemptions "), head
     assert new_token.startswith("odp2.")
+
+
+def test_the_matrix_names_a_reference_it_cannot_import(capsys: pytest.CaptureFixture[str]) -> None:
+    # a module:name may be a Scenario of yours that runs the model (a matrix scenario):
+    # one that cannot be imported is named as such, not called a program
+    code, out, err = run_cli(capsys, "matrix", "--scenario", "mymod:fn")
+    one_line_usage_error(
+        code, out, err, "cannot import module 'mymod' of scenario 'mymod:fn': No module named"
+    )

@@ -156,7 +156,7 @@ def test_a_python_scenario_checks_its_list() -> None:
             script=twin.script,
             script_unfollowed="naive",
         )
-    with pytest.raises(InvalidArgument, match="takes protocol names, got 3"):
+    with pytest.raises(InvalidArgument, match=r"takes protocol names \(each a str\), got 3"):
         Scenario(
             twin.name,
             twin.summary,

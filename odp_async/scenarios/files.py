@@ -278,6 +278,13 @@ VERDICTS: Final = tuple(v.value for v in EXPECTABLE)
 MAX_NESTING: Final = 16
 #: Addresses lie below this (x86-64's 47-bit user address space).
 ADDRESS_LIMIT: Final = 1 << 47
+
+#: Operations on an MR that take its umem_mutex: an actor holding that lock (`lock`)
+#: would wait for itself.  Op -> (what the actor does, why it waits).
+_WAITS_FOR_ITS_LOCK: Final = {
+    "deregister": ("deregisters", "deregistration waits for the lock's holders"),
+    "fault": ("faults", "the fault takes that mutex to commit"),
+}
 #: The most pages one operation may name (4 GiB).
 MAX_PAGES: Final = 1 << 20
 #: The longest ``sleep`` (virtual seconds).
@@ -1368,23 +1375,14 @@ class _Semantics:
         for task, ops in tasks:
             held: dict[str, _Op] = {}  # MR name -> the lock op that took it
             for op in ops:
-                if op.kind == "deregister" and op.text("mr") in held:
+                waits = _WAITS_FOR_ITS_LOCK.get(op.kind)
+                if waits is not None and op.text("mr") in held:
                     name = op.text("mr")
                     raise fail(
                         f"{op.key}.op",
-                        f"{task} deregisters MR {name} while it holds its umem_mutex (since "
-                        f"{held[name].key}): deregistration waits for the lock's holders, "
-                        "so the task would wait for itself forever; expected the unlock "
-                        "before it",
-                        op.kind,
-                    )
-                if op.kind == "fault" and op.text("mr") in held:
-                    name = op.text("mr")
-                    raise fail(
-                        f"{op.key}.op",
-                        f"{task} faults MR {name} while it holds its umem_mutex (since "
-                        f"{held[name].key}): the fault takes that mutex to commit, so the "
-                        "task would wait for itself forever; expected the unlock before it",
+                        f"{task} {waits[0]} MR {name} while it holds its umem_mutex (since "
+                        f"{held[name].key}): {waits[1]}, so the task would wait for itself "
+                        "forever; expected the unlock before it",
                         op.kind,
                     )
                 if op.kind not in ("lock", "unlock"):

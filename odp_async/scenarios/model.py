@@ -109,33 +109,28 @@ def model_verdict(violations: tuple[Violation, ...] | list[Violation]) -> Verdic
 def _protocol_names(names: Iterable[str]) -> frozenset[str]:
     """`Scenario.script_unfollowed` as a set of names; `InvalidArgument` for one name given
     bare (``"naive"`` would be the set of its letters) or a name that is not a str."""
-    from ..errors import InvalidArgument
-
-    if isinstance(names, str):
-        raise InvalidArgument(
-            f"script_unfollowed takes protocol names, e.g. {{{names!r}}}, got the str {names!r}"
-        )
-    out = frozenset(names)
-    for name in out:
-        if not isinstance(name, str):
-            raise InvalidArgument(f"script_unfollowed takes protocol names, got {name!r}")
-    return out
+    found = _names(names, "script_unfollowed", "protocol names", "{{{!r}}}")
+    return frozenset(found)
 
 
 def _actor_names(names: Iterable[str]) -> tuple[str, ...]:
     """`Scenario.actors` as a tuple; `InvalidArgument` for the names given as one str
     (``"zap"`` would be the actors z, a, p) or a name that is not a str."""
+    return _names(names, "actors", "the names of the tasks a scenario starts", "({!r},)")
+
+
+def _names(names: Iterable[str], field: str, takes: str, example: str) -> tuple[str, ...]:
+    """`names` as a tuple of str, for `field`, which takes `takes`; `InvalidArgument` for
+    the names given as one str (`example` shows how to give it) or a name not a str."""
     from ..errors import InvalidArgument
 
     if isinstance(names, str):
-        raise InvalidArgument(
-            f"actors takes the names of the tasks a scenario starts, e.g. ({names!r},), "
-            f"got the str {names!r}"
-        )
+        shown = example.format(names)
+        raise InvalidArgument(f"{field} takes {takes}, e.g. {shown}, got the str {names!r}")
     out = tuple(names)
     for name in out:
         if not isinstance(name, str):
-            raise InvalidArgument(f"actors takes task names (str), got {name!r}")
+            raise InvalidArgument(f"{field} takes {takes} (each a str), got {name!r}")
     return out
 
 

@@ -31,7 +31,10 @@ _BAD = """\
             "actors takes the names of the tasks a scenario starts, e.g. ('zap',), got the "
             "str 'zap'",
         ),
-        ('"s", "", body, ("a", 7)', "actors takes task names (str), got 7"),
+        (
+            '"s", "", body, ("a", 7)',
+            "actors takes the names of the tasks a scenario starts (each a str), got 7",
+        ),
         ('"", "", body, ("a",)', "a scenario's name is a non-empty str, got ''"),
         ("None, '', body, ('a',)", "a scenario's name is a non-empty str, got None"),
         (

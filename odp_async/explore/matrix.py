@@ -171,7 +171,8 @@ def explore_cell(
     ``inconclusive`` (`Cell.carried`), and a failure of that first run is the cell's if no
     schedule fails (`Cell.found_by` ``fifo-probe``)."""
     _check_chooser(chooser)
-    ExploreConfig(stall=stall)  # InvalidArgument naming a bad value
+    # (InvalidArgument naming a bad value); the FIFO runs' settings
+    config = ExploreConfig(max_steps=max_steps, stall=stall)
     start = time.perf_counter()
     given: Any = protocol  # a class is accepted (see `resolve_protocol`)
     target = Target.resolve(scenario, given)
@@ -187,7 +188,7 @@ def explore_cell(
     try:
         with watching_steps(stall):
             # your own protocol's FIFO schedule, before the cell's runs and after them
-            fifo = _start_check(target, max_steps, stall, hits)
+            fifo = _start_check(target, config, hits)
             # (its probe runs run steps too)
             schedules = _Schedules(target, chooser, seed, max_steps, budget=budget)
             hits.append(schedules.probe_hit)
@@ -196,7 +197,7 @@ def explore_cell(
             carried = carried_state(target)
             if fifo is not None and carried is None and found.ran:
                 found.running = RERUN
-                carried = fifo.after(target, ExploreConfig(max_steps=max_steps, stall=stall))
+                carried = fifo.after(target, config)
     except StepStalled as e:  # what ran before the stalled schedule stands
         stalled = str(e)
         if found.first_hit is None:
@@ -248,7 +249,7 @@ def explore_cell(
 
 
 def _start_check(
-    target: Target, max_steps: int, stall: float | None, hits: list[ProbeHit | None]
+    target: Target, config: ExploreConfig, hits: list[ProbeHit | None]
 ) -> StartCheck | None:
     """`StartCheck.before` for a cell the search watch follows (your own protocol class;
     None for a built-in cell, which pays nothing), its failure appended to `hits` (the
@@ -258,7 +259,7 @@ def _start_check(
         return None
     from .runner import ProbeHit
 
-    start = StartCheck.before(target, ExploreConfig(max_steps=max_steps, stall=stall))
+    start = StartCheck.before(target, config)
     if start.stalled is not None:
         raise StepStalled(start.stalled)
     failed = start.failed

@@ -130,6 +130,7 @@ from .footprint import (
     tracking_run_ends,
     tracking_run_starts,
 )
+from .handed import HandedState
 from .interrupts import is_ctrl_c
 from .rescue import Reach, held_in
 from .stall import StepInterrupt, drive_begins, drive_ends
@@ -755,6 +756,7 @@ class SimRuntime(Runtime):
         "_epoch",
         "_fp",
         "_fp_unknown",
+        "_handed",
         "_keyed",
         "_main_call",
         "_max_steps",
@@ -823,6 +825,9 @@ class SimRuntime(Runtime):
         # Footprint of the running step, when the chooser wants footprints (else None).
         self._fp: set[object] | None = None
         self._fp_unknown = False
+        # Plain containers handed to the run's tasks, under the noted-only promise
+        # (`odp_async._runtime.handed`); None when the run does not watch them.
+        self._handed: HandedState | None = None
         #: Whether this run records what `note` is given (a footprint per step, or a
         #: trace): when False, `note` is a no-op for the whole run, so a caller may skip
         #: building what it would note (`odp_async.sync`'s read holds).  Set as the run
@@ -1088,6 +1093,8 @@ class SimRuntime(Runtime):
             task.watched = 0
             if code is not None:  # only symmetry reduction reads it (by identity)
                 task.spawn_key = _spawned_as(func, args, code, coro)
+            if self._handed is not None and group is not None:
+                self._handed.add(func, args)
             self._next_id += 1
             self._tasks.append(task)
             self._runnable.append(task)
@@ -1298,6 +1305,7 @@ class SimRuntime(Runtime):
         self._runnable = []
         self._blocked = {}
         self._timers = []
+        self._handed = None
         self._ends = []
         self._root = None
         self._current = None
@@ -1328,6 +1336,8 @@ class SimRuntime(Runtime):
             return self._drive_plain(root)
         if track and noted_only:  # objects the notes would miss: adopted, or no promise
             noted_only = noted_run_starts(*self._main_call)
+            if noted_only:
+                self._handed = HandedState()
         while True:
             if self._chooser_error is not None:
                 raise self._chooser_error
@@ -1652,6 +1662,9 @@ class SimRuntime(Runtime):
     def _end_footprint(self, task: SimTask, declared: Footprint | None) -> None:
         fp = self._fp
         self._fp = None
+        handed = self._handed
+        if handed is not None and handed.changed():
+            self._fp_unknown = True  # a handed plain container written: no note saw it
         if self._fp_unknown or fp is None:
             task.footprint = None
             return

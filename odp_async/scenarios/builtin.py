@@ -171,14 +171,14 @@ def _corruption(second: str) -> Any:
 async def _fault_race(
     w: World,
     racer_name: str,
-    racer: Callable[[dict[str, Any]], Coroutine[Any, Any, None]],
+    racer: Callable[[TrackedDict[str, Any]], Coroutine[Any, Any, None]],
     *,
     dma_write: bool = False,
 ) -> dict[str, Any]:
     await w.mm.mmap(0, 16 * P)
     await _populate(w, 0, 16)
     b = await w.ctx.register_mr(0, 16 * P, name="B")
-    out: dict[str, Any] = {}
+    out: TrackedDict[str, Any] = TrackedDict()
     faulted = Completion("fault done", gate=True)
 
     async def fault() -> None:
@@ -193,11 +193,11 @@ async def _fault_race(
         tg.start_soon(fault, name="fault")
         tg.start_soon(racer, out, name=racer_name)
         tg.start_soon(dma, name="dma")
-    return out
+    return dict(out)
 
 
 async def fault_vs_munmap(w: World) -> dict[str, Any]:
-    async def munmap(out: dict[str, Any]) -> None:
+    async def munmap(out: TrackedDict[str, Any]) -> None:
         await w.mm.munmap(0, 16 * P)
 
     return await _fault_race(w, "munmap", munmap)
@@ -210,7 +210,7 @@ async def exit_during_faults(w: World) -> dict[str, Any]:
     await w.mm.mmap(0, 16 * P)
     await _populate(w, 0, 16)
     b = await w.ctx.register_mr(0, 16 * P, name="B")
-    out: dict[str, Any] = {}
+    out: TrackedDict[str, Any] = TrackedDict()
 
     async def fault(name: str, address: int) -> None:
         out[name] = _outcome(await w.ctx.fault(b, address, write=True))
@@ -219,7 +219,7 @@ async def exit_during_faults(w: World) -> dict[str, Any]:
         tg.start_soon(fault, "fault1", 4 * P, name="fault1")
         tg.start_soon(fault, "fault2", 8 * P, name="fault2")
         tg.start_soon(w.mm.exit, name="exit")
-    return out
+    return dict(out)
 
 
 # --- S4 -------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ async def dereg_last_during_notifier(w: World) -> dict[str, Any]:
     await w.mm.mmap(0, 16 * P)
     await _populate(w, 0, 16)
     b = await w.ctx.register_mr(0, 16 * P, name="B")
-    out: dict[str, Any] = {}
+    out: TrackedDict[str, Any] = TrackedDict()
     gone, again = Completion("B deregistered", gate=True), Completion("C registered", gate=True)
 
     async def deregister() -> None:
@@ -250,7 +250,7 @@ async def dereg_last_during_notifier(w: World) -> dict[str, Any]:
         tg.start_soon(deregister, name="deregister")
         tg.start_soon(reregister, name="reregister")
         tg.start_soon(fault, name="fault")
-    return out
+    return dict(out)
 
 
 # --- odp2014-ctx: the activation's write lock against the last deregistration ----------
@@ -290,7 +290,7 @@ async def last_dereg_vs_register(w: World) -> dict[str, Any]:
     await w.mm.mmap(0, 8 * P)
     await w.mm.mmap(16 * P, 4 * P)
     c = await w.ctx.register_mr(16 * P, 4 * P, name="C")
-    out: dict[str, Any] = {}
+    out: TrackedDict[str, Any] = TrackedDict()
     done = {n: Completion(f"{n} done", gate=True) for n in ("register", "deregister")}
 
     async def register() -> None:
@@ -334,7 +334,7 @@ async def fixed_pool_deadlock(w: World) -> dict[str, Any]:
 
 
 async def mprotect_downgrade(w: World) -> dict[str, Any]:
-    async def mprotect(out: dict[str, Any]) -> None:
+    async def mprotect(out: TrackedDict[str, Any]) -> None:
         await w.mm.mprotect(0, 16 * P, writable=False)
 
     return await _fault_race(w, "mprotect", mprotect, dma_write=True)
@@ -344,7 +344,7 @@ async def mprotect_downgrade(w: World) -> dict[str, Any]:
 
 
 async def migration_during_fault(w: World) -> dict[str, Any]:
-    async def migrate(out: dict[str, Any]) -> None:
+    async def migrate(out: TrackedDict[str, Any]) -> None:
         out["migrated"] = await w.mm.migrate(4 * P)
 
     return await _fault_race(w, "migrate", migrate)
@@ -380,7 +380,7 @@ def storm(register_during: bool, rounds: int = STORM_ROUNDS) -> Any:
         await w.ctx.register_mr(0, 16 * P, name="A")
         await w.mm.mmap(32 * P, 16 * P)
         await _populate(w, 32 * P, 16)
-        out: dict[str, Any] = {}
+        out: TrackedDict[str, Any] = TrackedDict()
         b = None if register_during else await w.ctx.register_mr(32 * P, 16 * P, name="B")
         started = Completion("storm started", gate=True)
 
@@ -399,7 +399,7 @@ def storm(register_during: bool, rounds: int = STORM_ROUNDS) -> Any:
             tg.start_soon(invalidator, name="storm1")
             tg.start_soon(invalidator, name="storm2")
             tg.start_soon(fault, name="fault")
-        return out
+        return dict(out)
 
     return body
 
@@ -600,7 +600,7 @@ def mmput_under_lock(asynchronous: bool) -> Any:
         await _populate(w, 0, 4)
         a = await w.ctx.register_mr(0, 4 * P, name="A")
         w.mm.mmget()  # the driver's reference
-        out: dict[str, Any] = {}
+        out: TrackedDict[str, Any] = TrackedDict()
 
         async def worker() -> None:
             await a.mutex.acquire()
@@ -614,7 +614,7 @@ def mmput_under_lock(asynchronous: bool) -> Any:
         async with rt.task_group() as tg:
             tg.start_soon(w.mm.exit, name="exit")
             tg.start_soon(worker, name="worker")
-        return out
+        return dict(out)
 
     return body
 
@@ -657,7 +657,7 @@ async def thp_split_during_fault(w: World) -> dict[str, Any]:
     await w.mm.mmap(0, 4 * P, huge=True)
     await _populate(w, 0, 4)
     b = await w.ctx.register_mr(0, 4 * P, name="B")
-    out: dict[str, Any] = {}
+    out: TrackedDict[str, Any] = TrackedDict()
     faulted = Completion("fault done", gate=True)
 
     async def fault() -> None:
@@ -672,7 +672,7 @@ async def thp_split_during_fault(w: World) -> dict[str, Any]:
         tg.start_soon(w.mm.madvise_dontneed, 0, P, name="madvise")
         tg.start_soon(fault, name="fault")
         tg.start_soon(dma, name="dma")
-    return out
+    return dict(out)
 
 
 BUILTIN["thp-split-during-fault"] = Scenario(
@@ -699,7 +699,7 @@ def implicit_odp(**options: bool) -> Any:
         await _populate(w, 0, 8)
         imr = ImplicitMr(w.mm, w.checker, w.workqueue, "imr", child_pages=4, **options)
         await imr.register()
-        out: dict[str, Any] = {"setup": (await imr.fault(4 * P, write=True)).value}
+        out: TrackedDict[str, Any] = TrackedDict(setup=(await imr.fault(4 * P, write=True)).value)
         done = {n: Completion(f"{n} done", gate=True) for n in ("fault1", "fault2", "dereg")}
 
         async def fault(name: str, address: int) -> None:
@@ -722,7 +722,7 @@ def implicit_odp(**options: bool) -> Any:
             tg.start_soon(w.mm.madvise_dontneed, 0, 8 * P, name="madvise")
             tg.start_soon(deregister, name="dereg")
             tg.start_soon(munmap, name="munmap")
-        return out
+        return dict(out)
 
     return body
 

@@ -221,9 +221,8 @@ async def big_ints():
     assert account["balance"] == 10**30 + 2, "a lost update"
 
 
-async def anyio_memory_stream():
-    send, receive = anyio.create_memory_object_stream(10)
-
+async def _order_race(send, receive, would_block):
+    # two producers and a consumer that expects the first one's item first
     async def produce(i):
         send.send_nowait(i)
 
@@ -231,7 +230,7 @@ async def anyio_memory_stream():
         await checkpoint("before taking")
         try:
             got = receive.receive_nowait()
-        except anyio.WouldBlock:
+        except would_block:
             return
         assert got == 0, f"a lost order: took {got} first"
 
@@ -243,30 +242,14 @@ async def anyio_memory_stream():
     finally:
         send.close()
         receive.close()
+
+
+async def anyio_memory_stream():
+    await _order_race(*anyio.create_memory_object_stream(10), anyio.WouldBlock)
 
 
 async def trio_memory_channel():
-    send, receive = trio.open_memory_channel(10)
-
-    async def produce(i):
-        send.send_nowait(i)
-
-    async def consume():
-        await checkpoint("before taking")
-        try:
-            got = receive.receive_nowait()
-        except trio.WouldBlock:
-            return
-        assert got == 0, f"a lost order: took {got} first"
-
-    try:
-        async with task_group() as tg:
-            tg.start_soon(produce, 0)
-            tg.start_soon(produce, 1)
-            tg.start_soon(consume)
-    finally:
-        send.close()
-        receive.close()
+    await _order_race(*trio.open_memory_channel(10), trio.WouldBlock)
 
 
 class Mode(enum.Enum):

@@ -22,9 +22,10 @@ keyword defaults; a bound method's function and its ``__self__``; a
 ``functools.partial``'s function, arguments and keywords; the arguments; and from each of
 those, recursively, the items of a dict (its subclasses too), list, tuple, set,
 frozenset, ``collections.deque``, a ``types.SimpleNamespace``'s attributes, a bytearray's
-bytes, and the fields of a frozen attrs or dataclass record of a class nobody tracks.
-Anything else is compared by identity only (an object of a ``@tracked`` class or a
-primitive notes itself; one of an untracked class is the code walk's to judge).  The
+bytes, and the ``__dict__`` and slots of an object of any class that neither notes its own
+accesses (a ``@tracked`` class, anything of odp_async: the primitives, cells, the model)
+nor is a builtin value, a class, a module or code (a frozen record, an anyio memory
+stream, a trio channel, an enum member).  Anything else is compared by identity only.  The
 objects seen are kept alive by the snapshot, so an identity never meets a new object at
 a reused address.  More than `MAX_PARTS` objects make every later step of the run
 unknown (sound, not reduced).
@@ -80,7 +81,7 @@ _FOLLOWED: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 
 class HandedState:
-    """The plain containers a run's spawned tasks were handed, and what they held after
+    """The state a run's spawned tasks were handed, and what it held after
     the last step (one per run that keeps footprints under the noted-only promise)."""
 
     __slots__ = ("_dirty", "_parts", "_roots", "too_big")

@@ -3,6 +3,9 @@
 Contract
     `code_tree(code)` is `code` and every code object nested in it, depth first.
 
+    `instructions(code)` is ``dis.get_instructions(code)`` as a tuple, memoised per code
+    object (a walk that runs at every run of a search reads the same code each time).
+
     `code_facts(code)` reads a code object (and the code objects nested in it: its
     lambdas, comprehensions, inner functions) with `dis` and returns a `CodeFacts`:
 
@@ -30,11 +33,13 @@ See also
 from __future__ import annotations
 
 import dis
+import functools
 import types
+from collections.abc import Sequence
 
 import attrs
 
-__all__ = ["Chain", "CodeFacts", "code_facts"]
+__all__ = ["Chain", "CodeFacts", "code_facts", "code_tree", "instructions"]
 
 #: ``(kind, name, attrs)``: kind ``"global"`` (a module global or builtin of the
 #: function), ``"deref"`` (a free variable of its closure), ``"import"`` (a module
@@ -77,7 +82,7 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
     # `outer_free`: the free variables of the function whose code this is (or nests in):
     # a nested code object's free variable is either one of them (the function's own
     # closure) or a cell of an enclosing call (local to that call: not shared state).
-    ins = list(dis.get_instructions(code))
+    ins = instructions(code)
     global_writes: set[str] = set()
     deref_writes: set[str] = set()
     loads: set[Chain] = set()
@@ -154,7 +159,7 @@ def _scan(code: types.CodeType, outer_free: frozenset[str]) -> CodeFacts:
     )
 
 
-def _type_of_first(ins: list[dis.Instruction], i: int, first: str) -> bool:
+def _type_of_first(ins: Sequence[dis.Instruction], i: int, first: str) -> bool:
     """Whether the CALL at `i` is ``type(<first argument>)``."""
     j = i - 1
     if j >= 0 and ins[j].opname == "PRECALL":
@@ -168,7 +173,7 @@ def _type_of_first(ins: list[dis.Instruction], i: int, first: str) -> bool:
     )
 
 
-def _owner(ins: list[dis.Instruction], i: int, ends: dict[int, Chain]) -> Chain | None:
+def _owner(ins: Sequence[dis.Instruction], i: int, ends: dict[int, Chain]) -> Chain | None:
     """The static chain whose attribute the STORE_ATTR/DELETE_ATTR at `i` writes, if the
     owner is one: ``Owner.x = v`` (the owner loaded just before), ``Owner.x += v`` (the
     owner loaded, copied, its ``x`` loaded ... swapped back before the store)."""
@@ -190,11 +195,19 @@ def _owner(ins: list[dis.Instruction], i: int, ends: dict[int, Chain]) -> Chain 
     return ends.get(before)
 
 
-def code_tree(code: types.CodeType) -> list[types.CodeType]:
+@functools.lru_cache(maxsize=4096)
+def code_tree(code: types.CodeType) -> tuple[types.CodeType, ...]:
     """`code` and the code objects nested in it (lambdas, comprehensions, inner
-    functions), depth first, `code` first.  Pure; sync."""
+    functions), depth first, `code` first.  Pure, memoised; sync."""
     found = [code]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             found.extend(code_tree(const))
-    return found
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def instructions(code: types.CodeType) -> tuple[dis.Instruction, ...]:
+    """The instructions of `code` alone (not its nested code), as ``dis`` reads them.
+    Pure, memoised per code object (equal code objects read alike); sync."""
+    return tuple(dis.get_instructions(code))

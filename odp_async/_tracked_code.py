@@ -76,12 +76,12 @@ import inspect
 import sys
 import types
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
-from ._code_reach import Chain, code_facts, code_tree
+from ._code_reach import Chain, code_facts, code_tree, instructions
 
 __all__ = [
     "CodeWalk",
@@ -664,6 +664,11 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
     main function reads after the join is the common case (judging it would lose the
     reduction of most programs), and what a local is bound to by any other expression
     (``box = make_box()``, ``obj.gen()``) is not judged either."""
+    return _read_once(_SHARED, fn, _shared_locals_read)
+
+
+def _shared_locals_read(fn: types.FunctionType) -> list[tuple[str, str]]:
+    # `_shared_locals`, read.
     found: list[tuple[str, str]] = []
     made = _functions_made(fn.__code__)
     for code in code_tree(fn.__code__):
@@ -677,7 +682,7 @@ def _shared_locals(fn: types.FunctionType) -> list[tuple[str, str]]:
             if name in cells and name in inner.co_freevars
         }
         found.extend((name, "rebound by a function it defines") for name in sorted(rebound))
-        ins = list(dis.get_instructions(code))
+        ins = instructions(code)
         for n, op in enumerate(ins):
             if op.opname != "STORE_DEREF" or op.argval not in cells or op.argval in rebound:
                 continue
@@ -707,24 +712,37 @@ def _escaping_state(fn: types.FunctionType) -> list[tuple[str, str, str]]:
     shape `_flow` does not read: ``with s``) counts as handed on (conservative: the
     reduction is lost, the verdict stays sound).  A local shared through the closures
     of the functions `fn` defines is `_shared_locals`'s."""
-    # Read once per code and the values of the globals it names (a walk outside a
-    # session reads the main function at every run): compared by identity.
-    names = _global_names(fn.__code__)
+    return _read_once(_ESCAPING, fn, _escaping_state_read)
+
+
+R = TypeVar("R")
+
+#: Per reading (`_shared_locals`, `_escaping_state`, `_made_at_run_time`): code -> (what
+#: it depends on besides the code when read, held as `_held` holds them; the reading).
+_MemoTable = dict[types.CodeType, tuple[list[object], R]]
+_SHARED: _MemoTable[list[tuple[str, str]]] = {}
+_ESCAPING: _MemoTable[list[tuple[str, str, str]]] = {}
+_MADE: _MemoTable[list[str]] = {}
+
+
+def _read_once(
+    table: _MemoTable[R], fn: types.FunctionType, read: Callable[[types.FunctionType], R]
+) -> R:
+    """`read(fn)`, read once per code object while what else it depends on stays the
+    same objects: the values of the globals the code names (the callees it judges) and
+    the function's name (in what it reports).  A walk outside a session reads the main
+    function at every run of a search: without this, most of a noted-only run's time."""
     space = fn.__globals__
-    now = [space.get(name, _MISSING) for name in names]
-    kept = _ESCAPING.get(fn.__code__)
+    now: list[object] = [fn.__module__, fn.__qualname__]
+    now.extend(space.get(name, _MISSING) for name in _global_names(fn.__code__))
+    kept = table.get(fn.__code__)
     if kept is not None and _same_values(kept[0], now):
         return kept[1]
-    found = _escaping_state_read(fn)
-    if len(_ESCAPING) >= 4096:
-        _ESCAPING.clear()
-    _ESCAPING[fn.__code__] = (list(map(_held, now)), found)
+    found = read(fn)
+    if len(table) >= 4096:
+        table.clear()
+    table[fn.__code__] = (list(map(_held, now)), found)
     return found
-
-
-#: code -> (the values of the globals it names when read, held as `_held` holds them,
-#: `_escaping_state` of it).
-_ESCAPING: dict[types.CodeType, tuple[list[object], list[tuple[str, str, str]]]] = {}
 
 
 def _held(value: object) -> object:
@@ -762,7 +780,7 @@ def _escaping_state_read(fn: types.FunctionType) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     made = _functions_made(fn.__code__)
     for code in code_tree(fn.__code__):
-        ins = list(dis.get_instructions(code))
+        ins = instructions(code)
         if "CALL" not in {op.opname for op in ins}:
             continue
         at = {op.offset: i for i, op in enumerate(ins)}
@@ -778,7 +796,7 @@ def _escaping_state_read(fn: types.FunctionType) -> list[tuple[str, str, str]]:
                     work.append((k + 1, what, "made by a call"))
 
         def keeps_nothing(
-            p: int, ins: list[dis.Instruction] = ins, code: types.CodeType = code
+            p: int, ins: Sequence[dis.Instruction] = ins, code: types.CodeType = code
         ) -> bool:
             # whether the call whose PRECALL is at `p` is of a builtin keeping none of
             # its arguments (``len(d)``, ``sum(x for x in xs)``)
@@ -881,7 +899,7 @@ def _keeps_nothing() -> dict[int, tuple[int | None, frozenset[str]]]:
 
 
 def _flow(
-    ins: list[dis.Instruction],
+    ins: Sequence[dis.Instruction],
     at: Mapping[int, int],
     start: int,
     keeps_nothing: Callable[[int], bool],
@@ -1024,13 +1042,14 @@ def _flow(
     return None, aliases
 
 
-def _functions_made(code: types.CodeType) -> dict[str, list[types.CodeType]]:
+@functools.lru_cache(maxsize=4096)
+def _functions_made(code: types.CodeType) -> Mapping[str, list[types.CodeType]]:
     """The names that `code` (or code nested in it) binds to a function it defines right
     there (``def acc(): ...``, no decorator), each with the code of every such function
     (a name bound in two scopes has both: judged as either)."""
     made: dict[str, list[types.CodeType]] = {}
     for inner in code_tree(code):
-        ins = list(dis.get_instructions(inner))
+        ins = instructions(inner)
         for k, op in enumerate(ins):
             if (
                 op.opname == "MAKE_FUNCTION"
@@ -1056,10 +1075,15 @@ def _made_at_run_time(fn: types.FunctionType) -> list[str]:
     function made there that the statement loads, when the arguments branch).  Defaults
     that are one constant tuple of immutable values are not state.  Static, and
     conservative: a shape it cannot read is reported."""
+    return _read_once(_MADE, fn, _made_at_run_time_read)
+
+
+def _made_at_run_time_read(fn: types.FunctionType) -> list[str]:
+    # `_made_at_run_time`, read.
     found: list[str] = []
     stores = ("STORE_FAST", "STORE_DEREF")
     for code in code_tree(fn.__code__):
-        ins = list(dis.get_instructions(code))
+        ins = instructions(code)
         made: set[str] = set()
         # names bound to a call's result that may keep attributes no note sees
         called: set[str] = set()
@@ -1121,7 +1145,7 @@ def _made_at_run_time(fn: types.FunctionType) -> list[str]:
     return found
 
 
-def _kept_after_calls(ins: list[dis.Instruction], k: int) -> str | None:
+def _kept_after_calls(ins: Sequence[dis.Instruction], k: int) -> str | None:
     # The name a value pushed just before `k` is stored to after one or more calls that
     # take it as their last argument (CPython 3.11: PRECALL n, CALL n, ...; a decorator
     # stack), or None.
@@ -1134,7 +1158,7 @@ def _kept_after_calls(ins: list[dis.Instruction], k: int) -> str | None:
     return None
 
 
-def _constant_defaults(ins: list[dis.Instruction], k: int) -> bool:
+def _constant_defaults(ins: Sequence[dis.Instruction], k: int) -> bool:
     # The MAKE_FUNCTION at `k` (CPython 3.11): flags 0x01 defaults, 0x02 kw-only defaults,
     # 0x04 annotations, 0x08 closure; pushed in that order, then the code object.
     flags = int(ins[k].arg or 0)
@@ -1152,15 +1176,14 @@ def _constant_defaults(ins: list[dis.Instruction], k: int) -> bool:
     return all(isinstance(v, (type(None), bool, int, float, str, bytes)) for v in ins[j].argval)
 
 
-def _deref_stores(code: types.CodeType) -> set[str]:
-    return {
-        str(op.argval)
-        for op in dis.get_instructions(code)
-        if op.opname in ("STORE_DEREF", "DELETE_DEREF")
-    }
+@functools.lru_cache(maxsize=4096)
+def _deref_stores(code: types.CodeType) -> frozenset[str]:
+    return frozenset(
+        str(op.argval) for op in instructions(code) if op.opname in ("STORE_DEREF", "DELETE_DEREF")
+    )
 
 
-def _unnoted_result(fn: types.FunctionType, ins: list[dis.Instruction], n: int) -> bool:
+def _unnoted_result(fn: types.FunctionType, ins: Sequence[dis.Instruction], n: int) -> bool:
     """Whether the call whose result the store at `n` keeps may make an object whose
     attribute writes no note sees: anything but an instance of a class known to note
     them (a `@tracked` class, a primitive, a `SharedCell`), a plain container (no
@@ -1180,7 +1203,7 @@ def _unnoted_result(fn: types.FunctionType, ins: list[dis.Instruction], n: int) 
 _SCAN = 400
 
 
-def _arguments(ins: list[dis.Instruction], p: int, count: int) -> list[tuple[int, int]] | None:
+def _arguments(ins: Sequence[dis.Instruction], p: int, count: int) -> list[tuple[int, int]] | None:
     """The spans ``(start, end)`` of the `count` values pushed just before `p` (CPython
     3.11: a call's arguments before its PRECALL, a ``KW_NAMES`` among them), first
     value first, read backward by stack effect; None when that code is not straight
@@ -1221,7 +1244,7 @@ _STATEMENT_ENDS = frozenset(
 )  # fmt: skip
 
 
-def _statement_start(ins: list[dis.Instruction], k: int) -> int:
+def _statement_start(ins: Sequence[dis.Instruction], k: int) -> int:
     # The first instruction after the last statement's end before `k`.
     i = k
     while i > 0 and ins[i - 1].opname not in _STATEMENT_ENDS and k - i < _SCAN:
@@ -1236,7 +1259,7 @@ _NO_FALLTHROUGH = frozenset(
 )  # fmt: skip
 
 
-def _callee_end(ins: list[dis.Instruction], p: int, count: int) -> int | None:
+def _callee_end(ins: Sequence[dis.Instruction], p: int, count: int) -> int | None:
     """The index of the last instruction pushing the callee of the PRECALL at `p`
     (CPython 3.11: two slots, then `count` arguments), found by the stack depth before
     each instruction of the statement, every path followed (``Box(a if c else b)``,
@@ -1283,7 +1306,7 @@ def _callee_end(ins: list[dis.Instruction], p: int, count: int) -> int | None:
 
 def _callee(
     fn: types.FunctionType,
-    ins: list[dis.Instruction],
+    ins: Sequence[dis.Instruction],
     n: int,
     made: Mapping[str, list[types.CodeType]] | None = None,
 ) -> object:
@@ -1342,7 +1365,7 @@ def _callee(
 
 def _fresh_state(
     fn: types.FunctionType,
-    ins: list[dis.Instruction],
+    ins: Sequence[dis.Instruction],
     n: int,
     made: Mapping[str, list[types.CodeType]],
 ) -> str | None:

@@ -28,6 +28,7 @@ USER_MODULE = '''
 from odp_async import checkpoint, task_group
 from odp_async.explore.shared import SharedCell
 from odp_async.sync import Completion, RWLock
+from odp_async.tracked import TrackedList
 
 
 async def two_waits_after_complete_all():
@@ -127,7 +128,10 @@ def program(spec):
         cells = [SharedCell(0, "c0"), SharedCell(0, "c1")]
         comps = [Completion("k0"), Completion("k1")]
         lock = RWLock("lock")
-        seen = [[] for _ in spec]
+        # Each task notes what it saw in its own TrackedList: a plain list would keep the
+        # noted-only promise only by luck (the run's watch of what tasks are handed makes
+        # every append to one a step of unknown footprint).
+        seen = [TrackedList() for _ in spec]
 
         async def run(k, ops):
             for op in ops:

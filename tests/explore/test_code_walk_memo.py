@@ -7,8 +7,8 @@ with a chooser (as these tests do; a search by `explore` keeps one walk for its 
 runs the same main function thousands of times, and reading its bytecode at every run
 was most of a run's time (test_dpor_primitive_footprints[p3]: 87 s of DPOR over 5,105
 traces; 16 s read once).  Each reading is kept per code object while the globals its
-code names are the same objects; rebinding one of them reads the code again, so the
-verdict follows the program as it is now.
+code names are the same objects (a rebound one reads the code again: pinned in
+test_dpor_escaping_locals.py::test_a_global_rebound_between_walks_is_read_again).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from odp_async import _tracked_code
 from odp_async._runtime import sim
 from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
-from odp_async.tracked import track
 from tests.conftest import UserModule
 
 PROGRAM = """
@@ -34,11 +33,6 @@ from odp_async.tracked import tracked
 
 @tracked
 class Noted:
-    def __init__(self):
-        self.n = 0
-
-
-class Plain:
     def __init__(self):
         self.n = 0
 
@@ -93,12 +87,3 @@ def test_a_search_reads_the_main_function_once(
     assert runs > 20
     assert {key[0] for key in calls} == set(READINGS)
     assert set(calls.values()) == {1}, calls
-
-
-def test_a_rebound_global_is_read_again(user_module: UserModule) -> None:
-    mod = user_module(PROGRAM, "code_walk_memo_rebound")
-    assert track((), code=(mod.body,)).untracked == ()
-    mod.Maker = mod.Plain  # the same code, a callee that makes state nobody notes
-    assert any("Plain" in reason for reason in track((), code=(mod.body,)).untracked)
-    mod.Maker = mod.Noted
-    assert track((), code=(mod.body,)).untracked == ()

@@ -14,7 +14,10 @@ import pytest
 from odp_async.explore.runner import explore
 from odp_async.scenarios import BUILTIN, Verdict
 
-BUDGET = {"pct": 900, "random": 300, "dfs": 100, "dpor": 25}
+#: dfs at 30: 100 took 10-24 s a cell on a slow 2-core host (12-05) and caught no more
+#: (with `_kept_off`, the window rule or `holds_back` disabled, dfs at 100 charged no
+#: starvation in the 7, 2 and 3 cells tried).
+BUDGET = {"pct": 900, "random": 300, "dfs": 30, "dpor": 25}
 STORMS = ("storm-preregistered", "storm-register-during")
 CLEAN_CELLS = [
     (s, p) for s in STORMS for p, v in BUILTIN[s].expected.items() if v is Verdict.CLEAN
@@ -51,10 +54,10 @@ def test_no_starvation_charged_for_scheduling(scenario: str, protocol: str, choo
 # found these cells that way before the generations rule, and 500 schedules find none
 # now.  Random (seed 0: schedules 1, 2, 2, 10) and the default portfolio interleave the
 # storms' ends (its slowest: storm-register-during/interval-seq, by its random member at
-# 1812 for seed 0; 2458 while the bound counted generations of holders).
-@pytest.mark.parametrize("chooser", ["portfolio", "random"])
+# 1812 for seed 0; 2458 while the bound counted generations of holders).  The portfolio
+# half, seed 0, is tests/explore/test_portfolio.py's every-failing-cell test.
 @pytest.mark.parametrize(("scenario", "protocol"), STARVED_CELLS)
-def test_documented_starvation_is_still_found(scenario: str, protocol: str, chooser: str) -> None:
-    result = explore(scenario, protocol, chooser=chooser, schedules=3000, seed=0, shrink=False)
+def test_documented_starvation_is_still_found(scenario: str, protocol: str) -> None:
+    result = explore(scenario, protocol, chooser="random", schedules=3000, seed=0, shrink=False)
     assert result.failure is not None
     assert result.failure.violation.kind == "starvation"

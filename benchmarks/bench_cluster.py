@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="accepted for run_all.py; no rows kept")
     args = parser.parse_args(argv)
     logging.getLogger("distributed").setLevel(logging.ERROR)  # the scheduler's INFO lines
-    budget = args.budget or (300 if args.quick else 3000)
+    budget = args.budget or (100 if args.quick else 3000)
     repeats = args.repeats or (1 if args.quick else 3)
     chunks = 20 if args.quick else 200
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
@@ -181,12 +181,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{f'dask {workers} workers (estimate)':28} {estimate:11.1f}x")
         print()
         print(f"{'dpor':28} {'traces/s':>12} {'vs split here':>14}")
-        print("(the first 60 traces only)" if args.quick else f"({budget} traces)")
+        print("(the first 30 traces only)" if args.quick else f"({budget} traces)")
         dpor: dict[str, Executor | None] = {"dpor serial": None}
         dpor["dpor split, this process"] = InlineExecutor()
         for name in names[1:]:
             dpor[f"dpor {name}"] = executors[name]
-        dpor_budget = 60 if args.quick else budget  # a smoke run stays short
+        dpor_budget = 30 if args.quick else budget  # a smoke run stays short
         if not args.quick:
             for executor in dpor.values():  # warm-up
                 dpor_throughput(executor, min(budget, 100))

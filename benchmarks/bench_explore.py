@@ -903,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        budget, sim_n, twenty_n, n, m, repeats, seeds, cap = 200, 2_000, 300, 200, 30, 3, 5, 2_000
+        budget, sim_n, twenty_n, n, m, repeats, seeds, cap = 200, 2_000, 300, 200, 30, 1, 3, 2_000
     else:
         budget, sim_n, twenty_n = 2_000, 20_000, 3_000
         n, m, repeats, seeds, cap = 1_000, 200, 5, 20, 20_000

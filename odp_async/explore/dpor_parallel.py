@@ -69,7 +69,7 @@ from typing import Protocol
 
 import attrs
 
-from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
+from .._runtime.footprint import hidden_write, tracking_session
 from .._runtime.stall import StepStalled, watching_steps
 from ..errors import NondeterminismError
 from .config import ExploreConfig
@@ -199,35 +199,33 @@ def run_subtree(
     hit: _Hit | None = None
     interrupted = False
     stalled: str | None = None
-    tracking_run_starts()  # one tracking session for the item's runs
-    try:
-        with watching_steps(config.stall_limit):
-            while traces < budget and chooser.has_more:
-                try:
-                    execution = target.run(chooser, max_steps=config.max_steps)
-                except PrunedExecution:
-                    pruned += 1
+    with tracking_session():  # one tracking session for the item's runs
+        try:
+            with watching_steps(config.stall_limit):
+                while traces < budget and chooser.has_more:
+                    try:
+                        execution = target.run(chooser, max_steps=config.max_steps)
+                    except PrunedExecution:
+                        pruned += 1
+                        _check_hidden()
+                        continue
                     _check_hidden()
-                    continue
-                _check_hidden()
-                traces += 1
-                steps += execution.sim.steps
-                unfinished += execution.unfinished
-                if execution.is_failure:
-                    failing.append(traces)
-                    if hit is None:
-                        hit = (traces, execution.sim.schedule)
-                    if config.stop_on_first:
-                        break
-    except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
-        interrupted = True
-    except StepStalled as e:  # the traces before it stand (a failure among them too)
-        stalled = str(e)
-    except NondeterminismError:
-        if carried_state(target) is None:
-            raise  # else: a run started from state an earlier one left (said below)
-    finally:
-        tracking_run_ends()
+                    traces += 1
+                    steps += execution.sim.steps
+                    unfinished += execution.unfinished
+                    if execution.is_failure:
+                        failing.append(traces)
+                        if hit is None:
+                            hit = (traces, execution.sim.schedule)
+                        if config.stop_on_first:
+                            break
+        except KeyboardInterrupt:  # raised by the explored code (workers ignore SIGINT)
+            interrupted = True
+        except StepStalled as e:  # the traces before it stand (a failure among them too)
+            stalled = str(e)
+        except NondeterminismError:
+            if carried_state(target) is None:
+                raise  # else: a run started from state an earlier one left (said below)
     state = chooser.export(item.node if item is not None else None)
     return SubtreeResult(
         traces,

@@ -64,7 +64,7 @@ from typing import Final
 import attrs
 
 from .._runtime.choosers import Chooser, RandomChooser
-from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
+from .._runtime.footprint import hidden_write, tracking_session
 from ..errors import NondeterminismError
 from .config import CHOOSERS, ExploreConfig, derive_seed
 from .dfs import PrunedExecution
@@ -206,7 +206,7 @@ class DporShare:
     with nothing cut by a preemption bound.
 
     Batches: the search's executions run ahead of their slots, several at a time, in
-    one tracking session (`odp_async._runtime.footprint.tracking_run_starts`: `tracked`'s
+    one tracking session (`odp_async._runtime.footprint.tracking_session`: `tracked`'s
     hooks go on the classes once per batch, not once per run, and come off before any
     other member's run, which sees no hook).  A batch is at most `AHEAD_MAX` executions,
     doubling from 1, never more than the caller says it may still ask for (``run``'s
@@ -261,8 +261,7 @@ class DporShare:
         """Run up to `count` (at least 1) more executions of the search into `_ahead`,
         in one tracking session."""
         pruned = 0
-        tracking_run_starts()
-        try:
+        with tracking_session():
             while self.chooser.has_more and self._abandon_at is None:
                 try:
                     execution = self.target.run(self.chooser, max_steps=self.config.max_steps)
@@ -285,8 +284,6 @@ class DporShare:
                     break
                 if stop is not None and stop():
                     break
-        finally:
-            tracking_run_ends()
         self._tail_pruned += pruned  # past the last execution: counted at the search's end
 
     def _next(self, wanted: int, stop: Callable[[], bool] | None) -> Execution | None:

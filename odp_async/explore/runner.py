@@ -125,7 +125,7 @@ from .._runtime.choosers import (
     StreamChooser,
     stream_choosers,
 )
-from .._runtime.footprint import hidden_write, tracking_run_ends, tracking_run_starts
+from .._runtime.footprint import hidden_write, tracking_session
 from .._runtime.interrupts import marking_ctrl_c
 from .._runtime.stall import StepInterrupt, StepStalled, halted, watching_steps
 from ..check import Violation
@@ -2032,9 +2032,7 @@ def _walk(
     """
     found_at: int | None = None
     session = bool(getattr(chooser, "wants_footprints", False))
-    if session:
-        tracking_run_starts()
-    try:
+    with tracking_session(chooser):
         while tally.done < config.schedules and chooser.has_more and not tally.time_is_up():
             try:
                 execution = target.run(chooser, max_steps=config.max_steps)
@@ -2050,9 +2048,6 @@ def _walk(
                 found_at = chooser.bound
                 if config.stop_on_first:
                     return True, found_at
-    finally:
-        if session:
-            tracking_run_ends()
     return False, found_at
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import Footprint
+from odp_async._runtime.footprint import Footprint, tracking_session
 from odp_async.errors import InvalidArgument, NondeterminismError, ProtocolViolation
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
 from odp_async.explore.dpor import DporChooser
@@ -25,18 +25,19 @@ def outcomes(program: Program, chooser: Any, budget: int = 50_000) -> tuple[set[
     """Every distinct outcome of a complete search, and the runs that finished."""
     seen: set[str] = set()
     runs = 0
-    while chooser.has_more and chooser.executions < budget:
-        try:
-            result = sim.run(program, chooser=chooser)
-        except PrunedExecution:
-            continue
-        runs += 1
-        if result.outcome == "ok":
-            seen.add(f"ok {result.value!r}")
-        elif result.outcome == "error":
-            seen.add(f"error {result.error!r}")
-        else:
-            seen.add(result.outcome)
+    with tracking_session(chooser):
+        while chooser.has_more and chooser.executions < budget:
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                continue
+            runs += 1
+            if result.outcome == "ok":
+                seen.add(f"ok {result.value!r}")
+            elif result.outcome == "error":
+                seen.add(f"error {result.error!r}")
+            else:
+                seen.add(result.outcome)
     assert chooser.is_complete
     return seen, runs
 

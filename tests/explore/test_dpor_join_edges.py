@@ -37,7 +37,7 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import ReadOf
+from odp_async._runtime.footprint import ReadOf, tracking_session
 from odp_async.errors import ProtocolViolation
 from odp_async.explore import dpor
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
@@ -210,14 +210,15 @@ def outcomes(program: Program, chooser: Any) -> tuple[set[str], int]:
     """Every outcome the chooser's search reaches, and its sleep-set-blocked runs."""
     found: set[str] = set()
     pruned = 0
-    while chooser.has_more:
-        try:
-            result = sim.run(program, chooser=chooser)
-        except PrunedExecution:
-            pruned += 1
-            continue
-        assert result.error is None, result.error
-        found.add(_outcome(result.value))
+    with tracking_session(chooser):
+        while chooser.has_more:
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                pruned += 1
+                continue
+            assert result.error is None, result.error
+            found.add(_outcome(result.value))
     assert chooser.is_complete
     return found, pruned
 

@@ -9,6 +9,7 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
+from odp_async._runtime.footprint import tracking_session
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.explore.shared import SharedCell
@@ -73,15 +74,16 @@ def search(program: Any, chooser: Any) -> tuple[int, int | None, set[str]]:
     runs = 0
     first: int | None = None
     seen: set[str] = set()
-    while chooser.has_more:
-        try:
-            result = sim.run(program, chooser=chooser)
-        except PrunedExecution:
-            continue
-        runs += 1
-        seen.add(result.outcome)
-        if result.outcome != "ok" and first is None:
-            first = runs
+    with tracking_session(chooser):
+        while chooser.has_more:
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                continue
+            runs += 1
+            seen.add(result.outcome)
+            if result.outcome != "ok" and first is None:
+                first = runs
     assert chooser.is_complete
     return runs, first, seen
 

@@ -15,6 +15,7 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
+from odp_async._runtime.footprint import tracking_session
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.explore.shared import SharedCell
@@ -44,12 +45,13 @@ def make(spec: list[list[Op]]) -> Callable[[], Awaitable[Any]]:
 
 def outcomes(program: Callable[[], Awaitable[Any]], chooser: Any) -> set[str]:
     seen: set[str] = set()
-    while chooser.has_more:
-        try:
-            result = sim.run(program, chooser=chooser)
-        except PrunedExecution:
-            continue
-        seen.add(repr(result.value))
+    with tracking_session(chooser):
+        while chooser.has_more:
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                continue
+            seen.add(repr(result.value))
     assert chooser.is_complete
     return seen
 

@@ -27,7 +27,7 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async import tracked as tracked_module
 from odp_async._runtime import footprint, sim
-from odp_async._runtime.footprint import FieldOf, Footprint, ReadOf, UpdateOf
+from odp_async._runtime.footprint import FieldOf, Footprint, ReadOf, UpdateOf, tracking_session
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.tracked import TrackedBag, TrackedList, tracked
@@ -97,13 +97,14 @@ def _outcome(value: Any) -> str:
 
 def outcomes(program: Callable[[], Awaitable[Any]], chooser: Any) -> set[str]:
     found: set[str] = set()
-    while chooser.has_more:
-        try:
-            result = sim.run(program, chooser=chooser)
-        except PrunedExecution:
-            continue
-        assert result.error is None, result.error
-        found.add(_outcome(result.value))
+    with tracking_session(chooser):
+        while chooser.has_more:
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                continue
+            assert result.error is None, result.error
+            found.add(_outcome(result.value))
     assert chooser.is_complete
     return found
 

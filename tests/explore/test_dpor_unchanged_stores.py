@@ -20,6 +20,7 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
+from odp_async._runtime.footprint import tracking_session
 from odp_async.explore.dfs import DfsChooser, PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.tracked import TrackedDict, TrackedSet, tracked
@@ -118,13 +119,14 @@ def outcomes(
     program: Callable[[], Awaitable[Any]], chooser: Any, describe: Callable[[Any], str] = repr
 ) -> set[str]:
     seen: set[str] = set()
-    while chooser.has_more:
-        try:
-            result = sim.run(program, chooser=chooser)
-        except PrunedExecution:
-            continue
-        assert result.error is None, result.error
-        seen.add(describe(result.value))
+    with tracking_session(chooser):
+        while chooser.has_more:
+            try:
+                result = sim.run(program, chooser=chooser)
+            except PrunedExecution:
+                continue
+            assert result.error is None, result.error
+            seen.add(describe(result.value))
     assert chooser.is_complete
     return seen
 

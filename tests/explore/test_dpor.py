@@ -10,13 +10,14 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import Footprint, tracking_session
+from odp_async._runtime.footprint import Footprint
 from odp_async.errors import InvalidArgument, NondeterminismError, ProtocolViolation
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
 from odp_async.explore.runner import explore
 from odp_async.scenarios.classic import lock_order, locked_counter, lost_update, two_preemptions
 from odp_async.scenarios.sctbench import SCTBENCH
+from tests._search import Search
 
 Program = Callable[[], Awaitable[Any]]
 
@@ -24,22 +25,15 @@ Program = Callable[[], Awaitable[Any]]
 def outcomes(program: Program, chooser: Any, budget: int = 50_000) -> tuple[set[str], int]:
     """Every distinct outcome of a complete search, and the runs that finished."""
     seen: set[str] = set()
-    runs = 0
-    with tracking_session(chooser):
-        while chooser.has_more and chooser.executions < budget:
-            try:
-                result = sim.run(program, chooser=chooser)
-            except PrunedExecution:
-                continue
-            runs += 1
-            if result.outcome == "ok":
-                seen.add(f"ok {result.value!r}")
-            elif result.outcome == "error":
-                seen.add(f"error {result.error!r}")
-            else:
-                seen.add(result.outcome)
-    assert chooser.is_complete
-    return seen, runs
+    search = Search(chooser, lambda: sim.run(program, chooser=chooser), max_executions=budget)
+    for result in search:
+        if result.outcome == "ok":
+            seen.add(f"ok {result.value!r}")
+        elif result.outcome == "error":
+            seen.add(f"error {result.error!r}")
+        else:
+            seen.add(result.outcome)
+    return seen, search.runs
 
 
 PROGRAMS: dict[str, Program] = {

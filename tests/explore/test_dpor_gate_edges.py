@@ -31,12 +31,13 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async import sync
 from odp_async._runtime import footprint, sim
-from odp_async._runtime.footprint import GateOpened, tracking_session
+from odp_async._runtime.footprint import GateOpened
 from odp_async.explore import dpor
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
 from odp_async.sync import Completion
 from odp_async.tracked import tracked
+from tests._search import Search
 
 Program = Callable[[], Awaitable[Any]]
 
@@ -190,18 +191,11 @@ def _outcome(box: Any) -> str:
 def outcomes(program: Program, chooser: Any) -> tuple[set[str], int]:
     """Every outcome the chooser's search reaches, and its sleep-set-blocked runs."""
     found: set[str] = set()
-    pruned = 0
-    with tracking_session(chooser):
-        while chooser.has_more:
-            try:
-                result = sim.run(program, chooser=chooser)
-            except PrunedExecution:
-                pruned += 1
-                continue
-            assert result.error is None, result.error
-            found.add(_outcome(result.value))
-    assert chooser.is_complete
-    return found, pruned
+    search = Search(chooser, lambda: sim.run(program, chooser=chooser))
+    for result in search:
+        assert result.error is None, result.error
+        found.add(_outcome(result.value))
+    return found, search.pruned
 
 
 PROGRAMS = [

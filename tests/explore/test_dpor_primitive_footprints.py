@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import Footprint, declared_footprint, tracking_session
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async._runtime.footprint import Footprint, declared_footprint
+from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
 from odp_async.sync import Completion, Mutex, RWLock
+from tests._search import Search
 from tests.conftest import UserModule
 
 USER_MODULE = '''
@@ -181,18 +182,11 @@ def user(user_module: UserModule) -> ModuleType:
 
 def search(main: Any, chooser: Any) -> tuple[int, set[str]]:
     """(traces, outcomes) of a complete search: the outcome, the value or the error."""
-    traces = 0
     seen: set[str] = set()
-    with tracking_session(chooser):
-        while chooser.has_more:
-            try:
-                result = sim.run(main, chooser=chooser)
-            except PrunedExecution:
-                continue
-            traces += 1
-            seen.add(f"{result.outcome} {result.value!r} {type(result.error).__name__}")
-    assert chooser.is_complete
-    return traces, seen
+    searching = Search(chooser, lambda: sim.run(main, chooser=chooser))
+    for result in searching:
+        seen.add(f"{result.outcome} {result.value!r} {type(result.error).__name__}")
+    return searching.runs, seen
 
 
 def test_two_waits_after_complete_all_commute(user: ModuleType) -> None:

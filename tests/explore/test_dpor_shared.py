@@ -9,10 +9,10 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import tracking_session
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
 from odp_async.explore.shared import SharedCell
+from tests._search import Search
 from tests.conftest import UserModule
 
 USER_MODULE = '''
@@ -71,21 +71,14 @@ def user(user_module: UserModule) -> ModuleType:
 
 def search(program: Any, chooser: Any) -> tuple[int, int | None, set[str]]:
     """(runs to the end, run of the first failure, outcomes) of a complete search."""
-    runs = 0
     first: int | None = None
     seen: set[str] = set()
-    with tracking_session(chooser):
-        while chooser.has_more:
-            try:
-                result = sim.run(program, chooser=chooser)
-            except PrunedExecution:
-                continue
-            runs += 1
-            seen.add(result.outcome)
-            if result.outcome != "ok" and first is None:
-                first = runs
-    assert chooser.is_complete
-    return runs, first, seen
+    searching = Search(chooser, lambda: sim.run(program, chooser=chooser))
+    for result in searching:
+        seen.add(result.outcome)
+        if result.outcome != "ok" and first is None:
+            first = searching.runs
+    return searching.runs, first, seen
 
 
 def test_cells_find_the_lost_update_in_fewer_schedules(user: ModuleType) -> None:

@@ -15,10 +15,10 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import tracking_session
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
 from odp_async.explore.shared import SharedCell
+from tests._search import Search
 
 Op = tuple[Any, ...]
 
@@ -45,14 +45,8 @@ def make(spec: list[list[Op]]) -> Callable[[], Awaitable[Any]]:
 
 def outcomes(program: Callable[[], Awaitable[Any]], chooser: Any) -> set[str]:
     seen: set[str] = set()
-    with tracking_session(chooser):
-        while chooser.has_more:
-            try:
-                result = sim.run(program, chooser=chooser)
-            except PrunedExecution:
-                continue
-            seen.add(repr(result.value))
-    assert chooser.is_complete
+    for result in Search(chooser, lambda: sim.run(program, chooser=chooser)):
+        seen.add(repr(result.value))
     return seen
 
 

@@ -27,10 +27,11 @@ import pytest
 from odp_async import _runtime as rt
 from odp_async import tracked as tracked_module
 from odp_async._runtime import footprint, sim
-from odp_async._runtime.footprint import FieldOf, Footprint, ReadOf, UpdateOf, tracking_session
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async._runtime.footprint import FieldOf, Footprint, ReadOf, UpdateOf
+from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
 from odp_async.tracked import TrackedBag, TrackedList, tracked
+from tests._search import Search
 
 Op = tuple[Any, ...]
 
@@ -97,15 +98,9 @@ def _outcome(value: Any) -> str:
 
 def outcomes(program: Callable[[], Awaitable[Any]], chooser: Any) -> set[str]:
     found: set[str] = set()
-    with tracking_session(chooser):
-        while chooser.has_more:
-            try:
-                result = sim.run(program, chooser=chooser)
-            except PrunedExecution:
-                continue
-            assert result.error is None, result.error
-            found.add(_outcome(result.value))
-    assert chooser.is_complete
+    for result in Search(chooser, lambda: sim.run(program, chooser=chooser)):
+        assert result.error is None, result.error
+        found.add(_outcome(result.value))
     return found
 
 

@@ -20,10 +20,10 @@ import pytest
 
 from odp_async import _runtime as rt
 from odp_async._runtime import sim
-from odp_async._runtime.footprint import tracking_session
-from odp_async.explore.dfs import DfsChooser, PrunedExecution
+from odp_async.explore.dfs import DfsChooser
 from odp_async.explore.dpor import DporChooser
 from odp_async.tracked import TrackedDict, TrackedSet, tracked
+from tests._search import Search
 
 Op = tuple[Any, ...]
 
@@ -119,15 +119,9 @@ def outcomes(
     program: Callable[[], Awaitable[Any]], chooser: Any, describe: Callable[[Any], str] = repr
 ) -> set[str]:
     seen: set[str] = set()
-    with tracking_session(chooser):
-        while chooser.has_more:
-            try:
-                result = sim.run(program, chooser=chooser)
-            except PrunedExecution:
-                continue
-            assert result.error is None, result.error
-            seen.add(describe(result.value))
-    assert chooser.is_complete
+    for result in Search(chooser, lambda: sim.run(program, chooser=chooser)):
+        assert result.error is None, result.error
+        seen.add(describe(result.value))
     return seen
 
 

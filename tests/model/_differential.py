@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from odp_async._runtime.footprint import tracking_session
-from odp_async.explore.dfs import PrunedExecution
 from odp_async.explore.dpor import DporChooser
 from odp_async.world import World, run_world
+from tests._search import Search
 
 Outcome = tuple[tuple[str, ...], int]
 
@@ -60,17 +59,16 @@ def outcomes(
 
     chooser = DporChooser()
     seen: set[Outcome] = set()
-    runs = 0
-    with tracking_session(chooser):
-        while chooser.has_more and runs < budget:
-            try:
-                run = run_world(scenario, protocol=protocol, chooser=chooser, noted_only=reduced)
-            except PrunedExecution:
-                continue
-            runs += 1
-            kinds = tuple(sorted({v.kind for v in run.violations}))
-            # a digest that raised would compare nothing
-            assert run.sim.error is None, run.sim.error
-            value = run.sim.value if isinstance(run.sim.value, int) else -1
-            seen.add((kinds, value))
-    return seen, runs, not chooser.has_more
+    search = Search(
+        chooser,
+        lambda: run_world(scenario, protocol=protocol, chooser=chooser, noted_only=reduced),
+        max_runs=budget,
+        complete=False,
+    )
+    for run in search:
+        kinds = tuple(sorted({v.kind for v in run.violations}))
+        # a digest that raised would compare nothing
+        assert run.sim.error is None, run.sim.error
+        value = run.sim.value if isinstance(run.sim.value, int) else -1
+        seen.add((kinds, value))
+    return seen, search.runs, not chooser.has_more

@@ -720,7 +720,10 @@ class SimTaskGroup:
                 parent.send_value = None
                 del rt._blocked[parent]
                 rt._runnable.append(parent)
-                rt._woken(parent)
+                # ``rt._woken(parent)`` inlined
+                parent.woken_at = rt._steps
+                if parent.watched and rt._fp is not None:
+                    rt._fp.add(progress_of(parent))
             else:
                 self._rt.wake(w, None)
 
@@ -1746,7 +1749,11 @@ class SimRuntime(Runtime):
         """
         queue = waiter.queue
         if type(queue) is SimTaskGroup:  # its children, without the scan of describe_wait
-            if not any(t.group is queue and t.waiter is not None for t in self._blocked):
+            # (a loop, not ``any()`` over a generator: a join's block is once per group)
+            for t in self._blocked:
+                if t.group is queue and t.waiter is not None:
+                    break
+            else:
                 return False
         else:
             # (no holder: a completion, a condition, a queue; anyone may end the wait)

@@ -171,6 +171,31 @@ async def abba_a_sibling_cancels(tg_as):
     return "the watchdog broke it"
 
 
+async def join_behind_busy(busy_steps=5000):
+    # the parent holds a and joins its group; the group's child waits for a
+    a = Mutex("a")
+    asking = Completion("asking")
+
+    async def child():
+        asking.complete_all()
+        async with a:
+            pass
+
+    async def parent():
+        async with a:
+            async with task_group() as inner:
+                inner.start_soon(child, name="child")
+                await asking.wait()
+
+    async def busy():
+        for _ in range(busy_steps):
+            await checkpoint("busy")
+
+    async with task_group() as tg:
+        tg.start_soon(parent, name="parent")
+        tg.start_soon(busy, name="busy")
+
+
 async def a_completion_in_the_cycle():
     # t1 waits for t2's lock; t2 waits on a completion that busy completes at the end
     a = Mutex("a")
@@ -219,6 +244,19 @@ def test_the_run_stops_on_the_step_that_closes_the_cycle(
         # the block before it was the other one's: the cycle was open until that step
         parks = [e for e in r.trace if e[2] == PARK and names[e[1]] in ("t1", "t2")]
         assert {names[parks[-1][1]], names[parks[-2][1]]} == {"t1", "t2"}
+
+
+def test_a_join_that_closes_the_cycle_stops_the_run(user_module: UserModule) -> None:
+    """The cycle through a task group: in some seeds the child blocks on the lock first
+    and the parent's join closes the cycle; in others the join comes first."""
+    mod = user_module(PROGRAMS, "partial")
+    for seed in range(10):
+        r = run(mod.join_behind_busy, seed=seed, max_steps=300)
+        assert r.outcome == "deadlock", (seed, r.outcome)
+        assert r.deadlock is not None
+        assert r.deadlock.is_partial
+        assert r.deadlock.runnable == ("busy",)
+        assert r.steps < 60, (seed, r.steps)
 
 
 def test_a_sleeper_beside_the_cycle_could_still_run(user_module: UserModule) -> None:

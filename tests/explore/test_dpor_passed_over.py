@@ -41,16 +41,26 @@ class Box:
     seen: tuple[Any, ...] = ()
 
 
-def program(*, looks: int = 2) -> Callable[[], Awaitable[Any]]:
+def program(*, looks: int = 2, joins: bool = False) -> Callable[[], Awaitable[Any]]:
+    """The watched task parks on a completion another task completes, or (`joins`) at
+    the end of a task group whose child's end wakes it."""
+
     async def main() -> Any:
         box = Box("box")
         done = Completion("done")
+
+        async def child() -> None:
+            await rt.checkpoint()
 
         async def watched() -> None:
             with rt.watch_progress():
                 box.task = rt.current_task()
                 await rt.checkpoint()
-                await done.wait()
+                if joins:
+                    async with rt.task_group() as inner:
+                        inner.start_soon(child)
+                else:
+                    await done.wait()
                 await rt.checkpoint()
 
         async def looker() -> None:
@@ -71,7 +81,8 @@ def program(*, looks: int = 2) -> Callable[[], Awaitable[Any]]:
         async with rt.task_group() as tg:
             tg.start_soon(watched)
             tg.start_soon(looker)
-            tg.start_soon(waker)
+            if not joins:
+                tg.start_soon(waker)
         return box.seen
 
     return main
@@ -82,14 +93,15 @@ def test_the_sim_answers_passed_over_and_not() -> None:
     assert seen == {repr(v) for v in (("no task",), (False,), (True,))}
 
 
+@pytest.mark.parametrize("joins", [False, True], ids=["completion", "join"])
 @pytest.mark.parametrize("looks", [1, 2])
-def test_dpor_reaches_every_answer_of_an_unreduced_search(looks: int) -> None:
-    expected = outcomes(program(looks=looks), DfsChooser(reduction=False))
+def test_dpor_reaches_every_answer_of_an_unreduced_search(looks: int, joins: bool) -> None:
+    expected = outcomes(program(looks=looks, joins=joins), DfsChooser(reduction=False))
     assert len(expected) > 2
     for noted_only in (False, True):
-        found = outcomes(program(looks=looks), DporChooser(noted_only=noted_only))
+        found = outcomes(program(looks=looks, joins=joins), DporChooser(noted_only=noted_only))
         assert found == expected, noted_only
-    assert outcomes(program(looks=looks), DfsChooser(reduction=True)) == expected
+    assert outcomes(program(looks=looks, joins=joins), DfsChooser(reduction=True)) == expected
 
 
 def steps_then_look(*, watch: bool = True) -> Callable[[], Awaitable[Any]]:

@@ -720,10 +720,7 @@ class SimTaskGroup:
                 parent.send_value = None
                 del rt._blocked[parent]
                 rt._runnable.append(parent)
-                # ``rt._woken(parent)`` inlined
-                parent.woken_at = rt._steps
-                if parent.watched and rt._fp is not None:
-                    rt._fp.add(progress_of(parent))
+                rt._woken(parent)
             else:
                 self._rt.wake(w, None)
 

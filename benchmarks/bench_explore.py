@@ -635,8 +635,11 @@ def first_bug(result: ExploreResult, expected: Verdict) -> int | None:
     return result.failure.index
 
 
-def first_bug_table(cells: list[tuple[str, str, Verdict]], seeds: int, cap: int) -> list[str]:
+def first_bug_table(
+    cells: list[tuple[str, str, Verdict]], seeds: int, cap: int, report: Report | None = None
+) -> list[str]:
     lines = []
+    data: list[dict[str, Any]] = []
     for scenario, protocol, expected in cells:
         counts: dict[str, list[int | None]] = {}
         for chooser in ("random", "pct"):
@@ -683,6 +686,15 @@ def first_bug_table(cells: list[tuple[str, str, Verdict]], seeds: int, cap: int)
                 "yes" if found == len(runs) else "NO",
             ]
         )
+        data.append(
+            {
+                "name": f"{scenario}/{protocol}",
+                "value": found,
+                "unit": f"runs of {len(runs)} finding it",
+                "target": f"={len(runs)}",
+                "met": found == len(runs),
+            }
+        )
     header = [
         "cell",
         "random",
@@ -698,6 +710,8 @@ def first_bug_table(cells: list[tuple[str, str, Verdict]], seeds: int, cap: int)
         f"schedules to the first bug: random and pct median over seeds 0..{seeds - 1}, "
         f"dfs iterative bounding 0..{DFS_MAX_PREEMPTIONS} preemptions; budget {cap} each"
     )
+    if report is not None:
+        report.add(title, data)
     return render(title, header, lines, {0, 6})
 
 
@@ -792,8 +806,9 @@ def versus_throughput(n: int, m: int, repeats: int, report: Report) -> list[str]
     )
 
 
-def versus_first_bug(seeds: int, cap: int) -> list[str]:
+def versus_first_bug(seeds: int, cap: int, report: Report | None = None) -> list[str]:
     lines = []
+    data: list[dict[str, Any]] = []
     for name, (ours, setup, workers, invariant, fr_random) in PROGRAMS.items():
         dfs = explore(
             ours,
@@ -852,14 +867,29 @@ def versus_first_bug(seeds: int, cap: int) -> list[str]:
                 cells += [f"{peer} (not run)", "-", "-"]
             else:
                 cells += [peer, fmt_count(peer_value, cap), f"{ratio:.2f}"]
-            cells += target_cells(target, value, ratio)
+            met = target_cells(target, value, ratio)
+            cells += met
             lines.append(cells)
+            if target is not None and ratio is not None:  # measured: met or not
+                data.append(
+                    {
+                        "name": label,
+                        "value": value,
+                        "unit": "schedules",
+                        "peer": peer,
+                        "ratio": ratio,
+                        "target": met[0],
+                        "met": met[1] == "yes",
+                    }
+                )
     header = ["name", "scheds", "peer", "peer scheds", "ratio", "target", "met"]
     title = (
         f"schedules to the first bug, ours vs {peer_label()}: dfs (reduction, bounding "
         f"0..{DFS_MAX_PREEMPTIONS}) vs its DPOR (preemption_bound=2); random: median over "
         f"seeds 0..{seeds - 1}; budget {cap}"
     )
+    if report is not None:
+        report.add(title, data)
     return render(title, header, lines, {0, 2})
 
 
@@ -930,11 +960,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("\n".join(throughput_tables(budget, sim_n, twenty_n, repeats, report)), flush=True)
     print(flush=True)
-    print("\n".join(first_bug_table(builtin_cells(args.quick), seeds, cap)), flush=True)
+    print("\n".join(first_bug_table(builtin_cells(args.quick), seeds, cap, report)), flush=True)
     print(flush=True)
     print("\n".join(versus_throughput(n, m, repeats, report)), flush=True)
     print(flush=True)
-    print("\n".join(versus_first_bug(seeds, cap)), flush=True)
+    print("\n".join(versus_first_bug(seeds, cap, report)), flush=True)
     print(f"\n{load()} at the end", flush=True)
     report.write(args.json)
     return 0

@@ -106,10 +106,14 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 
-def test_quick_benchmarks_print_every_contender() -> None:
+def test_quick_benchmarks_print_every_contender(tmp_path: Path) -> None:
+    import json
+    import re
+
     for script, names in EXPECTED.items():
+        out = tmp_path / f"{script}.json"
         proc = subprocess.run(
-            [sys.executable, str(BENCHMARKS / script), "--quick"],
+            [sys.executable, str(BENCHMARKS / script), "--quick", "--json", str(out)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -123,6 +127,16 @@ def test_quick_benchmarks_print_every_contender() -> None:
                 line.startswith(name + " ") and line[len(name) :].split()[0].isdigit()
                 for line in rows
             ), f"{script}: no table row for {name!r} in:\n{proc.stdout}"
+        # Every printed row judged against a target, met or not, is a target row of the
+        # data run_all.py collects (its Targets table): none is printed and left out.
+        judged = {
+            re.split(r"\s{2,}", line)[0]
+            for line in rows
+            if re.search(r"\S\s{2,}(yes|NO)$", line) and not line.startswith("name ")
+        }
+        tables = json.loads(out.read_text())["tables"] if out.exists() else []  # (no rows kept)
+        targeted = {row["name"] for tab in tables for row in tab["rows"] if "target" in row}
+        assert judged <= targeted, f"{script}: judged rows with no target: {judged - targeted}"
 
 
 def test_run_all_writes_a_results_file(tmp_path: Path) -> None:

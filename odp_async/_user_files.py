@@ -81,12 +81,25 @@ def not_a_scenario_file(name: str) -> str | None:
         return None
     if stat.S_ISDIR(mode):
         return f"{name} is a directory, not a scenario file (.toml)"
+    if stat.S_ISREG(mode) and name.endswith(".py"):
+        return f"{name} is a Python file, not a scenario file (.toml): {_as_module(name)}"
     if stat.S_ISREG(mode):
         return (
             f"{name} is a file, but a scenario file's name ends in .toml "
             f"(rename it {os.path.basename(name)}.toml)"
         )
     return f"{name} is {file_kind(mode)}, not a scenario file (.toml)"
+
+
+def _as_module(path: str) -> str:
+    """How to name what the Python file at `path` defines: ``MODULE:NAME``."""
+    folder, base = os.path.split(os.path.normpath(path))
+    stem = base[: -len(".py")]
+    parts = [p for p in folder.split(os.sep) if p]
+    if os.path.isabs(path) or ".." in parts or not all(p.isidentifier() for p in parts):
+        where = folder or "."
+        return f"name its function or scenario as {stem}:NAME, with {where} on PYTHONPATH"
+    return f"name its function or scenario as {'.'.join([*parts, stem])}:NAME"
 
 
 def _close_scenario_file(name: str) -> str | None:

@@ -118,11 +118,16 @@ def test_a_scenario_path_that_is_not_a_toml_file_says_what_it_is(
     tmp_path: Path, command: str
 ) -> None:
     (tmp_path / "okfile").write_text(SCENARIO)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "bank.py").write_text("async def transfer():\n    pass\n")
     (tmp_path / "somedir").mkdir()
     os.mkfifo(tmp_path / "fifo")
     cases = {
         "okfile": "okfile is a file, but a scenario file's name ends in .toml",
         "./okfile": "./okfile is a file, but a scenario file's name ends in .toml",
+        "mine/bank.py": "mine/bank.py is a Python file, not a scenario file (.toml): "
+        "name its function or scenario as mine.bank:NAME",
+        str(tmp_path / "mine" / "bank.py"): f"bank:NAME, with {tmp_path / 'mine'} on PYTHONPATH",
         "somedir": "somedir is a directory, not a scenario file (.toml)",
         "fifo": "fifo is a FIFO, not a scenario file (.toml)",
         "/dev/null": "/dev/null is a character device, not a scenario file (.toml)",

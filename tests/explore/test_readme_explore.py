@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -33,13 +34,18 @@ def test_the_explore_your_own_code_snippet_runs(
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            module = importlib.import_module(name)
+            module = importlib.import_module(name)  # as a replay imports it: no search
+        assert out.getvalue() == ""
+        assert not (tmp_path / "lost-deposit.html").exists()
+        with contextlib.redirect_stdout(out):  # as `python -m NAME` runs it
+            ran = runpy.run_module(name, run_name="__main__", alter_sys=True)
     finally:
         sys.modules.pop(name, None)
     printed = out.getvalue()
     assert "AssertionError: lost deposit: 10" in printed
     assert "replay: odp-async replay odp2." in printed
-    assert module.result.failure.verdict.value == "found"
+    assert ran["result"].failure.verdict.value == "found"
+    assert callable(module.two_deposits)
     page = (tmp_path / "lost-deposit.html").read_text()
     assert "lost deposit: 10" in page
     assert "seen" in page  # a task's variable, drawn at its steps
@@ -61,9 +67,9 @@ def test_the_snippet_prints_what_its_comment_says(tmp_path: Path, how: str) -> N
     # The comment: what the output starts with (up to its first "..."), then a quoted
     # line for each way to run it
     comment = " ".join(
-        line.lstrip("# ")
+        line.strip().lstrip("# ")
         for line in snippet("Explore your own code").splitlines()
-        if line.startswith("#")
+        if line.strip().startswith("#")
     )
     start = comment.split(" ...", 1)[0]
     assert start.startswith("found at schedule 1 (found by pct), shrunk to"), comment

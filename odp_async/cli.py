@@ -2010,14 +2010,16 @@ def matrix(
             click.echo("replay tokens (odp-async replay TOKEN --text):")
             for line in tokens:
                 click.echo(f"  {line}")
+        unexpected = _no_expectation(cells)
         if interrupted:  # never "N/N as expected" for a matrix cut short
             click.echo(
                 f"{len(cells)} of {total} cells explored (interrupted), "
-                f"{len(cells) - len(mismatches)} as expected, in {took:.1f}s"
+                f"{len(cells) - len(mismatches)} as expected{unexpected}, in {took:.1f}s"
             )
         else:
             click.echo(
-                f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected in {took:.1f}s"
+                f"{len(cells) - len(mismatches)}/{len(cells)} cells as expected{unexpected} "
+                f"in {took:.1f}s"
             )
         for c in mismatches:
             if _missed_within_budget(c):
@@ -2056,6 +2058,20 @@ def _missed_within_budget(cell: Any) -> bool:
         and cell.verdict is Verdict.CLEAN
         and not cell.claim.startswith("complete")
     )
+
+
+def _no_expectation(cells: list[Any]) -> str:
+    """`` (N with no expectation: 3 found, 1 clean)`` for the cells whose scenario names no
+    expectation for their protocol (they count as expected unless an error or
+    inconclusive), or ``""``."""
+    counts: dict[str, int] = {}
+    for c in cells:
+        if c.expected is None:
+            counts[_found(c)] = counts.get(_found(c), 0) + 1
+    if not counts:
+        return ""
+    each = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+    return f" ({sum(counts.values())} with no expectation: {each})"
 
 
 def _found(cell: Any) -> str:

@@ -14,7 +14,12 @@ Contract
     its budget, the time budget having stopped it, says how far it got in a line of the
     terminal summary (``odp_async: <node id>: no violation in N schedules (time budget
     reached, not complete); ...``), which its report carries as the ``user_properties``
-    entry `NOTE_PROPERTY` (so under pytest-xdist and in junitxml too).
+    entry `NOTE_PROPERTY` (so under pytest-xdist and in junitxml too).  The summary
+    also counts the explored tests that passed, how many of their searches were complete
+    (every trace explored: a proof for that test's program) and how many stopped at
+    their budget (``odp_async: 3 explored tests passed: 1 complete (every trace
+    explored), 2 on their budget, not complete``); under ``-v`` it lists each test's
+    claim (`CLAIM_PROPERTY`, `COMPLETE_PROPERTY`).
 
     ==========================  =====================  =====================================
     command line                ini                    what
@@ -104,6 +109,11 @@ _REPLAYED = pytest.StashKey[list[str]]()
 #: short adds (its report carries it: to the terminal summary, pytest-xdist's
 #: controller, junitxml's properties).
 NOTE_PROPERTY = "odp_async"
+#: The keys, in a passing explored test's ``user_properties``, of what its search
+#: established (`ExploreResult.claim`, a str) and whether it was complete (a bool): the
+#: terminal summary counts them, and lists each under ``-v``.
+CLAIM_PROPERTY = "odp_async_claim"
+COMPLETE_PROPERTY = "odp_async_complete"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -280,6 +290,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         replay_hint=lambda token: replay_command(_command_id(pyfuncitem), token),
         labels=labels,
         note=lambda text: pyfuncitem.user_properties.append((NOTE_PROPERTY, text)),
+        claimed=lambda claim, complete: pyfuncitem.user_properties.extend(
+            [(CLAIM_PROPERTY, claim), (COMPLETE_PROPERTY, complete)]
+        ),
     )
     return True
 
@@ -297,12 +310,30 @@ def _command_id(item: pytest.Function) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    claims: list[tuple[str, str, bool]] = []
     for report in terminalreporter.stats.get("passed", ()):
         if getattr(report, "when", None) != "call":
             continue
+        properties = dict(getattr(report, "user_properties", ()))
         for name, value in getattr(report, "user_properties", ()):
             if name == NOTE_PROPERTY:
                 terminalreporter.write_line(f"odp_async: {value}")
+        if CLAIM_PROPERTY in properties:
+            claims.append(
+                (report.nodeid, properties[CLAIM_PROPERTY], properties[COMPLETE_PROPERTY] is True)
+            )
+    if claims:
+        complete = sum(c for _, _, c in claims)
+        listed = config.get_verbosity() > 0
+        terminalreporter.write_line(
+            f"odp_async: {len(claims)} explored test{'s' if len(claims) != 1 else ''} passed: "
+            f"{complete} complete (every trace explored), {len(claims) - complete} on "
+            f"{'their' if len(claims) - complete != 1 else 'its'} budget, not complete"
+            + ("" if listed else " (-v lists each test's claim)")
+        )
+        if listed:
+            for node_id, claim, _ in claims:
+                terminalreporter.write_line(f"odp_async: {node_id}: {claim}")
     settings = config.stash.get(_SETTINGS, None)
     if settings is None or settings.replay is None or config.stash[_REPLAYED]:
         return

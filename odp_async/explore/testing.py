@@ -342,6 +342,7 @@ class ExploredTest:
         replay_hint: Callable[[str], str] | None = None,
         labels: Mapping[str, str] | None = None,
         note: Callable[[str], None] | None = None,
+        claimed: Callable[[str, bool], None] | None = None,
     ) -> bool:
         """Run the test; raise `ExplorationFailed` on a failing schedule, and
         `ExplorationInconclusive` (no violation, but runs reached the step bound
@@ -352,7 +353,9 @@ class ExploredTest:
         saves failing tokens and replays them first.  `labels` name the arguments in
         messages (keyword name, or the position as a str, to e.g. ``fixture 'box'``).
         `note` is called with one line when the test passes on part of its budget (the
-        time budget stopped it): its id, its claim, and how far it got.
+        time budget stopped it): its id, its claim, and how far it got.  `claimed` is
+        called, when the test passes after exploring (not on a replay), with what the
+        search established (`ExploreResult.claim`) and whether it was complete.
         Returns True if a replay token applied to this test.
 
         Raises `ExplorationInconclusive` if an argument changed between two runs (see the
@@ -401,6 +404,8 @@ class ExploredTest:
                 f"{test_id}: {result.claim}; {config.schedules} schedules were asked for, "
                 f"the time budget ({config.time:g} s) stopped it"
             )
+        if claimed is not None:
+            claimed(result.claim, result.complete)
         return False
 
     def _target(

@@ -188,12 +188,19 @@ class _TextRenderer:
         if self.keys:
             named = "; ".join(f"{k} = {detail}" for detail, k in self.keys.items())
             lines += self._wrap(f"locks: {named}", "   ", "     ")
+        drawn = set("".join(self.window_marks.values())) - {".", "z"}
+        windows = (  # the model's windows, only when the timeline has any (not plain code)
+            "; | invalidation window open; : fault attempt; = register, ~ deregister, "
+            "# exit window; * other window"
+            if drawn
+            else ""
+        )
         legend = (
             "marks: a letter per lock held (lower case: read; upper case: write or "
-            "exclusive); . blocked, z asleep; | invalidation window open; : fault attempt; "
-            "= register, ~ deregister, # exit window; * other window.  The task that ran a "
+            f"exclusive); . blocked, z asleep{windows}.  The task that ran a "
             "step shows what it does next, 'wait X' if it blocked on X, '(ends)' if it finished; "
-            "under it +x / -x: window x opens / closes, * an event, !! a violation"
+            f"under it {'+x / -x: window x opens / closes, ' if drawn else ''}* an event, "
+            "!! a violation"
         )
         lines += self._wrap(legend, "   ", "     ")
         return lines

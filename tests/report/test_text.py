@@ -113,3 +113,35 @@ def test_a_long_task_name_keeps_its_end() -> None:
     titles = head.split()[1:]
     assert titles[1:] == ["…updater", "…other_writer"], head
     assert len(set(titles)) == len(titles) == 3, head
+
+
+def test_the_legend_names_the_model_s_windows_only_where_they_are_drawn(
+    race: Timeline,
+) -> None:
+    """A timeline of plain code (no invalidation, fault or registration windows) has no
+    legend for them (new-user trial: a plain function's text timeline explained the ODP
+    marks); the model's race keeps the whole legend."""
+    from odp_async import checkpoint, task_group
+    from odp_async.explore.target import Target
+    from odp_async.sim import RandomChooser
+
+    async def two_bumps() -> None:
+        box = {"n": 0}
+
+        async def bump() -> None:
+            seen = box["n"]
+            await checkpoint()
+            box["n"] = seen + 1
+
+        async with task_group() as tg:
+            tg.start_soon(bump)
+            tg.start_soon(bump)
+
+    execution = Target.resolve(two_bumps).run(RandomChooser(0), max_steps=100, trace=True)
+    plain = " ".join(render_text(Timeline.from_execution(execution), width=200).split())
+    assert ". blocked, z asleep." in plain
+    for mark in ("invalidation window", "fault attempt", "+x / -x"):
+        assert mark not in plain
+    model = " ".join(render_text(race, width=200).split())
+    for mark in (". blocked, z asleep; | invalidation window open", "fault attempt", "+x / -x"):
+        assert mark in model

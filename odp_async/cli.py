@@ -2269,8 +2269,16 @@ def _protocol(text: str) -> Any:
     if text in PROTOCOLS:
         return text
     if ":" not in text:
+        module, _, cls_name = text.rpartition(".")
+        close = (  # ``mymod.MyProtocol``: a class is named after a colon
+            f" (did you mean '{module}:{cls_name}'?)"
+            if all(part.isidentifier() for part in module.split("."))
+            and cls_name.isidentifier()
+            and cls_name[0].isupper()
+            else _did_you_mean(text, list(PROTOCOLS))
+        )
         _fail(
-            f"unknown protocol {text!r}{_did_you_mean(text, list(PROTOCOLS))}; expected one "
+            f"unknown protocol {text!r}{close}; expected one "
             f"of {', '.join(PROTOCOLS)} or module:Class (your own OdpProtocol subclass)"
         )
     from .odp.protocols import resolve_protocol

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from odp_async.cli import ExitCode
+from tests.conftest import UserModule
 from tests.test_cli import run_cli
 from tests.test_cli_user import one_line_usage_error
 
@@ -49,3 +50,76 @@ def test_the_matrix_names_a_reference_it_cannot_import(capsys: pytest.CaptureFix
     one_line_usage_error(
         code, out, err, "cannot import module 'mymod' of scenario 'mymod:fn': No module named"
     )
+
+
+# --- the second new-user trial of 2026-12-06 ---------------------------------------------
+
+WRAPPED = """
+import functools
+
+import odp_async as oa
+from odp_async.explore.testing import explore_test
+
+
+@explore_test(schedules=5)
+async def test_explored():
+    await oa.checkpoint()
+
+
+def plain(fn):
+    @functools.wraps(fn)
+    def run():
+        pass
+
+    return run
+
+
+@plain
+async def decorated():
+    await oa.checkpoint()
+"""
+
+
+def test_a_wrapped_async_function_is_named_as_such(
+    capsys: pytest.CaptureFixture[str], user_module: UserModule
+) -> None:
+    """An @explore_test test given to explore was "neither a Scenario nor an async
+    function" (it was written `async def`), with its memory address."""
+    name = user_module(WRAPPED, "wrapped").__name__
+    code, out, err = run_cli(capsys, "explore", f"{name}:test_explored")
+    one_line_usage_error(
+        code,
+        out,
+        err,
+        f"{name}:test_explored: a plain function wrapping the async function "
+        "'test_explored' (an @explore_test test: run it with pytest)",
+    )
+    assert " at 0x" not in err
+    code, out, err = run_cli(capsys, "explore", f"{name}:decorated")
+    one_line_usage_error(code, out, err, "'decorated' (a decorator made it)")
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("mine/bank:transfer", "'mine.bank:transfer', run from the folder that holds mine/"),
+        ("./mine/bank.py:transfer", "'mine.bank:transfer', run from the folder that holds mine/"),
+        ("/src/bank.py:transfer", "'bank:transfer', with /src on PYTHONPATH"),
+    ],
+)
+def test_a_module_named_by_its_path_is_told_its_import_name(
+    capsys: pytest.CaptureFixture[str], given: str, says: str
+) -> None:
+    """'rename it' was the advice for a module named by its file's path."""
+    code, out, err = run_cli(capsys, "explore", given)
+    one_line_usage_error(code, out, err, "names its module by a path", says)
+    assert "rename it" not in err
+
+
+def test_a_protocol_class_named_with_a_dot_gets_the_colon(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli(capsys, "explore", "registration-race", "-p", "mymod.MyProtocol")
+    one_line_usage_error(code, out, err, "(did you mean 'mymod:MyProtocol'?)")
+    code, out, err = run_cli(capsys, "explore", "registration-race", "-p", "kvm.seq")
+    one_line_usage_error(code, out, err, "(did you mean 'kvm-seq'?)")

@@ -66,6 +66,13 @@ def ref_problem(text: str) -> str | None:
     if text.count(":") != 1:
         return f"{text!r} has {text.count(':')} colons; a reference is 'module:qualname'"
     module, qualname = text.split(":")
+    as_module = _path_as_module(module)
+    if as_module is not None and _dotted(qualname):
+        name, where = as_module
+        return (
+            f"{text!r} names its module by a path; a reference names it as an import "
+            f"statement does: '{name}:{qualname}', {where}"
+        )
     for part, what in ((module, "module name"), (qualname, "qualified name")):
         if not _dotted(part):
             return (
@@ -74,6 +81,24 @@ def ref_problem(text: str) -> str | None:
                 "or _: what an import statement can name); rename it"
             )
     return None  # pragma: no cover - is_ref(text) held
+
+
+def _path_as_module(path: str) -> tuple[str, str] | None:
+    """(module name, where it imports from) for a file path given as a module
+    (``mine/bank.py``: ``mine.bank``, run from the folder that holds ``mine/``;
+    ``/src/bank.py``: ``bank``, with ``/src`` on PYTHONPATH), or None when `path` is no
+    such path."""
+    path = path.replace("\\", "/")
+    if "/" not in path:
+        return None
+    path = path[: -len(".py")] if path.endswith(".py") else path
+    if path.startswith("/"):
+        folder, name = path.rsplit("/", 1)
+        where = f"with {folder or '/'} on PYTHONPATH"
+    else:
+        name = ".".join(part for part in path.split("/") if part not in ("", "."))
+        where = f"run from the folder that holds {name.split('.')[0]}/"
+    return (name, where) if _dotted(name) else None
 
 
 def _dotted(text: str) -> bool:

@@ -688,6 +688,11 @@ def docstring_parts(obj: object) -> tuple[str, str]:
     return " ".join(first.split()), rest.strip()
 
 
+#: The attribute `odp_async.explore.testing.explore_test` sets on the plain test function
+#: it makes (its `ExploredTest`).
+EXPLORED_TEST_ATTR: Final = "_odp_async_explored_test"
+
+
 def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
     """A `Scenario` as it is, or a plain async function as a general program."""
     if isinstance(obj, Scenario):
@@ -710,6 +715,18 @@ def _as_scenario(obj: object, ref: str, args: tuple[Any, ...]) -> Scenario:
         raise InvalidArgument(
             f"{shown}: an async generator (an `async def` with `yield`), which cannot be "
             "awaited; pass an `async def` function without `yield`"
+        )
+    wrapped = getattr(obj, "__wrapped__", None)
+    if inspect.iscoroutinefunction(wrapped):  # a decorator's plain wrapper of one
+        hint = (
+            "an @explore_test test: run it with pytest"
+            if hasattr(obj, EXPLORED_TEST_ATTR)
+            else "a decorator made it"
+        )
+        raise InvalidArgument(
+            f"{ref}: a plain function wrapping the async function "
+            f"{getattr(wrapped, '__qualname__', wrapped)!r} ({hint}); pass an `async def` "
+            "function itself"
         )
     raise InvalidArgument(
         f"{shown}: neither a Scenario nor an async function; pass an `async def` function "

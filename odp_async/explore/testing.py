@@ -110,7 +110,7 @@ from .failures import describe_execution
 from .portfolio import PROBE_FINDERS
 from .runner import ExploreResult, explore_target, make_failure
 from .start_check import StartCheck, describe_record, record_run
-from .target import Execution, Target, docstring_parts
+from .target import EXPLORED_TEST_ATTR, Execution, Target, docstring_parts
 from .tokens import DecodedToken, decode_token, raised_otherwise
 
 __all__ = [
@@ -131,7 +131,7 @@ __all__ = [
 REPLAY_ENV: Final = "ODP_ASYNC_REPLAY"
 
 #: The attribute of a decorated test function that holds its `ExploredTest`.
-_SPEC_ATTR: Final = "_odp_async_explored_test"
+_SPEC_ATTR: Final = EXPLORED_TEST_ATTR
 
 
 TestFunction = Callable[..., Coroutine[Any, Any, Any]]

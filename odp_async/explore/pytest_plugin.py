@@ -105,6 +105,7 @@ class OdpSettings:
 
 _SETTINGS = pytest.StashKey[OdpSettings]()
 _REPLAYED = pytest.StashKey[list[str]]()
+_REPLAY_LOOKALIKES = pytest.StashKey[list[str]]()
 #: The key, in a test's ``user_properties``, of the line a pass the time budget cut
 #: short adds (its report carries it: to the terminal summary, pytest-xdist's
 #: controller, junitxml's properties).
@@ -244,9 +245,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_REPLAYED] = []
 
 
-def pytest_collection_modifyitems(config: pytest.Config) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Every conftest.py is imported by now, so every register_profile call has run.
     settings = config.stash[_SETTINGS]
+    made_by = settings.replay_test_id
+    if made_by is not None:  # the token's test under another rootdir: its id ends the same
+        config.stash[_REPLAY_LOOKALIKES] = [
+            item.nodeid for item in items if item.nodeid.endswith("/" + made_by)
+        ]
     try:
         get_profile(settings.profile_name)
     except InvalidArgument as e:
@@ -337,8 +343,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     settings = config.stash.get(_SETTINGS, None)
     if settings is None or settings.replay is None or config.stash[_REPLAYED]:
         return
+    lookalikes = config.stash.get(_REPLAY_LOOKALIKES, [])
     terminalreporter.write_line(
         f"odp_async: the token of {settings.replay_from} was made by "
         f"{settings.replay_test_id!r}, "
         "which did not run: nothing was replayed"
+        + (
+            f" (this run's {lookalikes[0]!r} ends the same: a node id is relative to "
+            f"pytest's rootdir, here {str(config.rootpath)!r}; run pytest where the token "
+            "was made)"
+            if lookalikes
+            else ""
+        )
     )

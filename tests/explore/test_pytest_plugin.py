@@ -282,6 +282,25 @@ def test_a_replay_token_whose_test_did_not_run_is_reported(user_tests: pytest.Py
     )
 
 
+def test_a_token_made_under_another_rootdir_is_told_apart(user_tests: pytest.Pytester) -> None:
+    """Run from another folder, the token's test has another node id: the note names this
+    run's test that ends the same and says why (second new-user trial, 2026-12-06)."""
+    output = user_tests.runpytest("-k", "lost_update", "--odp-database=none").stdout.str()
+    args = _replay_line(output, "test_user.py::test_lost_update[2]")
+    (user_tests.path / "sub").mkdir()
+    (user_tests.path / "test_user.py").rename(user_tests.path / "sub" / "test_user.py")
+    result = user_tests.runpytest("-k", "lost_update", "--odp-database=none", args[-1])
+    result.stdout.fnmatch_lines(
+        [
+            "odp_async: the token of --odp-replay was made by "
+            "'test_user.py::test_lost_update[[]2[]]', which did not run: nothing was replayed "
+            "(this run's "
+            "'sub/test_user.py::test_lost_update[[]2[]]' ends the same: a node id is relative "
+            "to pytest's rootdir, here *; run pytest where the token was made)"
+        ]
+    )
+
+
 def test_a_test_method_with_fixtures_is_explored(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_cls="""

@@ -2022,8 +2022,10 @@ def matrix(
                 f"in {took:.1f}s"
             )
         for c in mismatches:
+            label = shown.get(c.scenario, c.scenario)
+            if str(c.verdict) == "error" and c.detail:  # what raised, without a replay
+                _err(f"odp-async: note: {label}/{c.protocol}: {c.detail}")
             if _missed_within_budget(c):
-                label = shown.get(c.scenario, c.scenario)
                 _err(
                     f"odp-async: note: {label}/{c.protocol}: expected {c.expected}, none "
                     f"seen in {c.schedules} schedules and the search is not complete: a "

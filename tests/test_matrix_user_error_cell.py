@@ -41,6 +41,10 @@ def test_an_error_cell_with_no_expectation_is_a_mismatch(tmp_path: Path) -> None
     assert done.returncode == ExitCode.VIOLATION, done.stdout + done.stderr
     # neither cell had an expectation: the line says so, and what each found
     assert "1/2 cells as expected (2 with no expectation: 1 clean, 1 error) in " in done.stdout
+    # what raised is told, not only in a replay (second new-user trial, 2026-12-06)
+    note = "odp-async: note: registration-race/errprotos:HookRaises: error (step "
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith(note)]
+    assert "KeyError: 'after_end'" in line, line
     shown = cli_in(tmp_path, *argv, "-p", "errprotos:HookRaises", "-p", "errprotos:Fine", "--json")
     cells = {c["protocol"]: c for c in json.loads(shown.stdout)["cells"]}
     assert cells["errprotos:HookRaises"]["found"] == "error"

@@ -82,7 +82,12 @@ def not_a_scenario_file(name: str) -> str | None:
     if stat.S_ISDIR(mode):
         return f"{name} is a directory, not a scenario file (.toml)"
     if stat.S_ISREG(mode) and name.endswith(".py"):
-        return f"{name} is a Python file, not a scenario file (.toml): {_as_module(name)}"
+        module = path_as_module(name)
+        how = f"{module[0]}:NAME, {module[1]}" if module else "MODULE:NAME"
+        return (
+            f"{name} is a Python file, not a scenario file (.toml): name its function or "
+            f"scenario as {how}"
+        )
     if stat.S_ISREG(mode):
         return (
             f"{name} is a file, but a scenario file's name ends in .toml "
@@ -91,15 +96,27 @@ def not_a_scenario_file(name: str) -> str | None:
     return f"{name} is {file_kind(mode)}, not a scenario file (.toml)"
 
 
-def _as_module(path: str) -> str:
-    """How to name what the Python file at `path` defines: ``MODULE:NAME``."""
-    folder, base = os.path.split(os.path.normpath(path))
-    stem = base[: -len(".py")]
-    parts = [p for p in folder.split(os.sep) if p]
-    if os.path.isabs(path) or ".." in parts or not all(p.isidentifier() for p in parts):
-        where = folder or "."
-        return f"name its function or scenario as {stem}:NAME, with {where} on PYTHONPATH"
-    return f"name its function or scenario as {'.'.join([*parts, stem])}:NAME"
+def path_as_module(path: str) -> tuple[str, str] | None:
+    """(module name, where it imports from) for a Python file's path given where a module
+    goes (``mine/bank.py``: ``mine.bank``, run from the folder that holds ``mine/``;
+    ``bank.py``: ``bank``, run from the folder that holds ``bank.py``; ``/src/bank.py``:
+    ``bank``, with ``/src`` on PYTHONPATH), or None when `path` is no such path or names
+    no module an import statement could (``../x.py``, ``my-mod.py``)."""
+    path = path.replace("\\", "/")
+    is_file = path.endswith(".py")
+    if "/" not in path and not is_file:
+        return None
+    path = path[: -len(".py")] if is_file else path
+    if path.startswith("/"):
+        folder, name = path.rsplit("/", 1)
+        where = f"with {folder or '/'} on PYTHONPATH"
+    else:
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        name = ".".join(parts)
+        held = f"{parts[0]}/" if len(parts) > 1 else f"{parts[0]}.py" if parts else ""
+        where = f"run from the folder that holds {held}"
+    dotted = bool(name) and all(part.isidentifier() for part in name.split("."))
+    return (name, where) if dotted else None
 
 
 def _close_scenario_file(name: str) -> str | None:

@@ -38,7 +38,7 @@ from typing import Any
 
 import attrs
 
-from .._user_files import UnreadableFile, read_bytes
+from .._user_files import UnreadableFile, path_as_module, read_bytes
 from ..errors import InvalidArgument, ReplayMismatch
 from ..scenarios import Scenario
 from ..scenarios.files import ScenarioFileError, _Reader, _text_of, read_scenario
@@ -66,7 +66,7 @@ def ref_problem(text: str) -> str | None:
     if text.count(":") != 1:
         return f"{text!r} has {text.count(':')} colons; a reference is 'module:qualname'"
     module, qualname = text.split(":")
-    as_module = _path_as_module(module)
+    as_module = path_as_module(module)
     if as_module is not None and _dotted(qualname):
         name, where = as_module
         return (
@@ -81,24 +81,6 @@ def ref_problem(text: str) -> str | None:
                 "or _: what an import statement can name); rename it"
             )
     return None  # pragma: no cover - is_ref(text) held
-
-
-def _path_as_module(path: str) -> tuple[str, str] | None:
-    """(module name, where it imports from) for a file path given as a module
-    (``mine/bank.py``: ``mine.bank``, run from the folder that holds ``mine/``;
-    ``/src/bank.py``: ``bank``, with ``/src`` on PYTHONPATH), or None when `path` is no
-    such path."""
-    path = path.replace("\\", "/")
-    if "/" not in path:
-        return None
-    path = path[: -len(".py")] if path.endswith(".py") else path
-    if path.startswith("/"):
-        folder, name = path.rsplit("/", 1)
-        where = f"with {folder or '/'} on PYTHONPATH"
-    else:
-        name = ".".join(part for part in path.split("/") if part not in ("", "."))
-        where = f"run from the folder that holds {name.split('.')[0]}/"
-    return (name, where) if _dotted(name) else None
 
 
 def _dotted(text: str) -> bool:

@@ -130,10 +130,6 @@ __all__ = [
 
 REPLAY_ENV: Final = "ODP_ASYNC_REPLAY"
 
-#: The attribute of a decorated test function that holds its `ExploredTest`.
-_SPEC_ATTR: Final = EXPLORED_TEST_ATTR
-
-
 TestFunction = Callable[..., Coroutine[Any, Any, Any]]
 
 
@@ -718,7 +714,7 @@ def explore_test(
             __tracebackhide__ = True
             spec.call(args, kwargs, replay=os.environ.get(REPLAY_ENV) or None)
 
-        run.__dict__[_SPEC_ATTR] = spec
+        run.__dict__[EXPLORED_TEST_ATTR] = spec
         return run
 
     return decorate(fn) if fn is not None else decorate
@@ -726,7 +722,7 @@ def explore_test(
 
 def explored_test_of(obj: object) -> ExploredTest | None:
     """The `ExploredTest` behind a function decorated with `explore_test`, else None."""
-    spec = getattr(obj, _SPEC_ATTR, None)
+    spec = getattr(obj, EXPLORED_TEST_ATTR, None)
     return spec if isinstance(spec, ExploredTest) else None
 
 

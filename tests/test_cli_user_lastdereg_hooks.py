@@ -111,6 +111,18 @@ class AsyncInsert(Odp2014):
         pass
 """
 
+TYPO_HOOK = """
+from odp_async.odp.protocols.kvm_seq import KvmSeq
+
+
+class Typo(KvmSeq):
+    name = "typo"
+    summary = "means to override must_retry, misspelt: KvmSeq's would be checked instead"
+
+    def must_retyr(self, umem, rng, token):
+        return False
+"""
+
 BAD_TEARDOWN = """
 from odp_async.odp.protocols.kvm_seq import KvmSeq
 
@@ -202,6 +214,7 @@ def one_line_usage_error(proc: subprocess.CompletedProcess[str], *needles: str) 
         (SYNC_HOOK, "SyncFirst", ("SyncFirst: on_first_mr must be an async def",)),
         (ASYNC_HOOK, "AsyncInsert", ("AsyncInsert: on_insert must be a plain def",)),
         (BAD_TEARDOWN, "Later", ("Later.LAST_MR_UNREGISTER must be one of", "'v6'")),
+        (TYPO_HOOK, "Typo", ("Typo: 'must_retyr' is spelt almost like", "name it 'must_retry'")),
     ],
 )
 def test_a_hook_of_the_wrong_kind_is_a_one_line_usage_error(

@@ -41,7 +41,8 @@ Contract
     ``commit_locked``, ``must_retry``.
     An override of the other kind is refused when the class is created
     (`ProtocolUsageError` naming the class and the hook: on the command line one line,
-    exit 2), not left to fail inside a run.
+    exit 2), not left to fail inside a run; so is a public name that is a typo of a hook
+    or setting the class leaves alone (``must_retyr``), which the core would never call.
 
 Concurrency
     Hooks may block (they are async); each documents the locks it takes.
@@ -174,6 +175,7 @@ class _ProtocolMeta(abc.ABCMeta):
                 f"{', '.join(map(repr, _LAST_MR_UNREGISTER))}, got {teardown!r}"
             )
         _check_hook_kinds(namespace, bases, qualname)
+        _check_hook_names(namespace, bases, qualname)
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         _check_option_names(cls, qualname)
         # Every protocol class is tracked when it is made, a user's as a built-in: its
@@ -271,6 +273,61 @@ def _check_hook_kinds(namespace: Mapping[str, Any], bases: tuple[type, ...], own
                 f"{where}: {attr}{inspect.signature(mine)} cannot take the arguments the "
                 f"hook it overrides ({theirs.__qualname__}) is called with: ({called_with})"
             )
+
+
+def _check_hook_names(namespace: Mapping[str, Any], bases: tuple[type, ...], owner: str) -> None:
+    """Refuse (`ProtocolUsageError`, one line naming the class, the name and the hook) a
+    public name the class being created defines that is no hook of this package's
+    protocol classes but is a typo of one the class leaves alone (`_typo_of`:
+    ``must_retyr`` beside ``must_retry``, ``LAST_MR_UNREGISTR``, ``Fault_Begin``): the core
+    never calls it, so a run would check the inherited hook and report that verdict as the
+    user's protocol's.  A helper so named is meant: start it with ``_``, which this check
+    never looks at."""
+    hooks: dict[str, str] = {}
+    for base in bases:
+        for k in base.__mro__:
+            if k.__module__.startswith(_PACKAGE):
+                for attr in vars(k):
+                    if not attr.startswith("_"):
+                        hooks.setdefault(attr, f"{k.__qualname__}.{attr}")
+    open_hooks = sorted(hook for hook in hooks if hook not in namespace)
+    for attr in namespace:
+        if attr.startswith("_") or attr in hooks:
+            continue
+        hook = next((h for h in open_hooks if _typo_of(attr, h)), None)
+        if hook is not None:
+            raise ProtocolUsageError(
+                f"protocol class {namespace.get('__module__')}:{owner}: {attr!r} is spelt "
+                f"almost like {hooks[hook]}, which the class does not override; the core "
+                f"never reads {attr!r}: name it {hook!r}, or start a helper's name with '_'"
+            )
+
+
+def _typo_of(name: str, hook: str) -> bool:
+    """Whether `name` is `hook` mistyped: equal but for case, or at an optimal string
+    alignment distance (edits: a letter added, dropped, changed, or two adjacent ones
+    swapped) of 1, or 2 for a hook of 12 letters or more.  `hook` with a suffix
+    (``released``, ``must_retry2``) is a name of its own, not a typo."""
+    a, b = name.lower(), hook.lower()
+    if a == b:
+        return True
+    if a.startswith(b) or abs(len(a) - len(b)) > 2:
+        return False
+    limit = 2 if len(b) >= 12 else 1
+    # rows[i][j]: the distance between a[:i] and b[:j]
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(
+                rows[i - 1][j] + 1,
+                row[j - 1] + 1,
+                rows[i - 1][j - 1] + (a[i - 1] != b[j - 1]),
+            )
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1] <= limit
 
 
 def _def_kind(fn: object) -> str:
